@@ -1,0 +1,884 @@
+//! The TOML configuration: one schema with a default for every key, loaded
+//! and validated by [`load`], which REHASH calls again.
+
+use std::net::SocketAddr;
+use std::ops::{Range, RangeInclusive};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use toml::de::{DeArray, DeTable, DeValue};
+
+use crate::proto::Casemapping;
+
+/// Everything an admin can set. Every section and key is optional.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub listen: Vec<Listen>,
+    pub limits: Limits,
+    pub timeouts: Timeouts,
+    pub flood: Flood,
+    pub oper: Vec<Oper>,
+    pub history: History,
+    pub channels: Channels,
+    pub log: Log,
+    /// The message of the day as lines, read once by [`parse`]; use [`Config::motd_lines`].
+    #[serde(skip)]
+    pub motd_loaded: Vec<String>,
+}
+
+/// `[server]`: who the server is and what it tells clients on connect.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// The server name: the source of every server message.
+    pub name: String,
+    /// NETWORK in 005.
+    pub network: String,
+    /// Free text in 004-adjacent replies (INFO, ADMIN).
+    pub description: String,
+    /// The message of the day, inline.
+    pub motd: Option<String>,
+    /// The message of the day, from a file (read at load and on REHASH).
+    pub motd_file: Option<PathBuf>,
+    /// A connection password required through PASS.
+    pub password: Option<String>,
+    #[serde(serialize_with = "serialize_casemapping")]
+    pub casemapping: Casemapping,
+}
+
+/// One `[[listen]]` address clients connect to.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Listen {
+    pub address: SocketAddr,
+    pub tls: Option<Tls>,
+}
+
+/// Certificate and key for a TLS listener; checked at load, served in a later release.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// `[limits]`: the caps advertised in 005 and enforced on every client.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    pub max_clients: usize,
+    pub max_clients_per_ip: usize,
+    /// CHANLIMIT: rooms one client may be in at once.
+    pub channels_per_client: usize,
+    /// A cap on every room's members; 0 = none.
+    pub max_channel_members: usize,
+    pub nick_length: usize,
+    pub channel_length: usize,
+    pub topic_length: usize,
+    pub away_length: usize,
+    pub kick_length: usize,
+    pub user_length: usize,
+    pub realname_length: usize,
+    /// MAXLIST: entries in each of the b, e and I lists.
+    pub max_list_entries: usize,
+    /// TARGMAX for PRIVMSG, NOTICE, JOIN, PART, …
+    pub max_targets: usize,
+    /// Bytes queued to one client before it is dropped with "SendQ exceeded".
+    pub sendq_bytes: usize,
+    /// WHOWAS entries kept.
+    pub whowas_entries: usize,
+    /// Mode changes with an argument in one MODE command (MODES in 005).
+    pub modes_per_command: usize,
+}
+
+/// `[timeouts]`: how long a silent or unregistered connection is kept.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Timeouts {
+    /// Seconds a connection may take to register.
+    pub registration: u64,
+    /// Seconds of silence before the server sends PING.
+    pub ping_interval: u64,
+    /// Seconds to wait for the PONG before dropping the client.
+    pub ping_timeout: u64,
+}
+
+/// `[flood]`: the per-client line rate, a token bucket of `burst` lines.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Flood {
+    pub enabled: bool,
+    pub lines_per_second: f64,
+    pub burst: u32,
+}
+
+/// One `[[oper]]`: a name and password hash that OPER accepts.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Oper {
+    pub name: String,
+    pub password_hash: String,
+    #[serde(default)]
+    pub hosts: Vec<String>,
+}
+
+/// `[history]`: where channel history is kept on disk.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct History {
+    pub enabled: bool,
+    pub path: PathBuf,
+}
+
+/// `[channels]`: how new rooms start.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Channels {
+    /// Modes a new room starts with.
+    pub default_modes: String,
+}
+
+/// `[log]`: what the server logs.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Log {
+    /// A tracing filter; RUST_LOG wins over it.
+    pub level: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            server: ServerConfig::default(),
+            listen: vec![Listen {
+                address: SocketAddr::from(([127, 0, 0, 1], 6667)),
+                tls: None,
+            }],
+            limits: Limits::default(),
+            timeouts: Timeouts::default(),
+            flood: Flood::default(),
+            oper: Vec::new(),
+            history: History::default(),
+            channels: Channels::default(),
+            log: Log::default(),
+            motd_loaded: Vec::new(),
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            name: "localhost".into(),
+            network: "rookery".into(),
+            description: "rookery IRC server".into(),
+            motd: None,
+            motd_file: None,
+            password: None,
+            casemapping: Casemapping::Ascii,
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_clients: 10_000,
+            max_clients_per_ip: 50,
+            channels_per_client: 50,
+            max_channel_members: 0,
+            nick_length: 30,
+            channel_length: 64,
+            topic_length: 390,
+            away_length: 200,
+            kick_length: 255,
+            user_length: 10,
+            realname_length: 100,
+            max_list_entries: 100,
+            max_targets: 4,
+            sendq_bytes: 1 << 20,
+            whowas_entries: 1000,
+            modes_per_command: 6,
+        }
+    }
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            registration: 60,
+            ping_interval: 120,
+            ping_timeout: 60,
+        }
+    }
+}
+
+impl Default for Flood {
+    fn default() -> Self {
+        Flood {
+            enabled: true,
+            lines_per_second: 2.0,
+            burst: 10,
+        }
+    }
+}
+
+impl Default for History {
+    fn default() -> Self {
+        History {
+            enabled: true,
+            path: PathBuf::from("rookery.db"),
+        }
+    }
+}
+
+impl Default for Channels {
+    fn default() -> Self {
+        Channels {
+            default_modes: "+nt".into(),
+        }
+    }
+}
+
+impl Default for Log {
+    fn default() -> Self {
+        Log {
+            level: "info".into(),
+        }
+    }
+}
+
+impl Config {
+    /// The message of the day, one entry per line: the inline `motd`, or the
+    /// `motd_file` contents as read by the last load; empty when neither is set.
+    pub fn motd_lines(&self) -> Vec<String> {
+        match &self.server.motd {
+            Some(motd) => motd.lines().map(str::to_owned).collect(),
+            None => self.motd_loaded.clone(),
+        }
+    }
+}
+
+/// A configuration that could not be loaded, with where and why.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file itself could not be read.
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// `file:line:column: message`
+    #[error("{path}:{line}:{column}: {message}")]
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+}
+
+/// Reads, parses and validates a configuration file.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    parse(&text, path)
+}
+
+/// Parses and validates configuration text; `path` only names it in errors.
+///
+/// Files named inside the configuration (`motd_file`, TLS keys) are opened
+/// relative to the working directory, as the server will open them.
+pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+    let invalid = |span: Range<usize>, message: String| {
+        let (line, column) = line_and_column(text, span.start);
+        ConfigError::Invalid {
+            path: path.to_owned(),
+            line,
+            column,
+            message,
+        }
+    };
+    let document = DeTable::parse(text).map_err(|error| {
+        let span = error.span().unwrap_or(0..0);
+        invalid(
+            span.clone(),
+            describe_syntax_error(error.message(), text.get(span).unwrap_or("")),
+        )
+    })?;
+    let root = document.get_ref();
+    let mut config =
+        Config::deserialize(toml::de::Deserializer::from(document.clone())).map_err(|error| {
+            let span = error.span().unwrap_or(0..0);
+            let location = path_at(root, &span);
+            invalid(span, describe_schema_error(error.message(), &location))
+        })?;
+    let earliest = problems(&config)
+        .into_iter()
+        .map(|problem| (span_of(root, &problem.path), problem))
+        .min_by_key(|(span, _)| span.start);
+    if let Some((span, problem)) = earliest {
+        return Err(invalid(
+            span,
+            format!("{} {}", describe_key(&problem.path), problem.reason),
+        ));
+    }
+    if let Some(motd_file) = &config.server.motd_file {
+        let contents = std::fs::read_to_string(motd_file).map_err(|error| {
+            let path = key_path("server.motd_file");
+            let reason = format!(
+                "names `{}`, which cannot be read: {error}",
+                motd_file.display()
+            );
+            invalid(
+                span_of(root, &path),
+                format!("{} {reason}", describe_key(&path)),
+            )
+        })?;
+        config.motd_loaded = contents.lines().map(str::to_owned).collect();
+    }
+    Ok(config)
+}
+
+fn serialize_casemapping<S: serde::Serializer>(
+    casemapping: &Casemapping,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(casemapping.name())
+}
+
+/// One step of a key path: a table key or an array index.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Segment {
+    Key(String),
+    Index(usize),
+}
+
+/// Splits a dotted path such as `listen[1].address` into segments.
+fn key_path(dotted: &str) -> Vec<Segment> {
+    let mut segments = Vec::new();
+    for part in dotted.split('.') {
+        let mut pieces = part.split('[');
+        if let Some(key) = pieces.next() {
+            segments.push(Segment::Key(key.to_owned()));
+        }
+        for index in pieces {
+            if let Ok(index) = index.trim_end_matches(']').parse() {
+                segments.push(Segment::Index(index));
+            }
+        }
+    }
+    segments
+}
+
+/// Where a key lives, for messages: "in [limits]", "in [[listen]] #2".
+fn in_table(path: &[Segment]) -> String {
+    if path.is_empty() {
+        "at the top level".to_owned()
+    } else {
+        format!("in {}", describe_table(path))
+    }
+}
+
+/// A table, for messages: `[limits]`, `[[listen]] #2`, `` `listen[0].tls` ``.
+fn describe_table(path: &[Segment]) -> String {
+    match path {
+        [] => "the document".to_owned(),
+        [Segment::Key(table)] => format!("[{table}]"),
+        [Segment::Key(table), Segment::Index(index)] => format!("[[{table}]] #{}", index + 1),
+        _ => format!("`{}`", dotted(path)),
+    }
+}
+
+/// A key with its table, for messages: `` `nick_length` in [limits] ``.
+fn describe_key(path: &[Segment]) -> String {
+    match path.split_last() {
+        None => "the document".to_owned(),
+        Some((Segment::Key(key), [])) => format!("`{key}`"),
+        Some((Segment::Key(key), table)) => format!("`{key}` {}", in_table(table)),
+        Some((Segment::Index(index), [Segment::Key(table)])) => {
+            format!("[[{table}]] #{}", index + 1)
+        }
+        Some((Segment::Index(index), parent)) => {
+            format!("entry #{} of {}", index + 1, describe_key(parent))
+        }
+    }
+}
+
+fn dotted(path: &[Segment]) -> String {
+    let mut out = String::new();
+    for segment in path {
+        match segment {
+            Segment::Key(key) if out.is_empty() => out.push_str(key),
+            Segment::Key(key) => {
+                out.push('.');
+                out.push_str(key);
+            }
+            Segment::Index(index) => out.push_str(&format!("[{index}]")),
+        }
+    }
+    out
+}
+
+/// Every key and value in the document with its path and span.
+fn spans(document: &DeTable<'_>) -> Vec<(Vec<Segment>, Range<usize>)> {
+    type Spans = Vec<(Vec<Segment>, Range<usize>)>;
+    fn walk_table(table: &DeTable<'_>, path: &mut Vec<Segment>, out: &mut Spans) {
+        for (key, value) in table.iter() {
+            path.push(Segment::Key(key.get_ref().to_string()));
+            out.push((path.clone(), key.span()));
+            out.push((path.clone(), value.span()));
+            walk_value(value.get_ref(), path, out);
+            path.pop();
+        }
+    }
+    fn walk_value(value: &DeValue<'_>, path: &mut Vec<Segment>, out: &mut Spans) {
+        match value {
+            DeValue::Table(table) => walk_table(table, path, out),
+            DeValue::Array(array) => {
+                for (index, item) in array.iter().enumerate() {
+                    path.push(Segment::Index(index));
+                    out.push((path.clone(), item.span()));
+                    walk_value(item.get_ref(), path, out);
+                    path.pop();
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk_table(document, &mut Vec::new(), &mut out);
+    out
+}
+
+/// The innermost key or value whose span holds `span`.
+fn path_at(document: &DeTable<'_>, span: &Range<usize>) -> Vec<Segment> {
+    spans(document)
+        .into_iter()
+        .filter(|(_, candidate)| candidate.start <= span.start && span.end <= candidate.end)
+        .min_by_key(|(path, candidate)| (candidate.len(), std::cmp::Reverse(path.len())))
+        .map(|(path, _)| path)
+        .unwrap_or_default()
+}
+
+/// The span of the value at `path`, or of its nearest written ancestor when
+/// the value comes from a default.
+fn span_of(document: &DeTable<'_>, path: &[Segment]) -> Range<usize> {
+    let mut span = 0..0;
+    let mut table = Some(document);
+    let mut array = None;
+    for segment in path {
+        let found = match segment {
+            Segment::Key(key) => table
+                .and_then(|table| table.iter().find(|(k, _)| k.get_ref() == key))
+                .map(|(_, v)| v),
+            Segment::Index(index) => array.and_then(|array: &DeArray<'_>| array.get(*index)),
+        };
+        let Some(value) = found else { break };
+        span = value.span();
+        table = value.get_ref().as_table();
+        array = value.get_ref().as_array();
+    }
+    span
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+fn line_and_column(text: &str, offset: usize) -> (usize, usize) {
+    let mut end = offset.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let before = &text[..end];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+    (line, column)
+}
+
+fn describe_syntax_error(message: &str, snippet: &str) -> String {
+    if message == "duplicate key" && !snippet.is_empty() {
+        format!("duplicate key `{snippet}`; each key may be set once per table")
+    } else {
+        format!("invalid TOML: {message}")
+    }
+}
+
+/// Rewords a serde message about the value or key at `path` for an admin.
+fn describe_schema_error(message: &str, path: &[Segment]) -> String {
+    let names = backticked(message);
+    if let Some(rest) = message.strip_prefix("unknown field ") {
+        let (unknown, expected) = names
+            .split_first()
+            .map_or(("", &[][..]), |(first, rest)| (first.as_str(), rest));
+        let table = path.split_last().map_or(&[][..], |(_, table)| table);
+        let mut out = format!("unknown key `{unknown}` {}", in_table(table));
+        if let Some(close) = closest(unknown, expected) {
+            out.push_str(&format!(" (did you mean `{close}`?)"));
+        }
+        if expected.is_empty() || rest.contains("there are no fields") {
+            out.push_str("; this table takes no keys");
+        } else {
+            out.push_str(&format!("; expected one of {}", expected.join(", ")));
+        }
+        return out;
+    }
+    if message.starts_with("missing field ") {
+        let missing = names.first().map_or("", String::as_str);
+        return format!(
+            "{} is missing the required key `{missing}`",
+            describe_table(path)
+        );
+    }
+    if message.starts_with("unknown variant ") {
+        let (unknown, expected) = names
+            .split_first()
+            .map_or(("", &[][..]), |(first, rest)| (first.as_str(), rest));
+        return format!(
+            "{} has the unknown value `{unknown}`; expected one of {}",
+            describe_key(path),
+            expected.join(", ")
+        );
+    }
+    if message == "invalid socket address syntax" {
+        return format!(
+            "{} is not an address with a port, such as \"127.0.0.1:6667\" or \"[::1]:6667\"",
+            describe_key(path)
+        );
+    }
+    let invalid = message
+        .strip_prefix("invalid type: ")
+        .or_else(|| message.strip_prefix("invalid value: "));
+    if let Some((found, expected)) = invalid.and_then(|rest| rest.rsplit_once(", expected ")) {
+        let mut out = format!(
+            "{} must be {}, found {}",
+            describe_key(path),
+            describe_expected(expected),
+            describe_found(found)
+        );
+        if let ([Segment::Key(array)], "map") = (path, found) {
+            out.push_str(&format!(
+                "; write [[{array}]], with two brackets, for each entry"
+            ));
+        }
+        return out;
+    }
+    format!("{}: {message}", describe_key(path))
+}
+
+/// Serde's names for the expected types, in an admin's words.
+fn describe_expected(expected: &str) -> String {
+    match expected {
+        "usize" | "u64" => "a whole number, 0 or more".to_owned(),
+        "u32" => format!("a whole number from 0 to {}", u32::MAX),
+        "f64" => "a number".to_owned(),
+        "a sequence" => "an array".to_owned(),
+        "path string" => "a path string".to_owned(),
+        other if other.starts_with("struct ") => "a table".to_owned(),
+        other => other.to_owned(),
+    }
+}
+
+/// Serde's names for the value found, in an admin's words.
+fn describe_found(found: &str) -> String {
+    match found {
+        "map" => "a table".to_owned(),
+        "sequence" => "an array".to_owned(),
+        other => other.to_owned(),
+    }
+}
+
+/// The words between backticks, in order.
+fn backticked(message: &str) -> Vec<String> {
+    message
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The expected key a misspelling most likely meant, if any is close.
+fn closest<'a>(word: &str, candidates: &'a [String]) -> Option<&'a str> {
+    candidates
+        .iter()
+        .map(|candidate| (edit_distance(word, candidate), candidate))
+        .filter(|(distance, candidate)| *distance <= 2.max(candidate.len() / 4))
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, candidate)| candidate.as_str())
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, a_char) in a.chars().enumerate() {
+        let mut current = vec![i + 1];
+        for (j, b_char) in b.iter().enumerate() {
+            let substitute = previous[j] + usize::from(a_char != *b_char);
+            current.push(substitute.min(previous[j + 1] + 1).min(current[j] + 1));
+        }
+        previous = current;
+    }
+    previous[b.len()]
+}
+
+/// A value that parsed but makes no sense, at its dotted key path.
+struct Problem {
+    path: Vec<Segment>,
+    reason: String,
+}
+
+/// Collects the semantic problems of a deserialized configuration.
+#[derive(Default)]
+struct Checker {
+    problems: Vec<Problem>,
+}
+
+impl Checker {
+    fn report(&mut self, path: &str, reason: impl Into<String>) {
+        self.problems.push(Problem {
+            path: key_path(path),
+            reason: reason.into(),
+        });
+    }
+
+    fn at_least<T: PartialOrd + std::fmt::Display>(&mut self, path: &str, value: T, min: T) {
+        if value < min {
+            self.report(path, format!("must be at least {min}, found {value}"));
+        }
+    }
+
+    fn between<T: PartialOrd + std::fmt::Display>(
+        &mut self,
+        path: &str,
+        value: T,
+        range: RangeInclusive<T>,
+    ) {
+        if !range.contains(&value) {
+            self.report(
+                path,
+                format!(
+                    "must be between {} and {}, found {value}",
+                    range.start(),
+                    range.end()
+                ),
+            );
+        }
+    }
+
+    fn readable(&mut self, path: &str, file: &Path) {
+        if let Err(error) = std::fs::File::open(file) {
+            self.report(
+                path,
+                format!("names `{}`, which cannot be read: {error}", file.display()),
+            );
+        }
+    }
+}
+
+fn problems(config: &Config) -> Vec<Problem> {
+    let mut check = Checker::default();
+    check_server(&mut check, &config.server);
+    check_listen(&mut check, &config.listen);
+    check_limits(&mut check, &config.limits);
+    check_timeouts_and_flood(&mut check, config);
+    check_opers(&mut check, &config.oper);
+    check_channels_history_log(&mut check, config);
+    check.problems
+}
+
+fn check_server(check: &mut Checker, server: &ServerConfig) {
+    if server.name.is_empty() {
+        check.report("server.name", "must not be empty");
+    } else if let Some(bad) = server
+        .name
+        .chars()
+        .find(|c| c.is_whitespace() || c.is_control() || "!@*?".contains(*c))
+    {
+        check.report(
+            "server.name",
+            format!("must not contain {bad:?}: it is the source of every server message"),
+        );
+    }
+    if server.network.is_empty() {
+        check.report("server.network", "must not be empty");
+    } else if let Some(bad) = server
+        .network
+        .chars()
+        .find(|c| c.is_whitespace() || c.is_control())
+    {
+        check.report(
+            "server.network",
+            format!("must not contain {bad:?}: it is a single 005 token"),
+        );
+    }
+    if let Some(bad) = server.description.chars().find(|c| c.is_control()) {
+        check.report(
+            "server.description",
+            format!("must not contain {bad:?}: it is sent on one line"),
+        );
+    }
+    if server.motd.is_some() && server.motd_file.is_some() {
+        check.report(
+            "server.motd_file",
+            "cannot be set together with `motd`; keep one of them",
+        );
+    }
+    if let Some(password) = &server.password {
+        if password.is_empty() {
+            check.report(
+                "server.password",
+                "must not be empty; comment it out to require no password",
+            );
+        } else if let Some(bad) = password.chars().find(|c| c.is_control()) {
+            check.report(
+                "server.password",
+                format!("must not contain {bad:?}: a client could not send it"),
+            );
+        }
+    }
+}
+
+fn check_listen(check: &mut Checker, listen: &[Listen]) {
+    if listen.is_empty() {
+        check.report("listen", "is empty; add at least one [[listen]] address");
+    }
+    for (index, entry) in listen.iter().enumerate() {
+        if let Some(first) = listen[..index]
+            .iter()
+            .position(|earlier| earlier.address == entry.address)
+        {
+            check.report(
+                &format!("listen[{index}].address"),
+                format!("repeats {} from [[listen]] #{}", entry.address, first + 1),
+            );
+        }
+        if let Some(tls) = &entry.tls {
+            check.readable(&format!("listen[{index}].tls.cert"), &tls.cert);
+            check.readable(&format!("listen[{index}].tls.key"), &tls.key);
+        }
+    }
+}
+
+fn check_limits(check: &mut Checker, limits: &Limits) {
+    check.at_least("limits.max_clients", limits.max_clients, 1);
+    check.at_least("limits.max_clients_per_ip", limits.max_clients_per_ip, 1);
+    check.at_least("limits.channels_per_client", limits.channels_per_client, 1);
+    check.between("limits.nick_length", limits.nick_length, 1..=200);
+    check.between("limits.channel_length", limits.channel_length, 2..=200);
+    if limits.topic_length > MAX_TOPIC_LENGTH {
+        check.report(
+            "limits.topic_length",
+            format!(
+                "must be at most {MAX_TOPIC_LENGTH}, found {}: a line is at most 512 bytes, and a topic must fit in one with the reply's prefix and channel name",
+                limits.topic_length
+            ),
+        );
+    } else {
+        check.at_least("limits.topic_length", limits.topic_length, 1);
+    }
+    check.between("limits.away_length", limits.away_length, 1..=4096);
+    check.between("limits.kick_length", limits.kick_length, 1..=4096);
+    check.between("limits.user_length", limits.user_length, 1..=64);
+    check.between("limits.realname_length", limits.realname_length, 1..=400);
+    check.at_least("limits.max_list_entries", limits.max_list_entries, 1);
+    check.at_least("limits.max_targets", limits.max_targets, 1);
+    check.at_least("limits.sendq_bytes", limits.sendq_bytes, 4096);
+    check.between(
+        "limits.modes_per_command",
+        limits.modes_per_command,
+        1..=100,
+    );
+    check.between("limits.whowas_entries", limits.whowas_entries, 0..=100_000);
+}
+
+/// The longest topic that still fits a 512-byte line with its numeric and prefix.
+const MAX_TOPIC_LENGTH: usize = 400;
+
+fn check_timeouts_and_flood(check: &mut Checker, config: &Config) {
+    check.at_least("timeouts.registration", config.timeouts.registration, 1);
+    check.at_least("timeouts.ping_interval", config.timeouts.ping_interval, 1);
+    check.at_least("timeouts.ping_timeout", config.timeouts.ping_timeout, 1);
+    let rate = config.flood.lines_per_second;
+    if !(rate.is_finite() && rate > 0.0) {
+        check.report(
+            "flood.lines_per_second",
+            format!("must be a number above 0, found {rate}"),
+        );
+    }
+    check.at_least("flood.burst", config.flood.burst, 1);
+}
+
+fn check_opers(check: &mut Checker, opers: &[Oper]) {
+    for (index, oper) in opers.iter().enumerate() {
+        let name = format!("oper[{index}].name");
+        if oper.name.is_empty() {
+            check.report(&name, "must not be empty");
+        } else if oper
+            .name
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control())
+        {
+            check.report(&name, "must not contain spaces: OPER takes it as one word");
+        } else if let Some(first) = opers[..index]
+            .iter()
+            .position(|earlier| earlier.name == oper.name)
+        {
+            check.report(
+                &name,
+                format!("repeats `{}` from [[oper]] #{}", oper.name, first + 1),
+            );
+        }
+        let hash_path = format!("oper[{index}].password_hash");
+        if !oper.password_hash.starts_with("$argon2id$") {
+            check.report(&hash_path, "must be an argon2id hash, starting with `$argon2id$`; make one with `rookery passwd`");
+        } else if let Err(error) = argon2::PasswordHash::new(&oper.password_hash) {
+            check.report(
+                &hash_path,
+                format!("is not a valid argon2id hash ({error}); make one with `rookery passwd`"),
+            );
+        }
+        for (host_index, host) in oper.hosts.iter().enumerate() {
+            if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                check.report(
+                    &format!("oper[{index}].hosts[{host_index}]"),
+                    "must be a non-empty mask without spaces",
+                );
+            }
+        }
+    }
+}
+
+/// Modes a room may start with: the simple flags that take no argument.
+const DEFAULT_MODE_LETTERS: &str = "ntimsp";
+
+fn check_channels_history_log(check: &mut Checker, config: &Config) {
+    let modes = &config.channels.default_modes;
+    if !modes.is_empty() {
+        let letters = modes.strip_prefix('+');
+        let bad =
+            letters.map(|letters| letters.chars().find(|c| !DEFAULT_MODE_LETTERS.contains(*c)));
+        match bad {
+            None => check.report(
+                "channels.default_modes",
+                format!("must start with `+`, as in \"+nt\", found \"{modes}\""),
+            ),
+            Some(Some(letter)) => check.report(
+                "channels.default_modes",
+                format!("has `{letter}`; only these modes may be defaults: {DEFAULT_MODE_LETTERS}"),
+            ),
+            Some(None) => {}
+        }
+    }
+    if config.history.enabled && config.history.path.as_os_str().is_empty() {
+        check.report("history.path", "must not be empty while history is enabled");
+    }
+    if let Err(error) = tracing_subscriber::EnvFilter::try_new(&config.log.level) {
+        check.report(
+            "log.level",
+            format!("is not a tracing filter such as \"info\" or \"rookery=debug,warn\": {error}"),
+        );
+    }
+}

@@ -1,0 +1,133 @@
+//! One connected client as the core sees it.
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use super::ClientId;
+use crate::net::Outbox;
+use crate::proto::Folded;
+
+/// A client, registered or not.
+#[derive(Debug)]
+pub struct Client {
+    pub id: ClientId,
+    pub outbox: Arc<Outbox>,
+    pub ip: IpAddr,
+    /// The host shown in `nick!user@host`: the address, made safe for IRC.
+    pub host: String,
+    /// Empty until NICK.
+    pub nick: String,
+    /// Empty until USER; `~` marks a name no ident server vouched for.
+    pub user: String,
+    pub realname: String,
+    /// `nick!user@host`, kept current on every nick change.
+    pub source: String,
+    pub registered: bool,
+    /// The right PASS was given (or none is needed).
+    pub password_ok: bool,
+    /// CAP LS or REQ holds registration until CAP END.
+    pub cap_negotiating: bool,
+    /// The CAP LS version the client announced (0 when none).
+    pub cap_version: u32,
+    pub caps: HashSet<&'static str>,
+    pub modes: UserModes,
+    pub away: Option<String>,
+    pub channels: HashSet<Folded>,
+    pub connected_at: SystemTime,
+    /// The last PRIVMSG/NOTICE/JOIN-like activity, for WHOIS idle.
+    pub last_active: SystemTime,
+}
+
+/// User modes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UserModes {
+    pub invisible: bool,
+    pub wallops: bool,
+    pub oper: bool,
+}
+
+impl UserModes {
+    /// `+iw` style, or `+` when none is set.
+    pub fn to_mode_string(self) -> String {
+        let mut modes = String::from("+");
+        for (set, letter) in [(self.invisible, 'i'), (self.oper, 'o'), (self.wallops, 'w')] {
+            if set {
+                modes.push(letter);
+            }
+        }
+        modes
+    }
+}
+
+impl Client {
+    pub fn new(id: ClientId, outbox: Arc<Outbox>, ip: IpAddr, now: SystemTime) -> Client {
+        let host = display_host(ip);
+        Client {
+            id,
+            outbox,
+            ip,
+            host,
+            nick: String::new(),
+            user: String::new(),
+            realname: String::new(),
+            source: String::new(),
+            registered: false,
+            password_ok: false,
+            cap_negotiating: false,
+            cap_version: 0,
+            caps: HashSet::new(),
+            modes: UserModes::default(),
+            away: None,
+            channels: HashSet::new(),
+            connected_at: now,
+            last_active: now,
+        }
+    }
+
+    /// The nick for the `<client>` parameter of numerics: `*` before NICK.
+    pub fn target(&self) -> &str {
+        if self.nick.is_empty() {
+            "*"
+        } else {
+            &self.nick
+        }
+    }
+
+    /// Recomputes `nick!user@host` after a change of nick or user.
+    pub fn update_source(&mut self) {
+        self.source = format!("{}!{}@{}", self.nick, self.user, self.host);
+    }
+
+    pub fn has_cap(&self, cap: &str) -> bool {
+        self.caps.contains(cap)
+    }
+}
+
+/// An address as a host part: IPv6 that starts with `:` would end a
+/// parameter on the wire, so it gets a leading `0`.
+fn display_host(ip: IpAddr) -> String {
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        v4 => v4,
+    };
+    let text = ip.to_string();
+    if text.starts_with(':') {
+        format!("0{text}")
+    } else {
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_never_start_with_a_colon() {
+        assert_eq!(display_host("::1".parse().unwrap()), "0::1");
+        assert_eq!(display_host("::ffff:10.0.0.1".parse().unwrap()), "10.0.0.1");
+        assert_eq!(display_host("2001:db8::1".parse().unwrap()), "2001:db8::1");
+    }
+}

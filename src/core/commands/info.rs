@@ -1,0 +1,192 @@
+//! Questions about the server: MOTD, LUSERS, VERSION, TIME, ADMIN, INFO.
+
+use chrono::{DateTime, Utc};
+
+use super::registration::{VERSION, send_isupport};
+use crate::core::{ClientId, State};
+use crate::proto::Message;
+use crate::proto::numeric;
+
+/// Shown when the admin configured no message of the day.
+const DEFAULT_MOTD: &[&str] = &[
+    "Welcome to rookery.",
+    "Type /list to see the rooms, /join #room to enter or create one,",
+    "and /msg nick text to talk to someone privately.",
+];
+
+/// Answers 402 when the optional server parameter names another server.
+fn names_another_server(state: &mut State, id: ClientId, message: &Message) -> bool {
+    let Some(target) = message.params.first() else {
+        return false;
+    };
+    let server = state.server_name();
+    let ours = state.config.server.casemapping.eq(target, server)
+        || crate::proto::mask::Mask::new(target, state.config.server.casemapping).matches(server);
+    if !ours {
+        let target = target.clone();
+        state.reply(id, numeric::ERR_NOSUCHSERVER, &[&target], "No such server");
+    }
+    !ours
+}
+
+pub fn motd(state: &mut State, id: ClientId, message: &Message) {
+    if !names_another_server(state, id, message) {
+        send_motd(state, id);
+    }
+}
+
+pub fn send_motd(state: &mut State, id: ClientId) {
+    let server = &state.config.server;
+    let lines: Vec<String> = if server.motd.is_none() && server.motd_file.is_none() {
+        DEFAULT_MOTD.iter().map(|line| (*line).to_owned()).collect()
+    } else {
+        state.config.motd_lines()
+    };
+    if lines.is_empty() {
+        state.reply(id, numeric::ERR_NOMOTD, &[], "MOTD File is missing");
+        return;
+    }
+    let name = state.server_name().to_owned();
+    state.reply(
+        id,
+        numeric::RPL_MOTDSTART,
+        &[],
+        &format!("- {name} Message of the day - "),
+    );
+    for line in lines {
+        state.reply(id, numeric::RPL_MOTD, &[], &format!("- {line}"));
+    }
+    state.reply(id, numeric::RPL_ENDOFMOTD, &[], "End of /MOTD command.");
+}
+
+pub fn lusers(state: &mut State, id: ClientId, _: &Message) {
+    send_lusers(state, id);
+}
+
+pub fn send_lusers(state: &mut State, id: ClientId) {
+    let users = state.registered_count();
+    let invisible = state
+        .clients
+        .values()
+        .filter(|c| c.registered && c.modes.invisible)
+        .count();
+    let opers = state
+        .clients
+        .values()
+        .filter(|c| c.registered && c.modes.oper)
+        .count();
+    let unknown = state.clients.len() - users;
+    let channels = state.channels.len();
+    let max = state.max_clients_seen.max(users);
+    let visible = users - invisible;
+    state.reply(
+        id,
+        numeric::RPL_LUSERCLIENT,
+        &[],
+        &format!("There are {visible} users and {invisible} invisible on 1 servers"),
+    );
+    if opers > 0 {
+        state.reply(
+            id,
+            numeric::RPL_LUSEROP,
+            &[&opers.to_string()],
+            "operator(s) online",
+        );
+    }
+    if unknown > 0 {
+        state.reply(
+            id,
+            numeric::RPL_LUSERUNKNOWN,
+            &[&unknown.to_string()],
+            "unknown connection(s)",
+        );
+    }
+    state.reply(
+        id,
+        numeric::RPL_LUSERCHANNELS,
+        &[&channels.to_string()],
+        "channels formed",
+    );
+    state.reply(
+        id,
+        numeric::RPL_LUSERME,
+        &[],
+        &format!("I have {users} clients and 0 servers"),
+    );
+    let (users, max) = (users.to_string(), max.to_string());
+    let local = format!("Current local users {users}, max {max}");
+    state.reply(id, numeric::RPL_LOCALUSERS, &[&users, &max], &local);
+    let global = format!("Current global users {users}, max {max}");
+    state.reply(id, numeric::RPL_GLOBALUSERS, &[&users, &max], &global);
+}
+
+pub fn version(state: &mut State, id: ClientId, message: &Message) {
+    if names_another_server(state, id, message) {
+        return;
+    }
+    let server = state.server_name().to_owned();
+    state.reply(
+        id,
+        numeric::RPL_VERSION,
+        &[VERSION, &server],
+        "https://github.com/rookery-irc/rookery",
+    );
+    send_isupport(state, id);
+}
+
+pub fn time(state: &mut State, id: ClientId, message: &Message) {
+    if names_another_server(state, id, message) {
+        return;
+    }
+    let now: DateTime<Utc> = state.clock.now().into();
+    let server = state.server_name().to_owned();
+    let human = now.format("%A %B %d %Y -- %H:%M:%S +00:00").to_string();
+    state.reply(
+        id,
+        numeric::RPL_TIME,
+        &[&server, &now.timestamp().to_string()],
+        &human,
+    );
+}
+
+pub fn admin(state: &mut State, id: ClientId, message: &Message) {
+    if names_another_server(state, id, message) {
+        return;
+    }
+    let server = state.config.server.clone();
+    state.reply(
+        id,
+        numeric::RPL_ADMINME,
+        &[&server.name],
+        "Administrative info",
+    );
+    state.reply(id, numeric::RPL_ADMINLOC1, &[], &server.description);
+    state.reply(
+        id,
+        numeric::RPL_ADMINLOC2,
+        &[],
+        &format!("Network: {}", server.network),
+    );
+    state.reply(
+        id,
+        numeric::RPL_ADMINEMAIL,
+        &[],
+        "No administrative e-mail address is configured",
+    );
+}
+
+pub fn info(state: &mut State, id: ClientId, message: &Message) {
+    if names_another_server(state, id, message) {
+        return;
+    }
+    let created: DateTime<Utc> = state.created.into();
+    let lines = [
+        format!("{VERSION}, an IRC server written in Rust."),
+        "Rooms, private messages, room history on disk, IRCv3.".to_owned(),
+        format!("Running since {}", created.format("%Y-%m-%d %H:%M:%S UTC")),
+    ];
+    for line in lines {
+        state.reply(id, numeric::RPL_INFO, &[], &line);
+    }
+    state.reply(id, numeric::RPL_ENDOFINFO, &[], "End of INFO list");
+}

@@ -1,0 +1,220 @@
+//! PASS, NICK and USER, in any order, and the welcome burst that ends
+//! registration.
+
+use chrono::{DateTime, Utc};
+
+use super::info;
+use crate::core::{ClientId, State};
+use crate::proto::numeric;
+use crate::proto::validate::is_valid_nick;
+use crate::proto::{Line, Message};
+
+pub const VERSION: &str = concat!("rookery-", env!("CARGO_PKG_VERSION"));
+/// User modes and channel modes for 004.
+const USER_MODES: &str = "iow";
+const CHANNEL_MODES: &str = "beIiklmnopstv";
+const CHANNEL_MODES_WITH_ARGUMENT: &str = "beIklov";
+
+pub fn pass(state: &mut State, id: ClientId, message: &Message) {
+    let expected = state.config.server.password.clone();
+    let Some(client) = state.clients.get_mut(&id) else {
+        return;
+    };
+    if client.registered {
+        state.reply(
+            id,
+            numeric::ERR_ALREADYREGISTRED,
+            &[],
+            "You may not reregister",
+        );
+        return;
+    }
+    client.password_ok = expected.is_none_or(|expected| expected == message.param(0));
+}
+
+pub fn nick(state: &mut State, id: ClientId, message: &Message) {
+    let wanted = message.param(0);
+    if wanted.is_empty() {
+        state.reply(id, numeric::ERR_NONICKNAMEGIVEN, &[], "No nickname given");
+        return;
+    }
+    if !is_valid_nick(wanted, state.config.limits.nick_length) {
+        state.reply(
+            id,
+            numeric::ERR_ERRONEOUSNICKNAME,
+            &[wanted],
+            "Erroneous nickname",
+        );
+        return;
+    }
+    let folded = state.fold(wanted);
+    match state.nicks.get(&folded) {
+        Some(owner) if *owner != id => {
+            state.reply(
+                id,
+                numeric::ERR_NICKNAMEINUSE,
+                &[wanted],
+                "Nickname is already in use",
+            );
+            return;
+        }
+        _ => {}
+    }
+    let Some(client) = state.clients.get_mut(&id) else {
+        return;
+    };
+    if client.nick == wanted {
+        return;
+    }
+    let old_folded = state.config.server.casemapping.fold(&client.nick);
+    let old_source = client.source.clone();
+    client.nick = wanted.to_owned();
+    client.update_source();
+    let registered = client.registered;
+    if state.nicks.get(&old_folded) == Some(&id) {
+        state.nicks.remove(&old_folded);
+    }
+    state.nicks.insert(folded, id);
+    if registered {
+        let line = Line::new(Some(&old_source), "NICK").arg(wanted).finish();
+        let mut audience = state.peers(id);
+        audience.insert(id);
+        state.send_all(audience, &line);
+    } else {
+        try_register(state, id);
+    }
+}
+
+pub fn user(state: &mut State, id: ClientId, message: &Message) {
+    let max = state.config.limits.user_length.max(2);
+    let max_realname = state.config.limits.realname_length;
+    let Some(client) = state.clients.get_mut(&id) else {
+        return;
+    };
+    if client.registered {
+        state.reply(
+            id,
+            numeric::ERR_ALREADYREGISTRED,
+            &[],
+            "You may not reregister",
+        );
+        return;
+    }
+    let user: String = message
+        .param(0)
+        .chars()
+        .filter(|c| is_user_char(*c))
+        .take(max - 1)
+        .collect();
+    if user.is_empty() || message.param(3).is_empty() {
+        state.reply(
+            id,
+            numeric::ERR_NEEDMOREPARAMS,
+            &["USER"],
+            "Not enough parameters",
+        );
+        return;
+    }
+    client.user = format!("~{user}");
+    client.realname = truncate(message.param(3), max_realname).to_owned();
+    try_register(state, id);
+}
+
+/// Characters a user name keeps; anything that could confuse `nick!user@host`
+/// parsing is dropped.
+fn is_user_char(c: char) -> bool {
+    c.is_ascii_graphic() && !matches!(c, '!' | '@' | '*' | '?' | ':' | ',')
+}
+
+/// The longest prefix of at most `max` bytes that ends on a char boundary.
+pub fn truncate(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+/// Completes registration once NICK, USER, PASS and CAP allow it.
+pub fn try_register(state: &mut State, id: ClientId) {
+    let needs_password = state.config.server.password.is_some();
+    let Some(client) = state.clients.get_mut(&id) else {
+        return;
+    };
+    if client.registered
+        || client.nick.is_empty()
+        || client.user.is_empty()
+        || client.cap_negotiating
+    {
+        return;
+    }
+    if needs_password && !client.password_ok {
+        state.reply(id, numeric::ERR_PASSWDMISMATCH, &[], "Password incorrect");
+        state.disconnect(id, "Bad password");
+        return;
+    }
+    client.registered = true;
+    client.update_source();
+    client.outbox.set_registered();
+    let registered = state.registered_count();
+    state.max_clients_seen = state.max_clients_seen.max(registered);
+    welcome(state, id);
+}
+
+/// 001 to 005, then LUSERS and the MOTD.
+fn welcome(state: &mut State, id: ClientId) {
+    let Some(client) = state.clients.get(&id) else {
+        return;
+    };
+    let source = client.source.clone();
+    let network = state.config.server.network.clone();
+    let server = state.server_name().to_owned();
+    let created: DateTime<Utc> = state.created.into();
+    state.reply(
+        id,
+        numeric::RPL_WELCOME,
+        &[],
+        &format!("Welcome to the {network} IRC Network {source}"),
+    );
+    state.reply(
+        id,
+        numeric::RPL_YOURHOST,
+        &[],
+        &format!("Your host is {server}, running version {VERSION}"),
+    );
+    let created = created.format("%a %b %d %Y at %H:%M:%S UTC");
+    state.reply(
+        id,
+        numeric::RPL_CREATED,
+        &[],
+        &format!("This server was created {created}"),
+    );
+    let line = state
+        .numeric_line(id, numeric::RPL_MYINFO)
+        .arg(&server)
+        .arg(VERSION)
+        .arg(USER_MODES)
+        .arg(CHANNEL_MODES)
+        .arg(CHANNEL_MODES_WITH_ARGUMENT)
+        .finish();
+    state.send(id, line);
+    send_isupport(state, id);
+    info::send_lusers(state, id);
+    info::send_motd(state, id);
+}
+
+/// The 005 lines, at most 13 tokens each.
+pub fn send_isupport(state: &mut State, id: ClientId) {
+    let tokens = state.isupport.clone();
+    for chunk in tokens.chunks(13) {
+        let mut line = state.numeric_line(id, numeric::RPL_ISUPPORT);
+        for token in chunk {
+            line = line.arg(token);
+        }
+        let line = line.trailing("are supported by this server").finish();
+        state.send(id, line);
+    }
+}

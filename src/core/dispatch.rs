@@ -1,0 +1,140 @@
+//! The command table. The checks every command shares (registration, the
+//! parameter count, operator rights) live here once; handlers stay short.
+
+use super::commands::{cap, connection, info, registration, user_mode};
+use super::{ClientId, State};
+use crate::proto::Message;
+use crate::proto::numeric;
+
+/// A command handler: the state, the client, the message.
+pub type Handler = fn(&mut State, ClientId, &Message);
+
+/// One row of the table.
+pub struct Command {
+    pub name: &'static str,
+    pub handler: Handler,
+    /// Fewer parameters get 461 ERR_NEEDMOREPARAMS.
+    pub min_params: usize,
+    /// Usable before registration completes.
+    pub before_registration: bool,
+    /// Needs user mode +o.
+    pub oper_only: bool,
+}
+
+const fn command(name: &'static str, handler: Handler, min_params: usize) -> Command {
+    Command {
+        name,
+        handler,
+        min_params,
+        before_registration: false,
+        oper_only: false,
+    }
+}
+
+const fn early(name: &'static str, handler: Handler, min_params: usize) -> Command {
+    Command {
+        name,
+        handler,
+        min_params,
+        before_registration: true,
+        oper_only: false,
+    }
+}
+
+/// Every command the server knows, sorted by name for binary search.
+static COMMANDS: &[Command] = &[
+    command("ADMIN", info::admin, 0),
+    early("CAP", cap::cap, 1),
+    command("INFO", info::info, 0),
+    command("LUSERS", info::lusers, 0),
+    command("MODE", user_mode::mode, 1),
+    command("MOTD", info::motd, 0),
+    early("NICK", registration::nick, 0),
+    early("PASS", registration::pass, 1),
+    early("PING", connection::ping, 1),
+    early("PONG", connection::pong, 0),
+    early("QUIT", connection::quit, 0),
+    command("TIME", info::time, 0),
+    early("USER", registration::user, 4),
+    command("VERSION", info::version, 0),
+];
+
+/// Looks a command up by its uppercased name.
+pub fn find(name: &str) -> Option<&'static Command> {
+    COMMANDS
+        .binary_search_by(|command| command.name.cmp(name))
+        .ok()
+        .map(|i| &COMMANDS[i])
+}
+
+/// Runs the generic checks, then the handler.
+pub fn dispatch(state: &mut State, id: ClientId, message: &Message) {
+    let Some(client) = state.clients.get(&id) else {
+        return;
+    };
+    let registered = client.registered;
+    let oper = client.modes.oper;
+    let Some(command) = find(&message.command) else {
+        if registered {
+            state.reply(
+                id,
+                numeric::ERR_UNKNOWNCOMMAND,
+                &[&message.command],
+                "Unknown command",
+            );
+        } else {
+            state.reply(
+                id,
+                numeric::ERR_NOTREGISTERED,
+                &[],
+                "You have not registered",
+            );
+        }
+        return;
+    };
+    if !registered && !command.before_registration {
+        state.reply(
+            id,
+            numeric::ERR_NOTREGISTERED,
+            &[],
+            "You have not registered",
+        );
+        return;
+    }
+    if message.params.len() < command.min_params {
+        state.reply(
+            id,
+            numeric::ERR_NEEDMOREPARAMS,
+            &[command.name],
+            "Not enough parameters",
+        );
+        return;
+    }
+    if command.oper_only && !oper {
+        state.reply(
+            id,
+            numeric::ERR_NOPRIVILEGES,
+            &[],
+            "Permission Denied- You're not an IRC operator",
+        );
+        return;
+    }
+    (command.handler)(state, id, message);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_is_sorted_and_unique() {
+        for pair in COMMANDS.windows(2) {
+            assert!(
+                pair[0].name < pair[1].name,
+                "{} must come before {}",
+                pair[0].name,
+                pair[1].name
+            );
+        }
+    }
+}

@@ -1,0 +1,61 @@
+//! The core: one task that owns every client, nick and channel. Connections
+//! send it [`Event`]s; it answers by pushing serialized lines onto each
+//! client's outbox. It never awaits and never does I/O, so a run is
+//! deterministic and the state needs no locks.
+
+mod channel;
+mod client;
+pub mod commands;
+mod dispatch;
+mod isupport;
+mod state;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+pub use channel::{Channel, ChannelModes, ListEntry, Membership, Topic};
+pub use client::Client;
+pub use isupport::isupport_tokens;
+pub use state::{Clock, State, SystemClock};
+
+use crate::net::Outbox;
+use crate::proto::Message;
+
+/// Names one connection for its whole life; never reused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClientId(pub u64);
+
+/// What the connections and the server tell the core.
+#[derive(Debug)]
+pub enum Event {
+    /// A connection was accepted and admitted.
+    Connected {
+        id: ClientId,
+        outbox: Arc<Outbox>,
+        peer: SocketAddr,
+    },
+    /// A parsed line from a client.
+    Message { id: ClientId, message: Message },
+    /// A client sent a line longer than the limits; it was dropped.
+    InputTooLong { id: ClientId },
+    /// The connection ended on its side (EOF, error, timeout).
+    Closed { id: ClientId, reason: String },
+    /// The server is stopping: say goodbye to everyone.
+    Shutdown,
+}
+
+/// How many events may wait for the core before readers wait in turn.
+pub const INBOX_CAPACITY: usize = 4096;
+
+/// Runs the core until every sender is gone or a shutdown was handled.
+pub async fn run(mut state: State, mut inbox: mpsc::Receiver<Event>) {
+    while let Some(event) = inbox.recv().await {
+        let shutdown = matches!(event, Event::Shutdown);
+        state.handle(event);
+        if shutdown {
+            break;
+        }
+    }
+}

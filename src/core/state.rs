@@ -1,0 +1,206 @@
+//! The state machine: every client, nick and channel, and the helpers that
+//! handlers use to answer and to fan out.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use tracing::{debug, info};
+
+use super::{Channel, Client, ClientId, Event, dispatch, isupport};
+use crate::config::Config;
+use crate::proto::numeric::{self, Numeric};
+use crate::proto::{Folded, Line};
+
+/// Where the core reads the time: a trait so tests can hold it still.
+pub trait Clock: Send {
+    fn now(&self) -> SystemTime;
+}
+
+/// The wall clock.
+#[derive(Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> SystemTime {
+        SystemTime::now()
+    }
+}
+
+/// Everything the server knows; owned by the core task alone.
+pub struct State {
+    pub config: Arc<Config>,
+    /// 005 lines, built once per configuration.
+    pub isupport: Vec<String>,
+    pub clients: HashMap<ClientId, Client>,
+    pub nicks: HashMap<Folded, ClientId>,
+    pub channels: HashMap<Folded, Channel>,
+    pub created: SystemTime,
+    /// The most clients seen at once, for 265/266.
+    pub max_clients_seen: usize,
+    pub clock: Box<dyn Clock>,
+    /// Clients whose outbox overflowed while handling the current event.
+    overflowed: Vec<ClientId>,
+}
+
+impl State {
+    pub fn new(config: Arc<Config>, clock: Box<dyn Clock>) -> State {
+        let created = clock.now();
+        State {
+            isupport: isupport::isupport_tokens(&config),
+            config,
+            clients: HashMap::new(),
+            nicks: HashMap::new(),
+            channels: HashMap::new(),
+            created,
+            max_clients_seen: 0,
+            clock,
+            overflowed: Vec::new(),
+        }
+    }
+
+    /// Applies one event, then drops every client that overflowed meanwhile.
+    pub fn handle(&mut self, event: Event) {
+        match event {
+            Event::Connected { id, outbox, peer } => {
+                let client = Client::new(id, outbox, peer.ip(), self.clock.now());
+                self.clients.insert(id, client);
+            }
+            Event::Message { id, message } => {
+                if self.clients.contains_key(&id) {
+                    dispatch::dispatch(self, id, &message);
+                }
+            }
+            Event::InputTooLong { id } => {
+                self.reply(
+                    id,
+                    numeric::ERR_INPUTTOOLONG,
+                    &[],
+                    "Input line was too long",
+                );
+            }
+            Event::Closed { id, reason } => self.disconnect(id, &reason),
+            Event::Shutdown => self.shutdown(),
+        }
+        while let Some(id) = self.overflowed.pop() {
+            self.disconnect(id, "SendQ exceeded");
+        }
+    }
+
+    /// The casefolded form of a nick or channel name.
+    pub fn fold(&self, name: &str) -> Folded {
+        self.config.server.casemapping.fold(name)
+    }
+
+    pub fn server_name(&self) -> &str {
+        &self.config.server.name
+    }
+
+    /// Queues a line for one client; an overflow disconnects it afterwards.
+    pub fn send(&mut self, id: ClientId, line: Bytes) {
+        if let Some(client) = self.clients.get(&id) {
+            if client.outbox.push(line).is_err() {
+                self.overflowed.push(id);
+            }
+        }
+    }
+
+    /// Queues the same line for many clients; the bytes are shared.
+    pub fn send_all(&mut self, ids: impl IntoIterator<Item = ClientId>, line: &Bytes) {
+        for id in ids {
+            self.send(id, line.clone());
+        }
+    }
+
+    /// Starts `:server NNN <client>` for a reply to `id`.
+    pub fn numeric_line(&self, id: ClientId, numeric: Numeric) -> Line {
+        let code = numeric.as_str();
+        let code = std::str::from_utf8(&code).unwrap_or("000");
+        let target = self.clients.get(&id).map_or("*", Client::target);
+        Line::new(Some(self.server_name()), code).arg(target)
+    }
+
+    /// Sends `:server NNN <client> args… :text`.
+    pub fn reply(&mut self, id: ClientId, numeric: Numeric, args: &[&str], text: &str) {
+        let mut line = self.numeric_line(id, numeric);
+        for arg in args {
+            line = line.arg(arg);
+        }
+        let line = line.trailing(text).finish();
+        self.send(id, line);
+    }
+
+    /// Everyone who shares a room with `id`, each once, without `id`.
+    pub fn peers(&self, id: ClientId) -> HashSet<ClientId> {
+        let mut peers = HashSet::new();
+        if let Some(client) = self.clients.get(&id) {
+            for name in &client.channels {
+                if let Some(channel) = self.channels.get(name) {
+                    peers.extend(channel.members.keys().copied());
+                }
+            }
+        }
+        peers.remove(&id);
+        peers
+    }
+
+    /// Removes a client: its rooms and peers hear a QUIT with `reason`, and
+    /// it gets an ERROR before its connection closes.
+    pub fn disconnect(&mut self, id: ClientId, reason: &str) {
+        let Some(client) = self.clients.get(&id) else {
+            return;
+        };
+        info!(client = id.0, nick = %client.nick, %reason, "client leaves");
+        if client.registered {
+            let quit = Line::new(Some(&client.source), "QUIT")
+                .trailing(reason)
+                .finish();
+            let peers = self.peers(id);
+            self.send_all(peers, &quit);
+        }
+        let Some(client) = self.clients.remove(&id) else {
+            return;
+        };
+        for name in &client.channels {
+            if let Some(channel) = self.channels.get_mut(name) {
+                channel.members.remove(&id);
+                if channel.members.is_empty() {
+                    self.channels.remove(name);
+                }
+            }
+        }
+        if !client.nick.is_empty() {
+            let folded = self.fold(&client.nick);
+            if self.nicks.get(&folded) == Some(&id) {
+                self.nicks.remove(&folded);
+            }
+        }
+        let error = format!("Closing Link: {} ({reason})", client.host);
+        client
+            .outbox
+            .close(Some(Line::new(None, "ERROR").trailing(&error).finish()));
+        debug!(clients = self.clients.len(), "client removed");
+    }
+
+    /// Says goodbye to every client.
+    fn shutdown(&mut self) {
+        let error = Line::new(None, "ERROR")
+            .trailing("Server shutting down")
+            .finish();
+        for client in self.clients.values() {
+            client.outbox.close(Some(error.clone()));
+        }
+        self.clients.clear();
+        self.nicks.clear();
+        self.channels.clear();
+    }
+
+    /// Registered clients, for LUSERS.
+    pub fn registered_count(&self) -> usize {
+        self.clients
+            .values()
+            .filter(|client| client.registered)
+            .count()
+    }
+}

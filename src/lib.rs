@@ -1,0 +1,22 @@
+//! rookery, an IRC server.
+//!
+//! Bytes flow one way:
+//!
+//! - [`net`]: listeners and per-connection read and write tasks. The read task
+//!   frames and parses lines and hands them to the core; the write task
+//!   drains the client's outbox into the socket.
+//! - [`proto`]: the wire format: framing with byte limits, the nom parser,
+//!   the serializer with its trailing-colon policy, numerics, casemapping,
+//!   glob masks.
+//! - [`core`]: one task owning all state (clients, nicks, channels); a
+//!   command table dispatches to one handler file per command family.
+//! - [`config`]: the TOML schema, defaults and validation.
+//! - [`server`]: wires them together; tests start it on port 0.
+
+pub mod config;
+pub mod core;
+pub mod net;
+pub mod proto;
+pub mod server;
+
+pub use server::{ServerHandle, start};

@@ -1,0 +1,150 @@
+//! The `rookery` command: run the server, check a configuration, hash an
+//! operator password.
+
+use std::io::BufRead;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use rookery::config::{self, Config, Listen};
+use tracing::{error, info};
+use tracing_subscriber::EnvFilter;
+
+/// An IRC server: rooms, private messages, history on disk.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// The TOML configuration file (see config.example.toml).
+    #[arg(short, long, global = true)]
+    config: Option<PathBuf>,
+    /// An address to listen on, replacing the configured listeners; repeatable.
+    #[arg(long)]
+    listen: Vec<SocketAddr>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate a configuration file: exit 0 when good, 1 with the error's place otherwise.
+    CheckConfig { file: PathBuf },
+    /// Read a password from standard input and print its argon2id hash.
+    Passwd,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::CheckConfig { file }) => check_config(&file),
+        Some(Command::Passwd) => passwd(),
+        None => run(cli.config, cli.listen),
+    }
+}
+
+fn check_config(file: &std::path::Path) -> ExitCode {
+    match config::load(file) {
+        Ok(_) => {
+            println!("{}: ok", file.display());
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("{error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn passwd() -> ExitCode {
+    use argon2::password_hash::{PasswordHasher, SaltString, rand_core::OsRng};
+    eprintln!("Password (one line on standard input):");
+    let mut line = String::new();
+    if let Err(error) = std::io::stdin().lock().read_line(&mut line) {
+        eprintln!("cannot read the password: {error}");
+        return ExitCode::FAILURE;
+    }
+    let password = line.trim_end_matches(['\r', '\n']);
+    if password.is_empty() {
+        eprintln!("the password is empty");
+        return ExitCode::FAILURE;
+    }
+    let salt = SaltString::generate(&mut OsRng);
+    match argon2::Argon2::default().hash_password(password.as_bytes(), &salt) {
+        Ok(hash) => {
+            println!("{hash}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("cannot hash the password: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(config_path: Option<PathBuf>, listen: Vec<SocketAddr>) -> ExitCode {
+    let mut config = match &config_path {
+        Some(path) => match config::load(path) {
+            Ok(config) => config,
+            Err(error) => {
+                eprintln!("rookery: {error}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => Config::default(),
+    };
+    if !listen.is_empty() {
+        config.listen = listen
+            .into_iter()
+            .map(|address| Listen { address, tls: None })
+            .collect();
+    }
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log.level));
+    tracing_subscriber::fmt().with_env_filter(filter).init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("rookery: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(serve(config))
+}
+
+async fn serve(config: Config) -> ExitCode {
+    let server = match rookery::start(config).await {
+        Ok(server) => server,
+        Err(err) => {
+            error!("{err}");
+            eprintln!("rookery: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    wait_for_signal().await;
+    info!("shutting down");
+    server.shutdown().await;
+    ExitCode::SUCCESS
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,219 @@
+//! One client connection: a read task that frames, parses and times out, and
+//! a write task that drains the [`Outbox`] into the socket.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
+use tokio::time::{Duration, Instant, sleep, sleep_until, timeout};
+use tracing::debug;
+
+use super::flood::TokenBucket;
+use super::limits::Admission;
+use super::outbox::{Drained, Outbox};
+use crate::core::{ClientId, Event};
+use crate::proto::framing::{Frame, Framer};
+use crate::proto::{Line, message};
+
+/// What a connection needs to know from the configuration.
+#[derive(Clone, Debug)]
+pub struct ConnectionSettings {
+    pub server_name: String,
+    pub registration_timeout: Duration,
+    pub ping_interval: Duration,
+    pub ping_timeout: Duration,
+    /// Lines per second and burst, when flood control is on.
+    pub flood: Option<(f64, u32)>,
+    pub sendq_bytes: usize,
+}
+
+/// The most bytes one write call carries.
+const WRITE_CHUNK: usize = 64 * 1024;
+/// How long a closing connection may take to flush its last lines.
+const FLUSH_GRACE: Duration = Duration::from_secs(10);
+
+/// Runs a connection until it closes, from either side.
+pub(crate) async fn run<S>(
+    stream: S,
+    id: ClientId,
+    peer: SocketAddr,
+    settings: Arc<ConnectionSettings>,
+    inbox: mpsc::Sender<Event>,
+    admission: Admission,
+) where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (reader, writer) = tokio::io::split(stream);
+    let outbox = Arc::new(Outbox::new(settings.sendq_bytes));
+    let connected = Event::Connected {
+        id,
+        outbox: Arc::clone(&outbox),
+        peer,
+    };
+    if inbox.send(connected).await.is_err() {
+        return;
+    }
+    let write_task = tokio::spawn(write_loop(writer, Arc::clone(&outbox)));
+    if let Some(reason) = read_loop(reader, id, &outbox, &settings, &inbox).await {
+        debug!(%reason, "connection closed by the client side");
+        if inbox.send(Event::Closed { id, reason }).await.is_err() {
+            outbox.stop_token().cancel();
+        }
+    }
+    // The core closes the outbox in answer; give the writer time to flush.
+    if timeout(FLUSH_GRACE, outbox.stop_token().cancelled())
+        .await
+        .is_err()
+    {
+        outbox.stop_token().cancel();
+    }
+    let _ = write_task.await;
+    drop(admission);
+}
+
+/// Reads lines and hands them to the core. Returns why the connection ended
+/// when the core does not know yet.
+async fn read_loop<R: AsyncRead + Unpin>(
+    mut reader: R,
+    id: ClientId,
+    outbox: &Outbox,
+    settings: &ConnectionSettings,
+    inbox: &mpsc::Sender<Event>,
+) -> Option<String> {
+    let stop = outbox.stop_token().clone();
+    let mut buf = BytesMut::with_capacity(4096);
+    let mut framer = Framer::default();
+    let connected_at = Instant::now();
+    let mut bucket = settings
+        .flood
+        .map(|(rate, burst)| TokenBucket::new(rate, burst, connected_at));
+    let mut last_activity = connected_at;
+    let mut ping_sent: Option<Instant> = None;
+    loop {
+        while let Some(frame) = framer.next_line(&mut buf) {
+            let event = match frame {
+                Frame::TooLong => Event::InputTooLong { id },
+                Frame::Line(bytes) => match decode(&bytes) {
+                    Some(message) => Event::Message { id, message },
+                    None => continue,
+                },
+            };
+            if let Some(bucket) = bucket.as_mut() {
+                let lag = bucket.take(Instant::now());
+                if !lag.is_zero() {
+                    tokio::select! {
+                        _ = sleep(lag) => {}
+                        _ = stop.cancelled() => return None,
+                    }
+                }
+            }
+            tokio::select! {
+                sent = inbox.send(event) => if sent.is_err() { return None },
+                _ = stop.cancelled() => return None,
+            }
+        }
+        let deadline = if !outbox.is_registered() {
+            connected_at + settings.registration_timeout
+        } else if let Some(sent) = ping_sent {
+            sent + settings.ping_timeout
+        } else {
+            last_activity + settings.ping_interval
+        };
+        buf.reserve(4096);
+        tokio::select! {
+            _ = stop.cancelled() => {
+                return (!outbox.is_closing()).then(|| "Write error".to_owned());
+            }
+            read = reader.read_buf(&mut buf) => match read {
+                Ok(0) => return Some("Connection closed".to_owned()),
+                Ok(_) => {
+                    last_activity = Instant::now();
+                    ping_sent = None;
+                }
+                Err(error) => return Some(format!("Read error: {error}")),
+            },
+            _ = sleep_until(deadline) => {
+                let now = Instant::now();
+                if !outbox.is_registered() {
+                    if now >= connected_at + settings.registration_timeout {
+                        return Some("Registration timed out".to_owned());
+                    }
+                } else if ping_sent.is_some() {
+                    let waited = settings.ping_interval + settings.ping_timeout;
+                    return Some(format!("Ping timeout: {} seconds", waited.as_secs()));
+                } else if now >= last_activity + settings.ping_interval {
+                    let ping = Line::new(None, "PING").trailing(&settings.server_name).finish();
+                    let _ = outbox.push(ping);
+                    ping_sent = Some(now);
+                }
+            }
+        }
+    }
+}
+
+/// Turns a framed line into a message. Invalid UTF-8 is replaced with U+FFFD
+/// rather than rejected, so a stray byte never costs a user their line.
+fn decode(bytes: &[u8]) -> Option<crate::proto::Message> {
+    let text = String::from_utf8_lossy(bytes);
+    match message::parse(&text) {
+        Ok(parsed) => Some(parsed.to_owned()),
+        Err(error) => {
+            debug!(%error, "unparsable line dropped");
+            None
+        }
+    }
+}
+
+/// Writes queued lines, coalescing them into large writes.
+async fn write_loop<W: AsyncWrite + Unpin>(mut writer: W, outbox: Arc<Outbox>) {
+    let stop = outbox.stop_token().clone();
+    let mut lines: Vec<Bytes> = Vec::new();
+    let mut buf: Vec<u8> = Vec::with_capacity(WRITE_CHUNK);
+    loop {
+        let drained = tokio::select! {
+            drained = outbox.drain(&mut lines) => drained,
+            _ = stop.cancelled() => break,
+        };
+        let last = match drained {
+            Drained::Lines => None,
+            Drained::Close(last) => Some(last),
+        };
+        lines.extend(last.clone().flatten());
+        if write_lines(&mut writer, &mut lines, &mut buf, &stop)
+            .await
+            .is_err()
+        {
+            break;
+        }
+        if last.is_some() {
+            let _ = timeout(FLUSH_GRACE, writer.shutdown()).await;
+            break;
+        }
+    }
+    stop.cancel();
+}
+
+/// Copies lines into chunks of at most [`WRITE_CHUNK`] bytes and writes them.
+async fn write_lines<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    lines: &mut Vec<Bytes>,
+    buf: &mut Vec<u8>,
+    stop: &tokio_util::sync::CancellationToken,
+) -> Result<(), ()> {
+    let mut pending = lines.drain(..).peekable();
+    while pending.peek().is_some() {
+        buf.clear();
+        while let Some(line) =
+            pending.next_if(|line| buf.is_empty() || buf.len() + line.len() <= WRITE_CHUNK)
+        {
+            buf.extend_from_slice(&line);
+        }
+        tokio::select! {
+            written = writer.write_all(buf) => written.map_err(|_| ())?,
+            _ = stop.cancelled() => return Err(()),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,89 @@
+//! Accept loops: one per listening address, admitting or refusing each
+//! connection before it costs the core anything.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio::time::{Duration, timeout};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{Instrument, info, info_span, warn};
+
+use super::connection::{self, ConnectionSettings};
+use super::limits::ConnectionLimits;
+use crate::core::{ClientId, Event};
+
+/// Binds every address, failing on the first that cannot be bound.
+pub async fn bind(addresses: &[SocketAddr]) -> std::io::Result<Vec<TcpListener>> {
+    let mut listeners = Vec::with_capacity(addresses.len());
+    for address in addresses {
+        let listener = TcpListener::bind(address).await.map_err(|error| {
+            std::io::Error::new(error.kind(), format!("cannot listen on {address}: {error}"))
+        })?;
+        info!("listening on {}", listener.local_addr()?);
+        listeners.push(listener);
+    }
+    Ok(listeners)
+}
+
+/// Everything an accept loop shares with the rest of the server.
+#[derive(Clone)]
+pub struct Acceptor {
+    pub next_id: Arc<AtomicU64>,
+    pub limits: Arc<ConnectionLimits>,
+    pub settings: watch::Receiver<Arc<ConnectionSettings>>,
+    pub inbox: mpsc::Sender<Event>,
+    pub shutdown: CancellationToken,
+    /// Every connection task, so shutdown can wait for goodbyes to flush.
+    pub tasks: TaskTracker,
+}
+
+/// Accepts connections until shutdown.
+pub async fn serve(listener: TcpListener, acceptor: Acceptor) {
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = acceptor.shutdown.cancelled() => return,
+        };
+        let (mut stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                // Out of file descriptors and the like: back off, keep serving.
+                warn!(%error, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let admission = match acceptor.limits.admit(peer.ip()) {
+            Ok(admission) => admission,
+            Err(refusal) => {
+                info!(%peer, %refusal, "connection refused");
+                tokio::spawn(async move {
+                    let line = format!("ERROR :Closing Link: {} ({refusal})\r\n", peer.ip());
+                    let _ =
+                        timeout(Duration::from_secs(5), stream.write_all(line.as_bytes())).await;
+                });
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let id = ClientId(acceptor.next_id.fetch_add(1, Ordering::Relaxed));
+        let settings = Arc::clone(&acceptor.settings.borrow());
+        let span = info_span!("conn", id = id.0, %peer);
+        acceptor.tasks.spawn(
+            connection::run(
+                stream,
+                id,
+                peer,
+                settings,
+                acceptor.inbox.clone(),
+                admission,
+            )
+            .instrument(span),
+        );
+    }
+}

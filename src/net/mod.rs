@@ -1,0 +1,14 @@
+//! Sockets: listeners with connection limits, and per connection a read task
+//! (framing, parsing, timeouts, flood control) and a write task (draining the
+//! client's [`Outbox`] into the socket, many lines per write).
+
+mod connection;
+mod flood;
+mod limits;
+mod listener;
+mod outbox;
+
+pub use connection::ConnectionSettings;
+pub use limits::ConnectionLimits;
+pub use listener::{Acceptor, bind, serve};
+pub use outbox::{Outbox, Overflow};

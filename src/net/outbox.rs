@@ -1,0 +1,168 @@
+//! The send queue between the core and one connection's write task. The core
+//! pushes serialized lines without waiting; the queue is bounded in bytes.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use bytes::Bytes;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+/// Returned by [`Outbox::push`] when the queue passed its byte limit; the
+/// connection is then already closing.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Overflow;
+
+/// One client's outbound half, shared by the core and the connection tasks.
+#[derive(Debug)]
+pub struct Outbox {
+    queue: Mutex<Queue>,
+    wake: Notify,
+    limit: usize,
+    /// Set by the core when registration completes; read by the timeout logic.
+    registered: AtomicBool,
+    /// Cancelled when the connection must stop reading and writing at once.
+    stop: CancellationToken,
+}
+
+#[derive(Debug, Default)]
+struct Queue {
+    lines: VecDeque<Bytes>,
+    bytes: usize,
+    /// Once set, no more lines are accepted; the writer sends what is queued,
+    /// then this last line (if any), then shuts the socket down.
+    closing: Option<Option<Bytes>>,
+}
+
+/// What the write task should do next.
+pub(crate) enum Drained {
+    /// Write these lines, then ask again.
+    Lines,
+    /// Write these lines, then this final line (if any), then close.
+    Close(Option<Bytes>),
+}
+
+impl Outbox {
+    /// A queue that holds at most `limit` bytes of unsent lines.
+    pub fn new(limit: usize) -> Outbox {
+        Outbox {
+            queue: Mutex::new(Queue::default()),
+            wake: Notify::new(),
+            limit,
+            registered: AtomicBool::new(false),
+            stop: CancellationToken::new(),
+        }
+    }
+
+    /// Queues one line. Past the byte limit the queue is dropped and the
+    /// connection closes with "SendQ exceeded".
+    pub fn push(&self, line: Bytes) -> Result<(), Overflow> {
+        let mut queue = self.lock();
+        if queue.closing.is_some() {
+            return Ok(());
+        }
+        if queue.bytes + line.len() > self.limit {
+            queue.lines.clear();
+            queue.bytes = 0;
+            queue.closing = Some(Some(Bytes::from_static(b"ERROR :SendQ exceeded\r\n")));
+            drop(queue);
+            // The writer may be stuck on a socket nobody reads: stop it now.
+            self.stop.cancel();
+            return Err(Overflow);
+        }
+        queue.bytes += line.len();
+        queue.lines.push_back(line);
+        drop(queue);
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// Sends what is queued, then `last`, then closes the connection.
+    pub fn close(&self, last: Option<Bytes>) {
+        let mut queue = self.lock();
+        if queue.closing.is_none() {
+            queue.closing = Some(last);
+        }
+        drop(queue);
+        self.wake.notify_one();
+    }
+
+    /// True once the core or an overflow has closed this connection.
+    pub fn is_closing(&self) -> bool {
+        self.lock().closing.is_some()
+    }
+
+    /// Bytes waiting to be written.
+    pub fn queued_bytes(&self) -> usize {
+        self.lock().bytes
+    }
+
+    pub fn set_registered(&self) {
+        self.registered.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_registered(&self) -> bool {
+        self.registered.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn stop_token(&self) -> &CancellationToken {
+        &self.stop
+    }
+
+    /// Waits for lines or a close, and moves every queued line into `out`.
+    pub(crate) async fn drain(&self, out: &mut Vec<Bytes>) -> Drained {
+        loop {
+            {
+                let mut queue = self.lock();
+                if !queue.lines.is_empty() || queue.closing.is_some() {
+                    out.extend(queue.lines.drain(..));
+                    queue.bytes = 0;
+                    return match &queue.closing {
+                        Some(last) => Drained::Close(last.clone()),
+                        None => Drained::Lines,
+                    };
+                }
+            }
+            self.wake.notified().await;
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
+        // A panic while holding this lock cannot leave the queue inconsistent.
+        self.queue
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn push_past_the_limit_closes_with_sendq_exceeded() {
+        let outbox = Outbox::new(10);
+        assert_eq!(outbox.push(Bytes::from_static(b"12345\r\n")), Ok(()));
+        assert_eq!(outbox.push(Bytes::from_static(b"12345\r\n")), Err(Overflow));
+        assert!(outbox.is_closing());
+        assert_eq!(outbox.queued_bytes(), 0);
+        assert!(outbox.stop_token().is_cancelled());
+    }
+
+    #[tokio::test]
+    async fn drain_takes_every_queued_line_at_once() {
+        let outbox = Outbox::new(100);
+        outbox.push(Bytes::from_static(b"a\r\n")).unwrap();
+        outbox.push(Bytes::from_static(b"b\r\n")).unwrap();
+        let mut lines = Vec::new();
+        assert!(matches!(outbox.drain(&mut lines).await, Drained::Lines));
+        assert_eq!(lines.len(), 2);
+        outbox.close(None);
+        lines.clear();
+        assert!(matches!(
+            outbox.drain(&mut lines).await,
+            Drained::Close(None)
+        ));
+    }
+}

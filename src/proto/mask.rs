@@ -1,0 +1,193 @@
+//! Glob masks (`*`, `?`, `\` escapes) matched under a casemapping, for bans,
+//! exceptions, invite exceptions and WHO/LIST patterns.
+
+use super::Casemapping;
+
+/// A compiled mask.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mask {
+    pattern: String,
+    casemapping: Casemapping,
+}
+
+/// One element of a pattern.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Token {
+    /// `*`: any run of characters, also none.
+    AnyRun,
+    /// `?`: exactly one character.
+    AnyOne,
+    /// A character to compare, escaped or not.
+    Literal(char),
+}
+
+impl Mask {
+    pub fn new(pattern: &str, casemapping: Casemapping) -> Mask {
+        Mask {
+            pattern: pattern.to_owned(),
+            casemapping,
+        }
+    }
+
+    /// The mask as given.
+    pub fn as_str(&self) -> &str {
+        &self.pattern
+    }
+
+    /// Does `subject` match, folding both sides?
+    ///
+    /// Two-pointer matching that backtracks only to the latest `*`, so the
+    /// cost is at most pattern length × subject length, never exponential.
+    pub fn matches(&self, subject: &str) -> bool {
+        let pattern = self.pattern.as_str();
+        // Byte offsets into `pattern` and `subject`, always on char boundaries.
+        let mut p = 0;
+        let mut s = 0;
+        // Where to resume after the latest `*`: the pattern after it, and the
+        // subject position that `*` has swallowed up to.
+        let mut resume: Option<(usize, usize)> = None;
+
+        while let Some(subject_char) = subject[s..].chars().next() {
+            match next_token(pattern, p) {
+                Some((Token::AnyRun, after)) => {
+                    resume = Some((after, s));
+                    p = after;
+                    continue;
+                }
+                Some((Token::AnyOne, after)) => {
+                    p = after;
+                    s += subject_char.len_utf8();
+                    continue;
+                }
+                Some((Token::Literal(c), after)) if self.fold(c) == self.fold(subject_char) => {
+                    p = after;
+                    s += subject_char.len_utf8();
+                    continue;
+                }
+                _ => {}
+            }
+            // Mismatch: let the latest `*` swallow one more character.
+            let Some((after_star, swallowed)) = resume else {
+                return false;
+            };
+            let swallowed = swallowed
+                + subject[swallowed..]
+                    .chars()
+                    .next()
+                    .map_or(1, char::len_utf8);
+            resume = Some((after_star, swallowed));
+            p = after_star;
+            s = swallowed;
+        }
+
+        // The subject is used up: only `*`s may remain.
+        while let Some((token, after)) = next_token(pattern, p) {
+            if token != Token::AnyRun {
+                return false;
+            }
+            p = after;
+        }
+        true
+    }
+
+    /// Folds one character; the casemappings only touch ASCII.
+    fn fold(&self, c: char) -> char {
+        match u8::try_from(c) {
+            Ok(b) if b.is_ascii() => char::from(self.casemapping.fold_byte(b)),
+            _ => c,
+        }
+    }
+}
+
+/// The token starting at byte `at` of `pattern` and the offset after it. A
+/// trailing lone `\` stands for itself.
+fn next_token(pattern: &str, at: usize) -> Option<(Token, usize)> {
+    let mut chars = pattern[at..].chars();
+    let first = chars.next()?;
+    let after_first = at + first.len_utf8();
+    let token = match first {
+        '*' => Token::AnyRun,
+        '?' => Token::AnyOne,
+        '\\' => match chars.next() {
+            Some(escaped) => {
+                return Some((Token::Literal(escaped), after_first + escaped.len_utf8()));
+            }
+            None => Token::Literal('\\'),
+        },
+        other => Token::Literal(other),
+    };
+    Some((token, after_first))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ascii(pattern: &str) -> Mask {
+        Mask::new(pattern, Casemapping::Ascii)
+    }
+
+    #[test]
+    fn star_alone_matches_everything() {
+        assert!(ascii("*").matches(""));
+        assert!(ascii("*").matches("nick!user@host"));
+        assert!(ascii("**").matches("x"));
+    }
+
+    #[test]
+    fn empty_mask_matches_only_empty() {
+        assert!(ascii("").matches(""));
+        assert!(!ascii("").matches("a"));
+    }
+
+    #[test]
+    fn question_mark_is_exactly_one_char() {
+        assert!(ascii("a?c").matches("abc"));
+        assert!(ascii("a?c").matches("aéc"));
+        assert!(ascii("a?c").matches("a日c"));
+        assert!(!ascii("a?c").matches("ac"));
+        assert!(!ascii("a?c").matches("abbc"));
+    }
+
+    #[test]
+    fn escapes_make_wildcards_literal() {
+        assert!(ascii("a\\*b").matches("a*b"));
+        assert!(!ascii("a\\*b").matches("axb"));
+        assert!(ascii("a\\?b").matches("a?b"));
+        assert!(!ascii("a\\?b").matches("axb"));
+        assert!(ascii("a\\\\b").matches("a\\b"));
+        assert!(ascii("a\\").matches("a\\"));
+        assert!(ascii("\\x").matches("x"));
+    }
+
+    #[test]
+    fn ascii_folds_letters_only() {
+        assert!(ascii("NICK!*@*").matches("nick!u@h"));
+        assert!(!ascii("a[b]").matches("a{b}"));
+    }
+
+    #[test]
+    fn rfc1459_folds_brackets_backslash_and_tilde() {
+        let mask = Mask::new("[foo]\\\\~*", Casemapping::Rfc1459);
+        assert!(mask.matches("{FOO}|^bar"));
+        assert!(mask.matches("[foo]\\~"));
+        assert!(!mask.matches("(foo)|^"));
+        assert!(Mask::new("^", Casemapping::Rfc1459).matches("~"));
+        assert!(!Mask::new("{", Casemapping::Ascii).matches("["));
+    }
+
+    #[test]
+    fn backtracks_past_a_false_start() {
+        assert!(ascii("*ab").matches("aab"));
+        assert!(ascii("a*b*c").matches("a-b-b-c"));
+        assert!(!ascii("a*b*c").matches("a-b-b-d"));
+        assert!(ascii("*é?").matches("ééé"));
+    }
+
+    #[test]
+    fn many_stars_stay_fast() {
+        let mask = ascii(&"*a".repeat(50));
+        let subject = "a".repeat(49) + &"b".repeat(5000);
+        assert!(!mask.matches(&subject));
+    }
+}

@@ -1,0 +1,14 @@
+//! The IRC wire protocol: framing, parsing, serializing, and the small
+//! vocabularies (numerics, casemapping, masks) that every command needs.
+
+pub mod casemap;
+pub mod framing;
+pub mod mask;
+pub mod message;
+pub mod numeric;
+pub mod serialize;
+pub mod validate;
+
+pub use casemap::{Casemapping, Folded};
+pub use message::{Message, MessageRef, ParseError, Tag};
+pub use serialize::Line;

@@ -1,0 +1,95 @@
+//! Starting and stopping a server: binds the listeners, spawns the core and
+//! the accept loops, and hands back a [`ServerHandle`].
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::core::{self, Event, State, SystemClock};
+use crate::net::{self, Acceptor, ConnectionLimits, ConnectionSettings};
+
+/// A running server.
+pub struct ServerHandle {
+    local_addrs: Vec<SocketAddr>,
+    inbox: mpsc::Sender<Event>,
+    stop_accepting: CancellationToken,
+    core: JoinHandle<()>,
+    connections: TaskTracker,
+}
+
+/// How long shutdown waits for clients to receive their ERROR line.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// What the connections need from the configuration.
+pub fn connection_settings(config: &Config) -> ConnectionSettings {
+    ConnectionSettings {
+        server_name: config.server.name.clone(),
+        registration_timeout: Duration::from_secs(config.timeouts.registration),
+        ping_interval: Duration::from_secs(config.timeouts.ping_interval),
+        ping_timeout: Duration::from_secs(config.timeouts.ping_timeout),
+        flood: config
+            .flood
+            .enabled
+            .then_some((config.flood.lines_per_second, config.flood.burst)),
+        sendq_bytes: config.limits.sendq_bytes,
+    }
+}
+
+/// Binds every configured listener and starts serving. Must run inside a
+/// tokio runtime.
+pub async fn start(config: Config) -> std::io::Result<ServerHandle> {
+    let addresses: Vec<SocketAddr> = config.listen.iter().map(|listen| listen.address).collect();
+    let listeners = net::bind(&addresses).await?;
+    let local_addrs = listeners
+        .iter()
+        .map(|l| l.local_addr())
+        .collect::<std::io::Result<Vec<_>>>()?;
+    let config = Arc::new(config);
+    let (inbox, events) = mpsc::channel(core::INBOX_CAPACITY);
+    let (_settings_tx, settings) = watch::channel(Arc::new(connection_settings(&config)));
+    let stop_accepting = CancellationToken::new();
+    let acceptor = Acceptor {
+        next_id: Arc::new(AtomicU64::new(1)),
+        limits: ConnectionLimits::new(config.limits.max_clients, config.limits.max_clients_per_ip),
+        settings,
+        inbox: inbox.clone(),
+        shutdown: stop_accepting.clone(),
+        tasks: TaskTracker::new(),
+    };
+    let connections = acceptor.tasks.clone();
+    for listener in listeners {
+        tokio::spawn(net::serve(listener, acceptor.clone()));
+    }
+    let state = State::new(config, Box::new(SystemClock));
+    let core = tokio::spawn(core::run(state, events));
+    Ok(ServerHandle {
+        local_addrs,
+        inbox,
+        stop_accepting,
+        core,
+        connections,
+    })
+}
+
+impl ServerHandle {
+    /// The bound addresses, with the ports the system picked for port 0.
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.local_addrs
+    }
+
+    /// Stops accepting, sends every client an ERROR, and waits for the core.
+    pub async fn shutdown(self) {
+        self.stop_accepting.cancel();
+        let _ = self.inbox.send(Event::Shutdown).await;
+        let _ = self.core.await;
+        self.connections.close();
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, self.connections.wait()).await;
+    }
+}
