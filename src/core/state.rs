@@ -11,6 +11,7 @@ use tracing::{debug, info};
 use super::{Channel, Client, ClientId, Event, dispatch, isupport};
 use crate::config::Config;
 use crate::proto::numeric::{self, Numeric};
+use crate::proto::serialize::echo_param;
 use crate::proto::{Folded, Line};
 
 /// Where the core reads the time: a trait so tests can hold it still.
@@ -125,7 +126,7 @@ impl State {
     pub fn reply(&mut self, id: ClientId, numeric: Numeric, args: &[&str], text: &str) {
         let mut line = self.numeric_line(id, numeric);
         for arg in args {
-            line = line.arg(arg);
+            line = line.arg(echo_param(arg));
         }
         let line = line.trailing(text).finish();
         self.send(id, line);

@@ -133,6 +133,17 @@ pub fn join(
     out
 }
 
+/// A client's own parameter made safe to echo as a middle argument: one that
+/// would need a `:` (empty, leading `:`, a space) or holds CR, LF or NUL
+/// becomes `*`, so an error reply can never end early or break its line.
+pub fn echo_param(param: &str) -> &str {
+    if needs_colon(param) || param.bytes().any(is_forbidden) {
+        "*"
+    } else {
+        param
+    }
+}
+
 /// A parameter that would be misread without a leading `:`.
 fn needs_colon(param: &str) -> bool {
     param.is_empty() || param.starts_with(':') || param.contains(' ')
@@ -264,6 +275,14 @@ mod tests {
     #[should_panic(expected = "needed a ':'")]
     fn arg_after_a_colon_arg_is_a_bug() {
         let _ = Line::new(None, "X").arg("a b").arg("c");
+    }
+
+    #[test]
+    fn echo_param_replaces_what_cannot_be_a_middle_argument() {
+        assert_eq!(echo_param("#room"), "#room");
+        for bad in ["", ":x", "a b", "a\rb", "a\0"] {
+            assert_eq!(echo_param(bad), "*", "{bad:?}");
+        }
     }
 
     #[test]
