@@ -128,6 +128,14 @@ impl Outbox {
         }
     }
 
+    /// Takes every queued line without waiting, for tests of the core.
+    #[cfg(test)]
+    pub(crate) fn take_lines_for_test(&self) -> Vec<Bytes> {
+        let mut queue = self.lock();
+        queue.bytes = 0;
+        queue.lines.drain(..).collect()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
         // A panic while holding this lock cannot leave the queue inconsistent.
         self.queue
@@ -148,6 +156,18 @@ mod tests {
         assert!(outbox.is_closing());
         assert_eq!(outbox.queued_bytes(), 0);
         assert!(outbox.stop_token().is_cancelled());
+    }
+
+    #[test]
+    fn take_lines_for_test_empties_the_queue() {
+        let outbox = Outbox::new(100);
+        outbox.push(Bytes::from_static(b"a\r\n")).unwrap();
+        assert_eq!(
+            outbox.take_lines_for_test(),
+            vec![Bytes::from_static(b"a\r\n")]
+        );
+        assert_eq!(outbox.queued_bytes(), 0);
+        assert!(outbox.take_lines_for_test().is_empty());
     }
 
     #[tokio::test]
