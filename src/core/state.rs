@@ -8,7 +8,7 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use tracing::{debug, info};
 
-use super::{Channel, Client, ClientId, Event, dispatch, isupport};
+use super::{Channel, Client, ClientId, Event, Membership, dispatch, isupport};
 use crate::config::Config;
 use crate::proto::numeric::{self, Numeric};
 use crate::proto::serialize::echo_param;
@@ -114,6 +114,42 @@ impl State {
         }
     }
 
+    /// Queues one line for the members of a room that `include` accepts; the
+    /// bytes are shared and no list of members is built.
+    pub fn send_to_members(
+        &mut self,
+        channel: &Folded,
+        line: &Bytes,
+        include: impl Fn(ClientId, Membership) -> bool,
+    ) {
+        let Some(room) = self.channels.get(channel) else {
+            return;
+        };
+        for (&member, &membership) in &room.members {
+            if !include(member, membership) {
+                continue;
+            }
+            if let Some(client) = self.clients.get(&member) {
+                if client.outbox.push(line.clone()).is_err() {
+                    self.overflowed.push(member);
+                }
+            }
+        }
+    }
+
+    /// Takes `id` out of a room on both sides; a room left empty disappears.
+    pub fn remove_member(&mut self, id: ClientId, channel: &Folded) {
+        if let Some(client) = self.clients.get_mut(&id) {
+            client.channels.remove(channel);
+        }
+        if let Some(room) = self.channels.get_mut(channel) {
+            room.members.remove(&id);
+            if room.members.is_empty() {
+                self.channels.remove(channel);
+            }
+        }
+    }
+
     /// Starts `:server NNN <client>` for a reply to `id`.
     pub fn numeric_line(&self, id: ClientId, numeric: Numeric) -> Line {
         let code = numeric.as_str();
@@ -170,6 +206,10 @@ impl State {
                     self.channels.remove(name);
                 }
             }
+        }
+        // Invites live in rooms the client may never have joined.
+        for channel in self.channels.values_mut() {
+            channel.invited.remove(&id);
         }
         if !client.nick.is_empty() {
             let folded = self.fold(&client.nick);
