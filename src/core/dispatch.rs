@@ -1,7 +1,7 @@
 //! The command table. The checks every command shares (registration, the
 //! parameter count, operator rights) live here once; handlers stay short.
 
-use super::commands::{cap, connection, info, registration, user_mode};
+use super::commands::{cap, connection, info, names, registration, topic, user_mode};
 use super::{ClientId, State};
 use crate::proto::Message;
 use crate::proto::numeric;
@@ -49,12 +49,14 @@ static COMMANDS: &[Command] = &[
     command("LUSERS", info::lusers, 0),
     command("MODE", user_mode::mode, 1),
     command("MOTD", info::motd, 0),
+    command("NAMES", names::names, 0),
     early("NICK", registration::nick, 0),
     early("PASS", registration::pass, 1),
     early("PING", connection::ping, 1),
     early("PONG", connection::pong, 0),
     early("QUIT", connection::quit, 0),
     command("TIME", info::time, 0),
+    command("TOPIC", topic::topic, 1),
     early("USER", registration::user, 4),
     command("VERSION", info::version, 0),
 ];

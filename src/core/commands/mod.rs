@@ -3,5 +3,7 @@
 pub mod cap;
 pub mod connection;
 pub mod info;
+pub mod names;
 pub mod registration;
+pub mod topic;
 pub mod user_mode;

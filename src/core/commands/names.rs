@@ -1,0 +1,92 @@
+//! NAMES: who is in a room, and the member list JOIN sends to a newcomer.
+
+use crate::core::{ClientId, State};
+use crate::proto::numeric;
+use crate::proto::serialize::MAX_LINE;
+use crate::proto::{Folded, Message};
+
+/// `NAMES` without a parameter lists nothing: Modern IRC allows a lone 366.
+pub fn names(state: &mut State, id: ClientId, message: &Message) {
+    let param = message.param(0);
+    if param.is_empty() {
+        end_of_names(state, id, "*");
+        return;
+    }
+    let max = state.config.limits.max_targets;
+    for name in param.split(',').filter(|name| !name.is_empty()).take(max) {
+        let folded = state.fold(name);
+        let visible = state
+            .channels
+            .get(&folded)
+            .is_some_and(|channel| !channel.is_hidden() || channel.members.contains_key(&id));
+        if visible {
+            send_names(state, id, &folded);
+        } else {
+            // Absent or hidden: the same lone 366, so a secret room stays unseen.
+            end_of_names(state, id, name);
+        }
+    }
+}
+
+/// Sends 353 lines that each fit in 512 bytes, then 366. A member sees
+/// everyone; an outsider does not see invisible (+i) users, as Modern IRC says.
+pub fn send_names(state: &mut State, id: ClientId, channel: &Folded) {
+    let (Some(room), Some(client)) = (state.channels.get(channel), state.clients.get(&id)) else {
+        return;
+    };
+    let is_member = room.members.contains_key(&id);
+    let all_prefixes = client.has_cap("multi-prefix");
+    let symbol = if room.modes.secret {
+        "@"
+    } else if room.modes.private {
+        "*"
+    } else {
+        "="
+    };
+    let mut entries: Vec<String> = room
+        .members
+        .iter()
+        .filter_map(|(member, membership)| {
+            let member = state.clients.get(member)?;
+            let shown = is_member || !member.modes.invisible;
+            shown.then(|| format!("{}{}", membership.prefixes(all_prefixes), member.nick))
+        })
+        .collect();
+    // A stable order makes replies reproducible; a hash map has none.
+    entries.sort_unstable_by(|a, b| {
+        a.trim_start_matches(['@', '+'])
+            .cmp(b.trim_start_matches(['@', '+']))
+    });
+    let name = room.name.clone();
+    // `:server 353 nick = #room :` and the final CR LF.
+    let overhead = state.server_name().len() + client.target().len() + name.len() + 14;
+    let budget = MAX_LINE.saturating_sub(overhead);
+    let mut chunks: Vec<String> = Vec::new();
+    let mut chunk = String::new();
+    for entry in entries {
+        if !chunk.is_empty() && chunk.len() + 1 + entry.len() > budget {
+            chunks.push(std::mem::take(&mut chunk));
+        }
+        if !chunk.is_empty() {
+            chunk.push(' ');
+        }
+        chunk.push_str(&entry);
+    }
+    if !chunk.is_empty() {
+        chunks.push(chunk);
+    }
+    for chunk in chunks {
+        let line = state
+            .numeric_line(id, numeric::RPL_NAMREPLY)
+            .arg(symbol)
+            .arg(&name)
+            .trailing(&chunk)
+            .finish();
+        state.send(id, line);
+    }
+    end_of_names(state, id, &name);
+}
+
+fn end_of_names(state: &mut State, id: ClientId, name: &str) {
+    state.reply(id, numeric::RPL_ENDOFNAMES, &[name], "End of /NAMES list");
+}

@@ -1,0 +1,98 @@
+//! TOPIC: read or change a room's topic, and the 332/333 pair JOIN sends.
+
+use std::time::UNIX_EPOCH;
+
+use super::registration::truncate;
+use crate::core::{ClientId, State, Topic};
+use crate::proto::numeric;
+use crate::proto::{Folded, Line, Message};
+
+pub fn topic(state: &mut State, id: ClientId, message: &Message) {
+    let name = message.param(0);
+    let folded = state.fold(name);
+    let Some(channel) = state.channels.get(&folded) else {
+        state.reply(id, numeric::ERR_NOSUCHCHANNEL, &[name], "No such channel");
+        return;
+    };
+    let membership = channel.members.get(&id).copied();
+    let Some(text) = message.params.get(1) else {
+        // Modern IRC lets a server refuse outsiders with 442; we do so only
+        // for secret and private rooms, whose topic is not theirs to read.
+        if membership.is_none() && channel.is_hidden() {
+            not_on_channel(state, id, name);
+        } else {
+            send_topic(state, id, &folded, true);
+        }
+        return;
+    };
+    let Some(membership) = membership else {
+        not_on_channel(state, id, name);
+        return;
+    };
+    if channel.modes.topic_ops_only && !membership.op {
+        let name = channel.name.clone();
+        state.reply(
+            id,
+            numeric::ERR_CHANOPRIVSNEEDED,
+            &[&name],
+            "You're not channel operator",
+        );
+        return;
+    }
+    let Some(source) = state.clients.get(&id).map(|client| client.source.clone()) else {
+        return;
+    };
+    let text = truncate(text, state.config.limits.topic_length).to_owned();
+    let now = state.clock.now();
+    let Some(channel) = state.channels.get_mut(&folded) else {
+        return;
+    };
+    let line = Line::new(Some(&source), "TOPIC")
+        .arg(&channel.name)
+        .trailing(&text)
+        .finish();
+    channel.topic = (!text.is_empty()).then_some(Topic {
+        text,
+        set_by: source,
+        set_at: now,
+    });
+    state.send_to_members(&folded, &line, |_, _| true);
+}
+
+/// 332 and 333 when a topic is set; otherwise 331 if `say_none`, else
+/// nothing (JOIN sends nothing for a room without a topic).
+pub fn send_topic(state: &mut State, id: ClientId, channel: &Folded, say_none: bool) {
+    let Some(room) = state.channels.get(channel) else {
+        return;
+    };
+    let name = room.name.clone();
+    match room.topic.clone() {
+        Some(topic) => {
+            state.reply(id, numeric::RPL_TOPIC, &[&name], &topic.text);
+            let set_at = topic
+                .set_at
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |since| since.as_secs());
+            let line = state
+                .numeric_line(id, numeric::RPL_TOPICWHOTIME)
+                .arg(&name)
+                .arg(&topic.set_by)
+                .arg(&set_at.to_string())
+                .finish();
+            state.send(id, line);
+        }
+        None if say_none => {
+            state.reply(id, numeric::RPL_NOTOPIC, &[&name], "No topic is set");
+        }
+        None => {}
+    }
+}
+
+fn not_on_channel(state: &mut State, id: ClientId, name: &str) {
+    state.reply(
+        id,
+        numeric::ERR_NOTONCHANNEL,
+        &[name],
+        "You're not on that channel",
+    );
+}
