@@ -1,7 +1,7 @@
 //! The command table. The checks every command shares (registration, the
 //! parameter count, operator rights) live here once; handlers stay short.
 
-use super::commands::{cap, connection, info, names, registration, topic, user_mode};
+use super::commands::{cap, connection, info, join, names, part, registration, topic, user_mode};
 use super::{ClientId, State};
 use crate::proto::Message;
 use crate::proto::numeric;
@@ -46,11 +46,13 @@ static COMMANDS: &[Command] = &[
     command("ADMIN", info::admin, 0),
     early("CAP", cap::cap, 1),
     command("INFO", info::info, 0),
+    command("JOIN", join::join, 1),
     command("LUSERS", info::lusers, 0),
     command("MODE", user_mode::mode, 1),
     command("MOTD", info::motd, 0),
     command("NAMES", names::names, 0),
     early("NICK", registration::nick, 0),
+    command("PART", part::part, 1),
     early("PASS", registration::pass, 1),
     early("PING", connection::ping, 1),
     early("PONG", connection::pong, 0),

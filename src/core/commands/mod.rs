@@ -3,7 +3,9 @@
 pub mod cap;
 pub mod connection;
 pub mod info;
+pub mod join;
 pub mod names;
+pub mod part;
 pub mod registration;
 pub mod topic;
 pub mod user_mode;

@@ -1,0 +1,152 @@
+//! JOIN: enter rooms, creating a room on first use; `JOIN 0` leaves them all.
+
+use super::names::send_names;
+use super::part::part_one;
+use super::topic::send_topic;
+use crate::core::{Channel, ChannelModes, ClientId, Membership, State};
+use crate::proto::numeric::{self, Numeric};
+use crate::proto::validate::is_valid_channel;
+use crate::proto::{Folded, Line, Message};
+
+pub fn join(state: &mut State, id: ClientId, message: &Message) {
+    let names = message.param(0);
+    if names.is_empty() {
+        state.reply(
+            id,
+            numeric::ERR_NEEDMOREPARAMS,
+            &["JOIN"],
+            "Not enough parameters",
+        );
+        return;
+    }
+    if names == "0" {
+        leave_all(state, id);
+        return;
+    }
+    let mut keys = message.param(1).split(',');
+    let max = state.config.limits.max_targets;
+    for (i, name) in names.split(',').enumerate() {
+        if i == max {
+            state.reply(id, numeric::ERR_TOOMANYTARGETS, &[name], "Too many targets");
+            break;
+        }
+        join_one(state, id, name, keys.next().unwrap_or(""));
+    }
+}
+
+fn join_one(state: &mut State, id: ClientId, name: &str, key: &str) {
+    let limits = &state.config.limits;
+    let (max_channels, max_members) = (limits.channels_per_client, limits.max_channel_members);
+    // Modern IRC's 476 says "not a valid name" (403 is for a valid one that
+    // does not exist); 479 is not in Modern, so every bad name gets 476.
+    if !is_valid_channel(name, limits.channel_length) {
+        state.reply(id, numeric::ERR_BADCHANMASK, &[name], "Bad Channel Mask");
+        return;
+    }
+    let folded = state.fold(name);
+    let Some(client) = state.clients.get(&id) else {
+        return;
+    };
+    if client.channels.contains(&folded) {
+        return;
+    }
+    if client.channels.len() >= max_channels {
+        state.reply(
+            id,
+            numeric::ERR_TOOMANYCHANNELS,
+            &[name],
+            "You have joined too many channels",
+        );
+        return;
+    }
+    let source = client.source.clone();
+    let creating = !state.channels.contains_key(&folded);
+    if let Some(channel) = state.channels.get(&folded) {
+        if let Some((refusal, text)) = refusal(channel, id, &source, key, max_members) {
+            let name = channel.name.clone();
+            state.reply(id, refusal, &[&name], text);
+            return;
+        }
+    }
+    let now = state.clock.now();
+    let default_modes = default_modes(&state.config.channels.default_modes);
+    let channel = state.channels.entry(folded.clone()).or_insert_with(|| {
+        let mut channel = Channel::new(name, now);
+        channel.modes = default_modes;
+        channel
+    });
+    channel.invited.remove(&id);
+    let membership = Membership {
+        op: creating,
+        voice: false,
+    };
+    channel.members.insert(id, membership);
+    let line = Line::new(Some(&source), "JOIN").arg(&channel.name).finish();
+    if let Some(client) = state.clients.get_mut(&id) {
+        client.channels.insert(folded.clone());
+    }
+    state.send_to_members(&folded, &line, |_, _| true);
+    send_topic(state, id, &folded, false);
+    send_names(state, id, &folded);
+}
+
+/// Why `id` may not enter, checked in the order bans, invite-only, key, limit.
+fn refusal(
+    channel: &Channel,
+    id: ClientId,
+    source: &str,
+    key: &str,
+    max_members: usize,
+) -> Option<(Numeric, &'static str)> {
+    let modes = &channel.modes;
+    let members = channel.members.len();
+    if channel.is_banned(source) {
+        Some((numeric::ERR_BANNEDFROMCHAN, "Cannot join channel (+b)"))
+    } else if modes.invite_only
+        && !channel.invited.contains(&id)
+        && !channel.is_invite_excepted(source)
+    {
+        Some((numeric::ERR_INVITEONLYCHAN, "Cannot join channel (+i)"))
+    } else if modes.key.as_deref().is_some_and(|wanted| wanted != key) {
+        Some((numeric::ERR_BADCHANNELKEY, "Cannot join channel (+k)"))
+    } else if modes.limit.is_some_and(|limit| members >= limit)
+        || (max_members != 0 && members >= max_members)
+    {
+        Some((numeric::ERR_CHANNELISFULL, "Cannot join channel (+l)"))
+    } else {
+        None
+    }
+}
+
+/// The flag modes of `channels.default_modes`, e.g. `+nt`; other letters
+/// need an argument or are unknown and are left to configuration checks.
+fn default_modes(spec: &str) -> ChannelModes {
+    let mut modes = ChannelModes::default();
+    for letter in spec.chars() {
+        match letter {
+            'i' => modes.invite_only = true,
+            'm' => modes.moderated = true,
+            'n' => modes.no_external = true,
+            'p' => modes.private = true,
+            's' => modes.secret = true,
+            't' => modes.topic_ops_only = true,
+            _ => {}
+        }
+    }
+    modes
+}
+
+/// `JOIN 0`: a PART of every room, as Modern IRC says.
+fn leave_all(state: &mut State, id: ClientId) {
+    let Some(client) = state.clients.get(&id) else {
+        return;
+    };
+    let mut rooms: Vec<Folded> = client.channels.iter().cloned().collect();
+    rooms.sort_unstable();
+    for folded in rooms {
+        let Some(name) = state.channels.get(&folded).map(|c| c.name.clone()) else {
+            continue;
+        };
+        part_one(state, id, &name, None);
+    }
+}

@@ -1,0 +1,57 @@
+//! PART: leave rooms, with an optional reason.
+
+use crate::core::{ClientId, State};
+use crate::proto::numeric;
+use crate::proto::{Line, Message};
+
+pub fn part(state: &mut State, id: ClientId, message: &Message) {
+    let names = message.param(0);
+    if names.is_empty() {
+        state.reply(
+            id,
+            numeric::ERR_NEEDMOREPARAMS,
+            &["PART"],
+            "Not enough parameters",
+        );
+        return;
+    }
+    let reason = message.params.get(1).map(String::as_str);
+    let max = state.config.limits.max_targets;
+    for (i, name) in names.split(',').enumerate() {
+        if i == max {
+            state.reply(id, numeric::ERR_TOOMANYTARGETS, &[name], "Too many targets");
+            break;
+        }
+        part_one(state, id, name, reason);
+    }
+}
+
+/// Leaves one room: every member, the leaver included, hears the PART; an
+/// empty reason is sent as none.
+pub fn part_one(state: &mut State, id: ClientId, name: &str, reason: Option<&str>) {
+    let folded = state.fold(name);
+    let Some(channel) = state.channels.get(&folded) else {
+        state.reply(id, numeric::ERR_NOSUCHCHANNEL, &[name], "No such channel");
+        return;
+    };
+    if !channel.members.contains_key(&id) {
+        state.reply(
+            id,
+            numeric::ERR_NOTONCHANNEL,
+            &[name],
+            "You're not on that channel",
+        );
+        return;
+    }
+    let Some(client) = state.clients.get(&id) else {
+        return;
+    };
+    let line = Line::new(Some(&client.source), "PART").arg(&channel.name);
+    let line = match reason.filter(|reason| !reason.is_empty()) {
+        Some(reason) => line.trailing(reason),
+        None => line,
+    };
+    let line = line.finish();
+    state.send_to_members(&folded, &line, |_, _| true);
+    state.remove_member(id, &folded);
+}
