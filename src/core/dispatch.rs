@@ -1,7 +1,9 @@
 //! The command table. The checks every command shares (registration, the
 //! parameter count, operator rights) live here once; handlers stay short.
 
-use super::commands::{cap, connection, info, join, names, part, registration, topic, user_mode};
+use super::commands::{
+    cap, connection, info, join, message, names, part, registration, topic, user_mode,
+};
 use super::{ClientId, State};
 use crate::proto::Message;
 use crate::proto::numeric;
@@ -52,10 +54,13 @@ static COMMANDS: &[Command] = &[
     command("MOTD", info::motd, 0),
     command("NAMES", names::names, 0),
     early("NICK", registration::nick, 0),
+    // PRIVMSG answers 411/412 itself; NOTICE must never get an error.
+    command("NOTICE", message::notice, 0),
     command("PART", part::part, 1),
     early("PASS", registration::pass, 1),
     early("PING", connection::ping, 1),
     early("PONG", connection::pong, 0),
+    command("PRIVMSG", message::privmsg, 0),
     early("QUIT", connection::quit, 0),
     command("TIME", info::time, 0),
     command("TOPIC", topic::topic, 1),
