@@ -2,7 +2,7 @@
 //! parameter count, operator rights) live here once; handlers stay short.
 
 use super::commands::{
-    cap, connection, info, join, message, names, part, registration, topic, user_mode,
+    cap, connection, info, join, list, message, names, part, registration, topic, user_mode,
 };
 use super::{ClientId, State};
 use crate::proto::Message;
@@ -49,6 +49,7 @@ static COMMANDS: &[Command] = &[
     early("CAP", cap::cap, 1),
     command("INFO", info::info, 0),
     command("JOIN", join::join, 1),
+    command("LIST", list::list, 0),
     command("LUSERS", info::lusers, 0),
     command("MODE", user_mode::mode, 1),
     command("MOTD", info::motd, 0),

@@ -4,6 +4,7 @@ pub mod cap;
 pub mod connection;
 pub mod info;
 pub mod join;
+pub mod list;
 pub mod message;
 pub mod names;
 pub mod part;

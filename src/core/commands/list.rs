@@ -1,0 +1,136 @@
+//! LIST with the ELIST extensions advertised in 005 (`ELIST=MNU`): masks
+//! (`*rust*`, plain names too), negated masks (`!*bots*`) and member counts
+//! (`>5`, `<100`), comma-separated, in either parameter.
+
+use crate::core::{Channel, ClientId, State};
+use crate::proto::mask::Mask;
+use crate::proto::numeric;
+use crate::proto::{Casemapping, Message};
+
+/// What a LIST asks for: a room is shown when it matches one of `masks`
+/// (or there are none), none of `excluded`, and every count bound.
+#[derive(Debug, Default)]
+struct Filter {
+    masks: Vec<Mask>,
+    excluded: Vec<Mask>,
+    more_than: Option<usize>,
+    less_than: Option<usize>,
+}
+
+impl Filter {
+    /// Reads every comma-separated condition; an empty parameter (irssi
+    /// sends `LIST `) adds none, and a bound that is not a number is ignored.
+    fn parse(params: &[String], casemapping: Casemapping) -> Filter {
+        let mut filter = Filter::default();
+        for condition in params.iter().flat_map(|param| param.split(',')) {
+            if let Some(count) = condition.strip_prefix('>') {
+                filter.more_than = count.parse().ok().or(filter.more_than);
+            } else if let Some(count) = condition.strip_prefix('<') {
+                filter.less_than = count.parse().ok().or(filter.less_than);
+            } else if let Some(mask) = condition.strip_prefix('!') {
+                filter.excluded.push(Mask::new(mask, casemapping));
+            } else if !condition.is_empty() {
+                filter.masks.push(Mask::new(condition, casemapping));
+            }
+        }
+        filter
+    }
+
+    fn accepts(&self, channel: &Channel) -> bool {
+        let members = channel.members.len();
+        (self.masks.is_empty() || self.masks.iter().any(|mask| mask.matches(&channel.name)))
+            && !self.excluded.iter().any(|mask| mask.matches(&channel.name))
+            && self.more_than.is_none_or(|bound| members > bound)
+            && self.less_than.is_none_or(|bound| members < bound)
+    }
+}
+
+/// 321, one 322 per room shown, 323. Secret rooms are shown to members only
+/// (Modern IRC); private rooms are listed, but outsiders get no topic.
+pub fn list(state: &mut State, id: ClientId, message: &Message) {
+    let filter = Filter::parse(&message.params, state.config.server.casemapping);
+    let mut rows: Vec<(String, String, String)> = state
+        .channels
+        .values()
+        .filter(|channel| filter.accepts(channel))
+        .filter_map(|channel| {
+            let is_member = channel.members.contains_key(&id);
+            if channel.modes.secret && !is_member {
+                return None;
+            }
+            let topic = match &channel.topic {
+                Some(topic) if is_member || !channel.modes.private => topic.text.clone(),
+                _ => String::new(),
+            };
+            let count = channel.members.len().to_string();
+            Some((channel.name.clone(), count, topic))
+        })
+        .collect();
+    rows.sort_unstable();
+    let line = state
+        .numeric_line(id, numeric::RPL_LISTSTART)
+        .arg("Channel")
+        .trailing("Users  Name")
+        .finish();
+    state.send(id, line);
+    for (name, count, topic) in rows {
+        let line = state
+            .numeric_line(id, numeric::RPL_LIST)
+            .arg(&name)
+            .arg(&count)
+            .trailing(&topic)
+            .finish();
+        state.send(id, line);
+    }
+    state.reply(id, numeric::RPL_LISTEND, &[], "End of /LIST");
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::SystemTime;
+
+    use super::*;
+    use crate::core::Membership;
+
+    fn room(name: &str, members: u64) -> Channel {
+        let mut channel = Channel::new(name, SystemTime::UNIX_EPOCH);
+        for id in 0..members {
+            channel.members.insert(ClientId(id), Membership::default());
+        }
+        channel
+    }
+
+    fn filter(params: &[&str]) -> Filter {
+        let params: Vec<String> = params.iter().map(|p| (*p).to_owned()).collect();
+        Filter::parse(&params, Casemapping::Ascii)
+    }
+
+    #[test]
+    fn no_condition_accepts_everything() {
+        assert!(filter(&[]).accepts(&room("#a", 1)));
+        assert!(filter(&[""]).accepts(&room("#a", 1)));
+    }
+
+    #[test]
+    fn counts_are_strict_bounds() {
+        let f = filter(&[">2,<5"]);
+        assert!(!f.accepts(&room("#a", 2)));
+        assert!(f.accepts(&room("#a", 3)));
+        assert!(f.accepts(&room("#a", 4)));
+        assert!(!f.accepts(&room("#a", 5)));
+    }
+
+    #[test]
+    fn masks_match_any_and_negations_exclude() {
+        let f = filter(&["#RUST*,#go", "!*-offtopic"]);
+        assert!(f.accepts(&room("#rust", 1)));
+        assert!(f.accepts(&room("#go", 1)));
+        assert!(!f.accepts(&room("#rust-offtopic", 1)));
+        assert!(!f.accepts(&room("#python", 1)));
+    }
+
+    #[test]
+    fn a_bound_that_is_not_a_number_is_ignored() {
+        assert!(filter(&[">x"]).accepts(&room("#a", 0)));
+    }
+}
