@@ -2,7 +2,8 @@
 //! parameter count, operator rights) live here once; handlers stay short.
 
 use super::commands::{
-    cap, connection, info, join, list, message, names, part, registration, topic, user_mode,
+    cap, connection, info, invite, join, kick, list, message, names, part, registration, topic,
+    user_mode,
 };
 use super::{ClientId, State};
 use crate::proto::Message;
@@ -48,7 +49,9 @@ static COMMANDS: &[Command] = &[
     command("ADMIN", info::admin, 0),
     early("CAP", cap::cap, 1),
     command("INFO", info::info, 0),
+    command("INVITE", invite::invite, 2),
     command("JOIN", join::join, 1),
+    command("KICK", kick::kick, 2),
     command("LIST", list::list, 0),
     command("LUSERS", info::lusers, 0),
     command("MODE", user_mode::mode, 1),

@@ -3,7 +3,9 @@
 pub mod cap;
 pub mod connection;
 pub mod info;
+pub mod invite;
 pub mod join;
+pub mod kick;
 pub mod list;
 pub mod message;
 pub mod names;

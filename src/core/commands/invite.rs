@@ -1,0 +1,73 @@
+//! INVITE: a member asks someone into a room; on a +i room only an operator
+//! may, and the invite lets the target past +i once.
+
+use crate::core::{ClientId, State};
+use crate::proto::numeric;
+use crate::proto::{Line, Message};
+
+pub fn invite(state: &mut State, id: ClientId, message: &Message) {
+    let (nick, name) = (message.param(0), message.param(1));
+    if nick.is_empty() || name.is_empty() {
+        state.reply(
+            id,
+            numeric::ERR_NEEDMOREPARAMS,
+            &["INVITE"],
+            "Not enough parameters",
+        );
+        return;
+    }
+    let target = state
+        .nicks
+        .get(&state.fold(nick))
+        .and_then(|target| state.clients.get(target))
+        .filter(|client| client.registered);
+    let Some(target) = target else {
+        state.reply(id, numeric::ERR_NOSUCHNICK, &[nick], "No such nick/channel");
+        return;
+    };
+    let (target, target_nick, away) = (target.id, target.nick.clone(), target.away.clone());
+    let folded = state.fold(name);
+    let Some(channel) = state.channels.get_mut(&folded) else {
+        state.reply(id, numeric::ERR_NOSUCHCHANNEL, &[name], "No such channel");
+        return;
+    };
+    let name = channel.name.clone();
+    let refusal = match channel.members.get(&id) {
+        None => Some((numeric::ERR_NOTONCHANNEL, "You're not on that channel")),
+        Some(inviter) if channel.modes.invite_only && !inviter.op => {
+            Some((numeric::ERR_CHANOPRIVSNEEDED, "You're not channel operator"))
+        }
+        Some(_) => None,
+    };
+    if let Some((refusal, text)) = refusal {
+        state.reply(id, refusal, &[&name], text);
+        return;
+    }
+    if channel.members.contains_key(&target) {
+        state.reply(
+            id,
+            numeric::ERR_USERONCHANNEL,
+            &[&target_nick, &name],
+            "is already on channel",
+        );
+        return;
+    }
+    channel.invited.insert(target);
+    let line = state
+        .numeric_line(id, numeric::RPL_INVITING)
+        .arg(&target_nick)
+        .arg(&name)
+        .finish();
+    state.send(id, line);
+    if let Some(away) = away {
+        state.reply(id, numeric::RPL_AWAY, &[&target_nick], &away);
+    }
+    let Some(source) = state.clients.get(&id).map(|client| client.source.clone()) else {
+        return;
+    };
+    let line = Line::new(Some(&source), "INVITE")
+        .arg(&target_nick)
+        .arg(&name)
+        .finish();
+    state.send(target, line);
+}
