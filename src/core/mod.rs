@@ -9,6 +9,10 @@ pub mod commands;
 mod dispatch;
 mod isupport;
 mod state;
+#[cfg(test)]
+mod test_support;
+#[cfg(test)]
+mod tests;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

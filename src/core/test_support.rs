@@ -1,0 +1,63 @@
+//! A core with registered clients and readable outboxes, for handler tests.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use super::{ClientId, Event, State, SystemClock};
+use crate::config::Config;
+use crate::net::Outbox;
+use crate::proto::message::parse;
+
+/// A state machine and its clients, driven one line at a time.
+pub struct Harness {
+    pub state: State,
+    next_id: u64,
+}
+
+impl Harness {
+    pub fn new() -> Harness {
+        Harness::with_config(Config::default())
+    }
+
+    pub fn with_config(config: Config) -> Harness {
+        Harness {
+            state: State::new(Arc::new(config), Box::new(SystemClock)),
+            next_id: 1,
+        }
+    }
+
+    /// Connects and registers `nick`, and forgets the welcome burst.
+    pub fn register(&mut self, nick: &str) -> ClientId {
+        let id = ClientId(self.next_id);
+        self.next_id += 1;
+        let peer: SocketAddr = ([127, 0, 0, 1], 40000).into();
+        self.state.handle(Event::Connected {
+            id,
+            outbox: Arc::new(Outbox::new(1 << 20)),
+            peer,
+        });
+        self.send(id, &format!("NICK {nick}"));
+        self.send(id, &format!("USER {nick} 0 * :{nick}"));
+        self.lines(id);
+        id
+    }
+
+    /// Hands one client line to the core.
+    pub fn send(&mut self, id: ClientId, line: &str) {
+        let message = parse(line).expect("a test line parses").to_owned();
+        self.state.handle(Event::Message { id, message });
+    }
+
+    /// Everything `id` received since the last call, without CR LF.
+    pub fn lines(&mut self, id: ClientId) -> Vec<String> {
+        let Some(client) = self.state.clients.get(&id) else {
+            return Vec::new();
+        };
+        client
+            .outbox
+            .take_lines_for_test()
+            .iter()
+            .map(|line| String::from_utf8_lossy(line).trim_end().to_owned())
+            .collect()
+    }
+}
