@@ -2,10 +2,12 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::SystemTime;
 
-use super::{ClientId, Event, State, SystemClock};
+use super::{Channel, ClientId, Event, ListEntry, State, SystemClock};
 use crate::config::Config;
 use crate::net::Outbox;
+use crate::proto::mask::Mask;
 use crate::proto::message::parse;
 
 /// A state machine and its clients, driven one line at a time.
@@ -40,6 +42,24 @@ impl Harness {
         self.send(id, &format!("USER {nick} 0 * :{nick}"));
         self.lines(id);
         id
+    }
+
+    /// The room named `name`, for setting modes the way MODE would.
+    pub fn room(&mut self, name: &str) -> &mut Channel {
+        let folded = self.state.fold(name);
+        self.state
+            .channels
+            .get_mut(&folded)
+            .expect("the room exists")
+    }
+
+    /// A ban, exception or invite-exception entry for `mask`.
+    pub fn entry(&self, mask: &str) -> ListEntry {
+        ListEntry {
+            mask: Mask::new(mask, self.state.config.server.casemapping),
+            set_by: "alice".to_owned(),
+            set_at: SystemTime::UNIX_EPOCH,
+        }
     }
 
     /// Hands one client line to the core.

@@ -153,3 +153,116 @@ fn to_nick(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::core::test_support::Harness;
+    use crate::core::{ClientId, Membership};
+
+    /// alice (op) and bob in #room, with their join lines read.
+    fn room() -> (Harness, ClientId, ClientId) {
+        let mut harness = Harness::new();
+        let alice = harness.register("alice");
+        let bob = harness.register("bob");
+        harness.send(alice, "JOIN #room");
+        harness.send(bob, "JOIN #room");
+        harness.lines(alice);
+        harness.lines(bob);
+        (harness, alice, bob)
+    }
+
+    const REFUSED: &str = ":localhost 404 bob #room :Cannot send to channel";
+
+    #[test]
+    fn moderated_rooms_need_voice_or_op() {
+        let (mut harness, alice, bob) = room();
+        harness.room("#room").modes.moderated = true;
+        harness.send(bob, "PRIVMSG #room :hi");
+        assert_eq!(harness.lines(bob), vec![REFUSED]);
+        assert!(harness.lines(alice).is_empty());
+        let voiced = Membership {
+            op: false,
+            voice: true,
+        };
+        harness.room("#room").members.insert(bob, voiced);
+        harness.send(bob, "PRIVMSG #room :hi");
+        assert_eq!(
+            harness.lines(alice),
+            vec![":bob!~bob@127.0.0.1 PRIVMSG #room :hi"]
+        );
+    }
+
+    #[test]
+    fn a_banned_member_cannot_speak_unless_excepted() {
+        let (mut harness, alice, bob) = room();
+        let ban = harness.entry("bob!*@*");
+        harness.room("#room").bans.push(ban);
+        harness.send(bob, "PRIVMSG #room :hi");
+        harness.send(bob, "NOTICE #room :hi");
+        assert_eq!(harness.lines(bob), vec![REFUSED]);
+        assert!(harness.lines(alice).is_empty());
+        let exception = harness.entry("bob!*@*");
+        harness.room("#room").ban_exceptions.push(exception);
+        harness.send(bob, "PRIVMSG #room :hi");
+        assert_eq!(harness.lines(alice).len(), 1);
+    }
+
+    #[test]
+    fn statusmsg_to_voiced_reaches_voiced_and_ops_only() {
+        let (mut harness, alice, bob) = room();
+        let carol = harness.register("carol");
+        let dave = harness.register("dave");
+        harness.send(carol, "JOIN #room");
+        harness.send(dave, "JOIN #room");
+        let voiced = Membership {
+            op: false,
+            voice: true,
+        };
+        harness.room("#room").members.insert(carol, voiced);
+        for id in [alice, bob, carol, dave] {
+            harness.lines(id);
+        }
+        harness.send(bob, "PRIVMSG +#room :psst");
+        let line = ":bob!~bob@127.0.0.1 PRIVMSG +#room :psst";
+        assert_eq!(harness.lines(alice), vec![line]);
+        assert_eq!(harness.lines(carol), vec![line]);
+        assert!(harness.lines(dave).is_empty());
+        assert!(harness.lines(bob).is_empty());
+    }
+
+    #[test]
+    fn privmsg_to_an_away_nick_answers_301_and_notice_does_not() {
+        let (mut harness, alice, bob) = room();
+        harness.state.clients.get_mut(&bob).unwrap().away = Some("lunch".to_owned());
+        harness.send(alice, "PRIVMSG bob :there?");
+        assert_eq!(
+            harness.lines(alice),
+            vec![":localhost 301 alice bob :lunch"]
+        );
+        harness.send(alice, "NOTICE bob :there?");
+        assert!(harness.lines(alice).is_empty());
+        assert_eq!(harness.lines(bob).len(), 2);
+    }
+
+    #[test]
+    fn a_repeated_target_gets_the_message_once() {
+        let (mut harness, alice, bob) = room();
+        harness.send(alice, "PRIVMSG bob,BOB,#room,#ROOM :x");
+        assert_eq!(
+            harness.lines(bob),
+            vec![
+                ":alice!~alice@127.0.0.1 PRIVMSG bob :x",
+                ":alice!~alice@127.0.0.1 PRIVMSG #room :x"
+            ]
+        );
+    }
+
+    #[test]
+    fn messages_update_last_active() {
+        let (mut harness, alice, _) = room();
+        let before = std::time::SystemTime::UNIX_EPOCH;
+        harness.state.clients.get_mut(&alice).unwrap().last_active = before;
+        harness.send(alice, "NOTICE #room :x");
+        assert!(harness.state.clients[&alice].last_active > before);
+    }
+}

@@ -90,3 +90,102 @@ pub fn send_names(state: &mut State, id: ClientId, channel: &Folded) {
 fn end_of_names(state: &mut State, id: ClientId, name: &str) {
     state.reply(id, numeric::RPL_ENDOFNAMES, &[name], "End of /NAMES list");
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::core::test_support::Harness;
+    use crate::core::{ClientId, Membership};
+    use crate::proto::serialize::MAX_LINE;
+
+    #[test]
+    fn multi_prefix_shows_every_prefix() {
+        let mut harness = Harness::new();
+        let alice = harness.register("alice");
+        harness.send(alice, "JOIN #room");
+        harness.lines(alice);
+        let both = Membership {
+            op: true,
+            voice: true,
+        };
+        harness.room("#room").members.insert(alice, both);
+        harness.send(alice, "NAMES #room");
+        assert!(harness.lines(alice)[0].ends_with(" = #room :@alice"));
+        harness
+            .state
+            .clients
+            .get_mut(&alice)
+            .unwrap()
+            .caps
+            .insert("multi-prefix");
+        harness.send(alice, "NAMES #room");
+        assert!(harness.lines(alice)[0].ends_with(" = #room :@+alice"));
+    }
+
+    #[test]
+    fn outsiders_see_no_invisible_users_and_nothing_of_private_rooms() {
+        let mut harness = Harness::new();
+        let alice = harness.register("alice");
+        let bob = harness.register("bob");
+        let eve = harness.register("eve");
+        harness.send(alice, "JOIN #room");
+        harness.send(bob, "JOIN #room");
+        harness.send(bob, "MODE bob +i");
+        harness.lines(eve);
+        harness.send(eve, "NAMES #room");
+        assert_eq!(
+            harness.lines(eve),
+            vec![
+                ":localhost 353 eve = #room :@alice",
+                ":localhost 366 eve #room :End of /NAMES list"
+            ]
+        );
+        harness.room("#room").modes.private = true;
+        harness.send(eve, "NAMES #room");
+        assert_eq!(
+            harness.lines(eve),
+            vec![":localhost 366 eve #room :End of /NAMES list"]
+        );
+        harness.lines(alice);
+        harness.send(alice, "NAMES #room");
+        assert_eq!(
+            harness.lines(alice)[0],
+            ":localhost 353 alice * #room :@alice bob"
+        );
+    }
+
+    #[test]
+    fn a_big_room_is_split_into_lines_under_512_bytes() {
+        let mut harness = Harness::new();
+        let members: Vec<ClientId> = (0..120)
+            .map(|i| harness.register(&format!("member_with_a_long_nick_{i:03}")))
+            .collect();
+        for &member in &members {
+            harness.send(member, "JOIN #big");
+        }
+        let last = members[members.len() - 1];
+        harness.lines(last);
+        harness.send(last, "NAMES #big");
+        let lines = harness.lines(last);
+        let (replies, end) = lines.split_at(lines.len() - 1);
+        assert!(replies.len() > 1);
+        assert!(end[0].contains(" 366 "));
+        let mut seen = 0;
+        for line in replies {
+            assert!(line.len() + 2 <= MAX_LINE, "{} bytes", line.len() + 2);
+            let (_, names) = line.split_once(" :").unwrap();
+            seen += names.split(' ').count();
+        }
+        assert_eq!(seen, members.len());
+    }
+
+    #[test]
+    fn names_without_a_room_answers_a_lone_366() {
+        let mut harness = Harness::new();
+        let alice = harness.register("alice");
+        harness.send(alice, "NAMES");
+        assert_eq!(
+            harness.lines(alice),
+            vec![":localhost 366 alice * :End of /NAMES list"]
+        );
+    }
+}
