@@ -115,4 +115,9 @@ fn the_server_logs_its_port_and_exits_cleanly_on_sigterm() {
         child.wait().unwrap().success(),
         "exit status 0 after SIGTERM"
     );
+    let log = log.join().unwrap();
+    assert!(
+        log.iter().any(|line| line.contains("shutting down")),
+        "{log:?}"
+    );
 }
