@@ -128,6 +128,15 @@ impl Outbox {
         }
     }
 
+    /// Takes every queued line without a writer task, so core tests can read
+    /// what a client was sent.
+    #[cfg(test)]
+    pub(crate) fn take_lines(&self) -> Vec<Bytes> {
+        let mut queue = self.lock();
+        queue.bytes = 0;
+        queue.lines.drain(..).collect()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
         // A panic while holding this lock cannot leave the queue inconsistent.
         self.queue
@@ -148,6 +157,14 @@ mod tests {
         assert!(outbox.is_closing());
         assert_eq!(outbox.queued_bytes(), 0);
         assert!(outbox.stop_token().is_cancelled());
+    }
+
+    #[test]
+    fn take_lines_empties_the_queue() {
+        let outbox = Outbox::new(100);
+        outbox.push(Bytes::from_static(b"a\r\n")).unwrap();
+        assert_eq!(outbox.take_lines(), [Bytes::from_static(b"a\r\n")]);
+        assert_eq!(outbox.queued_bytes(), 0);
     }
 
     #[tokio::test]
