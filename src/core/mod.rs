@@ -9,6 +9,7 @@ pub mod commands;
 mod dispatch;
 mod isupport;
 mod state;
+pub mod whowas;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
