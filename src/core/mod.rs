@@ -9,6 +9,8 @@ pub mod commands;
 mod dispatch;
 mod isupport;
 mod state;
+#[cfg(test)]
+pub(crate) mod testing;
 pub mod whowas;
 
 use std::net::SocketAddr;

@@ -133,6 +133,13 @@ pub fn join(
     out
 }
 
+/// Can `param` be sent as a middle parameter, with more to follow? Client
+/// text echoed back in a numeric (a nick, a mask) must pass this, or be
+/// replaced, before [`Line::arg`].
+pub fn is_middle_safe(param: &str) -> bool {
+    !needs_colon(param) && !param.bytes().any(is_forbidden)
+}
+
 /// A parameter that would be misread without a leading `:`.
 fn needs_colon(param: &str) -> bool {
     param.is_empty() || param.starts_with(':') || param.contains(' ')
@@ -273,6 +280,14 @@ mod tests {
         assert_eq!(join(&[], None, "foo", &[""]), "foo :");
         assert_eq!(join(&[], None, "foo", &[":x"]), "foo ::x");
         assert_eq!(join(&[], None, "AWAY", &[]), "AWAY");
+    }
+
+    #[test]
+    fn middle_safe_params() {
+        assert!(is_middle_safe("nick"));
+        for param in ["", ":x", "a b", "a\rb"] {
+            assert!(!is_middle_safe(param), "{param:?}");
+        }
     }
 
     #[test]
