@@ -1,7 +1,9 @@
 //! The command table. The checks every command shares (registration, the
 //! parameter count, operator rights) live here once; handlers stay short.
 
-use super::commands::{cap, connection, info, registration, user_mode};
+use super::commands::{
+    away, cap, connection, info, ison, registration, user_mode, userhost, who, whois, whowas,
+};
 use super::{ClientId, State};
 use crate::proto::Message;
 use crate::proto::numeric;
@@ -44,8 +46,10 @@ const fn early(name: &'static str, handler: Handler, min_params: usize) -> Comma
 /// Every command the server knows, sorted by name for binary search.
 static COMMANDS: &[Command] = &[
     command("ADMIN", info::admin, 0),
+    command("AWAY", away::away, 0),
     early("CAP", cap::cap, 1),
     command("INFO", info::info, 0),
+    command("ISON", ison::ison, 1),
     command("LUSERS", info::lusers, 0),
     command("MODE", user_mode::mode, 1),
     command("MOTD", info::motd, 0),
@@ -56,7 +60,11 @@ static COMMANDS: &[Command] = &[
     early("QUIT", connection::quit, 0),
     command("TIME", info::time, 0),
     early("USER", registration::user, 4),
+    command("USERHOST", userhost::userhost, 1),
     command("VERSION", info::version, 0),
+    command("WHO", who::who, 0),
+    command("WHOIS", whois::whois, 0),
+    command("WHOWAS", whowas::whowas, 1),
 ];
 
 /// Looks a command up by its uppercased name.

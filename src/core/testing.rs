@@ -26,6 +26,7 @@ pub const START: u64 = 1_609_459_200;
 
 pub struct Harness {
     pub state: State,
+    clock: FixedClock,
     outboxes: HashMap<String, (ClientId, Arc<Outbox>)>,
     next_id: u64,
 }
@@ -42,10 +43,17 @@ impl Harness {
             SystemTime::UNIX_EPOCH + Duration::from_secs(START),
         )));
         Harness {
-            state: State::new(Arc::new(config), Box::new(clock)),
+            state: State::new(Arc::new(config), Box::new(clock.clone())),
+            clock,
             outboxes: HashMap::new(),
             next_id: 1,
         }
+    }
+
+    /// Moves the clock forward.
+    pub fn advance(&mut self, secs: u64) {
+        let mut now = self.clock.0.lock().unwrap_or_else(|p| p.into_inner());
+        *now += Duration::from_secs(secs);
     }
 
     /// Connects and registers `nick` (user `nick`, realname `Nick Name`),
@@ -65,6 +73,14 @@ impl Harness {
         self.send(nick, &format!("USER {nick} 0 * :{nick} Name"));
         self.take(nick);
         id
+    }
+
+    /// Gives `nick` user mode +o, as OPER would.
+    pub fn make_oper(&mut self, nick: &str) {
+        let id = self.id(nick);
+        if let Some(client) = self.state.clients.get_mut(&id) {
+            client.modes.oper = true;
+        }
     }
 
     pub fn id(&self, nick: &str) -> ClientId {

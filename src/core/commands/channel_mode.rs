@@ -1,10 +1,9 @@
 //! MODE on a room: show its modes, list its b/e/I lists, and apply changes,
 //! which every member then hears as one normalized MODE line.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use bytes::Bytes;
 
+use super::{echoable, unix_time};
 use crate::core::{Channel, ClientId, ListEntry, State};
 use crate::proto::mask::Mask;
 use crate::proto::numeric::{self, Numeric};
@@ -124,7 +123,7 @@ pub fn mode(state: &mut State, id: ClientId, message: &Message) {
     let name = message.param(0);
     let folded = state.fold(name);
     let Some(channel) = state.channels.get(&folded) else {
-        let shown = if is_middle_safe(name) { name } else { "*" };
+        let shown = echoable(name);
         state.reply(id, numeric::ERR_NOSUCHCHANNEL, &[shown], "No such channel");
         return;
     };
@@ -280,7 +279,7 @@ fn apply(state: &mut State, id: ClientId, folded: &Folded, request: Request) -> 
         Request::Member { nick, .. } => match state.nicks.get(&state.fold(nick)) {
             Some(target) => Some(*target),
             None => {
-                let shown = if is_middle_safe(nick) { nick } else { "*" };
+                let shown = echoable(nick);
                 state.reply(
                     id,
                     numeric::ERR_NOSUCHNICK,
@@ -317,7 +316,7 @@ fn apply(state: &mut State, id: ClientId, folded: &Folded, request: Request) -> 
         }
         Request::Key { adding: true, key } => {
             if !is_valid_key(key) {
-                let shown = if is_middle_safe(key) { key } else { "*" };
+                let shown = echoable(key);
                 error = Some((
                     numeric::ERR_INVALIDMODEPARAM,
                     vec![channel_name.clone(), "k".into(), shown.into()],
@@ -350,7 +349,7 @@ fn apply(state: &mut State, id: ClientId, folded: &Folded, request: Request) -> 
                 }
             }),
             _ => {
-                let shown = if is_middle_safe(value) { value } else { "*" };
+                let shown = echoable(value);
                 error = Some((
                     numeric::ERR_INVALIDMODEPARAM,
                     vec![channel_name.clone(), "l".into(), shown.into()],
@@ -372,7 +371,7 @@ fn apply(state: &mut State, id: ClientId, folded: &Folded, request: Request) -> 
             let member = target.and_then(|target| channel.members.get_mut(&target));
             match member {
                 None => {
-                    let shown = if is_middle_safe(nick) { nick } else { "*" };
+                    let shown = echoable(nick);
                     error = Some((
                         numeric::ERR_USERNOTINCHANNEL,
                         vec![shown.into(), channel_name.clone()],
@@ -642,10 +641,6 @@ fn mode_line(source: &str, channel: &str, changes: &[Applied]) -> Bytes {
         line = line.arg(arg);
     }
     line.finish()
-}
-
-fn unix_time(time: SystemTime) -> u64 {
-    time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 #[cfg(test)]

@@ -1,10 +1,9 @@
 //! MODE on a nick: +i and +w by the user, -o to drop operator status.
 //! Channel targets go to [`super::channel_mode`].
 
-use super::channel_mode;
+use super::{channel_mode, echoable};
 use crate::core::{ClientId, State};
 use crate::proto::numeric;
-use crate::proto::serialize::is_middle_safe;
 use crate::proto::{Line, Message};
 
 pub fn mode(state: &mut State, id: ClientId, message: &Message) {
@@ -16,7 +15,7 @@ pub fn mode(state: &mut State, id: ClientId, message: &Message) {
     let folded = state.fold(target);
     match state.nicks.get(&folded) {
         None => {
-            let shown = if is_middle_safe(target) { target } else { "*" };
+            let shown = echoable(target);
             state.reply(
                 id,
                 numeric::ERR_NOSUCHNICK,
