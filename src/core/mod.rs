@@ -56,7 +56,20 @@ pub const INBOX_CAPACITY: usize = 4096;
 pub async fn run(mut state: State, mut inbox: mpsc::Receiver<Event>) {
     while let Some(event) = inbox.recv().await {
         let shutdown = matches!(event, Event::Shutdown);
-        state.handle(event);
+        let culprit = match &event {
+            Event::Message { id, .. } | Event::InputTooLong { id } => Some(*id),
+            _ => None,
+        };
+        // A bug in one handler must not take every user down with it: drop
+        // the client whose command triggered it and keep serving.
+        let outcome =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| state.handle(event)));
+        if outcome.is_err() {
+            tracing::error!(client = ?culprit, "a command handler panicked; dropping its client");
+            if let Some(id) = culprit {
+                state.disconnect(id, "Internal error");
+            }
+        }
         if shutdown {
             break;
         }

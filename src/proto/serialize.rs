@@ -35,25 +35,34 @@ impl Line {
         line
     }
 
-    /// Adds a middle parameter. CR, LF and NUL are replaced by spaces. An
-    /// argument that would need a colon (empty, leading `:`, a space) gets
-    /// one, and must then be the last.
+    /// Adds a middle parameter. Structured values (nicks, channels, modes)
+    /// never need a `:`; an echo of bad client input might, so anything that
+    /// cannot stand in a middle parameter is replaced: an empty value by `*`,
+    /// a leading `:` and every space, CR, LF and NUL by `_`.
     pub fn arg(mut self, arg: &str) -> Line {
-        debug_assert!(!self.closed, "a parameter after one that needed a ':'");
-        // Checked on the raw text: CR, LF and NUL become spaces when written.
-        if needs_colon(arg) || arg.bytes().any(is_forbidden) {
-            self.put(b" :");
-            self.closed = true;
-        } else {
-            self.put(b" ");
+        debug_assert!(!self.closed, "a parameter after the trailing one");
+        self.put(b" ");
+        if arg.is_empty() {
+            self.put(b"*");
+            return self;
         }
-        self.put_sanitized(arg);
+        let mut rest = arg.as_bytes();
+        if rest[0] == b':' {
+            self.put(b"_");
+            rest = &rest[1..];
+        }
+        while let Some(bad) = rest.iter().position(|&b| b == b' ' || is_forbidden(b)) {
+            self.put(&rest[..bad]);
+            self.put(b"_");
+            rest = &rest[bad + 1..];
+        }
+        self.put(rest);
         self
     }
 
     /// Adds the final parameter with its `:`, whatever it holds.
     pub fn trailing(mut self, text: &str) -> Line {
-        debug_assert!(!self.closed, "a parameter after one that needed a ':'");
+        debug_assert!(!self.closed, "a parameter after the trailing one");
         self.put(b" :");
         self.put_sanitized(text);
         self.closed = true;
@@ -200,16 +209,22 @@ mod tests {
     }
 
     #[test]
-    fn arg_gets_a_colon_when_it_needs_one() {
-        assert_eq!(&Line::new(None, "X").arg("").finish()[..], b"X :\r\n");
-        assert_eq!(&Line::new(None, "X").arg(":a").finish()[..], b"X ::a\r\n");
-        assert_eq!(&Line::new(None, "X").arg("a b").finish()[..], b"X :a b\r\n");
+    fn arg_never_breaks_the_parameter_list() {
+        assert_eq!(
+            &Line::new(None, "X").arg("").arg("y").finish()[..],
+            b"X * y\r\n"
+        );
+        assert_eq!(&Line::new(None, "X").arg(":a").finish()[..], b"X _a\r\n");
+        assert_eq!(
+            &Line::new(None, "X").arg("a b").trailing("t").finish()[..],
+            b"X a_b :t\r\n"
+        );
     }
 
     #[test]
     fn cr_lf_nul_become_spaces() {
         let line = Line::new(None, "X").arg("a\r\nb").finish();
-        assert_eq!(&line[..], b"X :a  b\r\n");
+        assert_eq!(&line[..], b"X a__b\r\n");
         let line = Line::new(Some("s"), "PRIVMSG")
             .arg("#c")
             .trailing("x\0y\nQUIT")
@@ -268,9 +283,9 @@ mod tests {
 
     #[cfg(debug_assertions)]
     #[test]
-    #[should_panic(expected = "needed a ':'")]
-    fn arg_after_a_colon_arg_is_a_bug() {
-        let _ = Line::new(None, "X").arg("a b").arg("c");
+    #[should_panic(expected = "after the trailing one")]
+    fn arg_after_the_trailing_one_is_a_bug() {
+        let _ = Line::new(None, "X").trailing("a b").arg("c");
     }
 
     #[test]

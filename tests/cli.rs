@@ -1,0 +1,123 @@
+//! The `rookery` command as an admin uses it.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_rookery");
+
+fn example_config() -> String {
+    format!("{}/config.example.toml", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn check_config_accepts_the_example_file() {
+    let output = Command::new(BIN)
+        .args(["check-config", &example_config()])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn check_config_names_a_misspelled_key_and_its_line() {
+    let dir = std::env::temp_dir().join(format!("rookery-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("bad.toml");
+    std::fs::write(
+        &file,
+        "[server]\nname = \"irc.example\"\n\n[limits]\nmax_client = 5\n",
+    )
+    .unwrap();
+    let output = Command::new(BIN)
+        .args(["check-config", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("bad.toml:5:"), "{stderr}");
+    assert!(stderr.contains("max_client"), "{stderr}");
+}
+
+#[test]
+fn passwd_prints_an_argon2id_hash_on_its_last_line() {
+    let mut child = Command::new(BIN)
+        .arg("passwd")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"correct horse\n")
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success());
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let hash = stdout.lines().last().unwrap();
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
+}
+
+#[test]
+fn the_server_logs_its_port_and_exits_cleanly_on_sigterm() {
+    let mut child = Command::new(BIN)
+        .args(["--listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut log = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut port = None;
+    for line in log.by_ref() {
+        let line = line.unwrap();
+        if let Some(at) = line.find("listening on 127.0.0.1:") {
+            let digits: String = line[at + "listening on 127.0.0.1:".len()..]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            port = digits.parse::<u16>().ok();
+            break;
+        }
+    }
+    let port = port.expect("a 'listening on' line with the port");
+    // Keep reading the log so the server never writes into a closed pipe.
+    let log = std::thread::spawn(move || log.map_while(Result::ok).collect::<Vec<_>>());
+    let mut irc = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    irc.write_all(b"NICK alice\r\nUSER alice 0 * :Alice\r\n")
+        .unwrap();
+    let mut reader = BufReader::new(irc.try_clone().unwrap());
+    let mut line = String::new();
+    while !line.contains(" 376 ") {
+        line.clear();
+        assert!(
+            reader.read_line(&mut line).unwrap() > 0,
+            "closed before the MOTD ended"
+        );
+    }
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut rest = String::new();
+    reader.read_to_string(&mut rest).unwrap();
+    assert!(rest.contains("ERROR :Server shutting down"), "{rest}");
+    assert!(
+        child.wait().unwrap().success(),
+        "exit status 0 after SIGTERM"
+    );
+    let log = log.join().unwrap();
+    assert!(
+        log.iter().any(|line| line.contains("shutting down")),
+        "{log:?}"
+    );
+}

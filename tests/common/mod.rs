@@ -1,0 +1,114 @@
+//! Shared test support: an in-process server on port 0 and a line-based
+//! client that waits for expected lines instead of sleeping.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use rookery::config::{self, Config};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+
+/// How long a test waits for one expected line.
+pub const LINE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The configuration tests start from: defaults, a fixed name, no flood
+/// control, no history, a port the system picks.
+pub fn test_config(extra_toml: &str) -> Config {
+    let text = "server.name = \"irc.test\"\nflood.enabled = false\nhistory.enabled = false\n\
+                [[listen]]\naddress = \"127.0.0.1:0\"\n";
+    // Dotted keys must come before the [[listen]] table to stay at the root.
+    let text = format!("{extra_toml}\n{text}");
+    match config::parse(&text, std::path::Path::new("test.toml")) {
+        Ok(config) => config,
+        Err(error) => panic!("bad test configuration: {error}"),
+    }
+}
+
+/// A raw IRC client over TCP.
+pub struct Client {
+    reader: BufReader<OwnedReadHalf>,
+    writer: OwnedWriteHalf,
+    /// Every line received so far, for failure reports.
+    pub received: Vec<String>,
+}
+
+impl Client {
+    pub async fn connect(addr: SocketAddr) -> Client {
+        let stream = TcpStream::connect(addr)
+            .await
+            .expect("connect to the test server");
+        let (reader, writer) = stream.into_split();
+        Client {
+            reader: BufReader::new(reader),
+            writer,
+            received: Vec::new(),
+        }
+    }
+
+    pub async fn send(&mut self, line: &str) {
+        self.send_raw(format!("{line}\r\n").as_bytes()).await;
+    }
+
+    pub async fn send_raw(&mut self, bytes: &[u8]) {
+        self.writer
+            .write_all(bytes)
+            .await
+            .expect("write to the test server");
+    }
+
+    /// The next line, or `None` at EOF or after [`LINE_TIMEOUT`].
+    pub async fn next_line(&mut self) -> Option<String> {
+        let mut buf = Vec::new();
+        match tokio::time::timeout(LINE_TIMEOUT, self.reader.read_until(b'\n', &mut buf)).await {
+            Ok(Ok(0)) | Err(_) | Ok(Err(_)) => None,
+            Ok(Ok(_)) => {
+                let line = String::from_utf8_lossy(&buf)
+                    .trim_end_matches(['\r', '\n'])
+                    .to_owned();
+                self.received.push(line.clone());
+                Some(line)
+            }
+        }
+    }
+
+    /// Skips lines until one contains `needle`; panics with what came instead.
+    pub async fn expect_containing(&mut self, needle: &str) -> String {
+        loop {
+            match self.next_line().await {
+                Some(line) if line.contains(needle) => return line,
+                Some(_) => continue,
+                None => panic!(
+                    "expected a line containing {needle:?}; received {:#?}",
+                    self.received
+                ),
+            }
+        }
+    }
+
+    /// True when the server closed the connection (within the timeout).
+    pub async fn is_closed(&mut self) -> bool {
+        loop {
+            let mut buf = Vec::new();
+            match tokio::time::timeout(LINE_TIMEOUT, self.reader.read_until(b'\n', &mut buf)).await
+            {
+                Ok(Ok(0)) | Ok(Err(_)) => return true,
+                Ok(Ok(_)) => self
+                    .received
+                    .push(String::from_utf8_lossy(&buf).trim_end().to_owned()),
+                Err(_) => return false,
+            }
+        }
+    }
+
+    /// Registers as `nick` and waits for the end of the MOTD.
+    pub async fn register(addr: SocketAddr, nick: &str) -> Client {
+        let mut client = Client::connect(addr).await;
+        client.send(&format!("NICK {nick}")).await;
+        client.send(&format!("USER {nick} 0 * :{nick}")).await;
+        client.expect_containing(" 376 ").await;
+        client
+    }
+}
