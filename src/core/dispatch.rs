@@ -2,8 +2,8 @@
 //! parameter count, operator rights) live here once; handlers stay short.
 
 use super::commands::{
-    cap, connection, info, invite, join, kick, list, message, names, part, registration, topic,
-    user_mode,
+    away, cap, connection, info, invite, ison, join, kick, list, message, names, part,
+    registration, topic, user_mode, userhost, who, whois, whowas,
 };
 use super::{ClientId, State};
 use crate::proto::Message;
@@ -47,9 +47,11 @@ const fn early(name: &'static str, handler: Handler, min_params: usize) -> Comma
 /// Every command the server knows, sorted by name for binary search.
 static COMMANDS: &[Command] = &[
     command("ADMIN", info::admin, 0),
+    command("AWAY", away::away, 0),
     early("CAP", cap::cap, 1),
     command("INFO", info::info, 0),
     command("INVITE", invite::invite, 2),
+    command("ISON", ison::ison, 1),
     command("JOIN", join::join, 1),
     command("KICK", kick::kick, 2),
     command("LIST", list::list, 0),
@@ -69,7 +71,11 @@ static COMMANDS: &[Command] = &[
     command("TIME", info::time, 0),
     command("TOPIC", topic::topic, 1),
     early("USER", registration::user, 4),
+    command("USERHOST", userhost::userhost, 1),
     command("VERSION", info::version, 0),
+    command("WHO", who::who, 0),
+    command("WHOIS", whois::whois, 0),
+    command("WHOWAS", whowas::whowas, 1),
 ];
 
 /// Looks a command up by its uppercased name.

@@ -24,7 +24,8 @@ pub fn isupport_tokens(config: &Config) -> Vec<String> {
         "EXCEPTS=e".to_owned(),
         "INVEX=I".to_owned(),
         format!("KICKLEN={}", limits.kick_length),
-        format!("MAXLIST=beI:{}", limits.max_list_entries),
+        // `beI:N` would mean N for the three lists together; the limit is per list.
+        format!("MAXLIST=b:{0},e:{0},I:{0}", limits.max_list_entries),
         format!("MAXTARGETS={targets}"),
         format!("MODES={}", limits.modes_per_command),
         format!("NETWORK={}", config.server.network),

@@ -12,7 +12,10 @@ mod state;
 #[cfg(test)]
 mod test_support;
 #[cfg(test)]
+pub(crate) mod testing;
+#[cfg(test)]
 mod tests;
+pub mod whowas;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -8,6 +8,7 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use tracing::{debug, info};
 
+use super::whowas::{Whowas, WhowasEntry};
 use super::{Channel, Client, ClientId, Event, Membership, dispatch, isupport};
 use crate::config::Config;
 use crate::proto::numeric::{self, Numeric};
@@ -41,6 +42,8 @@ pub struct State {
     /// The most clients seen at once, for 265/266.
     pub max_clients_seen: usize,
     pub clock: Box<dyn Clock>,
+    /// Nicks that were dropped or changed, for WHOWAS.
+    pub whowas: Whowas,
     /// Clients whose outbox overflowed while handling the current event.
     overflowed: Vec<ClientId>,
 }
@@ -48,6 +51,7 @@ pub struct State {
 impl State {
     pub fn new(config: Arc<Config>, clock: Box<dyn Clock>) -> State {
         let created = clock.now();
+        let whowas = Whowas::new(config.limits.whowas_entries);
         State {
             isupport: isupport::isupport_tokens(&config),
             config,
@@ -56,6 +60,7 @@ impl State {
             channels: HashMap::new(),
             created,
             max_clients_seen: 0,
+            whowas,
             clock,
             overflowed: Vec::new(),
         }
@@ -196,6 +201,7 @@ impl State {
             let peers = self.peers(id);
             self.send_all(peers, &quit);
         }
+        self.remember_nick(id);
         let Some(client) = self.clients.remove(&id) else {
             return;
         };
@@ -222,6 +228,26 @@ impl State {
             .outbox
             .close(Some(Line::new(None, "ERROR").trailing(&error).finish()));
         debug!(clients = self.clients.len(), "client removed");
+    }
+
+    /// Records a registered client's current nick in the WHOWAS history,
+    /// before it leaves or changes nick.
+    pub fn remember_nick(&mut self, id: ClientId) {
+        let Some(client) = self.clients.get(&id) else {
+            return;
+        };
+        if !client.registered || client.nick.is_empty() {
+            return;
+        }
+        let entry = WhowasEntry {
+            nick: client.nick.clone(),
+            user: client.user.clone(),
+            host: client.host.clone(),
+            realname: client.realname.clone(),
+            departed: self.clock.now(),
+        };
+        let folded = self.fold(&client.nick);
+        self.whowas.record(folded, entry);
     }
 
     /// Says goodbye to every client.

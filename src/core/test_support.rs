@@ -75,7 +75,7 @@ impl Harness {
         };
         client
             .outbox
-            .take_lines_for_test()
+            .take_lines()
             .iter()
             .map(|line| String::from_utf8_lossy(line).trim_end().to_owned())
             .collect()

@@ -146,6 +146,10 @@ pub const ERR_BADCHANNAME: Numeric = Numeric(479);
 pub const ERR_INVALIDCAPCMD: Numeric = Numeric(410);
 pub const ERR_INVALIDMODEPARAM: Numeric = Numeric(696);
 pub const ERR_INVALIDKEY: Numeric = Numeric(525);
+/// irc-proto calls 346/347 `RPL_INVITELIST`, the RFC 2812 name; Modern IRC
+/// gives that name to 336 (INVITE with no parameter) and calls these:
+pub const RPL_INVEXLIST: Numeric = Numeric(346);
+pub const RPL_ENDOFINVEXLIST: Numeric = Numeric(347);
 pub const RPL_WHOISSECURE: Numeric = Numeric(671);
 pub const RPL_STARTTLS: Numeric = Numeric(670);
 pub const RPL_HELPSTART: Numeric = Numeric(704);

@@ -146,11 +146,12 @@ pub fn join(
 /// would need a `:` (empty, leading `:`, a space) or holds CR, LF or NUL
 /// becomes `*`, so an error reply can never end early or break its line.
 pub fn echo_param(param: &str) -> &str {
-    if needs_colon(param) || param.bytes().any(is_forbidden) {
-        "*"
-    } else {
-        param
-    }
+    if is_middle_safe(param) { param } else { "*" }
+}
+
+/// Can `param` be sent as a middle parameter with more to follow?
+pub fn is_middle_safe(param: &str) -> bool {
+    !needs_colon(param) && !param.bytes().any(is_forbidden)
 }
 
 /// A parameter that would be misread without a leading `:`.
@@ -307,6 +308,14 @@ mod tests {
         assert_eq!(join(&[], None, "foo", &[""]), "foo :");
         assert_eq!(join(&[], None, "foo", &[":x"]), "foo ::x");
         assert_eq!(join(&[], None, "AWAY", &[]), "AWAY");
+    }
+
+    #[test]
+    fn middle_safe_params() {
+        assert!(is_middle_safe("nick"));
+        for param in ["", ":x", "a b", "a\rb"] {
+            assert!(!is_middle_safe(param), "{param:?}");
+        }
     }
 
     #[test]

@@ -1,9 +1,14 @@
 //! Command handlers, one file per command family.
 
+use std::time::{SystemTime, UNIX_EPOCH};
+
+pub mod away;
 pub mod cap;
+pub mod channel_mode;
 pub mod connection;
 pub mod info;
 pub mod invite;
+pub mod ison;
 pub mod join;
 pub mod kick;
 pub mod list;
@@ -13,3 +18,12 @@ pub mod part;
 pub mod registration;
 pub mod topic;
 pub mod user_mode;
+pub mod userhost;
+pub mod who;
+pub mod whois;
+pub mod whowas;
+
+/// Seconds since the epoch, for 317, 329, 367 and friends.
+pub(crate) fn unix_time(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}

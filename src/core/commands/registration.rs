@@ -60,12 +60,16 @@ pub fn nick(state: &mut State, id: ClientId, message: &Message) {
         }
         _ => {}
     }
-    let Some(client) = state.clients.get_mut(&id) else {
+    let Some(client) = state.clients.get(&id) else {
         return;
     };
     if client.nick == wanted {
         return;
     }
+    state.remember_nick(id);
+    let Some(client) = state.clients.get_mut(&id) else {
+        return;
+    };
     let old_folded = state.config.server.casemapping.fold(&client.nick);
     let old_source = client.source.clone();
     client.nick = wanted.to_owned();

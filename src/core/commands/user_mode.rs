@@ -1,33 +1,37 @@
 //! MODE on a nick: +i and +w by the user, -o to drop operator status.
+//! Channel targets go to [`super::channel_mode`].
 
+use super::channel_mode;
 use crate::core::{ClientId, State};
 use crate::proto::numeric;
+use crate::proto::serialize::echo_param;
 use crate::proto::{Line, Message};
 
 pub fn mode(state: &mut State, id: ClientId, message: &Message) {
     let target = message.param(0);
     if target.starts_with(['#', '&']) {
-        state.reply(id, numeric::ERR_NOSUCHCHANNEL, &[target], "No such channel");
+        channel_mode::mode(state, id, message);
         return;
     }
     let folded = state.fold(target);
     match state.nicks.get(&folded) {
         None => {
+            let shown = echo_param(target);
             state.reply(
                 id,
                 numeric::ERR_NOSUCHNICK,
-                &[target],
+                &[shown],
                 "No such nick/channel",
             );
             return;
         }
         Some(owner) if *owner != id => {
-            state.reply(
-                id,
-                numeric::ERR_USERSDONTMATCH,
-                &[],
-                "Can't change mode for other users",
-            );
+            let text = if message.params.len() > 1 {
+                "Can't change mode for other users"
+            } else {
+                "Can't view modes for other users"
+            };
+            state.reply(id, numeric::ERR_USERSDONTMATCH, &[], text);
             return;
         }
         Some(_) => {}

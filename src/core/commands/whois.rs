@@ -1,0 +1,277 @@
+//! WHOIS: who a user is, where, in which rooms, and how long idle.
+
+use super::unix_time;
+use crate::core::{ClientId, State};
+use crate::proto::Message;
+use crate::proto::mask::Mask;
+use crate::proto::numeric;
+use crate::proto::serialize::MAX_LINE;
+use crate::proto::serialize::echo_param;
+
+pub fn whois(state: &mut State, id: ClientId, message: &Message) {
+    // `WHOIS nick` or `WHOIS <server|nick> nick`: the remote form is
+    // answered here, as every user is local.
+    let (server, nicks) = match message.params.as_slice() {
+        [] => (None, ""),
+        [nicks] => (None, nicks.as_str()),
+        [server, nicks, ..] => (Some(server.as_str()), nicks.as_str()),
+    };
+    if nicks.is_empty() {
+        state.reply(id, numeric::ERR_NONICKNAMEGIVEN, &[], "No nickname given");
+        return;
+    }
+    if let Some(server) = server {
+        if !names_this_server_or_a_user(state, server) {
+            let shown = echo_param(server);
+            state.reply(id, numeric::ERR_NOSUCHSERVER, &[shown], "No such server");
+            return;
+        }
+    }
+    // TARGMAX WHOIS:1: the first nick is answered, the rest dropped.
+    let nick = nicks.split(',').next().unwrap_or_default();
+    let end = echo_param(nicks);
+    match state.nicks.get(&state.fold(nick)).copied() {
+        Some(target) => send_whois(state, id, target),
+        None => {
+            let shown = echo_param(nick);
+            state.reply(
+                id,
+                numeric::ERR_NOSUCHNICK,
+                &[shown],
+                "No such nick/channel",
+            );
+        }
+    }
+    state.reply(id, numeric::RPL_ENDOFWHOIS, &[end], "End of /WHOIS list");
+}
+
+fn names_this_server_or_a_user(state: &State, target: &str) -> bool {
+    let casemapping = state.config.server.casemapping;
+    let ours = state.server_name();
+    casemapping.eq(target, ours)
+        || Mask::new(target, casemapping).matches(ours)
+        || state.nicks.contains_key(&state.fold(target))
+}
+
+/// 311, 319, 312, 313, 301, 317 about `target`.
+fn send_whois(state: &mut State, id: ClientId, target: ClientId) {
+    let Some(client) = state.clients.get(&target) else {
+        return;
+    };
+    let nick = client.nick.clone();
+    let user = client.user.clone();
+    let host = client.host.clone();
+    let realname = client.realname.clone();
+    let oper = client.modes.oper;
+    let away = client.away.clone();
+    let idle = state
+        .clock
+        .now()
+        .duration_since(client.last_active)
+        .map_or(0, |d| d.as_secs());
+    let signon = unix_time(client.connected_at);
+    let channels = visible_channels(state, id, target);
+    let server = state.config.server.name.clone();
+    let description = state.config.server.description.clone();
+
+    let line = state
+        .numeric_line(id, numeric::RPL_WHOISUSER)
+        .arg(&nick)
+        .arg(&user)
+        .arg(&host)
+        .arg("*")
+        .trailing(&realname)
+        .finish();
+    state.send(id, line);
+    let asker = state
+        .clients
+        .get(&id)
+        .map_or("*", |c| c.target())
+        .to_owned();
+    // `:server 319 asker nick :` around the list, and CR LF.
+    let overhead = server.len() + asker.len() + nick.len() + 12;
+    for chunk in chunks(&channels, MAX_LINE.saturating_sub(overhead)) {
+        state.reply(id, numeric::RPL_WHOISCHANNELS, &[&nick], &chunk);
+    }
+    state.reply(
+        id,
+        numeric::RPL_WHOISSERVER,
+        &[&nick, &server],
+        &description,
+    );
+    if oper {
+        state.reply(
+            id,
+            numeric::RPL_WHOISOPERATOR,
+            &[&nick],
+            "is an IRC operator",
+        );
+    }
+    if let Some(away) = away {
+        state.reply(id, numeric::RPL_AWAY, &[&nick], &away);
+    }
+    state.reply(
+        id,
+        numeric::RPL_WHOISIDLE,
+        &[&nick, &idle.to_string(), &signon.to_string()],
+        "seconds idle, signon time",
+    );
+}
+
+/// `target`'s rooms as `asker` may see them, with prefixes, sorted. A
+/// secret or private room shows only to its members; an invisible user's
+/// rooms show only where the asker is too.
+fn visible_channels(state: &State, asker: ClientId, target: ClientId) -> Vec<String> {
+    let Some(client) = state.clients.get(&target) else {
+        return Vec::new();
+    };
+    let multi_prefix = state
+        .clients
+        .get(&asker)
+        .is_some_and(|c| c.has_cap("multi-prefix"));
+    let mut names: Vec<(String, String)> = client
+        .channels
+        .iter()
+        .filter_map(|folded| {
+            let channel = state.channels.get(folded)?;
+            let membership = channel.members.get(&target)?;
+            let asker_is_member = channel.members.contains_key(&asker);
+            let hidden = channel.is_hidden() || client.modes.invisible;
+            if hidden && !asker_is_member {
+                return None;
+            }
+            let shown = format!("{}{}", membership.prefixes(multi_prefix), channel.name);
+            Some((folded.as_str().to_owned(), shown))
+        })
+        .collect();
+    names.sort();
+    names.into_iter().map(|(_, shown)| shown).collect()
+}
+
+/// Joins `items` with spaces into strings of at most `budget` bytes.
+fn chunks(items: &[String], budget: usize) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut current = String::new();
+    for item in items {
+        if !current.is_empty() && current.len() + 1 + item.len() > budget {
+            out.push(std::mem::take(&mut current));
+        }
+        if !current.is_empty() {
+            current.push(' ');
+        }
+        current.push_str(item);
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::core::testing::{Harness, START};
+
+    fn people() -> Harness {
+        let mut h = Harness::new();
+        for nick in ["alice", "bob", "eve"] {
+            h.register(nick);
+        }
+        h
+    }
+
+    #[test]
+    fn whois_tells_user_rooms_server_and_idle_time() {
+        let mut h = people();
+        h.room("#room", &[("alice", true)]);
+        h.advance(42);
+        h.send("eve", "WHOIS Alice");
+        assert_eq!(
+            h.take("eve"),
+            [
+                ":irc.test 311 eve alice ~alice 127.0.0.1 * :alice Name".to_owned(),
+                ":irc.test 319 eve alice :@#room".to_owned(),
+                ":irc.test 312 eve alice irc.test :rookery IRC server".to_owned(),
+                format!(":irc.test 317 eve alice 42 {START} :seconds idle, signon time"),
+                ":irc.test 318 eve Alice :End of /WHOIS list".to_owned(),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_unknown_nick_gets_401_then_318() {
+        let mut h = people();
+        h.send("eve", "WHOIS nobody");
+        assert_eq!(
+            h.take("eve"),
+            [
+                ":irc.test 401 eve nobody :No such nick/channel",
+                ":irc.test 318 eve nobody :End of /WHOIS list",
+            ]
+        );
+    }
+
+    #[test]
+    fn away_and_operator_status_are_shown() {
+        let mut h = people();
+        h.send("bob", "AWAY :gone fishing");
+        h.make_oper("bob");
+        h.send("eve", "WHOIS bob bob");
+        let lines = h.take("eve");
+        assert_eq!(lines[2], ":irc.test 313 eve bob :is an IRC operator");
+        assert_eq!(lines[3], ":irc.test 301 eve bob :gone fishing");
+    }
+
+    #[test]
+    fn secret_rooms_show_only_to_their_members() {
+        let mut h = people();
+        h.room("#hide", &[("alice", true), ("bob", false)]);
+        h.room("#open", &[("alice", false)]);
+        h.send("alice", "MODE #hide +s");
+        h.take("bob");
+        h.send("eve", "WHOIS alice");
+        assert_eq!(h.take("eve")[1], ":irc.test 319 eve alice :#open");
+        h.send("bob", "WHOIS alice");
+        assert_eq!(h.take("bob")[1], ":irc.test 319 bob alice :@#hide #open");
+    }
+
+    #[test]
+    fn no_rooms_means_no_319() {
+        let mut h = people();
+        h.send("eve", "WHOIS bob");
+        let lines = h.take("eve");
+        assert!(lines.iter().all(|l| !l.contains(" 319 ")));
+    }
+
+    #[test]
+    fn many_rooms_are_split_under_512_bytes() {
+        let mut h = people();
+        for i in 0..60 {
+            h.room(
+                &format!("#a-rather-long-room-name-{i:02}"),
+                &[("bob", false)],
+            );
+        }
+        h.send("eve", "WHOIS bob");
+        let lines: Vec<String> = h
+            .take("eve")
+            .into_iter()
+            .filter(|l| l.contains(" 319 "))
+            .collect();
+        assert!(lines.len() > 1);
+        let total: usize = lines.iter().map(|l| l.split(' ').count() - 4).sum();
+        assert_eq!(total, 60);
+        assert!(lines.iter().all(|l| l.len() + 2 <= 512));
+    }
+
+    #[test]
+    fn a_server_that_is_not_ours_is_402() {
+        let mut h = people();
+        h.send("eve", "WHOIS other.server bob");
+        assert_eq!(
+            h.take("eve"),
+            [":irc.test 402 eve other.server :No such server"]
+        );
+        h.send("eve", "WHOIS");
+        assert_eq!(h.take("eve"), [":irc.test 431 eve :No nickname given"]);
+    }
+}

@@ -1,0 +1,107 @@
+//! The nick history behind WHOWAS: who used a nick before it was dropped or
+//! changed, newest last, bounded by `limits.whowas_entries`.
+
+use std::collections::VecDeque;
+use std::time::SystemTime;
+
+use crate::proto::Folded;
+
+/// One nick as it was when its owner changed it or left.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WhowasEntry {
+    pub nick: String,
+    pub user: String,
+    pub host: String,
+    pub realname: String,
+    pub departed: SystemTime,
+}
+
+/// The bounded history; the oldest entry goes first when it is full.
+#[derive(Debug)]
+pub struct Whowas {
+    entries: VecDeque<(Folded, WhowasEntry)>,
+    capacity: usize,
+}
+
+impl Whowas {
+    pub fn new(capacity: usize) -> Whowas {
+        Whowas {
+            entries: VecDeque::with_capacity(capacity.min(1024)),
+            capacity,
+        }
+    }
+
+    /// Remembers `entry` under its folded nick.
+    pub fn record(&mut self, folded: Folded, entry: WhowasEntry) {
+        if self.capacity == 0 {
+            return;
+        }
+        while self.entries.len() >= self.capacity {
+            self.entries.pop_front();
+        }
+        self.entries.push_back((folded, entry));
+    }
+
+    /// The entries for a nick, most recent first.
+    pub fn lookup<'a>(&'a self, folded: &'a Folded) -> impl Iterator<Item = &'a WhowasEntry> {
+        self.entries
+            .iter()
+            .rev()
+            .filter(move |(key, _)| key == folded)
+            .map(|(_, entry)| entry)
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::Casemapping;
+
+    fn entry(nick: &str, user: &str) -> WhowasEntry {
+        WhowasEntry {
+            nick: nick.into(),
+            user: user.into(),
+            host: "h".into(),
+            realname: "r".into(),
+            departed: SystemTime::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn lookup_returns_newest_first() {
+        let mut history = Whowas::new(10);
+        let key = Casemapping::Ascii.fold("Bob");
+        history.record(key.clone(), entry("Bob", "one"));
+        history.record(Casemapping::Ascii.fold("eve"), entry("eve", "x"));
+        history.record(key.clone(), entry("bob", "two"));
+        let users: Vec<&str> = history.lookup(&key).map(|e| e.user.as_str()).collect();
+        assert_eq!(users, ["two", "one"]);
+    }
+
+    #[test]
+    fn the_oldest_entry_is_dropped_when_full() {
+        let mut history = Whowas::new(2);
+        for user in ["a", "b", "c"] {
+            history.record(Casemapping::Ascii.fold("n"), entry("n", user));
+        }
+        assert_eq!(history.len(), 2);
+        let key = Casemapping::Ascii.fold("n");
+        let users: Vec<&str> = history.lookup(&key).map(|e| e.user.as_str()).collect();
+        assert_eq!(users, ["c", "b"]);
+    }
+
+    #[test]
+    fn zero_capacity_keeps_nothing() {
+        let mut history = Whowas::new(0);
+        history.record(Casemapping::Ascii.fold("n"), entry("n", "a"));
+        assert!(history.is_empty());
+    }
+}
