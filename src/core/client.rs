@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::ClientId;
+use super::caps::Caps;
 use crate::net::Outbox;
 use crate::proto::Folded;
 
@@ -31,7 +32,7 @@ pub struct Client {
     pub cap_negotiating: bool,
     /// The CAP LS version the client announced (0 when none).
     pub cap_version: u32,
-    pub caps: HashSet<&'static str>,
+    pub caps: Caps,
     pub modes: UserModes,
     pub away: Option<String>,
     pub channels: HashSet<Folded>,
@@ -77,7 +78,7 @@ impl Client {
             password_ok: false,
             cap_negotiating: false,
             cap_version: 0,
-            caps: HashSet::new(),
+            caps: Caps::NONE,
             modes: UserModes::default(),
             away: None,
             channels: HashSet::new(),
@@ -100,7 +101,7 @@ impl Client {
         self.source = format!("{}!{}@{}", self.nick, self.user, self.host);
     }
 
-    pub fn has_cap(&self, cap: &str) -> bool {
+    pub fn has_cap(&self, cap: Caps) -> bool {
         self.caps.contains(cap)
     }
 }

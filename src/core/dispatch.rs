@@ -1,11 +1,12 @@
 //! The command table. The checks every command shares (registration, the
 //! parameter count, operator rights) live here once; handlers stay short.
 
+use super::caps::Caps;
 use super::commands::{
     away, cap, connection, info, invite, ison, join, kick, list, message, names, part,
     registration, topic, user_mode, userhost, who, whois, whowas,
 };
-use super::{ClientId, State};
+use super::{ClientId, State, labeled};
 use crate::proto::Message;
 use crate::proto::numeric;
 
@@ -68,6 +69,7 @@ static COMMANDS: &[Command] = &[
     early("PONG", connection::pong, 0),
     command("PRIVMSG", message::privmsg, 0),
     early("QUIT", connection::quit, 0),
+    command("TAGMSG", message::tagmsg, 1),
     command("TIME", info::time, 0),
     command("TOPIC", topic::topic, 1),
     early("USER", registration::user, 4),
@@ -86,8 +88,31 @@ pub fn find(name: &str) -> Option<&'static Command> {
         .map(|i| &COMMANDS[i])
 }
 
-/// Runs the generic checks, then the handler.
+/// The longest label echoed back; longer ones are ignored.
+const MAX_LABEL: usize = 64;
+
+/// Runs a command; a labeled one (labeled-response) has its replies
+/// collected and sent back under its label.
 pub fn dispatch(state: &mut State, id: ClientId, message: &Message) {
+    let label = state
+        .clients
+        .get(&id)
+        .filter(|client| client.caps.contains(Caps::LABELED_RESPONSE))
+        .and_then(|_| message.tags.iter().find(|tag| tag.key == "label"))
+        .and_then(|tag| tag.value.as_deref())
+        .filter(|label| !label.is_empty() && label.len() <= MAX_LABEL);
+    let Some(label) = label else {
+        run(state, id, message);
+        return;
+    };
+    state.start_capture(id);
+    run(state, id, message);
+    let lines = state.end_capture();
+    labeled::send(state, id, label, lines);
+}
+
+/// Runs the generic checks, then the handler.
+fn run(state: &mut State, id: ClientId, message: &Message) {
     let Some(client) = state.clients.get(&id) else {
         return;
     };

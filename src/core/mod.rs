@@ -3,11 +3,14 @@
 //! client's outbox. It never awaits and never does I/O, so a run is
 //! deterministic and the state needs no locks.
 
+pub mod broadcast;
+pub mod caps;
 mod channel;
 mod client;
 pub mod commands;
 mod dispatch;
 mod isupport;
+mod labeled;
 mod state;
 #[cfg(test)]
 mod test_support;

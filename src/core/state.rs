@@ -8,6 +8,7 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use tracing::{debug, info};
 
+use super::broadcast::Broadcast;
 use super::whowas::{Whowas, WhowasEntry};
 use super::{Channel, Client, ClientId, Event, Membership, dispatch, isupport};
 use crate::config::Config;
@@ -46,6 +47,32 @@ pub struct State {
     pub whowas: Whowas,
     /// Clients whose outbox overflowed while handling the current event.
     overflowed: Vec<ClientId>,
+    /// Replies held back for a labeled-response while its command runs.
+    capture: Option<Capture>,
+    /// Makes message ids unique across restarts: the start time.
+    msgid_prefix: String,
+    msgid_counter: u64,
+}
+
+/// Lines to one client collected while a labeled command runs.
+#[derive(Debug)]
+pub struct Capture {
+    pub id: ClientId,
+    pub lines: Vec<Bytes>,
+}
+
+/// Queues `line` for `client`, or holds it when its command is labeled.
+fn deliver(
+    capture: &mut Option<Capture>,
+    overflowed: &mut Vec<ClientId>,
+    client: &Client,
+    line: Bytes,
+) {
+    if let Some(capture) = capture.as_mut().filter(|capture| capture.id == client.id) {
+        capture.lines.push(line);
+    } else if client.outbox.push(line).is_err() {
+        overflowed.push(client.id);
+    }
 }
 
 impl State {
@@ -61,8 +88,16 @@ impl State {
             created,
             max_clients_seen: 0,
             whowas,
+            msgid_prefix: format!(
+                "{:x}",
+                created
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis())
+            ),
+            msgid_counter: 0,
             clock,
             overflowed: Vec::new(),
+            capture: None,
         }
     }
 
@@ -106,40 +141,73 @@ impl State {
     /// Queues a line for one client; an overflow disconnects it afterwards.
     pub fn send(&mut self, id: ClientId, line: Bytes) {
         if let Some(client) = self.clients.get(&id) {
-            if client.outbox.push(line).is_err() {
-                self.overflowed.push(id);
+            deliver(&mut self.capture, &mut self.overflowed, client, line);
+        }
+    }
+
+    /// An event line stamped with the current time, for a fan-out.
+    pub fn broadcast(&self, line: Bytes) -> Broadcast {
+        Broadcast::new(line, self.clock.now())
+    }
+
+    /// A message id unique across restarts.
+    pub fn next_msgid(&mut self) -> String {
+        self.msgid_counter += 1;
+        format!("{}-{}", self.msgid_prefix, self.msgid_counter)
+    }
+
+    /// A batch reference, unique on this server.
+    pub fn next_batch_id(&mut self) -> String {
+        self.msgid_counter += 1;
+        format!("b{}", self.msgid_counter)
+    }
+
+    /// Sends an event to each of `ids` in the form its capabilities ask for.
+    pub fn send_all(&mut self, ids: impl IntoIterator<Item = ClientId>, event: &mut Broadcast) {
+        for id in ids {
+            if let Some(client) = self.clients.get(&id) {
+                let line = event.line_for(client.caps);
+                deliver(&mut self.capture, &mut self.overflowed, client, line);
             }
         }
     }
 
-    /// Queues the same line for many clients; the bytes are shared.
-    pub fn send_all(&mut self, ids: impl IntoIterator<Item = ClientId>, line: &Bytes) {
-        for id in ids {
-            self.send(id, line.clone());
-        }
-    }
-
-    /// Queues one line for the members of a room that `include` accepts; the
-    /// bytes are shared and no list of members is built.
+    /// Sends an event to the members of a room that `include` accepts, each
+    /// in its own form; no list of members is built.
     pub fn send_to_members(
         &mut self,
         channel: &Folded,
-        line: &Bytes,
-        include: impl Fn(ClientId, Membership) -> bool,
+        event: &mut Broadcast,
+        include: impl Fn(&Client, Membership) -> bool,
     ) {
         let Some(room) = self.channels.get(channel) else {
             return;
         };
-        for (&member, &membership) in &room.members {
-            if !include(member, membership) {
+        for (member, &membership) in &room.members {
+            let Some(client) = self.clients.get(member) else {
                 continue;
-            }
-            if let Some(client) = self.clients.get(&member) {
-                if client.outbox.push(line.clone()).is_err() {
-                    self.overflowed.push(member);
-                }
+            };
+            if include(client, membership) {
+                let line = event.line_for(client.caps);
+                deliver(&mut self.capture, &mut self.overflowed, client, line);
             }
         }
+    }
+
+    /// Holds every line to `id` until [`State::end_capture`].
+    pub fn start_capture(&mut self, id: ClientId) {
+        self.capture = Some(Capture {
+            id,
+            lines: Vec::new(),
+        });
+    }
+
+    /// Stops holding lines and returns them.
+    pub fn end_capture(&mut self) -> Vec<Bytes> {
+        self.capture
+            .take()
+            .map(|capture| capture.lines)
+            .unwrap_or_default()
     }
 
     /// Takes `id` out of a room on both sides; a room left empty disappears.
@@ -198,8 +266,9 @@ impl State {
             let quit = Line::new(Some(&client.source), "QUIT")
                 .trailing(reason)
                 .finish();
+            let mut quit = self.broadcast(quit);
             let peers = self.peers(id);
-            self.send_all(peers, &quit);
+            self.send_all(peers, &mut quit);
         }
         self.remember_nick(id);
         let Some(client) = self.clients.remove(&id) else {

@@ -7,6 +7,7 @@ pub mod mask;
 pub mod message;
 pub mod numeric;
 pub mod serialize;
+pub mod tags;
 pub mod validate;
 
 pub use casemap::{Casemapping, Folded};

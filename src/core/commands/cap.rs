@@ -1,27 +1,10 @@
-//! CAP: IRCv3 capability negotiation. Capabilities are rows of one table;
-//! a capability plugs in by adding its row and honouring `Client::has_cap`.
+//! CAP: IRCv3 capability negotiation over the table in `core::caps`.
 
 use super::registration::try_register;
+use crate::core::caps::{self, CAPABILITIES, Caps};
 use crate::core::{ClientId, State};
 use crate::proto::numeric;
 use crate::proto::{Line, Message};
-
-/// One capability the server offers.
-pub struct Capability {
-    pub name: &'static str,
-    /// The value shown to CAP LS 302 clients, if any.
-    pub value: fn(&State) -> Option<String>,
-}
-
-fn no_value(_: &State) -> Option<String> {
-    None
-}
-
-/// Every capability the server offers, in the order CAP LS lists them.
-pub static CAPABILITIES: &[Capability] = &[Capability {
-    name: "multi-prefix",
-    value: no_value,
-}];
 
 /// How many bytes of capability text go in one CAP line.
 const CAP_LINE_BUDGET: usize = 400;
@@ -55,6 +38,10 @@ fn list_supported(state: &mut State, id: ClientId, version: &str) {
     }
     client.cap_version = client.cap_version.max(version);
     let with_values = client.cap_version >= 302;
+    if with_values {
+        // CAP LS 302 turns cap-notify on for good, as the spec says.
+        client.caps.insert(Caps::CAP_NOTIFY);
+    }
     let entries: Vec<String> = CAPABILITIES
         .iter()
         .map(|cap| match (with_values, (cap.value)(state)) {
@@ -69,8 +56,10 @@ fn list_enabled(state: &mut State, id: ClientId) {
     let Some(client) = state.clients.get(&id) else {
         return;
     };
-    let mut entries: Vec<String> = client.caps.iter().map(|cap| (*cap).to_owned()).collect();
-    entries.sort();
+    let entries: Vec<String> = caps::names(client.caps)
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
     let multiline = client.cap_version >= 302;
     send_cap_lines(state, id, "LIST", &entries, multiline);
 }
@@ -117,30 +106,34 @@ fn send_cap_lines(
 
 /// REQ is all or nothing: one unknown capability NAKs the whole request.
 fn request(state: &mut State, id: ClientId, requested: &str) {
-    let mut changes: Vec<(&'static str, bool)> = Vec::new();
+    let Some(client) = state.clients.get_mut(&id) else {
+        return;
+    };
+    let mut changes: Vec<(Caps, bool)> = Vec::new();
     let mut known = !requested.trim().is_empty();
     for word in requested.split_ascii_whitespace() {
         let (enable, name) = match word.strip_prefix('-') {
             Some(name) => (false, name),
             None => (true, word),
         };
-        match CAPABILITIES.iter().find(|cap| cap.name == name) {
-            Some(cap) => changes.push((cap.name, enable)),
+        match caps::find(name) {
+            // A 302 client cannot turn cap-notify off.
+            Some(cap) if !enable && cap.flag == Caps::CAP_NOTIFY && client.cap_version >= 302 => {
+                known = false
+            }
+            Some(cap) => changes.push((cap.flag, enable)),
             None => known = false,
         }
     }
-    let Some(client) = state.clients.get_mut(&id) else {
-        return;
-    };
     if !client.registered {
         client.cap_negotiating = true;
     }
     let verdict = if known {
-        for (name, enable) in changes {
+        for (flag, enable) in changes {
             if enable {
-                client.caps.insert(name);
+                client.caps.insert(flag);
             } else {
-                client.caps.remove(name);
+                client.caps.remove(flag);
             }
         }
         "ACK"

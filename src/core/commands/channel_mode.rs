@@ -622,7 +622,8 @@ fn broadcast(state: &mut State, id: ClientId, folded: &Folded, applied: &[Applie
     let name = channel.name.clone();
     for group in groups {
         let line = mode_line(&source, &name, group);
-        state.send_all(members.iter().copied(), &line);
+        let mut event = state.broadcast(line);
+        state.send_all(members.iter().copied(), &mut event);
     }
 }
 

@@ -85,7 +85,8 @@ fn join_one(state: &mut State, id: ClientId, name: &str, key: &str) {
     if let Some(client) = state.clients.get_mut(&id) {
         client.channels.insert(folded.clone());
     }
-    state.send_to_members(&folded, &line, |_, _| true);
+    let mut event = state.broadcast(line);
+    state.send_to_members(&folded, &mut event, |_, _| true);
     send_topic(state, id, &folded, false);
     send_names(state, id, &folded);
 }

@@ -72,6 +72,7 @@ pub fn kick(state: &mut State, id: ClientId, message: &Message) {
         .arg(kicked_nick)
         .trailing(reason)
         .finish();
-    state.send_to_members(&folded, &line, |_, _| true);
+    let mut event = state.broadcast(line);
+    state.send_to_members(&folded, &mut event, |_, _| true);
     state.remove_member(kicked, &folded);
 }

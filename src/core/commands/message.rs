@@ -1,10 +1,13 @@
-//! PRIVMSG and NOTICE: to nicks, to rooms, and to a room's ops or voiced
-//! members through a STATUSMSG prefix (`@#room`, `+#room`).
+//! PRIVMSG, NOTICE and TAGMSG: to nicks, to rooms, and to a room's ops or
+//! voiced members through a STATUSMSG prefix (`@#room`, `+#room`).
 
 use std::collections::HashSet;
 
+use crate::core::broadcast::Broadcast;
+use crate::core::caps::Caps;
 use crate::core::{Channel, ClientId, Membership, State};
 use crate::proto::numeric::{self, Numeric};
+use crate::proto::tags::client_only_tags;
 use crate::proto::{Line, Message};
 
 pub fn privmsg(state: &mut State, id: ClientId, message: &Message) {
@@ -16,18 +19,53 @@ pub fn notice(state: &mut State, id: ClientId, message: &Message) {
     relay(state, id, message, "NOTICE");
 }
 
+/// Client-only tags with no text, for clients that negotiated message-tags.
+pub fn tagmsg(state: &mut State, id: ClientId, message: &Message) {
+    relay(state, id, message, "TAGMSG");
+}
+
 /// A failed delivery: the numeric and its text; the target is added by the caller.
 type Refusal = (Numeric, &'static str);
 
+/// What every delivery of one command shares.
+struct Outgoing<'a> {
+    source: String,
+    command: &'a str,
+    text: &'a str,
+    client_tags: Option<String>,
+}
+
+impl Outgoing<'_> {
+    /// The event for one target, with a fresh msgid.
+    fn event(&self, state: &mut State, target: &str) -> Broadcast {
+        let line = Line::new(Some(&self.source), self.command).arg(target);
+        let line = if self.command == "TAGMSG" {
+            line
+        } else {
+            line.trailing(self.text)
+        };
+        let msgid = state.next_msgid();
+        state
+            .broadcast(line.finish())
+            .with_msgid(msgid)
+            .with_client_tags(self.client_tags.clone())
+    }
+
+    /// Who may receive it: TAGMSG only reaches message-tags clients.
+    fn wanted_by(&self, caps: Caps) -> bool {
+        self.command != "TAGMSG" || caps.contains(Caps::MESSAGE_TAGS)
+    }
+}
+
 fn relay(state: &mut State, id: ClientId, message: &Message, command: &str) {
-    let answers = command == "PRIVMSG";
+    let answers = command != "NOTICE";
     let (targets, text) = (message.param(0), message.param(1));
     let problem = if targets.is_empty() {
         Some((
             numeric::ERR_NORECIPIENT,
             format!("No recipient given ({command})"),
         ))
-    } else if text.is_empty() {
+    } else if text.is_empty() && command != "TAGMSG" {
         Some((numeric::ERR_NOTEXTTOSEND, "No text to send".to_owned()))
     } else {
         None
@@ -43,7 +81,12 @@ fn relay(state: &mut State, id: ClientId, message: &Message, command: &str) {
         return;
     };
     client.last_active = now;
-    let source = client.source.clone();
+    let outgoing = Outgoing {
+        source: client.source.clone(),
+        command,
+        text,
+        client_tags: client_only_tags(&message.tags, |_| false),
+    };
     let max = state.config.limits.max_targets;
     let mut seen = HashSet::new();
     for (i, target) in targets.split(',').filter(|t| !t.is_empty()).enumerate() {
@@ -65,9 +108,9 @@ fn relay(state: &mut State, id: ClientId, message: &Message, command: &str) {
         let statuses = target.trim_start_matches(['@', '+']);
         let outcome = if statuses.starts_with(['#', '&']) {
             let prefixes = &target[..target.len() - statuses.len()];
-            to_channel(state, id, &source, command, prefixes, statuses, text)
+            to_channel(state, id, &outgoing, prefixes, statuses)
         } else {
-            to_nick(state, id, &source, command, target, text, answers)
+            to_nick(state, id, &outgoing, target)
         };
         if let (Err((numeric, reason)), true) = (outcome, answers) {
             state.reply(id, numeric, &[target], reason);
@@ -78,18 +121,16 @@ fn relay(state: &mut State, id: ClientId, message: &Message, command: &str) {
 fn to_channel(
     state: &mut State,
     id: ClientId,
-    source: &str,
-    command: &str,
+    outgoing: &Outgoing,
     prefixes: &str,
     name: &str,
-    text: &str,
 ) -> Result<(), Refusal> {
     let folded = state.fold(name);
     let Some(channel) = state.channels.get(&folded) else {
         // Modern IRC lists 401 (no such nick/channel) for PRIVMSG, not 403.
         return Err((numeric::ERR_NOSUCHNICK, "No such nick/channel"));
     };
-    if !may_speak(channel, channel.members.get(&id).copied(), source) {
+    if !may_speak(channel, channel.members.get(&id).copied(), &outgoing.source) {
         return Err((numeric::ERR_CANNOTSENDTOCHAN, "Cannot send to channel"));
     }
     // `@+#room` reaches everyone at the lowest status named, as Modern says.
@@ -101,14 +142,12 @@ fn to_channel(
         _ => "",
     };
     let target = format!("{shown_prefix}{}", channel.name);
-    let line = Line::new(Some(source), command)
-        .arg(&target)
-        .trailing(text)
-        .finish();
-    state.send_to_members(&folded, &line, |member, membership| {
-        member != id
-            && (!needs_op || membership.op)
-            && (!needs_voice || membership.op || membership.voice)
+    let mut event = outgoing.event(state, &target);
+    state.send_to_members(&folded, &mut event, |member, membership| {
+        let echo = member.id != id || member.caps.contains(Caps::ECHO_MESSAGE);
+        echo && outgoing.wanted_by(member.caps)
+            && (!needs_op || membership.op || member.id == id)
+            && (!needs_voice || membership.op || membership.voice || member.id == id)
     });
     Ok(())
 }
@@ -128,11 +167,8 @@ fn may_speak(channel: &Channel, membership: Option<Membership>, source: &str) ->
 fn to_nick(
     state: &mut State,
     id: ClientId,
-    source: &str,
-    command: &str,
+    outgoing: &Outgoing,
     nick: &str,
-    text: &str,
-    answers: bool,
 ) -> Result<(), Refusal> {
     let target = state
         .nicks
@@ -143,12 +179,21 @@ fn to_nick(
         return Err((numeric::ERR_NOSUCHNICK, "No such nick/channel"));
     };
     let (target_id, nick, away) = (target.id, target.nick.clone(), target.away.clone());
-    let line = Line::new(Some(source), command)
-        .arg(&nick)
-        .trailing(text)
-        .finish();
-    state.send(target_id, line);
-    if let (Some(away), true) = (away, answers) {
+    let wanted = outgoing.wanted_by(target.caps);
+    let mut event = outgoing.event(state, &nick);
+    let echo = state
+        .clients
+        .get(&id)
+        .is_some_and(|c| c.caps.contains(Caps::ECHO_MESSAGE));
+    let mut audience = Vec::with_capacity(2);
+    if wanted {
+        audience.push(target_id);
+    }
+    if echo && target_id != id {
+        audience.push(id);
+    }
+    state.send_all(audience, &mut event);
+    if let (Some(away), "PRIVMSG") = (away, outgoing.command) {
         state.reply(id, numeric::RPL_AWAY, &[&nick], &away);
     }
     Ok(())

@@ -1,5 +1,6 @@
 //! NAMES: who is in a room, and the member list JOIN sends to a newcomer.
 
+use crate::core::caps::Caps;
 use crate::core::{ClientId, State};
 use crate::proto::numeric;
 use crate::proto::serialize::MAX_LINE;
@@ -35,7 +36,7 @@ pub fn send_names(state: &mut State, id: ClientId, channel: &Folded) {
         return;
     };
     let is_member = room.members.contains_key(&id);
-    let all_prefixes = client.has_cap("multi-prefix");
+    let all_prefixes = client.has_cap(Caps::MULTI_PREFIX);
     let symbol = if room.modes.secret {
         "@"
     } else if room.modes.private {
@@ -116,7 +117,7 @@ mod tests {
             .get_mut(&alice)
             .unwrap()
             .caps
-            .insert("multi-prefix");
+            .insert(crate::core::caps::Caps::MULTI_PREFIX);
         harness.send(alice, "NAMES #room");
         assert!(harness.lines(alice)[0].ends_with(" = #room :@+alice"));
     }

@@ -52,6 +52,7 @@ pub fn part_one(state: &mut State, id: ClientId, name: &str, reason: Option<&str
         None => line,
     };
     let line = line.finish();
-    state.send_to_members(&folded, &line, |_, _| true);
+    let mut event = state.broadcast(line);
+    state.send_to_members(&folded, &mut event, |_, _| true);
     state.remove_member(id, &folded);
 }

@@ -81,9 +81,10 @@ pub fn nick(state: &mut State, id: ClientId, message: &Message) {
     state.nicks.insert(folded, id);
     if registered {
         let line = Line::new(Some(&old_source), "NICK").arg(wanted).finish();
+        let mut event = state.broadcast(line);
         let mut audience = state.peers(id);
         audience.insert(id);
-        state.send_all(audience, &line);
+        state.send_all(audience, &mut event);
     } else {
         try_register(state, id);
     }

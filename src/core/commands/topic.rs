@@ -56,7 +56,8 @@ pub fn topic(state: &mut State, id: ClientId, message: &Message) {
         set_by: source,
         set_at: now,
     });
-    state.send_to_members(&folded, &line, |_, _| true);
+    let mut event = state.broadcast(line);
+    state.send_to_members(&folded, &mut event, |_, _| true);
 }
 
 /// 332 and 333 when a topic is set; otherwise 331 if `say_none`, else

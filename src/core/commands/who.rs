@@ -1,5 +1,6 @@
 //! WHO: the users in a room, or those matching a nick or a glob mask.
 
+use crate::core::caps::Caps;
 use crate::core::{ClientId, State};
 use crate::proto::mask::Mask;
 use crate::proto::numeric;
@@ -30,7 +31,7 @@ pub fn who(state: &mut State, id: ClientId, message: &Message) {
     let multi_prefix = state
         .clients
         .get(&id)
-        .is_some_and(|client| client.has_cap("multi-prefix"));
+        .is_some_and(|client| client.has_cap(Caps::MULTI_PREFIX));
     let mut rows = if mask.starts_with(['#', '&']) {
         channel_rows(state, id, mask, multi_prefix)
     } else {

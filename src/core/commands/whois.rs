@@ -1,6 +1,7 @@
 //! WHOIS: who a user is, where, in which rooms, and how long idle.
 
 use super::unix_time;
+use crate::core::caps::Caps;
 use crate::core::{ClientId, State};
 use crate::proto::Message;
 use crate::proto::mask::Mask;
@@ -128,7 +129,7 @@ fn visible_channels(state: &State, asker: ClientId, target: ClientId) -> Vec<Str
     let multi_prefix = state
         .clients
         .get(&asker)
-        .is_some_and(|c| c.has_cap("multi-prefix"));
+        .is_some_and(|c| c.has_cap(Caps::MULTI_PREFIX));
     let mut names: Vec<(String, String)> = client
         .channels
         .iter()

@@ -1,0 +1,38 @@
+//! labeled-response: the replies to a labeled command go back under its
+//! label: an ACK when there are none, the label on the one reply, or a
+//! `labeled-response` batch around several.
+
+use bytes::Bytes;
+
+use super::{ClientId, State};
+use crate::proto::Line;
+use crate::proto::tags::{prepend_tag, write_tag};
+
+pub fn send(state: &mut State, id: ClientId, label: &str, lines: Vec<Bytes>) {
+    let mut label_tag = String::new();
+    write_tag(&mut label_tag, "label", Some(label));
+    let server = state.server_name().to_owned();
+    match lines.len() {
+        0 => {
+            let ack = Line::new(Some(&server), "ACK").finish();
+            state.send(id, prepend_tag(&ack, &label_tag));
+        }
+        1 => state.send(id, prepend_tag(&lines[0], &label_tag)),
+        _ => {
+            let reference = state.next_batch_id();
+            let start = Line::new(Some(&server), "BATCH")
+                .arg(&format!("+{reference}"))
+                .arg("labeled-response")
+                .finish();
+            state.send(id, prepend_tag(&start, &label_tag));
+            let batch_tag = format!("batch={reference}");
+            for line in lines {
+                state.send(id, prepend_tag(&line, &batch_tag));
+            }
+            let end = Line::new(Some(&server), "BATCH")
+                .arg(&format!("-{reference}"))
+                .finish();
+            state.send(id, end);
+        }
+    }
+}
