@@ -115,6 +115,15 @@ fn run(config_path: Option<PathBuf>, listen: Vec<SocketAddr>) -> ExitCode {
 }
 
 async fn serve(config: Config) -> ExitCode {
+    // Handlers go in before the first client can connect, so an early
+    // SIGTERM still means a clean shutdown.
+    let stop = match StopSignals::install() {
+        Ok(stop) => stop,
+        Err(err) => {
+            eprintln!("rookery: cannot install signal handlers: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
     let server = match rookery::start(config).await {
         Ok(server) => server,
         Err(err) => {
@@ -123,31 +132,31 @@ async fn serve(config: Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    wait_for_signal().await;
+    stop.wait().await;
     info!("shutting down");
     server.shutdown().await;
     ExitCode::SUCCESS
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
+/// SIGINT and SIGTERM, listened for from startup on.
+struct StopSignals {
+    terminate: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn install() -> std::io::Result<StopSignals> {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut terminate) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = terminate.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
+        Ok(StopSignals {
+            terminate: signal(SignalKind::terminate())?,
+            interrupt: signal(SignalKind::interrupt())?,
+        })
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+
+    async fn wait(mut self) {
+        tokio::select! {
+            _ = self.terminate.recv() => {}
+            _ = self.interrupt.recv() => {}
+        }
     }
 }
