@@ -13,7 +13,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
 use crate::core::{self, Event, State, SystemClock};
-use crate::net::{self, Acceptor, ConnectionLimits, ConnectionSettings};
+use crate::net::{self, Acceptor, ConnectionLimits, ConnectionSettings, FloodLimits};
 
 /// A running server.
 pub struct ServerHandle {
@@ -34,10 +34,11 @@ pub fn connection_settings(config: &Config) -> ConnectionSettings {
         registration_timeout: Duration::from_secs(config.timeouts.registration),
         ping_interval: Duration::from_secs(config.timeouts.ping_interval),
         ping_timeout: Duration::from_secs(config.timeouts.ping_timeout),
-        flood: config
-            .flood
-            .enabled
-            .then_some((config.flood.lines_per_second, config.flood.burst)),
+        flood: config.flood.enabled.then_some(FloodLimits {
+            lines_per_second: config.flood.lines_per_second,
+            burst: config.flood.burst,
+            max_backlog: config.flood.max_backlog,
+        }),
         sendq_bytes: config.limits.sendq_bytes,
     }
 }

@@ -10,7 +10,7 @@ mod listener;
 mod outbox;
 
 pub use cidr::Cidr;
-pub use connection::ConnectionSettings;
+pub use connection::{ConnectionSettings, FloodLimits};
 pub use limits::ConnectionLimits;
 pub use listener::{Acceptor, bind, serve};
 pub use outbox::{Outbox, Overflow};
