@@ -13,7 +13,9 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
 use crate::core::{self, Event, State, SystemClock};
-use crate::net::{self, Acceptor, ConnectionLimits, ConnectionSettings, FloodLimits};
+use crate::net::{
+    self, Acceptor, AdmissionRules, ConnectionLimits, ConnectionSettings, FloodLimits,
+};
 
 /// A running server.
 pub struct ServerHandle {
@@ -43,6 +45,16 @@ pub fn connection_settings(config: &Config) -> ConnectionSettings {
     }
 }
 
+/// What the acceptor enforces, from `[limits]`.
+pub fn admission_rules(config: &Config) -> AdmissionRules {
+    AdmissionRules {
+        max_clients: config.limits.max_clients,
+        max_per_ip: config.limits.max_clients_per_ip,
+        connects_per_minute: config.limits.connects_per_ip_per_minute,
+        exempt: config.limits.exempt_ips.clone(),
+    }
+}
+
 /// Binds every configured listener and starts serving. Must run inside a
 /// tokio runtime.
 pub async fn start(config: Config) -> std::io::Result<ServerHandle> {
@@ -58,7 +70,7 @@ pub async fn start(config: Config) -> std::io::Result<ServerHandle> {
     let stop_accepting = CancellationToken::new();
     let acceptor = Acceptor {
         next_id: Arc::new(AtomicU64::new(1)),
-        limits: ConnectionLimits::new(config.limits.max_clients, config.limits.max_clients_per_ip),
+        limits: ConnectionLimits::new(admission_rules(&config)),
         settings,
         inbox: inbox.clone(),
         shutdown: stop_accepting.clone(),

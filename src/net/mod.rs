@@ -11,6 +11,6 @@ mod outbox;
 
 pub use cidr::Cidr;
 pub use connection::{ConnectionSettings, FloodLimits};
-pub use limits::ConnectionLimits;
+pub use limits::{AdmissionRules, ConnectionLimits};
 pub use listener::{Acceptor, bind, serve};
 pub use outbox::{Outbox, Overflow};
