@@ -111,11 +111,11 @@ fn run(config_path: Option<PathBuf>, listen: Vec<SocketAddr>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(serve(config))
+    runtime.block_on(serve(config, config_path))
 }
 
-async fn serve(config: Config) -> ExitCode {
-    let server = match rookery::start(config).await {
+async fn serve(config: Config, config_path: Option<PathBuf>) -> ExitCode {
+    let server = match rookery::start_with(config, config_path).await {
         Ok(server) => server,
         Err(err) => {
             error!("{err}");
@@ -123,10 +123,51 @@ async fn serve(config: Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    wait_for_signal().await;
+    let stop = wait_for_signal();
+    tokio::pin!(stop);
+    let mut hangups = Hangups::new();
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            _ = hangups.next() => {
+                info!("SIGHUP: reloading the configuration");
+                server.rehash().await;
+            }
+        }
+    }
     info!("shutting down");
     server.shutdown().await;
     ExitCode::SUCCESS
+}
+
+/// SIGHUP, which asks for a REHASH; never arrives where there is none.
+struct Hangups {
+    #[cfg(unix)]
+    signal: Option<tokio::signal::unix::Signal>,
+}
+
+impl Hangups {
+    fn new() -> Hangups {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Hangups {
+                signal: signal(SignalKind::hangup()).ok(),
+            }
+        }
+        #[cfg(not(unix))]
+        Hangups {}
+    }
+
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        if let Some(signal) = self.signal.as_mut() {
+            if signal.recv().await.is_some() {
+                return;
+            }
+        }
+        std::future::pending::<()>().await;
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -2,6 +2,7 @@
 //! the accept loops, and hands back a [`ServerHandle`].
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
@@ -11,6 +12,7 @@ use tokio::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::admin::{self, AdminWorker};
 use crate::config::Config;
 use crate::core::{self, Event, State, SystemClock};
 use crate::net::{
@@ -56,8 +58,20 @@ pub fn admission_rules(config: &Config) -> AdmissionRules {
 }
 
 /// Binds every configured listener and starts serving. Must run inside a
-/// tokio runtime.
+/// tokio runtime. Without a file REHASH has nothing to reload; see
+/// [`start_with`].
 pub async fn start(config: Config) -> std::io::Result<ServerHandle> {
+    start_with(config, None).await
+}
+
+/// Like [`start`], with the file the configuration came from, which REHASH
+/// and SIGHUP load again.
+pub async fn start_with(
+    config: Config,
+    config_file: Option<PathBuf>,
+) -> std::io::Result<ServerHandle> {
+    let bans = admin::load_bans(&config.server.bans_file)
+        .map_err(|error| std::io::Error::new(std::io::ErrorKind::InvalidData, error))?;
     let addresses: Vec<SocketAddr> = config.listen.iter().map(|listen| listen.address).collect();
     let listeners = net::bind(&addresses).await?;
     let local_addrs = listeners
@@ -66,11 +80,12 @@ pub async fn start(config: Config) -> std::io::Result<ServerHandle> {
         .collect::<std::io::Result<Vec<_>>>()?;
     let config = Arc::new(config);
     let (inbox, events) = mpsc::channel(core::INBOX_CAPACITY);
-    let (_settings_tx, settings) = watch::channel(Arc::new(connection_settings(&config)));
+    let (settings_tx, settings) = watch::channel(Arc::new(connection_settings(&config)));
+    let limits = ConnectionLimits::new(admission_rules(&config));
     let stop_accepting = CancellationToken::new();
     let acceptor = Acceptor {
         next_id: Arc::new(AtomicU64::new(1)),
-        limits: ConnectionLimits::new(admission_rules(&config)),
+        limits: Arc::clone(&limits),
         settings,
         inbox: inbox.clone(),
         shutdown: stop_accepting.clone(),
@@ -80,7 +95,19 @@ pub async fn start(config: Config) -> std::io::Result<ServerHandle> {
     for listener in listeners {
         tokio::spawn(net::serve(listener, acceptor.clone()));
     }
-    let state = State::new(config, Box::new(SystemClock));
+    let (worker, requests) = mpsc::unbounded_channel();
+    let admin_worker = AdminWorker {
+        config_file: config_file.clone(),
+        running: Arc::clone(&config),
+        core: inbox.clone(),
+        settings: settings_tx,
+        limits,
+    };
+    tokio::spawn(admin_worker.run(requests));
+    let mut state = State::new(config, Box::new(SystemClock));
+    state.admin.worker = Some(worker);
+    state.admin.config_file = config_file;
+    state.admin.bans = bans;
     let core = tokio::spawn(core::run(state, events));
     Ok(ServerHandle {
         local_addrs,
@@ -95,6 +122,11 @@ impl ServerHandle {
     /// The bound addresses, with the ports the system picked for port 0.
     pub fn local_addrs(&self) -> &[SocketAddr] {
         &self.local_addrs
+    }
+
+    /// Reloads the configuration file, as an operator's REHASH does.
+    pub async fn rehash(&self) {
+        let _ = self.inbox.send(Event::Rehash { requested_by: None }).await;
     }
 
     /// Stops accepting, sends every client an ERROR, and waits for the core.

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::ClientId;
+use crate::config::Privilege;
 use crate::net::Outbox;
 use crate::proto::Folded;
 
@@ -33,6 +34,10 @@ pub struct Client {
     pub cap_version: u32,
     pub caps: HashSet<&'static str>,
     pub modes: UserModes,
+    /// What OPER granted; meaningful only while `modes.oper` is set.
+    pub privileges: Vec<Privilege>,
+    /// An OPER password is being checked; further attempts wait for it.
+    pub oper_pending: bool,
     pub away: Option<String>,
     pub channels: HashSet<Folded>,
     pub connected_at: SystemTime,
@@ -79,6 +84,8 @@ impl Client {
             cap_version: 0,
             caps: HashSet::new(),
             modes: UserModes::default(),
+            privileges: Vec::new(),
+            oper_pending: false,
             away: None,
             channels: HashSet::new(),
             connected_at: now,
@@ -98,6 +105,11 @@ impl Client {
     /// Recomputes `nick!user@host` after a change of nick or user.
     pub fn update_source(&mut self) {
         self.source = format!("{}!{}@{}", self.nick, self.user, self.host);
+    }
+
+    /// An operator holding `privilege`.
+    pub fn has_privilege(&self, privilege: Privilege) -> bool {
+        self.modes.oper && self.privileges.contains(&privilege)
     }
 
     pub fn has_cap(&self, cap: &str) -> bool {

@@ -8,8 +8,9 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use tracing::{debug, info};
 
+use super::commands::{oper, rehash};
 use super::whowas::{Whowas, WhowasEntry};
-use super::{Channel, Client, ClientId, Event, Membership, dispatch, isupport};
+use super::{AdminState, Channel, Client, ClientId, Event, Membership, admin, dispatch, isupport};
 use crate::config::Config;
 use crate::proto::numeric::{self, Numeric};
 use crate::proto::serialize::echo_param;
@@ -44,6 +45,8 @@ pub struct State {
     pub clock: Box<dyn Clock>,
     /// Nicks that were dropped or changed, for WHOWAS.
     pub whowas: Whowas,
+    /// Server bans, failed OPERs, and the link to the admin worker.
+    pub admin: AdminState,
     /// Clients whose outbox overflowed while handling the current event.
     overflowed: Vec<ClientId>,
 }
@@ -62,6 +65,7 @@ impl State {
             max_clients_seen: 0,
             whowas,
             clock,
+            admin: AdminState::default(),
             overflowed: Vec::new(),
         }
     }
@@ -72,6 +76,7 @@ impl State {
             Event::Connected { id, outbox, peer } => {
                 let client = Client::new(id, outbox, peer.ip(), self.clock.now());
                 self.clients.insert(id, client);
+                admin::refuse_if_dlined(self, id);
             }
             Event::Message { id, message } => {
                 if self.clients.contains_key(&id) {
@@ -87,6 +92,12 @@ impl State {
                 );
             }
             Event::Closed { id, reason } => self.disconnect(id, &reason),
+            Event::Rehash { requested_by } => rehash::start(self, requested_by),
+            Event::Reloaded {
+                requested_by,
+                outcome,
+            } => rehash::finished(self, requested_by, outcome),
+            Event::OperChecked { id, oper, valid } => oper::checked(self, id, &oper, valid),
             Event::Shutdown => self.shutdown(),
         }
         while let Some(id) = self.overflowed.pop() {
