@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use toml::de::{DeArray, DeTable, DeValue};
 
+use crate::net::Cidr;
 use crate::proto::Casemapping;
 
 /// Everything an admin can set. Every section and key is optional.
@@ -46,6 +47,9 @@ pub struct ServerConfig {
     pub password: Option<String>,
     #[serde(serialize_with = "serialize_casemapping")]
     pub casemapping: Casemapping,
+    /// Where K-lines and D-lines are kept across restarts; empty keeps them
+    /// in memory only.
+    pub bans_file: PathBuf,
 }
 
 /// One `[[listen]]` address clients connect to.
@@ -70,6 +74,10 @@ pub struct Tls {
 pub struct Limits {
     pub max_clients: usize,
     pub max_clients_per_ip: usize,
+    /// New connections one address may open per minute; 0 = no limit.
+    pub connects_per_ip_per_minute: u32,
+    /// Addresses exempt from the two per-IP limits.
+    pub exempt_ips: Vec<Cidr>,
     /// CHANLIMIT: rooms one client may be in at once.
     pub channels_per_client: usize,
     /// A cap on every room's members; 0 = none.
@@ -112,6 +120,9 @@ pub struct Flood {
     pub enabled: bool,
     pub lines_per_second: f64,
     pub burst: u32,
+    /// Lines a client may have waiting behind the rate before it is
+    /// disconnected with "Excess Flood".
+    pub max_backlog: u32,
 }
 
 /// One `[[oper]]`: a name and password hash that OPER accepts.
@@ -122,6 +133,52 @@ pub struct Oper {
     pub password_hash: String,
     #[serde(default)]
     pub hosts: Vec<String>,
+    /// What the operator may do; every privilege by default.
+    #[serde(default = "Privilege::all")]
+    pub privileges: Vec<Privilege>,
+}
+
+/// One thing an operator may do beyond user mode +o.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Privilege {
+    /// KILL.
+    Kill,
+    /// KLINE, UNKLINE, DLINE, UNDLINE.
+    Kline,
+    /// REHASH.
+    Rehash,
+    /// WALLOPS.
+    Wallops,
+    /// No flood control.
+    Exempt,
+    /// LIST and WHOIS show secret rooms.
+    SeeSecret,
+}
+
+impl Privilege {
+    pub fn all() -> Vec<Privilege> {
+        vec![
+            Privilege::Kill,
+            Privilege::Kline,
+            Privilege::Rehash,
+            Privilege::Wallops,
+            Privilege::Exempt,
+            Privilege::SeeSecret,
+        ]
+    }
+
+    /// The name in the configuration and in 723 ERR_NOPRIVS.
+    pub fn name(self) -> &'static str {
+        match self {
+            Privilege::Kill => "kill",
+            Privilege::Kline => "kline",
+            Privilege::Rehash => "rehash",
+            Privilege::Wallops => "wallops",
+            Privilege::Exempt => "exempt",
+            Privilege::SeeSecret => "see_secret",
+        }
+    }
 }
 
 /// `[history]`: where channel history is kept on disk.
@@ -178,6 +235,7 @@ impl Default for ServerConfig {
             motd_file: None,
             password: None,
             casemapping: Casemapping::Ascii,
+            bans_file: PathBuf::from("rookery-bans.toml"),
         }
     }
 }
@@ -187,6 +245,8 @@ impl Default for Limits {
         Limits {
             max_clients: 10_000,
             max_clients_per_ip: 50,
+            connects_per_ip_per_minute: 30,
+            exempt_ips: Vec::new(),
             channels_per_client: 50,
             max_channel_members: 0,
             nick_length: 30,
@@ -221,6 +281,7 @@ impl Default for Flood {
             enabled: true,
             lines_per_second: 2.0,
             burst: 10,
+            max_backlog: 30,
         }
     }
 }
@@ -809,6 +870,7 @@ fn check_timeouts_and_flood(check: &mut Checker, config: &Config) {
         );
     }
     check.at_least("flood.burst", config.flood.burst, 1);
+    check.at_least("flood.max_backlog", config.flood.max_backlog, 1);
 }
 
 fn check_opers(check: &mut Checker, opers: &[Oper]) {

@@ -11,12 +11,15 @@
 //! - [`core`]: one task owning all state (clients, nicks, channels); a
 //!   command table dispatches to one handler file per command family.
 //! - [`config`]: the TOML schema, defaults and validation.
+//! - [`admin`]: the worker that does the core's blocking jobs: REHASH
+//!   loads, OPER password checks, bans file writes.
 //! - [`server`]: wires them together; tests start it on port 0.
 
+pub mod admin;
 pub mod config;
 pub mod core;
 pub mod net;
 pub mod proto;
 pub mod server;
 
-pub use server::{ServerHandle, start};
+pub use server::{ServerHandle, start, start_with};

@@ -112,20 +112,20 @@ fn run(config_path: Option<PathBuf>, listen: Vec<SocketAddr>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(serve(config))
+    runtime.block_on(serve(config, config_path))
 }
 
-async fn serve(config: Config) -> ExitCode {
+async fn serve(config: Config, config_path: Option<PathBuf>) -> ExitCode {
     // Handlers go in before the first client can connect, so an early
     // SIGTERM still means a clean shutdown.
-    let stop = match StopSignals::install() {
-        Ok(stop) => stop,
+    let mut signals = match Signals::install() {
+        Ok(signals) => signals,
         Err(err) => {
             eprintln!("rookery: cannot install signal handlers: {err}");
             return ExitCode::FAILURE;
         }
     };
-    let server = match rookery::start(config).await {
+    let server = match rookery::start_with(config, config_path).await {
         Ok(server) => server,
         Err(err) => {
             error!("{err}");
@@ -133,31 +133,43 @@ async fn serve(config: Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    stop.wait().await;
+    while signals.next().await == Signal::Reload {
+        info!("SIGHUP: reloading the configuration");
+        server.rehash().await;
+    }
     info!("shutting down");
     server.shutdown().await;
     ExitCode::SUCCESS
 }
 
-/// SIGINT and SIGTERM, listened for from startup on.
-struct StopSignals {
-    terminate: tokio::signal::unix::Signal,
-    interrupt: tokio::signal::unix::Signal,
+#[derive(Debug, PartialEq, Eq)]
+enum Signal {
+    Stop,
+    Reload,
 }
 
-impl StopSignals {
-    fn install() -> std::io::Result<StopSignals> {
+/// SIGINT and SIGTERM (stop) and SIGHUP (reload), listened for from startup on.
+struct Signals {
+    terminate: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+    hangup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Signals> {
         use tokio::signal::unix::{SignalKind, signal};
-        Ok(StopSignals {
+        Ok(Signals {
             terminate: signal(SignalKind::terminate())?,
             interrupt: signal(SignalKind::interrupt())?,
+            hangup: signal(SignalKind::hangup())?,
         })
     }
 
-    async fn wait(mut self) {
+    async fn next(&mut self) -> Signal {
         tokio::select! {
-            _ = self.terminate.recv() => {}
-            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => Signal::Stop,
+            _ = self.interrupt.recv() => Signal::Stop,
+            _ = self.hangup.recv() => Signal::Reload,
         }
     }
 }

@@ -2,6 +2,7 @@
 //! the accept loops, and hands back a [`ServerHandle`].
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
@@ -11,9 +12,12 @@ use tokio::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::admin::{self, AdminWorker};
 use crate::config::Config;
 use crate::core::{self, Event, State, SystemClock};
-use crate::net::{self, Acceptor, ConnectionLimits, ConnectionSettings};
+use crate::net::{
+    self, Acceptor, AdmissionRules, ConnectionLimits, ConnectionSettings, FloodLimits,
+};
 
 /// A running server.
 pub struct ServerHandle {
@@ -34,17 +38,40 @@ pub fn connection_settings(config: &Config) -> ConnectionSettings {
         registration_timeout: Duration::from_secs(config.timeouts.registration),
         ping_interval: Duration::from_secs(config.timeouts.ping_interval),
         ping_timeout: Duration::from_secs(config.timeouts.ping_timeout),
-        flood: config
-            .flood
-            .enabled
-            .then_some((config.flood.lines_per_second, config.flood.burst)),
+        flood: config.flood.enabled.then_some(FloodLimits {
+            lines_per_second: config.flood.lines_per_second,
+            burst: config.flood.burst,
+            max_backlog: config.flood.max_backlog,
+        }),
         sendq_bytes: config.limits.sendq_bytes,
     }
 }
 
+/// What the acceptor enforces, from `[limits]`.
+pub fn admission_rules(config: &Config) -> AdmissionRules {
+    AdmissionRules {
+        max_clients: config.limits.max_clients,
+        max_per_ip: config.limits.max_clients_per_ip,
+        connects_per_minute: config.limits.connects_per_ip_per_minute,
+        exempt: config.limits.exempt_ips.clone(),
+    }
+}
+
 /// Binds every configured listener and starts serving. Must run inside a
-/// tokio runtime.
+/// tokio runtime. Without a file REHASH has nothing to reload; see
+/// [`start_with`].
 pub async fn start(config: Config) -> std::io::Result<ServerHandle> {
+    start_with(config, None).await
+}
+
+/// Like [`start`], with the file the configuration came from, which REHASH
+/// and SIGHUP load again.
+pub async fn start_with(
+    config: Config,
+    config_file: Option<PathBuf>,
+) -> std::io::Result<ServerHandle> {
+    let bans = admin::load_bans(&config.server.bans_file)
+        .map_err(|error| std::io::Error::new(std::io::ErrorKind::InvalidData, error))?;
     let addresses: Vec<SocketAddr> = config.listen.iter().map(|listen| listen.address).collect();
     let listeners = net::bind(&addresses).await?;
     let local_addrs = listeners
@@ -53,11 +80,12 @@ pub async fn start(config: Config) -> std::io::Result<ServerHandle> {
         .collect::<std::io::Result<Vec<_>>>()?;
     let config = Arc::new(config);
     let (inbox, events) = mpsc::channel(core::INBOX_CAPACITY);
-    let (_settings_tx, settings) = watch::channel(Arc::new(connection_settings(&config)));
+    let (settings_tx, settings) = watch::channel(Arc::new(connection_settings(&config)));
+    let limits = ConnectionLimits::new(admission_rules(&config));
     let stop_accepting = CancellationToken::new();
     let acceptor = Acceptor {
         next_id: Arc::new(AtomicU64::new(1)),
-        limits: ConnectionLimits::new(config.limits.max_clients, config.limits.max_clients_per_ip),
+        limits: Arc::clone(&limits),
         settings,
         inbox: inbox.clone(),
         shutdown: stop_accepting.clone(),
@@ -67,7 +95,19 @@ pub async fn start(config: Config) -> std::io::Result<ServerHandle> {
     for listener in listeners {
         tokio::spawn(net::serve(listener, acceptor.clone()));
     }
-    let state = State::new(config, Box::new(SystemClock));
+    let (worker, requests) = mpsc::unbounded_channel();
+    let admin_worker = AdminWorker {
+        config_file: config_file.clone(),
+        running: Arc::clone(&config),
+        core: inbox.clone(),
+        settings: settings_tx,
+        limits,
+    };
+    tokio::spawn(admin_worker.run(requests));
+    let mut state = State::new(config, Box::new(SystemClock));
+    state.admin.worker = Some(worker);
+    state.admin.config_file = config_file;
+    state.admin.bans = bans;
     let core = tokio::spawn(core::run(state, events));
     Ok(ServerHandle {
         local_addrs,
@@ -82,6 +122,11 @@ impl ServerHandle {
     /// The bound addresses, with the ports the system picked for port 0.
     pub fn local_addrs(&self) -> &[SocketAddr] {
         &self.local_addrs
+    }
+
+    /// Reloads the configuration file, as an operator's REHASH does.
+    pub async fn rehash(&self) {
+        let _ = self.inbox.send(Event::Rehash { requested_by: None }).await;
     }
 
     /// Stops accepting, sends every client an ERROR, and waits for the core.

@@ -56,3 +56,53 @@ async fn shutdown_says_goodbye_to_every_client() {
     early.expect_containing("ERROR :Server shutting down").await;
     assert!(alice.is_closed().await);
 }
+
+/// Two thousand sockets that connect and never register cost registered
+/// users nothing: a message still crosses the server at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_unregistered_sockets_do_not_slow_registered_users() {
+    let config = test_config(
+        "limits.max_clients = 3000\nlimits.exempt_ips = [\"127.0.0.1\"]\ntimeouts.registration = 60",
+    );
+    let server = rookery::start(config).await.unwrap();
+    let addr = server.local_addrs()[0];
+    let mut alice = Client::register(addr, "alice").await;
+    let mut bob = Client::register(addr, "bob").await;
+
+    let started = std::time::Instant::now();
+    let connecting = tokio::spawn(async move {
+        let mut idle = Vec::with_capacity(2000);
+        for _ in 0..2000 {
+            idle.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+        }
+        idle
+    });
+    let mut worst = std::time::Duration::ZERO;
+    let mut rounds = 0;
+    while !connecting.is_finished() || rounds < 5 {
+        rounds += 1;
+        let sent = std::time::Instant::now();
+        alice.send(&format!("PRIVMSG bob :round {rounds}")).await;
+        bob.expect_containing(&format!(":round {rounds}")).await;
+        worst = worst.max(sent.elapsed());
+    }
+    let idle = connecting.await.unwrap();
+    eprintln!(
+        "2000 idle sockets connected in {:?}; {rounds} messages meanwhile, slowest {:?}",
+        started.elapsed(),
+        worst
+    );
+    // The idle sockets are admitted and held open, not refused: wait until
+    // the server has accepted them all (each LUSERS is answered in turn).
+    let mut unknown = String::new();
+    for _ in 0..500 {
+        alice.send("LUSERS").await;
+        unknown = alice.expect_containing(" 253 ").await;
+        if unknown.contains(" 2000 ") {
+            break;
+        }
+    }
+    assert!(unknown.contains(" 2000 "), "{unknown}");
+    drop(idle);
+    server.shutdown().await;
+}

@@ -268,6 +268,7 @@ fn example_file_documents_every_key() {
         name: "alice".into(),
         password_hash: HASH.into(),
         hosts: vec!["*@*".into()],
+        privileges: rookery::config::Privilege::all(),
     }];
     let value = toml::Value::try_from(&config).expect("the configuration serializes");
     let mut missing = Vec::new();
@@ -312,4 +313,24 @@ fn documents(example: &str, key: &str) -> bool {
             || line.contains(&format!("{{ {key} ="))
             || line.contains(&format!(", {key} ="))
     })
+}
+
+#[test]
+fn a_bad_exempt_range_is_reported_at_its_line() {
+    let (line, _, message) = invalid("[limits]\nexempt_ips = [\"10.0.0.0/8\", \"10.0.0.0/40\"]\n");
+    assert_eq!(line, 2);
+    assert!(message.contains("10.0.0.0/40"), "{message}");
+}
+
+#[test]
+fn an_unknown_oper_privilege_is_reported_with_the_choices() {
+    let text = format!(
+        "[[oper]]\nname = \"a\"\npassword_hash = \"{HASH}\"\nprivileges = [\"kill\", \"nuke\"]\n"
+    );
+    let (line, _, message) = invalid(&text);
+    assert_eq!(line, 4);
+    assert!(
+        message.contains("`nuke`") && message.contains("see_secret"),
+        "{message}"
+    );
 }

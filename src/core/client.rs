@@ -7,6 +7,7 @@ use std::time::SystemTime;
 
 use super::ClientId;
 use super::caps::Caps;
+use crate::config::Privilege;
 use crate::net::Outbox;
 use crate::proto::Folded;
 
@@ -34,6 +35,10 @@ pub struct Client {
     pub cap_version: u32,
     pub caps: Caps,
     pub modes: UserModes,
+    /// What OPER granted; meaningful only while `modes.oper` is set.
+    pub privileges: Vec<Privilege>,
+    /// An OPER password is being checked; further attempts wait for it.
+    pub oper_pending: bool,
     pub away: Option<String>,
     pub channels: HashSet<Folded>,
     pub connected_at: SystemTime,
@@ -80,6 +85,8 @@ impl Client {
             cap_version: 0,
             caps: Caps::NONE,
             modes: UserModes::default(),
+            privileges: Vec::new(),
+            oper_pending: false,
             away: None,
             channels: HashSet::new(),
             connected_at: now,
@@ -99,6 +106,11 @@ impl Client {
     /// Recomputes `nick!user@host` after a change of nick or user.
     pub fn update_source(&mut self) {
         self.source = format!("{}!{}@{}", self.nick, self.user, self.host);
+    }
+
+    /// An operator holding `privilege`.
+    pub fn has_privilege(&self, privilege: Privilege) -> bool {
+        self.modes.oper && self.privileges.contains(&privilege)
     }
 
     pub fn has_cap(&self, cap: Caps) -> bool {

@@ -3,8 +3,8 @@
 
 use super::caps::Caps;
 use super::commands::{
-    away, cap, connection, info, invite, ison, join, kick, list, message, names, part,
-    registration, topic, user_mode, userhost, who, whois, whowas,
+    away, cap, connection, info, invite, ison, join, kick, kill, kline, list, message, names, oper,
+    part, registration, rehash, stats, topic, user_mode, userhost, wallops, who, whois, whowas,
 };
 use super::{ClientId, State, labeled};
 use crate::proto::Message;
@@ -45,16 +45,29 @@ const fn early(name: &'static str, handler: Handler, min_params: usize) -> Comma
     }
 }
 
+const fn oper_only(name: &'static str, handler: Handler, min_params: usize) -> Command {
+    Command {
+        name,
+        handler,
+        min_params,
+        before_registration: false,
+        oper_only: true,
+    }
+}
+
 /// Every command the server knows, sorted by name for binary search.
 static COMMANDS: &[Command] = &[
     command("ADMIN", info::admin, 0),
     command("AWAY", away::away, 0),
     early("CAP", cap::cap, 1),
+    oper_only("DLINE", kline::dline, 1),
     command("INFO", info::info, 0),
     command("INVITE", invite::invite, 2),
     command("ISON", ison::ison, 1),
     command("JOIN", join::join, 1),
     command("KICK", kick::kick, 2),
+    oper_only("KILL", kill::kill, 1),
+    oper_only("KLINE", kline::kline, 1),
     command("LIST", list::list, 0),
     command("LUSERS", info::lusers, 0),
     command("MODE", user_mode::mode, 1),
@@ -63,18 +76,24 @@ static COMMANDS: &[Command] = &[
     early("NICK", registration::nick, 0),
     // PRIVMSG answers 411/412 itself; NOTICE must never get an error.
     command("NOTICE", message::notice, 0),
+    command("OPER", oper::oper, 2),
     command("PART", part::part, 1),
     early("PASS", registration::pass, 1),
     early("PING", connection::ping, 1),
     early("PONG", connection::pong, 0),
     command("PRIVMSG", message::privmsg, 0),
     early("QUIT", connection::quit, 0),
+    oper_only("REHASH", rehash::rehash, 0),
+    command("STATS", stats::stats, 0),
     command("TAGMSG", message::tagmsg, 1),
     command("TIME", info::time, 0),
     command("TOPIC", topic::topic, 1),
+    oper_only("UNDLINE", kline::undline, 1),
+    oper_only("UNKLINE", kline::unkline, 1),
     early("USER", registration::user, 4),
     command("USERHOST", userhost::userhost, 1),
     command("VERSION", info::version, 0),
+    oper_only("WALLOPS", wallops::wallops, 1),
     command("WHO", who::who, 0),
     command("WHOIS", whois::whois, 0),
     command("WHOWAS", whowas::whowas, 1),

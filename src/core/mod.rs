@@ -3,6 +3,7 @@
 //! client's outbox. It never awaits and never does I/O, so a run is
 //! deterministic and the state needs no locks.
 
+pub mod admin;
 pub mod broadcast;
 pub mod caps;
 mod channel;
@@ -25,11 +26,13 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
+pub use admin::{AdminRequest, AdminState, BanKind, BanLine, BanList};
 pub use channel::{Channel, ChannelModes, ListEntry, Membership, Topic};
 pub use client::Client;
 pub use isupport::isupport_tokens;
 pub use state::{Clock, State, SystemClock};
 
+use crate::config::Config;
 use crate::net::Outbox;
 use crate::proto::Message;
 
@@ -52,6 +55,19 @@ pub enum Event {
     InputTooLong { id: ClientId },
     /// The connection ended on its side (EOF, error, timeout).
     Closed { id: ClientId, reason: String },
+    /// Reload the configuration file (REHASH from an operator, or SIGHUP).
+    Rehash { requested_by: Option<ClientId> },
+    /// The admin worker loaded the configuration file, or failed to.
+    Reloaded {
+        requested_by: Option<ClientId>,
+        outcome: Result<Arc<Config>, String>,
+    },
+    /// The admin worker checked an OPER password.
+    OperChecked {
+        id: ClientId,
+        oper: String,
+        valid: bool,
+    },
     /// The server is stopping: say goodbye to everyone.
     Shutdown,
 }

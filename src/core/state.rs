@@ -9,8 +9,9 @@ use bytes::Bytes;
 use tracing::{debug, info};
 
 use super::broadcast::Broadcast;
+use super::commands::{oper, rehash};
 use super::whowas::{Whowas, WhowasEntry};
-use super::{Channel, Client, ClientId, Event, Membership, dispatch, isupport};
+use super::{AdminState, Channel, Client, ClientId, Event, Membership, admin, dispatch, isupport};
 use crate::config::Config;
 use crate::proto::numeric::{self, Numeric};
 use crate::proto::serialize::echo_param;
@@ -45,6 +46,8 @@ pub struct State {
     pub clock: Box<dyn Clock>,
     /// Nicks that were dropped or changed, for WHOWAS.
     pub whowas: Whowas,
+    /// Server bans, failed OPERs, and the link to the admin worker.
+    pub admin: AdminState,
     /// Clients whose outbox overflowed while handling the current event.
     overflowed: Vec<ClientId>,
     /// Replies held back for a labeled-response while its command runs.
@@ -96,6 +99,7 @@ impl State {
             ),
             msgid_counter: 0,
             clock,
+            admin: AdminState::default(),
             overflowed: Vec::new(),
             capture: None,
         }
@@ -107,6 +111,7 @@ impl State {
             Event::Connected { id, outbox, peer } => {
                 let client = Client::new(id, outbox, peer.ip(), self.clock.now());
                 self.clients.insert(id, client);
+                admin::refuse_if_dlined(self, id);
             }
             Event::Message { id, message } => {
                 if self.clients.contains_key(&id) {
@@ -122,6 +127,12 @@ impl State {
                 );
             }
             Event::Closed { id, reason } => self.disconnect(id, &reason),
+            Event::Rehash { requested_by } => rehash::start(self, requested_by),
+            Event::Reloaded {
+                requested_by,
+                outcome,
+            } => rehash::finished(self, requested_by, outcome),
+            Event::OperChecked { id, oper, valid } => oper::checked(self, id, &oper, valid),
             Event::Shutdown => self.shutdown(),
         }
         while let Some(id) = self.overflowed.pop() {

@@ -1,16 +1,17 @@
 //! One client connection: a read task that frames, parses and times out, and
 //! a write task that drains the [`Outbox`] into the socket.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
-use tokio::time::{Duration, Instant, sleep, sleep_until, timeout};
+use tokio::time::{Duration, Instant, sleep_until, timeout};
 use tracing::debug;
 
-use super::flood::TokenBucket;
+use super::flood::{self, TokenBucket};
 use super::limits::Admission;
 use super::outbox::{Drained, Outbox};
 use crate::core::{ClientId, Event};
@@ -24,9 +25,18 @@ pub struct ConnectionSettings {
     pub registration_timeout: Duration,
     pub ping_interval: Duration,
     pub ping_timeout: Duration,
-    /// Lines per second and burst, when flood control is on.
-    pub flood: Option<(f64, u32)>,
+    /// The token bucket's shape, when flood control is on.
+    pub flood: Option<FloodLimits>,
     pub sendq_bytes: usize,
+}
+
+/// `[flood]` as the read loop applies it.
+#[derive(Clone, Copy, Debug)]
+pub struct FloodLimits {
+    pub lines_per_second: f64,
+    pub burst: u32,
+    /// Lines that may wait behind the rate before "Excess Flood".
+    pub max_backlog: u32,
 }
 
 /// The most bytes one write call carries.
@@ -75,6 +85,10 @@ pub(crate) async fn run<S>(
 
 /// Reads lines and hands them to the core. Returns why the connection ended
 /// when the core does not know yet.
+///
+/// Lines are read as they arrive and charged to the flood bucket at once;
+/// each waits in `pending` until its due time. Reading goes on meanwhile, so
+/// a flooder's backlog is seen and bounded rather than left in the kernel.
 async fn read_loop<R: AsyncRead + Unpin>(
     mut reader: R,
     id: ClientId,
@@ -88,32 +102,49 @@ async fn read_loop<R: AsyncRead + Unpin>(
     let connected_at = Instant::now();
     let mut bucket = settings
         .flood
-        .map(|(rate, burst)| TokenBucket::new(rate, burst, connected_at));
+        .map(|flood| TokenBucket::new(flood.lines_per_second, flood.burst, connected_at));
+    let mut pending: VecDeque<(Instant, Event)> = VecDeque::new();
     let mut last_activity = connected_at;
     let mut ping_sent: Option<Instant> = None;
     loop {
         while let Some(frame) = framer.next_line(&mut buf) {
-            let event = match frame {
-                Frame::TooLong => Event::InputTooLong { id },
+            let (event, cost) = match frame {
+                Frame::TooLong => (Event::InputTooLong { id }, 1),
                 Frame::Line(bytes) => match decode(&bytes) {
-                    Some(message) => Event::Message { id, message },
+                    Some(message) => {
+                        let cost = flood::cost(&message);
+                        (Event::Message { id, message }, cost)
+                    }
                     None => continue,
                 },
             };
-            if let Some(bucket) = bucket.as_mut() {
-                let lag = bucket.take(Instant::now());
-                if !lag.is_zero() {
-                    tokio::select! {
-                        _ = sleep(lag) => {}
-                        _ = stop.cancelled() => return None,
+            let now = Instant::now();
+            let mut due = now;
+            if let (Some(bucket), Some(flood)) = (bucket.as_mut(), settings.flood) {
+                if !outbox.is_flood_exempt() {
+                    due += bucket.take(now, cost);
+                    if bucket.backlog() > f64::from(flood.max_backlog) {
+                        return Some("Excess Flood".to_owned());
                     }
                 }
             }
+            // Lines keep their order even when an exempt line follows lagged ones.
+            let due = pending.back().map_or(due, |(last, _)| due.max(*last));
+            pending.push_back((due, event));
+        }
+        while pending
+            .front()
+            .is_some_and(|(due, _)| *due <= Instant::now())
+        {
+            let Some((_, event)) = pending.pop_front() else {
+                break;
+            };
             tokio::select! {
                 sent = inbox.send(event) => if sent.is_err() { return None },
                 _ = stop.cancelled() => return None,
             }
         }
+        let next_due = pending.front().map(|(due, _)| *due);
         let deadline = if !outbox.is_registered() {
             connected_at + settings.registration_timeout
         } else if let Some(sent) = ping_sent {
@@ -134,6 +165,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
                 }
                 Err(error) => return Some(format!("Read error: {error}")),
             },
+            _ = sleep_until(next_due.unwrap_or(deadline)), if next_due.is_some() => {}
             _ = sleep_until(deadline) => {
                 let now = Instant::now();
                 if !outbox.is_registered() {

@@ -2,13 +2,15 @@
 //! (framing, parsing, timeouts, flood control) and a write task (draining the
 //! client's [`Outbox`] into the socket, many lines per write).
 
+pub mod cidr;
 mod connection;
 mod flood;
 mod limits;
 mod listener;
 mod outbox;
 
-pub use connection::ConnectionSettings;
-pub use limits::ConnectionLimits;
+pub use cidr::Cidr;
+pub use connection::{ConnectionSettings, FloodLimits};
+pub use limits::{AdmissionRules, ConnectionLimits};
 pub use listener::{Acceptor, bind, serve};
 pub use outbox::{Outbox, Overflow};

@@ -22,6 +22,8 @@ pub struct Outbox {
     limit: usize,
     /// Set by the core when registration completes; read by the timeout logic.
     registered: AtomicBool,
+    /// Set by the core for operators exempt from flood control.
+    flood_exempt: AtomicBool,
     /// Cancelled when the connection must stop reading and writing at once.
     stop: CancellationToken,
 }
@@ -51,6 +53,7 @@ impl Outbox {
             wake: Notify::new(),
             limit,
             registered: AtomicBool::new(false),
+            flood_exempt: AtomicBool::new(false),
             stop: CancellationToken::new(),
         }
     }
@@ -104,6 +107,14 @@ impl Outbox {
 
     pub fn is_registered(&self) -> bool {
         self.registered.load(Ordering::Relaxed)
+    }
+
+    pub fn set_flood_exempt(&self, exempt: bool) {
+        self.flood_exempt.store(exempt, Ordering::Relaxed);
+    }
+
+    pub fn is_flood_exempt(&self) -> bool {
+        self.flood_exempt.load(Ordering::Relaxed)
     }
 
     pub(crate) fn stop_token(&self) -> &CancellationToken {

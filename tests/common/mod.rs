@@ -15,9 +15,10 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 pub const LINE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The configuration tests start from: defaults, a fixed name, no flood
-/// control, no history, a port the system picks.
+/// control, no history, bans kept in memory, a port the system picks.
 pub fn test_config(extra_toml: &str) -> Config {
-    let text = "server.name = \"irc.test\"\nflood.enabled = false\nhistory.enabled = false\n\
+    let text = "server.name = \"irc.test\"\nserver.bans_file = \"\"\nflood.enabled = false\n\
+                history.enabled = false\n\
                 [[listen]]\naddress = \"127.0.0.1:0\"\n";
     // Dotted keys must come before the [[listen]] table to stay at the root.
     let text = format!("{extra_toml}\n{text}");

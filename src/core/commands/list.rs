@@ -2,6 +2,7 @@
 //! (`*rust*`, plain names too), negated masks (`!*bots*`) and member counts
 //! (`>5`, `<100`), comma-separated, in either parameter.
 
+use crate::config::Privilege;
 use crate::core::{Channel, ClientId, State};
 use crate::proto::mask::Mask;
 use crate::proto::numeric;
@@ -46,16 +47,21 @@ impl Filter {
 }
 
 /// 321, one 322 per room shown, 323. Secret rooms are shown to members only
-/// (Modern IRC); private rooms are listed, but outsiders get no topic.
+/// (Modern IRC) and to operators allowed to see them; private rooms are
+/// listed, but outsiders get no topic.
 pub fn list(state: &mut State, id: ClientId, message: &Message) {
     let filter = Filter::parse(&message.params, state.config.server.casemapping);
+    let sees_secret = state
+        .clients
+        .get(&id)
+        .is_some_and(|client| client.has_privilege(Privilege::SeeSecret));
     let mut rows: Vec<(String, String, String)> = state
         .channels
         .values()
         .filter(|channel| filter.accepts(channel))
         .filter_map(|channel| {
             let is_member = channel.members.contains_key(&id);
-            if channel.modes.secret && !is_member {
+            if channel.modes.secret && !is_member && !sees_secret {
                 return None;
             }
             let topic = match &channel.topic {

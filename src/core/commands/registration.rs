@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 
 use super::info;
+use crate::core::admin::{self, BanKind};
 use crate::core::{ClientId, State};
 use crate::proto::numeric;
 use crate::proto::validate::is_valid_nick;
@@ -161,6 +162,13 @@ pub fn try_register(state: &mut State, id: ClientId) {
         state.disconnect(id, "Bad password");
         return;
     }
+    if let Some(reason) = admin::kline_for(state, id) {
+        admin::refuse_banned(state, id, BanKind::K, &reason);
+        return;
+    }
+    let Some(client) = state.clients.get_mut(&id) else {
+        return;
+    };
     client.registered = true;
     client.update_source();
     client.outbox.set_registered();

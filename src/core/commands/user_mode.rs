@@ -77,6 +77,9 @@ pub fn mode(state: &mut State, id: ClientId, message: &Message) {
             applied.push(letter);
         }
     }
+    if !client.modes.oper {
+        client.outbox.set_flood_exempt(false);
+    }
     let nick = client.nick.clone();
     let source = client.source.clone();
     if unknown {

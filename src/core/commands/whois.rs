@@ -1,6 +1,7 @@
 //! WHOIS: who a user is, where, in which rooms, and how long idle.
 
 use super::unix_time;
+use crate::config::Privilege;
 use crate::core::caps::Caps;
 use crate::core::{ClientId, State};
 use crate::proto::Message;
@@ -121,7 +122,8 @@ fn send_whois(state: &mut State, id: ClientId, target: ClientId) {
 
 /// `target`'s rooms as `asker` may see them, with prefixes, sorted. A
 /// secret or private room shows only to its members; an invisible user's
-/// rooms show only where the asker is too.
+/// rooms show only where the asker is too. Operators allowed to see secret
+/// rooms see them all.
 fn visible_channels(state: &State, asker: ClientId, target: ClientId) -> Vec<String> {
     let Some(client) = state.clients.get(&target) else {
         return Vec::new();
@@ -130,6 +132,10 @@ fn visible_channels(state: &State, asker: ClientId, target: ClientId) -> Vec<Str
         .clients
         .get(&asker)
         .is_some_and(|c| c.has_cap(Caps::MULTI_PREFIX));
+    let sees_secret = state
+        .clients
+        .get(&asker)
+        .is_some_and(|c| c.has_privilege(Privilege::SeeSecret));
     let mut names: Vec<(String, String)> = client
         .channels
         .iter()
@@ -138,7 +144,7 @@ fn visible_channels(state: &State, asker: ClientId, target: ClientId) -> Vec<Str
             let membership = channel.members.get(&target)?;
             let asker_is_member = channel.members.contains_key(&asker);
             let hidden = channel.is_hidden() || client.modes.invisible;
-            if hidden && !asker_is_member {
+            if hidden && !asker_is_member && !sees_secret {
                 return None;
             }
             let shown = format!("{}{}", membership.prefixes(multi_prefix), channel.name);

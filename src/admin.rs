@@ -1,0 +1,184 @@
+//! The admin worker: does what the core must not (it never blocks and never
+//! touches files). It loads the configuration for REHASH and publishes the
+//! new connection settings and admission rules, checks OPER passwords
+//! against their argon2 hashes, and writes the bans file atomically. Each
+//! answer goes back to the core as an [`Event`].
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use argon2::{PasswordHash, PasswordVerifier};
+use tokio::sync::{Semaphore, mpsc, watch};
+use tracing::{error, info, warn};
+
+use crate::config::{self, Config};
+use crate::core::{AdminRequest, BanList, ClientId, Event};
+use crate::net::{ConnectionLimits, ConnectionSettings};
+use crate::server::{admission_rules, connection_settings};
+
+/// Password checks running at once; more wait their turn, so a crowd of
+/// OPER attempts cannot take every core.
+const CONCURRENT_OPER_CHECKS: usize = 2;
+
+/// What the worker needs to reach the rest of the server.
+pub struct AdminWorker {
+    pub config_file: Option<PathBuf>,
+    /// The configuration in force, to compare a reloaded one against.
+    pub running: Arc<Config>,
+    pub core: mpsc::Sender<Event>,
+    pub settings: watch::Sender<Arc<ConnectionSettings>>,
+    pub limits: Arc<ConnectionLimits>,
+}
+
+impl AdminWorker {
+    /// Serves requests until the core drops its sender.
+    pub async fn run(mut self, mut requests: mpsc::UnboundedReceiver<AdminRequest>) {
+        let checks = Arc::new(Semaphore::new(CONCURRENT_OPER_CHECKS));
+        while let Some(request) = requests.recv().await {
+            match request {
+                AdminRequest::Reload { requested_by } => self.reload(requested_by).await,
+                AdminRequest::CheckOper {
+                    id,
+                    oper,
+                    password,
+                    hash,
+                } => {
+                    let checks = Arc::clone(&checks);
+                    let core = self.core.clone();
+                    tokio::spawn(async move {
+                        let Ok(_permit) = checks.acquire_owned().await else {
+                            return;
+                        };
+                        let valid = tokio::task::spawn_blocking(move || verify(&password, &hash))
+                            .await
+                            .unwrap_or(false);
+                        let _ = core.send(Event::OperChecked { id, oper, valid }).await;
+                    });
+                }
+                // Written one after another, in order, so the last write wins.
+                AdminRequest::SaveBans { path, bans } => {
+                    let written =
+                        tokio::task::spawn_blocking(move || save_bans(&path, &bans).map(|()| path))
+                            .await;
+                    match written {
+                        Ok(Ok(path)) => info!(file = %path.display(), "bans file written"),
+                        Ok(Err(error)) => error!("cannot write the bans file: {error}"),
+                        Err(error) => error!("the bans file writer failed: {error}"),
+                    }
+                }
+            }
+        }
+    }
+
+    async fn reload(&mut self, requested_by: Option<ClientId>) {
+        let outcome = match self.config_file.clone() {
+            None => Err("the server was started without a configuration file".to_owned()),
+            Some(path) => match tokio::task::spawn_blocking(move || config::load(&path)).await {
+                Ok(Ok(loaded)) => Ok(self.apply(loaded)),
+                Ok(Err(error)) => Err(error.to_string()),
+                Err(error) => Err(format!("the loader failed: {error}")),
+            },
+        };
+        if let Err(error) = &outcome {
+            error!("REHASH failed, keeping the running configuration: {error}");
+        }
+        let _ = self
+            .core
+            .send(Event::Reloaded {
+                requested_by,
+                outcome,
+            })
+            .await;
+    }
+
+    /// Keeps what cannot change at run time, then publishes the rest to
+    /// new connections and to admission.
+    fn apply(&mut self, mut loaded: Config) -> Arc<Config> {
+        if loaded.listen != self.running.listen {
+            warn!("REHASH: [[listen]] changes take effect on restart; the listeners are unchanged");
+            loaded.listen = self.running.listen.clone();
+        }
+        if loaded.server.casemapping != self.running.server.casemapping {
+            warn!("REHASH: casemapping changes take effect on restart; keeping the running one");
+            loaded.server.casemapping = self.running.server.casemapping;
+        }
+        let config = Arc::new(loaded);
+        self.settings
+            .send_replace(Arc::new(connection_settings(&config)));
+        self.limits.update(admission_rules(&config));
+        self.running = Arc::clone(&config);
+        info!("configuration reloaded");
+        config
+    }
+}
+
+/// Checks `password` against an argon2 hash in PHC format.
+fn verify(password: &str, hash: &str) -> bool {
+    PasswordHash::new(hash).is_ok_and(|parsed| {
+        argon2::Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok()
+    })
+}
+
+/// Reads the bans file; a missing file is an empty list.
+pub fn load_bans(path: &Path) -> Result<BanList, String> {
+    if path.as_os_str().is_empty() {
+        return Ok(BanList::default());
+    }
+    match std::fs::read_to_string(path) {
+        Ok(text) => toml::from_str(&text).map_err(|error| format!("{}: {error}", path.display())),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(BanList::default()),
+        Err(error) => Err(format!("{}: {error}", path.display())),
+    }
+}
+
+/// Replaces the bans file through a temporary file and a rename, so a crash
+/// leaves either the old file or the new one.
+fn save_bans(path: &Path, bans: &BanList) -> Result<(), String> {
+    let describe = |error: &dyn std::fmt::Display| format!("{}: {error}", path.display());
+    let text = toml::to_string(bans).map_err(|error| describe(&error))?;
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(".tmp");
+    let temporary = PathBuf::from(temporary);
+    let write = || -> std::io::Result<()> {
+        use std::io::Write;
+        let mut file = std::fs::File::create(&temporary)?;
+        file.write_all(b"# K-lines and D-lines, rewritten by the server on every change.\n")?;
+        file.write_all(text.as_bytes())?;
+        file.sync_all()?;
+        std::fs::rename(&temporary, path)
+    };
+    write().map_err(|error| describe(&error))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn saved_bans_load_back_and_a_missing_file_is_empty() {
+        let path = std::env::temp_dir().join(format!("rookery-bans-{}.toml", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(load_bans(&path), Ok(BanList::default()));
+        let mut bans = BanList::default();
+        bans.dline.push(crate::core::BanLine {
+            mask: "192.0.2.0/24".into(),
+            reason: "spam".into(),
+            set_by: "alice".into(),
+            set_at: 1,
+            expires: None,
+        });
+        save_bans(&path, &bans).unwrap();
+        assert_eq!(load_bans(&path), Ok(bans));
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn verify_accepts_the_right_password_only() {
+        let hash = "$argon2id$v=19$m=8,t=1,p=1$cm9va2VyeS10ZXN0LXNhbHQ$yiaiaoZnKPZM0CWZ8NzJYpMiTnaZSktRUpf408FhNKA";
+        assert!(verify("hunter2", hash));
+        assert!(!verify("hunter3", hash));
+        assert!(!verify("hunter2", "not a hash"));
+    }
+}

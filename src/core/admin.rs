@@ -1,0 +1,353 @@
+//! The core's side of administration: K-lines and D-lines, failed OPER
+//! attempts, and the requests handed to the admin worker ([`crate::admin`])
+//! for anything that blocks: loading the configuration, checking a
+//! password hash, writing the bans file.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use tracing::error;
+
+use super::commands::unix_time;
+use super::{ClientId, State};
+use crate::config::Privilege;
+use crate::net::Cidr;
+use crate::proto::mask::Mask;
+use crate::proto::numeric;
+use crate::proto::{Casemapping, Line};
+
+/// Work the core hands off because it blocks or touches files.
+#[derive(Debug)]
+pub enum AdminRequest {
+    /// Load the configuration file again; the answer is `Event::Reloaded`.
+    Reload { requested_by: Option<ClientId> },
+    /// Check a password against an argon2 hash; the answer is `Event::OperChecked`.
+    CheckOper {
+        id: ClientId,
+        oper: String,
+        password: String,
+        hash: String,
+    },
+    /// Replace the bans file with these lines.
+    SaveBans { path: PathBuf, bans: BanList },
+}
+
+/// Failed OPER attempts after which an address is refused without a check.
+pub const OPER_ATTEMPTS: u32 = 3;
+/// How long those refusals last.
+pub const OPER_LOCKOUT: Duration = Duration::from_secs(60);
+
+/// Administration state owned by the core.
+#[derive(Debug, Default)]
+pub struct AdminState {
+    /// The admin worker; absent in core tests.
+    pub worker: Option<mpsc::UnboundedSender<AdminRequest>>,
+    /// The file REHASH reloads, when the server was started from one.
+    pub config_file: Option<PathBuf>,
+    pub bans: BanList,
+    oper_failures: HashMap<IpAddr, OperFailures>,
+}
+
+#[derive(Debug)]
+struct OperFailures {
+    count: u32,
+    last: SystemTime,
+}
+
+impl AdminState {
+    /// Hands `request` to the worker; false when there is none.
+    pub fn request(&self, request: AdminRequest) -> bool {
+        let sent = self
+            .worker
+            .as_ref()
+            .is_some_and(|worker| worker.send(request).is_ok());
+        if !sent {
+            error!("the admin worker is not running");
+        }
+        sent
+    }
+
+    /// True while `ip` has failed OPER too often to be checked again.
+    pub fn oper_locked(&mut self, ip: IpAddr, now: SystemTime) -> bool {
+        match self.oper_failures.get(&ip) {
+            Some(failures) if expired(failures.last, now) => {
+                self.oper_failures.remove(&ip);
+                false
+            }
+            Some(failures) => failures.count >= OPER_ATTEMPTS,
+            None => false,
+        }
+    }
+
+    pub fn oper_failed(&mut self, ip: IpAddr, now: SystemTime) {
+        if self.oper_failures.len() >= 1024 {
+            self.oper_failures
+                .retain(|_, failures| !expired(failures.last, now));
+        }
+        let failures = self.oper_failures.entry(ip).or_insert(OperFailures {
+            count: 0,
+            last: now,
+        });
+        if expired(failures.last, now) {
+            failures.count = 0;
+        }
+        failures.count += 1;
+        failures.last = now;
+    }
+
+    pub fn oper_succeeded(&mut self, ip: IpAddr) {
+        self.oper_failures.remove(&ip);
+    }
+}
+
+fn expired(last: SystemTime, now: SystemTime) -> bool {
+    now.duration_since(last).unwrap_or_default() >= OPER_LOCKOUT
+}
+
+/// Which kind of server ban.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BanKind {
+    /// By `user@host` mask, checked at registration.
+    K,
+    /// By address or range, checked on connect.
+    D,
+}
+
+impl BanKind {
+    pub fn letter(self) -> char {
+        match self {
+            BanKind::K => 'K',
+            BanKind::D => 'D',
+        }
+    }
+
+    /// The reason disconnected clients' peers see.
+    pub fn quit_reason(self) -> &'static str {
+        match self {
+            BanKind::K => "K-lined",
+            BanKind::D => "D-lined",
+        }
+    }
+
+    pub fn privilege(self) -> Privilege {
+        Privilege::Kline
+    }
+}
+
+/// Every K-line and D-line; this is also the bans file's format.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BanList {
+    pub kline: Vec<BanLine>,
+    pub dline: Vec<BanLine>,
+}
+
+/// One K-line or D-line.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BanLine {
+    /// `user@host` glob for a K-line, an address or range for a D-line.
+    pub mask: String,
+    pub reason: String,
+    pub set_by: String,
+    /// Seconds since the epoch.
+    pub set_at: u64,
+    /// Seconds since the epoch; none for a permanent line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<u64>,
+}
+
+impl BanLine {
+    pub fn active(&self, now: u64) -> bool {
+        self.expires.is_none_or(|expires| now < expires)
+    }
+
+    fn matches(&self, kind: BanKind, userhost: &str, ip: IpAddr) -> bool {
+        match kind {
+            BanKind::K => Mask::new(&self.mask, Casemapping::Ascii).matches(userhost),
+            BanKind::D => self
+                .mask
+                .parse::<Cidr>()
+                .is_ok_and(|range| range.contains(ip)),
+        }
+    }
+}
+
+impl BanList {
+    pub fn lines(&self, kind: BanKind) -> &[BanLine] {
+        match kind {
+            BanKind::K => &self.kline,
+            BanKind::D => &self.dline,
+        }
+    }
+
+    pub fn lines_mut(&mut self, kind: BanKind) -> &mut Vec<BanLine> {
+        match kind {
+            BanKind::K => &mut self.kline,
+            BanKind::D => &mut self.dline,
+        }
+    }
+
+    /// The first active line of `kind` that matches; K-lines look at
+    /// `userhost`, D-lines at `ip`.
+    pub fn matching(
+        &self,
+        kind: BanKind,
+        userhost: &str,
+        ip: IpAddr,
+        now: u64,
+    ) -> Option<&BanLine> {
+        self.lines(kind)
+            .iter()
+            .find(|line| line.active(now) && line.matches(kind, userhost, ip))
+    }
+
+    /// Drops expired lines.
+    pub fn prune(&mut self, now: u64) {
+        self.kline.retain(|line| line.active(now));
+        self.dline.retain(|line| line.active(now));
+    }
+}
+
+/// True when `id` is an operator holding `privilege`; otherwise answers
+/// 723 ERR_NOPRIVS.
+pub fn require(state: &mut State, id: ClientId, privilege: Privilege) -> bool {
+    if state
+        .clients
+        .get(&id)
+        .is_some_and(|client| client.has_privilege(privilege))
+    {
+        return true;
+    }
+    state.reply(
+        id,
+        numeric::ERR_NOPRIVS,
+        &[privilege.name()],
+        "Insufficient oper privileges.",
+    );
+    false
+}
+
+/// `:server NOTICE <nick> :text`, for answers that have no numeric.
+pub fn server_notice(state: &mut State, id: ClientId, text: &str) {
+    let Some(client) = state.clients.get(&id) else {
+        return;
+    };
+    let line = Line::new(Some(state.server_name()), "NOTICE")
+        .arg(client.target())
+        .trailing(text)
+        .finish();
+    state.send(id, line);
+}
+
+/// The core's clock in seconds since the epoch, for ban times.
+pub fn now_secs(state: &State) -> u64 {
+    unix_time(state.clock.now())
+}
+
+/// Drops a connection from a D-lined address as soon as the core hears of it.
+pub fn refuse_if_dlined(state: &mut State, id: ClientId) {
+    let Some(client) = state.clients.get(&id) else {
+        return;
+    };
+    let now = now_secs(state);
+    let reason = match state.admin.bans.matching(BanKind::D, "", client.ip, now) {
+        Some(line) => line.reason.clone(),
+        None => return,
+    };
+    refuse_banned(state, id, BanKind::D, &reason);
+}
+
+/// 465 with the ban's reason, then the disconnect everyone else sees.
+pub fn refuse_banned(state: &mut State, id: ClientId, kind: BanKind, reason: &str) {
+    state.reply(
+        id,
+        numeric::ERR_YOUREBANNEDCREEP,
+        &[],
+        &format!("You are banned from this server: {reason}"),
+    );
+    state.disconnect(id, kind.quit_reason());
+}
+
+/// The K-line reason for a registering client, if one matches.
+pub fn kline_for(state: &State, id: ClientId) -> Option<String> {
+    let client = state.clients.get(&id)?;
+    let userhost = format!("{}@{}", client.user, client.host);
+    state
+        .admin
+        .bans
+        .matching(BanKind::K, &userhost, client.ip, now_secs(state))
+        .map(|line| line.reason.clone())
+}
+
+/// Writes the bans to the configured file, off the core.
+pub fn save_bans(state: &mut State) {
+    let path = state.config.server.bans_file.clone();
+    if path.as_os_str().is_empty() {
+        return;
+    }
+    let bans = state.admin.bans.clone();
+    state.admin.request(AdminRequest::SaveBans { path, bans });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(mask: &str, expires: Option<u64>) -> BanLine {
+        BanLine {
+            mask: mask.into(),
+            reason: "spam".into(),
+            set_by: "alice".into(),
+            set_at: 100,
+            expires,
+        }
+    }
+
+    #[test]
+    fn lines_match_by_mask_or_range_until_they_expire() {
+        let bans = BanList {
+            kline: vec![line("*@10.0.0.*", Some(200))],
+            dline: vec![line("192.0.2.0/24", None)],
+        };
+        let ip: IpAddr = "10.0.0.5".parse().unwrap();
+        assert!(
+            bans.matching(BanKind::K, "~bob@10.0.0.5", ip, 150)
+                .is_some()
+        );
+        assert!(
+            bans.matching(BanKind::K, "~bob@10.0.0.5", ip, 200)
+                .is_none()
+        );
+        assert!(bans.matching(BanKind::D, "", ip, 150).is_none());
+        let banned: IpAddr = "192.0.2.9".parse().unwrap();
+        assert!(bans.matching(BanKind::D, "", banned, u64::MAX).is_some());
+    }
+
+    #[test]
+    fn three_failed_opers_lock_an_address_for_a_while() {
+        let mut admin = AdminState::default();
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
+        for _ in 0..OPER_ATTEMPTS {
+            assert!(!admin.oper_locked(ip, now));
+            admin.oper_failed(ip, now);
+        }
+        assert!(admin.oper_locked(ip, now));
+        assert!(!admin.oper_locked(ip, now + OPER_LOCKOUT));
+    }
+
+    #[test]
+    fn the_bans_file_format_round_trips() {
+        let bans = BanList {
+            kline: vec![line("*@10.0.0.*", Some(200)), line("evil@*", None)],
+            dline: vec![line("192.0.2.0/24", None)],
+        };
+        let text = toml::to_string(&bans).unwrap();
+        assert_eq!(toml::from_str::<BanList>(&text).unwrap(), bans);
+    }
+}

@@ -1,0 +1,46 @@
+//! KILL: an operator disconnects a user; everyone who shares a room with
+//! the user sees `QUIT :Killed (oper (reason))`.
+
+use crate::config::Privilege;
+use crate::core::admin;
+use crate::core::{ClientId, State};
+use crate::proto::numeric;
+use crate::proto::serialize::echo_param;
+use crate::proto::{Line, Message};
+
+pub fn kill(state: &mut State, id: ClientId, message: &Message) {
+    if !admin::require(state, id, Privilege::Kill) {
+        return;
+    }
+    let target = message.param(0);
+    let folded = state.fold(target);
+    let Some(&victim) = state.nicks.get(&folded) else {
+        state.reply(
+            id,
+            numeric::ERR_NOSUCHNICK,
+            &[echo_param(target)],
+            "No such nick/channel",
+        );
+        return;
+    };
+    let Some(oper) = state.clients.get(&id) else {
+        return;
+    };
+    let (oper_nick, oper_source) = (oper.nick.clone(), oper.source.clone());
+    let reason = match message.param(1) {
+        "" => "No reason given",
+        reason => reason,
+    };
+    let victim_nick = state
+        .clients
+        .get(&victim)
+        .map(|client| client.nick.clone())
+        .unwrap_or_default();
+    tracing::info!(oper = %oper_nick, victim = %victim_nick, reason, "KILL");
+    let line = Line::new(Some(&oper_source), "KILL")
+        .arg(&victim_nick)
+        .trailing(reason)
+        .finish();
+    state.send(victim, line);
+    state.disconnect(victim, &format!("Killed ({oper_nick} ({reason}))"));
+}

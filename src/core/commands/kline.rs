@@ -1,0 +1,157 @@
+//! KLINE, UNKLINE, DLINE and UNDLINE: server bans by `user@host` mask or by
+//! address range, with an optional duration in minutes:
+//! `KLINE [minutes] <user@host|nick> [:reason]`, `DLINE [minutes] <ip[/bits]> [:reason]`.
+//! Matching clients are disconnected at once; the lines are written to the
+//! bans file so they survive a restart.
+
+use tracing::info;
+
+use crate::core::admin::{self, BanKind, BanLine};
+use crate::core::{ClientId, State};
+use crate::net::Cidr;
+use crate::proto::Message;
+use crate::proto::numeric;
+
+pub fn kline(state: &mut State, id: ClientId, message: &Message) {
+    add(state, id, message, BanKind::K);
+}
+
+pub fn dline(state: &mut State, id: ClientId, message: &Message) {
+    add(state, id, message, BanKind::D);
+}
+
+pub fn unkline(state: &mut State, id: ClientId, message: &Message) {
+    remove(state, id, message.param(0), BanKind::K);
+}
+
+pub fn undline(state: &mut State, id: ClientId, message: &Message) {
+    remove(state, id, message.param(0), BanKind::D);
+}
+
+fn add(state: &mut State, id: ClientId, message: &Message, kind: BanKind) {
+    if !admin::require(state, id, kind.privilege()) {
+        return;
+    }
+    let first = message.param(0);
+    let (minutes, at) = match first.parse::<u64>() {
+        Ok(minutes) if first.bytes().all(|b| b.is_ascii_digit()) => (minutes, 1),
+        _ => (0, 0),
+    };
+    let target = message.param(at);
+    if target.is_empty() {
+        let command = if kind == BanKind::K { "KLINE" } else { "DLINE" };
+        state.reply(
+            id,
+            numeric::ERR_NEEDMOREPARAMS,
+            &[command],
+            "Not enough parameters",
+        );
+        return;
+    }
+    let Some(mask) = ban_mask(state, kind, target) else {
+        let text = format!("DLINE: `{target}` is not an address or a range such as 192.0.2.0/24");
+        admin::server_notice(state, id, &text);
+        return;
+    };
+    let reason = match message.param(at + 1) {
+        "" => "No reason given".to_owned(),
+        reason => reason.to_owned(),
+    };
+    let now = admin::now_secs(state);
+    let set_by = state
+        .clients
+        .get(&id)
+        .map(|client| client.nick.clone())
+        .unwrap_or_default();
+    let line = BanLine {
+        mask: mask.clone(),
+        reason: reason.clone(),
+        set_by: set_by.clone(),
+        set_at: now,
+        expires: (minutes > 0).then(|| now.saturating_add(minutes.saturating_mul(60))),
+    };
+    let bans = &mut state.admin.bans;
+    bans.prune(now);
+    let lines = bans.lines_mut(kind);
+    lines.retain(|existing| !existing.mask.eq_ignore_ascii_case(&mask));
+    lines.push(line);
+    let duration = if minutes > 0 {
+        format!("{minutes} min")
+    } else {
+        "permanent".to_owned()
+    };
+    info!(by = %set_by, %mask, %duration, %reason, "{}-line added", kind.letter());
+    let text = format!(
+        "Added {}-line for {mask} ({duration}): {reason}",
+        kind.letter()
+    );
+    admin::server_notice(state, id, &text);
+    admin::save_bans(state);
+    let victims: Vec<ClientId> = state
+        .clients
+        .values()
+        .filter(|client| match kind {
+            BanKind::K => client.registered,
+            BanKind::D => true,
+        })
+        .map(|client| client.id)
+        .filter(|victim| banned_by(state, *victim, kind))
+        .collect();
+    for victim in victims {
+        admin::refuse_banned(state, victim, kind, &reason);
+    }
+}
+
+/// The mask as stored: a K-line target without `@` is a nick (its host is
+/// banned) or a host; a D-line target must be an address or range.
+fn ban_mask(state: &State, kind: BanKind, target: &str) -> Option<String> {
+    match kind {
+        BanKind::D => target.parse::<Cidr>().ok().map(|_| target.to_owned()),
+        BanKind::K if target.contains('@') => Some(target.to_owned()),
+        BanKind::K => {
+            let host = state
+                .nicks
+                .get(&state.fold(target))
+                .and_then(|owner| state.clients.get(owner))
+                .map_or(target, |client| client.host.as_str());
+            Some(format!("*@{host}"))
+        }
+    }
+}
+
+fn banned_by(state: &State, id: ClientId, kind: BanKind) -> bool {
+    let Some(client) = state.clients.get(&id) else {
+        return false;
+    };
+    let userhost = format!("{}@{}", client.user, client.host);
+    let now = admin::now_secs(state);
+    state
+        .admin
+        .bans
+        .matching(kind, &userhost, client.ip, now)
+        .is_some()
+}
+
+fn remove(state: &mut State, id: ClientId, mask: &str, kind: BanKind) {
+    if !admin::require(state, id, kind.privilege()) {
+        return;
+    }
+    let now = admin::now_secs(state);
+    let bans = &mut state.admin.bans;
+    bans.prune(now);
+    let lines = bans.lines_mut(kind);
+    let before = lines.len();
+    lines.retain(|existing| !existing.mask.eq_ignore_ascii_case(mask));
+    let removed = lines.len() < before;
+    let letter = kind.letter();
+    let text = if removed {
+        info!(%mask, "{letter}-line removed");
+        format!("Removed {letter}-line for {mask}")
+    } else {
+        format!("No {letter}-line for {mask}")
+    };
+    admin::server_notice(state, id, &text);
+    if removed {
+        admin::save_bans(state);
+    }
+}

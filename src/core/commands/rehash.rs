@@ -1,0 +1,65 @@
+//! REHASH (and SIGHUP, through `Event::Rehash`): the admin worker loads the
+//! file off the core; [`finished`] swaps the configuration in when it
+//! parsed, or reports the error and changes nothing.
+
+use std::sync::Arc;
+
+use tracing::info;
+
+use crate::config::{Config, Privilege};
+use crate::core::admin::{self, AdminRequest};
+use crate::core::{ClientId, State, isupport_tokens};
+use crate::proto::Message;
+use crate::proto::numeric;
+
+pub fn rehash(state: &mut State, id: ClientId, _: &Message) {
+    if admin::require(state, id, Privilege::Rehash) {
+        start(state, Some(id));
+    }
+}
+
+/// Asks the admin worker to load the file again.
+pub fn start(state: &mut State, requested_by: Option<ClientId>) {
+    let Some(file) = state.admin.config_file.clone() else {
+        if let Some(id) = requested_by {
+            admin::server_notice(
+                state,
+                id,
+                "REHASH: the server was started without a configuration file",
+            );
+        }
+        return;
+    };
+    let by = requested_by
+        .and_then(|id| state.clients.get(&id))
+        .map_or_else(|| "SIGHUP".to_owned(), |client| client.nick.clone());
+    info!(file = %file.display(), %by, "reloading the configuration");
+    if let Some(id) = requested_by {
+        let file = file.display().to_string();
+        state.reply(id, numeric::RPL_REHASHING, &[&file], "Rehashing");
+    }
+    if !state.admin.request(AdminRequest::Reload { requested_by }) {
+        if let Some(id) = requested_by {
+            admin::server_notice(state, id, "REHASH failed: the admin worker is not running");
+        }
+    }
+}
+
+/// Applies a loaded configuration, or reports why there is none.
+pub fn finished(
+    state: &mut State,
+    requested_by: Option<ClientId>,
+    outcome: Result<Arc<Config>, String>,
+) {
+    let notice = match outcome {
+        Ok(config) => {
+            state.isupport = isupport_tokens(&config);
+            state.config = config;
+            "REHASH: configuration reloaded".to_owned()
+        }
+        Err(error) => format!("REHASH failed, the running configuration is unchanged: {error}"),
+    };
+    if let Some(id) = requested_by {
+        admin::server_notice(state, id, &notice);
+    }
+}
