@@ -46,6 +46,11 @@ pub struct ServerConfig {
     pub password: Option<String>,
     #[serde(serialize_with = "serialize_casemapping")]
     pub casemapping: Casemapping,
+    /// UTF8ONLY: lines that are not UTF-8 are refused instead of repaired.
+    pub utf8_only: bool,
+    /// CLIENTTAGDENY: client-only tags (without `+`) not relayed; `*` for
+    /// all, `-name` to let one through despite `*`.
+    pub client_tag_deny: Vec<String>,
 }
 
 /// One `[[listen]]` address clients connect to.
@@ -91,6 +96,8 @@ pub struct Limits {
     pub whowas_entries: usize,
     /// Mode changes with an argument in one MODE command (MODES in 005).
     pub modes_per_command: usize,
+    /// MONITOR: nicks on one client's monitor list.
+    pub max_monitor: usize,
 }
 
 /// `[timeouts]`: how long a silent or unregistered connection is kept.
@@ -178,6 +185,8 @@ impl Default for ServerConfig {
             motd_file: None,
             password: None,
             casemapping: Casemapping::Ascii,
+            utf8_only: false,
+            client_tag_deny: Vec::new(),
         }
     }
 }
@@ -201,6 +210,7 @@ impl Default for Limits {
             sendq_bytes: 1 << 20,
             whowas_entries: 1000,
             modes_per_command: 6,
+            max_monitor: 100,
         }
     }
 }
@@ -726,6 +736,22 @@ fn check_server(check: &mut Checker, server: &ServerConfig) {
             "cannot be set together with `motd`; keep one of them",
         );
     }
+    for (index, tag) in server.client_tag_deny.iter().enumerate() {
+        let name = tag.strip_prefix('-').unwrap_or(tag);
+        let valid = !name.is_empty()
+            && (name == "*" && !tag.starts_with('-')
+                || name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-/.".contains(c)));
+        if !valid {
+            check.report(
+                &format!("server.client_tag_deny[{index}]"),
+                format!(
+                    "must be a tag name without `+` (such as \"typing\"), `*` for every tag, or `-name` to exempt one; found \"{tag}\""
+                ),
+            );
+        }
+    }
     if let Some(password) = &server.password {
         if password.is_empty() {
             check.report(
@@ -792,6 +818,7 @@ fn check_limits(check: &mut Checker, limits: &Limits) {
         1..=100,
     );
     check.between("limits.whowas_entries", limits.whowas_entries, 0..=100_000);
+    check.between("limits.max_monitor", limits.max_monitor, 1..=10_000);
 }
 
 /// The longest topic that still fits a 512-byte line with its numeric and prefix.

@@ -3,8 +3,8 @@
 
 use super::caps::Caps;
 use super::commands::{
-    away, cap, connection, info, invite, ison, join, kick, list, message, names, part,
-    registration, topic, user_mode, userhost, who, whois, whowas,
+    away, cap, connection, info, invite, ison, join, kick, list, message, monitor, names, part,
+    registration, setname, topic, user_mode, userhost, who, whois, whowas,
 };
 use super::{ClientId, State, labeled};
 use crate::proto::Message;
@@ -58,6 +58,7 @@ static COMMANDS: &[Command] = &[
     command("LIST", list::list, 0),
     command("LUSERS", info::lusers, 0),
     command("MODE", user_mode::mode, 1),
+    command("MONITOR", monitor::monitor, 1),
     command("MOTD", info::motd, 0),
     command("NAMES", names::names, 0),
     early("NICK", registration::nick, 0),
@@ -69,6 +70,7 @@ static COMMANDS: &[Command] = &[
     early("PONG", connection::pong, 0),
     command("PRIVMSG", message::privmsg, 0),
     early("QUIT", connection::quit, 0),
+    command("SETNAME", setname::setname, 1),
     command("TAGMSG", message::tagmsg, 1),
     command("TIME", info::time, 0),
     command("TOPIC", topic::topic, 1),
@@ -118,6 +120,23 @@ fn run(state: &mut State, id: ClientId, message: &Message) {
     };
     let registered = client.registered;
     let oper = client.modes.oper;
+    if message.invalid_utf8 && state.config.server.utf8_only {
+        // UTF8ONLY: refuse rather than relay repaired text; `*` when the
+        // command itself is what could not be read.
+        let command = if message.command.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            message.command.as_str()
+        } else {
+            "*"
+        };
+        state.fail(
+            id,
+            command,
+            "INVALID_UTF8",
+            &[],
+            "Message rejected, your IRC software MUST use UTF-8 encoding on this network",
+        );
+        return;
+    }
     let Some(command) = find(&message.command) else {
         if registered {
             state.reply(
@@ -169,6 +188,48 @@ fn run(state: &mut State, id: ClientId, message: &Message) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Config;
+    use crate::core::Event;
+    use crate::core::testing::Harness;
+
+    /// alice and bob in #room, alice sending a line that was not UTF-8.
+    fn send_repaired(utf8_only: bool) -> Harness {
+        let mut config = Config::default();
+        config.server.name = "irc.test".into();
+        config.server.utf8_only = utf8_only;
+        let mut h = Harness::with_config(config);
+        h.register("alice");
+        h.register("bob");
+        h.room("#room", &[("alice", true), ("bob", false)]);
+        let mut message = crate::proto::message::parse("PRIVMSG #room :caf\u{FFFD}")
+            .expect("parses")
+            .to_owned();
+        message.invalid_utf8 = true;
+        let id = h.id("alice");
+        h.state.handle(Event::Message { id, message });
+        h
+    }
+
+    #[test]
+    fn utf8only_refuses_a_line_that_was_not_utf8() {
+        let mut h = send_repaired(true);
+        assert_eq!(
+            h.take("alice"),
+            [
+                ":irc.test FAIL PRIVMSG INVALID_UTF8 :Message rejected, your IRC software MUST use UTF-8 encoding on this network"
+            ]
+        );
+        assert!(h.take("bob").is_empty());
+    }
+
+    #[test]
+    fn without_utf8only_a_repaired_line_is_relayed() {
+        let mut h = send_repaired(false);
+        assert_eq!(
+            h.take("bob"),
+            [":alice!~alice@127.0.0.1 PRIVMSG #room :caf\u{FFFD}"]
+        );
+    }
 
     #[test]
     fn the_table_is_sorted_and_unique() {

@@ -13,15 +13,18 @@ pub mod join;
 pub mod kick;
 pub mod list;
 pub mod message;
+pub mod monitor;
 pub mod names;
 pub mod part;
 pub mod registration;
+pub mod setname;
 pub mod topic;
 pub mod user_mode;
 pub mod userhost;
 pub mod who;
 pub mod whois;
 pub mod whowas;
+pub mod whox;
 
 /// Seconds since the epoch, for 317, 329, 367 and friends.
 pub(crate) fn unix_time(time: SystemTime) -> u64 {
