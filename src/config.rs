@@ -50,6 +50,11 @@ pub struct ServerConfig {
     /// Where K-lines and D-lines are kept across restarts; empty keeps them
     /// in memory only.
     pub bans_file: PathBuf,
+    /// UTF8ONLY: lines that are not UTF-8 are refused instead of repaired.
+    pub utf8_only: bool,
+    /// CLIENTTAGDENY: client-only tags (without `+`) not relayed; `*` for
+    /// all, `-name` to let one through despite `*`.
+    pub client_tag_deny: Vec<String>,
 }
 
 /// One `[[listen]]` address clients connect to.
@@ -99,6 +104,8 @@ pub struct Limits {
     pub whowas_entries: usize,
     /// Mode changes with an argument in one MODE command (MODES in 005).
     pub modes_per_command: usize,
+    /// MONITOR: nicks on one client's monitor list.
+    pub max_monitor: usize,
 }
 
 /// `[timeouts]`: how long a silent or unregistered connection is kept.
@@ -236,6 +243,8 @@ impl Default for ServerConfig {
             password: None,
             casemapping: Casemapping::Ascii,
             bans_file: PathBuf::from("rookery-bans.toml"),
+            utf8_only: false,
+            client_tag_deny: Vec::new(),
         }
     }
 }
@@ -261,6 +270,7 @@ impl Default for Limits {
             sendq_bytes: 1 << 20,
             whowas_entries: 1000,
             modes_per_command: 6,
+            max_monitor: 100,
         }
     }
 }
@@ -787,6 +797,22 @@ fn check_server(check: &mut Checker, server: &ServerConfig) {
             "cannot be set together with `motd`; keep one of them",
         );
     }
+    for (index, tag) in server.client_tag_deny.iter().enumerate() {
+        let name = tag.strip_prefix('-').unwrap_or(tag);
+        let valid = !name.is_empty()
+            && (name == "*" && !tag.starts_with('-')
+                || name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-/.".contains(c)));
+        if !valid {
+            check.report(
+                &format!("server.client_tag_deny[{index}]"),
+                format!(
+                    "must be a tag name without `+` (such as \"typing\"), `*` for every tag, or `-name` to exempt one; found \"{tag}\""
+                ),
+            );
+        }
+    }
     if let Some(password) = &server.password {
         if password.is_empty() {
             check.report(
@@ -853,6 +879,7 @@ fn check_limits(check: &mut Checker, limits: &Limits) {
         1..=100,
     );
     check.between("limits.whowas_entries", limits.whowas_entries, 0..=100_000);
+    check.between("limits.max_monitor", limits.max_monitor, 1..=10_000);
 }
 
 /// The longest topic that still fits a 512-byte line with its numeric and prefix.

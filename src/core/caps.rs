@@ -76,13 +76,25 @@ const fn cap(name: &'static str, flag: Caps) -> Capability {
 
 /// Every capability the server offers, in the order CAP LS lists them.
 pub static CAPABILITIES: &[Capability] = &[
+    // No accounts exist yet: account-notify never fires, account-tag is never
+    // attached, and extended-join says `*`, as their specs ask of a logged-out user.
+    cap("account-notify", Caps::ACCOUNT_NOTIFY),
+    cap("account-tag", Caps::ACCOUNT_TAG),
+    cap("away-notify", Caps::AWAY_NOTIFY),
     cap("batch", Caps::BATCH),
     cap("cap-notify", Caps::CAP_NOTIFY),
+    cap("chghost", Caps::CHGHOST),
     cap("echo-message", Caps::ECHO_MESSAGE),
+    cap("extended-join", Caps::EXTENDED_JOIN),
+    cap("extended-monitor", Caps::EXTENDED_MONITOR),
+    cap("invite-notify", Caps::INVITE_NOTIFY),
     cap("labeled-response", Caps::LABELED_RESPONSE),
     cap("message-tags", Caps::MESSAGE_TAGS),
     cap("multi-prefix", Caps::MULTI_PREFIX),
     cap("server-time", Caps::SERVER_TIME),
+    cap("setname", Caps::SETNAME),
+    cap("standard-replies", Caps::STANDARD_REPLIES),
+    cap("userhost-in-names", Caps::USERHOST_IN_NAMES),
 ];
 
 /// The capability called `name`, if offered.
@@ -97,4 +109,76 @@ pub fn names(caps: Caps) -> Vec<&'static str> {
         .filter(|cap| caps.contains(cap.flag))
         .map(|cap| cap.name)
         .collect()
+}
+
+impl State {
+    /// cap-notify: tells the clients that asked that `caps` became available
+    /// (`CAP NEW`, with values for 302 clients) or were withdrawn (`CAP DEL`).
+    /// A withdrawn capability is turned off for every client, as the spec
+    /// says, whether or not it was told. For a change of configuration at
+    /// run time (REHASH).
+    pub fn announce_caps(&mut self, available: bool, caps: &[&Capability]) {
+        let subcommand = if available { "NEW" } else { "DEL" };
+        let removed = caps.iter().fold(Caps::NONE, |all, cap| all.union(cap.flag));
+        let values: Vec<Option<String>> = caps.iter().map(|cap| (cap.value)(self)).collect();
+        let server = self.config.server.name.clone();
+        let mut lines = Vec::new();
+        for client in self.clients.values_mut() {
+            if client.caps.contains(Caps::CAP_NOTIFY) {
+                let with_values = available && client.cap_version >= 302;
+                let list: Vec<String> = caps
+                    .iter()
+                    .zip(&values)
+                    .map(|(cap, value)| match (with_values, value) {
+                        (true, Some(value)) => format!("{}={value}", cap.name),
+                        _ => cap.name.to_owned(),
+                    })
+                    .collect();
+                let line = crate::proto::Line::new(Some(&server), "CAP")
+                    .arg(client.target())
+                    .arg(subcommand)
+                    .trailing(&list.join(" "))
+                    .finish();
+                lines.push((client.id, line));
+            }
+            if !available {
+                client.caps.remove(removed);
+            }
+        }
+        for (id, line) in lines {
+            self.send(id, line);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::testing::Harness;
+
+    #[test]
+    fn cap_new_and_del_reach_cap_notify_clients_only() {
+        let mut h = Harness::new();
+        h.register("alice");
+        h.register("bob");
+        let alice = h.id("alice");
+        let caps = &mut h.state.clients.get_mut(&alice).unwrap().caps;
+        caps.insert(Caps::CAP_NOTIFY.union(Caps::AWAY_NOTIFY));
+        let bob = h.id("bob");
+        h.state
+            .clients
+            .get_mut(&bob)
+            .unwrap()
+            .caps
+            .insert(Caps::AWAY_NOTIFY);
+        let away_notify = find("away-notify").unwrap();
+        h.state.announce_caps(false, &[away_notify]);
+        assert_eq!(h.take("alice"), [":irc.test CAP alice DEL :away-notify"]);
+        assert!(h.take("bob").is_empty());
+        assert!(!h.state.clients[&alice].caps.contains(Caps::AWAY_NOTIFY));
+        assert!(!h.state.clients[&bob].caps.contains(Caps::AWAY_NOTIFY));
+        h.state.announce_caps(true, &[away_notify]);
+        assert_eq!(h.take("alice"), [":irc.test CAP alice NEW :away-notify"]);
+        assert!(h.take("bob").is_empty());
+    }
 }

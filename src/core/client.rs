@@ -1,6 +1,6 @@
 //! One connected client as the core sees it.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -41,6 +41,8 @@ pub struct Client {
     pub oper_pending: bool,
     pub away: Option<String>,
     pub channels: HashSet<Folded>,
+    /// MONITOR targets, folded, with the spelling the client gave.
+    pub monitoring: BTreeMap<Folded, String>,
     pub connected_at: SystemTime,
     /// The last PRIVMSG/NOTICE/JOIN-like activity, for WHOIS idle.
     pub last_active: SystemTime,
@@ -52,13 +54,21 @@ pub struct UserModes {
     pub invisible: bool,
     pub wallops: bool,
     pub oper: bool,
+    /// +B, bot-mode: shown in WHOIS and WHO, and tagged on messages.
+    pub bot: bool,
 }
 
 impl UserModes {
     /// `+iw` style, or `+` when none is set.
     pub fn to_mode_string(self) -> String {
         let mut modes = String::from("+");
-        for (set, letter) in [(self.invisible, 'i'), (self.oper, 'o'), (self.wallops, 'w')] {
+        let flags = [
+            (self.bot, 'B'),
+            (self.invisible, 'i'),
+            (self.oper, 'o'),
+            (self.wallops, 'w'),
+        ];
+        for (set, letter) in flags {
             if set {
                 modes.push(letter);
             }
@@ -89,6 +99,7 @@ impl Client {
             oper_pending: false,
             away: None,
             channels: HashSet::new(),
+            monitoring: BTreeMap::new(),
             connected_at: now,
             last_active: now,
         }

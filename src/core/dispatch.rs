@@ -3,8 +3,9 @@
 
 use super::caps::Caps;
 use super::commands::{
-    away, cap, connection, info, invite, ison, join, kick, kill, kline, list, message, names, oper,
-    part, registration, rehash, stats, topic, user_mode, userhost, wallops, who, whois, whowas,
+    away, cap, connection, info, invite, ison, join, kick, kill, kline, list, message, monitor,
+    names, oper, part, registration, rehash, setname, stats, topic, user_mode, userhost, wallops,
+    who, whois, whowas,
 };
 use super::{ClientId, State, labeled};
 use crate::proto::Message;
@@ -71,6 +72,7 @@ static COMMANDS: &[Command] = &[
     command("LIST", list::list, 0),
     command("LUSERS", info::lusers, 0),
     command("MODE", user_mode::mode, 1),
+    command("MONITOR", monitor::monitor, 1),
     command("MOTD", info::motd, 0),
     command("NAMES", names::names, 0),
     early("NICK", registration::nick, 0),
@@ -84,6 +86,7 @@ static COMMANDS: &[Command] = &[
     command("PRIVMSG", message::privmsg, 0),
     early("QUIT", connection::quit, 0),
     oper_only("REHASH", rehash::rehash, 0),
+    command("SETNAME", setname::setname, 1),
     command("STATS", stats::stats, 0),
     command("TAGMSG", message::tagmsg, 1),
     command("TIME", info::time, 0),
@@ -137,6 +140,23 @@ fn run(state: &mut State, id: ClientId, message: &Message) {
     };
     let registered = client.registered;
     let oper = client.modes.oper;
+    if message.invalid_utf8 && state.config.server.utf8_only {
+        // UTF8ONLY: refuse rather than relay repaired text; `*` when the
+        // command itself is what could not be read.
+        let command = if message.command.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            message.command.as_str()
+        } else {
+            "*"
+        };
+        state.fail(
+            id,
+            command,
+            "INVALID_UTF8",
+            &[],
+            "Message rejected, your IRC software MUST use UTF-8 encoding on this network",
+        );
+        return;
+    }
     let Some(command) = find(&message.command) else {
         if registered {
             state.reply(
@@ -188,6 +208,48 @@ fn run(state: &mut State, id: ClientId, message: &Message) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Config;
+    use crate::core::Event;
+    use crate::core::testing::Harness;
+
+    /// alice and bob in #room, alice sending a line that was not UTF-8.
+    fn send_repaired(utf8_only: bool) -> Harness {
+        let mut config = Config::default();
+        config.server.name = "irc.test".into();
+        config.server.utf8_only = utf8_only;
+        let mut h = Harness::with_config(config);
+        h.register("alice");
+        h.register("bob");
+        h.room("#room", &[("alice", true), ("bob", false)]);
+        let mut message = crate::proto::message::parse("PRIVMSG #room :caf\u{FFFD}")
+            .expect("parses")
+            .to_owned();
+        message.invalid_utf8 = true;
+        let id = h.id("alice");
+        h.state.handle(Event::Message { id, message });
+        h
+    }
+
+    #[test]
+    fn utf8only_refuses_a_line_that_was_not_utf8() {
+        let mut h = send_repaired(true);
+        assert_eq!(
+            h.take("alice"),
+            [
+                ":irc.test FAIL PRIVMSG INVALID_UTF8 :Message rejected, your IRC software MUST use UTF-8 encoding on this network"
+            ]
+        );
+        assert!(h.take("bob").is_empty());
+    }
+
+    #[test]
+    fn without_utf8only_a_repaired_line_is_relayed() {
+        let mut h = send_repaired(false);
+        assert_eq!(
+            h.take("bob"),
+            [":alice!~alice@127.0.0.1 PRIVMSG #room :caf\u{FFFD}"]
+        );
+    }
 
     #[test]
     fn the_table_is_sorted_and_unique() {

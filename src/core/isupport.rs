@@ -9,17 +9,29 @@ pub const CHANMODES: &str = "beI,k,l,imnpst";
 pub const PREFIX: &str = "(ov)@+";
 pub const CHANTYPES: &str = "#&";
 
+/// The user mode that marks a bot (bot-mode), also its WHO flag.
+pub const BOT_MODE: char = 'B';
+
 /// The 005 tokens, in a stable order.
 pub fn isupport_tokens(config: &Config) -> Vec<String> {
     let limits = &config.limits;
     let targets = limits.max_targets;
-    vec![
+    let mut tokens = vec![
         "AWAYLEN=".to_owned() + &limits.away_length.to_string(),
+        format!("BOT={BOT_MODE}"),
         format!("CASEMAPPING={}", config.server.casemapping.name()),
         format!("CHANLIMIT={CHANTYPES}:{}", limits.channels_per_client),
         format!("CHANMODES={CHANMODES}"),
         format!("CHANNELLEN={}", limits.channel_length),
         format!("CHANTYPES={CHANTYPES}"),
+    ];
+    if !config.server.client_tag_deny.is_empty() {
+        tokens.push(format!(
+            "CLIENTTAGDENY={}",
+            config.server.client_tag_deny.join(",")
+        ));
+    }
+    tokens.extend([
         "ELIST=MNU".to_owned(),
         "EXCEPTS=e".to_owned(),
         "INVEX=I".to_owned(),
@@ -28,6 +40,8 @@ pub fn isupport_tokens(config: &Config) -> Vec<String> {
         format!("MAXLIST=b:{0},e:{0},I:{0}", limits.max_list_entries),
         format!("MAXTARGETS={targets}"),
         format!("MODES={}", limits.modes_per_command),
+        format!("MONITOR={}", limits.max_monitor),
+        format!("NAMELEN={}", limits.realname_length),
         format!("NETWORK={}", config.server.network),
         format!("NICKLEN={}", limits.nick_length),
         format!("PREFIX={PREFIX}"),
@@ -38,5 +52,38 @@ pub fn isupport_tokens(config: &Config) -> Vec<String> {
         ),
         format!("TOPICLEN={}", limits.topic_length),
         format!("USERLEN={}", limits.user_length),
-    ]
+    ]);
+    if config.server.utf8_only {
+        tokens.push("UTF8ONLY".to_owned());
+    }
+    tokens.push("WHOX".to_owned());
+    tokens
+}
+
+/// Is the client-only tag `name` (without `+`) blocked by CLIENTTAGDENY?
+/// The last entry that names it (or `*`) decides.
+pub fn client_tag_denied(deny: &[String], name: &str) -> bool {
+    let mut denied = false;
+    for entry in deny {
+        if entry == "*" || entry == name {
+            denied = true;
+        } else if entry.strip_prefix('-') == Some(name) {
+            denied = false;
+        }
+    }
+    denied
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clienttagdeny_blocks_all_but_the_exempted() {
+        let deny = vec!["*".to_owned(), "-reply".to_owned()];
+        assert!(client_tag_denied(&deny, "typing"));
+        assert!(!client_tag_denied(&deny, "reply"));
+        assert!(!client_tag_denied(&[], "typing"));
+        assert!(client_tag_denied(&["typing".to_owned()], "typing"));
+    }
 }

@@ -7,11 +7,13 @@ pub mod admin;
 pub mod broadcast;
 pub mod caps;
 mod channel;
+mod chghost;
 mod client;
 pub mod commands;
 mod dispatch;
-mod isupport;
+pub mod isupport;
 mod labeled;
+mod monitor;
 mod state;
 #[cfg(test)]
 mod test_support;

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use tracing::{debug, info};
 
 use super::broadcast::Broadcast;
+use super::caps::Caps;
 use super::commands::{oper, rehash};
 use super::whowas::{Whowas, WhowasEntry};
 use super::{AdminState, Channel, Client, ClientId, Event, Membership, admin, dispatch, isupport};
@@ -48,6 +49,8 @@ pub struct State {
     pub whowas: Whowas,
     /// Server bans, failed OPERs, and the link to the admin worker.
     pub admin: AdminState,
+    /// MONITOR, inverted: each watched nick (folded) and who watches it.
+    pub monitors: HashMap<Folded, HashSet<ClientId>>,
     /// Clients whose outbox overflowed while handling the current event.
     overflowed: Vec<ClientId>,
     /// Replies held back for a labeled-response while its command runs.
@@ -91,6 +94,7 @@ impl State {
             created,
             max_clients_seen: 0,
             whowas,
+            monitors: HashMap::new(),
             msgid_prefix: format!(
                 "{:x}",
                 created
@@ -159,6 +163,12 @@ impl State {
     /// An event line stamped with the current time, for a fan-out.
     pub fn broadcast(&self, line: Bytes) -> Broadcast {
         Broadcast::new(line, self.clock.now())
+    }
+
+    /// An event caused by `id`, tagged `bot` when it is a bot (bot-mode).
+    pub fn event_from(&self, id: ClientId, line: Bytes) -> Broadcast {
+        let bot = self.clients.get(&id).is_some_and(|c| c.modes.bot);
+        self.broadcast(line).with_bot(bot)
     }
 
     /// A message id unique across restarts.
@@ -266,6 +276,60 @@ impl State {
         peers
     }
 
+    /// Who hears of a change to `id` that only clients with `cap` are told
+    /// about: its peers with `cap`, and its MONITOR watchers with `cap` and
+    /// extended-monitor. Each once, without `id`.
+    pub fn audience(&self, id: ClientId, cap: Caps) -> HashSet<ClientId> {
+        let has = |other: &ClientId, wanted: Caps| {
+            self.clients
+                .get(other)
+                .is_some_and(|c| c.caps.contains(wanted))
+        };
+        let mut audience: HashSet<ClientId> = self
+            .peers(id)
+            .into_iter()
+            .filter(|peer| has(peer, cap))
+            .collect();
+        if let Some(client) = self.clients.get(&id) {
+            if let Some(watchers) = self.monitors.get(&self.fold(&client.nick)) {
+                let wanted = cap.union(Caps::EXTENDED_MONITOR);
+                audience.extend(watchers.iter().filter(|w| **w != id && has(w, wanted)));
+            }
+        }
+        audience
+    }
+
+    /// Sends the standard reply `FAIL <command> <code> [context…] :text`,
+    /// for failures whose code a negotiated spec (or 005 token) defines.
+    pub fn fail(&mut self, id: ClientId, command: &str, code: &str, context: &[&str], text: &str) {
+        let mut line = Line::new(Some(self.server_name()), "FAIL")
+            .arg(command)
+            .arg(code);
+        for arg in context {
+            line = line.arg(echo_param(arg));
+        }
+        let line = line.trailing(text).finish();
+        self.send(id, line);
+    }
+
+    /// A failure of our own making: a FAIL for clients that negotiated
+    /// standard-replies, which lets a server send codes no other spec
+    /// defines; a NOTICE with the text for the rest.
+    pub fn fail_or_notice(&mut self, id: ClientId, command: &str, code: &str, text: &str) {
+        let Some(client) = self.clients.get(&id) else {
+            return;
+        };
+        if client.caps.contains(Caps::STANDARD_REPLIES) {
+            self.fail(id, command, code, &[], text);
+        } else {
+            let line = Line::new(Some(self.server_name()), "NOTICE")
+                .arg(client.target())
+                .trailing(text)
+                .finish();
+            self.send(id, line);
+        }
+    }
+
     /// Removes a client: its rooms and peers hear a QUIT with `reason`, and
     /// it gets an ERROR before its connection closes.
     pub fn disconnect(&mut self, id: ClientId, reason: &str) {
@@ -277,10 +341,13 @@ impl State {
             let quit = Line::new(Some(&client.source), "QUIT")
                 .trailing(reason)
                 .finish();
-            let mut quit = self.broadcast(quit);
+            let nick = client.nick.clone();
+            let mut quit = self.event_from(id, quit);
             let peers = self.peers(id);
             self.send_all(peers, &mut quit);
+            self.monitor_offline(&nick);
         }
+        self.unwatch_all(id);
         self.remember_nick(id);
         let Some(client) = self.clients.remove(&id) else {
             return;

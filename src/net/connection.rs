@@ -186,11 +186,16 @@ async fn read_loop<R: AsyncRead + Unpin>(
 }
 
 /// Turns a framed line into a message. Invalid UTF-8 is replaced with U+FFFD
-/// rather than rejected, so a stray byte never costs a user their line.
+/// and marked, so the core can refuse it under UTF8ONLY and otherwise a
+/// stray byte never costs a user their line.
 fn decode(bytes: &[u8]) -> Option<crate::proto::Message> {
     let text = String::from_utf8_lossy(bytes);
+    let invalid_utf8 = matches!(text, std::borrow::Cow::Owned(_));
     match message::parse(&text) {
-        Ok(parsed) => Some(parsed.to_owned()),
+        Ok(parsed) => Some(crate::proto::Message {
+            invalid_utf8,
+            ..parsed.to_owned()
+        }),
         Err(error) => {
             debug!(%error, "unparsable line dropped");
             None
@@ -248,4 +253,18 @@ async fn write_lines<W: AsyncWrite + Unpin>(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decode;
+
+    #[test]
+    fn invalid_utf8_is_repaired_and_marked() {
+        let message = decode(b"PRIVMSG #room :caf\xe9").expect("parses");
+        assert!(message.invalid_utf8);
+        assert_eq!(message.params[1], "caf\u{FFFD}");
+        let message = decode("PRIVMSG #room :café".as_bytes()).expect("parses");
+        assert!(!message.invalid_utf8);
+    }
 }

@@ -36,6 +36,9 @@ pub struct Message {
     pub source: Option<String>,
     pub command: String,
     pub params: Vec<String>,
+    /// The line was not valid UTF-8 and was repaired with U+FFFD; the core
+    /// refuses it when UTF8ONLY is on.
+    pub invalid_utf8: bool,
 }
 
 /// Why a line could not be parsed.
@@ -196,6 +199,7 @@ impl MessageRef<'_> {
             source: self.source.map(str::to_owned),
             command: self.command.to_ascii_uppercase(),
             params: self.params.iter().map(|p| (*p).to_owned()).collect(),
+            invalid_utf8: false,
         }
     }
 }

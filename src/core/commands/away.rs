@@ -1,9 +1,11 @@
-//! AWAY: set or clear the away message that WHOIS, WHO and USERHOST show.
+//! AWAY: set or clear the away message that WHOIS, WHO and USERHOST show,
+//! and tell away-notify clients.
 
 use super::registration::truncate;
+use crate::core::caps::Caps;
 use crate::core::{ClientId, State};
-use crate::proto::Message;
 use crate::proto::numeric;
+use crate::proto::{Line, Message};
 
 pub fn away(state: &mut State, id: ClientId, message: &Message) {
     let max = state.config.limits.away_length;
@@ -29,6 +31,23 @@ pub fn away(state: &mut State, id: ClientId, message: &Message) {
             "You have been marked as being away",
         );
     }
+    notify(state, id);
+}
+
+/// away-notify: `:nick!user@host AWAY [:text]` to peers (and extended-monitor
+/// watchers) that asked for it, each once.
+fn notify(state: &mut State, id: ClientId) {
+    let Some(client) = state.clients.get(&id) else {
+        return;
+    };
+    let line = Line::new(Some(&client.source), "AWAY");
+    let line = match &client.away {
+        Some(text) => line.trailing(text),
+        None => line,
+    };
+    let mut event = state.event_from(id, line.finish());
+    let audience = state.audience(id, Caps::AWAY_NOTIFY);
+    state.send_all(audience, &mut event);
 }
 
 #[cfg(test)]

@@ -1,6 +1,8 @@
 //! INVITE: a member asks someone into a room; on a +i room only an operator
-//! may, and the invite lets the target past +i once.
+//! may, and the invite lets the target past +i once. invite-notify members
+//! are told.
 
+use crate::core::caps::Caps;
 use crate::core::{ClientId, State};
 use crate::proto::numeric;
 use crate::proto::{Line, Message};
@@ -32,6 +34,7 @@ pub fn invite(state: &mut State, id: ClientId, message: &Message) {
         return;
     };
     let name = channel.name.clone();
+    let invite_only = channel.modes.invite_only;
     let refusal = match channel.members.get(&id) {
         None => Some((numeric::ERR_NOTONCHANNEL, "You're not on that channel")),
         Some(inviter) if channel.modes.invite_only && !inviter.op => {
@@ -69,5 +72,14 @@ pub fn invite(state: &mut State, id: ClientId, message: &Message) {
         .arg(&target_nick)
         .arg(&name)
         .finish();
-    state.send(target, line);
+    let mut event = state.event_from(id, line);
+    state.send_all([target], &mut event);
+    // invite-notify: members who asked hear of it too; in a +i room only
+    // the ops, who alone could have invited (InspIRCd does the same).
+    state.send_to_members(&folded, &mut event, |member, membership| {
+        member.id != id
+            && member.id != target
+            && member.caps.contains(Caps::INVITE_NOTIFY)
+            && (!invite_only || membership.op)
+    });
 }

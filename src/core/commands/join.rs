@@ -3,6 +3,7 @@
 use super::names::send_names;
 use super::part::part_one;
 use super::topic::send_topic;
+use crate::core::caps::Caps;
 use crate::core::{Channel, ChannelModes, ClientId, Membership, State};
 use crate::proto::numeric::{self, Numeric};
 use crate::proto::validate::is_valid_channel;
@@ -59,7 +60,11 @@ fn join_one(state: &mut State, id: ClientId, name: &str, key: &str) {
         );
         return;
     }
-    let source = client.source.clone();
+    let (source, realname, away) = (
+        client.source.clone(),
+        client.realname.clone(),
+        client.away.clone(),
+    );
     let creating = !state.channels.contains_key(&folded);
     if let Some(channel) = state.channels.get(&folded) {
         if let Some((refusal, text)) = refusal(channel, id, &source, key, max_members) {
@@ -81,12 +86,28 @@ fn join_one(state: &mut State, id: ClientId, name: &str, key: &str) {
         voice: false,
     };
     channel.members.insert(id, membership);
-    let line = Line::new(Some(&source), "JOIN").arg(&channel.name).finish();
+    let line = Line::new(Some(&source), "JOIN").arg(&channel.name);
+    // extended-join: the account (`*`: nobody is logged in yet) and real name.
+    let extended = Line::new(Some(&source), "JOIN")
+        .arg(&channel.name)
+        .arg("*")
+        .trailing(&realname)
+        .finish();
     if let Some(client) = state.clients.get_mut(&id) {
         client.channels.insert(folded.clone());
     }
-    let mut event = state.broadcast(line);
+    let mut event = state
+        .event_from(id, line.finish())
+        .with_alternative(Caps::EXTENDED_JOIN, extended);
     state.send_to_members(&folded, &mut event, |_, _| true);
+    if let Some(away) = away {
+        // away-notify: members learn at once that the newcomer is away.
+        let line = Line::new(Some(&source), "AWAY").trailing(&away).finish();
+        let mut event = state.event_from(id, line);
+        state.send_to_members(&folded, &mut event, |member, _| {
+            member.id != id && member.caps.contains(Caps::AWAY_NOTIFY)
+        });
+    }
     send_topic(state, id, &folded, false);
     send_names(state, id, &folded);
 }

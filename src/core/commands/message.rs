@@ -5,6 +5,7 @@ use std::collections::HashSet;
 
 use crate::core::broadcast::Broadcast;
 use crate::core::caps::Caps;
+use crate::core::isupport::client_tag_denied;
 use crate::core::{Channel, ClientId, Membership, State};
 use crate::proto::numeric::{self, Numeric};
 use crate::proto::tags::client_only_tags;
@@ -30,6 +31,7 @@ type Refusal = (Numeric, &'static str);
 /// What every delivery of one command shares.
 struct Outgoing<'a> {
     source: String,
+    bot: bool,
     command: &'a str,
     text: &'a str,
     client_tags: Option<String>,
@@ -49,6 +51,7 @@ impl Outgoing<'_> {
             .broadcast(line.finish())
             .with_msgid(msgid)
             .with_client_tags(self.client_tags.clone())
+            .with_bot(self.bot)
     }
 
     /// Who may receive it: TAGMSG only reaches message-tags clients.
@@ -81,11 +84,14 @@ fn relay(state: &mut State, id: ClientId, message: &Message, command: &str) {
         return;
     };
     client.last_active = now;
+    let deny = &state.config.server.client_tag_deny;
     let outgoing = Outgoing {
         source: client.source.clone(),
+        bot: client.modes.bot,
         command,
         text,
-        client_tags: client_only_tags(&message.tags, |_| false),
+        // CLIENTTAGDENY: blocked tags are dropped silently, as message-tags allows.
+        client_tags: client_only_tags(&message.tags, |name| client_tag_denied(deny, name)),
     };
     let max = state.config.limits.max_targets;
     let mut seen = HashSet::new();

@@ -15,11 +15,13 @@ pub mod kill;
 pub mod kline;
 pub mod list;
 pub mod message;
+pub mod monitor;
 pub mod names;
 pub mod oper;
 pub mod part;
 pub mod registration;
 pub mod rehash;
+pub mod setname;
 pub mod stats;
 pub mod topic;
 pub mod user_mode;
@@ -28,6 +30,7 @@ pub mod wallops;
 pub mod who;
 pub mod whois;
 pub mod whowas;
+pub mod whox;
 
 /// Seconds since the epoch, for 317, 329, 367 and friends.
 pub(crate) fn unix_time(time: SystemTime) -> u64 {

@@ -37,6 +37,7 @@ pub fn send_names(state: &mut State, id: ClientId, channel: &Folded) {
     };
     let is_member = room.members.contains_key(&id);
     let all_prefixes = client.has_cap(Caps::MULTI_PREFIX);
+    let userhost = client.has_cap(Caps::USERHOST_IN_NAMES);
     let symbol = if room.modes.secret {
         "@"
     } else if room.modes.private {
@@ -50,7 +51,11 @@ pub fn send_names(state: &mut State, id: ClientId, channel: &Folded) {
         .filter_map(|(member, membership)| {
             let member = state.clients.get(member)?;
             let shown = is_member || !member.modes.invisible;
-            shown.then(|| format!("{}{}", membership.prefixes(all_prefixes), member.nick))
+            let prefixes = membership.prefixes(all_prefixes);
+            shown.then(|| match userhost {
+                true => format!("{prefixes}{}", member.source),
+                false => format!("{prefixes}{}", member.nick),
+            })
         })
         .collect();
     // A stable order makes replies reproducible; a hash map has none.

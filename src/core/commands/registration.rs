@@ -12,7 +12,7 @@ use crate::proto::{Line, Message};
 
 pub const VERSION: &str = concat!("rookery-", env!("CARGO_PKG_VERSION"));
 /// User modes and channel modes for 004.
-const USER_MODES: &str = "iow";
+const USER_MODES: &str = "Biow";
 const CHANNEL_MODES: &str = "beIiklmnopstv";
 const CHANNEL_MODES_WITH_ARGUMENT: &str = "beIklov";
 
@@ -73,19 +73,26 @@ pub fn nick(state: &mut State, id: ClientId, message: &Message) {
     };
     let old_folded = state.config.server.casemapping.fold(&client.nick);
     let old_source = client.source.clone();
+    let old_nick = std::mem::take(&mut client.nick);
     client.nick = wanted.to_owned();
     client.update_source();
     let registered = client.registered;
     if state.nicks.get(&old_folded) == Some(&id) {
         state.nicks.remove(&old_folded);
     }
+    let renamed = old_folded != folded;
     state.nicks.insert(folded, id);
     if registered {
         let line = Line::new(Some(&old_source), "NICK").arg(wanted).finish();
-        let mut event = state.broadcast(line);
+        let mut event = state.event_from(id, line);
         let mut audience = state.peers(id);
         audience.insert(id);
         state.send_all(audience, &mut event);
+        // A change of case only is the same nick to MONITOR.
+        if renamed {
+            state.monitor_offline(&old_nick);
+            state.monitor_online(id);
+        }
     } else {
         try_register(state, id);
     }
@@ -175,6 +182,7 @@ pub fn try_register(state: &mut State, id: ClientId) {
     let registered = state.registered_count();
     state.max_clients_seen = state.max_clients_seen.max(registered);
     welcome(state, id);
+    state.monitor_online(id);
 }
 
 /// 001 to 005, then LUSERS and the MOTD.

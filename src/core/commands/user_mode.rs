@@ -1,4 +1,4 @@
-//! MODE on a nick: +i and +w by the user, -o to drop operator status.
+//! MODE on a nick: +B, +i and +w by the user, -o to drop operator status.
 //! Channel targets go to [`super::channel_mode`].
 
 use super::channel_mode;
@@ -58,6 +58,7 @@ pub fn mode(state: &mut State, id: ClientId, message: &Message) {
                 adding = letter == '+';
                 continue;
             }
+            'B' => &mut client.modes.bot,
             'i' => &mut client.modes.invisible,
             'w' => &mut client.modes.wallops,
             // +o comes only through OPER.

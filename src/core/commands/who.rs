@@ -1,7 +1,9 @@
 //! WHO: the users in a room, or those matching a nick or a glob mask.
 
+use super::whox::Fields;
 use crate::core::caps::Caps;
-use crate::core::{ClientId, State};
+use crate::core::isupport::BOT_MODE;
+use crate::core::{Client, ClientId, State};
 use crate::proto::mask::Mask;
 use crate::proto::numeric;
 use crate::proto::serialize::echo_param;
@@ -27,7 +29,12 @@ pub fn who(state: &mut State, id: ClientId, message: &Message) {
     } else {
         given
     };
-    let opers_only = message.param(1).contains('o');
+    // `WHO mask o%fields,token`: filter flags before the `%`, WHOX after it.
+    let (filters, whox) = match message.param(1).split_once('%') {
+        Some((filters, fields)) => (filters, Some(Fields::parse(fields))),
+        None => (message.param(1), None),
+    };
+    let opers_only = filters.contains('o');
     let multi_prefix = state
         .clients
         .get(&id)
@@ -45,11 +52,12 @@ pub fn who(state: &mut State, id: ClientId, message: &Message) {
         let Some(client) = state.clients.get(&row.id) else {
             continue;
         };
-        let mut flags = String::from(if client.away.is_some() { "G" } else { "H" });
-        if client.modes.oper {
-            flags.push('*');
+        let flags = flags(client, row.prefixes);
+        if let Some(fields) = &whox {
+            let line = fields.reply(state, id, client, &row.channel, &flags);
+            state.send(id, line);
+            continue;
         }
-        flags.push_str(row.prefixes);
         let (user, host, nick) = (
             client.user.clone(),
             client.host.clone(),
@@ -74,6 +82,19 @@ pub fn who(state: &mut State, id: ClientId, message: &Message) {
         echo_param(given)
     };
     state.reply(id, numeric::RPL_ENDOFWHO, &[shown], "End of WHO list");
+}
+
+/// `H` or `G` (away), `*` for an operator, the bot flag, then the prefixes.
+pub fn flags(client: &Client, prefixes: &str) -> String {
+    let mut flags = String::from(if client.away.is_some() { "G" } else { "H" });
+    if client.modes.oper {
+        flags.push('*');
+    }
+    if client.modes.bot {
+        flags.push(BOT_MODE);
+    }
+    flags.push_str(prefixes);
+    flags
 }
 
 /// A room's members. A secret or private room shows them only to its own

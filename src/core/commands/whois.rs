@@ -55,7 +55,7 @@ fn names_this_server_or_a_user(state: &State, target: &str) -> bool {
         || state.nicks.contains_key(&state.fold(target))
 }
 
-/// 311, 319, 312, 313, 301, 317 about `target`.
+/// 311, 319, 312, 313, 335, 301, 317 about `target`.
 fn send_whois(state: &mut State, id: ClientId, target: ClientId) {
     let Some(client) = state.clients.get(&target) else {
         return;
@@ -65,6 +65,7 @@ fn send_whois(state: &mut State, id: ClientId, target: ClientId) {
     let host = client.host.clone();
     let realname = client.realname.clone();
     let oper = client.modes.oper;
+    let bot = client.modes.bot;
     let away = client.away.clone();
     let idle = state
         .clock
@@ -108,6 +109,10 @@ fn send_whois(state: &mut State, id: ClientId, target: ClientId) {
             &[&nick],
             "is an IRC operator",
         );
+    }
+    if bot {
+        let text = format!("is a Bot on {}", state.config.server.network);
+        state.reply(id, numeric::RPL_WHOISBOT, &[&nick], &text);
     }
     if let Some(away) = away {
         state.reply(id, numeric::RPL_AWAY, &[&nick], &away);
