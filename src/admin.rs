@@ -13,7 +13,7 @@ use tracing::{error, info, warn};
 
 use crate::config::{self, Config};
 use crate::core::{AdminRequest, BanList, ClientId, Event};
-use crate::net::{ConnectionLimits, ConnectionSettings};
+use crate::net::{ConnectionLimits, ConnectionSettings, ReloadableTls};
 use crate::server::{admission_rules, connection_settings};
 
 /// Password checks running at once; more wait their turn, so a crowd of
@@ -28,6 +28,9 @@ pub struct AdminWorker {
     pub core: mpsc::Sender<Event>,
     pub settings: watch::Sender<Arc<ConnectionSettings>>,
     pub limits: Arc<ConnectionLimits>,
+    /// Each TLS listener's certificate and key files and its acceptor, so a
+    /// renewed certificate is picked up by REHASH.
+    pub tls: Vec<(PathBuf, PathBuf, Arc<ReloadableTls>)>,
 }
 
 impl AdminWorker {
@@ -71,13 +74,25 @@ impl AdminWorker {
     }
 
     async fn reload(&mut self, requested_by: Option<ClientId>) {
+        let files: Vec<(PathBuf, PathBuf)> = self
+            .tls
+            .iter()
+            .map(|(cert, key, _)| (cert.clone(), key.clone()))
+            .collect();
         let outcome = match self.config_file.clone() {
             None => Err("the server was started without a configuration file".to_owned()),
-            Some(path) => match tokio::task::spawn_blocking(move || config::load(&path)).await {
-                Ok(Ok(loaded)) => Ok(self.apply(loaded)),
-                Ok(Err(error)) => Err(error.to_string()),
-                Err(error) => Err(format!("the loader failed: {error}")),
-            },
+            Some(path) => {
+                match tokio::task::spawn_blocking(move || load_all(&path, &files)).await {
+                    Ok(Ok((loaded, certificates))) => {
+                        for ((_, _, acceptor), certificate) in self.tls.iter().zip(certificates) {
+                            acceptor.replace(certificate);
+                        }
+                        Ok(self.apply(loaded))
+                    }
+                    Ok(Err(error)) => Err(error),
+                    Err(error) => Err(format!("the loader failed: {error}")),
+                }
+            }
         };
         if let Err(error) = &outcome {
             error!("REHASH failed, keeping the running configuration: {error}");
@@ -150,6 +165,20 @@ fn save_bans(path: &Path, bans: &BanList) -> Result<(), String> {
         std::fs::rename(&temporary, path)
     };
     write().map_err(|error| describe(&error))
+}
+
+/// The configuration file and every TLS certificate, all or nothing.
+fn load_all(
+    path: &std::path::Path,
+    certificates: &[(PathBuf, PathBuf)],
+) -> Result<(Config, Vec<Arc<tokio_rustls::rustls::ServerConfig>>), String> {
+    let loaded = config::load(path).map_err(|error| error.to_string())?;
+    let certificates = certificates
+        .iter()
+        .map(|(cert, key)| crate::net::load_tls(cert, key))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|error| error.to_string())?;
+    Ok((loaded, certificates))
 }
 
 #[cfg(test)]

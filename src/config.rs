@@ -52,6 +52,11 @@ pub struct ServerConfig {
     pub bans_file: PathBuf,
     /// UTF8ONLY: lines that are not UTF-8 are refused instead of repaired.
     pub utf8_only: bool,
+    /// STS: the TLS port that plaintext clients are told to move to; only
+    /// offered when a TLS listener exists. Unset: no `sts` capability.
+    pub sts_port: Option<u16>,
+    /// STS: seconds a client keeps using TLS after seeing the policy.
+    pub sts_duration: u64,
     /// CLIENTTAGDENY: client-only tags (without `+`) not relayed; `*` for
     /// all, `-name` to let one through despite `*`.
     pub client_tag_deny: Vec<String>,
@@ -244,6 +249,8 @@ impl Default for ServerConfig {
             casemapping: Casemapping::Ascii,
             bans_file: PathBuf::from("rookery-bans.toml"),
             utf8_only: false,
+            sts_port: None,
+            sts_duration: 2_592_000,
             client_tag_deny: Vec::new(),
         }
     }
@@ -753,6 +760,12 @@ fn problems(config: &Config) -> Vec<Problem> {
     let mut check = Checker::default();
     check_server(&mut check, &config.server);
     check_listen(&mut check, &config.listen);
+    if config.server.sts_port.is_some() && config.listen.iter().all(|listen| listen.tls.is_none()) {
+        check.report(
+            "server.sts_port",
+            "needs a [[listen]] with tls: STS sends clients to TLS",
+        );
+    }
     check_limits(&mut check, &config.limits);
     check_timeouts_and_flood(&mut check, config);
     check_opers(&mut check, &config.oper);
@@ -796,6 +809,9 @@ fn check_server(check: &mut Checker, server: &ServerConfig) {
             "server.motd_file",
             "cannot be set together with `motd`; keep one of them",
         );
+    }
+    if server.sts_duration == 0 {
+        check.report("server.sts_duration", "must be at least 1 second");
     }
     for (index, tag) in server.client_tag_deny.iter().enumerate() {
         let name = tag.strip_prefix('-').unwrap_or(tag);

@@ -17,6 +17,7 @@ use crate::config::Config;
 use crate::core::{self, Event, State, SystemClock};
 use crate::net::{
     self, Acceptor, AdmissionRules, ConnectionLimits, ConnectionSettings, FloodLimits,
+    ReloadableTls,
 };
 
 /// A running server.
@@ -72,6 +73,22 @@ pub async fn start_with(
 ) -> std::io::Result<ServerHandle> {
     let bans = admin::load_bans(&config.server.bans_file)
         .map_err(|error| std::io::Error::new(std::io::ErrorKind::InvalidData, error))?;
+    // Certificates first: a bad one stops the start before anything listens.
+    let mut tls_listeners = Vec::new();
+    let mut acceptors = Vec::with_capacity(config.listen.len());
+    for listen in &config.listen {
+        let acceptor = match &listen.tls {
+            Some(tls) => {
+                let loaded = net::load_tls(&tls.cert, &tls.key)
+                    .map_err(|error| std::io::Error::new(std::io::ErrorKind::InvalidData, error))?;
+                let acceptor = ReloadableTls::new(loaded);
+                tls_listeners.push((tls.cert.clone(), tls.key.clone(), Arc::clone(&acceptor)));
+                Some(acceptor)
+            }
+            None => None,
+        };
+        acceptors.push(acceptor);
+    }
     let addresses: Vec<SocketAddr> = config.listen.iter().map(|listen| listen.address).collect();
     let listeners = net::bind(&addresses).await?;
     let local_addrs = listeners
@@ -92,8 +109,8 @@ pub async fn start_with(
         tasks: TaskTracker::new(),
     };
     let connections = acceptor.tasks.clone();
-    for listener in listeners {
-        tokio::spawn(net::serve(listener, acceptor.clone()));
+    for (listener, tls) in listeners.into_iter().zip(acceptors) {
+        tokio::spawn(net::serve(listener, acceptor.clone(), tls));
     }
     let (worker, requests) = mpsc::unbounded_channel();
     let admin_worker = AdminWorker {
@@ -102,6 +119,7 @@ pub async fn start_with(
         core: inbox.clone(),
         settings: settings_tx,
         limits,
+        tls: tls_listeners,
     };
     tokio::spawn(admin_worker.run(requests));
     let mut state = State::new(config, Box::new(SystemClock));

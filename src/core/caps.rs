@@ -1,7 +1,7 @@
 //! IRCv3 capabilities: one table, and a bitset per client so that checking
 //! a capability on the fan-out path is a single AND.
 
-use super::State;
+use super::{Client, State};
 
 /// A set of capabilities.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -27,6 +27,7 @@ impl Caps {
     pub const STANDARD_REPLIES: Caps = Caps(1 << 15);
     pub const EXTENDED_MONITOR: Caps = Caps(1 << 16);
     pub const CHATHISTORY: Caps = Caps(1 << 17);
+    pub const STS: Caps = Caps(1 << 18);
 
     pub fn contains(self, other: Caps) -> bool {
         self.0 & other.0 == other.0
@@ -58,12 +59,20 @@ impl Caps {
 pub struct Capability {
     pub name: &'static str,
     pub flag: Caps,
-    /// The value shown to CAP LS 302 clients, if any.
-    pub value: fn(&State) -> Option<String>,
+    /// The value shown to one CAP LS 302 client, if any.
+    pub value: fn(&State, &Client) -> Option<String>,
+    /// Whether the configuration offers it at all.
+    pub offered: fn(&State) -> bool,
+    /// False for informational capabilities that clients must not request.
+    pub requestable: bool,
 }
 
-fn no_value(_: &State) -> Option<String> {
+fn no_value(_: &State, _: &Client) -> Option<String> {
     None
+}
+
+fn always(_: &State) -> bool {
+    true
 }
 
 const fn cap(name: &'static str, flag: Caps) -> Capability {
@@ -71,7 +80,23 @@ const fn cap(name: &'static str, flag: Caps) -> Capability {
         name,
         flag,
         value: no_value,
+        offered: always,
+        requestable: true,
     }
+}
+
+/// STS: plaintext clients learn the TLS port, TLS clients the duration.
+fn sts_value(state: &State, client: &Client) -> Option<String> {
+    let server = &state.config.server;
+    match (client.secure, server.sts_port) {
+        (true, _) => Some(format!("duration={}", server.sts_duration)),
+        (false, Some(port)) => Some(format!("port={port}")),
+        (false, None) => None,
+    }
+}
+
+fn sts_offered(state: &State) -> bool {
+    state.config.server.sts_port.is_some()
 }
 
 /// Every capability the server offers, in the order CAP LS lists them.
@@ -94,12 +119,24 @@ pub static CAPABILITIES: &[Capability] = &[
     cap("server-time", Caps::SERVER_TIME),
     cap("setname", Caps::SETNAME),
     cap("standard-replies", Caps::STANDARD_REPLIES),
+    Capability {
+        name: "sts",
+        flag: Caps::STS,
+        value: sts_value,
+        offered: sts_offered,
+        requestable: false,
+    },
     cap("userhost-in-names", Caps::USERHOST_IN_NAMES),
 ];
 
-/// The capability called `name`, if offered.
+/// The capability called `name`, if known.
 pub fn find(name: &str) -> Option<&'static Capability> {
     CAPABILITIES.iter().find(|cap| cap.name == name)
+}
+
+/// The capabilities this configuration offers, in table order.
+pub fn offered(state: &State) -> impl Iterator<Item = &'static Capability> + '_ {
+    CAPABILITIES.iter().filter(move |cap| (cap.offered)(state))
 }
 
 /// The names of the capabilities in `caps`, in table order.
@@ -120,15 +157,14 @@ impl State {
     pub fn announce_caps(&mut self, available: bool, caps: &[&Capability]) {
         let subcommand = if available { "NEW" } else { "DEL" };
         let removed = caps.iter().fold(Caps::NONE, |all, cap| all.union(cap.flag));
-        let values: Vec<Option<String>> = caps.iter().map(|cap| (cap.value)(self)).collect();
         let server = self.config.server.name.clone();
         let mut lines = Vec::new();
-        for client in self.clients.values_mut() {
+        for client in self.clients.values() {
             if client.caps.contains(Caps::CAP_NOTIFY) {
                 let with_values = available && client.cap_version >= 302;
                 let list: Vec<String> = caps
                     .iter()
-                    .zip(&values)
+                    .map(|cap| (cap, (cap.value)(self, client)))
                     .map(|(cap, value)| match (with_values, value) {
                         (true, Some(value)) => format!("{}={value}", cap.name),
                         _ => cap.name.to_owned(),
@@ -141,7 +177,9 @@ impl State {
                     .finish();
                 lines.push((client.id, line));
             }
-            if !available {
+        }
+        if !available {
+            for client in self.clients.values_mut() {
                 client.caps.remove(removed);
             }
         }

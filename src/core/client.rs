@@ -19,6 +19,8 @@ pub struct Client {
     pub ip: IpAddr,
     /// The host shown in `nick!user@host`: the address, made safe for IRC.
     pub host: String,
+    /// Connected over TLS.
+    pub secure: bool,
     /// Empty until NICK.
     pub nick: String,
     /// Empty until USER; `~` marks a name no ident server vouched for.
@@ -85,6 +87,7 @@ impl Client {
             outbox,
             ip,
             host,
+            secure: false,
             nick: String::new(),
             user: String::new(),
             realname: String::new(),

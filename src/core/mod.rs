@@ -50,6 +50,8 @@ pub enum Event {
         id: ClientId,
         outbox: Arc<Outbox>,
         peer: SocketAddr,
+        /// Over TLS.
+        secure: bool,
     },
     /// A parsed line from a client.
     Message { id: ClientId, message: Message },

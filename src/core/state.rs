@@ -112,8 +112,14 @@ impl State {
     /// Applies one event, then drops every client that overflowed meanwhile.
     pub fn handle(&mut self, event: Event) {
         match event {
-            Event::Connected { id, outbox, peer } => {
-                let client = Client::new(id, outbox, peer.ip(), self.clock.now());
+            Event::Connected {
+                id,
+                outbox,
+                peer,
+                secure,
+            } => {
+                let mut client = Client::new(id, outbox, peer.ip(), self.clock.now());
+                client.secure = secure;
                 self.clients.insert(id, client);
                 admin::refuse_if_dlined(self, id);
             }

@@ -37,6 +37,7 @@ impl Harness {
             id,
             outbox: Arc::new(Outbox::new(1 << 20)),
             peer,
+            secure: false,
         });
         self.send(id, &format!("NICK {nick}"));
         self.send(id, &format!("USER {nick} 0 * :{nick}"));

@@ -67,6 +67,7 @@ impl Harness {
             id,
             outbox: outbox.clone(),
             peer,
+            secure: false,
         });
         self.outboxes.insert(nick.to_owned(), (id, outbox));
         self.send(nick, &format!("NICK {nick}"));

@@ -52,6 +52,7 @@ pub(crate) async fn run<S>(
     settings: Arc<ConnectionSettings>,
     inbox: mpsc::Sender<Event>,
     admission: Admission,
+    secure: bool,
 ) where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
@@ -61,6 +62,7 @@ pub(crate) async fn run<S>(
         id,
         outbox: Arc::clone(&outbox),
         peer,
+        secure,
     };
     if inbox.send(connected).await.is_err() {
         return;

@@ -11,11 +11,15 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::{Duration, timeout};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{Instrument, info, info_span, warn};
+use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::connection::{self, ConnectionSettings};
 use super::limits::ConnectionLimits;
+use super::tls::ReloadableTls;
 use crate::core::{ClientId, Event};
+
+/// How long a client may take to finish the TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Binds every address, failing on the first that cannot be bound.
 pub async fn bind(addresses: &[SocketAddr]) -> std::io::Result<Vec<TcpListener>> {
@@ -43,7 +47,7 @@ pub struct Acceptor {
 }
 
 /// Accepts connections until shutdown.
-pub async fn serve(listener: TcpListener, acceptor: Acceptor) {
+pub async fn serve(listener: TcpListener, acceptor: Acceptor, tls: Option<Arc<ReloadableTls>>) {
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -62,6 +66,10 @@ pub async fn serve(listener: TcpListener, acceptor: Acceptor) {
             Ok(admission) => admission,
             Err(refusal) => {
                 info!(%peer, %refusal, "connection refused");
+                if tls.is_some() {
+                    // A plaintext ERROR would be noise inside a TLS handshake.
+                    continue;
+                }
                 tokio::spawn(async move {
                     let line = format!("ERROR :Closing Link: {} ({refusal})\r\n", peer.ip());
                     let _ =
@@ -74,16 +82,21 @@ pub async fn serve(listener: TcpListener, acceptor: Acceptor) {
         let id = ClientId(acceptor.next_id.fetch_add(1, Ordering::Relaxed));
         let settings = Arc::clone(&acceptor.settings.borrow());
         let span = info_span!("conn", id = id.0, %peer);
-        acceptor.tasks.spawn(
-            connection::run(
-                stream,
-                id,
-                peer,
-                settings,
-                acceptor.inbox.clone(),
-                admission,
-            )
-            .instrument(span),
-        );
+        let inbox = acceptor.inbox.clone();
+        let tls = tls.as_ref().map(|tls| tls.acceptor());
+        let connection = async move {
+            let Some(tls) = tls else {
+                connection::run(stream, id, peer, settings, inbox, admission, false).await;
+                return;
+            };
+            match timeout(TLS_HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
+                Ok(Ok(stream)) => {
+                    connection::run(stream, id, peer, settings, inbox, admission, true).await
+                }
+                Ok(Err(error)) => debug!(%error, "TLS handshake failed"),
+                Err(_) => debug!("TLS handshake timed out"),
+            }
+        };
+        acceptor.tasks.spawn(connection.instrument(span));
     }
 }

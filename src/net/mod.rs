@@ -8,9 +8,11 @@ mod flood;
 mod limits;
 mod listener;
 mod outbox;
+mod tls;
 
 pub use cidr::Cidr;
 pub use connection::{ConnectionSettings, FloodLimits};
 pub use limits::{AdmissionRules, ConnectionLimits};
 pub use listener::{Acceptor, bind, serve};
 pub use outbox::{Outbox, Overflow};
+pub use tls::{ReloadableTls, TlsError, load as load_tls};

@@ -1,7 +1,7 @@
 //! CAP: IRCv3 capability negotiation over the table in `core::caps`.
 
 use super::registration::try_register;
-use crate::core::caps::{self, CAPABILITIES, Caps};
+use crate::core::caps::{self, Caps};
 use crate::core::{ClientId, State};
 use crate::proto::numeric;
 use crate::proto::{Line, Message};
@@ -42,9 +42,11 @@ fn list_supported(state: &mut State, id: ClientId, version: &str) {
         // CAP LS 302 turns cap-notify on for good, as the spec says.
         client.caps.insert(Caps::CAP_NOTIFY);
     }
-    let entries: Vec<String> = CAPABILITIES
-        .iter()
-        .map(|cap| match (with_values, (cap.value)(state)) {
+    let Some(client) = state.clients.get(&id) else {
+        return;
+    };
+    let entries: Vec<String> = caps::offered(state)
+        .map(|cap| match (with_values, (cap.value)(state, client)) {
             (true, Some(value)) => format!("{}={value}", cap.name),
             _ => cap.name.to_owned(),
         })
@@ -106,6 +108,9 @@ fn send_cap_lines(
 
 /// REQ is all or nothing: one unknown capability NAKs the whole request.
 fn request(state: &mut State, id: ClientId, requested: &str) {
+    let offered: Caps = caps::offered(state)
+        .filter(|cap| cap.requestable)
+        .fold(Caps::NONE, |all, cap| all.union(cap.flag));
     let Some(client) = state.clients.get_mut(&id) else {
         return;
     };
@@ -121,8 +126,8 @@ fn request(state: &mut State, id: ClientId, requested: &str) {
             Some(cap) if !enable && cap.flag == Caps::CAP_NOTIFY && client.cap_version >= 302 => {
                 known = false
             }
-            Some(cap) => changes.push((cap.flag, enable)),
-            None => known = false,
+            Some(cap) if offered.contains(cap.flag) => changes.push((cap.flag, enable)),
+            _ => known = false,
         }
     }
     if !client.registered {

@@ -66,6 +66,7 @@ fn send_whois(state: &mut State, id: ClientId, target: ClientId) {
     let realname = client.realname.clone();
     let oper = client.modes.oper;
     let bot = client.modes.bot;
+    let secure = client.secure;
     let away = client.away.clone();
     let idle = state
         .clock
@@ -113,6 +114,14 @@ fn send_whois(state: &mut State, id: ClientId, target: ClientId) {
     if bot {
         let text = format!("is a Bot on {}", state.config.server.network);
         state.reply(id, numeric::RPL_WHOISBOT, &[&nick], &text);
+    }
+    if secure {
+        state.reply(
+            id,
+            numeric::RPL_WHOISSECURE,
+            &[&nick],
+            "is using a secure connection",
+        );
     }
     if let Some(away) = away {
         state.reply(id, numeric::RPL_AWAY, &[&nick], &away);
