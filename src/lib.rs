@@ -10,11 +10,15 @@
 //!   glob masks.
 //! - [`core`]: one task owning all state (clients, nicks, channels); a
 //!   command table dispatches to one handler file per command family.
+//! - [`history`]: room history in SQLite: a writer thread that commits in
+//!   batches and a watermark that holds each line until its record is on
+//!   disk; queries, retention and export.
 //! - [`config`]: the TOML schema, defaults and validation.
 //! - [`server`]: wires them together; tests start it on port 0.
 
 pub mod config;
 pub mod core;
+pub mod history;
 pub mod net;
 pub mod proto;
 pub mod server;
