@@ -13,6 +13,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
 use crate::core::{self, Event, State, SystemClock};
+use crate::history::{self, History};
 use crate::net::{self, Acceptor, ConnectionLimits, ConnectionSettings};
 
 /// A running server.
@@ -22,6 +23,7 @@ pub struct ServerHandle {
     stop_accepting: CancellationToken,
     core: JoinHandle<()>,
     connections: TaskTracker,
+    history: Option<History>,
 }
 
 /// How long shutdown waits for clients to receive their ERROR line.
@@ -45,6 +47,28 @@ pub fn connection_settings(config: &Config) -> ConnectionSettings {
 /// Binds every configured listener and starts serving. Must run inside a
 /// tokio runtime.
 pub async fn start(config: Config) -> std::io::Result<ServerHandle> {
+    start_with(config, history::Hooks::default()).await
+}
+
+/// [`start`], with test hooks attached to the history writer.
+pub async fn start_with(config: Config, hooks: history::Hooks) -> std::io::Result<ServerHandle> {
+    // Opening and migrating the database happens before any client can
+    // connect, so a bad path fails the start instead of the first message.
+    let (history, preload) = if config.history.enabled {
+        let settings = config.history.clone();
+        let started = tokio::task::spawn_blocking(move || history::start(&settings, hooks))
+            .await
+            .map_err(std::io::Error::other)?;
+        let (history, preload) = started.map_err(std::io::Error::other)?;
+        (Some(history), preload)
+    } else {
+        (None, history::Preload::new())
+    };
+    let committed = match &history {
+        Some(history) => history.handle().committed(),
+        // Nothing is ever tagged when history is off; nothing waits.
+        None => watch::channel(u64::MAX).1,
+    };
     let addresses: Vec<SocketAddr> = config.listen.iter().map(|listen| listen.address).collect();
     let listeners = net::bind(&addresses).await?;
     let local_addrs = listeners
@@ -62,12 +86,15 @@ pub async fn start(config: Config) -> std::io::Result<ServerHandle> {
         inbox: inbox.clone(),
         shutdown: stop_accepting.clone(),
         tasks: TaskTracker::new(),
+        committed,
     };
     let connections = acceptor.tasks.clone();
     for listener in listeners {
         tokio::spawn(net::serve(listener, acceptor.clone()));
     }
-    let state = State::new(config, Box::new(SystemClock));
+    let mut state = State::new(config, Box::new(SystemClock));
+    state.history = history.as_ref().map(History::handle);
+    state.history_preload = preload;
     let core = tokio::spawn(core::run(state, events));
     Ok(ServerHandle {
         local_addrs,
@@ -75,6 +102,7 @@ pub async fn start(config: Config) -> std::io::Result<ServerHandle> {
         stop_accepting,
         core,
         connections,
+        history,
     })
 }
 
@@ -84,12 +112,23 @@ impl ServerHandle {
         &self.local_addrs
     }
 
-    /// Stops accepting, sends every client an ERROR, and waits for the core.
+    /// The history the core records into, when enabled.
+    pub fn history(&self) -> Option<history::HistoryHandle> {
+        self.history.as_ref().map(History::handle)
+    }
+
+    /// Stops accepting, sends every client an ERROR, waits for the core and
+    /// the connections, then commits the last history and closes it.
     pub async fn shutdown(self) {
         self.stop_accepting.cancel();
         let _ = self.inbox.send(Event::Shutdown).await;
         let _ = self.core.await;
         self.connections.close();
+        // The history writer keeps committing meanwhile, so lines waiting
+        // for their record can still be flushed.
         let _ = tokio::time::timeout(SHUTDOWN_GRACE, self.connections.wait()).await;
+        if let Some(history) = self.history {
+            let _ = tokio::task::spawn_blocking(move || history.shutdown()).await;
+        }
     }
 }

@@ -11,6 +11,7 @@ use tracing::{debug, info};
 use super::whowas::{Whowas, WhowasEntry};
 use super::{Channel, Client, ClientId, Event, Membership, dispatch, isupport};
 use crate::config::Config;
+use crate::history::{self, HistoryHandle, Preload, Record};
 use crate::proto::numeric::{self, Numeric};
 use crate::proto::serialize::echo_param;
 use crate::proto::{Folded, Line};
@@ -44,6 +45,10 @@ pub struct State {
     pub clock: Box<dyn Clock>,
     /// Nicks that were dropped or changed, for WHOWAS.
     pub whowas: Whowas,
+    /// Where room events are recorded, when history is enabled.
+    pub history: Option<HistoryHandle>,
+    /// Each room's last lines as loaded at startup, for playback on join.
+    pub history_preload: Preload,
     /// Clients whose outbox overflowed while handling the current event.
     overflowed: Vec<ClientId>,
 }
@@ -62,6 +67,8 @@ impl State {
             max_clients_seen: 0,
             whowas,
             clock,
+            history: None,
+            history_preload: Preload::new(),
             overflowed: Vec::new(),
         }
     }
@@ -127,6 +134,18 @@ impl State {
         line: &Bytes,
         include: impl Fn(ClientId, Membership) -> bool,
     ) {
+        self.send_to_members_durable(channel, line, 0, include);
+    }
+
+    /// [`State::send_to_members`] for a line that carries history record
+    /// `seq`: no member receives it before the record is committed.
+    pub fn send_to_members_durable(
+        &mut self,
+        channel: &Folded,
+        line: &Bytes,
+        seq: u64,
+        include: impl Fn(ClientId, Membership) -> bool,
+    ) {
         let Some(room) = self.channels.get(channel) else {
             return;
         };
@@ -135,11 +154,38 @@ impl State {
                 continue;
             }
             if let Some(client) = self.clients.get(&member) {
-                if client.outbox.push(line.clone()).is_err() {
+                if client.outbox.push_durable(line.clone(), seq).is_err() {
                     self.overflowed.push(member);
                 }
             }
         }
+    }
+
+    /// Records a room event in history, stamped with the core's clock, and
+    /// returns the sequence number its lines must carry (0 when history is
+    /// off or the record was dropped).
+    pub fn record_history(
+        &self,
+        room: &Folded,
+        display: &str,
+        sender: &str,
+        command: &str,
+        text: &str,
+    ) -> u64 {
+        let Some(history) = &self.history else {
+            return 0;
+        };
+        history.record(Record {
+            msgid: history.next_msgid(),
+            time_ms: history::millis(self.clock.now()),
+            target: room.as_str().to_owned(),
+            target_display: display.to_owned(),
+            sender: sender.to_owned(),
+            account: None,
+            command: command.to_owned(),
+            text: text.to_owned(),
+            tags: String::new(),
+        })
     }
 
     /// Takes `id` out of a room on both sides; a room left empty disappears.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::{Duration, Instant, sleep, sleep_until, timeout};
 use tracing::debug;
 
@@ -42,6 +42,7 @@ pub(crate) async fn run<S>(
     settings: Arc<ConnectionSettings>,
     inbox: mpsc::Sender<Event>,
     admission: Admission,
+    committed: watch::Receiver<u64>,
 ) where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
@@ -55,7 +56,7 @@ pub(crate) async fn run<S>(
     if inbox.send(connected).await.is_err() {
         return;
     }
-    let write_task = tokio::spawn(write_loop(writer, Arc::clone(&outbox)));
+    let write_task = tokio::spawn(write_loop(writer, Arc::clone(&outbox), committed));
     if let Some(reason) = read_loop(reader, id, &outbox, &settings, &inbox).await {
         debug!(%reason, "connection closed by the client side");
         if inbox.send(Event::Closed { id, reason }).await.is_err() {
@@ -166,19 +167,27 @@ fn decode(bytes: &[u8]) -> Option<crate::proto::Message> {
     }
 }
 
-/// Writes queued lines, coalescing them into large writes.
-async fn write_loop<W: AsyncWrite + Unpin>(mut writer: W, outbox: Arc<Outbox>) {
+/// Writes queued lines, coalescing them into large writes. `committed` is
+/// the history watermark: a line tagged with a higher sequence number, and
+/// every line behind it, waits until the history writer has committed it.
+async fn write_loop<W: AsyncWrite + Unpin>(
+    mut writer: W,
+    outbox: Arc<Outbox>,
+    mut committed: watch::Receiver<u64>,
+) {
     let stop = outbox.stop_token().clone();
     let mut lines: Vec<Bytes> = Vec::new();
     let mut buf: Vec<u8> = Vec::with_capacity(WRITE_CHUNK);
+    let mut watermark = *committed.borrow();
     loop {
         let drained = tokio::select! {
-            drained = outbox.drain(&mut lines) => drained,
+            drained = outbox.drain(&mut lines, watermark) => drained,
             _ = stop.cancelled() => break,
         };
-        let last = match drained {
-            Drained::Lines => None,
-            Drained::Close(last) => Some(last),
+        let (last, waiting) = match drained {
+            Drained::Lines => (None, None),
+            Drained::Waiting(seq) => (None, Some(seq)),
+            Drained::Close(last) => (Some(last), None),
         };
         lines.extend(last.clone().flatten());
         if write_lines(&mut writer, &mut lines, &mut buf, &stop)
@@ -190,6 +199,18 @@ async fn write_loop<W: AsyncWrite + Unpin>(mut writer: W, outbox: Arc<Outbox>) {
         if last.is_some() {
             let _ = timeout(FLUSH_GRACE, writer.shutdown()).await;
             break;
+        }
+        if let Some(seq) = waiting {
+            tokio::select! {
+                reached = committed.wait_for(|&committed| committed >= seq) => {
+                    watermark = match reached {
+                        Ok(committed) => *committed,
+                        // The history writer is gone and no commit will come.
+                        Err(_) => u64::MAX,
+                    };
+                }
+                _ = stop.cancelled() => break,
+            }
         }
     }
     stop.cancel();

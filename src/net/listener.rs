@@ -40,6 +40,8 @@ pub struct Acceptor {
     pub shutdown: CancellationToken,
     /// Every connection task, so shutdown can wait for goodbyes to flush.
     pub tasks: TaskTracker,
+    /// The highest committed history sequence number; see [`crate::history`].
+    pub committed: watch::Receiver<u64>,
 }
 
 /// Accepts connections until shutdown.
@@ -82,6 +84,7 @@ pub async fn serve(listener: TcpListener, acceptor: Acceptor) {
                 settings,
                 acceptor.inbox.clone(),
                 admission,
+                acceptor.committed.clone(),
             )
             .instrument(span),
         );

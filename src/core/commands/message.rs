@@ -101,11 +101,18 @@ fn to_channel(
         _ => "",
     };
     let target = format!("{shown_prefix}{}", channel.name);
+    // A STATUSMSG is not history: playback would show it to every member.
+    let seq = if prefixes.is_empty() {
+        let display = channel.name.clone();
+        state.record_history(&folded, &display, source, command, text)
+    } else {
+        0
+    };
     let line = Line::new(Some(source), command)
         .arg(&target)
         .trailing(text)
         .finish();
-    state.send_to_members(&folded, &line, |member, membership| {
+    state.send_to_members_durable(&folded, &line, seq, |member, membership| {
         member != id
             && (!needs_op || membership.op)
             && (!needs_voice || membership.op || membership.voice)

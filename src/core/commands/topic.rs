@@ -51,12 +51,14 @@ pub fn topic(state: &mut State, id: ClientId, message: &Message) {
         .arg(&channel.name)
         .trailing(&text)
         .finish();
+    let display = channel.name.clone();
     channel.topic = (!text.is_empty()).then_some(Topic {
-        text,
-        set_by: source,
+        text: text.clone(),
+        set_by: source.clone(),
         set_at: now,
     });
-    state.send_to_members(&folded, &line, |_, _| true);
+    let seq = state.record_history(&folded, &display, &source, "TOPIC", &text);
+    state.send_to_members_durable(&folded, &line, seq, |_, _| true);
 }
 
 /// 332 and 333 when a topic is set; otherwise 331 if `say_none`, else
