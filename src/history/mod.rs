@@ -26,10 +26,10 @@ pub mod writer;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, SyncSender, TrySendError};
+use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 use tokio::sync::watch;
@@ -306,6 +306,7 @@ pub fn start(config: &config::History, hooks: Hooks) -> Result<(History, Preload
         .playback_max_age()
         .map(|age| millis(SystemTime::now()) - i64::try_from(age.as_millis()).unwrap_or(i64::MAX));
     let preload = store.recent_rooms(config.playback_lines, since)?;
+    store.disable_auto_checkpoint()?;
     let reader_store = Store::open_existing(&config.path)?;
     let stats = Arc::new(HistoryStats::default());
     let (committed_tx, committed) = watch::channel(0);
@@ -322,14 +323,7 @@ pub fn start(config: &config::History, hooks: Hooks) -> Result<(History, Preload
     let (reads, read_jobs) = mpsc::sync_channel::<ReadJob>(READ_QUEUE);
     let reader = std::thread::Builder::new()
         .name("history-reader".into())
-        .spawn(move || {
-            for job in read_jobs {
-                match job {
-                    ReadJob::Run(job) => job(&reader_store),
-                    ReadJob::Stop => break,
-                }
-            }
-        })
+        .spawn(move || read_loop(&reader_store, &read_jobs))
         .map_err(StoreError::Thread)?;
     let handle = HistoryHandle {
         shared: Arc::new(Shared {
@@ -348,6 +342,28 @@ pub fn start(config: &config::History, hooks: Hooks) -> Result<(History, Preload
         },
         preload,
     ))
+}
+
+/// How often the reader copies the WAL into the database file.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Answers queries and, between them, checkpoints the WAL for the writer.
+fn read_loop(store: &Store, jobs: &mpsc::Receiver<ReadJob>) {
+    let mut last_checkpoint = Instant::now();
+    loop {
+        let wait = CHECKPOINT_INTERVAL.saturating_sub(last_checkpoint.elapsed());
+        match jobs.recv_timeout(wait) {
+            Ok(ReadJob::Run(job)) => job(store),
+            Ok(ReadJob::Stop) | Err(RecvTimeoutError::Disconnected) => return,
+            Err(RecvTimeoutError::Timeout) => {}
+        }
+        if last_checkpoint.elapsed() >= CHECKPOINT_INTERVAL {
+            if let Err(error) = store.checkpoint() {
+                warn!(%error, "history checkpoint failed; retrying later");
+            }
+            last_checkpoint = Instant::now();
+        }
+    }
 }
 
 impl History {
@@ -403,8 +419,6 @@ impl MsgIds {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::testing::{TempDb, record};
     use super::*;
 
