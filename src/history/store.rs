@@ -82,7 +82,7 @@ impl Store {
     }
 
     /// Opens a database that must exist already, for queries and export;
-    /// its schema must be one this version knows.
+    /// an older schema is brought up to date, a newer one refused.
     pub fn open_existing(path: &Path) -> Result<Store, StoreError> {
         if !path.exists() {
             return Err(StoreError::Missing(path.to_owned()));
