@@ -193,12 +193,52 @@ impl Privilege {
     }
 }
 
-/// `[history]`: where channel history is kept on disk.
+/// `[history]`: where room history is kept on disk, how long, and who
+/// may read it back.
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct History {
     pub enabled: bool,
+    /// The SQLite database file.
     pub path: PathBuf,
+    /// How hard a commit presses the data to disk.
+    pub sync: HistorySync,
+    /// Lines replayed to a client joining a room; 0 turns playback off.
+    pub playback_lines: usize,
+    /// The oldest line replayed on join, as a duration such as "1d" or
+    /// "12h"; "0" means no age limit. Use [`History::playback_max_age`].
+    #[serde(rename = "playback_max_age")]
+    pub playback_max_age_text: String,
+    /// Which lines a member may read back.
+    pub visibility: HistoryVisibility,
+    /// Whether private messages are stored, per conversation.
+    pub private_messages: bool,
+    /// Lines kept per room, the oldest pruned first; 0 = no limit.
+    pub max_lines_per_room: u64,
+    /// Days a line is kept; 0 = forever.
+    pub max_age_days: u64,
+}
+
+/// `[history] sync`: SQLite's `synchronous` setting in WAL mode.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HistorySync {
+    /// A commit survives the server being killed, not a power cut.
+    #[default]
+    Normal,
+    /// A commit survives a power cut too, at the cost of an fsync per batch.
+    Full,
+}
+
+/// `[history] visibility`: which stored lines a room member may read back.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HistoryVisibility {
+    /// Only what was said since the member joined.
+    #[default]
+    SinceJoin,
+    /// Everything kept.
+    All,
 }
 
 /// `[channels]`: how new rooms start.
@@ -308,8 +348,57 @@ impl Default for History {
         History {
             enabled: true,
             path: PathBuf::from("rookery.db"),
+            sync: HistorySync::Normal,
+            playback_lines: 25,
+            playback_max_age_text: "1d".into(),
+            visibility: HistoryVisibility::SinceJoin,
+            private_messages: false,
+            max_lines_per_room: 100_000,
+            max_age_days: 0,
         }
     }
+}
+
+impl History {
+    /// The oldest line replayed on join; `None` for no limit (and when the
+    /// text is invalid, which [`load`] rejects).
+    pub fn playback_max_age(&self) -> Option<std::time::Duration> {
+        parse_duration(&self.playback_max_age_text)
+            .ok()
+            .filter(|age| !age.is_zero())
+    }
+}
+
+/// Reads a duration written as a whole number and a unit: `90s`, `30m`,
+/// `12h`, `7d`, `2w`; a bare `0` is zero.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    if text == "0" {
+        return Ok(std::time::Duration::ZERO);
+    }
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let seconds_per_unit = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 604_800,
+        _ => {
+            return Err(format!(
+                "must be a number with a unit s, m, h, d or w, such as \"12h\", or \"0\"; found \"{text}\""
+            ));
+        }
+    };
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("must start with a whole number, as in \"12h\"; found \"{text}\""))?;
+    number
+        .checked_mul(seconds_per_unit)
+        .map(std::time::Duration::from_secs)
+        .ok_or_else(|| format!("is too long: \"{text}\""))
 }
 
 impl Default for Channels {
@@ -956,6 +1045,11 @@ fn check_opers(check: &mut Checker, opers: &[Oper]) {
     }
 }
 
+/// The most lines replayed on join: playback is sent in one burst.
+const MAX_PLAYBACK_LINES: usize = 1000;
+/// A century: more days than that overflow the millisecond arithmetic's sense.
+const MAX_AGE_DAYS: u64 = 36_500;
+
 /// Modes a room may start with: the simple flags that take no argument.
 const DEFAULT_MODE_LETTERS: &str = "ntimsp";
 
@@ -980,6 +1074,19 @@ fn check_channels_history_log(check: &mut Checker, config: &Config) {
     if config.history.enabled && config.history.path.as_os_str().is_empty() {
         check.report("history.path", "must not be empty while history is enabled");
     }
+    if let Err(reason) = parse_duration(&config.history.playback_max_age_text) {
+        check.report("history.playback_max_age", reason);
+    }
+    check.between(
+        "history.playback_lines",
+        config.history.playback_lines,
+        0..=MAX_PLAYBACK_LINES,
+    );
+    check.between(
+        "history.max_age_days",
+        config.history.max_age_days,
+        0..=MAX_AGE_DAYS,
+    );
     if let Err(error) = tracing_subscriber::EnvFilter::try_new(&config.log.level) {
         check.report(
             "log.level",

@@ -10,6 +10,9 @@
 //!   glob masks.
 //! - [`core`]: one task owning all state (clients, nicks, channels); a
 //!   command table dispatches to one handler file per command family.
+//! - [`history`]: room history in SQLite: a writer thread that commits in
+//!   batches and a watermark that holds each line until its record is on
+//!   disk; queries, retention and export.
 //! - [`config`]: the TOML schema, defaults and validation.
 //! - [`admin`]: the worker that does the core's blocking jobs: REHASH
 //!   loads, OPER password checks, bans file writes.
@@ -18,6 +21,7 @@
 pub mod admin;
 pub mod config;
 pub mod core;
+pub mod history;
 pub mod net;
 pub mod proto;
 pub mod server;

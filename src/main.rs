@@ -1,5 +1,5 @@
 //! The `rookery` command: run the server, check a configuration, hash an
-//! operator password.
+//! operator password, export a room's history.
 
 use std::io::BufRead;
 use std::net::SocketAddr;
@@ -31,6 +31,28 @@ enum Command {
     CheckConfig { file: PathBuf },
     /// Read a password from standard input and print its argon2id hash.
     Passwd,
+    /// Read the history database.
+    History {
+        #[command(subcommand)]
+        command: HistoryCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum HistoryCommand {
+    /// Print one room's history as JSON lines, one message per line, oldest first.
+    Export {
+        /// The room, as in '#room'; case does not matter.
+        #[arg(long)]
+        room: String,
+        /// Only messages from this time on: RFC 3339 (2021-01-01T00:00:00Z) or Unix seconds.
+        #[arg(long, value_parser = parse_since)]
+        since: Option<i64>,
+    },
+}
+
+fn parse_since(text: &str) -> Result<i64, String> {
+    rookery::history::export::parse_time(text)
 }
 
 fn main() -> ExitCode {
@@ -38,6 +60,9 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::CheckConfig { file }) => check_config(&file),
         Some(Command::Passwd) => passwd(),
+        Some(Command::History {
+            command: HistoryCommand::Export { room, since },
+        }) => export_history(cli.config.as_deref(), &room, since),
         None => run(cli.config, cli.listen),
     }
 }
@@ -50,6 +75,43 @@ fn check_config(file: &std::path::Path) -> ExitCode {
         }
         Err(error) => {
             eprintln!("{error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn export_history(
+    config_path: Option<&std::path::Path>,
+    room: &str,
+    since: Option<i64>,
+) -> ExitCode {
+    let config = match config_path.map(config::load) {
+        Some(Ok(config)) => config,
+        Some(Err(error)) => {
+            eprintln!("rookery: {error}");
+            return ExitCode::FAILURE;
+        }
+        None => Config::default(),
+    };
+    let store = match rookery::history::Store::open_existing(&config.history.path) {
+        Ok(store) => store,
+        Err(error) => {
+            eprintln!("rookery: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let target = config.server.casemapping.fold(room);
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    match rookery::history::export::export(&store, target.as_str(), since, &mut out) {
+        Ok(_) => ExitCode::SUCCESS,
+        // A reader that stopped early (`| head`) is not a failure.
+        Err(rookery::history::export::ExportError::Write(error))
+            if error.kind() == std::io::ErrorKind::BrokenPipe =>
+        {
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("rookery: {error}");
             ExitCode::FAILURE
         }
     }
@@ -125,7 +187,15 @@ async fn serve(config: Config, config_path: Option<PathBuf>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let server = match rookery::start_with(config, config_path).await {
+    let server = match rookery::start_with(
+        config,
+        rookery::server::Options {
+            config_file: config_path,
+            ..Default::default()
+        },
+    )
+    .await
+    {
         Ok(server) => server,
         Err(err) => {
             error!("{err}");

@@ -15,6 +15,7 @@ use tokio_util::task::TaskTracker;
 use crate::admin::{self, AdminWorker};
 use crate::config::Config;
 use crate::core::{self, Event, State, SystemClock};
+use crate::history::{self, History};
 use crate::net::{
     self, Acceptor, AdmissionRules, ConnectionLimits, ConnectionSettings, FloodLimits,
     ReloadableTls,
@@ -27,6 +28,7 @@ pub struct ServerHandle {
     stop_accepting: CancellationToken,
     core: JoinHandle<()>,
     connections: TaskTracker,
+    history: Option<History>,
 }
 
 /// How long shutdown waits for clients to receive their ERROR line.
@@ -62,15 +64,25 @@ pub fn admission_rules(config: &Config) -> AdmissionRules {
 /// tokio runtime. Without a file REHASH has nothing to reload; see
 /// [`start_with`].
 pub async fn start(config: Config) -> std::io::Result<ServerHandle> {
-    start_with(config, None).await
+    start_with(config, Options::default()).await
 }
 
-/// Like [`start`], with the file the configuration came from, which REHASH
-/// and SIGHUP load again.
-pub async fn start_with(
-    config: Config,
-    config_file: Option<PathBuf>,
-) -> std::io::Result<ServerHandle> {
+/// What a server can be started with besides its configuration.
+#[derive(Default)]
+pub struct Options {
+    /// The file the configuration came from, which REHASH and SIGHUP load
+    /// again; without one REHASH has nothing to reload.
+    pub config_file: Option<PathBuf>,
+    /// Test hooks on the history writer.
+    pub history_hooks: history::Hooks,
+}
+
+/// Like [`start`], with [`Options`].
+pub async fn start_with(config: Config, options: Options) -> std::io::Result<ServerHandle> {
+    let Options {
+        config_file,
+        history_hooks,
+    } = options;
     let bans = admin::load_bans(&config.server.bans_file)
         .map_err(|error| std::io::Error::new(std::io::ErrorKind::InvalidData, error))?;
     // Certificates first: a bad one stops the start before anything listens.
@@ -89,6 +101,23 @@ pub async fn start_with(
         };
         acceptors.push(acceptor);
     }
+    // Opening and migrating the database happens before any client can
+    // connect, so a bad path fails the start instead of the first message.
+    let (history, preload) = if config.history.enabled {
+        let settings = config.history.clone();
+        let started = tokio::task::spawn_blocking(move || history::start(&settings, history_hooks))
+            .await
+            .map_err(std::io::Error::other)?;
+        let (history, preload) = started.map_err(std::io::Error::other)?;
+        (Some(history), preload)
+    } else {
+        (None, history::Preload::new())
+    };
+    let committed = match &history {
+        Some(history) => history.handle().committed(),
+        // Nothing is ever tagged when history is off; nothing waits.
+        None => watch::channel(u64::MAX).1,
+    };
     let addresses: Vec<SocketAddr> = config.listen.iter().map(|listen| listen.address).collect();
     let listeners = net::bind(&addresses).await?;
     let local_addrs = listeners
@@ -107,6 +136,7 @@ pub async fn start_with(
         inbox: inbox.clone(),
         shutdown: stop_accepting.clone(),
         tasks: TaskTracker::new(),
+        committed,
     };
     let connections = acceptor.tasks.clone();
     for (listener, tls) in listeners.into_iter().zip(acceptors) {
@@ -126,6 +156,8 @@ pub async fn start_with(
     state.admin.worker = Some(worker);
     state.admin.config_file = config_file;
     state.admin.bans = bans;
+    state.history = history.as_ref().map(History::handle);
+    state.history_preload = preload;
     let core = tokio::spawn(core::run(state, events));
     Ok(ServerHandle {
         local_addrs,
@@ -133,6 +165,7 @@ pub async fn start_with(
         stop_accepting,
         core,
         connections,
+        history,
     })
 }
 
@@ -147,12 +180,23 @@ impl ServerHandle {
         let _ = self.inbox.send(Event::Rehash { requested_by: None }).await;
     }
 
-    /// Stops accepting, sends every client an ERROR, and waits for the core.
+    /// The history the core records into, when enabled.
+    pub fn history(&self) -> Option<history::HistoryHandle> {
+        self.history.as_ref().map(History::handle)
+    }
+
+    /// Stops accepting, sends every client an ERROR, waits for the core and
+    /// the connections, then commits the last history and closes it.
     pub async fn shutdown(self) {
         self.stop_accepting.cancel();
         let _ = self.inbox.send(Event::Shutdown).await;
         let _ = self.core.await;
         self.connections.close();
+        // The history writer keeps committing meanwhile, so lines waiting
+        // for their record can still be flushed.
         let _ = tokio::time::timeout(SHUTDOWN_GRACE, self.connections.wait()).await;
+        if let Some(history) = self.history {
+            let _ = tokio::task::spawn_blocking(move || history.shutdown()).await;
+        }
     }
 }

@@ -14,6 +14,14 @@ use rookery::config;
 const HASH: &str = "$argon2id$v=19$m=8,t=1,p=1$cm9va2VyeS10ZXN0LXNhbHQ$yiaiaoZnKPZM0CWZ8NzJYpMiTnaZSktRUpf408FhNKA";
 
 /// A scratch directory unique to one test.
+/// Start options that name the configuration file, as `rookery -c` does.
+fn options(file: &Path) -> rookery::server::Options {
+    rookery::server::Options {
+        config_file: Some(file.to_owned()),
+        ..Default::default()
+    }
+}
+
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("rookery-admin-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -43,7 +51,7 @@ async fn rehash_applies_a_lowered_limit_at_once_and_advertises_it() {
     let dir = scratch("rehash");
     let file = dir.join("rookery.toml");
     std::fs::write(&file, config_text(3, &dir.join("bans.toml"))).unwrap();
-    let server = rookery::start_with(config::load(&file).unwrap(), Some(file.clone()))
+    let server = rookery::start_with(config::load(&file).unwrap(), options(&file))
         .await
         .unwrap();
     let addr = server.local_addrs()[0];
@@ -86,7 +94,7 @@ async fn a_broken_file_on_rehash_leaves_the_running_configuration() {
     let dir = scratch("broken");
     let file = dir.join("rookery.toml");
     std::fs::write(&file, config_text(2, &dir.join("bans.toml"))).unwrap();
-    let server = rookery::start_with(config::load(&file).unwrap(), Some(file.clone()))
+    let server = rookery::start_with(config::load(&file).unwrap(), options(&file))
         .await
         .unwrap();
     let addr = server.local_addrs()[0];
@@ -118,7 +126,7 @@ async fn sighup_reloads_through_the_same_path() {
     let dir = scratch("sighup");
     let file = dir.join("rookery.toml");
     std::fs::write(&file, config_text(5, &dir.join("bans.toml"))).unwrap();
-    let server = rookery::start_with(config::load(&file).unwrap(), Some(file.clone()))
+    let server = rookery::start_with(config::load(&file).unwrap(), options(&file))
         .await
         .unwrap();
     let addr = server.local_addrs()[0];
@@ -149,7 +157,7 @@ async fn k_lines_survive_a_restart() {
     let file = dir.join("rookery.toml");
     std::fs::write(&file, config_text(5, &bans)).unwrap();
 
-    let server = rookery::start_with(config::load(&file).unwrap(), Some(file.clone()))
+    let server = rookery::start_with(config::load(&file).unwrap(), options(&file))
         .await
         .unwrap();
     let mut alice = Client::register(server.local_addrs()[0], "alice").await;
@@ -164,7 +172,7 @@ async fn k_lines_survive_a_restart() {
     }
     server.shutdown().await;
 
-    let server = rookery::start_with(config::load(&file).unwrap(), Some(file.clone()))
+    let server = rookery::start_with(config::load(&file).unwrap(), options(&file))
         .await
         .unwrap();
     let mut mallory = Client::connect(server.local_addrs()[0]).await;

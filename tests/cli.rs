@@ -67,7 +67,11 @@ fn passwd_prints_an_argon2id_hash_on_its_last_line() {
 
 #[test]
 fn the_server_logs_its_port_and_exits_cleanly_on_sigterm() {
+    // The default configuration keeps history in ./rookery.db: run elsewhere.
+    let dir = std::env::temp_dir().join(format!("rookery-sigterm-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
     let mut child = Command::new(BIN)
+        .current_dir(&dir)
         .args(["--listen", "127.0.0.1:0"])
         .env("RUST_LOG", "info")
         .env("NO_COLOR", "1")
@@ -120,4 +124,91 @@ fn the_server_logs_its_port_and_exits_cleanly_on_sigterm() {
         log.iter().any(|line| line.contains("shutting down")),
         "{log:?}"
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn history_export_prints_a_rooms_lines_as_json_from_since() {
+    use rookery::config::HistorySync;
+    use rookery::history::{Record, Store};
+    let dir = std::env::temp_dir().join(format!("rookery-export-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join("history.db");
+    let record = |msgid: &str, time_ms: i64, target: &str| Record {
+        msgid: msgid.into(),
+        time_ms,
+        target: target.into(),
+        target_display: "#Room".into(),
+        sender: "alice!~alice@127.0.0.1".into(),
+        account: None,
+        command: "PRIVMSG".into(),
+        text: format!("hello {msgid}"),
+        tags: String::new(),
+    };
+    let mut store = Store::open(&db, HistorySync::Normal).unwrap();
+    store
+        .insert_batch([
+            &record("old", 1_609_459_199_000, "#room"),
+            &record("new", 1_609_459_200_000, "#room"),
+            &record("other", 1_609_459_200_000, "#other"),
+        ])
+        .unwrap();
+    drop(store);
+    let config = dir.join("rookery.toml");
+    std::fs::write(
+        &config,
+        format!("[history]\npath = {:?}\n", db.display().to_string()),
+    )
+    .unwrap();
+    let export = |since: &str| {
+        let output = Command::new(BIN)
+            .args(["history", "export", "--room", "#ROOM", "--since", since])
+            .args(["--config", config.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let unix = export("1609459200");
+    assert_eq!(unix.lines().count(), 1, "{unix}");
+    assert!(unix.contains(r#""msgid":"new""#), "{unix}");
+    assert!(
+        unix.contains(r#""time":"2021-01-01T00:00:00.000Z""#),
+        "{unix}"
+    );
+    assert_eq!(export("2020-12-31T00:00:00Z").lines().count(), 2);
+    let bad = Command::new(BIN)
+        .args(["history", "export", "--room", "#room", "--since", "soon"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn history_export_without_a_database_says_so() {
+    let dir = std::env::temp_dir().join(format!("rookery-export-none-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("rookery.toml");
+    let missing = dir.join("missing.db");
+    std::fs::write(
+        &config,
+        format!("[history]\npath = {:?}\n", missing.display().to_string()),
+    )
+    .unwrap();
+    let output = Command::new(BIN)
+        .args(["history", "export", "--room", "#room"])
+        .args(["--config", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("no history database"), "{stderr}");
+    assert!(!missing.exists());
+    let _ = std::fs::remove_dir_all(&dir);
 }

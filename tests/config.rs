@@ -224,6 +224,46 @@ fn flood_rate_must_be_positive() {
 }
 
 #[test]
+fn playback_max_age_reads_a_number_and_a_unit() {
+    let config = parse(
+        "[history]\nplayback_max_age = \"12h\"\n",
+        Path::new("t.toml"),
+    )
+    .unwrap();
+    assert_eq!(
+        config.history.playback_max_age(),
+        Some(std::time::Duration::from_secs(12 * 3600))
+    );
+    let config = parse("[history]\nplayback_max_age = \"0\"\n", Path::new("t.toml")).unwrap();
+    assert_eq!(config.history.playback_max_age(), None);
+}
+
+#[test]
+fn playback_max_age_without_a_unit_is_reported_at_its_line() {
+    let (line, _, message) = invalid("[history]\nenabled = true\nplayback_max_age = \"12\"\n");
+    assert_eq!(line, 3);
+    assert!(message.contains("`playback_max_age`"), "{message}");
+    assert!(message.contains("12h"), "{message}");
+}
+
+#[test]
+fn history_sync_and_visibility_take_named_values() {
+    let config = parse(
+        "[history]\nsync = \"full\"\nvisibility = \"all\"\n",
+        Path::new("t.toml"),
+    )
+    .unwrap();
+    assert_eq!(config.history.sync, rookery::config::HistorySync::Full);
+    assert_eq!(
+        config.history.visibility,
+        rookery::config::HistoryVisibility::All
+    );
+    let (line, _, message) = invalid("[history]\nsync = \"always\"\n");
+    assert_eq!(line, 2);
+    assert!(message.contains("normal, full"), "{message}");
+}
+
+#[test]
 fn empty_file_yields_the_defaults() {
     let config = parse("", Path::new("empty.toml")).expect("an empty file is valid");
     assert_eq!(config, Config::default());

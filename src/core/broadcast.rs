@@ -27,6 +27,8 @@ pub struct Broadcast {
     /// Client-only tags, escaped and joined, for message-tags clients.
     client_tags: Option<String>,
     bot: bool,
+    /// The history record every form must wait for (0: none).
+    seq: u64,
     forms: [Option<Bytes>; 16],
 }
 
@@ -41,6 +43,7 @@ impl Broadcast {
             account: None,
             client_tags: None,
             bot: false,
+            seq: 0,
             forms: Default::default(),
         }
     }
@@ -69,6 +72,16 @@ impl Broadcast {
     pub fn with_alternative(mut self, cap: Caps, body: Bytes) -> Broadcast {
         self.alternative = Some((cap, body));
         self
+    }
+
+    /// Ties the event to history record `seq`: no client gets it before the
+    /// record is committed.
+    pub fn set_seq(&mut self, seq: u64) {
+        self.seq = seq;
+    }
+
+    pub fn seq(&self) -> u64 {
+        self.seq
     }
 
     pub fn msgid(&self) -> Option<&str> {

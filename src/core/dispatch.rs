@@ -129,8 +129,8 @@ pub fn dispatch(state: &mut State, id: ClientId, message: &Message) {
     };
     state.start_capture(id);
     run(state, id, message);
-    let lines = state.end_capture();
-    labeled::send(state, id, label, lines);
+    let (lines, seq) = state.end_capture();
+    labeled::send(state, id, label, lines, seq);
 }
 
 /// Runs the generic checks, then the handler.

@@ -8,7 +8,8 @@ use super::{ClientId, State};
 use crate::proto::Line;
 use crate::proto::tags::{prepend_tag, write_tag};
 
-pub fn send(state: &mut State, id: ClientId, label: &str, lines: Vec<Bytes>) {
+/// `seq` is the history record the replies wait for (an echoed message).
+pub fn send(state: &mut State, id: ClientId, label: &str, lines: Vec<Bytes>, seq: u64) {
     let mut label_tag = String::new();
     write_tag(&mut label_tag, "label", Some(label));
     let server = state.server_name().to_owned();
@@ -17,22 +18,22 @@ pub fn send(state: &mut State, id: ClientId, label: &str, lines: Vec<Bytes>) {
             let ack = Line::new(Some(&server), "ACK").finish();
             state.send(id, prepend_tag(&ack, &label_tag));
         }
-        1 => state.send(id, prepend_tag(&lines[0], &label_tag)),
+        1 => state.send_after(id, prepend_tag(&lines[0], &label_tag), seq),
         _ => {
             let reference = state.next_batch_id();
             let start = Line::new(Some(&server), "BATCH")
                 .arg(&format!("+{reference}"))
                 .arg("labeled-response")
                 .finish();
-            state.send(id, prepend_tag(&start, &label_tag));
+            state.send_after(id, prepend_tag(&start, &label_tag), seq);
             let batch_tag = format!("batch={reference}");
             for line in lines {
-                state.send(id, prepend_tag(&line, &batch_tag));
+                state.send_after(id, prepend_tag(&line, &batch_tag), seq);
             }
             let end = Line::new(Some(&server), "BATCH")
                 .arg(&format!("-{reference}"))
                 .finish();
-            state.send(id, end);
+            state.send_after(id, end, seq);
         }
     }
 }

@@ -14,6 +14,7 @@ use super::commands::{oper, rehash};
 use super::whowas::{Whowas, WhowasEntry};
 use super::{AdminState, Channel, Client, ClientId, Event, Membership, admin, dispatch, isupport};
 use crate::config::Config;
+use crate::history::{self, HistoryHandle, Preload, Record};
 use crate::proto::numeric::{self, Numeric};
 use crate::proto::serialize::echo_param;
 use crate::proto::{Folded, Line};
@@ -51,6 +52,10 @@ pub struct State {
     pub admin: AdminState,
     /// MONITOR, inverted: each watched nick (folded) and who watches it.
     pub monitors: HashMap<Folded, HashSet<ClientId>>,
+    /// Where room events are recorded, when history is enabled.
+    pub history: Option<HistoryHandle>,
+    /// Each room's last lines as loaded at startup, for playback on join.
+    pub history_preload: Preload,
     /// Clients whose outbox overflowed while handling the current event.
     overflowed: Vec<ClientId>,
     /// Replies held back for a labeled-response while its command runs.
@@ -65,18 +70,23 @@ pub struct State {
 pub struct Capture {
     pub id: ClientId,
     pub lines: Vec<Bytes>,
+    /// The latest history record any held line waits for.
+    pub seq: u64,
 }
 
 /// Queues `line` for `client`, or holds it when its command is labeled.
+/// `seq` is the history record the line must wait for (0: none).
 fn deliver(
     capture: &mut Option<Capture>,
     overflowed: &mut Vec<ClientId>,
     client: &Client,
     line: Bytes,
+    seq: u64,
 ) {
     if let Some(capture) = capture.as_mut().filter(|capture| capture.id == client.id) {
         capture.lines.push(line);
-    } else if client.outbox.push(line).is_err() {
+        capture.seq = capture.seq.max(seq);
+    } else if client.outbox.push_durable(line, seq).is_err() {
         overflowed.push(client.id);
     }
 }
@@ -104,6 +114,8 @@ impl State {
             msgid_counter: 0,
             clock,
             admin: AdminState::default(),
+            history: None,
+            history_preload: Preload::new(),
             overflowed: Vec::new(),
             capture: None,
         }
@@ -161,8 +173,13 @@ impl State {
 
     /// Queues a line for one client; an overflow disconnects it afterwards.
     pub fn send(&mut self, id: ClientId, line: Bytes) {
+        self.send_after(id, line, 0);
+    }
+
+    /// Queues a line that must wait for history record `seq`.
+    pub fn send_after(&mut self, id: ClientId, line: Bytes, seq: u64) {
         if let Some(client) = self.clients.get(&id) {
-            deliver(&mut self.capture, &mut self.overflowed, client, line);
+            deliver(&mut self.capture, &mut self.overflowed, client, line, seq);
         }
     }
 
@@ -194,7 +211,13 @@ impl State {
         for id in ids {
             if let Some(client) = self.clients.get(&id) {
                 let line = event.line_for(client.caps);
-                deliver(&mut self.capture, &mut self.overflowed, client, line);
+                deliver(
+                    &mut self.capture,
+                    &mut self.overflowed,
+                    client,
+                    line,
+                    event.seq(),
+                );
             }
         }
     }
@@ -216,7 +239,13 @@ impl State {
             };
             if include(client, membership) {
                 let line = event.line_for(client.caps);
-                deliver(&mut self.capture, &mut self.overflowed, client, line);
+                deliver(
+                    &mut self.capture,
+                    &mut self.overflowed,
+                    client,
+                    line,
+                    event.seq(),
+                );
             }
         }
     }
@@ -226,15 +255,48 @@ impl State {
         self.capture = Some(Capture {
             id,
             lines: Vec::new(),
+            seq: 0,
         });
     }
 
-    /// Stops holding lines and returns them.
-    pub fn end_capture(&mut self) -> Vec<Bytes> {
+    /// Stops holding lines and returns them, with the history record they
+    /// must wait for.
+    pub fn end_capture(&mut self) -> (Vec<Bytes>, u64) {
         self.capture
             .take()
-            .map(|capture| capture.lines)
-            .unwrap_or_default()
+            .map_or((Vec::new(), 0), |capture| (capture.lines, capture.seq))
+    }
+
+    /// Records a room event in history, stamped with the core's clock, and
+    /// returns the sequence number its lines must carry (0 when history is
+    /// off or the record was dropped).
+    /// The record carries the event's own msgid and time, so what history
+    /// plays back is what the members saw.
+    pub fn record_history(
+        &self,
+        room: &Folded,
+        display: &str,
+        sender: &str,
+        command: &str,
+        text: &str,
+        event: &Broadcast,
+    ) -> u64 {
+        let Some(history) = &self.history else {
+            return 0;
+        };
+        history.record(Record {
+            msgid: event
+                .msgid()
+                .map_or_else(|| history.next_msgid(), str::to_owned),
+            time_ms: history::millis(event.time()),
+            target: room.as_str().to_owned(),
+            target_display: display.to_owned(),
+            sender: sender.to_owned(),
+            account: None,
+            command: command.to_owned(),
+            text: text.to_owned(),
+            tags: String::new(),
+        })
     }
 
     /// Takes `id` out of a room on both sides; a room left empty disappears.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::{Duration, Instant, sleep_until, timeout};
 use tracing::debug;
 
@@ -44,18 +44,30 @@ const WRITE_CHUNK: usize = 64 * 1024;
 /// How long a closing connection may take to flush its last lines.
 const FLUSH_GRACE: Duration = Duration::from_secs(10);
 
+/// What the accept loop hands a new connection.
+pub(crate) struct Accepted {
+    pub id: ClientId,
+    pub peer: SocketAddr,
+    pub settings: Arc<ConnectionSettings>,
+    pub inbox: mpsc::Sender<Event>,
+    pub admission: Admission,
+    /// The history writer's committed sequence number, for the write gate.
+    pub committed: watch::Receiver<u64>,
+}
+
 /// Runs a connection until it closes, from either side.
-pub(crate) async fn run<S>(
-    stream: S,
-    id: ClientId,
-    peer: SocketAddr,
-    settings: Arc<ConnectionSettings>,
-    inbox: mpsc::Sender<Event>,
-    admission: Admission,
-    secure: bool,
-) where
+pub(crate) async fn run<S>(stream: S, accepted: Accepted, secure: bool)
+where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
+    let Accepted {
+        id,
+        peer,
+        settings,
+        inbox,
+        admission,
+        committed,
+    } = accepted;
     let (reader, writer) = tokio::io::split(stream);
     let outbox = Arc::new(Outbox::new(settings.sendq_bytes));
     let connected = Event::Connected {
@@ -67,7 +79,7 @@ pub(crate) async fn run<S>(
     if inbox.send(connected).await.is_err() {
         return;
     }
-    let write_task = tokio::spawn(write_loop(writer, Arc::clone(&outbox)));
+    let write_task = tokio::spawn(write_loop(writer, Arc::clone(&outbox), committed));
     if let Some(reason) = read_loop(reader, id, &outbox, &settings, &inbox).await {
         debug!(%reason, "connection closed by the client side");
         if inbox.send(Event::Closed { id, reason }).await.is_err() {
@@ -205,19 +217,27 @@ fn decode(bytes: &[u8]) -> Option<crate::proto::Message> {
     }
 }
 
-/// Writes queued lines, coalescing them into large writes.
-async fn write_loop<W: AsyncWrite + Unpin>(mut writer: W, outbox: Arc<Outbox>) {
+/// Writes queued lines, coalescing them into large writes. `committed` is
+/// the history watermark: a line tagged with a higher sequence number, and
+/// every line behind it, waits until the history writer has committed it.
+async fn write_loop<W: AsyncWrite + Unpin>(
+    mut writer: W,
+    outbox: Arc<Outbox>,
+    mut committed: watch::Receiver<u64>,
+) {
     let stop = outbox.stop_token().clone();
     let mut lines: Vec<Bytes> = Vec::new();
     let mut buf: Vec<u8> = Vec::with_capacity(WRITE_CHUNK);
+    let mut watermark = *committed.borrow();
     loop {
         let drained = tokio::select! {
-            drained = outbox.drain(&mut lines) => drained,
+            drained = outbox.drain(&mut lines, watermark) => drained,
             _ = stop.cancelled() => break,
         };
-        let last = match drained {
-            Drained::Lines => None,
-            Drained::Close(last) => Some(last),
+        let (last, waiting) = match drained {
+            Drained::Lines => (None, None),
+            Drained::Waiting(seq) => (None, Some(seq)),
+            Drained::Close(last) => (Some(last), None),
         };
         lines.extend(last.clone().flatten());
         if write_lines(&mut writer, &mut lines, &mut buf, &stop)
@@ -229,6 +249,18 @@ async fn write_loop<W: AsyncWrite + Unpin>(mut writer: W, outbox: Arc<Outbox>) {
         if last.is_some() {
             let _ = timeout(FLUSH_GRACE, writer.shutdown()).await;
             break;
+        }
+        if let Some(seq) = waiting {
+            tokio::select! {
+                reached = committed.wait_for(|&committed| committed >= seq) => {
+                    watermark = match reached {
+                        Ok(committed) => *committed,
+                        // The history writer is gone and no commit will come.
+                        Err(_) => u64::MAX,
+                    };
+                }
+                _ = stop.cancelled() => break,
+            }
         }
     }
     stop.cancel();

@@ -44,6 +44,8 @@ pub struct Acceptor {
     pub shutdown: CancellationToken,
     /// Every connection task, so shutdown can wait for goodbyes to flush.
     pub tasks: TaskTracker,
+    /// The highest committed history sequence number; see [`crate::history`].
+    pub committed: watch::Receiver<u64>,
 }
 
 /// Accepts connections until shutdown.
@@ -82,17 +84,22 @@ pub async fn serve(listener: TcpListener, acceptor: Acceptor, tls: Option<Arc<Re
         let id = ClientId(acceptor.next_id.fetch_add(1, Ordering::Relaxed));
         let settings = Arc::clone(&acceptor.settings.borrow());
         let span = info_span!("conn", id = id.0, %peer);
-        let inbox = acceptor.inbox.clone();
+        let accepted = connection::Accepted {
+            id,
+            peer,
+            settings,
+            inbox: acceptor.inbox.clone(),
+            admission,
+            committed: acceptor.committed.clone(),
+        };
         let tls = tls.as_ref().map(|tls| tls.acceptor());
         let connection = async move {
             let Some(tls) = tls else {
-                connection::run(stream, id, peer, settings, inbox, admission, false).await;
+                connection::run(stream, accepted, false).await;
                 return;
             };
             match timeout(TLS_HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
-                Ok(Ok(stream)) => {
-                    connection::run(stream, id, peer, settings, inbox, admission, true).await
-                }
+                Ok(Ok(stream)) => connection::run(stream, accepted, true).await,
                 Ok(Err(error)) => debug!(%error, "TLS handshake failed"),
                 Err(_) => debug!("TLS handshake timed out"),
             }

@@ -1,5 +1,9 @@
 //! The send queue between the core and one connection's write task. The core
 //! pushes serialized lines without waiting; the queue is bounded in bytes.
+//!
+//! A line may carry the sequence number of a history record. The write task
+//! sends lines in order only up to the first whose record is not committed
+//! yet, so no client sees a line that a crash could take out of history.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -30,7 +34,8 @@ pub struct Outbox {
 
 #[derive(Debug, Default)]
 struct Queue {
-    lines: VecDeque<Bytes>,
+    /// Each line with the history sequence number it waits for (0: none).
+    lines: VecDeque<(Bytes, u64)>,
     bytes: usize,
     /// Once set, no more lines are accepted; the writer sends what is queued,
     /// then this last line (if any), then shuts the socket down.
@@ -41,6 +46,9 @@ struct Queue {
 pub(crate) enum Drained {
     /// Write these lines, then ask again.
     Lines,
+    /// Write these lines; the next one waits for this history sequence
+    /// number to be committed.
+    Waiting(u64),
     /// Write these lines, then this final line (if any), then close.
     Close(Option<Bytes>),
 }
@@ -61,6 +69,13 @@ impl Outbox {
     /// Queues one line. Past the byte limit the queue is dropped and the
     /// connection closes with "SendQ exceeded".
     pub fn push(&self, line: Bytes) -> Result<(), Overflow> {
+        self.push_durable(line, 0)
+    }
+
+    /// Queues a line that must not reach the client before history record
+    /// `seq` is committed; 0 means it waits for nothing of its own. Lines
+    /// behind it wait too, so the client's order is kept.
+    pub fn push_durable(&self, line: Bytes, seq: u64) -> Result<(), Overflow> {
         let mut queue = self.lock();
         if queue.closing.is_some() {
             return Ok(());
@@ -75,7 +90,7 @@ impl Outbox {
             return Err(Overflow);
         }
         queue.bytes += line.len();
-        queue.lines.push_back(line);
+        queue.lines.push_back((line, seq));
         drop(queue);
         self.wake.notify_one();
         Ok(())
@@ -121,18 +136,28 @@ impl Outbox {
         &self.stop
     }
 
-    /// Waits for lines or a close, and moves every queued line into `out`.
-    pub(crate) async fn drain(&self, out: &mut Vec<Bytes>) -> Drained {
+    /// Waits for lines or a close, and moves the queued lines whose history
+    /// records are committed (sequence numbers up to `committed`) into
+    /// `out`, stopping at the first that is not.
+    pub(crate) async fn drain(&self, out: &mut Vec<Bytes>, committed: u64) -> Drained {
         loop {
             {
                 let mut queue = self.lock();
-                if !queue.lines.is_empty() || queue.closing.is_some() {
-                    out.extend(queue.lines.drain(..));
-                    queue.bytes = 0;
-                    return match &queue.closing {
-                        Some(last) => Drained::Close(last.clone()),
-                        None => Drained::Lines,
-                    };
+                let mut waiting = None;
+                while let Some((line, seq)) = queue.lines.pop_front() {
+                    if seq > committed {
+                        queue.lines.push_front((line, seq));
+                        waiting = Some(seq);
+                        break;
+                    }
+                    queue.bytes -= line.len();
+                    out.push(line);
+                }
+                match (waiting, &queue.closing) {
+                    (Some(seq), _) => return Drained::Waiting(seq),
+                    (None, Some(last)) => return Drained::Close(last.clone()),
+                    (None, None) if !out.is_empty() => return Drained::Lines,
+                    (None, None) => {}
                 }
             }
             self.wake.notified().await;
@@ -145,7 +170,7 @@ impl Outbox {
     pub(crate) fn take_lines(&self) -> Vec<Bytes> {
         let mut queue = self.lock();
         queue.bytes = 0;
-        queue.lines.drain(..).collect()
+        queue.lines.drain(..).map(|(line, _)| line).collect()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
@@ -184,13 +209,55 @@ mod tests {
         outbox.push(Bytes::from_static(b"a\r\n")).unwrap();
         outbox.push(Bytes::from_static(b"b\r\n")).unwrap();
         let mut lines = Vec::new();
-        assert!(matches!(outbox.drain(&mut lines).await, Drained::Lines));
+        assert!(matches!(outbox.drain(&mut lines, 0).await, Drained::Lines));
         assert_eq!(lines.len(), 2);
         outbox.close(None);
         lines.clear();
         assert!(matches!(
-            outbox.drain(&mut lines).await,
+            outbox.drain(&mut lines, 0).await,
             Drained::Close(None)
         ));
+    }
+
+    #[tokio::test]
+    async fn drain_stops_at_the_first_uncommitted_line() {
+        let outbox = Outbox::new(100);
+        outbox.push(Bytes::from_static(b"a\r\n")).unwrap();
+        outbox
+            .push_durable(Bytes::from_static(b"b\r\n"), 7)
+            .unwrap();
+        outbox.push(Bytes::from_static(b"c\r\n")).unwrap();
+        let mut lines = Vec::new();
+        assert!(matches!(
+            outbox.drain(&mut lines, 6).await,
+            Drained::Waiting(7)
+        ));
+        assert_eq!(lines, [Bytes::from_static(b"a\r\n")]);
+        // The waiting lines still count against the byte limit.
+        assert_eq!(outbox.queued_bytes(), 6);
+        lines.clear();
+        assert!(matches!(outbox.drain(&mut lines, 7).await, Drained::Lines));
+        assert_eq!(lines.len(), 2);
+        assert_eq!(outbox.queued_bytes(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_close_waits_behind_an_uncommitted_line() {
+        let outbox = Outbox::new(100);
+        outbox
+            .push_durable(Bytes::from_static(b"a\r\n"), 3)
+            .unwrap();
+        outbox.close(None);
+        let mut lines = Vec::new();
+        assert!(matches!(
+            outbox.drain(&mut lines, 2).await,
+            Drained::Waiting(3)
+        ));
+        assert!(lines.is_empty());
+        assert!(matches!(
+            outbox.drain(&mut lines, 3).await,
+            Drained::Close(None)
+        ));
+        assert_eq!(lines.len(), 1);
     }
 }

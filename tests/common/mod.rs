@@ -28,6 +28,45 @@ pub fn test_config(extra_toml: &str) -> Config {
     }
 }
 
+/// [`test_config`] with history on, kept in `db`.
+pub fn test_config_with_history(db: &std::path::Path, extra_toml: &str) -> Config {
+    let text = format!(
+        "server.name = \"irc.test\"\nflood.enabled = false\n\
+         history.enabled = true\nhistory.path = {:?}\n{extra_toml}\n\
+         [[listen]]\naddress = \"127.0.0.1:0\"\n",
+        db.display().to_string()
+    );
+    match config::parse(&text, std::path::Path::new("test.toml")) {
+        Ok(config) => config,
+        Err(error) => panic!("bad test configuration: {error}"),
+    }
+}
+
+/// A directory in the temporary directory, removed on drop.
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> TempDir {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("rookery-{name}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("create a temporary directory");
+        TempDir(path)
+    }
+
+    pub fn join(&self, name: &str) -> std::path::PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// A raw IRC client over TCP.
 pub struct Client {
     reader: BufReader<OwnedReadHalf>,
@@ -72,6 +111,20 @@ impl Client {
                 self.received.push(line.clone());
                 Some(line)
             }
+        }
+    }
+
+    /// The next line if one arrives within `wait`: for checking that a
+    /// line is being held back.
+    pub async fn line_within(&mut self, wait: Duration) -> Option<String> {
+        let mut buf = Vec::new();
+        match tokio::time::timeout(wait, self.reader.read_until(b'\n', &mut buf)).await {
+            Ok(Ok(n)) if n > 0 => {
+                let line = String::from_utf8_lossy(&buf).trim_end().to_owned();
+                self.received.push(line.clone());
+                Some(line)
+            }
+            _ => None,
         }
     }
 

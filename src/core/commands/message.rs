@@ -147,8 +147,23 @@ fn to_channel(
         (_, true) => "+",
         _ => "",
     };
-    let target = format!("{shown_prefix}{}", channel.name);
+    let channel_name = channel.name.clone();
+    let target = format!("{shown_prefix}{channel_name}");
     let mut event = outgoing.event(state, &target);
+    // A STATUSMSG or a TAGMSG is not history: playback would show the one
+    // to every member, and the other carries no text.
+    if prefixes.is_empty() && outgoing.command != "TAGMSG" {
+        let display = channel_name.clone();
+        let seq = state.record_history(
+            &folded,
+            &display,
+            &outgoing.source,
+            outgoing.command,
+            outgoing.text,
+            &event,
+        );
+        event.set_seq(seq);
+    }
     state.send_to_members(&folded, &mut event, |member, membership| {
         let echo = member.id != id || member.caps.contains(Caps::ECHO_MESSAGE);
         echo && outgoing.wanted_by(member.caps)

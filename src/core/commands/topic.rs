@@ -51,12 +51,15 @@ pub fn topic(state: &mut State, id: ClientId, message: &Message) {
         .arg(&channel.name)
         .trailing(&text)
         .finish();
+    let display = channel.name.clone();
     channel.topic = (!text.is_empty()).then_some(Topic {
-        text,
-        set_by: source,
+        text: text.clone(),
+        set_by: source.clone(),
         set_at: now,
     });
     let mut event = state.broadcast(line);
+    let seq = state.record_history(&folded, &display, &source, "TOPIC", &text, &event);
+    event.set_seq(seq);
     state.send_to_members(&folded, &mut event, |_, _| true);
 }
 

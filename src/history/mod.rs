@@ -1,0 +1,553 @@
+//! Room history on disk, without ever making the core wait.
+//!
+//! - [`store`]: the SQLite file: schema migrations, batch insert, queries.
+//! - [`writer`]: the thread that owns the write connection. It takes every
+//!   record queued, commits them as one transaction, then publishes the
+//!   highest committed sequence number (the watermark).
+//! - [`retention`]: pruning by line count and age, in small steps between
+//!   batches.
+//! - [`export`]: JSON lines for `rookery history export`.
+//!
+//! Durability: the core gives each record a sequence number
+//! ([`HistoryHandle::record`]) and tags the lines it fans out with it
+//! ([`crate::net::Outbox::push_durable`]). A connection's write task sends no
+//! line before the watermark reaches its number, so a line a client has
+//! received is in a committed transaction. In WAL mode with `synchronous =
+//! NORMAL` a committed transaction is in the operating system's page cache
+//! and survives the server being killed (even `kill -9`); it may not survive
+//! a power cut or an OS crash unless `[history] sync = "full"`.
+
+pub mod export;
+pub mod retention;
+pub mod store;
+#[cfg(test)]
+pub(crate) mod testing;
+pub mod writer;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use tokio::sync::watch;
+use tracing::{error, warn};
+
+pub use store::{Store, StoreError};
+pub use writer::CommitPause;
+
+use crate::config;
+use crate::proto::Folded;
+
+/// One stored event: a message, notice or topic change in a room (or a
+/// private conversation).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Record {
+    /// The IRCv3 msgid; unique across the database.
+    pub msgid: String,
+    /// Server time, milliseconds since the Unix epoch, UTC.
+    pub time_ms: i64,
+    /// The casefolded room, or a private conversation key
+    /// ([`private_conversation`]).
+    pub target: String,
+    /// The room as displayed (for a private message: the recipient's nick).
+    pub target_display: String,
+    /// `nick!user@host` of the sender.
+    pub sender: String,
+    /// The sender's account, once accounts exist.
+    pub account: Option<String>,
+    /// PRIVMSG, NOTICE or TOPIC (JOIN, PART, KICK, QUIT, NICK may follow).
+    pub command: String,
+    pub text: String,
+    /// Client tags to replay, serialized without the leading `@`; "" for none.
+    pub tags: String,
+}
+
+/// The key a private conversation is stored under: both folded nicks in
+/// order, joined by a space, which no nick or room name contains.
+pub fn private_conversation(a: &Folded, b: &Folded) -> String {
+    let (first, second) = if a.as_str() <= b.as_str() {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    format!("{} {}", first.as_str(), second.as_str())
+}
+
+/// Milliseconds since the Unix epoch, as stored; times before it are 0.
+pub fn millis(time: SystemTime) -> i64 {
+    time.duration_since(UNIX_EPOCH).map_or(0, |since| {
+        i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+    })
+}
+
+/// A reference point in a target's history.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Bound {
+    /// A server time in milliseconds.
+    Time(i64),
+    /// A stored message; a msgid the target does not hold matches nothing.
+    MsgId(String),
+}
+
+/// What to read, as CHATHISTORY subcommands name it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum QueryKind {
+    /// The newest lines, optionally only those after a reference.
+    Latest { after: Option<Bound> },
+    /// The lines just before a reference.
+    Before { bound: Bound },
+    /// The lines just after a reference.
+    After { bound: Bound },
+    /// Up to half the limit before a reference, the rest from it on.
+    Around { bound: Bound },
+    /// The lines strictly between two references, counted from `start`
+    /// (which may be the later one).
+    Between { start: Bound, end: Bound },
+}
+
+/// One history query. Answers are oldest first and at most `limit` long.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Query {
+    /// The casefolded room or private conversation key.
+    pub target: String,
+    pub kind: QueryKind,
+    pub limit: usize,
+    /// Nothing older is returned: the requester's join time under
+    /// `visibility = "since_join"`.
+    pub not_before_ms: Option<i64>,
+}
+
+/// CHATHISTORY TARGETS: which of the given rooms, and which private
+/// conversations of `nick`, saw activity in `[from_ms, to_ms)`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TargetsQuery {
+    pub from_ms: i64,
+    pub to_ms: i64,
+    /// Casefolded rooms the requester may read.
+    pub rooms: Vec<String>,
+    /// The requester's casefolded nick, when private messages are kept.
+    pub nick: Option<String>,
+    pub limit: usize,
+}
+
+/// A target with activity, for CHATHISTORY TARGETS.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TargetActivity {
+    /// The casefolded room or private conversation key.
+    pub target: String,
+    /// As displayed in its latest record.
+    pub display: String,
+    pub latest_ms: i64,
+}
+
+/// The last lines of each room at startup, keyed by casefolded name, oldest
+/// first: playback on join can be served from memory.
+pub type Preload = HashMap<String, Vec<Record>>;
+
+/// Counters an operator may want to see.
+#[derive(Debug, Default)]
+pub struct HistoryStats {
+    /// Records refused because the writer's queue was full.
+    pub dropped: AtomicU64,
+    /// Records lost because their batch could not be committed.
+    pub failed: AtomicU64,
+    /// Records committed since startup.
+    pub committed: AtomicU64,
+    /// Queries refused because the reader's queue was full.
+    pub queries_refused: AtomicU64,
+}
+
+/// How many records may wait for the writer. Group commit drains tens of
+/// thousands of records a second, so a queue this deep means the disk has
+/// stalled; the slots (a pointer each) are allocated up front.
+pub const WRITE_QUEUE: usize = 65_536;
+/// How many queries may wait for the reader.
+const READ_QUEUE: usize = 1024;
+
+/// A job for the reader thread.
+enum ReadJob {
+    Run(Box<dyn FnOnce(&Store) + Send>),
+    Stop,
+}
+
+/// What the core holds: cheap to clone, and no method waits.
+#[derive(Clone)]
+pub struct HistoryHandle {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    /// The next sequence number and the writer's queue, locked together so
+    /// records enter the queue in sequence order whoever sends them.
+    writes: Mutex<(u64, SyncSender<writer::Job>)>,
+    reads: SyncSender<ReadJob>,
+    committed: watch::Receiver<u64>,
+    stats: Arc<HistoryStats>,
+    msgids: MsgIds,
+}
+
+impl HistoryHandle {
+    /// Queues a record for the writer and returns its sequence number, to tag
+    /// the lines that carry it. Never waits: if the queue is full (the disk
+    /// has stalled for [`WRITE_QUEUE`] records) the record is dropped,
+    /// counted and logged, and 0 is returned so its lines are not held.
+    pub fn record(&self, record: Record) -> u64 {
+        let record = Box::new(record);
+        let mut writes = self
+            .shared
+            .writes
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let seq = writes.0 + 1;
+        match writes.1.try_send(writer::Job::Record(seq, record)) {
+            Ok(()) => {
+                writes.0 = seq;
+                seq
+            }
+            Err(TrySendError::Full(_)) => {
+                let dropped = self.shared.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                if dropped.is_power_of_two() {
+                    error!(
+                        dropped = dropped + 1,
+                        "the history writer is behind; records are being dropped"
+                    );
+                }
+                0
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                self.shared.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                0
+            }
+        }
+    }
+
+    /// The watermark: the highest sequence number whose record is committed.
+    pub fn committed(&self) -> watch::Receiver<u64> {
+        self.shared.committed.clone()
+    }
+
+    /// A fresh msgid, unique across restarts.
+    pub fn next_msgid(&self) -> String {
+        self.shared.msgids.next()
+    }
+
+    pub fn stats(&self) -> &HistoryStats {
+        &self.shared.stats
+    }
+
+    /// Runs a query on the reader thread and hands the answer to `reply`
+    /// there; the core's `reply` would send an event into its own inbox.
+    /// If the reader is swamped, `reply` gets [`StoreError::Busy`] at once,
+    /// on the caller's thread.
+    pub fn query(
+        &self,
+        query: Query,
+        reply: impl FnOnce(Result<Vec<Record>, StoreError>) + Send + 'static,
+    ) {
+        self.read(
+            move |store| reply(store.query(&query)),
+            |error| {
+                warn!(%error, "history query refused");
+            },
+        );
+    }
+
+    /// Like [`HistoryHandle::query`], for CHATHISTORY TARGETS.
+    pub fn targets(
+        &self,
+        query: TargetsQuery,
+        reply: impl FnOnce(Result<Vec<TargetActivity>, StoreError>) + Send + 'static,
+    ) {
+        self.read(
+            move |store| reply(store.targets(&query)),
+            |error| {
+                warn!(%error, "history targets query refused");
+            },
+        );
+    }
+
+    fn read<F: FnOnce(&Store) + Send + 'static>(&self, job: F, refused: impl FnOnce(StoreError)) {
+        match self.shared.reads.try_send(ReadJob::Run(Box::new(job))) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                self.shared
+                    .stats
+                    .queries_refused
+                    .fetch_add(1, Ordering::Relaxed);
+                refused(StoreError::Busy);
+            }
+            Err(TrySendError::Disconnected(_)) => refused(StoreError::Stopped),
+        }
+    }
+}
+
+/// A running history: the handle for the core, and the threads to stop.
+pub struct History {
+    handle: HistoryHandle,
+    writer: JoinHandle<()>,
+    reader: JoinHandle<()>,
+}
+
+/// Things tests may attach to a history.
+#[derive(Clone, Debug, Default)]
+pub struct Hooks {
+    /// Holds every commit while paused.
+    pub commit_pause: Option<CommitPause>,
+}
+
+/// Opens the database (creating and migrating it as needed), loads each
+/// room's recent lines, and starts the writer and reader threads.
+pub fn start(config: &config::History, hooks: Hooks) -> Result<(History, Preload), StoreError> {
+    let store = Store::open(&config.path, config.sync)?;
+    let since = config
+        .playback_max_age()
+        .map(|age| millis(SystemTime::now()) - i64::try_from(age.as_millis()).unwrap_or(i64::MAX));
+    let preload = store.recent_rooms(config.playback_lines, since)?;
+    store.disable_auto_checkpoint()?;
+    let reader_store = Store::open_existing(&config.path)?;
+    let stats = Arc::new(HistoryStats::default());
+    let (committed_tx, committed) = watch::channel(0);
+    let (writes, jobs) = mpsc::sync_channel(WRITE_QUEUE);
+    let writer = writer::spawn(
+        store,
+        jobs,
+        committed_tx,
+        retention::Pruner::new(config.max_lines_per_room, config.max_age_days),
+        Arc::clone(&stats),
+        hooks.commit_pause,
+    )
+    .map_err(StoreError::Thread)?;
+    let (reads, read_jobs) = mpsc::sync_channel::<ReadJob>(READ_QUEUE);
+    let reader = std::thread::Builder::new()
+        .name("history-reader".into())
+        .spawn(move || read_loop(&reader_store, &read_jobs))
+        .map_err(StoreError::Thread)?;
+    let handle = HistoryHandle {
+        shared: Arc::new(Shared {
+            writes: Mutex::new((0, writes)),
+            reads,
+            committed,
+            stats,
+            msgids: MsgIds::new(),
+        }),
+    };
+    Ok((
+        History {
+            handle,
+            writer,
+            reader,
+        },
+        preload,
+    ))
+}
+
+/// How often the reader copies the WAL into the database file.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Answers queries and, between them, checkpoints the WAL for the writer.
+fn read_loop(store: &Store, jobs: &mpsc::Receiver<ReadJob>) {
+    let mut last_checkpoint = Instant::now();
+    loop {
+        let wait = CHECKPOINT_INTERVAL.saturating_sub(last_checkpoint.elapsed());
+        match jobs.recv_timeout(wait) {
+            Ok(ReadJob::Run(job)) => job(store),
+            Ok(ReadJob::Stop) | Err(RecvTimeoutError::Disconnected) => return,
+            Err(RecvTimeoutError::Timeout) => {}
+        }
+        if last_checkpoint.elapsed() >= CHECKPOINT_INTERVAL {
+            if let Err(error) = store.checkpoint() {
+                warn!(%error, "history checkpoint failed; retrying later");
+            }
+            last_checkpoint = Instant::now();
+        }
+    }
+}
+
+impl History {
+    pub fn handle(&self) -> HistoryHandle {
+        self.handle.clone()
+    }
+
+    /// Commits everything queued and stops both threads. Blocks: call it
+    /// from a blocking context at shutdown.
+    pub fn shutdown(self) {
+        {
+            let writes = self
+                .handle
+                .shared
+                .writes
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            // Waits for room in the queue: everything before it is committed.
+            let _ = writes.1.send(writer::Job::Stop);
+        }
+        if self.writer.join().is_err() {
+            error!("the history writer panicked");
+        }
+        let _ = self.handle.shared.reads.send(ReadJob::Stop);
+        if self.reader.join().is_err() {
+            error!("the history reader panicked");
+        }
+    }
+}
+
+/// Msgids: a per-start prefix from the clock and a counter.
+struct MsgIds {
+    prefix: String,
+    next: AtomicU64,
+}
+
+impl MsgIds {
+    fn new() -> MsgIds {
+        let started = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |since| since.as_nanos());
+        MsgIds {
+            prefix: format!("{started:x}{:x}", std::process::id()),
+            next: AtomicU64::new(1),
+        }
+    }
+
+    fn next(&self) -> String {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        format!("{}-{n:x}", self.prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::{TempDb, record};
+    use super::*;
+
+    fn settings(db: &TempDb) -> config::History {
+        config::History {
+            path: db.path().to_owned(),
+            ..config::History::default()
+        }
+    }
+
+    async fn committed_reaches(handle: &HistoryHandle, seq: u64) {
+        let mut committed = handle.committed();
+        tokio::time::timeout(Duration::from_secs(5), committed.wait_for(|&c| c >= seq))
+            .await
+            .expect("the watermark advances")
+            .expect("the writer is running");
+    }
+
+    #[tokio::test]
+    async fn records_get_sequence_numbers_and_the_watermark_follows_commits() {
+        let db = TempDb::new();
+        let (history, preload) = start(&settings(&db), Hooks::default()).unwrap();
+        assert!(preload.is_empty());
+        let handle = history.handle();
+        let seqs: Vec<u64> = (0..3)
+            .map(|i| handle.record(record(&format!("m{i}"), i, "#room")))
+            .collect();
+        assert_eq!(seqs, [1, 2, 3]);
+        committed_reaches(&handle, 3).await;
+        let store = Store::open_existing(db.path()).unwrap();
+        assert_eq!(store.count("#room").unwrap(), 3);
+        assert_eq!(handle.stats().committed.load(Ordering::Relaxed), 3);
+        history.shutdown();
+    }
+
+    #[tokio::test]
+    async fn a_paused_commit_holds_the_watermark_back() {
+        let db = TempDb::new();
+        let pause = CommitPause::default();
+        pause.pause();
+        let hooks = Hooks {
+            commit_pause: Some(pause.clone()),
+        };
+        let (history, _) = start(&settings(&db), hooks).unwrap();
+        let handle = history.handle();
+        let seq = handle.record(record("held", 1, "#room"));
+        let mut committed = handle.committed();
+        let early = tokio::time::timeout(
+            Duration::from_millis(200),
+            committed.wait_for(|&c| c >= seq),
+        )
+        .await;
+        assert!(early.is_err(), "nothing is committed while paused");
+        pause.resume();
+        committed_reaches(&handle, seq).await;
+        history.shutdown();
+    }
+
+    #[test]
+    fn shutdown_commits_everything_queued() {
+        let db = TempDb::new();
+        let (history, _) = start(&settings(&db), Hooks::default()).unwrap();
+        let handle = history.handle();
+        for i in 0..5000 {
+            handle.record(record(&format!("m{i}"), i, "#room"));
+        }
+        history.shutdown();
+        assert_eq!(*handle.committed().borrow(), 5000);
+        let store = Store::open_existing(db.path()).unwrap();
+        assert_eq!(store.count("#room").unwrap(), 5000);
+        // After shutdown a record is refused, not queued forever.
+        assert_eq!(handle.record(record("late", 1, "#room")), 0);
+    }
+
+    #[tokio::test]
+    async fn queries_answer_on_the_reader_thread() {
+        let db = TempDb::new();
+        let (history, _) = start(&settings(&db), Hooks::default()).unwrap();
+        let handle = history.handle();
+        for i in 0..5 {
+            handle.record(record(&format!("m{i}"), i, "#room"));
+        }
+        committed_reaches(&handle, 5).await;
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let query = Query {
+            target: "#room".into(),
+            kind: QueryKind::Latest { after: None },
+            limit: 2,
+            not_before_ms: None,
+        };
+        handle.query(query, move |records| {
+            let _ = reply.send(records);
+        });
+        let records = answer.await.unwrap().unwrap();
+        let msgids: Vec<_> = records.iter().map(|r| r.msgid.as_str()).collect();
+        assert_eq!(msgids, ["m3", "m4"]);
+        history.shutdown();
+    }
+
+    #[test]
+    fn a_restart_preloads_each_rooms_recent_lines() {
+        let db = TempDb::new();
+        let now = millis(SystemTime::now());
+        let (history, _) = start(&settings(&db), Hooks::default()).unwrap();
+        let handle = history.handle();
+        handle.record(record("stale", now - 2 * 86_400_000, "#room"));
+        for i in 0..30 {
+            handle.record(record(&format!("m{i}"), now + i, "#room"));
+        }
+        history.shutdown();
+        let (history, preload) = start(&settings(&db), Hooks::default()).unwrap();
+        let lines = &preload["#room"];
+        assert_eq!(lines.len(), 25, "playback_lines defaults to 25");
+        assert_eq!(lines[0].msgid, "m5");
+        assert_eq!(lines[24].msgid, "m29");
+        history.shutdown();
+    }
+
+    #[test]
+    fn msgids_are_unique() {
+        let ids = MsgIds::new();
+        assert_ne!(ids.next(), ids.next());
+    }
+
+    #[test]
+    fn private_conversation_keys_do_not_depend_on_direction() {
+        let a = crate::proto::Casemapping::Ascii.fold("Alice");
+        let b = crate::proto::Casemapping::Ascii.fold("bob");
+        assert_eq!(private_conversation(&a, &b), "alice bob");
+        assert_eq!(private_conversation(&b, &a), "alice bob");
+    }
+}

@@ -1,0 +1,235 @@
+//! Retention: prunes each target to `max_lines_per_room` lines and drops
+//! lines older than `max_age_days`. It runs on the writer thread, in small
+//! steps taken only while no record is waiting, so a commit is delayed by
+//! at most one step.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use rusqlite::{OptionalExtension, params};
+
+use super::{Store, StoreError, millis};
+
+/// Rows deleted per step: a few milliseconds of work.
+const CHUNK: usize = 1000;
+/// Time between sweeps over every target.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
+/// How long the writer sleeps between checks when retention is off.
+const IDLE: Duration = Duration::from_secs(3600);
+
+/// Walks the targets one small step at a time.
+#[derive(Debug)]
+pub struct Pruner {
+    max_lines: u64,
+    max_age_days: u64,
+    /// When the next sweep starts.
+    next_sweep: Instant,
+    /// The sweep in progress: the last target pruned, and whether that
+    /// target still has rows to delete.
+    cursor: Option<(String, bool)>,
+}
+
+impl Pruner {
+    /// A pruner whose first sweep starts at once; limits of 0 are off.
+    pub fn new(max_lines: u64, max_age_days: u64) -> Pruner {
+        Pruner {
+            max_lines,
+            max_age_days,
+            next_sweep: Instant::now(),
+            cursor: None,
+        }
+    }
+
+    fn enabled(&self) -> bool {
+        self.max_lines > 0 || self.max_age_days > 0
+    }
+
+    /// `None` when a step is due now, else how long until one is.
+    pub fn next_due(&self, now: Instant) -> Option<Duration> {
+        if !self.enabled() {
+            return Some(IDLE);
+        }
+        if self.cursor.is_some() || now >= self.next_sweep {
+            return None;
+        }
+        Some(self.next_sweep - now)
+    }
+
+    /// Deletes at most [`CHUNK`] rows from one target, moving to the next
+    /// target when it is within its limits.
+    pub fn step(&mut self, store: &mut Store, now: Instant) -> Result<(), StoreError> {
+        let target = match self.cursor.take() {
+            Some((target, true)) => Some(target),
+            Some((target, false)) => store.next_target(&target)?,
+            None => store.next_target("")?,
+        };
+        let Some(target) = target else {
+            // Every target done: the sweep is over.
+            self.next_sweep = now + SWEEP_INTERVAL;
+            return Ok(());
+        };
+        let cutoff = (self.max_age_days > 0).then(|| {
+            let age_ms = i64::try_from(self.max_age_days * 86_400_000).unwrap_or(i64::MAX);
+            millis(SystemTime::now()).saturating_sub(age_ms)
+        });
+        let deleted = prune_target(store, &target, self.max_lines, cutoff, CHUNK)?;
+        self.cursor = Some((target, deleted == CHUNK));
+        Ok(())
+    }
+}
+
+/// Deletes up to `chunk` of a target's oldest rows that are older than
+/// `cutoff_ms` or beyond the newest `max_lines` (0: no count limit).
+/// Returns how many went.
+pub fn prune_target(
+    store: &mut Store,
+    target: &str,
+    max_lines: u64,
+    cutoff_ms: Option<i64>,
+    chunk: usize,
+) -> Result<usize, StoreError> {
+    let chunk = i64::try_from(chunk).unwrap_or(i64::MAX);
+    let mut deleted = 0;
+    if let Some(cutoff) = cutoff_ms {
+        deleted += store.conn.execute(
+            "DELETE FROM events WHERE id IN (
+                SELECT id FROM events WHERE target = ?1 AND time_ms < ?2
+                ORDER BY time_ms, id LIMIT ?3)",
+            params![target, cutoff, chunk],
+        )?;
+    }
+    let left = chunk - i64::try_from(deleted).unwrap_or(chunk);
+    if max_lines > 0 && left > 0 {
+        let newest_excess: Option<(i64, i64)> = store
+            .conn
+            .query_row(
+                "SELECT time_ms, id FROM events WHERE target = ?1
+                 ORDER BY time_ms DESC, id DESC LIMIT 1 OFFSET ?2",
+                params![target, i64::try_from(max_lines).unwrap_or(i64::MAX)],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .optional()?;
+        if let Some((time, id)) = newest_excess {
+            deleted += store.conn.execute(
+                "DELETE FROM events WHERE id IN (
+                    SELECT id FROM events WHERE target = ?1 AND (time_ms, id) <= (?2, ?3)
+                    ORDER BY time_ms, id LIMIT ?4)",
+                params![target, time, id, left],
+            )?;
+        }
+    }
+    Ok(deleted)
+}
+
+impl Store {
+    /// The first target after `after` in name order: one index seek, so a
+    /// sweep never scans the whole table at once.
+    pub fn next_target(&self, after: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT target FROM events WHERE target > ?1 ORDER BY target LIMIT 1")?
+            .query_row([after], |row| row.get(0))
+            .optional()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::HistorySync;
+    use crate::history::testing::{TempDb, record};
+
+    fn store_with(lines: &[(&str, i64, &str)]) -> (TempDb, Store) {
+        let db = TempDb::new();
+        let mut store = Store::open(db.path(), HistorySync::Normal).unwrap();
+        let records: Vec<_> = lines
+            .iter()
+            .map(|(msgid, time, target)| record(msgid, *time, target))
+            .collect();
+        store.insert_batch(&records).unwrap();
+        (db, store)
+    }
+
+    fn remaining(store: &Store, target: &str) -> Vec<String> {
+        store
+            .recent(target, 100, None)
+            .unwrap()
+            .into_iter()
+            .map(|record| record.msgid)
+            .collect()
+    }
+
+    #[test]
+    fn count_pruning_keeps_the_newest_lines_in_chunks() {
+        let lines: Vec<(String, i64)> = (0..10).map(|i| (format!("m{i}"), i * 10)).collect();
+        let lines: Vec<(&str, i64, &str)> = lines
+            .iter()
+            .map(|(msgid, time)| (msgid.as_str(), *time, "#room"))
+            .collect();
+        let (_db, mut store) = store_with(&lines);
+        assert_eq!(prune_target(&mut store, "#room", 3, None, 4).unwrap(), 4);
+        assert_eq!(prune_target(&mut store, "#room", 3, None, 4).unwrap(), 3);
+        assert_eq!(prune_target(&mut store, "#room", 3, None, 4).unwrap(), 0);
+        assert_eq!(remaining(&store, "#room"), ["m7", "m8", "m9"]);
+    }
+
+    #[test]
+    fn age_pruning_drops_lines_older_than_the_cutoff() {
+        let (_db, mut store) = store_with(&[
+            ("old", 100, "#room"),
+            ("edge", 200, "#room"),
+            ("new", 300, "#room"),
+            ("other", 100, "#other"),
+        ]);
+        assert_eq!(
+            prune_target(&mut store, "#room", 0, Some(200), 10).unwrap(),
+            1
+        );
+        assert_eq!(remaining(&store, "#room"), ["edge", "new"]);
+        assert_eq!(remaining(&store, "#other"), ["other"]);
+    }
+
+    #[test]
+    fn a_sweep_visits_every_target_then_rests() {
+        let (_db, mut store) = store_with(&[
+            ("a1", 1, "#a"),
+            ("a2", 2, "#a"),
+            ("b1", 1, "#b"),
+            ("b2", 2, "#b"),
+            ("p1", 1, "alice bob"),
+            ("p2", 2, "alice bob"),
+        ]);
+        let mut pruner = Pruner::new(1, 0);
+        let start = Instant::now();
+        let mut steps = 0;
+        while pruner.next_due(start).is_none() {
+            pruner.step(&mut store, start).unwrap();
+            steps += 1;
+            assert!(steps < 20, "the sweep must end");
+        }
+        assert_eq!(remaining(&store, "#a"), ["a2"]);
+        assert_eq!(remaining(&store, "#b"), ["b2"]);
+        assert_eq!(remaining(&store, "alice bob"), ["p2"]);
+        assert_eq!(pruner.next_due(start), Some(SWEEP_INTERVAL));
+    }
+
+    #[test]
+    fn max_age_days_prunes_by_the_wall_clock() {
+        let now = millis(SystemTime::now());
+        let (_db, mut store) = store_with(&[
+            ("ancient", now - 3 * 86_400_000, "#room"),
+            ("fresh", now, "#room"),
+        ]);
+        let mut pruner = Pruner::new(0, 2);
+        let start = Instant::now();
+        while pruner.next_due(start).is_none() {
+            pruner.step(&mut store, start).unwrap();
+        }
+        assert_eq!(remaining(&store, "#room"), ["fresh"]);
+    }
+
+    #[test]
+    fn retention_off_never_wakes_the_writer() {
+        let pruner = Pruner::new(0, 0);
+        assert_eq!(pruner.next_due(Instant::now()), Some(IDLE));
+    }
+}

@@ -1,0 +1,747 @@
+//! The SQLite database: schema and its migrations, the batch insert the
+//! writer commits, and the queries playback, CHATHISTORY and export use.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
+
+use super::{Bound, Query, QueryKind, Record, TargetActivity, TargetsQuery};
+use crate::config::HistorySync;
+
+/// Why the history database could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the history database {path}: {source}")]
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("no history database at {0}")]
+    Missing(PathBuf),
+    #[error(
+        "the history database has schema version {found}, newer than this rookery knows ({known}); upgrade rookery"
+    )]
+    TooNew { found: i64, known: i64 },
+    #[error("history database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The reader thread has too many queries waiting; try again later.
+    #[error("the history reader is busy")]
+    Busy,
+    /// History was shut down.
+    #[error("history is stopped")]
+    Stopped,
+    #[error("cannot start a history thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// Schema versions, in order; `PRAGMA user_version` counts how many ran.
+/// Append new steps; never edit a released one.
+const MIGRATIONS: &[&str] = &[
+    // 1: one row per event. `id` (the rowid) breaks ties between events in
+    // the same millisecond and orders them as the writer received them.
+    "CREATE TABLE events (
+        id INTEGER PRIMARY KEY,
+        msgid TEXT NOT NULL,
+        time_ms INTEGER NOT NULL,
+        target TEXT NOT NULL,
+        target_display TEXT NOT NULL,
+        sender TEXT NOT NULL,
+        account TEXT,
+        command TEXT NOT NULL,
+        text TEXT NOT NULL,
+        tags TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX events_by_target_time ON events (target, time_ms);
+    CREATE UNIQUE INDEX events_by_msgid ON events (msgid);",
+];
+
+/// How long a statement waits for another connection's lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+const COLUMNS: &str =
+    "msgid, time_ms, target, target_display, sender, account, command, text, tags";
+
+/// One connection to the history database.
+pub struct Store {
+    pub(crate) conn: Connection,
+}
+
+impl Store {
+    /// Opens or creates the database, brings its schema up to date, and
+    /// turns on WAL mode.
+    pub fn open(path: &Path, sync: HistorySync) -> Result<Store, StoreError> {
+        let conn = Connection::open(path).map_err(|source| StoreError::Open {
+            path: path.to_owned(),
+            source,
+        })?;
+        let mut store = Store::configure(conn, sync)?;
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// Opens a database that must exist already, for queries and export;
+    /// an older schema is brought up to date, a newer one refused.
+    pub fn open_existing(path: &Path) -> Result<Store, StoreError> {
+        if !path.exists() {
+            return Err(StoreError::Missing(path.to_owned()));
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(|source| StoreError::Open {
+            path: path.to_owned(),
+            source,
+        })?;
+        let mut store = Store::configure(conn, HistorySync::Normal)?;
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn configure(conn: Connection, sync: HistorySync) -> Result<Store, StoreError> {
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        // WAL: readers never block the writer, and a commit is one append.
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        let synchronous = match sync {
+            HistorySync::Normal => "NORMAL",
+            HistorySync::Full => "FULL",
+        };
+        conn.pragma_update(None, "synchronous", synchronous)?;
+        Ok(Store { conn })
+    }
+
+    /// Leaves WAL checkpoints to [`Store::checkpoint`] on another thread,
+    /// so a commit never also copies the log into the database (with its
+    /// fsync): that made the slowest commits several times slower.
+    pub fn disable_auto_checkpoint(&self) -> Result<(), StoreError> {
+        self.conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        Ok(())
+    }
+
+    /// Copies committed WAL pages into the database file without waiting
+    /// for, or blocking, the writer.
+    pub fn checkpoint(&self) -> Result<(), StoreError> {
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+        Ok(())
+    }
+
+    /// The schema version the file is at.
+    pub fn schema_version(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .conn
+            .pragma_query_value(None, "user_version", |row| row.get(0))?)
+    }
+
+    fn migrate(&mut self) -> Result<(), StoreError> {
+        let known = MIGRATIONS.len() as i64;
+        let found = self.schema_version()?;
+        if found > known {
+            return Err(StoreError::TooNew { found, known });
+        }
+        for (version, step) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+            let transaction = self.conn.transaction()?;
+            transaction.execute_batch(step)?;
+            transaction.pragma_update(None, "user_version", version as i64 + 1)?;
+            transaction.commit()?;
+        }
+        Ok(())
+    }
+
+    /// Inserts records in one transaction: one commit, one WAL sync, for the
+    /// whole batch. A repeated msgid is skipped rather than failing the rest.
+    pub fn insert_batch<'a>(
+        &mut self,
+        records: impl IntoIterator<Item = &'a Record>,
+    ) -> Result<usize, StoreError> {
+        let transaction = self.conn.transaction()?;
+        let mut inserted = 0;
+        {
+            let mut insert = transaction.prepare_cached(
+                "INSERT INTO events (msgid, time_ms, target, target_display, sender, account, command, text, tags)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                 ON CONFLICT (msgid) DO NOTHING",
+            )?;
+            for record in records {
+                inserted += insert.execute(params![
+                    record.msgid,
+                    record.time_ms,
+                    record.target,
+                    record.target_display,
+                    record.sender,
+                    record.account,
+                    record.command,
+                    record.text,
+                    record.tags,
+                ])?;
+            }
+        }
+        transaction.commit()?;
+        Ok(inserted)
+    }
+
+    /// Answers one CHATHISTORY-style query, oldest first.
+    pub fn query(&self, query: &Query) -> Result<Vec<Record>, StoreError> {
+        let target = query.target.as_str();
+        let floor = query.not_before_ms.unwrap_or(i64::MIN);
+        let limit = query.limit;
+        let at = |bound: &Bound, edge: Edge| self.position(target, bound, edge);
+        let mut records = match &query.kind {
+            QueryKind::Latest { after } => {
+                let low = match after {
+                    Some(bound) => match at(bound, Edge::High)? {
+                        Some(position) => position,
+                        None => return Ok(Vec::new()),
+                    },
+                    None => Position::FIRST,
+                };
+                let mut newest = self.range(target, floor, low, Position::LAST, false, limit)?;
+                newest.reverse();
+                newest
+            }
+            QueryKind::Before { bound } => {
+                let Some(high) = at(bound, Edge::Low)? else {
+                    return Ok(Vec::new());
+                };
+                let mut older = self.range(target, floor, Position::FIRST, high, false, limit)?;
+                older.reverse();
+                older
+            }
+            QueryKind::After { bound } => {
+                let Some(low) = at(bound, Edge::High)? else {
+                    return Ok(Vec::new());
+                };
+                self.range(target, floor, low, Position::LAST, true, limit)?
+            }
+            QueryKind::Around { bound } => {
+                let Some(centre) = at(bound, Edge::Low)? else {
+                    return Ok(Vec::new());
+                };
+                let mut records =
+                    self.range(target, floor, Position::FIRST, centre, false, limit / 2)?;
+                records.reverse();
+                let rest = limit - records.len();
+                // The centre itself belongs to the later half.
+                let from = centre.just_before();
+                records.extend(self.range(target, floor, from, Position::LAST, true, rest)?);
+                records
+            }
+            QueryKind::Between { start, end } => {
+                let (Some(start_low), Some(end_low)) = (at(start, Edge::Low)?, at(end, Edge::Low)?)
+                else {
+                    return Ok(Vec::new());
+                };
+                let (Some(start_high), Some(end_high)) =
+                    (at(start, Edge::High)?, at(end, Edge::High)?)
+                else {
+                    return Ok(Vec::new());
+                };
+                if start_low <= end_low {
+                    self.range(target, floor, start_high, end_low, true, limit)?
+                } else {
+                    // Counted back from `start`, the later reference.
+                    let mut records =
+                        self.range(target, floor, end_high, start_low, false, limit)?;
+                    records.reverse();
+                    records
+                }
+            }
+        };
+        records.truncate(limit);
+        Ok(records)
+    }
+
+    /// Rooms and conversations with activity in a time window, the least
+    /// recently active first, as CHATHISTORY TARGETS lists them.
+    pub fn targets(&self, query: &TargetsQuery) -> Result<Vec<TargetActivity>, StoreError> {
+        let mut found = Vec::new();
+        let mut latest = self.conn.prepare_cached(
+            "SELECT target_display, time_ms FROM events
+             WHERE target = ?1 AND time_ms >= ?2 AND time_ms < ?3
+             ORDER BY time_ms DESC, id DESC LIMIT 1",
+        )?;
+        for room in &query.rooms {
+            let row = latest
+                .query_row(params![room, query.from_ms, query.to_ms], |row| {
+                    Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+                })
+                .optional()?;
+            if let Some((display, latest_ms)) = row {
+                found.push(TargetActivity {
+                    target: room.clone(),
+                    display,
+                    latest_ms,
+                });
+            }
+        }
+        if let Some(nick) = &query.nick {
+            // Private conversation keys are "a b"; a nick never holds a space.
+            let mut conversations = self.conn.prepare_cached(
+                "SELECT target, target_display, max(time_ms) FROM events
+                 WHERE time_ms >= ?2 AND time_ms < ?3
+                   AND instr(' ' || target || ' ', ' ' || ?1 || ' ') > 0
+                   AND instr(target, ' ') > 0
+                 GROUP BY target",
+            )?;
+            let rows =
+                conversations.query_map(params![nick, query.from_ms, query.to_ms], |row| {
+                    Ok(TargetActivity {
+                        target: row.get(0)?,
+                        display: row.get(1)?,
+                        latest_ms: row.get(2)?,
+                    })
+                })?;
+            for row in rows {
+                found.push(row?);
+            }
+        }
+        found.sort_by(|a, b| (a.latest_ms, &a.target).cmp(&(b.latest_ms, &b.target)));
+        found.truncate(query.limit);
+        Ok(found)
+    }
+
+    /// The last `limit` records of one target no older than `since_ms`,
+    /// oldest first: what a join replays.
+    pub fn recent(
+        &self,
+        target: &str,
+        limit: usize,
+        since_ms: Option<i64>,
+    ) -> Result<Vec<Record>, StoreError> {
+        let floor = since_ms.unwrap_or(i64::MIN);
+        let mut records =
+            self.range(target, floor, Position::FIRST, Position::LAST, false, limit)?;
+        records.reverse();
+        Ok(records)
+    }
+
+    /// [`Store::recent`] for every room, keyed by casefolded name; private
+    /// conversations are left out. Loaded once at startup.
+    pub fn recent_rooms(
+        &self,
+        limit: usize,
+        since_ms: Option<i64>,
+    ) -> Result<HashMap<String, Vec<Record>>, StoreError> {
+        let mut rooms = HashMap::new();
+        if limit == 0 {
+            return Ok(rooms);
+        }
+        let mut next = self.next_target("")?;
+        while let Some(target) = next {
+            next = self.next_target(&target)?;
+            if target.contains(' ') {
+                continue;
+            }
+            let records = self.recent(&target, limit, since_ms)?;
+            if !records.is_empty() {
+                rooms.insert(target, records);
+            }
+        }
+        Ok(rooms)
+    }
+
+    /// Calls `each` for every record of a target from `since_ms` on, oldest
+    /// first, without holding them all in memory.
+    pub fn for_each<E: From<StoreError>>(
+        &self,
+        target: &str,
+        since_ms: Option<i64>,
+        mut each: impl FnMut(Record) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM events WHERE target = ?1 AND time_ms >= ?2 ORDER BY time_ms, id"
+        );
+        let mut statement = self.conn.prepare(&sql).map_err(StoreError::from)?;
+        let mut rows = statement
+            .query(params![target, since_ms.unwrap_or(i64::MIN)])
+            .map_err(StoreError::from)?;
+        while let Some(row) = rows.next().map_err(StoreError::from)? {
+            each(record_from_row(row).map_err(StoreError::from)?)?;
+        }
+        Ok(())
+    }
+
+    /// How many records a target has; for tests and tools.
+    pub fn count(&self, target: &str) -> Result<u64, StoreError> {
+        let count: i64 = self.conn.query_row(
+            "SELECT count(*) FROM events WHERE target = ?1",
+            [target],
+            |row| row.get(0),
+        )?;
+        Ok(count.unsigned_abs())
+    }
+
+    /// Whether a record with this msgid is stored.
+    pub fn contains(&self, msgid: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT 1 FROM events WHERE msgid = ?1", [msgid], |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+
+    /// Records of `target` with `low < position < high` and `time_ms >=
+    /// floor`, nearest `low` first when `ascending`, else nearest `high`.
+    fn range(
+        &self,
+        target: &str,
+        floor: i64,
+        low: Position,
+        high: Position,
+        ascending: bool,
+        limit: usize,
+    ) -> Result<Vec<Record>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let order = if ascending { "ASC" } else { "DESC" };
+        let sql = format!(
+            "SELECT {COLUMNS} FROM events
+             WHERE target = ?1 AND time_ms >= ?2
+               AND (time_ms, id) > (?3, ?4) AND (time_ms, id) < (?5, ?6)
+             ORDER BY time_ms {order}, id {order} LIMIT ?7"
+        );
+        let mut statement = self.conn.prepare_cached(&sql)?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = statement.query_map(
+            params![target, floor, low.time, low.id, high.time, high.id, limit],
+            record_from_row,
+        )?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Where a reference falls in a target's order; `None` for a msgid the
+    /// target does not hold.
+    fn position(
+        &self,
+        target: &str,
+        bound: &Bound,
+        edge: Edge,
+    ) -> Result<Option<Position>, StoreError> {
+        match bound {
+            Bound::Time(time) => Ok(Some(match edge {
+                Edge::Low => Position {
+                    time: *time,
+                    id: i64::MIN,
+                },
+                Edge::High => Position {
+                    time: *time,
+                    id: i64::MAX,
+                },
+            })),
+            Bound::MsgId(msgid) => Ok(self
+                .conn
+                .prepare_cached("SELECT time_ms, id FROM events WHERE msgid = ?1 AND target = ?2")?
+                .query_row(params![msgid, target], |row| {
+                    Ok(Position {
+                        time: row.get(0)?,
+                        id: row.get(1)?,
+                    })
+                })
+                .optional()?),
+        }
+    }
+}
+
+/// A place in a target's order: time, then insertion.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Position {
+    time: i64,
+    id: i64,
+}
+
+impl Position {
+    const FIRST: Position = Position {
+        time: i64::MIN,
+        id: i64::MIN,
+    };
+    const LAST: Position = Position {
+        time: i64::MAX,
+        id: i64::MAX,
+    };
+
+    /// The position just before this one, so a strict `>` includes it.
+    fn just_before(self) -> Position {
+        match self.id.checked_sub(1) {
+            Some(id) => Position { id, ..self },
+            None => Position {
+                time: self.time.saturating_sub(1),
+                id: i64::MAX,
+            },
+        }
+    }
+}
+
+/// Which side of a time reference counts as past it: a time names every
+/// event in that millisecond, a msgid exactly one.
+#[derive(Clone, Copy)]
+enum Edge {
+    Low,
+    High,
+}
+
+fn record_from_row(row: &Row<'_>) -> rusqlite::Result<Record> {
+    Ok(Record {
+        msgid: row.get(0)?,
+        time_ms: row.get(1)?,
+        target: row.get(2)?,
+        target_display: row.get(3)?,
+        sender: row.get(4)?,
+        account: row.get(5)?,
+        command: row.get(6)?,
+        text: row.get(7)?,
+        tags: row.get(8)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::testing::{TempDb, record};
+
+    /// `#room` with r0..r9 one second apart from 1 s, and one line elsewhere.
+    fn room() -> (TempDb, Store, Vec<Record>) {
+        let db = TempDb::new();
+        let mut store = Store::open(db.path(), HistorySync::Normal).unwrap();
+        let lines: Vec<Record> = (0..10)
+            .map(|i| record(&format!("r{i}"), 1000 * (i + 1), "#room"))
+            .collect();
+        store.insert_batch(&lines).unwrap();
+        store
+            .insert_batch([&record("elsewhere", 5500, "#other")])
+            .unwrap();
+        (db, store, lines)
+    }
+
+    fn ask(store: &Store, kind: QueryKind, limit: usize) -> Vec<String> {
+        let query = Query {
+            target: "#room".into(),
+            kind,
+            limit,
+            not_before_ms: None,
+        };
+        msgids(store.query(&query).unwrap())
+    }
+
+    fn msgids(records: Vec<Record>) -> Vec<String> {
+        records.into_iter().map(|record| record.msgid).collect()
+    }
+
+    fn id(msgid: &str) -> Bound {
+        Bound::MsgId(msgid.into())
+    }
+
+    #[test]
+    fn an_empty_file_is_migrated_to_the_latest_schema() {
+        let db = TempDb::new();
+        std::fs::write(db.path(), b"").unwrap();
+        let store = Store::open(db.path(), HistorySync::Normal).unwrap();
+        assert_eq!(store.schema_version().unwrap(), MIGRATIONS.len() as i64);
+        let mode: String = store
+            .conn
+            .pragma_query_value(None, "journal_mode", |row| row.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        drop(store);
+        // Opening again runs nothing twice.
+        let store = Store::open(db.path(), HistorySync::Full).unwrap();
+        assert_eq!(store.count("#room").unwrap(), 0);
+    }
+
+    #[test]
+    fn a_schema_newer_than_this_build_is_refused() {
+        let db = TempDb::new();
+        let store = Store::open(db.path(), HistorySync::Normal).unwrap();
+        store.conn.pragma_update(None, "user_version", 99).unwrap();
+        drop(store);
+        assert!(matches!(
+            Store::open(db.path(), HistorySync::Normal),
+            Err(StoreError::TooNew { found: 99, .. })
+        ));
+    }
+
+    #[test]
+    fn open_existing_does_not_create_a_file() {
+        let db = TempDb::new();
+        assert!(matches!(
+            Store::open_existing(db.path()),
+            Err(StoreError::Missing(_))
+        ));
+        assert!(!db.path().exists());
+    }
+
+    #[test]
+    fn records_read_back_field_for_field() {
+        let (_db, store, lines) = room();
+        let mut stored = Vec::new();
+        store
+            .for_each("#room", None, |record| {
+                stored.push(record);
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
+        assert_eq!(stored, lines);
+    }
+
+    #[test]
+    fn a_repeated_msgid_is_skipped_without_failing_the_batch() {
+        let (_db, mut store, _) = room();
+        let inserted = store
+            .insert_batch([
+                &record("r1", 99_000, "#room"),
+                &record("new", 99_000, "#room"),
+            ])
+            .unwrap();
+        assert_eq!(inserted, 1);
+        assert_eq!(store.count("#room").unwrap(), 11);
+    }
+
+    #[test]
+    fn latest_returns_the_newest_oldest_first() {
+        let (_db, store, _) = room();
+        assert_eq!(
+            ask(&store, QueryKind::Latest { after: None }, 3),
+            ["r7", "r8", "r9"]
+        );
+        let after = QueryKind::Latest {
+            after: Some(id("r5")),
+        };
+        assert_eq!(ask(&store, after, 10), ["r6", "r7", "r8", "r9"]);
+        let after_time = QueryKind::Latest {
+            after: Some(Bound::Time(9000)),
+        };
+        assert_eq!(ask(&store, after_time, 10), ["r9"]);
+    }
+
+    #[test]
+    fn before_counts_back_from_the_reference() {
+        let (_db, store, _) = room();
+        let before = QueryKind::Before { bound: id("r5") };
+        assert_eq!(ask(&store, before, 2), ["r3", "r4"]);
+        // r4 is at exactly 5000 ms: a time excludes its own millisecond.
+        let before_time = QueryKind::Before {
+            bound: Bound::Time(5000),
+        };
+        assert_eq!(ask(&store, before_time, 10), ["r0", "r1", "r2", "r3"]);
+    }
+
+    #[test]
+    fn after_counts_forward_from_the_reference() {
+        let (_db, store, _) = room();
+        let after = QueryKind::After {
+            bound: Bound::Time(5000),
+        };
+        assert_eq!(ask(&store, after, 2), ["r5", "r6"]);
+        assert_eq!(ask(&store, QueryKind::After { bound: id("r8") }, 5), ["r9"]);
+    }
+
+    #[test]
+    fn around_takes_half_before_and_the_rest_from_the_reference() {
+        let (_db, store, _) = room();
+        let around = QueryKind::Around { bound: id("r5") };
+        assert_eq!(ask(&store, around, 4), ["r3", "r4", "r5", "r6"]);
+        // With nothing before, the later half takes the whole limit.
+        let at_start = QueryKind::Around { bound: id("r0") };
+        assert_eq!(ask(&store, at_start, 3), ["r0", "r1", "r2"]);
+        let by_time = QueryKind::Around {
+            bound: Bound::Time(5000),
+        };
+        assert_eq!(ask(&store, by_time, 2), ["r3", "r4"]);
+    }
+
+    #[test]
+    fn between_is_exclusive_and_counts_from_start() {
+        let (_db, store, _) = room();
+        let forward = QueryKind::Between {
+            start: id("r2"),
+            end: id("r6"),
+        };
+        assert_eq!(ask(&store, forward.clone(), 10), ["r3", "r4", "r5"]);
+        assert_eq!(ask(&store, forward, 2), ["r3", "r4"]);
+        let backward = QueryKind::Between {
+            start: id("r6"),
+            end: id("r2"),
+        };
+        assert_eq!(ask(&store, backward, 2), ["r4", "r5"]);
+        let times = QueryKind::Between {
+            start: Bound::Time(2000),
+            end: Bound::Time(4000),
+        };
+        assert_eq!(ask(&store, times, 10), ["r2"]);
+    }
+
+    #[test]
+    fn an_unknown_or_foreign_msgid_matches_nothing() {
+        let (_db, store, _) = room();
+        assert!(ask(&store, QueryKind::After { bound: id("nope") }, 5).is_empty());
+        let foreign = QueryKind::After {
+            bound: id("elsewhere"),
+        };
+        assert!(ask(&store, foreign, 5).is_empty());
+    }
+
+    #[test]
+    fn not_before_hides_what_was_said_before_the_join() {
+        let (_db, store, _) = room();
+        let query = Query {
+            target: "#room".into(),
+            kind: QueryKind::Latest { after: None },
+            limit: 10,
+            not_before_ms: Some(8000),
+        };
+        assert_eq!(msgids(store.query(&query).unwrap()), ["r7", "r8", "r9"]);
+    }
+
+    #[test]
+    fn targets_lists_rooms_and_conversations_least_recent_first() {
+        let (_db, mut store, _) = room();
+        store
+            .insert_batch([
+                &record("pm1", 3000, "alice bob"),
+                &record("pm2", 4000, "bob carol"),
+                &record("pm3", 4500, "alice carol"),
+            ])
+            .unwrap();
+        let query = TargetsQuery {
+            from_ms: 0,
+            to_ms: 6000,
+            rooms: vec!["#room".into(), "#other".into(), "#empty".into()],
+            nick: Some("bob".into()),
+            limit: 10,
+        };
+        let found: Vec<(String, i64)> = store
+            .targets(&query)
+            .unwrap()
+            .into_iter()
+            .map(|target| (target.target, target.latest_ms))
+            .collect();
+        let expected = [
+            ("alice bob", 3000),
+            ("bob carol", 4000),
+            ("#room", 5000),
+            ("#other", 5500),
+        ];
+        let expected: Vec<(String, i64)> = expected
+            .iter()
+            .map(|(target, time)| ((*target).to_owned(), *time))
+            .collect();
+        assert_eq!(found, expected);
+        let limited = TargetsQuery { limit: 1, ..query };
+        assert_eq!(store.targets(&limited).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn recent_rooms_loads_each_rooms_last_lines_and_skips_conversations() {
+        let (_db, mut store, _) = room();
+        store
+            .insert_batch([&record("pm", 9999, "alice bob")])
+            .unwrap();
+        let rooms = store.recent_rooms(2, Some(6000)).unwrap();
+        assert_eq!(rooms.len(), 1, "#other is older than the age limit");
+        assert_eq!(msgids(rooms["#room"].clone()), ["r8", "r9"]);
+        assert!(store.recent_rooms(0, None).unwrap().is_empty());
+        assert_eq!(
+            msgids(store.recent("#other", 5, None).unwrap()),
+            ["elsewhere"]
+        );
+    }
+}
