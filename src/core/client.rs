@@ -43,6 +43,9 @@ pub struct Client {
     pub oper_pending: bool,
     pub away: Option<String>,
     pub channels: HashSet<Folded>,
+    /// Rooms this client was invited to, so leaving clears the invites
+    /// without visiting every room. Names of rooms gone since are harmless.
+    pub invited_to: HashSet<Folded>,
     /// MONITOR targets, folded, with the spelling the client gave.
     pub monitoring: BTreeMap<Folded, String>,
     pub connected_at: SystemTime,
@@ -102,6 +105,7 @@ impl Client {
             oper_pending: false,
             away: None,
             channels: HashSet::new(),
+            invited_to: HashSet::new(),
             monitoring: BTreeMap::new(),
             connected_at: now,
             last_active: now,

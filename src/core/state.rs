@@ -429,8 +429,10 @@ impl State {
             }
         }
         // Invites live in rooms the client may never have joined.
-        for channel in self.channels.values_mut() {
-            channel.invited.remove(&id);
+        for name in &client.invited_to {
+            if let Some(channel) = self.channels.get_mut(name) {
+                channel.invited.remove(&id);
+            }
         }
         if !client.nick.is_empty() {
             let folded = self.fold(&client.nick);

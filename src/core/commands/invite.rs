@@ -56,6 +56,7 @@ pub fn invite(state: &mut State, id: ClientId, message: &Message) {
         return;
     }
     channel.invited.insert(target);
+    remember_invite(state, target, folded.clone());
     let line = state
         .numeric_line(id, numeric::RPL_INVITING)
         .arg(&target_nick)
@@ -82,4 +83,36 @@ pub fn invite(state: &mut State, id: ClientId, message: &Message) {
             && member.caps.contains(Caps::INVITE_NOTIFY)
             && (!invite_only || membership.op)
     });
+}
+
+/// Past this many remembered invites, those used up or of rooms gone are
+/// forgotten, so the set stays as small as the invites still open.
+const INVITES_BEFORE_PRUNING: usize = 64;
+
+fn remember_invite(state: &mut State, target: ClientId, room: crate::proto::Folded) {
+    let Some(invitee) = state.clients.get(&target) else {
+        return;
+    };
+    let stale: Vec<_> = if invitee.invited_to.len() >= INVITES_BEFORE_PRUNING {
+        let still_open = |name: &crate::proto::Folded| {
+            state
+                .channels
+                .get(name)
+                .is_some_and(|channel| channel.invited.contains(&target))
+        };
+        invitee
+            .invited_to
+            .iter()
+            .filter(|name| !still_open(name))
+            .cloned()
+            .collect()
+    } else {
+        Vec::new()
+    };
+    if let Some(invitee) = state.clients.get_mut(&target) {
+        for name in &stale {
+            invitee.invited_to.remove(name);
+        }
+        invitee.invited_to.insert(room);
+    }
 }
