@@ -12,9 +12,15 @@
 //!   command table dispatches to one handler file per command family.
 //! - [`config`]: the TOML schema, defaults and validation.
 //! - [`server`]: wires them together; tests start it on port 0.
+//!
+//! With the `fuzzing` feature (and in tests), a hidden `fuzzing` module
+//! holds what the fuzz targets and property tests drive.
 
 pub mod config;
 pub mod core;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod net;
 pub mod proto;
 pub mod server;
