@@ -17,10 +17,16 @@
 //! - [`admin`]: the worker that does the core's blocking jobs: REHASH
 //!   loads, OPER password checks, bans file writes.
 //! - [`server`]: wires them together; tests start it on port 0.
+//!
+//! With the `fuzzing` feature (and in tests), a hidden `fuzzing` module
+//! holds what the fuzz targets and property tests drive.
 
 pub mod admin;
 pub mod config;
 pub mod core;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod history;
 pub mod net;
 pub mod proto;

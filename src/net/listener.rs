@@ -25,13 +25,32 @@ const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
 pub async fn bind(addresses: &[SocketAddr]) -> std::io::Result<Vec<TcpListener>> {
     let mut listeners = Vec::with_capacity(addresses.len());
     for address in addresses {
-        let listener = TcpListener::bind(address).await.map_err(|error| {
+        let listener = listen_on(*address).map_err(|error| {
             std::io::Error::new(error.kind(), format!("cannot listen on {address}: {error}"))
         })?;
         info!("listening on {}", listener.local_addr()?);
         listeners.push(listener);
     }
     Ok(listeners)
+}
+
+/// A listening socket. An IPv6 one takes IPv6 only, so `[::]:6667` and
+/// `0.0.0.0:6667` can be listened on side by side, as on every system.
+fn listen_on(address: SocketAddr) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(
+        Domain::for_address(address),
+        Type::STREAM,
+        Some(Protocol::TCP),
+    )?;
+    if address.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&address.into())?;
+    socket.listen(1024)?;
+    TcpListener::from_std(socket.into())
 }
 
 /// Everything an accept loop shares with the rest of the server.

@@ -166,7 +166,7 @@ impl Outbox {
 
     /// Takes every queued line without a writer task, so core tests can read
     /// what a client was sent.
-    #[cfg(test)]
+    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn take_lines(&self) -> Vec<Bytes> {
         let mut queue = self.lock();
         queue.bytes = 0;

@@ -1,0 +1,23 @@
+//! What the fuzz targets under `fuzz/` and the property tests drive, kept in
+//! the library so both check the same properties. Not a stable API: it is
+//! compiled only for tests and with the `fuzzing` feature.
+//!
+//! - [`wire`]: framing in arbitrary chunkings, and parse → serialize → parse.
+//! - [`harness`]: a [`State`](crate::core::State) driven without sockets,
+//!   checking every line it sends.
+//! - [`script`]: fuzz bytes decoded into a small command vocabulary, so that
+//!   nick and channel collisions are common.
+//! - [`room_modes`]: fuzzed MODE strings against one small room.
+//! - [`invariants`]: what must hold between any two events.
+
+pub mod harness;
+pub mod invariants;
+pub mod room_modes;
+pub mod script;
+pub mod wire;
+
+#[cfg(test)]
+mod tests;
+
+pub use harness::Harness;
+pub use invariants::{check_sent_line, invariants};
