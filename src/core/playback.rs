@@ -3,10 +3,13 @@
 //!
 //! A line keeps its original sender, command and target. A client with
 //! server-time gets the original time as `@time=`, and with message-tags
-//! the original msgid; a client without server-time gets the time (UTC) at
-//! the start of the text instead, as `[15:04:05]` for today and
-//! `[2026-11-20 15:04:05]` for an older line, so a plain client such as
-//! irssi does not show old lines as if they were said just now.
+//! the original msgid. Unless it negotiated both, the time (UTC) also goes
+//! at the start of the text, as `[15:04:05]` for today and
+//! `[2026-11-20 15:04:05]` for an older line: irssi 1.4 negotiates
+//! server-time without message-tags, yet by default (`show_server_time
+//! OFF`) stamps each line with the time it arrived, so a replay would look
+//! as if it had just been said. Clients that take message-tags (WeeChat)
+//! show `@time=` as the line's time, and get the text untouched.
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -69,7 +72,7 @@ pub fn history_line(
     today: chrono::NaiveDate,
 ) -> Bytes {
     let time = server_time(std::time::UNIX_EPOCH + millis_duration(record.time_ms));
-    let text = if caps.contains(Caps::SERVER_TIME) {
+    let text = if caps.contains(Caps::SERVER_TIME.union(Caps::MESSAGE_TAGS)) {
         record.text.clone()
     } else {
         with_time_prefix(&record.text, record.time_ms, today)
@@ -180,7 +183,7 @@ mod tests {
     fn server_time_and_message_tags_carry_the_original_time_and_msgid() {
         assert_eq!(
             line(Caps::SERVER_TIME, Some("b1")),
-            "@batch=b1;time=2023-11-14T22:13:20.123Z :alice!~alice@127.0.0.1 PRIVMSG #Room :text of m1"
+            "@batch=b1;time=2023-11-14T22:13:20.123Z :alice!~alice@127.0.0.1 PRIVMSG #Room :[22:13:20] text of m1"
         );
         assert_eq!(
             line(Caps::SERVER_TIME.union(Caps::MESSAGE_TAGS), None),
