@@ -16,54 +16,84 @@ pub use super::chathistory_reply::{Answer, answered};
 pub fn chathistory(state: &mut State, id: ClientId, message: &Message) {
     if state.history.is_none() {
         let command = message.command.clone();
-        state.reply(
-            id,
-            numeric::ERR_UNKNOWNCOMMAND,
-            &[&command],
-            "Unknown command",
-        );
+        let text = "Unknown command";
+        state.reply(id, numeric::ERR_UNKNOWNCOMMAND, &[&command], text);
         return;
     }
+    let (sub, params, limit, bounds) = match parse(state, message) {
+        Ok(parsed) => parsed,
+        Err((code, context, text)) => {
+            let context: Vec<&str> = context.iter().map(String::as_str).collect();
+            fail(state, id, None, code, &context, text);
+            return;
+        }
+    };
+    if sub == "TARGETS" {
+        targets(state, id, &bounds, limit);
+        return;
+    }
+    let target = params[0].clone();
+    let Some((key, not_before_ms)) = readable(state, id, &target) else {
+        let (context, text) = ([sub.as_str(), &target], "Messages could not be retrieved");
+        fail(state, id, None, "INVALID_TARGET", &context, text);
+        return;
+    };
+    let mut bounds = bounds.into_iter();
+    let mut next = || bounds.next().unwrap_or(Bound::Time(0));
+    let kind = match sub.as_str() {
+        "LATEST" => QueryKind::Latest {
+            after: Some(next()).filter(|_| params[1] != "*"),
+        },
+        "BEFORE" => QueryKind::Before { bound: next() },
+        "AFTER" => QueryKind::After { bound: next() },
+        "AROUND" => QueryKind::Around { bound: next() },
+        _ => QueryKind::Between {
+            start: next(),
+            end: next(),
+        },
+    };
+    let query = Query {
+        target: key,
+        kind,
+        limit,
+        not_before_ms,
+    };
+    ask(state, id, sub, target, |history, deliver| {
+        history.query(query, move |result| deliver(Outcome::Lines(result)))
+    });
+}
+
+/// A FAIL code, its context and text.
+type Refusal = (&'static str, Vec<String>, &'static str);
+
+/// The subcommand, its parameters, the limit (cut to the maximum) and the
+/// references, or why the request is refused.
+fn parse(
+    state: &State,
+    message: &Message,
+) -> Result<(String, Vec<String>, usize, Vec<Bound>), Refusal> {
     let sub = message.param(0).to_ascii_uppercase();
     let needed = match sub.as_str() {
         "LATEST" | "BEFORE" | "AFTER" | "AROUND" | "TARGETS" => 3,
         "BETWEEN" => 4,
+        "" => return Err(("UNKNOWN_COMMAND", vec!["*".into()], "Unknown command")),
         _ => {
-            let shown = if sub.is_empty() {
-                "*"
-            } else {
-                message.param(0)
-            };
-            fail(
-                state,
-                id,
-                None,
+            return Err((
                 "UNKNOWN_COMMAND",
-                &[shown],
+                vec![message.param(0).into()],
                 "Unknown command",
-            );
-            return;
+            ));
         }
     };
-    let params = &message.params[1..];
+    let params = message.params.get(1..).unwrap_or_default();
     if params.len() < needed {
-        fail(
-            state,
-            id,
-            None,
-            "NEED_MORE_PARAMS",
-            &[&sub],
-            "Missing parameters",
-        );
-        return;
+        return Err(("NEED_MORE_PARAMS", vec![sub], "Missing parameters"));
     }
-    let max = state.config.history.chathistory_max;
-    let Some(limit) = params[needed - 1].parse::<usize>().ok().filter(|n| *n > 0) else {
-        let shown = [sub.as_str(), &params[needed - 1]];
-        fail(state, id, None, "INVALID_PARAMS", &shown, "Invalid limit");
-        return;
+    let limit = &params[needed - 1];
+    let Some(limit) = limit.parse::<usize>().ok().filter(|n| *n > 0) else {
+        return Err(("INVALID_PARAMS", vec![sub, limit.clone()], "Invalid limit"));
     };
-    let limit = limit.min(max);
+    let limit = limit.min(state.config.history.chathistory_max);
     // The references: after the target, or (TARGETS) two timestamps.
     let references = if sub == "TARGETS" {
         &params[..2]
@@ -79,68 +109,12 @@ pub fn chathistory(state: &mut State, id: ClientId, message: &Message) {
             other => other,
         };
         let Some(bound) = bound else {
-            let shown = [sub.as_str(), param];
-            fail(
-                state,
-                id,
-                None,
-                "INVALID_PARAMS",
-                &shown,
-                "Invalid message reference",
-            );
-            return;
+            let context = vec![sub, param.clone()];
+            return Err(("INVALID_PARAMS", context, "Invalid message reference"));
         };
         bounds.push(bound);
     }
-    if sub == "TARGETS" {
-        targets(state, id, &bounds, limit);
-        return;
-    }
-    let target = params[0].clone();
-    let Some((key, not_before_ms)) = readable(state, id, &target) else {
-        let context = [sub.as_str(), &target];
-        fail(
-            state,
-            id,
-            None,
-            "INVALID_TARGET",
-            &context,
-            "Messages could not be retrieved",
-        );
-        return;
-    };
-    let mut bounds = bounds.into_iter();
-    let kind = match sub.as_str() {
-        "LATEST" => QueryKind::Latest {
-            after: bounds.next(),
-        },
-        "BEFORE" => QueryKind::Before {
-            bound: next(&mut bounds),
-        },
-        "AFTER" => QueryKind::After {
-            bound: next(&mut bounds),
-        },
-        "AROUND" => QueryKind::Around {
-            bound: next(&mut bounds),
-        },
-        _ => QueryKind::Between {
-            start: next(&mut bounds),
-            end: next(&mut bounds),
-        },
-    };
-    let query = Query {
-        target: key,
-        kind,
-        limit,
-        not_before_ms,
-    };
-    ask(state, id, sub, target, |history, deliver| {
-        history.query(query, move |result| deliver(Outcome::Lines(result)))
-    });
-}
-
-fn next(bounds: &mut impl Iterator<Item = Bound>) -> Bound {
-    bounds.next().unwrap_or(Bound::Time(0))
+    Ok((sub, params[..needed - 1].to_vec(), limit, bounds))
 }
 
 /// `timestamp=2024-05-01T12:00:00.000Z` or `msgid=…`.
