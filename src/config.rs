@@ -23,6 +23,8 @@ pub struct Config {
     pub oper: Vec<Oper>,
     pub history: History,
     pub channels: Channels,
+    /// Standing rooms, created at startup and kept when empty.
+    pub room: Vec<Room>,
     pub log: Log,
     /// The message of the day as lines, read once by [`parse`]; use [`Config::motd_lines`].
     #[serde(skip)]
@@ -213,6 +215,8 @@ pub struct History {
     pub visibility: HistoryVisibility,
     /// Whether private messages are stored, per conversation.
     pub private_messages: bool,
+    /// The most lines one CHATHISTORY request returns (CHATHISTORY in 005).
+    pub chathistory_max: usize,
     /// Lines kept per room, the oldest pruned first; 0 = no limit.
     pub max_lines_per_room: u64,
     /// Days a line is kept; 0 = forever.
@@ -239,6 +243,19 @@ pub enum HistoryVisibility {
     SinceJoin,
     /// Everything kept.
     All,
+}
+
+/// One `[[room]]`: a room that exists from startup and never disappears
+/// when its last member leaves, so it and its history are always there.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Room {
+    pub name: String,
+    /// The topic it starts with; empty for none.
+    #[serde(default)]
+    pub topic: String,
+    /// Flag modes it starts with, as in `default_modes`; unset: those.
+    pub modes: Option<String>,
 }
 
 /// `[channels]`: how new rooms start.
@@ -271,6 +288,7 @@ impl Default for Config {
             oper: Vec::new(),
             history: History::default(),
             channels: Channels::default(),
+            room: Vec::new(),
             log: Log::default(),
             motd_loaded: Vec::new(),
         }
@@ -353,6 +371,7 @@ impl Default for History {
             playback_max_age_text: "1d".into(),
             visibility: HistoryVisibility::SinceJoin,
             private_messages: false,
+            chathistory_max: 100,
             max_lines_per_room: 100_000,
             max_age_days: 0,
         }
@@ -1053,24 +1072,83 @@ const MAX_AGE_DAYS: u64 = 36_500;
 /// Modes a room may start with: the simple flags that take no argument.
 const DEFAULT_MODE_LETTERS: &str = "ntimsp";
 
-fn check_channels_history_log(check: &mut Checker, config: &Config) {
-    let modes = &config.channels.default_modes;
-    if !modes.is_empty() {
-        let letters = modes.strip_prefix('+');
-        let bad =
-            letters.map(|letters| letters.chars().find(|c| !DEFAULT_MODE_LETTERS.contains(*c)));
-        match bad {
-            None => check.report(
-                "channels.default_modes",
-                format!("must start with `+`, as in \"+nt\", found \"{modes}\""),
-            ),
-            Some(Some(letter)) => check.report(
-                "channels.default_modes",
-                format!("has `{letter}`; only these modes may be defaults: {DEFAULT_MODE_LETTERS}"),
-            ),
-            Some(None) => {}
+/// The most lines one CHATHISTORY request may return.
+const MAX_CHATHISTORY: usize = 1000;
+
+/// Checks a `+nt`-style list of flag modes.
+fn check_flag_modes(check: &mut Checker, path: &str, modes: &str) {
+    if modes.is_empty() {
+        return;
+    }
+    let letters = modes.strip_prefix('+');
+    let bad = letters.map(|letters| letters.chars().find(|c| !DEFAULT_MODE_LETTERS.contains(*c)));
+    match bad {
+        None => check.report(
+            path,
+            format!("must start with `+`, as in \"+nt\", found \"{modes}\""),
+        ),
+        Some(Some(letter)) => check.report(
+            path,
+            format!("has `{letter}`; only these modes may be set here: {DEFAULT_MODE_LETTERS}"),
+        ),
+        Some(None) => {}
+    }
+}
+
+fn check_rooms(check: &mut Checker, config: &Config) {
+    let fold = |name: &str| config.server.casemapping.fold(name);
+    for (index, room) in config.room.iter().enumerate() {
+        let name = format!("room[{index}].name");
+        if !crate::proto::validate::is_valid_channel(&room.name, config.limits.channel_length) {
+            check.report(
+                &name,
+                format!(
+                    "must be a channel name such as \"#lobby\" (starting with # or &, at most {} bytes, no spaces, commas or control characters), found \"{}\"",
+                    config.limits.channel_length, room.name
+                ),
+            );
+        } else if let Some(first) = config.room[..index]
+            .iter()
+            .position(|earlier| fold(&earlier.name) == fold(&room.name))
+        {
+            check.report(
+                &name,
+                format!("repeats `{}` from [[room]] #{}", room.name, first + 1),
+            );
+        }
+        if room.topic.len() > config.limits.topic_length {
+            check.report(
+                &format!("room[{index}].topic"),
+                format!(
+                    "is {} bytes, longer than `topic_length` in [limits] ({})",
+                    room.topic.len(),
+                    config.limits.topic_length
+                ),
+            );
+        } else if room.topic.chars().any(char::is_control) {
+            check.report(
+                &format!("room[{index}].topic"),
+                "must not contain control characters",
+            );
+        }
+        if let Some(modes) = &room.modes {
+            check_flag_modes(check, &format!("room[{index}].modes"), modes);
         }
     }
+}
+
+fn check_channels_history_log(check: &mut Checker, config: &Config) {
+    check_flag_modes(
+        check,
+        "channels.default_modes",
+        &config.channels.default_modes,
+    );
+    check_rooms(check, config);
+    check.between(
+        "history.chathistory_max",
+        config.history.chathistory_max,
+        1..=MAX_CHATHISTORY,
+    );
     if config.history.enabled && config.history.path.as_os_str().is_empty() {
         check.report("history.path", "must not be empty while history is enabled");
     }

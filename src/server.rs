@@ -157,7 +157,8 @@ pub async fn start_with(config: Config, options: Options) -> std::io::Result<Ser
     state.admin.config_file = config_file;
     state.admin.bans = bans;
     state.history = history.as_ref().map(History::handle);
-    state.history_preload = preload;
+    state.seed_playback(preload);
+    state.inbox = Some(inbox.clone());
     let core = tokio::spawn(core::run(state, events));
     Ok(ServerHandle {
         local_addrs,

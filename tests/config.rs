@@ -310,6 +310,11 @@ fn example_file_documents_every_key() {
         hosts: vec!["*@*".into()],
         privileges: rookery::config::Privilege::all(),
     }];
+    config.room = vec![rookery::config::Room {
+        name: "#lobby".into(),
+        topic: "Welcome".into(),
+        modes: Some("+nt".into()),
+    }];
     let value = toml::Value::try_from(&config).expect("the configuration serializes");
     let mut missing = Vec::new();
     collect_undocumented(&value, "", &example, &mut missing);

@@ -117,3 +117,219 @@ async fn statusmsg_is_delivered_but_not_stored() {
     let store = Store::open_existing(&db).unwrap();
     assert_eq!(store.count("#room").unwrap(), 0);
 }
+
+/// Registers `nick` with the given capabilities.
+async fn with_caps(addr: std::net::SocketAddr, nick: &str, caps: &str) -> Client {
+    let mut client = Client::connect(addr).await;
+    client.send("CAP LS 302").await;
+    client.send(&format!("NICK {nick}")).await;
+    client.send(&format!("USER {nick} 0 * :{nick}")).await;
+    client.send(&format!("CAP REQ :{caps}")).await;
+    client.expect_containing(" ACK ").await;
+    client.send("CAP END").await;
+    client.expect_containing(" 376 ").await;
+    client
+}
+
+/// Lines up to and including the one containing `end`.
+async fn lines_until(client: &mut Client, end: &str) -> Vec<String> {
+    let mut lines = Vec::new();
+    loop {
+        let line = client.next_line().await.expect("a line");
+        let done = line.contains(end);
+        lines.push(line);
+        if done {
+            return lines;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_joiner_after_a_restart_sees_the_last_lines_with_senders_and_times() {
+    let dir = TempDir::new("playback-restart");
+    let db = dir.join("history.db");
+    let config = || test_config_with_history(&db, "history.playback_lines = 2");
+    let server = rookery::start(config()).await.unwrap();
+    let (mut alice, mut bob) = room(server.local_addrs()[0]).await;
+    alice.send("PRIVMSG #room :first").await;
+    bob.send("PRIVMSG #room :second").await;
+    alice.send("PRIVMSG #room :third").await;
+    bob.expect_containing(":third").await;
+    server.shutdown().await;
+
+    let server = rookery::start(config()).await.unwrap();
+    let addr = server.local_addrs()[0];
+    let mut carol = with_caps(addr, "carol", "server-time message-tags").await;
+    carol.send("JOIN #room").await;
+    carol.expect_containing(" 366 ").await;
+    let second = carol.next_line().await.unwrap();
+    assert!(
+        second.starts_with("@msgid=")
+            && second.contains(";time=20")
+            && second.ends_with(" :bob!~bob@127.0.0.1 PRIVMSG #room :second"),
+        "{second}"
+    );
+    let third = carol.next_line().await.unwrap();
+    assert!(third.ends_with("alice!~alice@127.0.0.1 PRIVMSG #room :third"));
+    // A plain client gets the same lines, the time in the text.
+    let mut dave = Client::register(addr, "dave").await;
+    dave.send("JOIN #room").await;
+    dave.expect_containing(" 366 ").await;
+    let second = dave.next_line().await.unwrap();
+    let (head, text) = second.split_once(" :[").unwrap();
+    assert_eq!(head, ":bob!~bob@127.0.0.1 PRIVMSG #room");
+    assert!(text.ends_with("] second") && text.len() == "HH:MM:SS] second".len());
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn chathistory_pages_by_msgid() {
+    let dir = TempDir::new("chathistory-msgid");
+    let db = dir.join("history.db");
+    let server = rookery::start(test_config_with_history(&db, ""))
+        .await
+        .unwrap();
+    let addr = server.local_addrs()[0];
+    let (mut alice, mut bob) = room(addr).await;
+    for n in 0..6 {
+        alice.send(&format!("PRIVMSG #room :m{n}")).await;
+    }
+    bob.expect_containing(":m5").await;
+    drop(alice);
+    let caps = "draft/chathistory batch message-tags server-time";
+    let mut carol = with_caps(addr, "carol", caps).await;
+    let _ = &mut bob;
+    carol.send("JOIN #room").await;
+    carol.expect_containing(" 366 ").await;
+    // Under since_join carol sees nothing from before; under all she would.
+    carol.send("CHATHISTORY LATEST #room * 10").await;
+    let lines = lines_until(&mut carol, "BATCH -").await;
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    drop(carol);
+    server.shutdown().await;
+
+    let config = test_config_with_history(&db, "history.visibility = \"all\"");
+    let server = rookery::start(config).await.unwrap();
+    let addr = server.local_addrs()[0];
+    let mut carol = with_caps(addr, "carol", caps).await;
+    carol.send("JOIN #room").await;
+    carol.expect_containing(" 366 ").await;
+    carol.send("CHATHISTORY LATEST #room * 10").await;
+    let lines = lines_until(&mut carol, "BATCH -").await;
+    let msgids: Vec<String> = lines[1..lines.len() - 1]
+        .iter()
+        .map(|line| {
+            let start = line.find("msgid=").unwrap() + 6;
+            let end = line[start..].find([';', ' ']).unwrap() + start;
+            line[start..end].to_owned()
+        })
+        .collect();
+    assert_eq!(msgids.len(), 6);
+    let texts = |lines: &[String]| -> Vec<String> {
+        lines[1..lines.len() - 1]
+            .iter()
+            .map(|line| line.rsplit(" :").next().unwrap().to_owned())
+            .collect()
+    };
+    let ask = |sub: &str| format!("CHATHISTORY {sub}");
+    carol
+        .send(&ask(&format!("BEFORE #room msgid={} 2", msgids[3])))
+        .await;
+    assert_eq!(
+        texts(&lines_until(&mut carol, "BATCH -").await),
+        ["m1", "m2"]
+    );
+    carol
+        .send(&ask(&format!("AFTER #room msgid={} 2", msgids[3])))
+        .await;
+    assert_eq!(
+        texts(&lines_until(&mut carol, "BATCH -").await),
+        ["m4", "m5"]
+    );
+    carol
+        .send(&ask(&format!("AROUND #room msgid={} 3", msgids[3])))
+        .await;
+    assert_eq!(
+        texts(&lines_until(&mut carol, "BATCH -").await),
+        ["m2", "m3", "m4"]
+    );
+    carol
+        .send(&ask(&format!(
+            "BETWEEN #room msgid={} msgid={} 10",
+            msgids[0], msgids[4]
+        )))
+        .await;
+    assert_eq!(
+        texts(&lines_until(&mut carol, "BATCH -").await),
+        ["m1", "m2", "m3"]
+    );
+    carol
+        .send(&ask(&format!("LATEST #room msgid={} 10", msgids[4])))
+        .await;
+    assert_eq!(texts(&lines_until(&mut carol, "BATCH -").await), ["m5"]);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_standing_room_and_its_history_survive_a_restart() {
+    let dir = TempDir::new("standing-room");
+    let db = dir.join("history.db");
+    let config = || {
+        let mut config = test_config_with_history(&db, "");
+        config.room = vec![rookery::config::Room {
+            name: "#lobby".into(),
+            topic: "Welcome".into(),
+            modes: None,
+        }];
+        config
+    };
+    let server = rookery::start(config()).await.unwrap();
+    let mut alice = Client::register(server.local_addrs()[0], "alice").await;
+    alice.send("JOIN #lobby").await;
+    alice.expect_containing(" 366 ").await;
+    alice.send("PRIVMSG #lobby :remember me").await;
+    alice.send("PART #lobby").await;
+    alice.expect_containing("PART #lobby").await;
+    server.shutdown().await;
+
+    let server = rookery::start(config()).await.unwrap();
+    let mut bob = Client::register(server.local_addrs()[0], "bob").await;
+    bob.send("LIST").await;
+    let listed = bob.expect_containing(" 322 ").await;
+    assert!(listed.ends_with("#lobby 0 :Welcome"), "{listed}");
+    bob.send("JOIN #lobby").await;
+    bob.expect_containing(" 332 bob #lobby :Welcome").await;
+    bob.expect_containing(" 366 ").await;
+    let replayed = bob.next_line().await.unwrap();
+    assert!(
+        replayed.starts_with(":alice!~alice@127.0.0.1 PRIVMSG #lobby :[")
+            && replayed.ends_with("] remember me"),
+        "{replayed}"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn chathistory_is_answered_while_the_writer_is_stalled() {
+    let dir = TempDir::new("slow-writer");
+    let pause = CommitPause::default();
+    let hooks = Hooks {
+        commit_pause: Some(pause.clone()),
+    };
+    let config = test_config_with_history(&dir.join("history.db"), "");
+    let options = rookery::server::Options {
+        history_hooks: hooks,
+        ..Default::default()
+    };
+    let server = rookery::server::start_with(config, options).await.unwrap();
+    let (mut alice, _bob) = room(server.local_addrs()[0]).await;
+    pause.pause();
+    alice.send("PRIVMSG #room :stuck behind the disk").await;
+    // The query runs on the reader thread; neither it nor the core waits
+    // for the stalled writer.
+    alice.send("CHATHISTORY LATEST #room * 10").await;
+    alice.send("PING :alive").await;
+    alice.expect_containing("PONG").await;
+    pause.resume();
+    server.shutdown().await;
+}

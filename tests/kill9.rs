@@ -104,6 +104,11 @@ fn receive(mut reader: BufReader<TcpStream>, counter: Arc<AtomicUsize>) -> Vec<S
             return texts;
         }
         if let Some((_, text)) = line.trim_end().split_once(" PRIVMSG #room :") {
+            // Playback on join puts the time in front of the text: `[hh:mm:ss] `.
+            let text = match text.strip_prefix('[').and_then(|t| t.split_once("] ")) {
+                Some((_, original)) => original,
+                None => text,
+            };
             texts.push(text.to_owned());
             counter.fetch_add(1, Ordering::Relaxed);
         }

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use common::{Client, test_config};
+use common::{Client, TempDir, test_config};
 use regex::Regex;
 
 /// One line of a transcript, with where it came from.
@@ -122,7 +122,12 @@ fn compile(pattern: &str, server: &str) -> Regex {
 
 /// Replays one transcript; returns a readable failure.
 async fn replay(transcript: &Transcript) -> Result<(), String> {
-    let config = test_config(&transcript.config);
+    // `{tmp}` in a %config value: a directory of this run's own, removed after.
+    let tmp = TempDir::new("transcript");
+    let config_text = transcript
+        .config
+        .replace("{tmp}", &tmp.0.display().to_string());
+    let config = test_config(&config_text);
     let server_name = config.server.name.clone();
     let server = rookery::start(config)
         .await

@@ -95,6 +95,10 @@ fn sts_value(state: &State, client: &Client) -> Option<String> {
     }
 }
 
+fn history_offered(state: &State) -> bool {
+    state.config.history.enabled
+}
+
 fn sts_offered(state: &State) -> bool {
     state.config.server.sts_port.is_some()
 }
@@ -109,6 +113,13 @@ pub static CAPABILITIES: &[Capability] = &[
     cap("batch", Caps::BATCH),
     cap("cap-notify", Caps::CAP_NOTIFY),
     cap("chghost", Caps::CHGHOST),
+    Capability {
+        name: "draft/chathistory",
+        flag: Caps::CHATHISTORY,
+        value: no_value,
+        offered: history_offered,
+        requestable: true,
+    },
     cap("echo-message", Caps::ECHO_MESSAGE),
     cap("extended-join", Caps::EXTENDED_JOIN),
     cap("extended-monitor", Caps::EXTENDED_MONITOR),

@@ -69,6 +69,10 @@ pub struct Channel {
     pub invite_exceptions: Vec<ListEntry>,
     /// Clients invited while +i; an invite is used up by the join.
     pub invited: HashSet<ClientId>,
+    /// When each member joined, for `[history] visibility = "since_join"`.
+    pub joined: HashMap<ClientId, SystemTime>,
+    /// A `[[room]]` from the configuration: kept when its last member leaves.
+    pub persistent: bool,
 }
 
 impl Channel {
@@ -83,7 +87,16 @@ impl Channel {
             ban_exceptions: Vec::new(),
             invite_exceptions: Vec::new(),
             invited: HashSet::new(),
+            joined: HashMap::new(),
+            persistent: false,
         }
+    }
+
+    /// Takes a member out; true when the room should now disappear.
+    pub fn remove_member(&mut self, id: ClientId) -> bool {
+        self.members.remove(&id);
+        self.joined.remove(&id);
+        self.members.is_empty() && !self.persistent
     }
 
     /// Secret or private rooms are hidden from outsiders.

@@ -3,9 +3,9 @@
 
 use super::caps::Caps;
 use super::commands::{
-    away, cap, connection, info, invite, ison, join, kick, kill, kline, list, message, monitor,
-    names, oper, part, registration, rehash, setname, stats, topic, user_mode, userhost, wallops,
-    who, whois, whowas,
+    away, cap, chathistory, connection, info, invite, ison, join, kick, kill, kline, list, message,
+    monitor, names, oper, part, registration, rehash, setname, stats, topic, user_mode, userhost,
+    wallops, who, whois, whowas,
 };
 use super::{ClientId, State, labeled};
 use crate::proto::Message;
@@ -61,6 +61,8 @@ static COMMANDS: &[Command] = &[
     command("ADMIN", info::admin, 0),
     command("AWAY", away::away, 0),
     early("CAP", cap::cap, 1),
+    // Missing parameters get the spec's FAIL, not 461.
+    command("CHATHISTORY", chathistory::chathistory, 0),
     oper_only("DLINE", kline::dline, 1),
     command("INFO", info::info, 0),
     command("INVITE", invite::invite, 2),
@@ -125,11 +127,19 @@ pub fn dispatch(state: &mut State, id: ClientId, message: &Message) {
         .filter(|label| !label.is_empty() && label.len() <= MAX_LABEL);
     let Some(label) = label else {
         run(state, id, message);
+        state.take_deferred();
         return;
     };
-    state.start_capture(id);
+    state.start_labeled(id, label);
     run(state, id, message);
     let (lines, seq) = state.end_capture();
+    if state.take_deferred() {
+        // The handler answers later, under the label; nothing was said now.
+        for line in lines {
+            state.send_after(id, line, seq);
+        }
+        return;
+    }
     labeled::send(state, id, label, lines, seq);
 }
 

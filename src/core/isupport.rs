@@ -25,6 +25,9 @@ pub fn isupport_tokens(config: &Config) -> Vec<String> {
         format!("CHANNELLEN={}", limits.channel_length),
         format!("CHANTYPES={CHANTYPES}"),
     ];
+    if config.history.enabled {
+        tokens.push(format!("CHATHISTORY={}", config.history.chathistory_max));
+    }
     if !config.server.client_tag_deny.is_empty() {
         tokens.push(format!(
             "CLIENTTAGDENY={}",
@@ -41,6 +44,11 @@ pub fn isupport_tokens(config: &Config) -> Vec<String> {
         format!("MAXTARGETS={targets}"),
         format!("MODES={}", limits.modes_per_command),
         format!("MONITOR={}", limits.max_monitor),
+    ]);
+    if config.history.enabled {
+        tokens.push("MSGREFTYPES=msgid,timestamp".to_owned());
+    }
+    tokens.extend([
         format!("NAMELEN={}", limits.realname_length),
         format!("NETWORK={}", config.server.network),
         format!("NICKLEN={}", limits.nick_length),

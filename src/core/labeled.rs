@@ -28,7 +28,14 @@ pub fn send(state: &mut State, id: ClientId, label: &str, lines: Vec<Bytes>, seq
             state.send_after(id, prepend_tag(&start, &label_tag), seq);
             let batch_tag = format!("batch={reference}");
             for line in lines {
-                state.send_after(id, prepend_tag(&line, &batch_tag), seq);
+                // A line of a nested batch (playback in a labeled JOIN)
+                // belongs to that batch, whose start line is tagged instead.
+                let line = if line.starts_with(b"@batch=") {
+                    line
+                } else {
+                    prepend_tag(&line, &batch_tag)
+                };
+                state.send_after(id, line, seq);
             }
             let end = Line::new(Some(&server), "BATCH")
                 .arg(&format!("-{reference}"))

@@ -14,6 +14,7 @@ mod dispatch;
 pub mod isupport;
 mod labeled;
 mod monitor;
+pub mod playback;
 mod state;
 #[cfg(test)]
 mod test_support;
@@ -72,6 +73,8 @@ pub enum Event {
         oper: String,
         valid: bool,
     },
+    /// The history reader answered a CHATHISTORY request.
+    HistoryAnswered(Box<commands::chathistory::Answer>),
     /// The server is stopping: say goodbye to everyone.
     Shutdown,
 }

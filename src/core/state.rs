@@ -6,14 +6,16 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::Bytes;
+use tokio::sync::mpsc;
 use tracing::{debug, info};
 
 use super::broadcast::Broadcast;
 use super::caps::Caps;
-use super::commands::{oper, rehash};
+use super::commands::{chathistory, oper, rehash};
 use super::whowas::{Whowas, WhowasEntry};
 use super::{AdminState, Channel, Client, ClientId, Event, Membership, admin, dispatch, isupport};
 use crate::config::Config;
+use crate::history::ring::PlaybackRings;
 use crate::history::{self, HistoryHandle, Preload, Record};
 use crate::proto::numeric::{self, Numeric};
 use crate::proto::serialize::echo_param;
@@ -54,12 +56,20 @@ pub struct State {
     pub monitors: HashMap<Folded, HashSet<ClientId>>,
     /// Where room events are recorded, when history is enabled.
     pub history: Option<HistoryHandle>,
-    /// Each room's last lines as loaded at startup, for playback on join.
-    pub history_preload: Preload,
+    /// Each room's last lines, for playback on join: loaded at startup
+    /// ([`State::seed_playback`]) and appended to as lines are recorded.
+    pub playback: PlaybackRings,
+    /// The core's own inbox, for answers that arrive later (history
+    /// queries run on the history reader thread).
+    pub inbox: Option<mpsc::Sender<Event>>,
     /// Clients whose outbox overflowed while handling the current event.
     overflowed: Vec<ClientId>,
     /// Replies held back for a labeled-response while its command runs.
     capture: Option<Capture>,
+    /// The label of the command running, while labeled.
+    label: Option<String>,
+    /// Set by a handler whose reply comes later under the label.
+    deferred: bool,
     /// Makes message ids unique across restarts: the start time.
     msgid_prefix: String,
     msgid_counter: u64,
@@ -115,10 +125,44 @@ impl State {
             clock,
             admin: AdminState::default(),
             history: None,
-            history_preload: Preload::new(),
+            playback: PlaybackRings::default(),
+            inbox: None,
             overflowed: Vec::new(),
             capture: None,
+            label: None,
+            deferred: false,
         }
+        .with_persistent_rooms()
+    }
+
+    /// Creates the `[[room]]`s of the configuration.
+    fn with_persistent_rooms(mut self) -> State {
+        let now = self.clock.now();
+        let server = self.config.server.name.clone();
+        for room in &self.config.room {
+            let mut channel = Channel::new(&room.name, now);
+            let modes = room
+                .modes
+                .as_deref()
+                .unwrap_or(&self.config.channels.default_modes);
+            channel.modes = super::commands::join::flag_modes(modes);
+            channel.persistent = true;
+            if !room.topic.is_empty() {
+                channel.topic = Some(super::Topic {
+                    text: room.topic.clone(),
+                    set_by: server.clone(),
+                    set_at: now,
+                });
+            }
+            let folded = self.config.server.casemapping.fold(&room.name);
+            self.channels.insert(folded, channel);
+        }
+        self
+    }
+
+    /// Fills the playback rings with what the store held at startup.
+    pub fn seed_playback(&mut self, preload: Preload) {
+        self.playback = PlaybackRings::new(self.config.history.playback_lines, preload);
     }
 
     /// Applies one event, then drops every client that overflowed meanwhile.
@@ -155,6 +199,7 @@ impl State {
                 outcome,
             } => rehash::finished(self, requested_by, outcome),
             Event::OperChecked { id, oper, valid } => oper::checked(self, id, &oper, valid),
+            Event::HistoryAnswered(answer) => chathistory::answered(self, *answer),
             Event::Shutdown => self.shutdown(),
         }
         while let Some(id) = self.overflowed.pop() {
@@ -250,6 +295,29 @@ impl State {
         }
     }
 
+    /// The label of the command being handled, when it has one.
+    pub fn label(&self) -> Option<&str> {
+        self.label.as_deref()
+    }
+
+    /// Says the running command answers later, under its label (see
+    /// [`State::label`]): dispatch must not answer it with an ACK now.
+    pub fn defer_reply(&mut self) {
+        self.deferred = true;
+    }
+
+    /// Whether the command just run deferred its reply; clears the flag.
+    pub fn take_deferred(&mut self) -> bool {
+        std::mem::take(&mut self.deferred)
+    }
+
+    /// Holds every line to `id` until [`State::end_capture`]; `label` is
+    /// what [`State::label`] tells the handler.
+    pub fn start_labeled(&mut self, id: ClientId, label: &str) {
+        self.label = Some(label.to_owned());
+        self.start_capture(id);
+    }
+
     /// Holds every line to `id` until [`State::end_capture`].
     pub fn start_capture(&mut self, id: ClientId) {
         self.capture = Some(Capture {
@@ -262,19 +330,23 @@ impl State {
     /// Stops holding lines and returns them, with the history record they
     /// must wait for.
     pub fn end_capture(&mut self) -> (Vec<Bytes>, u64) {
+        self.label = None;
         self.capture
             .take()
             .map_or((Vec::new(), 0), |capture| (capture.lines, capture.seq))
     }
 
-    /// Records a room event in history, stamped with the core's clock, and
-    /// returns the sequence number its lines must carry (0 when history is
-    /// off or the record was dropped).
-    /// The record carries the event's own msgid and time, so what history
-    /// plays back is what the members saw.
+    /// Records a room event (or, with `target` a [`history::private_conversation`]
+    /// key, a private message) in history, and returns the sequence number
+    /// its lines must carry (0 when history is off or the record was
+    /// dropped). The record carries the event's own msgid and time, so what
+    /// history plays back is what the members saw. A room line that was
+    /// queued for the disk also joins the room's playback ring; one dropped
+    /// from a stalled queue does not, so playback never shows what is not
+    /// stored.
     pub fn record_history(
-        &self,
-        room: &Folded,
+        &mut self,
+        target: &str,
         display: &str,
         sender: &str,
         command: &str,
@@ -284,29 +356,38 @@ impl State {
         let Some(history) = &self.history else {
             return 0;
         };
-        history.record(Record {
+        let record = Record {
             msgid: event
                 .msgid()
                 .map_or_else(|| history.next_msgid(), str::to_owned),
             time_ms: history::millis(event.time()),
-            target: room.as_str().to_owned(),
+            target: target.to_owned(),
             target_display: display.to_owned(),
             sender: sender.to_owned(),
             account: None,
             command: command.to_owned(),
             text: text.to_owned(),
             tags: String::new(),
-        })
+        };
+        let room = !target.contains(' ');
+        if !room {
+            return history.record(record);
+        }
+        let seq = history.record(record.clone());
+        if seq != 0 {
+            self.playback.push(record, seq);
+        }
+        seq
     }
 
-    /// Takes `id` out of a room on both sides; a room left empty disappears.
+    /// Takes `id` out of a room on both sides; a room left empty disappears
+    /// unless it is a persistent `[[room]]`.
     pub fn remove_member(&mut self, id: ClientId, channel: &Folded) {
         if let Some(client) = self.clients.get_mut(&id) {
             client.channels.remove(channel);
         }
         if let Some(room) = self.channels.get_mut(channel) {
-            room.members.remove(&id);
-            if room.members.is_empty() {
+            if room.remove_member(id) {
                 self.channels.remove(channel);
             }
         }
@@ -422,8 +503,7 @@ impl State {
         };
         for name in &client.channels {
             if let Some(channel) = self.channels.get_mut(name) {
-                channel.members.remove(&id);
-                if channel.members.is_empty() {
+                if channel.remove_member(id) {
                     self.channels.remove(name);
                 }
             }

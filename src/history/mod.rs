@@ -19,6 +19,7 @@
 
 pub mod export;
 pub mod retention;
+pub mod ring;
 pub mod store;
 #[cfg(test)]
 pub(crate) mod testing;
@@ -239,20 +240,16 @@ impl HistoryHandle {
     }
 
     /// Runs a query on the reader thread and hands the answer to `reply`
-    /// there; the core's `reply` would send an event into its own inbox.
-    /// If the reader is swamped, `reply` gets [`StoreError::Busy`] at once,
-    /// on the caller's thread.
+    /// there; the core's `reply` sends an event into its own inbox. If the
+    /// reader is swamped (or stopped) the query is refused at once with
+    /// [`StoreError::Busy`] (or [`StoreError::Stopped`]) and `reply` is
+    /// never called: the caller answers the client itself.
     pub fn query(
         &self,
         query: Query,
         reply: impl FnOnce(Result<Vec<Record>, StoreError>) + Send + 'static,
-    ) {
-        self.read(
-            move |store| reply(store.query(&query)),
-            |error| {
-                warn!(%error, "history query refused");
-            },
-        );
+    ) -> Result<(), StoreError> {
+        self.read(move |store| reply(store.query(&query)))
     }
 
     /// Like [`HistoryHandle::query`], for CHATHISTORY TARGETS.
@@ -260,26 +257,22 @@ impl HistoryHandle {
         &self,
         query: TargetsQuery,
         reply: impl FnOnce(Result<Vec<TargetActivity>, StoreError>) + Send + 'static,
-    ) {
-        self.read(
-            move |store| reply(store.targets(&query)),
-            |error| {
-                warn!(%error, "history targets query refused");
-            },
-        );
+    ) -> Result<(), StoreError> {
+        self.read(move |store| reply(store.targets(&query)))
     }
 
-    fn read<F: FnOnce(&Store) + Send + 'static>(&self, job: F, refused: impl FnOnce(StoreError)) {
+    fn read<F: FnOnce(&Store) + Send + 'static>(&self, job: F) -> Result<(), StoreError> {
         match self.shared.reads.try_send(ReadJob::Run(Box::new(job))) {
-            Ok(()) => {}
+            Ok(()) => Ok(()),
             Err(TrySendError::Full(_)) => {
                 self.shared
                     .stats
                     .queries_refused
                     .fetch_add(1, Ordering::Relaxed);
-                refused(StoreError::Busy);
+                warn!("history query refused: the reader is busy");
+                Err(StoreError::Busy)
             }
-            Err(TrySendError::Disconnected(_)) => refused(StoreError::Stopped),
+            Err(TrySendError::Disconnected(_)) => Err(StoreError::Stopped),
         }
     }
 }
@@ -509,9 +502,11 @@ mod tests {
             limit: 2,
             not_before_ms: None,
         };
-        handle.query(query, move |records| {
-            let _ = reply.send(records);
-        });
+        handle
+            .query(query, move |records| {
+                let _ = reply.send(records);
+            })
+            .unwrap();
         let records = answer.await.unwrap().unwrap();
         let msgids: Vec<_> = records.iter().map(|r| r.msgid.as_str()).collect();
         assert_eq!(msgids, ["m3", "m4"]);

@@ -379,8 +379,11 @@ impl Store {
             .is_some())
     }
 
-    /// Records of `target` with `low < position < high` and `time_ms >=
-    /// floor`, nearest `low` first when `ascending`, else nearest `high`.
+    /// Messages and notices of `target` with `low < position < high` and
+    /// `time_ms >= floor`, nearest `low` first when `ascending`, else
+    /// nearest `high`. Topic changes are left out: a joiner gets the topic
+    /// as 332/333, and CHATHISTORY returns other events only with
+    /// `draft/event-playback`, which rookery does not offer.
     fn range(
         &self,
         target: &str,
@@ -396,7 +399,7 @@ impl Store {
         let order = if ascending { "ASC" } else { "DESC" };
         let sql = format!(
             "SELECT {COLUMNS} FROM events
-             WHERE target = ?1 AND time_ms >= ?2
+             WHERE target = ?1 AND time_ms >= ?2 AND command <> 'TOPIC'
                AND (time_ms, id) > (?3, ?4) AND (time_ms, id) < (?5, ?6)
              ORDER BY time_ms {order}, id {order} LIMIT ?7"
         );

@@ -17,11 +17,24 @@ pub const LINE_TIMEOUT: Duration = Duration::from_secs(5);
 /// The configuration tests start from: defaults, a fixed name, no flood
 /// control, no history, bans kept in memory, a port the system picks.
 pub fn test_config(extra_toml: &str) -> Config {
-    let text = "server.name = \"irc.test\"\nserver.bans_file = \"\"\nflood.enabled = false\n\
-                history.enabled = false\n\
-                [[listen]]\naddress = \"127.0.0.1:0\"\n";
-    // Dotted keys must come before the [[listen]] table to stay at the root.
-    let text = format!("{extra_toml}\n{text}");
+    let defaults = [
+        ("server.name", "\"irc.test\""),
+        ("server.bans_file", "\"\""),
+        ("flood.enabled", "false"),
+        ("history.enabled", "false"),
+    ];
+    // Dotted keys must come before the [[listen]] table to stay at the root;
+    // a key the caller sets replaces its default (TOML forbids repeats).
+    let mut text = format!("{extra_toml}\n");
+    for (key, value) in defaults {
+        let set = extra_toml
+            .lines()
+            .any(|line| line.split('=').next().map(str::trim) == Some(key));
+        if !set {
+            text.push_str(&format!("{key} = {value}\n"));
+        }
+    }
+    text.push_str("[[listen]]\naddress = \"127.0.0.1:0\"\n");
     match config::parse(&text, std::path::Path::new("test.toml")) {
         Ok(config) => config,
         Err(error) => panic!("bad test configuration: {error}"),

@@ -4,6 +4,7 @@ use super::names::send_names;
 use super::part::part_one;
 use super::topic::send_topic;
 use crate::core::caps::Caps;
+use crate::core::playback;
 use crate::core::{Channel, ChannelModes, ClientId, Membership, State};
 use crate::proto::numeric::{self, Numeric};
 use crate::proto::validate::is_valid_channel;
@@ -60,10 +61,11 @@ fn join_one(state: &mut State, id: ClientId, name: &str, key: &str) {
         );
         return;
     }
-    let (source, realname, away) = (
+    let (source, realname, away, oper) = (
         client.source.clone(),
         client.realname.clone(),
         client.away.clone(),
+        client.modes.oper,
     );
     let creating = !state.channels.contains_key(&folded);
     if let Some(channel) = state.channels.get(&folded) {
@@ -74,18 +76,20 @@ fn join_one(state: &mut State, id: ClientId, name: &str, key: &str) {
         }
     }
     let now = state.clock.now();
-    let default_modes = default_modes(&state.config.channels.default_modes);
+    let default_modes = flag_modes(&state.config.channels.default_modes);
     let channel = state.channels.entry(folded.clone()).or_insert_with(|| {
         let mut channel = Channel::new(name, now);
         channel.modes = default_modes;
         channel
     });
     channel.invited.remove(&id);
+    // A standing [[room]] has no creator: operators get ops in it.
     let membership = Membership {
-        op: creating,
+        op: creating || (channel.persistent && oper),
         voice: false,
     };
     channel.members.insert(id, membership);
+    channel.joined.insert(id, now);
     let line = Line::new(Some(&source), "JOIN").arg(&channel.name);
     // extended-join: the account (`*`: nobody is logged in yet) and real name.
     let extended = Line::new(Some(&source), "JOIN")
@@ -110,6 +114,7 @@ fn join_one(state: &mut State, id: ClientId, name: &str, key: &str) {
     }
     send_topic(state, id, &folded, false);
     send_names(state, id, &folded);
+    playback::on_join(state, id, &folded);
 }
 
 /// Why `id` may not enter, checked in the order bans, invite-only, key, limit.
@@ -140,9 +145,10 @@ fn refusal(
     }
 }
 
-/// The flag modes of `channels.default_modes`, e.g. `+nt`; other letters
-/// need an argument or are unknown and are left to configuration checks.
-fn default_modes(spec: &str) -> ChannelModes {
+/// The flag modes of `channels.default_modes` or a `[[room]]`, e.g. `+nt`;
+/// other letters need an argument or are unknown and are left to
+/// configuration checks.
+pub fn flag_modes(spec: &str) -> ChannelModes {
     let mut modes = ChannelModes::default();
     for letter in spec.chars() {
         match letter {

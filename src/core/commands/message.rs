@@ -7,6 +7,7 @@ use crate::core::broadcast::Broadcast;
 use crate::core::caps::Caps;
 use crate::core::isupport::client_tag_denied;
 use crate::core::{Channel, ClientId, Membership, State};
+use crate::history;
 use crate::proto::numeric::{self, Numeric};
 use crate::proto::tags::client_only_tags;
 use crate::proto::{Line, Message};
@@ -155,7 +156,7 @@ fn to_channel(
     if prefixes.is_empty() && outgoing.command != "TAGMSG" {
         let display = channel_name.clone();
         let seq = state.record_history(
-            &folded,
+            folded.as_str(),
             &display,
             &outgoing.source,
             outgoing.command,
@@ -202,6 +203,21 @@ fn to_nick(
     let (target_id, nick, away) = (target.id, target.nick.clone(), target.away.clone());
     let wanted = outgoing.wanted_by(target.caps);
     let mut event = outgoing.event(state, &nick);
+    if state.config.history.private_messages && outgoing.command != "TAGMSG" {
+        let sender = state.clients.get(&id).map(|c| state.fold(&c.nick));
+        if let Some(sender) = sender {
+            let key = history::private_conversation(&sender, &state.fold(&nick));
+            let seq = state.record_history(
+                &key,
+                &nick,
+                &outgoing.source,
+                outgoing.command,
+                outgoing.text,
+                &event,
+            );
+            event.set_seq(seq);
+        }
+    }
     let echo = state
         .clients
         .get(&id)

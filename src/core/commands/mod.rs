@@ -5,6 +5,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub mod away;
 pub mod cap;
 pub mod channel_mode;
+pub mod chathistory;
+mod chathistory_reply;
 pub mod connection;
 pub mod info;
 pub mod invite;

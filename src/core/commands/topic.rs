@@ -58,7 +58,7 @@ pub fn topic(state: &mut State, id: ClientId, message: &Message) {
         set_at: now,
     });
     let mut event = state.broadcast(line);
-    let seq = state.record_history(&folded, &display, &source, "TOPIC", &text, &event);
+    let seq = state.record_history(folded.as_str(), &display, &source, "TOPIC", &text, &event);
     event.set_seq(seq);
     state.send_to_members(&folded, &mut event, |_, _| true);
 }

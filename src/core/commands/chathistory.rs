@@ -1,0 +1,247 @@
+//! CHATHISTORY (IRCv3 `draft/chathistory`): checks the request and who may
+//! read the target here, then hands the query to the history reader thread.
+//! The answer comes back later as an event ([`answered`]), so the core
+//! never waits on the disk.
+
+use chrono::DateTime;
+
+use super::chathistory_reply::{Outcome, Request, fail};
+use crate::config::HistoryVisibility;
+use crate::core::{ClientId, Event, State};
+use crate::history::{self, Bound, Query, QueryKind, StoreError, TargetsQuery};
+use crate::proto::{Message, numeric};
+
+pub use super::chathistory_reply::{Answer, answered};
+
+pub fn chathistory(state: &mut State, id: ClientId, message: &Message) {
+    if state.history.is_none() {
+        let command = message.command.clone();
+        let text = "Unknown command";
+        state.reply(id, numeric::ERR_UNKNOWNCOMMAND, &[&command], text);
+        return;
+    }
+    let (sub, params, limit, bounds) = match parse(state, message) {
+        Ok(parsed) => parsed,
+        Err((code, context, text)) => {
+            let context: Vec<&str> = context.iter().map(String::as_str).collect();
+            fail(state, id, None, code, &context, text);
+            return;
+        }
+    };
+    if sub == "TARGETS" {
+        targets(state, id, &bounds, limit);
+        return;
+    }
+    let target = params[0].clone();
+    let Some((key, not_before_ms)) = readable(state, id, &target) else {
+        let (context, text) = ([sub.as_str(), &target], "Messages could not be retrieved");
+        fail(state, id, None, "INVALID_TARGET", &context, text);
+        return;
+    };
+    let mut bounds = bounds.into_iter();
+    let mut next = || bounds.next().unwrap_or(Bound::Time(0));
+    let kind = match sub.as_str() {
+        "LATEST" => QueryKind::Latest {
+            after: Some(next()).filter(|_| params[1] != "*"),
+        },
+        "BEFORE" => QueryKind::Before { bound: next() },
+        "AFTER" => QueryKind::After { bound: next() },
+        "AROUND" => QueryKind::Around { bound: next() },
+        _ => QueryKind::Between {
+            start: next(),
+            end: next(),
+        },
+    };
+    let query = Query {
+        target: key,
+        kind,
+        limit,
+        not_before_ms,
+    };
+    ask(state, id, sub, target, |history, deliver| {
+        history.query(query, move |result| deliver(Outcome::Lines(result)))
+    });
+}
+
+/// A FAIL code, its context and text.
+type Refusal = (&'static str, Vec<String>, &'static str);
+
+/// The subcommand, its parameters, the limit (cut to the maximum) and the
+/// references, or why the request is refused.
+fn parse(
+    state: &State,
+    message: &Message,
+) -> Result<(String, Vec<String>, usize, Vec<Bound>), Refusal> {
+    let sub = message.param(0).to_ascii_uppercase();
+    let needed = match sub.as_str() {
+        "LATEST" | "BEFORE" | "AFTER" | "AROUND" | "TARGETS" => 3,
+        "BETWEEN" => 4,
+        "" => return Err(("UNKNOWN_COMMAND", vec!["*".into()], "Unknown command")),
+        _ => {
+            return Err((
+                "UNKNOWN_COMMAND",
+                vec![message.param(0).into()],
+                "Unknown command",
+            ));
+        }
+    };
+    let params = message.params.get(1..).unwrap_or_default();
+    if params.len() < needed {
+        return Err(("NEED_MORE_PARAMS", vec![sub], "Missing parameters"));
+    }
+    let limit = &params[needed - 1];
+    let Some(limit) = limit.parse::<usize>().ok().filter(|n| *n > 0) else {
+        return Err(("INVALID_PARAMS", vec![sub, limit.clone()], "Invalid limit"));
+    };
+    let limit = limit.min(state.config.history.chathistory_max);
+    // The references: after the target, or (TARGETS) two timestamps.
+    let references = if sub == "TARGETS" {
+        &params[..2]
+    } else {
+        &params[1..needed - 1]
+    };
+    let mut bounds = Vec::new();
+    for param in references {
+        let bound = match reference(param) {
+            // LATEST takes `*` for "no reference".
+            _ if sub == "LATEST" && param == "*" => continue,
+            Some(Bound::MsgId(_)) if sub == "TARGETS" => None,
+            other => other,
+        };
+        let Some(bound) = bound else {
+            let context = vec![sub, param.clone()];
+            return Err(("INVALID_PARAMS", context, "Invalid message reference"));
+        };
+        bounds.push(bound);
+    }
+    Ok((sub, params[..needed - 1].to_vec(), limit, bounds))
+}
+
+/// `timestamp=2024-05-01T12:00:00.000Z` or `msgid=…`.
+fn reference(param: &str) -> Option<Bound> {
+    let (kind, value) = param.split_once('=')?;
+    match kind {
+        "timestamp" => DateTime::parse_from_rfc3339(value)
+            .ok()
+            .map(|time| Bound::Time(time.timestamp_millis())),
+        "msgid" if !value.is_empty() => Some(Bound::MsgId(value.to_owned())),
+        _ => None,
+    }
+}
+
+/// The store key of a target `id` may read, and the oldest time it may see:
+/// a room it is in (from its join under `since_join`), or with private
+/// messages kept, its own conversation with a nick.
+fn readable(state: &State, id: ClientId, target: &str) -> Option<(String, Option<i64>)> {
+    let client = state.clients.get(&id)?;
+    if target.starts_with(['#', '&']) {
+        let folded = state.fold(target);
+        let room = state.channels.get(&folded)?;
+        let joined = room.joined.get(&id).copied();
+        room.members.get(&id)?;
+        let floor = match state.config.history.visibility {
+            HistoryVisibility::All => None,
+            HistoryVisibility::SinceJoin => {
+                Some(history::millis(joined.unwrap_or_else(|| state.clock.now())))
+            }
+        };
+        return Some((folded.as_str().to_owned(), floor));
+    }
+    let valid = !target.is_empty() && !target.contains([' ', ',', '*', '?', '!', '@']);
+    (state.config.history.private_messages && valid).then(|| {
+        let key = history::private_conversation(&state.fold(&client.nick), &state.fold(target));
+        (key, None)
+    })
+}
+
+/// TARGETS: the rooms `id` is in, and its conversations when kept.
+fn targets(state: &mut State, id: ClientId, bounds: &[Bound], limit: usize) {
+    let times: Vec<i64> = bounds
+        .iter()
+        .filter_map(|b| match b {
+            Bound::Time(t) => Some(*t),
+            Bound::MsgId(_) => None,
+        })
+        .collect();
+    let (Some(&a), Some(&b)) = (times.first(), times.get(1)) else {
+        return;
+    };
+    let Some(client) = state.clients.get(&id) else {
+        return;
+    };
+    let rooms = client
+        .channels
+        .iter()
+        .map(|room| room.as_str().to_owned())
+        .collect();
+    let nick = state
+        .config
+        .history
+        .private_messages
+        .then(|| state.fold(&client.nick).as_str().to_owned());
+    let query = TargetsQuery {
+        from_ms: a.min(b),
+        to_ms: a.max(b),
+        rooms,
+        nick,
+        limit,
+    };
+    ask(
+        state,
+        id,
+        "TARGETS".to_owned(),
+        String::new(),
+        |history, deliver| history.targets(query, move |result| deliver(Outcome::Targets(result))),
+    );
+}
+
+type Deliver = Box<dyn FnOnce(Outcome) + Send>;
+
+/// Issues a query whose answer comes back to the core as an event; the
+/// command's label goes with it. A refused query fails at once.
+fn ask(
+    state: &mut State,
+    id: ClientId,
+    sub: String,
+    target: String,
+    issue: impl FnOnce(&history::HistoryHandle, Deliver) -> Result<(), StoreError>,
+) {
+    let (Some(history), Some(inbox)) = (state.history.clone(), state.inbox.clone()) else {
+        let context = super::chathistory_reply::context(&sub, &target);
+        fail(
+            state,
+            id,
+            None,
+            "MESSAGE_ERROR",
+            &context,
+            "Messages could not be retrieved",
+        );
+        return;
+    };
+    let request = Request {
+        id,
+        label: state.label().map(str::to_owned),
+        sub: sub.clone(),
+        target: target.clone(),
+    };
+    // The reader thread is not the core, so it may wait for room in the
+    // inbox; once the core has stopped the send fails and is dropped.
+    let deliver: Deliver = Box::new(move |outcome| {
+        let answer = Answer { request, outcome };
+        let _ = inbox.blocking_send(Event::HistoryAnswered(Box::new(answer)));
+    });
+    match issue(&history, deliver) {
+        Ok(()) => state.defer_reply(),
+        Err(_) => {
+            let context = super::chathistory_reply::context(&sub, &target);
+            fail(
+                state,
+                id,
+                None,
+                "MESSAGE_ERROR",
+                &context,
+                "Messages could not be retrieved",
+            );
+        }
+    }
+}

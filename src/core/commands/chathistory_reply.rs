@@ -1,0 +1,181 @@
+//! The answer to a CHATHISTORY request, when the history reader has it: a
+//! `chathistory` batch of the stored lines (or a
+//! `draft/chathistory-targets` batch), under the request's label.
+
+use bytes::Bytes;
+
+use crate::core::caps::Caps;
+use crate::core::playback::{batch_end, batch_start, history_line, utc};
+use crate::core::{ClientId, State, labeled};
+use crate::history::{self, Record, StoreError, TargetActivity};
+use crate::proto::serialize::echo_param;
+use crate::proto::tags::{prepend_tag, server_time, write_tag};
+use crate::proto::{Folded, Line};
+
+/// Who asked for what, carried through the query.
+#[derive(Debug)]
+pub struct Request {
+    pub id: ClientId,
+    /// The labeled-response label of the command, if any.
+    pub label: Option<String>,
+    /// The subcommand, uppercased.
+    pub sub: String,
+    /// The target as the client wrote it; empty for TARGETS.
+    pub target: String,
+}
+
+/// What the reader found.
+#[derive(Debug)]
+pub enum Outcome {
+    Lines(Result<Vec<Record>, StoreError>),
+    Targets(Result<Vec<TargetActivity>, StoreError>),
+}
+
+/// A query's answer on its way back to the core.
+#[derive(Debug)]
+pub struct Answer {
+    pub request: Request,
+    pub outcome: Outcome,
+}
+
+/// Sends the answer to the client that asked, if it is still here.
+pub fn answered(state: &mut State, answer: Answer) {
+    let Answer { request, outcome } = answer;
+    let Some(client) = state.clients.get(&request.id) else {
+        return;
+    };
+    let (caps, nick) = (client.caps, state.fold(&client.nick));
+    let server = state.server_name().to_owned();
+    let batch = caps.contains(Caps::BATCH).then(|| state.next_batch_id());
+    let (kind, lines) = match outcome {
+        Outcome::Lines(Ok(records)) => {
+            let today = utc(history::millis(state.clock.now())).date_naive();
+            let lines: Vec<Bytes> = records
+                .iter()
+                .map(|record| history_line(record, caps, batch.as_deref(), today))
+                .collect();
+            ("chathistory", lines)
+        }
+        Outcome::Targets(Ok(targets)) => {
+            let lines: Vec<Bytes> = targets
+                .iter()
+                .map(|target| {
+                    let display = state.fold(&target.display);
+                    let name = shown_target(target, &display, nick.as_str());
+                    let line = Line::new(Some(&server), "CHATHISTORY")
+                        .arg("TARGETS")
+                        .arg(name)
+                        .arg(&server_time(
+                            std::time::UNIX_EPOCH + millis(target.latest_ms),
+                        ))
+                        .finish();
+                    in_batch(line, batch.as_deref())
+                })
+                .collect();
+            ("draft/chathistory-targets", lines)
+        }
+        Outcome::Lines(Err(error)) | Outcome::Targets(Err(error)) => {
+            tracing::warn!(%error, "a CHATHISTORY query failed");
+            let context = context(&request.sub, &request.target);
+            let text = "Messages could not be retrieved";
+            let label = request.label.as_deref();
+            fail(state, request.id, label, "MESSAGE_ERROR", &context, text);
+            return;
+        }
+    };
+    let mut all: Vec<Bytes> = Vec::with_capacity(lines.len() + 2);
+    if let Some(batch) = &batch {
+        let param = if kind == "chathistory" {
+            request.target.as_str()
+        } else {
+            ""
+        };
+        let start = match param {
+            "" => Line::new(Some(&server), "BATCH")
+                .arg(&format!("+{batch}"))
+                .arg(kind)
+                .finish(),
+            param => batch_start(&server, batch, kind, param),
+        };
+        all.push(start);
+    }
+    all.extend(lines);
+    if let Some(batch) = &batch {
+        all.push(batch_end(&server, batch));
+    }
+    match (request.label, batch.is_some()) {
+        // labeled-response: the label goes on the batch that answers.
+        (Some(label), true) => {
+            let mut label_tag = String::new();
+            write_tag(&mut label_tag, "label", Some(&label));
+            all[0] = prepend_tag(&all[0], &label_tag);
+            for line in all {
+                state.send(request.id, line);
+            }
+        }
+        (Some(label), false) => labeled::send(state, request.id, &label, all, 0),
+        (None, _) => {
+            for line in all {
+                state.send(request.id, line);
+            }
+        }
+    }
+}
+
+/// `FAIL CHATHISTORY <code> <context…> :text`, labeled when answering late.
+pub fn fail(
+    state: &mut State,
+    id: ClientId,
+    label: Option<&str>,
+    code: &str,
+    context: &[&str],
+    text: &str,
+) {
+    let mut line = Line::new(Some(state.server_name()), "FAIL")
+        .arg("CHATHISTORY")
+        .arg(code);
+    for arg in context {
+        line = line.arg(echo_param(arg));
+    }
+    let mut line = line.trailing(text).finish();
+    if let Some(label) = label {
+        let mut label_tag = String::new();
+        write_tag(&mut label_tag, "label", Some(label));
+        line = prepend_tag(&line, &label_tag);
+    }
+    state.send(id, line);
+}
+
+/// The FAIL context: the subcommand, and the target when there is one.
+pub fn context<'a>(sub: &'a str, target: &'a str) -> Vec<&'a str> {
+    if target.is_empty() {
+        vec![sub]
+    } else {
+        vec![sub, target]
+    }
+}
+
+fn in_batch(line: Bytes, batch: Option<&str>) -> Bytes {
+    match batch {
+        Some(batch) => prepend_tag(&line, &format!("batch={batch}")),
+        None => line,
+    }
+}
+
+/// A room as displayed; a private conversation as the other party's nick
+/// (folded when the latest line was addressed to the asker).
+fn shown_target<'a>(target: &'a TargetActivity, display: &Folded, asker: &'a str) -> &'a str {
+    let Some((a, b)) = target.target.split_once(' ') else {
+        return &target.display;
+    };
+    let other = if a == asker { b } else { a };
+    if display.as_str() == asker {
+        other
+    } else {
+        &target.display
+    }
+}
+
+fn millis(time_ms: i64) -> std::time::Duration {
+    std::time::Duration::from_millis(u64::try_from(time_ms).unwrap_or(0))
+}
