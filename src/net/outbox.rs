@@ -71,10 +71,16 @@ impl Outbox {
             self.stop.cancel();
             return Err(Overflow);
         }
+        // The writer takes every queued line at once and sleeps only on an
+        // empty queue, so only the first line after a drain needs to wake it;
+        // a fan-out then costs one wake per member per burst, not per line.
+        let was_empty = queue.lines.is_empty();
         queue.bytes += line.len();
         queue.lines.push_back(line);
         drop(queue);
-        self.wake.notify_one();
+        if was_empty {
+            self.wake.notify_one();
+        }
         Ok(())
     }
 
@@ -148,6 +154,7 @@ impl Outbox {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     #[test]
     fn push_past_the_limit_closes_with_sendq_exceeded() {
@@ -165,6 +172,30 @@ mod tests {
         outbox.push(Bytes::from_static(b"a\r\n")).unwrap();
         assert_eq!(outbox.take_lines(), [Bytes::from_static(b"a\r\n")]);
         assert_eq!(outbox.queued_bytes(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_line_pushed_after_a_drain_wakes_the_writer() {
+        let outbox = Arc::new(Outbox::new(100));
+        outbox.push(Bytes::from_static(b"a\r\n")).unwrap();
+        outbox.push(Bytes::from_static(b"b\r\n")).unwrap();
+        let mut lines = Vec::new();
+        outbox.drain(&mut lines).await;
+        let writer = {
+            let outbox = Arc::clone(&outbox);
+            tokio::spawn(async move {
+                let mut lines = Vec::new();
+                outbox.drain(&mut lines).await;
+                lines
+            })
+        };
+        tokio::task::yield_now().await;
+        outbox.push(Bytes::from_static(b"c\r\n")).unwrap();
+        let lines = tokio::time::timeout(std::time::Duration::from_secs(5), writer)
+            .await
+            .expect("the writer wakes")
+            .unwrap();
+        assert_eq!(lines, [Bytes::from_static(b"c\r\n")]);
     }
 
     #[tokio::test]
