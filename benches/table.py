@@ -19,6 +19,8 @@ ROWS = [
     ("fanout-10x50x2", "latency_p50_ms", "fanout 10×50×2: p50 latency ms", "low"),
     ("fanout-10x50x2", "latency_p99_ms", "fanout 10×50×2: p99 latency ms", "low"),
     ("fanout-10x50x2", "lost_deliveries", "fanout 10×50×2: lost", "low"),
+    ("fanout-10x50x2", "deliveries_per_cpu_second",
+     "fanout 10×50×2: deliveries per server CPU-second", "high"),
     ("fanout-10x50x2", "server_cpu_percent", "fanout 10×50×2: server CPU %", None),
     ("fanout-10x50x2", "bench_cpu_percent", "fanout 10×50×2: generator CPU %", None),
     ("fanout-1x1000x1", "deliveries_per_second", "fanout 1×1000×1: deliveries/s", "high"),
@@ -26,6 +28,8 @@ ROWS = [
     ("fanout-1x1000x1", "latency_p99_ms", "fanout 1×1000×1: p99 latency ms", "low"),
     ("fanout-1x1000x1", "latency_max_ms", "fanout 1×1000×1: max latency ms", "low"),
     ("fanout-1x1000x1", "lost_deliveries", "fanout 1×1000×1: lost", "low"),
+    ("fanout-1x1000x1", "deliveries_per_cpu_second",
+     "fanout 1×1000×1: deliveries per server CPU-second", "high"),
     ("fanout-1x1000x1", "server_cpu_percent", "fanout 1×1000×1: server CPU %", None),
     ("fanout-1x1000x1", "bench_cpu_percent", "fanout 1×1000×1: generator CPU %", None),
     ("connect", "connects_per_second", "connect: connects/s", "high"),
@@ -40,6 +44,17 @@ ROWS = [
 ]
 
 
+def add_derived(report):
+    """Deliveries per second of server CPU: how much work each delivery costs
+    the server, which other load on the machine moves less than throughput."""
+    values = {m["name"]: m["value"] for m in report["metrics"]}
+    cpu = values.get("server_cpu_percent")
+    if cpu and "deliveries_per_second" in values:
+        report["metrics"].append({"name": "deliveries_per_cpu_second",
+                                  "value": values["deliveries_per_second"] / (cpu / 100),
+                                  "unit": "/cpu-s"})
+
+
 def load(results):
     """Reports by (server, run), each figure the median of its rounds."""
     rounds = {}
@@ -52,6 +67,7 @@ def load(results):
             report = json.loads(path.read_text())
         except ValueError:
             continue
+        add_derived(report)
         rounds.setdefault((server, run), []).append(report)
     reports = {}
     for key, runs in rounds.items():
@@ -104,8 +120,9 @@ def compare(reports):
 
 
 def scaling(reports):
-    print("| members | deliveries/s | p50 ms | p99 ms | max ms | lost | server CPU % | setup s |")
-    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| members | deliveries/s | p50 ms | p99 ms | max ms | lost | server CPU % "
+          "| deliveries per CPU-s | setup s |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     rows = []
     for (server, run), report in sorted(reports.items(),
                                         key=lambda item: item[1]["params"]["members"]):
@@ -113,7 +130,7 @@ def scaling(reports):
         members = report["params"]["members"]
         cells = [m.get(k) for k in ("deliveries_per_second", "latency_p50_ms", "latency_p99_ms",
                                     "latency_max_ms", "lost_deliveries", "server_cpu_percent",
-                                    "setup_seconds")]
+                                    "deliveries_per_cpu_second", "setup_seconds")]
         print(f"| {members:,} | " + " | ".join(fmt(c) for c in cells) + " |")
         rows.append({"members": members, "metrics": m})
     return rows
