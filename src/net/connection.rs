@@ -37,7 +37,7 @@ const READ_MAX: usize = 64 * 1024;
 /// The most lines one write call carries (Linux allows 1,024).
 const WRITE_SLICES: usize = 128;
 /// Lines the write task's list may keep room for between bursts.
-const IDLE_LINES: usize = 64;
+const IDLE_LINES: usize = 16;
 /// How long a closing connection may take to flush its last lines.
 const FLUSH_GRACE: Duration = Duration::from_secs(10);
 

@@ -9,6 +9,9 @@ use bytes::Bytes;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+/// Lines of room the queue keeps between bursts.
+const IDLE_LINES: usize = 16;
+
 /// Returned by [`Outbox::push`] when the queue passed its byte limit; the
 /// connection is then already closing.
 #[derive(Debug, PartialEq, Eq)]
@@ -124,6 +127,10 @@ impl Outbox {
                 if !queue.lines.is_empty() || queue.closing.is_some() {
                     out.extend(queue.lines.drain(..));
                     queue.bytes = 0;
+                    // A burst's room is not kept by a client that goes idle.
+                    if queue.lines.capacity() > IDLE_LINES {
+                        queue.lines = VecDeque::new();
+                    }
                     return match &queue.closing {
                         Some(last) => Drained::Close(last.clone()),
                         None => Drained::Lines,
