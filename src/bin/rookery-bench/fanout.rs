@@ -163,7 +163,10 @@ async fn send_loop(
     let begin = Instant::now();
     let mut seq = 0;
     while seq < plan.messages {
-        let in_flight = |forgiven: u64| seq as u64 - tally.done[sender].load(Relaxed) - forgiven;
+        // Saturating: deliveries written off as lost may still turn up.
+        let in_flight = |forgiven: u64| {
+            (seq as u64).saturating_sub(tally.done[sender].load(Relaxed) + forgiven)
+        };
         while in_flight(forgiven) >= plan.window as u64 {
             if timeout(plan.stall, tally.wake[sender].notified())
                 .await
@@ -171,7 +174,7 @@ async fn send_loop(
             {
                 // Still missing deliveries: count them lost and go on.
                 stalls += 1;
-                forgiven = seq as u64 - tally.done[sender].load(Relaxed);
+                forgiven = (seq as u64).saturating_sub(tally.done[sender].load(Relaxed));
             }
         }
         let mut allowed = (plan.window as u64 - in_flight(forgiven)) as usize;
