@@ -382,6 +382,17 @@ pub async fn run(
         self_after,
         wall,
     );
+    // Lines per system call is what a server's batching buys on the way out.
+    let writes = server_before
+        .zip(server_after)
+        .and_then(|(before, after)| Some(after.write_calls? - before.write_calls?));
+    if let (Some(writes), true) = (writes, delivered > 0) {
+        report.add(
+            "server_writes_per_delivery",
+            writes as f64 / delivered as f64,
+            "",
+        );
+    }
     readers.abort_all();
 }
 

@@ -9,6 +9,9 @@ pub struct Sample {
     /// User plus system CPU time, in seconds.
     pub cpu_seconds: f64,
     pub rss_bytes: u64,
+    /// Write-class system calls (write, writev, send…) so far; `None` when
+    /// /proc/PID/io cannot be read (another user's process).
+    pub write_calls: Option<u64>,
 }
 
 /// Reads `pid`, or this process when `None`. `None` when /proc has no such
@@ -28,9 +31,15 @@ pub fn sample(pid: Option<u32>) -> Option<Sample> {
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|kib| kib.parse().ok())
         .unwrap_or(0);
+    let write_calls = fs::read_to_string(format!("{dir}/io")).ok().and_then(|io| {
+        io.lines()
+            .find_map(|line| line.strip_prefix("syscw:"))
+            .and_then(|count| count.trim().parse().ok())
+    });
     Some(Sample {
         cpu_seconds: ticks as f64 / per_second,
         rss_bytes: rss_kib * 1024,
+        write_calls,
     })
 }
 
