@@ -2,6 +2,7 @@
 //! a write task that drains the [`Outbox`] into the socket.
 
 use std::collections::VecDeque;
+use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -39,8 +40,14 @@ pub struct FloodLimits {
     pub max_backlog: u32,
 }
 
-/// The most bytes one write call carries.
-const WRITE_CHUNK: usize = 64 * 1024;
+/// The smallest and largest reads: small for the many idle clients, large
+/// for a client sending a burst.
+const READ_MIN: usize = 512;
+const READ_MAX: usize = 64 * 1024;
+/// The most lines one write call carries (Linux allows 1,024).
+const WRITE_SLICES: usize = 128;
+/// Lines the write task's list may keep room for between bursts.
+const IDLE_LINES: usize = 16;
 /// How long a closing connection may take to flush its last lines.
 const FLUSH_GRACE: Duration = Duration::from_secs(10);
 
@@ -111,7 +118,9 @@ async fn read_loop<R: AsyncRead + Unpin>(
     inbox: &mpsc::Sender<Event>,
 ) -> Option<String> {
     let stop = outbox.stop_token().clone();
-    let mut buf = BytesMut::with_capacity(4096);
+    let mut buf = BytesMut::with_capacity(READ_MIN);
+    // Grows while reads fill the buffer, shrinks while they do not.
+    let mut read_size = READ_MIN;
     let mut framer = Framer::default();
     let connected_at = Instant::now();
     let mut bucket = settings
@@ -166,14 +175,24 @@ async fn read_loop<R: AsyncRead + Unpin>(
         } else {
             last_activity + settings.ping_interval
         };
-        buf.reserve(4096);
+        if buf.is_empty() && buf.capacity() > 4 * read_size {
+            // Nothing pending: an idle client keeps a small buffer, not a burst's.
+            buf = BytesMut::new();
+        }
+        buf.reserve(read_size);
+        let spare = buf.capacity() - buf.len();
         tokio::select! {
             _ = stop.cancelled() => {
                 return (!outbox.is_closing()).then(|| "Write error".to_owned());
             }
             read = reader.read_buf(&mut buf) => match read {
                 Ok(0) => return Some("Connection closed".to_owned()),
-                Ok(_) => {
+                Ok(read) => {
+                    if read == spare {
+                        read_size = (read_size * 2).min(READ_MAX);
+                    } else if read < read_size / 4 {
+                        read_size = (read_size / 2).max(READ_MIN);
+                    }
                     last_activity = Instant::now();
                     ping_sent = None;
                 }
@@ -217,9 +236,9 @@ fn decode(bytes: &[u8]) -> Option<crate::proto::Message> {
     }
 }
 
-/// Writes queued lines, coalescing them into large writes. `committed` is
-/// the history watermark: a line tagged with a higher sequence number, and
-/// every line behind it, waits until the history writer has committed it.
+/// Writes queued lines, many per system call. `committed` is the history
+/// watermark: a line tagged with a higher sequence number, and every line
+/// behind it, waits until the history writer has committed it.
 async fn write_loop<W: AsyncWrite + Unpin>(
     mut writer: W,
     outbox: Arc<Outbox>,
@@ -227,7 +246,6 @@ async fn write_loop<W: AsyncWrite + Unpin>(
 ) {
     let stop = outbox.stop_token().clone();
     let mut lines: Vec<Bytes> = Vec::new();
-    let mut buf: Vec<u8> = Vec::with_capacity(WRITE_CHUNK);
     let mut watermark = *committed.borrow();
     loop {
         let drained = tokio::select! {
@@ -240,15 +258,16 @@ async fn write_loop<W: AsyncWrite + Unpin>(
             Drained::Close(last) => (Some(last), None),
         };
         lines.extend(last.clone().flatten());
-        if write_lines(&mut writer, &mut lines, &mut buf, &stop)
-            .await
-            .is_err()
-        {
+        if write_lines(&mut writer, &mut lines, &stop).await.is_err() {
             break;
         }
         if last.is_some() {
             let _ = timeout(FLUSH_GRACE, writer.shutdown()).await;
             break;
+        }
+        // A burst may have grown the list; an idle client should not keep it.
+        if lines.capacity() > IDLE_LINES {
+            lines = Vec::new();
         }
         if let Some(seq) = waiting {
             tokio::select! {
@@ -266,32 +285,56 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     stop.cancel();
 }
 
-/// Copies lines into chunks of at most [`WRITE_CHUNK`] bytes and writes them.
+/// Writes every line with vectored writes straight from the shared buffers:
+/// no copy into a per-connection buffer, which idle clients would keep.
 async fn write_lines<W: AsyncWrite + Unpin>(
     writer: &mut W,
     lines: &mut Vec<Bytes>,
-    buf: &mut Vec<u8>,
     stop: &tokio_util::sync::CancellationToken,
 ) -> Result<(), ()> {
-    let mut pending = lines.drain(..).peekable();
-    while pending.peek().is_some() {
-        buf.clear();
-        while let Some(line) =
-            pending.next_if(|line| buf.is_empty() || buf.len() + line.len() <= WRITE_CHUNK)
-        {
-            buf.extend_from_slice(&line);
-        }
-        tokio::select! {
-            written = writer.write_all(buf) => written.map_err(|_| ())?,
+    // The first unwritten line, and how much of it is already written.
+    let (mut next, mut offset) = (0, 0);
+    while next < lines.len() {
+        let write = async {
+            // One line, the common case in a fan-out: no slice array to fill.
+            if lines.len() - next == 1 {
+                return writer.write(&lines[next][offset..]).await;
+            }
+            let mut slices = [IoSlice::new(&[]); WRITE_SLICES];
+            let mut count = 0;
+            for (i, line) in lines[next..].iter().take(WRITE_SLICES).enumerate() {
+                let skip = if i == 0 { offset } else { 0 };
+                slices[i] = IoSlice::new(&line[skip..]);
+                count += 1;
+            }
+            writer.write_vectored(&slices[..count]).await
+        };
+        let mut written = tokio::select! {
+            written = write => written.map_err(|_| ())?,
             _ = stop.cancelled() => return Err(()),
+        };
+        if written == 0 {
+            return Err(());
+        }
+        while written > 0 {
+            let left = lines[next].len() - offset;
+            if written >= left {
+                written -= left;
+                next += 1;
+                offset = 0;
+            } else {
+                offset += written;
+                written = 0;
+            }
         }
     }
+    lines.clear();
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
-    use super::decode;
+    use super::*;
 
     #[test]
     fn invalid_utf8_is_repaired_and_marked() {
@@ -300,5 +343,53 @@ mod tests {
         assert_eq!(message.params[1], "caf\u{FFFD}");
         let message = decode("PRIVMSG #room :café".as_bytes()).expect("parses");
         assert!(!message.invalid_utf8);
+    }
+
+    /// Accepts at most `max` bytes per write, to force partial writes.
+    struct Trickle {
+        written: Vec<u8>,
+        max: usize,
+    }
+
+    impl AsyncWrite for Trickle {
+        fn poll_write(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &[u8],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            let n = buf.len().min(self.max);
+            self.written.extend_from_slice(&buf[..n]);
+            std::task::Poll::Ready(Ok(n))
+        }
+
+        fn poll_flush(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn partial_writes_send_every_byte_in_order() {
+        let mut lines: Vec<Bytes> = (0..700)
+            .map(|i| Bytes::from(format!("line {i}\r\n")))
+            .collect();
+        let expected: Vec<u8> = lines.iter().flat_map(|l| l.to_vec()).collect();
+        let mut writer = Trickle {
+            written: Vec::new(),
+            max: 7,
+        };
+        let stop = tokio_util::sync::CancellationToken::new();
+        write_lines(&mut writer, &mut lines, &stop).await.unwrap();
+        assert_eq!(writer.written, expected);
+        assert!(lines.is_empty());
     }
 }

@@ -13,6 +13,9 @@ use bytes::Bytes;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+/// Lines of room the queue keeps between bursts.
+const IDLE_LINES: usize = 16;
+
 /// Returned by [`Outbox::push`] when the queue passed its byte limit; the
 /// connection is then already closing.
 #[derive(Debug, PartialEq, Eq)]
@@ -89,10 +92,16 @@ impl Outbox {
             self.stop.cancel();
             return Err(Overflow);
         }
+        // The writer takes every queued line at once and sleeps only on an
+        // empty queue, so only the first line after a drain needs to wake it;
+        // a fan-out then costs one wake per member per burst, not per line.
+        let was_empty = queue.lines.is_empty();
         queue.bytes += line.len();
         queue.lines.push_back((line, seq));
         drop(queue);
-        self.wake.notify_one();
+        if was_empty {
+            self.wake.notify_one();
+        }
         Ok(())
     }
 
@@ -153,6 +162,10 @@ impl Outbox {
                     queue.bytes -= line.len();
                     out.push(line);
                 }
+                // A burst's room is not kept by a client that goes idle.
+                if queue.lines.is_empty() && queue.lines.capacity() > IDLE_LINES {
+                    queue.lines = VecDeque::new();
+                }
                 match (waiting, &queue.closing) {
                     (Some(seq), _) => return Drained::Waiting(seq),
                     (None, Some(last)) => return Drained::Close(last.clone()),
@@ -184,6 +197,7 @@ impl Outbox {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     #[test]
     fn push_past_the_limit_closes_with_sendq_exceeded() {
@@ -201,6 +215,30 @@ mod tests {
         outbox.push(Bytes::from_static(b"a\r\n")).unwrap();
         assert_eq!(outbox.take_lines(), [Bytes::from_static(b"a\r\n")]);
         assert_eq!(outbox.queued_bytes(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_line_pushed_after_a_drain_wakes_the_writer() {
+        let outbox = Arc::new(Outbox::new(100));
+        outbox.push(Bytes::from_static(b"a\r\n")).unwrap();
+        outbox.push(Bytes::from_static(b"b\r\n")).unwrap();
+        let mut lines = Vec::new();
+        outbox.drain(&mut lines, u64::MAX).await;
+        let writer = {
+            let outbox = Arc::clone(&outbox);
+            tokio::spawn(async move {
+                let mut lines = Vec::new();
+                outbox.drain(&mut lines, u64::MAX).await;
+                lines
+            })
+        };
+        tokio::task::yield_now().await;
+        outbox.push(Bytes::from_static(b"c\r\n")).unwrap();
+        let lines = tokio::time::timeout(std::time::Duration::from_secs(5), writer)
+            .await
+            .expect("the writer wakes")
+            .unwrap();
+        assert_eq!(lines, [Bytes::from_static(b"c\r\n")]);
     }
 
     #[tokio::test]
