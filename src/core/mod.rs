@@ -16,10 +16,9 @@ mod labeled;
 mod monitor;
 pub mod playback;
 mod state;
-#[cfg(test)]
-mod test_support;
-#[cfg(test)]
-pub(crate) mod testing;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod testing;
 #[cfg(test)]
 mod tests;
 pub mod whowas;

@@ -238,100 +238,103 @@ fn to_nick(
 
 #[cfg(test)]
 mod tests {
-    use crate::core::test_support::Harness;
-    use crate::core::{ClientId, Membership};
+    use crate::core::Membership;
+    use crate::core::testing::Harness;
 
     /// alice (op) and bob in #room, with their join lines read.
-    fn room() -> (Harness, ClientId, ClientId) {
+    fn room() -> Harness {
         let mut harness = Harness::new();
-        let alice = harness.register("alice");
-        let bob = harness.register("bob");
-        harness.send(alice, "JOIN #room");
-        harness.send(bob, "JOIN #room");
-        harness.lines(alice);
-        harness.lines(bob);
-        (harness, alice, bob)
+        harness.register("alice");
+        harness.register("bob");
+        harness.send("alice", "JOIN #room");
+        harness.send("bob", "JOIN #room");
+        harness.take("alice");
+        harness.take("bob");
+        harness
     }
 
-    const REFUSED: &str = ":localhost 404 bob #room :Cannot send to channel";
+    const REFUSED: &str = ":irc.test 404 bob #room :Cannot send to channel";
 
     #[test]
     fn moderated_rooms_need_voice_or_op() {
-        let (mut harness, alice, bob) = room();
-        harness.room("#room").modes.moderated = true;
-        harness.send(bob, "PRIVMSG #room :hi");
-        assert_eq!(harness.lines(bob), vec![REFUSED]);
-        assert!(harness.lines(alice).is_empty());
+        let mut harness = room();
+        harness.channel_mut("#room").modes.moderated = true;
+        harness.send("bob", "PRIVMSG #room :hi");
+        assert_eq!(harness.take("bob"), vec![REFUSED]);
+        assert!(harness.take("alice").is_empty());
         let voiced = Membership {
             op: false,
             voice: true,
         };
-        harness.room("#room").members.insert(bob, voiced);
-        harness.send(bob, "PRIVMSG #room :hi");
+        let bob = harness.id("bob");
+        harness.channel_mut("#room").members.insert(bob, voiced);
+        harness.send("bob", "PRIVMSG #room :hi");
         assert_eq!(
-            harness.lines(alice),
+            harness.take("alice"),
             vec![":bob!~bob@127.0.0.1 PRIVMSG #room :hi"]
         );
     }
 
     #[test]
     fn a_banned_member_cannot_speak_unless_excepted() {
-        let (mut harness, alice, bob) = room();
-        let ban = harness.entry("bob!*@*");
-        harness.room("#room").bans.push(ban);
-        harness.send(bob, "PRIVMSG #room :hi");
-        harness.send(bob, "NOTICE #room :hi");
-        assert_eq!(harness.lines(bob), vec![REFUSED]);
-        assert!(harness.lines(alice).is_empty());
-        let exception = harness.entry("bob!*@*");
-        harness.room("#room").ban_exceptions.push(exception);
-        harness.send(bob, "PRIVMSG #room :hi");
-        assert_eq!(harness.lines(alice).len(), 1);
+        let mut harness = room();
+        let ban = harness.list_entry("bob!*@*");
+        harness.channel_mut("#room").bans.push(ban);
+        harness.send("bob", "PRIVMSG #room :hi");
+        harness.send("bob", "NOTICE #room :hi");
+        assert_eq!(harness.take("bob"), vec![REFUSED]);
+        assert!(harness.take("alice").is_empty());
+        let exception = harness.list_entry("bob!*@*");
+        harness.channel_mut("#room").ban_exceptions.push(exception);
+        harness.send("bob", "PRIVMSG #room :hi");
+        assert_eq!(harness.take("alice").len(), 1);
     }
 
     #[test]
     fn statusmsg_to_voiced_reaches_voiced_and_ops_only() {
-        let (mut harness, alice, bob) = room();
-        let carol = harness.register("carol");
-        let dave = harness.register("dave");
-        harness.send(carol, "JOIN #room");
-        harness.send(dave, "JOIN #room");
+        let mut harness = room();
+        harness.register("carol");
+        harness.register("dave");
+        harness.send("carol", "JOIN #room");
+        harness.send("dave", "JOIN #room");
         let voiced = Membership {
             op: false,
             voice: true,
         };
-        harness.room("#room").members.insert(carol, voiced);
-        for id in [alice, bob, carol, dave] {
-            harness.lines(id);
+        let carol = harness.id("carol");
+        harness.channel_mut("#room").members.insert(carol, voiced);
+        for nick in ["alice", "bob", "carol", "dave"] {
+            harness.take(nick);
         }
-        harness.send(bob, "PRIVMSG +#room :psst");
+        harness.send("bob", "PRIVMSG +#room :psst");
         let line = ":bob!~bob@127.0.0.1 PRIVMSG +#room :psst";
-        assert_eq!(harness.lines(alice), vec![line]);
-        assert_eq!(harness.lines(carol), vec![line]);
-        assert!(harness.lines(dave).is_empty());
-        assert!(harness.lines(bob).is_empty());
+        assert_eq!(harness.take("alice"), vec![line]);
+        assert_eq!(harness.take("carol"), vec![line]);
+        assert!(harness.take("dave").is_empty());
+        assert!(harness.take("bob").is_empty());
     }
 
     #[test]
     fn privmsg_to_an_away_nick_answers_301_and_notice_does_not() {
-        let (mut harness, alice, bob) = room();
+        let mut harness = room();
+        let bob = harness.id("bob");
         harness.state.clients.get_mut(&bob).unwrap().away = Some("lunch".to_owned());
-        harness.send(alice, "PRIVMSG bob :there?");
+        harness.send("alice", "PRIVMSG bob :there?");
         assert_eq!(
-            harness.lines(alice),
-            vec![":localhost 301 alice bob :lunch"]
+            harness.take("alice"),
+            vec![":irc.test 301 alice bob :lunch"]
         );
-        harness.send(alice, "NOTICE bob :there?");
-        assert!(harness.lines(alice).is_empty());
-        assert_eq!(harness.lines(bob).len(), 2);
+        harness.send("alice", "NOTICE bob :there?");
+        assert!(harness.take("alice").is_empty());
+        assert_eq!(harness.take("bob").len(), 2);
     }
 
     #[test]
     fn a_repeated_target_gets_the_message_once() {
-        let (mut harness, alice, bob) = room();
-        harness.send(alice, "PRIVMSG bob,BOB,#room,#ROOM :x");
+        let mut harness = room();
+        harness.send("alice", "PRIVMSG bob,BOB,#room,#ROOM :x");
         assert_eq!(
-            harness.lines(bob),
+            harness.take("bob"),
             vec![
                 ":alice!~alice@127.0.0.1 PRIVMSG bob :x",
                 ":alice!~alice@127.0.0.1 PRIVMSG #room :x"
@@ -341,10 +344,11 @@ mod tests {
 
     #[test]
     fn messages_update_last_active() {
-        let (mut harness, alice, _) = room();
+        let mut harness = room();
         let before = std::time::SystemTime::UNIX_EPOCH;
+        let alice = harness.id("alice");
         harness.state.clients.get_mut(&alice).unwrap().last_active = before;
-        harness.send(alice, "NOTICE #room :x");
+        harness.send("alice", "NOTICE #room :x");
         assert!(harness.state.clients[&alice].last_active > before);
     }
 }
