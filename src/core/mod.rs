@@ -10,11 +10,14 @@ mod channel;
 mod chghost;
 mod client;
 pub mod commands;
+mod delivery;
+mod disconnect;
 mod dispatch;
 pub mod isupport;
 mod labeled;
 mod monitor;
 pub mod playback;
+mod replies;
 mod state;
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
