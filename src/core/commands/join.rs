@@ -4,6 +4,7 @@ use super::names::send_names;
 use super::part::part_one;
 use super::topic::send_topic;
 use crate::core::caps::Caps;
+use crate::core::commands::refusals;
 use crate::core::playback;
 use crate::core::{Channel, ChannelModes, ClientId, Membership, State};
 use crate::proto::numeric::{self, Numeric};
@@ -13,12 +14,7 @@ use crate::proto::{Folded, Line, Message};
 pub fn join(state: &mut State, id: ClientId, message: &Message) {
     let names = message.param(0);
     if names.is_empty() {
-        state.reply(
-            id,
-            numeric::ERR_NEEDMOREPARAMS,
-            &["JOIN"],
-            "Not enough parameters",
-        );
+        refusals::need_more_params(state, id, "JOIN");
         return;
     }
     if names == "0" {

@@ -21,6 +21,7 @@ pub mod monitor;
 pub mod names;
 pub mod oper;
 pub mod part;
+pub mod refusals;
 pub mod registration;
 pub mod rehash;
 pub mod setname;

@@ -5,6 +5,7 @@ use bytes::Bytes;
 
 use super::lists::{self, Setter};
 use super::parse::Request;
+use crate::core::commands::refusals;
 use crate::core::{Channel, ClientId, State};
 use crate::proto::numeric::{self, Numeric};
 use crate::proto::serialize::{MAX_LINE, echo_param};
@@ -44,13 +45,7 @@ pub(super) fn apply(
         Request::Member { nick, .. } => match state.nicks.get(&state.fold(nick)) {
             Some(target) => Some(*target),
             None => {
-                let shown = echo_param(nick);
-                state.reply(
-                    id,
-                    numeric::ERR_NOSUCHNICK,
-                    &[shown],
-                    "No such nick/channel",
-                );
+                refusals::no_such_nick(state, id, nick);
                 return None;
             }
         },

@@ -15,9 +15,9 @@ use lists::show_list;
 use parse::{Request, parse};
 
 use super::unix_time;
+use crate::core::commands::refusals;
 use crate::core::{ClientId, State};
 use crate::proto::numeric;
-use crate::proto::serialize::echo_param;
 use crate::proto::{Folded, Message};
 
 /// MODE on a room: its modes without a mode string, else the changes and
@@ -26,8 +26,7 @@ pub fn mode(state: &mut State, id: ClientId, message: &Message) {
     let name = message.param(0);
     let folded = state.fold(name);
     let Some(channel) = state.channels.get(&folded) else {
-        let shown = echo_param(name);
-        state.reply(id, numeric::ERR_NOSUCHCHANNEL, &[shown], "No such channel");
+        refusals::no_such_channel(state, id, name);
         return;
     };
     let channel_name = channel.name.clone();
@@ -54,7 +53,7 @@ pub fn mode(state: &mut State, id: ClientId, message: &Message) {
         .iter()
         .any(|request| !matches!(request, Request::Show(_)));
     if changes && !is_op {
-        not_operator(state, id, &channel_name);
+        refusals::not_channel_operator(state, id, &channel_name);
         return;
     }
 
@@ -62,22 +61,13 @@ pub fn mode(state: &mut State, id: ClientId, message: &Message) {
     for request in requests {
         match request {
             Request::Show(kind) if kind.ops_only() && !is_op => {
-                not_operator(state, id, &channel_name);
+                refusals::not_channel_operator(state, id, &channel_name);
             }
             Request::Show(kind) => show_list(state, id, &folded, kind),
             change => applied.extend(apply(state, id, &folded, change)),
         }
     }
     broadcast(state, id, &folded, &applied);
-}
-
-fn not_operator(state: &mut State, id: ClientId, channel: &str) {
-    state.reply(
-        id,
-        numeric::ERR_CHANOPRIVSNEEDED,
-        &[channel],
-        "You're not channel operator",
-    );
 }
 
 /// 324 and 329. Members see the key; others see `*` in its place, so the
