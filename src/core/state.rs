@@ -186,6 +186,15 @@ impl State {
         self.config.server.casemapping.fold(name)
     }
 
+    /// The registered client using the nick `folded`: a message or invite
+    /// target, or a MONITOR entry that is online.
+    pub fn registered_client(&self, folded: &Folded) -> Option<&Client> {
+        self.nicks
+            .get(folded)
+            .and_then(|id| self.clients.get(id))
+            .filter(|client| client.registered)
+    }
+
     pub fn server_name(&self) -> &str {
         &self.config.server.name
     }

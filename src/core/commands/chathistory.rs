@@ -5,7 +5,7 @@
 
 use chrono::DateTime;
 
-use super::chathistory_reply::{Outcome, Request, fail};
+use super::chathistory_reply::{Outcome, Request, fail, message_error};
 use crate::config::HistoryVisibility;
 use crate::core::{ClientId, Event, State};
 use crate::history::{self, Bound, Query, QueryKind, StoreError, TargetsQuery};
@@ -207,15 +207,7 @@ fn ask(
     issue: impl FnOnce(&history::HistoryHandle, Deliver) -> Result<(), StoreError>,
 ) {
     let (Some(history), Some(inbox)) = (state.history.clone(), state.inbox.clone()) else {
-        let context = super::chathistory_reply::context(&sub, &target);
-        fail(
-            state,
-            id,
-            None,
-            "MESSAGE_ERROR",
-            &context,
-            "Messages could not be retrieved",
-        );
+        message_error(state, id, None, &sub, &target);
         return;
     };
     let request = Request {
@@ -232,16 +224,6 @@ fn ask(
     });
     match issue(&history, deliver) {
         Ok(()) => state.defer_reply(),
-        Err(_) => {
-            let context = super::chathistory_reply::context(&sub, &target);
-            fail(
-                state,
-                id,
-                None,
-                "MESSAGE_ERROR",
-                &context,
-                "Messages could not be retrieved",
-            );
-        }
+        Err(_) => message_error(state, id, None, &sub, &target),
     }
 }

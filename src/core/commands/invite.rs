@@ -14,12 +14,7 @@ pub fn invite(state: &mut State, id: ClientId, message: &Message) {
         refusals::need_more_params(state, id, "INVITE");
         return;
     }
-    let target = state
-        .nicks
-        .get(&state.fold(nick))
-        .and_then(|target| state.clients.get(target))
-        .filter(|client| client.registered);
-    let Some(target) = target else {
+    let Some(target) = state.registered_client(&state.fold(nick)) else {
         refusals::no_such_nick(state, id, nick);
         return;
     };

@@ -192,12 +192,7 @@ fn to_nick(
     outgoing: &Outgoing,
     nick: &str,
 ) -> Result<(), Refusal> {
-    let target = state
-        .nicks
-        .get(&state.fold(nick))
-        .and_then(|target| state.clients.get(target))
-        .filter(|client| client.registered);
-    let Some(target) = target else {
+    let Some(target) = state.registered_client(&state.fold(nick)) else {
         return Err((numeric::ERR_NOSUCHNICK, "No such nick/channel"));
     };
     let (target_id, nick, away) = (target.id, target.nick.clone(), target.away.clone());

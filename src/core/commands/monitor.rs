@@ -90,12 +90,7 @@ fn add(state: &mut State, id: ClientId, targets: &str) {
 fn status(state: &mut State, id: ClientId, targets: Vec<(Folded, String)>) {
     let (mut online, mut offline) = (Vec::new(), Vec::new());
     for (folded, nick) in targets {
-        let found = state
-            .nicks
-            .get(&folded)
-            .and_then(|target| state.clients.get(target))
-            .filter(|client| client.registered);
-        match found {
+        match state.registered_client(&folded) {
             Some(client) => online.push(client.source.clone()),
             None => offline.push(nick),
         }
