@@ -6,7 +6,6 @@ pub mod away;
 pub mod cap;
 pub mod channel_mode;
 pub mod chathistory;
-mod chathistory_reply;
 pub mod connection;
 pub mod info;
 pub mod invite;
