@@ -8,18 +8,28 @@
 //! - [`proto`]: the wire format: framing with byte limits, the nom parser,
 //!   the serializer with its trailing-colon policy, numerics, casemapping,
 //!   glob masks.
-//! - [`core`]: one task owning all state (clients, nicks, channels); a
-//!   command table dispatches to one handler file per command family.
+//! - [`core`]: one task owning all state (clients, nicks, channels). The
+//!   `State` struct and its event entry point are in `core/state.rs`; its
+//!   helpers sit beside their concern (`delivery.rs`, `replies.rs`,
+//!   `labeled.rs`, `disconnect.rs`, `whowas.rs`). A command table
+//!   (`dispatch.rs`) runs the shared checks, then one handler file per
+//!   command family under `core/commands/`; the larger families are
+//!   folders (`channel_mode/`, `chathistory/`, `message/`), and refusals
+//!   several commands share are in `commands/refusals.rs`.
 //! - [`history`]: room history in SQLite: a writer thread that commits in
 //!   batches and a watermark that holds each line until its record is on
 //!   disk; queries, retention and export.
-//! - [`config`]: the TOML schema, defaults and validation.
+//! - [`config`]: the TOML schema and defaults (`config/mod.rs`), the
+//!   semantic checks (`validate.rs`), and error positions and wording
+//!   (`locate.rs`).
 //! - [`admin`]: the worker that does the core's blocking jobs: REHASH
 //!   loads, OPER password checks, bans file writes.
 //! - [`server`]: wires them together; tests start it on port 0.
 //!
 //! With the `fuzzing` feature (and in tests), a hidden `fuzzing` module
-//! holds what the fuzz targets and property tests drive.
+//! holds what the fuzz targets and property tests drive, and
+//! `core::testing` the one harness that runs a `State` without sockets for
+//! them and for the handler tests.
 
 pub mod admin;
 pub mod config;

@@ -4,8 +4,8 @@
 use super::caps::Caps;
 use super::commands::{
     away, cap, chathistory, connection, info, invite, ison, join, kick, kill, kline, list, message,
-    monitor, names, oper, part, registration, rehash, setname, stats, topic, user_mode, userhost,
-    wallops, who, whois, whowas,
+    monitor, names, oper, part, refusals, registration, rehash, setname, stats, topic, user_mode,
+    userhost, wallops, who, whois, whowas,
 };
 use super::{ClientId, State, labeled};
 use crate::proto::Message;
@@ -14,46 +14,58 @@ use crate::proto::numeric;
 /// A command handler: the state, the client, the message.
 pub type Handler = fn(&mut State, ClientId, &Message);
 
+/// When in a connection's life a command may be used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Once registered; before that, 451 ERR_NOTREGISTERED.
+    Registered,
+    /// Before registration completes and after.
+    Any,
+    /// Only while registering; after that, 462 ERR_ALREADYREGISTRED.
+    Registering,
+}
+
 /// One row of the table.
 pub struct Command {
     pub name: &'static str,
     pub handler: Handler,
     /// Fewer parameters get 461 ERR_NEEDMOREPARAMS.
     pub min_params: usize,
-    /// Usable before registration completes.
-    pub before_registration: bool,
+    pub phase: Phase,
     /// Needs user mode +o.
     pub oper_only: bool,
 }
 
-const fn command(name: &'static str, handler: Handler, min_params: usize) -> Command {
+const fn row(
+    name: &'static str,
+    handler: Handler,
+    min_params: usize,
+    phase: Phase,
+    oper_only: bool,
+) -> Command {
     Command {
         name,
         handler,
         min_params,
-        before_registration: false,
-        oper_only: false,
+        phase,
+        oper_only,
     }
+}
+
+const fn command(name: &'static str, handler: Handler, min_params: usize) -> Command {
+    row(name, handler, min_params, Phase::Registered, false)
 }
 
 const fn early(name: &'static str, handler: Handler, min_params: usize) -> Command {
-    Command {
-        name,
-        handler,
-        min_params,
-        before_registration: true,
-        oper_only: false,
-    }
+    row(name, handler, min_params, Phase::Any, false)
+}
+
+const fn registering(name: &'static str, handler: Handler, min_params: usize) -> Command {
+    row(name, handler, min_params, Phase::Registering, false)
 }
 
 const fn oper_only(name: &'static str, handler: Handler, min_params: usize) -> Command {
-    Command {
-        name,
-        handler,
-        min_params,
-        before_registration: false,
-        oper_only: true,
-    }
+    row(name, handler, min_params, Phase::Registered, true)
 }
 
 /// Every command the server knows, sorted by name for binary search.
@@ -82,7 +94,7 @@ static COMMANDS: &[Command] = &[
     command("NOTICE", message::notice, 0),
     command("OPER", oper::oper, 2),
     command("PART", part::part, 1),
-    early("PASS", registration::pass, 1),
+    registering("PASS", registration::pass, 1),
     early("PING", connection::ping, 1),
     early("PONG", connection::pong, 0),
     command("PRIVMSG", message::privmsg, 0),
@@ -95,7 +107,7 @@ static COMMANDS: &[Command] = &[
     command("TOPIC", topic::topic, 1),
     oper_only("UNDLINE", kline::undline, 1),
     oper_only("UNKLINE", kline::unkline, 1),
-    early("USER", registration::user, 4),
+    registering("USER", registration::user, 4),
     command("USERHOST", userhost::userhost, 1),
     command("VERSION", info::version, 0),
     oper_only("WALLOPS", wallops::wallops, 1),
@@ -176,40 +188,24 @@ fn run(state: &mut State, id: ClientId, message: &Message) {
                 "Unknown command",
             );
         } else {
-            state.reply(
-                id,
-                numeric::ERR_NOTREGISTERED,
-                &[],
-                "You have not registered",
-            );
+            refusals::not_registered(state, id);
         }
         return;
     };
-    if !registered && !command.before_registration {
-        state.reply(
-            id,
-            numeric::ERR_NOTREGISTERED,
-            &[],
-            "You have not registered",
-        );
+    if !registered && command.phase == Phase::Registered {
+        refusals::not_registered(state, id);
         return;
     }
     if message.params.len() < command.min_params {
-        state.reply(
-            id,
-            numeric::ERR_NEEDMOREPARAMS,
-            &[command.name],
-            "Not enough parameters",
-        );
+        refusals::need_more_params(state, id, command.name);
         return;
     }
     if command.oper_only && !oper {
-        state.reply(
-            id,
-            numeric::ERR_NOPRIVILEGES,
-            &[],
-            "Permission Denied- You're not an IRC operator",
-        );
+        refusals::not_an_operator(state, id);
+        return;
+    }
+    if registered && command.phase == Phase::Registering {
+        refusals::already_registered(state, id);
         return;
     }
     (command.handler)(state, id, message);

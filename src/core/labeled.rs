@@ -1,12 +1,65 @@
 //! labeled-response: the replies to a labeled command go back under its
 //! label: an ACK when there are none, the label on the one reply, or a
-//! `labeled-response` batch around several.
+//! `labeled-response` batch around several. While the command runs, its
+//! replies are captured here instead of being queued.
 
 use bytes::Bytes;
 
 use super::{ClientId, State};
 use crate::proto::Line;
 use crate::proto::tags::{prepend_tag, write_tag};
+
+/// Lines to one client collected while a labeled command runs.
+#[derive(Debug)]
+pub struct Capture {
+    pub id: ClientId,
+    pub lines: Vec<Bytes>,
+    /// The latest history record any held line waits for.
+    pub seq: u64,
+}
+
+impl State {
+    /// The label of the command being handled, when it has one.
+    pub fn label(&self) -> Option<&str> {
+        self.label.as_deref()
+    }
+
+    /// Says the running command answers later, under its label (see
+    /// [`State::label`]): dispatch must not answer it with an ACK now.
+    pub fn defer_reply(&mut self) {
+        self.deferred = true;
+    }
+
+    /// Whether the command just run deferred its reply; clears the flag.
+    pub fn take_deferred(&mut self) -> bool {
+        std::mem::take(&mut self.deferred)
+    }
+
+    /// Holds every line to `id` until [`State::end_capture`]; `label` is
+    /// what [`State::label`] tells the handler.
+    pub fn start_labeled(&mut self, id: ClientId, label: &str) {
+        self.label = Some(label.to_owned());
+        self.start_capture(id);
+    }
+
+    /// Holds every line to `id` until [`State::end_capture`].
+    pub fn start_capture(&mut self, id: ClientId) {
+        self.capture = Some(Capture {
+            id,
+            lines: Vec::new(),
+            seq: 0,
+        });
+    }
+
+    /// Stops holding lines and returns them, with the history record they
+    /// must wait for.
+    pub fn end_capture(&mut self) -> (Vec<Bytes>, u64) {
+        self.label = None;
+        self.capture
+            .take()
+            .map_or((Vec::new(), 0), |capture| (capture.lines, capture.seq))
+    }
+}
 
 /// `seq` is the history record the replies wait for (an echoed message).
 pub fn send(state: &mut State, id: ClientId, label: &str, lines: Vec<Bytes>, seq: u64) {

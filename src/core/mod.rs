@@ -2,6 +2,12 @@
 //! send it [`Event`]s; it answers by pushing serialized lines onto each
 //! client's outbox. It never awaits and never does I/O, so a run is
 //! deterministic and the state needs no locks.
+//!
+//! `state.rs` holds [`State`] and [`State::handle`]; the methods handlers
+//! use live beside their concern: `delivery.rs` (sending and fan-out),
+//! `replies.rs` (numerics and FAIL), `labeled.rs` (labeled-response),
+//! `disconnect.rs`, `whowas.rs`, `monitor.rs`, `chghost.rs`. `dispatch.rs`
+//! is the command table; `commands/` has the handlers.
 
 pub mod admin;
 pub mod broadcast;
@@ -10,16 +16,18 @@ mod channel;
 mod chghost;
 mod client;
 pub mod commands;
+mod delivery;
+mod disconnect;
 mod dispatch;
 pub mod isupport;
 mod labeled;
 mod monitor;
 pub mod playback;
+mod replies;
 mod state;
-#[cfg(test)]
-mod test_support;
-#[cfg(test)]
-pub(crate) mod testing;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod testing;
 #[cfg(test)]
 mod tests;
 pub mod whowas;

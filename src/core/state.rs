@@ -1,25 +1,25 @@
-//! The state machine: every client, nick and channel, and the helpers that
-//! handlers use to answer and to fan out.
+//! The state machine: every client, nick and channel, and the one entry
+//! point for events. Its helpers live by concern in sibling files:
+//! `delivery.rs` (sending and fan-out), `replies.rs` (numerics and FAIL),
+//! `labeled.rs` (capturing a labeled command's replies), `disconnect.rs`
+//! (clients leaving) and `whowas.rs` (remembering nicks).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use bytes::Bytes;
 use tokio::sync::mpsc;
-use tracing::{debug, info};
 
 use super::broadcast::Broadcast;
-use super::caps::Caps;
 use super::commands::{chathistory, oper, rehash};
-use super::whowas::{Whowas, WhowasEntry};
-use super::{AdminState, Channel, Client, ClientId, Event, Membership, admin, dispatch, isupport};
+use super::labeled::Capture;
+use super::whowas::Whowas;
+use super::{AdminState, Channel, Client, ClientId, Event, admin, dispatch, isupport};
 use crate::config::Config;
 use crate::history::ring::PlaybackRings;
 use crate::history::{self, HistoryHandle, Preload, Record};
-use crate::proto::numeric::{self, Numeric};
-use crate::proto::serialize::echo_param;
-use crate::proto::{Folded, Line};
+use crate::proto::Folded;
+use crate::proto::numeric;
 
 /// Where the core reads the time: a trait so tests can hold it still.
 pub trait Clock: Send {
@@ -63,42 +63,16 @@ pub struct State {
     /// queries run on the history reader thread).
     pub inbox: Option<mpsc::Sender<Event>>,
     /// Clients whose outbox overflowed while handling the current event.
-    overflowed: Vec<ClientId>,
+    pub(super) overflowed: Vec<ClientId>,
     /// Replies held back for a labeled-response while its command runs.
-    capture: Option<Capture>,
+    pub(super) capture: Option<Capture>,
     /// The label of the command running, while labeled.
-    label: Option<String>,
+    pub(super) label: Option<String>,
     /// Set by a handler whose reply comes later under the label.
-    deferred: bool,
+    pub(super) deferred: bool,
     /// Makes message ids unique across restarts: the start time.
     msgid_prefix: String,
     msgid_counter: u64,
-}
-
-/// Lines to one client collected while a labeled command runs.
-#[derive(Debug)]
-pub struct Capture {
-    pub id: ClientId,
-    pub lines: Vec<Bytes>,
-    /// The latest history record any held line waits for.
-    pub seq: u64,
-}
-
-/// Queues `line` for `client`, or holds it when its command is labeled.
-/// `seq` is the history record the line must wait for (0: none).
-fn deliver(
-    capture: &mut Option<Capture>,
-    overflowed: &mut Vec<ClientId>,
-    client: &Client,
-    line: Bytes,
-    seq: u64,
-) {
-    if let Some(capture) = capture.as_mut().filter(|capture| capture.id == client.id) {
-        capture.lines.push(line);
-        capture.seq = capture.seq.max(seq);
-    } else if client.outbox.push_durable(line, seq).is_err() {
-        overflowed.push(client.id);
-    }
 }
 
 impl State {
@@ -212,31 +186,17 @@ impl State {
         self.config.server.casemapping.fold(name)
     }
 
+    /// The registered client using the nick `folded`: a message or invite
+    /// target, or a MONITOR entry that is online.
+    pub fn registered_client(&self, folded: &Folded) -> Option<&Client> {
+        self.nicks
+            .get(folded)
+            .and_then(|id| self.clients.get(id))
+            .filter(|client| client.registered)
+    }
+
     pub fn server_name(&self) -> &str {
         &self.config.server.name
-    }
-
-    /// Queues a line for one client; an overflow disconnects it afterwards.
-    pub fn send(&mut self, id: ClientId, line: Bytes) {
-        self.send_after(id, line, 0);
-    }
-
-    /// Queues a line that must wait for history record `seq`.
-    pub fn send_after(&mut self, id: ClientId, line: Bytes, seq: u64) {
-        if let Some(client) = self.clients.get(&id) {
-            deliver(&mut self.capture, &mut self.overflowed, client, line, seq);
-        }
-    }
-
-    /// An event line stamped with the current time, for a fan-out.
-    pub fn broadcast(&self, line: Bytes) -> Broadcast {
-        Broadcast::new(line, self.clock.now())
-    }
-
-    /// An event caused by `id`, tagged `bot` when it is a bot (bot-mode).
-    pub fn event_from(&self, id: ClientId, line: Bytes) -> Broadcast {
-        let bot = self.clients.get(&id).is_some_and(|c| c.modes.bot);
-        self.broadcast(line).with_bot(bot)
     }
 
     /// A message id unique across restarts.
@@ -249,91 +209,6 @@ impl State {
     pub fn next_batch_id(&mut self) -> String {
         self.msgid_counter += 1;
         format!("b{}", self.msgid_counter)
-    }
-
-    /// Sends an event to each of `ids` in the form its capabilities ask for.
-    pub fn send_all(&mut self, ids: impl IntoIterator<Item = ClientId>, event: &mut Broadcast) {
-        for id in ids {
-            if let Some(client) = self.clients.get(&id) {
-                let line = event.line_for(client.caps);
-                deliver(
-                    &mut self.capture,
-                    &mut self.overflowed,
-                    client,
-                    line,
-                    event.seq(),
-                );
-            }
-        }
-    }
-
-    /// Sends an event to the members of a room that `include` accepts, each
-    /// in its own form; no list of members is built.
-    pub fn send_to_members(
-        &mut self,
-        channel: &Folded,
-        event: &mut Broadcast,
-        include: impl Fn(&Client, Membership) -> bool,
-    ) {
-        let Some(room) = self.channels.get(channel) else {
-            return;
-        };
-        for (member, &membership) in &room.members {
-            let Some(client) = self.clients.get(member) else {
-                continue;
-            };
-            if include(client, membership) {
-                let line = event.line_for(client.caps);
-                deliver(
-                    &mut self.capture,
-                    &mut self.overflowed,
-                    client,
-                    line,
-                    event.seq(),
-                );
-            }
-        }
-    }
-
-    /// The label of the command being handled, when it has one.
-    pub fn label(&self) -> Option<&str> {
-        self.label.as_deref()
-    }
-
-    /// Says the running command answers later, under its label (see
-    /// [`State::label`]): dispatch must not answer it with an ACK now.
-    pub fn defer_reply(&mut self) {
-        self.deferred = true;
-    }
-
-    /// Whether the command just run deferred its reply; clears the flag.
-    pub fn take_deferred(&mut self) -> bool {
-        std::mem::take(&mut self.deferred)
-    }
-
-    /// Holds every line to `id` until [`State::end_capture`]; `label` is
-    /// what [`State::label`] tells the handler.
-    pub fn start_labeled(&mut self, id: ClientId, label: &str) {
-        self.label = Some(label.to_owned());
-        self.start_capture(id);
-    }
-
-    /// Holds every line to `id` until [`State::end_capture`].
-    pub fn start_capture(&mut self, id: ClientId) {
-        self.capture = Some(Capture {
-            id,
-            lines: Vec::new(),
-            seq: 0,
-        });
-    }
-
-    /// Stops holding lines and returns them, with the history record they
-    /// must wait for.
-    pub fn end_capture(&mut self) -> (Vec<Bytes>, u64) {
-        self.label = None;
-        self.capture
-            .take()
-            .map_or((Vec::new(), 0), |capture| (capture.lines, capture.seq))
     }
 
     /// Records a room event (or, with `target` a [`history::private_conversation`]
@@ -391,173 +266,6 @@ impl State {
                 self.channels.remove(channel);
             }
         }
-    }
-
-    /// Starts `:server NNN <client>` for a reply to `id`.
-    pub fn numeric_line(&self, id: ClientId, numeric: Numeric) -> Line {
-        let code = numeric.as_str();
-        let code = std::str::from_utf8(&code).unwrap_or("000");
-        let target = self.clients.get(&id).map_or("*", Client::target);
-        Line::new(Some(self.server_name()), code).arg(target)
-    }
-
-    /// Sends `:server NNN <client> args… :text`.
-    pub fn reply(&mut self, id: ClientId, numeric: Numeric, args: &[&str], text: &str) {
-        let mut line = self.numeric_line(id, numeric);
-        for arg in args {
-            line = line.arg(echo_param(arg));
-        }
-        let line = line.trailing(text).finish();
-        self.send(id, line);
-    }
-
-    /// Everyone who shares a room with `id`, each once, without `id`.
-    pub fn peers(&self, id: ClientId) -> HashSet<ClientId> {
-        let mut peers = HashSet::new();
-        if let Some(client) = self.clients.get(&id) {
-            for name in &client.channels {
-                if let Some(channel) = self.channels.get(name) {
-                    peers.extend(channel.members.keys().copied());
-                }
-            }
-        }
-        peers.remove(&id);
-        peers
-    }
-
-    /// Who hears of a change to `id` that only clients with `cap` are told
-    /// about: its peers with `cap`, and its MONITOR watchers with `cap` and
-    /// extended-monitor. Each once, without `id`.
-    pub fn audience(&self, id: ClientId, cap: Caps) -> HashSet<ClientId> {
-        let has = |other: &ClientId, wanted: Caps| {
-            self.clients
-                .get(other)
-                .is_some_and(|c| c.caps.contains(wanted))
-        };
-        let mut audience: HashSet<ClientId> = self
-            .peers(id)
-            .into_iter()
-            .filter(|peer| has(peer, cap))
-            .collect();
-        if let Some(client) = self.clients.get(&id) {
-            if let Some(watchers) = self.monitors.get(&self.fold(&client.nick)) {
-                let wanted = cap.union(Caps::EXTENDED_MONITOR);
-                audience.extend(watchers.iter().filter(|w| **w != id && has(w, wanted)));
-            }
-        }
-        audience
-    }
-
-    /// Sends the standard reply `FAIL <command> <code> [context…] :text`,
-    /// for failures whose code a negotiated spec (or 005 token) defines.
-    pub fn fail(&mut self, id: ClientId, command: &str, code: &str, context: &[&str], text: &str) {
-        let mut line = Line::new(Some(self.server_name()), "FAIL")
-            .arg(command)
-            .arg(code);
-        for arg in context {
-            line = line.arg(echo_param(arg));
-        }
-        let line = line.trailing(text).finish();
-        self.send(id, line);
-    }
-
-    /// A failure of our own making: a FAIL for clients that negotiated
-    /// standard-replies, which lets a server send codes no other spec
-    /// defines; a NOTICE with the text for the rest.
-    pub fn fail_or_notice(&mut self, id: ClientId, command: &str, code: &str, text: &str) {
-        let Some(client) = self.clients.get(&id) else {
-            return;
-        };
-        if client.caps.contains(Caps::STANDARD_REPLIES) {
-            self.fail(id, command, code, &[], text);
-        } else {
-            let line = Line::new(Some(self.server_name()), "NOTICE")
-                .arg(client.target())
-                .trailing(text)
-                .finish();
-            self.send(id, line);
-        }
-    }
-
-    /// Removes a client: its rooms and peers hear a QUIT with `reason`, and
-    /// it gets an ERROR before its connection closes.
-    pub fn disconnect(&mut self, id: ClientId, reason: &str) {
-        let Some(client) = self.clients.get(&id) else {
-            return;
-        };
-        info!(client = id.0, nick = %client.nick, %reason, "client leaves");
-        if client.registered {
-            let quit = Line::new(Some(&client.source), "QUIT")
-                .trailing(reason)
-                .finish();
-            let nick = client.nick.clone();
-            let mut quit = self.event_from(id, quit);
-            let peers = self.peers(id);
-            self.send_all(peers, &mut quit);
-            self.monitor_offline(&nick);
-        }
-        self.unwatch_all(id);
-        self.remember_nick(id);
-        let Some(client) = self.clients.remove(&id) else {
-            return;
-        };
-        for name in &client.channels {
-            if let Some(channel) = self.channels.get_mut(name) {
-                if channel.remove_member(id) {
-                    self.channels.remove(name);
-                }
-            }
-        }
-        // Invites live in rooms the client may never have joined.
-        for name in &client.invited_to {
-            if let Some(channel) = self.channels.get_mut(name) {
-                channel.invited.remove(&id);
-            }
-        }
-        if !client.nick.is_empty() {
-            let folded = self.fold(&client.nick);
-            if self.nicks.get(&folded) == Some(&id) {
-                self.nicks.remove(&folded);
-            }
-        }
-        let error = format!("Closing Link: {} ({reason})", client.host);
-        client
-            .outbox
-            .close(Some(Line::new(None, "ERROR").trailing(&error).finish()));
-        debug!(clients = self.clients.len(), "client removed");
-    }
-
-    /// Records a registered client's current nick in the WHOWAS history,
-    /// before it leaves or changes nick.
-    pub fn remember_nick(&mut self, id: ClientId) {
-        let Some(client) = self.clients.get(&id) else {
-            return;
-        };
-        if !client.registered || client.nick.is_empty() {
-            return;
-        }
-        let entry = WhowasEntry {
-            nick: client.nick.clone(),
-            user: client.user.clone(),
-            host: client.host.clone(),
-            realname: client.realname.clone(),
-            departed: self.clock.now(),
-        };
-        let folded = self.fold(&client.nick);
-        self.whowas.record(folded, entry);
-    }
-
-    /// Says goodbye to every client.
-    fn shutdown(&mut self) {
-        let error = Line::new(None, "ERROR")
-            .trailing("Server shutting down")
-            .finish();
-        for client in self.clients.values() {
-            client.outbox.close(Some(error.clone()));
-        }
-        self.clients.clear();
-        self.nicks.clear();
-        self.channels.clear();
     }
 
     /// Registered clients, for LUSERS.

@@ -1,19 +1,23 @@
-//! A `State` driven without sockets, for handler tests: clients are named by
-//! nick, lines go in as text and come out as text.
+//! A `State` driven without sockets and on a clock that only moves when told,
+//! for handler tests, property tests and the fuzz targets: clients are
+//! called by name (a test's nick for them), lines go in as text and come
+//! out as text. Compiled for tests and with the `fuzzing` feature.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use super::{Channel, ClientId, Clock, Event, Membership, State};
+use super::{Channel, ClientId, Clock, Event, ListEntry, Membership, State};
 use crate::config::Config;
+use crate::fuzzing::{check_sent_line, invariants};
 use crate::net::Outbox;
+use crate::proto::mask::Mask;
 use crate::proto::message::parse;
 
-/// A clock that stays where the test puts it.
+/// A clock that stays where the test puts it, so runs repeat exactly.
 #[derive(Clone)]
-pub struct FixedClock(pub Arc<std::sync::Mutex<SystemTime>>);
+pub struct FixedClock(pub Arc<Mutex<SystemTime>>);
 
 impl Clock for FixedClock {
     fn now(&self) -> SystemTime {
@@ -24,14 +28,31 @@ impl Clock for FixedClock {
 /// The moment every test starts at: 2021-01-01T00:00:00Z.
 pub const START: u64 = 1_609_459_200;
 
+/// Large enough that no test or script overflows it between reads.
+const OUTBOX_BYTES: usize = 1 << 24;
+
+/// One client connection: its id and the outbox the core writes to.
+struct Connection {
+    id: ClientId,
+    outbox: Arc<Outbox>,
+}
+
+/// The state machine and its clients, each under the name a test calls it.
 pub struct Harness {
     pub state: State,
     clock: FixedClock,
-    outboxes: HashMap<String, (ClientId, Arc<Outbox>)>,
+    connections: BTreeMap<String, Connection>,
     next_id: u64,
 }
 
+impl Default for Harness {
+    fn default() -> Harness {
+        Harness::new()
+    }
+}
+
 impl Harness {
+    /// A default configuration with the server named `irc.test`.
     pub fn new() -> Harness {
         let mut config = Config::default();
         config.server.name = "irc.test".into();
@@ -39,13 +60,13 @@ impl Harness {
     }
 
     pub fn with_config(config: Config) -> Harness {
-        let clock = FixedClock(Arc::new(std::sync::Mutex::new(
+        let clock = FixedClock(Arc::new(Mutex::new(
             SystemTime::UNIX_EPOCH + Duration::from_secs(START),
         )));
         Harness {
             state: State::new(Arc::new(config), Box::new(clock.clone())),
             clock,
-            outboxes: HashMap::new(),
+            connections: BTreeMap::new(),
             next_id: 1,
         }
     }
@@ -56,12 +77,11 @@ impl Harness {
         *now += Duration::from_secs(secs);
     }
 
-    /// Connects and registers `nick` (user `nick`, realname `Nick Name`),
-    /// and drops the welcome burst.
-    pub fn register(&mut self, nick: &str) -> ClientId {
+    /// Connects a fresh, unregistered client under `name`.
+    pub fn connect(&mut self, name: &str) -> ClientId {
         let id = ClientId(self.next_id);
         self.next_id += 1;
-        let outbox = Arc::new(Outbox::new(1 << 20));
+        let outbox = Arc::new(Outbox::new(OUTBOX_BYTES));
         let peer: SocketAddr = ([127, 0, 0, 1], 40000).into();
         self.state.handle(Event::Connected {
             id,
@@ -69,7 +89,15 @@ impl Harness {
             peer,
             secure: false,
         });
-        self.outboxes.insert(nick.to_owned(), (id, outbox));
+        self.connections
+            .insert(name.to_owned(), Connection { id, outbox });
+        id
+    }
+
+    /// Connects and registers `nick` (user `nick`, realname `nick Name`),
+    /// and drops the welcome burst.
+    pub fn register(&mut self, nick: &str) -> ClientId {
+        let id = self.connect(nick);
         self.send(nick, &format!("NICK {nick}"));
         self.send(nick, &format!("USER {nick} 0 * :{nick} Name"));
         self.take(nick);
@@ -84,21 +112,51 @@ impl Harness {
         }
     }
 
-    pub fn id(&self, nick: &str) -> ClientId {
-        self.outboxes[nick].0
+    /// The id of the client called `name`.
+    pub fn id(&self, name: &str) -> ClientId {
+        self.connections[name].id
     }
 
-    /// `nick` sends `line`.
-    pub fn send(&mut self, nick: &str, line: &str) {
+    /// `name` sends `line`, which must parse.
+    pub fn send(&mut self, name: &str, line: &str) {
         let message = parse(line).expect("test lines parse").to_owned();
-        let id = self.id(nick);
+        let id = self.id(name);
         self.state.handle(Event::Message { id, message });
     }
 
-    /// Every line `nick` was sent since the last call, without CR LF.
-    pub fn take(&mut self, nick: &str) -> Vec<String> {
-        self.outboxes[nick]
-            .1
+    /// `name` sends a line from a fuzzer. One that does not parse is
+    /// dropped, as the read task drops it; if `name`'s client has left, a
+    /// fresh connection takes its place first, so a long script keeps
+    /// exercising registration.
+    pub fn send_fuzzed(&mut self, name: &str, line: &str) {
+        let id = self.live_connection(name);
+        if let Ok(message) = parse(line) {
+            let message = message.to_owned();
+            self.state.handle(Event::Message { id, message });
+        }
+    }
+
+    /// `name`'s connection ends on its side (EOF, error, timeout), without
+    /// a QUIT; a client that has left is connected afresh first.
+    pub fn close(&mut self, name: &str) {
+        let id = self.live_connection(name);
+        self.state.handle(Event::Closed {
+            id,
+            reason: "Connection closed".to_owned(),
+        });
+    }
+
+    fn live_connection(&mut self, name: &str) -> ClientId {
+        match self.connections.get(name) {
+            Some(connection) if self.state.clients.contains_key(&connection.id) => connection.id,
+            _ => self.connect(name),
+        }
+    }
+
+    /// Every line `name` was sent since the last call, without CR LF.
+    pub fn take(&mut self, name: &str) -> Vec<String> {
+        self.connections[name]
+            .outbox
             .take_lines()
             .iter()
             .map(|line| {
@@ -107,6 +165,18 @@ impl Harness {
                     .to_owned()
             })
             .collect()
+    }
+
+    /// Checks the state's invariants, then empties every outbox, checking
+    /// each line on the way.
+    pub fn check(&mut self) -> Result<(), String> {
+        invariants(&self.state)?;
+        for connection in self.connections.values() {
+            for line in connection.outbox.take_lines() {
+                check_sent_line(&line)?;
+            }
+        }
+        Ok(())
     }
 
     /// Creates `name` with the given members (`true` = channel operator),
@@ -135,5 +205,23 @@ impl Harness {
 
     pub fn channel(&self, name: &str) -> &Channel {
         &self.state.channels[&self.state.fold(name)]
+    }
+
+    /// The room `name`, for setting modes the way MODE would.
+    pub fn channel_mut(&mut self, name: &str) -> &mut Channel {
+        let folded = self.state.fold(name);
+        self.state
+            .channels
+            .get_mut(&folded)
+            .expect("the room exists")
+    }
+
+    /// A ban, exception or invite-exception entry for `mask`, set by alice.
+    pub fn list_entry(&self, mask: &str) -> ListEntry {
+        ListEntry {
+            mask: Mask::new(mask, self.state.config.server.casemapping),
+            set_by: "alice".to_owned(),
+            set_at: SystemTime::UNIX_EPOCH,
+        }
     }
 }

@@ -1,28 +1,29 @@
 //! Scenarios that cross handlers: fan-out counts, peers, membership on
 //! both sides.
 
-use super::test_support::Harness;
+use super::testing::Harness;
 
 #[test]
 fn a_message_to_a_room_of_100_reaches_each_member_exactly_once() {
     let mut harness = Harness::new();
-    let members: Vec<_> = (0..100)
-        .map(|i| harness.register(&format!("user{i}")))
-        .collect();
-    for &member in &members {
+    let members: Vec<String> = (0..100).map(|i| format!("user{i}")).collect();
+    for member in &members {
+        harness.register(member);
+    }
+    for member in &members {
         harness.send(member, "JOIN #big");
     }
-    for &member in &members {
-        harness.lines(member);
+    for member in &members {
+        harness.take(member);
     }
-    harness.send(members[0], "PRIVMSG #big :hello all");
+    harness.send(&members[0], "PRIVMSG #big :hello all");
     assert!(
-        harness.lines(members[0]).is_empty(),
+        harness.take(&members[0]).is_empty(),
         "no echo to the sender"
     );
-    for &member in &members[1..] {
+    for member in &members[1..] {
         assert_eq!(
-            harness.lines(member),
+            harness.take(member),
             vec![":user0!~user0@127.0.0.1 PRIVMSG #big :hello all"]
         );
     }
@@ -31,26 +32,26 @@ fn a_message_to_a_room_of_100_reaches_each_member_exactly_once() {
 #[test]
 fn nick_and_quit_reach_a_peer_in_two_shared_rooms_once() {
     let mut harness = Harness::new();
-    let alice = harness.register("alice");
-    let bob = harness.register("bob");
+    harness.register("alice");
+    harness.register("bob");
     for room in ["#one", "#two"] {
-        harness.send(alice, &format!("JOIN {room}"));
-        harness.send(bob, &format!("JOIN {room}"));
+        harness.send("alice", &format!("JOIN {room}"));
+        harness.send("bob", &format!("JOIN {room}"));
     }
-    harness.lines(alice);
-    harness.lines(bob);
-    harness.send(alice, "NICK alicia");
+    harness.take("alice");
+    harness.take("bob");
+    harness.send("alice", "NICK alicia");
     assert_eq!(
-        harness.lines(bob),
+        harness.take("bob"),
         vec![":alice!~alice@127.0.0.1 NICK alicia"]
     );
     assert_eq!(
-        harness.lines(alice),
+        harness.take("alice"),
         vec![":alice!~alice@127.0.0.1 NICK alicia"]
     );
-    harness.send(alice, "QUIT :bye");
+    harness.send("alice", "QUIT :bye");
     assert_eq!(
-        harness.lines(bob),
+        harness.take("bob"),
         vec![":alicia!~alice@127.0.0.1 QUIT :Quit: bye"]
     );
 }
@@ -58,26 +59,26 @@ fn nick_and_quit_reach_a_peer_in_two_shared_rooms_once() {
 #[test]
 fn the_last_member_leaving_removes_the_room_on_both_sides() {
     let mut harness = Harness::new();
-    let alice = harness.register("alice");
-    let bob = harness.register("bob");
-    harness.send(alice, "JOIN #a,#b");
-    harness.send(bob, "JOIN #a");
-    harness.send(alice, "PART #a");
-    harness.send(bob, "KICK #a bob");
+    harness.register("alice");
+    harness.register("bob");
+    harness.send("alice", "JOIN #a,#b");
+    harness.send("bob", "JOIN #a");
+    harness.send("alice", "PART #a");
+    harness.send("bob", "KICK #a bob");
     assert!(
         harness
             .state
             .channels
             .contains_key(&harness.state.fold("#a"))
     );
-    harness.send(bob, "PART #a");
+    harness.send("bob", "PART #a");
     assert!(
         !harness
             .state
             .channels
             .contains_key(&harness.state.fold("#a"))
     );
-    harness.send(alice, "JOIN 0");
+    harness.send("alice", "JOIN 0");
     assert!(harness.state.channels.is_empty());
     for client in harness.state.clients.values() {
         assert!(client.channels.is_empty(), "{} still in rooms", client.nick);
@@ -87,28 +88,29 @@ fn the_last_member_leaving_removes_the_room_on_both_sides() {
 #[test]
 fn a_disconnect_forgets_invites_to_rooms_never_joined() {
     let mut harness = Harness::new();
-    let alice = harness.register("alice");
-    let bob = harness.register("bob");
-    harness.send(alice, "JOIN #a");
-    harness.send(alice, "INVITE bob #a");
+    harness.register("alice");
+    harness.register("bob");
+    harness.send("alice", "JOIN #a");
+    harness.send("alice", "INVITE bob #a");
     let room = harness.state.fold("#a");
+    let bob = harness.id("bob");
     assert!(harness.state.channels[&room].invited.contains(&bob));
-    harness.send(bob, "QUIT");
+    harness.send("bob", "QUIT");
     assert!(harness.state.channels[&room].invited.is_empty());
 }
 
 #[test]
 fn crafted_parameters_never_break_a_reply() {
     let mut harness = Harness::new();
-    let alice = harness.register("alice");
-    harness.send(alice, "JOIN :#a b,,:x");
-    harness.send(alice, "PART :#a b");
-    harness.send(alice, "PRIVMSG :#no such,:colon :hi");
-    harness.send(alice, "KICK :#a b :c d");
-    harness.send(alice, "TOPIC :#a b");
-    harness.send(alice, "NAMES :#a b");
-    harness.send(alice, "INVITE :a b :#c d");
-    for line in harness.lines(alice) {
+    harness.register("alice");
+    harness.send("alice", "JOIN :#a b,,:x");
+    harness.send("alice", "PART :#a b");
+    harness.send("alice", "PRIVMSG :#no such,:colon :hi");
+    harness.send("alice", "KICK :#a b :c d");
+    harness.send("alice", "TOPIC :#a b");
+    harness.send("alice", "NAMES :#a b");
+    harness.send("alice", "INVITE :a b :#c d");
+    for line in harness.take("alice") {
         let params = line.split(" :").count();
         assert!(params <= 2, "more than one trailing part in {line:?}");
     }

@@ -1,9 +1,11 @@
 //! The nick history behind WHOWAS: who used a nick before it was dropped or
-//! changed, newest last, bounded by `limits.whowas_entries`.
+//! changed, newest last, bounded by `limits.whowas_entries`; and
+//! [`State::remember_nick`], which fills it.
 
 use std::collections::VecDeque;
 use std::time::SystemTime;
 
+use super::{ClientId, State};
 use crate::proto::Folded;
 
 /// One nick as it was when its owner changed it or left.
@@ -57,6 +59,28 @@ impl Whowas {
 
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+}
+
+impl State {
+    /// Records a registered client's current nick in the WHOWAS history,
+    /// before it leaves or changes nick.
+    pub fn remember_nick(&mut self, id: ClientId) {
+        let Some(client) = self.clients.get(&id) else {
+            return;
+        };
+        if !client.registered || client.nick.is_empty() {
+            return;
+        }
+        let entry = WhowasEntry {
+            nick: client.nick.clone(),
+            user: client.user.clone(),
+            host: client.host.clone(),
+            realname: client.realname.clone(),
+            departed: self.clock.now(),
+        };
+        let folded = self.fold(&client.nick);
+        self.whowas.record(folded, entry);
     }
 }
 

@@ -2,7 +2,7 @@
 //! (operator) and `bob` (voiced) are in `#r` with a ban and a key set;
 //! `carol` is outside. Each input line is one MODE from one of them.
 
-use super::harness::Harness;
+use super::Harness;
 use super::script::config;
 
 const NICKS: [&str; 3] = ["alice", "bob", "carol"];
@@ -14,13 +14,14 @@ pub fn run(data: &[u8]) -> Result<(), String> {
     let Some((&first, data)) = data.split_first() else {
         return Ok(());
     };
-    let mut harness = Harness::new(config(first & 1 == 1), NICKS.len());
-    for (slot, nick) in NICKS.iter().enumerate() {
-        harness.register(slot, nick);
+    let mut harness = Harness::with_config(config(first & 1 == 1));
+    for nick in NICKS {
+        harness.send_fuzzed(nick, &format!("NICK {nick}"));
+        harness.send_fuzzed(nick, &format!("USER {nick} 0 * :{nick}"));
     }
-    harness.send(0, "JOIN #r");
-    harness.send(1, "JOIN #r");
-    harness.send(0, "MODE #r +vbk bob *!*@evil.example key");
+    harness.send_fuzzed("alice", "JOIN #r");
+    harness.send_fuzzed("bob", "JOIN #r");
+    harness.send_fuzzed("alice", "MODE #r +vbk bob *!*@evil.example key");
     harness.check()?;
 
     for line in data.split(|&b| b == b'\n') {
@@ -29,7 +30,7 @@ pub fn run(data: &[u8]) -> Result<(), String> {
         };
         let modes = String::from_utf8_lossy(modes);
         let line = format!("MODE #r {modes}");
-        harness.send(usize::from(sender) % NICKS.len(), &line);
+        harness.send_fuzzed(NICKS[usize::from(sender) % NICKS.len()], &line);
         harness
             .check()
             .map_err(|error| format!("after {line:?}: {error}"))?;

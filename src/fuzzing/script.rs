@@ -4,12 +4,14 @@
 //! `c{` under rfc1459) and rooms that fold together (`#a`/`#A`) make
 //! collisions, re-joins and kicks of the last operator common.
 
-use super::harness::Harness;
+use super::Harness;
 use crate::config::Config;
 use crate::proto::Casemapping;
 
 /// How many clients a script drives.
 pub const SLOTS: usize = 4;
+/// What the harness calls the client in each slot.
+const SLOT_NAMES: [&str; SLOTS] = ["slot0", "slot1", "slot2", "slot3"];
 /// Bytes per step: slot, command, then four argument bytes.
 pub const STEP_BYTES: usize = 6;
 
@@ -108,11 +110,11 @@ pub fn run(data: &[u8]) -> Result<(), String> {
     let Some((&first, steps)) = data.split_first() else {
         return Ok(());
     };
-    let mut harness = Harness::new(config(first & 1 == 1), SLOTS);
+    let mut harness = Harness::with_config(config(first & 1 == 1));
     for (i, step) in decode(steps).enumerate() {
         match &step {
-            Step::Line { slot, line } => harness.send(*slot, line),
-            Step::Close { slot } => harness.close(*slot),
+            Step::Line { slot, line } => harness.send_fuzzed(SLOT_NAMES[*slot], line),
+            Step::Close { slot } => harness.close(SLOT_NAMES[*slot]),
         }
         harness
             .check()

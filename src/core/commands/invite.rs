@@ -3,6 +3,7 @@
 //! are told.
 
 use crate::core::caps::Caps;
+use crate::core::commands::refusals;
 use crate::core::{ClientId, State};
 use crate::proto::numeric;
 use crate::proto::{Line, Message};
@@ -10,40 +11,30 @@ use crate::proto::{Line, Message};
 pub fn invite(state: &mut State, id: ClientId, message: &Message) {
     let (nick, name) = (message.param(0), message.param(1));
     if nick.is_empty() || name.is_empty() {
-        state.reply(
-            id,
-            numeric::ERR_NEEDMOREPARAMS,
-            &["INVITE"],
-            "Not enough parameters",
-        );
+        refusals::need_more_params(state, id, "INVITE");
         return;
     }
-    let target = state
-        .nicks
-        .get(&state.fold(nick))
-        .and_then(|target| state.clients.get(target))
-        .filter(|client| client.registered);
-    let Some(target) = target else {
-        state.reply(id, numeric::ERR_NOSUCHNICK, &[nick], "No such nick/channel");
+    let Some(target) = state.registered_client(&state.fold(nick)) else {
+        refusals::no_such_nick(state, id, nick);
         return;
     };
     let (target, target_nick, away) = (target.id, target.nick.clone(), target.away.clone());
     let folded = state.fold(name);
     let Some(channel) = state.channels.get_mut(&folded) else {
-        state.reply(id, numeric::ERR_NOSUCHCHANNEL, &[name], "No such channel");
+        refusals::no_such_channel(state, id, name);
         return;
     };
     let name = channel.name.clone();
     let invite_only = channel.modes.invite_only;
-    let refusal = match channel.members.get(&id) {
-        None => Some((numeric::ERR_NOTONCHANNEL, "You're not on that channel")),
+    let refuse: Option<fn(&mut State, ClientId, &str)> = match channel.members.get(&id) {
+        None => Some(refusals::not_on_channel),
         Some(inviter) if channel.modes.invite_only && !inviter.op => {
-            Some((numeric::ERR_CHANOPRIVSNEEDED, "You're not channel operator"))
+            Some(refusals::not_channel_operator)
         }
         Some(_) => None,
     };
-    if let Some((refusal, text)) = refusal {
-        state.reply(id, refusal, &[&name], text);
+    if let Some(refuse) = refuse {
+        refuse(state, id, &name);
         return;
     }
     if channel.members.contains_key(&target) {

@@ -4,6 +4,7 @@ use super::names::send_names;
 use super::part::part_one;
 use super::topic::send_topic;
 use crate::core::caps::Caps;
+use crate::core::commands::refusals;
 use crate::core::playback;
 use crate::core::{Channel, ChannelModes, ClientId, Membership, State};
 use crate::proto::numeric::{self, Numeric};
@@ -13,12 +14,7 @@ use crate::proto::{Folded, Line, Message};
 pub fn join(state: &mut State, id: ClientId, message: &Message) {
     let names = message.param(0);
     if names.is_empty() {
-        state.reply(
-            id,
-            numeric::ERR_NEEDMOREPARAMS,
-            &["JOIN"],
-            "Not enough parameters",
-        );
+        refusals::need_more_params(state, id, "JOIN");
         return;
     }
     if names == "0" {
@@ -182,54 +178,54 @@ fn leave_all(state: &mut State, id: ClientId) {
 #[cfg(test)]
 mod tests {
     use crate::config::Config;
-    use crate::core::test_support::Harness;
+    use crate::core::testing::Harness;
 
     /// alice owns #room; bob is registered and outside.
-    fn room_and_stranger(config: Config) -> (Harness, crate::core::ClientId) {
+    fn room_and_stranger(config: Config) -> Harness {
         let mut harness = Harness::with_config(config);
-        let alice = harness.register("alice");
-        let bob = harness.register("bob");
-        harness.send(alice, "JOIN #room");
-        (harness, bob)
+        harness.register("alice");
+        harness.register("bob");
+        harness.send("alice", "JOIN #room");
+        harness
     }
 
     #[test]
     fn a_room_at_its_limit_refuses_with_471() {
-        let (mut harness, bob) = room_and_stranger(Config::default());
-        harness.room("#room").modes.limit = Some(1);
-        harness.send(bob, "JOIN #room");
+        let mut harness = room_and_stranger(Config::default());
+        harness.channel_mut("#room").modes.limit = Some(1);
+        harness.send("bob", "JOIN #room");
         assert_eq!(
-            harness.lines(bob),
+            harness.take("bob"),
             vec![":localhost 471 bob #room :Cannot join channel (+l)"]
         );
-        harness.room("#room").modes.limit = Some(2);
-        harness.send(bob, "JOIN #room");
-        assert_eq!(harness.lines(bob)[0], ":bob!~bob@127.0.0.1 JOIN #room");
+        harness.channel_mut("#room").modes.limit = Some(2);
+        harness.send("bob", "JOIN #room");
+        assert_eq!(harness.take("bob")[0], ":bob!~bob@127.0.0.1 JOIN #room");
     }
 
     #[test]
     fn max_channel_members_refuses_like_a_limit() {
         let mut config = Config::default();
         config.limits.max_channel_members = 1;
-        let (mut harness, bob) = room_and_stranger(config);
-        harness.send(bob, "JOIN #room");
+        let mut harness = room_and_stranger(config);
+        harness.send("bob", "JOIN #room");
         assert_eq!(
-            harness.lines(bob),
+            harness.take("bob"),
             vec![":localhost 471 bob #room :Cannot join channel (+l)"]
         );
     }
 
     #[test]
     fn a_wrong_or_missing_key_gets_475_and_keys_pair_with_rooms() {
-        let (mut harness, bob) = room_and_stranger(Config::default());
-        harness.room("#room").modes.key = Some("sesame".to_owned());
-        harness.send(bob, "JOIN #room");
-        harness.send(bob, "JOIN #room wrong");
+        let mut harness = room_and_stranger(Config::default());
+        harness.channel_mut("#room").modes.key = Some("sesame".to_owned());
+        harness.send("bob", "JOIN #room");
+        harness.send("bob", "JOIN #room wrong");
         let refused = ":localhost 475 bob #room :Cannot join channel (+k)";
-        assert_eq!(harness.lines(bob), vec![refused, refused]);
-        harness.send(bob, "JOIN #other,#room none,sesame");
+        assert_eq!(harness.take("bob"), vec![refused, refused]);
+        harness.send("bob", "JOIN #other,#room none,sesame");
         let joins: Vec<String> = harness
-            .lines(bob)
+            .take("bob")
             .into_iter()
             .filter(|line| line.contains(" JOIN "))
             .collect();
@@ -244,54 +240,57 @@ mod tests {
 
     #[test]
     fn a_ban_refuses_with_474_unless_an_exception_matches() {
-        let (mut harness, bob) = room_and_stranger(Config::default());
-        let ban = harness.entry("bob!*@*");
-        harness.room("#room").bans.push(ban);
-        harness.send(bob, "JOIN #room");
+        let mut harness = room_and_stranger(Config::default());
+        let ban = harness.list_entry("bob!*@*");
+        harness.channel_mut("#room").bans.push(ban);
+        harness.send("bob", "JOIN #room");
         assert_eq!(
-            harness.lines(bob),
+            harness.take("bob"),
             vec![":localhost 474 bob #room :Cannot join channel (+b)"]
         );
-        let exception = harness.entry("*!~bob@127.0.0.1");
-        harness.room("#room").ban_exceptions.push(exception);
-        harness.send(bob, "JOIN #room");
-        assert_eq!(harness.lines(bob)[0], ":bob!~bob@127.0.0.1 JOIN #room");
+        let exception = harness.list_entry("*!~bob@127.0.0.1");
+        harness.channel_mut("#room").ban_exceptions.push(exception);
+        harness.send("bob", "JOIN #room");
+        assert_eq!(harness.take("bob")[0], ":bob!~bob@127.0.0.1 JOIN #room");
     }
 
     #[test]
     fn invite_only_admits_an_invite_exception_match() {
-        let (mut harness, bob) = room_and_stranger(Config::default());
-        harness.room("#room").modes.invite_only = true;
-        harness.send(bob, "JOIN #room");
+        let mut harness = room_and_stranger(Config::default());
+        harness.channel_mut("#room").modes.invite_only = true;
+        harness.send("bob", "JOIN #room");
         assert_eq!(
-            harness.lines(bob),
+            harness.take("bob"),
             vec![":localhost 473 bob #room :Cannot join channel (+i)"]
         );
-        let exception = harness.entry("bob!*@*");
-        harness.room("#room").invite_exceptions.push(exception);
-        harness.send(bob, "JOIN #room");
-        assert_eq!(harness.lines(bob)[0], ":bob!~bob@127.0.0.1 JOIN #room");
+        let exception = harness.list_entry("bob!*@*");
+        harness
+            .channel_mut("#room")
+            .invite_exceptions
+            .push(exception);
+        harness.send("bob", "JOIN #room");
+        assert_eq!(harness.take("bob")[0], ":bob!~bob@127.0.0.1 JOIN #room");
     }
 
     #[test]
     fn the_ban_is_checked_before_invite_only_key_and_limit() {
-        let (mut harness, bob) = room_and_stranger(Config::default());
-        let ban = harness.entry("*!*@*");
-        let room = harness.room("#room");
+        let mut harness = room_and_stranger(Config::default());
+        let ban = harness.list_entry("*!*@*");
+        let room = harness.channel_mut("#room");
         room.bans.push(ban);
         room.modes.invite_only = true;
         room.modes.key = Some("k".to_owned());
         room.modes.limit = Some(1);
-        harness.send(bob, "JOIN #room");
-        assert!(harness.lines(bob)[0].contains(" 474 "));
+        harness.send("bob", "JOIN #room");
+        assert!(harness.take("bob")[0].contains(" 474 "));
     }
 
     #[test]
     fn a_new_room_gets_the_configured_default_modes() {
         let mut config = Config::default();
         config.channels.default_modes = "+imps".to_owned();
-        let (mut harness, _) = room_and_stranger(config);
-        let modes = harness.room("#room").modes.clone();
+        let mut harness = room_and_stranger(config);
+        let modes = harness.channel_mut("#room").modes.clone();
         assert!(modes.invite_only && modes.moderated && modes.private && modes.secret);
         assert!(!modes.no_external && !modes.topic_ops_only);
     }

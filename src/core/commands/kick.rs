@@ -1,6 +1,7 @@
 //! KICK: an operator removes a member from a room.
 
 use super::registration::truncate;
+use crate::core::commands::refusals;
 use crate::core::{ClientId, State};
 use crate::proto::numeric;
 use crate::proto::{Line, Message};
@@ -11,36 +12,21 @@ pub fn kick(state: &mut State, id: ClientId, message: &Message) {
     let (name, target) = (message.param(0), message.param(1));
     let target = target.split(',').next().unwrap_or("");
     if target.is_empty() {
-        state.reply(
-            id,
-            numeric::ERR_NEEDMOREPARAMS,
-            &["KICK"],
-            "Not enough parameters",
-        );
+        refusals::need_more_params(state, id, "KICK");
         return;
     }
     let folded = state.fold(name);
     let Some(channel) = state.channels.get(&folded) else {
-        state.reply(id, numeric::ERR_NOSUCHCHANNEL, &[name], "No such channel");
+        refusals::no_such_channel(state, id, name);
         return;
     };
     let name = channel.name.clone();
     let Some(kicker) = channel.members.get(&id) else {
-        state.reply(
-            id,
-            numeric::ERR_NOTONCHANNEL,
-            &[&name],
-            "You're not on that channel",
-        );
+        refusals::not_on_channel(state, id, &name);
         return;
     };
     if !kicker.op {
-        state.reply(
-            id,
-            numeric::ERR_CHANOPRIVSNEEDED,
-            &[&name],
-            "You're not channel operator",
-        );
+        refusals::not_channel_operator(state, id, &name);
         return;
     }
     // An unknown nick is "not on that channel" too: Modern lists only 441 here.

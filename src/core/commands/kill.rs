@@ -3,9 +3,8 @@
 
 use crate::config::Privilege;
 use crate::core::admin;
+use crate::core::commands::refusals;
 use crate::core::{ClientId, State};
-use crate::proto::numeric;
-use crate::proto::serialize::echo_param;
 use crate::proto::{Line, Message};
 
 pub fn kill(state: &mut State, id: ClientId, message: &Message) {
@@ -15,12 +14,7 @@ pub fn kill(state: &mut State, id: ClientId, message: &Message) {
     let target = message.param(0);
     let folded = state.fold(target);
     let Some(&victim) = state.nicks.get(&folded) else {
-        state.reply(
-            id,
-            numeric::ERR_NOSUCHNICK,
-            &[echo_param(target)],
-            "No such nick/channel",
-        );
+        refusals::no_such_nick(state, id, target);
         return;
     };
     let Some(oper) = state.clients.get(&id) else {

@@ -7,10 +7,10 @@
 use tracing::info;
 
 use crate::core::admin::{self, BanKind, BanLine};
+use crate::core::commands::refusals;
 use crate::core::{ClientId, State};
 use crate::net::Cidr;
 use crate::proto::Message;
-use crate::proto::numeric;
 
 pub fn kline(state: &mut State, id: ClientId, message: &Message) {
     add(state, id, message, BanKind::K);
@@ -40,12 +40,7 @@ fn add(state: &mut State, id: ClientId, message: &Message, kind: BanKind) {
     let target = message.param(at);
     if target.is_empty() {
         let command = if kind == BanKind::K { "KLINE" } else { "DLINE" };
-        state.reply(
-            id,
-            numeric::ERR_NEEDMOREPARAMS,
-            &[command],
-            "Not enough parameters",
-        );
+        refusals::need_more_params(state, id, command);
         return;
     }
     let Some(mask) = ban_mask(state, kind, target) else {

@@ -97,7 +97,7 @@ mod tests {
 
     use super::*;
     use crate::core::Membership;
-    use crate::core::test_support::Harness;
+    use crate::core::testing::Harness;
 
     fn room(name: &str, members: u64) -> Channel {
         let mut channel = Channel::new(name, SystemTime::UNIX_EPOCH);
@@ -139,18 +139,18 @@ mod tests {
     #[test]
     fn outsiders_see_a_private_room_without_its_topic() {
         let mut harness = Harness::new();
-        let alice = harness.register("alice");
-        let eve = harness.register("eve");
-        harness.send(alice, "JOIN #room");
-        harness.send(alice, "TOPIC #room :inside talk");
-        harness.room("#room").modes.private = true;
-        harness.lines(alice);
-        harness.send(eve, "LIST");
-        assert_eq!(harness.lines(eve)[1], ":localhost 322 eve #room 1 :");
-        harness.send(alice, "LIST");
+        harness.register("alice");
+        harness.register("eve");
+        harness.send("alice", "JOIN #room");
+        harness.send("alice", "TOPIC #room :inside talk");
+        harness.channel_mut("#room").modes.private = true;
+        harness.take("alice");
+        harness.send("eve", "LIST");
+        assert_eq!(harness.take("eve")[1], ":irc.test 322 eve #room 1 :");
+        harness.send("alice", "LIST");
         assert_eq!(
-            harness.lines(alice)[1],
-            ":localhost 322 alice #room 1 :inside talk"
+            harness.take("alice")[1],
+            ":irc.test 322 alice #room 1 :inside talk"
         );
     }
 

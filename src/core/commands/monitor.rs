@@ -1,6 +1,7 @@
 //! MONITOR: a list of nicks whose sign-on and sign-off the client is told
 //! of (730/731). The inverted index lives in `core::monitor`.
 
+use crate::core::commands::refusals;
 use crate::core::{ClientId, State};
 use crate::proto::numeric::{self, Numeric};
 use crate::proto::serialize::{MAX_LINE, echo_param};
@@ -10,12 +11,7 @@ use crate::proto::{Folded, Message};
 pub fn monitor(state: &mut State, id: ClientId, message: &Message) {
     let targets = message.param(1);
     match message.param(0) {
-        "+" | "-" if targets.is_empty() => state.reply(
-            id,
-            numeric::ERR_NEEDMOREPARAMS,
-            &["MONITOR"],
-            "Not enough parameters",
-        ),
+        "+" | "-" if targets.is_empty() => refusals::need_more_params(state, id, "MONITOR"),
         "+" => add(state, id, targets),
         "-" => {
             for target in targets.split(',') {
@@ -94,12 +90,7 @@ fn add(state: &mut State, id: ClientId, targets: &str) {
 fn status(state: &mut State, id: ClientId, targets: Vec<(Folded, String)>) {
     let (mut online, mut offline) = (Vec::new(), Vec::new());
     for (folded, nick) in targets {
-        let found = state
-            .nicks
-            .get(&folded)
-            .and_then(|target| state.clients.get(target))
-            .filter(|client| client.registered);
-        match found {
+        match state.registered_client(&folded) {
             Some(client) => online.push(client.source.clone()),
             None => offline.push(nick),
         }

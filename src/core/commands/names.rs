@@ -99,23 +99,24 @@ fn end_of_names(state: &mut State, id: ClientId, name: &str) {
 
 #[cfg(test)]
 mod tests {
-    use crate::core::test_support::Harness;
-    use crate::core::{ClientId, Membership};
+    use crate::core::Membership;
+    use crate::core::testing::Harness;
     use crate::proto::serialize::MAX_LINE;
 
     #[test]
     fn multi_prefix_shows_every_prefix() {
         let mut harness = Harness::new();
-        let alice = harness.register("alice");
-        harness.send(alice, "JOIN #room");
-        harness.lines(alice);
+        harness.register("alice");
+        harness.send("alice", "JOIN #room");
+        harness.take("alice");
         let both = Membership {
             op: true,
             voice: true,
         };
-        harness.room("#room").members.insert(alice, both);
-        harness.send(alice, "NAMES #room");
-        assert!(harness.lines(alice)[0].ends_with(" = #room :@alice"));
+        let alice = harness.id("alice");
+        harness.channel_mut("#room").members.insert(alice, both);
+        harness.send("alice", "NAMES #room");
+        assert!(harness.take("alice")[0].ends_with(" = #room :@alice"));
         harness
             .state
             .clients
@@ -123,55 +124,58 @@ mod tests {
             .unwrap()
             .caps
             .insert(crate::core::caps::Caps::MULTI_PREFIX);
-        harness.send(alice, "NAMES #room");
-        assert!(harness.lines(alice)[0].ends_with(" = #room :@+alice"));
+        harness.send("alice", "NAMES #room");
+        assert!(harness.take("alice")[0].ends_with(" = #room :@+alice"));
     }
 
     #[test]
     fn outsiders_see_no_invisible_users_and_nothing_of_private_rooms() {
         let mut harness = Harness::new();
-        let alice = harness.register("alice");
-        let bob = harness.register("bob");
-        let eve = harness.register("eve");
-        harness.send(alice, "JOIN #room");
-        harness.send(bob, "JOIN #room");
-        harness.send(bob, "MODE bob +i");
-        harness.lines(eve);
-        harness.send(eve, "NAMES #room");
+        harness.register("alice");
+        harness.register("bob");
+        harness.register("eve");
+        harness.send("alice", "JOIN #room");
+        harness.send("bob", "JOIN #room");
+        harness.send("bob", "MODE bob +i");
+        harness.take("eve");
+        harness.send("eve", "NAMES #room");
         assert_eq!(
-            harness.lines(eve),
+            harness.take("eve"),
             vec![
-                ":localhost 353 eve = #room :@alice",
-                ":localhost 366 eve #room :End of /NAMES list"
+                ":irc.test 353 eve = #room :@alice",
+                ":irc.test 366 eve #room :End of /NAMES list"
             ]
         );
-        harness.room("#room").modes.private = true;
-        harness.send(eve, "NAMES #room");
+        harness.channel_mut("#room").modes.private = true;
+        harness.send("eve", "NAMES #room");
         assert_eq!(
-            harness.lines(eve),
-            vec![":localhost 366 eve #room :End of /NAMES list"]
+            harness.take("eve"),
+            vec![":irc.test 366 eve #room :End of /NAMES list"]
         );
-        harness.lines(alice);
-        harness.send(alice, "NAMES #room");
+        harness.take("alice");
+        harness.send("alice", "NAMES #room");
         assert_eq!(
-            harness.lines(alice)[0],
-            ":localhost 353 alice * #room :@alice bob"
+            harness.take("alice")[0],
+            ":irc.test 353 alice * #room :@alice bob"
         );
     }
 
     #[test]
     fn a_big_room_is_split_into_lines_under_512_bytes() {
         let mut harness = Harness::new();
-        let members: Vec<ClientId> = (0..120)
-            .map(|i| harness.register(&format!("member_with_a_long_nick_{i:03}")))
+        let members: Vec<String> = (0..120)
+            .map(|i| format!("member_with_a_long_nick_{i:03}"))
             .collect();
-        for &member in &members {
+        for member in &members {
+            harness.register(member);
+        }
+        for member in &members {
             harness.send(member, "JOIN #big");
         }
-        let last = members[members.len() - 1];
-        harness.lines(last);
+        let last = &members[members.len() - 1];
+        harness.take(last);
         harness.send(last, "NAMES #big");
-        let lines = harness.lines(last);
+        let lines = harness.take(last);
         let (replies, end) = lines.split_at(lines.len() - 1);
         assert!(replies.len() > 1);
         assert!(end[0].contains(" 366 "));
@@ -187,11 +191,11 @@ mod tests {
     #[test]
     fn names_without_a_room_answers_a_lone_366() {
         let mut harness = Harness::new();
-        let alice = harness.register("alice");
-        harness.send(alice, "NAMES");
+        harness.register("alice");
+        harness.send("alice", "NAMES");
         assert_eq!(
-            harness.lines(alice),
-            vec![":localhost 366 alice * :End of /NAMES list"]
+            harness.take("alice"),
+            vec![":irc.test 366 alice * :End of /NAMES list"]
         );
     }
 }

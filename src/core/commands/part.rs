@@ -1,5 +1,6 @@
 //! PART: leave rooms, with an optional reason.
 
+use crate::core::commands::refusals;
 use crate::core::{ClientId, State};
 use crate::proto::numeric;
 use crate::proto::{Line, Message};
@@ -7,12 +8,7 @@ use crate::proto::{Line, Message};
 pub fn part(state: &mut State, id: ClientId, message: &Message) {
     let names = message.param(0);
     if names.is_empty() {
-        state.reply(
-            id,
-            numeric::ERR_NEEDMOREPARAMS,
-            &["PART"],
-            "Not enough parameters",
-        );
+        refusals::need_more_params(state, id, "PART");
         return;
     }
     let reason = message.params.get(1).map(String::as_str);
@@ -31,16 +27,11 @@ pub fn part(state: &mut State, id: ClientId, message: &Message) {
 pub fn part_one(state: &mut State, id: ClientId, name: &str, reason: Option<&str>) {
     let folded = state.fold(name);
     let Some(channel) = state.channels.get(&folded) else {
-        state.reply(id, numeric::ERR_NOSUCHCHANNEL, &[name], "No such channel");
+        refusals::no_such_channel(state, id, name);
         return;
     };
     if !channel.members.contains_key(&id) {
-        state.reply(
-            id,
-            numeric::ERR_NOTONCHANNEL,
-            &[name],
-            "You're not on that channel",
-        );
+        refusals::not_on_channel(state, id, name);
         return;
     }
     let Some(client) = state.clients.get(&id) else {

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 
 use super::info;
 use crate::core::admin::{self, BanKind};
+use crate::core::commands::refusals;
 use crate::core::{ClientId, State};
 use crate::proto::numeric;
 use crate::proto::validate::is_valid_nick;
@@ -16,20 +17,12 @@ const USER_MODES: &str = "Biow";
 const CHANNEL_MODES: &str = "beIiklmnopstv";
 const CHANNEL_MODES_WITH_ARGUMENT: &str = "beIklov";
 
+/// PASS while registering; afterwards dispatch answers 462, as for USER.
 pub fn pass(state: &mut State, id: ClientId, message: &Message) {
     let expected = state.config.server.password.clone();
     let Some(client) = state.clients.get_mut(&id) else {
         return;
     };
-    if client.registered {
-        state.reply(
-            id,
-            numeric::ERR_ALREADYREGISTRED,
-            &[],
-            "You may not reregister",
-        );
-        return;
-    }
     client.password_ok = expected.is_none_or(|expected| expected == message.param(0));
 }
 
@@ -104,15 +97,6 @@ pub fn user(state: &mut State, id: ClientId, message: &Message) {
     let Some(client) = state.clients.get_mut(&id) else {
         return;
     };
-    if client.registered {
-        state.reply(
-            id,
-            numeric::ERR_ALREADYREGISTRED,
-            &[],
-            "You may not reregister",
-        );
-        return;
-    }
     let user: String = message
         .param(0)
         .chars()
@@ -120,12 +104,7 @@ pub fn user(state: &mut State, id: ClientId, message: &Message) {
         .take(max - 1)
         .collect();
     if user.is_empty() || message.param(3).is_empty() {
-        state.reply(
-            id,
-            numeric::ERR_NEEDMOREPARAMS,
-            &["USER"],
-            "Not enough parameters",
-        );
+        refusals::need_more_params(state, id, "USER");
         return;
     }
     client.user = format!("~{user}");

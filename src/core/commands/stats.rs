@@ -3,6 +3,7 @@
 //! connected).
 
 use crate::core::admin::{self, BanKind};
+use crate::core::commands::refusals;
 use crate::core::{ClientId, State};
 use crate::proto::Message;
 use crate::proto::numeric;
@@ -15,12 +16,7 @@ pub fn stats(state: &mut State, id: ClientId, message: &Message) {
         .is_some_and(|client| client.modes.oper);
     let shown = letter.to_string();
     if letter != 'u' && !oper {
-        state.reply(
-            id,
-            numeric::ERR_NOPRIVILEGES,
-            &[],
-            "Permission Denied- You're not an IRC operator",
-        );
+        refusals::not_an_operator(state, id);
         return;
     }
     match letter {

@@ -3,6 +3,7 @@
 use std::time::UNIX_EPOCH;
 
 use super::registration::truncate;
+use crate::core::commands::refusals;
 use crate::core::{ClientId, State, Topic};
 use crate::proto::numeric;
 use crate::proto::{Folded, Line, Message};
@@ -11,7 +12,7 @@ pub fn topic(state: &mut State, id: ClientId, message: &Message) {
     let name = message.param(0);
     let folded = state.fold(name);
     let Some(channel) = state.channels.get(&folded) else {
-        state.reply(id, numeric::ERR_NOSUCHCHANNEL, &[name], "No such channel");
+        refusals::no_such_channel(state, id, name);
         return;
     };
     let membership = channel.members.get(&id).copied();
@@ -19,24 +20,19 @@ pub fn topic(state: &mut State, id: ClientId, message: &Message) {
         // Modern IRC lets a server refuse outsiders with 442; we do so only
         // for secret and private rooms, whose topic is not theirs to read.
         if membership.is_none() && channel.is_hidden() {
-            not_on_channel(state, id, name);
+            refusals::not_on_channel(state, id, name);
         } else {
             send_topic(state, id, &folded, true);
         }
         return;
     };
     let Some(membership) = membership else {
-        not_on_channel(state, id, name);
+        refusals::not_on_channel(state, id, name);
         return;
     };
     if channel.modes.topic_ops_only && !membership.op {
         let name = channel.name.clone();
-        state.reply(
-            id,
-            numeric::ERR_CHANOPRIVSNEEDED,
-            &[&name],
-            "You're not channel operator",
-        );
+        refusals::not_channel_operator(state, id, &name);
         return;
     }
     let Some(source) = state.clients.get(&id).map(|client| client.source.clone()) else {
@@ -90,13 +86,4 @@ pub fn send_topic(state: &mut State, id: ClientId, channel: &Folded, say_none: b
         }
         None => {}
     }
-}
-
-fn not_on_channel(state: &mut State, id: ClientId, name: &str) {
-    state.reply(
-        id,
-        numeric::ERR_NOTONCHANNEL,
-        &[name],
-        "You're not on that channel",
-    );
 }

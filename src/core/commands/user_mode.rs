@@ -2,9 +2,9 @@
 //! Channel targets go to [`super::channel_mode`].
 
 use super::channel_mode;
+use crate::core::commands::refusals;
 use crate::core::{ClientId, State};
 use crate::proto::numeric;
-use crate::proto::serialize::echo_param;
 use crate::proto::{Line, Message};
 
 pub fn mode(state: &mut State, id: ClientId, message: &Message) {
@@ -16,13 +16,7 @@ pub fn mode(state: &mut State, id: ClientId, message: &Message) {
     let folded = state.fold(target);
     match state.nicks.get(&folded) {
         None => {
-            let shown = echo_param(target);
-            state.reply(
-                id,
-                numeric::ERR_NOSUCHNICK,
-                &[shown],
-                "No such nick/channel",
-            );
+            refusals::no_such_nick(state, id, target);
             return;
         }
         Some(owner) if *owner != id => {

@@ -3,6 +3,7 @@
 use super::unix_time;
 use crate::config::Privilege;
 use crate::core::caps::Caps;
+use crate::core::commands::refusals;
 use crate::core::{ClientId, State};
 use crate::proto::Message;
 use crate::proto::mask::Mask;
@@ -35,13 +36,7 @@ pub fn whois(state: &mut State, id: ClientId, message: &Message) {
     match state.nicks.get(&state.fold(nick)).copied() {
         Some(target) => send_whois(state, id, target),
         None => {
-            let shown = echo_param(nick);
-            state.reply(
-                id,
-                numeric::ERR_NOSUCHNICK,
-                &[shown],
-                "No such nick/channel",
-            );
+            refusals::no_such_nick(state, id, nick);
         }
     }
     state.reply(id, numeric::RPL_ENDOFWHOIS, &[end], "End of /WHOIS list");

@@ -76,10 +76,8 @@ pub fn answered(state: &mut State, answer: Answer) {
         }
         Outcome::Lines(Err(error)) | Outcome::Targets(Err(error)) => {
             tracing::warn!(%error, "a CHATHISTORY query failed");
-            let context = context(&request.sub, &request.target);
-            let text = "Messages could not be retrieved";
             let label = request.label.as_deref();
-            fail(state, request.id, label, "MESSAGE_ERROR", &context, text);
+            message_error(state, request.id, label, &request.sub, &request.target);
             return;
         }
     };
@@ -146,8 +144,21 @@ pub fn fail(
     state.send(id, line);
 }
 
+/// `FAIL CHATHISTORY MESSAGE_ERROR`: the query could not be run, or failed.
+pub fn message_error(
+    state: &mut State,
+    id: ClientId,
+    label: Option<&str>,
+    sub: &str,
+    target: &str,
+) {
+    let context = context(sub, target);
+    let text = "Messages could not be retrieved";
+    fail(state, id, label, "MESSAGE_ERROR", &context, text);
+}
+
 /// The FAIL context: the subcommand, and the target when there is one.
-pub fn context<'a>(sub: &'a str, target: &'a str) -> Vec<&'a str> {
+fn context<'a>(sub: &'a str, target: &'a str) -> Vec<&'a str> {
     if target.is_empty() {
         vec![sub]
     } else {

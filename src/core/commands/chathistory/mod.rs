@@ -2,17 +2,25 @@
 //! read the target here, then hands the query to the history reader thread.
 //! The answer comes back later as an event ([`answered`]), so the core
 //! never waits on the disk.
+//!
+//! - `parse.rs`: the subcommand, limit and message references, or the FAIL
+//!   that refuses them.
+//! - here: who may read which target, and issuing the query.
+//! - `reply.rs`: the answer, as a batch under the request's label.
 
-use chrono::DateTime;
+mod parse;
+mod reply;
 
-use super::chathistory_reply::{Outcome, Request, fail};
 use crate::config::HistoryVisibility;
 use crate::core::{ClientId, Event, State};
 use crate::history::{self, Bound, Query, QueryKind, StoreError, TargetsQuery};
 use crate::proto::{Message, numeric};
+use parse::parse;
+use reply::{Outcome, Request, fail, message_error};
 
-pub use super::chathistory_reply::{Answer, answered};
+pub use reply::{Answer, answered};
 
+/// CHATHISTORY, as if unknown while history is off.
 pub fn chathistory(state: &mut State, id: ClientId, message: &Message) {
     if state.history.is_none() {
         let command = message.command.clone();
@@ -61,72 +69,6 @@ pub fn chathistory(state: &mut State, id: ClientId, message: &Message) {
     ask(state, id, sub, target, |history, deliver| {
         history.query(query, move |result| deliver(Outcome::Lines(result)))
     });
-}
-
-/// A FAIL code, its context and text.
-type Refusal = (&'static str, Vec<String>, &'static str);
-
-/// The subcommand, its parameters, the limit (cut to the maximum) and the
-/// references, or why the request is refused.
-fn parse(
-    state: &State,
-    message: &Message,
-) -> Result<(String, Vec<String>, usize, Vec<Bound>), Refusal> {
-    let sub = message.param(0).to_ascii_uppercase();
-    let needed = match sub.as_str() {
-        "LATEST" | "BEFORE" | "AFTER" | "AROUND" | "TARGETS" => 3,
-        "BETWEEN" => 4,
-        "" => return Err(("UNKNOWN_COMMAND", vec!["*".into()], "Unknown command")),
-        _ => {
-            return Err((
-                "UNKNOWN_COMMAND",
-                vec![message.param(0).into()],
-                "Unknown command",
-            ));
-        }
-    };
-    let params = message.params.get(1..).unwrap_or_default();
-    if params.len() < needed {
-        return Err(("NEED_MORE_PARAMS", vec![sub], "Missing parameters"));
-    }
-    let limit = &params[needed - 1];
-    let Some(limit) = limit.parse::<usize>().ok().filter(|n| *n > 0) else {
-        return Err(("INVALID_PARAMS", vec![sub, limit.clone()], "Invalid limit"));
-    };
-    let limit = limit.min(state.config.history.chathistory_max);
-    // The references: after the target, or (TARGETS) two timestamps.
-    let references = if sub == "TARGETS" {
-        &params[..2]
-    } else {
-        &params[1..needed - 1]
-    };
-    let mut bounds = Vec::new();
-    for param in references {
-        let bound = match reference(param) {
-            // LATEST takes `*` for "no reference".
-            _ if sub == "LATEST" && param == "*" => continue,
-            Some(Bound::MsgId(_)) if sub == "TARGETS" => None,
-            other => other,
-        };
-        let Some(bound) = bound else {
-            let context = vec![sub, param.clone()];
-            return Err(("INVALID_PARAMS", context, "Invalid message reference"));
-        };
-        bounds.push(bound);
-    }
-    Ok((sub, params[..needed - 1].to_vec(), limit, bounds))
-}
-
-/// `timestamp=2024-05-01T12:00:00.000Z` or `msgid=…`.
-fn reference(param: &str) -> Option<Bound> {
-    let (kind, value) = param.split_once('=')?;
-    match kind {
-        "timestamp" => DateTime::parse_from_rfc3339(value)
-            .ok()
-            .map(|time| Bound::Time(time.timestamp_millis())),
-        "msgid" if !value.is_empty() => Some(Bound::MsgId(value.to_owned())),
-        _ => None,
-    }
 }
 
 /// The store key of a target `id` may read, and the oldest time it may see:
@@ -207,15 +149,7 @@ fn ask(
     issue: impl FnOnce(&history::HistoryHandle, Deliver) -> Result<(), StoreError>,
 ) {
     let (Some(history), Some(inbox)) = (state.history.clone(), state.inbox.clone()) else {
-        let context = super::chathistory_reply::context(&sub, &target);
-        fail(
-            state,
-            id,
-            None,
-            "MESSAGE_ERROR",
-            &context,
-            "Messages could not be retrieved",
-        );
+        message_error(state, id, None, &sub, &target);
         return;
     };
     let request = Request {
@@ -232,16 +166,6 @@ fn ask(
     });
     match issue(&history, deliver) {
         Ok(()) => state.defer_reply(),
-        Err(_) => {
-            let context = super::chathistory_reply::context(&sub, &target);
-            fail(
-                state,
-                id,
-                None,
-                "MESSAGE_ERROR",
-                &context,
-                "Messages could not be retrieved",
-            );
-        }
+        Err(_) => message_error(state, id, None, &sub, &target),
     }
 }

@@ -1,0 +1,373 @@
+//! The checks serde cannot make: values that parse but make no sense
+//! (ranges, files that must be readable, keys that depend on each other),
+//! each reported at its dotted key path.
+
+use std::ops::RangeInclusive;
+use std::path::Path;
+
+use super::locate::{Segment, key_path};
+use super::{Config, Limits, Listen, Oper, ServerConfig, parse_duration};
+
+/// A value that parsed but makes no sense, at its dotted key path.
+pub(super) struct Problem {
+    pub path: Vec<Segment>,
+    pub reason: String,
+}
+
+/// Collects the semantic problems of a deserialized configuration.
+#[derive(Default)]
+struct Checker {
+    problems: Vec<Problem>,
+}
+
+impl Checker {
+    fn report(&mut self, path: &str, reason: impl Into<String>) {
+        self.problems.push(Problem {
+            path: key_path(path),
+            reason: reason.into(),
+        });
+    }
+
+    fn at_least<T: PartialOrd + std::fmt::Display>(&mut self, path: &str, value: T, min: T) {
+        if value < min {
+            self.report(path, format!("must be at least {min}, found {value}"));
+        }
+    }
+
+    fn between<T: PartialOrd + std::fmt::Display>(
+        &mut self,
+        path: &str,
+        value: T,
+        range: RangeInclusive<T>,
+    ) {
+        if !range.contains(&value) {
+            self.report(
+                path,
+                format!(
+                    "must be between {} and {}, found {value}",
+                    range.start(),
+                    range.end()
+                ),
+            );
+        }
+    }
+
+    fn readable(&mut self, path: &str, file: &Path) {
+        if let Err(error) = std::fs::File::open(file) {
+            self.report(
+                path,
+                format!("names `{}`, which cannot be read: {error}", file.display()),
+            );
+        }
+    }
+}
+
+/// Every semantic problem in `config`, in no particular order.
+pub(super) fn problems(config: &Config) -> Vec<Problem> {
+    let mut check = Checker::default();
+    check_server(&mut check, &config.server);
+    check_listen(&mut check, &config.listen);
+    if config.server.sts_port.is_some() && config.listen.iter().all(|listen| listen.tls.is_none()) {
+        check.report(
+            "server.sts_port",
+            "needs a [[listen]] with tls: STS sends clients to TLS",
+        );
+    }
+    check_limits(&mut check, &config.limits);
+    check_timeouts_and_flood(&mut check, config);
+    check_opers(&mut check, &config.oper);
+    check_channels_history_log(&mut check, config);
+    check.problems
+}
+
+fn check_server(check: &mut Checker, server: &ServerConfig) {
+    if server.name.is_empty() {
+        check.report("server.name", "must not be empty");
+    } else if let Some(bad) = server
+        .name
+        .chars()
+        .find(|c| c.is_whitespace() || c.is_control() || "!@*?".contains(*c))
+    {
+        check.report(
+            "server.name",
+            format!("must not contain {bad:?}: it is the source of every server message"),
+        );
+    }
+    if server.network.is_empty() {
+        check.report("server.network", "must not be empty");
+    } else if let Some(bad) = server
+        .network
+        .chars()
+        .find(|c| c.is_whitespace() || c.is_control())
+    {
+        check.report(
+            "server.network",
+            format!("must not contain {bad:?}: it is a single 005 token"),
+        );
+    }
+    if let Some(bad) = server.description.chars().find(|c| c.is_control()) {
+        check.report(
+            "server.description",
+            format!("must not contain {bad:?}: it is sent on one line"),
+        );
+    }
+    if server.motd.is_some() && server.motd_file.is_some() {
+        check.report(
+            "server.motd_file",
+            "cannot be set together with `motd`; keep one of them",
+        );
+    }
+    if server.sts_duration == 0 {
+        check.report("server.sts_duration", "must be at least 1 second");
+    }
+    for (index, tag) in server.client_tag_deny.iter().enumerate() {
+        let name = tag.strip_prefix('-').unwrap_or(tag);
+        let valid = !name.is_empty()
+            && (name == "*" && !tag.starts_with('-')
+                || name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-/.".contains(c)));
+        if !valid {
+            check.report(
+                &format!("server.client_tag_deny[{index}]"),
+                format!(
+                    "must be a tag name without `+` (such as \"typing\"), `*` for every tag, or `-name` to exempt one; found \"{tag}\""
+                ),
+            );
+        }
+    }
+    if let Some(password) = &server.password {
+        if password.is_empty() {
+            check.report(
+                "server.password",
+                "must not be empty; comment it out to require no password",
+            );
+        } else if let Some(bad) = password.chars().find(|c| c.is_control()) {
+            check.report(
+                "server.password",
+                format!("must not contain {bad:?}: a client could not send it"),
+            );
+        }
+    }
+}
+
+fn check_listen(check: &mut Checker, listen: &[Listen]) {
+    if listen.is_empty() {
+        check.report("listen", "is empty; add at least one [[listen]] address");
+    }
+    for (index, entry) in listen.iter().enumerate() {
+        if let Some(first) = listen[..index]
+            .iter()
+            .position(|earlier| earlier.address == entry.address)
+        {
+            check.report(
+                &format!("listen[{index}].address"),
+                format!("repeats {} from [[listen]] #{}", entry.address, first + 1),
+            );
+        }
+        if let Some(tls) = &entry.tls {
+            check.readable(&format!("listen[{index}].tls.cert"), &tls.cert);
+            check.readable(&format!("listen[{index}].tls.key"), &tls.key);
+        }
+    }
+}
+
+fn check_limits(check: &mut Checker, limits: &Limits) {
+    check.at_least("limits.max_clients", limits.max_clients, 1);
+    check.at_least("limits.max_clients_per_ip", limits.max_clients_per_ip, 1);
+    check.at_least("limits.channels_per_client", limits.channels_per_client, 1);
+    check.between("limits.nick_length", limits.nick_length, 1..=200);
+    check.between("limits.channel_length", limits.channel_length, 2..=200);
+    if limits.topic_length > MAX_TOPIC_LENGTH {
+        check.report(
+            "limits.topic_length",
+            format!(
+                "must be at most {MAX_TOPIC_LENGTH}, found {}: a line is at most 512 bytes, and a topic must fit in one with the reply's prefix and channel name",
+                limits.topic_length
+            ),
+        );
+    } else {
+        check.at_least("limits.topic_length", limits.topic_length, 1);
+    }
+    check.between("limits.away_length", limits.away_length, 1..=4096);
+    check.between("limits.kick_length", limits.kick_length, 1..=4096);
+    check.between("limits.user_length", limits.user_length, 1..=64);
+    check.between("limits.realname_length", limits.realname_length, 1..=400);
+    check.at_least("limits.max_list_entries", limits.max_list_entries, 1);
+    check.at_least("limits.max_targets", limits.max_targets, 1);
+    check.at_least("limits.sendq_bytes", limits.sendq_bytes, 4096);
+    check.between(
+        "limits.modes_per_command",
+        limits.modes_per_command,
+        1..=100,
+    );
+    check.between("limits.whowas_entries", limits.whowas_entries, 0..=100_000);
+    check.between("limits.max_monitor", limits.max_monitor, 1..=10_000);
+}
+
+/// The longest topic that still fits a 512-byte line with its numeric and prefix.
+const MAX_TOPIC_LENGTH: usize = 400;
+
+fn check_timeouts_and_flood(check: &mut Checker, config: &Config) {
+    check.at_least("timeouts.registration", config.timeouts.registration, 1);
+    check.at_least("timeouts.ping_interval", config.timeouts.ping_interval, 1);
+    check.at_least("timeouts.ping_timeout", config.timeouts.ping_timeout, 1);
+    let rate = config.flood.lines_per_second;
+    if !(rate.is_finite() && rate > 0.0) {
+        check.report(
+            "flood.lines_per_second",
+            format!("must be a number above 0, found {rate}"),
+        );
+    }
+    check.at_least("flood.burst", config.flood.burst, 1);
+    check.at_least("flood.max_backlog", config.flood.max_backlog, 1);
+}
+
+fn check_opers(check: &mut Checker, opers: &[Oper]) {
+    for (index, oper) in opers.iter().enumerate() {
+        let name = format!("oper[{index}].name");
+        if oper.name.is_empty() {
+            check.report(&name, "must not be empty");
+        } else if oper
+            .name
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control())
+        {
+            check.report(&name, "must not contain spaces: OPER takes it as one word");
+        } else if let Some(first) = opers[..index]
+            .iter()
+            .position(|earlier| earlier.name == oper.name)
+        {
+            check.report(
+                &name,
+                format!("repeats `{}` from [[oper]] #{}", oper.name, first + 1),
+            );
+        }
+        let hash_path = format!("oper[{index}].password_hash");
+        if !oper.password_hash.starts_with("$argon2id$") {
+            check.report(&hash_path, "must be an argon2id hash, starting with `$argon2id$`; make one with `rookery passwd`");
+        } else if let Err(error) = argon2::PasswordHash::new(&oper.password_hash) {
+            check.report(
+                &hash_path,
+                format!("is not a valid argon2id hash ({error}); make one with `rookery passwd`"),
+            );
+        }
+        for (host_index, host) in oper.hosts.iter().enumerate() {
+            if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                check.report(
+                    &format!("oper[{index}].hosts[{host_index}]"),
+                    "must be a non-empty mask without spaces",
+                );
+            }
+        }
+    }
+}
+
+/// The most lines replayed on join: playback is sent in one burst.
+const MAX_PLAYBACK_LINES: usize = 1000;
+/// A century: more days than that overflow the millisecond arithmetic's sense.
+const MAX_AGE_DAYS: u64 = 36_500;
+
+/// Modes a room may start with: the simple flags that take no argument.
+const DEFAULT_MODE_LETTERS: &str = "ntimsp";
+
+/// The most lines one CHATHISTORY request may return.
+const MAX_CHATHISTORY: usize = 1000;
+
+/// Checks a `+nt`-style list of flag modes.
+fn check_flag_modes(check: &mut Checker, path: &str, modes: &str) {
+    if modes.is_empty() {
+        return;
+    }
+    let letters = modes.strip_prefix('+');
+    let bad = letters.map(|letters| letters.chars().find(|c| !DEFAULT_MODE_LETTERS.contains(*c)));
+    match bad {
+        None => check.report(
+            path,
+            format!("must start with `+`, as in \"+nt\", found \"{modes}\""),
+        ),
+        Some(Some(letter)) => check.report(
+            path,
+            format!("has `{letter}`; only these modes may be set here: {DEFAULT_MODE_LETTERS}"),
+        ),
+        Some(None) => {}
+    }
+}
+
+fn check_rooms(check: &mut Checker, config: &Config) {
+    let fold = |name: &str| config.server.casemapping.fold(name);
+    for (index, room) in config.room.iter().enumerate() {
+        let name = format!("room[{index}].name");
+        if !crate::proto::validate::is_valid_channel(&room.name, config.limits.channel_length) {
+            check.report(
+                &name,
+                format!(
+                    "must be a channel name such as \"#lobby\" (starting with # or &, at most {} bytes, no spaces, commas or control characters), found \"{}\"",
+                    config.limits.channel_length, room.name
+                ),
+            );
+        } else if let Some(first) = config.room[..index]
+            .iter()
+            .position(|earlier| fold(&earlier.name) == fold(&room.name))
+        {
+            check.report(
+                &name,
+                format!("repeats `{}` from [[room]] #{}", room.name, first + 1),
+            );
+        }
+        if room.topic.len() > config.limits.topic_length {
+            check.report(
+                &format!("room[{index}].topic"),
+                format!(
+                    "is {} bytes, longer than `topic_length` in [limits] ({})",
+                    room.topic.len(),
+                    config.limits.topic_length
+                ),
+            );
+        } else if room.topic.chars().any(char::is_control) {
+            check.report(
+                &format!("room[{index}].topic"),
+                "must not contain control characters",
+            );
+        }
+        if let Some(modes) = &room.modes {
+            check_flag_modes(check, &format!("room[{index}].modes"), modes);
+        }
+    }
+}
+
+fn check_channels_history_log(check: &mut Checker, config: &Config) {
+    check_flag_modes(
+        check,
+        "channels.default_modes",
+        &config.channels.default_modes,
+    );
+    check_rooms(check, config);
+    check.between(
+        "history.chathistory_max",
+        config.history.chathistory_max,
+        1..=MAX_CHATHISTORY,
+    );
+    if config.history.enabled && config.history.path.as_os_str().is_empty() {
+        check.report("history.path", "must not be empty while history is enabled");
+    }
+    if let Err(reason) = parse_duration(&config.history.playback_max_age_text) {
+        check.report("history.playback_max_age", reason);
+    }
+    check.between(
+        "history.playback_lines",
+        config.history.playback_lines,
+        0..=MAX_PLAYBACK_LINES,
+    );
+    check.between(
+        "history.max_age_days",
+        config.history.max_age_days,
+        0..=MAX_AGE_DAYS,
+    );
+    if let Err(error) = tracing_subscriber::EnvFilter::try_new(&config.log.level) {
+        check.report(
+            "log.level",
+            format!("is not a tracing filter such as \"info\" or \"rookery=debug,warn\": {error}"),
+        );
+    }
+}

@@ -1,0 +1,319 @@
+//! Applying requested changes to a room, and telling its members what took
+//! effect in one normalized MODE line (signs only where they change).
+
+use bytes::Bytes;
+
+use super::lists::{self, Setter};
+use super::parse::Request;
+use crate::core::commands::refusals;
+use crate::core::{Channel, ClientId, State};
+use crate::proto::numeric::{self, Numeric};
+use crate::proto::serialize::{MAX_LINE, echo_param};
+use crate::proto::{Folded, Line};
+
+/// The longest key: the common KEYLEN, and short enough to type.
+const MAX_KEY_LENGTH: usize = 23;
+
+/// One change that took effect, as the broadcast shows it.
+pub(super) struct Applied {
+    pub adding: bool,
+    pub letter: char,
+    pub arg: Option<String>,
+}
+
+/// Why a change was refused: the numeric, its arguments and its text.
+pub(super) type Refusal = (Numeric, Vec<String>, &'static str);
+
+/// Applies one change; answers errors itself. `None` when nothing changed.
+pub(super) fn apply(
+    state: &mut State,
+    id: ClientId,
+    folded: &Folded,
+    request: Request,
+) -> Option<Applied> {
+    let casemapping = state.config.server.casemapping;
+    let max_entries = state.config.limits.max_list_entries;
+    let setter = Setter {
+        source: state
+            .clients
+            .get(&id)
+            .map(|c| c.source.clone())
+            .unwrap_or_default(),
+        at: state.clock.now(),
+    };
+    let target = match &request {
+        Request::Member { nick, .. } => match state.nicks.get(&state.fold(nick)) {
+            Some(target) => Some(*target),
+            None => {
+                refusals::no_such_nick(state, id, nick);
+                return None;
+            }
+        },
+        _ => None,
+    };
+    let target_nick = target
+        .and_then(|target| state.clients.get(&target))
+        .map(|client| client.nick.clone())
+        .unwrap_or_default();
+    let channel = state.channels.get_mut(folded)?;
+    let outcome = match request {
+        Request::Flag { adding, letter } => Ok(set_flag(channel, adding, letter)),
+        Request::Key { adding: true, key } => set_key(channel, key),
+        Request::Key { adding: false, .. } => Ok(channel.modes.key.take().map(|_| Applied {
+            adding: false,
+            letter: 'k',
+            arg: Some("*".to_owned()),
+        })),
+        Request::Limit { value: Some(value) } => set_limit(channel, value),
+        Request::Limit { value: None } => Ok(channel.modes.limit.take().map(|_| Applied {
+            adding: false,
+            letter: 'l',
+            arg: None,
+        })),
+        Request::Member {
+            adding,
+            letter,
+            nick,
+        } => {
+            let member = target.and_then(|target| channel.members.get_mut(&target));
+            match member {
+                None => Err((
+                    numeric::ERR_USERNOTINCHANNEL,
+                    vec![echo_param(nick).into(), channel.name.clone()],
+                    "They aren't on that channel",
+                )),
+                Some(member) => {
+                    let flag = if letter == 'o' {
+                        &mut member.op
+                    } else {
+                        &mut member.voice
+                    };
+                    Ok(changed(flag, adding).then_some(Applied {
+                        adding,
+                        letter,
+                        arg: Some(target_nick),
+                    }))
+                }
+            }
+        }
+        Request::Edit { adding, kind, mask } => lists::edit(
+            channel,
+            kind,
+            adding,
+            mask,
+            casemapping,
+            max_entries,
+            setter,
+        ),
+        Request::Show(_) => Ok(None),
+    };
+    match outcome {
+        Ok(applied) => applied,
+        Err((code, args, text)) => {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            state.reply(id, code, &args, text);
+            None
+        }
+    }
+}
+
+fn set_flag(channel: &mut Channel, adding: bool, letter: char) -> Option<Applied> {
+    let flag = match letter {
+        'i' => &mut channel.modes.invite_only,
+        'm' => &mut channel.modes.moderated,
+        'n' => &mut channel.modes.no_external,
+        'p' => &mut channel.modes.private,
+        's' => &mut channel.modes.secret,
+        _ => &mut channel.modes.topic_ops_only,
+    };
+    changed(flag, adding).then_some(Applied {
+        adding,
+        letter,
+        arg: None,
+    })
+}
+
+fn set_key(channel: &mut Channel, key: &str) -> Result<Option<Applied>, Refusal> {
+    if !is_valid_key(key) {
+        return Err((
+            numeric::ERR_INVALIDMODEPARAM,
+            vec![channel.name.clone(), "k".into(), echo_param(key).into()],
+            "Invalid key",
+        ));
+    }
+    if channel.modes.key.as_deref() == Some(key) {
+        return Ok(None);
+    }
+    channel.modes.key = Some(key.to_owned());
+    Ok(Some(Applied {
+        adding: true,
+        letter: 'k',
+        arg: Some(key.to_owned()),
+    }))
+}
+
+fn set_limit(channel: &mut Channel, value: &str) -> Result<Option<Applied>, Refusal> {
+    match value.parse::<usize>() {
+        Ok(limit) if limit > 0 => Ok((channel.modes.limit != Some(limit)).then(|| {
+            channel.modes.limit = Some(limit);
+            Applied {
+                adding: true,
+                letter: 'l',
+                arg: Some(limit.to_string()),
+            }
+        })),
+        _ => Err((
+            numeric::ERR_INVALIDMODEPARAM,
+            vec![channel.name.clone(), "l".into(), echo_param(value).into()],
+            "Invalid limit",
+        )),
+    }
+}
+
+/// Sets `flag` to `value`; true when that changed it.
+fn changed(flag: &mut bool, value: bool) -> bool {
+    let was = *flag;
+    *flag = value;
+    was != value
+}
+
+/// A key must be one word that JOIN can carry: no spaces or commas, no
+/// leading `:`, and not too long.
+fn is_valid_key(key: &str) -> bool {
+    !key.is_empty()
+        && key.len() <= MAX_KEY_LENGTH
+        && !key.starts_with(':')
+        && !key
+            .bytes()
+            .any(|b| b == b',' || b.is_ascii_whitespace() || b.is_ascii_control())
+}
+
+/// Sends the applied changes to every member, sender included: one MODE
+/// line, or a few if the arguments would not fit in one.
+pub(super) fn broadcast(state: &mut State, id: ClientId, folded: &Folded, applied: &[Applied]) {
+    if applied.is_empty() {
+        return;
+    }
+    let Some(source) = state.clients.get(&id).map(|c| c.source.clone()) else {
+        return;
+    };
+    let Some(channel) = state.channels.get(folded) else {
+        return;
+    };
+    let members: Vec<ClientId> = channel.members.keys().copied().collect();
+    // `:source MODE #room ` and CR LF, plus room for the mode letters.
+    let fixed = source.len() + channel.name.len() + 10 + applied.len() * 2;
+    let mut groups: Vec<&[Applied]> = Vec::new();
+    let mut start = 0;
+    let mut used = fixed;
+    for (i, change) in applied.iter().enumerate() {
+        let cost = change.arg.as_ref().map_or(0, |arg| arg.len() + 1);
+        if used + cost > MAX_LINE && i > start {
+            groups.push(&applied[start..i]);
+            start = i;
+            used = fixed;
+        }
+        used += cost;
+    }
+    groups.push(&applied[start..]);
+    let name = channel.name.clone();
+    for group in groups {
+        let line = mode_line(&source, &name, group);
+        let mut event = state.broadcast(line);
+        state.send_all(members.iter().copied(), &mut event);
+    }
+}
+
+/// `:source MODE #room +lk-i 5 key`: signs only where they change.
+fn mode_line(source: &str, channel: &str, changes: &[Applied]) -> Bytes {
+    let mut letters = String::new();
+    let mut sign = None;
+    for change in changes {
+        if sign != Some(change.adding) {
+            letters.push(if change.adding { '+' } else { '-' });
+            sign = Some(change.adding);
+        }
+        letters.push(change.letter);
+    }
+    let mut line = Line::new(Some(source), "MODE").arg(channel).arg(&letters);
+    for arg in changes.iter().filter_map(|change| change.arg.as_deref()) {
+        line = line.arg(arg);
+    }
+    line.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{ALICE, room};
+
+    #[test]
+    fn mixed_changes_are_broadcast_once_normalized() {
+        let mut h = room();
+        h.send("alice", "MODE #room +i");
+        h.take("alice");
+        h.take("bob");
+        h.send("alice", "MODE #room +lk-i 5 key");
+        let expected = vec![format!("{ALICE} MODE #room +lk-i 5 key")];
+        assert_eq!(h.take("alice"), expected);
+        assert_eq!(h.take("bob"), expected);
+        assert!(h.take("eve").is_empty());
+        let modes = &h.channel("#room").modes;
+        assert_eq!((modes.limit, modes.key.as_deref()), (Some(5), Some("key")));
+        assert!(!modes.invite_only);
+    }
+
+    #[test]
+    fn changes_that_change_nothing_are_not_sent() {
+        let mut h = room();
+        h.send("alice", "MODE #room +nt-mk");
+        assert!(h.take("alice").is_empty());
+        assert!(h.take("bob").is_empty());
+    }
+
+    #[test]
+    fn op_and_voice_take_nicks_in_order() {
+        let mut h = room();
+        // Applied in order, as written: the voice is given, then taken.
+        h.send("alice", "MODE #room +ov-v BOB bob bob");
+        assert_eq!(
+            h.take("bob"),
+            [format!("{ALICE} MODE #room +ov-v bob bob bob")]
+        );
+        h.send("alice", "MODE #room -v+o bob bob");
+        assert!(h.take("bob").is_empty());
+        h.send("alice", "MODE #room +v-o bob bob");
+        assert_eq!(h.take("bob"), [format!("{ALICE} MODE #room +v-o bob bob")]);
+        let member = h.channel("#room").members[&h.id("bob")];
+        assert!(member.voice && !member.op);
+    }
+
+    #[test]
+    fn op_of_unknown_or_absent_nick_is_refused() {
+        let mut h = room();
+        h.send("alice", "MODE #room +o nobody");
+        h.send("alice", "MODE #room +o eve");
+        assert_eq!(
+            h.take("alice"),
+            [
+                ":irc.test 401 alice nobody :No such nick/channel",
+                ":irc.test 441 alice eve #room :They aren't on that channel",
+            ]
+        );
+    }
+
+    #[test]
+    fn missing_arguments_and_bad_values_are_ignored() {
+        let mut h = room();
+        h.send("alice", "MODE #room +kol");
+        assert!(h.take("alice").is_empty());
+        h.send("alice", "MODE #room +l -3");
+        h.send("alice", "MODE #room +k :a b");
+        assert_eq!(
+            h.take("alice"),
+            [
+                ":irc.test 696 alice #room l -3 :Invalid limit",
+                ":irc.test 696 alice #room k * :Invalid key",
+            ]
+        );
+    }
+}

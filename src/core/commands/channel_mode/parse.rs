@@ -1,0 +1,180 @@
+//! A mode string and its arguments, split into the changes and list views
+//! asked for, within the MODES limit on modes that take an argument.
+
+use super::lists::ListKind;
+use crate::proto::serialize::is_middle_safe;
+
+/// One change asked for, its argument already taken from the message.
+#[derive(Debug)]
+pub(super) enum Request<'a> {
+    Flag {
+        adding: bool,
+        letter: char,
+    },
+    Key {
+        adding: bool,
+        key: &'a str,
+    },
+    Limit {
+        value: Option<&'a str>,
+    },
+    Member {
+        adding: bool,
+        letter: char,
+        nick: &'a str,
+    },
+    Edit {
+        adding: bool,
+        kind: ListKind,
+        mask: &'a str,
+    },
+    Show(ListKind),
+}
+
+/// Splits a mode string into requests, taking arguments in order. Modes
+/// with an argument beyond `budget` (MODES in 005) are ignored, and so is a
+/// mode missing its argument, as Modern IRC says. Unknown letters are
+/// returned once each.
+pub(super) fn parse<'a>(
+    modestring: &str,
+    args: &'a [String],
+    budget: usize,
+) -> (Vec<Request<'a>>, Vec<char>) {
+    let mut args = Arguments {
+        rest: args.iter().map(String::as_str).peekable(),
+        used: 0,
+        budget,
+    };
+    let mut requests = Vec::new();
+    let mut unknown: Vec<char> = Vec::new();
+    let mut adding = true;
+    for letter in modestring.chars() {
+        match letter {
+            '+' | '-' => adding = letter == '+',
+            'i' | 'm' | 'n' | 'p' | 's' | 't' => requests.push(Request::Flag { adding, letter }),
+            'b' | 'e' | 'I' => {
+                let Some(kind) = ListKind::from_letter(letter) else {
+                    continue;
+                };
+                if args.rest.peek().is_none() {
+                    if !requests
+                        .iter()
+                        .any(|r| matches!(r, Request::Show(k) if *k == kind))
+                    {
+                        requests.push(Request::Show(kind));
+                    }
+                } else if let Some(mask) = args.take() {
+                    requests.push(Request::Edit { adding, kind, mask });
+                }
+            }
+            // Type B: `-k` takes an argument too, but works without one.
+            'k' => match args.take() {
+                Some(key) => requests.push(Request::Key { adding, key }),
+                None if !adding && args.count() => requests.push(Request::Key { adding, key: "" }),
+                None => {}
+            },
+            // Type C: an argument only when set.
+            'l' if adding => {
+                if let Some(value) = args.take() {
+                    requests.push(Request::Limit { value: Some(value) });
+                }
+            }
+            'l' => {
+                if args.count() {
+                    requests.push(Request::Limit { value: None });
+                }
+            }
+            'o' | 'v' => {
+                if let Some(nick) = args.take() {
+                    requests.push(Request::Member {
+                        adding,
+                        letter,
+                        nick,
+                    });
+                }
+            }
+            other => {
+                if !unknown.contains(&other) && is_middle_safe(other.encode_utf8(&mut [0; 4])) {
+                    unknown.push(other);
+                }
+            }
+        }
+    }
+    (requests, unknown)
+}
+
+/// The mode arguments and how many variable modes were used so far.
+struct Arguments<'a, I: Iterator<Item = &'a str>> {
+    rest: std::iter::Peekable<I>,
+    used: usize,
+    budget: usize,
+}
+
+impl<'a, I: Iterator<Item = &'a str>> Arguments<'a, I> {
+    /// The next argument, if the budget allows another variable mode.
+    fn take(&mut self) -> Option<&'a str> {
+        if self.used >= self.budget {
+            return None;
+        }
+        let arg = self.rest.next()?;
+        self.used += 1;
+        Some(arg)
+    }
+
+    /// Counts a variable mode without an argument (`-l`); false when the
+    /// budget is spent.
+    fn count(&mut self) -> bool {
+        if self.used >= self.budget {
+            return false;
+        }
+        self.used += 1;
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{ALICE, room};
+
+    #[test]
+    fn unknown_letters_get_472_once_each() {
+        let mut h = room();
+        h.send("alice", "MODE #room +xyxn");
+        assert_eq!(
+            h.take("alice"),
+            [
+                ":irc.test 472 alice x :is unknown mode char to me",
+                ":irc.test 472 alice y :is unknown mode char to me",
+            ]
+        );
+    }
+
+    #[test]
+    fn key_removal_works_with_or_without_an_argument() {
+        let mut h = room();
+        h.send("alice", "MODE #room +k one");
+        h.send("alice", "MODE #room -k wrong");
+        h.send("alice", "MODE #room +k two");
+        h.send("alice", "MODE #room -k");
+        assert_eq!(
+            h.take("bob"),
+            [
+                format!("{ALICE} MODE #room +k one"),
+                format!("{ALICE} MODE #room -k *"),
+                format!("{ALICE} MODE #room +k two"),
+                format!("{ALICE} MODE #room -k *"),
+            ]
+        );
+    }
+
+    #[test]
+    fn at_most_modes_per_command_arguments_are_used() {
+        let mut h = room();
+        h.send("alice", "MODE #room +bbbbbbbm a b c d e f g");
+        let line = h.take("alice").remove(0);
+        assert_eq!(
+            line,
+            format!("{ALICE} MODE #room +bbbbbbm a!*@* b!*@* c!*@* d!*@* e!*@* f!*@*")
+        );
+    }
+}

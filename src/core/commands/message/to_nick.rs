@@ -1,0 +1,74 @@
+//! A message to one client: echo-message for the sender, the 301 away
+//! reply to PRIVMSG, and the conversation's history when private messages
+//! are kept.
+
+use super::{Outgoing, Refusal};
+use crate::core::caps::Caps;
+use crate::core::{ClientId, State};
+use crate::history;
+use crate::proto::numeric;
+
+pub(super) fn to_nick(
+    state: &mut State,
+    id: ClientId,
+    outgoing: &Outgoing,
+    nick: &str,
+) -> Result<(), Refusal> {
+    let Some(target) = state.registered_client(&state.fold(nick)) else {
+        return Err((numeric::ERR_NOSUCHNICK, "No such nick/channel"));
+    };
+    let (target_id, nick, away) = (target.id, target.nick.clone(), target.away.clone());
+    let wanted = outgoing.wanted_by(target.caps);
+    let mut event = outgoing.event(state, &nick);
+    if state.config.history.private_messages && outgoing.command != "TAGMSG" {
+        let sender = state.clients.get(&id).map(|c| state.fold(&c.nick));
+        if let Some(sender) = sender {
+            let key = history::private_conversation(&sender, &state.fold(&nick));
+            let seq = state.record_history(
+                &key,
+                &nick,
+                &outgoing.source,
+                outgoing.command,
+                outgoing.text,
+                &event,
+            );
+            event.set_seq(seq);
+        }
+    }
+    let echo = state
+        .clients
+        .get(&id)
+        .is_some_and(|c| c.caps.contains(Caps::ECHO_MESSAGE));
+    let mut audience = Vec::with_capacity(2);
+    if wanted {
+        audience.push(target_id);
+    }
+    if echo && target_id != id {
+        audience.push(id);
+    }
+    state.send_all(audience, &mut event);
+    if let (Some(away), "PRIVMSG") = (away, outgoing.command) {
+        state.reply(id, numeric::RPL_AWAY, &[&nick], &away);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::room;
+
+    #[test]
+    fn privmsg_to_an_away_nick_answers_301_and_notice_does_not() {
+        let mut harness = room();
+        let bob = harness.id("bob");
+        harness.state.clients.get_mut(&bob).unwrap().away = Some("lunch".to_owned());
+        harness.send("alice", "PRIVMSG bob :there?");
+        assert_eq!(
+            harness.take("alice"),
+            vec![":irc.test 301 alice bob :lunch"]
+        );
+        harness.send("alice", "NOTICE bob :there?");
+        assert!(harness.take("alice").is_empty());
+        assert_eq!(harness.take("bob").len(), 2);
+    }
+}

@@ -1,0 +1,138 @@
+//! How lines reach clients: one line to one client, one event to many
+//! (each in the form its capabilities ask for), and who hears of a change
+//! to a client. A line to a client whose labeled command is running is
+//! held for the labeled-response instead; an outbox that overflows gets its
+//! client dropped once the current event is handled.
+
+use std::collections::HashSet;
+
+use bytes::Bytes;
+
+use super::broadcast::Broadcast;
+use super::caps::Caps;
+use super::labeled::Capture;
+use super::{Client, ClientId, Membership, State};
+use crate::proto::Folded;
+
+/// Queues `line` for `client`, or holds it when its command is labeled.
+/// `seq` is the history record the line must wait for (0: none).
+fn deliver(
+    capture: &mut Option<Capture>,
+    overflowed: &mut Vec<ClientId>,
+    client: &Client,
+    line: Bytes,
+    seq: u64,
+) {
+    if let Some(capture) = capture.as_mut().filter(|capture| capture.id == client.id) {
+        capture.lines.push(line);
+        capture.seq = capture.seq.max(seq);
+    } else if client.outbox.push_durable(line, seq).is_err() {
+        overflowed.push(client.id);
+    }
+}
+
+impl State {
+    /// Queues a line for one client; an overflow disconnects it afterwards.
+    pub fn send(&mut self, id: ClientId, line: Bytes) {
+        self.send_after(id, line, 0);
+    }
+
+    /// Queues a line that must wait for history record `seq`.
+    pub fn send_after(&mut self, id: ClientId, line: Bytes, seq: u64) {
+        if let Some(client) = self.clients.get(&id) {
+            deliver(&mut self.capture, &mut self.overflowed, client, line, seq);
+        }
+    }
+
+    /// An event line stamped with the current time, for a fan-out.
+    pub fn broadcast(&self, line: Bytes) -> Broadcast {
+        Broadcast::new(line, self.clock.now())
+    }
+
+    /// An event caused by `id`, tagged `bot` when it is a bot (bot-mode).
+    pub fn event_from(&self, id: ClientId, line: Bytes) -> Broadcast {
+        let bot = self.clients.get(&id).is_some_and(|c| c.modes.bot);
+        self.broadcast(line).with_bot(bot)
+    }
+
+    /// Sends an event to each of `ids` in the form its capabilities ask for.
+    pub fn send_all(&mut self, ids: impl IntoIterator<Item = ClientId>, event: &mut Broadcast) {
+        for id in ids {
+            if let Some(client) = self.clients.get(&id) {
+                let line = event.line_for(client.caps);
+                deliver(
+                    &mut self.capture,
+                    &mut self.overflowed,
+                    client,
+                    line,
+                    event.seq(),
+                );
+            }
+        }
+    }
+
+    /// Sends an event to the members of a room that `include` accepts, each
+    /// in its own form; no list of members is built.
+    pub fn send_to_members(
+        &mut self,
+        channel: &Folded,
+        event: &mut Broadcast,
+        include: impl Fn(&Client, Membership) -> bool,
+    ) {
+        let Some(room) = self.channels.get(channel) else {
+            return;
+        };
+        for (member, &membership) in &room.members {
+            let Some(client) = self.clients.get(member) else {
+                continue;
+            };
+            if include(client, membership) {
+                let line = event.line_for(client.caps);
+                deliver(
+                    &mut self.capture,
+                    &mut self.overflowed,
+                    client,
+                    line,
+                    event.seq(),
+                );
+            }
+        }
+    }
+
+    /// Everyone who shares a room with `id`, each once, without `id`.
+    pub fn peers(&self, id: ClientId) -> HashSet<ClientId> {
+        let mut peers = HashSet::new();
+        if let Some(client) = self.clients.get(&id) {
+            for name in &client.channels {
+                if let Some(channel) = self.channels.get(name) {
+                    peers.extend(channel.members.keys().copied());
+                }
+            }
+        }
+        peers.remove(&id);
+        peers
+    }
+
+    /// Who hears of a change to `id` that only clients with `cap` are told
+    /// about: its peers with `cap`, and its MONITOR watchers with `cap` and
+    /// extended-monitor. Each once, without `id`.
+    pub fn audience(&self, id: ClientId, cap: Caps) -> HashSet<ClientId> {
+        let has = |other: &ClientId, wanted: Caps| {
+            self.clients
+                .get(other)
+                .is_some_and(|c| c.caps.contains(wanted))
+        };
+        let mut audience: HashSet<ClientId> = self
+            .peers(id)
+            .into_iter()
+            .filter(|peer| has(peer, cap))
+            .collect();
+        if let Some(client) = self.clients.get(&id) {
+            if let Some(watchers) = self.monitors.get(&self.fold(&client.nick)) {
+                let wanted = cap.union(Caps::EXTENDED_MONITOR);
+                audience.extend(watchers.iter().filter(|w| **w != id && has(w, wanted)));
+            }
+        }
+        audience
+    }
+}

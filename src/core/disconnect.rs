@@ -1,0 +1,70 @@
+//! Clients leaving: one at a time (QUIT, a closed connection, a kill or a
+//! full send queue), or all at once when the server stops.
+
+use tracing::{debug, info};
+
+use super::{ClientId, State};
+use crate::proto::Line;
+
+impl State {
+    /// Removes a client: its rooms and peers hear a QUIT with `reason`, and
+    /// it gets an ERROR before its connection closes.
+    pub fn disconnect(&mut self, id: ClientId, reason: &str) {
+        let Some(client) = self.clients.get(&id) else {
+            return;
+        };
+        info!(client = id.0, nick = %client.nick, %reason, "client leaves");
+        if client.registered {
+            let quit = Line::new(Some(&client.source), "QUIT")
+                .trailing(reason)
+                .finish();
+            let nick = client.nick.clone();
+            let mut quit = self.event_from(id, quit);
+            let peers = self.peers(id);
+            self.send_all(peers, &mut quit);
+            self.monitor_offline(&nick);
+        }
+        self.unwatch_all(id);
+        self.remember_nick(id);
+        let Some(client) = self.clients.remove(&id) else {
+            return;
+        };
+        for name in &client.channels {
+            if let Some(channel) = self.channels.get_mut(name) {
+                if channel.remove_member(id) {
+                    self.channels.remove(name);
+                }
+            }
+        }
+        // Invites live in rooms the client may never have joined.
+        for name in &client.invited_to {
+            if let Some(channel) = self.channels.get_mut(name) {
+                channel.invited.remove(&id);
+            }
+        }
+        if !client.nick.is_empty() {
+            let folded = self.fold(&client.nick);
+            if self.nicks.get(&folded) == Some(&id) {
+                self.nicks.remove(&folded);
+            }
+        }
+        let error = format!("Closing Link: {} ({reason})", client.host);
+        client
+            .outbox
+            .close(Some(Line::new(None, "ERROR").trailing(&error).finish()));
+        debug!(clients = self.clients.len(), "client removed");
+    }
+
+    /// Says goodbye to every client.
+    pub(super) fn shutdown(&mut self) {
+        let error = Line::new(None, "ERROR")
+            .trailing("Server shutting down")
+            .finish();
+        for client in self.clients.values() {
+            client.outbox.close(Some(error.clone()));
+        }
+        self.clients.clear();
+        self.nicks.clear();
+        self.channels.clear();
+    }
+}
