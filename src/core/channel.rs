@@ -1,9 +1,8 @@
 //! One room: members with their prefixes, modes, topic and lists.
 
-use std::collections::{HashMap, HashSet};
 use std::time::SystemTime;
 
-use super::ClientId;
+use super::{ClientId, IdMap, IdSet};
 use crate::proto::mask::Mask;
 
 /// A member's status in a room.
@@ -60,7 +59,7 @@ pub struct ListEntry {
 pub struct Channel {
     /// The name as its creator spelled it.
     pub name: String,
-    pub members: HashMap<ClientId, Membership>,
+    pub members: IdMap<Membership>,
     pub modes: ChannelModes,
     pub topic: Option<Topic>,
     pub created: SystemTime,
@@ -68,9 +67,9 @@ pub struct Channel {
     pub ban_exceptions: Vec<ListEntry>,
     pub invite_exceptions: Vec<ListEntry>,
     /// Clients invited while +i; an invite is used up by the join.
-    pub invited: HashSet<ClientId>,
+    pub invited: IdSet,
     /// When each member joined, for `[history] visibility = "since_join"`.
-    pub joined: HashMap<ClientId, SystemTime>,
+    pub joined: IdMap<SystemTime>,
     /// A `[[room]]` from the configuration: kept when its last member leaves.
     pub persistent: bool,
 }
@@ -79,15 +78,15 @@ impl Channel {
     pub fn new(name: &str, now: SystemTime) -> Channel {
         Channel {
             name: name.to_owned(),
-            members: HashMap::new(),
+            members: IdMap::default(),
             modes: ChannelModes::default(),
             topic: None,
             created: now,
             bans: Vec::new(),
             ban_exceptions: Vec::new(),
             invite_exceptions: Vec::new(),
-            invited: HashSet::new(),
-            joined: HashMap::new(),
+            invited: IdSet::default(),
+            joined: IdMap::default(),
             persistent: false,
         }
     }

@@ -14,7 +14,7 @@ use super::broadcast::Broadcast;
 use super::commands::{chathistory, oper, rehash};
 use super::labeled::Capture;
 use super::whowas::Whowas;
-use super::{AdminState, Channel, Client, ClientId, Event, admin, dispatch, isupport};
+use super::{AdminState, Channel, Client, ClientId, Event, IdMap, admin, dispatch, isupport};
 use crate::config::Config;
 use crate::history::ring::PlaybackRings;
 use crate::history::{self, HistoryHandle, Preload, Record};
@@ -41,7 +41,7 @@ pub struct State {
     pub config: Arc<Config>,
     /// 005 lines, built once per configuration.
     pub isupport: Vec<String>,
-    pub clients: HashMap<ClientId, Client>,
+    pub clients: IdMap<Client>,
     pub nicks: HashMap<Folded, ClientId>,
     pub channels: HashMap<Folded, Channel>,
     pub created: SystemTime,
@@ -82,7 +82,7 @@ impl State {
         State {
             isupport: isupport::isupport_tokens(&config),
             config,
-            clients: HashMap::new(),
+            clients: IdMap::default(),
             nicks: HashMap::new(),
             channels: HashMap::new(),
             created,
