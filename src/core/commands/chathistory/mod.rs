@@ -83,8 +83,11 @@ fn readable(state: &State, id: ClientId, target: &str) -> Option<(String, Option
         room.members.get(&id)?;
         let floor = match state.config.history.visibility {
             HistoryVisibility::All => None,
+            // Times are stored in milliseconds, so a line from the very
+            // millisecond of the join cannot be ordered against it: it is
+            // left out, since it may have come before the join.
             HistoryVisibility::SinceJoin => {
-                Some(history::millis(joined.unwrap_or_else(|| state.clock.now())))
+                Some(history::millis(joined.unwrap_or_else(|| state.clock.now())) + 1)
             }
         };
         return Some((folded.as_str().to_owned(), floor));
