@@ -101,6 +101,25 @@ impl Client {
         }
     }
 
+    /// Connects from `local`, another loopback address such as 127.0.0.2,
+    /// so per-address rules can be tested on one machine.
+    pub async fn connect_from(addr: SocketAddr, local: std::net::IpAddr) -> Client {
+        let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+        socket
+            .bind(SocketAddr::new(local, 0))
+            .expect("bind to a loopback address");
+        let stream = socket
+            .connect(addr)
+            .await
+            .expect("connect to the test server");
+        let (reader, writer) = stream.into_split();
+        Client {
+            reader: BufReader::new(reader),
+            writer,
+            received: Vec::new(),
+        }
+    }
+
     pub async fn send(&mut self, line: &str) {
         self.send_raw(format!("{line}\r\n").as_bytes()).await;
     }
