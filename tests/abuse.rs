@@ -370,3 +370,183 @@ async fn a_thousand_connect_register_quit_cycles_leave_no_trace() {
     assert_eq!(counts(&after), counts(&baseline));
     server.shutdown().await;
 }
+
+/// A client for paused-time tests, split so one task can write while
+/// another reads.
+async fn raw_register(
+    addr: std::net::SocketAddr,
+    nick: &str,
+    rooms: &str,
+) -> (
+    BufReader<tokio::net::tcp::OwnedReadHalf>,
+    tokio::net::tcp::OwnedWriteHalf,
+) {
+    let (reader, mut writer) = TcpStream::connect(addr).await.unwrap().into_split();
+    let mut reader = BufReader::new(reader);
+    writer
+        .write_all(format!("NICK {nick}\r\nUSER {nick} 0 * :{nick}\r\nJOIN {rooms}\r\n").as_bytes())
+        .await
+        .unwrap();
+    let last_room = rooms.rsplit(',').next().unwrap();
+    let end_of_names = format!(" 366 {nick} {last_room} ");
+    loop {
+        let line = virtual_line(&mut reader)
+            .await
+            .unwrap_or_else(|| panic!("{nick} was closed while joining"));
+        if line.contains(&end_of_names) {
+            return (reader, writer);
+        }
+    }
+}
+
+/// The next line, or `None` at EOF or after an hour of virtual time.
+async fn virtual_line(reader: &mut BufReader<tokio::net::tcp::OwnedReadHalf>) -> Option<String> {
+    let mut line = String::new();
+    match tokio::time::timeout(Duration::from_secs(3600), reader.read_line(&mut line)).await {
+        Ok(Ok(n)) if n > 0 => Some(line.trim_end().to_owned()),
+        _ => None,
+    }
+}
+
+/// Three clients flood PRIVMSGs at rooms and nicks, several targets a line,
+/// while four others chat within the rate, with default flood settings (in
+/// paused time). The flooders are cut off with "Excess Flood"; every line
+/// the others sent arrives exactly once.
+#[tokio::test(start_paused = true)]
+async fn privmsg_flooders_are_cut_off_and_every_other_message_arrives_once() {
+    const CHATTERS: usize = 4;
+    const FLOODERS: usize = 3;
+    const ROUNDS: usize = 15;
+    const ROOMS: &str = "#r0,#r1,#r2,#r3";
+    let config = test_config("flood.enabled = true\nlimits.exempt_ips = [\"127.0.0.1\"]");
+    let burst = config.flood.burst as usize;
+    let server = rookery::start(config).await.unwrap();
+    let addr = server.local_addrs()[0];
+
+    let mut chatters = Vec::new();
+    for n in 0..CHATTERS {
+        chatters.push(raw_register(addr, &format!("c{n}"), ROOMS).await);
+    }
+    let mut flooders = Vec::new();
+    for n in 0..FLOODERS {
+        flooders.push(raw_register(addr, &format!("f{n}"), ROOMS).await);
+    }
+    // Let every bucket refill after registering and joining.
+    tokio::time::sleep(Duration::from_secs(30)).await;
+
+    let mut tasks = JoinSet::new();
+    for (n, (mut reader, mut writer)) in flooders.into_iter().enumerate() {
+        tasks.spawn(async move {
+            // Five lines every tenth of a second, far over the rate, until cut off.
+            for batch in 0..60 {
+                let flood: String = (batch * 5..batch * 5 + 5)
+                    .map(|i| match i % 3 {
+                        0 => format!(
+                            "PRIVMSG #r{},c{},c{} :flood f{n} {i}\r\n",
+                            i % 4,
+                            i % 4,
+                            (i + 1) % 4
+                        ),
+                        1 => format!("PRIVMSG c{} :flood f{n} {i}\r\n", i % 4),
+                        _ => format!("PRIVMSG #r0,#r1,#r2,#r3 :flood f{n} {i}\r\n"),
+                    })
+                    .collect();
+                if writer.write_all(flood.as_bytes()).await.is_err() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            let mut last = None;
+            while let Some(line) = virtual_line(&mut reader).await {
+                last = Some(line);
+            }
+            assert_eq!(
+                last.as_deref(),
+                Some("ERROR :Closing Link: 127.0.0.1 (Excess Flood)"),
+                "f{n} was not cut off"
+            );
+            None
+        });
+    }
+    for (n, (mut reader, mut writer)) in chatters.into_iter().enumerate() {
+        tasks.spawn(async move {
+            let mut script = String::new();
+            for round in 0..ROUNDS {
+                script.clear();
+                script.push_str(&format!("PRIVMSG #r{} :chat c{n} {round}\r\n", round % 4));
+                script.push_str(&format!(
+                    "PRIVMSG c{} :dm c{n} {round}\r\n",
+                    (n + 1) % CHATTERS
+                ));
+                writer.write_all(script.as_bytes()).await.unwrap();
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+            writer
+                .write_all(format!("PRIVMSG #r0 :end c{n}\r\n").as_bytes())
+                .await
+                .unwrap();
+            // Read until every other chatter has finished and every flooder left.
+            let mut received = Vec::new();
+            let (mut ends, mut quits) = (0, 0);
+            while ends < CHATTERS - 1 || quits < FLOODERS {
+                let line = virtual_line(&mut reader)
+                    .await
+                    .unwrap_or_else(|| panic!("c{n} lost its connection"));
+                if line.contains(" :end c") {
+                    ends += 1;
+                } else if line.ends_with(" QUIT :Excess Flood") {
+                    quits += 1;
+                }
+                received.push(line);
+            }
+            // Keep the writer open until the reading is done.
+            drop(writer);
+            Some((n, received))
+        });
+    }
+
+    let mut per_chatter = Vec::new();
+    while let Some(task) = tasks.join_next().await {
+        per_chatter.extend(task.unwrap());
+    }
+    assert_eq!(per_chatter.len(), CHATTERS);
+    for (me, lines) in &per_chatter {
+        let (me, nick) = (*me, format!("c{me}"));
+        let mut expected = std::collections::HashMap::new();
+        for other in (0..CHATTERS).filter(|&other| other != me) {
+            for round in 0..ROUNDS {
+                let room = format!(
+                    ":c{other}!~c{other}@127.0.0.1 PRIVMSG #r{} :chat c{other} {round}",
+                    round % 4
+                );
+                expected.insert(room, 1);
+            }
+            if (other + 1) % CHATTERS == me {
+                for round in 0..ROUNDS {
+                    let dm = format!(
+                        ":c{other}!~c{other}@127.0.0.1 PRIVMSG {nick} :dm c{other} {round}"
+                    );
+                    expected.insert(dm, 1);
+                }
+            }
+        }
+        let mut counted = std::collections::HashMap::new();
+        for line in lines
+            .iter()
+            .filter(|line| line.contains(" :chat c") || line.contains(" :dm c"))
+        {
+            *counted.entry(line.clone()).or_insert(0) += 1;
+        }
+        assert_eq!(counted, expected, "what {nick} received");
+        let floods = lines
+            .iter()
+            .filter(|line| line.contains(" :flood f"))
+            .count();
+        eprintln!("{nick}: {} lines, {floods} flood lines", lines.len());
+        assert!(
+            floods <= FLOODERS * burst,
+            "{nick} received {floods} flood lines"
+        );
+    }
+    server.shutdown().await;
+}
