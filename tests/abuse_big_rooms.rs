@@ -106,3 +106,144 @@ async fn a_list_larger_than_the_sendq_is_cut_short_and_the_asker_stays() {
     let expected: Vec<String> = (0..rooms.len()).map(|n| format!("#room{n:05}")).collect();
     assert_eq!(rooms, expected);
 }
+
+/// Members of the big room. Building it is quadratic (each join goes to
+/// every member so far, and each joiner gets the member list): 5,000 take
+/// about 10 s on two cores in a release build and over a minute in a debug
+/// build, which runs 1,000 (about 2 s). `ROOKERY_BIG_ROOM=n` picks a size.
+fn members() -> usize {
+    std::env::var("ROOKERY_BIG_ROOM")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(if cfg!(debug_assertions) { 1_000 } else { 5_000 })
+}
+
+/// Raises the soft limit on open files to `wanted`, if the hard limit
+/// allows; says why not otherwise.
+fn raise_open_files_limit(wanted: u64) -> Result<(), String> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct given.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return Err(std::io::Error::last_os_error().to_string());
+    }
+    if limit.rlim_cur >= wanted {
+        return Ok(());
+    }
+    if limit.rlim_max < wanted {
+        return Err(format!(
+            "the hard limit on open files is {}, under {wanted}",
+            limit.rlim_max
+        ));
+    }
+    limit.rlim_cur = wanted;
+    // SAFETY: as above.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } != 0 {
+        return Err(std::io::Error::last_os_error().to_string());
+    }
+    Ok(())
+}
+
+/// A room of thousands of registered members: NAMES from a member lists
+/// every nick in 353 lines of at most 512 bytes, then 366, while a client
+/// outside the room is answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_of_a_room_of_thousands_lists_everyone_while_others_are_answered() {
+    let room_size = members();
+    // Both ends of every connection are in this process, beside the other tests'.
+    let wanted = (room_size as u64) * 2 + 1024;
+    if let Err(why) = raise_open_files_limit(wanted) {
+        eprintln!("skipped: {room_size} members need {wanted} open files: {why}");
+        return;
+    }
+    let config = test_config(&format!(
+        "limits.max_clients = {}\nlimits.exempt_ips = [\"127.0.0.1\"]",
+        room_size + 10
+    ));
+    let server = rookery::start(config).await.unwrap();
+    let addr = server.local_addrs()[0];
+    let mut bob = Client::register(addr, "bob").await;
+
+    // Everyone but the asker registers and joins, 32 at a time.
+    let started = std::time::Instant::now();
+    let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(32));
+    let mut joining = tokio::task::JoinSet::new();
+    for n in 1..room_size {
+        let gate = std::sync::Arc::clone(&gate);
+        joining.spawn(async move {
+            let _permit = gate.acquire_owned().await.unwrap();
+            let mut member = Client::register(addr, &format!("member{n:04}")).await;
+            member.send("JOIN #big").await;
+            member
+        });
+    }
+    let mut members = Vec::with_capacity(room_size);
+    while let Some(member) = timeout(REPLY_LIMIT, joining.join_next())
+        .await
+        .expect("registering hung")
+    {
+        members.push(member.unwrap());
+    }
+    let registered = started.elapsed();
+    // The joins are in; wait until the core has handled them all.
+    let in_the_room = format!(" 322 bob #big {} ", room_size - 1);
+    let mut polls = 0;
+    loop {
+        polls += 1;
+        bob.send("LIST #big").await;
+        if bob
+            .expect_containing(" 322 bob #big ")
+            .await
+            .contains(&in_the_room)
+        {
+            break;
+        }
+        assert!(
+            polls < 10_000,
+            "the room never filled: {:?}",
+            bob.received.last()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let joined = started.elapsed();
+
+    let mut asker = Client::register(addr, "asker").await;
+    asker.send("JOIN #big").await;
+    asker.expect_containing(" 366 asker #big ").await;
+    asker.send("NAMES #big").await;
+    bob.send("PING :during the names").await;
+    bob.expect_containing("PONG irc.test :during the names")
+        .await;
+    let mut nicks = Vec::new();
+    let mut lines = 0;
+    loop {
+        let line = asker
+            .next_line()
+            .await
+            .expect("the NAMES reply ended early");
+        assert!(line.len() + 2 <= 512, "{} bytes: {line}", line.len() + 2);
+        if line.starts_with(":irc.test 366 asker #big ") {
+            break;
+        }
+        let (head, names) = line.split_once(" :").unwrap();
+        assert_eq!(head, ":irc.test 353 asker = #big", "{line}");
+        nicks.extend(
+            names
+                .split(' ')
+                .map(|nick| nick.trim_start_matches('@').to_owned()),
+        );
+        lines += 1;
+    }
+    eprintln!(
+        "{room_size} members: registered in {registered:?}, joined by {joined:?}; NAMES in {lines} lines"
+    );
+    nicks.sort();
+    let mut expected: Vec<String> = (1..room_size).map(|n| format!("member{n:04}")).collect();
+    expected.push("asker".to_owned());
+    expected.sort();
+    assert_eq!(nicks, expected);
+    server.shutdown().await;
+    drop(members);
+}
