@@ -125,6 +125,11 @@ impl Outbox {
         self.lock().bytes
     }
 
+    /// The byte limit past which the connection is closed.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
     pub fn set_registered(&self) {
         self.registered.store(true, Ordering::Relaxed);
     }

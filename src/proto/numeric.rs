@@ -147,6 +147,7 @@ pub const RPL_WHOSPCRPL: Numeric = Numeric(354);
 pub const RPL_WHOISHOST: Numeric = Numeric(378);
 pub const RPL_WHOISMODES: Numeric = Numeric(379);
 pub const ERR_INPUTTOOLONG: Numeric = Numeric(417);
+pub const ERR_TOOMANYMATCHES: Numeric = Numeric(416);
 pub const ERR_BADCHANNAME: Numeric = Numeric(479);
 pub const ERR_INVALIDCAPCMD: Numeric = Numeric(410);
 pub const ERR_INVALIDMODEPARAM: Numeric = Numeric(696);

@@ -86,6 +86,8 @@ pub struct Client {
     writer: OwnedWriteHalf,
     /// Every line received so far, for failure reports.
     pub received: Vec<String>,
+    /// How long [`Client::next_line`] waits; [`LINE_TIMEOUT`] unless set.
+    pub line_timeout: Duration,
 }
 
 impl Client {
@@ -98,6 +100,27 @@ impl Client {
             reader: BufReader::new(reader),
             writer,
             received: Vec::new(),
+            line_timeout: LINE_TIMEOUT,
+        }
+    }
+
+    /// Connects from `local`, another loopback address such as 127.0.0.2,
+    /// so per-address rules can be tested on one machine.
+    pub async fn connect_from(addr: SocketAddr, local: std::net::IpAddr) -> Client {
+        let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+        socket
+            .bind(SocketAddr::new(local, 0))
+            .expect("bind to a loopback address");
+        let stream = socket
+            .connect(addr)
+            .await
+            .expect("connect to the test server");
+        let (reader, writer) = stream.into_split();
+        Client {
+            reader: BufReader::new(reader),
+            writer,
+            received: Vec::new(),
+            line_timeout: LINE_TIMEOUT,
         }
     }
 
@@ -112,10 +135,11 @@ impl Client {
             .expect("write to the test server");
     }
 
-    /// The next line, or `None` at EOF or after [`LINE_TIMEOUT`].
+    /// The next line, or `None` at EOF or after the line timeout.
     pub async fn next_line(&mut self) -> Option<String> {
         let mut buf = Vec::new();
-        match tokio::time::timeout(LINE_TIMEOUT, self.reader.read_until(b'\n', &mut buf)).await {
+        match tokio::time::timeout(self.line_timeout, self.reader.read_until(b'\n', &mut buf)).await
+        {
             Ok(Ok(0)) | Err(_) | Ok(Err(_)) => None,
             Ok(Ok(_)) => {
                 let line = String::from_utf8_lossy(&buf)
@@ -159,7 +183,8 @@ impl Client {
     pub async fn is_closed(&mut self) -> bool {
         loop {
             let mut buf = Vec::new();
-            match tokio::time::timeout(LINE_TIMEOUT, self.reader.read_until(b'\n', &mut buf)).await
+            match tokio::time::timeout(self.line_timeout, self.reader.read_until(b'\n', &mut buf))
+                .await
             {
                 Ok(Ok(0)) | Ok(Err(_)) => return true,
                 Ok(Ok(_)) => self

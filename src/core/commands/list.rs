@@ -46,9 +46,17 @@ impl Filter {
     }
 }
 
+/// The share of the sendq a LIST reply may not take, left for what others
+/// say while the client reads it: one eighth.
+const SENDQ_HEADROOM_SHIFT: u32 = 3;
+
 /// 321, one 322 per room shown, 323. Secret rooms are shown to members only
 /// (Modern IRC) and to operators allowed to see them; private rooms are
 /// listed, but outsiders get no topic.
+///
+/// The whole reply is queued at once, so it must fit in the asker's sendq
+/// or the asker would be cut off for asking: past the room left there, the
+/// rows stop and 416 says the list was cut short.
 pub fn list(state: &mut State, id: ClientId, message: &Message) {
     let filter = Filter::parse(&message.params, state.config.server.casemapping);
     let sees_secret = state
@@ -79,6 +87,10 @@ pub fn list(state: &mut State, id: ClientId, message: &Message) {
         .trailing("Users  Name")
         .finish();
     state.send(id, line);
+    let mut room_left = state.clients.get(&id).map_or(0, |client| {
+        let limit = client.outbox.limit();
+        (limit - (limit >> SENDQ_HEADROOM_SHIFT)).saturating_sub(client.outbox.queued_bytes())
+    });
     for (name, count, topic) in rows {
         let line = state
             .numeric_line(id, numeric::RPL_LIST)
@@ -86,6 +98,16 @@ pub fn list(state: &mut State, id: ClientId, message: &Message) {
             .arg(&count)
             .trailing(&topic)
             .finish();
+        let Some(left) = room_left.checked_sub(line.len()) else {
+            state.reply(
+                id,
+                numeric::ERR_TOOMANYMATCHES,
+                &["LIST"],
+                "Output too large, truncated",
+            );
+            break;
+        };
+        room_left = left;
         state.send(id, line);
     }
     state.reply(id, numeric::RPL_LISTEND, &[], "End of /LIST");
@@ -152,6 +174,37 @@ mod tests {
             harness.take("alice")[1],
             ":irc.test 322 alice #room 1 :inside talk"
         );
+    }
+
+    #[test]
+    fn a_list_larger_than_the_sendq_is_cut_short_instead_of_cutting_off_the_asker() {
+        let mut harness = Harness::new();
+        let alice = harness.register("alice");
+        for n in 0..3000 {
+            let name = format!("#room{n:04}");
+            let mut channel = Channel::new(&name, SystemTime::UNIX_EPOCH);
+            channel.topic = Some(crate::core::Topic {
+                text: "x".repeat(400),
+                set_by: "irc.test".to_owned(),
+                set_at: SystemTime::UNIX_EPOCH,
+            });
+            let folded = harness.state.fold(&name);
+            harness.state.channels.insert(folded, channel);
+        }
+        harness.send(alice, "LIST");
+        let lines = harness.lines(alice);
+        let (rows, end) = lines.split_at(lines.len() - 2);
+        assert_eq!(
+            end,
+            [
+                ":localhost 416 alice LIST :Output too large, truncated",
+                ":localhost 323 alice :End of /LIST"
+            ]
+        );
+        let bytes: usize = rows.iter().map(|line| line.len() + 2).sum();
+        assert!(bytes <= 1 << 20, "{bytes} bytes queued");
+        assert!(rows.len() > 1000, "only {} rows", rows.len());
+        assert!(harness.state.clients.contains_key(&alice));
     }
 
     #[test]
