@@ -28,9 +28,6 @@ impl Clock for FixedClock {
 /// The moment every test starts at: 2021-01-01T00:00:00Z.
 pub const START: u64 = 1_609_459_200;
 
-/// Large enough that no test or script overflows it between reads.
-const OUTBOX_BYTES: usize = 1 << 24;
-
 /// One client connection: its id and the outbox the core writes to.
 struct Connection {
     id: ClientId,
@@ -81,7 +78,8 @@ impl Harness {
     pub fn connect(&mut self, name: &str) -> ClientId {
         let id = ClientId(self.next_id);
         self.next_id += 1;
-        let outbox = Arc::new(Outbox::new(OUTBOX_BYTES));
+        // The configured send queue, as the server gives a connection.
+        let outbox = Arc::new(Outbox::new(self.state.config.limits.sendq_bytes));
         let peer: SocketAddr = ([127, 0, 0, 1], 40000).into();
         self.state.handle(Event::Connected {
             id,

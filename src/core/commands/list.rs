@@ -118,6 +118,7 @@ mod tests {
     use std::time::SystemTime;
 
     use super::*;
+    use crate::config::Config;
     use crate::core::Membership;
     use crate::core::testing::Harness;
 
@@ -178,7 +179,7 @@ mod tests {
 
     #[test]
     fn a_list_larger_than_the_sendq_is_cut_short_instead_of_cutting_off_the_asker() {
-        let mut harness = Harness::new();
+        let mut harness = Harness::with_config(Config::default());
         let alice = harness.register("alice");
         for n in 0..3000 {
             let name = format!("#room{n:04}");
@@ -191,8 +192,8 @@ mod tests {
             let folded = harness.state.fold(&name);
             harness.state.channels.insert(folded, channel);
         }
-        harness.send(alice, "LIST");
-        let lines = harness.lines(alice);
+        harness.send("alice", "LIST");
+        let lines = harness.take("alice");
         let (rows, end) = lines.split_at(lines.len() - 2);
         assert_eq!(
             end,
