@@ -57,8 +57,9 @@ for round in $(seq "$rounds"); do
         --rooms 40 --members 45 --senders 2 --rate 1 --duration "$seconds" \
         --churners 200 --churn-rate 100 --drain 10 \
         --max-seconds $((seconds + 300)) --phase-timeout 120 >"$work/report-$round.json"
-    # The clients are gone; give the server a moment to drop them all.
-    sleep 2
+    # The clients are gone; wait one memory-trim interval (30 s) so what
+    # the server gave back shows.
+    sleep 35
     afters+=("$(rss_kib $server)")
 done
 kill -TERM $server
