@@ -4,14 +4,12 @@
 //! held for the labeled-response instead; an outbox that overflows gets its
 //! client dropped once the current event is handled.
 
-use std::collections::HashSet;
-
 use bytes::Bytes;
 
 use super::broadcast::Broadcast;
 use super::caps::Caps;
 use super::labeled::Capture;
-use super::{Client, ClientId, Membership, State};
+use super::{Client, ClientId, IdSet, Membership, State};
 use crate::proto::Folded;
 
 /// Queues `line` for `client`, or holds it when its command is labeled.
@@ -100,8 +98,8 @@ impl State {
     }
 
     /// Everyone who shares a room with `id`, each once, without `id`.
-    pub fn peers(&self, id: ClientId) -> HashSet<ClientId> {
-        let mut peers = HashSet::new();
+    pub fn peers(&self, id: ClientId) -> IdSet {
+        let mut peers = IdSet::default();
         if let Some(client) = self.clients.get(&id) {
             for name in &client.channels {
                 if let Some(channel) = self.channels.get(name) {
@@ -116,13 +114,13 @@ impl State {
     /// Who hears of a change to `id` that only clients with `cap` are told
     /// about: its peers with `cap`, and its MONITOR watchers with `cap` and
     /// extended-monitor. Each once, without `id`.
-    pub fn audience(&self, id: ClientId, cap: Caps) -> HashSet<ClientId> {
+    pub fn audience(&self, id: ClientId, cap: Caps) -> IdSet {
         let has = |other: &ClientId, wanted: Caps| {
             self.clients
                 .get(other)
                 .is_some_and(|c| c.caps.contains(wanted))
         };
-        let mut audience: HashSet<ClientId> = self
+        let mut audience: IdSet = self
             .peers(id)
             .into_iter()
             .filter(|peer| has(peer, cap))

@@ -4,7 +4,7 @@
 //! `labeled.rs` (capturing a labeled command's replies), `disconnect.rs`
 //! (clients leaving) and `whowas.rs` (remembering nicks).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -14,7 +14,9 @@ use super::broadcast::Broadcast;
 use super::commands::{chathistory, oper, rehash};
 use super::labeled::Capture;
 use super::whowas::Whowas;
-use super::{AdminState, Channel, Client, ClientId, Event, IdMap, admin, dispatch, isupport};
+use super::{
+    AdminState, Channel, Client, ClientId, Event, IdMap, IdSet, admin, dispatch, isupport,
+};
 use crate::config::Config;
 use crate::history::ring::PlaybackRings;
 use crate::history::{self, HistoryHandle, Preload, Record};
@@ -53,7 +55,7 @@ pub struct State {
     /// Server bans, failed OPERs, and the link to the admin worker.
     pub admin: AdminState,
     /// MONITOR, inverted: each watched nick (folded) and who watches it.
-    pub monitors: HashMap<Folded, HashSet<ClientId>>,
+    pub monitors: HashMap<Folded, IdSet>,
     /// Where room events are recorded, when history is enabled.
     pub history: Option<HistoryHandle>,
     /// Each room's last lines, for playback on join: loaded at startup
