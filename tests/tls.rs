@@ -5,60 +5,11 @@ mod common;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use common::test_config;
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use common::{Client, test_config};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
 use tokio_rustls::rustls::{ClientConfig, RootCertStore};
-
-/// A line client over any stream.
-struct LineClient<S> {
-    reader: BufReader<tokio::io::ReadHalf<S>>,
-    writer: tokio::io::WriteHalf<S>,
-}
-
-impl<S: AsyncRead + AsyncWrite> LineClient<S> {
-    fn new(stream: S) -> Self {
-        let (reader, writer) = tokio::io::split(stream);
-        LineClient {
-            reader: BufReader::new(reader),
-            writer,
-        }
-    }
-
-    async fn send(&mut self, line: &str) {
-        self.writer
-            .write_all(format!("{line}\r\n").as_bytes())
-            .await
-            .unwrap();
-    }
-
-    async fn expect_containing(&mut self, needle: &str) -> String {
-        let mut seen = Vec::new();
-        loop {
-            let mut line = String::new();
-            let read =
-                tokio::time::timeout(common::LINE_TIMEOUT, self.reader.read_line(&mut line)).await;
-            match read {
-                Ok(Ok(n)) if n > 0 => {
-                    let line = line.trim_end().to_owned();
-                    if line.contains(needle) {
-                        return line;
-                    }
-                    seen.push(line);
-                }
-                _ => panic!("expected a line containing {needle:?}; got {seen:#?}"),
-            }
-        }
-    }
-
-    async fn register(&mut self, nick: &str) {
-        self.send(&format!("NICK {nick}")).await;
-        self.send(&format!("USER {nick} 0 * :{nick}")).await;
-        self.expect_containing(" 376 ").await;
-    }
-}
 
 /// A self-signed certificate for `localhost`, written to a fresh folder.
 fn certificate() -> (PathBuf, PathBuf, CertificateDer<'static>) {
@@ -108,7 +59,7 @@ fn tls_config(cert: &std::path::Path, key: &std::path::Path) -> rookery::config:
 async fn connect_tls(
     addr: std::net::SocketAddr,
     trusted: CertificateDer<'static>,
-) -> LineClient<tokio_rustls::client::TlsStream<TcpStream>> {
+) -> Client<tokio_rustls::client::TlsStream<TcpStream>> {
     let mut roots = RootCertStore::empty();
     roots.add(trusted).unwrap();
     let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
@@ -123,7 +74,7 @@ async fn connect_tls(
         .connect(name, stream)
         .await
         .unwrap();
-    LineClient::new(stream)
+    Client::over(stream)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -137,16 +88,16 @@ async fn tls_and_plaintext_users_chat_in_one_room() {
     let ls = alice.expect_containing("CAP * LS").await;
     assert!(ls.contains("sts=duration=2592000"), "{ls}");
     alice.send("CAP END").await;
-    alice.register("alice").await;
+    alice.register_as("alice").await;
 
-    let mut bob = LineClient::new(TcpStream::connect(plain_addr).await.unwrap());
+    let mut bob = Client::over(TcpStream::connect(plain_addr).await.unwrap());
     bob.send("CAP LS 302").await;
     let ls = bob.expect_containing("CAP * LS").await;
     assert!(ls.contains("sts=port=6697"), "{ls}");
     bob.send("CAP REQ :sts").await;
     bob.expect_containing("CAP * NAK :sts").await;
     bob.send("CAP END").await;
-    bob.register("bob").await;
+    bob.register_as("bob").await;
 
     alice.send("JOIN #room").await;
     alice.expect_containing(" 366 ").await;

@@ -7,9 +7,10 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use rookery::config::{self, Config};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{
+    AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, ReadHalf, WriteHalf,
+};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 /// How long a test waits for one expected line.
 pub const LINE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -80,28 +81,22 @@ impl Drop for TempDir {
     }
 }
 
-/// A raw IRC client over TCP.
-pub struct Client {
-    reader: BufReader<OwnedReadHalf>,
-    writer: OwnedWriteHalf,
+/// A raw IRC client, over TCP unless another stream (TLS) is given.
+pub struct Client<S = TcpStream> {
+    reader: BufReader<ReadHalf<S>>,
+    writer: WriteHalf<S>,
     /// Every line received so far, for failure reports.
     pub received: Vec<String>,
     /// How long [`Client::next_line`] waits; [`LINE_TIMEOUT`] unless set.
     pub line_timeout: Duration,
 }
 
-impl Client {
+impl Client<TcpStream> {
     pub async fn connect(addr: SocketAddr) -> Client {
         let stream = TcpStream::connect(addr)
             .await
             .expect("connect to the test server");
-        let (reader, writer) = stream.into_split();
-        Client {
-            reader: BufReader::new(reader),
-            writer,
-            received: Vec::new(),
-            line_timeout: LINE_TIMEOUT,
-        }
+        Client::over(stream)
     }
 
     /// Connects from `local`, another loopback address such as 127.0.0.2,
@@ -115,13 +110,34 @@ impl Client {
             .connect(addr)
             .await
             .expect("connect to the test server");
-        let (reader, writer) = stream.into_split();
+        Client::over(stream)
+    }
+
+    /// Registers as `nick` and waits for the end of the MOTD.
+    pub async fn register(addr: SocketAddr, nick: &str) -> Client {
+        let mut client = Client::connect(addr).await;
+        client.register_as(nick).await;
+        client
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite> Client<S> {
+    /// A client over an already connected stream.
+    pub fn over(stream: S) -> Client<S> {
+        let (reader, writer) = tokio::io::split(stream);
         Client {
             reader: BufReader::new(reader),
             writer,
             received: Vec::new(),
             line_timeout: LINE_TIMEOUT,
         }
+    }
+
+    /// Sends NICK and USER and waits for the end of the MOTD.
+    pub async fn register_as(&mut self, nick: &str) {
+        self.send(&format!("NICK {nick}")).await;
+        self.send(&format!("USER {nick} 0 * :{nick}")).await;
+        self.expect_containing(" 376 ").await;
     }
 
     pub async fn send(&mut self, line: &str) {
@@ -137,30 +153,14 @@ impl Client {
 
     /// The next line, or `None` at EOF or after the line timeout.
     pub async fn next_line(&mut self) -> Option<String> {
-        let mut buf = Vec::new();
-        match tokio::time::timeout(self.line_timeout, self.reader.read_until(b'\n', &mut buf)).await
-        {
-            Ok(Ok(0)) | Err(_) | Ok(Err(_)) => None,
-            Ok(Ok(_)) => {
-                let line = String::from_utf8_lossy(&buf)
-                    .trim_end_matches(['\r', '\n'])
-                    .to_owned();
-                self.received.push(line.clone());
-                Some(line)
-            }
-        }
+        self.line_within(self.line_timeout).await
     }
 
     /// The next line if one arrives within `wait`: for checking that a
     /// line is being held back.
     pub async fn line_within(&mut self, wait: Duration) -> Option<String> {
-        let mut buf = Vec::new();
-        match tokio::time::timeout(wait, self.reader.read_until(b'\n', &mut buf)).await {
-            Ok(Ok(n)) if n > 0 => {
-                let line = String::from_utf8_lossy(&buf).trim_end().to_owned();
-                self.received.push(line.clone());
-                Some(line)
-            }
+        match self.read_line(wait).await {
+            Ok(Some(line)) => Some(line),
             _ => None,
         }
     }
@@ -182,25 +182,28 @@ impl Client {
     /// True when the server closed the connection (within the timeout).
     pub async fn is_closed(&mut self) -> bool {
         loop {
-            let mut buf = Vec::new();
-            match tokio::time::timeout(self.line_timeout, self.reader.read_until(b'\n', &mut buf))
-                .await
-            {
-                Ok(Ok(0)) | Ok(Err(_)) => return true,
-                Ok(Ok(_)) => self
-                    .received
-                    .push(String::from_utf8_lossy(&buf).trim_end().to_owned()),
-                Err(_) => return false,
+            match self.read_line(self.line_timeout).await {
+                Ok(None) => return true,
+                Ok(Some(_)) => continue,
+                Err(()) => return false,
             }
         }
     }
 
-    /// Registers as `nick` and waits for the end of the MOTD.
-    pub async fn register(addr: SocketAddr, nick: &str) -> Client {
-        let mut client = Client::connect(addr).await;
-        client.send(&format!("NICK {nick}")).await;
-        client.send(&format!("USER {nick} 0 * :{nick}")).await;
-        client.expect_containing(" 376 ").await;
-        client
+    /// One line without its CR LF, recorded in `received`; `Ok(None)` at
+    /// EOF or on a read error, `Err` when `wait` passes first.
+    async fn read_line(&mut self, wait: Duration) -> Result<Option<String>, ()> {
+        let mut buf = Vec::new();
+        match tokio::time::timeout(wait, self.reader.read_until(b'\n', &mut buf)).await {
+            Err(_) => Err(()),
+            Ok(Ok(0)) | Ok(Err(_)) => Ok(None),
+            Ok(Ok(_)) => {
+                let line = String::from_utf8_lossy(&buf)
+                    .trim_end_matches(['\r', '\n'])
+                    .to_owned();
+                self.received.push(line.clone());
+                Ok(Some(line))
+            }
+        }
     }
 }
