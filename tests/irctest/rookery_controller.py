@@ -215,6 +215,7 @@ class RookeryController(BaseServerController, DirectoryBasedController):
         tls_line = ""
         if ssl:
             self.gen_ssl()
+            self.reissue_cert_as_v3()
             tls_line = "tls = {{ cert = {}, key = {} }}".format(
                 toml_string(str(self.pem_path)), toml_string(str(self.key_path))
             )
@@ -259,6 +260,33 @@ class RookeryController(BaseServerController, DirectoryBasedController):
             proc_name="rookery",
             cwd=self.directory,
             env=env,
+        )
+
+
+    def reissue_cert_as_v3(self) -> None:
+        """gen_ssl signs its request without extensions, which makes an
+        X.509 version 1 certificate; rustls accepts version 3 only. Sign the
+        same request and key again, with extensions, as version 3."""
+        assert self.directory
+        ext_path = self.directory / "ssl.ext"
+        with ext_path.open("w") as fd:
+            fd.write("basicConstraints = CA:FALSE\n")
+            fd.write("subjectAltName = DNS:My.Little.Server, IP:127.0.0.1\n")
+        subprocess.check_output(
+            [
+                self.openssl_bin,
+                "x509",
+                "-req",
+                "-in",
+                self.csr_path,
+                "-signkey",
+                self.key_path,
+                "-extfile",
+                ext_path,
+                "-out",
+                self.pem_path,
+            ],
+            stderr=subprocess.DEVNULL,
         )
 
 
