@@ -19,7 +19,7 @@ const NICKS: &[&str] = &["ann", "Ann", "bob", "BOB", "c[", "c{", "dee", "9no"];
 const ROOMS: &[&str] = &["#a", "#A", "#b", "&c", "#a,#b", "#b,&c,#A", "0", "nope"];
 const MODES: &[&str] = &[
     "+o", "-o", "+v", "-v", "+ov", "-ov", "+i", "-i", "+k", "-k", "+l", "-l", "+b", "-b", "b",
-    "+e", "-e", "+I", "+ntmsp", "-ntmsp", "+kl", "+bbbb", "+x", "",
+    "+e", "-e", "+I", "+ntmsp", "-ntmsp", "+kl", "+bbbb", "+x", "+C", "-C", "",
 ];
 const MODE_ARGS: &[&str] = &[
     "ann",
@@ -34,8 +34,11 @@ const MODE_ARGS: &[&str] = &[
     "*!~bob@*",
     "127.0.0.1",
     ":x",
+    "~m:bob",
+    "~m:*!*@*",
+    "~z:x",
 ];
-const TEXTS: &[&str] = &["hi", "", "a b", ":colon"];
+const TEXTS: &[&str] = &["hi", "", "a b", ":colon", "\x01PING x\x01"];
 /// Tag sections a message may carry, hostile ones included: a raw CR that
 /// would start a forged line, NUL and ESC in values, keys off the grammar.
 const TAGS: &[&str] = &[

@@ -61,7 +61,7 @@ proptest! {
 
     #[test]
     fn room_invariants_hold_after_random_mode_strings(
-        lines in vec((0u8..3, "[-+beIiklmnopstvx]{0,8}( [a-z0-9*!@:,]{0,6}){0,4}"), 0..12),
+        lines in vec((0u8..3, "[-+beIiklmnopstvxC]{0,8}( [a-z0-9*!@:,~]{0,6}){0,4}"), 0..12),
     ) {
         let mut data = vec![0];
         for (sender, modes) in lines {
