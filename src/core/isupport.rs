@@ -9,6 +9,9 @@ pub const CHANMODES: &str = "beI,k,l,imnpst";
 pub const PREFIX: &str = "(ov)@+";
 pub const CHANTYPES: &str = "#&";
 
+/// The longest channel key (KEYLEN): the common value, and short enough to type.
+pub const KEYLEN: usize = 23;
+
 /// The user mode that marks a bot (bot-mode), also its WHO flag.
 pub const BOT_MODE: char = 'B';
 
@@ -38,6 +41,7 @@ pub fn isupport_tokens(config: &Config) -> Vec<String> {
         "ELIST=MNU".to_owned(),
         "EXCEPTS=e".to_owned(),
         "INVEX=I".to_owned(),
+        format!("KEYLEN={KEYLEN}"),
         format!("KICKLEN={}", limits.kick_length),
         // `beI:N` would mean N for the three lists together; the limit is per list.
         format!("MAXLIST=b:{0},e:{0},I:{0}", limits.max_list_entries),
