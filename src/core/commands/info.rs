@@ -101,12 +101,16 @@ pub fn send_lusers(state: &mut State, id: ClientId) {
             "unknown connection(s)",
         );
     }
-    state.reply(
-        id,
-        numeric::RPL_LUSERCHANNELS,
-        &[&channels.to_string()],
-        "channels formed",
-    );
+    // RFC 2812 3.4.2: 252 to 254 only when non-zero (irssi reads a 0 here
+    // as "too many rooms to list" and refuses /list).
+    if channels > 0 {
+        state.reply(
+            id,
+            numeric::RPL_LUSERCHANNELS,
+            &[&channels.to_string()],
+            "channels formed",
+        );
+    }
     state.reply(
         id,
         numeric::RPL_LUSERME,
@@ -190,3 +194,4 @@ pub fn info(state: &mut State, id: ClientId, message: &Message) {
     }
     state.reply(id, numeric::RPL_ENDOFINFO, &[], "End of INFO list");
 }
+
