@@ -5,8 +5,7 @@ use std::collections::HashMap;
 
 use nom::IResult;
 use nom::Parser;
-use nom::branch::alt;
-use nom::bytes::complete::{tag, take_till1, take_while, take_while_m_n, take_while1};
+use nom::bytes::complete::{tag, take_till1, take_while, take_while1};
 use nom::combinator::{not, recognize, rest, verify};
 use nom::sequence::{preceded, terminated};
 
@@ -114,18 +113,15 @@ fn tag_section(input: &str) -> IResult<&str, &str> {
     terminated(non_space, tag(" ")).parse(input)
 }
 
-/// A verb made of letters, or a three-digit numeric, followed by a space or
-/// the end of the line.
+/// A verb: letters (`PRIVMSG`), a three-digit numeric, or any other run of
+/// printable ASCII (`NONEXISTENT_COMMAND`), which the core answers with 421
+/// instead of the line vanishing unanswered; then a space or the end.
 fn command(input: &str) -> IResult<&str, &str> {
-    let letters = take_while1(|c: char| c.is_ascii_alphabetic());
-    let numeric = terminated(
-        take_while_m_n(3, 3, |c: char| c.is_ascii_digit()),
-        not(verify(rest, |r: &str| {
-            r.starts_with(|c: char| c.is_ascii_digit())
-        })),
-    );
+    let verb = verify(take_while1(|c: char| c.is_ascii_graphic()), |verb: &str| {
+        !verb.starts_with(':')
+    });
     let end = not(verify(rest, |r: &str| !r.is_empty() && !r.starts_with(' ')));
-    recognize(terminated(alt((numeric, letters)), end)).parse(input)
+    recognize(terminated(verb, end)).parse(input)
 }
 
 /// The parameters after the command: middles until a `:` starts the trailing.
@@ -327,12 +323,16 @@ mod tests {
     }
 
     #[test]
-    fn numeric_command_is_three_digits() {
+    fn any_printable_verb_is_a_command_for_the_core_to_answer() {
         assert_eq!(parse(":s 001 me :hi").map(|m| m.command), Ok("001"));
-        assert_eq!(parse("0001 x"), Err(ParseError::Malformed));
-        assert_eq!(parse("01 x"), Err(ParseError::Malformed));
-        assert_eq!(parse("PRIV-MSG x"), Err(ParseError::Malformed));
-        assert_eq!(parse("PRIVMSG1 x"), Err(ParseError::Malformed));
+        assert_eq!(parse("0001 x").map(|m| m.command), Ok("0001"));
+        assert_eq!(parse("PRIV-MSG x").map(|m| m.command), Ok("PRIV-MSG"));
+        assert_eq!(
+            parse("@label=a NONEXISTENT_COMMAND").map(|m| m.command),
+            Ok("NONEXISTENT_COMMAND")
+        );
+        assert_eq!(parse("PRIVMSG\tx y"), Err(ParseError::Malformed));
+        assert_eq!(parse(":src :FOO"), Err(ParseError::Malformed));
     }
 
     #[test]

@@ -59,7 +59,7 @@ CONFIG_TEMPLATE = """\
 [server]
 name = "My.Little.Server"
 network = "rookeryTest"
-description = "rookery under irctest"
+description = "test server"
 {password_line}
 # K-lines and D-lines stay in this test's directory.
 bans_file = {bans_file}
@@ -145,13 +145,16 @@ class RookeryController(BaseServerController, DirectoryBasedController):
         (
             OptionalBehaviors.BAN_EXCEPTION_MODE,
             OptionalBehaviors.CAP_REQ_MINUS,
+            OptionalBehaviors.ELIST_C,
             OptionalBehaviors.ELIST_M,
             OptionalBehaviors.ELIST_N,
+            OptionalBehaviors.ELIST_T,
             OptionalBehaviors.ELIST_U,
             OptionalBehaviors.INVITE_EXCEPTION_MODE,
             OptionalBehaviors.MULTI_JOIN,
             OptionalBehaviors.MULTI_NAMES_COMMAND,
             OptionalBehaviors.MULTI_PRIVMSG,
+            OptionalBehaviors.NO_CTCP,
         )
     )
 

@@ -69,9 +69,12 @@ fi
 echo "irctest: running ($("$ROOKERY_BIN" --version))"
 started=$SECONDS
 set +e
+mkdir "$work/tmp"
 (
     cd "$work/irctest"
-    PYTHONPATH="$here${PYTHONPATH:+:$PYTHONPATH}" \
+    # irctest keeps its port registry in $TMPDIR: a run of its own does not
+    # collide with another run on the same machine.
+    TMPDIR="$work/tmp" PYTHONPATH="$here${PYTHONPATH:+:$PYTHONPATH}" \
         "$work/venv/bin/python" -m pytest \
         -p no:cacheprovider \
         --controller rookery_controller \

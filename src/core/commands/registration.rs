@@ -97,20 +97,28 @@ pub fn user(state: &mut State, id: ClientId, message: &Message) {
     let Some(client) = state.clients.get_mut(&id) else {
         return;
     };
-    let user: String = message
+    if message.param(0).is_empty() || message.param(3).is_empty() {
+        refusals::need_more_params(state, id, "USER");
+        return;
+    }
+    let mut user: String = message
         .param(0)
         .chars()
         .filter(|c| is_user_char(*c))
         .take(max - 1)
         .collect();
-    if user.is_empty() || message.param(3).is_empty() {
-        refusals::need_more_params(state, id, "USER");
-        return;
+    if user.is_empty() {
+        // Nothing of it can stand in `nick!user@host` (an emoji, a name in
+        // another script): a placeholder lets the client in all the same.
+        user = FALLBACK_USER.chars().take(max - 1).collect();
     }
     client.user = format!("~{user}");
     client.realname = truncate(message.param(3), max_realname).to_owned();
     try_register(state, id);
 }
+
+/// The user name of a client whose own has no character a user name keeps.
+const FALLBACK_USER: &str = "user";
 
 /// Characters a user name keeps; anything that could confuse `nick!user@host`
 /// parsing is dropped.
