@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::{Client, TempDir, test_config_with_history};
-use rookery::history::{CommitPause, Hooks, Store};
+use rookery::history::{CommitPause, DiskFull, Hooks, Store};
 
 /// alice and bob in #room, with the join lines read.
 async fn room(addr: std::net::SocketAddr) -> (Client, Client) {
@@ -398,5 +398,101 @@ async fn chathistory_is_answered_while_the_writer_is_stalled() {
     alice.send("PING :alive").await;
     alice.expect_containing("PONG").await;
     pause.resume();
+    server.shutdown().await;
+}
+
+/// A configuration file with history on or off, and an operator who may
+/// REHASH (password "hunter2").
+fn rehash_config(history: bool, db: &std::path::Path) -> String {
+    const HASH: &str = "$argon2id$v=19$m=8,t=1,p=1$cm9va2VyeS10ZXN0LXNhbHQ$yiaiaoZnKPZM0CWZ8NzJYpMiTnaZSktRUpf408FhNKA";
+    format!(
+        "[server]\nname = \"irc.test\"\nbans_file = \"\"\n\n\
+         [flood]\nenabled = false\n\n\
+         [history]\nenabled = {history}\npath = \"{}\"\n\n\
+         [[listen]]\naddress = \"127.0.0.1:0\"\n\n\
+         [[oper]]\nname = \"root\"\npassword_hash = \"{HASH}\"\n",
+        db.display()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rehash_keeps_advertising_the_history_that_runs() {
+    let dir = TempDir::new("rehash-history");
+    let file = dir.join("rookery.toml");
+    let db = dir.join("history.db");
+    std::fs::write(&file, rehash_config(false, &db)).unwrap();
+    let options = rookery::server::Options {
+        config_file: Some(file.clone()),
+        ..Default::default()
+    };
+    let config = rookery::config::load(&file).unwrap();
+    let server = rookery::server::start_with(config, options).await.unwrap();
+    let addr = server.local_addrs()[0];
+    let mut alice = Client::register(addr, "alice").await;
+    alice.send("OPER root hunter2").await;
+    alice.expect_containing(" 381 ").await;
+
+    // Turning history on takes a restart: the server says so and goes on
+    // advertising (and running) what it started with.
+    std::fs::write(&file, rehash_config(true, &db)).unwrap();
+    alice.send("REHASH").await;
+    let done = alice.expect_containing("NOTICE alice :REHASH").await;
+    assert!(
+        done.contains("history.enabled take effect at a restart"),
+        "{done}"
+    );
+    let mut bob = Client::connect(addr).await;
+    bob.send("CAP LS 302").await;
+    let caps = bob.expect_containing(" CAP * LS ").await;
+    assert!(!caps.contains("draft/chathistory"), "{caps}");
+    bob.send("NICK bob").await;
+    bob.send("USER bob 0 * :bob").await;
+    bob.send("CAP END").await;
+    let welcome = lines_until(&mut bob, " 376 ").await;
+    assert!(welcome.iter().any(|line| line.contains(" 005 ")));
+    assert!(
+        welcome.iter().all(|line| !line.contains("CHATHISTORY=")),
+        "{welcome:?}"
+    );
+    bob.send("CHATHISTORY LATEST #room * 10").await;
+    bob.expect_containing(" 421 bob CHATHISTORY ").await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_full_disk_keeps_chat_flowing_and_playback_shows_only_what_is_stored() {
+    let dir = TempDir::new("disk-full");
+    let disk_full = DiskFull::default();
+    let hooks = Hooks {
+        disk_full: Some(disk_full.clone()),
+        ..Hooks::default()
+    };
+    let config = test_config_with_history(&dir.join("history.db"), "");
+    let options = rookery::server::Options {
+        history_hooks: hooks,
+        ..Default::default()
+    };
+    let server = rookery::server::start_with(config, options).await.unwrap();
+    let addr = server.local_addrs()[0];
+    let (mut alice, mut bob) = room(addr).await;
+    disk_full.set(true);
+    for n in 0..3 {
+        alice.send(&format!("PRIVMSG #room :not stored {n}")).await;
+        bob.expect_containing(&format!(":not stored {n}")).await;
+    }
+    disk_full.set(false);
+    alice.send("PRIVMSG #room :stored").await;
+    bob.expect_containing(":stored").await;
+
+    let mut carol = Client::register(addr, "carol").await;
+    carol.send("JOIN #room").await;
+    carol.expect_containing(" 366 ").await;
+    let played = lines_until(&mut carol, "End of playback").await;
+    let texts: Vec<&str> = played
+        .iter()
+        .filter(|line| line.contains("PRIVMSG"))
+        .map(|line| line.rsplit("] ").next().unwrap())
+        .collect();
+    assert_eq!(texts, ["stored"], "{played:?}");
     server.shutdown().await;
 }

@@ -606,6 +606,55 @@ mod tests {
         history.shutdown();
     }
 
+    #[tokio::test]
+    async fn a_full_disk_releases_lines_at_once_and_reports_them_lost() {
+        let db = TempDb::new();
+        let disk_full = DiskFull::default();
+        let hooks = Hooks {
+            disk_full: Some(disk_full.clone()),
+            ..Hooks::default()
+        };
+        let (history, _) = start(&settings(&db), &[], hooks).unwrap();
+        let handle = history.handle();
+        disk_full.set(true);
+        let first = handle.record(record("lost1", 1, "#room"));
+        committed_reaches(&handle, first).await;
+        let second = handle.record(record("lost2", 2, "#room"));
+        committed_reaches(&handle, second).await;
+        let stats = handle.stats();
+        assert_eq!(stats.failed.load(Ordering::Relaxed), 2);
+        // Only the first failure is retried; after it each batch gets one
+        // attempt, so lines are not held for long while the disk is full.
+        assert_eq!(
+            stats.retries.load(Ordering::Relaxed),
+            writer::RETRY_DELAYS.len() as u64
+        );
+        assert_eq!(handle.take_lost(), [(first, second)]);
+        assert!(handle.take_lost().is_empty());
+        disk_full.set(false);
+        let third = handle.record(record("kept", 3, "#room"));
+        committed_reaches(&handle, third).await;
+        assert!(handle.take_lost().is_empty());
+        history.shutdown();
+        let store = Store::open_existing(db.path()).unwrap();
+        assert!(store.contains("kept").unwrap());
+        assert!(!store.contains("lost1").unwrap());
+    }
+
+    #[test]
+    fn a_startup_error_names_the_file() {
+        let db = TempDb::new();
+        std::fs::write(db.path(), vec![b'x'; 4096]).unwrap();
+        let Err(error) = start(&settings(&db), &[], Hooks::default()) else {
+            panic!("a file that is no database is refused");
+        };
+        let message = error.to_string();
+        assert!(
+            message.contains(&db.path().display().to_string()),
+            "{message}"
+        );
+    }
+
     #[test]
     fn msgids_are_unique() {
         let ids = MsgIds::new();

@@ -594,10 +594,12 @@ mod tests {
         let store = Store::open(db.path(), HistorySync::Normal).unwrap();
         store.conn.pragma_update(None, "user_version", 99).unwrap();
         drop(store);
-        assert!(matches!(
-            Store::open(db.path(), HistorySync::Normal),
-            Err(StoreError::TooNew { found: 99, .. })
-        ));
+        let Err(StoreError::At { path, source }) = Store::open(db.path(), HistorySync::Normal)
+        else {
+            panic!("a newer schema is refused, naming the file");
+        };
+        assert_eq!(path, db.path());
+        assert!(matches!(*source, StoreError::TooNew { found: 99, .. }));
     }
 
     #[test]

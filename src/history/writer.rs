@@ -28,7 +28,8 @@ const MAX_BATCH: usize = 10_000;
 /// Waits between attempts at a batch that failed to commit, while the
 /// writer is healthy: a passing lock or I/O hiccup. Its lines wait that
 /// long, so these stay short.
-const RETRY_DELAYS: [Duration; 2] = [Duration::from_millis(10), Duration::from_millis(100)];
+pub(crate) const RETRY_DELAYS: [Duration; 2] =
+    [Duration::from_millis(10), Duration::from_millis(100)];
 
 /// Starts the writer thread.
 pub(crate) fn spawn(mut writer: Writer, hooks: Hooks) -> std::io::Result<JoinHandle<()>> {
