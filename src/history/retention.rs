@@ -91,9 +91,35 @@ impl Pruner {
             millis(SystemTime::now()).saturating_sub(age_ms)
         });
         let deleted = prune_target(store, &target, self.max_lines, cutoff, CHUNK)?;
+        if deleted > 0 && deleted < CHUNK {
+            forget_emptied_conversation(store, &target)?;
+        }
         self.cursor = Some((target, deleted == CHUNK));
         Ok(())
     }
+}
+
+/// Once a private conversation has no rows left, its parties no longer
+/// list it (through the primary key: no scan).
+fn forget_emptied_conversation(store: &mut Store, target: &str) -> Result<(), StoreError> {
+    let Some((a, b)) = target.split_once(' ') else {
+        return Ok(());
+    };
+    let left: Option<i64> = store
+        .conn
+        .query_row(
+            "SELECT 1 FROM events WHERE target = ?1 LIMIT 1",
+            [target],
+            |row| row.get(0),
+        )
+        .optional()?;
+    if left.is_none() {
+        store.conn.execute(
+            "DELETE FROM conversation_parties WHERE party IN (?1, ?2) AND target = ?3",
+            params![a, b, target],
+        )?;
+    }
+    Ok(())
 }
 
 /// Deletes up to `chunk` of a target's oldest rows that are older than
@@ -274,6 +300,26 @@ mod tests {
         pruner.step(&mut store, Instant::now()).unwrap();
         assert_eq!(remaining(&store, "#a"), ["m8"]);
         assert_eq!(remaining(&store, "#b"), ["m7", "m9"]);
+    }
+
+    #[test]
+    fn an_emptied_conversation_leaves_its_parties_index() {
+        let (_db, mut store) = store_with(&[("old", 1, "alice bob"), ("new", 10, "#room")]);
+        let parties = |store: &Store| -> i64 {
+            store
+                .conn
+                .query_row("SELECT count(*) FROM conversation_parties", [], |row| {
+                    row.get(0)
+                })
+                .unwrap()
+        };
+        assert_eq!(parties(&store), 2);
+        let mut pruner = Pruner::new(0, 1);
+        for _ in 0..4 {
+            pruner.step(&mut store, Instant::now()).unwrap();
+        }
+        assert!(remaining(&store, "alice bob").is_empty());
+        assert_eq!(parties(&store), 0);
     }
 
     #[test]
