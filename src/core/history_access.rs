@@ -74,3 +74,83 @@ pub fn starting_floor(now: std::time::SystemTime, ended_ms: i64) -> i64 {
 fn after(time: std::time::SystemTime) -> i64 {
     history::millis(time).saturating_add(1)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::testing::{Harness, START};
+
+    const START_MS: i64 = START as i64 * 1000;
+
+    #[test]
+    fn a_room_re_created_in_the_millisecond_it_ended_reads_nothing_of_it() {
+        let mut h = Harness::new();
+        h.register("alice");
+        h.register("mallory");
+        h.send("alice", "JOIN #r");
+        let room = h.state.fold("#r");
+        let alice = h.id("alice");
+        assert_eq!(room_floor(&h.state, alice, &room), Some(START_MS));
+        // Lines of this room are stored at START_MS; it ends in that
+        // millisecond and is created again in it.
+        h.send("alice", "PART #r");
+        h.send("mallory", "JOIN #r");
+        let mallory = h.id("mallory");
+        assert_eq!(room_floor(&h.state, mallory, &room), Some(START_MS + 1));
+        assert_eq!(room_floor(&h.state, alice, &room), None, "not a member");
+        // Later rooms start when they are created.
+        h.send("mallory", "PART #r");
+        h.advance(5);
+        h.send("mallory", "JOIN #r");
+        assert_eq!(room_floor(&h.state, mallory, &room), Some(START_MS + 5000));
+    }
+
+    #[test]
+    fn a_nick_taken_in_the_millisecond_it_was_given_up_reads_nothing_of_it() {
+        let mut config = crate::config::Config::default();
+        config.server.name = "irc.test".into();
+        config.history.private_messages = true;
+        let mut h = Harness::with_config(config);
+        h.register("bob");
+        assert_eq!(conversation_floor(&h.state, h.id("bob")), Some(START_MS));
+        h.send("bob", "QUIT :bye");
+        h.register("mallory");
+        h.send("mallory", "NICK bob");
+        let mallory = h.id("mallory");
+        assert_eq!(conversation_floor(&h.state, mallory), Some(START_MS + 1));
+        // A later nick starts when taken (one millisecond on: the nick
+        // given up for it ended in that same millisecond).
+        h.advance(2);
+        h.send("mallory", "NICK carol");
+        let floor = START_MS + 2000 + 1;
+        assert_eq!(conversation_floor(&h.state, mallory), Some(floor));
+        // A change of case is the same nick: the floor stays.
+        h.advance(2);
+        h.send("mallory", "NICK Carol");
+        assert_eq!(conversation_floor(&h.state, mallory), Some(floor));
+    }
+
+    #[test]
+    fn a_standing_room_is_one_incarnation_and_since_join_floors_at_the_join() {
+        let mut config = crate::config::Config::default();
+        config.server.name = "irc.test".into();
+        config.room = vec![crate::config::Room {
+            name: "#lobby".into(),
+            topic: String::new(),
+            modes: None,
+            history: Some(HistoryVisibility::SinceJoin),
+        }];
+        let mut h = Harness::with_config(config);
+        h.register("alice");
+        h.advance(3);
+        h.send("alice", "JOIN #lobby");
+        let room = h.state.fold("#lobby");
+        let alice = h.id("alice");
+        assert_eq!(
+            room_floor(&h.state, alice, &room),
+            Some(START_MS + 3000 + 1)
+        );
+        h.state.channels.get_mut(&room).unwrap().history = None;
+        assert_eq!(room_floor(&h.state, alice, &room), Some(i64::MIN));
+    }
+}
