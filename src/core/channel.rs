@@ -85,10 +85,15 @@ pub struct Channel {
     pub invite_exceptions: Vec<ListEntry>,
     /// Clients invited while +i; an invite is used up by the join.
     pub invited: IdSet,
-    /// When each member joined, for `[history] visibility = "since_join"`.
+    /// When each member joined, for join-time-only history.
     pub joined: IdMap<SystemTime>,
     /// A `[[room]]` from the configuration: kept when its last member leaves.
     pub persistent: bool,
+    /// A `[[room]]`'s own `history` setting; unset: `[history] visibility`.
+    pub history: Option<crate::config::HistoryVisibility>,
+    /// The oldest time (ms) of this incarnation's history: its creation,
+    /// or for a `[[room]]`, for ever (`i64::MIN`).
+    pub history_floor: i64,
 }
 
 impl Channel {
@@ -105,6 +110,8 @@ impl Channel {
             invited: IdSet::default(),
             joined: IdMap::default(),
             persistent: false,
+            history: None,
+            history_floor: crate::history::millis(now),
         }
     }
 

@@ -20,6 +20,7 @@ mod delivery;
 mod disconnect;
 mod dispatch;
 pub mod extban;
+pub mod history_access;
 pub mod isupport;
 mod labeled;
 mod monitor;

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use super::info;
 use crate::core::admin::{self, BanKind};
 use crate::core::commands::refusals;
-use crate::core::{ClientId, State};
+use crate::core::{ClientId, State, history_access};
 use crate::proto::numeric;
 use crate::proto::validate::is_valid_nick;
 use crate::proto::{Line, Message};
@@ -74,6 +74,13 @@ pub fn nick(state: &mut State, id: ClientId, message: &Message) {
         state.nicks.remove(&old_folded);
     }
     let renamed = old_folded != folded;
+    if renamed {
+        // Private history read under the new nick starts now.
+        let floor = history_access::starting_floor(state.clock.now(), state.nick_ended_ms);
+        if let Some(client) = state.clients.get_mut(&id) {
+            client.nick_floor = floor;
+        }
+    }
     state.nicks.insert(folded, id);
     if registered {
         let line = Line::new(Some(&old_source), "NICK").arg(wanted).finish();
