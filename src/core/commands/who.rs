@@ -138,8 +138,8 @@ fn user_rows(state: &State, id: ClientId, mask: &str) -> Vec<Row> {
         })
     };
     if !mask.contains(['*', '?']) {
-        if let Some(target) = state.nicks.get(&state.fold(mask)) {
-            return row(*target).into_iter().collect();
+        if let Some(target) = state.registered_client(&state.fold(mask)) {
+            return row(target.id).into_iter().collect();
         }
     }
     let pattern = Mask::new(mask, state.config.server.casemapping);

@@ -33,7 +33,10 @@ pub fn whois(state: &mut State, id: ClientId, message: &Message) {
     // TARGMAX WHOIS:1: the first nick is answered, the rest dropped.
     let nick = nicks.split(',').next().unwrap_or_default();
     let end = echo_param(nicks);
-    match state.nicks.get(&state.fold(nick)).copied() {
+    match state
+        .registered_client(&state.fold(nick))
+        .map(|client| client.id)
+    {
         Some(target) => send_whois(state, id, target),
         None => {
             refusals::no_such_nick(state, id, nick);
