@@ -16,11 +16,7 @@ pub fn names(state: &mut State, id: ClientId, message: &Message) {
     let max = state.config.limits.max_targets;
     for name in param.split(',').filter(|name| !name.is_empty()).take(max) {
         let folded = state.fold(name);
-        let visible = state
-            .channels
-            .get(&folded)
-            .is_some_and(|channel| !channel.is_hidden() || channel.members.contains_key(&id));
-        if visible {
+        if state.visible_channel(id, &folded).is_some() {
             send_names(state, id, &folded);
         } else {
             // Absent or hidden: the same lone 366, so a secret room stays unseen.
