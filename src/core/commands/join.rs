@@ -69,9 +69,10 @@ fn join_one(state: &mut State, id: ClientId, name: &str, key: &str) {
         let entrant = Entrant {
             source: &source,
             key,
+            invited: channel.has_open_invite(id, now),
             // A standing [[room]] has no creator to invite anyone: the
             // operators who are to run it walk past +i.
-            invited: channel.has_open_invite(id, now) || (channel.persistent && oper),
+            runs_room: channel.persistent && oper,
         };
         if let Some((refusal, text)) = refusal(channel, &entrant, max_members) {
             let name = channel.name.clone();
@@ -124,8 +125,10 @@ fn join_one(state: &mut State, id: ClientId, name: &str, key: &str) {
 struct Entrant<'a> {
     source: &'a str,
     key: &'a str,
-    /// Holds an open invite (or is let in as one who had).
+    /// Holds an open invite.
     invited: bool,
+    /// An IRC operator joining a standing room.
+    runs_room: bool,
 }
 
 /// Why `entrant` may not enter, checked in the order bans, invite-only,
@@ -141,7 +144,11 @@ fn refusal(
     let source = entrant.source;
     if channel.is_banned(source) {
         Some((numeric::ERR_BANNEDFROMCHAN, "Cannot join channel (+b)"))
-    } else if modes.invite_only && !entrant.invited && !channel.is_invite_excepted(source) {
+    } else if modes.invite_only
+        && !entrant.invited
+        && !entrant.runs_room
+        && !channel.is_invite_excepted(source)
+    {
         Some((numeric::ERR_INVITEONLYCHAN, "Cannot join channel (+i)"))
     } else if modes
         .key
