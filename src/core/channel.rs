@@ -2,6 +2,7 @@
 
 use std::time::{Duration, SystemTime};
 
+use super::extban::{self, Extban, Restriction};
 use super::{ClientId, IdMap, State};
 use crate::config::Privilege;
 use crate::proto::Folded;
@@ -38,6 +39,8 @@ impl Membership {
 pub struct ChannelModes {
     pub invite_only: bool,
     pub moderated: bool,
+    /// `+C`: no CTCP but ACTION from anyone but channel operators.
+    pub no_ctcp: bool,
     pub no_external: bool,
     pub private: bool,
     pub secret: bool,
@@ -58,9 +61,23 @@ pub struct Topic {
 /// One entry of a ban, exception or invite-exception list.
 #[derive(Clone, Debug)]
 pub struct ListEntry {
+    /// The `nick!user@host` mask it matches (after an extban's `~m:`).
     pub mask: Mask,
+    /// The extban type, for an entry that restricts rather than bans.
+    pub extban: Option<&'static Extban>,
     pub set_by: String,
     pub set_at: SystemTime,
+}
+
+impl ListEntry {
+    /// The entry as it was set and as lists show it.
+    pub fn text(&self) -> String {
+        extban::text(self.extban, self.mask.as_str())
+    }
+
+    fn restricts(&self, restriction: Option<Restriction>) -> bool {
+        self.extban.map(|extban| extban.restriction) == restriction
+    }
 }
 
 /// A room.
@@ -135,18 +152,33 @@ impl Channel {
     }
 
     /// Is `source` (`nick!user@host`) banned, exceptions considered?
+    /// Extbans do not ban: they restrict (see [`Channel::is_restricted`]).
     pub fn is_banned(&self, source: &str) -> bool {
-        self.bans.iter().any(|entry| entry.mask.matches(source))
-            && !self
-                .ban_exceptions
-                .iter()
-                .any(|entry| entry.mask.matches(source))
+        self.listed(None, source)
     }
 
-    /// Does a ban keep this member quiet? Ops and voiced members speak
-    /// whatever the bans say.
+    /// Does an extban of this kind hold `source`? A plain exception lifts
+    /// it, as does an exception of the same kind (`+e ~m:mask`).
+    pub fn is_restricted(&self, restriction: Restriction, source: &str) -> bool {
+        self.listed(Some(restriction), source)
+    }
+
+    fn listed(&self, restriction: Option<Restriction>, source: &str) -> bool {
+        self.bans
+            .iter()
+            .any(|entry| entry.restricts(restriction) && entry.mask.matches(source))
+            && !self.ban_exceptions.iter().any(|entry| {
+                (entry.extban.is_none() || entry.restricts(restriction))
+                    && entry.mask.matches(source)
+            })
+    }
+
+    /// Does a ban or a mute (`~m:`) keep this member quiet? Ops and voiced
+    /// members speak whatever the lists say.
     pub fn silences(&self, membership: Membership, source: &str) -> bool {
-        !membership.op && !membership.voice && self.is_banned(source)
+        !membership.op
+            && !membership.voice
+            && (self.is_banned(source) || self.is_restricted(Restriction::Mute, source))
     }
 
     /// Does `source` match an invite exception (+I)?

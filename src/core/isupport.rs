@@ -1,11 +1,12 @@
 //! RPL_ISUPPORT (005), generated from the same configuration that enforces
 //! the limits, so what is advertised is what is enforced.
 
+use super::extban;
 use crate::config::Config;
 
 /// The channel modes, by CHANMODES class: lists, always-argument,
 /// argument-when-set, flags.
-pub const CHANMODES: &str = "beI,k,l,imnpst";
+pub const CHANMODES: &str = "beI,k,l,Cimnpst";
 pub const PREFIX: &str = "(ov)@+";
 pub const CHANTYPES: &str = "#&";
 
@@ -37,6 +38,7 @@ pub fn isupport_tokens(config: &Config) -> Vec<String> {
     tokens.extend([
         "ELIST=MNU".to_owned(),
         "EXCEPTS=e".to_owned(),
+        format!("EXTBAN={}", extban::isupport_value()),
         "INVEX=I".to_owned(),
         format!("KICKLEN={}", limits.kick_length),
         // `beI:N` would mean N for the three lists together; the limit is per list.

@@ -19,6 +19,7 @@ pub mod commands;
 mod delivery;
 mod disconnect;
 mod dispatch;
+pub mod extban;
 pub mod isupport;
 mod labeled;
 mod monitor;

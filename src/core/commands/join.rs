@@ -172,6 +172,7 @@ pub fn flag_modes(spec: &str) -> ChannelModes {
     let mut modes = ChannelModes::default();
     for letter in spec.chars() {
         match letter {
+            'C' => modes.no_ctcp = true,
             'i' => modes.invite_only = true,
             'm' => modes.moderated = true,
             'n' => modes.no_external = true,

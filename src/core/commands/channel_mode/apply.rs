@@ -121,6 +121,7 @@ fn set_flag(channel: &mut Channel, adding: bool, letter: char) -> Option<Applied
     let flag = match letter {
         'i' => &mut channel.modes.invite_only,
         'm' => &mut channel.modes.moderated,
+        'C' => &mut channel.modes.no_ctcp,
         'n' => &mut channel.modes.no_external,
         'p' => &mut channel.modes.private,
         's' => &mut channel.modes.secret,
