@@ -181,7 +181,8 @@ pub enum Privilege {
     Wallops,
     /// No flood control.
     Exempt,
-    /// LIST and WHOIS show secret rooms.
+    /// Secret and private rooms are visible as to members (LIST, WHOIS,
+    /// NAMES, WHO, TOPIC, MODE).
     SeeSecret,
 }
 

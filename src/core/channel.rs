@@ -1,10 +1,19 @@
 //! One room: members with their prefixes, modes, topic and lists.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use super::extban::{self, Extban, Restriction};
-use super::{ClientId, IdMap, IdSet};
+use super::{ClientId, IdMap, State};
+use crate::config::Privilege;
+use crate::proto::Folded;
 use crate::proto::mask::Mask;
+
+/// How long an invite lets its target past +i (or +l): long enough to
+/// read it and join, short enough that a forgotten one does not linger.
+pub const INVITE_LIFETIME: Duration = Duration::from_secs(60 * 60);
+
+/// Open invites one room keeps; past this the oldest is dropped.
+pub const MAX_OPEN_INVITES: usize = 100;
 
 /// A member's status in a room.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -83,8 +92,10 @@ pub struct Channel {
     pub bans: Vec<ListEntry>,
     pub ban_exceptions: Vec<ListEntry>,
     pub invite_exceptions: Vec<ListEntry>,
-    /// Clients invited while +i; an invite is used up by the join.
-    pub invited: IdSet,
+    /// Clients an operator invited while the room was +i or +l, with
+    /// when: an invite is used up by the join, lapses after
+    /// [`INVITE_LIFETIME`], and is dropped when +i is set or unset.
+    pub invited: IdMap<SystemTime>,
     /// When each member joined, for join-time-only history.
     pub joined: IdMap<SystemTime>,
     /// A `[[room]]` from the configuration: kept when its last member leaves.
@@ -97,6 +108,12 @@ pub struct Channel {
 }
 
 impl Channel {
+    /// Whether `id` may know this room exists: it is neither secret nor
+    /// private, `id` is in it, or `id` may see secret rooms.
+    pub fn visible_to(&self, id: ClientId, sees_secret: bool) -> bool {
+        !self.is_hidden() || self.members.contains_key(&id) || sees_secret
+    }
+
     pub fn new(name: &str, now: SystemTime) -> Channel {
         Channel {
             name: name.to_owned(),
@@ -107,7 +124,7 @@ impl Channel {
             bans: Vec::new(),
             ban_exceptions: Vec::new(),
             invite_exceptions: Vec::new(),
-            invited: IdSet::default(),
+            invited: IdMap::default(),
             joined: IdMap::default(),
             persistent: false,
             history: None,
@@ -125,6 +142,26 @@ impl Channel {
     /// Secret or private rooms are hidden from outsiders.
     pub fn is_hidden(&self) -> bool {
         self.modes.secret || self.modes.private
+    }
+
+    /// Does `id` hold an invite to this room that has not lapsed?
+    pub fn has_open_invite(&self, id: ClientId, now: SystemTime) -> bool {
+        self.invited
+            .get(&id)
+            .is_some_and(|&at| !invite_lapsed(at, now))
+    }
+
+    /// Records an invite for `id`, dropping lapsed ones and, at
+    /// [`MAX_OPEN_INVITES`], the oldest.
+    pub fn add_invite(&mut self, id: ClientId, now: SystemTime) {
+        self.invited.retain(|_, at| !invite_lapsed(*at, now));
+        if self.invited.len() >= MAX_OPEN_INVITES && !self.invited.contains_key(&id) {
+            let oldest = self.invited.iter().min_by_key(|(_, at)| **at);
+            if let Some(oldest) = oldest.map(|(id, _)| *id) {
+                self.invited.remove(&oldest);
+            }
+        }
+        self.invited.insert(id, now);
     }
 
     /// Is `source` (`nick!user@host`) banned, exceptions considered?
@@ -149,10 +186,43 @@ impl Channel {
             })
     }
 
+    /// Does a ban or a mute (`~m:`) keep this member quiet? Ops and voiced
+    /// members speak whatever the lists say.
+    pub fn silences(&self, membership: Membership, source: &str) -> bool {
+        !membership.op
+            && !membership.voice
+            && (self.is_banned(source) || self.is_restricted(Restriction::Mute, source))
+    }
+
     /// Does `source` match an invite exception (+I)?
     pub fn is_invite_excepted(&self, source: &str) -> bool {
         self.invite_exceptions
             .iter()
             .any(|entry| entry.mask.matches(source))
+    }
+}
+
+fn invite_lapsed(at: SystemTime, now: SystemTime) -> bool {
+    now.duration_since(at)
+        .is_ok_and(|age| age >= INVITE_LIFETIME)
+}
+
+impl State {
+    /// The room `folded` if `id` may know it exists: a room neither secret
+    /// nor private, one `id` is in, or any room for an operator allowed to
+    /// see secret rooms. Everyone else is answered as if there were no
+    /// such room (RFC 2811 §4.2.6), so commands cannot probe for its name.
+    pub fn visible_channel(&self, id: ClientId, folded: &Folded) -> Option<&Channel> {
+        let channel = self.channels.get(folded)?;
+        channel
+            .visible_to(id, self.sees_secret(id))
+            .then_some(channel)
+    }
+
+    /// Whether `id` is an operator allowed to see secret rooms.
+    pub fn sees_secret(&self, id: ClientId) -> bool {
+        self.clients
+            .get(&id)
+            .is_some_and(|client| client.has_privilege(Privilege::SeeSecret))
     }
 }

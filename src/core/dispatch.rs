@@ -79,7 +79,8 @@ static COMMANDS: &[Command] = &[
     command("HELP", help::help, 0),
     command("HELPOP", help::help, 0),
     command("INFO", info::info, 0),
-    command("INVITE", invite::invite, 2),
+    // No parameter lists the caller's invites; one alone is 461 there.
+    command("INVITE", invite::invite, 0),
     command("ISON", ison::ison, 1),
     command("JOIN", join::join, 1),
     command("KICK", kick::kick, 2),

@@ -66,7 +66,7 @@ pub fn isupport_tokens(config: &Config) -> Vec<String> {
         "SAFELIST".to_owned(),
         "STATUSMSG=@+".to_owned(),
         format!(
-            "TARGMAX=JOIN:{targets},KICK:1,LIST:{targets},NAMES:{targets},NOTICE:{targets},PART:{targets},PRIVMSG:{targets},WHOIS:1"
+            "TARGMAX=JOIN:{targets},KICK:{targets},LIST:{targets},NAMES:{targets},NOTICE:{targets},PART:{targets},PRIVMSG:{targets},WHOIS:1"
         ),
         format!("TOPICLEN={}", limits.topic_length),
         format!("USERLEN={}", limits.user_length),

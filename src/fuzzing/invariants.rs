@@ -38,7 +38,7 @@ pub fn invariants(state: &State) -> Result<(), String> {
         }
         if let Some(invited) = channel
             .invited
-            .iter()
+            .keys()
             .find(|id| !state.clients.contains_key(id))
         {
             return Err(format!("room {folded:?} invites departed {invited:?}"));

@@ -65,8 +65,6 @@ pub const RPL_NOTOPIC: Numeric = from(Response::RPL_NOTOPIC);
 pub const RPL_TOPIC: Numeric = from(Response::RPL_TOPIC);
 pub const RPL_TOPICWHOTIME: Numeric = from(Response::RPL_TOPICWHOTIME);
 pub const RPL_INVITING: Numeric = from(Response::RPL_INVITING);
-pub const RPL_INVITELIST: Numeric = from(Response::RPL_INVITELIST);
-pub const RPL_ENDOFINVITELIST: Numeric = from(Response::RPL_ENDOFINVITELIST);
 pub const RPL_EXCEPTLIST: Numeric = from(Response::RPL_EXCEPTLIST);
 pub const RPL_ENDOFEXCEPTLIST: Numeric = from(Response::RPL_ENDOFEXCEPTLIST);
 pub const RPL_VERSION: Numeric = from(Response::RPL_VERSION);
@@ -154,6 +152,13 @@ pub const ERR_BADCHANNAME: Numeric = Numeric(479);
 pub const ERR_INVALIDCAPCMD: Numeric = Numeric(410);
 pub const ERR_INVALIDMODEPARAM: Numeric = Numeric(696);
 pub const ERR_INVALIDKEY: Numeric = Numeric(525);
+/// INVITE with no parameter: the rooms the client is invited to (Modern
+/// IRC; irc-proto gives these names to 346/347, the RFC 2812 numbers).
+pub const RPL_INVITELIST: Numeric = Numeric(336);
+pub const RPL_ENDOFINVITELIST: Numeric = Numeric(337);
+/// A nick change refused while a ban silences the client in a room
+/// (`<client> <nick> <channel>`, as Solanum sends it; not in Modern IRC).
+pub const ERR_BANNICKCHANGE: Numeric = Numeric(435);
 /// irc-proto calls 346/347 `RPL_INVITELIST`, the RFC 2812 name; Modern IRC
 /// gives that name to 336 (INVITE with no parameter) and calls these:
 pub const RPL_INVEXLIST: Numeric = Numeric(346);

@@ -138,9 +138,8 @@ class RookeryController(BaseServerController, DirectoryBasedController):
     )
 
     # Optional behaviours the server has: a test that finds one missing
-    # fails instead of skipping. Add a behaviour here when it is built
-    # (for example MULTI_KICK, NO_CTCP, INVITE_LIST, INVITE_OVERRIDES_LIMIT,
-    # ELIST_C, ELIST_T), so that losing it again is a failure.
+    # fails instead of skipping. Add a behaviour here when it is built, so
+    # that losing it again is a failure.
     optional_behaviors = frozenset(
         (
             OptionalBehaviors.BAN_EXCEPTION_MODE,
@@ -151,7 +150,10 @@ class RookeryController(BaseServerController, DirectoryBasedController):
             OptionalBehaviors.ELIST_T,
             OptionalBehaviors.ELIST_U,
             OptionalBehaviors.INVITE_EXCEPTION_MODE,
+            OptionalBehaviors.INVITE_LIST,
+            OptionalBehaviors.INVITE_OVERRIDES_LIMIT,
             OptionalBehaviors.MULTI_JOIN,
+            OptionalBehaviors.MULTI_KICK,
             OptionalBehaviors.MULTI_NAMES_COMMAND,
             OptionalBehaviors.MULTI_PRIVMSG,
             OptionalBehaviors.NO_CTCP,

@@ -1,15 +1,22 @@
 //! INVITE: a member asks someone into a room; on a +i room only an operator
-//! may, and the invite lets the target past +i once. invite-notify members
-//! are told.
+//! may. The target is always told, but an invite is kept only where it
+//! opens a door: an operator's invite to a +i or +l room lets the target
+//! past those once, within [`INVITE_LIFETIME`](crate::core::channel). With
+//! no parameter, INVITE lists the caller's open invites. invite-notify
+//! members are told.
 
 use crate::core::caps::Caps;
 use crate::core::commands::refusals;
 use crate::core::{ClientId, State};
 use crate::proto::numeric;
-use crate::proto::{Line, Message};
+use crate::proto::{Folded, Line, Message};
 
 pub fn invite(state: &mut State, id: ClientId, message: &Message) {
     let (nick, name) = (message.param(0), message.param(1));
+    if nick.is_empty() && name.is_empty() {
+        list_invites(state, id);
+        return;
+    }
     if nick.is_empty() || name.is_empty() {
         refusals::need_more_params(state, id, "INVITE");
         return;
@@ -20,8 +27,12 @@ pub fn invite(state: &mut State, id: ClientId, message: &Message) {
     };
     let (target, target_nick, away) = (target.id, target.nick.clone(), target.away.clone());
     let folded = state.fold(name);
-    let Some(channel) = state.channels.get_mut(&folded) else {
+    if state.visible_channel(id, &folded).is_none() {
         refusals::no_such_channel(state, id, name);
+        return;
+    }
+    let now = state.clock.now();
+    let Some(channel) = state.channels.get_mut(&folded) else {
         return;
     };
     let name = channel.name.clone();
@@ -46,8 +57,11 @@ pub fn invite(state: &mut State, id: ClientId, message: &Message) {
         );
         return;
     }
-    channel.invited.insert(target);
-    remember_invite(state, target, folded.clone());
+    let by_op = channel.members.get(&id).is_some_and(|inviter| inviter.op);
+    if by_op && (invite_only || channel.modes.limit.is_some()) {
+        channel.add_invite(target, now);
+        remember_invite(state, target, folded.clone());
+    }
     let line = state
         .numeric_line(id, numeric::RPL_INVITING)
         .arg(&target_nick)
@@ -76,20 +90,45 @@ pub fn invite(state: &mut State, id: ClientId, message: &Message) {
     });
 }
 
+/// 336 for each room `id` holds an open invite to, then 337.
+fn list_invites(state: &mut State, id: ClientId) {
+    let now = state.clock.now();
+    let Some(client) = state.clients.get(&id) else {
+        return;
+    };
+    let mut rooms: Vec<String> = client
+        .invited_to
+        .iter()
+        .filter_map(|folded| state.channels.get(folded))
+        .filter(|channel| channel.has_open_invite(id, now))
+        .map(|channel| channel.name.clone())
+        .collect();
+    rooms.sort_unstable();
+    for room in rooms {
+        let line = state
+            .numeric_line(id, numeric::RPL_INVITELIST)
+            .arg(&room)
+            .finish();
+        state.send(id, line);
+    }
+    state.reply(id, numeric::RPL_ENDOFINVITELIST, &[], "End of /INVITE list");
+}
+
 /// Past this many remembered invites, those used up or of rooms gone are
 /// forgotten, so the set stays as small as the invites still open.
 const INVITES_BEFORE_PRUNING: usize = 64;
 
-fn remember_invite(state: &mut State, target: ClientId, room: crate::proto::Folded) {
+fn remember_invite(state: &mut State, target: ClientId, room: Folded) {
     let Some(invitee) = state.clients.get(&target) else {
         return;
     };
     let stale: Vec<_> = if invitee.invited_to.len() >= INVITES_BEFORE_PRUNING {
-        let still_open = |name: &crate::proto::Folded| {
+        let now = state.clock.now();
+        let still_open = |name: &Folded| {
             state
                 .channels
                 .get(name)
-                .is_some_and(|channel| channel.invited.contains(&target))
+                .is_some_and(|channel| channel.has_open_invite(target, now))
         };
         invitee
             .invited_to
@@ -105,5 +144,101 @@ fn remember_invite(state: &mut State, target: ClientId, room: crate::proto::Fold
             invitee.invited_to.remove(name);
         }
         invitee.invited_to.insert(room);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::core::channel::{INVITE_LIFETIME, MAX_OPEN_INVITES};
+    use crate::core::testing::Harness;
+
+    /// alice is op of the +i room #club; bob is outside.
+    fn club() -> Harness {
+        let mut h = Harness::new();
+        h.register("alice");
+        h.register("bob");
+        h.send("alice", "JOIN #club");
+        h.send("alice", "MODE #club +i");
+        h.take("alice");
+        h
+    }
+
+    #[test]
+    fn an_invite_lapses_after_its_lifetime() {
+        let mut h = club();
+        h.send("alice", "INVITE bob #club");
+        h.advance(INVITE_LIFETIME.as_secs());
+        h.send("bob", "INVITE");
+        let lines = h.take("bob");
+        assert_eq!(
+            lines.last().map(String::as_str),
+            Some(":irc.test 337 bob :End of /INVITE list")
+        );
+        assert!(!lines.iter().any(|line| line.contains(" 336 ")));
+        h.send("bob", "JOIN #club");
+        assert_eq!(
+            h.take("bob"),
+            [":irc.test 473 bob #club :Cannot join channel (+i)"]
+        );
+    }
+
+    #[test]
+    fn an_invite_within_its_lifetime_opens_the_room() {
+        let mut h = club();
+        h.send("alice", "INVITE bob #club");
+        h.take("bob");
+        h.advance(INVITE_LIFETIME.as_secs() - 1);
+        h.send("bob", "JOIN #club");
+        assert_eq!(h.take("bob")[0], ":bob!~bob@127.0.0.1 JOIN #club");
+    }
+
+    #[test]
+    fn a_room_keeps_a_bounded_number_of_invites_dropping_the_oldest() {
+        let mut h = club();
+        let nicks: Vec<String> = (0..=MAX_OPEN_INVITES)
+            .map(|i| format!("guest{i}"))
+            .collect();
+        for nick in &nicks {
+            h.register(nick);
+            h.send("alice", &format!("INVITE {nick} #club"));
+            h.take(nick);
+            h.advance(1);
+        }
+        assert_eq!(h.channel("#club").invited.len(), MAX_OPEN_INVITES);
+        h.send("guest0", "JOIN #club");
+        assert_eq!(
+            h.take("guest0"),
+            [":irc.test 473 guest0 #club :Cannot join channel (+i)"]
+        );
+        let newest = &nicks[MAX_OPEN_INVITES];
+        h.send(newest, "JOIN #club");
+        assert_eq!(
+            h.take(newest)[0],
+            format!(":{newest}!~{newest}@127.0.0.1 JOIN #club")
+        );
+    }
+
+    #[test]
+    fn a_member_who_is_not_op_invites_but_opens_nothing() {
+        let mut h = club();
+        h.send("alice", "MODE #club -i+l 1");
+        h.register("carol");
+        h.send("alice", "INVITE carol #club");
+        h.send("carol", "JOIN #club");
+        h.take("alice");
+        h.take("carol");
+        h.send("alice", "MODE #club -o alice");
+        h.take("carol");
+        h.send("carol", "INVITE bob #club");
+        assert_eq!(h.take("carol")[0], ":irc.test 341 carol bob #club");
+        assert!(h.channel("#club").invited.is_empty());
+        h.send("bob", "JOIN #club");
+        assert_eq!(
+            h.take("bob"),
+            [
+                ":carol!~carol@127.0.0.1 INVITE bob #club",
+                ":irc.test 471 bob #club :Cannot join channel (+l)"
+            ]
+        );
     }
 }

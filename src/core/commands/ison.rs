@@ -16,11 +16,7 @@ pub fn ison(state: &mut State, id: ClientId, message: &Message) {
         .iter()
         .flat_map(|p| p.split_ascii_whitespace())
     {
-        let Some(client) = state
-            .nicks
-            .get(&state.fold(wanted))
-            .and_then(|target| state.clients.get(target))
-        else {
+        let Some(client) = state.registered_client(&state.fold(wanted)) else {
             continue;
         };
         if online.len() + 1 + client.nick.len() > budget {

@@ -64,14 +64,22 @@ fn join_one(state: &mut State, id: ClientId, name: &str, key: &str) {
         client.modes.oper,
     );
     let creating = !state.channels.contains_key(&folded);
+    let now = state.clock.now();
     if let Some(channel) = state.channels.get(&folded) {
-        if let Some((refusal, text)) = refusal(channel, id, &source, key, max_members) {
+        let entrant = Entrant {
+            source: &source,
+            key,
+            invited: channel.has_open_invite(id, now),
+            // A standing [[room]] has no creator to invite anyone: the
+            // operators who are to run it walk past +i.
+            runs_room: channel.persistent && oper,
+        };
+        if let Some((refusal, text)) = refusal(channel, &entrant, max_members) {
             let name = channel.name.clone();
             state.reply(id, refusal, &[&name], text);
             return;
         }
     }
-    let now = state.clock.now();
     let default_modes = flag_modes(&state.config.channels.default_modes);
     let history_floor = history_access::starting_floor(now, state.room_ended_ms);
     let channel = state.channels.entry(folded.clone()).or_insert_with(|| {
@@ -115,26 +123,42 @@ fn join_one(state: &mut State, id: ClientId, name: &str, key: &str) {
     playback::on_join(state, id, &folded);
 }
 
-/// Why `id` may not enter, checked in the order bans, invite-only, key, limit.
+/// Who asks to enter, and with what.
+struct Entrant<'a> {
+    source: &'a str,
+    key: &'a str,
+    /// Holds an open invite.
+    invited: bool,
+    /// An IRC operator joining a standing room.
+    runs_room: bool,
+}
+
+/// Why `entrant` may not enter, checked in the order bans, invite-only,
+/// key, limit. An invite lets its holder past +i and, as Modern IRC says,
+/// past +l, but not past the server's own cap on a room's size.
 fn refusal(
     channel: &Channel,
-    id: ClientId,
-    source: &str,
-    key: &str,
+    entrant: &Entrant,
     max_members: usize,
 ) -> Option<(Numeric, &'static str)> {
     let modes = &channel.modes;
     let members = channel.members.len();
+    let source = entrant.source;
     if channel.is_banned(source) {
         Some((numeric::ERR_BANNEDFROMCHAN, "Cannot join channel (+b)"))
     } else if modes.invite_only
-        && !channel.invited.contains(&id)
+        && !entrant.invited
+        && !entrant.runs_room
         && !channel.is_invite_excepted(source)
     {
         Some((numeric::ERR_INVITEONLYCHAN, "Cannot join channel (+i)"))
-    } else if modes.key.as_deref().is_some_and(|wanted| wanted != key) {
+    } else if modes
+        .key
+        .as_deref()
+        .is_some_and(|wanted| wanted != entrant.key)
+    {
         Some((numeric::ERR_BADCHANNELKEY, "Cannot join channel (+k)"))
-    } else if modes.limit.is_some_and(|limit| members >= limit)
+    } else if (modes.limit.is_some_and(|limit| members >= limit) && !entrant.invited)
         || (max_members != 0 && members >= max_members)
     {
         Some((numeric::ERR_CHANNELISFULL, "Cannot join channel (+l)"))

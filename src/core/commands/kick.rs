@@ -6,17 +6,39 @@ use crate::core::{ClientId, State};
 use crate::proto::numeric;
 use crate::proto::{Line, Message};
 
-/// One target per KICK, as TARGMAX=KICK:1 advertises; Modern IRC lets a
-/// server drop further targets silently.
+/// `KICK #room a,b,c` removes each of them from the room; `KICK #a,#b x,y`
+/// pairs rooms and nicks, as RFC 2812 allows. Past TARGMAX (the server's
+/// `max_targets`) further targets are dropped, as Modern IRC permits; every
+/// KICK line sent names one room and one nick.
 pub fn kick(state: &mut State, id: ClientId, message: &Message) {
-    let (name, target) = (message.param(0), message.param(1));
-    let target = target.split(',').next().unwrap_or("");
-    if target.is_empty() {
+    let max = state.config.limits.max_targets;
+    let list = |param: &str| -> Vec<String> {
+        param
+            .split(',')
+            .filter(|item| !item.is_empty())
+            .take(max)
+            .map(str::to_owned)
+            .collect()
+    };
+    let (rooms, targets) = (list(message.param(0)), list(message.param(1)));
+    if rooms.is_empty() || targets.is_empty() || (rooms.len() != 1 && rooms.len() != targets.len())
+    {
         refusals::need_more_params(state, id, "KICK");
         return;
     }
+    let reason = message.param(2);
+    for (i, target) in targets.iter().enumerate() {
+        let Some(room) = rooms.get(i).or(rooms.first()) else {
+            break;
+        };
+        kick_one(state, id, room, target, reason);
+    }
+}
+
+/// Removes `target` from the room `name`, if `id` may.
+fn kick_one(state: &mut State, id: ClientId, name: &str, target: &str, reason: &str) {
     let folded = state.fold(name);
-    let Some(channel) = state.channels.get(&folded) else {
+    let Some(channel) = state.visible_channel(id, &folded) else {
         refusals::no_such_channel(state, id, name);
         return;
     };
@@ -44,7 +66,7 @@ pub fn kick(state: &mut State, id: ClientId, message: &Message) {
         );
         return;
     };
-    let reason = match message.param(2) {
+    let reason = match reason {
         "" => kicker.nick.as_str(),
         reason => reason,
     };

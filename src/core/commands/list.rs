@@ -11,7 +11,6 @@
 use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
 
-use crate::config::Privilege;
 use crate::core::{Channel, ClientId, State};
 use crate::proto::mask::Mask;
 use crate::proto::numeric;
@@ -193,16 +192,13 @@ pub fn list(state: &mut State, id: ClientId, message: &Message) {
         limits.max_targets,
         limits.channel_length,
     );
-    let sees_secret = state
-        .clients
-        .get(&id)
-        .is_some_and(|client| client.has_privilege(Privilege::SeeSecret));
+    let sees_secret = state.sees_secret(id);
     let now = state.clock.now();
     let mut budget = MATCH_BUDGET;
     let mut truncated = false;
     let mut rows: Vec<(String, String, String)> = Vec::new();
     for channel in state.channels.values() {
-        if channel.is_hidden() && !sees_secret && !channel.members.contains_key(&id) {
+        if !channel.visible_to(id, sees_secret) {
             continue;
         }
         match filter.accepts(channel, now, &mut budget) {

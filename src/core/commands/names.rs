@@ -23,10 +23,7 @@ pub fn names(state: &mut State, id: ClientId, message: &Message) {
         .collect();
     for name in &asked {
         let folded = state.fold(name);
-        let visible = state
-            .channels
-            .get(&folded)
-            .is_some_and(|channel| !channel.is_hidden() || channel.members.contains_key(&id));
+        let visible = state.visible_channel(id, &folded).is_some();
         match (visible, asked.len()) {
             (true, 1) => send_names(state, id, &folded),
             (true, _) => {

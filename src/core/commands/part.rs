@@ -26,7 +26,7 @@ pub fn part(state: &mut State, id: ClientId, message: &Message) {
 /// empty reason is sent as none.
 pub fn part_one(state: &mut State, id: ClientId, name: &str, reason: Option<&str>) {
     let folded = state.fold(name);
-    let Some(channel) = state.channels.get(&folded) else {
+    let Some(channel) = state.visible_channel(id, &folded) else {
         refusals::no_such_channel(state, id, name);
         return;
     };

@@ -60,6 +60,16 @@ pub fn nick(state: &mut State, id: ClientId, message: &Message) {
     if client.nick == wanted {
         return;
     }
+    if let Some(room) = room_silencing(state, id) {
+        let line = state
+            .numeric_line(id, numeric::ERR_BANNICKCHANGE)
+            .arg(wanted)
+            .arg(&room)
+            .trailing("Cannot change nickname while banned on channel")
+            .finish();
+        state.send(id, line);
+        return;
+    }
     state.remember_nick(id);
     let Some(client) = state.clients.get_mut(&id) else {
         return;
@@ -96,6 +106,24 @@ pub fn nick(state: &mut State, id: ClientId, message: &Message) {
     } else {
         try_register(state, id);
     }
+}
+
+/// A room where a ban keeps `id` quiet, which a new nick could lift: as in
+/// Solanum, a banned member keeps its nick until the ban goes.
+fn room_silencing(state: &State, id: ClientId) -> Option<String> {
+    let client = state.clients.get(&id)?;
+    client
+        .channels
+        .iter()
+        .filter_map(|folded| state.channels.get(folded))
+        .filter(|channel| {
+            channel
+                .members
+                .get(&id)
+                .is_some_and(|membership| channel.silences(*membership, &client.source))
+        })
+        .map(|channel| channel.name.clone())
+        .min()
 }
 
 pub fn user(state: &mut State, id: ClientId, message: &Message) {

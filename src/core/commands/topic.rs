@@ -11,19 +11,13 @@ use crate::proto::{Folded, Line, Message};
 pub fn topic(state: &mut State, id: ClientId, message: &Message) {
     let name = message.param(0);
     let folded = state.fold(name);
-    let Some(channel) = state.channels.get(&folded) else {
+    let Some(channel) = state.visible_channel(id, &folded) else {
         refusals::no_such_channel(state, id, name);
         return;
     };
     let membership = channel.members.get(&id).copied();
     let Some(text) = message.params.get(1) else {
-        // Modern IRC lets a server refuse outsiders with 442; we do so only
-        // for secret and private rooms, whose topic is not theirs to read.
-        if membership.is_none() && channel.is_hidden() {
-            refusals::not_on_channel(state, id, name);
-        } else {
-            send_topic(state, id, &folded, true);
-        }
+        send_topic(state, id, &folded, true);
         return;
     };
     let Some(membership) = membership else {

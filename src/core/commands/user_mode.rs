@@ -14,12 +14,12 @@ pub fn mode(state: &mut State, id: ClientId, message: &Message) {
         return;
     }
     let folded = state.fold(target);
-    match state.nicks.get(&folded) {
+    match state.registered_client(&folded).map(|client| client.id) {
         None => {
             refusals::no_such_nick(state, id, target);
             return;
         }
-        Some(owner) if *owner != id => {
+        Some(owner) if owner != id => {
             let text = if message.params.len() > 1 {
                 "Can't change mode for other users"
             } else {

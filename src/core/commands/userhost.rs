@@ -14,8 +14,7 @@ pub fn userhost(state: &mut State, id: ClientId, message: &Message) {
         .flat_map(|p| p.split_ascii_whitespace())
         .take(MAX_NICKS)
         .filter_map(|wanted| {
-            let target = state.nicks.get(&state.fold(wanted))?;
-            let client = state.clients.get(target)?;
+            let client = state.registered_client(&state.fold(wanted))?;
             let oper = if client.modes.oper { "*" } else { "" };
             let away = if client.away.is_some() { '-' } else { '+' };
             Some(format!(

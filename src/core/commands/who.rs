@@ -97,16 +97,14 @@ pub fn flags(client: &Client, prefixes: &str) -> String {
     flags
 }
 
-/// A room's members. A secret or private room shows them only to its own
-/// members; other rooms hide their invisible members from outsiders.
+/// A room's members. A secret or private room shows them only to those who
+/// may see it (`State::visible_channel`); invisible members are hidden from
+/// outsiders.
 fn channel_rows(state: &State, id: ClientId, name: &str, multi_prefix: bool) -> Vec<Row> {
-    let Some(channel) = state.channels.get(&state.fold(name)) else {
+    let Some(channel) = state.visible_channel(id, &state.fold(name)) else {
         return Vec::new();
     };
     let asker_is_member = channel.members.contains_key(&id);
-    if channel.is_hidden() && !asker_is_member {
-        return Vec::new();
-    }
     channel
         .members
         .iter()
@@ -138,8 +136,8 @@ fn user_rows(state: &State, id: ClientId, mask: &str) -> Vec<Row> {
         })
     };
     if !mask.contains(['*', '?']) {
-        if let Some(target) = state.nicks.get(&state.fold(mask)) {
-            return row(*target).into_iter().collect();
+        if let Some(target) = state.registered_client(&state.fold(mask)) {
+            return row(target.id).into_iter().collect();
         }
     }
     let pattern = Mask::new(mask, state.config.server.casemapping);

@@ -1,7 +1,6 @@
 //! WHOIS: who a user is, where, in which rooms, and how long idle.
 
 use super::unix_time;
-use crate::config::Privilege;
 use crate::core::caps::Caps;
 use crate::core::commands::refusals;
 use crate::core::{ClientId, State};
@@ -33,7 +32,10 @@ pub fn whois(state: &mut State, id: ClientId, message: &Message) {
     // TARGMAX WHOIS:1: the first nick is answered, the rest dropped.
     let nick = nicks.split(',').next().unwrap_or_default();
     let end = echo_param(nicks);
-    match state.nicks.get(&state.fold(nick)).copied() {
+    match state
+        .registered_client(&state.fold(nick))
+        .map(|client| client.id)
+    {
         Some(target) => send_whois(state, id, target),
         None => {
             refusals::no_such_nick(state, id, nick);
@@ -141,10 +143,7 @@ fn visible_channels(state: &State, asker: ClientId, target: ClientId) -> Vec<Str
         .clients
         .get(&asker)
         .is_some_and(|c| c.has_cap(Caps::MULTI_PREFIX));
-    let sees_secret = state
-        .clients
-        .get(&asker)
-        .is_some_and(|c| c.has_privilege(Privilege::SeeSecret));
+    let sees_secret = state.sees_secret(asker);
     let mut names: Vec<(String, String)> = client
         .channels
         .iter()

@@ -125,11 +125,17 @@ fn set_flag(channel: &mut Channel, adding: bool, letter: char) -> Option<Applied
         's' => &mut channel.modes.secret,
         _ => &mut channel.modes.topic_ops_only,
     };
-    changed(flag, adding).then_some(Applied {
+    let applied = changed(flag, adding).then_some(Applied {
         adding,
         letter,
         arg: None,
-    })
+    });
+    // Invites given under the old rule must not open the room under the
+    // new one: an invite to a -i room must not walk through a later +i.
+    if applied.is_some() && letter == 'i' {
+        channel.invited.clear();
+    }
+    applied
 }
 
 fn set_key(channel: &mut Channel, key: &str) -> Result<Option<Applied>, Refusal> {

@@ -80,7 +80,8 @@ impl ListKind {
     }
 
     /// Exceptions say who is let through; like Hybrid and Solanum, only
-    /// channel operators may read them. Anyone may read the ban list.
+    /// channel operators may read them. Whoever may see the room reads its
+    /// bans (a secret or private room is not there for outsiders at all).
     pub(super) fn ops_only(self) -> bool {
         self != ListKind::Bans
     }

@@ -25,7 +25,7 @@ use crate::proto::{Folded, Message};
 pub fn mode(state: &mut State, id: ClientId, message: &Message) {
     let name = message.param(0);
     let folded = state.fold(name);
-    let Some(channel) = state.channels.get(&folded) else {
+    let Some(channel) = state.visible_channel(id, &folded) else {
         refusals::no_such_channel(state, id, name);
         return;
     };
@@ -70,8 +70,9 @@ pub fn mode(state: &mut State, id: ClientId, message: &Message) {
     broadcast(state, id, &folded, &applied);
 }
 
-/// 324 and 329. Members see the key; others see `*` in its place, so the
-/// arguments still line up with the letters.
+/// 324 and 329. Members see the key and the limit; others see only that
+/// they are set, as IRCnet, Solanum and Hybrid show them: the key would let
+/// them in, and the limit is the room's business.
 fn show_modes(state: &mut State, id: ClientId, folded: &Folded) {
     let Some(channel) = state.channels.get(folded) else {
         return;
@@ -95,15 +96,15 @@ fn show_modes(state: &mut State, id: ClientId, folded: &Folded) {
     }
     if let Some(key) = &modes.key {
         letters.push('k');
-        args.push(if is_member {
-            key.clone()
-        } else {
-            "*".to_owned()
-        });
+        if is_member {
+            args.push(key.clone());
+        }
     }
     if let Some(limit) = modes.limit {
         letters.push('l');
-        args.push(limit.to_string());
+        if is_member {
+            args.push(limit.to_string());
+        }
     }
     let name = channel.name.clone();
     let created = unix_time(channel.created);
@@ -159,7 +160,7 @@ mod tests {
     }
 
     #[test]
-    fn modes_show_the_key_only_to_members() {
+    fn modes_show_the_key_and_limit_only_to_members() {
         let mut h = room();
         h.send("alice", "MODE #room +kl sesame 10");
         h.take("alice");
@@ -174,7 +175,47 @@ mod tests {
             ]
         );
         h.send("eve", "MODE #ROOM");
-        assert_eq!(h.take("eve")[0], ":irc.test 324 eve #room +ntkl * 10");
+        assert_eq!(h.take("eve")[0], ":irc.test 324 eve #room +ntkl");
+    }
+
+    #[test]
+    fn a_hidden_room_answers_outsiders_as_a_missing_one() {
+        for hiding in ["+s", "+p"] {
+            let mut h = room();
+            h.send("alice", &format!("MODE #room {hiding}b troll"));
+            h.take("alice");
+            for query in [
+                "MODE #room",
+                "MODE #room b",
+                "MODE #room +b",
+                "MODE #room e",
+                "MODE #room +m",
+            ] {
+                h.send("eve", query);
+                assert_eq!(
+                    h.take("eve"),
+                    [":irc.test 403 eve #room :No such channel"],
+                    "{query} on a {hiding} room"
+                );
+                h.send("eve", &query.replace("#room", "#nowhere"));
+                assert_eq!(
+                    h.take("eve"),
+                    [":irc.test 403 eve #nowhere :No such channel"]
+                );
+            }
+            assert!(!h.channel("#room").modes.moderated);
+            h.take("bob");
+            h.send("bob", "MODE #room b");
+            assert_eq!(h.take("bob").len(), 2, "members still read the bans");
+        }
+    }
+
+    #[test]
+    fn outsiders_read_the_bans_of_a_visible_room() {
+        let mut h = room();
+        h.send("alice", "MODE #room +b troll");
+        h.send("eve", "MODE #room b");
+        assert_eq!(h.take("eve").len(), 2);
     }
 
     #[test]

@@ -15,8 +15,9 @@ pub(super) fn to_channel(
     name: &str,
 ) -> Result<(), Refusal> {
     let folded = state.fold(name);
-    let Some(channel) = state.channels.get(&folded) else {
-        // Modern IRC lists 401 (no such nick/channel) for PRIVMSG, not 403.
+    let Some(channel) = state.visible_channel(id, &folded) else {
+        // Modern IRC lists 401 (no such nick/channel) for PRIVMSG, not 403;
+        // a secret or private room is not there for outsiders.
         return Err((numeric::ERR_NOSUCHNICK, "No such nick/channel"));
     };
     let membership = channel.members.get(&id).copied();
