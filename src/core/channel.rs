@@ -189,9 +189,12 @@ impl Channel {
     /// Does a ban or a mute (`~m:`) keep this member quiet? Ops and voiced
     /// members speak whatever the lists say.
     pub fn silences(&self, membership: Membership, source: &str) -> bool {
-        !membership.op
-            && !membership.voice
-            && (self.is_banned(source) || self.is_restricted(Restriction::Mute, source))
+        !membership.op && !membership.voice && self.bans_speech(source)
+    }
+
+    /// Does a ban or a mute (`~m:`) match `source`, whoever it is?
+    pub fn bans_speech(&self, source: &str) -> bool {
+        self.is_banned(source) || self.is_restricted(Restriction::Mute, source)
     }
 
     /// Does `source` match an invite exception (+I)?

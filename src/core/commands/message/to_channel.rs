@@ -3,7 +3,6 @@
 
 use super::{Outgoing, Refusal};
 use crate::core::caps::Caps;
-use crate::core::extban::Restriction;
 use crate::core::{Channel, ClientId, Membership, State};
 use crate::proto::numeric;
 
@@ -70,9 +69,7 @@ pub(super) fn to_channel(
 /// Ops and voiced members always speak; others not while +m, banned or
 /// muted (`~m:`; exceptions honoured), and outsiders not while +n.
 fn may_speak(channel: &Channel, membership: Option<Membership>, source: &str) -> bool {
-    let held = channel.modes.moderated
-        || channel.is_banned(source)
-        || channel.is_restricted(Restriction::Mute, source);
+    let held = channel.modes.moderated || channel.bans_speech(source);
     match membership {
         Some(membership) if membership.op || membership.voice => true,
         Some(_) => !held,
