@@ -102,9 +102,9 @@ impl Mask {
 
 /// The token starting at byte `at` of `pattern` and the offset after it.
 ///
-/// Only `\*`, `\?` and `\\` are escapes (RFC 2812 §2.5): a `\` before any
-/// other character, or at the end, stands for itself, so a nick such as
-/// `tr\oll` is matched by its own exact mask.
+/// Only `\*` and `\?` are escapes (RFC 2812 §2.5): a `\` before any other
+/// character, another `\` included, or at the end, stands for itself, so a
+/// nick such as `tr\oll` or `tr\\oll` is matched by its own exact mask.
 fn next_token(pattern: &str, at: usize) -> Option<(Token, usize)> {
     let mut chars = pattern[at..].chars();
     let first = chars.next()?;
@@ -113,7 +113,7 @@ fn next_token(pattern: &str, at: usize) -> Option<(Token, usize)> {
         '*' => Token::AnyRun,
         '?' => Token::AnyOne,
         '\\' => match chars.next() {
-            Some(escaped @ ('*' | '?' | '\\')) => {
+            Some(escaped @ ('*' | '?')) => {
                 return Some((Token::Literal(escaped), after_first + escaped.len_utf8()));
             }
             _ => Token::Literal('\\'),
@@ -171,7 +171,10 @@ mod tests {
         assert!(!ascii("tr\\oll").matches("troll"));
         assert!(ascii("tr\\oll!*@*").matches("tr\\oll!~evil@127.0.0.1"));
         assert!(ascii("tr\\oll!~evil@127.0.0.1").matches("tr\\oll!~evil@127.0.0.1"));
-        assert!(ascii("a\\\\*").matches("a\\anything"));
+        assert!(ascii("tr\\\\oll").matches("tr\\\\oll"));
+        assert!(!ascii("tr\\\\oll").matches("tr\\oll"));
+        assert!(ascii("a\\\\*").matches("a\\*"));
+        assert!(!ascii("a\\\\*").matches("a\\anything"));
     }
 
     #[test]
