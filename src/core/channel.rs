@@ -105,17 +105,28 @@ impl Channel {
 
     /// Is `source` (`nick!user@host`) banned, exceptions considered?
     pub fn is_banned(&self, source: &str) -> bool {
-        self.bans.iter().any(|entry| entry.mask.matches(source))
-            && !self
-                .ban_exceptions
-                .iter()
-                .any(|entry| entry.mask.matches(source))
+        self.is_banned_as(&[source])
+    }
+
+    /// Is a client known by any of `sources` (its cloaked and its real
+    /// `nick!user@host`) banned? An exception matching any of them wins.
+    pub fn is_banned_as(&self, sources: &[&str]) -> bool {
+        let matches = |list: &[ListEntry]| {
+            list.iter()
+                .any(|entry| sources.iter().any(|source| entry.mask.matches(source)))
+        };
+        matches(&self.bans) && !matches(&self.ban_exceptions)
     }
 
     /// Does `source` match an invite exception (+I)?
     pub fn is_invite_excepted(&self, source: &str) -> bool {
+        self.is_invite_excepted_as(&[source])
+    }
+
+    /// Does any of `sources` match an invite exception (+I)?
+    pub fn is_invite_excepted_as(&self, sources: &[&str]) -> bool {
         self.invite_exceptions
             .iter()
-            .any(|entry| entry.mask.matches(source))
+            .any(|entry| sources.iter().any(|source| entry.mask.matches(source)))
     }
 }

@@ -57,6 +57,7 @@ fn join_one(state: &mut State, id: ClientId, name: &str, key: &str) {
         );
         return;
     }
+    let real_source = client.real_source();
     let (source, realname, away, oper) = (
         client.source.clone(),
         client.realname.clone(),
@@ -65,7 +66,8 @@ fn join_one(state: &mut State, id: ClientId, name: &str, key: &str) {
     );
     let creating = !state.channels.contains_key(&folded);
     if let Some(channel) = state.channels.get(&folded) {
-        if let Some((refusal, text)) = refusal(channel, id, &source, key, max_members) {
+        let sources = [source.as_str(), real_source.as_str()];
+        if let Some((refusal, text)) = refusal(channel, id, &sources, key, max_members) {
             let name = channel.name.clone();
             state.reply(id, refusal, &[&name], text);
             return;
@@ -117,17 +119,17 @@ fn join_one(state: &mut State, id: ClientId, name: &str, key: &str) {
 fn refusal(
     channel: &Channel,
     id: ClientId,
-    source: &str,
+    sources: &[&str],
     key: &str,
     max_members: usize,
 ) -> Option<(Numeric, &'static str)> {
     let modes = &channel.modes;
     let members = channel.members.len();
-    if channel.is_banned(source) {
+    if channel.is_banned_as(sources) {
         Some((numeric::ERR_BANNEDFROMCHAN, "Cannot join channel (+b)"))
     } else if modes.invite_only
         && !channel.invited.contains(&id)
-        && !channel.is_invite_excepted(source)
+        && !channel.is_invite_excepted_as(sources)
     {
         Some((numeric::ERR_INVITEONLYCHAN, "Cannot join channel (+i)"))
     } else if modes.key.as_deref().is_some_and(|wanted| wanted != key) {

@@ -158,6 +158,14 @@ pub fn try_register(state: &mut State, id: ClientId) {
     client.registered = true;
     client.update_source();
     client.outbox.set_registered();
+    tracing::info!(
+        client = id.0,
+        nick = ?client.nick,
+        user = ?client.user,
+        realname = ?client.realname,
+        ip = %client.ip,
+        "client registered"
+    );
     let registered = state.registered_count();
     state.max_clients_seen = state.max_clients_seen.max(registered);
     welcome(state, id);

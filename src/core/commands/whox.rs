@@ -52,8 +52,14 @@ impl Fields {
                 't' => self.token.clone(),
                 'c' => channel.to_owned(),
                 'u' => client.user.clone(),
-                // The host already is the address: nothing more is disclosed.
-                'i' | 'h' => client.host.clone(),
+                'h' => client.host.clone(),
+                // Behind a cloak, the address only for those who may see it.
+                'i' => match state.clients.get(&asker) {
+                    Some(viewer) if !client.is_cloaked() || client.host_visible_to(viewer) => {
+                        client.real_host.clone()
+                    }
+                    _ => "255.255.255.255".to_owned(),
+                },
                 's' => state.server_name().to_owned(),
                 'n' => client.nick.clone(),
                 'f' => flags.to_owned(),

@@ -18,7 +18,12 @@ pub(super) fn to_channel(
         // Modern IRC lists 401 (no such nick/channel) for PRIVMSG, not 403.
         return Err((numeric::ERR_NOSUCHNICK, "No such nick/channel"));
     };
-    if !may_speak(channel, channel.members.get(&id).copied(), &outgoing.source) {
+    let real_source = state
+        .clients
+        .get(&id)
+        .map_or_else(String::new, |client| client.real_source());
+    let sources = [outgoing.source.as_str(), real_source.as_str()];
+    if !may_speak(channel, channel.members.get(&id).copied(), &sources) {
         return Err((numeric::ERR_CANNOTSENDTOCHAN, "Cannot send to channel"));
     }
     // `@+#room` reaches everyone at the lowest status named, as Modern says.
@@ -57,12 +62,12 @@ pub(super) fn to_channel(
 
 /// Ops and voiced members always speak; others not while +m or banned
 /// (ban exceptions honoured), and outsiders not while +n.
-fn may_speak(channel: &Channel, membership: Option<Membership>, source: &str) -> bool {
+fn may_speak(channel: &Channel, membership: Option<Membership>, sources: &[&str]) -> bool {
     match membership {
         Some(membership) if membership.op || membership.voice => true,
-        Some(_) => !channel.modes.moderated && !channel.is_banned(source),
+        Some(_) => !channel.modes.moderated && !channel.is_banned_as(sources),
         None => {
-            !channel.modes.no_external && !channel.modes.moderated && !channel.is_banned(source)
+            !channel.modes.no_external && !channel.modes.moderated && !channel.is_banned_as(sources)
         }
     }
 }
