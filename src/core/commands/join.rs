@@ -67,7 +67,12 @@ fn join_one(state: &mut State, id: ClientId, name: &str, key: &str) {
     let creating = !state.channels.contains_key(&folded);
     if let Some(channel) = state.channels.get(&folded) {
         let sources = [source.as_str(), real_source.as_str()];
-        if let Some((refusal, text)) = refusal(channel, id, &sources, key, max_members) {
+        let sources = if source == real_source {
+            &sources[..1]
+        } else {
+            &sources[..]
+        };
+        if let Some((refusal, text)) = refusal(channel, id, sources, key, max_members) {
             let name = channel.name.clone();
             state.reply(id, refusal, &[&name], text);
             return;

@@ -7,7 +7,7 @@ use crate::core::{Client, ClientId, State};
 use crate::proto::numeric;
 
 /// The standard fields, in the order 354 carries them. Others are ignored.
-const ORDER: &str = "tcuihsnfdlar";
+const ORDER: &str = "tcuihsnfdlaor";
 
 /// The fields a WHOX request asked for, and its token.
 #[derive(Debug, PartialEq, Eq)]
@@ -67,6 +67,8 @@ impl Fields {
                 'l' => idle(),
                 // No accounts yet: `0` means logged out.
                 'a' => "0".to_owned(),
+                // Op levels (ircu's channel mode +A) do not exist here.
+                'o' => "n/a".to_owned(),
                 _ => return line.trailing(&client.realname).finish(),
             };
             line = line.arg(&value);
@@ -107,5 +109,34 @@ mod tests {
         );
         h.send("alice", "WHO bob %na");
         assert_eq!(h.take("alice")[0], ":irc.test 354 alice bob 0");
+    }
+
+    #[test]
+    fn the_op_level_field_is_answered_before_the_realname() {
+        let mut h = Harness::new();
+        h.register("alice");
+        h.send("alice", "WHO alice %nor");
+        assert_eq!(
+            h.take("alice")[0],
+            ":irc.test 354 alice alice n/a :alice Name"
+        );
+    }
+
+    #[test]
+    fn behind_a_cloak_the_address_field_shows_only_to_the_user_itself() {
+        let mut config = crate::config::Config::default();
+        config.server.name = "irc.test".into();
+        config.cloaking.secret = "test key".into();
+        let mut h = Harness::with_cloaking(config);
+        h.register("alice");
+        h.register("bob");
+        h.send("alice", "WHO alice %ni");
+        assert_eq!(h.take("alice")[0], ":irc.test 354 alice 127.0.0.1 alice");
+        h.send("alice", "WHO bob %nih");
+        let line = h.take("alice")[0].clone();
+        assert!(
+            line.starts_with(":irc.test 354 alice 255.255.255.255 ") && line.ends_with(".ip bob"),
+            "{line}"
+        );
     }
 }

@@ -18,12 +18,19 @@ pub(super) fn to_channel(
         // Modern IRC lists 401 (no such nick/channel) for PRIVMSG, not 403.
         return Err((numeric::ERR_NOSUCHNICK, "No such nick/channel"));
     };
-    let real_source = state
-        .clients
-        .get(&id)
-        .map_or_else(String::new, |client| client.real_source());
-    let sources = [outgoing.source.as_str(), real_source.as_str()];
-    if !may_speak(channel, channel.members.get(&id).copied(), &sources) {
+    // Bans match the real address as well as the cloak; most rooms have
+    // none, and a message to them builds no second source.
+    let real_source = match state.clients.get(&id) {
+        Some(client) if !channel.bans.is_empty() && client.is_cloaked() => client.real_source(),
+        _ => String::new(),
+    };
+    let both = [outgoing.source.as_str(), real_source.as_str()];
+    let sources = if real_source.is_empty() {
+        &both[..1]
+    } else {
+        &both[..]
+    };
+    if !may_speak(channel, channel.members.get(&id).copied(), sources) {
         return Err((numeric::ERR_CANNOTSENDTOCHAN, "Cannot send to channel"));
     }
     // `@+#room` reaches everyone at the lowest status named, as Modern says.
