@@ -110,9 +110,23 @@ pub async fn start_with(config: Config, options: Options) -> std::io::Result<Ser
     // connect, so a bad path fails the start instead of the first message.
     let (history, preload) = if config.history.enabled {
         let settings = config.history.clone();
-        let started = tokio::task::spawn_blocking(move || history::start(&settings, history_hooks))
-            .await
-            .map_err(std::io::Error::other)?;
+        let standing: Vec<String> = config
+            .room
+            .iter()
+            .map(|room| {
+                config
+                    .server
+                    .casemapping
+                    .fold(&room.name)
+                    .as_str()
+                    .to_owned()
+            })
+            .collect();
+        let started = tokio::task::spawn_blocking(move || {
+            history::start(&settings, &standing, history_hooks)
+        })
+        .await
+        .map_err(std::io::Error::other)?;
         let (history, preload) = started.map_err(std::io::Error::other)?;
         (Some(history), preload)
     } else {

@@ -22,6 +22,7 @@ fn with_rooms(mut config: Config, count: usize, topic_length: usize) -> Config {
                 name: format!("#room{n:05}"),
                 topic,
                 modes: None,
+                history: None,
             }
         })
         .collect();

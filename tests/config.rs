@@ -254,9 +254,23 @@ fn history_sync_and_visibility_take_named_values() {
     )
     .unwrap();
     assert_eq!(config.history.sync, rookery::config::HistorySync::Full);
+    // "all", the older name, reads as "shared".
     assert_eq!(
         config.history.visibility,
-        rookery::config::HistoryVisibility::All
+        rookery::config::HistoryVisibility::Shared
+    );
+    let config = parse(
+        "[history]\nvisibility = \"since_join\"\n[[room]]\nname = \"#a\"\nhistory = \"shared\"\n",
+        Path::new("t.toml"),
+    )
+    .unwrap();
+    assert_eq!(
+        config.history.visibility,
+        rookery::config::HistoryVisibility::SinceJoin
+    );
+    assert_eq!(
+        config.room[0].history,
+        Some(rookery::config::HistoryVisibility::Shared)
     );
     let (line, _, message) = invalid("[history]\nsync = \"always\"\n");
     assert_eq!(line, 2);
@@ -314,6 +328,7 @@ fn example_file_documents_every_key() {
         name: "#lobby".into(),
         topic: "Welcome".into(),
         modes: Some("+nt".into()),
+        history: None,
     }];
     let value = toml::Value::try_from(&config).expect("the configuration serializes");
     let mut missing = Vec::new();

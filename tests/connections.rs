@@ -358,3 +358,21 @@ fn the_log_tells_who_came_and_went_with_client_text_escaped() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_mute_on_the_real_address_silences_a_cloaked_member() {
+    let server = cloaked_server("").await;
+    let addr = server.local_addrs()[0];
+    let mut op = Client::register(addr, "op").await;
+    let mut eve = Client::register(addr, "eve").await;
+    op.send("JOIN #room").await;
+    op.expect_containing(" 366 ").await;
+    eve.send("JOIN #room").await;
+    eve.expect_containing(" 366 ").await;
+    op.send("MODE #room +b ~m:*!*@127.0.0.1").await;
+    op.expect_containing(" MODE #room +b ").await;
+    eve.send("PRIVMSG #room :can you hear me").await;
+    let refused = eve.expect_containing(" 404 ").await;
+    assert!(refused.contains("#room"), "{refused}");
+    server.shutdown().await;
+}

@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::{Client, TempDir, test_config_with_history};
-use rookery::history::{CommitPause, Hooks, Store};
+use rookery::history::{CommitPause, DiskFull, Hooks, Store};
 
 /// alice and bob in #room, with the join lines read.
 async fn room(addr: std::net::SocketAddr) -> (Client, Client) {
@@ -26,6 +26,7 @@ async fn a_line_waits_for_its_record_while_the_core_keeps_answering() {
     let pause = CommitPause::default();
     let hooks = Hooks {
         commit_pause: Some(pause.clone()),
+        ..Hooks::default()
     };
     let config = test_config_with_history(&dir.join("history.db"), "");
     let options = rookery::server::Options {
@@ -131,6 +132,17 @@ async fn with_caps(addr: std::net::SocketAddr, nick: &str, caps: &str) -> Client
     client
 }
 
+/// `config` with a standing `[[room]]` called `name`.
+fn with_standing_room(mut config: rookery::config::Config, name: &str) -> rookery::config::Config {
+    config.room.push(rookery::config::Room {
+        name: name.into(),
+        topic: String::new(),
+        modes: None,
+        history: None,
+    });
+    config
+}
+
 /// Lines up to and including the one containing `end`.
 async fn lines_until(client: &mut Client, end: &str) -> Vec<String> {
     let mut lines = Vec::new();
@@ -145,10 +157,13 @@ async fn lines_until(client: &mut Client, end: &str) -> Vec<String> {
 }
 
 #[tokio::test]
-async fn a_joiner_after_a_restart_sees_the_last_lines_with_senders_and_times() {
+async fn a_joiner_after_a_restart_sees_a_standing_rooms_last_lines_with_senders_and_times() {
     let dir = TempDir::new("playback-restart");
     let db = dir.join("history.db");
-    let config = || test_config_with_history(&db, "history.playback_lines = 2");
+    let config = || {
+        let config = test_config_with_history(&db, "history.playback_lines = 2");
+        with_standing_room(config, "#room")
+    };
     let server = rookery::start(config()).await.unwrap();
     let (mut alice, mut bob) = room(server.local_addrs()[0]).await;
     alice.send("PRIVMSG #room :first").await;
@@ -162,6 +177,9 @@ async fn a_joiner_after_a_restart_sees_the_last_lines_with_senders_and_times() {
     let mut carol = with_caps(addr, "carol", "server-time message-tags").await;
     carol.send("JOIN #room").await;
     carol.expect_containing(" 366 ").await;
+    carol
+        .expect_containing("NOTICE #room :Playback of the last 2 lines")
+        .await;
     let second = carol.next_line().await.unwrap();
     assert!(
         second.starts_with("@msgid=")
@@ -175,10 +193,53 @@ async fn a_joiner_after_a_restart_sees_the_last_lines_with_senders_and_times() {
     let mut dave = Client::register(addr, "dave").await;
     dave.send("JOIN #room").await;
     dave.expect_containing(" 366 ").await;
+    dave.expect_containing("NOTICE #room :Playback of the last 2 lines")
+        .await;
     let second = dave.next_line().await.unwrap();
     let (head, text) = second.split_once(" :[").unwrap();
     assert_eq!(head, ":bob!~bob@127.0.0.1 PRIVMSG #room");
-    assert!(text.ends_with("] second") && text.len() == "HH:MM:SS] second".len());
+    assert!(text.ends_with(" UTC] second") && text.len() == "HH:MM:SS UTC] second".len());
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_room_created_after_a_restart_reads_nothing_of_an_earlier_one() {
+    let dir = TempDir::new("incarnation-restart");
+    let db = dir.join("history.db");
+    let config = || test_config_with_history(&db, "history.visibility = \"all\"");
+    let server = rookery::start(config()).await.unwrap();
+    let (mut alice, mut bob) = room(server.local_addrs()[0]).await;
+    alice.send("MODE #room +s").await;
+    alice.send("PRIVMSG #room :secret room talk").await;
+    bob.expect_containing(":secret room talk").await;
+    server.shutdown().await;
+
+    let server = rookery::start(config()).await.unwrap();
+    let addr = server.local_addrs()[0];
+    let mut mallory = Client::register(addr, "mallory").await;
+    mallory.send("JOIN #room").await;
+    mallory.expect_containing(" 366 ").await;
+    let caps = "draft/chathistory batch server-time";
+    let mut carol = with_caps(addr, "carol", caps).await;
+    carol.send("JOIN #room").await;
+    carol.expect_containing(" 366 ").await;
+    carol.send("CHATHISTORY LATEST #room * 100").await;
+    let lines = lines_until(&mut carol, "BATCH -").await;
+    assert_eq!(lines.len(), 2, "nothing of the earlier room: {lines:?}");
+    carol
+        .send(
+            "CHATHISTORY TARGETS timestamp=2000-01-01T00:00:00Z timestamp=2100-01-01T00:00:00Z 10",
+        )
+        .await;
+    let lines = lines_until(&mut carol, "BATCH -").await;
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    // mallory, who created the room, was played nothing of it.
+    mallory.send("PING :done").await;
+    let lines = lines_until(&mut mallory, "PONG").await;
+    assert!(
+        lines.iter().all(|line| !line.contains("PRIVMSG")),
+        "{lines:?}"
+    );
     server.shutdown().await;
 }
 
@@ -186,7 +247,8 @@ async fn a_joiner_after_a_restart_sees_the_last_lines_with_senders_and_times() {
 async fn chathistory_pages_by_msgid() {
     let dir = TempDir::new("chathistory-msgid");
     let db = dir.join("history.db");
-    let server = rookery::start(test_config_with_history(&db, ""))
+    let since_join = test_config_with_history(&db, "history.visibility = \"since_join\"");
+    let server = rookery::start(with_standing_room(since_join, "#room"))
         .await
         .unwrap();
     let addr = server.local_addrs()[0];
@@ -201,15 +263,17 @@ async fn chathistory_pages_by_msgid() {
     let _ = &mut bob;
     carol.send("JOIN #room").await;
     carol.expect_containing(" 366 ").await;
-    // Under since_join carol sees nothing from before; under all she would.
+    // Under since_join carol sees nothing from before; shared, she would.
     carol.send("CHATHISTORY LATEST #room * 10").await;
     let lines = lines_until(&mut carol, "BATCH -").await;
     assert_eq!(lines.len(), 2, "{lines:?}");
     drop(carol);
     server.shutdown().await;
 
-    let config = test_config_with_history(&db, "history.visibility = \"all\"");
-    let server = rookery::start(config).await.unwrap();
+    let config = test_config_with_history(&db, "");
+    let server = rookery::start(with_standing_room(config, "#room"))
+        .await
+        .unwrap();
     let addr = server.local_addrs()[0];
     let mut carol = with_caps(addr, "carol", caps).await;
     carol.send("JOIN #room").await;
@@ -280,6 +344,7 @@ async fn a_standing_room_and_its_history_survive_a_restart() {
             name: "#lobby".into(),
             topic: "Welcome".into(),
             modes: None,
+            history: None,
         }];
         config
     };
@@ -300,6 +365,7 @@ async fn a_standing_room_and_its_history_survive_a_restart() {
     bob.send("JOIN #lobby").await;
     bob.expect_containing(" 332 bob #lobby :Welcome").await;
     bob.expect_containing(" 366 ").await;
+    bob.expect_containing("NOTICE #lobby :Playback").await;
     let replayed = bob.next_line().await.unwrap();
     assert!(
         replayed.starts_with(":alice!~alice@127.0.0.1 PRIVMSG #lobby :[")
@@ -315,6 +381,7 @@ async fn chathistory_is_answered_while_the_writer_is_stalled() {
     let pause = CommitPause::default();
     let hooks = Hooks {
         commit_pause: Some(pause.clone()),
+        ..Hooks::default()
     };
     let config = test_config_with_history(&dir.join("history.db"), "");
     let options = rookery::server::Options {
@@ -331,5 +398,101 @@ async fn chathistory_is_answered_while_the_writer_is_stalled() {
     alice.send("PING :alive").await;
     alice.expect_containing("PONG").await;
     pause.resume();
+    server.shutdown().await;
+}
+
+/// A configuration file with history on or off, and an operator who may
+/// REHASH (password "hunter2").
+fn rehash_config(history: bool, db: &std::path::Path) -> String {
+    const HASH: &str = "$argon2id$v=19$m=8,t=1,p=1$cm9va2VyeS10ZXN0LXNhbHQ$yiaiaoZnKPZM0CWZ8NzJYpMiTnaZSktRUpf408FhNKA";
+    format!(
+        "[server]\nname = \"irc.test\"\nbans_file = \"\"\n\n\
+         [flood]\nenabled = false\n\n\
+         [history]\nenabled = {history}\npath = \"{}\"\n\n\
+         [[listen]]\naddress = \"127.0.0.1:0\"\n\n\
+         [[oper]]\nname = \"root\"\npassword_hash = \"{HASH}\"\n",
+        db.display()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rehash_keeps_advertising_the_history_that_runs() {
+    let dir = TempDir::new("rehash-history");
+    let file = dir.join("rookery.toml");
+    let db = dir.join("history.db");
+    std::fs::write(&file, rehash_config(false, &db)).unwrap();
+    let options = rookery::server::Options {
+        config_file: Some(file.clone()),
+        ..Default::default()
+    };
+    let config = rookery::config::load(&file).unwrap();
+    let server = rookery::server::start_with(config, options).await.unwrap();
+    let addr = server.local_addrs()[0];
+    let mut alice = Client::register(addr, "alice").await;
+    alice.send("OPER root hunter2").await;
+    alice.expect_containing(" 381 ").await;
+
+    // Turning history on takes a restart: the server says so and goes on
+    // advertising (and running) what it started with.
+    std::fs::write(&file, rehash_config(true, &db)).unwrap();
+    alice.send("REHASH").await;
+    let done = alice.expect_containing("NOTICE alice :REHASH").await;
+    assert!(
+        done.contains("history.enabled take effect at a restart"),
+        "{done}"
+    );
+    let mut bob = Client::connect(addr).await;
+    bob.send("CAP LS 302").await;
+    let caps = bob.expect_containing(" CAP * LS ").await;
+    assert!(!caps.contains("draft/chathistory"), "{caps}");
+    bob.send("NICK bob").await;
+    bob.send("USER bob 0 * :bob").await;
+    bob.send("CAP END").await;
+    let welcome = lines_until(&mut bob, " 376 ").await;
+    assert!(welcome.iter().any(|line| line.contains(" 005 ")));
+    assert!(
+        welcome.iter().all(|line| !line.contains("CHATHISTORY=")),
+        "{welcome:?}"
+    );
+    bob.send("CHATHISTORY LATEST #room * 10").await;
+    bob.expect_containing(" 421 bob CHATHISTORY ").await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_full_disk_keeps_chat_flowing_and_playback_shows_only_what_is_stored() {
+    let dir = TempDir::new("disk-full");
+    let disk_full = DiskFull::default();
+    let hooks = Hooks {
+        disk_full: Some(disk_full.clone()),
+        ..Hooks::default()
+    };
+    let config = test_config_with_history(&dir.join("history.db"), "");
+    let options = rookery::server::Options {
+        history_hooks: hooks,
+        ..Default::default()
+    };
+    let server = rookery::server::start_with(config, options).await.unwrap();
+    let addr = server.local_addrs()[0];
+    let (mut alice, mut bob) = room(addr).await;
+    disk_full.set(true);
+    for n in 0..3 {
+        alice.send(&format!("PRIVMSG #room :not stored {n}")).await;
+        bob.expect_containing(&format!(":not stored {n}")).await;
+    }
+    disk_full.set(false);
+    alice.send("PRIVMSG #room :stored").await;
+    bob.expect_containing(":stored").await;
+
+    let mut carol = Client::register(addr, "carol").await;
+    carol.send("JOIN #room").await;
+    carol.expect_containing(" 366 ").await;
+    let played = lines_until(&mut carol, "End of playback").await;
+    let texts: Vec<&str> = played
+        .iter()
+        .filter(|line| line.contains("PRIVMSG"))
+        .map(|line| line.rsplit("] ").next().unwrap())
+        .collect();
+    assert_eq!(texts, ["stored"], "{played:?}");
     server.shutdown().await;
 }

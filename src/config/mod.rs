@@ -244,6 +244,8 @@ pub struct History {
     pub max_lines_per_room: u64,
     /// Days a line is kept; 0 = forever.
     pub max_age_days: u64,
+    /// Lines kept in all, the oldest pruned first; 0 = no limit.
+    pub max_lines_total: u64,
 }
 
 /// `[history] sync`: SQLite's `synchronous` setting in WAL mode.
@@ -257,15 +259,20 @@ pub enum HistorySync {
     Full,
 }
 
-/// `[history] visibility`: which stored lines a room member may read back.
+/// `[history] visibility` (and a `[[room]]`'s `history`): which stored
+/// lines of a room a member may read back, by playback on join and by
+/// CHATHISTORY alike. Never anything from before the room's current
+/// incarnation (its creation; a `[[room]]` has one incarnation for ever).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum HistoryVisibility {
-    /// Only what was said since the member joined.
+    /// The room's shared history: a joiner reads what was said before it
+    /// came. `"all"`, the name older configurations used, means the same.
     #[default]
+    #[serde(alias = "all")]
+    Shared,
+    /// Join-time only: a member reads only what was said since it joined.
     SinceJoin,
-    /// Everything kept.
-    All,
 }
 
 /// One `[[room]]`: a room that exists from startup and never disappears
@@ -279,6 +286,9 @@ pub struct Room {
     pub topic: String,
     /// Flag modes it starts with, as in `default_modes`; unset: those.
     pub modes: Option<String>,
+    /// Who may read its history; unset: `[history] visibility`.
+    #[serde(default)]
+    pub history: Option<HistoryVisibility>,
 }
 
 /// `[channels]`: how new rooms start.
@@ -423,11 +433,12 @@ impl Default for History {
             sync: HistorySync::Normal,
             playback_lines: 25,
             playback_max_age_text: "1d".into(),
-            visibility: HistoryVisibility::SinceJoin,
+            visibility: HistoryVisibility::Shared,
             private_messages: false,
             chathistory_max: 100,
             max_lines_per_room: 100_000,
             max_age_days: 0,
+            max_lines_total: 10_000_000,
         }
     }
 }

@@ -295,7 +295,7 @@ const MAX_PLAYBACK_LINES: usize = 1000;
 const MAX_AGE_DAYS: u64 = 36_500;
 
 /// Modes a room may start with: the simple flags that take no argument.
-const DEFAULT_MODE_LETTERS: &str = "ntimsp";
+const DEFAULT_MODE_LETTERS: &str = "ntimspC";
 
 /// The most lines one CHATHISTORY request may return.
 const MAX_CHATHISTORY: usize = 1000;

@@ -2,6 +2,7 @@
 
 use std::time::SystemTime;
 
+use super::extban::{self, Extban, Restriction};
 use super::{ClientId, IdMap, IdSet};
 use crate::proto::mask::Mask;
 
@@ -29,6 +30,8 @@ impl Membership {
 pub struct ChannelModes {
     pub invite_only: bool,
     pub moderated: bool,
+    /// `+C`: no CTCP but ACTION from anyone but channel operators.
+    pub no_ctcp: bool,
     pub no_external: bool,
     pub private: bool,
     pub secret: bool,
@@ -49,9 +52,23 @@ pub struct Topic {
 /// One entry of a ban, exception or invite-exception list.
 #[derive(Clone, Debug)]
 pub struct ListEntry {
+    /// The `nick!user@host` mask it matches (after an extban's `~m:`).
     pub mask: Mask,
+    /// The extban type, for an entry that restricts rather than bans.
+    pub extban: Option<&'static Extban>,
     pub set_by: String,
     pub set_at: SystemTime,
+}
+
+impl ListEntry {
+    /// The entry as it was set and as lists show it.
+    pub fn text(&self) -> String {
+        extban::text(self.extban, self.mask.as_str())
+    }
+
+    fn restricts(&self, restriction: Option<Restriction>) -> bool {
+        self.extban.map(|extban| extban.restriction) == restriction
+    }
 }
 
 /// A room.
@@ -68,10 +85,15 @@ pub struct Channel {
     pub invite_exceptions: Vec<ListEntry>,
     /// Clients invited while +i; an invite is used up by the join.
     pub invited: IdSet,
-    /// When each member joined, for `[history] visibility = "since_join"`.
+    /// When each member joined, for join-time-only history.
     pub joined: IdMap<SystemTime>,
     /// A `[[room]]` from the configuration: kept when its last member leaves.
     pub persistent: bool,
+    /// A `[[room]]`'s own `history` setting; unset: `[history] visibility`.
+    pub history: Option<crate::config::HistoryVisibility>,
+    /// The oldest time (ms) of this incarnation's history: its creation,
+    /// or for a `[[room]]`, for ever (`i64::MIN`).
+    pub history_floor: i64,
 }
 
 impl Channel {
@@ -88,6 +110,8 @@ impl Channel {
             invited: IdSet::default(),
             joined: IdMap::default(),
             persistent: false,
+            history: None,
+            history_floor: crate::history::millis(now),
         }
     }
 
@@ -104,6 +128,7 @@ impl Channel {
     }
 
     /// Is `source` (`nick!user@host`) banned, exceptions considered?
+    /// Extbans do not ban: they restrict (see [`Channel::is_restricted`]).
     pub fn is_banned(&self, source: &str) -> bool {
         self.is_banned_as(&[source])
     }
@@ -111,11 +136,28 @@ impl Channel {
     /// Is a client known by any of `sources` (its cloaked and its real
     /// `nick!user@host`) banned? An exception matching any of them wins.
     pub fn is_banned_as(&self, sources: &[&str]) -> bool {
-        let matches = |list: &[ListEntry]| {
-            list.iter()
-                .any(|entry| sources.iter().any(|source| entry.mask.matches(source)))
-        };
-        matches(&self.bans) && !matches(&self.ban_exceptions)
+        self.listed(None, sources)
+    }
+
+    /// Does an extban of this kind hold `source`? A plain exception lifts
+    /// it, as does an exception of the same kind (`+e ~m:mask`).
+    pub fn is_restricted(&self, restriction: Restriction, source: &str) -> bool {
+        self.is_restricted_as(restriction, &[source])
+    }
+
+    /// [`Channel::is_restricted`] for a client known by any of `sources`.
+    pub fn is_restricted_as(&self, restriction: Restriction, sources: &[&str]) -> bool {
+        self.listed(Some(restriction), sources)
+    }
+
+    fn listed(&self, restriction: Option<Restriction>, sources: &[&str]) -> bool {
+        let matches = |entry: &ListEntry| sources.iter().any(|source| entry.mask.matches(source));
+        self.bans
+            .iter()
+            .any(|entry| entry.restricts(restriction) && matches(entry))
+            && !self.ban_exceptions.iter().any(|entry| {
+                (entry.extban.is_none() || entry.restricts(restriction)) && matches(entry)
+            })
     }
 
     /// Does `source` match an invite exception (+I)?

@@ -1,6 +1,6 @@
 //! One connected client as the core sees it.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -11,6 +11,9 @@ use super::hold::Waiting;
 use crate::config::Privilege;
 use crate::net::Outbox;
 use crate::proto::Folded;
+
+/// The most rooms a client's [`Client::playback_seen`] remembers.
+pub const PLAYBACK_SEEN_ROOMS: usize = 256;
 
 /// A client, registered or not.
 #[derive(Debug)]
@@ -55,6 +58,15 @@ pub struct Client {
     /// MONITOR targets, folded, with the spelling the client gave.
     pub monitoring: BTreeMap<Folded, String>,
     pub connected_at: SystemTime,
+    /// When (ms) the client took its current nick: nothing of a private
+    /// conversation stored before is readable (whoever held the nick
+    /// before held that conversation, not this client).
+    pub nick_floor: i64,
+    /// For each room it left, the last playback line it had been shown or
+    /// could have seen live ([`crate::history::ring::PlaybackRings::last`]),
+    /// so a rejoin plays back nothing twice; bounded by
+    /// [`PLAYBACK_SEEN_ROOMS`].
+    pub playback_seen: HashMap<Folded, u64>,
     /// The last PRIVMSG/NOTICE/JOIN-like activity, for WHOIS idle.
     pub last_active: SystemTime,
 }
@@ -115,6 +127,8 @@ impl Client {
             invited_to: HashSet::new(),
             monitoring: BTreeMap::new(),
             connected_at: now,
+            nick_floor: crate::history::millis(now),
+            playback_seen: HashMap::new(),
             last_active: now,
         }
     }

@@ -97,6 +97,16 @@ impl State {
         }
     }
 
+    /// Sends an event to `id` past a labeled-response capture: what a
+    /// client sends itself is delivered as a side effect of its command,
+    /// not as a reply, so only the echo carries the label.
+    pub fn send_unlabeled(&mut self, id: ClientId, event: &mut Broadcast) {
+        if let Some(client) = self.clients.get(&id) {
+            let line = event.line_for(client.caps);
+            deliver(&mut None, &mut self.overflowed, client, line, event.seq());
+        }
+    }
+
     /// Everyone who shares a room with `id`, each once, without `id`.
     pub fn peers(&self, id: ClientId) -> IdSet {
         let mut peers = IdSet::default();

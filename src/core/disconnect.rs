@@ -34,7 +34,7 @@ impl State {
         for name in &client.channels {
             if let Some(channel) = self.channels.get_mut(name) {
                 if channel.remove_member(id) {
-                    self.channels.remove(name);
+                    self.destroy_room(name);
                 }
             }
         }

@@ -3,9 +3,9 @@
 
 use super::caps::Caps;
 use super::commands::{
-    away, cap, chathistory, connection, info, invite, ison, join, kick, kill, kline, list, message,
-    monitor, names, oper, part, refusals, registration, rehash, setname, stats, topic, user_mode,
-    userhost, wallops, who, whois, whowas,
+    away, cap, chathistory, connection, help, info, invite, ison, join, kick, kill, kline, list,
+    message, monitor, names, oper, part, refusals, registration, rehash, setname, stats, topic,
+    user_mode, userhost, wallops, who, whois, whowas,
 };
 use super::{ClientId, State, labeled};
 use crate::proto::Message;
@@ -76,6 +76,8 @@ static COMMANDS: &[Command] = &[
     // Missing parameters get the spec's FAIL, not 461.
     command("CHATHISTORY", chathistory::chathistory, 0),
     oper_only("DLINE", kline::dline, 1),
+    command("HELP", help::help, 0),
+    command("HELPOP", help::help, 0),
     command("INFO", info::info, 0),
     command("INVITE", invite::invite, 2),
     command("ISON", ison::ison, 1),
@@ -83,6 +85,7 @@ static COMMANDS: &[Command] = &[
     command("KICK", kick::kick, 2),
     oper_only("KILL", kill::kill, 1),
     oper_only("KLINE", kline::kline, 1),
+    command("LINKS", info::links, 0),
     command("LIST", list::list, 0),
     command("LUSERS", info::lusers, 0),
     command("MODE", user_mode::mode, 1),
@@ -259,6 +262,24 @@ mod tests {
             h.take("bob"),
             [":alice!~alice@127.0.0.1 PRIVMSG #room :caf\u{FFFD}"]
         );
+    }
+
+    /// A command cannot exist without help, nor help without a command.
+    #[test]
+    fn every_command_has_help_and_every_help_a_command() {
+        for command in COMMANDS {
+            assert!(
+                super::help::text(command.name).is_some(),
+                "{} has no help text in commands/help.rs",
+                command.name
+            );
+        }
+        for subject in super::help::subjects() {
+            assert!(
+                find(subject).is_some(),
+                "help for unknown command {subject}"
+            );
+        }
     }
 
     #[test]

@@ -1,13 +1,21 @@
 //! RPL_ISUPPORT (005), generated from the same configuration that enforces
 //! the limits, so what is advertised is what is enforced.
 
+use super::extban;
 use crate::config::Config;
 
 /// The channel modes, by CHANMODES class: lists, always-argument,
 /// argument-when-set, flags.
-pub const CHANMODES: &str = "beI,k,l,imnpst";
+pub const CHANMODES: &str = "beI,k,l,Cimnpst";
 pub const PREFIX: &str = "(ov)@+";
 pub const CHANTYPES: &str = "#&";
+
+/// The longest channel key (KEYLEN): the common value, and short enough to type.
+pub const KEYLEN: usize = 23;
+
+/// The ELIST conditions LIST understands: creation time, masks, negated
+/// masks, topic time, user counts.
+pub const ELIST: &str = "CMNTU";
 
 /// The user mode that marks a bot (bot-mode), also its WHO flag.
 pub const BOT_MODE: char = 'B';
@@ -35,9 +43,11 @@ pub fn isupport_tokens(config: &Config) -> Vec<String> {
         ));
     }
     tokens.extend([
-        "ELIST=MNU".to_owned(),
+        format!("ELIST={ELIST}"),
         "EXCEPTS=e".to_owned(),
+        format!("EXTBAN={}", extban::isupport_value()),
         "INVEX=I".to_owned(),
+        format!("KEYLEN={KEYLEN}"),
         format!("KICKLEN={}", limits.kick_length),
         // `beI:N` would mean N for the three lists together; the limit is per list.
         format!("MAXLIST=b:{0},e:{0},I:{0}", limits.max_list_entries),
@@ -56,7 +66,7 @@ pub fn isupport_tokens(config: &Config) -> Vec<String> {
         "SAFELIST".to_owned(),
         "STATUSMSG=@+".to_owned(),
         format!(
-            "TARGMAX=JOIN:{targets},KICK:1,NAMES:{targets},NOTICE:{targets},PART:{targets},PRIVMSG:{targets},WHOIS:1"
+            "TARGMAX=JOIN:{targets},KICK:1,LIST:{targets},NAMES:{targets},NOTICE:{targets},PART:{targets},PRIVMSG:{targets},WHOIS:1"
         ),
         format!("TOPICLEN={}", limits.topic_length),
         format!("USERLEN={}", limits.user_length),

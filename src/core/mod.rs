@@ -20,6 +20,8 @@ pub mod commands;
 mod delivery;
 mod disconnect;
 mod dispatch;
+pub mod extban;
+pub mod history_access;
 mod hold;
 pub mod isupport;
 mod labeled;

@@ -2,66 +2,110 @@
 //! CHATHISTORY answer.
 //!
 //! A line keeps its original sender, command and target. A client with
-//! server-time gets the original time as `@time=`, and with message-tags
-//! the original msgid. Unless it negotiated both, the time (UTC) also goes
-//! at the start of the text, as `[15:04:05]` for today and
-//! `[2026-11-20 15:04:05]` for an older line: irssi 1.4 negotiates
-//! server-time without message-tags, yet by default (`show_server_time
-//! OFF`) stamps each line with the time it arrived, so a replay would look
-//! as if it had just been said. Clients that take message-tags (WeeChat)
-//! show `@time=` as the line's time, and get the text untouched.
+//! server-time gets the original time as `@time=` and the text untouched:
+//! it shows the tag as the line's time (HexChat, WeeChat; irssi with
+//! `/set show_server_time on`), so a time in the text too would show it
+//! twice, in two zones. A client without server-time gets the time at the
+//! start of the text with its zone, as `[15:04:05 UTC]` for today and
+//! `[2026-11-20 15:04:05 UTC]` for an older line. With message-tags a line
+//! also carries its original msgid.
+//!
+//! Which lines a joiner is played follows [`super::history_access`], less
+//! what this connection was shown before: lines it saw while a member, or
+//! was played at an earlier join, are not played again on a rejoin.
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
 use super::caps::Caps;
-use super::{ClientId, State};
+use super::{ClientId, State, history_access};
 use crate::history::{self, Record};
 use crate::proto::tags::{server_time, with_tags, write_tag};
 use crate::proto::{Folded, Line};
 
-/// After NAMES, the room's last lines, unless the client fetches history
-/// itself: a client with `draft/chathistory` gets no playback, as Ergo
-/// does, and sends CHATHISTORY when it wants it. Playback is not bounded
-/// by `visibility`: it exists to show what was said before the join.
+/// After NAMES, the room's last lines that the joiner may read and has not
+/// been shown yet, unless the client fetches history itself: a client with
+/// `draft/chathistory` gets no playback, as Ergo does, and sends
+/// CHATHISTORY (which gives it at least as much) when it wants it. The
+/// lines come in a `chathistory` batch, or for a client without `batch`
+/// between two NOTICEs from the server that say where playback starts and
+/// ends.
 pub fn on_join(state: &mut State, id: ClientId, room: &Folded) {
-    if state.history.is_none() || state.config.history.playback_lines == 0 {
-        return;
-    }
-    let Some(caps) = state.clients.get(&id).map(|client| client.caps) else {
+    let Some(history) = &state.history else {
         return;
     };
-    if caps.contains(Caps::CHATHISTORY) {
+    // Lines whose records were lost never reach a ring's reader.
+    let lost = history.take_lost();
+    state.playback.remove_lost(&lost);
+    let Some(client) = state.clients.get_mut(&id) else {
+        return;
+    };
+    let seen = client.playback_seen.remove(room).unwrap_or(0);
+    let caps = client.caps;
+    if state.config.history.playback_lines == 0 || caps.contains(Caps::CHATHISTORY) {
         return;
     }
+    let Some(floor) = history_access::room_floor(state, id, room) else {
+        return;
+    };
     let Some(name) = state.channels.get(room).map(|channel| channel.name.clone()) else {
         return;
     };
     let now = state.clock.now();
-    let since = state
+    let max_age = state
         .config
         .history
         .playback_max_age()
-        .map(|age| history::millis(now) - i64::try_from(age.as_millis()).unwrap_or(i64::MAX));
-    let records = state.playback.recent(room.as_str(), since);
+        .map_or(i64::MIN, |age| {
+            history::millis(now).saturating_sub(i64::try_from(age.as_millis()).unwrap_or(i64::MAX))
+        });
+    let records = state
+        .playback
+        .recent(room.as_str(), floor.max(max_age), seen);
     if records.is_empty() {
         return;
     }
     let today = utc(history::millis(now)).date_naive();
     let batch = caps.contains(Caps::BATCH).then(|| state.next_batch_id());
     let seq = records.iter().map(|(seq, _)| *seq).max().unwrap_or(0);
-    if let Some(batch) = &batch {
-        let start = batch_start(state.server_name(), batch, "chathistory", &name);
-        state.send_after(id, start, seq);
-    }
+    let server = state.server_name().to_owned();
+    let start = match &batch {
+        Some(batch) => batch_start(&server, batch, "chathistory", &name),
+        None => marker(&server, &name, &start_text(records.len(), caps)),
+    };
+    state.send_after(id, start, seq);
     for (seq, record) in &records {
         let line = history_line(record, caps, batch.as_deref(), today);
         state.send_after(id, line, *seq);
     }
-    if let Some(batch) = &batch {
-        let end = batch_end(state.server_name(), batch);
-        state.send_after(id, end, seq);
+    let end = match &batch {
+        Some(batch) => batch_end(&server, batch),
+        None => marker(&server, &name, "End of playback"),
+    };
+    state.send_after(id, end, seq);
+}
+
+/// What the NOTICE before a playback without `batch` says.
+fn start_text(lines: usize, caps: Caps) -> String {
+    let what = if lines == 1 {
+        "the last line".to_owned()
+    } else {
+        format!("the last {lines} lines")
+    };
+    if caps.contains(Caps::SERVER_TIME) {
+        format!("Playback of {what} said here")
+    } else {
+        format!("Playback of {what} said here, with the time each was said")
     }
+}
+
+/// `:server NOTICE #room :text`: shown in the room's window by every
+/// client, from the server, so it cannot be taken for a member's line.
+fn marker(server: &str, room: &str, text: &str) -> Bytes {
+    Line::new(Some(server), "NOTICE")
+        .arg(room)
+        .trailing(text)
+        .finish()
 }
 
 /// One stored line in the form `caps` asks for, inside `batch` if given.
@@ -72,7 +116,7 @@ pub fn history_line(
     today: chrono::NaiveDate,
 ) -> Bytes {
     let time = server_time(std::time::UNIX_EPOCH + millis_duration(record.time_ms));
-    let text = if caps.contains(Caps::SERVER_TIME.union(Caps::MESSAGE_TAGS)) {
+    let text = if caps.contains(Caps::SERVER_TIME) {
         record.text.clone()
     } else {
         with_time_prefix(&record.text, record.time_ms, today)
@@ -104,14 +148,14 @@ pub fn history_line(
     with_tags(&tags, &body)
 }
 
-/// `[15:04:05] text` for a line from `today` (UTC), else with the date; a
-/// CTCP ACTION keeps its framing with the time inside it.
+/// `[15:04:05 UTC] text` for a line from `today` (UTC), else with the
+/// date; a CTCP ACTION keeps its framing with the time inside it.
 pub fn with_time_prefix(text: &str, time_ms: i64, today: chrono::NaiveDate) -> String {
     let time = utc(time_ms);
     let stamp = if time.date_naive() == today {
-        time.format("[%H:%M:%S]").to_string()
+        time.format("[%H:%M:%S UTC]").to_string()
     } else {
-        time.format("[%Y-%m-%d %H:%M:%S]").to_string()
+        time.format("[%Y-%m-%d %H:%M:%S UTC]").to_string()
     };
     match text.strip_prefix("\u{1}ACTION ") {
         Some(action) => format!("\u{1}ACTION {stamp} {action}"),
@@ -166,24 +210,26 @@ mod tests {
     fn a_plain_client_gets_the_time_in_the_text() {
         assert_eq!(
             line(Caps::NONE, None),
-            ":alice!~alice@127.0.0.1 PRIVMSG #Room :[22:13:20] text of m1"
+            ":alice!~alice@127.0.0.1 PRIVMSG #Room :[22:13:20 UTC] text of m1"
         );
         let yesterday = today().succ_opt().unwrap();
         assert_eq!(
             with_time_prefix("hi", TIME, yesterday),
-            "[2023-11-14 22:13:20] hi"
+            "[2023-11-14 22:13:20 UTC] hi"
         );
         assert_eq!(
             with_time_prefix("\u{1}ACTION waves\u{1}", TIME, today()),
-            "\u{1}ACTION [22:13:20] waves\u{1}"
+            "\u{1}ACTION [22:13:20 UTC] waves\u{1}"
         );
     }
 
     #[test]
     fn server_time_and_message_tags_carry_the_original_time_and_msgid() {
+        // server-time without message-tags (HexChat, irssi): the time in
+        // the tag only, not twice.
         assert_eq!(
             line(Caps::SERVER_TIME, Some("b1")),
-            "@batch=b1;time=2023-11-14T22:13:20.123Z :alice!~alice@127.0.0.1 PRIVMSG #Room :[22:13:20] text of m1"
+            "@batch=b1;time=2023-11-14T22:13:20.123Z :alice!~alice@127.0.0.1 PRIVMSG #Room :text of m1"
         );
         assert_eq!(
             line(Caps::SERVER_TIME.union(Caps::MESSAGE_TAGS), None),

@@ -11,6 +11,7 @@ use std::time::SystemTime;
 use tokio::sync::mpsc;
 
 use super::broadcast::Broadcast;
+use super::client::PLAYBACK_SEEN_ROOMS;
 use super::cloak::{self, Cloak};
 use super::commands::{chathistory, oper, rehash};
 use super::hold::Input;
@@ -74,6 +75,11 @@ pub struct State {
     pub(super) deferred: bool,
     /// What others see instead of clients' addresses, when cloaking is on.
     pub cloak: Option<Cloak>,
+    /// When (ms) a room was last destroyed, and a nick last given up: a
+    /// room or nick starting in that same millisecond starts its history
+    /// one later ([`super::history_access::starting_floor`]).
+    pub(super) room_ended_ms: i64,
+    pub(super) nick_ended_ms: i64,
     /// Makes message ids unique across restarts: the start time.
     msgid_prefix: String,
     msgid_counter: u64,
@@ -120,6 +126,8 @@ impl State {
             capture: None,
             label: None,
             deferred: false,
+            room_ended_ms: i64::MIN,
+            nick_ended_ms: i64::MIN,
         }
         .with_persistent_rooms()
     }
@@ -136,6 +144,8 @@ impl State {
                 .unwrap_or(&self.config.channels.default_modes);
             channel.modes = super::commands::join::flag_modes(modes);
             channel.persistent = true;
+            channel.history = room.history;
+            channel.history_floor = i64::MIN;
             if !room.topic.is_empty() {
                 channel.topic = Some(super::Topic {
                     text: room.topic.clone(),
@@ -263,14 +273,29 @@ impl State {
     }
 
     /// Takes `id` out of a room on both sides; a room left empty disappears
-    /// unless it is a persistent `[[room]]`.
+    /// unless it is a persistent `[[room]]`. The client has seen the room's
+    /// lines up to now, so a rejoin plays back none of them again.
     pub fn remove_member(&mut self, id: ClientId, channel: &Folded) {
+        let seen = self.playback.last();
         if let Some(client) = self.clients.get_mut(&id) {
             client.channels.remove(channel);
+            let remembered = &mut client.playback_seen;
+            if remembered.len() >= PLAYBACK_SEEN_ROOMS && !remembered.contains_key(channel) {
+                // The room left longest ago goes; at worst a rejoin there
+                // shows a few lines again.
+                let oldest = remembered
+                    .iter()
+                    .min_by_key(|(_, n)| **n)
+                    .map(|(r, _)| r.clone());
+                if let Some(oldest) = oldest {
+                    remembered.remove(&oldest);
+                }
+            }
+            remembered.insert(channel.clone(), seen);
         }
         if let Some(room) = self.channels.get_mut(channel) {
             if room.remove_member(id) {
-                self.channels.remove(channel);
+                self.destroy_room(channel);
             }
         }
     }
@@ -278,6 +303,14 @@ impl State {
     /// What the per-address limits count `ip` by.
     pub fn address_key(&self, ip: std::net::IpAddr) -> AddressKey {
         AddressKey::new(ip, self.config.limits.ipv6_prefix_bits)
+    }
+
+    /// Removes an emptied room, and its playback ring with it: a room
+    /// created later under the name is another incarnation.
+    pub fn destroy_room(&mut self, channel: &Folded) {
+        self.channels.remove(channel);
+        self.playback.forget(channel.as_str());
+        self.room_ended_ms = history::millis(self.clock.now());
     }
 
     /// Registered clients, for LUSERS.

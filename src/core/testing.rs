@@ -226,6 +226,7 @@ impl Harness {
     pub fn list_entry(&self, mask: &str) -> ListEntry {
         ListEntry {
             mask: Mask::new(mask, self.state.config.server.casemapping),
+            extban: None,
             set_by: "alice".to_owned(),
             set_at: SystemTime::UNIX_EPOCH,
         }

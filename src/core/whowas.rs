@@ -81,6 +81,9 @@ impl State {
         };
         let folded = self.fold(&client.nick);
         self.whowas.record(folded, entry);
+        // Whoever takes a nick in this millisecond reads none of its
+        // conversations.
+        self.nick_ended_ms = crate::history::millis(self.clock.now());
     }
 }
 

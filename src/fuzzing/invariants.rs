@@ -3,6 +3,7 @@
 use crate::core::State;
 use crate::proto::message::parse;
 use crate::proto::serialize::MAX_LINE;
+use crate::proto::validate::is_valid_tag_key;
 
 /// Checks the cross-references that handlers must keep in step:
 ///
@@ -101,7 +102,8 @@ pub fn invariants(state: &State) -> Result<(), String> {
 
 /// Checks one line the server queued for a client: CR LF at the end and
 /// nowhere else, no NUL, at most [`MAX_LINE`] bytes after the tags, valid
-/// UTF-8, and parsable by our own parser.
+/// UTF-8, tags with grammatical keys and no control character, and
+/// parsable by our own parser.
 pub fn check_sent_line(line: &[u8]) -> Result<(), String> {
     let shown = String::from_utf8_lossy(line);
     let Some(content) = line.strip_suffix(b"\r\n") else {
@@ -124,6 +126,18 @@ pub fn check_sent_line(line: &[u8]) -> Result<(), String> {
         ));
     }
     let text = std::str::from_utf8(content).map_err(|_| format!("not UTF-8: {shown:?}"))?;
+    if let Some(tagged) = text.strip_prefix('@') {
+        let section = tagged.split(' ').next().unwrap_or_default();
+        if section.contains(char::is_control) {
+            return Err(format!("control character in the tags: {shown:?}"));
+        }
+        for item in section.split(';') {
+            let key = item.split('=').next().unwrap_or_default();
+            if !is_valid_tag_key(key) {
+                return Err(format!("tag key {key:?} off the grammar: {shown:?}"));
+            }
+        }
+    }
     parse(text).map_err(|error| format!("{error}: {shown:?}"))?;
     Ok(())
 }

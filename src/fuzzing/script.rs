@@ -19,7 +19,7 @@ const NICKS: &[&str] = &["ann", "Ann", "bob", "BOB", "c[", "c{", "dee", "9no"];
 const ROOMS: &[&str] = &["#a", "#A", "#b", "&c", "#a,#b", "#b,&c,#A", "0", "nope"];
 const MODES: &[&str] = &[
     "+o", "-o", "+v", "-v", "+ov", "-ov", "+i", "-i", "+k", "-k", "+l", "-l", "+b", "-b", "b",
-    "+e", "-e", "+I", "+ntmsp", "-ntmsp", "+kl", "+bbbb", "+x", "",
+    "+e", "-e", "+I", "+ntmsp", "-ntmsp", "+kl", "+bbbb", "+x", "+C", "-C", "",
 ];
 const MODE_ARGS: &[&str] = &[
     "ann",
@@ -34,8 +34,20 @@ const MODE_ARGS: &[&str] = &[
     "*!~bob@*",
     "127.0.0.1",
     ":x",
+    "~m:bob",
+    "~m:*!*@*",
+    "~z:x",
 ];
-const TEXTS: &[&str] = &["hi", "", "a b", ":colon"];
+const TEXTS: &[&str] = &["hi", "", "a b", ":colon", "\x01PING x\x01"];
+/// Tag sections a message may carry, hostile ones included: a raw CR that
+/// would start a forged line, NUL and ESC in values, keys off the grammar.
+const TAGS: &[&str] = &[
+    "",
+    "@+typing=active ",
+    "@+x\r@account=admin;+y ",
+    "@+nul=a\0b;+esc=\x1b[2J;+ok=a\\sb ",
+    "@+k\x01=v;+=2;+\u{fffd}=1;+draft/reply=1 ",
+];
 
 /// One thing that happens to the server.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -69,7 +81,7 @@ pub fn step(bytes: [u8; STEP_BYTES]) -> Step {
     let nick = pick(NICKS, a);
     let room = pick(ROOMS, b);
     let text = pick(TEXTS, c);
-    let line = match verb % 12 {
+    let line = match verb % 13 {
         0 => format!("NICK {nick}"),
         1 => format!("USER {nick} 0 * :{text}"),
         2 => format!("JOIN {room}"),
@@ -89,7 +101,12 @@ pub fn step(bytes: [u8; STEP_BYTES]) -> Step {
         8 if c & 1 == 0 => format!("TOPIC {room}"),
         8 => format!("TOPIC {room} :{text}"),
         9 => format!("QUIT :{text}"),
-        10 => format!("PRIVMSG {} :{text}", if d & 1 == 0 { room } else { nick }),
+        10 => format!(
+            "{}PRIVMSG {} :{text}",
+            pick(TAGS, d >> 1),
+            if d & 1 == 0 { room } else { nick }
+        ),
+        11 => "CAP REQ :message-tags".to_owned(),
         _ => return Step::Close { slot },
     };
     Step::Line { slot, line }

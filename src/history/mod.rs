@@ -37,7 +37,7 @@ use tokio::sync::watch;
 use tracing::{error, warn};
 
 pub use store::{Store, StoreError};
-pub use writer::CommitPause;
+pub use writer::{CommitPause, DiskFull};
 
 use crate::config;
 use crate::proto::Folded;
@@ -116,21 +116,24 @@ pub struct Query {
     pub target: String,
     pub kind: QueryKind,
     pub limit: usize,
-    /// Nothing older is returned: the requester's join time under
-    /// `visibility = "since_join"`.
+    /// Nothing older is returned: the requester's floor
+    /// (`crate::core::history_access`).
     pub not_before_ms: Option<i64>,
 }
 
 /// CHATHISTORY TARGETS: which of the given rooms, and which private
-/// conversations of `nick`, saw activity in `[from_ms, to_ms)`.
+/// conversations of `nick`, saw activity in `[from_ms, to_ms)` that the
+/// requester may read.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TargetsQuery {
     pub from_ms: i64,
     pub to_ms: i64,
-    /// Casefolded rooms the requester may read.
-    pub rooms: Vec<String>,
-    /// The requester's casefolded nick, when private messages are kept.
-    pub nick: Option<String>,
+    /// Casefolded rooms the requester may read, each with the oldest time
+    /// it may read there.
+    pub rooms: Vec<(String, i64)>,
+    /// The requester's casefolded nick, when private messages are kept,
+    /// with the oldest time it may read its conversations from.
+    pub nick: Option<(String, i64)>,
     pub limit: usize,
 }
 
@@ -144,8 +147,10 @@ pub struct TargetActivity {
     pub latest_ms: i64,
 }
 
-/// The last lines of each room at startup, keyed by casefolded name, oldest
-/// first: playback on join can be served from memory.
+/// The last lines of each standing room at startup, keyed by casefolded
+/// name, oldest first: playback on join can be served from memory. Other
+/// rooms need nothing from disk: a room created after a start is a new
+/// incarnation, which may not read what an earlier one said.
 pub type Preload = HashMap<String, Vec<Record>>;
 
 /// Counters an operator may want to see.
@@ -159,6 +164,8 @@ pub struct HistoryStats {
     pub committed: AtomicU64,
     /// Queries refused because the reader's queue was full.
     pub queries_refused: AtomicU64,
+    /// Commits attempted again after a failure.
+    pub retries: AtomicU64,
 }
 
 /// How many records may wait for the writer. Group commit drains tens of
@@ -188,6 +195,45 @@ struct Shared {
     committed: watch::Receiver<u64>,
     stats: Arc<HistoryStats>,
     msgids: MsgIds,
+    /// Sequence numbers whose records could not be committed, for the core
+    /// to take out of the playback rings.
+    lost: Arc<LostRecords>,
+}
+
+/// Ranges of sequence numbers (inclusive) whose commit failed and that the
+/// core has not taken yet. Bounded: past [`LostRecords::MAX_RANGES`] the
+/// ranges are merged into one, which may take a few stored lines out of
+/// playback too, never leave an unstored one in.
+#[derive(Debug, Default)]
+pub struct LostRecords {
+    ranges: Mutex<Vec<(u64, u64)>>,
+}
+
+impl LostRecords {
+    const MAX_RANGES: usize = 1024;
+
+    pub(crate) fn add(&self, low: u64, high: u64) {
+        let mut ranges = self.lock();
+        match ranges.last_mut() {
+            Some(last) if last.1 + 1 >= low => last.1 = last.1.max(high),
+            _ => ranges.push((low, high)),
+        }
+        if ranges.len() > Self::MAX_RANGES {
+            let low = ranges.iter().map(|r| r.0).min().unwrap_or(low);
+            let high = ranges.iter().map(|r| r.1).max().unwrap_or(high);
+            *ranges = vec![(low, high)];
+        }
+    }
+
+    fn take(&self) -> Vec<(u64, u64)> {
+        std::mem::take(&mut *self.lock())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(u64, u64)>> {
+        self.ranges
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 }
 
 impl HistoryHandle {
@@ -239,6 +285,13 @@ impl HistoryHandle {
         &self.shared.stats
     }
 
+    /// The sequence numbers whose records were lost since the last call,
+    /// as inclusive ranges: the core takes them out of the playback rings,
+    /// so playback never shows a line that is not stored.
+    pub fn take_lost(&self) -> Vec<(u64, u64)> {
+        self.shared.lost.take()
+    }
+
     /// Runs a query on the reader thread and hands the answer to `reply`
     /// there; the core's `reply` sends an event into its own inbox. If the
     /// reader is swamped (or stopped) the query is refused at once with
@@ -249,7 +302,7 @@ impl HistoryHandle {
         query: Query,
         reply: impl FnOnce(Result<Vec<Record>, StoreError>) + Send + 'static,
     ) -> Result<(), StoreError> {
-        self.read(move |store| reply(store.query(&query)))
+        self.read(move |store| reply(store.query(&query).map_err(|e| e.at(store.path()))))
     }
 
     /// Like [`HistoryHandle::query`], for CHATHISTORY TARGETS.
@@ -258,7 +311,7 @@ impl HistoryHandle {
         query: TargetsQuery,
         reply: impl FnOnce(Result<Vec<TargetActivity>, StoreError>) + Send + 'static,
     ) -> Result<(), StoreError> {
-        self.read(move |store| reply(store.targets(&query)))
+        self.read(move |store| reply(store.targets(&query).map_err(|e| e.at(store.path()))))
     }
 
     fn read<F: FnOnce(&Store) + Send + 'static>(&self, job: F) -> Result<(), StoreError> {
@@ -289,28 +342,44 @@ pub struct History {
 pub struct Hooks {
     /// Holds every commit while paused.
     pub commit_pause: Option<CommitPause>,
+    /// Makes every commit fail as on a full disk while set.
+    pub disk_full: Option<DiskFull>,
 }
 
-/// Opens the database (creating and migrating it as needed), loads each
-/// room's recent lines, and starts the writer and reader threads.
-pub fn start(config: &config::History, hooks: Hooks) -> Result<(History, Preload), StoreError> {
+/// Opens the database (creating and migrating it as needed), loads the
+/// recent lines of the standing rooms `rooms` (casefolded), and starts the
+/// writer and reader threads. Every error names the file.
+pub fn start(
+    config: &config::History,
+    rooms: &[String],
+    hooks: Hooks,
+) -> Result<(History, Preload), StoreError> {
     let store = Store::open(&config.path, config.sync)?;
     let since = config
         .playback_max_age()
         .map(|age| millis(SystemTime::now()) - i64::try_from(age.as_millis()).unwrap_or(i64::MAX));
-    let preload = store.recent_rooms(config.playback_lines, since)?;
-    store.disable_auto_checkpoint()?;
+    let preload = store
+        .recent_rooms(rooms, config.playback_lines, since)
+        .map_err(|error| error.at(&config.path))?;
+    store
+        .disable_auto_checkpoint()
+        .map_err(|error| error.at(&config.path))?;
     let reader_store = Store::open_existing(&config.path)?;
     let stats = Arc::new(HistoryStats::default());
     let (committed_tx, committed) = watch::channel(0);
     let (writes, jobs) = mpsc::sync_channel(WRITE_QUEUE);
+    let lost = Arc::new(LostRecords::default());
     let writer = writer::spawn(
-        store,
-        jobs,
-        committed_tx,
-        retention::Pruner::new(config.max_lines_per_room, config.max_age_days),
-        Arc::clone(&stats),
-        hooks.commit_pause,
+        writer::Writer::new(
+            store,
+            jobs,
+            committed_tx,
+            retention::Pruner::new(config.max_lines_per_room, config.max_age_days)
+                .with_total(config.max_lines_total),
+            Arc::clone(&stats),
+            Arc::clone(&lost),
+        ),
+        hooks,
     )
     .map_err(StoreError::Thread)?;
     let (reads, read_jobs) = mpsc::sync_channel::<ReadJob>(READ_QUEUE);
@@ -325,6 +394,7 @@ pub fn start(config: &config::History, hooks: Hooks) -> Result<(History, Preload
             committed,
             stats,
             msgids: MsgIds::new(),
+            lost,
         }),
     };
     Ok((
@@ -352,7 +422,7 @@ fn read_loop(store: &Store, jobs: &mpsc::Receiver<ReadJob>) {
         }
         if last_checkpoint.elapsed() >= CHECKPOINT_INTERVAL {
             if let Err(error) = store.checkpoint() {
-                warn!(%error, "history checkpoint failed; retrying later");
+                warn!(%error, file = %store.path().display(), "history checkpoint failed; retrying later");
             }
             last_checkpoint = Instant::now();
         }
@@ -433,7 +503,7 @@ mod tests {
     #[tokio::test]
     async fn records_get_sequence_numbers_and_the_watermark_follows_commits() {
         let db = TempDb::new();
-        let (history, preload) = start(&settings(&db), Hooks::default()).unwrap();
+        let (history, preload) = start(&settings(&db), &[], Hooks::default()).unwrap();
         assert!(preload.is_empty());
         let handle = history.handle();
         let seqs: Vec<u64> = (0..3)
@@ -454,8 +524,9 @@ mod tests {
         pause.pause();
         let hooks = Hooks {
             commit_pause: Some(pause.clone()),
+            ..Hooks::default()
         };
-        let (history, _) = start(&settings(&db), hooks).unwrap();
+        let (history, _) = start(&settings(&db), &[], hooks).unwrap();
         let handle = history.handle();
         let seq = handle.record(record("held", 1, "#room"));
         let mut committed = handle.committed();
@@ -473,7 +544,7 @@ mod tests {
     #[test]
     fn shutdown_commits_everything_queued() {
         let db = TempDb::new();
-        let (history, _) = start(&settings(&db), Hooks::default()).unwrap();
+        let (history, _) = start(&settings(&db), &[], Hooks::default()).unwrap();
         let handle = history.handle();
         for i in 0..5000 {
             handle.record(record(&format!("m{i}"), i, "#room"));
@@ -489,7 +560,7 @@ mod tests {
     #[tokio::test]
     async fn queries_answer_on_the_reader_thread() {
         let db = TempDb::new();
-        let (history, _) = start(&settings(&db), Hooks::default()).unwrap();
+        let (history, _) = start(&settings(&db), &[], Hooks::default()).unwrap();
         let handle = history.handle();
         for i in 0..5 {
             handle.record(record(&format!("m{i}"), i, "#room"));
@@ -514,22 +585,74 @@ mod tests {
     }
 
     #[test]
-    fn a_restart_preloads_each_rooms_recent_lines() {
+    fn a_restart_preloads_the_standing_rooms_recent_lines_only() {
         let db = TempDb::new();
         let now = millis(SystemTime::now());
-        let (history, _) = start(&settings(&db), Hooks::default()).unwrap();
+        let (history, _) = start(&settings(&db), &[], Hooks::default()).unwrap();
         let handle = history.handle();
         handle.record(record("stale", now - 2 * 86_400_000, "#room"));
         for i in 0..30 {
             handle.record(record(&format!("m{i}"), now + i, "#room"));
         }
+        handle.record(record("gone", now, "#other"));
         history.shutdown();
-        let (history, preload) = start(&settings(&db), Hooks::default()).unwrap();
+        let standing = ["#room".to_owned()];
+        let (history, preload) = start(&settings(&db), &standing, Hooks::default()).unwrap();
+        assert_eq!(preload.len(), 1, "#other is no standing room: {preload:?}");
         let lines = &preload["#room"];
         assert_eq!(lines.len(), 25, "playback_lines defaults to 25");
         assert_eq!(lines[0].msgid, "m5");
         assert_eq!(lines[24].msgid, "m29");
         history.shutdown();
+    }
+
+    #[tokio::test]
+    async fn a_full_disk_releases_lines_at_once_and_reports_them_lost() {
+        let db = TempDb::new();
+        let disk_full = DiskFull::default();
+        let hooks = Hooks {
+            disk_full: Some(disk_full.clone()),
+            ..Hooks::default()
+        };
+        let (history, _) = start(&settings(&db), &[], hooks).unwrap();
+        let handle = history.handle();
+        disk_full.set(true);
+        let first = handle.record(record("lost1", 1, "#room"));
+        committed_reaches(&handle, first).await;
+        let second = handle.record(record("lost2", 2, "#room"));
+        committed_reaches(&handle, second).await;
+        let stats = handle.stats();
+        assert_eq!(stats.failed.load(Ordering::Relaxed), 2);
+        // Only the first failure is retried; after it each batch gets one
+        // attempt, so lines are not held for long while the disk is full.
+        assert_eq!(
+            stats.retries.load(Ordering::Relaxed),
+            writer::RETRY_DELAYS.len() as u64
+        );
+        assert_eq!(handle.take_lost(), [(first, second)]);
+        assert!(handle.take_lost().is_empty());
+        disk_full.set(false);
+        let third = handle.record(record("kept", 3, "#room"));
+        committed_reaches(&handle, third).await;
+        assert!(handle.take_lost().is_empty());
+        history.shutdown();
+        let store = Store::open_existing(db.path()).unwrap();
+        assert!(store.contains("kept").unwrap());
+        assert!(!store.contains("lost1").unwrap());
+    }
+
+    #[test]
+    fn a_startup_error_names_the_file() {
+        let db = TempDb::new();
+        std::fs::write(db.path(), vec![b'x'; 4096]).unwrap();
+        let Err(error) = start(&settings(&db), &[], Hooks::default()) else {
+            panic!("a file that is no database is refused");
+        };
+        let message = error.to_string();
+        assert!(
+            message.contains(&db.path().display().to_string()),
+            "{message}"
+        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! Retention: prunes each target to `max_lines_per_room` lines and drops
-//! lines older than `max_age_days`. It runs on the writer thread, in small
+//! Retention: prunes each target to `max_lines_per_room` lines, drops
+//! lines older than `max_age_days`, and keeps at most `max_lines_total`
+//! lines in all (the oldest stored go first). It runs on the writer thread, in small
 //! steps taken only while no record is waiting, so a commit is delayed by
 //! at most one step.
 
@@ -21,6 +22,10 @@ const IDLE: Duration = Duration::from_secs(3600);
 pub struct Pruner {
     max_lines: u64,
     max_age_days: u64,
+    /// Lines kept in all; 0: no limit.
+    max_total: u64,
+    /// Whether this sweep has brought the whole store under `max_total`.
+    total_done: bool,
     /// When the next sweep starts.
     next_sweep: Instant,
     /// The sweep in progress: the last target pruned, and whether that
@@ -34,13 +39,21 @@ impl Pruner {
         Pruner {
             max_lines,
             max_age_days,
+            max_total: 0,
+            total_done: false,
             next_sweep: Instant::now(),
             cursor: None,
         }
     }
 
+    /// Also keeps at most `max_total` lines in all; 0 is no limit.
+    pub fn with_total(mut self, max_total: u64) -> Pruner {
+        self.max_total = max_total;
+        self
+    }
+
     fn enabled(&self) -> bool {
-        self.max_lines > 0 || self.max_age_days > 0
+        self.max_lines > 0 || self.max_age_days > 0 || self.max_total > 0
     }
 
     /// `None` when a step is due now, else how long until one is.
@@ -57,6 +70,11 @@ impl Pruner {
     /// Deletes at most [`CHUNK`] rows from one target, moving to the next
     /// target when it is within its limits.
     pub fn step(&mut self, store: &mut Store, now: Instant) -> Result<(), StoreError> {
+        // Each sweep starts with the whole store's limit.
+        if self.max_total > 0 && !self.total_done {
+            self.total_done = prune_total(store, self.max_total, CHUNK)? < CHUNK;
+            return Ok(());
+        }
         let target = match self.cursor.take() {
             Some((target, true)) => Some(target),
             Some((target, false)) => store.next_target(&target)?,
@@ -65,6 +83,7 @@ impl Pruner {
         let Some(target) = target else {
             // Every target done: the sweep is over.
             self.next_sweep = now + SWEEP_INTERVAL;
+            self.total_done = false;
             return Ok(());
         };
         let cutoff = (self.max_age_days > 0).then(|| {
@@ -72,9 +91,35 @@ impl Pruner {
             millis(SystemTime::now()).saturating_sub(age_ms)
         });
         let deleted = prune_target(store, &target, self.max_lines, cutoff, CHUNK)?;
+        if deleted > 0 && deleted < CHUNK {
+            forget_emptied_conversation(store, &target)?;
+        }
         self.cursor = Some((target, deleted == CHUNK));
         Ok(())
     }
+}
+
+/// Once a private conversation has no rows left, its parties no longer
+/// list it (through the primary key: no scan).
+fn forget_emptied_conversation(store: &mut Store, target: &str) -> Result<(), StoreError> {
+    let Some((a, b)) = target.split_once(' ') else {
+        return Ok(());
+    };
+    let left: Option<i64> = store
+        .conn
+        .query_row(
+            "SELECT 1 FROM events WHERE target = ?1 LIMIT 1",
+            [target],
+            |row| row.get(0),
+        )
+        .optional()?;
+    if left.is_none() {
+        store.conn.execute(
+            "DELETE FROM conversation_parties WHERE party IN (?1, ?2) AND target = ?3",
+            params![a, b, target],
+        )?;
+    }
+    Ok(())
 }
 
 /// Deletes up to `chunk` of a target's oldest rows that are older than
@@ -118,6 +163,21 @@ pub fn prune_target(
         }
     }
     Ok(deleted)
+}
+
+/// Deletes up to `chunk` of the oldest stored rows beyond the newest
+/// `max_total` (by insertion order, through the primary key: no scan).
+/// Counted by row id, so after other pruning a few more may go than
+/// strictly needed, never fewer. Returns how many went.
+pub fn prune_total(store: &mut Store, max_total: u64, chunk: usize) -> Result<usize, StoreError> {
+    let chunk = i64::try_from(chunk).unwrap_or(i64::MAX);
+    let keep = i64::try_from(max_total).unwrap_or(i64::MAX);
+    Ok(store.conn.execute(
+        "DELETE FROM events WHERE id IN (
+            SELECT id FROM events WHERE id <= (SELECT max(id) FROM events) - ?1
+            ORDER BY id LIMIT ?2)",
+        params![keep, chunk],
+    )?)
 }
 
 impl Store {
@@ -225,6 +285,41 @@ mod tests {
             pruner.step(&mut store, start).unwrap();
         }
         assert_eq!(remaining(&store, "#room"), ["fresh"]);
+    }
+
+    #[test]
+    fn the_total_limit_keeps_the_newest_lines_of_the_whole_store() {
+        let lines: Vec<(String, i64, &str)> = (0..10)
+            .map(|i| (format!("m{i}"), i, if i % 2 == 0 { "#a" } else { "#b" }))
+            .collect();
+        let borrowed: Vec<(&str, i64, &str)> =
+            lines.iter().map(|(m, t, r)| (m.as_str(), *t, *r)).collect();
+        let (_db, mut store) = store_with(&borrowed);
+        let mut pruner = Pruner::new(0, 0).with_total(3);
+        assert_eq!(pruner.next_due(Instant::now()), None);
+        pruner.step(&mut store, Instant::now()).unwrap();
+        assert_eq!(remaining(&store, "#a"), ["m8"]);
+        assert_eq!(remaining(&store, "#b"), ["m7", "m9"]);
+    }
+
+    #[test]
+    fn an_emptied_conversation_leaves_its_parties_index() {
+        let (_db, mut store) = store_with(&[("old", 1, "alice bob"), ("new", 10, "#room")]);
+        let parties = |store: &Store| -> i64 {
+            store
+                .conn
+                .query_row("SELECT count(*) FROM conversation_parties", [], |row| {
+                    row.get(0)
+                })
+                .unwrap()
+        };
+        assert_eq!(parties(&store), 2);
+        let mut pruner = Pruner::new(0, 1);
+        for _ in 0..4 {
+            pruner.step(&mut store, Instant::now()).unwrap();
+        }
+        assert!(remaining(&store, "alice bob").is_empty());
+        assert_eq!(parties(&store), 0);
     }
 
     #[test]

@@ -1,12 +1,18 @@
 //! The last lines of each room, in memory, so playback on join is served by
 //! the core at once, right after NAMES, without asking the disk.
 //!
-//! Seeded at startup from the store ([`super::Preload`]) and appended to
-//! whenever the core queues a room message for the writer. A room keeps its
-//! ring when it empties, so a room that is re-created later still plays its
-//! history back. The number of rings is bounded: past [`MAX_ROOMS`] the
+//! Seeded at startup from the store with the standing rooms' lines
+//! ([`super::Preload`]) and appended to whenever the core queues a room
+//! message for the writer. A ring belongs to one incarnation of its room:
+//! the core drops it when the room disappears ([`PlaybackRings::forget`]),
+//! so a room re-created later under the same name plays back nothing of
+//! the earlier one. The number of rings is bounded: past [`MAX_ROOMS`] the
 //! least recently used ring is dropped, and that room plays back only what
 //! is said after (its older lines stay on disk, for CHATHISTORY).
+//!
+//! Each line pushed gets a number from one counter for all rings, so a
+//! client can be told "you have seen everything up to here" when it leaves
+//! a room ([`PlaybackRings::last`]), and a rejoin shows nothing twice.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -24,14 +30,24 @@ pub struct PlaybackRings {
     max_rooms: usize,
     /// A counter standing for time, to find the least recently used ring.
     clock: u64,
+    /// The number of the last line pushed.
+    last: u64,
 }
 
 #[derive(Debug)]
 struct Ring {
-    /// Each line with the sequence number of its record (0: committed
-    /// before startup), so playback too waits for the commit.
-    records: VecDeque<(u64, Record)>,
+    records: VecDeque<Entry>,
     used: u64,
+}
+
+#[derive(Debug)]
+struct Entry {
+    /// The sequence number of its record (0: committed before startup),
+    /// so playback too waits for the commit.
+    seq: u64,
+    /// Its place among every line pushed to any ring.
+    number: u64,
+    record: Record,
 }
 
 impl PlaybackRings {
@@ -46,6 +62,7 @@ impl PlaybackRings {
             lines,
             max_rooms: max_rooms.max(1),
             clock: 0,
+            last: 0,
         };
         // Oldest activity first, so the least recently active go first.
         let mut rooms: Vec<Vec<Record>> = preload.into_values().collect();
@@ -76,24 +93,53 @@ impl PlaybackRings {
         if ring.records.len() == lines {
             ring.records.pop_front();
         }
-        ring.records.push_back((seq, record));
+        self.last += 1;
+        ring.records.push_back(Entry {
+            seq,
+            number: self.last,
+            record,
+        });
     }
 
-    /// The room's last lines at `since_ms` or later, oldest first, each
+    /// The room's last lines at `since_ms` or later and numbered after
+    /// `seen` (a [`PlaybackRings::last`] taken earlier), oldest first, each
     /// with the record its delivery must wait for.
-    pub fn recent(&mut self, room: &str, since_ms: Option<i64>) -> Vec<(u64, Record)> {
+    pub fn recent(&mut self, room: &str, since_ms: i64, seen: u64) -> Vec<(u64, Record)> {
         self.clock += 1;
         let used = self.clock;
         let Some(ring) = self.rings.get_mut(room) else {
             return Vec::new();
         };
         ring.used = used;
-        let floor = since_ms.unwrap_or(i64::MIN);
         ring.records
             .iter()
-            .filter(|(_, record)| record.time_ms >= floor)
-            .cloned()
+            .filter(|entry| entry.record.time_ms >= since_ms && entry.number > seen)
+            .map(|entry| (entry.seq, entry.record.clone()))
             .collect()
+    }
+
+    /// The number of the last line pushed to any ring: whoever has been in
+    /// a room until now has seen its lines up to here.
+    pub fn last(&self) -> u64 {
+        self.last
+    }
+
+    /// Drops a room's ring: the room is gone, and a room created later
+    /// under its name is another incarnation.
+    pub fn forget(&mut self, room: &str) {
+        self.rings.remove(room);
+    }
+
+    /// Takes out the lines whose records could not be committed (inclusive
+    /// ranges of sequence numbers), so playback shows only what is stored.
+    pub fn remove_lost(&mut self, lost: &[(u64, u64)]) {
+        if lost.is_empty() {
+            return;
+        }
+        let is_lost = |seq: u64| lost.iter().any(|&(low, high)| (low..=high).contains(&seq));
+        for ring in self.rings.values_mut() {
+            ring.records.retain(|entry| !is_lost(entry.seq));
+        }
     }
 
     /// How many rooms have a ring.
@@ -141,9 +187,33 @@ mod tests {
         for (i, id) in ["a", "b", "c"].into_iter().enumerate() {
             rings.push(record(id, i as i64, "#room"), 1);
         }
-        assert_eq!(msgids(&rings.recent("#room", None)), ["b", "c"]);
-        assert_eq!(msgids(&rings.recent("#room", Some(2))), ["c"]);
-        assert!(rings.recent("#other", None).is_empty());
+        assert_eq!(msgids(&rings.recent("#room", i64::MIN, 0)), ["b", "c"]);
+        assert_eq!(msgids(&rings.recent("#room", 2, 0)), ["c"]);
+        assert!(rings.recent("#other", i64::MIN, 0).is_empty());
+    }
+
+    #[test]
+    fn lines_seen_before_are_left_out() {
+        let mut rings = PlaybackRings::new(5, Preload::new());
+        rings.push(record("a", 1, "#room"), 1);
+        let seen = rings.last();
+        rings.push(record("b", 1, "#room"), 2);
+        assert_eq!(msgids(&rings.recent("#room", i64::MIN, seen)), ["b"]);
+        assert!(rings.recent("#room", i64::MIN, rings.last()).is_empty());
+    }
+
+    #[test]
+    fn a_forgotten_ring_and_lost_records_play_nothing_back() {
+        let mut rings = PlaybackRings::new(5, Preload::new());
+        for (seq, id) in [(1, "a"), (2, "b"), (3, "c"), (4, "d")] {
+            rings.push(record(id, 1, "#room"), seq);
+        }
+        rings.push(record("x", 1, "#other"), 5);
+        rings.remove_lost(&[(2, 3)]);
+        assert_eq!(msgids(&rings.recent("#room", i64::MIN, 0)), ["a", "d"]);
+        rings.forget("#room");
+        assert!(rings.recent("#room", i64::MIN, 0).is_empty());
+        assert_eq!(msgids(&rings.recent("#other", i64::MIN, 0)), ["x"]);
     }
 
     #[test]
@@ -158,7 +228,7 @@ mod tests {
         for r in [topic, version, action] {
             rings.push(r, 1);
         }
-        assert_eq!(msgids(&rings.recent("#room", None)), ["a"]);
+        assert_eq!(msgids(&rings.recent("#room", i64::MIN, 0)), ["a"]);
     }
 
     #[test]
@@ -166,14 +236,14 @@ mod tests {
         let mut rings = PlaybackRings::with_max_rooms(5, 2, Preload::new());
         rings.push(record("a", 1, "#a"), 1);
         rings.push(record("b", 2, "#b"), 1);
-        rings.recent("#a", None);
+        rings.recent("#a", i64::MIN, 0);
         rings.push(record("c", 3, "#c"), 1);
         assert_eq!(rings.len(), 2);
         assert!(
-            rings.recent("#b", None).is_empty(),
+            rings.recent("#b", i64::MIN, 0).is_empty(),
             "#b was least recently used"
         );
-        assert_eq!(msgids(&rings.recent("#a", None)), ["a"]);
+        assert_eq!(msgids(&rings.recent("#a", i64::MIN, 0)), ["a"]);
     }
 
     #[test]
@@ -181,7 +251,7 @@ mod tests {
         let mut preload = Preload::new();
         preload.insert("#room".into(), vec![record("x", 1, "#room")]);
         let mut rings = PlaybackRings::new(25, preload);
-        assert_eq!(msgids(&rings.recent("#room", None)), ["x"]);
+        assert_eq!(msgids(&rings.recent("#room", i64::MIN, 0)), ["x"]);
         let mut off = PlaybackRings::new(0, Preload::new());
         off.push(record("y", 1, "#room"), 1);
         assert!(off.is_empty());

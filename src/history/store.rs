@@ -26,6 +26,12 @@ pub enum StoreError {
     TooNew { found: i64, known: i64 },
     #[error("history database: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// An error on a named file.
+    #[error("history database {path}: {source}")]
+    At {
+        path: PathBuf,
+        source: Box<StoreError>,
+    },
     /// The reader thread has too many queries waiting; try again later.
     #[error("the history reader is busy")]
     Busy,
@@ -34,6 +40,20 @@ pub enum StoreError {
     Stopped,
     #[error("cannot start a history thread: {0}")]
     Thread(std::io::Error),
+}
+
+impl StoreError {
+    /// The same error, naming the file it happened on (unless it does).
+    pub fn at(self, path: &Path) -> StoreError {
+        match self {
+            StoreError::Open { .. } | StoreError::Missing(_) | StoreError::At { .. } => self,
+            StoreError::Busy | StoreError::Stopped | StoreError::Thread(_) => self,
+            other => StoreError::At {
+                path: path.to_owned(),
+                source: Box::new(other),
+            },
+        }
+    }
 }
 
 /// Schema versions, in order; `PRAGMA user_version` counts how many ran.
@@ -55,6 +75,19 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX events_by_target_time ON events (target, time_ms);
     CREATE UNIQUE INDEX events_by_msgid ON events (msgid);",
+    // 2: who took part in each private conversation ("a b"), so TARGETS
+    // finds a nick's conversations by index instead of scanning every row.
+    "CREATE TABLE conversation_parties (
+        party TEXT NOT NULL,
+        target TEXT NOT NULL,
+        PRIMARY KEY (party, target)
+    ) WITHOUT ROWID;
+    INSERT OR IGNORE INTO conversation_parties (party, target)
+        SELECT DISTINCT substr(target, 1, instr(target, ' ') - 1), target
+        FROM events WHERE instr(target, ' ') > 0;
+    INSERT OR IGNORE INTO conversation_parties (party, target)
+        SELECT DISTINCT substr(target, instr(target, ' ') + 1), target
+        FROM events WHERE instr(target, ' ') > 0;",
 ];
 
 /// How long a statement waits for another connection's lock.
@@ -66,19 +99,25 @@ const COLUMNS: &str =
 /// One connection to the history database.
 pub struct Store {
     pub(crate) conn: Connection,
+    path: PathBuf,
 }
 
 impl Store {
     /// Opens or creates the database, brings its schema up to date, and
-    /// turns on WAL mode.
+    /// turns on WAL mode. An error names the file.
     pub fn open(path: &Path, sync: HistorySync) -> Result<Store, StoreError> {
         let conn = Connection::open(path).map_err(|source| StoreError::Open {
             path: path.to_owned(),
             source,
         })?;
-        let mut store = Store::configure(conn, sync)?;
-        store.migrate()?;
+        let mut store = Store::configure(conn, path, sync).map_err(|e| e.at(path))?;
+        store.migrate().map_err(|e| e.at(path))?;
         Ok(store)
+    }
+
+    /// The file this connection is to, for messages.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Opens a database that must exist already, for queries and export;
@@ -92,12 +131,13 @@ impl Store {
             path: path.to_owned(),
             source,
         })?;
-        let mut store = Store::configure(conn, HistorySync::Normal)?;
-        store.migrate()?;
+        let mut store =
+            Store::configure(conn, path, HistorySync::Normal).map_err(|e| e.at(path))?;
+        store.migrate().map_err(|e| e.at(path))?;
         Ok(store)
     }
 
-    fn configure(conn: Connection, sync: HistorySync) -> Result<Store, StoreError> {
+    fn configure(conn: Connection, path: &Path, sync: HistorySync) -> Result<Store, StoreError> {
         conn.busy_timeout(BUSY_TIMEOUT)?;
         // WAL: readers never block the writer, and a commit is one append.
         conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -106,7 +146,10 @@ impl Store {
             HistorySync::Full => "FULL",
         };
         conn.pragma_update(None, "synchronous", synchronous)?;
-        Ok(Store { conn })
+        Ok(Store {
+            conn,
+            path: path.to_owned(),
+        })
     }
 
     /// Leaves WAL checkpoints to [`Store::checkpoint`] on another thread,
@@ -161,7 +204,14 @@ impl Store {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
                  ON CONFLICT (msgid) DO NOTHING",
             )?;
+            let mut party = transaction.prepare_cached(
+                "INSERT OR IGNORE INTO conversation_parties (party, target) VALUES (?1, ?2)",
+            )?;
             for record in records {
+                if let Some((a, b)) = record.target.split_once(' ') {
+                    party.execute(params![a, record.target])?;
+                    party.execute(params![b, record.target])?;
+                }
                 inserted += insert.execute(params![
                     record.msgid,
                     record.time_ms,
@@ -259,39 +309,30 @@ impl Store {
              WHERE target = ?1 AND time_ms >= ?2 AND time_ms < ?3
              ORDER BY time_ms DESC, id DESC LIMIT 1",
         )?;
-        for room in &query.rooms {
+        let mut targets: Vec<(String, i64)> = query.rooms.clone();
+        if let Some((nick, floor)) = &query.nick {
+            // Found by participant, through an index.
+            let mut conversations = self.conn.prepare_cached(
+                "SELECT target FROM conversation_parties WHERE party = ?1 ORDER BY target",
+            )?;
+            let rows = conversations.query_map([nick], |row| row.get::<_, String>(0))?;
+            for row in rows {
+                targets.push((row?, *floor));
+            }
+        }
+        for (target, floor) in targets {
+            let from = query.from_ms.max(floor);
             let row = latest
-                .query_row(params![room, query.from_ms, query.to_ms], |row| {
+                .query_row(params![target, from, query.to_ms], |row| {
                     Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
                 })
                 .optional()?;
             if let Some((display, latest_ms)) = row {
                 found.push(TargetActivity {
-                    target: room.clone(),
+                    target,
                     display,
                     latest_ms,
                 });
-            }
-        }
-        if let Some(nick) = &query.nick {
-            // Private conversation keys are "a b"; a nick never holds a space.
-            let mut conversations = self.conn.prepare_cached(
-                "SELECT target, target_display, max(time_ms) FROM events
-                 WHERE time_ms >= ?2 AND time_ms < ?3
-                   AND instr(' ' || target || ' ', ' ' || ?1 || ' ') > 0
-                   AND instr(target, ' ') > 0
-                 GROUP BY target",
-            )?;
-            let rows =
-                conversations.query_map(params![nick, query.from_ms, query.to_ms], |row| {
-                    Ok(TargetActivity {
-                        target: row.get(0)?,
-                        display: row.get(1)?,
-                        latest_ms: row.get(2)?,
-                    })
-                })?;
-            for row in rows {
-                found.push(row?);
             }
         }
         found.sort_by(|a, b| (a.latest_ms, &a.target).cmp(&(b.latest_ms, &b.target)));
@@ -314,29 +355,26 @@ impl Store {
         Ok(records)
     }
 
-    /// [`Store::recent`] for every room, keyed by casefolded name; private
-    /// conversations are left out. Loaded once at startup.
+    /// [`Store::recent`] for each of `rooms` (casefolded), keyed by name.
+    /// Loaded once at startup, for the standing rooms only: its cost
+    /// follows the configuration, not what the database holds.
     pub fn recent_rooms(
         &self,
+        rooms: &[String],
         limit: usize,
         since_ms: Option<i64>,
     ) -> Result<HashMap<String, Vec<Record>>, StoreError> {
-        let mut rooms = HashMap::new();
+        let mut found = HashMap::new();
         if limit == 0 {
-            return Ok(rooms);
+            return Ok(found);
         }
-        let mut next = self.next_target("")?;
-        while let Some(target) = next {
-            next = self.next_target(&target)?;
-            if target.contains(' ') {
-                continue;
-            }
-            let records = self.recent(&target, limit, since_ms)?;
+        for room in rooms {
+            let records = self.recent(room, limit, since_ms)?;
             if !records.is_empty() {
-                rooms.insert(target, records);
+                found.insert(room.clone(), records);
             }
         }
-        Ok(rooms)
+        Ok(found)
     }
 
     /// Calls `each` for every record of a target from `since_ms` on, oldest
@@ -556,10 +594,12 @@ mod tests {
         let store = Store::open(db.path(), HistorySync::Normal).unwrap();
         store.conn.pragma_update(None, "user_version", 99).unwrap();
         drop(store);
-        assert!(matches!(
-            Store::open(db.path(), HistorySync::Normal),
-            Err(StoreError::TooNew { found: 99, .. })
-        ));
+        let Err(StoreError::At { path, source }) = Store::open(db.path(), HistorySync::Normal)
+        else {
+            panic!("a newer schema is refused, naming the file");
+        };
+        assert_eq!(path, db.path());
+        assert!(matches!(*source, StoreError::TooNew { found: 99, .. }));
     }
 
     #[test]
@@ -707,8 +747,12 @@ mod tests {
         let query = TargetsQuery {
             from_ms: 0,
             to_ms: 6000,
-            rooms: vec!["#room".into(), "#other".into(), "#empty".into()],
-            nick: Some("bob".into()),
+            rooms: vec![
+                ("#room".into(), i64::MIN),
+                ("#other".into(), i64::MIN),
+                ("#empty".into(), i64::MIN),
+            ],
+            nick: Some(("bob".into(), i64::MIN)),
             limit: 10,
         };
         let found: Vec<(String, i64)> = store
@@ -728,20 +772,79 @@ mod tests {
             .map(|(target, time)| ((*target).to_owned(), *time))
             .collect();
         assert_eq!(found, expected);
-        let limited = TargetsQuery { limit: 1, ..query };
+        let limited = TargetsQuery {
+            limit: 1,
+            ..query.clone()
+        };
         assert_eq!(store.targets(&limited).unwrap().len(), 1);
+        // Nothing from before a floor: the room's incarnation, or the
+        // moment the reader took its nick.
+        let floored = TargetsQuery {
+            rooms: vec![("#room".into(), 5001), ("#other".into(), 0)],
+            nick: Some(("bob".into(), 3500)),
+            ..query
+        };
+        let found: Vec<String> = store
+            .targets(&floored)
+            .unwrap()
+            .into_iter()
+            .map(|target| target.target)
+            .collect();
+        assert_eq!(found, ["bob carol", "#other"]);
     }
 
     #[test]
-    fn recent_rooms_loads_each_rooms_last_lines_and_skips_conversations() {
+    fn conversations_stored_before_the_party_index_are_found_after_migrating() {
+        let db = TempDb::new();
+        let store = Store::open(db.path(), HistorySync::Normal).unwrap();
+        // A file at schema 1, holding a conversation.
+        store
+            .conn
+            .execute_batch(
+                "DROP TABLE conversation_parties; PRAGMA user_version = 1;
+                 INSERT INTO events (msgid, time_ms, target, target_display, sender, command, text)
+                 VALUES ('old', 10, 'alice bob', 'bob', 'alice!a@h', 'PRIVMSG', 'hi');",
+            )
+            .unwrap();
+        drop(store);
+        let store = Store::open(db.path(), HistorySync::Normal).unwrap();
+        assert_eq!(store.schema_version().unwrap(), MIGRATIONS.len() as i64);
+        let query = TargetsQuery {
+            from_ms: 0,
+            to_ms: 100,
+            rooms: Vec::new(),
+            nick: Some(("bob".into(), i64::MIN)),
+            limit: 10,
+        };
+        let found = store.targets(&query).unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].target, "alice bob");
+        let plan: String = store
+            .conn
+            .query_row(
+                "EXPLAIN QUERY PLAN SELECT target FROM conversation_parties WHERE party = 'bob'",
+                [],
+                |row| row.get(3),
+            )
+            .unwrap();
+        assert!(plan.contains("SEARCH"), "{plan}");
+    }
+
+    #[test]
+    fn recent_rooms_loads_the_named_rooms_last_lines() {
         let (_db, mut store, _) = room();
         store
             .insert_batch([&record("pm", 9999, "alice bob")])
             .unwrap();
-        let rooms = store.recent_rooms(2, Some(6000)).unwrap();
+        let wanted = [
+            "#room".to_owned(),
+            "#other".to_owned(),
+            "alice bob".to_owned(),
+        ];
+        let rooms = store.recent_rooms(&wanted[..2], 2, Some(6000)).unwrap();
         assert_eq!(rooms.len(), 1, "#other is older than the age limit");
         assert_eq!(msgids(rooms["#room"].clone()), ["r8", "r9"]);
-        assert!(store.recent_rooms(0, None).unwrap().is_empty());
+        assert!(store.recent_rooms(&wanted, 0, None).unwrap().is_empty());
         assert_eq!(
             msgids(store.recent("#other", 5, None).unwrap()),
             ["elsewhere"]

@@ -2,17 +2,17 @@
 //! as one transaction (group commit), then publishes the watermark that lets
 //! the connections send the lines those records carry.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
-use tracing::{error, warn};
+use tracing::{error, info, warn};
 
 use super::retention::Pruner;
-use super::{HistoryStats, Record, Store};
+use super::{HistoryStats, Hooks, LostRecords, Record, Store, StoreError};
 
 /// What the writer is sent.
 pub(crate) enum Job {
@@ -25,45 +25,59 @@ pub(crate) enum Job {
 
 /// The most records in one transaction, so one commit never grows unbounded.
 const MAX_BATCH: usize = 10_000;
-/// Waits between attempts at a batch that failed to commit.
-const RETRY_DELAYS: [Duration; 3] = [
-    Duration::from_millis(10),
-    Duration::from_millis(100),
-    Duration::from_secs(1),
-];
+/// Waits between attempts at a batch that failed to commit, while the
+/// writer is healthy: a passing lock or I/O hiccup. Its lines wait that
+/// long, so these stay short.
+pub(crate) const RETRY_DELAYS: [Duration; 2] =
+    [Duration::from_millis(10), Duration::from_millis(100)];
 
 /// Starts the writer thread.
-pub(crate) fn spawn(
-    store: Store,
-    jobs: Receiver<Job>,
-    committed: watch::Sender<u64>,
-    pruner: Pruner,
-    stats: Arc<HistoryStats>,
-    pause: Option<CommitPause>,
-) -> std::io::Result<JoinHandle<()>> {
-    let writer = Writer {
-        store,
-        jobs,
-        committed,
-        pruner,
-        stats,
-        pause,
-    };
+pub(crate) fn spawn(mut writer: Writer, hooks: Hooks) -> std::io::Result<JoinHandle<()>> {
+    writer.pause = hooks.commit_pause;
+    writer.disk_full = hooks.disk_full;
     std::thread::Builder::new()
         .name("history-writer".into())
         .spawn(move || writer.run())
 }
 
-struct Writer {
+pub(crate) struct Writer {
     store: Store,
     jobs: Receiver<Job>,
     committed: watch::Sender<u64>,
     pruner: Pruner,
     stats: Arc<HistoryStats>,
+    /// Where a batch that could not be committed is reported to the core.
+    lost: Arc<LostRecords>,
+    /// Set after a batch failed for good, until a commit succeeds: while
+    /// the disk is failing, each batch is tried once and its lines are
+    /// released at once, so chat keeps flowing instead of waiting.
+    degraded: bool,
     pause: Option<CommitPause>,
+    disk_full: Option<DiskFull>,
 }
 
 impl Writer {
+    pub(crate) fn new(
+        store: Store,
+        jobs: Receiver<Job>,
+        committed: watch::Sender<u64>,
+        pruner: Pruner,
+        stats: Arc<HistoryStats>,
+        lost: Arc<LostRecords>,
+    ) -> Writer {
+        Writer {
+            store,
+            jobs,
+            committed,
+            pruner,
+            stats,
+            lost,
+            degraded: false,
+            pause: None,
+            disk_full: None,
+        }
+    }
+
     fn run(mut self) {
         let mut batch: Vec<(u64, Box<Record>)> = Vec::new();
         loop {
@@ -103,7 +117,8 @@ impl Writer {
                     Ok(job) => Ok(job),
                     Err(TryRecvError::Empty) => {
                         if let Err(error) = self.pruner.step(&mut self.store, Instant::now()) {
-                            warn!(%error, "history pruning failed; retrying later");
+                            let file = self.store.path().display();
+                            warn!(%error, %file, "history pruning failed; retrying later");
                         }
                         continue;
                     }
@@ -119,42 +134,91 @@ impl Writer {
         }
     }
 
-    /// Commits a batch, retrying a few times, then publishes the watermark.
-    /// A batch that cannot be committed is counted and logged, and the
-    /// watermark moves past it anyway: holding its lines forever would stop
-    /// every conversation on the server.
+    /// Commits a batch, then publishes the watermark. A failed commit is
+    /// retried briefly while the writer is healthy; a batch that cannot be
+    /// committed is counted, logged with the file's name, reported as lost
+    /// (so playback drops its lines), and the watermark moves past it
+    /// anyway: holding its lines would stop every conversation on the
+    /// server. After such a failure the writer is degraded: each later
+    /// batch gets one attempt, until one commits.
     fn commit(&mut self, batch: &[(u64, Box<Record>)]) {
         if let Some(pause) = &self.pause {
             pause.wait();
         }
+        let lowest = batch.iter().map(|(seq, _)| *seq).min().unwrap_or(0);
         let highest = batch.iter().map(|(seq, _)| *seq).max().unwrap_or(0);
+        let retries = if self.degraded { 0 } else { RETRY_DELAYS.len() };
         let mut attempt = 0;
         loop {
-            match self
-                .store
-                .insert_batch(batch.iter().map(|(_, record)| &**record))
-            {
-                Ok(_) => {
+            match self.insert(batch) {
+                Ok(()) => {
                     self.stats
                         .committed
                         .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    if std::mem::take(&mut self.degraded) {
+                        let file = self.store.path().display();
+                        info!(%file, "history commits succeed again; lines are stored");
+                    }
                     break;
                 }
-                Err(error) if attempt < RETRY_DELAYS.len() => {
-                    warn!(%error, records = batch.len(), "history commit failed; retrying");
+                Err(error) if attempt < retries => {
+                    let file = self.store.path().display();
+                    warn!(%error, %file, records = batch.len(), "history commit failed; retrying");
+                    self.stats.retries.fetch_add(1, Ordering::Relaxed);
                     std::thread::sleep(RETRY_DELAYS[attempt]);
                     attempt += 1;
                 }
                 Err(error) => {
-                    error!(%error, records = batch.len(), "history commit failed; these records are lost");
-                    self.stats
+                    let file = self.store.path().display();
+                    let failed = self
+                        .stats
                         .failed
-                        .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                        .fetch_add(batch.len() as u64, Ordering::Relaxed)
+                        + batch.len() as u64;
+                    if !self.degraded {
+                        error!(
+                            %error, %file, records = batch.len(),
+                            "history commit failed; these records are lost, and until a commit succeeds lines are delivered without being stored"
+                        );
+                    } else if failed.is_power_of_two() {
+                        error!(%error, %file, failed, "history commits still failing; records are lost");
+                    }
+                    self.degraded = true;
+                    if lowest != 0 {
+                        self.lost.add(lowest, highest);
+                    }
                     break;
                 }
             }
         }
         self.committed.send_replace(highest);
+    }
+
+    fn insert(&mut self, batch: &[(u64, Box<Record>)]) -> Result<(), StoreError> {
+        if self.disk_full.as_ref().is_some_and(DiskFull::is_full) {
+            return Err(StoreError::Sqlite(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
+                Some("database or disk is full".into()),
+            )));
+        }
+        self.store
+            .insert_batch(batch.iter().map(|(_, record)| &**record))
+            .map(|_| ())
+    }
+}
+
+/// Makes every commit fail as on a full disk while set, so tests can watch
+/// what the server does when history cannot be written.
+#[derive(Clone, Debug, Default)]
+pub struct DiskFull(Arc<AtomicBool>);
+
+impl DiskFull {
+    pub fn set(&self, full: bool) {
+        self.0.store(full, Ordering::SeqCst);
+    }
+
+    fn is_full(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
     }
 }
 

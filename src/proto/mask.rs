@@ -1,5 +1,6 @@
-//! Glob masks (`*`, `?`, `\` escapes) matched under a casemapping, for bans,
-//! exceptions, invite exceptions and WHO/LIST patterns.
+//! Glob masks (`*`, `?`, with `\*`, `\?` and `\\` as escapes) matched under
+//! a casemapping, for bans, exceptions, invite exceptions and WHO/LIST
+//! patterns.
 
 use super::Casemapping;
 
@@ -99,8 +100,11 @@ impl Mask {
     }
 }
 
-/// The token starting at byte `at` of `pattern` and the offset after it. A
-/// trailing lone `\` stands for itself.
+/// The token starting at byte `at` of `pattern` and the offset after it.
+///
+/// Only `\*`, `\?` and `\\` are escapes (RFC 2812 §2.5): a `\` before any
+/// other character, or at the end, stands for itself, so a nick such as
+/// `tr\oll` is matched by its own exact mask.
 fn next_token(pattern: &str, at: usize) -> Option<(Token, usize)> {
     let mut chars = pattern[at..].chars();
     let first = chars.next()?;
@@ -109,10 +113,10 @@ fn next_token(pattern: &str, at: usize) -> Option<(Token, usize)> {
         '*' => Token::AnyRun,
         '?' => Token::AnyOne,
         '\\' => match chars.next() {
-            Some(escaped) => {
+            Some(escaped @ ('*' | '?' | '\\')) => {
                 return Some((Token::Literal(escaped), after_first + escaped.len_utf8()));
             }
-            None => Token::Literal('\\'),
+            _ => Token::Literal('\\'),
         },
         other => Token::Literal(other),
     };
@@ -157,7 +161,17 @@ mod tests {
         assert!(!ascii("a\\?b").matches("axb"));
         assert!(ascii("a\\\\b").matches("a\\b"));
         assert!(ascii("a\\").matches("a\\"));
-        assert!(ascii("\\x").matches("x"));
+    }
+
+    #[test]
+    fn a_backslash_before_an_ordinary_character_is_itself() {
+        assert!(ascii("\\x").matches("\\x"));
+        assert!(!ascii("\\x").matches("x"));
+        assert!(ascii("tr\\oll").matches("tr\\oll"));
+        assert!(!ascii("tr\\oll").matches("troll"));
+        assert!(ascii("tr\\oll!*@*").matches("tr\\oll!~evil@127.0.0.1"));
+        assert!(ascii("tr\\oll!~evil@127.0.0.1").matches("tr\\oll!~evil@127.0.0.1"));
+        assert!(ascii("a\\\\*").matches("a\\anything"));
     }
 
     #[test]

@@ -5,10 +5,11 @@ use std::collections::HashMap;
 
 use nom::IResult;
 use nom::Parser;
-use nom::branch::alt;
-use nom::bytes::complete::{tag, take_till1, take_while, take_while_m_n, take_while1};
+use nom::bytes::complete::{tag, take_till1, take_while, take_while1};
 use nom::combinator::{not, recognize, rest, verify};
 use nom::sequence::{preceded, terminated};
+
+use super::validate::is_valid_tag_key;
 
 /// One message tag, with its value already unescaped (`None` for a bare key).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -112,18 +113,15 @@ fn tag_section(input: &str) -> IResult<&str, &str> {
     terminated(non_space, tag(" ")).parse(input)
 }
 
-/// A verb made of letters, or a three-digit numeric, followed by a space or
-/// the end of the line.
+/// A verb: letters (`PRIVMSG`), a three-digit numeric, or any other run of
+/// printable ASCII (`NONEXISTENT_COMMAND`), which the core answers with 421
+/// instead of the line vanishing unanswered; then a space or the end.
 fn command(input: &str) -> IResult<&str, &str> {
-    let letters = take_while1(|c: char| c.is_ascii_alphabetic());
-    let numeric = terminated(
-        take_while_m_n(3, 3, |c: char| c.is_ascii_digit()),
-        not(verify(rest, |r: &str| {
-            r.starts_with(|c: char| c.is_ascii_digit())
-        })),
-    );
+    let verb = verify(take_while1(|c: char| c.is_ascii_graphic()), |verb: &str| {
+        !verb.starts_with(':')
+    });
     let end = not(verify(rest, |r: &str| !r.is_empty() && !r.starts_with(' ')));
-    recognize(terminated(alt((numeric, letters)), end)).parse(input)
+    recognize(terminated(verb, end)).parse(input)
 }
 
 /// The parameters after the command: middles until a `:` starts the trailing.
@@ -147,6 +145,11 @@ fn params(mut input: &str) -> Result<Vec<&str>, ParseError> {
 
 /// Splits `k=v;k2` into pairs. Empty items (`a;;b`, a trailing `;`) are
 /// skipped; an item without a key is malformed.
+///
+/// A tag whose key breaks the message-tags grammar, or whose value holds a
+/// control character (NUL, CR and LF are outside the grammar; the others
+/// would reach other clients' terminals raw), is dropped: the rest of the
+/// line still counts, but such a tag is never seen by the core or relayed.
 fn split_tags(section: &str) -> Result<Vec<(&str, Option<&str>)>, ParseError> {
     let mut tags = Vec::new();
     for item in section.split(';').filter(|item| !item.is_empty()) {
@@ -157,7 +160,9 @@ fn split_tags(section: &str) -> Result<Vec<(&str, Option<&str>)>, ParseError> {
         if key.is_empty() {
             return Err(ParseError::Malformed);
         }
-        tags.push((key, value));
+        if is_valid_tag_key(key) && !value.is_some_and(|value| value.contains(char::is_control)) {
+            tags.push((key, value));
+        }
     }
     Ok(tags)
 }
@@ -239,7 +244,8 @@ pub fn unescape_tag_value(raw: &str) -> String {
 /// Escapes a tag value for the wire.
 ///
 /// Appends to `out` so a serializer can build a whole tag section in one
-/// buffer.
+/// buffer. CR and LF have escapes; any other control character (NUL, ESC,
+/// DEL, C1) has none and becomes U+FFFD, so no raw control byte is sent.
 pub fn escape_tag_value(value: &str, out: &mut String) {
     for c in value.chars() {
         match c {
@@ -248,6 +254,7 @@ pub fn escape_tag_value(value: &str, out: &mut String) {
             '\\' => out.push_str("\\\\"),
             '\r' => out.push_str("\\r"),
             '\n' => out.push_str("\\n"),
+            other if other.is_control() => out.push(char::REPLACEMENT_CHARACTER),
             other => out.push(other),
         }
     }
@@ -316,12 +323,16 @@ mod tests {
     }
 
     #[test]
-    fn numeric_command_is_three_digits() {
+    fn any_printable_verb_is_a_command_for_the_core_to_answer() {
         assert_eq!(parse(":s 001 me :hi").map(|m| m.command), Ok("001"));
-        assert_eq!(parse("0001 x"), Err(ParseError::Malformed));
-        assert_eq!(parse("01 x"), Err(ParseError::Malformed));
-        assert_eq!(parse("PRIV-MSG x"), Err(ParseError::Malformed));
-        assert_eq!(parse("PRIVMSG1 x"), Err(ParseError::Malformed));
+        assert_eq!(parse("0001 x").map(|m| m.command), Ok("0001"));
+        assert_eq!(parse("PRIV-MSG x").map(|m| m.command), Ok("PRIV-MSG"));
+        assert_eq!(
+            parse("@label=a NONEXISTENT_COMMAND").map(|m| m.command),
+            Ok("NONEXISTENT_COMMAND")
+        );
+        assert_eq!(parse("PRIVMSG\tx y"), Err(ParseError::Malformed));
+        assert_eq!(parse(":src :FOO"), Err(ParseError::Malformed));
     }
 
     #[test]
@@ -345,6 +356,29 @@ mod tests {
     fn empty_tag_items_are_skipped() {
         let msg = parse("@;a;;b=; FOO").expect("valid line");
         assert_eq!(msg.tags, vec![("a", None), ("b", Some(""))]);
+    }
+
+    #[test]
+    fn tags_outside_the_grammar_are_dropped_and_the_line_kept() {
+        let msg =
+            parse("@+x\r@account=admin;+y;+=2;+k\x01\x1b[31m=v;+\u{fffd}=1;ok=1 PRIVMSG #t :hi")
+                .expect("valid line");
+        assert_eq!(msg.tags, vec![("+y", None), ("ok", Some("1"))]);
+        assert_eq!(msg.params, vec!["#t", "hi"]);
+    }
+
+    #[test]
+    fn tag_values_with_control_characters_are_dropped() {
+        let msg =
+            parse("@+nul=a\0b;+cr=a\rb;+esc=\x1b[2J;+fine=a\\rb TAGMSG #t").expect("valid line");
+        assert_eq!(msg.tags, vec![("+fine", Some("a\\rb"))]);
+    }
+
+    #[test]
+    fn escaping_never_writes_a_control_character() {
+        let mut out = String::new();
+        escape_tag_value("a\0b\rc\nd\x1be\x7ff\u{85}g", &mut out);
+        assert_eq!(out, "a\u{fffd}b\\rc\\nd\u{fffd}e\u{fffd}f\u{fffd}g");
     }
 
     #[test]

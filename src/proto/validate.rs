@@ -5,32 +5,89 @@ const MAX_HOSTNAME: usize = 253;
 /// The longest label (part between dots) DNS allows.
 const MAX_LABEL: usize = 63;
 
-/// A nick as Modern IRC allows it: no space, comma, `*`, `?`, `!`, `@`, no
-/// leading `#`, `&`, `:`, `$` or digit or `-`, at most `max_len` bytes.
+/// A nick: ASCII letters, digits and ``-[]\`^_{|}`` (the RFC 2812 grammar),
+/// and `~` (which the rfc1459 casemapping pairs with `^`) after the first
+/// character; not starting with a digit, `-` or `~`; at most `max_len` bytes.
 ///
-/// `.` and control characters are refused too: a dot makes a nick look like a
-/// server name, and control bytes garble other clients' screens.
+/// Nicks are ASCII only, as in most servers (Ergo's default, Solanum,
+/// InspIRCd): Unicode brings invisible characters (zero-width, BOM),
+/// bidi overrides, no-break spaces and look-alike letters, which let one
+/// user pass for another. The grammar also keeps out everything Modern IRC
+/// forbids: space, `,*?!@`, `.`, a leading channel type (`#&`), membership
+/// prefix (`@+`, and `~&%` used elsewhere), `$` or `:`.
 pub fn is_valid_nick(nick: &str, max_len: usize) -> bool {
-    let Some(first) = nick.chars().next() else {
+    let Some(&first) = nick.as_bytes().first() else {
         return false;
     };
     nick.len() <= max_len
-        && !matches!(first, '$' | ':' | '#' | '&' | '-' | '0'..='9')
-        && !nick
-            .chars()
-            .any(|c| matches!(c, ' ' | ',' | '*' | '?' | '!' | '@' | '.') || c.is_control())
+        && !(first.is_ascii_digit() || matches!(first, b'-' | b'~'))
+        && nick.bytes().all(|b| {
+            b.is_ascii_alphanumeric()
+                || matches!(
+                    b,
+                    b'-' | b'[' | b']' | b'\\' | b'`' | b'^' | b'_' | b'{' | b'|' | b'}' | b'~'
+                )
+        })
 }
 
-/// A channel name: starts with `#` or `&`, no space, comma, BEL or NUL,
-/// at most `max_len` bytes.
-///
-/// CR and LF are refused as well, though the framer already splits on LF.
+/// A channel name: starts with `#` or `&`, at most `max_len` bytes, with no
+/// space, comma or colon (RFC 2812 §1.3) and no character that is invisible
+/// or moves the cursor: C0 and C1 controls (BEL, NUL, CR, LF, ESC among
+/// them), DEL, and the invisible characters of [`is_invisible`].
 pub fn is_valid_channel(name: &str, max_len: usize) -> bool {
     (2..=max_len).contains(&name.len())
         && matches!(name.as_bytes().first(), Some(b'#' | b'&'))
         && !name
-            .bytes()
-            .any(|b| matches!(b, b' ' | b',' | 0x07 | b'\0' | b'\r' | b'\n'))
+            .chars()
+            .any(|c| matches!(c, ' ' | ',' | ':') || c.is_control() || is_invisible(c))
+}
+
+/// Format characters (Unicode Cf: zero-width, joiners, bidi controls, BOM,
+/// soft hyphen) and spaces other than U+0020 (Zs, and the line and paragraph
+/// separators): characters a reader cannot see or that reorder the text.
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00A0}'
+            | '\u{00AD}'
+            | '\u{034F}'
+            | '\u{061C}'
+            | '\u{115F}'
+            | '\u{1160}'
+            | '\u{1680}'
+            | '\u{17B4}'
+            | '\u{17B5}'
+            | '\u{180B}'..='\u{180F}'
+            | '\u{2000}'..='\u{200F}'
+            | '\u{2028}'..='\u{202F}'
+            | '\u{205F}'..='\u{206F}'
+            | '\u{3000}'
+            | '\u{3164}'
+            | '\u{FE00}'..='\u{FE0F}'
+            | '\u{FEFF}'
+            | '\u{FFA0}'
+            | '\u{FFF0}'..='\u{FFFB}'
+            | '\u{E0000}'..='\u{E0FFF}'
+    )
+}
+
+/// A tag key as message-tags writes it: an optional `+` (client-only), an
+/// optional vendor (a host name) and `/`, then letters, digits and hyphens.
+///
+/// The vendor is checked for host-name characters only, not as a DNS name:
+/// `draft/` is a vendor in use with no dot.
+pub fn is_valid_tag_key(key: &str) -> bool {
+    let key = key.strip_prefix('+').unwrap_or(key);
+    let (vendor, name) = match key.rsplit_once('/') {
+        Some((vendor, name)) => (Some(vendor), name),
+        None => (None, key),
+    };
+    let is_name_byte = |b: u8| b.is_ascii_alphanumeric() || b == b'-';
+    !name.is_empty()
+        && name.bytes().all(is_name_byte)
+        && vendor.is_none_or(|vendor| {
+            !vendor.is_empty() && vendor.bytes().all(|b| is_name_byte(b) || b == b'.')
+        })
 }
 
 /// A host name as the ircdocs validate-hostname vectors expect.
@@ -61,7 +118,9 @@ mod tests {
 
     #[test]
     fn ordinary_nicks_are_valid() {
-        for nick in ["alice", "Bob", "[away]", "x_y", "a-1", "{^|}", "né"] {
+        for nick in [
+            "alice", "Bob", "[away]", "x_y", "a-1", "{^|}", "tr\\oll", "`q", "x~y",
+        ] {
             assert!(is_valid_nick(nick, 30), "{nick}");
         }
     }
@@ -69,7 +128,8 @@ mod tests {
     #[test]
     fn nicks_with_forbidden_characters_are_invalid() {
         for nick in [
-            "", "a b", "a,b", "a*", "a?", "a!b", "a@b", "a.b", "a\0", "a\x01", "a\x7f",
+            "", "a b", "a,b", "a*", "a?", "a!b", "a@b", "a.b", "a\0", "a\x01", "a\x7f", "a:b",
+            "a$", "a/b", "a=b",
         ] {
             assert!(!is_valid_nick(nick, 30), "{nick:?}");
         }
@@ -77,8 +137,25 @@ mod tests {
 
     #[test]
     fn nicks_with_forbidden_first_characters_are_invalid() {
-        for nick in ["$a", ":a", "#a", "&a", "1a", "-a"] {
+        for nick in [
+            "$a", ":a", "#a", "&a", "1a", "-a", "+voice", "@op", "%half", "~owner",
+        ] {
             assert!(!is_valid_nick(nick, 30), "{nick}");
+        }
+    }
+
+    #[test]
+    fn nicks_are_ascii_so_invisible_and_look_alike_characters_are_refused() {
+        for nick in [
+            "\u{200b}",
+            "ali\u{200b}ce",
+            "\u{202e}ecila",
+            "\u{0430}lice",
+            "alice\u{00a0}",
+            "\u{feff}",
+            "né",
+        ] {
+            assert!(!is_valid_nick(nick, 30), "{nick:?}");
         }
     }
 
@@ -86,7 +163,6 @@ mod tests {
     fn nick_length_is_counted_in_bytes() {
         assert!(is_valid_nick("abc", 3));
         assert!(!is_valid_nick("abcd", 3));
-        assert!(!is_valid_nick("éé", 3));
     }
 
     #[test]
@@ -94,13 +170,62 @@ mod tests {
         assert!(is_valid_channel("#rust", 50));
         assert!(is_valid_channel("&local", 50));
         assert!(is_valid_channel("#é", 50));
+        assert!(is_valid_channel("#a-b_c.d[e]", 50));
         for name in [
-            "", "#", "rust", "#a b", "#a,b", "#a\x07", "#a\0", "#a\r", "#a\n",
+            "", "#", "rust", "#a b", "#a,b", "#a\x07", "#a\0", "#a\r", "#a\n", "#a:b",
         ] {
             assert!(!is_valid_channel(name, 50), "{name:?}");
         }
         assert!(is_valid_channel("#abc", 4));
         assert!(!is_valid_channel("#abcd", 4));
+    }
+
+    #[test]
+    fn channel_names_refuse_controls_and_invisible_characters() {
+        for name in [
+            "#ctl\x01\x1b[2J",
+            "#del\x7f",
+            "#c1\u{85}",
+            "#\u{200b}",
+            "#a\u{202e}b",
+            "#\u{feff}x",
+            "#nb\u{a0}sp",
+            "#\u{2028}",
+        ] {
+            assert!(!is_valid_channel(name, 50), "{name:?}");
+        }
+    }
+
+    #[test]
+    fn tag_keys_follow_the_message_tags_grammar() {
+        for key in [
+            "a",
+            "msgid",
+            "+typing",
+            "+draft/reply",
+            "example.com/x-y",
+            "+a.b-c/D9",
+        ] {
+            assert!(is_valid_tag_key(key), "{key}");
+        }
+        for key in [
+            "",
+            "+",
+            "/",
+            "+/a",
+            "a/",
+            "++a",
+            "a_b",
+            "a\rb",
+            "+x\r@account",
+            "k\x01",
+            "\u{ff}",
+            "a b",
+            "v/w/x",
+            "é",
+        ] {
+            assert!(!is_valid_tag_key(key), "{key:?}");
+        }
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Questions about the server: MOTD, LUSERS, VERSION, TIME, ADMIN, INFO.
+//! Questions about the server: MOTD, LUSERS, VERSION, TIME, ADMIN, INFO,
+//! LINKS.
 
 use chrono::{DateTime, Utc};
 
@@ -101,12 +102,16 @@ pub fn send_lusers(state: &mut State, id: ClientId) {
             "unknown connection(s)",
         );
     }
-    state.reply(
-        id,
-        numeric::RPL_LUSERCHANNELS,
-        &[&channels.to_string()],
-        "channels formed",
-    );
+    // RFC 2812 3.4.2: 252 to 254 only when non-zero (irssi reads a 0 here
+    // as "too many rooms to list" and refuses /list).
+    if channels > 0 {
+        state.reply(
+            id,
+            numeric::RPL_LUSERCHANNELS,
+            &[&channels.to_string()],
+            "channels formed",
+        );
+    }
     state.reply(
         id,
         numeric::RPL_LUSERME,
@@ -189,4 +194,29 @@ pub fn info(state: &mut State, id: ClientId, message: &Message) {
         state.reply(id, numeric::RPL_INFO, &[], &line);
     }
     state.reply(id, numeric::RPL_ENDOFINFO, &[], "End of INFO list");
+}
+
+/// `LINKS [[server] mask]`: a single server lists itself (364) when `mask`
+/// matches its name, then 365. HexChat's server menu sends it.
+pub fn links(state: &mut State, id: ClientId, message: &Message) {
+    if message.params.len() >= 2 && names_another_server(state, id, message) {
+        return;
+    }
+    let mask = message.params.last().filter(|mask| !mask.is_empty());
+    let server = state.config.server.clone();
+    let casemapping = server.casemapping;
+    let listed = mask.is_none_or(|mask| {
+        casemapping.eq(mask, &server.name)
+            || crate::proto::mask::Mask::new(mask, casemapping).matches(&server.name)
+    });
+    if listed {
+        state.reply(
+            id,
+            numeric::RPL_LINKS,
+            &[&server.name, &server.name],
+            &format!("0 {}", server.description),
+        );
+    }
+    let shown = mask.map_or("*", String::as_str).to_owned();
+    state.reply(id, numeric::RPL_ENDOFLINKS, &[&shown], "End of /LINKS list");
 }

@@ -5,8 +5,8 @@ use super::part::part_one;
 use super::topic::send_topic;
 use crate::core::caps::Caps;
 use crate::core::commands::refusals;
-use crate::core::playback;
 use crate::core::{Channel, ChannelModes, ClientId, Membership, State};
+use crate::core::{history_access, playback};
 use crate::proto::numeric::{self, Numeric};
 use crate::proto::validate::is_valid_channel;
 use crate::proto::{Folded, Line, Message};
@@ -80,9 +80,11 @@ fn join_one(state: &mut State, id: ClientId, name: &str, key: &str) {
     }
     let now = state.clock.now();
     let default_modes = flag_modes(&state.config.channels.default_modes);
+    let history_floor = history_access::starting_floor(now, state.room_ended_ms);
     let channel = state.channels.entry(folded.clone()).or_insert_with(|| {
         let mut channel = Channel::new(name, now);
         channel.modes = default_modes;
+        channel.history_floor = history_floor;
         channel
     });
     channel.invited.remove(&id);
@@ -155,6 +157,7 @@ pub fn flag_modes(spec: &str) -> ChannelModes {
     let mut modes = ChannelModes::default();
     for letter in spec.chars() {
         match letter {
+            'C' => modes.no_ctcp = true,
             'i' => modes.invite_only = true,
             'm' => modes.moderated = true,
             'n' => modes.no_external = true,

@@ -1,6 +1,15 @@
-//! LIST with the ELIST extensions advertised in 005 (`ELIST=MNU`): masks
-//! (`*rust*`, plain names too), negated masks (`!*bots*`) and member counts
-//! (`>5`, `<100`), comma-separated, in either parameter.
+//! LIST with the ELIST extensions advertised in 005 (`ELIST=CMNTU`): masks
+//! (`*rust*`, plain names too), negated masks (`!*bots*`), member counts
+//! (`>5`, `<100`), and creation and topic times in minutes (`C<60`: created
+//! less than an hour ago, `T>1440`: topic set more than a day ago),
+//! comma-separated, in either parameter.
+//!
+//! One LIST may not stall the core: it takes at most TARGMAX masks, none
+//! longer than a room name may be, each once, and stops matching past a
+//! fixed budget of work.
+
+use std::collections::HashSet;
+use std::time::{Duration, SystemTime};
 
 use crate::config::Privilege;
 use crate::core::{Channel, ClientId, State};
@@ -8,41 +17,159 @@ use crate::proto::mask::Mask;
 use crate::proto::numeric;
 use crate::proto::{Casemapping, Message};
 
+/// The most mask comparisons one LIST may cost, counted as pattern length
+/// times room-name length for a mask with wildcards (its worst case) and
+/// pattern length for a plain one. Ordinary searches stay far below it on
+/// thousands of rooms; past it the list is cut short with 416.
+const MATCH_BUDGET: usize = 4_000_000;
+
+/// A bound on how long ago something happened: `<` less than, `>` more than.
+#[derive(Clone, Copy, Debug)]
+enum Age {
+    LessThan(Duration),
+    MoreThan(Duration),
+}
+
+impl Age {
+    /// Reads `<n` or `>n`, `n` in minutes; `None` when `n` is not a number.
+    fn parse(bound: &str) -> Option<Age> {
+        let minutes = |n: &str| n.parse::<u64>().ok().map(minutes_to_duration);
+        if let Some(n) = bound.strip_prefix('<') {
+            minutes(n).map(Age::LessThan)
+        } else {
+            minutes(bound.strip_prefix('>')?).map(Age::MoreThan)
+        }
+    }
+
+    /// Whether something that happened `at` is that old at `now`.
+    fn accepts(self, at: SystemTime, now: SystemTime) -> bool {
+        let age = now.duration_since(at).unwrap_or_default();
+        match self {
+            Age::LessThan(bound) => age < bound,
+            Age::MoreThan(bound) => age > bound,
+        }
+    }
+}
+
+/// `C<n`-style conditions led by `letter`: `None` when `condition` is not
+/// one, `Some(None)` when its bound is not a number (and is ignored).
+fn time_condition(condition: &str, letter: char) -> Option<Option<Age>> {
+    let bound = condition.strip_prefix(letter)?;
+    bound.starts_with(['<', '>']).then(|| Age::parse(bound))
+}
+
+fn minutes_to_duration(minutes: u64) -> Duration {
+    Duration::from_secs(minutes.saturating_mul(60))
+}
+
 /// What a LIST asks for: a room is shown when it matches one of `masks`
-/// (or there are none), none of `excluded`, and every count bound.
+/// (or none was asked for), none of `excluded`, and every other bound.
 #[derive(Debug, Default)]
 struct Filter {
+    /// Some mask was asked for: a room must match one of `masks`, which may
+    /// be empty when every mask asked for was too long to match any room.
+    any_mask: bool,
     masks: Vec<Mask>,
     excluded: Vec<Mask>,
     more_than: Option<usize>,
     less_than: Option<usize>,
+    created: Vec<Age>,
+    topic_set: Vec<Age>,
 }
 
 impl Filter {
     /// Reads every comma-separated condition; an empty parameter (irssi
     /// sends `LIST `) adds none, and a bound that is not a number is ignored.
-    fn parse(params: &[String], casemapping: Casemapping) -> Filter {
+    /// Masks past `max_masks` are ignored, as are repeats; one longer than
+    /// `max_name` (the longest room name) can match no room.
+    fn parse(
+        params: &[String],
+        casemapping: Casemapping,
+        max_masks: usize,
+        max_name: usize,
+    ) -> Filter {
         let mut filter = Filter::default();
+        let mut seen = HashSet::new();
         for condition in params.iter().flat_map(|param| param.split(',')) {
             if let Some(count) = condition.strip_prefix('>') {
                 filter.more_than = count.parse().ok().or(filter.more_than);
             } else if let Some(count) = condition.strip_prefix('<') {
                 filter.less_than = count.parse().ok().or(filter.less_than);
-            } else if let Some(mask) = condition.strip_prefix('!') {
-                filter.excluded.push(Mask::new(mask, casemapping));
+            } else if let Some(age) = time_condition(condition, 'C') {
+                filter.created.extend(age);
+            } else if let Some(age) = time_condition(condition, 'T') {
+                filter.topic_set.extend(age);
             } else if !condition.is_empty() {
-                filter.masks.push(Mask::new(condition, casemapping));
+                if seen.len() == max_masks || !seen.insert(casemapping.fold(condition)) {
+                    continue;
+                }
+                let (negated, pattern) = match condition.strip_prefix('!') {
+                    Some(pattern) => (true, pattern),
+                    None => (false, condition),
+                };
+                filter.any_mask |= !negated;
+                if pattern.len() > max_name {
+                    continue;
+                }
+                let mask = Mask::new(pattern, casemapping);
+                match negated {
+                    true => filter.excluded.push(mask),
+                    false => filter.masks.push(mask),
+                }
             }
         }
         filter
     }
 
-    fn accepts(&self, channel: &Channel) -> bool {
+    /// Whether `channel` is shown; `budget` is what is left of
+    /// [`MATCH_BUDGET`], and `None` means it ran out before deciding.
+    fn accepts(&self, channel: &Channel, now: SystemTime, budget: &mut usize) -> Option<bool> {
         let members = channel.members.len();
-        (self.masks.is_empty() || self.masks.iter().any(|mask| mask.matches(&channel.name)))
-            && !self.excluded.iter().any(|mask| mask.matches(&channel.name))
-            && self.more_than.is_none_or(|bound| members > bound)
+        let cheap = self.more_than.is_none_or(|bound| members > bound)
             && self.less_than.is_none_or(|bound| members < bound)
+            && self
+                .created
+                .iter()
+                .all(|age| age.accepts(channel.created, now))
+            && self.topic_set.iter().all(|age| {
+                channel
+                    .topic
+                    .as_ref()
+                    .is_some_and(|topic| age.accepts(topic.set_at, now))
+            });
+        if !cheap {
+            return Some(false);
+        }
+        let mut matches = |mask: &Mask| -> Option<bool> {
+            *budget = budget.checked_sub(match_cost(mask, &channel.name))?;
+            Some(mask.matches(&channel.name))
+        };
+        let mut wanted = !self.any_mask;
+        for mask in &self.masks {
+            if matches(mask)? {
+                wanted = true;
+                break;
+            }
+        }
+        if !wanted {
+            return Some(false);
+        }
+        for mask in &self.excluded {
+            if matches(mask)? {
+                return Some(false);
+            }
+        }
+        Some(true)
+    }
+}
+
+/// The most work matching `mask` against `name` can take.
+fn match_cost(mask: &Mask, name: &str) -> usize {
+    let pattern = mask.as_str();
+    if pattern.contains(['*', '?', '\\']) {
+        pattern.len().max(1) * name.len().max(1)
+    } else {
+        pattern.len().max(1)
     }
 }
 
@@ -50,36 +177,49 @@ impl Filter {
 /// say while the client reads it: one eighth.
 const SENDQ_HEADROOM_SHIFT: u32 = 3;
 
-/// 321, one 322 per room shown, 323. Secret rooms are shown to members only
-/// (Modern IRC) and to operators allowed to see them; private rooms are
-/// listed, but outsiders get no topic.
+/// 321, one 322 per room shown, 323. Secret and private rooms are shown to
+/// their members only (RFC 2811 4.2.6: no way to learn their names from
+/// outside) and to operators allowed to see them.
 ///
 /// The whole reply is queued at once, so it must fit in the asker's sendq
 /// or the asker would be cut off for asking: past the room left there, the
-/// rows stop and 416 says the list was cut short.
+/// rows stop and 416 says the list was cut short. So do they when the
+/// masks cost more than [`MATCH_BUDGET`].
 pub fn list(state: &mut State, id: ClientId, message: &Message) {
-    let filter = Filter::parse(&message.params, state.config.server.casemapping);
+    let limits = &state.config.limits;
+    let filter = Filter::parse(
+        &message.params,
+        state.config.server.casemapping,
+        limits.max_targets,
+        limits.channel_length,
+    );
     let sees_secret = state
         .clients
         .get(&id)
         .is_some_and(|client| client.has_privilege(Privilege::SeeSecret));
-    let mut rows: Vec<(String, String, String)> = state
-        .channels
-        .values()
-        .filter(|channel| filter.accepts(channel))
-        .filter_map(|channel| {
-            let is_member = channel.members.contains_key(&id);
-            if channel.modes.secret && !is_member && !sees_secret {
-                return None;
+    let now = state.clock.now();
+    let mut budget = MATCH_BUDGET;
+    let mut truncated = false;
+    let mut rows: Vec<(String, String, String)> = Vec::new();
+    for channel in state.channels.values() {
+        if channel.is_hidden() && !sees_secret && !channel.members.contains_key(&id) {
+            continue;
+        }
+        match filter.accepts(channel, now, &mut budget) {
+            Some(true) => {}
+            Some(false) => continue,
+            None => {
+                truncated = true;
+                break;
             }
-            let topic = match &channel.topic {
-                Some(topic) if is_member || !channel.modes.private => topic.text.clone(),
-                _ => String::new(),
-            };
-            let count = channel.members.len().to_string();
-            Some((channel.name.clone(), count, topic))
-        })
-        .collect();
+        }
+        let topic = channel
+            .topic
+            .as_ref()
+            .map_or_else(String::new, |topic| topic.text.clone());
+        let count = channel.members.len().to_string();
+        rows.push((channel.name.clone(), count, topic));
+    }
     rows.sort_unstable();
     let line = state
         .numeric_line(id, numeric::RPL_LISTSTART)
@@ -99,16 +239,19 @@ pub fn list(state: &mut State, id: ClientId, message: &Message) {
             .trailing(&topic)
             .finish();
         let Some(left) = room_left.checked_sub(line.len()) else {
-            state.reply(
-                id,
-                numeric::ERR_TOOMANYMATCHES,
-                &["LIST"],
-                "Output too large, truncated",
-            );
+            truncated = true;
             break;
         };
         room_left = left;
         state.send(id, line);
+    }
+    if truncated {
+        state.reply(
+            id,
+            numeric::ERR_TOOMANYMATCHES,
+            &["LIST"],
+            "Output too large, truncated",
+        );
     }
     state.reply(id, numeric::RPL_LISTEND, &[], "End of /LIST");
 }
@@ -132,49 +275,143 @@ mod tests {
 
     fn filter(params: &[&str]) -> Filter {
         let params: Vec<String> = params.iter().map(|p| (*p).to_owned()).collect();
-        Filter::parse(&params, Casemapping::Ascii)
+        Filter::parse(&params, Casemapping::Ascii, 4, 64)
+    }
+
+    fn accepts(filter: &Filter, channel: &Channel) -> bool {
+        let mut budget = MATCH_BUDGET;
+        filter
+            .accepts(channel, SystemTime::UNIX_EPOCH, &mut budget)
+            .expect("within budget")
+    }
+
+    /// The names LIST shows `nick`, without 321 and 323.
+    fn listed(harness: &mut Harness, nick: &str, line: &str) -> Vec<String> {
+        harness.send(nick, line);
+        harness
+            .take(nick)
+            .iter()
+            .filter(|line| line.contains(" 322 "))
+            .map(|line| line.split(' ').nth(3).unwrap_or_default().to_owned())
+            .collect()
     }
 
     #[test]
     fn no_condition_accepts_everything() {
-        assert!(filter(&[]).accepts(&room("#a", 1)));
-        assert!(filter(&[""]).accepts(&room("#a", 1)));
+        assert!(accepts(&filter(&[]), &room("#a", 1)));
+        assert!(accepts(&filter(&[""]), &room("#a", 1)));
     }
 
     #[test]
     fn counts_are_strict_bounds() {
         let f = filter(&[">2,<5"]);
-        assert!(!f.accepts(&room("#a", 2)));
-        assert!(f.accepts(&room("#a", 3)));
-        assert!(f.accepts(&room("#a", 4)));
-        assert!(!f.accepts(&room("#a", 5)));
+        assert!(!accepts(&f, &room("#a", 2)));
+        assert!(accepts(&f, &room("#a", 3)));
+        assert!(accepts(&f, &room("#a", 4)));
+        assert!(!accepts(&f, &room("#a", 5)));
     }
 
     #[test]
     fn masks_match_any_and_negations_exclude() {
         let f = filter(&["#RUST*,#go", "!*-offtopic"]);
-        assert!(f.accepts(&room("#rust", 1)));
-        assert!(f.accepts(&room("#go", 1)));
-        assert!(!f.accepts(&room("#rust-offtopic", 1)));
-        assert!(!f.accepts(&room("#python", 1)));
+        assert!(accepts(&f, &room("#rust", 1)));
+        assert!(accepts(&f, &room("#go", 1)));
+        assert!(!accepts(&f, &room("#rust-offtopic", 1)));
+        assert!(!accepts(&f, &room("#python", 1)));
     }
 
     #[test]
-    fn outsiders_see_a_private_room_without_its_topic() {
+    fn masks_past_targmax_are_ignored_and_repeats_count_once() {
+        let f = filter(&["#a,#A,#b,#c,#d,#e"]);
+        assert_eq!(f.masks.len(), 4);
+        assert!(accepts(&f, &room("#d", 1)));
+        assert!(!accepts(&f, &room("#e", 1)));
+    }
+
+    #[test]
+    fn a_mask_longer_than_any_room_name_matches_nothing() {
+        let long = format!("#{}*", "a".repeat(64));
+        let f = filter(&[&long]);
+        assert!(f.masks.is_empty());
+        assert!(!accepts(&f, &room("#a", 1)));
+        assert!(accepts(&filter(&[&format!("!{long}")]), &room("#a", 1)));
+    }
+
+    #[test]
+    fn a_bound_that_is_not_a_number_is_ignored() {
+        assert!(accepts(&filter(&[">x"]), &room("#a", 0)));
+        assert!(accepts(&filter(&["C<x"]), &room("#a", 0)));
+    }
+
+    #[test]
+    fn creation_and_topic_times_filter_in_minutes() {
+        let mut harness = Harness::new();
+        harness.register("alice");
+        harness.send("alice", "JOIN #old");
+        harness.send("alice", "TOPIC #old :first");
+        harness.advance(120);
+        harness.send("alice", "JOIN #new");
+        harness.send("alice", "TOPIC #new :second");
+        harness.send("alice", "JOIN #quiet");
+        harness.advance(60);
+        harness.take("alice");
+        assert_eq!(listed(&mut harness, "alice", "LIST C>2"), ["#old"]);
+        assert_eq!(
+            listed(&mut harness, "alice", "LIST C<2"),
+            ["#new", "#quiet"]
+        );
+        assert!(listed(&mut harness, "alice", "LIST C<0").is_empty());
+        assert_eq!(
+            listed(&mut harness, "alice", "LIST C>0"),
+            ["#new", "#old", "#quiet"]
+        );
+        assert_eq!(listed(&mut harness, "alice", "LIST T>2"), ["#old"]);
+        assert_eq!(listed(&mut harness, "alice", "LIST T<2"), ["#new"]);
+        assert_eq!(listed(&mut harness, "alice", "LIST T<10"), ["#new", "#old"]);
+        assert_eq!(listed(&mut harness, "alice", "LIST T>0,C<2"), ["#new"]);
+    }
+
+    #[test]
+    fn private_and_secret_rooms_are_listed_to_members_only() {
         let mut harness = Harness::new();
         harness.register("alice");
         harness.register("eve");
-        harness.send("alice", "JOIN #room");
-        harness.send("alice", "TOPIC #room :inside talk");
-        harness.channel_mut("#room").modes.private = true;
+        harness.send("alice", "JOIN #hush");
+        harness.send("alice", "JOIN #hide");
+        harness.send("alice", "JOIN #open");
+        harness.channel_mut("#hush").modes.private = true;
+        harness.channel_mut("#hide").modes.secret = true;
         harness.take("alice");
-        harness.send("eve", "LIST");
-        assert_eq!(harness.take("eve")[1], ":irc.test 322 eve #room 1 :");
-        harness.send("alice", "LIST");
+        assert_eq!(listed(&mut harness, "eve", "LIST"), ["#open"]);
+        assert!(listed(&mut harness, "eve", "LIST #hush").is_empty());
         assert_eq!(
-            harness.take("alice")[1],
-            ":irc.test 322 alice #room 1 :inside talk"
+            listed(&mut harness, "alice", "LIST"),
+            ["#hide", "#hush", "#open"]
         );
+    }
+
+    #[test]
+    fn costly_masks_stop_at_the_budget_with_416() {
+        let mut harness = Harness::new();
+        harness.register("alice");
+        for n in 0..2000 {
+            let name = format!("#{}{n:05}", "a".repeat(58));
+            let folded = harness.state.fold(&name);
+            harness.state.channels.insert(folded, room(&name, 1));
+        }
+        let mask = format!("*{}b", "a".repeat(60));
+        let masks = [0, 1, 2, 3].map(|n| format!("{mask}{n}")).join(",");
+        harness.send("alice", &format!("LIST {masks}"));
+        let lines = harness.take("alice");
+        assert_eq!(
+            lines[lines.len() - 2..],
+            [
+                ":irc.test 416 alice LIST :Output too large, truncated",
+                ":irc.test 323 alice :End of /LIST"
+            ]
+        );
+        // A cheap search of the same rooms is answered in full.
+        assert_eq!(listed(&mut harness, "alice", "LIST *01999").len(), 1);
     }
 
     #[test]
@@ -206,10 +443,5 @@ mod tests {
         assert!(bytes <= 1 << 20, "{bytes} bytes queued");
         assert!(rows.len() > 1000, "only {} rows", rows.len());
         assert!(harness.state.clients.contains_key(&alice));
-    }
-
-    #[test]
-    fn a_bound_that_is_not_a_number_is_ignored() {
-        assert!(filter(&[">x"]).accepts(&room("#a", 0)));
     }
 }

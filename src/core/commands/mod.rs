@@ -7,6 +7,7 @@ pub mod cap;
 pub mod channel_mode;
 pub mod chathistory;
 pub mod connection;
+pub mod help;
 pub mod info;
 pub mod invite;
 pub mod ison;

@@ -7,6 +7,8 @@ use crate::proto::serialize::MAX_LINE;
 use crate::proto::{Folded, Message};
 
 /// `NAMES` without a parameter lists nothing: Modern IRC allows a lone 366.
+/// Several rooms (`NAMES #a,#b`) get their 353s and one 366 naming them all
+/// (RFC 2812 3.2.5).
 pub fn names(state: &mut State, id: ClientId, message: &Message) {
     let param = message.param(0);
     if param.is_empty() {
@@ -14,26 +16,45 @@ pub fn names(state: &mut State, id: ClientId, message: &Message) {
         return;
     }
     let max = state.config.limits.max_targets;
-    for name in param.split(',').filter(|name| !name.is_empty()).take(max) {
+    let asked: Vec<&str> = param
+        .split(',')
+        .filter(|name| !name.is_empty())
+        .take(max)
+        .collect();
+    for name in &asked {
         let folded = state.fold(name);
         let visible = state
             .channels
             .get(&folded)
             .is_some_and(|channel| !channel.is_hidden() || channel.members.contains_key(&id));
-        if visible {
-            send_names(state, id, &folded);
-        } else {
+        match (visible, asked.len()) {
+            (true, 1) => send_names(state, id, &folded),
+            (true, _) => {
+                send_name_lines(state, id, &folded);
+            }
             // Absent or hidden: the same lone 366, so a secret room stays unseen.
-            end_of_names(state, id, name);
+            (false, 1) => end_of_names(state, id, name),
+            (false, _) => {}
         }
+    }
+    if asked.len() > 1 {
+        end_of_names(state, id, &asked.join(","));
     }
 }
 
-/// Sends 353 lines that each fit in 512 bytes, then 366. A member sees
-/// everyone; an outsider does not see invisible (+i) users, as Modern IRC says.
+/// Sends 353 lines that each fit in 512 bytes, then 366.
 pub fn send_names(state: &mut State, id: ClientId, channel: &Folded) {
+    if let Some(name) = send_name_lines(state, id, channel) {
+        end_of_names(state, id, &name);
+    }
+}
+
+/// Sends 353 lines that each fit in 512 bytes and returns the room's name.
+/// A member sees everyone; an outsider does not see invisible (+i) users,
+/// as Modern IRC says.
+fn send_name_lines(state: &mut State, id: ClientId, channel: &Folded) -> Option<String> {
     let (Some(room), Some(client)) = (state.channels.get(channel), state.clients.get(&id)) else {
-        return;
+        return None;
     };
     let is_member = room.members.contains_key(&id);
     let all_prefixes = client.has_cap(Caps::MULTI_PREFIX);
@@ -90,7 +111,7 @@ pub fn send_names(state: &mut State, id: ClientId, channel: &Folded) {
             .finish();
         state.send(id, line);
     }
-    end_of_names(state, id, &name);
+    Some(name)
 }
 
 fn end_of_names(state: &mut State, id: ClientId, name: &str) {
@@ -186,6 +207,35 @@ mod tests {
             seen += names.split(' ').count();
         }
         assert_eq!(seen, members.len());
+    }
+
+    #[test]
+    fn several_rooms_get_their_353s_and_one_366_naming_them_all() {
+        let mut harness = Harness::new();
+        harness.register("alice");
+        harness.register("eve");
+        harness.send("alice", "JOIN #one");
+        harness.send("alice", "JOIN #two");
+        harness.send("alice", "JOIN #hush");
+        harness.channel_mut("#hush").modes.secret = true;
+        harness.take("alice");
+        harness.send("alice", "NAMES #one,#two");
+        assert_eq!(
+            harness.take("alice"),
+            vec![
+                ":irc.test 353 alice = #one :@alice",
+                ":irc.test 353 alice = #two :@alice",
+                ":irc.test 366 alice #one,#two :End of /NAMES list"
+            ]
+        );
+        harness.send("eve", "NAMES #hush,#missing,#one");
+        assert_eq!(
+            harness.take("eve"),
+            vec![
+                ":irc.test 353 eve = #one :@alice",
+                ":irc.test 366 eve #hush,#missing,#one :End of /NAMES list"
+            ]
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use super::info;
 use crate::core::admin::{self, BanKind};
 use crate::core::commands::refusals;
-use crate::core::{ClientId, State};
+use crate::core::{ClientId, State, history_access};
 use crate::proto::numeric;
 use crate::proto::validate::is_valid_nick;
 use crate::proto::{Line, Message};
@@ -74,6 +74,13 @@ pub fn nick(state: &mut State, id: ClientId, message: &Message) {
         state.nicks.remove(&old_folded);
     }
     let renamed = old_folded != folded;
+    if renamed {
+        // Private history read under the new nick starts now.
+        let floor = history_access::starting_floor(state.clock.now(), state.nick_ended_ms);
+        if let Some(client) = state.clients.get_mut(&id) {
+            client.nick_floor = floor;
+        }
+    }
     state.nicks.insert(folded, id);
     if registered {
         let line = Line::new(Some(&old_source), "NICK").arg(wanted).finish();
@@ -97,20 +104,28 @@ pub fn user(state: &mut State, id: ClientId, message: &Message) {
     let Some(client) = state.clients.get_mut(&id) else {
         return;
     };
-    let user: String = message
+    if message.param(0).is_empty() || message.param(3).is_empty() {
+        refusals::need_more_params(state, id, "USER");
+        return;
+    }
+    let mut user: String = message
         .param(0)
         .chars()
         .filter(|c| is_user_char(*c))
         .take(max - 1)
         .collect();
-    if user.is_empty() || message.param(3).is_empty() {
-        refusals::need_more_params(state, id, "USER");
-        return;
+    if user.is_empty() {
+        // Nothing of it can stand in `nick!user@host` (an emoji, a name in
+        // another script): a placeholder lets the client in all the same.
+        user = FALLBACK_USER.chars().take(max - 1).collect();
     }
     client.user = format!("~{user}");
     client.realname = truncate(message.param(3), max_realname).to_owned();
     try_register(state, id);
 }
+
+/// The user name of a client whose own has no character a user name keeps.
+const FALLBACK_USER: &str = "user";
 
 /// Characters a user name keeps; anything that could confuse `nick!user@host`
 /// parsing is dropped.

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::config::{Config, Privilege};
 use crate::core::admin::{self, AdminRequest};
@@ -53,13 +53,46 @@ pub fn finished(
 ) {
     let notice = match outcome {
         Ok(config) => {
+            let (config, kept) = keep_running_history(state, config);
             state.isupport = isupport_tokens(&config);
             state.config = config;
-            "REHASH: configuration reloaded".to_owned()
+            match kept {
+                Some(kept) => format!("REHASH: configuration reloaded, but {kept}"),
+                None => "REHASH: configuration reloaded".to_owned(),
+            }
         }
         Err(error) => format!("REHASH failed, the running configuration is unchanged: {error}"),
     };
     if let Some(id) = requested_by {
         admin::server_notice(state, id, &notice);
     }
+}
+
+/// The history database is opened at startup: `[history] enabled`, `path`
+/// and `sync` take effect at a restart. A reloaded configuration keeps the
+/// running values for them, so CAP LS and 005 go on advertising what runs
+/// (no CAP NEW or DEL is due), and the change is logged and told.
+fn keep_running_history(state: &State, new: Arc<Config>) -> (Arc<Config>, Option<String>) {
+    let running = &state.config.history;
+    let mut changed = Vec::new();
+    if new.history.enabled != running.enabled {
+        changed.push("history.enabled");
+    }
+    if new.history.path != running.path {
+        changed.push("history.path");
+    }
+    if new.history.sync != running.sync {
+        changed.push("history.sync");
+    }
+    if changed.is_empty() {
+        return (new, None);
+    }
+    let keys = changed.join(", ");
+    warn!(%keys, "these settings take effect at a restart; the running history is unchanged");
+    let mut config = (*new).clone();
+    config.history.enabled = running.enabled;
+    config.history.path.clone_from(&running.path);
+    config.history.sync = running.sync;
+    let kept = format!("{keys} take effect at a restart; history runs as it was started");
+    (Arc::new(config), Some(kept))
 }

@@ -247,6 +247,28 @@ mod tests {
         assert_eq!(lines[3], ":irc.test 301 eve bob :gone fishing");
     }
 
+    /// What irctest's testWhoisNumerics[oper] checks: an operator asking
+    /// gets only the numerics Modern IRC lists for WHOIS, 318 last.
+    #[test]
+    fn an_operator_asking_gets_only_modern_whois_numerics() {
+        let mut h = people();
+        h.room("#chan1", &[("bob", true)]);
+        h.room("#chan2", &[("bob", true)]);
+        h.make_oper("alice");
+        h.make_oper("bob");
+        h.send("alice", "WHOIS bob");
+        let lines = h.take("alice");
+        let numerics: Vec<&str> = lines.iter().map(|l| l.split(' ').nth(1).unwrap()).collect();
+        assert_eq!(numerics.last(), Some(&"318"));
+        let allowed = [
+            "301", "307", "311", "312", "313", "317", "318", "319", "330", "338", "378", "379",
+            "671",
+        ];
+        assert!(numerics.iter().all(|n| allowed.contains(n)), "{lines:?}");
+        assert!(lines.contains(&":irc.test 313 alice bob :is an IRC operator".to_owned()));
+        assert!(lines.contains(&":irc.test 319 alice bob :@#chan1 @#chan2".to_owned()));
+    }
+
     #[test]
     fn secret_rooms_show_only_to_their_members() {
         let mut h = people();

@@ -67,7 +67,8 @@ impl Fields {
                 'l' => idle(),
                 // No accounts yet: `0` means logged out.
                 'a' => "0".to_owned(),
-                // Op levels (ircu's channel mode +A) do not exist here.
+                // Channel op levels are an ircu feature rooms here do not
+                // have; ircu itself answers `n/a`.
                 'o' => "n/a".to_owned(),
                 _ => return line.trailing(&client.realname).finish(),
             };
@@ -98,17 +99,19 @@ mod tests {
         h.room("#room", &[("alice", true), ("bob", false)]);
         h.send("bob", "MODE bob +B");
         h.take("bob");
-        h.send("alice", "WHO #room %tcuihsnfdlar,7");
+        h.send("alice", "WHO #room %tcuihsnfdlaor,7");
         assert_eq!(
             h.take("alice"),
             [
-                ":irc.test 354 alice 7 #room ~alice 127.0.0.1 127.0.0.1 irc.test alice H@ 0 0 0 :alice Name",
-                ":irc.test 354 alice 7 #room ~bob 127.0.0.1 127.0.0.1 irc.test bob HB 0 0 0 :bob Name",
+                ":irc.test 354 alice 7 #room ~alice 127.0.0.1 127.0.0.1 irc.test alice H@ 0 0 0 n/a :alice Name",
+                ":irc.test 354 alice 7 #room ~bob 127.0.0.1 127.0.0.1 irc.test bob HB 0 0 0 n/a :bob Name",
                 ":irc.test 315 alice #room :End of WHO list",
             ]
         );
         h.send("alice", "WHO bob %na");
         assert_eq!(h.take("alice")[0], ":irc.test 354 alice bob 0");
+        h.send("alice", "WHO bob %o");
+        assert_eq!(h.take("alice")[0], ":irc.test 354 alice n/a");
     }
 
     #[test]

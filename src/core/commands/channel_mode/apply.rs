@@ -6,13 +6,11 @@ use bytes::Bytes;
 use super::lists::{self, Setter};
 use super::parse::Request;
 use crate::core::commands::refusals;
+use crate::core::isupport::KEYLEN;
 use crate::core::{Channel, ClientId, State};
 use crate::proto::numeric::{self, Numeric};
 use crate::proto::serialize::{MAX_LINE, echo_param};
 use crate::proto::{Folded, Line};
-
-/// The longest key: the common KEYLEN, and short enough to type.
-const MAX_KEY_LENGTH: usize = 23;
 
 /// One change that took effect, as the broadcast shows it.
 pub(super) struct Applied {
@@ -121,6 +119,7 @@ fn set_flag(channel: &mut Channel, adding: bool, letter: char) -> Option<Applied
     let flag = match letter {
         'i' => &mut channel.modes.invite_only,
         'm' => &mut channel.modes.moderated,
+        'C' => &mut channel.modes.no_ctcp,
         'n' => &mut channel.modes.no_external,
         'p' => &mut channel.modes.private,
         's' => &mut channel.modes.secret,
@@ -135,9 +134,10 @@ fn set_flag(channel: &mut Channel, adding: bool, letter: char) -> Option<Applied
 
 fn set_key(channel: &mut Channel, key: &str) -> Result<Option<Applied>, Refusal> {
     if !is_valid_key(key) {
+        // `*`, not the key: it may be overlong, or a password mistyped.
         return Err((
             numeric::ERR_INVALIDMODEPARAM,
-            vec![channel.name.clone(), "k".into(), echo_param(key).into()],
+            vec![channel.name.clone(), "k".into(), "*".into()],
             "Invalid key",
         ));
     }
@@ -181,7 +181,7 @@ fn changed(flag: &mut bool, value: bool) -> bool {
 /// leading `:`, and not too long.
 fn is_valid_key(key: &str) -> bool {
     !key.is_empty()
-        && key.len() <= MAX_KEY_LENGTH
+        && key.len() <= KEYLEN
         && !key.starts_with(':')
         && !key
             .bytes()
@@ -315,5 +315,16 @@ mod tests {
                 ":irc.test 696 alice #room k * :Invalid key",
             ]
         );
+    }
+
+    #[test]
+    fn an_overlong_key_is_refused_without_being_echoed() {
+        let mut h = room();
+        h.send("alice", &format!("MODE #room +k :{}", "long".repeat(100)));
+        assert_eq!(
+            h.take("alice"),
+            [":irc.test 696 alice #room k * :Invalid key"]
+        );
+        assert_eq!(h.channel("#room").modes.key, None);
     }
 }

@@ -7,9 +7,10 @@ use bytes::Bytes;
 
 use super::apply::{Applied, Refusal};
 use crate::core::commands::unix_time;
-use crate::core::{Channel, ClientId, ListEntry, State};
+use crate::core::{Channel, ClientId, ListEntry, State, extban};
 use crate::proto::mask::Mask;
 use crate::proto::numeric::{self, Numeric};
+use crate::proto::serialize::echo_param;
 use crate::proto::{Casemapping, Folded};
 
 /// The longest b/e/I mask kept: a full `nick!user@host` fits comfortably.
@@ -93,23 +94,47 @@ pub(super) struct Setter {
 
 /// Adds `mask` to (or removes it from) `kind`'s list. `Ok(None)` when the
 /// list already had it (or lacked it), or the mask cannot be kept.
+///
+/// Bans and exceptions may be extbans (`~m:mask`, see `core::extban`); an
+/// unknown type is refused with 696 rather than kept as a mask that could
+/// never match.
 pub(super) fn edit(
     channel: &mut Channel,
     kind: ListKind,
     adding: bool,
-    mask: &str,
+    raw: &str,
     casemapping: Casemapping,
     max_entries: usize,
     setter: Setter,
 ) -> Result<Option<Applied>, Refusal> {
-    let Some(mask) = normalize_mask(mask) else {
+    let parsed = match kind {
+        ListKind::InviteExceptions => extban::Parsed::Plain(raw),
+        _ => extban::parse(raw),
+    };
+    let (extban, plain) = match parsed {
+        extban::Parsed::Plain(plain) => (None, plain),
+        extban::Parsed::Extended(extban, plain) => (Some(extban), plain),
+        extban::Parsed::Unknown => {
+            return Err((
+                numeric::ERR_INVALIDMODEPARAM,
+                vec![
+                    channel.name.clone(),
+                    kind.letter().to_string(),
+                    echo_param(raw).into(),
+                ],
+                "Unknown extban type",
+            ));
+        }
+    };
+    let Some(mask) = normalize_mask(plain) else {
         return Ok(None);
     };
+    let text = extban::text(extban, &mask);
     let channel_name = channel.name.clone();
     let entries = kind.entries_mut(channel);
     let existing = entries
         .iter()
-        .position(|entry| casemapping.eq(entry.mask.as_str(), &mask));
+        .position(|entry| casemapping.eq(&entry.text(), &text));
     match (adding, existing) {
         (true, Some(_)) | (false, None) => Ok(None),
         (true, None) if entries.len() >= max_entries => Err((
@@ -120,13 +145,14 @@ pub(super) fn edit(
         (true, None) => {
             entries.push(ListEntry {
                 mask: Mask::new(&mask, casemapping),
+                extban,
                 set_by: setter.source,
                 set_at: setter.at,
             });
             Ok(Some(Applied {
                 adding,
                 letter: kind.letter(),
-                arg: Some(mask),
+                arg: Some(text),
             }))
         }
         (false, Some(index)) => {
@@ -134,7 +160,7 @@ pub(super) fn edit(
             Ok(Some(Applied {
                 adding,
                 letter: kind.letter(),
-                arg: Some(removed.mask.as_str().to_owned()),
+                arg: Some(removed.text()),
             }))
         }
     }
@@ -197,7 +223,7 @@ pub(super) fn show_list(state: &mut State, id: ClientId, folded: &Folded, kind: 
             state
                 .numeric_line(id, entry_numeric)
                 .arg(&name)
-                .arg(entry.mask.as_str())
+                .arg(&entry.text())
                 .arg(&entry.set_by)
                 .arg(&unix_time(entry.set_at).to_string())
                 .finish()

@@ -81,6 +81,7 @@ fn show_modes(state: &mut State, id: ClientId, folded: &Folded) {
     let mut letters = String::from("+");
     let mut args = Vec::new();
     for (set, letter) in [
+        (modes.no_ctcp, 'C'),
         (modes.invite_only, 'i'),
         (modes.moderated, 'm'),
         (modes.no_external, 'n'),

@@ -51,7 +51,9 @@ pub(super) fn parse<'a>(
     for letter in modestring.chars() {
         match letter {
             '+' | '-' => adding = letter == '+',
-            'i' | 'm' | 'n' | 'p' | 's' | 't' => requests.push(Request::Flag { adding, letter }),
+            'C' | 'i' | 'm' | 'n' | 'p' | 's' | 't' => {
+                requests.push(Request::Flag { adding, letter });
+            }
             'b' | 'e' | 'I' => {
                 let Some(kind) = ListKind::from_letter(letter) else {
                     continue;

@@ -11,7 +11,7 @@
 mod parse;
 mod reply;
 
-use crate::config::HistoryVisibility;
+use crate::core::history_access::{conversation_floor, room_floor};
 use crate::core::{ClientId, Event, State};
 use crate::history::{self, Bound, Query, QueryKind, StoreError, TargetsQuery};
 use crate::proto::{Message, numeric};
@@ -71,32 +71,23 @@ pub fn chathistory(state: &mut State, id: ClientId, message: &Message) {
     });
 }
 
-/// The store key of a target `id` may read, and the oldest time it may see:
-/// a room it is in (from its join under `since_join`), or with private
-/// messages kept, its own conversation with a nick.
+/// The store key of a target `id` may read, and the oldest time it may see
+/// there ([`crate::core::history_access`]): a room it is in, or with
+/// private messages kept, its own conversation with a nick.
 fn readable(state: &State, id: ClientId, target: &str) -> Option<(String, Option<i64>)> {
     let client = state.clients.get(&id)?;
     if target.starts_with(['#', '&']) {
         let folded = state.fold(target);
-        let room = state.channels.get(&folded)?;
-        let joined = room.joined.get(&id).copied();
-        room.members.get(&id)?;
-        let floor = match state.config.history.visibility {
-            HistoryVisibility::All => None,
-            // Times are stored in milliseconds, so a line from the very
-            // millisecond of the join cannot be ordered against it: it is
-            // left out, since it may have come before the join.
-            HistoryVisibility::SinceJoin => {
-                Some(history::millis(joined.unwrap_or_else(|| state.clock.now())) + 1)
-            }
-        };
-        return Some((folded.as_str().to_owned(), floor));
+        let floor = room_floor(state, id, &folded)?;
+        return Some((folded.as_str().to_owned(), Some(floor)));
     }
     let valid = !target.is_empty() && !target.contains([' ', ',', '*', '?', '!', '@']);
-    (state.config.history.private_messages && valid).then(|| {
-        let key = history::private_conversation(&state.fold(&client.nick), &state.fold(target));
-        (key, None)
-    })
+    if !valid {
+        return None;
+    }
+    let floor = conversation_floor(state, id)?;
+    let key = history::private_conversation(&state.fold(&client.nick), &state.fold(target));
+    Some((key, Some(floor)))
 }
 
 /// TARGETS: the rooms `id` is in, and its conversations when kept.
@@ -117,13 +108,10 @@ fn targets(state: &mut State, id: ClientId, bounds: &[Bound], limit: usize) {
     let rooms = client
         .channels
         .iter()
-        .map(|room| room.as_str().to_owned())
+        .filter_map(|room| Some((room.as_str().to_owned(), room_floor(state, id, room)?)))
         .collect();
-    let nick = state
-        .config
-        .history
-        .private_messages
-        .then(|| state.fold(&client.nick).as_str().to_owned());
+    let nick = conversation_floor(state, id)
+        .map(|floor| (state.fold(&client.nick).as_str().to_owned(), floor));
     let query = TargetsQuery {
         from_ms: a.min(b),
         to_ms: a.max(b),

@@ -3,6 +3,7 @@
 
 use super::{Outgoing, Refusal};
 use crate::core::caps::Caps;
+use crate::core::extban::Restriction;
 use crate::core::{Channel, ClientId, Membership, State};
 use crate::proto::numeric;
 
@@ -30,8 +31,18 @@ pub(super) fn to_channel(
     } else {
         &both[..]
     };
-    if !may_speak(channel, channel.members.get(&id).copied(), sources) {
+    let membership = channel.members.get(&id).copied();
+    if !may_speak(channel, membership, sources) {
         return Err((numeric::ERR_CANNOTSENDTOCHAN, "Cannot send to channel"));
+    }
+    if channel.modes.no_ctcp
+        && is_ctcp_but_action(outgoing.text)
+        && !membership.is_some_and(|membership| membership.op)
+    {
+        return Err((
+            numeric::ERR_CANNOTSENDTOCHAN,
+            "Cannot send CTCP to channel (+C)",
+        ));
     }
     // `@+#room` reaches everyone at the lowest status named, as Modern says.
     let needs_op = !prefixes.is_empty() && !prefixes.contains('+');
@@ -67,16 +78,28 @@ pub(super) fn to_channel(
     Ok(())
 }
 
-/// Ops and voiced members always speak; others not while +m or banned
-/// (ban exceptions honoured), and outsiders not while +n.
+/// Ops and voiced members always speak; others not while +m, banned or
+/// muted (`~m:`; exceptions honoured), and outsiders not while +n. A
+/// cloaked client is matched by its cloak and by its real address.
 fn may_speak(channel: &Channel, membership: Option<Membership>, sources: &[&str]) -> bool {
+    let held = channel.modes.moderated
+        || channel.is_banned_as(sources)
+        || channel.is_restricted_as(Restriction::Mute, sources);
     match membership {
         Some(membership) if membership.op || membership.voice => true,
-        Some(_) => !channel.modes.moderated && !channel.is_banned_as(sources),
-        None => {
-            !channel.modes.no_external && !channel.modes.moderated && !channel.is_banned_as(sources)
-        }
+        Some(_) => !held,
+        None => !channel.modes.no_external && !held,
     }
+}
+
+/// A CTCP other than ACTION (`/me`), which `+C` keeps out: the text starts
+/// with `\x01` and its first word is not `ACTION`.
+fn is_ctcp_but_action(text: &str) -> bool {
+    let Some(ctcp) = text.strip_prefix('\x01') else {
+        return false;
+    };
+    let verb = ctcp.split([' ', '\x01']).next().unwrap_or_default();
+    verb != "ACTION"
 }
 
 #[cfg(test)]
@@ -115,6 +138,67 @@ mod tests {
         assert!(harness.take("alice").is_empty());
         let exception = harness.list_entry("bob!*@*");
         harness.channel_mut("#room").ban_exceptions.push(exception);
+        harness.send("bob", "PRIVMSG #room :hi");
+        assert_eq!(harness.take("alice").len(), 1);
+    }
+
+    #[test]
+    fn no_ctcp_rooms_refuse_ctcp_but_action() {
+        let mut harness = room();
+        harness.send("alice", "MODE #room +C");
+        assert_eq!(
+            harness.take("bob"),
+            vec![":alice!~alice@127.0.0.1 MODE #room +C"]
+        );
+        harness.take("alice");
+        harness.send("bob", "PRIVMSG #room :\x01ACTION is testing\x01");
+        harness.send("bob", "PRIVMSG #room :\x01PING 12345\x01");
+        harness.send("bob", "NOTICE #room :\x01VERSION x\x01");
+        harness.send("bob", "PRIVMSG #room :plain text");
+        assert_eq!(
+            harness.take("bob"),
+            vec![":irc.test 404 bob #room :Cannot send CTCP to channel (+C)"]
+        );
+        assert_eq!(
+            harness.take("alice"),
+            vec![
+                ":bob!~bob@127.0.0.1 PRIVMSG #room :\x01ACTION is testing\x01",
+                ":bob!~bob@127.0.0.1 PRIVMSG #room :plain text",
+            ]
+        );
+        // Channel operators are not held by it.
+        harness.send("alice", "PRIVMSG #room :\x01PING 1\x01");
+        assert_eq!(
+            harness.take("bob"),
+            vec![":alice!~alice@127.0.0.1 PRIVMSG #room :\x01PING 1\x01"]
+        );
+        harness.send("alice", "MODE #room");
+        assert_eq!(harness.take("alice")[0], ":irc.test 324 alice #room +Cnt");
+    }
+
+    #[test]
+    fn a_muted_member_may_join_but_not_speak() {
+        let mut harness = room();
+        harness.send("bob", "PART #room");
+        harness.send("alice", "MODE #room +b ~m:bob");
+        harness.take("alice");
+        harness.send("bob", "JOIN #room");
+        assert!(
+            harness
+                .channel("#room")
+                .members
+                .contains_key(&harness.id("bob"))
+        );
+        harness.take("alice");
+        harness.take("bob");
+        harness.send("bob", "PRIVMSG #room :hi");
+        harness.send("bob", "TAGMSG #room");
+        assert_eq!(harness.take("bob"), vec![REFUSED, REFUSED]);
+        assert!(harness.take("alice").is_empty());
+        // A plain ban exception lifts a mute too.
+        harness.send("alice", "MODE #room +e bob");
+        harness.take("alice");
+        harness.take("bob");
         harness.send("bob", "PRIVMSG #room :hi");
         assert_eq!(harness.take("alice").len(), 1);
     }

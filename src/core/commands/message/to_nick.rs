@@ -39,14 +39,25 @@ pub(super) fn to_nick(
         .clients
         .get(&id)
         .is_some_and(|c| c.caps.contains(Caps::ECHO_MESSAGE));
-    let mut audience = Vec::with_capacity(2);
-    if wanted {
-        audience.push(target_id);
+    if target_id == id {
+        // To oneself: the delivery is a side effect, the echo the reply
+        // (labeled-response), so a labeled command gets two lines, one labeled.
+        if wanted {
+            state.send_unlabeled(id, &mut event);
+        }
+        if echo {
+            state.send_all([id], &mut event);
+        }
+    } else {
+        let mut audience = Vec::with_capacity(2);
+        if wanted {
+            audience.push(target_id);
+        }
+        if echo {
+            audience.push(id);
+        }
+        state.send_all(audience, &mut event);
     }
-    if echo && target_id != id {
-        audience.push(id);
-    }
-    state.send_all(audience, &mut event);
     if let (Some(away), "PRIVMSG") = (away, outgoing.command) {
         state.reply(id, numeric::RPL_AWAY, &[&nick], &away);
     }
@@ -56,6 +67,7 @@ pub(super) fn to_nick(
 #[cfg(test)]
 mod tests {
     use super::super::tests::room;
+    use crate::core::caps::Caps;
 
     #[test]
     fn privmsg_to_an_away_nick_answers_301_and_notice_does_not() {
@@ -70,5 +82,41 @@ mod tests {
         harness.send("alice", "NOTICE bob :there?");
         assert!(harness.take("alice").is_empty());
         assert_eq!(harness.take("bob").len(), 2);
+    }
+
+    /// labeled-response: the delivery to oneself is a side effect, not a
+    /// reply; only the echo carries the label, and no batch is needed.
+    #[test]
+    fn a_labeled_message_to_oneself_is_delivered_then_echoed_with_the_label() {
+        let mut harness = room();
+        let alice = harness.id("alice");
+        let caps = &mut harness.state.clients.get_mut(&alice).unwrap().caps;
+        caps.insert(Caps::ECHO_MESSAGE);
+        caps.insert(Caps::LABELED_RESPONSE);
+        caps.insert(Caps::BATCH);
+        caps.insert(Caps::MESSAGE_TAGS);
+        for (command, text) in [("PRIVMSG", " :hi"), ("NOTICE", " :hi"), ("TAGMSG", "")] {
+            harness.send("alice", &format!("@label=L1 {command} alice{text}"));
+            let lines = harness.take("alice");
+            assert_eq!(lines.len(), 2, "{lines:?}");
+            let labeled: Vec<&String> = lines.iter().filter(|l| l.contains("label=L1")).collect();
+            assert_eq!(labeled.len(), 1, "{lines:?}");
+            assert!(
+                lines
+                    .iter()
+                    .all(|l| l.contains(&format!(" {command} alice")))
+            );
+            assert!(lines.iter().all(|l| !l.contains("BATCH")));
+        }
+    }
+
+    #[test]
+    fn without_echo_message_a_message_to_oneself_arrives_once() {
+        let mut harness = room();
+        harness.send("alice", "PRIVMSG alice :hi");
+        assert_eq!(
+            harness.take("alice"),
+            vec![":alice!~alice@127.0.0.1 PRIVMSG alice :hi"]
+        );
     }
 }
