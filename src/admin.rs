@@ -117,6 +117,14 @@ impl AdminWorker {
             warn!("REHASH: casemapping changes take effect on restart; keeping the running one");
             loaded.server.casemapping = self.running.server.casemapping;
         }
+        let cloaking = &self.running.cloaking;
+        if (loaded.cloaking.enabled, &loaded.cloaking.suffix)
+            != (cloaking.enabled, &cloaking.suffix)
+            || (!loaded.cloaking.secret.is_empty() && loaded.cloaking.secret != cloaking.secret)
+        {
+            warn!("REHASH: [cloaking] changes take effect on restart; keeping the running cloaks");
+        }
+        loaded.cloaking = cloaking.clone();
         let config = Arc::new(loaded);
         self.settings
             .send_replace(Arc::new(connection_settings(&config)));

@@ -57,6 +57,7 @@ pub fn admission_rules(config: &Config) -> AdmissionRules {
         max_per_ip: config.limits.max_clients_per_ip,
         connects_per_minute: config.limits.connects_per_ip_per_minute,
         exempt: config.limits.exempt_ips.clone(),
+        ipv6_prefix_bits: config.limits.ipv6_prefix_bits,
     }
 }
 
@@ -85,6 +86,10 @@ pub async fn start_with(config: Config, options: Options) -> std::io::Result<Ser
     } = options;
     let bans = admin::load_bans(&config.server.bans_file)
         .map_err(|error| std::io::Error::new(std::io::ErrorKind::InvalidData, error))?;
+    let mut config = config;
+    if config.cloaking.enabled && config.cloaking.secret.is_empty() {
+        config.cloaking.secret = core::cloak::load_or_create_secret(&config.cloaking.secret_file)?;
+    }
     // Certificates first: a bad one stops the start before anything listens.
     let mut tls_listeners = Vec::new();
     let mut acceptors = Vec::with_capacity(config.listen.len());

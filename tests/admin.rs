@@ -35,6 +35,7 @@ fn config_text(channels_per_client: usize, bans_file: &Path) -> String {
         "[server]\nname = \"irc.test\"\nbans_file = \"{}\"\n\n\
          [limits]\nchannels_per_client = {channels_per_client}\n\n\
          [flood]\nenabled = false\n\n[history]\nenabled = false\n\n\
+         [cloaking]\nenabled = false\n\n\
          [[listen]]\naddress = \"127.0.0.1:0\"\n\n\
          [[oper]]\nname = \"root\"\npassword_hash = \"{HASH}\"\n",
         bans_file.display()

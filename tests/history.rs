@@ -409,6 +409,7 @@ fn rehash_config(history: bool, db: &std::path::Path) -> String {
         "[server]\nname = \"irc.test\"\nbans_file = \"\"\n\n\
          [flood]\nenabled = false\n\n\
          [history]\nenabled = {history}\npath = \"{}\"\n\n\
+         [cloaking]\nenabled = false\n\n\
          [[listen]]\naddress = \"127.0.0.1:0\"\n\n\
          [[oper]]\nname = \"root\"\npassword_hash = \"{HASH}\"\n",
         db.display()

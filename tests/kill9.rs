@@ -143,8 +143,10 @@ fn every_line_a_client_received_is_in_history_after_kill_9() {
         &config,
         format!(
             "[server]\nname = \"irc.test\"\n[flood]\nenabled = false\n\
-             [history]\nenabled = true\npath = {:?}\n",
-            db.display().to_string()
+             [history]\nenabled = true\npath = {:?}\n\
+             [cloaking]\nsecret_file = {:?}\n",
+            db.display().to_string(),
+            dir.0.join("cloak.key").display().to_string()
         ),
     )
     .unwrap();

@@ -41,6 +41,7 @@ pub struct Config {
     /// Standing rooms, created at startup and kept when empty.
     pub room: Vec<Room>,
     pub log: Log,
+    pub cloaking: Cloaking,
     /// The message of the day as lines, read once by [`parse`]; use [`Config::motd_lines`].
     #[serde(skip)]
     pub motd_loaded: Vec<String>,
@@ -103,8 +104,11 @@ pub struct Limits {
     pub max_clients_per_ip: usize,
     /// New connections one address may open per minute; 0 = no limit.
     pub connects_per_ip_per_minute: u32,
-    /// Addresses exempt from the two per-IP limits.
+    /// Addresses exempt from the two per-IP limits; loopback by default.
     pub exempt_ips: Vec<Cidr>,
+    /// How many leading bits of an IPv6 address name one host for every
+    /// per-IP limit (64: a whole /64 counts as one address).
+    pub ipv6_prefix_bits: u8,
     /// CHANLIMIT: rooms one client may be in at once.
     pub channels_per_client: usize,
     /// A cap on every room's members; 0 = none.
@@ -184,6 +188,8 @@ pub enum Privilege {
     /// Secret and private rooms are visible as to members (LIST, WHOIS,
     /// NAMES, WHO, TOPIC, MODE).
     SeeSecret,
+    /// WHOIS and WHO show real addresses behind cloaks.
+    SeeHosts,
 }
 
 impl Privilege {
@@ -195,6 +201,7 @@ impl Privilege {
             Privilege::Wallops,
             Privilege::Exempt,
             Privilege::SeeSecret,
+            Privilege::SeeHosts,
         ]
     }
 
@@ -207,6 +214,7 @@ impl Privilege {
             Privilege::Wallops => "wallops",
             Privilege::Exempt => "exempt",
             Privilege::SeeSecret => "see_secret",
+            Privilege::SeeHosts => "see_hosts",
         }
     }
 }
@@ -300,6 +308,31 @@ pub struct Log {
     pub level: String,
 }
 
+/// `[cloaking]`: what others see instead of a user's IP address.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Cloaking {
+    /// Show everyone but the user and operators a keyed hash of the address.
+    pub enabled: bool,
+    /// The last label of every cloak.
+    pub suffix: String,
+    /// The key cloaks are made with; empty: the key in `secret_file`.
+    pub secret: String,
+    /// Where a generated key is kept across restarts (made on first start).
+    pub secret_file: PathBuf,
+}
+
+impl Default for Cloaking {
+    fn default() -> Self {
+        Cloaking {
+            enabled: true,
+            suffix: "ip".into(),
+            secret: String::new(),
+            secret_file: PathBuf::from("rookery-cloak.key"),
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -316,6 +349,7 @@ impl Default for Config {
             channels: Channels::default(),
             room: Vec::new(),
             log: Log::default(),
+            cloaking: Cloaking::default(),
             motd_loaded: Vec::new(),
         }
     }
@@ -346,7 +380,12 @@ impl Default for Limits {
             max_clients: 10_000,
             max_clients_per_ip: 50,
             connects_per_ip_per_minute: 30,
-            exempt_ips: Vec::new(),
+            // A web gateway, bouncer or bridge on the same host.
+            exempt_ips: ["127.0.0.0/8", "::1"]
+                .iter()
+                .filter_map(|range| range.parse().ok())
+                .collect(),
+            ipv6_prefix_bits: 64,
             channels_per_client: 50,
             max_channel_members: 0,
             nick_length: 30,

@@ -74,6 +74,7 @@ pub(super) fn problems(config: &Config) -> Vec<Problem> {
         );
     }
     check_limits(&mut check, &config.limits);
+    check_cloaking(&mut check, &config.cloaking);
     check_timeouts_and_flood(&mut check, config);
     check_opers(&mut check, &config.oper);
     check_channels_history_log(&mut check, config);
@@ -176,6 +177,7 @@ fn check_limits(check: &mut Checker, limits: &Limits) {
     check.at_least("limits.max_clients", limits.max_clients, 1);
     check.at_least("limits.max_clients_per_ip", limits.max_clients_per_ip, 1);
     check.at_least("limits.channels_per_client", limits.channels_per_client, 1);
+    check.between("limits.ipv6_prefix_bits", limits.ipv6_prefix_bits, 1..=128);
     check.between("limits.nick_length", limits.nick_length, 1..=200);
     check.between("limits.channel_length", limits.channel_length, 2..=200);
     if limits.topic_length > MAX_TOPIC_LENGTH {
@@ -203,6 +205,30 @@ fn check_limits(check: &mut Checker, limits: &Limits) {
     );
     check.between("limits.whowas_entries", limits.whowas_entries, 0..=100_000);
     check.between("limits.max_monitor", limits.max_monitor, 1..=10_000);
+}
+
+fn check_cloaking(check: &mut Checker, cloaking: &super::Cloaking) {
+    let suffix = &cloaking.suffix;
+    let valid = !suffix.is_empty()
+        && suffix.len() <= 32
+        && suffix
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+    if !valid {
+        check.report(
+            "cloaking.suffix",
+            format!(
+                "must be 1 to 32 letters, digits, '-' or '.', found {suffix:?}: it ends every cloaked host"
+            ),
+        );
+    }
+    if cloaking.enabled && cloaking.secret.is_empty() && cloaking.secret_file.as_os_str().is_empty()
+    {
+        check.report(
+            "cloaking.secret_file",
+            "is empty while cloaking.secret is empty too: set one, so cloaks stay the same across restarts",
+        );
+    }
 }
 
 /// The longest topic that still fits a 512-byte line with its numeric and prefix.

@@ -15,7 +15,7 @@ use tracing::error;
 use super::commands::unix_time;
 use super::{ClientId, State};
 use crate::config::Privilege;
-use crate::net::Cidr;
+use crate::net::{AddressKey, Cidr};
 use crate::proto::mask::Mask;
 use crate::proto::numeric;
 use crate::proto::{Casemapping, Line};
@@ -49,11 +49,13 @@ pub struct AdminState {
     /// The file REHASH reloads, when the server was started from one.
     pub config_file: Option<PathBuf>,
     pub bans: BanList,
-    oper_failures: HashMap<IpAddr, OperFailures>,
+    oper_attempts: HashMap<AddressKey, OperAttempts>,
 }
 
+/// OPER attempts from one address that did not succeed (yet): each counts
+/// from the moment it starts, so attempts checked in parallel count too.
 #[derive(Debug)]
-struct OperFailures {
+struct OperAttempts {
     count: u32,
     last: SystemTime,
 }
@@ -71,36 +73,31 @@ impl AdminState {
         sent
     }
 
-    /// True while `ip` has failed OPER too often to be checked again.
-    pub fn oper_locked(&mut self, ip: IpAddr, now: SystemTime) -> bool {
-        match self.oper_failures.get(&ip) {
-            Some(failures) if expired(failures.last, now) => {
-                self.oper_failures.remove(&ip);
-                false
-            }
-            Some(failures) => failures.count >= OPER_ATTEMPTS,
-            None => false,
+    /// Starts an OPER attempt from `key`, or refuses it (false) while the
+    /// address has [`OPER_ATTEMPTS`] attempts failed or still being checked.
+    pub fn start_oper_attempt(&mut self, key: AddressKey, now: SystemTime) -> bool {
+        if self.oper_attempts.len() >= 1024 {
+            self.oper_attempts
+                .retain(|_, attempts| !expired(attempts.last, now));
         }
-    }
-
-    pub fn oper_failed(&mut self, ip: IpAddr, now: SystemTime) {
-        if self.oper_failures.len() >= 1024 {
-            self.oper_failures
-                .retain(|_, failures| !expired(failures.last, now));
-        }
-        let failures = self.oper_failures.entry(ip).or_insert(OperFailures {
+        let attempts = self.oper_attempts.entry(key).or_insert(OperAttempts {
             count: 0,
             last: now,
         });
-        if expired(failures.last, now) {
-            failures.count = 0;
+        if expired(attempts.last, now) {
+            attempts.count = 0;
         }
-        failures.count += 1;
-        failures.last = now;
+        if attempts.count >= OPER_ATTEMPTS {
+            return false;
+        }
+        attempts.count += 1;
+        attempts.last = now;
+        true
     }
 
-    pub fn oper_succeeded(&mut self, ip: IpAddr) {
-        self.oper_failures.remove(&ip);
+    /// A right password clears the address's record.
+    pub fn oper_succeeded(&mut self, key: AddressKey) {
+        self.oper_attempts.remove(&key);
     }
 }
 
@@ -276,12 +273,25 @@ pub fn refuse_banned(state: &mut State, id: ClientId, kind: BanKind, reason: &st
 /// The K-line reason for a registering client, if one matches.
 pub fn kline_for(state: &State, id: ClientId) -> Option<String> {
     let client = state.clients.get(&id)?;
-    let userhost = format!("{}@{}", client.user, client.host);
-    state
-        .admin
-        .bans
-        .matching(BanKind::K, &userhost, client.ip, now_secs(state))
-        .map(|line| line.reason.clone())
+    server_ban_for(state, client, BanKind::K).map(|line| line.reason.clone())
+}
+
+/// The first active line of `kind` for `client`: K-lines match its real
+/// address and its cloak alike.
+pub fn server_ban_for<'a>(
+    state: &'a State,
+    client: &super::Client,
+    kind: BanKind,
+) -> Option<&'a BanLine> {
+    let now = now_secs(state);
+    let mut hosts = vec![&client.real_host];
+    if client.is_cloaked() {
+        hosts.push(&client.host);
+    }
+    hosts.into_iter().find_map(|host| {
+        let userhost = format!("{}@{host}", client.user);
+        state.admin.bans.matching(kind, &userhost, client.ip, now)
+    })
 }
 
 /// Writes the bans to the configured file, off the core.
@@ -329,16 +339,27 @@ mod tests {
     }
 
     #[test]
-    fn three_failed_opers_lock_an_address_for_a_while() {
+    fn three_opers_started_lock_an_address_for_a_while() {
         let mut admin = AdminState::default();
-        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let key = AddressKey::new("192.0.2.1".parse().unwrap(), 64);
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
         for _ in 0..OPER_ATTEMPTS {
-            assert!(!admin.oper_locked(ip, now));
-            admin.oper_failed(ip, now);
+            assert!(admin.start_oper_attempt(key, now));
         }
-        assert!(admin.oper_locked(ip, now));
-        assert!(!admin.oper_locked(ip, now + OPER_LOCKOUT));
+        assert!(!admin.start_oper_attempt(key, now));
+        assert!(admin.start_oper_attempt(key, now + OPER_LOCKOUT));
+    }
+
+    #[test]
+    fn an_ipv6_network_shares_one_oper_lockout() {
+        let mut admin = AdminState::default();
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
+        for host in 1..=OPER_ATTEMPTS {
+            let ip = format!("2001:db8:0:1::{host}").parse().unwrap();
+            assert!(admin.start_oper_attempt(AddressKey::new(ip, 64), now));
+        }
+        let other_host = AddressKey::new("2001:db8:0:1::99".parse().unwrap(), 64);
+        assert!(!admin.start_oper_attempt(other_host, now));
     }
 
     #[test]

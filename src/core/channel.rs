@@ -3,7 +3,7 @@
 use std::time::{Duration, SystemTime};
 
 use super::extban::{self, Extban, Restriction};
-use super::{ClientId, IdMap, State};
+use super::{Client, ClientId, IdMap, State};
 use crate::config::Privilege;
 use crate::proto::Folded;
 use crate::proto::mask::Mask;
@@ -164,44 +164,58 @@ impl Channel {
         self.invited.insert(id, now);
     }
 
-    /// Is `source` (`nick!user@host`) banned, exceptions considered?
-    /// Extbans do not ban: they restrict (see [`Channel::is_restricted`]).
-    pub fn is_banned(&self, source: &str) -> bool {
-        self.listed(None, source)
+    /// Is `client` banned, exceptions considered? Behind a cloak it is
+    /// matched by its cloaked and by its real `nick!user@host`, and an
+    /// exception matching either wins. Extbans do not ban: they restrict
+    /// (see [`Channel::is_restricted`]).
+    pub fn is_banned(&self, client: &Client) -> bool {
+        self.listed(None, client)
     }
 
-    /// Does an extban of this kind hold `source`? A plain exception lifts
+    /// Does an extban of this kind hold `client`? A plain exception lifts
     /// it, as does an exception of the same kind (`+e ~m:mask`).
-    pub fn is_restricted(&self, restriction: Restriction, source: &str) -> bool {
-        self.listed(Some(restriction), source)
+    pub fn is_restricted(&self, restriction: Restriction, client: &Client) -> bool {
+        self.listed(Some(restriction), client)
     }
 
-    fn listed(&self, restriction: Option<Restriction>, source: &str) -> bool {
-        self.bans
-            .iter()
-            .any(|entry| entry.restricts(restriction) && entry.mask.matches(source))
+    fn listed(&self, restriction: Option<Restriction>, client: &Client) -> bool {
+        let restricting = |entry: &&ListEntry| entry.restricts(restriction);
+        // Most rooms have no ban of the kind: no real source is built then.
+        if !self.bans.iter().any(|entry| restricting(&entry)) {
+            return false;
+        }
+        let real = client.is_cloaked().then(|| client.real_source());
+        let matches = |entry: &ListEntry| {
+            entry.mask.matches(&client.source)
+                || real.as_deref().is_some_and(|real| entry.mask.matches(real))
+        };
+        self.bans.iter().filter(restricting).any(matches)
             && !self.ban_exceptions.iter().any(|entry| {
-                (entry.extban.is_none() || entry.restricts(restriction))
-                    && entry.mask.matches(source)
+                (entry.extban.is_none() || entry.restricts(restriction)) && matches(entry)
             })
     }
 
     /// Does a ban or a mute (`~m:`) keep this member quiet? Ops and voiced
     /// members speak whatever the lists say.
-    pub fn silences(&self, membership: Membership, source: &str) -> bool {
-        !membership.op && !membership.voice && self.bans_speech(source)
+    pub fn silences(&self, membership: Membership, client: &Client) -> bool {
+        !membership.op && !membership.voice && self.bans_speech(client)
     }
 
-    /// Does a ban or a mute (`~m:`) match `source`, whoever it is?
-    pub fn bans_speech(&self, source: &str) -> bool {
-        self.is_banned(source) || self.is_restricted(Restriction::Mute, source)
+    /// Does a ban or a mute (`~m:`) match `client`, whoever it is here?
+    pub fn bans_speech(&self, client: &Client) -> bool {
+        self.is_banned(client) || self.is_restricted(Restriction::Mute, client)
     }
 
-    /// Does `source` match an invite exception (+I)?
-    pub fn is_invite_excepted(&self, source: &str) -> bool {
+    /// Does `client`, by its shown or its real address, match an invite
+    /// exception (+I)?
+    pub fn is_invite_excepted(&self, client: &Client) -> bool {
+        if self.invite_exceptions.is_empty() {
+            return false;
+        }
+        let real = client.real_source();
         self.invite_exceptions
             .iter()
-            .any(|entry| entry.mask.matches(source))
+            .any(|entry| entry.mask.matches(&client.source) || entry.mask.matches(&real))
     }
 }
 

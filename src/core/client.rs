@@ -7,6 +7,7 @@ use std::time::SystemTime;
 
 use super::ClientId;
 use super::caps::Caps;
+use super::hold::Waiting;
 use crate::config::Privilege;
 use crate::net::Outbox;
 use crate::proto::Folded;
@@ -20,8 +21,12 @@ pub struct Client {
     pub id: ClientId,
     pub outbox: Arc<Outbox>,
     pub ip: IpAddr,
-    /// The host shown in `nick!user@host`: the address, made safe for IRC.
+    /// The host shown in `nick!user@host`: the cloak, or without cloaking
+    /// the address made safe for IRC.
     pub host: String,
+    /// The address made safe for IRC, for the client itself, operators,
+    /// and matching K-lines and bans.
+    pub real_host: String,
     /// Connected over TLS.
     pub secure: bool,
     /// Empty until NICK.
@@ -42,8 +47,9 @@ pub struct Client {
     pub modes: UserModes,
     /// What OPER granted; meaningful only while `modes.oper` is set.
     pub privileges: Vec<Privilege>,
-    /// An OPER password is being checked; further attempts wait for it.
-    pub oper_pending: bool,
+    /// A command of this client is decided off the core (an OPER password
+    /// check); its later lines wait here, in order.
+    pub waiting: Option<Waiting>,
     pub away: Option<String>,
     pub channels: HashSet<Folded>,
     /// Rooms this client was invited to, so leaving clears the invites
@@ -101,6 +107,7 @@ impl Client {
             id,
             outbox,
             ip,
+            real_host: host.clone(),
             host,
             secure: false,
             nick: String::new(),
@@ -114,7 +121,7 @@ impl Client {
             caps: Caps::NONE,
             modes: UserModes::default(),
             privileges: Vec::new(),
-            oper_pending: false,
+            waiting: None,
             away: None,
             channels: HashSet::new(),
             invited_to: HashSet::new(),
@@ -138,6 +145,23 @@ impl Client {
     /// Recomputes `nick!user@host` after a change of nick or user.
     pub fn update_source(&mut self) {
         self.source = format!("{}!{}@{}", self.nick, self.user, self.host);
+    }
+
+    /// `nick!user@address`: the source with the real address, which bans
+    /// by address match as well as the cloaked [`Client::source`].
+    pub fn real_source(&self) -> String {
+        format!("{}!{}@{}", self.nick, self.user, self.real_host)
+    }
+
+    /// Whether `viewer` may see this client's real address: itself, or an
+    /// operator with `see_hosts`.
+    pub fn host_visible_to(&self, viewer: &Client) -> bool {
+        viewer.id == self.id || viewer.has_privilege(Privilege::SeeHosts)
+    }
+
+    /// Whether the host shown is a cloak.
+    pub fn is_cloaked(&self) -> bool {
+        self.host != self.real_host
     }
 
     /// An operator holding `privilege`.

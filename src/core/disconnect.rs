@@ -13,7 +13,9 @@ impl State {
         let Some(client) = self.clients.get(&id) else {
             return;
         };
-        info!(client = id.0, nick = %client.nick, %reason, "client leaves");
+        // Debug formatting escapes control bytes: a quit reason cannot
+        // forge or overwrite log lines.
+        info!(client = id.0, nick = ?client.nick, ?reason, "client leaves");
         if client.registered {
             let quit = Line::new(Some(&client.source), "QUIT")
                 .trailing(reason)

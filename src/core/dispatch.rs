@@ -183,6 +183,10 @@ fn run(state: &mut State, id: ClientId, message: &Message) {
         );
         return;
     }
+    #[cfg(test)]
+    if message.command == "TESTPANIC" {
+        panic!("a handler bug, on purpose");
+    }
     let Some(command) = find(&message.command) else {
         if registered {
             state.reply(
@@ -277,6 +281,28 @@ mod tests {
                 "help for unknown command {subject}"
             );
         }
+    }
+
+    #[test]
+    fn a_panic_in_a_labeled_command_leaves_no_label_or_capture_behind() {
+        let mut h = Harness::new();
+        h.register("alice");
+        h.register("bob");
+        for nick in ["alice", "bob"] {
+            h.send(nick, "CAP REQ :labeled-response batch");
+            h.take(nick);
+        }
+        let message = crate::proto::message::parse("@label=stale TESTPANIC")
+            .expect("parses")
+            .to_owned();
+        let id = h.id("alice");
+        crate::core::handle_guarded(&mut h.state, Event::Message { id, message });
+        assert!(!h.state.clients.contains_key(&id), "the culprit is dropped");
+        assert_eq!(h.state.label(), None);
+        assert!(h.state.capture.is_none());
+        assert!(!h.state.take_deferred());
+        h.send("bob", "PING x");
+        assert_eq!(h.take("bob"), [":irc.test PONG irc.test :x"]);
     }
 
     #[test]

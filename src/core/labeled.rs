@@ -51,6 +51,13 @@ impl State {
         });
     }
 
+    /// Forgets a labeled command cut short (its handler panicked).
+    pub fn reset_labeled(&mut self) {
+        self.capture = None;
+        self.label = None;
+        self.deferred = false;
+    }
+
     /// Stops holding lines and returns them, with the history record they
     /// must wait for.
     pub fn end_capture(&mut self) -> (Vec<Bytes>, u64) {

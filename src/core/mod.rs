@@ -15,12 +15,14 @@ pub mod caps;
 mod channel;
 mod chghost;
 mod client;
+pub mod cloak;
 pub mod commands;
 mod delivery;
 mod disconnect;
 mod dispatch;
 pub mod extban;
 pub mod history_access;
+mod hold;
 pub mod isupport;
 mod labeled;
 mod monitor;
@@ -96,22 +98,31 @@ pub const INBOX_CAPACITY: usize = 4096;
 pub async fn run(mut state: State, mut inbox: mpsc::Receiver<Event>) {
     while let Some(event) = inbox.recv().await {
         let shutdown = matches!(event, Event::Shutdown);
-        let culprit = match &event {
-            Event::Message { id, .. } | Event::InputTooLong { id } => Some(*id),
-            _ => None,
-        };
-        // A bug in one handler must not take every user down with it: drop
-        // the client whose command triggered it and keep serving.
-        let outcome =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| state.handle(event)));
-        if outcome.is_err() {
-            tracing::error!(client = ?culprit, "a command handler panicked; dropping its client");
-            if let Some(id) = culprit {
-                state.disconnect(id, "Internal error");
-            }
-        }
+        handle_guarded(&mut state, event);
         if shutdown {
             break;
+        }
+    }
+}
+
+/// Applies one event; a handler that panics costs only its client.
+pub fn handle_guarded(state: &mut State, event: Event) {
+    let culprit = match &event {
+        Event::Message { id, .. } | Event::InputTooLong { id } | Event::OperChecked { id, .. } => {
+            Some(*id)
+        }
+        _ => None,
+    };
+    // A bug in one handler must not take every user down with it: drop
+    // the client whose command triggered it and keep serving.
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| state.handle(event)));
+    if outcome.is_err() {
+        tracing::error!(client = ?culprit, "a command handler panicked; dropping its client");
+        // The panic may have struck inside a labeled command: its capture
+        // and label must not reach the next client's replies.
+        state.reset_labeled();
+        if let Some(id) = culprit {
+            state.disconnect(id, "Internal error");
         }
     }
 }

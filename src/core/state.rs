@@ -12,17 +12,17 @@ use tokio::sync::mpsc;
 
 use super::broadcast::Broadcast;
 use super::client::PLAYBACK_SEEN_ROOMS;
+use super::cloak::{self, Cloak};
 use super::commands::{chathistory, oper, rehash};
+use super::hold::Input;
 use super::labeled::Capture;
 use super::whowas::Whowas;
-use super::{
-    AdminState, Channel, Client, ClientId, Event, IdMap, IdSet, admin, dispatch, isupport,
-};
+use super::{AdminState, Channel, Client, ClientId, Event, IdMap, IdSet, admin, isupport};
 use crate::config::Config;
 use crate::history::ring::PlaybackRings;
 use crate::history::{self, HistoryHandle, Preload, Record};
+use crate::net::AddressKey;
 use crate::proto::Folded;
-use crate::proto::numeric;
 
 /// Where the core reads the time: a trait so tests can hold it still.
 pub trait Clock: Send {
@@ -73,6 +73,8 @@ pub struct State {
     pub(super) label: Option<String>,
     /// Set by a handler whose reply comes later under the label.
     pub(super) deferred: bool,
+    /// What others see instead of clients' addresses, when cloaking is on.
+    pub cloak: Option<Cloak>,
     /// When (ms) a room was last destroyed, and a nick last given up: a
     /// room or nick starting in that same millisecond starts its history
     /// one later ([`super::history_access::starting_floor`]).
@@ -87,7 +89,18 @@ impl State {
     pub fn new(config: Arc<Config>, clock: Box<dyn Clock>) -> State {
         let created = clock.now();
         let whowas = Whowas::new(config.limits.whowas_entries);
+        let cloaking = &config.cloaking;
+        let cloak = cloaking.enabled.then(|| {
+            // The server fills the secret in from its file; without one
+            // (a core run without a server) the cloaks last one run.
+            let secret = match cloaking.secret.as_str() {
+                "" => cloak::random_secret(),
+                secret => secret.to_owned(),
+            };
+            Cloak::new(&secret, &cloaking.suffix, config.limits.ipv6_prefix_bits)
+        });
         State {
+            cloak,
             isupport: isupport::isupport_tokens(&config),
             config,
             clients: IdMap::default(),
@@ -162,22 +175,14 @@ impl State {
             } => {
                 let mut client = Client::new(id, outbox, peer.ip(), self.clock.now());
                 client.secure = secure;
+                if let Some(cloak) = &self.cloak {
+                    client.host = cloak.host(peer.ip());
+                }
                 self.clients.insert(id, client);
                 admin::refuse_if_dlined(self, id);
             }
-            Event::Message { id, message } => {
-                if self.clients.contains_key(&id) {
-                    dispatch::dispatch(self, id, &message);
-                }
-            }
-            Event::InputTooLong { id } => {
-                self.reply(
-                    id,
-                    numeric::ERR_INPUTTOOLONG,
-                    &[],
-                    "Input line was too long",
-                );
-            }
+            Event::Message { id, message } => self.input(id, Input::Message(message)),
+            Event::InputTooLong { id } => self.input(id, Input::TooLong),
             Event::Closed { id, reason } => self.disconnect(id, &reason),
             Event::Rehash { requested_by } => rehash::start(self, requested_by),
             Event::Reloaded {
@@ -293,6 +298,11 @@ impl State {
                 self.destroy_room(channel);
             }
         }
+    }
+
+    /// What the per-address limits count `ip` by.
+    pub fn address_key(&self, ip: std::net::IpAddr) -> AddressKey {
+        AddressKey::new(ip, self.config.limits.ipv6_prefix_bits)
     }
 
     /// Removes an emptied room, and its playback ring with it: a room

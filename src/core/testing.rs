@@ -56,7 +56,15 @@ impl Harness {
         Harness::with_config(config)
     }
 
-    pub fn with_config(config: Config) -> Harness {
+    /// Runs `config` with cloaking off: handler tests name clients by their
+    /// real `127.0.0.1` host. [`Harness::with_cloaking`] keeps it.
+    pub fn with_config(mut config: Config) -> Harness {
+        config.cloaking.enabled = false;
+        Harness::with_cloaking(config)
+    }
+
+    /// Runs `config` as it is, cloaking included.
+    pub fn with_cloaking(config: Config) -> Harness {
         let clock = FixedClock(Arc::new(Mutex::new(
             SystemTime::UNIX_EPOCH + Duration::from_secs(START),
         )));

@@ -35,6 +35,39 @@ impl Cidr {
     }
 }
 
+/// What every per-address limit counts by: an IPv4 address, or the IPv6
+/// network of `[limits] ipv6_prefix_bits` around an address (one host
+/// normally holds a whole /64, so counting single IPv6 addresses would let
+/// it sidestep every limit).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct AddressKey(IpAddr);
+
+impl AddressKey {
+    pub fn new(ip: IpAddr, ipv6_prefix_bits: u8) -> AddressKey {
+        match canonical(ip) {
+            IpAddr::V6(v6) => {
+                let bits = u32::from(ipv6_prefix_bits.min(128));
+                let mask = u128::MAX.checked_shl(128 - bits).unwrap_or(0);
+                AddressKey(IpAddr::from(std::net::Ipv6Addr::from(
+                    u128::from(v6) & mask,
+                )))
+            }
+            v4 => AddressKey(v4),
+        }
+    }
+
+    /// The address with the bits past the prefix cleared.
+    pub fn network(self) -> IpAddr {
+        self.0
+    }
+}
+
+impl fmt::Display for AddressKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 /// True when the first `bits` bits of `a` and `b` agree.
 fn prefix_eq(a: u128, b: u128, bits: u8) -> bool {
     if bits == 0 {
@@ -125,6 +158,18 @@ mod tests {
     #[test]
     fn mapped_ipv6_counts_as_ipv4() {
         assert!(cidr("127.0.0.0/8").contains(ip("::ffff:127.0.0.1")));
+    }
+
+    #[test]
+    fn ipv6_addresses_in_one_prefix_share_a_key_and_ipv4_keeps_every_bit() {
+        let key = |text: &str, bits| AddressKey::new(ip(text), bits);
+        assert_eq!(key("2001:db8:1:2::1", 64), key("2001:db8:1:2:ffff::9", 64));
+        assert_ne!(key("2001:db8:1:2::1", 64), key("2001:db8:1:3::1", 64));
+        assert_eq!(key("2001:db8:1:2::1", 64).to_string(), "2001:db8:1:2::");
+        assert_ne!(key("2001:db8::1", 128), key("2001:db8::2", 128));
+        assert_eq!(key("2001:db8::1", 0), key("fe80::1", 0));
+        assert_ne!(key("192.0.2.1", 64), key("192.0.2.2", 64));
+        assert_eq!(key("::ffff:192.0.2.1", 64), key("192.0.2.1", 64));
     }
 
     #[test]

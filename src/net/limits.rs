@@ -1,5 +1,6 @@
 //! Connection admission: the server-wide client cap, the per-IP cap, and the
-//! per-IP connect rate, with exemptions by address range. The numbers can be
+//! per-IP connect rate, with exemptions by address range. IPv6 addresses
+//! count by their network ([`AddressKey`]). The numbers can be
 //! replaced while the server runs (REHASH).
 
 use std::collections::HashMap;
@@ -8,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::time::Instant;
 
-use super::Cidr;
+use super::{AddressKey, Cidr};
 
 /// The numbers admission enforces, from `[limits]`.
 #[derive(Clone, Debug, Default)]
@@ -19,6 +20,8 @@ pub struct AdmissionRules {
     pub connects_per_minute: u32,
     /// Addresses that skip the two per-IP checks.
     pub exempt: Vec<Cidr>,
+    /// How much of an IPv6 address names one host for the per-IP checks.
+    pub ipv6_prefix_bits: u8,
 }
 
 /// Counts open connections in total and per address.
@@ -31,9 +34,9 @@ pub struct ConnectionLimits {
 struct Counts {
     rules: AdmissionRules,
     total: usize,
-    per_ip: HashMap<IpAddr, usize>,
+    per_ip: HashMap<AddressKey, usize>,
     /// Recent connects per address: a token bucket of `connects_per_minute`.
-    recent: HashMap<IpAddr, ConnectTokens>,
+    recent: HashMap<AddressKey, ConnectTokens>,
     /// `recent` is swept of refilled entries when it grows past this.
     sweep_at: usize,
 }
@@ -62,7 +65,7 @@ pub enum Refusal {
 #[derive(Debug)]
 pub struct Admission {
     limits: Arc<ConnectionLimits>,
-    ip: IpAddr,
+    key: AddressKey,
 }
 
 impl ConnectionLimits {
@@ -91,19 +94,20 @@ impl ConnectionLimits {
         if counts.total >= counts.rules.max_clients {
             return Err(Refusal::ServerFull);
         }
+        let key = AddressKey::new(ip, counts.rules.ipv6_prefix_bits);
         let exempt = counts.rules.exempt.iter().any(|range| range.contains(ip));
         if !exempt {
             let max_per_ip = counts.rules.max_per_ip;
-            if counts.per_ip.get(&ip).copied().unwrap_or(0) >= max_per_ip {
+            if counts.per_ip.get(&key).copied().unwrap_or(0) >= max_per_ip {
                 return Err(Refusal::TooManyFromAddress);
             }
-            counts.take_connect_token(ip, now)?;
+            counts.take_connect_token(key, now)?;
         }
-        *counts.per_ip.entry(ip).or_insert(0) += 1;
+        *counts.per_ip.entry(key).or_insert(0) += 1;
         counts.total += 1;
         Ok(Admission {
             limits: Arc::clone(self),
-            ip,
+            key,
         })
     }
 
@@ -115,7 +119,7 @@ impl ConnectionLimits {
 }
 
 impl Counts {
-    fn take_connect_token(&mut self, ip: IpAddr, now: Instant) -> Result<(), Refusal> {
+    fn take_connect_token(&mut self, key: AddressKey, now: Instant) -> Result<(), Refusal> {
         let per_minute = self.rules.connects_per_minute;
         if per_minute == 0 {
             return Ok(());
@@ -129,7 +133,7 @@ impl Counts {
             self.recent.retain(|_, entry| refill(entry) < capacity);
             self.sweep_at = (self.recent.len() * 2).max(SWEEP_FLOOR);
         }
-        let entry = self.recent.entry(ip).or_insert(ConnectTokens {
+        let entry = self.recent.entry(key).or_insert(ConnectTokens {
             tokens: capacity,
             updated: now,
         });
@@ -148,10 +152,10 @@ impl Drop for Admission {
     fn drop(&mut self) {
         let mut counts = self.limits.lock();
         counts.total -= 1;
-        if let Some(n) = counts.per_ip.get_mut(&self.ip) {
+        if let Some(n) = counts.per_ip.get_mut(&self.key) {
             *n -= 1;
             if *n == 0 {
-                counts.per_ip.remove(&self.ip);
+                counts.per_ip.remove(&self.key);
             }
         }
     }
@@ -169,6 +173,7 @@ mod tests {
             max_per_ip,
             connects_per_minute: per_minute,
             exempt: Vec::new(),
+            ipv6_prefix_bits: 64,
         }
     }
 
@@ -188,6 +193,26 @@ mod tests {
         assert!(limits.admit(ip("127.0.0.2")).is_ok());
         drop(a);
         assert!(limits.admit(ip("127.0.0.1")).is_ok());
+    }
+
+    #[test]
+    fn ipv6_addresses_of_one_network_share_the_per_ip_limits() {
+        let limits = ConnectionLimits::new(rules(10, 2, 3));
+        let _a = limits.admit(ip("2001:db8:0:1::1")).unwrap();
+        let _b = limits.admit(ip("2001:db8:0:1::2")).unwrap();
+        assert_eq!(
+            limits.admit(ip("2001:db8:0:1:ffff::3")).unwrap_err(),
+            Refusal::TooManyFromAddress
+        );
+        let _c = limits.admit(ip("2001:db8:0:2::1")).unwrap();
+        drop(_a);
+        drop(_b);
+        // The rate allows the network three connects, not three per address.
+        let _d = limits.admit(ip("2001:db8:0:1::66")).unwrap();
+        assert_eq!(
+            limits.admit(ip("2001:db8:0:1::77")).unwrap_err(),
+            Refusal::ConnectingTooFast
+        );
     }
 
     #[test]

@@ -69,6 +69,9 @@ pub struct Acceptor {
 
 /// Accepts connections until shutdown.
 pub async fn serve(listener: TcpListener, acceptor: Acceptor, tls: Option<Arc<ReloadableTls>>) {
+    let local = listener
+        .local_addr()
+        .map_or_else(|_| "?".to_owned(), |address| address.to_string());
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -103,6 +106,7 @@ pub async fn serve(listener: TcpListener, acceptor: Acceptor, tls: Option<Arc<Re
         let id = ClientId(acceptor.next_id.fetch_add(1, Ordering::Relaxed));
         let settings = Arc::clone(&acceptor.settings.borrow());
         let span = info_span!("conn", id = id.0, %peer);
+        info!(parent: &span, %peer, listener = %local, tls = tls.is_some(), "client connects");
         let accepted = connection::Accepted {
             id,
             peer,

@@ -10,7 +10,7 @@ mod listener;
 mod outbox;
 mod tls;
 
-pub use cidr::Cidr;
+pub use cidr::{AddressKey, Cidr};
 pub use connection::{ConnectionSettings, FloodLimits};
 pub use limits::{AdmissionRules, ConnectionLimits};
 pub use listener::{Acceptor, bind, serve};

@@ -23,6 +23,10 @@ pub fn test_config(extra_toml: &str) -> Config {
         ("server.bans_file", "\"\""),
         ("flood.enabled", "false"),
         ("history.enabled", "false"),
+        // Tests name clients by their real 127.0.0.1 host and test the
+        // per-IP limits from loopback.
+        ("cloaking.enabled", "false"),
+        ("limits.exempt_ips", "[]"),
     ];
     // Dotted keys must come before the [[listen]] table to stay at the root;
     // a key the caller sets replaces its default (TOML forbids repeats).
@@ -45,7 +49,7 @@ pub fn test_config(extra_toml: &str) -> Config {
 /// [`test_config`] with history on, kept in `db`.
 pub fn test_config_with_history(db: &std::path::Path, extra_toml: &str) -> Config {
     let text = format!(
-        "server.name = \"irc.test\"\nflood.enabled = false\n\
+        "server.name = \"irc.test\"\nflood.enabled = false\ncloaking.enabled = false\n\
          history.enabled = true\nhistory.path = {:?}\n{extra_toml}\n\
          [[listen]]\naddress = \"127.0.0.1:0\"\n",
         db.display().to_string()

@@ -141,6 +141,7 @@ fn request(state: &mut State, id: ClientId, requested: &str) {
                 client.caps.remove(flag);
             }
         }
+        tracing::info!(client = id.0, nick = ?client.nick, caps = ?requested, "capabilities taken");
         "ACK"
     } else {
         "NAK"

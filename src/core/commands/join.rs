@@ -5,7 +5,7 @@ use super::part::part_one;
 use super::topic::send_topic;
 use crate::core::caps::Caps;
 use crate::core::commands::refusals;
-use crate::core::{Channel, ChannelModes, ClientId, Membership, State};
+use crate::core::{Channel, ChannelModes, Client, ClientId, Membership, State};
 use crate::core::{history_access, playback};
 use crate::proto::numeric::{self, Numeric};
 use crate::proto::validate::is_valid_channel;
@@ -67,7 +67,7 @@ fn join_one(state: &mut State, id: ClientId, name: &str, key: &str) {
     let now = state.clock.now();
     if let Some(channel) = state.channels.get(&folded) {
         let entrant = Entrant {
-            source: &source,
+            client,
             key,
             invited: channel.has_open_invite(id, now),
             // A standing [[room]] has no creator to invite anyone: the
@@ -125,7 +125,7 @@ fn join_one(state: &mut State, id: ClientId, name: &str, key: &str) {
 
 /// Who asks to enter, and with what.
 struct Entrant<'a> {
-    source: &'a str,
+    client: &'a Client,
     key: &'a str,
     /// Holds an open invite.
     invited: bool,
@@ -143,13 +143,12 @@ fn refusal(
 ) -> Option<(Numeric, &'static str)> {
     let modes = &channel.modes;
     let members = channel.members.len();
-    let source = entrant.source;
-    if channel.is_banned(source) {
+    if channel.is_banned(entrant.client) {
         Some((numeric::ERR_BANNEDFROMCHAN, "Cannot join channel (+b)"))
     } else if modes.invite_only
         && !entrant.invited
         && !entrant.runs_room
-        && !channel.is_invite_excepted(source)
+        && !channel.is_invite_excepted(entrant.client)
     {
         Some((numeric::ERR_INVITEONLYCHAN, "Cannot join channel (+i)"))
     } else if modes

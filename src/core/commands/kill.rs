@@ -30,7 +30,7 @@ pub fn kill(state: &mut State, id: ClientId, message: &Message) {
         .get(&victim)
         .map(|client| client.nick.clone())
         .unwrap_or_default();
-    tracing::info!(oper = %oper_nick, victim = %victim_nick, reason, "KILL");
+    tracing::info!(oper = ?oper_nick, victim = ?victim_nick, ?reason, "KILL");
     let line = Line::new(Some(&oper_source), "KILL")
         .arg(&victim_nick)
         .trailing(reason)

@@ -75,7 +75,7 @@ fn add(state: &mut State, id: ClientId, message: &Message, kind: BanKind) {
     } else {
         "permanent".to_owned()
     };
-    info!(by = %set_by, %mask, %duration, %reason, "{}-line added", kind.letter());
+    info!(by = ?set_by, ?mask, %duration, ?reason, "{}-line added", kind.letter());
     let text = format!(
         "Added {}-line for {mask} ({duration}): {reason}",
         kind.letter()
@@ -108,7 +108,7 @@ fn ban_mask(state: &State, kind: BanKind, target: &str) -> Option<String> {
                 .nicks
                 .get(&state.fold(target))
                 .and_then(|owner| state.clients.get(owner))
-                .map_or(target, |client| client.host.as_str());
+                .map_or(target, |client| client.real_host.as_str());
             Some(format!("*@{host}"))
         }
     }
@@ -118,13 +118,7 @@ fn banned_by(state: &State, id: ClientId, kind: BanKind) -> bool {
     let Some(client) = state.clients.get(&id) else {
         return false;
     };
-    let userhost = format!("{}@{}", client.user, client.host);
-    let now = admin::now_secs(state);
-    state
-        .admin
-        .bans
-        .matching(kind, &userhost, client.ip, now)
-        .is_some()
+    admin::server_ban_for(state, client, kind).is_some()
 }
 
 fn remove(state: &mut State, id: ClientId, mask: &str, kind: BanKind) {
@@ -140,7 +134,7 @@ fn remove(state: &mut State, id: ClientId, mask: &str, kind: BanKind) {
     let removed = lines.len() < before;
     let letter = kind.letter();
     let text = if removed {
-        info!(%mask, "{letter}-line removed");
+        info!(?mask, "{letter}-line removed");
         format!("Removed {letter}-line for {mask}")
     } else {
         format!("No {letter}-line for {mask}")

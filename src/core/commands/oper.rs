@@ -1,6 +1,9 @@
 //! OPER: the name and host are checked here; the password hash is checked by
 //! the admin worker (argon2 takes milliseconds the core must not spend), and
-//! [`checked`] finishes the job when its answer arrives.
+//! [`checked`] finishes the job when its answer arrives. Meanwhile the
+//! client's later lines wait ([`State::wait_off_core`]), so its commands are
+//! answered in the order it sent them. Every attempt counts towards the
+//! address's lockout from the moment it starts.
 
 use tracing::{info, warn};
 
@@ -17,27 +20,28 @@ pub fn oper(state: &mut State, id: ClientId, message: &Message) {
     let Some(client) = state.clients.get(&id) else {
         return;
     };
-    if client.oper_pending {
-        return;
-    }
     let (ip, nick) = (client.ip, client.nick.clone());
-    let userhost = format!("{}@{}", client.user, client.host);
-    if state.admin.oper_locked(ip, now) {
-        warn!(%nick, %ip, oper = name, "OPER refused: too many failed attempts");
+    // An operator's hosts name real addresses (or cloaks).
+    let userhosts = [
+        format!("{}@{}", client.user, client.real_host),
+        format!("{}@{}", client.user, client.host),
+    ];
+    let key = state.address_key(ip);
+    if !state.admin.start_oper_attempt(key, now) {
+        warn!(?nick, %ip, oper = ?name, "OPER refused: too many failed attempts");
         password_incorrect(state, id);
         return;
     }
     let block = state.config.oper.iter().find(|block| block.name == name);
     let host_ok = block.is_some_and(|block| {
         block.hosts.is_empty()
-            || block
-                .hosts
-                .iter()
-                .any(|mask| Mask::new(mask, Casemapping::Ascii).matches(&userhost))
+            || block.hosts.iter().any(|mask| {
+                let mask = Mask::new(mask, Casemapping::Ascii);
+                userhosts.iter().any(|userhost| mask.matches(userhost))
+            })
     });
     let Some(block) = block.filter(|_| host_ok) else {
-        warn!(%nick, %ip, oper = name, "OPER failed: no block for this name and host");
-        state.admin.oper_failed(ip, now);
+        warn!(?nick, %ip, oper = ?name, "OPER failed: no block for this name and host");
         state.reply(id, numeric::ERR_NOOPERHOST, &[], "No O-lines for your host");
         return;
     };
@@ -51,22 +55,21 @@ pub fn oper(state: &mut State, id: ClientId, message: &Message) {
         password_incorrect(state, id);
         return;
     }
-    if let Some(client) = state.clients.get_mut(&id) {
-        client.oper_pending = true;
-    }
+    state.wait_off_core(id);
 }
 
 /// The admin worker's answer for `id`'s OPER as `oper`.
 pub fn checked(state: &mut State, id: ClientId, oper: &str, valid: bool) {
-    let now = state.clock.now();
-    let Some(client) = state.clients.get_mut(&id) else {
+    state.resume(id, |state| answer(state, id, oper, valid));
+}
+
+fn answer(state: &mut State, id: ClientId, oper: &str, valid: bool) {
+    let Some(client) = state.clients.get(&id) else {
         return;
     };
-    client.oper_pending = false;
     let (ip, nick) = (client.ip, client.nick.clone());
     if !valid {
-        warn!(%nick, %ip, oper, "OPER failed: wrong password");
-        state.admin.oper_failed(ip, now);
+        warn!(?nick, %ip, oper, "OPER failed: wrong password");
         password_incorrect(state, id);
         return;
     }
@@ -76,7 +79,8 @@ pub fn checked(state: &mut State, id: ClientId, oper: &str, valid: bool) {
         return;
     };
     let privileges = block.privileges.clone();
-    state.admin.oper_succeeded(ip);
+    let key = state.address_key(ip);
+    state.admin.oper_succeeded(key);
     let Some(client) = state.clients.get_mut(&id) else {
         return;
     };
@@ -86,7 +90,7 @@ pub fn checked(state: &mut State, id: ClientId, oper: &str, valid: bool) {
         .outbox
         .set_flood_exempt(privileges.contains(&Privilege::Exempt));
     client.privileges = privileges;
-    info!(%nick, %ip, oper, "OPER succeeded");
+    info!(?nick, %ip, oper, "OPER succeeded");
     if newly {
         let line = Line::new(Some(&client.source), "MODE")
             .arg(&nick)

@@ -60,7 +60,9 @@ pub fn nick(state: &mut State, id: ClientId, message: &Message) {
     if client.nick == wanted {
         return;
     }
-    if let Some(room) = room_silencing(state, id) {
+    // Masks ignore case: a change of case alone lifts no ban.
+    let case_only = state.fold(&client.nick) == state.fold(wanted);
+    if let Some(room) = room_silencing(state, id).filter(|_| !case_only) {
         let line = state
             .numeric_line(id, numeric::ERR_BANNICKCHANGE)
             .arg(wanted)
@@ -120,7 +122,7 @@ fn room_silencing(state: &State, id: ClientId) -> Option<String> {
             channel
                 .members
                 .get(&id)
-                .is_some_and(|membership| channel.silences(*membership, &client.source))
+                .is_some_and(|membership| channel.silences(*membership, client))
         })
         .map(|channel| channel.name.clone())
         .min()
@@ -201,6 +203,14 @@ pub fn try_register(state: &mut State, id: ClientId) {
     client.registered = true;
     client.update_source();
     client.outbox.set_registered();
+    tracing::info!(
+        client = id.0,
+        nick = ?client.nick,
+        user = ?client.user,
+        realname = ?client.realname,
+        ip = %client.ip,
+        "client registered"
+    );
     let registered = state.registered_count();
     state.max_clients_seen = state.max_clients_seen.max(registered);
     welcome(state, id);

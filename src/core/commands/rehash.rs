@@ -33,7 +33,7 @@ pub fn start(state: &mut State, requested_by: Option<ClientId>) {
     let by = requested_by
         .and_then(|id| state.clients.get(&id))
         .map_or_else(|| "SIGHUP".to_owned(), |client| client.nick.clone());
-    info!(file = %file.display(), %by, "reloading the configuration");
+    info!(file = %file.display(), ?by, "reloading the configuration");
     if let Some(id) = requested_by {
         let file = file.display().to_string();
         state.reply(id, numeric::RPL_REHASHING, &[&file], "Rehashing");

@@ -71,6 +71,13 @@ fn send_whois(state: &mut State, id: ClientId, target: ClientId) {
         .duration_since(client.last_active)
         .map_or(0, |d| d.as_secs());
     let signon = unix_time(client.connected_at);
+    // Behind a cloak, the client itself and operators who may see hosts
+    // learn the real address.
+    let real = state
+        .clients
+        .get(&id)
+        .filter(|asker| client.is_cloaked() && client.host_visible_to(asker))
+        .map(|_| format!("is connecting from *@{} {}", client.real_host, client.ip));
     let channels = visible_channels(state, id, target);
     let server = state.config.server.name.clone();
     let description = state.config.server.description.clone();
@@ -107,6 +114,9 @@ fn send_whois(state: &mut State, id: ClientId, target: ClientId) {
             &[&nick],
             "is an IRC operator",
         );
+    }
+    if let Some(real) = real {
+        state.reply(id, numeric::RPL_WHOISHOST, &[&nick], &real);
     }
     if bot {
         let text = format!("is a Bot on {}", state.config.server.network);

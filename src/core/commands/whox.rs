@@ -52,8 +52,14 @@ impl Fields {
                 't' => self.token.clone(),
                 'c' => channel.to_owned(),
                 'u' => client.user.clone(),
-                // The host already is the address: nothing more is disclosed.
-                'i' | 'h' => client.host.clone(),
+                'h' => client.host.clone(),
+                // Behind a cloak, the address only for those who may see it.
+                'i' => match state.clients.get(&asker) {
+                    Some(viewer) if !client.is_cloaked() || client.host_visible_to(viewer) => {
+                        client.real_host.clone()
+                    }
+                    _ => "255.255.255.255".to_owned(),
+                },
                 's' => state.server_name().to_owned(),
                 'n' => client.nick.clone(),
                 'f' => flags.to_owned(),
@@ -106,5 +112,34 @@ mod tests {
         assert_eq!(h.take("alice")[0], ":irc.test 354 alice bob 0");
         h.send("alice", "WHO bob %o");
         assert_eq!(h.take("alice")[0], ":irc.test 354 alice n/a");
+    }
+
+    #[test]
+    fn the_op_level_field_is_answered_before_the_realname() {
+        let mut h = Harness::new();
+        h.register("alice");
+        h.send("alice", "WHO alice %nor");
+        assert_eq!(
+            h.take("alice")[0],
+            ":irc.test 354 alice alice n/a :alice Name"
+        );
+    }
+
+    #[test]
+    fn behind_a_cloak_the_address_field_shows_only_to_the_user_itself() {
+        let mut config = crate::config::Config::default();
+        config.server.name = "irc.test".into();
+        config.cloaking.secret = "test key".into();
+        let mut h = Harness::with_cloaking(config);
+        h.register("alice");
+        h.register("bob");
+        h.send("alice", "WHO alice %ni");
+        assert_eq!(h.take("alice")[0], ":irc.test 354 alice 127.0.0.1 alice");
+        h.send("alice", "WHO bob %nih");
+        let line = h.take("alice")[0].clone();
+        assert!(
+            line.starts_with(":irc.test 354 alice 255.255.255.255 ") && line.ends_with(".ip bob"),
+            "{line}"
+        );
     }
 }

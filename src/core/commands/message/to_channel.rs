@@ -3,7 +3,7 @@
 
 use super::{Outgoing, Refusal};
 use crate::core::caps::Caps;
-use crate::core::{Channel, ClientId, Membership, State};
+use crate::core::{Channel, Client, ClientId, Membership, State};
 use crate::proto::numeric;
 
 pub(super) fn to_channel(
@@ -19,8 +19,11 @@ pub(super) fn to_channel(
         // a secret or private room is not there for outsiders.
         return Err((numeric::ERR_NOSUCHNICK, "No such nick/channel"));
     };
+    let Some(client) = state.clients.get(&id) else {
+        return Ok(());
+    };
     let membership = channel.members.get(&id).copied();
-    if !may_speak(channel, membership, &outgoing.source) {
+    if !may_speak(channel, membership, client) {
         return Err((numeric::ERR_CANNOTSENDTOCHAN, "Cannot send to channel"));
     }
     if channel.modes.no_ctcp
@@ -68,8 +71,8 @@ pub(super) fn to_channel(
 
 /// Ops and voiced members always speak; others not while +m, banned or
 /// muted (`~m:`; exceptions honoured), and outsiders not while +n.
-fn may_speak(channel: &Channel, membership: Option<Membership>, source: &str) -> bool {
-    let held = channel.modes.moderated || channel.bans_speech(source);
+fn may_speak(channel: &Channel, membership: Option<Membership>, client: &Client) -> bool {
+    let held = channel.modes.moderated || channel.bans_speech(client);
     match membership {
         Some(membership) if membership.op || membership.voice => true,
         Some(_) => !held,

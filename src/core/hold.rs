@@ -1,0 +1,253 @@
+//! Commands are answered in the order they were sent. A command whose
+//! answer comes from off the core (OPER's password hash) leaves its client
+//! waiting: the client's later lines are held here, and run in order once
+//! the answer has been sent ([`State::resume`]). The held lines are bounded
+//! by `[flood] max_backlog`, like lines waiting behind the flood rate.
+
+use std::collections::VecDeque;
+
+use super::{ClientId, State, dispatch, labeled};
+use crate::proto::{Message, numeric};
+
+/// One line from a client, as the core runs it.
+#[derive(Debug)]
+pub enum Input {
+    Message(Message),
+    /// A line over the length limits, answered with 417.
+    TooLong,
+}
+
+/// A client's command that is being decided off the core.
+#[derive(Debug, Default)]
+pub struct Waiting {
+    /// The label of the waiting command: its answer goes back under it.
+    label: Option<String>,
+    /// The client's later lines, in the order they came.
+    held: VecDeque<Input>,
+}
+
+impl State {
+    /// Runs a client's line now, or holds it while the client waits for an
+    /// earlier command's answer.
+    pub(super) fn input(&mut self, id: ClientId, input: Input) {
+        let limit = self.config.flood.max_backlog as usize;
+        let Some(client) = self.clients.get_mut(&id) else {
+            return;
+        };
+        let Some(waiting) = client.waiting.as_mut() else {
+            self.run_input(id, input);
+            return;
+        };
+        if waiting.held.len() >= limit {
+            self.disconnect(id, "Excess Flood");
+            return;
+        }
+        waiting.held.push_back(input);
+    }
+
+    fn run_input(&mut self, id: ClientId, input: Input) {
+        match input {
+            Input::Message(message) => dispatch::dispatch(self, id, &message),
+            Input::TooLong => self.reply(
+                id,
+                numeric::ERR_INPUTTOOLONG,
+                &[],
+                "Input line was too long",
+            ),
+        }
+    }
+
+    /// Says the running command of `id` is answered later, off the core:
+    /// the client's next lines wait until [`State::resume`]. A labeled
+    /// command keeps its label for that answer.
+    pub fn wait_off_core(&mut self, id: ClientId) {
+        let label = self.label().map(str::to_owned);
+        let Some(client) = self.clients.get_mut(&id) else {
+            return;
+        };
+        client.waiting = Some(Waiting {
+            label,
+            held: VecDeque::new(),
+        });
+        self.defer_reply();
+    }
+
+    /// Whether `id` waits for an answer from off the core.
+    pub fn is_waiting(&self, id: ClientId) -> bool {
+        self.clients
+            .get(&id)
+            .is_some_and(|client| client.waiting.is_some())
+    }
+
+    /// The answer `id` waited for has come: `answer` sends it (under the
+    /// command's label, when it had one), then the held lines run in order
+    /// until one of them waits in turn.
+    pub fn resume(&mut self, id: ClientId, answer: impl FnOnce(&mut State)) {
+        let Some(waiting) = self
+            .clients
+            .get_mut(&id)
+            .and_then(|client| client.waiting.take())
+        else {
+            return;
+        };
+        match &waiting.label {
+            Some(label) => {
+                self.start_labeled(id, label);
+                answer(self);
+                let (lines, seq) = self.end_capture();
+                labeled::send(self, id, label, lines, seq);
+            }
+            None => answer(self),
+        }
+        let mut held = waiting.held;
+        while let Some(input) = held.pop_front() {
+            if !self.clients.contains_key(&id) {
+                return;
+            }
+            self.run_input(id, input);
+            if let Some(again) = self
+                .clients
+                .get_mut(&id)
+                .and_then(|client| client.waiting.as_mut())
+            {
+                // The rest waits behind the new check, still in order.
+                again.held.extend(held);
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::sync::mpsc;
+
+    use crate::config::{Config, Oper, Privilege};
+    use crate::core::testing::Harness;
+    use crate::core::{AdminRequest, Event};
+
+    /// A harness whose admin worker is a channel the test answers by hand.
+    fn with_worker() -> (Harness, mpsc::UnboundedReceiver<AdminRequest>) {
+        let mut config = Config::default();
+        config.server.name = "irc.test".into();
+        config.flood.max_backlog = 5;
+        config.oper = vec![Oper {
+            name: "root".into(),
+            password_hash: "unused: the test answers the check".into(),
+            hosts: Vec::new(),
+            privileges: Privilege::all(),
+        }];
+        let mut h = Harness::with_config(config);
+        let (worker, requests) = mpsc::unbounded_channel();
+        h.state.admin.worker = Some(worker);
+        (h, requests)
+    }
+
+    /// Answers the one password check waiting in `requests`.
+    fn answer(h: &mut Harness, requests: &mut mpsc::UnboundedReceiver<AdminRequest>, valid: bool) {
+        let Ok(AdminRequest::CheckOper { id, oper, .. }) = requests.try_recv() else {
+            panic!("a password check was requested");
+        };
+        h.state.handle(Event::OperChecked { id, oper, valid });
+    }
+
+    #[test]
+    fn lines_after_oper_are_answered_after_its_answer() {
+        let (mut h, mut requests) = with_worker();
+        h.register("alice");
+        h.send("alice", "OPER root secret");
+        h.send("alice", "PING first");
+        h.send("alice", "PING second");
+        assert!(h.take("alice").is_empty(), "nothing answered before OPER");
+        answer(&mut h, &mut requests, true);
+        assert_eq!(
+            h.take("alice"),
+            [
+                ":alice!~alice@127.0.0.1 MODE alice +o",
+                ":irc.test 381 alice :You are now an IRC operator",
+                ":irc.test PONG irc.test :first",
+                ":irc.test PONG irc.test :second",
+            ]
+        );
+        h.send("alice", "PING after");
+        assert_eq!(h.take("alice"), [":irc.test PONG irc.test :after"]);
+    }
+
+    #[test]
+    fn a_held_oper_waits_in_turn_and_holds_what_follows_it() {
+        let (mut h, mut requests) = with_worker();
+        h.register("alice");
+        h.send("alice", "OPER root wrong");
+        h.send("alice", "OPER root secret");
+        h.send("alice", "PING x");
+        answer(&mut h, &mut requests, false);
+        assert_eq!(h.take("alice"), [":irc.test 464 alice :Password incorrect"]);
+        answer(&mut h, &mut requests, true);
+        assert_eq!(
+            h.take("alice"),
+            [
+                ":alice!~alice@127.0.0.1 MODE alice +o",
+                ":irc.test 381 alice :You are now an IRC operator",
+                ":irc.test PONG irc.test :x",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_labeled_oper_gets_its_answer_under_its_label() {
+        let (mut h, mut requests) = with_worker();
+        h.register("alice");
+        h.send("alice", "CAP REQ :labeled-response batch");
+        h.take("alice");
+        h.send("alice", "@label=op1 OPER root secret");
+        h.send("alice", "@label=p2 PING x");
+        assert!(h.take("alice").is_empty(), "no ACK before the answer");
+        answer(&mut h, &mut requests, true);
+        let lines = h.take("alice");
+        assert_eq!(lines.len(), 5, "{lines:?}");
+        assert!(lines[0].starts_with("@label=op1 :irc.test BATCH +"));
+        assert!(lines[2].ends_with(" 381 alice :You are now an IRC operator"));
+        assert!(lines[3].starts_with(":irc.test BATCH -"));
+        assert_eq!(lines[4], "@label=p2 :irc.test PONG irc.test :x");
+    }
+
+    #[test]
+    fn too_many_held_lines_end_the_connection() {
+        let (mut h, _requests) = with_worker();
+        h.register("alice");
+        h.register("bob");
+        h.room("#room", &[("alice", false), ("bob", false)]);
+        h.send("alice", "OPER root secret");
+        for n in 0..5 {
+            h.send("alice", &format!("PING {n}"));
+        }
+        assert!(h.take("bob").is_empty());
+        h.send("alice", "PING over");
+        assert_eq!(
+            h.take("bob"),
+            [":alice!~alice@127.0.0.1 QUIT :Excess Flood"]
+        );
+    }
+
+    #[test]
+    fn parallel_oper_attempts_from_one_address_count_before_they_are_checked() {
+        let (mut h, mut requests) = with_worker();
+        for n in 0..5 {
+            let nick = format!("user{n}");
+            h.register(&nick);
+            h.send(&nick, "OPER root guess");
+        }
+        // Three were handed to the worker; the others refused at once.
+        let mut checks = 0;
+        while requests.try_recv().is_ok() {
+            checks += 1;
+        }
+        assert_eq!(checks, crate::core::admin::OPER_ATTEMPTS);
+        for n in 3..5 {
+            assert_eq!(
+                h.take(&format!("user{n}")),
+                [format!(":irc.test 464 user{n} :Password incorrect")]
+            );
+        }
+    }
+}
