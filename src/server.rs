@@ -176,6 +176,9 @@ pub async fn start_with(config: Config, options: Options) -> std::io::Result<Ser
     state.admin.config_file = config_file;
     state.admin.bans = bans;
     state.history = history.as_ref().map(History::handle);
+    if let Some(history) = &history {
+        state.set_standing_since(history.standing_since());
+    }
     state.seed_playback(preload);
     state.inbox = Some(inbox.clone());
     let core = tokio::spawn(core::run(state, events));

@@ -497,3 +497,58 @@ async fn a_full_disk_keeps_chat_flowing_and_playback_shows_only_what_is_stored()
     assert_eq!(texts, ["stored"], "{played:?}");
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_name_that_becomes_a_standing_room_reads_nothing_of_its_ad_hoc_past() {
+    let dir = TempDir::new("becomes-standing");
+    let db = dir.join("history.db");
+    let ad_hoc = || test_config_with_history(&db, "");
+    let standing = || with_standing_room(ad_hoc(), "#room");
+    let server = rookery::start(ad_hoc()).await.unwrap();
+    let (mut alice, mut bob) = room(server.local_addrs()[0]).await;
+    alice.send("MODE #room +s").await;
+    alice.send("PRIVMSG #room :ad-hoc secret").await;
+    bob.expect_containing(":ad-hoc secret").await;
+    server.shutdown().await;
+
+    let server = rookery::start(standing()).await.unwrap();
+    let addr = server.local_addrs()[0];
+    let mut dave = Client::register(addr, "dave").await;
+    dave.send("JOIN #room").await;
+    dave.expect_containing(" 366 ").await;
+    dave.send("PING :joined").await;
+    let lines = lines_until(&mut dave, "PONG").await;
+    assert!(lines.iter().all(|l| !l.contains("secret")), "{lines:?}");
+    let caps = "draft/chathistory batch server-time";
+    let mut carol = with_caps(addr, "carol", caps).await;
+    carol.send("JOIN #room").await;
+    carol.expect_containing(" 366 ").await;
+    carol.send("CHATHISTORY LATEST #room * 100").await;
+    let lines = lines_until(&mut carol, "BATCH -").await;
+    assert_eq!(lines.len(), 2, "nothing of the ad-hoc room: {lines:?}");
+    carol
+        .send(
+            "CHATHISTORY TARGETS timestamp=2000-01-01T00:00:00Z timestamp=2100-01-01T00:00:00Z 10",
+        )
+        .await;
+    let lines = lines_until(&mut carol, "BATCH -").await;
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    dave.send("PRIVMSG #room :standing talk").await;
+    carol.expect_containing(":standing talk").await;
+    server.shutdown().await;
+
+    // What the standing room said is its history across restarts.
+    let server = rookery::start(standing()).await.unwrap();
+    let addr = server.local_addrs()[0];
+    let mut erin = Client::register(addr, "erin").await;
+    erin.send("JOIN #room").await;
+    erin.expect_containing(" 366 ").await;
+    let played = lines_until(&mut erin, "End of playback").await;
+    let texts: Vec<&str> = played
+        .iter()
+        .filter(|line| line.contains("PRIVMSG"))
+        .map(|line| line.rsplit("] ").next().unwrap())
+        .collect();
+    assert_eq!(texts, ["standing talk"], "{played:?}");
+    server.shutdown().await;
+}

@@ -145,6 +145,8 @@ impl State {
             channel.modes = super::commands::join::flag_modes(modes);
             channel.persistent = true;
             channel.history = room.history;
+            // Until the database says when the name became standing
+            // (`State::set_standing_since`); without history it is moot.
             channel.history_floor = i64::MIN;
             if !room.topic.is_empty() {
                 channel.topic = Some(super::Topic {
@@ -157,6 +159,18 @@ impl State {
             self.channels.insert(folded, channel);
         }
         self
+    }
+
+    /// Starts each standing room's history when the database says it
+    /// became one (casefolded name to milliseconds), instead of at the
+    /// beginning of time: a name that was an ad-hoc room before reads
+    /// nothing of it.
+    pub fn set_standing_since(&mut self, since: &HashMap<String, i64>) {
+        for (name, channel) in &mut self.channels {
+            if let (true, Some(&since)) = (channel.persistent, since.get(name.as_str())) {
+                channel.history_floor = since;
+            }
+        }
     }
 
     /// Fills the playback rings with what the store held at startup.

@@ -335,6 +335,8 @@ pub struct History {
     handle: HistoryHandle,
     writer: JoinHandle<()>,
     reader: JoinHandle<()>,
+    /// When each standing room (casefolded) became one: its history floor.
+    standing_since: HashMap<String, i64>,
 }
 
 /// Things tests may attach to a history.
@@ -354,12 +356,15 @@ pub fn start(
     rooms: &[String],
     hooks: Hooks,
 ) -> Result<(History, Preload), StoreError> {
-    let store = Store::open(&config.path, config.sync)?;
+    let mut store = Store::open(&config.path, config.sync)?;
+    let standing_since = store
+        .standing_since(rooms, millis(SystemTime::now()))
+        .map_err(|error| error.at(&config.path))?;
     let since = config
         .playback_max_age()
         .map(|age| millis(SystemTime::now()) - i64::try_from(age.as_millis()).unwrap_or(i64::MAX));
     let preload = store
-        .recent_rooms(rooms, config.playback_lines, since)
+        .recent_rooms(rooms, config.playback_lines, since, &standing_since)
         .map_err(|error| error.at(&config.path))?;
     store
         .disable_auto_checkpoint()
@@ -402,6 +407,7 @@ pub fn start(
             handle,
             writer,
             reader,
+            standing_since,
         },
         preload,
     ))
@@ -432,6 +438,12 @@ fn read_loop(store: &Store, jobs: &mpsc::Receiver<ReadJob>) {
 impl History {
     pub fn handle(&self) -> HistoryHandle {
         self.handle.clone()
+    }
+
+    /// When each standing room (casefolded) became one, as the database
+    /// records it: nothing said under its name before that is its history.
+    pub fn standing_since(&self) -> &HashMap<String, i64> {
+        &self.standing_since
     }
 
     /// Commits everything queued and stops both threads. Blocks: call it
@@ -587,8 +599,10 @@ mod tests {
     #[test]
     fn a_restart_preloads_the_standing_rooms_recent_lines_only() {
         let db = TempDb::new();
+        let standing = ["#room".to_owned()];
+        let (history, _) = start(&settings(&db), &standing, Hooks::default()).unwrap();
+        // Said since #room became standing, except one line too old.
         let now = millis(SystemTime::now());
-        let (history, _) = start(&settings(&db), &[], Hooks::default()).unwrap();
         let handle = history.handle();
         handle.record(record("stale", now - 2 * 86_400_000, "#room"));
         for i in 0..30 {
@@ -596,7 +610,6 @@ mod tests {
         }
         handle.record(record("gone", now, "#other"));
         history.shutdown();
-        let standing = ["#room".to_owned()];
         let (history, preload) = start(&settings(&db), &standing, Hooks::default()).unwrap();
         assert_eq!(preload.len(), 1, "#other is no standing room: {preload:?}");
         let lines = &preload["#room"];
