@@ -552,3 +552,84 @@ async fn a_name_that_becomes_a_standing_room_reads_nothing_of_its_ad_hoc_past() 
     assert_eq!(texts, ["standing talk"], "{played:?}");
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_line_pending_at_a_join_is_not_replayed_if_its_batch_then_fails() {
+    let dir = TempDir::new("pending-lost");
+    let pause = CommitPause::default();
+    let disk_full = DiskFull::default();
+    let hooks = Hooks {
+        commit_pause: Some(pause.clone()),
+        disk_full: Some(disk_full.clone()),
+    };
+    let config = test_config_with_history(&dir.join("history.db"), "");
+    let options = rookery::server::Options {
+        history_hooks: hooks,
+        ..Default::default()
+    };
+    let server = rookery::server::start_with(config, options).await.unwrap();
+    let addr = server.local_addrs()[0];
+    let (mut alice, mut bob) = room(addr).await;
+    alice.send("PRIVMSG #room :stored").await;
+    bob.expect_containing(":stored").await;
+
+    pause.pause();
+    disk_full.set(true);
+    alice.send("PRIVMSG #room :never stored").await;
+    // The core has handled the PRIVMSG once alice's PONG comes.
+    alice.send("PING :said").await;
+    alice.expect_containing("PONG").await;
+    let mut carol = Client::register(addr, "carol").await;
+    carol.send("JOIN #room").await;
+    carol.expect_containing(" 366 ").await;
+    pause.resume();
+    bob.expect_containing(":never stored").await;
+    carol.send("PING :done").await;
+    let lines = lines_until(&mut carol, "PONG").await;
+    assert!(
+        lines.iter().all(|line| !line.contains("never stored")),
+        "{lines:?}"
+    );
+    assert!(
+        lines.iter().any(|line| line.ends_with("] stored")),
+        "{lines:?}"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn operators_are_told_when_history_stops_and_resumes_being_written() {
+    const HASH: &str = "$argon2id$v=19$m=8,t=1,p=1$cm9va2VyeS10ZXN0LXNhbHQ$yiaiaoZnKPZM0CWZ8NzJYpMiTnaZSktRUpf408FhNKA";
+    let dir = TempDir::new("disk-full-notice");
+    let disk_full = DiskFull::default();
+    let hooks = Hooks {
+        disk_full: Some(disk_full.clone()),
+        ..Hooks::default()
+    };
+    let oper = format!("[[oper]]\nname = \"root\"\npassword_hash = \"{HASH}\"");
+    let config = test_config_with_history(&dir.join("history.db"), &oper);
+    let options = rookery::server::Options {
+        history_hooks: hooks,
+        ..Default::default()
+    };
+    let server = rookery::server::start_with(config, options).await.unwrap();
+    let (mut alice, mut bob) = room(server.local_addrs()[0]).await;
+    alice.send("OPER root hunter2").await;
+    alice.expect_containing(" 381 ").await;
+    disk_full.set(true);
+    bob.send("PRIVMSG #room :not stored").await;
+    let notice = alice
+        .expect_containing("NOTICE alice :History cannot")
+        .await;
+    assert!(notice.contains("history.db"), "{notice}");
+    disk_full.set(false);
+    bob.send("PRIVMSG #room :stored").await;
+    alice
+        .expect_containing("NOTICE alice :History is written to")
+        .await;
+    // bob, no operator, was told nothing.
+    bob.send("PING :done").await;
+    let lines = lines_until(&mut bob, "PONG").await;
+    assert!(lines.iter().all(|l| !l.contains("History")), "{lines:?}");
+    server.shutdown().await;
+}

@@ -34,7 +34,12 @@ pub fn on_join(state: &mut State, id: ClientId, room: &Folded) {
     let Some(history) = &state.history else {
         return;
     };
-    // Lines whose records were lost never reach a ring's reader.
+    // Only lines whose records are decided are played: the watermark is
+    // read first, so every loss up to it is among those taken next, and
+    // those lines leave the rings. A line still being committed is not
+    // played to this joiner (it reads it with CHATHISTORY once stored):
+    // if its batch then failed, it would have been shown unstored.
+    let committed = history.committed_now();
     let lost = history.take_lost();
     state.playback.remove_lost(&lost);
     let Some(client) = state.clients.get_mut(&id) else {
@@ -59,30 +64,31 @@ pub fn on_join(state: &mut State, id: ClientId, room: &Folded) {
         .map_or(i64::MIN, |age| {
             history::millis(now).saturating_sub(i64::try_from(age.as_millis()).unwrap_or(i64::MAX))
         });
-    let records = state
+    let mut records = state
         .playback
         .recent(room.as_str(), floor.max(max_age), seen);
+    records.retain(|(seq, _)| *seq <= committed);
     if records.is_empty() {
         return;
     }
     let today = utc(history::millis(now)).date_naive();
     let batch = caps.contains(Caps::BATCH).then(|| state.next_batch_id());
-    let seq = records.iter().map(|(seq, _)| *seq).max().unwrap_or(0);
     let server = state.server_name().to_owned();
     let start = match &batch {
         Some(batch) => batch_start(&server, batch, "chathistory", &name),
         None => marker(&server, &name, &start_text(records.len(), caps)),
     };
-    state.send_after(id, start, seq);
-    for (seq, record) in &records {
+    state.send(id, start);
+    // Every line is committed already: nothing here waits for the disk.
+    for (_, record) in &records {
         let line = history_line(record, caps, batch.as_deref(), today);
-        state.send_after(id, line, *seq);
+        state.send(id, line);
     }
     let end = match &batch {
         Some(batch) => batch_end(&server, batch),
         None => marker(&server, &name, "End of playback"),
     };
-    state.send_after(id, end, seq);
+    state.send(id, end);
 }
 
 /// What the NOTICE before a playback without `batch` says.

@@ -205,11 +205,26 @@ impl State {
             } => rehash::finished(self, requested_by, outcome),
             Event::OperChecked { id, oper, valid } => oper::checked(self, id, &oper, valid),
             Event::HistoryAnswered(answer) => chathistory::answered(self, *answer),
+            Event::HistoryHealth { degraded } => self.history_health(degraded),
             Event::Shutdown => self.shutdown(),
         }
         while let Some(id) = self.overflowed.pop() {
             self.disconnect(id, "SendQ exceeded");
         }
+    }
+
+    /// Tells the operators online that history stopped (or resumed) being
+    /// written; the writer has logged it already.
+    fn history_health(&mut self, degraded: bool) {
+        let file = self.config.history.path.display();
+        let text = if degraded {
+            format!(
+                "History cannot be written to {file} (disk full?): lines are delivered but not stored until a write succeeds"
+            )
+        } else {
+            format!("History is written to {file} again")
+        };
+        self.notice_operators(&text);
     }
 
     /// The casefolded form of a nick or channel name.

@@ -198,6 +198,8 @@ struct Shared {
     /// Sequence numbers whose records could not be committed, for the core
     /// to take out of the playback rings.
     lost: Arc<LostRecords>,
+    /// True while commits fail and lines go out without being stored.
+    degraded: watch::Receiver<bool>,
 }
 
 /// Ranges of sequence numbers (inclusive) whose commit failed and that the
@@ -274,6 +276,19 @@ impl HistoryHandle {
     /// The watermark: the highest sequence number whose record is committed.
     pub fn committed(&self) -> watch::Receiver<u64> {
         self.shared.committed.clone()
+    }
+
+    /// The watermark now: every record up to it is decided, committed or
+    /// reported lost ([`HistoryHandle::take_lost`] after reading this
+    /// returns every loss up to it).
+    pub fn committed_now(&self) -> u64 {
+        *self.shared.committed.borrow()
+    }
+
+    /// Whether commits are failing (a full disk): true from the first batch
+    /// lost until a commit succeeds again. The server tells operators.
+    pub fn degraded(&self) -> watch::Receiver<bool> {
+        self.shared.degraded.clone()
     }
 
     /// A fresh msgid, unique across restarts.
@@ -374,6 +389,7 @@ pub fn start(
     let (committed_tx, committed) = watch::channel(0);
     let (writes, jobs) = mpsc::sync_channel(WRITE_QUEUE);
     let lost = Arc::new(LostRecords::default());
+    let (health, degraded) = watch::channel(false);
     let writer = writer::spawn(
         writer::Writer::new(
             store,
@@ -383,6 +399,7 @@ pub fn start(
                 .with_total(config.max_lines_total),
             Arc::clone(&stats),
             Arc::clone(&lost),
+            health,
         ),
         hooks,
     )
@@ -400,6 +417,7 @@ pub fn start(
             stats,
             msgids: MsgIds::new(),
             lost,
+            degraded,
         }),
     };
     Ok((
