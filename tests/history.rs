@@ -633,3 +633,53 @@ async fn operators_are_told_when_history_stops_and_resumes_being_written() {
     assert!(lines.iter().all(|l| !l.contains("History")), "{lines:?}");
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rehash_resizes_playback() {
+    let dir = TempDir::new("rehash-playback");
+    let file = dir.join("rookery.toml");
+    let db = dir.join("history.db");
+    let config_text = |lines: usize| {
+        let playback = format!("[history]\nplayback_lines = {lines}\n");
+        rehash_config(true, &db).replacen("[history]\n", &playback, 1)
+    };
+    std::fs::write(&file, config_text(2)).unwrap();
+    let options = rookery::server::Options {
+        config_file: Some(file.clone()),
+        ..Default::default()
+    };
+    let config = rookery::config::load(&file).unwrap();
+    let server = rookery::server::start_with(config, options).await.unwrap();
+    let addr = server.local_addrs()[0];
+    let (mut alice, mut bob) = room(addr).await;
+    alice.send("OPER root hunter2").await;
+    alice.expect_containing(" 381 ").await;
+    let played = |lines: Vec<String>| -> Vec<String> {
+        lines
+            .iter()
+            .filter(|line| line.contains("PRIVMSG"))
+            .map(|line| line.rsplit("] ").next().unwrap().to_owned())
+            .collect()
+    };
+
+    std::fs::write(&file, config_text(3)).unwrap();
+    alice.send("REHASH").await;
+    alice.expect_containing("NOTICE alice :REHASH").await;
+    for n in 1..=4 {
+        alice.send(&format!("PRIVMSG #room :line {n}")).await;
+        bob.expect_containing(&format!(":line {n}")).await;
+    }
+    let mut carol = Client::register(addr, "carol").await;
+    carol.send("JOIN #room").await;
+    let lines = lines_until(&mut carol, "End of playback").await;
+    assert_eq!(played(lines), ["line 2", "line 3", "line 4"]);
+
+    std::fs::write(&file, config_text(1)).unwrap();
+    alice.send("REHASH").await;
+    alice.expect_containing("NOTICE alice :REHASH").await;
+    let mut dave = Client::register(addr, "dave").await;
+    dave.send("JOIN #room").await;
+    let lines = lines_until(&mut dave, "End of playback").await;
+    assert_eq!(played(lines), ["line 4"]);
+    server.shutdown().await;
+}
