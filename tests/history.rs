@@ -683,3 +683,51 @@ async fn rehash_resizes_playback() {
     assert_eq!(played(lines), ["line 4"]);
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn with_cloaking_on_history_stored_with_addresses_shows_cloaks() {
+    let dir = TempDir::new("cloaked-history");
+    let db = dir.join("history.db");
+    let config = |cloaking: bool| {
+        let mut config = with_standing_room(test_config_with_history(&db, ""), "#room");
+        config.cloaking.enabled = cloaking;
+        config.cloaking.secret = "a fixed test key".into();
+        config
+    };
+    // Stored while cloaking was off: the senders carry 127.0.0.1.
+    let server = rookery::start(config(false)).await.unwrap();
+    let (mut alice, mut bob) = room(server.local_addrs()[0]).await;
+    alice.send("PRIVMSG #room :said uncloaked").await;
+    bob.expect_containing(":said uncloaked").await;
+    server.shutdown().await;
+
+    let server = rookery::start(config(true)).await.unwrap();
+    let addr = server.local_addrs()[0];
+    let mut carol = Client::register(addr, "carol").await;
+    carol.send("JOIN #room").await;
+    let played = lines_until(&mut carol, "End of playback").await;
+    let line = played
+        .iter()
+        .find(|line| line.contains("said uncloaked"))
+        .expect("played back");
+    assert!(
+        line.starts_with(":alice!~alice@")
+            && line.contains(".ip PRIVMSG")
+            && !line.contains("127.0.0.1"),
+        "{line}"
+    );
+    let mut dave = with_caps(addr, "dave", "draft/chathistory batch").await;
+    dave.send("JOIN #room").await;
+    dave.expect_containing(" 366 ").await;
+    dave.send("CHATHISTORY LATEST #room * 10").await;
+    let lines = lines_until(&mut dave, "BATCH -").await;
+    let line = lines
+        .iter()
+        .find(|line| line.contains("said uncloaked"))
+        .expect("returned");
+    assert!(
+        !line.contains("127.0.0.1") && line.contains(".ip PRIVMSG"),
+        "{line}"
+    );
+    server.shutdown().await;
+}
