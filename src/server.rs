@@ -205,8 +205,13 @@ async fn report_history_health(
     mut degraded: watch::Receiver<bool>,
     core: mpsc::Sender<core::Event>,
 ) {
+    // Changes in quick succession may be seen as one: say each state once.
+    let mut told = false;
     while degraded.changed().await.is_ok() {
         let degraded = *degraded.borrow_and_update();
+        if degraded == std::mem::replace(&mut told, degraded) {
+            continue;
+        }
         if core
             .send(core::Event::HistoryHealth { degraded })
             .await
