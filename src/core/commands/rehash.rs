@@ -54,6 +54,9 @@ pub fn finished(
     let notice = match outcome {
         Ok(config) => {
             let (config, kept) = keep_running_history(state, config);
+            if config.history.playback_lines != state.config.history.playback_lines {
+                state.playback.resize(config.history.playback_lines);
+            }
             state.isupport = isupport_tokens(&config);
             state.config = config;
             match kept {
