@@ -7,17 +7,11 @@
 //! bounded in clients and time, and talks to loopback addresses only unless
 //! `--allow-remote` is given.
 
-#[path = "rookery-bench/client.rs"]
 mod client;
-#[path = "rookery-bench/connect.rs"]
 mod connect;
-#[path = "rookery-bench/fanout.rs"]
 mod fanout;
-#[path = "rookery-bench/histogram.rs"]
 mod histogram;
-#[path = "rookery-bench/procfs.rs"]
 mod procfs;
-#[path = "rookery-bench/report.rs"]
 mod report;
 
 use std::net::SocketAddr;

@@ -1,17 +1,22 @@
 //! The load generator against an in-process server: a tiny fanout must
 //! deliver every message to every other member of its room.
 
-mod common;
-
+use std::path::Path;
 use std::process::Command;
 
-use common::test_config;
+/// A server on a free loopback port with nothing that would slow or refuse
+/// a burst of clients from one address.
+fn test_config() -> rookery::config::Config {
+    let text = "server.name = \"irc.test\"\nserver.bans_file = \"\"\n\
+                flood.enabled = false\nhistory.enabled = false\n\
+                cloaking.enabled = false\nlimits.exempt_ips = []\n\
+                [[listen]]\naddress = \"127.0.0.1:0\"\n";
+    rookery::config::parse(text, Path::new("bench.toml")).expect("a valid configuration")
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tiny_fanout_loses_nothing() {
-    let server = rookery::start(test_config(""))
-        .await
-        .expect("server starts");
+    let server = rookery::start(test_config()).await.expect("server starts");
     let address = server.local_addrs()[0].to_string();
     let output = tokio::task::spawn_blocking(move || {
         Command::new(env!("CARGO_BIN_EXE_rookery-bench"))
