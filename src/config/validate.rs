@@ -7,6 +7,7 @@ use std::path::Path;
 
 use super::locate::{Segment, key_path};
 use super::{Config, Limits, Listen, Oper, ServerConfig, parse_duration};
+use crate::proto::modes::{channel_flag, channel_flag_letters};
 
 /// A value that parsed but makes no sense, at its dotted key path.
 pub(super) struct Problem {
@@ -294,9 +295,6 @@ const MAX_PLAYBACK_LINES: usize = 1000;
 /// A century: more days than that overflow the millisecond arithmetic's sense.
 const MAX_AGE_DAYS: u64 = 36_500;
 
-/// Modes a room may start with: the simple flags that take no argument.
-const DEFAULT_MODE_LETTERS: &str = "ntimspC";
-
 /// The most lines one CHATHISTORY request may return.
 const MAX_CHATHISTORY: usize = 1000;
 
@@ -305,8 +303,13 @@ fn check_flag_modes(check: &mut Checker, path: &str, modes: &str) {
     if modes.is_empty() {
         return;
     }
+    // A room may start with the flags: the modes that take no argument.
     let letters = modes.strip_prefix('+');
-    let bad = letters.map(|letters| letters.chars().find(|c| !DEFAULT_MODE_LETTERS.contains(*c)));
+    let bad = letters.map(|letters| {
+        letters
+            .chars()
+            .find(|letter| channel_flag(*letter).is_none())
+    });
     match bad {
         None => check.report(
             path,
@@ -314,7 +317,10 @@ fn check_flag_modes(check: &mut Checker, path: &str, modes: &str) {
         ),
         Some(Some(letter)) => check.report(
             path,
-            format!("has `{letter}`; only these modes may be set here: {DEFAULT_MODE_LETTERS}"),
+            format!(
+                "has `{letter}`; only these modes may be set here: {}",
+                channel_flag_letters()
+            ),
         ),
         Some(None) => {}
     }

@@ -7,6 +7,7 @@ use super::{Client, ClientId, IdMap, State};
 use crate::config::Privilege;
 use crate::proto::Folded;
 use crate::proto::mask::Mask;
+use crate::proto::modes::{self, ChannelFlag, MemberStatus};
 
 /// How long an invite lets its target past +i (or +l): long enough to
 /// read it and join, short enough that a forgotten one does not linger.
@@ -32,6 +33,14 @@ impl Membership {
             _ => "",
         }
     }
+
+    /// The field a status mode (`proto::modes::CHANNEL_MODES`) sets.
+    pub fn status_mut(&mut self, status: MemberStatus) -> &mut bool {
+        match status {
+            MemberStatus::Op => &mut self.op,
+            MemberStatus::Voice => &mut self.voice,
+        }
+    }
 }
 
 /// The flag and parameter modes of a room.
@@ -47,6 +56,44 @@ pub struct ChannelModes {
     pub topic_ops_only: bool,
     pub key: Option<String>,
     pub limit: Option<usize>,
+}
+
+impl ChannelModes {
+    /// The modes of `channels.default_modes` or a `[[room]]`, e.g. `+nt`:
+    /// flags only; other letters are left to the configuration checks.
+    pub fn from_flags(spec: &str) -> ChannelModes {
+        let mut modes = ChannelModes::default();
+        for flag in spec.chars().filter_map(modes::channel_flag) {
+            *modes.flag_mut(flag) = true;
+        }
+        modes
+    }
+
+    /// Whether a flag mode is set.
+    pub fn flag(&self, flag: ChannelFlag) -> bool {
+        match flag {
+            ChannelFlag::NoCtcp => self.no_ctcp,
+            ChannelFlag::InviteOnly => self.invite_only,
+            ChannelFlag::Moderated => self.moderated,
+            ChannelFlag::NoExternal => self.no_external,
+            ChannelFlag::Private => self.private,
+            ChannelFlag::Secret => self.secret,
+            ChannelFlag::TopicOpsOnly => self.topic_ops_only,
+        }
+    }
+
+    /// The field a flag mode (`proto::modes::CHANNEL_MODES`) sets.
+    pub fn flag_mut(&mut self, flag: ChannelFlag) -> &mut bool {
+        match flag {
+            ChannelFlag::NoCtcp => &mut self.no_ctcp,
+            ChannelFlag::InviteOnly => &mut self.invite_only,
+            ChannelFlag::Moderated => &mut self.moderated,
+            ChannelFlag::NoExternal => &mut self.no_external,
+            ChannelFlag::Private => &mut self.private,
+            ChannelFlag::Secret => &mut self.secret,
+            ChannelFlag::TopicOpsOnly => &mut self.topic_ops_only,
+        }
+    }
 }
 
 /// A topic with who set it and when.

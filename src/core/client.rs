@@ -11,6 +11,7 @@ use super::hold::Waiting;
 use crate::config::Privilege;
 use crate::net::Outbox;
 use crate::proto::Folded;
+use crate::proto::modes::{USER_MODES, UserFlag};
 
 /// The most rooms a client's [`Client::playback_seen`] remembers.
 pub const PLAYBACK_SEEN_ROOMS: usize = 256;
@@ -85,18 +86,32 @@ impl UserModes {
     /// `+iw` style, or `+` when none is set.
     pub fn to_mode_string(self) -> String {
         let mut modes = String::from("+");
-        let flags = [
-            (self.bot, 'B'),
-            (self.invisible, 'i'),
-            (self.oper, 'o'),
-            (self.wallops, 'w'),
-        ];
-        for (set, letter) in flags {
-            if set {
-                modes.push(letter);
+        for mode in USER_MODES {
+            if self.flag(mode.flag) {
+                modes.push(mode.letter);
             }
         }
         modes
+    }
+
+    /// Whether a user mode is set.
+    pub fn flag(self, flag: UserFlag) -> bool {
+        match flag {
+            UserFlag::Bot => self.bot,
+            UserFlag::Invisible => self.invisible,
+            UserFlag::Oper => self.oper,
+            UserFlag::Wallops => self.wallops,
+        }
+    }
+
+    /// The field a user mode (`proto::modes::USER_MODES`) sets.
+    pub fn flag_mut(&mut self, flag: UserFlag) -> &mut bool {
+        match flag {
+            UserFlag::Bot => &mut self.bot,
+            UserFlag::Invisible => &mut self.invisible,
+            UserFlag::Oper => &mut self.oper,
+            UserFlag::Wallops => &mut self.wallops,
+        }
     }
 }
 

@@ -3,11 +3,8 @@
 
 use super::extban;
 use crate::config::Config;
+use crate::proto::modes::{self, ListKind};
 
-/// The channel modes, by CHANMODES class: lists, always-argument,
-/// argument-when-set, flags.
-pub const CHANMODES: &str = "beI,k,l,Cimnpst";
-pub const PREFIX: &str = "(ov)@+";
 pub const CHANTYPES: &str = "#&";
 
 /// The longest channel key (KEYLEN): the common value, and short enough to type.
@@ -17,8 +14,7 @@ pub const KEYLEN: usize = 23;
 /// masks, topic time, user counts.
 pub const ELIST: &str = "CMNTU";
 
-/// The user mode that marks a bot (bot-mode), also its WHO flag.
-pub const BOT_MODE: char = 'B';
+pub use crate::proto::modes::BOT_MODE;
 
 /// The 005 tokens, in a stable order.
 pub fn isupport_tokens(config: &Config) -> Vec<String> {
@@ -29,7 +25,7 @@ pub fn isupport_tokens(config: &Config) -> Vec<String> {
         format!("BOT={BOT_MODE}"),
         format!("CASEMAPPING={}", config.server.casemapping.name()),
         format!("CHANLIMIT={CHANTYPES}:{}", limits.channels_per_client),
-        format!("CHANMODES={CHANMODES}"),
+        format!("CHANMODES={}", modes::chanmodes()),
         format!("CHANNELLEN={}", limits.channel_length),
         format!("CHANTYPES={CHANTYPES}"),
     ];
@@ -42,15 +38,20 @@ pub fn isupport_tokens(config: &Config) -> Vec<String> {
             config.server.client_tag_deny.join(",")
         ));
     }
+    tokens.push(format!("ELIST={ELIST}"));
+    let excepts = modes::list_letter(ListKind::Exceptions);
+    tokens.extend(excepts.map(|letter| format!("EXCEPTS={letter}")));
+    tokens.push(format!("EXTBAN={}", extban::isupport_value()));
+    let invex = modes::list_letter(ListKind::InviteExceptions);
+    tokens.extend(invex.map(|letter| format!("INVEX={letter}")));
+    // `beI:N` would mean N for the three lists together; the limit is per list.
+    let maxlist: Vec<String> = modes::list_letters()
+        .map(|letter| format!("{letter}:{}", limits.max_list_entries))
+        .collect();
     tokens.extend([
-        format!("ELIST={ELIST}"),
-        "EXCEPTS=e".to_owned(),
-        format!("EXTBAN={}", extban::isupport_value()),
-        "INVEX=I".to_owned(),
         format!("KEYLEN={KEYLEN}"),
         format!("KICKLEN={}", limits.kick_length),
-        // `beI:N` would mean N for the three lists together; the limit is per list.
-        format!("MAXLIST=b:{0},e:{0},I:{0}", limits.max_list_entries),
+        format!("MAXLIST={}", maxlist.join(",")),
         format!("MAXTARGETS={targets}"),
         format!("MODES={}", limits.modes_per_command),
         format!("MONITOR={}", limits.max_monitor),
@@ -62,9 +63,9 @@ pub fn isupport_tokens(config: &Config) -> Vec<String> {
         format!("NAMELEN={}", limits.realname_length),
         format!("NETWORK={}", config.server.network),
         format!("NICKLEN={}", limits.nick_length),
-        format!("PREFIX={PREFIX}"),
+        format!("PREFIX={}", modes::prefix()),
         "SAFELIST".to_owned(),
-        "STATUSMSG=@+".to_owned(),
+        format!("STATUSMSG={}", modes::status_symbols()),
         format!(
             "TARGMAX=JOIN:{targets},KICK:{targets},LIST:{targets},NAMES:{targets},NOTICE:{targets},PART:{targets},PRIVMSG:{targets},WHOIS:1"
         ),

@@ -142,7 +142,7 @@ impl State {
                 .modes
                 .as_deref()
                 .unwrap_or(&self.config.channels.default_modes);
-            channel.modes = super::commands::join::flag_modes(modes);
+            channel.modes = super::ChannelModes::from_flags(modes);
             channel.persistent = true;
             channel.history = room.history;
             // Until the database says when the name became standing

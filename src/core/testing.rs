@@ -110,6 +110,23 @@ impl Harness {
         id
     }
 
+    /// Connects and registers `nick`, and returns what its 004 says (the
+    /// parameters after the nick) and its 005 tokens.
+    pub fn welcome(&mut self, nick: &str) -> (Vec<String>, Vec<String>) {
+        self.connect(nick);
+        self.send(nick, &format!("NICK {nick}"));
+        self.send(nick, &format!("USER {nick} 0 * :{nick} Name"));
+        let lines = self.take(nick);
+        let params = |code: &str| -> Vec<String> {
+            lines
+                .iter()
+                .filter(|line| line.split(' ').nth(1) == Some(code))
+                .flat_map(|line| line.split(' ').skip(3).map(str::to_owned))
+                .collect()
+        };
+        (params("004"), params("005"))
+    }
+
     /// Gives `nick` user mode +o, as OPER would.
     pub fn make_oper(&mut self, nick: &str) {
         let id = self.id(nick);

@@ -1,10 +1,12 @@
 //! The IRC wire protocol: framing, parsing, serializing, and the small
-//! vocabularies (numerics, casemapping, masks) that every command needs.
+//! vocabularies (numerics, casemapping, masks, mode letters) that every
+//! command needs.
 
 pub mod casemap;
 pub mod framing;
 pub mod mask;
 pub mod message;
+pub mod modes;
 pub mod numeric;
 pub mod serialize;
 pub mod tags;

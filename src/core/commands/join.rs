@@ -80,7 +80,7 @@ fn join_one(state: &mut State, id: ClientId, name: &str, key: &str) {
             return;
         }
     }
-    let default_modes = flag_modes(&state.config.channels.default_modes);
+    let default_modes = ChannelModes::from_flags(&state.config.channels.default_modes);
     let history_floor = history_access::starting_floor(now, state.room_ended_ms);
     let channel = state.channels.entry(folded.clone()).or_insert_with(|| {
         let mut channel = Channel::new(name, now);
@@ -164,26 +164,6 @@ fn refusal(
     } else {
         None
     }
-}
-
-/// The flag modes of `channels.default_modes` or a `[[room]]`, e.g. `+nt`;
-/// other letters need an argument or are unknown and are left to
-/// configuration checks.
-pub fn flag_modes(spec: &str) -> ChannelModes {
-    let mut modes = ChannelModes::default();
-    for letter in spec.chars() {
-        match letter {
-            'C' => modes.no_ctcp = true,
-            'i' => modes.invite_only = true,
-            'm' => modes.moderated = true,
-            'n' => modes.no_external = true,
-            'p' => modes.private = true,
-            's' => modes.secret = true,
-            't' => modes.topic_ops_only = true,
-            _ => {}
-        }
-    }
-    modes
 }
 
 /// `JOIN 0`: a PART of every room, as Modern IRC says.

@@ -7,15 +7,11 @@ use super::info;
 use crate::core::admin::{self, BanKind};
 use crate::core::commands::refusals;
 use crate::core::{ClientId, State, history_access};
-use crate::proto::numeric;
 use crate::proto::validate::is_valid_nick;
 use crate::proto::{Line, Message};
+use crate::proto::{modes, numeric};
 
 pub const VERSION: &str = concat!("rookery-", env!("CARGO_PKG_VERSION"));
-/// User modes and channel modes for 004.
-const USER_MODES: &str = "Biow";
-const CHANNEL_MODES: &str = "beIiklmnopstv";
-const CHANNEL_MODES_WITH_ARGUMENT: &str = "beIklov";
 
 /// PASS while registering; afterwards dispatch answers 462, as for USER.
 pub fn pass(state: &mut State, id: ClientId, message: &Message) {
@@ -245,13 +241,14 @@ fn welcome(state: &mut State, id: ClientId) {
         &[],
         &format!("This server was created {created}"),
     );
+    let (channel_modes, with_argument) = modes::channel_modes_for_004();
     let line = state
         .numeric_line(id, numeric::RPL_MYINFO)
         .arg(&server)
         .arg(VERSION)
-        .arg(USER_MODES)
-        .arg(CHANNEL_MODES)
-        .arg(CHANNEL_MODES_WITH_ARGUMENT)
+        .arg(&modes::user_modes_for_004())
+        .arg(&channel_modes)
+        .arg(&with_argument)
         .finish();
     state.send(id, line);
     send_isupport(state, id);

@@ -4,6 +4,7 @@
 use super::channel_mode;
 use crate::core::commands::refusals;
 use crate::core::{ClientId, State};
+use crate::proto::modes::{self, ByUser};
 use crate::proto::numeric;
 use crate::proto::{Line, Message};
 
@@ -47,22 +48,18 @@ pub fn mode(state: &mut State, id: ClientId, message: &Message) {
     let mut applied = String::new();
     let mut applied_sign = None;
     for letter in changes.chars() {
-        let flag = match letter {
-            '+' | '-' => {
-                adding = letter == '+';
-                continue;
-            }
-            'B' => &mut client.modes.bot,
-            'i' => &mut client.modes.invisible,
-            'w' => &mut client.modes.wallops,
-            // +o comes only through OPER.
-            'o' if !adding => &mut client.modes.oper,
-            'o' => continue,
-            _ => {
-                unknown = true;
-                continue;
-            }
+        if matches!(letter, '+' | '-') {
+            adding = letter == '+';
+            continue;
+        }
+        let Some(mode) = modes::user_mode(letter) else {
+            unknown = true;
+            continue;
         };
+        if adding && mode.by_user == ByUser::UnsetOnly {
+            continue;
+        }
+        let flag = client.modes.flag_mut(mode.flag);
         if *flag != adding {
             *flag = adding;
             if applied_sign != Some(adding) {
@@ -86,5 +83,46 @@ pub fn mode(state: &mut State, id: ClientId, message: &Message) {
             .arg(&applied)
             .finish();
         state.send(id, line);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::core::testing::Harness;
+    use crate::proto::modes::{ByUser, USER_MODES};
+
+    /// Each row of the user mode table is advertised in 004, applied as
+    /// its row says and shown in 221.
+    #[test]
+    fn every_user_mode_round_trips() {
+        let mut h = Harness::new();
+        let (myinfo, _) = h.welcome("bob");
+        for mode in USER_MODES {
+            let letter = mode.letter;
+            assert!(myinfo[2].contains(letter), "{letter} in 004 {myinfo:?}");
+            h.send("bob", &format!("MODE bob +{letter}"));
+            let mut echo = h.take("bob");
+            if mode.by_user == ByUser::UnsetOnly {
+                assert!(echo.is_empty(), "+{letter}: {echo:?}");
+                let id = h.id("bob");
+                if let Some(client) = h.state.clients.get_mut(&id) {
+                    *client.modes.flag_mut(mode.flag) = true;
+                }
+            } else {
+                assert_eq!(
+                    echo.remove(0),
+                    format!(":bob!~bob@127.0.0.1 MODE bob +{letter}")
+                );
+            }
+            assert!(h.state.clients[&h.id("bob")].modes.flag(mode.flag));
+            h.send("bob", "MODE bob");
+            assert_eq!(h.take("bob"), [format!(":irc.test 221 bob +{letter}")]);
+            h.send("bob", &format!("MODE bob -{letter}"));
+            assert_eq!(
+                h.take("bob"),
+                [format!(":bob!~bob@127.0.0.1 MODE bob -{letter}")]
+            );
+            assert!(!h.state.clients[&h.id("bob")].modes.flag(mode.flag));
+        }
     }
 }

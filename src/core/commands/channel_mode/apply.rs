@@ -5,22 +5,14 @@ use bytes::Bytes;
 
 use super::lists::{self, Setter};
 use super::parse::Request;
+use super::{Applied, Refusal};
 use crate::core::commands::refusals;
 use crate::core::isupport::KEYLEN;
 use crate::core::{Channel, ClientId, State};
-use crate::proto::numeric::{self, Numeric};
+use crate::proto::modes::ChannelFlag;
+use crate::proto::numeric;
 use crate::proto::serialize::{MAX_LINE, echo_param};
 use crate::proto::{Folded, Line};
-
-/// One change that took effect, as the broadcast shows it.
-pub(super) struct Applied {
-    pub adding: bool,
-    pub letter: char,
-    pub arg: Option<String>,
-}
-
-/// Why a change was refused: the numeric, its arguments and its text.
-pub(super) type Refusal = (Numeric, Vec<String>, &'static str);
 
 /// Applies one change; answers errors itself. `None` when nothing changed.
 pub(super) fn apply(
@@ -55,22 +47,41 @@ pub(super) fn apply(
         .unwrap_or_default();
     let channel = state.channels.get_mut(folded)?;
     let outcome = match request {
-        Request::Flag { adding, letter } => Ok(set_flag(channel, adding, letter)),
-        Request::Key { adding: true, key } => set_key(channel, key),
-        Request::Key { adding: false, .. } => Ok(channel.modes.key.take().map(|_| Applied {
+        Request::Flag {
+            adding,
+            letter,
+            flag,
+        } => Ok(set_flag(channel, adding, letter, flag)),
+        Request::Key {
+            adding: true,
+            letter,
+            key,
+        } => set_key(channel, letter, key),
+        Request::Key {
             adding: false,
-            letter: 'k',
+            letter,
+            ..
+        } => Ok(channel.modes.key.take().map(|_| Applied {
+            adding: false,
+            letter,
             arg: Some("*".to_owned()),
         })),
-        Request::Limit { value: Some(value) } => set_limit(channel, value),
-        Request::Limit { value: None } => Ok(channel.modes.limit.take().map(|_| Applied {
+        Request::Limit {
+            letter,
+            value: Some(value),
+        } => set_limit(channel, letter, value),
+        Request::Limit {
+            letter,
+            value: None,
+        } => Ok(channel.modes.limit.take().map(|_| Applied {
             adding: false,
-            letter: 'l',
+            letter,
             arg: None,
         })),
         Request::Member {
             adding,
             letter,
+            status,
             nick,
         } => {
             let member = target.and_then(|target| channel.members.get_mut(&target));
@@ -80,23 +91,23 @@ pub(super) fn apply(
                     vec![echo_param(nick).into(), channel.name.clone()],
                     "They aren't on that channel",
                 )),
-                Some(member) => {
-                    let flag = if letter == 'o' {
-                        &mut member.op
-                    } else {
-                        &mut member.voice
-                    };
-                    Ok(changed(flag, adding).then_some(Applied {
+                Some(member) => Ok(
+                    changed(member.status_mut(status), adding).then_some(Applied {
                         adding,
                         letter,
                         arg: Some(target_nick),
-                    }))
-                }
+                    }),
+                ),
             }
         }
-        Request::Edit { adding, kind, mask } => lists::edit(
-            channel,
+        Request::Edit {
+            adding,
+            letter,
             kind,
+            mask,
+        } => lists::edit(
+            channel,
+            (letter, kind),
             adding,
             mask,
             casemapping,
@@ -115,35 +126,31 @@ pub(super) fn apply(
     }
 }
 
-fn set_flag(channel: &mut Channel, adding: bool, letter: char) -> Option<Applied> {
-    let flag = match letter {
-        'i' => &mut channel.modes.invite_only,
-        'm' => &mut channel.modes.moderated,
-        'C' => &mut channel.modes.no_ctcp,
-        'n' => &mut channel.modes.no_external,
-        'p' => &mut channel.modes.private,
-        's' => &mut channel.modes.secret,
-        _ => &mut channel.modes.topic_ops_only,
-    };
-    let applied = changed(flag, adding).then_some(Applied {
+fn set_flag(
+    channel: &mut Channel,
+    adding: bool,
+    letter: char,
+    flag: ChannelFlag,
+) -> Option<Applied> {
+    let applied = changed(channel.modes.flag_mut(flag), adding).then_some(Applied {
         adding,
         letter,
         arg: None,
     });
     // Invites given under the old rule must not open the room under the
     // new one: an invite to a -i room must not walk through a later +i.
-    if applied.is_some() && letter == 'i' {
+    if applied.is_some() && flag == ChannelFlag::InviteOnly {
         channel.invited.clear();
     }
     applied
 }
 
-fn set_key(channel: &mut Channel, key: &str) -> Result<Option<Applied>, Refusal> {
+fn set_key(channel: &mut Channel, letter: char, key: &str) -> Result<Option<Applied>, Refusal> {
     if !is_valid_key(key) {
         // `*`, not the key: it may be overlong, or a password mistyped.
         return Err((
             numeric::ERR_INVALIDMODEPARAM,
-            vec![channel.name.clone(), "k".into(), "*".into()],
+            vec![channel.name.clone(), letter.into(), "*".into()],
             "Invalid key",
         ));
     }
@@ -153,24 +160,28 @@ fn set_key(channel: &mut Channel, key: &str) -> Result<Option<Applied>, Refusal>
     channel.modes.key = Some(key.to_owned());
     Ok(Some(Applied {
         adding: true,
-        letter: 'k',
+        letter,
         arg: Some(key.to_owned()),
     }))
 }
 
-fn set_limit(channel: &mut Channel, value: &str) -> Result<Option<Applied>, Refusal> {
+fn set_limit(channel: &mut Channel, letter: char, value: &str) -> Result<Option<Applied>, Refusal> {
     match value.parse::<usize>() {
         Ok(limit) if limit > 0 => Ok((channel.modes.limit != Some(limit)).then(|| {
             channel.modes.limit = Some(limit);
             Applied {
                 adding: true,
-                letter: 'l',
+                letter,
                 arg: Some(limit.to_string()),
             }
         })),
         _ => Err((
             numeric::ERR_INVALIDMODEPARAM,
-            vec![channel.name.clone(), "l".into(), echo_param(value).into()],
+            vec![
+                channel.name.clone(),
+                letter.into(),
+                echo_param(value).into(),
+            ],
             "Invalid limit",
         )),
     }

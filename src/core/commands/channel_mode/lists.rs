@@ -1,14 +1,15 @@
-//! The b/e/I lists: which list a letter names, adding and removing masks
-//! (completed to `nick!user@host` first), and listing a list's entries.
+//! The b/e/I lists: where each is kept and how it is answered, adding and
+//! removing masks (completed to `nick!user@host` first), and listing a list's entries.
 
 use std::time::SystemTime;
 
 use bytes::Bytes;
 
-use super::apply::{Applied, Refusal};
+use super::{Applied, Refusal};
 use crate::core::commands::unix_time;
 use crate::core::{Channel, ClientId, ListEntry, State, extban};
 use crate::proto::mask::Mask;
+use crate::proto::modes::ListKind;
 use crate::proto::numeric::{self, Numeric};
 use crate::proto::serialize::echo_param;
 use crate::proto::{Casemapping, Folded};
@@ -16,32 +17,7 @@ use crate::proto::{Casemapping, Folded};
 /// The longest b/e/I mask kept: a full `nick!user@host` fits comfortably.
 const MAX_MASK_LENGTH: usize = 150;
 
-/// The three list modes (type A in CHANMODES).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum ListKind {
-    Bans,
-    Exceptions,
-    InviteExceptions,
-}
-
 impl ListKind {
-    pub(super) fn from_letter(letter: char) -> Option<ListKind> {
-        match letter {
-            'b' => Some(ListKind::Bans),
-            'e' => Some(ListKind::Exceptions),
-            'I' => Some(ListKind::InviteExceptions),
-            _ => None,
-        }
-    }
-
-    pub(super) fn letter(self) -> char {
-        match self {
-            ListKind::Bans => 'b',
-            ListKind::Exceptions => 'e',
-            ListKind::InviteExceptions => 'I',
-        }
-    }
-
     fn entries(self, channel: &Channel) -> &Vec<ListEntry> {
         match self {
             ListKind::Bans => &channel.bans,
@@ -93,15 +69,16 @@ pub(super) struct Setter {
     pub at: SystemTime,
 }
 
-/// Adds `mask` to (or removes it from) `kind`'s list. `Ok(None)` when the
-/// list already had it (or lacked it), or the mask cannot be kept.
+/// Adds `mask` to (or removes it from) `kind`'s list, the one mode
+/// `letter` names. `Ok(None)` when the list already had it (or lacked it),
+/// or the mask cannot be kept.
 ///
 /// Bans and exceptions may be extbans (`~m:mask`, see `core::extban`); an
 /// unknown type is refused with 696 rather than kept as a mask that could
 /// never match.
 pub(super) fn edit(
     channel: &mut Channel,
-    kind: ListKind,
+    (letter, kind): (char, ListKind),
     adding: bool,
     raw: &str,
     casemapping: Casemapping,
@@ -120,7 +97,7 @@ pub(super) fn edit(
                 numeric::ERR_INVALIDMODEPARAM,
                 vec![
                     channel.name.clone(),
-                    kind.letter().to_string(),
+                    letter.to_string(),
                     echo_param(raw).into(),
                 ],
                 "Unknown extban type",
@@ -140,7 +117,7 @@ pub(super) fn edit(
         (true, Some(_)) | (false, None) => Ok(None),
         (true, None) if entries.len() >= max_entries => Err((
             numeric::ERR_BANLISTFULL,
-            vec![channel_name, kind.letter().to_string()],
+            vec![channel_name, letter.to_string()],
             "Channel list is full",
         )),
         (true, None) => {
@@ -152,7 +129,7 @@ pub(super) fn edit(
             });
             Ok(Some(Applied {
                 adding,
-                letter: kind.letter(),
+                letter,
                 arg: Some(text),
             }))
         }
@@ -160,7 +137,7 @@ pub(super) fn edit(
             let removed = entries.remove(index);
             Ok(Some(Applied {
                 adding,
-                letter: kind.letter(),
+                letter,
                 arg: Some(removed.text()),
             }))
         }

@@ -4,7 +4,8 @@
 //! - `parse.rs`: the mode string and arguments → requests, within MODES.
 //! - `apply.rs`: requests → changes to the room, broadcast as one line.
 //! - `lists.rs`: the b/e/I lists and mask completion.
-//! - here: the handler, which shows or changes, and the 324/329 view.
+//! - here: the handler, which shows or changes, the 324/329 view, and
+//!   the types the three share.
 
 mod apply;
 mod lists;
@@ -17,8 +18,19 @@ use parse::{Request, parse};
 use super::unix_time;
 use crate::core::commands::refusals;
 use crate::core::{ClientId, State};
-use crate::proto::numeric;
+use crate::proto::modes::{self, ChannelModeKind};
+use crate::proto::numeric::{self, Numeric};
 use crate::proto::{Folded, Message};
+
+/// One change that took effect, as the broadcast shows it.
+struct Applied {
+    adding: bool,
+    letter: char,
+    arg: Option<String>,
+}
+
+/// Why a change was refused: the numeric, its arguments and its text.
+type Refusal = (Numeric, Vec<String>, &'static str);
 
 /// MODE on a room: its modes without a mode string, else the changes and
 /// list views the mode string asks for.
@@ -78,32 +90,25 @@ fn show_modes(state: &mut State, id: ClientId, folded: &Folded) {
         return;
     };
     let is_member = channel.members.contains_key(&id);
-    let modes = &channel.modes;
+    let set = &channel.modes;
     let mut letters = String::from("+");
     let mut args = Vec::new();
-    for (set, letter) in [
-        (modes.no_ctcp, 'C'),
-        (modes.invite_only, 'i'),
-        (modes.moderated, 'm'),
-        (modes.no_external, 'n'),
-        (modes.private, 'p'),
-        (modes.secret, 's'),
-        (modes.topic_ops_only, 't'),
-    ] {
-        if set {
+    for (letter, flag) in modes::channel_flags() {
+        if set.flag(flag) {
             letters.push(letter);
         }
     }
-    if let Some(key) = &modes.key {
-        letters.push('k');
-        if is_member {
-            args.push(key.clone());
-        }
-    }
-    if let Some(limit) = modes.limit {
-        letters.push('l');
-        if is_member {
-            args.push(limit.to_string());
+    for mode in modes::CHANNEL_MODES {
+        let value = match mode.kind {
+            ChannelModeKind::Key => set.key.clone(),
+            ChannelModeKind::Limit => set.limit.map(|limit| limit.to_string()),
+            _ => continue,
+        };
+        if let Some(value) = value {
+            letters.push(mode.letter);
+            if is_member {
+                args.push(value);
+            }
         }
     }
     let name = channel.name.clone();
@@ -128,6 +133,7 @@ fn show_modes(state: &mut State, id: ClientId, folded: &Folded) {
 #[cfg(test)]
 mod tests {
     use crate::core::testing::{Harness, START};
+    use crate::proto::modes::{CHANNEL_MODES, ChannelModeKind};
 
     /// alice's source, as members see it.
     pub(super) const ALICE: &str = ":alice!~alice@127.0.0.1";
@@ -140,6 +146,112 @@ mod tests {
         }
         h.room("#room", &[("alice", true), ("bob", false)]);
         h
+    }
+
+    /// The mode field of 324 for `nick`.
+    fn shown(h: &mut Harness, nick: &str) -> String {
+        h.send(nick, "MODE #room");
+        let lines = h.take(nick);
+        lines[0].split(' ').nth(4).unwrap_or_default().to_owned()
+    }
+
+    /// alice sets `change`; every member hears exactly `heard`.
+    fn set(h: &mut Harness, change: &str, heard: &str) {
+        h.send("alice", &format!("MODE #room {change}"));
+        let expected = [format!("{ALICE} MODE #room {heard}")];
+        assert_eq!(h.take("alice"), expected, "{change}");
+        assert_eq!(h.take("bob"), expected, "{change}");
+    }
+
+    /// Each row of the mode table is advertised, parsed, applied to the
+    /// room and shown back: a letter known to one and not the others fails.
+    #[test]
+    fn every_channel_mode_round_trips() {
+        let mut h = room();
+        let (myinfo, isupport) = h.welcome("carol");
+        let token = |name: &str| {
+            isupport
+                .iter()
+                .find_map(|token| token.strip_prefix(name))
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let chanmodes: Vec<String> = token("CHANMODES=").split(',').map(str::to_owned).collect();
+        let prefix = token("PREFIX=");
+        let bob = h.id("bob");
+        for mode in CHANNEL_MODES {
+            let letter = mode.letter;
+            assert!(myinfo[3].contains(letter), "{letter} in 004 {myinfo:?}");
+            let class = |index: usize| chanmodes[index].contains(letter);
+            match mode.kind {
+                ChannelModeKind::Flag(flag) => {
+                    assert!(class(3), "{letter} in CHANMODES D");
+                    h.send("alice", &format!("MODE #room -{letter}"));
+                    h.take("alice");
+                    h.take("bob");
+                    set(&mut h, &format!("+{letter}"), &format!("+{letter}"));
+                    assert!(h.channel("#room").modes.flag(flag), "{letter}");
+                    assert!(shown(&mut h, "bob").contains(letter), "{letter} in 324");
+                    set(&mut h, &format!("-{letter}"), &format!("-{letter}"));
+                    assert!(!h.channel("#room").modes.flag(flag), "{letter}");
+                    assert!(!shown(&mut h, "bob").contains(letter), "{letter} in 324");
+                }
+                ChannelModeKind::Key => {
+                    assert!(class(1), "{letter} in CHANMODES B");
+                    set(
+                        &mut h,
+                        &format!("+{letter} sesame"),
+                        &format!("+{letter} sesame"),
+                    );
+                    assert_eq!(h.channel("#room").modes.key.as_deref(), Some("sesame"));
+                    assert!(shown(&mut h, "bob").contains(letter), "{letter} in 324");
+                    set(&mut h, &format!("-{letter}"), &format!("-{letter} *"));
+                    assert_eq!(h.channel("#room").modes.key, None);
+                }
+                ChannelModeKind::Limit => {
+                    assert!(class(2), "{letter} in CHANMODES C");
+                    set(&mut h, &format!("+{letter} 5"), &format!("+{letter} 5"));
+                    assert_eq!(h.channel("#room").modes.limit, Some(5));
+                    assert!(shown(&mut h, "bob").contains(letter), "{letter} in 324");
+                    set(&mut h, &format!("-{letter}"), &format!("-{letter}"));
+                    assert_eq!(h.channel("#room").modes.limit, None);
+                }
+                ChannelModeKind::List(_) => {
+                    assert!(class(0), "{letter} in CHANMODES A");
+                    set(
+                        &mut h,
+                        &format!("+{letter} troll"),
+                        &format!("+{letter} troll!*@*"),
+                    );
+                    h.send("alice", &format!("MODE #room {letter}"));
+                    let listed = h.take("alice");
+                    assert_eq!(listed.len(), 2, "{letter}: {listed:?}");
+                    assert!(listed[0].contains(" troll!*@* "), "{letter}: {listed:?}");
+                    set(
+                        &mut h,
+                        &format!("-{letter} troll"),
+                        &format!("-{letter} troll!*@*"),
+                    );
+                }
+                ChannelModeKind::Prefix { status, symbol } => {
+                    assert!(
+                        !chanmodes.concat().contains(letter),
+                        "{letter} in CHANMODES"
+                    );
+                    assert!(
+                        prefix.contains(letter) && prefix.contains(symbol),
+                        "{prefix}"
+                    );
+                    set(&mut h, &format!("+{letter} bob"), &format!("+{letter} bob"));
+                    let mut member = h.channel("#room").members[&bob];
+                    assert!(*member.status_mut(status), "{letter}");
+                    assert_eq!(member.prefixes(true), symbol.to_string());
+                    set(&mut h, &format!("-{letter} bob"), &format!("-{letter} bob"));
+                    let mut member = h.channel("#room").members[&bob];
+                    assert!(!*member.status_mut(status), "{letter}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! A mode string and its arguments, split into the changes and list views
 //! asked for, within the MODES limit on modes that take an argument.
 
-use super::lists::ListKind;
+use crate::proto::modes::{self, ChannelFlag, ChannelModeKind, ListKind, MemberStatus};
 use crate::proto::serialize::is_middle_safe;
 
 /// One change asked for, its argument already taken from the message.
@@ -10,21 +10,26 @@ pub(super) enum Request<'a> {
     Flag {
         adding: bool,
         letter: char,
+        flag: ChannelFlag,
     },
     Key {
         adding: bool,
+        letter: char,
         key: &'a str,
     },
     Limit {
+        letter: char,
         value: Option<&'a str>,
     },
     Member {
         adding: bool,
         letter: char,
+        status: MemberStatus,
         nick: &'a str,
     },
     Edit {
         adding: bool,
+        letter: char,
         kind: ListKind,
         mask: &'a str,
     },
@@ -49,15 +54,23 @@ pub(super) fn parse<'a>(
     let mut unknown: Vec<char> = Vec::new();
     let mut adding = true;
     for letter in modestring.chars() {
-        match letter {
-            '+' | '-' => adding = letter == '+',
-            'C' | 'i' | 'm' | 'n' | 'p' | 's' | 't' => {
-                requests.push(Request::Flag { adding, letter });
+        if matches!(letter, '+' | '-') {
+            adding = letter == '+';
+            continue;
+        }
+        let Some(kind) = modes::channel_mode(letter) else {
+            if !unknown.contains(&letter) && is_middle_safe(letter.encode_utf8(&mut [0; 4])) {
+                unknown.push(letter);
             }
-            'b' | 'e' | 'I' => {
-                let Some(kind) = ListKind::from_letter(letter) else {
-                    continue;
-                };
+            continue;
+        };
+        match kind {
+            ChannelModeKind::Flag(flag) => requests.push(Request::Flag {
+                adding,
+                letter,
+                flag,
+            }),
+            ChannelModeKind::List(kind) => {
                 if args.rest.peek().is_none() {
                     if !requests
                         .iter()
@@ -66,38 +79,52 @@ pub(super) fn parse<'a>(
                         requests.push(Request::Show(kind));
                     }
                 } else if let Some(mask) = args.take() {
-                    requests.push(Request::Edit { adding, kind, mask });
+                    requests.push(Request::Edit {
+                        adding,
+                        letter,
+                        kind,
+                        mask,
+                    });
                 }
             }
-            // Type B: `-k` takes an argument too, but works without one.
-            'k' => match args.take() {
-                Some(key) => requests.push(Request::Key { adding, key }),
-                None if !adding && args.count() => requests.push(Request::Key { adding, key: "" }),
-                None => {}
-            },
+            // Type B: unsetting takes an argument too, but works without one.
+            ChannelModeKind::Key => {
+                let key = match args.take() {
+                    Some(key) => key,
+                    None if !adding && args.count() => "",
+                    None => continue,
+                };
+                requests.push(Request::Key {
+                    adding,
+                    letter,
+                    key,
+                });
+            }
             // Type C: an argument only when set.
-            'l' if adding => {
+            ChannelModeKind::Limit if adding => {
                 if let Some(value) = args.take() {
-                    requests.push(Request::Limit { value: Some(value) });
+                    requests.push(Request::Limit {
+                        letter,
+                        value: Some(value),
+                    });
                 }
             }
-            'l' => {
+            ChannelModeKind::Limit => {
                 if args.count() {
-                    requests.push(Request::Limit { value: None });
+                    requests.push(Request::Limit {
+                        letter,
+                        value: None,
+                    });
                 }
             }
-            'o' | 'v' => {
+            ChannelModeKind::Prefix { status, .. } => {
                 if let Some(nick) = args.take() {
                     requests.push(Request::Member {
                         adding,
                         letter,
+                        status,
                         nick,
                     });
-                }
-            }
-            other => {
-                if !unknown.contains(&other) && is_middle_safe(other.encode_utf8(&mut [0; 4])) {
-                    unknown.push(other);
                 }
             }
         }
