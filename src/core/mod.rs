@@ -111,6 +111,7 @@ pub fn handle_guarded(state: &mut State, event: Event) {
         Event::Message { id, .. } | Event::InputTooLong { id } | Event::OperChecked { id, .. } => {
             Some(*id)
         }
+        Event::HistoryAnswered(answer) => Some(answer.request.id),
         _ => None,
     };
     // A bug in one handler must not take every user down with it: drop

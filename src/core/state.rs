@@ -71,8 +71,6 @@ pub struct State {
     pub(super) capture: Option<Capture>,
     /// The label of the command running, while labeled.
     pub(super) label: Option<String>,
-    /// Set by a handler whose reply comes later under the label.
-    pub(super) deferred: bool,
     /// What others see instead of clients' addresses, when cloaking is on.
     pub cloak: Option<Cloak>,
     /// When (ms) a room was last destroyed, and a nick last given up: a
@@ -125,7 +123,6 @@ impl State {
             overflowed: Vec::new(),
             capture: None,
             label: None,
-            deferred: false,
             room_ended_ms: i64::MIN,
             nick_ended_ms: i64::MIN,
         }
