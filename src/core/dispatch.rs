@@ -182,10 +182,6 @@ fn run(state: &mut State, id: ClientId, message: &Message) {
         );
         return;
     }
-    #[cfg(test)]
-    if message.command == "TESTPANIC" {
-        panic!("a handler bug, on purpose");
-    }
     let Some(command) = find(&message.command) else {
         if registered {
             state.reply(
@@ -282,6 +278,18 @@ mod tests {
         }
     }
 
+    /// A clock whose first reading panics, standing in for a handler bug.
+    struct BrokenOnce(std::sync::atomic::AtomicBool);
+
+    impl crate::core::Clock for BrokenOnce {
+        fn now(&self) -> std::time::SystemTime {
+            if !self.0.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                panic!("a handler bug, on purpose");
+            }
+            std::time::SystemTime::UNIX_EPOCH
+        }
+    }
+
     #[test]
     fn a_panic_in_a_labeled_command_leaves_no_label_or_capture_behind() {
         let mut h = Harness::new();
@@ -291,12 +299,15 @@ mod tests {
             h.send(nick, "CAP REQ :labeled-response batch");
             h.take(nick);
         }
-        let message = crate::proto::message::parse("@label=stale TESTPANIC")
+        // TIME reads the clock inside its handler, while the label is held.
+        h.state.clock = Box::new(BrokenOnce(std::sync::atomic::AtomicBool::new(false)));
+        let message = crate::proto::message::parse("@label=stale TIME")
             .expect("parses")
             .to_owned();
         let id = h.id("alice");
         crate::core::handle_guarded(&mut h.state, Event::Message { id, message });
         assert!(!h.state.clients.contains_key(&id), "the culprit is dropped");
+        assert!(h.take("alice").is_empty(), "nothing labeled stale went out");
         assert_eq!(h.state.label(), None);
         assert!(h.state.capture.is_none());
         h.send("bob", "PING x");

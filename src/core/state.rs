@@ -269,9 +269,10 @@ impl State {
         seq
     }
 
-    /// Takes `id` out of a room on both sides; a room left empty disappears
-    /// unless it is a persistent `[[room]]`. The client has seen the room's
-    /// lines up to now, so a rejoin plays back none of them again.
+    /// Takes `id` out of a room on both sides (only the room's, once the
+    /// client is gone); a room left empty disappears unless it is a
+    /// persistent `[[room]]`. The client has seen the room's lines up to
+    /// now, so a rejoin plays back none of them again.
     pub fn remove_member(&mut self, id: ClientId, channel: &Folded) {
         let seen = self.playback.last();
         if let Some(client) = self.clients.get_mut(&id) {
