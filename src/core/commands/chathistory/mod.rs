@@ -162,3 +162,43 @@ fn ask(
         Err(_) => message_error(state, id, &sub, &target),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{self, Config};
+    use crate::core::testing::Harness;
+    use crate::history::{self, Hooks, testing::TempDb};
+
+    #[test]
+    fn a_query_the_reader_refuses_fails_at_once_and_holds_nothing() {
+        let db = TempDb::new();
+        let settings = config::History {
+            enabled: true,
+            path: db.path().to_owned(),
+            ..config::History::default()
+        };
+        let (running, _) = history::start(&settings, &[], Hooks::default()).expect("starts");
+        let handle = running.handle();
+        // A stopped reader refuses every query, as a full queue does.
+        running.shutdown();
+        let mut config = Config::default();
+        config.server.name = "irc.test".into();
+        config.history = settings;
+        let mut h = Harness::with_config(config);
+        let (inbox, _events) = tokio::sync::mpsc::channel(8);
+        h.state.history = Some(handle);
+        h.state.inbox = Some(inbox);
+        h.register("alice");
+        h.send("alice", "JOIN #room");
+        h.take("alice");
+        h.send("alice", "CHATHISTORY LATEST #room * 10");
+        h.send("alice", "PING x");
+        assert_eq!(
+            h.take("alice"),
+            [
+                ":irc.test FAIL CHATHISTORY MESSAGE_ERROR LATEST #room :Messages could not be retrieved",
+                ":irc.test PONG irc.test :x",
+            ]
+        );
+    }
+}
