@@ -176,8 +176,17 @@ pub async fn start_with(config: Config, options: Options) -> std::io::Result<Ser
     state.admin.config_file = config_file;
     state.admin.bans = bans;
     state.history = history.as_ref().map(History::handle);
+    if let Some(history) = &history {
+        state.set_standing_since(history.standing_since());
+    }
     state.seed_playback(preload);
     state.inbox = Some(inbox.clone());
+    if let Some(history) = &history {
+        tokio::spawn(report_history_health(
+            history.handle().degraded(),
+            inbox.clone(),
+        ));
+    }
     let core = tokio::spawn(core::run(state, events));
     tokio::spawn(give_back_memory(stop_accepting.clone()));
     Ok(ServerHandle {
@@ -188,6 +197,29 @@ pub async fn start_with(config: Config, options: Options) -> std::io::Result<Ser
         connections,
         history,
     })
+}
+
+/// Hands each change of the history writer's health to the core, which
+/// tells the operators online.
+async fn report_history_health(
+    mut degraded: watch::Receiver<bool>,
+    core: mpsc::Sender<core::Event>,
+) {
+    // Changes in quick succession may be seen as one: say each state once.
+    let mut told = false;
+    while degraded.changed().await.is_ok() {
+        let degraded = *degraded.borrow_and_update();
+        if degraded == std::mem::replace(&mut told, degraded) {
+            continue;
+        }
+        if core
+            .send(core::Event::HistoryHealth { degraded })
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
 }
 
 /// How often freed memory is handed back to the system.

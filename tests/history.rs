@@ -498,6 +498,240 @@ async fn a_full_disk_keeps_chat_flowing_and_playback_shows_only_what_is_stored()
     server.shutdown().await;
 }
 
+#[tokio::test]
+async fn a_name_that_becomes_a_standing_room_reads_nothing_of_its_ad_hoc_past() {
+    let dir = TempDir::new("becomes-standing");
+    let db = dir.join("history.db");
+    let ad_hoc = || test_config_with_history(&db, "");
+    let standing = || with_standing_room(ad_hoc(), "#room");
+    let server = rookery::start(ad_hoc()).await.unwrap();
+    let (mut alice, mut bob) = room(server.local_addrs()[0]).await;
+    alice.send("MODE #room +s").await;
+    alice.send("PRIVMSG #room :ad-hoc secret").await;
+    bob.expect_containing(":ad-hoc secret").await;
+    server.shutdown().await;
+
+    let server = rookery::start(standing()).await.unwrap();
+    let addr = server.local_addrs()[0];
+    let mut dave = Client::register(addr, "dave").await;
+    dave.send("JOIN #room").await;
+    dave.expect_containing(" 366 ").await;
+    dave.send("PING :joined").await;
+    let lines = lines_until(&mut dave, "PONG").await;
+    assert!(lines.iter().all(|l| !l.contains("secret")), "{lines:?}");
+    let caps = "draft/chathistory batch server-time";
+    let mut carol = with_caps(addr, "carol", caps).await;
+    carol.send("JOIN #room").await;
+    carol.expect_containing(" 366 ").await;
+    carol.send("CHATHISTORY LATEST #room * 100").await;
+    let lines = lines_until(&mut carol, "BATCH -").await;
+    assert_eq!(lines.len(), 2, "nothing of the ad-hoc room: {lines:?}");
+    carol
+        .send(
+            "CHATHISTORY TARGETS timestamp=2000-01-01T00:00:00Z timestamp=2100-01-01T00:00:00Z 10",
+        )
+        .await;
+    let lines = lines_until(&mut carol, "BATCH -").await;
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    dave.send("PRIVMSG #room :standing talk").await;
+    carol.expect_containing(":standing talk").await;
+    server.shutdown().await;
+
+    // What the standing room said is its history across restarts.
+    let server = rookery::start(standing()).await.unwrap();
+    let addr = server.local_addrs()[0];
+    let mut erin = Client::register(addr, "erin").await;
+    erin.send("JOIN #room").await;
+    erin.expect_containing(" 366 ").await;
+    let played = lines_until(&mut erin, "End of playback").await;
+    let texts: Vec<&str> = played
+        .iter()
+        .filter(|line| line.contains("PRIVMSG"))
+        .map(|line| line.rsplit("] ").next().unwrap())
+        .collect();
+    assert_eq!(texts, ["standing talk"], "{played:?}");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_line_pending_at_a_join_is_not_replayed_if_its_batch_then_fails() {
+    let dir = TempDir::new("pending-lost");
+    let pause = CommitPause::default();
+    let disk_full = DiskFull::default();
+    let hooks = Hooks {
+        commit_pause: Some(pause.clone()),
+        disk_full: Some(disk_full.clone()),
+    };
+    let config = test_config_with_history(&dir.join("history.db"), "");
+    let options = rookery::server::Options {
+        history_hooks: hooks,
+        ..Default::default()
+    };
+    let server = rookery::server::start_with(config, options).await.unwrap();
+    let addr = server.local_addrs()[0];
+    let (mut alice, mut bob) = room(addr).await;
+    alice.send("PRIVMSG #room :stored").await;
+    bob.expect_containing(":stored").await;
+
+    pause.pause();
+    disk_full.set(true);
+    alice.send("PRIVMSG #room :never stored").await;
+    // The core has handled the PRIVMSG once alice's PONG comes.
+    alice.send("PING :said").await;
+    alice.expect_containing("PONG").await;
+    let mut carol = Client::register(addr, "carol").await;
+    carol.send("JOIN #room").await;
+    carol.expect_containing(" 366 ").await;
+    pause.resume();
+    bob.expect_containing(":never stored").await;
+    carol.send("PING :done").await;
+    let lines = lines_until(&mut carol, "PONG").await;
+    assert!(
+        lines.iter().all(|line| !line.contains("never stored")),
+        "{lines:?}"
+    );
+    assert!(
+        lines.iter().any(|line| line.ends_with("] stored")),
+        "{lines:?}"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn operators_are_told_when_history_stops_and_resumes_being_written() {
+    const HASH: &str = "$argon2id$v=19$m=8,t=1,p=1$cm9va2VyeS10ZXN0LXNhbHQ$yiaiaoZnKPZM0CWZ8NzJYpMiTnaZSktRUpf408FhNKA";
+    let dir = TempDir::new("disk-full-notice");
+    let disk_full = DiskFull::default();
+    let hooks = Hooks {
+        disk_full: Some(disk_full.clone()),
+        ..Hooks::default()
+    };
+    let oper = format!("[[oper]]\nname = \"root\"\npassword_hash = \"{HASH}\"");
+    let config = test_config_with_history(&dir.join("history.db"), &oper);
+    let options = rookery::server::Options {
+        history_hooks: hooks,
+        ..Default::default()
+    };
+    let server = rookery::server::start_with(config, options).await.unwrap();
+    let (mut alice, mut bob) = room(server.local_addrs()[0]).await;
+    alice.send("OPER root hunter2").await;
+    alice.expect_containing(" 381 ").await;
+    disk_full.set(true);
+    bob.send("PRIVMSG #room :not stored").await;
+    let notice = alice
+        .expect_containing("NOTICE alice :History cannot")
+        .await;
+    assert!(notice.contains("history.db"), "{notice}");
+    disk_full.set(false);
+    bob.send("PRIVMSG #room :stored").await;
+    alice
+        .expect_containing("NOTICE alice :History is written to")
+        .await;
+    // bob, no operator, was told nothing.
+    bob.send("PING :done").await;
+    let lines = lines_until(&mut bob, "PONG").await;
+    assert!(lines.iter().all(|l| !l.contains("History")), "{lines:?}");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rehash_resizes_playback() {
+    let dir = TempDir::new("rehash-playback");
+    let file = dir.join("rookery.toml");
+    let db = dir.join("history.db");
+    let config_text = |lines: usize| {
+        let playback = format!("[history]\nplayback_lines = {lines}\n");
+        rehash_config(true, &db).replacen("[history]\n", &playback, 1)
+    };
+    std::fs::write(&file, config_text(2)).unwrap();
+    let options = rookery::server::Options {
+        config_file: Some(file.clone()),
+        ..Default::default()
+    };
+    let config = rookery::config::load(&file).unwrap();
+    let server = rookery::server::start_with(config, options).await.unwrap();
+    let addr = server.local_addrs()[0];
+    let (mut alice, mut bob) = room(addr).await;
+    alice.send("OPER root hunter2").await;
+    alice.expect_containing(" 381 ").await;
+    let played = |lines: Vec<String>| -> Vec<String> {
+        lines
+            .iter()
+            .filter(|line| line.contains("PRIVMSG"))
+            .map(|line| line.rsplit("] ").next().unwrap().to_owned())
+            .collect()
+    };
+
+    std::fs::write(&file, config_text(3)).unwrap();
+    alice.send("REHASH").await;
+    alice.expect_containing("NOTICE alice :REHASH").await;
+    for n in 1..=4 {
+        alice.send(&format!("PRIVMSG #room :line {n}")).await;
+        bob.expect_containing(&format!(":line {n}")).await;
+    }
+    let mut carol = Client::register(addr, "carol").await;
+    carol.send("JOIN #room").await;
+    let lines = lines_until(&mut carol, "End of playback").await;
+    assert_eq!(played(lines), ["line 2", "line 3", "line 4"]);
+
+    std::fs::write(&file, config_text(1)).unwrap();
+    alice.send("REHASH").await;
+    alice.expect_containing("NOTICE alice :REHASH").await;
+    let mut dave = Client::register(addr, "dave").await;
+    dave.send("JOIN #room").await;
+    let lines = lines_until(&mut dave, "End of playback").await;
+    assert_eq!(played(lines), ["line 4"]);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn with_cloaking_on_history_stored_with_addresses_shows_cloaks() {
+    let dir = TempDir::new("cloaked-history");
+    let db = dir.join("history.db");
+    let config = |cloaking: bool| {
+        let mut config = with_standing_room(test_config_with_history(&db, ""), "#room");
+        config.cloaking.enabled = cloaking;
+        config.cloaking.secret = "a fixed test key".into();
+        config
+    };
+    // Stored while cloaking was off: the senders carry 127.0.0.1.
+    let server = rookery::start(config(false)).await.unwrap();
+    let (mut alice, mut bob) = room(server.local_addrs()[0]).await;
+    alice.send("PRIVMSG #room :said uncloaked").await;
+    bob.expect_containing(":said uncloaked").await;
+    server.shutdown().await;
+
+    let server = rookery::start(config(true)).await.unwrap();
+    let addr = server.local_addrs()[0];
+    let mut carol = Client::register(addr, "carol").await;
+    carol.send("JOIN #room").await;
+    let played = lines_until(&mut carol, "End of playback").await;
+    let line = played
+        .iter()
+        .find(|line| line.contains("said uncloaked"))
+        .expect("played back");
+    assert!(
+        line.starts_with(":alice!~alice@")
+            && line.contains(".ip PRIVMSG")
+            && !line.contains("127.0.0.1"),
+        "{line}"
+    );
+    let mut dave = with_caps(addr, "dave", "draft/chathistory batch").await;
+    dave.send("JOIN #room").await;
+    dave.expect_containing(" 366 ").await;
+    dave.send("CHATHISTORY LATEST #room * 10").await;
+    let lines = lines_until(&mut dave, "BATCH -").await;
+    let line = lines
+        .iter()
+        .find(|line| line.contains("said uncloaked"))
+        .expect("returned");
+    assert!(
+        !line.contains("127.0.0.1") && line.contains(".ip PRIVMSG"),
+        "{line}"
+    );
+    server.shutdown().await;
+}
+
 /// alice in #room with history kept and two lines said there (and
 /// committed: their echo waits for that), asking with `caps`.
 async fn asker_in_a_room_with_history(

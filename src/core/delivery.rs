@@ -42,6 +42,23 @@ impl State {
         }
     }
 
+    /// `:server NOTICE <nick> :text` to every registered operator.
+    pub fn notice_operators(&mut self, text: &str) {
+        let opers: Vec<(ClientId, String)> = self
+            .clients
+            .values()
+            .filter(|client| client.registered && client.modes.oper)
+            .map(|client| (client.id, client.nick.clone()))
+            .collect();
+        for (id, nick) in opers {
+            let line = crate::proto::Line::new(Some(self.server_name()), "NOTICE")
+                .arg(&nick)
+                .trailing(text)
+                .finish();
+            self.send(id, line);
+        }
+    }
+
     /// An event line stamped with the current time, for a fan-out.
     pub fn broadcast(&self, line: Bytes) -> Broadcast {
         Broadcast::new(line, self.clock.now())

@@ -86,6 +86,8 @@ pub enum Event {
     },
     /// The history reader answered a CHATHISTORY request.
     HistoryAnswered(Box<commands::chathistory::Answer>),
+    /// History commits started failing (a full disk), or succeed again.
+    HistoryHealth { degraded: bool },
     /// The server is stopping: say goodbye to everyone.
     Shutdown,
 }

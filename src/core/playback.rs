@@ -14,10 +14,14 @@
 //! what this connection was shown before: lines it saw while a member, or
 //! was played at an earlier join, are not played again on a rejoin.
 
+use std::borrow::Cow;
+use std::net::IpAddr;
+
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
 use super::caps::Caps;
+use super::cloak::Cloak;
 use super::{ClientId, State, history_access};
 use crate::history::{self, Record};
 use crate::proto::tags::{server_time, with_tags, write_tag};
@@ -34,7 +38,12 @@ pub fn on_join(state: &mut State, id: ClientId, room: &Folded) {
     let Some(history) = &state.history else {
         return;
     };
-    // Lines whose records were lost never reach a ring's reader.
+    // Only lines whose records are decided are played: the watermark is
+    // read first, so every loss up to it is among those taken next, and
+    // those lines leave the rings. A line still being committed is not
+    // played to this joiner (it reads it with CHATHISTORY once stored):
+    // if its batch then failed, it would have been shown unstored.
+    let committed = history.committed_now();
     let lost = history.take_lost();
     state.playback.remove_lost(&lost);
     let Some(client) = state.clients.get_mut(&id) else {
@@ -59,30 +68,31 @@ pub fn on_join(state: &mut State, id: ClientId, room: &Folded) {
         .map_or(i64::MIN, |age| {
             history::millis(now).saturating_sub(i64::try_from(age.as_millis()).unwrap_or(i64::MAX))
         });
-    let records = state
+    let mut records = state
         .playback
         .recent(room.as_str(), floor.max(max_age), seen);
+    records.retain(|(seq, _)| *seq <= committed);
     if records.is_empty() {
         return;
     }
     let today = utc(history::millis(now)).date_naive();
     let batch = caps.contains(Caps::BATCH).then(|| state.next_batch_id());
-    let seq = records.iter().map(|(seq, _)| *seq).max().unwrap_or(0);
     let server = state.server_name().to_owned();
     let start = match &batch {
         Some(batch) => batch_start(&server, batch, "chathistory", &name),
         None => marker(&server, &name, &start_text(records.len(), caps)),
     };
-    state.send_after(id, start, seq);
-    for (seq, record) in &records {
-        let line = history_line(record, caps, batch.as_deref(), today);
-        state.send_after(id, line, *seq);
+    state.send(id, start);
+    // Every line is committed already: nothing here waits for the disk.
+    for (_, record) in &records {
+        let line = history_line(record, caps, batch.as_deref(), today, state.cloak.as_ref());
+        state.send(id, line);
     }
     let end = match &batch {
         Some(batch) => batch_end(&server, batch),
         None => marker(&server, &name, "End of playback"),
     };
-    state.send_after(id, end, seq);
+    state.send(id, end);
 }
 
 /// What the NOTICE before a playback without `batch` says.
@@ -109,11 +119,14 @@ fn marker(server: &str, room: &str, text: &str) -> Bytes {
 }
 
 /// One stored line in the form `caps` asks for, inside `batch` if given.
+/// With cloaking on (`cloak`), a sender stored with its address (before
+/// cloaking was on, or by an older version) shows the cloak instead.
 pub fn history_line(
     record: &Record,
     caps: Caps,
     batch: Option<&str>,
     today: chrono::NaiveDate,
+    cloak: Option<&Cloak>,
 ) -> Bytes {
     let time = server_time(std::time::UNIX_EPOCH + millis_duration(record.time_ms));
     let text = if caps.contains(Caps::SERVER_TIME) {
@@ -121,7 +134,8 @@ pub fn history_line(
     } else {
         with_time_prefix(&record.text, record.time_ms, today)
     };
-    let body = Line::new(Some(&record.sender), &record.command)
+    let sender = shown_sender(&record.sender, cloak);
+    let body = Line::new(Some(&sender), &record.command)
         .arg(&record.target_display)
         .trailing(&text)
         .finish();
@@ -146,6 +160,22 @@ pub fn history_line(
         tags.push_str(&record.tags);
     }
     with_tags(&tags, &body)
+}
+
+/// `nick!user@host` as others may see it now: with cloaking on, a host
+/// that is an address (as shown uncloaked, an IPv6 one perhaps with a
+/// leading `0`) becomes the cloak the server gives that address today.
+fn shown_sender<'a>(sender: &'a str, cloak: Option<&Cloak>) -> Cow<'a, str> {
+    let Some(cloak) = cloak else {
+        return Cow::Borrowed(sender);
+    };
+    let Some((user, host)) = sender.rsplit_once('@') else {
+        return Cow::Borrowed(sender);
+    };
+    match host.parse::<IpAddr>() {
+        Ok(ip) => Cow::Owned(format!("{user}@{}", cloak.host(ip))),
+        Err(_) => Cow::Borrowed(sender),
+    }
 }
 
 /// `[15:04:05 UTC] text` for a line from `today` (UTC), else with the
@@ -202,7 +232,7 @@ mod tests {
     fn line(caps: Caps, batch: Option<&str>) -> String {
         let mut record = record("m1", TIME, "#room");
         record.target_display = "#Room".into();
-        let line = history_line(&record, caps, batch, today());
+        let line = history_line(&record, caps, batch, today(), None);
         String::from_utf8_lossy(&line).trim_end().to_owned()
     }
 
@@ -221,6 +251,38 @@ mod tests {
             with_time_prefix("\u{1}ACTION waves\u{1}", TIME, today()),
             "\u{1}ACTION [22:13:20 UTC] waves\u{1}"
         );
+    }
+
+    #[test]
+    fn with_cloaking_on_a_stored_address_shows_as_its_cloak() {
+        let cloak = Cloak::new("secret", "ip", 64);
+        let expected = format!("alice!~alice@{}", cloak.host([127, 0, 0, 1].into()));
+        assert_eq!(
+            shown_sender("alice!~alice@127.0.0.1", Some(&cloak)),
+            expected
+        );
+        let v6 = cloak.host("::1".parse().unwrap());
+        assert_eq!(
+            shown_sender("bob!b@0::1", Some(&cloak)),
+            format!("bob!b@{v6}")
+        );
+        // A cloak, a host name and a server stay as they are.
+        for sender in [
+            "carol!c@kq3vxm2a.d4n7pfwe.ip",
+            "dave!d@example.org",
+            "irc.test",
+        ] {
+            assert_eq!(shown_sender(sender, Some(&cloak)), sender);
+        }
+        assert_eq!(
+            shown_sender("alice!~alice@127.0.0.1", None),
+            "alice!~alice@127.0.0.1"
+        );
+        let record = record("m1", TIME, "#room");
+        let line = history_line(&record, Caps::SERVER_TIME, None, today(), Some(&cloak));
+        let line = String::from_utf8_lossy(&line).into_owned();
+        assert!(line.contains(&format!(":{expected} PRIVMSG")), "{line}");
+        assert!(!line.contains("127.0.0.1"), "{line}");
     }
 
     #[test]

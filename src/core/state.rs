@@ -142,6 +142,8 @@ impl State {
             channel.modes = super::commands::join::flag_modes(modes);
             channel.persistent = true;
             channel.history = room.history;
+            // Until the database says when the name became standing
+            // (`State::set_standing_since`); without history it is moot.
             channel.history_floor = i64::MIN;
             if !room.topic.is_empty() {
                 channel.topic = Some(super::Topic {
@@ -154,6 +156,18 @@ impl State {
             self.channels.insert(folded, channel);
         }
         self
+    }
+
+    /// Starts each standing room's history when the database says it
+    /// became one (casefolded name to milliseconds), instead of at the
+    /// beginning of time: a name that was an ad-hoc room before reads
+    /// nothing of it.
+    pub fn set_standing_since(&mut self, since: &HashMap<String, i64>) {
+        for (name, channel) in &mut self.channels {
+            if let (true, Some(&since)) = (channel.persistent, since.get(name.as_str())) {
+                channel.history_floor = since;
+            }
+        }
     }
 
     /// Fills the playback rings with what the store held at startup.
@@ -188,11 +202,26 @@ impl State {
             } => rehash::finished(self, requested_by, outcome),
             Event::OperChecked { id, oper, valid } => oper::checked(self, id, &oper, valid),
             Event::HistoryAnswered(answer) => chathistory::answered(self, *answer),
+            Event::HistoryHealth { degraded } => self.history_health(degraded),
             Event::Shutdown => self.shutdown(),
         }
         while let Some(id) = self.overflowed.pop() {
             self.disconnect(id, "SendQ exceeded");
         }
+    }
+
+    /// Tells the operators online that history stopped (or resumed) being
+    /// written; the writer has logged it already.
+    fn history_health(&mut self, degraded: bool) {
+        let file = self.config.history.path.display();
+        let text = if degraded {
+            format!(
+                "History cannot be written to {file} (disk full?): lines are delivered but not stored until a write succeeds"
+            )
+        } else {
+            format!("History is written to {file} again")
+        };
+        self.notice_operators(&text);
     }
 
     /// The casefolded form of a nick or channel name.

@@ -198,6 +198,8 @@ struct Shared {
     /// Sequence numbers whose records could not be committed, for the core
     /// to take out of the playback rings.
     lost: Arc<LostRecords>,
+    /// True while commits fail and lines go out without being stored.
+    degraded: watch::Receiver<bool>,
 }
 
 /// Ranges of sequence numbers (inclusive) whose commit failed and that the
@@ -276,6 +278,19 @@ impl HistoryHandle {
         self.shared.committed.clone()
     }
 
+    /// The watermark now: every record up to it is decided, committed or
+    /// reported lost ([`HistoryHandle::take_lost`] after reading this
+    /// returns every loss up to it).
+    pub fn committed_now(&self) -> u64 {
+        *self.shared.committed.borrow()
+    }
+
+    /// Whether commits are failing (a full disk): true from the first batch
+    /// lost until a commit succeeds again. The server tells operators.
+    pub fn degraded(&self) -> watch::Receiver<bool> {
+        self.shared.degraded.clone()
+    }
+
     /// A fresh msgid, unique across restarts.
     pub fn next_msgid(&self) -> String {
         self.shared.msgids.next()
@@ -335,6 +350,8 @@ pub struct History {
     handle: HistoryHandle,
     writer: JoinHandle<()>,
     reader: JoinHandle<()>,
+    /// When each standing room (casefolded) became one: its history floor.
+    standing_since: HashMap<String, i64>,
 }
 
 /// Things tests may attach to a history.
@@ -354,12 +371,15 @@ pub fn start(
     rooms: &[String],
     hooks: Hooks,
 ) -> Result<(History, Preload), StoreError> {
-    let store = Store::open(&config.path, config.sync)?;
+    let mut store = Store::open(&config.path, config.sync)?;
+    let standing_since = store
+        .standing_since(rooms, millis(SystemTime::now()))
+        .map_err(|error| error.at(&config.path))?;
     let since = config
         .playback_max_age()
         .map(|age| millis(SystemTime::now()) - i64::try_from(age.as_millis()).unwrap_or(i64::MAX));
     let preload = store
-        .recent_rooms(rooms, config.playback_lines, since)
+        .recent_rooms(rooms, config.playback_lines, since, &standing_since)
         .map_err(|error| error.at(&config.path))?;
     store
         .disable_auto_checkpoint()
@@ -369,6 +389,7 @@ pub fn start(
     let (committed_tx, committed) = watch::channel(0);
     let (writes, jobs) = mpsc::sync_channel(WRITE_QUEUE);
     let lost = Arc::new(LostRecords::default());
+    let (health, degraded) = watch::channel(false);
     let writer = writer::spawn(
         writer::Writer::new(
             store,
@@ -378,6 +399,7 @@ pub fn start(
                 .with_total(config.max_lines_total),
             Arc::clone(&stats),
             Arc::clone(&lost),
+            health,
         ),
         hooks,
     )
@@ -395,6 +417,7 @@ pub fn start(
             stats,
             msgids: MsgIds::new(),
             lost,
+            degraded,
         }),
     };
     Ok((
@@ -402,6 +425,7 @@ pub fn start(
             handle,
             writer,
             reader,
+            standing_since,
         },
         preload,
     ))
@@ -432,6 +456,12 @@ fn read_loop(store: &Store, jobs: &mpsc::Receiver<ReadJob>) {
 impl History {
     pub fn handle(&self) -> HistoryHandle {
         self.handle.clone()
+    }
+
+    /// When each standing room (casefolded) became one, as the database
+    /// records it: nothing said under its name before that is its history.
+    pub fn standing_since(&self) -> &HashMap<String, i64> {
+        &self.standing_since
     }
 
     /// Commits everything queued and stops both threads. Blocks: call it
@@ -587,8 +617,10 @@ mod tests {
     #[test]
     fn a_restart_preloads_the_standing_rooms_recent_lines_only() {
         let db = TempDb::new();
+        let standing = ["#room".to_owned()];
+        let (history, _) = start(&settings(&db), &standing, Hooks::default()).unwrap();
+        // Said since #room became standing, except one line too old.
         let now = millis(SystemTime::now());
-        let (history, _) = start(&settings(&db), &[], Hooks::default()).unwrap();
         let handle = history.handle();
         handle.record(record("stale", now - 2 * 86_400_000, "#room"));
         for i in 0..30 {
@@ -596,7 +628,6 @@ mod tests {
         }
         handle.record(record("gone", now, "#other"));
         history.shutdown();
-        let standing = ["#room".to_owned()];
         let (history, preload) = start(&settings(&db), &standing, Hooks::default()).unwrap();
         assert_eq!(preload.len(), 1, "#other is no standing room: {preload:?}");
         let lines = &preload["#room"];

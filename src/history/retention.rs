@@ -91,12 +91,37 @@ impl Pruner {
             millis(SystemTime::now()).saturating_sub(age_ms)
         });
         let deleted = prune_target(store, &target, self.max_lines, cutoff, CHUNK)?;
-        if deleted > 0 && deleted < CHUNK {
-            forget_emptied_conversation(store, &target)?;
-        }
         self.cursor = Some((target, deleted == CHUNK));
         Ok(())
     }
+}
+
+/// Runs a `DELETE ... RETURNING target` over at most one chunk of rows,
+/// then takes every private conversation it emptied out of the parties'
+/// index: whichever pruning deletes rows, the index follows. Returns how
+/// many rows went.
+fn delete_events(
+    store: &mut Store,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<usize, StoreError> {
+    let mut conversations = std::collections::BTreeSet::new();
+    let mut deleted = 0;
+    {
+        let mut statement = store.conn.prepare_cached(sql)?;
+        let mut rows = statement.query(params)?;
+        while let Some(row) = rows.next()? {
+            deleted += 1;
+            let target: String = row.get(0)?;
+            if target.contains(' ') {
+                conversations.insert(target);
+            }
+        }
+    }
+    for target in conversations {
+        forget_emptied_conversation(store, &target)?;
+    }
+    Ok(deleted)
 }
 
 /// Once a private conversation has no rows left, its parties no longer
@@ -135,10 +160,11 @@ pub fn prune_target(
     let chunk = i64::try_from(chunk).unwrap_or(i64::MAX);
     let mut deleted = 0;
     if let Some(cutoff) = cutoff_ms {
-        deleted += store.conn.execute(
+        deleted += delete_events(
+            store,
             "DELETE FROM events WHERE id IN (
                 SELECT id FROM events WHERE target = ?1 AND time_ms < ?2
-                ORDER BY time_ms, id LIMIT ?3)",
+                ORDER BY time_ms, id LIMIT ?3) RETURNING target",
             params![target, cutoff, chunk],
         )?;
     }
@@ -154,10 +180,11 @@ pub fn prune_target(
             )
             .optional()?;
         if let Some((time, id)) = newest_excess {
-            deleted += store.conn.execute(
+            deleted += delete_events(
+                store,
                 "DELETE FROM events WHERE id IN (
                     SELECT id FROM events WHERE target = ?1 AND (time_ms, id) <= (?2, ?3)
-                    ORDER BY time_ms, id LIMIT ?4)",
+                    ORDER BY time_ms, id LIMIT ?4) RETURNING target",
                 params![target, time, id, left],
             )?;
         }
@@ -172,12 +199,13 @@ pub fn prune_target(
 pub fn prune_total(store: &mut Store, max_total: u64, chunk: usize) -> Result<usize, StoreError> {
     let chunk = i64::try_from(chunk).unwrap_or(i64::MAX);
     let keep = i64::try_from(max_total).unwrap_or(i64::MAX);
-    Ok(store.conn.execute(
+    delete_events(
+        store,
         "DELETE FROM events WHERE id IN (
             SELECT id FROM events WHERE id <= (SELECT max(id) FROM events) - ?1
-            ORDER BY id LIMIT ?2)",
+            ORDER BY id LIMIT ?2) RETURNING target",
         params![keep, chunk],
-    )?)
+    )
 }
 
 impl Store {
@@ -320,6 +348,57 @@ mod tests {
         }
         assert!(remaining(&store, "alice bob").is_empty());
         assert_eq!(parties(&store), 0);
+    }
+
+    fn parties(store: &Store) -> Vec<(String, String)> {
+        store
+            .conn
+            .prepare("SELECT party, target FROM conversation_parties ORDER BY party, target")
+            .unwrap()
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    #[test]
+    fn the_total_limit_takes_emptied_conversations_out_of_the_index() {
+        let (_db, mut store) = store_with(&[
+            ("p1", 1, "alice bob"),
+            ("p2", 2, "alice carol"),
+            ("p3", 3, "alice carol"),
+        ]);
+        assert_eq!(prune_total(&mut store, 1, 10).unwrap(), 2);
+        let pair = |p: &str, t: &str| (p.to_owned(), t.to_owned());
+        assert_eq!(
+            parties(&store),
+            [pair("alice", "alice carol"), pair("carol", "alice carol")]
+        );
+    }
+
+    #[test]
+    fn a_conversation_emptied_over_several_chunks_leaves_the_index() {
+        let lines: Vec<(String, i64)> = (0..5).map(|i| (format!("p{i}"), i)).collect();
+        let lines: Vec<(&str, i64, &str)> = lines
+            .iter()
+            .map(|(msgid, time)| (msgid.as_str(), *time, "alice bob"))
+            .collect();
+        let (_db, mut store) = store_with(&lines);
+        // Each call deletes a full chunk; the last one empties it.
+        assert_eq!(
+            prune_target(&mut store, "alice bob", 0, Some(100), 2).unwrap(),
+            2
+        );
+        assert_eq!(parties(&store).len(), 2);
+        assert_eq!(
+            prune_target(&mut store, "alice bob", 0, Some(100), 2).unwrap(),
+            2
+        );
+        assert_eq!(
+            prune_target(&mut store, "alice bob", 0, Some(100), 1).unwrap(),
+            1
+        );
+        assert!(parties(&store).is_empty());
     }
 
     #[test]

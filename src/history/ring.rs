@@ -142,6 +142,22 @@ impl PlaybackRings {
         }
     }
 
+    /// Keeps `lines` per room from now on (REHASH of `[history]
+    /// playback_lines`): a smaller size drops each ring's oldest lines at
+    /// once, 0 drops every ring, and a larger one fills as rooms talk (the
+    /// core never reads the disk, so older lines are not brought back).
+    pub fn resize(&mut self, lines: usize) {
+        self.lines = lines;
+        if lines == 0 {
+            self.rings.clear();
+            return;
+        }
+        for ring in self.rings.values_mut() {
+            let excess = ring.records.len().saturating_sub(lines);
+            ring.records.drain(..excess);
+        }
+    }
+
     /// How many rooms have a ring.
     pub fn len(&self) -> usize {
         self.rings.len()
@@ -190,6 +206,28 @@ mod tests {
         assert_eq!(msgids(&rings.recent("#room", i64::MIN, 0)), ["b", "c"]);
         assert_eq!(msgids(&rings.recent("#room", 2, 0)), ["c"]);
         assert!(rings.recent("#other", i64::MIN, 0).is_empty());
+    }
+
+    #[test]
+    fn a_resized_ring_drops_its_oldest_lines_or_grows() {
+        let mut rings = PlaybackRings::new(3, Preload::new());
+        for (i, id) in ["a", "b", "c"].into_iter().enumerate() {
+            rings.push(record(id, i as i64, "#room"), 1);
+        }
+        rings.resize(2);
+        assert_eq!(msgids(&rings.recent("#room", i64::MIN, 0)), ["b", "c"]);
+        rings.resize(4);
+        for (i, id) in ["d", "e", "f"].into_iter().enumerate() {
+            rings.push(record(id, 10 + i as i64, "#room"), 1);
+        }
+        assert_eq!(
+            msgids(&rings.recent("#room", i64::MIN, 0)),
+            ["c", "d", "e", "f"]
+        );
+        rings.resize(0);
+        assert!(rings.is_empty());
+        rings.push(record("g", 20, "#room"), 1);
+        assert!(rings.is_empty(), "0 keeps nothing");
     }
 
     #[test]

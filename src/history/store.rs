@@ -88,6 +88,12 @@ const MIGRATIONS: &[&str] = &[
     INSERT OR IGNORE INTO conversation_parties (party, target)
         SELECT DISTINCT substr(target, instr(target, ' ') + 1), target
         FROM events WHERE instr(target, ' ') > 0;",
+    // 3: when each standing `[[room]]` became one: its history starts
+    // there, so lines an earlier ad-hoc room of that name said stay out.
+    "CREATE TABLE standing_rooms (
+        name TEXT PRIMARY KEY,
+        since_ms INTEGER NOT NULL
+    ) WITHOUT ROWID;",
 ];
 
 /// How long a statement waits for another connection's lock.
@@ -355,21 +361,60 @@ impl Store {
         Ok(records)
     }
 
+    /// When each of the standing `rooms` (casefolded) became one, keyed by
+    /// name: `now_ms` for a name standing for the first time, else the
+    /// time recorded then. A name no longer standing is forgotten, so one
+    /// that becomes standing again starts anew: the ad-hoc rooms of that
+    /// name in between are not its history.
+    pub fn standing_since(
+        &mut self,
+        rooms: &[String],
+        now_ms: i64,
+    ) -> Result<HashMap<String, i64>, StoreError> {
+        let transaction = self.conn.transaction()?;
+        let known: Vec<String> = transaction
+            .prepare("SELECT name FROM standing_rooms")?
+            .query_map([], |row| row.get(0))?
+            .collect::<Result<_, _>>()?;
+        for name in known.iter().filter(|name| !rooms.contains(name)) {
+            transaction.execute("DELETE FROM standing_rooms WHERE name = ?1", [name])?;
+        }
+        let mut since = HashMap::new();
+        for room in rooms {
+            transaction.execute(
+                "INSERT OR IGNORE INTO standing_rooms (name, since_ms) VALUES (?1, ?2)",
+                params![room, now_ms],
+            )?;
+            let at: i64 = transaction.query_row(
+                "SELECT since_ms FROM standing_rooms WHERE name = ?1",
+                [room],
+                |row| row.get(0),
+            )?;
+            since.insert(room.clone(), at);
+        }
+        transaction.commit()?;
+        Ok(since)
+    }
+
     /// [`Store::recent`] for each of `rooms` (casefolded), keyed by name.
     /// Loaded once at startup, for the standing rooms only: its cost
     /// follows the configuration, not what the database holds.
+    /// Nothing older than a room's entry in `floors` is loaded.
     pub fn recent_rooms(
         &self,
         rooms: &[String],
         limit: usize,
         since_ms: Option<i64>,
+        floors: &HashMap<String, i64>,
     ) -> Result<HashMap<String, Vec<Record>>, StoreError> {
         let mut found = HashMap::new();
         if limit == 0 {
             return Ok(found);
         }
         for room in rooms {
-            let records = self.recent(room, limit, since_ms)?;
+            let floor = floors.get(room).copied();
+            let since = since_ms.max(floor);
+            let records = self.recent(room, limit, since)?;
             if !records.is_empty() {
                 found.insert(room.clone(), records);
             }
@@ -801,7 +846,8 @@ mod tests {
         store
             .conn
             .execute_batch(
-                "DROP TABLE conversation_parties; PRAGMA user_version = 1;
+                "DROP TABLE conversation_parties; DROP TABLE standing_rooms;
+                 PRAGMA user_version = 1;
                  INSERT INTO events (msgid, time_ms, target, target_display, sender, command, text)
                  VALUES ('old', 10, 'alice bob', 'bob', 'alice!a@h', 'PRIVMSG', 'hi');",
             )
@@ -831,6 +877,21 @@ mod tests {
     }
 
     #[test]
+    fn a_standing_room_keeps_the_time_it_first_became_one() {
+        let db = TempDb::new();
+        let mut store = Store::open(db.path(), HistorySync::Normal).unwrap();
+        let rooms = ["#x".to_owned(), "#y".to_owned()];
+        let first = store.standing_since(&rooms, 100).unwrap();
+        assert_eq!(first["#x"], 100);
+        let later = store.standing_since(&rooms, 200).unwrap();
+        assert_eq!(later, first, "a restart keeps the time");
+        // #y stops standing, then stands again: it starts anew.
+        store.standing_since(&rooms[..1], 300).unwrap();
+        let again = store.standing_since(&rooms, 400).unwrap();
+        assert_eq!((again["#x"], again["#y"]), (100, 400));
+    }
+
+    #[test]
     fn recent_rooms_loads_the_named_rooms_last_lines() {
         let (_db, mut store, _) = room();
         store
@@ -841,10 +902,22 @@ mod tests {
             "#other".to_owned(),
             "alice bob".to_owned(),
         ];
-        let rooms = store.recent_rooms(&wanted[..2], 2, Some(6000)).unwrap();
+        let none = HashMap::new();
+        let rooms = store
+            .recent_rooms(&wanted[..2], 2, Some(6000), &none)
+            .unwrap();
         assert_eq!(rooms.len(), 1, "#other is older than the age limit");
         assert_eq!(msgids(rooms["#room"].clone()), ["r8", "r9"]);
-        assert!(store.recent_rooms(&wanted, 0, None).unwrap().is_empty());
+        assert!(
+            store
+                .recent_rooms(&wanted, 0, None, &none)
+                .unwrap()
+                .is_empty()
+        );
+        // A room's floor (when it became standing) bounds it too.
+        let floors = HashMap::from([("#room".to_owned(), 9500)]);
+        let rooms = store.recent_rooms(&wanted[..1], 5, None, &floors).unwrap();
+        assert_eq!(msgids(rooms["#room"].clone()), ["r9"]);
         assert_eq!(
             msgids(store.recent("#other", 5, None).unwrap()),
             ["elsewhere"]

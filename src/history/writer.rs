@@ -48,6 +48,8 @@ pub(crate) struct Writer {
     stats: Arc<HistoryStats>,
     /// Where a batch that could not be committed is reported to the core.
     lost: Arc<LostRecords>,
+    /// Whether the writer is degraded, for the server to tell operators.
+    health: watch::Sender<bool>,
     /// Set after a batch failed for good, until a commit succeeds: while
     /// the disk is failing, each batch is tried once and its lines are
     /// released at once, so chat keeps flowing instead of waiting.
@@ -64,6 +66,7 @@ impl Writer {
         pruner: Pruner,
         stats: Arc<HistoryStats>,
         lost: Arc<LostRecords>,
+        health: watch::Sender<bool>,
     ) -> Writer {
         Writer {
             store,
@@ -72,6 +75,7 @@ impl Writer {
             pruner,
             stats,
             lost,
+            health,
             degraded: false,
             pause: None,
             disk_full: None,
@@ -158,6 +162,7 @@ impl Writer {
                     if std::mem::take(&mut self.degraded) {
                         let file = self.store.path().display();
                         info!(%file, "history commits succeed again; lines are stored");
+                        self.health.send_replace(false);
                     }
                     break;
                 }
@@ -183,7 +188,9 @@ impl Writer {
                     } else if failed.is_power_of_two() {
                         error!(%error, %file, failed, "history commits still failing; records are lost");
                     }
-                    self.degraded = true;
+                    if !std::mem::replace(&mut self.degraded, true) {
+                        self.health.send_replace(true);
+                    }
                     if lowest != 0 {
                         self.lost.add(lowest, highest);
                     }

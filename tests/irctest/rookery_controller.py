@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 import shutil
 import subprocess
+import time
 from typing import Optional, Set, Type
 
 from irctest import patma
@@ -29,6 +30,23 @@ def toml_string(text: str) -> str:
     """A TOML basic string. JSON's escapes are TOML's, as long as characters
     outside ASCII are written as themselves (TOML has no surrogate pairs)."""
     return json.dumps(text, ensure_ascii=False)
+
+
+def group_is_running(group: int) -> bool:
+    """Whether a live (not zombie) process of process group `group` exists."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fd:
+                stat = fd.read()
+        except OSError:
+            continue
+        # The command name may hold spaces: the fields after it are split.
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if fields[0] != "Z" and int(fields[2]) == group:
+            return True
+    return False
 
 
 def rookery_binary() -> str:
@@ -267,6 +285,17 @@ class RookeryController(BaseServerController, DirectoryBasedController):
             env=env,
         )
 
+
+    def kill_proc(self) -> None:
+        """Stops the server, then waits until no process of its group is
+        left. Under faketime the wrapper exits before the server has closed
+        its database, and irctest removes the directory right after this."""
+        assert self.proc
+        group = self.proc.pid  # execute() starts a new session: pgid == pid
+        super().kill_proc()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and group_is_running(group):
+            time.sleep(0.02)
 
     def reissue_cert_as_v3(self) -> None:
         """gen_ssl signs its request without extensions, which makes an

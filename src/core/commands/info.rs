@@ -13,6 +13,10 @@ const DEFAULT_MOTD: &[&str] = &[
     "Welcome to rookery.",
     "Type /list to see the rooms, /join #room to enter or create one,",
     "and /msg nick text to talk to someone privately.",
+    // irssi refuses a bare /list unless LUSERS reported 1 to 1000 rooms at
+    // connect (cmd_list in its irc-commands.c), and RFC 2812 sends no 254
+    // while there are none.
+    "(irssi wants /list -yes if there were no rooms when you connected.)",
 ];
 
 /// Answers 402 when the optional server parameter names another server.

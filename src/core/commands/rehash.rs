@@ -53,6 +53,9 @@ pub fn finished(
 ) {
     let notice = match outcome {
         Ok(Reloaded { config, kept }) => {
+            if config.history.playback_lines != state.config.history.playback_lines {
+                state.playback.resize(config.history.playback_lines);
+            }
             state.isupport = isupport_tokens(&config);
             state.config = config;
             match kept.as_slice() {

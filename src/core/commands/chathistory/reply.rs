@@ -55,9 +55,10 @@ fn send_answer(state: &mut State, answer: Answer) {
     let (kind, lines) = match outcome {
         Outcome::Lines(Ok(records)) => {
             let today = utc(history::millis(state.clock.now())).date_naive();
+            let cloak = state.cloak.as_ref();
             let lines: Vec<Bytes> = records
                 .iter()
-                .map(|record| history_line(record, caps, batch.as_deref(), today))
+                .map(|record| history_line(record, caps, batch.as_deref(), today, cloak))
                 .collect();
             ("chathistory", lines)
         }
