@@ -12,7 +12,7 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use tracing::{error, info, warn};
 
 use crate::config::{self, Config};
-use crate::core::{AdminRequest, BanList, ClientId, Event};
+use crate::core::{AdminRequest, BanList, ClientId, Event, Reloaded};
 use crate::net::{ConnectionLimits, ConnectionSettings, ReloadableTls};
 use crate::server::{admission_rules, connection_settings};
 
@@ -108,30 +108,19 @@ impl AdminWorker {
 
     /// Keeps what cannot change at run time, then publishes the rest to
     /// new connections and to admission.
-    fn apply(&mut self, mut loaded: Config) -> Arc<Config> {
-        if loaded.listen != self.running.listen {
-            warn!("REHASH: [[listen]] changes take effect on restart; the listeners are unchanged");
-            loaded.listen = self.running.listen.clone();
+    fn apply(&mut self, mut loaded: Config) -> Reloaded {
+        let kept = config::keep_restart_only(&self.running, &mut loaded);
+        if !kept.is_empty() {
+            let keys = kept.join(", ");
+            warn!(%keys, "REHASH: these settings take effect at a restart; keeping the running values");
         }
-        if loaded.server.casemapping != self.running.server.casemapping {
-            warn!("REHASH: casemapping changes take effect on restart; keeping the running one");
-            loaded.server.casemapping = self.running.server.casemapping;
-        }
-        let cloaking = &self.running.cloaking;
-        if (loaded.cloaking.enabled, &loaded.cloaking.suffix)
-            != (cloaking.enabled, &cloaking.suffix)
-            || (!loaded.cloaking.secret.is_empty() && loaded.cloaking.secret != cloaking.secret)
-        {
-            warn!("REHASH: [cloaking] changes take effect on restart; keeping the running cloaks");
-        }
-        loaded.cloaking = cloaking.clone();
         let config = Arc::new(loaded);
         self.settings
             .send_replace(Arc::new(connection_settings(&config)));
         self.limits.update(admission_rules(&config));
         self.running = Arc::clone(&config);
         info!("configuration reloaded");
-        config
+        Reloaded { config, kept }
     }
 }
 

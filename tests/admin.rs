@@ -91,6 +91,35 @@ async fn rehash_applies_a_lowered_limit_at_once_and_advertises_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rehash_keeps_the_casemapping_that_runs_and_says_so() {
+    let dir = scratch("rehash-restart-only");
+    let file = dir.join("rookery.toml");
+    let text = config_text(3, &dir.join("bans.toml"));
+    std::fs::write(&file, &text).unwrap();
+    let server = rookery::start_with(config::load(&file).unwrap(), options(&file))
+        .await
+        .unwrap();
+    let addr = server.local_addrs()[0];
+    let mut alice = Client::register(addr, "alice").await;
+    become_oper(&mut alice).await;
+
+    let changed = text.replace("[server]\n", "[server]\ncasemapping = \"rfc1459\"\n");
+    std::fs::write(&file, changed).unwrap();
+    alice.send("REHASH").await;
+    let done = alice.expect_containing("NOTICE alice :REHASH").await;
+    assert_eq!(
+        done,
+        ":irc.test NOTICE alice :REHASH: configuration reloaded, but server.casemapping take effect at a restart; the running values are kept"
+    );
+    let mut bob = Client::register(addr, "bob").await;
+    bob.send("VERSION").await;
+    let isupport = bob.expect_containing("CASEMAPPING=").await;
+    assert!(isupport.contains(" CASEMAPPING=ascii "), "{isupport}");
+    server.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broken_file_on_rehash_leaves_the_running_configuration() {
     let dir = scratch("broken");
     let file = dir.join("rookery.toml");

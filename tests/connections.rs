@@ -121,6 +121,56 @@ fn host_of(line: &str) -> &str {
     prefix.rsplit('@').next().unwrap_or_default()
 }
 
+/// The lines of `client`'s welcome, up to the end of the MOTD.
+async fn welcome(client: &mut Client) -> Vec<String> {
+    let mut lines = Vec::new();
+    loop {
+        let line = client.next_line().await.expect("the welcome");
+        let end = line.contains(" 376 ") || line.contains(" 422 ");
+        lines.push(line);
+        if end {
+            return lines;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_cloaked_user_is_told_its_visible_host_at_registration() {
+    let server = cloaked_server("").await;
+    let addr = server.local_addrs()[0];
+    let mut alice = Client::connect(addr).await;
+    alice.send("NICK alice").await;
+    alice.send("USER alice 0 * :alice").await;
+    let lines = welcome(&mut alice).await;
+    let told: Vec<&String> = lines.iter().filter(|l| l.contains(" 396 ")).collect();
+    assert_eq!(told.len(), 1, "{lines:?}");
+    let cloak = told[0]
+        .strip_prefix(":irc.test 396 alice ")
+        .and_then(|rest| rest.strip_suffix(" :is now your visible host"))
+        .unwrap_or_else(|| panic!("{}", told[0]));
+    assert!(
+        cloak.ends_with(".ip") && !cloak.contains("127.0.0.1"),
+        "{cloak}"
+    );
+    // It is the host others see.
+    let mut bob = Client::register(addr, "bob").await;
+    bob.send("WHO alice").await;
+    let who = bob.expect_containing(" 352 ").await;
+    assert!(who.contains(&format!(" ~alice {cloak} ")), "{who}");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn without_cloaking_no_visible_host_is_announced() {
+    let server = rookery::start(test_config("")).await.unwrap();
+    let mut alice = Client::connect(server.local_addrs()[0]).await;
+    alice.send("NICK alice").await;
+    alice.send("USER alice 0 * :alice").await;
+    let lines = welcome(&mut alice).await;
+    assert!(lines.iter().all(|l| !l.contains(" 396 ")), "{lines:?}");
+    server.shutdown().await;
+}
+
 #[tokio::test]
 async fn others_see_a_cloak_where_the_address_was() {
     let server = cloaked_server("").await;

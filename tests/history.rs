@@ -731,3 +731,63 @@ async fn with_cloaking_on_history_stored_with_addresses_shows_cloaks() {
     );
     server.shutdown().await;
 }
+
+/// alice in #room with history kept and two lines said there (and
+/// committed: their echo waits for that), asking with `caps`.
+async fn asker_in_a_room_with_history(
+    dir: &TempDir,
+    caps: &str,
+) -> (rookery::ServerHandle, Client) {
+    let config = test_config_with_history(&dir.join("history.db"), "");
+    let server = rookery::start(config).await.unwrap();
+    let addr = server.local_addrs()[0];
+    let mut alice = with_caps(addr, "alice", caps).await;
+    alice.send("JOIN #room").await;
+    alice.expect_containing(" 366 ").await;
+    alice.send("PRIVMSG #room :one").await;
+    alice.send("PRIVMSG #room :two").await;
+    alice.expect_containing("PRIVMSG #room :two").await;
+    (server, alice)
+}
+
+#[tokio::test]
+async fn a_command_after_chathistory_is_answered_after_it() {
+    let dir = TempDir::new("chathistory-order");
+    let caps = "draft/chathistory batch echo-message message-tags server-time";
+    let (server, mut alice) = asker_in_a_room_with_history(&dir, caps).await;
+    // Both lines in one write, so the PING reaches the core while the
+    // query is still on the reader thread.
+    alice
+        .send_raw(b"CHATHISTORY LATEST #room * 10\r\nPING :after\r\n")
+        .await;
+    let lines = lines_until(&mut alice, "PONG").await;
+    assert_eq!(lines.len(), 5, "{lines:?}");
+    assert!(lines[0].contains(" BATCH +"), "{lines:?}");
+    assert!(lines[1].ends_with("PRIVMSG #room :one"), "{lines:?}");
+    assert!(lines[2].ends_with("PRIVMSG #room :two"), "{lines:?}");
+    assert!(lines[3].contains(" BATCH -"), "{lines:?}");
+    assert!(lines[4].ends_with("PONG irc.test :after"), "{lines:?}");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_labeled_chathistory_keeps_its_label_and_its_place() {
+    let dir = TempDir::new("chathistory-label");
+    let caps = "draft/chathistory batch echo-message labeled-response message-tags server-time";
+    let (server, mut alice) = asker_in_a_room_with_history(&dir, caps).await;
+    alice
+        .send_raw(b"@label=h1 CHATHISTORY LATEST #room * 10\r\n@label=p2 PING :after\r\n")
+        .await;
+    let lines = lines_until(&mut alice, "PONG").await;
+    assert_eq!(lines.len(), 5, "{lines:?}");
+    assert!(
+        lines[0].starts_with("@label=h1 :irc.test BATCH +")
+            && lines[0].ends_with(" chathistory #room"),
+        "{lines:?}"
+    );
+    assert!(lines[1].ends_with("PRIVMSG #room :one"), "{lines:?}");
+    assert!(lines[2].ends_with("PRIVMSG #room :two"), "{lines:?}");
+    assert!(lines[3].starts_with(":irc.test BATCH -"), "{lines:?}");
+    assert_eq!(lines[4], "@label=p2 :irc.test PONG irc.test :after");
+    server.shutdown().await;
+}

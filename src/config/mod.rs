@@ -7,8 +7,10 @@
 //!   keys that depend on each other).
 //! - `locate.rs`: line and column of a span or key path, and the wording of
 //!   every error an admin sees.
+//! - `restart_only.rs`: the settings REHASH cannot change, kept as they run.
 
 mod locate;
+mod restart_only;
 mod validate;
 
 use std::net::SocketAddr;
@@ -24,6 +26,7 @@ use locate::{
     describe_key, describe_schema_error, describe_syntax_error, key_path, line_and_column, path_at,
     span_of,
 };
+pub use restart_only::keep_restart_only;
 use validate::problems;
 
 /// Everything an admin can set. Every section and key is optional.

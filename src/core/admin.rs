@@ -36,6 +36,15 @@ pub enum AdminRequest {
     SaveBans { path: PathBuf, bans: BanList },
 }
 
+/// A configuration the admin worker loaded for REHASH.
+#[derive(Debug)]
+pub struct Reloaded {
+    pub config: std::sync::Arc<crate::config::Config>,
+    /// Settings the file changed that take effect at a restart only; the
+    /// running values were kept ([`crate::config::keep_restart_only`]).
+    pub kept: Vec<&'static str>,
+}
+
 /// Failed OPER attempts after which an address is refused without a check.
 pub const OPER_ATTEMPTS: u32 = 3;
 /// How long those refusals last.

@@ -31,12 +31,10 @@ impl State {
         let Some(client) = self.clients.remove(&id) else {
             return;
         };
+        // The one way out of a room, as for PART and KICK: an emptied
+        // room goes with its playback ring.
         for name in &client.channels {
-            if let Some(channel) = self.channels.get_mut(name) {
-                if channel.remove_member(id) {
-                    self.destroy_room(name);
-                }
-            }
+            self.remove_member(id, name);
         }
         // Invites live in rooms the client may never have joined.
         for name in &client.invited_to {

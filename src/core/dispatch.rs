@@ -143,14 +143,13 @@ pub fn dispatch(state: &mut State, id: ClientId, message: &Message) {
         .filter(|label| !label.is_empty() && label.len() <= MAX_LABEL);
     let Some(label) = label else {
         run(state, id, message);
-        state.take_deferred();
         return;
     };
     state.start_labeled(id, label);
     run(state, id, message);
     let (lines, seq) = state.end_capture();
-    if state.take_deferred() {
-        // The handler answers later, under the label; nothing was said now.
+    if state.is_waiting(id) {
+        // The answer comes later, under the label (`hold.rs`).
         for line in lines {
             state.send_after(id, line, seq);
         }
@@ -182,10 +181,6 @@ fn run(state: &mut State, id: ClientId, message: &Message) {
             "Message rejected, your IRC software MUST use UTF-8 encoding on this network",
         );
         return;
-    }
-    #[cfg(test)]
-    if message.command == "TESTPANIC" {
-        panic!("a handler bug, on purpose");
     }
     let Some(command) = find(&message.command) else {
         if registered {
@@ -283,6 +278,18 @@ mod tests {
         }
     }
 
+    /// A clock whose first reading panics, standing in for a handler bug.
+    struct BrokenOnce(std::sync::atomic::AtomicBool);
+
+    impl crate::core::Clock for BrokenOnce {
+        fn now(&self) -> std::time::SystemTime {
+            if !self.0.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                panic!("a handler bug, on purpose");
+            }
+            std::time::SystemTime::UNIX_EPOCH
+        }
+    }
+
     #[test]
     fn a_panic_in_a_labeled_command_leaves_no_label_or_capture_behind() {
         let mut h = Harness::new();
@@ -292,15 +299,17 @@ mod tests {
             h.send(nick, "CAP REQ :labeled-response batch");
             h.take(nick);
         }
-        let message = crate::proto::message::parse("@label=stale TESTPANIC")
+        // TIME reads the clock inside its handler, while the label is held.
+        h.state.clock = Box::new(BrokenOnce(std::sync::atomic::AtomicBool::new(false)));
+        let message = crate::proto::message::parse("@label=stale TIME")
             .expect("parses")
             .to_owned();
         let id = h.id("alice");
         crate::core::handle_guarded(&mut h.state, Event::Message { id, message });
         assert!(!h.state.clients.contains_key(&id), "the culprit is dropped");
+        assert!(h.take("alice").is_empty(), "nothing labeled stale went out");
         assert_eq!(h.state.label(), None);
         assert!(h.state.capture.is_none());
-        assert!(!h.state.take_deferred());
         h.send("bob", "PING x");
         assert_eq!(h.take("bob"), [":irc.test PONG irc.test :x"]);
     }

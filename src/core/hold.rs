@@ -1,8 +1,15 @@
 //! Commands are answered in the order they were sent. A command whose
-//! answer comes from off the core (OPER's password hash) leaves its client
-//! waiting: the client's later lines are held here, and run in order once
-//! the answer has been sent ([`State::resume`]). The held lines are bounded
-//! by `[flood] max_backlog`, like lines waiting behind the flood rate.
+//! answer comes from off the core (OPER's password hash, a CHATHISTORY
+//! query) leaves its client waiting: the client's later lines are held
+//! here, and run in order once the answer has been sent
+//! ([`State::resume`]). This is the one way a command answers later; a
+//! labeled command's label waits here with it.
+//!
+//! The held lines are bounded by [`HELD_LINES`] and [`HELD_BYTES`], far
+//! above what a client sends in one burst (an OPER followed by its
+//! autojoins), and the same for every client: flood control paces lines
+//! before they reach the core, but an exempt client is not paced, and
+//! must not be able to grow the core's memory without end either.
 
 use std::collections::VecDeque;
 
@@ -17,6 +24,31 @@ pub enum Input {
     TooLong,
 }
 
+/// The most lines a waiting client may have held.
+pub const HELD_LINES: usize = 1024;
+
+/// The most bytes (of tags, command and parameters) a waiting client may
+/// have held: 256 lines of a full 512 bytes, or some with long tags.
+pub const HELD_BYTES: usize = 128 * 1024;
+
+impl Input {
+    /// What holding this line costs, in bytes, roughly as it came.
+    fn size(&self) -> usize {
+        match self {
+            Input::Message(message) => {
+                let tags: usize = message
+                    .tags
+                    .iter()
+                    .map(|tag| tag.key.len() + tag.value.as_ref().map_or(0, String::len) + 2)
+                    .sum();
+                let params: usize = message.params.iter().map(|param| param.len() + 1).sum();
+                tags + message.command.len() + params + 2
+            }
+            Input::TooLong => 1,
+        }
+    }
+}
+
 /// A client's command that is being decided off the core.
 #[derive(Debug, Default)]
 pub struct Waiting {
@@ -24,13 +56,27 @@ pub struct Waiting {
     label: Option<String>,
     /// The client's later lines, in the order they came.
     held: VecDeque<Input>,
+    /// The bytes of `held`, by [`Input::size`].
+    held_bytes: usize,
+}
+
+impl Waiting {
+    /// Holds `input`, unless that would pass the bounds.
+    fn hold(&mut self, input: Input) -> Result<(), Input> {
+        let size = input.size();
+        if self.held.len() >= HELD_LINES || self.held_bytes + size > HELD_BYTES {
+            return Err(input);
+        }
+        self.held_bytes += size;
+        self.held.push_back(input);
+        Ok(())
+    }
 }
 
 impl State {
     /// Runs a client's line now, or holds it while the client waits for an
     /// earlier command's answer.
     pub(super) fn input(&mut self, id: ClientId, input: Input) {
-        let limit = self.config.flood.max_backlog as usize;
         let Some(client) = self.clients.get_mut(&id) else {
             return;
         };
@@ -38,11 +84,9 @@ impl State {
             self.run_input(id, input);
             return;
         };
-        if waiting.held.len() >= limit {
+        if waiting.hold(input).is_err() {
             self.disconnect(id, "Excess Flood");
-            return;
         }
-        waiting.held.push_back(input);
     }
 
     fn run_input(&mut self, id: ClientId, input: Input) {
@@ -58,8 +102,8 @@ impl State {
     }
 
     /// Says the running command of `id` is answered later, off the core:
-    /// the client's next lines wait until [`State::resume`]. A labeled
-    /// command keeps its label for that answer.
+    /// the client's next lines wait until [`State::resume`], and dispatch
+    /// sends no ACK now. A labeled command keeps its label for that answer.
     pub fn wait_off_core(&mut self, id: ClientId) {
         let label = self.label().map(str::to_owned);
         let Some(client) = self.clients.get_mut(&id) else {
@@ -67,9 +111,8 @@ impl State {
         };
         client.waiting = Some(Waiting {
             label,
-            held: VecDeque::new(),
+            ..Waiting::default()
         });
-        self.defer_reply();
     }
 
     /// Whether `id` waits for an answer from off the core.
@@ -111,6 +154,7 @@ impl State {
                 .and_then(|client| client.waiting.as_mut())
             {
                 // The rest waits behind the new check, still in order.
+                again.held_bytes += held.iter().map(Input::size).sum::<usize>();
                 again.held.extend(held);
                 return;
             }
@@ -212,17 +256,60 @@ mod tests {
     }
 
     #[test]
-    fn too_many_held_lines_end_the_connection() {
-        let (mut h, _requests) = with_worker();
+    fn an_autojoin_burst_after_oper_waits_whatever_the_flood_backlog() {
+        // The flood backlog (5 here) paces lines before the core; lines
+        // held behind an OPER are a different queue.
+        let (mut h, mut requests) = with_worker();
+        h.register("alice");
+        h.send("alice", "OPER root secret");
+        for n in 0..40 {
+            h.send("alice", &format!("JOIN #room{n}"));
+        }
+        answer(&mut h, &mut requests, true);
+        let lines = h.take("alice");
+        assert!(lines[1].ends_with(" 381 alice :You are now an IRC operator"));
+        let joins = lines.iter().filter(|line| line.contains(" JOIN #room"));
+        assert_eq!(joins.count(), 40, "{lines:?}");
+        assert_eq!(
+            lines.last().map(String::as_str),
+            Some(":irc.test 366 alice #room39 :End of /NAMES list")
+        );
+    }
+
+    /// alice waiting on OPER, with bob sharing a room to see her leave.
+    fn waiting_alice() -> (Harness, mpsc::UnboundedReceiver<AdminRequest>) {
+        let (mut h, requests) = with_worker();
         h.register("alice");
         h.register("bob");
         h.room("#room", &[("alice", false), ("bob", false)]);
         h.send("alice", "OPER root secret");
-        for n in 0..5 {
+        (h, requests)
+    }
+
+    #[test]
+    fn too_many_held_lines_end_the_connection() {
+        let (mut h, _requests) = waiting_alice();
+        for n in 0..super::HELD_LINES {
             h.send("alice", &format!("PING {n}"));
         }
         assert!(h.take("bob").is_empty());
         h.send("alice", "PING over");
+        assert_eq!(
+            h.take("bob"),
+            [":alice!~alice@127.0.0.1 QUIT :Excess Flood"]
+        );
+    }
+
+    #[test]
+    fn too_many_held_bytes_end_the_connection() {
+        let (mut h, _requests) = waiting_alice();
+        let tags = format!("@+data={}", "x".repeat(4000));
+        let fits = super::HELD_BYTES / 4010;
+        for _ in 0..fits {
+            h.send("alice", &format!("{tags} PING x"));
+        }
+        assert!(h.take("bob").is_empty());
+        h.send("alice", &format!("{tags} PING x"));
         assert_eq!(
             h.take("bob"),
             [":alice!~alice@127.0.0.1 QUIT :Excess Flood"]

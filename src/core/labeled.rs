@@ -24,17 +24,6 @@ impl State {
         self.label.as_deref()
     }
 
-    /// Says the running command answers later, under its label (see
-    /// [`State::label`]): dispatch must not answer it with an ACK now.
-    pub fn defer_reply(&mut self) {
-        self.deferred = true;
-    }
-
-    /// Whether the command just run deferred its reply; clears the flag.
-    pub fn take_deferred(&mut self) -> bool {
-        std::mem::take(&mut self.deferred)
-    }
-
     /// Holds every line to `id` until [`State::end_capture`]; `label` is
     /// what [`State::label`] tells the handler.
     pub fn start_labeled(&mut self, id: ClientId, label: &str) {
@@ -55,7 +44,6 @@ impl State {
     pub fn reset_labeled(&mut self) {
         self.capture = None;
         self.label = None;
-        self.deferred = false;
     }
 
     /// Stops holding lines and returns them, with the history record they
@@ -79,6 +67,18 @@ pub fn send(state: &mut State, id: ClientId, label: &str, lines: Vec<Bytes>, seq
             state.send(id, prepend_tag(&ack, &label_tag));
         }
         1 => state.send_after(id, prepend_tag(&lines[0], &label_tag), seq),
+        // A response that is one batch already (a CHATHISTORY answer) is
+        // labeled on its start: "an existing type applicable to the entire
+        // response".
+        _ if is_one_batch(&lines) => {
+            let mut lines = lines.into_iter();
+            if let Some(start) = lines.next() {
+                state.send_after(id, prepend_tag(&start, &label_tag), seq);
+            }
+            for line in lines {
+                state.send_after(id, line, seq);
+            }
+        }
         _ => {
             let reference = state.next_batch_id();
             let start = Line::new(Some(&server), "BATCH")
@@ -103,4 +103,36 @@ pub fn send(state: &mut State, id: ClientId, label: &str, lines: Vec<Bytes>, seq
             state.send_after(id, end, seq);
         }
     }
+}
+
+/// Whether `lines` are one batch, whole: an untagged `BATCH +ref` start,
+/// lines all tagged `batch=ref`, and its `BATCH -ref` end.
+fn is_one_batch(lines: &[Bytes]) -> bool {
+    fn parse(line: &Bytes) -> Option<crate::proto::message::MessageRef<'_>> {
+        let text = std::str::from_utf8(line).ok()?;
+        crate::proto::message::parse(text.trim_end_matches(['\r', '\n'])).ok()
+    }
+    let (Some(first), Some(last)) = (lines.first(), lines.last()) else {
+        return false;
+    };
+    let reference = match parse(first) {
+        Some(start) if start.command == "BATCH" && start.tags.is_empty() => {
+            match start.params.first().and_then(|p| p.strip_prefix('+')) {
+                Some(reference) if !reference.is_empty() => reference.to_owned(),
+                _ => return false,
+            }
+        }
+        _ => return false,
+    };
+    let ends = parse(last).is_some_and(|end| {
+        end.command == "BATCH" && end.params.first() == Some(&format!("-{reference}").as_str())
+    });
+    ends && lines[1..lines.len() - 1].iter().all(|line| {
+        parse(line).is_some_and(|inner| {
+            inner
+                .tags
+                .iter()
+                .any(|&(key, value)| key == "batch" && value == Some(reference.as_str()))
+        })
+    })
 }

@@ -41,13 +41,12 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-pub use admin::{AdminRequest, AdminState, BanKind, BanLine, BanList};
+pub use admin::{AdminRequest, AdminState, BanKind, BanLine, BanList, Reloaded};
 pub use channel::{Channel, ChannelModes, ListEntry, Membership, Topic};
 pub use client::Client;
 pub use isupport::isupport_tokens;
 pub use state::{Clock, State, SystemClock};
 
-use crate::config::Config;
 use crate::net::Outbox;
 use crate::proto::Message;
 
@@ -77,7 +76,7 @@ pub enum Event {
     /// The admin worker loaded the configuration file, or failed to.
     Reloaded {
         requested_by: Option<ClientId>,
-        outcome: Result<Arc<Config>, String>,
+        outcome: Result<Reloaded, String>,
     },
     /// The admin worker checked an OPER password.
     OperChecked {
@@ -113,6 +112,7 @@ pub fn handle_guarded(state: &mut State, event: Event) {
         Event::Message { id, .. } | Event::InputTooLong { id } | Event::OperChecked { id, .. } => {
             Some(*id)
         }
+        Event::HistoryAnswered(answer) => Some(answer.request.id),
         _ => None,
     };
     // A bug in one handler must not take every user down with it: drop

@@ -71,8 +71,6 @@ pub struct State {
     pub(super) capture: Option<Capture>,
     /// The label of the command running, while labeled.
     pub(super) label: Option<String>,
-    /// Set by a handler whose reply comes later under the label.
-    pub(super) deferred: bool,
     /// What others see instead of clients' addresses, when cloaking is on.
     pub cloak: Option<Cloak>,
     /// When (ms) a room was last destroyed, and a nick last given up: a
@@ -125,7 +123,6 @@ impl State {
             overflowed: Vec::new(),
             capture: None,
             label: None,
-            deferred: false,
             room_ended_ms: i64::MIN,
             nick_ended_ms: i64::MIN,
         }
@@ -301,9 +298,10 @@ impl State {
         seq
     }
 
-    /// Takes `id` out of a room on both sides; a room left empty disappears
-    /// unless it is a persistent `[[room]]`. The client has seen the room's
-    /// lines up to now, so a rejoin plays back none of them again.
+    /// Takes `id` out of a room on both sides (only the room's, once the
+    /// client is gone); a room left empty disappears unless it is a
+    /// persistent `[[room]]`. The client has seen the room's lines up to
+    /// now, so a rejoin plays back none of them again.
     pub fn remove_member(&mut self, id: ClientId, channel: &Folded) {
         let seen = self.playback.last();
         if let Some(client) = self.clients.get_mut(&id) {

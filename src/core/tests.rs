@@ -86,6 +86,20 @@ fn the_last_member_leaving_removes_the_room_on_both_sides() {
 }
 
 #[test]
+fn the_last_member_quitting_removes_the_room_like_a_part() {
+    let mut harness = Harness::new();
+    harness.register("alice");
+    harness.register("bob");
+    harness.send("alice", "JOIN #a,#b");
+    harness.send("bob", "JOIN #b");
+    harness.send("alice", "QUIT");
+    let names: Vec<&str> = harness.state.channels.keys().map(|n| n.as_str()).collect();
+    assert_eq!(names, ["#b"]);
+    let room = &harness.state.channels[&harness.state.fold("#b")];
+    assert_eq!(room.members.len(), 1);
+}
+
+#[test]
 fn a_disconnect_forgets_invites_to_rooms_never_joined() {
     let mut harness = Harness::new();
     harness.register("alice");

@@ -40,6 +40,15 @@ impl Mask {
     /// Two-pointer matching that backtracks only to the latest `*`, so the
     /// cost is at most pattern length × subject length, never exponential.
     pub fn matches(&self, subject: &str) -> bool {
+        let mut unlimited = usize::MAX;
+        self.matches_within(subject, &mut unlimited) == Some(true)
+    }
+
+    /// Like [`Mask::matches`], spending one unit of `budget` per step
+    /// actually taken: `None` when it runs out before the answer. A search
+    /// such as `*rust*` costs about the subject's length, a mask built to
+    /// backtrack up to pattern × subject.
+    pub fn matches_within(&self, subject: &str, budget: &mut usize) -> Option<bool> {
         let pattern = self.pattern.as_str();
         // Byte offsets into `pattern` and `subject`, always on char boundaries.
         let mut p = 0;
@@ -49,6 +58,7 @@ impl Mask {
         let mut resume: Option<(usize, usize)> = None;
 
         while let Some(subject_char) = subject[s..].chars().next() {
+            *budget = budget.checked_sub(1)?;
             match next_token(pattern, p) {
                 Some((Token::AnyRun, after)) => {
                     resume = Some((after, s));
@@ -69,7 +79,7 @@ impl Mask {
             }
             // Mismatch: let the latest `*` swallow one more character.
             let Some((after_star, swallowed)) = resume else {
-                return false;
+                return Some(false);
             };
             let swallowed = swallowed
                 + subject[swallowed..]
@@ -83,12 +93,13 @@ impl Mask {
 
         // The subject is used up: only `*`s may remain.
         while let Some((token, after)) = next_token(pattern, p) {
+            *budget = budget.checked_sub(1)?;
             if token != Token::AnyRun {
-                return false;
+                return Some(false);
             }
             p = after;
         }
-        true
+        Some(true)
     }
 
     /// Folds one character; the casemappings only touch ASCII.
@@ -129,6 +140,36 @@ mod tests {
 
     fn ascii(pattern: &str) -> Mask {
         Mask::new(pattern, Casemapping::Ascii)
+    }
+
+    #[test]
+    fn a_search_costs_about_the_subject_and_a_crafted_mask_more() {
+        let steps = |pattern: &str, subject: &str| {
+            let mut budget = usize::MAX;
+            let answer = ascii(pattern).matches_within(subject, &mut budget);
+            assert!(answer.is_some());
+            usize::MAX - budget
+        };
+        let name = "#general-discussion-00001";
+        assert!(
+            steps("*rust*", name) <= 2 * name.len(),
+            "{}",
+            steps("*rust*", name)
+        );
+        let crafted = format!("*{}b", "a".repeat(30));
+        let victim = format!("#{}00001", "a".repeat(58));
+        assert!(steps(&crafted, &victim) > 20 * victim.len());
+    }
+
+    #[test]
+    fn running_out_of_budget_gives_no_answer() {
+        let mut budget = 3;
+        assert_eq!(ascii("*z").matches_within("abcdef", &mut budget), None);
+        let mut budget = 100;
+        assert_eq!(
+            ascii("*f").matches_within("abcdef", &mut budget),
+            Some(true)
+        );
     }
 
     #[test]

@@ -87,6 +87,7 @@ pub const RPL_STATSOLINE: Numeric = from(Response::RPL_STATSOLINE);
 pub const ERR_NOPRIVS: Numeric = from(Response::ERR_NOPRIVS);
 pub const RPL_REHASHING: Numeric = from(Response::RPL_REHASHING);
 pub const RPL_TIME: Numeric = from(Response::RPL_TIME);
+/// 396, also called RPL_VISIBLEHOST: the host others see.
 pub const RPL_HOSTHIDDEN: Numeric = from(Response::RPL_HOSTHIDDEN);
 pub const ERR_UNKNOWNERROR: Numeric = from(Response::ERR_UNKNOWNERROR);
 pub const ERR_NOSUCHNICK: Numeric = from(Response::ERR_NOSUCHNICK);

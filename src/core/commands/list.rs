@@ -16,10 +16,11 @@ use crate::proto::mask::Mask;
 use crate::proto::numeric;
 use crate::proto::{Casemapping, Message};
 
-/// The most mask comparisons one LIST may cost, counted as pattern length
-/// times room-name length for a mask with wildcards (its worst case) and
-/// pattern length for a plain one. Ordinary searches stay far below it on
-/// thousands of rooms; past it the list is cut short with 416.
+/// The most mask matching steps one LIST may take, counted as they are
+/// taken ([`Mask::matches_within`]): a search such as `*rust*` costs about
+/// a room name's length per room, so ordinary searches of tens of
+/// thousands of rooms stay below it, while masks built to backtrack run
+/// out and the list is cut short with 416.
 const MATCH_BUDGET: usize = 4_000_000;
 
 /// A bound on how long ago something happened: `<` less than, `>` more than.
@@ -139,10 +140,7 @@ impl Filter {
         if !cheap {
             return Some(false);
         }
-        let mut matches = |mask: &Mask| -> Option<bool> {
-            *budget = budget.checked_sub(match_cost(mask, &channel.name))?;
-            Some(mask.matches(&channel.name))
-        };
+        let mut matches = |mask: &Mask| mask.matches_within(&channel.name, budget);
         let mut wanted = !self.any_mask;
         for mask in &self.masks {
             if matches(mask)? {
@@ -159,16 +157,6 @@ impl Filter {
             }
         }
         Some(true)
-    }
-}
-
-/// The most work matching `mask` against `name` can take.
-fn match_cost(mask: &Mask, name: &str) -> usize {
-    let pattern = mask.as_str();
-    if pattern.contains(['*', '?', '\\']) {
-        pattern.len().max(1) * name.len().max(1)
-    } else {
-        pattern.len().max(1)
     }
 }
 
@@ -408,6 +396,37 @@ mod tests {
         );
         // A cheap search of the same rooms is answered in full.
         assert_eq!(listed(&mut harness, "alice", "LIST *01999").len(), 1);
+    }
+
+    #[test]
+    fn ordinary_searches_of_ten_thousand_rooms_are_answered_in_full() {
+        let mut harness = Harness::new();
+        harness.register("alice");
+        for n in 0..10_000 {
+            let name = format!("#general-discussion-{n:05}");
+            let folded = harness.state.fold(&name);
+            harness.state.channels.insert(folded, room(&name, 1));
+        }
+        for name in ["#rust", "#golang", "#python", "#js-dev"] {
+            let folded = harness.state.fold(name);
+            harness.state.channels.insert(folded, room(name, 1));
+        }
+        harness.send("alice", "LIST *rust*,*go*,*py*,*js*");
+        let lines = harness.take("alice");
+        let shown: Vec<&str> = lines
+            .iter()
+            .filter(|line| line.contains(" 322 "))
+            .filter_map(|line| line.split(' ').nth(3))
+            .collect();
+        assert_eq!(shown, ["#golang", "#js-dev", "#python", "#rust"]);
+        assert_eq!(
+            lines.last().map(String::as_str),
+            Some(":irc.test 323 alice :End of /LIST")
+        );
+        assert!(
+            lines.iter().all(|line| !line.contains(" 416 ")),
+            "{lines:?}"
+        );
     }
 
     #[test]

@@ -213,7 +213,7 @@ pub fn try_register(state: &mut State, id: ClientId) {
     state.monitor_online(id);
 }
 
-/// 001 to 005, then LUSERS and the MOTD.
+/// 001 to 005, 396 for a cloaked host, then LUSERS and the MOTD.
 fn welcome(state: &mut State, id: ClientId) {
     let Some(client) = state.clients.get(&id) else {
         return;
@@ -252,8 +252,29 @@ fn welcome(state: &mut State, id: ClientId) {
         .finish();
     state.send(id, line);
     send_isupport(state, id);
+    send_visible_host(state, id);
     info::send_lusers(state, id);
     info::send_motd(state, id);
+}
+
+/// `396 <nick> <host> :is now your visible host`: with cloaking on, the
+/// user learns the cloak others see (it sees its own address everywhere
+/// else), as on other servers. Sent inside the welcome burst, before the
+/// MOTD that clients wait for.
+fn send_visible_host(state: &mut State, id: ClientId) {
+    let Some(client) = state.clients.get(&id) else {
+        return;
+    };
+    if !client.is_cloaked() {
+        return;
+    }
+    let host = client.host.clone();
+    let line = state
+        .numeric_line(id, numeric::RPL_HOSTHIDDEN)
+        .arg(&host)
+        .trailing("is now your visible host")
+        .finish();
+    state.send(id, line);
 }
 
 /// The 005 lines, at most 13 tokens each.

@@ -1,13 +1,13 @@
 //! REHASH (and SIGHUP, through `Event::Rehash`): the admin worker loads the
-//! file off the core; [`finished`] swaps the configuration in when it
-//! parsed, or reports the error and changes nothing.
+//! file off the core and keeps the settings that need a restart
+//! ([`crate::config::keep_restart_only`]); [`finished`] swaps the
+//! configuration in when it parsed and names what was kept, or reports the
+//! error and changes nothing.
 
-use std::sync::Arc;
+use tracing::info;
 
-use tracing::{info, warn};
-
-use crate::config::{Config, Privilege};
-use crate::core::admin::{self, AdminRequest};
+use crate::config::Privilege;
+use crate::core::admin::{self, AdminRequest, Reloaded};
 use crate::core::{ClientId, State, isupport_tokens};
 use crate::proto::Message;
 use crate::proto::numeric;
@@ -49,19 +49,21 @@ pub fn start(state: &mut State, requested_by: Option<ClientId>) {
 pub fn finished(
     state: &mut State,
     requested_by: Option<ClientId>,
-    outcome: Result<Arc<Config>, String>,
+    outcome: Result<Reloaded, String>,
 ) {
     let notice = match outcome {
-        Ok(config) => {
-            let (config, kept) = keep_running_history(state, config);
+        Ok(Reloaded { config, kept }) => {
             if config.history.playback_lines != state.config.history.playback_lines {
                 state.playback.resize(config.history.playback_lines);
             }
             state.isupport = isupport_tokens(&config);
             state.config = config;
-            match kept {
-                Some(kept) => format!("REHASH: configuration reloaded, but {kept}"),
-                None => "REHASH: configuration reloaded".to_owned(),
+            match kept.as_slice() {
+                [] => "REHASH: configuration reloaded".to_owned(),
+                kept => format!(
+                    "REHASH: configuration reloaded, but {} take effect at a restart; the running values are kept",
+                    kept.join(", ")
+                ),
             }
         }
         Err(error) => format!("REHASH failed, the running configuration is unchanged: {error}"),
@@ -69,33 +71,4 @@ pub fn finished(
     if let Some(id) = requested_by {
         admin::server_notice(state, id, &notice);
     }
-}
-
-/// The history database is opened at startup: `[history] enabled`, `path`
-/// and `sync` take effect at a restart. A reloaded configuration keeps the
-/// running values for them, so CAP LS and 005 go on advertising what runs
-/// (no CAP NEW or DEL is due), and the change is logged and told.
-fn keep_running_history(state: &State, new: Arc<Config>) -> (Arc<Config>, Option<String>) {
-    let running = &state.config.history;
-    let mut changed = Vec::new();
-    if new.history.enabled != running.enabled {
-        changed.push("history.enabled");
-    }
-    if new.history.path != running.path {
-        changed.push("history.path");
-    }
-    if new.history.sync != running.sync {
-        changed.push("history.sync");
-    }
-    if changed.is_empty() {
-        return (new, None);
-    }
-    let keys = changed.join(", ");
-    warn!(%keys, "these settings take effect at a restart; the running history is unchanged");
-    let mut config = (*new).clone();
-    config.history.enabled = running.enabled;
-    config.history.path.clone_from(&running.path);
-    config.history.sync = running.sync;
-    let kept = format!("{keys} take effect at a restart; history runs as it was started");
-    (Arc::new(config), Some(kept))
 }

@@ -1,7 +1,9 @@
 //! CHATHISTORY (IRCv3 `draft/chathistory`): checks the request and who may
 //! read the target here, then hands the query to the history reader thread.
 //! The answer comes back later as an event ([`answered`]), so the core
-//! never waits on the disk.
+//! never waits on the disk; meanwhile the client waits like any command
+//! answered off the core ([`State::wait_off_core`]), so its later commands
+//! are answered after this one.
 //!
 //! - `parse.rs`: the subcommand, limit and message references, or the FAIL
 //!   that refuses them.
@@ -32,7 +34,7 @@ pub fn chathistory(state: &mut State, id: ClientId, message: &Message) {
         Ok(parsed) => parsed,
         Err((code, context, text)) => {
             let context: Vec<&str> = context.iter().map(String::as_str).collect();
-            fail(state, id, None, code, &context, text);
+            fail(state, id, code, &context, text);
             return;
         }
     };
@@ -43,7 +45,7 @@ pub fn chathistory(state: &mut State, id: ClientId, message: &Message) {
     let target = params[0].clone();
     let Some((key, not_before_ms)) = readable(state, id, &target) else {
         let (context, text) = ([sub.as_str(), &target], "Messages could not be retrieved");
-        fail(state, id, None, "INVALID_TARGET", &context, text);
+        fail(state, id, "INVALID_TARGET", &context, text);
         return;
     };
     let mut bounds = bounds.into_iter();
@@ -130,8 +132,9 @@ fn targets(state: &mut State, id: ClientId, bounds: &[Bound], limit: usize) {
 
 type Deliver = Box<dyn FnOnce(Outcome) + Send>;
 
-/// Issues a query whose answer comes back to the core as an event; the
-/// command's label goes with it. A refused query fails at once.
+/// Issues a query whose answer comes back to the core as an event, and
+/// holds the client's later lines until then. A refused query (the reader
+/// is busy) fails at once.
 fn ask(
     state: &mut State,
     id: ClientId,
@@ -140,12 +143,11 @@ fn ask(
     issue: impl FnOnce(&history::HistoryHandle, Deliver) -> Result<(), StoreError>,
 ) {
     let (Some(history), Some(inbox)) = (state.history.clone(), state.inbox.clone()) else {
-        message_error(state, id, None, &sub, &target);
+        message_error(state, id, &sub, &target);
         return;
     };
     let request = Request {
         id,
-        label: state.label().map(str::to_owned),
         sub: sub.clone(),
         target: target.clone(),
     };
@@ -156,7 +158,47 @@ fn ask(
         let _ = inbox.blocking_send(Event::HistoryAnswered(Box::new(answer)));
     });
     match issue(&history, deliver) {
-        Ok(()) => state.defer_reply(),
-        Err(_) => message_error(state, id, None, &sub, &target),
+        Ok(()) => state.wait_off_core(id),
+        Err(_) => message_error(state, id, &sub, &target),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{self, Config};
+    use crate::core::testing::Harness;
+    use crate::history::{self, Hooks, testing::TempDb};
+
+    #[test]
+    fn a_query_the_reader_refuses_fails_at_once_and_holds_nothing() {
+        let db = TempDb::new();
+        let settings = config::History {
+            enabled: true,
+            path: db.path().to_owned(),
+            ..config::History::default()
+        };
+        let (running, _) = history::start(&settings, &[], Hooks::default()).expect("starts");
+        let handle = running.handle();
+        // A stopped reader refuses every query, as a full queue does.
+        running.shutdown();
+        let mut config = Config::default();
+        config.server.name = "irc.test".into();
+        config.history = settings;
+        let mut h = Harness::with_config(config);
+        let (inbox, _events) = tokio::sync::mpsc::channel(8);
+        h.state.history = Some(handle);
+        h.state.inbox = Some(inbox);
+        h.register("alice");
+        h.send("alice", "JOIN #room");
+        h.take("alice");
+        h.send("alice", "CHATHISTORY LATEST #room * 10");
+        h.send("alice", "PING x");
+        assert_eq!(
+            h.take("alice"),
+            [
+                ":irc.test FAIL CHATHISTORY MESSAGE_ERROR LATEST #room :Messages could not be retrieved",
+                ":irc.test PONG irc.test :x",
+            ]
+        );
     }
 }

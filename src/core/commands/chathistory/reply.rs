@@ -1,23 +1,22 @@
 //! The answer to a CHATHISTORY request, when the history reader has it: a
 //! `chathistory` batch of the stored lines (or a
-//! `draft/chathistory-targets` batch), under the request's label.
+//! `draft/chathistory-targets` batch). [`State::resume`] sends it under the
+//! request's label and then runs what the client sent meanwhile.
 
 use bytes::Bytes;
 
 use crate::core::caps::Caps;
 use crate::core::playback::{batch_end, batch_start, history_line, utc};
-use crate::core::{ClientId, State, labeled};
+use crate::core::{ClientId, State};
 use crate::history::{self, Record, StoreError, TargetActivity};
 use crate::proto::serialize::echo_param;
-use crate::proto::tags::{prepend_tag, server_time, write_tag};
+use crate::proto::tags::{prepend_tag, server_time};
 use crate::proto::{Folded, Line};
 
 /// Who asked for what, carried through the query.
 #[derive(Debug)]
 pub struct Request {
     pub id: ClientId,
-    /// The labeled-response label of the command, if any.
-    pub label: Option<String>,
     /// The subcommand, uppercased.
     pub sub: String,
     /// The target as the client wrote it; empty for TARGETS.
@@ -38,8 +37,14 @@ pub struct Answer {
     pub outcome: Outcome,
 }
 
-/// Sends the answer to the client that asked, if it is still here.
+/// Sends the answer to the client that asked, if it is still here, and
+/// lets its later lines run.
 pub fn answered(state: &mut State, answer: Answer) {
+    let id = answer.request.id;
+    state.resume(id, |state| send_answer(state, answer));
+}
+
+fn send_answer(state: &mut State, answer: Answer) {
     let Answer { request, outcome } = answer;
     let Some(client) = state.clients.get(&request.id) else {
         return;
@@ -77,8 +82,7 @@ pub fn answered(state: &mut State, answer: Answer) {
         }
         Outcome::Lines(Err(error)) | Outcome::Targets(Err(error)) => {
             tracing::warn!(%error, "a CHATHISTORY query failed");
-            let label = request.label.as_deref();
-            message_error(state, request.id, label, &request.sub, &request.target);
+            message_error(state, request.id, &request.sub, &request.target);
             return;
         }
     };
@@ -102,60 +106,27 @@ pub fn answered(state: &mut State, answer: Answer) {
     if let Some(batch) = &batch {
         all.push(batch_end(&server, batch));
     }
-    match (request.label, batch.is_some()) {
-        // labeled-response: the label goes on the batch that answers.
-        (Some(label), true) => {
-            let mut label_tag = String::new();
-            write_tag(&mut label_tag, "label", Some(&label));
-            all[0] = prepend_tag(&all[0], &label_tag);
-            for line in all {
-                state.send(request.id, line);
-            }
-        }
-        (Some(label), false) => labeled::send(state, request.id, &label, all, 0),
-        (None, _) => {
-            for line in all {
-                state.send(request.id, line);
-            }
-        }
+    for line in all {
+        state.send(request.id, line);
     }
 }
 
-/// `FAIL CHATHISTORY <code> <context…> :text`, labeled when answering late.
-pub fn fail(
-    state: &mut State,
-    id: ClientId,
-    label: Option<&str>,
-    code: &str,
-    context: &[&str],
-    text: &str,
-) {
+/// `FAIL CHATHISTORY <code> <context…> :text`.
+pub fn fail(state: &mut State, id: ClientId, code: &str, context: &[&str], text: &str) {
     let mut line = Line::new(Some(state.server_name()), "FAIL")
         .arg("CHATHISTORY")
         .arg(code);
     for arg in context {
         line = line.arg(echo_param(arg));
     }
-    let mut line = line.trailing(text).finish();
-    if let Some(label) = label {
-        let mut label_tag = String::new();
-        write_tag(&mut label_tag, "label", Some(label));
-        line = prepend_tag(&line, &label_tag);
-    }
-    state.send(id, line);
+    state.send(id, line.trailing(text).finish());
 }
 
 /// `FAIL CHATHISTORY MESSAGE_ERROR`: the query could not be run, or failed.
-pub fn message_error(
-    state: &mut State,
-    id: ClientId,
-    label: Option<&str>,
-    sub: &str,
-    target: &str,
-) {
+pub fn message_error(state: &mut State, id: ClientId, sub: &str, target: &str) {
     let context = context(sub, target);
     let text = "Messages could not be retrieved";
-    fail(state, id, label, "MESSAGE_ERROR", &context, text);
+    fail(state, id, "MESSAGE_ERROR", &context, text);
 }
 
 /// The FAIL context: the subcommand, and the target when there is one.

@@ -1,0 +1,121 @@
+//! The settings read once, at startup: the listeners are bound, the
+//! casemapping folds every stored name, the cloak key makes every host
+//! shown, and the history database is opened. A REHASH that changes one
+//! keeps the running value, and says so.
+
+use super::Config;
+
+/// One setting that takes effect at a restart.
+struct RestartOnly {
+    /// Its key, as the operator and the log are told.
+    key: &'static str,
+    /// Whether the loaded file asks for another value than the running one.
+    changed: fn(running: &Config, loaded: &Config) -> bool,
+    /// Puts the running value back.
+    keep: fn(running: &Config, loaded: &mut Config),
+}
+
+const RESTART_ONLY: &[RestartOnly] = &[
+    RestartOnly {
+        key: "listen",
+        changed: |running, loaded| loaded.listen != running.listen,
+        keep: |running, loaded| loaded.listen.clone_from(&running.listen),
+    },
+    RestartOnly {
+        key: "server.casemapping",
+        changed: |running, loaded| loaded.server.casemapping != running.server.casemapping,
+        keep: |running, loaded| loaded.server.casemapping = running.server.casemapping,
+    },
+    RestartOnly {
+        key: "cloaking.enabled",
+        changed: |running, loaded| loaded.cloaking.enabled != running.cloaking.enabled,
+        keep: |running, loaded| loaded.cloaking.enabled = running.cloaking.enabled,
+    },
+    RestartOnly {
+        key: "cloaking.suffix",
+        changed: |running, loaded| loaded.cloaking.suffix != running.cloaking.suffix,
+        keep: |running, loaded| loaded.cloaking.suffix.clone_from(&running.cloaking.suffix),
+    },
+    // The running secret is the one read from secret_file when the file
+    // leaves it empty: empty is no change.
+    RestartOnly {
+        key: "cloaking.secret",
+        changed: |running, loaded| {
+            !loaded.cloaking.secret.is_empty() && loaded.cloaking.secret != running.cloaking.secret
+        },
+        keep: |running, loaded| loaded.cloaking.secret.clone_from(&running.cloaking.secret),
+    },
+    RestartOnly {
+        key: "cloaking.secret_file",
+        changed: |running, loaded| loaded.cloaking.secret_file != running.cloaking.secret_file,
+        keep: |running, loaded| {
+            loaded
+                .cloaking
+                .secret_file
+                .clone_from(&running.cloaking.secret_file);
+        },
+    },
+    // CAP LS and 005 go on advertising the history that runs (no CAP NEW
+    // or DEL is due).
+    RestartOnly {
+        key: "history.enabled",
+        changed: |running, loaded| loaded.history.enabled != running.history.enabled,
+        keep: |running, loaded| loaded.history.enabled = running.history.enabled,
+    },
+    RestartOnly {
+        key: "history.path",
+        changed: |running, loaded| loaded.history.path != running.history.path,
+        keep: |running, loaded| loaded.history.path.clone_from(&running.history.path),
+    },
+    RestartOnly {
+        key: "history.sync",
+        changed: |running, loaded| loaded.history.sync != running.history.sync,
+        keep: |running, loaded| loaded.history.sync = running.history.sync,
+    },
+];
+
+/// Gives `loaded` the running value of every setting read only at startup,
+/// and names those it would have changed.
+pub fn keep_restart_only(running: &Config, loaded: &mut Config) -> Vec<&'static str> {
+    let mut changed = Vec::new();
+    for setting in RESTART_ONLY {
+        if (setting.changed)(running, loaded) {
+            changed.push(setting.key);
+        }
+        (setting.keep)(running, loaded);
+    }
+    changed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::Casemapping;
+
+    #[test]
+    fn running_values_stay_and_each_changed_key_is_named() {
+        let mut running = Config::default();
+        running.cloaking.secret = "from the key file".into();
+        let mut loaded = Config::default();
+        loaded.server.casemapping = Casemapping::Rfc1459;
+        loaded.history.enabled = !running.history.enabled;
+        loaded.limits.max_clients = 7;
+        let changed = keep_restart_only(&running, &mut loaded);
+        assert_eq!(changed, ["server.casemapping", "history.enabled"]);
+        assert_eq!(loaded.server.casemapping, running.server.casemapping);
+        assert_eq!(loaded.history.enabled, running.history.enabled);
+        assert_eq!(
+            loaded.cloaking, running.cloaking,
+            "the secret read at startup stays"
+        );
+        assert_eq!(loaded.limits.max_clients, 7, "the rest reloads");
+    }
+
+    #[test]
+    fn an_unchanged_file_names_nothing() {
+        let running = Config::default();
+        let mut loaded = Config::default();
+        assert!(keep_restart_only(&running, &mut loaded).is_empty());
+        assert_eq!(loaded, running);
+    }
+}
