@@ -27,6 +27,9 @@ pub struct ServerHandle {
     inbox: mpsc::Sender<Event>,
     stop_accepting: CancellationToken,
     core: JoinHandle<()>,
+    /// Ends once the core has dropped its sender and every request queued
+    /// before that (a bans file to write) is done.
+    admin: JoinHandle<()>,
     connections: TaskTracker,
     history: Option<History>,
 }
@@ -170,7 +173,7 @@ pub async fn start_with(config: Config, options: Options) -> std::io::Result<Ser
         limits,
         tls: tls_listeners,
     };
-    tokio::spawn(admin_worker.run(requests));
+    let admin = tokio::spawn(admin_worker.run(requests));
     let mut state = State::new(config, Box::new(SystemClock));
     state.admin.worker = Some(worker);
     state.admin.config_file = config_file;
@@ -194,6 +197,7 @@ pub async fn start_with(config: Config, options: Options) -> std::io::Result<Ser
         inbox,
         stop_accepting,
         core,
+        admin,
         connections,
         history,
     })
@@ -265,6 +269,8 @@ impl ServerHandle {
         self.stop_accepting.cancel();
         let _ = self.inbox.send(Event::Shutdown).await;
         let _ = self.core.await;
+        // A K-line added just before the stop is still written to the file.
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, self.admin).await;
         self.connections.close();
         // The history writer keeps committing meanwhile, so lines waiting
         // for their record can still be flushed.
