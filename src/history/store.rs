@@ -90,10 +90,16 @@ const MIGRATIONS: &[&str] = &[
         FROM events WHERE instr(target, ' ') > 0;",
     // 3: when each standing `[[room]]` became one: its history starts
     // there, so lines an earlier ad-hoc room of that name said stay out.
+    // A file that already holds history was written when standing rooms
+    // read all of theirs: the rooms configured at the first start after
+    // this step keep doing so (`standing_rooms_adopt` holds one row until
+    // then).
     "CREATE TABLE standing_rooms (
         name TEXT PRIMARY KEY,
         since_ms INTEGER NOT NULL
-    ) WITHOUT ROWID;",
+    ) WITHOUT ROWID;
+    CREATE TABLE standing_rooms_adopt (pending INTEGER NOT NULL);
+    INSERT INTO standing_rooms_adopt SELECT 1 WHERE EXISTS (SELECT 1 FROM events);",
 ];
 
 /// How long a statement waits for another connection's lock.
@@ -365,7 +371,9 @@ impl Store {
     /// name: `now_ms` for a name standing for the first time, else the
     /// time recorded then. A name no longer standing is forgotten, so one
     /// that becomes standing again starts anew: the ad-hoc rooms of that
-    /// name in between are not its history.
+    /// name in between are not its history. At the first start after the
+    /// upgrade that began recording this, the rooms configured then keep
+    /// all their earlier history, as they did before.
     pub fn standing_since(
         &mut self,
         rooms: &[String],
@@ -379,11 +387,17 @@ impl Store {
         for name in known.iter().filter(|name| !rooms.contains(name)) {
             transaction.execute("DELETE FROM standing_rooms WHERE name = ?1", [name])?;
         }
+        let adopting: bool = transaction.query_row(
+            "SELECT EXISTS (SELECT 1 FROM standing_rooms_adopt)",
+            [],
+            |row| row.get(0),
+        )?;
+        let first_ms = if adopting { i64::MIN } else { now_ms };
         let mut since = HashMap::new();
         for room in rooms {
             transaction.execute(
                 "INSERT OR IGNORE INTO standing_rooms (name, since_ms) VALUES (?1, ?2)",
-                params![room, now_ms],
+                params![room, first_ms],
             )?;
             let at: i64 = transaction.query_row(
                 "SELECT since_ms FROM standing_rooms WHERE name = ?1",
@@ -391,6 +405,9 @@ impl Store {
                 |row| row.get(0),
             )?;
             since.insert(room.clone(), at);
+        }
+        if adopting {
+            transaction.execute("DELETE FROM standing_rooms_adopt", [])?;
         }
         transaction.commit()?;
         Ok(since)
@@ -847,6 +864,7 @@ mod tests {
             .conn
             .execute_batch(
                 "DROP TABLE conversation_parties; DROP TABLE standing_rooms;
+                 DROP TABLE standing_rooms_adopt;
                  PRAGMA user_version = 1;
                  INSERT INTO events (msgid, time_ms, target, target_display, sender, command, text)
                  VALUES ('old', 10, 'alice bob', 'bob', 'alice!a@h', 'PRIVMSG', 'hi');",
@@ -889,6 +907,30 @@ mod tests {
         store.standing_since(&rooms[..1], 300).unwrap();
         let again = store.standing_since(&rooms, 400).unwrap();
         assert_eq!((again["#x"], again["#y"]), (100, 400));
+    }
+
+    #[test]
+    fn rooms_standing_when_an_older_file_is_upgraded_keep_their_history() {
+        let db = TempDb::new();
+        let store = Store::open(db.path(), HistorySync::Normal).unwrap();
+        // A file at schema 2, holding a line of the standing #x.
+        store
+            .conn
+            .execute_batch(
+                "DROP TABLE standing_rooms; DROP TABLE standing_rooms_adopt;
+                 PRAGMA user_version = 2;
+                 INSERT INTO events (msgid, time_ms, target, target_display, sender, command, text)
+                 VALUES ('old', 10, '#x', '#x', 'alice!a@h', 'PRIVMSG', 'hi');",
+            )
+            .unwrap();
+        drop(store);
+        let mut store = Store::open(db.path(), HistorySync::Normal).unwrap();
+        let upgraded = store.standing_since(&["#x".to_owned()], 100).unwrap();
+        assert_eq!(upgraded["#x"], i64::MIN, "all of its history stays");
+        // Only at that first start: a room configured later starts then.
+        let rooms = ["#x".to_owned(), "#y".to_owned()];
+        let later = store.standing_since(&rooms, 200).unwrap();
+        assert_eq!((later["#x"], later["#y"]), (i64::MIN, 200));
     }
 
     #[test]

@@ -273,6 +273,13 @@ class RookeryController(BaseServerController, DirectoryBasedController):
         env = dict(os.environ)
         # The config's log level applies, not the caller's RUST_LOG.
         env.pop("RUST_LOG", None)
+        # The server's log goes to a file that outlives the test's
+        # directory, so the runner can show why a server stopped.
+        log_dir = os.environ.get("ROOKERY_IRCTEST_LOGS")
+        output = {}
+        if log_dir and not self.debug_mode:
+            log = open(Path(log_dir) / f"server-{os.getpid()}-{port}.log", "ab")
+            output = {"stdout": log, "stderr": log}
         self.proc = self.execute(
             [
                 *faketime_cmd,
@@ -283,7 +290,10 @@ class RookeryController(BaseServerController, DirectoryBasedController):
             proc_name="rookery",
             cwd=self.directory,
             env=env,
+            **output,
         )
+        for stream in output.values():
+            stream.close()
 
 
     def kill_proc(self) -> None:

@@ -69,12 +69,12 @@ fi
 echo "irctest: running ($("$ROOKERY_BIN" --version))"
 started=$SECONDS
 set +e
-mkdir "$work/tmp"
+mkdir "$work/tmp" "$work/logs"
 (
     cd "$work/irctest"
     # irctest keeps its port registry in $TMPDIR: a run of its own does not
     # collide with another run on the same machine.
-    TMPDIR="$work/tmp" PYTHONPATH="$here${PYTHONPATH:+:$PYTHONPATH}" \
+    TMPDIR="$work/tmp" ROOKERY_IRCTEST_LOGS="$work/logs" PYTHONPATH="$here${PYTHONPATH:+:$PYTHONPATH}" \
         "$work/venv/bin/python" -m pytest \
         -p no:cacheprovider \
         --controller rookery_controller \
@@ -90,6 +90,14 @@ set -e
 if [[ -s "$work/report.xml" ]]; then
     "$work/venv/bin/python" "$here/summary.py" "$work/report.xml"
 fi
+# A server that could not start or stopped says why on its last lines.
+for log in "$work"/logs/*.log; do
+    [[ -e "$log" ]] || continue
+    if grep -q -e '^rookery: ' -e ' ERROR ' "$log"; then
+        echo "irctest: server log $(basename "$log"):"
+        tail -n 5 "$log" | sed 's/^/    /'
+    fi
+done
 echo "irctest: $(tail -n 1 "$work/pytest.log")"
 echo "irctest: finished in $((SECONDS - started)) s, pytest exit status $status"
 case $status in
