@@ -9,10 +9,10 @@ PYTHONPATH and passes `--controller rookery_controller`.
 The binary is $ROOKERY_BIN, or `rookery` on PATH.
 """
 
+import glob
 import json
 import os
 from pathlib import Path
-import shutil
 import subprocess
 import time
 from typing import Optional, Set, Type
@@ -47,6 +47,13 @@ def group_is_running(group: int) -> bool:
         if fields[0] != "Z" and int(fields[2]) == group:
             return True
     return False
+
+
+def libfaketime() -> Optional[str]:
+    """The libfaketime library (Debian's libfaketime), if installed."""
+    found = sorted(glob.glob("/usr/lib/*/faketime/libfaketime.so.1"))
+    found += sorted(glob.glob("/usr/lib/faketime/libfaketime.so.1"))
+    return found[0] if found else None
 
 
 def rookery_binary() -> str:
@@ -243,15 +250,20 @@ class RookeryController(BaseServerController, DirectoryBasedController):
                 toml_string(str(self.pem_path)), toml_string(str(self.key_path))
             )
 
-        if faketime and shutil.which("faketime"):
-            faketime_cmd = ["faketime", "-f", faketime]
+        faketime_env = {}
+        library = libfaketime()
+        if faketime and library:
+            # libfaketime preloaded directly, not through the faketime
+            # wrapper: the wrapper keeps shared memory named by its PID,
+            # leaks it when the process group is killed, and later fails
+            # to start (exit 1) when a PID comes round again.
+            faketime_env = {"LD_PRELOAD": library, "FAKETIME": faketime}
             self.faketime_enabled = True
             # faketime speeds the server's clock up (up to 30 times), and its
             # timers with it: keep idle clients from being pinged out while a
             # test waits in real time.
             timeouts = "registration = 36000\nping_interval = 36000\nping_timeout = 36000"
         else:
-            faketime_cmd = []
             timeouts = "# the defaults"
 
         config = CONFIG_TEMPLATE.format(
@@ -273,6 +285,7 @@ class RookeryController(BaseServerController, DirectoryBasedController):
         env = dict(os.environ)
         # The config's log level applies, not the caller's RUST_LOG.
         env.pop("RUST_LOG", None)
+        env.update(faketime_env)
         # The server's log goes to a file that outlives the test's
         # directory, so the runner can show why a server stopped.
         log_dir = os.environ.get("ROOKERY_IRCTEST_LOGS")
@@ -282,7 +295,6 @@ class RookeryController(BaseServerController, DirectoryBasedController):
             output = {"stdout": log, "stderr": log}
         self.proc = self.execute(
             [
-                *faketime_cmd,
                 rookery_binary(),
                 "--config",
                 Path(self.directory) / "rookery.toml",
