@@ -72,6 +72,36 @@ const RESTART_ONLY: &[RestartOnly] = &[
         changed: |running, loaded| loaded.history.sync != running.history.sync,
         keep: |running, loaded| loaded.history.sync = running.history.sync,
     },
+    // The pruner is built with these when the store opens.
+    RestartOnly {
+        key: "history.max_lines_per_room",
+        changed: |running, loaded| {
+            loaded.history.max_lines_per_room != running.history.max_lines_per_room
+        },
+        keep: |running, loaded| {
+            loaded.history.max_lines_per_room = running.history.max_lines_per_room;
+        },
+    },
+    RestartOnly {
+        key: "history.max_age_days",
+        changed: |running, loaded| loaded.history.max_age_days != running.history.max_age_days,
+        keep: |running, loaded| loaded.history.max_age_days = running.history.max_age_days,
+    },
+    RestartOnly {
+        key: "history.max_lines_total",
+        changed: |running, loaded| {
+            loaded.history.max_lines_total != running.history.max_lines_total
+        },
+        keep: |running, loaded| loaded.history.max_lines_total = running.history.max_lines_total,
+    },
+    // Standing rooms are made, with their modes, topic and history rule,
+    // and their history start recorded, when the server starts: a REHASH
+    // that said "reloaded" while a room stayed readable would mislead.
+    RestartOnly {
+        key: "room",
+        changed: |running, loaded| loaded.room != running.room,
+        keep: |running, loaded| loaded.room.clone_from(&running.room),
+    },
 ];
 
 /// Gives `loaded` the running value of every setting read only at startup,
@@ -109,6 +139,22 @@ mod tests {
             "the secret read at startup stays"
         );
         assert_eq!(loaded.limits.max_clients, 7, "the rest reloads");
+    }
+
+    #[test]
+    fn standing_rooms_and_retention_wait_for_a_restart() {
+        let running = Config::default();
+        let mut loaded = Config::default();
+        loaded.room.push(crate::config::Room {
+            name: "#staff".into(),
+            topic: String::new(),
+            modes: None,
+            history: Some(crate::config::HistoryVisibility::SinceJoin),
+        });
+        loaded.history.max_lines_total = 5;
+        let changed = keep_restart_only(&running, &mut loaded);
+        assert_eq!(changed, ["history.max_lines_total", "room"]);
+        assert_eq!(loaded, running);
     }
 
     #[test]
