@@ -290,6 +290,28 @@ mod tests {
     }
 
     #[test]
+    fn an_oper_check_dropped_by_the_worker_fails_and_resumes_the_client() {
+        let (mut h, requests) = with_worker();
+        let (inbox, mut events) = mpsc::channel(8);
+        h.state.inbox = Some(inbox);
+        h.register("alice");
+        h.send("alice", "OPER root secret");
+        h.send("alice", "PING after");
+        assert!(h.take("alice").is_empty(), "held behind OPER");
+        // The worker stops with the check still queued.
+        drop(requests);
+        let event = events.try_recv().expect("the dropped check answers");
+        h.state.handle(event);
+        assert_eq!(
+            h.take("alice"),
+            [
+                ":irc.test 464 alice :Password incorrect",
+                ":irc.test PONG irc.test :after",
+            ]
+        );
+    }
+
+    #[test]
     fn a_quit_while_waiting_leaves_at_once_with_its_own_reason() {
         let (mut h, _requests) = waiting_alice();
         h.send("alice", "PING held");
