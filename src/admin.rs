@@ -41,13 +41,14 @@ impl AdminWorker {
             match request {
                 AdminRequest::Reload { requested_by } => self.reload(requested_by).await,
                 AdminRequest::CheckOper {
-                    id,
-                    oper,
                     password,
                     hash,
+                    answer,
+                    ..
                 } => {
                     let checks = Arc::clone(&checks);
-                    let core = self.core.clone();
+                    // Dropped unanswered (this loop or the task stopped),
+                    // `answer` still resumes the client with a failure.
                     tokio::spawn(async move {
                         let Ok(_permit) = checks.acquire_owned().await else {
                             return;
@@ -55,7 +56,7 @@ impl AdminWorker {
                         let valid = tokio::task::spawn_blocking(move || verify(&password, &hash))
                             .await
                             .unwrap_or(false);
-                        let _ = core.send(Event::OperChecked { id, oper, valid }).await;
+                        answer.send(valid).await;
                     });
                 }
                 // Written one after another, in order, so the last write wins.

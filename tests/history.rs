@@ -561,6 +561,7 @@ async fn a_line_pending_at_a_join_is_not_replayed_if_its_batch_then_fails() {
     let hooks = Hooks {
         commit_pause: Some(pause.clone()),
         disk_full: Some(disk_full.clone()),
+        ..Hooks::default()
     };
     let config = test_config_with_history(&dir.join("history.db"), "");
     let options = rookery::server::Options {

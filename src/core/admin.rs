@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use tracing::error;
 
 use super::commands::unix_time;
-use super::{ClientId, State};
+use super::{ClientId, Event, State};
 use crate::config::Privilege;
 use crate::net::{AddressKey, Cidr};
 use crate::proto::mask::Mask;
@@ -31,9 +31,64 @@ pub enum AdminRequest {
         oper: String,
         password: String,
         hash: String,
+        /// Sends the answer, or a failed one if the check is dropped.
+        answer: OperAnswer,
     },
     /// Replace the bans file with these lines.
     SaveBans { path: PathBuf, bans: BanList },
+}
+
+/// The answer owed for an OPER password check. The client's later lines
+/// are held until it comes, so one dropped unanswered (the worker stopped
+/// with the check queued, or its task was dropped) answers "not valid"
+/// and the client is resumed.
+#[derive(Debug)]
+pub struct OperAnswer {
+    id: ClientId,
+    oper: String,
+    core: Option<mpsc::Sender<Event>>,
+}
+
+impl OperAnswer {
+    pub fn new(id: ClientId, oper: String, core: Option<mpsc::Sender<Event>>) -> OperAnswer {
+        OperAnswer { id, oper, core }
+    }
+
+    /// Sends the answer to the core.
+    pub async fn send(mut self, valid: bool) {
+        if let Some(core) = self.core.take() {
+            let _ = core.send(self.event(valid)).await;
+        }
+    }
+
+    /// Drops the check without answering: the core answered it itself.
+    fn disarm(mut self) {
+        self.core = None;
+    }
+
+    fn event(&self, valid: bool) -> Event {
+        Event::OperChecked {
+            id: self.id,
+            oper: self.oper.clone(),
+            valid,
+        }
+    }
+}
+
+impl Drop for OperAnswer {
+    fn drop(&mut self) {
+        let Some(core) = self.core.take() else {
+            return;
+        };
+        // No waiting in a drop: a full inbox gets the answer from a task.
+        if let Err(mpsc::error::TrySendError::Full(event)) = core.try_send(self.event(false)) {
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(async move {
+                    let _ = core.send(event).await;
+                });
+            }
+        }
+    }
 }
 
 /// A configuration the admin worker loaded for REHASH.
@@ -72,10 +127,15 @@ struct OperAttempts {
 impl AdminState {
     /// Hands `request` to the worker; false when there is none.
     pub fn request(&self, request: AdminRequest) -> bool {
-        let sent = self
-            .worker
-            .as_ref()
-            .is_some_and(|worker| worker.send(request).is_ok());
+        let refused = match &self.worker {
+            Some(worker) => worker.send(request).err().map(|refused| refused.0),
+            None => Some(request),
+        };
+        let sent = refused.is_none();
+        // The caller answers a refused request itself.
+        if let Some(AdminRequest::CheckOper { answer, .. }) = refused {
+            answer.disarm();
+        }
         if !sent {
             error!("the admin worker is not running");
         }

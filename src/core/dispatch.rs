@@ -149,7 +149,13 @@ pub fn dispatch(state: &mut State, id: ClientId, message: &Message) {
     run(state, id, message);
     let (lines, seq) = state.end_capture();
     if state.is_waiting(id) {
-        // The answer comes later, under the label (`hold.rs`).
+        // The answer comes later, under the label (`hold.rs`). A command
+        // that waits sends nothing before it: lines sent here would go out
+        // without the label, breaking the one-response promise.
+        debug_assert!(
+            lines.is_empty(),
+            "a command that waits off the core sent lines first: {lines:?}"
+        );
         for line in lines {
             state.send_after(id, line, seq);
         }

@@ -75,12 +75,15 @@ impl Waiting {
 
 impl State {
     /// Runs a client's line now, or holds it while the client waits for an
-    /// earlier command's answer.
+    /// earlier command's answer. A QUIT runs at once even then, dropping
+    /// what is held: the client leaves with its own reason, not with
+    /// whatever closing the socket after it would say.
     pub(super) fn input(&mut self, id: ClientId, input: Input) {
         let Some(client) = self.clients.get_mut(&id) else {
             return;
         };
-        let Some(waiting) = client.waiting.as_mut() else {
+        let quits = matches!(&input, Input::Message(m) if m.command.eq_ignore_ascii_case("QUIT"));
+        let Some(waiting) = client.waiting.as_mut().filter(|_| !quits) else {
             self.run_input(id, input);
             return;
         };
@@ -284,6 +287,40 @@ mod tests {
         h.room("#room", &[("alice", false), ("bob", false)]);
         h.send("alice", "OPER root secret");
         (h, requests)
+    }
+
+    #[test]
+    fn an_oper_check_dropped_by_the_worker_fails_and_resumes_the_client() {
+        let (mut h, requests) = with_worker();
+        let (inbox, mut events) = mpsc::channel(8);
+        h.state.inbox = Some(inbox);
+        h.register("alice");
+        h.send("alice", "OPER root secret");
+        h.send("alice", "PING after");
+        assert!(h.take("alice").is_empty(), "held behind OPER");
+        // The worker stops with the check still queued.
+        drop(requests);
+        let event = events.try_recv().expect("the dropped check answers");
+        h.state.handle(event);
+        assert_eq!(
+            h.take("alice"),
+            [
+                ":irc.test 464 alice :Password incorrect",
+                ":irc.test PONG irc.test :after",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_quit_while_waiting_leaves_at_once_with_its_own_reason() {
+        let (mut h, _requests) = waiting_alice();
+        h.send("alice", "PING held");
+        h.send("alice", "QUIT :bye now");
+        h.close("alice");
+        assert_eq!(
+            h.take("bob"),
+            [":alice!~alice@127.0.0.1 QUIT :Quit: bye now"]
+        );
     }
 
     #[test]

@@ -41,7 +41,7 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-pub use admin::{AdminRequest, AdminState, BanKind, BanLine, BanList, Reloaded};
+pub use admin::{AdminRequest, AdminState, BanKind, BanLine, BanList, OperAnswer, Reloaded};
 pub use channel::{Channel, ChannelModes, ListEntry, Membership, Topic};
 pub use client::Client;
 pub use isupport::isupport_tokens;

@@ -26,6 +26,7 @@ pub(crate) mod testing;
 pub mod writer;
 
 use std::collections::HashMap;
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
@@ -177,8 +178,59 @@ const READ_QUEUE: usize = 1024;
 
 /// A job for the reader thread.
 enum ReadJob {
-    Run(Box<dyn FnOnce(&Store) + Send>),
+    Run(Box<dyn ReadTask>),
     Stop,
+}
+
+/// A query waiting for the reader: its work and the reply owed for it.
+trait ReadTask: Send {
+    /// Does the work and hands the answer to the reply.
+    fn run(self: Box<Self>, store: &Store);
+    /// Drops the task without answering: the caller was told at once.
+    fn refuse(self: Box<Self>);
+}
+
+struct Task<T, W> {
+    work: W,
+    reply: Reply<T>,
+}
+
+impl<T: Send, W: FnOnce(&Store) -> Result<T, StoreError> + Send> ReadTask for Task<T, W> {
+    fn run(self: Box<Self>, store: &Store) {
+        let Task { work, reply } = *self;
+        reply.send(work(store));
+    }
+
+    fn refuse(self: Box<Self>) {
+        self.reply.disarm();
+    }
+}
+
+type ReplyFn<T> = Box<dyn FnOnce(Result<T, StoreError>) + Send>;
+
+/// The answer owed to whoever asked: a reply dropped unanswered (its query
+/// panicked, or the reader stopped with it queued) answers
+/// [`StoreError::Stopped`], so no client waits forever for it.
+struct Reply<T>(Option<ReplyFn<T>>);
+
+impl<T> Reply<T> {
+    fn send(mut self, answer: Result<T, StoreError>) {
+        if let Some(reply) = self.0.take() {
+            reply(answer);
+        }
+    }
+
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl<T> Drop for Reply<T> {
+    fn drop(&mut self) {
+        if let Some(reply) = self.0.take() {
+            reply(Err(StoreError::Stopped));
+        }
+    }
 }
 
 /// What the core holds: cheap to clone, and no method waits.
@@ -311,13 +363,17 @@ impl HistoryHandle {
     /// there; the core's `reply` sends an event into its own inbox. If the
     /// reader is swamped (or stopped) the query is refused at once with
     /// [`StoreError::Busy`] (or [`StoreError::Stopped`]) and `reply` is
-    /// never called: the caller answers the client itself.
+    /// never called: the caller answers the client itself. Once accepted,
+    /// `reply` is called exactly once, with [`StoreError::Stopped`] if the
+    /// query panicked or the reader stopped before running it.
     pub fn query(
         &self,
         query: Query,
         reply: impl FnOnce(Result<Vec<Record>, StoreError>) + Send + 'static,
     ) -> Result<(), StoreError> {
-        self.read(move |store| reply(store.query(&query).map_err(|e| e.at(store.path()))))
+        self.read(reply, move |store| {
+            store.query(&query).map_err(|e| e.at(store.path()))
+        })
     }
 
     /// Like [`HistoryHandle::query`], for CHATHISTORY TARGETS.
@@ -326,13 +382,24 @@ impl HistoryHandle {
         query: TargetsQuery,
         reply: impl FnOnce(Result<Vec<TargetActivity>, StoreError>) + Send + 'static,
     ) -> Result<(), StoreError> {
-        self.read(move |store| reply(store.targets(&query).map_err(|e| e.at(store.path()))))
+        self.read(reply, move |store| {
+            store.targets(&query).map_err(|e| e.at(store.path()))
+        })
     }
 
-    fn read<F: FnOnce(&Store) + Send + 'static>(&self, job: F) -> Result<(), StoreError> {
-        match self.shared.reads.try_send(ReadJob::Run(Box::new(job))) {
+    fn read<T: Send + 'static>(
+        &self,
+        reply: impl FnOnce(Result<T, StoreError>) + Send + 'static,
+        work: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<(), StoreError> {
+        let task = Box::new(Task {
+            work,
+            reply: Reply(Some(Box::new(reply))),
+        });
+        match self.shared.reads.try_send(ReadJob::Run(task)) {
             Ok(()) => Ok(()),
-            Err(TrySendError::Full(_)) => {
+            Err(TrySendError::Full(job)) => {
+                refuse(job);
                 self.shared
                     .stats
                     .queries_refused
@@ -340,8 +407,18 @@ impl HistoryHandle {
                 warn!("history query refused: the reader is busy");
                 Err(StoreError::Busy)
             }
-            Err(TrySendError::Disconnected(_)) => Err(StoreError::Stopped),
+            Err(TrySendError::Disconnected(job)) => {
+                refuse(job);
+                Err(StoreError::Stopped)
+            }
         }
+    }
+}
+
+/// Drops a job the reader never took, without answering it.
+fn refuse(job: ReadJob) {
+    if let ReadJob::Run(task) = job {
+        task.refuse();
     }
 }
 
@@ -361,6 +438,8 @@ pub struct Hooks {
     pub commit_pause: Option<CommitPause>,
     /// Makes every commit fail as on a full disk while set.
     pub disk_full: Option<DiskFull>,
+    /// Makes every query panic on the reader thread.
+    pub panic_queries: bool,
 }
 
 /// Opens the database (creating and migrating it as needed), loads the
@@ -390,6 +469,7 @@ pub fn start(
     let (writes, jobs) = mpsc::sync_channel(WRITE_QUEUE);
     let lost = Arc::new(LostRecords::default());
     let (health, degraded) = watch::channel(false);
+    let panic_queries = hooks.panic_queries;
     let writer = writer::spawn(
         writer::Writer::new(
             store,
@@ -407,7 +487,7 @@ pub fn start(
     let (reads, read_jobs) = mpsc::sync_channel::<ReadJob>(READ_QUEUE);
     let reader = std::thread::Builder::new()
         .name("history-reader".into())
-        .spawn(move || read_loop(&reader_store, &read_jobs))
+        .spawn(move || read_loop(&reader_store, &read_jobs, panic_queries))
         .map_err(StoreError::Thread)?;
     let handle = HistoryHandle {
         shared: Arc::new(Shared {
@@ -435,12 +515,22 @@ pub fn start(
 const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Answers queries and, between them, checkpoints the WAL for the writer.
-fn read_loop(store: &Store, jobs: &mpsc::Receiver<ReadJob>) {
+/// A query that panics is answered as failed (its [`Reply`] is dropped)
+/// and the reader goes on with the next.
+fn read_loop(store: &Store, jobs: &mpsc::Receiver<ReadJob>, panic_queries: bool) {
     let mut last_checkpoint = Instant::now();
     loop {
         let wait = CHECKPOINT_INTERVAL.saturating_sub(last_checkpoint.elapsed());
         match jobs.recv_timeout(wait) {
-            Ok(ReadJob::Run(job)) => job(store),
+            Ok(ReadJob::Run(task)) => {
+                let run = AssertUnwindSafe(|| {
+                    assert!(!panic_queries, "a query panicked on purpose");
+                    task.run(store);
+                });
+                if panic::catch_unwind(run).is_err() {
+                    error!("a history query panicked; it was answered as failed");
+                }
+            }
             Ok(ReadJob::Stop) | Err(RecvTimeoutError::Disconnected) => return,
             Err(RecvTimeoutError::Timeout) => {}
         }

@@ -8,7 +8,7 @@
 use tracing::{info, warn};
 
 use crate::config::Privilege;
-use crate::core::admin::AdminRequest;
+use crate::core::admin::{AdminRequest, OperAnswer};
 use crate::core::{ClientId, State};
 use crate::proto::mask::Mask;
 use crate::proto::numeric;
@@ -45,8 +45,10 @@ pub fn oper(state: &mut State, id: ClientId, message: &Message) {
         state.reply(id, numeric::ERR_NOOPERHOST, &[], "No O-lines for your host");
         return;
     };
+    let answer = OperAnswer::new(id, block.name.clone(), state.inbox.clone());
     let request = AdminRequest::CheckOper {
         id,
+        answer,
         oper: block.name.clone(),
         password: message.param(1).to_owned(),
         hash: block.password_hash.clone(),

@@ -201,4 +201,44 @@ mod tests {
             ]
         );
     }
+
+    #[test]
+    fn a_query_that_panics_fails_and_the_reader_answers_the_next() {
+        let db = TempDb::new();
+        let settings = config::History {
+            enabled: true,
+            path: db.path().to_owned(),
+            ..config::History::default()
+        };
+        let hooks = Hooks {
+            panic_queries: true,
+            ..Hooks::default()
+        };
+        let (running, _) = history::start(&settings, &[], hooks).expect("starts");
+        let mut config = Config::default();
+        config.server.name = "irc.test".into();
+        config.history = settings;
+        let mut h = Harness::with_config(config);
+        let (inbox, mut events) = tokio::sync::mpsc::channel(8);
+        h.state.history = Some(running.handle());
+        h.state.inbox = Some(inbox);
+        h.register("alice");
+        h.send("alice", "JOIN #room");
+        h.take("alice");
+        for round in ["x", "y"] {
+            h.send("alice", "CHATHISTORY LATEST #room * 10");
+            h.send("alice", &format!("PING {round}"));
+            assert_eq!(h.take("alice"), Vec::<String>::new(), "held");
+            let answer = events.blocking_recv().expect("the query is answered");
+            h.state.handle(answer);
+            assert_eq!(
+                h.take("alice"),
+                [
+                    ":irc.test FAIL CHATHISTORY MESSAGE_ERROR LATEST #room :Messages could not be retrieved".to_owned(),
+                    format!(":irc.test PONG irc.test :{round}"),
+                ]
+            );
+        }
+        running.shutdown();
+    }
 }
