@@ -20,6 +20,16 @@ async fn room(addr: std::net::SocketAddr) -> (Client, Client) {
     (alice, bob)
 }
 
+/// A server keeping history in `dir`, its writer driven by `hooks`.
+async fn start_with_hooks(dir: &TempDir, extra_toml: &str, hooks: Hooks) -> rookery::ServerHandle {
+    let config = test_config_with_history(&dir.join("history.db"), extra_toml);
+    let options = rookery::server::Options {
+        history_hooks: hooks,
+        ..Default::default()
+    };
+    rookery::server::start_with(config, options).await.unwrap()
+}
+
 #[tokio::test]
 async fn a_line_waits_for_its_record_while_the_core_keeps_answering() {
     let dir = TempDir::new("gate");
@@ -28,12 +38,7 @@ async fn a_line_waits_for_its_record_while_the_core_keeps_answering() {
         commit_pause: Some(pause.clone()),
         ..Hooks::default()
     };
-    let config = test_config_with_history(&dir.join("history.db"), "");
-    let options = rookery::server::Options {
-        history_hooks: hooks,
-        ..Default::default()
-    };
-    let server = rookery::server::start_with(config, options).await.unwrap();
+    let server = start_with_hooks(&dir, "", hooks).await;
     let (mut alice, mut bob) = room(server.local_addrs()[0]).await;
 
     pause.pause();
@@ -383,12 +388,7 @@ async fn chathistory_is_answered_while_the_writer_is_stalled() {
         commit_pause: Some(pause.clone()),
         ..Hooks::default()
     };
-    let config = test_config_with_history(&dir.join("history.db"), "");
-    let options = rookery::server::Options {
-        history_hooks: hooks,
-        ..Default::default()
-    };
-    let server = rookery::server::start_with(config, options).await.unwrap();
+    let server = start_with_hooks(&dir, "", hooks).await;
     let (mut alice, _bob) = room(server.local_addrs()[0]).await;
     pause.pause();
     alice.send("PRIVMSG #room :stuck behind the disk").await;
@@ -468,12 +468,7 @@ async fn a_full_disk_keeps_chat_flowing_and_playback_shows_only_what_is_stored()
         disk_full: Some(disk_full.clone()),
         ..Hooks::default()
     };
-    let config = test_config_with_history(&dir.join("history.db"), "");
-    let options = rookery::server::Options {
-        history_hooks: hooks,
-        ..Default::default()
-    };
-    let server = rookery::server::start_with(config, options).await.unwrap();
+    let server = start_with_hooks(&dir, "", hooks).await;
     let addr = server.local_addrs()[0];
     let (mut alice, mut bob) = room(addr).await;
     disk_full.set(true);
@@ -563,12 +558,7 @@ async fn a_line_pending_at_a_join_is_not_replayed_if_its_batch_then_fails() {
         disk_full: Some(disk_full.clone()),
         ..Hooks::default()
     };
-    let config = test_config_with_history(&dir.join("history.db"), "");
-    let options = rookery::server::Options {
-        history_hooks: hooks,
-        ..Default::default()
-    };
-    let server = rookery::server::start_with(config, options).await.unwrap();
+    let server = start_with_hooks(&dir, "", hooks).await;
     let addr = server.local_addrs()[0];
     let (mut alice, mut bob) = room(addr).await;
     alice.send("PRIVMSG #room :stored").await;
@@ -608,12 +598,7 @@ async fn operators_are_told_when_history_stops_and_resumes_being_written() {
         ..Hooks::default()
     };
     let oper = format!("[[oper]]\nname = \"root\"\npassword_hash = \"{HASH}\"");
-    let config = test_config_with_history(&dir.join("history.db"), &oper);
-    let options = rookery::server::Options {
-        history_hooks: hooks,
-        ..Default::default()
-    };
-    let server = rookery::server::start_with(config, options).await.unwrap();
+    let server = start_with_hooks(&dir, &oper, hooks).await;
     let (mut alice, mut bob) = room(server.local_addrs()[0]).await;
     alice.send("OPER root hunter2").await;
     alice.expect_containing(" 381 ").await;
