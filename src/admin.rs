@@ -44,7 +44,6 @@ impl AdminWorker {
                     password,
                     hash,
                     answer,
-                    ..
                 } => {
                     let checks = Arc::clone(&checks);
                     // Dropped unanswered (this loop or the task stopped),

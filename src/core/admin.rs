@@ -27,8 +27,6 @@ pub enum AdminRequest {
     Reload { requested_by: Option<ClientId> },
     /// Check a password against an argon2 hash; the answer is `Event::OperChecked`.
     CheckOper {
-        id: ClientId,
-        oper: String,
         password: String,
         hash: String,
         /// Sends the answer, or a failed one if the check is dropped.
@@ -64,6 +62,14 @@ impl OperAnswer {
     /// Drops the check without answering: the core answered it itself.
     fn disarm(mut self) {
         self.core = None;
+    }
+
+    /// The answer as the core receives it, for a caller that hands it over
+    /// itself (tests driving the core without a worker).
+    #[cfg(test)]
+    pub fn into_event(mut self, valid: bool) -> Event {
+        self.core = None;
+        self.event(valid)
     }
 
     fn event(&self, valid: bool) -> Event {

@@ -170,8 +170,8 @@ mod tests {
     use tokio::sync::mpsc;
 
     use crate::config::{Config, Oper, Privilege};
+    use crate::core::AdminRequest;
     use crate::core::testing::Harness;
-    use crate::core::{AdminRequest, Event};
 
     /// A harness whose admin worker is a channel the test answers by hand.
     fn with_worker() -> (Harness, mpsc::UnboundedReceiver<AdminRequest>) {
@@ -192,10 +192,10 @@ mod tests {
 
     /// Answers the one password check waiting in `requests`.
     fn answer(h: &mut Harness, requests: &mut mpsc::UnboundedReceiver<AdminRequest>, valid: bool) {
-        let Ok(AdminRequest::CheckOper { id, oper, .. }) = requests.try_recv() else {
+        let Ok(AdminRequest::CheckOper { answer, .. }) = requests.try_recv() else {
             panic!("a password check was requested");
         };
-        h.state.handle(Event::OperChecked { id, oper, valid });
+        h.state.handle(answer.into_event(valid));
     }
 
     #[test]

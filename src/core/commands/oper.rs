@@ -47,9 +47,7 @@ pub fn oper(state: &mut State, id: ClientId, message: &Message) {
     };
     let answer = OperAnswer::new(id, block.name.clone(), state.inbox.clone());
     let request = AdminRequest::CheckOper {
-        id,
         answer,
-        oper: block.name.clone(),
         password: message.param(1).to_owned(),
         hash: block.password_hash.clone(),
     };
