@@ -30,6 +30,26 @@ async fn start_with_hooks(dir: &TempDir, extra_toml: &str, hooks: Hooks) -> rook
     rookery::server::start_with(config, options).await.unwrap()
 }
 
+/// carol, with draft/chathistory, joins #room and finds no history in it:
+/// CHATHISTORY LATEST and TARGETS both answer an empty batch.
+async fn joins_and_reads_no_history(addr: std::net::SocketAddr, why: &str) -> Client {
+    let caps = "draft/chathistory batch server-time";
+    let mut carol = with_caps(addr, "carol", caps).await;
+    carol.send("JOIN #room").await;
+    carol.expect_containing(" 366 ").await;
+    carol.send("CHATHISTORY LATEST #room * 100").await;
+    let lines = lines_until(&mut carol, "BATCH -").await;
+    assert_eq!(lines.len(), 2, "{why}: {lines:?}");
+    carol
+        .send(
+            "CHATHISTORY TARGETS timestamp=2000-01-01T00:00:00Z timestamp=2100-01-01T00:00:00Z 10",
+        )
+        .await;
+    let lines = lines_until(&mut carol, "BATCH -").await;
+    assert_eq!(lines.len(), 2, "{why}: {lines:?}");
+    carol
+}
+
 #[tokio::test]
 async fn a_line_waits_for_its_record_while_the_core_keeps_answering() {
     let dir = TempDir::new("gate");
@@ -224,20 +244,7 @@ async fn a_room_created_after_a_restart_reads_nothing_of_an_earlier_one() {
     let mut mallory = Client::register(addr, "mallory").await;
     mallory.send("JOIN #room").await;
     mallory.expect_containing(" 366 ").await;
-    let caps = "draft/chathistory batch server-time";
-    let mut carol = with_caps(addr, "carol", caps).await;
-    carol.send("JOIN #room").await;
-    carol.expect_containing(" 366 ").await;
-    carol.send("CHATHISTORY LATEST #room * 100").await;
-    let lines = lines_until(&mut carol, "BATCH -").await;
-    assert_eq!(lines.len(), 2, "nothing of the earlier room: {lines:?}");
-    carol
-        .send(
-            "CHATHISTORY TARGETS timestamp=2000-01-01T00:00:00Z timestamp=2100-01-01T00:00:00Z 10",
-        )
-        .await;
-    let lines = lines_until(&mut carol, "BATCH -").await;
-    assert_eq!(lines.len(), 2, "{lines:?}");
+    let _carol = joins_and_reads_no_history(addr, "nothing of the earlier room").await;
     // mallory, who created the room, was played nothing of it.
     mallory.send("PING :done").await;
     let lines = lines_until(&mut mallory, "PONG").await;
@@ -514,20 +521,7 @@ async fn a_name_that_becomes_a_standing_room_reads_nothing_of_its_ad_hoc_past() 
     dave.send("PING :joined").await;
     let lines = lines_until(&mut dave, "PONG").await;
     assert!(lines.iter().all(|l| !l.contains("secret")), "{lines:?}");
-    let caps = "draft/chathistory batch server-time";
-    let mut carol = with_caps(addr, "carol", caps).await;
-    carol.send("JOIN #room").await;
-    carol.expect_containing(" 366 ").await;
-    carol.send("CHATHISTORY LATEST #room * 100").await;
-    let lines = lines_until(&mut carol, "BATCH -").await;
-    assert_eq!(lines.len(), 2, "nothing of the ad-hoc room: {lines:?}");
-    carol
-        .send(
-            "CHATHISTORY TARGETS timestamp=2000-01-01T00:00:00Z timestamp=2100-01-01T00:00:00Z 10",
-        )
-        .await;
-    let lines = lines_until(&mut carol, "BATCH -").await;
-    assert_eq!(lines.len(), 2, "{lines:?}");
+    let mut carol = joins_and_reads_no_history(addr, "nothing of the ad-hoc room").await;
     dave.send("PRIVMSG #room :standing talk").await;
     carol.expect_containing(":standing talk").await;
     server.shutdown().await;
