@@ -1,5 +1,7 @@
 //! The `rookery` command as an admin uses it.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
@@ -82,13 +84,8 @@ fn the_server_logs_its_port_and_exits_cleanly_on_sigterm() {
     let mut log = BufReader::new(child.stderr.take().unwrap()).lines();
     let mut port = None;
     for line in log.by_ref() {
-        let line = line.unwrap();
-        if let Some(at) = line.find("listening on 127.0.0.1:") {
-            let digits: String = line[at + "listening on 127.0.0.1:".len()..]
-                .chars()
-                .take_while(char::is_ascii_digit)
-                .collect();
-            port = digits.parse::<u16>().ok();
+        port = common::listening_port(&line.unwrap());
+        if port.is_some() {
             break;
         }
     }

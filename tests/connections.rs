@@ -349,13 +349,8 @@ fn the_log_tells_who_came_and_went_with_client_text_escaped() {
     let mut log = BufReader::new(child.stderr.take().unwrap()).split(b'\n');
     let mut port = None;
     for line in log.by_ref() {
-        let line = String::from_utf8_lossy(&line.unwrap()).into_owned();
-        if let Some(at) = line.find("listening on 127.0.0.1:") {
-            let digits: String = line[at + "listening on 127.0.0.1:".len()..]
-                .chars()
-                .take_while(char::is_ascii_digit)
-                .collect();
-            port = digits.parse::<u16>().ok();
+        port = common::listening_port(&String::from_utf8_lossy(&line.unwrap()));
+        if port.is_some() {
             break;
         }
     }

@@ -1,6 +1,8 @@
 //! No loss under kill -9: every room line any client received is in the
 //! history database after the server is killed mid-stream and restarted.
 
+mod common;
+
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
@@ -48,14 +50,9 @@ fn spawn_server(config: &Path) -> (Child, u16) {
     let (port_tx, port_rx) = mpsc::channel();
     // Keep draining the log so the server never blocks on a full pipe.
     thread::spawn(move || {
-        let needle = "listening on 127.0.0.1:";
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(at) = line.find(needle) {
-                let digits: String = line[at + needle.len()..]
-                    .chars()
-                    .take_while(char::is_ascii_digit)
-                    .collect();
-                let _ = port_tx.send(digits.parse::<u16>().ok());
+            if line.contains("listening on 127.0.0.1:") {
+                let _ = port_tx.send(common::listening_port(&line));
             }
         }
     });

@@ -211,3 +211,15 @@ impl<S: AsyncRead + AsyncWrite> Client<S> {
         }
     }
 }
+
+/// The port in the server's `listening on 127.0.0.1:PORT` log line, for
+/// tests that run the binary with `--listen 127.0.0.1:0`.
+pub fn listening_port(log_line: &str) -> Option<u16> {
+    const NEEDLE: &str = "listening on 127.0.0.1:";
+    let at = log_line.find(NEEDLE)? + NEEDLE.len();
+    let digits: String = log_line[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
+}
