@@ -4,6 +4,8 @@
 //! - [`writer`]: the thread that owns the write connection. It takes every
 //!   record queued, commits them as one transaction, then publishes the
 //!   highest committed sequence number (the watermark).
+//! - `reader`: the thread that answers CHATHISTORY queries off the core
+//!   (each accepted query answered exactly once) and checkpoints the WAL.
 //! - [`retention`]: pruning by line count and age, in small steps between
 //!   batches.
 //! - [`export`]: JSON lines for `rookery history export`.
@@ -18,6 +20,7 @@
 //! a power cut or an OS crash unless `[history] sync = "full"`.
 
 pub mod export;
+mod reader;
 pub mod retention;
 pub mod ring;
 pub mod store;
@@ -26,12 +29,11 @@ pub(crate) mod testing;
 pub mod writer;
 
 use std::collections::HashMap;
-use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 use tokio::sync::watch;
@@ -42,6 +44,7 @@ pub use writer::{CommitPause, DiskFull};
 
 use crate::config;
 use crate::proto::Folded;
+use reader::{READ_QUEUE, ReadJob, read_loop, refuse};
 
 /// One stored event: a message, notice or topic change in a room (or a
 /// private conversation).
@@ -173,66 +176,6 @@ pub struct HistoryStats {
 /// thousands of records a second, so a queue this deep means the disk has
 /// stalled; the slots (a pointer each) are allocated up front.
 pub const WRITE_QUEUE: usize = 65_536;
-/// How many queries may wait for the reader.
-const READ_QUEUE: usize = 1024;
-
-/// A job for the reader thread.
-enum ReadJob {
-    Run(Box<dyn ReadTask>),
-    Stop,
-}
-
-/// A query waiting for the reader: its work and the reply owed for it.
-trait ReadTask: Send {
-    /// Does the work and hands the answer to the reply.
-    fn run(self: Box<Self>, store: &Store);
-    /// Drops the task without answering: the caller was told at once.
-    fn refuse(self: Box<Self>);
-}
-
-struct Task<T, W> {
-    work: W,
-    reply: Reply<T>,
-}
-
-impl<T: Send, W: FnOnce(&Store) -> Result<T, StoreError> + Send> ReadTask for Task<T, W> {
-    fn run(self: Box<Self>, store: &Store) {
-        let Task { work, reply } = *self;
-        reply.send(work(store));
-    }
-
-    fn refuse(self: Box<Self>) {
-        self.reply.disarm();
-    }
-}
-
-type ReplyFn<T> = Box<dyn FnOnce(Result<T, StoreError>) + Send>;
-
-/// The answer owed to whoever asked: a reply dropped unanswered (its query
-/// panicked, or the reader stopped with it queued) answers
-/// [`StoreError::Stopped`], so no client waits forever for it.
-struct Reply<T>(Option<ReplyFn<T>>);
-
-impl<T> Reply<T> {
-    fn send(mut self, answer: Result<T, StoreError>) {
-        if let Some(reply) = self.0.take() {
-            reply(answer);
-        }
-    }
-
-    fn disarm(mut self) {
-        self.0 = None;
-    }
-}
-
-impl<T> Drop for Reply<T> {
-    fn drop(&mut self) {
-        if let Some(reply) = self.0.take() {
-            reply(Err(StoreError::Stopped));
-        }
-    }
-}
-
 /// What the core holds: cheap to clone, and no method waits.
 #[derive(Clone)]
 pub struct HistoryHandle {
@@ -392,11 +335,7 @@ impl HistoryHandle {
         reply: impl FnOnce(Result<T, StoreError>) + Send + 'static,
         work: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<(), StoreError> {
-        let task = Box::new(Task {
-            work,
-            reply: Reply(Some(Box::new(reply))),
-        });
-        match self.shared.reads.try_send(ReadJob::Run(task)) {
+        match self.shared.reads.try_send(ReadJob::task(work, reply)) {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(job)) => {
                 refuse(job);
@@ -412,13 +351,6 @@ impl HistoryHandle {
                 Err(StoreError::Stopped)
             }
         }
-    }
-}
-
-/// Drops a job the reader never took, without answering it.
-fn refuse(job: ReadJob) {
-    if let ReadJob::Run(task) = job {
-        task.refuse();
     }
 }
 
@@ -511,38 +443,6 @@ pub fn start(
     ))
 }
 
-/// How often the reader copies the WAL into the database file.
-const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
-
-/// Answers queries and, between them, checkpoints the WAL for the writer.
-/// A query that panics is answered as failed (its [`Reply`] is dropped)
-/// and the reader goes on with the next.
-fn read_loop(store: &Store, jobs: &mpsc::Receiver<ReadJob>, panic_queries: bool) {
-    let mut last_checkpoint = Instant::now();
-    loop {
-        let wait = CHECKPOINT_INTERVAL.saturating_sub(last_checkpoint.elapsed());
-        match jobs.recv_timeout(wait) {
-            Ok(ReadJob::Run(task)) => {
-                let run = AssertUnwindSafe(|| {
-                    assert!(!panic_queries, "a query panicked on purpose");
-                    task.run(store);
-                });
-                if panic::catch_unwind(run).is_err() {
-                    error!("a history query panicked; it was answered as failed");
-                }
-            }
-            Ok(ReadJob::Stop) | Err(RecvTimeoutError::Disconnected) => return,
-            Err(RecvTimeoutError::Timeout) => {}
-        }
-        if last_checkpoint.elapsed() >= CHECKPOINT_INTERVAL {
-            if let Err(error) = store.checkpoint() {
-                warn!(%error, file = %store.path().display(), "history checkpoint failed; retrying later");
-            }
-            last_checkpoint = Instant::now();
-        }
-    }
-}
-
 impl History {
     pub fn handle(&self) -> HistoryHandle {
         self.handle.clone()
@@ -602,6 +502,8 @@ impl MsgIds {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::testing::{TempDb, record};
     use super::*;
 
