@@ -141,7 +141,7 @@ pub struct Channel {
     pub invite_exceptions: Vec<ListEntry>,
     /// Clients an operator invited while the room was +i or +l, with
     /// when: an invite is used up by the join, lapses after
-    /// [`INVITE_LIFETIME`], and is dropped when +i is set or unset.
+    /// `INVITE_LIFETIME`, and is dropped when +i is set or unset.
     pub invited: IdMap<SystemTime>,
     /// When each member joined, for join-time-only history.
     pub joined: IdMap<SystemTime>,
@@ -199,7 +199,7 @@ impl Channel {
     }
 
     /// Records an invite for `id`, dropping lapsed ones and, at
-    /// [`MAX_OPEN_INVITES`], the oldest.
+    /// `MAX_OPEN_INVITES`, the oldest.
     pub fn add_invite(&mut self, id: ClientId, now: SystemTime) {
         self.invited.retain(|_, at| !invite_lapsed(*at, now));
         if self.invited.len() >= MAX_OPEN_INVITES && !self.invited.contains_key(&id) {

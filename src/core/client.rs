@@ -66,7 +66,7 @@ pub struct Client {
     /// For each room it left, the last playback line it had been shown or
     /// could have seen live ([`crate::history::ring::PlaybackRings::last`]),
     /// so a rejoin plays back nothing twice; bounded by
-    /// [`PLAYBACK_SEEN_ROOMS`].
+    /// `PLAYBACK_SEEN_ROOMS`.
     pub playback_seen: HashMap<Folded, u64>,
     /// The last PRIVMSG/NOTICE/JOIN-like activity, for WHOIS idle.
     pub last_active: SystemTime,

@@ -198,7 +198,7 @@ struct Shared {
 }
 
 /// Ranges of sequence numbers (inclusive) whose commit failed and that the
-/// core has not taken yet. Bounded: past [`LostRecords::MAX_RANGES`] the
+/// core has not taken yet. Bounded: past `LostRecords::MAX_RANGES` the
 /// ranges are merged into one, which may take a few stored lines out of
 /// playback too, never leave an unstored one in.
 #[derive(Debug, Default)]

@@ -67,7 +67,7 @@ impl Pruner {
         Some(self.next_sweep - now)
     }
 
-    /// Deletes at most [`CHUNK`] rows from one target, moving to the next
+    /// Deletes at most `CHUNK` rows from one target, moving to the next
     /// target when it is within its limits.
     pub fn step(&mut self, store: &mut Store, now: Instant) -> Result<(), StoreError> {
         // Each sweep starts with the whole store's limit.

@@ -33,7 +33,7 @@ pub fn is_valid_nick(nick: &str, max_len: usize) -> bool {
 /// A channel name: starts with `#` or `&`, at most `max_len` bytes, with no
 /// space, comma or colon (RFC 2812 §1.3) and no character that is invisible
 /// or moves the cursor: C0 and C1 controls (BEL, NUL, CR, LF, ESC among
-/// them), DEL, and the invisible characters of [`is_invisible`].
+/// them), DEL, and the invisible characters of `is_invisible`.
 pub fn is_valid_channel(name: &str, max_len: usize) -> bool {
     (2..=max_len).contains(&name.len())
         && matches!(name.as_bytes().first(), Some(b'#' | b'&'))

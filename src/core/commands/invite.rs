@@ -1,7 +1,7 @@
 //! INVITE: a member asks someone into a room; on a +i room only an operator
 //! may. The target is always told, but an invite is kept only where it
 //! opens a door: an operator's invite to a +i or +l room lets the target
-//! past those once, within [`INVITE_LIFETIME`](crate::core::channel). With
+//! past those once, within `INVITE_LIFETIME` (`core::channel`). With
 //! no parameter, INVITE lists the caller's open invites. invite-notify
 //! members are told.
 

@@ -171,7 +171,7 @@ const SENDQ_HEADROOM_SHIFT: u32 = 3;
 /// The whole reply is queued at once, so it must fit in the asker's sendq
 /// or the asker would be cut off for asking: past the room left there, the
 /// rows stop and 416 says the list was cut short. So do they when the
-/// masks cost more than [`MATCH_BUDGET`].
+/// masks cost more than `MATCH_BUDGET`.
 pub fn list(state: &mut State, id: ClientId, message: &Message) {
     let limits = &state.config.limits;
     let filter = Filter::parse(
