@@ -20,8 +20,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use toml::de::DeTable;
 
-use crate::net::Cidr;
 use crate::proto::Casemapping;
+use crate::proto::Cidr;
 use locate::{
     describe_key, describe_schema_error, describe_syntax_error, key_path, line_and_column, path_at,
     span_of,

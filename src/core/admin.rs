@@ -15,9 +15,9 @@ use tracing::error;
 use super::commands::unix_time;
 use super::{ClientId, Event, State};
 use crate::config::Privilege;
-use crate::net::{AddressKey, Cidr};
 use crate::proto::mask::Mask;
 use crate::proto::numeric;
+use crate::proto::{AddressKey, Cidr};
 use crate::proto::{Casemapping, Line};
 
 /// Work the core hands off because it blocks or touches files.

@@ -13,7 +13,7 @@ use std::path::Path;
 use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
 
-use crate::net::AddressKey;
+use crate::proto::AddressKey;
 
 /// Turns addresses into cloaked hosts.
 pub struct Cloak {

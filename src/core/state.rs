@@ -21,7 +21,7 @@ use super::{AdminState, Channel, Client, ClientId, Event, IdMap, IdSet, admin, i
 use crate::config::Config;
 use crate::history::ring::PlaybackRings;
 use crate::history::{self, HistoryHandle, Preload, Record};
-use crate::net::AddressKey;
+use crate::proto::AddressKey;
 use crate::proto::Folded;
 
 /// Where the core reads the time: a trait so tests can hold it still.

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::time::Instant;
 
-use super::{AddressKey, Cidr};
+use crate::proto::{AddressKey, Cidr};
 
 /// The numbers admission enforces, from `[limits]`.
 #[derive(Clone, Debug, Default)]

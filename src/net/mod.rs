@@ -2,7 +2,6 @@
 //! (framing, parsing, timeouts, flood control) and a write task (draining the
 //! client's [`Outbox`] into the socket, many lines per write).
 
-pub mod cidr;
 mod connection;
 mod flood;
 mod limits;
@@ -10,7 +9,6 @@ mod listener;
 mod outbox;
 mod tls;
 
-pub use cidr::{AddressKey, Cidr};
 pub use connection::{ConnectionSettings, FloodLimits};
 pub use limits::{AdmissionRules, ConnectionLimits};
 pub use listener::{Acceptor, bind, serve};

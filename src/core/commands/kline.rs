@@ -9,7 +9,7 @@ use tracing::info;
 use crate::core::admin::{self, BanKind, BanLine};
 use crate::core::commands::refusals;
 use crate::core::{ClientId, State};
-use crate::net::Cidr;
+use crate::proto::Cidr;
 use crate::proto::Message;
 
 pub fn kline(state: &mut State, id: ClientId, message: &Message) {
