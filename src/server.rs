@@ -155,7 +155,7 @@ pub async fn start_with(config: Config, options: Options) -> std::io::Result<Ser
         next_id: Arc::new(AtomicU64::new(1)),
         limits: Arc::clone(&limits),
         settings,
-        inbox: inbox.clone(),
+        inbox: net::Inbox::new(inbox.clone()),
         shutdown: stop_accepting.clone(),
         tasks: TaskTracker::new(),
         committed,

@@ -47,12 +47,9 @@ pub use client::Client;
 pub use isupport::isupport_tokens;
 pub use state::{Clock, State, SystemClock};
 
-use crate::net::Outbox;
+pub use crate::net::ClientId;
+use crate::net::{ConnectionEvent, Outbox};
 use crate::proto::Message;
-
-/// Names one connection for its whole life; never reused.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ClientId(pub u64);
 
 /// What the connections and the server tell the core.
 #[derive(Debug)]
@@ -94,6 +91,28 @@ pub enum Event {
 
 /// How many events may wait for the core before readers wait in turn.
 pub const INBOX_CAPACITY: usize = 4096;
+
+/// A connection's report, as the core's own event: a move, no allocation.
+impl From<ConnectionEvent> for Event {
+    fn from(event: ConnectionEvent) -> Event {
+        match event {
+            ConnectionEvent::Connected {
+                id,
+                outbox,
+                peer,
+                secure,
+            } => Event::Connected {
+                id,
+                outbox,
+                peer,
+                secure,
+            },
+            ConnectionEvent::Message { id, message } => Event::Message { id, message },
+            ConnectionEvent::InputTooLong { id } => Event::InputTooLong { id },
+            ConnectionEvent::Closed { id, reason } => Event::Closed { id, reason },
+        }
+    }
+}
 
 /// Runs the core until every sender is gone or a shutdown was handled.
 pub async fn run(mut state: State, mut inbox: mpsc::Receiver<Event>) {

@@ -8,14 +8,14 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::time::{Duration, Instant, sleep_until, timeout};
 use tracing::debug;
 
+use super::event::{ClientId, ConnectionEvent, Inbox};
 use super::flood::{self, TokenBucket};
 use super::limits::Admission;
 use super::outbox::{Drained, Outbox};
-use crate::core::{ClientId, Event};
 use crate::proto::framing::{Frame, Framer};
 use crate::proto::{Line, message};
 
@@ -52,20 +52,21 @@ const IDLE_LINES: usize = 16;
 const FLUSH_GRACE: Duration = Duration::from_secs(10);
 
 /// What the accept loop hands a new connection.
-pub(crate) struct Accepted {
+pub(crate) struct Accepted<E> {
     pub id: ClientId,
     pub peer: SocketAddr,
     pub settings: Arc<ConnectionSettings>,
-    pub inbox: mpsc::Sender<Event>,
+    pub inbox: Inbox<E>,
     pub admission: Admission,
     /// The history writer's committed sequence number, for the write gate.
     pub committed: watch::Receiver<u64>,
 }
 
 /// Runs a connection until it closes, from either side.
-pub(crate) async fn run<S>(stream: S, accepted: Accepted, secure: bool)
+pub(crate) async fn run<S, E>(stream: S, accepted: Accepted<E>, secure: bool)
 where
     S: AsyncRead + AsyncWrite + Send + 'static,
+    E: From<ConnectionEvent>,
 {
     let Accepted {
         id,
@@ -77,7 +78,7 @@ where
     } = accepted;
     let (reader, writer) = tokio::io::split(stream);
     let outbox = Arc::new(Outbox::new(settings.sendq_bytes));
-    let connected = Event::Connected {
+    let connected = ConnectionEvent::Connected {
         id,
         outbox: Arc::clone(&outbox),
         peer,
@@ -89,7 +90,11 @@ where
     let write_task = tokio::spawn(write_loop(writer, Arc::clone(&outbox), committed));
     if let Some(reason) = read_loop(reader, id, &outbox, &settings, &inbox).await {
         debug!(%reason, "connection closed by the client side");
-        if inbox.send(Event::Closed { id, reason }).await.is_err() {
+        if inbox
+            .send(ConnectionEvent::Closed { id, reason })
+            .await
+            .is_err()
+        {
             outbox.stop_token().cancel();
         }
     }
@@ -110,12 +115,12 @@ where
 /// Lines are read as they arrive and charged to the flood bucket at once;
 /// each waits in `pending` until its due time. Reading goes on meanwhile, so
 /// a flooder's backlog is seen and bounded rather than left in the kernel.
-async fn read_loop<R: AsyncRead + Unpin>(
+async fn read_loop<R: AsyncRead + Unpin, E: From<ConnectionEvent>>(
     mut reader: R,
     id: ClientId,
     outbox: &Outbox,
     settings: &ConnectionSettings,
-    inbox: &mpsc::Sender<Event>,
+    inbox: &Inbox<E>,
 ) -> Option<String> {
     let stop = outbox.stop_token().clone();
     let mut buf = BytesMut::with_capacity(READ_MIN);
@@ -126,17 +131,17 @@ async fn read_loop<R: AsyncRead + Unpin>(
     let mut bucket = settings
         .flood
         .map(|flood| TokenBucket::new(flood.lines_per_second, flood.burst, connected_at));
-    let mut pending: VecDeque<(Instant, Event)> = VecDeque::new();
+    let mut pending: VecDeque<(Instant, ConnectionEvent)> = VecDeque::new();
     let mut last_activity = connected_at;
     let mut ping_sent: Option<Instant> = None;
     loop {
         while let Some(frame) = framer.next_line(&mut buf) {
             let (event, cost) = match frame {
-                Frame::TooLong => (Event::InputTooLong { id }, 1),
+                Frame::TooLong => (ConnectionEvent::InputTooLong { id }, 1),
                 Frame::Line(bytes) => match decode(&bytes) {
                     Some(message) => {
                         let cost = flood::cost(&message);
-                        (Event::Message { id, message }, cost)
+                        (ConnectionEvent::Message { id, message }, cost)
                     }
                     None => continue,
                 },

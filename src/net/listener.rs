@@ -7,16 +7,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::time::{Duration, timeout};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::connection::{self, ConnectionSettings};
+use super::event::{ClientId, ConnectionEvent, Inbox};
 use super::limits::ConnectionLimits;
 use super::tls::ReloadableTls;
-use crate::core::{ClientId, Event};
 
 /// How long a client may take to finish the TLS handshake.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
@@ -54,12 +54,11 @@ fn listen_on(address: SocketAddr) -> std::io::Result<TcpListener> {
 }
 
 /// Everything an accept loop shares with the rest of the server.
-#[derive(Clone)]
-pub struct Acceptor {
+pub struct Acceptor<E> {
     pub next_id: Arc<AtomicU64>,
     pub limits: Arc<ConnectionLimits>,
     pub settings: watch::Receiver<Arc<ConnectionSettings>>,
-    pub inbox: mpsc::Sender<Event>,
+    pub inbox: Inbox<E>,
     pub shutdown: CancellationToken,
     /// Every connection task, so shutdown can wait for goodbyes to flush.
     pub tasks: TaskTracker,
@@ -67,8 +66,26 @@ pub struct Acceptor {
     pub committed: watch::Receiver<u64>,
 }
 
+// Derived Clone would ask for `E: Clone`; only the handles are cloned.
+impl<E> Clone for Acceptor<E> {
+    fn clone(&self) -> Acceptor<E> {
+        Acceptor {
+            next_id: Arc::clone(&self.next_id),
+            limits: Arc::clone(&self.limits),
+            settings: self.settings.clone(),
+            inbox: self.inbox.clone(),
+            shutdown: self.shutdown.clone(),
+            tasks: self.tasks.clone(),
+            committed: self.committed.clone(),
+        }
+    }
+}
+
 /// Accepts connections until shutdown.
-pub async fn serve(listener: TcpListener, acceptor: Acceptor, tls: Option<Arc<ReloadableTls>>) {
+pub async fn serve<E>(listener: TcpListener, acceptor: Acceptor<E>, tls: Option<Arc<ReloadableTls>>)
+where
+    E: From<ConnectionEvent> + Send + 'static,
+{
     let local = listener
         .local_addr()
         .map_or_else(|_| "?".to_owned(), |address| address.to_string());

@@ -3,6 +3,7 @@
 //! client's [`Outbox`] into the socket, many lines per write).
 
 mod connection;
+mod event;
 mod flood;
 mod limits;
 mod listener;
@@ -10,6 +11,7 @@ mod outbox;
 mod tls;
 
 pub use connection::{ConnectionSettings, FloodLimits};
+pub use event::{ClientId, ConnectionEvent, Inbox};
 pub use limits::{AdmissionRules, ConnectionLimits};
 pub use listener::{Acceptor, bind, serve};
 pub use outbox::{Outbox, Overflow};
