@@ -22,7 +22,7 @@
 //! - [`config`]: the TOML schema and defaults (`config/mod.rs`), the
 //!   semantic checks (`validate.rs`), and error positions and wording
 //!   (`locate.rs`).
-//! - [`admin`]: the worker that does the core's blocking jobs: REHASH
+//! - [`worker`]: the worker that does the core's blocking jobs: REHASH
 //!   loads, OPER password checks, bans file writes.
 //! - [`server`]: wires them together; tests start it on port 0.
 //!
@@ -31,7 +31,6 @@
 //! `core::testing` the one harness that runs a `State` without sockets for
 //! them and for the handler tests.
 
-pub mod admin;
 pub mod config;
 pub mod core;
 #[cfg(any(test, feature = "fuzzing"))]
@@ -41,5 +40,6 @@ pub mod history;
 pub mod net;
 pub mod proto;
 pub mod server;
+pub mod worker;
 
 pub use server::{ServerHandle, start, start_with};

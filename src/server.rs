@@ -12,14 +12,13 @@ use tokio::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::admin::{self, AdminWorker};
 use crate::config::Config;
 use crate::core::{self, Event, State, SystemClock};
 use crate::history::{self, History};
 use crate::net::{
-    self, Acceptor, AdmissionRules, ConnectionLimits, ConnectionSettings, FloodLimits,
-    ReloadableTls,
+    self, Acceptor, AdmissionRules, ConnectionLimits, ConnectionSettings, ReloadableTls,
 };
+use crate::worker::{self, Worker};
 
 /// A running server.
 pub struct ServerHandle {
@@ -29,40 +28,13 @@ pub struct ServerHandle {
     core: JoinHandle<()>,
     /// Ends once the core has dropped its sender and every request queued
     /// before that (a bans file to write) is done.
-    admin: JoinHandle<()>,
+    worker: JoinHandle<()>,
     connections: TaskTracker,
     history: Option<History>,
 }
 
 /// How long shutdown waits for clients to receive their ERROR line.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
-
-/// What the connections need from the configuration.
-pub fn connection_settings(config: &Config) -> ConnectionSettings {
-    ConnectionSettings {
-        server_name: config.server.name.clone(),
-        registration_timeout: Duration::from_secs(config.timeouts.registration),
-        ping_interval: Duration::from_secs(config.timeouts.ping_interval),
-        ping_timeout: Duration::from_secs(config.timeouts.ping_timeout),
-        flood: config.flood.enabled.then_some(FloodLimits {
-            lines_per_second: config.flood.lines_per_second,
-            burst: config.flood.burst,
-            max_backlog: config.flood.max_backlog,
-        }),
-        sendq_bytes: config.limits.sendq_bytes,
-    }
-}
-
-/// What the acceptor enforces, from `[limits]`.
-pub fn admission_rules(config: &Config) -> AdmissionRules {
-    AdmissionRules {
-        max_clients: config.limits.max_clients,
-        max_per_ip: config.limits.max_clients_per_ip,
-        connects_per_minute: config.limits.connects_per_ip_per_minute,
-        exempt: config.limits.exempt_ips.clone(),
-        ipv6_prefix_bits: config.limits.ipv6_prefix_bits,
-    }
-}
 
 /// Binds every configured listener and starts serving. Must run inside a
 /// tokio runtime. Without a file REHASH has nothing to reload; see
@@ -87,7 +59,7 @@ pub async fn start_with(config: Config, options: Options) -> std::io::Result<Ser
         config_file,
         history_hooks,
     } = options;
-    let bans = admin::load_bans(&config.server.bans_file)
+    let bans = worker::load_bans(&config.server.bans_file)
         .map_err(|error| std::io::Error::new(std::io::ErrorKind::InvalidData, error))?;
     let mut config = config;
     if config.cloaking.enabled && config.cloaking.secret.is_empty() {
@@ -148,8 +120,9 @@ pub async fn start_with(config: Config, options: Options) -> std::io::Result<Ser
         .collect::<std::io::Result<Vec<_>>>()?;
     let config = Arc::new(config);
     let (inbox, events) = mpsc::channel(core::INBOX_CAPACITY);
-    let (settings_tx, settings) = watch::channel(Arc::new(connection_settings(&config)));
-    let limits = ConnectionLimits::new(admission_rules(&config));
+    let (settings_tx, settings) =
+        watch::channel(Arc::new(ConnectionSettings::from_config(&config)));
+    let limits = ConnectionLimits::new(AdmissionRules::from_config(&config));
     let stop_accepting = CancellationToken::new();
     let acceptor = Acceptor {
         next_id: Arc::new(AtomicU64::new(1)),
@@ -164,8 +137,8 @@ pub async fn start_with(config: Config, options: Options) -> std::io::Result<Ser
     for (listener, tls) in listeners.into_iter().zip(acceptors) {
         tokio::spawn(net::serve(listener, acceptor.clone(), tls));
     }
-    let (worker, requests) = mpsc::unbounded_channel();
-    let admin_worker = AdminWorker {
+    let (requests_tx, requests) = mpsc::unbounded_channel();
+    let worker = Worker {
         config_file: config_file.clone(),
         running: Arc::clone(&config),
         core: inbox.clone(),
@@ -173,9 +146,9 @@ pub async fn start_with(config: Config, options: Options) -> std::io::Result<Ser
         limits,
         tls: tls_listeners,
     };
-    let admin = tokio::spawn(admin_worker.run(requests));
+    let worker = tokio::spawn(worker.run(requests));
     let mut state = State::new(config, Box::new(SystemClock));
-    state.admin.worker = Some(worker);
+    state.admin.worker = Some(requests_tx);
     state.admin.config_file = config_file;
     state.admin.bans = bans;
     state.history = history.as_ref().map(History::handle);
@@ -197,7 +170,7 @@ pub async fn start_with(config: Config, options: Options) -> std::io::Result<Ser
         inbox,
         stop_accepting,
         core,
-        admin,
+        worker,
         connections,
         history,
     })
@@ -270,7 +243,7 @@ impl ServerHandle {
         let _ = self.inbox.send(Event::Shutdown).await;
         let _ = self.core.await;
         // A K-line added just before the stop is still written to the file.
-        let _ = tokio::time::timeout(SHUTDOWN_GRACE, self.admin).await;
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, self.worker).await;
         self.connections.close();
         // The history writer keeps committing meanwhile, so lines waiting
         // for their record can still be flushed.

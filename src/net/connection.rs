@@ -16,6 +16,7 @@ use super::event::{ClientId, ConnectionEvent, Inbox};
 use super::flood::{self, TokenBucket};
 use super::limits::Admission;
 use super::outbox::{Drained, Outbox};
+use crate::config::Config;
 use crate::proto::framing::{Frame, Framer};
 use crate::proto::{Line, message};
 
@@ -29,6 +30,25 @@ pub struct ConnectionSettings {
     /// The token bucket's shape, when flood control is on.
     pub flood: Option<FloodLimits>,
     pub sendq_bytes: usize,
+}
+
+impl ConnectionSettings {
+    /// What `[server]`, `[timeouts]`, `[flood]` and `[limits]` say a
+    /// connection must do.
+    pub fn from_config(config: &Config) -> ConnectionSettings {
+        ConnectionSettings {
+            server_name: config.server.name.clone(),
+            registration_timeout: Duration::from_secs(config.timeouts.registration),
+            ping_interval: Duration::from_secs(config.timeouts.ping_interval),
+            ping_timeout: Duration::from_secs(config.timeouts.ping_timeout),
+            flood: config.flood.enabled.then_some(FloodLimits {
+                lines_per_second: config.flood.lines_per_second,
+                burst: config.flood.burst,
+                max_backlog: config.flood.max_backlog,
+            }),
+            sendq_bytes: config.limits.sendq_bytes,
+        }
+    }
 }
 
 /// `[flood]` as the read loop applies it.

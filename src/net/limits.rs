@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::time::Instant;
 
+use crate::config::Config;
 use crate::proto::{AddressKey, Cidr};
 
 /// The numbers admission enforces, from `[limits]`.
@@ -22,6 +23,19 @@ pub struct AdmissionRules {
     pub exempt: Vec<Cidr>,
     /// How much of an IPv6 address names one host for the per-IP checks.
     pub ipv6_prefix_bits: u8,
+}
+
+impl AdmissionRules {
+    /// The rules `[limits]` sets.
+    pub fn from_config(config: &Config) -> AdmissionRules {
+        AdmissionRules {
+            max_clients: config.limits.max_clients,
+            max_per_ip: config.limits.max_clients_per_ip,
+            connects_per_minute: config.limits.connects_per_ip_per_minute,
+            exempt: config.limits.exempt_ips.clone(),
+            ipv6_prefix_bits: config.limits.ipv6_prefix_bits,
+        }
+    }
 }
 
 /// Counts open connections in total and per address.

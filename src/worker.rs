@@ -1,8 +1,9 @@
-//! The admin worker: does what the core must not (it never blocks and never
-//! touches files). It loads the configuration for REHASH and publishes the
-//! new connection settings and admission rules, checks OPER passwords
-//! against their argon2 hashes, and writes the bans file atomically. Each
-//! answer goes back to the core as an [`Event`].
+//! The worker for the core's blocking jobs (its "admin worker"): it does
+//! what the core must not, since the core never blocks and never touches
+//! files. It loads the configuration for REHASH and publishes the new
+//! connection settings and admission rules, checks OPER passwords against
+//! their argon2 hashes, and writes the bans file atomically. Each answer
+//! goes back to the core as an [`Event`].
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -13,15 +14,14 @@ use tracing::{error, info, warn};
 
 use crate::config::{self, Config};
 use crate::core::{AdminRequest, BanList, ClientId, Event, Reloaded};
-use crate::net::{ConnectionLimits, ConnectionSettings, ReloadableTls};
-use crate::server::{admission_rules, connection_settings};
+use crate::net::{AdmissionRules, ConnectionLimits, ConnectionSettings, ReloadableTls};
 
 /// Password checks running at once; more wait their turn, so a crowd of
 /// OPER attempts cannot take every core.
 const CONCURRENT_OPER_CHECKS: usize = 2;
 
 /// What the worker needs to reach the rest of the server.
-pub struct AdminWorker {
+pub struct Worker {
     pub config_file: Option<PathBuf>,
     /// The configuration in force, to compare a reloaded one against.
     pub running: Arc<Config>,
@@ -33,7 +33,7 @@ pub struct AdminWorker {
     pub tls: Vec<(PathBuf, PathBuf, Arc<ReloadableTls>)>,
 }
 
-impl AdminWorker {
+impl Worker {
     /// Serves requests until the core drops its sender.
     pub async fn run(mut self, mut requests: mpsc::UnboundedReceiver<AdminRequest>) {
         let checks = Arc::new(Semaphore::new(CONCURRENT_OPER_CHECKS));
@@ -116,8 +116,8 @@ impl AdminWorker {
         }
         let config = Arc::new(loaded);
         self.settings
-            .send_replace(Arc::new(connection_settings(&config)));
-        self.limits.update(admission_rules(&config));
+            .send_replace(Arc::new(ConnectionSettings::from_config(&config)));
+        self.limits.update(AdmissionRules::from_config(&config));
         self.running = Arc::clone(&config);
         info!("configuration reloaded");
         Reloaded { config, kept }
