@@ -1,24 +1,21 @@
-//! One client connection: a read task that frames, parses and times out, and
-//! a write task that drains the [`Outbox`] into the socket.
+//! One client connection: a read task (`reader.rs`) that frames, parses and
+//! times out, and a write task that drains the [`Outbox`] into the socket.
 
-use std::collections::VecDeque;
 use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
-use tokio::time::{Duration, Instant, sleep_until, timeout};
+use tokio::time::{Duration, timeout};
 use tracing::debug;
 
 use super::event::{ClientId, ConnectionEvent, Inbox};
-use super::flood::{self, TokenBucket};
 use super::limits::Admission;
 use super::outbox::{Drained, Outbox};
+use super::reader::{End, Reader};
 use crate::config::Config;
-use crate::proto::framing::{Frame, Framer};
-use crate::proto::{Line, message};
 
 /// What a connection needs to know from the configuration.
 #[derive(Clone, Debug)]
@@ -60,10 +57,6 @@ pub struct FloodLimits {
     pub max_backlog: u32,
 }
 
-/// The smallest and largest reads: small for the many idle clients, large
-/// for a client sending a burst.
-const READ_MIN: usize = 512;
-const READ_MAX: usize = 64 * 1024;
 /// The most lines one write call carries (Linux allows 1,024).
 const WRITE_SLICES: usize = 128;
 /// Lines the write task's list may keep room for between bursts.
@@ -108,7 +101,10 @@ where
         return;
     }
     let write_task = tokio::spawn(write_loop(writer, Arc::clone(&outbox), committed));
-    if let Some(reason) = read_loop(reader, id, &outbox, &settings, &inbox).await {
+    let end = Reader::new(id, &outbox, &settings, &inbox)
+        .run(reader)
+        .await;
+    if let End::Closed(reason) = end {
         debug!(%reason, "connection closed by the client side");
         if inbox
             .send(ConnectionEvent::Closed { id, reason })
@@ -127,138 +123,6 @@ where
     }
     let _ = write_task.await;
     drop(admission);
-}
-
-/// Reads lines and hands them to the core. Returns why the connection ended
-/// when the core does not know yet.
-///
-/// Lines are read as they arrive and charged to the flood bucket at once;
-/// each waits in `pending` until its due time. Reading goes on meanwhile, so
-/// a flooder's backlog is seen and bounded rather than left in the kernel.
-async fn read_loop<R: AsyncRead + Unpin, E: From<ConnectionEvent>>(
-    mut reader: R,
-    id: ClientId,
-    outbox: &Outbox,
-    settings: &ConnectionSettings,
-    inbox: &Inbox<E>,
-) -> Option<String> {
-    let stop = outbox.stop_token().clone();
-    let mut buf = BytesMut::with_capacity(READ_MIN);
-    // Grows while reads fill the buffer, shrinks while they do not.
-    let mut read_size = READ_MIN;
-    let mut framer = Framer::default();
-    let connected_at = Instant::now();
-    let mut bucket = settings
-        .flood
-        .map(|flood| TokenBucket::new(flood.lines_per_second, flood.burst, connected_at));
-    let mut pending: VecDeque<(Instant, ConnectionEvent)> = VecDeque::new();
-    let mut last_activity = connected_at;
-    let mut ping_sent: Option<Instant> = None;
-    loop {
-        while let Some(frame) = framer.next_line(&mut buf) {
-            let (event, cost) = match frame {
-                Frame::TooLong => (ConnectionEvent::InputTooLong { id }, 1),
-                Frame::Line(bytes) => match decode(&bytes) {
-                    Some(message) => {
-                        let cost = flood::cost(&message);
-                        (ConnectionEvent::Message { id, message }, cost)
-                    }
-                    None => continue,
-                },
-            };
-            let now = Instant::now();
-            let mut due = now;
-            if let (Some(bucket), Some(flood)) = (bucket.as_mut(), settings.flood) {
-                if !outbox.is_flood_exempt() {
-                    due += bucket.take(now, cost);
-                    if bucket.backlog() > f64::from(flood.max_backlog) {
-                        return Some("Excess Flood".to_owned());
-                    }
-                }
-            }
-            // Lines keep their order even when an exempt line follows lagged ones.
-            let due = pending.back().map_or(due, |(last, _)| due.max(*last));
-            pending.push_back((due, event));
-        }
-        while pending
-            .front()
-            .is_some_and(|(due, _)| *due <= Instant::now())
-        {
-            let Some((_, event)) = pending.pop_front() else {
-                break;
-            };
-            tokio::select! {
-                sent = inbox.send(event) => if sent.is_err() { return None },
-                _ = stop.cancelled() => return None,
-            }
-        }
-        let next_due = pending.front().map(|(due, _)| *due);
-        let deadline = if !outbox.is_registered() {
-            connected_at + settings.registration_timeout
-        } else if let Some(sent) = ping_sent {
-            sent + settings.ping_timeout
-        } else {
-            last_activity + settings.ping_interval
-        };
-        if buf.is_empty() && buf.capacity() > 4 * read_size {
-            // Nothing pending: an idle client keeps a small buffer, not a burst's.
-            buf = BytesMut::new();
-        }
-        buf.reserve(read_size);
-        let spare = buf.capacity() - buf.len();
-        tokio::select! {
-            _ = stop.cancelled() => {
-                return (!outbox.is_closing()).then(|| "Write error".to_owned());
-            }
-            read = reader.read_buf(&mut buf) => match read {
-                Ok(0) => return Some("Connection closed".to_owned()),
-                Ok(read) => {
-                    if read == spare {
-                        read_size = (read_size * 2).min(READ_MAX);
-                    } else if read < read_size / 4 {
-                        read_size = (read_size / 2).max(READ_MIN);
-                    }
-                    last_activity = Instant::now();
-                    ping_sent = None;
-                }
-                Err(error) => return Some(format!("Read error: {error}")),
-            },
-            _ = sleep_until(next_due.unwrap_or(deadline)), if next_due.is_some() => {}
-            _ = sleep_until(deadline) => {
-                let now = Instant::now();
-                if !outbox.is_registered() {
-                    if now >= connected_at + settings.registration_timeout {
-                        return Some("Registration timed out".to_owned());
-                    }
-                } else if ping_sent.is_some() {
-                    let waited = settings.ping_interval + settings.ping_timeout;
-                    return Some(format!("Ping timeout: {} seconds", waited.as_secs()));
-                } else if now >= last_activity + settings.ping_interval {
-                    let ping = Line::new(None, "PING").trailing(&settings.server_name).finish();
-                    let _ = outbox.push(ping);
-                    ping_sent = Some(now);
-                }
-            }
-        }
-    }
-}
-
-/// Turns a framed line into a message. Invalid UTF-8 is replaced with U+FFFD
-/// and marked, so the core can refuse it under UTF8ONLY and otherwise a
-/// stray byte never costs a user their line.
-fn decode(bytes: &[u8]) -> Option<crate::proto::Message> {
-    let text = String::from_utf8_lossy(bytes);
-    let invalid_utf8 = matches!(text, std::borrow::Cow::Owned(_));
-    match message::parse(&text) {
-        Ok(parsed) => Some(crate::proto::Message {
-            invalid_utf8,
-            ..parsed.to_owned()
-        }),
-        Err(error) => {
-            debug!(%error, "unparsable line dropped");
-            None
-        }
-    }
 }
 
 /// Writes queued lines, many per system call. `committed` is the history
@@ -360,15 +224,6 @@ async fn write_lines<W: AsyncWrite + Unpin>(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn invalid_utf8_is_repaired_and_marked() {
-        let message = decode(b"PRIVMSG #room :caf\xe9").expect("parses");
-        assert!(message.invalid_utf8);
-        assert_eq!(message.params[1], "caf\u{FFFD}");
-        let message = decode("PRIVMSG #room :café".as_bytes()).expect("parses");
-        assert!(!message.invalid_utf8);
-    }
 
     /// Accepts at most `max` bytes per write, to force partial writes.
     struct Trickle {

@@ -5,6 +5,7 @@
 
 use tokio::time::{Duration, Instant};
 
+use super::connection::FloodLimits;
 use crate::proto::Message;
 
 /// Tokens refill at `rate` per second up to `burst`; each line takes one per
@@ -44,6 +45,37 @@ impl TokenBucket {
     /// Lines charged but not yet covered by the rate, as of the last take.
     pub fn backlog(&self) -> f64 {
         (-self.tokens).max(0.0)
+    }
+}
+
+/// One connection's flood control: its bucket and how far behind the rate
+/// its lines may fall.
+#[derive(Debug)]
+pub(super) struct FloodControl {
+    bucket: TokenBucket,
+    max_backlog: u32,
+}
+
+/// The lines waiting behind the rate passed `[flood] max_backlog`.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct ExcessFlood;
+
+impl FloodControl {
+    pub(super) fn new(limits: FloodLimits, now: Instant) -> FloodControl {
+        FloodControl {
+            bucket: TokenBucket::new(limits.lines_per_second, limits.burst, now),
+            max_backlog: limits.max_backlog,
+        }
+    }
+
+    /// Charges a line costing `cost` that arrived at `now`; returns how long
+    /// it must wait, or [`ExcessFlood`] when the backlog passed its bound.
+    pub(super) fn charge(&mut self, now: Instant, cost: u32) -> Result<Duration, ExcessFlood> {
+        let lag = self.bucket.take(now, cost);
+        if self.bucket.backlog() > f64::from(self.max_backlog) {
+            return Err(ExcessFlood);
+        }
+        Ok(lag)
     }
 }
 
@@ -96,5 +128,24 @@ mod tests {
         let mut bucket = TokenBucket::new(1.0, 2, start);
         assert_eq!(bucket.take(start, 4), Duration::from_secs(2));
         assert_eq!(bucket.backlog(), 2.0);
+    }
+
+    #[test]
+    fn lines_wait_until_the_backlog_passes_its_bound() {
+        let start = Instant::now();
+        let limits = FloodLimits {
+            lines_per_second: 1.0,
+            burst: 2,
+            max_backlog: 2,
+        };
+        let mut flood = FloodControl::new(limits, start);
+        assert_eq!(flood.charge(start, 2), Ok(Duration::ZERO));
+        assert_eq!(flood.charge(start, 1), Ok(Duration::from_secs(1)));
+        assert_eq!(flood.charge(start, 1), Ok(Duration::from_secs(2)));
+        assert_eq!(flood.charge(start, 1), Err(ExcessFlood));
+        let later = start + Duration::from_secs(10);
+        let mut flood = FloodControl::new(limits, start);
+        assert_eq!(flood.charge(start, 4), Ok(Duration::from_secs(2)));
+        assert_eq!(flood.charge(later, 1), Ok(Duration::ZERO));
     }
 }

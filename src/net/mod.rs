@@ -3,11 +3,13 @@
 //! client's [`Outbox`] into the socket, many lines per write).
 
 mod connection;
+mod deadlines;
 mod event;
 mod flood;
 mod limits;
 mod listener;
 mod outbox;
+mod reader;
 mod tls;
 
 pub use connection::{ConnectionSettings, FloodLimits};
