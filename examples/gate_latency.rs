@@ -61,7 +61,9 @@ async fn measure(
     let text = format!("flood.enabled = false\n{history}[[listen]]\naddress = \"127.0.0.1:0\"\n");
     let config = config::parse(&text, std::path::Path::new("latency.toml"))
         .map_err(std::io::Error::other)?;
-    let server = rookery::start(config).await?;
+    let server = rookery::start(config)
+        .await
+        .map_err(std::io::Error::other)?;
     let addr = server.local_addrs()[0];
     let mut sender = Client::join(addr, "sender").await?;
     let mut receiver = Client::join(addr, "receiver").await?;

@@ -14,11 +14,12 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
 use crate::core::{self, Event, State, SystemClock};
-use crate::history::{self, History};
+use crate::history::{self, History, StoreError};
 use crate::net::{
-    self, Acceptor, AdmissionRules, ConnectionLimits, ConnectionSettings, ReloadableTls,
+    self, Acceptor, AdmissionRules, BindError, ConnectionLimits, ConnectionSettings, ReloadableTls,
+    TlsError,
 };
-use crate::worker::{self, Worker};
+use crate::worker::{self, BansFileError, Worker};
 
 /// A running server.
 pub struct ServerHandle {
@@ -36,10 +37,31 @@ pub struct ServerHandle {
 /// How long shutdown waits for clients to receive their ERROR line.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
+/// Why the server did not start. Each error names the file or address at
+/// fault.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Bans(#[from] BansFileError),
+    /// The cloaking key file cannot be read or created.
+    #[error(transparent)]
+    CloakKey(std::io::Error),
+    #[error(transparent)]
+    Certificate(#[from] TlsError),
+    /// The history database cannot be opened or migrated.
+    #[error(transparent)]
+    History(#[from] StoreError),
+    /// Opening the history database panicked.
+    #[error("the history store did not start: {0}")]
+    HistoryTask(#[from] tokio::task::JoinError),
+    #[error(transparent)]
+    Listen(#[from] BindError),
+}
+
 /// Binds every configured listener and starts serving. Must run inside a
 /// tokio runtime. Without a file REHASH has nothing to reload; see
 /// [`start_with`].
-pub async fn start(config: Config) -> std::io::Result<ServerHandle> {
+pub async fn start(config: Config) -> Result<ServerHandle, StartError> {
     start_with(config, Options::default()).await
 }
 
@@ -53,71 +75,23 @@ pub struct Options {
     pub history_hooks: history::Hooks,
 }
 
-/// Like [`start`], with [`Options`].
-pub async fn start_with(config: Config, options: Options) -> std::io::Result<ServerHandle> {
+/// Like [`start`], with [`Options`]. Everything that can fail (files,
+/// certificates, the database, the addresses) is done before the first
+/// client can connect.
+pub async fn start_with(config: Config, options: Options) -> Result<ServerHandle, StartError> {
     let Options {
         config_file,
         history_hooks,
     } = options;
-    let bans = worker::load_bans(&config.server.bans_file)
-        .map_err(|error| std::io::Error::new(std::io::ErrorKind::InvalidData, error))?;
-    let mut config = config;
-    if config.cloaking.enabled && config.cloaking.secret.is_empty() {
-        config.cloaking.secret = core::cloak::load_or_create_secret(&config.cloaking.secret_file)?;
-    }
+    let bans = worker::load_bans(&config.server.bans_file)?;
+    let config = with_cloak_key(config)?;
     // Certificates first: a bad one stops the start before anything listens.
-    let mut tls_listeners = Vec::new();
-    let mut acceptors = Vec::with_capacity(config.listen.len());
-    for listen in &config.listen {
-        let acceptor = match &listen.tls {
-            Some(tls) => {
-                let loaded = net::load_tls(&tls.cert, &tls.key)
-                    .map_err(|error| std::io::Error::new(std::io::ErrorKind::InvalidData, error))?;
-                let acceptor = ReloadableTls::new(loaded);
-                tls_listeners.push((tls.cert.clone(), tls.key.clone(), Arc::clone(&acceptor)));
-                Some(acceptor)
-            }
-            None => None,
-        };
-        acceptors.push(acceptor);
-    }
-    // Opening and migrating the database happens before any client can
-    // connect, so a bad path fails the start instead of the first message.
-    let (history, preload) = if config.history.enabled {
-        let settings = config.history.clone();
-        let standing: Vec<String> = config
-            .room
-            .iter()
-            .map(|room| {
-                config
-                    .server
-                    .casemapping
-                    .fold(&room.name)
-                    .as_str()
-                    .to_owned()
-            })
-            .collect();
-        let started = tokio::task::spawn_blocking(move || {
-            history::start(&settings, &standing, history_hooks)
-        })
-        .await
-        .map_err(std::io::Error::other)?;
-        let (history, preload) = started.map_err(std::io::Error::other)?;
-        (Some(history), preload)
-    } else {
-        (None, history::Preload::new())
-    };
-    let committed = match &history {
-        Some(history) => history.handle().committed(),
-        // Nothing is ever tagged when history is off; nothing waits.
-        None => watch::channel(u64::MAX).1,
-    };
+    let certificates = load_certificates(&config)?;
+    let (history, preload) = start_history(&config, history_hooks).await?;
     let addresses: Vec<SocketAddr> = config.listen.iter().map(|listen| listen.address).collect();
-    let listeners = net::bind(&addresses).await?;
-    let local_addrs = listeners
-        .iter()
-        .map(|l| l.local_addr())
-        .collect::<std::io::Result<Vec<_>>>()?;
+    let (listeners, local_addrs): (Vec<_>, Vec<_>) =
+        net::bind(&addresses).await?.into_iter().unzip();
+
     let config = Arc::new(config);
     let (inbox, events) = mpsc::channel(core::INBOX_CAPACITY);
     let (settings_tx, settings) =
@@ -131,38 +105,31 @@ pub async fn start_with(config: Config, options: Options) -> std::io::Result<Ser
         inbox: net::Inbox::new(inbox.clone()),
         shutdown: stop_accepting.clone(),
         tasks: TaskTracker::new(),
-        committed,
+        committed: committed_watermark(history.as_ref()),
     };
     let connections = acceptor.tasks.clone();
-    for (listener, tls) in listeners.into_iter().zip(acceptors) {
-        tokio::spawn(net::serve(listener, acceptor.clone(), tls));
+    for (listener, tls) in listeners.into_iter().zip(&certificates) {
+        tokio::spawn(net::serve(listener, acceptor.clone(), tls.clone()));
     }
-    let (requests_tx, requests) = mpsc::unbounded_channel();
+    let (jobs, requests) = mpsc::unbounded_channel();
     let worker = Worker {
         config_file: config_file.clone(),
         running: Arc::clone(&config),
         core: inbox.clone(),
         settings: settings_tx,
         limits,
-        tls: tls_listeners,
+        tls: reloadable_certificates(&config, &certificates),
     };
     let worker = tokio::spawn(worker.run(requests));
     let mut state = State::new(config, Box::new(SystemClock));
-    state.admin.worker = Some(requests_tx);
+    state.admin.worker = Some(jobs);
     state.admin.config_file = config_file;
     state.admin.bans = bans;
-    state.history = history.as_ref().map(History::handle);
-    if let Some(history) = &history {
-        state.set_standing_since(history.standing_since());
-    }
-    state.seed_playback(preload);
     state.inbox = Some(inbox.clone());
     if let Some(history) = &history {
-        tokio::spawn(report_history_health(
-            history.handle().degraded(),
-            inbox.clone(),
-        ));
+        connect_history(&mut state, history, inbox.clone());
     }
+    state.seed_playback(preload);
     let core = tokio::spawn(core::run(state, events));
     tokio::spawn(give_back_memory(stop_accepting.clone()));
     Ok(ServerHandle {
@@ -174,6 +141,100 @@ pub async fn start_with(config: Config, options: Options) -> std::io::Result<Ser
         connections,
         history,
     })
+}
+
+/// The configuration with its cloaking key, read from (or first written
+/// to) the key file when cloaking is on and the key is not set inline.
+fn with_cloak_key(mut config: Config) -> Result<Config, StartError> {
+    if config.cloaking.enabled && config.cloaking.secret.is_empty() {
+        config.cloaking.secret = core::cloak::load_or_create_secret(&config.cloaking.secret_file)
+            .map_err(StartError::CloakKey)?;
+    }
+    Ok(config)
+}
+
+/// Each listener's TLS acceptor, in the order of `config.listen`; `None`
+/// for a plain-text listener.
+fn load_certificates(config: &Config) -> Result<Vec<Option<Arc<ReloadableTls>>>, TlsError> {
+    config
+        .listen
+        .iter()
+        .map(|listen| {
+            let Some(tls) = &listen.tls else {
+                return Ok(None);
+            };
+            let loaded = net::load_tls(&tls.cert, &tls.key)?;
+            Ok(Some(ReloadableTls::new(loaded)))
+        })
+        .collect()
+}
+
+/// Each TLS acceptor with the files it was loaded from, so REHASH can pick
+/// up a renewed certificate.
+fn reloadable_certificates(
+    config: &Config,
+    certificates: &[Option<Arc<ReloadableTls>>],
+) -> Vec<(PathBuf, PathBuf, Arc<ReloadableTls>)> {
+    config
+        .listen
+        .iter()
+        .zip(certificates)
+        .filter_map(|(listen, acceptor)| {
+            let tls = listen.tls.as_ref()?;
+            Some((
+                tls.cert.clone(),
+                tls.key.clone(),
+                Arc::clone(acceptor.as_ref()?),
+            ))
+        })
+        .collect()
+}
+
+/// Opens (and migrates) the history database and reads the standing
+/// rooms' recent lines, off the async threads. Done before any client can
+/// connect, so a bad path fails the start instead of the first message.
+async fn start_history(
+    config: &Config,
+    hooks: history::Hooks,
+) -> Result<(Option<History>, history::Preload), StartError> {
+    if !config.history.enabled {
+        return Ok((None, history::Preload::new()));
+    }
+    let settings = config.history.clone();
+    let standing: Vec<String> = config
+        .room
+        .iter()
+        .map(|room| {
+            config
+                .server
+                .casemapping
+                .fold(&room.name)
+                .as_str()
+                .to_owned()
+        })
+        .collect();
+    let (history, preload) =
+        tokio::task::spawn_blocking(move || history::start(&settings, &standing, hooks)).await??;
+    Ok((Some(history), preload))
+}
+
+/// The highest committed history sequence number, which each connection's
+/// write task waits for before sending a line tagged with a later one.
+fn committed_watermark(history: Option<&History>) -> watch::Receiver<u64> {
+    match history {
+        Some(history) => history.handle().committed(),
+        // Nothing is ever tagged when history is off; nothing waits.
+        None => watch::channel(u64::MAX).1,
+    }
+}
+
+/// Gives the core its history: the handle to record and query with, when
+/// each standing room's history starts, and a task that reports the
+/// writer's health.
+fn connect_history(state: &mut State, history: &History, inbox: mpsc::Sender<Event>) {
+    state.history = Some(history.handle());
+    state.set_standing_since(history.standing_since());
+    tokio::spawn(report_history_health(history.handle().degraded(), inbox));
 }
 
 /// Hands each change of the history writer's health to the core, which

@@ -13,8 +13,8 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use tracing::{error, info, warn};
 
 use crate::config::{self, Config};
-use crate::core::{AdminRequest, BanList, ClientId, Event, Reloaded};
-use crate::net::{AdmissionRules, ConnectionLimits, ConnectionSettings, ReloadableTls};
+use crate::core::{AdminRequest, BanList, ClientId, Event, ReloadError, Reloaded};
+use crate::net::{self, AdmissionRules, ConnectionLimits, ConnectionSettings, ReloadableTls};
 
 /// Password checks running at once; more wait their turn, so a crowd of
 /// OPER attempts cannot take every core.
@@ -80,7 +80,7 @@ impl Worker {
             .map(|(cert, key, _)| (cert.clone(), key.clone()))
             .collect();
         let outcome = match self.config_file.clone() {
-            None => Err("the server was started without a configuration file".to_owned()),
+            None => Err(ReloadError::NoFile),
             Some(path) => {
                 match tokio::task::spawn_blocking(move || load_all(&path, &files)).await {
                     Ok(Ok((loaded, certificates))) => {
@@ -90,7 +90,7 @@ impl Worker {
                         Ok(self.apply(loaded))
                     }
                     Ok(Err(error)) => Err(error),
-                    Err(error) => Err(format!("the loader failed: {error}")),
+                    Err(error) => Err(ReloadError::Loader(error)),
                 }
             }
         };
@@ -133,23 +133,51 @@ fn verify(password: &str, hash: &str) -> bool {
     })
 }
 
+/// The bans file could not be read or written; the text names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum BansFileError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
+    #[error("{path}: {source}")]
+    Serialize {
+        path: PathBuf,
+        source: toml::ser::Error,
+    },
+}
+
 /// Reads the bans file; a missing file is an empty list.
-pub fn load_bans(path: &Path) -> Result<BanList, String> {
+pub fn load_bans(path: &Path) -> Result<BanList, BansFileError> {
     if path.as_os_str().is_empty() {
         return Ok(BanList::default());
     }
     match std::fs::read_to_string(path) {
-        Ok(text) => toml::from_str(&text).map_err(|error| format!("{}: {error}", path.display())),
+        Ok(text) => toml::from_str(&text).map_err(|source| BansFileError::Parse {
+            path: path.to_owned(),
+            source,
+        }),
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(BanList::default()),
-        Err(error) => Err(format!("{}: {error}", path.display())),
+        Err(source) => Err(BansFileError::Io {
+            path: path.to_owned(),
+            source,
+        }),
     }
 }
 
 /// Replaces the bans file through a temporary file and a rename, so a crash
 /// leaves either the old file or the new one.
-fn save_bans(path: &Path, bans: &BanList) -> Result<(), String> {
-    let describe = |error: &dyn std::fmt::Display| format!("{}: {error}", path.display());
-    let text = toml::to_string(bans).map_err(|error| describe(&error))?;
+fn save_bans(path: &Path, bans: &BanList) -> Result<(), BansFileError> {
+    let text = toml::to_string(bans).map_err(|source| BansFileError::Serialize {
+        path: path.to_owned(),
+        source,
+    })?;
     let mut temporary = path.as_os_str().to_owned();
     temporary.push(".tmp");
     let temporary = PathBuf::from(temporary);
@@ -161,20 +189,22 @@ fn save_bans(path: &Path, bans: &BanList) -> Result<(), String> {
         file.sync_all()?;
         std::fs::rename(&temporary, path)
     };
-    write().map_err(|error| describe(&error))
+    write().map_err(|source| BansFileError::Io {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 /// The configuration file and every TLS certificate, all or nothing.
 fn load_all(
-    path: &std::path::Path,
+    path: &Path,
     certificates: &[(PathBuf, PathBuf)],
-) -> Result<(Config, Vec<Arc<tokio_rustls::rustls::ServerConfig>>), String> {
-    let loaded = config::load(path).map_err(|error| error.to_string())?;
+) -> Result<(Config, Vec<Arc<tokio_rustls::rustls::ServerConfig>>), ReloadError> {
+    let loaded = config::load(path)?;
     let certificates = certificates
         .iter()
-        .map(|(cert, key)| crate::net::load_tls(cert, key))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|error| error.to_string())?;
+        .map(|(cert, key)| net::load_tls(cert, key))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok((loaded, certificates))
 }
 
@@ -186,7 +216,7 @@ mod tests {
     fn saved_bans_load_back_and_a_missing_file_is_empty() {
         let path = std::env::temp_dir().join(format!("rookery-bans-{}.toml", std::process::id()));
         let _ = std::fs::remove_file(&path);
-        assert_eq!(load_bans(&path), Ok(BanList::default()));
+        assert_eq!(load_bans(&path).unwrap(), BanList::default());
         let mut bans = BanList::default();
         bans.dline.push(crate::core::BanLine {
             mask: "192.0.2.0/24".into(),
@@ -196,7 +226,7 @@ mod tests {
             expires: None,
         });
         save_bans(&path, &bans).unwrap();
-        assert_eq!(load_bans(&path), Ok(bans));
+        assert_eq!(load_bans(&path).unwrap(), bans);
         let _ = std::fs::remove_file(&path);
     }
 

@@ -47,8 +47,9 @@ pub use client::Client;
 pub use isupport::isupport_tokens;
 pub use state::{Clock, State, SystemClock};
 
+use crate::config::ConfigError;
 pub use crate::net::ClientId;
-use crate::net::{ConnectionEvent, Outbox};
+use crate::net::{ConnectionEvent, Outbox, TlsError};
 use crate::proto::Message;
 
 /// What the connections and the server tell the core.
@@ -73,7 +74,7 @@ pub enum Event {
     /// The admin worker loaded the configuration file, or failed to.
     Reloaded {
         requested_by: Option<ClientId>,
-        outcome: Result<Reloaded, String>,
+        outcome: Result<Reloaded, ReloadError>,
     },
     /// The admin worker checked an OPER password.
     OperChecked {
@@ -87,6 +88,21 @@ pub enum Event {
     HistoryHealth { degraded: bool },
     /// The server is stopping: say goodbye to everyone.
     Shutdown,
+}
+
+/// Why REHASH kept the running configuration; the text goes to the
+/// operator who asked.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error("the server was started without a configuration file")]
+    NoFile,
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Certificate(#[from] TlsError),
+    /// The loading task panicked.
+    #[error("the loader failed: {0}")]
+    Loader(#[from] tokio::task::JoinError),
 }
 
 /// How many events may wait for the core before readers wait in turn.

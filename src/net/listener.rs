@@ -21,15 +21,27 @@ use super::tls::ReloadableTls;
 /// How long a client may take to finish the TLS handshake.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// Binds every address, failing on the first that cannot be bound.
-pub async fn bind(addresses: &[SocketAddr]) -> std::io::Result<Vec<TcpListener>> {
+/// An address that could not be listened on.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen on {address}: {source}")]
+pub struct BindError {
+    address: SocketAddr,
+    source: std::io::Error,
+}
+
+/// Binds every address, failing on the first that cannot be bound. Each
+/// listener comes with its bound address (the port the system picked for
+/// port 0).
+pub async fn bind(addresses: &[SocketAddr]) -> Result<Vec<(TcpListener, SocketAddr)>, BindError> {
     let mut listeners = Vec::with_capacity(addresses.len());
-    for address in addresses {
-        let listener = listen_on(*address).map_err(|error| {
-            std::io::Error::new(error.kind(), format!("cannot listen on {address}: {error}"))
-        })?;
-        info!("listening on {}", listener.local_addr()?);
-        listeners.push(listener);
+    for &address in addresses {
+        let bound = listen_on(address).and_then(|listener| {
+            let local = listener.local_addr()?;
+            Ok((listener, local))
+        });
+        let (listener, local) = bound.map_err(|source| BindError { address, source })?;
+        info!("listening on {local}");
+        listeners.push((listener, local));
     }
     Ok(listeners)
 }

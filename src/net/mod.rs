@@ -15,6 +15,6 @@ mod tls;
 pub use connection::{ConnectionSettings, FloodLimits};
 pub use event::{ClientId, ConnectionEvent, Inbox};
 pub use limits::{AdmissionRules, ConnectionLimits};
-pub use listener::{Acceptor, bind, serve};
+pub use listener::{Acceptor, BindError, bind, serve};
 pub use outbox::{Outbox, Overflow};
 pub use tls::{ReloadableTls, TlsError, load as load_tls};

@@ -8,7 +8,7 @@ use tracing::info;
 
 use crate::config::Privilege;
 use crate::core::admin::{self, AdminRequest, Reloaded};
-use crate::core::{ClientId, State, isupport_tokens};
+use crate::core::{ClientId, ReloadError, State, isupport_tokens};
 use crate::proto::Message;
 use crate::proto::numeric;
 
@@ -49,7 +49,7 @@ pub fn start(state: &mut State, requested_by: Option<ClientId>) {
 pub fn finished(
     state: &mut State,
     requested_by: Option<ClientId>,
-    outcome: Result<Reloaded, String>,
+    outcome: Result<Reloaded, ReloadError>,
 ) {
     let notice = match outcome {
         Ok(Reloaded { config, kept }) => {
