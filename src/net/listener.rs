@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::time::{Duration, timeout};
 use tokio_util::sync::CancellationToken;
@@ -15,7 +15,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::connection::{self, ConnectionSettings};
 use super::event::{ClientId, ConnectionEvent, Inbox};
-use super::limits::ConnectionLimits;
+use super::limits::{Admission, ConnectionLimits, Refusal};
 use super::tls::ReloadableTls;
 
 /// How long a client may take to finish the TLS handshake.
@@ -106,7 +106,7 @@ where
             accepted = listener.accept() => accepted,
             _ = acceptor.shutdown.cancelled() => return,
         };
-        let (mut stream, peer) = match accepted {
+        let (stream, peer) = match accepted {
             Ok(accepted) => accepted,
             Err(error) => {
                 // Out of file descriptors and the like: back off, keep serving.
@@ -115,47 +115,65 @@ where
                 continue;
             }
         };
-        let admission = match acceptor.limits.admit(peer.ip()) {
-            Ok(admission) => admission,
+        match acceptor.limits.admit(peer.ip()) {
+            Ok(admission) => {
+                start_connection(stream, peer, admission, &acceptor, tls.as_deref(), &local);
+            }
             Err(refusal) => {
                 info!(%peer, %refusal, "connection refused");
-                if tls.is_some() {
-                    // A plaintext ERROR would be noise inside a TLS handshake.
-                    continue;
+                // A plaintext ERROR would be noise inside a TLS handshake.
+                if tls.is_none() {
+                    tell_refused(stream, peer, refusal);
                 }
-                tokio::spawn(async move {
-                    let line = format!("ERROR :Closing Link: {} ({refusal})\r\n", peer.ip());
-                    let _ =
-                        timeout(Duration::from_secs(5), stream.write_all(line.as_bytes())).await;
-                });
-                continue;
             }
-        };
-        let _ = stream.set_nodelay(true);
-        let id = ClientId(acceptor.next_id.fetch_add(1, Ordering::Relaxed));
-        let settings = Arc::clone(&acceptor.settings.borrow());
-        let span = info_span!("conn", id = id.0, %peer);
-        info!(parent: &span, %peer, listener = %local, tls = tls.is_some(), "client connects");
-        let accepted = connection::Accepted {
-            id,
-            peer,
-            settings,
-            inbox: acceptor.inbox.clone(),
-            admission,
-            committed: acceptor.committed.clone(),
-        };
-        let tls = tls.as_ref().map(|tls| tls.acceptor());
-        let connection = async move {
-            let Some(tls) = tls else {
-                connection::run(stream, accepted, false).await;
-                return;
-            };
-            match timeout(TLS_HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
-                Ok(Ok(stream)) => connection::run(stream, accepted, true).await,
-                Ok(Err(error)) => debug!(%error, "TLS handshake failed"),
-                Err(_) => debug!("TLS handshake timed out"),
-            }
-        };
-        acceptor.tasks.spawn(connection.instrument(span));
+        }
     }
+}
+
+/// Names an admitted connection and spawns its task: the TLS handshake if
+/// any, then the connection itself until it closes.
+fn start_connection<E>(
+    stream: TcpStream,
+    peer: SocketAddr,
+    admission: Admission,
+    acceptor: &Acceptor<E>,
+    tls: Option<&ReloadableTls>,
+    listener: &str,
+) where
+    E: From<ConnectionEvent> + Send + 'static,
+{
+    let _ = stream.set_nodelay(true);
+    let id = ClientId(acceptor.next_id.fetch_add(1, Ordering::Relaxed));
+    let span = info_span!("conn", id = id.0, %peer);
+    let secure = tls.is_some();
+    info!(parent: &span, %peer, %listener, tls = secure, "client connects");
+    let accepted = connection::Accepted {
+        id,
+        peer,
+        settings: Arc::clone(&acceptor.settings.borrow()),
+        inbox: acceptor.inbox.clone(),
+        admission,
+        committed: acceptor.committed.clone(),
+    };
+    let tls = tls.map(ReloadableTls::acceptor);
+    let connection = async move {
+        let Some(tls) = tls else {
+            connection::run(stream, accepted, false).await;
+            return;
+        };
+        match timeout(TLS_HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
+            Ok(Ok(stream)) => connection::run(stream, accepted, true).await,
+            Ok(Err(error)) => debug!(%error, "TLS handshake failed"),
+            Err(_) => debug!("TLS handshake timed out"),
+        }
+    };
+    acceptor.tasks.spawn(connection.instrument(span));
+}
+
+/// Tells a refused plain-text client why, without waiting for it.
+fn tell_refused(mut stream: TcpStream, peer: SocketAddr, refusal: Refusal) {
+    tokio::spawn(async move {
+        let line = format!("ERROR :Closing Link: {} ({refusal})\r\n", peer.ip());
+        let _ = timeout(Duration::from_secs(5), stream.write_all(line.as_bytes())).await;
+    });
 }
