@@ -1,5 +1,5 @@
 //! The core's side of administration: K-lines and D-lines, failed OPER
-//! attempts, and the requests handed to the admin worker ([`crate::admin`])
+//! attempts, and the requests handed to the admin worker ([`crate::worker`])
 //! for anything that blocks: loading the configuration, checking a
 //! password hash, writing the bans file.
 
