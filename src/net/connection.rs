@@ -48,7 +48,7 @@ impl ConnectionSettings {
     }
 }
 
-/// `[flood]` as the read loop applies it.
+/// `[flood]` as the read task applies it.
 #[derive(Clone, Copy, Debug)]
 pub struct FloodLimits {
     pub lines_per_second: f64,
@@ -89,7 +89,7 @@ where
         admission,
         committed,
     } = accepted;
-    let (reader, writer) = tokio::io::split(stream);
+    let (read_half, write_half) = tokio::io::split(stream);
     let outbox = Arc::new(Outbox::new(settings.sendq_bytes));
     let connected = ConnectionEvent::Connected {
         id,
@@ -100,9 +100,9 @@ where
     if inbox.send(connected).await.is_err() {
         return;
     }
-    let write_task = tokio::spawn(write_loop(writer, Arc::clone(&outbox), committed));
+    let write_task = tokio::spawn(write_loop(write_half, Arc::clone(&outbox), committed));
     let end = Reader::new(id, &outbox, &settings, &inbox)
-        .run(reader)
+        .run(read_half)
         .await;
     if let End::Closed(reason) = end {
         debug!(%reason, "connection closed by the client side");

@@ -1,6 +1,8 @@
 //! Sockets: listeners with connection limits, and per connection a read task
 //! (framing, parsing, timeouts, flood control) and a write task (draining the
-//! client's [`Outbox`] into the socket, many lines per write).
+//! client's [`Outbox`] into the socket, many lines per write). A connection
+//! reports to the layer above as [`ConnectionEvent`]s through an [`Inbox`];
+//! nothing here names a core type.
 
 mod connection;
 mod deadlines;
