@@ -94,20 +94,7 @@ pub async fn start_with(config: Config, options: Options) -> Result<ServerHandle
 
     let config = Arc::new(config);
     let (inbox, events) = mpsc::channel(core::INBOX_CAPACITY);
-    let (settings_tx, settings) =
-        watch::channel(Arc::new(ConnectionSettings::from_config(&config)));
-    let limits = ConnectionLimits::new(AdmissionRules::from_config(&config));
-    let stop_accepting = CancellationToken::new();
-    let acceptor = Acceptor {
-        next_id: Arc::new(AtomicU64::new(1)),
-        limits: Arc::clone(&limits),
-        settings,
-        inbox: net::Inbox::new(inbox.clone()),
-        shutdown: stop_accepting.clone(),
-        tasks: TaskTracker::new(),
-        committed: committed_watermark(history.as_ref()),
-    };
-    let connections = acceptor.tasks.clone();
+    let (acceptor, settings) = acceptor(&config, &inbox, history.as_ref());
     for (listener, tls) in listeners.into_iter().zip(&certificates) {
         tokio::spawn(net::serve(listener, acceptor.clone(), tls.clone()));
     }
@@ -116,8 +103,8 @@ pub async fn start_with(config: Config, options: Options) -> Result<ServerHandle
         config_file: config_file.clone(),
         running: Arc::clone(&config),
         core: inbox.clone(),
-        settings: settings_tx,
-        limits,
+        settings,
+        limits: Arc::clone(&acceptor.limits),
         tls: reloadable_certificates(&config, &certificates),
     };
     let worker = tokio::spawn(worker.run(requests));
@@ -131,16 +118,36 @@ pub async fn start_with(config: Config, options: Options) -> Result<ServerHandle
     }
     state.seed_playback(preload);
     let core = tokio::spawn(core::run(state, events));
-    tokio::spawn(give_back_memory(stop_accepting.clone()));
+    tokio::spawn(give_back_memory(acceptor.shutdown.clone()));
     Ok(ServerHandle {
         local_addrs,
         inbox,
-        stop_accepting,
+        stop_accepting: acceptor.shutdown,
         core,
         worker,
-        connections,
+        connections: acceptor.tasks,
         history,
     })
+}
+
+/// What the accept loops share, and the sender that publishes new
+/// connection settings to them (on REHASH).
+fn acceptor(
+    config: &Config,
+    inbox: &mpsc::Sender<Event>,
+    history: Option<&History>,
+) -> (Acceptor<Event>, watch::Sender<Arc<ConnectionSettings>>) {
+    let (publish, settings) = watch::channel(Arc::new(ConnectionSettings::from_config(config)));
+    let acceptor = Acceptor {
+        next_id: Arc::new(AtomicU64::new(1)),
+        limits: ConnectionLimits::new(AdmissionRules::from_config(config)),
+        settings,
+        inbox: net::Inbox::new(inbox.clone()),
+        shutdown: CancellationToken::new(),
+        tasks: TaskTracker::new(),
+        committed: committed_watermark(history),
+    };
+    (acceptor, publish)
 }
 
 /// The configuration with its cloaking key, read from (or first written
