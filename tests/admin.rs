@@ -304,3 +304,46 @@ async fn an_exempt_operator_is_not_flood_limited() {
     alice.expect_containing("PONG irc.test :49").await;
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_broken_before_rehash_is_named() {
+    let dir = scratch("certificate");
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    std::fs::write(&cert, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.key_pair.serialize_pem()).unwrap();
+    // A second address for the TLS listener: a port that was free a moment ago.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let file = dir.join("rookery.toml");
+    let text = format!(
+        "{}\n[[listen]]\naddress = \"127.0.0.1:{port}\"\ntls = {{ cert = \"{}\", key = \"{}\" }}\n",
+        config_text(2, &dir.join("bans.toml")),
+        cert.display(),
+        key.display()
+    );
+    std::fs::write(&file, text).unwrap();
+    let server = rookery::start_with(config::load(&file).unwrap(), options(&file))
+        .await
+        .unwrap();
+    let mut alice = Client::register(server.local_addrs()[0], "alice").await;
+    become_oper(&mut alice).await;
+
+    std::fs::write(&cert, "not a certificate").unwrap();
+    alice.send("REHASH").await;
+    alice.expect_containing(" 382 ").await;
+    let failed = alice.expect_containing("NOTICE").await;
+    assert_eq!(
+        failed,
+        format!(
+            ":irc.test NOTICE alice :REHASH failed, the running configuration is unchanged: \
+             {}: cannot read the certificate: no PEM certificate found",
+            cert.display()
+        )
+    );
+    server.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
