@@ -7,7 +7,8 @@
 //!   drains the client's outbox into the socket.
 //! - [`proto`]: the wire format: framing with byte limits, the nom parser,
 //!   the serializer with its trailing-colon policy, numerics, casemapping,
-//!   glob masks, and the one table of channel and user mode letters.
+//!   glob masks, address ranges, and the one table of channel and user
+//!   mode letters.
 //! - [`core`]: one task owning all state (clients, nicks, channels). The
 //!   `State` struct and its event entry point are in `core/state.rs`; its
 //!   helpers sit beside their concern (`delivery.rs`, `replies.rs`,
