@@ -3,9 +3,9 @@
 
 use super::caps::Caps;
 use super::commands::{
-    away, cap, chathistory, connection, help, info, invite, ison, join, kick, kill, kline, list,
-    message, monitor, names, oper, part, refusals, registration, rehash, setname, stats, topic,
-    user_mode, userhost, wallops, who, whois, whowas,
+    away, cap, chathistory, help, info, invite, ison, join, kick, kill, kline, list, message, mode,
+    monitor, names, oper, part, ping, quit, refusals, registration, rehash, setname, stats, topic,
+    userhost, wallops, who, whois, whowas,
 };
 use super::{ClientId, State, labeled};
 use crate::proto::Message;
@@ -89,7 +89,7 @@ static COMMANDS: &[Command] = &[
     command("LINKS", info::links, 0),
     command("LIST", list::list, 0),
     command("LUSERS", info::lusers, 0),
-    command("MODE", user_mode::mode, 1),
+    command("MODE", mode::mode, 1),
     command("MONITOR", monitor::monitor, 1),
     command("MOTD", info::motd, 0),
     command("NAMES", names::names, 0),
@@ -99,10 +99,10 @@ static COMMANDS: &[Command] = &[
     command("OPER", oper::oper, 2),
     command("PART", part::part, 1),
     registering("PASS", registration::pass, 1),
-    early("PING", connection::ping, 1),
-    early("PONG", connection::pong, 0),
+    early("PING", ping::ping, 1),
+    early("PONG", ping::pong, 0),
     command("PRIVMSG", message::privmsg, 0),
-    early("QUIT", connection::quit, 0),
+    early("QUIT", quit::quit, 0),
     oper_only("REHASH", rehash::rehash, 0),
     command("SETNAME", setname::setname, 1),
     command("STATS", stats::stats, 0),

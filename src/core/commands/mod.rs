@@ -16,6 +16,7 @@ pub mod kill;
 pub mod kline;
 pub mod list;
 pub mod message;
+pub mod mode;
 pub mod monitor;
 pub mod names;
 pub mod oper;
