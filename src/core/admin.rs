@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tracing::error;
 
-use super::commands::unix_time;
+use super::clock::unix_time;
 use super::{ClientId, Event, State};
 use crate::config::Privilege;
 use crate::net::{AddressKey, Cidr};

@@ -16,6 +16,7 @@ mod channel;
 mod chghost;
 mod client;
 pub mod cloak;
+mod clock;
 pub mod commands;
 mod delivery;
 mod disconnect;
@@ -44,8 +45,9 @@ use tokio::sync::mpsc;
 pub use admin::{AdminRequest, AdminState, BanKind, BanLine, BanList, OperAnswer, Reloaded};
 pub use channel::{Channel, ChannelModes, ListEntry, Membership, Topic};
 pub use client::Client;
+pub use clock::{Clock, SystemClock};
 pub use isupport::isupport_tokens;
-pub use state::{Clock, State, SystemClock};
+pub use state::State;
 
 use crate::net::Outbox;
 use crate::proto::Message;

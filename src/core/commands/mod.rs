@@ -1,7 +1,5 @@
 //! Command handlers, one file per command family.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 pub mod away;
 pub mod cap;
 pub mod channel_mode;
@@ -36,8 +34,3 @@ pub mod who;
 pub mod whois;
 pub mod whowas;
 pub mod whox;
-
-/// Seconds since the epoch, for 317, 329, 367 and friends.
-pub(crate) fn unix_time(time: SystemTime) -> u64 {
-    time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}

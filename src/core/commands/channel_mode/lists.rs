@@ -6,7 +6,7 @@ use std::time::SystemTime;
 use bytes::Bytes;
 
 use super::{Applied, Refusal};
-use crate::core::commands::unix_time;
+use crate::core::clock::unix_time;
 use crate::core::{Channel, ClientId, ListEntry, State, extban};
 use crate::proto::mask::Mask;
 use crate::proto::modes::ListKind;

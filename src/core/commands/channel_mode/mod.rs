@@ -15,7 +15,7 @@ use apply::{apply, broadcast};
 use lists::show_list;
 use parse::{Request, parse};
 
-use super::unix_time;
+use crate::core::clock::unix_time;
 use crate::core::commands::refusals;
 use crate::core::{ClientId, State};
 use crate::proto::modes::{self, ChannelModeKind};
