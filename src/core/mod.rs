@@ -9,7 +9,7 @@
 //! `disconnect.rs`, `whowas.rs`, `monitor.rs`, `chghost.rs`. `dispatch.rs`
 //! is the command table; `commands/` has the handlers.
 
-pub mod admin;
+mod bans;
 pub mod broadcast;
 pub mod caps;
 mod channel;
@@ -25,8 +25,10 @@ pub mod extban;
 pub mod history_access;
 mod hold;
 pub mod isupport;
+mod jobs;
 mod labeled;
 mod monitor;
+mod oper_lockout;
 pub mod playback;
 mod replies;
 mod state;
@@ -42,11 +44,12 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-pub use admin::{AdminRequest, AdminState, BanKind, BanLine, BanList, OperAnswer, Reloaded};
+pub use bans::{BanKind, BanLine, BanList};
 pub use channel::{Channel, ChannelModes, ListEntry, Membership, Topic};
 pub use client::Client;
 pub use clock::{Clock, SystemClock};
 pub use isupport::isupport_tokens;
+pub use jobs::{AdminRequest, AdminState, OperAnswer, Reloaded};
 pub use state::State;
 
 use crate::net::Outbox;

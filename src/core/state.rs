@@ -17,7 +17,7 @@ use super::commands::{chathistory, oper, rehash};
 use super::hold::Input;
 use super::labeled::Capture;
 use super::whowas::Whowas;
-use super::{AdminState, Channel, Client, ClientId, Clock, Event, IdMap, IdSet, admin, isupport};
+use super::{AdminState, Channel, Client, ClientId, Clock, Event, IdMap, IdSet, bans, isupport};
 use crate::config::Config;
 use crate::history::ring::PlaybackRings;
 use crate::history::{self, HistoryHandle, Preload, Record};
@@ -175,7 +175,7 @@ impl State {
                     client.host = cloak.host(peer.ip());
                 }
                 self.clients.insert(id, client);
-                admin::refuse_if_dlined(self, id);
+                bans::refuse_if_dlined(self, id);
             }
             Event::Message { id, message } => self.input(id, Input::Message(message)),
             Event::InputTooLong { id } => self.input(id, Input::TooLong),

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 
 use super::info;
-use crate::core::admin::{self, BanKind};
+use crate::core::bans::{self, BanKind};
 use crate::core::commands::refusals;
 use crate::core::{ClientId, State, history_access};
 use crate::proto::validate::is_valid_nick;
@@ -189,8 +189,8 @@ pub fn try_register(state: &mut State, id: ClientId) {
         state.disconnect(id, "Bad password");
         return;
     }
-    if let Some(reason) = admin::kline_for(state, id) {
-        admin::refuse_banned(state, id, BanKind::K, &reason);
+    if let Some(reason) = bans::kline_for(state, id) {
+        bans::refuse_banned(state, id, BanKind::K, &reason);
         return;
     }
     let Some(client) = state.clients.get_mut(&id) else {
