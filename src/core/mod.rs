@@ -23,6 +23,7 @@ mod disconnect;
 mod dispatch;
 pub mod extban;
 pub mod history_access;
+mod history_answer;
 mod hold;
 pub mod isupport;
 mod jobs;
@@ -90,7 +91,7 @@ pub enum Event {
         valid: bool,
     },
     /// The history reader answered a CHATHISTORY request.
-    HistoryAnswered(Box<commands::chathistory::Answer>),
+    HistoryAnswered(Box<history_answer::Answer>),
     /// History commits started failing (a full disk), or succeed again.
     HistoryHealth { degraded: bool },
     /// The server is stopping: say goodbye to everyone.
