@@ -5,9 +5,13 @@
 //!
 //! `state.rs` holds [`State`] and [`State::handle`]; the methods handlers
 //! use live beside their concern: `delivery.rs` (sending and fan-out),
-//! `replies.rs` (numerics and FAIL), `labeled.rs` (labeled-response),
-//! `disconnect.rs`, `whowas.rs`, `monitor.rs`, `chghost.rs`. `dispatch.rs`
-//! is the command table; `commands/` has the handlers.
+//! `replies.rs` (numerics, FAIL, server NOTICEs, the privilege check),
+//! `labeled.rs` (labeled-response), `disconnect.rs`, `whowas.rs`,
+//! `monitor.rs`, `chghost.rs`. Beside them: `bans.rs` (K-lines and
+//! D-lines), `oper_lockout.rs` (failed OPER attempts), `jobs.rs` (what the
+//! core hands to the blocking worker), `history_answer.rs` (a CHATHISTORY
+//! answer on its way back) and `clock.rs`. `dispatch.rs` is the command
+//! table; `commands/` has the handlers, one file per command or family.
 
 mod bans;
 pub mod broadcast;
