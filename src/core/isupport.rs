@@ -5,8 +5,7 @@ use super::{ClientId, State, extban};
 use crate::config::Config;
 use crate::proto::modes::{self, ListKind};
 use crate::proto::numeric;
-
-pub const CHANTYPES: &str = "#&";
+use crate::proto::validate::CHANTYPES;
 
 /// The longest channel key (KEYLEN): the common value, and short enough to type.
 pub const KEYLEN: usize = 23;

@@ -4,10 +4,11 @@
 use super::{channel_mode, user_mode};
 use crate::core::{ClientId, State};
 use crate::proto::Message;
+use crate::proto::validate::is_channel_name;
 
 /// MODE <target> [<modestring> [<mode arguments>...]]
 pub fn mode(state: &mut State, id: ClientId, message: &Message) {
-    if message.param(0).starts_with(['#', '&']) {
+    if is_channel_name(message.param(0)) {
         channel_mode::mode(state, id, message);
     } else {
         user_mode::mode(state, id, message);
