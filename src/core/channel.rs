@@ -206,6 +206,13 @@ impl Channel {
         }
     }
 
+    /// Lets `id` in with `membership`, noting when for join-time-only
+    /// history. The client's side is [`State::add_member`]'s job.
+    pub fn add_member(&mut self, id: ClientId, membership: Membership, now: SystemTime) {
+        self.members.insert(id, membership);
+        self.joined.insert(id, now);
+    }
+
     /// Takes a member out; true when the room should now disappear.
     pub fn remove_member(&mut self, id: ClientId) -> bool {
         self.members.remove(&id);

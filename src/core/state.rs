@@ -17,7 +17,9 @@ use super::commands::{chathistory, oper, rehash};
 use super::hold::Input;
 use super::labeled::Capture;
 use super::whowas::Whowas;
-use super::{AdminState, Channel, Client, ClientId, Clock, Event, IdMap, IdSet, bans, isupport};
+use super::{
+    AdminState, Channel, Client, ClientId, Clock, Event, IdMap, IdSet, Membership, bans, isupport,
+};
 use crate::config::Config;
 use crate::history::ring::PlaybackRings;
 use crate::history::{self, HistoryHandle, Preload, Record};
@@ -281,6 +283,19 @@ impl State {
             self.playback.push(record, seq);
         }
         seq
+    }
+
+    /// Puts `id` into an existing room on both sides: the room lists the
+    /// member (and when it joined), the client lists the room.
+    pub fn add_member(&mut self, id: ClientId, channel: &Folded, membership: Membership) {
+        let now = self.clock.now();
+        let (Some(room), Some(client)) =
+            (self.channels.get_mut(channel), self.clients.get_mut(&id))
+        else {
+            return;
+        };
+        room.add_member(id, membership, now);
+        client.channels.insert(channel.clone());
     }
 
     /// Takes `id` out of a room on both sides (only the room's, once the
