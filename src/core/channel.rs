@@ -35,13 +35,13 @@ impl Membership {
     }
 
     /// The statuses held, highest first, as their prefix rows write them.
-    pub fn held(self) -> impl Iterator<Item = StatusMode> {
+    pub(crate) fn held(self) -> impl Iterator<Item = StatusMode> {
         modes::status_modes().filter(move |mode| self.has(mode.status))
     }
 
     /// Whether the member holds `status` or a status above it: an op
     /// hears what is sent to `+#room`.
-    pub fn at_least(self, status: MemberStatus) -> bool {
+    pub(crate) fn at_least(self, status: MemberStatus) -> bool {
         for mode in modes::status_modes() {
             if self.has(mode.status) {
                 return true;
@@ -54,7 +54,7 @@ impl Membership {
     }
 
     /// Whether the member holds `status` itself.
-    pub fn has(self, status: MemberStatus) -> bool {
+    pub(crate) fn has(self, status: MemberStatus) -> bool {
         match status {
             MemberStatus::Op => self.op,
             MemberStatus::Voice => self.voice,
@@ -208,7 +208,7 @@ impl Channel {
 
     /// Lets `id` in with `membership`, noting when for join-time-only
     /// history. The client's side is [`State::add_member`]'s job.
-    pub fn add_member(&mut self, id: ClientId, membership: Membership, now: SystemTime) {
+    pub(crate) fn add_member(&mut self, id: ClientId, membership: Membership, now: SystemTime) {
         self.members.insert(id, membership);
         self.joined.insert(id, now);
     }

@@ -105,7 +105,7 @@ pub struct AdminState {
     /// The file REHASH reloads, when the server was started from one.
     pub config_file: Option<PathBuf>,
     pub bans: BanList,
-    pub oper_lockout: OperLockout,
+    pub(crate) oper_lockout: OperLockout,
 }
 
 impl AdminState {

@@ -13,7 +13,7 @@ pub const OPER_LOCKOUT: Duration = Duration::from_secs(60);
 
 /// OPER attempts per address, forgotten once they expire.
 #[derive(Debug, Default)]
-pub struct OperLockout {
+pub(crate) struct OperLockout {
     attempts: HashMap<AddressKey, OperAttempts>,
 }
 

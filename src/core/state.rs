@@ -287,7 +287,7 @@ impl State {
 
     /// Puts `id` into an existing room on both sides: the room lists the
     /// member (and when it joined), the client lists the room.
-    pub fn add_member(&mut self, id: ClientId, channel: &Folded, membership: Membership) {
+    pub(crate) fn add_member(&mut self, id: ClientId, channel: &Folded, membership: Membership) {
         let now = self.clock.now();
         let (Some(room), Some(client)) =
             (self.channels.get_mut(channel), self.clients.get_mut(&id))

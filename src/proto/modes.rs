@@ -168,7 +168,7 @@ pub fn chanmodes() -> String {
 
 /// A member status as its prefix row writes it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct StatusMode {
+pub(crate) struct StatusMode {
     pub status: MemberStatus,
     /// The MODE letter, e.g. `o`.
     pub letter: char,
@@ -177,7 +177,7 @@ pub struct StatusMode {
 }
 
 /// The prefix rows, highest status first.
-pub fn status_modes() -> impl Iterator<Item = StatusMode> {
+pub(crate) fn status_modes() -> impl Iterator<Item = StatusMode> {
     CHANNEL_MODES.iter().filter_map(|mode| match mode.kind {
         ChannelModeKind::Prefix { status, symbol } => Some(StatusMode {
             status,
@@ -189,7 +189,7 @@ pub fn status_modes() -> impl Iterator<Item = StatusMode> {
 }
 
 /// Whether `symbol` is a status prefix (`@`, `+`), as in `@#room`.
-pub fn is_status_symbol(symbol: char) -> bool {
+pub(crate) fn is_status_symbol(symbol: char) -> bool {
     status_modes().any(|mode| mode.symbol == symbol)
 }
 

@@ -35,7 +35,7 @@ pub const CHANTYPES: &str = "#&";
 
 /// Whether a target names a channel rather than a nick: it starts with one
 /// of [`CHANTYPES`]. Whether the name is acceptable is [`is_valid_channel`].
-pub fn is_channel_name(target: &str) -> bool {
+pub(crate) fn is_channel_name(target: &str) -> bool {
     target.starts_with(|c| CHANTYPES.contains(c))
 }
 
