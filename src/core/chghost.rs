@@ -1,5 +1,6 @@
-//! A change of a client's user or host (chghost). Nothing changes hosts yet
-//! (no cloaks, no vhosts); this is the one way to do it when something does.
+//! A change of a client's user or host (chghost). Nothing changes a host
+//! after connecting yet (a cloak is set at connect; there are no vhosts);
+//! this is the one way to do it when something does.
 
 use super::caps::Caps;
 use super::{Client, ClientId, State};
