@@ -1,7 +1,7 @@
 //! One event for many clients. Each client gets the form its capabilities
-//! ask for (with or without server-time, message tags, account tag, or an
-//! extended body such as extended-join's), and each form is serialized once
-//! per event, not once per member.
+//! ask for (with or without server-time, message tags, or an extended body
+//! such as extended-join's), and each form is serialized once per event,
+//! not once per member.
 
 use std::time::SystemTime;
 
@@ -12,8 +12,7 @@ use crate::proto::tags::{server_time, with_tags, write_tag};
 
 const TIME: usize = 1;
 const TAGS: usize = 2;
-const ACCOUNT: usize = 4;
-const ALTERNATIVE: usize = 8;
+const ALTERNATIVE: usize = 4;
 
 /// An event line and the tags it may carry.
 #[derive(Debug)]
@@ -23,13 +22,12 @@ pub struct Broadcast {
     alternative: Option<(Caps, Bytes)>,
     time: SystemTime,
     msgid: Option<String>,
-    account: Option<String>,
     /// Client-only tags, escaped and joined, for message-tags clients.
     client_tags: Option<String>,
     bot: bool,
     /// The history record every form must wait for (0: none).
     seq: u64,
-    forms: [Option<Bytes>; 16],
+    forms: [Option<Bytes>; 8],
 }
 
 impl Broadcast {
@@ -40,7 +38,6 @@ impl Broadcast {
             alternative: None,
             time,
             msgid: None,
-            account: None,
             client_tags: None,
             bot: false,
             seq: 0,
@@ -55,11 +52,6 @@ impl Broadcast {
 
     pub fn with_client_tags(mut self, tags: Option<String>) -> Broadcast {
         self.client_tags = tags;
-        self
-    }
-
-    pub fn with_account(mut self, account: Option<String>) -> Broadcast {
-        self.account = account;
         self
     }
 
@@ -92,11 +84,6 @@ impl Broadcast {
         self.time
     }
 
-    /// The plain form: no tags, the ordinary body.
-    pub fn plain(&self) -> &Bytes {
-        &self.body
-    }
-
     /// The line for a client with `caps`, built on first use.
     pub fn line_for(&mut self, caps: Caps) -> Bytes {
         let mut form = 0;
@@ -106,9 +93,6 @@ impl Broadcast {
         let has_tags = self.msgid.is_some() || self.client_tags.is_some() || self.bot;
         if caps.contains(Caps::MESSAGE_TAGS) && has_tags {
             form |= TAGS;
-        }
-        if caps.contains(Caps::ACCOUNT_TAG) && self.account.is_some() {
-            form |= ACCOUNT;
         }
         if self
             .alternative
@@ -133,9 +117,6 @@ impl Broadcast {
             }
             write_tag(&mut tags, key, value);
         };
-        if form & ACCOUNT != 0 {
-            add("account", self.account.as_deref());
-        }
         if form & TAGS != 0 {
             if self.bot {
                 add("bot", None);

@@ -41,15 +41,6 @@ impl Caps {
         self.0 &= !other.0;
     }
 
-    /// Only the capabilities in `mask`.
-    pub fn intersection(self, mask: Caps) -> Caps {
-        Caps(self.0 & mask.0)
-    }
-
-    pub fn bits(self) -> u32 {
-        self.0
-    }
-
     pub fn union(self, other: Caps) -> Caps {
         Caps(self.0 | other.0)
     }

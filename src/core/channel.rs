@@ -7,7 +7,7 @@ use super::{Client, ClientId, IdMap, State};
 use crate::config::Privilege;
 use crate::proto::Folded;
 use crate::proto::mask::Mask;
-use crate::proto::modes::{self, ChannelFlag, MemberStatus};
+use crate::proto::modes::{self, ChannelFlag, MemberStatus, StatusMode};
 
 /// How long an invite lets its target past +i (or +l): long enough to
 /// read it and join, short enough that a forgotten one does not linger.
@@ -24,13 +24,40 @@ pub struct Membership {
 }
 
 impl Membership {
-    /// The highest prefix, or every prefix for multi-prefix clients.
-    pub fn prefixes(self, all: bool) -> &'static str {
-        match (self.op, self.voice, all) {
-            (true, true, true) => "@+",
-            (true, _, _) => "@",
-            (false, true, _) => "+",
-            _ => "",
+    /// The highest prefix, or every prefix (highest first) for
+    /// multi-prefix clients; empty without a status.
+    pub fn prefixes(self, all: bool) -> String {
+        let held = self.held().map(|mode| mode.symbol);
+        match all {
+            true => held.collect(),
+            false => held.take(1).collect(),
+        }
+    }
+
+    /// The statuses held, highest first, as their prefix rows write them.
+    pub(crate) fn held(self) -> impl Iterator<Item = StatusMode> {
+        modes::status_modes().filter(move |mode| self.has(mode.status))
+    }
+
+    /// Whether the member holds `status` or a status above it: an op
+    /// hears what is sent to `+#room`.
+    pub(crate) fn at_least(self, status: MemberStatus) -> bool {
+        for mode in modes::status_modes() {
+            if self.has(mode.status) {
+                return true;
+            }
+            if mode.status == status {
+                break;
+            }
+        }
+        false
+    }
+
+    /// Whether the member holds `status` itself.
+    pub(crate) fn has(self, status: MemberStatus) -> bool {
+        match status {
+            MemberStatus::Op => self.op,
+            MemberStatus::Voice => self.voice,
         }
     }
 
@@ -179,6 +206,13 @@ impl Channel {
         }
     }
 
+    /// Lets `id` in with `membership`, noting when for join-time-only
+    /// history. The client's side is [`State::add_member`]'s job.
+    pub(crate) fn add_member(&mut self, id: ClientId, membership: Membership, now: SystemTime) {
+        self.members.insert(id, membership);
+        self.joined.insert(id, now);
+    }
+
     /// Takes a member out; true when the room should now disappear.
     pub fn remove_member(&mut self, id: ClientId) -> bool {
         self.members.remove(&id);
@@ -288,5 +322,46 @@ impl State {
         self.clients
             .get(&id)
             .is_some_and(|client| client.has_privilege(Privilege::SeeSecret))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Membership;
+    use crate::proto::modes::MemberStatus;
+
+    const NONE: Membership = Membership {
+        op: false,
+        voice: false,
+    };
+    const VOICE: Membership = Membership {
+        op: false,
+        voice: true,
+    };
+    const OP: Membership = Membership {
+        op: true,
+        voice: false,
+    };
+    const BOTH: Membership = Membership {
+        op: true,
+        voice: true,
+    };
+
+    #[test]
+    fn prefixes_show_the_highest_status_or_all_of_them() {
+        assert_eq!(BOTH.prefixes(true), "@+");
+        assert_eq!(BOTH.prefixes(false), "@");
+        assert_eq!(OP.prefixes(true), "@");
+        assert_eq!(VOICE.prefixes(false), "+");
+        assert_eq!(NONE.prefixes(true), "");
+    }
+
+    #[test]
+    fn a_status_includes_those_above_it() {
+        assert!(OP.at_least(MemberStatus::Voice));
+        assert!(VOICE.at_least(MemberStatus::Voice));
+        assert!(!VOICE.at_least(MemberStatus::Op));
+        assert!(!NONE.at_least(MemberStatus::Voice));
+        assert!(BOTH.at_least(MemberStatus::Op));
     }
 }

@@ -17,27 +17,14 @@ use super::commands::{chathistory, oper, rehash};
 use super::hold::Input;
 use super::labeled::Capture;
 use super::whowas::Whowas;
-use super::{AdminState, Channel, Client, ClientId, Event, IdMap, IdSet, admin, isupport};
+use super::{
+    AdminState, Channel, Client, ClientId, Clock, Event, IdMap, IdSet, Membership, bans, isupport,
+};
 use crate::config::Config;
 use crate::history::ring::PlaybackRings;
 use crate::history::{self, HistoryHandle, Preload, Record};
 use crate::proto::AddressKey;
 use crate::proto::Folded;
-
-/// Where the core reads the time: a trait so tests can hold it still.
-pub trait Clock: Send {
-    fn now(&self) -> SystemTime;
-}
-
-/// The wall clock.
-#[derive(Debug, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> SystemTime {
-        SystemTime::now()
-    }
-}
 
 /// Everything the server knows; owned by the core task alone.
 pub struct State {
@@ -190,7 +177,7 @@ impl State {
                     client.host = cloak.host(peer.ip());
                 }
                 self.clients.insert(id, client);
-                admin::refuse_if_dlined(self, id);
+                bans::refuse_if_dlined(self, id);
             }
             Event::Message { id, message } => self.input(id, Input::Message(message)),
             Event::InputTooLong { id } => self.input(id, Input::TooLong),
@@ -296,6 +283,19 @@ impl State {
             self.playback.push(record, seq);
         }
         seq
+    }
+
+    /// Puts `id` into an existing room on both sides: the room lists the
+    /// member (and when it joined), the client lists the room.
+    pub(crate) fn add_member(&mut self, id: ClientId, channel: &Folded, membership: Membership) {
+        let now = self.clock.now();
+        let (Some(room), Some(client)) =
+            (self.channels.get_mut(channel), self.clients.get_mut(&id))
+        else {
+            return;
+        };
+        room.add_member(id, membership, now);
+        client.channels.insert(channel.clone());
     }
 
     /// Takes `id` out of a room on both sides (only the room's, once the

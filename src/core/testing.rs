@@ -210,20 +210,15 @@ impl Harness {
         let mut channel = Channel::new(name, now);
         channel.modes.no_external = true;
         channel.modes.topic_ops_only = true;
+        self.state.channels.insert(folded.clone(), channel);
         for (nick, op) in members {
+            let membership = Membership {
+                op: *op,
+                voice: false,
+            };
             let id = self.id(nick);
-            channel.members.insert(
-                id,
-                Membership {
-                    op: *op,
-                    voice: false,
-                },
-            );
-            if let Some(client) = self.state.clients.get_mut(&id) {
-                client.channels.insert(folded.clone());
-            }
+            self.state.add_member(id, &folded, membership);
         }
-        self.state.channels.insert(folded, channel);
     }
 
     pub fn channel(&self, name: &str) -> &Channel {

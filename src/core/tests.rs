@@ -1,6 +1,7 @@
 //! Scenarios that cross handlers: fan-out counts, peers, membership on
 //! both sides.
 
+use super::Membership;
 use super::testing::Harness;
 
 #[test]
@@ -129,4 +130,43 @@ fn crafted_parameters_never_break_a_reply() {
         let params = line.split(" :").count();
         assert!(params <= 2, "more than one trailing part in {line:?}");
     }
+}
+
+#[test]
+fn add_member_and_remove_member_keep_both_sides_in_step() {
+    let mut harness = Harness::new();
+    harness.register("alice");
+    harness.register("bob");
+    harness.room("#room", &[("bob", true)]);
+    harness.advance(5);
+    let alice = harness.id("alice");
+    let folded = harness.state.fold("#room");
+    let voiced = Membership {
+        op: false,
+        voice: true,
+    };
+    harness.state.add_member(alice, &folded, voiced);
+    let room = harness.channel("#room");
+    assert_eq!(room.members.get(&alice), Some(&voiced));
+    assert_eq!(room.joined.get(&alice), Some(&harness.state.clock.now()));
+    assert!(harness.state.clients[&alice].channels.contains(&folded));
+    harness.check().unwrap();
+
+    harness.state.remove_member(alice, &folded);
+    let room = harness.channel("#room");
+    assert!(!room.members.contains_key(&alice) && !room.joined.contains_key(&alice));
+    assert!(!harness.state.clients[&alice].channels.contains(&folded));
+    harness.check().unwrap();
+}
+
+#[test]
+fn add_member_to_a_room_that_is_gone_changes_nothing() {
+    let mut harness = Harness::new();
+    let alice = harness.register("alice");
+    let folded = harness.state.fold("#gone");
+    harness
+        .state
+        .add_member(alice, &folded, Membership::default());
+    assert!(harness.state.clients[&alice].channels.is_empty());
+    harness.check().unwrap();
 }

@@ -7,7 +7,8 @@ use crate::proto::validate::is_valid_tag_key;
 
 /// Checks the cross-references that handlers must keep in step:
 ///
-/// - every member of a room has the room in its `channels`, and the reverse;
+/// - every member of a room has the room in its `channels` and a join
+///   time, and the reverse;
 /// - no room is empty, and each is filed under its folded name;
 /// - the nick index and the clients' nicks (casefolded) match one to one;
 /// - a registered client has a nick and a user name, and only registered
@@ -21,6 +22,10 @@ pub fn invariants(state: &State) -> Result<(), String> {
         }
         if state.fold(&channel.name) != *folded {
             return Err(format!("room {:?} filed under {folded:?}", channel.name));
+        }
+        let timed = |member| channel.joined.contains_key(member);
+        if channel.joined.len() != channel.members.len() || !channel.members.keys().all(timed) {
+            return Err(format!("room {folded:?}'s join times are not its members'"));
         }
         for member in channel.members.keys() {
             let Some(client) = state.clients.get(member) else {

@@ -166,24 +166,42 @@ pub fn chanmodes() -> String {
     (0..4).map(class).collect::<Vec<_>>().join(",")
 }
 
-/// The prefix rows' letters and symbols, highest first.
-fn prefixes() -> impl Iterator<Item = (char, char)> {
+/// A member status as its prefix row writes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct StatusMode {
+    pub status: MemberStatus,
+    /// The MODE letter, e.g. `o`.
+    pub letter: char,
+    /// The prefix shown before a nick, e.g. `@`.
+    pub symbol: char,
+}
+
+/// The prefix rows, highest status first.
+pub(crate) fn status_modes() -> impl Iterator<Item = StatusMode> {
     CHANNEL_MODES.iter().filter_map(|mode| match mode.kind {
-        ChannelModeKind::Prefix { symbol, .. } => Some((mode.letter, symbol)),
+        ChannelModeKind::Prefix { status, symbol } => Some(StatusMode {
+            status,
+            letter: mode.letter,
+            symbol,
+        }),
         _ => None,
     })
 }
 
+/// Whether `symbol` is a status prefix (`@`, `+`), as in `@#room`.
+pub(crate) fn is_status_symbol(symbol: char) -> bool {
+    status_modes().any(|mode| mode.symbol == symbol)
+}
+
 /// PREFIX, e.g. `(ov)@+`.
 pub fn prefix() -> String {
-    let letters: String = prefixes().map(|(letter, _)| letter).collect();
-    let symbols: String = prefixes().map(|(_, symbol)| symbol).collect();
-    format!("({letters}){symbols}")
+    let letters: String = status_modes().map(|mode| mode.letter).collect();
+    format!("({letters}){}", status_symbols())
 }
 
 /// STATUSMSG: the prefix symbols, e.g. `@+`.
 pub fn status_symbols() -> String {
-    prefixes().map(|(_, symbol)| symbol).collect()
+    status_modes().map(|mode| mode.symbol).collect()
 }
 
 /// 004's channel modes: every letter, then those that take an argument.
@@ -294,6 +312,19 @@ mod tests {
         );
         assert_eq!(user_modes_for_004(), "Biow");
         assert_eq!(channel_flag_letters(), "Cimnpst");
+    }
+
+    #[test]
+    fn status_prefixes_come_from_the_prefix_rows_highest_first() {
+        let symbols: Vec<(MemberStatus, char)> = status_modes()
+            .map(|mode| (mode.status, mode.symbol))
+            .collect();
+        assert_eq!(
+            symbols,
+            [(MemberStatus::Op, '@'), (MemberStatus::Voice, '+')]
+        );
+        assert!(is_status_symbol('@') && is_status_symbol('+'));
+        assert!(!is_status_symbol('#') && !is_status_symbol('%'));
     }
 
     #[test]

@@ -8,9 +8,6 @@ use chrono::{DateTime, SecondsFormat, Utc};
 
 use super::message::{Tag, escape_tag_value};
 
-/// The most bytes of tags the server adds to one line, `@` and space included.
-pub const MAX_SERVER_TAGS: usize = 4096;
-
 /// `YYYY-MM-DDThh:mm:ss.sssZ`, as the server-time spec requires.
 pub fn server_time(time: SystemTime) -> String {
     let time: DateTime<Utc> = time.into();

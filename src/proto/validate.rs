@@ -30,13 +30,22 @@ pub fn is_valid_nick(nick: &str, max_len: usize) -> bool {
         })
 }
 
+/// The characters a channel name starts with (CHANTYPES).
+pub const CHANTYPES: &str = "#&";
+
+/// Whether a target names a channel rather than a nick: it starts with one
+/// of [`CHANTYPES`]. Whether the name is acceptable is [`is_valid_channel`].
+pub(crate) fn is_channel_name(target: &str) -> bool {
+    target.starts_with(|c| CHANTYPES.contains(c))
+}
+
 /// A channel name: starts with `#` or `&`, at most `max_len` bytes, with no
 /// space, comma or colon (RFC 2812 §1.3) and no character that is invisible
 /// or moves the cursor: C0 and C1 controls (BEL, NUL, CR, LF, ESC among
 /// them), DEL, and the invisible characters of `is_invisible`.
 pub fn is_valid_channel(name: &str, max_len: usize) -> bool {
     (2..=max_len).contains(&name.len())
-        && matches!(name.as_bytes().first(), Some(b'#' | b'&'))
+        && is_channel_name(name)
         && !name
             .chars()
             .any(|c| matches!(c, ' ' | ',' | ':') || c.is_control() || is_invisible(c))
@@ -163,6 +172,16 @@ mod tests {
     fn nick_length_is_counted_in_bytes() {
         assert!(is_valid_nick("abc", 3));
         assert!(!is_valid_nick("abcd", 3));
+    }
+
+    #[test]
+    fn channel_names_start_with_a_channel_type() {
+        for name in ["#room", "&local", "#"] {
+            assert!(is_channel_name(name), "{name}");
+        }
+        for target in ["alice", "", "@#room", "+#room", "!room", "room#"] {
+            assert!(!is_channel_name(target), "{target}");
+        }
     }
 
     #[test]

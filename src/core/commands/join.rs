@@ -94,8 +94,6 @@ fn join_one(state: &mut State, id: ClientId, name: &str, key: &str) {
         op: creating || (channel.persistent && oper),
         voice: false,
     };
-    channel.members.insert(id, membership);
-    channel.joined.insert(id, now);
     let line = Line::new(Some(&source), "JOIN").arg(&channel.name);
     // extended-join: the account (`*`: nobody is logged in yet) and real name.
     let extended = Line::new(Some(&source), "JOIN")
@@ -103,9 +101,7 @@ fn join_one(state: &mut State, id: ClientId, name: &str, key: &str) {
         .arg("*")
         .trailing(&realname)
         .finish();
-    if let Some(client) = state.clients.get_mut(&id) {
-        client.channels.insert(folded.clone());
-    }
+    state.add_member(id, &folded, membership);
     let mut event = state
         .event_from(id, line.finish())
         .with_alternative(Caps::EXTENDED_JOIN, extended);

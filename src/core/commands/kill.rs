@@ -2,13 +2,13 @@
 //! the user sees `QUIT :Killed (oper (reason))`.
 
 use crate::config::Privilege;
-use crate::core::admin;
 use crate::core::commands::refusals;
+use crate::core::replies;
 use crate::core::{ClientId, State};
 use crate::proto::{Line, Message};
 
 pub fn kill(state: &mut State, id: ClientId, message: &Message) {
-    if !admin::require(state, id, Privilege::Kill) {
+    if !replies::require(state, id, Privilege::Kill) {
         return;
     }
     let target = message.param(0);

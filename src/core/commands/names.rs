@@ -2,9 +2,9 @@
 
 use crate::core::caps::Caps;
 use crate::core::{ClientId, State};
-use crate::proto::numeric;
 use crate::proto::serialize::MAX_LINE;
 use crate::proto::{Folded, Message};
+use crate::proto::{modes, numeric};
 
 /// `NAMES` without a parameter lists nothing: Modern IRC allows a lone 366.
 /// Several rooms (`NAMES #a,#b`) get their 353s and one 366 naming them all
@@ -78,8 +78,8 @@ fn send_name_lines(state: &mut State, id: ClientId, channel: &Folded) -> Option<
         .collect();
     // A stable order makes replies reproducible; a hash map has none.
     entries.sort_unstable_by(|a, b| {
-        a.trim_start_matches(['@', '+'])
-            .cmp(b.trim_start_matches(['@', '+']))
+        a.trim_start_matches(modes::is_status_symbol)
+            .cmp(b.trim_start_matches(modes::is_status_symbol))
     });
     let name = room.name.clone();
     // `:server 353 nick = #room :` and the final CR LF.

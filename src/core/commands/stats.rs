@@ -2,7 +2,7 @@
 //! bans), `o` (operator blocks) and `l` (each client's send queue and time
 //! connected).
 
-use crate::core::admin::{self, BanKind};
+use crate::core::bans::{self, BanKind};
 use crate::core::commands::refusals;
 use crate::core::{ClientId, State};
 use crate::proto::Message;
@@ -53,7 +53,7 @@ fn uptime(state: &mut State, id: ClientId) {
 }
 
 fn bans(state: &mut State, id: ClientId, kind: BanKind) {
-    let now = admin::now_secs(state);
+    let now = bans::now_secs(state);
     let (numeric, letter) = match kind {
         BanKind::K => (numeric::RPL_STATSKLINE, "K"),
         BanKind::D => (numeric::RPL_STATSDLINE, "D"),

@@ -7,6 +7,7 @@ use crate::core::{Client, ClientId, State};
 use crate::proto::mask::Mask;
 use crate::proto::numeric;
 use crate::proto::serialize::echo_param;
+use crate::proto::validate::is_channel_name;
 use crate::proto::{Folded, Message};
 
 /// The most 352 lines one WHO returns; Modern IRC lets servers limit
@@ -18,7 +19,7 @@ struct Row {
     sort_key: Folded,
     id: ClientId,
     channel: String,
-    prefixes: &'static str,
+    prefixes: String,
 }
 
 pub fn who(state: &mut State, id: ClientId, message: &Message) {
@@ -39,7 +40,7 @@ pub fn who(state: &mut State, id: ClientId, message: &Message) {
         .clients
         .get(&id)
         .is_some_and(|client| client.has_cap(Caps::MULTI_PREFIX));
-    let mut rows = if mask.starts_with(['#', '&']) {
+    let mut rows = if is_channel_name(mask) {
         channel_rows(state, id, mask, multi_prefix)
     } else {
         user_rows(state, id, mask)
@@ -52,7 +53,7 @@ pub fn who(state: &mut State, id: ClientId, message: &Message) {
         let Some(client) = state.clients.get(&row.id) else {
             continue;
         };
-        let flags = flags(client, row.prefixes);
+        let flags = flags(client, &row.prefixes);
         if let Some(fields) = &whox {
             let line = fields.reply(state, id, client, &row.channel, &flags);
             state.send(id, line);
@@ -132,7 +133,7 @@ fn user_rows(state: &State, id: ClientId, mask: &str) -> Vec<Row> {
             sort_key: state.fold(&client.nick),
             id: target,
             channel: "*".to_owned(),
-            prefixes: "",
+            prefixes: String::new(),
         })
     };
     if !mask.contains(['*', '?']) {

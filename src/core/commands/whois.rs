@@ -1,7 +1,7 @@
 //! WHOIS: who a user is, where, in which rooms, and how long idle.
 
-use super::unix_time;
 use crate::core::caps::Caps;
+use crate::core::clock::unix_time;
 use crate::core::commands::refusals;
 use crate::core::{ClientId, State};
 use crate::proto::Message;

@@ -3,9 +3,8 @@
 
 use bytes::Bytes;
 
-use super::lists::{self, Setter};
-use super::parse::Request;
-use super::{Applied, Refusal};
+use super::lists;
+use super::{Applied, Refusal, Request, Setter};
 use crate::core::commands::refusals;
 use crate::core::isupport::KEYLEN;
 use crate::core::{Channel, ClientId, State};

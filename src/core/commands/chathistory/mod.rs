@@ -14,13 +14,15 @@ mod parse;
 mod reply;
 
 use crate::core::history_access::{conversation_floor, room_floor};
+use crate::core::history_answer::{Answer, Outcome, Request};
 use crate::core::{ClientId, Event, State};
 use crate::history::{self, Bound, Query, QueryKind, StoreError, TargetsQuery};
+use crate::proto::validate::is_channel_name;
 use crate::proto::{Message, numeric};
 use parse::parse;
-use reply::{Outcome, Request, fail, message_error};
+use reply::{fail, message_error};
 
-pub use reply::{Answer, answered};
+pub use reply::answered;
 
 /// CHATHISTORY, as if unknown while history is off.
 pub fn chathistory(state: &mut State, id: ClientId, message: &Message) {
@@ -78,7 +80,7 @@ pub fn chathistory(state: &mut State, id: ClientId, message: &Message) {
 /// private messages kept, its own conversation with a nick.
 fn readable(state: &State, id: ClientId, target: &str) -> Option<(String, Option<i64>)> {
     let client = state.clients.get(&id)?;
-    if target.starts_with(['#', '&']) {
+    if is_channel_name(target) {
         let folded = state.fold(target);
         let floor = room_floor(state, id, &folded)?;
         return Some((folded.as_str().to_owned(), Some(floor)));

@@ -18,8 +18,10 @@ use crate::core::broadcast::Broadcast;
 use crate::core::caps::Caps;
 use crate::core::isupport::client_tag_denied;
 use crate::core::{ClientId, State};
+use crate::proto::modes;
 use crate::proto::numeric::{self, Numeric};
 use crate::proto::tags::client_only_tags;
+use crate::proto::validate::is_channel_name;
 use crate::proto::{Line, Message};
 
 pub fn privmsg(state: &mut State, id: ClientId, message: &Message) {
@@ -122,8 +124,8 @@ fn relay(state: &mut State, id: ClientId, message: &Message, command: &str) {
         if !seen.insert(state.fold(target)) {
             continue;
         }
-        let statuses = target.trim_start_matches(['@', '+']);
-        let outcome = if statuses.starts_with(['#', '&']) {
+        let statuses = target.trim_start_matches(modes::is_status_symbol);
+        let outcome = if is_channel_name(statuses) {
             let prefixes = &target[..target.len() - statuses.len()];
             to_channel::to_channel(state, id, &outgoing, prefixes, statuses)
         } else {

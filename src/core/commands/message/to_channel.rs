@@ -4,7 +4,7 @@
 use super::{Outgoing, Refusal};
 use crate::core::caps::Caps;
 use crate::core::{Channel, Client, ClientId, Membership, State};
-use crate::proto::numeric;
+use crate::proto::{modes, numeric};
 
 pub(super) fn to_channel(
     state: &mut State,
@@ -36,15 +36,14 @@ pub(super) fn to_channel(
         ));
     }
     // `@+#room` reaches everyone at the lowest status named, as Modern says.
-    let needs_op = !prefixes.is_empty() && !prefixes.contains('+');
-    let needs_voice = prefixes.contains('+');
-    let shown_prefix = match (needs_op, needs_voice) {
-        (true, _) => "@",
-        (_, true) => "+",
-        _ => "",
-    };
+    let lowest = modes::status_modes()
+        .filter(|mode| prefixes.contains(mode.symbol))
+        .last();
     let channel_name = channel.name.clone();
-    let target = format!("{shown_prefix}{channel_name}");
+    let target = match lowest {
+        Some(mode) => format!("{}{channel_name}", mode.symbol),
+        None => channel_name.clone(),
+    };
     let mut event = outgoing.event(state, &target);
     // A STATUSMSG or a TAGMSG is not history: playback would show the one
     // to every member, and the other carries no text.
@@ -63,8 +62,7 @@ pub(super) fn to_channel(
     state.send_to_members(&folded, &mut event, |member, membership| {
         let echo = member.id != id || member.caps.contains(Caps::ECHO_MESSAGE);
         echo && outgoing.wanted_by(member.caps)
-            && (!needs_op || membership.op || member.id == id)
-            && (!needs_voice || membership.op || membership.voice || member.id == id)
+            && lowest.is_none_or(|mode| membership.at_least(mode.status) || member.id == id)
     });
     Ok(())
 }
