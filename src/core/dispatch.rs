@@ -4,10 +4,10 @@
 use super::caps::Caps;
 use super::commands::{
     away, cap, chathistory, connection, help, info, invite, ison, join, kick, kill, kline, list,
-    message, monitor, names, oper, part, refusals, registration, rehash, setname, stats, topic,
-    user_mode, userhost, wallops, who, whois, whowas,
+    message, monitor, names, oper, part, registration, rehash, setname, stats, topic, user_mode,
+    userhost, wallops, who, whois, whowas,
 };
-use super::{ClientId, State, labeled};
+use super::{ClientId, Refusal, State, labeled};
 use crate::proto::Message;
 use crate::proto::numeric;
 
@@ -190,31 +190,29 @@ fn run(state: &mut State, id: ClientId, message: &Message) {
     }
     let Some(command) = find(&message.command) else {
         if registered {
-            state.reply(
+            state.refuse(
                 id,
-                numeric::ERR_UNKNOWNCOMMAND,
-                &[&message.command],
-                "Unknown command",
+                Refusal::new(numeric::ERR_UNKNOWNCOMMAND, &[&message.command]),
             );
         } else {
-            refusals::not_registered(state, id);
+            state.refuse(id, Refusal::not_registered());
         }
         return;
     };
     if !registered && command.phase == Phase::Registered {
-        refusals::not_registered(state, id);
+        state.refuse(id, Refusal::not_registered());
         return;
     }
     if message.params.len() < command.min_params {
-        refusals::need_more_params(state, id, command.name);
+        state.refuse(id, Refusal::need_more_params(command.name));
         return;
     }
     if command.oper_only && !oper {
-        refusals::not_an_operator(state, id);
+        state.refuse(id, Refusal::not_an_operator());
         return;
     }
     if registered && command.phase == Phase::Registering {
-        refusals::already_registered(state, id);
+        state.refuse(id, Refusal::already_registered());
         return;
     }
     (command.handler)(state, id, message);

@@ -45,6 +45,7 @@ pub use admin::{AdminRequest, AdminState, BanKind, BanLine, BanList, OperAnswer,
 pub use channel::{Channel, ChannelModes, ListEntry, Membership, Topic};
 pub use client::Client;
 pub use isupport::isupport_tokens;
+pub use replies::{Refusal, check_privilege};
 pub use state::{Clock, State, SystemClock};
 
 use crate::net::Outbox;

@@ -1,6 +1,7 @@
 //! CAP: IRCv3 capability negotiation over the table in `core::caps`.
 
 use super::registration::try_register;
+use crate::core::Refusal;
 use crate::core::caps::{self, Caps};
 use crate::core::{ClientId, State};
 use crate::proto::numeric;
@@ -18,12 +19,7 @@ pub fn cap(state: &mut State, id: ClientId, message: &Message) {
         "END" => end(state, id),
         _ => {
             let shown = message.param(0).to_owned();
-            state.reply(
-                id,
-                numeric::ERR_INVALIDCAPCMD,
-                &[&shown],
-                "Invalid CAP command",
-            );
+            state.refuse(id, Refusal::new(numeric::ERR_INVALIDCAPCMD, &[&shown]));
         }
     }
 }

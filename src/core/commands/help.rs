@@ -3,6 +3,7 @@
 //! The texts sit here beside the command table; a test there checks that
 //! every command has one and every text a command.
 
+use crate::core::Refusal;
 use crate::core::{ClientId, State};
 use crate::proto::Message;
 use crate::proto::numeric;
@@ -305,12 +306,7 @@ pub fn help(state: &mut State, id: ClientId, message: &Message) {
     }
     let subject = asked.to_ascii_uppercase();
     let Some(text) = text(&subject) else {
-        state.reply(
-            id,
-            numeric::ERR_HELPNOTFOUND,
-            &[asked],
-            "No help available on this topic",
-        );
+        state.refuse(id, Refusal::new(numeric::ERR_HELPNOTFOUND, &[asked]));
         return;
     };
     let lines: Vec<String> = text.iter().map(|line| (*line).to_owned()).collect();

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 
 use super::registration::{VERSION, send_isupport};
+use crate::core::Refusal;
 use crate::core::{ClientId, State};
 use crate::proto::Message;
 use crate::proto::numeric;
@@ -29,7 +30,7 @@ fn names_another_server(state: &mut State, id: ClientId, message: &Message) -> b
         || crate::proto::mask::Mask::new(target, state.config.server.casemapping).matches(server);
     if !ours {
         let target = target.clone();
-        state.reply(id, numeric::ERR_NOSUCHSERVER, &[&target], "No such server");
+        state.refuse(id, Refusal::new(numeric::ERR_NOSUCHSERVER, &[&target]));
     }
     !ours
 }
@@ -48,7 +49,7 @@ pub fn send_motd(state: &mut State, id: ClientId) {
         state.config.motd_lines()
     };
     if lines.is_empty() {
-        state.reply(id, numeric::ERR_NOMOTD, &[], "MOTD File is missing");
+        state.refuse(id, Refusal::new(numeric::ERR_NOMOTD, &[]));
         return;
     }
     let name = state.server_name().to_owned();

@@ -5,8 +5,8 @@
 //! no parameter, INVITE lists the caller's open invites. invite-notify
 //! members are told.
 
+use crate::core::Refusal;
 use crate::core::caps::Caps;
-use crate::core::commands::refusals;
 use crate::core::{ClientId, State};
 use crate::proto::numeric;
 use crate::proto::{Folded, Line, Message};
@@ -18,17 +18,17 @@ pub fn invite(state: &mut State, id: ClientId, message: &Message) {
         return;
     }
     if nick.is_empty() || name.is_empty() {
-        refusals::need_more_params(state, id, "INVITE");
+        state.refuse(id, Refusal::need_more_params("INVITE"));
         return;
     }
     let Some(target) = state.registered_client(&state.fold(nick)) else {
-        refusals::no_such_nick(state, id, nick);
+        state.refuse(id, Refusal::no_such_nick(nick));
         return;
     };
     let (target, target_nick, away) = (target.id, target.nick.clone(), target.away.clone());
     let folded = state.fold(name);
     if state.visible_channel(id, &folded).is_none() {
-        refusals::no_such_channel(state, id, name);
+        state.refuse(id, Refusal::no_such_channel(name));
         return;
     }
     let now = state.clock.now();
@@ -37,24 +37,19 @@ pub fn invite(state: &mut State, id: ClientId, message: &Message) {
     };
     let name = channel.name.clone();
     let invite_only = channel.modes.invite_only;
-    let refuse: Option<fn(&mut State, ClientId, &str)> = match channel.members.get(&id) {
-        None => Some(refusals::not_on_channel),
+    let refusal = match channel.members.get(&id) {
+        None => Some(Refusal::not_on_channel(&name)),
         Some(inviter) if channel.modes.invite_only && !inviter.op => {
-            Some(refusals::not_channel_operator)
+            Some(Refusal::not_channel_operator(&name))
         }
-        Some(_) => None,
-    };
-    if let Some(refuse) = refuse {
-        refuse(state, id, &name);
-        return;
-    }
-    if channel.members.contains_key(&target) {
-        state.reply(
-            id,
+        Some(_) if channel.members.contains_key(&target) => Some(Refusal::new(
             numeric::ERR_USERONCHANNEL,
             &[&target_nick, &name],
-            "is already on channel",
-        );
+        )),
+        Some(_) => None,
+    };
+    if let Some(refusal) = refusal {
+        state.refuse(id, refusal);
         return;
     }
     let by_op = channel.members.get(&id).is_some_and(|inviter| inviter.op);

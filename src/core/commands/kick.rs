@@ -1,7 +1,7 @@
 //! KICK: an operator removes a member from a room.
 
 use super::registration::truncate;
-use crate::core::commands::refusals;
+use crate::core::Refusal;
 use crate::core::{ClientId, State};
 use crate::proto::numeric;
 use crate::proto::{Line, Message};
@@ -23,7 +23,7 @@ pub fn kick(state: &mut State, id: ClientId, message: &Message) {
     let (rooms, targets) = (list(message.param(0)), list(message.param(1)));
     if rooms.is_empty() || targets.is_empty() || (rooms.len() != 1 && rooms.len() != targets.len())
     {
-        refusals::need_more_params(state, id, "KICK");
+        state.refuse(id, Refusal::need_more_params("KICK"));
         return;
     }
     let reason = message.param(2);
@@ -39,16 +39,16 @@ pub fn kick(state: &mut State, id: ClientId, message: &Message) {
 fn kick_one(state: &mut State, id: ClientId, name: &str, target: &str, reason: &str) {
     let folded = state.fold(name);
     let Some(channel) = state.visible_channel(id, &folded) else {
-        refusals::no_such_channel(state, id, name);
+        state.refuse(id, Refusal::no_such_channel(name));
         return;
     };
     let name = channel.name.clone();
     let Some(kicker) = channel.members.get(&id) else {
-        refusals::not_on_channel(state, id, &name);
+        state.refuse(id, Refusal::not_on_channel(&name));
         return;
     };
     if !kicker.op {
-        refusals::not_channel_operator(state, id, &name);
+        state.refuse(id, Refusal::not_channel_operator(&name));
         return;
     }
     // An unknown nick is "not on that channel" too: Modern lists only 441 here.
@@ -58,11 +58,9 @@ fn kick_one(state: &mut State, id: ClientId, name: &str, target: &str, reason: &
         .copied()
         .filter(|target| channel.members.contains_key(target));
     let (Some(kicked), Some(kicker)) = (kicked, state.clients.get(&id)) else {
-        state.reply(
+        state.refuse(
             id,
-            numeric::ERR_USERNOTINCHANNEL,
-            &[target, &name],
-            "They aren't on that channel",
+            Refusal::new(numeric::ERR_USERNOTINCHANNEL, &[target, &name]),
         );
         return;
     };

@@ -2,8 +2,8 @@
 //! the user sees `QUIT :Killed (oper (reason))`.
 
 use crate::config::Privilege;
+use crate::core::Refusal;
 use crate::core::admin;
-use crate::core::commands::refusals;
 use crate::core::{ClientId, State};
 use crate::proto::{Line, Message};
 
@@ -14,7 +14,7 @@ pub fn kill(state: &mut State, id: ClientId, message: &Message) {
     let target = message.param(0);
     let folded = state.fold(target);
     let Some(&victim) = state.nicks.get(&folded) else {
-        refusals::no_such_nick(state, id, target);
+        state.refuse(id, Refusal::no_such_nick(target));
         return;
     };
     let Some(oper) = state.clients.get(&id) else {

@@ -6,8 +6,8 @@
 
 use tracing::info;
 
+use crate::core::Refusal;
 use crate::core::admin::{self, BanKind, BanLine};
-use crate::core::commands::refusals;
 use crate::core::{ClientId, State};
 use crate::net::Cidr;
 use crate::proto::Message;
@@ -40,7 +40,7 @@ fn add(state: &mut State, id: ClientId, message: &Message, kind: BanKind) {
     let target = message.param(at);
     if target.is_empty() {
         let command = if kind == BanKind::K { "KLINE" } else { "DLINE" };
-        refusals::need_more_params(state, id, command);
+        state.refuse(id, Refusal::need_more_params(command));
         return;
     }
     let Some(mask) = ban_mask(state, kind, target) else {

@@ -11,6 +11,7 @@
 use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
 
+use crate::core::Refusal;
 use crate::core::{Channel, ClientId, State};
 use crate::proto::mask::Mask;
 use crate::proto::numeric;
@@ -230,12 +231,7 @@ pub fn list(state: &mut State, id: ClientId, message: &Message) {
         state.send(id, line);
     }
     if truncated {
-        state.reply(
-            id,
-            numeric::ERR_TOOMANYMATCHES,
-            &["LIST"],
-            "Output too large, truncated",
-        );
+        state.refuse(id, Refusal::new(numeric::ERR_TOOMANYMATCHES, &["LIST"]));
     }
     state.reply(id, numeric::RPL_LISTEND, &[], "End of /LIST");
 }

@@ -21,7 +21,6 @@ pub mod monitor;
 pub mod names;
 pub mod oper;
 pub mod part;
-pub mod refusals;
 pub mod registration;
 pub mod rehash;
 pub mod setname;

@@ -1,7 +1,7 @@
 //! MONITOR: a list of nicks whose sign-on and sign-off the client is told
 //! of (730/731). The inverted index lives in `core::monitor`.
 
-use crate::core::commands::refusals;
+use crate::core::Refusal;
 use crate::core::{ClientId, State};
 use crate::proto::numeric::{self, Numeric};
 use crate::proto::serialize::{MAX_LINE, echo_param};
@@ -11,7 +11,7 @@ use crate::proto::{Folded, Message};
 pub fn monitor(state: &mut State, id: ClientId, message: &Message) {
     let targets = message.param(1);
     match message.param(0) {
-        "+" | "-" if targets.is_empty() => refusals::need_more_params(state, id, "MONITOR"),
+        "+" | "-" if targets.is_empty() => state.refuse(id, Refusal::need_more_params("MONITOR")),
         "+" => add(state, id, targets),
         "-" => {
             for target in targets.split(',') {
@@ -70,12 +70,7 @@ fn add(state: &mut State, id: ClientId, targets: &str) {
             if client.monitoring.len() >= limit {
                 let rest = targets[i..].join(",");
                 let limit = limit.to_string();
-                state.reply(
-                    id,
-                    numeric::ERR_MONLISTFULL,
-                    &[&limit, &rest],
-                    "Monitor list is full",
-                );
+                state.refuse(id, Refusal::new(numeric::ERR_MONLISTFULL, &[&limit, &rest]));
                 break;
             }
             client.monitoring.insert(folded.clone(), target.to_owned());

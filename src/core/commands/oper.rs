@@ -8,6 +8,7 @@
 use tracing::{info, warn};
 
 use crate::config::Privilege;
+use crate::core::Refusal;
 use crate::core::admin::{AdminRequest, OperAnswer};
 use crate::core::{ClientId, State};
 use crate::proto::mask::Mask;
@@ -42,7 +43,7 @@ pub fn oper(state: &mut State, id: ClientId, message: &Message) {
     });
     let Some(block) = block.filter(|_| host_ok) else {
         warn!(?nick, %ip, oper = ?name, "OPER failed: no block for this name and host");
-        state.reply(id, numeric::ERR_NOOPERHOST, &[], "No O-lines for your host");
+        state.refuse(id, Refusal::new(numeric::ERR_NOOPERHOST, &[]));
         return;
     };
     let answer = OperAnswer::new(id, block.name.clone(), state.inbox.clone());
@@ -75,7 +76,7 @@ fn answer(state: &mut State, id: ClientId, oper: &str, valid: bool) {
     }
     // A REHASH may have removed the block while the hash was checked.
     let Some(block) = state.config.oper.iter().find(|block| block.name == oper) else {
-        state.reply(id, numeric::ERR_NOOPERHOST, &[], "No O-lines for your host");
+        state.refuse(id, Refusal::new(numeric::ERR_NOOPERHOST, &[]));
         return;
     };
     let privileges = block.privileges.clone();
@@ -107,5 +108,5 @@ fn answer(state: &mut State, id: ClientId, oper: &str, valid: bool) {
 }
 
 fn password_incorrect(state: &mut State, id: ClientId) {
-    state.reply(id, numeric::ERR_PASSWDMISMATCH, &[], "Password incorrect");
+    state.refuse(id, Refusal::new(numeric::ERR_PASSWDMISMATCH, &[]));
 }

@@ -4,8 +4,8 @@
 use chrono::{DateTime, Utc};
 
 use super::info;
+use crate::core::Refusal;
 use crate::core::admin::{self, BanKind};
-use crate::core::commands::refusals;
 use crate::core::{ClientId, State, history_access};
 use crate::proto::validate::is_valid_nick;
 use crate::proto::{Line, Message};
@@ -25,27 +25,17 @@ pub fn pass(state: &mut State, id: ClientId, message: &Message) {
 pub fn nick(state: &mut State, id: ClientId, message: &Message) {
     let wanted = message.param(0);
     if wanted.is_empty() {
-        state.reply(id, numeric::ERR_NONICKNAMEGIVEN, &[], "No nickname given");
+        state.refuse(id, Refusal::new(numeric::ERR_NONICKNAMEGIVEN, &[]));
         return;
     }
     if !is_valid_nick(wanted, state.config.limits.nick_length) {
-        state.reply(
-            id,
-            numeric::ERR_ERRONEOUSNICKNAME,
-            &[wanted],
-            "Erroneous nickname",
-        );
+        state.refuse(id, Refusal::new(numeric::ERR_ERRONEOUSNICKNAME, &[wanted]));
         return;
     }
     let folded = state.fold(wanted);
     match state.nicks.get(&folded) {
         Some(owner) if *owner != id => {
-            state.reply(
-                id,
-                numeric::ERR_NICKNAMEINUSE,
-                &[wanted],
-                "Nickname is already in use",
-            );
+            state.refuse(id, Refusal::new(numeric::ERR_NICKNAMEINUSE, &[wanted]));
             return;
         }
         _ => {}
@@ -59,13 +49,10 @@ pub fn nick(state: &mut State, id: ClientId, message: &Message) {
     // Masks ignore case: a change of case alone lifts no ban.
     let case_only = state.fold(&client.nick) == state.fold(wanted);
     if let Some(room) = room_silencing(state, id).filter(|_| !case_only) {
-        let line = state
-            .numeric_line(id, numeric::ERR_BANNICKCHANGE)
-            .arg(wanted)
-            .arg(&room)
-            .trailing("Cannot change nickname while banned on channel")
-            .finish();
-        state.send(id, line);
+        state.refuse(
+            id,
+            Refusal::new(numeric::ERR_BANNICKCHANGE, &[wanted, &room]),
+        );
         return;
     }
     state.remember_nick(id);
@@ -131,7 +118,7 @@ pub fn user(state: &mut State, id: ClientId, message: &Message) {
         return;
     };
     if message.param(0).is_empty() || message.param(3).is_empty() {
-        refusals::need_more_params(state, id, "USER");
+        state.refuse(id, Refusal::need_more_params("USER"));
         return;
     }
     let mut user: String = message
@@ -185,7 +172,7 @@ pub fn try_register(state: &mut State, id: ClientId) {
         return;
     }
     if needs_password && !client.password_ok {
-        state.reply(id, numeric::ERR_PASSWDMISMATCH, &[], "Password incorrect");
+        state.refuse(id, Refusal::new(numeric::ERR_PASSWDMISMATCH, &[]));
         state.disconnect(id, "Bad password");
         return;
     }

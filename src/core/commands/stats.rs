@@ -2,8 +2,8 @@
 //! bans), `o` (operator blocks) and `l` (each client's send queue and time
 //! connected).
 
+use crate::core::Refusal;
 use crate::core::admin::{self, BanKind};
-use crate::core::commands::refusals;
 use crate::core::{ClientId, State};
 use crate::proto::Message;
 use crate::proto::numeric;
@@ -16,7 +16,7 @@ pub fn stats(state: &mut State, id: ClientId, message: &Message) {
         .is_some_and(|client| client.modes.oper);
     let shown = letter.to_string();
     if letter != 'u' && !oper {
-        refusals::not_an_operator(state, id);
+        state.refuse(id, Refusal::not_an_operator());
         return;
     }
     match letter {

@@ -3,7 +3,7 @@
 use std::time::UNIX_EPOCH;
 
 use super::registration::truncate;
-use crate::core::commands::refusals;
+use crate::core::Refusal;
 use crate::core::{ClientId, State, Topic};
 use crate::proto::numeric;
 use crate::proto::{Folded, Line, Message};
@@ -12,7 +12,7 @@ pub fn topic(state: &mut State, id: ClientId, message: &Message) {
     let name = message.param(0);
     let folded = state.fold(name);
     let Some(channel) = state.visible_channel(id, &folded) else {
-        refusals::no_such_channel(state, id, name);
+        state.refuse(id, Refusal::no_such_channel(name));
         return;
     };
     let membership = channel.members.get(&id).copied();
@@ -21,12 +21,12 @@ pub fn topic(state: &mut State, id: ClientId, message: &Message) {
         return;
     };
     let Some(membership) = membership else {
-        refusals::not_on_channel(state, id, name);
+        state.refuse(id, Refusal::not_on_channel(name));
         return;
     };
     if channel.modes.topic_ops_only && !membership.op {
         let name = channel.name.clone();
-        refusals::not_channel_operator(state, id, &name);
+        state.refuse(id, Refusal::not_channel_operator(&name));
         return;
     }
     let Some(source) = state.clients.get(&id).map(|client| client.source.clone()) else {

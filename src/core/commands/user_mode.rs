@@ -2,7 +2,7 @@
 //! Channel targets go to [`super::channel_mode`].
 
 use super::channel_mode;
-use crate::core::commands::refusals;
+use crate::core::Refusal;
 use crate::core::{ClientId, State};
 use crate::proto::modes::{self, ByUser};
 use crate::proto::numeric;
@@ -17,7 +17,7 @@ pub fn mode(state: &mut State, id: ClientId, message: &Message) {
     let folded = state.fold(target);
     match state.registered_client(&folded).map(|client| client.id) {
         None => {
-            refusals::no_such_nick(state, id, target);
+            state.refuse(id, Refusal::no_such_nick(target));
             return;
         }
         Some(owner) if owner != id => {
@@ -75,7 +75,7 @@ pub fn mode(state: &mut State, id: ClientId, message: &Message) {
     let nick = client.nick.clone();
     let source = client.source.clone();
     if unknown {
-        state.reply(id, numeric::ERR_UMODEUNKNOWNFLAG, &[], "Unknown MODE flag");
+        state.refuse(id, Refusal::new(numeric::ERR_UMODEUNKNOWNFLAG, &[]));
     }
     if !applied.is_empty() {
         let line = Line::new(Some(&source), "MODE")

@@ -1,8 +1,8 @@
 //! WHOIS: who a user is, where, in which rooms, and how long idle.
 
 use super::unix_time;
+use crate::core::Refusal;
 use crate::core::caps::Caps;
-use crate::core::commands::refusals;
 use crate::core::{ClientId, State};
 use crate::proto::Message;
 use crate::proto::mask::Mask;
@@ -19,13 +19,13 @@ pub fn whois(state: &mut State, id: ClientId, message: &Message) {
         [server, nicks, ..] => (Some(server.as_str()), nicks.as_str()),
     };
     if nicks.is_empty() {
-        state.reply(id, numeric::ERR_NONICKNAMEGIVEN, &[], "No nickname given");
+        state.refuse(id, Refusal::new(numeric::ERR_NONICKNAMEGIVEN, &[]));
         return;
     }
     if let Some(server) = server {
         if !names_this_server_or_a_user(state, server) {
             let shown = echo_param(server);
-            state.reply(id, numeric::ERR_NOSUCHSERVER, &[shown], "No such server");
+            state.refuse(id, Refusal::new(numeric::ERR_NOSUCHSERVER, &[shown]));
             return;
         }
     }
@@ -38,7 +38,7 @@ pub fn whois(state: &mut State, id: ClientId, message: &Message) {
     {
         Some(target) => send_whois(state, id, target),
         None => {
-            refusals::no_such_nick(state, id, nick);
+            state.refuse(id, Refusal::no_such_nick(nick));
         }
     }
     state.reply(id, numeric::RPL_ENDOFWHOIS, &[end], "End of /WHOIS list");

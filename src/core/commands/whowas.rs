@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::core::Refusal;
 use crate::core::{ClientId, State};
 use crate::proto::Message;
 use crate::proto::numeric;
@@ -10,7 +11,7 @@ use crate::proto::serialize::echo_param;
 pub fn whowas(state: &mut State, id: ClientId, message: &Message) {
     let nick = message.param(0).split(',').next().unwrap_or_default();
     if nick.is_empty() {
-        state.reply(id, numeric::ERR_NONICKNAMEGIVEN, &[], "No nickname given");
+        state.refuse(id, Refusal::new(numeric::ERR_NONICKNAMEGIVEN, &[]));
         return;
     }
     // A count that is not a positive number means all entries.
@@ -22,12 +23,7 @@ pub fn whowas(state: &mut State, id: ClientId, message: &Message) {
     let entries: Vec<_> = state.whowas.lookup(&folded).take(count).cloned().collect();
     let shown = echo_param(nick).to_owned();
     if entries.is_empty() {
-        state.reply(
-            id,
-            numeric::ERR_WASNOSUCHNICK,
-            &[&shown],
-            "There was no such nickname",
-        );
+        state.refuse(id, Refusal::new(numeric::ERR_WASNOSUCHNICK, &[&shown]));
     }
     let server = state.server_name().to_owned();
     for entry in entries {

@@ -3,15 +3,15 @@
 
 use bytes::Bytes;
 
+use super::Applied;
 use super::lists::{self, Setter};
 use super::parse::Request;
-use super::{Applied, Refusal};
-use crate::core::commands::refusals;
+use crate::core::Refusal;
 use crate::core::isupport::KEYLEN;
 use crate::core::{Channel, ClientId, State};
 use crate::proto::modes::ChannelFlag;
 use crate::proto::numeric;
-use crate::proto::serialize::{MAX_LINE, echo_param};
+use crate::proto::serialize::MAX_LINE;
 use crate::proto::{Folded, Line};
 
 /// Applies one change; answers errors itself. `None` when nothing changed.
@@ -35,7 +35,7 @@ pub(super) fn apply(
         Request::Member { nick, .. } => match state.nicks.get(&state.fold(nick)) {
             Some(target) => Some(*target),
             None => {
-                refusals::no_such_nick(state, id, nick);
+                state.refuse(id, Refusal::no_such_nick(nick));
                 return None;
             }
         },
@@ -86,11 +86,7 @@ pub(super) fn apply(
         } => {
             let member = target.and_then(|target| channel.members.get_mut(&target));
             match member {
-                None => Err((
-                    numeric::ERR_USERNOTINCHANNEL,
-                    vec![echo_param(nick).into(), channel.name.clone()],
-                    "They aren't on that channel",
-                )),
+                None => Err(Refusal::user_not_in_channel(nick, &channel.name)),
                 Some(member) => Ok(
                     changed(member.status_mut(status), adding).then_some(Applied {
                         adding,
@@ -118,9 +114,8 @@ pub(super) fn apply(
     };
     match outcome {
         Ok(applied) => applied,
-        Err((code, args, text)) => {
-            let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            state.reply(id, code, &args, text);
+        Err(refusal) => {
+            state.refuse(id, refusal);
             None
         }
     }
@@ -148,11 +143,12 @@ fn set_flag(
 fn set_key(channel: &mut Channel, letter: char, key: &str) -> Result<Option<Applied>, Refusal> {
     if !is_valid_key(key) {
         // `*`, not the key: it may be overlong, or a password mistyped.
-        return Err((
+        let letter = letter.to_string();
+        return Err(Refusal::new(
             numeric::ERR_INVALIDMODEPARAM,
-            vec![channel.name.clone(), letter.into(), "*".into()],
-            "Invalid key",
-        ));
+            &[&channel.name, &letter, "*"],
+        )
+        .with_text("Invalid key"));
     }
     if channel.modes.key.as_deref() == Some(key) {
         return Ok(None);
@@ -175,15 +171,14 @@ fn set_limit(channel: &mut Channel, letter: char, value: &str) -> Result<Option<
                 arg: Some(limit.to_string()),
             }
         })),
-        _ => Err((
-            numeric::ERR_INVALIDMODEPARAM,
-            vec![
-                channel.name.clone(),
-                letter.into(),
-                echo_param(value).into(),
-            ],
-            "Invalid limit",
-        )),
+        _ => {
+            let letter = letter.to_string();
+            Err(Refusal::new(
+                numeric::ERR_INVALIDMODEPARAM,
+                &[&channel.name, &letter, value],
+            )
+            .with_text("Invalid limit"))
+        }
     }
 }
 

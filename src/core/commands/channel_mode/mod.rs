@@ -16,10 +16,10 @@ use lists::show_list;
 use parse::{Request, parse};
 
 use super::unix_time;
-use crate::core::commands::refusals;
+use crate::core::Refusal;
 use crate::core::{ClientId, State};
 use crate::proto::modes::{self, ChannelModeKind};
-use crate::proto::numeric::{self, Numeric};
+use crate::proto::numeric;
 use crate::proto::{Folded, Message};
 
 /// One change that took effect, as the broadcast shows it.
@@ -29,16 +29,13 @@ struct Applied {
     arg: Option<String>,
 }
 
-/// Why a change was refused: the numeric, its arguments and its text.
-type Refusal = (Numeric, Vec<String>, &'static str);
-
 /// MODE on a room: its modes without a mode string, else the changes and
 /// list views the mode string asks for.
 pub fn mode(state: &mut State, id: ClientId, message: &Message) {
     let name = message.param(0);
     let folded = state.fold(name);
     let Some(channel) = state.visible_channel(id, &folded) else {
-        refusals::no_such_channel(state, id, name);
+        state.refuse(id, Refusal::no_such_channel(name));
         return;
     };
     let channel_name = channel.name.clone();
@@ -54,18 +51,14 @@ pub fn mode(state: &mut State, id: ClientId, message: &Message) {
         state.config.limits.modes_per_command,
     );
     for letter in unknown {
-        state.reply(
-            id,
-            numeric::ERR_UNKNOWNMODE,
-            &[letter.encode_utf8(&mut [0; 4])],
-            "is unknown mode char to me",
-        );
+        let letter = letter.to_string();
+        state.refuse(id, Refusal::new(numeric::ERR_UNKNOWNMODE, &[&letter]));
     }
     let changes = requests
         .iter()
         .any(|request| !matches!(request, Request::Show(_)));
     if changes && !is_op {
-        refusals::not_channel_operator(state, id, &channel_name);
+        state.refuse(id, Refusal::not_channel_operator(&channel_name));
         return;
     }
 
@@ -73,7 +66,7 @@ pub fn mode(state: &mut State, id: ClientId, message: &Message) {
     for request in requests {
         match request {
             Request::Show(kind) if kind.ops_only() && !is_op => {
-                refusals::not_channel_operator(state, id, &channel_name);
+                state.refuse(id, Refusal::not_channel_operator(&channel_name));
             }
             Request::Show(kind) => show_list(state, id, &folded, kind),
             change => applied.extend(apply(state, id, &folded, change)),

@@ -14,7 +14,7 @@ mod parse;
 mod reply;
 
 use crate::core::history_access::{conversation_floor, room_floor};
-use crate::core::{ClientId, Event, State};
+use crate::core::{ClientId, Event, Refusal, State};
 use crate::history::{self, Bound, Query, QueryKind, StoreError, TargetsQuery};
 use crate::proto::{Message, numeric};
 use parse::parse;
@@ -25,9 +25,8 @@ pub use reply::{Answer, answered};
 /// CHATHISTORY, as if unknown while history is off.
 pub fn chathistory(state: &mut State, id: ClientId, message: &Message) {
     if state.history.is_none() {
-        let command = message.command.clone();
-        let text = "Unknown command";
-        state.reply(id, numeric::ERR_UNKNOWNCOMMAND, &[&command], text);
+        let refusal = Refusal::new(numeric::ERR_UNKNOWNCOMMAND, &[&message.command]);
+        state.refuse(id, refusal);
         return;
     }
     let (sub, params, limit, bounds) = match parse(state, message) {
