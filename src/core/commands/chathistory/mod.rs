@@ -18,7 +18,7 @@ use crate::core::{ClientId, Event, Refusal, State};
 use crate::history::{self, Bound, Query, QueryKind, StoreError, TargetsQuery};
 use crate::proto::{Message, numeric};
 use parse::parse;
-use reply::{Outcome, Request, fail, message_error};
+use reply::{Outcome, Request, message_error};
 
 pub use reply::{Answer, answered};
 
@@ -33,7 +33,7 @@ pub fn chathistory(state: &mut State, id: ClientId, message: &Message) {
         Ok(parsed) => parsed,
         Err((code, context, text)) => {
             let context: Vec<&str> = context.iter().map(String::as_str).collect();
-            fail(state, id, code, &context, text);
+            state.fail(id, "CHATHISTORY", code, &context, text);
             return;
         }
     };
@@ -44,7 +44,7 @@ pub fn chathistory(state: &mut State, id: ClientId, message: &Message) {
     let target = params[0].clone();
     let Some((key, not_before_ms)) = readable(state, id, &target) else {
         let (context, text) = ([sub.as_str(), &target], "Messages could not be retrieved");
-        fail(state, id, "INVALID_TARGET", &context, text);
+        state.fail(id, "CHATHISTORY", "INVALID_TARGET", &context, text);
         return;
     };
     let mut bounds = bounds.into_iter();

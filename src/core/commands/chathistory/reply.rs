@@ -9,7 +9,6 @@ use crate::core::caps::Caps;
 use crate::core::playback::{batch_end, batch_start, history_line, utc};
 use crate::core::{ClientId, State};
 use crate::history::{self, Record, StoreError, TargetActivity};
-use crate::proto::serialize::echo_param;
 use crate::proto::tags::{prepend_tag, server_time};
 use crate::proto::{Folded, Line};
 
@@ -111,22 +110,11 @@ fn send_answer(state: &mut State, answer: Answer) {
     }
 }
 
-/// `FAIL CHATHISTORY <code> <context…> :text`.
-pub fn fail(state: &mut State, id: ClientId, code: &str, context: &[&str], text: &str) {
-    let mut line = Line::new(Some(state.server_name()), "FAIL")
-        .arg("CHATHISTORY")
-        .arg(code);
-    for arg in context {
-        line = line.arg(echo_param(arg));
-    }
-    state.send(id, line.trailing(text).finish());
-}
-
 /// `FAIL CHATHISTORY MESSAGE_ERROR`: the query could not be run, or failed.
 pub fn message_error(state: &mut State, id: ClientId, sub: &str, target: &str) {
     let context = context(sub, target);
     let text = "Messages could not be retrieved";
-    fail(state, id, "MESSAGE_ERROR", &context, text);
+    state.fail(id, "CHATHISTORY", "MESSAGE_ERROR", &context, text);
 }
 
 /// The FAIL context: the subcommand, and the target when there is one.
