@@ -7,6 +7,9 @@ use crate::core::{ClientId, State};
 use crate::proto::numeric;
 use crate::proto::{Line, Message};
 
+/// `AWAY [<text>]`
+///
+/// Sets the away message (301 to those who message the client), or clears it with no text.
 pub fn away(state: &mut State, id: ClientId, message: &Message) {
     let max = state.config.limits.away_length;
     let text = message.param(0);

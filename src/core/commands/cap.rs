@@ -10,6 +10,9 @@ use crate::proto::{Line, Message};
 /// How many bytes of capability text go in one CAP line.
 const CAP_LINE_BUDGET: usize = 400;
 
+/// `CAP <subcommand> [:<capabilities>]`
+///
+/// Capability negotiation: LS, LIST, REQ and END.
 pub fn cap(state: &mut State, id: ClientId, message: &Message) {
     let subcommand = message.param(0).to_ascii_uppercase();
     match subcommand.as_str() {

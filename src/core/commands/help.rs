@@ -294,6 +294,8 @@ pub fn subjects() -> impl Iterator<Item = &'static str> {
 /// How many command names one line of the index holds.
 const INDEX_COLUMNS: usize = 8;
 
+/// `HELP [<subject>]`
+///
 /// HELP and HELPOP.
 pub fn help(state: &mut State, id: ClientId, message: &Message) {
     let asked = message.param(0);

@@ -11,6 +11,9 @@ use crate::core::{ClientId, State};
 use crate::proto::numeric;
 use crate::proto::{Folded, Line, Message};
 
+/// `INVITE <nickname> <channel>`
+///
+/// INVITE alone lists the rooms the client is invited to.
 pub fn invite(state: &mut State, id: ClientId, message: &Message) {
     let (nick, name) = (message.param(0), message.param(1));
     if nick.is_empty() && name.is_empty() {

@@ -5,6 +5,9 @@ use crate::proto::Message;
 use crate::proto::numeric;
 use crate::proto::serialize::MAX_LINE;
 
+/// `ISON <nickname>{ <nickname>}`
+///
+/// Which of the nicks are online (RFC 2812; not in Modern IRC).
 pub fn ison(state: &mut State, id: ClientId, message: &Message) {
     // `:server 303 nick :` and CR LF around the list.
     let asker = state.clients.get(&id).map_or("*", |c| c.target());

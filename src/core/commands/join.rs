@@ -11,6 +11,9 @@ use crate::proto::numeric;
 use crate::proto::validate::is_valid_channel;
 use crate::proto::{Folded, Line, Message};
 
+/// `JOIN <channel>{,<channel>} [<key>{,<key>}]`
+///
+/// Each room is answered on its own: a refusal for one does not stop the others.
 pub fn join(state: &mut State, id: ClientId, message: &Message) {
     let names = message.param(0);
     if names.is_empty() {

@@ -6,6 +6,8 @@ use crate::core::{ClientId, State};
 use crate::proto::numeric;
 use crate::proto::{Line, Message};
 
+/// `KICK <channel> <user> *( "," <user> ) [<comment>]`
+///
 /// `KICK #room a,b,c` removes each of them from the room; `KICK #a,#b x,y`
 /// pairs rooms and nicks, as RFC 2812 allows. Past TARGMAX (the server's
 /// `max_targets`) further targets are dropped, as Modern IRC permits; every

@@ -7,6 +7,7 @@ use crate::core::admin;
 use crate::core::{ClientId, State};
 use crate::proto::{Line, Message};
 
+/// `KILL <nickname> <comment>`
 pub fn kill(state: &mut State, id: ClientId, message: &Message) {
     if !admin::require(state, id, Privilege::Kill) {
         return;

@@ -12,18 +12,22 @@ use crate::core::{ClientId, State};
 use crate::net::Cidr;
 use crate::proto::Message;
 
+/// `KLINE [<minutes>] <user@host|nick> [<reason>]`
 pub fn kline(state: &mut State, id: ClientId, message: &Message) {
     add(state, id, message, BanKind::K);
 }
 
+/// `DLINE [<minutes>] <ip[/bits]> [<reason>]`
 pub fn dline(state: &mut State, id: ClientId, message: &Message) {
     add(state, id, message, BanKind::D);
 }
 
+/// `UNKLINE <user@host>`
 pub fn unkline(state: &mut State, id: ClientId, message: &Message) {
     remove(state, id, message.param(0), BanKind::K);
 }
 
+/// `UNDLINE <ip[/bits]>`
 pub fn undline(state: &mut State, id: ClientId, message: &Message) {
     remove(state, id, message.param(0), BanKind::D);
 }

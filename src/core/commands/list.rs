@@ -165,6 +165,8 @@ impl Filter {
 /// say while the client reads it: one eighth.
 const SENDQ_HEADROOM_SHIFT: u32 = 3;
 
+/// `LIST [<channel>{,<channel>}] [<elistcond>{,<elistcond>}]`
+///
 /// 321, one 322 per room shown, 323. Secret and private rooms are shown to
 /// their members only (RFC 2811 4.2.6: no way to learn their names from
 /// outside) and to operators allowed to see them.

@@ -8,6 +8,9 @@ use crate::proto::serialize::{MAX_LINE, echo_param};
 use crate::proto::validate::is_valid_nick;
 use crate::proto::{Folded, Message};
 
+/// `MONITOR <+|-> <target>{,<target>}` or `MONITOR <C|L|S>`
+///
+/// IRCv3 monitor: be told when nicks come online and leave.
 pub fn monitor(state: &mut State, id: ClientId, message: &Message) {
     let targets = message.param(1);
     match message.param(0) {

@@ -6,6 +6,8 @@ use crate::proto::numeric;
 use crate::proto::serialize::MAX_LINE;
 use crate::proto::{Folded, Message};
 
+/// `NAMES <channel>{,<channel>}`
+///
 /// `NAMES` without a parameter lists nothing: Modern IRC allows a lone 366.
 /// Several rooms (`NAMES #a,#b`) get their 353s and one 366 naming them all
 /// (RFC 2812 3.2.5).

@@ -5,6 +5,7 @@ use crate::core::{ClientId, State};
 use crate::proto::numeric;
 use crate::proto::{Line, Message};
 
+/// `PART <channel>{,<channel>} [<reason>]`
 pub fn part(state: &mut State, id: ClientId, message: &Message) {
     let names = message.param(0);
     if names.is_empty() {

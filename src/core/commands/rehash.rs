@@ -12,6 +12,9 @@ use crate::core::{ClientId, State, isupport_tokens};
 use crate::proto::Message;
 use crate::proto::numeric;
 
+/// `REHASH`
+///
+/// Reloads the configuration file, off the core.
 pub fn rehash(state: &mut State, id: ClientId, _: &Message) {
     if admin::require(state, id, Privilege::Rehash) {
         start(state, Some(id));

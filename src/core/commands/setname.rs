@@ -6,6 +6,9 @@ use crate::core::caps::Caps;
 use crate::core::{ClientId, State};
 use crate::proto::{Line, Message};
 
+/// `SETNAME <realname>`
+///
+/// IRCv3 setname: changes the real name; room-mates that negotiated setname are told.
 pub fn setname(state: &mut State, id: ClientId, message: &Message) {
     let realname = message.param(0);
     // NAMELEN in 005: a longer name is refused, not cut, so the user knows.

@@ -8,6 +8,7 @@ use crate::core::{ClientId, State};
 use crate::proto::Message;
 use crate::proto::numeric;
 
+/// `STATS <query> [<server>]`
 pub fn stats(state: &mut State, id: ClientId, message: &Message) {
     let letter = message.param(0).chars().next().unwrap_or('u');
     let oper = state

@@ -8,6 +8,9 @@ use crate::core::{ClientId, State, Topic};
 use crate::proto::numeric;
 use crate::proto::{Folded, Line, Message};
 
+/// `TOPIC <channel> [<topic>]`
+///
+/// Shows the topic, or sets it (an empty one clears it).
 pub fn topic(state: &mut State, id: ClientId, message: &Message) {
     let name = message.param(0);
     let folded = state.fold(name);

@@ -7,6 +7,7 @@ use crate::proto::numeric;
 /// Modern IRC: "The USERHOST command takes up to five nicknames".
 const MAX_NICKS: usize = 5;
 
+/// `USERHOST <nickname>{ <nickname>}`
 pub fn userhost(state: &mut State, id: ClientId, message: &Message) {
     let replies: Vec<String> = message
         .params

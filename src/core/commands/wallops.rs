@@ -5,6 +5,9 @@ use crate::core::admin;
 use crate::core::{ClientId, State};
 use crate::proto::{Line, Message};
 
+/// `WALLOPS <text>`
+///
+/// To every user with mode +w.
 pub fn wallops(state: &mut State, id: ClientId, message: &Message) {
     if !admin::require(state, id, Privilege::Wallops) {
         return;

@@ -21,6 +21,9 @@ struct Row {
     prefixes: &'static str,
 }
 
+/// `WHO <mask> [%<fields>[,<token>]]`
+///
+/// WHO, and WHOX when the second parameter asks for fields.
 pub fn who(state: &mut State, id: ClientId, message: &Message) {
     let given = message.param(0);
     // `WHO`, `WHO 0` and `WHO *` all mean everyone visible.

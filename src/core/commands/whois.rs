@@ -10,6 +10,7 @@ use crate::proto::numeric;
 use crate::proto::serialize::MAX_LINE;
 use crate::proto::serialize::echo_param;
 
+/// `WHOIS [<target>] <nick>`
 pub fn whois(state: &mut State, id: ClientId, message: &Message) {
     // `WHOIS nick` or `WHOIS <server|nick> nick`: the remote form is
     // answered here, as every user is local.

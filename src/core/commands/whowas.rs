@@ -8,6 +8,7 @@ use crate::proto::Message;
 use crate::proto::numeric;
 use crate::proto::serialize::echo_param;
 
+/// `WHOWAS <nick> [<count>]`
 pub fn whowas(state: &mut State, id: ClientId, message: &Message) {
     let nick = message.param(0).split(',').next().unwrap_or_default();
     if nick.is_empty() {
