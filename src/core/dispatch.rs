@@ -3,8 +3,8 @@
 
 use super::caps::Caps;
 use super::commands::{
-    away, cap, chathistory, connection, help, info, invite, ison, join, kick, kill, kline, list,
-    message, monitor, names, oper, part, registration, rehash, setname, stats, topic, user_mode,
+    away, cap, chathistory, help, info, invite, ison, join, kick, kill, kline, list, message, mode,
+    monitor, names, oper, part, ping, quit, registration, rehash, setname, stats, topic,
     userhost, wallops, who, whois, whowas,
 };
 use super::{ClientId, Refusal, State, labeled};
@@ -56,7 +56,7 @@ const fn command(name: &'static str, handler: Handler, min_params: usize) -> Com
     row(name, handler, min_params, Phase::Registered, false)
 }
 
-const fn early(name: &'static str, handler: Handler, min_params: usize) -> Command {
+const fn any_phase(name: &'static str, handler: Handler, min_params: usize) -> Command {
     row(name, handler, min_params, Phase::Any, false)
 }
 
@@ -72,7 +72,7 @@ const fn oper_only(name: &'static str, handler: Handler, min_params: usize) -> C
 static COMMANDS: &[Command] = &[
     command("ADMIN", info::admin, 0),
     command("AWAY", away::away, 0),
-    early("CAP", cap::cap, 1),
+    any_phase("CAP", cap::cap, 1),
     // Missing parameters get the spec's FAIL, not 461.
     command("CHATHISTORY", chathistory::chathistory, 0),
     oper_only("DLINE", kline::dline, 1),
@@ -89,20 +89,20 @@ static COMMANDS: &[Command] = &[
     command("LINKS", info::links, 0),
     command("LIST", list::list, 0),
     command("LUSERS", info::lusers, 0),
-    command("MODE", user_mode::mode, 1),
+    command("MODE", mode::mode, 1),
     command("MONITOR", monitor::monitor, 1),
     command("MOTD", info::motd, 0),
     command("NAMES", names::names, 0),
-    early("NICK", registration::nick, 0),
+    any_phase("NICK", registration::nick, 0),
     // PRIVMSG answers 411/412 itself; NOTICE must never get an error.
     command("NOTICE", message::notice, 0),
     command("OPER", oper::oper, 2),
     command("PART", part::part, 1),
     registering("PASS", registration::pass, 1),
-    early("PING", connection::ping, 1),
-    early("PONG", connection::pong, 0),
+    any_phase("PING", ping::ping, 1),
+    any_phase("PONG", ping::pong, 0),
     command("PRIVMSG", message::privmsg, 0),
-    early("QUIT", connection::quit, 0),
+    any_phase("QUIT", quit::quit, 0),
     oper_only("REHASH", rehash::rehash, 0),
     command("SETNAME", setname::setname, 1),
     command("STATS", stats::stats, 0),

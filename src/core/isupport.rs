@@ -1,9 +1,10 @@
 //! RPL_ISUPPORT (005), generated from the same configuration that enforces
 //! the limits, so what is advertised is what is enforced.
 
-use super::extban;
+use super::{ClientId, State, extban};
 use crate::config::Config;
 use crate::proto::modes::{self, ListKind};
+use crate::proto::numeric;
 
 pub const CHANTYPES: &str = "#&";
 
@@ -91,6 +92,19 @@ pub fn client_tag_denied(deny: &[String], name: &str) -> bool {
         }
     }
     denied
+}
+
+/// The 005 lines, at most 13 tokens each.
+pub fn send_isupport(state: &mut State, id: ClientId) {
+    let tokens = state.isupport.clone();
+    for chunk in tokens.chunks(13) {
+        let mut line = state.numeric_line(id, numeric::RPL_ISUPPORT);
+        for token in chunk {
+            line = line.arg(token);
+        }
+        let line = line.trailing("are supported by this server").finish();
+        state.send(id, line);
+    }
 }
 
 #[cfg(test)]

@@ -5,27 +5,35 @@
 //!
 //! `state.rs` holds [`State`] and [`State::handle`]; the methods handlers
 //! use live beside their concern: `delivery.rs` (sending and fan-out),
-//! `replies.rs` (numerics and FAIL), `labeled.rs` (labeled-response),
-//! `disconnect.rs`, `whowas.rs`, `monitor.rs`, `chghost.rs`. `dispatch.rs`
-//! is the command table; `commands/` has the handlers.
+//! `replies.rs` (numerics, FAIL, server NOTICEs, the privilege check),
+//! `labeled.rs` (labeled-response), `disconnect.rs`, `whowas.rs`,
+//! `monitor.rs`, `chghost.rs`. Beside them: `bans.rs` (K-lines and
+//! D-lines), `oper_lockout.rs` (failed OPER attempts), `jobs.rs` (what the
+//! core hands to the blocking worker), `history_answer.rs` (a CHATHISTORY
+//! answer on its way back) and `clock.rs`. `dispatch.rs` is the command
+//! table; `commands/` has the handlers, one file per command or family.
 
-pub mod admin;
+mod bans;
 pub mod broadcast;
 pub mod caps;
 mod channel;
 mod chghost;
 mod client;
 pub mod cloak;
+mod clock;
 pub mod commands;
 mod delivery;
 mod disconnect;
 mod dispatch;
 pub mod extban;
 pub mod history_access;
+mod history_answer;
 mod hold;
 pub mod isupport;
+mod jobs;
 mod labeled;
 mod monitor;
+mod oper_lockout;
 pub mod playback;
 mod replies;
 mod state;
@@ -41,12 +49,14 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-pub use admin::{AdminRequest, AdminState, BanKind, BanLine, BanList, OperAnswer, Reloaded};
+pub use bans::{BanKind, BanLine, BanList};
 pub use channel::{Channel, ChannelModes, ListEntry, Membership, Topic};
 pub use client::Client;
+pub use clock::{Clock, SystemClock};
 pub use isupport::isupport_tokens;
+pub use jobs::{AdminRequest, AdminState, OperAnswer, Reloaded};
 pub use replies::{Refusal, check_privilege};
-pub use state::{Clock, State, SystemClock};
+pub use state::State;
 
 use crate::net::Outbox;
 use crate::proto::Message;
@@ -86,7 +96,7 @@ pub enum Event {
         valid: bool,
     },
     /// The history reader answered a CHATHISTORY request.
-    HistoryAnswered(Box<commands::chathistory::Answer>),
+    HistoryAnswered(Box<history_answer::Answer>),
     /// History commits started failing (a full disk), or succeed again.
     HistoryHealth { degraded: bool },
     /// The server is stopping: say goodbye to everyone.

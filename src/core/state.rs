@@ -17,27 +17,12 @@ use super::commands::{chathistory, oper, rehash};
 use super::hold::Input;
 use super::labeled::Capture;
 use super::whowas::Whowas;
-use super::{AdminState, Channel, Client, ClientId, Event, IdMap, IdSet, admin, isupport};
+use super::{AdminState, Channel, Client, ClientId, Clock, Event, IdMap, IdSet, bans, isupport};
 use crate::config::Config;
 use crate::history::ring::PlaybackRings;
 use crate::history::{self, HistoryHandle, Preload, Record};
 use crate::net::AddressKey;
 use crate::proto::Folded;
-
-/// Where the core reads the time: a trait so tests can hold it still.
-pub trait Clock: Send {
-    fn now(&self) -> SystemTime;
-}
-
-/// The wall clock.
-#[derive(Debug, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> SystemTime {
-        SystemTime::now()
-    }
-}
 
 /// Everything the server knows; owned by the core task alone.
 pub struct State {
@@ -190,7 +175,7 @@ impl State {
                     client.host = cloak.host(peer.ip());
                 }
                 self.clients.insert(id, client);
-                admin::refuse_if_dlined(self, id);
+                bans::refuse_if_dlined(self, id);
             }
             Event::Message { id, message } => self.input(id, Input::Message(message)),
             Event::InputTooLong { id } => self.input(id, Input::TooLong),

@@ -3,11 +3,14 @@
 
 use chrono::{DateTime, Utc};
 
-use super::registration::{VERSION, send_isupport};
 use crate::core::Refusal;
+use crate::core::isupport::send_isupport;
 use crate::core::{ClientId, State};
 use crate::proto::Message;
 use crate::proto::numeric;
+
+/// The server's name and version, as 002, 004, 351 and INFO give it.
+pub const VERSION: &str = concat!("rookery-", env!("CARGO_PKG_VERSION"));
 
 /// Shown when the admin configured no message of the day.
 const DEFAULT_MOTD: &[&str] = &[

@@ -3,13 +3,13 @@
 
 use crate::config::Privilege;
 use crate::core::Refusal;
-use crate::core::admin;
+use crate::core::replies;
 use crate::core::{ClientId, State};
 use crate::proto::{Line, Message};
 
 /// `KILL <nickname> <comment>`
 pub fn kill(state: &mut State, id: ClientId, message: &Message) {
-    if !admin::require(state, id, Privilege::Kill) {
+    if !replies::require(state, id, Privilege::Kill) {
         return;
     }
     let target = message.param(0);

@@ -7,8 +7,9 @@
 use tracing::info;
 
 use crate::core::Refusal;
-use crate::core::admin::{self, BanKind, BanLine};
+use crate::core::bans::{self, BanKind, BanLine};
 use crate::core::{ClientId, State};
+use crate::core::{jobs, replies};
 use crate::net::Cidr;
 use crate::proto::Message;
 
@@ -33,7 +34,7 @@ pub fn undline(state: &mut State, id: ClientId, message: &Message) {
 }
 
 fn add(state: &mut State, id: ClientId, message: &Message, kind: BanKind) {
-    if !admin::require(state, id, kind.privilege()) {
+    if !replies::require(state, id, kind.privilege()) {
         return;
     }
     let first = message.param(0);
@@ -49,14 +50,14 @@ fn add(state: &mut State, id: ClientId, message: &Message, kind: BanKind) {
     }
     let Some(mask) = ban_mask(state, kind, target) else {
         let text = format!("DLINE: `{target}` is not an address or a range such as 192.0.2.0/24");
-        admin::server_notice(state, id, &text);
+        replies::server_notice(state, id, &text);
         return;
     };
     let reason = match message.param(at + 1) {
         "" => "No reason given".to_owned(),
         reason => reason.to_owned(),
     };
-    let now = admin::now_secs(state);
+    let now = bans::now_secs(state);
     let set_by = state
         .clients
         .get(&id)
@@ -84,8 +85,8 @@ fn add(state: &mut State, id: ClientId, message: &Message, kind: BanKind) {
         "Added {}-line for {mask} ({duration}): {reason}",
         kind.letter()
     );
-    admin::server_notice(state, id, &text);
-    admin::save_bans(state);
+    replies::server_notice(state, id, &text);
+    jobs::save_bans(state);
     let victims: Vec<ClientId> = state
         .clients
         .values()
@@ -97,7 +98,7 @@ fn add(state: &mut State, id: ClientId, message: &Message, kind: BanKind) {
         .filter(|victim| banned_by(state, *victim, kind))
         .collect();
     for victim in victims {
-        admin::refuse_banned(state, victim, kind, &reason);
+        bans::refuse_banned(state, victim, kind, &reason);
     }
 }
 
@@ -122,14 +123,14 @@ fn banned_by(state: &State, id: ClientId, kind: BanKind) -> bool {
     let Some(client) = state.clients.get(&id) else {
         return false;
     };
-    admin::server_ban_for(state, client, kind).is_some()
+    bans::server_ban_for(state, client, kind).is_some()
 }
 
 fn remove(state: &mut State, id: ClientId, mask: &str, kind: BanKind) {
-    if !admin::require(state, id, kind.privilege()) {
+    if !replies::require(state, id, kind.privilege()) {
         return;
     }
-    let now = admin::now_secs(state);
+    let now = bans::now_secs(state);
     let bans = &mut state.admin.bans;
     bans.prune(now);
     let lines = bans.lines_mut(kind);
@@ -143,8 +144,8 @@ fn remove(state: &mut State, id: ClientId, mask: &str, kind: BanKind) {
     } else {
         format!("No {letter}-line for {mask}")
     };
-    admin::server_notice(state, id, &text);
+    replies::server_notice(state, id, &text);
     if removed {
-        admin::save_bans(state);
+        jobs::save_bans(state);
     }
 }

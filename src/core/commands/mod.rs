@@ -1,12 +1,9 @@
 //! Command handlers, one file per command family.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 pub mod away;
 pub mod cap;
 pub mod channel_mode;
 pub mod chathistory;
-pub mod connection;
 pub mod help;
 pub mod info;
 pub mod invite;
@@ -17,10 +14,13 @@ pub mod kill;
 pub mod kline;
 pub mod list;
 pub mod message;
+pub mod mode;
 pub mod monitor;
 pub mod names;
 pub mod oper;
 pub mod part;
+pub mod ping;
+pub mod quit;
 pub mod registration;
 pub mod rehash;
 pub mod setname;
@@ -33,8 +33,3 @@ pub mod who;
 pub mod whois;
 pub mod whowas;
 pub mod whox;
-
-/// Seconds since the epoch, for 317, 329, 367 and friends.
-pub(crate) fn unix_time(time: SystemTime) -> u64 {
-    time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}

@@ -8,8 +8,7 @@
 use tracing::{info, warn};
 
 use crate::config::Privilege;
-use crate::core::Refusal;
-use crate::core::admin::{AdminRequest, OperAnswer};
+use crate::core::{AdminRequest, OperAnswer, Refusal};
 use crate::core::{ClientId, State};
 use crate::proto::mask::Mask;
 use crate::proto::numeric;
@@ -28,7 +27,7 @@ pub fn oper(state: &mut State, id: ClientId, message: &Message) {
         format!("{}@{}", client.user, client.host),
     ];
     let key = state.address_key(ip);
-    if !state.admin.start_oper_attempt(key, now) {
+    if !state.admin.oper_lockout.start_attempt(key, now) {
         warn!(?nick, %ip, oper = ?name, "OPER refused: too many failed attempts");
         password_incorrect(state, id);
         return;
@@ -81,7 +80,7 @@ fn answer(state: &mut State, id: ClientId, oper: &str, valid: bool) {
     };
     let privileges = block.privileges.clone();
     let key = state.address_key(ip);
-    state.admin.oper_succeeded(key);
+    state.admin.oper_lockout.succeeded(key);
     let Some(client) = state.clients.get_mut(&id) else {
         return;
     };

@@ -3,15 +3,13 @@
 
 use chrono::{DateTime, Utc};
 
-use super::info;
+use super::info::{self, VERSION};
 use crate::core::Refusal;
-use crate::core::admin::{self, BanKind};
-use crate::core::{ClientId, State, history_access};
+use crate::core::bans::{self, BanKind};
+use crate::core::{ClientId, State, history_access, isupport};
 use crate::proto::validate::is_valid_nick;
 use crate::proto::{Line, Message};
 use crate::proto::{modes, numeric};
-
-pub const VERSION: &str = concat!("rookery-", env!("CARGO_PKG_VERSION"));
 
 /// PASS while registering; afterwards dispatch answers 462, as for USER.
 pub fn pass(state: &mut State, id: ClientId, message: &Message) {
@@ -176,8 +174,8 @@ pub fn try_register(state: &mut State, id: ClientId) {
         state.disconnect(id, "Bad password");
         return;
     }
-    if let Some(reason) = admin::kline_for(state, id) {
-        admin::refuse_banned(state, id, BanKind::K, &reason);
+    if let Some(reason) = bans::kline_for(state, id) {
+        bans::refuse_banned(state, id, BanKind::K, &reason);
         return;
     }
     let Some(client) = state.clients.get_mut(&id) else {
@@ -238,7 +236,7 @@ fn welcome(state: &mut State, id: ClientId) {
         .arg(&with_argument)
         .finish();
     state.send(id, line);
-    send_isupport(state, id);
+    isupport::send_isupport(state, id);
     send_visible_host(state, id);
     info::send_lusers(state, id);
     info::send_motd(state, id);
@@ -262,17 +260,4 @@ fn send_visible_host(state: &mut State, id: ClientId) {
         .trailing("is now your visible host")
         .finish();
     state.send(id, line);
-}
-
-/// The 005 lines, at most 13 tokens each.
-pub fn send_isupport(state: &mut State, id: ClientId) {
-    let tokens = state.isupport.clone();
-    for chunk in tokens.chunks(13) {
-        let mut line = state.numeric_line(id, numeric::RPL_ISUPPORT);
-        for token in chunk {
-            line = line.arg(token);
-        }
-        let line = line.trailing("are supported by this server").finish();
-        state.send(id, line);
-    }
 }

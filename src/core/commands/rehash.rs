@@ -7,7 +7,8 @@
 use tracing::info;
 
 use crate::config::Privilege;
-use crate::core::admin::{self, AdminRequest, Reloaded};
+use crate::core::replies;
+use crate::core::{AdminRequest, Reloaded};
 use crate::core::{ClientId, State, isupport_tokens};
 use crate::proto::Message;
 use crate::proto::numeric;
@@ -16,7 +17,7 @@ use crate::proto::numeric;
 ///
 /// Reloads the configuration file, off the core.
 pub fn rehash(state: &mut State, id: ClientId, _: &Message) {
-    if admin::require(state, id, Privilege::Rehash) {
+    if replies::require(state, id, Privilege::Rehash) {
         start(state, Some(id));
     }
 }
@@ -25,7 +26,7 @@ pub fn rehash(state: &mut State, id: ClientId, _: &Message) {
 pub fn start(state: &mut State, requested_by: Option<ClientId>) {
     let Some(file) = state.admin.config_file.clone() else {
         if let Some(id) = requested_by {
-            admin::server_notice(
+            replies::server_notice(
                 state,
                 id,
                 "REHASH: the server was started without a configuration file",
@@ -43,7 +44,7 @@ pub fn start(state: &mut State, requested_by: Option<ClientId>) {
     }
     if !state.admin.request(AdminRequest::Reload { requested_by }) {
         if let Some(id) = requested_by {
-            admin::server_notice(state, id, "REHASH failed: the admin worker is not running");
+            replies::server_notice(state, id, "REHASH failed: the admin worker is not running");
         }
     }
 }
@@ -72,6 +73,6 @@ pub fn finished(
         Err(error) => format!("REHASH failed, the running configuration is unchanged: {error}"),
     };
     if let Some(id) = requested_by {
-        admin::server_notice(state, id, &notice);
+        replies::server_notice(state, id, &notice);
     }
 }

@@ -3,7 +3,7 @@
 //! connected).
 
 use crate::core::Refusal;
-use crate::core::admin::{self, BanKind};
+use crate::core::bans::{self, BanKind};
 use crate::core::{ClientId, State};
 use crate::proto::Message;
 use crate::proto::numeric;
@@ -54,7 +54,7 @@ fn uptime(state: &mut State, id: ClientId) {
 }
 
 fn bans(state: &mut State, id: ClientId, kind: BanKind) {
-    let now = admin::now_secs(state);
+    let now = bans::now_secs(state);
     let (numeric, letter) = match kind {
         BanKind::K => (numeric::RPL_STATSKLINE, "K"),
         BanKind::D => (numeric::RPL_STATSDLINE, "D"),

@@ -1,19 +1,14 @@
 //! MODE on a nick: +B, +i and +w by the user, -o to drop operator status.
-//! Channel targets go to [`super::channel_mode`].
 
-use super::channel_mode;
 use crate::core::Refusal;
 use crate::core::{ClientId, State};
 use crate::proto::modes::{self, ByUser};
 use crate::proto::numeric;
 use crate::proto::{Line, Message};
 
+/// MODE on a nick: its modes without a mode string, else the changes.
 pub fn mode(state: &mut State, id: ClientId, message: &Message) {
     let target = message.param(0);
-    if target.starts_with(['#', '&']) {
-        channel_mode::mode(state, id, message);
-        return;
-    }
     let folded = state.fold(target);
     match state.registered_client(&folded).map(|client| client.id) {
         None => {

@@ -1,7 +1,7 @@
 //! WALLOPS: an operator's message to every user with mode +w.
 
 use crate::config::Privilege;
-use crate::core::admin;
+use crate::core::replies;
 use crate::core::{ClientId, State};
 use crate::proto::{Line, Message};
 
@@ -9,7 +9,7 @@ use crate::proto::{Line, Message};
 ///
 /// To every user with mode +w.
 pub fn wallops(state: &mut State, id: ClientId, message: &Message) {
-    if !admin::require(state, id, Privilege::Wallops) {
+    if !replies::require(state, id, Privilege::Wallops) {
         return;
     }
     let Some(oper) = state.clients.get(&id) else {

@@ -1,8 +1,8 @@
 //! WHOIS: who a user is, where, in which rooms, and how long idle.
 
-use super::unix_time;
 use crate::core::Refusal;
 use crate::core::caps::Caps;
+use crate::core::clock::unix_time;
 use crate::core::{ClientId, State};
 use crate::proto::Message;
 use crate::proto::mask::Mask;

@@ -3,9 +3,8 @@
 
 use bytes::Bytes;
 
-use super::Applied;
-use super::lists::{self, Setter};
-use super::parse::Request;
+use super::lists;
+use super::{Applied, Request, Setter};
 use crate::core::Refusal;
 use crate::core::isupport::KEYLEN;
 use crate::core::{Channel, ClientId, State};

@@ -1,13 +1,11 @@
 //! The b/e/I lists: where each is kept and how it is answered, adding and
 //! removing masks (completed to `nick!user@host` first), and listing a list's entries.
 
-use std::time::SystemTime;
-
 use bytes::Bytes;
 
-use super::Applied;
+use super::{Applied, Setter};
 use crate::core::Refusal;
-use crate::core::commands::unix_time;
+use crate::core::clock::unix_time;
 use crate::core::{Channel, ClientId, ListEntry, State, extban};
 use crate::proto::mask::Mask;
 use crate::proto::modes::ListKind;
@@ -61,12 +59,6 @@ impl ListKind {
     pub(super) fn ops_only(self) -> bool {
         self != ListKind::Bans
     }
-}
-
-/// Who set an entry and when, kept with it for 367/348/346.
-pub(super) struct Setter {
-    pub source: String,
-    pub at: SystemTime,
 }
 
 /// Adds `mask` to (or removes it from) `kind`'s list, the one mode

@@ -4,23 +4,63 @@
 //! - `parse.rs`: the mode string and arguments → requests, within MODES.
 //! - `apply.rs`: requests → changes to the room, broadcast as one line.
 //! - `lists.rs`: the b/e/I lists and mask completion.
-//! - here: the handler, which shows or changes, the 324/329 view, and
-//!   the types the three share.
+//! - here: the types the three share, the handler, which shows or
+//!   changes, and the 324/329 view.
 
 mod apply;
 mod lists;
 mod parse;
 
+use std::time::SystemTime;
+
 use apply::{apply, broadcast};
 use lists::show_list;
-use parse::{Request, parse};
+use parse::parse;
 
-use super::unix_time;
 use crate::core::Refusal;
+use crate::core::clock::unix_time;
 use crate::core::{ClientId, State};
-use crate::proto::modes::{self, ChannelModeKind};
+use crate::proto::modes::{self, ChannelFlag, ChannelModeKind, ListKind, MemberStatus};
 use crate::proto::numeric;
 use crate::proto::{Folded, Message};
+
+/// One change asked for, its argument already taken from the message.
+#[derive(Debug)]
+enum Request<'a> {
+    Flag {
+        adding: bool,
+        letter: char,
+        flag: ChannelFlag,
+    },
+    Key {
+        adding: bool,
+        letter: char,
+        key: &'a str,
+    },
+    Limit {
+        letter: char,
+        value: Option<&'a str>,
+    },
+    Member {
+        adding: bool,
+        letter: char,
+        status: MemberStatus,
+        nick: &'a str,
+    },
+    Edit {
+        adding: bool,
+        letter: char,
+        kind: ListKind,
+        mask: &'a str,
+    },
+    Show(ListKind),
+}
+
+/// Who set an entry and when, kept with it for 367/348/346.
+struct Setter {
+    source: String,
+    at: SystemTime,
+}
 
 /// One change that took effect, as the broadcast shows it.
 struct Applied {

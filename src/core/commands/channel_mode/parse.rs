@@ -1,40 +1,9 @@
 //! A mode string and its arguments, split into the changes and list views
 //! asked for, within the MODES limit on modes that take an argument.
 
-use crate::proto::modes::{self, ChannelFlag, ChannelModeKind, ListKind, MemberStatus};
+use super::Request;
+use crate::proto::modes::{self, ChannelModeKind};
 use crate::proto::serialize::is_middle_safe;
-
-/// One change asked for, its argument already taken from the message.
-#[derive(Debug)]
-pub(super) enum Request<'a> {
-    Flag {
-        adding: bool,
-        letter: char,
-        flag: ChannelFlag,
-    },
-    Key {
-        adding: bool,
-        letter: char,
-        key: &'a str,
-    },
-    Limit {
-        letter: char,
-        value: Option<&'a str>,
-    },
-    Member {
-        adding: bool,
-        letter: char,
-        status: MemberStatus,
-        nick: &'a str,
-    },
-    Edit {
-        adding: bool,
-        letter: char,
-        kind: ListKind,
-        mask: &'a str,
-    },
-    Show(ListKind),
-}
 
 /// Splits a mode string into requests, taking arguments in order. Modes
 /// with an argument beyond `budget` (MODES in 005) are ignored, and so is a

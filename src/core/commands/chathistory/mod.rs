@@ -14,13 +14,14 @@ mod parse;
 mod reply;
 
 use crate::core::history_access::{conversation_floor, room_floor};
+use crate::core::history_answer::{Answer, Outcome, Request};
 use crate::core::{ClientId, Event, Refusal, State};
 use crate::history::{self, Bound, Query, QueryKind, StoreError, TargetsQuery};
 use crate::proto::{Message, numeric};
 use parse::parse;
-use reply::{Outcome, Request, message_error};
+use reply::message_error;
 
-pub use reply::{Answer, answered};
+pub use reply::answered;
 
 /// CHATHISTORY, as if unknown while history is off.
 pub fn chathistory(state: &mut State, id: ClientId, message: &Message) {

@@ -6,35 +6,12 @@
 use bytes::Bytes;
 
 use crate::core::caps::Caps;
+use crate::core::history_answer::{Answer, Outcome};
 use crate::core::playback::{batch_end, batch_start, history_line, utc};
 use crate::core::{ClientId, State};
-use crate::history::{self, Record, StoreError, TargetActivity};
+use crate::history::{self, TargetActivity};
 use crate::proto::tags::{prepend_tag, server_time};
 use crate::proto::{Folded, Line};
-
-/// Who asked for what, carried through the query.
-#[derive(Debug)]
-pub struct Request {
-    pub id: ClientId,
-    /// The subcommand, uppercased.
-    pub sub: String,
-    /// The target as the client wrote it; empty for TARGETS.
-    pub target: String,
-}
-
-/// What the reader found.
-#[derive(Debug)]
-pub enum Outcome {
-    Lines(Result<Vec<Record>, StoreError>),
-    Targets(Result<Vec<TargetActivity>, StoreError>),
-}
-
-/// A query's answer on its way back to the core.
-#[derive(Debug)]
-pub struct Answer {
-    pub request: Request,
-    pub outcome: Outcome,
-}
 
 /// Sends the answer to the client that asked, if it is still here, and
 /// lets its later lines run.

@@ -1,4 +1,4 @@
-//! PING, PONG and QUIT.
+//! PING and PONG.
 
 use crate::core::{ClientId, State};
 use crate::proto::{Line, Message};
@@ -14,11 +14,3 @@ pub fn ping(state: &mut State, id: ClientId, message: &Message) {
 
 /// Any input resets the connection's ping timer; nothing else to do.
 pub fn pong(_: &mut State, _: ClientId, _: &Message) {}
-
-pub fn quit(state: &mut State, id: ClientId, message: &Message) {
-    let reason = match message.params.first() {
-        Some(reason) if !reason.is_empty() => format!("Quit: {reason}"),
-        _ => "Quit".to_owned(),
-    };
-    state.disconnect(id, &reason);
-}

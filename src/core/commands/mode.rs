@@ -1,0 +1,15 @@
+//! MODE: a room's modes go to [`super::channel_mode`], a nick's to
+//! [`super::user_mode`].
+
+use super::{channel_mode, user_mode};
+use crate::core::{ClientId, State};
+use crate::proto::Message;
+
+/// MODE <target> [<modestring> [<mode arguments>...]]
+pub fn mode(state: &mut State, id: ClientId, message: &Message) {
+    if message.param(0).starts_with(['#', '&']) {
+        channel_mode::mode(state, id, message);
+    } else {
+        user_mode::mode(state, id, message);
+    }
+}
