@@ -274,34 +274,3 @@ mod tests {
         assert_eq!(check_privilege(client, Privilege::Wallops), Ok(()));
     }
 }
-
-/// True when `id` is an operator holding `privilege`; otherwise answers
-/// 723 ERR_NOPRIVS.
-pub fn require(state: &mut State, id: ClientId, privilege: Privilege) -> bool {
-    if state
-        .clients
-        .get(&id)
-        .is_some_and(|client| client.has_privilege(privilege))
-    {
-        return true;
-    }
-    state.reply(
-        id,
-        numeric::ERR_NOPRIVS,
-        &[privilege.name()],
-        "Insufficient oper privileges.",
-    );
-    false
-}
-
-/// `:server NOTICE <nick> :text`, for answers that have no numeric.
-pub fn server_notice(state: &mut State, id: ClientId, text: &str) {
-    let Some(client) = state.clients.get(&id) else {
-        return;
-    };
-    let line = Line::new(Some(state.server_name()), "NOTICE")
-        .arg(client.target())
-        .trailing(text)
-        .finish();
-    state.send(id, line);
-}

@@ -13,7 +13,7 @@ const CAP_LINE_BUDGET: usize = 400;
 /// `CAP <subcommand> [:<capabilities>]`
 ///
 /// Capability negotiation: LS, LIST, REQ and END.
-pub fn cap(state: &mut State, id: ClientId, message: &Message) {
+pub fn cap(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
     let subcommand = message.param(0).to_ascii_uppercase();
     match subcommand.as_str() {
         "LS" => list_supported(state, id, message.param(1)),
@@ -25,6 +25,7 @@ pub fn cap(state: &mut State, id: ClientId, message: &Message) {
             state.refuse(id, Refusal::new(numeric::ERR_INVALIDCAPCMD, &[&shown]));
         }
     }
+    Ok(())
 }
 
 fn list_supported(state: &mut State, id: ClientId, version: &str) {

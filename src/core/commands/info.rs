@@ -38,10 +38,11 @@ fn names_another_server(state: &mut State, id: ClientId, message: &Message) -> b
     !ours
 }
 
-pub fn motd(state: &mut State, id: ClientId, message: &Message) {
+pub fn motd(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
     if !names_another_server(state, id, message) {
         send_motd(state, id);
     }
+    Ok(())
 }
 
 pub fn send_motd(state: &mut State, id: ClientId) {
@@ -68,8 +69,9 @@ pub fn send_motd(state: &mut State, id: ClientId) {
     state.reply(id, numeric::RPL_ENDOFMOTD, &[], "End of /MOTD command.");
 }
 
-pub fn lusers(state: &mut State, id: ClientId, _: &Message) {
+pub fn lusers(state: &mut State, id: ClientId, _: &Message) -> Result<(), Refusal> {
     send_lusers(state, id);
+    Ok(())
 }
 
 pub fn send_lusers(state: &mut State, id: ClientId) {
@@ -133,9 +135,9 @@ pub fn send_lusers(state: &mut State, id: ClientId) {
     state.reply(id, numeric::RPL_GLOBALUSERS, &[&users, &max], &global);
 }
 
-pub fn version(state: &mut State, id: ClientId, message: &Message) {
+pub fn version(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
     if names_another_server(state, id, message) {
-        return;
+        return Ok(());
     }
     let server = state.server_name().to_owned();
     state.reply(
@@ -145,11 +147,12 @@ pub fn version(state: &mut State, id: ClientId, message: &Message) {
         "https://github.com/rookery-irc/rookery",
     );
     send_isupport(state, id);
+    Ok(())
 }
 
-pub fn time(state: &mut State, id: ClientId, message: &Message) {
+pub fn time(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
     if names_another_server(state, id, message) {
-        return;
+        return Ok(());
     }
     let now: DateTime<Utc> = state.clock.now().into();
     let server = state.server_name().to_owned();
@@ -160,11 +163,12 @@ pub fn time(state: &mut State, id: ClientId, message: &Message) {
         &[&server, &now.timestamp().to_string()],
         &human,
     );
+    Ok(())
 }
 
-pub fn admin(state: &mut State, id: ClientId, message: &Message) {
+pub fn admin(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
     if names_another_server(state, id, message) {
-        return;
+        return Ok(());
     }
     let server = state.config.server.clone();
     state.reply(
@@ -186,11 +190,12 @@ pub fn admin(state: &mut State, id: ClientId, message: &Message) {
         &[],
         "No administrative e-mail address is configured",
     );
+    Ok(())
 }
 
-pub fn info(state: &mut State, id: ClientId, message: &Message) {
+pub fn info(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
     if names_another_server(state, id, message) {
-        return;
+        return Ok(());
     }
     let created: DateTime<Utc> = state.created.into();
     let lines = [
@@ -202,13 +207,14 @@ pub fn info(state: &mut State, id: ClientId, message: &Message) {
         state.reply(id, numeric::RPL_INFO, &[], &line);
     }
     state.reply(id, numeric::RPL_ENDOFINFO, &[], "End of INFO list");
+    Ok(())
 }
 
 /// `LINKS [[server] mask]`: a single server lists itself (364) when `mask`
 /// matches its name, then 365. HexChat's server menu sends it.
-pub fn links(state: &mut State, id: ClientId, message: &Message) {
+pub fn links(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
     if message.params.len() >= 2 && names_another_server(state, id, message) {
-        return;
+        return Ok(());
     }
     let mask = message.params.last().filter(|mask| !mask.is_empty());
     let server = state.config.server.clone();
@@ -227,4 +233,5 @@ pub fn links(state: &mut State, id: ClientId, message: &Message) {
     }
     let shown = mask.map_or("*", String::as_str).to_owned();
     state.reply(id, numeric::RPL_ENDOFLINKS, &[&shown], "End of /LINKS list");
+    Ok(())
 }

@@ -14,29 +14,26 @@ use crate::proto::{Folded, Line, Message};
 /// `INVITE <nickname> <channel>`
 ///
 /// INVITE alone lists the rooms the client is invited to.
-pub fn invite(state: &mut State, id: ClientId, message: &Message) {
+pub fn invite(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
     let (nick, name) = (message.param(0), message.param(1));
     if nick.is_empty() && name.is_empty() {
         list_invites(state, id);
-        return;
+        return Ok(());
     }
     if nick.is_empty() || name.is_empty() {
-        state.refuse(id, Refusal::need_more_params("INVITE"));
-        return;
+        return Err(Refusal::need_more_params("INVITE"));
     }
     let Some(target) = state.registered_client(&state.fold(nick)) else {
-        state.refuse(id, Refusal::no_such_nick(nick));
-        return;
+        return Err(Refusal::no_such_nick(nick));
     };
     let (target, target_nick, away) = (target.id, target.nick.clone(), target.away.clone());
     let folded = state.fold(name);
     if state.visible_channel(id, &folded).is_none() {
-        state.refuse(id, Refusal::no_such_channel(name));
-        return;
+        return Err(Refusal::no_such_channel(name));
     }
     let now = state.clock.now();
     let Some(channel) = state.channels.get_mut(&folded) else {
-        return;
+        return Ok(());
     };
     let name = channel.name.clone();
     let invite_only = channel.modes.invite_only;
@@ -52,8 +49,7 @@ pub fn invite(state: &mut State, id: ClientId, message: &Message) {
         Some(_) => None,
     };
     if let Some(refusal) = refusal {
-        state.refuse(id, refusal);
-        return;
+        return Err(refusal);
     }
     let by_op = channel.members.get(&id).is_some_and(|inviter| inviter.op);
     if by_op && (invite_only || channel.modes.limit.is_some()) {
@@ -70,7 +66,7 @@ pub fn invite(state: &mut State, id: ClientId, message: &Message) {
         state.reply(id, numeric::RPL_AWAY, &[&target_nick], &away);
     }
     let Some(source) = state.clients.get(&id).map(|client| client.source.clone()) else {
-        return;
+        return Ok(());
     };
     let line = Line::new(Some(&source), "INVITE")
         .arg(&target_nick)
@@ -86,6 +82,7 @@ pub fn invite(state: &mut State, id: ClientId, message: &Message) {
             && member.caps.contains(Caps::INVITE_NOTIFY)
             && (!invite_only || membership.op)
     });
+    Ok(())
 }
 
 /// 336 for each room `id` holds an open invite to, then 337.

@@ -14,15 +14,14 @@ use crate::proto::{Folded, Line, Message};
 /// `JOIN <channel>{,<channel>} [<key>{,<key>}]`
 ///
 /// Each room is answered on its own: a refusal for one does not stop the others.
-pub fn join(state: &mut State, id: ClientId, message: &Message) {
+pub fn join(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
     let names = message.param(0);
     if names.is_empty() {
-        state.refuse(id, Refusal::need_more_params("JOIN"));
-        return;
+        return Err(Refusal::need_more_params("JOIN"));
     }
     if names == "0" {
         leave_all(state, id);
-        return;
+        return Ok(());
     }
     let mut keys = message.param(1).split(',');
     let max = state.config.limits.max_targets;
@@ -33,6 +32,7 @@ pub fn join(state: &mut State, id: ClientId, message: &Message) {
         }
         join_one(state, id, name, keys.next().unwrap_or(""));
     }
+    Ok(())
 }
 
 fn join_one(state: &mut State, id: ClientId, name: &str, key: &str) {

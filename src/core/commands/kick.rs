@@ -3,7 +3,6 @@
 use super::registration::truncate;
 use crate::core::Refusal;
 use crate::core::{ClientId, State};
-use crate::proto::numeric;
 use crate::proto::{Line, Message};
 
 /// `KICK <channel> <user> *( "," <user> ) [<comment>]`
@@ -12,7 +11,7 @@ use crate::proto::{Line, Message};
 /// pairs rooms and nicks, as RFC 2812 allows. Past TARGMAX (the server's
 /// `max_targets`) further targets are dropped, as Modern IRC permits; every
 /// KICK line sent names one room and one nick.
-pub fn kick(state: &mut State, id: ClientId, message: &Message) {
+pub fn kick(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
     let max = state.config.limits.max_targets;
     let list = |param: &str| -> Vec<String> {
         param
@@ -25,8 +24,7 @@ pub fn kick(state: &mut State, id: ClientId, message: &Message) {
     let (rooms, targets) = (list(message.param(0)), list(message.param(1)));
     if rooms.is_empty() || targets.is_empty() || (rooms.len() != 1 && rooms.len() != targets.len())
     {
-        state.refuse(id, Refusal::need_more_params("KICK"));
-        return;
+        return Err(Refusal::need_more_params("KICK"));
     }
     let reason = message.param(2);
     for (i, target) in targets.iter().enumerate() {
@@ -35,6 +33,7 @@ pub fn kick(state: &mut State, id: ClientId, message: &Message) {
         };
         kick_one(state, id, room, target, reason);
     }
+    Ok(())
 }
 
 /// Removes `target` from the room `name`, if `id` may.
@@ -60,10 +59,7 @@ fn kick_one(state: &mut State, id: ClientId, name: &str, target: &str, reason: &
         .copied()
         .filter(|target| channel.members.contains_key(target));
     let (Some(kicked), Some(kicker)) = (kicked, state.clients.get(&id)) else {
-        state.refuse(
-            id,
-            Refusal::new(numeric::ERR_USERNOTINCHANNEL, &[target, &name]),
-        );
+        state.refuse(id, Refusal::user_not_in_channel(target, &name));
         return;
     };
     let reason = match reason {

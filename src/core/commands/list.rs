@@ -175,7 +175,7 @@ const SENDQ_HEADROOM_SHIFT: u32 = 3;
 /// or the asker would be cut off for asking: past the room left there, the
 /// rows stop and 416 says the list was cut short. So do they when the
 /// masks cost more than `MATCH_BUDGET`.
-pub fn list(state: &mut State, id: ClientId, message: &Message) {
+pub fn list(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
     let limits = &state.config.limits;
     let filter = Filter::parse(
         &message.params,
@@ -236,6 +236,7 @@ pub fn list(state: &mut State, id: ClientId, message: &Message) {
         state.refuse(id, Refusal::new(numeric::ERR_TOOMANYMATCHES, &["LIST"]));
     }
     state.reply(id, numeric::RPL_LISTEND, &[], "End of /LIST");
+    Ok(())
 }
 
 #[cfg(test)]

@@ -2,14 +2,15 @@
 //! [`super::user_mode`].
 
 use super::{channel_mode, user_mode};
+use crate::core::Refusal;
 use crate::core::{ClientId, State};
 use crate::proto::Message;
 
 /// MODE <target> [<modestring> [<mode arguments>...]]
-pub fn mode(state: &mut State, id: ClientId, message: &Message) {
+pub fn mode(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
     if message.param(0).starts_with(['#', '&']) {
-        channel_mode::mode(state, id, message);
+        channel_mode::mode(state, id, message)
     } else {
-        user_mode::mode(state, id, message);
+        user_mode::mode(state, id, message)
     }
 }

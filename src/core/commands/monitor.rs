@@ -11,7 +11,7 @@ use crate::proto::{Folded, Message};
 /// `MONITOR <+|-> <target>{,<target>}` or `MONITOR <C|L|S>`
 ///
 /// IRCv3 monitor: be told when nicks come online and leave.
-pub fn monitor(state: &mut State, id: ClientId, message: &Message) {
+pub fn monitor(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
     let targets = message.param(1);
     match message.param(0) {
         "+" | "-" if targets.is_empty() => state.refuse(id, Refusal::need_more_params("MONITOR")),
@@ -40,6 +40,7 @@ pub fn monitor(state: &mut State, id: ClientId, message: &Message) {
             state.fail_or_notice(id, "MONITOR", "INVALID_PARAMS", &text);
         }
     }
+    Ok(())
 }
 
 fn watched(state: &State, id: ClientId) -> Vec<(Folded, String)> {

@@ -2,25 +2,24 @@
 
 use crate::core::Refusal;
 use crate::core::{ClientId, State};
-use crate::proto::numeric;
 use crate::proto::{Line, Message};
 
 /// `PART <channel>{,<channel>} [<reason>]`
-pub fn part(state: &mut State, id: ClientId, message: &Message) {
+pub fn part(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
     let names = message.param(0);
     if names.is_empty() {
-        state.refuse(id, Refusal::need_more_params("PART"));
-        return;
+        return Err(Refusal::need_more_params("PART"));
     }
     let reason = message.params.get(1).map(String::as_str);
     let max = state.config.limits.max_targets;
     for (i, name) in names.split(',').enumerate() {
         if i == max {
-            state.refuse(id, Refusal::new(numeric::ERR_TOOMANYTARGETS, &[name]));
+            state.refuse(id, Refusal::too_many_targets(name));
             break;
         }
         part_one(state, id, name, reason);
     }
+    Ok(())
 }
 
 /// Leaves one room: every member, the leaver included, hears the PART; an

@@ -12,50 +12,44 @@ use crate::proto::{Line, Message};
 use crate::proto::{modes, numeric};
 
 /// PASS while registering; afterwards dispatch answers 462, as for USER.
-pub fn pass(state: &mut State, id: ClientId, message: &Message) {
+pub fn pass(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
     let expected = state.config.server.password.clone();
     let Some(client) = state.clients.get_mut(&id) else {
-        return;
+        return Ok(());
     };
     client.password_ok = expected.is_none_or(|expected| expected == message.param(0));
+    Ok(())
 }
 
-pub fn nick(state: &mut State, id: ClientId, message: &Message) {
+pub fn nick(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
     let wanted = message.param(0);
     if wanted.is_empty() {
-        state.refuse(id, Refusal::new(numeric::ERR_NONICKNAMEGIVEN, &[]));
-        return;
+        return Err(Refusal::no_nickname_given());
     }
     if !is_valid_nick(wanted, state.config.limits.nick_length) {
-        state.refuse(id, Refusal::new(numeric::ERR_ERRONEOUSNICKNAME, &[wanted]));
-        return;
+        return Err(Refusal::new(numeric::ERR_ERRONEOUSNICKNAME, &[wanted]));
     }
     let folded = state.fold(wanted);
     match state.nicks.get(&folded) {
         Some(owner) if *owner != id => {
-            state.refuse(id, Refusal::new(numeric::ERR_NICKNAMEINUSE, &[wanted]));
-            return;
+            return Err(Refusal::new(numeric::ERR_NICKNAMEINUSE, &[wanted]));
         }
         _ => {}
     }
     let Some(client) = state.clients.get(&id) else {
-        return;
+        return Ok(());
     };
     if client.nick == wanted {
-        return;
+        return Ok(());
     }
     // Masks ignore case: a change of case alone lifts no ban.
     let case_only = state.fold(&client.nick) == state.fold(wanted);
     if let Some(room) = room_silencing(state, id).filter(|_| !case_only) {
-        state.refuse(
-            id,
-            Refusal::new(numeric::ERR_BANNICKCHANGE, &[wanted, &room]),
-        );
-        return;
+        return Err(Refusal::new(numeric::ERR_BANNICKCHANGE, &[wanted, &room]));
     }
     state.remember_nick(id);
     let Some(client) = state.clients.get_mut(&id) else {
-        return;
+        return Ok(());
     };
     let old_folded = state.config.server.casemapping.fold(&client.nick);
     let old_source = client.source.clone();
@@ -89,6 +83,7 @@ pub fn nick(state: &mut State, id: ClientId, message: &Message) {
     } else {
         try_register(state, id);
     }
+    Ok(())
 }
 
 /// A room where a ban keeps `id` quiet, which a new nick could lift: as in
@@ -109,15 +104,14 @@ fn room_silencing(state: &State, id: ClientId) -> Option<String> {
         .min()
 }
 
-pub fn user(state: &mut State, id: ClientId, message: &Message) {
+pub fn user(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
     let max = state.config.limits.user_length.max(2);
     let max_realname = state.config.limits.realname_length;
     let Some(client) = state.clients.get_mut(&id) else {
-        return;
+        return Ok(());
     };
     if message.param(0).is_empty() || message.param(3).is_empty() {
-        state.refuse(id, Refusal::need_more_params("USER"));
-        return;
+        return Err(Refusal::need_more_params("USER"));
     }
     let mut user: String = message
         .param(0)
@@ -133,6 +127,7 @@ pub fn user(state: &mut State, id: ClientId, message: &Message) {
     client.user = format!("~{user}");
     client.realname = truncate(message.param(3), max_realname).to_owned();
     try_register(state, id);
+    Ok(())
 }
 
 /// The user name of a client whose own has no character a user name keeps.
@@ -170,7 +165,7 @@ pub fn try_register(state: &mut State, id: ClientId) {
         return;
     }
     if needs_password && !client.password_ok {
-        state.refuse(id, Refusal::new(numeric::ERR_PASSWDMISMATCH, &[]));
+        state.refuse(id, Refusal::password_mismatch());
         state.disconnect(id, "Bad password");
         return;
     }

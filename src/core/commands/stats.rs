@@ -9,7 +9,7 @@ use crate::proto::Message;
 use crate::proto::numeric;
 
 /// `STATS <query> [<server>]`
-pub fn stats(state: &mut State, id: ClientId, message: &Message) {
+pub fn stats(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
     let letter = message.param(0).chars().next().unwrap_or('u');
     let oper = state
         .clients
@@ -17,8 +17,7 @@ pub fn stats(state: &mut State, id: ClientId, message: &Message) {
         .is_some_and(|client| client.modes.oper);
     let shown = letter.to_string();
     if letter != 'u' && !oper {
-        state.refuse(id, Refusal::not_an_operator());
-        return;
+        return Err(Refusal::not_an_operator());
     }
     match letter {
         'u' => uptime(state, id),
@@ -34,6 +33,7 @@ pub fn stats(state: &mut State, id: ClientId, message: &Message) {
         &[&shown],
         "End of /STATS report",
     );
+    Ok(())
 }
 
 fn uptime(state: &mut State, id: ClientId) {

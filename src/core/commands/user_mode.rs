@@ -7,13 +7,12 @@ use crate::proto::numeric;
 use crate::proto::{Line, Message};
 
 /// MODE on a nick: its modes without a mode string, else the changes.
-pub fn mode(state: &mut State, id: ClientId, message: &Message) {
+pub fn mode(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
     let target = message.param(0);
     let folded = state.fold(target);
     match state.registered_client(&folded).map(|client| client.id) {
         None => {
-            state.refuse(id, Refusal::no_such_nick(target));
-            return;
+            return Err(Refusal::no_such_nick(target));
         }
         Some(owner) if owner != id => {
             let text = if message.params.len() > 1 {
@@ -22,12 +21,12 @@ pub fn mode(state: &mut State, id: ClientId, message: &Message) {
                 "Can't view modes for other users"
             };
             state.reply(id, numeric::ERR_USERSDONTMATCH, &[], text);
-            return;
+            return Ok(());
         }
         Some(_) => {}
     }
     let Some(client) = state.clients.get_mut(&id) else {
-        return;
+        return Ok(());
     };
     let Some(changes) = message.params.get(1) else {
         let modes = client.modes.to_mode_string();
@@ -36,7 +35,7 @@ pub fn mode(state: &mut State, id: ClientId, message: &Message) {
             .arg(&modes)
             .finish();
         state.send(id, line);
-        return;
+        return Ok(());
     };
     let mut adding = true;
     let mut unknown = false;
@@ -79,6 +78,7 @@ pub fn mode(state: &mut State, id: ClientId, message: &Message) {
             .finish();
         state.send(id, line);
     }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use crate::proto::serialize::MAX_LINE;
 use crate::proto::serialize::echo_param;
 
 /// `WHOIS [<target>] <nick>`
-pub fn whois(state: &mut State, id: ClientId, message: &Message) {
+pub fn whois(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
     // `WHOIS nick` or `WHOIS <server|nick> nick`: the remote form is
     // answered here, as every user is local.
     let (server, nicks) = match message.params.as_slice() {
@@ -20,14 +20,12 @@ pub fn whois(state: &mut State, id: ClientId, message: &Message) {
         [server, nicks, ..] => (Some(server.as_str()), nicks.as_str()),
     };
     if nicks.is_empty() {
-        state.refuse(id, Refusal::new(numeric::ERR_NONICKNAMEGIVEN, &[]));
-        return;
+        return Err(Refusal::no_nickname_given());
     }
     if let Some(server) = server {
         if !names_this_server_or_a_user(state, server) {
             let shown = echo_param(server);
-            state.refuse(id, Refusal::new(numeric::ERR_NOSUCHSERVER, &[shown]));
-            return;
+            return Err(Refusal::new(numeric::ERR_NOSUCHSERVER, &[shown]));
         }
     }
     // TARGMAX WHOIS:1: the first nick is answered, the rest dropped.
@@ -43,6 +41,7 @@ pub fn whois(state: &mut State, id: ClientId, message: &Message) {
         }
     }
     state.reply(id, numeric::RPL_ENDOFWHOIS, &[end], "End of /WHOIS list");
+    Ok(())
 }
 
 fn names_this_server_or_a_user(state: &State, target: &str) -> bool {

@@ -9,11 +9,10 @@ use crate::proto::numeric;
 use crate::proto::serialize::echo_param;
 
 /// `WHOWAS <nick> [<count>]`
-pub fn whowas(state: &mut State, id: ClientId, message: &Message) {
+pub fn whowas(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
     let nick = message.param(0).split(',').next().unwrap_or_default();
     if nick.is_empty() {
-        state.refuse(id, Refusal::new(numeric::ERR_NONICKNAMEGIVEN, &[]));
-        return;
+        return Err(Refusal::no_nickname_given());
     }
     // A count that is not a positive number means all entries.
     let count = match message.param(1).parse::<usize>() {
@@ -49,6 +48,7 @@ pub fn whowas(state: &mut State, id: ClientId, message: &Message) {
         );
     }
     state.reply(id, numeric::RPL_ENDOFWHOWAS, &[&shown], "End of WHOWAS");
+    Ok(())
 }
 
 #[cfg(test)]

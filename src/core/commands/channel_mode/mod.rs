@@ -71,18 +71,17 @@ struct Applied {
 
 /// MODE on a room: its modes without a mode string, else the changes and
 /// list views the mode string asks for.
-pub fn mode(state: &mut State, id: ClientId, message: &Message) {
+pub fn mode(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
     let name = message.param(0);
     let folded = state.fold(name);
     let Some(channel) = state.visible_channel(id, &folded) else {
-        state.refuse(id, Refusal::no_such_channel(name));
-        return;
+        return Err(Refusal::no_such_channel(name));
     };
     let channel_name = channel.name.clone();
     let is_op = channel.members.get(&id).is_some_and(|m| m.op);
     let Some(modestring) = message.params.get(1) else {
         show_modes(state, id, &folded);
-        return;
+        return Ok(());
     };
 
     let (requests, unknown) = parse(
@@ -98,8 +97,7 @@ pub fn mode(state: &mut State, id: ClientId, message: &Message) {
         .iter()
         .any(|request| !matches!(request, Request::Show(_)));
     if changes && !is_op {
-        state.refuse(id, Refusal::not_channel_operator(&channel_name));
-        return;
+        return Err(Refusal::not_channel_operator(&channel_name));
     }
 
     let mut applied = Vec::new();
@@ -113,6 +111,7 @@ pub fn mode(state: &mut State, id: ClientId, message: &Message) {
         }
     }
     broadcast(state, id, &folded, &applied);
+    Ok(())
 }
 
 /// 324 and 329. Members see the key and the limit; others see only that

@@ -24,29 +24,28 @@ use reply::message_error;
 pub use reply::answered;
 
 /// CHATHISTORY, as if unknown while history is off.
-pub fn chathistory(state: &mut State, id: ClientId, message: &Message) {
+pub fn chathistory(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
     if state.history.is_none() {
         let refusal = Refusal::new(numeric::ERR_UNKNOWNCOMMAND, &[&message.command]);
-        state.refuse(id, refusal);
-        return;
+        return Err(refusal);
     }
     let (sub, params, limit, bounds) = match parse(state, message) {
         Ok(parsed) => parsed,
         Err((code, context, text)) => {
             let context: Vec<&str> = context.iter().map(String::as_str).collect();
             state.fail(id, "CHATHISTORY", code, &context, text);
-            return;
+            return Ok(());
         }
     };
     if sub == "TARGETS" {
         targets(state, id, &bounds, limit);
-        return;
+        return Ok(());
     }
     let target = params[0].clone();
     let Some((key, not_before_ms)) = readable(state, id, &target) else {
         let (context, text) = ([sub.as_str(), &target], "Messages could not be retrieved");
         state.fail(id, "CHATHISTORY", "INVALID_TARGET", &context, text);
-        return;
+        return Ok(());
     };
     let mut bounds = bounds.into_iter();
     let mut next = || bounds.next().unwrap_or(Bound::Time(0));
@@ -71,6 +70,7 @@ pub fn chathistory(state: &mut State, id: ClientId, message: &Message) {
     ask(state, id, sub, target, |history, deliver| {
         history.query(query, move |result| deliver(Outcome::Lines(result)))
     });
+    Ok(())
 }
 
 /// The store key of a target `id` may read, and the oldest time it may see

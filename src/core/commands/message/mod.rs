@@ -24,22 +24,25 @@ use crate::proto::tags::client_only_tags;
 use crate::proto::{Line, Message};
 
 /// PRIVMSG <target>{,<target>} <text to be sent>
-pub fn privmsg(state: &mut State, id: ClientId, message: &Message) {
+pub fn privmsg(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
     relay(state, id, message, MessageKind::Privmsg);
+    Ok(())
 }
 
 /// NOTICE <target>{,<target>} <text to be sent>
 ///
 /// Like PRIVMSG, but Modern IRC forbids any error reply to a NOTICE.
-pub fn notice(state: &mut State, id: ClientId, message: &Message) {
+pub fn notice(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
     relay(state, id, message, MessageKind::Notice);
+    Ok(())
 }
 
 /// TAGMSG <target>{,<target>}
 ///
 /// Client-only tags with no text, for clients that negotiated message-tags.
-pub fn tagmsg(state: &mut State, id: ClientId, message: &Message) {
+pub fn tagmsg(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
     relay(state, id, message, MessageKind::Tagmsg);
+    Ok(())
 }
 
 /// Which of the three commands is relayed; each differs in what it
