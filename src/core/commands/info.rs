@@ -38,6 +38,7 @@ fn names_another_server(state: &mut State, id: ClientId, message: &Message) -> b
     !ours
 }
 
+/// `MOTD [<target>]`
 pub fn motd(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
     if !names_another_server(state, id, message) {
         send_motd(state, id);
@@ -69,6 +70,7 @@ pub fn send_motd(state: &mut State, id: ClientId) {
     state.reply(id, numeric::RPL_ENDOFMOTD, &[], "End of /MOTD command.");
 }
 
+/// `LUSERS`
 pub fn lusers(state: &mut State, id: ClientId, _: &Message) -> Result<(), Refusal> {
     send_lusers(state, id);
     Ok(())
@@ -135,6 +137,9 @@ pub fn send_lusers(state: &mut State, id: ClientId) {
     state.reply(id, numeric::RPL_GLOBALUSERS, &[&users, &max], &global);
 }
 
+/// `VERSION [<target>]`
+///
+/// RPL_VERSION, then the 005 lines again.
 pub fn version(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
     if names_another_server(state, id, message) {
         return Ok(());
@@ -150,6 +155,7 @@ pub fn version(state: &mut State, id: ClientId, message: &Message) -> Result<(),
     Ok(())
 }
 
+/// `TIME [<server>]`
 pub fn time(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
     if names_another_server(state, id, message) {
         return Ok(());
@@ -166,6 +172,7 @@ pub fn time(state: &mut State, id: ClientId, message: &Message) -> Result<(), Re
     Ok(())
 }
 
+/// `ADMIN [<target>]`
 pub fn admin(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
     if names_another_server(state, id, message) {
         return Ok(());
@@ -193,6 +200,7 @@ pub fn admin(state: &mut State, id: ClientId, message: &Message) -> Result<(), R
     Ok(())
 }
 
+/// `INFO`
 pub fn info(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
     if names_another_server(state, id, message) {
         return Ok(());

@@ -6,7 +6,7 @@ use crate::core::Refusal;
 use crate::core::{ClientId, State};
 use crate::proto::Message;
 
-/// MODE <target> [<modestring> [<mode arguments>...]]
+/// `MODE <target> [<modestring> [<mode arguments>...]]`
 pub fn mode(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
     if message.param(0).starts_with(['#', '&']) {
         channel_mode::mode(state, id, message)

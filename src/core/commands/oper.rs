@@ -14,6 +14,9 @@ use crate::proto::mask::Mask;
 use crate::proto::numeric;
 use crate::proto::{Casemapping, Line, Message};
 
+/// `OPER <name> <password>`
+///
+/// The password is checked off the core; the answer comes in `checked`.
 pub fn oper(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
     let name = message.param(0);
     let now = state.clock.now();

@@ -11,6 +11,8 @@ use crate::proto::validate::is_valid_nick;
 use crate::proto::{Line, Message};
 use crate::proto::{modes, numeric};
 
+/// `PASS <password>`
+///
 /// PASS while registering; afterwards dispatch answers 462, as for USER.
 pub fn pass(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
     let expected = state.config.server.password.clone();
@@ -21,6 +23,7 @@ pub fn pass(state: &mut State, id: ClientId, message: &Message) -> Result<(), Re
     Ok(())
 }
 
+/// `NICK <nickname>`
 pub fn nick(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
     let wanted = message.param(0);
     if wanted.is_empty() {
@@ -104,6 +107,7 @@ fn room_silencing(state: &State, id: ClientId) -> Option<String> {
         .min()
 }
 
+/// `USER <username> 0 * <realname>`
 pub fn user(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
     let max = state.config.limits.user_length.max(2);
     let max_realname = state.config.limits.realname_length;

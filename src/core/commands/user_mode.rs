@@ -11,17 +11,14 @@ pub fn mode(state: &mut State, id: ClientId, message: &Message) -> Result<(), Re
     let target = message.param(0);
     let folded = state.fold(target);
     match state.registered_client(&folded).map(|client| client.id) {
-        None => {
-            return Err(Refusal::no_such_nick(target));
-        }
+        None => return Err(Refusal::no_such_nick(target)),
         Some(owner) if owner != id => {
             let text = if message.params.len() > 1 {
                 "Can't change mode for other users"
             } else {
                 "Can't view modes for other users"
             };
-            state.reply(id, numeric::ERR_USERSDONTMATCH, &[], text);
-            return Ok(());
+            return Err(Refusal::new(numeric::ERR_USERSDONTMATCH, &[]).with_text(text));
         }
         Some(_) => {}
     }

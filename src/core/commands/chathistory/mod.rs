@@ -23,6 +23,8 @@ use reply::message_error;
 
 pub use reply::answered;
 
+/// `CHATHISTORY <LATEST|BEFORE|AFTER|AROUND|BETWEEN|TARGETS> <target> <reference>… <limit>`
+///
 /// CHATHISTORY, as if unknown while history is off.
 pub fn chathistory(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
     if state.history.is_none() {
