@@ -14,8 +14,8 @@
 //!   `labeled.rs`, `disconnect.rs`, `whowas.rs`). A command table
 //!   (`dispatch.rs`) runs the shared checks, then one handler file per
 //!   command family under `core/commands/`; the larger families are
-//!   folders (`channel_mode/`, `chathistory/`, `message/`), and refusals
-//!   several commands share are in `commands/refusals.rs`.
+//!   folders (`channel_mode/`, `chathistory/`, `message/`). Every answer
+//!   to the sender, refusals included, is built in `replies.rs`.
 //! - [`history`]: room history in SQLite: a writer thread that commits in
 //!   batches and a watermark that holds each line until its record is on
 //!   disk; queries, retention and export.
