@@ -23,13 +23,13 @@ use crate::proto::numeric;
 use crate::proto::tags::client_only_tags;
 use crate::proto::{Line, Message};
 
-/// PRIVMSG <target>{,<target>} <text to be sent>
+/// `PRIVMSG <target>{,<target>} <text to be sent>`
 pub fn privmsg(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
     relay(state, id, message, MessageKind::Privmsg);
     Ok(())
 }
 
-/// NOTICE <target>{,<target>} <text to be sent>
+/// `NOTICE <target>{,<target>} <text to be sent>`
 ///
 /// Like PRIVMSG, but Modern IRC forbids any error reply to a NOTICE.
 pub fn notice(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
@@ -37,7 +37,7 @@ pub fn notice(state: &mut State, id: ClientId, message: &Message) -> Result<(), 
     Ok(())
 }
 
-/// TAGMSG <target>{,<target>}
+/// `TAGMSG <target>{,<target>}`
 ///
 /// Client-only tags with no text, for clients that negotiated message-tags.
 pub fn tagmsg(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
