@@ -37,21 +37,16 @@ pub fn invite(state: &mut State, id: ClientId, message: &Message) -> Result<(), 
     };
     let name = channel.name.clone();
     let invite_only = channel.modes.invite_only;
-    let refusal = match channel.members.get(&id) {
-        None => Some(Refusal::not_on_channel(&name)),
-        Some(inviter) if channel.modes.invite_only && !inviter.op => {
-            Some(Refusal::not_channel_operator(&name))
-        }
-        Some(_) if channel.members.contains_key(&target) => Some(Refusal::new(
-            numeric::ERR_USERONCHANNEL,
-            &[&target_nick, &name],
-        )),
-        Some(_) => None,
+    let Some(by_op) = channel.members.get(&id).map(|inviter| inviter.op) else {
+        return Err(Refusal::not_on_channel(&name));
     };
-    if let Some(refusal) = refusal {
-        return Err(refusal);
+    if invite_only && !by_op {
+        return Err(Refusal::not_channel_operator(&name));
     }
-    let by_op = channel.members.get(&id).is_some_and(|inviter| inviter.op);
+    if channel.members.contains_key(&target) {
+        let args = [target_nick.as_str(), &name];
+        return Err(Refusal::new(numeric::ERR_USERONCHANNEL, &args));
+    }
     if by_op && (invite_only || channel.modes.limit.is_some()) {
         channel.add_invite(target, now);
         remember_invite(state, target, folded.clone());
@@ -65,24 +60,38 @@ pub fn invite(state: &mut State, id: ClientId, message: &Message) -> Result<(), 
     if let Some(away) = away {
         state.reply(id, numeric::RPL_AWAY, &[&target_nick], &away);
     }
+    tell_invited(state, id, (target, &target_nick), (&folded, &name));
+    Ok(())
+}
+
+/// The INVITE line to the one invited and, with invite-notify, to members
+/// who asked; in a +i room only the ops, who alone could have invited
+/// (InspIRCd does the same).
+fn tell_invited(
+    state: &mut State,
+    id: ClientId,
+    (target, target_nick): (ClientId, &str),
+    (folded, name): (&Folded, &str),
+) {
     let Some(source) = state.clients.get(&id).map(|client| client.source.clone()) else {
-        return Ok(());
+        return;
     };
+    let invite_only = state
+        .channels
+        .get(folded)
+        .is_some_and(|channel| channel.modes.invite_only);
     let line = Line::new(Some(&source), "INVITE")
-        .arg(&target_nick)
-        .arg(&name)
+        .arg(target_nick)
+        .arg(name)
         .finish();
     let mut event = state.event_from(id, line);
     state.send_all([target], &mut event);
-    // invite-notify: members who asked hear of it too; in a +i room only
-    // the ops, who alone could have invited (InspIRCd does the same).
-    state.send_to_members(&folded, &mut event, |member, membership| {
+    state.send_to_members(folded, &mut event, |member, membership| {
         member.id != id
             && member.id != target
             && member.caps.contains(Caps::INVITE_NOTIFY)
             && (!invite_only || membership.op)
     });
-    Ok(())
 }
 
 /// 336 for each room `id` holds an open invite to, then 337.
