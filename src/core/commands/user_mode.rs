@@ -1,6 +1,7 @@
 //! MODE on a nick: +B, +i and +w by the user, -o to drop operator status.
 
 use crate::core::Refusal;
+use crate::core::client::UserModes;
 use crate::core::{ClientId, State};
 use crate::proto::modes::{self, ByUser};
 use crate::proto::numeric;
@@ -34,32 +35,7 @@ pub fn mode(state: &mut State, id: ClientId, message: &Message) -> Result<(), Re
         state.send(id, line);
         return Ok(());
     };
-    let mut adding = true;
-    let mut unknown = false;
-    let mut applied = String::new();
-    let mut applied_sign = None;
-    for letter in changes.chars() {
-        if matches!(letter, '+' | '-') {
-            adding = letter == '+';
-            continue;
-        }
-        let Some(mode) = modes::user_mode(letter) else {
-            unknown = true;
-            continue;
-        };
-        if adding && mode.by_user == ByUser::UnsetOnly {
-            continue;
-        }
-        let flag = client.modes.flag_mut(mode.flag);
-        if *flag != adding {
-            *flag = adding;
-            if applied_sign != Some(adding) {
-                applied.push(if adding { '+' } else { '-' });
-                applied_sign = Some(adding);
-            }
-            applied.push(letter);
-        }
-    }
+    let (applied, unknown) = apply(&mut client.modes, changes);
     if !client.modes.oper {
         client.outbox.set_flood_exempt(false);
     }
@@ -76,6 +52,39 @@ pub fn mode(state: &mut State, id: ClientId, message: &Message) -> Result<(), Re
         state.send(id, line);
     }
     Ok(())
+}
+
+/// Applies what a user may change of `changes` to `set`: the changes
+/// that took effect as one mode string (signs only where they change),
+/// and whether any letter was unknown.
+fn apply(set: &mut UserModes, changes: &str) -> (String, bool) {
+    let mut adding = true;
+    let mut unknown = false;
+    let mut applied = String::new();
+    let mut applied_sign = None;
+    for letter in changes.chars() {
+        if matches!(letter, '+' | '-') {
+            adding = letter == '+';
+            continue;
+        }
+        let Some(mode) = modes::user_mode(letter) else {
+            unknown = true;
+            continue;
+        };
+        if adding && mode.by_user == ByUser::UnsetOnly {
+            continue;
+        }
+        let flag = set.flag_mut(mode.flag);
+        if *flag != adding {
+            *flag = adding;
+            if applied_sign != Some(adding) {
+                applied.push(if adding { '+' } else { '-' });
+                applied_sign = Some(adding);
+            }
+            applied.push(letter);
+        }
+    }
+    (applied, unknown)
 }
 
 #[cfg(test)]
