@@ -8,7 +8,7 @@ use crate::core::Refusal;
 use crate::core::bans::{self, BanKind};
 use crate::core::{ClientId, State, history_access, isupport};
 use crate::proto::validate::is_valid_nick;
-use crate::proto::{Line, Message};
+use crate::proto::{Folded, Line, Message};
 use crate::proto::{modes, numeric};
 
 /// `PASS <password>`
@@ -51,20 +51,43 @@ pub fn nick(state: &mut State, id: ClientId, message: &Message) -> Result<(), Re
         return Err(Refusal::new(numeric::ERR_BANNICKCHANGE, &[wanted, &room]));
     }
     state.remember_nick(id);
-    let Some(client) = state.clients.get_mut(&id) else {
+    let Some(old) = rename(state, id, wanted, folded) else {
         return Ok(());
     };
+    if old.registered {
+        announce_nick(state, id, wanted, &old);
+    } else {
+        try_register(state, id);
+    }
+    Ok(())
+}
+
+/// Who a client was before [`rename`].
+struct OldNick {
+    nick: String,
+    source: String,
+    registered: bool,
+    /// A new nick, not a change of case only.
+    renamed: bool,
+}
+
+/// Gives `id` the nick `wanted` (folded: `folded`), in its record and in
+/// the nick index.
+fn rename(state: &mut State, id: ClientId, wanted: &str, folded: Folded) -> Option<OldNick> {
+    let client = state.clients.get_mut(&id)?;
     let old_folded = state.config.server.casemapping.fold(&client.nick);
-    let old_source = client.source.clone();
-    let old_nick = std::mem::take(&mut client.nick);
+    let old = OldNick {
+        nick: std::mem::take(&mut client.nick),
+        source: client.source.clone(),
+        registered: client.registered,
+        renamed: old_folded != folded,
+    };
     client.nick = wanted.to_owned();
     client.update_source();
-    let registered = client.registered;
     if state.nicks.get(&old_folded) == Some(&id) {
         state.nicks.remove(&old_folded);
     }
-    let renamed = old_folded != folded;
-    if renamed {
+    if old.renamed {
         // Private history read under the new nick starts now.
         let floor = history_access::starting_floor(state.clock.now(), state.nick_ended_ms);
         if let Some(client) = state.clients.get_mut(&id) {
@@ -72,21 +95,21 @@ pub fn nick(state: &mut State, id: ClientId, message: &Message) -> Result<(), Re
         }
     }
     state.nicks.insert(folded, id);
-    if registered {
-        let line = Line::new(Some(&old_source), "NICK").arg(wanted).finish();
-        let mut event = state.event_from(id, line);
-        let mut audience = state.peers(id);
-        audience.insert(id);
-        state.send_all(audience, &mut event);
-        // A change of case only is the same nick to MONITOR.
-        if renamed {
-            state.monitor_offline(&old_nick);
-            state.monitor_online(id);
-        }
-    } else {
-        try_register(state, id);
+    Some(old)
+}
+
+/// The NICK line to the client and everyone who shares a room with it.
+fn announce_nick(state: &mut State, id: ClientId, wanted: &str, old: &OldNick) {
+    let line = Line::new(Some(&old.source), "NICK").arg(wanted).finish();
+    let mut event = state.event_from(id, line);
+    let mut audience = state.peers(id);
+    audience.insert(id);
+    state.send_all(audience, &mut event);
+    // A change of case only is the same nick to MONITOR.
+    if old.renamed {
+        state.monitor_offline(&old.nick);
+        state.monitor_online(id);
     }
-    Ok(())
 }
 
 /// A room where a ban keeps `id` quiet, which a new nick could lift: as in
