@@ -7,7 +7,8 @@ use super::commands::{
     monitor, names, oper, part, ping, quit, registration, rehash, setname, stats, topic, userhost,
     wallops, who, whois, whowas,
 };
-use super::{Client, ClientId, Refusal, State, check_privilege, labeled};
+use super::replies::check_privilege;
+use super::{Client, ClientId, Refusal, State, labeled};
 use crate::config::Privilege;
 use crate::proto::Message;
 use crate::proto::numeric;

@@ -123,7 +123,7 @@ impl Refusal {
 /// is not an operator, 723 for an operator who lacks it. Dispatch asks it
 /// for a command's row; a handler whose privilege depends on an argument
 /// asks it too.
-pub fn check_privilege(client: &Client, privilege: Privilege) -> Result<(), Refusal> {
+pub(super) fn check_privilege(client: &Client, privilege: Privilege) -> Result<(), Refusal> {
     if !client.modes.oper {
         Err(Refusal::not_an_operator())
     } else if !client.has_privilege(privilege) {
