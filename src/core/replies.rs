@@ -44,10 +44,6 @@ impl Refusal {
         self
     }
 
-    pub fn numeric(&self) -> Numeric {
-        self.numeric
-    }
-
     /// 401: no client uses `nick` (or, to PRIVMSG, no room `nick` is visible).
     pub fn no_such_nick(nick: &str) -> Refusal {
         Refusal::new(numeric::ERR_NOSUCHNICK, &[nick])
@@ -154,6 +150,11 @@ impl State {
 
     /// Sends a refusal now, for a handler that goes on afterwards.
     pub fn refuse(&mut self, id: ClientId, refusal: Refusal) {
+        debug_assert!(
+            !refusal.text.is_empty(),
+            "{:?} has no text in the numeric table: give it one with with_text",
+            refusal.numeric
+        );
         let args: Vec<&str> = refusal.args.iter().map(String::as_str).collect();
         self.reply(id, refusal.numeric, &args, &refusal.text);
     }
