@@ -14,7 +14,7 @@ use crate::proto::{Folded, Message};
 pub fn monitor(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
     let targets = message.param(1);
     match message.param(0) {
-        "+" | "-" if targets.is_empty() => state.refuse(id, Refusal::need_more_params("MONITOR")),
+        "+" | "-" if targets.is_empty() => return Err(Refusal::need_more_params("MONITOR")),
         "+" => add(state, id, targets),
         "-" => {
             for target in targets.split(',') {
