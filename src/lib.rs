@@ -16,12 +16,12 @@
 //!   `jobs.rs` holds what it hands to the blocking worker. A command table
 //!   (`dispatch.rs`) runs the shared checks, then one handler file per
 //!   command or command family under `core/commands/`; the larger
-//!   families are folders (`channel_mode/`, `chathistory/`, `message/`),
-//!   and refusals several commands share are in `commands/refusals.rs`.
-//!   Handlers use the core; the core calls them only through the table
-//!   and, for the events that carry a command on (a SIGHUP's REHASH, an
-//!   answer from off the core to OPER, REHASH or CHATHISTORY), through
-//!   that command's own entry point for it.
+//!   families are folders (`channel_mode/`, `chathistory/`, `message/`).
+//!   Every answer to the sender, refusals included, is built in
+//!   `replies.rs`. Handlers use the core; the core calls them only through
+//!   the table and, for the events that carry a command on (a SIGHUP's
+//!   REHASH, an answer from off the core to OPER, REHASH or CHATHISTORY),
+//!   through that command's own entry point for it.
 //! - [`history`]: room history in SQLite: a writer thread that commits in
 //!   batches and a watermark that holds each line until its record is on
 //!   disk; queries, retention and export.

@@ -7,7 +7,6 @@ use serde::{Deserialize, Serialize};
 
 use super::clock::unix_time;
 use super::{Client, ClientId, State};
-use crate::config::Privilege;
 use crate::proto::Casemapping;
 use crate::proto::Cidr;
 use crate::proto::mask::Mask;
@@ -36,10 +35,6 @@ impl BanKind {
             BanKind::K => "K-lined",
             BanKind::D => "D-lined",
         }
-    }
-
-    pub fn privilege(self) -> Privilege {
-        Privilege::Kline
     }
 }
 

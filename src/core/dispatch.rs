@@ -4,15 +4,19 @@
 use super::caps::Caps;
 use super::commands::{
     away, cap, chathistory, help, info, invite, ison, join, kick, kill, kline, list, message, mode,
-    monitor, names, oper, part, ping, quit, refusals, registration, rehash, setname, stats, topic,
-    userhost, wallops, who, whois, whowas,
+    monitor, names, oper, part, ping, quit, registration, rehash, setname, stats, topic, userhost,
+    wallops, who, whois, whowas,
 };
-use super::{ClientId, State, labeled};
+use super::replies::check_privilege;
+use super::{Client, ClientId, Refusal, State, labeled};
+use crate::config::Privilege;
 use crate::proto::Message;
 use crate::proto::numeric;
 
-/// A command handler: the state, the client, the message.
-pub type Handler = fn(&mut State, ClientId, &Message);
+/// A command handler: the state, the client, the message. A refusal it
+/// returns is sent by dispatch; one that answers several targets sends
+/// each target's refusal itself ([`State::refuse`]) and goes on.
+pub type Handler = fn(&mut State, ClientId, &Message) -> Result<(), Refusal>;
 
 /// When in a connection's life a command may be used.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,8 +36,9 @@ pub struct Command {
     /// Fewer parameters get 461 ERR_NEEDMOREPARAMS.
     pub min_params: usize,
     pub phase: Phase,
-    /// Needs user mode +o.
-    pub oper_only: bool,
+    /// The operator privilege the command needs: without user mode +o,
+    /// 481 ERR_NOPRIVILEGES; an operator without it, 723 ERR_NOPRIVS.
+    pub privilege: Option<Privilege>,
 }
 
 const fn row(
@@ -41,31 +46,42 @@ const fn row(
     handler: Handler,
     min_params: usize,
     phase: Phase,
-    oper_only: bool,
+    privilege: Option<Privilege>,
 ) -> Command {
     Command {
         name,
         handler,
         min_params,
         phase,
-        oper_only,
+        privilege,
     }
 }
 
 const fn command(name: &'static str, handler: Handler, min_params: usize) -> Command {
-    row(name, handler, min_params, Phase::Registered, false)
+    row(name, handler, min_params, Phase::Registered, None)
 }
 
 const fn any_phase(name: &'static str, handler: Handler, min_params: usize) -> Command {
-    row(name, handler, min_params, Phase::Any, false)
+    row(name, handler, min_params, Phase::Any, None)
 }
 
 const fn registering(name: &'static str, handler: Handler, min_params: usize) -> Command {
-    row(name, handler, min_params, Phase::Registering, false)
+    row(name, handler, min_params, Phase::Registering, None)
 }
 
-const fn oper_only(name: &'static str, handler: Handler, min_params: usize) -> Command {
-    row(name, handler, min_params, Phase::Registered, true)
+const fn oper(
+    name: &'static str,
+    handler: Handler,
+    min_params: usize,
+    privilege: Privilege,
+) -> Command {
+    row(
+        name,
+        handler,
+        min_params,
+        Phase::Registered,
+        Some(privilege),
+    )
 }
 
 /// Every command the server knows, sorted by name for binary search.
@@ -75,7 +91,7 @@ static COMMANDS: &[Command] = &[
     any_phase("CAP", cap::cap, 1),
     // Missing parameters get the spec's FAIL, not 461.
     command("CHATHISTORY", chathistory::chathistory, 0),
-    oper_only("DLINE", kline::dline, 1),
+    oper("DLINE", kline::dline, 1, Privilege::Kline),
     command("HELP", help::help, 0),
     command("HELPOP", help::help, 0),
     command("INFO", info::info, 0),
@@ -84,8 +100,8 @@ static COMMANDS: &[Command] = &[
     command("ISON", ison::ison, 1),
     command("JOIN", join::join, 1),
     command("KICK", kick::kick, 2),
-    oper_only("KILL", kill::kill, 1),
-    oper_only("KLINE", kline::kline, 1),
+    oper("KILL", kill::kill, 1, Privilege::Kill),
+    oper("KLINE", kline::kline, 1, Privilege::Kline),
     command("LINKS", info::links, 0),
     command("LIST", list::list, 0),
     command("LUSERS", info::lusers, 0),
@@ -103,18 +119,18 @@ static COMMANDS: &[Command] = &[
     any_phase("PONG", ping::pong, 0),
     command("PRIVMSG", message::privmsg, 0),
     any_phase("QUIT", quit::quit, 0),
-    oper_only("REHASH", rehash::rehash, 0),
+    oper("REHASH", rehash::rehash, 0, Privilege::Rehash),
     command("SETNAME", setname::setname, 1),
     command("STATS", stats::stats, 0),
     command("TAGMSG", message::tagmsg, 1),
     command("TIME", info::time, 0),
     command("TOPIC", topic::topic, 1),
-    oper_only("UNDLINE", kline::undline, 1),
-    oper_only("UNKLINE", kline::unkline, 1),
+    oper("UNDLINE", kline::undline, 1, Privilege::Kline),
+    oper("UNKLINE", kline::unkline, 1, Privilege::Kline),
     registering("USER", registration::user, 4),
     command("USERHOST", userhost::userhost, 1),
     command("VERSION", info::version, 0),
-    oper_only("WALLOPS", wallops::wallops, 1),
+    oper("WALLOPS", wallops::wallops, 1, Privilege::Wallops),
     command("WHO", who::who, 0),
     command("WHOIS", whois::whois, 0),
     command("WHOWAS", whowas::whowas, 1),
@@ -164,13 +180,12 @@ pub fn dispatch(state: &mut State, id: ClientId, message: &Message) {
     labeled::send(state, id, label, lines, seq);
 }
 
-/// Runs the generic checks, then the handler.
+/// Runs the generic checks, then the handler, and sends the refusal
+/// either returns.
 fn run(state: &mut State, id: ClientId, message: &Message) {
     let Some(client) = state.clients.get(&id) else {
         return;
     };
-    let registered = client.registered;
-    let oper = client.modes.oper;
     if message.invalid_utf8 && state.config.server.utf8_only {
         // UTF8ONLY: refuse rather than relay repaired text; `*` when the
         // command itself is what could not be read.
@@ -188,36 +203,39 @@ fn run(state: &mut State, id: ClientId, message: &Message) {
         );
         return;
     }
+    let outcome = match admit(client, message) {
+        Ok(command) => (command.handler)(state, id, message),
+        Err(refusal) => Err(refusal),
+    };
+    if let Err(refusal) = outcome {
+        state.refuse(id, refusal);
+    }
+}
+
+/// The checks every command shares, in this order: a known command, the
+/// connection's phase, the parameter count, the operator privilege.
+fn admit(client: &Client, message: &Message) -> Result<&'static Command, Refusal> {
+    let registered = client.registered;
     let Some(command) = find(&message.command) else {
-        if registered {
-            state.reply(
-                id,
-                numeric::ERR_UNKNOWNCOMMAND,
-                &[&message.command],
-                "Unknown command",
-            );
+        return Err(if registered {
+            Refusal::new(numeric::ERR_UNKNOWNCOMMAND, &[&message.command])
         } else {
-            refusals::not_registered(state, id);
-        }
-        return;
+            Refusal::not_registered()
+        });
     };
     if !registered && command.phase == Phase::Registered {
-        refusals::not_registered(state, id);
-        return;
+        return Err(Refusal::not_registered());
     }
     if message.params.len() < command.min_params {
-        refusals::need_more_params(state, id, command.name);
-        return;
+        return Err(Refusal::need_more_params(command.name));
     }
-    if command.oper_only && !oper {
-        refusals::not_an_operator(state, id);
-        return;
+    if let Some(privilege) = command.privilege {
+        check_privilege(client, privilege)?;
     }
     if registered && command.phase == Phase::Registering {
-        refusals::already_registered(state, id);
-        return;
+        return Err(Refusal::already_registered());
     }
-    (command.handler)(state, id, message);
+    Ok(command)
 }
 
 #[cfg(test)]
@@ -318,6 +336,47 @@ mod tests {
         assert!(h.state.capture.is_none());
         h.send("bob", "PING x");
         assert_eq!(h.take("bob"), [":irc.test PONG irc.test :x"]);
+    }
+
+    #[test]
+    fn the_table_answers_481_to_a_user_and_723_to_an_operator_without_the_privilege() {
+        let mut h = Harness::new();
+        h.register("alice");
+        h.register("bob");
+        h.send("alice", "KILL bob :go");
+        assert_eq!(
+            h.take("alice"),
+            [":irc.test 481 alice :Permission Denied- You're not an IRC operator"]
+        );
+        let id = h.id("alice");
+        let alice = h.state.clients.get_mut(&id).expect("alice is here");
+        alice.modes.oper = true;
+        alice.privileges = vec![Privilege::Wallops];
+        h.send("alice", "KILL bob :go");
+        assert_eq!(
+            h.take("alice"),
+            [":irc.test 723 alice kill :Insufficient oper privileges."]
+        );
+        assert!(h.state.clients.contains_key(&h.id("bob")));
+        // The parameter count is checked first, as before.
+        h.send("alice", "KLINE");
+        assert_eq!(
+            h.take("alice"),
+            [":irc.test 461 alice KLINE :Not enough parameters"]
+        );
+    }
+
+    #[test]
+    fn a_refusal_a_handler_returns_is_sent_under_its_label() {
+        let mut h = Harness::new();
+        h.register("alice");
+        h.send("alice", "CAP REQ :labeled-response batch");
+        h.take("alice");
+        h.send("alice", "@label=k1 TOPIC #nowhere");
+        assert_eq!(
+            h.take("alice"),
+            ["@label=k1 :irc.test 403 alice #nowhere :No such channel"]
+        );
     }
 
     #[test]

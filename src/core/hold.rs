@@ -13,7 +13,7 @@
 
 use std::collections::VecDeque;
 
-use super::{ClientId, State, dispatch, labeled};
+use super::{ClientId, Refusal, State, dispatch, labeled};
 use crate::proto::{Message, numeric};
 
 /// One line from a client, as the core runs it.
@@ -95,12 +95,7 @@ impl State {
     fn run_input(&mut self, id: ClientId, input: Input) {
         match input {
             Input::Message(message) => dispatch::dispatch(self, id, &message),
-            Input::TooLong => self.reply(
-                id,
-                numeric::ERR_INPUTTOOLONG,
-                &[],
-                "Input line was too long",
-            ),
+            Input::TooLong => self.refuse(id, Refusal::new(numeric::ERR_INPUTTOOLONG, &[])),
         }
     }
 

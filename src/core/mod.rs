@@ -55,6 +55,7 @@ pub use client::Client;
 pub use clock::{Clock, SystemClock};
 pub use isupport::isupport_tokens;
 pub use jobs::{AdminRequest, AdminState, OperAnswer, Reloaded};
+pub use replies::Refusal;
 pub use state::State;
 
 use crate::config::ConfigError;

@@ -2,16 +2,20 @@
 //! and tell away-notify clients.
 
 use super::registration::truncate;
+use crate::core::Refusal;
 use crate::core::caps::Caps;
 use crate::core::{ClientId, State};
 use crate::proto::numeric;
 use crate::proto::{Line, Message};
 
-pub fn away(state: &mut State, id: ClientId, message: &Message) {
+/// `AWAY [<text>]`
+///
+/// Sets the away message (301 to those who message the client), or clears it with no text.
+pub fn away(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
     let max = state.config.limits.away_length;
     let text = message.param(0);
     let Some(client) = state.clients.get_mut(&id) else {
-        return;
+        return Ok(());
     };
     if text.is_empty() {
         client.away = None;
@@ -32,6 +36,7 @@ pub fn away(state: &mut State, id: ClientId, message: &Message) {
         );
     }
     notify(state, id);
+    Ok(())
 }
 
 /// away-notify: `:nick!user@host AWAY [:text]` to peers (and extended-monitor

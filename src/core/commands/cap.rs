@@ -1,6 +1,7 @@
 //! CAP: IRCv3 capability negotiation over the table in `core::caps`.
 
 use super::registration::try_register;
+use crate::core::Refusal;
 use crate::core::caps::{self, Caps};
 use crate::core::{ClientId, State};
 use crate::proto::numeric;
@@ -9,7 +10,10 @@ use crate::proto::{Line, Message};
 /// How many bytes of capability text go in one CAP line.
 const CAP_LINE_BUDGET: usize = 400;
 
-pub fn cap(state: &mut State, id: ClientId, message: &Message) {
+/// `CAP <subcommand> [:<capabilities>]`
+///
+/// Capability negotiation: LS, LIST, REQ and END.
+pub fn cap(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
     let subcommand = message.param(0).to_ascii_uppercase();
     match subcommand.as_str() {
         "LS" => list_supported(state, id, message.param(1)),
@@ -18,14 +22,10 @@ pub fn cap(state: &mut State, id: ClientId, message: &Message) {
         "END" => end(state, id),
         _ => {
             let shown = message.param(0).to_owned();
-            state.reply(
-                id,
-                numeric::ERR_INVALIDCAPCMD,
-                &[&shown],
-                "Invalid CAP command",
-            );
+            state.refuse(id, Refusal::new(numeric::ERR_INVALIDCAPCMD, &[&shown]));
         }
     }
+    Ok(())
 }
 
 fn list_supported(state: &mut State, id: ClientId, version: &str) {

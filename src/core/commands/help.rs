@@ -3,6 +3,7 @@
 //! The texts sit here beside the command table; a test there checks that
 //! every command has one and every text a command.
 
+use crate::core::Refusal;
 use crate::core::{ClientId, State};
 use crate::proto::Message;
 use crate::proto::numeric;
@@ -293,28 +294,25 @@ pub fn subjects() -> impl Iterator<Item = &'static str> {
 /// How many command names one line of the index holds.
 const INDEX_COLUMNS: usize = 8;
 
+/// `HELP [<subject>]`
+///
 /// HELP and HELPOP.
-pub fn help(state: &mut State, id: ClientId, message: &Message) {
+pub fn help(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
     let asked = message.param(0);
     if asked.is_empty() {
         let names: Vec<&str> = subjects().collect();
         let mut lines = vec!["Commands (HELP <command> for more):".to_owned()];
         lines.extend(names.chunks(INDEX_COLUMNS).map(|row| row.join(" ")));
         send(state, id, "index", &lines);
-        return;
+        return Ok(());
     }
     let subject = asked.to_ascii_uppercase();
     let Some(text) = text(&subject) else {
-        state.reply(
-            id,
-            numeric::ERR_HELPNOTFOUND,
-            &[asked],
-            "No help available on this topic",
-        );
-        return;
+        return Err(Refusal::new(numeric::ERR_HELPNOTFOUND, &[asked]));
     };
     let lines: Vec<String> = text.iter().map(|line| (*line).to_owned()).collect();
     send(state, id, &subject, &lines);
+    Ok(())
 }
 
 /// 704 with the first line, 705 with each other, 706 to end.

@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::core::Refusal;
 use crate::core::isupport::send_isupport;
 use crate::core::{ClientId, State};
 use crate::proto::Message;
@@ -32,15 +33,17 @@ fn names_another_server(state: &mut State, id: ClientId, message: &Message) -> b
         || crate::proto::mask::Mask::new(target, state.config.server.casemapping).matches(server);
     if !ours {
         let target = target.clone();
-        state.reply(id, numeric::ERR_NOSUCHSERVER, &[&target], "No such server");
+        state.refuse(id, Refusal::new(numeric::ERR_NOSUCHSERVER, &[&target]));
     }
     !ours
 }
 
-pub fn motd(state: &mut State, id: ClientId, message: &Message) {
+/// `MOTD [<target>]`
+pub fn motd(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
     if !names_another_server(state, id, message) {
         send_motd(state, id);
     }
+    Ok(())
 }
 
 pub fn send_motd(state: &mut State, id: ClientId) {
@@ -51,7 +54,7 @@ pub fn send_motd(state: &mut State, id: ClientId) {
         state.config.motd_lines()
     };
     if lines.is_empty() {
-        state.reply(id, numeric::ERR_NOMOTD, &[], "MOTD File is missing");
+        state.refuse(id, Refusal::new(numeric::ERR_NOMOTD, &[]));
         return;
     }
     let name = state.server_name().to_owned();
@@ -67,8 +70,10 @@ pub fn send_motd(state: &mut State, id: ClientId) {
     state.reply(id, numeric::RPL_ENDOFMOTD, &[], "End of /MOTD command.");
 }
 
-pub fn lusers(state: &mut State, id: ClientId, _: &Message) {
+/// `LUSERS`
+pub fn lusers(state: &mut State, id: ClientId, _: &Message) -> Result<(), Refusal> {
     send_lusers(state, id);
+    Ok(())
 }
 
 pub fn send_lusers(state: &mut State, id: ClientId) {
@@ -132,9 +137,12 @@ pub fn send_lusers(state: &mut State, id: ClientId) {
     state.reply(id, numeric::RPL_GLOBALUSERS, &[&users, &max], &global);
 }
 
-pub fn version(state: &mut State, id: ClientId, message: &Message) {
+/// `VERSION [<target>]`
+///
+/// RPL_VERSION, then the 005 lines again.
+pub fn version(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
     if names_another_server(state, id, message) {
-        return;
+        return Ok(());
     }
     let server = state.server_name().to_owned();
     state.reply(
@@ -144,11 +152,13 @@ pub fn version(state: &mut State, id: ClientId, message: &Message) {
         "https://github.com/rookery-irc/rookery",
     );
     send_isupport(state, id);
+    Ok(())
 }
 
-pub fn time(state: &mut State, id: ClientId, message: &Message) {
+/// `TIME [<server>]`
+pub fn time(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
     if names_another_server(state, id, message) {
-        return;
+        return Ok(());
     }
     let now: DateTime<Utc> = state.clock.now().into();
     let server = state.server_name().to_owned();
@@ -159,11 +169,13 @@ pub fn time(state: &mut State, id: ClientId, message: &Message) {
         &[&server, &now.timestamp().to_string()],
         &human,
     );
+    Ok(())
 }
 
-pub fn admin(state: &mut State, id: ClientId, message: &Message) {
+/// `ADMIN [<target>]`
+pub fn admin(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
     if names_another_server(state, id, message) {
-        return;
+        return Ok(());
     }
     let server = state.config.server.clone();
     state.reply(
@@ -185,11 +197,13 @@ pub fn admin(state: &mut State, id: ClientId, message: &Message) {
         &[],
         "No administrative e-mail address is configured",
     );
+    Ok(())
 }
 
-pub fn info(state: &mut State, id: ClientId, message: &Message) {
+/// `INFO`
+pub fn info(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
     if names_another_server(state, id, message) {
-        return;
+        return Ok(());
     }
     let created: DateTime<Utc> = state.created.into();
     let lines = [
@@ -201,13 +215,14 @@ pub fn info(state: &mut State, id: ClientId, message: &Message) {
         state.reply(id, numeric::RPL_INFO, &[], &line);
     }
     state.reply(id, numeric::RPL_ENDOFINFO, &[], "End of INFO list");
+    Ok(())
 }
 
 /// `LINKS [[server] mask]`: a single server lists itself (364) when `mask`
 /// matches its name, then 365. HexChat's server menu sends it.
-pub fn links(state: &mut State, id: ClientId, message: &Message) {
+pub fn links(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
     if message.params.len() >= 2 && names_another_server(state, id, message) {
-        return;
+        return Ok(());
     }
     let mask = message.params.last().filter(|mask| !mask.is_empty());
     let server = state.config.server.clone();
@@ -226,4 +241,5 @@ pub fn links(state: &mut State, id: ClientId, message: &Message) {
     }
     let shown = mask.map_or("*", String::as_str).to_owned();
     state.reply(id, numeric::RPL_ENDOFLINKS, &[&shown], "End of /LINKS list");
+    Ok(())
 }

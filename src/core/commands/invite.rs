@@ -5,59 +5,48 @@
 //! no parameter, INVITE lists the caller's open invites. invite-notify
 //! members are told.
 
+use crate::core::Refusal;
 use crate::core::caps::Caps;
-use crate::core::commands::refusals;
 use crate::core::{ClientId, State};
 use crate::proto::numeric;
 use crate::proto::{Folded, Line, Message};
 
-pub fn invite(state: &mut State, id: ClientId, message: &Message) {
+/// `INVITE <nickname> <channel>`
+///
+/// INVITE alone lists the rooms the client is invited to.
+pub fn invite(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
     let (nick, name) = (message.param(0), message.param(1));
     if nick.is_empty() && name.is_empty() {
         list_invites(state, id);
-        return;
+        return Ok(());
     }
     if nick.is_empty() || name.is_empty() {
-        refusals::need_more_params(state, id, "INVITE");
-        return;
+        return Err(Refusal::need_more_params("INVITE"));
     }
     let Some(target) = state.registered_client(&state.fold(nick)) else {
-        refusals::no_such_nick(state, id, nick);
-        return;
+        return Err(Refusal::no_such_nick(nick));
     };
     let (target, target_nick, away) = (target.id, target.nick.clone(), target.away.clone());
     let folded = state.fold(name);
     if state.visible_channel(id, &folded).is_none() {
-        refusals::no_such_channel(state, id, name);
-        return;
+        return Err(Refusal::no_such_channel(name));
     }
     let now = state.clock.now();
     let Some(channel) = state.channels.get_mut(&folded) else {
-        return;
+        return Ok(());
     };
     let name = channel.name.clone();
     let invite_only = channel.modes.invite_only;
-    let refuse: Option<fn(&mut State, ClientId, &str)> = match channel.members.get(&id) {
-        None => Some(refusals::not_on_channel),
-        Some(inviter) if channel.modes.invite_only && !inviter.op => {
-            Some(refusals::not_channel_operator)
-        }
-        Some(_) => None,
+    let Some(by_op) = channel.members.get(&id).map(|inviter| inviter.op) else {
+        return Err(Refusal::not_on_channel(&name));
     };
-    if let Some(refuse) = refuse {
-        refuse(state, id, &name);
-        return;
+    if invite_only && !by_op {
+        return Err(Refusal::not_channel_operator(&name));
     }
     if channel.members.contains_key(&target) {
-        state.reply(
-            id,
-            numeric::ERR_USERONCHANNEL,
-            &[&target_nick, &name],
-            "is already on channel",
-        );
-        return;
+        let args = [target_nick.as_str(), &name];
+        return Err(Refusal::new(numeric::ERR_USERONCHANNEL, &args));
     }
-    let by_op = channel.members.get(&id).is_some_and(|inviter| inviter.op);
     if by_op && (invite_only || channel.modes.limit.is_some()) {
         channel.add_invite(target, now);
         remember_invite(state, target, folded.clone());
@@ -71,18 +60,33 @@ pub fn invite(state: &mut State, id: ClientId, message: &Message) {
     if let Some(away) = away {
         state.reply(id, numeric::RPL_AWAY, &[&target_nick], &away);
     }
+    tell_invited(state, id, (target, &target_nick), (&folded, &name));
+    Ok(())
+}
+
+/// The INVITE line to the one invited and, with invite-notify, to members
+/// who asked; in a +i room only the ops, who alone could have invited
+/// (InspIRCd does the same).
+fn tell_invited(
+    state: &mut State,
+    id: ClientId,
+    (target, target_nick): (ClientId, &str),
+    (folded, name): (&Folded, &str),
+) {
     let Some(source) = state.clients.get(&id).map(|client| client.source.clone()) else {
         return;
     };
+    let invite_only = state
+        .channels
+        .get(folded)
+        .is_some_and(|channel| channel.modes.invite_only);
     let line = Line::new(Some(&source), "INVITE")
-        .arg(&target_nick)
-        .arg(&name)
+        .arg(target_nick)
+        .arg(name)
         .finish();
     let mut event = state.event_from(id, line);
     state.send_all([target], &mut event);
-    // invite-notify: members who asked hear of it too; in a +i room only
-    // the ops, who alone could have invited (InspIRCd does the same).
-    state.send_to_members(&folded, &mut event, |member, membership| {
+    state.send_to_members(folded, &mut event, |member, membership| {
         member.id != id
             && member.id != target
             && member.caps.contains(Caps::INVITE_NOTIFY)

@@ -1,11 +1,15 @@
 //! ISON: which of these nicks are online.
 
+use crate::core::Refusal;
 use crate::core::{ClientId, State};
 use crate::proto::Message;
 use crate::proto::numeric;
 use crate::proto::serialize::MAX_LINE;
 
-pub fn ison(state: &mut State, id: ClientId, message: &Message) {
+/// `ISON <nickname>{ <nickname>}`
+///
+/// Which of the nicks are online (RFC 2812; not in Modern IRC).
+pub fn ison(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
     // `:server 303 nick :` and CR LF around the list.
     let asker = state.clients.get(&id).map_or("*", |c| c.target());
     let budget = MAX_LINE.saturating_sub(state.server_name().len() + asker.len() + 10);
@@ -29,6 +33,7 @@ pub fn ison(state: &mut State, id: ClientId, message: &Message) {
         online.push_str(&client.nick);
     }
     state.reply(id, numeric::RPL_ISON, &[], &online);
+    Ok(())
 }
 
 #[cfg(test)]

@@ -3,33 +3,36 @@
 use super::names::send_names;
 use super::part::part_one;
 use super::topic::send_topic;
+use crate::core::Refusal;
 use crate::core::caps::Caps;
-use crate::core::commands::refusals;
 use crate::core::{Channel, ChannelModes, Client, ClientId, Membership, State};
 use crate::core::{history_access, playback};
-use crate::proto::numeric::{self, Numeric};
+use crate::proto::numeric;
 use crate::proto::validate::is_valid_channel;
 use crate::proto::{Folded, Line, Message};
 
-pub fn join(state: &mut State, id: ClientId, message: &Message) {
+/// `JOIN <channel>{,<channel>} [<key>{,<key>}]`
+///
+/// Each room is answered on its own: a refusal for one does not stop the others.
+pub fn join(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
     let names = message.param(0);
     if names.is_empty() {
-        refusals::need_more_params(state, id, "JOIN");
-        return;
+        return Err(Refusal::need_more_params("JOIN"));
     }
     if names == "0" {
         leave_all(state, id);
-        return;
+        return Ok(());
     }
     let mut keys = message.param(1).split(',');
     let max = state.config.limits.max_targets;
     for (i, name) in names.split(',').enumerate() {
         if i == max {
-            state.reply(id, numeric::ERR_TOOMANYTARGETS, &[name], "Too many targets");
+            state.refuse(id, Refusal::too_many_targets(name));
             break;
         }
         join_one(state, id, name, keys.next().unwrap_or(""));
     }
+    Ok(())
 }
 
 fn join_one(state: &mut State, id: ClientId, name: &str, key: &str) {
@@ -38,7 +41,7 @@ fn join_one(state: &mut State, id: ClientId, name: &str, key: &str) {
     // Modern IRC's 476 says "not a valid name" (403 is for a valid one that
     // does not exist); 479 is not in Modern, so every bad name gets 476.
     if !is_valid_channel(name, limits.channel_length) {
-        state.reply(id, numeric::ERR_BADCHANMASK, &[name], "Bad Channel Mask");
+        state.refuse(id, Refusal::new(numeric::ERR_BADCHANMASK, &[name]));
         return;
     }
     let folded = state.fold(name);
@@ -49,12 +52,7 @@ fn join_one(state: &mut State, id: ClientId, name: &str, key: &str) {
         return;
     }
     if client.channels.len() >= max_channels {
-        state.reply(
-            id,
-            numeric::ERR_TOOMANYCHANNELS,
-            &[name],
-            "You have joined too many channels",
-        );
+        state.refuse(id, Refusal::new(numeric::ERR_TOOMANYCHANNELS, &[name]));
         return;
     }
     let (source, realname, away, oper) = (
@@ -74,9 +72,8 @@ fn join_one(state: &mut State, id: ClientId, name: &str, key: &str) {
             // operators who are to run it walk past +i.
             runs_room: channel.persistent && oper,
         };
-        if let Some((refusal, text)) = refusal(channel, &entrant, max_members) {
-            let name = channel.name.clone();
-            state.reply(id, refusal, &[&name], text);
+        if let Some(refusal) = refusal(channel, &entrant, max_members) {
+            state.refuse(id, refusal);
             return;
         }
     }
@@ -132,34 +129,31 @@ struct Entrant<'a> {
 /// Why `entrant` may not enter, checked in the order bans, invite-only,
 /// key, limit. An invite lets its holder past +i and, as Modern IRC says,
 /// past +l, but not past the server's own cap on a room's size.
-fn refusal(
-    channel: &Channel,
-    entrant: &Entrant,
-    max_members: usize,
-) -> Option<(Numeric, &'static str)> {
+fn refusal(channel: &Channel, entrant: &Entrant, max_members: usize) -> Option<Refusal> {
     let modes = &channel.modes;
     let members = channel.members.len();
-    if channel.is_banned(entrant.client) {
-        Some((numeric::ERR_BANNEDFROMCHAN, "Cannot join channel (+b)"))
+    let numeric = if channel.is_banned(entrant.client) {
+        numeric::ERR_BANNEDFROMCHAN
     } else if modes.invite_only
         && !entrant.invited
         && !entrant.runs_room
         && !channel.is_invite_excepted(entrant.client)
     {
-        Some((numeric::ERR_INVITEONLYCHAN, "Cannot join channel (+i)"))
+        numeric::ERR_INVITEONLYCHAN
     } else if modes
         .key
         .as_deref()
         .is_some_and(|wanted| wanted != entrant.key)
     {
-        Some((numeric::ERR_BADCHANNELKEY, "Cannot join channel (+k)"))
+        numeric::ERR_BADCHANNELKEY
     } else if (modes.limit.is_some_and(|limit| members >= limit) && !entrant.invited)
         || (max_members != 0 && members >= max_members)
     {
-        Some((numeric::ERR_CHANNELISFULL, "Cannot join channel (+l)"))
+        numeric::ERR_CHANNELISFULL
     } else {
-        None
-    }
+        return None;
+    };
+    Some(Refusal::new(numeric, &[&channel.name]))
 }
 
 /// `JOIN 0`: a PART of every room, as Modern IRC says.

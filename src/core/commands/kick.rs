@@ -1,16 +1,17 @@
 //! KICK: an operator removes a member from a room.
 
 use super::registration::truncate;
-use crate::core::commands::refusals;
+use crate::core::Refusal;
 use crate::core::{ClientId, State};
-use crate::proto::numeric;
 use crate::proto::{Line, Message};
 
+/// `KICK <channel> <user> *( "," <user> ) [<comment>]`
+///
 /// `KICK #room a,b,c` removes each of them from the room; `KICK #a,#b x,y`
 /// pairs rooms and nicks, as RFC 2812 allows. Past TARGMAX (the server's
 /// `max_targets`) further targets are dropped, as Modern IRC permits; every
 /// KICK line sent names one room and one nick.
-pub fn kick(state: &mut State, id: ClientId, message: &Message) {
+pub fn kick(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
     let max = state.config.limits.max_targets;
     let list = |param: &str| -> Vec<String> {
         param
@@ -23,8 +24,7 @@ pub fn kick(state: &mut State, id: ClientId, message: &Message) {
     let (rooms, targets) = (list(message.param(0)), list(message.param(1)));
     if rooms.is_empty() || targets.is_empty() || (rooms.len() != 1 && rooms.len() != targets.len())
     {
-        refusals::need_more_params(state, id, "KICK");
-        return;
+        return Err(Refusal::need_more_params("KICK"));
     }
     let reason = message.param(2);
     for (i, target) in targets.iter().enumerate() {
@@ -33,22 +33,23 @@ pub fn kick(state: &mut State, id: ClientId, message: &Message) {
         };
         kick_one(state, id, room, target, reason);
     }
+    Ok(())
 }
 
 /// Removes `target` from the room `name`, if `id` may.
 fn kick_one(state: &mut State, id: ClientId, name: &str, target: &str, reason: &str) {
     let folded = state.fold(name);
     let Some(channel) = state.visible_channel(id, &folded) else {
-        refusals::no_such_channel(state, id, name);
+        state.refuse(id, Refusal::no_such_channel(name));
         return;
     };
     let name = channel.name.clone();
     let Some(kicker) = channel.members.get(&id) else {
-        refusals::not_on_channel(state, id, &name);
+        state.refuse(id, Refusal::not_on_channel(&name));
         return;
     };
     if !kicker.op {
-        refusals::not_channel_operator(state, id, &name);
+        state.refuse(id, Refusal::not_channel_operator(&name));
         return;
     }
     // An unknown nick is "not on that channel" too: Modern lists only 441 here.
@@ -58,12 +59,7 @@ fn kick_one(state: &mut State, id: ClientId, name: &str, target: &str, reason: &
         .copied()
         .filter(|target| channel.members.contains_key(target));
     let (Some(kicked), Some(kicker)) = (kicked, state.clients.get(&id)) else {
-        state.reply(
-            id,
-            numeric::ERR_USERNOTINCHANNEL,
-            &[target, &name],
-            "They aren't on that channel",
-        );
+        state.refuse(id, Refusal::user_not_in_channel(target, &name));
         return;
     };
     let reason = match reason {

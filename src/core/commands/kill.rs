@@ -1,24 +1,19 @@
 //! KILL: an operator disconnects a user; everyone who shares a room with
 //! the user sees `QUIT :Killed (oper (reason))`.
 
-use crate::config::Privilege;
-use crate::core::commands::refusals;
-use crate::core::replies;
+use crate::core::Refusal;
 use crate::core::{ClientId, State};
 use crate::proto::{Line, Message};
 
-pub fn kill(state: &mut State, id: ClientId, message: &Message) {
-    if !replies::require(state, id, Privilege::Kill) {
-        return;
-    }
+/// `KILL <nickname> <comment>`
+pub fn kill(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
     let target = message.param(0);
     let folded = state.fold(target);
     let Some(&victim) = state.nicks.get(&folded) else {
-        refusals::no_such_nick(state, id, target);
-        return;
+        return Err(Refusal::no_such_nick(target));
     };
     let Some(oper) = state.clients.get(&id) else {
-        return;
+        return Ok(());
     };
     let (oper_nick, oper_source) = (oper.nick.clone(), oper.source.clone());
     let reason = match message.param(1) {
@@ -37,4 +32,5 @@ pub fn kill(state: &mut State, id: ClientId, message: &Message) {
         .finish();
     state.send(victim, line);
     state.disconnect(victim, &format!("Killed ({oper_nick} ({reason}))"));
+    Ok(())
 }

@@ -6,33 +6,34 @@
 
 use tracing::info;
 
+use crate::core::Refusal;
 use crate::core::bans::{self, BanKind, BanLine};
-use crate::core::commands::refusals;
+use crate::core::jobs;
 use crate::core::{ClientId, State};
-use crate::core::{jobs, replies};
 use crate::proto::Cidr;
 use crate::proto::Message;
 
-pub fn kline(state: &mut State, id: ClientId, message: &Message) {
-    add(state, id, message, BanKind::K);
+/// `KLINE [<minutes>] <user@host|nick> [<reason>]`
+pub fn kline(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
+    add(state, id, message, BanKind::K)
 }
 
-pub fn dline(state: &mut State, id: ClientId, message: &Message) {
-    add(state, id, message, BanKind::D);
+/// `DLINE [<minutes>] <ip[/bits]> [<reason>]`
+pub fn dline(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
+    add(state, id, message, BanKind::D)
 }
 
-pub fn unkline(state: &mut State, id: ClientId, message: &Message) {
-    remove(state, id, message.param(0), BanKind::K);
+/// `UNKLINE <user@host>`
+pub fn unkline(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
+    remove(state, id, message.param(0), BanKind::K)
 }
 
-pub fn undline(state: &mut State, id: ClientId, message: &Message) {
-    remove(state, id, message.param(0), BanKind::D);
+/// `UNDLINE <ip[/bits]>`
+pub fn undline(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
+    remove(state, id, message.param(0), BanKind::D)
 }
 
-fn add(state: &mut State, id: ClientId, message: &Message, kind: BanKind) {
-    if !replies::require(state, id, kind.privilege()) {
-        return;
-    }
+fn add(state: &mut State, id: ClientId, message: &Message, kind: BanKind) -> Result<(), Refusal> {
     let first = message.param(0);
     let (minutes, at) = match first.parse::<u64>() {
         Ok(minutes) if first.bytes().all(|b| b.is_ascii_digit()) => (minutes, 1),
@@ -41,13 +42,12 @@ fn add(state: &mut State, id: ClientId, message: &Message, kind: BanKind) {
     let target = message.param(at);
     if target.is_empty() {
         let command = if kind == BanKind::K { "KLINE" } else { "DLINE" };
-        refusals::need_more_params(state, id, command);
-        return;
+        return Err(Refusal::need_more_params(command));
     }
     let Some(mask) = ban_mask(state, kind, target) else {
         let text = format!("DLINE: `{target}` is not an address or a range such as 192.0.2.0/24");
-        replies::server_notice(state, id, &text);
-        return;
+        state.server_notice(id, &text);
+        return Ok(());
     };
     let reason = match message.param(at + 1) {
         "" => "No reason given".to_owned(),
@@ -81,7 +81,7 @@ fn add(state: &mut State, id: ClientId, message: &Message, kind: BanKind) {
         "Added {}-line for {mask} ({duration}): {reason}",
         kind.letter()
     );
-    replies::server_notice(state, id, &text);
+    state.server_notice(id, &text);
     jobs::save_bans(state);
     let victims: Vec<ClientId> = state
         .clients
@@ -96,6 +96,7 @@ fn add(state: &mut State, id: ClientId, message: &Message, kind: BanKind) {
     for victim in victims {
         bans::refuse_banned(state, victim, kind, &reason);
     }
+    Ok(())
 }
 
 /// The mask as stored: a K-line target without `@` is a nick (its host is
@@ -122,10 +123,7 @@ fn banned_by(state: &State, id: ClientId, kind: BanKind) -> bool {
     bans::server_ban_for(state, client, kind).is_some()
 }
 
-fn remove(state: &mut State, id: ClientId, mask: &str, kind: BanKind) {
-    if !replies::require(state, id, kind.privilege()) {
-        return;
-    }
+fn remove(state: &mut State, id: ClientId, mask: &str, kind: BanKind) -> Result<(), Refusal> {
     let now = bans::now_secs(state);
     let bans = &mut state.admin.bans;
     bans.prune(now);
@@ -140,8 +138,9 @@ fn remove(state: &mut State, id: ClientId, mask: &str, kind: BanKind) {
     } else {
         format!("No {letter}-line for {mask}")
     };
-    replies::server_notice(state, id, &text);
+    state.server_notice(id, &text);
     if removed {
         jobs::save_bans(state);
     }
+    Ok(())
 }

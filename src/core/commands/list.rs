@@ -11,6 +11,7 @@
 use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
 
+use crate::core::Refusal;
 use crate::core::{Channel, ClientId, State};
 use crate::proto::mask::Mask;
 use crate::proto::numeric;
@@ -164,6 +165,8 @@ impl Filter {
 /// say while the client reads it: one eighth.
 const SENDQ_HEADROOM_SHIFT: u32 = 3;
 
+/// `LIST [<channel>{,<channel>}] [<elistcond>{,<elistcond>}]`
+///
 /// 321, one 322 per room shown, 323. Secret and private rooms are shown to
 /// their members only (RFC 2811 4.2.6: no way to learn their names from
 /// outside) and to operators allowed to see them.
@@ -172,7 +175,7 @@ const SENDQ_HEADROOM_SHIFT: u32 = 3;
 /// or the asker would be cut off for asking: past the room left there, the
 /// rows stop and 416 says the list was cut short. So do they when the
 /// masks cost more than `MATCH_BUDGET`.
-pub fn list(state: &mut State, id: ClientId, message: &Message) {
+pub fn list(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
     let limits = &state.config.limits;
     let filter = Filter::parse(
         &message.params,
@@ -230,14 +233,10 @@ pub fn list(state: &mut State, id: ClientId, message: &Message) {
         state.send(id, line);
     }
     if truncated {
-        state.reply(
-            id,
-            numeric::ERR_TOOMANYMATCHES,
-            &["LIST"],
-            "Output too large, truncated",
-        );
+        state.refuse(id, Refusal::new(numeric::ERR_TOOMANYMATCHES, &["LIST"]));
     }
     state.reply(id, numeric::RPL_LISTEND, &[], "End of /LIST");
+    Ok(())
 }
 
 #[cfg(test)]

@@ -21,7 +21,6 @@ pub mod oper;
 pub mod part;
 pub mod ping;
 pub mod quit;
-pub mod refusals;
 pub mod registration;
 pub mod rehash;
 pub mod setname;

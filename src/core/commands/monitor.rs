@@ -1,17 +1,20 @@
 //! MONITOR: a list of nicks whose sign-on and sign-off the client is told
 //! of (730/731). The inverted index lives in `core::monitor`.
 
-use crate::core::commands::refusals;
+use crate::core::Refusal;
 use crate::core::{ClientId, State};
 use crate::proto::numeric::{self, Numeric};
 use crate::proto::serialize::{MAX_LINE, echo_param};
 use crate::proto::validate::is_valid_nick;
 use crate::proto::{Folded, Message};
 
-pub fn monitor(state: &mut State, id: ClientId, message: &Message) {
+/// `MONITOR <+|-> <target>{,<target>}` or `MONITOR <C|L|S>`
+///
+/// IRCv3 monitor: be told when nicks come online and leave.
+pub fn monitor(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
     let targets = message.param(1);
     match message.param(0) {
-        "+" | "-" if targets.is_empty() => refusals::need_more_params(state, id, "MONITOR"),
+        "+" | "-" if targets.is_empty() => return Err(Refusal::need_more_params("MONITOR")),
         "+" => add(state, id, targets),
         "-" => {
             for target in targets.split(',') {
@@ -37,6 +40,7 @@ pub fn monitor(state: &mut State, id: ClientId, message: &Message) {
             state.fail_or_notice(id, "MONITOR", "INVALID_PARAMS", &text);
         }
     }
+    Ok(())
 }
 
 fn watched(state: &State, id: ClientId) -> Vec<(Folded, String)> {
@@ -70,12 +74,7 @@ fn add(state: &mut State, id: ClientId, targets: &str) {
             if client.monitoring.len() >= limit {
                 let rest = targets[i..].join(",");
                 let limit = limit.to_string();
-                state.reply(
-                    id,
-                    numeric::ERR_MONLISTFULL,
-                    &[&limit, &rest],
-                    "Monitor list is full",
-                );
+                state.refuse(id, Refusal::new(numeric::ERR_MONLISTFULL, &[&limit, &rest]));
                 break;
             }
             client.monitoring.insert(folded.clone(), target.to_owned());

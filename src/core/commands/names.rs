@@ -1,19 +1,22 @@
 //! NAMES: who is in a room, and the member list JOIN sends to a newcomer.
 
+use crate::core::Refusal;
 use crate::core::caps::Caps;
 use crate::core::{ClientId, State};
 use crate::proto::serialize::MAX_LINE;
 use crate::proto::{Folded, Message};
 use crate::proto::{modes, numeric};
 
+/// `NAMES <channel>{,<channel>}`
+///
 /// `NAMES` without a parameter lists nothing: Modern IRC allows a lone 366.
 /// Several rooms (`NAMES #a,#b`) get their 353s and one 366 naming them all
 /// (RFC 2812 3.2.5).
-pub fn names(state: &mut State, id: ClientId, message: &Message) {
+pub fn names(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
     let param = message.param(0);
     if param.is_empty() {
         end_of_names(state, id, "*");
-        return;
+        return Ok(());
     }
     let max = state.config.limits.max_targets;
     let asked: Vec<&str> = param
@@ -37,6 +40,7 @@ pub fn names(state: &mut State, id: ClientId, message: &Message) {
     if asked.len() > 1 {
         end_of_names(state, id, &asked.join(","));
     }
+    Ok(())
 }
 
 /// Sends 353 lines that each fit in 512 bytes, then 366.

@@ -8,17 +8,20 @@
 use tracing::{info, warn};
 
 use crate::config::Privilege;
-use crate::core::{AdminRequest, OperAnswer};
+use crate::core::{AdminRequest, OperAnswer, Refusal};
 use crate::core::{ClientId, State};
 use crate::proto::mask::Mask;
 use crate::proto::numeric;
 use crate::proto::{Casemapping, Line, Message};
 
-pub fn oper(state: &mut State, id: ClientId, message: &Message) {
+/// `OPER <name> <password>`
+///
+/// The password is checked off the core; the answer comes in `checked`.
+pub fn oper(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
     let name = message.param(0);
     let now = state.clock.now();
     let Some(client) = state.clients.get(&id) else {
-        return;
+        return Ok(());
     };
     let (ip, nick) = (client.ip, client.nick.clone());
     // An operator's hosts name real addresses (or cloaks).
@@ -30,7 +33,7 @@ pub fn oper(state: &mut State, id: ClientId, message: &Message) {
     if !state.admin.oper_lockout.start_attempt(key, now) {
         warn!(?nick, %ip, oper = ?name, "OPER refused: too many failed attempts");
         password_incorrect(state, id);
-        return;
+        return Ok(());
     }
     let block = state.config.oper.iter().find(|block| block.name == name);
     let host_ok = block.is_some_and(|block| {
@@ -42,8 +45,7 @@ pub fn oper(state: &mut State, id: ClientId, message: &Message) {
     });
     let Some(block) = block.filter(|_| host_ok) else {
         warn!(?nick, %ip, oper = ?name, "OPER failed: no block for this name and host");
-        state.reply(id, numeric::ERR_NOOPERHOST, &[], "No O-lines for your host");
-        return;
+        return Err(Refusal::no_oper_host());
     };
     let answer = OperAnswer::new(id, block.name.clone(), state.inbox.clone());
     let request = AdminRequest::CheckOper {
@@ -53,9 +55,10 @@ pub fn oper(state: &mut State, id: ClientId, message: &Message) {
     };
     if !state.admin.request(request) {
         password_incorrect(state, id);
-        return;
+        return Ok(());
     }
     state.wait_off_core(id);
+    Ok(())
 }
 
 /// The admin worker's answer for `id`'s OPER as `oper`.
@@ -75,7 +78,7 @@ fn answer(state: &mut State, id: ClientId, oper: &str, valid: bool) {
     }
     // A REHASH may have removed the block while the hash was checked.
     let Some(block) = state.config.oper.iter().find(|block| block.name == oper) else {
-        state.reply(id, numeric::ERR_NOOPERHOST, &[], "No O-lines for your host");
+        state.refuse(id, Refusal::no_oper_host());
         return;
     };
     let privileges = block.privileges.clone();
@@ -107,5 +110,5 @@ fn answer(state: &mut State, id: ClientId, oper: &str, valid: bool) {
 }
 
 fn password_incorrect(state: &mut State, id: ClientId) {
-    state.reply(id, numeric::ERR_PASSWDMISMATCH, &[], "Password incorrect");
+    state.refuse(id, Refusal::password_mismatch());
 }

@@ -1,25 +1,25 @@
 //! PART: leave rooms, with an optional reason.
 
-use crate::core::commands::refusals;
+use crate::core::Refusal;
 use crate::core::{ClientId, State};
-use crate::proto::numeric;
 use crate::proto::{Line, Message};
 
-pub fn part(state: &mut State, id: ClientId, message: &Message) {
+/// `PART <channel>{,<channel>} [<reason>]`
+pub fn part(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
     let names = message.param(0);
     if names.is_empty() {
-        refusals::need_more_params(state, id, "PART");
-        return;
+        return Err(Refusal::need_more_params("PART"));
     }
     let reason = message.params.get(1).map(String::as_str);
     let max = state.config.limits.max_targets;
     for (i, name) in names.split(',').enumerate() {
         if i == max {
-            state.reply(id, numeric::ERR_TOOMANYTARGETS, &[name], "Too many targets");
+            state.refuse(id, Refusal::too_many_targets(name));
             break;
         }
         part_one(state, id, name, reason);
     }
+    Ok(())
 }
 
 /// Leaves one room: every member, the leaver included, hears the PART; an
@@ -27,11 +27,11 @@ pub fn part(state: &mut State, id: ClientId, message: &Message) {
 pub fn part_one(state: &mut State, id: ClientId, name: &str, reason: Option<&str>) {
     let folded = state.fold(name);
     let Some(channel) = state.visible_channel(id, &folded) else {
-        refusals::no_such_channel(state, id, name);
+        state.refuse(id, Refusal::no_such_channel(name));
         return;
     };
     if !channel.members.contains_key(&id) {
-        refusals::not_on_channel(state, id, name);
+        state.refuse(id, Refusal::not_on_channel(name));
         return;
     }
     let Some(client) = state.clients.get(&id) else {

@@ -4,83 +4,90 @@
 use chrono::{DateTime, Utc};
 
 use super::info::{self, VERSION};
+use crate::core::Refusal;
 use crate::core::bans::{self, BanKind};
-use crate::core::commands::refusals;
 use crate::core::{ClientId, State, history_access, isupport};
 use crate::proto::validate::is_valid_nick;
-use crate::proto::{Line, Message};
+use crate::proto::{Folded, Line, Message};
 use crate::proto::{modes, numeric};
 
+/// `PASS <password>`
+///
 /// PASS while registering; afterwards dispatch answers 462, as for USER.
-pub fn pass(state: &mut State, id: ClientId, message: &Message) {
+pub fn pass(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
     let expected = state.config.server.password.clone();
     let Some(client) = state.clients.get_mut(&id) else {
-        return;
+        return Ok(());
     };
     client.password_ok = expected.is_none_or(|expected| expected == message.param(0));
+    Ok(())
 }
 
-pub fn nick(state: &mut State, id: ClientId, message: &Message) {
+/// `NICK <nickname>`
+pub fn nick(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
     let wanted = message.param(0);
     if wanted.is_empty() {
-        state.reply(id, numeric::ERR_NONICKNAMEGIVEN, &[], "No nickname given");
-        return;
+        return Err(Refusal::no_nickname_given());
     }
     if !is_valid_nick(wanted, state.config.limits.nick_length) {
-        state.reply(
-            id,
-            numeric::ERR_ERRONEOUSNICKNAME,
-            &[wanted],
-            "Erroneous nickname",
-        );
-        return;
+        return Err(Refusal::new(numeric::ERR_ERRONEOUSNICKNAME, &[wanted]));
     }
     let folded = state.fold(wanted);
     match state.nicks.get(&folded) {
         Some(owner) if *owner != id => {
-            state.reply(
-                id,
-                numeric::ERR_NICKNAMEINUSE,
-                &[wanted],
-                "Nickname is already in use",
-            );
-            return;
+            return Err(Refusal::new(numeric::ERR_NICKNAMEINUSE, &[wanted]));
         }
         _ => {}
     }
     let Some(client) = state.clients.get(&id) else {
-        return;
+        return Ok(());
     };
     if client.nick == wanted {
-        return;
+        return Ok(());
     }
     // Masks ignore case: a change of case alone lifts no ban.
     let case_only = state.fold(&client.nick) == state.fold(wanted);
     if let Some(room) = room_silencing(state, id).filter(|_| !case_only) {
-        let line = state
-            .numeric_line(id, numeric::ERR_BANNICKCHANGE)
-            .arg(wanted)
-            .arg(&room)
-            .trailing("Cannot change nickname while banned on channel")
-            .finish();
-        state.send(id, line);
-        return;
+        return Err(Refusal::new(numeric::ERR_BANNICKCHANGE, &[wanted, &room]));
     }
     state.remember_nick(id);
-    let Some(client) = state.clients.get_mut(&id) else {
-        return;
+    let Some(old) = rename(state, id, wanted, folded) else {
+        return Ok(());
     };
+    if old.registered {
+        announce_nick(state, id, wanted, &old);
+    } else {
+        try_register(state, id);
+    }
+    Ok(())
+}
+
+/// Who a client was before [`rename`].
+struct OldNick {
+    nick: String,
+    source: String,
+    registered: bool,
+    /// A new nick, not a change of case only.
+    renamed: bool,
+}
+
+/// Gives `id` the nick `wanted` (folded: `folded`), in its record and in
+/// the nick index.
+fn rename(state: &mut State, id: ClientId, wanted: &str, folded: Folded) -> Option<OldNick> {
+    let client = state.clients.get_mut(&id)?;
     let old_folded = state.config.server.casemapping.fold(&client.nick);
-    let old_source = client.source.clone();
-    let old_nick = std::mem::take(&mut client.nick);
+    let old = OldNick {
+        nick: std::mem::take(&mut client.nick),
+        source: client.source.clone(),
+        registered: client.registered,
+        renamed: old_folded != folded,
+    };
     client.nick = wanted.to_owned();
     client.update_source();
-    let registered = client.registered;
     if state.nicks.get(&old_folded) == Some(&id) {
         state.nicks.remove(&old_folded);
     }
-    let renamed = old_folded != folded;
-    if renamed {
+    if old.renamed {
         // Private history read under the new nick starts now.
         let floor = history_access::starting_floor(state.clock.now(), state.nick_ended_ms);
         if let Some(client) = state.clients.get_mut(&id) {
@@ -88,19 +95,20 @@ pub fn nick(state: &mut State, id: ClientId, message: &Message) {
         }
     }
     state.nicks.insert(folded, id);
-    if registered {
-        let line = Line::new(Some(&old_source), "NICK").arg(wanted).finish();
-        let mut event = state.event_from(id, line);
-        let mut audience = state.peers(id);
-        audience.insert(id);
-        state.send_all(audience, &mut event);
-        // A change of case only is the same nick to MONITOR.
-        if renamed {
-            state.monitor_offline(&old_nick);
-            state.monitor_online(id);
-        }
-    } else {
-        try_register(state, id);
+    Some(old)
+}
+
+/// The NICK line to the client and everyone who shares a room with it.
+fn announce_nick(state: &mut State, id: ClientId, wanted: &str, old: &OldNick) {
+    let line = Line::new(Some(&old.source), "NICK").arg(wanted).finish();
+    let mut event = state.event_from(id, line);
+    let mut audience = state.peers(id);
+    audience.insert(id);
+    state.send_all(audience, &mut event);
+    // A change of case only is the same nick to MONITOR.
+    if old.renamed {
+        state.monitor_offline(&old.nick);
+        state.monitor_online(id);
     }
 }
 
@@ -122,15 +130,15 @@ fn room_silencing(state: &State, id: ClientId) -> Option<String> {
         .min()
 }
 
-pub fn user(state: &mut State, id: ClientId, message: &Message) {
+/// `USER <username> 0 * <realname>`
+pub fn user(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
     let max = state.config.limits.user_length.max(2);
     let max_realname = state.config.limits.realname_length;
     let Some(client) = state.clients.get_mut(&id) else {
-        return;
+        return Ok(());
     };
     if message.param(0).is_empty() || message.param(3).is_empty() {
-        refusals::need_more_params(state, id, "USER");
-        return;
+        return Err(Refusal::need_more_params("USER"));
     }
     let mut user: String = message
         .param(0)
@@ -146,6 +154,7 @@ pub fn user(state: &mut State, id: ClientId, message: &Message) {
     client.user = format!("~{user}");
     client.realname = truncate(message.param(3), max_realname).to_owned();
     try_register(state, id);
+    Ok(())
 }
 
 /// The user name of a client whose own has no character a user name keeps.
@@ -183,7 +192,7 @@ pub fn try_register(state: &mut State, id: ClientId) {
         return;
     }
     if needs_password && !client.password_ok {
-        state.reply(id, numeric::ERR_PASSWDMISMATCH, &[], "Password incorrect");
+        state.refuse(id, Refusal::password_mismatch());
         state.disconnect(id, "Bad password");
         return;
     }

@@ -6,25 +6,25 @@
 
 use tracing::info;
 
-use crate::config::Privilege;
-use crate::core::replies;
+use crate::core::Refusal;
 use crate::core::{AdminRequest, Reloaded};
 use crate::core::{ClientId, ReloadError, State, isupport_tokens};
 use crate::proto::Message;
 use crate::proto::numeric;
 
-pub fn rehash(state: &mut State, id: ClientId, _: &Message) {
-    if replies::require(state, id, Privilege::Rehash) {
-        start(state, Some(id));
-    }
+/// `REHASH`
+///
+/// Reloads the configuration file, off the core.
+pub fn rehash(state: &mut State, id: ClientId, _: &Message) -> Result<(), Refusal> {
+    start(state, Some(id));
+    Ok(())
 }
 
 /// Asks the admin worker to load the file again.
 pub fn start(state: &mut State, requested_by: Option<ClientId>) {
     let Some(file) = state.admin.config_file.clone() else {
         if let Some(id) = requested_by {
-            replies::server_notice(
-                state,
+            state.server_notice(
                 id,
                 "REHASH: the server was started without a configuration file",
             );
@@ -41,7 +41,7 @@ pub fn start(state: &mut State, requested_by: Option<ClientId>) {
     }
     if !state.admin.request(AdminRequest::Reload { requested_by }) {
         if let Some(id) = requested_by {
-            replies::server_notice(state, id, "REHASH failed: the admin worker is not running");
+            state.server_notice(id, "REHASH failed: the admin worker is not running");
         }
     }
 }
@@ -70,6 +70,6 @@ pub fn finished(
         Err(error) => format!("REHASH failed, the running configuration is unchanged: {error}"),
     };
     if let Some(id) = requested_by {
-        replies::server_notice(state, id, &notice);
+        state.server_notice(id, &notice);
     }
 }

@@ -2,11 +2,15 @@
 //! extended-monitor watchers with the capability are told, and so is the
 //! sender when it has it; without it the change happens silently.
 
+use crate::core::Refusal;
 use crate::core::caps::Caps;
 use crate::core::{ClientId, State};
 use crate::proto::{Line, Message};
 
-pub fn setname(state: &mut State, id: ClientId, message: &Message) {
+/// `SETNAME <realname>`
+///
+/// IRCv3 setname: changes the real name; room-mates that negotiated setname are told.
+pub fn setname(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
     let realname = message.param(0);
     // NAMELEN in 005: a longer name is refused, not cut, so the user knows.
     if realname.is_empty() || realname.len() > state.config.limits.realname_length {
@@ -17,10 +21,10 @@ pub fn setname(state: &mut State, id: ClientId, message: &Message) {
             &[],
             "Realname is not valid",
         );
-        return;
+        return Ok(());
     }
     let Some(client) = state.clients.get_mut(&id) else {
-        return;
+        return Ok(());
     };
     client.realname = realname.to_owned();
     let line = Line::new(Some(&client.source), "SETNAME")
@@ -33,6 +37,7 @@ pub fn setname(state: &mut State, id: ClientId, message: &Message) {
     }
     let mut event = state.event_from(id, line);
     state.send_all(audience, &mut event);
+    Ok(())
 }
 
 #[cfg(test)]

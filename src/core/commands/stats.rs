@@ -2,13 +2,14 @@
 //! bans), `o` (operator blocks) and `l` (each client's send queue and time
 //! connected).
 
+use crate::core::Refusal;
 use crate::core::bans::{self, BanKind};
-use crate::core::commands::refusals;
 use crate::core::{ClientId, State};
 use crate::proto::Message;
 use crate::proto::numeric;
 
-pub fn stats(state: &mut State, id: ClientId, message: &Message) {
+/// `STATS <query> [<server>]`
+pub fn stats(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
     let letter = message.param(0).chars().next().unwrap_or('u');
     let oper = state
         .clients
@@ -16,8 +17,7 @@ pub fn stats(state: &mut State, id: ClientId, message: &Message) {
         .is_some_and(|client| client.modes.oper);
     let shown = letter.to_string();
     if letter != 'u' && !oper {
-        refusals::not_an_operator(state, id);
-        return;
+        return Err(Refusal::not_an_operator());
     }
     match letter {
         'u' => uptime(state, id),
@@ -33,6 +33,7 @@ pub fn stats(state: &mut State, id: ClientId, message: &Message) {
         &[&shown],
         "End of /STATS report",
     );
+    Ok(())
 }
 
 fn uptime(state: &mut State, id: ClientId) {

@@ -3,39 +3,39 @@
 use std::time::UNIX_EPOCH;
 
 use super::registration::truncate;
-use crate::core::commands::refusals;
+use crate::core::Refusal;
 use crate::core::{ClientId, State, Topic};
 use crate::proto::numeric;
 use crate::proto::{Folded, Line, Message};
 
-pub fn topic(state: &mut State, id: ClientId, message: &Message) {
+/// `TOPIC <channel> [<topic>]`
+///
+/// Shows the topic, or sets it (an empty one clears it).
+pub fn topic(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
     let name = message.param(0);
     let folded = state.fold(name);
     let Some(channel) = state.visible_channel(id, &folded) else {
-        refusals::no_such_channel(state, id, name);
-        return;
+        return Err(Refusal::no_such_channel(name));
     };
     let membership = channel.members.get(&id).copied();
     let Some(text) = message.params.get(1) else {
         send_topic(state, id, &folded, true);
-        return;
+        return Ok(());
     };
     let Some(membership) = membership else {
-        refusals::not_on_channel(state, id, name);
-        return;
+        return Err(Refusal::not_on_channel(name));
     };
     if channel.modes.topic_ops_only && !membership.op {
         let name = channel.name.clone();
-        refusals::not_channel_operator(state, id, &name);
-        return;
+        return Err(Refusal::not_channel_operator(&name));
     }
     let Some(source) = state.clients.get(&id).map(|client| client.source.clone()) else {
-        return;
+        return Ok(());
     };
     let text = truncate(text, state.config.limits.topic_length).to_owned();
     let now = state.clock.now();
     let Some(channel) = state.channels.get_mut(&folded) else {
-        return;
+        return Ok(());
     };
     let line = Line::new(Some(&source), "TOPIC")
         .arg(&channel.name)
@@ -51,6 +51,7 @@ pub fn topic(state: &mut State, id: ClientId, message: &Message) {
     let seq = state.record_history(folded.as_str(), &display, &source, "TOPIC", &text, &event);
     event.set_seq(seq);
     state.send_to_members(&folded, &mut event, |_, _| true);
+    Ok(())
 }
 
 /// 332 and 333 when a topic is set; otherwise 331 if `say_none`, else

@@ -1,33 +1,30 @@
 //! MODE on a nick: +B, +i and +w by the user, -o to drop operator status.
 
-use crate::core::commands::refusals;
+use crate::core::Refusal;
+use crate::core::client::UserModes;
 use crate::core::{ClientId, State};
 use crate::proto::modes::{self, ByUser};
 use crate::proto::numeric;
 use crate::proto::{Line, Message};
 
 /// MODE on a nick: its modes without a mode string, else the changes.
-pub fn mode(state: &mut State, id: ClientId, message: &Message) {
+pub fn mode(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
     let target = message.param(0);
     let folded = state.fold(target);
     match state.registered_client(&folded).map(|client| client.id) {
-        None => {
-            refusals::no_such_nick(state, id, target);
-            return;
-        }
+        None => return Err(Refusal::no_such_nick(target)),
         Some(owner) if owner != id => {
             let text = if message.params.len() > 1 {
                 "Can't change mode for other users"
             } else {
                 "Can't view modes for other users"
             };
-            state.reply(id, numeric::ERR_USERSDONTMATCH, &[], text);
-            return;
+            return Err(Refusal::new(numeric::ERR_USERSDONTMATCH, &[]).with_text(text));
         }
         Some(_) => {}
     }
     let Some(client) = state.clients.get_mut(&id) else {
-        return;
+        return Ok(());
     };
     let Some(changes) = message.params.get(1) else {
         let modes = client.modes.to_mode_string();
@@ -36,8 +33,31 @@ pub fn mode(state: &mut State, id: ClientId, message: &Message) {
             .arg(&modes)
             .finish();
         state.send(id, line);
-        return;
+        return Ok(());
     };
+    let (applied, unknown) = apply(&mut client.modes, changes);
+    if !client.modes.oper {
+        client.outbox.set_flood_exempt(false);
+    }
+    let nick = client.nick.clone();
+    let source = client.source.clone();
+    if unknown {
+        state.refuse(id, Refusal::new(numeric::ERR_UMODEUNKNOWNFLAG, &[]));
+    }
+    if !applied.is_empty() {
+        let line = Line::new(Some(&source), "MODE")
+            .arg(&nick)
+            .arg(&applied)
+            .finish();
+        state.send(id, line);
+    }
+    Ok(())
+}
+
+/// Applies what a user may change of `changes` to `set`: the changes
+/// that took effect as one mode string (signs only where they change),
+/// and whether any letter was unknown.
+fn apply(set: &mut UserModes, changes: &str) -> (String, bool) {
     let mut adding = true;
     let mut unknown = false;
     let mut applied = String::new();
@@ -54,7 +74,7 @@ pub fn mode(state: &mut State, id: ClientId, message: &Message) {
         if adding && mode.by_user == ByUser::UnsetOnly {
             continue;
         }
-        let flag = client.modes.flag_mut(mode.flag);
+        let flag = set.flag_mut(mode.flag);
         if *flag != adding {
             *flag = adding;
             if applied_sign != Some(adding) {
@@ -64,21 +84,7 @@ pub fn mode(state: &mut State, id: ClientId, message: &Message) {
             applied.push(letter);
         }
     }
-    if !client.modes.oper {
-        client.outbox.set_flood_exempt(false);
-    }
-    let nick = client.nick.clone();
-    let source = client.source.clone();
-    if unknown {
-        state.reply(id, numeric::ERR_UMODEUNKNOWNFLAG, &[], "Unknown MODE flag");
-    }
-    if !applied.is_empty() {
-        let line = Line::new(Some(&source), "MODE")
-            .arg(&nick)
-            .arg(&applied)
-            .finish();
-        state.send(id, line);
-    }
+    (applied, unknown)
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! USERHOST: `nick[*]=[+|-]user@host` for up to five nicks.
 
+use crate::core::Refusal;
 use crate::core::{ClientId, State};
 use crate::proto::Message;
 use crate::proto::numeric;
@@ -7,7 +8,8 @@ use crate::proto::numeric;
 /// Modern IRC: "The USERHOST command takes up to five nicknames".
 const MAX_NICKS: usize = 5;
 
-pub fn userhost(state: &mut State, id: ClientId, message: &Message) {
+/// `USERHOST <nickname>{ <nickname>}`
+pub fn userhost(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
     let replies: Vec<String> = message
         .params
         .iter()
@@ -24,6 +26,7 @@ pub fn userhost(state: &mut State, id: ClientId, message: &Message) {
         })
         .collect();
     state.reply(id, numeric::RPL_USERHOST, &[], &replies.join(" "));
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,16 +1,15 @@
 //! WALLOPS: an operator's message to every user with mode +w.
 
-use crate::config::Privilege;
-use crate::core::replies;
+use crate::core::Refusal;
 use crate::core::{ClientId, State};
 use crate::proto::{Line, Message};
 
-pub fn wallops(state: &mut State, id: ClientId, message: &Message) {
-    if !replies::require(state, id, Privilege::Wallops) {
-        return;
-    }
+/// `WALLOPS <text>`
+///
+/// To every user with mode +w.
+pub fn wallops(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
     let Some(oper) = state.clients.get(&id) else {
-        return;
+        return Ok(());
     };
     let line = Line::new(Some(&oper.source), "WALLOPS")
         .trailing(message.param(0))
@@ -23,4 +22,5 @@ pub fn wallops(state: &mut State, id: ClientId, message: &Message) {
         .collect();
     let mut event = state.broadcast(line);
     state.send_all(readers, &mut event);
+    Ok(())
 }

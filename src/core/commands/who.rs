@@ -1,6 +1,7 @@
 //! WHO: the users in a room, or those matching a nick or a glob mask.
 
 use super::whox::Fields;
+use crate::core::Refusal;
 use crate::core::caps::Caps;
 use crate::core::isupport::BOT_MODE;
 use crate::core::{Client, ClientId, State};
@@ -22,7 +23,10 @@ struct Row {
     prefixes: String,
 }
 
-pub fn who(state: &mut State, id: ClientId, message: &Message) {
+/// `WHO <mask> [%<fields>[,<token>]]`
+///
+/// WHO, and WHOX when the second parameter asks for fields.
+pub fn who(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
     let given = message.param(0);
     // `WHO`, `WHO 0` and `WHO *` all mean everyone visible.
     let mask = if given.is_empty() || given == "0" {
@@ -83,6 +87,7 @@ pub fn who(state: &mut State, id: ClientId, message: &Message) {
         echo_param(given)
     };
     state.reply(id, numeric::RPL_ENDOFWHO, &[shown], "End of WHO list");
+    Ok(())
 }
 
 /// `H` or `G` (away), `*` for an operator, the bot flag, then the prefixes.

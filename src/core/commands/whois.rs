@@ -1,8 +1,8 @@
 //! WHOIS: who a user is, where, in which rooms, and how long idle.
 
+use crate::core::Refusal;
 use crate::core::caps::Caps;
 use crate::core::clock::unix_time;
-use crate::core::commands::refusals;
 use crate::core::{ClientId, State};
 use crate::proto::Message;
 use crate::proto::mask::Mask;
@@ -10,7 +10,8 @@ use crate::proto::numeric;
 use crate::proto::serialize::MAX_LINE;
 use crate::proto::serialize::echo_param;
 
-pub fn whois(state: &mut State, id: ClientId, message: &Message) {
+/// `WHOIS [<target>] <nick>`
+pub fn whois(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
     // `WHOIS nick` or `WHOIS <server|nick> nick`: the remote form is
     // answered here, as every user is local.
     let (server, nicks) = match message.params.as_slice() {
@@ -19,14 +20,12 @@ pub fn whois(state: &mut State, id: ClientId, message: &Message) {
         [server, nicks, ..] => (Some(server.as_str()), nicks.as_str()),
     };
     if nicks.is_empty() {
-        state.reply(id, numeric::ERR_NONICKNAMEGIVEN, &[], "No nickname given");
-        return;
+        return Err(Refusal::no_nickname_given());
     }
     if let Some(server) = server {
         if !names_this_server_or_a_user(state, server) {
             let shown = echo_param(server);
-            state.reply(id, numeric::ERR_NOSUCHSERVER, &[shown], "No such server");
-            return;
+            return Err(Refusal::new(numeric::ERR_NOSUCHSERVER, &[shown]));
         }
     }
     // TARGMAX WHOIS:1: the first nick is answered, the rest dropped.
@@ -38,10 +37,11 @@ pub fn whois(state: &mut State, id: ClientId, message: &Message) {
     {
         Some(target) => send_whois(state, id, target),
         None => {
-            refusals::no_such_nick(state, id, nick);
+            state.refuse(id, Refusal::no_such_nick(nick));
         }
     }
     state.reply(id, numeric::RPL_ENDOFWHOIS, &[end], "End of /WHOIS list");
+    Ok(())
 }
 
 fn names_this_server_or_a_user(state: &State, target: &str) -> bool {
@@ -52,25 +52,34 @@ fn names_this_server_or_a_user(state: &State, target: &str) -> bool {
         || state.nicks.contains_key(&state.fold(target))
 }
 
-/// 311, 319, 312, 313, 335, 301, 317 about `target`.
+/// What WHOIS tells about one client, read before any line is sent.
+struct About {
+    nick: String,
+    user: String,
+    host: String,
+    realname: String,
+    channels: Vec<String>,
+    oper: bool,
+    /// 378's text, for those who may see the address behind a cloak.
+    real: Option<String>,
+    bot: bool,
+    secure: bool,
+    away: Option<String>,
+    idle: u64,
+    signon: u64,
+}
+
+/// 311, 319, 312, 313, 378, 335, 671, 301, 317 about `target`.
 fn send_whois(state: &mut State, id: ClientId, target: ClientId) {
-    let Some(client) = state.clients.get(&target) else {
+    let Some(about) = about(state, id, target) else {
         return;
     };
-    let nick = client.nick.clone();
-    let user = client.user.clone();
-    let host = client.host.clone();
-    let realname = client.realname.clone();
-    let oper = client.modes.oper;
-    let bot = client.modes.bot;
-    let secure = client.secure;
-    let away = client.away.clone();
-    let idle = state
-        .clock
-        .now()
-        .duration_since(client.last_active)
-        .map_or(0, |d| d.as_secs());
-    let signon = unix_time(client.connected_at);
+    send_identity(state, id, &about);
+    send_details(state, id, &about);
+}
+
+fn about(state: &State, id: ClientId, target: ClientId) -> Option<About> {
+    let client = state.clients.get(&target)?;
     // Behind a cloak, the client itself and operators who may see hosts
     // learn the real address.
     let real = state
@@ -78,65 +87,82 @@ fn send_whois(state: &mut State, id: ClientId, target: ClientId) {
         .get(&id)
         .filter(|asker| client.is_cloaked() && client.host_visible_to(asker))
         .map(|_| format!("is connecting from *@{} {}", client.real_host, client.ip));
-    let channels = visible_channels(state, id, target);
-    let server = state.config.server.name.clone();
-    let description = state.config.server.description.clone();
+    Some(About {
+        nick: client.nick.clone(),
+        user: client.user.clone(),
+        host: client.host.clone(),
+        realname: client.realname.clone(),
+        channels: visible_channels(state, id, target),
+        oper: client.modes.oper,
+        real,
+        bot: client.modes.bot,
+        secure: client.secure,
+        away: client.away.clone(),
+        idle: state
+            .clock
+            .now()
+            .duration_since(client.last_active)
+            .map_or(0, |d| d.as_secs()),
+        signon: unix_time(client.connected_at),
+    })
+}
 
+/// 311, the 319s and 312: who, in which rooms, on which server.
+fn send_identity(state: &mut State, id: ClientId, about: &About) {
+    let nick = &about.nick;
     let line = state
         .numeric_line(id, numeric::RPL_WHOISUSER)
-        .arg(&nick)
-        .arg(&user)
-        .arg(&host)
+        .arg(nick)
+        .arg(&about.user)
+        .arg(&about.host)
         .arg("*")
-        .trailing(&realname)
+        .trailing(&about.realname)
         .finish();
     state.send(id, line);
-    let asker = state
-        .clients
-        .get(&id)
-        .map_or("*", |c| c.target())
-        .to_owned();
+    let server = state.config.server.name.clone();
+    let description = state.config.server.description.clone();
+    let asker = state.clients.get(&id).map_or("*", |c| c.target());
     // `:server 319 asker nick :` around the list, and CR LF.
     let overhead = server.len() + asker.len() + nick.len() + 12;
-    for chunk in chunks(&channels, MAX_LINE.saturating_sub(overhead)) {
-        state.reply(id, numeric::RPL_WHOISCHANNELS, &[&nick], &chunk);
+    for chunk in chunks(&about.channels, MAX_LINE.saturating_sub(overhead)) {
+        state.reply(id, numeric::RPL_WHOISCHANNELS, &[nick], &chunk);
     }
-    state.reply(
-        id,
-        numeric::RPL_WHOISSERVER,
-        &[&nick, &server],
-        &description,
-    );
-    if oper {
+    state.reply(id, numeric::RPL_WHOISSERVER, &[nick, &server], &description);
+}
+
+/// 313, 378, 335, 671 and 301 where they apply, then 317.
+fn send_details(state: &mut State, id: ClientId, about: &About) {
+    let nick = &about.nick;
+    if about.oper {
         state.reply(
             id,
             numeric::RPL_WHOISOPERATOR,
-            &[&nick],
+            &[nick],
             "is an IRC operator",
         );
     }
-    if let Some(real) = real {
-        state.reply(id, numeric::RPL_WHOISHOST, &[&nick], &real);
+    if let Some(real) = &about.real {
+        state.reply(id, numeric::RPL_WHOISHOST, &[nick], real);
     }
-    if bot {
+    if about.bot {
         let text = format!("is a Bot on {}", state.config.server.network);
-        state.reply(id, numeric::RPL_WHOISBOT, &[&nick], &text);
+        state.reply(id, numeric::RPL_WHOISBOT, &[nick], &text);
     }
-    if secure {
+    if about.secure {
         state.reply(
             id,
             numeric::RPL_WHOISSECURE,
-            &[&nick],
+            &[nick],
             "is using a secure connection",
         );
     }
-    if let Some(away) = away {
-        state.reply(id, numeric::RPL_AWAY, &[&nick], &away);
+    if let Some(away) = &about.away {
+        state.reply(id, numeric::RPL_AWAY, &[nick], away);
     }
     state.reply(
         id,
         numeric::RPL_WHOISIDLE,
-        &[&nick, &idle.to_string(), &signon.to_string()],
+        &[nick, &about.idle.to_string(), &about.signon.to_string()],
         "seconds idle, signon time",
     );
 }

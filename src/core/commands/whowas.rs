@@ -2,16 +2,17 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::core::Refusal;
 use crate::core::{ClientId, State};
 use crate::proto::Message;
 use crate::proto::numeric;
 use crate::proto::serialize::echo_param;
 
-pub fn whowas(state: &mut State, id: ClientId, message: &Message) {
+/// `WHOWAS <nick> [<count>]`
+pub fn whowas(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
     let nick = message.param(0).split(',').next().unwrap_or_default();
     if nick.is_empty() {
-        state.reply(id, numeric::ERR_NONICKNAMEGIVEN, &[], "No nickname given");
-        return;
+        return Err(Refusal::no_nickname_given());
     }
     // A count that is not a positive number means all entries.
     let count = match message.param(1).parse::<usize>() {
@@ -22,12 +23,7 @@ pub fn whowas(state: &mut State, id: ClientId, message: &Message) {
     let entries: Vec<_> = state.whowas.lookup(&folded).take(count).cloned().collect();
     let shown = echo_param(nick).to_owned();
     if entries.is_empty() {
-        state.reply(
-            id,
-            numeric::ERR_WASNOSUCHNICK,
-            &[&shown],
-            "There was no such nickname",
-        );
+        state.refuse(id, Refusal::new(numeric::ERR_WASNOSUCHNICK, &[&shown]));
     }
     let server = state.server_name().to_owned();
     for entry in entries {
@@ -52,6 +48,7 @@ pub fn whowas(state: &mut State, id: ClientId, message: &Message) {
         );
     }
     state.reply(id, numeric::RPL_ENDOFWHOWAS, &[&shown], "End of WHOWAS");
+    Ok(())
 }
 
 #[cfg(test)]

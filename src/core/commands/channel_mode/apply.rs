@@ -4,13 +4,13 @@
 use bytes::Bytes;
 
 use super::lists;
-use super::{Applied, Refusal, Request, Setter};
-use crate::core::commands::refusals;
+use super::{Applied, Request, Setter};
+use crate::core::Refusal;
 use crate::core::isupport::KEYLEN;
 use crate::core::{Channel, ClientId, State};
-use crate::proto::modes::ChannelFlag;
+use crate::proto::modes::{ChannelFlag, MemberStatus};
 use crate::proto::numeric;
-use crate::proto::serialize::{MAX_LINE, echo_param};
+use crate::proto::serialize::MAX_LINE;
 use crate::proto::{Folded, Line};
 
 /// Applies one change; answers errors itself. `None` when nothing changed.
@@ -20,32 +20,55 @@ pub(super) fn apply(
     folded: &Folded,
     request: Request,
 ) -> Option<Applied> {
-    let casemapping = state.config.server.casemapping;
-    let max_entries = state.config.limits.max_list_entries;
-    let setter = Setter {
-        source: state
-            .clients
-            .get(&id)
-            .map(|c| c.source.clone())
-            .unwrap_or_default(),
-        at: state.clock.now(),
-    };
-    let target = match &request {
-        Request::Member { nick, .. } => match state.nicks.get(&state.fold(nick)) {
-            Some(target) => Some(*target),
-            None => {
-                refusals::no_such_nick(state, id, nick);
-                return None;
-            }
-        },
-        _ => None,
-    };
-    let target_nick = target
-        .and_then(|target| state.clients.get(&target))
-        .map(|client| client.nick.clone())
-        .unwrap_or_default();
-    let channel = state.channels.get_mut(folded)?;
     let outcome = match request {
+        Request::Member {
+            adding,
+            letter,
+            status,
+            nick,
+        } => set_status(state, folded, (letter, status), adding, nick),
+        Request::Edit {
+            adding,
+            letter,
+            kind,
+            mask,
+        } => {
+            let casemapping = state.config.server.casemapping;
+            let max_entries = state.config.limits.max_list_entries;
+            let setter = Setter {
+                source: state
+                    .clients
+                    .get(&id)
+                    .map(|c| c.source.clone())
+                    .unwrap_or_default(),
+                at: state.clock.now(),
+            };
+            let channel = state.channels.get_mut(folded)?;
+            let entry = (letter, kind);
+            lists::edit(
+                channel,
+                entry,
+                adding,
+                mask,
+                casemapping,
+                max_entries,
+                setter,
+            )
+        }
+        setting => set_setting(state.channels.get_mut(folded)?, setting),
+    };
+    match outcome {
+        Ok(applied) => applied,
+        Err(refusal) => {
+            state.refuse(id, refusal);
+            None
+        }
+    }
+}
+
+/// A flag, the key or the limit.
+fn set_setting(channel: &mut Channel, request: Request) -> Result<Option<Applied>, Refusal> {
+    match request {
         Request::Flag {
             adding,
             letter,
@@ -77,52 +100,41 @@ pub(super) fn apply(
             letter,
             arg: None,
         })),
-        Request::Member {
-            adding,
-            letter,
-            status,
-            nick,
-        } => {
-            let member = target.and_then(|target| channel.members.get_mut(&target));
-            match member {
-                None => Err((
-                    numeric::ERR_USERNOTINCHANNEL,
-                    vec![echo_param(nick).into(), channel.name.clone()],
-                    "They aren't on that channel",
-                )),
-                Some(member) => Ok(
-                    changed(member.status_mut(status), adding).then_some(Applied {
-                        adding,
-                        letter,
-                        arg: Some(target_nick),
-                    }),
-                ),
-            }
-        }
-        Request::Edit {
-            adding,
-            letter,
-            kind,
-            mask,
-        } => lists::edit(
-            channel,
-            (letter, kind),
-            adding,
-            mask,
-            casemapping,
-            max_entries,
-            setter,
-        ),
-        Request::Show(_) => Ok(None),
-    };
-    match outcome {
-        Ok(applied) => applied,
-        Err((code, args, text)) => {
-            let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            state.reply(id, code, &args, text);
-            None
-        }
+        // Statuses and lists are applied by `apply`; a list view changes nothing.
+        Request::Member { .. } | Request::Edit { .. } | Request::Show(_) => Ok(None),
     }
+}
+
+/// `+o nick`, `-v nick`…: a member's status, shown with the nick as it is
+/// spelled now.
+fn set_status(
+    state: &mut State,
+    folded: &Folded,
+    (letter, status): (char, MemberStatus),
+    adding: bool,
+    nick: &str,
+) -> Result<Option<Applied>, Refusal> {
+    let Some(&target) = state.nicks.get(&state.fold(nick)) else {
+        return Err(Refusal::no_such_nick(nick));
+    };
+    let target_nick = state
+        .clients
+        .get(&target)
+        .map(|client| client.nick.clone())
+        .unwrap_or_default();
+    let Some(channel) = state.channels.get_mut(folded) else {
+        return Ok(None);
+    };
+    let Some(member) = channel.members.get_mut(&target) else {
+        return Err(Refusal::user_not_in_channel(nick, &channel.name));
+    };
+    Ok(
+        changed(member.status_mut(status), adding).then_some(Applied {
+            adding,
+            letter,
+            arg: Some(target_nick),
+        }),
+    )
 }
 
 fn set_flag(
@@ -147,11 +159,12 @@ fn set_flag(
 fn set_key(channel: &mut Channel, letter: char, key: &str) -> Result<Option<Applied>, Refusal> {
     if !is_valid_key(key) {
         // `*`, not the key: it may be overlong, or a password mistyped.
-        return Err((
+        let letter = letter.to_string();
+        return Err(Refusal::new(
             numeric::ERR_INVALIDMODEPARAM,
-            vec![channel.name.clone(), letter.into(), "*".into()],
-            "Invalid key",
-        ));
+            &[&channel.name, &letter, "*"],
+        )
+        .with_text("Invalid key"));
     }
     if channel.modes.key.as_deref() == Some(key) {
         return Ok(None);
@@ -174,15 +187,14 @@ fn set_limit(channel: &mut Channel, letter: char, value: &str) -> Result<Option<
                 arg: Some(limit.to_string()),
             }
         })),
-        _ => Err((
-            numeric::ERR_INVALIDMODEPARAM,
-            vec![
-                channel.name.clone(),
-                letter.into(),
-                echo_param(value).into(),
-            ],
-            "Invalid limit",
-        )),
+        _ => {
+            let letter = letter.to_string();
+            Err(Refusal::new(
+                numeric::ERR_INVALIDMODEPARAM,
+                &[&channel.name, &letter, value],
+            )
+            .with_text("Invalid limit"))
+        }
     }
 }
 

@@ -3,13 +3,13 @@
 
 use bytes::Bytes;
 
-use super::{Applied, Refusal, Setter};
+use super::{Applied, Setter};
+use crate::core::Refusal;
 use crate::core::clock::unix_time;
 use crate::core::{Channel, ClientId, ListEntry, State, extban};
 use crate::proto::mask::Mask;
 use crate::proto::modes::ListKind;
 use crate::proto::numeric::{self, Numeric};
-use crate::proto::serialize::echo_param;
 use crate::proto::{Casemapping, Folded};
 
 /// The longest b/e/I mask kept: a full `nick!user@host` fits comfortably.
@@ -85,15 +85,12 @@ pub(super) fn edit(
         extban::Parsed::Plain(plain) => (None, plain),
         extban::Parsed::Extended(extban, plain) => (Some(extban), plain),
         extban::Parsed::Unknown => {
-            return Err((
+            let letter = letter.to_string();
+            return Err(Refusal::new(
                 numeric::ERR_INVALIDMODEPARAM,
-                vec![
-                    channel.name.clone(),
-                    letter.to_string(),
-                    echo_param(raw).into(),
-                ],
-                "Unknown extban type",
-            ));
+                &[&channel.name, &letter, raw],
+            )
+            .with_text("Unknown extban type"));
         }
     };
     let Some(mask) = normalize_mask(plain) else {
@@ -107,10 +104,9 @@ pub(super) fn edit(
         .position(|entry| casemapping.eq(&entry.text(), &text));
     match (adding, existing) {
         (true, Some(_)) | (false, None) => Ok(None),
-        (true, None) if entries.len() >= max_entries => Err((
+        (true, None) if entries.len() >= max_entries => Err(Refusal::new(
             numeric::ERR_BANLISTFULL,
-            vec![channel_name, letter.to_string()],
-            "Channel list is full",
+            &[&channel_name, &letter.to_string()],
         )),
         (true, None) => {
             entries.push(ListEntry {

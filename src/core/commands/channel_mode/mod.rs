@@ -17,11 +17,11 @@ use apply::{apply, broadcast};
 use lists::show_list;
 use parse::parse;
 
+use crate::core::Refusal;
 use crate::core::clock::unix_time;
-use crate::core::commands::refusals;
 use crate::core::{ClientId, State};
 use crate::proto::modes::{self, ChannelFlag, ChannelModeKind, ListKind, MemberStatus};
-use crate::proto::numeric::{self, Numeric};
+use crate::proto::numeric;
 use crate::proto::{Folded, Message};
 
 /// One change asked for, its argument already taken from the message.
@@ -69,23 +69,19 @@ struct Applied {
     arg: Option<String>,
 }
 
-/// Why a change was refused: the numeric, its arguments and its text.
-type Refusal = (Numeric, Vec<String>, &'static str);
-
 /// MODE on a room: its modes without a mode string, else the changes and
 /// list views the mode string asks for.
-pub fn mode(state: &mut State, id: ClientId, message: &Message) {
+pub fn mode(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
     let name = message.param(0);
     let folded = state.fold(name);
     let Some(channel) = state.visible_channel(id, &folded) else {
-        refusals::no_such_channel(state, id, name);
-        return;
+        return Err(Refusal::no_such_channel(name));
     };
     let channel_name = channel.name.clone();
     let is_op = channel.members.get(&id).is_some_and(|m| m.op);
     let Some(modestring) = message.params.get(1) else {
         show_modes(state, id, &folded);
-        return;
+        return Ok(());
     };
 
     let (requests, unknown) = parse(
@@ -94,32 +90,28 @@ pub fn mode(state: &mut State, id: ClientId, message: &Message) {
         state.config.limits.modes_per_command,
     );
     for letter in unknown {
-        state.reply(
-            id,
-            numeric::ERR_UNKNOWNMODE,
-            &[letter.encode_utf8(&mut [0; 4])],
-            "is unknown mode char to me",
-        );
+        let letter = letter.to_string();
+        state.refuse(id, Refusal::new(numeric::ERR_UNKNOWNMODE, &[&letter]));
     }
     let changes = requests
         .iter()
         .any(|request| !matches!(request, Request::Show(_)));
     if changes && !is_op {
-        refusals::not_channel_operator(state, id, &channel_name);
-        return;
+        return Err(Refusal::not_channel_operator(&channel_name));
     }
 
     let mut applied = Vec::new();
     for request in requests {
         match request {
             Request::Show(kind) if kind.ops_only() && !is_op => {
-                refusals::not_channel_operator(state, id, &channel_name);
+                state.refuse(id, Refusal::not_channel_operator(&channel_name));
             }
             Request::Show(kind) => show_list(state, id, &folded, kind),
             change => applied.extend(apply(state, id, &folded, change)),
         }
     }
     broadcast(state, id, &folded, &applied);
+    Ok(())
 }
 
 /// 324 and 329. Members see the key and the limit; others see only that

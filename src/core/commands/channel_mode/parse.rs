@@ -33,72 +33,74 @@ pub(super) fn parse<'a>(
             }
             continue;
         };
-        match kind {
-            ChannelModeKind::Flag(flag) => requests.push(Request::Flag {
-                adding,
-                letter,
-                flag,
-            }),
-            ChannelModeKind::List(kind) => {
-                if args.rest.peek().is_none() {
-                    if !requests
-                        .iter()
-                        .any(|r| matches!(r, Request::Show(k) if *k == kind))
-                    {
-                        requests.push(Request::Show(kind));
-                    }
-                } else if let Some(mask) = args.take() {
-                    requests.push(Request::Edit {
-                        adding,
-                        letter,
-                        kind,
-                        mask,
-                    });
-                }
-            }
-            // Type B: unsetting takes an argument too, but works without one.
-            ChannelModeKind::Key => {
-                let key = match args.take() {
-                    Some(key) => key,
-                    None if !adding && args.count() => "",
-                    None => continue,
-                };
-                requests.push(Request::Key {
-                    adding,
-                    letter,
-                    key,
-                });
-            }
-            // Type C: an argument only when set.
-            ChannelModeKind::Limit if adding => {
-                if let Some(value) = args.take() {
-                    requests.push(Request::Limit {
-                        letter,
-                        value: Some(value),
-                    });
-                }
-            }
-            ChannelModeKind::Limit => {
-                if args.count() {
-                    requests.push(Request::Limit {
-                        letter,
-                        value: None,
-                    });
-                }
-            }
-            ChannelModeKind::Prefix { status, .. } => {
-                if let Some(nick) = args.take() {
-                    requests.push(Request::Member {
-                        adding,
-                        letter,
-                        status,
-                        nick,
-                    });
-                }
-            }
+        if let Some(request) = request(kind, letter, adding, &mut args, &requests) {
+            requests.push(request);
         }
     }
     (requests, unknown)
+}
+
+/// What one known letter asks for, taking its argument if it has one;
+/// `None` when it is ignored (no argument left, or its list is already
+/// being shown).
+fn request<'a, I: Iterator<Item = &'a str>>(
+    kind: ChannelModeKind,
+    letter: char,
+    adding: bool,
+    args: &mut Arguments<'a, I>,
+    earlier: &[Request<'a>],
+) -> Option<Request<'a>> {
+    match kind {
+        ChannelModeKind::Flag(flag) => Some(Request::Flag {
+            adding,
+            letter,
+            flag,
+        }),
+        ChannelModeKind::List(kind) => {
+            if args.rest.peek().is_none() {
+                let shown = earlier
+                    .iter()
+                    .any(|r| matches!(r, Request::Show(k) if *k == kind));
+                (!shown).then_some(Request::Show(kind))
+            } else {
+                let mask = args.take()?;
+                Some(Request::Edit {
+                    adding,
+                    letter,
+                    kind,
+                    mask,
+                })
+            }
+        }
+        // Type B: unsetting takes an argument too, but works without one.
+        ChannelModeKind::Key => {
+            let key = match args.take() {
+                Some(key) => key,
+                None if !adding && args.count() => "",
+                None => return None,
+            };
+            Some(Request::Key {
+                adding,
+                letter,
+                key,
+            })
+        }
+        // Type C: an argument only when set.
+        ChannelModeKind::Limit if adding => Some(Request::Limit {
+            letter,
+            value: Some(args.take()?),
+        }),
+        ChannelModeKind::Limit => args.count().then_some(Request::Limit {
+            letter,
+            value: None,
+        }),
+        ChannelModeKind::Prefix { status, .. } => Some(Request::Member {
+            adding,
+            letter,
+            status,
+            nick: args.take()?,
+        }),
+    }
 }
 
 /// The mode arguments and how many variable modes were used so far.

@@ -15,40 +15,40 @@ mod reply;
 
 use crate::core::history_access::{conversation_floor, room_floor};
 use crate::core::history_answer::{Answer, Outcome, Request};
-use crate::core::{ClientId, Event, State};
+use crate::core::{ClientId, Event, Refusal, State};
 use crate::history::{self, Bound, Query, QueryKind, StoreError, TargetsQuery};
 use crate::proto::validate::is_channel_name;
 use crate::proto::{Message, numeric};
 use parse::parse;
-use reply::{fail, message_error};
+use reply::message_error;
 
 pub use reply::answered;
 
+/// `CHATHISTORY <LATEST|BEFORE|AFTER|AROUND|BETWEEN|TARGETS> <target> <reference>… <limit>`
+///
 /// CHATHISTORY, as if unknown while history is off.
-pub fn chathistory(state: &mut State, id: ClientId, message: &Message) {
+pub fn chathistory(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
     if state.history.is_none() {
-        let command = message.command.clone();
-        let text = "Unknown command";
-        state.reply(id, numeric::ERR_UNKNOWNCOMMAND, &[&command], text);
-        return;
+        let refusal = Refusal::new(numeric::ERR_UNKNOWNCOMMAND, &[&message.command]);
+        return Err(refusal);
     }
     let (sub, params, limit, bounds) = match parse(state, message) {
         Ok(parsed) => parsed,
         Err((code, context, text)) => {
             let context: Vec<&str> = context.iter().map(String::as_str).collect();
-            fail(state, id, code, &context, text);
-            return;
+            state.fail(id, "CHATHISTORY", code, &context, text);
+            return Ok(());
         }
     };
     if sub == "TARGETS" {
         targets(state, id, &bounds, limit);
-        return;
+        return Ok(());
     }
     let target = params[0].clone();
     let Some((key, not_before_ms)) = readable(state, id, &target) else {
         let (context, text) = ([sub.as_str(), &target], "Messages could not be retrieved");
-        fail(state, id, "INVALID_TARGET", &context, text);
-        return;
+        state.fail(id, "CHATHISTORY", "INVALID_TARGET", &context, text);
+        return Ok(());
     };
     let mut bounds = bounds.into_iter();
     let mut next = || bounds.next().unwrap_or(Bound::Time(0));
@@ -73,6 +73,7 @@ pub fn chathistory(state: &mut State, id: ClientId, message: &Message) {
     ask(state, id, sub, target, |history, deliver| {
         history.query(query, move |result| deliver(Outcome::Lines(result)))
     });
+    Ok(())
 }
 
 /// The store key of a target `id` may read, and the oldest time it may see

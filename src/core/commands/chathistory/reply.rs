@@ -10,7 +10,6 @@ use crate::core::history_answer::{Answer, Outcome};
 use crate::core::playback::{batch_end, batch_start, history_line, utc};
 use crate::core::{ClientId, State};
 use crate::history::{self, TargetActivity};
-use crate::proto::serialize::echo_param;
 use crate::proto::tags::{prepend_tag, server_time};
 use crate::proto::{Folded, Line};
 
@@ -40,21 +39,7 @@ fn send_answer(state: &mut State, answer: Answer) {
             ("chathistory", lines)
         }
         Outcome::Targets(Ok(targets)) => {
-            let lines: Vec<Bytes> = targets
-                .iter()
-                .map(|target| {
-                    let display = state.fold(&target.display);
-                    let name = shown_target(target, &display, nick.as_str());
-                    let line = Line::new(Some(&server), "CHATHISTORY")
-                        .arg("TARGETS")
-                        .arg(name)
-                        .arg(&server_time(
-                            std::time::UNIX_EPOCH + millis(target.latest_ms),
-                        ))
-                        .finish();
-                    in_batch(line, batch.as_deref())
-                })
-                .collect();
+            let lines = target_lines(state, &targets, &nick, batch.as_deref());
             ("draft/chathistory-targets", lines)
         }
         Outcome::Lines(Err(error)) | Outcome::Targets(Err(error)) => {
@@ -63,47 +48,57 @@ fn send_answer(state: &mut State, answer: Answer) {
             return;
         }
     };
-    let mut all: Vec<Bytes> = Vec::with_capacity(lines.len() + 2);
-    if let Some(batch) = &batch {
-        let param = if kind == "chathistory" {
-            request.target.as_str()
-        } else {
-            ""
-        };
-        let start = match param {
-            "" => Line::new(Some(&server), "BATCH")
-                .arg(&format!("+{batch}"))
-                .arg(kind)
-                .finish(),
-            param => batch_start(&server, batch, kind, param),
-        };
-        all.push(start);
-    }
-    all.extend(lines);
-    if let Some(batch) = &batch {
-        all.push(batch_end(&server, batch));
-    }
-    for line in all {
+    let Some(batch) = &batch else {
+        for line in lines {
+            state.send(request.id, line);
+        }
+        return;
+    };
+    let start = if kind == "chathistory" && !request.target.is_empty() {
+        batch_start(&server, batch, kind, &request.target)
+    } else {
+        Line::new(Some(&server), "BATCH")
+            .arg(&format!("+{batch}"))
+            .arg(kind)
+            .finish()
+    };
+    state.send(request.id, start);
+    for line in lines {
         state.send(request.id, line);
     }
+    state.send(request.id, batch_end(&server, batch));
 }
 
-/// `FAIL CHATHISTORY <code> <context…> :text`.
-pub fn fail(state: &mut State, id: ClientId, code: &str, context: &[&str], text: &str) {
-    let mut line = Line::new(Some(state.server_name()), "FAIL")
-        .arg("CHATHISTORY")
-        .arg(code);
-    for arg in context {
-        line = line.arg(echo_param(arg));
-    }
-    state.send(id, line.trailing(text).finish());
+/// `CHATHISTORY TARGETS <target> <time>` for each conversation, in the
+/// batch when there is one.
+fn target_lines(
+    state: &State,
+    targets: &[TargetActivity],
+    asker: &Folded,
+    batch: Option<&str>,
+) -> Vec<Bytes> {
+    let server = state.server_name();
+    targets
+        .iter()
+        .map(|target| {
+            let display = state.fold(&target.display);
+            let name = shown_target(target, &display, asker.as_str());
+            let time = server_time(std::time::UNIX_EPOCH + millis(target.latest_ms));
+            let line = Line::new(Some(server), "CHATHISTORY")
+                .arg("TARGETS")
+                .arg(name)
+                .arg(&time)
+                .finish();
+            in_batch(line, batch)
+        })
+        .collect()
 }
 
 /// `FAIL CHATHISTORY MESSAGE_ERROR`: the query could not be run, or failed.
 pub fn message_error(state: &mut State, id: ClientId, sub: &str, target: &str) {
     let context = context(sub, target);
     let text = "Messages could not be retrieved";
-    fail(state, id, "MESSAGE_ERROR", &context, text);
+    state.fail(id, "CHATHISTORY", "MESSAGE_ERROR", &context, text);
 }
 
 /// The FAIL context: the subcommand, and the target when there is one.

@@ -14,38 +14,74 @@ mod to_nick;
 
 use std::collections::HashSet;
 
+use crate::core::Refusal;
 use crate::core::broadcast::Broadcast;
 use crate::core::caps::Caps;
 use crate::core::isupport::client_tag_denied;
 use crate::core::{ClientId, State};
 use crate::proto::modes;
-use crate::proto::numeric::{self, Numeric};
+use crate::proto::numeric;
 use crate::proto::tags::client_only_tags;
 use crate::proto::validate::is_channel_name;
 use crate::proto::{Line, Message};
 
-pub fn privmsg(state: &mut State, id: ClientId, message: &Message) {
-    relay(state, id, message, "PRIVMSG");
+/// `PRIVMSG <target>{,<target>} <text to be sent>`
+pub fn privmsg(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
+    relay(state, id, message, MessageKind::Privmsg);
+    Ok(())
 }
 
+/// `NOTICE <target>{,<target>} <text to be sent>`
+///
 /// Like PRIVMSG, but Modern IRC forbids any error reply to a NOTICE.
-pub fn notice(state: &mut State, id: ClientId, message: &Message) {
-    relay(state, id, message, "NOTICE");
+pub fn notice(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
+    relay(state, id, message, MessageKind::Notice);
+    Ok(())
 }
 
+/// `TAGMSG <target>{,<target>}`
+///
 /// Client-only tags with no text, for clients that negotiated message-tags.
-pub fn tagmsg(state: &mut State, id: ClientId, message: &Message) {
-    relay(state, id, message, "TAGMSG");
+pub fn tagmsg(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
+    relay(state, id, message, MessageKind::Tagmsg);
+    Ok(())
 }
 
-/// A failed delivery: the numeric and its text; the target is added by the caller.
-pub(super) type Refusal = (Numeric, &'static str);
+/// Which of the three commands is relayed; each differs in what it
+/// carries and how it may be answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum MessageKind {
+    Privmsg,
+    Notice,
+    Tagmsg,
+}
+
+impl MessageKind {
+    pub fn command(self) -> &'static str {
+        match self {
+            MessageKind::Privmsg => "PRIVMSG",
+            MessageKind::Notice => "NOTICE",
+            MessageKind::Tagmsg => "TAGMSG",
+        }
+    }
+
+    /// A NOTICE is never answered with an error, so that two bots cannot
+    /// answer each other for ever.
+    fn answers_errors(self) -> bool {
+        self != MessageKind::Notice
+    }
+
+    /// TAGMSG carries only tags: no text, so nothing for history either.
+    pub fn has_text(self) -> bool {
+        self != MessageKind::Tagmsg
+    }
+}
 
 /// What every delivery of one command shares.
 pub(super) struct Outgoing<'a> {
     pub source: String,
     bot: bool,
-    pub command: &'a str,
+    pub kind: MessageKind,
     pub text: &'a str,
     client_tags: Option<String>,
 }
@@ -53,11 +89,11 @@ pub(super) struct Outgoing<'a> {
 impl Outgoing<'_> {
     /// The event for one target, with a fresh msgid.
     pub fn event(&self, state: &mut State, target: &str) -> Broadcast {
-        let line = Line::new(Some(&self.source), self.command).arg(target);
-        let line = if self.command == "TAGMSG" {
-            line
-        } else {
+        let line = Line::new(Some(&self.source), self.kind.command()).arg(target);
+        let line = if self.kind.has_text() {
             line.trailing(self.text)
+        } else {
+            line
         };
         let msgid = state.next_msgid();
         state
@@ -69,26 +105,24 @@ impl Outgoing<'_> {
 
     /// Who may receive it: TAGMSG only reaches message-tags clients.
     pub fn wanted_by(&self, caps: Caps) -> bool {
-        self.command != "TAGMSG" || caps.contains(Caps::MESSAGE_TAGS)
+        self.kind.has_text() || caps.contains(Caps::MESSAGE_TAGS)
     }
 }
 
-fn relay(state: &mut State, id: ClientId, message: &Message, command: &str) {
-    let answers = command != "NOTICE";
+fn relay(state: &mut State, id: ClientId, message: &Message, kind: MessageKind) {
+    let answers = kind.answers_errors();
     let (targets, text) = (message.param(0), message.param(1));
     let problem = if targets.is_empty() {
-        Some((
-            numeric::ERR_NORECIPIENT,
-            format!("No recipient given ({command})"),
-        ))
-    } else if text.is_empty() && command != "TAGMSG" {
-        Some((numeric::ERR_NOTEXTTOSEND, "No text to send".to_owned()))
+        let text = format!("No recipient given ({})", kind.command());
+        Some(Refusal::new(numeric::ERR_NORECIPIENT, &[]).with_text(text))
+    } else if text.is_empty() && kind.has_text() {
+        Some(Refusal::new(numeric::ERR_NOTEXTTOSEND, &[]))
     } else {
         None
     };
-    if let Some((numeric, text)) = problem {
+    if let Some(refusal) = problem {
         if answers {
-            state.reply(id, numeric, &[], &text);
+            state.refuse(id, refusal);
         }
         return;
     }
@@ -101,7 +135,7 @@ fn relay(state: &mut State, id: ClientId, message: &Message, command: &str) {
     let outgoing = Outgoing {
         source: client.source.clone(),
         bot: client.modes.bot,
-        command,
+        kind,
         text,
         // CLIENTTAGDENY: blocked tags are dropped silently, as message-tags allows.
         client_tags: client_only_tags(&message.tags, |name| client_tag_denied(deny, name)),
@@ -111,12 +145,7 @@ fn relay(state: &mut State, id: ClientId, message: &Message, command: &str) {
     for (i, target) in targets.split(',').filter(|t| !t.is_empty()).enumerate() {
         if i == max {
             if answers {
-                state.reply(
-                    id,
-                    numeric::ERR_TOOMANYTARGETS,
-                    &[target],
-                    "Too many targets",
-                );
+                state.refuse(id, Refusal::too_many_targets(target));
             }
             break;
         }
@@ -124,15 +153,13 @@ fn relay(state: &mut State, id: ClientId, message: &Message, command: &str) {
         if !seen.insert(state.fold(target)) {
             continue;
         }
-        let statuses = target.trim_start_matches(modes::is_status_symbol);
-        let outcome = if is_channel_name(statuses) {
-            let prefixes = &target[..target.len() - statuses.len()];
-            to_channel::to_channel(state, id, &outgoing, prefixes, statuses)
+        let outcome = if is_channel_name(target.trim_start_matches(modes::is_status_symbol)) {
+            to_channel::to_channel(state, id, &outgoing, target)
         } else {
             to_nick::to_nick(state, id, &outgoing, target)
         };
-        if let (Err((numeric, reason)), true) = (outcome, answers) {
-            state.reply(id, numeric, &[target], reason);
+        if let (Err(refusal), true) = (outcome, answers) {
+            state.refuse(id, refusal);
         }
     }
 }
@@ -164,6 +191,31 @@ mod tests {
             vec![
                 ":alice!~alice@127.0.0.1 PRIVMSG bob :x",
                 ":alice!~alice@127.0.0.1 PRIVMSG #room :x"
+            ]
+        );
+    }
+
+    #[test]
+    fn each_kind_sends_its_command_and_a_notice_is_never_answered() {
+        use super::MessageKind::{self, Notice, Privmsg, Tagmsg};
+        let kinds = [Privmsg, Notice, Tagmsg];
+        assert_eq!(
+            kinds.map(MessageKind::command),
+            ["PRIVMSG", "NOTICE", "TAGMSG"]
+        );
+        assert_eq!(kinds.map(MessageKind::has_text), [true, true, false]);
+        let mut harness = room();
+        harness.send("bob", "NOTICE nobody,#nowhere :x");
+        harness.send("bob", "NOTICE");
+        assert!(harness.take("bob").is_empty());
+        harness.send("bob", "PRIVMSG nobody,@#nowhere :x");
+        harness.send("bob", "TAGMSG");
+        assert_eq!(
+            harness.take("bob"),
+            [
+                ":irc.test 401 bob nobody :No such nick/channel",
+                ":irc.test 401 bob @#nowhere :No such nick/channel",
+                ":irc.test 461 bob TAGMSG :Not enough parameters",
             ]
         );
     }

@@ -1,7 +1,8 @@
 //! A message to a room, or to its ops or voiced members (STATUSMSG): who
 //! may speak, who hears it, and the room's history.
 
-use super::{Outgoing, Refusal};
+use super::Outgoing;
+use crate::core::Refusal;
 use crate::core::caps::Caps;
 use crate::core::{Channel, Client, ClientId, Membership, State};
 use crate::proto::{modes, numeric};
@@ -10,30 +11,30 @@ pub(super) fn to_channel(
     state: &mut State,
     id: ClientId,
     outgoing: &Outgoing,
-    prefixes: &str,
-    name: &str,
+    target: &str,
 ) -> Result<(), Refusal> {
+    // A STATUSMSG target (`@#room`, `+#room`): the prefixes, then the room.
+    let name = target.trim_start_matches(modes::is_status_symbol);
+    let prefixes = &target[..target.len() - name.len()];
     let folded = state.fold(name);
     let Some(channel) = state.visible_channel(id, &folded) else {
         // Modern IRC lists 401 (no such nick/channel) for PRIVMSG, not 403;
         // a secret or private room is not there for outsiders.
-        return Err((numeric::ERR_NOSUCHNICK, "No such nick/channel"));
+        return Err(Refusal::no_such_nick(target));
     };
     let Some(client) = state.clients.get(&id) else {
         return Ok(());
     };
     let membership = channel.members.get(&id).copied();
     if !may_speak(channel, membership, client) {
-        return Err((numeric::ERR_CANNOTSENDTOCHAN, "Cannot send to channel"));
+        return Err(Refusal::new(numeric::ERR_CANNOTSENDTOCHAN, &[target]));
     }
     if channel.modes.no_ctcp
         && is_ctcp_but_action(outgoing.text)
         && !membership.is_some_and(|membership| membership.op)
     {
-        return Err((
-            numeric::ERR_CANNOTSENDTOCHAN,
-            "Cannot send CTCP to channel (+C)",
-        ));
+        return Err(Refusal::new(numeric::ERR_CANNOTSENDTOCHAN, &[target])
+            .with_text("Cannot send CTCP to channel (+C)"));
     }
     // `@+#room` reaches everyone at the lowest status named, as Modern says.
     let lowest = modes::status_modes()
@@ -47,13 +48,13 @@ pub(super) fn to_channel(
     let mut event = outgoing.event(state, &target);
     // A STATUSMSG or a TAGMSG is not history: playback would show the one
     // to every member, and the other carries no text.
-    if prefixes.is_empty() && outgoing.command != "TAGMSG" {
+    if prefixes.is_empty() && outgoing.kind.has_text() {
         let display = channel_name.clone();
         let seq = state.record_history(
             folded.as_str(),
             &display,
             &outgoing.source,
-            outgoing.command,
+            outgoing.kind.command(),
             outgoing.text,
             &event,
         );

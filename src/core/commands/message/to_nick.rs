@@ -2,7 +2,8 @@
 //! reply to PRIVMSG, and the conversation's history when private messages
 //! are kept.
 
-use super::{Outgoing, Refusal};
+use super::{MessageKind, Outgoing};
+use crate::core::Refusal;
 use crate::core::caps::Caps;
 use crate::core::{ClientId, State};
 use crate::history;
@@ -15,12 +16,12 @@ pub(super) fn to_nick(
     nick: &str,
 ) -> Result<(), Refusal> {
     let Some(target) = state.registered_client(&state.fold(nick)) else {
-        return Err((numeric::ERR_NOSUCHNICK, "No such nick/channel"));
+        return Err(Refusal::no_such_nick(nick));
     };
     let (target_id, nick, away) = (target.id, target.nick.clone(), target.away.clone());
     let wanted = outgoing.wanted_by(target.caps);
     let mut event = outgoing.event(state, &nick);
-    if state.config.history.private_messages && outgoing.command != "TAGMSG" {
+    if state.config.history.private_messages && outgoing.kind.has_text() {
         let sender = state.clients.get(&id).map(|c| state.fold(&c.nick));
         if let Some(sender) = sender {
             let key = history::private_conversation(&sender, &state.fold(&nick));
@@ -28,7 +29,7 @@ pub(super) fn to_nick(
                 &key,
                 &nick,
                 &outgoing.source,
-                outgoing.command,
+                outgoing.kind.command(),
                 outgoing.text,
                 &event,
             );
@@ -58,7 +59,7 @@ pub(super) fn to_nick(
         }
         state.send_all(audience, &mut event);
     }
-    if let (Some(away), "PRIVMSG") = (away, outgoing.command) {
+    if let (Some(away), MessageKind::Privmsg) = (away, outgoing.kind) {
         state.reply(id, numeric::RPL_AWAY, &[&nick], &away);
     }
     Ok(())
