@@ -378,7 +378,7 @@ pub struct Hooks {
 /// recent lines of the standing rooms `rooms` (casefolded), and starts the
 /// writer and reader threads. Every error names the file.
 pub fn start(
-    config: &config::History,
+    config: &config::HistoryConfig,
     rooms: &[String],
     hooks: Hooks,
 ) -> Result<(History, Preload), StoreError> {
@@ -507,10 +507,10 @@ mod tests {
     use super::testing::{TempDb, record};
     use super::*;
 
-    fn settings(db: &TempDb) -> config::History {
-        config::History {
+    fn settings(db: &TempDb) -> config::HistoryConfig {
+        config::HistoryConfig {
             path: db.path().to_owned(),
-            ..config::History::default()
+            ..config::HistoryConfig::default()
         }
     }
 

@@ -172,10 +172,10 @@ mod tests {
     #[test]
     fn a_query_the_reader_refuses_fails_at_once_and_holds_nothing() {
         let db = TempDb::new();
-        let settings = config::History {
+        let settings = config::HistoryConfig {
             enabled: true,
             path: db.path().to_owned(),
-            ..config::History::default()
+            ..config::HistoryConfig::default()
         };
         let (running, _) = history::start(&settings, &[], Hooks::default()).expect("starts");
         let handle = running.handle();
@@ -205,10 +205,10 @@ mod tests {
     #[test]
     fn a_query_that_panics_fails_and_the_reader_answers_the_next() {
         let db = TempDb::new();
-        let settings = config::History {
+        let settings = config::HistoryConfig {
             enabled: true,
             path: db.path().to_owned(),
-            ..config::History::default()
+            ..config::HistoryConfig::default()
         };
         let hooks = Hooks {
             panic_queries: true,
