@@ -187,15 +187,13 @@ async fn serve(config: Config, config_path: Option<PathBuf>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let server = match rookery::start_with(
-        config,
-        rookery::server::Options {
-            config_file: config_path,
-            ..Default::default()
-        },
-    )
-    .await
-    {
+    // The rest stands for what only tests attach (the `test-hooks` feature).
+    #[allow(clippy::needless_update)]
+    let options = rookery::server::Options {
+        config_file: config_path,
+        ..Default::default()
+    };
+    let server = match rookery::start_with(config, options).await {
         Ok(server) => server,
         Err(err) => {
             error!("{err}");

@@ -9,6 +9,8 @@
 //! - [`retention`]: pruning by line count and age, in small steps between
 //!   batches.
 //! - [`export`]: JSON lines for `rookery history export`.
+//! - `hooks`: what tests attach to hold or fail commits; compiled in only
+//!   for tests and with the `test-hooks` feature.
 //!
 //! Durability: the core gives each record a sequence number
 //! ([`HistoryHandle::record`]) and tags the lines it fans out with it
@@ -20,6 +22,7 @@
 //! a power cut or an OS crash unless `[history] sync = "full"`.
 
 pub mod export;
+mod hooks;
 mod reader;
 pub mod retention;
 pub mod ring;
@@ -39,8 +42,11 @@ use serde::Serialize;
 use tokio::sync::watch;
 use tracing::{error, warn};
 
+#[cfg(not(any(test, feature = "test-hooks")))]
+pub(crate) use hooks::Hooks;
+#[cfg(any(test, feature = "test-hooks"))]
+pub use hooks::{CommitPause, DiskFull, Hooks};
 pub use store::{Store, StoreError};
-pub use writer::{CommitPause, DiskFull};
 
 use crate::config;
 use crate::proto::Folded;
@@ -363,21 +369,11 @@ pub struct History {
     standing_since: HashMap<String, i64>,
 }
 
-/// Things tests may attach to a history.
-#[derive(Clone, Debug, Default)]
-pub struct Hooks {
-    /// Holds every commit while paused.
-    pub commit_pause: Option<CommitPause>,
-    /// Makes every commit fail as on a full disk while set.
-    pub disk_full: Option<DiskFull>,
-    /// Makes every query panic on the reader thread.
-    pub panic_queries: bool,
-}
-
 /// Opens the database (creating and migrating it as needed), loads the
 /// recent lines of the standing rooms `rooms` (casefolded), and starts the
-/// writer and reader threads. Every error names the file.
-pub fn start(
+/// writer and reader threads, with `hooks` attached (nothing outside
+/// tests). Every error names the file.
+pub(crate) fn start(
     config: &config::HistoryConfig,
     rooms: &[String],
     hooks: Hooks,
@@ -401,7 +397,7 @@ pub fn start(
     let (writes, jobs) = mpsc::sync_channel(WRITE_QUEUE);
     let lost = Arc::new(LostRecords::default());
     let (health, degraded) = watch::channel(false);
-    let panic_queries = hooks.panic_queries;
+    let reader_hooks = hooks.clone();
     let writer = writer::spawn(
         writer::Writer::new(
             store,
@@ -419,7 +415,7 @@ pub fn start(
     let (reads, read_jobs) = mpsc::sync_channel::<ReadJob>(READ_QUEUE);
     let reader = std::thread::Builder::new()
         .name("history-reader".into())
-        .spawn(move || read_loop(&reader_store, &read_jobs, panic_queries))
+        .spawn(move || read_loop(&reader_store, &read_jobs, &reader_hooks))
         .map_err(StoreError::Thread)?;
     let handle = HistoryHandle {
         shared: Arc::new(Shared {
