@@ -102,7 +102,7 @@ fn export_history(
     };
     let target = config.server.casemapping.fold(room);
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    match rookery::history::export::export(&store, target.as_str(), since, &mut out) {
+    match rookery::history::export::export(&store, &target, since, &mut out) {
         Ok(_) => ExitCode::SUCCESS,
         // A reader that stopped early (`| head`) is not a failure.
         Err(rookery::history::export::ExportError::Write(error))

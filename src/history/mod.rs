@@ -1,6 +1,8 @@
 //! Room history on disk, without ever making the core wait.
 //!
 //! - [`store`]: the SQLite file: schema migrations, batch insert, queries.
+//! - `target`: what a line belongs to ([`HistoryTarget`]: a room or a
+//!   private conversation), and its one text form in the store.
 //! - [`writer`]: the thread that owns the write connection. It takes every
 //!   record queued, commits them as one transaction, then publishes the
 //!   highest committed sequence number (the watermark).
@@ -27,6 +29,7 @@ mod reader;
 pub mod retention;
 pub mod ring;
 pub mod store;
+mod target;
 #[cfg(test)]
 pub(crate) mod testing;
 pub mod writer;
@@ -38,7 +41,6 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde::Serialize;
 use tokio::sync::watch;
 use tracing::{error, warn};
 
@@ -47,6 +49,7 @@ pub(crate) use hooks::Hooks;
 #[cfg(any(test, feature = "test-hooks"))]
 pub use hooks::{CommitPause, DiskFull, Hooks};
 pub use store::{Store, StoreError};
+pub use target::HistoryTarget;
 
 use crate::config;
 use crate::proto::Folded;
@@ -54,15 +57,14 @@ use reader::{READ_QUEUE, ReadJob, read_loop, refuse};
 
 /// One stored event: a message, notice or topic change in a room (or a
 /// private conversation).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Record {
     /// The IRCv3 msgid; unique across the database.
     pub msgid: String,
     /// Server time, milliseconds since the Unix epoch, UTC.
     pub time_ms: i64,
-    /// The casefolded room, or a private conversation key
-    /// ([`private_conversation`]).
-    pub target: String,
+    /// The room or private conversation it belongs to.
+    pub target: HistoryTarget,
     /// The room as displayed (for a private message: the recipient's nick).
     pub target_display: String,
     /// `nick!user@host` of the sender.
@@ -76,15 +78,36 @@ pub struct Record {
     pub tags: String,
 }
 
-/// The key a private conversation is stored under: both folded nicks in
-/// order, joined by a space, which no nick or room name contains.
-pub fn private_conversation(a: &Folded, b: &Folded) -> String {
-    let (first, second) = if a.as_str() <= b.as_str() {
-        (a, b)
-    } else {
-        (b, a)
-    };
-    format!("{} {}", first.as_str(), second.as_str())
+/// A line to store as the core has it: what was said where, by whom. The
+/// msgid and time come from the event that carries it
+/// ([`NewRecord::stamped`]), so history shows what its receivers saw.
+#[derive(Clone, Debug)]
+pub struct NewRecord<'a> {
+    pub target: HistoryTarget,
+    /// The room as displayed (for a private message: the recipient's nick).
+    pub display: &'a str,
+    /// `nick!user@host` of the sender.
+    pub sender: &'a str,
+    /// PRIVMSG, NOTICE or TOPIC.
+    pub command: &'a str,
+    pub text: &'a str,
+}
+
+impl NewRecord<'_> {
+    /// The record, under the msgid and time of the event that carries it.
+    pub fn stamped(self, msgid: String, time_ms: i64) -> Record {
+        Record {
+            msgid,
+            time_ms,
+            target: self.target,
+            target_display: self.display.to_owned(),
+            sender: self.sender.to_owned(),
+            account: None,
+            command: self.command.to_owned(),
+            text: self.text.to_owned(),
+            tags: String::new(),
+        }
+    }
 }
 
 /// Milliseconds since the Unix epoch, as stored; times before it are 0.
@@ -122,8 +145,7 @@ pub enum QueryKind {
 /// One history query. Answers are oldest first and at most `limit` long.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Query {
-    /// The casefolded room or private conversation key.
-    pub target: String,
+    pub target: HistoryTarget,
     pub kind: QueryKind,
     pub limit: usize,
     /// Nothing older is returned: the requester's floor
@@ -140,18 +162,17 @@ pub struct TargetsQuery {
     pub to_ms: i64,
     /// Casefolded rooms the requester may read, each with the oldest time
     /// it may read there.
-    pub rooms: Vec<(String, i64)>,
+    pub rooms: Vec<(Folded, i64)>,
     /// The requester's casefolded nick, when private messages are kept,
     /// with the oldest time it may read its conversations from.
-    pub nick: Option<(String, i64)>,
+    pub nick: Option<(Folded, i64)>,
     pub limit: usize,
 }
 
 /// A target with activity, for CHATHISTORY TARGETS.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TargetActivity {
-    /// The casefolded room or private conversation key.
-    pub target: String,
+    pub target: HistoryTarget,
     /// As displayed in its latest record.
     pub display: String,
     pub latest_ms: i64,
@@ -500,7 +521,7 @@ impl MsgIds {
 mod tests {
     use std::time::Duration;
 
-    use super::testing::{TempDb, record};
+    use super::testing::{TempDb, record, target};
     use super::*;
 
     fn settings(db: &TempDb) -> config::HistoryConfig {
@@ -530,7 +551,7 @@ mod tests {
         assert_eq!(seqs, [1, 2, 3]);
         committed_reaches(&handle, 3).await;
         let store = Store::open_existing(db.path()).unwrap();
-        assert_eq!(store.count("#room").unwrap(), 3);
+        assert_eq!(store.count(&target("#room")).unwrap(), 3);
         assert_eq!(handle.stats().committed.load(Ordering::Relaxed), 3);
         history.shutdown();
     }
@@ -570,7 +591,7 @@ mod tests {
         history.shutdown();
         assert_eq!(*handle.committed().borrow(), 5000);
         let store = Store::open_existing(db.path()).unwrap();
-        assert_eq!(store.count("#room").unwrap(), 5000);
+        assert_eq!(store.count(&target("#room")).unwrap(), 5000);
         // After shutdown a record is refused, not queued forever.
         assert_eq!(handle.record(record("late", 1, "#room")), 0);
     }
@@ -586,7 +607,7 @@ mod tests {
         committed_reaches(&handle, 5).await;
         let (reply, answer) = tokio::sync::oneshot::channel();
         let query = Query {
-            target: "#room".into(),
+            target: target("#room"),
             kind: QueryKind::Latest { after: None },
             limit: 2,
             not_before_ms: None,
@@ -678,13 +699,5 @@ mod tests {
     fn msgids_are_unique() {
         let ids = MsgIds::new();
         assert_ne!(ids.next(), ids.next());
-    }
-
-    #[test]
-    fn private_conversation_keys_do_not_depend_on_direction() {
-        let a = crate::proto::Casemapping::Ascii.fold("Alice");
-        let b = crate::proto::Casemapping::Ascii.fold("bob");
-        assert_eq!(private_conversation(&a, &b), "alice bob");
-        assert_eq!(private_conversation(&b, &a), "alice bob");
     }
 }

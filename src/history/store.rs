@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 
-use super::{Bound, Query, QueryKind, Record, TargetActivity, TargetsQuery};
+use super::{Bound, HistoryTarget, Query, QueryKind, Record, TargetActivity, TargetsQuery};
 use crate::config::HistorySync;
 
 /// Why the history database could not be used.
@@ -220,14 +220,15 @@ impl Store {
                 "INSERT OR IGNORE INTO conversation_parties (party, target) VALUES (?1, ?2)",
             )?;
             for record in records {
-                if let Some((a, b)) = record.target.split_once(' ') {
-                    party.execute(params![a, record.target])?;
-                    party.execute(params![b, record.target])?;
+                let target = record.target.column();
+                if let HistoryTarget::Private(a, b) = &record.target {
+                    party.execute(params![a.as_str(), target])?;
+                    party.execute(params![b.as_str(), target])?;
                 }
                 inserted += insert.execute(params![
                     record.msgid,
                     record.time_ms,
-                    record.target,
+                    target,
                     record.target_display,
                     record.sender,
                     record.account,
@@ -243,7 +244,8 @@ impl Store {
 
     /// Answers one CHATHISTORY-style query, oldest first.
     pub fn query(&self, query: &Query) -> Result<Vec<Record>, StoreError> {
-        let target = query.target.as_str();
+        let target = query.target.column();
+        let target = target.as_str();
         let floor = query.not_before_ms.unwrap_or(i64::MIN);
         let limit = query.limit;
         let at = |bound: &Bound, edge: Edge| self.position(target, bound, edge);
@@ -321,13 +323,17 @@ impl Store {
              WHERE target = ?1 AND time_ms >= ?2 AND time_ms < ?3
              ORDER BY time_ms DESC, id DESC LIMIT 1",
         )?;
-        let mut targets: Vec<(String, i64)> = query.rooms.clone();
+        let mut targets: Vec<(String, i64)> = query
+            .rooms
+            .iter()
+            .map(|(room, floor)| (room.as_str().to_owned(), *floor))
+            .collect();
         if let Some((nick, floor)) = &query.nick {
             // Found by participant, through an index.
             let mut conversations = self.conn.prepare_cached(
                 "SELECT target FROM conversation_parties WHERE party = ?1 ORDER BY target",
             )?;
-            let rows = conversations.query_map([nick], |row| row.get::<_, String>(0))?;
+            let rows = conversations.query_map([nick.as_str()], |row| row.get::<_, String>(0))?;
             for row in rows {
                 targets.push((row?, *floor));
             }
@@ -340,21 +346,25 @@ impl Store {
                 })
                 .optional()?;
             if let Some((display, latest_ms)) = row {
-                found.push(TargetActivity {
-                    target,
-                    display,
-                    latest_ms,
-                });
+                found.push((target, display, latest_ms));
             }
         }
-        found.sort_by(|a, b| (a.latest_ms, &a.target).cmp(&(b.latest_ms, &b.target)));
+        // Ties in time go by the stored name, as they always have.
+        found.sort_by(|a, b| (a.2, &a.0).cmp(&(b.2, &b.0)));
         found.truncate(query.limit);
-        Ok(found)
+        Ok(found
+            .into_iter()
+            .map(|(target, display, latest_ms)| TargetActivity {
+                target: HistoryTarget::from_column(&target),
+                display,
+                latest_ms,
+            })
+            .collect())
     }
 
-    /// The last `limit` records of one target no older than `since_ms`,
-    /// oldest first: what a join replays.
-    pub fn recent(
+    /// The last `limit` records of one room (its stored name) no older
+    /// than `since_ms`, oldest first: what a join replays.
+    pub(super) fn recent(
         &self,
         target: &str,
         limit: usize,
@@ -443,7 +453,7 @@ impl Store {
     /// first, without holding them all in memory.
     pub fn for_each<E: From<StoreError>>(
         &self,
-        target: &str,
+        target: &HistoryTarget,
         since_ms: Option<i64>,
         mut each: impl FnMut(Record) -> Result<(), E>,
     ) -> Result<(), E> {
@@ -452,7 +462,7 @@ impl Store {
         );
         let mut statement = self.conn.prepare(&sql).map_err(StoreError::from)?;
         let mut rows = statement
-            .query(params![target, since_ms.unwrap_or(i64::MIN)])
+            .query(params![target.column(), since_ms.unwrap_or(i64::MIN)])
             .map_err(StoreError::from)?;
         while let Some(row) = rows.next().map_err(StoreError::from)? {
             each(record_from_row(row).map_err(StoreError::from)?)?;
@@ -461,10 +471,10 @@ impl Store {
     }
 
     /// How many records a target has; for tests and tools.
-    pub fn count(&self, target: &str) -> Result<u64, StoreError> {
+    pub fn count(&self, target: &HistoryTarget) -> Result<u64, StoreError> {
         let count: i64 = self.conn.query_row(
             "SELECT count(*) FROM events WHERE target = ?1",
-            [target],
+            [target.column()],
             |row| row.get(0),
         )?;
         Ok(count.unsigned_abs())
@@ -586,7 +596,7 @@ fn record_from_row(row: &Row<'_>) -> rusqlite::Result<Record> {
     Ok(Record {
         msgid: row.get(0)?,
         time_ms: row.get(1)?,
-        target: row.get(2)?,
+        target: HistoryTarget::from_column(&row.get::<_, String>(2)?),
         target_display: row.get(3)?,
         sender: row.get(4)?,
         account: row.get(5)?,
@@ -599,7 +609,7 @@ fn record_from_row(row: &Row<'_>) -> rusqlite::Result<Record> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::history::testing::{TempDb, record};
+    use crate::history::testing::{TempDb, folded, record, target};
 
     /// `#room` with r0..r9 one second apart from 1 s, and one line elsewhere.
     fn room() -> (TempDb, Store, Vec<Record>) {
@@ -617,7 +627,7 @@ mod tests {
 
     fn ask(store: &Store, kind: QueryKind, limit: usize) -> Vec<String> {
         let query = Query {
-            target: "#room".into(),
+            target: target("#room"),
             kind,
             limit,
             not_before_ms: None,
@@ -647,7 +657,7 @@ mod tests {
         drop(store);
         // Opening again runs nothing twice.
         let store = Store::open(db.path(), HistorySync::Full).unwrap();
-        assert_eq!(store.count("#room").unwrap(), 0);
+        assert_eq!(store.count(&target("#room")).unwrap(), 0);
     }
 
     #[test]
@@ -679,7 +689,7 @@ mod tests {
         let (_db, store, lines) = room();
         let mut stored = Vec::new();
         store
-            .for_each("#room", None, |record| {
+            .for_each(&target("#room"), None, |record| {
                 stored.push(record);
                 Ok::<_, StoreError>(())
             })
@@ -697,7 +707,7 @@ mod tests {
             ])
             .unwrap();
         assert_eq!(inserted, 1);
-        assert_eq!(store.count("#room").unwrap(), 11);
+        assert_eq!(store.count(&target("#room")).unwrap(), 11);
     }
 
     #[test]
@@ -788,7 +798,7 @@ mod tests {
     fn not_before_hides_what_was_said_before_the_join() {
         let (_db, store, _) = room();
         let query = Query {
-            target: "#room".into(),
+            target: target("#room"),
             kind: QueryKind::Latest { after: None },
             limit: 10,
             not_before_ms: Some(8000),
@@ -810,18 +820,18 @@ mod tests {
             from_ms: 0,
             to_ms: 6000,
             rooms: vec![
-                ("#room".into(), i64::MIN),
-                ("#other".into(), i64::MIN),
-                ("#empty".into(), i64::MIN),
+                (folded("#room"), i64::MIN),
+                (folded("#other"), i64::MIN),
+                (folded("#empty"), i64::MIN),
             ],
-            nick: Some(("bob".into(), i64::MIN)),
+            nick: Some((folded("bob"), i64::MIN)),
             limit: 10,
         };
         let found: Vec<(String, i64)> = store
             .targets(&query)
             .unwrap()
             .into_iter()
-            .map(|target| (target.target, target.latest_ms))
+            .map(|found| (found.target.column(), found.latest_ms))
             .collect();
         let expected = [
             ("alice bob", 3000),
@@ -842,15 +852,15 @@ mod tests {
         // Nothing from before a floor: the room's incarnation, or the
         // moment the reader took its nick.
         let floored = TargetsQuery {
-            rooms: vec![("#room".into(), 5001), ("#other".into(), 0)],
-            nick: Some(("bob".into(), 3500)),
+            rooms: vec![(folded("#room"), 5001), (folded("#other"), 0)],
+            nick: Some((folded("bob"), 3500)),
             ..query
         };
         let found: Vec<String> = store
             .targets(&floored)
             .unwrap()
             .into_iter()
-            .map(|target| target.target)
+            .map(|found| found.target.column())
             .collect();
         assert_eq!(found, ["bob carol", "#other"]);
     }
@@ -877,12 +887,12 @@ mod tests {
             from_ms: 0,
             to_ms: 100,
             rooms: Vec::new(),
-            nick: Some(("bob".into(), i64::MIN)),
+            nick: Some((folded("bob"), i64::MIN)),
             limit: 10,
         };
         let found = store.targets(&query).unwrap();
         assert_eq!(found.len(), 1);
-        assert_eq!(found[0].target, "alice bob");
+        assert_eq!(found[0].target.column(), "alice bob");
         let plan: String = store
             .conn
             .query_row(

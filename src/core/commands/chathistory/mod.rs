@@ -15,7 +15,7 @@ mod reply;
 
 use crate::core::history_access::{conversation_floor, room_floor};
 use crate::core::{ClientId, Event, State};
-use crate::history::{self, Bound, Query, QueryKind, StoreError, TargetsQuery};
+use crate::history::{self, Bound, HistoryTarget, Query, QueryKind, StoreError, TargetsQuery};
 use crate::proto::{Message, numeric};
 use parse::parse;
 use reply::{Outcome, Request, fail, message_error};
@@ -73,23 +73,23 @@ pub fn chathistory(state: &mut State, id: ClientId, message: &Message) {
     });
 }
 
-/// The store key of a target `id` may read, and the oldest time it may see
-/// there ([`crate::core::history_access`]): a room it is in, or with
-/// private messages kept, its own conversation with a nick.
-fn readable(state: &State, id: ClientId, target: &str) -> Option<(String, Option<i64>)> {
+/// A target `id` may read, and the oldest time it may see there
+/// ([`crate::core::history_access`]): a room it is in, or with private
+/// messages kept, its own conversation with a nick.
+fn readable(state: &State, id: ClientId, target: &str) -> Option<(HistoryTarget, Option<i64>)> {
     let client = state.clients.get(&id)?;
     if target.starts_with(['#', '&']) {
         let folded = state.fold(target);
         let floor = room_floor(state, id, &folded)?;
-        return Some((folded.as_str().to_owned(), Some(floor)));
+        return Some((HistoryTarget::Room(folded), Some(floor)));
     }
     let valid = !target.is_empty() && !target.contains([' ', ',', '*', '?', '!', '@']);
     if !valid {
         return None;
     }
     let floor = conversation_floor(state, id)?;
-    let key = history::private_conversation(&state.fold(&client.nick), &state.fold(target));
-    Some((key, Some(floor)))
+    let conversation = HistoryTarget::private(&state.fold(&client.nick), &state.fold(target));
+    Some((conversation, Some(floor)))
 }
 
 /// TARGETS: the rooms `id` is in, and its conversations when kept.
@@ -110,10 +110,9 @@ fn targets(state: &mut State, id: ClientId, bounds: &[Bound], limit: usize) {
     let rooms = client
         .channels
         .iter()
-        .filter_map(|room| Some((room.as_str().to_owned(), room_floor(state, id, room)?)))
+        .filter_map(|room| Some((room.clone(), room_floor(state, id, room)?)))
         .collect();
-    let nick = conversation_floor(state, id)
-        .map(|floor| (state.fold(&client.nick).as_str().to_owned(), floor));
+    let nick = conversation_floor(state, id).map(|floor| (state.fold(&client.nick), floor));
     let query = TargetsQuery {
         from_ms: a.min(b),
         to_ms: a.max(b),

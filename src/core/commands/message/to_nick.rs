@@ -5,7 +5,7 @@
 use super::{Outgoing, Refusal};
 use crate::core::caps::Caps;
 use crate::core::{ClientId, State};
-use crate::history;
+use crate::history::{HistoryTarget, NewRecord};
 use crate::proto::numeric;
 
 pub(super) fn to_nick(
@@ -23,15 +23,14 @@ pub(super) fn to_nick(
     if state.config.history.private_messages && outgoing.command != "TAGMSG" {
         let sender = state.clients.get(&id).map(|c| state.fold(&c.nick));
         if let Some(sender) = sender {
-            let key = history::private_conversation(&sender, &state.fold(&nick));
-            let seq = state.record_history(
-                &key,
-                &nick,
-                &outgoing.source,
-                outgoing.command,
-                outgoing.text,
-                &event,
-            );
+            let line = NewRecord {
+                target: HistoryTarget::private(&sender, &state.fold(&nick)),
+                display: &nick,
+                sender: &outgoing.source,
+                command: outgoing.command,
+                text: outgoing.text,
+            };
+            let seq = state.record_history(line, &event);
             event.set_seq(seq);
         }
     }
