@@ -244,71 +244,18 @@ impl Store {
 
     /// Answers one CHATHISTORY-style query, oldest first.
     pub fn query(&self, query: &Query) -> Result<Vec<Record>, StoreError> {
-        let target = query.target.column();
-        let target = target.as_str();
-        let floor = query.not_before_ms.unwrap_or(i64::MIN);
+        let visible = Visible {
+            store: self,
+            target: query.target.column(),
+            floor: query.not_before_ms.unwrap_or(i64::MIN),
+        };
         let limit = query.limit;
-        let at = |bound: &Bound, edge: Edge| self.position(target, bound, edge);
         let mut records = match &query.kind {
-            QueryKind::Latest { after } => {
-                let low = match after {
-                    Some(bound) => match at(bound, Edge::High)? {
-                        Some(position) => position,
-                        None => return Ok(Vec::new()),
-                    },
-                    None => Position::FIRST,
-                };
-                let mut newest = self.range(target, floor, low, Position::LAST, false, limit)?;
-                newest.reverse();
-                newest
-            }
-            QueryKind::Before { bound } => {
-                let Some(high) = at(bound, Edge::Low)? else {
-                    return Ok(Vec::new());
-                };
-                let mut older = self.range(target, floor, Position::FIRST, high, false, limit)?;
-                older.reverse();
-                older
-            }
-            QueryKind::After { bound } => {
-                let Some(low) = at(bound, Edge::High)? else {
-                    return Ok(Vec::new());
-                };
-                self.range(target, floor, low, Position::LAST, true, limit)?
-            }
-            QueryKind::Around { bound } => {
-                let Some(centre) = at(bound, Edge::Low)? else {
-                    return Ok(Vec::new());
-                };
-                let mut records =
-                    self.range(target, floor, Position::FIRST, centre, false, limit / 2)?;
-                records.reverse();
-                let rest = limit - records.len();
-                // The centre itself belongs to the later half.
-                let from = centre.just_before();
-                records.extend(self.range(target, floor, from, Position::LAST, true, rest)?);
-                records
-            }
-            QueryKind::Between { start, end } => {
-                let (Some(start_low), Some(end_low)) = (at(start, Edge::Low)?, at(end, Edge::Low)?)
-                else {
-                    return Ok(Vec::new());
-                };
-                let (Some(start_high), Some(end_high)) =
-                    (at(start, Edge::High)?, at(end, Edge::High)?)
-                else {
-                    return Ok(Vec::new());
-                };
-                if start_low <= end_low {
-                    self.range(target, floor, start_high, end_low, true, limit)?
-                } else {
-                    // Counted back from `start`, the later reference.
-                    let mut records =
-                        self.range(target, floor, end_high, start_low, false, limit)?;
-                    records.reverse();
-                    records
-                }
-            }
+            QueryKind::Latest { after } => visible.latest(after.as_ref(), limit)?,
+            QueryKind::Before { bound } => visible.before(bound, limit)?,
+            QueryKind::After { bound } => visible.after(bound, limit)?,
+            QueryKind::Around { bound } => visible.around(bound, limit)?,
+            QueryKind::Between { start, end } => visible.between(start, end, limit)?,
         };
         records.truncate(limit);
         Ok(records)
@@ -370,11 +317,12 @@ impl Store {
         limit: usize,
         since_ms: Option<i64>,
     ) -> Result<Vec<Record>, StoreError> {
-        let floor = since_ms.unwrap_or(i64::MIN);
-        let mut records =
-            self.range(target, floor, Position::FIRST, Position::LAST, false, limit)?;
-        records.reverse();
-        Ok(records)
+        let visible = Visible {
+            store: self,
+            target: target.to_owned(),
+            floor: since_ms.unwrap_or(i64::MIN),
+        };
+        visible.counted_back(Position::FIRST, Position::LAST, limit)
     }
 
     /// When each of the standing `rooms` (casefolded) became one, keyed by
@@ -552,6 +500,108 @@ impl Store {
                 })
                 .optional()?),
         }
+    }
+}
+
+/// One target's lines from a reader's floor on: the steps a query is
+/// made of. A reference the target does not hold matches nothing.
+struct Visible<'a> {
+    store: &'a Store,
+    /// The `target` column.
+    target: String,
+    /// Nothing older is read.
+    floor: i64,
+}
+
+impl Visible<'_> {
+    /// The newest lines, only those after `after` if given.
+    fn latest(&self, after: Option<&Bound>, limit: usize) -> Result<Vec<Record>, StoreError> {
+        let low = match after {
+            Some(bound) => match self.position(bound, Edge::High)? {
+                Some(position) => position,
+                None => return Ok(Vec::new()),
+            },
+            None => Position::FIRST,
+        };
+        self.counted_back(low, Position::LAST, limit)
+    }
+
+    /// The lines just before a reference.
+    fn before(&self, bound: &Bound, limit: usize) -> Result<Vec<Record>, StoreError> {
+        let Some(high) = self.position(bound, Edge::Low)? else {
+            return Ok(Vec::new());
+        };
+        self.counted_back(Position::FIRST, high, limit)
+    }
+
+    /// The lines just after a reference.
+    fn after(&self, bound: &Bound, limit: usize) -> Result<Vec<Record>, StoreError> {
+        let Some(low) = self.position(bound, Edge::High)? else {
+            return Ok(Vec::new());
+        };
+        self.counted_forward(low, Position::LAST, limit)
+    }
+
+    /// Up to half the limit before a reference, the rest from it on.
+    fn around(&self, bound: &Bound, limit: usize) -> Result<Vec<Record>, StoreError> {
+        let Some(centre) = self.position(bound, Edge::Low)? else {
+            return Ok(Vec::new());
+        };
+        let mut records = self.counted_back(Position::FIRST, centre, limit / 2)?;
+        let rest = limit - records.len();
+        // The centre itself belongs to the later half.
+        records.extend(self.counted_forward(centre.just_before(), Position::LAST, rest)?);
+        Ok(records)
+    }
+
+    /// The lines strictly between two references, counted from `start`
+    /// (which may be the later one).
+    fn between(&self, start: &Bound, end: &Bound, limit: usize) -> Result<Vec<Record>, StoreError> {
+        let at = |bound, edge| self.position(bound, edge);
+        let (Some(start_low), Some(end_low)) = (at(start, Edge::Low)?, at(end, Edge::Low)?) else {
+            return Ok(Vec::new());
+        };
+        let (Some(start_high), Some(end_high)) = (at(start, Edge::High)?, at(end, Edge::High)?)
+        else {
+            return Ok(Vec::new());
+        };
+        if start_low <= end_low {
+            self.counted_forward(start_high, end_low, limit)
+        } else {
+            // Counted back from `start`, the later reference.
+            self.counted_back(end_high, start_low, limit)
+        }
+    }
+
+    /// Up to `limit` lines strictly between `low` and `high`, those nearest
+    /// `high`, oldest first.
+    fn counted_back(
+        &self,
+        low: Position,
+        high: Position,
+        limit: usize,
+    ) -> Result<Vec<Record>, StoreError> {
+        let mut records = self
+            .store
+            .range(&self.target, self.floor, low, high, false, limit)?;
+        records.reverse();
+        Ok(records)
+    }
+
+    /// Up to `limit` lines strictly between `low` and `high`, those nearest
+    /// `low`, oldest first.
+    fn counted_forward(
+        &self,
+        low: Position,
+        high: Position,
+        limit: usize,
+    ) -> Result<Vec<Record>, StoreError> {
+        self.store
+            .range(&self.target, self.floor, low, high, true, limit)
+    }
+
+    fn position(&self, bound: &Bound, edge: Edge) -> Result<Option<Position>, StoreError> {
+        self.store.position(&self.target, bound, edge)
     }
 }
 
