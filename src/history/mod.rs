@@ -399,19 +399,7 @@ pub(crate) fn start(
     rooms: &[String],
     hooks: Hooks,
 ) -> Result<(History, Preload), StoreError> {
-    let mut store = Store::open(&config.path, config.sync)?;
-    let standing_since = store
-        .standing_since(rooms, millis(SystemTime::now()))
-        .map_err(|error| error.at(&config.path))?;
-    let since = config
-        .playback_max_age()
-        .map(|age| millis(SystemTime::now()) - i64::try_from(age.as_millis()).unwrap_or(i64::MAX));
-    let preload = store
-        .recent_rooms(rooms, config.playback_lines, since, &standing_since)
-        .map_err(|error| error.at(&config.path))?;
-    store
-        .disable_auto_checkpoint()
-        .map_err(|error| error.at(&config.path))?;
+    let (store, standing_since, preload) = open_for_writing(config, rooms)?;
     let reader_store = Store::open_existing(&config.path)?;
     let stats = Arc::new(HistoryStats::default());
     let (committed_tx, committed) = watch::channel(0);
@@ -458,6 +446,28 @@ pub(crate) fn start(
         },
         preload,
     ))
+}
+
+/// The writer's connection, with what startup reads through it: when each
+/// standing room became one, and those rooms' recent lines.
+fn open_for_writing(
+    config: &config::HistoryConfig,
+    rooms: &[String],
+) -> Result<(Store, HashMap<String, i64>, Preload), StoreError> {
+    let mut store = Store::open(&config.path, config.sync)?;
+    let standing_since = store
+        .standing_since(rooms, millis(SystemTime::now()))
+        .map_err(|error| error.at(&config.path))?;
+    let since = config
+        .playback_max_age()
+        .map(|age| millis(SystemTime::now()) - i64::try_from(age.as_millis()).unwrap_or(i64::MAX));
+    let preload = store
+        .recent_rooms(rooms, config.playback_lines, since, &standing_since)
+        .map_err(|error| error.at(&config.path))?;
+    store
+        .disable_auto_checkpoint()
+        .map_err(|error| error.at(&config.path))?;
+    Ok((store, standing_since, preload))
 }
 
 impl History {
