@@ -80,7 +80,7 @@ pub struct Record {
 
 /// A line to store as the core has it: what was said where, by whom. The
 /// msgid and time come from the event that carries it
-/// ([`NewRecord::stamped`]), so history shows what its receivers saw.
+/// (`NewRecord::stamped`), so history shows what its receivers saw.
 #[derive(Clone, Debug)]
 pub struct NewRecord<'a> {
     pub target: HistoryTarget,
@@ -95,7 +95,7 @@ pub struct NewRecord<'a> {
 
 impl NewRecord<'_> {
     /// The record, under the msgid and time of the event that carries it.
-    pub fn stamped(self, msgid: String, time_ms: i64) -> Record {
+    pub(crate) fn stamped(self, msgid: String, time_ms: i64) -> Record {
         Record {
             msgid,
             time_ms,

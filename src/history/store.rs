@@ -371,7 +371,7 @@ impl Store {
         Ok(since)
     }
 
-    /// [`Store::recent`] for each of `rooms` (casefolded), keyed by name.
+    /// `Store::recent` for each of `rooms` (casefolded), keyed by name.
     /// Loaded once at startup, for the standing rooms only: its cost
     /// follows the configuration, not what the database holds.
     /// Nothing older than a room's entry in `floors` is loaded.

@@ -10,21 +10,21 @@ pub enum HistoryTarget {
     /// A room, by its casefolded name.
     Room(Folded),
     /// A private conversation: both casefolded nicks, the lesser first
-    /// ([`HistoryTarget::private`] puts them so), so either side's view
+    /// (`HistoryTarget::private` puts them so), so either side's view
     /// of it is the same conversation.
     Private(Folded, Folded),
 }
 
 impl HistoryTarget {
     /// The conversation between two nicks, whichever of them speaks.
-    pub fn private(a: &Folded, b: &Folded) -> HistoryTarget {
+    pub(crate) fn private(a: &Folded, b: &Folded) -> HistoryTarget {
         let (first, second) = if a <= b { (a, b) } else { (b, a) };
         HistoryTarget::Private(first.clone(), second.clone())
     }
 
     /// The `target` column: a room's name, or a conversation's two nicks
     /// in order, joined by a space (which no nick or room name contains).
-    pub fn column(&self) -> String {
+    pub(crate) fn column(&self) -> String {
         match self {
             HistoryTarget::Room(room) => room.as_str().to_owned(),
             HistoryTarget::Private(a, b) => {
@@ -35,7 +35,7 @@ impl HistoryTarget {
     }
 
     /// A `target` column read back.
-    pub fn from_column(column: &str) -> HistoryTarget {
+    pub(crate) fn from_column(column: &str) -> HistoryTarget {
         match column.split_once(' ') {
             Some((a, b)) => HistoryTarget::private(&stored(a), &stored(b)),
             None => HistoryTarget::Room(stored(column)),
