@@ -261,14 +261,14 @@ impl State {
     /// room line that was queued for the disk also joins the room's
     /// playback ring; one dropped from a stalled queue does not, so
     /// playback never shows what is not stored.
-    pub fn record_history(&mut self, line: NewRecord<'_>, event: &Broadcast) -> u64 {
+    pub fn record_history(&mut self, new: NewRecord<'_>, event: &Broadcast) -> u64 {
         let Some(history) = &self.history else {
             return 0;
         };
         let msgid = event
             .msgid()
             .map_or_else(|| history.next_msgid(), str::to_owned);
-        let record = line.stamped(msgid, history::millis(event.time()));
+        let record = new.stamped(msgid, history::millis(event.time()));
         if let HistoryTarget::Private(..) = record.target {
             return history.record(record);
         }

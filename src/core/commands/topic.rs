@@ -49,14 +49,14 @@ pub fn topic(state: &mut State, id: ClientId, message: &Message) {
         set_at: now,
     });
     let mut event = state.broadcast(line);
-    let line = NewRecord {
+    let record = NewRecord {
         target: HistoryTarget::Room(folded.clone()),
         display: &display,
         sender: &source,
         command: "TOPIC",
         text: &text,
     };
-    let seq = state.record_history(line, &event);
+    let seq = state.record_history(record, &event);
     event.set_seq(seq);
     state.send_to_members(&folded, &mut event, |_, _| true);
 }

@@ -50,14 +50,14 @@ pub(super) fn to_channel(
     // A STATUSMSG or a TAGMSG is not history: playback would show the one
     // to every member, and the other carries no text.
     if prefixes.is_empty() && outgoing.command != "TAGMSG" {
-        let line = NewRecord {
+        let record = NewRecord {
             target: HistoryTarget::Room(folded.clone()),
             display: &channel_name,
             sender: &outgoing.source,
             command: outgoing.command,
             text: outgoing.text,
         };
-        let seq = state.record_history(line, &event);
+        let seq = state.record_history(record, &event);
         event.set_seq(seq);
     }
     state.send_to_members(&folded, &mut event, |member, membership| {

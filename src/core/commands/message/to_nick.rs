@@ -23,14 +23,14 @@ pub(super) fn to_nick(
     if state.config.history.private_messages && outgoing.command != "TAGMSG" {
         let sender = state.clients.get(&id).map(|c| state.fold(&c.nick));
         if let Some(sender) = sender {
-            let line = NewRecord {
+            let record = NewRecord {
                 target: HistoryTarget::private(&sender, &state.fold(&nick)),
                 display: &nick,
                 sender: &outgoing.source,
                 command: outgoing.command,
                 text: outgoing.text,
             };
-            let seq = state.record_history(line, &event);
+            let seq = state.record_history(record, &event);
             event.set_seq(seq);
         }
     }
