@@ -1,6 +1,7 @@
 //! The SQLite database: schema and its migrations, the batch insert the
 //! writer commits, and the queries playback, CHATHISTORY and export use.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -319,7 +320,7 @@ impl Store {
     ) -> Result<Vec<Record>, StoreError> {
         let visible = Visible {
             store: self,
-            target: target.to_owned(),
+            target: Cow::Borrowed(target),
             floor: since_ms.unwrap_or(i64::MIN),
         };
         visible.counted_back(Position::FIRST, Position::LAST, limit)
@@ -508,7 +509,7 @@ impl Store {
 struct Visible<'a> {
     store: &'a Store,
     /// The `target` column.
-    target: String,
+    target: Cow<'a, str>,
     /// Nothing older is read.
     floor: i64,
 }
@@ -881,7 +882,7 @@ mod tests {
             .targets(&query)
             .unwrap()
             .into_iter()
-            .map(|found| (found.target.column(), found.latest_ms))
+            .map(|found| (found.target.column().into_owned(), found.latest_ms))
             .collect();
         let expected = [
             ("alice bob", 3000),
@@ -910,7 +911,7 @@ mod tests {
             .targets(&floored)
             .unwrap()
             .into_iter()
-            .map(|found| found.target.column())
+            .map(|found| found.target.column().into_owned())
             .collect();
         assert_eq!(found, ["bob carol", "#other"]);
     }

@@ -2,6 +2,8 @@
 //! between two nicks. The store keeps it as one text column; the
 //! conversion both ways is here and nowhere else.
 
+use std::borrow::Cow;
+
 use crate::proto::{Casemapping, Folded};
 
 /// A room or a private conversation, as history keys them.
@@ -24,12 +26,12 @@ impl HistoryTarget {
 
     /// The `target` column: a room's name, or a conversation's two nicks
     /// in order, joined by a space (which no nick or room name contains).
-    pub(crate) fn column(&self) -> String {
+    pub(crate) fn column(&self) -> Cow<'_, str> {
         match self {
-            HistoryTarget::Room(room) => room.as_str().to_owned(),
+            HistoryTarget::Room(room) => Cow::Borrowed(room.as_str()),
             HistoryTarget::Private(a, b) => {
                 let (first, second) = if a <= b { (a, b) } else { (b, a) };
-                format!("{} {}", first.as_str(), second.as_str())
+                Cow::Owned(format!("{} {}", first.as_str(), second.as_str()))
             }
         }
     }
