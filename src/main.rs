@@ -102,7 +102,7 @@ fn export_history(
     };
     let target = config.server.casemapping.fold(room);
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    match rookery::history::export::export(&store, target.as_str(), since, &mut out) {
+    match rookery::history::export::export(&store, &target, since, &mut out) {
         Ok(_) => ExitCode::SUCCESS,
         // A reader that stopped early (`| head`) is not a failure.
         Err(rookery::history::export::ExportError::Write(error))
@@ -187,15 +187,13 @@ async fn serve(config: Config, config_path: Option<PathBuf>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let server = match rookery::start_with(
-        config,
-        rookery::server::Options {
-            config_file: config_path,
-            ..Default::default()
-        },
-    )
-    .await
-    {
+    // The rest stands for what only tests attach (the `test-hooks` feature).
+    #[allow(clippy::needless_update)]
+    let options = rookery::server::Options {
+        config_file: config_path,
+        ..Default::default()
+    };
+    let server = match rookery::start_with(config, options).await {
         Ok(server) => server,
         Err(err) => {
             error!("{err}");

@@ -71,7 +71,8 @@ pub struct Options {
     /// The file the configuration came from, which REHASH and SIGHUP load
     /// again; without one REHASH has nothing to reload.
     pub config_file: Option<PathBuf>,
-    /// Test hooks on the history writer.
+    /// Test hooks on the history writer (the `test-hooks` feature).
+    #[cfg(any(test, feature = "test-hooks"))]
     pub history_hooks: history::Hooks,
 }
 
@@ -81,8 +82,11 @@ pub struct Options {
 pub async fn start_with(config: Config, options: Options) -> Result<ServerHandle, StartError> {
     let Options {
         config_file,
+        #[cfg(any(test, feature = "test-hooks"))]
         history_hooks,
     } = options;
+    #[cfg(not(any(test, feature = "test-hooks")))]
+    let history_hooks = history::Hooks::default();
     let bans = worker::load_bans(&config.server.bans_file)?;
     let config = with_cloak_key(config)?;
     // Certificates first: a bad one stops the start before anything listens.

@@ -127,7 +127,8 @@ fn the_server_logs_its_port_and_exits_cleanly_on_sigterm() {
 #[test]
 fn history_export_prints_a_rooms_lines_as_json_from_since() {
     use rookery::config::HistorySync;
-    use rookery::history::{Record, Store};
+    use rookery::history::{HistoryTarget, Record, Store};
+    use rookery::proto::Casemapping;
     let dir = std::env::temp_dir().join(format!("rookery-export-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -135,7 +136,7 @@ fn history_export_prints_a_rooms_lines_as_json_from_since() {
     let record = |msgid: &str, time_ms: i64, target: &str| Record {
         msgid: msgid.into(),
         time_ms,
-        target: target.into(),
+        target: HistoryTarget::Room(Casemapping::Ascii.fold(target)),
         target_display: "#Room".into(),
         sender: "alice!~alice@127.0.0.1".into(),
         account: None,

@@ -6,7 +6,8 @@ mod common;
 use std::time::Duration;
 
 use common::{Client, TempDir, test_config_with_history};
-use rookery::history::{CommitPause, DiskFull, Hooks, Store};
+use rookery::history::{CommitPause, DiskFull, HistoryTarget, Hooks, Store};
+use rookery::proto::Casemapping;
 
 /// alice and bob in #room, with the join lines read.
 async fn room(addr: std::net::SocketAddr) -> (Client, Client) {
@@ -18,6 +19,11 @@ async fn room(addr: std::net::SocketAddr) -> (Client, Client) {
     bob.expect_containing(" 366 ").await;
     alice.expect_containing("JOIN #room").await;
     (alice, bob)
+}
+
+/// #room, as history keys it.
+fn room_target() -> HistoryTarget {
+    HistoryTarget::Room(Casemapping::Ascii.fold("#room"))
 }
 
 /// A server keeping history in `dir`, its writer driven by `hooks`.
@@ -101,7 +107,7 @@ async fn messages_and_topics_survive_a_restart() {
     let store = Store::open_existing(&db).unwrap();
     let mut stored = Vec::new();
     store
-        .for_each("#room", None, |record| {
+        .for_each(&room_target(), None, |record| {
             stored.push(record);
             Ok::<_, rookery::history::StoreError>(())
         })
@@ -125,7 +131,7 @@ async fn messages_and_topics_survive_a_restart() {
     bob.expect_containing("after the restart").await;
     server.shutdown().await;
     let store = Store::open_existing(&db).unwrap();
-    assert_eq!(store.count("#room").unwrap(), 23);
+    assert_eq!(store.count(&room_target()).unwrap(), 23);
 }
 
 #[tokio::test]
@@ -141,7 +147,7 @@ async fn statusmsg_is_delivered_but_not_stored() {
     alice.expect_containing("PRIVMSG @#room :ops only").await;
     server.shutdown().await;
     let store = Store::open_existing(&db).unwrap();
-    assert_eq!(store.count("#room").unwrap(), 0);
+    assert_eq!(store.count(&room_target()).unwrap(), 0);
 }
 
 /// Registers `nick` with the given capabilities.

@@ -13,7 +13,8 @@ use std::sync::{Arc, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use rookery::history::{Store, StoreError};
+use rookery::history::{HistoryTarget, Store, StoreError};
+use rookery::proto::Casemapping;
 
 const BIN: &str = env!("CARGO_BIN_EXE_rookery");
 /// The server is killed once the clients have received this many lines…
@@ -197,8 +198,9 @@ fn every_line_a_client_received_is_in_history_after_kill_9() {
     let (mut restarted, _) = spawn_server(&config);
     let store = Store::open_existing(&db).unwrap();
     let mut stored = HashSet::new();
+    let room = HistoryTarget::Room(Casemapping::Ascii.fold("#room"));
     store
-        .for_each("#room", None, |record| {
+        .for_each(&room, None, |record| {
             stored.insert(record.text);
             Ok::<_, StoreError>(())
         })

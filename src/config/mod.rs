@@ -39,7 +39,7 @@ pub struct Config {
     pub timeouts: Timeouts,
     pub flood: Flood,
     pub oper: Vec<Oper>,
-    pub history: History,
+    pub history: HistoryConfig,
     pub channels: Channels,
     /// Standing rooms, created at startup and kept when empty.
     pub room: Vec<Room>,
@@ -226,7 +226,7 @@ impl Privilege {
 /// may read it back.
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct History {
+pub struct HistoryConfig {
     pub enabled: bool,
     /// The SQLite database file.
     pub path: PathBuf,
@@ -235,7 +235,7 @@ pub struct History {
     /// Lines replayed to a client joining a room; 0 turns playback off.
     pub playback_lines: usize,
     /// The oldest line replayed on join, as a duration such as "1d" or
-    /// "12h"; "0" means no age limit. Use [`History::playback_max_age`].
+    /// "12h"; "0" means no age limit. Use [`HistoryConfig::playback_max_age`].
     #[serde(rename = "playback_max_age")]
     pub playback_max_age_text: String,
     /// Which lines a member may read back.
@@ -348,7 +348,7 @@ impl Default for Config {
             timeouts: Timeouts::default(),
             flood: Flood::default(),
             oper: Vec::new(),
-            history: History::default(),
+            history: HistoryConfig::default(),
             channels: Channels::default(),
             room: Vec::new(),
             log: Log::default(),
@@ -429,9 +429,9 @@ impl Default for Flood {
     }
 }
 
-impl Default for History {
+impl Default for HistoryConfig {
     fn default() -> Self {
-        History {
+        HistoryConfig {
             enabled: true,
             path: PathBuf::from("rookery.db"),
             sync: HistorySync::Normal,
@@ -447,7 +447,7 @@ impl Default for History {
     }
 }
 
-impl History {
+impl HistoryConfig {
     /// The oldest line replayed on join; `None` for no limit (and when the
     /// text is invalid, which [`load`] rejects).
     pub fn playback_max_age(&self) -> Option<std::time::Duration> {

@@ -68,9 +68,7 @@ pub fn on_join(state: &mut State, id: ClientId, room: &Folded) {
         .map_or(i64::MIN, |age| {
             history::millis(now).saturating_sub(i64::try_from(age.as_millis()).unwrap_or(i64::MAX))
         });
-    let mut records = state
-        .playback
-        .recent(room.as_str(), floor.max(max_age), seen);
+    let mut records = state.playback.recent(room, floor.max(max_age), seen);
     records.retain(|(seq, _)| *seq <= committed);
     if records.is_empty() {
         return;

@@ -22,7 +22,7 @@ use super::{
 };
 use crate::config::Config;
 use crate::history::ring::PlaybackRings;
-use crate::history::{self, HistoryHandle, Preload, Record};
+use crate::history::{self, HistoryHandle, HistoryTarget, NewRecord, Preload};
 use crate::proto::AddressKey;
 use crate::proto::Folded;
 
@@ -241,41 +241,22 @@ impl State {
         format!("b{}", self.msgid_counter)
     }
 
-    /// Records a room event (or, with `target` a [`history::private_conversation`]
-    /// key, a private message) in history, and returns the sequence number
-    /// its lines must carry (0 when history is off or the record was
-    /// dropped). The record carries the event's own msgid and time, so what
-    /// history plays back is what the members saw. A room line that was
-    /// queued for the disk also joins the room's playback ring; one dropped
-    /// from a stalled queue does not, so playback never shows what is not
-    /// stored.
-    pub fn record_history(
-        &mut self,
-        target: &str,
-        display: &str,
-        sender: &str,
-        command: &str,
-        text: &str,
-        event: &Broadcast,
-    ) -> u64 {
+    /// Records a room event or a private message in history, and returns
+    /// the sequence number its lines must carry (0 when history is off or
+    /// the record was dropped). The record carries the event's own msgid
+    /// and time, so what history plays back is what the members saw. A
+    /// room line that was queued for the disk also joins the room's
+    /// playback ring; one dropped from a stalled queue does not, so
+    /// playback never shows what is not stored.
+    pub fn record_history(&mut self, new: NewRecord<'_>, event: &Broadcast) -> u64 {
         let Some(history) = &self.history else {
             return 0;
         };
-        let record = Record {
-            msgid: event
-                .msgid()
-                .map_or_else(|| history.next_msgid(), str::to_owned),
-            time_ms: history::millis(event.time()),
-            target: target.to_owned(),
-            target_display: display.to_owned(),
-            sender: sender.to_owned(),
-            account: None,
-            command: command.to_owned(),
-            text: text.to_owned(),
-            tags: String::new(),
-        };
-        let room = !target.contains(' ');
-        if !room {
+        let msgid = event
+            .msgid()
+            .map_or_else(|| history.next_msgid(), str::to_owned);
+        let record = new.stamped(msgid, history::millis(event.time()));
+        if let HistoryTarget::Private(..) = record.target {
             return history.record(record);
         }
         let seq = history.record(record.clone());
@@ -336,7 +317,7 @@ impl State {
     /// created later under the name is another incarnation.
     pub fn destroy_room(&mut self, channel: &Folded) {
         self.channels.remove(channel);
-        self.playback.forget(channel.as_str());
+        self.playback.forget(channel);
         self.room_ended_ms = history::millis(self.clock.now());
     }
 

@@ -6,7 +6,8 @@ use std::io::Write;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
-use super::{Record, Store, StoreError};
+use super::{HistoryTarget, Record, Store, StoreError};
+use crate::proto::Folded;
 
 /// Why an export stopped.
 #[derive(Debug, thiserror::Error)]
@@ -34,16 +35,17 @@ struct Line<'a> {
     tags: &'a str,
 }
 
-/// Writes every record of `target` (casefolded) from `since_ms` on to `out`;
-/// returns how many.
+/// Writes every record of `room` from `since_ms` on to `out`; returns how
+/// many.
 pub fn export(
     store: &Store,
-    target: &str,
+    room: &Folded,
     since_ms: Option<i64>,
     out: &mut impl Write,
 ) -> Result<u64, ExportError> {
     let mut written = 0;
-    store.for_each(target, since_ms, |record: Record| {
+    let target = HistoryTarget::Room(room.clone());
+    store.for_each(&target, since_ms, |record: Record| {
         let line = Line {
             msgid: &record.msgid,
             time: format_time(record.time_ms),
@@ -96,7 +98,7 @@ pub fn parse_time(text: &str) -> Result<i64, String> {
 mod tests {
     use super::*;
     use crate::config::HistorySync;
-    use crate::history::testing::{TempDb, record};
+    use crate::history::testing::{TempDb, folded, record};
 
     #[test]
     fn export_writes_one_json_object_per_line_oldest_first() {
@@ -113,7 +115,7 @@ mod tests {
             ])
             .unwrap();
         let mut out = Vec::new();
-        assert_eq!(export(&store, "#room", None, &mut out).unwrap(), 2);
+        assert_eq!(export(&store, &folded("#room"), None, &mut out).unwrap(), 2);
         let text = String::from_utf8(out).unwrap();
         let lines: Vec<serde_json::Value> = text
             .lines()
@@ -130,7 +132,13 @@ mod tests {
         assert_eq!(lines[1]["text"], "say \"hi\"\nand \\ bye");
         assert_eq!(lines[1]["account"], "alice");
         let mut since = Vec::new();
-        export(&store, "#room", Some(1_609_459_201_000), &mut since).unwrap();
+        export(
+            &store,
+            &folded("#room"),
+            Some(1_609_459_201_000),
+            &mut since,
+        )
+        .unwrap();
         assert_eq!(String::from_utf8(since).unwrap().lines().count(), 1);
     }
 

@@ -1,6 +1,8 @@
 //! Room history on disk, without ever making the core wait.
 //!
 //! - [`store`]: the SQLite file: schema migrations, batch insert, queries.
+//! - `target`: what a line belongs to ([`HistoryTarget`]: a room or a
+//!   private conversation), and its one text form in the store.
 //! - [`writer`]: the thread that owns the write connection. It takes every
 //!   record queued, commits them as one transaction, then publishes the
 //!   highest committed sequence number (the watermark).
@@ -9,6 +11,8 @@
 //! - [`retention`]: pruning by line count and age, in small steps between
 //!   batches.
 //! - [`export`]: JSON lines for `rookery history export`.
+//! - `hooks`: what tests attach to hold or fail commits; compiled in only
+//!   for tests and with the `test-hooks` feature.
 //!
 //! Durability: the core gives each record a sequence number
 //! ([`HistoryHandle::record`]) and tags the lines it fans out with it
@@ -20,10 +24,12 @@
 //! a power cut or an OS crash unless `[history] sync = "full"`.
 
 pub mod export;
+mod hooks;
 mod reader;
 pub mod retention;
 pub mod ring;
 pub mod store;
+mod target;
 #[cfg(test)]
 pub(crate) mod testing;
 pub mod writer;
@@ -35,12 +41,15 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde::Serialize;
 use tokio::sync::watch;
 use tracing::{error, warn};
 
+#[cfg(not(any(test, feature = "test-hooks")))]
+pub(crate) use hooks::Hooks;
+#[cfg(any(test, feature = "test-hooks"))]
+pub use hooks::{CommitPause, DiskFull, Hooks};
 pub use store::{Store, StoreError};
-pub use writer::{CommitPause, DiskFull};
+pub use target::HistoryTarget;
 
 use crate::config;
 use crate::proto::Folded;
@@ -48,15 +57,14 @@ use reader::{READ_QUEUE, ReadJob, read_loop, refuse};
 
 /// One stored event: a message, notice or topic change in a room (or a
 /// private conversation).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Record {
     /// The IRCv3 msgid; unique across the database.
     pub msgid: String,
     /// Server time, milliseconds since the Unix epoch, UTC.
     pub time_ms: i64,
-    /// The casefolded room, or a private conversation key
-    /// ([`private_conversation`]).
-    pub target: String,
+    /// The room or private conversation it belongs to.
+    pub target: HistoryTarget,
     /// The room as displayed (for a private message: the recipient's nick).
     pub target_display: String,
     /// `nick!user@host` of the sender.
@@ -70,15 +78,36 @@ pub struct Record {
     pub tags: String,
 }
 
-/// The key a private conversation is stored under: both folded nicks in
-/// order, joined by a space, which no nick or room name contains.
-pub fn private_conversation(a: &Folded, b: &Folded) -> String {
-    let (first, second) = if a.as_str() <= b.as_str() {
-        (a, b)
-    } else {
-        (b, a)
-    };
-    format!("{} {}", first.as_str(), second.as_str())
+/// A line to store as the core has it: what was said where, by whom. The
+/// msgid and time come from the event that carries it
+/// (`NewRecord::stamped`), so history shows what its receivers saw.
+#[derive(Clone, Debug)]
+pub struct NewRecord<'a> {
+    pub target: HistoryTarget,
+    /// The room as displayed (for a private message: the recipient's nick).
+    pub display: &'a str,
+    /// `nick!user@host` of the sender.
+    pub sender: &'a str,
+    /// PRIVMSG, NOTICE or TOPIC.
+    pub command: &'a str,
+    pub text: &'a str,
+}
+
+impl NewRecord<'_> {
+    /// The record, under the msgid and time of the event that carries it.
+    pub(crate) fn stamped(self, msgid: String, time_ms: i64) -> Record {
+        Record {
+            msgid,
+            time_ms,
+            target: self.target,
+            target_display: self.display.to_owned(),
+            sender: self.sender.to_owned(),
+            account: None,
+            command: self.command.to_owned(),
+            text: self.text.to_owned(),
+            tags: String::new(),
+        }
+    }
 }
 
 /// Milliseconds since the Unix epoch, as stored; times before it are 0.
@@ -116,8 +145,7 @@ pub enum QueryKind {
 /// One history query. Answers are oldest first and at most `limit` long.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Query {
-    /// The casefolded room or private conversation key.
-    pub target: String,
+    pub target: HistoryTarget,
     pub kind: QueryKind,
     pub limit: usize,
     /// Nothing older is returned: the requester's floor
@@ -134,18 +162,17 @@ pub struct TargetsQuery {
     pub to_ms: i64,
     /// Casefolded rooms the requester may read, each with the oldest time
     /// it may read there.
-    pub rooms: Vec<(String, i64)>,
+    pub rooms: Vec<(Folded, i64)>,
     /// The requester's casefolded nick, when private messages are kept,
     /// with the oldest time it may read its conversations from.
-    pub nick: Option<(String, i64)>,
+    pub nick: Option<(Folded, i64)>,
     pub limit: usize,
 }
 
 /// A target with activity, for CHATHISTORY TARGETS.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TargetActivity {
-    /// The casefolded room or private conversation key.
-    pub target: String,
+    pub target: HistoryTarget,
     /// As displayed in its latest record.
     pub display: String,
     pub latest_ms: i64,
@@ -363,45 +390,23 @@ pub struct History {
     standing_since: HashMap<String, i64>,
 }
 
-/// Things tests may attach to a history.
-#[derive(Clone, Debug, Default)]
-pub struct Hooks {
-    /// Holds every commit while paused.
-    pub commit_pause: Option<CommitPause>,
-    /// Makes every commit fail as on a full disk while set.
-    pub disk_full: Option<DiskFull>,
-    /// Makes every query panic on the reader thread.
-    pub panic_queries: bool,
-}
-
 /// Opens the database (creating and migrating it as needed), loads the
 /// recent lines of the standing rooms `rooms` (casefolded), and starts the
-/// writer and reader threads. Every error names the file.
-pub fn start(
-    config: &config::History,
+/// writer and reader threads, with `hooks` attached (nothing outside
+/// tests). Every error names the file.
+pub(crate) fn start(
+    config: &config::HistoryConfig,
     rooms: &[String],
     hooks: Hooks,
 ) -> Result<(History, Preload), StoreError> {
-    let mut store = Store::open(&config.path, config.sync)?;
-    let standing_since = store
-        .standing_since(rooms, millis(SystemTime::now()))
-        .map_err(|error| error.at(&config.path))?;
-    let since = config
-        .playback_max_age()
-        .map(|age| millis(SystemTime::now()) - i64::try_from(age.as_millis()).unwrap_or(i64::MAX));
-    let preload = store
-        .recent_rooms(rooms, config.playback_lines, since, &standing_since)
-        .map_err(|error| error.at(&config.path))?;
-    store
-        .disable_auto_checkpoint()
-        .map_err(|error| error.at(&config.path))?;
+    let (store, standing_since, preload) = open_for_writing(config, rooms)?;
     let reader_store = Store::open_existing(&config.path)?;
     let stats = Arc::new(HistoryStats::default());
     let (committed_tx, committed) = watch::channel(0);
     let (writes, jobs) = mpsc::sync_channel(WRITE_QUEUE);
     let lost = Arc::new(LostRecords::default());
     let (health, degraded) = watch::channel(false);
-    let panic_queries = hooks.panic_queries;
+    let reader_hooks = hooks.clone();
     let writer = writer::spawn(
         writer::Writer::new(
             store,
@@ -419,7 +424,7 @@ pub fn start(
     let (reads, read_jobs) = mpsc::sync_channel::<ReadJob>(READ_QUEUE);
     let reader = std::thread::Builder::new()
         .name("history-reader".into())
-        .spawn(move || read_loop(&reader_store, &read_jobs, panic_queries))
+        .spawn(move || read_loop(&reader_store, &read_jobs, &reader_hooks))
         .map_err(StoreError::Thread)?;
     let handle = HistoryHandle {
         shared: Arc::new(Shared {
@@ -441,6 +446,28 @@ pub fn start(
         },
         preload,
     ))
+}
+
+/// The writer's connection, with what startup reads through it: when each
+/// standing room became one, and those rooms' recent lines.
+fn open_for_writing(
+    config: &config::HistoryConfig,
+    rooms: &[String],
+) -> Result<(Store, HashMap<String, i64>, Preload), StoreError> {
+    let mut store = Store::open(&config.path, config.sync)?;
+    let standing_since = store
+        .standing_since(rooms, millis(SystemTime::now()))
+        .map_err(|error| error.at(&config.path))?;
+    let since = config
+        .playback_max_age()
+        .map(|age| millis(SystemTime::now()) - i64::try_from(age.as_millis()).unwrap_or(i64::MAX));
+    let preload = store
+        .recent_rooms(rooms, config.playback_lines, since, &standing_since)
+        .map_err(|error| error.at(&config.path))?;
+    store
+        .disable_auto_checkpoint()
+        .map_err(|error| error.at(&config.path))?;
+    Ok((store, standing_since, preload))
 }
 
 impl History {
@@ -504,13 +531,13 @@ impl MsgIds {
 mod tests {
     use std::time::Duration;
 
-    use super::testing::{TempDb, record};
+    use super::testing::{TempDb, record, target};
     use super::*;
 
-    fn settings(db: &TempDb) -> config::History {
-        config::History {
+    fn settings(db: &TempDb) -> config::HistoryConfig {
+        config::HistoryConfig {
             path: db.path().to_owned(),
-            ..config::History::default()
+            ..config::HistoryConfig::default()
         }
     }
 
@@ -534,7 +561,7 @@ mod tests {
         assert_eq!(seqs, [1, 2, 3]);
         committed_reaches(&handle, 3).await;
         let store = Store::open_existing(db.path()).unwrap();
-        assert_eq!(store.count("#room").unwrap(), 3);
+        assert_eq!(store.count(&target("#room")).unwrap(), 3);
         assert_eq!(handle.stats().committed.load(Ordering::Relaxed), 3);
         history.shutdown();
     }
@@ -574,7 +601,7 @@ mod tests {
         history.shutdown();
         assert_eq!(*handle.committed().borrow(), 5000);
         let store = Store::open_existing(db.path()).unwrap();
-        assert_eq!(store.count("#room").unwrap(), 5000);
+        assert_eq!(store.count(&target("#room")).unwrap(), 5000);
         // After shutdown a record is refused, not queued forever.
         assert_eq!(handle.record(record("late", 1, "#room")), 0);
     }
@@ -590,7 +617,7 @@ mod tests {
         committed_reaches(&handle, 5).await;
         let (reply, answer) = tokio::sync::oneshot::channel();
         let query = Query {
-            target: "#room".into(),
+            target: target("#room"),
             kind: QueryKind::Latest { after: None },
             limit: 2,
             not_before_ms: None,
@@ -682,13 +709,5 @@ mod tests {
     fn msgids_are_unique() {
         let ids = MsgIds::new();
         assert_ne!(ids.next(), ids.next());
-    }
-
-    #[test]
-    fn private_conversation_keys_do_not_depend_on_direction() {
-        let a = crate::proto::Casemapping::Ascii.fold("Alice");
-        let b = crate::proto::Casemapping::Ascii.fold("bob");
-        assert_eq!(private_conversation(&a, &b), "alice bob");
-        assert_eq!(private_conversation(&b, &a), "alice bob");
     }
 }

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use tracing::{error, warn};
 
+use super::hooks::Hooks;
 use super::{Store, StoreError};
 
 /// How many queries may wait for the reader.
@@ -97,14 +98,14 @@ const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
 /// Answers queries and, between them, checkpoints the WAL for the writer.
 /// A query that panics is answered as failed (its [`Reply`] is dropped)
 /// and the reader goes on with the next.
-pub(super) fn read_loop(store: &Store, jobs: &mpsc::Receiver<ReadJob>, panic_queries: bool) {
+pub(super) fn read_loop(store: &Store, jobs: &mpsc::Receiver<ReadJob>, hooks: &Hooks) {
     let mut last_checkpoint = Instant::now();
     loop {
         let wait = CHECKPOINT_INTERVAL.saturating_sub(last_checkpoint.elapsed());
         match jobs.recv_timeout(wait) {
             Ok(ReadJob::Run(task)) => {
                 let run = AssertUnwindSafe(|| {
-                    assert!(!panic_queries, "a query panicked on purpose");
+                    assert!(!hooks.panic_queries(), "a query panicked on purpose");
                     task.run(store);
                 });
                 if panic::catch_unwind(run).is_err() {

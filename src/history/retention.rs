@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use rusqlite::{OptionalExtension, params};
 
-use super::{Store, StoreError, millis};
+use super::{HistoryTarget, Store, StoreError, millis};
 
 /// Rows deleted per step: a few milliseconds of work.
 const CHUNK: usize = 1000;
@@ -105,43 +105,47 @@ fn delete_events(
     sql: &str,
     params: impl rusqlite::Params,
 ) -> Result<usize, StoreError> {
-    let mut conversations = std::collections::BTreeSet::new();
+    let mut conversations = std::collections::HashSet::new();
     let mut deleted = 0;
     {
         let mut statement = store.conn.prepare_cached(sql)?;
         let mut rows = statement.query(params)?;
         while let Some(row) = rows.next()? {
             deleted += 1;
-            let target: String = row.get(0)?;
-            if target.contains(' ') {
+            let target = HistoryTarget::from_column(&row.get::<_, String>(0)?);
+            if let HistoryTarget::Private(..) = target {
                 conversations.insert(target);
             }
         }
     }
-    for target in conversations {
-        forget_emptied_conversation(store, &target)?;
+    for conversation in conversations {
+        forget_emptied_conversation(store, &conversation)?;
     }
     Ok(deleted)
 }
 
 /// Once a private conversation has no rows left, its parties no longer
 /// list it (through the primary key: no scan).
-fn forget_emptied_conversation(store: &mut Store, target: &str) -> Result<(), StoreError> {
-    let Some((a, b)) = target.split_once(' ') else {
+fn forget_emptied_conversation(
+    store: &mut Store,
+    conversation: &HistoryTarget,
+) -> Result<(), StoreError> {
+    let HistoryTarget::Private(a, b) = conversation else {
         return Ok(());
     };
+    let target = conversation.column();
     let left: Option<i64> = store
         .conn
         .query_row(
             "SELECT 1 FROM events WHERE target = ?1 LIMIT 1",
-            [target],
+            [&target],
             |row| row.get(0),
         )
         .optional()?;
     if left.is_none() {
         store.conn.execute(
             "DELETE FROM conversation_parties WHERE party IN (?1, ?2) AND target = ?3",
-            params![a, b, target],
+            params![a.as_str(), b.as_str(), target],
         )?;
     }
     Ok(())

@@ -16,7 +16,8 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use super::{Preload, Record};
+use super::{HistoryTarget, Preload, Record};
+use crate::proto::Folded;
 
 /// The most rooms with a ring: at 25 lines of about 200 bytes, some 50 MB.
 pub const MAX_ROOMS: usize = 10_000;
@@ -24,7 +25,7 @@ pub const MAX_ROOMS: usize = 10_000;
 /// One ring per casefolded room name.
 #[derive(Debug, Default)]
 pub struct PlaybackRings {
-    rings: HashMap<String, Ring>,
+    rings: HashMap<Folded, Ring>,
     /// Lines per room; 0 keeps nothing.
     lines: usize,
     max_rooms: usize,
@@ -74,18 +75,21 @@ impl PlaybackRings {
     }
 
     /// Appends a room line queued as record `seq`; the oldest falls out of
-    /// a full ring.
+    /// a full ring. A private message has no ring: nothing plays it back.
     pub fn push(&mut self, record: Record, seq: u64) {
+        let HistoryTarget::Room(room) = &record.target else {
+            return;
+        };
         if self.lines == 0 || !is_playable(&record) {
             return;
         }
         self.clock += 1;
         let used = self.clock;
-        if !self.rings.contains_key(&record.target) && self.rings.len() >= self.max_rooms {
+        if !self.rings.contains_key(room) && self.rings.len() >= self.max_rooms {
             self.evict_least_recently_used();
         }
         let lines = self.lines;
-        let ring = self.rings.entry(record.target.clone()).or_insert(Ring {
+        let ring = self.rings.entry(room.clone()).or_insert(Ring {
             records: VecDeque::with_capacity(lines.min(32)),
             used,
         });
@@ -104,7 +108,7 @@ impl PlaybackRings {
     /// The room's last lines at `since_ms` or later and numbered after
     /// `seen` (a [`PlaybackRings::last`] taken earlier), oldest first, each
     /// with the record its delivery must wait for.
-    pub fn recent(&mut self, room: &str, since_ms: i64, seen: u64) -> Vec<(u64, Record)> {
+    pub fn recent(&mut self, room: &Folded, since_ms: i64, seen: u64) -> Vec<(u64, Record)> {
         self.clock += 1;
         let used = self.clock;
         let Some(ring) = self.rings.get_mut(room) else {
@@ -126,7 +130,7 @@ impl PlaybackRings {
 
     /// Drops a room's ring: the room is gone, and a room created later
     /// under its name is another incarnation.
-    pub fn forget(&mut self, room: &str) {
+    pub fn forget(&mut self, room: &Folded) {
         self.rings.remove(room);
     }
 
@@ -191,7 +195,7 @@ pub fn is_playable(record: &Record) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::history::testing::record;
+    use crate::history::testing::{folded, record};
 
     fn msgids(records: &[(u64, Record)]) -> Vec<&str> {
         records.iter().map(|(_, r)| r.msgid.as_str()).collect()
@@ -203,9 +207,12 @@ mod tests {
         for (i, id) in ["a", "b", "c"].into_iter().enumerate() {
             rings.push(record(id, i as i64, "#room"), 1);
         }
-        assert_eq!(msgids(&rings.recent("#room", i64::MIN, 0)), ["b", "c"]);
-        assert_eq!(msgids(&rings.recent("#room", 2, 0)), ["c"]);
-        assert!(rings.recent("#other", i64::MIN, 0).is_empty());
+        assert_eq!(
+            msgids(&rings.recent(&folded("#room"), i64::MIN, 0)),
+            ["b", "c"]
+        );
+        assert_eq!(msgids(&rings.recent(&folded("#room"), 2, 0)), ["c"]);
+        assert!(rings.recent(&folded("#other"), i64::MIN, 0).is_empty());
     }
 
     #[test]
@@ -215,13 +222,16 @@ mod tests {
             rings.push(record(id, i as i64, "#room"), 1);
         }
         rings.resize(2);
-        assert_eq!(msgids(&rings.recent("#room", i64::MIN, 0)), ["b", "c"]);
+        assert_eq!(
+            msgids(&rings.recent(&folded("#room"), i64::MIN, 0)),
+            ["b", "c"]
+        );
         rings.resize(4);
         for (i, id) in ["d", "e", "f"].into_iter().enumerate() {
             rings.push(record(id, 10 + i as i64, "#room"), 1);
         }
         assert_eq!(
-            msgids(&rings.recent("#room", i64::MIN, 0)),
+            msgids(&rings.recent(&folded("#room"), i64::MIN, 0)),
             ["c", "d", "e", "f"]
         );
         rings.resize(0);
@@ -236,8 +246,15 @@ mod tests {
         rings.push(record("a", 1, "#room"), 1);
         let seen = rings.last();
         rings.push(record("b", 1, "#room"), 2);
-        assert_eq!(msgids(&rings.recent("#room", i64::MIN, seen)), ["b"]);
-        assert!(rings.recent("#room", i64::MIN, rings.last()).is_empty());
+        assert_eq!(
+            msgids(&rings.recent(&folded("#room"), i64::MIN, seen)),
+            ["b"]
+        );
+        assert!(
+            rings
+                .recent(&folded("#room"), i64::MIN, rings.last())
+                .is_empty()
+        );
     }
 
     #[test]
@@ -248,10 +265,13 @@ mod tests {
         }
         rings.push(record("x", 1, "#other"), 5);
         rings.remove_lost(&[(2, 3)]);
-        assert_eq!(msgids(&rings.recent("#room", i64::MIN, 0)), ["a", "d"]);
-        rings.forget("#room");
-        assert!(rings.recent("#room", i64::MIN, 0).is_empty());
-        assert_eq!(msgids(&rings.recent("#other", i64::MIN, 0)), ["x"]);
+        assert_eq!(
+            msgids(&rings.recent(&folded("#room"), i64::MIN, 0)),
+            ["a", "d"]
+        );
+        rings.forget(&folded("#room"));
+        assert!(rings.recent(&folded("#room"), i64::MIN, 0).is_empty());
+        assert_eq!(msgids(&rings.recent(&folded("#other"), i64::MIN, 0)), ["x"]);
     }
 
     #[test]
@@ -266,7 +286,7 @@ mod tests {
         for r in [topic, version, action] {
             rings.push(r, 1);
         }
-        assert_eq!(msgids(&rings.recent("#room", i64::MIN, 0)), ["a"]);
+        assert_eq!(msgids(&rings.recent(&folded("#room"), i64::MIN, 0)), ["a"]);
     }
 
     #[test]
@@ -274,14 +294,22 @@ mod tests {
         let mut rings = PlaybackRings::with_max_rooms(5, 2, Preload::new());
         rings.push(record("a", 1, "#a"), 1);
         rings.push(record("b", 2, "#b"), 1);
-        rings.recent("#a", i64::MIN, 0);
+        rings.recent(&folded("#a"), i64::MIN, 0);
         rings.push(record("c", 3, "#c"), 1);
         assert_eq!(rings.len(), 2);
         assert!(
-            rings.recent("#b", i64::MIN, 0).is_empty(),
+            rings.recent(&folded("#b"), i64::MIN, 0).is_empty(),
             "#b was least recently used"
         );
-        assert_eq!(msgids(&rings.recent("#a", i64::MIN, 0)), ["a"]);
+        assert_eq!(msgids(&rings.recent(&folded("#a"), i64::MIN, 0)), ["a"]);
+    }
+
+    #[test]
+    fn a_private_conversation_gets_no_ring() {
+        let mut rings = PlaybackRings::new(5, Preload::new());
+        rings.push(record("pm", 1, "alice bob"), 1);
+        assert!(rings.is_empty());
+        assert_eq!(rings.last(), 0, "nothing was pushed");
     }
 
     #[test]
@@ -289,7 +317,7 @@ mod tests {
         let mut preload = Preload::new();
         preload.insert("#room".into(), vec![record("x", 1, "#room")]);
         let mut rings = PlaybackRings::new(25, preload);
-        assert_eq!(msgids(&rings.recent("#room", i64::MIN, 0)), ["x"]);
+        assert_eq!(msgids(&rings.recent(&folded("#room"), i64::MIN, 0)), ["x"]);
         let mut off = PlaybackRings::new(0, Preload::new());
         off.push(record("y", 1, "#room"), 1);
         assert!(off.is_empty());

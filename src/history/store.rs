@@ -1,13 +1,14 @@
 //! The SQLite database: schema and its migrations, the batch insert the
 //! writer commits, and the queries playback, CHATHISTORY and export use.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 
-use super::{Bound, Query, QueryKind, Record, TargetActivity, TargetsQuery};
+use super::{Bound, HistoryTarget, Query, QueryKind, Record, TargetActivity, TargetsQuery};
 use crate::config::HistorySync;
 
 /// Why the history database could not be used.
@@ -220,14 +221,15 @@ impl Store {
                 "INSERT OR IGNORE INTO conversation_parties (party, target) VALUES (?1, ?2)",
             )?;
             for record in records {
-                if let Some((a, b)) = record.target.split_once(' ') {
-                    party.execute(params![a, record.target])?;
-                    party.execute(params![b, record.target])?;
+                let target = record.target.column();
+                if let HistoryTarget::Private(a, b) = &record.target {
+                    party.execute(params![a.as_str(), target])?;
+                    party.execute(params![b.as_str(), target])?;
                 }
                 inserted += insert.execute(params![
                     record.msgid,
                     record.time_ms,
-                    record.target,
+                    target,
                     record.target_display,
                     record.sender,
                     record.account,
@@ -243,70 +245,18 @@ impl Store {
 
     /// Answers one CHATHISTORY-style query, oldest first.
     pub fn query(&self, query: &Query) -> Result<Vec<Record>, StoreError> {
-        let target = query.target.as_str();
-        let floor = query.not_before_ms.unwrap_or(i64::MIN);
+        let visible = Visible {
+            store: self,
+            target: query.target.column(),
+            floor: query.not_before_ms.unwrap_or(i64::MIN),
+        };
         let limit = query.limit;
-        let at = |bound: &Bound, edge: Edge| self.position(target, bound, edge);
         let mut records = match &query.kind {
-            QueryKind::Latest { after } => {
-                let low = match after {
-                    Some(bound) => match at(bound, Edge::High)? {
-                        Some(position) => position,
-                        None => return Ok(Vec::new()),
-                    },
-                    None => Position::FIRST,
-                };
-                let mut newest = self.range(target, floor, low, Position::LAST, false, limit)?;
-                newest.reverse();
-                newest
-            }
-            QueryKind::Before { bound } => {
-                let Some(high) = at(bound, Edge::Low)? else {
-                    return Ok(Vec::new());
-                };
-                let mut older = self.range(target, floor, Position::FIRST, high, false, limit)?;
-                older.reverse();
-                older
-            }
-            QueryKind::After { bound } => {
-                let Some(low) = at(bound, Edge::High)? else {
-                    return Ok(Vec::new());
-                };
-                self.range(target, floor, low, Position::LAST, true, limit)?
-            }
-            QueryKind::Around { bound } => {
-                let Some(centre) = at(bound, Edge::Low)? else {
-                    return Ok(Vec::new());
-                };
-                let mut records =
-                    self.range(target, floor, Position::FIRST, centre, false, limit / 2)?;
-                records.reverse();
-                let rest = limit - records.len();
-                // The centre itself belongs to the later half.
-                let from = centre.just_before();
-                records.extend(self.range(target, floor, from, Position::LAST, true, rest)?);
-                records
-            }
-            QueryKind::Between { start, end } => {
-                let (Some(start_low), Some(end_low)) = (at(start, Edge::Low)?, at(end, Edge::Low)?)
-                else {
-                    return Ok(Vec::new());
-                };
-                let (Some(start_high), Some(end_high)) =
-                    (at(start, Edge::High)?, at(end, Edge::High)?)
-                else {
-                    return Ok(Vec::new());
-                };
-                if start_low <= end_low {
-                    self.range(target, floor, start_high, end_low, true, limit)?
-                } else {
-                    // Counted back from `start`, the later reference.
-                    let mut records =
-                        self.range(target, floor, end_high, start_low, false, limit)?;
-                    records.reverse();
-                    records
-                }
-            }
+            QueryKind::Latest { after } => visible.latest(after.as_ref(), limit)?,
+            QueryKind::Before { bound } => visible.before(bound, limit)?,
+            QueryKind::After { bound } => visible.after(bound, limit)?,
+            QueryKind::Around { bound } => visible.around(bound, limit)?,
+            QueryKind::Between { start, end } => visible.between(start, end, limit)?,
         };
         records.truncate(limit);
         Ok(records)
@@ -321,13 +271,17 @@ impl Store {
              WHERE target = ?1 AND time_ms >= ?2 AND time_ms < ?3
              ORDER BY time_ms DESC, id DESC LIMIT 1",
         )?;
-        let mut targets: Vec<(String, i64)> = query.rooms.clone();
+        let mut targets: Vec<(String, i64)> = query
+            .rooms
+            .iter()
+            .map(|(room, floor)| (room.as_str().to_owned(), *floor))
+            .collect();
         if let Some((nick, floor)) = &query.nick {
             // Found by participant, through an index.
             let mut conversations = self.conn.prepare_cached(
                 "SELECT target FROM conversation_parties WHERE party = ?1 ORDER BY target",
             )?;
-            let rows = conversations.query_map([nick], |row| row.get::<_, String>(0))?;
+            let rows = conversations.query_map([nick.as_str()], |row| row.get::<_, String>(0))?;
             for row in rows {
                 targets.push((row?, *floor));
             }
@@ -340,31 +294,36 @@ impl Store {
                 })
                 .optional()?;
             if let Some((display, latest_ms)) = row {
-                found.push(TargetActivity {
-                    target,
-                    display,
-                    latest_ms,
-                });
+                found.push((target, display, latest_ms));
             }
         }
-        found.sort_by(|a, b| (a.latest_ms, &a.target).cmp(&(b.latest_ms, &b.target)));
+        // Ties in time go by the stored name, as they always have.
+        found.sort_by(|a, b| (a.2, &a.0).cmp(&(b.2, &b.0)));
         found.truncate(query.limit);
-        Ok(found)
+        Ok(found
+            .into_iter()
+            .map(|(target, display, latest_ms)| TargetActivity {
+                target: HistoryTarget::from_column(&target),
+                display,
+                latest_ms,
+            })
+            .collect())
     }
 
-    /// The last `limit` records of one target no older than `since_ms`,
-    /// oldest first: what a join replays.
-    pub fn recent(
+    /// The last `limit` records of one room (its stored name) no older
+    /// than `since_ms`, oldest first: what a join replays.
+    pub(super) fn recent(
         &self,
         target: &str,
         limit: usize,
         since_ms: Option<i64>,
     ) -> Result<Vec<Record>, StoreError> {
-        let floor = since_ms.unwrap_or(i64::MIN);
-        let mut records =
-            self.range(target, floor, Position::FIRST, Position::LAST, false, limit)?;
-        records.reverse();
-        Ok(records)
+        let visible = Visible {
+            store: self,
+            target: Cow::Borrowed(target),
+            floor: since_ms.unwrap_or(i64::MIN),
+        };
+        visible.counted_back(Position::FIRST, Position::LAST, limit)
     }
 
     /// When each of the standing `rooms` (casefolded) became one, keyed by
@@ -413,7 +372,7 @@ impl Store {
         Ok(since)
     }
 
-    /// [`Store::recent`] for each of `rooms` (casefolded), keyed by name.
+    /// `Store::recent` for each of `rooms` (casefolded), keyed by name.
     /// Loaded once at startup, for the standing rooms only: its cost
     /// follows the configuration, not what the database holds.
     /// Nothing older than a room's entry in `floors` is loaded.
@@ -443,7 +402,7 @@ impl Store {
     /// first, without holding them all in memory.
     pub fn for_each<E: From<StoreError>>(
         &self,
-        target: &str,
+        target: &HistoryTarget,
         since_ms: Option<i64>,
         mut each: impl FnMut(Record) -> Result<(), E>,
     ) -> Result<(), E> {
@@ -452,7 +411,7 @@ impl Store {
         );
         let mut statement = self.conn.prepare(&sql).map_err(StoreError::from)?;
         let mut rows = statement
-            .query(params![target, since_ms.unwrap_or(i64::MIN)])
+            .query(params![target.column(), since_ms.unwrap_or(i64::MIN)])
             .map_err(StoreError::from)?;
         while let Some(row) = rows.next().map_err(StoreError::from)? {
             each(record_from_row(row).map_err(StoreError::from)?)?;
@@ -461,10 +420,10 @@ impl Store {
     }
 
     /// How many records a target has; for tests and tools.
-    pub fn count(&self, target: &str) -> Result<u64, StoreError> {
+    pub fn count(&self, target: &HistoryTarget) -> Result<u64, StoreError> {
         let count: i64 = self.conn.query_row(
             "SELECT count(*) FROM events WHERE target = ?1",
-            [target],
+            [target.column()],
             |row| row.get(0),
         )?;
         Ok(count.unsigned_abs())
@@ -545,6 +504,108 @@ impl Store {
     }
 }
 
+/// One target's lines from a reader's floor on: the steps a query is
+/// made of. A reference the target does not hold matches nothing.
+struct Visible<'a> {
+    store: &'a Store,
+    /// The `target` column.
+    target: Cow<'a, str>,
+    /// Nothing older is read.
+    floor: i64,
+}
+
+impl Visible<'_> {
+    /// The newest lines, only those after `after` if given.
+    fn latest(&self, after: Option<&Bound>, limit: usize) -> Result<Vec<Record>, StoreError> {
+        let low = match after {
+            Some(bound) => match self.position(bound, Edge::High)? {
+                Some(position) => position,
+                None => return Ok(Vec::new()),
+            },
+            None => Position::FIRST,
+        };
+        self.counted_back(low, Position::LAST, limit)
+    }
+
+    /// The lines just before a reference.
+    fn before(&self, bound: &Bound, limit: usize) -> Result<Vec<Record>, StoreError> {
+        let Some(high) = self.position(bound, Edge::Low)? else {
+            return Ok(Vec::new());
+        };
+        self.counted_back(Position::FIRST, high, limit)
+    }
+
+    /// The lines just after a reference.
+    fn after(&self, bound: &Bound, limit: usize) -> Result<Vec<Record>, StoreError> {
+        let Some(low) = self.position(bound, Edge::High)? else {
+            return Ok(Vec::new());
+        };
+        self.counted_forward(low, Position::LAST, limit)
+    }
+
+    /// Up to half the limit before a reference, the rest from it on.
+    fn around(&self, bound: &Bound, limit: usize) -> Result<Vec<Record>, StoreError> {
+        let Some(centre) = self.position(bound, Edge::Low)? else {
+            return Ok(Vec::new());
+        };
+        let mut records = self.counted_back(Position::FIRST, centre, limit / 2)?;
+        let rest = limit - records.len();
+        // The centre itself belongs to the later half.
+        records.extend(self.counted_forward(centre.just_before(), Position::LAST, rest)?);
+        Ok(records)
+    }
+
+    /// The lines strictly between two references, counted from `start`
+    /// (which may be the later one).
+    fn between(&self, start: &Bound, end: &Bound, limit: usize) -> Result<Vec<Record>, StoreError> {
+        let at = |bound, edge| self.position(bound, edge);
+        let (Some(start_low), Some(end_low)) = (at(start, Edge::Low)?, at(end, Edge::Low)?) else {
+            return Ok(Vec::new());
+        };
+        let (Some(start_high), Some(end_high)) = (at(start, Edge::High)?, at(end, Edge::High)?)
+        else {
+            return Ok(Vec::new());
+        };
+        if start_low <= end_low {
+            self.counted_forward(start_high, end_low, limit)
+        } else {
+            // Counted back from `start`, the later reference.
+            self.counted_back(end_high, start_low, limit)
+        }
+    }
+
+    /// Up to `limit` lines strictly between `low` and `high`, those nearest
+    /// `high`, oldest first.
+    fn counted_back(
+        &self,
+        low: Position,
+        high: Position,
+        limit: usize,
+    ) -> Result<Vec<Record>, StoreError> {
+        let mut records = self
+            .store
+            .range(&self.target, self.floor, low, high, false, limit)?;
+        records.reverse();
+        Ok(records)
+    }
+
+    /// Up to `limit` lines strictly between `low` and `high`, those nearest
+    /// `low`, oldest first.
+    fn counted_forward(
+        &self,
+        low: Position,
+        high: Position,
+        limit: usize,
+    ) -> Result<Vec<Record>, StoreError> {
+        self.store
+            .range(&self.target, self.floor, low, high, true, limit)
+    }
+
+    fn position(&self, bound: &Bound, edge: Edge) -> Result<Option<Position>, StoreError> {
+        self.store.position(&self.target, bound, edge)
+    }
+}
+
 /// A place in a target's order: time, then insertion.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct Position {
@@ -586,7 +647,7 @@ fn record_from_row(row: &Row<'_>) -> rusqlite::Result<Record> {
     Ok(Record {
         msgid: row.get(0)?,
         time_ms: row.get(1)?,
-        target: row.get(2)?,
+        target: HistoryTarget::from_column(&row.get::<_, String>(2)?),
         target_display: row.get(3)?,
         sender: row.get(4)?,
         account: row.get(5)?,
@@ -599,7 +660,7 @@ fn record_from_row(row: &Row<'_>) -> rusqlite::Result<Record> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::history::testing::{TempDb, record};
+    use crate::history::testing::{TempDb, folded, record, target};
 
     /// `#room` with r0..r9 one second apart from 1 s, and one line elsewhere.
     fn room() -> (TempDb, Store, Vec<Record>) {
@@ -617,7 +678,7 @@ mod tests {
 
     fn ask(store: &Store, kind: QueryKind, limit: usize) -> Vec<String> {
         let query = Query {
-            target: "#room".into(),
+            target: target("#room"),
             kind,
             limit,
             not_before_ms: None,
@@ -647,7 +708,7 @@ mod tests {
         drop(store);
         // Opening again runs nothing twice.
         let store = Store::open(db.path(), HistorySync::Full).unwrap();
-        assert_eq!(store.count("#room").unwrap(), 0);
+        assert_eq!(store.count(&target("#room")).unwrap(), 0);
     }
 
     #[test]
@@ -679,7 +740,7 @@ mod tests {
         let (_db, store, lines) = room();
         let mut stored = Vec::new();
         store
-            .for_each("#room", None, |record| {
+            .for_each(&target("#room"), None, |record| {
                 stored.push(record);
                 Ok::<_, StoreError>(())
             })
@@ -697,7 +758,7 @@ mod tests {
             ])
             .unwrap();
         assert_eq!(inserted, 1);
-        assert_eq!(store.count("#room").unwrap(), 11);
+        assert_eq!(store.count(&target("#room")).unwrap(), 11);
     }
 
     #[test]
@@ -788,7 +849,7 @@ mod tests {
     fn not_before_hides_what_was_said_before_the_join() {
         let (_db, store, _) = room();
         let query = Query {
-            target: "#room".into(),
+            target: target("#room"),
             kind: QueryKind::Latest { after: None },
             limit: 10,
             not_before_ms: Some(8000),
@@ -810,18 +871,18 @@ mod tests {
             from_ms: 0,
             to_ms: 6000,
             rooms: vec![
-                ("#room".into(), i64::MIN),
-                ("#other".into(), i64::MIN),
-                ("#empty".into(), i64::MIN),
+                (folded("#room"), i64::MIN),
+                (folded("#other"), i64::MIN),
+                (folded("#empty"), i64::MIN),
             ],
-            nick: Some(("bob".into(), i64::MIN)),
+            nick: Some((folded("bob"), i64::MIN)),
             limit: 10,
         };
         let found: Vec<(String, i64)> = store
             .targets(&query)
             .unwrap()
             .into_iter()
-            .map(|target| (target.target, target.latest_ms))
+            .map(|found| (found.target.column().into_owned(), found.latest_ms))
             .collect();
         let expected = [
             ("alice bob", 3000),
@@ -842,15 +903,15 @@ mod tests {
         // Nothing from before a floor: the room's incarnation, or the
         // moment the reader took its nick.
         let floored = TargetsQuery {
-            rooms: vec![("#room".into(), 5001), ("#other".into(), 0)],
-            nick: Some(("bob".into(), 3500)),
+            rooms: vec![(folded("#room"), 5001), (folded("#other"), 0)],
+            nick: Some((folded("bob"), 3500)),
             ..query
         };
         let found: Vec<String> = store
             .targets(&floored)
             .unwrap()
             .into_iter()
-            .map(|target| target.target)
+            .map(|found| found.target.column().into_owned())
             .collect();
         assert_eq!(found, ["bob carol", "#other"]);
     }
@@ -877,12 +938,12 @@ mod tests {
             from_ms: 0,
             to_ms: 100,
             rooms: Vec::new(),
-            nick: Some(("bob".into(), i64::MIN)),
+            nick: Some((folded("bob"), i64::MIN)),
             limit: 10,
         };
         let found = store.targets(&query).unwrap();
         assert_eq!(found.len(), 1);
-        assert_eq!(found[0].target, "alice bob");
+        assert_eq!(found[0].target.column(), "alice bob");
         let plan: String = store
             .conn
             .query_row(

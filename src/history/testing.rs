@@ -3,7 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::Record;
+use super::{HistoryTarget, Record};
+use crate::proto::{Casemapping, Folded};
 
 /// A database path in the temporary directory, removed (with its WAL
 /// files) on drop.
@@ -40,12 +41,24 @@ impl Drop for TempDb {
     }
 }
 
-/// A PRIVMSG from alice with the msgid as its text.
+/// A folded name, for tests.
+pub fn folded(name: &str) -> Folded {
+    Casemapping::Ascii.fold(name)
+}
+
+/// A target written as the store keeps it: `#room`, or `alice bob` for a
+/// private conversation.
+pub fn target(column: &str) -> HistoryTarget {
+    HistoryTarget::from_column(column)
+}
+
+/// A PRIVMSG from alice with the msgid as its text, to `target` written as
+/// the store keeps it.
 pub fn record(msgid: &str, time_ms: i64, target: &str) -> Record {
     Record {
         msgid: msgid.to_owned(),
         time_ms,
-        target: target.to_owned(),
+        target: HistoryTarget::from_column(target),
         target_display: target.to_uppercase(),
         sender: "alice!~alice@127.0.0.1".to_owned(),
         account: None,

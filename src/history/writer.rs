@@ -2,17 +2,18 @@
 //! as one transaction (group commit), then publishes the watermark that lets
 //! the connections send the lines those records carry.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
-use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
+use super::hooks::Hooks;
 use super::retention::Pruner;
-use super::{HistoryStats, Hooks, LostRecords, Record, Store, StoreError};
+use super::{HistoryStats, LostRecords, Record, Store, StoreError};
 
 /// What the writer is sent.
 pub(crate) enum Job {
@@ -33,8 +34,7 @@ pub(crate) const RETRY_DELAYS: [Duration; 2] =
 
 /// Starts the writer thread.
 pub(crate) fn spawn(mut writer: Writer, hooks: Hooks) -> std::io::Result<JoinHandle<()>> {
-    writer.pause = hooks.commit_pause;
-    writer.disk_full = hooks.disk_full;
+    writer.hooks = hooks;
     std::thread::Builder::new()
         .name("history-writer".into())
         .spawn(move || writer.run())
@@ -54,8 +54,7 @@ pub(crate) struct Writer {
     /// the disk is failing, each batch is tried once and its lines are
     /// released at once, so chat keeps flowing instead of waiting.
     degraded: bool,
-    pause: Option<CommitPause>,
-    disk_full: Option<DiskFull>,
+    hooks: Hooks,
 }
 
 impl Writer {
@@ -77,8 +76,7 @@ impl Writer {
             lost,
             health,
             degraded: false,
-            pause: None,
-            disk_full: None,
+            hooks: Hooks::default(),
         }
     }
 
@@ -146,9 +144,7 @@ impl Writer {
     /// server. After such a failure the writer is degraded: each later
     /// batch gets one attempt, until one commits.
     fn commit(&mut self, batch: &[(u64, Box<Record>)]) {
-        if let Some(pause) = &self.pause {
-            pause.wait();
-        }
+        self.hooks.before_commit();
         let lowest = batch.iter().map(|(seq, _)| *seq).min().unwrap_or(0);
         let highest = batch.iter().map(|(seq, _)| *seq).max().unwrap_or(0);
         let retries = if self.degraded { 0 } else { RETRY_DELAYS.len() };
@@ -202,7 +198,7 @@ impl Writer {
     }
 
     fn insert(&mut self, batch: &[(u64, Box<Record>)]) -> Result<(), StoreError> {
-        if self.disk_full.as_ref().is_some_and(DiskFull::is_full) {
+        if self.hooks.disk_is_full() {
             return Err(StoreError::Sqlite(rusqlite::Error::SqliteFailure(
                 rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
                 Some("database or disk is full".into()),
@@ -211,56 +207,5 @@ impl Writer {
         self.store
             .insert_batch(batch.iter().map(|(_, record)| &**record))
             .map(|_| ())
-    }
-}
-
-/// Makes every commit fail as on a full disk while set, so tests can watch
-/// what the server does when history cannot be written.
-#[derive(Clone, Debug, Default)]
-pub struct DiskFull(Arc<AtomicBool>);
-
-impl DiskFull {
-    pub fn set(&self, full: bool) {
-        self.0.store(full, Ordering::SeqCst);
-    }
-
-    fn is_full(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
-    }
-}
-
-/// Holds the writer before each commit while paused, so tests can watch
-/// lines wait for their record.
-#[derive(Clone, Debug, Default)]
-pub struct CommitPause {
-    paused: Arc<(Mutex<bool>, Condvar)>,
-}
-
-impl CommitPause {
-    pub fn pause(&self) {
-        *self.lock() = true;
-    }
-
-    pub fn resume(&self) {
-        *self.lock() = false;
-        self.paused.1.notify_all();
-    }
-
-    fn wait(&self) {
-        let mut paused = self.lock();
-        while *paused {
-            paused = self
-                .paused
-                .1
-                .wait(paused)
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, bool> {
-        self.paused
-            .0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }

@@ -5,6 +5,7 @@ use std::time::UNIX_EPOCH;
 use super::registration::truncate;
 use crate::core::Refusal;
 use crate::core::{ClientId, State, Topic};
+use crate::history::{HistoryTarget, NewRecord};
 use crate::proto::numeric;
 use crate::proto::{Folded, Line, Message};
 
@@ -48,7 +49,14 @@ pub fn topic(state: &mut State, id: ClientId, message: &Message) -> Result<(), R
         set_at: now,
     });
     let mut event = state.broadcast(line);
-    let seq = state.record_history(folded.as_str(), &display, &source, "TOPIC", &text, &event);
+    let record = NewRecord {
+        target: HistoryTarget::Room(folded.clone()),
+        display: &display,
+        sender: &source,
+        command: "TOPIC",
+        text: &text,
+    };
+    let seq = state.record_history(record, &event);
     event.set_seq(seq);
     state.send_to_members(&folded, &mut event, |_, _| true);
     Ok(())

@@ -16,7 +16,7 @@ mod reply;
 use crate::core::history_access::{conversation_floor, room_floor};
 use crate::core::history_answer::{Answer, Outcome, Request};
 use crate::core::{ClientId, Event, Refusal, State};
-use crate::history::{self, Bound, Query, QueryKind, StoreError, TargetsQuery};
+use crate::history::{self, Bound, HistoryTarget, Query, QueryKind, StoreError, TargetsQuery};
 use crate::proto::validate::is_channel_name;
 use crate::proto::{Message, numeric};
 use parse::parse;
@@ -76,23 +76,23 @@ pub fn chathistory(state: &mut State, id: ClientId, message: &Message) -> Result
     Ok(())
 }
 
-/// The store key of a target `id` may read, and the oldest time it may see
-/// there ([`crate::core::history_access`]): a room it is in, or with
-/// private messages kept, its own conversation with a nick.
-fn readable(state: &State, id: ClientId, target: &str) -> Option<(String, Option<i64>)> {
+/// A target `id` may read, and the oldest time it may see there
+/// ([`crate::core::history_access`]): a room it is in, or with private
+/// messages kept, its own conversation with a nick.
+fn readable(state: &State, id: ClientId, target: &str) -> Option<(HistoryTarget, Option<i64>)> {
     let client = state.clients.get(&id)?;
     if is_channel_name(target) {
         let folded = state.fold(target);
         let floor = room_floor(state, id, &folded)?;
-        return Some((folded.as_str().to_owned(), Some(floor)));
+        return Some((HistoryTarget::Room(folded), Some(floor)));
     }
     let valid = !target.is_empty() && !target.contains([' ', ',', '*', '?', '!', '@']);
     if !valid {
         return None;
     }
     let floor = conversation_floor(state, id)?;
-    let key = history::private_conversation(&state.fold(&client.nick), &state.fold(target));
-    Some((key, Some(floor)))
+    let conversation = HistoryTarget::private(&state.fold(&client.nick), &state.fold(target));
+    Some((conversation, Some(floor)))
 }
 
 /// TARGETS: the rooms `id` is in, and its conversations when kept.
@@ -113,10 +113,9 @@ fn targets(state: &mut State, id: ClientId, bounds: &[Bound], limit: usize) {
     let rooms = client
         .channels
         .iter()
-        .filter_map(|room| Some((room.as_str().to_owned(), room_floor(state, id, room)?)))
+        .filter_map(|room| Some((room.clone(), room_floor(state, id, room)?)))
         .collect();
-    let nick = conversation_floor(state, id)
-        .map(|floor| (state.fold(&client.nick).as_str().to_owned(), floor));
+    let nick = conversation_floor(state, id).map(|floor| (state.fold(&client.nick), floor));
     let query = TargetsQuery {
         from_ms: a.min(b),
         to_ms: a.max(b),
@@ -175,10 +174,10 @@ mod tests {
     #[test]
     fn a_query_the_reader_refuses_fails_at_once_and_holds_nothing() {
         let db = TempDb::new();
-        let settings = config::History {
+        let settings = config::HistoryConfig {
             enabled: true,
             path: db.path().to_owned(),
-            ..config::History::default()
+            ..config::HistoryConfig::default()
         };
         let (running, _) = history::start(&settings, &[], Hooks::default()).expect("starts");
         let handle = running.handle();
@@ -208,10 +207,10 @@ mod tests {
     #[test]
     fn a_query_that_panics_fails_and_the_reader_answers_the_next() {
         let db = TempDb::new();
-        let settings = config::History {
+        let settings = config::HistoryConfig {
             enabled: true,
             path: db.path().to_owned(),
-            ..config::History::default()
+            ..config::HistoryConfig::default()
         };
         let hooks = Hooks {
             panic_queries: true,

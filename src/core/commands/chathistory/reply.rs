@@ -9,7 +9,7 @@ use crate::core::caps::Caps;
 use crate::core::history_answer::{Answer, Outcome};
 use crate::core::playback::{batch_end, batch_start, history_line, utc};
 use crate::core::{ClientId, State};
-use crate::history::{self, TargetActivity};
+use crate::history::{self, HistoryTarget, TargetActivity};
 use crate::proto::tags::{prepend_tag, server_time};
 use crate::proto::{Folded, Line};
 
@@ -120,10 +120,10 @@ fn in_batch(line: Bytes, batch: Option<&str>) -> Bytes {
 /// A room as displayed; a private conversation as the other party's nick
 /// (folded when the latest line was addressed to the asker).
 fn shown_target<'a>(target: &'a TargetActivity, display: &Folded, asker: &'a str) -> &'a str {
-    let Some((a, b)) = target.target.split_once(' ') else {
+    let HistoryTarget::Private(a, b) = &target.target else {
         return &target.display;
     };
-    let other = if a == asker { b } else { a };
+    let other = if a.as_str() == asker { b } else { a }.as_str();
     if display.as_str() == asker {
         other
     } else {

@@ -5,6 +5,7 @@ use super::Outgoing;
 use crate::core::Refusal;
 use crate::core::caps::Caps;
 use crate::core::{Channel, Client, ClientId, Membership, State};
+use crate::history::{HistoryTarget, NewRecord};
 use crate::proto::{modes, numeric};
 
 pub(super) fn to_channel(
@@ -49,15 +50,14 @@ pub(super) fn to_channel(
     // A STATUSMSG or a TAGMSG is not history: playback would show the one
     // to every member, and the other carries no text.
     if prefixes.is_empty() && outgoing.kind.has_text() {
-        let display = channel_name.clone();
-        let seq = state.record_history(
-            folded.as_str(),
-            &display,
-            &outgoing.source,
-            outgoing.kind.command(),
-            outgoing.text,
-            &event,
-        );
+        let record = NewRecord {
+            target: HistoryTarget::Room(folded.clone()),
+            display: &channel_name,
+            sender: &outgoing.source,
+            command: outgoing.kind.command(),
+            text: outgoing.text,
+        };
+        let seq = state.record_history(record, &event);
         event.set_seq(seq);
     }
     state.send_to_members(&folded, &mut event, |member, membership| {

@@ -6,7 +6,7 @@ use super::{MessageKind, Outgoing};
 use crate::core::Refusal;
 use crate::core::caps::Caps;
 use crate::core::{ClientId, State};
-use crate::history;
+use crate::history::{HistoryTarget, NewRecord};
 use crate::proto::numeric;
 
 pub(super) fn to_nick(
@@ -24,15 +24,14 @@ pub(super) fn to_nick(
     if state.config.history.private_messages && outgoing.kind.has_text() {
         let sender = state.clients.get(&id).map(|c| state.fold(&c.nick));
         if let Some(sender) = sender {
-            let key = history::private_conversation(&sender, &state.fold(&nick));
-            let seq = state.record_history(
-                &key,
-                &nick,
-                &outgoing.source,
-                outgoing.kind.command(),
-                outgoing.text,
-                &event,
-            );
+            let record = NewRecord {
+                target: HistoryTarget::private(&sender, &state.fold(&nick)),
+                display: &nick,
+                sender: &outgoing.source,
+                command: outgoing.kind.command(),
+                text: outgoing.text,
+            };
+            let seq = state.record_history(record, &event);
             event.set_seq(seq);
         }
     }
