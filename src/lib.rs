@@ -38,14 +38,14 @@
 //! them and for the handler tests.
 
 pub mod config;
-pub mod core;
+pub(crate) mod core;
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod history;
-pub mod net;
+pub(crate) mod net;
 pub mod proto;
 pub mod server;
-pub mod worker;
+mod worker;
 
 pub use server::{ServerHandle, start, start_with};

@@ -327,7 +327,8 @@ impl State {
 
 #[cfg(test)]
 mod tests {
-    use super::Membership;
+    use super::{ChannelModes, Membership};
+    use crate::proto::modes;
     use crate::proto::modes::MemberStatus;
 
     const NONE: Membership = Membership {
@@ -346,6 +347,16 @@ mod tests {
         op: true,
         voice: true,
     };
+
+    #[test]
+    fn every_flag_letter_sets_its_own_flag_and_no_other() {
+        for (letter, flag) in modes::channel_flags() {
+            let set = ChannelModes::from_flags(&format!("+{letter}"));
+            for (_, other) in modes::channel_flags() {
+                assert_eq!(set.flag(other), other == flag, "+{letter}");
+            }
+        }
+    }
 
     #[test]
     fn prefixes_show_the_highest_status_or_all_of_them() {

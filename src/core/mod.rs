@@ -7,7 +7,7 @@
 //! use live beside their concern: `delivery.rs` (sending and fan-out),
 //! `replies.rs` (numerics, FAIL, server NOTICEs, the privilege check),
 //! `labeled.rs` (labeled-response), `disconnect.rs`, `whowas.rs`,
-//! `monitor.rs`, `chghost.rs`. Beside them: `bans.rs` (K-lines and
+//! `monitor.rs`. Beside them: `bans.rs` (K-lines and
 //! D-lines), `oper_lockout.rs` (failed OPER attempts), `jobs.rs` (what the
 //! core hands to the blocking worker), `history_answer.rs` (a CHATHISTORY
 //! answer on its way back) and `clock.rs`. `dispatch.rs` is the command
@@ -17,7 +17,6 @@ mod bans;
 pub mod broadcast;
 pub mod caps;
 mod channel;
-mod chghost;
 mod client;
 pub mod cloak;
 mod clock;
@@ -49,7 +48,9 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-pub use bans::{BanKind, BanLine, BanList};
+#[cfg(test)]
+pub use bans::BanLine;
+pub use bans::BanList;
 pub use channel::{Channel, ChannelModes, ListEntry, Membership, Topic};
 pub use client::Client;
 pub use clock::{Clock, SystemClock};

@@ -163,10 +163,12 @@ impl PlaybackRings {
     }
 
     /// How many rooms have a ring.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.rings.len()
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.rings.is_empty()
     }

@@ -430,6 +430,7 @@ impl Store {
     }
 
     /// Whether a record with this msgid is stored.
+    #[cfg(test)]
     pub fn contains(&self, msgid: &str) -> Result<bool, StoreError> {
         Ok(self
             .conn

@@ -14,9 +14,9 @@ mod outbox;
 mod reader;
 mod tls;
 
-pub use connection::{ConnectionSettings, FloodLimits};
+pub use connection::ConnectionSettings;
 pub use event::{ClientId, ConnectionEvent, Inbox};
 pub use limits::{AdmissionRules, ConnectionLimits};
 pub use listener::{Acceptor, BindError, bind, serve};
-pub use outbox::{Outbox, Overflow};
+pub use outbox::Outbox;
 pub use tls::{ReloadableTls, TlsError, load as load_tls};

@@ -8,11 +8,6 @@ use irc_proto::Response;
 pub struct Numeric(u16);
 
 impl Numeric {
-    /// The three-digit code as sent on the wire.
-    pub fn code(self) -> u16 {
-        self.0
-    }
-
     /// Writes the code zero-padded to three digits.
     pub fn as_str(self) -> [u8; 3] {
         [
