@@ -276,3 +276,30 @@ fn the_server_does_not_start_on_a_database_another_server_holds() {
         stderr(&second)
     );
 }
+
+#[tokio::test]
+async fn the_server_holds_the_database_lock_until_it_has_shut_down() {
+    use rookery::accounts::{DatabaseLock, LockError};
+    let dir = TempDir::new("accounts-lock-in-process");
+    let database = dir.join("rookery.db");
+    let server = rookery::start(common::test_config_with_history(&database, ""))
+        .await
+        .unwrap();
+    assert!(matches!(
+        DatabaseLock::acquire(&database),
+        Err(LockError::Held(_))
+    ));
+    server.shutdown().await;
+    DatabaseLock::acquire(&database).expect("released at shutdown");
+}
+
+#[tokio::test]
+async fn a_server_without_history_takes_no_lock() {
+    use rookery::accounts::DatabaseLock;
+    let dir = TempDir::new("accounts-lock-no-history");
+    let mut config = common::test_config("");
+    config.history.path = dir.join("rookery.db");
+    let server = rookery::start(config).await.unwrap();
+    DatabaseLock::acquire(&dir.join("rookery.db")).expect("nothing holds it");
+    server.shutdown().await;
+}

@@ -97,8 +97,9 @@ pub struct ScramCredentials {
 
 impl ScramCredentials {
     /// SaltedPassword := Hi(password, salt, i), then the two keys from it.
-    /// The password is used as given: rookery's SASL will hand it over
-    /// as the client typed it (no SASLprep), as most IRC servers do.
+    /// The password's bytes are used as given, without RFC 5802's
+    /// SASLprep (which leaves ASCII as it is): whoever checks a proof
+    /// must prepare the password the same way it was prepared here.
     pub fn derive(password: &str, salt: Vec<u8>, iterations: u32) -> ScramCredentials {
         let salted = salted_password(password, &salt, iterations);
         let client_key = hmac_sha256(&salted, b"Client Key");
