@@ -25,6 +25,10 @@
 //! - [`history`]: room history in SQLite: a writer thread that commits in
 //!   batches and a watermark that holds each line until its record is on
 //!   disk; queries, retention and export.
+//! - [`accounts`]: who a person is across connections: the account store
+//!   (in the history database file, its tables versioned on their own),
+//!   argon2id and SCRAM-SHA-256 credentials, and the lock that keeps
+//!   `rookery accounts` from writing under a running server.
 //! - [`config`]: the TOML schema and defaults (`config/mod.rs`), the
 //!   semantic checks (`validate.rs`), and error positions and wording
 //!   (`locate.rs`).
@@ -37,6 +41,7 @@
 //! `core::testing` the one harness that runs a `State` without sockets for
 //! them and for the handler tests.
 
+pub mod accounts;
 pub mod config;
 pub(crate) mod core;
 #[cfg(any(test, feature = "fuzzing"))]

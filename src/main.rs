@@ -1,5 +1,5 @@
 //! The `rookery` command: run the server, check a configuration, hash an
-//! operator password, export a room's history.
+//! operator password, export a room's history, administer accounts.
 
 use std::io::BufRead;
 use std::net::SocketAddr;
@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use rookery::accounts::{self, AccountError, Credentials, DatabaseLock, LockError, Naming, Store};
 use rookery::config::{self, Config, Listen};
 use tracing::{error, info};
 use tracing_subscriber::EnvFilter;
@@ -36,6 +37,36 @@ enum Command {
         #[command(subcommand)]
         command: HistoryCommand,
     },
+    /// Administer accounts in the database. `list` and `show` also run
+    /// beside a running server; the others need it stopped.
+    Accounts {
+        #[command(subcommand)]
+        command: AccountsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AccountsCommand {
+    /// One line per account: name, creation time (UTC), active or suspended.
+    List,
+    /// One account: email, status, nicks and certificates (never its password).
+    Show { name: String },
+    /// Register an account; its password is one line on standard input.
+    Create {
+        name: String,
+        #[arg(long)]
+        email: Option<String>,
+    },
+    /// Set a new password, read as one line from standard input.
+    ResetPassword { name: String },
+    /// Stop an account from logging in.
+    Suspend {
+        name: String,
+        #[arg(long, default_value = "suspended by an administrator")]
+        reason: String,
+    },
+    /// Let a suspended account log in again.
+    Unsuspend { name: String },
 }
 
 #[derive(Subcommand)]
@@ -63,6 +94,7 @@ fn main() -> ExitCode {
         Some(Command::History {
             command: HistoryCommand::Export { room, since },
         }) => export_history(cli.config.as_deref(), &room, since),
+        Some(Command::Accounts { command }) => administer_accounts(cli.config.as_deref(), command),
         None => run(cli.config, cli.listen),
     }
 }
@@ -85,13 +117,8 @@ fn export_history(
     room: &str,
     since: Option<i64>,
 ) -> ExitCode {
-    let config = match config_path.map(config::load) {
-        Some(Ok(config)) => config,
-        Some(Err(error)) => {
-            eprintln!("rookery: {error}");
-            return ExitCode::FAILURE;
-        }
-        None => Config::default(),
+    let Some(config) = command_config(config_path) else {
+        return ExitCode::FAILURE;
     };
     let store = match rookery::history::Store::open_existing(&config.history.path) {
         Ok(store) => store,
@@ -117,30 +144,152 @@ fn export_history(
     }
 }
 
+/// The configuration a command reads the database path and casemapping
+/// from: the file given, or the defaults; `None` (reported) when the file
+/// is bad.
+fn command_config(config_path: Option<&std::path::Path>) -> Option<Config> {
+    match config_path.map(config::load) {
+        Some(Ok(config)) => Some(config),
+        Some(Err(error)) => {
+            eprintln!("rookery: {error}");
+            None
+        }
+        None => Some(Config::default()),
+    }
+}
+
+/// The exit status of an account command that would write while a server
+/// runs on the database: EX_TEMPFAIL, "try again later" (once it is
+/// stopped).
+const EXIT_DATABASE_IN_USE: u8 = 75;
+
+/// Why an account command failed.
+#[derive(Debug, thiserror::Error)]
+enum AccountsCommandError {
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error(transparent)]
+    Account(#[from] AccountError),
+    #[error(transparent)]
+    Admin(#[from] accounts::admin::AdminError),
+    #[error("{0}")]
+    Password(String),
+}
+
+fn administer_accounts(
+    config_path: Option<&std::path::Path>,
+    command: AccountsCommand,
+) -> ExitCode {
+    let Some(config) = command_config(config_path) else {
+        return ExitCode::FAILURE;
+    };
+    match run_accounts_command(&config, command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(AccountsCommandError::Lock(error @ LockError::Held(_))) => {
+            eprintln!("rookery: {error}; stop the server to change accounts");
+            ExitCode::from(EXIT_DATABASE_IN_USE)
+        }
+        Err(error) => {
+            eprintln!("rookery: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_accounts_command(
+    config: &Config,
+    command: AccountsCommand,
+) -> Result<(), AccountsCommandError> {
+    let path = &config.history.path;
+    let naming = Naming::from_config(config);
+    let mut out = std::io::stdout().lock();
+    let now_ms = rookery::history::millis(std::time::SystemTime::now());
+    // Reads need no lock: SQLite keeps them consistent beside the server.
+    let writing = || -> Result<(DatabaseLock, Store), AccountsCommandError> {
+        let lock = DatabaseLock::acquire(path)?;
+        Ok((lock, Store::open(path, naming)?))
+    };
+    match command {
+        AccountsCommand::List => {
+            accounts::admin::list(&Store::open_read_only(path, naming)?, &mut out)?;
+        }
+        AccountsCommand::Show { name } => {
+            let store = Store::open_read_only(path, naming)?;
+            let account = store.find(&name)?.ok_or(AccountError::NotFound(name))?;
+            accounts::admin::show(&store, &account, &mut out)?;
+        }
+        AccountsCommand::Create { name, email } => {
+            let (_lock, mut store) = writing()?;
+            // Said before the password is asked for, not after.
+            if let Some(existing) = store.find(&name)? {
+                return Err(AccountError::NameTaken(existing.name).into());
+            }
+            let credentials = new_credentials(&name)?;
+            let account = store.create(&name, &credentials, email.as_deref(), now_ms)?;
+            eprintln!("created the account {}", account.name);
+        }
+        AccountsCommand::ResetPassword { name } => {
+            let (_lock, mut store) = writing()?;
+            let account = store.find(&name)?.ok_or(AccountError::NotFound(name))?;
+            store.set_password(&account.name, &new_credentials(&account.name)?)?;
+            eprintln!("set a new password for {}", account.name);
+        }
+        AccountsCommand::Suspend { name, reason } => {
+            let (_lock, mut store) = writing()?;
+            let suspension = accounts::Suspension {
+                reason,
+                by: "console".to_owned(),
+                at_ms: now_ms,
+            };
+            store.suspend(&name, &suspension)?;
+            eprintln!("suspended {name}");
+        }
+        AccountsCommand::Unsuspend { name } => {
+            let (_lock, mut store) = writing()?;
+            store.unsuspend(&name)?;
+            eprintln!("unsuspended {name}");
+        }
+    }
+    Ok(())
+}
+
+/// Reads the password from standard input and derives what the account
+/// keeps of it.
+fn new_credentials(name: &str) -> Result<Credentials, AccountsCommandError> {
+    eprintln!("Password for {name} (one line on standard input):");
+    let password = read_password().map_err(AccountsCommandError::Password)?;
+    Credentials::derive(&password).map_err(|error| AccountError::from(error).into())
+}
+
 fn passwd() -> ExitCode {
-    use argon2::password_hash::{PasswordHasher, SaltString, rand_core::OsRng};
     eprintln!("Password (one line on standard input):");
-    let mut line = String::new();
-    if let Err(error) = std::io::stdin().lock().read_line(&mut line) {
-        eprintln!("cannot read the password: {error}");
-        return ExitCode::FAILURE;
-    }
-    let password = line.trim_end_matches(['\r', '\n']);
-    if password.is_empty() {
-        eprintln!("the password is empty");
-        return ExitCode::FAILURE;
-    }
-    let salt = SaltString::generate(&mut OsRng);
-    match argon2::Argon2::default().hash_password(password.as_bytes(), &salt) {
+    let password = match read_password() {
+        Ok(password) => password,
+        Err(error) => {
+            eprintln!("{error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rookery::accounts::password::hash(&password) {
         Ok(hash) => {
             println!("{hash}");
             ExitCode::SUCCESS
         }
         Err(error) => {
-            eprintln!("cannot hash the password: {error}");
+            eprintln!("{error}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// One line of standard input, without its line ending.
+fn read_password() -> Result<String, String> {
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|error| format!("cannot read the password: {error}"))?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
 }
 
 fn run(config_path: Option<PathBuf>, listen: Vec<SocketAddr>) -> ExitCode {

@@ -12,6 +12,7 @@ use tokio::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::accounts::{DatabaseLock, LockError};
 use crate::config::Config;
 use crate::core::{self, Event, State, SystemClock};
 use crate::history::{self, History, StoreError};
@@ -32,6 +33,8 @@ pub struct ServerHandle {
     worker: JoinHandle<()>,
     connections: TaskTracker,
     history: Option<History>,
+    /// Released last, once history is closed.
+    _database_lock: Option<DatabaseLock>,
 }
 
 /// How long shutdown waits for clients to receive their ERROR line.
@@ -56,6 +59,9 @@ pub enum StartError {
     HistoryTask(#[from] tokio::task::JoinError),
     #[error(transparent)]
     Listen(#[from] BindError),
+    /// Another server, or an account command, is using the database.
+    #[error(transparent)]
+    DatabaseLock(#[from] LockError),
 }
 
 /// Binds every configured listener and starts serving. Must run inside a
@@ -91,6 +97,7 @@ pub async fn start_with(config: Config, options: Options) -> Result<ServerHandle
     let config = with_cloak_key(config)?;
     // Certificates first: a bad one stops the start before anything listens.
     let certificates = load_certificates(&config)?;
+    let database_lock = lock_database(&config)?;
     let (history, preload) = start_history(&config, history_hooks).await?;
     let addresses: Vec<SocketAddr> = config.listen.iter().map(|listen| listen.address).collect();
     let (listeners, local_addrs): (Vec<_>, Vec<_>) =
@@ -131,6 +138,7 @@ pub async fn start_with(config: Config, options: Options) -> Result<ServerHandle
         worker,
         connections: acceptor.tasks,
         history,
+        _database_lock: database_lock,
     })
 }
 
@@ -199,6 +207,15 @@ fn reloadable_certificates(
             ))
         })
         .collect()
+}
+
+/// Locks the database for the server's life, so `rookery accounts` never
+/// changes it under the running server. Only when the server opens it.
+fn lock_database(config: &Config) -> Result<Option<DatabaseLock>, LockError> {
+    if !config.history.enabled {
+        return Ok(None);
+    }
+    DatabaseLock::acquire(&config.history.path).map(Some)
 }
 
 /// Opens (and migrates) the history database and reads the standing

@@ -8,10 +8,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use argon2::{PasswordHash, PasswordVerifier};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tracing::{error, info, warn};
 
+use crate::accounts::password::verify;
 use crate::config::{self, Config};
 use crate::core::{AdminRequest, BanList, ClientId, Event, ReloadError, Reloaded};
 use crate::net::{self, AdmissionRules, ConnectionLimits, ConnectionSettings, ReloadableTls};
@@ -122,15 +122,6 @@ impl Worker {
         info!("configuration reloaded");
         Reloaded { config, kept }
     }
-}
-
-/// Checks `password` against an argon2 hash in PHC format.
-fn verify(password: &str, hash: &str) -> bool {
-    PasswordHash::new(hash).is_ok_and(|parsed| {
-        argon2::Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok()
-    })
 }
 
 /// The bans file could not be read or written; the text names the file.

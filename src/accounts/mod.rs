@@ -1,0 +1,22 @@
+//! Accounts: who a person is across connections.
+//!
+//! - [`store`]: the account tables, in the same SQLite file as history
+//!   (one file to back up), with their own schema version.
+//! - [`password`]: argon2id hashes (the one policy, operators' too) and the
+//!   SCRAM-SHA-256 verifiers derived from the same password.
+//! - [`lock`]: the advisory lock a running server holds on the database,
+//!   so `rookery accounts` never writes under it.
+//! - [`admin`]: what `rookery accounts list` and `show` print.
+//!
+//! This module uses only `config`, `proto` and its own files.
+
+pub mod admin;
+pub mod lock;
+pub mod password;
+pub mod store;
+#[cfg(test)]
+mod tests;
+
+pub use lock::{DatabaseLock, LockError};
+pub use password::{Credentials, PasswordError, ScramCredentials};
+pub use store::{Account, AccountError, Naming, Store, Suspension};

@@ -1,0 +1,412 @@
+//! The account store over a real SQLite file.
+
+use std::path::PathBuf;
+
+use super::store::{MAX_CERTIFICATES_PER_ACCOUNT, MAX_EMAIL_LEN, MAX_REASON_LEN};
+use super::*;
+use crate::proto::Casemapping;
+
+/// argon2id of "hunter2" with cheap parameters: the store keeps hashes, it
+/// does not make them, so tests need not pay for real ones.
+const HASH: &str = "$argon2id$v=19$m=8,t=1,p=1$cm9va2VyeS10ZXN0LXNhbHQ$yiaiaoZnKPZM0CWZ8NzJYpMiTnaZSktRUpf408FhNKA";
+
+const FINGERPRINT: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+
+fn credentials(password: &str) -> Credentials {
+    Credentials {
+        hash: HASH.to_owned(),
+        scram: ScramCredentials::derive(password, b"salt".to_vec(), 1),
+    }
+}
+
+/// A database file in a directory removed on drop.
+struct Database(PathBuf);
+
+impl Database {
+    fn new(name: &str) -> Database {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!(
+            "rookery-accounts-{name}-{}-{n}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Database(dir)
+    }
+
+    fn path(&self) -> PathBuf {
+        self.0.join("rookery.db")
+    }
+
+    fn open(&self, casemapping: Casemapping) -> Store {
+        Store::open(
+            &self.path(),
+            Naming {
+                casemapping,
+                max_len: 30,
+            },
+        )
+        .unwrap()
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn ascii() -> Naming {
+    Naming {
+        casemapping: Casemapping::Ascii,
+        max_len: 30,
+    }
+}
+
+#[test]
+fn an_account_reads_back_as_created_after_reopening() {
+    let db = Database::new("roundtrip");
+    let credentials = credentials("pencil");
+    let mut store = db.open(Casemapping::Ascii);
+    let created = store
+        .create("Alice", &credentials, Some("alice@example.org"), 1_000)
+        .unwrap();
+    drop(store);
+    let store = db.open(Casemapping::Ascii);
+    let found = store.find("Alice").unwrap().unwrap();
+    assert_eq!(found, created);
+    assert_eq!(found.name, "Alice");
+    assert_eq!(found.credentials, credentials);
+    assert_eq!(found.email.as_deref(), Some("alice@example.org"));
+    assert_eq!(found.created_ms, 1_000);
+    assert_eq!(found.suspended, None);
+    assert_eq!(store.nicks("alice").unwrap(), ["Alice"]);
+    assert_eq!(store.nick_owner("ALICE").unwrap().as_deref(), Some("Alice"));
+    assert!(store.certificates("alice").unwrap().is_empty());
+}
+
+#[test]
+fn names_are_found_in_any_case_under_the_casemapping() {
+    let db = Database::new("casefold");
+    let mut store = db.open(Casemapping::Rfc1459);
+    store.create("Dan[x]", &credentials("p"), None, 0).unwrap();
+    assert_eq!(store.find("dan{X}").unwrap().unwrap().name, "Dan[x]");
+    assert_eq!(store.find("DAN[X]").unwrap().unwrap().name, "Dan[x]");
+    let db = Database::new("casefold-ascii");
+    let mut store = db.open(Casemapping::Ascii);
+    store.create("Dan[x]", &credentials("p"), None, 0).unwrap();
+    assert!(store.find("dan{x}").unwrap().is_none());
+}
+
+#[test]
+fn a_name_taken_in_another_case_is_refused() {
+    let db = Database::new("duplicate");
+    let mut store = db.open(Casemapping::Ascii);
+    store.create("alice", &credentials("p"), None, 0).unwrap();
+    let error = store
+        .create("ALICE", &credentials("q"), None, 1)
+        .unwrap_err();
+    assert!(matches!(error, AccountError::NameTaken(name) if name == "ALICE"));
+    assert_eq!(store.list(None, 10).unwrap().len(), 1);
+}
+
+#[test]
+fn a_name_another_account_owns_as_a_nick_is_refused() {
+    let db = Database::new("nick-owned");
+    let mut store = db.open(Casemapping::Ascii);
+    store.create("alice", &credentials("p"), None, 0).unwrap();
+    store.add_nick("alice", "Ally", 5).unwrap();
+    assert_eq!(store.nicks("alice").unwrap(), ["alice", "Ally"]);
+    let error = store
+        .create("ally", &credentials("q"), None, 6)
+        .unwrap_err();
+    assert!(matches!(error, AccountError::NickTaken(_)), "{error}");
+    store.create("bob", &credentials("q"), None, 7).unwrap();
+    let error = store.add_nick("bob", "ALLY", 8).unwrap_err();
+    assert!(matches!(error, AccountError::NickTaken(_)), "{error}");
+    let error = store.add_nick("bob", "Alice", 8).unwrap_err();
+    assert!(matches!(error, AccountError::NickTaken(_)), "{error}");
+}
+
+#[test]
+fn names_that_are_not_nicks_or_too_long_are_refused() {
+    let db = Database::new("names");
+    let mut store = db.open(Casemapping::Ascii);
+    for name in ["", "1abc", "a b", "#room", "a,b", "é", &"a".repeat(31)] {
+        let error = store.create(name, &credentials("p"), None, 0).unwrap_err();
+        assert!(
+            matches!(error, AccountError::InvalidName(..)),
+            "{name:?}: {error}"
+        );
+    }
+    store
+        .create(&"a".repeat(30), &credentials("p"), None, 0)
+        .unwrap();
+    // However long NICKLEN is, the store's own bound holds.
+    let db = Database::new("names-long");
+    let mut store = Store::open(
+        &db.path(),
+        Naming {
+            casemapping: Casemapping::Ascii,
+            max_len: 500,
+        },
+    )
+    .unwrap();
+    let error = store
+        .create(&"a".repeat(65), &credentials("p"), None, 0)
+        .unwrap_err();
+    assert!(matches!(error, AccountError::InvalidName(_, 64)), "{error}");
+}
+
+#[test]
+fn every_text_column_is_bounded_before_insert() {
+    let db = Database::new("limits");
+    let mut store = db.open(Casemapping::Ascii);
+    let long_email = format!("{}@example.org", "a".repeat(MAX_EMAIL_LEN));
+    let error = store
+        .create("alice", &credentials("p"), Some(&long_email), 0)
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            AccountError::TooLong {
+                field: "email address",
+                ..
+            }
+        ),
+        "{error}"
+    );
+    for bad in ["no-at-sign", "@example.org", "alice@", "al ice@example.org"] {
+        let error = store
+            .create("alice", &credentials("p"), Some(bad), 0)
+            .unwrap_err();
+        assert!(
+            matches!(error, AccountError::InvalidEmail(_)),
+            "{bad}: {error}"
+        );
+    }
+    let mut long_hash = credentials("p");
+    long_hash.hash = "x".repeat(257);
+    let error = store.create("alice", &long_hash, None, 0).unwrap_err();
+    assert!(matches!(error, AccountError::TooLong { .. }), "{error}");
+    let mut long_salt = credentials("p");
+    long_salt.scram.salt = vec![0; 65];
+    let error = store.create("alice", &long_salt, None, 0).unwrap_err();
+    assert!(matches!(error, AccountError::TooLong { .. }), "{error}");
+    assert!(store.find("alice").unwrap().is_none());
+
+    store.create("alice", &credentials("p"), None, 0).unwrap();
+    let long_reason = Suspension {
+        reason: "r".repeat(MAX_REASON_LEN + 1),
+        by: "console".to_owned(),
+        at_ms: 1,
+    };
+    let error = store.suspend("alice", &long_reason).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            AccountError::TooLong {
+                field: "reason",
+                ..
+            }
+        ),
+        "{error}"
+    );
+    assert_eq!(store.find("alice").unwrap().unwrap().suspended, None);
+}
+
+#[test]
+fn suspension_is_kept_with_its_reason_and_lifted() {
+    let db = Database::new("suspend");
+    let mut store = db.open(Casemapping::Ascii);
+    store.create("alice", &credentials("p"), None, 0).unwrap();
+    let suspension = Suspension {
+        reason: "spam".to_owned(),
+        by: "console".to_owned(),
+        at_ms: 42,
+    };
+    store.suspend("ALICE", &suspension).unwrap();
+    drop(store);
+    let mut store = db.open(Casemapping::Ascii);
+    assert_eq!(
+        store.find("alice").unwrap().unwrap().suspended,
+        Some(suspension)
+    );
+    store.unsuspend("alice").unwrap();
+    assert_eq!(store.find("alice").unwrap().unwrap().suspended, None);
+    assert!(matches!(
+        store.unsuspend("nobody"),
+        Err(AccountError::NotFound(_))
+    ));
+}
+
+#[test]
+fn a_new_password_replaces_both_hash_and_scram_verifiers() {
+    let db = Database::new("password");
+    let mut store = db.open(Casemapping::Ascii);
+    store.create("alice", &credentials("old"), None, 0).unwrap();
+    let new = Credentials {
+        hash: "$argon2id$v=19$m=8,t=1,p=1$b3RoZXItc2FsdA$AAAA".to_owned(),
+        scram: ScramCredentials::derive("new", b"other salt".to_vec(), 2),
+    };
+    store.set_password("Alice", &new).unwrap();
+    assert_eq!(store.find("alice").unwrap().unwrap().credentials, new);
+    assert!(matches!(
+        store.set_password("nobody", &new),
+        Err(AccountError::NotFound(_))
+    ));
+}
+
+#[test]
+fn a_certificate_belongs_to_one_account() {
+    let db = Database::new("certificates");
+    let mut store = db.open(Casemapping::Ascii);
+    store.create("alice", &credentials("p"), None, 0).unwrap();
+    store.create("bob", &credentials("q"), None, 0).unwrap();
+    // The colon-separated uppercase form `openssl x509 -fingerprint` prints.
+    let printed = FINGERPRINT
+        .as_bytes()
+        .chunks(2)
+        .map(|pair| std::str::from_utf8(pair).unwrap().to_ascii_uppercase())
+        .collect::<Vec<_>>()
+        .join(":");
+    store.add_certificate("alice", &printed).unwrap();
+    assert_eq!(store.certificates("alice").unwrap(), [FINGERPRINT]);
+    assert_eq!(
+        store.certificate_owner(FINGERPRINT).unwrap().as_deref(),
+        Some("alice")
+    );
+    // Adding it again to its own account changes nothing.
+    store.add_certificate("alice", FINGERPRINT).unwrap();
+    let error = store.add_certificate("bob", FINGERPRINT).unwrap_err();
+    assert!(matches!(error, AccountError::CertificateTaken), "{error}");
+    assert!(store.certificates("bob").unwrap().is_empty());
+    // Only its owner removes it.
+    assert!(!store.remove_certificate("bob", FINGERPRINT).unwrap());
+    assert!(store.remove_certificate("alice", FINGERPRINT).unwrap());
+    store.add_certificate("bob", FINGERPRINT).unwrap();
+    assert_eq!(
+        store.certificate_owner(FINGERPRINT).unwrap().as_deref(),
+        Some("bob")
+    );
+}
+
+#[test]
+fn malformed_fingerprints_and_too_many_certificates_are_refused() {
+    let db = Database::new("certificate-limits");
+    let mut store = db.open(Casemapping::Ascii);
+    store.create("alice", &credentials("p"), None, 0).unwrap();
+    for bad in [
+        "",
+        "abc",
+        &FINGERPRINT[1..],
+        &format!("{}g", &FINGERPRINT[1..]),
+    ] {
+        let error = store.add_certificate("alice", bad).unwrap_err();
+        assert!(
+            matches!(error, AccountError::InvalidFingerprint(_)),
+            "{bad}: {error}"
+        );
+    }
+    for n in 0..MAX_CERTIFICATES_PER_ACCOUNT {
+        store
+            .add_certificate("alice", &format!("{n:064x}"))
+            .unwrap();
+    }
+    let error = store
+        .add_certificate("alice", &format!("{:064x}", 999))
+        .unwrap_err();
+    assert!(matches!(error, AccountError::TooMany { .. }), "{error}");
+}
+
+#[test]
+fn listing_goes_in_name_order_a_page_at_a_time() {
+    let db = Database::new("list");
+    let mut store = db.open(Casemapping::Ascii);
+    for name in ["carol", "Alice", "bob"] {
+        store.create(name, &credentials("p"), None, 0).unwrap();
+    }
+    let names = |page: Vec<Account>| page.into_iter().map(|a| a.name).collect::<Vec<_>>();
+    assert_eq!(names(store.list(None, 2).unwrap()), ["Alice", "bob"]);
+    assert_eq!(names(store.list(Some("bob"), 2).unwrap()), ["carol"]);
+}
+
+#[test]
+fn a_read_only_store_of_a_database_without_accounts_reads_none() {
+    let db = Database::new("read-only");
+    // A history database no account command has touched yet.
+    rusqlite::Connection::open(db.path())
+        .unwrap()
+        .execute_batch("CREATE TABLE events (id INTEGER PRIMARY KEY)")
+        .unwrap();
+    let store = Store::open_read_only(&db.path(), ascii()).unwrap();
+    assert_eq!(store.schema_version().unwrap(), 0);
+    assert!(store.list(None, 10).unwrap().is_empty());
+    assert!(store.find("alice").unwrap().is_none());
+    let mut writer = db.open(Casemapping::Ascii);
+    writer.create("alice", &credentials("p"), None, 0).unwrap();
+    let store = Store::open_read_only(&db.path(), ascii()).unwrap();
+    assert_eq!(store.find("alice").unwrap().unwrap().name, "alice");
+    assert!(matches!(
+        Store::open_read_only(&db.0.join("absent.db"), ascii()),
+        Err(AccountError::Missing(_))
+    ));
+}
+
+#[test]
+fn a_newer_account_schema_is_refused_and_history_is_left_alone() {
+    let db = Database::new("too-new");
+    {
+        let conn = rusqlite::Connection::open(db.path()).unwrap();
+        conn.pragma_update(None, "user_version", 3).unwrap();
+    }
+    let store = db.open(Casemapping::Ascii);
+    assert_eq!(store.schema_version().unwrap(), 1);
+    drop(store);
+    let conn = rusqlite::Connection::open(db.path()).unwrap();
+    // History's own schema counter is not the accounts'.
+    let history_version: i64 = conn
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .unwrap();
+    assert_eq!(history_version, 3);
+    conn.execute("UPDATE accounts_schema SET version = 99", [])
+        .unwrap();
+    drop(conn);
+    for error in [
+        Store::open(&db.path(), ascii()).err().unwrap(),
+        Store::open_read_only(&db.path(), ascii()).err().unwrap(),
+    ] {
+        assert!(
+            matches!(
+                error,
+                AccountError::TooNew {
+                    found: 99,
+                    known: 1,
+                    ..
+                }
+            ),
+            "{error}"
+        );
+    }
+}
+
+#[test]
+fn accounts_and_history_share_one_file() {
+    let db = Database::new("shared-file");
+    let history =
+        crate::history::store::Store::open(&db.path(), crate::config::HistorySync::Normal).unwrap();
+    let mut accounts = db.open(Casemapping::Ascii);
+    accounts
+        .create("alice", &credentials("p"), None, 0)
+        .unwrap();
+    drop(accounts);
+    drop(history);
+    // Reopening runs both migrations again: each finds its own tables done.
+    let history =
+        crate::history::store::Store::open(&db.path(), crate::config::HistorySync::Normal).unwrap();
+    assert!(history.schema_version().unwrap() >= 3);
+    let accounts = db.open(Casemapping::Ascii);
+    assert_eq!(accounts.find("alice").unwrap().unwrap().name, "alice");
+}
