@@ -36,49 +36,65 @@ pub fn join(state: &mut State, id: ClientId, message: &Message) -> Result<(), Re
 }
 
 fn join_one(state: &mut State, id: ClientId, name: &str, key: &str) {
+    match admit(state, id, name, key) {
+        Err(refusal) => state.refuse(id, refusal),
+        Ok(None) => {}
+        Ok(Some(folded)) => {
+            enter(state, id, name, &folded);
+            announce(state, id, &folded);
+            send_topic(state, id, &folded, false);
+            send_names(state, id, &folded);
+            playback::on_join(state, id, &folded);
+        }
+    }
+}
+
+/// The room `id` may enter under `name`; `None` when there is nothing to
+/// do (already a member, or the client is gone).
+fn admit(state: &State, id: ClientId, name: &str, key: &str) -> Result<Option<Folded>, Refusal> {
     let limits = &state.config.limits;
-    let (max_channels, max_members) = (limits.channels_per_client, limits.max_channel_members);
     // Modern IRC's 476 says "not a valid name" (403 is for a valid one that
     // does not exist); 479 is not in Modern, so every bad name gets 476.
     if !is_valid_channel(name, limits.channel_length) {
-        state.refuse(id, Refusal::new(numeric::ERR_BADCHANMASK, &[name]));
-        return;
+        return Err(Refusal::new(numeric::ERR_BADCHANMASK, &[name]));
     }
     let folded = state.fold(name);
     let Some(client) = state.clients.get(&id) else {
-        return;
+        return Ok(None);
     };
     if client.channels.contains(&folded) {
-        return;
+        return Ok(None);
     }
-    if client.channels.len() >= max_channels {
-        state.refuse(id, Refusal::new(numeric::ERR_TOOMANYCHANNELS, &[name]));
-        return;
+    if client.channels.len() >= limits.channels_per_client {
+        return Err(Refusal::new(numeric::ERR_TOOMANYCHANNELS, &[name]));
     }
-    let (source, realname, away, oper) = (
-        client.source.clone(),
-        client.realname.clone(),
-        client.away.clone(),
-        client.modes.oper,
-    );
-    let creating = !state.channels.contains_key(&folded);
-    let now = state.clock.now();
     if let Some(channel) = state.channels.get(&folded) {
         let entrant = Entrant {
             client,
             key,
-            invited: channel.has_open_invite(id, now),
+            invited: channel.has_open_invite(id, state.clock.now()),
             // A standing [[room]] has no creator to invite anyone: the
             // operators who are to run it walk past +i.
-            runs_room: channel.persistent && oper,
+            runs_room: channel.persistent && client.modes.oper,
         };
-        if let Some(refusal) = refusal(channel, &entrant, max_members) {
-            state.refuse(id, refusal);
-            return;
+        if let Some(refusal) = refusal(channel, &entrant, limits.max_channel_members) {
+            return Err(refusal);
         }
     }
+    Ok(Some(folded))
+}
+
+/// Makes `id` a member of `folded`, creating the room (with the default
+/// modes, its creator opped) on first use.
+fn enter(state: &mut State, id: ClientId, name: &str, folded: &Folded) {
+    let creating = !state.channels.contains_key(folded);
+    let now = state.clock.now();
     let default_modes = ChannelModes::from_flags(&state.config.channels.default_modes);
     let history_floor = history_access::starting_floor(now, state.room_ended_ms);
+    let oper = state
+        .clients
+        .get(&id)
+        .is_some_and(|client| client.modes.oper);
     let channel = state.channels.entry(folded.clone()).or_insert_with(|| {
         let mut channel = Channel::new(name, now);
         channel.modes = default_modes;
@@ -91,29 +107,35 @@ fn join_one(state: &mut State, id: ClientId, name: &str, key: &str) {
         op: creating || (channel.persistent && oper),
         voice: false,
     };
-    let line = Line::new(Some(&source), "JOIN").arg(&channel.name);
+    state.add_member(id, folded, membership);
+}
+
+/// Tells the room, the newcomer included, that `id` joined; away-notify
+/// members also learn that it is away.
+fn announce(state: &mut State, id: ClientId, folded: &Folded) {
+    let (Some(client), Some(channel)) = (state.clients.get(&id), state.channels.get(folded)) else {
+        return;
+    };
+    let source = client.source.clone();
+    let away = client.away.clone();
+    let line = Line::new(Some(&source), "JOIN").arg(&channel.name).finish();
     // extended-join: the account (`*`: nobody is logged in yet) and real name.
     let extended = Line::new(Some(&source), "JOIN")
         .arg(&channel.name)
         .arg("*")
-        .trailing(&realname)
+        .trailing(&client.realname)
         .finish();
-    state.add_member(id, &folded, membership);
     let mut event = state
-        .event_from(id, line.finish())
+        .event_from(id, line)
         .with_alternative(Caps::EXTENDED_JOIN, extended);
-    state.send_to_members(&folded, &mut event, |_, _| true);
+    state.send_to_members(folded, &mut event, |_, _| true);
     if let Some(away) = away {
-        // away-notify: members learn at once that the newcomer is away.
         let line = Line::new(Some(&source), "AWAY").trailing(&away).finish();
         let mut event = state.event_from(id, line);
-        state.send_to_members(&folded, &mut event, |member, _| {
+        state.send_to_members(folded, &mut event, |member, _| {
             member.id != id && member.caps.contains(Caps::AWAY_NOTIFY)
         });
     }
-    send_topic(state, id, &folded, false);
-    send_names(state, id, &folded);
-    playback::on_join(state, id, &folded);
 }
 
 /// Who asks to enter, and with what.
