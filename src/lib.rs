@@ -17,8 +17,8 @@
 //!   (`dispatch.rs`) runs the shared checks, then one handler file per
 //!   command or command family under `core/commands/`; the larger
 //!   families are folders (`channel_mode/`, `chathistory/`, `message/`).
-//!   Every answer to the sender, refusals included, is built in
-//!   `replies.rs`. Handlers use the core; the core calls them only through
+//!   Every answer to the sender, refusals included, is built with the
+//!   builders in `replies.rs`. Handlers use the core; the core calls them only through
 //!   the table and, for the events that carry a command on (a SIGHUP's
 //!   REHASH, an answer from off the core to OPER, REHASH or CHATHISTORY),
 //!   through that command's own entry point for it.

@@ -42,20 +42,16 @@ impl State {
         }
     }
 
-    /// `:server NOTICE <nick> :text` to every registered operator.
+    /// A server NOTICE to every registered operator.
     pub fn notice_operators(&mut self, text: &str) {
-        let opers: Vec<(ClientId, String)> = self
+        let opers: Vec<ClientId> = self
             .clients
             .values()
             .filter(|client| client.registered && client.modes.oper)
-            .map(|client| (client.id, client.nick.clone()))
+            .map(|client| client.id)
             .collect();
-        for (id, nick) in opers {
-            let line = crate::proto::Line::new(Some(self.server_name()), "NOTICE")
-                .arg(&nick)
-                .trailing(text)
-                .finish();
-            self.send(id, line);
+        for id in opers {
+            self.server_notice(id, text);
         }
     }
 

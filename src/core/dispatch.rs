@@ -213,7 +213,8 @@ fn run(state: &mut State, id: ClientId, message: &Message) {
 }
 
 /// The checks every command shares, in this order: a known command, the
-/// connection's phase, the parameter count, the operator privilege.
+/// connection's phase, the parameter count, the operator privilege, and
+/// last PASS or USER once registered (462).
 fn admit(client: &Client, message: &Message) -> Result<&'static Command, Refusal> {
     let registered = client.registered;
     let Some(command) = find(&message.command) else {

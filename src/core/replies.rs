@@ -117,8 +117,8 @@ impl Refusal {
 
 /// Whether `client` may do what needs `privilege`: 481 for a client that
 /// is not an operator, 723 for an operator who lacks it. Dispatch asks it
-/// for a command's row; a handler whose privilege depends on an argument
-/// asks it too.
+/// for a command's row, and only dispatch: a command open to everyone with
+/// operator-only parts (STATS) refuses those with `not_an_operator`.
 pub(super) fn check_privilege(client: &Client, privilege: Privilege) -> Result<(), Refusal> {
     if !client.modes.oper {
         Err(Refusal::not_an_operator())

@@ -130,9 +130,10 @@ fn forget_emptied_conversation(
     store: &mut Store,
     conversation: &HistoryTarget,
 ) -> Result<(), StoreError> {
-    let HistoryTarget::Private(a, b) = conversation else {
+    let HistoryTarget::Private(parties) = conversation else {
         return Ok(());
     };
+    let (a, b) = parties.parties();
     let target = conversation.column();
     let left: Option<i64> = store
         .conn

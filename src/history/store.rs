@@ -222,7 +222,8 @@ impl Store {
             )?;
             for record in records {
                 let target = record.target.column();
-                if let HistoryTarget::Private(a, b) = &record.target {
+                if let HistoryTarget::Private(conversation) = &record.target {
+                    let (a, b) = conversation.parties();
                     party.execute(params![a.as_str(), target])?;
                     party.execute(params![b.as_str(), target])?;
                 }

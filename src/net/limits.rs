@@ -66,7 +66,7 @@ const SWEEP_FLOOR: usize = 1024;
 
 /// Why a connection was refused; the text goes into its ERROR line.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
-pub enum Refusal {
+pub enum Rejection {
     #[error("Server is full")]
     ServerFull,
     #[error("Too many connections from your IP address")]
@@ -99,21 +99,21 @@ impl ConnectionLimits {
     }
 
     /// Admits a connection from `ip`, or says why not.
-    pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Admission, Refusal> {
+    pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Admission, Rejection> {
         self.admit_at(ip, Instant::now())
     }
 
-    fn admit_at(self: &Arc<Self>, ip: IpAddr, now: Instant) -> Result<Admission, Refusal> {
+    fn admit_at(self: &Arc<Self>, ip: IpAddr, now: Instant) -> Result<Admission, Rejection> {
         let mut counts = self.lock();
         if counts.total >= counts.rules.max_clients {
-            return Err(Refusal::ServerFull);
+            return Err(Rejection::ServerFull);
         }
         let key = AddressKey::new(ip, counts.rules.ipv6_prefix_bits);
         let exempt = counts.rules.exempt.iter().any(|range| range.contains(ip));
         if !exempt {
             let max_per_ip = counts.rules.max_per_ip;
             if counts.per_ip.get(&key).copied().unwrap_or(0) >= max_per_ip {
-                return Err(Refusal::TooManyFromAddress);
+                return Err(Rejection::TooManyFromAddress);
             }
             counts.take_connect_token(key, now)?;
         }
@@ -133,7 +133,7 @@ impl ConnectionLimits {
 }
 
 impl Counts {
-    fn take_connect_token(&mut self, key: AddressKey, now: Instant) -> Result<(), Refusal> {
+    fn take_connect_token(&mut self, key: AddressKey, now: Instant) -> Result<(), Rejection> {
         let per_minute = self.rules.connects_per_minute;
         if per_minute == 0 {
             return Ok(());
@@ -155,7 +155,7 @@ impl Counts {
         entry.updated = now;
         if tokens < 1.0 {
             entry.tokens = tokens;
-            return Err(Refusal::ConnectingTooFast);
+            return Err(Rejection::ConnectingTooFast);
         }
         entry.tokens = tokens - 1.0;
         Ok(())
@@ -202,7 +202,7 @@ mod tests {
         let _b = limits.admit(ip("127.0.0.1")).unwrap();
         assert_eq!(
             limits.admit(ip("127.0.0.1")).unwrap_err(),
-            Refusal::TooManyFromAddress
+            Rejection::TooManyFromAddress
         );
         assert!(limits.admit(ip("127.0.0.2")).is_ok());
         drop(a);
@@ -216,7 +216,7 @@ mod tests {
         let _b = limits.admit(ip("2001:db8:0:1::2")).unwrap();
         assert_eq!(
             limits.admit(ip("2001:db8:0:1:ffff::3")).unwrap_err(),
-            Refusal::TooManyFromAddress
+            Rejection::TooManyFromAddress
         );
         let _c = limits.admit(ip("2001:db8:0:2::1")).unwrap();
         drop(_a);
@@ -225,7 +225,7 @@ mod tests {
         let _d = limits.admit(ip("2001:db8:0:1::66")).unwrap();
         assert_eq!(
             limits.admit(ip("2001:db8:0:1::77")).unwrap_err(),
-            Refusal::ConnectingTooFast
+            Rejection::ConnectingTooFast
         );
     }
 
@@ -235,7 +235,7 @@ mod tests {
         let _a = limits.admit(ip("127.0.0.1")).unwrap();
         assert_eq!(
             limits.admit(ip("127.0.0.2")).unwrap_err(),
-            Refusal::ServerFull
+            Rejection::ServerFull
         );
     }
 
@@ -249,7 +249,7 @@ mod tests {
         }
         assert_eq!(
             limits.admit_at(from, start).unwrap_err(),
-            Refusal::ConnectingTooFast
+            Rejection::ConnectingTooFast
         );
         assert!(limits.admit_at(ip("192.0.2.2"), start).is_ok());
         // Three a minute: one more every twenty seconds.
@@ -257,7 +257,7 @@ mod tests {
         drop(limits.admit_at(from, later).unwrap());
         assert_eq!(
             limits.admit_at(from, later).unwrap_err(),
-            Refusal::ConnectingTooFast
+            Rejection::ConnectingTooFast
         );
     }
 
@@ -271,7 +271,7 @@ mod tests {
         let _c = limits.admit(ip("10.1.1.1")).unwrap();
         assert_eq!(
             limits.admit(ip("10.1.1.1")).unwrap_err(),
-            Refusal::ServerFull
+            Rejection::ServerFull
         );
     }
 

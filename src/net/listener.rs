@@ -15,7 +15,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::connection::{self, ConnectionSettings};
 use super::event::{ClientId, ConnectionEvent, Inbox};
-use super::limits::{Admission, ConnectionLimits, Refusal};
+use super::limits::{Admission, ConnectionLimits, Rejection};
 use super::tls::ReloadableTls;
 
 /// How long a client may take to finish the TLS handshake.
@@ -119,11 +119,11 @@ where
             Ok(admission) => {
                 start_connection(stream, peer, admission, &acceptor, tls.as_deref(), &local);
             }
-            Err(refusal) => {
-                info!(%peer, %refusal, "connection refused");
+            Err(rejection) => {
+                info!(%peer, refusal = %rejection, "connection refused");
                 // A plaintext ERROR would be noise inside a TLS handshake.
                 if tls.is_none() {
-                    tell_refused(stream, peer, refusal);
+                    tell_refused(stream, peer, rejection);
                 }
             }
         }
@@ -171,7 +171,7 @@ fn start_connection<E>(
 }
 
 /// Tells a refused plain-text client why, without waiting for it.
-fn tell_refused(mut stream: TcpStream, peer: SocketAddr, refusal: Refusal) {
+fn tell_refused(mut stream: TcpStream, peer: SocketAddr, refusal: Rejection) {
     tokio::spawn(async move {
         let line = format!("ERROR :Closing Link: {} ({refusal})\r\n", peer.ip());
         let _ = timeout(Duration::from_secs(5), stream.write_all(line.as_bytes())).await;

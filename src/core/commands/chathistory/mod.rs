@@ -24,7 +24,12 @@ use reply::message_error;
 
 pub use reply::answered;
 
-/// `CHATHISTORY <LATEST|BEFORE|AFTER|AROUND|BETWEEN|TARGETS> <target> <reference>… <limit>`
+/// `CHATHISTORY LATEST <target> <* | timestamp | msgid> <limit>`
+/// `CHATHISTORY BEFORE <target> <timestamp | msgid> <limit>`
+/// `CHATHISTORY AFTER <target> <timestamp | msgid> <limit>`
+/// `CHATHISTORY AROUND <target> <timestamp | msgid> <limit>`
+/// `CHATHISTORY BETWEEN <target> <timestamp | msgid> <timestamp | msgid> <limit>`
+/// `CHATHISTORY TARGETS <timestamp> <timestamp> <limit>`
 ///
 /// CHATHISTORY, as if unknown while history is off.
 pub fn chathistory(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
@@ -46,8 +51,14 @@ pub fn chathistory(state: &mut State, id: ClientId, message: &Message) -> Result
     }
     let target = params[0].clone();
     let Some((key, not_before_ms)) = readable(state, id, &target) else {
-        let (context, text) = ([sub.as_str(), &target], "Messages could not be retrieved");
-        state.fail(id, "CHATHISTORY", "INVALID_TARGET", &context, text);
+        let context = [sub.as_str(), &target];
+        state.fail(
+            id,
+            "CHATHISTORY",
+            "INVALID_TARGET",
+            &context,
+            reply::NOT_RETRIEVED,
+        );
         return Ok(());
     };
     let mut bounds = bounds.into_iter();

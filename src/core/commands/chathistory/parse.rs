@@ -9,14 +9,14 @@ use crate::history::Bound;
 use crate::proto::Message;
 
 /// A FAIL code, its context and text.
-type Refusal = (&'static str, Vec<String>, &'static str);
+type Fail = (&'static str, Vec<String>, &'static str);
 
 /// The subcommand, its parameters, the limit (cut to the maximum) and the
 /// references, or why the request is refused.
 pub(super) fn parse(
     state: &State,
     message: &Message,
-) -> Result<(String, Vec<String>, usize, Vec<Bound>), Refusal> {
+) -> Result<(String, Vec<String>, usize, Vec<Bound>), Fail> {
     let sub = message.param(0).to_ascii_uppercase();
     let needed = match sub.as_str() {
         "LATEST" | "BEFORE" | "AFTER" | "AROUND" | "TARGETS" => 3,

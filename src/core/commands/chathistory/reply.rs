@@ -94,11 +94,14 @@ fn target_lines(
         .collect()
 }
 
+/// The text of a FAIL for a target the asker may not read, or a query
+/// that failed: the same words, so a refusal says nothing about the room.
+pub(super) const NOT_RETRIEVED: &str = "Messages could not be retrieved";
+
 /// `FAIL CHATHISTORY MESSAGE_ERROR`: the query could not be run, or failed.
 pub fn message_error(state: &mut State, id: ClientId, sub: &str, target: &str) {
     let context = context(sub, target);
-    let text = "Messages could not be retrieved";
-    state.fail(id, "CHATHISTORY", "MESSAGE_ERROR", &context, text);
+    state.fail(id, "CHATHISTORY", "MESSAGE_ERROR", &context, NOT_RETRIEVED);
 }
 
 /// The FAIL context: the subcommand, and the target when there is one.
@@ -120,9 +123,10 @@ fn in_batch(line: Bytes, batch: Option<&str>) -> Bytes {
 /// A room as displayed; a private conversation as the other party's nick
 /// (folded when the latest line was addressed to the asker).
 fn shown_target<'a>(target: &'a TargetActivity, display: &Folded, asker: &'a str) -> &'a str {
-    let HistoryTarget::Private(a, b) = &target.target else {
+    let HistoryTarget::Private(conversation) = &target.target else {
         return &target.display;
     };
+    let (a, b) = conversation.parties();
     let other = if a.as_str() == asker { b } else { a }.as_str();
     if display.as_str() == asker {
         other
