@@ -2,14 +2,14 @@
 //!
 //! Bytes flow one way:
 //!
-//! - [`net`]: listeners and per-connection read and write tasks. The read task
+//! - `net`: listeners and per-connection read and write tasks. The read task
 //!   frames and parses lines and hands them to the core; the write task
 //!   drains the client's outbox into the socket.
 //! - [`proto`]: the wire format: framing with byte limits, the nom parser,
 //!   the serializer with its trailing-colon policy, numerics, casemapping,
 //!   glob masks, address ranges, and the one table of channel and user
 //!   mode letters.
-//! - [`core`]: one task owning all state (clients, nicks, channels). The
+//! - `core`: one task owning all state (clients, nicks, channels). The
 //!   `State` struct and its event entry point are in `core/state.rs`; its
 //!   helpers sit beside their concern (`delivery.rs`, `replies.rs`,
 //!   `labeled.rs`, `disconnect.rs`, `whowas.rs`, `bans.rs`), and
@@ -32,7 +32,7 @@
 //! - [`config`]: the TOML schema and defaults (`config/mod.rs`), the
 //!   semantic checks (`validate.rs`), and error positions and wording
 //!   (`locate.rs`).
-//! - [`worker`]: the worker that does the core's blocking jobs: REHASH
+//! - `worker`: the worker that does the core's blocking jobs: REHASH
 //!   loads, OPER password checks, bans file writes.
 //! - [`server`]: wires them together; tests start it on port 0.
 //!

@@ -16,7 +16,7 @@
 //!
 //! Durability: the core gives each record a sequence number
 //! ([`HistoryHandle::record`]) and tags the lines it fans out with it
-//! ([`crate::net::Outbox::push_durable`]). A connection's write task sends no
+//! (`net::Outbox::push_durable`). A connection's write task sends no
 //! line before the watermark reaches its number, so a line a client has
 //! received is in a committed transaction. In WAL mode with `synchronous =
 //! NORMAL` a committed transaction is in the operating system's page cache
