@@ -1,0 +1,270 @@
+//! AUTHENTICATE: SASL (IRCv3 sasl 3.1 and 3.2) with the PLAIN mechanism.
+//! The client's response arrives base64-encoded in chunks of 400 bytes
+//! (a shorter chunk or `+` ends it); the password is checked off the core
+//! ([`State::check_login`]) and [`answered`] finishes with 903 or 904.
+//! Registration waits for CAP END, so a client that negotiated `sasl`
+//! logs in before it registers. Once logged in, a client is refused
+//! another exchange (907).
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+
+use crate::core::{AccountOutcome, AccountPurpose, Refusal};
+use crate::core::{ClientId, State};
+use crate::proto::numeric;
+use crate::proto::{Line, Message};
+
+/// The mechanisms offered, as the `sasl` capability's value and 908 list them.
+pub const MECHANISMS: &str = "PLAIN";
+/// The length of a full chunk: one this long says more follow.
+const CHUNK: usize = 400;
+/// The most base64 a response may take: PLAIN carries two names and a
+/// password, far less than this.
+const MAX_RESPONSE: usize = 4 * CHUNK;
+
+/// A SASL exchange in progress: the mechanism is PLAIN, the only one, and
+/// what is kept is the response received so far.
+#[derive(Debug, Default)]
+pub struct SaslExchange {
+    response: String,
+}
+
+/// `AUTHENTICATE <mechanism>`, then `AUTHENTICATE <base64 chunk>|+|*`
+pub fn authenticate(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
+    let param = message.param(0);
+    if !state.accounts_enabled() {
+        return Err(Refusal::new(numeric::ERR_SASLFAIL, &[]));
+    }
+    let Some(client) = state.clients.get_mut(&id) else {
+        return Ok(());
+    };
+    if param == "*" {
+        client.sasl = None;
+        return Err(Refusal::new(numeric::ERR_SASLABORTED, &[]));
+    }
+    let Some(exchange) = client.sasl.as_mut() else {
+        if client.account.is_some() {
+            return Err(Refusal::new(numeric::ERR_SASLALREADY, &[]));
+        }
+        if !param.eq_ignore_ascii_case("PLAIN") {
+            let text = "are available SASL mechanisms";
+            state.reply(id, numeric::RPL_SASLMECHS, &[MECHANISMS], text);
+            return Err(Refusal::new(numeric::ERR_SASLFAIL, &[]));
+        }
+        client.sasl = Some(SaslExchange::default());
+        state.send(id, Line::new(None, "AUTHENTICATE").arg("+").finish());
+        return Ok(());
+    };
+    if param.len() > CHUNK {
+        client.sasl = None;
+        return Err(Refusal::new(numeric::ERR_SASLTOOLONG, &[]));
+    }
+    if param != "+" {
+        exchange.response.push_str(param);
+    }
+    if exchange.response.len() > MAX_RESPONSE {
+        client.sasl = None;
+        return Err(Refusal::new(numeric::ERR_SASLTOOLONG, &[]));
+    }
+    if param.len() == CHUNK {
+        return Ok(());
+    }
+    let response = client.sasl.take().map(|e| e.response).unwrap_or_default();
+    let Some((account, password)) = plain(&response) else {
+        return Err(Refusal::new(numeric::ERR_SASLFAIL, &[]));
+    };
+    if !state.check_login(id, AccountPurpose::Sasl, &account, &password) {
+        return Err(Refusal::new(numeric::ERR_SASLFAIL, &[]));
+    }
+    Ok(())
+}
+
+/// The account and password of a PLAIN response (RFC 4616:
+/// `[authzid] NUL authcid NUL passwd`). An authorization identity other
+/// than the account itself is refused: nobody may act for another here.
+fn plain(response: &str) -> Option<(String, String)> {
+    let decoded = STANDARD.decode(response).ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let mut parts = text.split('\0');
+    let (authzid, account, password) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() || account.is_empty() {
+        return None;
+    }
+    if !authzid.is_empty() && authzid != account {
+        return None;
+    }
+    Some((account.to_owned(), password.to_owned()))
+}
+
+/// The worker's answer to a PLAIN response.
+pub fn answered(state: &mut State, id: ClientId, outcome: AccountOutcome) {
+    match outcome {
+        AccountOutcome::Valid(account) => {
+            state.log_in(id, &account);
+            state.reply(
+                id,
+                numeric::RPL_SASLSUCCESS,
+                &[],
+                "SASL authentication successful",
+            );
+        }
+        _ => state.refuse(id, Refusal::new(numeric::ERR_SASLFAIL, &[])),
+    }
+}
+
+/// Registration completed during an exchange ends it (sasl 3.1: 906).
+pub fn abort_on_registration(state: &mut State, id: ClientId) {
+    if let Some(client) = state.clients.get_mut(&id) {
+        if client.sasl.take().is_some() {
+            state.refuse(id, Refusal::new(numeric::ERR_SASLABORTED, &[]));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+
+    use crate::core::login::tests::answer;
+    use crate::core::testing::Harness;
+    use crate::core::{AccountJob, AccountOutcome};
+
+    fn plain(account: &str, password: &str) -> String {
+        STANDARD.encode(format!("\0{account}\0{password}"))
+    }
+
+    /// A client that asked for `sasl` and started PLAIN, before registering.
+    fn started(h: &mut Harness) {
+        h.connect("c");
+        h.send("c", "CAP LS 302");
+        h.send("c", "NICK alice");
+        h.send("c", "USER alice 0 * :Alice");
+        h.send("c", "CAP REQ sasl");
+        let lines = h.take("c");
+        assert!(
+            lines.iter().any(|l| l.contains(" sasl=PLAIN ")),
+            "{lines:?}"
+        );
+        h.send("c", "AUTHENTICATE PLAIN");
+        assert_eq!(h.take("c"), ["AUTHENTICATE +"]);
+    }
+
+    #[test]
+    fn plain_logs_in_before_registration_completes() {
+        let mut h = Harness::new();
+        let mut requests = h.attach_worker();
+        started(&mut h);
+        h.send("c", &format!("AUTHENTICATE {}", plain("alice", "hunter2")));
+        h.send("c", "CAP END");
+        assert!(h.take("c").is_empty(), "CAP END waits for the check");
+        let job = answer(&mut h, &mut requests, AccountOutcome::Valid("Alice".into()));
+        assert!(matches!(
+            job,
+            AccountJob::Verify { account, password } if account == "alice" && password == "hunter2"
+        ));
+        let lines = h.take("c");
+        assert_eq!(
+            lines[..2],
+            [
+                ":irc.test 900 alice alice!~alice@127.0.0.1 Alice :You are now logged in as Alice",
+                ":irc.test 903 alice :SASL authentication successful",
+            ]
+        );
+        assert!(lines[2].starts_with(":irc.test 001 alice "), "{lines:?}");
+        h.send("c", "AUTHENTICATE PLAIN");
+        assert_eq!(
+            h.take("c"),
+            [":irc.test 907 alice :You have already authenticated using SASL"]
+        );
+    }
+
+    #[test]
+    fn a_wrong_password_fails_and_the_account_locks_after_five_attempts() {
+        let mut h = Harness::new();
+        let mut requests = h.attach_worker();
+        started(&mut h);
+        for attempt in 1..=6 {
+            if attempt > 1 {
+                h.send("c", "AUTHENTICATE PLAIN");
+                h.take("c");
+            }
+            h.send("c", &format!("AUTHENTICATE {}", plain("alice", "wrong")));
+            if attempt <= 5 {
+                answer(&mut h, &mut requests, AccountOutcome::Invalid);
+            } else {
+                assert!(requests.try_recv().is_err(), "the sixth is not checked");
+            }
+            assert_eq!(
+                h.take("c"),
+                [":irc.test 904 alice :SASL authentication failed"]
+            );
+        }
+    }
+
+    #[test]
+    fn chunks_of_400_continue_and_plus_ends_an_exact_multiple() {
+        let mut h = Harness::new();
+        let mut requests = h.attach_worker();
+        started(&mut h);
+        // 300 bytes of PLAIN make exactly 400 of base64.
+        let password = "p".repeat(300 - "\0alice\0".len());
+        let encoded = plain("alice", &password);
+        assert_eq!(encoded.len(), 400);
+        h.send("c", &format!("AUTHENTICATE {encoded}"));
+        assert!(requests.try_recv().is_err(), "a full chunk waits for more");
+        h.send("c", "AUTHENTICATE +");
+        let job = answer(&mut h, &mut requests, AccountOutcome::Invalid);
+        assert!(matches!(job, AccountJob::Verify { password: p, .. } if p == password));
+    }
+
+    #[test]
+    fn abort_unknown_mechanism_too_long_and_bad_base64() {
+        let mut h = Harness::new();
+        let _requests = h.attach_worker();
+        started(&mut h);
+        h.send("c", "AUTHENTICATE *");
+        assert_eq!(
+            h.take("c"),
+            [":irc.test 906 alice :SASL authentication aborted"]
+        );
+        h.send("c", "AUTHENTICATE EXTERNAL");
+        assert_eq!(
+            h.take("c"),
+            [
+                ":irc.test 908 alice PLAIN :are available SASL mechanisms",
+                ":irc.test 904 alice :SASL authentication failed",
+            ]
+        );
+        h.send("c", "AUTHENTICATE PLAIN");
+        h.take("c");
+        h.send("c", &format!("AUTHENTICATE {}", "A".repeat(401)));
+        assert_eq!(h.take("c"), [":irc.test 905 alice :SASL message too long"]);
+        h.send("c", "AUTHENTICATE PLAIN");
+        h.take("c");
+        h.send("c", "AUTHENTICATE !!!notbase64");
+        assert_eq!(
+            h.take("c"),
+            [":irc.test 904 alice :SASL authentication failed"]
+        );
+        // Another identity than the account is refused before any check.
+        h.send("c", "AUTHENTICATE PLAIN");
+        h.take("c");
+        let other = STANDARD.encode("bob\0alice\0pw");
+        h.send("c", &format!("AUTHENTICATE {other}"));
+        assert_eq!(
+            h.take("c"),
+            [":irc.test 904 alice :SASL authentication failed"]
+        );
+    }
+
+    #[test]
+    fn registering_during_an_exchange_aborts_it() {
+        let mut h = Harness::new();
+        started(&mut h);
+        h.send("c", "CAP END");
+        let lines = h.take("c");
+        assert_eq!(lines[0], ":irc.test 906 alice :SASL authentication aborted");
+        assert!(lines[1].starts_with(":irc.test 001 alice "));
+    }
+}
