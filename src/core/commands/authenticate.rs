@@ -63,8 +63,10 @@ pub fn authenticate(state: &mut State, id: ClientId, message: &Message) -> Resul
         exchange.response.push_str(param);
     }
     if exchange.response.len() > MAX_RESPONSE {
+        // 905 is for one line over 400 bytes; a response that never ends
+        // simply fails.
         client.sasl = None;
-        return Err(Refusal::new(numeric::ERR_SASLTOOLONG, &[]));
+        return Err(Refusal::new(numeric::ERR_SASLFAIL, &[]));
     }
     if param.len() == CHUNK {
         return Ok(());
@@ -216,6 +218,25 @@ mod tests {
         h.send("c", "AUTHENTICATE +");
         let job = answer(&mut h, &mut requests, AccountOutcome::Invalid);
         assert!(matches!(job, AccountJob::Verify { password: p, .. } if p == password));
+    }
+
+    #[test]
+    fn a_response_that_never_ends_fails_without_a_check() {
+        let mut h = Harness::new();
+        let mut requests = h.attach_worker();
+        started(&mut h);
+        let chunk = "A".repeat(400);
+        for _ in 0..4 {
+            h.send("c", &format!("AUTHENTICATE {chunk}"));
+        }
+        assert!(h.take("c").is_empty());
+        h.send("c", &format!("AUTHENTICATE {chunk}"));
+        assert_eq!(
+            h.take("c"),
+            [":irc.test 904 alice :SASL authentication failed"]
+        );
+        assert!(requests.try_recv().is_err());
+        assert!(h.state.clients[&h.id("c")].sasl.is_none());
     }
 
     #[test]
