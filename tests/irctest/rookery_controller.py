@@ -183,6 +183,9 @@ class RookeryController(BaseServerController, DirectoryBasedController):
             OptionalBehaviors.MULTI_NAMES_COMMAND,
             OptionalBehaviors.MULTI_PRIVMSG,
             OptionalBehaviors.NO_CTCP,
+            # AUTHENTICATE works after registration for a client not yet
+            # logged in; once logged in it gets 907 (no re-authentication).
+            OptionalBehaviors.SASL_AFTER_REGISTRATION,
         )
     )
 
