@@ -17,6 +17,7 @@ const HELP: &[&str] = &[
     "REGISTER <password>: creates an account named after your nick and logs you in.",
     "IDENTIFY [account] <password>: logs you in (the account defaults to your nick).",
     "LOGOUT: logs you out.",
+    "GHOST <nick>: disconnects another connection of yours (logged in to your account) using <nick>.",
     "INFO [account]: tells about an account.",
     "Clients that support SASL (PLAIN) can log in while connecting instead.",
 ];
@@ -50,6 +51,8 @@ pub fn command(state: &mut State, id: ClientId, text: &str) {
         }
         ("IDENTIFY", [account, password, ..]) => identify(state, id, account, password),
         ("LOGOUT", _) => logout(state, id),
+        ("GHOST", [nick, ..]) => ghost(state, id, nick),
+        ("GHOST", []) => say(state, id, "Syntax: GHOST <nick>"),
         ("INFO", arguments) => {
             let account = match arguments.first() {
                 Some(account) => (*account).to_owned(),
@@ -110,6 +113,37 @@ fn logout(state: &mut State, id: ClientId) {
     }
     state.log_out(id);
     say(state, id, "You are now logged out.");
+}
+
+/// Frees `nick` from a stale connection of the same account: the other
+/// connection quits, so its owner can take the nick back.
+fn ghost(state: &mut State, id: ClientId, nick: &str) {
+    let Some(account) = account_of(state, id) else {
+        say(state, id, "You must be logged in to use GHOST.");
+        return;
+    };
+    let folded = state.fold(nick);
+    let ghost = state
+        .nicks
+        .get(&folded)
+        .copied()
+        .filter(|&other| other != id);
+    let same_account = ghost
+        .and_then(|other| state.clients.get(&other))
+        .and_then(|other| other.account.as_deref())
+        .is_some_and(|theirs| state.config.server.casemapping.eq(theirs, &account));
+    let (Some(ghost), true) = (ghost, same_account) else {
+        say(
+            state,
+            id,
+            &format!("{nick} is not another connection of your account."),
+        );
+        return;
+    };
+    let by = nick_of(state, id);
+    tracing::info!(?by, %account, ghost = ?nick, "GHOST");
+    state.disconnect(ghost, &format!("GHOSTed by {by}"));
+    say(state, id, &format!("{nick} has been disconnected."));
 }
 
 /// The worker's answer to REGISTER, IDENTIFY or INFO.
@@ -229,6 +263,39 @@ mod tests {
             ]
         );
         assert_eq!(h.state.clients[&h.id("alice")].account, None);
+    }
+
+    #[test]
+    fn ghost_disconnects_only_a_connection_of_the_same_account() {
+        let mut h = Harness::new();
+        let mut requests = h.attach_worker();
+        h.register("alice");
+        h.register("alice_");
+        h.register("mallory");
+        for (name, account) in [
+            ("alice", "alice"),
+            ("alice_", "Alice"),
+            ("mallory", "mallory"),
+        ] {
+            h.send(name, "NS IDENTIFY pw");
+            answer(&mut h, &mut requests, AccountOutcome::Valid(account.into()));
+            h.take(name);
+        }
+        h.send("mallory", "NS GHOST alice");
+        assert_eq!(
+            h.take("mallory"),
+            [
+                ":NickServ!NickServ@services. NOTICE mallory :alice is not another connection of your account."
+            ]
+        );
+        h.send("alice_", "NS GHOST alice");
+        assert_eq!(
+            h.take("alice_"),
+            [":NickServ!NickServ@services. NOTICE alice_ :alice has been disconnected."]
+        );
+        assert!(!h.state.clients.contains_key(&h.id("alice")));
+        h.send("alice_", "NICK alice");
+        assert_eq!(h.take("alice_"), [":alice_!~alice_@127.0.0.1 NICK alice"]);
     }
 
     #[test]
