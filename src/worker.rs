@@ -240,6 +240,34 @@ fn account_job(path: &Path, naming: Naming, job: AccountJob) -> AccountOutcome {
                 Err(error) => Err(error),
             }
         }
+        AccountJob::ScramSalt { account } => Ok(match store.find(&account)? {
+            Some(found) if found.suspended.is_none() => AccountOutcome::ScramSalt {
+                salt: found.credentials.scram.salt,
+                iterations: found.credentials.scram.iterations,
+            },
+            Some(_) => AccountOutcome::Suspended,
+            None => AccountOutcome::Invalid,
+        }),
+        AccountJob::ScramProof {
+            account,
+            auth_message,
+            proof,
+        } => {
+            let Some(found) = store.find(&account)? else {
+                return Ok(AccountOutcome::Invalid);
+            };
+            let scram = &found.credentials.scram;
+            Ok(if !scram.verify_proof(auth_message.as_bytes(), &proof) {
+                AccountOutcome::Invalid
+            } else if found.suspended.is_some() {
+                AccountOutcome::Suspended
+            } else {
+                AccountOutcome::ScramProved {
+                    server_signature: scram.server_signature(auth_message.as_bytes()).to_vec(),
+                    account: found.name,
+                }
+            })
+        }
         AccountJob::Info { account } => {
             let Some(found) = store.find(&account)? else {
                 return Ok(AccountOutcome::About(None));

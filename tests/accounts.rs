@@ -193,3 +193,95 @@ async fn a_stolen_nick_is_not_logged_in() {
     }
     assert!(!whois.iter().any(|l| l.contains(" 330 ")), "{whois:?}");
 }
+
+/// HMAC-SHA-256, for the client's side of SCRAM.
+fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key).unwrap();
+    mac.update(data);
+    mac.finalize().into_bytes().to_vec()
+}
+
+/// The base64 payload of the server's next `AUTHENTICATE` line, decoded.
+async fn server_message(client: &mut Client) -> String {
+    let line = client.next_line().await.expect("a SASL challenge");
+    let payload = line
+        .strip_prefix("AUTHENTICATE ")
+        .unwrap_or_else(|| panic!("expected AUTHENTICATE, got {line:?}"));
+    String::from_utf8(STANDARD.decode(payload).unwrap()).unwrap()
+}
+
+/// Runs SCRAM-SHA-256 as `account` with `password`, as a client would
+/// (RFC 5802); returns the line that ended it and whether the server
+/// proved it knows the password.
+async fn scram(
+    addr: std::net::SocketAddr,
+    nick: &str,
+    account: &str,
+    password: &str,
+) -> (String, bool) {
+    use sha2::Digest;
+    let mut client = Client::connect(addr).await;
+    client.send("CAP REQ sasl").await;
+    client.send(&format!("NICK {nick}")).await;
+    client.send("USER s 0 * :s").await;
+    client.expect_containing("ACK").await;
+    client.send("AUTHENTICATE SCRAM-SHA-256").await;
+    assert_eq!(client.next_line().await.as_deref(), Some("AUTHENTICATE +"));
+    let client_first_bare = format!("n={account},r=rOprNGfwEbeRWgbNEkqO");
+    let first = STANDARD.encode(format!("n,,{client_first_bare}"));
+    client.send(&format!("AUTHENTICATE {first}")).await;
+    let server_first = server_message(&mut client).await;
+    let fields: std::collections::HashMap<&str, &str> = server_first
+        .split(',')
+        .filter_map(|field| field.split_once('='))
+        .collect();
+    let nonce = fields["r"];
+    assert!(nonce.starts_with("rOprNGfwEbeRWgbNEkqO") && nonce.len() > 20);
+    let salt = STANDARD.decode(fields["s"]).unwrap();
+    let iterations: u32 = fields["i"].parse().unwrap();
+    let mut salted = [0u8; 32];
+    pbkdf2::pbkdf2_hmac::<sha2::Sha256>(password.as_bytes(), &salt, iterations, &mut salted);
+    let client_key = hmac(&salted, b"Client Key");
+    let stored_key = sha2::Sha256::digest(&client_key);
+    let without_proof = format!("c=biws,r={nonce}");
+    let auth_message = format!("{client_first_bare},{server_first},{without_proof}");
+    let signature = hmac(&stored_key, auth_message.as_bytes());
+    let proof: Vec<u8> = client_key
+        .iter()
+        .zip(signature)
+        .map(|(k, s)| k ^ s)
+        .collect();
+    let last = STANDARD.encode(format!("{without_proof},p={}", STANDARD.encode(proof)));
+    client.send(&format!("AUTHENTICATE {last}")).await;
+    let line = client.next_line().await.expect("an answer to the proof");
+    let Some(payload) = line.strip_prefix("AUTHENTICATE ") else {
+        return (line, false);
+    };
+    let server_final = String::from_utf8(STANDARD.decode(payload).unwrap()).unwrap();
+    let server_key = hmac(&salted, b"Server Key");
+    let expected = hmac(&server_key, auth_message.as_bytes());
+    let proved = server_final == format!("v={}", STANDARD.encode(expected));
+    client.send("AUTHENTICATE +").await;
+    client.expect_containing(" 900 ").await;
+    (client.next_line().await.unwrap(), proved)
+}
+
+#[tokio::test]
+async fn scram_sha_256_logs_in_without_sending_the_password() {
+    let dir = TempDir::new("accounts-scram");
+    let server = start(&dir).await;
+    let addr = server.local_addrs()[0];
+    let mut alice = registered_account(addr, "alice", "hunter2").await;
+    alice.send("QUIT").await;
+
+    let (end, proved) = scram(addr, "alice1", "alice", "hunter2").await;
+    assert_eq!(end, ":irc.test 903 alice1 :SASL authentication successful");
+    assert!(
+        proved,
+        "the server signature proves the server knew the verifier"
+    );
+
+    let (end, _) = scram(addr, "alice2", "alice", "hunter3").await;
+    assert_eq!(end, ":irc.test 904 alice2 :SASL authentication failed");
+}

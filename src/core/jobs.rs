@@ -41,6 +41,15 @@ pub enum AccountJob {
     Register { name: String, password: String },
     /// Describe an account.
     Info { account: String },
+    /// SCRAM-SHA-256, first step: the account's salt and iteration count.
+    ScramSalt { account: String },
+    /// SCRAM-SHA-256, last step: check the client's proof of the password
+    /// for this AuthMessage (RFC 5802 §3).
+    ScramProof {
+        account: String,
+        auth_message: String,
+        proof: Vec<u8>,
+    },
 }
 
 /// Why the client asked, so the answer goes back the same way.
@@ -71,6 +80,17 @@ pub enum AccountOutcome {
     BadPassword,
     /// INFO: the account, when it exists.
     About(Option<AccountAbout>),
+    /// SCRAM: what the client salts its password with.
+    ScramSalt {
+        salt: Vec<u8>,
+        iterations: u32,
+    },
+    /// SCRAM: the proof was right; the signature proves the server knew
+    /// the verifier.
+    ScramProved {
+        account: String,
+        server_signature: Vec<u8>,
+    },
     /// The store could not be read or written; the worker logged why.
     Unavailable,
 }

@@ -60,9 +60,8 @@ impl State {
         self.send_all(audience, &mut event);
     }
 
-    /// Starts a login to `account` for `purpose`: counts the attempt
-    /// against the account and the client's address, then has the worker
-    /// check the password while the client's later lines wait. False when
+    /// Starts a login to `account` with `password` for `purpose`: the
+    /// worker checks it while the client's later lines wait. False when
     /// the attempt is refused (locked out, or no worker): the caller
     /// answers that as a wrong password.
     pub fn check_login(
@@ -71,6 +70,23 @@ impl State {
         purpose: AccountPurpose,
         account: &str,
         password: &str,
+    ) -> bool {
+        let job = AccountJob::Verify {
+            account: account.to_owned(),
+            password: password.to_owned(),
+        };
+        self.start_login(id, purpose, account, job)
+    }
+
+    /// Counts a login attempt to `account` against the account and the
+    /// client's address, then hands `job` to the worker; false when the
+    /// attempt is refused (locked out, or no worker).
+    pub fn start_login(
+        &mut self,
+        id: ClientId,
+        purpose: AccountPurpose,
+        account: &str,
+        job: AccountJob,
     ) -> bool {
         let Some(client) = self.clients.get(&id) else {
             return false;
@@ -82,10 +98,6 @@ impl State {
             warn!(?nick, %ip, account, "login refused: too many failed attempts");
             return false;
         }
-        let job = AccountJob::Verify {
-            account: account.to_owned(),
-            password: password.to_owned(),
-        };
         self.account_job(id, purpose, job)
     }
 
@@ -109,7 +121,12 @@ impl State {
 
 /// The worker's answer to an account job of `id`.
 pub fn answered(state: &mut State, id: ClientId, purpose: AccountPurpose, outcome: AccountOutcome) {
-    if let (AccountOutcome::Valid(name), Some(client)) = (&outcome, state.clients.get(&id)) {
+    let logged_in = match &outcome {
+        AccountOutcome::Valid(name) => Some(name),
+        AccountOutcome::ScramProved { account, .. } => Some(account),
+        _ => None,
+    };
+    if let (Some(name), Some(client)) = (logged_in, state.clients.get(&id)) {
         let address = state.address_key(client.ip);
         let folded = state.fold(name);
         state.admin.login_lockout.succeeded(&folded, address);

@@ -136,7 +136,7 @@ class RookeryController(BaseServerController, DirectoryBasedController):
     software_name = "rookery"
     _port_wait_interval = 0.01
     # What AUTHENTICATE accepts (the `sasl` capability's value).
-    supported_sasl_mechanisms: Set[str] = {"PLAIN"}
+    supported_sasl_mechanisms: Set[str] = {"PLAIN", "SCRAM-SHA-256"}
     # rookery offers `sts` when server.sts_port is set; irctest reads this
     # flag only in its client tests.
     supports_sts = True

@@ -18,7 +18,7 @@ static TEXTS: &[(&str, &[&str])] = &[
         "AUTHENTICATE",
         &[
             "AUTHENTICATE <mechanism> | <base64 data> | + | *",
-            "Logs in to an account with SASL (PLAIN) while connecting;",
+            "Logs in to an account with SASL (PLAIN, SCRAM-SHA-256) while connecting;",
             "clients do this themselves. * aborts.",
         ],
     ),

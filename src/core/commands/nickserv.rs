@@ -19,7 +19,7 @@ const HELP: &[&str] = &[
     "LOGOUT: logs you out.",
     "GHOST <nick>: disconnects another connection of yours (logged in to your account) using <nick>.",
     "INFO [account]: tells about an account.",
-    "Clients that support SASL (PLAIN) can log in while connecting instead.",
+    "Clients that support SASL (PLAIN, SCRAM-SHA-256) can log in while connecting instead.",
 ];
 
 /// Whether `target` names the service.
@@ -167,7 +167,13 @@ pub fn answered(state: &mut State, id: ClientId, purpose: AccountPurpose, outcom
         (_, AccountOutcome::Suspended) => say(state, id, "That account is suspended."),
         (_, AccountOutcome::About(Some(about))) => info(state, id, &about),
         (_, AccountOutcome::About(None)) => say(state, id, "No such account."),
-        (_, AccountOutcome::Unavailable) => unavailable(state, id),
+        // SCRAM's answers go to AUTHENTICATE only.
+        (
+            _,
+            AccountOutcome::Unavailable
+            | AccountOutcome::ScramSalt { .. }
+            | AccountOutcome::ScramProved { .. },
+        ) => unavailable(state, id),
     }
 }
 

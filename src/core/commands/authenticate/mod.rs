@@ -1,7 +1,8 @@
-//! AUTHENTICATE: SASL (IRCv3 sasl 3.1 and 3.2) with the PLAIN mechanism.
-//! The client's response arrives base64-encoded in chunks of 400 bytes
-//! (a shorter chunk or `+` ends it); the password is checked off the core
-//! ([`State::check_login`]) and [`answered`] finishes with 903 or 904.
+//! AUTHENTICATE: SASL (IRCv3 sasl 3.1 and 3.2) with the PLAIN and
+//! SCRAM-SHA-256 (`scram.rs`) mechanisms. Each client response arrives
+//! base64-encoded in chunks of 400 bytes (a shorter chunk or `+` ends
+//! it); passwords and proofs are checked off the core
+//! ([`State::check_login`]) and [`answered`] goes on with 903 or 904.
 //! Registration waits for CAP END, so a client that negotiated `sasl`
 //! logs in before it registers. Once logged in, a client is refused
 //! another exchange (907).
@@ -9,24 +10,81 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
+mod scram;
+
 use crate::core::{AccountOutcome, AccountPurpose, Refusal};
 use crate::core::{ClientId, State};
 use crate::proto::numeric;
 use crate::proto::{Line, Message};
 
 /// The mechanisms offered, as the `sasl` capability's value and 908 list them.
-pub const MECHANISMS: &str = "PLAIN";
+pub const MECHANISMS: &str = "PLAIN,SCRAM-SHA-256";
 /// The length of a full chunk: one this long says more follow.
 const CHUNK: usize = 400;
 /// The most base64 a response may take: PLAIN carries two names and a
 /// password, far less than this.
 const MAX_RESPONSE: usize = 4 * CHUNK;
 
-/// A SASL exchange in progress: the mechanism is PLAIN, the only one, and
-/// what is kept is the response received so far.
-#[derive(Debug, Default)]
+/// A SASL exchange in progress: the mechanism and where it is, and the
+/// client response received so far.
+#[derive(Debug)]
 pub struct SaslExchange {
+    mechanism: Mechanism,
     response: String,
+}
+
+#[derive(Debug)]
+enum Mechanism {
+    Plain,
+    Scram(scram::Step),
+}
+
+impl SaslExchange {
+    fn new(mechanism: Mechanism) -> SaslExchange {
+        SaslExchange {
+            mechanism,
+            response: String::new(),
+        }
+    }
+}
+
+/// Sends a server challenge: base64 in 400-byte chunks, and `+` after a
+/// full last one (or for an empty challenge).
+fn challenge(state: &mut State, id: ClientId, data: &[u8]) {
+    let encoded = STANDARD.encode(data);
+    let mut chunks: Vec<&str> = encoded
+        .as_bytes()
+        .chunks(CHUNK)
+        .map(|chunk| std::str::from_utf8(chunk).unwrap_or_default())
+        .collect();
+    if encoded.len() % CHUNK == 0 {
+        chunks.push("+");
+    }
+    for chunk in chunks {
+        state.send(id, Line::new(None, "AUTHENTICATE").arg(chunk).finish());
+    }
+}
+
+/// Ends the exchange of `id` as failed.
+fn fail(state: &mut State, id: ClientId) {
+    if let Some(client) = state.clients.get_mut(&id) {
+        client.sasl = None;
+    }
+    state.refuse(id, Refusal::new(numeric::ERR_SASLFAIL, &[]));
+}
+
+/// Logs `id` in after a successful exchange: 900, then 903.
+fn succeed(state: &mut State, id: ClientId, account: &str) {
+    if let Some(client) = state.clients.get_mut(&id) {
+        client.sasl = None;
+    }
+    state.log_in(id, account);
+    state.reply(
+        id,
+        numeric::RPL_SASLSUCCESS,
+        &[],
+        "SASL authentication successful",
+    );
 }
 
 /// `AUTHENTICATE <mechanism>`, then `AUTHENTICATE <base64 chunk>|+|*`
@@ -46,12 +104,16 @@ pub fn authenticate(state: &mut State, id: ClientId, message: &Message) -> Resul
         if client.account.is_some() {
             return Err(Refusal::new(numeric::ERR_SASLALREADY, &[]));
         }
-        if !param.eq_ignore_ascii_case("PLAIN") {
-            let text = "are available SASL mechanisms";
-            state.reply(id, numeric::RPL_SASLMECHS, &[MECHANISMS], text);
-            return Err(Refusal::new(numeric::ERR_SASLFAIL, &[]));
-        }
-        client.sasl = Some(SaslExchange::default());
+        let mechanism = match param.to_ascii_uppercase().as_str() {
+            "PLAIN" => Mechanism::Plain,
+            "SCRAM-SHA-256" => Mechanism::Scram(scram::Step::ClientFirst),
+            _ => {
+                let text = "are available SASL mechanisms";
+                state.reply(id, numeric::RPL_SASLMECHS, &[MECHANISMS], text);
+                return Err(Refusal::new(numeric::ERR_SASLFAIL, &[]));
+            }
+        };
+        client.sasl = Some(SaslExchange::new(mechanism));
         state.send(id, Line::new(None, "AUTHENTICATE").arg("+").finish());
         return Ok(());
     };
@@ -71,7 +133,15 @@ pub fn authenticate(state: &mut State, id: ClientId, message: &Message) -> Resul
     if param.len() == CHUNK {
         return Ok(());
     }
-    let response = client.sasl.take().map(|e| e.response).unwrap_or_default();
+    let Some(exchange) = client.sasl.take() else {
+        return Ok(());
+    };
+    let Ok(response) = STANDARD.decode(&exchange.response) else {
+        return Err(Refusal::new(numeric::ERR_SASLFAIL, &[]));
+    };
+    if let Mechanism::Scram(step) = exchange.mechanism {
+        return scram::respond(state, id, step, &response);
+    }
     let Some((account, password)) = plain(&response) else {
         return Err(Refusal::new(numeric::ERR_SASLFAIL, &[]));
     };
@@ -84,9 +154,8 @@ pub fn authenticate(state: &mut State, id: ClientId, message: &Message) -> Resul
 /// The account and password of a PLAIN response (RFC 4616:
 /// `[authzid] NUL authcid NUL passwd`). An authorization identity other
 /// than the account itself is refused: nobody may act for another here.
-fn plain(response: &str) -> Option<(String, String)> {
-    let decoded = STANDARD.decode(response).ok()?;
-    let text = String::from_utf8(decoded).ok()?;
+fn plain(response: &[u8]) -> Option<(String, String)> {
+    let text = std::str::from_utf8(response).ok()?;
     let mut parts = text.split('\0');
     let (authzid, account, password) = (parts.next()?, parts.next()?, parts.next()?);
     if parts.next().is_some() || account.is_empty() {
@@ -98,19 +167,18 @@ fn plain(response: &str) -> Option<(String, String)> {
     Some((account.to_owned(), password.to_owned()))
 }
 
-/// The worker's answer to a PLAIN response.
+/// The worker's answer to a PLAIN response or a SCRAM step.
 pub fn answered(state: &mut State, id: ClientId, outcome: AccountOutcome) {
     match outcome {
-        AccountOutcome::Valid(account) => {
-            state.log_in(id, &account);
-            state.reply(
-                id,
-                numeric::RPL_SASLSUCCESS,
-                &[],
-                "SASL authentication successful",
-            );
+        AccountOutcome::Valid(account) => succeed(state, id, &account),
+        AccountOutcome::ScramSalt { salt, iterations } => {
+            scram::salted(state, id, &salt, iterations);
         }
-        _ => state.refuse(id, Refusal::new(numeric::ERR_SASLFAIL, &[])),
+        AccountOutcome::ScramProved {
+            account,
+            server_signature,
+        } => scram::proved(state, id, account, &server_signature),
+        _ => fail(state, id),
     }
 }
 
@@ -145,7 +213,9 @@ mod tests {
         h.send("c", "CAP REQ sasl");
         let lines = h.take("c");
         assert!(
-            lines.iter().any(|l| l.contains(" sasl=PLAIN ")),
+            lines
+                .iter()
+                .any(|l| l.contains(" sasl=PLAIN,SCRAM-SHA-256 ")),
             "{lines:?}"
         );
         h.send("c", "AUTHENTICATE PLAIN");
@@ -253,7 +323,7 @@ mod tests {
         assert_eq!(
             h.take("c"),
             [
-                ":irc.test 908 alice PLAIN :are available SASL mechanisms",
+                ":irc.test 908 alice PLAIN,SCRAM-SHA-256 :are available SASL mechanisms",
                 ":irc.test 904 alice :SASL authentication failed",
             ]
         );
