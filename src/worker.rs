@@ -12,8 +12,12 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use tracing::{error, info, warn};
 
 use crate::accounts::password::verify;
+use crate::accounts::{AccountError, Credentials, Naming, Store};
 use crate::config::{self, Config};
-use crate::core::{AdminRequest, BanList, ClientId, Event, ReloadError, Reloaded};
+use crate::core::{
+    AccountAbout, AccountJob, AccountOutcome, AdminRequest, BanList, ClientId, Event, ReloadError,
+    Reloaded,
+};
 use crate::net::{self, AdmissionRules, ConnectionLimits, ConnectionSettings, ReloadableTls};
 
 /// Password checks running at once; more wait their turn, so a crowd of
@@ -56,6 +60,23 @@ impl Worker {
                             .await
                             .unwrap_or(false);
                         answer.send(valid).await;
+                    });
+                }
+                AdminRequest::Account { job, answer } => {
+                    let checks = Arc::clone(&checks);
+                    let path = self.running.history.path.clone();
+                    let naming = Naming::from_config(&self.running);
+                    // Sharing the password checks' permits: logins cannot
+                    // take every core either.
+                    tokio::spawn(async move {
+                        let Ok(_permit) = checks.acquire_owned().await else {
+                            return;
+                        };
+                        let outcome =
+                            tokio::task::spawn_blocking(move || account_job(&path, naming, job))
+                                .await
+                                .unwrap_or(AccountOutcome::Unavailable);
+                        answer.send(outcome).await;
                     });
                 }
                 // Written one after another, in order, so the last write wins.
@@ -183,6 +204,86 @@ fn save_bans(path: &Path, bans: &BanList) -> Result<(), BansFileError> {
     write().map_err(|source| BansFileError::Io {
         path: path.to_owned(),
         source,
+    })
+}
+
+/// Does an account job on the store in the database file. The server
+/// holds the database lock, so it may write the account tables.
+fn account_job(path: &Path, naming: Naming, job: AccountJob) -> AccountOutcome {
+    let outcome = Store::open(path, naming).and_then(|mut store| match job {
+        AccountJob::Verify { account, password } => {
+            let Some(found) = store.find(&account)? else {
+                return Ok(AccountOutcome::Invalid);
+            };
+            Ok(if !verify(&password, &found.credentials.hash) {
+                AccountOutcome::Invalid
+            } else if found.suspended.is_some() {
+                AccountOutcome::Suspended
+            } else {
+                AccountOutcome::Valid(found.name)
+            })
+        }
+        AccountJob::Register { name, password } => {
+            let credentials = match Credentials::derive(&password) {
+                Ok(credentials) => credentials,
+                Err(_) => return Ok(AccountOutcome::BadPassword),
+            };
+            let now = crate::history::millis(std::time::SystemTime::now());
+            match store.create(&name, &credentials, None, now) {
+                Ok(account) => {
+                    info!(account = %account.name, "account registered");
+                    Ok(AccountOutcome::Valid(account.name))
+                }
+                Err(AccountError::NameTaken(_) | AccountError::NickTaken(_)) => {
+                    Ok(AccountOutcome::Taken)
+                }
+                Err(error) => Err(error),
+            }
+        }
+        AccountJob::ScramSalt { account } => Ok(match store.find(&account)? {
+            Some(found) if found.suspended.is_none() => AccountOutcome::ScramSalt {
+                salt: found.credentials.scram.salt,
+                iterations: found.credentials.scram.iterations,
+            },
+            Some(_) => AccountOutcome::Suspended,
+            None => AccountOutcome::Invalid,
+        }),
+        AccountJob::ScramProof {
+            account,
+            auth_message,
+            proof,
+        } => {
+            let Some(found) = store.find(&account)? else {
+                return Ok(AccountOutcome::Invalid);
+            };
+            let scram = &found.credentials.scram;
+            Ok(if !scram.verify_proof(auth_message.as_bytes(), &proof) {
+                AccountOutcome::Invalid
+            } else if found.suspended.is_some() {
+                AccountOutcome::Suspended
+            } else {
+                AccountOutcome::ScramProved {
+                    server_signature: scram.server_signature(auth_message.as_bytes()).to_vec(),
+                    account: found.name,
+                }
+            })
+        }
+        AccountJob::Info { account } => {
+            let Some(found) = store.find(&account)? else {
+                return Ok(AccountOutcome::About(None));
+            };
+            let nicks = store.nicks(&found.name)?;
+            Ok(AccountOutcome::About(Some(AccountAbout {
+                name: found.name,
+                created_ms: found.created_ms,
+                suspended: found.suspended.is_some(),
+                nicks,
+            })))
+        }
+    });
+    outcome.unwrap_or_else(|error| {
+        error!("account store: {error}");
+        AccountOutcome::Unavailable
     })
 }
 

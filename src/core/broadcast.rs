@@ -1,7 +1,7 @@
 //! One event for many clients. Each client gets the form its capabilities
-//! ask for (with or without server-time, message tags, or an extended body
-//! such as extended-join's), and each form is serialized once per event,
-//! not once per member.
+//! ask for (with or without server-time, message tags, account tag, or an
+//! extended body such as extended-join's), and each form is serialized once
+//! per event, not once per member.
 
 use std::time::SystemTime;
 
@@ -12,7 +12,8 @@ use crate::proto::tags::{server_time, with_tags, write_tag};
 
 const TIME: usize = 1;
 const TAGS: usize = 2;
-const ALTERNATIVE: usize = 4;
+const ACCOUNT: usize = 4;
+const ALTERNATIVE: usize = 8;
 
 /// An event line and the tags it may carry.
 #[derive(Debug)]
@@ -22,12 +23,13 @@ pub struct Broadcast {
     alternative: Option<(Caps, Bytes)>,
     time: SystemTime,
     msgid: Option<String>,
+    account: Option<String>,
     /// Client-only tags, escaped and joined, for message-tags clients.
     client_tags: Option<String>,
     bot: bool,
     /// The history record every form must wait for (0: none).
     seq: u64,
-    forms: [Option<Bytes>; 8],
+    forms: [Option<Bytes>; 16],
 }
 
 impl Broadcast {
@@ -38,6 +40,7 @@ impl Broadcast {
             alternative: None,
             time,
             msgid: None,
+            account: None,
             client_tags: None,
             bot: false,
             seq: 0,
@@ -52,6 +55,12 @@ impl Broadcast {
 
     pub fn with_client_tags(mut self, tags: Option<String>) -> Broadcast {
         self.client_tags = tags;
+        self
+    }
+
+    /// account-tag: the account the sender is logged in to, if any.
+    pub fn with_account(mut self, account: Option<String>) -> Broadcast {
+        self.account = account;
         self
     }
 
@@ -94,6 +103,9 @@ impl Broadcast {
         if caps.contains(Caps::MESSAGE_TAGS) && has_tags {
             form |= TAGS;
         }
+        if caps.contains(Caps::ACCOUNT_TAG) && self.account.is_some() {
+            form |= ACCOUNT;
+        }
         if self
             .alternative
             .as_ref()
@@ -117,6 +129,9 @@ impl Broadcast {
             }
             write_tag(&mut tags, key, value);
         };
+        if form & ACCOUNT != 0 {
+            add("account", self.account.as_deref());
+        }
         if form & TAGS != 0 {
             if self.bot {
                 add("bot", None);

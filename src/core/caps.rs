@@ -28,6 +28,7 @@ impl Caps {
     pub const EXTENDED_MONITOR: Caps = Caps(1 << 16);
     pub const CHATHISTORY: Caps = Caps(1 << 17);
     pub const STS: Caps = Caps(1 << 18);
+    pub const SASL: Caps = Caps(1 << 19);
 
     pub fn contains(self, other: Caps) -> bool {
         self.0 & other.0 == other.0
@@ -90,14 +91,21 @@ fn history_offered(state: &State) -> bool {
     state.config.history.enabled
 }
 
+/// sasl: the mechanisms, for CAP LS 302 clients.
+fn sasl_value(_: &State, _: &Client) -> Option<String> {
+    Some(super::commands::authenticate::MECHANISMS.to_owned())
+}
+
+fn accounts_offered(state: &State) -> bool {
+    state.accounts_enabled()
+}
+
 fn sts_offered(state: &State) -> bool {
     state.config.server.sts_port.is_some()
 }
 
 /// Every capability the server offers, in the order CAP LS lists them.
 pub static CAPABILITIES: &[Capability] = &[
-    // No accounts exist yet: account-notify never fires, account-tag is never
-    // attached, and extended-join says `*`, as their specs ask of a logged-out user.
     cap("account-notify", Caps::ACCOUNT_NOTIFY),
     cap("account-tag", Caps::ACCOUNT_TAG),
     cap("away-notify", Caps::AWAY_NOTIFY),
@@ -118,6 +126,13 @@ pub static CAPABILITIES: &[Capability] = &[
     cap("labeled-response", Caps::LABELED_RESPONSE),
     cap("message-tags", Caps::MESSAGE_TAGS),
     cap("multi-prefix", Caps::MULTI_PREFIX),
+    Capability {
+        name: "sasl",
+        flag: Caps::SASL,
+        value: sasl_value,
+        offered: accounts_offered,
+        requestable: true,
+    },
     cap("server-time", Caps::SERVER_TIME),
     cap("setname", Caps::SETNAME),
     cap("standard-replies", Caps::STANDARD_REPLIES),

@@ -46,6 +46,11 @@ pub struct Client {
     pub cap_version: u32,
     pub caps: Caps,
     pub modes: UserModes,
+    /// The account logged in to; changed only by [`super::State::log_in`]
+    /// and [`super::State::log_out`].
+    pub account: Option<String>,
+    /// A SASL exchange in progress.
+    pub sasl: Option<super::commands::authenticate::SaslExchange>,
     /// What OPER granted; meaningful only while `modes.oper` is set.
     pub privileges: Vec<Privilege>,
     /// A command of this client is decided off the core (an OPER password
@@ -135,6 +140,8 @@ impl Client {
             cap_version: 0,
             caps: Caps::NONE,
             modes: UserModes::default(),
+            account: None,
+            sasl: None,
             privileges: Vec::new(),
             waiting: None,
             away: None,

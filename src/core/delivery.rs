@@ -60,10 +60,13 @@ impl State {
         Broadcast::new(line, self.clock.now())
     }
 
-    /// An event caused by `id`, tagged `bot` when it is a bot (bot-mode).
+    /// An event caused by `id`, tagged `bot` when it is a bot (bot-mode)
+    /// and with its account (account-tag) when it is logged in.
     pub fn event_from(&self, id: ClientId, line: Bytes) -> Broadcast {
-        let bot = self.clients.get(&id).is_some_and(|c| c.modes.bot);
-        self.broadcast(line).with_bot(bot)
+        let client = self.clients.get(&id);
+        let bot = client.is_some_and(|c| c.modes.bot);
+        let account = client.and_then(|c| c.account.clone());
+        self.broadcast(line).with_bot(bot).with_account(account)
     }
 
     /// Sends an event to each of `ids` in the form its capabilities ask for.

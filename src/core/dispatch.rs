@@ -3,9 +3,9 @@
 
 use super::caps::Caps;
 use super::commands::{
-    away, cap, chathistory, help, info, invite, ison, join, kick, kill, kline, list, message, mode,
-    monitor, names, oper, part, ping, quit, registration, rehash, setname, stats, topic, userhost,
-    wallops, who, whois, whowas,
+    authenticate, away, cap, chathistory, help, info, invite, ison, join, kick, kill, kline, list,
+    message, mode, monitor, names, nickserv, oper, part, ping, quit, registration, rehash, setname,
+    stats, topic, userhost, wallops, who, whois, whowas,
 };
 use super::replies::check_privilege;
 use super::{Client, ClientId, Refusal, State, labeled};
@@ -87,6 +87,7 @@ const fn oper(
 /// Every command the server knows, sorted by name for binary search.
 static COMMANDS: &[Command] = &[
     command("ADMIN", info::admin, 0),
+    any_phase("AUTHENTICATE", authenticate::authenticate, 1),
     command("AWAY", away::away, 0),
     any_phase("CAP", cap::cap, 1),
     // Missing parameters get the spec's FAIL, not 461.
@@ -112,6 +113,7 @@ static COMMANDS: &[Command] = &[
     any_phase("NICK", registration::nick, 0),
     // PRIVMSG answers 411/412 itself; NOTICE must never get an error.
     command("NOTICE", message::notice, 0),
+    command("NS", nickserv::ns, 0),
     command("OPER", oper::oper, 2),
     command("PART", part::part, 1),
     registering("PASS", registration::pass, 1),

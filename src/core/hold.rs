@@ -361,7 +361,7 @@ mod tests {
         while requests.try_recv().is_ok() {
             checks += 1;
         }
-        assert_eq!(checks, crate::core::oper_lockout::OPER_ATTEMPTS);
+        assert_eq!(checks, crate::core::lockout::OPER_ATTEMPTS);
         for n in 3..5 {
             assert_eq!(
                 h.take(&format!("user{n}")),

@@ -8,7 +8,7 @@ use tokio::sync::mpsc;
 use tracing::error;
 
 use super::bans::BanList;
-use super::oper_lockout::OperLockout;
+use super::lockout::{LoginLockout, OperLockout};
 use super::{ClientId, Event, State};
 
 /// Work the core hands off because it blocks or touches files.
@@ -25,6 +25,144 @@ pub enum AdminRequest {
     },
     /// Replace the bans file with these lines.
     SaveBans { path: PathBuf, bans: BanList },
+    /// Read or change the account store; the answer is `Event::AccountAnswered`.
+    Account {
+        job: AccountJob,
+        answer: AccountAnswer,
+    },
+}
+
+/// What the worker does with the account store for a client.
+#[derive(Debug)]
+pub enum AccountJob {
+    /// Check an account's password: `Valid` with its name as registered.
+    Verify { account: String, password: String },
+    /// Create an account named `name`, owning that nick, with `password`.
+    Register { name: String, password: String },
+    /// Describe an account.
+    Info { account: String },
+    /// SCRAM-SHA-256, first step: the account's salt and iteration count.
+    ScramSalt { account: String },
+    /// SCRAM-SHA-256, last step: check the client's proof of the password
+    /// for this AuthMessage (RFC 5802 §3).
+    ScramProof {
+        account: String,
+        auth_message: String,
+        proof: Vec<u8>,
+    },
+}
+
+/// Why the client asked, so the answer goes back the same way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AccountPurpose {
+    /// `AUTHENTICATE PLAIN`: answered with 903 or 904.
+    Sasl,
+    /// `NickServ IDENTIFY`.
+    Identify,
+    /// `NickServ REGISTER`.
+    Register,
+    /// `NickServ INFO`.
+    Info,
+}
+
+/// What the worker found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AccountOutcome {
+    /// The password was right (or the account was created): the account's
+    /// name as registered.
+    Valid(String),
+    /// No such account, or the wrong password: the two are not told apart.
+    Invalid,
+    Suspended,
+    /// REGISTER: the name is an account already, or a nick one owns.
+    Taken,
+    /// REGISTER: the password is unacceptable (empty, too long).
+    BadPassword,
+    /// INFO: the account, when it exists.
+    About(Option<AccountAbout>),
+    /// SCRAM: what the client salts its password with.
+    ScramSalt {
+        salt: Vec<u8>,
+        iterations: u32,
+    },
+    /// SCRAM: the proof was right; the signature proves the server knew
+    /// the verifier.
+    ScramProved {
+        account: String,
+        server_signature: Vec<u8>,
+    },
+    /// The store could not be read or written; the worker logged why.
+    Unavailable,
+}
+
+/// What INFO tells about an account.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccountAbout {
+    pub name: String,
+    pub created_ms: i64,
+    pub suspended: bool,
+    pub nicks: Vec<String>,
+}
+
+/// The answer owed for an account job: like [`OperAnswer`], one dropped
+/// unanswered answers `Unavailable`, so the waiting client resumes.
+#[derive(Debug)]
+pub struct AccountAnswer {
+    id: ClientId,
+    purpose: AccountPurpose,
+    core: Option<mpsc::Sender<Event>>,
+}
+
+impl AccountAnswer {
+    pub fn new(
+        id: ClientId,
+        purpose: AccountPurpose,
+        core: Option<mpsc::Sender<Event>>,
+    ) -> AccountAnswer {
+        AccountAnswer { id, purpose, core }
+    }
+
+    /// Sends the answer to the core.
+    pub async fn send(mut self, outcome: AccountOutcome) {
+        if let Some(core) = self.core.take() {
+            let _ = core.send(self.event(outcome)).await;
+        }
+    }
+
+    /// The answer as the core receives it, for tests driving the core
+    /// without a worker.
+    #[cfg(test)]
+    pub fn into_event(mut self, outcome: AccountOutcome) -> Event {
+        self.core = None;
+        self.event(outcome)
+    }
+
+    fn event(&self, outcome: AccountOutcome) -> Event {
+        Event::AccountAnswered {
+            id: self.id,
+            purpose: self.purpose,
+            outcome,
+        }
+    }
+}
+
+impl Drop for AccountAnswer {
+    fn drop(&mut self) {
+        if let Some(core) = self.core.take() {
+            send_from_drop(core, self.event(AccountOutcome::Unavailable));
+        }
+    }
+}
+
+/// Hands `event` to the core without waiting: a full inbox gets it from a task.
+fn send_from_drop(core: mpsc::Sender<Event>, event: Event) {
+    if let Err(mpsc::error::TrySendError::Full(event)) = core.try_send(event) {
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let _ = core.send(event).await;
+            });
+        }
+    }
 }
 
 /// The answer owed for an OPER password check. The client's later lines
@@ -74,16 +212,8 @@ impl OperAnswer {
 
 impl Drop for OperAnswer {
     fn drop(&mut self) {
-        let Some(core) = self.core.take() else {
-            return;
-        };
-        // No waiting in a drop: a full inbox gets the answer from a task.
-        if let Err(mpsc::error::TrySendError::Full(event)) = core.try_send(self.event(false)) {
-            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                runtime.spawn(async move {
-                    let _ = core.send(event).await;
-                });
-            }
+        if let Some(core) = self.core.take() {
+            send_from_drop(core, self.event(false));
         }
     }
 }
@@ -106,6 +236,8 @@ pub struct AdminState {
     pub config_file: Option<PathBuf>,
     pub bans: BanList,
     pub(crate) oper_lockout: OperLockout,
+    /// Logins to accounts, per account and per address.
+    pub(crate) login_lockout: LoginLockout,
 }
 
 impl AdminState {
@@ -117,8 +249,10 @@ impl AdminState {
         };
         let sent = refused.is_none();
         // The caller answers a refused request itself.
-        if let Some(AdminRequest::CheckOper { answer, .. }) = refused {
-            answer.disarm();
+        match refused {
+            Some(AdminRequest::CheckOper { answer, .. }) => answer.disarm(),
+            Some(AdminRequest::Account { mut answer, .. }) => answer.core = None,
+            _ => {}
         }
         if !sent {
             error!("the admin worker is not running");

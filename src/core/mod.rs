@@ -8,7 +8,8 @@
 //! `replies.rs` (numerics, FAIL, server NOTICEs, the privilege check),
 //! `labeled.rs` (labeled-response), `disconnect.rs`, `whowas.rs`,
 //! `monitor.rs`. Beside them: `bans.rs` (K-lines and
-//! D-lines), `oper_lockout.rs` (failed OPER attempts), `jobs.rs` (what the
+//! D-lines), `lockout.rs` (failed OPER and login attempts), `login.rs` (logging in
+//! and out of accounts), `jobs.rs` (what the
 //! core hands to the blocking worker), `history_answer.rs` (a CHATHISTORY
 //! answer on its way back) and `clock.rs`. `dispatch.rs` is the command
 //! table; `commands/` has the handlers, one file per command or family.
@@ -31,8 +32,9 @@ mod hold;
 pub mod isupport;
 mod jobs;
 mod labeled;
+mod lockout;
+mod login;
 mod monitor;
-mod oper_lockout;
 pub mod playback;
 mod replies;
 mod state;
@@ -55,7 +57,10 @@ pub use channel::{Channel, ChannelModes, ListEntry, Membership, Topic};
 pub use client::Client;
 pub use clock::{Clock, SystemClock};
 pub use isupport::isupport_tokens;
-pub use jobs::{AdminRequest, AdminState, OperAnswer, Reloaded};
+pub use jobs::{
+    AccountAbout, AccountAnswer, AccountJob, AccountOutcome, AccountPurpose, AdminRequest,
+    AdminState, OperAnswer, Reloaded,
+};
 pub use replies::Refusal;
 pub use state::State;
 
@@ -93,6 +98,12 @@ pub enum Event {
         id: ClientId,
         oper: String,
         valid: bool,
+    },
+    /// The worker did an account job for a client.
+    AccountAnswered {
+        id: ClientId,
+        purpose: AccountPurpose,
+        outcome: AccountOutcome,
     },
     /// The history reader answered a CHATHISTORY request.
     HistoryAnswered(Box<history_answer::Answer>),
@@ -156,9 +167,10 @@ pub async fn run(mut state: State, mut inbox: mpsc::Receiver<Event>) {
 /// Applies one event; a handler that panics costs only its client.
 pub fn handle_guarded(state: &mut State, event: Event) {
     let culprit = match &event {
-        Event::Message { id, .. } | Event::InputTooLong { id } | Event::OperChecked { id, .. } => {
-            Some(*id)
-        }
+        Event::Message { id, .. }
+        | Event::InputTooLong { id }
+        | Event::OperChecked { id, .. }
+        | Event::AccountAnswered { id, .. } => Some(*id),
         Event::HistoryAnswered(answer) => Some(answer.request.id),
         _ => None,
     };

@@ -19,6 +19,7 @@ use super::labeled::Capture;
 use super::whowas::Whowas;
 use super::{
     AdminState, Channel, Client, ClientId, Clock, Event, IdMap, IdSet, Membership, bans, isupport,
+    login,
 };
 use crate::config::Config;
 use crate::history::ring::PlaybackRings;
@@ -188,6 +189,11 @@ impl State {
                 outcome,
             } => rehash::finished(self, requested_by, outcome),
             Event::OperChecked { id, oper, valid } => oper::checked(self, id, &oper, valid),
+            Event::AccountAnswered {
+                id,
+                purpose,
+                outcome,
+            } => login::answered(self, id, purpose, outcome),
             Event::HistoryAnswered(answer) => chathistory::answered(self, *answer),
             Event::HistoryHealth { degraded } => self.history_health(degraded),
             Event::Shutdown => self.shutdown(),

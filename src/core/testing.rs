@@ -135,6 +135,14 @@ impl Harness {
         }
     }
 
+    /// Gives the core a worker that is a channel the test reads: the
+    /// jobs it is handed wait there, and the test answers them by hand.
+    pub fn attach_worker(&mut self) -> tokio::sync::mpsc::UnboundedReceiver<super::AdminRequest> {
+        let (worker, requests) = tokio::sync::mpsc::unbounded_channel();
+        self.state.admin.worker = Some(worker);
+        requests
+    }
+
     /// The id of the client called `name`.
     pub fn id(&self, name: &str) -> ClientId {
         self.connections[name].id

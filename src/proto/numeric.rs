@@ -24,6 +24,10 @@ impl Numeric {
     pub const fn text(self) -> Option<&'static str> {
         Some(match self {
             ERR_NOSUCHNICK => "No such nick/channel",
+            ERR_SASLFAIL => "SASL authentication failed",
+            ERR_SASLTOOLONG => "SASL message too long",
+            ERR_SASLABORTED => "SASL authentication aborted",
+            ERR_SASLALREADY => "You have already authenticated using SASL",
             ERR_NOSUCHSERVER => "No such server",
             ERR_NOSUCHCHANNEL => "No such channel",
             ERR_CANNOTSENDTOCHAN => "Cannot send to channel",
@@ -176,6 +180,16 @@ pub const ERR_MONLISTFULL: Numeric = from(Response::ERR_MONLISTFULL);
 pub const RPL_ADMINLOC1: Numeric = Numeric(257);
 pub const RPL_ADMINLOC2: Numeric = Numeric(258);
 pub const RPL_WHOISBOT: Numeric = Numeric(335);
+pub const RPL_WHOISACCOUNT: Numeric = Numeric(330);
+/// Accounts and SASL (Modern IRC, IRCv3 sasl).
+pub const RPL_LOGGEDIN: Numeric = Numeric(900);
+pub const RPL_LOGGEDOUT: Numeric = Numeric(901);
+pub const RPL_SASLSUCCESS: Numeric = Numeric(903);
+pub const ERR_SASLFAIL: Numeric = Numeric(904);
+pub const ERR_SASLTOOLONG: Numeric = Numeric(905);
+pub const ERR_SASLABORTED: Numeric = Numeric(906);
+pub const ERR_SASLALREADY: Numeric = Numeric(907);
+pub const RPL_SASLMECHS: Numeric = Numeric(908);
 pub const RPL_CREATIONTIME: Numeric = Numeric(329);
 pub const RPL_WHOSPCRPL: Numeric = Numeric(354);
 pub const RPL_WHOISHOST: Numeric = Numeric(378);

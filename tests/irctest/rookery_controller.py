@@ -19,6 +19,7 @@ from typing import Optional, Set, Type
 
 from irctest import patma
 from irctest.basecontrollers import BaseServerController, DirectoryBasedController
+from irctest.cases import BaseServerTestCase
 from irctest.runner import NotImplementedByController
 from irctest.specifications import Capabilities, OptionalBehaviors
 
@@ -134,8 +135,8 @@ level = {log_level}
 class RookeryController(BaseServerController, DirectoryBasedController):
     software_name = "rookery"
     _port_wait_interval = 0.01
-    # No SASL yet.
-    supported_sasl_mechanisms: Set[str] = set()
+    # What AUTHENTICATE accepts (the `sasl` capability's value).
+    supported_sasl_mechanisms: Set[str] = {"PLAIN", "SCRAM-SHA-256"}
     # rookery offers `sts` when server.sts_port is set; irctest reads this
     # flag only in its client tests.
     supports_sts = True
@@ -182,6 +183,9 @@ class RookeryController(BaseServerController, DirectoryBasedController):
             OptionalBehaviors.MULTI_NAMES_COMMAND,
             OptionalBehaviors.MULTI_PRIVMSG,
             OptionalBehaviors.NO_CTCP,
+            # AUTHENTICATE works after registration for a client not yet
+            # logged in; once logged in it gets 907 (no re-authentication).
+            OptionalBehaviors.SASL_AFTER_REGISTRATION,
         )
     )
 
@@ -225,8 +229,8 @@ class RookeryController(BaseServerController, DirectoryBasedController):
     ) -> None:
         if websocket_hostname is not None or websocket_port is not None:
             raise NotImplementedByController("Websocket")
-        if run_services:
-            raise NotImplementedByController("services")
+        # Accounts and NickServ are built in: `run_services` needs nothing
+        # more than the history database the configuration always has.
         assert self.proc is None
         self.port = port
         self.hostname = hostname
@@ -307,6 +311,33 @@ class RookeryController(BaseServerController, DirectoryBasedController):
         for stream in output.values():
             stream.close()
 
+
+    def wait_for_services(self) -> None:
+        """The services are the server itself: up once its port is."""
+
+    def registerUser(
+        self,
+        case: BaseServerTestCase,
+        username: str,
+        password: Optional[str] = None,
+    ) -> None:
+        """Creates the account `username` while the server runs, as a user
+        would: connect with that nick and `NS REGISTER <password>`."""
+        assert password
+        client = case.addClient(show_io=False)
+        case.sendLine(client, "NICK " + username)
+        case.sendLine(client, "USER r e g :user")
+        while case.getRegistrationMessage(client).command != "001":
+            pass
+        case.getMessages(client)
+        case.sendLine(client, "NS REGISTER " + password)
+        while True:
+            msg = case.getMessage(client)
+            if msg.command == "NOTICE" and "created" in msg.params[-1]:
+                break
+            assert msg.command == "900", f"REGISTER failed: {msg}"
+        case.sendLine(client, "QUIT")
+        case.assertDisconnected(client)
 
     def kill_proc(self) -> None:
         """Stops the server, then waits until no process of its group is

@@ -15,6 +15,14 @@ static TEXTS: &[(&str, &[&str])] = &[
         &["ADMIN [<server>]", "Shows who runs this server."],
     ),
     (
+        "AUTHENTICATE",
+        &[
+            "AUTHENTICATE <mechanism> | <base64 data> | + | *",
+            "Logs in to an account with SASL (PLAIN, SCRAM-SHA-256) while connecting;",
+            "clients do this themselves. * aborts.",
+        ],
+    ),
+    (
         "AWAY",
         &[
             "AWAY [:<message>]",
@@ -154,6 +162,13 @@ static TEXTS: &[(&str, &[&str])] = &[
         &[
             "NOTICE <target>{,<target>} :<text>",
             "Like PRIVMSG, but never answered automatically.",
+        ],
+    ),
+    (
+        "NS",
+        &[
+            "NS <command> [<arguments>]",
+            "Talks to NickServ, the account service: NS HELP lists its commands.",
         ],
     ),
     (

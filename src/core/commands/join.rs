@@ -119,10 +119,10 @@ fn announce(state: &mut State, id: ClientId, folded: &Folded) {
     let source = client.source.clone();
     let away = client.away.clone();
     let line = Line::new(Some(&source), "JOIN").arg(&channel.name).finish();
-    // extended-join: the account (`*`: nobody is logged in yet) and real name.
+    // extended-join: the account (`*` when logged out) and real name.
     let extended = Line::new(Some(&source), "JOIN")
         .arg(&channel.name)
-        .arg("*")
+        .arg(client.account.as_deref().unwrap_or("*"))
         .trailing(&client.realname)
         .finish();
     let mut event = state

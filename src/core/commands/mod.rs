@@ -1,5 +1,6 @@
 //! Command handlers, one file per command family.
 
+pub mod authenticate;
 pub mod away;
 pub mod cap;
 pub mod channel_mode;
@@ -17,6 +18,7 @@ pub mod message;
 pub mod mode;
 pub mod monitor;
 pub mod names;
+pub mod nickserv;
 pub mod oper;
 pub mod part;
 pub mod ping;

@@ -83,7 +83,7 @@ fn answer(state: &mut State, id: ClientId, oper: &str, valid: bool) {
     };
     let privileges = block.privileges.clone();
     let key = state.address_key(ip);
-    state.admin.oper_lockout.succeeded(key);
+    state.admin.oper_lockout.succeeded(&key);
     let Some(client) = state.clients.get_mut(&id) else {
         return;
     };

@@ -29,7 +29,9 @@ pub fn nick(state: &mut State, id: ClientId, message: &Message) -> Result<(), Re
     if wanted.is_empty() {
         return Err(Refusal::no_nickname_given());
     }
-    if !is_valid_nick(wanted, state.config.limits.nick_length) {
+    if !is_valid_nick(wanted, state.config.limits.nick_length)
+        || super::nickserv::is_service(state, wanted)
+    {
         return Err(Refusal::new(numeric::ERR_ERRONEOUSNICKNAME, &[wanted]));
     }
     let folded = state.fold(wanted);
@@ -200,6 +202,7 @@ pub fn try_register(state: &mut State, id: ClientId) {
         bans::refuse_banned(state, id, BanKind::K, &reason);
         return;
     }
+    super::authenticate::abort_on_registration(state, id);
     let Some(client) = state.clients.get_mut(&id) else {
         return;
     };

@@ -63,13 +63,14 @@ struct About {
     /// 378's text, for those who may see the address behind a cloak.
     real: Option<String>,
     bot: bool,
+    account: Option<String>,
     secure: bool,
     away: Option<String>,
     idle: u64,
     signon: u64,
 }
 
-/// 311, 319, 312, 313, 378, 335, 671, 301, 317 about `target`.
+/// 311, 319, 312, 313, 378, 335, 330, 671, 301, 317 about `target`.
 fn send_whois(state: &mut State, id: ClientId, target: ClientId) {
     let Some(about) = about(state, id, target) else {
         return;
@@ -96,6 +97,7 @@ fn about(state: &State, id: ClientId, target: ClientId) -> Option<About> {
         oper: client.modes.oper,
         real,
         bot: client.modes.bot,
+        account: client.account.clone(),
         secure: client.secure,
         away: client.away.clone(),
         idle: state
@@ -130,7 +132,7 @@ fn send_identity(state: &mut State, id: ClientId, about: &About) {
     state.reply(id, numeric::RPL_WHOISSERVER, &[nick, &server], &description);
 }
 
-/// 313, 378, 335, 671 and 301 where they apply, then 317.
+/// 313, 378, 335, 330, 671 and 301 where they apply, then 317.
 fn send_details(state: &mut State, id: ClientId, about: &About) {
     let nick = &about.nick;
     if about.oper {
@@ -147,6 +149,14 @@ fn send_details(state: &mut State, id: ClientId, about: &About) {
     if about.bot {
         let text = format!("is a Bot on {}", state.config.server.network);
         state.reply(id, numeric::RPL_WHOISBOT, &[nick], &text);
+    }
+    if let Some(account) = &about.account {
+        state.reply(
+            id,
+            numeric::RPL_WHOISACCOUNT,
+            &[nick, account],
+            "is logged in as",
+        );
     }
     if about.secure {
         state.reply(

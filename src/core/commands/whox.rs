@@ -65,8 +65,8 @@ impl Fields {
                 'f' => flags.to_owned(),
                 'd' => "0".to_owned(),
                 'l' => idle(),
-                // No accounts yet: `0` means logged out.
-                'a' => "0".to_owned(),
+                // `0` means logged out.
+                'a' => client.account.clone().unwrap_or_else(|| "0".to_owned()),
                 // Channel op levels are an ircu feature rooms here do not
                 // have; ircu itself answers `n/a`.
                 'o' => "n/a".to_owned(),

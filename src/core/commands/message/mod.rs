@@ -81,6 +81,7 @@ impl MessageKind {
 pub(super) struct Outgoing<'a> {
     pub source: String,
     bot: bool,
+    account: Option<String>,
     pub kind: MessageKind,
     pub text: &'a str,
     client_tags: Option<String>,
@@ -101,6 +102,7 @@ impl Outgoing<'_> {
             .with_msgid(msgid)
             .with_client_tags(self.client_tags.clone())
             .with_bot(self.bot)
+            .with_account(self.account.clone())
     }
 
     /// Who may receive it: TAGMSG only reaches message-tags clients.
@@ -135,6 +137,7 @@ fn relay(state: &mut State, id: ClientId, message: &Message, kind: MessageKind) 
     let outgoing = Outgoing {
         source: client.source.clone(),
         bot: client.modes.bot,
+        account: client.account.clone(),
         kind,
         text,
         // CLIENTTAGDENY: blocked tags are dropped silently, as message-tags allows.
@@ -151,6 +154,13 @@ fn relay(state: &mut State, id: ClientId, message: &Message, kind: MessageKind) 
         }
         // The same target twice in one command gets the message once.
         if !seen.insert(state.fold(target)) {
+            continue;
+        }
+        if super::nickserv::is_service(state, target) {
+            // The service reads PRIVMSG only; nothing is relayed or echoed.
+            if answers && kind.has_text() {
+                super::nickserv::command(state, id, text);
+            }
             continue;
         }
         let outcome = if is_channel_name(target.trim_start_matches(modes::is_status_symbol)) {

@@ -1,0 +1,361 @@
+//! AUTHENTICATE: SASL (IRCv3 sasl 3.1 and 3.2) with the PLAIN and
+//! SCRAM-SHA-256 (`scram.rs`) mechanisms. Each client response arrives
+//! base64-encoded in chunks of 400 bytes (a shorter chunk or `+` ends
+//! it); passwords and proofs are checked off the core
+//! ([`State::check_login`]) and [`answered`] goes on with 903 or 904.
+//! Registration waits for CAP END, so a client that negotiated `sasl`
+//! logs in before it registers. Once logged in, a client is refused
+//! another exchange (907).
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+
+mod scram;
+
+use crate::core::{AccountOutcome, AccountPurpose, Refusal};
+use crate::core::{ClientId, State};
+use crate::proto::numeric;
+use crate::proto::{Line, Message};
+
+/// The mechanisms offered, as the `sasl` capability's value and 908 list them.
+pub const MECHANISMS: &str = "PLAIN,SCRAM-SHA-256";
+/// The length of a full chunk: one this long says more follow.
+const CHUNK: usize = 400;
+/// The most base64 a response may take: PLAIN carries two names and a
+/// password, far less than this.
+const MAX_RESPONSE: usize = 4 * CHUNK;
+
+/// A SASL exchange in progress: the mechanism and where it is, and the
+/// client response received so far.
+#[derive(Debug)]
+pub struct SaslExchange {
+    mechanism: Mechanism,
+    response: String,
+}
+
+#[derive(Debug)]
+enum Mechanism {
+    Plain,
+    Scram(scram::Step),
+}
+
+impl SaslExchange {
+    fn new(mechanism: Mechanism) -> SaslExchange {
+        SaslExchange {
+            mechanism,
+            response: String::new(),
+        }
+    }
+}
+
+/// Sends a server challenge: base64 in 400-byte chunks, and `+` after a
+/// full last one (or for an empty challenge).
+fn challenge(state: &mut State, id: ClientId, data: &[u8]) {
+    let encoded = STANDARD.encode(data);
+    let mut chunks: Vec<&str> = encoded
+        .as_bytes()
+        .chunks(CHUNK)
+        .map(|chunk| std::str::from_utf8(chunk).unwrap_or_default())
+        .collect();
+    if encoded.len() % CHUNK == 0 {
+        chunks.push("+");
+    }
+    for chunk in chunks {
+        state.send(id, Line::new(None, "AUTHENTICATE").arg(chunk).finish());
+    }
+}
+
+/// Ends the exchange of `id` as failed.
+fn fail(state: &mut State, id: ClientId) {
+    if let Some(client) = state.clients.get_mut(&id) {
+        client.sasl = None;
+    }
+    state.refuse(id, Refusal::new(numeric::ERR_SASLFAIL, &[]));
+}
+
+/// Logs `id` in after a successful exchange: 900, then 903.
+fn succeed(state: &mut State, id: ClientId, account: &str) {
+    if let Some(client) = state.clients.get_mut(&id) {
+        client.sasl = None;
+    }
+    state.log_in(id, account);
+    state.reply(
+        id,
+        numeric::RPL_SASLSUCCESS,
+        &[],
+        "SASL authentication successful",
+    );
+}
+
+/// `AUTHENTICATE <mechanism>`, then `AUTHENTICATE <base64 chunk>|+|*`
+pub fn authenticate(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
+    let param = message.param(0);
+    if !state.accounts_enabled() {
+        return Err(Refusal::new(numeric::ERR_SASLFAIL, &[]));
+    }
+    let Some(client) = state.clients.get_mut(&id) else {
+        return Ok(());
+    };
+    if param == "*" {
+        client.sasl = None;
+        return Err(Refusal::new(numeric::ERR_SASLABORTED, &[]));
+    }
+    let Some(exchange) = client.sasl.as_mut() else {
+        if client.account.is_some() {
+            return Err(Refusal::new(numeric::ERR_SASLALREADY, &[]));
+        }
+        let mechanism = match param.to_ascii_uppercase().as_str() {
+            "PLAIN" => Mechanism::Plain,
+            "SCRAM-SHA-256" => Mechanism::Scram(scram::Step::ClientFirst),
+            _ => {
+                let text = "are available SASL mechanisms";
+                state.reply(id, numeric::RPL_SASLMECHS, &[MECHANISMS], text);
+                return Err(Refusal::new(numeric::ERR_SASLFAIL, &[]));
+            }
+        };
+        client.sasl = Some(SaslExchange::new(mechanism));
+        state.send(id, Line::new(None, "AUTHENTICATE").arg("+").finish());
+        return Ok(());
+    };
+    if param.len() > CHUNK {
+        client.sasl = None;
+        return Err(Refusal::new(numeric::ERR_SASLTOOLONG, &[]));
+    }
+    if param != "+" {
+        exchange.response.push_str(param);
+    }
+    if exchange.response.len() > MAX_RESPONSE {
+        // 905 is for one line over 400 bytes; a response that never ends
+        // simply fails.
+        client.sasl = None;
+        return Err(Refusal::new(numeric::ERR_SASLFAIL, &[]));
+    }
+    if param.len() == CHUNK {
+        return Ok(());
+    }
+    let Some(exchange) = client.sasl.take() else {
+        return Ok(());
+    };
+    let Ok(response) = STANDARD.decode(&exchange.response) else {
+        return Err(Refusal::new(numeric::ERR_SASLFAIL, &[]));
+    };
+    if let Mechanism::Scram(step) = exchange.mechanism {
+        return scram::respond(state, id, step, &response);
+    }
+    let Some((account, password)) = plain(&response) else {
+        return Err(Refusal::new(numeric::ERR_SASLFAIL, &[]));
+    };
+    if !state.check_login(id, AccountPurpose::Sasl, &account, &password) {
+        return Err(Refusal::new(numeric::ERR_SASLFAIL, &[]));
+    }
+    Ok(())
+}
+
+/// The account and password of a PLAIN response (RFC 4616:
+/// `[authzid] NUL authcid NUL passwd`). An authorization identity other
+/// than the account itself is refused: nobody may act for another here.
+fn plain(response: &[u8]) -> Option<(String, String)> {
+    let text = std::str::from_utf8(response).ok()?;
+    let mut parts = text.split('\0');
+    let (authzid, account, password) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() || account.is_empty() {
+        return None;
+    }
+    if !authzid.is_empty() && authzid != account {
+        return None;
+    }
+    Some((account.to_owned(), password.to_owned()))
+}
+
+/// The worker's answer to a PLAIN response or a SCRAM step.
+pub fn answered(state: &mut State, id: ClientId, outcome: AccountOutcome) {
+    match outcome {
+        AccountOutcome::Valid(account) => succeed(state, id, &account),
+        AccountOutcome::ScramSalt { salt, iterations } => {
+            scram::salted(state, id, &salt, iterations);
+        }
+        AccountOutcome::ScramProved {
+            account,
+            server_signature,
+        } => scram::proved(state, id, account, &server_signature),
+        _ => fail(state, id),
+    }
+}
+
+/// Registration completed during an exchange ends it (sasl 3.1: 906).
+pub fn abort_on_registration(state: &mut State, id: ClientId) {
+    if let Some(client) = state.clients.get_mut(&id) {
+        if client.sasl.take().is_some() {
+            state.refuse(id, Refusal::new(numeric::ERR_SASLABORTED, &[]));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+
+    use crate::core::login::tests::answer;
+    use crate::core::testing::Harness;
+    use crate::core::{AccountJob, AccountOutcome};
+
+    fn plain(account: &str, password: &str) -> String {
+        STANDARD.encode(format!("\0{account}\0{password}"))
+    }
+
+    /// A client that asked for `sasl` and started PLAIN, before registering.
+    fn started(h: &mut Harness) {
+        h.connect("c");
+        h.send("c", "CAP LS 302");
+        h.send("c", "NICK alice");
+        h.send("c", "USER alice 0 * :Alice");
+        h.send("c", "CAP REQ sasl");
+        let lines = h.take("c");
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains(" sasl=PLAIN,SCRAM-SHA-256 ")),
+            "{lines:?}"
+        );
+        h.send("c", "AUTHENTICATE PLAIN");
+        assert_eq!(h.take("c"), ["AUTHENTICATE +"]);
+    }
+
+    #[test]
+    fn plain_logs_in_before_registration_completes() {
+        let mut h = Harness::new();
+        let mut requests = h.attach_worker();
+        started(&mut h);
+        h.send("c", &format!("AUTHENTICATE {}", plain("alice", "hunter2")));
+        h.send("c", "CAP END");
+        assert!(h.take("c").is_empty(), "CAP END waits for the check");
+        let job = answer(&mut h, &mut requests, AccountOutcome::Valid("Alice".into()));
+        assert!(matches!(
+            job,
+            AccountJob::Verify { account, password } if account == "alice" && password == "hunter2"
+        ));
+        let lines = h.take("c");
+        assert_eq!(
+            lines[..2],
+            [
+                ":irc.test 900 alice alice!~alice@127.0.0.1 Alice :You are now logged in as Alice",
+                ":irc.test 903 alice :SASL authentication successful",
+            ]
+        );
+        assert!(lines[2].starts_with(":irc.test 001 alice "), "{lines:?}");
+        h.send("c", "AUTHENTICATE PLAIN");
+        assert_eq!(
+            h.take("c"),
+            [":irc.test 907 alice :You have already authenticated using SASL"]
+        );
+    }
+
+    #[test]
+    fn a_wrong_password_fails_and_the_account_locks_after_five_attempts() {
+        let mut h = Harness::new();
+        let mut requests = h.attach_worker();
+        started(&mut h);
+        for attempt in 1..=6 {
+            if attempt > 1 {
+                h.send("c", "AUTHENTICATE PLAIN");
+                h.take("c");
+            }
+            h.send("c", &format!("AUTHENTICATE {}", plain("alice", "wrong")));
+            if attempt <= 5 {
+                answer(&mut h, &mut requests, AccountOutcome::Invalid);
+            } else {
+                assert!(requests.try_recv().is_err(), "the sixth is not checked");
+            }
+            assert_eq!(
+                h.take("c"),
+                [":irc.test 904 alice :SASL authentication failed"]
+            );
+        }
+    }
+
+    #[test]
+    fn chunks_of_400_continue_and_plus_ends_an_exact_multiple() {
+        let mut h = Harness::new();
+        let mut requests = h.attach_worker();
+        started(&mut h);
+        // 300 bytes of PLAIN make exactly 400 of base64.
+        let password = "p".repeat(300 - "\0alice\0".len());
+        let encoded = plain("alice", &password);
+        assert_eq!(encoded.len(), 400);
+        h.send("c", &format!("AUTHENTICATE {encoded}"));
+        assert!(requests.try_recv().is_err(), "a full chunk waits for more");
+        h.send("c", "AUTHENTICATE +");
+        let job = answer(&mut h, &mut requests, AccountOutcome::Invalid);
+        assert!(matches!(job, AccountJob::Verify { password: p, .. } if p == password));
+    }
+
+    #[test]
+    fn a_response_that_never_ends_fails_without_a_check() {
+        let mut h = Harness::new();
+        let mut requests = h.attach_worker();
+        started(&mut h);
+        let chunk = "A".repeat(400);
+        for _ in 0..4 {
+            h.send("c", &format!("AUTHENTICATE {chunk}"));
+        }
+        assert!(h.take("c").is_empty());
+        h.send("c", &format!("AUTHENTICATE {chunk}"));
+        assert_eq!(
+            h.take("c"),
+            [":irc.test 904 alice :SASL authentication failed"]
+        );
+        assert!(requests.try_recv().is_err());
+        assert!(h.state.clients[&h.id("c")].sasl.is_none());
+    }
+
+    #[test]
+    fn abort_unknown_mechanism_too_long_and_bad_base64() {
+        let mut h = Harness::new();
+        let _requests = h.attach_worker();
+        started(&mut h);
+        h.send("c", "AUTHENTICATE *");
+        assert_eq!(
+            h.take("c"),
+            [":irc.test 906 alice :SASL authentication aborted"]
+        );
+        h.send("c", "AUTHENTICATE EXTERNAL");
+        assert_eq!(
+            h.take("c"),
+            [
+                ":irc.test 908 alice PLAIN,SCRAM-SHA-256 :are available SASL mechanisms",
+                ":irc.test 904 alice :SASL authentication failed",
+            ]
+        );
+        h.send("c", "AUTHENTICATE PLAIN");
+        h.take("c");
+        h.send("c", &format!("AUTHENTICATE {}", "A".repeat(401)));
+        assert_eq!(h.take("c"), [":irc.test 905 alice :SASL message too long"]);
+        h.send("c", "AUTHENTICATE PLAIN");
+        h.take("c");
+        h.send("c", "AUTHENTICATE !!!notbase64");
+        assert_eq!(
+            h.take("c"),
+            [":irc.test 904 alice :SASL authentication failed"]
+        );
+        // Another identity than the account is refused before any check.
+        h.send("c", "AUTHENTICATE PLAIN");
+        h.take("c");
+        let other = STANDARD.encode("bob\0alice\0pw");
+        h.send("c", &format!("AUTHENTICATE {other}"));
+        assert_eq!(
+            h.take("c"),
+            [":irc.test 904 alice :SASL authentication failed"]
+        );
+    }
+
+    #[test]
+    fn registering_during_an_exchange_aborts_it() {
+        let mut h = Harness::new();
+        started(&mut h);
+        h.send("c", "CAP END");
+        let lines = h.take("c");
+        assert_eq!(lines[0], ":irc.test 906 alice :SASL authentication aborted");
+        assert!(lines[1].starts_with(":irc.test 001 alice "));
+    }
+}

@@ -1,0 +1,326 @@
+//! NickServ: the account service for clients without SASL, answering
+//! `PRIVMSG NickServ :<command>` and its alias `NS <command>` with NOTICEs
+//! from `NickServ!NickServ@services.`, as Ergo does. Its nick is reserved.
+//! REGISTER, IDENTIFY and INFO are done by the worker; [`answered`] says
+//! how they went.
+
+use crate::core::{AccountAbout, AccountJob, AccountOutcome, AccountPurpose, Refusal};
+use crate::core::{ClientId, State};
+use crate::proto::{Line, Message};
+
+/// The service's nick, reserved for it.
+pub const NICK: &str = "NickServ";
+const SOURCE: &str = "NickServ!NickServ@services.";
+
+const HELP: &[&str] = &[
+    "NickServ keeps accounts: log in with one from any connection.",
+    "REGISTER <password>: creates an account named after your nick and logs you in.",
+    "IDENTIFY [account] <password>: logs you in (the account defaults to your nick).",
+    "LOGOUT: logs you out.",
+    "GHOST <nick>: disconnects another connection of yours (logged in to your account) using <nick>.",
+    "INFO [account]: tells about an account.",
+    "Clients that support SASL (PLAIN, SCRAM-SHA-256) can log in while connecting instead.",
+];
+
+/// Whether `target` names the service.
+pub fn is_service(state: &State, target: &str) -> bool {
+    state.config.server.casemapping.eq(target, NICK)
+}
+
+/// `NS <command> [<arguments>]`
+pub fn ns(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
+    let text = message.params.join(" ");
+    command(state, id, &text);
+    Ok(())
+}
+
+/// One line sent to the service.
+pub fn command(state: &mut State, id: ClientId, text: &str) {
+    let mut words = text.split_ascii_whitespace();
+    let verb = words.next().unwrap_or_default().to_ascii_uppercase();
+    let arguments: Vec<&str> = words.collect();
+    if !state.accounts_enabled() && !matches!(verb.as_str(), "HELP" | "") {
+        say(state, id, "Accounts are not enabled on this server.");
+        return;
+    }
+    match (verb.as_str(), arguments.as_slice()) {
+        ("REGISTER", [password, ..]) => register(state, id, password),
+        ("IDENTIFY", [password]) => {
+            let nick = nick_of(state, id);
+            identify(state, id, &nick, password);
+        }
+        ("IDENTIFY", [account, password, ..]) => identify(state, id, account, password),
+        ("LOGOUT", _) => logout(state, id),
+        ("GHOST", [nick, ..]) => ghost(state, id, nick),
+        ("GHOST", []) => say(state, id, "Syntax: GHOST <nick>"),
+        ("INFO", arguments) => {
+            let account = match arguments.first() {
+                Some(account) => (*account).to_owned(),
+                None => account_of(state, id).unwrap_or_else(|| nick_of(state, id)),
+            };
+            let job = AccountJob::Info { account };
+            if !state.account_job(id, AccountPurpose::Info, job) {
+                unavailable(state, id);
+            }
+        }
+        ("HELP", _) | ("", _) => {
+            for line in HELP {
+                say(state, id, line);
+            }
+        }
+        ("REGISTER", []) => say(state, id, "Syntax: REGISTER <password>"),
+        ("IDENTIFY", []) => say(state, id, "Syntax: IDENTIFY [account] <password>"),
+        _ => say(state, id, "Unknown command; send HELP for the list."),
+    }
+}
+
+fn register(state: &mut State, id: ClientId, password: &str) {
+    if let Some(account) = account_of(state, id) {
+        say(
+            state,
+            id,
+            &format!("You are already logged in as {account}."),
+        );
+        return;
+    }
+    let job = AccountJob::Register {
+        name: nick_of(state, id),
+        password: password.to_owned(),
+    };
+    if !state.account_job(id, AccountPurpose::Register, job) {
+        unavailable(state, id);
+    }
+}
+
+fn identify(state: &mut State, id: ClientId, account: &str, password: &str) {
+    if let Some(account) = account_of(state, id) {
+        say(
+            state,
+            id,
+            &format!("You are already logged in as {account}."),
+        );
+        return;
+    }
+    if !state.check_login(id, AccountPurpose::Identify, account, password) {
+        say(state, id, "Invalid account credentials.");
+    }
+}
+
+fn logout(state: &mut State, id: ClientId) {
+    if account_of(state, id).is_none() {
+        say(state, id, "You are not logged in.");
+        return;
+    }
+    state.log_out(id);
+    say(state, id, "You are now logged out.");
+}
+
+/// Frees `nick` from a stale connection of the same account: the other
+/// connection quits, so its owner can take the nick back.
+fn ghost(state: &mut State, id: ClientId, nick: &str) {
+    let Some(account) = account_of(state, id) else {
+        say(state, id, "You must be logged in to use GHOST.");
+        return;
+    };
+    let folded = state.fold(nick);
+    let ghost = state
+        .nicks
+        .get(&folded)
+        .copied()
+        .filter(|&other| other != id);
+    let same_account = ghost
+        .and_then(|other| state.clients.get(&other))
+        .and_then(|other| other.account.as_deref())
+        .is_some_and(|theirs| state.config.server.casemapping.eq(theirs, &account));
+    let (Some(ghost), true) = (ghost, same_account) else {
+        say(
+            state,
+            id,
+            &format!("{nick} is not another connection of your account."),
+        );
+        return;
+    };
+    let by = nick_of(state, id);
+    tracing::info!(?by, %account, ghost = ?nick, "GHOST");
+    state.disconnect(ghost, &format!("GHOSTed by {by}"));
+    say(state, id, &format!("{nick} has been disconnected."));
+}
+
+/// The worker's answer to REGISTER, IDENTIFY or INFO.
+pub fn answered(state: &mut State, id: ClientId, purpose: AccountPurpose, outcome: AccountOutcome) {
+    match (purpose, outcome) {
+        (AccountPurpose::Register, AccountOutcome::Valid(account)) => {
+            state.log_in(id, &account);
+            let text = format!("Account {account} created; you are now logged in.");
+            say(state, id, &text);
+        }
+        (_, AccountOutcome::Valid(account)) => {
+            state.log_in(id, &account);
+            say(state, id, &format!("You are now logged in as {account}."));
+        }
+        (_, AccountOutcome::Taken) => {
+            let text = "That name is already registered, or owned by an account.";
+            say(state, id, text);
+        }
+        (_, AccountOutcome::BadPassword) => say(state, id, "That password cannot be used."),
+        (_, AccountOutcome::Invalid) => say(state, id, "Invalid account credentials."),
+        (_, AccountOutcome::Suspended) => say(state, id, "That account is suspended."),
+        (_, AccountOutcome::About(Some(about))) => info(state, id, &about),
+        (_, AccountOutcome::About(None)) => say(state, id, "No such account."),
+        // SCRAM's answers go to AUTHENTICATE only.
+        (
+            _,
+            AccountOutcome::Unavailable
+            | AccountOutcome::ScramSalt { .. }
+            | AccountOutcome::ScramProved { .. },
+        ) => unavailable(state, id),
+    }
+}
+
+fn info(state: &mut State, id: ClientId, about: &AccountAbout) {
+    let created = std::time::UNIX_EPOCH
+        + std::time::Duration::from_millis(u64::try_from(about.created_ms).unwrap_or(0));
+    let registered = crate::proto::tags::server_time(created);
+    say(state, id, &format!("Account: {}", about.name));
+    say(state, id, &format!("Registered: {registered}"));
+    if !about.nicks.is_empty() {
+        say(state, id, &format!("Nicks: {}", about.nicks.join(" ")));
+    }
+    if about.suspended {
+        say(state, id, "This account is suspended.");
+    }
+}
+
+fn unavailable(state: &mut State, id: ClientId) {
+    say(
+        state,
+        id,
+        "Accounts cannot be reached right now; try again later.",
+    );
+}
+
+/// A NOTICE from the service to `id`.
+fn say(state: &mut State, id: ClientId, text: &str) {
+    let Some(client) = state.clients.get(&id) else {
+        return;
+    };
+    let line = Line::new(Some(SOURCE), "NOTICE")
+        .arg(client.target())
+        .trailing(text)
+        .finish();
+    state.send(id, line);
+}
+
+fn nick_of(state: &State, id: ClientId) -> String {
+    state
+        .clients
+        .get(&id)
+        .map(|client| client.nick.clone())
+        .unwrap_or_default()
+}
+
+fn account_of(state: &State, id: ClientId) -> Option<String> {
+    state.clients.get(&id)?.account.clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::core::login::tests::answer;
+    use crate::core::testing::Harness;
+    use crate::core::{AccountJob, AccountOutcome};
+
+    #[test]
+    fn register_creates_the_account_of_the_current_nick_and_logs_in() {
+        let mut h = Harness::new();
+        let mut requests = h.attach_worker();
+        h.register("alice");
+        h.send("alice", "PRIVMSG NickServ :REGISTER hunter2");
+        h.send("alice", "PING after");
+        assert!(h.take("alice").is_empty(), "PING waits for REGISTER");
+        let job = answer(&mut h, &mut requests, AccountOutcome::Valid("alice".into()));
+        assert!(matches!(
+            job,
+            AccountJob::Register { name, password } if name == "alice" && password == "hunter2"
+        ));
+        assert_eq!(
+            h.take("alice"),
+            [
+                ":irc.test 900 alice alice!~alice@127.0.0.1 alice :You are now logged in as alice",
+                ":NickServ!NickServ@services. NOTICE alice :Account alice created; you are now logged in.",
+                ":irc.test PONG irc.test :after",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_taken_name_and_wrong_credentials_leave_the_client_logged_out() {
+        let mut h = Harness::new();
+        let mut requests = h.attach_worker();
+        h.register("alice");
+        h.send("alice", "NS REGISTER hunter2");
+        answer(&mut h, &mut requests, AccountOutcome::Taken);
+        h.send("alice", "NS IDENTIFY alice wrong");
+        answer(&mut h, &mut requests, AccountOutcome::Invalid);
+        assert_eq!(
+            h.take("alice"),
+            [
+                ":NickServ!NickServ@services. NOTICE alice :That name is already registered, or owned by an account.",
+                ":NickServ!NickServ@services. NOTICE alice :Invalid account credentials.",
+            ]
+        );
+        assert_eq!(h.state.clients[&h.id("alice")].account, None);
+    }
+
+    #[test]
+    fn ghost_disconnects_only_a_connection_of_the_same_account() {
+        let mut h = Harness::new();
+        let mut requests = h.attach_worker();
+        h.register("alice");
+        h.register("alice_");
+        h.register("mallory");
+        for (name, account) in [
+            ("alice", "alice"),
+            ("alice_", "Alice"),
+            ("mallory", "mallory"),
+        ] {
+            h.send(name, "NS IDENTIFY pw");
+            answer(&mut h, &mut requests, AccountOutcome::Valid(account.into()));
+            h.take(name);
+        }
+        h.send("mallory", "NS GHOST alice");
+        assert_eq!(
+            h.take("mallory"),
+            [
+                ":NickServ!NickServ@services. NOTICE mallory :alice is not another connection of your account."
+            ]
+        );
+        h.send("alice_", "NS GHOST alice");
+        assert_eq!(
+            h.take("alice_"),
+            [":NickServ!NickServ@services. NOTICE alice_ :alice has been disconnected."]
+        );
+        assert!(!h.state.clients.contains_key(&h.id("alice")));
+        h.send("alice_", "NICK alice");
+        assert_eq!(h.take("alice_"), [":alice_!~alice_@127.0.0.1 NICK alice"]);
+    }
+
+    #[test]
+    fn the_service_nick_is_reserved_and_its_messages_are_not_relayed() {
+        let mut h = Harness::new();
+        h.register("alice");
+        h.send("alice", "NICK NickServ");
+        assert_eq!(
+            h.take("alice"),
+            [":irc.test 432 alice NickServ :Erroneous nickname"]
+        );
+        h.send("alice", "NOTICE nickserv :REGISTER x");
+        assert!(h.take("alice").is_empty());
+        h.send("alice", "NS HELP");
+        let help = h.take("alice");
+        assert!(
+            help.iter()
+                .all(|l| l.starts_with(":NickServ!NickServ@services. NOTICE alice :"))
+        );
+        assert!(help.len() > 3);
+    }
+}

@@ -1,0 +1,254 @@
+//! Logging in and out of accounts: the one place that changes
+//! [`Client::account`](super::Client::account), tells the client (900, 901)
+//! and its account-notify peers (`ACCOUNT`). Passwords are checked by the
+//! worker ([`AccountJob`]); [`State::check_login`] counts the attempt and
+//! holds the client's later lines until the answer comes back.
+
+use tracing::{info, warn};
+
+use super::caps::Caps;
+use super::commands::{authenticate, nickserv};
+use super::{AccountAnswer, AccountJob, AccountOutcome, AccountPurpose, AdminRequest};
+use super::{Client, ClientId, State};
+use crate::proto::Line;
+use crate::proto::numeric;
+
+impl State {
+    /// Logs `id` in to `account` (its name as registered).
+    pub fn log_in(&mut self, id: ClientId, account: &str) {
+        let Some(client) = self.clients.get_mut(&id) else {
+            return;
+        };
+        client.account = Some(account.to_owned());
+        info!(nick = ?client.nick, ip = %client.ip, account, "logged in");
+        let mask = shown_mask(client);
+        let text = format!("You are now logged in as {account}");
+        self.reply(id, numeric::RPL_LOGGEDIN, &[&mask, account], &text);
+        self.notify_account(id);
+    }
+
+    /// Logs `id` out of its account, if it is logged in.
+    pub fn log_out(&mut self, id: ClientId) {
+        let Some(client) = self.clients.get_mut(&id) else {
+            return;
+        };
+        if client.account.take().is_none() {
+            return;
+        }
+        let mask = shown_mask(client);
+        self.reply(
+            id,
+            numeric::RPL_LOGGEDOUT,
+            &[&mask],
+            "You are now logged out",
+        );
+        self.notify_account(id);
+    }
+
+    /// account-notify: `:nick!user@host ACCOUNT <account|*>` to peers (and
+    /// extended-monitor watchers) that asked for it.
+    fn notify_account(&mut self, id: ClientId) {
+        let Some(client) = self.clients.get(&id).filter(|client| client.registered) else {
+            return;
+        };
+        let account = client.account.as_deref().unwrap_or("*");
+        let line = Line::new(Some(&client.source), "ACCOUNT")
+            .arg(account)
+            .finish();
+        let mut event = self.event_from(id, line);
+        let audience = self.audience(id, Caps::ACCOUNT_NOTIFY);
+        self.send_all(audience, &mut event);
+    }
+
+    /// Starts a login to `account` with `password` for `purpose`: the
+    /// worker checks it while the client's later lines wait. False when
+    /// the attempt is refused (locked out, or no worker): the caller
+    /// answers that as a wrong password.
+    pub fn check_login(
+        &mut self,
+        id: ClientId,
+        purpose: AccountPurpose,
+        account: &str,
+        password: &str,
+    ) -> bool {
+        let job = AccountJob::Verify {
+            account: account.to_owned(),
+            password: password.to_owned(),
+        };
+        self.start_login(id, purpose, account, job)
+    }
+
+    /// Counts a login attempt to `account` against the account and the
+    /// client's address, then hands `job` to the worker; false when the
+    /// attempt is refused (locked out, or no worker).
+    pub fn start_login(
+        &mut self,
+        id: ClientId,
+        purpose: AccountPurpose,
+        account: &str,
+        job: AccountJob,
+    ) -> bool {
+        let Some(client) = self.clients.get(&id) else {
+            return false;
+        };
+        let (ip, nick) = (client.ip, client.nick.clone());
+        let (folded, address) = (self.fold(account), self.address_key(ip));
+        let now = self.clock.now();
+        if !self.admin.login_lockout.start_attempt(folded, address, now) {
+            warn!(?nick, %ip, account, "login refused: too many failed attempts");
+            return false;
+        }
+        self.account_job(id, purpose, job)
+    }
+
+    /// Hands an account job to the worker and holds `id`'s later lines
+    /// until its answer; false when there is no worker.
+    pub fn account_job(&mut self, id: ClientId, purpose: AccountPurpose, job: AccountJob) -> bool {
+        let answer = AccountAnswer::new(id, purpose, self.inbox.clone());
+        if !self.admin.request(AdminRequest::Account { job, answer }) {
+            return false;
+        }
+        self.wait_off_core(id);
+        true
+    }
+
+    /// Whether accounts can be used at all: they live in the history
+    /// database.
+    pub fn accounts_enabled(&self) -> bool {
+        self.config.history.enabled
+    }
+}
+
+/// The worker's answer to an account job of `id`.
+pub fn answered(state: &mut State, id: ClientId, purpose: AccountPurpose, outcome: AccountOutcome) {
+    let logged_in = match &outcome {
+        AccountOutcome::Valid(name) => Some(name),
+        AccountOutcome::ScramProved { account, .. } => Some(account),
+        _ => None,
+    };
+    if let (Some(name), Some(client)) = (logged_in, state.clients.get(&id)) {
+        let address = state.address_key(client.ip);
+        let folded = state.fold(name);
+        state.admin.login_lockout.succeeded(&folded, address);
+    }
+    state.resume(id, |state| match purpose {
+        AccountPurpose::Sasl => authenticate::answered(state, id, outcome),
+        _ => nickserv::answered(state, id, purpose, outcome),
+    });
+}
+
+/// The `nick!user@host` of 900 and 901, also before registration: `*`
+/// stands for what the client has not sent yet.
+fn shown_mask(client: &Client) -> String {
+    let or_star = |part: &str| if part.is_empty() { "*" } else { part }.to_owned();
+    format!(
+        "{}!{}@{}",
+        or_star(&client.nick),
+        or_star(&client.user),
+        client.host
+    )
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use tokio::sync::mpsc;
+
+    use crate::core::testing::Harness;
+    use crate::core::{AccountJob, AccountOutcome, AdminRequest};
+
+    /// Answers the one account job waiting in `requests`, and returns it.
+    pub fn answer(
+        h: &mut Harness,
+        requests: &mut mpsc::UnboundedReceiver<AdminRequest>,
+        outcome: AccountOutcome,
+    ) -> AccountJob {
+        let Ok(AdminRequest::Account { job, answer }) = requests.try_recv() else {
+            panic!("an account job was requested");
+        };
+        h.state.handle(answer.into_event(outcome));
+        job
+    }
+
+    /// alice, with account-notify, extended-join and account-tag, in #room;
+    /// bob about to log in as `Bob`.
+    fn watched_login() -> (Harness, mpsc::UnboundedReceiver<AdminRequest>) {
+        let mut h = Harness::new();
+        let mut requests = h.attach_worker();
+        h.register("alice");
+        h.send("alice", "CAP REQ :account-notify extended-join account-tag");
+        h.register("bob");
+        h.send("alice", "JOIN #room");
+        h.send("bob", "JOIN #room");
+        h.take("alice");
+        h.take("bob");
+        h.send("bob", "NS IDENTIFY hunter2");
+        let job = answer(&mut h, &mut requests, AccountOutcome::Valid("Bob".into()));
+        assert!(matches!(
+            job,
+            AccountJob::Verify { account, password } if account == "bob" && password == "hunter2"
+        ));
+        (h, requests)
+    }
+
+    #[test]
+    fn logging_in_is_told_to_the_client_and_to_account_notify_peers() {
+        let (mut h, _requests) = watched_login();
+        assert_eq!(
+            h.take("bob"),
+            [
+                ":irc.test 900 bob bob!~bob@127.0.0.1 Bob :You are now logged in as Bob",
+                ":NickServ!NickServ@services. NOTICE bob :You are now logged in as Bob.",
+            ]
+        );
+        // account-tag too, as on anything a logged-in user causes.
+        assert_eq!(
+            h.take("alice"),
+            ["@account=Bob :bob!~bob@127.0.0.1 ACCOUNT Bob"]
+        );
+        h.send("bob", "NS LOGOUT");
+        assert_eq!(
+            h.take("bob"),
+            [
+                ":irc.test 901 bob bob!~bob@127.0.0.1 :You are now logged out",
+                ":NickServ!NickServ@services. NOTICE bob :You are now logged out.",
+            ]
+        );
+        assert_eq!(h.take("alice"), [":bob!~bob@127.0.0.1 ACCOUNT *"]);
+    }
+
+    #[test]
+    fn the_account_shows_in_account_tag_extended_join_whois_and_whox() {
+        let (mut h, _requests) = watched_login();
+        h.take("alice");
+        h.take("bob");
+        h.send("bob", "PRIVMSG #room :hi");
+        assert_eq!(
+            h.take("alice"),
+            ["@account=Bob :bob!~bob@127.0.0.1 PRIVMSG #room :hi"]
+        );
+        h.send("bob", "PART #room");
+        h.send("bob", "JOIN #room");
+        let lines = h.take("alice");
+        assert_eq!(
+            lines[1],
+            "@account=Bob :bob!~bob@127.0.0.1 JOIN #room Bob :bob Name"
+        );
+        h.send("alice", "WHOIS bob");
+        let whois = h.take("alice");
+        assert!(
+            whois.contains(&":irc.test 330 alice bob Bob :is logged in as".to_owned()),
+            "{whois:?}"
+        );
+        h.send("alice", "WHO bob %na");
+        h.send("alice", "WHO alice %na");
+        assert_eq!(
+            h.take("alice"),
+            [
+                ":irc.test 354 alice bob Bob",
+                ":irc.test 315 alice bob :End of WHO list",
+                ":irc.test 354 alice alice 0",
+                ":irc.test 315 alice alice :End of WHO list",
+            ]
+        );
+    }
+}
