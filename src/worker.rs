@@ -211,80 +211,105 @@ fn save_bans(path: &Path, bans: &BanList) -> Result<(), BansFileError> {
 /// holds the database lock, so it may write the account tables.
 fn account_job(path: &Path, naming: Naming, job: AccountJob) -> AccountOutcome {
     let outcome = Store::open(path, naming).and_then(|mut store| match job {
-        AccountJob::Verify { account, password } => {
-            let Some(found) = store.find(&account)? else {
-                return Ok(AccountOutcome::Invalid);
-            };
-            Ok(if !verify(&password, &found.credentials.hash) {
-                AccountOutcome::Invalid
-            } else if found.suspended.is_some() {
-                AccountOutcome::Suspended
-            } else {
-                AccountOutcome::Valid(found.name)
-            })
-        }
-        AccountJob::Register { name, password } => {
-            let credentials = match Credentials::derive(&password) {
-                Ok(credentials) => credentials,
-                Err(_) => return Ok(AccountOutcome::BadPassword),
-            };
-            let now = crate::history::millis(std::time::SystemTime::now());
-            match store.create(&name, &credentials, None, now) {
-                Ok(account) => {
-                    info!(account = %account.name, "account registered");
-                    Ok(AccountOutcome::Valid(account.name))
-                }
-                Err(AccountError::NameTaken(_) | AccountError::NickTaken(_)) => {
-                    Ok(AccountOutcome::Taken)
-                }
-                Err(error) => Err(error),
-            }
-        }
-        AccountJob::ScramSalt { account } => Ok(match store.find(&account)? {
-            Some(found) if found.suspended.is_none() => AccountOutcome::ScramSalt {
-                salt: found.credentials.scram.salt,
-                iterations: found.credentials.scram.iterations,
-            },
-            Some(_) => AccountOutcome::Suspended,
-            None => AccountOutcome::Invalid,
-        }),
+        AccountJob::Verify { account, password } => check_password(&store, &account, &password),
+        AccountJob::Register { name, password } => register(&mut store, &name, &password),
+        AccountJob::ScramSalt { account } => scram_salt(&store, &account),
         AccountJob::ScramProof {
             account,
             auth_message,
             proof,
-        } => {
-            let Some(found) = store.find(&account)? else {
-                return Ok(AccountOutcome::Invalid);
-            };
-            let scram = &found.credentials.scram;
-            Ok(if !scram.verify_proof(auth_message.as_bytes(), &proof) {
-                AccountOutcome::Invalid
-            } else if found.suspended.is_some() {
-                AccountOutcome::Suspended
-            } else {
-                AccountOutcome::ScramProved {
-                    server_signature: scram.server_signature(auth_message.as_bytes()).to_vec(),
-                    account: found.name,
-                }
-            })
-        }
-        AccountJob::Info { account } => {
-            let Some(found) = store.find(&account)? else {
-                return Ok(AccountOutcome::About(None));
-            };
-            let nicks = store.nicks(&found.name)?;
-            Ok(AccountOutcome::About(Some(AccountAbout {
-                name: found.name,
-                created_ms: found.created_ms,
-                suspended: found.suspended.is_some(),
-                nicks,
-            })))
-        }
+        } => scram_proof(&store, &account, &auth_message, &proof),
+        AccountJob::Info { account } => about(&store, &account),
     });
     outcome.unwrap_or_else(|error| {
         error!("account store: {error}");
         AccountOutcome::Unavailable
     })
+}
+
+/// PLAIN or IDENTIFY: the password against the stored hash; a suspended
+/// account is told apart only once the password is right.
+fn check_password(
+    store: &Store,
+    account: &str,
+    password: &str,
+) -> Result<AccountOutcome, AccountError> {
+    let Some(found) = store.find(account)? else {
+        return Ok(AccountOutcome::Invalid);
+    };
+    Ok(if !verify(password, &found.credentials.hash) {
+        AccountOutcome::Invalid
+    } else if found.suspended.is_some() {
+        AccountOutcome::Suspended
+    } else {
+        AccountOutcome::Valid(found.name)
+    })
+}
+
+/// NickServ REGISTER: a new account with both kinds of credentials.
+fn register(store: &mut Store, name: &str, password: &str) -> Result<AccountOutcome, AccountError> {
+    let Ok(credentials) = Credentials::derive(password) else {
+        return Ok(AccountOutcome::BadPassword);
+    };
+    let now = crate::history::millis(std::time::SystemTime::now());
+    match store.create(name, &credentials, None, now) {
+        Ok(account) => {
+            info!(account = %account.name, "account registered");
+            Ok(AccountOutcome::Valid(account.name))
+        }
+        Err(AccountError::NameTaken(_) | AccountError::NickTaken(_)) => Ok(AccountOutcome::Taken),
+        Err(error) => Err(error),
+    }
+}
+
+/// SCRAM's first step: the salt and iteration count the client needs.
+fn scram_salt(store: &Store, account: &str) -> Result<AccountOutcome, AccountError> {
+    Ok(match store.find(account)? {
+        Some(found) if found.suspended.is_none() => AccountOutcome::ScramSalt {
+            salt: found.credentials.scram.salt,
+            iterations: found.credentials.scram.iterations,
+        },
+        Some(_) => AccountOutcome::Suspended,
+        None => AccountOutcome::Invalid,
+    })
+}
+
+/// SCRAM's last step: the client's proof, and the server's signature
+/// that proves the server knew the credentials too.
+fn scram_proof(
+    store: &Store,
+    account: &str,
+    auth_message: &str,
+    proof: &[u8],
+) -> Result<AccountOutcome, AccountError> {
+    let Some(found) = store.find(account)? else {
+        return Ok(AccountOutcome::Invalid);
+    };
+    let scram = &found.credentials.scram;
+    Ok(if !scram.verify_proof(auth_message.as_bytes(), proof) {
+        AccountOutcome::Invalid
+    } else if found.suspended.is_some() {
+        AccountOutcome::Suspended
+    } else {
+        AccountOutcome::ScramProved {
+            server_signature: scram.server_signature(auth_message.as_bytes()).to_vec(),
+            account: found.name,
+        }
+    })
+}
+
+/// NickServ INFO: what may be shown of an account.
+fn about(store: &Store, account: &str) -> Result<AccountOutcome, AccountError> {
+    let Some(found) = store.find(account)? else {
+        return Ok(AccountOutcome::About(None));
+    };
+    let nicks = store.nicks(&found.name)?;
+    Ok(AccountOutcome::About(Some(AccountAbout {
+        name: found.name,
+        created_ms: found.created_ms,
+        suspended: found.suspended.is_some(),
+        nicks,
+    })))
 }
 
 /// The configuration file and every TLS certificate, all or nothing.
