@@ -248,6 +248,10 @@ fn check_password(
 
 /// NickServ REGISTER: a new account with both kinds of credentials.
 fn register(store: &mut Store, name: &str, password: &str) -> Result<AccountOutcome, AccountError> {
+    // A taken name is refused before the costly hash, not after it.
+    if store.find(name)?.is_some() || store.nick_owner(name)?.is_some() {
+        return Ok(AccountOutcome::Taken);
+    }
     let Ok(credentials) = Credentials::derive(password) else {
         return Ok(AccountOutcome::BadPassword);
     };

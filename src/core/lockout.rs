@@ -36,11 +36,22 @@ impl Default for OperLockout {
     }
 }
 
-/// Login attempts, per account and per address.
+/// NickServ REGISTERs per address before it must wait: each costs a
+/// password hash, and an account holds a nick.
+pub const REGISTRATIONS: u32 = 3;
+
+/// Login attempts, per account from one address and per address.
+///
+/// An account is locked per address, not for everyone: a stranger's
+/// wrong guesses must not lock its owner out. Guessing from many addresses
+/// is bounded by the address lock, which a success does not clear (only
+/// the successful attempt stops counting), so guesses cannot be spread
+/// between logins to an account of one's own.
 #[derive(Debug)]
 pub(crate) struct LoginLockout {
-    pub accounts: Lockout<Folded>,
-    pub addresses: Lockout<AddressKey>,
+    accounts: Lockout<(Folded, AddressKey)>,
+    addresses: Lockout<AddressKey>,
+    registrations: Lockout<AddressKey>,
 }
 
 impl Default for LoginLockout {
@@ -48,6 +59,7 @@ impl Default for LoginLockout {
         LoginLockout {
             accounts: Lockout::new(LOGIN_ATTEMPTS),
             addresses: Lockout::new(LOGIN_ATTEMPTS),
+            registrations: Lockout::new(REGISTRATIONS),
         }
     }
 }
@@ -56,16 +68,24 @@ impl LoginLockout {
     /// Starts a login to `account` from `address`, or refuses it (false)
     /// while either is locked. Both count only when both allow it.
     pub fn start_attempt(&mut self, account: Folded, address: AddressKey, now: SystemTime) -> bool {
-        if !self.accounts.allows(&account, now) || !self.addresses.allows(&address, now) {
+        let key = (account, address);
+        if !self.accounts.allows(&key, now) || !self.addresses.allows(&address, now) {
             return false;
         }
-        self.accounts.start_attempt(account, now) && self.addresses.start_attempt(address, now)
+        self.accounts.start_attempt(key, now) && self.addresses.start_attempt(address, now)
     }
 
-    /// A right password clears both records.
-    pub fn succeeded(&mut self, account: &Folded, address: AddressKey) {
-        self.accounts.succeeded(account);
-        self.addresses.succeeded(&address);
+    /// A right password clears the account's record for this address; at
+    /// the address it only stops counting as an attempt.
+    pub fn succeeded(&mut self, account: Folded, address: AddressKey) {
+        self.accounts.succeeded(&(account, address));
+        self.addresses.uncount(&address);
+    }
+
+    /// Starts a REGISTER from `address`, or refuses it (false) past
+    /// [`REGISTRATIONS`] within the lockout time; success does not clear it.
+    pub fn start_registration(&mut self, address: AddressKey, now: SystemTime) -> bool {
+        self.registrations.start_attempt(address, now)
     }
 }
 
@@ -100,15 +120,21 @@ impl<K: Hash + Eq> Lockout<K> {
                 .retain(|_, attempts| !expired(attempts.last, now));
         }
         if self.attempts.len() >= TRACKED && !self.attempts.contains_key(&key) {
-            // Every record is live: the oldest goes, so the map stays bounded.
+            // Every record is live: the oldest one not locked goes, so the
+            // map stays bounded and a lock cannot be flushed out by filling
+            // it; with every record locked, new keys wait.
+            let limit = self.limit;
             let oldest = self
                 .attempts
                 .iter()
+                .filter(|(_, attempts)| attempts.count < limit)
                 .min_by_key(|(_, attempts)| attempts.last)
                 .map(|(_, attempts)| attempts.last);
-            if let Some(oldest) = oldest {
-                self.attempts.retain(|_, attempts| attempts.last != oldest);
-            }
+            let Some(oldest) = oldest else {
+                return false;
+            };
+            self.attempts
+                .retain(|_, attempts| attempts.count >= limit || attempts.last != oldest);
         }
         let attempts = self.attempts.entry(key).or_insert(Attempts {
             count: 0,
@@ -123,6 +149,13 @@ impl<K: Hash + Eq> Lockout<K> {
         attempts.count += 1;
         attempts.last = now;
         true
+    }
+
+    /// An attempt with `key` that succeeded no longer counts.
+    fn uncount(&mut self, key: &K) {
+        if let Some(attempts) = self.attempts.get_mut(key) {
+            attempts.count = attempts.count.saturating_sub(1);
+        }
     }
 
     /// A right password clears the key's record.
@@ -151,26 +184,72 @@ mod tests {
         assert!(lockout.start_attempt(key, now + OPER_LOCKOUT));
     }
 
+    fn key(ip: &str) -> AddressKey {
+        AddressKey::new(ip.parse().unwrap(), 64)
+    }
+
+    fn name(name: &str) -> Folded {
+        crate::proto::Casemapping::Ascii.fold(name)
+    }
+
     #[test]
-    fn a_locked_account_is_refused_from_any_address_and_a_locked_address_for_any_account() {
+    fn guesses_lock_the_account_for_their_address_only_and_the_address_for_every_account() {
         let mut lockout = LoginLockout::default();
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
-        let alice = || crate::proto::Casemapping::Ascii.fold("alice");
-        for host in 1..=LOGIN_ATTEMPTS {
-            let ip = format!("192.0.2.{host}").parse().unwrap();
-            assert!(lockout.start_attempt(alice(), AddressKey::new(ip, 64), now));
+        let attacker = key("192.0.2.1");
+        for _ in 0..LOGIN_ATTEMPTS {
+            assert!(lockout.start_attempt(name("alice"), attacker, now));
         }
-        let elsewhere = AddressKey::new("198.51.100.1".parse().unwrap(), 64);
-        assert!(!lockout.start_attempt(alice(), elsewhere, now));
-        let bob = crate::proto::Casemapping::Ascii.fold("bob");
-        for _ in 1..LOGIN_ATTEMPTS {
-            assert!(lockout.start_attempt(bob.clone(), elsewhere, now));
+        assert!(!lockout.start_attempt(name("alice"), attacker, now));
+        assert!(
+            !lockout.start_attempt(name("bob"), attacker, now),
+            "the address is locked"
+        );
+        // The owner, elsewhere, is not locked out by a stranger's guesses.
+        assert!(lockout.start_attempt(name("alice"), key("198.51.100.1"), now));
+        assert!(lockout.start_attempt(name("alice"), attacker, now + OPER_LOCKOUT));
+    }
+
+    #[test]
+    fn logging_in_to_ones_own_account_does_not_reset_the_guesses_counted() {
+        let mut lockout = LoginLockout::default();
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
+        let attacker = key("192.0.2.1");
+        for _ in 0..LOGIN_ATTEMPTS - 1 {
+            assert!(lockout.start_attempt(name("alice"), attacker, now));
         }
-        // alice's refused attempt did not count against the address.
-        assert!(lockout.start_attempt(bob.clone(), elsewhere, now));
-        let carol = crate::proto::Casemapping::Ascii.fold("carol");
-        assert!(!lockout.start_attempt(carol, elsewhere, now));
-        assert!(lockout.start_attempt(alice(), elsewhere, now + OPER_LOCKOUT));
+        assert!(lockout.start_attempt(name("mallory"), attacker, now));
+        lockout.succeeded(name("mallory"), attacker);
+        // The success stopped counting, the failed guesses did not.
+        assert!(lockout.start_attempt(name("alice"), attacker, now));
+        assert!(!lockout.start_attempt(name("alice"), attacker, now));
+        assert!(!lockout.start_attempt(name("carol"), attacker, now));
+    }
+
+    #[test]
+    fn a_lock_is_not_flushed_out_by_filling_the_table() {
+        let mut lockout = Lockout::new(2);
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
+        assert!(lockout.start_attempt(u32::MAX, now));
+        assert!(lockout.start_attempt(u32::MAX, now));
+        for junk in 0..TRACKED as u32 * 2 {
+            lockout.start_attempt(junk, now + Duration::from_secs(1));
+        }
+        assert!(lockout.attempts.len() <= TRACKED);
+        assert!(!lockout.start_attempt(u32::MAX, now + Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn registrations_are_counted_per_address_and_not_cleared() {
+        let mut lockout = LoginLockout::default();
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
+        let address = key("192.0.2.1");
+        for _ in 0..REGISTRATIONS {
+            assert!(lockout.start_registration(address, now));
+        }
+        assert!(!lockout.start_registration(address, now));
+        assert!(lockout.start_registration(key("198.51.100.1"), now));
+        assert!(lockout.start_registration(address, now + OPER_LOCKOUT));
     }
 
     #[test]

@@ -101,6 +101,22 @@ impl State {
         self.account_job(id, purpose, job)
     }
 
+    /// Counts a REGISTER against the client's address; false past the
+    /// limit.
+    pub fn start_registration(&mut self, id: ClientId) -> bool {
+        let Some(client) = self.clients.get(&id) else {
+            return false;
+        };
+        let (ip, nick) = (client.ip, client.nick.clone());
+        let address = self.address_key(ip);
+        let now = self.clock.now();
+        if !self.admin.login_lockout.start_registration(address, now) {
+            warn!(?nick, %ip, "registration refused: too many from this address");
+            return false;
+        }
+        true
+    }
+
     /// Hands an account job to the worker and holds `id`'s later lines
     /// until its answer; false when there is no worker.
     pub fn account_job(&mut self, id: ClientId, purpose: AccountPurpose, job: AccountJob) -> bool {
@@ -121,15 +137,17 @@ impl State {
 
 /// The worker's answer to an account job of `id`.
 pub fn answered(state: &mut State, id: ClientId, purpose: AccountPurpose, outcome: AccountOutcome) {
-    let logged_in = match &outcome {
-        AccountOutcome::Valid(name) => Some(name),
-        AccountOutcome::ScramProved { account, .. } => Some(account),
+    // A REGISTER is not a login: its success must not clear guesses.
+    let logged_in = match (&outcome, purpose) {
+        (_, AccountPurpose::Register) => None,
+        (AccountOutcome::Valid(name), _) => Some(name),
+        (AccountOutcome::ScramProved { account, .. }, _) => Some(account),
         _ => None,
     };
     if let (Some(name), Some(client)) = (logged_in, state.clients.get(&id)) {
         let address = state.address_key(client.ip);
         let folded = state.fold(name);
-        state.admin.login_lockout.succeeded(&folded, address);
+        state.admin.login_lockout.succeeded(folded, address);
     }
     state.resume(id, |state| match purpose {
         AccountPurpose::Sasl => authenticate::answered(state, id, outcome),

@@ -83,6 +83,14 @@ fn register(state: &mut State, id: ClientId, password: &str) {
         );
         return;
     }
+    if !state.start_registration(id) {
+        say(
+            state,
+            id,
+            "Too many accounts registered from your address; try again later.",
+        );
+        return;
+    }
     let job = AccountJob::Register {
         name: nick_of(state, id),
         password: password.to_owned(),
@@ -248,6 +256,29 @@ mod tests {
                 ":irc.test 900 alice alice!~alice@127.0.0.1 alice :You are now logged in as alice",
                 ":NickServ!NickServ@services. NOTICE alice :Account alice created; you are now logged in.",
                 ":irc.test PONG irc.test :after",
+            ]
+        );
+    }
+
+    #[test]
+    fn registrations_from_one_address_are_limited_before_any_hash() {
+        let mut h = Harness::new();
+        let mut requests = h.attach_worker();
+        let nicks = ["a1", "a2", "a3", "a4"];
+        for nick in nicks {
+            h.register(nick);
+        }
+        for nick in &nicks[..3] {
+            h.send(nick, "NS REGISTER hunter2");
+            answer(&mut h, &mut requests, AccountOutcome::Taken);
+        }
+        h.take("a4");
+        h.send("a4", "NS REGISTER hunter2");
+        assert!(requests.try_recv().is_err(), "no job for the worker");
+        assert_eq!(
+            h.take("a4"),
+            [
+                ":NickServ!NickServ@services. NOTICE a4 :Too many accounts registered from your address; try again later."
             ]
         );
     }
