@@ -44,7 +44,8 @@ pub fn command(state: &mut State, id: ClientId, text: &str) {
         return;
     }
     match (verb.as_str(), arguments.as_slice()) {
-        ("REGISTER", [password, ..]) => register(state, id, password),
+        ("REGISTER", [password]) => register(state, id, password),
+        ("REGISTER", [_, _, ..]) => say(state, id, "A password cannot contain spaces."),
         ("IDENTIFY", [password]) => {
             let nick = nick_of(state, id);
             identify(state, id, &nick, password);
@@ -191,6 +192,17 @@ fn info(state: &mut State, id: ClientId, about: &AccountAbout) {
     let registered = crate::proto::tags::server_time(created);
     say(state, id, &format!("Account: {}", about.name));
     say(state, id, &format!("Registered: {registered}"));
+    // The nicks an account holds and its suspension are its owner's and
+    // the operators' business, not a stranger's.
+    let owner =
+        account_of(state, id).is_some_and(|own| state.fold(&own) == state.fold(&about.name));
+    let oper = state
+        .clients
+        .get(&id)
+        .is_some_and(|client| client.modes.oper);
+    if !(owner || oper) {
+        return;
+    }
     if !about.nicks.is_empty() {
         say(state, id, &format!("Nicks: {}", about.nicks.join(" ")));
     }
@@ -235,7 +247,7 @@ fn account_of(state: &State, id: ClientId) -> Option<String> {
 mod tests {
     use crate::core::login::tests::answer;
     use crate::core::testing::Harness;
-    use crate::core::{AccountJob, AccountOutcome};
+    use crate::core::{AccountAbout, AccountJob, AccountOutcome};
 
     #[test]
     fn register_creates_the_account_of_the_current_nick_and_logs_in() {
@@ -280,6 +292,57 @@ mod tests {
             [
                 ":NickServ!NickServ@services. NOTICE a4 :Too many accounts registered from your address; try again later."
             ]
+        );
+    }
+
+    #[test]
+    fn info_tells_a_stranger_the_name_and_date_only() {
+        let mut h = Harness::new();
+        let mut requests = h.attach_worker();
+        h.register("alice");
+        h.register("bob");
+        let about = AccountAbout {
+            name: "alice".into(),
+            created_ms: 0,
+            suspended: true,
+            nicks: vec!["alice".into(), "alicia".into()],
+        };
+        h.send("bob", "NS INFO alice");
+        answer(
+            &mut h,
+            &mut requests,
+            AccountOutcome::About(Some(about.clone())),
+        );
+        let told = h.take("bob");
+        assert_eq!(told.len(), 2, "{told:?}");
+        assert!(told[0].ends_with(":Account: alice"), "{told:?}");
+        h.send("alice", "NS IDENTIFY hunter2");
+        answer(&mut h, &mut requests, AccountOutcome::Valid("alice".into()));
+        h.take("alice");
+        h.send("alice", "NS INFO");
+        answer(&mut h, &mut requests, AccountOutcome::About(Some(about)));
+        let told = h.take("alice");
+        assert!(
+            told.iter()
+                .any(|line| line.ends_with(":Nicks: alice alicia")),
+            "{told:?}"
+        );
+        assert!(
+            told.iter()
+                .any(|line| line.ends_with(":This account is suspended."))
+        );
+    }
+
+    #[test]
+    fn a_password_with_spaces_is_refused_not_cut() {
+        let mut h = Harness::new();
+        let mut requests = h.attach_worker();
+        h.register("alice");
+        h.send("alice", "NS REGISTER correct horse battery");
+        assert!(requests.try_recv().is_err(), "no job for the worker");
+        assert_eq!(
+            h.take("alice"),
+            [":NickServ!NickServ@services. NOTICE alice :A password cannot contain spaces."]
         );
     }
 

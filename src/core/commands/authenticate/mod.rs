@@ -73,10 +73,17 @@ fn fail(state: &mut State, id: ClientId) {
     state.refuse(id, Refusal::new(numeric::ERR_SASLFAIL, &[]));
 }
 
-/// Logs `id` in after a successful exchange: 900, then 903.
+/// Logs `id` in after a successful exchange: 900, then 903. A client that
+/// logged in some other way (NickServ) while the exchange waited on it
+/// stays with that account: 907.
 fn succeed(state: &mut State, id: ClientId, account: &str) {
-    if let Some(client) = state.clients.get_mut(&id) {
-        client.sasl = None;
+    let Some(client) = state.clients.get_mut(&id) else {
+        return;
+    };
+    client.sasl = None;
+    if client.account.is_some() {
+        state.refuse(id, Refusal::new(numeric::ERR_SASLALREADY, &[]));
+        return;
     }
     state.log_in(id, account);
     state.reply(
@@ -220,6 +227,24 @@ mod tests {
         );
         h.send("c", "AUTHENTICATE PLAIN");
         assert_eq!(h.take("c"), ["AUTHENTICATE +"]);
+    }
+
+    #[test]
+    fn an_exchange_ending_after_another_login_keeps_that_account() {
+        let mut h = Harness::new();
+        let mut requests = h.attach_worker();
+        started(&mut h);
+        h.send("c", &format!("AUTHENTICATE {}", plain("alice", "hunter2")));
+        // Logged in some other way while the check ran (NickServ during a
+        // SCRAM exchange's wait for the client).
+        let id = h.id("c");
+        h.state.clients.get_mut(&id).unwrap().account = Some("bob".into());
+        answer(&mut h, &mut requests, AccountOutcome::Valid("alice".into()));
+        assert_eq!(
+            h.take("c"),
+            [":irc.test 907 alice :You have already authenticated using SASL"]
+        );
+        assert_eq!(h.state.clients[&id].account.as_deref(), Some("bob"));
     }
 
     #[test]
