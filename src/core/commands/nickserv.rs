@@ -75,13 +75,22 @@ pub fn command(state: &mut State, id: ClientId, text: &str) {
     }
 }
 
+/// Tells a client that is logged in so (true); REGISTER and IDENTIFY are
+/// for those who are not.
+fn already_logged_in(state: &mut State, id: ClientId) -> bool {
+    let Some(account) = account_of(state, id) else {
+        return false;
+    };
+    say(
+        state,
+        id,
+        &format!("You are already logged in as {account}."),
+    );
+    true
+}
+
 fn register(state: &mut State, id: ClientId, password: &str) {
-    if let Some(account) = account_of(state, id) {
-        say(
-            state,
-            id,
-            &format!("You are already logged in as {account}."),
-        );
+    if already_logged_in(state, id) {
         return;
     }
     if !state.start_registration(id) {
@@ -102,12 +111,7 @@ fn register(state: &mut State, id: ClientId, password: &str) {
 }
 
 fn identify(state: &mut State, id: ClientId, account: &str, password: &str) {
-    if let Some(account) = account_of(state, id) {
-        say(
-            state,
-            id,
-            &format!("You are already logged in as {account}."),
-        );
+    if already_logged_in(state, id) {
         return;
     }
     if !state.check_login(id, AccountPurpose::Identify, account, password) {
