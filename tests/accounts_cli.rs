@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
@@ -67,25 +67,9 @@ impl Setup {
     /// Starts the server on this configuration and waits for its
     /// "listening on" line.
     fn start_server(&self) -> Server {
-        let mut child = Command::new(BIN)
-            .current_dir(&self.dir.0)
-            .arg("-c")
-            .arg(&self.config)
-            .args(["--listen", "127.0.0.1:0"])
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut log = BufReader::new(child.stderr.take().unwrap()).lines();
-        let listening = log
-            .by_ref()
-            .map_while(Result::ok)
-            .any(|line| common::listening_port(&line).is_some());
-        assert!(listening, "the server did not log a 'listening on' line");
-        // Keep reading so the server never writes into a closed pipe.
-        std::thread::spawn(move || log.map_while(Result::ok).for_each(drop));
+        let mut command = Command::new(BIN);
+        command.current_dir(&self.dir.0).arg("-c").arg(&self.config);
+        let (child, _port, _log) = common::spawn_listening(command);
         Server(child)
     }
 }

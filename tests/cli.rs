@@ -72,26 +72,9 @@ fn the_server_logs_its_port_and_exits_cleanly_on_sigterm() {
     // The default configuration keeps history in ./rookery.db: run elsewhere.
     let dir = std::env::temp_dir().join(format!("rookery-sigterm-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let mut child = Command::new(BIN)
-        .current_dir(&dir)
-        .args(["--listen", "127.0.0.1:0"])
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut log = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut port = None;
-    for line in log.by_ref() {
-        port = common::listening_port(&line.unwrap());
-        if port.is_some() {
-            break;
-        }
-    }
-    let port = port.expect("a 'listening on' line with the port");
-    // Keep reading the log so the server never writes into a closed pipe.
-    let log = std::thread::spawn(move || log.map_while(Result::ok).collect::<Vec<_>>());
+    let mut command = Command::new(BIN);
+    command.current_dir(&dir);
+    let (mut child, port, log) = common::spawn_listening(command);
     let mut irc = TcpStream::connect(("127.0.0.1", port)).unwrap();
     irc.write_all(b"NICK alice\r\nUSER alice 0 * :Alice\r\n")
         .unwrap();

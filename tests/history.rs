@@ -175,6 +175,20 @@ fn with_standing_room(mut config: rookery::config::Config, name: &str) -> rooker
 }
 
 /// Lines up to and including the one containing `end`.
+/// `nick` registers, joins #room and reads its playback: the texts played,
+/// oldest first, and every line up to the end of playback.
+async fn joins_and_is_played(addr: std::net::SocketAddr, nick: &str) -> (Vec<String>, Vec<String>) {
+    let mut client = Client::register(addr, nick).await;
+    client.send("JOIN #room").await;
+    let lines = lines_until(&mut client, "End of playback").await;
+    let texts = lines
+        .iter()
+        .filter(|line| line.contains("PRIVMSG"))
+        .map(|line| line.rsplit("] ").next().unwrap().to_owned())
+        .collect();
+    (texts, lines)
+}
+
 async fn lines_until(client: &mut Client, end: &str) -> Vec<String> {
     let mut lines = Vec::new();
     loop {
@@ -493,15 +507,7 @@ async fn a_full_disk_keeps_chat_flowing_and_playback_shows_only_what_is_stored()
     alice.send("PRIVMSG #room :stored").await;
     bob.expect_containing(":stored").await;
 
-    let mut carol = Client::register(addr, "carol").await;
-    carol.send("JOIN #room").await;
-    carol.expect_containing(" 366 ").await;
-    let played = lines_until(&mut carol, "End of playback").await;
-    let texts: Vec<&str> = played
-        .iter()
-        .filter(|line| line.contains("PRIVMSG"))
-        .map(|line| line.rsplit("] ").next().unwrap())
-        .collect();
+    let (texts, played) = joins_and_is_played(addr, "carol").await;
     assert_eq!(texts, ["stored"], "{played:?}");
     server.shutdown().await;
 }
@@ -535,15 +541,7 @@ async fn a_name_that_becomes_a_standing_room_reads_nothing_of_its_ad_hoc_past() 
     // What the standing room said is its history across restarts.
     let server = rookery::start(standing()).await.unwrap();
     let addr = server.local_addrs()[0];
-    let mut erin = Client::register(addr, "erin").await;
-    erin.send("JOIN #room").await;
-    erin.expect_containing(" 366 ").await;
-    let played = lines_until(&mut erin, "End of playback").await;
-    let texts: Vec<&str> = played
-        .iter()
-        .filter(|line| line.contains("PRIVMSG"))
-        .map(|line| line.rsplit("] ").next().unwrap())
-        .collect();
+    let (texts, played) = joins_and_is_played(addr, "erin").await;
     assert_eq!(texts, ["standing talk"], "{played:?}");
     server.shutdown().await;
 }
@@ -640,13 +638,6 @@ async fn rehash_resizes_playback() {
     let (mut alice, mut bob) = room(addr).await;
     alice.send("OPER root hunter2").await;
     alice.expect_containing(" 381 ").await;
-    let played = |lines: Vec<String>| -> Vec<String> {
-        lines
-            .iter()
-            .filter(|line| line.contains("PRIVMSG"))
-            .map(|line| line.rsplit("] ").next().unwrap().to_owned())
-            .collect()
-    };
 
     std::fs::write(&file, config_text(3)).unwrap();
     alice.send("REHASH").await;
@@ -655,18 +646,14 @@ async fn rehash_resizes_playback() {
         alice.send(&format!("PRIVMSG #room :line {n}")).await;
         bob.expect_containing(&format!(":line {n}")).await;
     }
-    let mut carol = Client::register(addr, "carol").await;
-    carol.send("JOIN #room").await;
-    let lines = lines_until(&mut carol, "End of playback").await;
-    assert_eq!(played(lines), ["line 2", "line 3", "line 4"]);
+    let (texts, _) = joins_and_is_played(addr, "carol").await;
+    assert_eq!(texts, ["line 2", "line 3", "line 4"]);
 
     std::fs::write(&file, config_text(1)).unwrap();
     alice.send("REHASH").await;
     alice.expect_containing("NOTICE alice :REHASH").await;
-    let mut dave = Client::register(addr, "dave").await;
-    dave.send("JOIN #room").await;
-    let lines = lines_until(&mut dave, "End of playback").await;
-    assert_eq!(played(lines), ["line 4"]);
+    let (texts, _) = joins_and_is_played(addr, "dave").await;
+    assert_eq!(texts, ["line 4"]);
     server.shutdown().await;
 }
 

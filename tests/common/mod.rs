@@ -223,3 +223,35 @@ pub fn listening_port(log_line: &str) -> Option<u16> {
         .collect();
     digits.parse().ok()
 }
+
+/// The `rookery` binary started by `command` (its directory and arguments
+/// set by the caller) on `--listen 127.0.0.1:0`, once it has logged the
+/// port it listens on. The rest of its log is read on a thread, so the
+/// server never writes into a closed pipe; join it for the lines.
+pub fn spawn_listening(
+    mut command: std::process::Command,
+) -> (
+    std::process::Child,
+    u16,
+    std::thread::JoinHandle<Vec<String>>,
+) {
+    use std::io::BufRead;
+    use std::process::Stdio;
+    let mut child = command
+        .args(["--listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the server starts");
+    let stderr = child.stderr.take().expect("piped stderr");
+    let mut log = std::io::BufReader::new(stderr).lines();
+    let port = log
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|line| listening_port(&line))
+        .expect("a 'listening on' line with the port");
+    let rest = std::thread::spawn(move || log.map_while(Result::ok).collect());
+    (child, port, rest)
+}
