@@ -246,6 +246,7 @@ mod tests {
     use super::*;
     use crate::config::Config;
     use crate::core::Event;
+    use crate::net::ConnectionEvent;
     use crate::core::testing::Harness;
 
     /// alice and bob in #room, alice sending a line that was not UTF-8.
@@ -262,7 +263,8 @@ mod tests {
             .to_owned();
         message.invalid_utf8 = true;
         let id = h.id("alice");
-        h.state.handle(Event::Message { id, message });
+        h.state
+            .handle(Event::from(ConnectionEvent::Message { id, message }));
         h
     }
 
@@ -332,7 +334,10 @@ mod tests {
             .expect("parses")
             .to_owned();
         let id = h.id("alice");
-        crate::core::handle_guarded(&mut h.state, Event::Message { id, message });
+        crate::core::handle_guarded(
+            &mut h.state,
+            Event::from(ConnectionEvent::Message { id, message }),
+        );
         assert!(!h.state.clients.contains_key(&id), "the culprit is dropped");
         assert!(h.take("alice").is_empty(), "nothing labeled stale went out");
         assert_eq!(h.state.label(), None);

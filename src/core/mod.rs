@@ -45,9 +45,6 @@ pub mod testing;
 mod tests;
 pub mod whowas;
 
-use std::net::SocketAddr;
-use std::sync::Arc;
-
 use tokio::sync::mpsc;
 
 #[cfg(test)]
@@ -66,26 +63,14 @@ pub use state::State;
 
 use crate::config::ConfigError;
 pub use crate::net::ClientId;
-use crate::net::{ConnectionEvent, Outbox, TlsError};
-use crate::proto::Message;
+use crate::net::{ConnectionEvent, TlsError};
 
 /// What the connections and the server tell the core.
 #[derive(Debug)]
 pub enum Event {
-    /// A connection was accepted and admitted.
-    Connected {
-        id: ClientId,
-        outbox: Arc<Outbox>,
-        peer: SocketAddr,
-        /// Over TLS.
-        secure: bool,
-    },
-    /// A parsed line from a client.
-    Message { id: ClientId, message: Message },
-    /// A client sent a line longer than the limits; it was dropped.
-    InputTooLong { id: ClientId },
-    /// The connection ended on its side (EOF, error, timeout).
-    Closed { id: ClientId, reason: String },
+    /// What a connection reported: accepted, a parsed line, a line too
+    /// long, closed.
+    Connection(ConnectionEvent),
     /// Reload the configuration file (REHASH from an operator, or SIGHUP).
     Rehash { requested_by: Option<ClientId> },
     /// The admin worker loaded the configuration file, or failed to.
@@ -134,22 +119,7 @@ pub const INBOX_CAPACITY: usize = 4096;
 /// A connection's report, as the core's own event: a move, no allocation.
 impl From<ConnectionEvent> for Event {
     fn from(event: ConnectionEvent) -> Event {
-        match event {
-            ConnectionEvent::Connected {
-                id,
-                outbox,
-                peer,
-                secure,
-            } => Event::Connected {
-                id,
-                outbox,
-                peer,
-                secure,
-            },
-            ConnectionEvent::Message { id, message } => Event::Message { id, message },
-            ConnectionEvent::InputTooLong { id } => Event::InputTooLong { id },
-            ConnectionEvent::Closed { id, reason } => Event::Closed { id, reason },
-        }
+        Event::Connection(event)
     }
 }
 
@@ -167,8 +137,8 @@ pub async fn run(mut state: State, mut inbox: mpsc::Receiver<Event>) {
 /// Applies one event; a handler that panics costs only its client.
 pub fn handle_guarded(state: &mut State, event: Event) {
     let culprit = match &event {
-        Event::Message { id, .. }
-        | Event::InputTooLong { id }
+        Event::Connection(ConnectionEvent::Message { id, .. })
+        | Event::Connection(ConnectionEvent::InputTooLong { id })
         | Event::OperChecked { id, .. }
         | Event::AccountAnswered { id, .. } => Some(*id),
         Event::HistoryAnswered(answer) => Some(answer.request.id),

@@ -24,6 +24,7 @@ use super::{
 use crate::config::Config;
 use crate::history::ring::PlaybackRings;
 use crate::history::{self, HistoryHandle, HistoryTarget, NewRecord, Preload};
+use crate::net::ConnectionEvent;
 use crate::proto::AddressKey;
 use crate::proto::Folded;
 
@@ -166,12 +167,12 @@ impl State {
     /// Applies one event, then drops every client that overflowed meanwhile.
     pub fn handle(&mut self, event: Event) {
         match event {
-            Event::Connected {
+            Event::Connection(ConnectionEvent::Connected {
                 id,
                 outbox,
                 peer,
                 secure,
-            } => {
+            }) => {
                 let mut client = Client::new(id, outbox, peer.ip(), self.clock.now());
                 client.secure = secure;
                 if let Some(cloak) = &self.cloak {
@@ -180,9 +181,15 @@ impl State {
                 self.clients.insert(id, client);
                 bans::refuse_if_dlined(self, id);
             }
-            Event::Message { id, message } => self.input(id, Input::Message(message)),
-            Event::InputTooLong { id } => self.input(id, Input::TooLong),
-            Event::Closed { id, reason } => self.disconnect(id, &reason),
+            Event::Connection(ConnectionEvent::Message { id, message }) => {
+                self.input(id, Input::Message(message))
+            }
+            Event::Connection(ConnectionEvent::InputTooLong { id }) => {
+                self.input(id, Input::TooLong)
+            }
+            Event::Connection(ConnectionEvent::Closed { id, reason }) => {
+                self.disconnect(id, &reason)
+            }
             Event::Rehash { requested_by } => rehash::start(self, requested_by),
             Event::Reloaded {
                 requested_by,

@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 use super::{Channel, ClientId, Clock, Event, ListEntry, Membership, State};
 use crate::config::Config;
 use crate::fuzzing::{check_sent_line, invariants};
-use crate::net::Outbox;
+use crate::net::{ConnectionEvent, Outbox};
 use crate::proto::mask::Mask;
 use crate::proto::message::parse;
 
@@ -89,12 +89,12 @@ impl Harness {
         // The configured send queue, as the server gives a connection.
         let outbox = Arc::new(Outbox::new(self.state.config.limits.sendq_bytes));
         let peer: SocketAddr = ([127, 0, 0, 1], 40000).into();
-        self.state.handle(Event::Connected {
+        self.state.handle(Event::from(ConnectionEvent::Connected {
             id,
             outbox: outbox.clone(),
             peer,
             secure: false,
-        });
+        }));
         self.connections
             .insert(name.to_owned(), Connection { id, outbox });
         id
@@ -152,7 +152,8 @@ impl Harness {
     pub fn send(&mut self, name: &str, line: &str) {
         let message = parse(line).expect("test lines parse").to_owned();
         let id = self.id(name);
-        self.state.handle(Event::Message { id, message });
+        self.state
+            .handle(Event::from(ConnectionEvent::Message { id, message }));
     }
 
     /// `name` sends a line from a fuzzer. One that does not parse is
@@ -163,7 +164,8 @@ impl Harness {
         let id = self.live_connection(name);
         if let Ok(message) = parse(line) {
             let message = message.to_owned();
-            self.state.handle(Event::Message { id, message });
+            self.state
+                .handle(Event::from(ConnectionEvent::Message { id, message }));
         }
     }
 
@@ -171,10 +173,10 @@ impl Harness {
     /// a QUIT; a client that has left is connected afresh first.
     pub fn close(&mut self, name: &str) {
         let id = self.live_connection(name);
-        self.state.handle(Event::Closed {
+        self.state.handle(Event::from(ConnectionEvent::Closed {
             id,
             reason: "Connection closed".to_owned(),
-        });
+        }));
     }
 
     fn live_connection(&mut self, name: &str) -> ClientId {
