@@ -463,18 +463,11 @@ impl Store {
 
     /// The account that owns `nick`, by its registered name.
     pub fn nick_owner(&self, nick: &str) -> Result<Option<String>, AccountError> {
-        if !self.has_tables {
-            return Ok(None);
-        }
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT a.name FROM account_nicks n JOIN accounts a ON a.id = n.account
-                 WHERE n.nick_key = ?1",
-                [self.naming.key(nick)],
-                |row| row.get(0),
-            )
-            .optional()?)
+        self.owner(
+            "SELECT a.name FROM account_nicks n JOIN accounts a ON a.id = n.account
+             WHERE n.nick_key = ?1",
+            &self.naming.key(nick),
+        )
     }
 
     /// The SHA-256 fingerprints (lowercase hex) of the account's client
@@ -540,17 +533,22 @@ impl Store {
     /// The account a client certificate logs in to, by its registered name.
     pub fn certificate_owner(&self, fingerprint: &str) -> Result<Option<String>, AccountError> {
         let fingerprint = normalize_fingerprint(fingerprint)?;
+        self.owner(
+            "SELECT a.name FROM account_certificates c JOIN accounts a ON a.id = c.account
+             WHERE c.fingerprint = ?1",
+            &fingerprint,
+        )
+    }
+
+    /// The registered name `sql` finds for `key`; none before the account
+    /// tables exist (a read-only store of an older database).
+    fn owner(&self, sql: &str, key: &str) -> Result<Option<String>, AccountError> {
         if !self.has_tables {
             return Ok(None);
         }
         Ok(self
             .conn
-            .query_row(
-                "SELECT a.name FROM account_certificates c JOIN accounts a ON a.id = c.account
-                 WHERE c.fingerprint = ?1",
-                [fingerprint],
-                |row| row.get(0),
-            )
+            .query_row(sql, [key], |row| row.get(0))
             .optional()?)
     }
 

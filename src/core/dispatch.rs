@@ -246,8 +246,8 @@ mod tests {
     use super::*;
     use crate::config::Config;
     use crate::core::Event;
-    use crate::net::ConnectionEvent;
     use crate::core::testing::Harness;
+    use crate::net::ConnectionEvent;
 
     /// alice and bob in #room, alice sending a line that was not UTF-8.
     fn send_repaired(utf8_only: bool) -> Harness {
