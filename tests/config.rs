@@ -382,6 +382,7 @@ fn documents(example: &str, key: &str) -> bool {
         let line = line.trim_start_matches(['#', ' ']);
         line.starts_with(&format!("{key} ="))
             || line.starts_with(&format!("[{key}]"))
+            || (line.starts_with('[') && line.ends_with(&format!(".{key}]")))
             || line.starts_with(&format!("[[{key}]]"))
             || line.contains(&format!("{{ {key} ="))
             || line.contains(&format!(", {key} ="))
@@ -406,4 +407,52 @@ fn an_unknown_oper_privilege_is_reported_with_the_choices() {
         message.contains("`nuke`") && message.contains("see_secret"),
         "{message}"
     );
+}
+
+#[test]
+fn accounts_problems_are_reported_at_their_keys() {
+    for (text, key) in [
+        (
+            "[accounts]\nguest_after = \"soon\"\n",
+            "accounts.guest_after",
+        ),
+        (
+            "[accounts]\nlogin_window = \"0\"\n",
+            "accounts.login_window",
+        ),
+        (
+            "[accounts]\nguest_format = \"Guest\"\n",
+            "accounts.guest_format",
+        ),
+        (
+            "[accounts]\nguest_format = \"#*\"\n",
+            "accounts.guest_format",
+        ),
+        (
+            "[accounts]\nlogin_attempts = 0\n",
+            "accounts.login_attempts",
+        ),
+        (
+            "[accounts]\nregistration_requires_email = true\n",
+            "accounts.registration_requires_email",
+        ),
+        (
+            "[accounts.smtp]\nrelay = \"mail\"\nfrom = \"a@b\"\n",
+            "accounts.smtp.relay",
+        ),
+        (
+            "[accounts]\nregistration = \"anyone\"\n",
+            "accounts.registration",
+        ),
+    ] {
+        let error =
+            parse(text, Path::new("rookery.toml")).expect_err(&format!("{text:?} is refused"));
+        let (table, name) = key.rsplit_once('.').expect("a dotted key");
+        let message = error.to_string();
+        assert!(
+            message.contains(&format!("`{name}` in [{table}]"))
+                || message.contains(&format!("`{name}` in `{table}`")),
+            "{text:?}: {message}"
+        );
+    }
 }

@@ -9,6 +9,7 @@
 //!   every error an admin sees.
 //! - `restart_only.rs`: the settings REHASH cannot change, kept as they run.
 
+mod accounts;
 mod locate;
 mod restart_only;
 mod validate;
@@ -19,6 +20,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use toml::de::DeTable;
+
+pub use accounts::{AccountsConfig, NickReservation, Registration, Smtp};
 
 use crate::proto::Casemapping;
 use crate::proto::Cidr;
@@ -40,6 +43,7 @@ pub struct Config {
     pub flood: Flood,
     pub oper: Vec<Oper>,
     pub history: HistoryConfig,
+    pub accounts: AccountsConfig,
     pub channels: Channels,
     /// Standing rooms, created at startup and kept when empty.
     pub room: Vec<Room>,
@@ -349,6 +353,7 @@ impl Default for Config {
             flood: Flood::default(),
             oper: Vec::new(),
             history: HistoryConfig::default(),
+            accounts: AccountsConfig::default(),
             channels: Channels::default(),
             room: Vec::new(),
             log: Log::default(),

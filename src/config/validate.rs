@@ -79,6 +79,7 @@ pub(super) fn problems(config: &Config) -> Vec<Problem> {
     check_timeouts_and_flood(&mut check, config);
     check_opers(&mut check, &config.oper);
     check_channels_history_log(&mut check, config);
+    check_accounts(&mut check, &config.accounts);
     check.problems
 }
 
@@ -401,5 +402,70 @@ fn check_channels_history_log(check: &mut Checker, config: &Config) {
             "log.level",
             format!("is not a tracing filter such as \"info\" or \"rookery=debug,warn\": {error}"),
         );
+    }
+}
+
+fn check_accounts(check: &mut Checker, accounts: &super::AccountsConfig) {
+    for (path, text) in [
+        ("accounts.guest_after", &accounts.guest_after_text),
+        ("accounts.login_window", &accounts.login_window_text),
+    ] {
+        match parse_duration(text) {
+            Err(reason) => check.report(path, reason),
+            Ok(duration) if duration.is_zero() => check.report(path, "must be longer than 0"),
+            Ok(_) => {}
+        }
+    }
+    let format = &accounts.guest_format;
+    if format.matches('*').count() != 1 {
+        check.report(
+            "accounts.guest_format",
+            format!("must hold one `*`, replaced by a number; found \"{format}\""),
+        );
+    } else if !crate::proto::validate::is_valid_nick(&format.replace('*', "1"), usize::MAX) {
+        check.report(
+            "accounts.guest_format",
+            format!("must make a valid nick with `*` replaced by a number; found \"{format}\""),
+        );
+    }
+    check.between(
+        "accounts.max_rooms_per_account",
+        accounts.max_rooms_per_account,
+        0..=1000,
+    );
+    check.between("accounts.login_attempts", accounts.login_attempts, 1..=1000);
+    check.between(
+        "accounts.registrations_per_address_per_hour",
+        accounts.registrations_per_address_per_hour,
+        1..=1000,
+    );
+    check_smtp(check, accounts);
+}
+
+fn check_smtp(check: &mut Checker, accounts: &super::AccountsConfig) {
+    let smtp = &accounts.smtp;
+    if accounts.registration_requires_email && smtp.relay.is_empty() {
+        check.report(
+            "accounts.registration_requires_email",
+            "needs [accounts.smtp] relay to send the verification codes",
+        );
+    }
+    if !smtp.relay.is_empty() {
+        let has_port = smtp
+            .relay
+            .rsplit_once(':')
+            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+        if !has_port {
+            check.report(
+                "accounts.smtp.relay",
+                format!(
+                    "must be host:port, such as \"127.0.0.1:25\"; found \"{}\"",
+                    smtp.relay
+                ),
+            );
+        }
+        if !smtp.from.contains('@') {
+            check.report("accounts.smtp.from", "must be the sender's mail address");
+        }
     }
 }
