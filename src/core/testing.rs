@@ -276,8 +276,10 @@ impl HistoryHarness {
         config.history.private_messages = true;
         config.history.path = db.path().to_owned();
         let hooks = crate::history::Hooks::default();
-        let (history, _) = crate::history::start(&config.history, &[], hooks).expect("starts");
+        let (history, preload) =
+            crate::history::start(&config.history, &[], hooks).expect("starts");
         let mut h = Harness::with_config(config);
+        h.state.seed_playback(preload);
         let (inbox, answers) = tokio::sync::mpsc::channel(8);
         h.state.history = Some(history.handle());
         h.state.inbox = Some(inbox);
