@@ -160,8 +160,8 @@ pub struct Query {
 }
 
 /// CHATHISTORY TARGETS: which of the given rooms, and which private
-/// conversations of `nick`, saw activity in `[from_ms, to_ms)` that the
-/// requester may read.
+/// conversations of `party`, the requester may read and last saw activity
+/// strictly between `from_ms` and `to_ms`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TargetsQuery {
     pub from_ms: i64,

@@ -269,9 +269,9 @@ impl Store {
     }
 
     /// Rooms and conversations whose latest line (from the reader's floor
-    /// on) falls in a time window, the least recently active first, as
-    /// CHATHISTORY TARGETS lists them: a target active again since the
-    /// window is not listed.
+    /// on) falls strictly between the window's two times, the least
+    /// recently active first, as CHATHISTORY TARGETS lists them: a target
+    /// active again since the window is not listed.
     pub fn targets(&self, query: &TargetsQuery) -> Result<Vec<TargetActivity>, StoreError> {
         let mut found = Vec::new();
         let mut latest = self.conn.prepare_cached(
@@ -286,7 +286,7 @@ impl Store {
                 })
                 .optional()?;
             if let Some((display, latest_ms)) = row {
-                if (query.from_ms..query.to_ms).contains(&latest_ms) {
+                if query.from_ms < latest_ms && latest_ms < query.to_ms {
                     found.push((target, display, latest_ms));
                 }
             }
@@ -941,7 +941,7 @@ mod tests {
     }
 
     #[test]
-    fn targets_leaves_out_a_target_active_again_after_the_window() {
+    fn targets_lists_a_target_whose_latest_line_is_strictly_inside_the_window() {
         let (_db, store, _) = room();
         let query = TargetsQuery {
             from_ms: 0,
@@ -956,13 +956,19 @@ mod tests {
             to_ms: 10_001,
             ..query
         };
-        let found: Vec<i64> = store
-            .targets(&wider)
-            .unwrap()
-            .into_iter()
-            .map(|found| found.latest_ms)
-            .collect();
-        assert_eq!(found, [5500, 10_000]);
+        let latest = |query: &TargetsQuery| -> Vec<i64> {
+            let found = store.targets(query).unwrap();
+            found.into_iter().map(|found| found.latest_ms).collect()
+        };
+        assert_eq!(latest(&wider), [5500, 10_000]);
+        // Both ends are excluded: a window from #other's latest line to
+        // #room's lists neither.
+        let between = TargetsQuery {
+            from_ms: 5500,
+            to_ms: 10_000,
+            ..wider
+        };
+        assert_eq!(latest(&between), Vec::<i64>::new());
     }
 
     #[test]
