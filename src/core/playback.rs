@@ -104,21 +104,18 @@ fn seen_before(state: &mut State, id: ClientId, room: &Folded) -> u64 {
     let Some(account) = client.account.clone() else {
         return own;
     };
-    let account = state.fold(&account);
+    // Every connection of an account holds its name as registered.
     let stayed = state.channels.get(room).is_some_and(|channel| {
         channel.members.keys().any(|member| {
             *member != id
-                && state
-                    .clients
-                    .get(member)
-                    .and_then(|c| c.account.as_deref())
-                    .is_some_and(|other| state.fold(other) == account)
+                && state.clients.get(member).and_then(|c| c.account.as_deref())
+                    == Some(account.as_str())
         })
     });
     let shared = if stayed {
         state.playback.last()
     } else {
-        state.account_seen.get(&account, room)
+        state.account_seen.get(&state.fold(&account), room)
     };
     own.max(shared)
 }
