@@ -100,3 +100,62 @@ async fn a_nick_taken_while_its_account_is_away_reads_none_of_its_private_histor
         "{targets:#?}"
     );
 }
+
+/// Joins `room` and returns the room's lines played back, up to the end
+/// of playback.
+async fn join_and_playback(client: &mut Client, room: &str) -> Vec<String> {
+    client.send(&format!("JOIN {room}")).await;
+    client.expect_containing(" 366 ").await;
+    let mut played = Vec::new();
+    loop {
+        let line = client.next_line().await.expect("playback ends");
+        if line.contains("End of playback") {
+            return played;
+        }
+        if line.contains(" PRIVMSG ") {
+            played.push(line);
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_reconnect_of_an_account_is_played_only_what_it_has_not_seen() {
+    let dir = TempDir::new("history-accounts-playback");
+    let server = start(&dir).await;
+    let addr = server.local_addrs()[0];
+    let mut bob = Client::register(addr, "bob").await;
+    let mut carol = Client::register(addr, "carol").await;
+    for client in [&mut bob, &mut carol] {
+        client.send("JOIN #room").await;
+        client.expect_containing(" 366 ").await;
+    }
+    // carol receives each line once it is stored: then it can be played.
+    let say = |text: &'static str| format!("PRIVMSG #room :{text}");
+    bob.send(&say("one")).await;
+    carol.expect_containing(":one").await;
+    let mut alice = registered_account(addr, "alice", "alice-pw").await;
+    let played = join_and_playback(&mut alice, "#room").await;
+    assert!(
+        played.iter().any(|line| line.ends_with(" one")),
+        "{played:#?}"
+    );
+    bob.send(&say("two")).await;
+    alice.expect_containing(":two").await;
+    alice.send("QUIT :bye").await;
+    assert!(alice.is_closed().await);
+    bob.send(&say("three")).await;
+    carol.expect_containing(":three").await;
+
+    let mut phone = Client::register(addr, "alice-phone").await;
+    phone.line_timeout = PASSWORD_CHECK;
+    phone
+        .send("PRIVMSG NickServ :IDENTIFY alice alice-pw")
+        .await;
+    phone.expect_containing(" 900 ").await;
+    let played = join_and_playback(&mut phone, "#room").await;
+    assert_eq!(played.len(), 1, "{played:#?}");
+    assert!(played[0].ends_with(" three"), "{played:#?}");
+    // Someone not logged in is played all three.
+    let mut dave = Client::register(addr, "dave").await;
+    assert_eq!(join_and_playback(&mut dave, "#room").await.len(), 3);
+}
