@@ -1,6 +1,6 @@
 //! One connected client as the core sees it.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -8,13 +8,11 @@ use std::time::SystemTime;
 use super::ClientId;
 use super::caps::Caps;
 use super::hold::Waiting;
+use super::seen::SeenMarks;
 use crate::config::Privilege;
 use crate::net::Outbox;
 use crate::proto::Folded;
 use crate::proto::modes::{USER_MODES, UserFlag};
-
-/// The most rooms a client's [`Client::playback_seen`] remembers.
-pub const PLAYBACK_SEEN_ROOMS: usize = 256;
 
 /// A client, registered or not.
 #[derive(Debug)]
@@ -69,10 +67,8 @@ pub struct Client {
     /// before held that conversation, not this client).
     pub nick_floor: i64,
     /// For each room it left, the last playback line it had been shown or
-    /// could have seen live ([`crate::history::ring::PlaybackRings::last`]),
-    /// so a rejoin plays back nothing twice; bounded by
-    /// `PLAYBACK_SEEN_ROOMS`.
-    pub playback_seen: HashMap<Folded, u64>,
+    /// could have seen live, so a rejoin plays back nothing twice.
+    pub playback_seen: SeenMarks,
     /// The last PRIVMSG/NOTICE/JOIN-like activity, for WHOIS idle.
     pub last_active: SystemTime,
 }
@@ -150,7 +146,7 @@ impl Client {
             monitoring: BTreeMap::new(),
             connected_at: now,
             nick_floor: crate::history::millis(now),
-            playback_seen: HashMap::new(),
+            playback_seen: SeenMarks::default(),
             last_active: now,
         }
     }

@@ -28,6 +28,14 @@ impl State {
         }
         self.unwatch_all(id);
         self.remember_nick(id);
+        // Its account has seen its rooms up to now (the client, leaving,
+        // needs no marks of its own).
+        let rooms: Vec<_> = self
+            .clients
+            .get(&id)
+            .map(|client| client.channels.iter().cloned().collect())
+            .unwrap_or_default();
+        self.account_saw(id, &rooms);
         let Some(client) = self.clients.remove(&id) else {
             return;
         };

@@ -12,9 +12,15 @@
 //!   every room with `[history] visibility = "since_join"` or for one
 //!   standing room with its `history = "since_join"`: a member then reads
 //!   only what was said since it joined, and is played nothing back.
-//! - A private conversation is read by the two nicks that hold it, each
-//!   from the moment it took its nick: whoever had the nick before held
-//!   the earlier lines, not the reader.
+//! - A private conversation is between two parties: each side is the
+//!   account its speaker was logged in to, or the nick of one that was
+//!   not. An account's side is read from any connection logged in to the
+//!   account, whenever it was said, and by nobody else: a client that
+//!   merely holds the nick reads none of it. A nick's side is read by
+//!   whoever holds the nick, from the moment it took it: whoever had the
+//!   nick before held the earlier lines, not the reader. A logged-in
+//!   client reads only its account's side, so what it said under its nick
+//!   before logging in stays with the nick.
 //!
 //! A floor is the oldest time (milliseconds, inclusive) a reader may see.
 //! Times are stored to the millisecond, so a line from the very
@@ -24,9 +30,9 @@
 //! starts one later ([`starting_floor`]), so the earlier one's last lines
 //! stay out.
 
-use super::{ClientId, State};
+use super::{Client, ClientId, State};
 use crate::config::HistoryVisibility;
-use crate::history;
+use crate::history::{self, HistoryTarget, Party};
 use crate::proto::Folded;
 
 /// The oldest time `id` may read in `room`, or `None` if it may not read
@@ -50,12 +56,44 @@ pub fn room_floor(state: &State, id: ClientId, room: &Folded) -> Option<i64> {
 }
 
 /// The oldest time `id` may read its private conversations from, or `None`
-/// when they are not kept.
+/// when they are not kept: an account's from the start, a nick's from
+/// when the reader took it.
 pub fn conversation_floor(state: &State, id: ClientId) -> Option<i64> {
     if !state.config.history.private_messages {
         return None;
     }
-    Some(state.clients.get(&id)?.nick_floor)
+    let client = state.clients.get(&id)?;
+    Some(match client.account {
+        Some(_) => i64::MIN,
+        None => client.nick_floor,
+    })
+}
+
+/// The side `client` speaks and reads private conversations as: its
+/// account when logged in, else its nick.
+pub fn party(state: &State, client: &Client) -> Party {
+    match &client.account {
+        Some(account) => Party::Account(state.fold(account)),
+        None => Party::Nick(state.fold(&client.nick)),
+    }
+}
+
+/// The keys of `id`'s conversation with `nick`: with the nick held, the
+/// holder's side ([`party`]); with nobody holding it, its account's side
+/// and its nick's, read together, as either may have spoken there.
+pub fn conversation_with(
+    state: &State,
+    id: ClientId,
+    nick: &str,
+) -> Option<(HistoryTarget, Option<HistoryTarget>)> {
+    let own = party(state, state.clients.get(&id)?);
+    let folded = state.fold(nick);
+    if let Some(holder) = state.registered_client(&folded) {
+        return Some((HistoryTarget::private(own, party(state, holder)), None));
+    }
+    let by_nick = HistoryTarget::private(own.clone(), Party::Nick(folded.clone()));
+    let by_account = HistoryTarget::private(own, Party::Account(folded));
+    Some((by_nick, Some(by_account)))
 }
 
 /// The floor of a history that starts `now` (a room's incarnation, a

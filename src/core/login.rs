@@ -235,6 +235,27 @@ pub(super) mod tests {
     }
 
     #[test]
+    fn a_watcher_with_extended_monitor_hears_a_login_outside_any_room() {
+        let mut h = Harness::new();
+        h.register("bob");
+        for (watcher, caps) in [
+            ("watcher", "extended-monitor account-notify"),
+            ("plain", "account-notify"),
+        ] {
+            h.register(watcher);
+            h.send(watcher, &format!("CAP REQ :{caps}"));
+            h.send(watcher, "MONITOR + bob");
+            h.take(watcher);
+        }
+        let bob = h.id("bob");
+        h.state.log_in(bob, "Bob");
+        assert_eq!(h.take("watcher"), [":bob!~bob@127.0.0.1 ACCOUNT Bob"]);
+        assert_eq!(h.take("plain"), Vec::<String>::new(), "no extended-monitor");
+        h.state.log_out(bob);
+        assert_eq!(h.take("watcher"), [":bob!~bob@127.0.0.1 ACCOUNT *"]);
+    }
+
+    #[test]
     fn the_account_shows_in_account_tag_extended_join_whois_and_whox() {
         let (mut h, _requests) = watched_login();
         h.take("alice");

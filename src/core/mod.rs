@@ -37,6 +37,7 @@ mod login;
 mod monitor;
 pub mod playback;
 mod replies;
+mod seen;
 mod state;
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]

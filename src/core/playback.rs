@@ -11,8 +11,9 @@
 //! also carries its original msgid.
 //!
 //! Which lines a joiner is played follows [`super::history_access`], less
-//! what this connection was shown before: lines it saw while a member, or
-//! was played at an earlier join, are not played again on a rejoin.
+//! what it was shown before (`super::seen`): lines this connection, or
+//! another connection of its account, saw while a member or was played at
+//! an earlier join are not played again.
 
 use std::borrow::Cow;
 use std::net::IpAddr;
@@ -46,11 +47,10 @@ pub fn on_join(state: &mut State, id: ClientId, room: &Folded) {
     let committed = history.committed_now();
     let lost = history.take_lost();
     state.playback.remove_lost(&lost);
-    let Some(client) = state.clients.get_mut(&id) else {
+    let seen = seen_before(state, id, room);
+    let Some(caps) = state.clients.get(&id).map(|client| client.caps) else {
         return;
     };
-    let seen = client.playback_seen.remove(room).unwrap_or(0);
-    let caps = client.caps;
     if state.config.history.playback_lines == 0 || caps.contains(Caps::CHATHISTORY) {
         return;
     }
@@ -91,6 +91,33 @@ pub fn on_join(state: &mut State, id: ClientId, room: &Folded) {
         None => marker(&server, &name, "End of playback"),
     };
     state.send(id, end);
+}
+
+/// The last ring line `id` was shown in `room` before this join: on this
+/// connection, or on any connection of its account, counting one still in
+/// the room as having seen everything so far.
+fn seen_before(state: &mut State, id: ClientId, room: &Folded) -> u64 {
+    let Some(client) = state.clients.get_mut(&id) else {
+        return 0;
+    };
+    let own = client.playback_seen.take(room);
+    let Some(account) = client.account.clone() else {
+        return own;
+    };
+    // Every connection of an account holds its name as registered.
+    let stayed = state.channels.get(room).is_some_and(|channel| {
+        channel.members.keys().any(|member| {
+            *member != id
+                && state.clients.get(member).and_then(|c| c.account.as_deref())
+                    == Some(account.as_str())
+        })
+    });
+    let shared = if stayed {
+        state.playback.last()
+    } else {
+        state.account_seen.get(&state.fold(&account), room)
+    };
+    own.max(shared)
 }
 
 /// What the NOTICE before a playback without `batch` says.
@@ -295,5 +322,45 @@ mod tests {
             line(Caps::SERVER_TIME.union(Caps::MESSAGE_TAGS), None),
             "@msgid=m1;time=2023-11-14T22:13:20.123Z :alice!~alice@127.0.0.1 PRIVMSG #Room :text of m1"
         );
+    }
+
+    /// The room lines among `lines`, without their time.
+    fn played(lines: &[String]) -> Vec<&str> {
+        lines
+            .iter()
+            .filter(|line| line.contains(" PRIVMSG #room "))
+            .filter_map(|line| line.split_once(" UTC] ").map(|(_, text)| text))
+            .collect()
+    }
+
+    #[test]
+    fn an_account_is_not_played_again_what_another_of_its_connections_was_shown() {
+        let mut t = crate::core::testing::HistoryHarness::new();
+        t.h.register("alice");
+        t.log_in("alice", "alice");
+        t.h.register("bob");
+        t.h.send("bob", "JOIN #room");
+        t.h.send("bob", "PRIVMSG #room :one");
+        t.settle();
+        t.h.send("alice", "JOIN #room");
+        assert_eq!(played(&t.h.take("alice")), ["one"]);
+        t.h.send("bob", "PRIVMSG #room :two");
+        t.h.send("alice", "QUIT :bye");
+        t.h.send("bob", "PRIVMSG #room :three");
+        t.settle();
+        // alice again: she saw "two" live before she left.
+        t.h.register("phone");
+        t.log_in("phone", "alice");
+        t.h.send("phone", "JOIN #room");
+        assert_eq!(played(&t.h.take("phone")), ["three"]);
+        // While one of her connections is in the room, she has seen it all.
+        t.h.register("tablet");
+        t.log_in("tablet", "alice");
+        t.h.send("tablet", "JOIN #room");
+        assert_eq!(played(&t.h.take("tablet")), Vec::<&str>::new());
+        // Someone else is played everything.
+        t.h.register("carol");
+        t.h.send("carol", "JOIN #room");
+        assert_eq!(played(&t.h.take("carol")), ["one", "two", "three"]);
     }
 }

@@ -11,11 +11,11 @@ use std::time::SystemTime;
 use tokio::sync::mpsc;
 
 use super::broadcast::Broadcast;
-use super::client::PLAYBACK_SEEN_ROOMS;
 use super::cloak::{self, Cloak};
 use super::commands::{chathistory, oper, rehash};
 use super::hold::Input;
 use super::labeled::Capture;
+use super::seen::AccountMarks;
 use super::whowas::Whowas;
 use super::{
     AdminState, Channel, Client, ClientId, Clock, Event, IdMap, IdSet, Membership, bans, isupport,
@@ -51,6 +51,9 @@ pub struct State {
     /// Each room's last lines, for playback on join: loaded at startup
     /// ([`State::seed_playback`]) and appended to as lines are recorded.
     pub playback: PlaybackRings,
+    /// How far each account was shown each room's playback, on any of its
+    /// connections.
+    pub account_seen: AccountMarks,
     /// The core's own inbox, for answers that arrive later (history
     /// queries run on the history reader thread).
     pub inbox: Option<mpsc::Sender<Event>>,
@@ -108,6 +111,7 @@ impl State {
             admin: AdminState::default(),
             history: None,
             playback: PlaybackRings::default(),
+            account_seen: AccountMarks::default(),
             inbox: None,
             overflowed: Vec::new(),
             capture: None,
@@ -294,30 +298,31 @@ impl State {
 
     /// Takes `id` out of a room on both sides (only the room's, once the
     /// client is gone); a room left empty disappears unless it is a
-    /// persistent `[[room]]`. The client has seen the room's lines up to
-    /// now, so a rejoin plays back none of them again.
+    /// persistent `[[room]]`. The client, and its account, has seen the
+    /// room's lines up to now, so a rejoin plays back none of them again.
     pub fn remove_member(&mut self, id: ClientId, channel: &Folded) {
         let seen = self.playback.last();
+        self.account_saw(id, std::slice::from_ref(channel));
         if let Some(client) = self.clients.get_mut(&id) {
             client.channels.remove(channel);
-            let remembered = &mut client.playback_seen;
-            if remembered.len() >= PLAYBACK_SEEN_ROOMS && !remembered.contains_key(channel) {
-                // The room left longest ago goes; at worst a rejoin there
-                // shows a few lines again.
-                let oldest = remembered
-                    .iter()
-                    .min_by_key(|(_, n)| **n)
-                    .map(|(r, _)| r.clone());
-                if let Some(oldest) = oldest {
-                    remembered.remove(&oldest);
-                }
-            }
-            remembered.insert(channel.clone(), seen);
+            client.playback_seen.remember(channel, seen);
         }
         if let Some(room) = self.channels.get_mut(channel) {
             if room.remove_member(id) {
                 self.destroy_room(channel);
             }
+        }
+    }
+
+    /// `id`'s account, if it is logged in, has seen `rooms` up to now: a
+    /// connection of it joining later is not played those lines.
+    pub fn account_saw(&mut self, id: ClientId, rooms: &[Folded]) {
+        let Some(account) = self.clients.get(&id).and_then(|c| c.account.as_deref()) else {
+            return;
+        };
+        let (account, seen) = (self.fold(account), self.playback.last());
+        for room in rooms {
+            self.account_seen.remember(&account, room, seen);
         }
     }
 

@@ -254,3 +254,84 @@ impl Harness {
         }
     }
 }
+
+/// A harness whose core records history, private messages included, in a
+/// temporary database and hears the answers to its queries: for tests of
+/// playback and CHATHISTORY.
+#[cfg(test)]
+pub struct HistoryHarness {
+    pub h: Harness,
+    history: Option<crate::history::History>,
+    answers: tokio::sync::mpsc::Receiver<Event>,
+    _db: crate::history::testing::TempDb,
+}
+
+#[cfg(test)]
+impl HistoryHarness {
+    pub fn new() -> HistoryHarness {
+        let db = crate::history::testing::TempDb::new();
+        let mut config = Config::default();
+        config.server.name = "irc.test".into();
+        config.history.enabled = true;
+        config.history.private_messages = true;
+        config.history.path = db.path().to_owned();
+        let hooks = crate::history::Hooks::default();
+        let (history, preload) =
+            crate::history::start(&config.history, &[], hooks).expect("starts");
+        let mut h = Harness::with_config(config);
+        h.state.seed_playback(preload);
+        let (inbox, answers) = tokio::sync::mpsc::channel(8);
+        h.state.history = Some(history.handle());
+        h.state.inbox = Some(inbox);
+        HistoryHarness {
+            h,
+            history: Some(history),
+            answers,
+            _db: db,
+        }
+    }
+
+    /// Logs `name` in to `account`, as a right password would, and drops
+    /// the 900.
+    pub fn log_in(&mut self, name: &str, account: &str) {
+        let id = self.h.id(name);
+        self.h.state.log_in(id, account);
+        self.h.take(name);
+    }
+
+    /// Waits until every record queued so far is committed, as a line a
+    /// client was sent is.
+    pub fn settle(&self) {
+        let Some(handle) = &self.h.state.history else {
+            return;
+        };
+        let queued = handle.last_queued();
+        let mut committed = handle.committed();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a runtime");
+        runtime
+            .block_on(committed.wait_for(|&seq| seq >= queued))
+            .expect("the writer runs");
+    }
+
+    /// `name` sends a CHATHISTORY `line` once everything said is stored,
+    /// and gets the answer: the lines it was sent.
+    pub fn query(&mut self, name: &str, line: &str) -> Vec<String> {
+        self.settle();
+        self.h.take(name);
+        self.h.send(name, line);
+        let answer = self.answers.blocking_recv().expect("the query is answered");
+        self.h.state.handle(answer);
+        self.h.take(name)
+    }
+}
+
+#[cfg(test)]
+impl Drop for HistoryHarness {
+    fn drop(&mut self) {
+        if let Some(history) = self.history.take() {
+            history.shutdown();
+        }
+    }
+}

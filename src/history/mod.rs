@@ -49,7 +49,7 @@ pub(crate) use hooks::Hooks;
 #[cfg(any(test, feature = "test-hooks"))]
 pub use hooks::{CommitPause, DiskFull, Hooks};
 pub use store::{Store, StoreError};
-pub use target::HistoryTarget;
+pub use target::{HistoryTarget, Party};
 
 use crate::config;
 use crate::proto::Folded;
@@ -69,7 +69,7 @@ pub struct Record {
     pub target_display: String,
     /// `nick!user@host` of the sender.
     pub sender: String,
-    /// The sender's account, once accounts exist.
+    /// The account the sender was logged in to, if any.
     pub account: Option<String>,
     /// PRIVMSG, NOTICE or TOPIC (JOIN, PART, KICK, QUIT, NICK may follow).
     pub command: String,
@@ -88,6 +88,8 @@ pub struct NewRecord<'a> {
     pub display: &'a str,
     /// `nick!user@host` of the sender.
     pub sender: &'a str,
+    /// The account the sender is logged in to, if any.
+    pub account: Option<&'a str>,
     /// PRIVMSG, NOTICE or TOPIC.
     pub command: &'a str,
     pub text: &'a str,
@@ -102,7 +104,7 @@ impl NewRecord<'_> {
             target: self.target,
             target_display: self.display.to_owned(),
             sender: self.sender.to_owned(),
-            account: None,
+            account: self.account.map(str::to_owned),
             command: self.command.to_owned(),
             text: self.text.to_owned(),
             tags: String::new(),
@@ -146,6 +148,10 @@ pub enum QueryKind {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Query {
     pub target: HistoryTarget,
+    /// Another key of the same conversation, read together with `target`:
+    /// a correspondent that is not online now may have spoken logged in
+    /// (its account) or not (its nick).
+    pub also: Option<HistoryTarget>,
     pub kind: QueryKind,
     pub limit: usize,
     /// Nothing older is returned: the requester's floor
@@ -154,8 +160,8 @@ pub struct Query {
 }
 
 /// CHATHISTORY TARGETS: which of the given rooms, and which private
-/// conversations of `nick`, saw activity in `[from_ms, to_ms)` that the
-/// requester may read.
+/// conversations of `party`, the requester may read and last saw activity
+/// strictly between `from_ms` and `to_ms`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TargetsQuery {
     pub from_ms: i64,
@@ -163,9 +169,10 @@ pub struct TargetsQuery {
     /// Casefolded rooms the requester may read, each with the oldest time
     /// it may read there.
     pub rooms: Vec<(Folded, i64)>,
-    /// The requester's casefolded nick, when private messages are kept,
-    /// with the oldest time it may read its conversations from.
-    pub nick: Option<(Folded, i64)>,
+    /// The requester's side of its conversations (its account, or its
+    /// nick when not logged in), when private messages are kept, with the
+    /// oldest time it may read them from.
+    pub party: Option<(Party, i64)>,
     pub limit: usize,
 }
 
@@ -293,6 +300,14 @@ impl HistoryHandle {
                 0
             }
         }
+    }
+
+    /// The sequence number of the last record queued, for tests to wait
+    /// until it is committed.
+    #[cfg(test)]
+    pub(crate) fn last_queued(&self) -> u64 {
+        let writes = self.shared.writes.lock();
+        writes.map_or_else(|poisoned| poisoned.into_inner().0, |writes| writes.0)
     }
 
     /// The watermark: the highest sequence number whose record is committed.
@@ -618,6 +633,7 @@ mod tests {
         let (reply, answer) = tokio::sync::oneshot::channel();
         let query = Query {
             target: target("#room"),
+            also: None,
             kind: QueryKind::Latest { after: None },
             limit: 2,
             not_before_ms: None,

@@ -146,7 +146,7 @@ fn forget_emptied_conversation(
     if left.is_none() {
         store.conn.execute(
             "DELETE FROM conversation_parties WHERE party IN (?1, ?2) AND target = ?3",
-            params![a.as_str(), b.as_str(), target],
+            params![a.column(), b.column(), target],
         )?;
     }
     Ok(())

@@ -224,8 +224,8 @@ impl Store {
                 let target = record.target.column();
                 if let HistoryTarget::Private(conversation) = &record.target {
                     let (a, b) = conversation.parties();
-                    party.execute(params![a.as_str(), target])?;
-                    party.execute(params![b.as_str(), target])?;
+                    party.execute(params![a.column(), target])?;
+                    party.execute(params![b.column(), target])?;
                 }
                 inserted += insert.execute(params![
                     record.msgid,
@@ -246,9 +246,14 @@ impl Store {
 
     /// Answers one CHATHISTORY-style query, oldest first.
     pub fn query(&self, query: &Query) -> Result<Vec<Record>, StoreError> {
+        let target = query.target.column();
+        let also = query
+            .also
+            .as_ref()
+            .map_or(target.clone(), HistoryTarget::column);
         let visible = Visible {
             store: self,
-            target: query.target.column(),
+            targets: [target, also],
             floor: query.not_before_ms.unwrap_or(i64::MIN),
         };
         let limit = query.limit;
@@ -263,39 +268,27 @@ impl Store {
         Ok(records)
     }
 
-    /// Rooms and conversations with activity in a time window, the least
-    /// recently active first, as CHATHISTORY TARGETS lists them.
+    /// Rooms and conversations whose latest line (from the reader's floor
+    /// on) falls strictly between the window's two times, the least
+    /// recently active first, as CHATHISTORY TARGETS lists them: a target
+    /// active again since the window is not listed.
     pub fn targets(&self, query: &TargetsQuery) -> Result<Vec<TargetActivity>, StoreError> {
         let mut found = Vec::new();
         let mut latest = self.conn.prepare_cached(
             "SELECT target_display, time_ms FROM events
-             WHERE target = ?1 AND time_ms >= ?2 AND time_ms < ?3
+             WHERE target = ?1 AND time_ms >= ?2
              ORDER BY time_ms DESC, id DESC LIMIT 1",
         )?;
-        let mut targets: Vec<(String, i64)> = query
-            .rooms
-            .iter()
-            .map(|(room, floor)| (room.as_str().to_owned(), *floor))
-            .collect();
-        if let Some((nick, floor)) = &query.nick {
-            // Found by participant, through an index.
-            let mut conversations = self.conn.prepare_cached(
-                "SELECT target FROM conversation_parties WHERE party = ?1 ORDER BY target",
-            )?;
-            let rows = conversations.query_map([nick.as_str()], |row| row.get::<_, String>(0))?;
-            for row in rows {
-                targets.push((row?, *floor));
-            }
-        }
-        for (target, floor) in targets {
-            let from = query.from_ms.max(floor);
+        for (target, floor) in self.readable_targets(query)? {
             let row = latest
-                .query_row(params![target, from, query.to_ms], |row| {
+                .query_row(params![target, floor], |row| {
                     Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
                 })
                 .optional()?;
             if let Some((display, latest_ms)) = row {
-                found.push((target, display, latest_ms));
+                if query.from_ms < latest_ms && latest_ms < query.to_ms {
+                    found.push((target, display, latest_ms));
+                }
             }
         }
         // Ties in time go by the stored name, as they always have.
@@ -311,6 +304,27 @@ impl Store {
             .collect())
     }
 
+    /// The `target` columns TARGETS looks at, each with the reader's
+    /// floor there: the rooms given, and the conversations of the
+    /// reader's party, found through the party index.
+    fn readable_targets(&self, query: &TargetsQuery) -> Result<Vec<(String, i64)>, StoreError> {
+        let mut targets: Vec<(String, i64)> = query
+            .rooms
+            .iter()
+            .map(|(room, floor)| (room.as_str().to_owned(), *floor))
+            .collect();
+        if let Some((party, floor)) = &query.party {
+            let mut conversations = self.conn.prepare_cached(
+                "SELECT target FROM conversation_parties WHERE party = ?1 ORDER BY target",
+            )?;
+            let rows = conversations.query_map([party.column()], |row| row.get::<_, String>(0))?;
+            for row in rows {
+                targets.push((row?, *floor));
+            }
+        }
+        Ok(targets)
+    }
+
     /// The last `limit` records of one room (its stored name) no older
     /// than `since_ms`, oldest first: what a join replays.
     pub(super) fn recent(
@@ -321,7 +335,7 @@ impl Store {
     ) -> Result<Vec<Record>, StoreError> {
         let visible = Visible {
             store: self,
-            target: Cow::Borrowed(target),
+            targets: [Cow::Borrowed(target), Cow::Borrowed(target)],
             floor: since_ms.unwrap_or(i64::MIN),
         };
         visible.counted_back(Position::FIRST, Position::LAST, limit)
@@ -447,7 +461,7 @@ impl Store {
     /// `draft/event-playback`, which rookery does not offer.
     fn range(
         &self,
-        target: &str,
+        targets: &[Cow<'_, str>; 2],
         floor: i64,
         low: Position,
         high: Position,
@@ -460,14 +474,16 @@ impl Store {
         let order = if ascending { "ASC" } else { "DESC" };
         let sql = format!(
             "SELECT {COLUMNS} FROM events
-             WHERE target = ?1 AND time_ms >= ?2 AND command <> 'TOPIC'
+             WHERE target IN (?1, ?8) AND time_ms >= ?2 AND command <> 'TOPIC'
                AND (time_ms, id) > (?3, ?4) AND (time_ms, id) < (?5, ?6)
              ORDER BY time_ms {order}, id {order} LIMIT ?7"
         );
         let mut statement = self.conn.prepare_cached(&sql)?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = statement.query_map(
-            params![target, floor, low.time, low.id, high.time, high.id, limit],
+            params![
+                targets[0], floor, low.time, low.id, high.time, high.id, limit, targets[1]
+            ],
             record_from_row,
         )?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -477,7 +493,7 @@ impl Store {
     /// target does not hold.
     fn position(
         &self,
-        target: &str,
+        targets: &[Cow<'_, str>; 2],
         bound: &Bound,
         edge: Edge,
     ) -> Result<Option<Position>, StoreError> {
@@ -494,8 +510,10 @@ impl Store {
             })),
             Bound::MsgId(msgid) => Ok(self
                 .conn
-                .prepare_cached("SELECT time_ms, id FROM events WHERE msgid = ?1 AND target = ?2")?
-                .query_row(params![msgid, target], |row| {
+                .prepare_cached(
+                    "SELECT time_ms, id FROM events WHERE msgid = ?1 AND target IN (?2, ?3)",
+                )?
+                .query_row(params![msgid, targets[0], targets[1]], |row| {
                     Ok(Position {
                         time: row.get(0)?,
                         id: row.get(1)?,
@@ -510,8 +528,9 @@ impl Store {
 /// made of. A reference the target does not hold matches nothing.
 struct Visible<'a> {
     store: &'a Store,
-    /// The `target` column.
-    target: Cow<'a, str>,
+    /// The `target` column, under either of two keys (the same one twice
+    /// for a target with one).
+    targets: [Cow<'a, str>; 2],
     /// Nothing older is read.
     floor: i64,
 }
@@ -586,7 +605,7 @@ impl Visible<'_> {
     ) -> Result<Vec<Record>, StoreError> {
         let mut records = self
             .store
-            .range(&self.target, self.floor, low, high, false, limit)?;
+            .range(&self.targets, self.floor, low, high, false, limit)?;
         records.reverse();
         Ok(records)
     }
@@ -600,11 +619,11 @@ impl Visible<'_> {
         limit: usize,
     ) -> Result<Vec<Record>, StoreError> {
         self.store
-            .range(&self.target, self.floor, low, high, true, limit)
+            .range(&self.targets, self.floor, low, high, true, limit)
     }
 
     fn position(&self, bound: &Bound, edge: Edge) -> Result<Option<Position>, StoreError> {
-        self.store.position(&self.target, bound, edge)
+        self.store.position(&self.targets, bound, edge)
     }
 }
 
@@ -662,6 +681,7 @@ fn record_from_row(row: &Row<'_>) -> rusqlite::Result<Record> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::history::Party;
     use crate::history::testing::{TempDb, folded, record, target};
 
     /// `#room` with r0..r9 one second apart from 1 s, and one line elsewhere.
@@ -680,6 +700,7 @@ mod tests {
 
     fn ask(store: &Store, kind: QueryKind, limit: usize) -> Vec<String> {
         let query = Query {
+            also: None,
             target: target("#room"),
             kind,
             limit,
@@ -851,6 +872,7 @@ mod tests {
     fn not_before_hides_what_was_said_before_the_join() {
         let (_db, store, _) = room();
         let query = Query {
+            also: None,
             target: target("#room"),
             kind: QueryKind::Latest { after: None },
             limit: 10,
@@ -871,13 +893,13 @@ mod tests {
             .unwrap();
         let query = TargetsQuery {
             from_ms: 0,
-            to_ms: 6000,
+            to_ms: 11_000,
             rooms: vec![
                 (folded("#room"), i64::MIN),
                 (folded("#other"), i64::MIN),
                 (folded("#empty"), i64::MIN),
             ],
-            nick: Some((folded("bob"), i64::MIN)),
+            party: Some((Party::Nick(folded("bob")), i64::MIN)),
             limit: 10,
         };
         let found: Vec<(String, i64)> = store
@@ -889,8 +911,8 @@ mod tests {
         let expected = [
             ("alice bob", 3000),
             ("bob carol", 4000),
-            ("#room", 5000),
             ("#other", 5500),
+            ("#room", 10_000),
         ];
         let expected: Vec<(String, i64)> = expected
             .iter()
@@ -905,8 +927,8 @@ mod tests {
         // Nothing from before a floor: the room's incarnation, or the
         // moment the reader took its nick.
         let floored = TargetsQuery {
-            rooms: vec![(folded("#room"), 5001), (folded("#other"), 0)],
-            nick: Some((folded("bob"), 3500)),
+            rooms: vec![(folded("#room"), 10_001), (folded("#other"), 0)],
+            party: Some((Party::Nick(folded("bob")), 3500)),
             ..query
         };
         let found: Vec<String> = store
@@ -916,6 +938,107 @@ mod tests {
             .map(|found| found.target.column().into_owned())
             .collect();
         assert_eq!(found, ["bob carol", "#other"]);
+    }
+
+    #[test]
+    fn targets_lists_a_target_whose_latest_line_is_strictly_inside_the_window() {
+        let (_db, store, _) = room();
+        let query = TargetsQuery {
+            from_ms: 0,
+            to_ms: 5000,
+            rooms: vec![(folded("#room"), i64::MIN), (folded("#other"), i64::MIN)],
+            party: None,
+            limit: 10,
+        };
+        // #room spoke at 1000..=10000: its latest line is past the window.
+        assert!(store.targets(&query).unwrap().is_empty());
+        let wider = TargetsQuery {
+            to_ms: 10_001,
+            ..query
+        };
+        let latest = |query: &TargetsQuery| -> Vec<i64> {
+            let found = store.targets(query).unwrap();
+            found.into_iter().map(|found| found.latest_ms).collect()
+        };
+        assert_eq!(latest(&wider), [5500, 10_000]);
+        // Both ends are excluded: a window from #other's latest line to
+        // #room's lists neither.
+        let between = TargetsQuery {
+            from_ms: 5500,
+            to_ms: 10_000,
+            ..wider
+        };
+        assert_eq!(latest(&between), Vec::<i64>::new());
+    }
+
+    #[test]
+    fn an_accounts_conversations_are_found_by_the_account_not_the_nick() {
+        let (_db, mut store, _) = room();
+        store
+            .insert_batch([
+                &record("by-account", 3000, "@alice @bob"),
+                &record("by-nick", 4000, "alice bob"),
+                &record("mixed", 4500, "carol @alice"),
+            ])
+            .unwrap();
+        let query = TargetsQuery {
+            from_ms: 0,
+            to_ms: 6000,
+            rooms: Vec::new(),
+            party: Some((Party::Account(folded("alice")), i64::MIN)),
+            limit: 10,
+        };
+        let found: Vec<String> = store
+            .targets(&query)
+            .unwrap()
+            .into_iter()
+            .map(|found| found.target.column().into_owned())
+            .collect();
+        assert_eq!(found, ["@alice @bob", "carol @alice"]);
+        let nick = TargetsQuery {
+            party: Some((Party::Nick(folded("alice")), i64::MIN)),
+            ..query
+        };
+        let found = store.targets(&nick).unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].target.column(), "alice bob");
+    }
+
+    #[test]
+    fn a_query_with_a_second_key_reads_both_in_one_order() {
+        let (_db, mut store, _) = room();
+        store
+            .insert_batch([
+                &record("a1", 3000, "@alice @bob"),
+                &record("n1", 3500, "bob @alice"),
+                &record("a2", 4000, "@alice @bob"),
+                &record("other", 3700, "@alice @carol"),
+            ])
+            .unwrap();
+        let both = |kind| Query {
+            target: target("@alice @bob"),
+            also: Some(target("bob @alice")),
+            kind,
+            limit: 10,
+            not_before_ms: None,
+        };
+        let latest = store
+            .query(&both(QueryKind::Latest { after: None }))
+            .unwrap();
+        assert_eq!(msgids(latest), ["a1", "n1", "a2"]);
+        let before = store
+            .query(&both(QueryKind::Before { bound: id("a2") }))
+            .unwrap();
+        assert_eq!(msgids(before), ["a1", "n1"]);
+        let after = store
+            .query(&both(QueryKind::After { bound: id("n1") }))
+            .unwrap();
+        assert_eq!(msgids(after), ["a2"]);
+        let one = Query {
+            also: None,
+            ..both(QueryKind::Latest { after: None })
+        };
+        assert_eq!(msgids(store.query(&one).unwrap()), ["a1", "a2"]);
     }
 
     #[test]
@@ -940,7 +1063,7 @@ mod tests {
             from_ms: 0,
             to_ms: 100,
             rooms: Vec::new(),
-            nick: Some((folded("bob"), i64::MIN)),
+            party: Some((Party::Nick(folded("bob")), i64::MIN)),
             limit: 10,
         };
         let found = store.targets(&query).unwrap();

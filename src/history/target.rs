@@ -1,6 +1,7 @@
 //! What a stored line belongs to: a room, or a private conversation
-//! between two nicks. The store keeps it as one text column; the
-//! conversion both ways is here and nowhere else.
+//! between two parties, each an account (a party that was logged in) or a
+//! nick. The store keeps it as one text column; the conversion both ways
+//! is here and nowhere else.
 
 use std::borrow::Cow;
 
@@ -11,43 +12,81 @@ use crate::proto::{Casemapping, Folded};
 pub enum HistoryTarget {
     /// A room, by its casefolded name.
     Room(Folded),
-    /// A private conversation between two casefolded nicks.
+    /// A private conversation between two parties.
     Private(Conversation),
 }
 
-/// Two nicks, the lesser first, so either side's view of a conversation
+/// One side of a private conversation: the account a party was logged in
+/// to, or the nick of one that was not. An account's side is read from
+/// any connection logged in to it, a nick's only by whoever holds the nick
+/// (from the moment it took it).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Party {
+    /// A casefolded nick.
+    Nick(Folded),
+    /// A casefolded account name.
+    Account(Folded),
+}
+
+/// What marks an account in the `target` column: no nick or room name
+/// starts with it, so `@alice` and the nick `alice` never meet.
+const ACCOUNT_MARK: char = '@';
+
+impl Party {
+    /// The folded nick or account name, without its mark.
+    pub fn name(&self) -> &Folded {
+        match self {
+            Party::Nick(name) | Party::Account(name) => name,
+        }
+    }
+
+    /// The party as the store writes it: a nick as it is, an account
+    /// after [`ACCOUNT_MARK`].
+    pub(crate) fn column(&self) -> Cow<'_, str> {
+        match self {
+            Party::Nick(nick) => Cow::Borrowed(nick.as_str()),
+            Party::Account(account) => Cow::Owned(format!("{ACCOUNT_MARK}{}", account.as_str())),
+        }
+    }
+
+    fn from_column(column: &str) -> Party {
+        match column.strip_prefix(ACCOUNT_MARK) {
+            Some(account) => Party::Account(stored(account)),
+            None => Party::Nick(stored(column)),
+        }
+    }
+}
+
+/// Two parties, the lesser first, so either side's view of a conversation
 /// is the same one; only [`HistoryTarget::private`] makes one.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Conversation {
-    lesser: Folded,
-    greater: Folded,
+    lesser: Party,
+    greater: Party,
 }
 
 impl Conversation {
     /// Both parties, the lesser first.
-    pub fn parties(&self) -> (&Folded, &Folded) {
+    pub fn parties(&self) -> (&Party, &Party) {
         (&self.lesser, &self.greater)
     }
 }
 
 impl HistoryTarget {
-    /// The conversation between two nicks, whichever of them speaks.
-    pub(crate) fn private(a: &Folded, b: &Folded) -> HistoryTarget {
+    /// The conversation between two parties, whichever of them speaks.
+    pub(crate) fn private(a: Party, b: Party) -> HistoryTarget {
         let (lesser, greater) = if a <= b { (a, b) } else { (b, a) };
-        HistoryTarget::Private(Conversation {
-            lesser: lesser.clone(),
-            greater: greater.clone(),
-        })
+        HistoryTarget::Private(Conversation { lesser, greater })
     }
 
-    /// The `target` column: a room's name, or a conversation's two nicks
+    /// The `target` column: a room's name, or a conversation's two parties
     /// in order, joined by a space (which no nick or room name contains).
     pub(crate) fn column(&self) -> Cow<'_, str> {
         match self {
             HistoryTarget::Room(room) => Cow::Borrowed(room.as_str()),
             HistoryTarget::Private(conversation) => {
                 let (lesser, greater) = conversation.parties();
-                Cow::Owned(format!("{} {}", lesser.as_str(), greater.as_str()))
+                Cow::Owned(format!("{} {}", lesser.column(), greater.column()))
             }
         }
     }
@@ -55,7 +94,7 @@ impl HistoryTarget {
     /// A `target` column read back.
     pub(crate) fn from_column(column: &str) -> HistoryTarget {
         match column.split_once(' ') {
-            Some((a, b)) => HistoryTarget::private(&stored(a), &stored(b)),
+            Some((a, b)) => HistoryTarget::private(Party::from_column(a), Party::from_column(b)),
             None => HistoryTarget::Room(stored(column)),
         }
     }
@@ -77,18 +116,44 @@ mod tests {
     fn a_conversation_is_the_same_whichever_side_speaks() {
         let alice = Casemapping::Ascii.fold("Alice");
         let bob = Casemapping::Ascii.fold("bob");
-        let one = HistoryTarget::private(&alice, &bob);
-        assert_eq!(one, HistoryTarget::private(&bob, &alice));
+        let one = HistoryTarget::private(Party::Nick(alice.clone()), Party::Nick(bob.clone()));
+        let other_way =
+            HistoryTarget::private(Party::Nick(bob.clone()), Party::Nick(alice.clone()));
+        assert_eq!(one, other_way);
         assert_eq!(one.column(), "alice bob");
+        let accounts = HistoryTarget::private(Party::Account(bob), Party::Account(alice.clone()));
+        assert_eq!(accounts.column(), "@alice @bob");
+        let mixed = HistoryTarget::private(Party::Account(alice), Party::Nick(folded("bob")));
+        assert_eq!(mixed.column(), "bob @alice");
+    }
+
+    #[test]
+    fn an_account_and_a_nick_of_the_same_name_are_two_parties() {
+        let nick = HistoryTarget::private(Party::Nick(folded("alice")), Party::Nick(folded("bob")));
+        let account =
+            HistoryTarget::private(Party::Account(folded("alice")), Party::Nick(folded("bob")));
+        assert_ne!(nick, account);
+        assert_ne!(nick.column(), account.column());
+        assert_eq!(HistoryTarget::from_column(&account.column()), account);
+    }
+
+    fn folded(name: &str) -> Folded {
+        Casemapping::Ascii.fold(name)
     }
 
     #[test]
     fn the_column_reads_back_as_the_target_it_was_written_from() {
         for mapping in [Casemapping::Ascii, Casemapping::Rfc1459] {
             let room = HistoryTarget::Room(mapping.fold("#Room[1]"));
-            let conversation =
-                HistoryTarget::private(&mapping.fold("Zed^"), &mapping.fold("[Alice]"));
-            for target in [room, conversation] {
+            let conversation = HistoryTarget::private(
+                Party::Nick(mapping.fold("Zed^")),
+                Party::Nick(mapping.fold("[Alice]")),
+            );
+            let accounts = HistoryTarget::private(
+                Party::Account(mapping.fold("Zed^")),
+                Party::Nick(mapping.fold("[Alice]")),
+            );
+            for target in [room, conversation, accounts] {
                 assert_eq!(HistoryTarget::from_column(&target.column()), target);
             }
         }

@@ -126,6 +126,8 @@ hosts = []
 [history]
 enabled = true
 path = {history_path}
+# irctest reads private conversations back (the private_chathistory tests).
+private_messages = true
 
 [log]
 level = {log_level}

@@ -30,7 +30,11 @@ pub fn topic(state: &mut State, id: ClientId, message: &Message) -> Result<(), R
         let name = channel.name.clone();
         return Err(Refusal::not_channel_operator(&name));
     }
-    let Some(source) = state.clients.get(&id).map(|client| client.source.clone()) else {
+    let Some((source, account)) = state
+        .clients
+        .get(&id)
+        .map(|client| (client.source.clone(), client.account.clone()))
+    else {
         return Ok(());
     };
     let text = truncate(text, state.config.limits.topic_length).to_owned();
@@ -53,6 +57,7 @@ pub fn topic(state: &mut State, id: ClientId, message: &Message) -> Result<(), R
         target: HistoryTarget::Room(folded.clone()),
         display: &display,
         sender: &source,
+        account: account.as_deref(),
         command: "TOPIC",
         text: &text,
     };

@@ -10,10 +10,12 @@
 //! - here: who may read which target, and issuing the query.
 //! - `reply.rs`: the answer, as a batch under the request's label.
 
+#[cfg(test)]
+mod account_tests;
 mod parse;
 mod reply;
 
-use crate::core::history_access::{conversation_floor, room_floor};
+use crate::core::history_access::{conversation_floor, conversation_with, party, room_floor};
 use crate::core::history_answer::{Answer, Outcome, Request};
 use crate::core::{ClientId, Event, Refusal, State};
 use crate::history::{self, Bound, HistoryTarget, Query, QueryKind, StoreError, TargetsQuery};
@@ -50,7 +52,7 @@ pub fn chathistory(state: &mut State, id: ClientId, message: &Message) -> Result
         return Ok(());
     }
     let target = params[0].clone();
-    let Some((key, not_before_ms)) = readable(state, id, &target) else {
+    let Some((key, also, not_before_ms)) = readable(state, id, &target) else {
         let context = [sub.as_str(), &target];
         state.fail(
             id,
@@ -77,6 +79,7 @@ pub fn chathistory(state: &mut State, id: ClientId, message: &Message) -> Result
     };
     let query = Query {
         target: key,
+        also,
         kind,
         limit,
         not_before_ms,
@@ -87,26 +90,28 @@ pub fn chathistory(state: &mut State, id: ClientId, message: &Message) -> Result
     Ok(())
 }
 
-/// A target `id` may read, and the oldest time it may see there
-/// ([`crate::core::history_access`]): a room it is in, or with private
-/// messages kept, its own conversation with a nick.
-fn readable(state: &State, id: ClientId, target: &str) -> Option<(HistoryTarget, Option<i64>)> {
-    let client = state.clients.get(&id)?;
+/// A target, its second key if any, and the oldest time it may see there.
+type Readable = (HistoryTarget, Option<HistoryTarget>, Option<i64>);
+
+/// A target `id` may read ([`crate::core::history_access`]): a room it is
+/// in, or with private messages kept, its own conversation with a nick.
+fn readable(state: &State, id: ClientId, target: &str) -> Option<Readable> {
     if is_channel_name(target) {
         let folded = state.fold(target);
         let floor = room_floor(state, id, &folded)?;
-        return Some((HistoryTarget::Room(folded), Some(floor)));
+        return Some((HistoryTarget::Room(folded), None, Some(floor)));
     }
     let valid = !target.is_empty() && !target.contains([' ', ',', '*', '?', '!', '@']);
     if !valid {
         return None;
     }
     let floor = conversation_floor(state, id)?;
-    let conversation = HistoryTarget::private(&state.fold(&client.nick), &state.fold(target));
-    Some((conversation, Some(floor)))
+    let (conversation, also) = conversation_with(state, id, target)?;
+    Some((conversation, also, Some(floor)))
 }
 
-/// TARGETS: the rooms `id` is in, and its conversations when kept.
+/// TARGETS: the rooms `id` is in, and when kept its conversations: its
+/// account's, from any connection, or without one its nick's.
 fn targets(state: &mut State, id: ClientId, bounds: &[Bound], limit: usize) {
     let times: Vec<i64> = bounds
         .iter()
@@ -126,12 +131,12 @@ fn targets(state: &mut State, id: ClientId, bounds: &[Bound], limit: usize) {
         .iter()
         .filter_map(|room| Some((room.clone(), room_floor(state, id, room)?)))
         .collect();
-    let nick = conversation_floor(state, id).map(|floor| (state.fold(&client.nick), floor));
+    let party = conversation_floor(state, id).map(|floor| (party(state, client), floor));
     let query = TargetsQuery {
         from_ms: a.min(b),
         to_ms: a.max(b),
         rooms,
-        nick,
+        party,
         limit,
     };
     ask(

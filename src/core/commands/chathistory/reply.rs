@@ -6,10 +6,11 @@
 use bytes::Bytes;
 
 use crate::core::caps::Caps;
+use crate::core::history_access::party;
 use crate::core::history_answer::{Answer, Outcome};
 use crate::core::playback::{batch_end, batch_start, history_line, utc};
 use crate::core::{ClientId, State};
-use crate::history::{self, HistoryTarget, TargetActivity};
+use crate::history::{self, HistoryTarget, Party, TargetActivity};
 use crate::proto::tags::{prepend_tag, server_time};
 use crate::proto::{Folded, Line};
 
@@ -25,7 +26,7 @@ fn send_answer(state: &mut State, answer: Answer) {
     let Some(client) = state.clients.get(&request.id) else {
         return;
     };
-    let (caps, nick) = (client.caps, state.fold(&client.nick));
+    let (caps, asker) = (client.caps, party(state, client));
     let server = state.server_name().to_owned();
     let batch = caps.contains(Caps::BATCH).then(|| state.next_batch_id());
     let (kind, lines) = match outcome {
@@ -39,7 +40,7 @@ fn send_answer(state: &mut State, answer: Answer) {
             ("chathistory", lines)
         }
         Outcome::Targets(Ok(targets)) => {
-            let lines = target_lines(state, &targets, &nick, batch.as_deref());
+            let lines = target_lines(state, &targets, &asker, batch.as_deref());
             ("draft/chathistory-targets", lines)
         }
         Outcome::Lines(Err(error)) | Outcome::Targets(Err(error)) => {
@@ -74,7 +75,7 @@ fn send_answer(state: &mut State, answer: Answer) {
 fn target_lines(
     state: &State,
     targets: &[TargetActivity],
-    asker: &Folded,
+    asker: &Party,
     batch: Option<&str>,
 ) -> Vec<Bytes> {
     let server = state.server_name();
@@ -82,7 +83,7 @@ fn target_lines(
         .iter()
         .map(|target| {
             let display = state.fold(&target.display);
-            let name = shown_target(target, &display, asker.as_str());
+            let name = shown_target(target, &display, asker);
             let time = server_time(std::time::UNIX_EPOCH + millis(target.latest_ms));
             let line = Line::new(Some(server), "CHATHISTORY")
                 .arg("TARGETS")
@@ -121,17 +122,18 @@ fn in_batch(line: Bytes, batch: Option<&str>) -> Bytes {
 }
 
 /// A room as displayed; a private conversation as the other party's nick
-/// (folded when the latest line was addressed to the asker).
-fn shown_target<'a>(target: &'a TargetActivity, display: &Folded, asker: &'a str) -> &'a str {
+/// or account name, as displayed when the latest line was addressed to it,
+/// else folded.
+fn shown_target<'a>(target: &'a TargetActivity, display: &Folded, asker: &Party) -> &'a str {
     let HistoryTarget::Private(conversation) = &target.target else {
         return &target.display;
     };
     let (a, b) = conversation.parties();
-    let other = if a.as_str() == asker { b } else { a }.as_str();
-    if display.as_str() == asker {
-        other
-    } else {
+    let other = if a == asker { b } else { a }.name();
+    if display == other {
         &target.display
+    } else {
+        other.as_str()
     }
 }
 

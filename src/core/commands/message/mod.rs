@@ -81,7 +81,7 @@ impl MessageKind {
 pub(super) struct Outgoing<'a> {
     pub source: String,
     bot: bool,
-    account: Option<String>,
+    pub account: Option<String>,
     pub kind: MessageKind,
     pub text: &'a str,
     client_tags: Option<String>,

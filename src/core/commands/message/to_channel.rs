@@ -54,6 +54,7 @@ pub(super) fn to_channel(
             target: HistoryTarget::Room(folded.clone()),
             display: &channel_name,
             sender: &outgoing.source,
+            account: outgoing.account.as_deref(),
             command: outgoing.kind.command(),
             text: outgoing.text,
         };

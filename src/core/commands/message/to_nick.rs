@@ -1,10 +1,11 @@
 //! A message to one client: echo-message for the sender, the 301 away
 //! reply to PRIVMSG, and the conversation's history when private messages
-//! are kept.
+//! are kept (each side under its account when logged in, else its nick).
 
 use super::{MessageKind, Outgoing};
 use crate::core::Refusal;
 use crate::core::caps::Caps;
+use crate::core::history_access::party;
 use crate::core::{ClientId, State};
 use crate::history::{HistoryTarget, NewRecord};
 use crate::proto::numeric;
@@ -19,15 +20,17 @@ pub(super) fn to_nick(
         return Err(Refusal::no_such_nick(nick));
     };
     let (target_id, nick, away) = (target.id, target.nick.clone(), target.away.clone());
+    let recipient = party(state, target);
     let wanted = outgoing.wanted_by(target.caps);
     let mut event = outgoing.event(state, &nick);
     if state.config.history.private_messages && outgoing.kind.has_text() {
-        let sender = state.clients.get(&id).map(|c| state.fold(&c.nick));
+        let sender = state.clients.get(&id).map(|client| party(state, client));
         if let Some(sender) = sender {
             let record = NewRecord {
-                target: HistoryTarget::private(&sender, &state.fold(&nick)),
+                target: HistoryTarget::private(sender, recipient),
                 display: &nick,
                 sender: &outgoing.source,
+                account: outgoing.account.as_deref(),
                 command: outgoing.kind.command(),
                 text: outgoing.text,
             };
