@@ -12,6 +12,7 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use tracing::{error, info, warn};
 
 use crate::accounts::password::verify;
+use crate::accounts::store::check_email;
 use crate::accounts::{AccountError, Credentials, Naming, Store};
 use crate::config::{self, Config};
 use crate::core::{
@@ -212,7 +213,11 @@ fn save_bans(path: &Path, bans: &BanList) -> Result<(), BansFileError> {
 fn account_job(path: &Path, naming: Naming, job: AccountJob) -> AccountOutcome {
     let outcome = Store::open(path, naming).and_then(|mut store| match job {
         AccountJob::Verify { account, password } => check_password(&store, &account, &password),
-        AccountJob::Register { name, password } => register(&mut store, &name, &password),
+        AccountJob::Register {
+            name,
+            password,
+            email,
+        } => register(&mut store, &name, &password, email.as_deref()),
         AccountJob::ScramSalt { account } => scram_salt(&store, &account),
         AccountJob::ScramProof {
             account,
@@ -246,17 +251,26 @@ fn check_password(
     })
 }
 
-/// NickServ REGISTER: a new account with both kinds of credentials.
-fn register(store: &mut Store, name: &str, password: &str) -> Result<AccountOutcome, AccountError> {
-    // A taken name is refused before the costly hash, not after it.
+/// NickServ REGISTER or the REGISTER command: a new account with both
+/// kinds of credentials.
+fn register(
+    store: &mut Store,
+    name: &str,
+    password: &str,
+    email: Option<&str>,
+) -> Result<AccountOutcome, AccountError> {
+    // A taken name or a bad address is refused before the costly hash.
     if store.find(name)?.is_some() || store.nick_owner(name)?.is_some() {
         return Ok(AccountOutcome::Taken);
+    }
+    if email.is_some_and(|email| check_email(email).is_err()) {
+        return Ok(AccountOutcome::BadEmail);
     }
     let Ok(credentials) = Credentials::derive(password) else {
         return Ok(AccountOutcome::BadPassword);
     };
     let now = crate::history::millis(std::time::SystemTime::now());
-    match store.create(name, &credentials, None, now) {
+    match store.create(name, &credentials, email, now) {
         Ok(account) => {
             info!(account = %account.name, "account registered");
             Ok(AccountOutcome::Valid(account.name))

@@ -51,6 +51,8 @@ pub struct Client {
     pub account: Option<String>,
     /// A SASL exchange in progress.
     pub sasl: Option<super::commands::authenticate::SaslExchange>,
+    /// The account a REGISTER command is creating, while the worker does.
+    pub registering: Option<String>,
     /// What OPER granted; meaningful only while `modes.oper` is set.
     pub privileges: Vec<Privilege>,
     /// A command of this client is decided off the core (an OPER password
@@ -142,6 +144,7 @@ impl Client {
             modes: UserModes::default(),
             account: None,
             sasl: None,
+            registering: None,
             privileges: Vec::new(),
             waiting: None,
             away: None,

@@ -37,8 +37,13 @@ pub enum AdminRequest {
 pub enum AccountJob {
     /// Check an account's password: `Valid` with its name as registered.
     Verify { account: String, password: String },
-    /// Create an account named `name`, owning that nick, with `password`.
-    Register { name: String, password: String },
+    /// Create an account named `name`, owning that nick, with `password`
+    /// and, if given, an email address.
+    Register {
+        name: String,
+        password: String,
+        email: Option<String>,
+    },
     /// Describe an account.
     Info { account: String },
     /// SCRAM-SHA-256, first step: the account's salt and iteration count.
@@ -61,6 +66,8 @@ pub enum AccountPurpose {
     Identify,
     /// `NickServ REGISTER`.
     Register,
+    /// The `REGISTER` command of `draft/account-registration`.
+    RegisterCommand,
     /// `NickServ INFO`.
     Info,
 }
@@ -78,6 +85,8 @@ pub enum AccountOutcome {
     Taken,
     /// REGISTER: the password is unacceptable (empty, too long).
     BadPassword,
+    /// REGISTER: the email address is not one mail can be sent to.
+    BadEmail,
     /// INFO: the account, when it exists.
     About(Option<AccountAbout>),
     /// SCRAM: what the client salts its password with.

@@ -7,7 +7,7 @@
 use tracing::{info, warn};
 
 use super::caps::Caps;
-use super::commands::{authenticate, nickserv};
+use super::commands::{authenticate, nickserv, register};
 use super::{AccountAnswer, AccountJob, AccountOutcome, AccountPurpose, AdminRequest};
 use super::{Client, ClientId, State};
 use crate::proto::Line;
@@ -139,7 +139,7 @@ impl State {
 pub fn answered(state: &mut State, id: ClientId, purpose: AccountPurpose, outcome: AccountOutcome) {
     // A REGISTER is not a login: its success must not clear guesses.
     let logged_in = match (&outcome, purpose) {
-        (_, AccountPurpose::Register) => None,
+        (_, AccountPurpose::Register | AccountPurpose::RegisterCommand) => None,
         (AccountOutcome::Valid(name), _) => Some(name),
         (AccountOutcome::ScramProved { account, .. }, _) => Some(account),
         _ => None,
@@ -151,6 +151,7 @@ pub fn answered(state: &mut State, id: ClientId, purpose: AccountPurpose, outcom
     }
     state.resume(id, |state| match purpose {
         AccountPurpose::Sasl => authenticate::answered(state, id, outcome),
+        AccountPurpose::RegisterCommand => register::answered(state, id, outcome),
         _ => nickserv::answered(state, id, purpose, outcome),
     });
 }

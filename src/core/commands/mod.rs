@@ -23,6 +23,7 @@ pub mod oper;
 pub mod part;
 pub mod ping;
 pub mod quit;
+pub mod register;
 pub mod registration;
 pub mod rehash;
 pub mod setname;

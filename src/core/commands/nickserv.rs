@@ -104,6 +104,7 @@ fn register(state: &mut State, id: ClientId, password: &str) {
     let job = AccountJob::Register {
         name: nick_of(state, id),
         password: password.to_owned(),
+        email: None,
     };
     if !state.account_job(id, AccountPurpose::Register, job) {
         unavailable(state, id);
@@ -176,6 +177,7 @@ pub fn answered(state: &mut State, id: ClientId, purpose: AccountPurpose, outcom
             say(state, id, text);
         }
         (_, AccountOutcome::BadPassword) => say(state, id, "That password cannot be used."),
+        (_, AccountOutcome::BadEmail) => say(state, id, "That email address cannot be used."),
         (_, AccountOutcome::Invalid) => say(state, id, "Invalid account credentials."),
         (_, AccountOutcome::Suspended) => say(state, id, "That account is suspended."),
         (_, AccountOutcome::About(Some(about))) => info(state, id, &about),
@@ -264,7 +266,7 @@ mod tests {
         let job = answer(&mut h, &mut requests, AccountOutcome::Valid("alice".into()));
         assert!(matches!(
             job,
-            AccountJob::Register { name, password } if name == "alice" && password == "hunter2"
+            AccountJob::Register { name, password, .. } if name == "alice" && password == "hunter2"
         ));
         assert_eq!(
             h.take("alice"),
