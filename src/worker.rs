@@ -225,6 +225,23 @@ fn account_job(path: &Path, naming: Naming, job: AccountJob) -> AccountOutcome {
             proof,
         } => scram_proof(&store, &account, &auth_message, &proof),
         AccountJob::Info { account } => about(&store, &account),
+        AccountJob::AddCertificate {
+            account,
+            fingerprint,
+        } => add_certificate(&mut store, &account, &fingerprint),
+        AccountJob::RemoveCertificate {
+            account,
+            fingerprint,
+        } => store
+            .remove_certificate(&account, &fingerprint)
+            .map(AccountOutcome::CertificateRemoved),
+        AccountJob::ListCertificates { account } => store
+            .certificates(&account)
+            .map(AccountOutcome::Certificates),
+        AccountJob::Certificate {
+            fingerprint,
+            account,
+        } => certificate_login(&store, &fingerprint, account.as_deref()),
     });
     outcome.unwrap_or_else(|error| {
         error!("account store: {error}");
@@ -313,6 +330,49 @@ fn scram_proof(
             server_signature: scram.server_signature(auth_message.as_bytes()).to_vec(),
             account: found.name,
         }
+    })
+}
+
+/// NickServ CERT ADD: the refusals a user can act on are outcomes, the
+/// rest errors.
+fn add_certificate(
+    store: &mut Store,
+    account: &str,
+    fingerprint: &str,
+) -> Result<AccountOutcome, AccountError> {
+    match store.add_certificate(account, fingerprint) {
+        Ok(()) => Ok(AccountOutcome::CertificateAdded),
+        Err(AccountError::CertificateTaken) => Ok(AccountOutcome::Taken),
+        Err(AccountError::TooMany { .. }) => Ok(AccountOutcome::TooMany),
+        Err(error) => Err(error),
+    }
+}
+
+/// SASL EXTERNAL: the account owning the fingerprint, if it is the one
+/// the client named (any case) and is not suspended.
+fn certificate_login(
+    store: &Store,
+    fingerprint: &str,
+    named: Option<&str>,
+) -> Result<AccountOutcome, AccountError> {
+    let Some(owner) = store.certificate_owner(fingerprint)? else {
+        return Ok(AccountOutcome::Invalid);
+    };
+    let Some(found) = store.find(&owner)? else {
+        return Ok(AccountOutcome::Invalid);
+    };
+    if let Some(named) = named {
+        if store
+            .find(named)?
+            .is_none_or(|other| other.name != found.name)
+        {
+            return Ok(AccountOutcome::Invalid);
+        }
+    }
+    Ok(if found.suspended.is_some() {
+        AccountOutcome::Suspended
+    } else {
+        AccountOutcome::Valid(found.name)
     })
 }
 

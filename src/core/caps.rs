@@ -93,8 +93,8 @@ fn history_offered(state: &State) -> bool {
 }
 
 /// sasl: the mechanisms, for CAP LS 302 clients.
-fn sasl_value(_: &State, _: &Client) -> Option<String> {
-    Some(super::commands::authenticate::MECHANISMS.to_owned())
+fn sasl_value(_: &State, client: &Client) -> Option<String> {
+    Some(super::commands::authenticate::mechanisms(client).to_owned())
 }
 
 fn accounts_offered(state: &State) -> bool {

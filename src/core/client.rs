@@ -30,6 +30,9 @@ pub struct Client {
     pub real_host: String,
     /// Connected over TLS.
     pub secure: bool,
+    /// The SHA-256 fingerprint of the TLS client certificate, if one was
+    /// presented: what SASL EXTERNAL logs in with.
+    pub certificate: Option<String>,
     /// Empty until NICK.
     pub nick: String,
     /// Empty until USER; `~` marks a name no ident server vouched for.
@@ -132,6 +135,7 @@ impl Client {
             real_host: host.clone(),
             host,
             secure: false,
+            certificate: None,
             nick: String::new(),
             user: String::new(),
             realname: String::new(),

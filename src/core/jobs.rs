@@ -46,6 +46,24 @@ pub enum AccountJob {
     },
     /// Describe an account.
     Info { account: String },
+    /// NickServ CERT ADD: lets a certificate log in to `account`.
+    AddCertificate {
+        account: String,
+        fingerprint: String,
+    },
+    /// NickServ CERT DEL.
+    RemoveCertificate {
+        account: String,
+        fingerprint: String,
+    },
+    /// NickServ CERT LIST.
+    ListCertificates { account: String },
+    /// SASL EXTERNAL: the account that registered this certificate
+    /// fingerprint; `account`, when the client named one, must be it.
+    Certificate {
+        fingerprint: String,
+        account: Option<String>,
+    },
     /// SCRAM-SHA-256, first step: the account's salt and iteration count.
     ScramSalt { account: String },
     /// SCRAM-SHA-256, last step: check the client's proof of the password
@@ -70,6 +88,8 @@ pub enum AccountPurpose {
     RegisterCommand,
     /// `NickServ INFO`.
     Info,
+    /// `NickServ CERT`.
+    Certificates,
 }
 
 /// What the worker found.
@@ -81,12 +101,21 @@ pub enum AccountOutcome {
     /// No such account, or the wrong password: the two are not told apart.
     Invalid,
     Suspended,
-    /// REGISTER: the name is an account already, or a nick one owns.
+    /// REGISTER: the name is an account already, or a nick one owns;
+    /// CERT ADD: the certificate is another account's.
     Taken,
     /// REGISTER: the password is unacceptable (empty, too long).
     BadPassword,
     /// REGISTER: the email address is not one mail can be sent to.
     BadEmail,
+    /// CERT ADD: done (or the account had it already).
+    CertificateAdded,
+    /// CERT DEL: whether the account had that certificate.
+    CertificateRemoved(bool),
+    /// CERT LIST: the fingerprints.
+    Certificates(Vec<String>),
+    /// CERT ADD: the account has as many certificates as it may.
+    TooMany,
     /// INFO: the account, when it exists.
     About(Option<AccountAbout>),
     /// SCRAM: what the client salts its password with.

@@ -7,7 +7,7 @@
 use tracing::{info, warn};
 
 use super::caps::Caps;
-use super::commands::{authenticate, nickserv, register};
+use super::commands::{authenticate, certificates, nickserv, register};
 use super::{AccountAnswer, AccountJob, AccountOutcome, AccountPurpose, AdminRequest};
 use super::{Client, ClientId, State};
 use crate::proto::Line;
@@ -152,6 +152,7 @@ pub fn answered(state: &mut State, id: ClientId, purpose: AccountPurpose, outcom
     state.resume(id, |state| match purpose {
         AccountPurpose::Sasl => authenticate::answered(state, id, outcome),
         AccountPurpose::RegisterCommand => register::answered(state, id, outcome),
+        AccountPurpose::Certificates => certificates::answered(state, id, outcome),
         _ => nickserv::answered(state, id, purpose, outcome),
     });
 }

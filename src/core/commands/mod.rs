@@ -3,6 +3,7 @@
 pub mod authenticate;
 pub mod away;
 pub mod cap;
+pub mod certificates;
 pub mod channel_mode;
 pub mod chathistory;
 pub mod help;

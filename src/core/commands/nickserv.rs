@@ -19,7 +19,8 @@ const HELP: &[&str] = &[
     "LOGOUT: logs you out.",
     "GHOST <nick>: disconnects another connection of yours (logged in to your account) using <nick>.",
     "INFO [account]: tells about an account.",
-    "Clients that support SASL (PLAIN, SCRAM-SHA-256) can log in while connecting instead.",
+    "CERT ADD [fingerprint] | DEL <fingerprint> | LIST: the TLS client certificates that log in to your account (default: this connection's).",
+    "Clients that support SASL (PLAIN, SCRAM-SHA-256, EXTERNAL on TLS) can log in while connecting instead.",
 ];
 
 /// Whether `target` names the service.
@@ -54,6 +55,7 @@ pub fn command(state: &mut State, id: ClientId, text: &str) {
         ("LOGOUT", _) => logout(state, id),
         ("GHOST", [nick, ..]) => ghost(state, id, nick),
         ("GHOST", []) => say(state, id, "Syntax: GHOST <nick>"),
+        ("CERT", arguments) => super::certificates::cert(state, id, arguments),
         ("INFO", arguments) => {
             let account = match arguments.first() {
                 Some(account) => (*account).to_owned(),
@@ -187,7 +189,11 @@ pub fn answered(state: &mut State, id: ClientId, purpose: AccountPurpose, outcom
             _,
             AccountOutcome::Unavailable
             | AccountOutcome::ScramSalt { .. }
-            | AccountOutcome::ScramProved { .. },
+            | AccountOutcome::ScramProved { .. }
+            | AccountOutcome::CertificateAdded
+            | AccountOutcome::CertificateRemoved(_)
+            | AccountOutcome::Certificates(_)
+            | AccountOutcome::TooMany,
         ) => unavailable(state, id),
     }
 }
@@ -217,7 +223,7 @@ fn info(state: &mut State, id: ClientId, about: &AccountAbout) {
     }
 }
 
-fn unavailable(state: &mut State, id: ClientId) {
+pub(super) fn unavailable(state: &mut State, id: ClientId) {
     say(
         state,
         id,
@@ -226,7 +232,7 @@ fn unavailable(state: &mut State, id: ClientId) {
 }
 
 /// A NOTICE from the service to `id`.
-fn say(state: &mut State, id: ClientId, text: &str) {
+pub(super) fn say(state: &mut State, id: ClientId, text: &str) {
     let Some(client) = state.clients.get(&id) else {
         return;
     };
@@ -245,7 +251,7 @@ fn nick_of(state: &State, id: ClientId) -> String {
         .unwrap_or_default()
 }
 
-fn account_of(state: &State, id: ClientId) -> Option<String> {
+pub(super) fn account_of(state: &State, id: ClientId) -> Option<String> {
     state.clients.get(&id)?.account.clone()
 }
 
