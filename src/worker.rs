@@ -13,7 +13,7 @@ use tracing::{error, info, warn};
 
 use crate::accounts::password::verify;
 use crate::accounts::store::check_email;
-use crate::accounts::{AccountError, Credentials, Naming, Store};
+use crate::accounts::{AccountError, Credentials, Naming, Store, Suspension};
 use crate::config::{self, Config};
 use crate::core::{
     AccountAbout, AccountJob, AccountOutcome, AdminRequest, BanList, ClientId, Event, ReloadError,
@@ -225,6 +225,12 @@ fn account_job(path: &Path, naming: Naming, job: AccountJob) -> AccountOutcome {
             proof,
         } => scram_proof(&store, &account, &auth_message, &proof),
         AccountJob::Info { account } => about(&store, &account),
+        AccountJob::Suspend {
+            account,
+            reason,
+            by,
+        } => suspend(&mut store, &account, reason, by),
+        AccountJob::Unsuspend { account } => unsuspend(&mut store, &account),
         AccountJob::AddCertificate {
             account,
             fingerprint,
@@ -331,6 +337,31 @@ fn scram_proof(
             account: found.name,
         }
     })
+}
+
+/// NickServ SUSPEND: the account cannot log in until UNSUSPEND.
+fn suspend(
+    store: &mut Store,
+    account: &str,
+    reason: String,
+    by: String,
+) -> Result<AccountOutcome, AccountError> {
+    let Some(found) = store.find(account)? else {
+        return Ok(AccountOutcome::NotFound);
+    };
+    let at_ms = crate::history::millis(std::time::SystemTime::now());
+    let suspension = Suspension { reason, by, at_ms };
+    store.suspend(&found.name, &suspension)?;
+    Ok(AccountOutcome::Changed(found.name))
+}
+
+/// NickServ UNSUSPEND.
+fn unsuspend(store: &mut Store, account: &str) -> Result<AccountOutcome, AccountError> {
+    let Some(found) = store.find(account)? else {
+        return Ok(AccountOutcome::NotFound);
+    };
+    store.unsuspend(&found.name)?;
+    Ok(AccountOutcome::Changed(found.name))
 }
 
 /// NickServ CERT ADD: the refusals a user can act on are outcomes, the

@@ -6,6 +6,10 @@ mod common;
 
 use common::{Client, TempDir, test_config_with_history};
 
+/// The longest wait for a line that follows a password hash, slow in a
+/// debug build on a busy machine.
+const HASHING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 async fn start(dir: &TempDir, extra: &str) -> rookery::ServerHandle {
     let config = test_config_with_history(&dir.join("history.db"), extra);
     rookery::start(config).await.unwrap()
@@ -17,6 +21,7 @@ async fn register_before_connect_logs_in_and_the_account_works_elsewhere() {
     let server = start(&dir, "").await;
     let addr = server.local_addrs()[0];
     let mut bar = Client::connect(addr).await;
+    bar.line_timeout = HASHING_TIMEOUT;
     bar.send("CAP LS 302").await;
     bar.expect_containing("draft/account-registration=before-connect")
         .await;
@@ -34,6 +39,7 @@ async fn register_before_connect_logs_in_and_the_account_works_elsewhere() {
     bar.send("QUIT").await;
 
     let mut other = Client::register(addr, "other").await;
+    other.line_timeout = HASHING_TIMEOUT;
     other.send("REGISTER bar * hunter3").await;
     other
         .expect_containing("FAIL REGISTER ACCOUNT_NAME_MUST_BE_NICK bar ")
@@ -48,11 +54,13 @@ async fn a_taken_name_and_a_bad_address_are_refused_by_code() {
     let server = start(&dir, "accounts.custom_account_names = true").await;
     let addr = server.local_addrs()[0];
     let mut alice = Client::register(addr, "alice").await;
+    alice.line_timeout = HASHING_TIMEOUT;
     alice
         .send("REGISTER Shared alice@example.org hunter2")
         .await;
     alice.expect_containing("REGISTER SUCCESS Shared :").await;
     let mut bob = Client::register(addr, "bob").await;
+    bob.line_timeout = HASHING_TIMEOUT;
     bob.send("REGISTER shared * hunter2").await;
     bob.expect_containing("FAIL REGISTER ACCOUNT_EXISTS shared :")
         .await;

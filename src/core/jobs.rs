@@ -46,6 +46,14 @@ pub enum AccountJob {
     },
     /// Describe an account.
     Info { account: String },
+    /// NickServ SUSPEND: `account` cannot log in until unsuspended.
+    Suspend {
+        account: String,
+        reason: String,
+        by: String,
+    },
+    /// NickServ UNSUSPEND.
+    Unsuspend { account: String },
     /// NickServ CERT ADD: lets a certificate log in to `account`.
     AddCertificate {
         account: String,
@@ -90,6 +98,12 @@ pub enum AccountPurpose {
     Info,
     /// `NickServ CERT`.
     Certificates,
+    /// `NickServ SAREGISTER`, by an operator.
+    Saregister,
+    /// `NickServ SUSPEND`, by an operator.
+    Suspend,
+    /// `NickServ UNSUSPEND`, by an operator.
+    Unsuspend,
 }
 
 /// What the worker found.
@@ -108,6 +122,10 @@ pub enum AccountOutcome {
     BadPassword,
     /// REGISTER: the email address is not one mail can be sent to.
     BadEmail,
+    /// SUSPEND, UNSUSPEND: done, to the account of this name as registered.
+    Changed(String),
+    /// SUSPEND, UNSUSPEND: there is no such account.
+    NotFound,
     /// CERT ADD: done (or the account had it already).
     CertificateAdded,
     /// CERT DEL: whether the account had that certificate.

@@ -1,5 +1,6 @@
 //! Command handlers, one file per command family.
 
+pub mod account_admin;
 pub mod authenticate;
 pub mod away;
 pub mod cap;

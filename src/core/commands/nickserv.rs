@@ -20,6 +20,7 @@ const HELP: &[&str] = &[
     "GHOST <nick>: disconnects another connection of yours (logged in to your account) using <nick>.",
     "INFO [account]: tells about an account.",
     "CERT ADD [fingerprint] | DEL <fingerprint> | LIST: the TLS client certificates that log in to your account (default: this connection's).",
+    "Operators (privilege accounts): SAREGISTER <account> <password>, SUSPEND <account> [reason], UNSUSPEND <account>.",
     "Clients that support SASL (PLAIN, SCRAM-SHA-256, EXTERNAL on TLS) can log in while connecting instead.",
 ];
 
@@ -56,6 +57,9 @@ pub fn command(state: &mut State, id: ClientId, text: &str) {
         ("GHOST", [nick, ..]) => ghost(state, id, nick),
         ("GHOST", []) => say(state, id, "Syntax: GHOST <nick>"),
         ("CERT", arguments) => super::certificates::cert(state, id, arguments),
+        ("SAREGISTER" | "SUSPEND" | "UNSUSPEND", arguments) => {
+            super::account_admin::command(state, id, &verb, arguments);
+        }
         ("INFO", arguments) => {
             let account = match arguments.first() {
                 Some(account) => (*account).to_owned(),
@@ -193,7 +197,9 @@ pub fn answered(state: &mut State, id: ClientId, purpose: AccountPurpose, outcom
             | AccountOutcome::CertificateAdded
             | AccountOutcome::CertificateRemoved(_)
             | AccountOutcome::Certificates(_)
-            | AccountOutcome::TooMany,
+            | AccountOutcome::TooMany
+            | AccountOutcome::Changed(_)
+            | AccountOutcome::NotFound,
         ) => unavailable(state, id),
     }
 }
