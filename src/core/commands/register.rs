@@ -41,7 +41,7 @@ pub fn offered(state: &State) -> bool {
 pub fn cap_value(state: &State, _: &Client) -> Option<String> {
     let accounts = &state.config.accounts;
     let keys: Vec<&str> = [
-        (accounts.registration_before_connect, "before-connect"),
+        (before_connect(state), "before-connect"),
         (accounts.custom_account_names, "custom-account-name"),
         (accounts.registration_requires_email, "email-required"),
     ]
@@ -49,6 +49,13 @@ pub fn cap_value(state: &State, _: &Client) -> Option<String> {
     .filter_map(|(on, key)| on.then_some(key))
     .collect();
     (!keys.is_empty()).then(|| keys.join(","))
+}
+
+/// Whether REGISTER works before the connection is registered: as
+/// configured, but never on a server with a connection password, which
+/// registering early would get round (the spec's security consideration).
+fn before_connect(state: &State) -> bool {
+    state.config.accounts.registration_before_connect && state.config.server.password.is_none()
 }
 
 /// Whether `id` may create an account from IRC under `[accounts]
@@ -102,7 +109,7 @@ fn may_use(state: &State, id: ClientId, command: &str, wanted: &str) -> Result<(
         let text = "Accounts are not enabled on this server";
         return Err(Failure::new("TEMPORARILY_UNAVAILABLE", wanted, text));
     }
-    if !client.registered && !state.config.accounts.registration_before_connect {
+    if !client.registered && !before_connect(state) {
         let text = "You must complete the connection before registering your account";
         return Err(Failure::new("COMPLETE_CONNECTION_REQUIRED", wanted, text));
     }
@@ -315,6 +322,24 @@ mod tests {
                 ":irc.test FAIL REGISTER COMPLETE_CONNECTION_REQUIRED * :You must complete the connection before registering your account",
                 ":irc.test FAIL VERIFY COMPLETE_CONNECTION_REQUIRED bar :You must complete the connection before registering your account",
             ]
+        );
+    }
+
+    #[test]
+    fn a_connection_password_turns_before_connect_off() {
+        let mut h = harness(|config| config.server.password = Some("sesame".into()));
+        let mut requests = h.attach_worker();
+        h.connect("bar");
+        h.send("bar", "CAP LS 302");
+        let caps = h.take("bar").join(" ");
+        assert!(caps.contains(" draft/account-registration "), "{caps}");
+        h.send("bar", "NICK bar");
+        h.send("bar", "REGISTER * * hunter2");
+        assert!(requests.try_recv().is_err(), "no job for the worker");
+        let lines = h.take("bar");
+        assert!(
+            lines[0].starts_with(":irc.test FAIL REGISTER COMPLETE_CONNECTION_REQUIRED * :"),
+            "{lines:?}"
         );
     }
 
