@@ -6,9 +6,11 @@
 use tracing::info;
 
 use super::nickserv::{say, unavailable};
+use super::register::MAX_ACCOUNT_LEN;
 use crate::config::Privilege;
 use crate::core::{AccountJob, AccountOutcome, AccountPurpose};
 use crate::core::{ClientId, State};
+use crate::proto::validate::is_valid_nick;
 
 /// The longest suspension reason, in bytes (the store's limit).
 const MAX_REASON_LEN: usize = 300;
@@ -41,6 +43,10 @@ fn job(
 ) -> Option<(AccountPurpose, AccountJob)> {
     let by = state.clients.get(&id)?.nick.clone();
     match (verb, arguments) {
+        ("SAREGISTER", [account, _]) if !is_valid_nick(account, MAX_ACCOUNT_LEN) => {
+            say(state, id, "An account name must be a valid nick.");
+            None
+        }
         ("SAREGISTER", [account, password]) => Some((
             AccountPurpose::Saregister,
             AccountJob::Register {
@@ -238,9 +244,13 @@ mod tests {
             );
         }
         h.send("oper", "NS SAREGISTER carol");
+        h.send("oper", "NS SAREGISTER #carol hunter2");
         assert_eq!(
             h.take("oper"),
-            [":NickServ!NickServ@services. NOTICE oper :Syntax: SAREGISTER <account> <password>"]
+            [
+                ":NickServ!NickServ@services. NOTICE oper :Syntax: SAREGISTER <account> <password>",
+                ":NickServ!NickServ@services. NOTICE oper :An account name must be a valid nick.",
+            ]
         );
         assert!(requests.try_recv().is_err(), "no job for the worker");
     }

@@ -12,7 +12,7 @@ use crate::proto::Message;
 use crate::proto::validate::is_valid_nick;
 
 /// The longest account name, whatever NICKLEN is (the store's limit).
-const MAX_ACCOUNT_LEN: usize = 64;
+pub const MAX_ACCOUNT_LEN: usize = 64;
 
 /// A refusal: the spec's code, the parameter it names and a text.
 struct Failure {
