@@ -12,7 +12,8 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use tracing::{error, info, warn};
 
 use crate::accounts::password::verify;
-use crate::accounts::{AccountError, Credentials, Naming, Store};
+use crate::accounts::store::check_email;
+use crate::accounts::{AccountError, Credentials, Naming, Store, Suspension};
 use crate::config::{self, Config};
 use crate::core::{
     AccountAbout, AccountJob, AccountOutcome, AdminRequest, BanList, ClientId, Event, ReloadError,
@@ -212,7 +213,11 @@ fn save_bans(path: &Path, bans: &BanList) -> Result<(), BansFileError> {
 fn account_job(path: &Path, naming: Naming, job: AccountJob) -> AccountOutcome {
     let outcome = Store::open(path, naming).and_then(|mut store| match job {
         AccountJob::Verify { account, password } => check_password(&store, &account, &password),
-        AccountJob::Register { name, password } => register(&mut store, &name, &password),
+        AccountJob::Register {
+            name,
+            password,
+            email,
+        } => register(&mut store, &name, &password, email.as_deref()),
         AccountJob::ScramSalt { account } => scram_salt(&store, &account),
         AccountJob::ScramProof {
             account,
@@ -220,6 +225,29 @@ fn account_job(path: &Path, naming: Naming, job: AccountJob) -> AccountOutcome {
             proof,
         } => scram_proof(&store, &account, &auth_message, &proof),
         AccountJob::Info { account } => about(&store, &account),
+        AccountJob::Suspend {
+            account,
+            reason,
+            by,
+        } => suspend(&mut store, &account, reason, by),
+        AccountJob::Unsuspend { account } => unsuspend(&mut store, &account),
+        AccountJob::AddCertificate {
+            account,
+            fingerprint,
+        } => add_certificate(&mut store, &account, &fingerprint),
+        AccountJob::RemoveCertificate {
+            account,
+            fingerprint,
+        } => store
+            .remove_certificate(&account, &fingerprint)
+            .map(AccountOutcome::CertificateRemoved),
+        AccountJob::ListCertificates { account } => store
+            .certificates(&account)
+            .map(AccountOutcome::Certificates),
+        AccountJob::Certificate {
+            fingerprint,
+            account,
+        } => certificate_login(&store, &fingerprint, account.as_deref()),
     });
     outcome.unwrap_or_else(|error| {
         error!("account store: {error}");
@@ -246,17 +274,26 @@ fn check_password(
     })
 }
 
-/// NickServ REGISTER: a new account with both kinds of credentials.
-fn register(store: &mut Store, name: &str, password: &str) -> Result<AccountOutcome, AccountError> {
-    // A taken name is refused before the costly hash, not after it.
+/// NickServ REGISTER or the REGISTER command: a new account with both
+/// kinds of credentials.
+fn register(
+    store: &mut Store,
+    name: &str,
+    password: &str,
+    email: Option<&str>,
+) -> Result<AccountOutcome, AccountError> {
+    // A taken name or a bad address is refused before the costly hash.
     if store.find(name)?.is_some() || store.nick_owner(name)?.is_some() {
         return Ok(AccountOutcome::Taken);
+    }
+    if email.is_some_and(|email| check_email(email).is_err()) {
+        return Ok(AccountOutcome::BadEmail);
     }
     let Ok(credentials) = Credentials::derive(password) else {
         return Ok(AccountOutcome::BadPassword);
     };
     let now = crate::history::millis(std::time::SystemTime::now());
-    match store.create(name, &credentials, None, now) {
+    match store.create(name, &credentials, email, now) {
         Ok(account) => {
             info!(account = %account.name, "account registered");
             Ok(AccountOutcome::Valid(account.name))
@@ -299,6 +336,74 @@ fn scram_proof(
             server_signature: scram.server_signature(auth_message.as_bytes()).to_vec(),
             account: found.name,
         }
+    })
+}
+
+/// NickServ SUSPEND: the account cannot log in until UNSUSPEND.
+fn suspend(
+    store: &mut Store,
+    account: &str,
+    reason: String,
+    by: String,
+) -> Result<AccountOutcome, AccountError> {
+    let Some(found) = store.find(account)? else {
+        return Ok(AccountOutcome::NotFound);
+    };
+    let at_ms = crate::history::millis(std::time::SystemTime::now());
+    let suspension = Suspension { reason, by, at_ms };
+    store.suspend(&found.name, &suspension)?;
+    Ok(AccountOutcome::Changed(found.name))
+}
+
+/// NickServ UNSUSPEND.
+fn unsuspend(store: &mut Store, account: &str) -> Result<AccountOutcome, AccountError> {
+    let Some(found) = store.find(account)? else {
+        return Ok(AccountOutcome::NotFound);
+    };
+    store.unsuspend(&found.name)?;
+    Ok(AccountOutcome::Changed(found.name))
+}
+
+/// NickServ CERT ADD: the refusals a user can act on are outcomes, the
+/// rest errors.
+fn add_certificate(
+    store: &mut Store,
+    account: &str,
+    fingerprint: &str,
+) -> Result<AccountOutcome, AccountError> {
+    match store.add_certificate(account, fingerprint) {
+        Ok(()) => Ok(AccountOutcome::CertificateAdded),
+        Err(AccountError::CertificateTaken) => Ok(AccountOutcome::Taken),
+        Err(AccountError::TooMany { .. }) => Ok(AccountOutcome::TooMany),
+        Err(error) => Err(error),
+    }
+}
+
+/// SASL EXTERNAL: the account owning the fingerprint, if it is the one
+/// the client named (any case) and is not suspended.
+fn certificate_login(
+    store: &Store,
+    fingerprint: &str,
+    named: Option<&str>,
+) -> Result<AccountOutcome, AccountError> {
+    let Some(owner) = store.certificate_owner(fingerprint)? else {
+        return Ok(AccountOutcome::Invalid);
+    };
+    let Some(found) = store.find(&owner)? else {
+        return Ok(AccountOutcome::Invalid);
+    };
+    if let Some(named) = named {
+        if store
+            .find(named)?
+            .is_none_or(|other| other.name != found.name)
+        {
+            return Ok(AccountOutcome::Invalid);
+        }
+    }
+    Ok(if found.suspended.is_some() {
+        AccountOutcome::Suspended
+    } else {
+        AccountOutcome::Valid(found.name)
     })
 }
 

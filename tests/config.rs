@@ -201,6 +201,19 @@ fn oper_with_an_argon2id_hash_loads() {
 }
 
 #[test]
+fn oper_by_account_needs_no_hash_but_a_valid_account_name() {
+    let text = "[[oper]]\nname = \"boss\"\naccount = \"alice\"\n";
+    let config = parse(text, Path::new("r.toml")).expect("valid configuration");
+    assert_eq!(config.oper[0].account.as_deref(), Some("alice"));
+    assert_eq!(config.oper[0].password_hash, "");
+    let (_, _, message) = invalid("[[oper]]\nname = \"boss\"\n");
+    assert!(message.contains("name an account"), "{message}");
+    let (line, _, message) = invalid("[[oper]]\nname = \"boss\"\naccount = \"a b\"\n");
+    assert_eq!(line, 3);
+    assert!(message.contains("not an account name"), "{message}");
+}
+
+#[test]
 fn default_modes_outside_ntimsp_are_rejected() {
     let (line, _, message) = invalid("[channels]\ndefault_modes = \"+ntk\"\n");
     assert_eq!(line, 2);
@@ -334,6 +347,7 @@ fn example_file_documents_every_key() {
     config.oper = vec![Oper {
         name: "alice".into(),
         password_hash: HASH.into(),
+        account: Some("alice".into()),
         hosts: vec!["*@*".into()],
         privileges: rookery::config::Privilege::all(),
     }];

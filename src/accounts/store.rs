@@ -648,7 +648,8 @@ fn check_credentials(credentials: &Credentials) -> Result<(), AccountError> {
 
 /// An address as a person gives one: `local@domain`, no spaces or
 /// controls. Whether it works is for a verification mail to find out.
-fn check_email(email: &str) -> Result<(), AccountError> {
+/// Whether `email` is an address mail could be sent to, in form and length.
+pub fn check_email(email: &str) -> Result<(), AccountError> {
     check_length("email address", email, MAX_EMAIL_LEN)?;
     let well_formed = email
         .split_once('@')

@@ -165,12 +165,20 @@ pub struct Flood {
     pub max_backlog: u32,
 }
 
-/// One `[[oper]]`: a name and password hash that OPER accepts.
+/// One `[[oper]]`: a name and password hash that OPER accepts, or an
+/// account whose login is enough.
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Oper {
     pub name: String,
+    /// The argon2id hash OPER checks; may be empty when `account` is set,
+    /// and OPER then refuses this block.
+    #[serde(default)]
     pub password_hash: String,
+    /// Logging in to this account (from one of `hosts`) grants the block
+    /// with no OPER password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
     #[serde(default)]
     pub hosts: Vec<String>,
     /// What the operator may do; every privilege by default.
@@ -184,6 +192,8 @@ pub struct Oper {
 pub enum Privilege {
     /// KILL.
     Kill,
+    /// NickServ SAREGISTER, SUSPEND and UNSUSPEND.
+    Accounts,
     /// KLINE, UNKLINE, DLINE, UNDLINE.
     Kline,
     /// REHASH.
@@ -203,6 +213,7 @@ impl Privilege {
     pub fn all() -> Vec<Privilege> {
         vec![
             Privilege::Kill,
+            Privilege::Accounts,
             Privilege::Kline,
             Privilege::Rehash,
             Privilege::Wallops,
@@ -216,6 +227,7 @@ impl Privilege {
     pub fn name(self) -> &'static str {
         match self {
             Privilege::Kill => "kill",
+            Privilege::Accounts => "accounts",
             Privilege::Kline => "kline",
             Privilege::Rehash => "rehash",
             Privilege::Wallops => "wallops",

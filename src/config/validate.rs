@@ -271,14 +271,10 @@ fn check_opers(check: &mut Checker, opers: &[Oper]) {
                 format!("repeats `{}` from [[oper]] #{}", oper.name, first + 1),
             );
         }
-        let hash_path = format!("oper[{index}].password_hash");
-        if !oper.password_hash.starts_with("$argon2id$") {
-            check.report(&hash_path, "must be an argon2id hash, starting with `$argon2id$`; make one with `rookery passwd`");
-        } else if let Err(error) = argon2::PasswordHash::new(&oper.password_hash) {
-            check.report(
-                &hash_path,
-                format!("is not a valid argon2id hash ({error}); make one with `rookery passwd`"),
-            );
+        check_oper_account(check, index, oper);
+        // With an account and no hash, logging in is the only way in.
+        if !(oper.password_hash.is_empty() && oper.account.is_some()) {
+            check_oper_hash(check, index, oper);
         }
         for (host_index, host) in oper.hosts.iter().enumerate() {
             if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c.is_control()) {
@@ -290,6 +286,35 @@ fn check_opers(check: &mut Checker, opers: &[Oper]) {
         }
     }
 }
+
+/// `[[oper]] password_hash`: an argon2id hash OPER can check.
+fn check_oper_hash(check: &mut Checker, index: usize, oper: &Oper) {
+    let hash_path = format!("oper[{index}].password_hash");
+    if !oper.password_hash.starts_with("$argon2id$") {
+        check.report(&hash_path, "must be an argon2id hash, starting with `$argon2id$` (or leave it out and name an account); make one with `rookery passwd`");
+    } else if let Err(error) = argon2::PasswordHash::new(&oper.password_hash) {
+        check.report(
+            &hash_path,
+            format!("is not a valid argon2id hash ({error}); make one with `rookery passwd`"),
+        );
+    }
+}
+
+/// `[[oper]] account`: a name an account can have.
+fn check_oper_account(check: &mut Checker, index: usize, oper: &Oper) {
+    let Some(account) = &oper.account else {
+        return;
+    };
+    if !crate::proto::validate::is_valid_nick(account, MAX_ACCOUNT_NAME_LEN) {
+        check.report(
+            &format!("oper[{index}].account"),
+            format!("{account:?} is not an account name (a nick of at most {MAX_ACCOUNT_NAME_LEN} bytes)"),
+        );
+    }
+}
+
+/// The longest account name (the account store's limit).
+const MAX_ACCOUNT_NAME_LEN: usize = 64;
 
 /// The most lines replayed on join: playback is sent in one burst.
 const MAX_PLAYBACK_LINES: usize = 1000;

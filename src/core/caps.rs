@@ -29,6 +29,7 @@ impl Caps {
     pub const CHATHISTORY: Caps = Caps(1 << 17);
     pub const STS: Caps = Caps(1 << 18);
     pub const SASL: Caps = Caps(1 << 19);
+    pub const ACCOUNT_REGISTRATION: Caps = Caps(1 << 20);
 
     pub fn contains(self, other: Caps) -> bool {
         self.0 & other.0 == other.0
@@ -92,8 +93,8 @@ fn history_offered(state: &State) -> bool {
 }
 
 /// sasl: the mechanisms, for CAP LS 302 clients.
-fn sasl_value(_: &State, _: &Client) -> Option<String> {
-    Some(super::commands::authenticate::MECHANISMS.to_owned())
+fn sasl_value(_: &State, client: &Client) -> Option<String> {
+    Some(super::commands::authenticate::mechanisms(client).to_owned())
 }
 
 fn accounts_offered(state: &State) -> bool {
@@ -112,6 +113,13 @@ pub static CAPABILITIES: &[Capability] = &[
     cap("batch", Caps::BATCH),
     cap("cap-notify", Caps::CAP_NOTIFY),
     cap("chghost", Caps::CHGHOST),
+    Capability {
+        name: "draft/account-registration",
+        flag: Caps::ACCOUNT_REGISTRATION,
+        value: super::commands::register::cap_value,
+        offered: super::commands::register::offered,
+        requestable: true,
+    },
     Capability {
         name: "draft/chathistory",
         flag: Caps::CHATHISTORY,

@@ -28,6 +28,9 @@ pub struct Client {
     pub real_host: String,
     /// Connected over TLS.
     pub secure: bool,
+    /// The SHA-256 fingerprint of the TLS client certificate, if one was
+    /// presented: what SASL EXTERNAL logs in with.
+    pub certificate: Option<String>,
     /// Empty until NICK.
     pub nick: String,
     /// Empty until USER; `~` marks a name no ident server vouched for.
@@ -49,6 +52,8 @@ pub struct Client {
     pub account: Option<String>,
     /// A SASL exchange in progress.
     pub sasl: Option<super::commands::authenticate::SaslExchange>,
+    /// The account a REGISTER command is creating, while the worker does.
+    pub registering: Option<String>,
     /// What OPER granted; meaningful only while `modes.oper` is set.
     pub privileges: Vec<Privilege>,
     /// A command of this client is decided off the core (an OPER password
@@ -126,6 +131,7 @@ impl Client {
             real_host: host.clone(),
             host,
             secure: false,
+            certificate: None,
             nick: String::new(),
             user: String::new(),
             realname: String::new(),
@@ -138,6 +144,7 @@ impl Client {
             modes: UserModes::default(),
             account: None,
             sasl: None,
+            registering: None,
             privileges: Vec::new(),
             waiting: None,
             away: None,

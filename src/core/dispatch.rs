@@ -4,8 +4,8 @@
 use super::caps::Caps;
 use super::commands::{
     authenticate, away, cap, chathistory, help, info, invite, ison, join, kick, kill, kline, list,
-    message, mode, monitor, names, nickserv, oper, part, ping, quit, registration, rehash, setname,
-    stats, topic, userhost, wallops, who, whois, whowas,
+    message, mode, monitor, names, nickserv, oper, part, ping, quit, register, registration,
+    rehash, setname, stats, topic, userhost, wallops, who, whois, whowas,
 };
 use super::replies::check_privilege;
 use super::{Client, ClientId, Refusal, State, labeled};
@@ -121,6 +121,8 @@ static COMMANDS: &[Command] = &[
     any_phase("PONG", ping::pong, 0),
     command("PRIVMSG", message::privmsg, 0),
     any_phase("QUIT", quit::quit, 0),
+    // Before registration only with `before-connect`; the handler says so.
+    any_phase("REGISTER", register::register, 3),
     oper("REHASH", rehash::rehash, 0, Privilege::Rehash),
     command("SETNAME", setname::setname, 1),
     command("STATS", stats::stats, 0),
@@ -131,6 +133,7 @@ static COMMANDS: &[Command] = &[
     oper("UNKLINE", kline::unkline, 1, Privilege::Kline),
     registering("USER", registration::user, 4),
     command("USERHOST", userhost::userhost, 1),
+    any_phase("VERIFY", register::verify, 2),
     command("VERSION", info::version, 0),
     oper("WALLOPS", wallops::wallops, 1, Privilege::Wallops),
     command("WHO", who::who, 0),

@@ -176,6 +176,7 @@ mod tests {
         config.oper = vec![Oper {
             name: "root".into(),
             password_hash: "unused: the test answers the check".into(),
+            account: None,
             hosts: Vec::new(),
             privileges: Privilege::all(),
         }];

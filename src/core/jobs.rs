@@ -37,10 +37,41 @@ pub enum AdminRequest {
 pub enum AccountJob {
     /// Check an account's password: `Valid` with its name as registered.
     Verify { account: String, password: String },
-    /// Create an account named `name`, owning that nick, with `password`.
-    Register { name: String, password: String },
+    /// Create an account named `name`, owning that nick, with `password`
+    /// and, if given, an email address.
+    Register {
+        name: String,
+        password: String,
+        email: Option<String>,
+    },
     /// Describe an account.
     Info { account: String },
+    /// NickServ SUSPEND: `account` cannot log in until unsuspended.
+    Suspend {
+        account: String,
+        reason: String,
+        by: String,
+    },
+    /// NickServ UNSUSPEND.
+    Unsuspend { account: String },
+    /// NickServ CERT ADD: lets a certificate log in to `account`.
+    AddCertificate {
+        account: String,
+        fingerprint: String,
+    },
+    /// NickServ CERT DEL.
+    RemoveCertificate {
+        account: String,
+        fingerprint: String,
+    },
+    /// NickServ CERT LIST.
+    ListCertificates { account: String },
+    /// SASL EXTERNAL: the account that registered this certificate
+    /// fingerprint; `account`, when the client named one, must be it.
+    Certificate {
+        fingerprint: String,
+        account: Option<String>,
+    },
     /// SCRAM-SHA-256, first step: the account's salt and iteration count.
     ScramSalt { account: String },
     /// SCRAM-SHA-256, last step: check the client's proof of the password
@@ -61,8 +92,18 @@ pub enum AccountPurpose {
     Identify,
     /// `NickServ REGISTER`.
     Register,
+    /// The `REGISTER` command of `draft/account-registration`.
+    RegisterCommand,
     /// `NickServ INFO`.
     Info,
+    /// `NickServ CERT`.
+    Certificates,
+    /// `NickServ SAREGISTER`, by an operator.
+    Saregister,
+    /// `NickServ SUSPEND`, by an operator.
+    Suspend,
+    /// `NickServ UNSUSPEND`, by an operator.
+    Unsuspend,
 }
 
 /// What the worker found.
@@ -74,10 +115,25 @@ pub enum AccountOutcome {
     /// No such account, or the wrong password: the two are not told apart.
     Invalid,
     Suspended,
-    /// REGISTER: the name is an account already, or a nick one owns.
+    /// REGISTER: the name is an account already, or a nick one owns;
+    /// CERT ADD: the certificate is another account's.
     Taken,
     /// REGISTER: the password is unacceptable (empty, too long).
     BadPassword,
+    /// REGISTER: the email address is not one mail can be sent to.
+    BadEmail,
+    /// SUSPEND, UNSUSPEND: done, to the account of this name as registered.
+    Changed(String),
+    /// SUSPEND, UNSUSPEND: there is no such account.
+    NotFound,
+    /// CERT ADD: done (or the account had it already).
+    CertificateAdded,
+    /// CERT DEL: whether the account had that certificate.
+    CertificateRemoved(bool),
+    /// CERT LIST: the fingerprints.
+    Certificates(Vec<String>),
+    /// CERT ADD: the account has as many certificates as it may.
+    TooMany,
     /// INFO: the account, when it exists.
     About(Option<AccountAbout>),
     /// SCRAM: what the client salts its password with.

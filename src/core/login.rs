@@ -7,7 +7,7 @@
 use tracing::{info, warn};
 
 use super::caps::Caps;
-use super::commands::{authenticate, nickserv};
+use super::commands::{account_admin, authenticate, certificates, nickserv, oper, register};
 use super::{AccountAnswer, AccountJob, AccountOutcome, AccountPurpose, AdminRequest};
 use super::{Client, ClientId, State};
 use crate::proto::Line;
@@ -25,6 +25,8 @@ impl State {
         let text = format!("You are now logged in as {account}");
         self.reply(id, numeric::RPL_LOGGEDIN, &[&mask, account], &text);
         self.notify_account(id);
+        // Before registration, the welcome grants it.
+        oper::grant_for_account(self, id);
     }
 
     /// Logs `id` out of its account, if it is logged in.
@@ -137,10 +139,11 @@ impl State {
 
 /// The worker's answer to an account job of `id`.
 pub fn answered(state: &mut State, id: ClientId, purpose: AccountPurpose, outcome: AccountOutcome) {
-    // A REGISTER is not a login: its success must not clear guesses.
+    // Only a login clears guesses; a REGISTER or SAREGISTER must not.
     let logged_in = match (&outcome, purpose) {
-        (_, AccountPurpose::Register) => None,
-        (AccountOutcome::Valid(name), _) => Some(name),
+        (AccountOutcome::Valid(name), AccountPurpose::Sasl | AccountPurpose::Identify) => {
+            Some(name)
+        }
         (AccountOutcome::ScramProved { account, .. }, _) => Some(account),
         _ => None,
     };
@@ -151,6 +154,11 @@ pub fn answered(state: &mut State, id: ClientId, purpose: AccountPurpose, outcom
     }
     state.resume(id, |state| match purpose {
         AccountPurpose::Sasl => authenticate::answered(state, id, outcome),
+        AccountPurpose::RegisterCommand => register::answered(state, id, outcome),
+        AccountPurpose::Certificates => certificates::answered(state, id, outcome),
+        AccountPurpose::Saregister | AccountPurpose::Suspend | AccountPurpose::Unsuspend => {
+            account_admin::answered(state, id, purpose, outcome)
+        }
         _ => nickserv::answered(state, id, purpose, outcome),
     });
 }

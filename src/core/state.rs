@@ -176,9 +176,11 @@ impl State {
                 outbox,
                 peer,
                 secure,
+                certificate,
             }) => {
                 let mut client = Client::new(id, outbox, peer.ip(), self.clock.now());
                 client.secure = secure;
+                client.certificate = certificate;
                 if let Some(cloak) = &self.cloak {
                     client.host = cloak.host(peer.ip());
                 }

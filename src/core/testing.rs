@@ -84,6 +84,16 @@ impl Harness {
 
     /// Connects a fresh, unregistered client under `name`.
     pub fn connect(&mut self, name: &str) -> ClientId {
+        self.connect_over(name, false, None)
+    }
+
+    /// Connects a fresh client over TLS that presented a client
+    /// certificate with this fingerprint.
+    pub fn connect_with_certificate(&mut self, name: &str, fingerprint: &str) -> ClientId {
+        self.connect_over(name, true, Some(fingerprint.to_owned()))
+    }
+
+    fn connect_over(&mut self, name: &str, secure: bool, certificate: Option<String>) -> ClientId {
         let id = ClientId(self.next_id);
         self.next_id += 1;
         // The configured send queue, as the server gives a connection.
@@ -93,7 +103,8 @@ impl Harness {
             id,
             outbox: outbox.clone(),
             peer,
-            secure: false,
+            secure,
+            certificate,
         }));
         self.connections
             .insert(name.to_owned(), Connection { id, outbox });

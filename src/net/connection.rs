@@ -75,8 +75,16 @@ pub(crate) struct Accepted<E> {
     pub committed: watch::Receiver<u64>,
 }
 
+/// How a connection is carried: over TLS or not, and the client's
+/// certificate fingerprint when it gave one.
+#[derive(Debug, Default)]
+pub(crate) struct Transport {
+    pub secure: bool,
+    pub certificate: Option<String>,
+}
+
 /// Runs a connection until it closes, from either side.
-pub(crate) async fn run<S, E>(stream: S, accepted: Accepted<E>, secure: bool)
+pub(crate) async fn run<S, E>(stream: S, accepted: Accepted<E>, transport: Transport)
 where
     S: AsyncRead + AsyncWrite + Send + 'static,
     E: From<ConnectionEvent>,
@@ -95,7 +103,8 @@ where
         id,
         outbox: Arc::clone(&outbox),
         peer,
-        secure,
+        secure: transport.secure,
+        certificate: transport.certificate,
     };
     if inbox.send(connected).await.is_err() {
         return;

@@ -25,6 +25,9 @@ pub enum ConnectionEvent {
         peer: SocketAddr,
         /// Over TLS.
         secure: bool,
+        /// The SHA-256 fingerprint (lowercase hex) of the client's TLS
+        /// certificate, when it presented one.
+        certificate: Option<String>,
     },
     /// A parsed line from a client.
     Message { id: ClientId, message: Message },

@@ -13,10 +13,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, info, info_span, warn};
 
+use super::connection::Transport;
 use super::connection::{self, ConnectionSettings};
 use super::event::{ClientId, ConnectionEvent, Inbox};
 use super::limits::{Admission, ConnectionLimits, Rejection};
-use super::tls::ReloadableTls;
+use super::tls::{ReloadableTls, client_fingerprint};
 
 /// How long a client may take to finish the TLS handshake.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
@@ -158,11 +159,17 @@ fn start_connection<E>(
     let tls = tls.map(ReloadableTls::acceptor);
     let connection = async move {
         let Some(tls) = tls else {
-            connection::run(stream, accepted, false).await;
+            connection::run(stream, accepted, Transport::default()).await;
             return;
         };
         match timeout(TLS_HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
-            Ok(Ok(stream)) => connection::run(stream, accepted, true).await,
+            Ok(Ok(stream)) => {
+                let transport = Transport {
+                    secure: true,
+                    certificate: client_fingerprint(stream.get_ref().1),
+                };
+                connection::run(stream, accepted, transport).await;
+            }
             Ok(Err(error)) => debug!(%error, "TLS handshake failed"),
             Err(_) => debug!("TLS handshake timed out"),
         }

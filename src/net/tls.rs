@@ -1,13 +1,22 @@
 //! TLS listeners: certificates loaded from PEM files, swappable at run time
-//! so REHASH can pick up a renewed certificate without a restart.
+//! so REHASH can pick up a renewed certificate without a restart. A client
+//! may present a certificate of its own (asked for, never required): its
+//! SHA-256 fingerprint is what SASL EXTERNAL logs in with.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
+use sha2::{Digest, Sha256};
 use tokio_rustls::TlsAcceptor;
-use tokio_rustls::rustls::ServerConfig;
+use tokio_rustls::rustls::client::danger::HandshakeSignatureValid;
+use tokio_rustls::rustls::crypto::{
+    WebPkiSupportedAlgorithms, verify_tls12_signature, verify_tls13_signature,
+};
 use tokio_rustls::rustls::pki_types::pem::PemObject;
-use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
+use tokio_rustls::rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use tokio_rustls::rustls::{DigitallySignedStruct, DistinguishedName, ServerConfig};
+use tokio_rustls::rustls::{Error as RustlsError, SignatureScheme};
 
 /// A certificate or key that could not be used, with the file and why.
 #[derive(Debug, thiserror::Error)]
@@ -42,11 +51,14 @@ pub fn load(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsError> {
         reason: error.to_string(),
     })?;
     let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let client_certificates = Arc::new(AnyClientCertificate {
+        algorithms: provider.signature_verification_algorithms,
+    });
     let config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .and_then(|builder| {
             builder
-                .with_no_client_auth()
+                .with_client_cert_verifier(client_certificates)
                 .with_single_cert(chain, private_key)
         })
         .map_err(|error| TlsError::Mismatch {
@@ -55,6 +67,65 @@ pub fn load(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsError> {
             reason: error.to_string(),
         })?;
     Ok(Arc::new(config))
+}
+
+/// Asks every client for a certificate and accepts any, signed by anyone
+/// or by itself: the certificate is an identity to be matched against the
+/// fingerprints accounts registered, not a proof from an authority. The
+/// handshake's signature is still checked, so a client must hold the
+/// certificate's private key to present it.
+#[derive(Debug)]
+struct AnyClientCertificate {
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl ClientCertVerifier for AnyClientCertificate {
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: UnixTime,
+    ) -> Result<ClientCertVerified, RustlsError> {
+        Ok(ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, RustlsError> {
+        verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, RustlsError> {
+        verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+/// The SHA-256 fingerprint, in lowercase hex, of the certificate a client
+/// presented in its handshake, if it presented one.
+pub fn client_fingerprint(connection: &tokio_rustls::rustls::ServerConnection) -> Option<String> {
+    let certificate = connection.peer_certificates()?.first()?;
+    let digest = Sha256::digest(certificate.as_ref());
+    Some(digest.iter().map(|byte| format!("{byte:02x}")).collect())
 }
 
 /// The acceptor of one TLS listener; REHASH replaces what is inside.

@@ -209,6 +209,7 @@ pub const ERR_BANNICKCHANGE: Numeric = Numeric(435);
 pub const RPL_INVEXLIST: Numeric = Numeric(346);
 pub const RPL_ENDOFINVEXLIST: Numeric = Numeric(347);
 pub const RPL_WHOISSECURE: Numeric = Numeric(671);
+pub const RPL_WHOISCERTFP: Numeric = Numeric(276);
 pub const RPL_HELPSTART: Numeric = Numeric(704);
 pub const RPL_HELPTXT: Numeric = Numeric(705);
 pub const RPL_ENDOFHELP: Numeric = Numeric(706);

@@ -33,6 +33,10 @@ def toml_string(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)
 
 
+def toml_bool(value: bool) -> str:
+    return "true" if value else "false"
+
+
 def group_is_running(group: int) -> bool:
     """Whether a live (not zombie) process of process group `group` exists."""
     for entry in os.listdir("/proc"):
@@ -129,6 +133,17 @@ path = {history_path}
 # irctest reads private conversations back (the private_chathistory tests).
 private_messages = true
 
+[accounts]
+# draft/account-registration as the test asks (irctest's defaults: no
+# before-connect, no email).
+registration_before_connect = {before_connect}
+registration_requires_email = {requires_email}
+
+[accounts.smtp]
+# Required with registration_requires_email; the tests that turn it on
+# never get as far as sending mail.
+{smtp_lines}
+
 [log]
 level = {log_level}
 """
@@ -137,7 +152,8 @@ level = {log_level}
 class RookeryController(BaseServerController, DirectoryBasedController):
     software_name = "rookery"
     _port_wait_interval = 0.01
-    # What AUTHENTICATE accepts (the `sasl` capability's value).
+    # What AUTHENTICATE accepts (the `sasl` capability's value) on the
+    # plaintext listeners irctest connects to; EXTERNAL is offered on TLS.
     supported_sasl_mechanisms: Set[str] = {"PLAIN", "SCRAM-SHA-256"}
     # rookery offers `sts` when server.sts_port is set; irctest reads this
     # flag only in its client tests.
@@ -283,6 +299,13 @@ class RookeryController(BaseServerController, DirectoryBasedController):
             oper_name=OPER_NAME,
             oper_hash=toml_string(oper_password_hash()),
             history_path=toml_string(str(self.directory / "history.db")),
+            before_connect=toml_bool(self.test_config.account_registration_before_connect),
+            requires_email=toml_bool(self.test_config.account_registration_requires_email),
+            smtp_lines=(
+                'relay = "127.0.0.1:25"\nfrom = "irc@example.org"'
+                if self.test_config.account_registration_requires_email
+                else ""
+            ),
             log_level=toml_string("debug" if self.debug_mode else "warn"),
         )
         with self.open_file("rookery.toml", "w") as fd:

@@ -24,9 +24,9 @@ common='not Ergo and not deprecated and not strict and not implementation-specif
 markers="$common and not services"
 # Services (accounts) tests run for the files whose features rookery has
 # built in so far; the others need parts of accounts still to come
-# (account registration, nick ownership, registered rooms).
+# (nick ownership, registered rooms).
 services_markers="services and $common"
-services_files=(sasl account_tag extended_join whois chathistory who monitor)
+services_files=(sasl account_tag account_registration extended_join whois chathistory who monitor)
 
 if [[ ! -d "$irctest_dir/irctest/server_tests" ]]; then
     echo "irctest: no irctest checkout at $irctest_dir (set IRCTEST_DIR)" >&2

@@ -207,6 +207,14 @@ static TEXTS: &[(&str, &[&str])] = &[
         &["QUIT [:<reason>]", "Disconnects; your rooms see <reason>."],
     ),
     (
+        "REGISTER",
+        &[
+            "REGISTER <account> {<email> | *} <password>",
+            "Creates an account and logs you in to it (draft/account-registration);",
+            "* as <account> names it after your nick. Clients do this themselves.",
+        ],
+    ),
+    (
         "REHASH",
         &["REHASH", "Operators: reloads the configuration file."],
     ),
@@ -257,6 +265,13 @@ static TEXTS: &[(&str, &[&str])] = &[
         &[
             "USERHOST <nick> [<nick> ...]",
             "Shows user@host of up to five nicks.",
+        ],
+    ),
+    (
+        "VERIFY",
+        &[
+            "VERIFY <account> <code>",
+            "Completes a registration that asked for a verification code.",
         ],
     ),
     (

@@ -1,8 +1,10 @@
 //! Command handlers, one file per command family.
 
+pub mod account_admin;
 pub mod authenticate;
 pub mod away;
 pub mod cap;
+pub mod certificates;
 pub mod channel_mode;
 pub mod chathistory;
 pub mod help;
@@ -23,6 +25,7 @@ pub mod oper;
 pub mod part;
 pub mod ping;
 pub mod quit;
+pub mod register;
 pub mod registration;
 pub mod rehash;
 pub mod setname;

@@ -19,7 +19,9 @@ const HELP: &[&str] = &[
     "LOGOUT: logs you out.",
     "GHOST <nick>: disconnects another connection of yours (logged in to your account) using <nick>.",
     "INFO [account]: tells about an account.",
-    "Clients that support SASL (PLAIN, SCRAM-SHA-256) can log in while connecting instead.",
+    "CERT ADD [fingerprint] | DEL <fingerprint> | LIST: the TLS client certificates that log in to your account (default: this connection's).",
+    "Operators (privilege accounts): SAREGISTER <account> <password>, SUSPEND <account> [reason], UNSUSPEND <account>.",
+    "Clients that support SASL (PLAIN, SCRAM-SHA-256, EXTERNAL on TLS) can log in while connecting instead.",
 ];
 
 /// Whether `target` names the service.
@@ -54,6 +56,10 @@ pub fn command(state: &mut State, id: ClientId, text: &str) {
         ("LOGOUT", _) => logout(state, id),
         ("GHOST", [nick, ..]) => ghost(state, id, nick),
         ("GHOST", []) => say(state, id, "Syntax: GHOST <nick>"),
+        ("CERT", arguments) => super::certificates::cert(state, id, arguments),
+        ("SAREGISTER" | "SUSPEND" | "UNSUSPEND", arguments) => {
+            super::account_admin::command(state, id, &verb, arguments);
+        }
         ("INFO", arguments) => {
             let account = match arguments.first() {
                 Some(account) => (*account).to_owned(),
@@ -104,6 +110,7 @@ fn register(state: &mut State, id: ClientId, password: &str) {
     let job = AccountJob::Register {
         name: nick_of(state, id),
         password: password.to_owned(),
+        email: None,
     };
     if !state.account_job(id, AccountPurpose::Register, job) {
         unavailable(state, id);
@@ -176,6 +183,7 @@ pub fn answered(state: &mut State, id: ClientId, purpose: AccountPurpose, outcom
             say(state, id, text);
         }
         (_, AccountOutcome::BadPassword) => say(state, id, "That password cannot be used."),
+        (_, AccountOutcome::BadEmail) => say(state, id, "That email address cannot be used."),
         (_, AccountOutcome::Invalid) => say(state, id, "Invalid account credentials."),
         (_, AccountOutcome::Suspended) => say(state, id, "That account is suspended."),
         (_, AccountOutcome::About(Some(about))) => info(state, id, &about),
@@ -185,7 +193,13 @@ pub fn answered(state: &mut State, id: ClientId, purpose: AccountPurpose, outcom
             _,
             AccountOutcome::Unavailable
             | AccountOutcome::ScramSalt { .. }
-            | AccountOutcome::ScramProved { .. },
+            | AccountOutcome::ScramProved { .. }
+            | AccountOutcome::CertificateAdded
+            | AccountOutcome::CertificateRemoved(_)
+            | AccountOutcome::Certificates(_)
+            | AccountOutcome::TooMany
+            | AccountOutcome::Changed(_)
+            | AccountOutcome::NotFound,
         ) => unavailable(state, id),
     }
 }
@@ -215,7 +229,7 @@ fn info(state: &mut State, id: ClientId, about: &AccountAbout) {
     }
 }
 
-fn unavailable(state: &mut State, id: ClientId) {
+pub(super) fn unavailable(state: &mut State, id: ClientId) {
     say(
         state,
         id,
@@ -224,7 +238,7 @@ fn unavailable(state: &mut State, id: ClientId) {
 }
 
 /// A NOTICE from the service to `id`.
-fn say(state: &mut State, id: ClientId, text: &str) {
+pub(super) fn say(state: &mut State, id: ClientId, text: &str) {
     let Some(client) = state.clients.get(&id) else {
         return;
     };
@@ -243,7 +257,7 @@ fn nick_of(state: &State, id: ClientId) -> String {
         .unwrap_or_default()
 }
 
-fn account_of(state: &State, id: ClientId) -> Option<String> {
+pub(super) fn account_of(state: &State, id: ClientId) -> Option<String> {
     state.clients.get(&id)?.account.clone()
 }
 
@@ -264,7 +278,7 @@ mod tests {
         let job = answer(&mut h, &mut requests, AccountOutcome::Valid("alice".into()));
         assert!(matches!(
             job,
-            AccountJob::Register { name, password } if name == "alice" && password == "hunter2"
+            AccountJob::Register { name, password, .. } if name == "alice" && password == "hunter2"
         ));
         assert_eq!(
             h.take("alice"),

@@ -220,6 +220,8 @@ pub fn try_register(state: &mut State, id: ClientId) {
     let registered = state.registered_count();
     state.max_clients_seen = state.max_clients_seen.max(registered);
     welcome(state, id);
+    // A login during registration (SASL) makes an operator by account now.
+    super::oper::grant_for_account(state, id);
     state.monitor_online(id);
 }
 

@@ -65,12 +65,14 @@ struct About {
     bot: bool,
     account: Option<String>,
     secure: bool,
+    /// 276's fingerprint, for the client itself and operators.
+    certificate: Option<String>,
     away: Option<String>,
     idle: u64,
     signon: u64,
 }
 
-/// 311, 319, 312, 313, 378, 335, 330, 671, 301, 317 about `target`.
+/// 311, 319, 312, 313, 378, 335, 330, 671, 276, 301, 317 about `target`.
 fn send_whois(state: &mut State, id: ClientId, target: ClientId) {
     let Some(about) = about(state, id, target) else {
         return;
@@ -88,6 +90,8 @@ fn about(state: &State, id: ClientId, target: ClientId) -> Option<About> {
         .get(&id)
         .filter(|asker| client.is_cloaked() && client.host_visible_to(asker))
         .map(|_| format!("is connecting from *@{} {}", client.real_host, client.ip));
+    let sees_certificate =
+        id == target || state.clients.get(&id).is_some_and(|asker| asker.modes.oper);
     Some(About {
         nick: client.nick.clone(),
         user: client.user.clone(),
@@ -99,6 +103,7 @@ fn about(state: &State, id: ClientId, target: ClientId) -> Option<About> {
         bot: client.modes.bot,
         account: client.account.clone(),
         secure: client.secure,
+        certificate: client.certificate.clone().filter(|_| sees_certificate),
         away: client.away.clone(),
         idle: state
             .clock
@@ -132,7 +137,7 @@ fn send_identity(state: &mut State, id: ClientId, about: &About) {
     state.reply(id, numeric::RPL_WHOISSERVER, &[nick, &server], &description);
 }
 
-/// 313, 378, 335, 330, 671 and 301 where they apply, then 317.
+/// 313, 378, 335, 330, 671, 276 and 301 where they apply, then 317.
 fn send_details(state: &mut State, id: ClientId, about: &About) {
     let nick = &about.nick;
     if about.oper {
@@ -158,14 +163,7 @@ fn send_details(state: &mut State, id: ClientId, about: &About) {
             "is logged in as",
         );
     }
-    if about.secure {
-        state.reply(
-            id,
-            numeric::RPL_WHOISSECURE,
-            &[nick],
-            "is using a secure connection",
-        );
-    }
+    send_transport(state, id, about);
     if let Some(away) = &about.away {
         state.reply(id, numeric::RPL_AWAY, &[nick], away);
     }
@@ -175,6 +173,20 @@ fn send_details(state: &mut State, id: ClientId, about: &About) {
         &[nick, &about.idle.to_string(), &about.signon.to_string()],
         "seconds idle, signon time",
     );
+}
+
+/// 671 for a TLS connection, and 276 with its client certificate's
+/// fingerprint where the asker may see it.
+fn send_transport(state: &mut State, id: ClientId, about: &About) {
+    let nick = &about.nick;
+    if about.secure {
+        let text = "is using a secure connection";
+        state.reply(id, numeric::RPL_WHOISSECURE, &[nick], text);
+    }
+    if let Some(fingerprint) = &about.certificate {
+        let text = format!("has client certificate fingerprint {fingerprint}");
+        state.reply(id, numeric::RPL_WHOISCERTFP, &[nick], &text);
+    }
 }
 
 /// `target`'s rooms as `asker` may see them, with prefixes, sorted. A

@@ -1,5 +1,5 @@
-//! AUTHENTICATE: SASL (IRCv3 sasl 3.1 and 3.2) with the PLAIN and
-//! SCRAM-SHA-256 (`scram.rs`) mechanisms. Each client response arrives
+//! AUTHENTICATE: SASL (IRCv3 sasl 3.1 and 3.2) with the PLAIN,
+//! SCRAM-SHA-256 (`scram.rs`) and, on TLS, EXTERNAL mechanisms. Each client response arrives
 //! base64-encoded in chunks of 400 bytes (a shorter chunk or `+` ends
 //! it); passwords and proofs are checked off the core
 //! ([`State::check_login`]) and [`answered`] goes on with 903 or 904.
@@ -12,13 +12,11 @@ use base64::engine::general_purpose::STANDARD;
 
 mod scram;
 
-use crate::core::{AccountOutcome, AccountPurpose, Refusal};
+use crate::core::{AccountJob, AccountOutcome, AccountPurpose, Client, Refusal};
 use crate::core::{ClientId, State};
 use crate::proto::numeric;
 use crate::proto::{Line, Message};
 
-/// The mechanisms offered, as the `sasl` capability's value and 908 list them.
-pub const MECHANISMS: &str = "PLAIN,SCRAM-SHA-256";
 /// The length of a full chunk: one this long says more follow.
 const CHUNK: usize = 400;
 /// The most base64 a response may take: PLAIN carries two names and a
@@ -37,6 +35,7 @@ pub struct SaslExchange {
 enum Mechanism {
     Plain,
     Scram(scram::Step),
+    External,
 }
 
 impl SaslExchange {
@@ -108,21 +107,7 @@ pub fn authenticate(state: &mut State, id: ClientId, message: &Message) -> Resul
         return Err(Refusal::new(numeric::ERR_SASLABORTED, &[]));
     }
     let Some(exchange) = client.sasl.as_mut() else {
-        if client.account.is_some() {
-            return Err(Refusal::new(numeric::ERR_SASLALREADY, &[]));
-        }
-        let mechanism = match param.to_ascii_uppercase().as_str() {
-            "PLAIN" => Mechanism::Plain,
-            "SCRAM-SHA-256" => Mechanism::Scram(scram::Step::ClientFirst),
-            _ => {
-                let text = "are available SASL mechanisms";
-                state.reply(id, numeric::RPL_SASLMECHS, &[MECHANISMS], text);
-                return Err(Refusal::new(numeric::ERR_SASLFAIL, &[]));
-            }
-        };
-        client.sasl = Some(SaslExchange::new(mechanism));
-        state.send(id, Line::new(None, "AUTHENTICATE").arg("+").finish());
-        return Ok(());
+        return start(state, id, param);
     };
     if param.len() > CHUNK {
         client.sasl = None;
@@ -146,14 +131,79 @@ pub fn authenticate(state: &mut State, id: ClientId, message: &Message) -> Resul
     let Ok(response) = STANDARD.decode(&exchange.response) else {
         return Err(Refusal::new(numeric::ERR_SASLFAIL, &[]));
     };
-    if let Mechanism::Scram(step) = exchange.mechanism {
-        return scram::respond(state, id, step, &response);
+    match exchange.mechanism {
+        Mechanism::Scram(step) => scram::respond(state, id, step, &response),
+        Mechanism::Plain => plain_login(state, id, &response),
+        Mechanism::External => external_login(state, id, &response),
     }
-    let Some((account, password)) = plain(&response) else {
+}
+
+/// The mechanisms offered to `client`: EXTERNAL on TLS connections only,
+/// since only they can carry a client certificate.
+pub fn mechanisms(client: &Client) -> &'static str {
+    if client.secure {
+        "PLAIN,SCRAM-SHA-256,EXTERNAL"
+    } else {
+        "PLAIN,SCRAM-SHA-256"
+    }
+}
+
+/// `AUTHENTICATE <mechanism>`: starts an exchange, or refuses an unknown
+/// mechanism with the list (908) and 904. EXTERNAL without a client
+/// certificate fails at once.
+fn start(state: &mut State, id: ClientId, param: &str) -> Result<(), Refusal> {
+    let Some(client) = state.clients.get_mut(&id) else {
+        return Ok(());
+    };
+    if client.account.is_some() {
+        return Err(Refusal::new(numeric::ERR_SASLALREADY, &[]));
+    }
+    let wanted = param.to_ascii_uppercase();
+    let mechanism = match wanted.as_str() {
+        "PLAIN" => Mechanism::Plain,
+        "SCRAM-SHA-256" => Mechanism::Scram(scram::Step::ClientFirst),
+        "EXTERNAL" if client.certificate.is_some() => Mechanism::External,
+        "EXTERNAL" if client.secure => return Err(Refusal::new(numeric::ERR_SASLFAIL, &[])),
+        _ => {
+            let offered = mechanisms(client);
+            let text = "are available SASL mechanisms";
+            state.reply(id, numeric::RPL_SASLMECHS, &[offered], text);
+            return Err(Refusal::new(numeric::ERR_SASLFAIL, &[]));
+        }
+    };
+    client.sasl = Some(SaslExchange::new(mechanism));
+    state.send(id, Line::new(None, "AUTHENTICATE").arg("+").finish());
+    Ok(())
+}
+
+/// PLAIN's one response: the password is checked by the worker.
+fn plain_login(state: &mut State, id: ClientId, response: &[u8]) -> Result<(), Refusal> {
+    let Some((account, password)) = plain(response) else {
         return Err(Refusal::new(numeric::ERR_SASLFAIL, &[]));
     };
     if !state.check_login(id, AccountPurpose::Sasl, &account, &password) {
         return Err(Refusal::new(numeric::ERR_SASLFAIL, &[]));
+    }
+    Ok(())
+}
+
+/// EXTERNAL's one response, an authorization identity or nothing: the
+/// worker finds the account that registered the connection's certificate.
+/// Nothing is guessed, so no attempt is counted against a lockout.
+fn external_login(state: &mut State, id: ClientId, response: &[u8]) -> Result<(), Refusal> {
+    let refused = || Refusal::new(numeric::ERR_SASLFAIL, &[]);
+    let authzid = std::str::from_utf8(response).map_err(|_| refused())?;
+    let fingerprint = state
+        .clients
+        .get(&id)
+        .and_then(|client| client.certificate.clone())
+        .ok_or_else(refused)?;
+    let job = AccountJob::Certificate {
+        fingerprint,
+        account: (!authzid.is_empty()).then(|| authzid.to_owned()),
+    };
+    if !state.account_job(id, AccountPurpose::Sasl, job) {
+        return Err(refused());
     }
     Ok(())
 }
@@ -382,5 +432,93 @@ mod tests {
         let lines = h.take("c");
         assert_eq!(lines[0], ":irc.test 906 alice :SASL authentication aborted");
         assert!(lines[1].starts_with(":irc.test 001 alice "));
+    }
+
+    const FINGERPRINT: &str = "3fa1a6a32bb09eb3fca6e7b40b1bee79f755e8c6572683941b209edec7f7120f";
+
+    #[test]
+    fn external_logs_in_to_the_account_of_the_connections_certificate() {
+        let mut h = Harness::new();
+        let mut requests = h.attach_worker();
+        h.connect_with_certificate("c", FINGERPRINT);
+        h.send("c", "CAP LS 302");
+        let caps = h.take("c").join(" ");
+        assert!(
+            caps.contains(" sasl=PLAIN,SCRAM-SHA-256,EXTERNAL "),
+            "{caps}"
+        );
+        h.send("c", "NICK alice");
+        h.send("c", "USER alice 0 * :Alice");
+        h.send("c", "CAP REQ sasl");
+        h.take("c");
+        h.send("c", "AUTHENTICATE EXTERNAL");
+        assert_eq!(h.take("c"), ["AUTHENTICATE +"]);
+        h.send("c", "AUTHENTICATE +");
+        let job = answer(&mut h, &mut requests, AccountOutcome::Valid("alice".into()));
+        assert!(matches!(
+            job,
+            AccountJob::Certificate { fingerprint, account: None } if fingerprint == FINGERPRINT
+        ));
+        assert_eq!(
+            h.take("c"),
+            [
+                ":irc.test 900 alice alice!~alice@127.0.0.1 alice :You are now logged in as alice",
+                ":irc.test 903 alice :SASL authentication successful",
+            ]
+        );
+    }
+
+    #[test]
+    fn external_passes_the_named_account_and_fails_without_a_certificate() {
+        let mut h = Harness::new();
+        let mut requests = h.attach_worker();
+        h.connect_with_certificate("c", FINGERPRINT);
+        h.send("c", "NICK alice");
+        h.send("c", "AUTHENTICATE EXTERNAL");
+        h.send("c", &format!("AUTHENTICATE {}", STANDARD.encode("Alice")));
+        let job = answer(&mut h, &mut requests, AccountOutcome::Invalid);
+        assert!(matches!(
+            job,
+            AccountJob::Certificate { account: Some(account), .. } if account == "Alice"
+        ));
+        assert_eq!(
+            h.take("c"),
+            [
+                "AUTHENTICATE +",
+                ":irc.test 904 alice :SASL authentication failed",
+            ]
+        );
+        // Plain text: EXTERNAL is not offered at all.
+        h.connect("plain");
+        h.send("plain", "NICK bob");
+        h.send("plain", "AUTHENTICATE EXTERNAL");
+        assert_eq!(
+            h.take("plain"),
+            [
+                ":irc.test 908 bob PLAIN,SCRAM-SHA-256 :are available SASL mechanisms",
+                ":irc.test 904 bob :SASL authentication failed",
+            ]
+        );
+        assert!(requests.try_recv().is_err(), "no job without a certificate");
+    }
+
+    #[test]
+    fn whois_shows_the_fingerprint_to_its_owner_and_operators_only() {
+        let mut h = Harness::new();
+        h.connect_with_certificate("alice", FINGERPRINT);
+        h.send("alice", "NICK alice");
+        h.send("alice", "USER alice 0 * :Alice");
+        h.register("bob");
+        h.register("oper");
+        h.make_oper("oper");
+        h.take("alice");
+        let certfp = |asker: &str| {
+            format!(":irc.test 276 {asker} alice :has client certificate fingerprint {FINGERPRINT}")
+        };
+        for (asker, sees) in [("alice", true), ("bob", false), ("oper", true)] {
+            h.send(asker, "WHOIS alice");
+            let whois = h.take(asker);
+            assert_eq!(whois.contains(&certfp(asker)), sees, "{asker}: {whois:?}");
+        }
     }
 }

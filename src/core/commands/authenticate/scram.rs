@@ -187,7 +187,7 @@ fn is_printable(text: &str) -> bool {
 fn take(state: &mut State, id: ClientId) -> Option<Step> {
     match state.clients.get_mut(&id)?.sasl.take()?.mechanism {
         Mechanism::Scram(step) => Some(step),
-        Mechanism::Plain => None,
+        Mechanism::Plain | Mechanism::External => None,
     }
 }
 
