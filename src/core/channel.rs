@@ -135,7 +135,8 @@ pub struct Topic {
 /// One entry of a ban, exception or invite-exception list.
 #[derive(Clone, Debug)]
 pub struct ListEntry {
-    /// The `nick!user@host` mask it matches (after an extban's `~m:`).
+    /// The `nick!user@host` mask it matches (after an extban's `~m:`), or
+    /// the account mask of an account extban (`~a:`).
     pub mask: Mask,
     /// The extban type, for an entry that restricts rather than bans.
     pub extban: Option<&'static Extban>,
@@ -150,7 +151,20 @@ impl ListEntry {
     }
 
     fn restricts(&self, restriction: Option<Restriction>) -> bool {
-        self.extban.map(|extban| extban.restriction) == restriction
+        self.extban.and_then(Extban::restriction) == restriction
+    }
+
+    /// Does the entry match `client`: by its account for an account
+    /// extban, otherwise by its shown or (`real`, behind a cloak) its real
+    /// `nick!user@host`?
+    fn matches(&self, client: &Client, real: Option<&str>) -> bool {
+        if self.extban.is_some_and(|extban| extban.kind == extban::Kind::Account) {
+            return client
+                .account
+                .as_deref()
+                .is_some_and(|account| self.mask.matches(account));
+        }
+        self.mask.matches(&client.source) || real.is_some_and(|real| self.mask.matches(real))
     }
 }
 
@@ -266,13 +280,10 @@ impl Channel {
             return false;
         }
         let real = client.is_cloaked().then(|| client.real_source());
-        let matches = |entry: &ListEntry| {
-            entry.mask.matches(&client.source)
-                || real.as_deref().is_some_and(|real| entry.mask.matches(real))
-        };
+        let matches = |entry: &ListEntry| entry.matches(client, real.as_deref());
         self.bans.iter().filter(restricting).any(matches)
             && !self.ban_exceptions.iter().any(|entry| {
-                (entry.extban.is_none() || entry.restricts(restriction)) && matches(entry)
+                (entry.restricts(None) || entry.restricts(restriction)) && matches(entry)
             })
     }
 
@@ -296,7 +307,7 @@ impl Channel {
         let real = client.real_source();
         self.invite_exceptions
             .iter()
-            .any(|entry| entry.mask.matches(&client.source) || entry.mask.matches(&real))
+            .any(|entry| entry.matches(client, Some(&real)))
     }
 }
 
