@@ -79,6 +79,8 @@ pub struct ChannelModes {
     pub no_ctcp: bool,
     pub no_external: bool,
     pub private: bool,
+    pub registered_only: bool,
+    pub registered_only_speak: bool,
     pub secret: bool,
     pub topic_ops_only: bool,
     pub key: Option<String>,
@@ -104,6 +106,8 @@ impl ChannelModes {
             ChannelFlag::Moderated => self.moderated,
             ChannelFlag::NoExternal => self.no_external,
             ChannelFlag::Private => self.private,
+            ChannelFlag::RegisteredOnly => self.registered_only,
+            ChannelFlag::RegisteredOnlySpeak => self.registered_only_speak,
             ChannelFlag::Secret => self.secret,
             ChannelFlag::TopicOpsOnly => self.topic_ops_only,
         }
@@ -117,6 +121,8 @@ impl ChannelModes {
             ChannelFlag::Moderated => &mut self.moderated,
             ChannelFlag::NoExternal => &mut self.no_external,
             ChannelFlag::Private => &mut self.private,
+            ChannelFlag::RegisteredOnly => &mut self.registered_only,
+            ChannelFlag::RegisteredOnlySpeak => &mut self.registered_only_speak,
             ChannelFlag::Secret => &mut self.secret,
             ChannelFlag::TopicOpsOnly => &mut self.topic_ops_only,
         }

@@ -148,14 +148,16 @@ struct Entrant<'a> {
     runs_room: bool,
 }
 
-/// Why `entrant` may not enter, checked in the order bans, invite-only,
-/// key, limit. An invite lets its holder past +i and, as Modern IRC says,
+/// Why `entrant` may not enter, checked in the order bans, logged-in only
+/// (+R), invite-only, key, limit. An invite lets its holder past +i and, as Modern IRC says,
 /// past +l, but not past the server's own cap on a room's size.
 fn refusal(channel: &Channel, entrant: &Entrant, max_members: usize) -> Option<Refusal> {
     let modes = &channel.modes;
     let members = channel.members.len();
     let numeric = if channel.is_banned(entrant.client) {
         numeric::ERR_BANNEDFROMCHAN
+    } else if modes.registered_only && entrant.client.account.is_none() && !entrant.invited {
+        numeric::ERR_NEEDREGGEDNICK
     } else if modes.invite_only
         && !entrant.invited
         && !entrant.runs_room
@@ -342,6 +344,21 @@ mod tests {
             ]
         );
         assert!(!joined(&mut harness, "bob"));
+        log_in(&mut harness, "bob", "bob");
+        assert!(joined(&mut harness, "bob"));
+    }
+
+    #[test]
+    fn registered_only_refuses_the_logged_out_with_477() {
+        let mut harness = room_and_stranger(Config::default());
+        harness.send("alice", "MODE #room +R");
+        harness.send("bob", "JOIN #room");
+        assert_eq!(
+            harness.take("bob"),
+            [
+                ":localhost 477 bob #room :Cannot join channel (+R) - you must be logged in to an account"
+            ]
+        );
         log_in(&mut harness, "bob", "bob");
         assert!(joined(&mut harness, "bob"));
     }
