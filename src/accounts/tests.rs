@@ -437,7 +437,10 @@ fn a_registered_room_is_stored_whole_and_read_back() {
         store.create(name, &credentials("p"), None, 0).unwrap();
     }
     let mut saved = room("#Rust", "ALICE");
-    saved.access = vec![("Bob".into(), AccessLevel::Op), ("carol".into(), AccessLevel::Voice)];
+    saved.access = vec![
+        ("Bob".into(), AccessLevel::Op),
+        ("carol".into(), AccessLevel::Voice),
+    ];
     saved.topic = Some(TopicRecord {
         text: "Rust and more".into(),
         set_by: "alice!~a@host".into(),

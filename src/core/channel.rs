@@ -164,7 +164,10 @@ impl ListEntry {
     /// extban, otherwise by its shown or (`real`, behind a cloak) its real
     /// `nick!user@host`?
     fn matches(&self, client: &Client, real: Option<&str>) -> bool {
-        if self.extban.is_some_and(|extban| extban.kind == extban::Kind::Account) {
+        if self
+            .extban
+            .is_some_and(|extban| extban.kind == extban::Kind::Account)
+        {
             return client
                 .account
                 .as_deref()
@@ -199,6 +202,9 @@ pub struct Channel {
     /// The oldest time (ms) of this incarnation's history: its creation,
     /// or for a `[[room]]`, for ever (`i64::MIN`).
     pub history_floor: i64,
+    /// Its founder and access list, when registered with ChanServ: kept
+    /// when its last member leaves, as a `[[room]]` is.
+    pub registration: Option<super::registered::Registration>,
 }
 
 impl Channel {
@@ -223,6 +229,7 @@ impl Channel {
             persistent: false,
             history: None,
             history_floor: crate::history::millis(now),
+            registration: None,
         }
     }
 
@@ -237,7 +244,7 @@ impl Channel {
     pub fn remove_member(&mut self, id: ClientId) -> bool {
         self.members.remove(&id);
         self.joined.remove(&id);
-        self.members.is_empty() && !self.persistent
+        self.members.is_empty() && !self.persistent && self.registration.is_none()
     }
 
     /// Secret or private rooms are hidden from outsiders.

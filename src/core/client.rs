@@ -49,6 +49,8 @@ pub struct Client {
     /// The account logged in to; changed only by [`super::State::log_in`]
     /// and [`super::State::log_out`].
     pub account: Option<String>,
+    /// A ChanServ command waiting to learn whether an account exists.
+    pub chanserv: Option<super::commands::chanserv::Pending>,
     /// A SASL exchange in progress.
     pub sasl: Option<super::commands::authenticate::SaslExchange>,
     /// What OPER granted; meaningful only while `modes.oper` is set.
@@ -144,6 +146,7 @@ impl Client {
             sasl: None,
             privileges: Vec::new(),
             waiting: None,
+            chanserv: None,
             away: None,
             channels: HashSet::new(),
             invited_to: HashSet::new(),

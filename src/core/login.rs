@@ -7,7 +7,7 @@
 use tracing::{info, warn};
 
 use super::caps::Caps;
-use super::commands::{authenticate, nickserv};
+use super::commands::{authenticate, chanserv, nickserv};
 use super::{AccountAnswer, AccountJob, AccountOutcome, AccountPurpose, AdminRequest};
 use super::{Client, ClientId, State};
 use crate::proto::Line;
@@ -25,6 +25,7 @@ impl State {
         let text = format!("You are now logged in as {account}");
         self.reply(id, numeric::RPL_LOGGEDIN, &[&mask, account], &text);
         self.notify_account(id);
+        self.grant_owed_status_everywhere(id);
     }
 
     /// Logs `id` out of its account, if it is logged in.
@@ -151,6 +152,7 @@ pub fn answered(state: &mut State, id: ClientId, purpose: AccountPurpose, outcom
     }
     state.resume(id, |state| match purpose {
         AccountPurpose::Sasl => authenticate::answered(state, id, outcome),
+        AccountPurpose::ChanServ => chanserv::answered(state, id, outcome),
         _ => nickserv::answered(state, id, purpose, outcome),
     });
 }

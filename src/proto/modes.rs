@@ -68,10 +68,7 @@ pub const CHANNEL_MODES: &[ChannelMode] = &[
     ChannelMode::new('k', ChannelModeKind::Key),
     ChannelMode::new('l', ChannelModeKind::Limit),
     ChannelMode::new('C', ChannelModeKind::Flag(ChannelFlag::NoCtcp)),
-    ChannelMode::new(
-        'M',
-        ChannelModeKind::Flag(ChannelFlag::RegisteredOnlySpeak),
-    ),
+    ChannelMode::new('M', ChannelModeKind::Flag(ChannelFlag::RegisteredOnlySpeak)),
     ChannelMode::new('R', ChannelModeKind::Flag(ChannelFlag::RegisteredOnly)),
     ChannelMode::new('i', ChannelModeKind::Flag(ChannelFlag::InviteOnly)),
     ChannelMode::new('m', ChannelModeKind::Flag(ChannelFlag::Moderated)),

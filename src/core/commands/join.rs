@@ -42,6 +42,7 @@ fn join_one(state: &mut State, id: ClientId, name: &str, key: &str) {
         Ok(Some(folded)) => {
             enter(state, id, name, &folded);
             announce(state, id, &folded);
+            state.grant_owed_status(id, &folded);
             send_topic(state, id, &folded, false);
             send_names(state, id, &folded);
             playback::on_join(state, id, &folded);

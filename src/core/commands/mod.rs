@@ -4,6 +4,7 @@ pub mod authenticate;
 pub mod away;
 pub mod cap;
 pub mod channel_mode;
+pub mod chanserv;
 pub mod chathistory;
 pub mod help;
 pub mod info;

@@ -16,7 +16,8 @@ use crate::proto::{Casemapping, Folded};
 const MAX_MASK_LENGTH: usize = 150;
 
 impl ListKind {
-    fn entries(self, channel: &Channel) -> &Vec<ListEntry> {
+    /// The room's list of this kind.
+    pub(crate) fn entries(self, channel: &Channel) -> &Vec<ListEntry> {
         match self {
             ListKind::Bans => &channel.bans,
             ListKind::Exceptions => &channel.ban_exceptions,
@@ -24,7 +25,7 @@ impl ListKind {
         }
     }
 
-    fn entries_mut(self, channel: &mut Channel) -> &mut Vec<ListEntry> {
+    pub(crate) fn entries_mut(self, channel: &mut Channel) -> &mut Vec<ListEntry> {
         match self {
             ListKind::Bans => &mut channel.bans,
             ListKind::Exceptions => &mut channel.ban_exceptions,
@@ -133,11 +134,10 @@ fn entry_of(
         }
         _ => {
             let letter = letter.to_string();
-            return Err(Refusal::new(
-                numeric::ERR_INVALIDMODEPARAM,
-                &[channel_name, &letter, raw],
-            )
-            .with_text("Unknown extban type"));
+            return Err(
+                Refusal::new(numeric::ERR_INVALIDMODEPARAM, &[channel_name, &letter, raw])
+                    .with_text("Unknown extban type"),
+            );
         }
     };
     let mask = match extban.map(|extban| extban.kind) {

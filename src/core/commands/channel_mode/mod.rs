@@ -111,6 +111,9 @@ pub fn mode(state: &mut State, id: ClientId, message: &Message) -> Result<(), Re
         }
     }
     broadcast(state, id, &folded, &applied);
+    if !applied.is_empty() {
+        state.save_room(&folded);
+    }
     Ok(())
 }
 
