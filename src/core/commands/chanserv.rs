@@ -828,6 +828,8 @@ mod tests {
         let (mut h, mut requests) = registered(Config::default());
         h.send("alice", "TOPIC #room :kept");
         saved(&mut requests);
+        h.send("alice", "MODE #room +v bob");
+        assert!(requests.try_recv().is_err(), "a status is not stored");
         h.send("alice", "MODE #room +Rk-t+b key ~a:mallory");
         let record = saved(&mut requests);
         assert_eq!(record.topic.as_ref().map(|t| t.text.as_str()), Some("kept"));
