@@ -95,7 +95,9 @@ pub struct RoomRecord {
 
 impl Store {
     /// Writes a registered room whole, replacing what was stored under its
-    /// name. The founder and every access-listed account must exist.
+    /// name. The founder must exist; an access entry whose account is gone
+    /// (dropped since it was added) is left out, as it would have gone
+    /// with the account.
     pub fn save_room(&mut self, room: &RoomRecord) -> Result<(), AccountError> {
         check_room(room)?;
         let key = self.naming().key(&room.name);
@@ -127,8 +129,10 @@ impl Store {
             ],
         )?;
         let id = transaction.last_insert_rowid();
-        for ((account, level), (account_key, _)) in room.access.iter().zip(&access) {
-            let account = account_named(&transaction, account_key, account)?;
+        for (account_key, level) in &access {
+            let Some(account) = account_id(&transaction, account_key)? else {
+                continue;
+            };
             transaction.execute(
                 "INSERT OR REPLACE INTO account_room_access (room, account, level) VALUES (?1, ?2, ?3)",
                 params![id, account, level.as_str()],
@@ -249,14 +253,17 @@ fn account_named(
     key: &str,
     name: &str,
 ) -> Result<i64, AccountError> {
-    transaction
+    account_id(transaction, key)?.ok_or_else(|| AccountError::NotFound(name.to_owned()))
+}
+
+fn account_id(transaction: &Transaction<'_>, key: &str) -> Result<Option<i64>, AccountError> {
+    Ok(transaction
         .query_row(
             "SELECT id FROM accounts WHERE name_key = ?1",
             [key],
             |row| row.get(0),
         )
-        .optional()?
-        .ok_or_else(|| AccountError::NotFound(name.to_owned()))
+        .optional()?)
 }
 
 /// Every bound of a room record, before anything is written.
