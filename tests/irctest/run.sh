@@ -26,7 +26,7 @@ markers="$common and not services"
 # built in so far; the others need parts of accounts still to come
 # (history by account, account registration, nick ownership).
 services_markers="services and $common"
-services_files=(sasl account_tag extended_join whois)
+services_files=(sasl account_tag extended_join whois chmodes/account_extban)
 
 if [[ ! -d "$irctest_dir/irctest/server_tests" ]]; then
     echo "irctest: no irctest checkout at $irctest_dir (set IRCTEST_DIR)" >&2
