@@ -12,7 +12,7 @@ use tokio::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::accounts::{DatabaseLock, LockError};
+use crate::accounts::{AccountError, DatabaseLock, LockError, Naming, RoomRecord, Store};
 use crate::config::Config;
 use crate::core::{self, Event, State, SystemClock};
 use crate::history::{self, History, StoreError};
@@ -62,6 +62,9 @@ pub enum StartError {
     /// Another server, or an account command, is using the database.
     #[error(transparent)]
     DatabaseLock(#[from] LockError),
+    /// The registered rooms cannot be read.
+    #[error(transparent)]
+    Accounts(#[from] AccountError),
 }
 
 /// Binds every configured listener and starts serving. Must run inside a
@@ -99,6 +102,7 @@ pub async fn start_with(config: Config, options: Options) -> Result<ServerHandle
     let certificates = load_certificates(&config)?;
     let database_lock = lock_database(&config)?;
     let (history, preload) = start_history(&config, history_hooks).await?;
+    let rooms = registered_rooms(&config).await?;
     let addresses: Vec<SocketAddr> = config.listen.iter().map(|listen| listen.address).collect();
     let (listeners, local_addrs): (Vec<_>, Vec<_>) =
         net::bind(&addresses).await?.into_iter().unzip();
@@ -127,6 +131,7 @@ pub async fn start_with(config: Config, options: Options) -> Result<ServerHandle
     if let Some(history) = &history {
         connect_history(&mut state, history, inbox.clone());
     }
+    state.load_registered_rooms(rooms);
     state.seed_playback(preload);
     let core = tokio::spawn(core::run(state, events));
     tokio::spawn(give_back_memory(acceptor.shutdown.clone()));
@@ -244,6 +249,27 @@ async fn start_history(
     let (history, preload) =
         tokio::task::spawn_blocking(move || history::start(&settings, &standing, hooks)).await??;
     Ok((Some(history), preload))
+}
+
+/// The registered rooms (ChanServ) the database holds, read before the
+/// core runs so they exist from the start, as `[[room]]`s do.
+async fn registered_rooms(config: &Config) -> Result<Vec<RoomRecord>, StartError> {
+    if !(config.history.enabled && config.accounts.enabled) {
+        return Ok(Vec::new());
+    }
+    let path = config.history.path.clone();
+    let naming = Naming::from_config(config);
+    Ok(tokio::task::spawn_blocking(move || read_rooms(&path, naming)).await??)
+}
+
+fn read_rooms(path: &std::path::Path, naming: Naming) -> Result<Vec<RoomRecord>, AccountError> {
+    match Store::open_read_only(path, naming) {
+        Ok(store) => store.rooms(),
+        // The server holds the lock: an older accounts schema is brought
+        // up to date here, as the first account job would.
+        Err(AccountError::TooOld(_)) => Store::open(path, naming)?.rooms(),
+        Err(error) => Err(error),
+    }
 }
 
 /// The highest committed history sequence number, which each connection's

@@ -81,6 +81,8 @@ impl Worker {
                     });
                 }
                 // Written one after another, in order, so the last write wins.
+                AdminRequest::SaveRoom(room) => self.store_room(RoomChange::Save(room)).await,
+                AdminRequest::DropRoom { name } => self.store_room(RoomChange::Drop(name)).await,
                 AdminRequest::SaveBans { path, bans } => {
                     let written =
                         tokio::task::spawn_blocking(move || save_bans(&path, &bans).map(|()| path))
@@ -92,6 +94,26 @@ impl Worker {
                     }
                 }
             }
+        }
+    }
+
+    /// Writes a registered room's change to the store, before the next
+    /// request: the rooms' writes stay in order.
+    async fn store_room(&self, change: RoomChange) {
+        let path = self.running.history.path.clone();
+        let naming = Naming::from_config(&self.running);
+        let written = tokio::task::spawn_blocking(move || {
+            let mut store = Store::open(&path, naming)?;
+            match &change {
+                RoomChange::Save(room) => store.save_room(room),
+                RoomChange::Drop(name) => store.drop_room(name).map(drop),
+            }
+        })
+        .await;
+        match written {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => error!("cannot store a registered room: {error}"),
+            Err(error) => error!("the registered room writer failed: {error}"),
         }
     }
 
@@ -144,6 +166,12 @@ impl Worker {
         info!("configuration reloaded");
         Reloaded { config, kept }
     }
+}
+
+/// A change to a registered room, for [`Worker::store_room`].
+enum RoomChange {
+    Save(crate::accounts::RoomRecord),
+    Drop(String),
 }
 
 /// The bans file could not be read or written; the text names the file.

@@ -7,16 +7,20 @@
 //! - [`lock`]: the advisory lock a running server holds on the database,
 //!   so `rookery accounts` never writes under it.
 //! - [`admin`]: what `rookery accounts list` and `show` print.
+//! - [`rooms`]: registered rooms (ChanServ), stored whole beside the
+//!   accounts that found them.
 //!
 //! This module uses only `config`, `proto` and its own files.
 
 pub mod admin;
 pub mod lock;
 pub mod password;
+pub mod rooms;
 pub mod store;
 #[cfg(test)]
 mod tests;
 
 pub use lock::{DatabaseLock, LockError};
 pub use password::{Credentials, PasswordError, ScramCredentials};
+pub use rooms::{AccessLevel, ListRecord, RoomRecord, TopicRecord};
 pub use store::{Account, AccountError, Naming, Store, Suspension};

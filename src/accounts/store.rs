@@ -36,7 +36,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// The accounts schema, in order; `accounts_schema.version` counts how
 /// many ran. Append new steps; never edit a released one. The `CHECK`s
 /// repeat the limits above so no other writer can exceed them either.
-const MIGRATIONS: &[&str] = &[
+pub(super) const MIGRATIONS: &[&str] = &[
     // 1: accounts, their certificate fingerprints and their nicks.
     "CREATE TABLE accounts (
         id INTEGER PRIMARY KEY,
@@ -67,6 +67,40 @@ const MIGRATIONS: &[&str] = &[
         since_ms INTEGER NOT NULL
     ) WITHOUT ROWID;
     CREATE INDEX account_nicks_by_account ON account_nicks (account);",
+    // 2: registered rooms (ChanServ), their access lists and their b/e/I
+    // lists; a room goes with its founder's account.
+    "CREATE TABLE account_rooms (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 200),
+        name_key TEXT NOT NULL UNIQUE,
+        founder INTEGER NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+        registered_ms INTEGER NOT NULL,
+        history_floor_ms INTEGER NOT NULL,
+        topic TEXT CHECK (length(topic) <= 400),
+        topic_by TEXT CHECK (length(topic_by) <= 512),
+        topic_ms INTEGER,
+        modes TEXT NOT NULL CHECK (length(modes) <= 32),
+        channel_key TEXT CHECK (length(channel_key) <= 64),
+        member_limit INTEGER CHECK (member_limit >= 0),
+        CHECK ((topic IS NULL) = (topic_by IS NULL) AND (topic IS NULL) = (topic_ms IS NULL))
+    );
+    CREATE INDEX account_rooms_by_founder ON account_rooms (founder);
+    CREATE TABLE account_room_access (
+        room INTEGER NOT NULL REFERENCES account_rooms (id) ON DELETE CASCADE,
+        account INTEGER NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+        level TEXT NOT NULL CHECK (level IN ('op', 'voice')),
+        PRIMARY KEY (room, account)
+    );
+    CREATE INDEX account_room_access_by_account ON account_room_access (account);
+    CREATE TABLE account_room_lists (
+        room INTEGER NOT NULL REFERENCES account_rooms (id) ON DELETE CASCADE,
+        mode TEXT NOT NULL CHECK (mode IN ('b', 'e', 'I')),
+        position INTEGER NOT NULL,
+        mask TEXT NOT NULL CHECK (length(mask) BETWEEN 1 AND 160),
+        set_by TEXT NOT NULL CHECK (length(set_by) BETWEEN 1 AND 512),
+        set_ms INTEGER NOT NULL,
+        PRIMARY KEY (room, position)
+    ) WITHOUT ROWID;",
 ];
 
 /// Why an account operation failed. The texts are for an administrator.
@@ -111,6 +145,8 @@ pub enum AccountError {
     CertificateTaken,
     #[error("an account may have at most {max} {what}")]
     TooMany { what: &'static str, max: usize },
+    #[error("{0:?} is not a list mode (b, e or I)")]
+    InvalidListMode(char),
     #[error(transparent)]
     Password(#[from] PasswordError),
 }
@@ -133,7 +169,7 @@ impl Naming {
         }
     }
 
-    fn key(&self, name: &str) -> String {
+    pub(super) fn key(&self, name: &str) -> String {
         self.casemapping.fold(name).as_str().to_owned()
     }
 
@@ -230,6 +266,27 @@ impl Store {
             _ => return Err(AccountError::TooOld(store.path.clone())),
         }
         Ok(store)
+    }
+
+    /// How names are compared, for the room tables' keys.
+    pub(super) fn naming(&self) -> Naming {
+        self.naming
+    }
+
+    /// The connection, for the room tables' writes.
+    pub(super) fn connection(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+
+    /// The connection, for the room tables' reads.
+    pub(super) fn reader(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// Whether the account tables exist (a read-only store of a database
+    /// never used for accounts has none).
+    pub(super) fn has_tables(&self) -> bool {
+        self.has_tables
     }
 
     /// The account schema version: 0 before the first account command.

@@ -10,6 +10,9 @@ use crate::proto::Casemapping;
 /// does not make them, so tests need not pay for real ones.
 const HASH: &str = "$argon2id$v=19$m=8,t=1,p=1$cm9va2VyeS10ZXN0LXNhbHQ$yiaiaoZnKPZM0CWZ8NzJYpMiTnaZSktRUpf408FhNKA";
 
+/// The schema version this build migrates to.
+const KNOWN: i64 = super::store::MIGRATIONS.len() as i64;
+
 const FINGERPRINT: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
 
 fn credentials(password: &str) -> Credentials {
@@ -363,7 +366,7 @@ fn a_newer_account_schema_is_refused_and_history_is_left_alone() {
         conn.pragma_update(None, "user_version", 3).unwrap();
     }
     let store = db.open(Casemapping::Ascii);
-    assert_eq!(store.schema_version().unwrap(), 1);
+    assert_eq!(store.schema_version().unwrap(), KNOWN);
     drop(store);
     let conn = rusqlite::Connection::open(db.path()).unwrap();
     // History's own schema counter is not the accounts'.
@@ -383,7 +386,7 @@ fn a_newer_account_schema_is_refused_and_history_is_left_alone() {
                 error,
                 AccountError::TooNew {
                     found: 99,
-                    known: 1,
+                    known: KNOWN,
                     ..
                 }
             ),
@@ -409,4 +412,117 @@ fn accounts_and_history_share_one_file() {
     assert!(history.schema_version().unwrap() >= 3);
     let accounts = db.open(Casemapping::Ascii);
     assert_eq!(accounts.find("alice").unwrap().unwrap().name, "alice");
+}
+
+fn room(name: &str, founder: &str) -> RoomRecord {
+    RoomRecord {
+        name: name.to_owned(),
+        founder: founder.to_owned(),
+        access: Vec::new(),
+        registered_ms: 10,
+        history_floor_ms: 5,
+        topic: None,
+        modes: "nt".to_owned(),
+        key: None,
+        limit: None,
+        lists: Vec::new(),
+    }
+}
+
+#[test]
+fn a_registered_room_is_stored_whole_and_read_back() {
+    let db = Database::new("rooms");
+    let mut store = db.open(Casemapping::Rfc1459);
+    for name in ["alice", "bob", "carol"] {
+        store.create(name, &credentials("p"), None, 0).unwrap();
+    }
+    let mut saved = room("#Rust", "ALICE");
+    saved.access = vec![
+        ("Bob".into(), AccessLevel::Op),
+        ("carol".into(), AccessLevel::Voice),
+    ];
+    saved.topic = Some(TopicRecord {
+        text: "Rust and more".into(),
+        set_by: "alice!~a@host".into(),
+        set_ms: 7,
+    });
+    saved.key = Some("secret".into());
+    saved.limit = Some(20);
+    saved.lists = vec![
+        ListRecord {
+            mode: 'b',
+            mask: "~a:mallory".into(),
+            set_by: "alice".into(),
+            set_ms: 8,
+        },
+        ListRecord {
+            mode: 'I',
+            mask: "*!*@example.org".into(),
+            set_by: "alice".into(),
+            set_ms: 9,
+        },
+    ];
+    store.save_room(&saved).unwrap();
+    drop(store);
+    let loaded = db.open(Casemapping::Rfc1459).rooms().unwrap();
+    let mut expected = saved.clone();
+    // Names come back as registered.
+    expected.founder = "alice".into();
+    expected.access[0].0 = "bob".into();
+    assert_eq!(loaded, [expected]);
+}
+
+#[test]
+fn saving_again_replaces_the_room_and_drop_forgets_it() {
+    let db = Database::new("rooms-replace");
+    let mut store = db.open(Casemapping::Ascii);
+    store.create("alice", &credentials("p"), None, 0).unwrap();
+    store.create("bob", &credentials("p"), None, 0).unwrap();
+    let mut saved = room("#rust", "alice");
+    saved.access = vec![("bob".into(), AccessLevel::Op)];
+    store.save_room(&saved).unwrap();
+    // A transfer: the founder changes, the access list empties.
+    let mut transferred = room("#RUST", "bob");
+    transferred.modes = "ntR".into();
+    store.save_room(&transferred).unwrap();
+    assert_eq!(store.rooms().unwrap(), [transferred]);
+    assert!(store.drop_room("#rust").unwrap());
+    assert!(!store.drop_room("#rust").unwrap());
+    assert!(store.rooms().unwrap().is_empty());
+}
+
+#[test]
+fn a_room_of_an_unknown_account_or_past_its_bounds_is_refused() {
+    let db = Database::new("rooms-bounds");
+    let mut store = db.open(Casemapping::Ascii);
+    store.create("alice", &credentials("p"), None, 0).unwrap();
+    assert!(matches!(
+        store.save_room(&room("#rust", "nobody")),
+        Err(AccountError::NotFound(name)) if name == "nobody"
+    ));
+    let mut crowded = room("#rust", "alice");
+    crowded.access = vec![("alice".into(), AccessLevel::Op); rooms::MAX_ACCESS_ENTRIES + 1];
+    assert!(matches!(
+        store.save_room(&crowded),
+        Err(AccountError::TooMany { .. })
+    ));
+    let mut long_topic = room("#rust", "alice");
+    long_topic.topic = Some(TopicRecord {
+        text: "x".repeat(rooms::MAX_TOPIC_LEN + 1),
+        set_by: "alice".into(),
+        set_ms: 0,
+    });
+    assert!(store.save_room(&long_topic).is_err());
+    assert!(store.rooms().unwrap().is_empty(), "nothing half-written");
+}
+
+#[test]
+fn an_access_entry_of_an_account_gone_is_left_out_not_the_whole_room() {
+    let db = Database::new("rooms-gone");
+    let mut store = db.open(Casemapping::Ascii);
+    store.create("alice", &credentials("p"), None, 0).unwrap();
+    let mut saved = room("#rust", "alice");
+    saved.access = vec![("ghost".into(), AccessLevel::Voice)];
+    store.save_room(&saved).unwrap();
+    assert_eq!(store.rooms().unwrap(), [room("#rust", "alice")]);
 }

@@ -79,6 +79,8 @@ pub struct ChannelModes {
     pub no_ctcp: bool,
     pub no_external: bool,
     pub private: bool,
+    pub registered_only: bool,
+    pub registered_only_speak: bool,
     pub secret: bool,
     pub topic_ops_only: bool,
     pub key: Option<String>,
@@ -104,6 +106,8 @@ impl ChannelModes {
             ChannelFlag::Moderated => self.moderated,
             ChannelFlag::NoExternal => self.no_external,
             ChannelFlag::Private => self.private,
+            ChannelFlag::RegisteredOnly => self.registered_only,
+            ChannelFlag::RegisteredOnlySpeak => self.registered_only_speak,
             ChannelFlag::Secret => self.secret,
             ChannelFlag::TopicOpsOnly => self.topic_ops_only,
         }
@@ -117,6 +121,8 @@ impl ChannelModes {
             ChannelFlag::Moderated => &mut self.moderated,
             ChannelFlag::NoExternal => &mut self.no_external,
             ChannelFlag::Private => &mut self.private,
+            ChannelFlag::RegisteredOnly => &mut self.registered_only,
+            ChannelFlag::RegisteredOnlySpeak => &mut self.registered_only_speak,
             ChannelFlag::Secret => &mut self.secret,
             ChannelFlag::TopicOpsOnly => &mut self.topic_ops_only,
         }
@@ -135,7 +141,8 @@ pub struct Topic {
 /// One entry of a ban, exception or invite-exception list.
 #[derive(Clone, Debug)]
 pub struct ListEntry {
-    /// The `nick!user@host` mask it matches (after an extban's `~m:`).
+    /// The `nick!user@host` mask it matches (after an extban's `~m:`), or
+    /// the account mask of an account extban (`~a:`).
     pub mask: Mask,
     /// The extban type, for an entry that restricts rather than bans.
     pub extban: Option<&'static Extban>,
@@ -150,7 +157,23 @@ impl ListEntry {
     }
 
     fn restricts(&self, restriction: Option<Restriction>) -> bool {
-        self.extban.map(|extban| extban.restriction) == restriction
+        self.extban.and_then(Extban::restriction) == restriction
+    }
+
+    /// Does the entry match `client`: by its account for an account
+    /// extban, otherwise by its shown or (`real`, behind a cloak) its real
+    /// `nick!user@host`?
+    fn matches(&self, client: &Client, real: Option<&str>) -> bool {
+        if self
+            .extban
+            .is_some_and(|extban| extban.kind == extban::Kind::Account)
+        {
+            return client
+                .account
+                .as_deref()
+                .is_some_and(|account| self.mask.matches(account));
+        }
+        self.mask.matches(&client.source) || real.is_some_and(|real| self.mask.matches(real))
     }
 }
 
@@ -179,6 +202,9 @@ pub struct Channel {
     /// The oldest time (ms) of this incarnation's history: its creation,
     /// or for a `[[room]]`, for ever (`i64::MIN`).
     pub history_floor: i64,
+    /// Its founder and access list, when registered with ChanServ: kept
+    /// when its last member leaves, as a `[[room]]` is.
+    pub registration: Option<super::registered::Registration>,
 }
 
 impl Channel {
@@ -203,6 +229,7 @@ impl Channel {
             persistent: false,
             history: None,
             history_floor: crate::history::millis(now),
+            registration: None,
         }
     }
 
@@ -217,7 +244,7 @@ impl Channel {
     pub fn remove_member(&mut self, id: ClientId) -> bool {
         self.members.remove(&id);
         self.joined.remove(&id);
-        self.members.is_empty() && !self.persistent
+        self.members.is_empty() && !self.persistent && self.registration.is_none()
     }
 
     /// Secret or private rooms are hidden from outsiders.
@@ -266,13 +293,10 @@ impl Channel {
             return false;
         }
         let real = client.is_cloaked().then(|| client.real_source());
-        let matches = |entry: &ListEntry| {
-            entry.mask.matches(&client.source)
-                || real.as_deref().is_some_and(|real| entry.mask.matches(real))
-        };
+        let matches = |entry: &ListEntry| entry.matches(client, real.as_deref());
         self.bans.iter().filter(restricting).any(matches)
             && !self.ban_exceptions.iter().any(|entry| {
-                (entry.extban.is_none() || entry.restricts(restriction)) && matches(entry)
+                (entry.restricts(None) || entry.restricts(restriction)) && matches(entry)
             })
     }
 
@@ -296,7 +320,7 @@ impl Channel {
         let real = client.real_source();
         self.invite_exceptions
             .iter()
-            .any(|entry| entry.mask.matches(&client.source) || entry.mask.matches(&real))
+            .any(|entry| entry.matches(client, Some(&real)))
     }
 }
 

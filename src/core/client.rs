@@ -50,6 +50,8 @@ pub struct Client {
     /// The account logged in to; changed only by [`super::State::log_in`]
     /// and [`super::State::log_out`].
     pub account: Option<String>,
+    /// A ChanServ command waiting to learn whether an account exists.
+    pub chanserv: Option<super::commands::chanserv::Pending>,
     /// A SASL exchange in progress.
     pub sasl: Option<super::commands::authenticate::SaslExchange>,
     /// The account a REGISTER command is creating, while the worker does.
@@ -147,6 +149,7 @@ impl Client {
             registering: None,
             privileges: Vec::new(),
             waiting: None,
+            chanserv: None,
             away: None,
             channels: HashSet::new(),
             invited_to: HashSet::new(),

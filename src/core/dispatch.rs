@@ -3,9 +3,9 @@
 
 use super::caps::Caps;
 use super::commands::{
-    authenticate, away, cap, chathistory, help, info, invite, ison, join, kick, kill, kline, list,
-    message, mode, monitor, names, nickserv, oper, part, ping, quit, register, registration,
-    rehash, setname, stats, topic, userhost, wallops, who, whois, whowas,
+    authenticate, away, cap, chanserv, chathistory, help, info, invite, ison, join, kick, kill,
+    kline, list, message, mode, monitor, names, nickserv, oper, part, ping, quit, register,
+    registration, rehash, setname, stats, topic, userhost, wallops, who, whois, whowas,
 };
 use super::replies::check_privilege;
 use super::{Client, ClientId, Refusal, State, labeled};
@@ -92,6 +92,7 @@ static COMMANDS: &[Command] = &[
     any_phase("CAP", cap::cap, 1),
     // Missing parameters get the spec's FAIL, not 461.
     command("CHATHISTORY", chathistory::chathistory, 0),
+    command("CS", chanserv::cs, 0),
     oper("DLINE", kline::dline, 1, Privilege::Kline),
     command("HELP", help::help, 0),
     command("HELPOP", help::help, 0),

@@ -1,6 +1,9 @@
-//! Extended bans: `~<letter>:<mask>` entries in a room's ban and exception
-//! lists that, instead of keeping a matching user out, restrict what it may
-//! do in the room. EXTBAN in 005 lists the prefix and the letters.
+//! Extended bans: `~<letter>:<mask>` entries in a room's lists. An acting
+//! type (`~m:`) restricts what a matching user may do in the room instead
+//! of keeping it out; a matching type (`~a:`) matches users some other way
+//! than by `nick!user@host`, and bans, excepts or invite-excepts as a plain
+//! mask would. EXTBAN in 005 lists the prefix and the letters,
+//! ACCOUNTEXTBAN the account type.
 
 /// What a matching extban takes away from a user in the room.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -9,12 +12,33 @@ pub enum Restriction {
     Mute,
 }
 
+/// What an extban type does with the mask after its `:`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Matches `nick!user@host`, and takes this away instead of banning.
+    Restricts(Restriction),
+    /// Matches the account a user is logged in to (IRCv3 account-extban);
+    /// a user logged in to none never matches.
+    Account,
+}
+
 /// One extban type.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Extban {
     /// The letter after the prefix, as in `~m:`.
     pub letter: char,
-    pub restriction: Restriction,
+    pub kind: Kind,
+}
+
+impl Extban {
+    /// What a matching entry takes away; none for a type that only
+    /// changes how users are matched, so it bans as a plain mask does.
+    pub fn restriction(&self) -> Option<Restriction> {
+        match self.kind {
+            Kind::Restricts(restriction) => Some(restriction),
+            Kind::Account => None,
+        }
+    }
 }
 
 /// What marks an extban in a mask; no nick may start with it.
@@ -22,10 +46,16 @@ pub const PREFIX: char = '~';
 
 /// Every extban type. A new one is a row here and a check where its
 /// restriction applies; 005, parsing and listing follow from this table.
-pub const EXTBANS: &[Extban] = &[Extban {
-    letter: 'm',
-    restriction: Restriction::Mute,
-}];
+pub const EXTBANS: &[Extban] = &[
+    Extban {
+        letter: 'a',
+        kind: Kind::Account,
+    },
+    Extban {
+        letter: 'm',
+        kind: Kind::Restricts(Restriction::Mute),
+    },
+];
 
 /// The EXTBAN value: the prefix, a comma, the letters.
 pub fn isupport_value() -> String {
@@ -33,12 +63,22 @@ pub fn isupport_value() -> String {
     format!("{PREFIX},{letters}")
 }
 
-/// How a b/e list entry was written.
+/// The ACCOUNTEXTBAN value: the letters of the types matching accounts.
+pub fn account_letters() -> String {
+    EXTBANS
+        .iter()
+        .filter(|extban| extban.kind == Kind::Account)
+        .map(|extban| extban.letter.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// How a b/e/I list entry was written.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Parsed<'a> {
     /// A plain `nick!user@host` mask (perhaps still to be completed).
     Plain(&'a str),
-    /// `~m:mask`: the type and the mask after the `:`.
+    /// `~m:mask`, `~a:account`: the type and the mask after the `:`.
     Extended(&'static Extban, &'a str),
     /// Starts with the prefix but names no known type.
     Unknown,
@@ -72,16 +112,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_mute_type_is_advertised_and_parsed() {
-        assert_eq!(isupport_value(), "~,m");
-        assert_eq!(
-            parse("~m:bar!*@*"),
-            Parsed::Extended(&EXTBANS[0], "bar!*@*")
-        );
+    fn the_mute_and_account_types_are_advertised_and_parsed() {
+        assert_eq!(isupport_value(), "~,am");
+        assert_eq!(account_letters(), "a");
+        let mute = &EXTBANS[1];
+        assert_eq!(parse("~m:bar!*@*"), Parsed::Extended(mute, "bar!*@*"));
+        assert_eq!(parse("~a:bob"), Parsed::Extended(&EXTBANS[0], "bob"));
+        assert_eq!(EXTBANS[0].restriction(), None);
+        assert_eq!(mute.restriction(), Some(Restriction::Mute));
         assert_eq!(parse("bar!*@*"), Parsed::Plain("bar!*@*"));
         assert_eq!(parse("~z:bar"), Parsed::Unknown);
         assert_eq!(parse("~m"), Parsed::Unknown);
         assert_eq!(parse("~"), Parsed::Unknown);
-        assert_eq!(text(Some(&EXTBANS[0]), "bar!*@*"), "~m:bar!*@*");
+        assert_eq!(text(Some(mute), "bar!*@*"), "~m:bar!*@*");
     }
 }

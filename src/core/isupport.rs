@@ -20,7 +20,12 @@ pub use crate::proto::modes::BOT_MODE;
 pub fn isupport_tokens(config: &Config) -> Vec<String> {
     let limits = &config.limits;
     let targets = limits.max_targets;
-    let mut tokens = vec![
+    let mut tokens = Vec::new();
+    // Without accounts no one is logged in, so an account ban matches no one.
+    if config.accounts.enabled && config.history.enabled {
+        tokens.push(format!("ACCOUNTEXTBAN={}", extban::account_letters()));
+    }
+    tokens.extend([
         "AWAYLEN=".to_owned() + &limits.away_length.to_string(),
         format!("BOT={BOT_MODE}"),
         format!("CASEMAPPING={}", config.server.casemapping.name()),
@@ -28,7 +33,7 @@ pub fn isupport_tokens(config: &Config) -> Vec<String> {
         format!("CHANMODES={}", modes::chanmodes()),
         format!("CHANNELLEN={}", limits.channel_length),
         format!("CHANTYPES={CHANTYPES}"),
-    ];
+    ]);
     if config.history.enabled {
         tokens.push(format!("CHATHISTORY={}", config.history.chathistory_max));
     }

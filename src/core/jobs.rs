@@ -25,6 +25,11 @@ pub enum AdminRequest {
     },
     /// Replace the bans file with these lines.
     SaveBans { path: PathBuf, bans: BanList },
+    /// Store a registered room as it is now (ChanServ), replacing what
+    /// was stored under its name.
+    SaveRoom(crate::accounts::RoomRecord),
+    /// Forget a registered room (ChanServ DROP).
+    DropRoom { name: String },
     /// Read or change the account store; the answer is `Event::AccountAnswered`.
     Account {
         job: AccountJob,
@@ -104,6 +109,9 @@ pub enum AccountPurpose {
     Suspend,
     /// `NickServ UNSUSPEND`, by an operator.
     Unsuspend,
+    /// ChanServ `ACCESS ADD` or `TRANSFER`: does the account exist? The
+    /// command waiting for it is the client's `chanserv` field.
+    ChanServ,
 }
 
 /// What the worker found.

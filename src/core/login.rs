@@ -7,7 +7,9 @@
 use tracing::{info, warn};
 
 use super::caps::Caps;
-use super::commands::{account_admin, authenticate, certificates, nickserv, oper, register};
+use super::commands::{
+    account_admin, authenticate, certificates, chanserv, nickserv, oper, register,
+};
 use super::{AccountAnswer, AccountJob, AccountOutcome, AccountPurpose, AdminRequest};
 use super::{Client, ClientId, State};
 use crate::proto::Line;
@@ -27,6 +29,7 @@ impl State {
         self.notify_account(id);
         // Before registration, the welcome grants it.
         oper::grant_for_account(self, id);
+        self.grant_owed_status_everywhere(id);
     }
 
     /// Logs `id` out of its account, if it is logged in.
@@ -159,6 +162,7 @@ pub fn answered(state: &mut State, id: ClientId, purpose: AccountPurpose, outcom
         AccountPurpose::Saregister | AccountPurpose::Suspend | AccountPurpose::Unsuspend => {
             account_admin::answered(state, id, purpose, outcome)
         }
+        AccountPurpose::ChanServ => chanserv::answered(state, id, outcome),
         _ => nickserv::answered(state, id, purpose, outcome),
     });
 }

@@ -9,7 +9,8 @@
 //! `labeled.rs` (labeled-response), `disconnect.rs`, `whowas.rs`,
 //! `monitor.rs`. Beside them: `bans.rs` (K-lines and
 //! D-lines), `lockout.rs` (failed OPER and login attempts), `login.rs` (logging in
-//! and out of accounts), `jobs.rs` (what the
+//! and out of accounts), `registered.rs` (rooms registered with ChanServ),
+//! `jobs.rs` (what the
 //! core hands to the blocking worker), `history_answer.rs` (a CHATHISTORY
 //! answer on its way back) and `clock.rs`. `dispatch.rs` is the command
 //! table; `commands/` has the handlers, one file per command or family.
@@ -36,6 +37,7 @@ mod lockout;
 mod login;
 mod monitor;
 pub mod playback;
+mod registered;
 mod replies;
 mod seen;
 mod state;

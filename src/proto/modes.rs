@@ -43,6 +43,11 @@ pub enum ChannelFlag {
     Moderated,
     NoExternal,
     Private,
+    /// `+R`: only users logged in to an account may join.
+    RegisteredOnly,
+    /// `+M`: only users logged in to an account, voiced members and ops
+    /// may speak.
+    RegisteredOnlySpeak,
     Secret,
     TopicOpsOnly,
 }
@@ -63,6 +68,8 @@ pub const CHANNEL_MODES: &[ChannelMode] = &[
     ChannelMode::new('k', ChannelModeKind::Key),
     ChannelMode::new('l', ChannelModeKind::Limit),
     ChannelMode::new('C', ChannelModeKind::Flag(ChannelFlag::NoCtcp)),
+    ChannelMode::new('M', ChannelModeKind::Flag(ChannelFlag::RegisteredOnlySpeak)),
+    ChannelMode::new('R', ChannelModeKind::Flag(ChannelFlag::RegisteredOnly)),
     ChannelMode::new('i', ChannelModeKind::Flag(ChannelFlag::InviteOnly)),
     ChannelMode::new('m', ChannelModeKind::Flag(ChannelFlag::Moderated)),
     ChannelMode::new('n', ChannelModeKind::Flag(ChannelFlag::NoExternal)),
@@ -303,15 +310,15 @@ mod tests {
 
     #[test]
     fn the_advertised_strings_are_what_clients_know() {
-        assert_eq!(chanmodes(), "beI,k,l,Cimnpst");
+        assert_eq!(chanmodes(), "beI,k,l,CMRimnpst");
         assert_eq!(prefix(), "(ov)@+");
         assert_eq!(status_symbols(), "@+");
         assert_eq!(
             channel_modes_for_004(),
-            ("bCeIiklmnopstv".to_owned(), "beIklov".to_owned())
+            ("bCeIiklMmnopRstv".to_owned(), "beIklov".to_owned())
         );
         assert_eq!(user_modes_for_004(), "Biow");
-        assert_eq!(channel_flag_letters(), "Cimnpst");
+        assert_eq!(channel_flag_letters(), "CMRimnpst");
     }
 
     #[test]

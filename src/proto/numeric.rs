@@ -56,6 +56,7 @@ impl Numeric {
             ERR_INVITEONLYCHAN => "Cannot join channel (+i)",
             ERR_BANNEDFROMCHAN => "Cannot join channel (+b)",
             ERR_BADCHANNELKEY => "Cannot join channel (+k)",
+            ERR_NEEDREGGEDNICK => "Cannot join channel (+R) - you must be logged in to an account",
             ERR_BADCHANMASK => "Bad Channel Mask",
             ERR_BANLISTFULL => "Channel list is full",
             ERR_NOPRIVILEGES => "Permission Denied- You're not an IRC operator",
@@ -197,6 +198,9 @@ pub const ERR_INPUTTOOLONG: Numeric = Numeric(417);
 pub const ERR_TOOMANYMATCHES: Numeric = Numeric(416);
 pub const ERR_INVALIDCAPCMD: Numeric = Numeric(410);
 pub const ERR_INVALIDMODEPARAM: Numeric = Numeric(696);
+/// JOIN refused by `+R` to a client logged in to no account (irc-proto
+/// calls 477 ERR_NOCHANMODES, its RFC 2812 meaning).
+pub const ERR_NEEDREGGEDNICK: Numeric = Numeric(477);
 /// INVITE with no parameter: the rooms the client is invited to (Modern
 /// IRC; irc-proto gives these names to 346/347, the RFC 2812 numbers).
 pub const RPL_INVITELIST: Numeric = Numeric(336);

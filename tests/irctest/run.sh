@@ -26,7 +26,8 @@ markers="$common and not services"
 # built in so far; the others need parts of accounts still to come
 # (nick ownership, registered rooms).
 services_markers="services and $common"
-services_files=(sasl account_tag account_registration extended_join whois chathistory who monitor)
+services_files=(sasl account_tag account_registration extended_join whois chathistory who monitor
+    chmodes/account_extban)
 
 if [[ ! -d "$irctest_dir/irctest/server_tests" ]]; then
     echo "irctest: no irctest checkout at $irctest_dir (set IRCTEST_DIR)" >&2

@@ -48,6 +48,13 @@ static TEXTS: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "CS",
+        &[
+            "CS <command> [<arguments>]",
+            "Talks to ChanServ, the registered room service: CS HELP lists its commands.",
+        ],
+    ),
+    (
         "DLINE",
         &[
             "DLINE [<minutes>] <ip[/bits]> [:<reason>]",

@@ -42,6 +42,7 @@ fn join_one(state: &mut State, id: ClientId, name: &str, key: &str) {
         Ok(Some(folded)) => {
             enter(state, id, name, &folded);
             announce(state, id, &folded);
+            state.grant_owed_status(id, &folded);
             send_topic(state, id, &folded, false);
             send_names(state, id, &folded);
             playback::on_join(state, id, &folded);
@@ -148,14 +149,16 @@ struct Entrant<'a> {
     runs_room: bool,
 }
 
-/// Why `entrant` may not enter, checked in the order bans, invite-only,
-/// key, limit. An invite lets its holder past +i and, as Modern IRC says,
+/// Why `entrant` may not enter, checked in the order bans, logged-in only
+/// (+R), invite-only, key, limit. An invite lets its holder past +i and, as Modern IRC says,
 /// past +l, but not past the server's own cap on a room's size.
 fn refusal(channel: &Channel, entrant: &Entrant, max_members: usize) -> Option<Refusal> {
     let modes = &channel.modes;
     let members = channel.members.len();
     let numeric = if channel.is_banned(entrant.client) {
         numeric::ERR_BANNEDFROMCHAN
+    } else if modes.registered_only && entrant.client.account.is_none() && !entrant.invited {
+        numeric::ERR_NEEDREGGEDNICK
     } else if modes.invite_only
         && !entrant.invited
         && !entrant.runs_room
@@ -288,6 +291,77 @@ mod tests {
             .push(exception);
         harness.send("bob", "JOIN #room");
         assert_eq!(harness.take("bob")[0], ":bob!~bob@127.0.0.1 JOIN #room");
+    }
+
+    /// Logs `nick` in to `account`, dropping the 900 it is told.
+    fn log_in(harness: &mut Harness, nick: &str, account: &str) {
+        let id = harness.id(nick);
+        harness.state.log_in(id, account);
+        harness.take(nick);
+    }
+
+    fn joined(harness: &mut Harness, nick: &str) -> bool {
+        harness.send(nick, "JOIN #room");
+        let lines = harness.take(nick);
+        let joined = lines[0].ends_with(" JOIN #room");
+        harness.send(nick, "PART #room");
+        harness.take(nick);
+        joined
+    }
+
+    #[test]
+    fn an_account_ban_matches_the_account_not_the_nick() {
+        let mut harness = room_and_stranger(Config::default());
+        harness.take("alice");
+        harness.send("alice", "MODE #room +b ~a:bob");
+        assert_eq!(
+            harness.take("alice"),
+            [":alice!~alice@127.0.0.1 MODE #room +b ~a:bob"]
+        );
+        assert!(joined(&mut harness, "bob"), "logged out, bob is no account");
+        log_in(&mut harness, "bob", "Bob");
+        harness.send("bob", "JOIN #room");
+        assert_eq!(
+            harness.take("bob"),
+            [":localhost 474 bob #room :Cannot join channel (+b)"]
+        );
+        harness.send("alice", "MODE #room +e ~a:B*");
+        harness.take("alice");
+        assert!(joined(&mut harness, "bob"), "an account exception lets in");
+    }
+
+    #[test]
+    fn an_account_invite_exception_opens_invite_only_to_its_account() {
+        let mut harness = room_and_stranger(Config::default());
+        harness.send("alice", "MODE #room +i");
+        harness.send("alice", "MODE #room +I ~m:bob");
+        harness.send("alice", "MODE #room +I ~a:bob");
+        let told = harness.take("alice");
+        assert_eq!(
+            told[told.len() - 2..],
+            [
+                ":localhost 696 alice #room I ~m:bob :Unknown extban type",
+                ":alice!~alice@127.0.0.1 MODE #room +I ~a:bob",
+            ]
+        );
+        assert!(!joined(&mut harness, "bob"));
+        log_in(&mut harness, "bob", "bob");
+        assert!(joined(&mut harness, "bob"));
+    }
+
+    #[test]
+    fn registered_only_refuses_the_logged_out_with_477() {
+        let mut harness = room_and_stranger(Config::default());
+        harness.send("alice", "MODE #room +R");
+        harness.send("bob", "JOIN #room");
+        assert_eq!(
+            harness.take("bob"),
+            [
+                ":localhost 477 bob #room :Cannot join channel (+R) - you must be logged in to an account"
+            ]
+        );
+        log_in(&mut harness, "bob", "bob");
+        assert!(joined(&mut harness, "bob"));
     }
 
     #[test]

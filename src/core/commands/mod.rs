@@ -6,6 +6,7 @@ pub mod away;
 pub mod cap;
 pub mod certificates;
 pub mod channel_mode;
+pub mod chanserv;
 pub mod chathistory;
 pub mod help;
 pub mod info;

@@ -31,6 +31,7 @@ pub fn nick(state: &mut State, id: ClientId, message: &Message) -> Result<(), Re
     }
     if !is_valid_nick(wanted, state.config.limits.nick_length)
         || super::nickserv::is_service(state, wanted)
+        || super::chanserv::is_service(state, wanted)
     {
         return Err(Refusal::new(numeric::ERR_ERRONEOUSNICKNAME, &[wanted]));
     }

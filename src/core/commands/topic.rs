@@ -64,6 +64,7 @@ pub fn topic(state: &mut State, id: ClientId, message: &Message) -> Result<(), R
     let seq = state.record_history(record, &event);
     event.set_seq(seq);
     state.send_to_members(&folded, &mut event, |_, _| true);
+    state.save_room(&folded);
     Ok(())
 }
 

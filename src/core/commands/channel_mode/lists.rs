@@ -16,7 +16,8 @@ use crate::proto::{Casemapping, Folded};
 const MAX_MASK_LENGTH: usize = 150;
 
 impl ListKind {
-    fn entries(self, channel: &Channel) -> &Vec<ListEntry> {
+    /// The room's list of this kind.
+    pub(crate) fn entries(self, channel: &Channel) -> &Vec<ListEntry> {
         match self {
             ListKind::Bans => &channel.bans,
             ListKind::Exceptions => &channel.ban_exceptions,
@@ -24,7 +25,7 @@ impl ListKind {
         }
     }
 
-    fn entries_mut(self, channel: &mut Channel) -> &mut Vec<ListEntry> {
+    pub(crate) fn entries_mut(self, channel: &mut Channel) -> &mut Vec<ListEntry> {
         match self {
             ListKind::Bans => &mut channel.bans,
             ListKind::Exceptions => &mut channel.ban_exceptions,
@@ -65,9 +66,9 @@ impl ListKind {
 /// `letter` names. `Ok(None)` when the list already had it (or lacked it),
 /// or the mask cannot be kept.
 ///
-/// Bans and exceptions may be extbans (`~m:mask`, see `core::extban`); an
-/// unknown type is refused with 696 rather than kept as a mask that could
-/// never match.
+/// Bans and exceptions may be extbans (`~m:mask`, `~a:account`, see
+/// `core::extban`), invite exceptions account extbans; an unknown type is
+/// refused with 696 rather than kept as a mask that could never match.
 pub(super) fn edit(
     channel: &mut Channel,
     (letter, kind): (char, ListKind),
@@ -77,23 +78,7 @@ pub(super) fn edit(
     max_entries: usize,
     setter: Setter,
 ) -> Result<Option<Applied>, Refusal> {
-    let parsed = match kind {
-        ListKind::InviteExceptions => extban::Parsed::Plain(raw),
-        _ => extban::parse(raw),
-    };
-    let (extban, plain) = match parsed {
-        extban::Parsed::Plain(plain) => (None, plain),
-        extban::Parsed::Extended(extban, plain) => (Some(extban), plain),
-        extban::Parsed::Unknown => {
-            let letter = letter.to_string();
-            return Err(Refusal::new(
-                numeric::ERR_INVALIDMODEPARAM,
-                &[&channel.name, &letter, raw],
-            )
-            .with_text("Unknown extban type"));
-        }
-    };
-    let Some(mask) = normalize_mask(plain) else {
+    let Some((extban, mask)) = entry_of(&channel.name, (letter, kind), raw)? else {
         return Ok(None);
     };
     let text = extban::text(extban, &mask);
@@ -132,18 +117,53 @@ pub(super) fn edit(
     }
 }
 
+/// The extban type and the mask an entry of `kind` is kept as; `Ok(None)`
+/// for a mask that cannot be kept. An account mask is kept as written.
+fn entry_of(
+    channel_name: &str,
+    (letter, kind): (char, ListKind),
+    raw: &str,
+) -> Result<Option<(Option<&'static extban::Extban>, String)>, Refusal> {
+    let (extban, plain) = match extban::parse(raw) {
+        extban::Parsed::Plain(plain) => (None, plain),
+        // An invite exception lets in; it restricts nothing.
+        extban::Parsed::Extended(extban, plain)
+            if kind != ListKind::InviteExceptions || extban.restriction().is_none() =>
+        {
+            (Some(extban), plain)
+        }
+        _ => {
+            let letter = letter.to_string();
+            return Err(
+                Refusal::new(numeric::ERR_INVALIDMODEPARAM, &[channel_name, &letter, raw])
+                    .with_text("Unknown extban type"),
+            );
+        }
+    };
+    let mask = match extban.map(|extban| extban.kind) {
+        Some(extban::Kind::Account) => keepable(plain).then(|| plain.to_owned()),
+        _ => normalize_mask(plain),
+    };
+    Ok(mask.map(|mask| (extban, mask)))
+}
+
+/// Whether a mask may be kept at all: not empty, not too long, no
+/// character that would split it from its neighbours on the wire.
+fn keepable(raw: &str) -> bool {
+    !(raw.is_empty()
+        || raw.len() > MAX_MASK_LENGTH
+        || raw.starts_with(':')
+        || raw
+            .bytes()
+            .any(|b| b == b' ' || b == b',' || b.is_ascii_control()))
+}
+
 /// Completes a mask to `nick!user@host`, filling what is missing with `*`:
 /// `nick` → `nick!*@*`, `nick!user` → `nick!user@*`, `user@host` →
 /// `*!user@host`, and a bare word with a dot (a host; nicks have no dots)
 /// → `*!*@host`. `None` for a mask that cannot be kept.
 fn normalize_mask(raw: &str) -> Option<String> {
-    if raw.is_empty()
-        || raw.len() > MAX_MASK_LENGTH
-        || raw.starts_with(':')
-        || raw
-            .bytes()
-            .any(|b| b == b' ' || b == b',' || b.is_ascii_control())
-    {
+    if !keepable(raw) {
         return None;
     }
     let or_any = |part: &str| {

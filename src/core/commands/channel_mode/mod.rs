@@ -111,6 +111,16 @@ pub fn mode(state: &mut State, id: ClientId, message: &Message) -> Result<(), Re
         }
     }
     broadcast(state, id, &folded, &applied);
+    // Statuses belong to the members present, not to the stored room.
+    let kept = applied.iter().any(|change| {
+        !matches!(
+            modes::channel_mode(change.letter),
+            Some(ChannelModeKind::Prefix { .. })
+        )
+    });
+    if kept {
+        state.save_room(&folded);
+    }
     Ok(())
 }
 

@@ -163,6 +163,12 @@ fn relay(state: &mut State, id: ClientId, message: &Message, kind: MessageKind) 
             }
             continue;
         }
+        if super::chanserv::is_service(state, target) {
+            if answers && kind.has_text() {
+                super::chanserv::command(state, id, text);
+            }
+            continue;
+        }
         let outcome = if is_channel_name(target.trim_start_matches(modes::is_status_symbol)) {
             to_channel::to_channel(state, id, &outgoing, target)
         } else {

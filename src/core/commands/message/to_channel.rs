@@ -70,9 +70,13 @@ pub(super) fn to_channel(
 }
 
 /// Ops and voiced members always speak; others not while +m, banned or
-/// muted (`~m:`; exceptions honoured), and outsiders not while +n.
+/// muted (`~m:`; exceptions honoured), nor logged out while +M, and
+/// outsiders not while +n.
 fn may_speak(channel: &Channel, membership: Option<Membership>, client: &Client) -> bool {
-    let held = channel.modes.moderated || channel.bans_speech(client);
+    let logged_out = client.account.is_none();
+    let held = channel.modes.moderated
+        || (channel.modes.registered_only_speak && logged_out)
+        || channel.bans_speech(client);
     match membership {
         Some(membership) if membership.op || membership.voice => true,
         Some(_) => !held,
@@ -162,6 +166,36 @@ mod tests {
         );
         harness.send("alice", "MODE #room");
         assert_eq!(harness.take("alice")[0], ":irc.test 324 alice #room +Cnt");
+    }
+
+    #[test]
+    fn registered_only_speak_holds_the_logged_out_but_not_the_voiced() {
+        let mut harness = room();
+        harness.send("alice", "MODE #room +M");
+        harness.take("alice");
+        harness.take("bob");
+        harness.send("bob", "PRIVMSG #room :hi");
+        assert_eq!(harness.take("bob"), vec![REFUSED]);
+        assert!(harness.take("alice").is_empty());
+        let bob = harness.id("bob");
+        harness.state.log_in(bob, "bob");
+        harness.take("bob");
+        harness.send("bob", "PRIVMSG #room :logged in");
+        harness.state.log_out(bob);
+        harness.take("bob");
+        let voiced = Membership {
+            op: false,
+            voice: true,
+        };
+        harness.channel_mut("#room").members.insert(bob, voiced);
+        harness.send("bob", "PRIVMSG #room :voiced");
+        assert_eq!(
+            harness.take("alice"),
+            vec![
+                ":bob!~bob@127.0.0.1 PRIVMSG #room :logged in",
+                ":bob!~bob@127.0.0.1 PRIVMSG #room :voiced",
+            ]
+        );
     }
 
     #[test]

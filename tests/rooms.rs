@@ -1,0 +1,213 @@
+//! Registered rooms over real sockets: ChanServ REGISTER, a restart on the
+//! same database, the founder opped on her return, and a nick taken by
+//! someone else getting nothing of hers.
+
+mod common;
+
+use std::net::SocketAddr;
+
+use common::{Client, TempDir, test_config_with_history};
+
+async fn start(dir: &TempDir, extra_toml: &str) -> rookery::ServerHandle {
+    let config = test_config_with_history(&dir.join("history.db"), extra_toml);
+    rookery::start(config).await.unwrap()
+}
+
+/// The lines up to and including the first that contains `needle`.
+async fn lines_until(client: &mut Client, needle: &str) -> Vec<String> {
+    let mut lines = Vec::new();
+    loop {
+        let line = client.next_line().await.expect("the expected line comes");
+        let found = line.contains(needle);
+        lines.push(line);
+        if found {
+            return lines;
+        }
+    }
+}
+
+/// `nick` connects and creates its account (logged in).
+async fn with_account(addr: SocketAddr, nick: &str) -> Client {
+    let mut client = Client::register(addr, nick).await;
+    client.send("PRIVMSG NickServ :REGISTER hunter2").await;
+    client.expect_containing("created").await;
+    client
+}
+
+/// `nick` connects and logs in to its account with IDENTIFY.
+async fn identified(addr: SocketAddr, nick: &str) -> Client {
+    let mut client = Client::register(addr, nick).await;
+    client.send("PRIVMSG NickServ :IDENTIFY hunter2").await;
+    client
+        .expect_containing(":NickServ!NickServ@services. NOTICE")
+        .await;
+    client
+}
+
+/// What ChanServ answers `client`'s command.
+async fn chanserv(client: &mut Client, command: &str) -> String {
+    client.send(&format!("CS {command}")).await;
+    client
+        .expect_containing(":ChanServ!ChanServ@services. NOTICE")
+        .await
+}
+
+/// alice founds #room, sets its topic and +R, then the server stops.
+async fn founded_room(dir: &TempDir) {
+    let server = start(dir, "").await;
+    let addr = server.local_addrs()[0];
+    let mut alice = with_account(addr, "alice").await;
+    alice.send("JOIN #room").await;
+    alice.expect_containing(" 366 ").await;
+    let answer = chanserv(&mut alice, "REGISTER #room").await;
+    assert!(
+        answer.ends_with(":#room is now registered to alice."),
+        "{answer}"
+    );
+    alice.send("TOPIC #room :kept across restarts").await;
+    alice.expect_containing(" TOPIC #room ").await;
+    alice.send("MODE #room +R").await;
+    alice.expect_containing(" MODE #room +R").await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_registered_room_survives_a_restart_and_ops_its_founder() {
+    let dir = TempDir::new("rooms-restart");
+    founded_room(&dir).await;
+
+    let server = start(&dir, "").await;
+    let addr = server.local_addrs()[0];
+    let mut stranger = Client::register(addr, "stranger").await;
+    stranger.send("JOIN #room").await;
+    let refused = stranger.expect_containing(" 477 ").await;
+    assert!(
+        refused.starts_with(":irc.test 477 stranger #room :"),
+        "{refused}"
+    );
+
+    let mut alice = identified(addr, "alice").await;
+    alice.send("JOIN #room").await;
+    let joined = lines_until(&mut alice, " 366 ").await;
+    assert_eq!(joined[0], ":alice!~alice@127.0.0.1 JOIN #room");
+    assert_eq!(
+        joined[1],
+        ":ChanServ!ChanServ@services. MODE #room +o alice"
+    );
+    assert!(
+        joined
+            .iter()
+            .any(|line| line.ends_with(" 332 alice #room :kept across restarts")),
+        "{joined:?}"
+    );
+    assert!(
+        joined.iter().any(|line| line.ends_with(":@alice")),
+        "{joined:?}"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_stolen_nick_gets_no_ops_in_the_founders_room() {
+    let dir = TempDir::new("rooms-stolen-nick");
+    let server = start(&dir, "").await;
+    let addr = server.local_addrs()[0];
+    let mut alice = with_account(addr, "alice").await;
+    alice.send("JOIN #room").await;
+    alice.expect_containing(" 366 ").await;
+    chanserv(&mut alice, "REGISTER #room").await;
+    alice.send("QUIT :away").await;
+    assert!(alice.is_closed().await);
+
+    // Someone takes the nick while alice is away; the room is still there,
+    // empty, and its ops are not first come, first served.
+    let mut thief = Client::register(addr, "alice").await;
+    thief.send("JOIN #room").await;
+    thief.send("PING :joined").await;
+    let joined = lines_until(&mut thief, "PONG").await;
+    assert!(
+        joined.iter().all(|line| !line.contains(" MODE ")),
+        "{joined:?}"
+    );
+    assert!(
+        joined
+            .iter()
+            .any(|line| line.ends_with(" 353 alice = #room :alice")),
+        "{joined:?}"
+    );
+    thief.send("MODE #room +i").await;
+    thief.expect_containing(" 482 ").await;
+    let answer = chanserv(&mut thief, "OP #room").await;
+    assert!(answer.ends_with(":You must be logged in to an account to do that."));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn access_transfer_and_drop_are_stored() {
+    let dir = TempDir::new("rooms-transfer");
+    let server = start(&dir, "").await;
+    let addr = server.local_addrs()[0];
+    let mut bob = with_account(addr, "bob").await;
+    let mut carol = with_account(addr, "carol").await;
+    let mut alice = with_account(addr, "alice").await;
+    alice.send("JOIN #room").await;
+    alice.expect_containing(" 366 ").await;
+    chanserv(&mut alice, "REGISTER #room").await;
+    let answer = chanserv(&mut alice, "ACCESS #room ADD carol voice").await;
+    assert!(
+        answer.ends_with(":carol now gets voice in #room."),
+        "{answer}"
+    );
+    let answer = chanserv(&mut alice, "ACCESS #room ADD nobody op").await;
+    assert!(answer.ends_with(":No such account."), "{answer}");
+    let answer = chanserv(&mut alice, "TRANSFER #room bob").await;
+    assert!(answer.ends_with(":#room now belongs to bob."), "{answer}");
+    bob.send("QUIT").await;
+    carol.send("QUIT").await;
+    alice.send("QUIT").await;
+    server.shutdown().await;
+
+    let server = start(&dir, "").await;
+    let addr = server.local_addrs()[0];
+    let mut carol = identified(addr, "carol").await;
+    carol.send("JOIN #room").await;
+    carol
+        .expect_containing(":ChanServ!ChanServ@services. MODE #room +v carol")
+        .await;
+    let mut bob = identified(addr, "bob").await;
+    let info = chanserv(&mut bob, "INFO #room").await;
+    assert!(info.ends_with(":Room: #room"), "{info}");
+    let founder = bob.expect_containing("Founder").await;
+    assert!(founder.ends_with(":Founder: bob"), "{founder}");
+    bob.expect_containing(":Registered: ").await;
+    let answer = chanserv(&mut bob, "DROP #room").await;
+    assert!(
+        answer.ends_with(":#room is no longer registered."),
+        "{answer}"
+    );
+    server.shutdown().await;
+
+    let server = start(&dir, "").await;
+    let addr = server.local_addrs()[0];
+    let mut bob = identified(addr, "bob").await;
+    let info = chanserv(&mut bob, "INFO #room").await;
+    assert!(info.ends_with(":#room is not registered."), "{info}");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_account_registers_no_more_rooms_than_allowed() {
+    let dir = TempDir::new("rooms-limit");
+    let server = start(&dir, "accounts.max_rooms_per_account = 1").await;
+    let addr = server.local_addrs()[0];
+    let mut alice = with_account(addr, "alice").await;
+    alice.send("JOIN #one,#two").await;
+    alice.expect_containing(" 366 alice #two").await;
+    chanserv(&mut alice, "REGISTER #one").await;
+    let answer = chanserv(&mut alice, "REGISTER #two").await;
+    assert!(
+        answer.ends_with(":Your account has registered as many rooms as it may (1)."),
+        "{answer}"
+    );
+    server.shutdown().await;
+}
