@@ -241,6 +241,14 @@ pub struct AdminState {
 }
 
 impl AdminState {
+    /// The state a server starts with under `config`.
+    pub fn for_config(config: &crate::config::Config) -> AdminState {
+        AdminState {
+            login_lockout: LoginLockout::new(&config.accounts),
+            ..AdminState::default()
+        }
+    }
+
     /// Hands `request` to the worker; false when there is none.
     pub fn request(&self, request: AdminRequest) -> bool {
         let refused = match &self.worker {

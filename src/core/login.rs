@@ -10,6 +10,7 @@ use super::caps::Caps;
 use super::commands::{authenticate, nickserv};
 use super::{AccountAnswer, AccountJob, AccountOutcome, AccountPurpose, AdminRequest};
 use super::{Client, ClientId, State};
+use crate::config::Registration;
 use crate::proto::Line;
 use crate::proto::numeric;
 
@@ -101,20 +102,37 @@ impl State {
         self.account_job(id, purpose, job)
     }
 
-    /// Counts a REGISTER against the client's address; false past the
-    /// limit.
-    pub fn start_registration(&mut self, id: ClientId) -> bool {
+    /// Whether `id` may create an account from IRC under `[accounts]
+    /// registration`; counts nothing. Every REGISTER path asks this.
+    pub fn registration_allowed(&self, id: ClientId) -> Result<(), RegistrationRefused> {
+        let oper = self
+            .clients
+            .get(&id)
+            .is_some_and(|client| client.modes.oper);
+        match self.config.accounts.registration {
+            Registration::Open => Ok(()),
+            Registration::Opers if oper => Ok(()),
+            Registration::Opers => Err(RegistrationRefused::OpersOnly),
+            Registration::Off => Err(RegistrationRefused::Closed),
+        }
+    }
+
+    /// Starts a REGISTER by `id`: allowed by the configuration, and
+    /// counted against the client's address (refused past the hourly
+    /// limit), before any password is hashed.
+    pub fn start_registration(&mut self, id: ClientId) -> Result<(), RegistrationRefused> {
+        self.registration_allowed(id)?;
         let Some(client) = self.clients.get(&id) else {
-            return false;
+            return Err(RegistrationRefused::TooMany);
         };
         let (ip, nick) = (client.ip, client.nick.clone());
         let address = self.address_key(ip);
         let now = self.clock.now();
         if !self.admin.login_lockout.start_registration(address, now) {
             warn!(?nick, %ip, "registration refused: too many from this address");
-            return false;
+            return Err(RegistrationRefused::TooMany);
         }
-        true
+        Ok(())
     }
 
     /// Hands an account job to the worker and holds `id`'s later lines
@@ -128,10 +146,34 @@ impl State {
         true
     }
 
-    /// Whether accounts can be used at all: they live in the history
-    /// database.
+    /// Whether accounts can be used at all: `[accounts] enabled`, and they
+    /// live in the history database.
     pub fn accounts_enabled(&self) -> bool {
-        self.config.history.enabled
+        self.config.accounts.enabled && self.config.history.enabled
+    }
+}
+
+/// Why an account cannot be registered from IRC now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RegistrationRefused {
+    /// `[accounts] registration = "off"`.
+    Closed,
+    /// `registration = "opers"`, and the client is not an operator.
+    OpersOnly,
+    /// The client's address registered its share this hour.
+    TooMany,
+}
+
+impl RegistrationRefused {
+    /// What the client is told.
+    pub fn text(self) -> &'static str {
+        match self {
+            RegistrationRefused::Closed => "Registering accounts is disabled on this server.",
+            RegistrationRefused::OpersOnly => "Only operators may register accounts here.",
+            RegistrationRefused::TooMany => {
+                "Too many accounts registered from your address; try again later."
+            }
+        }
     }
 }
 

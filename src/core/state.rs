@@ -76,6 +76,7 @@ impl State {
     pub fn new(config: Arc<Config>, clock: Box<dyn Clock>) -> State {
         let created = clock.now();
         let whowas = Whowas::new(config.limits.whowas_entries);
+        let admin = AdminState::for_config(&config);
         let cloaking = &config.cloaking;
         let cloak = cloaking.enabled.then(|| {
             // The server fills the secret in from its file; without one
@@ -105,7 +106,7 @@ impl State {
             ),
             msgid_counter: 0,
             clock,
-            admin: AdminState::default(),
+            admin,
             history: None,
             playback: PlaybackRings::default(),
             inbox: None,

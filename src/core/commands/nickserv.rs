@@ -93,12 +93,8 @@ fn register(state: &mut State, id: ClientId, password: &str) {
     if already_logged_in(state, id) {
         return;
     }
-    if !state.start_registration(id) {
-        say(
-            state,
-            id,
-            "Too many accounts registered from your address; try again later.",
-        );
+    if let Err(refused) = state.start_registration(id) {
+        say(state, id, refused.text());
         return;
     }
     let job = AccountJob::Register {
@@ -297,6 +293,58 @@ mod tests {
                 ":NickServ!NickServ@services. NOTICE a4 :Too many accounts registered from your address; try again later."
             ]
         );
+    }
+
+    fn harness_with(accounts: &str) -> Harness {
+        let mut config = crate::config::Config::default();
+        config.server.name = "irc.test".into();
+        config.accounts = toml::from_str(accounts).unwrap();
+        Harness::with_config(config)
+    }
+
+    #[test]
+    fn registration_opers_lets_only_operators_register_and_off_nobody() {
+        let mut h = harness_with("registration = \"opers\"");
+        let mut requests = h.attach_worker();
+        h.register("alice");
+        h.register("oper");
+        h.make_oper("oper");
+        h.send("alice", "NS REGISTER hunter2");
+        assert!(requests.try_recv().is_err(), "no job for the worker");
+        assert_eq!(
+            h.take("alice"),
+            [
+                ":NickServ!NickServ@services. NOTICE alice :Only operators may register accounts here."
+            ]
+        );
+        h.send("oper", "NS REGISTER hunter2");
+        answer(&mut h, &mut requests, AccountOutcome::Valid("oper".into()));
+        let mut h = harness_with("registration = \"off\"");
+        let mut requests = h.attach_worker();
+        h.register("oper");
+        h.make_oper("oper");
+        h.send("oper", "NS REGISTER hunter2");
+        assert!(requests.try_recv().is_err(), "no job for the worker");
+        assert_eq!(
+            h.take("oper"),
+            [
+                ":NickServ!NickServ@services. NOTICE oper :Registering accounts is disabled on this server."
+            ]
+        );
+    }
+
+    #[test]
+    fn accounts_disabled_answer_so_and_offer_no_sasl() {
+        let mut h = harness_with("enabled = false");
+        h.register("alice");
+        h.send("alice", "NS IDENTIFY hunter2");
+        assert_eq!(
+            h.take("alice"),
+            [":NickServ!NickServ@services. NOTICE alice :Accounts are not enabled on this server."]
+        );
+        h.send("alice", "CAP LS 302");
+        let caps = h.take("alice").join(" ");
+        assert!(!caps.contains("sasl"), "{caps}");
     }
 
     #[test]
