@@ -85,6 +85,8 @@ pub struct UserModes {
     pub oper: bool,
     /// +B, bot-mode: shown in WHOIS and WHO, and tagged on messages.
     pub bot: bool,
+    /// +r: logged in; set and cleared only with [`Client::account`].
+    pub registered: bool,
 }
 
 impl UserModes {
@@ -105,6 +107,7 @@ impl UserModes {
             UserFlag::Bot => self.bot,
             UserFlag::Invisible => self.invisible,
             UserFlag::Oper => self.oper,
+            UserFlag::Registered => self.registered,
             UserFlag::Wallops => self.wallops,
         }
     }
@@ -115,6 +118,7 @@ impl UserModes {
             UserFlag::Bot => &mut self.bot,
             UserFlag::Invisible => &mut self.invisible,
             UserFlag::Oper => &mut self.oper,
+            UserFlag::Registered => &mut self.registered,
             UserFlag::Wallops => &mut self.wallops,
         }
     }

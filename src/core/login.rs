@@ -25,6 +25,7 @@ impl State {
         let mask = shown_mask(client);
         let text = format!("You are now logged in as {account}");
         self.reply(id, numeric::RPL_LOGGEDIN, &[&mask, account], &text);
+        self.set_registered_mode(id, true);
         self.notify_account(id);
     }
 
@@ -43,7 +44,44 @@ impl State {
             &[&mask],
             "You are now logged out",
         );
+        self.set_registered_mode(id, false);
         self.notify_account(id);
+    }
+
+    /// Sets or clears `id`'s user mode +r and tells a registered client
+    /// (one still registering is told with its welcome:
+    /// [`State::announce_registered_mode`]).
+    fn set_registered_mode(&mut self, id: ClientId, on: bool) {
+        let Some(client) = self.clients.get_mut(&id) else {
+            return;
+        };
+        if client.modes.registered == on {
+            return;
+        }
+        client.modes.registered = on;
+        if client.registered {
+            self.send_own_mode(id, if on { "+r" } else { "-r" });
+        }
+    }
+
+    /// Tells a client that just registered, logged in already (SASL,
+    /// PASS), that it has +r.
+    pub fn announce_registered_mode(&mut self, id: ClientId) {
+        if self.clients.get(&id).is_some_and(|c| c.modes.registered) {
+            self.send_own_mode(id, "+r");
+        }
+    }
+
+    /// `:nick!user@host MODE nick <change>` to the client itself.
+    fn send_own_mode(&mut self, id: ClientId, change: &str) {
+        let Some(client) = self.clients.get(&id) else {
+            return;
+        };
+        let line = Line::new(Some(&client.source), "MODE")
+            .arg(&client.nick)
+            .arg(change)
+            .finish();
+        self.send(id, line);
     }
 
     /// account-notify: `:nick!user@host ACCOUNT <account|*>` to peers (and
@@ -257,6 +295,7 @@ pub(super) mod tests {
             h.take("bob"),
             [
                 ":irc.test 900 bob bob!~bob@127.0.0.1 Bob :You are now logged in as Bob",
+                ":bob!~bob@127.0.0.1 MODE bob +r",
                 ":NickServ!NickServ@services. NOTICE bob :You are now logged in as Bob.",
             ]
         );
@@ -270,10 +309,28 @@ pub(super) mod tests {
             h.take("bob"),
             [
                 ":irc.test 901 bob bob!~bob@127.0.0.1 :You are now logged out",
+                ":bob!~bob@127.0.0.1 MODE bob -r",
                 ":NickServ!NickServ@services. NOTICE bob :You are now logged out.",
             ]
         );
         assert_eq!(h.take("alice"), [":bob!~bob@127.0.0.1 ACCOUNT *"]);
+    }
+
+    #[test]
+    fn user_mode_r_follows_the_login_and_no_client_can_set_or_clear_it() {
+        let (mut h, _requests) = watched_login();
+        h.take("bob");
+        h.take("alice");
+        h.send("bob", "MODE bob");
+        assert_eq!(h.take("bob"), [":irc.test 221 bob +r"]);
+        h.send("bob", "MODE bob -r");
+        h.send("alice", "MODE alice +r");
+        assert!(h.take("bob").is_empty());
+        assert!(h.take("alice").is_empty());
+        h.send("bob", "MODE bob");
+        h.send("alice", "MODE alice");
+        assert_eq!(h.take("bob"), [":irc.test 221 bob +r"]);
+        assert_eq!(h.take("alice"), [":irc.test 221 alice +"]);
     }
 
     #[test]

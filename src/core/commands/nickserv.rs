@@ -266,6 +266,7 @@ mod tests {
             h.take("alice"),
             [
                 ":irc.test 900 alice alice!~alice@127.0.0.1 alice :You are now logged in as alice",
+                ":alice!~alice@127.0.0.1 MODE alice +r",
                 ":NickServ!NickServ@services. NOTICE alice :Account alice created; you are now logged in.",
                 ":irc.test PONG irc.test :after",
             ]

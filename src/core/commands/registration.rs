@@ -220,6 +220,7 @@ pub fn try_register(state: &mut State, id: ClientId) {
     let registered = state.registered_count();
     state.max_clients_seen = state.max_clients_seen.max(registered);
     welcome(state, id);
+    state.announce_registered_mode(id);
     state.monitor_online(id);
 }
 

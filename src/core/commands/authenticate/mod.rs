@@ -269,6 +269,11 @@ mod tests {
             ]
         );
         assert!(lines[2].starts_with(":irc.test 001 alice "), "{lines:?}");
+        // +r once registered, after the welcome burst.
+        assert_eq!(
+            lines.last().map(String::as_str),
+            Some(":alice!~alice@127.0.0.1 MODE alice +r")
+        );
         h.send("c", "AUTHENTICATE PLAIN");
         assert_eq!(
             h.take("c"),
