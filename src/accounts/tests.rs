@@ -363,7 +363,7 @@ fn a_newer_account_schema_is_refused_and_history_is_left_alone() {
         conn.pragma_update(None, "user_version", 3).unwrap();
     }
     let store = db.open(Casemapping::Ascii);
-    assert_eq!(store.schema_version().unwrap(), 1);
+    assert_eq!(store.schema_version().unwrap(), 2);
     drop(store);
     let conn = rusqlite::Connection::open(db.path()).unwrap();
     // History's own schema counter is not the accounts'.
@@ -383,7 +383,7 @@ fn a_newer_account_schema_is_refused_and_history_is_left_alone() {
                 error,
                 AccountError::TooNew {
                     found: 99,
-                    known: 1,
+                    known: 2,
                     ..
                 }
             ),
@@ -409,4 +409,47 @@ fn accounts_and_history_share_one_file() {
     assert!(history.schema_version().unwrap() >= 3);
     let accounts = db.open(Casemapping::Ascii);
     assert_eq!(accounts.find("alice").unwrap().unwrap().name, "alice");
+}
+
+#[test]
+fn every_owned_nick_is_listed_with_its_owner_and_enforcement() {
+    let db = Database::new("owners");
+    let mut store = db.open(Casemapping::Ascii);
+    store.create("Alice", &credentials("pw"), None, 0).unwrap();
+    store.add_nick("alice", "Alicia", 1).unwrap();
+    store.create("bob", &credentials("pw"), None, 0).unwrap();
+    store.set_enforce("ALICE", true).unwrap();
+    let mut owners = store.nick_owners().unwrap();
+    owners.sort_by(|a, b| a.nick_key.cmp(&b.nick_key));
+    let owner = |nick: &str, account: &str, enforce| NickOwner {
+        nick_key: nick.to_owned(),
+        account: account.to_owned(),
+        enforce,
+    };
+    assert_eq!(
+        owners,
+        [
+            owner("alice", "Alice", true),
+            owner("alicia", "Alice", true),
+            owner("bob", "bob", false),
+        ]
+    );
+}
+
+#[test]
+fn a_deleted_account_takes_its_nicks_and_certificates_with_it() {
+    let db = Database::new("delete");
+    let mut store = db.open(Casemapping::Ascii);
+    store.create("alice", &credentials("pw"), None, 0).unwrap();
+    store.add_nick("alice", "alicia", 1).unwrap();
+    store.add_certificate("alice", FINGERPRINT).unwrap();
+    store.delete("ALICE").unwrap();
+    assert_eq!(store.find("alice").unwrap(), None);
+    assert_eq!(store.nick_owner("alicia").unwrap(), None);
+    assert_eq!(store.certificate_owner(FINGERPRINT).unwrap(), None);
+    assert!(matches!(
+        store.delete("alice"),
+        Err(AccountError::NotFound(_))
+    ));
+    store.create("alicia", &credentials("pw"), None, 2).unwrap();
 }
