@@ -12,7 +12,7 @@ use tokio::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::accounts::{DatabaseLock, LockError};
+use crate::accounts::{AccountError, DatabaseLock, LockError, Naming, NickOwner, Store};
 use crate::config::Config;
 use crate::core::{self, Event, State, SystemClock};
 use crate::history::{self, History, StoreError};
@@ -62,6 +62,12 @@ pub enum StartError {
     /// Another server, or an account command, is using the database.
     #[error(transparent)]
     DatabaseLock(#[from] LockError),
+    /// The account tables cannot be read (for the index of owned nicks).
+    #[error(transparent)]
+    Accounts(#[from] AccountError),
+    /// Reading the account tables panicked.
+    #[error("the account store did not start: {0}")]
+    AccountsTask(tokio::task::JoinError),
 }
 
 /// Binds every configured listener and starts serving. Must run inside a
@@ -99,6 +105,7 @@ pub async fn start_with(config: Config, options: Options) -> Result<ServerHandle
     let certificates = load_certificates(&config)?;
     let database_lock = lock_database(&config)?;
     let (history, preload) = start_history(&config, history_hooks).await?;
+    let nick_owners = load_nick_owners(&config).await?;
     let addresses: Vec<SocketAddr> = config.listen.iter().map(|listen| listen.address).collect();
     let (listeners, local_addrs): (Vec<_>, Vec<_>) =
         net::bind(&addresses).await?.into_iter().unzip();
@@ -128,8 +135,10 @@ pub async fn start_with(config: Config, options: Options) -> Result<ServerHandle
         connect_history(&mut state, history, inbox.clone());
     }
     state.seed_playback(preload);
+    state.reservations = reservations(&state, nick_owners);
     let core = tokio::spawn(core::run(state, events));
     tokio::spawn(give_back_memory(acceptor.shutdown.clone()));
+    tokio::spawn(tick(inbox.clone(), acceptor.shutdown.clone()));
     Ok(ServerHandle {
         local_addrs,
         inbox,
@@ -284,6 +293,54 @@ async fn report_history_health(
             .is_err()
         {
             return;
+        }
+    }
+}
+
+/// Reads every owned nick from the account store, once: the core keeps
+/// them in memory so a NICK never waits on the disk. None while accounts
+/// are off.
+async fn load_nick_owners(config: &Config) -> Result<Vec<NickOwner>, StartError> {
+    if !(config.accounts.enabled && config.history.enabled) {
+        return Ok(Vec::new());
+    }
+    let path = config.history.path.clone();
+    let naming = Naming::from_config(config);
+    let owners = tokio::task::spawn_blocking(move || Store::open(&path, naming)?.nick_owners())
+        .await
+        .map_err(StartError::AccountsTask)??;
+    Ok(owners)
+}
+
+/// The core's index of owned nicks.
+fn reservations(state: &State, owners: Vec<NickOwner>) -> core::reservation::Reservations {
+    core::reservation::Reservations::new(owners.into_iter().map(|owner| {
+        let nick = state.fold(&owner.nick_key);
+        let owner = core::reservation::Owner {
+            account: owner.account,
+            enforce: owner.enforce,
+        };
+        (nick, owner)
+    }))
+}
+
+/// How often the core checks the deadlines it keeps (renaming a client
+/// that did not log in to the account owning its nick).
+const TICK_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Sends the core [`Event::Tick`] every second. A full inbox skips a tick:
+/// the next one finds the same deadlines due.
+async fn tick(core: mpsc::Sender<Event>, stop: CancellationToken) {
+    let mut interval = tokio::time::interval(TICK_INTERVAL);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = interval.tick() => {}
+            _ = stop.cancelled() => return,
+        }
+        match core.try_send(Event::Tick) {
+            Err(mpsc::error::TrySendError::Closed(_)) => return,
+            _ => continue,
         }
     }
 }

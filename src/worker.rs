@@ -220,6 +220,13 @@ fn account_job(path: &Path, naming: Naming, job: AccountJob) -> AccountOutcome {
             proof,
         } => scram_proof(&store, &account, &auth_message, &proof),
         AccountJob::Info { account } => about(&store, &account),
+        AccountJob::SetPassword { account, password } => {
+            set_password(&mut store, &account, &password)
+        }
+        AccountJob::SetEnforce { account, on } => store
+            .set_enforce(&account, on)
+            .map(|()| AccountOutcome::EnforceSet(on)),
+        AccountJob::Drop { account, password } => drop_account(&mut store, &account, &password),
     });
     outcome.unwrap_or_else(|error| {
         error!("account store: {error}");
@@ -262,8 +269,40 @@ fn register(store: &mut Store, name: &str, password: &str) -> Result<AccountOutc
             Ok(AccountOutcome::Valid(account.name))
         }
         Err(AccountError::NameTaken(_) | AccountError::NickTaken(_)) => Ok(AccountOutcome::Taken),
+        Err(AccountError::InvalidName(_, max)) => Ok(AccountOutcome::BadName { max }),
         Err(error) => Err(error),
     }
+}
+
+/// NickServ SET PASSWORD: new hash and SCRAM verifiers for a logged-in
+/// account.
+fn set_password(
+    store: &mut Store,
+    account: &str,
+    password: &str,
+) -> Result<AccountOutcome, AccountError> {
+    let Ok(credentials) = Credentials::derive(password) else {
+        return Ok(AccountOutcome::BadPassword);
+    };
+    store.set_password(account, &credentials)?;
+    info!(account, "account password changed");
+    Ok(AccountOutcome::PasswordSet)
+}
+
+/// NickServ DROP: the password checked as for a login, then the account
+/// deleted with its nicks and certificates.
+fn drop_account(
+    store: &mut Store,
+    account: &str,
+    password: &str,
+) -> Result<AccountOutcome, AccountError> {
+    let name = match check_password(store, account, password)? {
+        AccountOutcome::Valid(name) => name,
+        refused => return Ok(refused),
+    };
+    store.delete(&name)?;
+    info!(account = %name, "account dropped");
+    Ok(AccountOutcome::Dropped(name))
 }
 
 /// SCRAM's first step: the salt and iteration count the client needs.

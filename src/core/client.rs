@@ -75,6 +75,9 @@ pub struct Client {
     pub playback_seen: HashMap<Folded, u64>,
     /// The last PRIVMSG/NOTICE/JOIN-like activity, for WHOIS idle.
     pub last_active: SystemTime,
+    /// When the client is renamed to a guest unless it logs in to the
+    /// account owning its nick (`core/reservation.rs`).
+    pub guest_deadline: Option<SystemTime>,
 }
 
 /// User modes.
@@ -156,6 +159,7 @@ impl Client {
             nick_floor: crate::history::millis(now),
             playback_seen: HashMap::new(),
             last_active: now,
+            guest_deadline: None,
         }
     }
 

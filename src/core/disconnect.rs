@@ -27,6 +27,7 @@ impl State {
             self.monitor_offline(&nick);
         }
         self.unwatch_all(id);
+        self.cancel_guest_deadline(id);
         self.remember_nick(id);
         let Some(client) = self.clients.remove(&id) else {
             return;

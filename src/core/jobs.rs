@@ -41,6 +41,12 @@ pub enum AccountJob {
     Register { name: String, password: String },
     /// Describe an account.
     Info { account: String },
+    /// Replace an account's password (hash and SCRAM verifiers).
+    SetPassword { account: String, password: String },
+    /// Turn enforcement of an account's nicks on or off.
+    SetEnforce { account: String, on: bool },
+    /// Delete an account, once `password` is checked against it.
+    Drop { account: String, password: String },
     /// SCRAM-SHA-256, first step: the account's salt and iteration count.
     ScramSalt { account: String },
     /// SCRAM-SHA-256, last step: check the client's proof of the password
@@ -63,6 +69,8 @@ pub enum AccountPurpose {
     Register,
     /// `NickServ INFO`.
     Info,
+    /// `NickServ SET PASSWORD`, `SET ENFORCE` and `DROP`.
+    Change,
 }
 
 /// What the worker found.
@@ -78,6 +86,17 @@ pub enum AccountOutcome {
     Taken,
     /// REGISTER: the password is unacceptable (empty, too long).
     BadPassword,
+    /// REGISTER: the nick cannot be an account name (longer than an
+    /// account name may be, `max`).
+    BadName {
+        max: usize,
+    },
+    /// SET PASSWORD: the new password is in force.
+    PasswordSet,
+    /// SET ENFORCE: enforcement is now on (true) or off.
+    EnforceSet(bool),
+    /// DROP: the account (its name as registered) is gone.
+    Dropped(String),
     /// INFO: the account, when it exists.
     About(Option<AccountAbout>),
     /// SCRAM: what the client salts its password with.

@@ -222,6 +222,7 @@ pub fn answered(state: &mut State, id: ClientId, purpose: AccountPurpose, outcom
         (_, AccountPurpose::Register) => None,
         (AccountOutcome::Valid(name), _) => Some(name),
         (AccountOutcome::ScramProved { account, .. }, _) => Some(account),
+        (AccountOutcome::Dropped(account), _) => Some(account),
         _ => None,
     };
     if let (Some(name), Some(client)) = (logged_in, state.clients.get(&id)) {

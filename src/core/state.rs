@@ -16,6 +16,7 @@ use super::cloak::{self, Cloak};
 use super::commands::{chathistory, oper, rehash};
 use super::hold::Input;
 use super::labeled::Capture;
+use super::reservation::Reservations;
 use super::whowas::Whowas;
 use super::{
     AdminState, Channel, Client, ClientId, Clock, Event, IdMap, IdSet, Membership, bans, isupport,
@@ -67,6 +68,9 @@ pub struct State {
     /// one later ([`super::history_access::starting_floor`]).
     pub(super) room_ended_ms: i64,
     pub(super) nick_ended_ms: i64,
+    /// Which account owns each registered nick, and when clients using
+    /// one without logging in are renamed.
+    pub reservations: Reservations,
     /// Makes message ids unique across restarts: the start time.
     msgid_prefix: String,
     msgid_counter: u64,
@@ -115,6 +119,7 @@ impl State {
             label: None,
             room_ended_ms: i64::MIN,
             nick_ended_ms: i64::MIN,
+            reservations: Reservations::default(),
         }
         .with_persistent_rooms()
     }
@@ -204,6 +209,7 @@ impl State {
             } => login::answered(self, id, purpose, outcome),
             Event::HistoryAnswered(answer) => chathistory::answered(self, *answer),
             Event::HistoryHealth { degraded } => self.history_health(degraded),
+            Event::Tick => self.expire_guest_deadlines(),
             Event::Shutdown => self.shutdown(),
         }
         while let Some(id) = self.overflowed.pop() {

@@ -8,6 +8,8 @@ use crate::core::{AccountAbout, AccountJob, AccountOutcome, AccountPurpose, Refu
 use crate::core::{ClientId, State};
 use crate::proto::{Line, Message};
 
+use super::nickserv_set;
+
 /// The service's nick, reserved for it.
 pub const NICK: &str = "NickServ";
 const SOURCE: &str = "NickServ!NickServ@services.";
@@ -17,8 +19,11 @@ const HELP: &[&str] = &[
     "REGISTER <password>: creates an account named after your nick and logs you in.",
     "IDENTIFY [account] <password>: logs you in (the account defaults to your nick).",
     "LOGOUT: logs you out.",
-    "GHOST <nick>: disconnects another connection of yours (logged in to your account) using <nick>.",
+    "GHOST <nick>: disconnects a connection using <nick>, when your account owns the nick or the connection is logged in to your account.",
     "INFO [account]: tells about an account.",
+    "SET PASSWORD <new password>: changes the password of the account you are logged in to.",
+    "SET ENFORCE ON|OFF: whether others using your nicks must log in or be renamed (when the server leaves it to each account).",
+    "DROP [account] <password>: deletes the account (by default yours) and frees its nicks.",
     "Clients that support SASL (PLAIN, SCRAM-SHA-256) can log in while connecting instead.",
 ];
 
@@ -54,6 +59,8 @@ pub fn command(state: &mut State, id: ClientId, text: &str) {
         ("LOGOUT", _) => logout(state, id),
         ("GHOST", [nick, ..]) => ghost(state, id, nick),
         ("GHOST", []) => say(state, id, "Syntax: GHOST <nick>"),
+        ("SET", arguments) => nickserv_set::set(state, id, arguments),
+        ("DROP", arguments) => nickserv_set::drop(state, id, arguments),
         ("INFO", arguments) => {
             let account = match arguments.first() {
                 Some(account) => (*account).to_owned(),
@@ -124,13 +131,15 @@ fn logout(state: &mut State, id: ClientId) {
     say(state, id, "You are now logged out.");
 }
 
-/// Frees `nick` from a stale connection of the same account: the other
-/// connection quits, so its owner can take the nick back.
+/// Frees `nick` from a stale connection of the same account, or from
+/// anyone using a nick the caller's account owns: that connection quits,
+/// as Ergo's GHOST does, so the owner can take the nick back.
 fn ghost(state: &mut State, id: ClientId, nick: &str) {
     let Some(account) = account_of(state, id) else {
         say(state, id, "You must be logged in to use GHOST.");
         return;
     };
+    let casemapping = state.config.server.casemapping;
     let folded = state.fold(nick);
     let ghost = state
         .nicks
@@ -140,12 +149,18 @@ fn ghost(state: &mut State, id: ClientId, nick: &str) {
     let same_account = ghost
         .and_then(|other| state.clients.get(&other))
         .and_then(|other| other.account.as_deref())
-        .is_some_and(|theirs| state.config.server.casemapping.eq(theirs, &account));
-    let (Some(ghost), true) = (ghost, same_account) else {
+        .is_some_and(|theirs| casemapping.eq(theirs, &account));
+    let owned = state
+        .reservations
+        .owner(&folded)
+        .is_some_and(|owner| casemapping.eq(&owner.account, &account));
+    let (Some(ghost), true) = (ghost, same_account || owned) else {
         say(
             state,
             id,
-            &format!("{nick} is not another connection of your account."),
+            &format!(
+                "{nick} is not another connection of your account, nor a nick your account owns."
+            ),
         );
         return;
     };
@@ -155,10 +170,15 @@ fn ghost(state: &mut State, id: ClientId, nick: &str) {
     say(state, id, &format!("{nick} has been disconnected."));
 }
 
-/// The worker's answer to REGISTER, IDENTIFY or INFO.
+/// The worker's answer to REGISTER, IDENTIFY, INFO, SET or DROP.
 pub fn answered(state: &mut State, id: ClientId, purpose: AccountPurpose, outcome: AccountOutcome) {
+    if purpose == AccountPurpose::Change {
+        return nickserv_set::answered(state, id, outcome);
+    }
     match (purpose, outcome) {
         (AccountPurpose::Register, AccountOutcome::Valid(account)) => {
+            let nick = state.fold(&account);
+            state.reservations.add(nick, &account);
             state.log_in(id, &account);
             let text = format!("Account {account} created; you are now logged in.");
             say(state, id, &text);
@@ -172,16 +192,25 @@ pub fn answered(state: &mut State, id: ClientId, purpose: AccountPurpose, outcom
             say(state, id, text);
         }
         (_, AccountOutcome::BadPassword) => say(state, id, "That password cannot be used."),
+        (_, AccountOutcome::BadName { max }) => {
+            let text = format!(
+                "Your nick cannot name an account: account names are nicks of at most {max} characters."
+            );
+            say(state, id, &text);
+        }
         (_, AccountOutcome::Invalid) => say(state, id, "Invalid account credentials."),
         (_, AccountOutcome::Suspended) => say(state, id, "That account is suspended."),
         (_, AccountOutcome::About(Some(about))) => info(state, id, &about),
         (_, AccountOutcome::About(None)) => say(state, id, "No such account."),
-        // SCRAM's answers go to AUTHENTICATE only.
+        // SCRAM's answers go to AUTHENTICATE only, SET's and DROP's above.
         (
             _,
             AccountOutcome::Unavailable
             | AccountOutcome::ScramSalt { .. }
-            | AccountOutcome::ScramProved { .. },
+            | AccountOutcome::ScramProved { .. }
+            | AccountOutcome::PasswordSet
+            | AccountOutcome::EnforceSet(_)
+            | AccountOutcome::Dropped(_),
         ) => unavailable(state, id),
     }
 }
@@ -211,7 +240,7 @@ fn info(state: &mut State, id: ClientId, about: &AccountAbout) {
     }
 }
 
-fn unavailable(state: &mut State, id: ClientId) {
+pub(super) fn unavailable(state: &mut State, id: ClientId) {
     say(
         state,
         id,
@@ -220,7 +249,7 @@ fn unavailable(state: &mut State, id: ClientId) {
 }
 
 /// A NOTICE from the service to `id`.
-fn say(state: &mut State, id: ClientId, text: &str) {
+pub fn say(state: &mut State, id: ClientId, text: &str) {
     let Some(client) = state.clients.get(&id) else {
         return;
     };
@@ -239,7 +268,7 @@ fn nick_of(state: &State, id: ClientId) -> String {
         .unwrap_or_default()
 }
 
-fn account_of(state: &State, id: ClientId) -> Option<String> {
+pub(super) fn account_of(state: &State, id: ClientId) -> Option<String> {
     state.clients.get(&id)?.account.clone()
 }
 
@@ -438,7 +467,7 @@ mod tests {
         assert_eq!(
             h.take("mallory"),
             [
-                ":NickServ!NickServ@services. NOTICE mallory :alice is not another connection of your account."
+                ":NickServ!NickServ@services. NOTICE mallory :alice is not another connection of your account, nor a nick your account owns."
             ]
         );
         h.send("alice_", "NS GHOST alice");

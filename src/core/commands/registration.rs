@@ -58,10 +58,23 @@ pub fn nick(state: &mut State, id: ClientId, message: &Message) -> Result<(), Re
     };
     if old.registered {
         announce_nick(state, id, wanted, &old);
+        if old.renamed {
+            state.check_reserved_nick(id);
+        }
     } else {
         try_register(state, id);
     }
     Ok(())
+}
+
+/// Renames a registered client the server's way (to a guest nick): no
+/// ban keeps it, and the nick is known to be free and valid.
+pub fn force_nick(state: &mut State, id: ClientId, nick: &str) {
+    state.remember_nick(id);
+    let folded = state.fold(nick);
+    if let Some(old) = rename(state, id, nick, folded) {
+        announce_nick(state, id, nick, &old);
+    }
 }
 
 /// Who a client was before [`rename`].
@@ -222,6 +235,7 @@ pub fn try_register(state: &mut State, id: ClientId) {
     welcome(state, id);
     state.announce_registered_mode(id);
     state.monitor_online(id);
+    state.check_reserved_nick(id);
 }
 
 /// 001 to 005, 396 for a cloaked host, then LUSERS and the MOTD.
