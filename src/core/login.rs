@@ -15,18 +15,30 @@ use crate::proto::Line;
 use crate::proto::numeric;
 
 impl State {
-    /// Logs `id` in to `account` (its name as registered).
+    /// Logs `id` in to `account` (its name as registered), replacing any
+    /// account it was logged in to: 900, then +r.
     pub fn log_in(&mut self, id: ClientId, account: &str) {
+        self.log_in_before_mode(id, account);
+        self.announce_registered_mode(id);
+    }
+
+    /// [`State::log_in`] without the +r line, for SASL, whose 903 goes
+    /// between 900 and the mode (clients expect 903 right after 900).
+    pub fn log_in_before_mode(&mut self, id: ClientId, account: &str) {
         let Some(client) = self.clients.get_mut(&id) else {
             return;
         };
+        let changed = client.account.as_deref() != Some(account);
         client.account = Some(account.to_owned());
+        client.modes.registered = true;
         info!(nick = ?client.nick, ip = %client.ip, account, "logged in");
         let mask = shown_mask(client);
         let text = format!("You are now logged in as {account}");
         self.reply(id, numeric::RPL_LOGGEDIN, &[&mask, account], &text);
-        self.set_registered_mode(id, true);
-        self.notify_account(id);
+        if changed {
+            self.notify_account(id);
+            self.recheck_reserved_nick(id);
+        }
     }
 
     /// Logs `id` out of its account, if it is logged in.
@@ -37,6 +49,8 @@ impl State {
         if client.account.take().is_none() {
             return;
         }
+        client.modes.registered = false;
+        let registered = client.registered;
         let mask = shown_mask(client);
         self.reply(
             id,
@@ -44,30 +58,33 @@ impl State {
             &[&mask],
             "You are now logged out",
         );
-        self.set_registered_mode(id, false);
+        if registered {
+            self.send_own_mode(id, "-r");
+        }
         self.notify_account(id);
+        self.recheck_reserved_nick(id);
     }
 
-    /// Sets or clears `id`'s user mode +r and tells a registered client
-    /// (one still registering is told with its welcome:
-    /// [`State::announce_registered_mode`]).
-    fn set_registered_mode(&mut self, id: ClientId, on: bool) {
-        let Some(client) = self.clients.get_mut(&id) else {
-            return;
-        };
-        if client.modes.registered == on {
-            return;
-        }
-        client.modes.registered = on;
-        if client.registered {
-            self.send_own_mode(id, if on { "+r" } else { "-r" });
+    /// A registered client whose account changed may now have to log in
+    /// to keep its nick, or no longer has to.
+    fn recheck_reserved_nick(&mut self, id: ClientId) {
+        if self
+            .clients
+            .get(&id)
+            .is_some_and(|client| client.registered)
+        {
+            self.check_reserved_nick(id);
         }
     }
 
-    /// Tells a client that just registered, logged in already (SASL,
-    /// PASS), that it has +r.
+    /// Tells a registered client with +r that it has it: after a login,
+    /// or after the welcome of a client that logged in while connecting.
     pub fn announce_registered_mode(&mut self, id: ClientId) {
-        if self.clients.get(&id).is_some_and(|c| c.modes.registered) {
+        if self
+            .clients
+            .get(&id)
+            .is_some_and(|client| client.registered && client.modes.registered)
+        {
             self.send_own_mode(id, "+r");
         }
     }
