@@ -257,7 +257,15 @@ pub struct AdminState {
     pub(crate) oper_lockout: OperLockout,
     /// Logins to accounts, per account and per address.
     pub(crate) login_lockout: LoginLockout,
+    /// Account jobs handed to the worker and not answered yet; at most
+    /// [`MAX_ACCOUNT_JOBS`], so the worker's queue cannot grow without end.
+    pub(crate) account_jobs: usize,
 }
+
+/// Account jobs waiting for the worker at most; past it a client is told
+/// to try again. Each costs a password hash at two at a time, so more
+/// would only wait longer.
+pub const MAX_ACCOUNT_JOBS: usize = 64;
 
 impl AdminState {
     /// The state a server starts with under `config`.

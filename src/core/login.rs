@@ -8,6 +8,7 @@ use tracing::{info, warn};
 
 use super::caps::Caps;
 use super::commands::{authenticate, nickserv};
+use super::jobs::MAX_ACCOUNT_JOBS;
 use super::{AccountAnswer, AccountJob, AccountOutcome, AccountPurpose, AdminRequest};
 use super::{Client, ClientId, State};
 use crate::config::Registration;
@@ -191,12 +192,21 @@ impl State {
     }
 
     /// Hands an account job to the worker and holds `id`'s later lines
-    /// until its answer; false when there is no worker.
+    /// until its answer; false when there is no worker, or its queue is
+    /// full ([`MAX_ACCOUNT_JOBS`]): the caller says to try again later.
     pub fn account_job(&mut self, id: ClientId, purpose: AccountPurpose, job: AccountJob) -> bool {
+        if self.admin.account_jobs >= MAX_ACCOUNT_JOBS {
+            warn!(
+                client = id.0,
+                "account job refused: the worker's queue is full"
+            );
+            return false;
+        }
         let answer = AccountAnswer::new(id, purpose, self.inbox.clone());
         if !self.admin.request(AdminRequest::Account { job, answer }) {
             return false;
         }
+        self.admin.account_jobs += 1;
         self.wait_off_core(id);
         true
     }
@@ -234,6 +244,7 @@ impl RegistrationRefused {
 
 /// The worker's answer to an account job of `id`.
 pub fn answered(state: &mut State, id: ClientId, purpose: AccountPurpose, outcome: AccountOutcome) {
+    state.admin.account_jobs = state.admin.account_jobs.saturating_sub(1);
     // A REGISTER is not a login: its success must not clear guesses.
     let logged_in = match (&outcome, purpose) {
         (_, AccountPurpose::Register) => None,
@@ -332,6 +343,29 @@ pub(super) mod tests {
             ]
         );
         assert_eq!(h.take("alice"), [":bob!~bob@127.0.0.1 ACCOUNT *"]);
+    }
+
+    #[test]
+    fn a_full_worker_queue_answers_try_again_instead_of_growing() {
+        let mut h = Harness::new();
+        let mut requests = h.attach_worker();
+        h.register("alice");
+        h.state.admin.account_jobs = crate::core::jobs::MAX_ACCOUNT_JOBS;
+        h.send("alice", "NS INFO bob");
+        assert!(requests.try_recv().is_err(), "no job queued");
+        assert_eq!(
+            h.take("alice"),
+            [
+                ":NickServ!NickServ@services. NOTICE alice :Accounts cannot be reached right now; try again later."
+            ]
+        );
+        h.state.admin.account_jobs -= 1;
+        h.send("alice", "NS INFO bob");
+        answer(&mut h, &mut requests, AccountOutcome::About(None));
+        assert_eq!(
+            h.state.admin.account_jobs,
+            crate::core::jobs::MAX_ACCOUNT_JOBS - 1
+        );
     }
 
     #[test]
