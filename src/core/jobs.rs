@@ -65,6 +65,8 @@ pub enum AccountPurpose {
     Sasl,
     /// `NickServ IDENTIFY`.
     Identify,
+    /// `PASS <account>:<password>` while registering.
+    Pass,
     /// `NickServ REGISTER`.
     Register,
     /// `NickServ INFO`.

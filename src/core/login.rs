@@ -7,7 +7,7 @@
 use tracing::{info, warn};
 
 use super::caps::Caps;
-use super::commands::{authenticate, nickserv};
+use super::commands::{authenticate, nickserv, registration};
 use super::jobs::MAX_ACCOUNT_JOBS;
 use super::{AccountAnswer, AccountJob, AccountOutcome, AccountPurpose, AdminRequest};
 use super::{Client, ClientId, State};
@@ -260,6 +260,7 @@ pub fn answered(state: &mut State, id: ClientId, purpose: AccountPurpose, outcom
     }
     state.resume(id, |state| match purpose {
         AccountPurpose::Sasl => authenticate::answered(state, id, outcome),
+        AccountPurpose::Pass => registration::pass_answered(state, id, outcome),
         _ => nickserv::answered(state, id, purpose, outcome),
     });
 }
@@ -366,6 +367,50 @@ pub(super) mod tests {
             h.state.admin.account_jobs,
             crate::core::jobs::MAX_ACCOUNT_JOBS - 1
         );
+    }
+
+    #[test]
+    fn pass_account_colon_password_logs_in_before_the_welcome() {
+        let mut h = Harness::new();
+        let mut requests = h.attach_worker();
+        h.connect("c");
+        h.send("c", "PASS alice:hunter2");
+        h.send("c", "NICK alice");
+        h.send("c", "USER alice 0 * :Alice");
+        assert!(h.take("c").is_empty(), "registration waits for the check");
+        let job = answer(&mut h, &mut requests, AccountOutcome::Valid("Alice".into()));
+        assert!(matches!(
+            job,
+            AccountJob::Verify { account, password } if account == "alice" && password == "hunter2"
+        ));
+        let lines = h.take("c");
+        assert_eq!(
+            lines[0],
+            ":irc.test 900 * *!*@127.0.0.1 Alice :You are now logged in as Alice"
+        );
+        assert!(lines[1].starts_with(":irc.test 001 alice "), "{lines:?}");
+        assert_eq!(
+            lines.last().unwrap(),
+            ":alice!~alice@127.0.0.1 MODE alice +r"
+        );
+    }
+
+    #[test]
+    fn a_wrong_pass_login_is_told_and_registration_goes_on() {
+        let mut h = Harness::new();
+        let mut requests = h.attach_worker();
+        h.connect("c");
+        h.send("c", "PASS alice:wrong");
+        answer(&mut h, &mut requests, AccountOutcome::Invalid);
+        h.send("c", "NICK alice");
+        h.send("c", "USER alice 0 * :Alice");
+        let lines = h.take("c");
+        assert_eq!(
+            lines[0],
+            ":irc.test NOTICE * :PASS: invalid account credentials; you are not logged in"
+        );
+        assert!(lines[1].starts_with(":irc.test 001 alice "), "{lines:?}");
+        assert_eq!(h.state.clients[&h.id("c")].account, None);
     }
 
     #[test]

@@ -4,8 +4,8 @@
 use chrono::{DateTime, Utc};
 
 use super::info::{self, VERSION};
-use crate::core::Refusal;
 use crate::core::bans::{self, BanKind};
+use crate::core::{AccountOutcome, AccountPurpose, Refusal};
 use crate::core::{ClientId, State, history_access, isupport};
 use crate::proto::validate::is_valid_nick;
 use crate::proto::{Folded, Line, Message};
@@ -14,13 +14,39 @@ use crate::proto::{modes, numeric};
 /// `PASS <password>`
 ///
 /// PASS while registering; afterwards dispatch answers 462, as for USER.
+/// Without a server password, `PASS <account>:<password>` logs in to an
+/// account, as on Ergo, for clients without SASL; registration waits for
+/// the check.
 pub fn pass(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
     let expected = state.config.server.password.clone();
+    let given = message.param(0);
+    if let (None, Some((account, password))) = (&expected, given.split_once(':')) {
+        if state.accounts_enabled() && !account.is_empty() {
+            if !state.check_login(id, AccountPurpose::Pass, account, password) {
+                pass_answered(state, id, AccountOutcome::Invalid);
+            }
+            return Ok(());
+        }
+    }
     let Some(client) = state.clients.get_mut(&id) else {
         return Ok(());
     };
-    client.password_ok = expected.is_none_or(|expected| expected == message.param(0));
+    client.password_ok = expected.is_none_or(|expected| expected == given);
     Ok(())
+}
+
+/// The worker's answer to `PASS <account>:<password>`: 900, or a notice
+/// saying why not; registration goes on either way.
+pub fn pass_answered(state: &mut State, id: ClientId, outcome: AccountOutcome) {
+    let text = match outcome {
+        AccountOutcome::Valid(account) => return state.log_in(id, &account),
+        AccountOutcome::Suspended => "PASS: that account is suspended; you are not logged in",
+        AccountOutcome::Unavailable => {
+            "PASS: accounts cannot be reached right now; you are not logged in"
+        }
+        _ => "PASS: invalid account credentials; you are not logged in",
+    };
+    state.server_notice(id, text);
 }
 
 /// `NICK <nickname>`
