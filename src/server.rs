@@ -298,15 +298,25 @@ async fn report_history_health(
 }
 
 /// Reads every owned nick from the account store, once: the core keeps
-/// them in memory so a NICK never waits on the disk. None while accounts
-/// are off.
+/// them in memory so a NICK never waits on the disk. Read whenever the
+/// database is there (REHASH may turn `[accounts] enabled` on later); a
+/// database without account tables gets none, and is not given them.
 async fn load_nick_owners(config: &Config) -> Result<Vec<NickOwner>, StartError> {
-    if !(config.accounts.enabled && config.history.enabled) {
+    if !config.history.enabled {
         return Ok(Vec::new());
     }
     let path = config.history.path.clone();
     let naming = Naming::from_config(config);
-    let owners = tokio::task::spawn_blocking(move || Store::open(&path, naming)?.nick_owners())
+    let read = move || {
+        let store = match Store::open_read_only(&path, naming) {
+            // An older account schema is brought up to date: the server
+            // holds the database lock.
+            Err(AccountError::TooOld(_)) => Store::open(&path, naming)?,
+            store => store?,
+        };
+        store.nick_owners()
+    };
+    let owners = tokio::task::spawn_blocking(read)
         .await
         .map_err(StartError::AccountsTask)??;
     Ok(owners)
