@@ -19,13 +19,16 @@ impl State {
     /// Logs `id` in to `account` (its name as registered), replacing any
     /// account it was logged in to: 900, then +r.
     pub fn log_in(&mut self, id: ClientId, account: &str) {
-        self.log_in_before_mode(id, account);
+        self.log_in_without_mode_line(id, account);
         self.announce_registered_mode(id);
     }
 
-    /// [`State::log_in`] without the +r line, for SASL, whose 903 goes
-    /// between 900 and the mode (clients expect 903 right after 900).
-    pub fn log_in_before_mode(&mut self, id: ClientId, account: &str) {
+    /// [`State::log_in`] without the MODE line for +r (the mode is set),
+    /// for SASL: clients read the lines after AUTHENTICATE as the
+    /// exchange's (900, 903, then the next exchange's `AUTHENTICATE +`),
+    /// so a MODE among them is taken for a wrong answer. They see +r in
+    /// 221, and a client registering after SASL with its welcome.
+    pub fn log_in_without_mode_line(&mut self, id: ClientId, account: &str) {
         let Some(client) = self.clients.get_mut(&id) else {
             return;
         };

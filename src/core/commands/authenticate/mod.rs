@@ -74,22 +74,22 @@ fn fail(state: &mut State, id: ClientId) {
     state.refuse(id, Refusal::new(numeric::ERR_SASLFAIL, &[]));
 }
 
-/// Logs `id` in after a successful exchange: 900, 903, then +r. A
-/// client logged in already is logged in to this account instead (sasl
-/// 3.2 re-authentication).
+/// Logs `id` in after a successful exchange: 900 and 903, +r set without
+/// a MODE line ([`State::log_in_without_mode_line`]). A client logged in
+/// already is logged in to this account instead (sasl 3.2
+/// re-authentication).
 fn succeed(state: &mut State, id: ClientId, account: &str) {
     let Some(client) = state.clients.get_mut(&id) else {
         return;
     };
     client.sasl = None;
-    state.log_in_before_mode(id, account);
+    state.log_in_without_mode_line(id, account);
     state.reply(
         id,
         numeric::RPL_SASLSUCCESS,
         &[],
         "SASL authentication successful",
     );
-    state.announce_registered_mode(id);
 }
 
 /// `AUTHENTICATE <mechanism>`, then `AUTHENTICATE <base64 chunk>|+|*`
@@ -254,7 +254,7 @@ mod tests {
             answer(&mut h, &mut requests, AccountOutcome::Valid(account.into()));
             let lines = h.take("alice");
             assert_eq!(
-                lines[..2],
+                lines,
                 [
                     format!(
                         ":irc.test 900 alice alice!~alice@127.0.0.1 {account} :You are now logged in as {account}"
