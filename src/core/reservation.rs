@@ -87,6 +87,19 @@ impl Reservations {
 }
 
 impl State {
+    /// Whether `id` is logged in to the account owning its nick (WHOIS 307).
+    pub fn owns_nick(&self, id: ClientId) -> bool {
+        let Some(client) = self.clients.get(&id) else {
+            return false;
+        };
+        let casemapping = self.config.server.casemapping;
+        let owner = self.reservations.owner(&self.fold(&client.nick));
+        match (owner, client.account.as_deref()) {
+            (Some(owner), Some(account)) => casemapping.eq(&owner.account, account),
+            _ => false,
+        }
+    }
+
     /// The account `id` must log in to, to keep its nick: the nick's
     /// owner, when the configuration enforces it and the client is not
     /// logged in to it.
@@ -287,6 +300,13 @@ mod tests {
         h.state.handle(Event::Tick);
         assert!(h.take("alice").is_empty());
         assert_eq!(h.state.clients[&h.id("alice")].nick, "alice");
+        // WHOIS says she identified for it.
+        h.send("alice", "WHOIS alice");
+        let whois = h.take("alice");
+        assert!(
+            whois.contains(&":irc.test 307 alice alice :has identified for this nick".to_owned()),
+            "{whois:?}"
+        );
     }
 
     #[test]

@@ -182,6 +182,7 @@ pub const RPL_ADMINLOC1: Numeric = Numeric(257);
 pub const RPL_ADMINLOC2: Numeric = Numeric(258);
 pub const RPL_WHOISBOT: Numeric = Numeric(335);
 pub const RPL_WHOISACCOUNT: Numeric = Numeric(330);
+pub const RPL_WHOISREGNICK: Numeric = Numeric(307);
 /// Accounts and SASL (Modern IRC, IRCv3 sasl).
 pub const RPL_LOGGEDIN: Numeric = Numeric(900);
 pub const RPL_LOGGEDOUT: Numeric = Numeric(901);
