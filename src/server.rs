@@ -12,7 +12,9 @@ use tokio::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::accounts::{AccountError, DatabaseLock, LockError, Naming, RoomRecord, Store};
+use crate::accounts::{
+    AccountError, DatabaseLock, LockError, Naming, NickOwner, RoomRecord, Store,
+};
 use crate::config::Config;
 use crate::core::{self, Event, State, SystemClock};
 use crate::history::{self, History, StoreError};
@@ -62,9 +64,12 @@ pub enum StartError {
     /// Another server, or an account command, is using the database.
     #[error(transparent)]
     DatabaseLock(#[from] LockError),
-    /// The registered rooms cannot be read.
+    /// The account tables cannot be read (registered rooms, owned nicks).
     #[error(transparent)]
     Accounts(#[from] AccountError),
+    /// Reading the account tables panicked.
+    #[error("the account store did not start: {0}")]
+    AccountsTask(tokio::task::JoinError),
 }
 
 /// Binds every configured listener and starts serving. Must run inside a
@@ -102,7 +107,7 @@ pub async fn start_with(config: Config, options: Options) -> Result<ServerHandle
     let certificates = load_certificates(&config)?;
     let database_lock = lock_database(&config)?;
     let (history, preload) = start_history(&config, history_hooks).await?;
-    let rooms = registered_rooms(&config).await?;
+    let accounts = read_accounts(&config).await?;
     let addresses: Vec<SocketAddr> = config.listen.iter().map(|listen| listen.address).collect();
     let (listeners, local_addrs): (Vec<_>, Vec<_>) =
         net::bind(&addresses).await?.into_iter().unzip();
@@ -131,10 +136,12 @@ pub async fn start_with(config: Config, options: Options) -> Result<ServerHandle
     if let Some(history) = &history {
         connect_history(&mut state, history, inbox.clone());
     }
-    state.load_registered_rooms(rooms);
+    state.load_registered_rooms(accounts.rooms);
     state.seed_playback(preload);
+    state.reservations = reservations(&state, accounts.nick_owners);
     let core = tokio::spawn(core::run(state, events));
     tokio::spawn(give_back_memory(acceptor.shutdown.clone()));
+    tokio::spawn(tick(inbox.clone(), acceptor.shutdown.clone()));
     Ok(ServerHandle {
         local_addrs,
         inbox,
@@ -251,27 +258,6 @@ async fn start_history(
     Ok((Some(history), preload))
 }
 
-/// The registered rooms (ChanServ) the database holds, read before the
-/// core runs so they exist from the start, as `[[room]]`s do.
-async fn registered_rooms(config: &Config) -> Result<Vec<RoomRecord>, StartError> {
-    if !(config.history.enabled && config.accounts.enabled) {
-        return Ok(Vec::new());
-    }
-    let path = config.history.path.clone();
-    let naming = Naming::from_config(config);
-    Ok(tokio::task::spawn_blocking(move || read_rooms(&path, naming)).await??)
-}
-
-fn read_rooms(path: &std::path::Path, naming: Naming) -> Result<Vec<RoomRecord>, AccountError> {
-    match Store::open_read_only(path, naming) {
-        Ok(store) => store.rooms(),
-        // The server holds the lock: an older accounts schema is brought
-        // up to date here, as the first account job would.
-        Err(AccountError::TooOld(_)) => Store::open(path, naming)?.rooms(),
-        Err(error) => Err(error),
-    }
-}
-
 /// The highest committed history sequence number, which each connection's
 /// write task waits for before sending a line tagged with a later one.
 fn committed_watermark(history: Option<&History>) -> watch::Receiver<u64> {
@@ -310,6 +296,82 @@ async fn report_history_health(
             .is_err()
         {
             return;
+        }
+    }
+}
+
+/// What the core keeps of the account store, read once before it runs so
+/// that a NICK or a JOIN never waits on the disk.
+#[derive(Default)]
+struct AccountsAtStart {
+    /// Every owned nick, for nick reservation.
+    nick_owners: Vec<NickOwner>,
+    /// The rooms registered with ChanServ, which exist from the start as
+    /// `[[room]]`s do.
+    rooms: Vec<RoomRecord>,
+}
+
+/// Reads [`AccountsAtStart`] whenever the database is there (REHASH may
+/// turn `[accounts] enabled` on later, and the nicks must then be known);
+/// a database without account tables has none, and is not given them.
+async fn read_accounts(config: &Config) -> Result<AccountsAtStart, StartError> {
+    if !config.history.enabled {
+        return Ok(AccountsAtStart::default());
+    }
+    let path = config.history.path.clone();
+    let naming = Naming::from_config(config);
+    let with_rooms = config.accounts.enabled;
+    let read = move || -> Result<AccountsAtStart, AccountError> {
+        let store = match Store::open_read_only(&path, naming) {
+            // An older account schema is brought up to date: the server
+            // holds the database lock.
+            Err(AccountError::TooOld(_)) => Store::open(&path, naming)?,
+            store => store?,
+        };
+        Ok(AccountsAtStart {
+            nick_owners: store.nick_owners()?,
+            rooms: if with_rooms {
+                store.rooms()?
+            } else {
+                Vec::new()
+            },
+        })
+    };
+    tokio::task::spawn_blocking(read)
+        .await
+        .map_err(StartError::AccountsTask)?
+        .map_err(StartError::from)
+}
+
+/// The core's index of owned nicks.
+fn reservations(state: &State, owners: Vec<NickOwner>) -> core::reservation::Reservations {
+    core::reservation::Reservations::new(owners.into_iter().map(|owner| {
+        let nick = state.fold(&owner.nick_key);
+        let owner = core::reservation::Owner {
+            account: owner.account,
+            enforce: owner.enforce,
+        };
+        (nick, owner)
+    }))
+}
+
+/// How often the core checks the deadlines it keeps (renaming a client
+/// that did not log in to the account owning its nick).
+const TICK_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Sends the core [`Event::Tick`] every second. A full inbox skips a tick:
+/// the next one finds the same deadlines due.
+async fn tick(core: mpsc::Sender<Event>, stop: CancellationToken) {
+    let mut interval = tokio::time::interval(TICK_INTERVAL);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = interval.tick() => {}
+            _ = stop.cancelled() => return,
+        }
+        match core.try_send(Event::Tick) {
+            Err(mpsc::error::TrySendError::Closed(_)) => return,
+            _ => continue,
         }
     }
 }

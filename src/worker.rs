@@ -11,7 +11,7 @@ use std::sync::Arc;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tracing::{error, info, warn};
 
-use crate::accounts::password::verify;
+use crate::accounts::password::{SCRAM_ITERATIONS, decoy_salt, verify};
 use crate::accounts::store::check_email;
 use crate::accounts::{AccountError, Credentials, Naming, Store, Suspension};
 use crate::config::{self, Config};
@@ -42,6 +42,8 @@ impl Worker {
     /// Serves requests until the core drops its sender.
     pub async fn run(mut self, mut requests: mpsc::UnboundedReceiver<AdminRequest>) {
         let checks = Arc::new(Semaphore::new(CONCURRENT_OPER_CHECKS));
+        // The secret of SCRAM's decoy salts, for this run of the server.
+        let decoy: Arc<[u8]> = Arc::from(crate::core::cloak::random_secret().into_bytes());
         while let Some(request) = requests.recv().await {
             match request {
                 AdminRequest::Reload { requested_by } => self.reload(requested_by).await,
@@ -67,16 +69,18 @@ impl Worker {
                     let checks = Arc::clone(&checks);
                     let path = self.running.history.path.clone();
                     let naming = Naming::from_config(&self.running);
+                    let decoy = Arc::clone(&decoy);
                     // Sharing the password checks' permits: logins cannot
                     // take every core either.
                     tokio::spawn(async move {
                         let Ok(_permit) = checks.acquire_owned().await else {
                             return;
                         };
-                        let outcome =
-                            tokio::task::spawn_blocking(move || account_job(&path, naming, job))
-                                .await
-                                .unwrap_or(AccountOutcome::Unavailable);
+                        let outcome = tokio::task::spawn_blocking(move || {
+                            account_job(&path, naming, &decoy, job)
+                        })
+                        .await
+                        .unwrap_or(AccountOutcome::Unavailable);
                         answer.send(outcome).await;
                     });
                 }
@@ -238,7 +242,7 @@ fn save_bans(path: &Path, bans: &BanList) -> Result<(), BansFileError> {
 
 /// Does an account job on the store in the database file. The server
 /// holds the database lock, so it may write the account tables.
-fn account_job(path: &Path, naming: Naming, job: AccountJob) -> AccountOutcome {
+fn account_job(path: &Path, naming: Naming, decoy: &[u8], job: AccountJob) -> AccountOutcome {
     let outcome = Store::open(path, naming).and_then(|mut store| match job {
         AccountJob::Verify { account, password } => check_password(&store, &account, &password),
         AccountJob::Register {
@@ -246,7 +250,7 @@ fn account_job(path: &Path, naming: Naming, job: AccountJob) -> AccountOutcome {
             password,
             email,
         } => register(&mut store, &name, &password, email.as_deref()),
-        AccountJob::ScramSalt { account } => scram_salt(&store, &account),
+        AccountJob::ScramSalt { account } => scram_salt(&store, naming, decoy, &account),
         AccountJob::ScramProof {
             account,
             auth_message,
@@ -276,6 +280,13 @@ fn account_job(path: &Path, naming: Naming, job: AccountJob) -> AccountOutcome {
             fingerprint,
             account,
         } => certificate_login(&store, &fingerprint, account.as_deref()),
+        AccountJob::SetPassword { account, password } => {
+            set_password(&mut store, &account, &password)
+        }
+        AccountJob::SetEnforce { account, on } => store
+            .set_enforce(&account, on)
+            .map(|()| AccountOutcome::EnforceSet(on)),
+        AccountJob::Drop { account, password } => drop_account(&mut store, &account, &password),
     });
     outcome.unwrap_or_else(|error| {
         error!("account store: {error}");
@@ -327,19 +338,60 @@ fn register(
             Ok(AccountOutcome::Valid(account.name))
         }
         Err(AccountError::NameTaken(_) | AccountError::NickTaken(_)) => Ok(AccountOutcome::Taken),
+        Err(AccountError::InvalidName(_, max)) => Ok(AccountOutcome::BadName { max }),
         Err(error) => Err(error),
     }
 }
 
+/// NickServ SET PASSWORD: new hash and SCRAM verifiers for a logged-in
+/// account.
+fn set_password(
+    store: &mut Store,
+    account: &str,
+    password: &str,
+) -> Result<AccountOutcome, AccountError> {
+    let Ok(credentials) = Credentials::derive(password) else {
+        return Ok(AccountOutcome::BadPassword);
+    };
+    store.set_password(account, &credentials)?;
+    info!(account, "account password changed");
+    Ok(AccountOutcome::PasswordSet)
+}
+
+/// NickServ DROP: the password checked as for a login, then the account
+/// deleted with its nicks and certificates.
+fn drop_account(
+    store: &mut Store,
+    account: &str,
+    password: &str,
+) -> Result<AccountOutcome, AccountError> {
+    let name = match check_password(store, account, password)? {
+        AccountOutcome::Valid(name) => name,
+        refused => return Ok(refused),
+    };
+    store.delete(&name)?;
+    info!(account = %name, "account dropped");
+    Ok(AccountOutcome::Dropped(name))
+}
+
 /// SCRAM's first step: the salt and iteration count the client needs.
-fn scram_salt(store: &Store, account: &str) -> Result<AccountOutcome, AccountError> {
+/// An unknown account gets a decoy salt, and a suspended one its own: the
+/// exchange tells either only at the proof, once the password is right.
+fn scram_salt(
+    store: &Store,
+    naming: Naming,
+    decoy: &[u8],
+    account: &str,
+) -> Result<AccountOutcome, AccountError> {
     Ok(match store.find(account)? {
-        Some(found) if found.suspended.is_none() => AccountOutcome::ScramSalt {
+        Some(found) => AccountOutcome::ScramSalt {
             salt: found.credentials.scram.salt,
             iterations: found.credentials.scram.iterations,
         },
-        Some(_) => AccountOutcome::Suspended,
-        None => AccountOutcome::Invalid,
+        None => AccountOutcome::ScramSalt {
+            salt: decoy_salt(decoy, naming.casemapping.fold(account).as_str()),
+            iterations: SCRAM_ITERATIONS,
+        },
     })
 }
 
@@ -482,6 +534,40 @@ mod tests {
         save_bans(&path, &bans).unwrap();
         assert_eq!(load_bans(&path).unwrap(), bans);
         let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn scram_tells_an_unknown_account_from_a_real_one_only_by_a_failed_proof() {
+        let dir = std::env::temp_dir().join(format!("rookery-decoy-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("rookery.db");
+        let naming = Naming {
+            casemapping: crate::proto::Casemapping::Ascii,
+            max_len: 30,
+        };
+        let job = |account: &str| AccountJob::ScramSalt {
+            account: account.to_owned(),
+        };
+        let salted = |outcome| match outcome {
+            AccountOutcome::ScramSalt { salt, iterations } => (salt, iterations),
+            other => panic!("a salt, not {other:?}"),
+        };
+        let (salt, iterations) = salted(account_job(&path, naming, b"k", job("nobody")));
+        assert_eq!(iterations, SCRAM_ITERATIONS);
+        assert_eq!(salt.len(), 16);
+        let (again, _) = salted(account_job(&path, naming, b"k", job("NOBODY")));
+        assert_eq!(salt, again, "the same decoy each time, in any case");
+        let proof = AccountJob::ScramProof {
+            account: "nobody".into(),
+            auth_message: "n=nobody".into(),
+            proof: vec![0; 32],
+        };
+        assert_eq!(
+            account_job(&path, naming, b"k", proof),
+            AccountOutcome::Invalid
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -139,6 +139,16 @@ fn salted_password(password: &str, salt: &[u8], iterations: u32) -> [u8; 32] {
     out
 }
 
+/// The salt SCRAM shows for an account that does not exist: derived from
+/// a server secret and the account's casefolded name, so it looks like a
+/// real one and is the same each time it is asked for. The exchange then
+/// fails at the proof, as for a wrong password, and never tells whether
+/// the account exists.
+pub fn decoy_salt(secret: &[u8], account_key: &str) -> Vec<u8> {
+    let mac = hmac_sha256(secret, account_key.as_bytes());
+    mac[..SCRAM_SALT_LEN].to_vec()
+}
+
 fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
     let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes keys of any length");
     mac.update(data);
@@ -148,6 +158,15 @@ fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_decoy_salt_is_stable_per_account_and_secret_and_sized_like_a_real_one() {
+        let salt = decoy_salt(b"secret", "alice");
+        assert_eq!(salt.len(), SCRAM_SALT_LEN);
+        assert_eq!(salt, decoy_salt(b"secret", "alice"));
+        assert_ne!(salt, decoy_salt(b"secret", "bob"));
+        assert_ne!(salt, decoy_salt(b"other", "alice"));
+    }
     use base64::Engine;
     use base64::engine::general_purpose::STANDARD;
 

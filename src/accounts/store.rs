@@ -101,6 +101,10 @@ pub(super) const MIGRATIONS: &[&str] = &[
         set_ms INTEGER NOT NULL,
         PRIMARY KEY (room, position)
     ) WITHOUT ROWID;",
+    // 3: whether the account's nicks are enforced under
+    // `nick_reservation = "optional"` (NickServ SET ENFORCE).
+    "ALTER TABLE accounts ADD COLUMN enforce_nicks INTEGER NOT NULL DEFAULT 0
+        CHECK (enforce_nicks IN (0, 1));",
 ];
 
 /// Why an account operation failed. The texts are for an administrator.
@@ -203,6 +207,17 @@ pub struct Account {
     pub email: Option<String>,
     pub created_ms: i64,
     pub suspended: Option<Suspension>,
+}
+
+/// A nick an account owns, as the server's index keeps it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NickOwner {
+    /// The nick casefolded under the server's casemapping.
+    pub nick_key: String,
+    /// The owning account's name as registered.
+    pub account: String,
+    /// The owner turned enforcement on (NickServ SET ENFORCE).
+    pub enforce: bool,
 }
 
 /// One connection to the database's account tables.
@@ -525,6 +540,45 @@ impl Store {
              WHERE n.nick_key = ?1",
             &self.naming.key(nick),
         )
+    }
+
+    /// Every owned nick: its casefolded key, the owner's registered name,
+    /// and whether the owner asked for it to be enforced. Bounded by the
+    /// accounts and [`MAX_NICKS_PER_ACCOUNT`]; the server reads it once.
+    pub fn nick_owners(&self) -> Result<Vec<NickOwner>, AccountError> {
+        if !self.has_tables {
+            return Ok(Vec::new());
+        }
+        let mut select = self.conn.prepare_cached(
+            "SELECT n.nick_key, a.name, a.enforce_nicks FROM account_nicks n
+             JOIN accounts a ON a.id = n.account",
+        )?;
+        let rows = select.query_map([], |row| {
+            Ok(NickOwner {
+                nick_key: row.get(0)?,
+                account: row.get(1)?,
+                enforce: row.get(2)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Turns enforcement of the account's nicks on or off.
+    pub fn set_enforce(&mut self, name: &str, on: bool) -> Result<(), AccountError> {
+        let changed = self.conn.execute(
+            "UPDATE accounts SET enforce_nicks = ?2 WHERE name_key = ?1",
+            params![self.naming.key(name), on],
+        )?;
+        self.found(changed, name)
+    }
+
+    /// Deletes the account with its nicks and certificates.
+    pub fn delete(&mut self, name: &str) -> Result<(), AccountError> {
+        let changed = self.conn.execute(
+            "DELETE FROM accounts WHERE name_key = ?1",
+            [self.naming.key(name)],
+        )?;
+        self.found(changed, name)
     }
 
     /// The SHA-256 fingerprints (lowercase hex) of the account's client

@@ -526,3 +526,46 @@ fn an_access_entry_of_an_account_gone_is_left_out_not_the_whole_room() {
     store.save_room(&saved).unwrap();
     assert_eq!(store.rooms().unwrap(), [room("#rust", "alice")]);
 }
+
+#[test]
+fn every_owned_nick_is_listed_with_its_owner_and_enforcement() {
+    let db = Database::new("owners");
+    let mut store = db.open(Casemapping::Ascii);
+    store.create("Alice", &credentials("pw"), None, 0).unwrap();
+    store.add_nick("alice", "Alicia", 1).unwrap();
+    store.create("bob", &credentials("pw"), None, 0).unwrap();
+    store.set_enforce("ALICE", true).unwrap();
+    let mut owners = store.nick_owners().unwrap();
+    owners.sort_by(|a, b| a.nick_key.cmp(&b.nick_key));
+    let owner = |nick: &str, account: &str, enforce| NickOwner {
+        nick_key: nick.to_owned(),
+        account: account.to_owned(),
+        enforce,
+    };
+    assert_eq!(
+        owners,
+        [
+            owner("alice", "Alice", true),
+            owner("alicia", "Alice", true),
+            owner("bob", "bob", false),
+        ]
+    );
+}
+
+#[test]
+fn a_deleted_account_takes_its_nicks_and_certificates_with_it() {
+    let db = Database::new("delete");
+    let mut store = db.open(Casemapping::Ascii);
+    store.create("alice", &credentials("pw"), None, 0).unwrap();
+    store.add_nick("alice", "alicia", 1).unwrap();
+    store.add_certificate("alice", FINGERPRINT).unwrap();
+    store.delete("ALICE").unwrap();
+    assert_eq!(store.find("alice").unwrap(), None);
+    assert_eq!(store.nick_owner("alicia").unwrap(), None);
+    assert_eq!(store.certificate_owner(FINGERPRINT).unwrap(), None);
+    assert!(matches!(
+        store.delete("alice"),
+        Err(AccountError::NotFound(_))
+    ));
+    store.create("alicia", &credentials("pw"), None, 2).unwrap();
+}

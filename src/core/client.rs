@@ -78,6 +78,9 @@ pub struct Client {
     pub playback_seen: SeenMarks,
     /// The last PRIVMSG/NOTICE/JOIN-like activity, for WHOIS idle.
     pub last_active: SystemTime,
+    /// When the client is renamed to a guest unless it logs in to the
+    /// account owning its nick (`core/reservation.rs`).
+    pub guest_deadline: Option<SystemTime>,
 }
 
 /// User modes.
@@ -88,6 +91,8 @@ pub struct UserModes {
     pub oper: bool,
     /// +B, bot-mode: shown in WHOIS and WHO, and tagged on messages.
     pub bot: bool,
+    /// +r: logged in; set and cleared only with [`Client::account`].
+    pub registered: bool,
 }
 
 impl UserModes {
@@ -108,6 +113,7 @@ impl UserModes {
             UserFlag::Bot => self.bot,
             UserFlag::Invisible => self.invisible,
             UserFlag::Oper => self.oper,
+            UserFlag::Registered => self.registered,
             UserFlag::Wallops => self.wallops,
         }
     }
@@ -118,6 +124,7 @@ impl UserModes {
             UserFlag::Bot => &mut self.bot,
             UserFlag::Invisible => &mut self.invisible,
             UserFlag::Oper => &mut self.oper,
+            UserFlag::Registered => &mut self.registered,
             UserFlag::Wallops => &mut self.wallops,
         }
     }
@@ -158,6 +165,7 @@ impl Client {
             nick_floor: crate::history::millis(now),
             playback_seen: SeenMarks::default(),
             last_active: now,
+            guest_deadline: None,
         }
     }
 

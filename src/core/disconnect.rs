@@ -27,6 +27,7 @@ impl State {
             self.monitor_offline(&nick);
         }
         self.unwatch_all(id);
+        self.cancel_guest_deadline(id);
         self.remember_nick(id);
         // Its account has seen its rooms up to now (the client, leaving,
         // needs no marks of its own).

@@ -77,6 +77,12 @@ pub enum AccountJob {
         fingerprint: String,
         account: Option<String>,
     },
+    /// Replace an account's password (hash and SCRAM verifiers).
+    SetPassword { account: String, password: String },
+    /// Turn enforcement of an account's nicks on or off.
+    SetEnforce { account: String, on: bool },
+    /// Delete an account, once `password` is checked against it.
+    Drop { account: String, password: String },
     /// SCRAM-SHA-256, first step: the account's salt and iteration count.
     ScramSalt { account: String },
     /// SCRAM-SHA-256, last step: check the client's proof of the password
@@ -95,6 +101,8 @@ pub enum AccountPurpose {
     Sasl,
     /// `NickServ IDENTIFY`.
     Identify,
+    /// `PASS <account>:<password>` while registering.
+    Pass,
     /// `NickServ REGISTER`.
     Register,
     /// The `REGISTER` command of `draft/account-registration`.
@@ -112,6 +120,8 @@ pub enum AccountPurpose {
     /// ChanServ `ACCESS ADD` or `TRANSFER`: does the account exist? The
     /// command waiting for it is the client's `chanserv` field.
     ChanServ,
+    /// `NickServ SET PASSWORD`, `SET ENFORCE` and `DROP`.
+    Change,
 }
 
 /// What the worker found.
@@ -142,6 +152,17 @@ pub enum AccountOutcome {
     Certificates(Vec<String>),
     /// CERT ADD: the account has as many certificates as it may.
     TooMany,
+    /// REGISTER: the nick cannot be an account name (longer than an
+    /// account name may be, `max`).
+    BadName {
+        max: usize,
+    },
+    /// SET PASSWORD: the new password is in force.
+    PasswordSet,
+    /// SET ENFORCE: enforcement is now on (true) or off.
+    EnforceSet(bool),
+    /// DROP: the account (its name as registered) is gone.
+    Dropped(String),
     /// INFO: the account, when it exists.
     About(Option<AccountAbout>),
     /// SCRAM: what the client salts its password with.
@@ -302,9 +323,25 @@ pub struct AdminState {
     pub(crate) oper_lockout: OperLockout,
     /// Logins to accounts, per account and per address.
     pub(crate) login_lockout: LoginLockout,
+    /// Account jobs handed to the worker and not answered yet; at most
+    /// [`MAX_ACCOUNT_JOBS`], so the worker's queue cannot grow without end.
+    pub(crate) account_jobs: usize,
 }
 
+/// Account jobs waiting for the worker at most; past it a client is told
+/// to try again. Each costs a password hash at two at a time, so more
+/// would only wait longer.
+pub const MAX_ACCOUNT_JOBS: usize = 64;
+
 impl AdminState {
+    /// The state a server starts with under `config`.
+    pub fn for_config(config: &crate::config::Config) -> AdminState {
+        AdminState {
+            login_lockout: LoginLockout::new(&config.accounts),
+            ..AdminState::default()
+        }
+    }
+
     /// Hands `request` to the worker; false when there is none.
     pub fn request(&self, request: AdminRequest) -> bool {
         let refused = match &self.worker {

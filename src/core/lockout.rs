@@ -1,21 +1,22 @@
 //! Password lockouts: after a number of attempts that did not succeed, a
 //! key (an address, an account) is refused without a password check for a
 //! while. OPER locks an address after [`OPER_ATTEMPTS`]; logging in to an
-//! account locks the account and the address after [`LOGIN_ATTEMPTS`].
+//! account locks the account and the address after `[accounts]
+//! login_attempts` within `login_window`.
 
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::time::{Duration, SystemTime};
 
+use crate::config::AccountsConfig;
 use crate::proto::{AddressKey, Folded};
 
 /// Failed OPER attempts after which an address is refused without a check.
 pub const OPER_ATTEMPTS: u32 = 3;
 /// How long those refusals last, for OPER and logins alike.
 pub const OPER_LOCKOUT: Duration = Duration::from_secs(60);
-/// Login attempts (SASL, IDENTIFY) after which an account, or an address,
-/// is refused without a check: enough for typing mistakes, too few to guess.
-pub const LOGIN_ATTEMPTS: u32 = 5;
+/// The window of `[accounts] registrations_per_address_per_hour`.
+const REGISTRATION_WINDOW: Duration = Duration::from_secs(3600);
 
 /// Keys tracked at most; past it expired records are dropped.
 const TRACKED: usize = 1024;
@@ -25,6 +26,8 @@ const TRACKED: usize = 1024;
 pub(crate) struct Lockout<K> {
     attempts: HashMap<K, Attempts>,
     limit: u32,
+    /// How long an attempt counts.
+    window: Duration,
 }
 
 /// OPER attempts per address.
@@ -32,13 +35,9 @@ pub(crate) type OperLockout = Lockout<AddressKey>;
 
 impl Default for OperLockout {
     fn default() -> OperLockout {
-        Lockout::new(OPER_ATTEMPTS)
+        Lockout::new(OPER_ATTEMPTS, OPER_LOCKOUT)
     }
 }
-
-/// NickServ REGISTERs per address before it must wait: each costs a
-/// password hash, and an account holds a nick.
-pub const REGISTRATIONS: u32 = 3;
 
 /// Login attempts, per account from one address and per address.
 ///
@@ -56,15 +55,34 @@ pub(crate) struct LoginLockout {
 
 impl Default for LoginLockout {
     fn default() -> LoginLockout {
-        LoginLockout {
-            accounts: Lockout::new(LOGIN_ATTEMPTS),
-            addresses: Lockout::new(LOGIN_ATTEMPTS),
-            registrations: Lockout::new(REGISTRATIONS),
-        }
+        LoginLockout::new(&AccountsConfig::default())
     }
 }
 
 impl LoginLockout {
+    /// The lockout `[accounts]` asks for.
+    pub fn new(config: &AccountsConfig) -> LoginLockout {
+        let mut lockout = LoginLockout {
+            accounts: Lockout::new(0, Duration::ZERO),
+            addresses: Lockout::new(0, Duration::ZERO),
+            registrations: Lockout::new(0, REGISTRATION_WINDOW),
+        };
+        lockout.configure(config);
+        lockout
+    }
+
+    /// Takes the limits of `[accounts]` (at startup and on REHASH); the
+    /// attempts counted so far still count.
+    pub fn configure(&mut self, config: &AccountsConfig) {
+        let window = config.login_window();
+        for lockout in [&mut self.accounts.limit, &mut self.addresses.limit] {
+            *lockout = config.login_attempts;
+        }
+        self.accounts.window = window;
+        self.addresses.window = window;
+        self.registrations.limit = config.registrations_per_address_per_hour;
+    }
+
     /// Starts a login to `account` from `address`, or refuses it (false)
     /// while either is locked. Both count only when both allow it.
     pub fn start_attempt(&mut self, account: Folded, address: AddressKey, now: SystemTime) -> bool {
@@ -83,7 +101,7 @@ impl LoginLockout {
     }
 
     /// Starts a REGISTER from `address`, or refuses it (false) past
-    /// [`REGISTRATIONS`] within the lockout time; success does not clear it.
+    /// `registrations_per_address_per_hour`; success does not clear it.
     pub fn start_registration(&mut self, address: AddressKey, now: SystemTime) -> bool {
         self.registrations.start_attempt(address, now)
     }
@@ -98,26 +116,28 @@ struct Attempts {
 }
 
 impl<K: Hash + Eq> Lockout<K> {
-    pub fn new(limit: u32) -> Lockout<K> {
+    pub fn new(limit: u32, window: Duration) -> Lockout<K> {
         Lockout {
             attempts: HashMap::new(),
             limit,
+            window,
         }
     }
 
     /// Whether an attempt with `key` would be allowed now.
     fn allows(&self, key: &K, now: SystemTime) -> bool {
-        self.attempts
-            .get(key)
-            .is_none_or(|attempts| expired(attempts.last, now) || attempts.count < self.limit)
+        self.attempts.get(key).is_none_or(|attempts| {
+            expired(attempts.last, now, self.window) || attempts.count < self.limit
+        })
     }
 
     /// Starts an attempt with `key`, or refuses it (false) while the key
     /// has its limit of attempts failed or still being checked.
     pub fn start_attempt(&mut self, key: K, now: SystemTime) -> bool {
         if self.attempts.len() >= TRACKED {
+            let window = self.window;
             self.attempts
-                .retain(|_, attempts| !expired(attempts.last, now));
+                .retain(|_, attempts| !expired(attempts.last, now, window));
         }
         if self.attempts.len() >= TRACKED && !self.attempts.contains_key(&key) {
             // Every record is live: the oldest one not locked goes, so the
@@ -140,7 +160,7 @@ impl<K: Hash + Eq> Lockout<K> {
             count: 0,
             last: now,
         });
-        if expired(attempts.last, now) {
+        if expired(attempts.last, now, self.window) {
             attempts.count = 0;
         }
         if attempts.count >= self.limit {
@@ -164,13 +184,19 @@ impl<K: Hash + Eq> Lockout<K> {
     }
 }
 
-fn expired(last: SystemTime, now: SystemTime) -> bool {
-    now.duration_since(last).unwrap_or_default() >= OPER_LOCKOUT
+/// Whether an attempt made at `last` no longer counts at `now`.
+fn expired(last: SystemTime, now: SystemTime, window: Duration) -> bool {
+    now.duration_since(last).unwrap_or_default() >= window
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The defaults of `[accounts]`: 5 logins a minute, 3 registrations an hour.
+    const LOGIN_ATTEMPTS: u32 = 5;
+    const LOGIN_WINDOW: Duration = Duration::from_secs(60);
+    const REGISTRATIONS: u32 = 3;
 
     #[test]
     fn three_opers_started_lock_an_address_for_a_while() {
@@ -207,7 +233,7 @@ mod tests {
         );
         // The owner, elsewhere, is not locked out by a stranger's guesses.
         assert!(lockout.start_attempt(name("alice"), key("198.51.100.1"), now));
-        assert!(lockout.start_attempt(name("alice"), attacker, now + OPER_LOCKOUT));
+        assert!(lockout.start_attempt(name("alice"), attacker, now + LOGIN_WINDOW));
     }
 
     #[test]
@@ -228,7 +254,7 @@ mod tests {
 
     #[test]
     fn a_lock_is_not_flushed_out_by_filling_the_table() {
-        let mut lockout = Lockout::new(2);
+        let mut lockout = Lockout::new(2, OPER_LOCKOUT);
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
         assert!(lockout.start_attempt(u32::MAX, now));
         assert!(lockout.start_attempt(u32::MAX, now));
@@ -249,7 +275,28 @@ mod tests {
         }
         assert!(!lockout.start_registration(address, now));
         assert!(lockout.start_registration(key("198.51.100.1"), now));
-        assert!(lockout.start_registration(address, now + OPER_LOCKOUT));
+        assert!(!lockout.start_registration(address, now + LOGIN_WINDOW));
+        assert!(lockout.start_registration(address, now + REGISTRATION_WINDOW));
+    }
+
+    #[test]
+    fn rehash_applies_the_configured_limits_and_window() {
+        let mut lockout = LoginLockout::default();
+        let config: AccountsConfig = toml::from_str(
+            "login_attempts = 2\nlogin_window = \"10s\"\nregistrations_per_address_per_hour = 1",
+        )
+        .unwrap();
+        lockout.configure(&config);
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
+        let address = key("192.0.2.1");
+        for _ in 0..2 {
+            assert!(lockout.start_attempt(name("alice"), address, now));
+        }
+        assert!(!lockout.start_attempt(name("alice"), address, now));
+        let later = now + Duration::from_secs(10);
+        assert!(lockout.start_attempt(name("alice"), address, later));
+        assert!(lockout.start_registration(address, now));
+        assert!(!lockout.start_registration(address, now));
     }
 
     #[test]

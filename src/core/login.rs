@@ -8,28 +8,46 @@ use tracing::{info, warn};
 
 use super::caps::Caps;
 use super::commands::{
-    account_admin, authenticate, certificates, chanserv, nickserv, oper, register,
+    account_admin, authenticate, certificates, chanserv, nickserv, oper, register, registration,
 };
+use super::jobs::MAX_ACCOUNT_JOBS;
 use super::{AccountAnswer, AccountJob, AccountOutcome, AccountPurpose, AdminRequest};
 use super::{Client, ClientId, State};
+use crate::config::Registration;
 use crate::proto::Line;
 use crate::proto::numeric;
 
 impl State {
-    /// Logs `id` in to `account` (its name as registered).
+    /// Logs `id` in to `account` (its name as registered), replacing any
+    /// account it was logged in to: 900, then +r.
     pub fn log_in(&mut self, id: ClientId, account: &str) {
+        self.log_in_without_mode_line(id, account);
+        self.announce_registered_mode(id);
+    }
+
+    /// [`State::log_in`] without the MODE line for +r (the mode is set),
+    /// for SASL: clients read the lines after AUTHENTICATE as the
+    /// exchange's (900, 903, then the next exchange's `AUTHENTICATE +`),
+    /// so a MODE among them is taken for a wrong answer. They see +r in
+    /// 221, and a client registering after SASL with its welcome.
+    pub fn log_in_without_mode_line(&mut self, id: ClientId, account: &str) {
         let Some(client) = self.clients.get_mut(&id) else {
             return;
         };
+        let changed = client.account.as_deref() != Some(account);
         client.account = Some(account.to_owned());
+        client.modes.registered = true;
         info!(nick = ?client.nick, ip = %client.ip, account, "logged in");
         let mask = shown_mask(client);
         let text = format!("You are now logged in as {account}");
         self.reply(id, numeric::RPL_LOGGEDIN, &[&mask, account], &text);
-        self.notify_account(id);
-        // Before registration, the welcome grants it.
-        oper::grant_for_account(self, id);
-        self.grant_owed_status_everywhere(id);
+        if changed {
+            self.notify_account(id);
+            self.recheck_reserved_nick(id);
+            // Before registration, the welcome grants it.
+            oper::grant_for_account(self, id);
+            self.grant_owed_status_everywhere(id);
+        }
     }
 
     /// Logs `id` out of its account, if it is logged in.
@@ -40,6 +58,8 @@ impl State {
         if client.account.take().is_none() {
             return;
         }
+        client.modes.registered = false;
+        let registered = client.registered;
         let mask = shown_mask(client);
         self.reply(
             id,
@@ -47,7 +67,47 @@ impl State {
             &[&mask],
             "You are now logged out",
         );
+        if registered {
+            self.send_own_mode(id, "-r");
+        }
         self.notify_account(id);
+        self.recheck_reserved_nick(id);
+    }
+
+    /// A registered client whose account changed may now have to log in
+    /// to keep its nick, or no longer has to.
+    fn recheck_reserved_nick(&mut self, id: ClientId) {
+        if self
+            .clients
+            .get(&id)
+            .is_some_and(|client| client.registered)
+        {
+            self.check_reserved_nick(id);
+        }
+    }
+
+    /// Tells a registered client with +r that it has it: after a login,
+    /// or after the welcome of a client that logged in while connecting.
+    pub fn announce_registered_mode(&mut self, id: ClientId) {
+        if self
+            .clients
+            .get(&id)
+            .is_some_and(|client| client.registered && client.modes.registered)
+        {
+            self.send_own_mode(id, "+r");
+        }
+    }
+
+    /// `:nick!user@host MODE nick <change>` to the client itself.
+    fn send_own_mode(&mut self, id: ClientId, change: &str) {
+        let Some(client) = self.clients.get(&id) else {
+            return;
+        };
+        let line = Line::new(Some(&client.source), "MODE")
+            .arg(&client.nick)
+            .arg(change)
+            .finish();
+        self.send(id, line);
     }
 
     /// account-notify: `:nick!user@host ACCOUNT <account|*>` to peers (and
@@ -106,48 +166,101 @@ impl State {
         self.account_job(id, purpose, job)
     }
 
-    /// Counts a REGISTER against the client's address; false past the
-    /// limit.
-    pub fn start_registration(&mut self, id: ClientId) -> bool {
+    /// Whether `id` may create an account from IRC under `[accounts]
+    /// registration`; counts nothing. Every REGISTER path asks this.
+    pub fn registration_allowed(&self, id: ClientId) -> Result<(), RegistrationRefused> {
+        let oper = self
+            .clients
+            .get(&id)
+            .is_some_and(|client| client.modes.oper);
+        match self.config.accounts.registration {
+            Registration::Open => Ok(()),
+            Registration::Opers if oper => Ok(()),
+            Registration::Opers => Err(RegistrationRefused::OpersOnly),
+            Registration::Off => Err(RegistrationRefused::Closed),
+        }
+    }
+
+    /// Starts a REGISTER by `id`: allowed by the configuration, and
+    /// counted against the client's address (refused past the hourly
+    /// limit), before any password is hashed.
+    pub fn start_registration(&mut self, id: ClientId) -> Result<(), RegistrationRefused> {
+        self.registration_allowed(id)?;
         let Some(client) = self.clients.get(&id) else {
-            return false;
+            return Err(RegistrationRefused::TooMany);
         };
         let (ip, nick) = (client.ip, client.nick.clone());
         let address = self.address_key(ip);
         let now = self.clock.now();
         if !self.admin.login_lockout.start_registration(address, now) {
             warn!(?nick, %ip, "registration refused: too many from this address");
-            return false;
+            return Err(RegistrationRefused::TooMany);
         }
-        true
+        Ok(())
     }
 
     /// Hands an account job to the worker and holds `id`'s later lines
-    /// until its answer; false when there is no worker.
+    /// until its answer; false when there is no worker, or its queue is
+    /// full ([`MAX_ACCOUNT_JOBS`]): the caller says to try again later.
     pub fn account_job(&mut self, id: ClientId, purpose: AccountPurpose, job: AccountJob) -> bool {
+        if self.admin.account_jobs >= MAX_ACCOUNT_JOBS {
+            warn!(
+                client = id.0,
+                "account job refused: the worker's queue is full"
+            );
+            return false;
+        }
         let answer = AccountAnswer::new(id, purpose, self.inbox.clone());
         if !self.admin.request(AdminRequest::Account { job, answer }) {
             return false;
         }
+        self.admin.account_jobs += 1;
         self.wait_off_core(id);
         true
     }
 
-    /// Whether accounts can be used at all: they live in the history
-    /// database.
+    /// Whether accounts can be used at all: `[accounts] enabled`, and they
+    /// live in the history database.
     pub fn accounts_enabled(&self) -> bool {
-        self.config.history.enabled
+        self.config.accounts.enabled && self.config.history.enabled
+    }
+}
+
+/// Why an account cannot be registered from IRC now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RegistrationRefused {
+    /// `[accounts] registration = "off"`.
+    Closed,
+    /// `registration = "opers"`, and the client is not an operator.
+    OpersOnly,
+    /// The client's address registered its share this hour.
+    TooMany,
+}
+
+impl RegistrationRefused {
+    /// What the client is told.
+    pub fn text(self) -> &'static str {
+        match self {
+            RegistrationRefused::Closed => "Registering accounts is disabled on this server.",
+            RegistrationRefused::OpersOnly => "Only operators may register accounts here.",
+            RegistrationRefused::TooMany => {
+                "Too many accounts registered from your address; try again later."
+            }
+        }
     }
 }
 
 /// The worker's answer to an account job of `id`.
 pub fn answered(state: &mut State, id: ClientId, purpose: AccountPurpose, outcome: AccountOutcome) {
+    state.admin.account_jobs = state.admin.account_jobs.saturating_sub(1);
     // Only a login clears guesses; a REGISTER or SAREGISTER must not.
     let logged_in = match (&outcome, purpose) {
-        (AccountOutcome::Valid(name), AccountPurpose::Sasl | AccountPurpose::Identify) => {
-            Some(name)
-        }
+        (
+            AccountOutcome::Valid(name),
+            AccountPurpose::Sasl | AccountPurpose::Identify | AccountPurpose::Pass,
+        ) => Some(name),
         (AccountOutcome::ScramProved { account, .. }, _) => Some(account),
+        (AccountOutcome::Dropped(account), _) => Some(account),
         _ => None,
     };
     if let (Some(name), Some(client)) = (logged_in, state.clients.get(&id)) {
@@ -163,6 +276,7 @@ pub fn answered(state: &mut State, id: ClientId, purpose: AccountPurpose, outcom
             account_admin::answered(state, id, purpose, outcome)
         }
         AccountPurpose::ChanServ => chanserv::answered(state, id, outcome),
+        AccountPurpose::Pass => registration::pass_answered(state, id, outcome),
         _ => nickserv::answered(state, id, purpose, outcome),
     });
 }
@@ -227,6 +341,7 @@ pub(super) mod tests {
             h.take("bob"),
             [
                 ":irc.test 900 bob bob!~bob@127.0.0.1 Bob :You are now logged in as Bob",
+                ":bob!~bob@127.0.0.1 MODE bob +r",
                 ":NickServ!NickServ@services. NOTICE bob :You are now logged in as Bob.",
             ]
         );
@@ -240,6 +355,7 @@ pub(super) mod tests {
             h.take("bob"),
             [
                 ":irc.test 901 bob bob!~bob@127.0.0.1 :You are now logged out",
+                ":bob!~bob@127.0.0.1 MODE bob -r",
                 ":NickServ!NickServ@services. NOTICE bob :You are now logged out.",
             ]
         );
@@ -265,6 +381,90 @@ pub(super) mod tests {
         assert_eq!(h.take("plain"), Vec::<String>::new(), "no extended-monitor");
         h.state.log_out(bob);
         assert_eq!(h.take("watcher"), [":bob!~bob@127.0.0.1 ACCOUNT *"]);
+    }
+
+    #[test]
+    fn a_full_worker_queue_answers_try_again_instead_of_growing() {
+        let mut h = Harness::new();
+        let mut requests = h.attach_worker();
+        h.register("alice");
+        h.state.admin.account_jobs = crate::core::jobs::MAX_ACCOUNT_JOBS;
+        h.send("alice", "NS INFO bob");
+        assert!(requests.try_recv().is_err(), "no job queued");
+        assert_eq!(
+            h.take("alice"),
+            [
+                ":NickServ!NickServ@services. NOTICE alice :Accounts cannot be reached right now; try again later."
+            ]
+        );
+        h.state.admin.account_jobs -= 1;
+        h.send("alice", "NS INFO bob");
+        answer(&mut h, &mut requests, AccountOutcome::About(None));
+        assert_eq!(
+            h.state.admin.account_jobs,
+            crate::core::jobs::MAX_ACCOUNT_JOBS - 1
+        );
+    }
+
+    #[test]
+    fn pass_account_colon_password_logs_in_before_the_welcome() {
+        let mut h = Harness::new();
+        let mut requests = h.attach_worker();
+        h.connect("c");
+        h.send("c", "PASS alice:hunter2");
+        h.send("c", "NICK alice");
+        h.send("c", "USER alice 0 * :Alice");
+        assert!(h.take("c").is_empty(), "registration waits for the check");
+        let job = answer(&mut h, &mut requests, AccountOutcome::Valid("Alice".into()));
+        assert!(matches!(
+            job,
+            AccountJob::Verify { account, password } if account == "alice" && password == "hunter2"
+        ));
+        let lines = h.take("c");
+        assert_eq!(
+            lines[0],
+            ":irc.test 900 * *!*@127.0.0.1 Alice :You are now logged in as Alice"
+        );
+        assert!(lines[1].starts_with(":irc.test 001 alice "), "{lines:?}");
+        assert_eq!(
+            lines.last().unwrap(),
+            ":alice!~alice@127.0.0.1 MODE alice +r"
+        );
+    }
+
+    #[test]
+    fn a_wrong_pass_login_is_told_and_registration_goes_on() {
+        let mut h = Harness::new();
+        let mut requests = h.attach_worker();
+        h.connect("c");
+        h.send("c", "PASS alice:wrong");
+        answer(&mut h, &mut requests, AccountOutcome::Invalid);
+        h.send("c", "NICK alice");
+        h.send("c", "USER alice 0 * :Alice");
+        let lines = h.take("c");
+        assert_eq!(
+            lines[0],
+            ":irc.test NOTICE * :PASS: invalid account credentials; you are not logged in"
+        );
+        assert!(lines[1].starts_with(":irc.test 001 alice "), "{lines:?}");
+        assert_eq!(h.state.clients[&h.id("c")].account, None);
+    }
+
+    #[test]
+    fn user_mode_r_follows_the_login_and_no_client_can_set_or_clear_it() {
+        let (mut h, _requests) = watched_login();
+        h.take("bob");
+        h.take("alice");
+        h.send("bob", "MODE bob");
+        assert_eq!(h.take("bob"), [":irc.test 221 bob +r"]);
+        h.send("bob", "MODE bob -r");
+        h.send("alice", "MODE alice +r");
+        assert!(h.take("bob").is_empty());
+        assert!(h.take("alice").is_empty());
+        h.send("bob", "MODE bob");
+        h.send("alice", "MODE alice");
+        assert_eq!(h.take("bob"), [":irc.test 221 bob +r"]);
+        assert_eq!(h.take("alice"), [":irc.test 221 alice +"]);
     }
 
     #[test]

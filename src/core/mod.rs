@@ -10,7 +10,8 @@
 //! `monitor.rs`. Beside them: `bans.rs` (K-lines and
 //! D-lines), `lockout.rs` (failed OPER and login attempts), `login.rs` (logging in
 //! and out of accounts), `registered.rs` (rooms registered with ChanServ),
-//! `jobs.rs` (what the
+//! `reservation.rs` (who owns a nick, and renaming those who use one without
+//! logging in), `jobs.rs` (what the
 //! core hands to the blocking worker), `history_answer.rs` (a CHATHISTORY
 //! answer on its way back) and `clock.rs`. `dispatch.rs` is the command
 //! table; `commands/` has the handlers, one file per command or family.
@@ -39,6 +40,7 @@ mod monitor;
 pub mod playback;
 mod registered;
 mod replies;
+pub mod reservation;
 mod seen;
 mod state;
 #[cfg(any(test, feature = "fuzzing"))]
@@ -97,6 +99,9 @@ pub enum Event {
     HistoryAnswered(Box<history_answer::Answer>),
     /// History commits started failing (a full disk), or succeed again.
     HistoryHealth { degraded: bool },
+    /// A second passed (the server's ticker): deadlines kept in the core
+    /// are checked.
+    Tick,
     /// The server is stopping: say goodbye to everyone.
     Shutdown,
 }

@@ -15,6 +15,7 @@ use super::cloak::{self, Cloak};
 use super::commands::{chathistory, oper, rehash};
 use super::hold::Input;
 use super::labeled::Capture;
+use super::reservation::Reservations;
 use super::seen::AccountMarks;
 use super::whowas::Whowas;
 use super::{
@@ -70,6 +71,9 @@ pub struct State {
     /// one later ([`super::history_access::starting_floor`]).
     pub(super) room_ended_ms: i64,
     pub(super) nick_ended_ms: i64,
+    /// Which account owns each registered nick, and when clients using
+    /// one without logging in are renamed.
+    pub reservations: Reservations,
     /// Makes message ids unique across restarts: the start time.
     msgid_prefix: String,
     msgid_counter: u64,
@@ -79,6 +83,7 @@ impl State {
     pub fn new(config: Arc<Config>, clock: Box<dyn Clock>) -> State {
         let created = clock.now();
         let whowas = Whowas::new(config.limits.whowas_entries);
+        let admin = AdminState::for_config(&config);
         let cloaking = &config.cloaking;
         let cloak = cloaking.enabled.then(|| {
             // The server fills the secret in from its file; without one
@@ -108,7 +113,7 @@ impl State {
             ),
             msgid_counter: 0,
             clock,
-            admin: AdminState::default(),
+            admin,
             history: None,
             playback: PlaybackRings::default(),
             account_seen: AccountMarks::default(),
@@ -118,6 +123,7 @@ impl State {
             label: None,
             room_ended_ms: i64::MIN,
             nick_ended_ms: i64::MIN,
+            reservations: Reservations::default(),
         }
         .with_persistent_rooms()
     }
@@ -209,6 +215,7 @@ impl State {
             } => login::answered(self, id, purpose, outcome),
             Event::HistoryAnswered(answer) => chathistory::answered(self, *answer),
             Event::HistoryHealth { degraded } => self.history_health(degraded),
+            Event::Tick => self.expire_guest_deadlines(),
             Event::Shutdown => self.shutdown(),
         }
         while let Some(id) = self.overflowed.pop() {

@@ -238,6 +238,8 @@ pub enum UserFlag {
     Bot,
     Invisible,
     Oper,
+    /// +r: logged in to an account.
+    Registered,
     Wallops,
 }
 
@@ -247,6 +249,8 @@ pub enum ByUser {
     SetAndUnset,
     /// Granted elsewhere (`+o` by OPER); `+` is ignored, `-` drops it.
     UnsetOnly,
+    /// The server's alone (`+r` follows logging in and out); both are ignored.
+    Never,
 }
 
 /// The user mode that marks a bot (bot-mode), also its WHO flag.
@@ -257,6 +261,7 @@ pub const USER_MODES: &[UserMode] = &[
     UserMode::new(BOT_MODE, UserFlag::Bot, ByUser::SetAndUnset),
     UserMode::new('i', UserFlag::Invisible, ByUser::SetAndUnset),
     UserMode::new('o', UserFlag::Oper, ByUser::UnsetOnly),
+    UserMode::new('r', UserFlag::Registered, ByUser::Never),
     UserMode::new('w', UserFlag::Wallops, ByUser::SetAndUnset),
 ];
 
@@ -278,7 +283,7 @@ pub fn user_mode(letter: char) -> Option<UserMode> {
         .copied()
 }
 
-/// 004's user modes, e.g. `Biow`.
+/// 004's user modes, e.g. `Biorw`.
 pub fn user_modes_for_004() -> String {
     sorted(USER_MODES.iter().map(|mode| mode.letter))
 }
@@ -317,7 +322,7 @@ mod tests {
             channel_modes_for_004(),
             ("bCeIiklMmnopRstv".to_owned(), "beIklov".to_owned())
         );
-        assert_eq!(user_modes_for_004(), "Biow");
+        assert_eq!(user_modes_for_004(), "Biorw");
         assert_eq!(channel_flag_letters(), "CMRimnpst");
     }
 

@@ -24,6 +24,7 @@ impl Numeric {
     pub const fn text(self) -> Option<&'static str> {
         Some(match self {
             ERR_NOSUCHNICK => "No such nick/channel",
+            ERR_NICKLOCKED => "SASL authentication failed: the account is suspended",
             ERR_SASLFAIL => "SASL authentication failed",
             ERR_SASLTOOLONG => "SASL message too long",
             ERR_SASLABORTED => "SASL authentication aborted",
@@ -182,9 +183,11 @@ pub const RPL_ADMINLOC1: Numeric = Numeric(257);
 pub const RPL_ADMINLOC2: Numeric = Numeric(258);
 pub const RPL_WHOISBOT: Numeric = Numeric(335);
 pub const RPL_WHOISACCOUNT: Numeric = Numeric(330);
+pub const RPL_WHOISREGNICK: Numeric = Numeric(307);
 /// Accounts and SASL (Modern IRC, IRCv3 sasl).
 pub const RPL_LOGGEDIN: Numeric = Numeric(900);
 pub const RPL_LOGGEDOUT: Numeric = Numeric(901);
+pub const ERR_NICKLOCKED: Numeric = Numeric(902);
 pub const RPL_SASLSUCCESS: Numeric = Numeric(903);
 pub const ERR_SASLFAIL: Numeric = Numeric(904);
 pub const ERR_SASLTOOLONG: Numeric = Numeric(905);

@@ -360,7 +360,8 @@ class RookeryController(BaseServerController, DirectoryBasedController):
             msg = case.getMessage(client)
             if msg.command == "NOTICE" and "created" in msg.params[-1]:
                 break
-            assert msg.command == "900", f"REGISTER failed: {msg}"
+            # 900, then MODE +r, come before NickServ's notice.
+            assert msg.command in ("900", "MODE"), f"REGISTER failed: {msg}"
         case.sendLine(client, "QUIT")
         case.assertDisconnected(client)
 

@@ -195,7 +195,8 @@ mod tests {
         for nick in ["bob", "bob2"] {
             let lines = h.take(nick);
             assert!(lines[0].contains(" 901 "), "{lines:?}");
-            assert!(lines[1].ends_with(":Your account has been suspended."));
+            assert!(lines[1].ends_with(" MODE bob -r") || lines[1].ends_with(" MODE bob2 -r"));
+            assert!(lines[2].ends_with(":Your account has been suspended."));
             assert_eq!(h.state.clients[&h.id(nick)].account, None);
         }
         assert_eq!(

@@ -194,6 +194,7 @@ static TEXTS: &[(&str, &[&str])] = &[
         &[
             "PASS <password>",
             "Gives the server password, before NICK and USER.",
+            "Without a server password, PASS <account>:<password> logs in to an account.",
         ],
     ),
     (

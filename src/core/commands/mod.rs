@@ -22,6 +22,7 @@ pub mod mode;
 pub mod monitor;
 pub mod names;
 pub mod nickserv;
+pub mod nickserv_set;
 pub mod oper;
 pub mod part;
 pub mod ping;

@@ -8,6 +8,8 @@ use crate::core::{AccountAbout, AccountJob, AccountOutcome, AccountPurpose, Refu
 use crate::core::{ClientId, State};
 use crate::proto::{Line, Message};
 
+use super::nickserv_set;
+
 /// The service's nick, reserved for it.
 pub const NICK: &str = "NickServ";
 const SOURCE: &str = "NickServ!NickServ@services.";
@@ -17,8 +19,11 @@ const HELP: &[&str] = &[
     "REGISTER <password>: creates an account named after your nick and logs you in.",
     "IDENTIFY [account] <password>: logs you in (the account defaults to your nick).",
     "LOGOUT: logs you out.",
-    "GHOST <nick>: disconnects another connection of yours (logged in to your account) using <nick>.",
+    "GHOST <nick>: disconnects a connection using <nick>, when your account owns the nick or the connection is logged in to your account.",
     "INFO [account]: tells about an account.",
+    "SET PASSWORD <new password>: changes the password of the account you are logged in to.",
+    "SET ENFORCE ON|OFF: whether others using your nicks must log in or be renamed (when the server leaves it to each account).",
+    "DROP [account] <password>: deletes the account (by default yours) and frees its nicks.",
     "CERT ADD [fingerprint] | DEL <fingerprint> | LIST: the TLS client certificates that log in to your account (default: this connection's).",
     "Operators (privilege accounts): SAREGISTER <account> <password>, SUSPEND <account> [reason], UNSUSPEND <account>.",
     "Clients that support SASL (PLAIN, SCRAM-SHA-256, EXTERNAL on TLS) can log in while connecting instead.",
@@ -60,6 +65,8 @@ pub fn command(state: &mut State, id: ClientId, text: &str) {
         ("SAREGISTER" | "SUSPEND" | "UNSUSPEND", arguments) => {
             super::account_admin::command(state, id, &verb, arguments);
         }
+        ("SET", arguments) => nickserv_set::set(state, id, arguments),
+        ("DROP", arguments) => nickserv_set::drop(state, id, arguments),
         ("INFO", arguments) => {
             let account = match arguments.first() {
                 Some(account) => (*account).to_owned(),
@@ -99,12 +106,8 @@ fn register(state: &mut State, id: ClientId, password: &str) {
     if already_logged_in(state, id) {
         return;
     }
-    if !state.start_registration(id) {
-        say(
-            state,
-            id,
-            "Too many accounts registered from your address; try again later.",
-        );
+    if let Err(refused) = state.start_registration(id) {
+        say(state, id, refused.text());
         return;
     }
     let job = AccountJob::Register {
@@ -135,13 +138,15 @@ fn logout(state: &mut State, id: ClientId) {
     say(state, id, "You are now logged out.");
 }
 
-/// Frees `nick` from a stale connection of the same account: the other
-/// connection quits, so its owner can take the nick back.
+/// Frees `nick` from a stale connection of the same account, or from
+/// anyone using a nick the caller's account owns: that connection quits,
+/// as Ergo's GHOST does, so the owner can take the nick back.
 fn ghost(state: &mut State, id: ClientId, nick: &str) {
     let Some(account) = account_of(state, id) else {
         say(state, id, "You must be logged in to use GHOST.");
         return;
     };
+    let casemapping = state.config.server.casemapping;
     let folded = state.fold(nick);
     let ghost = state
         .nicks
@@ -151,12 +156,18 @@ fn ghost(state: &mut State, id: ClientId, nick: &str) {
     let same_account = ghost
         .and_then(|other| state.clients.get(&other))
         .and_then(|other| other.account.as_deref())
-        .is_some_and(|theirs| state.config.server.casemapping.eq(theirs, &account));
-    let (Some(ghost), true) = (ghost, same_account) else {
+        .is_some_and(|theirs| casemapping.eq(theirs, &account));
+    let owned = state
+        .reservations
+        .owner(&folded)
+        .is_some_and(|owner| casemapping.eq(&owner.account, &account));
+    let (Some(ghost), true) = (ghost, same_account || owned) else {
         say(
             state,
             id,
-            &format!("{nick} is not another connection of your account."),
+            &format!(
+                "{nick} is not another connection of your account, nor a nick your account owns."
+            ),
         );
         return;
     };
@@ -166,10 +177,15 @@ fn ghost(state: &mut State, id: ClientId, nick: &str) {
     say(state, id, &format!("{nick} has been disconnected."));
 }
 
-/// The worker's answer to REGISTER, IDENTIFY or INFO.
+/// The worker's answer to REGISTER, IDENTIFY, INFO, SET or DROP.
 pub fn answered(state: &mut State, id: ClientId, purpose: AccountPurpose, outcome: AccountOutcome) {
+    if purpose == AccountPurpose::Change {
+        return nickserv_set::answered(state, id, outcome);
+    }
     match (purpose, outcome) {
         (AccountPurpose::Register, AccountOutcome::Valid(account)) => {
+            let nick = state.fold(&account);
+            state.reservations.add(nick, &account);
             state.log_in(id, &account);
             let text = format!("Account {account} created; you are now logged in.");
             say(state, id, &text);
@@ -184,11 +200,17 @@ pub fn answered(state: &mut State, id: ClientId, purpose: AccountPurpose, outcom
         }
         (_, AccountOutcome::BadPassword) => say(state, id, "That password cannot be used."),
         (_, AccountOutcome::BadEmail) => say(state, id, "That email address cannot be used."),
+        (_, AccountOutcome::BadName { max }) => {
+            let text = format!(
+                "Your nick cannot name an account: account names are nicks of at most {max} characters."
+            );
+            say(state, id, &text);
+        }
         (_, AccountOutcome::Invalid) => say(state, id, "Invalid account credentials."),
         (_, AccountOutcome::Suspended) => say(state, id, "That account is suspended."),
         (_, AccountOutcome::About(Some(about))) => info(state, id, &about),
         (_, AccountOutcome::About(None)) => say(state, id, "No such account."),
-        // SCRAM's answers go to AUTHENTICATE only.
+        // SCRAM's answers go to AUTHENTICATE only, SET's and DROP's above.
         (
             _,
             AccountOutcome::Unavailable
@@ -199,7 +221,10 @@ pub fn answered(state: &mut State, id: ClientId, purpose: AccountPurpose, outcom
             | AccountOutcome::Certificates(_)
             | AccountOutcome::TooMany
             | AccountOutcome::Changed(_)
-            | AccountOutcome::NotFound,
+            | AccountOutcome::NotFound
+            | AccountOutcome::PasswordSet
+            | AccountOutcome::EnforceSet(_)
+            | AccountOutcome::Dropped(_),
         ) => unavailable(state, id),
     }
 }
@@ -238,7 +263,7 @@ pub(super) fn unavailable(state: &mut State, id: ClientId) {
 }
 
 /// A NOTICE from the service to `id`.
-pub(super) fn say(state: &mut State, id: ClientId, text: &str) {
+pub fn say(state: &mut State, id: ClientId, text: &str) {
     let Some(client) = state.clients.get(&id) else {
         return;
     };
@@ -284,6 +309,7 @@ mod tests {
             h.take("alice"),
             [
                 ":irc.test 900 alice alice!~alice@127.0.0.1 alice :You are now logged in as alice",
+                ":alice!~alice@127.0.0.1 MODE alice +r",
                 ":NickServ!NickServ@services. NOTICE alice :Account alice created; you are now logged in.",
                 ":irc.test PONG irc.test :after",
             ]
@@ -311,6 +337,58 @@ mod tests {
                 ":NickServ!NickServ@services. NOTICE a4 :Too many accounts registered from your address; try again later."
             ]
         );
+    }
+
+    fn harness_with(accounts: &str) -> Harness {
+        let mut config = crate::config::Config::default();
+        config.server.name = "irc.test".into();
+        config.accounts = toml::from_str(accounts).unwrap();
+        Harness::with_config(config)
+    }
+
+    #[test]
+    fn registration_opers_lets_only_operators_register_and_off_nobody() {
+        let mut h = harness_with("registration = \"opers\"");
+        let mut requests = h.attach_worker();
+        h.register("alice");
+        h.register("oper");
+        h.make_oper("oper");
+        h.send("alice", "NS REGISTER hunter2");
+        assert!(requests.try_recv().is_err(), "no job for the worker");
+        assert_eq!(
+            h.take("alice"),
+            [
+                ":NickServ!NickServ@services. NOTICE alice :Only operators may register accounts here."
+            ]
+        );
+        h.send("oper", "NS REGISTER hunter2");
+        answer(&mut h, &mut requests, AccountOutcome::Valid("oper".into()));
+        let mut h = harness_with("registration = \"off\"");
+        let mut requests = h.attach_worker();
+        h.register("oper");
+        h.make_oper("oper");
+        h.send("oper", "NS REGISTER hunter2");
+        assert!(requests.try_recv().is_err(), "no job for the worker");
+        assert_eq!(
+            h.take("oper"),
+            [
+                ":NickServ!NickServ@services. NOTICE oper :Registering accounts is disabled on this server."
+            ]
+        );
+    }
+
+    #[test]
+    fn accounts_disabled_answer_so_and_offer_no_sasl() {
+        let mut h = harness_with("enabled = false");
+        h.register("alice");
+        h.send("alice", "NS IDENTIFY hunter2");
+        assert_eq!(
+            h.take("alice"),
+            [":NickServ!NickServ@services. NOTICE alice :Accounts are not enabled on this server."]
+        );
+        h.send("alice", "CAP LS 302");
+        let caps = h.take("alice").join(" ");
+        assert!(!caps.contains("sasl"), "{caps}");
     }
 
     #[test]
@@ -403,7 +481,7 @@ mod tests {
         assert_eq!(
             h.take("mallory"),
             [
-                ":NickServ!NickServ@services. NOTICE mallory :alice is not another connection of your account."
+                ":NickServ!NickServ@services. NOTICE mallory :alice is not another connection of your account, nor a nick your account owns."
             ]
         );
         h.send("alice_", "NS GHOST alice");

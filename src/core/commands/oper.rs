@@ -231,8 +231,9 @@ mod tests {
         let lines = h.take("c");
         let motd_end = lines.iter().position(|l| l.contains(" 376 ")).unwrap();
         assert_eq!(
-            lines[motd_end + 1..motd_end + 3],
+            lines[motd_end + 1..motd_end + 4],
             [
+                ":alice!~alice@127.0.0.1 MODE alice +r",
                 ":alice!~alice@127.0.0.1 MODE alice +o",
                 ":irc.test 381 alice :You are now an IRC operator",
             ]

@@ -58,19 +58,6 @@ fn before_connect(state: &State) -> bool {
     state.config.accounts.registration_before_connect && state.config.server.password.is_none()
 }
 
-/// Whether `id` may create an account from IRC under `[accounts]
-/// registration`.
-pub fn registration_open_to(state: &State, id: ClientId) -> bool {
-    match state.config.accounts.registration {
-        Registration::Open => true,
-        Registration::Opers => state
-            .clients
-            .get(&id)
-            .is_some_and(|client| client.modes.oper),
-        Registration::Off => false,
-    }
-}
-
 /// `REGISTER <account> {<email> | "*"} <password>`
 pub fn register(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
     let (wanted, email, password) = (message.param(0), message.param(1), message.param(2));
@@ -117,7 +104,7 @@ fn may_use(state: &State, id: ClientId, command: &str, wanted: &str) -> Result<(
         let text = "You are already logged in";
         return Err(Failure::new("ALREADY_AUTHENTICATED", account, text));
     }
-    if command == "REGISTER" && !registration_open_to(state, id) {
+    if command == "REGISTER" && state.registration_allowed(id).is_err() {
         let text = "Account registration is not open on this server";
         return Err(Failure::new("DISALLOWED", wanted, text));
     }
@@ -186,9 +173,12 @@ fn start(
         let text = "The password cannot be empty";
         return Err(Failure::new("UNACCEPTABLE_PASSWORD", &account, text));
     }
-    if !state.start_registration(id) {
-        let text = "Too many accounts registered from your address; try again later";
-        return Err(Failure::new("TEMPORARILY_UNAVAILABLE", &account, text));
+    if let Err(refused) = state.start_registration(id) {
+        return Err(Failure::new(
+            "TEMPORARILY_UNAVAILABLE",
+            &account,
+            refused.text(),
+        ));
     }
     if let Some(client) = state.clients.get_mut(&id) {
         client.registering = Some(account.clone());
@@ -282,6 +272,7 @@ mod tests {
             [
                 ":irc.test REGISTER SUCCESS alice :Account successfully registered",
                 ":irc.test 900 alice alice!~alice@127.0.0.1 alice :You are now logged in as alice",
+                ":alice!~alice@127.0.0.1 MODE alice +r",
                 ":irc.test PONG irc.test :after",
             ]
         );
@@ -548,7 +539,7 @@ mod tests {
         assert_eq!(
             h.take("a4"),
             [
-                ":irc.test FAIL REGISTER TEMPORARILY_UNAVAILABLE a4 :Too many accounts registered from your address; try again later"
+                ":irc.test FAIL REGISTER TEMPORARILY_UNAVAILABLE a4 :Too many accounts registered from your address; try again later."
             ]
         );
     }

@@ -4,8 +4,8 @@
 use chrono::{DateTime, Utc};
 
 use super::info::{self, VERSION};
-use crate::core::Refusal;
 use crate::core::bans::{self, BanKind};
+use crate::core::{AccountOutcome, AccountPurpose, Refusal};
 use crate::core::{ClientId, State, history_access, isupport};
 use crate::proto::validate::is_valid_nick;
 use crate::proto::{Folded, Line, Message};
@@ -14,13 +14,39 @@ use crate::proto::{modes, numeric};
 /// `PASS <password>`
 ///
 /// PASS while registering; afterwards dispatch answers 462, as for USER.
+/// Without a server password, `PASS <account>:<password>` logs in to an
+/// account, as on Ergo, for clients without SASL; registration waits for
+/// the check.
 pub fn pass(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
     let expected = state.config.server.password.clone();
+    let given = message.param(0);
+    if let (None, Some((account, password))) = (&expected, given.split_once(':')) {
+        if state.accounts_enabled() && !account.is_empty() {
+            if !state.check_login(id, AccountPurpose::Pass, account, password) {
+                pass_answered(state, id, AccountOutcome::Invalid);
+            }
+            return Ok(());
+        }
+    }
     let Some(client) = state.clients.get_mut(&id) else {
         return Ok(());
     };
-    client.password_ok = expected.is_none_or(|expected| expected == message.param(0));
+    client.password_ok = expected.is_none_or(|expected| expected == given);
     Ok(())
+}
+
+/// The worker's answer to `PASS <account>:<password>`: 900, or a notice
+/// saying why not; registration goes on either way.
+pub fn pass_answered(state: &mut State, id: ClientId, outcome: AccountOutcome) {
+    let text = match outcome {
+        AccountOutcome::Valid(account) => return state.log_in(id, &account),
+        AccountOutcome::Suspended => "PASS: that account is suspended; you are not logged in",
+        AccountOutcome::Unavailable => {
+            "PASS: accounts cannot be reached right now; you are not logged in"
+        }
+        _ => "PASS: invalid account credentials; you are not logged in",
+    };
+    state.server_notice(id, text);
 }
 
 /// `NICK <nickname>`
@@ -59,10 +85,23 @@ pub fn nick(state: &mut State, id: ClientId, message: &Message) -> Result<(), Re
     };
     if old.registered {
         announce_nick(state, id, wanted, &old);
+        if old.renamed {
+            state.check_reserved_nick(id);
+        }
     } else {
         try_register(state, id);
     }
     Ok(())
+}
+
+/// Renames a registered client the server's way (to a guest nick): no
+/// ban keeps it, and the nick is known to be free and valid.
+pub fn force_nick(state: &mut State, id: ClientId, nick: &str) {
+    state.remember_nick(id);
+    let folded = state.fold(nick);
+    if let Some(old) = rename(state, id, nick, folded) {
+        announce_nick(state, id, nick, &old);
+    }
 }
 
 /// Who a client was before [`rename`].
@@ -221,9 +260,11 @@ pub fn try_register(state: &mut State, id: ClientId) {
     let registered = state.registered_count();
     state.max_clients_seen = state.max_clients_seen.max(registered);
     welcome(state, id);
+    state.announce_registered_mode(id);
     // A login during registration (SASL) makes an operator by account now.
     super::oper::grant_for_account(state, id);
     state.monitor_online(id);
+    state.check_reserved_nick(id);
 }
 
 /// 001 to 005, 396 for a cloaked host, then LUSERS and the MOTD.

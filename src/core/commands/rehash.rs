@@ -58,6 +58,7 @@ pub fn finished(
                 state.playback.resize(config.history.playback_lines);
             }
             state.isupport = isupport_tokens(&config);
+            state.admin.login_lockout.configure(&config.accounts);
             state.config = config;
             match kept.as_slice() {
                 [] => "REHASH: configuration reloaded".to_owned(),

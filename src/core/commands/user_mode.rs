@@ -1,4 +1,5 @@
-//! MODE on a nick: +B, +i and +w by the user, -o to drop operator status.
+//! MODE on a nick: +B, +i and +w by the user, -o to drop operator status;
+//! +r is the server's (logged in).
 
 use crate::core::Refusal;
 use crate::core::client::UserModes;
@@ -71,7 +72,12 @@ fn apply(set: &mut UserModes, changes: &str) -> (String, bool) {
             unknown = true;
             continue;
         };
-        if adding && mode.by_user == ByUser::UnsetOnly {
+        let refused = match mode.by_user {
+            ByUser::SetAndUnset => false,
+            ByUser::UnsetOnly => adding,
+            ByUser::Never => true,
+        };
+        if refused {
             continue;
         }
         let flag = set.flag_mut(mode.flag);
@@ -103,7 +109,7 @@ mod tests {
             assert!(myinfo[2].contains(letter), "{letter} in 004 {myinfo:?}");
             h.send("bob", &format!("MODE bob +{letter}"));
             let mut echo = h.take("bob");
-            if mode.by_user == ByUser::UnsetOnly {
+            if mode.by_user != ByUser::SetAndUnset {
                 assert!(echo.is_empty(), "+{letter}: {echo:?}");
                 let id = h.id("bob");
                 if let Some(client) = h.state.clients.get_mut(&id) {
@@ -119,6 +125,16 @@ mod tests {
             h.send("bob", "MODE bob");
             assert_eq!(h.take("bob"), [format!(":irc.test 221 bob +{letter}")]);
             h.send("bob", &format!("MODE bob -{letter}"));
+            if mode.by_user == ByUser::Never {
+                assert!(h.take("bob").is_empty(), "-{letter} is the server's");
+                *h.state
+                    .clients
+                    .get_mut(&h.id("bob"))
+                    .unwrap()
+                    .modes
+                    .flag_mut(mode.flag) = false;
+                continue;
+            }
             assert_eq!(
                 h.take("bob"),
                 [format!(":bob!~bob@127.0.0.1 MODE bob -{letter}")]

@@ -64,6 +64,8 @@ struct About {
     real: Option<String>,
     bot: bool,
     account: Option<String>,
+    /// Logged in to the account that owns the nick (307).
+    owns_nick: bool,
     secure: bool,
     /// 276's fingerprint, for the client itself and operators.
     certificate: Option<String>,
@@ -72,7 +74,7 @@ struct About {
     signon: u64,
 }
 
-/// 311, 319, 312, 313, 378, 335, 330, 671, 276, 301, 317 about `target`.
+/// 311, 319, 312, 313, 378, 335, 307, 330, 671, 276, 301, 317 about `target`.
 fn send_whois(state: &mut State, id: ClientId, target: ClientId) {
     let Some(about) = about(state, id, target) else {
         return;
@@ -102,6 +104,7 @@ fn about(state: &State, id: ClientId, target: ClientId) -> Option<About> {
         real,
         bot: client.modes.bot,
         account: client.account.clone(),
+        owns_nick: state.owns_nick(target),
         secure: client.secure,
         certificate: client.certificate.clone().filter(|_| sees_certificate),
         away: client.away.clone(),
@@ -137,7 +140,7 @@ fn send_identity(state: &mut State, id: ClientId, about: &About) {
     state.reply(id, numeric::RPL_WHOISSERVER, &[nick, &server], &description);
 }
 
-/// 313, 378, 335, 330, 671, 276 and 301 where they apply, then 317.
+/// 313, 378, 335, 307, 330, 671, 276 and 301 where they apply, then 317.
 fn send_details(state: &mut State, id: ClientId, about: &About) {
     let nick = &about.nick;
     if about.oper {
@@ -154,6 +157,10 @@ fn send_details(state: &mut State, id: ClientId, about: &About) {
     if about.bot {
         let text = format!("is a Bot on {}", state.config.server.network);
         state.reply(id, numeric::RPL_WHOISBOT, &[nick], &text);
+    }
+    if about.owns_nick {
+        let text = "has identified for this nick";
+        state.reply(id, numeric::RPL_WHOISREGNICK, &[nick], text);
     }
     if let Some(account) = &about.account {
         state.reply(

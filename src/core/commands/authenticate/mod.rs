@@ -4,8 +4,9 @@
 //! it); passwords and proofs are checked off the core
 //! ([`State::check_login`]) and [`answered`] goes on with 903 or 904.
 //! Registration waits for CAP END, so a client that negotiated `sasl`
-//! logs in before it registers. Once logged in, a client is refused
-//! another exchange (907).
+//! logs in before it registers. A client may authenticate again at any
+//! time, to the same account or another (sasl 3.2 re-authentication), so
+//! 907 is never sent; a failed attempt keeps the account it had.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -72,19 +73,16 @@ fn fail(state: &mut State, id: ClientId) {
     state.refuse(id, Refusal::new(numeric::ERR_SASLFAIL, &[]));
 }
 
-/// Logs `id` in after a successful exchange: 900, then 903. A client that
-/// logged in some other way (NickServ) while the exchange waited on it
-/// stays with that account: 907.
+/// Logs `id` in after a successful exchange: 900 and 903, +r set without
+/// a MODE line ([`State::log_in_without_mode_line`]). A client logged in
+/// already is logged in to this account instead (sasl 3.2
+/// re-authentication).
 fn succeed(state: &mut State, id: ClientId, account: &str) {
     let Some(client) = state.clients.get_mut(&id) else {
         return;
     };
     client.sasl = None;
-    if client.account.is_some() {
-        state.refuse(id, Refusal::new(numeric::ERR_SASLALREADY, &[]));
-        return;
-    }
-    state.log_in(id, account);
+    state.log_in_without_mode_line(id, account);
     state.reply(
         id,
         numeric::RPL_SASLSUCCESS,
@@ -155,9 +153,6 @@ fn start(state: &mut State, id: ClientId, param: &str) -> Result<(), Refusal> {
     let Some(client) = state.clients.get_mut(&id) else {
         return Ok(());
     };
-    if client.account.is_some() {
-        return Err(Refusal::new(numeric::ERR_SASLALREADY, &[]));
-    }
     let wanted = param.to_ascii_uppercase();
     let mechanism = match wanted.as_str() {
         "PLAIN" => Mechanism::Plain,
@@ -178,7 +173,7 @@ fn start(state: &mut State, id: ClientId, param: &str) -> Result<(), Refusal> {
 
 /// PLAIN's one response: the password is checked by the worker.
 fn plain_login(state: &mut State, id: ClientId, response: &[u8]) -> Result<(), Refusal> {
-    let Some((account, password)) = plain(response) else {
+    let Some((account, password)) = plain(state, response) else {
         return Err(Refusal::new(numeric::ERR_SASLFAIL, &[]));
     };
     if !state.check_login(id, AccountPurpose::Sasl, &account, &password) {
@@ -210,15 +205,16 @@ fn external_login(state: &mut State, id: ClientId, response: &[u8]) -> Result<()
 
 /// The account and password of a PLAIN response (RFC 4616:
 /// `[authzid] NUL authcid NUL passwd`). An authorization identity other
-/// than the account itself is refused: nobody may act for another here.
-fn plain(response: &[u8]) -> Option<(String, String)> {
+/// than the account itself (compared under the casemapping, as account
+/// names are) is refused: nobody may act for another here.
+fn plain(state: &State, response: &[u8]) -> Option<(String, String)> {
     let text = std::str::from_utf8(response).ok()?;
     let mut parts = text.split('\0');
     let (authzid, account, password) = (parts.next()?, parts.next()?, parts.next()?);
     if parts.next().is_some() || account.is_empty() {
         return None;
     }
-    if !authzid.is_empty() && authzid != account {
+    if !authzid.is_empty() && state.fold(authzid) != state.fold(account) {
         return None;
     }
     Some((account.to_owned(), password.to_owned()))
@@ -235,6 +231,12 @@ pub fn answered(state: &mut State, id: ClientId, outcome: AccountOutcome) {
             account,
             server_signature,
         } => scram::proved(state, id, account, &server_signature),
+        AccountOutcome::Suspended => {
+            if let Some(client) = state.clients.get_mut(&id) {
+                client.sasl = None;
+            }
+            state.refuse(id, Refusal::new(numeric::ERR_NICKLOCKED, &[]));
+        }
         _ => fail(state, id),
     }
 }
@@ -280,21 +282,67 @@ mod tests {
     }
 
     #[test]
-    fn an_exchange_ending_after_another_login_keeps_that_account() {
+    fn authenticating_again_after_registration_switches_account_and_tells_peers() {
+        let mut h = Harness::new();
+        let mut requests = h.attach_worker();
+        h.register("watcher");
+        h.send("watcher", "CAP REQ account-notify");
+        h.register("alice");
+        h.send("alice", "CAP REQ sasl");
+        for name in ["watcher", "alice"] {
+            h.send(name, "JOIN #room");
+        }
+        h.take("watcher");
+        h.take("alice");
+        for (account, password) in [("alice", "hunter2"), ("bob", "pw")] {
+            h.send("alice", "AUTHENTICATE PLAIN");
+            assert_eq!(h.take("alice"), ["AUTHENTICATE +"], "no 907");
+            h.send(
+                "alice",
+                &format!("AUTHENTICATE {}", plain(account, password)),
+            );
+            answer(&mut h, &mut requests, AccountOutcome::Valid(account.into()));
+            let lines = h.take("alice");
+            assert_eq!(
+                lines,
+                [
+                    format!(
+                        ":irc.test 900 alice alice!~alice@127.0.0.1 {account} :You are now logged in as {account}"
+                    ),
+                    ":irc.test 903 alice :SASL authentication successful".to_owned(),
+                ]
+            );
+            assert_eq!(
+                h.take("watcher"),
+                [format!(":alice!~alice@127.0.0.1 ACCOUNT {account}")]
+            );
+        }
+        // A failed attempt keeps the account.
+        h.send("alice", "AUTHENTICATE PLAIN");
+        h.send(
+            "alice",
+            &format!("AUTHENTICATE {}", plain("carol", "wrong")),
+        );
+        answer(&mut h, &mut requests, AccountOutcome::Invalid);
+        assert_eq!(
+            h.state.clients[&h.id("alice")].account.as_deref(),
+            Some("bob")
+        );
+    }
+
+    #[test]
+    fn a_suspended_account_is_refused_with_902_and_authzid_ignores_case() {
         let mut h = Harness::new();
         let mut requests = h.attach_worker();
         started(&mut h);
-        h.send("c", &format!("AUTHENTICATE {}", plain("alice", "hunter2")));
-        // Logged in some other way while the check ran (NickServ during a
-        // SCRAM exchange's wait for the client).
-        let id = h.id("c");
-        h.state.clients.get_mut(&id).unwrap().account = Some("bob".into());
-        answer(&mut h, &mut requests, AccountOutcome::Valid("alice".into()));
+        let response = STANDARD.encode("ALICE\0alice\0hunter2");
+        h.send("c", &format!("AUTHENTICATE {response}"));
+        answer(&mut h, &mut requests, AccountOutcome::Suspended);
         assert_eq!(
             h.take("c"),
-            [":irc.test 907 alice :You have already authenticated using SASL"]
+            [":irc.test 902 alice :SASL authentication failed: the account is suspended"]
         );
-        assert_eq!(h.state.clients[&id].account.as_deref(), Some("bob"));
+        assert_eq!(h.state.clients[&h.id("c")].account, None);
     }
 
     #[test]
@@ -319,10 +367,10 @@ mod tests {
             ]
         );
         assert!(lines[2].starts_with(":irc.test 001 alice "), "{lines:?}");
-        h.send("c", "AUTHENTICATE PLAIN");
+        // +r once registered, after the welcome burst.
         assert_eq!(
-            h.take("c"),
-            [":irc.test 907 alice :You have already authenticated using SASL"]
+            lines.last().map(String::as_str),
+            Some(":alice!~alice@127.0.0.1 MODE alice +r")
         );
     }
 

@@ -1,0 +1,219 @@
+//! NickServ's commands that change an account: `SET PASSWORD`, `SET
+//! ENFORCE` and `DROP`. The worker writes the store; [`answered`] brings
+//! the core's view (the nick index, who is logged in) in line with it.
+
+use super::nickserv::{account_of, say, unavailable};
+use crate::core::{AccountJob, AccountOutcome, AccountPurpose};
+use crate::core::{ClientId, State};
+
+/// `SET PASSWORD <new>` or `SET ENFORCE ON|OFF`, for the account the
+/// client is logged in to.
+pub fn set(state: &mut State, id: ClientId, arguments: &[&str]) {
+    let setting = arguments.first().map(|s| s.to_ascii_uppercase());
+    let value = arguments.get(1).copied().unwrap_or_default();
+    let enforce = match value.to_ascii_uppercase().as_str() {
+        "ON" => Some(true),
+        "OFF" => Some(false),
+        _ => None,
+    };
+    let account = account_of(state, id);
+    let job = match (setting.as_deref(), arguments.len(), enforce, account) {
+        (Some("PASSWORD"), 3.., _, _) => {
+            return say(state, id, "A password cannot contain spaces.");
+        }
+        (Some("PASSWORD" | "ENFORCE"), 2, _, None) => {
+            return say(state, id, "You must be logged in to change your account.");
+        }
+        (Some("PASSWORD"), 2, _, Some(account)) => AccountJob::SetPassword {
+            account,
+            password: value.to_owned(),
+        },
+        (Some("ENFORCE"), 2, Some(on), Some(account)) => AccountJob::SetEnforce { account, on },
+        _ => {
+            return say(
+                state,
+                id,
+                "Syntax: SET PASSWORD <new password> | SET ENFORCE ON|OFF",
+            );
+        }
+    };
+    if !state.account_job(id, AccountPurpose::Change, job) {
+        unavailable(state, id);
+    }
+}
+
+/// `DROP [<account>] <password>`: deletes the account (by default the one
+/// logged in to) once the password is checked, as a login attempt is.
+pub fn drop(state: &mut State, id: ClientId, arguments: &[&str]) {
+    let (account, password) = match arguments {
+        [password] => match account_of(state, id) {
+            Some(account) => (account, *password),
+            None => return say(state, id, "Syntax: DROP <account> <password>"),
+        },
+        [account, password] => ((*account).to_owned(), *password),
+        _ => return say(state, id, "Syntax: DROP [<account>] <password>"),
+    };
+    let job = AccountJob::Drop {
+        account: account.clone(),
+        password: password.to_owned(),
+    };
+    if !state.start_login(id, AccountPurpose::Change, &account, job) {
+        say(state, id, "Invalid account credentials.");
+    }
+}
+
+/// The worker's answer to SET or DROP.
+pub fn answered(state: &mut State, id: ClientId, outcome: AccountOutcome) {
+    match outcome {
+        AccountOutcome::PasswordSet => say(state, id, "Your password has been changed."),
+        AccountOutcome::EnforceSet(on) => {
+            if let Some(account) = account_of(state, id) {
+                let casemapping = state.config.server.casemapping;
+                state.reservations.set_enforce(&account, on, casemapping);
+            }
+            let text = if on {
+                "Your nicks are now enforced: others using them must log in or be renamed."
+            } else {
+                "Your nicks are no longer enforced."
+            };
+            say(state, id, text);
+        }
+        AccountOutcome::Dropped(account) => dropped(state, id, &account),
+        AccountOutcome::BadPassword => say(state, id, "That password cannot be used."),
+        AccountOutcome::Invalid => say(state, id, "Invalid account credentials."),
+        AccountOutcome::Suspended => say(state, id, "That account is suspended."),
+        _ => unavailable(state, id),
+    }
+}
+
+/// An account is gone: everyone logged in to it is logged out, and its
+/// nicks are free.
+fn dropped(state: &mut State, id: ClientId, account: &str) {
+    let casemapping = state.config.server.casemapping;
+    state.reservations.remove_account(account, casemapping);
+    let logged_in: Vec<ClientId> = state
+        .clients
+        .values()
+        .filter(|client| {
+            client
+                .account
+                .as_deref()
+                .is_some_and(|theirs| casemapping.eq(theirs, account))
+        })
+        .map(|client| client.id)
+        .collect();
+    for client in logged_in {
+        state.log_out(client);
+    }
+    tracing::info!(account, "account dropped from IRC");
+    say(
+        state,
+        id,
+        &format!("The account {account} has been dropped."),
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::core::login::tests::answer;
+    use crate::core::reservation::{Owner, Reservations};
+    use crate::core::testing::Harness;
+    use crate::core::{AccountJob, AccountOutcome};
+
+    /// alice and alice2, both logged in to `alice`, which owns `alice`.
+    fn two_logged_in() -> (
+        Harness,
+        tokio::sync::mpsc::UnboundedReceiver<crate::core::AdminRequest>,
+    ) {
+        let mut h = Harness::new();
+        let mut requests = h.attach_worker();
+        let owner = Owner {
+            account: "alice".into(),
+            enforce: false,
+        };
+        h.state.reservations = Reservations::new([(h.state.fold("alice"), owner)]);
+        for name in ["alice", "alice2"] {
+            h.register(name);
+            h.send(name, "NS IDENTIFY alice hunter2");
+            answer(&mut h, &mut requests, AccountOutcome::Valid("alice".into()));
+            h.take(name);
+        }
+        (h, requests)
+    }
+
+    #[test]
+    fn set_password_changes_the_logged_in_accounts_password() {
+        let (mut h, mut requests) = two_logged_in();
+        h.register("bob");
+        h.send("bob", "NS SET PASSWORD new");
+        assert_eq!(
+            h.take("bob"),
+            [
+                ":NickServ!NickServ@services. NOTICE bob :You must be logged in to change your account."
+            ]
+        );
+        h.send("alice", "NS SET PASSWORD correct-horse");
+        let job = answer(&mut h, &mut requests, AccountOutcome::PasswordSet);
+        assert!(matches!(
+            job,
+            AccountJob::SetPassword { account, password } if account == "alice" && password == "correct-horse"
+        ));
+        assert_eq!(
+            h.take("alice"),
+            [":NickServ!NickServ@services. NOTICE alice :Your password has been changed."]
+        );
+    }
+
+    #[test]
+    fn set_enforce_is_stored_then_kept_in_the_index() {
+        let (mut h, mut requests) = two_logged_in();
+        h.send("alice", "NS SET ENFORCE maybe");
+        assert!(
+            h.take("alice")[0]
+                .ends_with(":Syntax: SET PASSWORD <new password> | SET ENFORCE ON|OFF")
+        );
+        h.send("alice", "NS SET ENFORCE on");
+        let job = answer(&mut h, &mut requests, AccountOutcome::EnforceSet(true));
+        assert!(matches!(job, AccountJob::SetEnforce { on: true, .. }));
+        let folded = h.state.fold("alice");
+        assert!(h.state.reservations.owner(&folded).unwrap().enforce);
+    }
+
+    #[test]
+    fn drop_logs_out_every_connection_and_frees_the_nicks() {
+        let (mut h, mut requests) = two_logged_in();
+        h.send("alice", "NS DROP hunter2");
+        let job = answer(
+            &mut h,
+            &mut requests,
+            AccountOutcome::Dropped("alice".into()),
+        );
+        assert!(matches!(
+            job,
+            AccountJob::Drop { account, password } if account == "alice" && password == "hunter2"
+        ));
+        let lines = h.take("alice");
+        assert!(lines[0].starts_with(":irc.test 901 alice "), "{lines:?}");
+        assert_eq!(
+            lines.last().unwrap(),
+            ":NickServ!NickServ@services. NOTICE alice :The account alice has been dropped."
+        );
+        assert!(h.take("alice2")[0].starts_with(":irc.test 901 alice2 "));
+        for name in ["alice", "alice2"] {
+            assert_eq!(h.state.clients[&h.id(name)].account, None);
+        }
+        assert!(h.state.reservations.owner(&h.state.fold("alice")).is_none());
+    }
+
+    #[test]
+    fn drop_with_a_wrong_password_keeps_the_account() {
+        let (mut h, mut requests) = two_logged_in();
+        h.send("alice", "NS DROP alice wrong");
+        answer(&mut h, &mut requests, AccountOutcome::Invalid);
+        assert_eq!(
+            h.take("alice"),
+            [":NickServ!NickServ@services. NOTICE alice :Invalid account credentials."]
+        );
+        assert!(h.state.reservations.owner(&h.state.fold("alice")).is_some());
+    }
+}
