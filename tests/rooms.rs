@@ -38,8 +38,9 @@ async fn with_account(addr: SocketAddr, nick: &str) -> Client {
 async fn identified(addr: SocketAddr, nick: &str) -> Client {
     let mut client = Client::register(addr, nick).await;
     client.send("PRIVMSG NickServ :IDENTIFY hunter2").await;
+    // The nick is the account's, so NickServ first says to log in.
     client
-        .expect_containing(":NickServ!NickServ@services. NOTICE")
+        .expect_containing(&format!("NOTICE {nick} :You are now logged in as"))
         .await;
     client
 }
