@@ -6,6 +6,7 @@
 //!   SCRAM-SHA-256 verifiers derived from the same password.
 //! - [`lock`]: the advisory lock a running server holds on the database,
 //!   so `rookery accounts` never writes under it.
+//! - [`mail`]: verification codes and the SMTP client that mails them.
 //! - [`admin`]: what `rookery accounts list` and `show` print.
 //! - [`rooms`]: registered rooms (ChanServ), stored whole beside the
 //!   accounts that found them.
@@ -14,6 +15,7 @@
 
 pub mod admin;
 pub mod lock;
+pub mod mail;
 pub mod password;
 pub mod rooms;
 pub mod store;
