@@ -25,4 +25,6 @@ mod tests;
 pub use lock::{DatabaseLock, LockError};
 pub use password::{Credentials, PasswordError, ScramCredentials};
 pub use rooms::{AccessLevel, ListRecord, RoomRecord, TopicRecord};
-pub use store::{Account, AccountError, Naming, NickOwner, Store, Suspension};
+pub use store::{
+    Account, AccountError, CodeCheck, Naming, NickOwner, PendingCode, Store, Suspension,
+};

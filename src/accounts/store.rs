@@ -105,7 +105,21 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // `nick_reservation = "optional"` (NickServ SET ENFORCE).
     "ALTER TABLE accounts ADD COLUMN enforce_nicks INTEGER NOT NULL DEFAULT 0
         CHECK (enforce_nicks IN (0, 1));",
+    // 4: accounts waiting for the code mailed to their address; one row
+    // per account at most, gone once verified.
+    "CREATE TABLE account_verifications (
+        account INTEGER PRIMARY KEY REFERENCES accounts (id) ON DELETE CASCADE,
+        code_hash BLOB NOT NULL CHECK (length(code_hash) = 32),
+        expires_ms INTEGER NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX account_verifications_by_expiry ON account_verifications (expires_ms);",
 ];
+
+/// Wrong codes a pending account survives; the next frees its name.
+pub const MAX_CODE_ATTEMPTS: i64 = 5;
+/// Expired pending accounts one registration frees at most.
+const EXPIRED_PER_SWEEP: i64 = 64;
 
 /// Why an account operation failed. The texts are for an administrator.
 #[derive(Debug, thiserror::Error)]
@@ -207,6 +221,27 @@ pub struct Account {
     pub email: Option<String>,
     pub created_ms: i64,
     pub suspended: Option<Suspension>,
+    /// Waiting for the code mailed to its address: it cannot log in yet.
+    pub pending: bool,
+}
+
+/// The code a new account must be verified with, as stored: hashed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingCode {
+    pub code_hash: [u8; 32],
+    pub expires_ms: i64,
+}
+
+/// What a code sent with VERIFY did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CodeCheck {
+    /// Right: the account (by its registered name) may log in now.
+    Verified(String),
+    /// Wrong or expired; the pending account is freed after
+    /// [`MAX_CODE_ATTEMPTS`] wrong ones.
+    Wrong,
+    /// No account of that name waits for a code.
+    NotPending,
 }
 
 /// A nick an account owns, as the server's index keeps it.
@@ -360,6 +395,30 @@ impl Store {
         email: Option<&str>,
         now_ms: i64,
     ) -> Result<Account, AccountError> {
+        self.insert(name, credentials, email, now_ms, None)
+    }
+
+    /// Registers `name` as [`Store::create`] does, but pending: it cannot
+    /// log in until [`Store::check_code`] is given the code.
+    pub fn create_pending(
+        &mut self,
+        name: &str,
+        credentials: &Credentials,
+        email: &str,
+        code: &PendingCode,
+        now_ms: i64,
+    ) -> Result<Account, AccountError> {
+        self.insert(name, credentials, Some(email), now_ms, Some(code))
+    }
+
+    fn insert(
+        &mut self,
+        name: &str,
+        credentials: &Credentials,
+        email: Option<&str>,
+        now_ms: i64,
+        code: Option<&PendingCode>,
+    ) -> Result<Account, AccountError> {
         self.naming.check(name)?;
         check_credentials(credentials)?;
         if let Some(email) = email {
@@ -395,6 +454,13 @@ impl Store {
             "INSERT INTO account_nicks (nick_key, nick, account, since_ms) VALUES (?1, ?2, ?3, ?4)",
             params![key, name, id, now_ms],
         )?;
+        if let Some(code) = code {
+            transaction.execute(
+                "INSERT INTO account_verifications (account, code_hash, expires_ms)
+                 VALUES (?1, ?2, ?3)",
+                params![id, &code.code_hash[..], code.expires_ms],
+            )?;
+        }
         transaction.commit()?;
         Ok(Account {
             name: name.to_owned(),
@@ -402,7 +468,75 @@ impl Store {
             email: email.map(str::to_owned),
             created_ms: now_ms,
             suspended: None,
+            pending: code.is_some(),
         })
+    }
+
+    /// VERIFY: counts the attempt, and on the right code makes the account
+    /// an ordinary one. `code_hash` is compared in constant time.
+    pub fn check_code(
+        &mut self,
+        name: &str,
+        code_hash: &[u8; 32],
+        now_ms: i64,
+    ) -> Result<CodeCheck, AccountError> {
+        let transaction = self.conn.transaction()?;
+        let found: Option<(i64, String, Vec<u8>, i64, i64)> = transaction
+            .query_row(
+                "SELECT a.id, a.name, v.code_hash, v.expires_ms, v.attempts
+                 FROM accounts a JOIN account_verifications v ON v.account = a.id
+                 WHERE a.name_key = ?1",
+                [self.naming.key(name)],
+                |row| {
+                    Ok((
+                        row.get(0)?,
+                        row.get(1)?,
+                        row.get(2)?,
+                        row.get(3)?,
+                        row.get(4)?,
+                    ))
+                },
+            )
+            .optional()?;
+        let Some((id, name, stored, expires_ms, attempts)) = found else {
+            return Ok(CodeCheck::NotPending);
+        };
+        let outcome = if expires_ms > now_ms && same_bytes(&stored, code_hash) {
+            transaction.execute("DELETE FROM account_verifications WHERE account = ?1", [id])?;
+            CodeCheck::Verified(name)
+        } else if attempts + 1 >= MAX_CODE_ATTEMPTS || expires_ms <= now_ms {
+            transaction.execute("DELETE FROM accounts WHERE id = ?1", [id])?;
+            CodeCheck::Wrong
+        } else {
+            transaction.execute(
+                "UPDATE account_verifications SET attempts = attempts + 1 WHERE account = ?1",
+                [id],
+            )?;
+            CodeCheck::Wrong
+        };
+        transaction.commit()?;
+        Ok(outcome)
+    }
+
+    /// Deletes the account if it is still pending: its code could not be
+    /// mailed, so nobody can verify it.
+    pub fn remove_pending(&mut self, name: &str) -> Result<(), AccountError> {
+        self.conn.execute(
+            "DELETE FROM accounts WHERE name_key = ?1
+                 AND id IN (SELECT account FROM account_verifications)",
+            [self.naming.key(name)],
+        )?;
+        Ok(())
+    }
+
+    /// Frees the names of pending accounts whose code expired, a bounded
+    /// number at a time; each registration sweeps. Returns how many.
+    pub fn free_expired(&mut self, now_ms: i64) -> Result<usize, AccountError> {
+        Ok(self.conn.execute(
+            "DELETE FROM accounts WHERE id IN (SELECT account FROM account_verifications
+                 WHERE expires_ms <= ?1 ORDER BY expires_ms LIMIT ?2)",
+            params![now_ms, EXPIRED_PER_SWEEP],
+        )?)
     }
 
     /// The account named `name` in any case, if there is one.
@@ -676,7 +810,8 @@ impl Store {
 }
 
 const ACCOUNT_COLUMNS: &str = "name, password_hash, scram_salt, scram_iterations, scram_stored_key,
-     scram_server_key, email, created_ms, suspended_reason, suspended_by, suspended_ms";
+     scram_server_key, email, created_ms, suspended_reason, suspended_by, suspended_ms,
+     EXISTS (SELECT 1 FROM account_verifications v WHERE v.account = accounts.id)";
 
 fn account_from_row(row: &Row<'_>) -> rusqlite::Result<Account> {
     let suspended = match row.get::<_, Option<i64>>(10)? {
@@ -701,6 +836,7 @@ fn account_from_row(row: &Row<'_>) -> rusqlite::Result<Account> {
         email: row.get(6)?,
         created_ms: row.get(7)?,
         suspended,
+        pending: row.get(11)?,
     })
 }
 
@@ -722,6 +858,11 @@ fn nick_owner(transaction: &Transaction<'_>, key: &str) -> Result<Option<i64>, A
             |row| row.get(0),
         )
         .optional()?)
+}
+
+/// Whether two byte strings are equal, taking as long wherever they differ.
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0, |differ, (x, y)| differ | (x ^ y)) == 0
 }
 
 /// Refuses one more row when the account has `max` already.

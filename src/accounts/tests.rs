@@ -2,7 +2,9 @@
 
 use std::path::PathBuf;
 
-use super::store::{MAX_CERTIFICATES_PER_ACCOUNT, MAX_EMAIL_LEN, MAX_REASON_LEN};
+use super::store::{
+    MAX_CERTIFICATES_PER_ACCOUNT, MAX_CODE_ATTEMPTS, MAX_EMAIL_LEN, MAX_REASON_LEN,
+};
 use super::*;
 use crate::proto::Casemapping;
 
@@ -568,4 +570,103 @@ fn a_deleted_account_takes_its_nicks_and_certificates_with_it() {
         Err(AccountError::NotFound(_))
     ));
     store.create("alicia", &credentials("pw"), None, 2).unwrap();
+}
+
+/// `Alice`, pending with the code "right" until `expires_ms`.
+fn pending_alice(store: &mut Store, expires_ms: i64) -> Account {
+    let code = PendingCode {
+        code_hash: mail::code_hash("right"),
+        expires_ms,
+    };
+    store
+        .create_pending(
+            "Alice",
+            &credentials("pencil"),
+            "a@example.org",
+            &code,
+            1_000,
+        )
+        .unwrap()
+}
+
+#[test]
+fn a_pending_account_is_verified_by_its_code_only() {
+    let db = Database::new("pending");
+    let mut store = db.open(Casemapping::Ascii);
+    let created = pending_alice(&mut store, 10_000);
+    assert!(created.pending);
+    assert_eq!(store.find("alice").unwrap(), Some(created));
+    let wrong = mail::code_hash("wrong");
+    assert_eq!(
+        store.check_code("alice", &wrong, 2_000).unwrap(),
+        CodeCheck::Wrong
+    );
+    let right = mail::code_hash("right");
+    assert_eq!(
+        store.check_code("alice", &right, 2_000).unwrap(),
+        CodeCheck::Verified("Alice".into())
+    );
+    assert!(!store.find("alice").unwrap().unwrap().pending);
+    assert_eq!(
+        store.check_code("alice", &right, 2_000).unwrap(),
+        CodeCheck::NotPending
+    );
+    assert_eq!(
+        store.check_code("bob", &right, 2_000).unwrap(),
+        CodeCheck::NotPending
+    );
+}
+
+#[test]
+fn too_many_wrong_codes_free_the_name() {
+    let db = Database::new("pending-attempts");
+    let mut store = db.open(Casemapping::Ascii);
+    pending_alice(&mut store, 10_000);
+    let wrong = mail::code_hash("wrong");
+    for _ in 0..MAX_CODE_ATTEMPTS {
+        assert_eq!(
+            store.check_code("alice", &wrong, 2_000).unwrap(),
+            CodeCheck::Wrong
+        );
+    }
+    assert_eq!(store.find("alice").unwrap(), None);
+    assert_eq!(store.nick_owner("alice").unwrap(), None);
+}
+
+#[test]
+fn an_expired_code_is_refused_and_expired_accounts_are_swept() {
+    let db = Database::new("pending-expiry");
+    let mut store = db.open(Casemapping::Ascii);
+    pending_alice(&mut store, 10_000);
+    let right = mail::code_hash("right");
+    assert_eq!(
+        store.check_code("alice", &right, 10_000).unwrap(),
+        CodeCheck::Wrong
+    );
+    assert_eq!(store.find("alice").unwrap(), None);
+    pending_alice(&mut store, 10_000);
+    store
+        .create("Bob", &credentials("pencil"), None, 1_000)
+        .unwrap();
+    assert_eq!(store.free_expired(9_999).unwrap(), 0);
+    assert_eq!(store.free_expired(10_000).unwrap(), 1);
+    assert_eq!(store.find("alice").unwrap(), None);
+    assert!(
+        store.find("bob").unwrap().is_some(),
+        "verified accounts stay"
+    );
+}
+
+#[test]
+fn only_a_pending_account_is_removed_when_its_mail_fails() {
+    let db = Database::new("pending-remove");
+    let mut store = db.open(Casemapping::Ascii);
+    store
+        .create("Bob", &credentials("pencil"), None, 1_000)
+        .unwrap();
+    store.remove_pending("bob").unwrap();
+    assert!(store.find("bob").unwrap().is_some());
+    pending_alice(&mut store, 10_000);
+    store.remove_pending("alice").unwrap();
+    assert_eq!(store.find("alice").unwrap(), None);
 }
