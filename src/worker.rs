@@ -11,9 +11,12 @@ use std::sync::Arc;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tracing::{error, info, warn};
 
+use crate::accounts::mail::{self, Relay};
 use crate::accounts::password::{SCRAM_ITERATIONS, decoy_salt, verify};
 use crate::accounts::store::check_email;
-use crate::accounts::{AccountError, Credentials, Naming, Store, Suspension};
+use crate::accounts::{
+    Account, AccountError, CodeCheck, Credentials, Naming, PendingCode, Store, Suspension,
+};
 use crate::config::{self, Config};
 use crate::core::{
     AccountAbout, AccountJob, AccountOutcome, AdminRequest, BanList, ClientId, Event, ReloadError,
@@ -24,6 +27,8 @@ use crate::net::{self, AdmissionRules, ConnectionLimits, ConnectionSettings, Rel
 /// Password checks running at once; more wait their turn, so a crowd of
 /// OPER attempts cannot take every core.
 const CONCURRENT_OPER_CHECKS: usize = 2;
+/// How long a mailed verification code stays good.
+const CODE_LIFETIME_MS: i64 = 24 * 60 * 60 * 1000;
 
 /// What the worker needs to reach the rest of the server.
 pub struct Worker {
@@ -70,6 +75,7 @@ impl Worker {
                     let path = self.running.history.path.clone();
                     let naming = Naming::from_config(&self.running);
                     let decoy = Arc::clone(&decoy);
+                    let relay = verification_relay(&self.running);
                     // Sharing the password checks' permits: logins cannot
                     // take every core either.
                     tokio::spawn(async move {
@@ -77,7 +83,7 @@ impl Worker {
                             return;
                         };
                         let outcome = tokio::task::spawn_blocking(move || {
-                            account_job(&path, naming, &decoy, job)
+                            account_job(&path, naming, &decoy, relay.as_ref(), job)
                         })
                         .await
                         .unwrap_or(AccountOutcome::Unavailable);
@@ -240,16 +246,40 @@ fn save_bans(path: &Path, bans: &BanList) -> Result<(), BansFileError> {
     })
 }
 
+/// The relay verification codes go through, when registering requires
+/// an address.
+fn verification_relay(config: &Config) -> Option<Relay> {
+    let accounts = &config.accounts;
+    (accounts.registration_requires_email && !accounts.smtp.relay.is_empty()).then(|| Relay {
+        address: accounts.smtp.relay.clone(),
+        from: accounts.smtp.from.clone(),
+        network: config.server.network.clone(),
+        server_name: config.server.name.clone(),
+    })
+}
+
 /// Does an account job on the store in the database file. The server
 /// holds the database lock, so it may write the account tables.
-fn account_job(path: &Path, naming: Naming, decoy: &[u8], job: AccountJob) -> AccountOutcome {
+fn account_job(
+    path: &Path,
+    naming: Naming,
+    decoy: &[u8],
+    relay: Option<&Relay>,
+    job: AccountJob,
+) -> AccountOutcome {
     let outcome = Store::open(path, naming).and_then(|mut store| match job {
         AccountJob::Verify { account, password } => check_password(&store, &account, &password),
         AccountJob::Register {
             name,
             password,
             email,
-        } => register(&mut store, &name, &password, email.as_deref()),
+        } => match (relay, email) {
+            (Some(relay), Some(email)) => {
+                register_pending(&mut store, relay, &name, &password, &email)
+            }
+            (_, email) => register(&mut store, &name, &password, email.as_deref()),
+        },
+        AccountJob::VerifyCode { account, code } => verify_code(&mut store, &account, &code),
         AccountJob::ScramSalt { account } => scram_salt(&store, naming, decoy, &account),
         AccountJob::ScramProof {
             account,
@@ -304,13 +334,16 @@ fn check_password(
     let Some(found) = store.find(account)? else {
         return Ok(AccountOutcome::Invalid);
     };
-    Ok(if !verify(password, &found.credentials.hash) {
-        AccountOutcome::Invalid
-    } else if found.suspended.is_some() {
-        AccountOutcome::Suspended
-    } else {
-        AccountOutcome::Valid(found.name)
-    })
+    // A pending account answers as a wrong password would, unhashed.
+    Ok(
+        if found.pending || !verify(password, &found.credentials.hash) {
+            AccountOutcome::Invalid
+        } else if found.suspended.is_some() {
+            AccountOutcome::Suspended
+        } else {
+            AccountOutcome::Valid(found.name)
+        },
+    )
 }
 
 /// NickServ REGISTER or the REGISTER command: a new account with both
@@ -321,22 +354,74 @@ fn register(
     password: &str,
     email: Option<&str>,
 ) -> Result<AccountOutcome, AccountError> {
-    // A taken name or a bad address is refused before the costly hash.
+    let credentials = match credentials_for(store, name, password, email)? {
+        Ok(credentials) => credentials,
+        Err(refused) => return Ok(refused),
+    };
+    let created = store.create(name, &credentials, email, now_ms());
+    created_as(created, |account| {
+        info!(account = %account.name, "account registered");
+        AccountOutcome::Valid(account.name)
+    })
+}
+
+/// REGISTER with an address to verify: the account is created pending
+/// and its code mailed; a mail the relay does not take undoes it.
+fn register_pending(
+    store: &mut Store,
+    relay: &Relay,
+    name: &str,
+    password: &str,
+    email: &str,
+) -> Result<AccountOutcome, AccountError> {
+    store.free_expired(now_ms())?;
+    let credentials = match credentials_for(store, name, password, Some(email))? {
+        Ok(credentials) => credentials,
+        Err(refused) => return Ok(refused),
+    };
+    let code = mail::new_code();
+    let pending = PendingCode {
+        code_hash: mail::code_hash(&code),
+        expires_ms: now_ms() + CODE_LIFETIME_MS,
+    };
+    let account = match store.create_pending(name, &credentials, email, &pending, now_ms()) {
+        Ok(account) => account,
+        created => return created_as(created, |_| AccountOutcome::Taken),
+    };
+    if let Err(error) = relay.send_code(email, &account.name, &code) {
+        error!(relay = %relay.address, account = %account.name, "verification mail not sent: {error}");
+        store.remove_pending(&account.name)?;
+        return Ok(AccountOutcome::MailFailed);
+    }
+    info!(account = %account.name, "account registered, waiting for its mailed code");
+    Ok(AccountOutcome::Pending(account.name))
+}
+
+/// The checks before a new account's costly hash (a taken name, a bad
+/// address), then the hash: `Err` holds the refusal.
+fn credentials_for(
+    store: &Store,
+    name: &str,
+    password: &str,
+    email: Option<&str>,
+) -> Result<Result<Credentials, AccountOutcome>, AccountError> {
     if store.find(name)?.is_some() || store.nick_owner(name)?.is_some() {
-        return Ok(AccountOutcome::Taken);
+        return Ok(Err(AccountOutcome::Taken));
     }
     if email.is_some_and(|email| check_email(email).is_err()) {
-        return Ok(AccountOutcome::BadEmail);
+        return Ok(Err(AccountOutcome::BadEmail));
     }
-    let Ok(credentials) = Credentials::derive(password) else {
-        return Ok(AccountOutcome::BadPassword);
-    };
-    let now = crate::history::millis(std::time::SystemTime::now());
-    match store.create(name, &credentials, email, now) {
-        Ok(account) => {
-            info!(account = %account.name, "account registered");
-            Ok(AccountOutcome::Valid(account.name))
-        }
+    Ok(Credentials::derive(password).map_err(|_| AccountOutcome::BadPassword))
+}
+
+/// A creation's outcome: `done` for the account, `Taken` when the name
+/// was registered meanwhile.
+fn created_as(
+    created: Result<Account, AccountError>,
+    done: impl FnOnce(Account) -> AccountOutcome,
+) -> Result<AccountOutcome, AccountError> {
+    match created {
+        Ok(account) => Ok(done(account)),
         Err(AccountError::NameTaken(_) | AccountError::NickTaken(_)) => Ok(AccountOutcome::Taken),
         Err(AccountError::InvalidName(_, max)) => Ok(AccountOutcome::BadName { max }),
         Err(error) => Err(error),
@@ -374,6 +459,27 @@ fn drop_account(
     Ok(AccountOutcome::Dropped(name))
 }
 
+/// VERIFY: the mailed code makes the pending account an ordinary one.
+fn verify_code(
+    store: &mut Store,
+    account: &str,
+    code: &str,
+) -> Result<AccountOutcome, AccountError> {
+    Ok(
+        match store.check_code(account, &mail::code_hash(code), now_ms())? {
+            CodeCheck::Verified(name) => {
+                info!(account = %name, "account verified");
+                AccountOutcome::Valid(name)
+            }
+            CodeCheck::Wrong | CodeCheck::NotPending => AccountOutcome::Invalid,
+        },
+    )
+}
+
+fn now_ms() -> i64 {
+    crate::history::millis(std::time::SystemTime::now())
+}
+
 /// SCRAM's first step: the salt and iteration count the client needs.
 /// An unknown account gets a decoy salt, and a suspended one its own: the
 /// exchange tells either only at the proof, once the password is right.
@@ -407,16 +513,18 @@ fn scram_proof(
         return Ok(AccountOutcome::Invalid);
     };
     let scram = &found.credentials.scram;
-    Ok(if !scram.verify_proof(auth_message.as_bytes(), proof) {
-        AccountOutcome::Invalid
-    } else if found.suspended.is_some() {
-        AccountOutcome::Suspended
-    } else {
-        AccountOutcome::ScramProved {
-            server_signature: scram.server_signature(auth_message.as_bytes()).to_vec(),
-            account: found.name,
-        }
-    })
+    Ok(
+        if found.pending || !scram.verify_proof(auth_message.as_bytes(), proof) {
+            AccountOutcome::Invalid
+        } else if found.suspended.is_some() {
+            AccountOutcome::Suspended
+        } else {
+            AccountOutcome::ScramProved {
+                server_signature: scram.server_signature(auth_message.as_bytes()).to_vec(),
+                account: found.name,
+            }
+        },
+    )
 }
 
 /// NickServ SUSPEND: the account cannot log in until UNSUSPEND.
@@ -553,10 +661,10 @@ mod tests {
             AccountOutcome::ScramSalt { salt, iterations } => (salt, iterations),
             other => panic!("a salt, not {other:?}"),
         };
-        let (salt, iterations) = salted(account_job(&path, naming, b"k", job("nobody")));
+        let (salt, iterations) = salted(account_job(&path, naming, b"k", None, job("nobody")));
         assert_eq!(iterations, SCRAM_ITERATIONS);
         assert_eq!(salt.len(), 16);
-        let (again, _) = salted(account_job(&path, naming, b"k", job("NOBODY")));
+        let (again, _) = salted(account_job(&path, naming, b"k", None, job("NOBODY")));
         assert_eq!(salt, again, "the same decoy each time, in any case");
         let proof = AccountJob::ScramProof {
             account: "nobody".into(),
@@ -564,7 +672,7 @@ mod tests {
             proof: vec![0; 32],
         };
         assert_eq!(
-            account_job(&path, naming, b"k", proof),
+            account_job(&path, naming, b"k", None, proof),
             AccountOutcome::Invalid
         );
         let _ = std::fs::remove_dir_all(&dir);

@@ -49,6 +49,8 @@ pub enum AccountJob {
         password: String,
         email: Option<String>,
     },
+    /// VERIFY: the code mailed to a pending account; `Valid` verifies it.
+    VerifyCode { account: String, code: String },
     /// Describe an account.
     Info { account: String },
     /// NickServ SUSPEND: `account` cannot log in until unsuspended.
@@ -107,6 +109,8 @@ pub enum AccountPurpose {
     Register,
     /// The `REGISTER` command of `draft/account-registration`.
     RegisterCommand,
+    /// Its `VERIFY` command.
+    VerifyCommand,
     /// `NickServ INFO`.
     Info,
     /// `NickServ CERT`.
@@ -140,6 +144,12 @@ pub enum AccountOutcome {
     BadPassword,
     /// REGISTER: the email address is not one mail can be sent to.
     BadEmail,
+    /// REGISTER: created (by this name as registered) but pending until
+    /// VERIFY gives the code mailed to its address.
+    Pending(String),
+    /// REGISTER: the relay did not take the code's mail; the account was
+    /// not kept. The worker logged why.
+    MailFailed,
     /// SUSPEND, UNSUSPEND: done, to the account of this name as registered.
     Changed(String),
     /// SUSPEND, UNSUSPEND: there is no such account.

@@ -224,7 +224,9 @@ pub fn answered(state: &mut State, id: ClientId, purpose: AccountPurpose, outcom
             | AccountOutcome::NotFound
             | AccountOutcome::PasswordSet
             | AccountOutcome::EnforceSet(_)
-            | AccountOutcome::Dropped(_),
+            | AccountOutcome::Dropped(_)
+            | AccountOutcome::Pending(_)
+            | AccountOutcome::MailFailed,
         ) => unavailable(state, id),
     }
 }
