@@ -271,6 +271,7 @@ pub fn answered(state: &mut State, id: ClientId, purpose: AccountPurpose, outcom
     state.resume(id, |state| match purpose {
         AccountPurpose::Sasl => authenticate::answered(state, id, outcome),
         AccountPurpose::RegisterCommand => register::answered(state, id, outcome),
+        AccountPurpose::VerifyCommand => register::verified(state, id, outcome),
         AccountPurpose::Certificates => certificates::answered(state, id, outcome),
         AccountPurpose::Saregister | AccountPurpose::Suspend | AccountPurpose::Unsuspend => {
             account_admin::answered(state, id, purpose, outcome)

@@ -106,6 +106,12 @@ fn register(state: &mut State, id: ClientId, password: &str) {
     if already_logged_in(state, id) {
         return;
     }
+    // An address to verify is required, and only REGISTER takes one.
+    if state.config.accounts.registration_requires_email {
+        let text = "Registering needs an email address: /quote REGISTER * <email> <password>";
+        say(state, id, text);
+        return;
+    }
     if let Err(refused) = state.start_registration(id) {
         say(state, id, refused.text());
         return;

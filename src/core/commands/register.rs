@@ -2,8 +2,9 @@
 //! creates an account (named after the nick, or any name when
 //! `custom_account_names` is on) through the worker, as NickServ REGISTER
 //! does, and logs the client in; every refusal is a `FAIL` with a code the
-//! spec names. No registration asks for a verification code yet, so VERIFY
-//! has none to accept.
+//! spec names. With `registration_requires_email` the account is created
+//! pending instead, the worker mails it a code, and VERIFY with that code
+//! logs the client in.
 
 use crate::config::Registration;
 use crate::core::{AccountJob, AccountOutcome, AccountPurpose, Client, Refusal};
@@ -13,6 +14,8 @@ use crate::proto::validate::is_valid_nick;
 
 /// The longest account name, whatever NICKLEN is (the store's limit).
 pub const MAX_ACCOUNT_LEN: usize = 64;
+/// A VERIFY code longer than this is not one the server mailed.
+const MAX_CODE_LEN: usize = 64;
 
 /// A refusal: the spec's code, the parameter it names and a text.
 struct Failure {
@@ -73,16 +76,40 @@ pub fn register(state: &mut State, id: ClientId, message: &Message) -> Result<()
     Ok(())
 }
 
-/// `VERIFY <account> <code>`
+/// `VERIFY <account> <code>`: the code mailed when REGISTER answered
+/// VERIFICATION_REQUIRED.
 pub fn verify(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
-    let account = message.param(0);
-    let failure = may_use(state, id, "VERIFY", account)
-        .err()
-        .unwrap_or_else(|| {
-            let text = "No registration is waiting for that code";
-            Failure::new("INVALID_CODE", account, text)
-        });
-    send(state, id, "VERIFY", &failure);
+    let (account, code) = (message.param(0), message.param(1));
+    let started =
+        may_use(state, id, "VERIFY", account).and_then(|()| start_verify(state, id, account, code));
+    if let Err(failure) = started {
+        send(state, id, "VERIFY", &failure);
+    }
+    Ok(())
+}
+
+/// Hands the code to the worker, unless no code can be waiting for it.
+fn start_verify(state: &mut State, id: ClientId, account: &str, code: &str) -> Result<(), Failure> {
+    let invalid = || {
+        let text = "No registration is waiting for that code";
+        Failure::new("INVALID_CODE", account, text)
+    };
+    let plausible =
+        !code.is_empty() && code.len() <= MAX_CODE_LEN && account.len() <= MAX_ACCOUNT_LEN;
+    if !state.config.accounts.registration_requires_email || !plausible {
+        return Err(invalid());
+    }
+    if let Some(client) = state.clients.get_mut(&id) {
+        client.registering = Some(account.to_owned());
+    }
+    let job = AccountJob::VerifyCode {
+        account: account.to_owned(),
+        code: code.to_owned(),
+    };
+    if !state.account_job(id, AccountPurpose::VerifyCommand, job) {
+        let text = "Accounts cannot be reached right now; try again later";
+        return Err(Failure::new("TEMPORARILY_UNAVAILABLE", account, text));
+    }
     Ok(())
 }
 
@@ -204,14 +231,26 @@ pub fn answered(state: &mut State, id: ClientId, outcome: AccountOutcome) {
     let wanted = client.registering.take().unwrap_or_default();
     let failure = match outcome {
         AccountOutcome::Valid(account) => {
-            let line = crate::proto::Line::new(Some(state.server_name()), "REGISTER")
-                .arg("SUCCESS")
-                .arg(&account)
-                .trailing("Account successfully registered")
-                .finish();
-            state.send(id, line);
+            let text = "Account successfully registered";
+            reply(state, id, "REGISTER", "SUCCESS", &account, text);
             state.log_in(id, &account);
             return;
+        }
+        AccountOutcome::Pending(account) => {
+            let text = "Account created; send VERIFY with the code mailed to your address";
+            reply(
+                state,
+                id,
+                "REGISTER",
+                "VERIFICATION_REQUIRED",
+                &account,
+                text,
+            );
+            return;
+        }
+        AccountOutcome::MailFailed => {
+            let text = "The verification mail could not be sent; try again later";
+            Failure::new("TEMPORARILY_UNAVAILABLE", &wanted, text)
         }
         AccountOutcome::Taken => Failure::new(
             "ACCOUNT_EXISTS",
@@ -234,6 +273,42 @@ pub fn answered(state: &mut State, id: ClientId, outcome: AccountOutcome) {
     send(state, id, "REGISTER", &failure);
 }
 
+/// The worker's answer to VERIFY: the account is verified and the
+/// client logged in to it, as after REGISTER SUCCESS, or a FAIL.
+pub fn verified(state: &mut State, id: ClientId, outcome: AccountOutcome) {
+    let Some(client) = state.clients.get_mut(&id) else {
+        return;
+    };
+    let wanted = client.registering.take().unwrap_or_default();
+    let failure = match outcome {
+        AccountOutcome::Valid(account) => {
+            let text = "Account successfully verified";
+            reply(state, id, "VERIFY", "SUCCESS", &account, text);
+            state.log_in(id, &account);
+            return;
+        }
+        AccountOutcome::Invalid => {
+            let text = "That code is wrong or has expired";
+            Failure::new("INVALID_CODE", &wanted, text)
+        }
+        _ => {
+            let text = "Accounts cannot be reached right now; try again later";
+            Failure::new("TEMPORARILY_UNAVAILABLE", &wanted, text)
+        }
+    };
+    send(state, id, "VERIFY", &failure);
+}
+
+/// A reply that is not a FAIL: `<command> <code> <account> :<text>`.
+fn reply(state: &mut State, id: ClientId, command: &str, code: &str, account: &str, text: &str) {
+    let line = crate::proto::Line::new(Some(state.server_name()), command)
+        .arg(code)
+        .arg(account)
+        .trailing(text)
+        .finish();
+    state.send(id, line);
+}
+
 fn send(state: &mut State, id: ClientId, command: &str, failure: &Failure) {
     let context = [failure.context.as_str()];
     state.fail(id, command, failure.code, &context, failure.text);
@@ -244,7 +319,8 @@ mod tests {
     use crate::config::{Config, Registration};
     use crate::core::login::tests::answer;
     use crate::core::testing::Harness;
-    use crate::core::{AccountJob, AccountOutcome};
+    use crate::core::{AccountJob, AccountOutcome, AdminRequest};
+    use tokio::sync::mpsc::UnboundedReceiver;
 
     fn harness(change: impl FnOnce(&mut Config)) -> Harness {
         let mut config = Config::default();
@@ -464,6 +540,106 @@ mod tests {
         assert_eq!(
             h.take("bar"),
             [":irc.test FAIL VERIFY INVALID_CODE bar :No registration is waiting for that code"]
+        );
+    }
+
+    /// bar, on a server that wants an address, after REGISTER was
+    /// answered with `outcome`.
+    fn registered_with_email(
+        outcome: AccountOutcome,
+    ) -> (Harness, UnboundedReceiver<AdminRequest>) {
+        let mut h = harness(|config| config.accounts.registration_requires_email = true);
+        let mut requests = h.attach_worker();
+        h.register("bar");
+        h.send("bar", "REGISTER * bar@example.org hunter2");
+        answer(&mut h, &mut requests, outcome);
+        (h, requests)
+    }
+
+    #[test]
+    fn a_pending_registration_asks_for_the_code_and_does_not_log_in() {
+        let (mut h, _requests) = registered_with_email(AccountOutcome::Pending("bar".into()));
+        assert_eq!(
+            h.take("bar"),
+            [
+                ":irc.test REGISTER VERIFICATION_REQUIRED bar :Account created; send VERIFY with the code mailed to your address"
+            ]
+        );
+        assert_eq!(h.state.clients[&h.id("bar")].account, None);
+    }
+
+    #[test]
+    fn the_right_code_verifies_and_logs_in_before_later_lines() {
+        let (mut h, mut requests) = registered_with_email(AccountOutcome::Pending("bar".into()));
+        h.take("bar");
+        h.send("bar", "VERIFY bar Ab3-x_9Z");
+        h.send("bar", "PING after");
+        assert!(h.take("bar").is_empty(), "PING waits for VERIFY");
+        let job = answer(&mut h, &mut requests, AccountOutcome::Valid("bar".into()));
+        assert!(matches!(
+            job,
+            AccountJob::VerifyCode { account, code } if account == "bar" && code == "Ab3-x_9Z"
+        ));
+        assert_eq!(
+            h.take("bar"),
+            [
+                ":irc.test VERIFY SUCCESS bar :Account successfully verified",
+                ":irc.test 900 bar bar!~bar@127.0.0.1 bar :You are now logged in as bar",
+                ":bar!~bar@127.0.0.1 MODE bar +r",
+                ":irc.test PONG irc.test :after",
+            ]
+        );
+        assert_eq!(
+            h.state.clients[&h.id("bar")].account.as_deref(),
+            Some("bar")
+        );
+    }
+
+    #[test]
+    fn a_wrong_code_is_invalid_code_and_does_not_log_in() {
+        let (mut h, mut requests) = registered_with_email(AccountOutcome::Pending("bar".into()));
+        h.take("bar");
+        h.send("bar", "VERIFY bar wrong");
+        answer(&mut h, &mut requests, AccountOutcome::Invalid);
+        let long = "x".repeat(65);
+        h.send("bar", &format!("VERIFY bar {long}"));
+        assert!(
+            requests.try_recv().is_err(),
+            "no job for an impossible code"
+        );
+        assert_eq!(
+            h.take("bar"),
+            [
+                ":irc.test FAIL VERIFY INVALID_CODE bar :That code is wrong or has expired",
+                ":irc.test FAIL VERIFY INVALID_CODE bar :No registration is waiting for that code",
+            ]
+        );
+        assert_eq!(h.state.clients[&h.id("bar")].account, None);
+    }
+
+    #[test]
+    fn a_mail_the_relay_refuses_is_temporarily_unavailable() {
+        let (mut h, _requests) = registered_with_email(AccountOutcome::MailFailed);
+        assert_eq!(
+            h.take("bar"),
+            [
+                ":irc.test FAIL REGISTER TEMPORARILY_UNAVAILABLE bar :The verification mail could not be sent; try again later"
+            ]
+        );
+    }
+
+    #[test]
+    fn nickserv_register_points_to_register_when_an_address_is_required() {
+        let mut h = harness(|config| config.accounts.registration_requires_email = true);
+        let mut requests = h.attach_worker();
+        h.register("bar");
+        h.send("bar", "NS REGISTER hunter2");
+        assert!(requests.try_recv().is_err(), "no job for the worker");
+        assert_eq!(
+            h.take("bar"),
+            [
+                ":NickServ!NickServ@services. NOTICE bar :Registering needs an email address: /quote REGISTER * <email> <password>"
+            ]
         );
     }
 
