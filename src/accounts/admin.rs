@@ -32,11 +32,7 @@ pub fn list(store: &Store, out: &mut impl Write) -> Result<usize, AdminError> {
                 "{}\t{}\t{}",
                 account.name,
                 format_time(account.created_ms),
-                if account.suspended.is_some() {
-                    "suspended"
-                } else {
-                    "active"
-                }
+                status(account)
             )?;
         }
         listed += page.len();
@@ -58,7 +54,7 @@ pub fn show(store: &Store, account: &Account, out: &mut impl Write) -> Result<()
         account.email.as_deref().unwrap_or("(none)")
     )?;
     match &account.suspended {
-        None => writeln!(out, "status: active")?,
+        None => writeln!(out, "status: {}", status(account))?,
         Some(suspension) => writeln!(
             out,
             "status: suspended at {} by {}: {}",
@@ -75,6 +71,16 @@ pub fn show(store: &Store, account: &Account, out: &mut impl Write) -> Result<()
         writeln!(out, "certificates: {}", certificates.join(" "))?;
     }
     Ok(())
+}
+
+/// One word for what the account may do: `suspended`, `pending` (its
+/// mailed code not given yet) or `active`.
+fn status(account: &Account) -> &'static str {
+    match (&account.suspended, account.pending) {
+        (Some(_), _) => "suspended",
+        (None, true) => "pending",
+        (None, false) => "active",
+    }
 }
 
 /// RFC 3339 in UTC, to the second.

@@ -618,6 +618,31 @@ fn a_pending_account_is_verified_by_its_code_only() {
 }
 
 #[test]
+fn the_command_line_shows_a_pending_account_as_pending() {
+    let db = Database::new("pending-admin");
+    let mut store = db.open(Casemapping::Ascii);
+    let alice = pending_alice(&mut store, 10_000);
+    store
+        .create("Bob", &credentials("pencil"), None, 1_000)
+        .unwrap();
+    let mut listed = Vec::new();
+    admin::list(&store, &mut listed).unwrap();
+    let listed = String::from_utf8(listed).unwrap();
+    assert!(
+        listed.contains("Alice\t1970-01-01T00:00:01Z\tpending\n"),
+        "{listed}"
+    );
+    assert!(
+        listed.contains("Bob\t1970-01-01T00:00:01Z\tactive\n"),
+        "{listed}"
+    );
+    let mut shown = Vec::new();
+    admin::show(&store, &alice, &mut shown).unwrap();
+    let shown = String::from_utf8(shown).unwrap();
+    assert!(shown.contains("status: pending\n"), "{shown}");
+}
+
+#[test]
 fn too_many_wrong_codes_free_the_name() {
     let db = Database::new("pending-attempts");
     let mut store = db.open(Casemapping::Ascii);
