@@ -374,7 +374,6 @@ fn register_pending(
     password: &str,
     email: &str,
 ) -> Result<AccountOutcome, AccountError> {
-    store.free_expired(now_ms())?;
     let credentials = match credentials_for(store, name, password, Some(email))? {
         Ok(credentials) => credentials,
         Err(refused) => return Ok(refused),
@@ -400,11 +399,13 @@ fn register_pending(
 /// The checks before a new account's costly hash (a taken name, a bad
 /// address), then the hash: `Err` holds the refusal.
 fn credentials_for(
-    store: &Store,
+    store: &mut Store,
     name: &str,
     password: &str,
     email: Option<&str>,
 ) -> Result<Result<Credentials, AccountOutcome>, AccountError> {
+    // An expired pending account gives its name back first.
+    store.free_expired(now_ms())?;
     if store.find(name)?.is_some() || store.nick_owner(name)?.is_some() {
         return Ok(Err(AccountOutcome::Taken));
     }
