@@ -679,13 +679,15 @@ impl Store {
     /// Every owned nick: its casefolded key, the owner's registered name,
     /// and whether the owner asked for it to be enforced. Bounded by the
     /// accounts and [`MAX_NICKS_PER_ACCOUNT`]; the server reads it once.
+    /// A pending account's nick is left out: nobody can log in to it yet.
     pub fn nick_owners(&self) -> Result<Vec<NickOwner>, AccountError> {
         if !self.has_tables {
             return Ok(Vec::new());
         }
         let mut select = self.conn.prepare_cached(
             "SELECT n.nick_key, a.name, a.enforce_nicks FROM account_nicks n
-             JOIN accounts a ON a.id = n.account",
+             JOIN accounts a ON a.id = n.account
+             WHERE a.id NOT IN (SELECT account FROM account_verifications)",
         )?;
         let rows = select.query_map([], |row| {
             Ok(NickOwner {

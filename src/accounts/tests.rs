@@ -643,6 +643,19 @@ fn the_command_line_shows_a_pending_account_as_pending() {
 }
 
 #[test]
+fn a_pending_accounts_nick_is_not_reserved_until_verified() {
+    let db = Database::new("pending-owners");
+    let mut store = db.open(Casemapping::Ascii);
+    pending_alice(&mut store, 10_000);
+    assert!(store.nick_owners().unwrap().is_empty());
+    let right = mail::code_hash("right");
+    store.check_code("alice", &right, 2_000).unwrap();
+    let owners = store.nick_owners().unwrap();
+    assert_eq!(owners.len(), 1);
+    assert_eq!(owners[0].account, "Alice");
+}
+
+#[test]
 fn too_many_wrong_codes_free_the_name() {
     let db = Database::new("pending-attempts");
     let mut store = db.open(Casemapping::Ascii);
