@@ -232,9 +232,7 @@ pub fn answered(state: &mut State, id: ClientId, outcome: AccountOutcome) {
     let failure = match outcome {
         AccountOutcome::Valid(account) => {
             let text = "Account successfully registered";
-            reply(state, id, "REGISTER", "SUCCESS", &account, text);
-            state.log_in(id, &account);
-            return;
+            return succeeded(state, id, "REGISTER", &account, text);
         }
         AccountOutcome::Pending(account) => {
             let text = "Account created; send VERIFY with the code mailed to your address";
@@ -283,9 +281,7 @@ pub fn verified(state: &mut State, id: ClientId, outcome: AccountOutcome) {
     let failure = match outcome {
         AccountOutcome::Valid(account) => {
             let text = "Account successfully verified";
-            reply(state, id, "VERIFY", "SUCCESS", &account, text);
-            state.log_in(id, &account);
-            return;
+            return succeeded(state, id, "VERIFY", &account, text);
         }
         AccountOutcome::Invalid => {
             let text = "That code is wrong or has expired";
@@ -297,6 +293,15 @@ pub fn verified(state: &mut State, id: ClientId, outcome: AccountOutcome) {
         }
     };
     send(state, id, "VERIFY", &failure);
+}
+
+/// REGISTER or VERIFY SUCCESS: the account now owns its name as a nick
+/// (as after NickServ REGISTER), and the client is logged in to it.
+fn succeeded(state: &mut State, id: ClientId, command: &str, account: &str, text: &str) {
+    let nick = state.fold(account);
+    state.reservations.add(nick, account);
+    reply(state, id, command, "SUCCESS", account, text);
+    state.log_in(id, account);
 }
 
 /// A reply that is not a FAIL: `<command> <code> <account> :<text>`.
@@ -593,6 +598,8 @@ mod tests {
             h.state.clients[&h.id("bar")].account.as_deref(),
             Some("bar")
         );
+        let owner = h.state.reservations.owner(&h.state.fold("BAR"));
+        assert_eq!(owner.map(|owner| owner.account.as_str()), Some("bar"));
     }
 
     #[test]
@@ -615,6 +622,7 @@ mod tests {
             ]
         );
         assert_eq!(h.state.clients[&h.id("bar")].account, None);
+        assert!(h.state.reservations.owner(&h.state.fold("bar")).is_none());
     }
 
     #[test]
