@@ -74,6 +74,29 @@ impl State {
         self.recheck_reserved_nick(id);
     }
 
+    /// Logs every connection of `account` out, and ends any SCRAM exchange
+    /// waiting to log in to it: the account was suspended or dropped, so
+    /// no one may go on using it. Returns the clients logged out.
+    pub fn log_out_account(&mut self, account: &str) -> Vec<ClientId> {
+        authenticate::forget_proofs(self, account);
+        let casemapping = self.config.server.casemapping;
+        let logged_in: Vec<ClientId> = self
+            .clients
+            .values()
+            .filter(|client| {
+                client
+                    .account
+                    .as_deref()
+                    .is_some_and(|theirs| casemapping.eq(theirs, account))
+            })
+            .map(|client| client.id)
+            .collect();
+        for &id in &logged_in {
+            self.log_out(id);
+        }
+        logged_in
+    }
+
     /// A registered client whose account changed may now have to log in
     /// to keep its nick, or no longer has to.
     fn recheck_reserved_nick(&mut self, id: ClientId) {

@@ -121,20 +121,7 @@ pub fn answered(state: &mut State, id: ClientId, purpose: AccountPurpose, outcom
 /// Logs every connection of `account` out: a suspended account is not
 /// used any longer, not only refused at the next login.
 fn log_out_everywhere(state: &mut State, account: &str) {
-    let casemapping = state.config.server.casemapping;
-    let logged_in: Vec<ClientId> = state
-        .clients
-        .values()
-        .filter(|client| {
-            client
-                .account
-                .as_deref()
-                .is_some_and(|theirs| casemapping.eq(theirs, account))
-        })
-        .map(|client| client.id)
-        .collect();
-    for id in logged_in {
-        state.log_out(id);
+    for id in state.log_out_account(account) {
         say(state, id, "Your account has been suspended.");
     }
 }

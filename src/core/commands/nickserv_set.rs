@@ -2,6 +2,7 @@
 //! ENFORCE` and `DROP`. The worker writes the store; [`answered`] brings
 //! the core's view (the nick index, who is logged in) in line with it.
 
+use super::authenticate;
 use super::nickserv::{account_of, say, unavailable};
 use crate::core::{AccountJob, AccountOutcome, AccountPurpose};
 use crate::core::{ClientId, State};
@@ -65,7 +66,13 @@ pub fn drop(state: &mut State, id: ClientId, arguments: &[&str]) {
 /// The worker's answer to SET or DROP.
 pub fn answered(state: &mut State, id: ClientId, outcome: AccountOutcome) {
     match outcome {
-        AccountOutcome::PasswordSet => say(state, id, "Your password has been changed."),
+        AccountOutcome::PasswordSet => {
+            // A proof of the old password must not log anyone in now.
+            if let Some(account) = account_of(state, id) {
+                authenticate::forget_proofs(state, &account);
+            }
+            say(state, id, "Your password has been changed.");
+        }
         AccountOutcome::EnforceSet(on) => {
             if let Some(account) = account_of(state, id) {
                 let casemapping = state.config.server.casemapping;
@@ -91,20 +98,7 @@ pub fn answered(state: &mut State, id: ClientId, outcome: AccountOutcome) {
 fn dropped(state: &mut State, id: ClientId, account: &str) {
     let casemapping = state.config.server.casemapping;
     state.reservations.remove_account(account, casemapping);
-    let logged_in: Vec<ClientId> = state
-        .clients
-        .values()
-        .filter(|client| {
-            client
-                .account
-                .as_deref()
-                .is_some_and(|theirs| casemapping.eq(theirs, account))
-        })
-        .map(|client| client.id)
-        .collect();
-    for client in logged_in {
-        state.log_out(client);
-    }
+    state.log_out_account(account);
     tracing::info!(account, "account dropped from IRC");
     say(
         state,
