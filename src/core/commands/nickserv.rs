@@ -106,12 +106,17 @@ fn register(state: &mut State, id: ClientId, password: &str) {
     if already_logged_in(state, id) {
         return;
     }
+    let name = nick_of(state, id);
+    if super::oper::names_operator_account(state, &name) {
+        say(state, id, "That name is reserved; it cannot be registered.");
+        return;
+    }
     if let Err(refused) = state.start_registration(id) {
         say(state, id, refused.text());
         return;
     }
     let job = AccountJob::Register {
-        name: nick_of(state, id),
+        name,
         password: password.to_owned(),
         email: None,
     };

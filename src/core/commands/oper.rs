@@ -119,6 +119,19 @@ pub fn grant_for_account(state: &mut State, id: ClientId) {
     grant(state, id, &name);
 }
 
+/// Whether an `[[oper]]` block names the account `name`: such names are
+/// created only by SAREGISTER or the CLI, never by a REGISTER from IRC,
+/// else whoever registered one first would become that operator.
+pub fn names_operator_account(state: &State, name: &str) -> bool {
+    let casemapping = state.config.server.casemapping;
+    state.config.oper.iter().any(|block| {
+        block
+            .account
+            .as_deref()
+            .is_some_and(|named| casemapping.eq(named, name))
+    })
+}
+
 /// Makes `id` the operator of the block called `oper`: +o, its
 /// privileges, 381.
 fn grant(state: &mut State, id: ClientId, oper: &str) {
@@ -238,6 +251,24 @@ mod tests {
                 ":irc.test 381 alice :You are now an IRC operator",
             ]
         );
+    }
+
+    #[test]
+    fn an_operator_account_name_cannot_be_registered_from_irc() {
+        let mut h = by_account(&[]);
+        let mut requests = h.attach_worker();
+        h.register("alice");
+        h.send("alice", "NS REGISTER hunter2");
+        h.send("alice", "REGISTER * * hunter2");
+        assert_eq!(
+            h.take("alice"),
+            [
+                ":NickServ!NickServ@services. NOTICE alice :That name is reserved; it cannot be registered.",
+                ":irc.test FAIL REGISTER BAD_ACCOUNT_NAME alice :That account name is reserved",
+            ]
+        );
+        assert!(requests.try_recv().is_err(), "no account was created");
+        assert!(!h.state.clients[&h.id("alice")].modes.oper);
     }
 
     #[test]

@@ -141,6 +141,10 @@ fn account_name(state: &State, id: ClientId, wanted: &str) -> Result<String, Fai
         let text = "That account name cannot be used; it must be a valid nick";
         return Err(Failure::new("BAD_ACCOUNT_NAME", wanted, text));
     }
+    if super::oper::names_operator_account(state, &account) {
+        let text = "That account name is reserved";
+        return Err(Failure::new("BAD_ACCOUNT_NAME", &account, text));
+    }
     if !own_nick && state.nicks.contains_key(&state.fold(&account)) {
         let text = "That name is another user's nick";
         return Err(Failure::new("ACCOUNT_EXISTS", &account, text));
