@@ -87,6 +87,13 @@ impl Reservations {
 }
 
 impl State {
+    /// A new account owns the nick of its name: every path creating one
+    /// (NickServ REGISTER, draft REGISTER, SAREGISTER) tells the index.
+    pub fn account_created(&mut self, account: &str) {
+        let nick = self.fold(account);
+        self.reservations.add(nick, account);
+    }
+
     /// Whether `id` is logged in to the account owning its nick (WHOIS 307).
     pub fn owns_nick(&self, id: ClientId) -> bool {
         let Some(client) = self.clients.get(&id) else {

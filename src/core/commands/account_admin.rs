@@ -112,8 +112,10 @@ pub fn answered(state: &mut State, id: ClientId, purpose: AccountPurpose, outcom
         .unwrap_or_default();
     info!(%by, %account, "account {done} by an operator");
     say(state, id, &format!("Account {account} {done}."));
-    if purpose == AccountPurpose::Suspend {
-        log_out_everywhere(state, &account);
+    match purpose {
+        AccountPurpose::Suspend => log_out_everywhere(state, &account),
+        AccountPurpose::Saregister => state.account_created(&account),
+        _ => {}
     }
     announce(state, &format!("{by} {done} the account {account}"));
 }
@@ -217,6 +219,8 @@ mod tests {
             ]
         );
         assert_eq!(h.state.clients[&h.id("oper")].account, None);
+        let owner = h.state.reservations.owner(&h.state.fold("carol"));
+        assert_eq!(owner.map(|owner| owner.account.as_str()), Some("carol"));
     }
 
     #[test]

@@ -189,8 +189,7 @@ pub fn answered(state: &mut State, id: ClientId, purpose: AccountPurpose, outcom
     }
     match (purpose, outcome) {
         (AccountPurpose::Register, AccountOutcome::Valid(account)) => {
-            let nick = state.fold(&account);
-            state.reservations.add(nick, &account);
+            state.account_created(&account);
             state.log_in(id, &account);
             let text = format!("Account {account} created; you are now logged in.");
             say(state, id, &text);

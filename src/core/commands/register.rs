@@ -214,6 +214,7 @@ pub fn answered(state: &mut State, id: ClientId, outcome: AccountOutcome) {
                 .trailing("Account successfully registered")
                 .finish();
             state.send(id, line);
+            state.account_created(&account);
             state.log_in(id, &account);
             return;
         }
@@ -280,6 +281,8 @@ mod tests {
                 ":irc.test PONG irc.test :after",
             ]
         );
+        // The new account owns the nick at once, as after NickServ REGISTER.
+        assert!(h.state.owns_nick(h.id("alice")));
     }
 
     #[test]
