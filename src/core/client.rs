@@ -84,6 +84,9 @@ pub struct Client {
     /// Its one grace period for owned nicks is over: until it logs in to
     /// an owner, it may not take a nick another account owns.
     pub guest_grace_spent: bool,
+    /// Its operator status came from logging in to an `[[oper]]` block's
+    /// account, and ends when it leaves that account.
+    pub oper_by_account: bool,
 }
 
 /// User modes.
@@ -170,6 +173,7 @@ impl Client {
             last_active: now,
             guest_deadline: None,
             guest_grace_spent: false,
+            oper_by_account: false,
         }
     }
 

@@ -44,6 +44,7 @@ impl State {
         if changed {
             self.notify_account(id);
             self.recheck_reserved_nick(id);
+            oper::revoke_for_account(self, id);
             // Before registration, the welcome grants it.
             oper::grant_for_account(self, id);
             self.grant_owed_status_everywhere(id);
@@ -72,6 +73,7 @@ impl State {
         }
         self.notify_account(id);
         self.recheck_reserved_nick(id);
+        oper::revoke_for_account(self, id);
     }
 
     /// Logs every connection of `account` out, and ends any SCRAM exchange
