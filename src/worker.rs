@@ -11,7 +11,7 @@ use std::sync::Arc;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tracing::{error, info, warn};
 
-use crate::accounts::password::{SCRAM_ITERATIONS, decoy_salt, verify};
+use crate::accounts::password::{SCRAM_ITERATIONS, decoy_salt, verify, verify_decoy};
 use crate::accounts::store::check_email;
 use crate::accounts::{AccountError, Credentials, Naming, Store, Suspension};
 use crate::config::{self, Config};
@@ -302,6 +302,7 @@ fn check_password(
     password: &str,
 ) -> Result<AccountOutcome, AccountError> {
     let Some(found) = store.find(account)? else {
+        verify_decoy(password);
         return Ok(AccountOutcome::Invalid);
     };
     Ok(if !verify(password, &found.credentials.hash) {
