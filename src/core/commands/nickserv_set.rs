@@ -25,10 +25,17 @@ pub fn set(state: &mut State, id: ClientId, arguments: &[&str]) {
         (Some("PASSWORD" | "ENFORCE"), 2, _, None) => {
             return say(state, id, "You must be logged in to change your account.");
         }
-        (Some("PASSWORD"), 2, _, Some(account)) => AccountJob::SetPassword {
-            account,
-            password: value.to_owned(),
-        },
+        (Some("PASSWORD"), 2, _, Some(account)) => {
+            let job = AccountJob::SetPassword {
+                account: account.clone(),
+                password: value.to_owned(),
+            };
+            // Each new password costs a hash: counted as a login attempt.
+            if !state.start_login(id, AccountPurpose::Change, &account, job) {
+                unavailable(state, id);
+            }
+            return;
+        }
         (Some("ENFORCE"), 2, Some(on), Some(account)) => AccountJob::SetEnforce { account, on },
         _ => {
             return say(
@@ -155,6 +162,30 @@ mod tests {
         assert_eq!(
             h.take("alice"),
             [":NickServ!NickServ@services. NOTICE alice :Your password has been changed."]
+        );
+    }
+
+    #[test]
+    fn set_password_counts_against_the_login_lockout() {
+        let mut config = crate::config::Config::default();
+        config.server.name = "irc.test".into();
+        config.accounts = toml::from_str("login_attempts = 1").unwrap();
+        let mut h = Harness::with_config(config);
+        let mut requests = h.attach_worker();
+        h.register("alice");
+        let id = h.id("alice");
+        h.state.log_in(id, "alice");
+        h.take("alice");
+        h.send("alice", "NS SET PASSWORD one");
+        answer(&mut h, &mut requests, AccountOutcome::PasswordSet);
+        h.take("alice");
+        h.send("alice", "NS SET PASSWORD two");
+        assert!(requests.try_recv().is_err(), "no second hash this window");
+        assert_eq!(
+            h.take("alice"),
+            [
+                ":NickServ!NickServ@services. NOTICE alice :Accounts cannot be reached right now; try again later."
+            ]
         );
     }
 
