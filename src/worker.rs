@@ -12,7 +12,7 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use tracing::{error, info, warn};
 
 use crate::accounts::mail::{self, Relay};
-use crate::accounts::password::{SCRAM_ITERATIONS, decoy_salt, verify};
+use crate::accounts::password::{SCRAM_ITERATIONS, decoy_salt, verify, verify_decoy};
 use crate::accounts::store::check_email;
 use crate::accounts::{
     Account, AccountError, CodeCheck, Credentials, Naming, PendingCode, Store, Suspension,
@@ -332,6 +332,7 @@ fn check_password(
     password: &str,
 ) -> Result<AccountOutcome, AccountError> {
     let Some(found) = store.find(account)? else {
+        verify_decoy(password);
         return Ok(AccountOutcome::Invalid);
     };
     // A pending account answers as a wrong password would, unhashed.

@@ -21,13 +21,22 @@ async fn connect(addr: std::net::SocketAddr, nick: &str) -> Client {
 #[tokio::test]
 async fn the_blocks_account_is_an_operator_who_can_suspend_an_account() {
     let dir = TempDir::new("operators-by-account");
+    // The operator's account cannot be registered from IRC while a block
+    // names it: alice registers before the block exists.
+    let config = test_config_with_history(&dir.join("history.db"), "");
+    let server = rookery::start(config).await.unwrap();
+    let mut alice = connect(server.local_addrs()[0], "alice").await;
+    alice.send("REGISTER * * hunter2").await;
+    alice.expect_containing(" 900 ").await;
+    server.shutdown().await;
+
     let extra = "[[oper]]\nname = \"boss\"\naccount = \"alice\"\nprivileges = [\"accounts\"]\n";
     let config = test_config_with_history(&dir.join("history.db"), extra);
     let server = rookery::start(config).await.unwrap();
     let addr = server.local_addrs()[0];
 
     let mut alice = connect(addr, "alice").await;
-    alice.send("REGISTER * * hunter2").await;
+    alice.send("NS IDENTIFY hunter2").await;
     alice.expect_containing(" 900 ").await;
     alice.expect_containing("MODE alice +o").await;
     alice
@@ -53,4 +62,21 @@ async fn the_blocks_account_is_an_operator_who_can_suspend_an_account() {
         .await;
     bob.send("NS IDENTIFY hunter2").await;
     bob.expect_containing(" 900 bob ").await;
+}
+
+#[tokio::test]
+async fn nobody_registers_the_operators_account_from_irc() {
+    let dir = TempDir::new("operators-account-reserved");
+    let extra = "[[oper]]\nname = \"boss\"\naccount = \"admin\"\nprivileges = [\"accounts\"]\n";
+    let config = test_config_with_history(&dir.join("history.db"), extra);
+    let server = rookery::start(config).await.unwrap();
+    let mut mallory = connect(server.local_addrs()[0], "admin").await;
+    mallory.send("NS REGISTER hunter2").await;
+    mallory
+        .expect_containing("That name is reserved; it cannot be registered.")
+        .await;
+    mallory.send("REGISTER * * hunter2").await;
+    mallory
+        .expect_containing("FAIL REGISTER BAD_ACCOUNT_NAME admin ")
+        .await;
 }

@@ -53,6 +53,20 @@ pub fn verify(password: &str, hash: &str) -> bool {
     })
 }
 
+/// Spends on `password` what [`verify`] spends on a real account's hash,
+/// and refuses it: a login to an account that does not exist then takes
+/// as long as a wrong password, so timing does not tell which exist.
+pub fn verify_decoy(password: &str) -> bool {
+    verify(password, decoy_hash());
+    false
+}
+
+/// A hash made once, with the parameters [`hash`] gives real accounts.
+fn decoy_hash() -> &'static str {
+    static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DECOY.get_or_init(|| hash("decoy").unwrap_or_default())
+}
+
 fn check(password: &str) -> Result<(), PasswordError> {
     if password.is_empty() {
         return Err(PasswordError::Empty);
@@ -158,6 +172,19 @@ fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The parameters of a PHC hash: all but its salt and digest.
+    fn parameters(hash: &str) -> String {
+        hash.split('$').take(4).collect::<Vec<_>>().join("$")
+    }
+
+    #[test]
+    fn the_decoy_check_costs_what_a_real_one_does_and_never_passes() {
+        assert!(!verify_decoy("decoy"));
+        let real = hash("hunter2").unwrap();
+        assert_eq!(parameters(decoy_hash()), parameters(&real));
+        assert!(parameters(&real).starts_with("$argon2id$v=19$m="), "{real}");
+    }
 
     #[test]
     fn a_decoy_salt_is_stable_per_account_and_secret_and_sized_like_a_real_one() {

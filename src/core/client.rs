@@ -81,6 +81,12 @@ pub struct Client {
     /// When the client is renamed to a guest unless it logs in to the
     /// account owning its nick (`core/reservation.rs`).
     pub guest_deadline: Option<SystemTime>,
+    /// Its one grace period for owned nicks is over: until it logs in to
+    /// an owner, it may not take a nick another account owns.
+    pub guest_grace_spent: bool,
+    /// Its operator status came from logging in to an `[[oper]]` block's
+    /// account, and ends when it leaves that account.
+    pub oper_by_account: bool,
 }
 
 /// User modes.
@@ -166,6 +172,8 @@ impl Client {
             playback_seen: SeenMarks::default(),
             last_active: now,
             guest_deadline: None,
+            guest_grace_spent: false,
+            oper_by_account: false,
         }
     }
 

@@ -336,12 +336,20 @@ pub struct AdminState {
     /// Account jobs handed to the worker and not answered yet; at most
     /// [`MAX_ACCOUNT_JOBS`], so the worker's queue cannot grow without end.
     pub(crate) account_jobs: usize,
+    /// The address of each client with an account job in flight (one per
+    /// client, since the client waits), so that one address may hold only
+    /// [`MAX_ACCOUNT_JOBS_PER_ADDRESS`] of them; at most [`MAX_ACCOUNT_JOBS`].
+    pub(crate) account_job_addresses: Vec<(super::ClientId, crate::proto::AddressKey)>,
 }
 
 /// Account jobs waiting for the worker at most; past it a client is told
 /// to try again. Each costs a password hash at two at a time, so more
 /// would only wait longer.
 pub const MAX_ACCOUNT_JOBS: usize = 64;
+
+/// Account jobs one address (by the IPv6 prefix rule) may have in flight:
+/// a few busy connections must not fill the worker's queue for everyone.
+pub const MAX_ACCOUNT_JOBS_PER_ADDRESS: usize = 4;
 
 impl AdminState {
     /// The state a server starts with under `config`.

@@ -10,7 +10,7 @@ use super::caps::Caps;
 use super::commands::{
     account_admin, authenticate, certificates, chanserv, nickserv, oper, register, registration,
 };
-use super::jobs::MAX_ACCOUNT_JOBS;
+use super::jobs::{MAX_ACCOUNT_JOBS, MAX_ACCOUNT_JOBS_PER_ADDRESS};
 use super::{AccountAnswer, AccountJob, AccountOutcome, AccountPurpose, AdminRequest};
 use super::{Client, ClientId, State};
 use crate::config::Registration;
@@ -44,6 +44,7 @@ impl State {
         if changed {
             self.notify_account(id);
             self.recheck_reserved_nick(id);
+            oper::revoke_for_account(self, id);
             // Before registration, the welcome grants it.
             oper::grant_for_account(self, id);
             self.grant_owed_status_everywhere(id);
@@ -72,6 +73,30 @@ impl State {
         }
         self.notify_account(id);
         self.recheck_reserved_nick(id);
+        oper::revoke_for_account(self, id);
+    }
+
+    /// Logs every connection of `account` out, and ends any SCRAM exchange
+    /// waiting to log in to it: the account was suspended or dropped, so
+    /// no one may go on using it. Returns the clients logged out.
+    pub fn log_out_account(&mut self, account: &str) -> Vec<ClientId> {
+        authenticate::forget_proofs(self, account);
+        let casemapping = self.config.server.casemapping;
+        let logged_in: Vec<ClientId> = self
+            .clients
+            .values()
+            .filter(|client| {
+                client
+                    .account
+                    .as_deref()
+                    .is_some_and(|theirs| casemapping.eq(theirs, account))
+            })
+            .map(|client| client.id)
+            .collect();
+        for &id in &logged_in {
+            self.log_out(id);
+        }
+        logged_in
     }
 
     /// A registered client whose account changed may now have to log in
@@ -203,7 +228,22 @@ impl State {
     /// until its answer; false when there is no worker, or its queue is
     /// full ([`MAX_ACCOUNT_JOBS`]): the caller says to try again later.
     pub fn account_job(&mut self, id: ClientId, purpose: AccountPurpose, job: AccountJob) -> bool {
-        if self.admin.account_jobs >= MAX_ACCOUNT_JOBS {
+        let Some(address) = self
+            .clients
+            .get(&id)
+            .map(|client| self.address_key(client.ip))
+        else {
+            return false;
+        };
+        let from_address = self
+            .admin
+            .account_job_addresses
+            .iter()
+            .filter(|(_, theirs)| *theirs == address)
+            .count();
+        if self.admin.account_jobs >= MAX_ACCOUNT_JOBS
+            || from_address >= MAX_ACCOUNT_JOBS_PER_ADDRESS
+        {
             warn!(
                 client = id.0,
                 "account job refused: the worker's queue is full"
@@ -215,6 +255,7 @@ impl State {
             return false;
         }
         self.admin.account_jobs += 1;
+        self.admin.account_job_addresses.push((id, address));
         self.wait_off_core(id);
         true
     }
@@ -253,6 +294,10 @@ impl RegistrationRefused {
 /// The worker's answer to an account job of `id`.
 pub fn answered(state: &mut State, id: ClientId, purpose: AccountPurpose, outcome: AccountOutcome) {
     state.admin.account_jobs = state.admin.account_jobs.saturating_sub(1);
+    let addresses = &mut state.admin.account_job_addresses;
+    if let Some(index) = addresses.iter().position(|(client, _)| *client == id) {
+        addresses.swap_remove(index);
+    }
     // Only a login clears guesses; a REGISTER or SAREGISTER must not.
     let logged_in = match (&outcome, purpose) {
         (
@@ -405,6 +450,28 @@ pub(super) mod tests {
             h.state.admin.account_jobs,
             crate::core::jobs::MAX_ACCOUNT_JOBS - 1
         );
+    }
+
+    #[test]
+    fn one_address_holds_only_a_few_account_jobs_at_once() {
+        let mut h = Harness::new();
+        let mut requests = h.attach_worker();
+        let limit = crate::core::jobs::MAX_ACCOUNT_JOBS_PER_ADDRESS;
+        let names: Vec<String> = (0..=limit).map(|n| format!("c{n}")).collect();
+        for name in &names {
+            h.register(name);
+            h.send(name, "NS INFO bob");
+        }
+        let last = names.last().unwrap();
+        assert_eq!(
+            h.take(last),
+            [format!(
+                ":NickServ!NickServ@services. NOTICE {last} :Accounts cannot be reached right now; try again later."
+            )]
+        );
+        answer(&mut h, &mut requests, AccountOutcome::About(None));
+        h.send(last, "NS INFO bob");
+        assert_eq!(h.state.admin.account_jobs, limit);
     }
 
     #[test]

@@ -87,6 +87,13 @@ impl Reservations {
 }
 
 impl State {
+    /// A new account owns the nick of its name: every path creating one
+    /// (NickServ REGISTER, draft REGISTER, SAREGISTER) tells the index.
+    pub fn account_created(&mut self, account: &str) {
+        let nick = self.fold(account);
+        self.reservations.add(nick, account);
+    }
+
     /// Whether `id` is logged in to the account owning its nick (WHOIS 307).
     pub fn owns_nick(&self, id: ClientId) -> bool {
         let Some(client) = self.clients.get(&id) else {
@@ -106,11 +113,7 @@ impl State {
     fn nick_claimed_from(&self, id: ClientId) -> Option<String> {
         let client = self.clients.get(&id)?;
         let owner = self.reservations.owner(&self.fold(&client.nick))?;
-        let enforced = match self.config.accounts.nick_reservation {
-            NickReservation::Strict => true,
-            NickReservation::Optional => owner.enforce,
-            NickReservation::Off => false,
-        };
+        let enforced = self.enforced(owner);
         let logged_in = client
             .account
             .as_deref()
@@ -118,25 +121,70 @@ impl State {
         (enforced && !logged_in).then(|| owner.account.clone())
     }
 
-    /// After a registered client took its nick (NICK or registering):
-    /// when another account owns it, the client is told to log in, and
-    /// renamed if it has not by `guest_after` from now.
+    /// After a registered client took its nick (NICK, registering, or a
+    /// change of account): when another account owns it, the client is
+    /// told to log in, and renamed if it has not by `guest_after` from
+    /// its first such nick. Changing nick does not restart that time, and
+    /// once it is spent the client is renamed at once.
     pub fn check_reserved_nick(&mut self, id: ClientId) {
-        self.cancel_guest_deadline(id);
+        if self.owns_nick(id) {
+            // Logged in to the owner: the grace period is not needed.
+            self.cancel_guest_deadline(id);
+            if let Some(client) = self.clients.get_mut(&id) {
+                client.guest_grace_spent = false;
+            }
+            return;
+        }
         let Some(account) = self.nick_claimed_from(id) else {
             return;
         };
-        let after = self.config.accounts.guest_after();
-        let deadline = self.clock.now() + after;
-        if let Some(client) = self.clients.get_mut(&id) {
-            client.guest_deadline = Some(deadline);
-            self.reservations.deadlines.insert((deadline, id));
+        let Some(client) = self.clients.get(&id) else {
+            return;
+        };
+        if client.guest_grace_spent {
+            return self.rename_to_guest(id);
         }
+        let now = self.clock.now();
+        let deadline = client
+            .guest_deadline
+            .unwrap_or_else(|| now + self.config.accounts.guest_after());
+        if client.guest_deadline.is_none() {
+            self.reservations.deadlines.insert((deadline, id));
+            if let Some(client) = self.clients.get_mut(&id) {
+                client.guest_deadline = Some(deadline);
+            }
+        }
+        let left = deadline.duration_since(now).unwrap_or_default();
         let text = format!(
             "This nick is owned by the account {account}. Log in to it within {} seconds (/msg NickServ IDENTIFY <password>), or your nick will be changed.",
-            after.as_secs().max(1)
+            left.as_secs().max(1)
         );
         nickserv::say(self, id, &text);
+    }
+
+    /// Whether `id`, its grace period spent, is refused the nick `wanted`
+    /// because another account owns it and enforces it.
+    pub fn nick_refused_after_grace(&self, id: ClientId, wanted: &str) -> bool {
+        let Some(client) = self.clients.get(&id).filter(|c| c.guest_grace_spent) else {
+            return false;
+        };
+        let Some(owner) = self.reservations.owner(&self.fold(wanted)) else {
+            return false;
+        };
+        let logged_in = client
+            .account
+            .as_deref()
+            .is_some_and(|account| self.fold(account) == self.fold(&owner.account));
+        self.enforced(owner) && !logged_in
+    }
+
+    /// Whether the configuration enforces `owner`'s nicks.
+    fn enforced(&self, owner: &Owner) -> bool {
+        match self.config.accounts.nick_reservation {
+            NickReservation::Strict => true,
+            NickReservation::Optional => owner.enforce,
+            NickReservation::Off => false,
+        }
     }
 
     /// Drops `id`'s renaming deadline, if it has one.
@@ -159,6 +207,9 @@ impl State {
                 break;
             }
             self.cancel_guest_deadline(id);
+            if let Some(client) = self.clients.get_mut(&id) {
+                client.guest_grace_spent = true;
+            }
             if self.nick_claimed_from(id).is_some() {
                 self.rename_to_guest(id);
             }
@@ -286,6 +337,37 @@ mod tests {
         );
         assert_eq!(h.state.clients[&h.id("alice")].nick, guest);
         assert!(h.state.reservations.deadlines.is_empty());
+    }
+
+    #[test]
+    fn changing_nick_and_back_does_not_restart_the_time_to_log_in() {
+        let mut h = harness("strict", false);
+        h.register("alice");
+        h.advance(29);
+        h.send("alice", "NICK other");
+        h.send("alice", "NICK alice");
+        h.take("alice");
+        h.advance(1);
+        h.state.handle(Event::Tick);
+        let guest = guest_renamed(&mut h);
+        assert!(guest.starts_with("Guest"), "{guest}");
+    }
+
+    #[test]
+    fn a_client_renamed_off_an_owned_nick_may_not_take_it_again() {
+        let mut h = harness("strict", false);
+        h.register("alice");
+        h.advance(30);
+        h.state.handle(Event::Tick);
+        let guest = guest_renamed(&mut h);
+        h.send("alice", "NICK alice");
+        assert_eq!(
+            h.take("alice"),
+            [format!(
+                ":irc.test 433 {guest} alice :Nickname is reserved by a different account"
+            )]
+        );
+        assert_eq!(h.state.clients[&h.id("alice")].nick, guest);
     }
 
     #[test]

@@ -112,8 +112,10 @@ pub fn answered(state: &mut State, id: ClientId, purpose: AccountPurpose, outcom
         .unwrap_or_default();
     info!(%by, %account, "account {done} by an operator");
     say(state, id, &format!("Account {account} {done}."));
-    if purpose == AccountPurpose::Suspend {
-        log_out_everywhere(state, &account);
+    match purpose {
+        AccountPurpose::Suspend => log_out_everywhere(state, &account),
+        AccountPurpose::Saregister => state.account_created(&account),
+        _ => {}
     }
     announce(state, &format!("{by} {done} the account {account}"));
 }
@@ -121,20 +123,7 @@ pub fn answered(state: &mut State, id: ClientId, purpose: AccountPurpose, outcom
 /// Logs every connection of `account` out: a suspended account is not
 /// used any longer, not only refused at the next login.
 fn log_out_everywhere(state: &mut State, account: &str) {
-    let casemapping = state.config.server.casemapping;
-    let logged_in: Vec<ClientId> = state
-        .clients
-        .values()
-        .filter(|client| {
-            client
-                .account
-                .as_deref()
-                .is_some_and(|theirs| casemapping.eq(theirs, account))
-        })
-        .map(|client| client.id)
-        .collect();
-    for id in logged_in {
-        state.log_out(id);
+    for id in state.log_out_account(account) {
         say(state, id, "Your account has been suspended.");
     }
 }
@@ -230,6 +219,8 @@ mod tests {
             ]
         );
         assert_eq!(h.state.clients[&h.id("oper")].account, None);
+        let owner = h.state.reservations.owner(&h.state.fold("carol"));
+        assert_eq!(owner.map(|owner| owner.account.as_str()), Some("carol"));
     }
 
     #[test]

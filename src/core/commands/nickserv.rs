@@ -112,12 +112,17 @@ fn register(state: &mut State, id: ClientId, password: &str) {
         say(state, id, text);
         return;
     }
+    let name = nick_of(state, id);
+    if super::oper::names_operator_account(state, &name) {
+        say(state, id, "That name is reserved; it cannot be registered.");
+        return;
+    }
     if let Err(refused) = state.start_registration(id) {
         say(state, id, refused.text());
         return;
     }
     let job = AccountJob::Register {
-        name: nick_of(state, id),
+        name,
         password: password.to_owned(),
         email: None,
     };
@@ -190,8 +195,7 @@ pub fn answered(state: &mut State, id: ClientId, purpose: AccountPurpose, outcom
     }
     match (purpose, outcome) {
         (AccountPurpose::Register, AccountOutcome::Valid(account)) => {
-            let nick = state.fold(&account);
-            state.reservations.add(nick, &account);
+            state.account_created(&account);
             state.log_in(id, &account);
             let text = format!("Account {account} created; you are now logged in.");
             say(state, id, &text);

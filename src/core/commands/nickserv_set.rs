@@ -2,6 +2,7 @@
 //! ENFORCE` and `DROP`. The worker writes the store; [`answered`] brings
 //! the core's view (the nick index, who is logged in) in line with it.
 
+use super::authenticate;
 use super::nickserv::{account_of, say, unavailable};
 use crate::core::{AccountJob, AccountOutcome, AccountPurpose};
 use crate::core::{ClientId, State};
@@ -24,10 +25,17 @@ pub fn set(state: &mut State, id: ClientId, arguments: &[&str]) {
         (Some("PASSWORD" | "ENFORCE"), 2, _, None) => {
             return say(state, id, "You must be logged in to change your account.");
         }
-        (Some("PASSWORD"), 2, _, Some(account)) => AccountJob::SetPassword {
-            account,
-            password: value.to_owned(),
-        },
+        (Some("PASSWORD"), 2, _, Some(account)) => {
+            let job = AccountJob::SetPassword {
+                account: account.clone(),
+                password: value.to_owned(),
+            };
+            // Each new password costs a hash: counted as a login attempt.
+            if !state.start_login(id, AccountPurpose::Change, &account, job) {
+                unavailable(state, id);
+            }
+            return;
+        }
         (Some("ENFORCE"), 2, Some(on), Some(account)) => AccountJob::SetEnforce { account, on },
         _ => {
             return say(
@@ -65,7 +73,13 @@ pub fn drop(state: &mut State, id: ClientId, arguments: &[&str]) {
 /// The worker's answer to SET or DROP.
 pub fn answered(state: &mut State, id: ClientId, outcome: AccountOutcome) {
     match outcome {
-        AccountOutcome::PasswordSet => say(state, id, "Your password has been changed."),
+        AccountOutcome::PasswordSet => {
+            // A proof of the old password must not log anyone in now.
+            if let Some(account) = account_of(state, id) {
+                authenticate::forget_proofs(state, &account);
+            }
+            say(state, id, "Your password has been changed.");
+        }
         AccountOutcome::EnforceSet(on) => {
             if let Some(account) = account_of(state, id) {
                 let casemapping = state.config.server.casemapping;
@@ -91,20 +105,7 @@ pub fn answered(state: &mut State, id: ClientId, outcome: AccountOutcome) {
 fn dropped(state: &mut State, id: ClientId, account: &str) {
     let casemapping = state.config.server.casemapping;
     state.reservations.remove_account(account, casemapping);
-    let logged_in: Vec<ClientId> = state
-        .clients
-        .values()
-        .filter(|client| {
-            client
-                .account
-                .as_deref()
-                .is_some_and(|theirs| casemapping.eq(theirs, account))
-        })
-        .map(|client| client.id)
-        .collect();
-    for client in logged_in {
-        state.log_out(client);
-    }
+    state.log_out_account(account);
     tracing::info!(account, "account dropped from IRC");
     say(
         state,
@@ -161,6 +162,30 @@ mod tests {
         assert_eq!(
             h.take("alice"),
             [":NickServ!NickServ@services. NOTICE alice :Your password has been changed."]
+        );
+    }
+
+    #[test]
+    fn set_password_counts_against_the_login_lockout() {
+        let mut config = crate::config::Config::default();
+        config.server.name = "irc.test".into();
+        config.accounts = toml::from_str("login_attempts = 1").unwrap();
+        let mut h = Harness::with_config(config);
+        let mut requests = h.attach_worker();
+        h.register("alice");
+        let id = h.id("alice");
+        h.state.log_in(id, "alice");
+        h.take("alice");
+        h.send("alice", "NS SET PASSWORD one");
+        answer(&mut h, &mut requests, AccountOutcome::PasswordSet);
+        h.take("alice");
+        h.send("alice", "NS SET PASSWORD two");
+        assert!(requests.try_recv().is_err(), "no second hash this window");
+        assert_eq!(
+            h.take("alice"),
+            [
+                ":NickServ!NickServ@services. NOTICE alice :Accounts cannot be reached right now; try again later."
+            ]
         );
     }
 

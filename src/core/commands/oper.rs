@@ -79,6 +79,9 @@ fn answer(state: &mut State, id: ClientId, oper: &str, valid: bool) {
     state.admin.oper_lockout.succeeded(&key);
     info!(?nick, %ip, oper, "OPER succeeded");
     grant(state, id, oper);
+    if let Some(client) = state.clients.get_mut(&id) {
+        client.oper_by_account = false;
+    }
 }
 
 /// Whether `client` connects from one of the block's hosts (real
@@ -117,6 +120,43 @@ pub fn grant_for_account(state: &mut State, id: ClientId) {
     };
     info!(nick = ?client.nick, ip = %client.ip, account, oper = %name, "operator by account");
     grant(state, id, &name);
+    if let Some(client) = state.clients.get_mut(&id) {
+        client.oper_by_account = true;
+    }
+}
+
+/// Ends operator status that came from an account, when the client
+/// leaves that account (logout, suspension, DROP, another login): -o and
+/// its privileges go.
+pub fn revoke_for_account(state: &mut State, id: ClientId) {
+    let Some(client) = state.clients.get_mut(&id) else {
+        return;
+    };
+    if !std::mem::take(&mut client.oper_by_account) || !client.modes.oper {
+        return;
+    }
+    client.modes.oper = false;
+    client.privileges.clear();
+    client.outbox.set_flood_exempt(false);
+    info!(nick = ?client.nick, ip = %client.ip, "operator by account no longer");
+    let line = Line::new(Some(&client.source), "MODE")
+        .arg(&client.nick)
+        .arg("-o")
+        .finish();
+    state.send(id, line);
+}
+
+/// Whether an `[[oper]]` block names the account `name`: such names are
+/// created only by SAREGISTER or the CLI, never by a REGISTER from IRC,
+/// else whoever registered one first would become that operator.
+pub fn names_operator_account(state: &State, name: &str) -> bool {
+    let casemapping = state.config.server.casemapping;
+    state.config.oper.iter().any(|block| {
+        block
+            .account
+            .as_deref()
+            .is_some_and(|named| casemapping.eq(named, name))
+    })
 }
 
 /// Makes `id` the operator of the block called `oper`: +o, its
@@ -238,6 +278,50 @@ mod tests {
                 ":irc.test 381 alice :You are now an IRC operator",
             ]
         );
+    }
+
+    #[test]
+    fn logging_out_or_into_another_account_ends_operator_status_by_account() {
+        let mut h = by_account(&[]);
+        let mut requests = h.attach_worker();
+        h.register("alice");
+        h.send("alice", "NS IDENTIFY hunter2");
+        answer(&mut h, &mut requests, AccountOutcome::Valid("alice".into()));
+        h.take("alice");
+        h.send("alice", "NS LOGOUT");
+        let lines = h.take("alice");
+        assert!(
+            lines.contains(&":alice!~alice@127.0.0.1 MODE alice -o".to_owned()),
+            "{lines:?}"
+        );
+        let alice = &h.state.clients[&h.id("alice")];
+        assert!(!alice.modes.oper && alice.privileges.is_empty());
+
+        h.send("alice", "NS IDENTIFY hunter2");
+        answer(&mut h, &mut requests, AccountOutcome::Valid("alice".into()));
+        assert!(h.state.clients[&h.id("alice")].modes.oper);
+        // sasl 3.2 re-authentication to another account.
+        let id = h.id("alice");
+        h.state.log_in(id, "bob");
+        assert!(!h.state.clients[&id].modes.oper);
+    }
+
+    #[test]
+    fn an_operator_account_name_cannot_be_registered_from_irc() {
+        let mut h = by_account(&[]);
+        let mut requests = h.attach_worker();
+        h.register("alice");
+        h.send("alice", "NS REGISTER hunter2");
+        h.send("alice", "REGISTER * * hunter2");
+        assert_eq!(
+            h.take("alice"),
+            [
+                ":NickServ!NickServ@services. NOTICE alice :That name is reserved; it cannot be registered.",
+                ":irc.test FAIL REGISTER BAD_ACCOUNT_NAME alice :That account name is reserved",
+            ]
+        );
+        assert!(requests.try_recv().is_err(), "no account was created");
+        assert!(!h.state.clients[&h.id("alice")].modes.oper);
     }
 
     #[test]

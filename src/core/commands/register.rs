@@ -168,6 +168,10 @@ fn account_name(state: &State, id: ClientId, wanted: &str) -> Result<String, Fai
         let text = "That account name cannot be used; it must be a valid nick";
         return Err(Failure::new("BAD_ACCOUNT_NAME", wanted, text));
     }
+    if super::oper::names_operator_account(state, &account) {
+        let text = "That account name is reserved";
+        return Err(Failure::new("BAD_ACCOUNT_NAME", &account, text));
+    }
     if !own_nick && state.nicks.contains_key(&state.fold(&account)) {
         let text = "That name is another user's nick";
         return Err(Failure::new("ACCOUNT_EXISTS", &account, text));
@@ -298,8 +302,7 @@ pub fn verified(state: &mut State, id: ClientId, outcome: AccountOutcome) {
 /// REGISTER or VERIFY SUCCESS: the account now owns its name as a nick
 /// (as after NickServ REGISTER), and the client is logged in to it.
 fn succeeded(state: &mut State, id: ClientId, command: &str, account: &str, text: &str) {
-    let nick = state.fold(account);
-    state.reservations.add(nick, account);
+    state.account_created(account);
     reply(state, id, command, "SUCCESS", account, text);
     state.log_in(id, account);
 }
@@ -357,6 +360,8 @@ mod tests {
                 ":irc.test PONG irc.test :after",
             ]
         );
+        // The new account owns the nick at once, as after NickServ REGISTER.
+        assert!(h.state.owns_nick(h.id("alice")));
     }
 
     #[test]

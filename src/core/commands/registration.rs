@@ -74,6 +74,10 @@ pub fn nick(state: &mut State, id: ClientId, message: &Message) -> Result<(), Re
     if client.nick == wanted {
         return Ok(());
     }
+    if state.nick_refused_after_grace(id, wanted) {
+        let refusal = Refusal::new(numeric::ERR_NICKNAMEINUSE, &[wanted]);
+        return Err(refusal.with_text("Nickname is reserved by a different account"));
+    }
     // Masks ignore case: a change of case alone lifts no ban.
     let case_only = state.fold(&client.nick) == state.fold(wanted);
     if let Some(room) = room_silencing(state, id).filter(|_| !case_only) {

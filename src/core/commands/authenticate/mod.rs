@@ -241,6 +241,25 @@ pub fn answered(state: &mut State, id: ClientId, outcome: AccountOutcome) {
     }
 }
 
+/// Ends every SCRAM exchange whose proof of `account`'s password waits
+/// only for the client's final `+`: the account was suspended, dropped
+/// or given a new password, so that proof no longer logs anyone in.
+pub fn forget_proofs(state: &mut State, account: &str) {
+    let casemapping = state.config.server.casemapping;
+    for client in state.clients.values_mut() {
+        let proved = client
+            .sasl
+            .as_ref()
+            .is_some_and(|exchange| match &exchange.mechanism {
+                Mechanism::Scram(step) => step.proves(account, casemapping),
+                Mechanism::Plain | Mechanism::External => false,
+            });
+        if proved {
+            client.sasl = None;
+        }
+    }
+}
+
 /// Registration completed during an exchange ends it (sasl 3.1: 906).
 pub fn abort_on_registration(state: &mut State, id: ClientId) {
     if let Some(client) = state.clients.get_mut(&id) {

@@ -19,7 +19,7 @@ use super::{Mechanism, SaslExchange, challenge, fail, succeed};
 use crate::core::cloak::random_secret;
 use crate::core::{AccountJob, AccountPurpose, Refusal};
 use crate::core::{ClientId, State};
-use crate::proto::numeric;
+use crate::proto::{Casemapping, numeric};
 
 /// Where an exchange is.
 #[derive(Debug)]
@@ -34,6 +34,13 @@ pub(super) enum Step {
     Proving,
     /// server-final sent; waiting for the client's empty response.
     Proved { account: String },
+}
+
+impl Step {
+    /// Whether this step holds a proof of `account`'s password.
+    pub(super) fn proves(&self, account: &str, casemapping: Casemapping) -> bool {
+        matches!(self, Step::Proved { account: proved } if casemapping.eq(proved, account))
+    }
 }
 
 /// What an exchange keeps between its messages.
@@ -311,6 +318,58 @@ mod tests {
             [":irc.test 904 alice :SASL authentication failed"]
         );
         assert!(requests.try_recv().is_err(), "no proof was checked");
+    }
+
+    /// Runs the exchange of `started` up to the server-final-message.
+    fn proved_as_alice(
+        h: &mut Harness,
+        requests: &mut tokio::sync::mpsc::UnboundedReceiver<crate::core::AdminRequest>,
+    ) {
+        send(h, "n,,n=alice,r=abc");
+        let salt = AccountOutcome::ScramSalt {
+            salt: b"salt".to_vec(),
+            iterations: 4096,
+        };
+        answer(h, requests, salt);
+        let lines = h.take("c");
+        let server_first = lines[0].strip_prefix("AUTHENTICATE ").unwrap();
+        let server_first = String::from_utf8(STANDARD.decode(server_first).unwrap()).unwrap();
+        let nonce = server_first[2..].split(',').next().unwrap().to_owned();
+        send(h, &format!("c=biws,r={nonce},p=AAAA"));
+        let proved = AccountOutcome::ScramProved {
+            account: "alice".into(),
+            server_signature: vec![1, 2, 3],
+        };
+        answer(h, requests, proved);
+        assert_eq!(h.take("c"), ["AUTHENTICATE dj1BUUlE"]);
+    }
+
+    #[test]
+    fn a_proof_waiting_for_the_final_response_dies_with_a_suspension() {
+        let (mut h, mut requests) = started();
+        proved_as_alice(&mut h, &mut requests);
+        h.register("oper");
+        h.make_oper("oper");
+        let oper = h.id("oper");
+        h.state.clients.get_mut(&oper).unwrap().privileges =
+            vec![crate::config::Privilege::Accounts];
+        h.send("oper", "NS SUSPEND alice");
+        answer(
+            &mut h,
+            &mut requests,
+            AccountOutcome::Changed("alice".into()),
+        );
+        h.send("c", "AUTHENTICATE +");
+        let lines = h.take("c");
+        assert_eq!(
+            lines.last().unwrap(),
+            ":irc.test 904 alice :SASL authentication failed"
+        );
+        assert!(
+            !lines.iter().any(|line| line.contains(" 900 ")),
+            "{lines:?}"
+        );
+        assert_eq!(h.state.clients[&h.id("c")].account, None);
     }
 
     #[test]
