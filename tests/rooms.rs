@@ -38,6 +38,9 @@ async fn with_account(addr: SocketAddr, nick: &str) -> Client {
 async fn identified(addr: SocketAddr, nick: &str) -> Client {
     let mut client = Client::register(addr, nick).await;
     client.send("PRIVMSG NickServ :IDENTIFY hunter2").await;
+    // Not the first NickServ NOTICE: that may be the warning that the
+    // nick is owned, sent on connecting.
+    client.expect_containing(" 900 ").await;
     client
         .expect_containing(":NickServ!NickServ@services. NOTICE")
         .await;
