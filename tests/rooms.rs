@@ -214,3 +214,42 @@ async fn an_account_registers_no_more_rooms_than_allowed() {
     );
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_dropped_account_loses_its_rooms_and_its_access_at_once() {
+    let dir = TempDir::new("rooms-dropped-founder");
+    let server = start(&dir, "").await;
+    let addr = server.local_addrs()[0];
+    let mut bob = with_account(addr, "bob").await;
+    let mut alice = with_account(addr, "alice").await;
+    alice.send("JOIN #mine").await;
+    alice.expect_containing(" 366 ").await;
+    chanserv(&mut alice, "REGISTER #mine").await;
+    alice.send("PART #mine").await;
+    alice.expect_containing(" PART #mine").await;
+    bob.send("JOIN #theirs").await;
+    bob.expect_containing(" 366 ").await;
+    chanserv(&mut bob, "REGISTER #theirs").await;
+    chanserv(&mut bob, "ACCESS #theirs ADD alice op").await;
+
+    alice.send("NS DROP hunter2").await;
+    alice.expect_containing("has been dropped").await;
+    let info = chanserv(&mut bob, "INFO #mine").await;
+    assert!(info.ends_with(":#mine is not registered."), "{info}");
+    let listed = chanserv(&mut bob, "ACCESS #theirs LIST").await;
+    assert!(listed.ends_with(":Access list of #theirs:"), "{listed}");
+    let end = bob.expect_containing("NOTICE").await;
+    assert!(end.ends_with(":End of the access list."), "{end}");
+
+    // A new account of the name is owed nothing in bob's room.
+    alice.send("NS REGISTER another-password").await;
+    alice.expect_containing("created").await;
+    alice.send("JOIN #theirs").await;
+    alice.send("PING :joined").await;
+    let joined = lines_until(&mut alice, "PONG").await;
+    assert!(
+        joined.iter().all(|line| !line.contains(" MODE ")),
+        "{joined:?}"
+    );
+    server.shutdown().await;
+}

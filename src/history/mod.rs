@@ -302,6 +302,33 @@ impl HistoryHandle {
         }
     }
 
+    /// Deletes every private conversation of `party` (an account that was
+    /// dropped, so a later account of that name reads none of them) once
+    /// the writer has stored what was queued before, and returns the
+    /// sequence number the watermark passes when it is done: a line tagged
+    /// with it is sent only after the deletion. Never waits: when the
+    /// queue is full (the disk has stalled) the request is refused, logged,
+    /// and 0 returned.
+    pub fn forget(&self, party: Party) -> u64 {
+        let mut writes = self
+            .shared
+            .writes
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let seq = writes.0 + 1;
+        match writes.1.try_send(writer::Job::Forget(seq, party)) {
+            Ok(()) => {
+                writes.0 = seq;
+                seq
+            }
+            Err(TrySendError::Full(_)) => {
+                error!("the history writer is behind; a dropped account's conversations are kept");
+                0
+            }
+            Err(TrySendError::Disconnected(_)) => 0,
+        }
+    }
+
     /// The sequence number of the last record queued, for tests to wait
     /// until it is committed.
     #[cfg(test)]
@@ -646,6 +673,23 @@ mod tests {
         let records = answer.await.unwrap().unwrap();
         let msgids: Vec<_> = records.iter().map(|r| r.msgid.as_str()).collect();
         assert_eq!(msgids, ["m3", "m4"]);
+        history.shutdown();
+    }
+
+    #[tokio::test]
+    async fn forgetting_a_party_deletes_what_was_queued_before_not_after() {
+        let db = TempDb::new();
+        let (history, _) = start(&settings(&db), &[], Hooks::default()).unwrap();
+        let handle = history.handle();
+        handle.record(record("before", 1, "@alice bob"));
+        let alice = Party::Account(crate::proto::Casemapping::Ascii.fold("alice"));
+        let forgotten = handle.forget(alice);
+        let after = handle.record(record("after", 2, "@alice bob"));
+        committed_reaches(&handle, forgotten).await;
+        committed_reaches(&handle, after).await;
+        let store = Store::open_existing(db.path()).unwrap();
+        assert!(!store.contains("before").unwrap());
+        assert!(store.contains("after").unwrap());
         history.shutdown();
     }
 
