@@ -253,3 +253,35 @@ async fn a_dropped_account_loses_its_rooms_and_its_access_at_once() {
     );
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_registered_room_plays_back_after_a_restart() {
+    let dir = TempDir::new("rooms-restart-playback");
+    let server = start(&dir, "").await;
+    let addr = server.local_addrs()[0];
+    let mut alice = with_account(addr, "alice").await;
+    let mut bob = Client::register(addr, "bob").await;
+    for client in [&mut alice, &mut bob] {
+        client.send("JOIN #room").await;
+        client.expect_containing(" 366 ").await;
+    }
+    chanserv(&mut alice, "REGISTER #room").await;
+    alice.send("PRIVMSG #room :said before the restart").await;
+    // bob receives the line once it is stored.
+    bob.expect_containing(":said before the restart").await;
+    server.shutdown().await;
+
+    let server = start(&dir, "").await;
+    let addr = server.local_addrs()[0];
+    let mut carol = Client::register(addr, "carol").await;
+    carol.send("JOIN #room").await;
+    let played = lines_until(&mut carol, "End of playback").await;
+    assert!(
+        played
+            .iter()
+            .any(|line| line.contains(" PRIVMSG #room :")
+                && line.ends_with("said before the restart")),
+        "{played:?}"
+    );
+    server.shutdown().await;
+}

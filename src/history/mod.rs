@@ -185,10 +185,11 @@ pub struct TargetActivity {
     pub latest_ms: i64,
 }
 
-/// The last lines of each standing room at startup, keyed by casefolded
-/// name, oldest first: playback on join can be served from memory. Other
-/// rooms need nothing from disk: a room created after a start is a new
-/// incarnation, which may not read what an earlier one said.
+/// The last lines of each standing or registered room at startup, keyed
+/// by casefolded name, oldest first: playback on join can be served from
+/// memory. Other rooms need nothing from disk: a room created after a
+/// start is a new incarnation, which may not read what an earlier one
+/// said.
 pub type Preload = HashMap<String, Vec<Record>>;
 
 /// Counters an operator may want to see.
@@ -500,16 +501,43 @@ fn open_for_writing(
     let standing_since = store
         .standing_since(rooms, millis(SystemTime::now()))
         .map_err(|error| error.at(&config.path))?;
-    let since = config
-        .playback_max_age()
-        .map(|age| millis(SystemTime::now()) - i64::try_from(age.as_millis()).unwrap_or(i64::MAX));
-    let preload = store
-        .recent_rooms(rooms, config.playback_lines, since, &standing_since)
-        .map_err(|error| error.at(&config.path))?;
+    let preload = recent_lines(&store, config, rooms, &standing_since)?;
     store
         .disable_auto_checkpoint()
         .map_err(|error| error.at(&config.path))?;
     Ok((store, standing_since, preload))
+}
+
+/// The recent lines of `rooms` (casefolded), none older than a room's
+/// floor in `floors` nor than `playback_max_age`: what playback serves.
+fn recent_lines(
+    store: &Store,
+    config: &config::HistoryConfig,
+    rooms: &[String],
+    floors: &HashMap<String, i64>,
+) -> Result<Preload, StoreError> {
+    let since = config
+        .playback_max_age()
+        .map(|age| millis(SystemTime::now()) - i64::try_from(age.as_millis()).unwrap_or(i64::MAX));
+    store
+        .recent_rooms(rooms, config.playback_lines, since, floors)
+        .map_err(|error| error.at(&config.path))
+}
+
+/// The recent lines of the rooms registered with ChanServ (casefolded
+/// name to the floor stored with each), read at startup as a standing
+/// room's are: such a room is one incarnation across restarts, so a join
+/// plays back what it said before. Blocks on the database.
+pub fn preload_registered(
+    config: &config::HistoryConfig,
+    floors: &HashMap<String, i64>,
+) -> Result<Preload, StoreError> {
+    let rooms: Vec<String> = floors.keys().cloned().collect();
+    if rooms.is_empty() {
+        return Ok(Preload::new());
+    }
+    let store = Store::open_existing(&config.path)?;
+    recent_lines(&store, config, &rooms, floors)
 }
 
 impl History {
@@ -691,6 +719,23 @@ mod tests {
         assert!(!store.contains("before").unwrap());
         assert!(store.contains("after").unwrap());
         history.shutdown();
+    }
+
+    #[test]
+    fn registered_rooms_preload_from_their_floor() {
+        let db = TempDb::new();
+        let (history, _) = start(&settings(&db), &[], Hooks::default()).unwrap();
+        let now = millis(SystemTime::now());
+        let handle = history.handle();
+        handle.record(record("earlier-room", now - 10, "#reg"));
+        handle.record(record("kept", now + 1, "#reg"));
+        handle.record(record("unregistered", now, "#other"));
+        history.shutdown();
+        let floors = HashMap::from([("#reg".to_owned(), now)]);
+        let preload = preload_registered(&settings(&db), &floors).unwrap();
+        assert_eq!(preload.len(), 1, "{preload:?}");
+        let msgids: Vec<&str> = preload["#reg"].iter().map(|r| r.msgid.as_str()).collect();
+        assert_eq!(msgids, ["kept"]);
     }
 
     #[test]
