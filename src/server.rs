@@ -106,8 +106,9 @@ pub async fn start_with(config: Config, options: Options) -> Result<ServerHandle
     // Certificates first: a bad one stops the start before anything listens.
     let certificates = load_certificates(&config)?;
     let database_lock = lock_database(&config)?;
-    let (history, preload) = start_history(&config, history_hooks).await?;
+    let (history, mut preload) = start_history(&config, history_hooks).await?;
     let accounts = read_accounts(&config).await?;
+    preload.extend(preload_registered_rooms(&config, &accounts.rooms).await?);
     let addresses: Vec<SocketAddr> = config.listen.iter().map(|listen| listen.address).collect();
     let (listeners, local_addrs): (Vec<_>, Vec<_>) =
         net::bind(&addresses).await?.into_iter().unzip();
@@ -256,6 +257,29 @@ async fn start_history(
     let (history, preload) =
         tokio::task::spawn_blocking(move || history::start(&settings, &standing, hooks)).await??;
     Ok((Some(history), preload))
+}
+
+/// The recent lines of the registered rooms, for playback on join: each
+/// is one incarnation across restarts, as a standing room is.
+async fn preload_registered_rooms(
+    config: &Config,
+    rooms: &[RoomRecord],
+) -> Result<history::Preload, StartError> {
+    if !config.history.enabled {
+        return Ok(history::Preload::new());
+    }
+    let floors = rooms
+        .iter()
+        .map(|room| {
+            let folded = config.server.casemapping.fold(&room.name);
+            (folded.as_str().to_owned(), room.history_floor_ms)
+        })
+        .collect();
+    let settings = config.history.clone();
+    let preload =
+        tokio::task::spawn_blocking(move || history::preload_registered(&settings, &floors))
+            .await??;
+    Ok(preload)
 }
 
 /// The highest committed history sequence number, which each connection's

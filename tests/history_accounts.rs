@@ -159,3 +159,46 @@ async fn a_reconnect_of_an_account_is_played_only_what_it_has_not_seen() {
     let mut dave = Client::register(addr, "dave").await;
     assert_eq!(join_and_playback(&mut dave, "#room").await.len(), 3);
 }
+
+#[tokio::test]
+async fn a_new_account_under_a_dropped_ones_name_reads_none_of_its_conversations() {
+    let dir = TempDir::new("history-accounts-dropped");
+    let server = start(&dir).await;
+    let addr = server.local_addrs()[0];
+    let mut alice = registered_account(addr, "alice", "alice-pw").await;
+    let mut bob = registered_account(addr, "bob", "bob-pw").await;
+    alice.send("PRIVMSG bob :for bob only").await;
+    bob.expect_containing("for bob only").await;
+    bob.send("PRIVMSG alice :for alice only").await;
+    alice.expect_containing("for alice only").await;
+
+    // The answer to DROP comes once the conversations are deleted.
+    alice.send("PRIVMSG NickServ :DROP alice-pw").await;
+    alice.expect_containing(" 901 ").await;
+    alice.expect_containing("has been dropped").await;
+    alice.send("PRIVMSG NickServ :REGISTER another-pw").await;
+    alice.expect_containing(" 900 ").await;
+    let latest = answer(&mut alice, "CHATHISTORY LATEST bob * 10").await;
+    assert!(private(&latest).is_empty(), "{latest:#?}");
+    let targets = answer(&mut alice, &format!("CHATHISTORY TARGETS {ALL_TIME} 10")).await;
+    assert!(
+        !targets.iter().any(|line| line.contains("TARGETS bob")),
+        "{targets:#?}"
+    );
+
+    // The conversation is gone for bob too: it was one history of both.
+    let latest = answer(&mut bob, "CHATHISTORY LATEST alice * 10").await;
+    assert!(private(&latest).is_empty(), "{latest:#?}");
+    let targets = answer(&mut bob, &format!("CHATHISTORY TARGETS {ALL_TIME} 10")).await;
+    assert!(
+        !targets.iter().any(|line| line.contains("TARGETS alice")),
+        "{targets:#?}"
+    );
+
+    // The new account's own conversation with bob is kept.
+    alice.send("PRIVMSG bob :from the new alice only").await;
+    bob.expect_containing("from the new alice only").await;
+    let latest = answer(&mut bob, "CHATHISTORY LATEST alice * 10").await;
+    assert_eq!(private(&latest).len(), 1, "{latest:#?}");
+    server.shutdown().await;
+}

@@ -38,7 +38,9 @@ async fn with_account(addr: SocketAddr, nick: &str) -> Client {
 async fn identified(addr: SocketAddr, nick: &str) -> Client {
     let mut client = Client::register(addr, nick).await;
     client.send("PRIVMSG NickServ :IDENTIFY hunter2").await;
-    // The nick is the account's, so NickServ first says to log in.
+    // Not the first NickServ NOTICE: that may be the warning that the
+    // nick is owned, sent on connecting.
+    client.expect_containing(" 900 ").await;
     client
         .expect_containing(&format!("NOTICE {nick} :You are now logged in as"))
         .await;
@@ -209,6 +211,77 @@ async fn an_account_registers_no_more_rooms_than_allowed() {
     assert!(
         answer.ends_with(":Your account has registered as many rooms as it may (1)."),
         "{answer}"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_dropped_account_loses_its_rooms_and_its_access_at_once() {
+    let dir = TempDir::new("rooms-dropped-founder");
+    let server = start(&dir, "").await;
+    let addr = server.local_addrs()[0];
+    let mut bob = with_account(addr, "bob").await;
+    let mut alice = with_account(addr, "alice").await;
+    alice.send("JOIN #mine").await;
+    alice.expect_containing(" 366 ").await;
+    chanserv(&mut alice, "REGISTER #mine").await;
+    alice.send("PART #mine").await;
+    alice.expect_containing(" PART #mine").await;
+    bob.send("JOIN #theirs").await;
+    bob.expect_containing(" 366 ").await;
+    chanserv(&mut bob, "REGISTER #theirs").await;
+    chanserv(&mut bob, "ACCESS #theirs ADD alice op").await;
+
+    alice.send("NS DROP hunter2").await;
+    alice.expect_containing("has been dropped").await;
+    let info = chanserv(&mut bob, "INFO #mine").await;
+    assert!(info.ends_with(":#mine is not registered."), "{info}");
+    let listed = chanserv(&mut bob, "ACCESS #theirs LIST").await;
+    assert!(listed.ends_with(":Access list of #theirs:"), "{listed}");
+    let end = bob.expect_containing("NOTICE").await;
+    assert!(end.ends_with(":End of the access list."), "{end}");
+
+    // A new account of the name is owed nothing in bob's room.
+    alice.send("NS REGISTER another-password").await;
+    alice.expect_containing("created").await;
+    alice.send("JOIN #theirs").await;
+    alice.send("PING :joined").await;
+    let joined = lines_until(&mut alice, "PONG").await;
+    assert!(
+        joined.iter().all(|line| !line.contains(" MODE ")),
+        "{joined:?}"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_registered_room_plays_back_after_a_restart() {
+    let dir = TempDir::new("rooms-restart-playback");
+    let server = start(&dir, "").await;
+    let addr = server.local_addrs()[0];
+    let mut alice = with_account(addr, "alice").await;
+    let mut bob = Client::register(addr, "bob").await;
+    for client in [&mut alice, &mut bob] {
+        client.send("JOIN #room").await;
+        client.expect_containing(" 366 ").await;
+    }
+    chanserv(&mut alice, "REGISTER #room").await;
+    alice.send("PRIVMSG #room :said before the restart").await;
+    // bob receives the line once it is stored.
+    bob.expect_containing(":said before the restart").await;
+    server.shutdown().await;
+
+    let server = start(&dir, "").await;
+    let addr = server.local_addrs()[0];
+    let mut carol = Client::register(addr, "carol").await;
+    carol.send("JOIN #room").await;
+    let played = lines_until(&mut carol, "End of playback").await;
+    assert!(
+        played
+            .iter()
+            .any(|line| line.contains(" PRIVMSG #room :")
+                && line.ends_with("said before the restart")),
+        "{played:?}"
     );
     server.shutdown().await;
 }

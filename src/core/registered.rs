@@ -112,6 +112,33 @@ impl State {
         self.admin.request(AdminRequest::SaveRoom(record));
     }
 
+    /// A dropped account's rooms, as the store already has them (its rows
+    /// go with the account): the rooms it founded are no longer
+    /// registered, and it leaves every access list. Members keep the
+    /// status they hold now; an emptied room (not a `[[room]]`) goes.
+    pub fn forget_rooms_of(&mut self, account: &str) {
+        let casemapping = self.config.server.casemapping;
+        let mut emptied = Vec::new();
+        for (folded, channel) in &mut self.channels {
+            let Some(registration) = &mut channel.registration else {
+                continue;
+            };
+            if casemapping.eq(&registration.founder, account) {
+                channel.registration = None;
+                if channel.members.is_empty() && !channel.persistent {
+                    emptied.push(folded.clone());
+                }
+            } else {
+                registration
+                    .access
+                    .retain(|(listed, _)| !casemapping.eq(listed, account));
+            }
+        }
+        for folded in emptied {
+            self.destroy_room(&folded);
+        }
+    }
+
     /// Creates (or, for a `[[room]]`, completes) the registered rooms the
     /// store held at startup.
     pub fn load_registered_rooms(&mut self, rooms: Vec<RoomRecord>) {

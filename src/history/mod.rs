@@ -185,10 +185,11 @@ pub struct TargetActivity {
     pub latest_ms: i64,
 }
 
-/// The last lines of each standing room at startup, keyed by casefolded
-/// name, oldest first: playback on join can be served from memory. Other
-/// rooms need nothing from disk: a room created after a start is a new
-/// incarnation, which may not read what an earlier one said.
+/// The last lines of each standing or registered room at startup, keyed
+/// by casefolded name, oldest first: playback on join can be served from
+/// memory. Other rooms need nothing from disk: a room created after a
+/// start is a new incarnation, which may not read what an earlier one
+/// said.
 pub type Preload = HashMap<String, Vec<Record>>;
 
 /// Counters an operator may want to see.
@@ -299,6 +300,33 @@ impl HistoryHandle {
                 self.shared.stats.dropped.fetch_add(1, Ordering::Relaxed);
                 0
             }
+        }
+    }
+
+    /// Deletes every private conversation of `party` (an account that was
+    /// dropped, so a later account of that name reads none of them) once
+    /// the writer has stored what was queued before, and returns the
+    /// sequence number the watermark passes when it is done: a line tagged
+    /// with it is sent only after the deletion. Never waits: when the
+    /// queue is full (the disk has stalled) the request is refused, logged,
+    /// and 0 returned.
+    pub fn forget(&self, party: Party) -> u64 {
+        let mut writes = self
+            .shared
+            .writes
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let seq = writes.0 + 1;
+        match writes.1.try_send(writer::Job::Forget(seq, party)) {
+            Ok(()) => {
+                writes.0 = seq;
+                seq
+            }
+            Err(TrySendError::Full(_)) => {
+                error!("the history writer is behind; a dropped account's conversations are kept");
+                0
+            }
+            Err(TrySendError::Disconnected(_)) => 0,
         }
     }
 
@@ -473,16 +501,43 @@ fn open_for_writing(
     let standing_since = store
         .standing_since(rooms, millis(SystemTime::now()))
         .map_err(|error| error.at(&config.path))?;
-    let since = config
-        .playback_max_age()
-        .map(|age| millis(SystemTime::now()) - i64::try_from(age.as_millis()).unwrap_or(i64::MAX));
-    let preload = store
-        .recent_rooms(rooms, config.playback_lines, since, &standing_since)
-        .map_err(|error| error.at(&config.path))?;
+    let preload = recent_lines(&store, config, rooms, &standing_since)?;
     store
         .disable_auto_checkpoint()
         .map_err(|error| error.at(&config.path))?;
     Ok((store, standing_since, preload))
+}
+
+/// The recent lines of `rooms` (casefolded), none older than a room's
+/// floor in `floors` nor than `playback_max_age`: what playback serves.
+fn recent_lines(
+    store: &Store,
+    config: &config::HistoryConfig,
+    rooms: &[String],
+    floors: &HashMap<String, i64>,
+) -> Result<Preload, StoreError> {
+    let since = config
+        .playback_max_age()
+        .map(|age| millis(SystemTime::now()) - i64::try_from(age.as_millis()).unwrap_or(i64::MAX));
+    store
+        .recent_rooms(rooms, config.playback_lines, since, floors)
+        .map_err(|error| error.at(&config.path))
+}
+
+/// The recent lines of the rooms registered with ChanServ (casefolded
+/// name to the floor stored with each), read at startup as a standing
+/// room's are: such a room is one incarnation across restarts, so a join
+/// plays back what it said before. Blocks on the database.
+pub fn preload_registered(
+    config: &config::HistoryConfig,
+    floors: &HashMap<String, i64>,
+) -> Result<Preload, StoreError> {
+    let rooms: Vec<String> = floors.keys().cloned().collect();
+    if rooms.is_empty() {
+        return Ok(Preload::new());
+    }
+    let store = Store::open_existing(&config.path)?;
+    recent_lines(&store, config, &rooms, floors)
 }
 
 impl History {
@@ -647,6 +702,40 @@ mod tests {
         let msgids: Vec<_> = records.iter().map(|r| r.msgid.as_str()).collect();
         assert_eq!(msgids, ["m3", "m4"]);
         history.shutdown();
+    }
+
+    #[tokio::test]
+    async fn forgetting_a_party_deletes_what_was_queued_before_not_after() {
+        let db = TempDb::new();
+        let (history, _) = start(&settings(&db), &[], Hooks::default()).unwrap();
+        let handle = history.handle();
+        handle.record(record("before", 1, "@alice bob"));
+        let alice = Party::Account(crate::proto::Casemapping::Ascii.fold("alice"));
+        let forgotten = handle.forget(alice);
+        let after = handle.record(record("after", 2, "@alice bob"));
+        committed_reaches(&handle, forgotten).await;
+        committed_reaches(&handle, after).await;
+        let store = Store::open_existing(db.path()).unwrap();
+        assert!(!store.contains("before").unwrap());
+        assert!(store.contains("after").unwrap());
+        history.shutdown();
+    }
+
+    #[test]
+    fn registered_rooms_preload_from_their_floor() {
+        let db = TempDb::new();
+        let (history, _) = start(&settings(&db), &[], Hooks::default()).unwrap();
+        let now = millis(SystemTime::now());
+        let handle = history.handle();
+        handle.record(record("earlier-room", now - 10, "#reg"));
+        handle.record(record("kept", now + 1, "#reg"));
+        handle.record(record("unregistered", now, "#other"));
+        history.shutdown();
+        let floors = HashMap::from([("#reg".to_owned(), now)]);
+        let preload = preload_registered(&settings(&db), &floors).unwrap();
+        assert_eq!(preload.len(), 1, "{preload:?}");
+        let msgids: Vec<&str> = preload["#reg"].iter().map(|r| r.msgid.as_str()).collect();
+        assert_eq!(msgids, ["kept"]);
     }
 
     #[test]

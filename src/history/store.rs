@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 
-use super::{Bound, HistoryTarget, Query, QueryKind, Record, TargetActivity, TargetsQuery};
+use super::{Bound, HistoryTarget, Party, Query, QueryKind, Record, TargetActivity, TargetsQuery};
 use crate::config::HistorySync;
 
 /// Why the history database could not be used.
@@ -302,6 +302,26 @@ impl Store {
                 latest_ms,
             })
             .collect())
+    }
+
+    /// Deletes every private conversation `party` took part in, both
+    /// sides, in one transaction; returns how many lines went.
+    pub fn forget_party(&mut self, party: &Party) -> Result<usize, StoreError> {
+        let transaction = self.conn.transaction()?;
+        let targets: Vec<String> = transaction
+            .prepare("SELECT target FROM conversation_parties WHERE party = ?1")?
+            .query_map([party.column()], |row| row.get(0))?
+            .collect::<Result<_, _>>()?;
+        let mut deleted = 0;
+        for target in &targets {
+            deleted += transaction.execute("DELETE FROM events WHERE target = ?1", [target])?;
+            transaction.execute(
+                "DELETE FROM conversation_parties WHERE target = ?1",
+                [target],
+            )?;
+        }
+        transaction.commit()?;
+        Ok(deleted)
     }
 
     /// The `target` columns TARGETS looks at, each with the reader's
@@ -1002,6 +1022,43 @@ mod tests {
         let found = store.targets(&nick).unwrap();
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].target.column(), "alice bob");
+    }
+
+    #[test]
+    fn forgetting_an_account_deletes_its_conversations_and_nothing_else() {
+        let (_db, mut store, _) = room();
+        store
+            .insert_batch([
+                &record("with-bob", 3000, "@alice @bob"),
+                &record("with-carol", 3100, "carol @alice"),
+                &record("as-nick", 4000, "alice bob"),
+                &record("others", 4500, "@bob carol"),
+            ])
+            .unwrap();
+        let deleted = store
+            .forget_party(&Party::Account(folded("alice")))
+            .unwrap();
+        assert_eq!(deleted, 2);
+        for gone in ["with-bob", "with-carol"] {
+            assert!(!store.contains(gone).unwrap(), "{gone}");
+        }
+        for kept in ["as-nick", "others", "r0", "elsewhere"] {
+            assert!(store.contains(kept).unwrap(), "{kept}");
+        }
+        let bob = TargetsQuery {
+            from_ms: 0,
+            to_ms: 6000,
+            rooms: Vec::new(),
+            party: Some((Party::Account(folded("bob")), i64::MIN)),
+            limit: 10,
+        };
+        let found: Vec<String> = store
+            .targets(&bob)
+            .unwrap()
+            .into_iter()
+            .map(|found| found.target.column().into_owned())
+            .collect();
+        assert_eq!(found, ["carol @bob"]);
     }
 
     #[test]

@@ -13,13 +13,17 @@ use tracing::{error, info, warn};
 
 use super::hooks::Hooks;
 use super::retention::Pruner;
-use super::{HistoryStats, LostRecords, Record, Store, StoreError};
+use super::{HistoryStats, LostRecords, Party, Record, Store, StoreError};
 
 /// What the writer is sent.
 pub(crate) enum Job {
     /// A record and its sequence number. Boxed: the queue's slots are
     /// allocated up front, and most of them stay empty.
     Record(u64, Box<Record>),
+    /// Delete every private conversation this party took part in, after
+    /// committing what came before (and before anything queued after),
+    /// then move the watermark to the sequence number.
+    Forget(u64, Party),
     /// Commit what came before, then stop.
     Stop,
 }
@@ -82,29 +86,41 @@ impl Writer {
 
     fn run(mut self) {
         let mut batch: Vec<(u64, Box<Record>)> = Vec::new();
-        loop {
-            let Some(first) = self.next_job() else {
-                return;
-            };
-            let mut stop = false;
-            match first {
-                Job::Record(seq, record) => batch.push((seq, record)),
-                Job::Stop => stop = true,
-            }
-            // Group commit: take everything queued behind the first.
-            while !stop && batch.len() < MAX_BATCH {
-                match self.jobs.try_recv() {
-                    Ok(Job::Record(seq, record)) => batch.push((seq, record)),
-                    Ok(Job::Stop) => stop = true,
-                    Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
-                }
+        while let Some(first) = self.next_job() {
+            // Group commit: take every record queued behind the first, up
+            // to the first job of another kind.
+            let mut next = Some(first);
+            while let Some(Job::Record(seq, record)) = next {
+                batch.push((seq, record));
+                next = if batch.len() < MAX_BATCH {
+                    self.jobs.try_recv().ok()
+                } else {
+                    None
+                };
             }
             if !batch.is_empty() {
                 self.commit(&batch);
                 batch.clear();
             }
-            if stop {
-                return;
+            match next {
+                Some(Job::Forget(seq, party)) => {
+                    self.forget(&party);
+                    self.committed.send_replace(seq);
+                }
+                Some(Job::Stop) => return,
+                Some(Job::Record(..)) | None => {}
+            }
+        }
+    }
+
+    /// Deletes a party's conversations; a failure is logged, not retried:
+    /// the rows stay, as after any failed write.
+    fn forget(&mut self, party: &Party) {
+        match self.store.forget_party(party) {
+            Ok(deleted) => info!(deleted, "history of a dropped account deleted"),
+            Err(error) => {
+                let file = self.store.path().display();
+                error!(%error, %file, "deleting the history of a dropped account failed");
             }
         }
     }

@@ -201,9 +201,11 @@ class RookeryController(BaseServerController, DirectoryBasedController):
             OptionalBehaviors.MULTI_NAMES_COMMAND,
             OptionalBehaviors.MULTI_PRIVMSG,
             OptionalBehaviors.NO_CTCP,
-            # AUTHENTICATE works after registration for a client not yet
-            # logged in; once logged in it gets 907 (no re-authentication).
+            # AUTHENTICATE works after registration, and again once logged
+            # in (sasl 3.2 re-authentication: a success replaces the
+            # account, a failure keeps it).
             OptionalBehaviors.SASL_AFTER_REGISTRATION,
+            OptionalBehaviors.SASL_REAUTHENTICATION,
         )
     )
 

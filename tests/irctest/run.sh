@@ -22,9 +22,9 @@ deselected="$here/deselected.txt"
 # no other server's specifics, no deprecated or over-strict readings.
 common='not Ergo and not deprecated and not strict and not implementation-specific'
 markers="$common and not services"
-# Services (accounts) tests run for the files whose features rookery has
-# built in so far; the others need parts of accounts still to come
-# (nick ownership, registered rooms).
+# Services (accounts) tests run for the files listed, whose features
+# rookery has built in; the other services files test features it does
+# not have (bouncers, read markers, redaction, ZNC playback, ...).
 services_markers="services and $common"
 services_files=(sasl account_tag account_registration extended_join whois chathistory who monitor
     chmodes/account_extban)

@@ -276,6 +276,11 @@ pub(super) fn unavailable(state: &mut State, id: ClientId) {
 
 /// A NOTICE from the service to `id`.
 pub fn say(state: &mut State, id: ClientId, text: &str) {
+    say_after(state, id, text, 0);
+}
+
+/// [`say`], once the history writer has done request `seq` (0: at once).
+pub fn say_after(state: &mut State, id: ClientId, text: &str, seq: u64) {
     let Some(client) = state.clients.get(&id) else {
         return;
     };
@@ -283,7 +288,7 @@ pub fn say(state: &mut State, id: ClientId, text: &str) {
         .arg(client.target())
         .trailing(text)
         .finish();
-    state.send(id, line);
+    state.send_after(id, line, seq);
 }
 
 fn nick_of(state: &State, id: ClientId) -> String {

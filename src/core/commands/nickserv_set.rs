@@ -3,9 +3,10 @@
 //! the core's view (the nick index, who is logged in) in line with it.
 
 use super::authenticate;
-use super::nickserv::{account_of, say, unavailable};
+use super::nickserv::{account_of, say, say_after, unavailable};
 use crate::core::{AccountJob, AccountOutcome, AccountPurpose};
 use crate::core::{ClientId, State};
+use crate::history::Party;
 
 /// `SET PASSWORD <new>` or `SET ENFORCE ON|OFF`, for the account the
 /// client is logged in to.
@@ -100,26 +101,38 @@ pub fn answered(state: &mut State, id: ClientId, outcome: AccountOutcome) {
     }
 }
 
-/// An account is gone: everyone logged in to it is logged out, and its
-/// nicks are free.
+/// An account is gone: everyone logged in to it is logged out, its nicks
+/// are free, its rooms unregistered and its private conversations deleted
+/// (a later account of the name starts with none).
 fn dropped(state: &mut State, id: ClientId, account: &str) {
     let casemapping = state.config.server.casemapping;
     state.reservations.remove_account(account, casemapping);
     state.log_out_account(account);
+    state.forget_rooms_of(account);
+    let party = Party::Account(state.fold(account));
+    let deleted = state
+        .history
+        .as_ref()
+        .map_or(0, |history| history.forget(party));
     tracing::info!(account, "account dropped from IRC");
-    say(
+    // Told once its conversations are deleted: from then on no account of
+    // the name reads them.
+    say_after(
         state,
         id,
         &format!("The account {account} has been dropped."),
+        deleted,
     );
 }
 
 #[cfg(test)]
 mod tests {
+    use crate::accounts::AccessLevel;
     use crate::core::login::tests::answer;
+    use crate::core::registered::Registration;
     use crate::core::reservation::{Owner, Reservations};
     use crate::core::testing::Harness;
-    use crate::core::{AccountJob, AccountOutcome};
+    use crate::core::{AccountJob, AccountOutcome, Channel};
 
     /// alice and alice2, both logged in to `alice`, which owns `alice`.
     fn two_logged_in() -> (
@@ -228,6 +241,46 @@ mod tests {
             assert_eq!(h.state.clients[&h.id(name)].account, None);
         }
         assert!(h.state.reservations.owner(&h.state.fold("alice")).is_none());
+    }
+
+    /// A registered room named `name`, founded by `founder`, with `access`.
+    fn registered_room(h: &mut Harness, name: &str, founder: &str, access: &[&str]) {
+        let mut channel = Channel::new(name, h.state.clock.now());
+        channel.registration = Some(Registration {
+            founder: founder.into(),
+            access: access
+                .iter()
+                .map(|account| ((*account).to_owned(), AccessLevel::Op))
+                .collect(),
+            registered_ms: 0,
+        });
+        let folded = h.state.fold(name);
+        h.state.channels.insert(folded, channel);
+    }
+
+    #[test]
+    fn drop_unregisters_the_accounts_rooms_and_takes_it_off_access_lists() {
+        let (mut h, mut requests) = two_logged_in();
+        registered_room(&mut h, "#empty", "alice", &[]);
+        h.send("alice2", "JOIN #occupied");
+        registered_room(&mut h, "#theirs", "bob", &["carol", "Alice"]);
+        let occupied = h.state.fold("#occupied");
+        h.state.channels.get_mut(&occupied).unwrap().registration = Some(Registration {
+            founder: "alice".into(),
+            access: Vec::new(),
+            registered_ms: 0,
+        });
+        h.send("alice", "NS DROP hunter2");
+        answer(
+            &mut h,
+            &mut requests,
+            AccountOutcome::Dropped("alice".into()),
+        );
+        assert!(!h.state.channels.contains_key(&h.state.fold("#empty")));
+        assert_eq!(h.state.channels[&occupied].registration, None);
+        let theirs = &h.state.channels[&h.state.fold("#theirs")];
+        let access = &theirs.registration.as_ref().unwrap().access;
+        assert_eq!(access, &[("carol".to_owned(), AccessLevel::Op)]);
     }
 
     #[test]
