@@ -94,7 +94,8 @@ fn register(state: &mut State, id: ClientId, name: &str) {
         return;
     };
     let folded = state.fold(name);
-    let Some(channel) = state.channels.get(&folded) else {
+    // A secret or private room an outsider names is answered as a missing one.
+    let Some(channel) = state.visible_channel(id, &folded) else {
         say(state, id, &format!("{name} does not exist; join it first."));
         return;
     };
@@ -846,6 +847,38 @@ mod tests {
         assert_eq!(channel.bans[0].text(), "~a:mallory");
         assert_eq!(channel.history_floor, record.history_floor_ms);
         assert_eq!(crate::core::registered::room_record(channel), Some(record));
+    }
+
+    #[test]
+    fn an_outsider_learns_nothing_of_a_secret_room() {
+        let mut h = Harness::new();
+        h.register("alice");
+        h.register("mallory");
+        h.send("alice", "JOIN #hidden");
+        h.send("alice", "MODE #hidden +s");
+        log_in(&mut h, "mallory", "mallory");
+        h.send("mallory", "CS REGISTER #hidden");
+        assert_eq!(
+            told(&mut h, "mallory"),
+            ["#hidden does not exist; join it first."]
+        );
+        log_in(&mut h, "alice", "alice");
+        h.send("alice", "CS REGISTER #hidden");
+        assert_eq!(
+            told(&mut h, "alice"),
+            ["#hidden is now registered to alice."]
+        );
+        for command in [
+            "CS INFO #hidden",
+            "CS ACCESS #hidden LIST",
+            "CS OP #hidden mallory",
+            "CS TRANSFER #hidden mallory",
+            "CS DROP #hidden",
+        ] {
+            h.send("mallory", command);
+            let said = told(&mut h, "mallory");
+            assert_eq!(said, ["#hidden is not registered."], "{command}");
+        }
     }
 
     #[test]
