@@ -23,8 +23,8 @@ pub const MAX_KEY_LEN: usize = 64;
 pub const MAX_MODES_LEN: usize = 32;
 /// Accounts one room's access list may hold.
 pub const MAX_ACCESS_ENTRIES: usize = 100;
-/// Entries of one list (b, e or I) stored, whatever `[limits]
-/// max_list_entries` says: the core keeps fewer.
+/// Entries of one list (b, e or I) stored; also the most `[limits]
+/// max_list_entries` may be, so a room's lists always fit.
 pub const MAX_LIST_ENTRIES: usize = 1000;
 
 /// What an access-listed account gets on joining its room.
