@@ -340,8 +340,14 @@ fn add_access(
     grant_members(state, folded);
 }
 
-/// TRANSFER, once the account is known to exist.
+/// TRANSFER, once the account is known to exist and may found one more.
 fn give_room(state: &mut State, id: ClientId, folded: &Folded, account: String) {
+    let max = state.config.accounts.max_rooms_per_account;
+    if founded_by(state, &account) >= max {
+        let text = format!("{account} has registered as many rooms as it may ({max}).");
+        say(state, id, &text);
+        return;
+    }
     let casemapping = state.config.server.casemapping;
     let Some(channel) = state.channels.get_mut(folded) else {
         return;
@@ -675,6 +681,30 @@ mod tests {
             ["Your account has registered as many rooms as it may (1)."]
         );
         assert!(requests.try_recv().is_err());
+    }
+
+    #[test]
+    fn transfer_to_an_account_at_its_room_limit_is_refused() {
+        let mut config = Config::default();
+        config.accounts.max_rooms_per_account = 1;
+        let (mut h, mut requests) = registered(config);
+        log_in(&mut h, "bob", "bob");
+        h.send("bob", "JOIN #bobs");
+        h.send("bob", "CS REGISTER #bobs");
+        assert_eq!(
+            told(&mut h, "bob").last().unwrap(),
+            "#bobs is now registered to bob."
+        );
+        saved(&mut requests);
+        h.send("alice", "CS TRANSFER #room bob");
+        answer(&mut h, &mut requests, about("bob"));
+        assert_eq!(
+            told(&mut h, "alice"),
+            ["bob has registered as many rooms as it may (1)."]
+        );
+        let registration = h.channel("#room").registration.clone().unwrap();
+        assert_eq!(registration.founder, "alice");
+        assert!(requests.try_recv().is_err(), "nothing to store");
     }
 
     #[test]
