@@ -760,6 +760,27 @@ mod tests {
     }
 
     #[test]
+    fn the_founder_walks_past_the_locks_of_an_emptied_room_and_others_do_not() {
+        let (mut h, _requests) = registered(Config::default());
+        h.send("alice", "MODE #room +iklb key 1 *!*@*");
+        h.send("alice", "QUIT");
+        h.send("bob", "PART #room");
+        h.register("alice");
+        h.take("bob");
+        h.send("bob", "JOIN #room key");
+        assert!(h.take("bob")[0].contains(" 474 bob #room "));
+        h.send("alice", "JOIN #room");
+        assert!(
+            h.take("alice")[0].contains(" 474 alice #room "),
+            "not yet logged in"
+        );
+        log_in(&mut h, "alice", "alice");
+        h.send("alice", "JOIN #room");
+        let lines = h.take("alice");
+        assert_eq!(lines[1], ":ChanServ!ChanServ@services. MODE #room +o alice");
+    }
+
+    #[test]
     fn transfer_to_an_account_at_its_room_limit_is_refused() {
         let mut config = Config::default();
         config.accounts.max_rooms_per_account = 1;
