@@ -33,7 +33,8 @@
 //!   semantic checks (`validate.rs`), and error positions and wording
 //!   (`locate.rs`).
 //! - `worker`: the worker that does the core's blocking jobs: REHASH
-//!   loads, OPER password checks, bans file writes.
+//!   loads, OPER password checks, bans file writes; `room_writer`, the
+//!   task it hands registered rooms' writes to, one pending per room.
 //! - [`server`]: wires them together; tests start it on port 0.
 //!
 //! With the `fuzzing` feature (and in tests), a hidden `fuzzing` module
@@ -50,6 +51,7 @@ pub mod fuzzing;
 pub mod history;
 pub(crate) mod net;
 pub mod proto;
+mod room_writer;
 pub mod server;
 mod worker;
 

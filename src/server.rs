@@ -344,7 +344,6 @@ async fn read_accounts(config: &Config) -> Result<AccountsAtStart, StartError> {
     }
     let path = config.history.path.clone();
     let naming = Naming::from_config(config);
-    let with_rooms = config.accounts.enabled;
     let read = move || -> Result<AccountsAtStart, AccountError> {
         let store = match Store::open_read_only(&path, naming) {
             // An older account schema is brought up to date: the server
@@ -354,11 +353,9 @@ async fn read_accounts(config: &Config) -> Result<AccountsAtStart, StartError> {
         };
         Ok(AccountsAtStart {
             nick_owners: store.nick_owners()?,
-            rooms: if with_rooms {
-                store.rooms()?
-            } else {
-                Vec::new()
-            },
+            // Whether or not accounts are enabled now: REHASH may enable
+            // them, and a registered room must not look free then.
+            rooms: store.rooms()?,
         })
     };
     tokio::task::spawn_blocking(read)

@@ -23,6 +23,7 @@ use crate::core::{
     Reloaded,
 };
 use crate::net::{self, AdmissionRules, ConnectionLimits, ConnectionSettings, ReloadableTls};
+use crate::room_writer::RoomWriter;
 
 /// Password checks running at once; more wait their turn, so a crowd of
 /// OPER attempts cannot take every core.
@@ -49,6 +50,10 @@ impl Worker {
         let checks = Arc::new(Semaphore::new(CONCURRENT_OPER_CHECKS));
         // The secret of SCRAM's decoy salts, for this run of the server.
         let decoy: Arc<[u8]> = Arc::from(crate::core::cloak::random_secret().into_bytes());
+        let rooms = RoomWriter::start(
+            self.running.history.path.clone(),
+            Naming::from_config(&self.running),
+        );
         while let Some(request) = requests.recv().await {
             match request {
                 AdminRequest::Reload { requested_by } => self.reload(requested_by).await,
@@ -90,9 +95,9 @@ impl Worker {
                         answer.send(outcome).await;
                     });
                 }
-                // Written one after another, in order, so the last write wins.
-                AdminRequest::SaveRoom(room) => self.store_room(RoomChange::Save(room)).await,
-                AdminRequest::DropRoom { name } => self.store_room(RoomChange::Drop(name)).await,
+                // Written on the room writer's task, the latest per room.
+                AdminRequest::SaveRoom(room) => rooms.save(room),
+                AdminRequest::DropRoom { name } => rooms.drop_room(name),
                 AdminRequest::SaveBans { path, bans } => {
                     let written =
                         tokio::task::spawn_blocking(move || save_bans(&path, &bans).map(|()| path))
@@ -105,26 +110,7 @@ impl Worker {
                 }
             }
         }
-    }
-
-    /// Writes a registered room's change to the store, before the next
-    /// request: the rooms' writes stay in order.
-    async fn store_room(&self, change: RoomChange) {
-        let path = self.running.history.path.clone();
-        let naming = Naming::from_config(&self.running);
-        let written = tokio::task::spawn_blocking(move || {
-            let mut store = Store::open(&path, naming)?;
-            match &change {
-                RoomChange::Save(room) => store.save_room(room),
-                RoomChange::Drop(name) => store.drop_room(name).map(drop),
-            }
-        })
-        .await;
-        match written {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => error!("cannot store a registered room: {error}"),
-            Err(error) => error!("the registered room writer failed: {error}"),
-        }
+        rooms.finish().await;
     }
 
     async fn reload(&mut self, requested_by: Option<ClientId>) {
@@ -176,12 +162,6 @@ impl Worker {
         info!("configuration reloaded");
         Reloaded { config, kept }
     }
-}
-
-/// A change to a registered room, for [`Worker::store_room`].
-enum RoomChange {
-    Save(crate::accounts::RoomRecord),
-    Drop(String),
 }
 
 /// The bans file could not be read or written; the text names the file.

@@ -98,6 +98,14 @@ fn nick_length_zero_is_reported_at_its_line() {
 }
 
 #[test]
+fn list_entries_past_what_a_registered_room_stores_are_rejected_at_their_line() {
+    let (line, column, message) = invalid("[limits]\nmax_list_entries = 1001\n");
+    assert_eq!((line, column), (2, 20));
+    assert!(message.contains("`max_list_entries`"), "{message}");
+    assert!(message.contains("between 1 and 1000"), "{message}");
+}
+
+#[test]
 fn overlong_topic_length_is_rejected_with_the_line_limit_as_reason() {
     let (line, _, message) = invalid("[limits]\ntopic_length = 1000\n");
     assert_eq!(line, 2);

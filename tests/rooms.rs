@@ -285,3 +285,23 @@ async fn a_registered_room_plays_back_after_a_restart() {
     );
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_registered_room_is_kept_while_accounts_are_off() {
+    let dir = TempDir::new("rooms-accounts-off");
+    founded_room(&dir).await;
+
+    // Started with accounts off, the room is still there with its +R, so
+    // nobody can create it afresh and become its op before a REHASH
+    // turns accounts back on.
+    let server = start(&dir, "accounts.enabled = false").await;
+    let addr = server.local_addrs()[0];
+    let mut stranger = Client::register(addr, "stranger").await;
+    stranger.send("JOIN #room").await;
+    let refused = stranger.expect_containing(" 477 ").await;
+    assert!(
+        refused.starts_with(":irc.test 477 stranger #room :"),
+        "{refused}"
+    );
+    server.shutdown().await;
+}

@@ -23,8 +23,8 @@ pub const MAX_KEY_LEN: usize = 64;
 pub const MAX_MODES_LEN: usize = 32;
 /// Accounts one room's access list may hold.
 pub const MAX_ACCESS_ENTRIES: usize = 100;
-/// Entries of one list (b, e or I) stored, whatever `[limits]
-/// max_list_entries` says: the core keeps fewer.
+/// Entries of one list (b, e or I) stored; also the most `[limits]
+/// max_list_entries` may be, so a room's lists always fit.
 pub const MAX_LIST_ENTRIES: usize = 1000;
 
 /// What an access-listed account gets on joining its room.
@@ -95,7 +95,10 @@ pub struct RoomRecord {
 
 impl Store {
     /// Writes a registered room whole, replacing what was stored under its
-    /// name. The founder must exist; an access entry whose account is gone
+    /// name by the same registration (same registration time; a TRANSFER
+    /// keeps it). A different registration of a name stored already is
+    /// refused: a room is registered anew only after its drop is written.
+    /// The founder must exist; an access entry whose account is gone
     /// (dropped since it was added) is left out, as it would have gone
     /// with the account.
     pub fn save_room(&mut self, room: &RoomRecord) -> Result<(), AccountError> {
@@ -109,6 +112,16 @@ impl Store {
             .collect();
         let transaction = self.connection().transaction()?;
         let founder = account_named(&transaction, &founder_key, &room.founder)?;
+        let stored: Option<i64> = transaction
+            .query_row(
+                "SELECT registered_ms FROM account_rooms WHERE name_key = ?1",
+                [&key],
+                |row| row.get(0),
+            )
+            .optional()?;
+        if stored.is_some_and(|stored| stored != room.registered_ms) {
+            return Err(AccountError::RoomTaken(room.name.clone()));
+        }
         transaction.execute("DELETE FROM account_rooms WHERE name_key = ?1", [&key])?;
         transaction.execute(
             "INSERT INTO account_rooms (name, name_key, founder, registered_ms, history_floor_ms,

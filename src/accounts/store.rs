@@ -163,6 +163,8 @@ pub enum AccountError {
     CertificateTaken,
     #[error("an account may have at most {max} {what}")]
     TooMany { what: &'static str, max: usize },
+    #[error("the room {0:?} is registered already, by another registration")]
+    RoomTaken(String),
     #[error("{0:?} is not a list mode (b, e or I)")]
     InvalidListMode(char),
     #[error(transparent)]

@@ -494,6 +494,25 @@ fn saving_again_replaces_the_room_and_drop_forgets_it() {
 }
 
 #[test]
+fn a_second_registration_of_a_stored_room_is_refused_until_its_drop() {
+    let db = Database::new("rooms-taken");
+    let mut store = db.open(Casemapping::Ascii);
+    store.create("alice", &credentials("p"), None, 0).unwrap();
+    store.create("mallory", &credentials("p"), None, 0).unwrap();
+    store.save_room(&room("#rust", "alice")).unwrap();
+    let mut takeover = room("#Rust", "mallory");
+    takeover.registered_ms += 1;
+    assert!(matches!(
+        store.save_room(&takeover),
+        Err(AccountError::RoomTaken(name)) if name == "#Rust"
+    ));
+    assert_eq!(store.rooms().unwrap(), [room("#rust", "alice")]);
+    store.drop_room("#rust").unwrap();
+    store.save_room(&takeover).unwrap();
+    assert_eq!(store.rooms().unwrap(), [takeover]);
+}
+
+#[test]
 fn a_room_of_an_unknown_account_or_past_its_bounds_is_refused() {
     let db = Database::new("rooms-bounds");
     let mut store = db.open(Casemapping::Ascii);

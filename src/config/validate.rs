@@ -197,7 +197,12 @@ fn check_limits(check: &mut Checker, limits: &Limits) {
     check.between("limits.kick_length", limits.kick_length, 1..=4096);
     check.between("limits.user_length", limits.user_length, 1..=64);
     check.between("limits.realname_length", limits.realname_length, 1..=400);
-    check.at_least("limits.max_list_entries", limits.max_list_entries, 1);
+    // A registered room's lists are stored whole; the store takes no more.
+    check.between(
+        "limits.max_list_entries",
+        limits.max_list_entries,
+        1..=crate::accounts::rooms::MAX_LIST_ENTRIES,
+    );
     check.at_least("limits.max_targets", limits.max_targets, 1);
     check.at_least("limits.sendq_bytes", limits.sendq_bytes, 4096);
     check.between(

@@ -33,11 +33,52 @@ const HELP: &[&str] = &[
 ];
 
 /// A ChanServ command waiting for the worker to say whether an account
-/// exists; kept on the client ([`crate::core::Client::chanserv`]).
+/// exists; kept on the client ([`crate::core::Client::chanserv`]). It
+/// names the registration it was asked of, so that it is not applied to
+/// the room once dropped, transferred or registered anew meanwhile.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Pending {
-    AccessAdd { room: Folded, level: AccessLevel },
-    Transfer { room: Folded },
+pub struct Pending {
+    room: Folded,
+    founder: String,
+    registered_ms: i64,
+    action: Action,
+}
+
+/// What a [`Pending`] command does once the account is known.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Action {
+    AccessAdd(AccessLevel),
+    Transfer,
+}
+
+impl Pending {
+    fn new((room, registration): (Folded, Registration), action: Action) -> Pending {
+        Pending {
+            room,
+            founder: registration.founder,
+            registered_ms: registration.registered_ms,
+            action,
+        }
+    }
+
+    /// Whether the room still has the registration the command was asked
+    /// of, and the client is still logged in to its founder.
+    fn still_holds(&self, state: &State, id: ClientId) -> bool {
+        let casemapping = state.config.server.casemapping;
+        let account = state.clients.get(&id).and_then(|c| c.account.as_deref());
+        let registration = state
+            .channels
+            .get(&self.room)
+            .and_then(|channel| channel.registration.as_ref());
+        match (account, registration) {
+            (Some(account), Some(registration)) => {
+                registration.registered_ms == self.registered_ms
+                    && casemapping.eq(&registration.founder, &self.founder)
+                    && casemapping.eq(account, &self.founder)
+            }
+            _ => false,
+        }
+    }
 }
 
 /// Whether `target` names the service.
@@ -94,7 +135,8 @@ fn register(state: &mut State, id: ClientId, name: &str) {
         return;
     };
     let folded = state.fold(name);
-    let Some(channel) = state.channels.get(&folded) else {
+    // A secret or private room an outsider names is answered as a missing one.
+    let Some(channel) = state.visible_channel(id, &folded) else {
         say(state, id, &format!("{name} does not exist; join it first."));
         return;
     };
@@ -206,18 +248,19 @@ fn access_list(state: &mut State, id: ClientId, name: &str) {
 }
 
 fn access_add(state: &mut State, id: ClientId, name: &str, account: &str, level: AccessLevel) {
-    let Some(folded) = as_founder(state, id, name) else {
+    let Some(founded) = as_founder(state, id, name) else {
         return;
     };
-    let pending = Pending::AccessAdd {
-        room: folded,
-        level,
-    };
-    ask_account(state, id, account, pending);
+    ask_account(
+        state,
+        id,
+        account,
+        Pending::new(founded, Action::AccessAdd(level)),
+    );
 }
 
 fn access_del(state: &mut State, id: ClientId, name: &str, account: &str) {
-    let Some(folded) = as_founder(state, id, name) else {
+    let Some((folded, _)) = as_founder(state, id, name) else {
         return;
     };
     let casemapping = state.config.server.casemapping;
@@ -249,10 +292,10 @@ fn access_del(state: &mut State, id: ClientId, name: &str, account: &str) {
 }
 
 fn transfer(state: &mut State, id: ClientId, name: &str, account: &str) {
-    let Some(folded) = as_founder(state, id, name) else {
+    let Some(founded) = as_founder(state, id, name) else {
         return;
     };
-    ask_account(state, id, account, Pending::Transfer { room: folded });
+    ask_account(state, id, account, Pending::new(founded, Action::Transfer));
 }
 
 /// Asks the worker whether `account` exists, holding the client's later
@@ -280,6 +323,14 @@ pub fn answered(state: &mut State, id: ClientId, outcome: AccountOutcome) {
     let Some(pending) = state.clients.get_mut(&id).and_then(|c| c.chanserv.take()) else {
         return;
     };
+    if !pending.still_holds(state, id) {
+        say(
+            state,
+            id,
+            "The room's registration changed meanwhile; nothing was done.",
+        );
+        return;
+    }
     let account = match outcome {
         AccountOutcome::About(Some(about)) => about.name,
         AccountOutcome::About(None) => {
@@ -295,9 +346,10 @@ pub fn answered(state: &mut State, id: ClientId, outcome: AccountOutcome) {
             return;
         }
     };
-    match pending {
-        Pending::AccessAdd { room, level } => add_access(state, id, &room, account, level),
-        Pending::Transfer { room } => give_room(state, id, &room, account),
+    let room = pending.room;
+    match pending.action {
+        Action::AccessAdd(level) => add_access(state, id, &room, account, level),
+        Action::Transfer => give_room(state, id, &room, account),
     }
 }
 
@@ -339,8 +391,14 @@ fn add_access(
     grant_members(state, folded);
 }
 
-/// TRANSFER, once the account is known to exist.
+/// TRANSFER, once the account is known to exist and may found one more.
 fn give_room(state: &mut State, id: ClientId, folded: &Folded, account: String) {
+    let max = state.config.accounts.max_rooms_per_account;
+    if founded_by(state, &account) >= max {
+        let text = format!("{account} has registered as many rooms as it may ({max}).");
+        say(state, id, &text);
+        return;
+    }
     let casemapping = state.config.server.casemapping;
     let Some(channel) = state.channels.get_mut(folded) else {
         return;
@@ -520,8 +578,9 @@ fn with_level(
     Some((folded, room))
 }
 
-/// The registered room `name` when the client's account founded it.
-fn as_founder(state: &mut State, id: ClientId, name: &str) -> Option<Folded> {
+/// The registered room `name` and its registration, when the client's
+/// account founded it.
+fn as_founder(state: &mut State, id: ClientId, name: &str) -> Option<(Folded, Registration)> {
     let account = logged_in(state, id)?;
     let (folded, room, registration) = registration_of(state, id, name)?;
     if !state
@@ -537,7 +596,7 @@ fn as_founder(state: &mut State, id: ClientId, name: &str) -> Option<Folded> {
         );
         return None;
     }
-    Some(folded)
+    Some((folded, registration))
 }
 
 fn own_nick(state: &State, id: ClientId) -> Folded {
@@ -674,6 +733,75 @@ mod tests {
             ["Your account has registered as many rooms as it may (1)."]
         );
         assert!(requests.try_recv().is_err());
+    }
+
+    #[test]
+    fn an_access_add_answered_after_the_room_changed_hands_is_not_applied() {
+        let (mut h, mut requests) = registered(Config::default());
+        h.register("oper");
+        h.make_oper("oper");
+        log_in(&mut h, "oper", "oper");
+        log_in(&mut h, "bob", "bob");
+        h.send("alice", "MODE #room +o bob");
+        h.take("bob");
+        h.send("alice", "CS ACCESS #room ADD mallory op");
+        h.send("oper", "CS DROP #room");
+        h.send("bob", "CS REGISTER #room");
+        assert_eq!(told(&mut h, "bob"), ["#room is now registered to bob."]);
+        answer(&mut h, &mut requests, about("mallory"));
+        let said = told(&mut h, "alice");
+        assert_eq!(
+            said.last().unwrap(),
+            "The room's registration changed meanwhile; nothing was done."
+        );
+        let registration = h.channel("#room").registration.clone().unwrap();
+        assert_eq!(registration.founder, "bob");
+        assert!(registration.access.is_empty(), "{registration:?}");
+    }
+
+    #[test]
+    fn the_founder_walks_past_the_locks_of_an_emptied_room_and_others_do_not() {
+        let (mut h, _requests) = registered(Config::default());
+        h.send("alice", "MODE #room +iklb key 1 *!*@*");
+        h.send("alice", "QUIT");
+        h.send("bob", "PART #room");
+        h.register("alice");
+        h.take("bob");
+        h.send("bob", "JOIN #room key");
+        assert!(h.take("bob")[0].contains(" 474 bob #room "));
+        h.send("alice", "JOIN #room");
+        assert!(
+            h.take("alice")[0].contains(" 474 alice #room "),
+            "not yet logged in"
+        );
+        log_in(&mut h, "alice", "alice");
+        h.send("alice", "JOIN #room");
+        let lines = h.take("alice");
+        assert_eq!(lines[1], ":ChanServ!ChanServ@services. MODE #room +o alice");
+    }
+
+    #[test]
+    fn transfer_to_an_account_at_its_room_limit_is_refused() {
+        let mut config = Config::default();
+        config.accounts.max_rooms_per_account = 1;
+        let (mut h, mut requests) = registered(config);
+        log_in(&mut h, "bob", "bob");
+        h.send("bob", "JOIN #bobs");
+        h.send("bob", "CS REGISTER #bobs");
+        assert_eq!(
+            told(&mut h, "bob").last().unwrap(),
+            "#bobs is now registered to bob."
+        );
+        saved(&mut requests);
+        h.send("alice", "CS TRANSFER #room bob");
+        answer(&mut h, &mut requests, about("bob"));
+        assert_eq!(
+            told(&mut h, "alice"),
+            ["bob has registered as many rooms as it may (1)."]
+        );
+        let registration = h.channel("#room").registration.clone().unwrap();
+        assert_eq!(registration.founder, "alice");
+        assert!(requests.try_recv().is_err(), "nothing to store");
     }
 
     #[test]
@@ -846,6 +974,38 @@ mod tests {
         assert_eq!(channel.bans[0].text(), "~a:mallory");
         assert_eq!(channel.history_floor, record.history_floor_ms);
         assert_eq!(crate::core::registered::room_record(channel), Some(record));
+    }
+
+    #[test]
+    fn an_outsider_learns_nothing_of_a_secret_room() {
+        let mut h = Harness::new();
+        h.register("alice");
+        h.register("mallory");
+        h.send("alice", "JOIN #hidden");
+        h.send("alice", "MODE #hidden +s");
+        log_in(&mut h, "mallory", "mallory");
+        h.send("mallory", "CS REGISTER #hidden");
+        assert_eq!(
+            told(&mut h, "mallory"),
+            ["#hidden does not exist; join it first."]
+        );
+        log_in(&mut h, "alice", "alice");
+        h.send("alice", "CS REGISTER #hidden");
+        assert_eq!(
+            told(&mut h, "alice"),
+            ["#hidden is now registered to alice."]
+        );
+        for command in [
+            "CS INFO #hidden",
+            "CS ACCESS #hidden LIST",
+            "CS OP #hidden mallory",
+            "CS TRANSFER #hidden mallory",
+            "CS DROP #hidden",
+        ] {
+            h.send("mallory", command);
+            let said = told(&mut h, "mallory");
+            assert_eq!(said, ["#hidden is not registered."], "{command}");
+        }
     }
 
     #[test]

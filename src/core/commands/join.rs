@@ -3,6 +3,7 @@
 use super::names::send_names;
 use super::part::part_one;
 use super::topic::send_topic;
+use crate::accounts::AccessLevel;
 use crate::core::Refusal;
 use crate::core::caps::Caps;
 use crate::core::{Channel, ChannelModes, Client, ClientId, Membership, State};
@@ -77,6 +78,10 @@ fn admit(state: &State, id: ClientId, name: &str, key: &str) -> Result<Option<Fo
             // A standing [[room]] has no creator to invite anyone: the
             // operators who are to run it walk past +i.
             runs_room: channel.persistent && client.modes.oper,
+            owed_op: client
+                .account
+                .as_deref()
+                .is_some_and(|account| state.room_level(channel, account) == Some(AccessLevel::Op)),
         };
         if let Some(refusal) = refusal(channel, &entrant, limits.max_channel_members) {
             return Err(refusal);
@@ -147,12 +152,30 @@ struct Entrant<'a> {
     invited: bool,
     /// An IRC operator joining a standing room.
     runs_room: bool,
+    /// Logged in to the founder or an op-level account of a registered
+    /// room: let past its bans, +i, +k and +l, as Ergo lets its founder,
+    /// or one who locked the room could never get back into it.
+    owed_op: bool,
 }
 
-/// Why `entrant` may not enter, checked in the order bans, logged-in only
-/// (+R), invite-only, key, limit. An invite lets its holder past +i and, as Modern IRC says,
-/// past +l, but not past the server's own cap on a room's size.
+/// Why `entrant` may not enter: the room's own rules (none for one it is
+/// owed op in), then the server's own cap on a room's size, which holds
+/// for everyone.
 fn refusal(channel: &Channel, entrant: &Entrant, max_members: usize) -> Option<Refusal> {
+    let at_server_cap = max_members != 0 && channel.members.len() >= max_members;
+    let numeric = if entrant.owed_op {
+        None
+    } else {
+        room_refusal(channel, entrant)
+    };
+    let numeric = numeric.or(at_server_cap.then_some(numeric::ERR_CHANNELISFULL))?;
+    Some(Refusal::new(numeric, &[&channel.name]))
+}
+
+/// Why the room's modes and lists keep `entrant` out, checked in the
+/// order bans, logged-in only (+R), invite-only, key, limit. An invite
+/// lets its holder past +i and, as Modern IRC says, past +l.
+fn room_refusal(channel: &Channel, entrant: &Entrant) -> Option<numeric::Numeric> {
     let modes = &channel.modes;
     let members = channel.members.len();
     let numeric = if channel.is_banned(entrant.client) {
@@ -171,14 +194,12 @@ fn refusal(channel: &Channel, entrant: &Entrant, max_members: usize) -> Option<R
         .is_some_and(|wanted| wanted != entrant.key)
     {
         numeric::ERR_BADCHANNELKEY
-    } else if (modes.limit.is_some_and(|limit| members >= limit) && !entrant.invited)
-        || (max_members != 0 && members >= max_members)
-    {
+    } else if modes.limit.is_some_and(|limit| members >= limit) && !entrant.invited {
         numeric::ERR_CHANNELISFULL
     } else {
         return None;
     };
-    Some(Refusal::new(numeric, &[&channel.name]))
+    Some(numeric)
 }
 
 /// `JOIN 0`: a PART of every room, as Modern IRC says.

@@ -1,0 +1,211 @@
+//! Registered rooms' writes, on a task of their own so that account jobs
+//! never wait behind them. Each room has at most one write pending, the
+//! latest state of the room: a flood of TOPIC or MODE changes in one room
+//! queues one record, not one per change.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tracing::error;
+
+use crate::accounts::{Naming, RoomRecord, Store};
+
+/// What is still to be written for one room: a drop of the registration
+/// stored before (when the room was dropped since), then its latest record
+/// (when it is registered now).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RoomWrite {
+    pub name: String,
+    pub drop_first: bool,
+    pub save: Option<RoomRecord>,
+}
+
+/// The rooms with a write pending, one slot each, keyed by folded name.
+#[derive(Debug, Default)]
+pub struct RoomQueue {
+    rooms: BTreeMap<String, RoomWrite>,
+    closed: bool,
+}
+
+impl RoomQueue {
+    /// The room's latest record, replacing any record still unwritten.
+    pub fn save(&mut self, key: String, record: RoomRecord) {
+        let name = record.name.clone();
+        self.slot(key, name).save = Some(record);
+    }
+
+    /// Forgets the room's registration, and any record still unwritten.
+    pub fn drop_room(&mut self, key: String, name: String) {
+        let slot = self.slot(key, name);
+        slot.drop_first = true;
+        slot.save = None;
+    }
+
+    fn slot(&mut self, key: String, name: String) -> &mut RoomWrite {
+        self.rooms.entry(key).or_insert(RoomWrite {
+            name,
+            drop_first: false,
+            save: None,
+        })
+    }
+
+    /// The next write, taking it out of the queue.
+    pub fn take(&mut self) -> Option<RoomWrite> {
+        self.rooms.pop_first().map(|(_, write)| write)
+    }
+
+    /// Rooms with a write pending.
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.rooms.len()
+    }
+}
+
+/// The handle the worker keeps: it queues writes and, at shutdown, waits
+/// for the last of them.
+pub struct RoomWriter {
+    queue: Arc<Mutex<RoomQueue>>,
+    wake: Arc<Notify>,
+    naming: Naming,
+    task: JoinHandle<()>,
+}
+
+impl RoomWriter {
+    /// Starts the writing task on the store at `path`.
+    pub fn start(path: PathBuf, naming: Naming) -> RoomWriter {
+        let queue = Arc::new(Mutex::new(RoomQueue::default()));
+        let wake = Arc::new(Notify::new());
+        let store = (path, naming);
+        let task = tokio::spawn(write_rooms(Arc::clone(&queue), Arc::clone(&wake), store));
+        RoomWriter {
+            queue,
+            wake,
+            naming,
+            task,
+        }
+    }
+
+    /// Queues the room's latest record.
+    pub fn save(&self, record: RoomRecord) {
+        let key = self
+            .naming
+            .casemapping
+            .fold(&record.name)
+            .as_str()
+            .to_owned();
+        self.with_queue(|queue| queue.save(key, record));
+    }
+
+    /// Queues the room's unregistration.
+    pub fn drop_room(&self, name: String) {
+        let key = self.naming.casemapping.fold(&name).as_str().to_owned();
+        self.with_queue(|queue| queue.drop_room(key, name));
+    }
+
+    /// Writes what is pending, then stops.
+    pub async fn finish(self) {
+        self.with_queue(|queue| queue.closed = true);
+        if let Err(error) = self.task.await {
+            error!("the registered room writer failed: {error}");
+        }
+    }
+
+    fn with_queue(&self, change: impl FnOnce(&mut RoomQueue)) {
+        change(&mut self.queue.lock().unwrap_or_else(PoisonError::into_inner));
+        self.wake.notify_one();
+    }
+}
+
+/// Writes the queue's rooms one at a time until it is closed and empty.
+async fn write_rooms(
+    queue: Arc<Mutex<RoomQueue>>,
+    wake: Arc<Notify>,
+    (path, naming): (PathBuf, Naming),
+) {
+    loop {
+        let next = {
+            let mut queue = queue.lock().unwrap_or_else(PoisonError::into_inner);
+            match queue.take() {
+                None if queue.closed => return,
+                next => next,
+            }
+        };
+        match next {
+            Some(write) => store(&path, naming, write).await,
+            None => wake.notified().await,
+        }
+    }
+}
+
+async fn store(path: &std::path::Path, naming: Naming, write: RoomWrite) {
+    let path = path.to_owned();
+    let written = tokio::task::spawn_blocking(move || {
+        let mut store = Store::open(&path, naming)?;
+        if write.drop_first {
+            store.drop_room(&write.name)?;
+        }
+        match &write.save {
+            Some(record) => store.save_room(record),
+            None => Ok(()),
+        }
+    })
+    .await;
+    match written {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => error!("cannot store a registered room: {error}"),
+        Err(error) => error!("the registered room writer failed: {error}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RoomQueue;
+    use crate::accounts::RoomRecord;
+
+    fn record(name: &str, topic_ms: i64) -> RoomRecord {
+        RoomRecord {
+            name: name.into(),
+            founder: "alice".into(),
+            access: Vec::new(),
+            registered_ms: 1,
+            history_floor_ms: topic_ms,
+            topic: None,
+            modes: String::new(),
+            key: None,
+            limit: None,
+            lists: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_flood_of_changes_to_one_room_leaves_one_write_of_its_latest_state() {
+        let mut queue = RoomQueue::default();
+        for change in 0..10_000 {
+            queue.save("#flood".into(), record("#flood", change));
+        }
+        queue.save("#calm".into(), record("#calm", 0));
+        assert_eq!(queue.len(), 2);
+        let calm = queue.take().unwrap();
+        let flood = queue.take().unwrap();
+        assert_eq!(calm.name, "#calm");
+        assert_eq!(flood.save, Some(record("#flood", 9_999)));
+        assert!(queue.take().is_none());
+    }
+
+    #[test]
+    fn a_drop_then_a_new_registration_writes_both_in_order() {
+        let mut queue = RoomQueue::default();
+        queue.save("#room".into(), record("#room", 1));
+        queue.drop_room("#room".into(), "#room".into());
+        let dropped = queue.take().unwrap();
+        assert!(dropped.drop_first && dropped.save.is_none());
+        queue.drop_room("#room".into(), "#room".into());
+        queue.save("#room".into(), record("#room", 2));
+        let replaced = queue.take().unwrap();
+        assert!(replaced.drop_first);
+        assert_eq!(replaced.save, Some(record("#room", 2)));
+    }
+}
