@@ -275,18 +275,9 @@ impl HistoryHandle {
     /// counted and logged, and 0 is returned so its lines are not held.
     pub fn record(&self, record: Record) -> u64 {
         let record = Box::new(record);
-        let mut writes = self
-            .shared
-            .writes
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let seq = writes.0 + 1;
-        match writes.1.try_send(writer::Job::Record(seq, record)) {
-            Ok(()) => {
-                writes.0 = seq;
-                seq
-            }
-            Err(TrySendError::Full(_)) => {
+        match self.enqueue(|seq| writer::Job::Record(seq, record)) {
+            Ok(seq) => seq,
+            Err(TrySendError::Full(())) => {
                 let dropped = self.shared.stats.dropped.fetch_add(1, Ordering::Relaxed);
                 if dropped.is_power_of_two() {
                     error!(
@@ -296,10 +287,29 @@ impl HistoryHandle {
                 }
                 0
             }
-            Err(TrySendError::Disconnected(_)) => {
+            Err(TrySendError::Disconnected(())) => {
                 self.shared.stats.dropped.fetch_add(1, Ordering::Relaxed);
                 0
             }
+        }
+    }
+
+    /// Queues the job `make` builds with the next sequence number, and
+    /// returns that number; never waits.
+    fn enqueue(&self, make: impl FnOnce(u64) -> writer::Job) -> Result<u64, TrySendError<()>> {
+        let mut writes = self
+            .shared
+            .writes
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let seq = writes.0 + 1;
+        match writes.1.try_send(make(seq)) {
+            Ok(()) => {
+                writes.0 = seq;
+                Ok(seq)
+            }
+            Err(TrySendError::Full(_)) => Err(TrySendError::Full(())),
+            Err(TrySendError::Disconnected(_)) => Err(TrySendError::Disconnected(())),
         }
     }
 
@@ -311,22 +321,13 @@ impl HistoryHandle {
     /// queue is full (the disk has stalled) the request is refused, logged,
     /// and 0 returned.
     pub fn forget(&self, party: Party) -> u64 {
-        let mut writes = self
-            .shared
-            .writes
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let seq = writes.0 + 1;
-        match writes.1.try_send(writer::Job::Forget(seq, party)) {
-            Ok(()) => {
-                writes.0 = seq;
-                seq
-            }
-            Err(TrySendError::Full(_)) => {
+        match self.enqueue(|seq| writer::Job::Forget(seq, party)) {
+            Ok(seq) => seq,
+            Err(TrySendError::Full(())) => {
                 error!("the history writer is behind; a dropped account's conversations are kept");
                 0
             }
-            Err(TrySendError::Disconnected(_)) => 0,
+            Err(TrySendError::Disconnected(())) => 0,
         }
     }
 

@@ -30,6 +30,7 @@ pub mod quit;
 pub mod register;
 pub mod registration;
 pub mod rehash;
+mod service;
 pub mod setname;
 pub mod stats;
 pub mod topic;

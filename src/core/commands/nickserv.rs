@@ -31,7 +31,7 @@ const HELP: &[&str] = &[
 
 /// Whether `target` names the service.
 pub fn is_service(state: &State, target: &str) -> bool {
-    state.config.server.casemapping.eq(target, NICK)
+    super::service::is(state, target, NICK)
 }
 
 /// `NS <command> [<arguments>]`
@@ -43,13 +43,9 @@ pub fn ns(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refu
 
 /// One line sent to the service.
 pub fn command(state: &mut State, id: ClientId, text: &str) {
-    let mut words = text.split_ascii_whitespace();
-    let verb = words.next().unwrap_or_default().to_ascii_uppercase();
-    let arguments: Vec<&str> = words.collect();
-    if !state.accounts_enabled() && !matches!(verb.as_str(), "HELP" | "") {
-        say(state, id, "Accounts are not enabled on this server.");
+    let Some((verb, arguments)) = super::service::words(state, id, text, say) else {
         return;
-    }
+    };
     match (verb.as_str(), arguments.as_slice()) {
         ("REGISTER", [password]) => register(state, id, password),
         ("REGISTER", [_, _, ..]) => say(state, id, "A password cannot contain spaces."),
