@@ -12,17 +12,6 @@ async fn start(dir: &TempDir) -> rookery::ServerHandle {
     rookery::start(config).await.unwrap()
 }
 
-/// `nick` connects, registers and creates its account with `password`.
-async fn registered_account(addr: std::net::SocketAddr, nick: &str, password: &str) -> Client {
-    let mut client = Client::register(addr, nick).await;
-    client
-        .send(&format!("PRIVMSG NickServ :REGISTER {password}"))
-        .await;
-    client.expect_containing(" 900 ").await;
-    client.expect_containing("created").await;
-    client
-}
-
 /// Connects as `nick` and runs SASL PLAIN for `account`; returns the
 /// client and the line that ended the exchange (903 or 904).
 async fn sasl_plain(
@@ -58,7 +47,7 @@ async fn sasl_plain_logs_in_with_the_right_password_only() {
     let dir = TempDir::new("accounts-sasl");
     let server = start(&dir).await;
     let addr = server.local_addrs()[0];
-    registered_account(addr, "alice", "hunter2").await;
+    Client::with_account(addr, "alice", "hunter2").await;
 
     let (_, end) = sasl_plain(addr, "alice2", "ALICE", "wrong").await;
     assert_eq!(end, ":irc.test 904 alice2 :SASL authentication failed");
@@ -87,7 +76,7 @@ async fn nickserv_register_then_identify_from_a_second_connection() {
     let dir = TempDir::new("accounts-identify");
     let server = start(&dir).await;
     let addr = server.local_addrs()[0];
-    let mut alice = registered_account(addr, "alice", "hunter2").await;
+    let mut alice = Client::with_account(addr, "alice", "hunter2").await;
     alice.send("QUIT").await;
 
     let mut other = Client::register(addr, "someone").await;
@@ -123,7 +112,7 @@ async fn a_peer_sees_the_account_on_join_and_on_messages() {
     bob.expect_containing(" 366 ").await;
 
     let (mut alice, end) = {
-        let mut alice = registered_account(addr, "alice", "hunter2").await;
+        let mut alice = Client::with_account(addr, "alice", "hunter2").await;
         alice.send("QUIT").await;
         assert!(alice.is_closed().await);
         sasl_plain(addr, "alice", "alice", "hunter2").await
@@ -151,7 +140,7 @@ async fn a_stolen_nick_is_not_logged_in() {
     let dir = TempDir::new("accounts-stolen");
     let server = start(&dir).await;
     let addr = server.local_addrs()[0];
-    let mut alice = registered_account(addr, "alice", "hunter2").await;
+    let mut alice = Client::with_account(addr, "alice", "hunter2").await;
     alice.send("QUIT").await;
     assert!(alice.is_closed().await);
 
@@ -272,7 +261,7 @@ async fn scram_sha_256_logs_in_without_sending_the_password() {
     let dir = TempDir::new("accounts-scram");
     let server = start(&dir).await;
     let addr = server.local_addrs()[0];
-    let mut alice = registered_account(addr, "alice", "hunter2").await;
+    let mut alice = Client::with_account(addr, "alice", "hunter2").await;
     alice.send("QUIT").await;
 
     let (end, proved) = scram(addr, "alice1", "alice", "hunter2").await;

@@ -13,20 +13,9 @@ async fn start(dir: &TempDir, extra_toml: &str) -> rookery::ServerHandle {
     rookery::start(config).await.unwrap()
 }
 
-/// `nick` connects, registers and creates its account with `password`.
-async fn registered_account(addr: std::net::SocketAddr, nick: &str, password: &str) -> Client {
-    let mut client = Client::register(addr, nick).await;
-    client
-        .send(&format!("PRIVMSG NickServ :REGISTER {password}"))
-        .await;
-    client.expect_containing(" 900 ").await;
-    client.expect_containing("created").await;
-    client
-}
-
 /// alice registers her account and leaves.
 async fn alice_away(addr: std::net::SocketAddr) {
-    let mut alice = registered_account(addr, "alice", "hunter2").await;
+    let mut alice = Client::with_account(addr, "alice", "hunter2").await;
     alice.send("QUIT").await;
     assert!(alice.is_closed().await);
 }
@@ -93,9 +82,9 @@ async fn sasl_authenticates_again_after_registration_as_another_account() {
     let dir = TempDir::new("nicks-reauth");
     let server = start(&dir, "").await;
     let addr = server.local_addrs()[0];
-    registered_account(addr, "bob", "builder").await;
+    Client::with_account(addr, "bob", "builder").await;
 
-    let mut alice = registered_account(addr, "alice", "hunter2").await;
+    let mut alice = Client::with_account(addr, "alice", "hunter2").await;
     alice.send("CAP REQ sasl").await;
     alice.expect_containing("ACK").await;
     alice.send("AUTHENTICATE PLAIN").await;
@@ -116,7 +105,7 @@ async fn set_password_then_identify_with_the_new_one() {
     let dir = TempDir::new("nicks-setpass");
     let server = start(&dir, "").await;
     let addr = server.local_addrs()[0];
-    let mut alice = registered_account(addr, "alice", "hunter2").await;
+    let mut alice = Client::with_account(addr, "alice", "hunter2").await;
     alice.send("NS SET PASSWORD correct-horse").await;
     alice
         .expect_containing("Your password has been changed.")
@@ -134,7 +123,7 @@ async fn drop_deletes_the_account_and_frees_its_name() {
     let dir = TempDir::new("nicks-drop");
     let server = start(&dir, "").await;
     let addr = server.local_addrs()[0];
-    let mut alice = registered_account(addr, "alice", "hunter2").await;
+    let mut alice = Client::with_account(addr, "alice", "hunter2").await;
     alice.send("NS DROP wrong").await;
     alice.expect_containing("Invalid account credentials").await;
     alice.send("NS DROP hunter2").await;

@@ -20,17 +20,6 @@ async fn start(dir: &TempDir) -> rookery::ServerHandle {
     rookery::start(config).await.unwrap()
 }
 
-/// `nick` connects, registers and creates its account (logged in).
-async fn registered_account(addr: std::net::SocketAddr, nick: &str, password: &str) -> Client {
-    let mut client = Client::register(addr, nick).await;
-    client.line_timeout = PASSWORD_CHECK;
-    client
-        .send(&format!("PRIVMSG NickServ :REGISTER {password}"))
-        .await;
-    client.expect_containing(" 900 ").await;
-    client
-}
-
 /// Sends `line`, then a PING, and returns every line up to its PONG:
 /// commands are answered in order, so that is the whole answer.
 async fn answer(client: &mut Client, line: &str) -> Vec<String> {
@@ -56,8 +45,8 @@ async fn a_nick_taken_while_its_account_is_away_reads_none_of_its_private_histor
     let dir = TempDir::new("history-accounts-stolen");
     let server = start(&dir).await;
     let addr = server.local_addrs()[0];
-    let mut alice = registered_account(addr, "alice", "alice-pw").await;
-    let mut bob = registered_account(addr, "bob", "bob-pw").await;
+    let mut alice = Client::with_account(addr, "alice", "alice-pw").await;
+    let mut bob = Client::with_account(addr, "bob", "bob-pw").await;
     alice.send("PRIVMSG bob :for bob only").await;
     bob.expect_containing("for bob only").await;
     bob.send("PRIVMSG alice :for alice only").await;
@@ -133,7 +122,7 @@ async fn a_reconnect_of_an_account_is_played_only_what_it_has_not_seen() {
     let say = |text: &'static str| format!("PRIVMSG #room :{text}");
     bob.send(&say("one")).await;
     carol.expect_containing(":one").await;
-    let mut alice = registered_account(addr, "alice", "alice-pw").await;
+    let mut alice = Client::with_account(addr, "alice", "alice-pw").await;
     let played = join_and_playback(&mut alice, "#room").await;
     assert!(
         played.iter().any(|line| line.ends_with(" one")),
@@ -165,8 +154,8 @@ async fn a_new_account_under_a_dropped_ones_name_reads_none_of_its_conversations
     let dir = TempDir::new("history-accounts-dropped");
     let server = start(&dir).await;
     let addr = server.local_addrs()[0];
-    let mut alice = registered_account(addr, "alice", "alice-pw").await;
-    let mut bob = registered_account(addr, "bob", "bob-pw").await;
+    let mut alice = Client::with_account(addr, "alice", "alice-pw").await;
+    let mut bob = Client::with_account(addr, "bob", "bob-pw").await;
     alice.send("PRIVMSG bob :for bob only").await;
     bob.expect_containing("for bob only").await;
     bob.send("PRIVMSG alice :for alice only").await;

@@ -26,14 +26,6 @@ async fn lines_until(client: &mut Client, needle: &str) -> Vec<String> {
     }
 }
 
-/// `nick` connects and creates its account (logged in).
-async fn with_account(addr: SocketAddr, nick: &str) -> Client {
-    let mut client = Client::register(addr, nick).await;
-    client.send("PRIVMSG NickServ :REGISTER hunter2").await;
-    client.expect_containing("created").await;
-    client
-}
-
 /// `nick` connects and logs in to its account with IDENTIFY.
 async fn identified(addr: SocketAddr, nick: &str) -> Client {
     let mut client = Client::register(addr, nick).await;
@@ -59,7 +51,7 @@ async fn chanserv(client: &mut Client, command: &str) -> String {
 async fn founded_room(dir: &TempDir) {
     let server = start(dir, "").await;
     let addr = server.local_addrs()[0];
-    let mut alice = with_account(addr, "alice").await;
+    let mut alice = Client::with_account(addr, "alice", "hunter2").await;
     alice.send("JOIN #room").await;
     alice.expect_containing(" 366 ").await;
     let answer = chanserv(&mut alice, "REGISTER #room").await;
@@ -115,7 +107,7 @@ async fn a_stolen_nick_gets_no_ops_in_the_founders_room() {
     let dir = TempDir::new("rooms-stolen-nick");
     let server = start(&dir, "").await;
     let addr = server.local_addrs()[0];
-    let mut alice = with_account(addr, "alice").await;
+    let mut alice = Client::with_account(addr, "alice", "hunter2").await;
     alice.send("JOIN #room").await;
     alice.expect_containing(" 366 ").await;
     chanserv(&mut alice, "REGISTER #room").await;
@@ -150,9 +142,9 @@ async fn access_transfer_and_drop_are_stored() {
     let dir = TempDir::new("rooms-transfer");
     let server = start(&dir, "").await;
     let addr = server.local_addrs()[0];
-    let mut bob = with_account(addr, "bob").await;
-    let mut carol = with_account(addr, "carol").await;
-    let mut alice = with_account(addr, "alice").await;
+    let mut bob = Client::with_account(addr, "bob", "hunter2").await;
+    let mut carol = Client::with_account(addr, "carol", "hunter2").await;
+    let mut alice = Client::with_account(addr, "alice", "hunter2").await;
     alice.send("JOIN #room").await;
     alice.expect_containing(" 366 ").await;
     chanserv(&mut alice, "REGISTER #room").await;
@@ -203,7 +195,7 @@ async fn an_account_registers_no_more_rooms_than_allowed() {
     let dir = TempDir::new("rooms-limit");
     let server = start(&dir, "accounts.max_rooms_per_account = 1").await;
     let addr = server.local_addrs()[0];
-    let mut alice = with_account(addr, "alice").await;
+    let mut alice = Client::with_account(addr, "alice", "hunter2").await;
     alice.send("JOIN #one,#two").await;
     alice.expect_containing(" 366 alice #two").await;
     chanserv(&mut alice, "REGISTER #one").await;
@@ -220,8 +212,8 @@ async fn a_dropped_account_loses_its_rooms_and_its_access_at_once() {
     let dir = TempDir::new("rooms-dropped-founder");
     let server = start(&dir, "").await;
     let addr = server.local_addrs()[0];
-    let mut bob = with_account(addr, "bob").await;
-    let mut alice = with_account(addr, "alice").await;
+    let mut bob = Client::with_account(addr, "bob", "hunter2").await;
+    let mut alice = Client::with_account(addr, "alice", "hunter2").await;
     alice.send("JOIN #mine").await;
     alice.expect_containing(" 366 ").await;
     chanserv(&mut alice, "REGISTER #mine").await;
@@ -259,7 +251,7 @@ async fn a_registered_room_plays_back_after_a_restart() {
     let dir = TempDir::new("rooms-restart-playback");
     let server = start(&dir, "").await;
     let addr = server.local_addrs()[0];
-    let mut alice = with_account(addr, "alice").await;
+    let mut alice = Client::with_account(addr, "alice", "hunter2").await;
     let mut bob = Client::register(addr, "bob").await;
     for client in [&mut alice, &mut bob] {
         client.send("JOIN #room").await;

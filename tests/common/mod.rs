@@ -123,6 +123,20 @@ impl Client<TcpStream> {
         client.register_as(nick).await;
         client
     }
+
+    /// Registers as `nick` and creates the account `nick` with NickServ
+    /// REGISTER; returns once it is logged in (900) and NickServ said so.
+    pub async fn with_account(addr: SocketAddr, nick: &str, password: &str) -> Client {
+        let mut client = Client::register(addr, nick).await;
+        client
+            .send(&format!("PRIVMSG NickServ :REGISTER {password}"))
+            .await;
+        client.expect_containing(" 900 ").await;
+        client
+            .expect_containing(&format!("NOTICE {nick} :Account "))
+            .await;
+        client
+    }
 }
 
 impl<S: AsyncRead + AsyncWrite> Client<S> {
