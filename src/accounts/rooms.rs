@@ -6,7 +6,7 @@
 
 use rusqlite::{OptionalExtension, Transaction, params};
 
-use super::store::{AccountError, MAX_NAME_LEN, Store};
+use super::store::{AccountError, MAX_NAME_LEN, Store, account_id};
 
 /// The longest room name stored, in bytes (`[limits] channel_length` is at
 /// most 200).
@@ -267,16 +267,6 @@ fn account_named(
     name: &str,
 ) -> Result<i64, AccountError> {
     account_id(transaction, key)?.ok_or_else(|| AccountError::NotFound(name.to_owned()))
-}
-
-fn account_id(transaction: &Transaction<'_>, key: &str) -> Result<Option<i64>, AccountError> {
-    Ok(transaction
-        .query_row(
-            "SELECT id FROM accounts WHERE name_key = ?1",
-            [key],
-            |row| row.get(0),
-        )
-        .optional()?)
 }
 
 /// Every bound of a room record, before anything is written.

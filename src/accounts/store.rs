@@ -844,7 +844,11 @@ fn account_from_row(row: &Row<'_>) -> rusqlite::Result<Account> {
     })
 }
 
-fn account_id(transaction: &Transaction<'_>, key: &str) -> Result<Option<i64>, AccountError> {
+/// The row id of the account whose casefolded name is `key`.
+pub(super) fn account_id(
+    transaction: &Transaction<'_>,
+    key: &str,
+) -> Result<Option<i64>, AccountError> {
     Ok(transaction
         .query_row(
             "SELECT id FROM accounts WHERE name_key = ?1",
