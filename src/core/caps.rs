@@ -30,6 +30,8 @@ impl Caps {
     pub const STS: Caps = Caps(1 << 18);
     pub const SASL: Caps = Caps(1 << 19);
     pub const ACCOUNT_REGISTRATION: Caps = Caps(1 << 20);
+    pub const MESSAGE_REDACTION: Caps = Caps(1 << 22);
+    pub const EVENT_PLAYBACK: Caps = Caps(1 << 24);
 
     pub fn contains(self, other: Caps) -> bool {
         self.0 & other.0 == other.0
@@ -123,6 +125,20 @@ pub static CAPABILITIES: &[Capability] = &[
     Capability {
         name: "draft/chathistory",
         flag: Caps::CHATHISTORY,
+        value: no_value,
+        offered: history_offered,
+        requestable: true,
+    },
+    Capability {
+        name: "draft/event-playback",
+        flag: Caps::EVENT_PLAYBACK,
+        value: no_value,
+        offered: history_offered,
+        requestable: true,
+    },
+    Capability {
+        name: "draft/message-redaction",
+        flag: Caps::MESSAGE_REDACTION,
         value: no_value,
         offered: history_offered,
         requestable: true,

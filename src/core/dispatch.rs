@@ -4,7 +4,7 @@
 use super::caps::Caps;
 use super::commands::{
     authenticate, away, cap, chanserv, chathistory, help, info, invite, ison, join, kick, kill,
-    kline, list, message, mode, monitor, names, nickserv, oper, part, ping, quit, register,
+    kline, list, message, mode, monitor, names, nickserv, oper, part, ping, quit, redact, register,
     registration, rehash, setname, stats, topic, userhost, wallops, who, whois, whowas,
 };
 use super::replies::check_privilege;
@@ -122,6 +122,7 @@ static COMMANDS: &[Command] = &[
     any_phase("PONG", ping::pong, 0),
     command("PRIVMSG", message::privmsg, 0),
     any_phase("QUIT", quit::quit, 0),
+    command("REDACT", redact::redact, 2),
     // Before registration only with `before-connect`; the handler says so.
     any_phase("REGISTER", register::register, 3),
     oper("REHASH", rehash::rehash, 0, Privilege::Rehash),

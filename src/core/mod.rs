@@ -27,6 +27,7 @@ pub mod commands;
 mod delivery;
 mod disconnect;
 mod dispatch;
+mod event_history;
 pub mod extban;
 pub mod history_access;
 mod history_answer;
@@ -97,6 +98,8 @@ pub enum Event {
     },
     /// The history reader answered a CHATHISTORY request.
     HistoryAnswered(Box<history_answer::Answer>),
+    /// The history reader found (or not) the line a REDACT names.
+    RedactFound(Box<commands::redact::Found>),
     /// History commits started failing (a full disk), or succeed again.
     HistoryHealth { degraded: bool },
     /// A second passed (the server's ticker): deadlines kept in the core
@@ -150,6 +153,7 @@ pub fn handle_guarded(state: &mut State, event: Event) {
         | Event::OperChecked { id, .. }
         | Event::AccountAnswered { id, .. } => Some(*id),
         Event::HistoryAnswered(answer) => Some(answer.request.id),
+        Event::RedactFound(found) => Some(found.request.id),
         _ => None,
     };
     // A bug in one handler must not take every user down with it: drop

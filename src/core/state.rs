@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 
 use super::broadcast::Broadcast;
 use super::cloak::{self, Cloak};
-use super::commands::{chathistory, oper, rehash};
+use super::commands::{chathistory, oper, redact, rehash};
 use super::hold::Input;
 use super::labeled::Capture;
 use super::reservation::Reservations;
@@ -214,6 +214,7 @@ impl State {
                 outcome,
             } => login::answered(self, id, purpose, outcome),
             Event::HistoryAnswered(answer) => chathistory::answered(self, *answer),
+            Event::RedactFound(found) => redact::found(self, *found),
             Event::HistoryHealth { degraded } => self.history_health(degraded),
             Event::Tick => self.expire_guest_deadlines(),
             Event::Shutdown => self.shutdown(),
@@ -281,7 +282,8 @@ impl State {
         let msgid = event
             .msgid()
             .map_or_else(|| history.next_msgid(), str::to_owned);
-        let record = new.stamped(msgid, history::millis(event.time()));
+        let mut record = new.stamped(msgid, history::millis(event.time()));
+        record.tags = history::storable_tags(event.client_tags());
         if let HistoryTarget::Private(..) = record.target {
             return history.record(record);
         }

@@ -55,8 +55,9 @@ use crate::config;
 use crate::proto::Folded;
 use reader::{READ_QUEUE, ReadJob, read_loop, refuse};
 
-/// One stored event: a message, notice or topic change in a room (or a
-/// private conversation).
+/// One stored event: a message, notice or tag message in a room or a
+/// private conversation, or a room event (topic, join, part, kick, quit,
+/// nick change, mode change).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Record {
     /// The IRCv3 msgid; unique across the database.
@@ -71,8 +72,12 @@ pub struct Record {
     pub sender: String,
     /// The account the sender was logged in to, if any.
     pub account: Option<String>,
-    /// PRIVMSG, NOTICE or TOPIC (JOIN, PART, KICK, QUIT, NICK may follow).
+    /// PRIVMSG, NOTICE, TAGMSG, TOPIC, or a room event: JOIN, PART,
+    /// KICK, QUIT, NICK, MODE.
     pub command: String,
+    /// PRIVMSG, NOTICE, TOPIC: the text. A room event: its parameters
+    /// after the target as they are written on the wire (`bob :reason`
+    /// for a KICK). TAGMSG: empty.
     pub text: String,
     /// Client tags to replay, serialized without the leading `@`; "" for none.
     pub tags: String,
@@ -110,6 +115,19 @@ impl NewRecord<'_> {
             tags: String::new(),
         }
     }
+}
+
+/// The client-only tags of a line (escaped, `;`-joined) that history
+/// keeps: all but typing notifications, which tell of a moment, not of
+/// the conversation.
+pub fn storable_tags(tags: &str) -> String {
+    tags.split(';')
+        .filter(|tag| {
+            let key = tag.split_once('=').map_or(*tag, |(key, _)| key);
+            !tag.is_empty() && key != "+typing" && key != "+draft/typing"
+        })
+        .collect::<Vec<_>>()
+        .join(";")
 }
 
 /// Milliseconds since the Unix epoch, as stored; times before it are 0.
@@ -157,6 +175,9 @@ pub struct Query {
     /// Nothing older is returned: the requester's floor
     /// (`crate::core::history_access`).
     pub not_before_ms: Option<i64>,
+    /// Every stored event (`draft/event-playback`), not only messages and
+    /// notices.
+    pub events: bool,
 }
 
 /// CHATHISTORY TARGETS: which of the given rooms, and which private
@@ -329,6 +350,34 @@ impl HistoryHandle {
             }
             Err(TrySendError::Disconnected(())) => 0,
         }
+    }
+
+    /// Deletes the stored line `msgid` (REDACT) after what was queued
+    /// before it, and returns the sequence number the watermark passes
+    /// once it is gone, for the REDACT lines to carry: nobody is told of a
+    /// redaction the store has not made. Never waits; 0 when the queue is
+    /// full or stopped (the line stays stored, and this is logged).
+    pub fn redact(&self, msgid: String) -> u64 {
+        match self.enqueue(|seq| writer::Job::Redact(seq, msgid)) {
+            Ok(seq) => seq,
+            Err(TrySendError::Full(())) => {
+                error!("the history writer is behind; a redacted line stays stored");
+                0
+            }
+            Err(TrySendError::Disconnected(())) => 0,
+        }
+    }
+
+    /// Finds the stored line `msgid` on the reader thread, answering as
+    /// [`HistoryHandle::query`] does.
+    pub fn find(
+        &self,
+        msgid: String,
+        reply: impl FnOnce(Result<Option<Record>, StoreError>) + Send + 'static,
+    ) -> Result<(), StoreError> {
+        self.read(reply, move |store| {
+            store.find(&msgid).map_err(|e| e.at(store.path()))
+        })
     }
 
     /// The sequence number of the last record queued, for tests to wait
@@ -693,6 +742,7 @@ mod tests {
             kind: QueryKind::Latest { after: None },
             limit: 2,
             not_before_ms: None,
+            events: false,
         };
         handle
             .query(query, move |records| {

@@ -134,6 +134,14 @@ impl PlaybackRings {
         self.rings.remove(room);
     }
 
+    /// Takes out a room's line with this msgid (REDACT): playback never
+    /// shows it again.
+    pub fn redact(&mut self, room: &Folded, msgid: &str) {
+        if let Some(ring) = self.rings.get_mut(room) {
+            ring.records.retain(|entry| entry.record.msgid != msgid);
+        }
+    }
+
     /// Takes out the lines whose records could not be committed (inclusive
     /// ranges of sequence numbers), so playback shows only what is stored.
     pub fn remove_lost(&mut self, lost: &[(u64, u64)]) {

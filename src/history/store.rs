@@ -255,6 +255,7 @@ impl Store {
             store: self,
             targets: [target, also],
             floor: query.not_before_ms.unwrap_or(i64::MIN),
+            events: query.events,
         };
         let limit = query.limit;
         let mut records = match &query.kind {
@@ -324,6 +325,27 @@ impl Store {
         Ok(deleted)
     }
 
+    /// The stored message, notice or tag message with this msgid, if any:
+    /// what REDACT checks the redactor against.
+    pub fn find(&self, msgid: &str) -> Result<Option<Record>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM events WHERE msgid = ?1");
+        Ok(self
+            .conn
+            .prepare_cached(&sql)?
+            .query_row([msgid], record_from_row)
+            .optional()?)
+    }
+
+    /// Deletes the line with this msgid (REDACT); returns whether there
+    /// was one. The row goes rather than being blanked: a blanked row
+    /// would still say who spoke where and when.
+    pub fn redact(&mut self, msgid: &str) -> Result<bool, StoreError> {
+        let deleted = self
+            .conn
+            .execute("DELETE FROM events WHERE msgid = ?1", [msgid])?;
+        Ok(deleted > 0)
+    }
+
     /// The `target` columns TARGETS looks at, each with the reader's
     /// floor there: the rooms given, and the conversations of the
     /// reader's party, found through the party index.
@@ -357,6 +379,7 @@ impl Store {
             store: self,
             targets: [Cow::Borrowed(target), Cow::Borrowed(target)],
             floor: since_ms.unwrap_or(i64::MIN),
+            events: false,
         };
         visible.counted_back(Position::FIRST, Position::LAST, limit)
     }
@@ -474,15 +497,17 @@ impl Store {
             .is_some())
     }
 
-    /// Messages and notices of `target` with `low < position < high` and
-    /// `time_ms >= floor`, nearest `low` first when `ascending`, else
-    /// nearest `high`. Topic changes are left out: a joiner gets the topic
-    /// as 332/333, and CHATHISTORY returns other events only with
-    /// `draft/event-playback`, which rookery does not offer.
+    /// Lines of `target` with `low < position < high` and `time_ms >=
+    /// floor`, nearest `low` first when `ascending`, else nearest `high`.
+    /// Only messages and notices unless `events`: other events (topic
+    /// changes, joins, tag messages, ...) go to `draft/event-playback`
+    /// readers only.
+    #[allow(clippy::too_many_arguments)]
     fn range(
         &self,
         targets: &[Cow<'_, str>; 2],
         floor: i64,
+        events: bool,
         low: Position,
         high: Position,
         ascending: bool,
@@ -494,7 +519,8 @@ impl Store {
         let order = if ascending { "ASC" } else { "DESC" };
         let sql = format!(
             "SELECT {COLUMNS} FROM events
-             WHERE target IN (?1, ?8) AND time_ms >= ?2 AND command <> 'TOPIC'
+             WHERE target IN (?1, ?8) AND time_ms >= ?2
+               AND (?9 OR command IN ('PRIVMSG', 'NOTICE'))
                AND (time_ms, id) > (?3, ?4) AND (time_ms, id) < (?5, ?6)
              ORDER BY time_ms {order}, id {order} LIMIT ?7"
         );
@@ -502,7 +528,7 @@ impl Store {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = statement.query_map(
             params![
-                targets[0], floor, low.time, low.id, high.time, high.id, limit, targets[1]
+                targets[0], floor, low.time, low.id, high.time, high.id, limit, targets[1], events
             ],
             record_from_row,
         )?;
@@ -553,6 +579,8 @@ struct Visible<'a> {
     targets: [Cow<'a, str>; 2],
     /// Nothing older is read.
     floor: i64,
+    /// Every event, not only messages and notices (`draft/event-playback`).
+    events: bool,
 }
 
 impl Visible<'_> {
@@ -623,9 +651,15 @@ impl Visible<'_> {
         high: Position,
         limit: usize,
     ) -> Result<Vec<Record>, StoreError> {
-        let mut records = self
-            .store
-            .range(&self.targets, self.floor, low, high, false, limit)?;
+        let mut records = self.store.range(
+            &self.targets,
+            self.floor,
+            self.events,
+            low,
+            high,
+            false,
+            limit,
+        )?;
         records.reverse();
         Ok(records)
     }
@@ -638,8 +672,15 @@ impl Visible<'_> {
         high: Position,
         limit: usize,
     ) -> Result<Vec<Record>, StoreError> {
-        self.store
-            .range(&self.targets, self.floor, low, high, true, limit)
+        self.store.range(
+            &self.targets,
+            self.floor,
+            self.events,
+            low,
+            high,
+            true,
+            limit,
+        )
     }
 
     fn position(&self, bound: &Bound, edge: Edge) -> Result<Option<Position>, StoreError> {
@@ -725,6 +766,7 @@ mod tests {
             kind,
             limit,
             not_before_ms: None,
+            events: false,
         };
         msgids(store.query(&query).unwrap())
     }
@@ -897,6 +939,7 @@ mod tests {
             kind: QueryKind::Latest { after: None },
             limit: 10,
             not_before_ms: Some(8000),
+            events: false,
         };
         assert_eq!(msgids(store.query(&query).unwrap()), ["r7", "r8", "r9"]);
     }
@@ -1078,6 +1121,7 @@ mod tests {
             kind,
             limit: 10,
             not_before_ms: None,
+            events: false,
         };
         let latest = store
             .query(&both(QueryKind::Latest { after: None }))

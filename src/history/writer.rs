@@ -24,6 +24,9 @@ pub(crate) enum Job {
     /// committing what came before (and before anything queued after),
     /// then move the watermark to the sequence number.
     Forget(u64, Party),
+    /// Delete the line with this msgid (REDACT), in order with the records
+    /// around it, then move the watermark to the sequence number.
+    Redact(u64, String),
     /// Commit what came before, then stop.
     Stop,
 }
@@ -107,6 +110,10 @@ impl Writer {
                     self.forget(&party);
                     self.committed.send_replace(seq);
                 }
+                Some(Job::Redact(seq, msgid)) => {
+                    self.redact(&msgid);
+                    self.committed.send_replace(seq);
+                }
                 Some(Job::Stop) => return,
                 Some(Job::Record(..)) | None => {}
             }
@@ -122,6 +129,15 @@ impl Writer {
                 let file = self.store.path().display();
                 error!(%error, %file, "deleting the history of a dropped account failed");
             }
+        }
+    }
+
+    /// Deletes a redacted line; a failure is logged, not retried, as
+    /// [`Writer::forget`]'s is.
+    fn redact(&mut self, msgid: &str) {
+        if let Err(error) = self.store.redact(msgid) {
+            let file = self.store.path().display();
+            error!(%error, %file, msgid, "deleting a redacted line failed");
         }
     }
 

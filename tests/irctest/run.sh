@@ -24,9 +24,9 @@ common='not Ergo and not deprecated and not strict and not implementation-specif
 markers="$common and not services"
 # Services (accounts) tests run for the files listed, whose features
 # rookery has built in; the other services files test features it does
-# not have (bouncers, read markers, redaction, ZNC playback, ...).
+# not have (bouncers, read markers, ZNC playback, ...).
 services_markers="services and $common"
-services_files=(sasl account_tag account_registration extended_join whois chathistory who monitor
+services_files=(sasl account_tag account_registration extended_join whois chathistory who monitor redact
     chmodes/account_extban)
 
 if [[ ! -d "$irctest_dir/irctest/server_tests" ]]; then

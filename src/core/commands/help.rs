@@ -215,6 +215,14 @@ static TEXTS: &[(&str, &[&str])] = &[
         &["QUIT [:<reason>]", "Disconnects; your rooms see <reason>."],
     ),
     (
+        "REDACT",
+        &[
+            "REDACT <target> <msgid> [:<reason>]",
+            "Deletes a message from <target> and its history: your own, any in",
+            "a room you are an operator of, or as an IRC operator any.",
+        ],
+    ),
+    (
         "REGISTER",
         &[
             "REGISTER <account> {<email> | *} <password>",

@@ -27,6 +27,7 @@ pub mod oper;
 pub mod part;
 pub mod ping;
 pub mod quit;
+pub mod redact;
 pub mod register;
 pub mod registration;
 pub mod rehash;

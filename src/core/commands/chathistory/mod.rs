@@ -15,6 +15,7 @@ mod account_tests;
 mod parse;
 mod reply;
 
+use crate::core::caps::Caps;
 use crate::core::history_access::{conversation_floor, conversation_with, party, room_floor};
 use crate::core::history_answer::{Answer, Outcome, Request};
 use crate::core::{ClientId, Event, Refusal, State};
@@ -77,12 +78,17 @@ pub fn chathistory(state: &mut State, id: ClientId, message: &Message) -> Result
             end: next(),
         },
     };
+    let events = state
+        .clients
+        .get(&id)
+        .is_some_and(|client| client.caps.contains(Caps::EVENT_PLAYBACK));
     let query = Query {
         target: key,
         also,
         kind,
         limit,
         not_before_ms,
+        events,
     };
     ask(state, id, sub, target, |history, deliver| {
         history.query(query, move |result| deliver(Outcome::Lines(result)))
@@ -91,11 +97,11 @@ pub fn chathistory(state: &mut State, id: ClientId, message: &Message) -> Result
 }
 
 /// A target, its second key if any, and the oldest time it may see there.
-type Readable = (HistoryTarget, Option<HistoryTarget>, Option<i64>);
+pub(crate) type Readable = (HistoryTarget, Option<HistoryTarget>, Option<i64>);
 
 /// A target `id` may read ([`crate::core::history_access`]): a room it is
 /// in, or with private messages kept, its own conversation with a nick.
-fn readable(state: &State, id: ClientId, target: &str) -> Option<Readable> {
+pub(crate) fn readable(state: &State, id: ClientId, target: &str) -> Option<Readable> {
     if is_channel_name(target) {
         let folded = state.fold(target);
         let floor = room_floor(state, id, &folded)?;

@@ -1,0 +1,362 @@
+//! REDACT (IRCv3 `draft/message-redaction`): deleting a stored message,
+//! notice or tag message.
+//!
+//! Whether the client may is decided from the stored line (its sender and
+//! where it was said), which the history reader finds off the core; the
+//! client waits meanwhile ([`State::wait_off_core`]), so its later lines
+//! are answered after this one. The sender may redact its line (any
+//! connection of its account when it spoke logged in, else the same
+//! `nick!user@host`), a room's ops any line of the room, and IRC operators
+//! any line. The row is deleted from the store and the line leaves the
+//! room's playback ring; the REDACT lines wait for that deletion to be
+//! committed, as a stored line waits for its insert. Members without the
+//! capability are told nothing: the spec forbids sending them REDACT, and
+//! a NOTICE for every deleted line would be noise for what their client
+//! cannot act on.
+
+use crate::core::caps::Caps;
+use crate::core::commands::chathistory::readable;
+use crate::core::{ClientId, Event, Refusal, State};
+use crate::history::{HistoryTarget, Record, StoreError};
+use crate::proto::{Line, Message};
+
+/// What a REDACT asked for, carried through the lookup.
+#[derive(Debug)]
+pub struct Request {
+    pub id: ClientId,
+    /// The target as the client wrote it.
+    target: String,
+    msgid: String,
+    reason: Option<String>,
+}
+
+/// The reader's answer to a REDACT: the stored line, if any.
+#[derive(Debug)]
+pub struct Found {
+    pub request: Request,
+    record: Result<Option<Record>, StoreError>,
+}
+
+/// The commands a redaction may name.
+const REDACTABLE: [&str; 3] = ["PRIVMSG", "NOTICE", "TAGMSG"];
+
+/// `REDACT <target> <msgid> [<reason>]`
+pub fn redact(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
+    let request = Request {
+        id,
+        target: message.param(0).to_owned(),
+        msgid: message.param(1).to_owned(),
+        reason: message.params.get(2).cloned(),
+    };
+    if readable(state, id, &request.target).is_none() {
+        invalid_target(state, &request);
+        return Ok(());
+    }
+    let (Some(history), Some(inbox)) = (state.history.clone(), state.inbox.clone()) else {
+        // Nothing is stored, so no line can be named.
+        unknown_msgid(state, &request);
+        return Ok(());
+    };
+    let msgid = request.msgid.clone();
+    let context = (request.target.clone(), request.msgid.clone());
+    // The reader is not the core, so it may wait for room in the inbox.
+    let deliver = move |record| {
+        let found = Found { request, record };
+        let _ = inbox.blocking_send(Event::RedactFound(Box::new(found)));
+    };
+    match history.find(msgid, deliver) {
+        Ok(()) => state.wait_off_core(id),
+        Err(_) => unavailable(state, id, &context.0, &context.1),
+    }
+    Ok(())
+}
+
+/// The stored line has been looked up: the redaction is checked again
+/// against the client as it is now, made, and told.
+pub fn found(state: &mut State, found: Found) {
+    let id = found.request.id;
+    state.resume(id, |state| apply(state, found));
+}
+
+fn apply(state: &mut State, found: Found) {
+    let Found { request, record } = found;
+    let record = match record {
+        Ok(record) => record,
+        Err(error) => {
+            tracing::warn!(%error, "looking up a line to redact failed");
+            unavailable(state, request.id, &request.target, &request.msgid);
+            return;
+        }
+    };
+    let Some((key, also, floor)) = readable(state, request.id, &request.target) else {
+        invalid_target(state, &request);
+        return;
+    };
+    // A line elsewhere, or from before the client may read, is unknown
+    // here: the answer must not tell that it exists.
+    let record = record.filter(|record| {
+        (record.target == key || also.as_ref() == Some(&record.target))
+            && record.time_ms >= floor.unwrap_or(i64::MIN)
+            && REDACTABLE.contains(&record.command.as_str())
+    });
+    let Some(record) = record else {
+        unknown_msgid(state, &request);
+        return;
+    };
+    if !may_redact(state, request.id, &record) {
+        let context = [request.target.as_str(), &request.msgid];
+        let text = "You are not authorised to delete this message";
+        state.fail(request.id, "REDACT", "REDACT_FORBIDDEN", &context, text);
+        return;
+    }
+    let seq = state
+        .history
+        .as_ref()
+        .map_or(0, |history| history.redact(request.msgid.clone()));
+    if let HistoryTarget::Room(room) = &record.target {
+        state.playback.redact(room, &request.msgid);
+    }
+    tell(state, &request, &record, seq);
+}
+
+/// The line's sender, an op of the room it was said in, or an IRC
+/// operator.
+fn may_redact(state: &State, id: ClientId, record: &Record) -> bool {
+    let Some(client) = state.clients.get(&id) else {
+        return false;
+    };
+    let sender = match (&record.account, &client.account) {
+        (Some(theirs), Some(mine)) => state.fold(theirs) == state.fold(mine),
+        (Some(_), None) => false,
+        (None, _) => record.sender == client.source,
+    };
+    let room_op = match &record.target {
+        HistoryTarget::Room(room) => state
+            .channels
+            .get(room)
+            .and_then(|channel| channel.members.get(&id))
+            .is_some_and(|membership| membership.op),
+        HistoryTarget::Private(_) => false,
+    };
+    sender || room_op || client.modes.oper
+}
+
+/// Sends the REDACT to whoever heard the line and negotiated the
+/// capability: the room's members, or both sides of a conversation.
+fn tell(state: &mut State, request: &Request, record: &Record, seq: u64) {
+    let shown = match &record.target {
+        HistoryTarget::Room(room) => state.channels.get(room).map(|c| c.name.clone()),
+        HistoryTarget::Private(_) => state
+            .registered_client(&state.fold(&request.target))
+            .map(|client| client.nick.clone()),
+    };
+    let shown = shown.unwrap_or_else(|| request.target.clone());
+    let Some(source) = state.clients.get(&request.id).map(|c| c.source.clone()) else {
+        return;
+    };
+    let line = Line::new(Some(&source), "REDACT")
+        .arg(&shown)
+        .arg(&request.msgid);
+    let line = match &request.reason {
+        Some(reason) => line.trailing(reason),
+        None => line,
+    };
+    let msgid = state.next_msgid();
+    let mut event = state
+        .event_from(request.id, line.finish())
+        .with_msgid(msgid);
+    event.set_seq(seq);
+    let wants = |caps: Caps| caps.contains(Caps::MESSAGE_REDACTION);
+    if let HistoryTarget::Room(room) = &record.target {
+        state.send_to_members(room, &mut event, |member, _| wants(member.caps));
+        return;
+    }
+    let other = state
+        .registered_client(&state.fold(&shown))
+        .map(|client| client.id);
+    let mut audience = vec![request.id];
+    audience.extend(other.filter(|other| *other != request.id));
+    audience.retain(|id| state.clients.get(id).is_some_and(|c| wants(c.caps)));
+    state.send_all(audience, &mut event);
+}
+
+fn invalid_target(state: &mut State, request: &Request) {
+    let text = format!("You cannot delete messages from {}", request.target);
+    state.fail(
+        request.id,
+        "REDACT",
+        "INVALID_TARGET",
+        &[&request.target],
+        &text,
+    );
+}
+
+fn unknown_msgid(state: &mut State, request: &Request) {
+    let context = [request.target.as_str(), &request.msgid];
+    let text = "This message does not exist or is too old";
+    state.fail(request.id, "REDACT", "UNKNOWN_MSGID", &context, text);
+}
+
+/// The store could not be asked (its reader is busy or stopped).
+fn unavailable(state: &mut State, id: ClientId, target: &str, msgid: &str) {
+    let text = "Messages cannot be deleted right now; try again later";
+    state.fail(
+        id,
+        "REDACT",
+        "TEMPORARILY_UNAVAILABLE",
+        &[target, msgid],
+        text,
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::core::testing::HistoryHarness;
+
+    const CAPS: &str = "CAP REQ :message-tags echo-message draft/message-redaction";
+
+    /// alice (op) and bob in #room, both with the capability, and carol
+    /// in it without.
+    fn room() -> HistoryHarness {
+        let mut t = HistoryHarness::new();
+        for name in ["alice", "bob", "carol"] {
+            t.h.register(name);
+            if name != "carol" {
+                t.h.send(name, CAPS);
+            }
+            t.h.send(name, "JOIN #room");
+        }
+        for name in ["alice", "bob", "carol"] {
+            t.h.take(name);
+        }
+        t
+    }
+
+    /// `name` says `text` to `target` and gets the msgid of its echo.
+    fn say(t: &mut HistoryHarness, name: &str, target: &str, text: &str) -> String {
+        t.h.send(name, &format!("PRIVMSG {target} :{text}"));
+        let echo = t.h.take(name).pop().expect("an echo");
+        let (_, from_msgid) = echo.split_once("msgid=").expect("a msgid");
+        let msgid = from_msgid
+            .split([';', ' '])
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        for other in ["alice", "bob", "carol"] {
+            t.h.take(other);
+        }
+        msgid
+    }
+
+    /// Drops the tags of each line.
+    fn untagged(lines: Vec<String>) -> Vec<String> {
+        lines
+            .into_iter()
+            .map(|line| match line.strip_prefix('@') {
+                Some(tagged) => tagged
+                    .split_once(' ')
+                    .map_or(line.clone(), |(_, l)| l.into()),
+                None => line,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_sender_redacts_its_line_for_members_with_the_capability() {
+        let mut t = room();
+        let msgid = say(&mut t, "bob", "#room", "oops");
+        let redact = format!(":bob!~bob@127.0.0.1 REDACT #room {msgid} :typo");
+        assert_eq!(
+            untagged(t.query("bob", &format!("REDACT #room {msgid} :typo"))),
+            std::slice::from_ref(&redact)
+        );
+        assert_eq!(untagged(t.h.take("alice")), [redact]);
+        assert!(t.h.take("carol").is_empty(), "carol has no capability");
+    }
+
+    #[test]
+    fn a_redacted_line_leaves_chathistory_and_playback() {
+        let mut t = room();
+        let kept = say(&mut t, "alice", "#room", "kept");
+        let gone = say(&mut t, "alice", "#room", "gone");
+        t.query("alice", &format!("REDACT #room {gone}"));
+        let history = t.query("alice", "CHATHISTORY LATEST #room * 10");
+        assert!(
+            history.iter().any(|line| line.contains(&kept)),
+            "{history:?}"
+        );
+        assert!(
+            !history.iter().any(|line| line.contains(&gone)),
+            "{history:?}"
+        );
+        t.h.register("dave");
+        t.h.send("dave", "JOIN #room");
+        let played = t.h.take("dave");
+        assert!(
+            played.iter().any(|line| line.ends_with(" kept")),
+            "{played:?}"
+        );
+        assert!(
+            !played.iter().any(|line| line.ends_with(" gone")),
+            "{played:?}"
+        );
+    }
+
+    #[test]
+    fn a_member_may_not_redact_anothers_line_but_an_op_may() {
+        let mut t = room();
+        let msgid = say(&mut t, "alice", "#room", "mine");
+        assert_eq!(
+            t.query("bob", &format!("REDACT #room {msgid}")),
+            [format!(
+                ":irc.test FAIL REDACT REDACT_FORBIDDEN #room {msgid} :You are not authorised to delete this message"
+            )]
+        );
+        assert!(t.h.take("alice").is_empty());
+        let msgid = say(&mut t, "bob", "#room", "spam");
+        let lines = untagged(t.query("alice", &format!("REDACT #room {msgid} spam")));
+        assert_eq!(
+            lines,
+            [format!(
+                ":alice!~alice@127.0.0.1 REDACT #room {msgid} :spam"
+            )]
+        );
+    }
+
+    #[test]
+    fn an_unknown_line_or_a_line_elsewhere_is_unknown_and_an_outside_room_invalid() {
+        let mut t = room();
+        t.h.send("bob", "JOIN #other");
+        let elsewhere = say(&mut t, "bob", "#other", "elsewhere");
+        for msgid in ["nonexistent", elsewhere.as_str()] {
+            assert_eq!(
+                t.query("alice", &format!("REDACT #room {msgid}")),
+                [format!(
+                    ":irc.test FAIL REDACT UNKNOWN_MSGID #room {msgid} :This message does not exist or is too old"
+                )]
+            );
+        }
+        t.h.send("alice", "REDACT #other x");
+        assert_eq!(
+            t.h.take("alice"),
+            [":irc.test FAIL REDACT INVALID_TARGET #other :You cannot delete messages from #other"]
+        );
+    }
+
+    #[test]
+    fn a_private_message_is_redacted_for_both_sides() {
+        let mut t = room();
+        let msgid = say(&mut t, "alice", "bob", "psst");
+        let redact = format!(":alice!~alice@127.0.0.1 REDACT bob {msgid}");
+        assert_eq!(
+            untagged(t.query("alice", &format!("REDACT bob {msgid}"))),
+            std::slice::from_ref(&redact)
+        );
+        assert_eq!(untagged(t.h.take("bob")), [redact]);
+        let history = t.query("bob", "CHATHISTORY LATEST alice * 10");
+        assert!(
+            !history.iter().any(|line| line.contains("psst")),
+            "{history:?}"
+        );
+    }
+}
