@@ -258,6 +258,10 @@ pub struct HistoryConfig {
     pub visibility: HistoryVisibility,
     /// Whether private messages are stored, per conversation.
     pub private_messages: bool,
+    /// Whether room events (joins, parts, kicks, quits, nick and mode
+    /// changes) and tag messages are stored too, for
+    /// `draft/event-playback` readers.
+    pub events: bool,
     /// The most lines one CHATHISTORY request returns (CHATHISTORY in 005).
     pub chathistory_max: usize,
     /// Lines kept per room, the oldest pruned first; 0 = no limit.
@@ -456,6 +460,7 @@ impl Default for HistoryConfig {
             playback_max_age_text: "1d".into(),
             visibility: HistoryVisibility::Shared,
             private_messages: false,
+            events: true,
             chathistory_max: 100,
             max_lines_per_room: 100_000,
             max_age_days: 0,

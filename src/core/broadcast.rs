@@ -85,6 +85,21 @@ impl Broadcast {
         self.seq
     }
 
+    /// The line as it is without tags or alternative.
+    pub fn body(&self) -> &Bytes {
+        &self.body
+    }
+
+    /// The account the sender was logged in to, if any.
+    pub fn account(&self) -> Option<&str> {
+        self.account.as_deref()
+    }
+
+    /// The client-only tags it carries, escaped and joined; "" for none.
+    pub fn client_tags(&self) -> &str {
+        self.client_tags.as_deref().unwrap_or_default()
+    }
+
     pub fn msgid(&self) -> Option<&str> {
         self.msgid.as_deref()
     }

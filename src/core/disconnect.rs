@@ -22,6 +22,7 @@ impl State {
                 .finish();
             let nick = client.nick.clone();
             let mut quit = self.event_from(id, quit);
+            self.record_event_in_rooms(id, &quit);
             let peers = self.peers(id);
             self.send_all(peers, &mut quit);
             self.monitor_offline(&nick);

@@ -154,16 +154,8 @@ pub fn history_line(
     cloak: Option<&Cloak>,
 ) -> Bytes {
     let time = server_time(std::time::UNIX_EPOCH + millis_duration(record.time_ms));
-    let text = if caps.contains(Caps::SERVER_TIME) {
-        record.text.clone()
-    } else {
-        with_time_prefix(&record.text, record.time_ms, today)
-    };
     let sender = shown_sender(&record.sender, cloak);
-    let body = Line::new(Some(&sender), &record.command)
-        .arg(&record.target_display)
-        .trailing(&text)
-        .finish();
+    let body = body(record, &sender, caps, today);
     let mut tags = String::new();
     let mut add = |key: &str, value: Option<&str>| {
         if !tags.is_empty() {
@@ -185,6 +177,41 @@ pub fn history_line(
         tags.push_str(&record.tags);
     }
     with_tags(&tags, &body)
+}
+
+/// The line itself: a message, notice or topic with its text (timed in
+/// the text for a client without server-time), a tag message with none,
+/// and a room event with the parameters it was sent with.
+fn body(record: &Record, sender: &str, caps: Caps, today: chrono::NaiveDate) -> Bytes {
+    let line = Line::new(Some(sender), &record.command);
+    match record.command.as_str() {
+        "PRIVMSG" | "NOTICE" | "TOPIC" => {
+            let text = if caps.contains(Caps::SERVER_TIME) {
+                Cow::Borrowed(record.text.as_str())
+            } else {
+                Cow::Owned(with_time_prefix(&record.text, record.time_ms, today))
+            };
+            line.arg(&record.target_display).trailing(&text)
+        }
+        "TAGMSG" => line.arg(&record.target_display),
+        _ => with_params(line, &record.text),
+    }
+    .finish()
+}
+
+/// `line` with the parameters `params` holds as a line writes them:
+/// words, then the trailing one after a `:`.
+fn with_params(mut line: Line, params: &str) -> Line {
+    let mut rest = params;
+    while !rest.is_empty() {
+        if let Some(trailing) = rest.strip_prefix(':') {
+            return line.trailing(trailing);
+        }
+        let (word, after) = rest.split_once(' ').unwrap_or((rest, ""));
+        line = line.arg(word);
+        rest = after;
+    }
+    line
 }
 
 /// `nick!user@host` as others may see it now: with cloaking on, a host

@@ -134,6 +134,7 @@ fn announce(state: &mut State, id: ClientId, folded: &Folded) {
     let mut event = state
         .event_from(id, line)
         .with_alternative(Caps::EXTENDED_JOIN, extended);
+    state.record_event(folded, &event);
     state.send_to_members(folded, &mut event, |_, _| true);
     if let Some(away) = away {
         let line = Line::new(Some(&source), "AWAY").trailing(&away).finish();

@@ -77,6 +77,7 @@ fn kick_one(state: &mut State, id: ClientId, name: &str, target: &str, reason: &
         .trailing(reason)
         .finish();
     let mut event = state.broadcast(line);
+    state.record_event(&folded, &event);
     state.send_to_members(&folded, &mut event, |_, _| true);
     state.remove_member(kicked, &folded);
 }

@@ -44,6 +44,7 @@ pub fn part_one(state: &mut State, id: ClientId, name: &str, reason: Option<&str
     };
     let line = line.finish();
     let mut event = state.broadcast(line);
+    state.record_event(&folded, &event);
     state.send_to_members(&folded, &mut event, |_, _| true);
     state.remove_member(id, &folded);
 }

@@ -148,6 +148,7 @@ fn rename(state: &mut State, id: ClientId, wanted: &str, folded: Folded) -> Opti
 fn announce_nick(state: &mut State, id: ClientId, wanted: &str, old: &OldNick) {
     let line = Line::new(Some(&old.source), "NICK").arg(wanted).finish();
     let mut event = state.event_from(id, line);
+    state.record_event_in_rooms(id, &event);
     let mut audience = state.peers(id);
     audience.insert(id);
     state.send_all(audience, &mut event);

@@ -52,7 +52,8 @@ pub fn topic(state: &mut State, id: ClientId, message: &Message) -> Result<(), R
         set_by: source.clone(),
         set_at: now,
     });
-    let mut event = state.broadcast(line);
+    let msgid = state.next_msgid();
+    let mut event = state.broadcast(line).with_msgid(msgid);
     let record = NewRecord {
         target: HistoryTarget::Room(folded.clone()),
         display: &display,

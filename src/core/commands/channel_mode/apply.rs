@@ -248,6 +248,7 @@ pub(super) fn broadcast(state: &mut State, id: ClientId, folded: &Folded, applie
     for group in groups {
         let line = mode_line(&source, &name, group);
         let mut event = state.broadcast(line);
+        state.record_event(folded, &event);
         state.send_all(members.iter().copied(), &mut event);
     }
 }

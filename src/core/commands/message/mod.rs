@@ -7,7 +7,8 @@
 //!
 //! PRIVMSG and NOTICE are recorded in history where it is kept: a room's
 //! lines (but not a STATUSMSG), and private messages when
-//! `history.private_messages` is on. TAGMSG carries no text and is not.
+//! `history.private_messages` is on; TAGMSG too with `history.events`,
+//! unless all it carries is a typing notification.
 
 mod to_channel;
 mod to_nick;
@@ -19,6 +20,7 @@ use crate::core::broadcast::Broadcast;
 use crate::core::caps::Caps;
 use crate::core::isupport::client_tag_denied;
 use crate::core::{ClientId, State};
+use crate::history::storable_tags;
 use crate::proto::modes;
 use crate::proto::numeric;
 use crate::proto::tags::client_only_tags;
@@ -103,6 +105,13 @@ impl Outgoing<'_> {
             .with_client_tags(self.client_tags.clone())
             .with_bot(self.bot)
             .with_account(self.account.clone())
+    }
+
+    /// Whether history keeps it: a message or notice, and with `[history]
+    /// events` a tag message with a tag worth keeping (not only typing).
+    pub fn is_history(&self, state: &State) -> bool {
+        let tags = self.client_tags.as_deref().unwrap_or_default();
+        self.kind.has_text() || (state.config.history.events && !storable_tags(tags).is_empty())
     }
 
     /// Who may receive it: TAGMSG only reaches message-tags clients.

@@ -47,9 +47,8 @@ pub(super) fn to_channel(
         None => channel_name.clone(),
     };
     let mut event = outgoing.event(state, &target);
-    // A STATUSMSG or a TAGMSG is not history: playback would show the one
-    // to every member, and the other carries no text.
-    if prefixes.is_empty() && outgoing.kind.has_text() {
+    // A STATUSMSG is not history: playback would show it to every member.
+    if prefixes.is_empty() && outgoing.is_history(state) {
         let record = NewRecord {
             target: HistoryTarget::Room(folded.clone()),
             display: &channel_name,

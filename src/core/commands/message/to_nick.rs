@@ -23,7 +23,7 @@ pub(super) fn to_nick(
     let recipient = party(state, target);
     let wanted = outgoing.wanted_by(target.caps);
     let mut event = outgoing.event(state, &nick);
-    if state.config.history.private_messages && outgoing.kind.has_text() {
+    if state.config.history.private_messages && outgoing.is_history(state) {
         let sender = state.clients.get(&id).map(|client| party(state, client));
         if let Some(sender) = sender {
             let record = NewRecord {
