@@ -195,6 +195,10 @@ pub struct TargetsQuery {
     /// oldest time it may read them from.
     pub party: Option<(Party, i64)>,
     pub limit: usize,
+    /// Every stored event counts as activity (`draft/event-playback`),
+    /// not only messages and notices: a target is listed when a query
+    /// would return something from it.
+    pub events: bool,
 }
 
 /// A target with activity, for CHATHISTORY TARGETS.
@@ -859,6 +863,17 @@ mod tests {
             message.contains(&db.path().display().to_string()),
             "{message}"
         );
+    }
+
+    #[test]
+    fn typing_notifications_are_not_kept_among_client_tags() {
+        assert_eq!(storable_tags("+typing=active"), "");
+        assert_eq!(storable_tags("+draft/typing=paused"), "");
+        assert_eq!(
+            storable_tags("+draft/reply=m1;+typing=active;+draft/react=x"),
+            "+draft/reply=m1;+draft/react=x"
+        );
+        assert_eq!(storable_tags(""), "");
     }
 
     #[test]

@@ -270,19 +270,21 @@ impl Store {
     }
 
     /// Rooms and conversations whose latest line (from the reader's floor
-    /// on) falls strictly between the window's two times, the least
-    /// recently active first, as CHATHISTORY TARGETS lists them: a target
-    /// active again since the window is not listed.
+    /// on; a message or notice unless `query.events`) falls strictly
+    /// between the window's two times, the least recently active first,
+    /// as CHATHISTORY TARGETS lists them: a target active again since the
+    /// window is not listed.
     pub fn targets(&self, query: &TargetsQuery) -> Result<Vec<TargetActivity>, StoreError> {
         let mut found = Vec::new();
         let mut latest = self.conn.prepare_cached(
             "SELECT target_display, time_ms FROM events
              WHERE target = ?1 AND time_ms >= ?2
+               AND (?3 OR command IN ('PRIVMSG', 'NOTICE'))
              ORDER BY time_ms DESC, id DESC LIMIT 1",
         )?;
         for (target, floor) in self.readable_targets(query)? {
             let row = latest
-                .query_row(params![target, floor], |row| {
+                .query_row(params![target, floor, query.events], |row| {
                     Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
                 })
                 .optional()?;
@@ -964,6 +966,7 @@ mod tests {
             ],
             party: Some((Party::Nick(folded("bob")), i64::MIN)),
             limit: 10,
+            events: false,
         };
         let found: Vec<(String, i64)> = store
             .targets(&query)
@@ -1012,6 +1015,7 @@ mod tests {
             rooms: vec![(folded("#room"), i64::MIN), (folded("#other"), i64::MIN)],
             party: None,
             limit: 10,
+            events: false,
         };
         // #room spoke at 1000..=10000: its latest line is past the window.
         assert!(store.targets(&query).unwrap().is_empty());
@@ -1050,6 +1054,7 @@ mod tests {
             rooms: Vec::new(),
             party: Some((Party::Account(folded("alice")), i64::MIN)),
             limit: 10,
+            events: false,
         };
         let found: Vec<String> = store
             .targets(&query)
@@ -1094,6 +1099,7 @@ mod tests {
             rooms: Vec::new(),
             party: Some((Party::Account(folded("bob")), i64::MIN)),
             limit: 10,
+            events: false,
         };
         let found: Vec<String> = store
             .targets(&bob)
@@ -1166,6 +1172,7 @@ mod tests {
             rooms: Vec::new(),
             party: Some((Party::Nick(folded("bob")), i64::MIN)),
             limit: 10,
+            events: false,
         };
         let found = store.targets(&query).unwrap();
         assert_eq!(found.len(), 1);

@@ -144,6 +144,7 @@ fn targets(state: &mut State, id: ClientId, bounds: &[Bound], limit: usize) {
         rooms,
         party,
         limit,
+        events: client.caps.contains(Caps::EVENT_PLAYBACK),
     };
     ask(
         state,
