@@ -57,3 +57,130 @@ impl State {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::core::testing::HistoryHarness;
+
+    /// What a CHATHISTORY answer holds, without tags, batch lines or the
+    /// time a client without server-time gets in the text.
+    fn commands(lines: &[String]) -> Vec<String> {
+        lines
+            .iter()
+            .map(|line| match line.strip_prefix('@') {
+                Some(tagged) => tagged.split_once(' ').map_or("", |(_, rest)| rest),
+                None => line.as_str(),
+            })
+            .filter(|line| !line.contains(" BATCH "))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// alice (op, with the capabilities `caps`) and bob in #room, after a
+    /// day in the room's life.
+    fn a_day(caps: &str) -> HistoryHarness {
+        let mut t = HistoryHarness::new();
+        t.h.register("alice");
+        t.h.send(
+            "alice",
+            &format!("CAP REQ :batch server-time message-tags {caps}"),
+        );
+        t.h.send("alice", "JOIN #room");
+        t.h.register("bob");
+        t.h.send("bob", "CAP REQ :message-tags");
+        t.h.send("bob", "JOIN #room");
+        t.h.send("alice", "TOPIC #room :plans");
+        t.h.send("bob", "@+draft/react=x TAGMSG #room");
+        t.h.send("bob", "PRIVMSG #room :hi");
+        t.h.send("alice", "MODE #room +v bob");
+        t.h.send("bob", "NICK robert");
+        t.h.send("bob", "PART #room :later");
+        t.h.send("bob", "JOIN #room");
+        t.h.send("alice", "KICK #room robert :out");
+        t.h.send("bob", "JOIN #room");
+        t.h.send("bob", "QUIT :bye");
+        t
+    }
+
+    #[test]
+    fn event_playback_readers_get_every_event_as_it_was_sent() {
+        let mut t = a_day("draft/chathistory draft/event-playback");
+        let lines = t.query("alice", "CHATHISTORY LATEST #room * 50");
+        let bob = "bob!~bob@127.0.0.1";
+        let robert = "robert!~bob@127.0.0.1";
+        let alice = "alice!~alice@127.0.0.1";
+        assert_eq!(
+            commands(&lines),
+            [
+                format!(":{alice} JOIN #room"),
+                format!(":{bob} JOIN #room"),
+                format!(":{alice} TOPIC #room :plans"),
+                format!(":{bob} TAGMSG #room"),
+                format!(":{bob} PRIVMSG #room :hi"),
+                format!(":{alice} MODE #room +v bob"),
+                format!(":{bob} NICK robert"),
+                format!(":{robert} PART #room :later"),
+                format!(":{robert} JOIN #room"),
+                format!(":{alice} KICK #room robert :out"),
+                format!(":{robert} JOIN #room"),
+                format!(":{robert} QUIT :Quit: bye"),
+            ]
+        );
+        let react = lines.iter().find(|line| line.contains(" TAGMSG ")).unwrap();
+        assert!(react.contains("+draft/react=x"), "{react}");
+    }
+
+    #[test]
+    fn other_readers_and_playback_get_messages_only() {
+        let mut t = a_day("draft/chathistory");
+        let lines = t.query("alice", "CHATHISTORY LATEST #room * 50");
+        assert_eq!(commands(&lines), [":bob!~bob@127.0.0.1 PRIVMSG #room :hi"]);
+        t.h.register("carol");
+        t.h.send("carol", "CAP REQ :batch server-time");
+        t.h.take("carol");
+        t.h.send("carol", "JOIN #room");
+        let played: Vec<String> =
+            t.h.take("carol")
+                .into_iter()
+                .filter(|line| line.contains("batch="))
+                .collect();
+        assert_eq!(commands(&played), [":bob!~bob@127.0.0.1 PRIVMSG #room :hi"]);
+    }
+
+    #[test]
+    fn typing_is_never_stored() {
+        let mut t = a_day("draft/chathistory draft/event-playback");
+        t.h.send("alice", "@+typing=active TAGMSG #room");
+        t.h.send("alice", "@+typing=active;+draft/react=y TAGMSG #room");
+        let lines = t.query("alice", "CHATHISTORY LATEST #room * 3");
+        let tagmsgs: Vec<&String> = lines.iter().filter(|l| l.contains(" TAGMSG ")).collect();
+        assert_eq!(tagmsgs.len(), 1, "{lines:?}");
+        assert!(tagmsgs[0].contains("+draft/react=y"), "{tagmsgs:?}");
+        assert!(!tagmsgs[0].contains("typing"), "{tagmsgs:?}");
+    }
+
+    #[test]
+    fn with_events_off_only_messages_and_topics_are_stored() {
+        let mut t = HistoryHarness::new();
+        std::sync::Arc::make_mut(&mut t.h.state.config)
+            .history
+            .events = false;
+        t.h.register("alice");
+        t.h.send(
+            "alice",
+            "CAP REQ :server-time draft/chathistory draft/event-playback",
+        );
+        t.h.send("alice", "JOIN #room");
+        t.h.send("alice", "@+draft/react=x TAGMSG #room");
+        t.h.send("alice", "TOPIC #room :plans");
+        t.h.send("alice", "PRIVMSG #room :hi");
+        let lines = t.query("alice", "CHATHISTORY LATEST #room * 50");
+        assert_eq!(
+            commands(&lines),
+            [
+                ":alice!~alice@127.0.0.1 TOPIC #room :plans",
+                ":alice!~alice@127.0.0.1 PRIVMSG #room :hi",
+            ]
+        );
+    }
+}
