@@ -110,6 +110,9 @@ fn compile(pattern: &str, server: &str) -> Regex {
             "server" => regex.push_str(&regex::escape(server)),
             "*" => regex.push_str(".*"),
             "word" => regex.push_str(r"\S+"),
+            name if name.starts_with('=') => {
+                let _ = write!(regex, r"(?P<{}>[^\s;]+)", &name[1..]);
+            }
             "num" => regex.push_str("[0-9]+"),
             _ => regex.push_str(&regex::escape(&tail[..=end])),
         }
@@ -118,6 +121,27 @@ fn compile(pattern: &str, server: &str) -> Regex {
     regex.push_str(&regex::escape(rest));
     regex.push('$');
     Regex::new(&regex).expect("escaped pattern compiles")
+}
+
+/// `line` with each `{$name}` replaced by what `{=name}` captured.
+fn substitute(line: &str, captured: &HashMap<String, String>) -> String {
+    captured
+        .iter()
+        .fold(line.to_owned(), |line, (name, value)| {
+            line.replace(&format!("{{${name}}}"), value)
+        })
+}
+
+/// Keeps what the named groups of `regex` matched in `line`.
+fn capture(regex: &Regex, line: &str, captured: &mut HashMap<String, String>) {
+    let Some(found) = regex.captures(line) else {
+        return;
+    };
+    for name in regex.capture_names().flatten() {
+        if let Some(value) = found.name(name) {
+            captured.insert(name.to_owned(), value.as_str().to_owned());
+        }
+    }
 }
 
 /// Replays one transcript; returns a readable failure.
@@ -135,6 +159,8 @@ async fn replay(transcript: &Transcript) -> Result<(), String> {
     let addr = server.local_addrs()[0];
     let mut clients: HashMap<String, Client> = HashMap::new();
     let mut pings = 0;
+    // What `{=name}` placeholders captured, for `{$name}` to stand for.
+    let mut captured: HashMap<String, String> = HashMap::new();
     for step in &transcript.steps {
         if !clients.contains_key(&step.client) {
             clients.insert(step.client.clone(), Client::connect(addr).await);
@@ -152,15 +178,18 @@ async fn replay(transcript: &Transcript) -> Result<(), String> {
             report
         };
         match &step.action {
-            Action::Send(line) => client.send(line).await,
+            Action::Send(line) => client.send(&substitute(line, &captured)).await,
             Action::Expect {
                 pattern,
                 skip_others,
             } => {
-                let regex = compile(pattern, &server_name);
+                let regex = compile(&substitute(pattern, &captured), &server_name);
                 loop {
                     match client.next_line().await {
-                        Some(line) if regex.is_match(&line) => break,
+                        Some(line) if regex.is_match(&line) => {
+                            capture(&regex, &line, &mut captured);
+                            break;
+                        }
                         Some(_) if *skip_others => continue,
                         Some(line) => {
                             return Err(fail(
@@ -285,4 +314,16 @@ fn patterns_match_placeholders_and_escape_the_rest() {
     assert!(compile("a.b {num}", "s").is_match("a.b 42"));
     assert!(!compile("a.b {num}", "s").is_match("axb 42"));
     assert!(!compile("{word}", "s").is_match("two words"));
+}
+
+#[test]
+fn a_captured_value_stands_in_later_lines() {
+    let mut captured = HashMap::new();
+    let regex = compile("@msgid={=id} :a PRIVMSG #r :hi", "s");
+    assert!(regex.is_match("@msgid=x1 :a PRIVMSG #r :hi"));
+    capture(&regex, "@msgid=x1 :a PRIVMSG #r :hi", &mut captured);
+    assert_eq!(substitute("REDACT #r {$id}", &captured), "REDACT #r x1");
+    let later = compile(&substitute("@batch=b;msgid={$id} {*}", &captured), "s");
+    assert!(later.is_match("@batch=b;msgid=x1 :a PRIVMSG #r :hi"));
+    assert!(!later.is_match("@batch=b;msgid=x2 :a PRIVMSG #r :hi"));
 }
