@@ -15,9 +15,10 @@
 //! cannot act on.
 
 use crate::core::caps::Caps;
-use crate::core::commands::chathistory::readable;
+use crate::core::commands::chathistory::{Readable, readable};
 use crate::core::{ClientId, Event, Refusal, State};
 use crate::history::{HistoryTarget, Record, StoreError};
+use crate::proto::validate::is_channel_name;
 use crate::proto::{Line, Message};
 
 /// What a REDACT asked for, carried through the lookup.
@@ -48,7 +49,7 @@ pub fn redact(state: &mut State, id: ClientId, message: &Message) -> Result<(), 
         msgid: message.param(1).to_owned(),
         reason: message.params.get(2).cloned(),
     };
-    if readable(state, id, &request.target).is_none() {
+    if redactable(state, id, &request.target).is_none() {
         invalid_target(state, &request);
         return Ok(());
     }
@@ -88,7 +89,7 @@ fn apply(state: &mut State, found: Found) {
             return;
         }
     };
-    let Some((key, also, floor)) = readable(state, request.id, &request.target) else {
+    let Some((key, also, floor)) = redactable(state, request.id, &request.target) else {
         invalid_target(state, &request);
         return;
     };
@@ -117,6 +118,17 @@ fn apply(state: &mut State, found: Found) {
         state.playback.redact(room, &request.msgid);
     }
     tell(state, &request, &record, seq);
+}
+
+/// Where `id` may name a line: what it may read, and for an IRC operator
+/// any existing room, member or not, with all of its history.
+fn redactable(state: &State, id: ClientId, target: &str) -> Option<Readable> {
+    let oper = state.clients.get(&id).is_some_and(|c| c.modes.oper);
+    readable(state, id, target).or_else(|| {
+        let folded = state.fold(target);
+        let room = oper && is_channel_name(target) && state.channels.contains_key(&folded);
+        room.then_some((HistoryTarget::Room(folded), None, None))
+    })
 }
 
 /// The line's sender, an op of the room it was said in, or an IRC
@@ -340,6 +352,25 @@ mod tests {
         assert_eq!(
             t.h.take("alice"),
             [":irc.test FAIL REDACT INVALID_TARGET #other :You cannot delete messages from #other"]
+        );
+    }
+
+    #[test]
+    fn an_irc_operator_redacts_in_a_room_it_is_not_in() {
+        let mut t = room();
+        let msgid = say(&mut t, "bob", "#room", "spam");
+        t.h.register("oscar");
+        t.h.send("oscar", "REDACT #room x");
+        assert_eq!(
+            t.h.take("oscar"),
+            [":irc.test FAIL REDACT INVALID_TARGET #room :You cannot delete messages from #room"]
+        );
+        t.h.make_oper("oscar");
+        t.h.take("oscar");
+        t.query("oscar", &format!("REDACT #room {msgid}"));
+        assert_eq!(
+            untagged(t.h.take("bob")),
+            [format!(":oscar!~oscar@127.0.0.1 REDACT #room {msgid}")]
         );
     }
 
