@@ -58,16 +58,15 @@ pub fn redact(state: &mut State, id: ClientId, message: &Message) -> Result<(), 
         unknown_msgid(state, &request);
         return Ok(());
     };
-    let msgid = request.msgid.clone();
-    let context = (request.target.clone(), request.msgid.clone());
+    let (target, msgid) = (request.target.clone(), request.msgid.clone());
     // The reader is not the core, so it may wait for room in the inbox.
     let deliver = move |record| {
         let found = Found { request, record };
         let _ = inbox.blocking_send(Event::RedactFound(Box::new(found)));
     };
-    match history.find(msgid, deliver) {
+    match history.find(msgid.clone(), deliver) {
         Ok(()) => state.wait_off_core(id),
-        Err(_) => unavailable(state, id, &context.0, &context.1),
+        Err(_) => unavailable(state, id, &target, &msgid),
     }
     Ok(())
 }
@@ -371,6 +370,42 @@ mod tests {
         assert_eq!(
             untagged(t.h.take("bob")),
             [format!(":oscar!~oscar@127.0.0.1 REDACT #room {msgid}")]
+        );
+    }
+
+    #[test]
+    fn a_lookup_the_reader_refuses_fails_at_once_and_holds_nothing() {
+        use crate::config::{self, Config};
+        use crate::core::testing::Harness;
+        use crate::history::{self, Hooks, testing::TempDb};
+        let db = TempDb::new();
+        let settings = config::HistoryConfig {
+            enabled: true,
+            path: db.path().to_owned(),
+            ..config::HistoryConfig::default()
+        };
+        let (running, _) = history::start(&settings, &[], Hooks::default()).expect("starts");
+        let handle = running.handle();
+        // A stopped reader refuses every lookup, as a full queue does.
+        running.shutdown();
+        let mut config = Config::default();
+        config.server.name = "irc.test".into();
+        config.history = settings;
+        let mut h = Harness::with_config(config);
+        let (inbox, _events) = tokio::sync::mpsc::channel(8);
+        h.state.history = Some(handle);
+        h.state.inbox = Some(inbox);
+        h.register("alice");
+        h.send("alice", "JOIN #room");
+        h.take("alice");
+        h.send("alice", "REDACT #room m1");
+        h.send("alice", "PING x");
+        assert_eq!(
+            h.take("alice"),
+            [
+                ":irc.test FAIL REDACT TEMPORARILY_UNAVAILABLE #room m1 :Messages cannot be deleted right now; try again later",
+                ":irc.test PONG irc.test :x",
+            ]
         );
     }
 
