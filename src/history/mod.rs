@@ -95,8 +95,9 @@ pub struct NewRecord<'a> {
     pub sender: &'a str,
     /// The account the sender is logged in to, if any.
     pub account: Option<&'a str>,
-    /// PRIVMSG, NOTICE or TOPIC.
+    /// As [`Record::command`].
     pub command: &'a str,
+    /// As [`Record::text`].
     pub text: &'a str,
 }
 

@@ -782,6 +782,46 @@ mod tests {
     }
 
     #[test]
+    fn redacting_deletes_that_one_row() {
+        let (_db, mut store, _) = room();
+        assert!(store.redact("r3").unwrap());
+        assert!(!store.redact("r3").unwrap(), "already gone");
+        assert!(store.find("r3").unwrap().is_none());
+        assert_eq!(
+            store.find("r4").unwrap().map(|r| r.msgid),
+            Some("r4".into())
+        );
+        let left = ask(&store, QueryKind::Latest { after: None }, 20);
+        assert_eq!(left.len(), 9);
+        assert!(!left.contains(&"r3".to_owned()));
+    }
+
+    #[test]
+    fn other_events_are_returned_only_when_asked_for() {
+        let db = TempDb::new();
+        let mut store = Store::open(db.path(), HistorySync::Normal).unwrap();
+        let mut join = record("j", 1000, "#room");
+        join.command = "JOIN".into();
+        join.text = String::new();
+        let mut topic = record("t", 2000, "#room");
+        topic.command = "TOPIC".into();
+        store
+            .insert_batch([&join, &topic, &record("m", 3000, "#room")])
+            .unwrap();
+        let mut query = Query {
+            also: None,
+            target: target("#room"),
+            kind: QueryKind::Latest { after: None },
+            limit: 10,
+            not_before_ms: None,
+            events: false,
+        };
+        assert_eq!(msgids(store.query(&query).unwrap()), ["m"]);
+        query.events = true;
+        assert_eq!(msgids(store.query(&query).unwrap()), ["j", "t", "m"]);
+    }
+
+    #[test]
     fn an_empty_file_is_migrated_to_the_latest_schema() {
         let db = TempDb::new();
         std::fs::write(db.path(), b"").unwrap();
