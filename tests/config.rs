@@ -281,6 +281,20 @@ fn playback_max_age_without_a_unit_is_reported_at_its_line() {
 }
 
 #[test]
+fn redact_window_reads_a_duration_and_reports_a_bad_one_at_its_line() {
+    let config = parse("[history]\nredact_window = \"15m\"\n", Path::new("t.toml")).unwrap();
+    assert_eq!(
+        config.history.redact_window(),
+        Some(std::time::Duration::from_secs(15 * 60))
+    );
+    let config = parse("[history]\nredact_window = \"0\"\n", Path::new("t.toml")).unwrap();
+    assert_eq!(config.history.redact_window(), None);
+    let (line, _, message) = invalid("[history]\nenabled = true\nredact_window = \"soon\"\n");
+    assert_eq!(line, 3);
+    assert!(message.contains("`redact_window`"), "{message}");
+}
+
+#[test]
 fn history_sync_and_visibility_take_named_values() {
     let config = parse(
         "[history]\nsync = \"full\"\nvisibility = \"all\"\n",

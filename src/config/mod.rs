@@ -258,6 +258,11 @@ pub struct HistoryConfig {
     pub visibility: HistoryVisibility,
     /// Whether private messages are stored, per conversation.
     pub private_messages: bool,
+    /// How long after sending a line its sender may still REDACT it, as a
+    /// duration such as "1h"; "0" means always. Room ops and IRC operators
+    /// are not bound. Use [`HistoryConfig::redact_window`].
+    #[serde(rename = "redact_window")]
+    pub redact_window_text: String,
     /// Whether room events (joins, parts, kicks, quits, nick and mode
     /// changes) and tag messages are stored too, for
     /// `draft/event-playback` readers.
@@ -460,6 +465,7 @@ impl Default for HistoryConfig {
             playback_max_age_text: "1d".into(),
             visibility: HistoryVisibility::Shared,
             private_messages: false,
+            redact_window_text: "0".into(),
             events: true,
             chathistory_max: 100,
             max_lines_per_room: 100_000,
@@ -476,6 +482,14 @@ impl HistoryConfig {
         parse_duration(&self.playback_max_age_text)
             .ok()
             .filter(|age| !age.is_zero())
+    }
+
+    /// How long a sender may redact its line; `None` for always (and when
+    /// the text is invalid, which [`load`] rejects).
+    pub fn redact_window(&self) -> Option<std::time::Duration> {
+        parse_duration(&self.redact_window_text)
+            .ok()
+            .filter(|window| !window.is_zero())
     }
 }
 

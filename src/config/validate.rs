@@ -417,6 +417,9 @@ fn check_channels_history_log(check: &mut Checker, config: &Config) {
     if let Err(reason) = parse_duration(&config.history.playback_max_age_text) {
         check.report("history.playback_max_age", reason);
     }
+    if let Err(reason) = parse_duration(&config.history.redact_window_text) {
+        check.report("history.redact_window", reason);
+    }
     check.between(
         "history.playback_lines",
         config.history.playback_lines,

@@ -17,7 +17,7 @@
 use crate::core::caps::Caps;
 use crate::core::commands::chathistory::{Readable, readable};
 use crate::core::{ClientId, Event, Refusal, State};
-use crate::history::{HistoryTarget, Record, StoreError};
+use crate::history::{self, HistoryTarget, Record, StoreError};
 use crate::proto::validate::is_channel_name;
 use crate::proto::{Line, Message};
 
@@ -103,10 +103,7 @@ fn apply(state: &mut State, found: Found) {
         unknown_msgid(state, &request);
         return;
     };
-    if !may_redact(state, request.id, &record) {
-        let context = [request.target.as_str(), &request.msgid];
-        let text = "You are not authorised to delete this message";
-        state.fail(request.id, "REDACT", "REDACT_FORBIDDEN", &context, text);
+    if !permitted(state, &request, &record) {
         return;
     }
     let seq = state
@@ -130,12 +127,49 @@ fn redactable(state: &State, id: ClientId, target: &str) -> Option<Readable> {
     })
 }
 
-/// The line's sender, an op of the room it was said in, or an IRC
+/// Why a client may redact a line.
+enum Right {
+    /// It sent the line: within `[history] redact_window`.
+    Own,
+    /// An op of the line's room, or an IRC operator: at any time.
+    Moderator,
+}
+
+/// Whether the client may redact `record`; when not, it is told why.
+fn permitted(state: &mut State, request: &Request, record: &Record) -> bool {
+    let (id, target, msgid) = (request.id, request.target.as_str(), request.msgid.as_str());
+    match right(state, id, record) {
+        Some(Right::Moderator) => true,
+        Some(Right::Own) => {
+            let Some(window) = window_passed(state, record) else {
+                return true;
+            };
+            let context = [target, msgid, &window.to_string()];
+            let text = "You can no longer edit this message";
+            state.fail(id, "REDACT", "REDACT_WINDOW_EXPIRED", &context, text);
+            false
+        }
+        None => {
+            let text = "You are not authorised to delete this message";
+            state.fail(id, "REDACT", "REDACT_FORBIDDEN", &[target, msgid], text);
+            false
+        }
+    }
+}
+
+/// The window (in seconds) in which a sender may redact its line, when
+/// it has passed for `record`.
+fn window_passed(state: &State, record: &Record) -> Option<u64> {
+    let window = state.config.history.redact_window()?;
+    let age_ms = history::millis(state.clock.now()).saturating_sub(record.time_ms);
+    let window_ms = i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
+    (age_ms > window_ms).then_some(window.as_secs())
+}
+
+/// The line's sender, or an op of the room it was said in or an IRC
 /// operator.
-fn may_redact(state: &State, id: ClientId, record: &Record) -> bool {
-    let Some(client) = state.clients.get(&id) else {
-        return false;
-    };
+fn right(state: &State, id: ClientId, record: &Record) -> Option<Right> {
+    let client = state.clients.get(&id)?;
     let sender = match (&record.account, &client.account) {
         (Some(theirs), Some(mine)) => state.fold(theirs) == state.fold(mine),
         (Some(_), None) => false,
@@ -149,7 +183,11 @@ fn may_redact(state: &State, id: ClientId, record: &Record) -> bool {
             .is_some_and(|membership| membership.op),
         HistoryTarget::Private(_) => false,
     };
-    sender || room_op || client.modes.oper
+    if room_op || client.modes.oper {
+        Some(Right::Moderator)
+    } else {
+        sender.then_some(Right::Own)
+    }
 }
 
 /// Sends the REDACT to whoever heard the line and negotiated the
@@ -406,6 +444,27 @@ mod tests {
                 ":irc.test FAIL REDACT TEMPORARILY_UNAVAILABLE #room m1 :Messages cannot be deleted right now; try again later",
                 ":irc.test PONG irc.test :x",
             ]
+        );
+    }
+
+    #[test]
+    fn a_sender_is_bound_by_the_window_and_an_op_is_not() {
+        let mut t = room();
+        std::sync::Arc::make_mut(&mut t.h.state.config)
+            .history
+            .redact_window_text = "1m".into();
+        let msgid = say(&mut t, "bob", "#room", "old news");
+        t.h.advance(61);
+        assert_eq!(
+            t.query("bob", &format!("REDACT #room {msgid}")),
+            [format!(
+                ":irc.test FAIL REDACT REDACT_WINDOW_EXPIRED #room {msgid} 60 :You can no longer edit this message"
+            )]
+        );
+        let lines = untagged(t.query("alice", &format!("REDACT #room {msgid}")));
+        assert_eq!(
+            lines,
+            [format!(":alice!~alice@127.0.0.1 REDACT #room {msgid}")]
         );
     }
 
