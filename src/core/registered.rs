@@ -190,6 +190,7 @@ pub fn room_record(channel: &Channel) -> Option<RoomRecord> {
             .limit
             .map(|limit| u32::try_from(limit).unwrap_or(u32::MAX)),
         lists,
+        metadata: Vec::new(),
     })
 }
 
