@@ -22,6 +22,7 @@ use crate::core::{
     AccountAbout, AccountJob, AccountOutcome, AdminRequest, BanList, ClientId, Event, ReloadError,
     Reloaded,
 };
+use crate::metadata_writer::MetadataWriter;
 use crate::net::{self, AdmissionRules, ConnectionLimits, ConnectionSettings, ReloadableTls};
 use crate::room_writer::RoomWriter;
 
@@ -53,6 +54,11 @@ impl Worker {
         let rooms = RoomWriter::start(
             self.running.history.path.clone(),
             Naming::from_config(&self.running),
+        );
+        let metadata = MetadataWriter::start(
+            self.running.history.path.clone(),
+            Naming::from_config(&self.running),
+            self.core.clone(),
         );
         while let Some(request) = requests.recv().await {
             match request {
@@ -98,6 +104,7 @@ impl Worker {
                 // Written on the room writer's task, the latest per room.
                 AdminRequest::SaveRoom(room) => rooms.save(room),
                 AdminRequest::DropRoom { name } => rooms.drop_room(name),
+                AdminRequest::Metadata(request) => metadata.request(request),
                 AdminRequest::SaveBans { path, bans } => {
                     let written =
                         tokio::task::spawn_blocking(move || save_bans(&path, &bans).map(|()| path))
@@ -111,6 +118,7 @@ impl Worker {
             }
         }
         rooms.finish().await;
+        metadata.finish().await;
     }
 
     async fn reload(&mut self, requested_by: Option<ClientId>) {

@@ -30,6 +30,7 @@ impl Caps {
     pub const STS: Caps = Caps(1 << 18);
     pub const SASL: Caps = Caps(1 << 19);
     pub const ACCOUNT_REGISTRATION: Caps = Caps(1 << 20);
+    pub const METADATA: Caps = Caps(1 << 25);
 
     pub fn contains(self, other: Caps) -> bool {
         self.0 & other.0 == other.0
@@ -125,6 +126,13 @@ pub static CAPABILITIES: &[Capability] = &[
         flag: Caps::CHATHISTORY,
         value: no_value,
         offered: history_offered,
+        requestable: true,
+    },
+    Capability {
+        name: "draft/metadata-3",
+        flag: Caps::METADATA,
+        value: super::metadata::cap_value,
+        offered: super::metadata::offered,
         requestable: true,
     },
     cap("echo-message", Caps::ECHO_MESSAGE),

@@ -30,11 +30,26 @@ pub enum AdminRequest {
     SaveRoom(crate::accounts::RoomRecord),
     /// Forget a registered room (ChanServ DROP).
     DropRoom { name: String },
+    /// Read or change an account's metadata (`metadata_writer.rs`).
+    Metadata(MetadataRequest),
     /// Read or change the account store; the answer is `Event::AccountAnswered`.
     Account {
         job: AccountJob,
         answer: AccountAnswer,
     },
+}
+
+/// A read or change of an account's metadata, done in the order asked.
+#[derive(Debug)]
+pub enum MetadataRequest {
+    /// Store one change; nothing is answered.
+    Change {
+        account: String,
+        change: crate::accounts::MetadataChange,
+    },
+    /// Read the account's keys for the client that logged in to it; the
+    /// answer is `Event::MetadataLoaded`.
+    Load { id: ClientId, account: String },
 }
 
 /// What the worker does with the account store for a client.

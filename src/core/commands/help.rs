@@ -149,6 +149,15 @@ static TEXTS: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "METADATA",
+        &[
+            "METADATA <target> GET <key>... | LIST | SYNC | SET <key> [:<value>] | CLEAR",
+            "METADATA * SUB <key>... | UNSUB <key>... | SUBS",
+            "Reads or sets a user's or a channel's metadata (avatar, display-name, ...),",
+            "or chooses the keys you are told about when they change.",
+        ],
+    ),
+    (
         "MONITOR",
         &[
             "MONITOR + <nick>{,<nick>} | - <nick>{,<nick>} | C | L | S",
