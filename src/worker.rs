@@ -22,7 +22,7 @@ use crate::core::{
     AccountAbout, AccountJob, AccountOutcome, AdminRequest, BanList, ClientId, Event, ReloadError,
     Reloaded,
 };
-use crate::metadata_writer::MetadataWriter;
+use crate::metadata_writer;
 use crate::net::{self, AdmissionRules, ConnectionLimits, ConnectionSettings, ReloadableTls};
 use crate::room_writer::RoomWriter;
 
@@ -43,6 +43,9 @@ pub struct Worker {
     /// Each TLS listener's certificate and key files and its acceptor, so a
     /// renewed certificate is picked up by REHASH.
     pub tls: Vec<(PathBuf, PathBuf, Arc<ReloadableTls>)>,
+    /// The queue of account metadata's reads and writes, handed to its
+    /// task when the worker starts.
+    pub metadata: Option<mpsc::Receiver<crate::core::MetadataRequest>>,
 }
 
 impl Worker {
@@ -55,11 +58,11 @@ impl Worker {
             self.running.history.path.clone(),
             Naming::from_config(&self.running),
         );
-        let metadata = MetadataWriter::start(
-            self.running.history.path.clone(),
-            Naming::from_config(&self.running),
-            self.core.clone(),
-        );
+        let metadata = self.metadata.take().map(|requests| {
+            let path = self.running.history.path.clone();
+            let naming = Naming::from_config(&self.running);
+            metadata_writer::start(path, naming, requests, self.core.clone())
+        });
         while let Some(request) = requests.recv().await {
             match request {
                 AdminRequest::Reload { requested_by } => self.reload(requested_by).await,
@@ -104,7 +107,6 @@ impl Worker {
                 // Written on the room writer's task, the latest per room.
                 AdminRequest::SaveRoom(room) => rooms.save(room),
                 AdminRequest::DropRoom { name } => rooms.drop_room(name),
-                AdminRequest::Metadata(request) => metadata.request(request),
                 AdminRequest::SaveBans { path, bans } => {
                     let written =
                         tokio::task::spawn_blocking(move || save_bans(&path, &bans).map(|()| path))
@@ -118,7 +120,12 @@ impl Worker {
             }
         }
         rooms.finish().await;
-        metadata.finish().await;
+        // Ends once the core (which dropped the requests' sender too) is gone.
+        if let Some(task) = metadata
+            && let Err(error) = task.await
+        {
+            error!("the account metadata writer failed: {error}");
+        }
     }
 
     async fn reload(&mut self, requested_by: Option<ClientId>) {

@@ -30,8 +30,6 @@ pub enum AdminRequest {
     SaveRoom(crate::accounts::RoomRecord),
     /// Forget a registered room (ChanServ DROP).
     DropRoom { name: String },
-    /// Read or change an account's metadata (`metadata_writer.rs`).
-    Metadata(MetadataRequest),
     /// Read or change the account store; the answer is `Event::AccountAnswered`.
     Account {
         job: AccountJob,
@@ -39,7 +37,8 @@ pub enum AdminRequest {
     },
 }
 
-/// A read or change of an account's metadata, done in the order asked.
+/// A read or change of an account's metadata, done in the order asked by
+/// its own task (`metadata_writer.rs`), not the worker's queue.
 #[derive(Debug)]
 pub enum MetadataRequest {
     /// Store one change; nothing is answered.
@@ -355,6 +354,8 @@ pub struct AdminState {
     /// client, since the client waits), so that one address may hold only
     /// [`MAX_ACCOUNT_JOBS_PER_ADDRESS`] of them; at most [`MAX_ACCOUNT_JOBS`].
     pub(crate) account_job_addresses: Vec<(super::ClientId, crate::proto::AddressKey)>,
+    /// The account metadata task's queue (bounded); absent in core tests.
+    pub metadata: Option<mpsc::Sender<MetadataRequest>>,
 }
 
 /// Account jobs waiting for the worker at most; past it a client is told
@@ -372,6 +373,17 @@ impl AdminState {
         AdminState {
             login_lockout: LoginLockout::new(&config.accounts),
             ..AdminState::default()
+        }
+    }
+
+    /// Queues a read or change of account metadata without waiting; one
+    /// the full queue refuses is dropped and logged.
+    pub fn request_metadata(&self, request: MetadataRequest) {
+        let Some(queue) = &self.metadata else {
+            return;
+        };
+        if let Err(refused) = queue.try_send(request) {
+            error!("account metadata: {refused}, a request dropped");
         }
     }
 

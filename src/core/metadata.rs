@@ -10,7 +10,7 @@
 //! changes its own keys; a room's operators change the room's.
 //!
 //! A logged-in user's keys are kept with its account: each change is
-//! written through the worker (`metadata_writer.rs`), and a login reads
+//! written by its own task (`metadata_writer.rs`), and a login reads
 //! the stored keys back, under the keys the connection set already.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -19,7 +19,7 @@ use bytes::Bytes;
 
 use super::caps::Caps;
 use super::playback::{batch_end, batch_start};
-use super::{AdminRequest, Client, ClientId, MetadataRequest, State};
+use super::{Client, ClientId, MetadataRequest, State};
 use crate::accounts::MetadataChange;
 use crate::proto::tags::prepend_tag;
 use crate::proto::validate::is_channel_name;
@@ -250,7 +250,7 @@ impl State {
         };
         if self.accounts_enabled() {
             let request = MetadataRequest::Change { account, change };
-            self.admin.request(AdminRequest::Metadata(request));
+            self.admin.request_metadata(request);
         }
     }
 }
@@ -353,7 +353,7 @@ pub fn on_login(state: &mut State, id: ClientId, account: &str) {
     }
     let account = account.to_owned();
     let request = MetadataRequest::Load { id, account };
-    state.admin.request(AdminRequest::Metadata(request));
+    state.admin.request_metadata(request);
 }
 
 /// The account's stored keys, read for `id`: each key the connection has

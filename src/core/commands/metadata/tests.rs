@@ -371,12 +371,13 @@ fn a_login_stores_the_connections_keys_then_reads_the_accounts_under_them() {
         config.accounts.enabled = true;
     });
     h.register("alice");
-    let mut worker = h.attach_worker();
+    let (queue, mut worker) = tokio::sync::mpsc::channel(16);
+    h.state.admin.metadata = Some(queue);
     h.send("alice", "METADATA * SET color :red");
     let id = h.id("alice");
     h.state.log_in(id, "alice");
     let mut requests = Vec::new();
-    while let Ok(AdminRequest::Metadata(request)) = worker.try_recv() {
+    while let Ok(request) = worker.try_recv() {
         requests.push(request);
     }
     assert!(matches!(
@@ -401,10 +402,10 @@ fn a_login_stores_the_connections_keys_then_reads_the_accounts_under_them() {
     h.send("alice", "METADATA * SET color");
     assert!(matches!(
         worker.try_recv(),
-        Ok(AdminRequest::Metadata(MetadataRequest::Change {
+        Ok(MetadataRequest::Change {
             change: MetadataChange::Set { value: None, .. },
             ..
-        }))
+        })
     ));
 }
 
@@ -435,4 +436,22 @@ fn a_registered_rooms_keys_are_saved_with_it_and_come_back() {
     fresh.state.load_registered_rooms(vec![record]);
     let restored = room_record(fresh.channel("#room")).unwrap();
     assert_eq!(restored.metadata[1].1, "The Room");
+}
+
+#[test]
+fn a_full_metadata_queue_drops_a_change_without_waiting() {
+    let mut h = harness(|config| {
+        config.history.enabled = true;
+        config.accounts.enabled = true;
+    });
+    h.register("alice");
+    let (queue, mut writer) = tokio::sync::mpsc::channel(1);
+    h.state.admin.metadata = Some(queue);
+    let id = h.id("alice");
+    h.state.clients.get_mut(&id).unwrap().account = Some("alice".into());
+    h.send("alice", "METADATA * SET color :red");
+    h.send("alice", "METADATA * SET color :blue");
+    assert_eq!(h.take("alice").len(), 2, "both answered at once");
+    assert!(writer.try_recv().is_ok());
+    assert!(writer.try_recv().is_err(), "the second was dropped");
 }
