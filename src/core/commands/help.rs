@@ -138,6 +138,15 @@ static TEXTS: &[(&str, &[&str])] = &[
         &["LUSERS", "Counts users, operators, rooms and connections."],
     ),
     (
+        "METADATA",
+        &[
+            "METADATA <target> GET <key>... | LIST | SYNC | SET <key> [:<value>] | CLEAR",
+            "METADATA * SUB <key>... | UNSUB <key>... | SUBS",
+            "Reads or sets a user's or a channel's metadata (avatar, display-name, ...),",
+            "or chooses the keys you are told about when they change.",
+        ],
+    ),
+    (
         "MODE",
         &[
             "MODE <nick> [+|-<modes>]",
@@ -146,15 +155,6 @@ static TEXTS: &[(&str, &[&str])] = &[
             "Room modes: b e I (lists), k <key>, l <limit>, i m n p s t,",
             "o <nick> and v <nick>. User modes: B (bot), i (invisible),",
             "w (wallops), o (operator, which MODE can only remove).",
-        ],
-    ),
-    (
-        "METADATA",
-        &[
-            "METADATA <target> GET <key>... | LIST | SYNC | SET <key> [:<value>] | CLEAR",
-            "METADATA * SUB <key>... | UNSUB <key>... | SUBS",
-            "Reads or sets a user's or a channel's metadata (avatar, display-name, ...),",
-            "or chooses the keys you are told about when they change.",
         ],
     ),
     (
