@@ -243,6 +243,32 @@ impl State {
         lines
     }
 
+    /// 761 lines to `id` for `keys` it just subscribed to: their values on
+    /// its rooms and on everyone it shares one with, each once.
+    pub fn current_values_lines(&self, id: ClientId, keys: &[&str]) -> Vec<Bytes> {
+        let Some(client) = self.clients.get(&id) else {
+            return Vec::new();
+        };
+        let rooms = client
+            .channels
+            .iter()
+            .map(|folded| Target::Room(folded.clone()));
+        let peers = self.peers(id).into_iter().map(Target::User);
+        let mut lines = Vec::new();
+        for target in rooms.chain(peers) {
+            let Some(values) = self.metadata_values(&target) else {
+                continue;
+            };
+            let name = self.metadata_name(&target);
+            for key in keys {
+                if let Some(value) = values.get(*key) {
+                    lines.push(self.key_value_line(id, &name, key, value));
+                }
+            }
+        }
+        lines
+    }
+
     /// Records a change of a logged-in user's keys with its account.
     pub fn store_metadata(&mut self, id: ClientId, change: MetadataChange) {
         let Some(account) = self.clients.get(&id).and_then(|c| c.account.clone()) else {

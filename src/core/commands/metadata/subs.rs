@@ -12,13 +12,15 @@ const KEYS_PER_LINE: usize = 15;
 /// `METADATA * SUB <key> [<key> ...]`: subscribes to each valid key in
 /// order (`INVALID_KEY` for the others) until `max_subs`, where
 /// `TOO_MANY_SUBS` names the first key left out; then 770 with the keys
-/// subscribed to (already or now).
+/// subscribed to (already or now), and, once registered, a batch of the
+/// new keys' current values on the client's rooms and room-mates.
 pub fn sub(state: &mut State, id: ClientId, keys: &[String]) -> Result<(), Refusal> {
     if keys.is_empty() {
         return Err(Refusal::need_more_params("METADATA"));
     }
     let max = state.config.metadata.max_subs;
     let mut accepted = Vec::new();
+    let mut added = Vec::new();
     for key in keys {
         if !is_valid_key(key) {
             fail(state, id, "INVALID_KEY", &[key], "Invalid key");
@@ -32,11 +34,24 @@ pub fn sub(state: &mut State, id: ClientId, keys: &[String]) -> Result<(), Refus
             fail(state, id, "TOO_MANY_SUBS", &[key], "Too many subscriptions");
             break;
         }
-        subs.insert(key.clone());
+        if subs.insert(key.clone()) {
+            added.push(key.as_str());
+        }
         accepted.push(key.as_str());
     }
     send_keys(state, id, numeric::RPL_METADATASUBOK, &accepted);
+    send_current_values(state, id, &added);
     Ok(())
+}
+
+/// The spec's SHOULD after SUB: what the new keys hold now, in one batch
+/// (none when nothing is set, or before registration, when the client
+/// shares no room yet).
+fn send_current_values(state: &mut State, id: ClientId, added: &[&str]) {
+    let lines = state.current_values_lines(id, added);
+    if !lines.is_empty() {
+        state.send_metadata_batch(id, "*", lines);
+    }
 }
 
 /// `METADATA * UNSUB <key> [<key> ...]`: 771 with the valid keys, now not

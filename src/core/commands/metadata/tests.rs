@@ -274,6 +274,29 @@ fn subscriptions_stop_at_max_subs_naming_the_first_key_left_out() {
 }
 
 #[test]
+fn a_new_subscription_brings_the_current_values_of_rooms_and_room_mates() {
+    let mut h = Harness::new();
+    h.register("alice");
+    h.register("bob");
+    h.register("carol");
+    h.room("#room", &[("alice", true), ("bob", false)]);
+    h.send("alice", "METADATA #room SET avatar :room.png");
+    h.send("alice", "METADATA * SET avatar :alice.png");
+    h.send("carol", "METADATA * SET avatar :carol.png");
+    h.send("bob", "METADATA * SUB avatar");
+    assert_eq!(
+        h.take("bob"),
+        [
+            ":irc.test 770 bob avatar",
+            ":irc.test 761 bob #room avatar * :room.png",
+            ":irc.test 761 bob alice avatar * :alice.png",
+        ]
+    );
+    h.send("bob", "METADATA * SUB avatar");
+    assert_eq!(h.take("bob"), [":irc.test 770 bob avatar"], "nothing new");
+}
+
+#[test]
 fn a_joiner_gets_the_rooms_and_members_subscribed_keys() {
     let mut h = Harness::new();
     h.register("alice");
