@@ -478,3 +478,45 @@ fn a_full_metadata_queue_drops_a_change_without_waiting() {
     assert!(writer.try_recv().is_ok());
     assert!(writer.try_recv().is_err(), "the second was dropped");
 }
+
+#[test]
+fn odd_metadata_lines_are_answered_and_every_line_sent_is_well_formed() {
+    let mut h = Harness::new();
+    h.register("alice");
+    h.register("bob");
+    give(&mut h, "alice", Caps::METADATA.union(Caps::BATCH));
+    h.room("#room", &[("alice", true), ("bob", false)]);
+    let long = "v".repeat(600);
+    let lines = [
+        "METADATA",
+        "METADATA *",
+        "METADATA * SET",
+        "METADATA * SET :",
+        "METADATA * SET a b c d e f",
+        "METADATA * SUB",
+        "METADATA * UNSUB :",
+        "METADATA #room SET x :\u{1}\u{7f}",
+        "METADATA * SET key :with\u{0}nul",
+        "METADATA :* SYNC",
+        "METADATA # LIST",
+        "METADATA bob GET : :: :::",
+        "METADATA * set display-name :lowercase subcommand",
+    ];
+    for line in lines
+        .iter()
+        .map(|l| l.to_string())
+        .chain([format!("METADATA * SET k :{long}")])
+    {
+        h.send_fuzzed("alice", &line);
+        h.send_fuzzed("bob", &line);
+    }
+    h.check().unwrap();
+    assert_eq!(
+        h.state.clients[&h.id("alice")]
+            .metadata
+            .values
+            .get("display-name")
+            .map(String::as_str),
+        Some("lowercase subcommand")
+    );
+}
