@@ -34,7 +34,8 @@
 //!   (`locate.rs`).
 //! - `worker`: the worker that does the core's blocking jobs: REHASH
 //!   loads, OPER password checks, bans file writes; `room_writer`, the
-//!   task it hands registered rooms' writes to, one pending per room.
+//!   task it hands registered rooms' writes to, one pending per room;
+//!   `metadata_writer`, the task that reads and writes account metadata.
 //! - [`server`]: wires them together; tests start it on port 0.
 //!
 //! With the `fuzzing` feature (and in tests), a hidden `fuzzing` module
@@ -49,6 +50,7 @@ pub(crate) mod core;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod history;
+mod metadata_writer;
 pub(crate) mod net;
 pub mod proto;
 mod room_writer;

@@ -177,6 +177,7 @@ mod tests {
             key: None,
             limit: None,
             lists: Vec::new(),
+            metadata: Vec::new(),
         }
     }
 

@@ -120,6 +120,7 @@ pub async fn start_with(config: Config, options: Options) -> Result<ServerHandle
         tokio::spawn(net::serve(listener, acceptor.clone(), tls.clone()));
     }
     let (jobs, requests) = mpsc::unbounded_channel();
+    let (metadata, metadata_requests) = crate::metadata_writer::queue();
     let worker = Worker {
         config_file: config_file.clone(),
         running: Arc::clone(&config),
@@ -127,10 +128,12 @@ pub async fn start_with(config: Config, options: Options) -> Result<ServerHandle
         settings,
         limits: Arc::clone(&acceptor.limits),
         tls: reloadable_certificates(&config, &certificates),
+        metadata: Some(metadata_requests),
     };
     let worker = tokio::spawn(worker.run(requests));
     let mut state = State::new(config, Box::new(SystemClock));
     state.admin.worker = Some(jobs);
+    state.admin.metadata = Some(metadata);
     state.admin.config_file = config_file;
     state.admin.bans = bans;
     state.inbox = Some(inbox.clone());

@@ -22,6 +22,7 @@ use crate::core::{
     AccountAbout, AccountJob, AccountOutcome, AdminRequest, BanList, ClientId, Event, ReloadError,
     Reloaded,
 };
+use crate::metadata_writer;
 use crate::net::{self, AdmissionRules, ConnectionLimits, ConnectionSettings, ReloadableTls};
 use crate::room_writer::RoomWriter;
 
@@ -42,6 +43,9 @@ pub struct Worker {
     /// Each TLS listener's certificate and key files and its acceptor, so a
     /// renewed certificate is picked up by REHASH.
     pub tls: Vec<(PathBuf, PathBuf, Arc<ReloadableTls>)>,
+    /// The queue of account metadata's reads and writes, handed to its
+    /// task when the worker starts.
+    pub metadata: Option<mpsc::Receiver<crate::core::MetadataRequest>>,
 }
 
 impl Worker {
@@ -54,6 +58,11 @@ impl Worker {
             self.running.history.path.clone(),
             Naming::from_config(&self.running),
         );
+        let metadata = self.metadata.take().map(|requests| {
+            let path = self.running.history.path.clone();
+            let naming = Naming::from_config(&self.running);
+            metadata_writer::start(path, naming, requests, self.core.clone())
+        });
         while let Some(request) = requests.recv().await {
             match request {
                 AdminRequest::Reload { requested_by } => self.reload(requested_by).await,
@@ -111,6 +120,12 @@ impl Worker {
             }
         }
         rooms.finish().await;
+        // Ends once the core (which dropped the requests' sender too) is gone.
+        if let Some(task) = metadata
+            && let Err(error) = task.await
+        {
+            error!("the account metadata writer failed: {error}");
+        }
     }
 
     async fn reload(&mut self, requested_by: Option<ClientId>) {

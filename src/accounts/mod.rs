@@ -8,6 +8,7 @@
 //!   so `rookery accounts` never writes under it.
 //! - [`mail`]: verification codes and the SMTP client that mails them.
 //! - [`admin`]: what `rookery accounts list` and `show` print.
+//! - [`metadata`]: a user's IRCv3 metadata, kept with its account.
 //! - [`rooms`]: registered rooms (ChanServ), stored whole beside the
 //!   accounts that found them.
 //!
@@ -16,6 +17,7 @@
 pub mod admin;
 pub mod lock;
 pub mod mail;
+pub mod metadata;
 pub mod password;
 pub mod rooms;
 pub mod store;
@@ -23,6 +25,7 @@ pub mod store;
 mod tests;
 
 pub use lock::{DatabaseLock, LockError};
+pub use metadata::MetadataChange;
 pub use password::{Credentials, PasswordError, ScramCredentials};
 pub use rooms::{AccessLevel, ListRecord, RoomRecord, TopicRecord};
 pub use store::{

@@ -91,6 +91,9 @@ pub struct RoomRecord {
     pub key: Option<String>,
     pub limit: Option<u32>,
     pub lists: Vec<ListRecord>,
+    /// Its IRCv3 metadata: keys and values, at most
+    /// [`super::metadata::MAX_KEYS_PER_ACCOUNT`].
+    pub metadata: Vec<(String, String)>,
 }
 
 impl Store {
@@ -103,6 +106,7 @@ impl Store {
     /// with the account.
     pub fn save_room(&mut self, room: &RoomRecord) -> Result<(), AccountError> {
         check_room(room)?;
+        super::metadata::check_room_metadata(&room.metadata)?;
         let key = self.naming().key(&room.name);
         let founder_key = self.naming().key(&room.founder);
         let access: Vec<(String, AccessLevel)> = room
@@ -165,6 +169,7 @@ impl Store {
                 ],
             )?;
         }
+        super::metadata::insert_room_metadata(&transaction, id, &room.metadata)?;
         transaction.commit()?;
         Ok(())
     }
@@ -209,6 +214,7 @@ impl Store {
                 key: row.get(9)?,
                 limit: row.get(10)?,
                 lists: Vec::new(),
+                metadata: Vec::new(),
             };
             Ok((row.get::<_, i64>(0)?, room))
         })?;
@@ -217,6 +223,7 @@ impl Store {
             let (id, mut room) = row?;
             room.access = self.room_access(id)?;
             room.lists = self.room_lists(id)?;
+            room.metadata = self.room_metadata(id)?;
             rooms.push(room);
         }
         Ok(rooms)

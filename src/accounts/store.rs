@@ -114,6 +114,21 @@ pub(super) const MIGRATIONS: &[&str] = &[
         attempts INTEGER NOT NULL DEFAULT 0
     );
     CREATE INDEX account_verifications_by_expiry ON account_verifications (expires_ms);",
+    // 5: IRCv3 metadata of an account's user (avatar, display-name, ...)
+    // and of a registered room, one row per key; the lengths are `config::MAX_KEY_BYTES` and
+    // `config::MAX_VALUE_BYTES`.
+    "CREATE TABLE account_metadata (
+        account INTEGER NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+        key TEXT NOT NULL CHECK (length(key) BETWEEN 1 AND 64),
+        value TEXT NOT NULL CHECK (length(CAST(value AS BLOB)) BETWEEN 1 AND 300),
+        PRIMARY KEY (account, key)
+    ) WITHOUT ROWID;
+    CREATE TABLE account_room_metadata (
+        room INTEGER NOT NULL REFERENCES account_rooms (id) ON DELETE CASCADE,
+        key TEXT NOT NULL CHECK (length(key) BETWEEN 1 AND 64),
+        value TEXT NOT NULL CHECK (length(CAST(value AS BLOB)) BETWEEN 1 AND 300),
+        PRIMARY KEY (room, key)
+    ) WITHOUT ROWID;",
 ];
 
 /// Wrong codes a pending account survives; the next frees its name.

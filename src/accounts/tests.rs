@@ -428,6 +428,7 @@ fn room(name: &str, founder: &str) -> RoomRecord {
         key: None,
         limit: None,
         lists: Vec::new(),
+        metadata: Vec::new(),
     }
 }
 
@@ -726,4 +727,80 @@ fn only_a_pending_account_is_removed_when_its_mail_fails() {
     pending_alice(&mut store, 10_000);
     store.remove_pending("alice").unwrap();
     assert_eq!(store.find("alice").unwrap(), None);
+}
+
+#[test]
+fn an_accounts_metadata_is_changed_key_by_key_and_goes_with_it() {
+    let db = Database::new("metadata");
+    let mut store = db.open(Casemapping::Rfc1459);
+    store.create("alice", &credentials("p"), None, 0).unwrap();
+    let set = |key: &str, value: Option<&str>| MetadataChange::Set {
+        key: key.into(),
+        value: value.map(str::to_owned),
+    };
+    let changes = [
+        set("color", Some("red")),
+        set("avatar", Some("a.png")),
+        set("color", Some("blue")),
+        set("pronouns", Some("she/her")),
+        set("pronouns", None),
+    ];
+    store.change_metadata("ALICE", &changes).unwrap();
+    let expected = vec![
+        ("avatar".to_owned(), "a.png".to_owned()),
+        ("color".to_owned(), "blue".to_owned()),
+    ];
+    assert_eq!(store.metadata("alice").unwrap(), expected);
+    store
+        .change_metadata("alice", &[MetadataChange::Clear])
+        .unwrap();
+    assert!(store.metadata("alice").unwrap().is_empty());
+    store
+        .change_metadata("alice", &[set("color", Some("red"))])
+        .unwrap();
+    store.delete("alice").unwrap();
+    store.create("alice", &credentials("p"), None, 0).unwrap();
+    assert!(
+        store.metadata("alice").unwrap().is_empty(),
+        "not the new account's"
+    );
+    store
+        .change_metadata("nobody", &[set("color", Some("red"))])
+        .unwrap();
+}
+
+#[test]
+fn an_account_keeps_at_most_max_keys_per_account() {
+    use super::metadata::MAX_KEYS_PER_ACCOUNT;
+    let db = Database::new("metadata-full");
+    let mut store = db.open(Casemapping::Rfc1459);
+    store.create("alice", &credentials("p"), None, 0).unwrap();
+    let set = |n: usize| MetadataChange::Set {
+        key: format!("k{n}"),
+        value: Some("v".into()),
+    };
+    let full: Vec<MetadataChange> = (0..MAX_KEYS_PER_ACCOUNT).map(set).collect();
+    store.change_metadata("alice", &full).unwrap();
+    assert!(
+        store
+            .change_metadata("alice", &[set(MAX_KEYS_PER_ACCOUNT)])
+            .is_err()
+    );
+    store.change_metadata("alice", &[set(0)]).unwrap();
+}
+
+#[test]
+fn a_registered_rooms_metadata_is_stored_with_it() {
+    let db = Database::new("room-metadata");
+    let mut store = db.open(Casemapping::Rfc1459);
+    store.create("alice", &credentials("p"), None, 0).unwrap();
+    let mut record = room("#room", "alice");
+    record.metadata = vec![("display-name".into(), "The Room".into())];
+    store.save_room(&record).unwrap();
+    record.metadata = vec![("avatar".into(), "r.png".into())];
+    store.save_room(&record).unwrap();
+    assert_eq!(store.rooms().unwrap(), [record]);
+    let mut bad = room("#bad", "alice");
+    bad.metadata = vec![("k".into(), "v".repeat(301))];
+    assert!(store.save_room(&bad).is_err());
 }

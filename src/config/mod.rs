@@ -11,6 +11,7 @@
 
 mod accounts;
 mod locate;
+mod metadata;
 mod restart_only;
 mod validate;
 
@@ -22,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use toml::de::DeTable;
 
 pub use accounts::{AccountsConfig, NickReservation, Registration, Smtp};
+pub use metadata::{MAX_KEY_BYTES, MAX_VALUE_BYTES, MetadataConfig, is_valid_key};
 
 use crate::proto::Casemapping;
 use crate::proto::Cidr;
@@ -49,6 +51,7 @@ pub struct Config {
     pub room: Vec<Room>,
     pub log: Log,
     pub cloaking: Cloaking,
+    pub metadata: MetadataConfig,
     /// The message of the day as lines, read once by [`parse`]; use [`Config::motd_lines`].
     #[serde(skip)]
     pub motd_loaded: Vec<String>,
@@ -379,6 +382,7 @@ impl Default for Config {
             room: Vec::new(),
             log: Log::default(),
             cloaking: Cloaking::default(),
+            metadata: MetadataConfig::default(),
             motd_loaded: Vec::new(),
         }
     }

@@ -80,6 +80,7 @@ pub(super) fn problems(config: &Config) -> Vec<Problem> {
     check_opers(&mut check, &config.oper);
     check_channels_history_log(&mut check, config);
     check_accounts(&mut check, &config.accounts);
+    check_metadata(&mut check, &config.metadata);
     check.problems
 }
 
@@ -499,6 +500,27 @@ fn check_smtp(check: &mut Checker, accounts: &super::AccountsConfig) {
         }
         if !smtp.from.contains('@') {
             check.report("accounts.smtp.from", "must be the sender's mail address");
+        }
+    }
+}
+
+fn check_metadata(check: &mut Checker, metadata: &super::MetadataConfig) {
+    check.between("metadata.max_keys", metadata.max_keys, 1..=100);
+    check.between(
+        "metadata.max_value_bytes",
+        metadata.max_value_bytes,
+        1..=super::MAX_VALUE_BYTES,
+    );
+    check.between("metadata.max_subs", metadata.max_subs, 1..=200);
+    if metadata.allowed_keys.len() > 100 {
+        check.report("metadata.allowed_keys", "lists at most 100 keys");
+    }
+    for key in &metadata.allowed_keys {
+        if !super::is_valid_key(key) {
+            check.report(
+                "metadata.allowed_keys",
+                format!("`{key}` is not a key name (lowercase letters, digits, _ . / -)"),
+            );
         }
     }
 }

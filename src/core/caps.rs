@@ -32,6 +32,7 @@ impl Caps {
     pub const ACCOUNT_REGISTRATION: Caps = Caps(1 << 20);
     pub const MESSAGE_REDACTION: Caps = Caps(1 << 22);
     pub const EVENT_PLAYBACK: Caps = Caps(1 << 24);
+    pub const METADATA: Caps = Caps(1 << 25);
 
     pub fn contains(self, other: Caps) -> bool {
         self.0 & other.0 == other.0
@@ -141,6 +142,13 @@ pub static CAPABILITIES: &[Capability] = &[
         flag: Caps::MESSAGE_REDACTION,
         value: no_value,
         offered: history_offered,
+        requestable: true,
+    },
+    Capability {
+        name: "draft/metadata-3",
+        flag: Caps::METADATA,
+        value: super::metadata::cap_value,
+        offered: super::metadata::offered,
         requestable: true,
     },
     cap("echo-message", Caps::ECHO_MESSAGE),

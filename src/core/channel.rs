@@ -205,6 +205,8 @@ pub struct Channel {
     /// Its founder and access list, when registered with ChanServ: kept
     /// when its last member leaves, as a `[[room]]` is.
     pub registration: Option<super::registered::Registration>,
+    /// Its IRCv3 metadata, set by its operators; at most `[metadata] max_keys`.
+    pub metadata: super::metadata::Values,
 }
 
 impl Channel {
@@ -230,6 +232,7 @@ impl Channel {
             history: None,
             history_floor: crate::history::millis(now),
             registration: None,
+            metadata: Default::default(),
         }
     }
 

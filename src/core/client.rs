@@ -87,6 +87,8 @@ pub struct Client {
     /// Its operator status came from logging in to an `[[oper]]` block's
     /// account, and ends when it leaves that account.
     pub oper_by_account: bool,
+    /// Its IRCv3 metadata and subscriptions.
+    pub metadata: super::metadata::ClientMetadata,
 }
 
 /// User modes.
@@ -174,6 +176,7 @@ impl Client {
             guest_deadline: None,
             guest_grace_spent: false,
             oper_by_account: false,
+            metadata: Default::default(),
         }
     }
 

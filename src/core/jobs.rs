@@ -37,6 +37,20 @@ pub enum AdminRequest {
     },
 }
 
+/// A read or change of an account's metadata, done in the order asked by
+/// its own task (`metadata_writer.rs`), not the worker's queue.
+#[derive(Debug)]
+pub enum MetadataRequest {
+    /// Store one change; nothing is answered.
+    Change {
+        account: String,
+        change: crate::accounts::MetadataChange,
+    },
+    /// Read the account's keys for the client that logged in to it; the
+    /// answer is `Event::MetadataLoaded`.
+    Load { id: ClientId, account: String },
+}
+
 /// What the worker does with the account store for a client.
 #[derive(Debug)]
 pub enum AccountJob {
@@ -340,6 +354,8 @@ pub struct AdminState {
     /// client, since the client waits), so that one address may hold only
     /// [`MAX_ACCOUNT_JOBS_PER_ADDRESS`] of them; at most [`MAX_ACCOUNT_JOBS`].
     pub(crate) account_job_addresses: Vec<(super::ClientId, crate::proto::AddressKey)>,
+    /// The account metadata task's queue (bounded); absent in core tests.
+    pub metadata: Option<mpsc::Sender<MetadataRequest>>,
 }
 
 /// Account jobs waiting for the worker at most; past it a client is told
@@ -357,6 +373,17 @@ impl AdminState {
         AdminState {
             login_lockout: LoginLockout::new(&config.accounts),
             ..AdminState::default()
+        }
+    }
+
+    /// Queues a read or change of account metadata without waiting; one
+    /// the full queue refuses is dropped and logged.
+    pub fn request_metadata(&self, request: MetadataRequest) {
+        let Some(queue) = &self.metadata else {
+            return;
+        };
+        if let Err(refused) = queue.try_send(request) {
+            error!("account metadata: {refused}, a request dropped");
         }
     }
 

@@ -48,6 +48,7 @@ impl State {
             // Before registration, the welcome grants it.
             oper::grant_for_account(self, id);
             self.grant_owed_status_everywhere(id);
+            super::metadata::on_login(self, id, account);
         }
     }
 

@@ -37,6 +37,7 @@ mod jobs;
 mod labeled;
 mod lockout;
 mod login;
+mod metadata;
 mod monitor;
 pub mod playback;
 mod registered;
@@ -62,7 +63,7 @@ pub use clock::{Clock, SystemClock};
 pub use isupport::isupport_tokens;
 pub use jobs::{
     AccountAbout, AccountAnswer, AccountJob, AccountOutcome, AccountPurpose, AdminRequest,
-    AdminState, OperAnswer, Reloaded,
+    AdminState, MetadataRequest, OperAnswer, Reloaded,
 };
 pub use replies::Refusal;
 pub use state::State;
@@ -95,6 +96,12 @@ pub enum Event {
         id: ClientId,
         purpose: AccountPurpose,
         outcome: AccountOutcome,
+    },
+    /// An account's stored metadata, read for a client that logged in to it.
+    MetadataLoaded {
+        id: ClientId,
+        account: String,
+        values: Vec<(String, String)>,
     },
     /// The history reader answered a CHATHISTORY request.
     HistoryAnswered(Box<history_answer::Answer>),

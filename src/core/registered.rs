@@ -190,6 +190,11 @@ pub fn room_record(channel: &Channel) -> Option<RoomRecord> {
             .limit
             .map(|limit| u32::try_from(limit).unwrap_or(u32::MAX)),
         lists,
+        metadata: channel
+            .metadata
+            .iter()
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect(),
     })
 }
 
@@ -221,6 +226,7 @@ fn restore(
         set_at: time_of(topic.set_ms),
     });
     channel.history_floor = record.history_floor_ms;
+    channel.metadata = record.metadata.into_iter().collect();
     for entry in record.lists {
         let Some(ChannelModeKind::List(kind)) = modes::channel_mode(entry.mode) else {
             continue;

@@ -213,6 +213,11 @@ impl State {
                 purpose,
                 outcome,
             } => login::answered(self, id, purpose, outcome),
+            Event::MetadataLoaded {
+                id,
+                account,
+                values,
+            } => super::metadata::loaded(self, id, &account, values),
             Event::HistoryAnswered(answer) => chathistory::answered(self, *answer),
             Event::RedactFound(found) => redact::found(self, *found),
             Event::HistoryHealth { degraded } => self.history_health(degraded),

@@ -67,6 +67,7 @@ impl Numeric {
             ERR_HELPNOTFOUND => "No help available on this topic",
             ERR_NOPRIVS => "Insufficient oper privileges.",
             ERR_MONLISTFULL => "Monitor list is full",
+            RPL_KEYNOTSET => "Key not set",
             _ => return None,
         })
     }
@@ -223,3 +224,13 @@ pub const RPL_ENDOFHELP: Numeric = Numeric(706);
 pub const ERR_HELPNOTFOUND: Numeric = Numeric(524);
 pub const RPL_STATSKLINE: Numeric = Numeric(216);
 pub const RPL_STATSDLINE: Numeric = Numeric(225);
+/// IRCv3 metadata (`draft/metadata-3`).
+pub const RPL_WHOISKEYVALUE: Numeric = Numeric(760);
+pub const RPL_KEYVALUE: Numeric = Numeric(761);
+/// The spec's ERR_NOMATCHINGKEY: GET of a key that is not set, and the
+/// answer to removing one.
+pub const RPL_KEYNOTSET: Numeric = Numeric(766);
+pub const RPL_METADATASUBOK: Numeric = Numeric(770);
+pub const RPL_METADATAUNSUBOK: Numeric = Numeric(771);
+pub const RPL_METADATASUBS: Numeric = Numeric(772);
+pub const RPL_METADATASYNCLATER: Numeric = Numeric(774);

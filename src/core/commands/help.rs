@@ -138,6 +138,15 @@ static TEXTS: &[(&str, &[&str])] = &[
         &["LUSERS", "Counts users, operators, rooms and connections."],
     ),
     (
+        "METADATA",
+        &[
+            "METADATA <target> GET <key>... | LIST | SYNC | SET <key> [:<value>] | CLEAR",
+            "METADATA * SUB <key>... | UNSUB <key>... | SUBS",
+            "Reads or sets a user's or a channel's metadata (avatar, display-name, ...),",
+            "or chooses the keys you are told about when they change.",
+        ],
+    ),
+    (
         "MODE",
         &[
             "MODE <nick> [+|-<modes>]",

@@ -47,6 +47,7 @@ fn join_one(state: &mut State, id: ClientId, name: &str, key: &str) {
             send_topic(state, id, &folded, false);
             send_names(state, id, &folded);
             playback::on_join(state, id, &folded);
+            crate::core::metadata::on_join(state, id, &folded);
         }
     }
 }

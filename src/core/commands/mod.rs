@@ -18,6 +18,7 @@ pub mod kill;
 pub mod kline;
 pub mod list;
 pub mod message;
+pub mod metadata;
 pub mod mode;
 pub mod monitor;
 pub mod names;

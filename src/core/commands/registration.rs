@@ -272,7 +272,8 @@ pub fn try_register(state: &mut State, id: ClientId) {
     state.check_reserved_nick(id);
 }
 
-/// 001 to 005, 396 for a cloaked host, then LUSERS and the MOTD.
+/// 001 to 005, 396 for a cloaked host, the client's metadata, then LUSERS
+/// and the MOTD.
 fn welcome(state: &mut State, id: ClientId) {
     let Some(client) = state.clients.get(&id) else {
         return;
@@ -312,6 +313,8 @@ fn welcome(state: &mut State, id: ClientId) {
     state.send(id, line);
     isupport::send_isupport(state, id);
     send_visible_host(state, id);
+    // Before the MOTD, which clients take as the burst's end.
+    crate::core::metadata::on_welcome(state, id);
     info::send_lusers(state, id);
     info::send_motd(state, id);
 }

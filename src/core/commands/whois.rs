@@ -81,6 +81,10 @@ fn send_whois(state: &mut State, id: ClientId, target: ClientId) {
     };
     send_identity(state, id, &about);
     send_details(state, id, &about);
+    // 760: the metadata keys WHOIS shows.
+    for line in crate::core::metadata::whois_lines(state, id, target) {
+        state.send(id, line);
+    }
 }
 
 fn about(state: &State, id: ClientId, target: ClientId) -> Option<About> {
