@@ -8,6 +8,7 @@
 //!   so `rookery accounts` never writes under it.
 //! - [`mail`]: verification codes and the SMTP client that mails them.
 //! - [`admin`]: what `rookery accounts list` and `show` print.
+//! - [`read_markers`]: where each account last read each target.
 //! - [`rooms`]: registered rooms (ChanServ), stored whole beside the
 //!   accounts that found them.
 //!
@@ -17,6 +18,7 @@ pub mod admin;
 pub mod lock;
 pub mod mail;
 pub mod password;
+pub mod read_markers;
 pub mod rooms;
 pub mod store;
 #[cfg(test)]
@@ -24,6 +26,7 @@ mod tests;
 
 pub use lock::{DatabaseLock, LockError};
 pub use password::{Credentials, PasswordError, ScramCredentials};
+pub use read_markers::ReadMarkerRecord;
 pub use rooms::{AccessLevel, ListRecord, RoomRecord, TopicRecord};
 pub use store::{
     Account, AccountError, CodeCheck, Naming, NickOwner, PendingCode, Store, Suspension,

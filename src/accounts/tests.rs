@@ -727,3 +727,57 @@ fn only_a_pending_account_is_removed_when_its_mail_fails() {
     store.remove_pending("alice").unwrap();
     assert_eq!(store.find("alice").unwrap(), None);
 }
+
+fn marker(account: &str, target: &str, read_ms: i64) -> ReadMarkerRecord {
+    ReadMarkerRecord {
+        account: account.to_owned(),
+        target: target.to_owned(),
+        read_ms,
+    }
+}
+
+#[test]
+fn a_read_marker_only_moves_forward_and_goes_with_its_account() {
+    let db = Database::new("markers");
+    let mut store = db.open(Casemapping::Ascii);
+    store.create("Alice", &credentials("p"), None, 0).unwrap();
+    store
+        .save_read_marker(&marker("alice", "#Room", 20))
+        .unwrap();
+    store
+        .save_read_marker(&marker("ALICE", "#room", 10))
+        .unwrap();
+    store
+        .save_read_marker(&marker("nobody", "#room", 30))
+        .unwrap();
+    drop(store);
+    let mut store = db.open(Casemapping::Ascii);
+    assert_eq!(
+        store.read_markers().unwrap(),
+        [marker("Alice", "#room", 20)]
+    );
+    store.delete("alice").unwrap();
+    assert!(store.read_markers().unwrap().is_empty());
+}
+
+#[test]
+fn an_account_keeps_its_most_recently_read_markers_only() {
+    let db = Database::new("markers-bound");
+    let mut store = db.open(Casemapping::Ascii);
+    store.create("alice", &credentials("p"), None, 0).unwrap();
+    let limit = super::read_markers::MAX_MARKERS_PER_ACCOUNT as i64;
+    for n in 0..=limit {
+        store
+            .save_read_marker(&marker("alice", &format!("#r{n}"), n))
+            .unwrap();
+    }
+    let kept = store.read_markers().unwrap();
+    assert_eq!(kept.len() as i64, limit);
+    assert!(kept.iter().all(|kept| kept.target != "#r0"));
+    let too_long = "#".repeat(super::read_markers::MAX_TARGET_LEN + 1);
+    assert!(
+        store
+            .save_read_marker(&marker("alice", &too_long, 1))
+            .is_err()
+    );
+}
