@@ -30,6 +30,7 @@ impl Caps {
     pub const STS: Caps = Caps(1 << 18);
     pub const SASL: Caps = Caps(1 << 19);
     pub const ACCOUNT_REGISTRATION: Caps = Caps(1 << 20);
+    pub const READ_MARKER: Caps = Caps(1 << 21);
 
     pub fn contains(self, other: Caps) -> bool {
         self.0 & other.0 == other.0
@@ -127,6 +128,7 @@ pub static CAPABILITIES: &[Capability] = &[
         offered: history_offered,
         requestable: true,
     },
+    cap("draft/read-marker", Caps::READ_MARKER),
     cap("echo-message", Caps::ECHO_MESSAGE),
     cap("extended-join", Caps::EXTENDED_JOIN),
     cap("extended-monitor", Caps::EXTENDED_MONITOR),

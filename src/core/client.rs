@@ -8,6 +8,7 @@ use std::time::SystemTime;
 use super::ClientId;
 use super::caps::Caps;
 use super::hold::Waiting;
+use super::read_markers::TargetMarkers;
 use super::seen::SeenMarks;
 use crate::config::Privilege;
 use crate::net::Outbox;
@@ -87,6 +88,9 @@ pub struct Client {
     /// Its operator status came from logging in to an `[[oper]]` block's
     /// account, and ends when it leaves that account.
     pub oper_by_account: bool,
+    /// Read markers while not logged in (a logged-in client uses its
+    /// account's).
+    pub read_markers: TargetMarkers,
 }
 
 /// User modes.
@@ -174,6 +178,7 @@ impl Client {
             guest_deadline: None,
             guest_grace_spent: false,
             oper_by_account: false,
+            read_markers: TargetMarkers::default(),
         }
     }
 

@@ -4,8 +4,8 @@
 use super::caps::Caps;
 use super::commands::{
     authenticate, away, cap, chanserv, chathistory, help, info, invite, ison, join, kick, kill,
-    kline, list, message, mode, monitor, names, nickserv, oper, part, ping, quit, register,
-    registration, rehash, setname, stats, topic, userhost, wallops, who, whois, whowas,
+    kline, list, markread, message, mode, monitor, names, nickserv, oper, part, ping, quit,
+    register, registration, rehash, setname, stats, topic, userhost, wallops, who, whois, whowas,
 };
 use super::replies::check_privilege;
 use super::{Client, ClientId, Refusal, State, labeled};
@@ -107,6 +107,8 @@ static COMMANDS: &[Command] = &[
     command("LINKS", info::links, 0),
     command("LIST", list::list, 0),
     command("LUSERS", info::lusers, 0),
+    // Missing parameters get the spec's FAIL, not 461.
+    command("MARKREAD", markread::markread, 0),
     command("MODE", mode::mode, 1),
     command("MONITOR", monitor::monitor, 1),
     command("MOTD", info::motd, 0),

@@ -138,6 +138,14 @@ static TEXTS: &[(&str, &[&str])] = &[
         &["LUSERS", "Counts users, operators, rooms and connections."],
     ),
     (
+        "MARKREAD",
+        &[
+            "MARKREAD <target> [timestamp=<time>]",
+            "Sets where you last read <target> (a room or a nick), or asks for it;",
+            "your other connections of the same account are told (draft/read-marker).",
+        ],
+    ),
+    (
         "MODE",
         &[
             "MODE <nick> [+|-<modes>]",

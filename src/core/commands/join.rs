@@ -45,6 +45,7 @@ fn join_one(state: &mut State, id: ClientId, name: &str, key: &str) {
             announce(state, id, &folded);
             state.grant_owed_status(id, &folded);
             send_topic(state, id, &folded, false);
+            state.read_marker_on_join(id, &folded);
             send_names(state, id, &folded);
             playback::on_join(state, id, &folded);
         }

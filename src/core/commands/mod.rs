@@ -17,6 +17,7 @@ pub mod kick;
 pub mod kill;
 pub mod kline;
 pub mod list;
+pub mod markread;
 pub mod message;
 pub mod mode;
 pub mod monitor;
