@@ -31,6 +31,9 @@ impl Caps {
     pub const SASL: Caps = Caps(1 << 19);
     pub const ACCOUNT_REGISTRATION: Caps = Caps(1 << 20);
     pub const READ_MARKER: Caps = Caps(1 << 21);
+    pub const PRE_AWAY: Caps = Caps(1 << 27);
+    pub const NO_IMPLICIT_NAMES: Caps = Caps(1 << 28);
+    pub const EXTENDED_ISUPPORT: Caps = Caps(1 << 29);
 
     pub fn contains(self, other: Caps) -> bool {
         self.0 & other.0 == other.0
@@ -128,6 +131,8 @@ pub static CAPABILITIES: &[Capability] = &[
         offered: history_offered,
         requestable: true,
     },
+    cap("draft/extended-isupport", Caps::EXTENDED_ISUPPORT),
+    cap("draft/pre-away", Caps::PRE_AWAY),
     cap("draft/read-marker", Caps::READ_MARKER),
     cap("echo-message", Caps::ECHO_MESSAGE),
     cap("extended-join", Caps::EXTENDED_JOIN),
@@ -136,6 +141,7 @@ pub static CAPABILITIES: &[Capability] = &[
     cap("labeled-response", Caps::LABELED_RESPONSE),
     cap("message-tags", Caps::MESSAGE_TAGS),
     cap("multi-prefix", Caps::MULTI_PREFIX),
+    cap("no-implicit-names", Caps::NO_IMPLICIT_NAMES),
     Capability {
         name: "sasl",
         flag: Caps::SASL,

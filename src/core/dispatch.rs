@@ -3,8 +3,8 @@
 
 use super::caps::Caps;
 use super::commands::{
-    authenticate, away, cap, chanserv, chathistory, help, info, invite, ison, join, kick, kill,
-    kline, list, markread, message, mode, monitor, names, nickserv, oper, part, ping, quit,
+    authenticate, away, cap, chanserv, chathistory, help, info, invite, ison, isupport, join, kick,
+    kill, kline, list, markread, message, mode, monitor, names, nickserv, oper, part, ping, quit,
     register, registration, rehash, setname, stats, topic, userhost, wallops, who, whois, whowas,
 };
 use super::replies::check_privilege;
@@ -88,7 +88,8 @@ const fn oper(
 static COMMANDS: &[Command] = &[
     command("ADMIN", info::admin, 0),
     any_phase("AUTHENTICATE", authenticate::authenticate, 1),
-    command("AWAY", away::away, 0),
+    // Before registration only with draft/pre-away; the handler says so.
+    any_phase("AWAY", away::away, 0),
     any_phase("CAP", cap::cap, 1),
     // Missing parameters get the spec's FAIL, not 461.
     command("CHATHISTORY", chathistory::chathistory, 0),
@@ -100,6 +101,8 @@ static COMMANDS: &[Command] = &[
     // No parameter lists the caller's invites; one alone is 461 there.
     command("INVITE", invite::invite, 0),
     command("ISON", ison::ison, 1),
+    // Before registration only with draft/extended-isupport.
+    any_phase("ISUPPORT", isupport::isupport, 0),
     command("JOIN", join::join, 1),
     command("KICK", kick::kick, 2),
     oper("KILL", kill::kill, 1, Privilege::Kill),

@@ -90,6 +90,14 @@ static TEXTS: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "ISUPPORT",
+        &[
+            "ISUPPORT",
+            "Sends the server's 005 lines again; with draft/extended-isupport,",
+            "also before you register.",
+        ],
+    ),
+    (
         "JOIN",
         &[
             "JOIN <#room>{,<#room>} [<key>{,<key>}]",

@@ -1,6 +1,6 @@
 //! JOIN: enter rooms, creating a room on first use; `JOIN 0` leaves them all.
 
-use super::names::send_names;
+use super::names::send_implicit_names;
 use super::part::part_one;
 use super::topic::send_topic;
 use crate::accounts::AccessLevel;
@@ -46,7 +46,7 @@ fn join_one(state: &mut State, id: ClientId, name: &str, key: &str) {
             state.grant_owed_status(id, &folded);
             send_topic(state, id, &folded, false);
             state.read_marker_on_join(id, &folded);
-            send_names(state, id, &folded);
+            send_implicit_names(state, id, &folded);
             playback::on_join(state, id, &folded);
         }
     }

@@ -12,6 +12,7 @@ pub mod help;
 pub mod info;
 pub mod invite;
 pub mod ison;
+pub mod isupport;
 pub mod join;
 pub mod kick;
 pub mod kill;
