@@ -24,6 +24,9 @@ pub(crate) enum Job {
     /// committing what came before (and before anything queued after),
     /// then move the watermark to the sequence number.
     Forget(u64, Party),
+    /// Move a renamed room's lines, after committing what came before,
+    /// then move the watermark to the sequence number.
+    Rename(u64, super::RoomRename),
     /// Commit what came before, then stop.
     Stop,
 }
@@ -107,6 +110,10 @@ impl Writer {
                     self.forget(&party);
                     self.committed.send_replace(seq);
                 }
+                Some(Job::Rename(seq, rename)) => {
+                    self.rename(&rename);
+                    self.committed.send_replace(seq);
+                }
                 Some(Job::Stop) => return,
                 Some(Job::Record(..)) | None => {}
             }
@@ -121,6 +128,17 @@ impl Writer {
             Err(error) => {
                 let file = self.store.path().display();
                 error!(%error, %file, "deleting the history of a dropped account failed");
+            }
+        }
+    }
+
+    /// Moves a renamed room's lines; a failure is logged, not retried.
+    fn rename(&mut self, rename: &super::RoomRename) {
+        match self.store.rename_room(rename) {
+            Ok(moved) => info!(moved, room = %rename.display, "history of a renamed room moved"),
+            Err(error) => {
+                let file = self.store.path().display();
+                error!(%error, %file, "moving the history of a renamed room failed");
             }
         }
     }
