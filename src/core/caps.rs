@@ -31,6 +31,7 @@ impl Caps {
     pub const SASL: Caps = Caps(1 << 19);
     pub const ACCOUNT_REGISTRATION: Caps = Caps(1 << 20);
     pub const READ_MARKER: Caps = Caps(1 << 21);
+    pub const CHANNEL_RENAME: Caps = Caps(1 << 26);
     pub const PRE_AWAY: Caps = Caps(1 << 27);
     pub const NO_IMPLICIT_NAMES: Caps = Caps(1 << 28);
     pub const EXTENDED_ISUPPORT: Caps = Caps(1 << 29);
@@ -124,6 +125,7 @@ pub static CAPABILITIES: &[Capability] = &[
         offered: super::commands::register::offered,
         requestable: true,
     },
+    cap("draft/channel-rename", Caps::CHANNEL_RENAME),
     Capability {
         name: "draft/chathistory",
         flag: Caps::CHATHISTORY,

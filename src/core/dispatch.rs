@@ -5,7 +5,8 @@ use super::caps::Caps;
 use super::commands::{
     authenticate, away, cap, chanserv, chathistory, help, info, invite, ison, isupport, join, kick,
     kill, kline, list, markread, message, mode, monitor, names, nickserv, oper, part, ping, quit,
-    register, registration, rehash, setname, stats, topic, userhost, wallops, who, whois, whowas,
+    register, registration, rehash, rename, setname, stats, topic, userhost, wallops, who, whois,
+    whowas,
 };
 use super::replies::check_privilege;
 use super::{Client, ClientId, Refusal, State, labeled};
@@ -130,6 +131,7 @@ static COMMANDS: &[Command] = &[
     // Before registration only with `before-connect`; the handler says so.
     any_phase("REGISTER", register::register, 3),
     oper("REHASH", rehash::rehash, 0, Privilege::Rehash),
+    command("RENAME", rename::rename, 2),
     command("SETNAME", setname::setname, 1),
     command("STATS", stats::stats, 0),
     command("TAGMSG", message::tagmsg, 1),

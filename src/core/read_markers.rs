@@ -67,6 +67,15 @@ impl TargetMarkers {
         }
     }
 
+    /// A renamed room's marker follows it; returns it, if there was one.
+    pub fn rename(&mut self, old: &Folded, new: &Folded, display: &str) -> Option<i64> {
+        let mut marker = self.0.remove(old)?;
+        display.clone_into(&mut marker.target);
+        let read_ms = marker.read_ms;
+        self.0.insert(new.clone(), marker);
+        Some(read_ms)
+    }
+
     /// Every marker, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = &Marker> {
         self.0.values()
@@ -89,6 +98,18 @@ impl AccountReadMarkers {
                 record.read_ms,
             );
         }
+    }
+
+    /// A renamed room's markers follow it: the accounts whose marker
+    /// moved, with it, to be stored under the new name.
+    pub fn rename(&mut self, old: &Folded, new: &Folded, display: &str) -> Vec<(Folded, i64)> {
+        self.0
+            .iter_mut()
+            .filter_map(|(account, markers)| {
+                let read_ms = markers.rename(old, new, display)?;
+                Some((account.clone(), read_ms))
+            })
+            .collect()
     }
 
     /// A dropped account's markers go with it, as its rows do.

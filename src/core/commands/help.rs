@@ -243,6 +243,14 @@ static TEXTS: &[(&str, &[&str])] = &[
         &["REHASH", "Operators: reloads the configuration file."],
     ),
     (
+        "RENAME",
+        &[
+            "RENAME <#room> <#new name> [:<reason>]",
+            "Room operators: renames the room, keeping its members, modes, lists,",
+            "registration and history (draft/channel-rename).",
+        ],
+    ),
+    (
         "SETNAME",
         &["SETNAME :<real name>", "Changes your real name."],
     ),

@@ -32,6 +32,7 @@ pub mod quit;
 pub mod register;
 pub mod registration;
 pub mod rehash;
+pub mod rename;
 mod service;
 pub mod setname;
 pub mod stats;
