@@ -259,6 +259,7 @@ mod tests {
                 account: "alice".into(),
                 target: "#room".into(),
                 read_ms,
+                renamed_from: None,
             };
             queue.save_marker(key(), marker);
         }

@@ -22,6 +22,9 @@ pub struct ReadMarkerRecord {
     pub target: String,
     /// The `time` of the last message read, in ms since the epoch.
     pub read_ms: i64,
+    /// The room's name before a RENAME: its row is this one's, and goes
+    /// (unless the name was marked later since, by a new room of it).
+    pub renamed_from: Option<String>,
 }
 
 impl Store {
@@ -33,6 +36,10 @@ impl Store {
         check_length("target", &marker.target, MAX_TARGET_LEN)?;
         let account_key = self.naming().key(&marker.account);
         let target_key = self.naming().key(&marker.target);
+        let renamed_key = marker
+            .renamed_from
+            .as_deref()
+            .map(|old| self.naming().key(old));
         let transaction = self.connection().transaction()?;
         let Some(account) = account_id(&transaction, &account_key)? else {
             return Ok(());
@@ -44,6 +51,13 @@ impl Store {
              SET target = excluded.target, read_ms = max(read_ms, excluded.read_ms)",
             params![account, target_key, marker.target, marker.read_ms],
         )?;
+        if let Some(old) = &renamed_key {
+            transaction.execute(
+                "DELETE FROM account_read_markers
+                 WHERE account = ?1 AND target_key = ?2 AND read_ms <= ?3",
+                params![account, old, marker.read_ms],
+            )?;
+        }
         transaction.execute(
             "DELETE FROM account_read_markers WHERE account = ?1 AND target_key NOT IN
                  (SELECT target_key FROM account_read_markers WHERE account = ?1
@@ -69,6 +83,7 @@ impl Store {
                 account: row.get(0)?,
                 target: row.get(1)?,
                 read_ms: row.get(2)?,
+                renamed_from: None,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

@@ -733,6 +733,7 @@ fn marker(account: &str, target: &str, read_ms: i64) -> ReadMarkerRecord {
         account: account.to_owned(),
         target: target.to_owned(),
         read_ms,
+        renamed_from: None,
     }
 }
 
@@ -774,6 +775,12 @@ fn an_account_keeps_its_most_recently_read_markers_only() {
     let kept = store.read_markers().unwrap();
     assert_eq!(kept.len() as i64, limit);
     assert!(kept.iter().all(|kept| kept.target != "#r0"));
+    let mut renamed = marker("alice", "#renamed", limit + 1);
+    renamed.renamed_from = Some(format!("#R{limit}"));
+    store.save_read_marker(&renamed).unwrap();
+    let kept = store.read_markers().unwrap();
+    assert!(kept.iter().any(|kept| kept.target == "#renamed"));
+    assert!(kept.iter().all(|kept| kept.target != format!("#r{limit}")));
     let too_long = "#".repeat(super::read_markers::MAX_TARGET_LEN + 1);
     assert!(
         store

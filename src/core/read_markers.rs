@@ -188,6 +188,7 @@ impl State {
                 account,
                 target: target.to_owned(),
                 read_ms,
+                renamed_from: None,
             }));
     }
 

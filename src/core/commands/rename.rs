@@ -101,6 +101,7 @@ fn rename_in(rooms: &mut std::collections::HashSet<Folded>, old: &Folded, new: &
 
 /// Playback's seen marks and read markers follow the room.
 fn move_marks(state: &mut State, old: &Folded, new: &Folded, display: &str) {
+    let old_name = old.as_str().to_owned();
     state.account_seen.rename(old, new);
     for client in state.clients.values_mut() {
         client.playback_seen.rename(old, new);
@@ -111,6 +112,7 @@ fn move_marks(state: &mut State, old: &Folded, new: &Folded, display: &str) {
             account: account.as_str().to_owned(),
             target: display.to_owned(),
             read_ms,
+            renamed_from: Some(old_name.clone()),
         };
         state.admin.request(AdminRequest::SaveReadMarker(marker));
     }
