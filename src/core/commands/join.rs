@@ -5,6 +5,7 @@ use super::part::part_one;
 use super::topic::send_topic;
 use crate::accounts::AccessLevel;
 use crate::core::Refusal;
+use crate::core::broadcast::Broadcast;
 use crate::core::caps::Caps;
 use crate::core::{Channel, ChannelModes, Client, ClientId, Membership, State};
 use crate::core::{history_access, playback};
@@ -125,16 +126,9 @@ fn announce(state: &mut State, id: ClientId, folded: &Folded) {
     };
     let source = client.source.clone();
     let away = client.away.clone();
-    let line = Line::new(Some(&source), "JOIN").arg(&channel.name).finish();
-    // extended-join: the account (`*` when logged out) and real name.
-    let extended = Line::new(Some(&source), "JOIN")
-        .arg(&channel.name)
-        .arg(client.account.as_deref().unwrap_or("*"))
-        .trailing(&client.realname)
-        .finish();
-    let mut event = state
-        .event_from(id, line)
-        .with_alternative(Caps::EXTENDED_JOIN, extended);
+    let Some(mut event) = join_event(state, id, &channel.name) else {
+        return;
+    };
     state.send_to_members(folded, &mut event, |_, _| true);
     if let Some(away) = away {
         let line = Line::new(Some(&source), "AWAY").trailing(&away).finish();
@@ -143,6 +137,23 @@ fn announce(state: &mut State, id: ClientId, folded: &Folded) {
             member.id != id && member.caps.contains(Caps::AWAY_NOTIFY)
         });
     }
+}
+
+/// `id`'s JOIN of the room `name`, in both forms: extended-join adds the
+/// account (`*` when logged out) and the real name.
+pub fn join_event(state: &State, id: ClientId, name: &str) -> Option<Broadcast> {
+    let client = state.clients.get(&id)?;
+    let line = Line::new(Some(&client.source), "JOIN").arg(name).finish();
+    let extended = Line::new(Some(&client.source), "JOIN")
+        .arg(name)
+        .arg(client.account.as_deref().unwrap_or("*"))
+        .trailing(&client.realname)
+        .finish();
+    Some(
+        state
+            .event_from(id, line)
+            .with_alternative(Caps::EXTENDED_JOIN, extended),
+    )
 }
 
 /// Who asks to enter, and with what.

@@ -5,6 +5,7 @@
 //! the capability see RENAME; others see themselves PART and JOIN again,
 //! with the JOIN burst, as the spec's fallback says.
 
+use super::join::join_event;
 use super::names::send_implicit_names;
 use super::topic::send_topic;
 use crate::accounts::ReadMarkerRecord;
@@ -142,22 +143,23 @@ fn announce(state: &mut State, id: ClientId, [old, new, reason]: [&str; 3], fall
     let Some(channel) = state.channels.get(&folded) else {
         return;
     };
-    let mut members: Vec<ClientId> = channel.members.keys().copied().collect();
-    members.sort_unstable();
+    let (capable, mut others): (Vec<ClientId>, Vec<ClientId>) =
+        channel.members.keys().copied().partition(|member| {
+            state
+                .clients
+                .get(member)
+                .is_some_and(|client| client.has_cap(Caps::CHANNEL_RENAME))
+        });
     let line = Line::new(Some(&source), "RENAME")
         .arg(old)
         .arg(new)
         .trailing(reason)
         .finish();
-    for member in members {
-        let capable = state
-            .clients
-            .get(&member)
-            .is_some_and(|client| client.has_cap(Caps::CHANNEL_RENAME));
-        if capable {
-            let mut event = state.event_from(id, line.clone());
-            state.send_all([member], &mut event);
-        } else if fallback {
+    let mut event = state.event_from(id, line);
+    state.send_all(capable, &mut event);
+    if fallback {
+        others.sort_unstable();
+        for member in others {
             part_and_join(state, member, old, &folded, reason);
         }
     }
@@ -182,18 +184,11 @@ fn part_and_join(state: &mut State, id: ClientId, old: &str, folded: &Folded, re
         part.trailing(reason)
     }
     .finish();
-    let join = Line::new(Some(&client.source), "JOIN").arg(&new).finish();
-    let extended = Line::new(Some(&client.source), "JOIN")
-        .arg(&new)
-        .arg(client.account.as_deref().unwrap_or("*"))
-        .trailing(&client.realname)
-        .finish();
     let mut part = state.event_from(id, part);
     state.send_all([id], &mut part);
-    let mut join = state
-        .event_from(id, join)
-        .with_alternative(Caps::EXTENDED_JOIN, extended);
-    state.send_all([id], &mut join);
+    if let Some(mut join) = join_event(state, id, &new) {
+        state.send_all([id], &mut join);
+    }
     send_topic(state, id, folded, false);
     send_implicit_names(state, id, folded);
 }
