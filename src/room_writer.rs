@@ -1,7 +1,8 @@
-//! Registered rooms' writes, on a task of their own so that account jobs
-//! never wait behind them. Each room has at most one write pending, the
-//! latest state of the room: a flood of TOPIC or MODE changes in one room
-//! queues one record, not one per change.
+//! Registered rooms' and read markers' writes, on a task of their own so
+//! that account jobs never wait behind them. Each room has at most one
+//! write pending, the latest state of the room: a flood of TOPIC or MODE
+//! changes in one room queues one record, not one per change. Likewise
+//! each account's marker in each target: a flood of MARKREAD queues one.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -11,7 +12,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tracing::error;
 
-use crate::accounts::{Naming, RoomRecord, Store};
+use crate::accounts::{Naming, ReadMarkerRecord, RoomRecord, Store};
 
 /// What is still to be written for one room: a drop of the registration
 /// stored before (when the room was dropped since), then its latest record
@@ -23,10 +24,19 @@ pub struct RoomWrite {
     pub save: Option<RoomRecord>,
 }
 
-/// The rooms with a write pending, one slot each, keyed by folded name.
+/// One write of the queue.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Write {
+    Room(RoomWrite),
+    ReadMarker(ReadMarkerRecord),
+}
+
+/// The rooms with a write pending, one slot each, keyed by folded name;
+/// and the read markers, one slot per folded account and target.
 #[derive(Debug, Default)]
 pub struct RoomQueue {
     rooms: BTreeMap<String, RoomWrite>,
+    markers: BTreeMap<(String, String), ReadMarkerRecord>,
     closed: bool,
 }
 
@@ -52,9 +62,19 @@ impl RoomQueue {
         })
     }
 
-    /// The next write, taking it out of the queue.
-    pub fn take(&mut self) -> Option<RoomWrite> {
-        self.rooms.pop_first().map(|(_, write)| write)
+    /// The account's latest marker in a target, replacing any unwritten.
+    pub fn save_marker(&mut self, key: (String, String), marker: ReadMarkerRecord) {
+        self.markers.insert(key, marker);
+    }
+
+    /// The next write, taking it out of the queue: rooms first.
+    pub fn take(&mut self) -> Option<Write> {
+        if let Some((_, write)) = self.rooms.pop_first() {
+            return Some(Write::Room(write));
+        }
+        self.markers
+            .pop_first()
+            .map(|(_, marker)| Write::ReadMarker(marker))
     }
 
     /// Rooms with a write pending.
@@ -99,6 +119,13 @@ impl RoomWriter {
         self.with_queue(|queue| queue.save(key, record));
     }
 
+    /// Queues an account's read marker in a target.
+    pub fn save_marker(&self, marker: ReadMarkerRecord) {
+        let fold = |name: &str| self.naming.casemapping.fold(name).as_str().to_owned();
+        let key = (fold(&marker.account), fold(&marker.target));
+        self.with_queue(|queue| queue.save_marker(key, marker));
+    }
+
     /// Queues the room's unregistration.
     pub fn drop_room(&self, name: String) {
         let key = self.naming.casemapping.fold(&name).as_str().to_owned();
@@ -140,30 +167,44 @@ async fn write_rooms(
     }
 }
 
-async fn store(path: &std::path::Path, naming: Naming, write: RoomWrite) {
+async fn store(path: &std::path::Path, naming: Naming, write: Write) {
     let path = path.to_owned();
     let written = tokio::task::spawn_blocking(move || {
         let mut store = Store::open(&path, naming)?;
-        if write.drop_first {
-            store.drop_room(&write.name)?;
-        }
-        match &write.save {
-            Some(record) => store.save_room(record),
-            None => Ok(()),
+        match write {
+            Write::Room(write) => store_room(&mut store, &write),
+            Write::ReadMarker(marker) => store.save_read_marker(&marker),
         }
     })
     .await;
     match written {
         Ok(Ok(())) => {}
-        Ok(Err(error)) => error!("cannot store a registered room: {error}"),
+        Ok(Err(error)) => error!("cannot store a registered room or read marker: {error}"),
         Err(error) => error!("the registered room writer failed: {error}"),
+    }
+}
+
+fn store_room(store: &mut Store, write: &RoomWrite) -> Result<(), crate::accounts::AccountError> {
+    if write.drop_first {
+        store.drop_room(&write.name)?;
+    }
+    match &write.save {
+        Some(record) => store.save_room(record),
+        None => Ok(()),
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::RoomQueue;
-    use crate::accounts::RoomRecord;
+    use super::{RoomQueue, RoomWrite, Write};
+    use crate::accounts::{ReadMarkerRecord, RoomRecord};
+
+    fn take_room(queue: &mut RoomQueue) -> RoomWrite {
+        match queue.take() {
+            Some(Write::Room(write)) => write,
+            other => panic!("expected a room write, got {other:?}"),
+        }
+    }
 
     fn record(name: &str, topic_ms: i64) -> RoomRecord {
         RoomRecord {
@@ -189,8 +230,8 @@ mod tests {
         }
         queue.save("#calm".into(), record("#calm", 0));
         assert_eq!(queue.len(), 2);
-        let calm = queue.take().unwrap();
-        let flood = queue.take().unwrap();
+        let calm = take_room(&mut queue);
+        let flood = take_room(&mut queue);
         assert_eq!(calm.name, "#calm");
         assert_eq!(flood.save, Some(record("#flood", 9_999)));
         assert!(queue.take().is_none());
@@ -201,12 +242,34 @@ mod tests {
         let mut queue = RoomQueue::default();
         queue.save("#room".into(), record("#room", 1));
         queue.drop_room("#room".into(), "#room".into());
-        let dropped = queue.take().unwrap();
+        let dropped = take_room(&mut queue);
         assert!(dropped.drop_first && dropped.save.is_none());
         queue.drop_room("#room".into(), "#room".into());
         queue.save("#room".into(), record("#room", 2));
-        let replaced = queue.take().unwrap();
+        let replaced = take_room(&mut queue);
         assert!(replaced.drop_first);
         assert_eq!(replaced.save, Some(record("#room", 2)));
+    }
+
+    #[test]
+    fn a_flood_of_markers_in_one_target_leaves_one_write_after_the_rooms() {
+        let mut queue = RoomQueue::default();
+        let key = || ("alice".to_owned(), "#room".to_owned());
+        for read_ms in 0..1_000 {
+            let marker = ReadMarkerRecord {
+                account: "alice".into(),
+                target: "#room".into(),
+                read_ms,
+                renamed_from: None,
+            };
+            queue.save_marker(key(), marker);
+        }
+        queue.save("#room".into(), record("#room", 1));
+        assert_eq!(take_room(&mut queue).name, "#room");
+        match queue.take() {
+            Some(Write::ReadMarker(marker)) => assert_eq!(marker.read_ms, 999),
+            other => panic!("expected the latest marker, got {other:?}"),
+        }
+        assert!(queue.take().is_none());
     }
 }

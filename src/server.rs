@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::accounts::{
-    AccountError, DatabaseLock, LockError, Naming, NickOwner, RoomRecord, Store,
+    AccountError, DatabaseLock, LockError, Naming, NickOwner, ReadMarkerRecord, RoomRecord, Store,
 };
 use crate::config::Config;
 use crate::core::{self, Event, State, SystemClock};
@@ -141,6 +141,9 @@ pub async fn start_with(config: Config, options: Options) -> Result<ServerHandle
         connect_history(&mut state, history, inbox.clone());
     }
     state.load_registered_rooms(accounts.rooms);
+    state
+        .read_markers
+        .load(&state.config, accounts.read_markers);
     state.seed_playback(preload);
     state.reservations = reservations(&state, accounts.nick_owners);
     let core = tokio::spawn(core::run(state, events));
@@ -336,6 +339,8 @@ struct AccountsAtStart {
     /// The rooms registered with ChanServ, which exist from the start as
     /// `[[room]]`s do.
     rooms: Vec<RoomRecord>,
+    /// Where each account last read each target (draft/read-marker).
+    read_markers: Vec<ReadMarkerRecord>,
 }
 
 /// Reads [`AccountsAtStart`] whenever the database is there (REHASH may
@@ -359,6 +364,7 @@ async fn read_accounts(config: &Config) -> Result<AccountsAtStart, StartError> {
             // Whether or not accounts are enabled now: REHASH may enable
             // them, and a registered room must not look free then.
             rooms: store.rooms()?,
+            read_markers: store.read_markers()?,
         })
     };
     tokio::task::spawn_blocking(read)

@@ -9,6 +9,7 @@
 //! - [`mail`]: verification codes and the SMTP client that mails them.
 //! - [`admin`]: what `rookery accounts list` and `show` print.
 //! - [`metadata`]: a user's IRCv3 metadata, kept with its account.
+//! - [`read_markers`]: where each account last read each target.
 //! - [`rooms`]: registered rooms (ChanServ), stored whole beside the
 //!   accounts that found them.
 //!
@@ -19,6 +20,7 @@ pub mod lock;
 pub mod mail;
 pub mod metadata;
 pub mod password;
+pub mod read_markers;
 pub mod rooms;
 pub mod store;
 #[cfg(test)]
@@ -27,6 +29,7 @@ mod tests;
 pub use lock::{DatabaseLock, LockError};
 pub use metadata::MetadataChange;
 pub use password::{Credentials, PasswordError, ScramCredentials};
+pub use read_markers::ReadMarkerRecord;
 pub use rooms::{AccessLevel, ListRecord, RoomRecord, TopicRecord};
 pub use store::{
     Account, AccountError, CodeCheck, Naming, NickOwner, PendingCode, Store, Suspension,

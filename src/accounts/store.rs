@@ -129,6 +129,15 @@ pub(super) const MIGRATIONS: &[&str] = &[
         value TEXT NOT NULL CHECK (length(CAST(value AS BLOB)) BETWEEN 1 AND 300),
         PRIMARY KEY (room, key)
     ) WITHOUT ROWID;",
+    // 6: read markers (draft/read-marker): the last message each account
+    // read in each target, a room or a nick; they go with the account.
+    "CREATE TABLE account_read_markers (
+        account INTEGER NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+        target_key TEXT NOT NULL CHECK (length(target_key) BETWEEN 1 AND 200),
+        target TEXT NOT NULL CHECK (length(target) BETWEEN 1 AND 200),
+        read_ms INTEGER NOT NULL,
+        PRIMARY KEY (account, target_key)
+    ) WITHOUT ROWID;",
 ];
 
 /// Wrong codes a pending account survives; the next frees its name.
@@ -903,7 +912,11 @@ fn count_below(
     Ok(())
 }
 
-fn check_length(field: &'static str, value: &str, max: usize) -> Result<(), AccountError> {
+pub(super) fn check_length(
+    field: &'static str,
+    value: &str,
+    max: usize,
+) -> Result<(), AccountError> {
     if value.len() > max {
         return Err(AccountError::TooLong { field, max });
     }

@@ -804,3 +804,64 @@ fn a_registered_rooms_metadata_is_stored_with_it() {
     bad.metadata = vec![("k".into(), "v".repeat(301))];
     assert!(store.save_room(&bad).is_err());
 }
+
+fn marker(account: &str, target: &str, read_ms: i64) -> ReadMarkerRecord {
+    ReadMarkerRecord {
+        account: account.to_owned(),
+        target: target.to_owned(),
+        read_ms,
+        renamed_from: None,
+    }
+}
+
+#[test]
+fn a_read_marker_only_moves_forward_and_goes_with_its_account() {
+    let db = Database::new("markers");
+    let mut store = db.open(Casemapping::Ascii);
+    store.create("Alice", &credentials("p"), None, 0).unwrap();
+    store
+        .save_read_marker(&marker("alice", "#Room", 20))
+        .unwrap();
+    store
+        .save_read_marker(&marker("ALICE", "#room", 10))
+        .unwrap();
+    store
+        .save_read_marker(&marker("nobody", "#room", 30))
+        .unwrap();
+    drop(store);
+    let mut store = db.open(Casemapping::Ascii);
+    assert_eq!(
+        store.read_markers().unwrap(),
+        [marker("Alice", "#room", 20)]
+    );
+    store.delete("alice").unwrap();
+    assert!(store.read_markers().unwrap().is_empty());
+}
+
+#[test]
+fn an_account_keeps_its_most_recently_read_markers_only() {
+    let db = Database::new("markers-bound");
+    let mut store = db.open(Casemapping::Ascii);
+    store.create("alice", &credentials("p"), None, 0).unwrap();
+    let limit = super::read_markers::MAX_MARKERS_PER_ACCOUNT as i64;
+    for n in 0..=limit {
+        store
+            .save_read_marker(&marker("alice", &format!("#r{n}"), n))
+            .unwrap();
+    }
+    let kept = store.read_markers().unwrap();
+    assert_eq!(kept.len() as i64, limit);
+    assert!(kept.iter().all(|kept| kept.target != "#r0"));
+    let mut renamed = marker("alice", "#renamed", limit + 1);
+    renamed.renamed_from = Some(format!("#R{limit}"));
+    store.save_read_marker(&renamed).unwrap();
+    let kept = store.read_markers().unwrap();
+    assert!(kept.iter().any(|kept| kept.target == "#renamed"));
+    assert!(kept.iter().all(|kept| kept.target != format!("#r{limit}")));
+    let too_long = "#".repeat(super::read_markers::MAX_TARGET_LEN + 1);
+    assert!(
+        store
+            .save_read_marker(&marker("alice", &too_long, 1))
+            .is_err()
+    );
+}

@@ -30,9 +30,14 @@ impl Caps {
     pub const STS: Caps = Caps(1 << 18);
     pub const SASL: Caps = Caps(1 << 19);
     pub const ACCOUNT_REGISTRATION: Caps = Caps(1 << 20);
+    pub const READ_MARKER: Caps = Caps(1 << 21);
     pub const MESSAGE_REDACTION: Caps = Caps(1 << 22);
     pub const EVENT_PLAYBACK: Caps = Caps(1 << 24);
     pub const METADATA: Caps = Caps(1 << 25);
+    pub const CHANNEL_RENAME: Caps = Caps(1 << 26);
+    pub const PRE_AWAY: Caps = Caps(1 << 27);
+    pub const NO_IMPLICIT_NAMES: Caps = Caps(1 << 28);
+    pub const EXTENDED_ISUPPORT: Caps = Caps(1 << 29);
 
     pub fn contains(self, other: Caps) -> bool {
         self.0 & other.0 == other.0
@@ -123,6 +128,7 @@ pub static CAPABILITIES: &[Capability] = &[
         offered: super::commands::register::offered,
         requestable: true,
     },
+    cap("draft/channel-rename", Caps::CHANNEL_RENAME),
     Capability {
         name: "draft/chathistory",
         flag: Caps::CHATHISTORY,
@@ -137,6 +143,7 @@ pub static CAPABILITIES: &[Capability] = &[
         offered: history_offered,
         requestable: true,
     },
+    cap("draft/extended-isupport", Caps::EXTENDED_ISUPPORT),
     Capability {
         name: "draft/message-redaction",
         flag: Caps::MESSAGE_REDACTION,
@@ -151,6 +158,8 @@ pub static CAPABILITIES: &[Capability] = &[
         offered: super::metadata::offered,
         requestable: true,
     },
+    cap("draft/pre-away", Caps::PRE_AWAY),
+    cap("draft/read-marker", Caps::READ_MARKER),
     cap("echo-message", Caps::ECHO_MESSAGE),
     cap("extended-join", Caps::EXTENDED_JOIN),
     cap("extended-monitor", Caps::EXTENDED_MONITOR),
@@ -158,6 +167,7 @@ pub static CAPABILITIES: &[Capability] = &[
     cap("labeled-response", Caps::LABELED_RESPONSE),
     cap("message-tags", Caps::MESSAGE_TAGS),
     cap("multi-prefix", Caps::MULTI_PREFIX),
+    cap("no-implicit-names", Caps::NO_IMPLICIT_NAMES),
     Capability {
         name: "sasl",
         flag: Caps::SASL,

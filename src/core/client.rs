@@ -8,6 +8,7 @@ use std::time::SystemTime;
 use super::ClientId;
 use super::caps::Caps;
 use super::hold::Waiting;
+use super::read_markers::TargetMarkers;
 use super::seen::SeenMarks;
 use crate::config::Privilege;
 use crate::net::Outbox;
@@ -89,6 +90,9 @@ pub struct Client {
     pub oper_by_account: bool,
     /// Its IRCv3 metadata and subscriptions.
     pub metadata: super::metadata::ClientMetadata,
+    /// Read markers while not logged in (a logged-in client uses its
+    /// account's).
+    pub read_markers: TargetMarkers,
 }
 
 /// User modes.
@@ -177,6 +181,7 @@ impl Client {
             guest_grace_spent: false,
             oper_by_account: false,
             metadata: Default::default(),
+            read_markers: TargetMarkers::default(),
         }
     }
 

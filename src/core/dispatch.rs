@@ -3,9 +3,10 @@
 
 use super::caps::Caps;
 use super::commands::{
-    authenticate, away, cap, chanserv, chathistory, help, info, invite, ison, join, kick, kill,
-    kline, list, message, metadata, mode, monitor, names, nickserv, oper, part, ping, quit, redact,
-    register, registration, rehash, setname, stats, topic, userhost, wallops, who, whois, whowas,
+    authenticate, away, cap, chanserv, chathistory, help, info, invite, ison, isupport, join, kick,
+    kill, kline, list, markread, message, metadata, mode, monitor, names, nickserv, oper, part,
+    ping, quit, redact, register, registration, rehash, rename, setname, stats, topic, userhost,
+    wallops, who, whois, whowas,
 };
 use super::replies::check_privilege;
 use super::{Client, ClientId, Refusal, State, labeled};
@@ -88,7 +89,8 @@ const fn oper(
 static COMMANDS: &[Command] = &[
     command("ADMIN", info::admin, 0),
     any_phase("AUTHENTICATE", authenticate::authenticate, 1),
-    command("AWAY", away::away, 0),
+    // Before registration only with draft/pre-away; the handler says so.
+    any_phase("AWAY", away::away, 0),
     any_phase("CAP", cap::cap, 1),
     // Missing parameters get the spec's FAIL, not 461.
     command("CHATHISTORY", chathistory::chathistory, 0),
@@ -100,6 +102,8 @@ static COMMANDS: &[Command] = &[
     // No parameter lists the caller's invites; one alone is 461 there.
     command("INVITE", invite::invite, 0),
     command("ISON", ison::ison, 1),
+    // Before registration only with draft/extended-isupport.
+    any_phase("ISUPPORT", isupport::isupport, 0),
     command("JOIN", join::join, 1),
     command("KICK", kick::kick, 2),
     oper("KILL", kill::kill, 1, Privilege::Kill),
@@ -107,6 +111,8 @@ static COMMANDS: &[Command] = &[
     command("LINKS", info::links, 0),
     command("LIST", list::list, 0),
     command("LUSERS", info::lusers, 0),
+    // Missing parameters get the spec's FAIL, not 461.
+    command("MARKREAD", markread::markread, 0),
     // Before registration only for the client's own keys (before-connect).
     any_phase("METADATA", metadata::metadata, 2),
     command("MODE", mode::mode, 1),
@@ -128,6 +134,7 @@ static COMMANDS: &[Command] = &[
     // Before registration only with `before-connect`; the handler says so.
     any_phase("REGISTER", register::register, 3),
     oper("REHASH", rehash::rehash, 0, Privilege::Rehash),
+    command("RENAME", rename::rename, 2),
     command("SETNAME", setname::setname, 1),
     command("STATS", stats::stats, 0),
     command("TAGMSG", message::tagmsg, 1),

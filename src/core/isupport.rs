@@ -1,10 +1,14 @@
 //! RPL_ISUPPORT (005), generated from the same configuration that enforces
 //! the limits, so what is advertised is what is enforced.
 
+use super::caps::Caps;
+use super::playback::batch_end;
 use super::{ClientId, State, extban};
 use crate::config::Config;
+use crate::proto::Line;
 use crate::proto::modes::{self, ListKind};
 use crate::proto::numeric;
+use crate::proto::tags::with_tags;
 use crate::proto::validate::CHANTYPES;
 
 /// The longest channel key (KEYLEN): the common value, and short enough to type.
@@ -98,8 +102,22 @@ pub fn client_tag_denied(deny: &[String], name: &str) -> bool {
     denied
 }
 
-/// The 005 lines, at most 13 tokens each.
+/// The 005 lines, at most 13 tokens each; in a `draft/isupport` batch
+/// for a client with both `batch` and draft/extended-isupport, which must
+/// see no 005 outside one.
 pub fn send_isupport(state: &mut State, id: ClientId) {
+    let batched = state.clients.get(&id).is_some_and(|client| {
+        client.has_cap(Caps::BATCH) && client.has_cap(Caps::EXTENDED_ISUPPORT)
+    });
+    let reference = batched.then(|| state.next_batch_id());
+    let server = state.server_name().to_owned();
+    if let Some(reference) = &reference {
+        let start = Line::new(Some(&server), "BATCH")
+            .arg(&format!("+{reference}"))
+            .arg("draft/isupport")
+            .finish();
+        state.send(id, start);
+    }
     let tokens = state.isupport.clone();
     for chunk in tokens.chunks(13) {
         let mut line = state.numeric_line(id, numeric::RPL_ISUPPORT);
@@ -107,7 +125,14 @@ pub fn send_isupport(state: &mut State, id: ClientId) {
             line = line.arg(token);
         }
         let line = line.trailing("are supported by this server").finish();
+        let line = match &reference {
+            Some(reference) => with_tags(&format!("batch={reference}"), &line),
+            None => line,
+        };
         state.send(id, line);
+    }
+    if let Some(reference) = reference {
+        state.send(id, batch_end(&server, &reference));
     }
 }
 

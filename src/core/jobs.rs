@@ -30,6 +30,8 @@ pub enum AdminRequest {
     SaveRoom(crate::accounts::RoomRecord),
     /// Forget a registered room (ChanServ DROP).
     DropRoom { name: String },
+    /// Store an account's read marker in a target (MARKREAD).
+    SaveReadMarker(crate::accounts::ReadMarkerRecord),
     /// Read or change the account store; the answer is `Event::AccountAnswered`.
     Account {
         job: AccountJob,

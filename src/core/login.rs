@@ -23,6 +23,9 @@ impl State {
     pub fn log_in(&mut self, id: ClientId, account: &str) {
         self.log_in_without_mode_line(id, account);
         self.announce_registered_mode(id);
+        // Not in a SASL exchange (`log_in_without_mode_line`), whose lines
+        // clients read as the exchange's.
+        self.read_markers_on_login(id);
     }
 
     /// [`State::log_in`] without the MODE line for +r (the mode is set),

@@ -10,6 +10,7 @@
 //! `monitor.rs`. Beside them: `bans.rs` (K-lines and
 //! D-lines), `lockout.rs` (failed OPER and login attempts), `login.rs` (logging in
 //! and out of accounts), `registered.rs` (rooms registered with ChanServ),
+//! `read_markers.rs` (draft/read-marker),
 //! `reservation.rs` (who owns a nick, and renaming those who use one without
 //! logging in), `jobs.rs` (what the
 //! core hands to the blocking worker), `history_answer.rs` (a CHATHISTORY
@@ -40,6 +41,7 @@ mod login;
 mod metadata;
 mod monitor;
 pub mod playback;
+pub mod read_markers;
 mod registered;
 mod replies;
 pub mod reservation;

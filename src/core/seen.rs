@@ -51,6 +51,14 @@ impl SeenMarks {
         self.rooms.insert(room.clone(), seen);
     }
 
+    /// A renamed room's mark follows it, replacing any the new name had.
+    pub fn rename(&mut self, old: &Folded, new: &Folded) {
+        self.rooms.remove(new);
+        if let Some(mark) = self.rooms.remove(old) {
+            self.rooms.insert(new.clone(), mark);
+        }
+    }
+
     /// The latest mark of any room: when these marks were last added to.
     fn latest(&self) -> u64 {
         self.rooms.values().copied().max().unwrap_or(0)
@@ -69,6 +77,13 @@ impl AccountMarks {
         self.accounts
             .get(account)
             .map_or(0, |marks| marks.get(room))
+    }
+
+    /// A renamed room's marks follow it, for every account.
+    pub fn rename(&mut self, old: &Folded, new: &Folded) {
+        for marks in self.accounts.values_mut() {
+            marks.rename(old, new);
+        }
     }
 
     /// `account` was shown everything up to `seen` in `room`. Past

@@ -15,6 +15,7 @@ use super::cloak::{self, Cloak};
 use super::commands::{chathistory, oper, redact, rehash};
 use super::hold::Input;
 use super::labeled::Capture;
+use super::read_markers::AccountReadMarkers;
 use super::reservation::Reservations;
 use super::seen::AccountMarks;
 use super::whowas::Whowas;
@@ -74,6 +75,8 @@ pub struct State {
     /// Which account owns each registered nick, and when clients using
     /// one without logging in are renamed.
     pub reservations: Reservations,
+    /// Every account's read markers (draft/read-marker).
+    pub read_markers: AccountReadMarkers,
     /// Makes message ids unique across restarts: the start time.
     msgid_prefix: String,
     msgid_counter: u64,
@@ -124,6 +127,7 @@ impl State {
             room_ended_ms: i64::MIN,
             nick_ended_ms: i64::MIN,
             reservations: Reservations::default(),
+            read_markers: AccountReadMarkers::default(),
         }
         .with_persistent_rooms()
     }

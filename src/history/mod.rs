@@ -237,6 +237,18 @@ pub struct HistoryStats {
 /// thousands of records a second, so a queue this deep means the disk has
 /// stalled; the slots (a pointer each) are allocated up front.
 pub const WRITE_QUEUE: usize = 65_536;
+
+/// A room renamed (RENAME): its stored lines move from `old` to `new`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoomRename {
+    pub old: Folded,
+    pub new: Folded,
+    /// The new name as spelled, for the lines' `target_display`.
+    pub display: String,
+    /// Where the room's history starts.
+    pub floor_ms: i64,
+}
+
 /// What the core holds: cheap to clone, and no method waits.
 #[derive(Clone)]
 pub struct HistoryHandle {
@@ -367,6 +379,24 @@ impl HistoryHandle {
             Ok(seq) => seq,
             Err(TrySendError::Full(())) => {
                 error!("the history writer is behind; a redacted line stays stored");
+                0
+            }
+            Err(TrySendError::Disconnected(())) => 0,
+        }
+    }
+
+    /// Moves a renamed room's stored lines to its new name, after what was
+    /// queued before (lines said under the old name) and before anything
+    /// after; returns the sequence number the watermark passes when it is
+    /// done, or 0 when the queue is full (logged; the lines stay under
+    /// the old name, unreadable as the new room's).
+    pub fn rename_room(&self, rename: RoomRename) -> u64 {
+        match self.enqueue(|seq| writer::Job::Rename(seq, rename)) {
+            Ok(seq) => seq,
+            Err(TrySendError::Full(())) => {
+                error!(
+                    "the history writer is behind; a renamed room's history stays under its old name"
+                );
                 0
             }
             Err(TrySendError::Disconnected(())) => 0,

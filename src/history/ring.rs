@@ -142,6 +142,20 @@ impl PlaybackRings {
         }
     }
 
+    /// A renamed room's ring follows it, its lines shown under the new
+    /// name; any ring the new name had (an earlier room's) goes.
+    pub fn rename(&mut self, old: &Folded, new: &Folded, display: &str) {
+        self.rings.remove(new);
+        let Some(mut ring) = self.rings.remove(old) else {
+            return;
+        };
+        for entry in &mut ring.records {
+            entry.record.target = HistoryTarget::Room(new.clone());
+            display.clone_into(&mut entry.record.target_display);
+        }
+        self.rings.insert(new.clone(), ring);
+    }
+
     /// Takes out the lines whose records could not be committed (inclusive
     /// ranges of sequence numbers), so playback shows only what is stored.
     pub fn remove_lost(&mut self, lost: &[(u64, u64)]) {

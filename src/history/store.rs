@@ -348,6 +348,26 @@ impl Store {
         Ok(deleted > 0)
     }
 
+    /// A renamed room's lines follow it (RENAME): stored under `new`,
+    /// shown as `display`. Lines an earlier room of the new name left at
+    /// or after `floor_ms` (where the renamed room's history starts) are
+    /// deleted first: no room could read them any more (one created later
+    /// starts after them), and the renamed one must not. Returns the
+    /// lines moved.
+    pub fn rename_room(&mut self, rename: &super::RoomRename) -> Result<usize, StoreError> {
+        let transaction = self.conn.transaction()?;
+        transaction.execute(
+            "DELETE FROM events WHERE target = ?1 AND time_ms >= ?2",
+            rusqlite::params![rename.new.as_str(), rename.floor_ms],
+        )?;
+        let moved = transaction.execute(
+            "UPDATE events SET target = ?1, target_display = ?2 WHERE target = ?3",
+            rusqlite::params![rename.new.as_str(), rename.display, rename.old.as_str()],
+        )?;
+        transaction.commit()?;
+        Ok(moved)
+    }
+
     /// The `target` columns TARGETS looks at, each with the reader's
     /// floor there: the rooms given, and the conversations of the
     /// reader's party, found through the party index.
@@ -1298,5 +1318,28 @@ mod tests {
             msgids(store.recent("#other", 5, None).unwrap()),
             ["elsewhere"]
         );
+    }
+
+    #[test]
+    fn a_renamed_rooms_lines_move_and_an_earlier_rooms_later_lines_go() {
+        let (_db, mut store, _) = room();
+        store
+            .insert_batch([
+                &record("before-floor", 500, "#new"),
+                &record("after-floor", 2500, "#new"),
+            ])
+            .unwrap();
+        let rename = crate::history::RoomRename {
+            old: folded("#room"),
+            new: folded("#new"),
+            display: "#New".to_owned(),
+            floor_ms: 1000,
+        };
+        assert_eq!(store.rename_room(&rename).unwrap(), 10);
+        assert_eq!(store.count(&target("#room")).unwrap(), 0);
+        assert_eq!(store.count(&target("#new")).unwrap(), 11);
+        assert!(store.contains("before-floor").unwrap());
+        assert!(!store.contains("after-floor").unwrap());
+        assert!(store.contains("elsewhere").unwrap());
     }
 }

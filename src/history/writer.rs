@@ -27,6 +27,9 @@ pub(crate) enum Job {
     /// Delete the line with this msgid (REDACT), in order with the records
     /// around it, then move the watermark to the sequence number.
     Redact(u64, String),
+    /// Move a renamed room's lines, after committing what came before,
+    /// then move the watermark to the sequence number.
+    Rename(u64, super::RoomRename),
     /// Commit what came before, then stop.
     Stop,
 }
@@ -114,6 +117,10 @@ impl Writer {
                     self.redact(&msgid);
                     self.committed.send_replace(seq);
                 }
+                Some(Job::Rename(seq, rename)) => {
+                    self.rename(&rename);
+                    self.committed.send_replace(seq);
+                }
                 Some(Job::Stop) => return,
                 Some(Job::Record(..)) | None => {}
             }
@@ -138,6 +145,17 @@ impl Writer {
         if let Err(error) = self.store.redact(msgid) {
             let file = self.store.path().display();
             error!(%error, %file, msgid, "deleting a redacted line failed");
+        }
+    }
+
+    /// Moves a renamed room's lines; a failure is logged, not retried.
+    fn rename(&mut self, rename: &super::RoomRename) {
+        match self.store.rename_room(rename) {
+            Ok(moved) => info!(moved, room = %rename.display, "history of a renamed room moved"),
+            Err(error) => {
+                let file = self.store.path().display();
+                error!(%error, %file, "moving the history of a renamed room failed");
+            }
         }
     }
 

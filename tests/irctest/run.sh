@@ -27,7 +27,7 @@ markers="$common and not services"
 # not have (bouncers, read markers, ZNC playback, ...).
 services_markers="services and $common"
 services_files=(sasl account_tag account_registration extended_join whois chathistory who monitor redact
-    chmodes/account_extban)
+    read_marker chmodes/account_extban)
 
 if [[ ! -d "$irctest_dir/irctest/server_tests" ]]; then
     echo "irctest: no irctest checkout at $irctest_dir (set IRCTEST_DIR)" >&2

@@ -11,12 +11,18 @@ use crate::proto::{Line, Message};
 /// `AWAY [<text>]`
 ///
 /// Sets the away message (301 to those who message the client), or clears it with no text.
+/// Before registration only with draft/pre-away, which lets a client say
+/// it is away (`AWAY *`: away for no given reason) from the start.
 pub fn away(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
     let max = state.config.limits.away_length;
     let text = message.param(0);
     let Some(client) = state.clients.get_mut(&id) else {
         return Ok(());
     };
+    let registered = client.registered;
+    if !registered && !client.has_cap(Caps::PRE_AWAY) {
+        return Err(Refusal::not_registered());
+    }
     if text.is_empty() {
         client.away = None;
         state.reply(
@@ -35,7 +41,10 @@ pub fn away(state: &mut State, id: ClientId, message: &Message) -> Result<(), Re
             "You have been marked as being away",
         );
     }
-    notify(state, id);
+    // Not yet online, it has no peers to tell; a JOIN tells them later.
+    if registered {
+        notify(state, id);
+    }
     Ok(())
 }
 
@@ -79,5 +88,31 @@ mod tests {
             [":irc.test 305 bob :You are no longer marked as being away"; 2]
         );
         assert_eq!(h.state.clients[&h.id("bob")].away, None);
+    }
+
+    #[test]
+    fn before_registration_away_needs_pre_away() {
+        let mut h = Harness::new();
+        h.connect("bob");
+        h.send("bob", "AWAY :early");
+        assert_eq!(h.take("bob"), [":irc.test 451 * :You have not registered"]);
+        h.send("bob", "CAP REQ draft/pre-away");
+        h.send("bob", "AWAY *");
+        h.send("bob", "NICK bob");
+        h.send("bob", "USER bob 0 * :bob");
+        h.send("bob", "CAP END");
+        let lines = h.take("bob");
+        assert_eq!(
+            lines[1],
+            ":irc.test 306 * :You have been marked as being away"
+        );
+        assert!(lines[2].contains(" 001 bob "), "{lines:?}");
+        assert_eq!(h.state.clients[&h.id("bob")].away.as_deref(), Some("*"));
+        h.register("alice");
+        h.send("alice", "WHOIS bob");
+        assert!(
+            h.take("alice")
+                .contains(&":irc.test 301 alice bob :*".to_owned())
+        );
     }
 }

@@ -90,6 +90,14 @@ static TEXTS: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "ISUPPORT",
+        &[
+            "ISUPPORT",
+            "Sends the server's 005 lines again; with draft/extended-isupport,",
+            "also before you register.",
+        ],
+    ),
+    (
         "JOIN",
         &[
             "JOIN <#room>{,<#room>} [<key>{,<key>}]",
@@ -136,6 +144,14 @@ static TEXTS: &[(&str, &[&str])] = &[
     (
         "LUSERS",
         &["LUSERS", "Counts users, operators, rooms and connections."],
+    ),
+    (
+        "MARKREAD",
+        &[
+            "MARKREAD <target> [timestamp=<time>]",
+            "Sets where you last read <target> (a room or a nick), or asks for it;",
+            "your other connections of the same account are told (draft/read-marker).",
+        ],
     ),
     (
         "METADATA",
@@ -242,6 +258,14 @@ static TEXTS: &[(&str, &[&str])] = &[
     (
         "REHASH",
         &["REHASH", "Operators: reloads the configuration file."],
+    ),
+    (
+        "RENAME",
+        &[
+            "RENAME <#room> <#new name> [:<reason>]",
+            "Room operators: renames the room, keeping its members, modes, lists,",
+            "registration and history (draft/channel-rename).",
+        ],
     ),
     (
         "SETNAME",

@@ -1,10 +1,11 @@
 //! JOIN: enter rooms, creating a room on first use; `JOIN 0` leaves them all.
 
-use super::names::send_names;
+use super::names::send_implicit_names;
 use super::part::part_one;
 use super::topic::send_topic;
 use crate::accounts::AccessLevel;
 use crate::core::Refusal;
+use crate::core::broadcast::Broadcast;
 use crate::core::caps::Caps;
 use crate::core::{Channel, ChannelModes, Client, ClientId, Membership, State};
 use crate::core::{history_access, playback};
@@ -45,7 +46,8 @@ fn join_one(state: &mut State, id: ClientId, name: &str, key: &str) {
             announce(state, id, &folded);
             state.grant_owed_status(id, &folded);
             send_topic(state, id, &folded, false);
-            send_names(state, id, &folded);
+            state.read_marker_on_join(id, &folded);
+            send_implicit_names(state, id, &folded);
             playback::on_join(state, id, &folded);
             crate::core::metadata::on_join(state, id, &folded);
         }
@@ -125,16 +127,9 @@ fn announce(state: &mut State, id: ClientId, folded: &Folded) {
     };
     let source = client.source.clone();
     let away = client.away.clone();
-    let line = Line::new(Some(&source), "JOIN").arg(&channel.name).finish();
-    // extended-join: the account (`*` when logged out) and real name.
-    let extended = Line::new(Some(&source), "JOIN")
-        .arg(&channel.name)
-        .arg(client.account.as_deref().unwrap_or("*"))
-        .trailing(&client.realname)
-        .finish();
-    let mut event = state
-        .event_from(id, line)
-        .with_alternative(Caps::EXTENDED_JOIN, extended);
+    let Some(mut event) = join_event(state, id, &channel.name) else {
+        return;
+    };
     state.record_event(folded, &event);
     state.send_to_members(folded, &mut event, |_, _| true);
     if let Some(away) = away {
@@ -144,6 +139,23 @@ fn announce(state: &mut State, id: ClientId, folded: &Folded) {
             member.id != id && member.caps.contains(Caps::AWAY_NOTIFY)
         });
     }
+}
+
+/// `id`'s JOIN of the room `name`, in both forms: extended-join adds the
+/// account (`*` when logged out) and the real name.
+pub fn join_event(state: &State, id: ClientId, name: &str) -> Option<Broadcast> {
+    let client = state.clients.get(&id)?;
+    let line = Line::new(Some(&client.source), "JOIN").arg(name).finish();
+    let extended = Line::new(Some(&client.source), "JOIN")
+        .arg(name)
+        .arg(client.account.as_deref().unwrap_or("*"))
+        .trailing(&client.realname)
+        .finish();
+    Some(
+        state
+            .event_from(id, line)
+            .with_alternative(Caps::EXTENDED_JOIN, extended),
+    )
 }
 
 /// Who asks to enter, and with what.

@@ -44,6 +44,18 @@ pub fn names(state: &mut State, id: ClientId, message: &Message) -> Result<(), R
 }
 
 /// Sends 353 lines that each fit in 512 bytes, then 366.
+/// The NAMES reply a JOIN brings, unless the client negotiated
+/// no-implicit-names (it asks with NAMES when it wants them).
+pub fn send_implicit_names(state: &mut State, id: ClientId, folded: &Folded) {
+    if !state
+        .clients
+        .get(&id)
+        .is_some_and(|client| client.has_cap(Caps::NO_IMPLICIT_NAMES))
+    {
+        send_names(state, id, folded);
+    }
+}
+
 pub fn send_names(state: &mut State, id: ClientId, channel: &Folded) {
     if let Some(name) = send_name_lines(state, id, channel) {
         end_of_names(state, id, &name);
@@ -247,6 +259,27 @@ mod tests {
         assert_eq!(
             harness.take("alice"),
             vec![":irc.test 366 alice * :End of /NAMES list"]
+        );
+    }
+
+    #[test]
+    fn no_implicit_names_drops_the_join_burst_names_but_not_names() {
+        let mut harness = Harness::new();
+        harness.register("alice");
+        harness.send("alice", "CAP REQ no-implicit-names");
+        harness.take("alice");
+        harness.send("alice", "JOIN #room");
+        assert_eq!(
+            harness.take("alice"),
+            [":alice!~alice@127.0.0.1 JOIN #room"]
+        );
+        harness.send("alice", "NAMES #room");
+        assert_eq!(
+            harness.take("alice"),
+            [
+                ":irc.test 353 alice = #room :@alice",
+                ":irc.test 366 alice #room :End of /NAMES list"
+            ]
         );
     }
 }

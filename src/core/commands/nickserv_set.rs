@@ -109,6 +109,8 @@ fn dropped(state: &mut State, id: ClientId, account: &str) {
     state.reservations.remove_account(account, casemapping);
     state.log_out_account(account);
     state.forget_rooms_of(account);
+    let key = state.fold(account);
+    state.read_markers.forget(&key);
     let party = Party::Account(state.fold(account));
     let deleted = state
         .history

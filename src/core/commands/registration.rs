@@ -270,6 +270,7 @@ pub fn try_register(state: &mut State, id: ClientId) {
     super::oper::grant_for_account(state, id);
     state.monitor_online(id);
     state.check_reserved_nick(id);
+    state.read_markers_on_login(id);
 }
 
 /// 001 to 005, 396 for a cloaked host, the client's metadata, then LUSERS
