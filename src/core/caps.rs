@@ -30,6 +30,7 @@ impl Caps {
     pub const STS: Caps = Caps(1 << 18);
     pub const SASL: Caps = Caps(1 << 19);
     pub const ACCOUNT_REGISTRATION: Caps = Caps(1 << 20);
+    pub const MULTILINE: Caps = Caps(1 << 23);
 
     pub fn contains(self, other: Caps) -> bool {
         self.0 & other.0 == other.0
@@ -88,6 +89,15 @@ fn sts_value(state: &State, client: &Client) -> Option<String> {
     }
 }
 
+/// draft/multiline: its limits, from `[limits]`.
+fn multiline_value(state: &State, _: &Client) -> Option<String> {
+    let limits = &state.config.limits;
+    Some(format!(
+        "max-bytes={},max-lines={}",
+        limits.multiline_max_bytes, limits.multiline_max_lines
+    ))
+}
+
 fn history_offered(state: &State) -> bool {
     state.config.history.enabled
 }
@@ -125,6 +135,13 @@ pub static CAPABILITIES: &[Capability] = &[
         flag: Caps::CHATHISTORY,
         value: no_value,
         offered: history_offered,
+        requestable: true,
+    },
+    Capability {
+        name: "draft/multiline",
+        flag: Caps::MULTILINE,
+        value: multiline_value,
+        offered: always,
         requestable: true,
     },
     cap("echo-message", Caps::ECHO_MESSAGE),

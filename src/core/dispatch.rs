@@ -3,7 +3,7 @@
 
 use super::caps::Caps;
 use super::commands::{
-    authenticate, away, cap, chanserv, chathistory, help, info, invite, ison, join, kick, kill,
+    authenticate, away, batch, cap, chanserv, chathistory, help, info, invite, ison, join, kick, kill,
     kline, list, message, mode, monitor, names, nickserv, oper, part, ping, quit, register,
     registration, rehash, setname, stats, topic, userhost, wallops, who, whois, whowas,
 };
@@ -89,6 +89,7 @@ static COMMANDS: &[Command] = &[
     command("ADMIN", info::admin, 0),
     any_phase("AUTHENTICATE", authenticate::authenticate, 1),
     command("AWAY", away::away, 0),
+    command("BATCH", batch::batch, 1),
     any_phase("CAP", cap::cap, 1),
     // Missing parameters get the spec's FAIL, not 461.
     command("CHATHISTORY", chathistory::chathistory, 0),
@@ -162,12 +163,14 @@ pub fn dispatch(state: &mut State, id: ClientId, message: &Message) {
         .filter(|client| client.caps.contains(Caps::LABELED_RESPONSE))
         .and_then(|_| message.tags.iter().find(|tag| tag.key == "label"))
         .and_then(|tag| tag.value.as_deref())
-        .filter(|label| !label.is_empty() && label.len() <= MAX_LABEL);
+        .filter(|label| !label.is_empty() && label.len() <= MAX_LABEL)
+        .map(str::to_owned)
+        .or_else(|| batch::closing_label(state, id, message));
     let Some(label) = label else {
         run(state, id, message);
         return;
     };
-    state.start_labeled(id, label);
+    state.start_labeled(id, &label);
     run(state, id, message);
     let (lines, seq) = state.end_capture();
     if state.is_waiting(id) {
@@ -183,7 +186,11 @@ pub fn dispatch(state: &mut State, id: ClientId, message: &Message) {
         }
         return;
     }
-    labeled::send(state, id, label, lines, seq);
+    if lines.is_empty() && batch::answers_later(state, id, message) {
+        // A multiline batch is answered once, when it closes.
+        return;
+    }
+    labeled::send(state, id, &label, lines, seq);
 }
 
 /// Runs the generic checks, then the handler, and sends the refusal
@@ -207,6 +214,10 @@ fn run(state: &mut State, id: ClientId, message: &Message) {
             &[],
             "Message rejected, your IRC software MUST use UTF-8 encoding on this network",
         );
+        return;
+    }
+    if let Some(reference) = batch::batch_reference(message).filter(|_| client.registered) {
+        batch::line(state, id, message, reference);
         return;
     }
     let outcome = match admit(client, message) {

@@ -37,6 +37,7 @@ mod labeled;
 mod lockout;
 mod login;
 mod monitor;
+pub mod multiline;
 pub mod playback;
 mod registered;
 mod replies;
