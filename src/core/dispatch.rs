@@ -3,8 +3,8 @@
 
 use super::caps::Caps;
 use super::commands::{
-    authenticate, away, batch, cap, chanserv, chathistory, help, info, invite, ison, join, kick, kill,
-    kline, list, message, mode, monitor, names, nickserv, oper, part, ping, quit, register,
+    authenticate, away, batch, cap, chanserv, chathistory, help, info, invite, ison, join, kick,
+    kill, kline, list, message, mode, monitor, names, nickserv, oper, part, ping, quit, register,
     registration, rehash, setname, stats, topic, userhost, wallops, who, whois, whowas,
 };
 use super::replies::check_privilege;

@@ -132,10 +132,9 @@ fn is_one_batch(lines: &[Bytes]) -> bool {
     let mut open = vec![reference];
     ends && lines[1..lines.len() - 1].iter().all(|line| {
         parse(line).is_some_and(|inner| {
-            let inside = inner
-                .tags
-                .iter()
-                .any(|&(key, value)| key == "batch" && value.is_some_and(|v| open.iter().any(|r| r == v)));
+            let inside = inner.tags.iter().any(|&(key, value)| {
+                key == "batch" && value.is_some_and(|v| open.iter().any(|r| r == v))
+            });
             if let Some(nested) = opened(&inner).filter(|_| inside) {
                 open.push(nested);
             }

@@ -160,7 +160,10 @@ mod tests {
     fn bodies_tag_the_batch_and_drop_blank_lines_from_the_fallback() {
         let lines = [line("a", false), line("", false), line("b", true)];
         let bodies = Bodies::new("n!u@h", "PRIVMSG", "#r", "b7", &lines);
-        assert_eq!(&bodies.start[..], b":n!u@h BATCH +b7 draft/multiline #r\r\n");
+        assert_eq!(
+            &bodies.start[..],
+            b":n!u@h BATCH +b7 draft/multiline #r\r\n"
+        );
         assert_eq!(
             &bodies.batched[2][..],
             b"@batch=b7;draft/multiline-concat :n!u@h PRIVMSG #r :b\r\n"

@@ -93,7 +93,11 @@ pub fn line(state: &mut State, id: ClientId, message: &Message, reference: &str)
     let Some(client) = state.clients.get_mut(&id) else {
         return;
     };
-    let Some(open) = client.multiline.as_mut().filter(|o| o.reference == reference) else {
+    let Some(open) = client
+        .multiline
+        .as_mut()
+        .filter(|o| o.reference == reference)
+    else {
         // Not the open batch: that one is discarded too.
         if let Some(open) = client.multiline.as_mut() {
             open.collected = None;
@@ -117,7 +121,12 @@ pub fn line(state: &mut State, id: ClientId, message: &Message, reference: &str)
 }
 
 impl Collected {
-    fn add(&mut self, message: &Message, max_bytes: usize, max_lines: usize) -> Result<(), Invalid> {
+    fn add(
+        &mut self,
+        message: &Message,
+        max_bytes: usize,
+        max_lines: usize,
+    ) -> Result<(), Invalid> {
         let command = message.command.as_str();
         if !matches!(command, "PRIVMSG" | "NOTICE") {
             return Err(Invalid::Other("Only PRIVMSG and NOTICE may be batched"));
@@ -164,7 +173,11 @@ fn close(state: &mut State, id: ClientId, reference: &str) {
         return;
     };
     if collected.lines.iter().all(|line| line.text.is_empty()) {
-        fail(state, id, Invalid::Other("A multiline message needs some text"));
+        fail(
+            state,
+            id,
+            Invalid::Other("A multiline message needs some text"),
+        );
         return;
     }
     super::message::relay_multiline(
@@ -191,7 +204,11 @@ pub fn closing_label(state: &State, id: ClientId, message: &Message) -> Option<S
 /// reply is answered when the batch closes, not with an ACK now.
 pub fn answers_later(state: &State, id: ClientId, message: &Message) -> bool {
     let in_batch = message.command == "BATCH" || batch_reference(message).is_some();
-    in_batch && state.clients.get(&id).is_some_and(|c| c.multiline.is_some())
+    in_batch
+        && state
+            .clients
+            .get(&id)
+            .is_some_and(|c| c.multiline.is_some())
 }
 
 /// The `batch` tag of a line from a client, if it has one.
@@ -246,7 +263,10 @@ mod tests {
     }
 
     fn send_batch(h: &mut Harness, lines: &[&str]) {
-        h.send("alice", "@+draft/reply=x;label=l1 BATCH +r1 draft/multiline #room");
+        h.send(
+            "alice",
+            "@+draft/reply=x;label=l1 BATCH +r1 draft/multiline #room",
+        );
         for line in lines {
             h.send("alice", line);
         }
@@ -266,8 +286,17 @@ mod tests {
         let bob = h.take("bob");
         assert_eq!(bob.len(), 5, "{bob:?}");
         assert!(bob[0].starts_with("@msgid="), "{}", bob[0]);
-        assert!(bob[0].ends_with(";+draft/reply=x :alice!~alice@127.0.0.1 BATCH +b2 draft/multiline #room"), "{}", bob[0]);
-        assert_eq!(bob[1], "@batch=b2 :alice!~alice@127.0.0.1 PRIVMSG #room :hello");
+        assert!(
+            bob[0].ends_with(
+                ";+draft/reply=x :alice!~alice@127.0.0.1 BATCH +b2 draft/multiline #room"
+            ),
+            "{}",
+            bob[0]
+        );
+        assert_eq!(
+            bob[1],
+            "@batch=b2 :alice!~alice@127.0.0.1 PRIVMSG #room :hello"
+        );
         assert_eq!(
             bob[3],
             "@batch=b2;draft/multiline-concat :alice!~alice@127.0.0.1 PRIVMSG #room :everyone?"
@@ -281,10 +310,7 @@ mod tests {
     #[test]
     fn a_client_without_it_gets_the_lines_with_the_msgid_on_the_first() {
         let mut h = room("CAP REQ :message-tags");
-        send_batch(
-            &mut h,
-            &["@batch=r1 PRIVMSG #room :", THREE[1], THREE[2]],
-        );
+        send_batch(&mut h, &["@batch=r1 PRIVMSG #room :", THREE[1], THREE[2]]);
         let bob = h.take("bob");
         assert_eq!(bob.len(), 2, "the blank line is not sent: {bob:?}");
         assert!(bob[0].starts_with("@msgid="), "{}", bob[0]);
@@ -348,7 +374,10 @@ mod tests {
                 ":irc.test FAIL BATCH MULTILINE_INVALID :No such batch is open",
             ),
             (
-                &["@batch=r1 PRIVMSG #room :hi", "@batch=r1;draft/multiline-concat PRIVMSG #room :"],
+                &[
+                    "@batch=r1 PRIVMSG #room :hi",
+                    "@batch=r1;draft/multiline-concat PRIVMSG #room :",
+                ],
                 ":irc.test FAIL BATCH MULTILINE_INVALID :A blank line cannot be concatenated",
             ),
             (
@@ -377,7 +406,9 @@ mod tests {
         h.send("bob", "BATCH +r1 draft/multiline #room");
         assert_eq!(
             h.take("bob"),
-            [":irc.test FAIL BATCH MULTILINE_INVALID :Multiline batches need the draft/multiline and batch capabilities"]
+            [
+                ":irc.test FAIL BATCH MULTILINE_INVALID :Multiline batches need the draft/multiline and batch capabilities"
+            ]
         );
     }
 
@@ -391,5 +422,65 @@ mod tests {
         h.send("alice", "@batch=r1 PRIVMSG #room :two");
         h.send("alice", "BATCH -r1");
         assert_eq!(h.take("bob").len(), 2);
+    }
+
+    /// alice sends THREE to #room with history kept; `t` is settled.
+    fn stored() -> crate::core::testing::HistoryHarness {
+        let mut t = crate::core::testing::HistoryHarness::new();
+        t.h.register("alice");
+        t.h.send("alice", CAPS);
+        t.h.send("alice", "JOIN #room");
+        t.h.send("alice", "BATCH +r1 draft/multiline #room");
+        for line in THREE {
+            t.h.send("alice", line);
+        }
+        t.h.send("alice", "BATCH -r1");
+        t.settle();
+        t
+    }
+
+    #[test]
+    fn history_keeps_one_record_and_replays_the_batch_to_the_capable() {
+        let mut t = stored();
+        t.h.register("bob");
+        t.h.send(
+            "bob",
+            "CAP REQ :batch draft/multiline message-tags draft/chathistory",
+        );
+        t.h.send("bob", "JOIN #room");
+        let lines = t.query("bob", "CHATHISTORY LATEST #room * 10");
+        assert_eq!(lines.len(), 7, "{lines:?}");
+        let outer = lines[0].split(' ').nth(2).unwrap_or_default()[1..].to_owned();
+        assert!(
+            lines[1].starts_with(&format!("@batch={outer};msgid=")),
+            "{}",
+            lines[1]
+        );
+        let inner = lines[1].rsplit(' ').nth(2).unwrap_or_default()[1..].to_owned();
+        assert!(lines[1].ends_with(&format!("BATCH +{inner} draft/multiline #room")));
+        assert_eq!(
+            lines[4],
+            format!(
+                "@batch={inner};draft/multiline-concat :alice!~alice@127.0.0.1 PRIVMSG #room :everyone?"
+            )
+        );
+        assert_eq!(
+            lines[5],
+            format!("@batch={outer} :alice!~alice@127.0.0.1 BATCH -{inner}")
+        );
+    }
+
+    #[test]
+    fn history_replays_the_lines_one_by_one_to_the_others() {
+        let mut t = stored();
+        t.h.register("carol");
+        t.h.send("carol", "CAP REQ :batch message-tags server-time");
+        t.h.send("carol", "JOIN #room");
+        let lines = t.h.take("carol");
+        let played: Vec<&String> = lines.iter().filter(|l| l.contains(" PRIVMSG ")).collect();
+        assert_eq!(played.len(), 3, "{lines:?}");
+        assert!(played[0].contains(";msgid="), "{}", played[0]);
+        assert!(!played[1].contains("msgid="), "{}", played[1]);
+        assert!(played[2].ends_with(" PRIVMSG #room :everyone?"));
     }
 }

@@ -20,11 +20,11 @@ use crate::core::caps::Caps;
 use crate::core::isupport::client_tag_denied;
 use crate::core::multiline::{self, BatchLine, Bodies};
 use crate::core::{ClientId, State};
+use crate::proto::message::Tag;
 use crate::proto::modes;
 use crate::proto::numeric;
 use crate::proto::tags::client_only_tags;
 use crate::proto::validate::is_channel_name;
-use crate::proto::message::Tag;
 use crate::proto::{Line, Message};
 
 /// `PRIVMSG <target>{,<target>} <text to be sent>`
