@@ -2,12 +2,16 @@
 //! and delivered whole when the batch closes.
 //!
 //! One batch may be open per client. Its text is bounded by `[limits]`
-//! `multiline_max_bytes` and `multiline_max_lines` as it arrives, and it
-//! goes with the connection. Lines without a `batch` tag are handled as
+//! `multiline_max_bytes` and `multiline_max_lines` as it arrives, it fails
+//! with TIMEOUT (client-batch) when a line or its end comes after
+//! [`time_limit`], and it goes with the connection. Lines without a `batch` tag are handled as
 //! usual meanwhile (a PING must still be answered). On the first error
 //! the batch is discarded with one FAIL, and its later lines and its end
 //! are dropped without another.
 
+use std::time::{Duration, SystemTime};
+
+use crate::config::Config;
 use crate::core::multiline::{BATCH_TYPE, BatchLine, CONCAT_TAG};
 use crate::core::{ClientId, Refusal, State, caps::Caps};
 use crate::proto::Message;
@@ -24,6 +28,7 @@ pub struct OpenBatch {
     tags: Vec<Tag>,
     /// None once an error has discarded the batch.
     collected: Option<Collected>,
+    opened: SystemTime,
 }
 
 #[derive(Debug, Default)]
@@ -40,7 +45,22 @@ enum Invalid {
     MaxBytes(usize),
     MaxLines(usize),
     Target(String, String),
+    Timeout(String),
     Other(&'static str),
+}
+
+/// How long a batch may stay open: half a minute, and the fake lag its
+/// lines may wait behind the flood rate (`config/validate.rs` keeps a
+/// whole batch within the bucket).
+pub fn time_limit(config: &Config) -> Duration {
+    let flood = &config.flood;
+    let lines = config.limits.multiline_max_lines as f64 + 2.0;
+    let lag = if flood.enabled && flood.lines_per_second > 0.0 {
+        Duration::try_from_secs_f64(lines / flood.lines_per_second).unwrap_or(Duration::MAX)
+    } else {
+        Duration::ZERO
+    };
+    Duration::from_secs(30).saturating_add(lag)
 }
 
 /// `BATCH (+|-)<reference> [<type> <target>]`
@@ -58,7 +78,7 @@ pub fn batch(state: &mut State, id: ClientId, message: &Message) -> Result<(), R
 
 fn open(state: &mut State, id: ClientId, reference: &str, message: &Message) {
     let label = state.label().map(str::to_owned);
-    let Some(client) = state.clients.get_mut(&id) else {
+    let Some(client) = state.clients.get(&id) else {
         return;
     };
     let problem = if !client.caps.contains(Caps::MULTILINE.union(Caps::BATCH)) {
@@ -73,12 +93,17 @@ fn open(state: &mut State, id: ClientId, reference: &str, message: &Message) {
         None
     };
     let collected = problem.is_none().then(Collected::default);
+    let opened = state.clock.now();
+    let Some(client) = state.clients.get_mut(&id) else {
+        return;
+    };
     client.multiline = Some(OpenBatch {
         reference: reference.to_owned(),
         target: message.param(2).to_owned(),
         label,
         tags: message.tags.clone(),
         collected,
+        opened,
     });
     if let Some(text) = problem {
         fail(state, id, Invalid::Other(text));
@@ -90,6 +115,7 @@ pub fn line(state: &mut State, id: ClientId, message: &Message, reference: &str)
     let limits = &state.config.limits;
     let (max_bytes, max_lines) = (limits.multiline_max_bytes, limits.multiline_max_lines);
     let fold = state.config.server.casemapping;
+    let expired = expired(state);
     let Some(client) = state.clients.get_mut(&id) else {
         return;
     };
@@ -109,7 +135,9 @@ pub fn line(state: &mut State, id: ClientId, message: &Message, reference: &str)
         return;
     };
     let target = message.param(0);
-    let outcome = if fold.fold(target) != fold.fold(&open.target) {
+    let outcome = if open.opened < expired {
+        Err(Invalid::Timeout(open.reference.clone()))
+    } else if fold.fold(target) != fold.fold(&open.target) {
         Err(Invalid::Target(open.target.clone(), target.to_owned()))
     } else {
         collected.add(message, max_bytes, max_lines)
@@ -158,6 +186,7 @@ impl Collected {
 }
 
 fn close(state: &mut State, id: ClientId, reference: &str) {
+    let expired = expired(state);
     let Some(client) = state.clients.get_mut(&id) else {
         return;
     };
@@ -172,11 +201,25 @@ fn close(state: &mut State, id: ClientId, reference: &str) {
     let Some(collected) = open.collected else {
         return;
     };
+    if open.opened < expired {
+        fail(state, id, Invalid::Timeout(open.reference));
+        return;
+    }
     if collected.lines.iter().all(|line| line.text.is_empty()) {
         fail(
             state,
             id,
             Invalid::Other("A multiline message needs some text"),
+        );
+        return;
+    }
+    let target = &open.target;
+    if super::nickserv::is_service(state, target) || super::chanserv::is_service(state, target) {
+        // A service answers each command it reads, and may wait on the disk.
+        fail(
+            state,
+            id,
+            Invalid::Other("Services read one line at a time"),
         );
         return;
     }
@@ -188,6 +231,12 @@ fn close(state: &mut State, id: ClientId, reference: &str) {
         &collected.lines,
         &open.tags,
     );
+}
+
+/// Batches opened before this are too old to go on.
+fn expired(state: &State) -> SystemTime {
+    let now = state.clock.now();
+    now.checked_sub(time_limit(&state.config)).unwrap_or(now)
 }
 
 /// The label a `BATCH -ref` closing the open batch is answered under: the
@@ -233,6 +282,11 @@ fn fail(state: &mut State, id: ClientId, invalid: Invalid) {
             "MULTILINE_INVALID_TARGET",
             vec![batch.clone(), line.clone()],
             "Invalid multiline target",
+        ),
+        Invalid::Timeout(reference) => (
+            "TIMEOUT",
+            vec![reference.clone()],
+            "The batch was left open for too long",
         ),
         Invalid::Other(text) => ("MULTILINE_INVALID", Vec::new(), *text),
     };
@@ -401,6 +455,18 @@ mod tests {
     }
 
     #[test]
+    fn a_service_is_not_sent_a_multiline_message() {
+        let mut h = room("");
+        h.send("alice", "BATCH +r1 draft/multiline NickServ");
+        h.send("alice", "@batch=r1 PRIVMSG NickServ :help");
+        h.send("alice", "BATCH -r1");
+        assert_eq!(
+            h.take("alice"),
+            [":irc.test FAIL BATCH MULTILINE_INVALID :Services read one line at a time"]
+        );
+    }
+
+    #[test]
     fn without_the_capability_a_batch_is_refused() {
         let mut h = room("");
         h.send("bob", "BATCH +r1 draft/multiline #room");
@@ -410,6 +476,22 @@ mod tests {
                 ":irc.test FAIL BATCH MULTILINE_INVALID :Multiline batches need the draft/multiline and batch capabilities"
             ]
         );
+    }
+
+    #[test]
+    fn a_batch_left_open_too_long_times_out() {
+        let mut h = room("");
+        h.send("alice", "BATCH +r1 draft/multiline #room");
+        h.send("alice", "@batch=r1 PRIVMSG #room :one");
+        let limit = super::time_limit(&h.state.config).as_secs();
+        h.advance(limit + 1);
+        h.send("alice", "@batch=r1 PRIVMSG #room :two");
+        h.send("alice", "BATCH -r1");
+        assert_eq!(
+            h.take("alice"),
+            [":irc.test FAIL BATCH TIMEOUT r1 :The batch was left open for too long"]
+        );
+        assert!(h.take("bob").is_empty());
     }
 
     #[test]
