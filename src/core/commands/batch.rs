@@ -387,6 +387,30 @@ mod tests {
     }
 
     #[test]
+    fn a_private_multiline_message_reaches_a_nick_in_its_form() {
+        let mut h = room("");
+        h.send("alice", "BATCH +r1 draft/multiline bob");
+        h.send("alice", "@batch=r1 PRIVMSG bob :one");
+        h.send("alice", "@batch=r1 PRIVMSG bob :two");
+        h.send("alice", "BATCH -r1");
+        assert_eq!(
+            h.take("bob"),
+            [
+                ":alice!~alice@127.0.0.1 PRIVMSG bob :one",
+                ":alice!~alice@127.0.0.1 PRIVMSG bob :two",
+            ]
+        );
+        let echo = h.take("alice");
+        assert_eq!(echo.len(), 4, "the echo is the batch: {echo:?}");
+        assert!(
+            echo[0].contains(" :alice!~alice@127.0.0.1 BATCH +"),
+            "{}",
+            echo[0]
+        );
+        assert!(echo[0].ends_with(" draft/multiline bob"), "{}", echo[0]);
+    }
+
+    #[test]
     fn too_many_lines_fail_once_and_discard_the_batch() {
         let mut h = room("");
         h.send("alice", "BATCH +r1 draft/multiline #room");
