@@ -120,6 +120,15 @@ impl Outgoing<'_> {
     pub fn wanted_by(&self, caps: Caps) -> bool {
         self.kind.has_text() || caps.contains(Caps::MESSAGE_TAGS)
     }
+
+    /// Each line a client may be shown on its own: the text, or every
+    /// line of a multiline message.
+    pub fn texts(&self) -> Box<dyn Iterator<Item = &str> + '_> {
+        match self.lines {
+            Some(lines) => Box::new(lines.iter().map(|line| line.text.as_str())),
+            None => Box::new(std::iter::once(self.text)),
+        }
+    }
 }
 
 fn relay(state: &mut State, id: ClientId, message: &Message, kind: MessageKind) {
