@@ -142,3 +142,44 @@ fn is_one_batch(lines: &[Bytes]) -> bool {
         })
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(text: &[&str]) -> Vec<Bytes> {
+        text.iter()
+            .map(|line| Bytes::from(format!("{line}\r\n")))
+            .collect()
+    }
+
+    #[test]
+    fn a_batch_with_tags_on_its_start_and_a_nested_batch_is_one_batch() {
+        let multiline_echo = lines(&[
+            "@msgid=m1 :a!u@h BATCH +r draft/multiline #room",
+            "@batch=r :a!u@h PRIVMSG #room :one",
+            ":a!u@h BATCH -r",
+        ]);
+        assert!(is_one_batch(&multiline_echo));
+        let history = lines(&[
+            ":s BATCH +h chathistory #room",
+            "@batch=h;msgid=m1 :a!u@h BATCH +m draft/multiline #room",
+            "@batch=m :a!u@h PRIVMSG #room :one",
+            "@batch=h :a!u@h BATCH -m",
+            ":s BATCH -h",
+        ]);
+        assert!(is_one_batch(&history));
+    }
+
+    #[test]
+    fn lines_outside_the_batch_or_a_start_inside_another_are_not_one_batch() {
+        let stray = lines(&[
+            ":s BATCH +h chathistory #room",
+            "@batch=x :a!u@h PRIVMSG #room :one",
+            ":s BATCH -h",
+        ]);
+        assert!(!is_one_batch(&stray));
+        let nested_start = lines(&["@batch=o :s BATCH +h chathistory #room", ":s BATCH -h"]);
+        assert!(!is_one_batch(&nested_start));
+    }
+}
