@@ -577,6 +577,32 @@ mod tests {
     }
 
     #[test]
+    fn join_playback_nests_the_batch_in_its_own() {
+        let mut t = stored();
+        t.h.register("dan");
+        t.h.send("dan", "CAP REQ :batch draft/multiline server-time");
+        t.h.send("dan", "JOIN #room");
+        let lines = t.h.take("dan");
+        let start = lines
+            .iter()
+            .position(|l| l.contains(" BATCH +") && l.contains(" chathistory "));
+        let played = &lines[start.expect("a playback batch") + 1..];
+        assert_eq!(played.len(), 6, "{lines:?}");
+        assert!(played[0].contains(" BATCH +ml") && played[0].ends_with(" draft/multiline #room"));
+        assert!(
+            played[3].ends_with(" PRIVMSG #room :everyone?"),
+            "{}",
+            played[3]
+        );
+        assert!(
+            played[4].starts_with("@batch=b") && played[4].contains(" BATCH -ml"),
+            "{}",
+            played[4]
+        );
+        assert!(played[5].starts_with(":irc.test BATCH -"), "{}", played[5]);
+    }
+
+    #[test]
     fn history_replays_the_lines_one_by_one_to_the_others() {
         let mut t = stored();
         t.h.register("carol");
