@@ -492,3 +492,16 @@ fn accounts_problems_are_reported_at_their_keys() {
         );
     }
 }
+
+#[test]
+fn a_multiline_batch_must_fit_the_flood_allowance() {
+    let (line, _, message) = invalid("[limits]\nmultiline_max_lines = 100\n");
+    assert_eq!(line, 2);
+    assert!(message.contains("`multiline_max_lines`"), "{message}");
+    assert!(
+        message.contains("burst + flood.max_backlog (40)"),
+        "{message}"
+    );
+    let fits = "[limits]\nmultiline_max_lines = 100\n[flood]\nmax_backlog = 200\n";
+    assert!(parse(fits, Path::new("rookery.toml")).is_ok());
+}

@@ -142,6 +142,11 @@ pub struct Limits {
     pub modes_per_command: usize,
     /// MONITOR: nicks on one client's monitor list.
     pub max_monitor: usize,
+    /// draft/multiline `max-bytes`: the text of one multiline message,
+    /// counting one byte per line break.
+    pub multiline_max_bytes: usize,
+    /// draft/multiline `max-lines`: the lines of one multiline message.
+    pub multiline_max_lines: usize,
 }
 
 /// `[timeouts]`: how long a silent or unregistered connection is kept.
@@ -434,6 +439,8 @@ impl Default for Limits {
             whowas_entries: 1000,
             modes_per_command: 6,
             max_monitor: 100,
+            multiline_max_bytes: 4096,
+            multiline_max_lines: 32,
         }
     }
 }

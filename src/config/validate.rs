@@ -213,6 +213,16 @@ fn check_limits(check: &mut Checker, limits: &Limits) {
     );
     check.between("limits.whowas_entries", limits.whowas_entries, 0..=100_000);
     check.between("limits.max_monitor", limits.max_monitor, 1..=10_000);
+    check.between(
+        "limits.multiline_max_bytes",
+        limits.multiline_max_bytes,
+        512..=65_536,
+    );
+    check.between(
+        "limits.multiline_max_lines",
+        limits.multiline_max_lines,
+        2..=1000,
+    );
 }
 
 fn check_cloaking(check: &mut Checker, cloaking: &super::Cloaking) {
@@ -255,6 +265,17 @@ fn check_timeouts_and_flood(check: &mut Checker, config: &Config) {
     }
     check.at_least("flood.burst", config.flood.burst, 1);
     check.at_least("flood.max_backlog", config.flood.max_backlog, 1);
+    // Each line of a multiline batch is charged like any line: a whole
+    // batch sent at once (its lines, BATCH + and -) may wait, never be cut off.
+    let flood = &config.flood;
+    let batch = config.limits.multiline_max_lines.saturating_add(2);
+    let room = u64::from(flood.burst) + u64::from(flood.max_backlog);
+    if flood.enabled && batch as u64 > room {
+        check.report(
+            "limits.multiline_max_lines",
+            format!("plus 2 must be at most flood.burst + flood.max_backlog ({room}), so that a whole batch is never taken for a flood"),
+        );
+    }
 }
 
 fn check_opers(check: &mut Checker, opers: &[Oper]) {

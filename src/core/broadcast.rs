@@ -8,12 +8,15 @@ use std::time::SystemTime;
 use bytes::Bytes;
 
 use super::caps::Caps;
+use super::multiline::Bodies;
 use crate::proto::tags::{server_time, with_tags, write_tag};
 
 const TIME: usize = 1;
 const TAGS: usize = 2;
 const ACCOUNT: usize = 4;
 const ALTERNATIVE: usize = 8;
+/// A multiline message as a `draft/multiline` batch (else its fallback).
+const BATCHED: usize = 8;
 
 /// An event line and the tags it may carry.
 #[derive(Debug)]
@@ -30,6 +33,14 @@ pub struct Broadcast {
     /// The history record every form must wait for (0: none).
     seq: u64,
     forms: [Option<Bytes>; 16],
+    /// A draft/multiline message: its lines, and each form built so far.
+    multiline: Option<Box<Multiline>>,
+}
+
+#[derive(Debug)]
+struct Multiline {
+    bodies: Bodies,
+    forms: [Option<Vec<Bytes>>; 16],
 }
 
 impl Broadcast {
@@ -45,7 +56,41 @@ impl Broadcast {
             bot: false,
             seq: 0,
             forms: Default::default(),
+            multiline: None,
         }
+    }
+
+    /// Makes the event a multiline message, sent as `bodies` say.
+    pub fn with_multiline(mut self, bodies: Bodies) -> Broadcast {
+        self.multiline = Some(Box::new(Multiline {
+            bodies,
+            forms: Default::default(),
+        }));
+        self
+    }
+
+    /// Hands `send` each line for a client with `caps`, in order: one for
+    /// most events, several for a multiline message.
+    pub fn each_line(&mut self, caps: Caps, mut send: impl FnMut(Bytes)) {
+        if self.multiline.is_none() {
+            send(self.line_for(caps));
+            return;
+        }
+        let mut form = self.form(caps) & !ALTERNATIVE;
+        if caps.contains(Caps::MULTILINE.union(Caps::BATCH)) {
+            form |= BATCHED;
+        }
+        let lines = match self.multiline.as_ref().and_then(|m| m.forms[form].clone()) {
+            Some(lines) => lines,
+            None => {
+                let lines = self.build_multiline(form);
+                if let Some(multiline) = self.multiline.as_mut() {
+                    multiline.forms[form] = Some(lines.clone());
+                }
+                lines
+            }
+        };
+        lines.into_iter().for_each(send);
     }
 
     pub fn with_msgid(mut self, msgid: String) -> Broadcast {
@@ -110,6 +155,17 @@ impl Broadcast {
 
     /// The line for a client with `caps`, built on first use.
     pub fn line_for(&mut self, caps: Caps) -> Bytes {
+        let form = self.form(caps);
+        if let Some(line) = &self.forms[form] {
+            return line.clone();
+        }
+        let line = self.build(form);
+        self.forms[form] = Some(line.clone());
+        line
+    }
+
+    /// Which tags and body a client with `caps` gets.
+    fn form(&self, caps: Caps) -> usize {
         let mut form = 0;
         if caps.contains(Caps::SERVER_TIME) {
             form |= TIME;
@@ -128,15 +184,43 @@ impl Broadcast {
         {
             form |= ALTERNATIVE;
         }
-        if let Some(line) = &self.forms[form] {
-            return line.clone();
-        }
-        let line = self.build(form);
-        self.forms[form] = Some(line.clone());
-        line
+        form
     }
 
     fn build(&self, form: usize) -> Bytes {
+        let body = match (&self.alternative, form & ALTERNATIVE != 0) {
+            (Some((_, alternative)), true) => alternative,
+            _ => &self.body,
+        };
+        with_tags(&self.tags(form, true), body)
+    }
+
+    /// A multiline message's lines in `form`: the batch, with the event's
+    /// tags on its start, or the fallback lines, each with the event's tags
+    /// but the msgid only on the first, as the draft says.
+    fn build_multiline(&self, form: usize) -> Vec<Bytes> {
+        let Some(multiline) = &self.multiline else {
+            return Vec::new();
+        };
+        let bodies = &multiline.bodies;
+        if form & BATCHED != 0 {
+            let mut lines = Vec::with_capacity(bodies.batched.len() + 2);
+            lines.push(with_tags(&self.tags(form, true), &bodies.start));
+            lines.extend(bodies.batched.iter().cloned());
+            lines.push(bodies.end.clone());
+            return lines;
+        }
+        let (first, rest) = (self.tags(form, true), self.tags(form, false));
+        bodies
+            .fallback
+            .iter()
+            .enumerate()
+            .map(|(i, body)| with_tags(if i == 0 { &first } else { &rest }, body))
+            .collect()
+    }
+
+    /// The tags of `form`, with or without the msgid.
+    fn tags(&self, form: usize, with_msgid: bool) -> String {
         let mut tags = String::new();
         let mut add = |key: &str, value: Option<&str>| {
             if !tags.is_empty() {
@@ -151,7 +235,7 @@ impl Broadcast {
             if self.bot {
                 add("bot", None);
             }
-            if let Some(msgid) = &self.msgid {
+            if let Some(msgid) = self.msgid.as_ref().filter(|_| with_msgid) {
                 add("msgid", Some(msgid));
             }
         }
@@ -166,11 +250,7 @@ impl Broadcast {
                 tags.push_str(client_tags);
             }
         }
-        let body = match (&self.alternative, form & ALTERNATIVE != 0) {
-            (Some((_, alternative)), true) => alternative,
-            _ => &self.body,
-        };
-        with_tags(&tags, body)
+        tags
     }
 }
 

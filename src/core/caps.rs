@@ -32,6 +32,7 @@ impl Caps {
     pub const ACCOUNT_REGISTRATION: Caps = Caps(1 << 20);
     pub const READ_MARKER: Caps = Caps(1 << 21);
     pub const MESSAGE_REDACTION: Caps = Caps(1 << 22);
+    pub const MULTILINE: Caps = Caps(1 << 23);
     pub const EVENT_PLAYBACK: Caps = Caps(1 << 24);
     pub const METADATA: Caps = Caps(1 << 25);
     pub const CHANNEL_RENAME: Caps = Caps(1 << 26);
@@ -96,6 +97,15 @@ fn sts_value(state: &State, client: &Client) -> Option<String> {
     }
 }
 
+/// draft/multiline: its limits, from `[limits]`.
+fn multiline_value(state: &State, _: &Client) -> Option<String> {
+    let limits = &state.config.limits;
+    Some(format!(
+        "max-bytes={},max-lines={}",
+        limits.multiline_max_bytes, limits.multiline_max_lines
+    ))
+}
+
 fn history_offered(state: &State) -> bool {
     state.config.history.enabled
 }
@@ -156,6 +166,13 @@ pub static CAPABILITIES: &[Capability] = &[
         flag: Caps::METADATA,
         value: super::metadata::cap_value,
         offered: super::metadata::offered,
+        requestable: true,
+    },
+    Capability {
+        name: "draft/multiline",
+        flag: Caps::MULTILINE,
+        value: multiline_value,
+        offered: always,
         requestable: true,
     },
     cap("draft/pre-away", Caps::PRE_AWAY),

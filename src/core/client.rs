@@ -55,6 +55,9 @@ pub struct Client {
     pub chanserv: Option<super::commands::chanserv::Pending>,
     /// A SASL exchange in progress.
     pub sasl: Option<super::commands::authenticate::SaslExchange>,
+    /// A draft/multiline batch being sent; at most one, its text bounded
+    /// by the configured limits, and gone with the connection.
+    pub multiline: Option<super::commands::batch::OpenBatch>,
     /// The account a REGISTER command is creating, while the worker does.
     pub registering: Option<String>,
     /// What OPER granted; meaningful only while `modes.oper` is set.
@@ -165,6 +168,7 @@ impl Client {
             modes: UserModes::default(),
             account: None,
             sasl: None,
+            multiline: None,
             registering: None,
             privileges: Vec::new(),
             waiting: None,

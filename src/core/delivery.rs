@@ -73,14 +73,10 @@ impl State {
     pub fn send_all(&mut self, ids: impl IntoIterator<Item = ClientId>, event: &mut Broadcast) {
         for id in ids {
             if let Some(client) = self.clients.get(&id) {
-                let line = event.line_for(client.caps);
-                deliver(
-                    &mut self.capture,
-                    &mut self.overflowed,
-                    client,
-                    line,
-                    event.seq(),
-                );
+                let seq = event.seq();
+                event.each_line(client.caps, |line| {
+                    deliver(&mut self.capture, &mut self.overflowed, client, line, seq);
+                });
             }
         }
     }
@@ -101,14 +97,10 @@ impl State {
                 continue;
             };
             if include(client, membership) {
-                let line = event.line_for(client.caps);
-                deliver(
-                    &mut self.capture,
-                    &mut self.overflowed,
-                    client,
-                    line,
-                    event.seq(),
-                );
+                let seq = event.seq();
+                event.each_line(client.caps, |line| {
+                    deliver(&mut self.capture, &mut self.overflowed, client, line, seq);
+                });
             }
         }
     }
@@ -118,8 +110,10 @@ impl State {
     /// not as a reply, so only the echo carries the label.
     pub fn send_unlabeled(&mut self, id: ClientId, event: &mut Broadcast) {
         if let Some(client) = self.clients.get(&id) {
-            let line = event.line_for(client.caps);
-            deliver(&mut None, &mut self.overflowed, client, line, event.seq());
+            let seq = event.seq();
+            event.each_line(client.caps, |line| {
+                deliver(&mut None, &mut self.overflowed, client, line, seq);
+            });
         }
     }
 

@@ -3,10 +3,10 @@
 
 use super::caps::Caps;
 use super::commands::{
-    authenticate, away, cap, chanserv, chathistory, help, info, invite, ison, isupport, join, kick,
-    kill, kline, list, markread, message, metadata, mode, monitor, names, nickserv, oper, part,
-    ping, quit, redact, register, registration, rehash, rename, setname, stats, topic, userhost,
-    wallops, who, whois, whowas,
+    authenticate, away, batch, cap, chanserv, chathistory, help, info, invite, ison, isupport,
+    join, kick, kill, kline, list, markread, message, metadata, mode, monitor, names, nickserv,
+    oper, part, ping, quit, redact, register, registration, rehash, rename, setname, stats, topic,
+    userhost, wallops, who, whois, whowas,
 };
 use super::replies::check_privilege;
 use super::{Client, ClientId, Refusal, State, labeled};
@@ -91,6 +91,7 @@ static COMMANDS: &[Command] = &[
     any_phase("AUTHENTICATE", authenticate::authenticate, 1),
     // Before registration only with draft/pre-away; the handler says so.
     any_phase("AWAY", away::away, 0),
+    command("BATCH", batch::batch, 1),
     any_phase("CAP", cap::cap, 1),
     // Missing parameters get the spec's FAIL, not 461.
     command("CHATHISTORY", chathistory::chathistory, 0),
@@ -172,12 +173,14 @@ pub fn dispatch(state: &mut State, id: ClientId, message: &Message) {
         .filter(|client| client.caps.contains(Caps::LABELED_RESPONSE))
         .and_then(|_| message.tags.iter().find(|tag| tag.key == "label"))
         .and_then(|tag| tag.value.as_deref())
-        .filter(|label| !label.is_empty() && label.len() <= MAX_LABEL);
+        .filter(|label| !label.is_empty() && label.len() <= MAX_LABEL)
+        .map(str::to_owned)
+        .or_else(|| batch::closing_label(state, id, message));
     let Some(label) = label else {
         run(state, id, message);
         return;
     };
-    state.start_labeled(id, label);
+    state.start_labeled(id, &label);
     run(state, id, message);
     let (lines, seq) = state.end_capture();
     if state.is_waiting(id) {
@@ -193,7 +196,11 @@ pub fn dispatch(state: &mut State, id: ClientId, message: &Message) {
         }
         return;
     }
-    labeled::send(state, id, label, lines, seq);
+    if lines.is_empty() && batch::answers_later(state, id, message) {
+        // A multiline batch is answered once, when it closes.
+        return;
+    }
+    labeled::send(state, id, &label, lines, seq);
 }
 
 /// Runs the generic checks, then the handler, and sends the refusal
@@ -217,6 +224,10 @@ fn run(state: &mut State, id: ClientId, message: &Message) {
             &[],
             "Message rejected, your IRC software MUST use UTF-8 encoding on this network",
         );
+        return;
+    }
+    if let Some(reference) = batch::batch_reference(message).filter(|_| client.registered) {
+        batch::line(state, id, message, reference);
         return;
     }
     let outcome = match admit(client, message) {

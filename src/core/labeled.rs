@@ -105,34 +105,81 @@ pub fn send(state: &mut State, id: ClientId, label: &str, lines: Vec<Bytes>, seq
     }
 }
 
-/// Whether `lines` are one batch, whole: an untagged `BATCH +ref` start,
-/// lines all tagged `batch=ref`, and its `BATCH -ref` end.
+/// Whether `lines` are one batch, whole: a `BATCH +ref` start that is in
+/// no other batch (a multiline echo's start carries its msgid and time),
+/// lines each in it or in a batch nested in it, and its `BATCH -ref` end.
 fn is_one_batch(lines: &[Bytes]) -> bool {
     fn parse(line: &Bytes) -> Option<crate::proto::message::MessageRef<'_>> {
         let text = std::str::from_utf8(line).ok()?;
         crate::proto::message::parse(text.trim_end_matches(['\r', '\n'])).ok()
     }
+    fn opened(message: &crate::proto::message::MessageRef<'_>) -> Option<String> {
+        let reference = message.params.first()?.strip_prefix('+')?;
+        (message.command == "BATCH" && !reference.is_empty()).then(|| reference.to_owned())
+    }
     let (Some(first), Some(last)) = (lines.first(), lines.last()) else {
         return false;
     };
-    let reference = match parse(first) {
-        Some(start) if start.command == "BATCH" && start.tags.is_empty() => {
-            match start.params.first().and_then(|p| p.strip_prefix('+')) {
-                Some(reference) if !reference.is_empty() => reference.to_owned(),
-                _ => return false,
-            }
-        }
-        _ => return false,
+    let Some(reference) = parse(first)
+        .filter(|start| start.tags.iter().all(|&(key, _)| key != "batch"))
+        .and_then(|start| opened(&start))
+    else {
+        return false;
     };
     let ends = parse(last).is_some_and(|end| {
         end.command == "BATCH" && end.params.first() == Some(&format!("-{reference}").as_str())
     });
+    let mut open = vec![reference];
     ends && lines[1..lines.len() - 1].iter().all(|line| {
         parse(line).is_some_and(|inner| {
-            inner
-                .tags
-                .iter()
-                .any(|&(key, value)| key == "batch" && value == Some(reference.as_str()))
+            let inside = inner.tags.iter().any(|&(key, value)| {
+                key == "batch" && value.is_some_and(|v| open.iter().any(|r| r == v))
+            });
+            if let Some(nested) = opened(&inner).filter(|_| inside) {
+                open.push(nested);
+            }
+            inside
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(text: &[&str]) -> Vec<Bytes> {
+        text.iter()
+            .map(|line| Bytes::from(format!("{line}\r\n")))
+            .collect()
+    }
+
+    #[test]
+    fn a_batch_with_tags_on_its_start_and_a_nested_batch_is_one_batch() {
+        let multiline_echo = lines(&[
+            "@msgid=m1 :a!u@h BATCH +r draft/multiline #room",
+            "@batch=r :a!u@h PRIVMSG #room :one",
+            ":a!u@h BATCH -r",
+        ]);
+        assert!(is_one_batch(&multiline_echo));
+        let history = lines(&[
+            ":s BATCH +h chathistory #room",
+            "@batch=h;msgid=m1 :a!u@h BATCH +m draft/multiline #room",
+            "@batch=m :a!u@h PRIVMSG #room :one",
+            "@batch=h :a!u@h BATCH -m",
+            ":s BATCH -h",
+        ]);
+        assert!(is_one_batch(&history));
+    }
+
+    #[test]
+    fn lines_outside_the_batch_or_a_start_inside_another_are_not_one_batch() {
+        let stray = lines(&[
+            ":s BATCH +h chathistory #room",
+            "@batch=x :a!u@h PRIVMSG #room :one",
+            ":s BATCH -h",
+        ]);
+        assert!(!is_one_batch(&stray));
+        let nested_start = lines(&["@batch=o :s BATCH +h chathistory #room", ":s BATCH -h"]);
+        assert!(!is_one_batch(&nested_start));
+    }
 }

@@ -40,6 +40,7 @@ mod lockout;
 mod login;
 mod metadata;
 mod monitor;
+pub mod multiline;
 pub mod playback;
 pub mod read_markers;
 mod registered;

@@ -23,6 +23,7 @@ use chrono::{DateTime, Utc};
 
 use super::caps::Caps;
 use super::cloak::Cloak;
+use super::multiline::{self, BatchLine, Bodies};
 use super::{ClientId, State, history_access};
 use crate::history::{self, Record};
 use crate::proto::tags::{server_time, with_tags, write_tag};
@@ -83,8 +84,10 @@ pub fn on_join(state: &mut State, id: ClientId, room: &Folded) {
     state.send(id, start);
     // Every line is committed already: nothing here waits for the disk.
     for (_, record) in &records {
-        let line = history_line(record, caps, batch.as_deref(), today, state.cloak.as_ref());
-        state.send(id, line);
+        let lines = history_lines(record, caps, batch.as_deref(), today, state.cloak.as_ref());
+        for line in lines {
+            state.send(id, line);
+        }
     }
     let end = match &batch {
         Some(batch) => batch_end(&server, batch),
@@ -143,6 +146,36 @@ fn marker(server: &str, room: &str, text: &str) -> Bytes {
         .finish()
 }
 
+/// One stored message in the form `caps` asks for, inside `batch` if
+/// given: one line, or a multiline message as a `draft/multiline` batch
+/// (nested in `batch`) or, without the capability, its non-blank lines
+/// with the msgid on the first.
+pub fn history_lines(
+    record: &Record,
+    caps: Caps,
+    batch: Option<&str>,
+    today: chrono::NaiveDate,
+    cloak: Option<&Cloak>,
+) -> Vec<Bytes> {
+    let Some(lines) = multiline::decode(&record.text) else {
+        return vec![history_line(record, caps, batch, today, cloak)];
+    };
+    let shown = Shown {
+        record,
+        caps,
+        batch,
+        today,
+        cloak,
+    };
+    if caps.contains(Caps::MULTILINE.union(Caps::BATCH)) {
+        return shown.batched(lines);
+    }
+    multiline::shown_alone(&lines)
+        .enumerate()
+        .map(|(i, text)| shown.line(text, i == 0))
+        .collect()
+}
+
 /// One stored line in the form `caps` asks for, inside `batch` if given.
 /// With cloaking on (`cloak`), a sender stored with its address (before
 /// cloaking was on, or by an older version) shows the cloak instead.
@@ -153,50 +186,104 @@ pub fn history_line(
     today: chrono::NaiveDate,
     cloak: Option<&Cloak>,
 ) -> Bytes {
-    let time = server_time(std::time::UNIX_EPOCH + millis_duration(record.time_ms));
-    let sender = shown_sender(&record.sender, cloak);
-    let body = body(record, &sender, caps, today);
-    let mut tags = String::new();
-    let mut add = |key: &str, value: Option<&str>| {
-        if !tags.is_empty() {
-            tags.push(';');
-        }
-        write_tag(&mut tags, key, value);
+    let shown = Shown {
+        record,
+        caps,
+        batch,
+        today,
+        cloak,
     };
-    if let Some(batch) = batch {
-        add("batch", Some(batch));
-    }
-    if caps.contains(Caps::MESSAGE_TAGS) {
-        add("msgid", Some(&record.msgid));
-    }
-    if caps.contains(Caps::SERVER_TIME) {
-        add("time", Some(&time));
-    }
-    if caps.contains(Caps::MESSAGE_TAGS) && !record.tags.is_empty() {
-        tags.push(';');
-        tags.push_str(&record.tags);
-    }
-    with_tags(&tags, &body)
+    shown.line(&record.text, true)
 }
 
-/// The line itself: a message, notice or topic with its text (timed in
-/// the text for a client without server-time), a tag message with none,
-/// and a room event with the parameters it was sent with.
-fn body(record: &Record, sender: &str, caps: Caps, today: chrono::NaiveDate) -> Bytes {
-    let line = Line::new(Some(sender), &record.command);
-    match record.command.as_str() {
-        "PRIVMSG" | "NOTICE" | "TOPIC" => {
-            let text = if caps.contains(Caps::SERVER_TIME) {
-                Cow::Borrowed(record.text.as_str())
-            } else {
-                Cow::Owned(with_time_prefix(&record.text, record.time_ms, today))
-            };
-            line.arg(&record.target_display).trailing(&text)
+/// A record being shown to one client.
+struct Shown<'a> {
+    record: &'a Record,
+    caps: Caps,
+    batch: Option<&'a str>,
+    today: chrono::NaiveDate,
+    cloak: Option<&'a Cloak>,
+}
+
+impl Shown<'_> {
+    /// `text` as a line of the record, with its msgid when `first`: a
+    /// message, notice or topic with its text (timed in the text for a
+    /// client without server-time), a tag message with none, and a room
+    /// event with the parameters it was sent with.
+    fn line(&self, text: &str, first: bool) -> Bytes {
+        let record = self.record;
+        let sender = shown_sender(&record.sender, self.cloak);
+        let line = Line::new(Some(&sender), &record.command);
+        let body = match record.command.as_str() {
+            "PRIVMSG" | "NOTICE" | "TOPIC" => {
+                line.arg(&record.target_display).trailing(&self.timed(text))
+            }
+            "TAGMSG" => line.arg(&record.target_display),
+            _ => with_params(line, text),
         }
-        "TAGMSG" => line.arg(&record.target_display),
-        _ => with_params(line, &record.text),
+        .finish();
+        with_tags(&self.tags(first), &body)
     }
-    .finish()
+
+    /// The text, with the time in front for a client without server-time.
+    fn timed<'t>(&self, text: &'t str) -> Cow<'t, str> {
+        if self.caps.contains(Caps::SERVER_TIME) {
+            Cow::Borrowed(text)
+        } else {
+            Cow::Owned(with_time_prefix(text, self.record.time_ms, self.today))
+        }
+    }
+
+    /// The record's tags for this client, with the msgid when `msgid`.
+    fn tags(&self, msgid: bool) -> String {
+        let (record, caps) = (self.record, self.caps);
+        let time = server_time(std::time::UNIX_EPOCH + millis_duration(record.time_ms));
+        let mut tags = String::new();
+        let mut add = |key: &str, value: Option<&str>| {
+            if !tags.is_empty() {
+                tags.push(';');
+            }
+            write_tag(&mut tags, key, value);
+        };
+        if let Some(batch) = self.batch {
+            add("batch", Some(batch));
+        }
+        if caps.contains(Caps::MESSAGE_TAGS) && msgid {
+            add("msgid", Some(&record.msgid));
+        }
+        if caps.contains(Caps::SERVER_TIME) {
+            add("time", Some(&time));
+        }
+        if caps.contains(Caps::MESSAGE_TAGS) && !record.tags.is_empty() {
+            tags.push(';');
+            tags.push_str(&record.tags);
+        }
+        tags
+    }
+
+    /// The record as a `draft/multiline` batch named after its msgid; its
+    /// start and end belong to the enclosing batch, if any.
+    fn batched(&self, mut lines: Vec<BatchLine>) -> Vec<Bytes> {
+        let record = self.record;
+        if let Some(first) = lines.first_mut() {
+            first.text = self.timed(&first.text).into_owned();
+        }
+        let reference = format!("ml{}", record.msgid);
+        let sender = shown_sender(&record.sender, self.cloak);
+        let bodies = Bodies::new(
+            &sender,
+            &record.command,
+            &record.target_display,
+            &reference,
+            &lines,
+        );
+        let outer = self.batch.map(|batch| format!("batch={batch}"));
+        let mut out = Vec::with_capacity(lines.len() + 2);
+        out.push(with_tags(&self.tags(true), &bodies.start));
+        out.extend(bodies.batched);
+        out.push(with_tags(outer.as_deref().unwrap_or_default(), &bodies.end));
+        out
+    }
 }
 
 /// `line` with the parameters `params` holds as a line writes them:

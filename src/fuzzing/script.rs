@@ -47,6 +47,8 @@ const TAGS: &[&str] = &[
     "@+x\r@account=admin;+y ",
     "@+nul=a\0b;+esc=\x1b[2J;+ok=a\\sb ",
     "@+k\x01=v;+=2;+\u{fffd}=1;+draft/reply=1 ",
+    "@batch=m ",
+    "@batch=m;draft/multiline-concat ",
 ];
 
 /// One thing that happens to the server.
@@ -106,7 +108,16 @@ pub fn step(bytes: [u8; STEP_BYTES]) -> Step {
             pick(TAGS, d >> 1),
             if d & 1 == 0 { room } else { nick }
         ),
-        11 => "CAP REQ :message-tags".to_owned(),
+        // draft/multiline: the capabilities, and a batch opened or closed.
+        11 => match c % 4 {
+            0 => "CAP REQ :message-tags".to_owned(),
+            1 => "CAP REQ :batch draft/multiline echo-message".to_owned(),
+            2 => format!(
+                "BATCH +m draft/multiline {}",
+                if d & 1 == 0 { room } else { nick }
+            ),
+            _ => "BATCH -m".to_owned(),
+        },
         _ => return Step::Close { slot },
     };
     Step::Line { slot, line }

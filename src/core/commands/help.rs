@@ -31,6 +31,14 @@ static TEXTS: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "BATCH",
+        &[
+            "BATCH +<ref> draft/multiline <target> | -<ref>",
+            "Sends the PRIVMSG or NOTICE lines tagged batch=<ref> between",
+            "the two as one multiline message (draft/multiline).",
+        ],
+    ),
+    (
         "CAP",
         &[
             "CAP LS [302] | LIST | REQ :<capabilities> | END",

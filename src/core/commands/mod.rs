@@ -3,6 +3,7 @@
 pub mod account_admin;
 pub mod authenticate;
 pub mod away;
+pub mod batch;
 pub mod cap;
 pub mod certificates;
 pub mod channel_mode;

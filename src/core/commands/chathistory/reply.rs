@@ -8,7 +8,7 @@ use bytes::Bytes;
 use crate::core::caps::Caps;
 use crate::core::history_access::party;
 use crate::core::history_answer::{Answer, Outcome};
-use crate::core::playback::{batch_end, batch_start, history_line, utc};
+use crate::core::playback::{batch_end, batch_start, history_lines, utc};
 use crate::core::{ClientId, State};
 use crate::history::{self, HistoryTarget, Party, TargetActivity};
 use crate::proto::tags::{prepend_tag, server_time};
@@ -35,7 +35,7 @@ fn send_answer(state: &mut State, answer: Answer) {
             let cloak = state.cloak.as_ref();
             let lines: Vec<Bytes> = records
                 .iter()
-                .map(|record| history_line(record, caps, batch.as_deref(), today, cloak))
+                .flat_map(|record| history_lines(record, caps, batch.as_deref(), today, cloak))
                 .collect();
             ("chathistory", lines)
         }

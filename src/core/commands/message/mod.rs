@@ -19,8 +19,10 @@ use crate::core::Refusal;
 use crate::core::broadcast::Broadcast;
 use crate::core::caps::Caps;
 use crate::core::isupport::client_tag_denied;
+use crate::core::multiline::{self, BatchLine, Bodies};
 use crate::core::{ClientId, State};
 use crate::history::storable_tags;
+use crate::proto::message::Tag;
 use crate::proto::modes;
 use crate::proto::numeric;
 use crate::proto::tags::client_only_tags;
@@ -85,8 +87,11 @@ pub(super) struct Outgoing<'a> {
     bot: bool,
     pub account: Option<String>,
     pub kind: MessageKind,
+    /// The text, or a multiline message's as one history record holds it.
     pub text: &'a str,
     client_tags: Option<String>,
+    /// A draft/multiline message's lines, as the sender composed them.
+    lines: Option<&'a [BatchLine]>,
 }
 
 impl Outgoing<'_> {
@@ -99,8 +104,14 @@ impl Outgoing<'_> {
             line
         };
         let msgid = state.next_msgid();
-        state
-            .broadcast(line.finish())
+        let mut event = state.broadcast(line.finish());
+        if let Some(lines) = self.lines {
+            let reference = state.next_batch_id();
+            let command = self.kind.command();
+            let bodies = Bodies::new(&self.source, command, target, &reference, lines);
+            event = event.with_multiline(bodies);
+        }
+        event
             .with_msgid(msgid)
             .with_client_tags(self.client_tags.clone())
             .with_bot(self.bot)
@@ -117,6 +128,15 @@ impl Outgoing<'_> {
     /// Who may receive it: TAGMSG only reaches message-tags clients.
     pub fn wanted_by(&self, caps: Caps) -> bool {
         self.kind.has_text() || caps.contains(Caps::MESSAGE_TAGS)
+    }
+
+    /// Each line a client may be shown on its own: the text, or every
+    /// line of a multiline message.
+    pub fn texts(&self) -> Box<dyn Iterator<Item = &str> + '_> {
+        match self.lines {
+            Some(lines) => Box::new(lines.iter().map(|line| line.text.as_str())),
+            None => Box::new(std::iter::once(self.text)),
+        }
     }
 }
 
@@ -137,20 +157,8 @@ fn relay(state: &mut State, id: ClientId, message: &Message, kind: MessageKind) 
         }
         return;
     }
-    let now = state.clock.now();
-    let Some(client) = state.clients.get_mut(&id) else {
+    let Some(outgoing) = outgoing(state, id, kind, text, &message.tags, None) else {
         return;
-    };
-    client.last_active = now;
-    let deny = &state.config.server.client_tag_deny;
-    let outgoing = Outgoing {
-        source: client.source.clone(),
-        bot: client.modes.bot,
-        account: client.account.clone(),
-        kind,
-        text,
-        // CLIENTTAGDENY: blocked tags are dropped silently, as message-tags allows.
-        client_tags: client_only_tags(&message.tags, |name| client_tag_denied(deny, name)),
     };
     let max = state.config.limits.max_targets;
     let mut seen = HashSet::new();
@@ -162,30 +170,84 @@ fn relay(state: &mut State, id: ClientId, message: &Message, kind: MessageKind) 
             break;
         }
         // The same target twice in one command gets the message once.
-        if !seen.insert(state.fold(target)) {
-            continue;
+        if seen.insert(state.fold(target)) {
+            to_target(state, id, &outgoing, target);
         }
-        if super::nickserv::is_service(state, target) {
-            // The service reads PRIVMSG only; nothing is relayed or echoed.
-            if answers && kind.has_text() {
-                super::nickserv::command(state, id, text);
-            }
-            continue;
+    }
+}
+
+/// A draft/multiline message: `lines` of `command` (PRIVMSG or NOTICE) to
+/// one target, with the client-only tags of its BATCH line. Refusals are
+/// those of the same command sent alone.
+pub fn relay_multiline(
+    state: &mut State,
+    id: ClientId,
+    command: &str,
+    target: &str,
+    lines: &[BatchLine],
+    tags: &[Tag],
+) {
+    let kind = if command == "NOTICE" {
+        MessageKind::Notice
+    } else {
+        MessageKind::Privmsg
+    };
+    let text = multiline::encode(lines);
+    if let Some(outgoing) = outgoing(state, id, kind, &text, tags, Some(lines)) {
+        to_target(state, id, &outgoing, target);
+    }
+}
+
+/// What every target of one message shares; the sender is active now.
+fn outgoing<'a>(
+    state: &mut State,
+    id: ClientId,
+    kind: MessageKind,
+    text: &'a str,
+    tags: &[Tag],
+    lines: Option<&'a [BatchLine]>,
+) -> Option<Outgoing<'a>> {
+    let now = state.clock.now();
+    let client = state.clients.get_mut(&id)?;
+    client.last_active = now;
+    let deny = &state.config.server.client_tag_deny;
+    Some(Outgoing {
+        source: client.source.clone(),
+        bot: client.modes.bot,
+        account: client.account.clone(),
+        kind,
+        text,
+        // CLIENTTAGDENY: blocked tags are dropped silently, as message-tags allows.
+        client_tags: client_only_tags(tags, |name| client_tag_denied(deny, name)),
+        lines,
+    })
+}
+
+/// One target: a service, a room or a nick; a refusal goes back unless
+/// the command is a NOTICE.
+fn to_target(state: &mut State, id: ClientId, outgoing: &Outgoing, target: &str) {
+    let (kind, text) = (outgoing.kind, outgoing.text);
+    let answers = kind.answers_errors();
+    if super::nickserv::is_service(state, target) {
+        // The service reads PRIVMSG only; nothing is relayed or echoed.
+        if answers && kind.has_text() {
+            super::nickserv::command(state, id, text);
         }
-        if super::chanserv::is_service(state, target) {
-            if answers && kind.has_text() {
-                super::chanserv::command(state, id, text);
-            }
-            continue;
+        return;
+    }
+    if super::chanserv::is_service(state, target) {
+        if answers && kind.has_text() {
+            super::chanserv::command(state, id, text);
         }
-        let outcome = if is_channel_name(target.trim_start_matches(modes::is_status_symbol)) {
-            to_channel::to_channel(state, id, &outgoing, target)
-        } else {
-            to_nick::to_nick(state, id, &outgoing, target)
-        };
-        if let (Err(refusal), true) = (outcome, answers) {
-            state.refuse(id, refusal);
-        }
+        return;
+    }
+    let outcome = if is_channel_name(target.trim_start_matches(modes::is_status_symbol)) {
+        to_channel::to_channel(state, id, outgoing, target)
+    } else {
+        to_nick::to_nick(state, id, outgoing, target)
+    };
+    if let (Err(refusal), true) = (outcome, answers) {
+        state.refuse(id, refusal);
     }
 }
 

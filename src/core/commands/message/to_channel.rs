@@ -31,7 +31,7 @@ pub(super) fn to_channel(
         return Err(Refusal::new(numeric::ERR_CANNOTSENDTOCHAN, &[target]));
     }
     if channel.modes.no_ctcp
-        && is_ctcp_but_action(outgoing.text)
+        && outgoing.texts().any(is_ctcp_but_action)
         && !membership.is_some_and(|membership| membership.op)
     {
         return Err(Refusal::new(numeric::ERR_CANNOTSENDTOCHAN, &[target])
@@ -165,6 +165,24 @@ mod tests {
         );
         harness.send("alice", "MODE #room");
         assert_eq!(harness.take("alice")[0], ":irc.test 324 alice #room +Cnt");
+    }
+
+    #[test]
+    fn no_ctcp_rooms_look_at_every_line_of_a_multiline_message() {
+        let mut harness = room();
+        harness.send("alice", "MODE #room +C");
+        harness.send("bob", "CAP REQ :batch draft/multiline");
+        harness.take("alice");
+        harness.take("bob");
+        harness.send("bob", "BATCH +r draft/multiline #room");
+        harness.send("bob", "@batch=r PRIVMSG #room :hello");
+        harness.send("bob", "@batch=r PRIVMSG #room :\x01VERSION\x01");
+        harness.send("bob", "BATCH -r");
+        assert_eq!(
+            harness.take("bob"),
+            vec![":irc.test 404 bob #room :Cannot send CTCP to channel (+C)"]
+        );
+        assert!(harness.take("alice").is_empty());
     }
 
     #[test]
