@@ -472,8 +472,7 @@ async fn rehash_keeps_advertising_the_history_that_runs() {
         "{done}"
     );
     let mut bob = Client::connect(addr).await;
-    bob.send("CAP LS 302").await;
-    let caps = bob.expect_containing(" CAP * LS ").await;
+    let caps = bob.cap_ls().await;
     assert!(!caps.contains("draft/chathistory"), "{caps}");
     bob.send("NICK bob").await;
     bob.send("USER bob 0 * :bob").await;

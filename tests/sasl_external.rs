@@ -90,8 +90,7 @@ async fn connect(
 
 /// Runs EXTERNAL while connecting as `nick`; returns the line that ended it.
 async fn external(client: &mut TlsClient, nick: &str) -> String {
-    client.send("CAP LS 302").await;
-    let ls = client.expect_containing("CAP * LS").await;
+    let ls = client.cap_ls().await;
     assert!(ls.contains("sasl=PLAIN,SCRAM-SHA-256,EXTERNAL"), "{ls}");
     client.send("CAP REQ sasl").await;
     client.expect_containing("ACK").await;

@@ -84,15 +84,13 @@ async fn tls_and_plaintext_users_chat_in_one_room() {
     let (plain_addr, tls_addr) = (server.local_addrs()[0], server.local_addrs()[1]);
 
     let mut alice = connect_tls(tls_addr, der).await;
-    alice.send("CAP LS 302").await;
-    let ls = alice.expect_containing("CAP * LS").await;
+    let ls = alice.cap_ls().await;
     assert!(ls.contains("sts=duration=2592000"), "{ls}");
     alice.send("CAP END").await;
     alice.register_as("alice").await;
 
     let mut bob = Client::over(TcpStream::connect(plain_addr).await.unwrap());
-    bob.send("CAP LS 302").await;
-    let ls = bob.expect_containing("CAP * LS").await;
+    let ls = bob.cap_ls().await;
     assert!(ls.contains("sts=port=6697"), "{ls}");
     bob.send("CAP REQ :sts").await;
     bob.expect_containing("CAP * NAK :sts").await;

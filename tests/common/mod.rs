@@ -197,6 +197,21 @@ impl<S: AsyncRead + AsyncWrite> Client<S> {
         }
     }
 
+    /// Sends `CAP LS 302` and returns every capability listed, gathered
+    /// from the reply's lines (`CAP * LS * :…` until the last, `CAP * LS :…`).
+    pub async fn cap_ls(&mut self) -> String {
+        self.send("CAP LS 302").await;
+        let mut caps = Vec::new();
+        loop {
+            let line = self.expect_containing(" LS ").await;
+            let (_, listed) = line.split_once(" :").expect("a CAP LS line has a list");
+            caps.push(listed.to_owned());
+            if !line.contains(" LS * :") {
+                return caps.join(" ");
+            }
+        }
+    }
+
     /// True when the server closed the connection (within the timeout).
     pub async fn is_closed(&mut self) -> bool {
         loop {
