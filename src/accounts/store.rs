@@ -5,7 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, Transaction, params};
+use rusqlite::{
+    Connection, OpenFlags, OptionalExtension, Row, Transaction, TransactionBehavior, params,
+};
 
 use super::password::{Credentials, PasswordError, ScramCredentials};
 use crate::proto::Casemapping;
@@ -297,11 +299,14 @@ impl Store {
     /// lock ([`super::DatabaseLock`]): a running server must not find its
     /// tables changed under it.
     pub fn open(path: &Path, naming: Naming) -> Result<Store, AccountError> {
-        let conn = Connection::open(path).map_err(|source| AccountError::Open {
+        let mut conn = Connection::open(path).map_err(|source| AccountError::Open {
             path: path.to_owned(),
             source,
         })?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
+        // Wait for the write lock at BEGIN, as history's connections do
+        // (`history::Store::configure` says why).
+        conn.set_transaction_behavior(TransactionBehavior::Immediate);
         // The mode history uses too; the file has one.
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "foreign_keys", true)?;

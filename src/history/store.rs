@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior, params};
 
 use super::{Bound, HistoryTarget, Party, Query, QueryKind, Record, TargetActivity, TargetsQuery};
 use crate::config::HistorySync;
@@ -150,8 +150,17 @@ impl Store {
         Ok(store)
     }
 
-    fn configure(conn: Connection, path: &Path, sync: HistorySync) -> Result<Store, StoreError> {
+    fn configure(
+        mut conn: Connection,
+        path: &Path,
+        sync: HistorySync,
+    ) -> Result<Store, StoreError> {
         conn.busy_timeout(BUSY_TIMEOUT)?;
+        // Several connections write this file (history, accounts, rooms).
+        // A deferred transaction that reads first cannot wait for another
+        // writer when it then writes: SQLite fails it at once with "database
+        // is locked". Taking the write lock at BEGIN makes it wait instead.
+        conn.set_transaction_behavior(TransactionBehavior::Immediate);
         // WAL: readers never block the writer, and a commit is one append.
         conn.pragma_update(None, "journal_mode", "WAL")?;
         let synchronous = match sync {
