@@ -78,17 +78,22 @@ pub fn batch(state: &mut State, id: ClientId, message: &Message) -> Result<(), R
 
 fn open(state: &mut State, id: ClientId, reference: &str, message: &Message) {
     let label = state.label().map(str::to_owned);
-    let Some(client) = state.clients.get(&id) else {
+    let Some(client) = state.clients.get_mut(&id) else {
         return;
     };
+    if let Some(open) = client.multiline.as_mut() {
+        // The open batch keeps its reference, so its later lines and its
+        // end are dropped quietly rather than each failing again.
+        open.collected = None;
+        fail(state, id, Invalid::Other("A batch is already open"));
+        return;
+    }
     let problem = if !client.caps.contains(Caps::MULTILINE.union(Caps::BATCH)) {
         Some("Multiline batches need the draft/multiline and batch capabilities")
     } else if message.param(1) != BATCH_TYPE {
         Some("Unknown batch type")
     } else if reference.is_empty() || message.param(2).is_empty() {
         Some("A multiline batch needs a reference and a target")
-    } else if client.multiline.is_some() {
-        Some("A batch is already open")
     } else {
         None
     };
@@ -476,6 +481,26 @@ mod tests {
             assert_eq!(h.take("alice"), [expected], "{lines:?}");
             assert!(h.take("bob").is_empty());
         }
+    }
+
+    #[test]
+    fn a_second_batch_fails_once_and_discards_the_first() {
+        let mut h = room("");
+        h.send("alice", "BATCH +r1 draft/multiline #room");
+        h.send("alice", "@batch=r1 PRIVMSG #room :one");
+        h.send("alice", "BATCH +r2 draft/multiline #room");
+        for _ in 0..3 {
+            h.send("alice", "@batch=r1 PRIVMSG #room :more");
+        }
+        h.send("alice", "BATCH -r1");
+        assert_eq!(
+            h.take("alice"),
+            [":irc.test FAIL BATCH MULTILINE_INVALID :A batch is already open"]
+        );
+        assert!(h.take("bob").is_empty());
+        // Once the first is closed, a new batch opens as usual.
+        send_batch(&mut h, &THREE);
+        assert_eq!(h.take("bob").len(), 3);
     }
 
     #[test]
