@@ -14,8 +14,8 @@ use std::time::{Duration, SystemTime};
 use crate::config::Config;
 use crate::core::multiline::{BATCH_TYPE, BatchLine, CONCAT_TAG};
 use crate::core::{ClientId, Refusal, State, caps::Caps};
-use crate::proto::Message;
 use crate::proto::message::Tag;
+use crate::proto::{Folded, Message};
 
 /// A batch a client has opened and not yet closed.
 #[derive(Debug)]
@@ -236,6 +236,18 @@ fn close(state: &mut State, id: ClientId, reference: &str) {
         &collected.lines,
         &open.tags,
     );
+}
+
+/// After RENAME: a batch aimed at the room's old name goes to its new one,
+/// so the message is not lost to a name that no longer exists.
+pub fn follow_rename(state: &mut State, old: &Folded, new: &str) {
+    let casemapping = state.config.server.casemapping;
+    for client in state.clients.values_mut() {
+        let open = client.multiline.as_mut();
+        if let Some(open) = open.filter(|open| casemapping.fold(&open.target) == *old) {
+            new.clone_into(&mut open.target);
+        }
+    }
 }
 
 /// Batches opened before this are too old to go on.
@@ -501,6 +513,27 @@ mod tests {
         // Once the first is closed, a new batch opens as usual.
         send_batch(&mut h, &THREE);
         assert_eq!(h.take("bob").len(), 3);
+    }
+
+    #[test]
+    fn a_batch_open_during_a_rename_reaches_the_new_name() {
+        let mut h = room("");
+        h.send("alice", "BATCH +r1 draft/multiline #room");
+        h.send("alice", "@batch=r1 PRIVMSG #room :one");
+        h.send("alice", "RENAME #room #new");
+        h.send("alice", "@batch=r1 PRIVMSG #new :two");
+        h.send("alice", "BATCH -r1");
+        let bob = h.take("bob");
+        assert_eq!(
+            bob[bob.len() - 2..],
+            [
+                ":alice!~alice@127.0.0.1 PRIVMSG #new :one",
+                ":alice!~alice@127.0.0.1 PRIVMSG #new :two",
+            ],
+            "{bob:?}"
+        );
+        let alice = h.take("alice");
+        assert!(!alice.iter().any(|l| l.contains(" FAIL ")), "{alice:?}");
     }
 
     #[test]

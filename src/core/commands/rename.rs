@@ -85,6 +85,7 @@ fn move_room(state: &mut State, old: &Folded, new: &Folded, display: &str) {
         }
     }
     move_marks(state, old, new, display);
+    super::batch::follow_rename(state, old, display);
     move_history(state, old, new, display, floor_ms);
     if registered {
         state
