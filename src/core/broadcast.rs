@@ -141,6 +141,11 @@ impl Broadcast {
     }
 
     /// The client-only tags it carries, escaped and joined; "" for none.
+    /// Whether the event is a draft/multiline message.
+    pub fn is_multiline(&self) -> bool {
+        self.multiline.is_some()
+    }
+
     pub fn client_tags(&self) -> &str {
         self.client_tags.as_deref().unwrap_or_default()
     }

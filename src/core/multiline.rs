@@ -22,9 +22,9 @@ pub struct BatchLine {
 }
 
 /// Between two lines in a stored record: a line break, or the join of a
-/// `draft/multiline-concat` line. Neither can occur in one IRC line, so a
-/// record holding either is a multiline message, and its lines come back
-/// exactly as they were sent.
+/// `draft/multiline-concat` line. A one-line record is stored with CR and
+/// LF as spaces, and a multiline one is marked (`Record::prepare`), so
+/// only its lines come back, exactly as they were sent.
 const BREAK: char = '\n';
 const CONCAT: char = '\r';
 

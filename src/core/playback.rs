@@ -157,7 +157,11 @@ pub fn history_lines(
     today: chrono::NaiveDate,
     cloak: Option<&Cloak>,
 ) -> Vec<Bytes> {
-    let Some(lines) = multiline::decode(&record.text) else {
+    let lines = record
+        .is_multiline()
+        .then(|| multiline::decode(&record.text))
+        .flatten();
+    let Some(lines) = lines else {
         return vec![history_line(record, caps, batch, today, cloak)];
     };
     let shown = Shown {
@@ -254,9 +258,8 @@ impl Shown<'_> {
         if caps.contains(Caps::SERVER_TIME) {
             add("time", Some(&time));
         }
-        if caps.contains(Caps::MESSAGE_TAGS) && !record.tags.is_empty() {
-            tags.push(';');
-            tags.push_str(&record.tags);
+        if caps.contains(Caps::MESSAGE_TAGS) && !record.client_tags().is_empty() {
+            add_stored(&mut tags, record.client_tags());
         }
         tags
     }
@@ -284,6 +287,15 @@ impl Shown<'_> {
         out.push(with_tags(outer.as_deref().unwrap_or_default(), &bodies.end));
         out
     }
+}
+
+/// `tags` followed by a record's stored tags, with a `;` between only
+/// when `tags` already holds some.
+fn add_stored(tags: &mut String, stored: &str) {
+    if !tags.is_empty() {
+        tags.push(';');
+    }
+    tags.push_str(stored);
 }
 
 /// `line` with the parameters `params` holds as a line writes them:
@@ -436,6 +448,113 @@ mod tests {
             line(Caps::SERVER_TIME.union(Caps::MESSAGE_TAGS), None),
             "@msgid=m1;time=2023-11-14T22:13:20.123Z :alice!~alice@127.0.0.1 PRIVMSG #Room :text of m1"
         );
+    }
+
+    #[test]
+    fn fallback_lines_after_the_first_carry_only_the_stored_tags() {
+        let mut record = record("m1", TIME, "#room");
+        record.text = "one\ntwo".into();
+        record.tags = "+draft/reply=m0".into();
+        record.prepare(true);
+        let lines = history_lines(&record, Caps::MESSAGE_TAGS, None, today(), None);
+        let lines: Vec<_> = lines.iter().map(|l| String::from_utf8_lossy(l)).collect();
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(
+            lines[0].starts_with("@msgid=m1;+draft/reply=m0 "),
+            "{}",
+            lines[0]
+        );
+        assert!(
+            lines[1].starts_with("@+draft/reply=m0 :alice"),
+            "{}",
+            lines[1]
+        );
+    }
+
+    /// alice in #room says `lines`, settled; history on.
+    fn said(lines: &[&str]) -> crate::core::testing::HistoryHarness {
+        let mut t = crate::core::testing::HistoryHarness::new();
+        t.h.register("alice");
+        t.h.send("alice", "JOIN #room");
+        for line in lines {
+            t.h.send("alice", line);
+        }
+        t.settle();
+        t
+    }
+
+    const CAPABLE: &str =
+        "CAP REQ :batch draft/multiline message-tags draft/chathistory draft/event-playback";
+
+    #[test]
+    fn a_bare_cr_in_one_line_replays_as_the_one_line_relayed() {
+        let mut t = said(&["PRIVMSG #room :hi\r\u{1}VERSION\u{1}"]);
+        t.h.register("carol");
+        t.h.send("carol", "JOIN #room");
+        let lines = t.h.take("carol");
+        let played: Vec<&String> = lines.iter().filter(|l| l.contains(" PRIVMSG ")).collect();
+        assert_eq!(played.len(), 1, "{lines:?}");
+        assert!(
+            played[0].ends_with(" UTC] hi \u{1}VERSION\u{1}"),
+            "{}",
+            played[0]
+        );
+    }
+
+    #[test]
+    fn a_line_of_crs_replays_as_one_line_not_a_batch() {
+        let text = "\r".repeat(400);
+        let mut t = said(&[&format!("PRIVMSG #room :{text}")]);
+        t.h.register("bob");
+        t.h.send("bob", CAPABLE);
+        t.h.send("bob", "JOIN #room");
+        let lines = t.query("bob", "CHATHISTORY LATEST #room * 10");
+        let messages: Vec<&String> = lines.iter().filter(|l| l.contains(" PRIVMSG ")).collect();
+        assert_eq!(messages.len(), 1, "{lines:?}");
+        assert!(
+            !lines.iter().any(|l| l.contains("draft/multiline")),
+            "{lines:?}"
+        );
+    }
+
+    #[test]
+    fn a_topic_kick_or_quit_with_a_cr_replays_as_one_line() {
+        let mut t = said(&["TOPIC #room :new\rtopic"]);
+        t.h.register("dan");
+        t.h.send("dan", "JOIN #room");
+        t.h.send("alice", "KICK #room dan :go\raway");
+        t.h.register("erin");
+        t.h.send("erin", "JOIN #room");
+        t.h.send("erin", "QUIT :so\rlong");
+        t.settle();
+        t.h.register("bob");
+        t.h.send("bob", CAPABLE);
+        t.h.send("bob", "JOIN #room");
+        let lines = t.query("bob", "CHATHISTORY LATEST #room * 20");
+        assert!(
+            !lines.iter().any(|l| l.contains("draft/multiline")),
+            "{lines:?}"
+        );
+        for expected in [
+            " UTC] new topic",
+            " KICK #room dan :go away",
+            " QUIT :Quit: so long",
+        ] {
+            assert!(
+                lines.iter().any(|l| l.ends_with(expected)),
+                "{expected}: {lines:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_multiline_record_is_not_played_when_any_line_is_a_ctcp() {
+        let mut record = record("m1", TIME, "#room");
+        record.text = "hi\n\u{1}VERSION\u{1}".into();
+        record.prepare(true);
+        assert!(!crate::history::ring::is_playable(&record));
+        record.text = "hi\n\u{1}ACTION waves\u{1}".into();
+        assert!(crate::history::ring::is_playable(&record));
     }
 
     /// The room lines among `lines`, without their time.

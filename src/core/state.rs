@@ -293,6 +293,7 @@ impl State {
             .map_or_else(|| history.next_msgid(), str::to_owned);
         let mut record = new.stamped(msgid, history::millis(event.time()));
         record.tags = history::storable_tags(event.client_tags());
+        record.prepare(event.is_multiline());
         if let HistoryTarget::Private(..) = record.target {
             return history.record(record);
         }

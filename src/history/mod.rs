@@ -101,6 +101,44 @@ pub struct NewRecord<'a> {
     pub text: &'a str,
 }
 
+/// The stored tag marking a record as a multiline message, whose text
+/// joins its lines with `\n` or `\r`: without a `+`, so it can never be a
+/// client's tag.
+const MULTILINE_MARK: &str = "draft/multiline";
+
+impl Record {
+    /// Makes the record as history keeps it: a multiline message (its text
+    /// from `multiline::encode`) marked so; any other text as it was
+    /// relayed, CR, LF and NUL as spaces, so it is never taken for one.
+    pub fn prepare(&mut self, multiline: bool) {
+        if multiline {
+            self.tags = match self.tags.as_str() {
+                "" => MULTILINE_MARK.to_owned(),
+                tags => format!("{MULTILINE_MARK};{tags}"),
+            };
+        } else if self.text.contains(['\r', '\n', '\0']) {
+            self.text = self.text.replace(['\r', '\n', '\0'], " ");
+        }
+    }
+
+    /// A PRIVMSG or NOTICE stored as a multiline message; a record stored
+    /// before multiline records were marked is one line.
+    pub fn is_multiline(&self) -> bool {
+        matches!(self.command.as_str(), "PRIVMSG" | "NOTICE")
+            && self.tags.split(';').next() == Some(MULTILINE_MARK)
+    }
+
+    /// The stored client tags to replay, without the multiline mark.
+    pub fn client_tags(&self) -> &str {
+        match self.tags.strip_prefix(MULTILINE_MARK) {
+            Some(rest) if rest.is_empty() || rest.starts_with(';') => {
+                rest.strip_prefix(';').unwrap_or(rest)
+            }
+            _ => &self.tags,
+        }
+    }
+}
+
 impl NewRecord<'_> {
     /// The record, under the msgid and time of the event that carries it.
     pub(crate) fn stamped(self, msgid: String, time_ms: i64) -> Record {

@@ -212,8 +212,10 @@ impl PlaybackRings {
 /// joiner's client would answer.
 pub fn is_playable(record: &Record) -> bool {
     let message = matches!(record.command.as_str(), "PRIVMSG" | "NOTICE");
-    let ctcp = record.text.starts_with('\u{1}') && !record.text.starts_with("\u{1}ACTION ");
-    message && !ctcp
+    // A multiline message reaches a client without the capability as
+    // separate lines: a CTCP may start any of them.
+    let ctcp = |line: &str| line.starts_with('\u{1}') && !line.starts_with("\u{1}ACTION ");
+    message && !record.text.split(['\r', '\n']).any(ctcp)
 }
 
 #[cfg(test)]
