@@ -77,23 +77,71 @@ pub fn on_join(state: &mut State, id: ClientId, room: &Folded) {
     let today = utc(history::millis(now)).date_naive();
     let batch = caps.contains(Caps::BATCH).then(|| state.next_batch_id());
     let server = state.server_name().to_owned();
+    let played = within_budget(
+        records.iter().map(|(_, record)| record),
+        reply_budget(state.config.limits.sendq_bytes),
+        Keep::Newest,
+        |record| history_lines(record, caps, batch.as_deref(), today, state.cloak.as_ref()),
+    );
     let start = match &batch {
         Some(batch) => batch_start(&server, batch, "chathistory", &name),
-        None => marker(&server, &name, &start_text(records.len(), caps)),
+        None => marker(&server, &name, &start_text(played.len(), caps)),
     };
     state.send(id, start);
     // Every line is committed already: nothing here waits for the disk.
-    for (_, record) in &records {
-        let lines = history_lines(record, caps, batch.as_deref(), today, state.cloak.as_ref());
-        for line in lines {
-            state.send(id, line);
-        }
+    for line in played.into_iter().flatten() {
+        state.send(id, line);
     }
     let end = match &batch {
         Some(batch) => batch_end(&server, batch),
         None => marker(&server, &name, "End of playback"),
     };
     state.send(id, end);
+}
+
+/// The bytes one reply of stored lines (a playback, a CHATHISTORY batch)
+/// may take of a client's `sendq_bytes`: a multiline message can be many
+/// lines, and the rest of the sendq stays for what is sent meanwhile.
+pub fn reply_budget(sendq_bytes: usize) -> usize {
+    sendq_bytes / 4
+}
+
+/// Which records a reply over its budget keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Keep {
+    /// The first ones: a reply read forward (AFTER, BETWEEN, AROUND).
+    Oldest,
+    /// The last ones: a playback, or a reply read backward (BEFORE, LATEST).
+    Newest,
+}
+
+/// The lines each of `records` (oldest first) is shown as, `shown` gives
+/// them, for as many whole records as fit `budget` bytes from the end
+/// `keep` names, oldest first; always at least one record, as sent live.
+pub fn within_budget<'r>(
+    records: impl DoubleEndedIterator<Item = &'r Record>,
+    budget: usize,
+    keep: Keep,
+    mut shown: impl FnMut(&Record) -> Vec<Bytes>,
+) -> Vec<Vec<Bytes>> {
+    let records: Box<dyn Iterator<Item = &Record>> = match keep {
+        Keep::Oldest => Box::new(records),
+        Keep::Newest => Box::new(records.rev()),
+    };
+    let (mut kept, mut spent) = (Vec::new(), 0);
+    for record in records {
+        let lines = shown(record);
+        let bytes: usize = lines.iter().map(Bytes::len).sum();
+        if !kept.is_empty() && spent + bytes > budget {
+            break;
+        }
+        spent += bytes;
+        kept.push(lines);
+    }
+    if keep == Keep::Newest {
+        kept.reverse();
+    }
+    kept
 }
 
 /// The last ring line `id` was shown in `room` before this join: on this
@@ -555,6 +603,85 @@ mod tests {
         assert!(!crate::history::ring::is_playable(&record));
         record.text = "hi\n\u{1}ACTION waves\u{1}".into();
         assert!(crate::history::ring::is_playable(&record));
+    }
+
+    /// alice, with history on and an 8 KiB sendq (a 2 KiB reply budget),
+    /// sends #room three multiline messages of ten 100-byte lines each,
+    /// whose words are `one`, `two` and `three`.
+    fn three_long_messages() -> crate::core::testing::HistoryHarness {
+        let mut t = crate::core::testing::HistoryHarness::new();
+        std::sync::Arc::make_mut(&mut t.h.state.config)
+            .limits
+            .sendq_bytes = 8192;
+        t.h.register("alice");
+        t.h.send("alice", "CAP REQ :batch draft/multiline");
+        t.h.send("alice", "JOIN #room");
+        for (i, word) in ["one", "two", "three"].into_iter().enumerate() {
+            t.h.send("alice", &format!("BATCH +r{i} draft/multiline #room"));
+            let text = format!("{word} {}", "x".repeat(96));
+            for _ in 0..10 {
+                t.h.send("alice", &format!("@batch=r{i} PRIVMSG #room :{text}"));
+            }
+            t.h.send("alice", &format!("BATCH -r{i}"));
+        }
+        t.settle();
+        t
+    }
+
+    /// The first word of each multiline message among `lines`, and the
+    /// msgid on its start.
+    fn messages(lines: &[String]) -> Vec<(String, String)> {
+        let starts = lines
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.ends_with(" draft/multiline #room"));
+        starts
+            .map(|(i, start)| {
+                let msgid = start
+                    .split(['=', ';', ' '])
+                    .skip_while(|p| *p != "@msgid" && *p != "msgid")
+                    .nth(1);
+                let word = lines[i + 2].rsplit(" :").next().unwrap_or_default();
+                (
+                    word.split(' ').next().unwrap_or_default().to_owned(),
+                    msgid.unwrap_or_default().to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_chathistory_reply_ends_at_its_byte_budget_and_pages_on() {
+        let mut t = three_long_messages();
+        t.h.register("bob");
+        t.h.send("bob", CAPABLE);
+        t.h.send("bob", "JOIN #room");
+        let latest = t.query("bob", "CHATHISTORY LATEST #room * 10");
+        let bytes: usize = latest.iter().map(|l| l.len() + 2).sum();
+        assert!(bytes <= 2048 + 200, "{bytes} bytes: {latest:?}");
+        let found = messages(&latest);
+        let words: Vec<&str> = found.iter().map(|(w, _)| w.as_str()).collect();
+        assert_eq!(words, ["three"], "{latest:?}");
+        let before = t.query(
+            "bob",
+            &format!("CHATHISTORY BEFORE #room msgid={} 10", found[0].1),
+        );
+        let words: Vec<String> = messages(&before).into_iter().map(|(w, _)| w).collect();
+        assert_eq!(words, ["two"], "{before:?}");
+    }
+
+    #[test]
+    fn join_playback_keeps_the_newest_messages_within_its_byte_budget() {
+        let mut t = three_long_messages();
+        t.h.register("carol");
+        t.h.send(
+            "carol",
+            "CAP REQ :batch draft/multiline message-tags server-time",
+        );
+        t.h.send("carol", "JOIN #room");
+        let lines = t.h.take("carol");
+        let words: Vec<String> = messages(&lines).into_iter().map(|(w, _)| w).collect();
+        assert_eq!(words, ["three"], "{lines:?}");
     }
 
     /// The room lines among `lines`, without their time.

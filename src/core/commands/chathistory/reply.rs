@@ -8,7 +8,9 @@ use bytes::Bytes;
 use crate::core::caps::Caps;
 use crate::core::history_access::party;
 use crate::core::history_answer::{Answer, Outcome};
-use crate::core::playback::{batch_end, batch_start, history_lines, utc};
+use crate::core::playback::{
+    Keep, batch_end, batch_start, history_lines, reply_budget, utc, within_budget,
+};
 use crate::core::{ClientId, State};
 use crate::history::{self, HistoryTarget, Party, TargetActivity};
 use crate::proto::tags::{prepend_tag, server_time};
@@ -33,10 +35,16 @@ fn send_answer(state: &mut State, answer: Answer) {
         Outcome::Lines(Ok(records)) => {
             let today = utc(history::millis(state.clock.now())).date_naive();
             let cloak = state.cloak.as_ref();
-            let lines: Vec<Bytes> = records
-                .iter()
-                .flat_map(|record| history_lines(record, caps, batch.as_deref(), today, cloak))
-                .collect();
+            let keep = match request.sub.as_str() {
+                "BEFORE" | "LATEST" => Keep::Newest,
+                _ => Keep::Oldest,
+            };
+            // Past the budget the batch ends early; the client pages on.
+            let budget = reply_budget(state.config.limits.sendq_bytes);
+            let lines: Vec<Bytes> = within_budget(records.iter(), budget, keep, |record| {
+                history_lines(record, caps, batch.as_deref(), today, cloak)
+            })
+            .concat();
             ("chathistory", lines)
         }
         Outcome::Targets(Ok(targets)) => {
