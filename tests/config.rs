@@ -505,3 +505,17 @@ fn a_multiline_batch_must_fit_the_flood_allowance() {
     let fits = "[limits]\nmultiline_max_lines = 100\n[flood]\nmax_backlog = 200\n";
     assert!(parse(fits, Path::new("rookery.toml")).is_ok());
 }
+
+#[test]
+fn the_longest_multiline_message_must_fit_a_history_reply() {
+    let (_, _, message) = invalid(
+        "[limits]\nmultiline_max_bytes = 65536\nmultiline_max_lines = 1000\nsendq_bytes = 524288\n[flood]\nmax_backlog = 2000\n",
+    );
+    assert!(message.contains("`sendq_bytes`"), "{message}");
+    assert!(
+        message.contains("limits.multiline_max_lines = 1000"),
+        "{message}"
+    );
+    let fits = "[limits]\nmultiline_max_bytes = 65536\nmultiline_max_lines = 1000\nsendq_bytes = 4194304\n[flood]\nmax_backlog = 2000\n";
+    assert!(parse(fits, Path::new("rookery.toml")).is_ok());
+}

@@ -412,6 +412,14 @@ impl Default for ServerConfig {
     }
 }
 
+impl Limits {
+    /// The bytes one reply of stored lines (a join playback, a CHATHISTORY
+    /// batch) may take of the sendq; the rest stays for what is sent meanwhile.
+    pub fn history_reply_budget(&self) -> usize {
+        self.sendq_bytes / 4
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Limits {

@@ -223,6 +223,32 @@ fn check_limits(check: &mut Checker, limits: &Limits) {
         limits.multiline_max_lines,
         2..=1000,
     );
+    check_history_reply(check, limits);
+}
+
+/// Room for one replayed line's source, command, target and `batch` tag
+/// around its text (a multiline message's client tags go on its start).
+const LINE_OVERHEAD: usize = 256;
+
+/// A history reply stops at its budget but always holds one whole
+/// message: the longest multiline one must fit half the sendq, so a reply
+/// never fills it.
+fn check_history_reply(check: &mut Checker, limits: &Limits) {
+    let lines = limits.multiline_max_lines.saturating_add(2);
+    let longest = lines
+        .saturating_mul(LINE_OVERHEAD)
+        .saturating_add(limits.multiline_max_bytes);
+    if longest.saturating_mul(2) > limits.sendq_bytes {
+        check.report(
+            "limits.sendq_bytes",
+            format!(
+                "must be at least {} with limits.multiline_max_bytes = {} and limits.multiline_max_lines = {}: half of it must hold the longest multiline message in a history reply",
+                longest.saturating_mul(2),
+                limits.multiline_max_bytes,
+                limits.multiline_max_lines
+            ),
+        );
+    }
 }
 
 fn check_cloaking(check: &mut Checker, cloaking: &super::Cloaking) {

@@ -79,7 +79,7 @@ pub fn on_join(state: &mut State, id: ClientId, room: &Folded) {
     let server = state.server_name().to_owned();
     let played = within_budget(
         records.iter().map(|(_, record)| record),
-        reply_budget(state.config.limits.sendq_bytes),
+        state.config.limits.history_reply_budget(),
         Keep::Newest,
         |record| history_lines(record, caps, batch.as_deref(), today, state.cloak.as_ref()),
     );
@@ -97,13 +97,6 @@ pub fn on_join(state: &mut State, id: ClientId, room: &Folded) {
         None => marker(&server, &name, "End of playback"),
     };
     state.send(id, end);
-}
-
-/// The bytes one reply of stored lines (a playback, a CHATHISTORY batch)
-/// may take of a client's `sendq_bytes`: a multiline message can be many
-/// lines, and the rest of the sendq stays for what is sent meanwhile.
-pub fn reply_budget(sendq_bytes: usize) -> usize {
-    sendq_bytes / 4
 }
 
 /// Which records a reply over its budget keeps.

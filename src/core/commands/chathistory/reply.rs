@@ -8,9 +8,7 @@ use bytes::Bytes;
 use crate::core::caps::Caps;
 use crate::core::history_access::party;
 use crate::core::history_answer::{Answer, Outcome};
-use crate::core::playback::{
-    Keep, batch_end, batch_start, history_lines, reply_budget, utc, within_budget,
-};
+use crate::core::playback::{Keep, batch_end, batch_start, history_lines, utc, within_budget};
 use crate::core::{ClientId, State};
 use crate::history::{self, HistoryTarget, Party, TargetActivity};
 use crate::proto::tags::{prepend_tag, server_time};
@@ -40,7 +38,7 @@ fn send_answer(state: &mut State, answer: Answer) {
                 _ => Keep::Oldest,
             };
             // Past the budget the batch ends early; the client pages on.
-            let budget = reply_budget(state.config.limits.sendq_bytes);
+            let budget = state.config.limits.history_reply_budget();
             let lines: Vec<Bytes> = within_budget(records.iter(), budget, keep, |record| {
                 history_lines(record, caps, batch.as_deref(), today, cloak)
             })
