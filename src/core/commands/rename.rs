@@ -5,9 +5,7 @@
 //! the capability see RENAME; others see themselves PART and JOIN again,
 //! with the JOIN burst, as the spec's fallback says.
 
-use super::join::join_event;
-use super::names::send_implicit_names;
-use super::topic::send_topic;
+use super::join::{join_burst, join_event};
 use crate::accounts::ReadMarkerRecord;
 use crate::core::caps::Caps;
 use crate::core::{AdminRequest, ClientId, Refusal, State};
@@ -224,8 +222,7 @@ fn part_and_join(
         join.set_seq(seq);
         state.send_all([id], &mut join);
     }
-    send_topic(state, id, folded, false);
-    send_implicit_names(state, id, folded);
+    join_burst(state, id, folded, false);
 }
 
 #[cfg(test)]
@@ -280,6 +277,28 @@ mod tests {
         assert_eq!(
             h.take("alice"),
             [":bob!~bob@127.0.0.1 PRIVMSG #new :still here"]
+        );
+    }
+
+    #[test]
+    fn the_fallback_join_carries_the_read_marker_and_metadata() {
+        let mut h = room();
+        h.send("bob", "CAP REQ :draft/read-marker draft/metadata-3");
+        h.send("bob", "MARKREAD #old timestamp=2020-01-01T00:00:00.000Z");
+        h.send("alice", "METADATA * SET avatar :alice.png");
+        h.send("bob", "METADATA * SUB avatar");
+        h.take("bob");
+        h.send("alice", "RENAME #old #new");
+        let bob = h.take("bob");
+        let marker = ":irc.test MARKREAD #new timestamp=2020-01-01T00:00:00.000Z";
+        let at = |wanted: &str| bob.iter().position(|line| line.ends_with(wanted));
+        let marker_at = at(marker).expect("a MARKREAD");
+        let end_at = at("366 bob #new :End of /NAMES list").expect("a 366");
+        assert!(marker_at < end_at, "{bob:?}");
+        assert!(
+            bob.iter()
+                .any(|line| line.ends_with("761 bob alice avatar * :alice.png")),
+            "{bob:?}"
         );
     }
 
