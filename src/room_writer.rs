@@ -63,7 +63,22 @@ impl RoomQueue {
     }
 
     /// The account's latest marker in a target, replacing any unwritten.
-    pub fn save_marker(&mut self, key: (String, String), marker: ReadMarkerRecord) {
+    /// A marker moved by a rename (`moved_from`, the old target's key)
+    /// takes the old target's unwritten write in: taken after this one, it
+    /// would bring the old row back. The move of the row, once asked for,
+    /// stays asked for when a later marker replaces this one.
+    pub fn save_marker(
+        &mut self,
+        key: (String, String),
+        mut marker: ReadMarkerRecord,
+        moved_from: Option<(String, String)>,
+    ) {
+        if let Some(old) = moved_from.and_then(|old| self.markers.remove(&old)) {
+            marker.read_ms = marker.read_ms.max(old.read_ms);
+        }
+        if let Some(pending) = self.markers.get(&key) {
+            marker.renamed_from = marker.renamed_from.or(pending.renamed_from.clone());
+        }
         self.markers.insert(key, marker);
     }
 
@@ -123,7 +138,11 @@ impl RoomWriter {
     pub fn save_marker(&self, marker: ReadMarkerRecord) {
         let fold = |name: &str| self.naming.casemapping.fold(name).as_str().to_owned();
         let key = (fold(&marker.account), fold(&marker.target));
-        self.with_queue(|queue| queue.save_marker(key, marker));
+        let moved_from = marker
+            .renamed_from
+            .as_deref()
+            .map(|old| (key.0.clone(), fold(old)));
+        self.with_queue(|queue| queue.save_marker(key, marker, moved_from));
     }
 
     /// Queues the room's unregistration.
@@ -262,7 +281,7 @@ mod tests {
                 read_ms,
                 renamed_from: None,
             };
-            queue.save_marker(key(), marker);
+            queue.save_marker(key(), marker, None);
         }
         queue.save("#room".into(), record("#room", 1));
         assert_eq!(take_room(&mut queue).name, "#room");
@@ -271,5 +290,33 @@ mod tests {
             other => panic!("expected the latest marker, got {other:?}"),
         }
         assert!(queue.take().is_none());
+    }
+
+    fn marker(target: &str, read_ms: i64, renamed_from: Option<&str>) -> ReadMarkerRecord {
+        ReadMarkerRecord {
+            account: "alice".into(),
+            target: target.into(),
+            read_ms,
+            renamed_from: renamed_from.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn a_rename_takes_in_the_old_names_unwritten_marker() {
+        let mut queue = RoomQueue::default();
+        let key = |target: &str| ("alice".to_owned(), target.to_owned());
+        // "#zed" sorts after "#abc": left in the queue, the old name's
+        // write would be taken after the move and bring its row back.
+        queue.save_marker(key("#zed"), marker("#zed", 7, None), None);
+        let moved = marker("#abc", 5, Some("#zed"));
+        queue.save_marker(key("#abc"), moved, Some(key("#zed")));
+        queue.save_marker(key("#abc"), marker("#abc", 9, None), None);
+        match queue.take() {
+            Some(Write::ReadMarker(written)) => {
+                assert_eq!(written, marker("#abc", 9, Some("#zed")));
+            }
+            other => panic!("expected the moved marker, got {other:?}"),
+        }
+        assert!(queue.take().is_none(), "no write under the old name");
     }
 }
