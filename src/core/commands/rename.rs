@@ -96,10 +96,7 @@ fn move_room(state: &mut State, old: &Folded, new: &Folded, display: &str) {
     move_marks(state, old, new, display);
     state.playback.rename(old, new, display);
     if registered {
-        state
-            .admin
-            .request(AdminRequest::DropRoom { name: old_name });
-        state.save_room(new);
+        state.save_renamed_room(old_name, new);
     }
 }
 
