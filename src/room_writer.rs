@@ -15,19 +15,21 @@ use tracing::error;
 use crate::accounts::{Naming, ReadMarkerRecord, RoomRecord, Store};
 
 /// What is still to be written for one room: a drop of the registration
-/// stored before (when the room was dropped since), then its latest record
-/// (when it is registered now).
+/// stored before (when the room was dropped since), the move of its stored
+/// registration from the name it had (when it was renamed since), then its
+/// latest record (when it is registered now).
 #[derive(Clone, Debug, PartialEq)]
 pub struct RoomWrite {
     pub name: String,
     pub drop_first: bool,
+    pub moved_from: Option<String>,
     pub save: Option<RoomRecord>,
 }
 
 /// One write of the queue.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Write {
-    Room(RoomWrite),
+    Room(Box<RoomWrite>),
     ReadMarker(ReadMarkerRecord),
 }
 
@@ -54,23 +56,59 @@ impl RoomQueue {
         slot.save = None;
     }
 
+    /// A registered room renamed from `old_name`: one write, under the new
+    /// key, moves its stored row and then saves `record`. A pending write
+    /// under the old key is taken in (taken later, it would register the
+    /// old name again); only its drop of a stale registration stays.
+    pub fn rename(&mut self, old_key: String, old_name: String, key: String, record: RoomRecord) {
+        let old = self.rooms.remove(&old_key);
+        let moved_from = match &old {
+            Some(old) if old.drop_first => {
+                let stale = old.moved_from.clone();
+                self.drop_room(old_key, old_name);
+                stale
+            }
+            Some(old) => Some(old.moved_from.clone().unwrap_or(old_name)),
+            None => Some(old_name),
+        };
+        let slot = self.slot(key, record.name.clone());
+        slot.moved_from = moved_from;
+        slot.save = Some(record);
+    }
+
     fn slot(&mut self, key: String, name: String) -> &mut RoomWrite {
         self.rooms.entry(key).or_insert(RoomWrite {
             name,
             drop_first: false,
+            moved_from: None,
             save: None,
         })
     }
 
     /// The account's latest marker in a target, replacing any unwritten.
-    pub fn save_marker(&mut self, key: (String, String), marker: ReadMarkerRecord) {
+    /// A marker moved by a rename (`moved_from`, the old target's key)
+    /// takes the old target's unwritten write in: taken after this one, it
+    /// would bring the old row back. The move of the row, once asked for,
+    /// stays asked for when a later marker replaces this one.
+    pub fn save_marker(
+        &mut self,
+        key: (String, String),
+        mut marker: ReadMarkerRecord,
+        moved_from: Option<(String, String)>,
+    ) {
+        if let Some(old) = moved_from.and_then(|old| self.markers.remove(&old)) {
+            marker.read_ms = marker.read_ms.max(old.read_ms);
+        }
+        if let Some(pending) = self.markers.get(&key) {
+            marker.renamed_from = marker.renamed_from.or(pending.renamed_from.clone());
+        }
         self.markers.insert(key, marker);
     }
 
     /// The next write, taking it out of the queue: rooms first.
     pub fn take(&mut self) -> Option<Write> {
         if let Some((_, write)) = self.rooms.pop_first() {
-            return Some(Write::Room(write));
+            return Some(Write::Room(Box::new(write)));
         }
         self.markers
             .pop_first()
@@ -123,7 +161,18 @@ impl RoomWriter {
     pub fn save_marker(&self, marker: ReadMarkerRecord) {
         let fold = |name: &str| self.naming.casemapping.fold(name).as_str().to_owned();
         let key = (fold(&marker.account), fold(&marker.target));
-        self.with_queue(|queue| queue.save_marker(key, marker));
+        let moved_from = marker
+            .renamed_from
+            .as_deref()
+            .map(|old| (key.0.clone(), fold(old)));
+        self.with_queue(|queue| queue.save_marker(key, marker, moved_from));
+    }
+
+    /// Queues a registered room's rename from `old_name`, with its record.
+    pub fn rename(&self, old_name: String, record: RoomRecord) {
+        let fold = |name: &str| self.naming.casemapping.fold(name).as_str().to_owned();
+        let (old_key, key) = (fold(&old_name), fold(&record.name));
+        self.with_queue(|queue| queue.rename(old_key, old_name, key, record));
     }
 
     /// Queues the room's unregistration.
@@ -188,6 +237,9 @@ fn store_room(store: &mut Store, write: &RoomWrite) -> Result<(), crate::account
     if write.drop_first {
         store.drop_room(&write.name)?;
     }
+    if let Some(old) = &write.moved_from {
+        store.rename_room(old, &write.name)?;
+    }
     match &write.save {
         Some(record) => store.save_room(record),
         None => Ok(()),
@@ -201,7 +253,7 @@ mod tests {
 
     fn take_room(queue: &mut RoomQueue) -> RoomWrite {
         match queue.take() {
-            Some(Write::Room(write)) => write,
+            Some(Write::Room(write)) => *write,
             other => panic!("expected a room write, got {other:?}"),
         }
     }
@@ -252,6 +304,24 @@ mod tests {
     }
 
     #[test]
+    fn a_rename_is_one_write_that_takes_in_the_old_names_pending_save() {
+        let mut queue = RoomQueue::default();
+        queue.save("#zed".into(), record("#zed", 1));
+        queue.rename(
+            "#zed".into(),
+            "#zed".into(),
+            "#abc".into(),
+            record("#abc", 2),
+        );
+        let renamed = take_room(&mut queue);
+        assert_eq!(renamed.name, "#abc");
+        assert_eq!(renamed.moved_from.as_deref(), Some("#zed"));
+        assert_eq!(renamed.save, Some(record("#abc", 2)));
+        assert!(!renamed.drop_first);
+        assert!(queue.take().is_none(), "nothing is written under #zed");
+    }
+
+    #[test]
     fn a_flood_of_markers_in_one_target_leaves_one_write_after_the_rooms() {
         let mut queue = RoomQueue::default();
         let key = || ("alice".to_owned(), "#room".to_owned());
@@ -262,7 +332,7 @@ mod tests {
                 read_ms,
                 renamed_from: None,
             };
-            queue.save_marker(key(), marker);
+            queue.save_marker(key(), marker, None);
         }
         queue.save("#room".into(), record("#room", 1));
         assert_eq!(take_room(&mut queue).name, "#room");
@@ -271,5 +341,33 @@ mod tests {
             other => panic!("expected the latest marker, got {other:?}"),
         }
         assert!(queue.take().is_none());
+    }
+
+    fn marker(target: &str, read_ms: i64, renamed_from: Option<&str>) -> ReadMarkerRecord {
+        ReadMarkerRecord {
+            account: "alice".into(),
+            target: target.into(),
+            read_ms,
+            renamed_from: renamed_from.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn a_rename_takes_in_the_old_names_unwritten_marker() {
+        let mut queue = RoomQueue::default();
+        let key = |target: &str| ("alice".to_owned(), target.to_owned());
+        // "#zed" sorts after "#abc": left in the queue, the old name's
+        // write would be taken after the move and bring its row back.
+        queue.save_marker(key("#zed"), marker("#zed", 7, None), None);
+        let moved = marker("#abc", 5, Some("#zed"));
+        queue.save_marker(key("#abc"), moved, Some(key("#zed")));
+        queue.save_marker(key("#abc"), marker("#abc", 9, None), None);
+        match queue.take() {
+            Some(Write::ReadMarker(written)) => {
+                assert_eq!(written, marker("#abc", 9, Some("#zed")));
+            }
+            other => panic!("expected the moved marker, got {other:?}"),
+        }
+        assert!(queue.take().is_none(), "no write under the old name");
     }
 }

@@ -107,6 +107,7 @@ impl Worker {
                 // Written on the room writer's task, the latest per room.
                 AdminRequest::SaveRoom(room) => rooms.save(room),
                 AdminRequest::DropRoom { name } => rooms.drop_room(name),
+                AdminRequest::RenameRoom { old, record } => rooms.rename(old, record),
                 AdminRequest::SaveReadMarker(marker) => rooms.save_marker(marker),
                 AdminRequest::SaveBans { path, bans } => {
                     let written =

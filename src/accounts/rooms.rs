@@ -174,6 +174,18 @@ impl Store {
         Ok(())
     }
 
+    /// Moves a registered room to a new name (RENAME) in one statement, so
+    /// no crash leaves it under both names or neither; its access, lists
+    /// and metadata follow through the room's id. True when it was stored.
+    pub fn rename_room(&mut self, old: &str, new: &str) -> Result<bool, AccountError> {
+        let (old_key, new_key) = (self.naming().key(old), self.naming().key(new));
+        let moved = self.connection().execute(
+            "UPDATE account_rooms SET name = ?1, name_key = ?2 WHERE name_key = ?3",
+            params![new, new_key, old_key],
+        )?;
+        Ok(moved > 0)
+    }
+
     /// Forgets a registered room; true when it was registered.
     pub fn drop_room(&mut self, name: &str) -> Result<bool, AccountError> {
         let key = self.naming().key(name);

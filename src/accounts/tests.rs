@@ -865,3 +865,26 @@ fn an_account_keeps_its_most_recently_read_markers_only() {
             .is_err()
     );
 }
+
+#[test]
+fn a_renamed_room_keeps_its_registration_access_and_lists_under_the_new_name() {
+    let db = Database::new("rooms-rename");
+    let mut store = db.open(Casemapping::Ascii);
+    store.create("alice", &credentials("p"), None, 0).unwrap();
+    store.create("bob", &credentials("p"), None, 0).unwrap();
+    let mut saved = room("#old", "alice");
+    saved.access = vec![("bob".into(), AccessLevel::Op)];
+    saved.lists = vec![ListRecord {
+        mode: 'b',
+        mask: "*!*@spam".into(),
+        set_by: "alice".into(),
+        set_ms: 8,
+    }];
+    store.save_room(&saved).unwrap();
+    assert!(store.rename_room("#old", "#New").unwrap());
+    let mut expected = saved.clone();
+    expected.name = "#New".into();
+    assert_eq!(store.rooms().unwrap(), [expected]);
+    assert!(!store.drop_room("#old").unwrap());
+    assert!(!store.rename_room("#old", "#other").unwrap());
+}

@@ -28,6 +28,12 @@ pub enum AdminRequest {
     /// Store a registered room as it is now (ChanServ), replacing what
     /// was stored under its name.
     SaveRoom(crate::accounts::RoomRecord),
+    /// Move a registered room's stored registration from `old`, its name
+    /// before RENAME, then store it as it is now: one write.
+    RenameRoom {
+        old: String,
+        record: crate::accounts::RoomRecord,
+    },
     /// Forget a registered room (ChanServ DROP).
     DropRoom { name: String },
     /// Store an account's read marker in a target (MARKREAD).

@@ -28,10 +28,10 @@ use crate::proto::{Folded, numeric};
 /// Keys and their values, in key order (LIST answers in that order).
 pub type Values = BTreeMap<String, String>;
 
-/// Rooms larger than this are not synced on JOIN: the joiner is told to
-/// ask with `METADATA <room> SYNC` (774) instead of getting a line per
-/// member and key at once.
-pub const JOIN_SYNC_MEMBERS: usize = 64;
+/// Rooms larger than this are not synced, on JOIN or on SYNC: the client
+/// is told to try later (774) instead of getting a line per member and
+/// key at once, which would be unbounded.
+pub const SYNC_MEMBERS: usize = 64;
 
 /// The keys WHOIS shows (760), chosen as the spec asks: the ones a person
 /// reads at a glance.
@@ -231,12 +231,22 @@ impl State {
             .collect()
     }
 
-    /// 761 lines to `id` for a room's subscribed keys and its members'.
+    /// 761 lines to `id` for a room's subscribed keys and its members':
+    /// those NAMES shows it, so an outsider learns of no invisible user.
     pub fn room_sync_lines(&self, id: ClientId, folded: &Folded) -> Vec<Bytes> {
         let room = Target::Room(folded.clone());
         let mut lines = self.subscribed_lines(id, &room);
-        if let Some(channel) = self.channels.get(folded) {
-            for member in channel.members.keys() {
+        let Some(channel) = self.channels.get(folded) else {
+            return lines;
+        };
+        let is_member = channel.members.contains_key(&id);
+        for member in channel.members.keys() {
+            let shown = is_member
+                || self
+                    .clients
+                    .get(member)
+                    .is_some_and(|client| !client.modes.invisible);
+            if shown {
                 lines.extend(self.subscribed_lines(id, &Target::User(*member)));
             }
         }
@@ -290,23 +300,33 @@ pub fn on_join(state: &mut State, id: ClientId, folded: &Folded) {
     if !client.has_cap(Caps::METADATA) || client.metadata.subs.is_empty() {
         return;
     }
-    let Some(room) = state.channels.get(folded) else {
+    let Some((name, lines)) = room_sync_or_later(state, id, folded) else {
         return;
     };
+    if !lines.is_empty() {
+        state.send_metadata_batch(id, &name, lines);
+    }
+}
+
+/// The room's name and its sync lines for `id`; for a room too large to
+/// sync at once, 774 is sent instead and None returned.
+pub fn room_sync_or_later(
+    state: &mut State,
+    id: ClientId,
+    folded: &Folded,
+) -> Option<(String, Vec<Bytes>)> {
+    let room = state.channels.get(folded)?;
     let name = room.name.clone();
-    if room.members.len() > JOIN_SYNC_MEMBERS {
+    if room.members.len() > SYNC_MEMBERS {
         let line = state
             .numeric_line(id, numeric::RPL_METADATASYNCLATER)
             .arg(&name)
             .arg("0")
             .finish();
         state.send(id, line);
-        return;
+        return None;
     }
-    let lines = state.room_sync_lines(id, folded);
-    if !lines.is_empty() {
-        state.send_metadata_batch(id, &name, lines);
-    }
+    Some((name, state.room_sync_lines(id, folded)))
 }
 
 /// In the welcome: a client with the capability gets its own keys (set

@@ -68,9 +68,14 @@ impl TargetMarkers {
     }
 
     /// A renamed room's marker follows it; returns it, if there was one.
+    /// A marker already held under the new name is not thrown back: the
+    /// later of the two stays, as the store keeps it.
     pub fn rename(&mut self, old: &Folded, new: &Folded, display: &str) -> Option<i64> {
         let mut marker = self.0.remove(old)?;
         display.clone_into(&mut marker.target);
+        if let Some(held) = self.0.get(new) {
+            marker.read_ms = marker.read_ms.max(held.read_ms);
+        }
         let read_ms = marker.read_ms;
         self.0.insert(new.clone(), marker);
         Some(read_ms)
@@ -240,5 +245,28 @@ impl State {
         for marker in markers {
             self.send_read_marker(id, &marker.target, Some(marker.read_ms));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TargetMarkers;
+    use crate::proto::casemap::Casemapping;
+
+    #[test]
+    fn a_rename_onto_a_later_marker_keeps_the_later() {
+        let folded = |name: &str| Casemapping::Ascii.fold(name);
+        let mut markers = TargetMarkers::default();
+        markers.advance(folded("#old"), "#old", 5);
+        markers.advance(folded("#new"), "#new", 9);
+        assert_eq!(
+            markers.rename(&folded("#old"), &folded("#new"), "#new"),
+            Some(9)
+        );
+        let kept: Vec<(String, i64)> = markers
+            .iter()
+            .map(|marker| (marker.target.clone(), marker.read_ms))
+            .collect();
+        assert_eq!(kept, [("#new".to_owned(), 9)]);
     }
 }

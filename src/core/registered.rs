@@ -112,6 +112,14 @@ impl State {
         self.admin.request(AdminRequest::SaveRoom(record));
     }
 
+    /// Hands the worker a registered room renamed from `old`, as it is now.
+    pub fn save_renamed_room(&mut self, old: String, folded: &Folded) {
+        let Some(record) = self.channels.get(folded).and_then(room_record) else {
+            return;
+        };
+        self.admin.request(AdminRequest::RenameRoom { old, record });
+    }
+
     /// A dropped account's rooms, as the store already has them (its rows
     /// go with the account): the rooms it founded are no longer
     /// registered, and it leaves every access list. Members keep the

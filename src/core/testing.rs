@@ -197,6 +197,11 @@ impl Harness {
         }
     }
 
+    /// The history record each line queued for `name` waits for.
+    pub fn queued_seqs(&self, name: &str) -> Vec<u64> {
+        self.connections[name].outbox.queued_seqs()
+    }
+
     /// Every line `name` was sent since the last call, without CR LF.
     pub fn take(&mut self, name: &str) -> Vec<String> {
         self.connections[name]
@@ -324,6 +329,14 @@ impl HistoryHarness {
         runtime
             .block_on(committed.wait_for(|&seq| seq >= queued))
             .expect("the writer runs");
+    }
+
+    /// Stops the history writer, as a failed disk would: nothing more can
+    /// be queued.
+    pub fn stop_writer(&mut self) {
+        if let Some(history) = self.history.take() {
+            history.shutdown();
+        }
     }
 
     /// `name` sends a CHATHISTORY `line` once everything said is stored,

@@ -426,18 +426,16 @@ impl HistoryHandle {
     /// Moves a renamed room's stored lines to its new name, after what was
     /// queued before (lines said under the old name) and before anything
     /// after; returns the sequence number the watermark passes when it is
-    /// done, or 0 when the queue is full (logged; the lines stay under
-    /// the old name, unreadable as the new room's).
-    pub fn rename_room(&self, rename: RoomRename) -> u64 {
+    /// done, or None when the queue is full (logged) or stopped: the room
+    /// must then keep its name.
+    pub fn rename_room(&self, rename: RoomRename) -> Option<u64> {
         match self.enqueue(|seq| writer::Job::Rename(seq, rename)) {
-            Ok(seq) => seq,
+            Ok(seq) => Some(seq),
             Err(TrySendError::Full(())) => {
-                error!(
-                    "the history writer is behind; a renamed room's history stays under its old name"
-                );
-                0
+                error!("the history writer is behind; a room is not renamed");
+                None
             }
-            Err(TrySendError::Disconnected(())) => 0,
+            Err(TrySendError::Disconnected(())) => None,
         }
     }
 

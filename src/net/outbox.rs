@@ -191,6 +191,12 @@ impl Outbox {
         queue.lines.drain(..).map(|(line, _)| line).collect()
     }
 
+    /// The history record each queued line waits for, in order.
+    #[cfg(test)]
+    pub(crate) fn queued_seqs(&self) -> Vec<u64> {
+        self.lock().lines.iter().map(|(_, seq)| *seq).collect()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
         // A panic while holding this lock cannot leave the queue inconsistent.
         self.queue

@@ -45,13 +45,22 @@ fn join_one(state: &mut State, id: ClientId, name: &str, key: &str) {
             enter(state, id, name, &folded);
             announce(state, id, &folded);
             state.grant_owed_status(id, &folded);
-            send_topic(state, id, &folded, false);
-            state.read_marker_on_join(id, &folded);
-            send_implicit_names(state, id, &folded);
-            playback::on_join(state, id, &folded);
-            crate::core::metadata::on_join(state, id, &folded);
+            join_burst(state, id, &folded, true);
         }
     }
+}
+
+/// What a client is sent after its own JOIN: the topic, its read marker,
+/// the names, the room's recent lines when `playback`, and the metadata
+/// it subscribed to. The RENAME fallback's JOIN is followed by the same.
+pub fn join_burst(state: &mut State, id: ClientId, folded: &Folded, playback: bool) {
+    send_topic(state, id, folded, false);
+    state.read_marker_on_join(id, folded);
+    send_implicit_names(state, id, folded);
+    if playback {
+        playback::on_join(state, id, folded);
+    }
+    crate::core::metadata::on_join(state, id, folded);
 }
 
 /// The room `id` may enter under `name`; `None` when there is nothing to

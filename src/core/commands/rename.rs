@@ -5,9 +5,7 @@
 //! the capability see RENAME; others see themselves PART and JOIN again,
 //! with the JOIN burst, as the spec's fallback says.
 
-use super::join::join_event;
-use super::names::send_implicit_names;
-use super::topic::send_topic;
+use super::join::{join_burst, join_event};
 use crate::accounts::ReadMarkerRecord;
 use crate::core::caps::Caps;
 use crate::core::{AdminRequest, ClientId, Refusal, State};
@@ -46,8 +44,20 @@ pub fn rename(state: &mut State, id: ClientId, message: &Message) -> Result<(), 
         state.fail(id, "RENAME", code, &[&old, new], text);
         return Ok(());
     }
+    let floor_ms = channel.history_floor;
+    let Some(seq) = move_history(state, &old_folded, &new_folded, new, floor_ms) else {
+        let text = "The room cannot be renamed right now; try again later";
+        state.fail(id, "RENAME", "TEMPORARILY_UNAVAILABLE", &[&old, new], text);
+        return Ok(());
+    };
     move_room(state, &old_folded, &new_folded, new);
-    announce(state, id, [&old, new, reason], new_folded != old_folded);
+    announce(
+        state,
+        id,
+        [&old, new, reason],
+        new_folded != old_folded,
+        seq,
+    );
     Ok(())
 }
 
@@ -70,7 +80,6 @@ fn move_room(state: &mut State, old: &Folded, new: &Folded, display: &str) {
     };
     let old_name = std::mem::replace(&mut channel.name, display.to_owned());
     let registered = channel.registration.is_some();
-    let floor_ms = channel.history_floor;
     let people: Vec<ClientId> = channel
         .members
         .keys()
@@ -86,12 +95,9 @@ fn move_room(state: &mut State, old: &Folded, new: &Folded, display: &str) {
     }
     move_marks(state, old, new, display);
     super::batch::follow_rename(state, old, display);
-    move_history(state, old, new, display, floor_ms);
+    state.playback.rename(old, new, display);
     if registered {
-        state
-            .admin
-            .request(AdminRequest::DropRoom { name: old_name });
-        state.save_room(new);
+        state.save_renamed_room(old_name, new);
     }
 }
 
@@ -120,23 +126,37 @@ fn move_marks(state: &mut State, old: &Folded, new: &Folded, display: &str) {
     }
 }
 
-/// The room's ring moves at once; its stored lines on the writer, after
-/// the lines queued before.
-fn move_history(state: &mut State, old: &Folded, new: &Folded, display: &str, floor_ms: i64) {
-    state.playback.rename(old, new, display);
-    if let Some(history) = &state.history {
-        history.rename_room(RoomRename {
-            old: old.clone(),
-            new: new.clone(),
-            display: display.to_owned(),
-            floor_ms,
-        });
-    }
+/// Queues the move of the room's stored lines, after the lines queued
+/// before: the sequence number lines about the rename wait for (0 without
+/// a store), or None when the writer cannot take the job.
+fn move_history(
+    state: &State,
+    old: &Folded,
+    new: &Folded,
+    display: &str,
+    floor_ms: i64,
+) -> Option<u64> {
+    let Some(history) = &state.history else {
+        return Some(0);
+    };
+    history.rename_room(RoomRename {
+        old: old.clone(),
+        new: new.clone(),
+        display: display.to_owned(),
+        floor_ms,
+    })
 }
 
 /// RENAME to members with the capability; to the others, unless only the
 /// case changed, PART of the old name and JOIN of the new with its burst.
-fn announce(state: &mut State, id: ClientId, [old, new, reason]: [&str; 3], fallback: bool) {
+/// Every line waits for history record `seq`, the move of the stored lines.
+fn announce(
+    state: &mut State,
+    id: ClientId,
+    [old, new, reason]: [&str; 3],
+    fallback: bool,
+    seq: u64,
+) {
     let Some(source) = state.clients.get(&id).map(|client| client.source.clone()) else {
         return;
     };
@@ -157,17 +177,25 @@ fn announce(state: &mut State, id: ClientId, [old, new, reason]: [&str; 3], fall
         .trailing(reason)
         .finish();
     let mut event = state.event_from(id, line);
+    event.set_seq(seq);
     state.send_all(capable, &mut event);
     if fallback {
         others.sort_unstable();
         for member in others {
-            part_and_join(state, member, old, &folded, reason);
+            part_and_join(state, member, old, &folded, reason, seq);
         }
     }
 }
 
 /// The fallback for one member: it sees itself leave and enter again.
-fn part_and_join(state: &mut State, id: ClientId, old: &str, folded: &Folded, reason: &str) {
+fn part_and_join(
+    state: &mut State,
+    id: ClientId,
+    old: &str,
+    folded: &Folded,
+    reason: &str,
+    seq: u64,
+) {
     let Some(client) = state.clients.get(&id) else {
         return;
     };
@@ -186,12 +214,13 @@ fn part_and_join(state: &mut State, id: ClientId, old: &str, folded: &Folded, re
     }
     .finish();
     let mut part = state.event_from(id, part);
+    part.set_seq(seq);
     state.send_all([id], &mut part);
     if let Some(mut join) = join_event(state, id, &new) {
+        join.set_seq(seq);
         state.send_all([id], &mut join);
     }
-    send_topic(state, id, folded, false);
-    send_implicit_names(state, id, folded);
+    join_burst(state, id, folded, false);
 }
 
 #[cfg(test)]
@@ -246,6 +275,28 @@ mod tests {
         assert_eq!(
             h.take("alice"),
             [":bob!~bob@127.0.0.1 PRIVMSG #new :still here"]
+        );
+    }
+
+    #[test]
+    fn the_fallback_join_carries_the_read_marker_and_metadata() {
+        let mut h = room();
+        h.send("bob", "CAP REQ :draft/read-marker draft/metadata-3");
+        h.send("bob", "MARKREAD #old timestamp=2020-01-01T00:00:00.000Z");
+        h.send("alice", "METADATA * SET avatar :alice.png");
+        h.send("bob", "METADATA * SUB avatar");
+        h.take("bob");
+        h.send("alice", "RENAME #old #new");
+        let bob = h.take("bob");
+        let marker = ":irc.test MARKREAD #new timestamp=2020-01-01T00:00:00.000Z";
+        let at = |wanted: &str| bob.iter().position(|line| line.ends_with(wanted));
+        let marker_at = at(marker).expect("a MARKREAD");
+        let end_at = at("366 bob #new :End of /NAMES list").expect("a 366");
+        assert!(marker_at < end_at, "{bob:?}");
+        assert!(
+            bob.iter()
+                .any(|line| line.ends_with("761 bob alice avatar * :alice.png")),
+            "{bob:?}"
         );
     }
 
@@ -320,6 +371,43 @@ mod tests {
             h.take("carol").last().map(String::as_str),
             Some(":irc.test 366 carol #new :End of /NAMES list")
         );
+    }
+
+    #[test]
+    fn rename_lines_wait_for_the_history_move() {
+        let mut t = crate::core::testing::HistoryHarness::new();
+        t.h.register("alice");
+        t.h.register("bob");
+        t.h.send("alice", "CAP REQ draft/channel-rename");
+        t.h.send("alice", "JOIN #old");
+        t.h.send("bob", "JOIN #old");
+        t.settle();
+        t.h.take("alice");
+        t.h.take("bob");
+        t.h.send("alice", "RENAME #old #new");
+        let moved = t.h.state.history.as_ref().expect("a store").last_queued();
+        assert!(moved > 0);
+        assert_eq!(t.h.queued_seqs("alice"), [moved]);
+        let bob = t.h.queued_seqs("bob");
+        assert_eq!(bob[..2], [moved, moved], "the PART and the JOIN wait");
+    }
+
+    #[test]
+    fn a_stopped_history_writer_keeps_the_old_name() {
+        let mut t = crate::core::testing::HistoryHarness::new();
+        t.h.register("alice");
+        t.h.send("alice", "JOIN #old");
+        t.h.take("alice");
+        t.stop_writer();
+        t.h.send("alice", "RENAME #old #new");
+        assert_eq!(
+            t.h.take("alice"),
+            [
+                ":irc.test FAIL RENAME TEMPORARILY_UNAVAILABLE #old #new :The room cannot be renamed right now; try again later"
+            ]
+        );
+        assert!(t.h.state.channels.contains_key(&t.h.state.fold("#old")));
+        assert!(!t.h.state.channels.contains_key(&t.h.state.fold("#new")));
     }
 
     #[test]

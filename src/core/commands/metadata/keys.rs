@@ -5,7 +5,7 @@ use bytes::Bytes;
 use super::{fail, fail_line};
 use crate::accounts::MetadataChange;
 use crate::config::is_valid_key;
-use crate::core::metadata::{Target, Values};
+use crate::core::metadata::{Target, Values, room_sync_or_later};
 use crate::core::{ClientId, Refusal, State};
 
 /// `METADATA <target> GET <key> [<key> ...]`: a batch with, per key in
@@ -57,10 +57,12 @@ pub fn sync(state: &mut State, id: ClientId, target: &Target) -> Result<(), Refu
         return Ok(());
     };
     let lines = match target {
-        Target::User(_) => state.subscribed_lines(id, target),
-        Target::Room(folded) => state.room_sync_lines(id, folded),
+        Target::User(_) => Some((name, state.subscribed_lines(id, target))),
+        Target::Room(folded) => room_sync_or_later(state, id, folded),
     };
-    state.send_metadata_batch(id, &name, lines);
+    if let Some((name, lines)) = lines {
+        state.send_metadata_batch(id, &name, lines);
+    }
     Ok(())
 }
 

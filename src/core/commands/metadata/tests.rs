@@ -520,3 +520,44 @@ fn odd_metadata_lines_are_answered_and_every_line_sent_is_well_formed() {
         Some("lowercase subcommand")
     );
 }
+
+#[test]
+fn an_outsiders_sync_shows_no_invisible_member() {
+    let mut h = Harness::new();
+    h.register("alice");
+    h.register("hidden");
+    h.register("bob");
+    h.room("#room", &[("alice", true), ("hidden", false)]);
+    h.send("alice", "METADATA * SET avatar :alice.png");
+    h.send("hidden", "METADATA * SET avatar :hidden.png");
+    h.send("hidden", "MODE hidden +i");
+    give(&mut h, "bob", Caps::METADATA);
+    h.send("bob", "METADATA * SUB avatar");
+    h.take("bob");
+    h.send("bob", "METADATA #room SYNC");
+    let keys: Vec<String> = h
+        .take("bob")
+        .into_iter()
+        .filter(|line| line.contains(" 761 "))
+        .collect();
+    assert_eq!(keys, [":irc.test 761 bob alice avatar * :alice.png"]);
+}
+
+#[test]
+fn sync_of_a_large_room_is_put_off_with_774() {
+    let mut h = Harness::new();
+    h.register("bob");
+    let members: Vec<String> = (0..=crate::core::metadata::SYNC_MEMBERS)
+        .map(|n| format!("m{n}"))
+        .collect();
+    for member in &members {
+        h.register(member);
+        h.send(member, "METADATA * SET avatar :a.png");
+        h.send(member, "JOIN #big");
+    }
+    give(&mut h, "bob", Caps::METADATA);
+    h.send("bob", "METADATA * SUB avatar");
+    h.take("bob");
+    h.send("bob", "METADATA #big SYNC");
+    assert_eq!(h.take("bob"), [":irc.test 774 bob #big 0"]);
+}
