@@ -351,56 +351,54 @@ impl HistoryHandle {
         }
     }
 
+    /// Queues the job `make` builds and returns the sequence number the
+    /// watermark passes once it is done. Never waits: when the queue is
+    /// full (the disk has stalled) or the writer has stopped, nothing is
+    /// queued, the refusal is logged with `what` (what is left undone) and
+    /// `None` returned, so no line is held for work that will not happen.
+    fn submit(&self, make: impl FnOnce(u64) -> writer::Job, what: &str) -> Option<u64> {
+        match self.enqueue(make) {
+            Ok(seq) => Some(seq),
+            Err(TrySendError::Full(())) => {
+                error!("the history writer is behind; {what}");
+                None
+            }
+            Err(TrySendError::Disconnected(())) => {
+                error!("the history writer has stopped; {what}");
+                None
+            }
+        }
+    }
+
     /// Deletes every private conversation of `party` (an account that was
     /// dropped, so a later account of that name reads none of them) once
     /// the writer has stored what was queued before, and returns the
     /// sequence number the watermark passes when it is done: a line tagged
-    /// with it is sent only after the deletion. Never waits: when the
-    /// queue is full (the disk has stalled) the request is refused, logged,
-    /// and 0 returned.
-    pub fn forget(&self, party: Party) -> u64 {
-        match self.enqueue(|seq| writer::Job::Forget(seq, party)) {
-            Ok(seq) => seq,
-            Err(TrySendError::Full(())) => {
-                error!("the history writer is behind; a dropped account's conversations are kept");
-                0
-            }
-            Err(TrySendError::Disconnected(())) => 0,
-        }
+    /// with it is sent only after the deletion. `None` when the writer
+    /// refuses (see [`HistoryHandle::submit`]).
+    pub fn forget(&self, party: Party) -> Option<u64> {
+        let what = "a dropped account's conversations are kept";
+        self.submit(|seq| writer::Job::Forget(seq, party), what)
     }
 
     /// Deletes the stored line `msgid` (REDACT) after what was queued
     /// before it, and returns the sequence number the watermark passes
     /// once it is gone, for the REDACT lines to carry: nobody is told of a
-    /// redaction the store has not made. Never waits; 0 when the queue is
-    /// full or stopped (the line stays stored, and this is logged).
-    pub fn redact(&self, msgid: String) -> u64 {
-        match self.enqueue(|seq| writer::Job::Redact(seq, msgid)) {
-            Ok(seq) => seq,
-            Err(TrySendError::Full(())) => {
-                error!("the history writer is behind; a redacted line stays stored");
-                0
-            }
-            Err(TrySendError::Disconnected(())) => 0,
-        }
+    /// redaction the store has not made. `None` when the writer refuses:
+    /// the line stays stored, and the redaction must be refused.
+    pub fn redact(&self, msgid: String) -> Option<u64> {
+        let what = "a redacted line stays stored";
+        self.submit(|seq| writer::Job::Redact(seq, msgid), what)
     }
 
     /// Moves a renamed room's stored lines to its new name, after what was
     /// queued before (lines said under the old name) and before anything
     /// after; returns the sequence number the watermark passes when it is
-    /// done, or 0 when the queue is full (logged; the lines stay under
-    /// the old name, unreadable as the new room's).
-    pub fn rename_room(&self, rename: RoomRename) -> u64 {
-        match self.enqueue(|seq| writer::Job::Rename(seq, rename)) {
-            Ok(seq) => seq,
-            Err(TrySendError::Full(())) => {
-                error!(
-                    "the history writer is behind; a renamed room's history stays under its old name"
-                );
-                0
-            }
-            Err(TrySendError::Disconnected(())) => 0,
-        }
+    /// done, or `None` when the writer refuses (the lines stay under the
+    /// old name, unreadable as the new room's).
+    pub fn rename_room(&self, rename: RoomRename) -> Option<u64> {
+        let what = "a renamed room's history stays under its old name";
+        self.submit(|seq| writer::Job::Rename(seq, rename), what)
     }
 
     /// Finds the stored line `msgid` on the reader thread, answering as
@@ -797,7 +795,7 @@ mod tests {
         let handle = history.handle();
         handle.record(record("before", 1, "@alice bob"));
         let alice = Party::Account(crate::proto::Casemapping::Ascii.fold("alice"));
-        let forgotten = handle.forget(alice);
+        let forgotten = handle.forget(alice).expect("queued");
         let after = handle.record(record("after", 2, "@alice bob"));
         committed_reaches(&handle, forgotten).await;
         committed_reaches(&handle, after).await;

@@ -106,10 +106,15 @@ fn apply(state: &mut State, found: Found) {
     if !permitted(state, &request, &record) {
         return;
     }
-    let seq = state
+    let queued = state
         .history
         .as_ref()
-        .map_or(0, |history| history.redact(request.msgid.clone()));
+        .and_then(|history| history.redact(request.msgid.clone()));
+    let Some(seq) = queued else {
+        // The store will not delete it, so nobody is told it is gone.
+        unavailable(state, request.id, &request.target, &request.msgid);
+        return;
+    };
     if let HistoryTarget::Room(room) = &record.target {
         state.playback.redact(room, &request.msgid);
     }
@@ -444,6 +449,46 @@ mod tests {
                 ":irc.test FAIL REDACT TEMPORARILY_UNAVAILABLE #room m1 :Messages cannot be deleted right now; try again later",
                 ":irc.test PONG irc.test :x",
             ]
+        );
+    }
+
+    #[test]
+    fn a_redaction_the_writer_refuses_fails_and_the_line_stays() {
+        use crate::history::{CommitPause, Hooks};
+        let pause = CommitPause::default();
+        let hooks = Hooks {
+            commit_pause: Some(pause.clone()),
+            ..Hooks::default()
+        };
+        let mut t = HistoryHarness::with_hooks(hooks);
+        for name in ["alice", "bob", "carol"] {
+            t.h.register(name);
+            t.h.send(name, CAPS);
+            t.h.send(name, "JOIN #room");
+            t.h.take(name);
+        }
+        let msgid = say(&mut t, "alice", "#room", "kept");
+        t.settle();
+        // A stalled disk: commits held and the writer's queue full.
+        pause.pause();
+        let history = t.h.state.history.clone().expect("a history");
+        while history.redact("filler".into()).is_some() {}
+        t.h.send("alice", &format!("REDACT #room {msgid}"));
+        t.answer();
+        assert_eq!(
+            t.h.take("alice"),
+            [format!(
+                ":irc.test FAIL REDACT TEMPORARILY_UNAVAILABLE #room {msgid} :Messages cannot be deleted right now; try again later"
+            )]
+        );
+        assert!(t.h.take("bob").is_empty(), "bob is told of no deletion");
+        pause.resume();
+        t.h.register("dave");
+        t.h.send("dave", "JOIN #room");
+        let played = t.h.take("dave");
+        assert!(
+            played.iter().any(|line| line.ends_with(" kept")),
+            "{played:?}"
         );
     }
 
