@@ -83,6 +83,13 @@ pub struct Record {
     pub tags: String,
 }
 
+/// Whether a room event of `command` names the room as its first
+/// parameter, which its record leaves out of [`Record::text`]: the room's
+/// name is `target_display`, so a renamed room replays its new name.
+pub fn event_names_room(command: &str) -> bool {
+    matches!(command, "JOIN" | "PART" | "KICK" | "MODE")
+}
+
 /// A line to store as the core has it: what was said where, by whom. The
 /// msgid and time come from the event that carries it
 /// (`NewRecord::stamped`), so history shows what its receivers saw.
