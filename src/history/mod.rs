@@ -130,12 +130,20 @@ impl NewRecord<'_> {
 /// the conversation.
 pub fn storable_tags(tags: &str) -> String {
     tags.split(';')
-        .filter(|tag| {
-            let key = tag.split_once('=').map_or(*tag, |(key, _)| key);
-            !tag.is_empty() && key != "+typing" && key != "+draft/typing"
-        })
+        .filter(|tag| !tag.is_empty() && !is_typing_tag(tag))
         .collect::<Vec<_>>()
         .join(";")
+}
+
+/// Whether client tags (escaped, `;`-joined) carry a typing notification:
+/// a tag message that does is never history, whatever else it carries.
+pub fn is_typing(tags: &str) -> bool {
+    tags.split(';').any(is_typing_tag)
+}
+
+fn is_typing_tag(tag: &str) -> bool {
+    let key = tag.split_once('=').map_or(tag, |(key, _)| key);
+    key == "+typing" || key == "+draft/typing"
 }
 
 /// Milliseconds since the Unix epoch, as stored; times before it are 0.
