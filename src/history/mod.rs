@@ -390,7 +390,7 @@ impl HistoryHandle {
     /// the writer has stored what was queued before, and returns the
     /// sequence number the watermark passes when it is done: a line tagged
     /// with it is sent only after the deletion. `None` when the writer
-    /// refuses (see [`HistoryHandle::submit`]).
+    /// refuses (the queue is full or the writer stopped; logged).
     pub fn forget(&self, party: Party) -> Option<u64> {
         let what = "a dropped account's conversations are kept";
         self.submit(|seq| writer::Job::Forget(seq, party), what)
