@@ -25,7 +25,7 @@ use super::caps::Caps;
 use super::cloak::Cloak;
 use super::multiline::{self, BatchLine, Bodies};
 use super::{ClientId, State, history_access};
-use crate::history::{self, Record};
+use crate::history::{self, Record, event_names_room};
 use crate::proto::tags::{server_time, with_tags, write_tag};
 use crate::proto::{Folded, Line};
 
@@ -198,6 +198,10 @@ pub fn history_lines(
     today: chrono::NaiveDate,
     cloak: Option<&Cloak>,
 ) -> Vec<Bytes> {
+    if record.command == "TAGMSG" && !caps.contains(Caps::MESSAGE_TAGS) {
+        // message-tags allows TAGMSG only to clients that negotiated it.
+        return Vec::new();
+    }
     let lines = record
         .is_multiline()
         .then(|| multiline::decode(&record.text))
@@ -264,6 +268,9 @@ impl Shown<'_> {
                 line.arg(&record.target_display).trailing(&self.timed(text))
             }
             "TAGMSG" => line.arg(&record.target_display),
+            command if event_names_room(command) => {
+                with_params(line.arg(&record.target_display), text)
+            }
             _ => with_params(line, text),
         }
         .finish();

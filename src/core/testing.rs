@@ -285,13 +285,17 @@ pub struct HistoryHarness {
 #[cfg(test)]
 impl HistoryHarness {
     pub fn new() -> HistoryHarness {
+        HistoryHarness::with_hooks(crate::history::Hooks::default())
+    }
+
+    /// As [`HistoryHarness::new`], with `hooks` attached to the history.
+    pub fn with_hooks(hooks: crate::history::Hooks) -> HistoryHarness {
         let db = crate::history::testing::TempDb::new();
         let mut config = Config::default();
         config.server.name = "irc.test".into();
         config.history.enabled = true;
         config.history.private_messages = true;
         config.history.path = db.path().to_owned();
-        let hooks = crate::history::Hooks::default();
         let (history, preload) =
             crate::history::start(&config.history, &[], hooks).expect("starts");
         let mut h = Harness::with_config(config);
@@ -345,9 +349,14 @@ impl HistoryHarness {
         self.settle();
         self.h.take(name);
         self.h.send(name, line);
+        self.answer();
+        self.h.take(name)
+    }
+
+    /// Hands the core the next answer from the history's reader.
+    pub fn answer(&mut self) {
         let answer = self.answers.blocking_recv().expect("the query is answered");
         self.h.state.handle(answer);
-        self.h.take(name)
     }
 }
 

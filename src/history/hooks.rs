@@ -77,31 +77,56 @@ mod attached {
     /// watch lines wait for their record.
     #[derive(Clone, Debug, Default)]
     pub struct CommitPause {
-        paused: Arc<(Mutex<bool>, Condvar)>,
+        paused: Arc<(Mutex<Pause>, Condvar)>,
+    }
+
+    /// Whether commits are paused, and whether the writer is held now.
+    #[derive(Debug, Default)]
+    struct Pause {
+        paused: bool,
+        holding: bool,
     }
 
     impl CommitPause {
         pub fn pause(&self) {
-            *self.lock() = true;
+            self.lock().paused = true;
         }
 
         pub fn resume(&self) {
-            *self.lock() = false;
+            self.lock().paused = false;
             self.paused.1.notify_all();
         }
 
-        fn wait(&self) {
-            let mut paused = self.lock();
-            while *paused {
-                paused = self
-                    .paused
-                    .1
-                    .wait(paused)
-                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+        /// Waits until the writer is held before a commit, so it takes no
+        /// more jobs from its queue until resumed.
+        pub fn wait_until_holding(&self) {
+            let mut pause = self.lock();
+            while !pause.holding {
+                pause = self.wait_on(pause);
             }
         }
 
-        fn lock(&self) -> std::sync::MutexGuard<'_, bool> {
+        fn wait(&self) {
+            let mut pause = self.lock();
+            pause.holding = pause.paused;
+            self.paused.1.notify_all();
+            while pause.paused {
+                pause = self.wait_on(pause);
+            }
+            pause.holding = false;
+        }
+
+        fn wait_on<'a>(
+            &self,
+            pause: std::sync::MutexGuard<'a, Pause>,
+        ) -> std::sync::MutexGuard<'a, Pause> {
+            self.paused
+                .1
+                .wait(pause)
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+        }
+
+        fn lock(&self) -> std::sync::MutexGuard<'_, Pause> {
             self.paused
                 .0
                 .lock()

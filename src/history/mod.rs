@@ -83,6 +83,13 @@ pub struct Record {
     pub tags: String,
 }
 
+/// Whether a room event of `command` names the room as its first
+/// parameter, which its record leaves out of [`Record::text`]: the room's
+/// name is `target_display`, so a renamed room replays its new name.
+pub fn event_names_room(command: &str) -> bool {
+    matches!(command, "JOIN" | "PART" | "KICK" | "MODE")
+}
+
 /// A line to store as the core has it: what was said where, by whom. The
 /// msgid and time come from the event that carries it
 /// (`NewRecord::stamped`), so history shows what its receivers saw.
@@ -161,12 +168,20 @@ impl NewRecord<'_> {
 /// the conversation.
 pub fn storable_tags(tags: &str) -> String {
     tags.split(';')
-        .filter(|tag| {
-            let key = tag.split_once('=').map_or(*tag, |(key, _)| key);
-            !tag.is_empty() && key != "+typing" && key != "+draft/typing"
-        })
+        .filter(|tag| !tag.is_empty() && !is_typing_tag(tag))
         .collect::<Vec<_>>()
         .join(";")
+}
+
+/// Whether client tags (escaped, `;`-joined) carry a typing notification:
+/// a tag message that does is never history, whatever else it carries.
+pub fn is_typing(tags: &str) -> bool {
+    tags.split(';').any(is_typing_tag)
+}
+
+fn is_typing_tag(tag: &str) -> bool {
+    let key = tag.split_once('=').map_or(tag, |(key, _)| key);
+    key == "+typing" || key == "+draft/typing"
 }
 
 /// Milliseconds since the Unix epoch, as stored; times before it are 0.
@@ -389,54 +404,54 @@ impl HistoryHandle {
         }
     }
 
+    /// Queues the job `make` builds and returns the sequence number the
+    /// watermark passes once it is done. Never waits: when the queue is
+    /// full (the disk has stalled) or the writer has stopped, nothing is
+    /// queued, the refusal is logged with `what` (what is left undone) and
+    /// `None` returned, so no line is held for work that will not happen.
+    fn submit(&self, make: impl FnOnce(u64) -> writer::Job, what: &str) -> Option<u64> {
+        match self.enqueue(make) {
+            Ok(seq) => Some(seq),
+            Err(TrySendError::Full(())) => {
+                error!("the history writer is behind; {what}");
+                None
+            }
+            Err(TrySendError::Disconnected(())) => {
+                error!("the history writer has stopped; {what}");
+                None
+            }
+        }
+    }
+
     /// Deletes every private conversation of `party` (an account that was
     /// dropped, so a later account of that name reads none of them) once
     /// the writer has stored what was queued before, and returns the
     /// sequence number the watermark passes when it is done: a line tagged
-    /// with it is sent only after the deletion. Never waits: when the
-    /// queue is full (the disk has stalled) the request is refused, logged,
-    /// and 0 returned.
-    pub fn forget(&self, party: Party) -> u64 {
-        match self.enqueue(|seq| writer::Job::Forget(seq, party)) {
-            Ok(seq) => seq,
-            Err(TrySendError::Full(())) => {
-                error!("the history writer is behind; a dropped account's conversations are kept");
-                0
-            }
-            Err(TrySendError::Disconnected(())) => 0,
-        }
+    /// with it is sent only after the deletion. `None` when the writer
+    /// refuses (the queue is full or the writer stopped; logged).
+    pub fn forget(&self, party: Party) -> Option<u64> {
+        let what = "a dropped account's conversations are kept";
+        self.submit(|seq| writer::Job::Forget(seq, party), what)
     }
 
     /// Deletes the stored line `msgid` (REDACT) after what was queued
     /// before it, and returns the sequence number the watermark passes
     /// once it is gone, for the REDACT lines to carry: nobody is told of a
-    /// redaction the store has not made. Never waits; 0 when the queue is
-    /// full or stopped (the line stays stored, and this is logged).
-    pub fn redact(&self, msgid: String) -> u64 {
-        match self.enqueue(|seq| writer::Job::Redact(seq, msgid)) {
-            Ok(seq) => seq,
-            Err(TrySendError::Full(())) => {
-                error!("the history writer is behind; a redacted line stays stored");
-                0
-            }
-            Err(TrySendError::Disconnected(())) => 0,
-        }
+    /// redaction the store has not made. `None` when the writer refuses:
+    /// the line stays stored, and the redaction must be refused.
+    pub fn redact(&self, msgid: String) -> Option<u64> {
+        let what = "a redacted line stays stored";
+        self.submit(|seq| writer::Job::Redact(seq, msgid), what)
     }
 
     /// Moves a renamed room's stored lines to its new name, after what was
     /// queued before (lines said under the old name) and before anything
     /// after; returns the sequence number the watermark passes when it is
-    /// done, or None when the queue is full (logged) or stopped: the room
-    /// must then keep its name.
+    /// done, or `None` when the writer refuses (queue full or stopped):
+    /// the room must then keep its name.
     pub fn rename_room(&self, rename: RoomRename) -> Option<u64> {
-        match self.enqueue(|seq| writer::Job::Rename(seq, rename)) {
-            Ok(seq) => Some(seq),
-            Err(TrySendError::Full(())) => {
-                error!("the history writer is behind; a room is not renamed");
-                None
-            }
-            Err(TrySendError::Disconnected(())) => None,
-        }
+        let what = "a room is not renamed";
+        self.submit(|seq| writer::Job::Rename(seq, rename), what)
     }
 
     /// Finds the stored line `msgid` on the reader thread, answering as
@@ -833,7 +848,7 @@ mod tests {
         let handle = history.handle();
         handle.record(record("before", 1, "@alice bob"));
         let alice = Party::Account(crate::proto::Casemapping::Ascii.fold("alice"));
-        let forgotten = handle.forget(alice);
+        let forgotten = handle.forget(alice).expect("queued");
         let after = handle.record(record("after", 2, "@alice bob"));
         committed_reaches(&handle, forgotten).await;
         committed_reaches(&handle, after).await;

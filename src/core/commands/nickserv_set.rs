@@ -115,7 +115,10 @@ fn dropped(state: &mut State, id: ClientId, account: &str) {
     let deleted = state
         .history
         .as_ref()
-        .map_or(0, |history| history.forget(party));
+        .and_then(|history| history.forget(party))
+        // Refused by the writer (logged there): the account is gone all
+        // the same, so the client is told at once.
+        .unwrap_or(0);
     tracing::info!(account, "account dropped from IRC");
     // Told once its conversations are deleted: from then on no account of
     // the name reads them.

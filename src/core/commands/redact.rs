@@ -106,10 +106,15 @@ fn apply(state: &mut State, found: Found) {
     if !permitted(state, &request, &record) {
         return;
     }
-    let seq = state
+    let queued = state
         .history
         .as_ref()
-        .map_or(0, |history| history.redact(request.msgid.clone()));
+        .and_then(|history| history.redact(request.msgid.clone()));
+    let Some(seq) = queued else {
+        // The store will not delete it, so nobody is told it is gone.
+        unavailable(state, request.id, &request.target, &request.msgid);
+        return;
+    };
     if let HistoryTarget::Room(room) = &record.target {
         state.playback.redact(room, &request.msgid);
     }
@@ -216,15 +221,21 @@ fn tell(state: &mut State, request: &Request, record: &Record, seq: u64) {
         .with_msgid(msgid);
     event.set_seq(seq);
     let wants = |caps: Caps| caps.contains(Caps::MESSAGE_REDACTION);
+    let mut audience = vec![request.id];
     if let HistoryTarget::Room(room) = &record.target {
         state.send_to_members(room, &mut event, |member, _| wants(member.caps));
-        return;
+        // An IRC operator outside the room still hears its own redaction.
+        let member = state
+            .channels
+            .get(room)
+            .is_some_and(|channel| channel.members.contains_key(&request.id));
+        audience.retain(|_| !member);
+    } else {
+        let other = state
+            .registered_client(&state.fold(&shown))
+            .map(|client| client.id);
+        audience.extend(other.filter(|other| *other != request.id));
     }
-    let other = state
-        .registered_client(&state.fold(&shown))
-        .map(|client| client.id);
-    let mut audience = vec![request.id];
-    audience.extend(other.filter(|other| *other != request.id));
     audience.retain(|id| state.clients.get(id).is_some_and(|c| wants(c.caps)));
     state.send_all(audience, &mut event);
 }
@@ -397,6 +408,8 @@ mod tests {
         let mut t = room();
         let msgid = say(&mut t, "bob", "#room", "spam");
         t.h.register("oscar");
+        t.h.send("oscar", CAPS);
+        t.h.take("oscar");
         t.h.send("oscar", "REDACT #room x");
         assert_eq!(
             t.h.take("oscar"),
@@ -404,11 +417,12 @@ mod tests {
         );
         t.h.make_oper("oscar");
         t.h.take("oscar");
-        t.query("oscar", &format!("REDACT #room {msgid}"));
+        let redact = format!(":oscar!~oscar@127.0.0.1 REDACT #room {msgid}");
         assert_eq!(
-            untagged(t.h.take("bob")),
-            [format!(":oscar!~oscar@127.0.0.1 REDACT #room {msgid}")]
+            untagged(t.query("oscar", &format!("REDACT #room {msgid}"))),
+            std::slice::from_ref(&redact)
         );
+        assert_eq!(untagged(t.h.take("bob")), [redact]);
     }
 
     #[test]
@@ -444,6 +458,54 @@ mod tests {
                 ":irc.test FAIL REDACT TEMPORARILY_UNAVAILABLE #room m1 :Messages cannot be deleted right now; try again later",
                 ":irc.test PONG irc.test :x",
             ]
+        );
+    }
+
+    #[test]
+    fn a_redaction_the_writer_refuses_fails_and_the_line_stays() {
+        use crate::history::{CommitPause, Hooks};
+        let pause = CommitPause::default();
+        let hooks = Hooks {
+            commit_pause: Some(pause.clone()),
+            ..Hooks::default()
+        };
+        let mut t = HistoryHarness::with_hooks(hooks);
+        for name in ["alice", "bob", "carol"] {
+            t.h.register(name);
+            t.h.send(name, CAPS);
+            t.h.send(name, "JOIN #room");
+            t.h.take(name);
+        }
+        let msgid = say(&mut t, "alice", "#room", "kept");
+        t.settle();
+        // A stalled disk: commits held and the writer's queue full.
+        pause.pause();
+        let history = t.h.state.history.clone().expect("a history");
+        t.h.send("bob", "PRIVMSG #room :held");
+        pause.wait_until_holding();
+        while history.redact("filler".into()).is_some() {}
+        t.h.send("alice", &format!("REDACT #room {msgid}"));
+        t.answer();
+        // Released before any assertion, so a failure cannot hang the drop.
+        pause.resume();
+        let fail = format!(
+            ":irc.test FAIL REDACT TEMPORARILY_UNAVAILABLE #room {msgid} :Messages cannot be deleted right now; try again later"
+        );
+        let alice = t.h.take("alice");
+        assert!(alice.contains(&fail), "{alice:?}");
+        for name in ["alice", "bob"] {
+            let told = t.h.take(name).into_iter().chain(alice.clone());
+            assert!(
+                !told.into_iter().any(|l| l.contains(" REDACT #room")),
+                "{name}"
+            );
+        }
+        t.h.register("dave");
+        t.h.send("dave", "JOIN #room");
+        let played = t.h.take("dave");
+        assert!(
+            played.iter().any(|line| line.ends_with(" kept")),
+            "{played:?}"
         );
     }
 

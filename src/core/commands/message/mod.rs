@@ -21,7 +21,7 @@ use crate::core::caps::Caps;
 use crate::core::isupport::client_tag_denied;
 use crate::core::multiline::{self, BatchLine, Bodies};
 use crate::core::{ClientId, State};
-use crate::history::storable_tags;
+use crate::history::{is_typing, storable_tags};
 use crate::proto::message::Tag;
 use crate::proto::modes;
 use crate::proto::numeric;
@@ -122,7 +122,8 @@ impl Outgoing<'_> {
     /// events` a tag message with a tag worth keeping (not only typing).
     pub fn is_history(&self, state: &State) -> bool {
         let tags = self.client_tags.as_deref().unwrap_or_default();
-        self.kind.has_text() || (state.config.history.events && !storable_tags(tags).is_empty())
+        let kept = state.config.history.events && !is_typing(tags);
+        self.kind.has_text() || (kept && !storable_tags(tags).is_empty())
     }
 
     /// Who may receive it: TAGMSG only reaches message-tags clients.
