@@ -198,6 +198,7 @@ impl Harness {
     }
 
     /// The history record each line queued for `name` waits for.
+    #[cfg(test)]
     pub fn queued_seqs(&self, name: &str) -> Vec<u64> {
         self.connections[name].outbox.queued_seqs()
     }
