@@ -336,8 +336,8 @@ impl HistoryHarness {
             .expect("the writer runs");
     }
 
-    /// Stops the history writer, as a failed disk would: nothing more can
-    /// be queued.
+    /// Stops the history (its writer and its reader), as a failed disk
+    /// would: nothing more can be queued, and every query is refused.
     pub fn stop_writer(&mut self) {
         if let Some(history) = self.history.take() {
             history.shutdown();

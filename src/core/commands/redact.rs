@@ -427,26 +427,10 @@ mod tests {
 
     #[test]
     fn a_lookup_the_reader_refuses_fails_at_once_and_holds_nothing() {
-        use crate::config::{self, Config};
-        use crate::core::testing::Harness;
-        use crate::history::{self, Hooks, testing::TempDb};
-        let db = TempDb::new();
-        let settings = config::HistoryConfig {
-            enabled: true,
-            path: db.path().to_owned(),
-            ..config::HistoryConfig::default()
-        };
-        let (running, _) = history::start(&settings, &[], Hooks::default()).expect("starts");
-        let handle = running.handle();
+        let mut t = HistoryHarness::new();
         // A stopped reader refuses every lookup, as a full queue does.
-        running.shutdown();
-        let mut config = Config::default();
-        config.server.name = "irc.test".into();
-        config.history = settings;
-        let mut h = Harness::with_config(config);
-        let (inbox, _events) = tokio::sync::mpsc::channel(8);
-        h.state.history = Some(handle);
-        h.state.inbox = Some(inbox);
+        t.stop_writer();
+        let h = &mut t.h;
         h.register("alice");
         h.send("alice", "JOIN #room");
         h.take("alice");

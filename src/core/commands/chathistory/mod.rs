@@ -190,29 +190,15 @@ fn ask(
 
 #[cfg(test)]
 mod tests {
-    use crate::config::{self, Config};
-    use crate::core::testing::Harness;
-    use crate::history::{self, Hooks, testing::TempDb};
+    use crate::core::testing::HistoryHarness;
+    use crate::history::Hooks;
 
     #[test]
     fn a_query_the_reader_refuses_fails_at_once_and_holds_nothing() {
-        let db = TempDb::new();
-        let settings = config::HistoryConfig {
-            enabled: true,
-            path: db.path().to_owned(),
-            ..config::HistoryConfig::default()
-        };
-        let (running, _) = history::start(&settings, &[], Hooks::default()).expect("starts");
-        let handle = running.handle();
+        let mut t = HistoryHarness::new();
         // A stopped reader refuses every query, as a full queue does.
-        running.shutdown();
-        let mut config = Config::default();
-        config.server.name = "irc.test".into();
-        config.history = settings;
-        let mut h = Harness::with_config(config);
-        let (inbox, _events) = tokio::sync::mpsc::channel(8);
-        h.state.history = Some(handle);
-        h.state.inbox = Some(inbox);
+        t.stop_writer();
+        let h = &mut t.h;
         h.register("alice");
         h.send("alice", "JOIN #room");
         h.take("alice");
@@ -229,41 +215,25 @@ mod tests {
 
     #[test]
     fn a_query_that_panics_fails_and_the_reader_answers_the_next() {
-        let db = TempDb::new();
-        let settings = config::HistoryConfig {
-            enabled: true,
-            path: db.path().to_owned(),
-            ..config::HistoryConfig::default()
-        };
-        let hooks = Hooks {
+        let mut t = HistoryHarness::with_hooks(Hooks {
             panic_queries: true,
             ..Hooks::default()
-        };
-        let (running, _) = history::start(&settings, &[], hooks).expect("starts");
-        let mut config = Config::default();
-        config.server.name = "irc.test".into();
-        config.history = settings;
-        let mut h = Harness::with_config(config);
-        let (inbox, mut events) = tokio::sync::mpsc::channel(8);
-        h.state.history = Some(running.handle());
-        h.state.inbox = Some(inbox);
-        h.register("alice");
-        h.send("alice", "JOIN #room");
-        h.take("alice");
+        });
+        t.h.register("alice");
+        t.h.send("alice", "JOIN #room");
+        t.h.take("alice");
         for round in ["x", "y"] {
-            h.send("alice", "CHATHISTORY LATEST #room * 10");
-            h.send("alice", &format!("PING {round}"));
-            assert_eq!(h.take("alice"), Vec::<String>::new(), "held");
-            let answer = events.blocking_recv().expect("the query is answered");
-            h.state.handle(answer);
+            t.h.send("alice", "CHATHISTORY LATEST #room * 10");
+            t.h.send("alice", &format!("PING {round}"));
+            assert_eq!(t.h.take("alice"), Vec::<String>::new(), "held");
+            t.answer();
             assert_eq!(
-                h.take("alice"),
+                t.h.take("alice"),
                 [
                     ":irc.test FAIL CHATHISTORY MESSAGE_ERROR LATEST #room :Messages could not be retrieved".to_owned(),
                     format!(":irc.test PONG irc.test :{round}"),
                 ]
             );
         }
-        running.shutdown();
     }
 }
