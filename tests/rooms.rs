@@ -66,13 +66,8 @@ async fn founded_room(dir: &TempDir) {
     server.shutdown().await;
 }
 
-#[tokio::test]
-async fn a_registered_room_survives_a_restart_and_ops_its_founder() {
-    let dir = TempDir::new("rooms-restart");
-    founded_room(&dir).await;
-
-    let server = start(&dir, "").await;
-    let addr = server.local_addrs()[0];
+/// A client logged in to no account tries #room (+R) and gets 477.
+async fn assert_a_stranger_is_refused(addr: SocketAddr) {
     let mut stranger = Client::register(addr, "stranger").await;
     stranger.send("JOIN #room").await;
     let refused = stranger.expect_containing(" 477 ").await;
@@ -80,6 +75,16 @@ async fn a_registered_room_survives_a_restart_and_ops_its_founder() {
         refused.starts_with(":irc.test 477 stranger #room :"),
         "{refused}"
     );
+}
+
+#[tokio::test]
+async fn a_registered_room_survives_a_restart_and_ops_its_founder() {
+    let dir = TempDir::new("rooms-restart");
+    founded_room(&dir).await;
+
+    let server = start(&dir, "").await;
+    let addr = server.local_addrs()[0];
+    assert_a_stranger_is_refused(addr).await;
 
     let mut alice = identified(addr, "alice").await;
     alice.send("JOIN #room").await;
@@ -288,12 +293,6 @@ async fn a_registered_room_is_kept_while_accounts_are_off() {
     // turns accounts back on.
     let server = start(&dir, "accounts.enabled = false").await;
     let addr = server.local_addrs()[0];
-    let mut stranger = Client::register(addr, "stranger").await;
-    stranger.send("JOIN #room").await;
-    let refused = stranger.expect_containing(" 477 ").await;
-    assert!(
-        refused.starts_with(":irc.test 477 stranger #room :"),
-        "{refused}"
-    );
+    assert_a_stranger_is_refused(addr).await;
     server.shutdown().await;
 }
