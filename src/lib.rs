@@ -51,6 +51,7 @@ pub(crate) mod core;
 pub mod fuzzing;
 pub mod history;
 mod metadata_writer;
+pub mod metrics;
 pub(crate) mod net;
 pub mod proto;
 mod room_writer;

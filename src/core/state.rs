@@ -26,6 +26,7 @@ use super::{
 use crate::config::Config;
 use crate::history::ring::PlaybackRings;
 use crate::history::{self, HistoryHandle, HistoryTarget, NewRecord, Preload};
+use crate::metrics::Metrics;
 use crate::net::ConnectionEvent;
 use crate::proto::AddressKey;
 use crate::proto::Folded;
@@ -77,6 +78,8 @@ pub struct State {
     pub reservations: Reservations,
     /// Every account's read markers (draft/read-marker).
     pub read_markers: AccountReadMarkers,
+    /// The figures `/metrics` shows, shared with the tasks that serve it.
+    pub metrics: Arc<Metrics>,
     /// Makes message ids unique across restarts: the start time.
     msgid_prefix: String,
     msgid_counter: u64,
@@ -128,6 +131,7 @@ impl State {
             nick_ended_ms: i64::MIN,
             reservations: Reservations::default(),
             read_markers: AccountReadMarkers::default(),
+            metrics: Metrics::new(),
         }
         .with_persistent_rooms()
     }
