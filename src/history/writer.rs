@@ -14,6 +14,7 @@ use tracing::{error, info, warn};
 use super::hooks::Hooks;
 use super::retention::Pruner;
 use super::{HistoryStats, LostRecords, Party, Record, Store, StoreError};
+use crate::metrics::Metrics;
 
 /// What the writer is sent.
 pub(crate) enum Job {
@@ -65,6 +66,8 @@ pub(crate) struct Writer {
     /// released at once, so chat keeps flowing instead of waiting.
     degraded: bool,
     hooks: Hooks,
+    /// Where commit times, failures and the queue's depth are counted.
+    metrics: Arc<Metrics>,
 }
 
 impl Writer {
@@ -76,6 +79,7 @@ impl Writer {
         stats: Arc<HistoryStats>,
         lost: Arc<LostRecords>,
         health: watch::Sender<bool>,
+        metrics: Arc<Metrics>,
     ) -> Writer {
         Writer {
             store,
@@ -87,6 +91,7 @@ impl Writer {
             health,
             degraded: false,
             hooks: Hooks::default(),
+            metrics,
         }
     }
 
@@ -192,9 +197,12 @@ impl Writer {
     /// (so playback drops its lines), and the watermark moves past it
     /// anyway: holding its lines would stop every conversation on the
     /// server. After such a failure the writer is degraded: each later
-    /// batch gets one attempt, until one commits.
+    /// batch gets one attempt, until one commits. Its time, retries
+    /// included (its lines wait that long), goes to the metrics.
     fn commit(&mut self, batch: &[(u64, Box<Record>)]) {
         self.hooks.before_commit();
+        let started = Instant::now();
+        let mut gave_up = false;
         let lowest = batch.iter().map(|(seq, _)| *seq).min().unwrap_or(0);
         let highest = batch.iter().map(|(seq, _)| *seq).max().unwrap_or(0);
         let retries = if self.degraded { 0 } else { RETRY_DELAYS.len() };
@@ -240,10 +248,13 @@ impl Writer {
                     if lowest != 0 {
                         self.lost.add(lowest, highest);
                     }
+                    gave_up = true;
                     break;
                 }
             }
         }
+        let took = started.elapsed();
+        self.metrics.history_committed(batch.len(), took, gave_up);
         self.committed.send_replace(highest);
     }
 
