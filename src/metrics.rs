@@ -451,6 +451,18 @@ impl Metrics {
         let _ = writeln!(out, "rookery_build_info{{version=\"{version}\"}} 1");
     }
 
+    /// The value of the sample named exactly `series` (name and labels),
+    /// as a scrape would read it: for the tests of the counting sites.
+    #[cfg(test)]
+    pub(crate) fn value(&self, series: &str) -> Option<f64> {
+        let text = self.render();
+        let value = text
+            .lines()
+            .filter(|line| !line.starts_with('#'))
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))?;
+        value.parse().ok()
+    }
+
     fn lock_listeners(&self) -> std::sync::MutexGuard<'_, Vec<ListenerGauge>> {
         self.listeners
             .lock()

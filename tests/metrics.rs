@@ -105,7 +105,7 @@ async fn a_room_message_counts_once_and_one_delivery_per_member_who_hears_it() {
 }
 
 #[tokio::test]
-async fn failed_oper_and_sasl_attempts_are_counted() {
+async fn failed_oper_and_sasl_attempts_and_a_d_lined_address_are_counted() {
     let dir = TempDir::new("metrics-failures");
     const HASH: &str = "$argon2id$v=19$m=8,t=1,p=1$cm9va2VyeS10ZXN0LXNhbHQ$yiaiaoZnKPZM0CWZ8NzJYpMiTnaZSktRUpf408FhNKA";
     let oper = format!("[[oper]]\nname = \"root\"\npassword_hash = \"{HASH}\"\n");
@@ -122,6 +122,13 @@ async fn failed_oper_and_sasl_attempts_are_counted() {
     alice.send("OPER root hunter2").await;
     alice.expect_containing(" 381 alice ").await;
     assert_eq!(value(&server, "rookery_oper_failures_total"), 2.0);
+
+    alice.send("DLINE 127.0.0.2 :spam").await;
+    alice.expect_containing("Added D-line").await;
+    let mut mallory = Client::connect_from(addr, [127, 0, 0, 2].into()).await;
+    mallory.expect_containing(" 465 ").await;
+    let dline = "rookery_connections_refused_total{reason=\"dline\"}";
+    assert_eq!(value(&server, dline), 1.0);
 
     assert_eq!(value(&server, "rookery_sasl_failures_total"), 0.0);
     let mut bob = Client::connect(addr).await;
