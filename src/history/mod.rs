@@ -603,9 +603,9 @@ pub(crate) fn start(
             Arc::clone(&stats),
             Arc::clone(&lost),
             health,
-            Arc::clone(&metrics),
         ),
         hooks,
+        Arc::clone(&metrics),
     )
     .map_err(StoreError::Thread)?;
     let (reads, read_jobs) = mpsc::sync_channel::<ReadJob>(READ_QUEUE);

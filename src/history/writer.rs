@@ -43,9 +43,14 @@ const MAX_BATCH: usize = 10_000;
 pub(crate) const RETRY_DELAYS: [Duration; 2] =
     [Duration::from_millis(10), Duration::from_millis(100)];
 
-/// Starts the writer thread.
-pub(crate) fn spawn(mut writer: Writer, hooks: Hooks) -> std::io::Result<JoinHandle<()>> {
+/// Starts the writer thread, counting into `metrics`.
+pub(crate) fn spawn(
+    mut writer: Writer,
+    hooks: Hooks,
+    metrics: Arc<Metrics>,
+) -> std::io::Result<JoinHandle<()>> {
     writer.hooks = hooks;
+    writer.metrics = metrics;
     std::thread::Builder::new()
         .name("history-writer".into())
         .spawn(move || writer.run())
@@ -79,7 +84,6 @@ impl Writer {
         stats: Arc<HistoryStats>,
         lost: Arc<LostRecords>,
         health: watch::Sender<bool>,
-        metrics: Arc<Metrics>,
     ) -> Writer {
         Writer {
             store,
@@ -91,7 +95,8 @@ impl Writer {
             health,
             degraded: false,
             hooks: Hooks::default(),
-            metrics,
+            // The server's own set is given by `spawn`.
+            metrics: Metrics::new(),
         }
     }
 
