@@ -108,7 +108,9 @@ async fn a_room_message_counts_once_and_one_delivery_per_member_who_hears_it() {
 async fn failed_oper_and_sasl_attempts_and_a_d_lined_address_are_counted() {
     let dir = TempDir::new("metrics-failures");
     const HASH: &str = "$argon2id$v=19$m=8,t=1,p=1$cm9va2VyeS10ZXN0LXNhbHQ$yiaiaoZnKPZM0CWZ8NzJYpMiTnaZSktRUpf408FhNKA";
-    let oper = format!("[[oper]]\nname = \"root\"\npassword_hash = \"{HASH}\"\n");
+    // Bans in memory: the D-line below must not write a file.
+    let oper =
+        format!("server.bans_file = \"\"\n[[oper]]\nname = \"root\"\npassword_hash = \"{HASH}\"\n");
     let config = test_config_with_history(&dir.join("history.db"), &oper);
     let server = rookery::start(config).await.unwrap();
     let addr = server.local_addrs()[0];
