@@ -36,6 +36,9 @@
 //!   loads, OPER password checks, bans file writes; `room_writer`, the
 //!   task it hands registered rooms' writes to, one pending per room;
 //!   `metadata_writer`, the task that reads and writes account metadata.
+//! - [`metrics`]: the counters and gauges operators scrape, counted by
+//!   the accept loops, the core and the history writer with one relaxed
+//!   atomic add each, and rendered in Prometheus' text format.
 //! - [`server`]: wires them together; tests start it on port 0.
 //!
 //! With the `fuzzing` feature (and in tests), a hidden `fuzzing` module

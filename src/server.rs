@@ -18,6 +18,7 @@ use crate::accounts::{
 use crate::config::Config;
 use crate::core::{self, Event, State, SystemClock};
 use crate::history::{self, History, StoreError};
+use crate::metrics::Metrics;
 use crate::net::{
     self, Acceptor, AdmissionRules, BindError, ConnectionLimits, ConnectionSettings, ReloadableTls,
     TlsError,
@@ -35,6 +36,8 @@ pub struct ServerHandle {
     worker: JoinHandle<()>,
     connections: TaskTracker,
     history: Option<History>,
+    /// The figures `/metrics` shows, counted by every task.
+    metrics: Arc<Metrics>,
     /// Released last, once history is closed.
     _database_lock: Option<DatabaseLock>,
 }
@@ -106,7 +109,8 @@ pub async fn start_with(config: Config, options: Options) -> Result<ServerHandle
     // Certificates first: a bad one stops the start before anything listens.
     let certificates = load_certificates(&config)?;
     let database_lock = lock_database(&config)?;
-    let (history, mut preload) = start_history(&config, history_hooks).await?;
+    let metrics = Metrics::new();
+    let (history, mut preload) = start_history(&config, history_hooks, &metrics).await?;
     let accounts = read_accounts(&config).await?;
     preload.extend(preload_registered_rooms(&config, &accounts.rooms).await?);
     let addresses: Vec<SocketAddr> = config.listen.iter().map(|listen| listen.address).collect();
@@ -115,7 +119,7 @@ pub async fn start_with(config: Config, options: Options) -> Result<ServerHandle
 
     let config = Arc::new(config);
     let (inbox, events) = mpsc::channel(core::INBOX_CAPACITY);
-    let (acceptor, settings) = acceptor(&config, &inbox, history.as_ref());
+    let (acceptor, settings) = acceptor(&config, &inbox, history.as_ref(), &metrics);
     for (listener, tls) in listeners.into_iter().zip(&certificates) {
         tokio::spawn(net::serve(listener, acceptor.clone(), tls.clone()));
     }
@@ -132,6 +136,7 @@ pub async fn start_with(config: Config, options: Options) -> Result<ServerHandle
     };
     let worker = tokio::spawn(worker.run(requests));
     let mut state = State::new(config, Box::new(SystemClock));
+    state.metrics = Arc::clone(&metrics);
     state.admin.worker = Some(jobs);
     state.admin.metadata = Some(metadata);
     state.admin.config_file = config_file;
@@ -157,6 +162,7 @@ pub async fn start_with(config: Config, options: Options) -> Result<ServerHandle
         worker,
         connections: acceptor.tasks,
         history,
+        metrics,
         _database_lock: database_lock,
     })
 }
@@ -167,6 +173,7 @@ fn acceptor(
     config: &Config,
     inbox: &mpsc::Sender<Event>,
     history: Option<&History>,
+    metrics: &Arc<Metrics>,
 ) -> (Acceptor<Event>, watch::Sender<Arc<ConnectionSettings>>) {
     let (publish, settings) = watch::channel(Arc::new(ConnectionSettings::from_config(config)));
     let acceptor = Acceptor {
@@ -177,6 +184,7 @@ fn acceptor(
         shutdown: CancellationToken::new(),
         tasks: TaskTracker::new(),
         committed: committed_watermark(history),
+        metrics: Arc::clone(metrics),
     };
     (acceptor, publish)
 }
@@ -243,6 +251,7 @@ fn lock_database(config: &Config) -> Result<Option<DatabaseLock>, LockError> {
 async fn start_history(
     config: &Config,
     hooks: history::Hooks,
+    metrics: &Arc<Metrics>,
 ) -> Result<(Option<History>, history::Preload), StartError> {
     if !config.history.enabled {
         return Ok((None, history::Preload::new()));
@@ -260,8 +269,9 @@ async fn start_history(
                 .to_owned()
         })
         .collect();
-    let (history, preload) =
-        tokio::task::spawn_blocking(move || history::start(&settings, &standing, hooks)).await??;
+    let metrics = Arc::clone(metrics);
+    let start = move || history::start(&settings, &standing, hooks, metrics);
+    let (history, preload) = tokio::task::spawn_blocking(start).await??;
     Ok((Some(history), preload))
 }
 
@@ -441,6 +451,11 @@ impl ServerHandle {
     /// The history the core records into, when enabled.
     pub fn history(&self) -> Option<history::HistoryHandle> {
         self.history.as_ref().map(History::handle)
+    }
+
+    /// The server's figures, as `/metrics` renders them.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// Stops accepting, sends every client an ERROR, waits for the core and

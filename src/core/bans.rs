@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::clock::unix_time;
 use super::{Client, ClientId, State};
+use crate::metrics::RefusedBecause;
 use crate::proto::Casemapping;
 use crate::proto::Cidr;
 use crate::proto::mask::Mask;
@@ -128,6 +129,7 @@ pub fn refuse_if_dlined(state: &mut State, id: ClientId) {
         Some(line) => line.reason.clone(),
         None => return,
     };
+    state.metrics.connection_refused(RefusedBecause::Dline);
     refuse_banned(state, id, BanKind::D, &reason);
 }
 

@@ -69,29 +69,39 @@ impl State {
         self.broadcast(line).with_bot(bot).with_account(account)
     }
 
-    /// Sends an event to each of `ids` in the form its capabilities ask for.
-    pub fn send_all(&mut self, ids: impl IntoIterator<Item = ClientId>, event: &mut Broadcast) {
+    /// Sends an event to each of `ids` in the form its capabilities ask
+    /// for; returns how many of them it reached, for the metrics.
+    pub fn send_all(
+        &mut self,
+        ids: impl IntoIterator<Item = ClientId>,
+        event: &mut Broadcast,
+    ) -> usize {
+        let mut reached = 0;
         for id in ids {
             if let Some(client) = self.clients.get(&id) {
                 let seq = event.seq();
                 event.each_line(client.caps, |line| {
                     deliver(&mut self.capture, &mut self.overflowed, client, line, seq);
                 });
+                reached += 1;
             }
         }
+        reached
     }
 
     /// Sends an event to the members of a room that `include` accepts, each
-    /// in its own form; no list of members is built.
+    /// in its own form; no list of members is built. Returns how many it
+    /// reached, for the metrics.
     pub fn send_to_members(
         &mut self,
         channel: &Folded,
         event: &mut Broadcast,
         include: impl Fn(&Client, Membership) -> bool,
-    ) {
+    ) -> usize {
         let Some(room) = self.channels.get(channel) else {
-            return;
+            return 0;
         };
+        let mut reached = 0;
         for (member, &membership) in &room.members {
             let Some(client) = self.clients.get(member) else {
                 continue;
@@ -101,20 +111,25 @@ impl State {
                 event.each_line(client.caps, |line| {
                     deliver(&mut self.capture, &mut self.overflowed, client, line, seq);
                 });
+                reached += 1;
             }
         }
+        reached
     }
 
     /// Sends an event to `id` past a labeled-response capture: what a
     /// client sends itself is delivered as a side effect of its command,
-    /// not as a reply, so only the echo carries the label.
-    pub fn send_unlabeled(&mut self, id: ClientId, event: &mut Broadcast) {
-        if let Some(client) = self.clients.get(&id) {
-            let seq = event.seq();
-            event.each_line(client.caps, |line| {
-                deliver(&mut None, &mut self.overflowed, client, line, seq);
-            });
-        }
+    /// not as a reply, so only the echo carries the label. Returns
+    /// whether the client was there to reach.
+    pub fn send_unlabeled(&mut self, id: ClientId, event: &mut Broadcast) -> bool {
+        let Some(client) = self.clients.get(&id) else {
+            return false;
+        };
+        let seq = event.seq();
+        event.each_line(client.caps, |line| {
+            deliver(&mut None, &mut self.overflowed, client, line, seq);
+        });
+        true
     }
 
     /// Everyone who shares a room with `id`, each once, without `id`.

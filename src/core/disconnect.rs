@@ -17,6 +17,7 @@ impl State {
         // forge or overwrite log lines.
         info!(client = id.0, nick = ?client.nick, ?reason, "client leaves");
         if client.registered {
+            self.metrics.registered_client_left();
             let quit = Line::new(Some(&client.source), "QUIT")
                 .trailing(reason)
                 .finish();
@@ -76,5 +77,6 @@ impl State {
         self.clients.clear();
         self.nicks.clear();
         self.channels.clear();
+        self.metrics.clients_cleared();
     }
 }

@@ -14,6 +14,7 @@
 use std::collections::VecDeque;
 
 use super::{ClientId, Refusal, State, dispatch, labeled};
+use crate::net::EXCESS_FLOOD;
 use crate::proto::{Message, numeric};
 
 /// One line from a client, as the core runs it.
@@ -88,7 +89,8 @@ impl State {
             return;
         };
         if waiting.hold(input).is_err() {
-            self.disconnect(id, "Excess Flood");
+            self.metrics.flood_disconnect();
+            self.disconnect(id, EXCESS_FLOOD);
         }
     }
 

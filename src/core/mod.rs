@@ -146,6 +146,8 @@ impl From<ConnectionEvent> for Event {
 
 /// Runs the core until every sender is gone or a shutdown was handled.
 pub async fn run(mut state: State, mut inbox: mpsc::Receiver<Event>) {
+    // The standing and registered rooms exist before any event.
+    state.metrics.set_rooms(state.channels.len());
     while let Some(event) = inbox.recv().await {
         let shutdown = matches!(event, Event::Shutdown);
         handle_guarded(&mut state, event);
@@ -178,6 +180,9 @@ pub fn handle_guarded(state: &mut State, event: Event) {
             state.disconnect(id, "Internal error");
         }
     }
+    // One store per event: cheaper than finding every place a room
+    // appears or goes.
+    state.metrics.set_rooms(state.channels.len());
 }
 
 /// Hashes a [`ClientId`] with one multiplication. Ids are assigned by the

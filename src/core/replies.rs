@@ -37,6 +37,11 @@ impl Refusal {
         }
     }
 
+    /// The numeric it answers with.
+    pub fn numeric(&self) -> Numeric {
+        self.numeric
+    }
+
     /// The same refusal with a text of its own, for an error whose text
     /// depends on the case.
     pub fn with_text(mut self, text: impl Into<Cow<'static, str>>) -> Refusal {

@@ -27,7 +27,7 @@ use crate::config::Config;
 use crate::history::ring::PlaybackRings;
 use crate::history::{self, HistoryHandle, HistoryTarget, NewRecord, Preload};
 use crate::metrics::Metrics;
-use crate::net::ConnectionEvent;
+use crate::net::{ConnectionEvent, EXCESS_FLOOD};
 use crate::proto::AddressKey;
 use crate::proto::Folded;
 
@@ -202,12 +202,16 @@ impl State {
                 bans::refuse_if_dlined(self, id);
             }
             Event::Connection(ConnectionEvent::Message { id, message }) => {
+                self.metrics.line_received();
                 self.input(id, Input::Message(message))
             }
             Event::Connection(ConnectionEvent::InputTooLong { id }) => {
                 self.input(id, Input::TooLong)
             }
             Event::Connection(ConnectionEvent::Closed { id, reason }) => {
+                if reason == EXCESS_FLOOD && self.clients.contains_key(&id) {
+                    self.metrics.flood_disconnect();
+                }
                 self.disconnect(id, &reason)
             }
             Event::Rehash { requested_by } => rehash::start(self, requested_by),
@@ -233,6 +237,9 @@ impl State {
             Event::Shutdown => self.shutdown(),
         }
         while let Some(id) = self.overflowed.pop() {
+            if self.clients.contains_key(&id) {
+                self.metrics.sendq_exceeded();
+            }
             self.disconnect(id, "SendQ exceeded");
         }
     }

@@ -297,9 +297,10 @@ impl HistoryHarness {
         config.history.enabled = true;
         config.history.private_messages = true;
         config.history.path = db.path().to_owned();
-        let (history, preload) =
-            crate::history::start(&config.history, &[], hooks).expect("starts");
         let mut h = Harness::with_config(config);
+        let metrics = std::sync::Arc::clone(&h.state.metrics);
+        let (history, preload) =
+            crate::history::start(&h.state.config.history, &[], hooks, metrics).expect("starts");
         h.state.seed_playback(preload);
         let (inbox, answers) = tokio::sync::mpsc::channel(8);
         h.state.history = Some(history.handle());

@@ -52,6 +52,7 @@ pub use store::{Store, StoreError};
 pub use target::{HistoryTarget, Party};
 
 use crate::config;
+use crate::metrics::Metrics;
 use crate::proto::Folded;
 use reader::{READ_QUEUE, ReadJob, read_loop, refuse};
 
@@ -321,6 +322,8 @@ struct Shared {
     lost: Arc<LostRecords>,
     /// True while commits fail and lines go out without being stored.
     degraded: watch::Receiver<bool>,
+    /// Where the records waiting for the writer are counted.
+    metrics: Arc<Metrics>,
 }
 
 /// Ranges of sequence numbers (inclusive) whose commit failed and that the
@@ -367,7 +370,10 @@ impl HistoryHandle {
     pub fn record(&self, record: Record) -> u64 {
         let record = Box::new(record);
         match self.enqueue(|seq| writer::Job::Record(seq, record)) {
-            Ok(seq) => seq,
+            Ok(seq) => {
+                self.shared.metrics.history_queued();
+                seq
+            }
             Err(TrySendError::Full(())) => {
                 let dropped = self.shared.stats.dropped.fetch_add(1, Ordering::Relaxed);
                 if dropped.is_power_of_two() {
@@ -577,6 +583,7 @@ pub(crate) fn start(
     config: &config::HistoryConfig,
     rooms: &[String],
     hooks: Hooks,
+    metrics: Arc<Metrics>,
 ) -> Result<(History, Preload), StoreError> {
     let (store, standing_since, preload) = open_for_writing(config, rooms)?;
     let reader_store = Store::open_existing(&config.path)?;
@@ -598,6 +605,7 @@ pub(crate) fn start(
             health,
         ),
         hooks,
+        Arc::clone(&metrics),
     )
     .map_err(StoreError::Thread)?;
     let (reads, read_jobs) = mpsc::sync_channel::<ReadJob>(READ_QUEUE);
@@ -614,6 +622,7 @@ pub(crate) fn start(
             msgids: MsgIds::new(),
             lost,
             degraded,
+            metrics,
         }),
     };
     Ok((
@@ -758,7 +767,8 @@ mod tests {
     #[tokio::test]
     async fn records_get_sequence_numbers_and_the_watermark_follows_commits() {
         let db = TempDb::new();
-        let (history, preload) = start(&settings(&db), &[], Hooks::default()).unwrap();
+        let (history, preload) =
+            start(&settings(&db), &[], Hooks::default(), Metrics::new()).unwrap();
         assert!(preload.is_empty());
         let handle = history.handle();
         let seqs: Vec<u64> = (0..3)
@@ -781,7 +791,7 @@ mod tests {
             commit_pause: Some(pause.clone()),
             ..Hooks::default()
         };
-        let (history, _) = start(&settings(&db), &[], hooks).unwrap();
+        let (history, _) = start(&settings(&db), &[], hooks, Metrics::new()).unwrap();
         let handle = history.handle();
         let seq = handle.record(record("held", 1, "#room"));
         let mut committed = handle.committed();
@@ -799,7 +809,7 @@ mod tests {
     #[test]
     fn shutdown_commits_everything_queued() {
         let db = TempDb::new();
-        let (history, _) = start(&settings(&db), &[], Hooks::default()).unwrap();
+        let (history, _) = start(&settings(&db), &[], Hooks::default(), Metrics::new()).unwrap();
         let handle = history.handle();
         for i in 0..5000 {
             handle.record(record(&format!("m{i}"), i, "#room"));
@@ -815,7 +825,7 @@ mod tests {
     #[tokio::test]
     async fn queries_answer_on_the_reader_thread() {
         let db = TempDb::new();
-        let (history, _) = start(&settings(&db), &[], Hooks::default()).unwrap();
+        let (history, _) = start(&settings(&db), &[], Hooks::default(), Metrics::new()).unwrap();
         let handle = history.handle();
         for i in 0..5 {
             handle.record(record(&format!("m{i}"), i, "#room"));
@@ -844,7 +854,7 @@ mod tests {
     #[tokio::test]
     async fn forgetting_a_party_deletes_what_was_queued_before_not_after() {
         let db = TempDb::new();
-        let (history, _) = start(&settings(&db), &[], Hooks::default()).unwrap();
+        let (history, _) = start(&settings(&db), &[], Hooks::default(), Metrics::new()).unwrap();
         let handle = history.handle();
         handle.record(record("before", 1, "@alice bob"));
         let alice = Party::Account(crate::proto::Casemapping::Ascii.fold("alice"));
@@ -861,7 +871,7 @@ mod tests {
     #[test]
     fn registered_rooms_preload_from_their_floor() {
         let db = TempDb::new();
-        let (history, _) = start(&settings(&db), &[], Hooks::default()).unwrap();
+        let (history, _) = start(&settings(&db), &[], Hooks::default(), Metrics::new()).unwrap();
         let now = millis(SystemTime::now());
         let handle = history.handle();
         handle.record(record("earlier-room", now - 10, "#reg"));
@@ -879,7 +889,8 @@ mod tests {
     fn a_restart_preloads_the_standing_rooms_recent_lines_only() {
         let db = TempDb::new();
         let standing = ["#room".to_owned()];
-        let (history, _) = start(&settings(&db), &standing, Hooks::default()).unwrap();
+        let (history, _) =
+            start(&settings(&db), &standing, Hooks::default(), Metrics::new()).unwrap();
         // Said since #room became standing, except one line too old.
         let now = millis(SystemTime::now());
         let handle = history.handle();
@@ -889,7 +900,8 @@ mod tests {
         }
         handle.record(record("gone", now, "#other"));
         history.shutdown();
-        let (history, preload) = start(&settings(&db), &standing, Hooks::default()).unwrap();
+        let (history, preload) =
+            start(&settings(&db), &standing, Hooks::default(), Metrics::new()).unwrap();
         assert_eq!(preload.len(), 1, "#other is no standing room: {preload:?}");
         let lines = &preload["#room"];
         assert_eq!(lines.len(), 25, "playback_lines defaults to 25");
@@ -906,7 +918,7 @@ mod tests {
             disk_full: Some(disk_full.clone()),
             ..Hooks::default()
         };
-        let (history, _) = start(&settings(&db), &[], hooks).unwrap();
+        let (history, _) = start(&settings(&db), &[], hooks, Metrics::new()).unwrap();
         let handle = history.handle();
         disk_full.set(true);
         let first = handle.record(record("lost1", 1, "#room"));
@@ -937,7 +949,7 @@ mod tests {
     fn a_startup_error_names_the_file() {
         let db = TempDb::new();
         std::fs::write(db.path(), vec![b'x'; 4096]).unwrap();
-        let Err(error) = start(&settings(&db), &[], Hooks::default()) else {
+        let Err(error) = start(&settings(&db), &[], Hooks::default(), Metrics::new()) else {
             panic!("a file that is no database is refused");
         };
         let message = error.to_string();

@@ -14,6 +14,7 @@ use tracing::{error, info, warn};
 use super::hooks::Hooks;
 use super::retention::Pruner;
 use super::{HistoryStats, LostRecords, Party, Record, Store, StoreError};
+use crate::metrics::Metrics;
 
 /// What the writer is sent.
 pub(crate) enum Job {
@@ -42,9 +43,14 @@ const MAX_BATCH: usize = 10_000;
 pub(crate) const RETRY_DELAYS: [Duration; 2] =
     [Duration::from_millis(10), Duration::from_millis(100)];
 
-/// Starts the writer thread.
-pub(crate) fn spawn(mut writer: Writer, hooks: Hooks) -> std::io::Result<JoinHandle<()>> {
+/// Starts the writer thread, counting into `metrics`.
+pub(crate) fn spawn(
+    mut writer: Writer,
+    hooks: Hooks,
+    metrics: Arc<Metrics>,
+) -> std::io::Result<JoinHandle<()>> {
     writer.hooks = hooks;
+    writer.metrics = metrics;
     std::thread::Builder::new()
         .name("history-writer".into())
         .spawn(move || writer.run())
@@ -65,6 +71,8 @@ pub(crate) struct Writer {
     /// released at once, so chat keeps flowing instead of waiting.
     degraded: bool,
     hooks: Hooks,
+    /// Where commit times, failures and the queue's depth are counted.
+    metrics: Arc<Metrics>,
 }
 
 impl Writer {
@@ -87,6 +95,8 @@ impl Writer {
             health,
             degraded: false,
             hooks: Hooks::default(),
+            // The server's own set is given by `spawn`.
+            metrics: Metrics::new(),
         }
     }
 
@@ -192,9 +202,12 @@ impl Writer {
     /// (so playback drops its lines), and the watermark moves past it
     /// anyway: holding its lines would stop every conversation on the
     /// server. After such a failure the writer is degraded: each later
-    /// batch gets one attempt, until one commits.
+    /// batch gets one attempt, until one commits. Its time, retries
+    /// included (its lines wait that long), goes to the metrics.
     fn commit(&mut self, batch: &[(u64, Box<Record>)]) {
         self.hooks.before_commit();
+        let started = Instant::now();
+        let mut gave_up = false;
         let lowest = batch.iter().map(|(seq, _)| *seq).min().unwrap_or(0);
         let highest = batch.iter().map(|(seq, _)| *seq).max().unwrap_or(0);
         let retries = if self.degraded { 0 } else { RETRY_DELAYS.len() };
@@ -240,10 +253,13 @@ impl Writer {
                     if lowest != 0 {
                         self.lost.add(lowest, highest);
                     }
+                    gave_up = true;
                     break;
                 }
             }
         }
+        let took = started.elapsed();
+        self.metrics.history_committed(batch.len(), took, gave_up);
         self.committed.send_replace(highest);
     }
 

@@ -56,6 +56,10 @@ pub(super) struct FloodControl {
     max_backlog: u32,
 }
 
+/// The quit reason of a client cut off for flooding, here or by the core;
+/// the core counts the disconnects that carry it.
+pub const EXCESS_FLOOD: &str = "Excess Flood";
+
 /// The lines waiting behind the rate passed `[flood] max_backlog`.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) struct ExcessFlood;

@@ -18,6 +18,7 @@ use super::connection::{self, ConnectionSettings};
 use super::event::{ClientId, ConnectionEvent, Inbox};
 use super::limits::{Admission, ConnectionLimits, Rejection};
 use super::tls::{ReloadableTls, client_fingerprint};
+use crate::metrics::{ConnectionGauge, Metrics, RefusedBecause};
 
 /// How long a client may take to finish the TLS handshake.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
@@ -77,6 +78,8 @@ pub struct Acceptor<E> {
     pub tasks: TaskTracker,
     /// The highest committed history sequence number; see [`crate::history`].
     pub committed: watch::Receiver<u64>,
+    /// Where connections accepted, refused and open are counted.
+    pub metrics: Arc<Metrics>,
 }
 
 // Derived Clone would ask for `E: Clone`; only the handles are cloned.
@@ -90,6 +93,7 @@ impl<E> Clone for Acceptor<E> {
             shutdown: self.shutdown.clone(),
             tasks: self.tasks.clone(),
             committed: self.committed.clone(),
+            metrics: Arc::clone(&self.metrics),
         }
     }
 }
@@ -102,6 +106,7 @@ where
     let local = listener
         .local_addr()
         .map_or_else(|_| "?".to_owned(), |address| address.to_string());
+    let open = acceptor.metrics.listener(&local, tls.is_some(), false);
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -118,10 +123,18 @@ where
         };
         match acceptor.limits.admit(peer.ip()) {
             Ok(admission) => {
-                start_connection(stream, peer, admission, &acceptor, tls.as_deref(), &local);
+                acceptor.metrics.connection_accepted();
+                let admitted = Admitted {
+                    admission,
+                    counted: open.connect(),
+                };
+                start_connection(stream, peer, admitted, &acceptor, tls.as_deref(), &local);
             }
             Err(rejection) => {
                 info!(%peer, refusal = %rejection, "connection refused");
+                acceptor
+                    .metrics
+                    .connection_refused(refused_because(&rejection));
                 // A plaintext ERROR would be noise inside a TLS handshake.
                 if tls.is_none() {
                     tell_refused(stream, peer, rejection);
@@ -131,18 +144,27 @@ where
     }
 }
 
+/// What an admitted connection holds until its task ends: its place under
+/// the per-address limits and its count among the open connections.
+struct Admitted {
+    admission: Admission,
+    counted: ConnectionGauge,
+}
+
 /// Names an admitted connection and spawns its task: the TLS handshake if
-/// any, then the connection itself until it closes.
+/// any, then the connection itself until it closes. The connection counts
+/// as open in the metrics until that task ends.
 fn start_connection<E>(
     stream: TcpStream,
     peer: SocketAddr,
-    admission: Admission,
+    admitted: Admitted,
     acceptor: &Acceptor<E>,
     tls: Option<&ReloadableTls>,
     listener: &str,
 ) where
     E: From<ConnectionEvent> + Send + 'static,
 {
+    let Admitted { admission, counted } = admitted;
     let _ = stream.set_nodelay(true);
     let id = ClientId(acceptor.next_id.fetch_add(1, Ordering::Relaxed));
     let span = info_span!("conn", id = id.0, %peer);
@@ -158,6 +180,7 @@ fn start_connection<E>(
     };
     let tls = tls.map(ReloadableTls::acceptor);
     let connection = async move {
+        let _counted = counted;
         let Some(tls) = tls else {
             connection::run(stream, accepted, Transport::default()).await;
             return;
@@ -175,6 +198,15 @@ fn start_connection<E>(
         }
     };
     acceptor.tasks.spawn(connection.instrument(span));
+}
+
+/// The metrics' name for why the limits refused a connection.
+fn refused_because(rejection: &Rejection) -> RefusedBecause {
+    match rejection {
+        Rejection::ServerFull => RefusedBecause::ServerFull,
+        Rejection::TooManyFromAddress => RefusedBecause::TooManyFromAddress,
+        Rejection::ConnectingTooFast => RefusedBecause::ConnectingTooFast,
+    }
 }
 
 /// Tells a refused plain-text client why, without waiting for it.

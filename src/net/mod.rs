@@ -16,6 +16,7 @@ mod tls;
 
 pub use connection::ConnectionSettings;
 pub use event::{ClientId, ConnectionEvent, Inbox};
+pub use flood::EXCESS_FLOOD;
 pub use limits::{AdmissionRules, ConnectionLimits};
 pub use listener::{Acceptor, BindError, bind, serve};
 pub use outbox::Outbox;

@@ -12,7 +12,7 @@ use tracing::debug;
 use super::connection::ConnectionSettings;
 use super::deadlines::{Deadlines, Expiry};
 use super::event::{ClientId, ConnectionEvent, Inbox};
-use super::flood::{self, ExcessFlood, FloodControl};
+use super::flood::{self, EXCESS_FLOOD, ExcessFlood, FloodControl};
 use super::outbox::Outbox;
 use crate::proto::framing::{Frame, Framer};
 use crate::proto::{Line, Message, message};
@@ -34,7 +34,7 @@ pub(super) enum End {
 
 impl From<ExcessFlood> for End {
     fn from(_: ExcessFlood) -> End {
-        End::Closed("Excess Flood".to_owned())
+        End::Closed(EXCESS_FLOOD.to_owned())
     }
 }
 

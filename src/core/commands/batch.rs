@@ -404,6 +404,23 @@ mod tests {
     }
 
     #[test]
+    fn a_multiline_message_counts_as_one_message_and_one_delivery_per_recipient() {
+        let mut h = room("");
+        let metrics = std::sync::Arc::clone(&h.state.metrics);
+        let count = |name: &str| metrics.value(name).unwrap_or(f64::NAN);
+        let lines = count("rookery_lines_received_total");
+        h.send("alice", "BATCH +r1 draft/multiline #room");
+        h.send("alice", "@batch=r1 PRIVMSG #room :one");
+        h.send("alice", "@batch=r1 PRIVMSG #room :two");
+        h.send("alice", "BATCH -r1");
+        assert_eq!(h.take("bob").len(), 2);
+        assert_eq!(count("rookery_messages_received_total"), 1.0);
+        // bob, and alice's echo (echo-message).
+        assert_eq!(count("rookery_deliveries_total"), 2.0);
+        assert_eq!(count("rookery_lines_received_total"), lines + 4.0);
+    }
+
+    #[test]
     fn a_private_multiline_message_reaches_a_nick_in_its_form() {
         let mut h = room("");
         h.send("alice", "BATCH +r1 draft/multiline bob");

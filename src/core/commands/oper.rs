@@ -33,6 +33,7 @@ pub fn oper(state: &mut State, id: ClientId, message: &Message) -> Result<(), Re
     let block = state.config.oper.iter().find(|block| block.name == name);
     let Some(block) = block.filter(|block| host_allowed(block, client)) else {
         warn!(?nick, %ip, oper = ?name, "OPER failed: no block for this name and host");
+        state.metrics.oper_failed();
         return Err(Refusal::no_oper_host());
     };
     if block.password_hash.is_empty() {
@@ -72,6 +73,7 @@ fn answer(state: &mut State, id: ClientId, oper: &str, valid: bool) {
     }
     // A REHASH may have removed the block while the hash was checked.
     if !state.config.oper.iter().any(|block| block.name == oper) {
+        state.metrics.oper_failed();
         state.refuse(id, Refusal::no_oper_host());
         return;
     }
@@ -191,7 +193,9 @@ fn grant(state: &mut State, id: ClientId, oper: &str) {
     );
 }
 
+/// 464, and one more failed OPER in the metrics.
 fn password_incorrect(state: &mut State, id: ClientId) {
+    state.metrics.oper_failed();
     state.refuse(id, Refusal::password_mismatch());
 }
 

@@ -252,6 +252,7 @@ pub fn try_register(state: &mut State, id: ClientId) {
         return;
     };
     client.registered = true;
+    state.metrics.client_registered();
     client.update_source();
     client.outbox.set_registered();
     tracing::info!(

@@ -70,6 +70,7 @@ fn fail(state: &mut State, id: ClientId) {
     if let Some(client) = state.clients.get_mut(&id) {
         client.sasl = None;
     }
+    state.metrics.sasl_failed();
     state.refuse(id, Refusal::new(numeric::ERR_SASLFAIL, &[]));
 }
 
@@ -93,7 +94,20 @@ fn succeed(state: &mut State, id: ClientId, account: &str) {
 
 /// `AUTHENTICATE <mechanism>`, then `AUTHENTICATE <base64 chunk>|+|*`
 pub fn authenticate(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
-    let param = message.param(0);
+    let outcome = step(state, id, message.param(0));
+    // Every failure found here ends in one 904; those found off the core
+    // go through `fail`.
+    if let Err(refusal) = &outcome {
+        if refusal.numeric() == numeric::ERR_SASLFAIL {
+            state.metrics.sasl_failed();
+        }
+    }
+    outcome
+}
+
+/// One AUTHENTICATE line: a mechanism to start with, or the next chunk of
+/// the client's response.
+fn step(state: &mut State, id: ClientId, param: &str) -> Result<(), Refusal> {
     if !state.accounts_enabled() {
         return Err(Refusal::new(numeric::ERR_SASLFAIL, &[]));
     }

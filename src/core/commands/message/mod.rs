@@ -199,7 +199,8 @@ pub fn relay_multiline(
     }
 }
 
-/// What every target of one message shares; the sender is active now.
+/// What every target of one message shares; the sender is active now,
+/// and the message counts as received once, whatever its targets.
 fn outgoing<'a>(
     state: &mut State,
     id: ClientId,
@@ -212,6 +213,7 @@ fn outgoing<'a>(
     let client = state.clients.get_mut(&id)?;
     client.last_active = now;
     let deny = &state.config.server.client_tag_deny;
+    state.metrics.message_received();
     Some(Outgoing {
         source: client.source.clone(),
         bot: client.modes.bot,

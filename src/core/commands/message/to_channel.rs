@@ -60,11 +60,12 @@ pub(super) fn to_channel(
         let seq = state.record_history(record, &event);
         event.set_seq(seq);
     }
-    state.send_to_members(&folded, &mut event, |member, membership| {
+    let reached = state.send_to_members(&folded, &mut event, |member, membership| {
         let echo = member.id != id || member.caps.contains(Caps::ECHO_MESSAGE);
         echo && outgoing.wanted_by(member.caps)
             && lowest.is_none_or(|mode| membership.at_least(mode.status) || member.id == id)
     });
+    state.metrics.delivered(reached);
     Ok(())
 }
 

@@ -42,15 +42,16 @@ pub(super) fn to_nick(
         .clients
         .get(&id)
         .is_some_and(|c| c.caps.contains(Caps::ECHO_MESSAGE));
-    if target_id == id {
+    let reached = if target_id == id {
         // To oneself: the delivery is a side effect, the echo the reply
         // (labeled-response), so a labeled command gets two lines, one labeled.
-        if wanted {
-            state.send_unlabeled(id, &mut event);
-        }
-        if echo {
-            state.send_all([id], &mut event);
-        }
+        let delivered = wanted && state.send_unlabeled(id, &mut event);
+        let echoed = if echo {
+            state.send_all([id], &mut event)
+        } else {
+            0
+        };
+        usize::from(delivered) + echoed
     } else {
         let mut audience = Vec::with_capacity(2);
         if wanted {
@@ -59,8 +60,9 @@ pub(super) fn to_nick(
         if echo {
             audience.push(id);
         }
-        state.send_all(audience, &mut event);
-    }
+        state.send_all(audience, &mut event)
+    };
+    state.metrics.delivered(reached);
     if let (Some(away), MessageKind::Privmsg) = (away, outgoing.kind) {
         state.reply(id, numeric::RPL_AWAY, &[&nick], &away);
     }
