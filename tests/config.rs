@@ -366,6 +366,11 @@ fn example_file_documents_every_key() {
             key: "key.pem".into(),
         }),
     }];
+    config.metrics.token = Some("token".into());
+    config.http[0].tls = Some(Tls {
+        cert: "cert.pem".into(),
+        key: "key.pem".into(),
+    });
     config.oper = vec![Oper {
         name: "alice".into(),
         password_hash: HASH.into(),
