@@ -149,8 +149,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> LineSink for Sink<S> {
 /// U+FFFD for bytes that are not UTF-8 (which the core never produces from
 /// its own input, but a line relayed as it came could hold).
 fn message(mut line: Bytes, kind: MessageKind) -> Message {
-    let end = line.len() - line.ends_with(b"\r\n").then_some(2).unwrap_or(0);
-    line.truncate(end);
+    if line.ends_with(b"\r\n") {
+        line.truncate(line.len() - 2);
+    }
     match kind {
         MessageKind::Binary => Message::Binary(line),
         // The clone is a reference count: valid text goes out without a copy.
