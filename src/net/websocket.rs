@@ -184,7 +184,7 @@ mod tests {
     fn the_accept_key_is_the_one_rfc_6455_gives() {
         assert_eq!(
             accept_key(b"dGhlIHNhbXBsZSBub25jZQ=="),
-            "s3pPLMBiTxaQ9kYGzzwZSvWbGCs="
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
         );
     }
 
