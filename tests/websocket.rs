@@ -349,6 +349,30 @@ async fn x_forwarded_for_names_the_client_only_from_a_listed_proxy() {
 }
 
 #[tokio::test]
+async fn a_listed_proxy_that_says_https_makes_the_client_secure() {
+    for (proxies, secure) in [(vec![], false), (vec!["127.0.0.1/32"], true)] {
+        let mut http = any_port();
+        http.proxies = proxies.iter().map(|range| range.parse().unwrap()).collect();
+        let (server, _irc, http) = start(test_config(""), http).await;
+        let forwarded = [("forwarded", "for=192.0.2.7;proto=https")];
+        let mut web = open(http, &[], &forwarded).await.unwrap();
+        web.register_as("web").await;
+        web.send("WHOIS web").await;
+        let mut numerics = Vec::new();
+        loop {
+            let line = web.expect_containing(" web web").await;
+            if line.contains(" 318 ") {
+                break;
+            }
+            numerics.push(line);
+        }
+        let shown = numerics.iter().any(|line| line.contains(" 671 "));
+        assert_eq!(shown, secure, "{numerics:#?}");
+        server.shutdown().await;
+    }
+}
+
+#[tokio::test]
 async fn the_per_ip_limit_counts_the_forwarded_address() {
     let mut http = any_port();
     http.proxies = vec!["127.0.0.1/32".parse().unwrap()];
@@ -451,18 +475,16 @@ fn certificate(dir: &TempDir) -> (rookery::config::Tls, CertificateDer<'static>)
     (tls, certified.cert.der().clone())
 }
 
-#[tokio::test]
-async fn a_tls_http_listener_serves_a_secure_websocket() {
+/// A TLS connection to `addr` that trusts only `trusted`.
+async fn connect_tls(
+    addr: SocketAddr,
+    trusted: CertificateDer<'static>,
+) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
     use std::sync::Arc;
     use tokio_rustls::TlsConnector;
     use tokio_rustls::rustls::pki_types::ServerName;
     use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 
-    let dir = TempDir::new("websocket-tls");
-    let (tls, trusted) = certificate(&dir);
-    let mut http = any_port();
-    http.tls = Some(tls);
-    let (server, _irc, http) = start(test_config(""), http).await;
     let mut roots = RootCertStore::empty();
     roots.add(trusted).unwrap();
     let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
@@ -471,12 +493,21 @@ async fn a_tls_http_listener_serves_a_secure_websocket() {
         .unwrap()
         .with_root_certificates(roots)
         .with_no_client_auth();
-    let stream = TcpStream::connect(http).await.unwrap();
+    let stream = TcpStream::connect(addr).await.unwrap();
     let name = ServerName::try_from("localhost").unwrap();
-    let stream = TlsConnector::from(Arc::new(client_config))
+    TlsConnector::from(Arc::new(client_config))
         .connect(name, stream)
         .await
-        .unwrap();
+}
+
+#[tokio::test]
+async fn a_tls_http_listener_serves_a_secure_websocket() {
+    let dir = TempDir::new("websocket-tls");
+    let (tls, trusted) = certificate(&dir);
+    let mut http = any_port();
+    http.tls = Some(tls);
+    let (server, _irc, http) = start(test_config(""), http).await;
+    let stream = connect_tls(http, trusted).await.unwrap();
     let url = format!("wss://localhost:{}/webirc", http.port());
     let mut web = open_over(stream, &url, &["text.ircv3.net"], &[])
         .await
@@ -484,5 +515,41 @@ async fn a_tls_http_listener_serves_a_secure_websocket() {
     web.register_as("web").await;
     web.send("WHOIS web").await;
     web.expect_containing(" 671 web web ").await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn rehash_reloads_the_http_listeners_certificate() {
+    const HASH: &str = "$argon2id$v=19$m=8,t=1,p=1$cm9va2VyeS10ZXN0LXNhbHQ$yiaiaoZnKPZM0CWZ8NzJYpMiTnaZSktRUpf408FhNKA";
+    let dir = TempDir::new("websocket-tls-rehash");
+    let (tls, first) = certificate(&dir);
+    let file = dir.join("rookery.toml");
+    let text = format!(
+        "[server]\nname = \"irc.test\"\nbans_file = \"\"\n\n\
+         [history]\nenabled = false\n\n[cloaking]\nenabled = false\n\n\
+         [[listen]]\naddress = \"127.0.0.1:0\"\n\n\
+         [[http]]\naddress = \"127.0.0.1:0\"\ntls = {{ cert = {:?}, key = {:?} }}\n\n\
+         [[oper]]\nname = \"root\"\npassword_hash = \"{HASH}\"\n",
+        tls.cert.display().to_string(),
+        tls.key.display().to_string(),
+    );
+    std::fs::write(&file, text).unwrap();
+    let options = server::Options {
+        config_file: Some(file.clone()),
+        ..Default::default()
+    };
+    let config = rookery::config::load(&file).unwrap();
+    let server = server::start_with(config, options).await.unwrap();
+    let (irc, http) = (server.local_addrs()[0], server.http_addrs()[0]);
+    assert!(connect_tls(http, first.clone()).await.is_ok());
+
+    let (_, second) = certificate(&dir);
+    let mut oper = Client::register(irc, "oper").await;
+    oper.send("OPER root hunter2").await;
+    oper.expect_containing(" 381 ").await;
+    oper.send("REHASH").await;
+    oper.expect_containing("NOTICE oper :REHASH").await;
+    assert!(connect_tls(http, second).await.is_ok());
+    assert!(connect_tls(http, first).await.is_err());
     server.shutdown().await;
 }

@@ -183,14 +183,18 @@ fn check_listen(check: &mut Checker, listen: &[Listen]) {
 fn check_http(check: &mut Checker, http: &[HttpListen], listen: &[Listen]) {
     for (index, entry) in http.iter().enumerate() {
         let path = format!("http[{index}]");
+        // Port 0 is a fresh port each time: it cannot repeat.
+        let fixed_port = entry.address.port() != 0;
         if let Some(first) = http[..index]
             .iter()
             .position(|earlier| earlier.address == entry.address)
+            .filter(|_| fixed_port)
         {
             let repeated = format!("repeats {} from [[http]] #{}", entry.address, first + 1);
             check.report(&format!("{path}.address"), repeated);
         }
-        if let Some(first) = listen.iter().position(|irc| irc.address == entry.address) {
+        let same_as_irc = listen.iter().position(|irc| irc.address == entry.address);
+        if let Some(first) = same_as_irc.filter(|_| fixed_port) {
             let taken = format!("is {} of [[listen]] #{} too", entry.address, first + 1);
             check.report(&format!("{path}.address"), taken);
         }
