@@ -71,6 +71,7 @@ impl Readiness {
 
 /// The operators' endpoints, shared by every HTTP listener.
 pub struct Operators {
+    /// What `/metrics` answers.
     pub render_metrics: RenderMetrics,
     /// `[metrics] token`.
     pub token: Option<String>,
@@ -83,12 +84,15 @@ pub struct HttpSite {
     pub origins: Vec<String>,
     /// Proxies whose forwarding headers are believed.
     pub proxies: Vec<Cidr>,
+    /// The certificate when the listener is HTTPS, replaced on REHASH.
     pub tls: Option<Arc<ReloadableTls>>,
+    /// The endpoints every listener shares.
     pub operators: Arc<Operators>,
 }
 
 /// What every connection of one listener shares.
 struct Listener<E> {
+    /// What an upgraded WebSocket is admitted and run with.
     acceptor: Acceptor<E>,
     site: HttpSite,
     /// The bound address, for the log and the loopback rule.
