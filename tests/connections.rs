@@ -73,7 +73,7 @@ async fn a_wrong_oper_password_is_answered_before_the_next_command() {
 /// defaults apply, and those exempt loopback.
 fn default_limits_config(extra: &str) -> config::Config {
     let text = format!(
-        "[server]\nname = \"irc.test\"\nbans_file = \"\"\n\
+        "http = []\n[server]\nname = \"irc.test\"\nbans_file = \"\"\n\
          [limits]\nconnects_per_ip_per_minute = 2\nmax_clients_per_ip = 2\n{extra}\n\
          [flood]\nenabled = false\n[history]\nenabled = false\n\
          [cloaking]\nenabled = false\n\
@@ -339,7 +339,7 @@ fn the_log_tells_who_came_and_went_with_client_text_escaped() {
     let dir = TempDir::new("log");
     let mut child = Command::new(env!("CARGO_BIN_EXE_rookery"))
         .current_dir(&dir.0)
-        .args(["--listen", "127.0.0.1:0"])
+        .args(["--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"])
         .env("RUST_LOG", "info")
         .env("NO_COLOR", "1")
         .stdout(Stdio::null())
