@@ -210,8 +210,10 @@ function renderBufferList() {
     button.append(name);
     if (buffer.unread > 0) {
       const badge = document.createElement("span");
+      // The count of unread lines; red when some of them mention us.
       badge.className = buffer.highlights > 0 ? "unread mention" : "unread";
-      badge.textContent = buffer.highlights > 0 ? `${buffer.highlights}/${buffer.unread}` : String(buffer.unread);
+      badge.textContent = String(buffer.unread);
+      badge.title = `${buffer.unread} unread, ${buffer.highlights} for you`;
       button.append(badge);
       total += buffer.unread;
     }
@@ -296,9 +298,11 @@ function lineElement(time, kind, nick, text, mine, mention) {
 
 /**
  * Puts a line into its buffer in time order, once per msgid. Returns
- * false for a line already shown.
+ * false for a line already shown. Lines of the same millisecond keep the
+ * order they arrive in; `early` puts a line before those of its
+ * millisecond already shown (a page of older history, read backwards).
  */
-function insertLine(buffer, record) {
+function insertLine(buffer, record, early = false) {
   if (record.msgid) {
     if (buffer.msgids.has(record.msgid)) return false;
     buffer.msgids.add(record.msgid);
@@ -310,7 +314,7 @@ function insertLine(buffer, record) {
   let high = lines.length;
   while (low < high) {
     const mid = (low + high) >> 1;
-    if (lines[mid].time <= record.time) low = mid + 1;
+    if (lines[mid].time < record.time || (!early && lines[mid].time === record.time)) low = mid + 1;
     else high = mid;
   }
   const log = buffer.log;
@@ -347,8 +351,8 @@ function mentions(text) {
   return new RegExp(`(^|[^\\w])${escaped}($|[^\\w])`, "i").test(text);
 }
 
-/** Shows a PRIVMSG or NOTICE; `live` is false for history. */
-function showMessage(msg, live) {
+/** Shows a PRIVMSG or NOTICE; `live` is false for history, `early` as insertLine's. */
+function showMessage(msg, live, early = false) {
   const [target, rawText = ""] = msg.params;
   const mine = isMe(msg.nick);
   let bufferName;
@@ -372,7 +376,7 @@ function showMessage(msg, live) {
   const mention = !mine && (buffer.kind === "query" || mentions(text));
   const time = lineTime(msg);
   const el = lineElement(time, kind, msg.nick, text, mine, mention && buffer.kind === "room");
-  const added = insertLine(buffer, { time, msgid: msg.tags.msgid ?? "", el });
+  const added = insertLine(buffer, { time, msgid: msg.tags.msgid ?? "", el }, early);
   if (added && live && !mine && buffer !== state.active) {
     buffer.unread += 1;
     if (mention) buffer.highlights += 1;
@@ -488,17 +492,18 @@ function maybeFillView(buffer) {
 /** A chathistory batch ended: its lines, then the request it answered. */
 function finishHistory(target, lines) {
   const buffer = getBuffer(target, false);
+  const head = state.historyQueue[0];
+  // A page before the oldest line goes in newest first, each line ahead of
+  // the last: lines of one millisecond then keep the batch's order.
+  const backwards = head?.buffer === buffer && head.kind === "BEFORE";
   let added = 0;
-  for (const msg of lines) {
-    if (msg.command === "PRIVMSG" || msg.command === "NOTICE") {
-      if (buffer) {
-        const before = buffer.lines.length;
-        showMessage(msg, false);
-        added += buffer.lines.length - before;
-      }
+  for (const msg of backwards ? [...lines].reverse() : lines) {
+    if (buffer && (msg.command === "PRIVMSG" || msg.command === "NOTICE")) {
+      const before = buffer.lines.length;
+      showMessage(msg, false, backwards);
+      added += buffer.lines.length - before;
     }
   }
-  const head = state.historyQueue[0];
   if (head && buffer && head.buffer === buffer) {
     state.historyQueue.shift();
     if (head.kind === "BEFORE") {
@@ -1119,6 +1124,8 @@ function toggleDrawer(id) {
   closeDrawers();
   drawer.classList.toggle("open", open);
   $("backdrop").hidden = !open;
+  // Member counts change: the list is fetched again each time it is opened.
+  if (open && id === "rooms") send("LIST");
 }
 
 // ---------------------------------------------------------------------------
