@@ -476,6 +476,39 @@ test("scrolling to the top loads older history with CHATHISTORY", async () => {
   writer.close();
 });
 
+test("logging in with a password: a wrong one is refused clearly", async () => {
+  const owner = await RawClient.connect(server.ircPort, "frank");
+  owner.send("REGISTER * * :right-horse-battery");
+  await owner.waitFor(/ REGISTER SUCCESS /);
+  owner.send("QUIT");
+  await owner.waitFor(/^ERROR /);
+  owner.close();
+
+  const page = await openUser({ width: 390, height: 844 });
+  await page.goto(server.url);
+  await page.fill("#connect-nick", "frank");
+  await page.fill("#connect-password", "wrong");
+  await page.click("#connect-button");
+  const error = page.locator("#connect-error");
+  await error.waitFor({ state: "visible" });
+  assert.match(await error.textContent(), /Login failed.*904/);
+  await screenshot(page, "phone-login-failed");
+
+  // A nick in use: the form says so and offers another.
+  await page.fill("#connect-nick", "bob");
+  await page.fill("#connect-password", "");
+  await page.click("#connect-button");
+  await page.locator("#connect-error", { hasText: "The nick bob is taken" }).waitFor();
+  assert.equal(await page.inputValue("#connect-nick"), "bob_");
+
+  await page.fill("#connect-nick", "frank");
+  await page.fill("#connect-password", "right-horse-battery");
+  await page.click("#connect-button");
+  await page.locator("#chat").waitFor({ state: "visible" });
+  await activeLog(page).locator(".line .text", { hasText: "You are now logged in as frank" }).waitFor();
+  await page.context().close();
+});
+
 test("no errors on the pages", () => {
   assert.deepEqual(pageErrors, []);
   assert.deepEqual(dialogs, []);
