@@ -15,6 +15,11 @@ const WANTED_CAPS = [
 const HISTORY_PAGE = 50;
 /** Lines kept per buffer; older ones leave the page. */
 const MAX_LINES = 5000;
+/**
+ * Bytes of text per PRIVMSG: the server relays a line with our full
+ * nick!user@host in front, and the whole must fit in 512 bytes.
+ */
+const MAX_TEXT_BYTES = 400;
 /** Lines one batch may collect before the rest are shown unbatched. */
 const MAX_BATCH_LINES = 2000;
 /** Reconnect delays grow 1 s, 2 s, 4 s ... up to this. */
@@ -511,6 +516,8 @@ function finishHistory(target, lines) {
       if (added === 0) buffer.noMoreOlder = true;
     }
     if (head.kind === "LATEST" && added < HISTORY_PAGE) buffer.noMoreOlder = true;
+    // A full page after a reconnect: more was missed, read on.
+    if (head.kind === "AFTER" && added >= HISTORY_PAGE) fetchRecent(buffer);
     maybeFillView(buffer);
   }
 }
@@ -534,8 +541,9 @@ function setStatus(kind, text) {
   status.hidden = kind === "connected";
 }
 
+/** Sends one IRC line; a line break inside would start a second command. */
 function send(line) {
-  if (state.socket?.readyState === WebSocket.OPEN) state.socket.send(line);
+  if (state.socket?.readyState === WebSocket.OPEN) state.socket.send(line.replace(/[\r\n]+/g, " "));
 }
 
 function connect() {
@@ -906,7 +914,6 @@ function handle(msg) {
     case "904":
     case "905":
     case "906":
-    case "908":
       failRegistration(`Login failed: ${p[p.length - 1]} (${msg.command}). Check the password, or leave it empty to chat without logging in.`);
       break;
     case "001":
@@ -1032,15 +1039,45 @@ function handle(msg) {
 // ---------------------------------------------------------------------------
 // What the user types
 
-/** Sends a message to the active buffer, shown when the server echoes it. */
+/**
+ * Cuts text into pieces of at most MAX_TEXT_BYTES of UTF-8, at a space
+ * when there is one, never inside a character.
+ */
+function splitText(text) {
+  const encoder = new TextEncoder();
+  const pieces = [];
+  let rest = text;
+  while (encoder.encode(rest).length > MAX_TEXT_BYTES) {
+    let cut = 0;
+    let bytes = 0;
+    for (const ch of rest) {
+      const size = encoder.encode(ch).length;
+      if (bytes + size > MAX_TEXT_BYTES) break;
+      bytes += size;
+      cut += ch.length;
+    }
+    const space = rest.lastIndexOf(" ", cut);
+    if (space > cut / 2) cut = space + 1;
+    pieces.push(rest.slice(0, cut));
+    rest = rest.slice(cut);
+  }
+  pieces.push(rest);
+  return pieces;
+}
+
+/** Sends a message to a buffer; it is shown when the server echoes it. */
 function say(target, text) {
   if (!target || target === SERVER) {
     addEvent(getBuffer(SERVER), "Open a room or conversation first, or type /join #room.");
     return;
   }
-  send(`PRIVMSG ${target} :${text}`);
-  if (!state.caps.has("echo-message")) {
-    showMessage({ tags: {}, source: state.nick, nick: state.nick, command: "PRIVMSG", params: [target, text] }, false);
+  const action = /^\x01ACTION (.*)\x01$/s.exec(text);
+  const pieces = action ? splitText(action[1]).map((piece) => `\x01ACTION ${piece}\x01`) : splitText(text);
+  for (const piece of pieces) {
+    send(`PRIVMSG ${target} :${piece}`);
+    if (!state.caps.has("echo-message")) {
+      showMessage({ tags: {}, source: state.nick, nick: state.nick, command: "PRIVMSG", params: [target, piece] }, false);
+    }
   }
 }
 
