@@ -475,7 +475,7 @@ function fetchRecent(buffer) {
 }
 
 function fetchOlder(buffer) {
-  if (buffer.loadingOlder || buffer.noMoreOlder || !buffer.joined) return;
+  if (buffer.kind !== "room" || buffer.loadingOlder || buffer.noMoreOlder || !buffer.joined) return;
   const oldest = buffer.lines.find((l) => l.msgid);
   if (!oldest || !state.caps.has("draft/chathistory")) return;
   buffer.loadingOlder = true;
@@ -497,10 +497,14 @@ function maybeFillView(buffer) {
 /** A chathistory batch ended: its lines, then the request it answered. */
 function finishHistory(target, lines) {
   const buffer = getBuffer(target, false);
+  // The answer to the oldest request, unless it is playback on join. By
+  // name: the buffer may have been closed and opened again since.
   const head = state.historyQueue[0];
+  const answers = head !== undefined && fold(head.buffer.name) === fold(target);
+  if (answers) state.historyQueue.shift();
   // A page before the oldest line goes in newest first, each line ahead of
   // the last: lines of one millisecond then keep the batch's order.
-  const backwards = head?.buffer === buffer && head.kind === "BEFORE";
+  const backwards = answers && head.kind === "BEFORE";
   let added = 0;
   for (const msg of backwards ? [...lines].reverse() : lines) {
     if (buffer && (msg.command === "PRIVMSG" || msg.command === "NOTICE")) {
@@ -509,8 +513,7 @@ function finishHistory(target, lines) {
       added += buffer.lines.length - before;
     }
   }
-  if (head && buffer && head.buffer === buffer) {
-    state.historyQueue.shift();
+  if (answers && buffer) {
     if (head.kind === "BEFORE") {
       buffer.loadingOlder = false;
       if (added === 0) buffer.noMoreOlder = true;
