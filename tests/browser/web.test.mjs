@@ -357,6 +357,33 @@ test("a private message opens a buffer with an unread count", async () => {
   await alice.locator('.buffer[data-name="#lobby"]').click();
 });
 
+test("joining from the room list; ops and voice in the member list", async () => {
+  carol.send("JOIN #adhoc");
+  await carol.waitFor(/ 366 carol #adhoc /);
+  carol.send("TOPIC #adhoc :made by carol");
+  await carol.waitFor(/ TOPIC #adhoc /);
+  // On a phone the room list is a drawer; opening it lists the rooms anew.
+  await openRoomsDrawer(bob);
+  const entry = bob.locator('#room-list .room[data-name="#adhoc"]');
+  await entry.locator(".topic", { hasText: "made by carol" }).waitFor();
+  await entry.click();
+  await bob.locator('.log[data-buffer="#adhoc"]').waitFor({ state: "visible" });
+  await bob.locator("#buffer-topic", { hasText: "made by carol" }).waitFor();
+  await bob.locator("#rooms.open").waitFor({ state: "detached" });
+  await bob.click("#toggle-members");
+  await bob.locator("#member-list .member", { hasText: "@carol" }).waitFor();
+  carol.send("MODE #adhoc +v bob");
+  await bob.locator("#member-list .member", { hasText: "+bob" }).waitFor();
+  await expectLine(bob, "carol sets mode +v bob");
+  await closeDrawer(bob);
+  await typeLine(bob, "/part");
+  await carol.waitFor(/:bob!\S+ PART #adhoc/);
+  await bob.locator('.log[data-buffer="#adhoc"]').waitFor({ state: "detached" });
+  await openRoomsDrawer(bob);
+  await bob.locator('#buffer-list .buffer[data-name="#lobby"]').click();
+  await bob.locator('.log[data-buffer="#lobby"]').waitFor({ state: "visible" });
+});
+
 test("message text is never markup; links are links", async () => {
   const attack = "<img src=x onerror=alert(1)>";
   carol.send(`PRIVMSG #lobby :${attack}`);
