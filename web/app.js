@@ -768,7 +768,16 @@ function onKick(msg) {
   }
 }
 
+/**
+ * After a reconnect under another nick (the old connection still held
+ * ours), take the nick back as soon as its holder leaves or renames.
+ */
+function regainNick(freed) {
+  if (fold(freed) === fold(state.wantedNick) && !isMe(state.wantedNick)) send(`NICK ${state.wantedNick}`);
+}
+
 function onQuit(msg) {
+  regainNick(msg.nick);
   for (const buffer of state.buffers.values()) {
     if (removeMember(buffer, msg.nick)) {
       addEvent(buffer, `← ${msg.nick} quit${msg.params[0] ? ` (${msg.params[0]})` : ""}`, lineTime(msg));
@@ -778,6 +787,7 @@ function onQuit(msg) {
 
 function onNick(msg) {
   const newNick = msg.params[0];
+  if (!isMe(msg.nick)) regainNick(msg.nick);
   if (isMe(msg.nick)) {
     state.nick = newNick;
     state.wantedNick = newNick;
