@@ -96,7 +96,8 @@ name = "#scroll"
         for (const line of lines) {
           this.log.push(line);
           if (this.log.length > 5000) this.log.shift();
-          if (line.includes("listening on")) {
+          // "listening on 127.0.0.1:PORT", for IRC and for HTTP.
+          if (/listening/i.test(line)) {
             listening.add(wanted.find((addr) => line.includes(addr)));
             if (wanted.every((addr) => listening.has(addr))) {
               clearTimeout(timer);
