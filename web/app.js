@@ -143,6 +143,8 @@ function getBuffer(name, create = true) {
   if (!buffer && create) {
     const log = document.createElement("div");
     log.className = "log";
+    // role=log: screen readers read new lines out, politely.
+    log.setAttribute("role", "log");
     log.hidden = true;
     log.dataset.buffer = name;
     $("messages").append(log);
