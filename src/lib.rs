@@ -4,7 +4,9 @@
 //!
 //! - `net`: listeners and per-connection read and write tasks. The read task
 //!   frames and parses lines and hands them to the core; the write task
-//!   drains the client's outbox into the socket.
+//!   drains the client's outbox into the socket. A line travels over a byte
+//!   stream (TCP, TLS) or a WebSocket; `net/http/` is the browser listener
+//!   (web client, WebSocket upgrade, operators' endpoints).
 //! - [`proto`]: the wire format: framing with byte limits, the nom parser,
 //!   the serializer with its trailing-colon policy, numerics, casemapping,
 //!   glob masks, address ranges, and the one table of channel and user

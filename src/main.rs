@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use rookery::accounts::{self, AccountError, Credentials, DatabaseLock, LockError, Naming, Store};
-use rookery::config::{self, Config, Listen};
+use rookery::config::{self, Config, HttpListen, Listen};
 use tracing::{error, info};
 use tracing_subscriber::EnvFilter;
 
@@ -22,6 +22,10 @@ struct Cli {
     /// An address to listen on, replacing the configured listeners; repeatable.
     #[arg(long)]
     listen: Vec<SocketAddr>,
+    /// An address to serve HTTP and WebSocket on, replacing the configured
+    /// [[http]] listeners; repeatable.
+    #[arg(long)]
+    http: Vec<SocketAddr>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -95,7 +99,7 @@ fn main() -> ExitCode {
             command: HistoryCommand::Export { room, since },
         }) => export_history(cli.config.as_deref(), &room, since),
         Some(Command::Accounts { command }) => administer_accounts(cli.config.as_deref(), command),
-        None => run(cli.config, cli.listen),
+        None => run(cli.config, cli.listen, cli.http),
     }
 }
 
@@ -292,7 +296,7 @@ fn read_password() -> Result<String, String> {
     Ok(line.trim_end_matches(['\r', '\n']).to_owned())
 }
 
-fn run(config_path: Option<PathBuf>, listen: Vec<SocketAddr>) -> ExitCode {
+fn run(config_path: Option<PathBuf>, listen: Vec<SocketAddr>, http: Vec<SocketAddr>) -> ExitCode {
     let mut config = match &config_path {
         Some(path) => match config::load(path) {
             Ok(config) => config,
@@ -308,6 +312,9 @@ fn run(config_path: Option<PathBuf>, listen: Vec<SocketAddr>) -> ExitCode {
             .into_iter()
             .map(|address| Listen { address, tls: None })
             .collect();
+    }
+    if !http.is_empty() {
+        config.http = http.into_iter().map(HttpListen::plain).collect();
     }
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log.level));

@@ -18,6 +18,7 @@ use crate::accounts::{
 use crate::config::Config;
 use crate::core::{self, Event, State, SystemClock};
 use crate::history::{self, History, StoreError};
+use crate::metrics::Metrics;
 use crate::net::{
     self, Acceptor, AdmissionRules, BindError, ConnectionLimits, ConnectionSettings, ReloadableTls,
     TlsError,
@@ -27,6 +28,8 @@ use crate::worker::{self, BansFileError, Worker};
 /// A running server.
 pub struct ServerHandle {
     local_addrs: Vec<SocketAddr>,
+    /// The `[[http]]` listeners' bound addresses, in their order.
+    http_addrs: Vec<SocketAddr>,
     inbox: mpsc::Sender<Event>,
     stop_accepting: CancellationToken,
     core: JoinHandle<()>,
@@ -105,6 +108,7 @@ pub async fn start_with(config: Config, options: Options) -> Result<ServerHandle
     let config = with_cloak_key(config)?;
     // Certificates first: a bad one stops the start before anything listens.
     let certificates = load_certificates(&config)?;
+    let http_certificates = load_http_certificates(&config)?;
     let database_lock = lock_database(&config)?;
     let (history, mut preload) = start_history(&config, history_hooks).await?;
     let accounts = read_accounts(&config).await?;
@@ -112,6 +116,9 @@ pub async fn start_with(config: Config, options: Options) -> Result<ServerHandle
     let addresses: Vec<SocketAddr> = config.listen.iter().map(|listen| listen.address).collect();
     let (listeners, local_addrs): (Vec<_>, Vec<_>) =
         net::bind(&addresses).await?.into_iter().unzip();
+    let http_addresses: Vec<SocketAddr> = config.http.iter().map(|http| http.address).collect();
+    let (http_listeners, http_addrs): (Vec<_>, Vec<_>) =
+        net::bind_http(&http_addresses).await?.into_iter().unzip();
 
     let config = Arc::new(config);
     let (inbox, events) = mpsc::channel(core::INBOX_CAPACITY);
@@ -127,7 +134,7 @@ pub async fn start_with(config: Config, options: Options) -> Result<ServerHandle
         core: inbox.clone(),
         settings,
         limits: Arc::clone(&acceptor.limits),
-        tls: reloadable_certificates(&config, &certificates),
+        tls: reloadable_certificates(&config, &certificates, &http_certificates),
         metadata: Some(metadata_requests),
     };
     let worker = tokio::spawn(worker.run(requests));
@@ -146,11 +153,30 @@ pub async fn start_with(config: Config, options: Options) -> Result<ServerHandle
         .load(&state.config, accounts.read_markers);
     state.seed_playback(preload);
     state.reservations = reservations(&state, accounts.nick_owners);
+    let operators = Arc::new(net::Operators {
+        render_metrics: render_metrics(&state.metrics),
+        token: state.config.metrics.token.clone(),
+        ready: net::Readiness {
+            stopping: acceptor.shutdown.clone(),
+            history: history.as_ref().map(|history| history.handle().committed()),
+        },
+    });
+    let sites = state.config.http.iter().zip(http_certificates);
+    for (listener, (http, tls)) in http_listeners.into_iter().zip(sites) {
+        let site = net::HttpSite {
+            origins: http.origins.clone(),
+            proxies: http.proxies.clone(),
+            tls,
+            operators: Arc::clone(&operators),
+        };
+        tokio::spawn(net::serve_http(listener, acceptor.clone(), site));
+    }
     let core = tokio::spawn(core::run(state, events));
     tokio::spawn(give_back_memory(acceptor.shutdown.clone()));
     tokio::spawn(tick(inbox.clone(), acceptor.shutdown.clone()));
     Ok(ServerHandle {
         local_addrs,
+        http_addrs,
         inbox,
         stop_accepting: acceptor.shutdown,
         core,
@@ -207,18 +233,34 @@ fn load_certificates(config: &Config) -> Result<Vec<Option<Arc<ReloadableTls>>>,
         .collect()
 }
 
-/// Each TLS acceptor with the files it was loaded from, so REHASH can pick
-/// up a renewed certificate.
+/// Each `[[http]]` listener's TLS acceptor, in the order of `config.http`.
+fn load_http_certificates(config: &Config) -> Result<Vec<Option<Arc<ReloadableTls>>>, TlsError> {
+    config
+        .http
+        .iter()
+        .map(|http| {
+            let Some(tls) = &http.tls else {
+                return Ok(None);
+            };
+            let loaded = net::load_tls(&tls.cert, &tls.key)?;
+            Ok(Some(ReloadableTls::new(loaded)))
+        })
+        .collect()
+}
+
+/// Each TLS acceptor, IRC's then HTTP's, with the files it was loaded
+/// from, so REHASH can pick up a renewed certificate.
 fn reloadable_certificates(
     config: &Config,
     certificates: &[Option<Arc<ReloadableTls>>],
+    http_certificates: &[Option<Arc<ReloadableTls>>],
 ) -> Vec<(PathBuf, PathBuf, Arc<ReloadableTls>)> {
-    config
-        .listen
-        .iter()
-        .zip(certificates)
-        .filter_map(|(listen, acceptor)| {
-            let tls = listen.tls.as_ref()?;
+    let irc = config.listen.iter().map(|listen| listen.tls.as_ref());
+    let http = config.http.iter().map(|http| http.tls.as_ref());
+    irc.zip(certificates)
+        .chain(http.zip(http_certificates))
+        .filter_map(|(tls, acceptor)| {
+            let tls = tls?;
             Some((
                 tls.cert.clone(),
                 tls.key.clone(),
@@ -226,6 +268,12 @@ fn reloadable_certificates(
             ))
         })
         .collect()
+}
+
+/// `/metrics`' view of the figures the core keeps.
+fn render_metrics(metrics: &Arc<Metrics>) -> net::RenderMetrics {
+    let metrics = Arc::clone(metrics);
+    Arc::new(move || metrics.render())
 }
 
 /// Locks the database for the server's life, so `rookery accounts` never
@@ -431,6 +479,12 @@ impl ServerHandle {
     /// The bound addresses, with the ports the system picked for port 0.
     pub fn local_addrs(&self) -> &[SocketAddr] {
         &self.local_addrs
+    }
+
+    /// The `[[http]]` listeners' bound addresses, in the configuration's
+    /// order, with the ports the system picked for port 0.
+    pub fn http_addrs(&self) -> &[SocketAddr] {
+        &self.http_addrs
     }
 
     /// Reloads the configuration file, as an operator's REHASH does.

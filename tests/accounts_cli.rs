@@ -249,7 +249,7 @@ fn the_server_does_not_start_on_a_database_another_server_holds() {
         .current_dir(&setup.dir.0)
         .arg("-c")
         .arg(&setup.config)
-        .args(["--listen", "127.0.0.1:0"])
+        .args(["--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"])
         .stdin(Stdio::null())
         .output()
         .unwrap();

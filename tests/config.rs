@@ -366,6 +366,11 @@ fn example_file_documents_every_key() {
             key: "key.pem".into(),
         }),
     }];
+    config.metrics.token = Some("token".into());
+    config.http[0].tls = Some(Tls {
+        cert: "cert.pem".into(),
+        key: "key.pem".into(),
+    });
     config.oper = vec![Oper {
         name: "alice".into(),
         password_hash: HASH.into(),
@@ -518,4 +523,29 @@ fn the_longest_multiline_message_must_fit_a_history_reply() {
     );
     let fits = "[limits]\nmultiline_max_bytes = 65536\nmultiline_max_lines = 1000\nsendq_bytes = 4194304\n[flood]\nmax_backlog = 2000\n";
     assert!(parse(fits, Path::new("rookery.toml")).is_ok());
+}
+
+#[test]
+fn http_listeners_are_checked_for_repeats_origins_and_the_token() {
+    let (line, _, message) = invalid(
+        "[[listen]]\naddress = \"127.0.0.1:6667\"\n\n[[http]]\naddress = \"127.0.0.1:6667\"\n",
+    );
+    assert_eq!(line, 5);
+    assert!(message.contains("[[listen]] #1"), "{message}");
+    let (line, _, message) = invalid(
+        "[[http]]\naddress = \"127.0.0.1:8080\"\norigins = [\"https://chat.example.org/page\"]\n",
+    );
+    assert_eq!(line, 3);
+    assert!(message.contains("https://chat.example.org"), "{message}");
+    let (line, _, message) = invalid("[metrics]\ntoken = \"two words\"\n");
+    assert_eq!(line, 2);
+    assert!(message.contains("Bearer"), "{message}");
+}
+
+#[test]
+fn an_empty_http_list_turns_the_browser_listener_off() {
+    let path = temp_file("no-http.toml", "http = []\n");
+    let config = load(&path).expect("valid");
+    assert!(config.http.is_empty());
+    assert_eq!(Config::default().http.len(), 1);
 }

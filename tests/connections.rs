@@ -339,7 +339,7 @@ fn the_log_tells_who_came_and_went_with_client_text_escaped() {
     let dir = TempDir::new("log");
     let mut child = Command::new(env!("CARGO_BIN_EXE_rookery"))
         .current_dir(&dir.0)
-        .args(["--listen", "127.0.0.1:0"])
+        .args(["--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"])
         .env("RUST_LOG", "info")
         .env("NO_COLOR", "1")
         .stdout(Stdio::null())

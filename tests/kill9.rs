@@ -40,6 +40,8 @@ fn spawn_server(config: &Path) -> (Child, u16) {
             config.to_str().unwrap(),
             "--listen",
             "127.0.0.1:0",
+            "--http",
+            "127.0.0.1:0",
         ])
         .env("RUST_LOG", "info")
         .env("NO_COLOR", "1")

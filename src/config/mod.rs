@@ -52,6 +52,10 @@ pub struct Config {
     pub log: Log,
     pub cloaking: Cloaking,
     pub metadata: MetadataConfig,
+    /// Browser listeners: the web client's files and IRC over WebSocket.
+    pub http: Vec<HttpListen>,
+    /// `[metrics]`: who may read `/metrics`, `/healthz` and `/readyz`.
+    pub metrics: MetricsConfig,
     /// The message of the day as lines, read once by [`parse`]; use [`Config::motd_lines`].
     #[serde(skip)]
     pub motd_loaded: Vec<String>,
@@ -104,6 +108,48 @@ pub struct Listen {
 pub struct Tls {
     pub cert: PathBuf,
     pub key: PathBuf,
+}
+
+/// One `[[http]]` address browsers connect to: the web client's files and
+/// IRC over WebSocket, at `/webirc` and `/`.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpListen {
+    pub address: SocketAddr,
+    /// Loaded at start and reloaded on REHASH, as a `[[listen]]` one is.
+    pub tls: Option<Tls>,
+    /// The `Origin`s whose pages may open a WebSocket, such as
+    /// `"https://chat.example.org"`; `"*"` for any. A page served from the
+    /// request's own host is always allowed, and so is a request without
+    /// an `Origin` (not from a browser).
+    #[serde(default)]
+    pub origins: Vec<String>,
+    /// Reverse proxies whose `Forwarded` or `X-Forwarded-For` (and
+    /// `-Proto`) headers name the client; from anyone else they are ignored.
+    #[serde(default)]
+    pub proxies: Vec<Cidr>,
+}
+
+impl HttpListen {
+    /// A plain listener on `address` with no origins or proxies listed.
+    pub fn plain(address: SocketAddr) -> HttpListen {
+        HttpListen {
+            address,
+            tls: None,
+            origins: Vec::new(),
+            proxies: Vec::new(),
+        }
+    }
+}
+
+/// `[metrics]`: the operators' endpoints.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// When set, `/metrics`, `/healthz` and `/readyz` answer any listener
+    /// given `Authorization: Bearer <token>`; unset, only a listener bound
+    /// to a loopback address answers them.
+    pub token: Option<String>,
 }
 
 /// `[limits]`: the caps advertised in 005 and enforced on every client.
@@ -388,6 +434,9 @@ impl Default for Config {
             log: Log::default(),
             cloaking: Cloaking::default(),
             metadata: MetadataConfig::default(),
+            // `cargo run`, then http://localhost:8080/ in a browser.
+            http: vec![HttpListen::plain(SocketAddr::from(([127, 0, 0, 1], 8080)))],
+            metrics: MetricsConfig::default(),
             motd_loaded: Vec::new(),
         }
     }

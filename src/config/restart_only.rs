@@ -21,6 +21,17 @@ const RESTART_ONLY: &[RestartOnly] = &[
         changed: |running, loaded| loaded.listen != running.listen,
         keep: |running, loaded| loaded.listen.clone_from(&running.listen),
     },
+    // A certificate is reloaded in place; the rest is read at bind time.
+    RestartOnly {
+        key: "http",
+        changed: |running, loaded| loaded.http != running.http,
+        keep: |running, loaded| loaded.http.clone_from(&running.http),
+    },
+    RestartOnly {
+        key: "metrics.token",
+        changed: |running, loaded| loaded.metrics.token != running.metrics.token,
+        keep: |running, loaded| loaded.metrics.token.clone_from(&running.metrics.token),
+    },
     RestartOnly {
         key: "server.casemapping",
         changed: |running, loaded| loaded.server.casemapping != running.server.casemapping,

@@ -6,7 +6,9 @@ use std::ops::RangeInclusive;
 use std::path::Path;
 
 use super::locate::{Segment, key_path};
-use super::{Config, Limits, Listen, Oper, ServerConfig, parse_duration};
+use super::{
+    Config, HttpListen, Limits, Listen, MetricsConfig, Oper, ServerConfig, parse_duration,
+};
 use crate::proto::modes::{channel_flag, channel_flag_letters};
 
 /// A value that parsed but makes no sense, at its dotted key path.
@@ -68,6 +70,8 @@ pub(super) fn problems(config: &Config) -> Vec<Problem> {
     let mut check = Checker::default();
     check_server(&mut check, &config.server);
     check_listen(&mut check, &config.listen);
+    check_http(&mut check, &config.http, &config.listen);
+    check_metrics(&mut check, &config.metrics);
     if config.server.sts_port.is_some() && config.listen.iter().all(|listen| listen.tls.is_none()) {
         check.report(
             "server.sts_port",
@@ -173,6 +177,66 @@ fn check_listen(check: &mut Checker, listen: &[Listen]) {
             check.readable(&format!("listen[{index}].tls.cert"), &tls.cert);
             check.readable(&format!("listen[{index}].tls.key"), &tls.key);
         }
+    }
+}
+
+fn check_http(check: &mut Checker, http: &[HttpListen], listen: &[Listen]) {
+    for (index, entry) in http.iter().enumerate() {
+        let path = format!("http[{index}]");
+        // Port 0 is a fresh port each time: it cannot repeat.
+        let fixed_port = entry.address.port() != 0;
+        if let Some(first) = http[..index]
+            .iter()
+            .position(|earlier| earlier.address == entry.address)
+            .filter(|_| fixed_port)
+        {
+            let repeated = format!("repeats {} from [[http]] #{}", entry.address, first + 1);
+            check.report(&format!("{path}.address"), repeated);
+        }
+        let same_as_irc = listen.iter().position(|irc| irc.address == entry.address);
+        if let Some(first) = same_as_irc.filter(|_| fixed_port) {
+            let taken = format!("is {} of [[listen]] #{} too", entry.address, first + 1);
+            check.report(&format!("{path}.address"), taken);
+        }
+        if let Some(tls) = &entry.tls {
+            check.readable(&format!("{path}.tls.cert"), &tls.cert);
+            check.readable(&format!("{path}.tls.key"), &tls.key);
+        }
+        for (number, origin) in entry.origins.iter().enumerate() {
+            if !is_valid_origin(origin) {
+                check.report(
+                    &format!("{path}.origins[{number}]"),
+                    format!(
+                        "is {origin:?}; an origin is \"*\" or a scheme and host with no path, such as \"https://chat.example.org\""
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// `*`, or what a browser sends as `Origin`: `http://` or `https://`, a
+/// host, maybe a port, nothing after.
+fn is_valid_origin(origin: &str) -> bool {
+    if origin == "*" {
+        return true;
+    }
+    let Some((scheme, host)) = origin.split_once("://") else {
+        return false;
+    };
+    matches!(scheme, "http" | "https")
+        && !host.is_empty()
+        && !host.contains(['/', '?', '#', ' ', '@'])
+}
+
+fn check_metrics(check: &mut Checker, metrics: &MetricsConfig) {
+    if let Some(token) = &metrics.token
+        && (token.is_empty() || token.contains(|c: char| c.is_whitespace() || c.is_control()))
+    {
+        check.report(
+            "metrics.token",
+            "must be a non-empty word without spaces: it is sent as `Authorization: Bearer <token>`",
+        );
     }
 }
 

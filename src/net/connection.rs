@@ -1,12 +1,11 @@
 //! One client connection: a read task (`reader.rs`) that frames, parses and
 //! times out, and a write task that drains the [`Outbox`] into the socket.
 
-use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 use tokio::time::{Duration, timeout};
 use tracing::debug;
@@ -15,6 +14,8 @@ use super::event::{ClientId, ConnectionEvent, Inbox};
 use super::limits::Admission;
 use super::outbox::{Drained, Outbox};
 use super::reader::{End, Reader};
+use super::stream::{StreamSink, StreamSource};
+use super::transport::{LineSink, LineSource};
 use crate::config::Config;
 
 /// What a connection needs to know from the configuration.
@@ -57,8 +58,6 @@ pub struct FloodLimits {
     pub max_backlog: u32,
 }
 
-/// The most lines one write call carries (Linux allows 1,024).
-const WRITE_SLICES: usize = 128;
 /// Lines the write task's list may keep room for between bursts.
 const IDLE_LINES: usize = 16;
 /// How long a closing connection may take to flush its last lines.
@@ -83,10 +82,23 @@ pub(crate) struct Transport {
     pub certificate: Option<String>,
 }
 
-/// Runs a connection until it closes, from either side.
-pub(crate) async fn run<S, E>(stream: S, accepted: Accepted<E>, transport: Transport)
+/// Runs a connection over a byte stream (TCP, TLS) until it closes.
+pub(crate) async fn run_stream<S, E>(stream: S, accepted: Accepted<E>, transport: Transport)
 where
     S: AsyncRead + AsyncWrite + Send + 'static,
+    E: From<ConnectionEvent>,
+{
+    let (read_half, write_half) = tokio::io::split(stream);
+    let source = StreamSource::new(read_half);
+    run(source, StreamSink(write_half), accepted, transport).await;
+}
+
+/// Runs a connection until it closes, from either side: the read task here,
+/// the write task spawned.
+pub(crate) async fn run<R, W, E>(source: R, sink: W, accepted: Accepted<E>, transport: Transport)
+where
+    R: LineSource,
+    W: LineSink + 'static,
     E: From<ConnectionEvent>,
 {
     let Accepted {
@@ -97,7 +109,6 @@ where
         admission,
         committed,
     } = accepted;
-    let (read_half, write_half) = tokio::io::split(stream);
     let outbox = Arc::new(Outbox::new(settings.sendq_bytes));
     let connected = ConnectionEvent::Connected {
         id,
@@ -109,9 +120,9 @@ where
     if inbox.send(connected).await.is_err() {
         return;
     }
-    let write_task = tokio::spawn(write_loop(write_half, Arc::clone(&outbox), committed));
+    let write_task = tokio::spawn(write_loop(sink, Arc::clone(&outbox), committed));
     let end = Reader::new(id, &outbox, &settings, &inbox)
-        .run(read_half)
+        .run(source)
         .await;
     if let End::Closed(reason) = end {
         debug!(%reason, "connection closed by the client side");
@@ -137,7 +148,7 @@ where
 /// Writes queued lines, many per system call. `committed` is the history
 /// watermark: a line tagged with a higher sequence number, and every line
 /// behind it, waits until the history writer has committed it.
-async fn write_loop<W: AsyncWrite + Unpin>(
+async fn write_loop<W: LineSink>(
     mut writer: W,
     outbox: Arc<Outbox>,
     mut committed: watch::Receiver<u64>,
@@ -156,11 +167,11 @@ async fn write_loop<W: AsyncWrite + Unpin>(
             Drained::Close(last) => (Some(last), None),
         };
         lines.extend(last.clone().flatten());
-        if write_lines(&mut writer, &mut lines, &stop).await.is_err() {
+        if writer.send(&mut lines, &stop).await.is_err() {
             break;
         }
         if last.is_some() {
-            let _ = timeout(FLUSH_GRACE, writer.shutdown()).await;
+            let _ = timeout(FLUSH_GRACE, writer.close()).await;
             break;
         }
         // A burst may have grown the list; an idle client should not keep it.
@@ -181,104 +192,4 @@ async fn write_loop<W: AsyncWrite + Unpin>(
         }
     }
     stop.cancel();
-}
-
-/// Writes every line with vectored writes straight from the shared buffers:
-/// no copy into a per-connection buffer, which idle clients would keep.
-async fn write_lines<W: AsyncWrite + Unpin>(
-    writer: &mut W,
-    lines: &mut Vec<Bytes>,
-    stop: &tokio_util::sync::CancellationToken,
-) -> Result<(), ()> {
-    // The first unwritten line, and how much of it is already written.
-    let (mut next, mut offset) = (0, 0);
-    while next < lines.len() {
-        let write = async {
-            // One line, the common case in a fan-out: no slice array to fill.
-            if lines.len() - next == 1 {
-                return writer.write(&lines[next][offset..]).await;
-            }
-            let mut slices = [IoSlice::new(&[]); WRITE_SLICES];
-            let mut count = 0;
-            for (i, line) in lines[next..].iter().take(WRITE_SLICES).enumerate() {
-                let skip = if i == 0 { offset } else { 0 };
-                slices[i] = IoSlice::new(&line[skip..]);
-                count += 1;
-            }
-            writer.write_vectored(&slices[..count]).await
-        };
-        let mut written = tokio::select! {
-            written = write => written.map_err(|_| ())?,
-            _ = stop.cancelled() => return Err(()),
-        };
-        if written == 0 {
-            return Err(());
-        }
-        while written > 0 {
-            let left = lines[next].len() - offset;
-            if written >= left {
-                written -= left;
-                next += 1;
-                offset = 0;
-            } else {
-                offset += written;
-                written = 0;
-            }
-        }
-    }
-    lines.clear();
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Accepts at most `max` bytes per write, to force partial writes.
-    struct Trickle {
-        written: Vec<u8>,
-        max: usize,
-    }
-
-    impl AsyncWrite for Trickle {
-        fn poll_write(
-            mut self: std::pin::Pin<&mut Self>,
-            _: &mut std::task::Context<'_>,
-            buf: &[u8],
-        ) -> std::task::Poll<std::io::Result<usize>> {
-            let n = buf.len().min(self.max);
-            self.written.extend_from_slice(&buf[..n]);
-            std::task::Poll::Ready(Ok(n))
-        }
-
-        fn poll_flush(
-            self: std::pin::Pin<&mut Self>,
-            _: &mut std::task::Context<'_>,
-        ) -> std::task::Poll<std::io::Result<()>> {
-            std::task::Poll::Ready(Ok(()))
-        }
-
-        fn poll_shutdown(
-            self: std::pin::Pin<&mut Self>,
-            _: &mut std::task::Context<'_>,
-        ) -> std::task::Poll<std::io::Result<()>> {
-            std::task::Poll::Ready(Ok(()))
-        }
-    }
-
-    #[tokio::test]
-    async fn partial_writes_send_every_byte_in_order() {
-        let mut lines: Vec<Bytes> = (0..700)
-            .map(|i| Bytes::from(format!("line {i}\r\n")))
-            .collect();
-        let expected: Vec<u8> = lines.iter().flat_map(|l| l.to_vec()).collect();
-        let mut writer = Trickle {
-            written: Vec::new(),
-            max: 7,
-        };
-        let stop = tokio_util::sync::CancellationToken::new();
-        write_lines(&mut writer, &mut lines, &stop).await.unwrap();
-        assert_eq!(writer.written, expected);
-        assert!(lines.is_empty());
-    }
 }

@@ -11,7 +11,7 @@ use tokio::sync::watch;
 use tokio::time::{Duration, timeout};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{Instrument, debug, info, info_span, warn};
+use tracing::{Instrument, Span, debug, info, info_span, warn};
 
 use super::connection::Transport;
 use super::connection::{self, ConnectionSettings};
@@ -20,7 +20,7 @@ use super::limits::{Admission, ConnectionLimits, Rejection};
 use super::tls::{ReloadableTls, client_fingerprint};
 
 /// How long a client may take to finish the TLS handshake.
-const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
+pub(super) const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// An address that could not be listened on.
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +34,21 @@ pub struct BindError {
 /// listener comes with its bound address (the port the system picked for
 /// port 0).
 pub async fn bind(addresses: &[SocketAddr]) -> Result<Vec<(TcpListener, SocketAddr)>, BindError> {
+    bind_each(addresses, "listening on")
+}
+
+/// [`bind`] for the HTTP listeners, logged as such.
+pub async fn bind_http(
+    addresses: &[SocketAddr],
+) -> Result<Vec<(TcpListener, SocketAddr)>, BindError> {
+    bind_each(addresses, "serving HTTP and WebSocket on")
+}
+
+/// Binds each address, saying so in the log with `what`.
+fn bind_each(
+    addresses: &[SocketAddr],
+    what: &str,
+) -> Result<Vec<(TcpListener, SocketAddr)>, BindError> {
     let mut listeners = Vec::with_capacity(addresses.len());
     for &address in addresses {
         let bound = listen_on(address).and_then(|listener| {
@@ -41,7 +56,7 @@ pub async fn bind(addresses: &[SocketAddr]) -> Result<Vec<(TcpListener, SocketAd
             Ok((listener, local))
         });
         let (listener, local) = bound.map_err(|source| BindError { address, source })?;
-        info!("listening on {local}");
+        info!("{what} {local}");
         listeners.push((listener, local));
     }
     Ok(listeners)
@@ -144,22 +159,15 @@ fn start_connection<E>(
     E: From<ConnectionEvent> + Send + 'static,
 {
     let _ = stream.set_nodelay(true);
-    let id = ClientId(acceptor.next_id.fetch_add(1, Ordering::Relaxed));
-    let span = info_span!("conn", id = id.0, %peer);
-    let secure = tls.is_some();
-    info!(parent: &span, %peer, %listener, tls = secure, "client connects");
-    let accepted = connection::Accepted {
-        id,
-        peer,
-        settings: Arc::clone(&acceptor.settings.borrow()),
-        inbox: acceptor.inbox.clone(),
-        admission,
-        committed: acceptor.committed.clone(),
+    let kind = Kind {
+        secure: tls.is_some(),
+        websocket: false,
     };
+    let (accepted, span) = new_connection(acceptor, peer, admission, listener, kind);
     let tls = tls.map(ReloadableTls::acceptor);
     let connection = async move {
         let Some(tls) = tls else {
-            connection::run(stream, accepted, Transport::default()).await;
+            connection::run_stream(stream, accepted, Transport::default()).await;
             return;
         };
         match timeout(TLS_HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
@@ -168,13 +176,51 @@ fn start_connection<E>(
                     secure: true,
                     certificate: client_fingerprint(stream.get_ref().1),
                 };
-                connection::run(stream, accepted, transport).await;
+                connection::run_stream(stream, accepted, transport).await;
             }
             Ok(Err(error)) => debug!(%error, "TLS handshake failed"),
             Err(_) => debug!("TLS handshake timed out"),
         }
     };
     acceptor.tasks.spawn(connection.instrument(span));
+}
+
+/// How an admitted client is carried, for its log line.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Kind {
+    /// Over TLS, or behind a proxy that says the client used HTTPS.
+    pub secure: bool,
+    pub websocket: bool,
+}
+
+/// Names an admitted connection and says so in the log: what its task
+/// needs, and the span its lines are logged in.
+pub(super) fn new_connection<E>(
+    acceptor: &Acceptor<E>,
+    peer: SocketAddr,
+    admission: Admission,
+    listener: &str,
+    kind: Kind,
+) -> (connection::Accepted<E>, Span) {
+    let id = ClientId(acceptor.next_id.fetch_add(1, Ordering::Relaxed));
+    let span = info_span!("conn", id = id.0, %peer);
+    info!(
+        parent: &span,
+        %peer,
+        %listener,
+        tls = kind.secure,
+        websocket = kind.websocket,
+        "client connects"
+    );
+    let accepted = connection::Accepted {
+        id,
+        peer,
+        settings: Arc::clone(&acceptor.settings.borrow()),
+        inbox: acceptor.inbox.clone(),
+        admission,
+        committed: acceptor.committed.clone(),
+    };
+    (accepted, span)
 }
 
 /// Tells a refused plain-text client why, without waiting for it.

@@ -4,8 +4,6 @@
 
 use std::collections::VecDeque;
 
-use bytes::BytesMut;
-use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::time::{Duration, Instant, sleep_until};
 use tracing::debug;
 
@@ -14,13 +12,9 @@ use super::deadlines::{Deadlines, Expiry};
 use super::event::{ClientId, ConnectionEvent, Inbox};
 use super::flood::{self, ExcessFlood, FloodControl};
 use super::outbox::Outbox;
-use crate::proto::framing::{Frame, Framer};
+use super::transport::LineSource;
+use crate::proto::framing::Frame;
 use crate::proto::{Line, Message, message};
-
-/// The smallest and largest reads: small for the many idle clients, large
-/// for a client sending a burst.
-const READ_MIN: usize = 512;
-const READ_MAX: usize = 64 * 1024;
 
 /// Why reading stopped.
 #[derive(Debug, PartialEq, Eq)]
@@ -48,8 +42,6 @@ pub(super) struct Reader<'a, E> {
     outbox: &'a Outbox,
     settings: &'a ConnectionSettings,
     inbox: &'a Inbox<E>,
-    buffer: ReadBuffer,
-    framer: Framer,
     /// None when flood control is off.
     flood: Option<FloodControl>,
     pending: Pending<ConnectionEvent>,
@@ -69,8 +61,6 @@ impl<'a, E: From<ConnectionEvent>> Reader<'a, E> {
             outbox,
             settings,
             inbox,
-            buffer: ReadBuffer::default(),
-            framer: Framer::default(),
             flood: settings.flood.map(|limits| FloodControl::new(limits, now)),
             pending: Pending::default(),
             deadlines: Deadlines::new(settings, now),
@@ -78,9 +68,9 @@ impl<'a, E: From<ConnectionEvent>> Reader<'a, E> {
     }
 
     /// Reads until the connection ends, from either side.
-    pub(super) async fn run<R: AsyncRead + Unpin>(mut self, mut socket: R) -> End {
+    pub(super) async fn run<S: LineSource>(mut self, mut source: S) -> End {
         loop {
-            if let Err(end) = self.step(&mut socket).await {
+            if let Err(end) = self.step(&mut source).await {
                 return end;
             }
         }
@@ -88,8 +78,8 @@ impl<'a, E: From<ConnectionEvent>> Reader<'a, E> {
 
     /// Queues what the buffer holds, hands on what is due, then waits for
     /// the next read, due line or deadline.
-    async fn step<R: AsyncRead + Unpin>(&mut self, socket: &mut R) -> Result<(), End> {
-        self.queue_frames()?;
+    async fn step<S: LineSource>(&mut self, source: &mut S) -> Result<(), End> {
+        self.queue_frames(source)?;
         self.release_due().await?;
         let next_due = self.pending.next_due();
         let deadline = self.deadlines.next(self.outbox.is_registered());
@@ -101,9 +91,9 @@ impl<'a, E: From<ConnectionEvent>> Reader<'a, E> {
                 }
                 return Err(End::Closed("Write error".to_owned()));
             }
-            read = self.buffer.read_from(socket) => match read {
-                Ok(0) => return Err(End::Closed("Connection closed".to_owned())),
-                Ok(_) => self.deadlines.heard_from(Instant::now()),
+            read = source.fill() => match read {
+                Ok(false) => return Err(End::Closed("Connection closed".to_owned())),
+                Ok(true) => self.deadlines.heard_from(Instant::now()),
                 Err(error) => return Err(End::Closed(format!("Read error: {error}"))),
             },
             _ = sleep_until(next_due.unwrap_or(deadline)), if next_due.is_some() => {}
@@ -112,10 +102,10 @@ impl<'a, E: From<ConnectionEvent>> Reader<'a, E> {
         Ok(())
     }
 
-    /// Takes every complete line out of the buffer, charges it to the flood
+    /// Takes every complete line the source holds, charges it to the flood
     /// bucket and queues it for its due time.
-    fn queue_frames(&mut self) -> Result<(), End> {
-        while let Some(frame) = self.framer.next_line(&mut self.buffer.bytes) {
+    fn queue_frames<S: LineSource>(&mut self, source: &mut S) -> Result<(), End> {
+        while let Some(frame) = source.next_frame() {
             let id = self.id;
             let (event, cost) = match frame {
                 Frame::TooLong => (ConnectionEvent::InputTooLong { id }, 1),
@@ -164,49 +154,6 @@ impl<'a, E: From<ConnectionEvent>> Reader<'a, E> {
                 Ok(())
             }
             Expiry::TimedOut(reason) => Err(End::Closed(reason)),
-        }
-    }
-}
-
-/// The bytes read and not yet framed, in a buffer that grows while reads
-/// fill it and shrinks while they do not.
-struct ReadBuffer {
-    bytes: BytesMut,
-    /// How much room the next read gets.
-    read_size: usize,
-}
-
-impl Default for ReadBuffer {
-    fn default() -> ReadBuffer {
-        ReadBuffer {
-            bytes: BytesMut::with_capacity(READ_MIN),
-            read_size: READ_MIN,
-        }
-    }
-}
-
-impl ReadBuffer {
-    /// Reads once from `socket`; 0 is the end of the stream. Cancel-safe:
-    /// a read that has not completed leaves the buffer as it was.
-    async fn read_from<R: AsyncRead + Unpin>(&mut self, socket: &mut R) -> std::io::Result<usize> {
-        if self.bytes.is_empty() && self.bytes.capacity() > 4 * self.read_size {
-            // Nothing pending: an idle client keeps a small buffer, not a burst's.
-            self.bytes = BytesMut::new();
-        }
-        self.bytes.reserve(self.read_size);
-        let spare = self.bytes.capacity() - self.bytes.len();
-        let read = socket.read_buf(&mut self.bytes).await?;
-        self.adapt(read, spare);
-        Ok(read)
-    }
-
-    /// Doubles the read size after a read that filled the room it had,
-    /// halves it after one that used less than a quarter.
-    fn adapt(&mut self, read: usize, spare: usize) {
-        if read == spare {
-            self.read_size = (self.read_size * 2).min(READ_MAX);
-        } else if read < self.read_size / 4 {
-            self.read_size = (self.read_size / 2).max(READ_MIN);
         }
     }
 }
@@ -298,23 +245,5 @@ mod tests {
         assert_eq!(pending.pop_due(start), Some(1));
         assert_eq!(pending.pop_due(start), Some(2));
         assert_eq!(pending.pop_due(start), None);
-    }
-
-    #[test]
-    fn the_read_size_follows_the_reads_within_its_bounds() {
-        let mut buffer = ReadBuffer::default();
-        buffer.adapt(READ_MIN, READ_MIN);
-        assert_eq!(buffer.read_size, 2 * READ_MIN);
-        for _ in 0..20 {
-            let full = buffer.read_size;
-            buffer.adapt(full, full);
-        }
-        assert_eq!(buffer.read_size, READ_MAX);
-        buffer.adapt(READ_MAX / 2, READ_MAX);
-        assert_eq!(buffer.read_size, READ_MAX);
-        for _ in 0..20 {
-            buffer.adapt(1, READ_MAX);
-        }
-        assert_eq!(buffer.read_size, READ_MIN);
     }
 }

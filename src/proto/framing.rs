@@ -90,6 +90,22 @@ impl Framer {
     }
 }
 
+/// The line one message of a message-based transport (WebSocket) carries:
+/// it ends at its first CR or LF, whatever follows is dropped, and the same
+/// limits as for a stream apply. `None` for an empty line.
+pub fn frame_message(mut message: BytesMut) -> Option<Frame> {
+    if let Some(end) = message.iter().position(|&b| b == b'\r' || b == b'\n') {
+        message.truncate(end);
+    }
+    if message.is_empty() {
+        return None;
+    }
+    if exceeds_limits(&message) {
+        return Some(Frame::TooLong);
+    }
+    Some(Frame::Line(message))
+}
+
 /// Does this line content (no line ending) break the limits? For a prefix of
 /// a line, a `true` also holds for the whole line: both measures only grow.
 fn exceeds_limits(content: &[u8]) -> bool {
@@ -116,6 +132,18 @@ mod tests {
 
     fn line(text: &str) -> Frame {
         Frame::Line(BytesMut::from(text))
+    }
+
+    #[test]
+    fn a_message_is_one_line_cut_at_its_first_line_ending() {
+        let framed = |text: &str| frame_message(BytesMut::from(text));
+        assert_eq!(framed("PING a"), Some(line("PING a")));
+        assert_eq!(framed("PING a\r\n"), Some(line("PING a")));
+        assert_eq!(framed("PING a\nQUIT"), Some(line("PING a")));
+        assert_eq!(framed("\r\nPING a"), None);
+        assert_eq!(framed(""), None);
+        let long = format!("PRIVMSG #a :{}", "x".repeat(MAX_BODY));
+        assert_eq!(framed(&long), Some(Frame::TooLong));
     }
 
     #[test]

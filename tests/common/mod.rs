@@ -16,7 +16,8 @@ use tokio::net::TcpStream;
 pub const LINE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The configuration tests start from: defaults, a fixed name, no flood
-/// control, no history, bans kept in memory, a port the system picks.
+/// control, no history, bans kept in memory, a port the system picks, no
+/// HTTP listener.
 pub fn test_config(extra_toml: &str) -> Config {
     let defaults = [
         ("server.name", "\"irc.test\""),
@@ -27,6 +28,8 @@ pub fn test_config(extra_toml: &str) -> Config {
         // per-IP limits from loopback.
         ("cloaking.enabled", "false"),
         ("limits.exempt_ips", "[]"),
+        // Tests run side by side: none may take the default HTTP port.
+        ("http", "[]"),
     ];
     // Dotted keys must come before the [[listen]] table to stay at the root;
     // a key the caller sets replaces its default (TOML forbids repeats).
@@ -49,7 +52,7 @@ pub fn test_config(extra_toml: &str) -> Config {
 /// [`test_config`] with history on, kept in `db`.
 pub fn test_config_with_history(db: &std::path::Path, extra_toml: &str) -> Config {
     let text = format!(
-        "server.name = \"irc.test\"\nflood.enabled = false\ncloaking.enabled = false\n\
+        "server.name = \"irc.test\"\nflood.enabled = false\ncloaking.enabled = false\nhttp = []\n\
          history.enabled = true\nhistory.path = {:?}\n{extra_toml}\n\
          [[listen]]\naddress = \"127.0.0.1:0\"\n",
         db.display().to_string()
@@ -267,7 +270,7 @@ pub fn spawn_listening(
     use std::io::BufRead;
     use std::process::Stdio;
     let mut child = command
-        .args(["--listen", "127.0.0.1:0"])
+        .args(["--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"])
         .env("RUST_LOG", "info")
         .env("NO_COLOR", "1")
         .stdout(Stdio::null())

@@ -20,7 +20,6 @@ from typing import Optional, Set, Type
 from irctest import patma
 from irctest.basecontrollers import BaseServerController, DirectoryBasedController
 from irctest.cases import BaseServerTestCase
-from irctest.runner import NotImplementedByController
 from irctest.specifications import Capabilities, OptionalBehaviors
 
 OPER_NAME = "operuser"
@@ -31,6 +30,17 @@ def toml_string(text: str) -> str:
     """A TOML basic string. JSON's escapes are TOML's, as long as characters
     outside ASCII are written as themselves (TOML has no surrogate pairs)."""
     return json.dumps(text, ensure_ascii=False)
+
+
+def listen_address(hostname: str, port: int) -> str:
+    """The address to listen on for what irctest hands out. irctest gives
+    0.0.0.0 (what it bound to find a free port) and connects to it, which
+    reaches loopback; the server itself listens on loopback only."""
+    if hostname in ("", "0.0.0.0"):
+        hostname = "127.0.0.1"
+    elif hostname == "::":
+        hostname = "::1"
+    return f"[{hostname}]:{port}" if ":" in hostname else f"{hostname}:{port}"
 
 
 def toml_bool(value: bool) -> str:
@@ -86,6 +96,7 @@ def oper_password_hash() -> str:
 
 
 CONFIG_TEMPLATE = """\
+{http_root}
 [server]
 name = "My.Little.Server"
 network = "rookeryTest"
@@ -100,6 +111,7 @@ utf8_only = true
 [[listen]]
 address = {address}
 {tls_line}
+{http_block}
 
 [limits]
 # irctest opens many connections from 127.0.0.1 in a few seconds (each
@@ -247,8 +259,6 @@ class RookeryController(BaseServerController, DirectoryBasedController):
         websocket_hostname: Optional[str],
         websocket_port: Optional[int],
     ) -> None:
-        if websocket_hostname is not None or websocket_port is not None:
-            raise NotImplementedByController("Websocket")
         # Accounts and NickServ are built in: `run_services` needs nothing
         # more than the history database the configuration always has.
         assert self.proc is None
@@ -257,14 +267,16 @@ class RookeryController(BaseServerController, DirectoryBasedController):
         self.create_config()
         assert self.directory
 
-        # irctest hands out 0.0.0.0 (what it bound to find a free port) and
-        # connects to it, which reaches loopback; the server itself listens
-        # on loopback only.
-        if hostname in ("", "0.0.0.0"):
-            hostname = "127.0.0.1"
-        elif hostname == "::":
-            hostname = "::1"
-        address = f"[{hostname}]:{port}" if ":" in hostname else f"{hostname}:{port}"
+        address = listen_address(hostname, port)
+        # irctest's WebSocket tests ask for an [[http]] listener; the
+        # others get none, so no test takes the default port 8080.
+        http_root = "http = []"
+        http_block = ""
+        if websocket_port is not None:
+            http_root = ""
+            http_block = "[[http]]\naddress = {}\n".format(
+                toml_string(listen_address(websocket_hostname or "", websocket_port))
+            )
 
         tls_line = ""
         if ssl:
@@ -297,6 +309,8 @@ class RookeryController(BaseServerController, DirectoryBasedController):
             bans_file=toml_string(str(self.directory / "bans.toml")),
             address=toml_string(address),
             tls_line=tls_line,
+            http_root=http_root,
+            http_block=http_block,
             timeouts=timeouts,
             oper_name=OPER_NAME,
             oper_hash=toml_string(oper_password_hash()),

@@ -1,0 +1,237 @@
+//! The browser listener: the web client's files, IRC over WebSocket at
+//! `/webirc` (and `/`), and the operators' endpoints, on HTTP/1.1 (hyper).
+//!
+//! - here: the accept loop, one HTTP connection, and routing.
+//! - `upgrade.rs`: the WebSocket handshake, which hands the socket to an
+//!   ordinary connection (`connection::run`).
+//! - `forwarded.rs`: the client behind a listed proxy, and allowed origins.
+//! - `routes.rs`: files, `/metrics`, `/healthz`, `/readyz`, errors.
+
+mod forwarded;
+mod routes;
+mod upgrade;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use hyper::body::Incoming;
+use hyper::header::{CONNECTION, UPGRADE};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tokio::time::{Duration, timeout};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use super::event::ConnectionEvent;
+use super::listener::{Acceptor, TLS_HANDSHAKE_TIMEOUT};
+use super::tls::ReloadableTls;
+use crate::proto::Cidr;
+use routes::Answer;
+
+/// HTTP connections one listener serves at once (a WebSocket, once
+/// upgraded, counts as a client instead).
+const MAX_HTTP_CONNECTIONS: usize = 512;
+/// The most bytes of a request's head (hyper's smallest allowed buffer is 8 KiB).
+const MAX_REQUEST_HEAD: usize = 16 * 1024;
+/// How long a request's head may take to arrive, and an idle connection
+/// may wait for the next: a slow client cannot hold a place.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest an HTTP connection lives, whatever it does.
+const CONNECTION_LIFETIME: Duration = Duration::from_secs(120);
+
+/// Renders the server's figures for `/metrics`. A function, so the socket
+/// layer names nothing of the layers above.
+pub type RenderMetrics = Arc<dyn Fn() -> String + Send + Sync>;
+
+/// Whether the server takes clients, for `/readyz`.
+#[derive(Clone, Debug)]
+pub struct Readiness {
+    /// Cancelled when the server starts shutting down.
+    pub stopping: CancellationToken,
+    /// The history writer's commit watermark, when history is on: its
+    /// sender goes away with the writer.
+    pub history: Option<watch::Receiver<u64>>,
+}
+
+impl Readiness {
+    fn is_ready(&self) -> bool {
+        let history_runs = self
+            .history
+            .as_ref()
+            .is_none_or(|committed| committed.has_changed().is_ok());
+        !self.stopping.is_cancelled() && history_runs
+    }
+}
+
+/// The operators' endpoints, shared by every HTTP listener.
+pub struct Operators {
+    pub render_metrics: RenderMetrics,
+    /// `[metrics] token`.
+    pub token: Option<String>,
+    pub ready: Readiness,
+}
+
+/// One `[[http]]` listener's own settings.
+pub struct HttpSite {
+    /// Page origins allowed to open a WebSocket besides the request's own host.
+    pub origins: Vec<String>,
+    /// Proxies whose forwarding headers are believed.
+    pub proxies: Vec<Cidr>,
+    pub tls: Option<Arc<ReloadableTls>>,
+    pub operators: Arc<Operators>,
+}
+
+/// What every connection of one listener shares.
+struct Listener<E> {
+    acceptor: Acceptor<E>,
+    site: HttpSite,
+    /// The bound address, for the log and the loopback rule.
+    local: SocketAddr,
+    local_text: String,
+}
+
+/// One HTTP connection's peer and listener.
+struct Connection<E> {
+    listener: Arc<Listener<E>>,
+    peer: SocketAddr,
+    /// Over TLS to this server.
+    tls: bool,
+}
+
+/// Accepts HTTP connections until shutdown.
+pub async fn serve_http<E>(listener: TcpListener, acceptor: Acceptor<E>, site: HttpSite)
+where
+    E: From<ConnectionEvent> + Send + 'static,
+{
+    let Ok(local) = listener.local_addr() else {
+        warn!("an HTTP listener has no address; not serving it");
+        return;
+    };
+    let places = Arc::new(Semaphore::new(MAX_HTTP_CONNECTIONS));
+    let shared = Arc::new(Listener {
+        acceptor,
+        site,
+        local,
+        local_text: local.to_string(),
+    });
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = shared.acceptor.shutdown.cancelled() => return,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                warn!(%error, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(place) = Arc::clone(&places).try_acquire_owned() else {
+            debug!(%peer, "HTTP connection refused: the listener is full");
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let shared = Arc::clone(&shared);
+        tokio::spawn(async move {
+            let tls = shared.site.tls.as_ref().map(|tls| tls.acceptor());
+            match tls {
+                None => serve_connection(stream, shared, peer, false).await,
+                Some(tls) => match timeout(TLS_HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
+                    Ok(Ok(stream)) => serve_connection(stream, shared, peer, true).await,
+                    Ok(Err(error)) => debug!(%peer, %error, "TLS handshake failed"),
+                    Err(_) => debug!(%peer, "TLS handshake timed out"),
+                },
+            }
+            drop(place);
+        });
+    }
+}
+
+/// Serves one HTTP connection's requests, until it closes, times out or
+/// becomes a WebSocket.
+async fn serve_connection<S, E>(stream: S, listener: Arc<Listener<E>>, peer: SocketAddr, tls: bool)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    E: From<ConnectionEvent> + Send + 'static,
+{
+    let connection = Arc::new(Connection {
+        listener,
+        peer,
+        tls,
+    });
+    let service = service_fn(move |request| {
+        let connection = Arc::clone(&connection);
+        async move { Ok::<_, Infallible>(route(request, &connection)) }
+    });
+    let serving = http1::Builder::new()
+        .max_buf_size(MAX_REQUEST_HEAD)
+        .header_read_timeout(HEADER_TIMEOUT)
+        .timer(TokioTimer::new())
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades();
+    match timeout(CONNECTION_LIFETIME, serving).await {
+        Ok(Err(error)) => debug!(%peer, %error, "HTTP connection ended"),
+        Err(_) => debug!(%peer, "HTTP connection closed after its lifetime"),
+        Ok(Ok(())) => {}
+    }
+}
+
+/// The answer to one request.
+fn route<E>(request: Request<Incoming>, connection: &Connection<E>) -> Answer
+where
+    E: From<ConnectionEvent> + Send + 'static,
+{
+    let method = request.method();
+    if method != Method::GET && method != Method::HEAD {
+        return routes::method_not_allowed();
+    }
+    let path = request.uri().path();
+    if is_websocket_upgrade(&request) && method == Method::GET {
+        if matches!(path, "/" | "/webirc") {
+            return upgrade::accept(request, connection);
+        }
+        return routes::not_found();
+    }
+    if let Some(file) = routes::static_file(path) {
+        return routes::serve_file(file);
+    }
+    if routes::is_operator_path(path) {
+        let listener = &connection.listener;
+        let on_loopback = listener.local.ip().is_loopback();
+        return routes::operator_endpoint(
+            path,
+            request.headers(),
+            &listener.site.operators,
+            on_loopback,
+        );
+    }
+    if path == "/webirc" {
+        return upgrade::upgrade_required();
+    }
+    routes::not_found()
+}
+
+/// `Upgrade: websocket` with `Connection: upgrade`, in any case.
+fn is_websocket_upgrade<B>(request: &Request<B>) -> bool {
+    let headers = request.headers();
+    let upgrade = headers
+        .get_all(UPGRADE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|token| token.trim().eq_ignore_ascii_case("websocket"));
+    let connection = headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|token| token.trim().eq_ignore_ascii_case("upgrade"));
+    upgrade && connection
+}

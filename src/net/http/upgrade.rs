@@ -1,0 +1,144 @@
+//! The WebSocket handshake (RFC 6455 section 4.2): checks the request,
+//! admits the client by its real address, answers 101, and runs the
+//! upgraded socket as an ordinary connection.
+
+use std::net::SocketAddr;
+
+use hyper::body::Incoming;
+use hyper::header::{
+    CONNECTION, HeaderValue, ORIGIN, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY,
+    SEC_WEBSOCKET_PROTOCOL, SEC_WEBSOCKET_VERSION, UPGRADE,
+};
+use hyper::{Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::Role;
+use tracing::{Instrument, debug, info};
+
+use super::routes::{self, Answer};
+use super::{Connection, forwarded};
+use crate::net::connection::{self, Transport};
+use crate::net::event::ConnectionEvent;
+use crate::net::listener::{Kind, new_connection};
+use crate::net::websocket;
+
+/// The answer to an upgrade request: 101 and a connection started, or why not.
+pub(super) fn accept<E>(mut request: Request<Incoming>, connection: &Connection<E>) -> Answer
+where
+    E: From<ConnectionEvent> + Send + 'static,
+{
+    let listener = &connection.listener;
+    let headers = request.headers();
+    let version_13 = headers
+        .get(SEC_WEBSOCKET_VERSION)
+        .is_some_and(|version| version.as_bytes() == b"13");
+    if !version_13 {
+        return upgrade_required();
+    }
+    let Some(key) = headers.get(SEC_WEBSOCKET_KEY) else {
+        return routes::plain(StatusCode::BAD_REQUEST, "Sec-WebSocket-Key is missing\n");
+    };
+    let accept_key = websocket::accept_key(key.as_bytes());
+    if let Some(origin) = headers.get(ORIGIN) {
+        let origin = String::from_utf8_lossy(origin.as_bytes());
+        if !forwarded::origin_allowed(&origin, headers, &listener.site.origins) {
+            info!(
+                peer = %connection.peer,
+                listener = %listener.local_text,
+                "WebSocket refused: a page from origin {origin} may not connect; \
+                 to allow it, add \"{origin}\" to `origins` of this [[http]] block"
+            );
+            return routes::plain(StatusCode::FORBIDDEN, "this origin may not connect\n");
+        }
+    }
+    let client = forwarded::client(connection.peer.ip(), headers, &listener.site.proxies);
+    let peer = SocketAddr::new(client.ip, connection.peer.port());
+    let admission = match listener.acceptor.limits.admit(client.ip) {
+        Ok(admission) => admission,
+        Err(refusal) => {
+            info!(%peer, refusal = %refusal, websocket = true, "connection refused");
+            let mut refused = routes::answer(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "text/plain; charset=utf-8",
+                format!("{refusal}\n").into(),
+            );
+            refused
+                .headers_mut()
+                .insert("retry-after", HeaderValue::from_static("60"));
+            return refused;
+        }
+    };
+    let offered = headers
+        .get_all(SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','));
+    let (subprotocol, kind) = websocket::choose_subprotocol(offered);
+    let secure = connection.tls || client.https;
+    let on_upgrade = hyper::upgrade::on(&mut request);
+    let (accepted, span) = new_connection(
+        &listener.acceptor,
+        peer,
+        admission,
+        &listener.local_text,
+        Kind {
+            secure,
+            websocket: true,
+        },
+    );
+    let run = async move {
+        let upgraded = match on_upgrade.await {
+            Ok(upgraded) => upgraded,
+            Err(error) => {
+                debug!(%error, "the WebSocket upgrade did not complete");
+                return;
+            }
+        };
+        let socket = TokioIo::new(upgraded);
+        let socket =
+            WebSocketStream::from_raw_socket(socket, Role::Server, Some(websocket::config())).await;
+        let (source, sink) = websocket::split(socket, kind);
+        let transport = Transport {
+            secure,
+            certificate: None,
+        };
+        connection::run(source, sink, accepted, transport).await;
+    };
+    listener.acceptor.tasks.spawn(run.instrument(span));
+    switching_protocols(&accept_key, subprotocol)
+}
+
+/// 101 Switching Protocols with the handshake's headers.
+fn switching_protocols(accept_key: &str, subprotocol: Option<&'static str>) -> Answer {
+    let mut answer = routes::answer(
+        StatusCode::SWITCHING_PROTOCOLS,
+        "text/plain",
+        bytes::Bytes::new(),
+    );
+    let headers = answer.headers_mut();
+    headers.remove("content-type");
+    headers.insert(UPGRADE, HeaderValue::from_static("websocket"));
+    headers.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
+    if let Ok(accept) = HeaderValue::from_str(accept_key) {
+        headers.insert(SEC_WEBSOCKET_ACCEPT, accept);
+    }
+    if let Some(subprotocol) = subprotocol {
+        headers.insert(
+            SEC_WEBSOCKET_PROTOCOL,
+            HeaderValue::from_static(subprotocol),
+        );
+    }
+    answer
+}
+
+/// 426: this path speaks only WebSocket version 13.
+pub(super) fn upgrade_required() -> Answer {
+    let mut answer = routes::plain(
+        StatusCode::UPGRADE_REQUIRED,
+        "this address takes a WebSocket (version 13)\n",
+    );
+    let headers = answer.headers_mut();
+    headers.insert(UPGRADE, HeaderValue::from_static("websocket"));
+    headers.insert(SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
+    answer
+}

@@ -1,0 +1,555 @@
+//! IRC over WebSocket and the HTTP listener, over real sockets: a browser
+//! client is an ordinary client, and the listener serves files, refuses
+//! what it must, and answers operators.
+
+mod common;
+
+use std::net::SocketAddr;
+
+use common::{Client, LINE_TIMEOUT, TempDir, test_config, test_config_with_history};
+use futures_util::{SinkExt, StreamExt};
+use rookery::config::{Config, HttpListen};
+use rookery::server::{self, ServerHandle};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::rustls::pki_types::CertificateDer;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::{Bytes, Message};
+
+/// A server with one IRC listener and one HTTP listener on port 0.
+async fn start(mut config: Config, http: HttpListen) -> (ServerHandle, SocketAddr, SocketAddr) {
+    config.http = vec![http];
+    let server = server::start(config).await.expect("the server starts");
+    let irc = server.local_addrs()[0];
+    let http = server.http_addrs()[0];
+    (server, irc, http)
+}
+
+/// An HTTP listener on a port the system picks.
+fn any_port() -> HttpListen {
+    HttpListen::plain("127.0.0.1:0".parse().unwrap())
+}
+
+/// A WebSocket client that reads one IRC line per message.
+struct WebClient<S> {
+    socket: WebSocketStream<S>,
+    /// The subprotocol the server answered with.
+    subprotocol: Option<String>,
+    received: Vec<String>,
+}
+
+/// Opens a WebSocket to `path` offering `subprotocols`, with extra headers.
+async fn open_over<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+    url: &str,
+    subprotocols: &[&str],
+    headers: &[(&'static str, &str)],
+) -> Result<WebClient<S>, tokio_tungstenite::tungstenite::Error> {
+    let mut request = url.into_client_request()?;
+    if !subprotocols.is_empty() {
+        let offered = HeaderValue::from_str(&subprotocols.join(", ")).unwrap();
+        request
+            .headers_mut()
+            .insert("sec-websocket-protocol", offered);
+    }
+    for (name, value) in headers {
+        request
+            .headers_mut()
+            .append(*name, HeaderValue::from_str(value).unwrap());
+    }
+    let (socket, response) = tokio_tungstenite::client_async(request, stream).await?;
+    let subprotocol = response
+        .headers()
+        .get("sec-websocket-protocol")
+        .map(|value| value.to_str().unwrap().to_owned());
+    Ok(WebClient {
+        socket,
+        subprotocol,
+        received: Vec::new(),
+    })
+}
+
+async fn open(
+    http: SocketAddr,
+    subprotocols: &[&str],
+    headers: &[(&'static str, &str)],
+) -> Result<WebClient<TcpStream>, tokio_tungstenite::tungstenite::Error> {
+    let stream = TcpStream::connect(http).await.unwrap();
+    open_over(
+        stream,
+        &format!("ws://{http}/webirc"),
+        subprotocols,
+        headers,
+    )
+    .await
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> WebClient<S> {
+    async fn send(&mut self, line: &str) {
+        self.socket
+            .send(Message::Text(line.into()))
+            .await
+            .expect("send a message");
+    }
+
+    async fn send_binary(&mut self, bytes: &'static [u8]) {
+        self.socket
+            .send(Message::Binary(Bytes::from_static(bytes)))
+            .await
+            .expect("send a message");
+    }
+
+    /// The next text or binary message, or `None` at the end or timeout.
+    async fn next_message(&mut self) -> Option<Message> {
+        loop {
+            let next = tokio::time::timeout(LINE_TIMEOUT, self.socket.next()).await;
+            match next {
+                Ok(Some(Ok(message @ (Message::Text(_) | Message::Binary(_))))) => {
+                    return Some(message);
+                }
+                Ok(Some(Ok(Message::Close(_)))) | Ok(Some(Err(_))) | Ok(None) | Err(_) => {
+                    return None;
+                }
+                Ok(Some(Ok(_))) => continue,
+            }
+        }
+    }
+
+    async fn expect_containing(&mut self, needle: &str) -> String {
+        loop {
+            let line = match self.next_message().await {
+                Some(Message::Text(text)) => text.to_string(),
+                Some(Message::Binary(bytes)) => String::from_utf8_lossy(&bytes).into_owned(),
+                _ => panic!("expected {needle:?}; received {:#?}", self.received),
+            };
+            assert!(!line.ends_with('\n'), "a message carries no line ending");
+            self.received.push(line.clone());
+            if line.contains(needle) {
+                return line;
+            }
+        }
+    }
+
+    async fn register_as(&mut self, nick: &str) {
+        self.send(&format!("NICK {nick}")).await;
+        self.send(&format!("USER {nick} 0 * :{nick}")).await;
+        self.expect_containing(" 376 ").await;
+    }
+}
+
+#[tokio::test]
+async fn each_subprotocol_carries_a_conversation_with_a_tcp_client() {
+    let (server, irc, http) = start(test_config(""), any_port()).await;
+    for (offered, expected) in [
+        (vec!["binary.ircv3.net"], Some("binary.ircv3.net")),
+        (vec!["text.ircv3.net"], Some("text.ircv3.net")),
+        (
+            vec!["text.ircv3.net", "binary.ircv3.net"],
+            Some("text.ircv3.net"),
+        ),
+        (
+            vec!["binary.ircv3.net", "text.ircv3.net"],
+            Some("binary.ircv3.net"),
+        ),
+        (vec![], None),
+    ] {
+        let mut web = open(http, &offered, &[]).await.expect("the upgrade");
+        assert_eq!(web.subprotocol.as_deref(), expected);
+        web.register_as("web").await;
+        let mut tcp = Client::register(irc, "tcp").await;
+        web.send("PING kind").await;
+        let kind = web.next_message().await.expect("the PONG");
+        let binary = expected == Some("binary.ircv3.net");
+        assert_eq!(matches!(kind, Message::Binary(_)), binary, "{kind:?}");
+        web.send("JOIN #room").await;
+        web.expect_containing(" 366 ").await;
+        tcp.send("JOIN #room").await;
+        web.expect_containing(":tcp!").await;
+        web.send("PRIVMSG #room :hello from a browser").await;
+        tcp.expect_containing("PRIVMSG #room :hello from a browser")
+            .await;
+        tcp.send("PRIVMSG #room :hello back").await;
+        let line = web.expect_containing("PRIVMSG #room :hello back").await;
+        assert!(line.starts_with(":tcp!"), "{line}");
+        web.send("QUIT :bye").await;
+        tcp.expect_containing("QUIT :Quit: bye").await;
+        tcp.send("QUIT").await;
+        assert!(tcp.is_closed().await);
+    }
+    server.shutdown().await;
+}
+
+/// A plain HTTP/1.1 exchange: the status, the head's lines (names in lower
+/// case) and the body.
+struct HttpAnswer {
+    status: u16,
+    head: Vec<String>,
+    body: Vec<u8>,
+}
+
+impl HttpAnswer {
+    fn header(&self, name: &str) -> Option<&str> {
+        let prefix = format!("{name}: ");
+        self.head.iter().find_map(|line| line.strip_prefix(&prefix))
+    }
+}
+
+/// Sends `method path` with `headers` and reads the whole answer.
+async fn request(addr: SocketAddr, method: &str, path: &str, headers: &[&str]) -> HttpAnswer {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let mut text = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for header in headers {
+        text.push_str(header);
+        text.push_str("\r\n");
+    }
+    text.push_str("\r\n");
+    stream.write_all(text.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(LINE_TIMEOUT, stream.read_to_end(&mut answer))
+        .await
+        .expect("the answer within the timeout")
+        .unwrap();
+    let split = answer
+        .windows(4)
+        .position(|window| window == b"\r\n\r\n")
+        .expect("a complete head");
+    let head = String::from_utf8_lossy(&answer[..split]);
+    let mut lines = head.lines();
+    let status_line = lines.next().unwrap();
+    let status = status_line.split(' ').nth(1).unwrap().parse().unwrap();
+    let head = lines
+        .map(|line| match line.split_once(": ") {
+            Some((name, value)) => format!("{}: {value}", name.to_ascii_lowercase()),
+            None => line.to_owned(),
+        })
+        .collect();
+    HttpAnswer {
+        status,
+        head,
+        body: answer[split + 4..].to_vec(),
+    }
+}
+
+/// The upgrade request a browser sends, with extra header lines.
+fn upgrade_headers(extra: &[&'static str]) -> Vec<&'static str> {
+    let mut headers = vec![
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        "Sec-WebSocket-Version: 13",
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+    ];
+    headers.extend_from_slice(extra);
+    headers
+}
+
+#[tokio::test]
+async fn a_websocket_client_is_played_the_room_history_on_join() {
+    let dir = TempDir::new("websocket-playback");
+    let mut config = test_config_with_history(&dir.join("history.db"), "");
+    config.room.push(rookery::config::Room {
+        name: "#room".into(),
+        topic: String::new(),
+        modes: None,
+        history: None,
+    });
+    let (server, irc, http) = start(config, any_port()).await;
+    let mut alice = Client::register(irc, "alice").await;
+    alice.send("JOIN #room").await;
+    alice.expect_containing(" 366 ").await;
+    alice
+        .send("PRIVMSG #room :said before the browser came")
+        .await;
+    alice.send("PING done").await;
+    alice.expect_containing("PONG").await;
+    let mut web = open(http, &["text.ircv3.net"], &[]).await.unwrap();
+    web.register_as("web").await;
+    web.send("JOIN #room").await;
+    web.expect_containing("Playback of the last").await;
+    let played = web.expect_containing("said before the browser came").await;
+    assert!(played.contains("alice!"), "{played}");
+    web.expect_containing("End of playback").await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_over_long_message_gets_417_as_over_tcp() {
+    let (server, _irc, http) = start(test_config(""), any_port()).await;
+    let mut web = open(http, &["text.ircv3.net"], &[]).await.unwrap();
+    web.register_as("web").await;
+    web.send(&format!("PRIVMSG web :{}", "x".repeat(600))).await;
+    web.expect_containing(" 417 web ").await;
+    // The connection goes on.
+    web.send("PING still").await;
+    web.expect_containing("PONG").await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn bytes_that_are_not_utf8_in_a_binary_message_are_repaired() {
+    let (server, irc, http) = start(test_config(""), any_port()).await;
+    let mut tcp = Client::register(irc, "tcp").await;
+    let mut web = open(http, &["binary.ircv3.net"], &[]).await.unwrap();
+    web.register_as("web").await;
+    web.send_binary(b"PRIVMSG tcp :caf\xe9").await;
+    let line = tcp.expect_containing("PRIVMSG tcp :").await;
+    assert!(line.ends_with("PRIVMSG tcp :caf\u{FFFD}"), "{line}");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_page_from_another_origin_is_refused_unless_listed() {
+    let mut http = any_port();
+    http.origins = vec!["https://chat.example.org".into()];
+    let (server, _irc, http) = start(test_config(""), http).await;
+    let refused = request(
+        http,
+        "GET",
+        "/webirc",
+        &upgrade_headers(&["Origin: https://evil.example"]),
+    )
+    .await;
+    assert_eq!(refused.status, 403);
+    for origin in [
+        "https://chat.example.org".to_owned(),
+        // The page the listener served itself.
+        format!("http://{http}"),
+    ] {
+        let allowed = open(http, &[], &[("origin", &origin)]).await;
+        assert!(allowed.is_ok(), "{origin}: {:?}", allowed.as_ref().err());
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn every_origin_is_allowed_with_a_star() {
+    let mut http = any_port();
+    http.origins = vec!["*".into()];
+    let (server, _irc, http) = start(test_config(""), http).await;
+    let allowed = open(http, &[], &[("origin", "https://anywhere.example")]).await;
+    assert!(allowed.is_ok(), "{:?}", allowed.as_ref().err());
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn x_forwarded_for_names_the_client_only_from_a_listed_proxy() {
+    for (proxies, host) in [(vec![], "127.0.0.1"), (vec!["127.0.0.1/32"], "192.0.2.7")] {
+        let mut http = any_port();
+        http.proxies = proxies.iter().map(|range| range.parse().unwrap()).collect();
+        let (server, _irc, http) = start(test_config(""), http).await;
+        let forwarded = [("x-forwarded-for", "192.0.2.7")];
+        let mut web = open(http, &[], &forwarded).await.unwrap();
+        web.register_as("web").await;
+        web.send("JOIN #room").await;
+        let join = web.expect_containing(" JOIN ").await;
+        assert!(join.starts_with(&format!(":web!~web@{host} ")), "{join}");
+        server.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn a_listed_proxy_that_says_https_makes_the_client_secure() {
+    for (proxies, secure) in [(vec![], false), (vec!["127.0.0.1/32"], true)] {
+        let mut http = any_port();
+        http.proxies = proxies.iter().map(|range| range.parse().unwrap()).collect();
+        let (server, _irc, http) = start(test_config(""), http).await;
+        let forwarded = [("forwarded", "for=192.0.2.7;proto=https")];
+        let mut web = open(http, &[], &forwarded).await.unwrap();
+        web.register_as("web").await;
+        web.send("WHOIS web").await;
+        let mut numerics = Vec::new();
+        loop {
+            let line = web.expect_containing(" web web").await;
+            if line.contains(" 318 ") {
+                break;
+            }
+            numerics.push(line);
+        }
+        let shown = numerics.iter().any(|line| line.contains(" 671 "));
+        assert_eq!(shown, secure, "{numerics:#?}");
+        server.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn the_per_ip_limit_counts_the_forwarded_address() {
+    let mut http = any_port();
+    http.proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    let (server, _irc, http) = start(test_config("limits.max_clients_per_ip = 1"), http).await;
+    let first = open(http, &[], &[("x-forwarded-for", "192.0.2.7")]).await;
+    assert!(first.is_ok(), "{:?}", first.as_ref().err());
+    let refused = request(
+        http,
+        "GET",
+        "/webirc",
+        &upgrade_headers(&["X-Forwarded-For: 192.0.2.7"]),
+    )
+    .await;
+    assert_eq!(refused.status, 503);
+    assert!(String::from_utf8_lossy(&refused.body).contains("Too many connections"));
+    let other = open(http, &[], &[("x-forwarded-for", "192.0.2.8")]).await;
+    assert!(other.is_ok(), "{:?}", other.as_ref().err());
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_web_client_is_served_with_its_types_and_security_headers() {
+    let (server, _irc, http) = start(test_config(""), any_port()).await;
+    for (path, file, content_type) in [
+        ("/", "web/index.html", "text/html; charset=utf-8"),
+        ("/index.html", "web/index.html", "text/html; charset=utf-8"),
+        ("/app.js", "web/app.js", "text/javascript; charset=utf-8"),
+        ("/style.css", "web/style.css", "text/css; charset=utf-8"),
+    ] {
+        let answer = request(http, "GET", path, &[]).await;
+        assert_eq!(answer.status, 200, "{path}");
+        let on_disk = std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(file));
+        assert_eq!(answer.body, on_disk.unwrap(), "{path}");
+        assert_eq!(answer.header("content-type"), Some(content_type), "{path}");
+        assert_eq!(answer.header("cache-control"), Some("no-cache"));
+        assert_eq!(answer.header("x-content-type-options"), Some("nosniff"));
+        assert_eq!(answer.header("referrer-policy"), Some("no-referrer"));
+        let policy = answer.header("content-security-policy").unwrap();
+        assert!(policy.contains("default-src 'self'"), "{policy}");
+        assert!(policy.contains("connect-src 'self' ws: wss:"), "{policy}");
+        assert!(policy.contains("frame-ancestors 'none'"), "{policy}");
+    }
+    let head = request(http, "HEAD", "/app.js", &[]).await;
+    assert_eq!(head.status, 200);
+    assert!(head.body.is_empty());
+    assert_eq!(request(http, "GET", "/nothing-here", &[]).await.status, 404);
+    let post = request(http, "POST", "/", &["Content-Length: 0"]).await;
+    assert_eq!(post.status, 405);
+    assert_eq!(post.header("allow"), Some("GET, HEAD"));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn operator_endpoints_answer_on_loopback_without_a_token() {
+    let (server, _irc, http) = start(test_config(""), any_port()).await;
+    let metrics = request(http, "GET", "/metrics", &[]).await;
+    assert_eq!(metrics.status, 200);
+    assert_eq!(
+        metrics.header("content-type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    let health = request(http, "GET", "/healthz", &[]).await;
+    assert_eq!((health.status, &health.body[..]), (200, &b"ok\n"[..]));
+    assert_eq!(request(http, "GET", "/readyz", &[]).await.status, 200);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn operator_endpoints_off_loopback_need_the_token() {
+    let everywhere = || HttpListen::plain("0.0.0.0:0".parse().unwrap());
+    // Without a token they do not exist off loopback.
+    let (server, _irc, http) = start(test_config(""), everywhere()).await;
+    let http = SocketAddr::from(([127, 0, 0, 1], http.port()));
+    assert_eq!(request(http, "GET", "/metrics", &[]).await.status, 404);
+    assert_eq!(request(http, "GET", "/readyz", &[]).await.status, 404);
+    server.shutdown().await;
+
+    let mut config = test_config("");
+    config.metrics.token = Some("s3cret".into());
+    let (server, _irc, http) = start(config, everywhere()).await;
+    let http = SocketAddr::from(([127, 0, 0, 1], http.port()));
+    assert_eq!(request(http, "GET", "/metrics", &[]).await.status, 401);
+    let wrong = ["Authorization: Bearer guess"];
+    assert_eq!(request(http, "GET", "/metrics", &wrong).await.status, 401);
+    let right = ["Authorization: Bearer s3cret"];
+    let metrics = request(http, "GET", "/metrics", &right).await;
+    assert_eq!(metrics.status, 200);
+    assert_eq!(request(http, "GET", "/readyz", &right).await.status, 200);
+    server.shutdown().await;
+}
+
+/// A self-signed certificate for `localhost`, written to `dir`.
+fn certificate(dir: &TempDir) -> (rookery::config::Tls, CertificateDer<'static>) {
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let cert = dir.join("cert.pem");
+    let key = dir.join("key.pem");
+    std::fs::write(&cert, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.key_pair.serialize_pem()).unwrap();
+    let tls = rookery::config::Tls { cert, key };
+    (tls, certified.cert.der().clone())
+}
+
+/// A TLS connection to `addr` that trusts only `trusted`.
+async fn connect_tls(
+    addr: SocketAddr,
+    trusted: CertificateDer<'static>,
+) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
+    use std::sync::Arc;
+    use tokio_rustls::TlsConnector;
+    use tokio_rustls::rustls::pki_types::ServerName;
+    use tokio_rustls::rustls::{ClientConfig, RootCertStore};
+
+    let mut roots = RootCertStore::empty();
+    roots.add(trusted).unwrap();
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let client_config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let name = ServerName::try_from("localhost").unwrap();
+    TlsConnector::from(Arc::new(client_config))
+        .connect(name, stream)
+        .await
+}
+
+#[tokio::test]
+async fn a_tls_http_listener_serves_a_secure_websocket() {
+    let dir = TempDir::new("websocket-tls");
+    let (tls, trusted) = certificate(&dir);
+    let mut http = any_port();
+    http.tls = Some(tls);
+    let (server, _irc, http) = start(test_config(""), http).await;
+    let stream = connect_tls(http, trusted).await.unwrap();
+    let url = format!("wss://localhost:{}/webirc", http.port());
+    let mut web = open_over(stream, &url, &["text.ircv3.net"], &[])
+        .await
+        .unwrap();
+    web.register_as("web").await;
+    web.send("WHOIS web").await;
+    web.expect_containing(" 671 web web ").await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn rehash_reloads_the_http_listeners_certificate() {
+    const HASH: &str = "$argon2id$v=19$m=8,t=1,p=1$cm9va2VyeS10ZXN0LXNhbHQ$yiaiaoZnKPZM0CWZ8NzJYpMiTnaZSktRUpf408FhNKA";
+    let dir = TempDir::new("websocket-tls-rehash");
+    let (tls, first) = certificate(&dir);
+    let file = dir.join("rookery.toml");
+    let text = format!(
+        "[server]\nname = \"irc.test\"\nbans_file = \"\"\n\n\
+         [history]\nenabled = false\n\n[cloaking]\nenabled = false\n\n\
+         [[listen]]\naddress = \"127.0.0.1:0\"\n\n\
+         [[http]]\naddress = \"127.0.0.1:0\"\ntls = {{ cert = {:?}, key = {:?} }}\n\n\
+         [[oper]]\nname = \"root\"\npassword_hash = \"{HASH}\"\n",
+        tls.cert.display().to_string(),
+        tls.key.display().to_string(),
+    );
+    std::fs::write(&file, text).unwrap();
+    let options = server::Options {
+        config_file: Some(file.clone()),
+        ..Default::default()
+    };
+    let config = rookery::config::load(&file).unwrap();
+    let server = server::start_with(config, options).await.unwrap();
+    let (irc, http) = (server.local_addrs()[0], server.http_addrs()[0]);
+    assert!(connect_tls(http, first.clone()).await.is_ok());
+
+    let (_, second) = certificate(&dir);
+    let mut oper = Client::register(irc, "oper").await;
+    oper.send("OPER root hunter2").await;
+    oper.expect_containing(" 381 ").await;
+    oper.send("REHASH").await;
+    oper.expect_containing("NOTICE oper :REHASH").await;
+    assert!(connect_tls(http, second).await.is_ok());
+    assert!(connect_tls(http, first).await.is_err());
+    server.shutdown().await;
+}
