@@ -96,8 +96,9 @@ name = "#scroll"
         for (const line of lines) {
           this.log.push(line);
           if (this.log.length > 5000) this.log.shift();
-          // "listening on 127.0.0.1:PORT", for IRC and for HTTP.
-          if (/listening/i.test(line)) {
+          // "listening on 127.0.0.1:PORT" for IRC, "serving HTTP and
+          // WebSocket on 127.0.0.1:PORT" for HTTP.
+          if (/listening on|serving .* on/i.test(line)) {
             listening.add(wanted.find((addr) => line.includes(addr)));
             if (wanted.every((addr) => listening.has(addr))) {
               clearTimeout(timer);
