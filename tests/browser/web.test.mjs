@@ -19,7 +19,8 @@ import { chromium } from "playwright-core";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, "../..");
-const BIN = process.env.ROOKERY_BIN ?? path.join(root, "target/release/rookery");
+// Absolute: the server runs in its own temporary directory.
+const BIN = path.resolve(process.env.ROOKERY_BIN ?? path.join(root, "target/release/rookery"));
 const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const SHOTS = path.join(root, "target/browser-screenshots");
 /** How long any one expected thing may take to appear. */
@@ -106,6 +107,10 @@ name = "#scroll"
             }
           }
         }
+      });
+      child.on("error", (error) => {
+        clearTimeout(timer);
+        reject(new Error(`cannot run ${BIN}: ${error.message}`));
       });
       child.on("exit", (code) => {
         clearTimeout(timer);
