@@ -716,9 +716,10 @@ function onWelcome(msg) {
     : state.pendingJoins;
   for (const buffer of state.buffers.values()) buffer.joined = false;
   state.everRegistered = true;
+  // The room list comes after the joins (refreshListSoon), or now.
   if (rooms.length > 0) send(`JOIN ${rooms.join(",")}`);
+  else send("LIST");
   state.pendingJoins = [];
-  send("LIST");
 }
 
 function onJoin(msg) {
@@ -737,6 +738,7 @@ function onJoin(msg) {
       showBuffer(buffer);
     }
     fetchRecent(buffer);
+    refreshListSoon();
     return;
   }
   addMember(buffer, msg.nick);
@@ -749,6 +751,7 @@ function onPart(msg) {
   if (isMe(msg.nick)) {
     buffer.joined = false;
     closeBuffer(buffer);
+    refreshListSoon();
     return;
   }
   removeMember(buffer, msg.nick);
@@ -845,6 +848,17 @@ function onMode(msg) {
 function onTopic(buffer, topic) {
   buffer.topic = topic;
   if (buffer === state.active) $("buffer-topic").textContent = stripFormatting(topic);
+}
+
+let listTimer = 0;
+/**
+ * Asks for the room list again a moment after our own joins and parts
+ * (one LIST for a burst of them, as after a reconnect), so its counts
+ * stay near the truth on a wide screen where it is always in view.
+ */
+function refreshListSoon() {
+  clearTimeout(listTimer);
+  listTimer = setTimeout(() => send("LIST"), 1000);
 }
 
 /** LIST replies, shown when complete. */
@@ -1032,6 +1046,8 @@ function handle(msg) {
       break;
     case "323":
       renderRoomList();
+      // The next LIST starts afresh, even from a server that sends no 321.
+      state.listing = [];
       break;
     case "FAIL":
       if (p[0] === "CHATHISTORY") historyFailed();
