@@ -361,7 +361,12 @@ test("a private message opens a buffer with an unread count", async () => {
   assert.equal(await entry.locator(".unread").count(), 0);
   await typeLine(alice, "what is it?");
   await carol.waitFor(/:alice!\S+ PRIVMSG carol :what is it\?$/);
-  await alice.locator('.buffer[data-name="#lobby"]').click();
+  // A line naming her in a room she is not looking at counts as a mention.
+  carol.send("PRIVMSG #lobby :alice, look here");
+  const lobby = alice.locator('.buffer[data-name="#lobby"]');
+  await lobby.locator(".unread.mention", { hasText: "1" }).waitFor();
+  await lobby.click();
+  await activeLog(alice).locator(".line.mention .text", { hasText: "alice, look here" }).waitFor();
 });
 
 test("joining from the room list; ops and voice in the member list", async () => {
