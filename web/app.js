@@ -95,7 +95,8 @@ const state = {
   /** The nick the server knows us by. */
   nick: "",
   registered: false,
-  /** Whether a connection ever completed: a reconnect rejoins rooms. */
+  /** Whether a connection ever completed: a nick taken on a reconnect is
+   *  then most likely our own old connection's, and nick_ is used. */
   everRegistered: false,
   /** The user chose to stop (or login failed): no reconnect. */
   stopped: false,
@@ -364,7 +365,8 @@ function showMessage(msg, live, early = false) {
   const mine = isMe(msg.nick);
   let bufferName;
   if (isRoom(target)) bufferName = target;
-  else if (!msg.nick || (msg.nick.includes(".") && !msg.source.includes("!"))) bufferName = SERVER;
+  // A source without nick!user@host is the server itself.
+  else if (!msg.source.includes("!") && !mine) bufferName = SERVER;
   else bufferName = mine ? target : msg.nick;
   if (msg.command === "NOTICE" && !isRoom(target) && !getBuffer(bufferName, false)) {
     // A notice to us from someone we are not talking to: the server buffer
@@ -583,7 +585,9 @@ function onDisconnect() {
   for (const buffer of state.buffers.values()) {
     buffer.loadingOlder = false;
   }
-  if (state.stopped || !state.everRegistered) {
+  // Reconnect by ourselves only from the chat; from the connect screen
+  // the user tries again.
+  if (state.stopped || !$("connect").hidden) {
     if (!state.stopped) showConnectScreen("Could not reach the server, or it closed the connection.");
     return;
   }
@@ -618,12 +622,9 @@ function failRegistration(error, suggestion) {
   send("QUIT");
   state.socket?.close();
   if (suggestion) $("connect-nick").value = suggestion;
-  if (state.everRegistered) {
-    setStatus("failed", error);
-    addEvent(getBuffer(SERVER), error);
-  } else {
-    showConnectScreen(error);
-  }
+  // Also after a reconnect (a password changed meanwhile): the rooms that
+  // were open are joined again once the form gets us in.
+  showConnectScreen(error);
 }
 
 function requestCaps() {
@@ -711,9 +712,8 @@ function onWelcome(msg) {
   $("chat").hidden = false;
   const server = getBuffer(SERVER);
   if (!state.active) showBuffer(server);
-  const rooms = state.everRegistered
-    ? [...state.buffers.values()].filter((b) => b.kind === "room" && b.joined).map((b) => b.name)
-    : state.pendingJoins;
+  const open = [...state.buffers.values()].filter((b) => b.kind === "room" && b.joined).map((b) => b.name);
+  const rooms = [...new Set([...open, ...state.pendingJoins])];
   for (const buffer of state.buffers.values()) buffer.joined = false;
   state.everRegistered = true;
   // The room list comes after the joins (refreshListSoon), or now.
@@ -1215,10 +1215,6 @@ function onConnectSubmit(event) {
   state.stopped = false;
   $("connect-error").hidden = true;
   $("connect-button").disabled = true;
-  if (state.everRegistered) {
-    // Back from a failed login or nick: the open buffers stay.
-    state.everRegistered = false;
-  }
   connect();
 }
 
