@@ -30,6 +30,8 @@ pub struct ServerHandle {
     local_addrs: Vec<SocketAddr>,
     /// The `[[http]]` listeners' bound addresses, in their order.
     http_addrs: Vec<SocketAddr>,
+    /// Stops the HTTP listeners, last, so `/readyz` answers 503 meanwhile.
+    stop_http: CancellationToken,
     inbox: mpsc::Sender<Event>,
     stop_accepting: CancellationToken,
     core: JoinHandle<()>,
@@ -153,6 +155,7 @@ pub async fn start_with(config: Config, options: Options) -> Result<ServerHandle
         .load(&state.config, accounts.read_markers);
     state.seed_playback(preload);
     state.reservations = reservations(&state, accounts.nick_owners);
+    let stop_http = CancellationToken::new();
     let operators = Arc::new(net::Operators {
         render_metrics: render_metrics(&state.metrics),
         token: state.config.metrics.token.clone(),
@@ -169,7 +172,8 @@ pub async fn start_with(config: Config, options: Options) -> Result<ServerHandle
             tls,
             operators: Arc::clone(&operators),
         };
-        tokio::spawn(net::serve_http(listener, acceptor.clone(), site));
+        let until = stop_http.clone();
+        tokio::spawn(net::serve_http(listener, acceptor.clone(), site, until));
     }
     let core = tokio::spawn(core::run(state, events));
     tokio::spawn(give_back_memory(acceptor.shutdown.clone()));
@@ -177,6 +181,7 @@ pub async fn start_with(config: Config, options: Options) -> Result<ServerHandle
     Ok(ServerHandle {
         local_addrs,
         http_addrs,
+        stop_http,
         inbox,
         stop_accepting: acceptor.shutdown,
         core,
@@ -512,5 +517,6 @@ impl ServerHandle {
         if let Some(history) = self.history {
             let _ = tokio::task::spawn_blocking(move || history.shutdown()).await;
         }
+        self.stop_http.cancel();
     }
 }

@@ -32,7 +32,7 @@ fn scratch(name: &str) -> PathBuf {
 /// A configuration file as an admin would write it, with one changeable limit.
 fn config_text(channels_per_client: usize, bans_file: &Path) -> String {
     format!(
-        "[server]\nname = \"irc.test\"\nbans_file = \"{}\"\n\n\
+        "http = []\n[server]\nname = \"irc.test\"\nbans_file = \"{}\"\n\n\
          [limits]\nchannels_per_client = {channels_per_client}\n\n\
          [flood]\nenabled = false\n\n[history]\nenabled = false\n\n\
          [cloaking]\nenabled = false\n\n\

@@ -73,7 +73,7 @@ async fn a_wrong_oper_password_is_answered_before_the_next_command() {
 /// defaults apply, and those exempt loopback.
 fn default_limits_config(extra: &str) -> config::Config {
     let text = format!(
-        "[server]\nname = \"irc.test\"\nbans_file = \"\"\n\
+        "http = []\n[server]\nname = \"irc.test\"\nbans_file = \"\"\n\
          [limits]\nconnects_per_ip_per_minute = 2\nmax_clients_per_ip = 2\n{extra}\n\
          [flood]\nenabled = false\n[history]\nenabled = false\n\
          [cloaking]\nenabled = false\n\

@@ -435,7 +435,7 @@ async fn chathistory_is_answered_while_the_writer_is_stalled() {
 fn rehash_config(history: bool, db: &std::path::Path) -> String {
     const HASH: &str = "$argon2id$v=19$m=8,t=1,p=1$cm9va2VyeS10ZXN0LXNhbHQ$yiaiaoZnKPZM0CWZ8NzJYpMiTnaZSktRUpf408FhNKA";
     format!(
-        "[server]\nname = \"irc.test\"\nbans_file = \"\"\n\n\
+        "http = []\n[server]\nname = \"irc.test\"\nbans_file = \"\"\n\n\
          [flood]\nenabled = false\n\n\
          [history]\nenabled = {history}\npath = \"{}\"\n\n\
          [cloaking]\nenabled = false\n\n\

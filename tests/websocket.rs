@@ -553,3 +553,19 @@ async fn rehash_reloads_the_http_listeners_certificate() {
     assert!(connect_tls(http, first).await.is_err());
     server.shutdown().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_request_head_that_never_ends_loses_its_connection() {
+    let (server, _irc, http) = start(test_config(""), any_port()).await;
+    let mut stream = TcpStream::connect(http).await.unwrap();
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let mut rest = Vec::new();
+    let wait = std::time::Duration::from_secs(60);
+    let read = tokio::time::timeout(wait, stream.read_to_end(&mut rest)).await;
+    // Closed (with no answer, or reset) well before a minute.
+    assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "{read:?}");
+    server.shutdown().await;
+}

@@ -27,6 +27,7 @@ pub(crate) struct StreamSource<R> {
 }
 
 impl<R> StreamSource<R> {
+    /// Frames what `socket` gives, starting with a small buffer.
     pub(crate) fn new(socket: R) -> StreamSource<R> {
         StreamSource {
             socket,
@@ -46,7 +47,7 @@ impl<R: AsyncRead + Unpin + Send> LineSource for StreamSource<R> {
     }
 }
 
-/// The write half of a byte stream.
+/// The write half of a byte stream: lines go out as they are, CR LF and all.
 pub(crate) struct StreamSink<W>(pub W);
 
 impl<W: AsyncWrite + Unpin + Send> LineSink for StreamSink<W> {

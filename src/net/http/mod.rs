@@ -71,6 +71,7 @@ impl Readiness {
 
 /// The operators' endpoints, shared by every HTTP listener.
 pub struct Operators {
+    /// What `/metrics` answers.
     pub render_metrics: RenderMetrics,
     /// `[metrics] token`.
     pub token: Option<String>,
@@ -83,12 +84,15 @@ pub struct HttpSite {
     pub origins: Vec<String>,
     /// Proxies whose forwarding headers are believed.
     pub proxies: Vec<Cidr>,
+    /// The certificate when the listener is HTTPS, replaced on REHASH.
     pub tls: Option<Arc<ReloadableTls>>,
+    /// The endpoints every listener shares.
     pub operators: Arc<Operators>,
 }
 
 /// What every connection of one listener shares.
 struct Listener<E> {
+    /// What an upgraded WebSocket is admitted and run with.
     acceptor: Acceptor<E>,
     site: HttpSite,
     /// The bound address, for the log and the loopback rule.
@@ -104,9 +108,15 @@ struct Connection<E> {
     tls: bool,
 }
 
-/// Accepts HTTP connections until shutdown.
-pub async fn serve_http<E>(listener: TcpListener, acceptor: Acceptor<E>, site: HttpSite)
-where
+/// Accepts HTTP connections until `until` is cancelled: after the IRC
+/// listeners stop (new WebSockets are refused from then on), so `/readyz`
+/// can say 503 while the server shuts down.
+pub async fn serve_http<E>(
+    listener: TcpListener,
+    acceptor: Acceptor<E>,
+    site: HttpSite,
+    until: CancellationToken,
+) where
     E: From<ConnectionEvent> + Send + 'static,
 {
     let Ok(local) = listener.local_addr() else {
@@ -123,7 +133,7 @@ where
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
-            _ = shared.acceptor.shutdown.cancelled() => return,
+            _ = until.cancelled() => return,
         };
         let (stream, peer) = match accepted {
             Ok(accepted) => accepted,
@@ -234,4 +244,28 @@ fn is_websocket_upgrade<B>(request: &Request<B>) -> bool {
         .flat_map(|value| value.split(','))
         .any(|token| token.trim().eq_ignore_ascii_case("upgrade"));
     upgrade && connection
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn not_ready_once_stopping_or_without_the_history_writer() {
+        let (writer, committed) = watch::channel(0);
+        let ready = Readiness {
+            stopping: CancellationToken::new(),
+            history: Some(committed),
+        };
+        assert!(ready.is_ready());
+        drop(writer);
+        assert!(!ready.is_ready());
+        let without_history = Readiness {
+            stopping: CancellationToken::new(),
+            history: None,
+        };
+        assert!(without_history.is_ready());
+        without_history.stopping.cancel();
+        assert!(!without_history.is_ready());
+    }
 }

@@ -13,7 +13,9 @@ pub(super) type Answer = Response<Full<Bytes>>;
 
 /// One file of the web client, built into the binary.
 pub(super) struct StaticFile {
+    /// The file as it was at build time.
     pub body: &'static [u8],
+    /// Its `Content-Type`, which `nosniff` makes the browser believe.
     pub content_type: &'static str,
 }
 
@@ -126,10 +128,12 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |differ, (x, y)| differ | (x ^ y)) == 0
 }
 
+/// 404: no such file or endpoint here.
 pub(super) fn not_found() -> Answer {
     plain(StatusCode::NOT_FOUND, "not found\n")
 }
 
+/// 405: every route is read-only.
 pub(super) fn method_not_allowed() -> Answer {
     let mut answer = plain(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n");
     answer

@@ -28,6 +28,12 @@ where
     E: From<ConnectionEvent> + Send + 'static,
 {
     let listener = &connection.listener;
+    if listener.acceptor.shutdown.is_cancelled() {
+        return routes::plain(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the server is shutting down\n",
+        );
+    }
     let headers = request.headers();
     let version_13 = headers
         .get(SEC_WEBSOCKET_VERSION)
