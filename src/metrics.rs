@@ -259,8 +259,9 @@ impl Metrics {
         self.lines_received.fetch_add(1, Relaxed);
     }
 
-    /// A PRIVMSG, NOTICE or TAGMSG (or a whole multiline batch) was
-    /// accepted for relaying.
+    /// A PRIVMSG, NOTICE or TAGMSG (or a whole multiline batch) came from
+    /// a registered client, before its targets are checked: what users
+    /// send, where `rookery_deliveries_total` is what reaches others.
     pub fn message_received(&self) {
         self.messages_received.fetch_add(1, Relaxed);
     }
@@ -368,7 +369,7 @@ impl Metrics {
         counter(
             out,
             "rookery_messages_received_total",
-            "PRIVMSG, NOTICE and TAGMSG accepted from clients; a multiline batch counts once.",
+            "PRIVMSG, NOTICE and TAGMSG sent by clients, whatever their targets; a multiline batch counts once.",
             &self.messages_received,
         );
         counter(

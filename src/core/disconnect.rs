@@ -17,7 +17,6 @@ impl State {
         // forge or overwrite log lines.
         info!(client = id.0, nick = ?client.nick, ?reason, "client leaves");
         if client.registered {
-            self.metrics.registered_client_left();
             let quit = Line::new(Some(&client.source), "QUIT")
                 .trailing(reason)
                 .finish();
@@ -42,6 +41,11 @@ impl State {
         let Some(client) = self.clients.remove(&id) else {
             return;
         };
+        // Counted once it is gone: a panic above, which disconnects the
+        // client again, cannot count it twice.
+        if client.registered {
+            self.metrics.registered_client_left();
+        }
         // The one way out of a room, as for PART and KICK: an emptied
         // room goes with its playback ring.
         for name in &client.channels {
