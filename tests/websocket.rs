@@ -381,7 +381,9 @@ async fn a_listed_proxy_that_says_https_makes_the_client_secure() {
     for (proxies, secure) in [(vec![], false), (vec!["127.0.0.1/32"], true)] {
         let mut http = any_port();
         http.proxies = proxies.iter().map(|range| range.parse().unwrap()).collect();
-        let (server, _irc, http) = start(test_config(""), http).await;
+        let mut config = test_config("");
+        config.metrics.token = Some("s3cret".into());
+        let (server, _irc, http) = start(config, http).await;
         let forwarded = [
             ("x-forwarded-for", "192.0.2.7"),
             ("x-forwarded-proto", "https"),
@@ -389,6 +391,12 @@ async fn a_listed_proxy_that_says_https_makes_the_client_secure() {
         let mut web = open(http, &[], &forwarded).await.unwrap();
         web.register_as("web").await;
         assert_eq!(is_shown_secure(&mut web).await, secure);
+        // The metric counts the listener's own TLS, not the proxy's word.
+        let scraped = request(http, "GET", "/metrics", &["Authorization: Bearer s3cret"]).await;
+        let scraped = String::from_utf8_lossy(&scraped.body);
+        let counted =
+            format!("rookery_clients{{listener=\"{http}\",tls=\"false\",websocket=\"true\"}} 1");
+        assert!(scraped.lines().any(|line| line == counted), "{scraped}");
         server.shutdown().await;
     }
 }
