@@ -17,10 +17,32 @@ use crate::proto::Cidr;
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
-/// The client of a WebSocket request, or the answer refusing it: 400 when
-/// a listed proxy names no readable client, 403 when the page's origin may
-/// not connect.
-pub(super) fn vet<E>(headers: &HeaderMap, connection: &Connection<E>) -> Result<Client, Answer> {
+/// Why a WebSocket request is refused before it is admitted.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Refusal {
+    /// A listed proxy named no readable client.
+    Unnamed,
+    /// The page's origin may not connect.
+    Origin,
+}
+
+impl Refusal {
+    /// 400 or 403, with a line saying why.
+    pub(super) fn answer(self) -> Answer {
+        match self {
+            Refusal::Unnamed => routes::plain(
+                StatusCode::BAD_REQUEST,
+                "the proxy did not name the client\n",
+            ),
+            Refusal::Origin => {
+                routes::plain(StatusCode::FORBIDDEN, "this origin may not connect\n")
+            }
+        }
+    }
+}
+
+/// The client of a WebSocket request, or why it is refused (logged here).
+pub(super) fn vet<E>(headers: &HeaderMap, connection: &Connection<E>) -> Result<Client, Refusal> {
     let listener = &connection.listener;
     let settings = listener.site.current();
     let rules = settings.site(listener.site.position);
@@ -32,10 +54,7 @@ pub(super) fn vet<E>(headers: &HeaderMap, connection: &Connection<E>) -> Result<
             "WebSocket refused: a listed proxy named no client address in its {} header",
             rules.forwarded_header.name()
         );
-        return Err(routes::plain(
-            StatusCode::BAD_REQUEST,
-            "the proxy did not name the client\n",
-        ));
+        return Err(Refusal::Unnamed);
     };
     let Some(origin) = headers.get(ORIGIN) else {
         return Ok(client);
@@ -56,10 +75,7 @@ pub(super) fn vet<E>(headers: &HeaderMap, connection: &Connection<E>) -> Result<
         "WebSocket refused: a page from origin {origin} may not connect; \
          to allow it, add \"{origin}\" to `origins` of this [[http]] block, then REHASH"
     );
-    Err(routes::plain(
-        StatusCode::FORBIDDEN,
-        "this origin may not connect\n",
-    ))
+    Err(Refusal::Origin)
 }
 
 /// The client as the connection's peer or, behind a listed proxy, as the

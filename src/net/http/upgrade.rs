@@ -47,7 +47,7 @@ where
     let accept_key = websocket::accept_key(key.as_bytes());
     let client = match forwarded::vet(headers, connection) {
         Ok(client) => client,
-        Err(refused) => return refused,
+        Err(refusal) => return refusal.answer(),
     };
     let peer = SocketAddr::new(client.ip, connection.peer.port());
     let acceptor = &listener.acceptor;
