@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::warn;
 
 use crate::accounts::{
     AccountError, DatabaseLock, LockError, Naming, NickOwner, ReadMarkerRecord, RoomRecord, Store,
@@ -25,7 +26,6 @@ use crate::net::{
     TlsError,
 };
 use crate::worker::{self, BansFileError, Worker};
-use tracing::warn;
 
 /// A running server.
 pub struct ServerHandle {
@@ -525,7 +525,8 @@ impl ServerHandle {
     }
 
     /// The `[[http]]` listeners' bound addresses, in the configuration's
-    /// order, with the ports the system picked for port 0.
+    /// order, with the ports the system picked for port 0 (without the
+    /// built-in default when its address was taken).
     pub fn http_addrs(&self) -> &[SocketAddr] {
         &self.http_addrs
     }
