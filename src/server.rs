@@ -6,11 +6,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
+use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::warn;
 
 use crate::accounts::{
     AccountError, DatabaseLock, LockError, Naming, NickOwner, ReadMarkerRecord, RoomRecord, Store,
@@ -121,13 +123,14 @@ pub async fn start_with(config: Config, options: Options) -> Result<ServerHandle
     let addresses: Vec<SocketAddr> = config.listen.iter().map(|listen| listen.address).collect();
     let (listeners, local_addrs): (Vec<_>, Vec<_>) =
         net::bind(&addresses).await?.into_iter().unzip();
-    let http_addresses: Vec<SocketAddr> = config.http.iter().map(|http| http.address).collect();
-    let (http_listeners, http_addrs): (Vec<_>, Vec<_>) =
-        net::bind_http(&http_addresses).await?.into_iter().unzip();
+    let http_bound = bind_http_listeners(&config).await?;
+    let http_addrs: Vec<SocketAddr> = http_bound.iter().map(|bound| bound.2).collect();
 
     let config = Arc::new(config);
     let (inbox, events) = mpsc::channel(core::INBOX_CAPACITY);
     let (acceptor, settings) = acceptor(&config, &inbox, history.as_ref(), &metrics);
+    let (http_settings, http_published) =
+        watch::channel(Arc::new(net::HttpSettings::from_config(&config)));
     for (listener, tls) in listeners.into_iter().zip(&certificates) {
         tokio::spawn(net::serve(listener, acceptor.clone(), tls.clone()));
     }
@@ -138,6 +141,7 @@ pub async fn start_with(config: Config, options: Options) -> Result<ServerHandle
         running: Arc::clone(&config),
         core: inbox.clone(),
         settings,
+        http: http_settings,
         limits: Arc::clone(&acceptor.limits),
         tls: reloadable_certificates(&config, &certificates, &http_certificates),
         metadata: Some(metadata_requests),
@@ -162,17 +166,16 @@ pub async fn start_with(config: Config, options: Options) -> Result<ServerHandle
     let stop_http = CancellationToken::new();
     let operators = Arc::new(net::Operators {
         render_metrics: render_metrics(&state.metrics),
-        token: state.config.metrics.token.clone(),
         ready: net::Readiness {
             stopping: acceptor.shutdown.clone(),
             history: history.as_ref().map(|history| history.handle().committed()),
         },
     });
-    let sites = state.config.http.iter().zip(http_certificates);
-    for (listener, (http, tls)) in http_listeners.into_iter().zip(sites) {
+    for (position, listener, _) in http_bound {
+        let tls = http_certificates.get(position).cloned().flatten();
         let site = net::HttpSite {
-            origins: http.origins.clone(),
-            proxies: http.proxies.clone(),
+            position,
+            settings: http_published.clone(),
             tls,
             operators: Arc::clone(&operators),
         };
@@ -195,6 +198,32 @@ pub async fn start_with(config: Config, options: Options) -> Result<ServerHandle
         metrics,
         _database_lock: database_lock,
     })
+}
+
+/// Binds the `[[http]]` listeners, each with its place in the list and its
+/// bound address. The built-in default (`http` absent from the file) that
+/// cannot bind only warns: an upgrade must not stop a server that never
+/// asked for a browser listener.
+async fn bind_http_listeners(
+    config: &Config,
+) -> Result<Vec<(usize, TcpListener, SocketAddr)>, BindError> {
+    let mut bound = Vec::with_capacity(config.http.len());
+    for (position, http) in config.http.iter().enumerate() {
+        match net::bind_http(&[http.address]).await {
+            Ok(listeners) => bound.extend(
+                listeners
+                    .into_iter()
+                    .map(|(listener, local)| (position, listener, local)),
+            ),
+            Err(error) if config.http_implicit => warn!(
+                "{error}; starting without the web client. To serve it elsewhere, \
+                 add an [[http]] block with another address to the configuration; \
+                 to silence this, set `http = []`"
+            ),
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(bound)
 }
 
 /// What the accept loops share, and the sender that publishes new
@@ -496,7 +525,8 @@ impl ServerHandle {
     }
 
     /// The `[[http]]` listeners' bound addresses, in the configuration's
-    /// order, with the ports the system picked for port 0.
+    /// order, with the ports the system picked for port 0 (without the
+    /// built-in default when its address was taken).
     pub fn http_addrs(&self) -> &[SocketAddr] {
         &self.http_addrs
     }

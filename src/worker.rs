@@ -23,7 +23,9 @@ use crate::core::{
     Reloaded,
 };
 use crate::metadata_writer;
-use crate::net::{self, AdmissionRules, ConnectionLimits, ConnectionSettings, ReloadableTls};
+use crate::net::{
+    self, AdmissionRules, ConnectionLimits, ConnectionSettings, HttpSettings, ReloadableTls,
+};
 use crate::room_writer::RoomWriter;
 
 /// Password checks running at once; more wait their turn, so a crowd of
@@ -39,6 +41,8 @@ pub struct Worker {
     pub running: Arc<Config>,
     pub core: mpsc::Sender<Event>,
     pub settings: watch::Sender<Arc<ConnectionSettings>>,
+    /// Publishes the HTTP listeners' origins, proxies and token.
+    pub http: watch::Sender<Arc<HttpSettings>>,
     pub limits: Arc<ConnectionLimits>,
     /// Each TLS listener's certificate and key files and its acceptor, so a
     /// renewed certificate is picked up by REHASH.
@@ -174,6 +178,8 @@ impl Worker {
         let config = Arc::new(loaded);
         self.settings
             .send_replace(Arc::new(ConnectionSettings::from_config(&config)));
+        self.http
+            .send_replace(Arc::new(HttpSettings::from_config(&config)));
         self.limits.update(AdmissionRules::from_config(&config));
         self.running = Arc::clone(&config);
         info!("configuration reloaded");

@@ -347,8 +347,33 @@ fn missing_file_is_an_io_error_naming_the_path() {
 
 #[test]
 fn example_file_is_valid_and_sets_the_defaults() {
-    let config = load(&example_path()).expect("config.example.toml is valid");
+    let mut config = load(&example_path()).expect("config.example.toml is valid");
+    assert!(!config.http_implicit, "the example writes its [[http]] out");
+    config.http_implicit = true;
     assert_eq!(config, Config::default());
+}
+
+#[test]
+fn http_is_implicit_only_when_the_file_does_not_mention_it() {
+    let silent = parse("", Path::new("rookery.toml")).unwrap();
+    assert!(silent.http_implicit);
+    let none = parse("http = []\n", Path::new("rookery.toml")).unwrap();
+    assert!(!none.http_implicit);
+    let written = "[[http]]\naddress = \"127.0.0.1:8080\"\nforwarded_header = \"forwarded\"\n";
+    let written = parse(written, Path::new("rookery.toml")).unwrap();
+    assert!(!written.http_implicit);
+    assert_eq!(
+        written.http[0].forwarded_header,
+        rookery::config::ForwardedHeader::Forwarded
+    );
+}
+
+#[test]
+fn an_unknown_forwarded_header_is_reported() {
+    let text = "[[http]]\naddress = \"127.0.0.1:8080\"\nforwarded_header = \"x-real-ip\"\n";
+    let (line, _, message) = invalid(text);
+    assert_eq!(line, 3, "{message}");
+    assert!(message.contains("forwarded_header"), "{message}");
 }
 
 #[test]

@@ -3,7 +3,7 @@
 mod common;
 
 use common::{TempDir, test_config};
-use rookery::config::{Listen, Tls};
+use rookery::config::{HttpListen, Listen, Tls};
 use rookery::server::StartError;
 
 #[tokio::test]
@@ -54,6 +54,35 @@ async fn an_address_in_use_is_named() {
     let address = taken.local_addr().unwrap();
     let mut config = test_config("");
     config.listen = vec![Listen { address, tls: None }];
+    let error = rookery::start(config).await.err().expect("the start fails");
+    assert!(matches!(error, StartError::Listen(_)), "{error:?}");
+    assert!(
+        error
+            .to_string()
+            .starts_with(&format!("cannot listen on {address}: ")),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn a_busy_address_of_the_implicit_http_listener_only_warns() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut config = test_config("");
+    config.http = vec![HttpListen::plain(taken.local_addr().unwrap())];
+    // As if the file did not mention `http`: the built-in default.
+    config.http_implicit = true;
+    let server = rookery::start(config).await.expect("the server starts");
+    assert!(server.http_addrs().is_empty());
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_busy_address_of_an_explicit_http_listener_stops_the_start() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap();
+    let mut config = test_config("");
+    config.http = vec![HttpListen::plain(address)];
+    assert!(!config.http_implicit, "the test file says `http = []`");
     let error = rookery::start(config).await.err().expect("the start fails");
     assert!(matches!(error, StartError::Listen(_)), "{error:?}");
     assert!(

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 
 use common::{Client, LINE_TIMEOUT, TempDir, test_config, test_config_with_history};
 use futures_util::{SinkExt, StreamExt};
-use rookery::config::{Config, HttpListen};
+use rookery::config::{Config, ForwardedHeader, HttpListen};
 use rookery::server::{self, ServerHandle};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -196,10 +196,17 @@ impl HttpAnswer {
     }
 }
 
-/// Sends `method path` with `headers` and reads the whole answer.
+/// Sends `method path` with `headers` and reads the whole answer. `Host`
+/// is the address unless `headers` names another.
 async fn request(addr: SocketAddr, method: &str, path: &str, headers: &[&str]) -> HttpAnswer {
     let mut stream = TcpStream::connect(addr).await.unwrap();
-    let mut text = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    let mut text = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
+    let names_host = headers
+        .iter()
+        .any(|header| header.to_ascii_lowercase().starts_with("host:"));
+    if !names_host {
+        text.push_str(&format!("Host: {addr}\r\n"));
+    }
     for header in headers {
         text.push_str(header);
         text.push_str("\r\n");
@@ -230,6 +237,13 @@ async fn request(addr: SocketAddr, method: &str, path: &str, headers: &[&str]) -
         head,
         body: answer[split + 4..].to_vec(),
     }
+}
+
+/// [`upgrade_headers`] with header lines made at run time.
+fn upgrade_headers_with<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    let mut headers = upgrade_headers(&[]);
+    headers.extend_from_slice(extra);
+    headers
 }
 
 /// The upgrade request a browser sends, with extra header lines.
@@ -348,26 +362,92 @@ async fn x_forwarded_for_names_the_client_only_from_a_listed_proxy() {
     }
 }
 
+/// Whether WHOIS shows the client its own 671 (secure connection).
+async fn is_shown_secure<S: AsyncRead + AsyncWrite + Unpin>(web: &mut WebClient<S>) -> bool {
+    web.send("WHOIS web").await;
+    let mut numerics = Vec::new();
+    loop {
+        let line = web.expect_containing(" web web").await;
+        if line.contains(" 318 ") {
+            break;
+        }
+        numerics.push(line);
+    }
+    numerics.iter().any(|line| line.contains(" 671 "))
+}
+
 #[tokio::test]
 async fn a_listed_proxy_that_says_https_makes_the_client_secure() {
     for (proxies, secure) in [(vec![], false), (vec!["127.0.0.1/32"], true)] {
         let mut http = any_port();
         http.proxies = proxies.iter().map(|range| range.parse().unwrap()).collect();
-        let (server, _irc, http) = start(test_config(""), http).await;
-        let forwarded = [("forwarded", "for=192.0.2.7;proto=https")];
+        let mut config = test_config("");
+        config.metrics.token = Some("s3cret".into());
+        let (server, _irc, http) = start(config, http).await;
+        let forwarded = [
+            ("x-forwarded-for", "192.0.2.7"),
+            ("x-forwarded-proto", "https"),
+        ];
         let mut web = open(http, &[], &forwarded).await.unwrap();
         web.register_as("web").await;
-        web.send("WHOIS web").await;
-        let mut numerics = Vec::new();
-        loop {
-            let line = web.expect_containing(" web web").await;
-            if line.contains(" 318 ") {
-                break;
-            }
-            numerics.push(line);
-        }
-        let shown = numerics.iter().any(|line| line.contains(" 671 "));
-        assert_eq!(shown, secure, "{numerics:#?}");
+        assert_eq!(is_shown_secure(&mut web).await, secure);
+        // The metric counts the listener's own TLS, not the proxy's word.
+        let scraped = request(http, "GET", "/metrics", &["Authorization: Bearer s3cret"]).await;
+        let scraped = String::from_utf8_lossy(&scraped.body);
+        let counted =
+            format!("rookery_clients{{listener=\"{http}\",tls=\"false\",websocket=\"true\"}} 1");
+        assert!(scraped.lines().any(|line| line == counted), "{scraped}");
+        server.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn only_the_configured_forwarding_header_names_the_client_and_its_scheme() {
+    // A client's own header of the other family passes the proxy untouched.
+    let both = [
+        (ForwardedHeader::XForwardedFor, "192.0.2.7"),
+        (ForwardedHeader::Forwarded, "198.51.100.66"),
+    ];
+    for (family, named) in both {
+        let mut http = any_port();
+        http.proxies = vec!["127.0.0.1/32".parse().unwrap()];
+        http.forwarded_header = family;
+        let (server, _irc, http) = start(test_config(""), http).await;
+        let sent = [
+            ("forwarded", "for=198.51.100.66"),
+            ("x-forwarded-for", "192.0.2.7"),
+            // The scheme each family does not say.
+            ("forwarded", "for=203.0.113.1;proto=https"),
+            ("x-forwarded-proto", "https"),
+        ];
+        let sent = match family {
+            ForwardedHeader::XForwardedFor => &sent[..3],
+            ForwardedHeader::Forwarded => &[sent[0], sent[1], sent[3]][..],
+        };
+        let mut web = open(http, &[], sent).await.unwrap();
+        web.register_as("web").await;
+        web.send("JOIN #room").await;
+        let join = web.expect_containing(" JOIN ").await;
+        assert!(join.starts_with(&format!(":web!~web@{named} ")), "{join}");
+        assert!(!is_shown_secure(&mut web).await, "{family:?}");
+        server.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn a_listed_proxy_that_names_no_client_is_refused() {
+    for (family, header) in [
+        (ForwardedHeader::Forwarded, "Forwarded: for=unknown"),
+        (ForwardedHeader::Forwarded, "Forwarded: for=_hidden"),
+        // The client's own Forwarded is not read; nothing else names it.
+        (ForwardedHeader::XForwardedFor, "Forwarded: for=192.0.2.7"),
+    ] {
+        let mut http = any_port();
+        http.proxies = vec!["127.0.0.1/32".parse().unwrap()];
+        http.forwarded_header = family;
+        let (server, _irc, http) = start(test_config(""), http).await;
+        let refused = request(http, "GET", "/webirc", &upgrade_headers(&[header])).await;
+        assert_eq!(refused.status, 400, "{family:?} {header}");
         server.shutdown().await;
     }
 }
@@ -376,7 +456,10 @@ async fn a_listed_proxy_that_says_https_makes_the_client_secure() {
 async fn the_per_ip_limit_counts_the_forwarded_address() {
     let mut http = any_port();
     http.proxies = vec!["127.0.0.1/32".parse().unwrap()];
-    let (server, _irc, http) = start(test_config("limits.max_clients_per_ip = 1"), http).await;
+    let mut config = test_config("limits.max_clients_per_ip = 1");
+    // The proxy's own requests get no loopback trust.
+    config.metrics.token = Some("s3cret".into());
+    let (server, _irc, http) = start(config, http).await;
     let first = open(http, &[], &[("x-forwarded-for", "192.0.2.7")]).await;
     assert!(first.is_ok(), "{:?}", first.as_ref().err());
     let refused = request(
@@ -390,7 +473,7 @@ async fn the_per_ip_limit_counts_the_forwarded_address() {
     assert!(String::from_utf8_lossy(&refused.body).contains("Too many connections"));
     let other = open(http, &[], &[("x-forwarded-for", "192.0.2.8")]).await;
     assert!(other.is_ok(), "{:?}", other.as_ref().err());
-    let scraped = request(http, "GET", "/metrics", &[]).await;
+    let scraped = request(http, "GET", "/metrics", &["Authorization: Bearer s3cret"]).await;
     let scraped = String::from_utf8_lossy(&scraped.body);
     let lines: Vec<&str> = scraped.lines().collect();
     let open_here =
@@ -470,6 +553,54 @@ async fn operator_endpoints_off_loopback_need_the_token() {
     let metrics = request(http, "GET", "/metrics", &right).await;
     assert_eq!(metrics.status, 200);
     assert_eq!(request(http, "GET", "/readyz", &right).await.status, 200);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn operator_endpoints_through_a_proxy_get_no_loopback_trust() {
+    let (server, _irc, http) = start(test_config(""), any_port()).await;
+    for header in ["X-Forwarded-For: 192.0.2.7", "Forwarded: for=192.0.2.7"] {
+        let relayed = request(http, "GET", "/metrics", &[header]).await;
+        assert_eq!(relayed.status, 404, "{header}");
+    }
+    server.shutdown().await;
+    // From a listed proxy, even without its headers.
+    let mut proxied = any_port();
+    proxied.proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    let (server, _irc, http) = start(test_config(""), proxied).await;
+    assert_eq!(request(http, "GET", "/healthz", &[]).await.status, 404);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_loopback_listener_is_not_fooled_by_a_rebound_name() {
+    let (server, _irc, http) = start(test_config(""), any_port()).await;
+    let port = http.port();
+    let rebound = format!("Host: rebound.example:{port}");
+    let local = format!("Host: localhost:{port}");
+    assert_eq!(
+        request(http, "GET", "/metrics", &[&rebound]).await.status,
+        404
+    );
+    assert_eq!(
+        request(http, "GET", "/metrics", &[&local]).await.status,
+        200
+    );
+    let origin = format!("Origin: http://rebound.example:{port}");
+    let upgrade = request(
+        http,
+        "GET",
+        "/webirc",
+        &upgrade_headers_with(&[&rebound, &origin]),
+    )
+    .await;
+    assert_eq!(upgrade.status, 403);
+    let allowed = open(http, &[], &[("origin", &format!("http://{http}"))]).await;
+    assert!(allowed.is_ok(), "{:?}", allowed.as_ref().err());
+    // The same host in another scheme is another origin.
+    let https = format!("Origin: https://{http}");
+    let upgrade = request(http, "GET", "/webirc", &upgrade_headers_with(&[&https])).await;
+    assert_eq!(upgrade.status, 403);
     server.shutdown().await;
 }
 
@@ -560,6 +691,53 @@ async fn rehash_reloads_the_http_listeners_certificate() {
     oper.expect_containing("NOTICE oper :REHASH").await;
     assert!(connect_tls(http, second).await.is_ok());
     assert!(connect_tls(http, first).await.is_err());
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn rehash_applies_new_origins_and_a_new_token() {
+    const HASH: &str = "$argon2id$v=19$m=8,t=1,p=1$cm9va2VyeS10ZXN0LXNhbHQ$yiaiaoZnKPZM0CWZ8NzJYpMiTnaZSktRUpf408FhNKA";
+    let dir = TempDir::new("websocket-rules-rehash");
+    let file = dir.join("rookery.toml");
+    let text = |origins: &str, token: &str| {
+        format!(
+            "[server]\nname = \"irc.test\"\nbans_file = \"\"\n\n\
+             [history]\nenabled = false\n\n[cloaking]\nenabled = false\n\n\
+             [metrics]\ntoken = \"{token}\"\n\n\
+             [[listen]]\naddress = \"127.0.0.1:0\"\n\n\
+             [[http]]\naddress = \"127.0.0.1:0\"\norigins = [{origins}]\n\n\
+             [[oper]]\nname = \"root\"\npassword_hash = \"{HASH}\"\n"
+        )
+    };
+    std::fs::write(&file, text("", "first")).unwrap();
+    let options = server::Options {
+        config_file: Some(file.clone()),
+        ..Default::default()
+    };
+    let config = rookery::config::load(&file).unwrap();
+    let server = server::start_with(config, options).await.unwrap();
+    let (irc, http) = (server.local_addrs()[0], server.http_addrs()[0]);
+    let page = "Origin: https://chat.example.org";
+    let before = request(http, "GET", "/webirc", &upgrade_headers(&[page])).await;
+    assert_eq!(before.status, 403);
+    let first = ["Authorization: Bearer first"];
+    assert_eq!(request(http, "GET", "/healthz", &first).await.status, 200);
+
+    std::fs::write(&file, text("\"https://chat.example.org\"", "second")).unwrap();
+    let mut oper = Client::register(irc, "oper").await;
+    oper.send("OPER root hunter2").await;
+    oper.expect_containing(" 381 ").await;
+    oper.send("REHASH").await;
+    let reloaded = oper.expect_containing("NOTICE oper :REHASH").await;
+    assert!(
+        reloaded.ends_with("REHASH: configuration reloaded"),
+        "{reloaded}"
+    );
+    let after = open(http, &[], &[("origin", "https://chat.example.org")]).await;
+    assert!(after.is_ok(), "{:?}", after.as_ref().err());
+    assert_eq!(request(http, "GET", "/healthz", &first).await.status, 401);
+    let second = ["Authorization: Bearer second"];
+    assert_eq!(request(http, "GET", "/healthz", &second).await.status, 200);
     server.shutdown().await;
 }
 

@@ -56,6 +56,12 @@ pub struct Config {
     pub http: Vec<HttpListen>,
     /// `[metrics]`: who may read `/metrics`, `/healthz` and `/readyz`.
     pub metrics: MetricsConfig,
+    /// `http` is the built-in default, not written in the file: a busy
+    /// address then only warns, so an upgrade never stops a server that
+    /// did not ask for a browser listener. [`parse`] sets it; whoever sets
+    /// `http` in code clears it.
+    #[serde(skip)]
+    pub http_implicit: bool,
     /// The message of the day as lines, read once by [`parse`]; use [`Config::motd_lines`].
     #[serde(skip)]
     pub motd_loaded: Vec<String>,
@@ -124,10 +130,36 @@ pub struct HttpListen {
     /// an `Origin` (not from a browser).
     #[serde(default)]
     pub origins: Vec<String>,
-    /// Reverse proxies whose `Forwarded` or `X-Forwarded-For` (and
-    /// `-Proto`) headers name the client; from anyone else they are ignored.
+    /// Reverse proxies whose `forwarded_header` names the client; from
+    /// anyone else it is ignored.
     #[serde(default)]
     pub proxies: Vec<Cidr>,
+    /// The one header family believed from `proxies`: a client's own
+    /// header of the other family passes through a proxy untouched.
+    #[serde(default)]
+    pub forwarded_header: ForwardedHeader,
+}
+
+/// Which headers a listed proxy names the client and its scheme in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub enum ForwardedHeader {
+    /// `X-Forwarded-For` and `X-Forwarded-Proto`, as nginx and Caddy set them.
+    #[default]
+    #[serde(rename = "x-forwarded-for")]
+    XForwardedFor,
+    /// `Forwarded: for=…;proto=…` (RFC 7239).
+    #[serde(rename = "forwarded")]
+    Forwarded,
+}
+
+impl ForwardedHeader {
+    /// The header that names the client, as the log says it.
+    pub fn name(self) -> &'static str {
+        match self {
+            ForwardedHeader::XForwardedFor => "X-Forwarded-For",
+            ForwardedHeader::Forwarded => "Forwarded",
+        }
+    }
 }
 
 impl HttpListen {
@@ -138,6 +170,7 @@ impl HttpListen {
             tls: None,
             origins: Vec::new(),
             proxies: Vec::new(),
+            forwarded_header: ForwardedHeader::default(),
         }
     }
 }
@@ -437,6 +470,7 @@ impl Default for Config {
             // `cargo run`, then http://localhost:8080/ in a browser.
             http: vec![HttpListen::plain(SocketAddr::from(([127, 0, 0, 1], 8080)))],
             metrics: MetricsConfig::default(),
+            http_implicit: true,
             motd_loaded: Vec::new(),
         }
     }
@@ -676,6 +710,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
             let location = path_at(root, &span);
             invalid(span, describe_schema_error(error.message(), &location))
         })?;
+    config.http_implicit = !root.contains_key("http");
     let earliest = problems(&config)
         .into_iter()
         .map(|problem| (span_of(root, &problem.path), problem))

@@ -21,16 +21,13 @@ const RESTART_ONLY: &[RestartOnly] = &[
         changed: |running, loaded| loaded.listen != running.listen,
         keep: |running, loaded| loaded.listen.clone_from(&running.listen),
     },
-    // A certificate is reloaded in place; the rest is read at bind time.
+    // Each listener is bound, and takes TLS or not, at startup (its
+    // certificate is reloaded in place); origins, proxies and
+    // forwarded_header apply on REHASH.
     RestartOnly {
         key: "http",
-        changed: |running, loaded| loaded.http != running.http,
-        keep: |running, loaded| loaded.http.clone_from(&running.http),
-    },
-    RestartOnly {
-        key: "metrics.token",
-        changed: |running, loaded| loaded.metrics.token != running.metrics.token,
-        keep: |running, loaded| loaded.metrics.token.clone_from(&running.metrics.token),
+        changed: |running, loaded| !same_http_sockets(running, loaded),
+        keep: keep_http_sockets,
     },
     RestartOnly {
         key: "server.casemapping",
@@ -115,6 +112,31 @@ const RESTART_ONLY: &[RestartOnly] = &[
     },
 ];
 
+/// Whether `loaded` binds the same `[[http]]` addresses, in the same
+/// order, each with the same TLS files, as `running`.
+fn same_http_sockets(running: &Config, loaded: &Config) -> bool {
+    running.http.len() == loaded.http.len()
+        && running
+            .http
+            .iter()
+            .zip(&loaded.http)
+            .all(|(running, loaded)| running.address == loaded.address && running.tls == loaded.tls)
+}
+
+/// Keeps the running `[[http]]` listeners: all of them when their number
+/// changed, else each one's address and TLS, with the loaded rules.
+fn keep_http_sockets(running: &Config, loaded: &mut Config) {
+    loaded.http_implicit = running.http_implicit;
+    if running.http.len() != loaded.http.len() {
+        loaded.http.clone_from(&running.http);
+        return;
+    }
+    for (running, loaded) in running.http.iter().zip(&mut loaded.http) {
+        loaded.address = running.address;
+        loaded.tls.clone_from(&running.tls);
+    }
+}
+
 /// Gives `loaded` the running value of every setting read only at startup,
 /// and names those it would have changed.
 pub fn keep_restart_only(running: &Config, loaded: &mut Config) -> Vec<&'static str> {
@@ -166,6 +188,20 @@ mod tests {
         let changed = keep_restart_only(&running, &mut loaded);
         assert_eq!(changed, ["history.max_lines_total", "room"]);
         assert_eq!(loaded, running);
+    }
+
+    #[test]
+    fn http_rules_and_the_token_reload_but_addresses_wait() {
+        let running = Config::default();
+        let mut loaded = Config::default();
+        loaded.http[0].origins = vec!["https://chat.example.org".into()];
+        loaded.metrics.token = Some("new".into());
+        assert!(keep_restart_only(&running, &mut loaded).is_empty());
+        assert_eq!(loaded.http[0].origins, ["https://chat.example.org"]);
+        loaded.http[0].address = "127.0.0.1:9090".parse().unwrap();
+        assert_eq!(keep_restart_only(&running, &mut loaded), ["http"]);
+        assert_eq!(loaded.http[0].address, running.http[0].address);
+        assert_eq!(loaded.http[0].origins, ["https://chat.example.org"]);
     }
 
     #[test]

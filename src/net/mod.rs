@@ -23,7 +23,7 @@ mod websocket;
 pub use connection::ConnectionSettings;
 pub use event::{ClientId, ConnectionEvent, Inbox};
 pub use flood::EXCESS_FLOOD;
-pub use http::{HttpSite, Operators, Readiness, RenderMetrics, serve_http};
+pub use http::{HttpSettings, HttpSite, Operators, Readiness, RenderMetrics, serve_http};
 pub use limits::{AdmissionRules, ConnectionLimits};
 pub use listener::{Acceptor, BindError, bind, bind_http, serve};
 pub use outbox::Outbox;

@@ -31,6 +31,7 @@ use tracing::{debug, warn};
 use super::event::ConnectionEvent;
 use super::listener::{Acceptor, TLS_HANDSHAKE_TIMEOUT};
 use super::tls::ReloadableTls;
+use crate::config::{Config, ForwardedHeader};
 use crate::proto::Cidr;
 use routes::Answer;
 
@@ -73,21 +74,77 @@ impl Readiness {
 pub struct Operators {
     /// What `/metrics` answers.
     pub render_metrics: RenderMetrics,
+    pub ready: Readiness,
+}
+
+/// What REHASH changes of the HTTP listeners, published to them whole.
+#[derive(Debug, Default)]
+pub struct HttpSettings {
+    /// Each `[[http]]` block's rules, in the configuration's order.
+    pub sites: Vec<SiteRules>,
     /// `[metrics] token`.
     pub token: Option<String>,
-    pub ready: Readiness,
+}
+
+/// One `[[http]]` listener's rules for origins and proxies.
+#[derive(Debug)]
+pub struct SiteRules {
+    /// Page origins allowed to open a WebSocket besides the request's own.
+    pub origins: Vec<String>,
+    /// Proxies whose forwarding headers are believed.
+    pub proxies: Vec<Cidr>,
+    /// Which forwarding headers they are.
+    pub forwarded_header: ForwardedHeader,
+}
+
+/// The rules of a listener missing from the published list: none trusted.
+static NO_RULES: SiteRules = SiteRules {
+    origins: Vec::new(),
+    proxies: Vec::new(),
+    forwarded_header: ForwardedHeader::XForwardedFor,
+};
+
+impl HttpSettings {
+    /// The settings `config` asks for.
+    pub fn from_config(config: &Config) -> HttpSettings {
+        let sites = config
+            .http
+            .iter()
+            .map(|http| SiteRules {
+                origins: http.origins.clone(),
+                proxies: http.proxies.clone(),
+                forwarded_header: http.forwarded_header,
+            })
+            .collect();
+        HttpSettings {
+            sites,
+            token: config.metrics.token.clone(),
+        }
+    }
+
+    /// The rules of the listener at `position` in `[[http]]`.
+    fn site(&self, position: usize) -> &SiteRules {
+        self.sites.get(position).unwrap_or(&NO_RULES)
+    }
 }
 
 /// One `[[http]]` listener's own settings.
 pub struct HttpSite {
-    /// Page origins allowed to open a WebSocket besides the request's own host.
-    pub origins: Vec<String>,
-    /// Proxies whose forwarding headers are believed.
-    pub proxies: Vec<Cidr>,
+    /// Its place in `[[http]]`, which finds its rules in `settings`.
+    pub position: usize,
+    /// Origins, proxies and the token as last published (on REHASH).
+    pub settings: watch::Receiver<Arc<HttpSettings>>,
     /// The certificate when the listener is HTTPS, replaced on REHASH.
     pub tls: Option<Arc<ReloadableTls>>,
     /// The endpoints every listener shares.
     pub operators: Arc<Operators>,
+}
+
+impl HttpSite {
+    /// The settings in force now, for one request.
+    fn current(&self) -> Arc<HttpSettings> {
+        Arc::clone(&self.settings.borrow())
+    }
 }
 
 /// What every connection of one listener shares.
@@ -213,19 +270,39 @@ where
         return routes::serve_file(file);
     }
     if routes::is_operator_path(path) {
-        let listener = &connection.listener;
-        let on_loopback = listener.local.ip().is_loopback();
+        let settings = connection.listener.site.current();
+        let trusted = trusted_as_local(&request, connection, &settings);
         return routes::operator_endpoint(
             path,
             request.headers(),
-            &listener.site.operators,
-            on_loopback,
+            &connection.listener.site.operators,
+            settings.token.as_deref(),
+            trusted,
         );
     }
     if path == "/webirc" {
         return upgrade::upgrade_required();
     }
     routes::not_found()
+}
+
+/// Whether a request may read the operators' endpoints without a token: it
+/// reached a loopback listener directly (not from a listed proxy, without
+/// forwarding headers), naming it by a loopback name (not a rebound one).
+fn trusted_as_local<B, E>(
+    request: &Request<B>,
+    connection: &Connection<E>,
+    settings: &HttpSettings,
+) -> bool {
+    let listener = &connection.listener;
+    let peer = connection.peer.ip();
+    let rules = settings.site(listener.site.position);
+    let from_proxy = rules.proxies.iter().any(|range| range.contains(peer));
+    let headers = request.headers();
+    listener.local.ip().is_loopback()
+        && !from_proxy
+        && !forwarded::carries_forwarding(headers)
+        && forwarded::host_is_loopback(headers)
 }
 
 /// `Upgrade: websocket` with `Connection: upgrade`, in any case.

@@ -75,16 +75,17 @@ pub(super) fn is_operator_path(path: &str) -> bool {
 }
 
 /// `/metrics`, `/healthz` or `/readyz`, to those allowed: with `[metrics]
-/// token` set, a request bearing it; without, any request to a listener
-/// bound to loopback. Elsewhere the endpoints do not exist (404), so a
-/// public listener never shows them by accident.
+/// token` set, a request bearing it; without, a request `trusted_as_local`
+/// (met directly on a loopback listener). Elsewhere the endpoints do not
+/// exist (404), so a public listener or a proxy never shows them by accident.
 pub(super) fn operator_endpoint(
     path: &str,
     headers: &HeaderMap,
     operators: &Operators,
-    on_loopback: bool,
+    token: Option<&str>,
+    trusted_as_local: bool,
 ) -> Answer {
-    match &operators.token {
+    match token {
         Some(token) if !bears_token(headers, token) => {
             let mut refused = plain(StatusCode::UNAUTHORIZED, "a bearer token is required\n");
             refused
@@ -93,7 +94,7 @@ pub(super) fn operator_endpoint(
             return refused;
         }
         Some(_) => {}
-        None if !on_loopback => return not_found(),
+        None if !trusted_as_local => return not_found(),
         None => {}
     }
     match path {

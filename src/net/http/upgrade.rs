@@ -6,8 +6,8 @@ use std::net::SocketAddr;
 
 use hyper::body::Incoming;
 use hyper::header::{
-    CONNECTION, HeaderValue, ORIGIN, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY,
-    SEC_WEBSOCKET_PROTOCOL, SEC_WEBSOCKET_VERSION, UPGRADE,
+    CONNECTION, HeaderValue, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_PROTOCOL,
+    SEC_WEBSOCKET_VERSION, UPGRADE,
 };
 use hyper::{Request, StatusCode};
 use hyper_util::rt::TokioIo;
@@ -45,19 +45,10 @@ where
         return routes::plain(StatusCode::BAD_REQUEST, "Sec-WebSocket-Key is missing\n");
     };
     let accept_key = websocket::accept_key(key.as_bytes());
-    if let Some(origin) = headers.get(ORIGIN) {
-        let origin = String::from_utf8_lossy(origin.as_bytes());
-        if !forwarded::origin_allowed(&origin, headers, &listener.site.origins) {
-            info!(
-                peer = %connection.peer,
-                listener = %listener.local_text,
-                "WebSocket refused: a page from origin {origin} may not connect; \
-                 to allow it, add \"{origin}\" to `origins` of this [[http]] block"
-            );
-            return routes::plain(StatusCode::FORBIDDEN, "this origin may not connect\n");
-        }
-    }
-    let client = forwarded::client(connection.peer.ip(), headers, &listener.site.proxies);
+    let client = match forwarded::vet(headers, connection) {
+        Ok(client) => client,
+        Err(refusal) => return refusal.answer(),
+    };
     let peer = SocketAddr::new(client.ip, connection.peer.port());
     let acceptor = &listener.acceptor;
     let admission = match acceptor.limits.admit(client.ip) {
@@ -88,7 +79,7 @@ where
     acceptor.metrics.connection_accepted();
     let counted = acceptor
         .metrics
-        .connection(&listener.local_text, secure, true);
+        .connection(&listener.local_text, connection.tls, true);
     let on_upgrade = hyper::upgrade::on(&mut request);
     let (accepted, span) = new_connection(
         &listener.acceptor,
