@@ -11,9 +11,10 @@ mod forwarded;
 mod routes;
 mod upgrade;
 
+use std::collections::HashMap;
 use std::convert::Infallible;
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 
 use hyper::body::Incoming;
 use hyper::header::{CONNECTION, UPGRADE};
@@ -37,11 +38,17 @@ use routes::Answer;
 /// HTTP connections one listener serves at once (a WebSocket, once
 /// upgraded, counts as a client instead).
 const MAX_HTTP_CONNECTIONS: usize = 512;
+/// HTTP connections one address may hold at once before they upgrade, so
+/// one host cannot take every place. A browser opens about six per site;
+/// a listed proxy, which speaks for many clients, is exempt.
+const MAX_HTTP_CONNECTIONS_PER_ADDRESS: usize = 16;
 /// The most bytes of a request's head (hyper's smallest allowed buffer is 8 KiB).
 const MAX_REQUEST_HEAD: usize = 16 * 1024;
-/// How long a request's head may take to arrive, and an idle connection
-/// may wait for the next: a slow client cannot hold a place.
-const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a request's head may take to arrive, which is also how long a
+/// kept-alive connection may idle after an answer: a browser that has its
+/// files reconnects in a moment, and an idle or slow client gives its place
+/// back soon.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 /// The longest an HTTP connection lives, whatever it does.
 const CONNECTION_LIFETIME: Duration = Duration::from_secs(120);
 
@@ -90,6 +97,55 @@ pub struct HttpSite {
     pub operators: Arc<Operators>,
 }
 
+/// Whether `ip` is one of the listener's proxies, whose forwarding
+/// headers are believed and which no per-address cap applies to.
+fn is_listed_proxy(site: &HttpSite, ip: IpAddr) -> bool {
+    site.proxies.iter().any(|range| range.contains(ip))
+}
+
+/// The HTTP connections each address holds. At most one entry per held
+/// listener place, so it is bounded by [`MAX_HTTP_CONNECTIONS`].
+#[derive(Default)]
+struct PlacesPerAddress(Mutex<HashMap<IpAddr, usize>>);
+
+/// One connection counted against its address until dropped.
+struct AddressPlace {
+    places: Arc<PlacesPerAddress>,
+    ip: IpAddr,
+}
+
+impl PlacesPerAddress {
+    /// Counts a connection from `ip`, unless it already holds the most.
+    fn take(self: &Arc<Self>, ip: IpAddr) -> Option<AddressPlace> {
+        let mut held = self.lock();
+        let count = held.entry(ip).or_insert(0);
+        if *count >= MAX_HTTP_CONNECTIONS_PER_ADDRESS {
+            return None;
+        }
+        *count += 1;
+        Some(AddressPlace {
+            places: Arc::clone(self),
+            ip,
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, usize>> {
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Drop for AddressPlace {
+    fn drop(&mut self) {
+        let mut held = self.places.lock();
+        if let Some(count) = held.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                held.remove(&self.ip);
+            }
+        }
+    }
+}
+
 /// What every connection of one listener shares.
 struct Listener<E> {
     /// What an upgraded WebSocket is admitted and run with.
@@ -124,6 +180,7 @@ pub async fn serve_http<E>(
         return;
     };
     let places = Arc::new(Semaphore::new(MAX_HTTP_CONNECTIONS));
+    let per_address = Arc::new(PlacesPerAddress::default());
     let shared = Arc::new(Listener {
         acceptor,
         site,
@@ -145,7 +202,18 @@ pub async fn serve_http<E>(
         };
         let Ok(place) = Arc::clone(&places).try_acquire_owned() else {
             debug!(%peer, "HTTP connection refused: the listener is full");
+            shared.acceptor.metrics.http_connection_refused();
             continue;
+        };
+        let address_place = if is_listed_proxy(&shared.site, peer.ip()) {
+            None
+        } else {
+            let Some(address_place) = per_address.take(peer.ip()) else {
+                debug!(%peer, "HTTP connection refused: the address holds too many");
+                shared.acceptor.metrics.http_connection_refused();
+                continue;
+            };
+            Some(address_place)
         };
         let _ = stream.set_nodelay(true);
         let shared = Arc::clone(&shared);
@@ -159,6 +227,7 @@ pub async fn serve_http<E>(
                     Err(_) => debug!(%peer, "TLS handshake timed out"),
                 },
             }
+            drop(address_place);
             drop(place);
         });
     }
