@@ -5,6 +5,8 @@
 mod common;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use common::{Client, LINE_TIMEOUT, TempDir, test_config, test_config_with_history};
 use futures_util::{SinkExt, StreamExt};
@@ -12,7 +14,10 @@ use rookery::config::{Config, HttpListen};
 use rookery::server::{self, ServerHandle};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_rustls::rustls::SignatureScheme;
+use tokio_rustls::rustls::client::ResolvesClientCert;
 use tokio_rustls::rustls::pki_types::CertificateDer;
+use tokio_rustls::rustls::sign::CertifiedKey;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
@@ -489,7 +494,32 @@ async fn connect_tls(
     addr: SocketAddr,
     trusted: CertificateDer<'static>,
 ) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
-    use std::sync::Arc;
+    connect_tls_recording(addr, trusted, Arc::new(CertificateRequests::default())).await
+}
+
+/// Remembers whether a server asked for a client certificate; has none.
+#[derive(Debug, Default)]
+struct CertificateRequests(AtomicBool);
+
+impl ResolvesClientCert for CertificateRequests {
+    fn resolve(&self, _: &[&[u8]], _: &[SignatureScheme]) -> Option<Arc<CertifiedKey>> {
+        self.0.store(true, Ordering::Relaxed);
+        None
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
+}
+
+/// A TLS connection to `addr` that trusts only `trusted`, offers ALPN
+/// `h2` and `http/1.1` as a browser does, and records in `requests`
+/// whether the server asked for a client certificate.
+async fn connect_tls_recording(
+    addr: SocketAddr,
+    trusted: CertificateDer<'static>,
+    requests: Arc<CertificateRequests>,
+) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
     use tokio_rustls::TlsConnector;
     use tokio_rustls::rustls::pki_types::ServerName;
     use tokio_rustls::rustls::{ClientConfig, RootCertStore};
@@ -497,11 +527,12 @@ async fn connect_tls(
     let mut roots = RootCertStore::empty();
     roots.add(trusted).unwrap();
     let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
-    let client_config = ClientConfig::builder_with_provider(provider)
+    let mut client_config = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_root_certificates(roots)
-        .with_no_client_auth();
+        .with_client_cert_resolver(requests);
+    client_config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     let stream = TcpStream::connect(addr).await.unwrap();
     let name = ServerName::try_from("localhost").unwrap();
     TlsConnector::from(Arc::new(client_config))
@@ -524,6 +555,33 @@ async fn a_tls_http_listener_serves_a_secure_websocket() {
     web.register_as("web").await;
     web.send("WHOIS web").await;
     web.expect_containing(" 671 web web ").await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_https_listener_asks_no_client_certificate_and_speaks_http_1_1() {
+    let dir = TempDir::new("websocket-tls-no-client-auth");
+    let (tls, trusted) = certificate(&dir);
+    let mut config = test_config("");
+    // The IRC listener over TLS asks, which shows the recorder works.
+    config.listen[0].tls = Some(tls.clone());
+    let mut http = any_port();
+    http.tls = Some(tls);
+    let (server, irc, http) = start(config, http).await;
+    let asked = Arc::new(CertificateRequests::default());
+    connect_tls_recording(irc, trusted.clone(), Arc::clone(&asked))
+        .await
+        .unwrap();
+    assert!(asked.0.load(Ordering::Relaxed), "the IRC listener asks");
+    let asked = Arc::new(CertificateRequests::default());
+    let stream = connect_tls_recording(http, trusted, Arc::clone(&asked))
+        .await
+        .unwrap();
+    assert!(
+        !asked.0.load(Ordering::Relaxed),
+        "the HTTP listener asks not"
+    );
+    assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"http/1.1"[..]));
     server.shutdown().await;
 }
 
@@ -558,7 +616,14 @@ async fn rehash_reloads_the_http_listeners_certificate() {
     oper.expect_containing(" 381 ").await;
     oper.send("REHASH").await;
     oper.expect_containing("NOTICE oper :REHASH").await;
-    assert!(connect_tls(http, second).await.is_ok());
+    let asked = Arc::new(CertificateRequests::default());
+    let renewed = connect_tls_recording(http, second, Arc::clone(&asked)).await;
+    // Still as HTTP wants it: no client certificate, HTTP/1.1.
+    assert!(!asked.0.load(Ordering::Relaxed));
+    assert_eq!(
+        renewed.unwrap().get_ref().1.alpn_protocol(),
+        Some(&b"http/1.1"[..])
+    );
     assert!(connect_tls(http, first).await.is_err());
     server.shutdown().await;
 }
