@@ -21,7 +21,10 @@ use tokio_rustls::rustls::sign::CertifiedKey;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
-use tokio_tungstenite::tungstenite::{Bytes, Message};
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
+use tokio_tungstenite::tungstenite::{Bytes, Error as WsError, Message};
 
 /// A server with one IRC listener and one HTTP listener on port 0.
 async fn start(mut config: Config, http: HttpListen) -> (ServerHandle, SocketAddr, SocketAddr) {
@@ -183,6 +186,108 @@ async fn each_subprotocol_carries_a_conversation_with_a_tcp_client() {
         tcp.send("QUIT").await;
         assert!(tcp.is_closed().await);
     }
+    server.shutdown().await;
+}
+
+/// The close frame the server ends with, skipping the lines before it;
+/// `None` when the connection ends without one.
+async fn close_frame<S: AsyncRead + AsyncWrite + Unpin>(
+    socket: &mut WebSocketStream<S>,
+) -> Option<CloseFrame> {
+    loop {
+        match tokio::time::timeout(LINE_TIMEOUT, socket.next()).await {
+            Ok(Some(Ok(Message::Close(frame)))) => return frame,
+            Ok(Some(Ok(_))) => continue,
+            _ => return None,
+        }
+    }
+}
+
+/// Whether the connection ends cleanly after the close handshake.
+async fn ends_cleanly<S: AsyncRead + AsyncWrite + Unpin>(socket: &mut WebSocketStream<S>) -> bool {
+    matches!(
+        tokio::time::timeout(LINE_TIMEOUT, socket.next()).await,
+        Ok(None) | Ok(Some(Err(WsError::ConnectionClosed)))
+    )
+}
+
+#[tokio::test]
+async fn a_close_from_the_client_is_answered() {
+    let (server, irc, http) = start(test_config(""), any_port()).await;
+    let mut tcp = Client::register(irc, "tcp").await;
+    tcp.send("JOIN #room").await;
+    tcp.expect_containing(" 366 ").await;
+    let mut web = open(http, &[], &[]).await.unwrap();
+    web.register_as("web").await;
+    web.send("JOIN #room").await;
+    web.expect_containing(" 366 ").await;
+    let going = CloseFrame {
+        code: CloseCode::Away,
+        reason: "tab closed".into(),
+    };
+    web.socket.close(Some(going)).await.unwrap();
+    let answer = close_frame(&mut web.socket).await;
+    assert_eq!(answer.map(|frame| frame.code), Some(CloseCode::Away));
+    assert!(ends_cleanly(&mut web.socket).await);
+    tcp.expect_containing("QUIT :").await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn quit_closes_with_1000_and_the_error_text() {
+    let (server, _irc, http) = start(test_config(""), any_port()).await;
+    let mut web = open(http, &[], &[]).await.unwrap();
+    web.register_as("web").await;
+    web.send("QUIT :bye").await;
+    let frame = close_frame(&mut web.socket).await.expect("a close frame");
+    assert_eq!(frame.code, CloseCode::Normal);
+    assert!(frame.reason.contains("Quit: bye"), "{}", frame.reason);
+    assert!(ends_cleanly(&mut web.socket).await);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_message_past_the_longest_line_closes_with_1009() {
+    let (server, _irc, http) = start(test_config(""), any_port()).await;
+    let mut web = open(http, &[], &[]).await.unwrap();
+    web.register_as("web").await;
+    web.send(&format!("PRIVMSG web :{}", "x".repeat(20_000)))
+        .await;
+    let frame = close_frame(&mut web.socket).await.expect("a close frame");
+    assert_eq!(frame.code, CloseCode::Size);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn invalid_utf8_in_a_text_message_closes_with_1007() {
+    let (server, _irc, http) = start(test_config(""), any_port()).await;
+    let mut web = open(http, &[], &[]).await.unwrap();
+    web.register_as("web").await;
+    // A text frame holding bytes that are not UTF-8, which the typed
+    // message API will not build.
+    let frame = Frame::message(
+        Bytes::from_static(b"PRIVMSG web :caf\xe9"),
+        OpCode::Data(Data::Text),
+        true,
+    );
+    web.socket.send(Message::Frame(frame)).await.unwrap();
+    let frame = close_frame(&mut web.socket).await.expect("a close frame");
+    assert_eq!(frame.code, CloseCode::Invalid);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_flood_of_pings_is_cut_off_with_1008() {
+    let (server, _irc, http) = start(test_config(""), any_port()).await;
+    let mut web = open(http, &[], &[]).await.unwrap();
+    web.register_as("web").await;
+    for _ in 0..64 {
+        if web.socket.send(Message::Ping(Bytes::new())).await.is_err() {
+            break;
+        }
+    }
+    let frame = close_frame(&mut web.socket).await.expect("a close frame");
+    assert_eq!(frame.code, CloseCode::Policy);
     server.shutdown().await;
 }
 
