@@ -354,6 +354,65 @@ fn upgrade_headers(extra: &[&'static str]) -> Vec<&'static str> {
     headers
 }
 
+/// The status of the answer to a raw request head, which may lack what
+/// [`request`] always sends; 0 without an answer.
+async fn status_of_raw(addr: SocketAddr, head: &str) -> u16 {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let mut buffer = [0; 1024];
+    while !answer.windows(4).any(|window| window == b"\r\n\r\n") {
+        match tokio::time::timeout(LINE_TIMEOUT, stream.read(&mut buffer)).await {
+            Ok(Ok(read)) if read > 0 => answer.extend_from_slice(&buffer[..read]),
+            _ => break,
+        }
+    }
+    let answer = String::from_utf8_lossy(&answer);
+    let status = answer.split(' ').nth(1).unwrap_or_default();
+    status.parse().unwrap_or(0)
+}
+
+#[tokio::test]
+async fn an_upgrade_needs_one_host_and_one_well_formed_key() {
+    let (server, _irc, http) = start(test_config(""), any_port()).await;
+    let well_formed = "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==";
+    for (case, key, host) in [
+        (
+            "a key of 15 bytes",
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25j",
+            true,
+        ),
+        (
+            "a key that is not base64",
+            "Sec-WebSocket-Key: !!!!!!!!!!!!!!!!!!!!!!!!",
+            true,
+        ),
+        (
+            "two keys",
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAA==",
+            true,
+        ),
+        ("no Host", well_formed, false),
+    ] {
+        let host = if host {
+            format!("Host: {http}\r\n")
+        } else {
+            String::new()
+        };
+        let head = format!(
+            "GET /webirc HTTP/1.1\r\n{host}Upgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Version: 13\r\n{key}\r\n\r\n"
+        );
+        assert_eq!(status_of_raw(http, &head).await, 400, "{case}");
+    }
+    let head = format!(
+        "GET /webirc HTTP/1.1\r\nHost: {http}\r\nUpgrade: websocket\r\n\
+         Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n{well_formed}\r\n\r\n"
+    );
+    assert_eq!(status_of_raw(http, &head).await, 101);
+    server.shutdown().await;
+}
+
 #[tokio::test]
 async fn a_websocket_client_is_played_the_room_history_on_join() {
     let dir = TempDir::new("websocket-playback");
