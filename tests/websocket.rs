@@ -413,6 +413,50 @@ async fn an_upgrade_needs_one_host_and_one_well_formed_key() {
     server.shutdown().await;
 }
 
+/// A TCP connection to `addr` from the loopback address `from`.
+async fn connect_from(from: [u8; 4], addr: SocketAddr) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(SocketAddr::from((from, 0))).unwrap();
+    socket.connect(addr).await.unwrap()
+}
+
+/// The answer's bytes to a GET of `/healthz` over `stream`.
+async fn health_over(mut stream: TcpStream) -> Vec<u8> {
+    let head = "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    let mut answer = Vec::new();
+    if stream.write_all(head.as_bytes()).await.is_ok() {
+        let read = tokio::time::timeout(LINE_TIMEOUT, stream.read_to_end(&mut answer)).await;
+        assert!(read.is_ok(), "an answer or the end within the timeout");
+    }
+    answer
+}
+
+#[tokio::test]
+async fn one_address_holds_at_most_16_http_connections() {
+    let (server, _irc, http) = start(test_config(""), any_port()).await;
+    let mut held = Vec::new();
+    for _ in 0..16 {
+        held.push(connect_from([127, 0, 0, 1], http).await);
+    }
+    // Accepted in order: the 16 above have their places when this comes.
+    let seventeenth = connect_from([127, 0, 0, 1], http).await;
+    assert!(
+        health_over(seventeenth).await.is_empty(),
+        "refused unserved"
+    );
+    let other = health_over(connect_from([127, 0, 0, 2], http).await).await;
+    assert!(other.starts_with(b"HTTP/1.1 200"), "{other:?}");
+    let mut scrape = connect_from([127, 0, 0, 2], http).await;
+    let head = "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    scrape.write_all(head.as_bytes()).await.unwrap();
+    let mut metrics = String::new();
+    scrape.read_to_string(&mut metrics).await.unwrap();
+    let refused = "rookery_http_connections_refused_total 1";
+    assert!(metrics.lines().any(|line| line == refused), "{metrics}");
+    drop(held);
+    server.shutdown().await;
+}
+
 #[tokio::test]
 async fn a_websocket_client_is_played_the_room_history_on_join() {
     let dir = TempDir::new("websocket-playback");

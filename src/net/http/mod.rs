@@ -322,6 +322,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_address_gets_its_places_back_as_its_connections_end() {
+        let places = Arc::new(PlacesPerAddress::default());
+        let ip = IpAddr::from([192, 0, 2, 7]);
+        let held: Vec<_> = (0..MAX_HTTP_CONNECTIONS_PER_ADDRESS)
+            .map(|_| places.take(ip).expect("a place"))
+            .collect();
+        assert!(places.take(ip).is_none());
+        assert!(places.take(IpAddr::from([192, 0, 2, 8])).is_some());
+        drop(held);
+        assert!(places.take(ip).is_some());
+        assert!(places.lock().is_empty(), "emptied entries go");
+    }
+
+    #[test]
     fn not_ready_once_stopping_or_without_the_history_writer() {
         let (writer, committed) = watch::channel(0);
         let ready = Readiness {
