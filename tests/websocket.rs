@@ -458,6 +458,37 @@ async fn one_address_holds_at_most_16_http_connections() {
 }
 
 #[tokio::test]
+async fn sts_is_not_offered_over_a_websocket() {
+    let mut config = test_config("");
+    config.server.sts_port = Some(6697);
+    let (server, irc, http) = start(config, any_port()).await;
+    let mut tcp = Client::connect(irc).await;
+    tcp.send("CAP LS 302").await;
+    let mut offered = String::new();
+    loop {
+        let line = tcp.expect_containing(" LS ").await;
+        offered.push_str(&line);
+        if !line.contains(" LS * ") {
+            break;
+        }
+    }
+    assert!(offered.contains("sts=port=6697"), "{offered}");
+    let mut web = open(http, &[], &[]).await.unwrap();
+    web.send("CAP LS 302").await;
+    let mut offered = String::new();
+    loop {
+        let line = web.expect_containing(" LS ").await;
+        offered.push_str(&line);
+        if !line.contains(" LS * ") {
+            break;
+        }
+    }
+    assert!(offered.contains("server-time"), "{offered}");
+    assert!(!offered.contains("sts"), "{offered}");
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_websocket_client_is_played_the_room_history_on_join() {
     let dir = TempDir::new("websocket-playback");
     let mut config = test_config_with_history(&dir.join("history.db"), "");

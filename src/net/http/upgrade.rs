@@ -120,6 +120,7 @@ where
         let transport = Transport {
             secure,
             certificate: None,
+            websocket: true,
         };
         connection::run(source, sink, accepted, transport).await;
     };
