@@ -562,7 +562,7 @@ mod tests {
         for name in declared.iter().filter(|name| name.ends_with("_total")) {
             assert!(text.contains(&format!("# TYPE {name} counter")), "{name}");
         }
-        assert_eq!(declared.len(), 17, "{declared:?}");
+        assert_eq!(declared.len(), 18, "{declared:?}");
     }
 
     #[test]

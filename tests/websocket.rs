@@ -247,6 +247,17 @@ async fn quit_closes_with_1000_and_the_error_text() {
 }
 
 #[tokio::test]
+async fn a_stopping_server_closes_with_1001() {
+    let (server, _irc, http) = start(test_config(""), any_port()).await;
+    let mut web = open(http, &[], &[]).await.unwrap();
+    web.register_as("web").await;
+    server.shutdown().await;
+    let frame = close_frame(&mut web.socket).await.expect("a close frame");
+    assert_eq!(frame.code, CloseCode::Away);
+    assert_eq!(frame.reason.as_str(), "Server shutting down");
+}
+
+#[tokio::test]
 async fn a_message_past_the_longest_line_closes_with_1009() {
     let (server, _irc, http) = start(test_config(""), any_port()).await;
     let mut web = open(http, &[], &[]).await.unwrap();
