@@ -46,6 +46,7 @@ pub struct Metrics {
     connections: AtomicU64,
     /// One counter per [`RefusedBecause`], in its order.
     refused: [AtomicU64; RefusedBecause::ALL.len()],
+    http_refused: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -67,6 +68,7 @@ impl Default for Metrics {
             oper_failures: AtomicU64::new(0),
             connections: AtomicU64::new(0),
             refused: Default::default(),
+            http_refused: AtomicU64::new(0),
         }
     }
 }
@@ -271,6 +273,12 @@ impl Metrics {
         self.deliveries.fetch_add(recipients as u64, Relaxed);
     }
 
+    /// An HTTP connection was closed unserved: its listener or its
+    /// address had every place taken.
+    pub fn http_connection_refused(&self) {
+        self.http_refused.fetch_add(1, Relaxed);
+    }
+
     /// A client was dropped because its send queue overflowed.
     pub fn sendq_exceeded(&self) {
         self.sendq_exceeded.fetch_add(1, Relaxed);
@@ -355,6 +363,12 @@ impl Metrics {
                 "rookery_connections_refused_total{{reason=\"{reason}\"}} {count}"
             );
         }
+        counter(
+            out,
+            "rookery_http_connections_refused_total",
+            "HTTP connections closed unserved: the listener or the address was full.",
+            &self.http_refused,
+        );
     }
 
     fn render_activity(&self, out: &mut String) {
@@ -549,7 +563,7 @@ mod tests {
         for name in declared.iter().filter(|name| name.ends_with("_total")) {
             assert!(text.contains(&format!("# TYPE {name} counter")), "{name}");
         }
-        assert_eq!(declared.len(), 17, "{declared:?}");
+        assert_eq!(declared.len(), 18, "{declared:?}");
     }
 
     #[test]

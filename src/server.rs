@@ -284,7 +284,7 @@ fn load_http_certificates(config: &Config) -> Result<Vec<Option<Arc<ReloadableTl
                 return Ok(None);
             };
             let loaded = net::load_tls(&tls.cert, &tls.key)?;
-            Ok(Some(ReloadableTls::new(loaded)))
+            Ok(Some(ReloadableTls::new_http(&loaded)))
         })
         .collect()
 }

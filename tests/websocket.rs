@@ -5,6 +5,8 @@
 mod common;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use common::{Client, LINE_TIMEOUT, TempDir, test_config, test_config_with_history};
 use futures_util::{SinkExt, StreamExt};
@@ -12,11 +14,17 @@ use rookery::config::{Config, ForwardedHeader, HttpListen};
 use rookery::server::{self, ServerHandle};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_rustls::rustls::SignatureScheme;
+use tokio_rustls::rustls::client::ResolvesClientCert;
 use tokio_rustls::rustls::pki_types::CertificateDer;
+use tokio_rustls::rustls::sign::CertifiedKey;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
-use tokio_tungstenite::tungstenite::{Bytes, Message};
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
+use tokio_tungstenite::tungstenite::{Bytes, Error as WsError, Message};
 
 /// A server with one IRC listener and one HTTP listener on port 0.
 async fn start(mut config: Config, http: HttpListen) -> (ServerHandle, SocketAddr, SocketAddr) {
@@ -181,6 +189,119 @@ async fn each_subprotocol_carries_a_conversation_with_a_tcp_client() {
     server.shutdown().await;
 }
 
+/// The close frame the server ends with, skipping the lines before it;
+/// `None` when the connection ends without one.
+async fn close_frame<S: AsyncRead + AsyncWrite + Unpin>(
+    socket: &mut WebSocketStream<S>,
+) -> Option<CloseFrame> {
+    loop {
+        match tokio::time::timeout(LINE_TIMEOUT, socket.next()).await {
+            Ok(Some(Ok(Message::Close(frame)))) => return frame,
+            Ok(Some(Ok(_))) => continue,
+            _ => return None,
+        }
+    }
+}
+
+/// Whether the connection ends cleanly after the close handshake.
+async fn ends_cleanly<S: AsyncRead + AsyncWrite + Unpin>(socket: &mut WebSocketStream<S>) -> bool {
+    matches!(
+        tokio::time::timeout(LINE_TIMEOUT, socket.next()).await,
+        Ok(None) | Ok(Some(Err(WsError::ConnectionClosed)))
+    )
+}
+
+#[tokio::test]
+async fn a_close_from_the_client_is_answered() {
+    let (server, irc, http) = start(test_config(""), any_port()).await;
+    let mut tcp = Client::register(irc, "tcp").await;
+    tcp.send("JOIN #room").await;
+    tcp.expect_containing(" 366 ").await;
+    let mut web = open(http, &[], &[]).await.unwrap();
+    web.register_as("web").await;
+    web.send("JOIN #room").await;
+    web.expect_containing(" 366 ").await;
+    let going = CloseFrame {
+        code: CloseCode::Away,
+        reason: "tab closed".into(),
+    };
+    web.socket.close(Some(going)).await.unwrap();
+    let answer = close_frame(&mut web.socket).await;
+    assert_eq!(answer.map(|frame| frame.code), Some(CloseCode::Away));
+    assert!(ends_cleanly(&mut web.socket).await);
+    tcp.expect_containing("QUIT :").await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn quit_closes_with_1000_and_the_error_text() {
+    let (server, _irc, http) = start(test_config(""), any_port()).await;
+    let mut web = open(http, &[], &[]).await.unwrap();
+    web.register_as("web").await;
+    web.send("QUIT :bye").await;
+    let frame = close_frame(&mut web.socket).await.expect("a close frame");
+    assert_eq!(frame.code, CloseCode::Normal);
+    assert!(frame.reason.contains("Quit: bye"), "{}", frame.reason);
+    assert!(ends_cleanly(&mut web.socket).await);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_stopping_server_closes_with_1001() {
+    let (server, _irc, http) = start(test_config(""), any_port()).await;
+    let mut web = open(http, &[], &[]).await.unwrap();
+    web.register_as("web").await;
+    server.shutdown().await;
+    let frame = close_frame(&mut web.socket).await.expect("a close frame");
+    assert_eq!(frame.code, CloseCode::Away);
+    assert_eq!(frame.reason.as_str(), "Server shutting down");
+}
+
+#[tokio::test]
+async fn a_message_past_the_longest_line_closes_with_1009() {
+    let (server, _irc, http) = start(test_config(""), any_port()).await;
+    let mut web = open(http, &[], &[]).await.unwrap();
+    web.register_as("web").await;
+    web.send(&format!("PRIVMSG web :{}", "x".repeat(20_000)))
+        .await;
+    let frame = close_frame(&mut web.socket).await.expect("a close frame");
+    assert_eq!(frame.code, CloseCode::Size);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn invalid_utf8_in_a_text_message_closes_with_1007() {
+    let (server, _irc, http) = start(test_config(""), any_port()).await;
+    let mut web = open(http, &[], &[]).await.unwrap();
+    web.register_as("web").await;
+    // A text frame holding bytes that are not UTF-8, which the typed
+    // message API will not build.
+    let frame = Frame::message(
+        Bytes::from_static(b"PRIVMSG web :caf\xe9"),
+        OpCode::Data(Data::Text),
+        true,
+    );
+    web.socket.send(Message::Frame(frame)).await.unwrap();
+    let frame = close_frame(&mut web.socket).await.expect("a close frame");
+    assert_eq!(frame.code, CloseCode::Invalid);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_flood_of_pings_is_cut_off_with_1008() {
+    let (server, _irc, http) = start(test_config(""), any_port()).await;
+    let mut web = open(http, &[], &[]).await.unwrap();
+    web.register_as("web").await;
+    for _ in 0..64 {
+        if web.socket.send(Message::Ping(Bytes::new())).await.is_err() {
+            break;
+        }
+    }
+    let frame = close_frame(&mut web.socket).await.expect("a close frame");
+    assert_eq!(frame.code, CloseCode::Policy);
+    server.shutdown().await;
+}
+
 /// A plain HTTP/1.1 exchange: the status, the head's lines (names in lower
 /// case) and the body.
 struct HttpAnswer {
@@ -256,6 +377,140 @@ fn upgrade_headers(extra: &[&'static str]) -> Vec<&'static str> {
     ];
     headers.extend_from_slice(extra);
     headers
+}
+
+/// The status of the answer to a raw request head, which may lack what
+/// [`request`] always sends; 0 without an answer.
+async fn status_of_raw(addr: SocketAddr, head: &str) -> u16 {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let mut buffer = [0; 1024];
+    while !answer.windows(4).any(|window| window == b"\r\n\r\n") {
+        match tokio::time::timeout(LINE_TIMEOUT, stream.read(&mut buffer)).await {
+            Ok(Ok(read)) if read > 0 => answer.extend_from_slice(&buffer[..read]),
+            _ => break,
+        }
+    }
+    let answer = String::from_utf8_lossy(&answer);
+    let status = answer.split(' ').nth(1).unwrap_or_default();
+    status.parse().unwrap_or(0)
+}
+
+#[tokio::test]
+async fn an_upgrade_needs_one_host_and_one_well_formed_key() {
+    let (server, _irc, http) = start(test_config(""), any_port()).await;
+    let well_formed = "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==";
+    for (case, key, host) in [
+        (
+            "a key of 15 bytes",
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25j",
+            true,
+        ),
+        (
+            "a key that is not base64",
+            "Sec-WebSocket-Key: !!!!!!!!!!!!!!!!!!!!!!!!",
+            true,
+        ),
+        (
+            "two keys",
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAA==",
+            true,
+        ),
+        ("no Host", well_formed, false),
+    ] {
+        let host = if host {
+            format!("Host: {http}\r\n")
+        } else {
+            String::new()
+        };
+        let head = format!(
+            "GET /webirc HTTP/1.1\r\n{host}Upgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Version: 13\r\n{key}\r\n\r\n"
+        );
+        assert_eq!(status_of_raw(http, &head).await, 400, "{case}");
+    }
+    let head = format!(
+        "GET /webirc HTTP/1.1\r\nHost: {http}\r\nUpgrade: websocket\r\n\
+         Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n{well_formed}\r\n\r\n"
+    );
+    assert_eq!(status_of_raw(http, &head).await, 101);
+    server.shutdown().await;
+}
+
+/// A TCP connection to `addr` from the loopback address `from`.
+async fn connect_from(from: [u8; 4], addr: SocketAddr) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(SocketAddr::from((from, 0))).unwrap();
+    socket.connect(addr).await.unwrap()
+}
+
+/// The answer's bytes to a GET of `/healthz` over `stream`.
+async fn health_over(mut stream: TcpStream) -> Vec<u8> {
+    let head = "GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    let mut answer = Vec::new();
+    if stream.write_all(head.as_bytes()).await.is_ok() {
+        let read = tokio::time::timeout(LINE_TIMEOUT, stream.read_to_end(&mut answer)).await;
+        assert!(read.is_ok(), "an answer or the end within the timeout");
+    }
+    answer
+}
+
+#[tokio::test]
+async fn one_address_holds_at_most_16_http_connections() {
+    let (server, _irc, http) = start(test_config(""), any_port()).await;
+    let mut held = Vec::new();
+    for _ in 0..16 {
+        held.push(connect_from([127, 0, 0, 1], http).await);
+    }
+    // Accepted in order: the 16 above have their places when this comes.
+    let seventeenth = connect_from([127, 0, 0, 1], http).await;
+    assert!(
+        health_over(seventeenth).await.is_empty(),
+        "refused unserved"
+    );
+    let other = health_over(connect_from([127, 0, 0, 2], http).await).await;
+    assert!(other.starts_with(b"HTTP/1.1 200"), "{other:?}");
+    let mut scrape = connect_from([127, 0, 0, 2], http).await;
+    let head = "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    scrape.write_all(head.as_bytes()).await.unwrap();
+    let mut metrics = String::new();
+    scrape.read_to_string(&mut metrics).await.unwrap();
+    let refused = "rookery_http_connections_refused_total 1";
+    assert!(metrics.lines().any(|line| line == refused), "{metrics}");
+    drop(held);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn sts_is_not_offered_over_a_websocket() {
+    let mut config = test_config("");
+    config.server.sts_port = Some(6697);
+    let (server, irc, http) = start(config, any_port()).await;
+    let mut tcp = Client::connect(irc).await;
+    tcp.send("CAP LS 302").await;
+    let mut offered = String::new();
+    loop {
+        let line = tcp.expect_containing(" LS ").await;
+        offered.push_str(&line);
+        if !line.contains(" LS * ") {
+            break;
+        }
+    }
+    assert!(offered.contains("sts=port=6697"), "{offered}");
+    let mut web = open(http, &[], &[]).await.unwrap();
+    web.send("CAP LS 302").await;
+    let mut offered = String::new();
+    loop {
+        let line = web.expect_containing(" LS ").await;
+        offered.push_str(&line);
+        if !line.contains(" LS * ") {
+            break;
+        }
+    }
+    assert!(offered.contains("server-time"), "{offered}");
+    assert!(!offered.contains("sts"), "{offered}");
+    server.shutdown().await;
 }
 
 #[tokio::test]
@@ -620,7 +875,32 @@ async fn connect_tls(
     addr: SocketAddr,
     trusted: CertificateDer<'static>,
 ) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
-    use std::sync::Arc;
+    connect_tls_recording(addr, trusted, Arc::new(CertificateRequests::default())).await
+}
+
+/// Remembers whether a server asked for a client certificate; has none.
+#[derive(Debug, Default)]
+struct CertificateRequests(AtomicBool);
+
+impl ResolvesClientCert for CertificateRequests {
+    fn resolve(&self, _: &[&[u8]], _: &[SignatureScheme]) -> Option<Arc<CertifiedKey>> {
+        self.0.store(true, Ordering::Relaxed);
+        None
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
+}
+
+/// A TLS connection to `addr` that trusts only `trusted`, offers ALPN
+/// `h2` and `http/1.1` as a browser does, and records in `requests`
+/// whether the server asked for a client certificate.
+async fn connect_tls_recording(
+    addr: SocketAddr,
+    trusted: CertificateDer<'static>,
+    requests: Arc<CertificateRequests>,
+) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
     use tokio_rustls::TlsConnector;
     use tokio_rustls::rustls::pki_types::ServerName;
     use tokio_rustls::rustls::{ClientConfig, RootCertStore};
@@ -628,11 +908,12 @@ async fn connect_tls(
     let mut roots = RootCertStore::empty();
     roots.add(trusted).unwrap();
     let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
-    let client_config = ClientConfig::builder_with_provider(provider)
+    let mut client_config = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_root_certificates(roots)
-        .with_no_client_auth();
+        .with_client_cert_resolver(requests);
+    client_config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     let stream = TcpStream::connect(addr).await.unwrap();
     let name = ServerName::try_from("localhost").unwrap();
     TlsConnector::from(Arc::new(client_config))
@@ -655,6 +936,33 @@ async fn a_tls_http_listener_serves_a_secure_websocket() {
     web.register_as("web").await;
     web.send("WHOIS web").await;
     web.expect_containing(" 671 web web ").await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_https_listener_asks_no_client_certificate_and_speaks_http_1_1() {
+    let dir = TempDir::new("websocket-tls-no-client-auth");
+    let (tls, trusted) = certificate(&dir);
+    let mut config = test_config("");
+    // The IRC listener over TLS asks, which shows the recorder works.
+    config.listen[0].tls = Some(tls.clone());
+    let mut http = any_port();
+    http.tls = Some(tls);
+    let (server, irc, http) = start(config, http).await;
+    let asked = Arc::new(CertificateRequests::default());
+    connect_tls_recording(irc, trusted.clone(), Arc::clone(&asked))
+        .await
+        .unwrap();
+    assert!(asked.0.load(Ordering::Relaxed), "the IRC listener asks");
+    let asked = Arc::new(CertificateRequests::default());
+    let stream = connect_tls_recording(http, trusted, Arc::clone(&asked))
+        .await
+        .unwrap();
+    assert!(
+        !asked.0.load(Ordering::Relaxed),
+        "the HTTP listener asks not"
+    );
+    assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"http/1.1"[..]));
     server.shutdown().await;
 }
 
@@ -689,7 +997,14 @@ async fn rehash_reloads_the_http_listeners_certificate() {
     oper.expect_containing(" 381 ").await;
     oper.send("REHASH").await;
     oper.expect_containing("NOTICE oper :REHASH").await;
-    assert!(connect_tls(http, second).await.is_ok());
+    let asked = Arc::new(CertificateRequests::default());
+    let renewed = connect_tls_recording(http, second, Arc::clone(&asked)).await;
+    // Still as HTTP wants it: no client certificate, HTTP/1.1.
+    assert!(!asked.0.load(Ordering::Relaxed));
+    assert_eq!(
+        renewed.unwrap().get_ref().1.alpn_protocol(),
+        Some(&b"http/1.1"[..])
+    );
     assert!(connect_tls(http, first).await.is_err());
     server.shutdown().await;
 }

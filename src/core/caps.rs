@@ -215,6 +215,16 @@ pub fn offered(state: &State) -> impl Iterator<Item = &'static Capability> + '_ 
     CAPABILITIES.iter().filter(move |cap| (cap.offered)(state))
 }
 
+/// The capabilities offered to `client`: [`offered`] less `sts` over a
+/// WebSocket, since a browser can neither follow its port nor keep its
+/// policy for a WebSocket.
+pub fn offered_to<'a>(
+    state: &'a State,
+    client: &'a Client,
+) -> impl Iterator<Item = &'static Capability> + 'a {
+    offered(state).filter(move |cap| !(client.websocket && cap.flag == Caps::STS))
+}
+
 /// The names of the capabilities in `caps`, in table order.
 pub fn names(caps: Caps) -> Vec<&'static str> {
     CAPABILITIES

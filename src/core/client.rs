@@ -32,6 +32,8 @@ pub struct Client {
     /// The SHA-256 fingerprint of the TLS client certificate, if one was
     /// presented: what SASL EXTERNAL logs in with.
     pub certificate: Option<String>,
+    /// Connected over a WebSocket: no STS, which a browser cannot follow.
+    pub websocket: bool,
     /// Empty until NICK.
     pub nick: String,
     /// Empty until USER; `~` marks a name no ident server vouched for.
@@ -156,6 +158,7 @@ impl Client {
             host,
             secure: false,
             certificate: None,
+            websocket: false,
             nick: String::new(),
             user: String::new(),
             realname: String::new(),

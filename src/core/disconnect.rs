@@ -4,6 +4,7 @@
 use tracing::{debug, info};
 
 use super::{ClientId, State};
+use crate::net::SERVER_SHUTTING_DOWN;
 use crate::proto::Line;
 
 impl State {
@@ -73,7 +74,7 @@ impl State {
     /// Says goodbye to every client.
     pub(super) fn shutdown(&mut self) {
         let error = Line::new(None, "ERROR")
-            .trailing("Server shutting down")
+            .trailing(SERVER_SHUTTING_DOWN)
             .finish();
         for client in self.clients.values() {
             client.outbox.close(Some(error.clone()));

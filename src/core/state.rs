@@ -191,10 +191,12 @@ impl State {
                 peer,
                 secure,
                 certificate,
+                websocket,
             }) => {
                 let mut client = Client::new(id, outbox, peer.ip(), self.clock.now());
                 client.secure = secure;
                 client.certificate = certificate;
+                client.websocket = websocket;
                 if let Some(cloak) = &self.cloak {
                     client.host = cloak.host(peer.ip());
                 }

@@ -105,6 +105,7 @@ impl Harness {
             peer,
             secure,
             certificate,
+            websocket: false,
         }));
         self.connections
             .insert(name.to_owned(), Connection { id, outbox });

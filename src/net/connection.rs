@@ -74,12 +74,13 @@ pub(crate) struct Accepted<E> {
     pub committed: watch::Receiver<u64>,
 }
 
-/// How a connection is carried: over TLS or not, and the client's
-/// certificate fingerprint when it gave one.
+/// How a connection is carried: over TLS or not, the client's
+/// certificate fingerprint when it gave one, and whether over a WebSocket.
 #[derive(Debug, Default)]
 pub(crate) struct Transport {
     pub secure: bool,
     pub certificate: Option<String>,
+    pub websocket: bool,
 }
 
 /// Runs a connection over a byte stream (TCP, TLS) until it closes.
@@ -116,6 +117,7 @@ where
         peer,
         secure: transport.secure,
         certificate: transport.certificate,
+        websocket: transport.websocket,
     };
     if inbox.send(connected).await.is_err() {
         return;

@@ -28,6 +28,8 @@ pub enum ConnectionEvent {
         /// The SHA-256 fingerprint (lowercase hex) of the client's TLS
         /// certificate, when it presented one.
         certificate: Option<String>,
+        /// Over a WebSocket, from a browser most likely.
+        websocket: bool,
     },
     /// A parsed line from a client.
     Message { id: ClientId, message: Message },

@@ -198,6 +198,7 @@ fn start_connection<E>(
                 let transport = Transport {
                     secure: true,
                     certificate: client_fingerprint(stream.get_ref().1),
+                    websocket: false,
                 };
                 connection::run_stream(stream, accepted, transport).await;
             }

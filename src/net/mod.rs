@@ -28,3 +28,4 @@ pub use limits::{AdmissionRules, ConnectionLimits};
 pub use listener::{Acceptor, BindError, bind, bind_http, serve};
 pub use outbox::Outbox;
 pub use tls::{ReloadableTls, TlsError, load as load_tls};
+pub use websocket::SERVER_SHUTTING_DOWN;

@@ -1,7 +1,8 @@
 //! TLS listeners: certificates loaded from PEM files, swappable at run time
 //! so REHASH can pick up a renewed certificate without a restart. A client
 //! may present a certificate of its own (asked for, never required): its
-//! SHA-256 fingerprint is what SASL EXTERNAL logs in with.
+//! SHA-256 fingerprint is what SASL EXTERNAL logs in with. HTTP listeners
+//! do not ask for one.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -128,15 +129,60 @@ pub fn client_fingerprint(connection: &tokio_rustls::rustls::ServerConnection) -
     Some(digest.iter().map(|byte| format!("{byte:02x}")).collect())
 }
 
+/// What a TLS listener serves, which decides what its handshake asks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Served {
+    /// IRC: a client certificate is asked for, as an identity.
+    Irc,
+    /// HTTP: no client certificate (a browser would show a picker for a
+    /// certificate nothing uses), and ALPN says HTTP/1.1.
+    Http,
+}
+
+/// The protocol an HTTP listener names in ALPN: the one hyper serves here.
+const HTTP_ALPN: &[u8] = b"http/1.1";
+
+/// `config` (as [`load`] builds it) made fit for an HTTP listener: the same
+/// certificate, no client authentication, ALPN `http/1.1`.
+fn for_http(config: &ServerConfig) -> Arc<ServerConfig> {
+    let provider = Arc::clone(config.crypto_provider());
+    let mut http =
+        match ServerConfig::builder_with_provider(provider).with_safe_default_protocol_versions() {
+            Ok(builder) => builder
+                .with_no_client_auth()
+                .with_cert_resolver(Arc::clone(&config.cert_resolver)),
+            // Cannot happen: `config` was built from the same provider and
+            // versions. Serving with it still beats serving nothing.
+            Err(error) => {
+                tracing::warn!(%error, "an HTTP listener's TLS asks for client certificates");
+                config.clone()
+            }
+        };
+    http.alpn_protocols = vec![HTTP_ALPN.to_vec()];
+    Arc::new(http)
+}
+
 /// The acceptor of one TLS listener; REHASH replaces what is inside.
 pub struct ReloadableTls {
     acceptor: RwLock<TlsAcceptor>,
+    served: Served,
 }
 
 impl ReloadableTls {
+    /// An IRC listener's acceptor.
     pub fn new(config: Arc<ServerConfig>) -> Arc<ReloadableTls> {
         Arc::new(ReloadableTls {
             acceptor: RwLock::new(TlsAcceptor::from(config)),
+            served: Served::Irc,
+        })
+    }
+
+    /// An HTTP listener's acceptor, from a configuration [`load`] built; so
+    /// is every replacement, which is made fit for HTTP the same way.
+    pub fn new_http(config: &ServerConfig) -> Arc<ReloadableTls> {
+        Arc::new(ReloadableTls {
+            acceptor: RwLock::new(TlsAcceptor::from(for_http(config))),
+            served: Served::Http,
         })
     }
 
@@ -150,6 +196,10 @@ impl ReloadableTls {
 
     /// Uses `config` for every handshake from now on.
     pub fn replace(&self, config: Arc<ServerConfig>) {
+        let config = match self.served {
+            Served::Irc => config,
+            Served::Http => for_http(&config),
+        };
         *self
             .acceptor
             .write()

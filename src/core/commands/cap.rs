@@ -45,7 +45,7 @@ fn list_supported(state: &mut State, id: ClientId, version: &str) {
     let Some(client) = state.clients.get(&id) else {
         return;
     };
-    let entries: Vec<String> = caps::offered(state)
+    let entries: Vec<String> = caps::offered_to(state, client)
         .map(|cap| match (with_values, (cap.value)(state, client)) {
             (true, Some(value)) => format!("{}={value}", cap.name),
             _ => cap.name.to_owned(),

@@ -11,9 +11,10 @@ mod forwarded;
 mod routes;
 mod upgrade;
 
+use std::collections::HashMap;
 use std::convert::Infallible;
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 
 use hyper::body::Incoming;
 use hyper::header::{CONNECTION, UPGRADE};
@@ -38,11 +39,17 @@ use routes::Answer;
 /// HTTP connections one listener serves at once (a WebSocket, once
 /// upgraded, counts as a client instead).
 const MAX_HTTP_CONNECTIONS: usize = 512;
+/// HTTP connections one address may hold at once before they upgrade, so
+/// one host cannot take every place. A browser opens about six per site;
+/// a listed proxy, which speaks for many clients, is exempt.
+const MAX_HTTP_CONNECTIONS_PER_ADDRESS: usize = 16;
 /// The most bytes of a request's head (hyper's smallest allowed buffer is 8 KiB).
 const MAX_REQUEST_HEAD: usize = 16 * 1024;
-/// How long a request's head may take to arrive, and an idle connection
-/// may wait for the next: a slow client cannot hold a place.
-const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a request's head may take to arrive, which is also how long a
+/// kept-alive connection may idle after an answer: a browser that has its
+/// files reconnects in a moment, and an idle or slow client gives its place
+/// back soon.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 /// The longest an HTTP connection lives, whatever it does.
 const CONNECTION_LIFETIME: Duration = Duration::from_secs(120);
 
@@ -97,6 +104,13 @@ pub struct SiteRules {
     pub forwarded_header: ForwardedHeader,
 }
 
+impl SiteRules {
+    /// Whether `ip` is one of these proxies.
+    fn is_proxy(&self, ip: IpAddr) -> bool {
+        self.proxies.iter().any(|range| range.contains(ip))
+    }
+}
+
 /// The rules of a listener missing from the published list: none trusted.
 static NO_RULES: SiteRules = SiteRules {
     origins: Vec::new(),
@@ -147,6 +161,57 @@ impl HttpSite {
     }
 }
 
+/// Whether `ip` is one of the listener's proxies, whose forwarding
+/// headers are believed and which no per-address cap applies to.
+fn is_listed_proxy(site: &HttpSite, ip: IpAddr) -> bool {
+    site.current().site(site.position).is_proxy(ip)
+}
+
+/// The HTTP connections each address holds. At most one entry per held
+/// listener place, so it is bounded by [`MAX_HTTP_CONNECTIONS`].
+#[derive(Default)]
+struct PlacesPerAddress(Mutex<HashMap<IpAddr, usize>>);
+
+/// One connection counted against its address until dropped.
+struct AddressPlace {
+    places: Arc<PlacesPerAddress>,
+    ip: IpAddr,
+}
+
+impl PlacesPerAddress {
+    /// Counts a connection from `ip`, unless it already holds the most.
+    fn take(self: &Arc<Self>, ip: IpAddr) -> Option<AddressPlace> {
+        let mut held = self.lock();
+        let count = held.entry(ip).or_insert(0);
+        if *count >= MAX_HTTP_CONNECTIONS_PER_ADDRESS {
+            return None;
+        }
+        *count += 1;
+        Some(AddressPlace {
+            places: Arc::clone(self),
+            ip,
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, usize>> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Drop for AddressPlace {
+    fn drop(&mut self) {
+        let mut held = self.places.lock();
+        if let Some(count) = held.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                held.remove(&self.ip);
+            }
+        }
+    }
+}
+
 /// What every connection of one listener shares.
 struct Listener<E> {
     /// What an upgraded WebSocket is admitted and run with.
@@ -181,6 +246,7 @@ pub async fn serve_http<E>(
         return;
     };
     let places = Arc::new(Semaphore::new(MAX_HTTP_CONNECTIONS));
+    let per_address = Arc::new(PlacesPerAddress::default());
     let shared = Arc::new(Listener {
         acceptor,
         site,
@@ -202,7 +268,18 @@ pub async fn serve_http<E>(
         };
         let Ok(place) = Arc::clone(&places).try_acquire_owned() else {
             debug!(%peer, "HTTP connection refused: the listener is full");
+            shared.acceptor.metrics.http_connection_refused();
             continue;
+        };
+        let address_place = if is_listed_proxy(&shared.site, peer.ip()) {
+            None
+        } else {
+            let Some(address_place) = per_address.take(peer.ip()) else {
+                debug!(%peer, "HTTP connection refused: the address holds too many");
+                shared.acceptor.metrics.http_connection_refused();
+                continue;
+            };
+            Some(address_place)
         };
         let _ = stream.set_nodelay(true);
         let shared = Arc::clone(&shared);
@@ -216,6 +293,7 @@ pub async fn serve_http<E>(
                     Err(_) => debug!(%peer, "TLS handshake timed out"),
                 },
             }
+            drop(address_place);
             drop(place);
         });
     }
@@ -297,7 +375,7 @@ fn trusted_as_local<B, E>(
     let listener = &connection.listener;
     let peer = connection.peer.ip();
     let rules = settings.site(listener.site.position);
-    let from_proxy = rules.proxies.iter().any(|range| range.contains(peer));
+    let from_proxy = rules.is_proxy(peer);
     let headers = request.headers();
     listener.local.ip().is_loopback()
         && !from_proxy
@@ -326,6 +404,20 @@ fn is_websocket_upgrade<B>(request: &Request<B>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_address_gets_its_places_back_as_its_connections_end() {
+        let places = Arc::new(PlacesPerAddress::default());
+        let ip = IpAddr::from([192, 0, 2, 7]);
+        let held: Vec<_> = (0..MAX_HTTP_CONNECTIONS_PER_ADDRESS)
+            .map(|_| places.take(ip).expect("a place"))
+            .collect();
+        assert!(places.take(ip).is_none());
+        assert!(places.take(IpAddr::from([192, 0, 2, 8])).is_some());
+        drop(held);
+        assert!(places.take(ip).is_some());
+        assert!(places.lock().is_empty(), "emptied entries go");
+    }
 
     #[test]
     fn not_ready_once_stopping_or_without_the_history_writer() {

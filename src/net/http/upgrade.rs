@@ -4,10 +4,11 @@
 
 use std::net::SocketAddr;
 
+use base64::Engine as _;
 use hyper::body::Incoming;
 use hyper::header::{
-    CONNECTION, HeaderValue, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_PROTOCOL,
-    SEC_WEBSOCKET_VERSION, UPGRADE,
+    CONNECTION, HOST, HeaderMap, HeaderValue, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY,
+    SEC_WEBSOCKET_PROTOCOL, SEC_WEBSOCKET_VERSION, UPGRADE,
 };
 use hyper::{Request, StatusCode};
 use hyper_util::rt::TokioIo;
@@ -40,6 +41,9 @@ where
         .is_some_and(|version| version.as_bytes() == b"13");
     if !version_13 {
         return upgrade_required();
+    }
+    if let Err(problem) = check_handshake(headers) {
+        return routes::plain(StatusCode::BAD_REQUEST, problem);
     }
     let Some(key) = headers.get(SEC_WEBSOCKET_KEY) else {
         return routes::plain(StatusCode::BAD_REQUEST, "Sec-WebSocket-Key is missing\n");
@@ -107,11 +111,38 @@ where
         let transport = Transport {
             secure,
             certificate: None,
+            websocket: true,
         };
         connection::run(source, sink, accepted, transport).await;
     };
     listener.acceptor.tasks.spawn(run.instrument(span));
     switching_protocols(&accept_key, subprotocol)
+}
+
+/// The checks of RFC 6455 section 4.2.1 that the route and version do not
+/// make: one `Host`, and one `Sec-WebSocket-Key` that is base64 of 16
+/// bytes. The answer to a failed one is 400 with the text given.
+fn check_handshake(headers: &HeaderMap) -> Result<(), &'static str> {
+    if headers.get_all(HOST).iter().count() != 1 {
+        return Err("one Host header is required\n");
+    }
+    let mut keys = headers.get_all(SEC_WEBSOCKET_KEY).iter();
+    let (Some(key), None) = (keys.next(), keys.next()) else {
+        return Err("one Sec-WebSocket-Key header is required\n");
+    };
+    if !is_websocket_key(key.as_bytes()) {
+        return Err("Sec-WebSocket-Key is not base64 of 16 bytes\n");
+    }
+    Ok(())
+}
+
+/// A `Sec-WebSocket-Key`: base64 of 16 bytes, which is 24 characters.
+fn is_websocket_key(key: &[u8]) -> bool {
+    const ENCODED_LENGTH: usize = 24;
+    key.len() == ENCODED_LENGTH
+        && base64::engine::general_purpose::STANDARD
+            .decode(key)
+            .is_ok_and(|nonce| nonce.len() == 16)
 }
 
 /// 101 Switching Protocols with the handshake's headers.
@@ -147,4 +178,18 @@ pub(super) fn upgrade_required() -> Answer {
     headers.insert(UPGRADE, HeaderValue::from_static("websocket"));
     headers.insert(SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
     answer
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_is_base64_of_exactly_16_bytes() {
+        assert!(is_websocket_key(b"dGhlIHNhbXBsZSBub25jZQ=="));
+        assert!(!is_websocket_key(b"dGhlIHNhbXBsZSBub25jZQ"));
+        assert!(!is_websocket_key(b"dGhlIHNhbXBsZSBub25jZSE="));
+        assert!(!is_websocket_key(b"not base64 at all!!!!!!!"));
+        assert!(!is_websocket_key(b""));
+    }
 }
