@@ -16,17 +16,27 @@ const HISTORY_PAGE = 50;
 /** Lines kept per buffer; older ones leave the page. */
 const MAX_LINES = 5000;
 /**
- * Bytes of text per PRIVMSG: the server relays a line with our full
- * nick!user@host in front, and the whole must fit in 512 bytes.
+ * user@host assumed before our own JOIN shows the real one: the longest
+ * the server allows (USERLEN, HOSTLEN), so a relayed line still fits.
  */
-const MAX_TEXT_BYTES = 400;
+const GUESS_USERHOST_BYTES = 12 + 1 + 64;
 /** Lines one batch may collect before the rest are shown unbatched. */
 const MAX_BATCH_LINES = 2000;
+/** Batches open at once; more are not collected. */
+const MAX_OPEN_BATCHES = 32;
+/** Seconds to get from connecting to the server's welcome (001). */
+const REGISTER_TIMEOUT_MS = 20000;
+/** Quiet this long, the client asks the server for a sign of life (PING). */
+const IDLE_PING_MS = 60000;
+/** No line this long after our PING: the connection is dead, reconnect. */
+const PING_TIMEOUT_MS = 20000;
 /** Reconnect delays grow 1 s, 2 s, 4 s ... up to this. */
 const MAX_BACKOFF_MS = 30000;
 /** The buffer for server messages; no nick or room can have this name. */
 const SERVER = "*server*";
 const NICK_KEY = "rookery.nick";
+/** The longest IRC line without its CR LF. */
+const MAX_LINE_BYTES = 510;
 
 const $ = (id) => document.getElementById(id);
 
@@ -43,19 +53,27 @@ function unescapeTag(value) {
 function parseLine(line) {
   const msg = { tags: {}, source: "", command: "", params: [] };
   let rest = line;
+  // Only ASCII spaces separate words: other white space is text.
+  const skipSpaces = (text) => text.replace(/^ +/, "");
+  // The end of a leading word; a line that is nothing but it ends there.
+  const wordEnd = (text) => {
+    const end = text.indexOf(" ");
+    return end < 0 ? text.length : end;
+  };
   if (rest.startsWith("@")) {
-    const end = rest.indexOf(" ");
+    const end = wordEnd(rest);
     for (const tag of rest.slice(1, end).split(";")) {
+      if (!tag) continue;
       const eq = tag.indexOf("=");
       if (eq < 0) msg.tags[tag] = "";
       else msg.tags[tag.slice(0, eq)] = unescapeTag(tag.slice(eq + 1));
     }
-    rest = rest.slice(end + 1).trimStart();
+    rest = skipSpaces(rest.slice(end + 1));
   }
   if (rest.startsWith(":")) {
-    const end = rest.indexOf(" ");
+    const end = wordEnd(rest);
     msg.source = rest.slice(1, end);
-    rest = rest.slice(end + 1).trimStart();
+    rest = skipSpaces(rest.slice(end + 1));
   }
   while (rest.length > 0) {
     if (rest.startsWith(":")) {
@@ -68,7 +86,7 @@ function parseLine(line) {
       break;
     }
     msg.params.push(rest.slice(0, end));
-    rest = rest.slice(end + 1).trimStart();
+    rest = skipSpaces(rest.slice(end + 1));
   }
   const first = msg.params.shift() ?? "";
   msg.command = first.toUpperCase();
@@ -92,8 +110,13 @@ const state = {
   /** The nick the user asked for; kept across reconnects. */
   wantedNick: "",
   password: "",
+  /** The account to log in to, fixed when the form is sent: a later
+   *  /nick does not change whose password it is. */
+  account: "",
   /** The nick the server knows us by. */
   nick: "",
+  /** Our user@host as others see it, from our own JOIN; "" until then. */
+  userhost: "",
   registered: false,
   /** Whether a connection ever completed: a nick taken on a reconnect is
    *  then most likely our own old connection's, and nick_ is used. */
@@ -101,10 +124,22 @@ const state = {
   /** The user chose to stop (or login failed): no reconnect. */
   stopped: false,
   backoffMs: 1000,
+  /** When the last line arrived, and when our unanswered PING left (0: none). */
+  lastLineAt: 0,
+  pingSentAt: 0,
   reconnectTimer: 0,
+  registerTimer: 0,
   offered: new Map(),
   caps: new Set(),
-  isupport: { prefixModes: "ov", prefixChars: "@+", chantypes: "#&", casemapping: "rfc1459", chathistory: 100 },
+  isupport: {
+    prefixModes: "ov", prefixChars: "@+", chantypes: "#&", casemapping: "ascii", chathistory: 100,
+    /** Rooms one JOIN may name (TARGMAX JOIN, else MAXTARGETS); 1 until told. */
+    joinTargets: 1,
+    maxTargets: 0,
+    statusmsg: "",
+  },
+  /** Room keys by folded name: given with /join, changed by MODE +k/-k. */
+  keys: new Map(),
   buffers: new Map(),
   active: null,
   batches: new Map(),
@@ -116,13 +151,18 @@ const state = {
   pendingJoins: [],
   /** The folded name of a room whose JOIN should open it on screen. */
   wantShow: "",
+  /** That room's name as typed, to fold again once CASEMAPPING is known. */
+  wantShowName: "",
 };
 
 /** Folds a name for comparison as the server's CASEMAPPING does. */
 function fold(name) {
-  let lower = name.toLowerCase();
-  if (state.isupport.casemapping === "rfc1459") {
-    lower = lower.replace(/\[/g, "{").replace(/\]/g, "}").replace(/\\/g, "|").replace(/~/g, "^");
+  // ASCII letters only: the server does not fold other letters.
+  let lower = name.replace(/[A-Z]+/g, (upper) => upper.toLowerCase());
+  const mapping = state.isupport.casemapping;
+  if (mapping === "rfc1459" || mapping === "strict-rfc1459") {
+    lower = lower.replace(/\[/g, "{").replace(/\]/g, "}").replace(/\\/g, "|");
+    if (mapping === "rfc1459") lower = lower.replace(/~/g, "^");
   }
   return lower;
 }
@@ -348,8 +388,12 @@ function insertLine(buffer, record, early = false) {
   return true;
 }
 
-/** Shows a quiet line (join, part, mode ...) or a server message. */
-function addEvent(buffer, text, time = Date.now()) {
+/**
+ * Shows a quiet line (join, part, mode ...) or a server message. Without
+ * the server's time it goes after the buffer's last line, whatever the
+ * browser's clock says.
+ */
+function addEvent(buffer, text, time = Math.max(Date.now(), buffer.lines.at(-1)?.time ?? 0)) {
   insertLine(buffer, { time, msgid: "", el: lineElement(time, "event", "", text, false, false) });
 }
 
@@ -361,7 +405,18 @@ function mentions(text) {
 
 /** Shows a PRIVMSG or NOTICE; `live` is false for history, `early` as insertLine's. */
 function showMessage(msg, live, early = false) {
-  const [target, rawText = ""] = msg.params;
+  const [rawTarget = "", rawText = ""] = msg.params;
+  // STATUSMSG (`@#room`): to the room's ops only; shown in the room, marked.
+  let target = rawTarget;
+  let statusTo = "";
+  while (target.length > 1 && state.isupport.statusmsg.includes(target[0]) && !isRoom(target)) {
+    statusTo += target[0];
+    target = target.slice(1);
+  }
+  if (!isRoom(target)) {
+    target = rawTarget;
+    statusTo = "";
+  }
   const mine = isMe(msg.nick);
   let bufferName;
   if (isRoom(target)) bufferName = target;
@@ -382,6 +437,7 @@ function showMessage(msg, live, early = false) {
     kind = "action";
     text = ctcp.slice(7);
   }
+  if (statusTo) text = `(to ${statusTo}) ${text}`;
   const mention = !mine && (buffer.kind === "query" || mentions(text));
   const time = lineTime(msg);
   const el = lineElement(time, kind, msg.nick, text, mine, mention && buffer.kind === "room");
@@ -467,7 +523,7 @@ function removeMember(buffer, nick) {
 function requestHistory(buffer, kind, ref) {
   if (!state.caps.has("draft/chathistory") || buffer.kind !== "room") return;
   const limit = Math.min(HISTORY_PAGE, state.isupport.chathistory || HISTORY_PAGE);
-  state.historyQueue.push({ buffer, kind });
+  state.historyQueue.push({ buffer, kind, limit });
   send(`CHATHISTORY ${kind} ${buffer.name} ${ref} ${limit}`);
 }
 
@@ -522,9 +578,9 @@ function finishHistory(target, lines) {
       buffer.loadingOlder = false;
       if (added === 0) buffer.noMoreOlder = true;
     }
-    if (head.kind === "LATEST" && added < HISTORY_PAGE) buffer.noMoreOlder = true;
+    if (head.kind === "LATEST" && lines.length < head.limit) buffer.noMoreOlder = true;
     // A full page after a reconnect: more was missed, read on.
-    if (head.kind === "AFTER" && added >= HISTORY_PAGE) fetchRecent(buffer);
+    if (head.kind === "AFTER" && lines.length >= head.limit) fetchRecent(buffer);
     maybeFillView(buffer);
   }
 }
@@ -550,11 +606,22 @@ function setStatus(kind, text) {
 
 /** Sends one IRC line; a line break inside would start a second command. */
 function send(line) {
-  if (state.socket?.readyState === WebSocket.OPEN) state.socket.send(line.replace(/[\r\n]+/g, " "));
+  if (state.socket?.readyState !== WebSocket.OPEN) return false;
+  state.socket.send(line.replace(/[\r\n]+/g, " "));
+  return true;
+}
+
+/** Whether lines typed now reach the server. */
+function connected() {
+  return state.registered && state.socket?.readyState === WebSocket.OPEN;
 }
 
 function connect() {
   clearTimeout(state.reconnectTimer);
+  // A socket still around is dropped; its events are ignored from now on.
+  const old = state.socket;
+  state.socket = null;
+  old?.close();
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
   const socket = new WebSocket(`${scheme}//${location.host}/webirc`, ["text.ircv3.net"]);
   state.socket = socket;
@@ -564,20 +631,60 @@ function connect() {
   state.batches = new Map();
   state.historyQueue = [];
   state.nick = state.wantedNick;
+  state.lastLineAt = Date.now();
+  state.pingSentAt = 0;
   setStatus("connecting", "Connecting…");
+  clearTimeout(state.registerTimer);
+  state.registerTimer = setTimeout(() => {
+    if (state.socket !== socket || state.registered) return;
+    if (!$("connect").hidden) {
+      failRegistration("The server did not let us in within 20 seconds. Try again.");
+      return;
+    }
+    state.socket = null;
+    socket.close();
+    onDisconnect();
+  }, REGISTER_TIMEOUT_MS);
   socket.addEventListener("open", () => {
+    if (state.socket !== socket) return;
     send("CAP LS 302");
     send(`NICK ${state.wantedNick}`);
     send(`USER ${state.wantedNick} 0 * :${state.wantedNick}`);
   });
   socket.addEventListener("message", (event) => {
-    if (typeof event.data === "string") onLine(event.data);
+    if (state.socket !== socket || typeof event.data !== "string") return;
+    state.lastLineAt = Date.now();
+    state.pingSentAt = 0;
+    onLine(event.data);
   });
   socket.addEventListener("close", () => {
     if (state.socket !== socket) return;
     state.socket = null;
     onDisconnect();
   });
+}
+
+/**
+ * A connection can die without a close event (a laptop sleeps, a network
+ * goes away): PING when quiet, and give up on it when nothing answers.
+ */
+function checkAlive(now = Date.now()) {
+  const socket = state.socket;
+  if (!socket || socket.readyState !== WebSocket.OPEN) return;
+  if (state.pingSentAt > 0) {
+    if (now - state.pingSentAt < PING_TIMEOUT_MS) return;
+    state.socket = null;
+    socket.close();
+    onDisconnect();
+  } else if (now - state.lastLineAt >= IDLE_PING_MS) {
+    pingNow();
+  }
+}
+
+/** Asks for a sign of life now; checkAlive gives up without one. */
+function pingNow() {
+  if (state.pingSentAt > 0 || !send(`PING :alive`)) return;
+  state.pingSentAt = Date.now();
 }
 
 /** The connection is gone: try again later, with growing delays. */
@@ -641,9 +748,9 @@ function requestCaps() {
   else send("CAP END");
 }
 
-/** SASL PLAIN: the account is the nick. */
+/** SASL PLAIN with the account named on the form (no authzid). */
 function saslPlain() {
-  const bytes = new TextEncoder().encode(`${state.wantedNick}\0${state.wantedNick}\0${state.password}`);
+  const bytes = new TextEncoder().encode(`\0${state.account}\0${state.password}`);
   let binary = "";
   for (const byte of bytes) binary += String.fromCharCode(byte);
   const encoded = btoa(binary);
@@ -697,12 +804,55 @@ function onIsupport(msg) {
       state.isupport.casemapping = value;
     } else if (key === "CHATHISTORY") {
       state.isupport.chathistory = Number(value) || 100;
+    } else if (key === "MAXTARGETS") {
+      state.isupport.maxTargets = Number(value) || 0;
+    } else if (key === "STATUSMSG") {
+      state.isupport.statusmsg = value;
+    } else if (key === "TARGMAX") {
+      for (const pair of value.split(",")) {
+        const [command, limit] = pair.split(":");
+        // An empty limit means none; a number is taken as it is.
+        if (command.toUpperCase() === "JOIN") state.isupport.joinTargets = limit ? Number(limit) || 1 : Infinity;
+      }
     }
   }
+  if (state.wantShow) state.wantShow = fold(state.wantShowName);
+}
+
+/**
+ * JOINs for these rooms, keyed ones first (a key list pairs with the
+ * first rooms), each within the server's target limit and 512 bytes.
+ */
+function joinLines(rooms) {
+  const withKey = rooms.filter((room) => state.keys.has(fold(room)));
+  const without = rooms.filter((room) => !state.keys.has(fold(room)));
+  const limit = Math.max(1, Math.min(state.isupport.joinTargets, state.isupport.maxTargets || Infinity));
+  const encoder = new TextEncoder();
+  const lines = [];
+  let names = [];
+  let keys = [];
+  const line = (n, k) => `JOIN ${n.join(",")}${k.length > 0 ? ` ${k.join(",")}` : ""}`;
+  const flush = () => {
+    if (names.length > 0) lines.push(line(names, keys));
+    names = [];
+    keys = [];
+  };
+  for (const room of [...withKey, ...without]) {
+    const key = state.keys.get(fold(room));
+    // Keyless rooms may follow keyed ones: keys pair with the first rooms.
+    const nextNames = [...names, room];
+    const nextKeys = key === undefined ? keys : [...keys, key];
+    if (names.length >= limit || encoder.encode(line(nextNames, nextKeys)).length > MAX_LINE_BYTES) flush();
+    names.push(room);
+    if (key !== undefined) keys.push(key);
+  }
+  flush();
+  return lines;
 }
 
 /** 001: we are in. Rejoin what was open, or the room asked for. */
 function onWelcome(msg) {
+  clearTimeout(state.registerTimer);
   state.registered = true;
   state.nick = msg.params[0];
   state.backoffMs = 1000;
@@ -717,15 +867,20 @@ function onWelcome(msg) {
   for (const buffer of state.buffers.values()) buffer.joined = false;
   state.everRegistered = true;
   // The room list comes after the joins (refreshListSoon), or now.
-  if (rooms.length > 0) send(`JOIN ${rooms.join(",")}`);
+  if (rooms.length > 0) joinLines(rooms).forEach(send);
   else send("LIST");
   state.pendingJoins = [];
+  // Text kept while disconnected can be sent now.
+  $("input-note").hidden = true;
+  $("input").removeAttribute("aria-invalid");
 }
 
 function onJoin(msg) {
   const room = msg.params[0];
   const buffer = getBuffer(room);
   if (isMe(msg.nick)) {
+    const bang = msg.source.indexOf("!");
+    if (bang > 0) state.userhost = msg.source.slice(bang + 1);
     buffer.name = room;
     buffer.log.dataset.buffer = room;
     buffer.joined = true;
@@ -733,7 +888,11 @@ function onJoin(msg) {
     buffer.namesDone = true;
     buffer.noMoreOlder = false;
     renderBufferList();
-    if (state.active?.kind !== "room" || state.wantShow === fold(room)) {
+    // Only the room asked for is brought into view, or the first room
+    // joined when nothing but the server buffer is open; never a room
+    // rejoined after a reconnect.
+    const onlyServer = [...state.buffers.values()].every((b) => b === buffer || b.kind === "server");
+    if (state.wantShow === fold(room) || (!state.wantShow && onlyServer && state.active?.kind === "server")) {
       state.wantShow = "";
       showBuffer(buffer);
     }
@@ -750,6 +909,7 @@ function onPart(msg) {
   if (!buffer) return;
   if (isMe(msg.nick)) {
     buffer.joined = false;
+    state.keys.delete(fold(buffer.name));
     closeBuffer(buffer);
     refreshListSoon();
     return;
@@ -837,7 +997,12 @@ function onMode(msg) {
         if (adding) member.modes.add(ch);
         else member.modes.delete(ch);
       }
-    } else if ("beIkfjl".includes(ch) && (adding || "beIk".includes(ch))) {
+    } else if (ch === "k") {
+      // The key we rejoin with follows the room's.
+      if (adding && args[argIndex]) state.keys.set(fold(target), args[argIndex]);
+      else if (!adding) state.keys.delete(fold(target));
+      argIndex += 1;
+    } else if ("beIfjl".includes(ch) && (adding || "beI".includes(ch))) {
       // Modes with a parameter (list modes, key, limit): skip it.
       argIndex += 1;
     }
@@ -894,27 +1059,36 @@ function renderRoomList() {
   }
 }
 
-function joinRoom(name) {
+function joinRoom(name, key = "") {
   const existing = getBuffer(name, false);
   if (existing?.joined) {
     showBuffer(existing);
     return;
   }
-  state.wantShow = fold(name);
-  send(`JOIN ${name}`);
+  if (key) state.keys.set(fold(name), key);
+  setWantShow(name);
+  send(key ? `JOIN ${name} ${key}` : `JOIN ${name}`);
+}
+
+/** The room whose JOIN should open it on screen; folded again after 005. */
+function setWantShow(name) {
+  state.wantShowName = name;
+  state.wantShow = name ? fold(name) : "";
 }
 
 /** Numerics and errors worth showing go to the server buffer or the room. */
 function showNumeric(msg) {
   const params = msg.params.slice(1);
   const target = params[0] && isRoom(params[0]) ? getBuffer(params[0], false) : null;
-  addEvent(target ?? state.active ?? getBuffer(SERVER), params.join(" "));
+  addEvent(target ?? state.active ?? getBuffer(SERVER), params.join(" "), msg.tags.time ? lineTime(msg) : undefined);
 }
 
 function onLine(line) {
   const msg = parseLine(line);
   const batchId = msg.tags.batch;
-  if (batchId && state.batches.has(batchId)) {
+  // BATCH itself is never collected: a nested batch opens and closes
+  // in order, inside its parent.
+  if (batchId && msg.command !== "BATCH" && state.batches.has(batchId)) {
     const batch = state.batches.get(batchId);
     if (batch.lines.length < MAX_BATCH_LINES) {
       batch.lines.push(msg);
@@ -924,8 +1098,13 @@ function onLine(line) {
   handle(msg);
 }
 
+/** Commands that mean nothing without a first parameter. */
+const NEEDS_PARAM = new Set(["JOIN", "PART", "KICK", "NICK", "MODE", "TOPIC", "PRIVMSG", "NOTICE", "BATCH"]);
+
 function handle(msg) {
   const p = msg.params;
+  if (NEEDS_PARAM.has(msg.command) && !p[0]) return;
+  if (msg.command === "KICK" && !p[1]) return;
   switch (msg.command) {
     case "PING":
       send(`PONG :${p[0] ?? ""}`);
@@ -969,12 +1148,16 @@ function handle(msg) {
     case "BATCH": {
       const id = p[0] ?? "";
       if (id.startsWith("+")) {
-        state.batches.set(id.slice(1), { type: p[1] ?? "", params: p.slice(2), lines: [] });
+        // Past the cap, a batch's lines are shown as they come.
+        if (state.batches.size >= MAX_OPEN_BATCHES) break;
+        state.batches.set(id.slice(1), { type: p[1] ?? "", params: p.slice(2), lines: [], parent: msg.tags.batch ?? "" });
       } else {
         const batch = state.batches.get(id.slice(1));
         state.batches.delete(id.slice(1));
         if (!batch) break;
+        const parent = state.batches.get(batch.parent);
         if (batch.type === "chathistory") finishHistory(batch.params[0] ?? "", batch.lines);
+        else if (parent && parent.lines.length + batch.lines.length <= MAX_BATCH_LINES) parent.lines.push(...batch.lines);
         else batch.lines.forEach(handle);
       }
       break;
@@ -1071,28 +1254,42 @@ function handle(msg) {
 // What the user types
 
 /**
- * Cuts text into pieces of at most MAX_TEXT_BYTES of UTF-8, at a space
- * when there is one, never inside a character.
+ * Bytes of text one PRIVMSG to `target` may carry: the server relays it
+ * as ":nick!user@host PRIVMSG target :text", within 510 bytes.
  */
-function splitText(text) {
+function textBudget(target, extra) {
+  const encoder = new TextEncoder();
+  const userhost = state.userhost ? encoder.encode(state.userhost).length : GUESS_USERHOST_BYTES;
+  const prefix = encoder.encode(`:${state.nick}! PRIVMSG ${target} :`).length + userhost;
+  return Math.max(1, MAX_LINE_BYTES - prefix - extra);
+}
+
+/**
+ * Cuts text into pieces of at most `budget` bytes of UTF-8, at a space
+ * when there is one, never inside a character; no piece is empty.
+ */
+function splitText(text, budget) {
   const encoder = new TextEncoder();
   const pieces = [];
   let rest = text;
-  while (encoder.encode(rest).length > MAX_TEXT_BYTES) {
+  while (encoder.encode(rest).length > budget) {
     let cut = 0;
     let bytes = 0;
     for (const ch of rest) {
       const size = encoder.encode(ch).length;
-      if (bytes + size > MAX_TEXT_BYTES) break;
+      if (bytes + size > budget) break;
       bytes += size;
       cut += ch.length;
     }
-    const space = rest.lastIndexOf(" ", cut);
+    // A character wider than the budget: sent whole rather than never.
+    if (cut === 0) cut = [...rest][0].length;
+    // The space may be the last character that fits (cut - 1).
+    const space = rest.lastIndexOf(" ", cut - 1);
     if (space > cut / 2) cut = space + 1;
     pieces.push(rest.slice(0, cut));
     rest = rest.slice(cut);
   }
-  pieces.push(rest);
+  if (rest.length > 0) pieces.push(rest);
   return pieces;
 }
 
@@ -1103,7 +1300,9 @@ function say(target, text) {
     return;
   }
   const action = /^\x01ACTION (.*)\x01$/s.exec(text);
-  const pieces = action ? splitText(action[1]).map((piece) => `\x01ACTION ${piece}\x01`) : splitText(text);
+  const pieces = action
+    ? splitText(action[1], textBudget(target, 9)).map((piece) => `\x01ACTION ${piece}\x01`)
+    : splitText(text, textBudget(target, 0));
   for (const piece of pieces) {
     send(`PRIVMSG ${target} :${piece}`);
     if (!state.caps.has("echo-message")) {
@@ -1122,7 +1321,7 @@ function runCommand(input) {
   const tail = others.join(" ");
   switch (command) {
     case "join":
-      if (first) joinRoom(isRoom(first) ? first : `#${first}`);
+      if (first) joinRoom(isRoom(first) ? first : `#${first}`, others[0] ?? "");
       break;
     case "part":
     case "close":
@@ -1169,8 +1368,15 @@ function runCommand(input) {
 function onInput(event) {
   event.preventDefault();
   const input = $("input");
+  input.focus();
   const text = input.value;
   if (text.trim() === "") return;
+  if (!connected()) {
+    // Nothing typed is lost: the text stays in the input to send later.
+    input.setAttribute("aria-invalid", "true");
+    $("input-note").hidden = false;
+    return;
+  }
   input.value = "";
   if (text.startsWith("//")) say(state.active?.name, text.slice(1));
   else if (text.startsWith("/")) runCommand(text);
@@ -1210,8 +1416,9 @@ function onConnectSubmit(event) {
   if (room && !room.startsWith("#")) room = `#${room}`;
   state.wantedNick = nick;
   state.password = $("connect-password").value;
+  state.account = nick;
   state.pendingJoins = room ? [room] : [];
-  state.wantShow = room ? fold(room) : "";
+  setWantShow(room);
   state.stopped = false;
   $("connect-error").hidden = true;
   $("connect-button").disabled = true;
@@ -1222,6 +1429,10 @@ function start() {
   $("connect-nick").value = localStorage.getItem(NICK_KEY) ?? "";
   $("connect-form").addEventListener("submit", onConnectSubmit);
   $("input-form").addEventListener("submit", onInput);
+  // Tapping Send must not take the focus (and the phone's keyboard) away.
+  for (const type of ["pointerdown", "mousedown"]) {
+    $("send-button").addEventListener(type, (event) => event.preventDefault());
+  }
   $("join-form").addEventListener("submit", (event) => {
     event.preventDefault();
     const name = $("join-input").value.trim();
@@ -1233,13 +1444,19 @@ function start() {
   $("toggle-rooms").addEventListener("click", () => toggleDrawer("rooms"));
   $("toggle-members").addEventListener("click", () => toggleDrawer("members"));
   $("backdrop").addEventListener("click", closeDrawers);
-  // Back online after a network change: retry now, not at the backoff's end.
-  window.addEventListener("online", () => {
-    if (!state.socket && state.everRegistered && !state.stopped) {
+  // Back online after a network change, or back to the page: retry now,
+  // not at the backoff's end; an open connection must prove it lives.
+  const wake = () => {
+    if (document.hidden) return;
+    if (state.socket) pingNow();
+    else if (state.everRegistered && !state.stopped) {
       state.backoffMs = 1000;
       connect();
     }
-  });
+  };
+  window.addEventListener("online", wake);
+  document.addEventListener("visibilitychange", wake);
+  setInterval(checkAlive, 5000);
 }
 
 start();
