@@ -128,6 +128,8 @@ const state = {
   lastLineAt: 0,
   pingSentAt: 0,
   reconnectTimer: 0,
+  /** Other nicks tried in this registration since the wanted one was taken. */
+  nickTries: 0,
   registerTimer: 0,
   offered: new Map(),
   caps: new Set(),
@@ -136,6 +138,9 @@ const state = {
     /** Rooms one JOIN may name (TARGMAX JOIN, else MAXTARGETS); 1 until told. */
     joinTargets: 1,
     maxTargets: 0,
+    nicklen: 30,
+    /** Whether the server offers MONITOR (to learn when a nick frees). */
+    monitor: false,
     statusmsg: "",
   },
   /** Room keys by folded name: given with /join, changed by MODE +k/-k. */
@@ -178,9 +183,18 @@ function isMe(nick) {
 // ---------------------------------------------------------------------------
 // Buffers: one per room, per private conversation, and one for the server
 
+/** Private conversations open at once; more go to the server buffer. */
+const MAX_QUERIES = 100;
+/** Lines kept in a buffer not in view. */
+const MAX_HIDDEN_LINES = 1000;
+
 function getBuffer(name, create = true) {
   const key = fold(name);
   let buffer = state.buffers.get(key);
+  if (!buffer && create && name !== SERVER && !isRoom(name)) {
+    const queries = [...state.buffers.values()].filter((b) => b.kind === "query").length;
+    if (queries >= MAX_QUERIES) return getBuffer(SERVER);
+  }
   if (!buffer && create) {
     const log = document.createElement("div");
     log.className = "log";
@@ -273,6 +287,7 @@ function renderBufferList() {
   const badge = $("unread-total");
   badge.hidden = total === 0;
   badge.textContent = String(total);
+  $("toggle-rooms").setAttribute("aria-label", total > 0 ? `Rooms, ${total} unread` : "Rooms");
   document.title = total > 0 ? `(${total}) rookery` : "rookery";
 }
 
@@ -345,6 +360,21 @@ function lineElement(time, kind, nick, text, mine, mention) {
 }
 
 /**
+ * The first line at or below `top`: a binary search, as lines are in page
+ * order, so only a few layout reads however long the buffer is.
+ */
+function firstVisible(lines, top) {
+  let low = 0;
+  let high = lines.length;
+  while (low < high) {
+    const mid = (low + high) >> 1;
+    if (lines[mid].el.offsetTop < top) low = mid + 1;
+    else high = mid;
+  }
+  return lines[low]?.el ?? null;
+}
+
+/**
  * Puts a line into its buffer in time order, once per msgid. Returns
  * false for a line already shown. Lines of the same millisecond keep the
  * order they arrive in; `early` puts a line before those of its
@@ -372,12 +402,12 @@ function insertLine(buffer, record, early = false) {
   let anchor = null;
   let anchorTop = 0;
   if (!wasAtBottom && !log.hidden) {
-    anchor = lines.find((l) => l.el.offsetTop >= log.scrollTop)?.el ?? null;
+    anchor = firstVisible(lines, log.scrollTop);
     anchorTop = anchor ? anchor.offsetTop : 0;
   }
   log.insertBefore(record.el, lines[low]?.el ?? null);
   lines.splice(low, 0, record);
-  while (lines.length > MAX_LINES) {
+  while (lines.length > (log.hidden ? MAX_HIDDEN_LINES : MAX_LINES)) {
     const dropped = lines.shift();
     dropped.el.remove();
     if (dropped.msgid) buffer.msgids.delete(dropped.msgid);
@@ -442,7 +472,7 @@ function showMessage(msg, live, early = false) {
   const time = lineTime(msg);
   const el = lineElement(time, kind, msg.nick, text, mine, mention && buffer.kind === "room");
   const added = insertLine(buffer, { time, msgid: msg.tags.msgid ?? "", el }, early);
-  if (added && live && !mine && buffer !== state.active) {
+  if (added && live && !mine && (buffer !== state.active || document.hidden)) {
     buffer.unread += 1;
     if (mention) buffer.highlights += 1;
     renderBufferList();
@@ -566,13 +596,16 @@ function finishHistory(target, lines) {
   // the last: lines of one millisecond then keep the batch's order.
   const backwards = answers && head.kind === "BEFORE";
   let added = 0;
+  buffer?.log.setAttribute("aria-busy", "true");
   for (const msg of backwards ? [...lines].reverse() : lines) {
     if (buffer && (msg.command === "PRIVMSG" || msg.command === "NOTICE")) {
       const before = buffer.lines.length;
-      showMessage(msg, false, backwards);
+      // Lines missed while disconnected are new to the reader.
+      showMessage(msg, answers && head.kind === "AFTER", backwards);
       added += buffer.lines.length - before;
     }
   }
+  buffer?.log.removeAttribute("aria-busy");
   if (answers && buffer) {
     if (head.kind === "BEFORE") {
       buffer.loadingOlder = false;
@@ -631,6 +664,7 @@ function connect() {
   state.batches = new Map();
   state.historyQueue = [];
   state.nick = state.wantedNick;
+  state.nickTries = 0;
   state.lastLineAt = Date.now();
   state.pingSentAt = 0;
   setStatus("connecting", "Connecting…");
@@ -804,6 +838,10 @@ function onIsupport(msg) {
       state.isupport.casemapping = value;
     } else if (key === "CHATHISTORY") {
       state.isupport.chathistory = Number(value) || 100;
+    } else if (key === "NICKLEN") {
+      state.isupport.nicklen = Number(value) || 30;
+    } else if (key === "MONITOR") {
+      state.isupport.monitor = true;
     } else if (key === "MAXTARGETS") {
       state.isupport.maxTargets = Number(value) || 0;
     } else if (key === "STATUSMSG") {
@@ -855,6 +893,8 @@ function onWelcome(msg) {
   clearTimeout(state.registerTimer);
   state.registered = true;
   state.nick = msg.params[0];
+  // In under another nick: MONITOR says when ours is free to take back.
+  if (!isMe(state.wantedNick) && state.isupport.monitor) send(`MONITOR + ${state.wantedNick}`);
   state.backoffMs = 1000;
   localStorage.setItem(NICK_KEY, state.wantedNick);
   setStatus("connected", "");
@@ -933,6 +973,18 @@ function onKick(msg) {
   }
 }
 
+/** Alternative nicks tried on a reconnect before giving up. */
+const MAX_NICK_TRIES = 4;
+
+/**
+ * A nick for try `n` when `nick` is taken, within NICKLEN: nick_ first,
+ * then a short random number, so two tries do not collide the same way.
+ */
+function otherNick(nick, n) {
+  const suffix = n === 0 ? "_" : String(Math.floor(Math.random() * 1000));
+  return `${nick.slice(0, Math.max(1, state.isupport.nicklen - suffix.length))}${suffix}`;
+}
+
 /**
  * After a reconnect under another nick (the old connection still held
  * ours), take the nick back as soon as its holder leaves or renames.
@@ -954,6 +1006,8 @@ function onNick(msg) {
   const newNick = msg.params[0];
   if (!isMe(msg.nick)) regainNick(msg.nick);
   if (isMe(msg.nick)) {
+    // The wanted nick is ours again (or another was chosen): stop watching.
+    if (state.isupport.monitor && fold(newNick) === fold(state.wantedNick)) send(`MONITOR - ${state.wantedNick}`);
     state.nick = newNick;
     state.wantedNick = newNick;
     localStorage.setItem(NICK_KEY, newNick);
@@ -1130,12 +1184,18 @@ function handle(msg) {
     case "005":
       onIsupport(msg);
       break;
+    case "731": // MONITOR: these nicks went offline
+      for (const target of (p[1] ?? "").split(",")) regainNick(target.split("!")[0]);
+      break;
+    case "730": // MONITOR: online; nothing to do until it goes
+      break;
     case "433": // Nick in use
     case "432": { // Erroneous nick
       const taken = p[1] ?? state.wantedNick;
-      const suggestion = `${taken.slice(0, 28)}_`;
-      if (!state.registered && state.everRegistered && msg.command === "433") {
+      const suggestion = otherNick(state.wantedNick, state.nickTries);
+      if (!state.registered && state.everRegistered && msg.command === "433" && state.nickTries < MAX_NICK_TRIES) {
         // Reconnecting while our old connection still holds the nick.
+        state.nickTries += 1;
         send(`NICK ${suggestion}`);
       } else if (!state.registered) {
         const why = msg.command === "433" ? "is taken" : "cannot be used";
@@ -1386,10 +1446,30 @@ function onInput(event) {
 // ---------------------------------------------------------------------------
 // Drawers (the room list and member list on narrow screens)
 
+/** Narrow screens (style.css) show the side lists as drawers. */
+const NARROW = window.matchMedia("(max-width: 800px)");
+const DRAWERS = { rooms: "toggle-rooms", members: "toggle-members" };
+
+/**
+ * A closed drawer is off screen: inert, so Tab and screen readers skip
+ * it. On a wide screen both lists are always there.
+ */
+function syncDrawers() {
+  for (const [id, toggle] of Object.entries(DRAWERS)) {
+    const open = $(id).classList.contains("open");
+    $(id).inert = NARROW.matches && !open;
+    $(toggle).setAttribute("aria-expanded", String(open));
+  }
+}
+
 function closeDrawers() {
+  const wasOpen = Object.keys(DRAWERS).find((id) => $(id).classList.contains("open"));
   $("rooms").classList.remove("open");
   $("members").classList.remove("open");
   $("backdrop").hidden = true;
+  syncDrawers();
+  // Focus goes back to the button that opened the drawer, if it was inside.
+  if (wasOpen && $(wasOpen).contains(document.activeElement)) $(DRAWERS[wasOpen]).focus();
 }
 
 function toggleDrawer(id) {
@@ -1398,6 +1478,8 @@ function toggleDrawer(id) {
   closeDrawers();
   drawer.classList.toggle("open", open);
   $("backdrop").hidden = !open;
+  syncDrawers();
+  if (open) drawer.querySelector("button, input")?.focus({ preventScroll: true });
   // Member counts change: the list is fetched again each time it is opened.
   if (open && id === "rooms") send("LIST");
 }
@@ -1444,10 +1526,21 @@ function start() {
   $("toggle-rooms").addEventListener("click", () => toggleDrawer("rooms"));
   $("toggle-members").addEventListener("click", () => toggleDrawer("members"));
   $("backdrop").addEventListener("click", closeDrawers);
+  document.addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && document.querySelector(".drawer.open")) closeDrawers();
+  });
+  NARROW.addEventListener("change", syncDrawers);
+  syncDrawers();
   // Back online after a network change, or back to the page: retry now,
   // not at the backoff's end; an open connection must prove it lives.
   const wake = () => {
     if (document.hidden) return;
+    // Back to the page: what is in view has been seen.
+    if (state.active && state.active.unread > 0) {
+      state.active.unread = 0;
+      state.active.highlights = 0;
+      renderBufferList();
+    }
     if (state.socket) pingNow();
     else if (state.everRegistered && !state.stopped) {
       state.backoffMs = 1000;

@@ -464,6 +464,30 @@ test("screenshots at phone and desktop size", async () => {
   await alice.emulateMedia({ colorScheme: "light" });
 });
 
+test("closed drawers are out of reach; Escape closes one; Send keeps the keyboard", async () => {
+  // bob has an unread private line: the drawer button says so to screen readers too.
+  await bob.locator("#unread-total:not([hidden])").waitFor();
+  assert.match(await bob.getAttribute("#toggle-rooms", "aria-label"), /^Rooms, \d+ unread$/);
+  assert.equal(await bob.locator("#rooms").evaluate((el) => el.inert), true, "a closed drawer is inert");
+  assert.equal(await bob.getAttribute("#toggle-rooms", "aria-expanded"), "false");
+  await bob.click("#toggle-rooms");
+  await bob.locator("#rooms.open").waitFor();
+  assert.equal(await bob.locator("#rooms").evaluate((el) => el.inert), false);
+  assert.equal(await bob.getAttribute("#toggle-rooms", "aria-expanded"), "true");
+  assert.ok(await bob.locator("#rooms").evaluate((el) => el.contains(document.activeElement)), "focus moved into the drawer");
+  await bob.keyboard.press("Escape");
+  await bob.locator(".drawer.open").waitFor({ state: "detached" });
+  assert.equal(await bob.evaluate(() => document.activeElement?.id), "toggle-rooms", "focus is back on its button");
+  // On a wide screen the lists are always there, never inert.
+  assert.equal(await alice.locator("#rooms").evaluate((el) => el.inert), false);
+
+  await bob.fill("#input", "sent with the button");
+  await bob.focus("#input");
+  await bob.click("#send-button");
+  await expectLine(alice, "sent with the button");
+  assert.equal(await bob.evaluate(() => document.activeElement?.id), "input", "the input keeps the focus");
+});
+
 test("after a reload the room's earlier lines are shown again", async () => {
   await alice.reload();
   // The nick is remembered.
