@@ -488,6 +488,35 @@ test("closed drawers are out of reach; Escape closes one; Send keeps the keyboar
   assert.equal(await bob.evaluate(() => document.activeElement?.id), "input", "the input keeps the focus");
 });
 
+test("a long line is cut to fit the relayed line; a STATUSMSG shows in its room", async () => {
+  // Multi-byte text and no spaces in the middle: every relayed line must
+  // stay within 510 bytes and the pieces together must be the text.
+  const long = `start ${"ä€".repeat(150)} ${"word ".repeat(120)}end`;
+  await typeLine(alice, long);
+  const pieces = [];
+  let joined = "";
+  while (!joined.endsWith("end")) {
+    const line = await carol.waitFor(/^:alice!\S+ PRIVMSG #lobby :/);
+    assert.ok(Buffer.byteLength(line) <= 510, `${Buffer.byteLength(line)} bytes: ${line}`);
+    const piece = line.slice(line.indexOf(" :") + 2);
+    assert.notEqual(piece, "", "no empty piece");
+    pieces.push(piece);
+    joined = pieces.join("");
+  }
+  assert.ok(pieces.length > 1, "the text was cut");
+  assert.equal(joined, long);
+
+  // A line to the room's ops only: in the room's buffer, marked, not a
+  // conversation with someone named "@#xss".
+  await typeLine(alice, "/join #xss");
+  await alice.locator('.log[data-buffer="#xss"]').waitFor({ state: "visible" });
+  carol.send("MODE #xss +o alice");
+  await expectLine(alice, "carol sets mode +o alice");
+  carol.send("PRIVMSG @#xss :for the ops");
+  await expectLine(alice, "(to @) for the ops");
+  assert.equal(await alice.locator('.buffer[data-name="@#xss"]').count(), 0);
+});
+
 test("after a reload the room's earlier lines are shown again", async () => {
   await alice.reload();
   // The nick is remembered.
