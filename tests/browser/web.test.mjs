@@ -517,6 +517,19 @@ test("a long line is cut to fit the relayed line; a STATUSMSG shows in its room"
   assert.equal(await alice.locator('.buffer[data-name="@#xss"]').count(), 0);
 });
 
+test("names differing in a non-ASCII letter's case are different rooms (CASEMAPPING=ascii)", async () => {
+  await typeLine(alice, "/join #Äpfel");
+  await alice.locator('.log[data-buffer="#Äpfel"]').waitFor({ state: "visible" });
+  await typeLine(alice, "/join #äpfel");
+  await alice.locator('.log[data-buffer="#äpfel"]').waitFor({ state: "visible" });
+  assert.equal(await alice.locator('#buffer-list .buffer[data-name="#Äpfel"]').count(), 1);
+  assert.equal(await alice.locator('#buffer-list .buffer[data-name="#äpfel"]').count(), 1);
+  // ASCII letters still fold: #XSS is the room already open.
+  await typeLine(alice, "/join #XSS");
+  await alice.locator('.log[data-buffer="#xss"]').waitFor({ state: "visible" });
+  assert.equal(await alice.locator('#buffer-list .buffer[data-name="#XSS"]').count(), 0);
+});
+
 test("after a reload the room's earlier lines are shown again", async () => {
   await alice.reload();
   // The nick is remembered.
