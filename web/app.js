@@ -16,17 +16,27 @@ const HISTORY_PAGE = 50;
 /** Lines kept per buffer; older ones leave the page. */
 const MAX_LINES = 5000;
 /**
- * Bytes of text per PRIVMSG: the server relays a line with our full
- * nick!user@host in front, and the whole must fit in 512 bytes.
+ * user@host assumed before our own JOIN shows the real one: the longest
+ * the server allows (USERLEN, HOSTLEN), so a relayed line still fits.
  */
-const MAX_TEXT_BYTES = 400;
+const GUESS_USERHOST_BYTES = 12 + 1 + 64;
 /** Lines one batch may collect before the rest are shown unbatched. */
 const MAX_BATCH_LINES = 2000;
+/** Batches open at once; more are not collected. */
+const MAX_OPEN_BATCHES = 32;
+/** Seconds to get from connecting to the server's welcome (001). */
+const REGISTER_TIMEOUT_MS = 20000;
+/** Quiet this long, the client asks the server for a sign of life (PING). */
+const IDLE_PING_MS = 60000;
+/** No line this long after our PING: the connection is dead, reconnect. */
+const PING_TIMEOUT_MS = 20000;
 /** Reconnect delays grow 1 s, 2 s, 4 s ... up to this. */
 const MAX_BACKOFF_MS = 30000;
 /** The buffer for server messages; no nick or room can have this name. */
 const SERVER = "*server*";
 const NICK_KEY = "rookery.nick";
+/** The longest IRC line without its CR LF. */
+const MAX_LINE_BYTES = 510;
 
 const $ = (id) => document.getElementById(id);
 
@@ -43,19 +53,27 @@ function unescapeTag(value) {
 function parseLine(line) {
   const msg = { tags: {}, source: "", command: "", params: [] };
   let rest = line;
+  // Only ASCII spaces separate words: other white space is text.
+  const skipSpaces = (text) => text.replace(/^ +/, "");
+  // The end of a leading word; a line that is nothing but it ends there.
+  const wordEnd = (text) => {
+    const end = text.indexOf(" ");
+    return end < 0 ? text.length : end;
+  };
   if (rest.startsWith("@")) {
-    const end = rest.indexOf(" ");
+    const end = wordEnd(rest);
     for (const tag of rest.slice(1, end).split(";")) {
+      if (!tag) continue;
       const eq = tag.indexOf("=");
       if (eq < 0) msg.tags[tag] = "";
       else msg.tags[tag.slice(0, eq)] = unescapeTag(tag.slice(eq + 1));
     }
-    rest = rest.slice(end + 1).trimStart();
+    rest = skipSpaces(rest.slice(end + 1));
   }
   if (rest.startsWith(":")) {
-    const end = rest.indexOf(" ");
+    const end = wordEnd(rest);
     msg.source = rest.slice(1, end);
-    rest = rest.slice(end + 1).trimStart();
+    rest = skipSpaces(rest.slice(end + 1));
   }
   while (rest.length > 0) {
     if (rest.startsWith(":")) {
@@ -68,7 +86,7 @@ function parseLine(line) {
       break;
     }
     msg.params.push(rest.slice(0, end));
-    rest = rest.slice(end + 1).trimStart();
+    rest = skipSpaces(rest.slice(end + 1));
   }
   const first = msg.params.shift() ?? "";
   msg.command = first.toUpperCase();
@@ -92,8 +110,13 @@ const state = {
   /** The nick the user asked for; kept across reconnects. */
   wantedNick: "",
   password: "",
+  /** The account to log in to, fixed when the form is sent: a later
+   *  /nick does not change whose password it is. */
+  account: "",
   /** The nick the server knows us by. */
   nick: "",
+  /** Our user@host as others see it, from our own JOIN; "" until then. */
+  userhost: "",
   registered: false,
   /** Whether a connection ever completed: a nick taken on a reconnect is
    *  then most likely our own old connection's, and nick_ is used. */
@@ -101,10 +124,27 @@ const state = {
   /** The user chose to stop (or login failed): no reconnect. */
   stopped: false,
   backoffMs: 1000,
+  /** When the last line arrived, and when our unanswered PING left (0: none). */
+  lastLineAt: 0,
+  pingSentAt: 0,
   reconnectTimer: 0,
+  /** Other nicks tried in this registration since the wanted one was taken. */
+  nickTries: 0,
+  registerTimer: 0,
   offered: new Map(),
   caps: new Set(),
-  isupport: { prefixModes: "ov", prefixChars: "@+", chantypes: "#&", casemapping: "rfc1459", chathistory: 100 },
+  isupport: {
+    prefixModes: "ov", prefixChars: "@+", chantypes: "#&", casemapping: "ascii", chathistory: 100,
+    /** Rooms one JOIN may name (TARGMAX JOIN, else MAXTARGETS); 1 until told. */
+    joinTargets: 1,
+    maxTargets: 0,
+    nicklen: 30,
+    /** Whether the server offers MONITOR (to learn when a nick frees). */
+    monitor: false,
+    statusmsg: "",
+  },
+  /** Room keys by folded name: given with /join, changed by MODE +k/-k. */
+  keys: new Map(),
   buffers: new Map(),
   active: null,
   batches: new Map(),
@@ -116,13 +156,18 @@ const state = {
   pendingJoins: [],
   /** The folded name of a room whose JOIN should open it on screen. */
   wantShow: "",
+  /** That room's name as typed, to fold again once CASEMAPPING is known. */
+  wantShowName: "",
 };
 
 /** Folds a name for comparison as the server's CASEMAPPING does. */
 function fold(name) {
-  let lower = name.toLowerCase();
-  if (state.isupport.casemapping === "rfc1459") {
-    lower = lower.replace(/\[/g, "{").replace(/\]/g, "}").replace(/\\/g, "|").replace(/~/g, "^");
+  // ASCII letters only: the server does not fold other letters.
+  let lower = name.replace(/[A-Z]+/g, (upper) => upper.toLowerCase());
+  const mapping = state.isupport.casemapping;
+  if (mapping === "rfc1459" || mapping === "strict-rfc1459") {
+    lower = lower.replace(/\[/g, "{").replace(/\]/g, "}").replace(/\\/g, "|");
+    if (mapping === "rfc1459") lower = lower.replace(/~/g, "^");
   }
   return lower;
 }
@@ -138,9 +183,18 @@ function isMe(nick) {
 // ---------------------------------------------------------------------------
 // Buffers: one per room, per private conversation, and one for the server
 
+/** Private conversations open at once; more go to the server buffer. */
+const MAX_QUERIES = 100;
+/** Lines kept in a buffer not in view. */
+const MAX_HIDDEN_LINES = 1000;
+
 function getBuffer(name, create = true) {
   const key = fold(name);
   let buffer = state.buffers.get(key);
+  if (!buffer && create && name !== SERVER && !isRoom(name)) {
+    const queries = [...state.buffers.values()].filter((b) => b.kind === "query").length;
+    if (queries >= MAX_QUERIES) return getBuffer(SERVER);
+  }
   if (!buffer && create) {
     const log = document.createElement("div");
     log.className = "log";
@@ -233,6 +287,7 @@ function renderBufferList() {
   const badge = $("unread-total");
   badge.hidden = total === 0;
   badge.textContent = String(total);
+  $("toggle-rooms").setAttribute("aria-label", total > 0 ? `Rooms, ${total} unread` : "Rooms");
   document.title = total > 0 ? `(${total}) rookery` : "rookery";
 }
 
@@ -305,6 +360,21 @@ function lineElement(time, kind, nick, text, mine, mention) {
 }
 
 /**
+ * The first line at or below `top`: a binary search, as lines are in page
+ * order, so only a few layout reads however long the buffer is.
+ */
+function firstVisible(lines, top) {
+  let low = 0;
+  let high = lines.length;
+  while (low < high) {
+    const mid = (low + high) >> 1;
+    if (lines[mid].el.offsetTop < top) low = mid + 1;
+    else high = mid;
+  }
+  return lines[low]?.el ?? null;
+}
+
+/**
  * Puts a line into its buffer in time order, once per msgid. Returns
  * false for a line already shown. Lines of the same millisecond keep the
  * order they arrive in; `early` puts a line before those of its
@@ -332,12 +402,12 @@ function insertLine(buffer, record, early = false) {
   let anchor = null;
   let anchorTop = 0;
   if (!wasAtBottom && !log.hidden) {
-    anchor = lines.find((l) => l.el.offsetTop >= log.scrollTop)?.el ?? null;
+    anchor = firstVisible(lines, log.scrollTop);
     anchorTop = anchor ? anchor.offsetTop : 0;
   }
   log.insertBefore(record.el, lines[low]?.el ?? null);
   lines.splice(low, 0, record);
-  while (lines.length > MAX_LINES) {
+  while (lines.length > (log.hidden ? MAX_HIDDEN_LINES : MAX_LINES)) {
     const dropped = lines.shift();
     dropped.el.remove();
     if (dropped.msgid) buffer.msgids.delete(dropped.msgid);
@@ -348,8 +418,12 @@ function insertLine(buffer, record, early = false) {
   return true;
 }
 
-/** Shows a quiet line (join, part, mode ...) or a server message. */
-function addEvent(buffer, text, time = Date.now()) {
+/**
+ * Shows a quiet line (join, part, mode ...) or a server message. Without
+ * the server's time it goes after the buffer's last line, whatever the
+ * browser's clock says.
+ */
+function addEvent(buffer, text, time = Math.max(Date.now(), buffer.lines.at(-1)?.time ?? 0)) {
   insertLine(buffer, { time, msgid: "", el: lineElement(time, "event", "", text, false, false) });
 }
 
@@ -361,7 +435,18 @@ function mentions(text) {
 
 /** Shows a PRIVMSG or NOTICE; `live` is false for history, `early` as insertLine's. */
 function showMessage(msg, live, early = false) {
-  const [target, rawText = ""] = msg.params;
+  const [rawTarget = "", rawText = ""] = msg.params;
+  // STATUSMSG (`@#room`): to the room's ops only; shown in the room, marked.
+  let target = rawTarget;
+  let statusTo = "";
+  while (target.length > 1 && state.isupport.statusmsg.includes(target[0]) && !isRoom(target)) {
+    statusTo += target[0];
+    target = target.slice(1);
+  }
+  if (!isRoom(target)) {
+    target = rawTarget;
+    statusTo = "";
+  }
   const mine = isMe(msg.nick);
   let bufferName;
   if (isRoom(target)) bufferName = target;
@@ -382,11 +467,12 @@ function showMessage(msg, live, early = false) {
     kind = "action";
     text = ctcp.slice(7);
   }
+  if (statusTo) text = `(to ${statusTo}) ${text}`;
   const mention = !mine && (buffer.kind === "query" || mentions(text));
   const time = lineTime(msg);
   const el = lineElement(time, kind, msg.nick, text, mine, mention && buffer.kind === "room");
   const added = insertLine(buffer, { time, msgid: msg.tags.msgid ?? "", el }, early);
-  if (added && live && !mine && buffer !== state.active) {
+  if (added && live && !mine && (buffer !== state.active || document.hidden)) {
     buffer.unread += 1;
     if (mention) buffer.highlights += 1;
     renderBufferList();
@@ -467,7 +553,7 @@ function removeMember(buffer, nick) {
 function requestHistory(buffer, kind, ref) {
   if (!state.caps.has("draft/chathistory") || buffer.kind !== "room") return;
   const limit = Math.min(HISTORY_PAGE, state.isupport.chathistory || HISTORY_PAGE);
-  state.historyQueue.push({ buffer, kind });
+  state.historyQueue.push({ buffer, kind, limit });
   send(`CHATHISTORY ${kind} ${buffer.name} ${ref} ${limit}`);
 }
 
@@ -510,21 +596,24 @@ function finishHistory(target, lines) {
   // the last: lines of one millisecond then keep the batch's order.
   const backwards = answers && head.kind === "BEFORE";
   let added = 0;
+  buffer?.log.setAttribute("aria-busy", "true");
   for (const msg of backwards ? [...lines].reverse() : lines) {
     if (buffer && (msg.command === "PRIVMSG" || msg.command === "NOTICE")) {
       const before = buffer.lines.length;
-      showMessage(msg, false, backwards);
+      // Lines missed while disconnected are new to the reader.
+      showMessage(msg, answers && head.kind === "AFTER", backwards);
       added += buffer.lines.length - before;
     }
   }
+  buffer?.log.removeAttribute("aria-busy");
   if (answers && buffer) {
     if (head.kind === "BEFORE") {
       buffer.loadingOlder = false;
       if (added === 0) buffer.noMoreOlder = true;
     }
-    if (head.kind === "LATEST" && added < HISTORY_PAGE) buffer.noMoreOlder = true;
+    if (head.kind === "LATEST" && lines.length < head.limit) buffer.noMoreOlder = true;
     // A full page after a reconnect: more was missed, read on.
-    if (head.kind === "AFTER" && added >= HISTORY_PAGE) fetchRecent(buffer);
+    if (head.kind === "AFTER" && lines.length >= head.limit) fetchRecent(buffer);
     maybeFillView(buffer);
   }
 }
@@ -550,11 +639,22 @@ function setStatus(kind, text) {
 
 /** Sends one IRC line; a line break inside would start a second command. */
 function send(line) {
-  if (state.socket?.readyState === WebSocket.OPEN) state.socket.send(line.replace(/[\r\n]+/g, " "));
+  if (state.socket?.readyState !== WebSocket.OPEN) return false;
+  state.socket.send(line.replace(/[\r\n]+/g, " "));
+  return true;
+}
+
+/** Whether lines typed now reach the server. */
+function connected() {
+  return state.registered && state.socket?.readyState === WebSocket.OPEN;
 }
 
 function connect() {
   clearTimeout(state.reconnectTimer);
+  // A socket still around is dropped; its events are ignored from now on.
+  const old = state.socket;
+  state.socket = null;
+  old?.close();
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
   const socket = new WebSocket(`${scheme}//${location.host}/webirc`, ["text.ircv3.net"]);
   state.socket = socket;
@@ -564,20 +664,61 @@ function connect() {
   state.batches = new Map();
   state.historyQueue = [];
   state.nick = state.wantedNick;
+  state.nickTries = 0;
+  state.lastLineAt = Date.now();
+  state.pingSentAt = 0;
   setStatus("connecting", "Connecting…");
+  clearTimeout(state.registerTimer);
+  state.registerTimer = setTimeout(() => {
+    if (state.socket !== socket || state.registered) return;
+    if (!$("connect").hidden) {
+      failRegistration("The server did not let us in within 20 seconds. Try again.");
+      return;
+    }
+    state.socket = null;
+    socket.close();
+    onDisconnect();
+  }, REGISTER_TIMEOUT_MS);
   socket.addEventListener("open", () => {
+    if (state.socket !== socket) return;
     send("CAP LS 302");
     send(`NICK ${state.wantedNick}`);
     send(`USER ${state.wantedNick} 0 * :${state.wantedNick}`);
   });
   socket.addEventListener("message", (event) => {
-    if (typeof event.data === "string") onLine(event.data);
+    if (state.socket !== socket || typeof event.data !== "string") return;
+    state.lastLineAt = Date.now();
+    state.pingSentAt = 0;
+    onLine(event.data);
   });
   socket.addEventListener("close", () => {
     if (state.socket !== socket) return;
     state.socket = null;
     onDisconnect();
   });
+}
+
+/**
+ * A connection can die without a close event (a laptop sleeps, a network
+ * goes away): PING when quiet, and give up on it when nothing answers.
+ */
+function checkAlive(now = Date.now()) {
+  const socket = state.socket;
+  if (!socket || socket.readyState !== WebSocket.OPEN) return;
+  if (state.pingSentAt > 0) {
+    if (now - state.pingSentAt < PING_TIMEOUT_MS) return;
+    state.socket = null;
+    socket.close();
+    onDisconnect();
+  } else if (now - state.lastLineAt >= IDLE_PING_MS) {
+    pingNow();
+  }
+}
+
+/** Asks for a sign of life now; checkAlive gives up without one. */
+function pingNow() {
+  if (state.pingSentAt > 0 || !send(`PING :alive`)) return;
+  state.pingSentAt = Date.now();
 }
 
 /** The connection is gone: try again later, with growing delays. */
@@ -641,9 +782,9 @@ function requestCaps() {
   else send("CAP END");
 }
 
-/** SASL PLAIN: the account is the nick. */
+/** SASL PLAIN with the account named on the form (no authzid). */
 function saslPlain() {
-  const bytes = new TextEncoder().encode(`${state.wantedNick}\0${state.wantedNick}\0${state.password}`);
+  const bytes = new TextEncoder().encode(`\0${state.account}\0${state.password}`);
   let binary = "";
   for (const byte of bytes) binary += String.fromCharCode(byte);
   const encoded = btoa(binary);
@@ -697,14 +838,63 @@ function onIsupport(msg) {
       state.isupport.casemapping = value;
     } else if (key === "CHATHISTORY") {
       state.isupport.chathistory = Number(value) || 100;
+    } else if (key === "NICKLEN") {
+      state.isupport.nicklen = Number(value) || 30;
+    } else if (key === "MONITOR") {
+      state.isupport.monitor = true;
+    } else if (key === "MAXTARGETS") {
+      state.isupport.maxTargets = Number(value) || 0;
+    } else if (key === "STATUSMSG") {
+      state.isupport.statusmsg = value;
+    } else if (key === "TARGMAX") {
+      for (const pair of value.split(",")) {
+        const [command, limit] = pair.split(":");
+        // An empty limit means none; a number is taken as it is.
+        if (command.toUpperCase() === "JOIN") state.isupport.joinTargets = limit ? Number(limit) || 1 : Infinity;
+      }
     }
   }
+  if (state.wantShow) state.wantShow = fold(state.wantShowName);
+}
+
+/**
+ * JOINs for these rooms, keyed ones first (a key list pairs with the
+ * first rooms), each within the server's target limit and 512 bytes.
+ */
+function joinLines(rooms) {
+  const withKey = rooms.filter((room) => state.keys.has(fold(room)));
+  const without = rooms.filter((room) => !state.keys.has(fold(room)));
+  const limit = Math.max(1, Math.min(state.isupport.joinTargets, state.isupport.maxTargets || Infinity));
+  const encoder = new TextEncoder();
+  const lines = [];
+  let names = [];
+  let keys = [];
+  const line = (n, k) => `JOIN ${n.join(",")}${k.length > 0 ? ` ${k.join(",")}` : ""}`;
+  const flush = () => {
+    if (names.length > 0) lines.push(line(names, keys));
+    names = [];
+    keys = [];
+  };
+  for (const room of [...withKey, ...without]) {
+    const key = state.keys.get(fold(room));
+    // Keyless rooms may follow keyed ones: keys pair with the first rooms.
+    const nextNames = [...names, room];
+    const nextKeys = key === undefined ? keys : [...keys, key];
+    if (names.length >= limit || encoder.encode(line(nextNames, nextKeys)).length > MAX_LINE_BYTES) flush();
+    names.push(room);
+    if (key !== undefined) keys.push(key);
+  }
+  flush();
+  return lines;
 }
 
 /** 001: we are in. Rejoin what was open, or the room asked for. */
 function onWelcome(msg) {
+  clearTimeout(state.registerTimer);
   state.registered = true;
   state.nick = msg.params[0];
+  // In under another nick: MONITOR says when ours is free to take back.
+  if (!isMe(state.wantedNick) && state.isupport.monitor) send(`MONITOR + ${state.wantedNick}`);
   state.backoffMs = 1000;
   localStorage.setItem(NICK_KEY, state.wantedNick);
   setStatus("connected", "");
@@ -717,15 +907,20 @@ function onWelcome(msg) {
   for (const buffer of state.buffers.values()) buffer.joined = false;
   state.everRegistered = true;
   // The room list comes after the joins (refreshListSoon), or now.
-  if (rooms.length > 0) send(`JOIN ${rooms.join(",")}`);
+  if (rooms.length > 0) joinLines(rooms).forEach(send);
   else send("LIST");
   state.pendingJoins = [];
+  // Text kept while disconnected can be sent now.
+  $("input-note").hidden = true;
+  $("input").removeAttribute("aria-invalid");
 }
 
 function onJoin(msg) {
   const room = msg.params[0];
   const buffer = getBuffer(room);
   if (isMe(msg.nick)) {
+    const bang = msg.source.indexOf("!");
+    if (bang > 0) state.userhost = msg.source.slice(bang + 1);
     buffer.name = room;
     buffer.log.dataset.buffer = room;
     buffer.joined = true;
@@ -733,7 +928,11 @@ function onJoin(msg) {
     buffer.namesDone = true;
     buffer.noMoreOlder = false;
     renderBufferList();
-    if (state.active?.kind !== "room" || state.wantShow === fold(room)) {
+    // Only the room asked for is brought into view, or the first room
+    // joined when nothing but the server buffer is open; never a room
+    // rejoined after a reconnect.
+    const onlyServer = [...state.buffers.values()].every((b) => b === buffer || b.kind === "server");
+    if (state.wantShow === fold(room) || (!state.wantShow && onlyServer && state.active?.kind === "server")) {
       state.wantShow = "";
       showBuffer(buffer);
     }
@@ -750,6 +949,7 @@ function onPart(msg) {
   if (!buffer) return;
   if (isMe(msg.nick)) {
     buffer.joined = false;
+    state.keys.delete(fold(buffer.name));
     closeBuffer(buffer);
     refreshListSoon();
     return;
@@ -773,6 +973,18 @@ function onKick(msg) {
   }
 }
 
+/** Alternative nicks tried on a reconnect before giving up. */
+const MAX_NICK_TRIES = 4;
+
+/**
+ * A nick for try `n` when `nick` is taken, within NICKLEN: nick_ first,
+ * then a short random number, so two tries do not collide the same way.
+ */
+function otherNick(nick, n) {
+  const suffix = n === 0 ? "_" : String(Math.floor(Math.random() * 1000));
+  return `${nick.slice(0, Math.max(1, state.isupport.nicklen - suffix.length))}${suffix}`;
+}
+
 /**
  * After a reconnect under another nick (the old connection still held
  * ours), take the nick back as soon as its holder leaves or renames.
@@ -794,6 +1006,8 @@ function onNick(msg) {
   const newNick = msg.params[0];
   if (!isMe(msg.nick)) regainNick(msg.nick);
   if (isMe(msg.nick)) {
+    // The wanted nick is ours again (or another was chosen): stop watching.
+    if (state.isupport.monitor && fold(newNick) === fold(state.wantedNick)) send(`MONITOR - ${state.wantedNick}`);
     state.nick = newNick;
     state.wantedNick = newNick;
     localStorage.setItem(NICK_KEY, newNick);
@@ -837,7 +1051,12 @@ function onMode(msg) {
         if (adding) member.modes.add(ch);
         else member.modes.delete(ch);
       }
-    } else if ("beIkfjl".includes(ch) && (adding || "beIk".includes(ch))) {
+    } else if (ch === "k") {
+      // The key we rejoin with follows the room's.
+      if (adding && args[argIndex]) state.keys.set(fold(target), args[argIndex]);
+      else if (!adding) state.keys.delete(fold(target));
+      argIndex += 1;
+    } else if ("beIfjl".includes(ch) && (adding || "beI".includes(ch))) {
       // Modes with a parameter (list modes, key, limit): skip it.
       argIndex += 1;
     }
@@ -894,27 +1113,36 @@ function renderRoomList() {
   }
 }
 
-function joinRoom(name) {
+function joinRoom(name, key = "") {
   const existing = getBuffer(name, false);
   if (existing?.joined) {
     showBuffer(existing);
     return;
   }
-  state.wantShow = fold(name);
-  send(`JOIN ${name}`);
+  if (key) state.keys.set(fold(name), key);
+  setWantShow(name);
+  send(key ? `JOIN ${name} ${key}` : `JOIN ${name}`);
+}
+
+/** The room whose JOIN should open it on screen; folded again after 005. */
+function setWantShow(name) {
+  state.wantShowName = name;
+  state.wantShow = name ? fold(name) : "";
 }
 
 /** Numerics and errors worth showing go to the server buffer or the room. */
 function showNumeric(msg) {
   const params = msg.params.slice(1);
   const target = params[0] && isRoom(params[0]) ? getBuffer(params[0], false) : null;
-  addEvent(target ?? state.active ?? getBuffer(SERVER), params.join(" "));
+  addEvent(target ?? state.active ?? getBuffer(SERVER), params.join(" "), msg.tags.time ? lineTime(msg) : undefined);
 }
 
 function onLine(line) {
   const msg = parseLine(line);
   const batchId = msg.tags.batch;
-  if (batchId && state.batches.has(batchId)) {
+  // BATCH itself is never collected: a nested batch opens and closes
+  // in order, inside its parent.
+  if (batchId && msg.command !== "BATCH" && state.batches.has(batchId)) {
     const batch = state.batches.get(batchId);
     if (batch.lines.length < MAX_BATCH_LINES) {
       batch.lines.push(msg);
@@ -924,8 +1152,13 @@ function onLine(line) {
   handle(msg);
 }
 
+/** Commands that mean nothing without a first parameter. */
+const NEEDS_PARAM = new Set(["JOIN", "PART", "KICK", "NICK", "MODE", "TOPIC", "PRIVMSG", "NOTICE", "BATCH"]);
+
 function handle(msg) {
   const p = msg.params;
+  if (NEEDS_PARAM.has(msg.command) && !p[0]) return;
+  if (msg.command === "KICK" && !p[1]) return;
   switch (msg.command) {
     case "PING":
       send(`PONG :${p[0] ?? ""}`);
@@ -951,12 +1184,18 @@ function handle(msg) {
     case "005":
       onIsupport(msg);
       break;
+    case "731": // MONITOR: these nicks went offline
+      for (const target of (p[1] ?? "").split(",")) regainNick(target.split("!")[0]);
+      break;
+    case "730": // MONITOR: online; nothing to do until it goes
+      break;
     case "433": // Nick in use
     case "432": { // Erroneous nick
       const taken = p[1] ?? state.wantedNick;
-      const suggestion = `${taken.slice(0, 28)}_`;
-      if (!state.registered && state.everRegistered && msg.command === "433") {
+      const suggestion = otherNick(state.wantedNick, state.nickTries);
+      if (!state.registered && state.everRegistered && msg.command === "433" && state.nickTries < MAX_NICK_TRIES) {
         // Reconnecting while our old connection still holds the nick.
+        state.nickTries += 1;
         send(`NICK ${suggestion}`);
       } else if (!state.registered) {
         const why = msg.command === "433" ? "is taken" : "cannot be used";
@@ -969,12 +1208,16 @@ function handle(msg) {
     case "BATCH": {
       const id = p[0] ?? "";
       if (id.startsWith("+")) {
-        state.batches.set(id.slice(1), { type: p[1] ?? "", params: p.slice(2), lines: [] });
+        // Past the cap, a batch's lines are shown as they come.
+        if (state.batches.size >= MAX_OPEN_BATCHES) break;
+        state.batches.set(id.slice(1), { type: p[1] ?? "", params: p.slice(2), lines: [], parent: msg.tags.batch ?? "" });
       } else {
         const batch = state.batches.get(id.slice(1));
         state.batches.delete(id.slice(1));
         if (!batch) break;
+        const parent = state.batches.get(batch.parent);
         if (batch.type === "chathistory") finishHistory(batch.params[0] ?? "", batch.lines);
+        else if (parent && parent.lines.length + batch.lines.length <= MAX_BATCH_LINES) parent.lines.push(...batch.lines);
         else batch.lines.forEach(handle);
       }
       break;
@@ -1071,28 +1314,42 @@ function handle(msg) {
 // What the user types
 
 /**
- * Cuts text into pieces of at most MAX_TEXT_BYTES of UTF-8, at a space
- * when there is one, never inside a character.
+ * Bytes of text one PRIVMSG to `target` may carry: the server relays it
+ * as ":nick!user@host PRIVMSG target :text", within 510 bytes.
  */
-function splitText(text) {
+function textBudget(target, extra) {
+  const encoder = new TextEncoder();
+  const userhost = state.userhost ? encoder.encode(state.userhost).length : GUESS_USERHOST_BYTES;
+  const prefix = encoder.encode(`:${state.nick}! PRIVMSG ${target} :`).length + userhost;
+  return Math.max(1, MAX_LINE_BYTES - prefix - extra);
+}
+
+/**
+ * Cuts text into pieces of at most `budget` bytes of UTF-8, at a space
+ * when there is one, never inside a character; no piece is empty.
+ */
+function splitText(text, budget) {
   const encoder = new TextEncoder();
   const pieces = [];
   let rest = text;
-  while (encoder.encode(rest).length > MAX_TEXT_BYTES) {
+  while (encoder.encode(rest).length > budget) {
     let cut = 0;
     let bytes = 0;
     for (const ch of rest) {
       const size = encoder.encode(ch).length;
-      if (bytes + size > MAX_TEXT_BYTES) break;
+      if (bytes + size > budget) break;
       bytes += size;
       cut += ch.length;
     }
-    const space = rest.lastIndexOf(" ", cut);
+    // A character wider than the budget: sent whole rather than never.
+    if (cut === 0) cut = [...rest][0].length;
+    // The space may be the last character that fits (cut - 1).
+    const space = rest.lastIndexOf(" ", cut - 1);
     if (space > cut / 2) cut = space + 1;
     pieces.push(rest.slice(0, cut));
     rest = rest.slice(cut);
   }
-  pieces.push(rest);
+  if (rest.length > 0) pieces.push(rest);
   return pieces;
 }
 
@@ -1103,7 +1360,9 @@ function say(target, text) {
     return;
   }
   const action = /^\x01ACTION (.*)\x01$/s.exec(text);
-  const pieces = action ? splitText(action[1]).map((piece) => `\x01ACTION ${piece}\x01`) : splitText(text);
+  const pieces = action
+    ? splitText(action[1], textBudget(target, 9)).map((piece) => `\x01ACTION ${piece}\x01`)
+    : splitText(text, textBudget(target, 0));
   for (const piece of pieces) {
     send(`PRIVMSG ${target} :${piece}`);
     if (!state.caps.has("echo-message")) {
@@ -1122,7 +1381,7 @@ function runCommand(input) {
   const tail = others.join(" ");
   switch (command) {
     case "join":
-      if (first) joinRoom(isRoom(first) ? first : `#${first}`);
+      if (first) joinRoom(isRoom(first) ? first : `#${first}`, others[0] ?? "");
       break;
     case "part":
     case "close":
@@ -1169,8 +1428,15 @@ function runCommand(input) {
 function onInput(event) {
   event.preventDefault();
   const input = $("input");
+  input.focus();
   const text = input.value;
   if (text.trim() === "") return;
+  if (!connected()) {
+    // Nothing typed is lost: the text stays in the input to send later.
+    input.setAttribute("aria-invalid", "true");
+    $("input-note").hidden = false;
+    return;
+  }
   input.value = "";
   if (text.startsWith("//")) say(state.active?.name, text.slice(1));
   else if (text.startsWith("/")) runCommand(text);
@@ -1180,10 +1446,30 @@ function onInput(event) {
 // ---------------------------------------------------------------------------
 // Drawers (the room list and member list on narrow screens)
 
+/** Narrow screens (style.css) show the side lists as drawers. */
+const NARROW = window.matchMedia("(max-width: 800px)");
+const DRAWERS = { rooms: "toggle-rooms", members: "toggle-members" };
+
+/**
+ * A closed drawer is off screen: inert, so Tab and screen readers skip
+ * it. On a wide screen both lists are always there.
+ */
+function syncDrawers() {
+  for (const [id, toggle] of Object.entries(DRAWERS)) {
+    const open = $(id).classList.contains("open");
+    $(id).inert = NARROW.matches && !open;
+    $(toggle).setAttribute("aria-expanded", String(open));
+  }
+}
+
 function closeDrawers() {
+  const wasOpen = Object.keys(DRAWERS).find((id) => $(id).classList.contains("open"));
   $("rooms").classList.remove("open");
   $("members").classList.remove("open");
   $("backdrop").hidden = true;
+  syncDrawers();
+  // Focus goes back to the button that opened the drawer, if it was inside.
+  if (wasOpen && $(wasOpen).contains(document.activeElement)) $(DRAWERS[wasOpen]).focus();
 }
 
 function toggleDrawer(id) {
@@ -1192,6 +1478,8 @@ function toggleDrawer(id) {
   closeDrawers();
   drawer.classList.toggle("open", open);
   $("backdrop").hidden = !open;
+  syncDrawers();
+  if (open) drawer.querySelector("button, input")?.focus({ preventScroll: true });
   // Member counts change: the list is fetched again each time it is opened.
   if (open && id === "rooms") send("LIST");
 }
@@ -1210,8 +1498,9 @@ function onConnectSubmit(event) {
   if (room && !room.startsWith("#")) room = `#${room}`;
   state.wantedNick = nick;
   state.password = $("connect-password").value;
+  state.account = nick;
   state.pendingJoins = room ? [room] : [];
-  state.wantShow = room ? fold(room) : "";
+  setWantShow(room);
   state.stopped = false;
   $("connect-error").hidden = true;
   $("connect-button").disabled = true;
@@ -1222,6 +1511,10 @@ function start() {
   $("connect-nick").value = localStorage.getItem(NICK_KEY) ?? "";
   $("connect-form").addEventListener("submit", onConnectSubmit);
   $("input-form").addEventListener("submit", onInput);
+  // Tapping Send must not take the focus (and the phone's keyboard) away.
+  for (const type of ["pointerdown", "mousedown"]) {
+    $("send-button").addEventListener(type, (event) => event.preventDefault());
+  }
   $("join-form").addEventListener("submit", (event) => {
     event.preventDefault();
     const name = $("join-input").value.trim();
@@ -1233,13 +1526,30 @@ function start() {
   $("toggle-rooms").addEventListener("click", () => toggleDrawer("rooms"));
   $("toggle-members").addEventListener("click", () => toggleDrawer("members"));
   $("backdrop").addEventListener("click", closeDrawers);
-  // Back online after a network change: retry now, not at the backoff's end.
-  window.addEventListener("online", () => {
-    if (!state.socket && state.everRegistered && !state.stopped) {
+  document.addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && document.querySelector(".drawer.open")) closeDrawers();
+  });
+  NARROW.addEventListener("change", syncDrawers);
+  syncDrawers();
+  // Back online after a network change, or back to the page: retry now,
+  // not at the backoff's end; an open connection must prove it lives.
+  const wake = () => {
+    if (document.hidden) return;
+    // Back to the page: what is in view has been seen.
+    if (state.active && state.active.unread > 0) {
+      state.active.unread = 0;
+      state.active.highlights = 0;
+      renderBufferList();
+    }
+    if (state.socket) pingNow();
+    else if (state.everRegistered && !state.stopped) {
       state.backoffMs = 1000;
       connect();
     }
-  });
+  };
+  window.addEventListener("online", wake);
+  document.addEventListener("visibilitychange", wake);
+  setInterval(checkAlive, 5000);
 }
 
 start();

@@ -286,6 +286,7 @@ async function screenshot(page, name) {
 let alice; // desktop
 let bob; // phone
 let carol; // raw IRC
+let frank; // phone, logged in to an account
 
 before(async () => {
   assert.ok(fs.existsSync(BIN), `no rookery binary at ${BIN} (set ROOKERY_BIN)`);
@@ -336,12 +337,14 @@ test("two browser users and a raw IRC user talk in one room", async () => {
   await typeLine(alice, "hello from alice");
   await expectLine(bob, "hello from alice");
   await carol.waitFor(/^(@\S+ )?:alice!\S+ PRIVMSG #lobby :hello from alice$/);
-  // Her own line comes back through echo-message, once.
+  // Her own line comes back through echo-message, once: counted after a
+  // later line arrived, so a second copy would have been shown by then.
   await expectLine(alice, "hello from alice");
 
   await typeLine(bob, "hi from bob");
   await expectLine(alice, "hi from bob");
   await carol.waitFor(/ PRIVMSG #lobby :hi from bob$/);
+  assert.equal(await activeLog(alice).locator(".line .text", { hasText: /^hello from alice$/ }).count(), 1);
 
   carol.send("PRIVMSG #lobby :hello from carol");
   await expectLine(alice, "hello from carol");
@@ -354,7 +357,7 @@ test("two browser users and a raw IRC user talk in one room", async () => {
 test("a private message opens a buffer with an unread count", async () => {
   carol.send("PRIVMSG alice :psst, alice");
   const entry = alice.locator('.buffer[data-name="carol"]');
-  await entry.locator(".unread", { hasText: "1" }).waitFor();
+  await entry.locator(".unread", { hasText: /^1$/ }).waitFor();
   await entry.click();
   await expectLine(alice, "psst, alice");
   // Reading it clears the count.
@@ -364,7 +367,7 @@ test("a private message opens a buffer with an unread count", async () => {
   // A line naming her in a room she is not looking at counts as a mention.
   carol.send("PRIVMSG #lobby :alice, look here");
   const lobby = alice.locator('.buffer[data-name="#lobby"]');
-  await lobby.locator(".unread.mention", { hasText: "1" }).waitFor();
+  await lobby.locator(".unread.mention", { hasText: /^1$/ }).waitFor();
   await lobby.click();
   await activeLog(alice).locator(".line.mention .text", { hasText: "alice, look here" }).waitFor();
 });
@@ -396,19 +399,44 @@ test("joining from the room list; ops and voice in the member list", async () =>
   await bob.locator('.log[data-buffer="#lobby"]').waitFor({ state: "visible" });
 });
 
-test("message text is never markup; links are links", async () => {
+test("text from the network is never markup; links are links", async () => {
   const attack = "<img src=x onerror=alert(1)>";
+  // A room whose very name is markup, if the server allows such a name.
+  const evilRoom = "#<img/src=x/onerror=alert(1)>";
+  carol.send(`JOIN ${evilRoom}`);
+  const joined = await carol.waitFor(/ (366|403|479) carol /);
+  const evilAllowed = / 366 /.test(joined);
   carol.send(`PRIVMSG #lobby :${attack}`);
+  carol.send(`NOTICE #lobby :notice ${attack}`);
+  // #lobby's topic is the operators' (+t): a room of carol's carries one.
+  carol.send("JOIN #xss");
+  await carol.waitFor(/ 366 carol #xss /);
+  carol.send(`TOPIC #xss :topic ${attack}`);
+  await carol.waitFor(/ TOPIC #xss /);
+  carol.send(`PART #lobby :part ${attack}`);
+  carol.send("JOIN #lobby");
+  await carol.waitFor(/ 366 carol #lobby /);
+  carol.send("PRIVMSG #lobby :javascript:alert(1) is no link");
   carol.send("PRIVMSG #lobby :see https://example.org/a?b=1&c=2, it is good");
   for (const page of [alice, bob]) {
     await expectLine(page, "it is good");
     const texts = await activeLog(page).locator(".line .text").allTextContents();
-    assert.ok(texts.includes(attack), `the literal text ${attack} is shown`);
-    assert.equal(await page.locator("#messages img").count(), 0, "no img element in the messages");
+    for (const wanted of [attack, `notice ${attack}`]) {
+      assert.ok(texts.includes(wanted), `the literal text ${wanted} is shown`);
+    }
+    assert.ok(texts.some((t) => t.includes(`(part ${attack})`)), "the part reason is text");
     const link = activeLog(page).locator('a[href="https://example.org/a?b=1&c=2"]');
     assert.equal(await link.count(), 1);
     assert.equal(await link.getAttribute("rel"), "noopener noreferrer");
     assert.equal(await link.getAttribute("target"), "_blank");
+    assert.equal(await page.locator('a[href^="javascript:" i]').count(), 0, "no javascript: link");
+  }
+  // The room list shows the topic (and the odd room's name) as text.
+  await alice.click("#list-refresh");
+  await alice.locator("#room-list .room .topic", { hasText: `topic ${attack}` }).waitFor();
+  if (evilAllowed) await alice.locator("#room-list .room .name", { hasText: evilRoom }).waitFor();
+  for (const page of [alice, bob]) {
+    assert.equal(await page.locator("img").count(), 0, "no img element anywhere on the page");
   }
   assert.deepEqual(dialogs, [], "no dialog opened");
 });
@@ -434,6 +462,72 @@ test("screenshots at phone and desktop size", async () => {
   await screenshot(alice, "desktop-chat-dark");
   await bob.emulateMedia({ colorScheme: "light" });
   await alice.emulateMedia({ colorScheme: "light" });
+});
+
+test("closed drawers are out of reach; Escape closes one; Send keeps the keyboard", async () => {
+  // bob has an unread private line: the drawer button says so to screen readers too.
+  await bob.locator("#unread-total:not([hidden])").waitFor();
+  assert.match(await bob.getAttribute("#toggle-rooms", "aria-label"), /^Rooms, \d+ unread$/);
+  assert.equal(await bob.locator("#rooms").evaluate((el) => el.inert), true, "a closed drawer is inert");
+  assert.equal(await bob.getAttribute("#toggle-rooms", "aria-expanded"), "false");
+  await bob.click("#toggle-rooms");
+  await bob.locator("#rooms.open").waitFor();
+  assert.equal(await bob.locator("#rooms").evaluate((el) => el.inert), false);
+  assert.equal(await bob.getAttribute("#toggle-rooms", "aria-expanded"), "true");
+  assert.ok(await bob.locator("#rooms").evaluate((el) => el.contains(document.activeElement)), "focus moved into the drawer");
+  await bob.keyboard.press("Escape");
+  await bob.locator(".drawer.open").waitFor({ state: "detached" });
+  assert.equal(await bob.evaluate(() => document.activeElement?.id), "toggle-rooms", "focus is back on its button");
+  // On a wide screen the lists are always there, never inert.
+  assert.equal(await alice.locator("#rooms").evaluate((el) => el.inert), false);
+
+  await bob.fill("#input", "sent with the button");
+  await bob.focus("#input");
+  await bob.click("#send-button");
+  await expectLine(alice, "sent with the button");
+  assert.equal(await bob.evaluate(() => document.activeElement?.id), "input", "the input keeps the focus");
+});
+
+test("a long line is cut to fit the relayed line; a STATUSMSG shows in its room", async () => {
+  // Multi-byte text and no spaces in the middle: every relayed line must
+  // stay within 510 bytes and the pieces together must be the text.
+  const long = `start ${"ä€".repeat(150)} ${"word ".repeat(120)}end`;
+  await typeLine(alice, long);
+  const pieces = [];
+  let joined = "";
+  while (!joined.endsWith("end")) {
+    const line = await carol.waitFor(/^:alice!\S+ PRIVMSG #lobby :/);
+    assert.ok(Buffer.byteLength(line) <= 510, `${Buffer.byteLength(line)} bytes: ${line}`);
+    const piece = line.slice(line.indexOf(" :") + 2);
+    assert.notEqual(piece, "", "no empty piece");
+    pieces.push(piece);
+    joined = pieces.join("");
+  }
+  assert.ok(pieces.length > 1, "the text was cut");
+  assert.equal(joined, long);
+
+  // A line to the room's ops only: in the room's buffer, marked, not a
+  // conversation with someone named "@#xss".
+  await typeLine(alice, "/join #xss");
+  await alice.locator('.log[data-buffer="#xss"]').waitFor({ state: "visible" });
+  carol.send("MODE #xss +o alice");
+  await expectLine(alice, "carol sets mode +o alice");
+  carol.send("PRIVMSG @#xss :for the ops");
+  await expectLine(alice, "(to @) for the ops");
+  assert.equal(await alice.locator('.buffer[data-name="@#xss"]').count(), 0);
+});
+
+test("names differing in a non-ASCII letter's case are different rooms (CASEMAPPING=ascii)", async () => {
+  await typeLine(alice, "/join #Äpfel");
+  await alice.locator('.log[data-buffer="#Äpfel"]').waitFor({ state: "visible" });
+  await typeLine(alice, "/join #äpfel");
+  await alice.locator('.log[data-buffer="#äpfel"]').waitFor({ state: "visible" });
+  assert.equal(await alice.locator('#buffer-list .buffer[data-name="#Äpfel"]').count(), 1);
+  assert.equal(await alice.locator('#buffer-list .buffer[data-name="#äpfel"]').count(), 1);
+  // ASCII letters still fold: #XSS is the room already open.
+  await typeLine(alice, "/join #XSS");
+  await alice.locator('.log[data-buffer="#xss"]').waitFor({ state: "visible" });
+  assert.equal(await alice.locator('#buffer-list .buffer[data-name="#XSS"]').count(), 0);
 });
 
 test("after a reload the room's earlier lines are shown again", async () => {
@@ -545,7 +639,61 @@ test("logging in with a password: a wrong one is refused clearly", async () => {
   await page.click("#connect-button");
   await page.locator("#chat").waitFor({ state: "visible" });
   await activeLog(page).locator(".line .text", { hasText: "You are now logged in as frank" }).waitFor();
-  await page.context().close();
+  frank = page;
+});
+
+test("a keyed room joined with its key; after a restart all six rooms, the login and typed text come back", async () => {
+  carol.send("JOIN #keyed");
+  await carol.waitFor(/ 366 carol #keyed /);
+  carol.send("MODE #keyed +k sekrit");
+  await carol.waitFor(/ MODE #keyed \+k /);
+  await typeLine(frank, "/join #keyed sekrit");
+  await frank.locator('.log[data-buffer="#keyed"]').waitFor({ state: "visible" });
+  const rooms = ["#keyed", "#r1", "#r2", "#r3", "#r4", "#r5"];
+  for (const room of rooms.slice(1)) {
+    await typeLine(frank, `/join ${room}`);
+    await frank.locator(`.log[data-buffer="${room}"]`).waitFor({ state: "visible" });
+  }
+  // A new nick: the login is still the account named on the form.
+  await typeLine(frank, "/nick frankie");
+  await carol.waitFor(/:frank!\S+ NICK :?frankie/);
+
+  const sent = [];
+  frank.on("websocket", (socket) => socket.on("framesent", (frame) => sent.push(String(frame.payload))));
+  await server.kill();
+  carol.close();
+  await frank.locator('#status[data-state="reconnecting"]').waitFor({ state: "visible" });
+  // Text typed while disconnected stays in the input, and the page says why.
+  await typeLine(frank, "typed while away");
+  await frank.locator("#input-note").waitFor({ state: "visible" });
+  assert.equal(await frank.inputValue("#input"), "typed while away");
+
+  await server.start();
+  await frank.locator("#status").waitFor({ state: "hidden" });
+  await frank.locator("#input-note").waitFor({ state: "hidden" });
+  await activeLog(frank).locator(".line .text", { hasText: "You are now logged in as frank" }).waitFor();
+  // Every room is joined again, and the view stayed where it was.
+  await frank.waitForFunction((names) => names.every((name) => {
+    const entry = document.querySelector(`#buffer-list .buffer[data-name="${name}"]`);
+    return entry && !entry.classList.contains("parted");
+  }), rooms);
+  assert.equal(await activeLog(frank).getAttribute("data-buffer"), "#r5");
+  const joins = sent.filter((line) => line.startsWith("JOIN "));
+  for (const line of joins) {
+    assert.ok(line.split(" ")[1].split(",").length <= 4, `within TARGMAX JOIN: ${line}`);
+  }
+  assert.match(joins[0] ?? "", /^JOIN #keyed(,#\S+)* sekrit$/, "the keyed room first, with its key");
+
+  carol = await RawClient.connect(server.ircPort, "carol");
+  carol.send("JOIN #r5");
+  const names = await carol.waitFor(/ 353 carol . #r5 /);
+  assert.match(names, /frankie/);
+  // The kept text is sent once connected.
+  await frank.press("#input", "Enter");
+  await carol.waitFor(/:frankie!\S+ PRIVMSG #r5 :typed while away$/);
+  assert.equal(await frank.inputValue("#input"), "");
+  await screenshot(frank, "phone-after-restart");
+  await frank.context().close();
 });
 
 test("no errors on the pages", () => {
