@@ -79,6 +79,14 @@ async fn open_over<S: AsyncRead + AsyncWrite + Unpin>(
     })
 }
 
+/// A server with a WebSocket client registered as `web`, no subprotocol asked.
+async fn registered_web() -> (ServerHandle, WebClient<TcpStream>) {
+    let (server, _irc, http) = start(test_config(""), any_port()).await;
+    let mut web = open(http, &[], &[]).await.unwrap();
+    web.register_as("web").await;
+    (server, web)
+}
+
 async fn open(
     http: SocketAddr,
     subprotocols: &[&str],
@@ -235,9 +243,7 @@ async fn a_close_from_the_client_is_answered() {
 
 #[tokio::test]
 async fn quit_closes_with_1000_and_the_error_text() {
-    let (server, _irc, http) = start(test_config(""), any_port()).await;
-    let mut web = open(http, &[], &[]).await.unwrap();
-    web.register_as("web").await;
+    let (server, mut web) = registered_web().await;
     web.send("QUIT :bye").await;
     let frame = close_frame(&mut web.socket).await.expect("a close frame");
     assert_eq!(frame.code, CloseCode::Normal);
@@ -248,9 +254,7 @@ async fn quit_closes_with_1000_and_the_error_text() {
 
 #[tokio::test]
 async fn a_stopping_server_closes_with_1001() {
-    let (server, _irc, http) = start(test_config(""), any_port()).await;
-    let mut web = open(http, &[], &[]).await.unwrap();
-    web.register_as("web").await;
+    let (server, mut web) = registered_web().await;
     server.shutdown().await;
     let frame = close_frame(&mut web.socket).await.expect("a close frame");
     assert_eq!(frame.code, CloseCode::Away);
@@ -259,9 +263,7 @@ async fn a_stopping_server_closes_with_1001() {
 
 #[tokio::test]
 async fn a_message_past_the_longest_line_closes_with_1009() {
-    let (server, _irc, http) = start(test_config(""), any_port()).await;
-    let mut web = open(http, &[], &[]).await.unwrap();
-    web.register_as("web").await;
+    let (server, mut web) = registered_web().await;
     web.send(&format!("PRIVMSG web :{}", "x".repeat(20_000)))
         .await;
     let frame = close_frame(&mut web.socket).await.expect("a close frame");
@@ -271,9 +273,7 @@ async fn a_message_past_the_longest_line_closes_with_1009() {
 
 #[tokio::test]
 async fn invalid_utf8_in_a_text_message_closes_with_1007() {
-    let (server, _irc, http) = start(test_config(""), any_port()).await;
-    let mut web = open(http, &[], &[]).await.unwrap();
-    web.register_as("web").await;
+    let (server, mut web) = registered_web().await;
     // A text frame holding bytes that are not UTF-8, which the typed
     // message API will not build.
     let frame = Frame::message(
@@ -289,9 +289,7 @@ async fn invalid_utf8_in_a_text_message_closes_with_1007() {
 
 #[tokio::test]
 async fn a_flood_of_pings_is_cut_off_with_1008() {
-    let (server, _irc, http) = start(test_config(""), any_port()).await;
-    let mut web = open(http, &[], &[]).await.unwrap();
-    web.register_as("web").await;
+    let (server, mut web) = registered_web().await;
     for _ in 0..64 {
         if web.socket.send(Message::Ping(Bytes::new())).await.is_err() {
             break;
