@@ -54,14 +54,7 @@ async fn an_address_in_use_is_named() {
     let address = taken.local_addr().unwrap();
     let mut config = test_config("");
     config.listen = vec![Listen { address, tls: None }];
-    let error = rookery::start(config).await.err().expect("the start fails");
-    assert!(matches!(error, StartError::Listen(_)), "{error:?}");
-    assert!(
-        error
-            .to_string()
-            .starts_with(&format!("cannot listen on {address}: ")),
-        "{error}"
-    );
+    refused_for_address(config, address).await;
 }
 
 #[tokio::test]
@@ -83,6 +76,11 @@ async fn a_busy_address_of_an_explicit_http_listener_stops_the_start() {
     let mut config = test_config("");
     config.http = vec![HttpListen::plain(address)];
     assert!(!config.http_implicit, "the test file says `http = []`");
+    refused_for_address(config, address).await;
+}
+
+/// Starts `config`, which must fail on `address` and name it.
+async fn refused_for_address(config: rookery::config::Config, address: std::net::SocketAddr) {
     let error = rookery::start(config).await.err().expect("the start fails");
     assert!(matches!(error, StartError::Listen(_)), "{error:?}");
     assert!(

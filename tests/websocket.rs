@@ -148,6 +148,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebClient<S> {
         }
     }
 
+    /// Every capability CAP LS 302 lists, over however many lines.
+    async fn cap_ls(&mut self) -> String {
+        self.send("CAP LS 302").await;
+        let mut caps = Vec::new();
+        loop {
+            let line = self.expect_containing(" LS ").await;
+            let (_, listed) = line.split_once(" :").expect("a CAP LS line has a list");
+            caps.push(listed.to_owned());
+            if !line.contains(" LS * :") {
+                return caps.join(" ");
+            }
+        }
+    }
+
     async fn register_as(&mut self, nick: &str) {
         self.send(&format!("NICK {nick}")).await;
         self.send(&format!("USER {nick} 0 * :{nick}")).await;
@@ -485,27 +499,9 @@ async fn sts_is_not_offered_over_a_websocket() {
     let mut config = test_config("");
     config.server.sts_port = Some(6697);
     let (server, irc, http) = start(config, any_port()).await;
-    let mut tcp = Client::connect(irc).await;
-    tcp.send("CAP LS 302").await;
-    let mut offered = String::new();
-    loop {
-        let line = tcp.expect_containing(" LS ").await;
-        offered.push_str(&line);
-        if !line.contains(" LS * ") {
-            break;
-        }
-    }
+    let offered = Client::connect(irc).await.cap_ls().await;
     assert!(offered.contains("sts=port=6697"), "{offered}");
-    let mut web = open(http, &[], &[]).await.unwrap();
-    web.send("CAP LS 302").await;
-    let mut offered = String::new();
-    loop {
-        let line = web.expect_containing(" LS ").await;
-        offered.push_str(&line);
-        if !line.contains(" LS * ") {
-            break;
-        }
-    }
+    let offered = open(http, &[], &[]).await.unwrap().cap_ls().await;
     assert!(offered.contains("server-time"), "{offered}");
     assert!(!offered.contains("sts"), "{offered}");
     server.shutdown().await;
