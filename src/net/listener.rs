@@ -123,18 +123,8 @@ where
         .map_or_else(|_| "?".to_owned(), |address| address.to_string());
     let open = acceptor.metrics.listener(&local, tls.is_some(), false);
     loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            _ = acceptor.shutdown.cancelled() => return,
-        };
-        let (stream, peer) = match accepted {
-            Ok(accepted) => accepted,
-            Err(error) => {
-                // Out of file descriptors and the like: back off, keep serving.
-                warn!(%error, "accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
+        let Some((stream, peer)) = next_connection(&listener, &acceptor.shutdown).await else {
+            return;
         };
         match acceptor.limits.admit(peer.ip()) {
             Ok(admission) => {
@@ -154,6 +144,28 @@ where
                 if tls.is_none() {
                     tell_refused(stream, peer, rejection);
                 }
+            }
+        }
+    }
+}
+
+/// The next connection `listener` accepts, or `None` once `until` is
+/// cancelled. A failed accept (out of file descriptors and the like)
+/// backs off and tries again: the listener keeps serving.
+pub(super) async fn next_connection(
+    listener: &TcpListener,
+    until: &CancellationToken,
+) -> Option<(TcpStream, SocketAddr)> {
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = until.cancelled() => return None,
+        };
+        match accepted {
+            Ok(accepted) => return Some(accepted),
+            Err(error) => {
+                warn!(%error, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
     }

@@ -30,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use super::event::ConnectionEvent;
-use super::listener::{Acceptor, TLS_HANDSHAKE_TIMEOUT};
+use super::listener::{Acceptor, TLS_HANDSHAKE_TIMEOUT, next_connection};
 use super::tls::ReloadableTls;
 use crate::config::{Config, ForwardedHeader};
 use crate::proto::Cidr;
@@ -254,17 +254,8 @@ pub async fn serve_http<E>(
         local_text: local.to_string(),
     });
     loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            _ = until.cancelled() => return,
-        };
-        let (stream, peer) = match accepted {
-            Ok(accepted) => accepted,
-            Err(error) => {
-                warn!(%error, "accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
+        let Some((stream, peer)) = next_connection(&listener, &until).await else {
+            return;
         };
         let Ok(place) = Arc::clone(&places).try_acquire_owned() else {
             debug!(%peer, "HTTP connection refused: the listener is full");
