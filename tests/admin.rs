@@ -221,14 +221,8 @@ async fn a_reader_that_never_reads_is_cut_off_while_others_keep_receiving() {
         .await
         .unwrap();
     let addr = server.local_addrs()[0];
-    let mut alice = Client::register(addr, "alice").await;
-    let mut bob = Client::register(addr, "bob").await;
-    for (client, nick) in [(&mut alice, "alice"), (&mut bob, "bob")] {
-        client.send("JOIN #room").await;
-        client
-            .expect_containing(&format!(" 366 {nick} #room"))
-            .await;
-    }
+    let mut alice = Client::register_in(addr, "alice", "#room").await;
+    let mut bob = Client::register_in(addr, "bob", "#room").await;
     // Sloth registers and joins, then never reads. A small receive buffer
     // keeps the kernel from hiding megabytes before the sendq fills.
     let socket = tokio::net::TcpSocket::new_v4().unwrap();

@@ -53,12 +53,7 @@ async fn a_room_message_counts_once_and_one_delivery_per_member_who_hears_it() {
     let nicks = ["alice", "bob", "carol", "dave"];
     let mut clients = Vec::new();
     for nick in nicks {
-        let mut client = Client::register(addr, nick).await;
-        client.send("JOIN #room").await;
-        client
-            .expect_containing(&format!(" 366 {nick} #room"))
-            .await;
-        clients.push(client);
+        clients.push(Client::register_in(addr, nick, "#room").await);
     }
     // Everyone has seen everyone join.
     for client in &mut clients[..3] {
@@ -213,14 +208,8 @@ async fn history_commits_are_timed_and_the_queue_drains() {
     let config = test_config_with_history(&dir.join("history.db"), "");
     let server = rookery::start(config).await.unwrap();
     let addr = server.local_addrs()[0];
-    let mut alice = Client::register(addr, "alice").await;
-    let mut bob = Client::register(addr, "bob").await;
-    for (client, nick) in [(&mut alice, "alice"), (&mut bob, "bob")] {
-        client.send("JOIN #room").await;
-        client
-            .expect_containing(&format!(" 366 {nick} #room"))
-            .await;
-    }
+    let mut alice = Client::register_in(addr, "alice", "#room").await;
+    let mut bob = Client::register_in(addr, "bob", "#room").await;
     let commits = value(&server, "rookery_history_commit_seconds_count");
     alice.send("PRIVMSG #room :kept").await;
     // A room line reaches bob only once its record is committed.

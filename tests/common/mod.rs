@@ -127,6 +127,16 @@ impl Client<TcpStream> {
         client
     }
 
+    /// Registers as `nick`, joins `room` and waits for its end of NAMES.
+    pub async fn register_in(addr: SocketAddr, nick: &str, room: &str) -> Client {
+        let mut client = Client::register(addr, nick).await;
+        client.send(&format!("JOIN {room}")).await;
+        client
+            .expect_containing(&format!(" 366 {nick} {room}"))
+            .await;
+        client
+    }
+
     /// Registers as `nick` and creates the account `nick` with NickServ
     /// REGISTER; returns once it is logged in (900) and NickServ said so.
     pub async fn with_account(addr: SocketAddr, nick: &str, password: &str) -> Client {
