@@ -242,7 +242,7 @@ fn acceptor(
         inbox: net::Inbox::new(inbox.clone()),
         shutdown: CancellationToken::new(),
         tasks: TaskTracker::new(),
-        committed: committed_watermark(history),
+        watermarks: watermarks(history),
         metrics: Arc::clone(metrics),
     };
     (acceptor, publish)
@@ -379,13 +379,17 @@ async fn preload_registered_rooms(
     Ok(preload)
 }
 
-/// The highest committed history sequence number, which each connection's
-/// write task waits for before sending a line tagged with a later one.
-fn committed_watermark(history: Option<&History>) -> watch::Receiver<u64> {
+/// How far history has come (the journal's mark and the database's),
+/// which each connection's write task reads before sending a line that
+/// waits for a record.
+fn watermarks(history: Option<&History>) -> net::Watermarks {
     match history {
-        Some(history) => history.handle().committed(),
+        Some(history) => net::Watermarks {
+            journaled: history.handle().journaled().unwrap_or_default(),
+            stored: history.handle().committed(),
+        },
         // Nothing is ever tagged when history is off; nothing waits.
-        None => watch::channel(u64::MAX).1,
+        None => net::Watermarks::none(),
     }
 }
 

@@ -3,6 +3,7 @@
 //! extended body such as extended-join's), and each form is serialized once
 //! per event, not once per member.
 
+use crate::net::Gate;
 use std::time::SystemTime;
 
 use bytes::Bytes;
@@ -30,8 +31,8 @@ pub struct Broadcast {
     /// Client-only tags, escaped and joined, for message-tags clients.
     client_tags: Option<String>,
     bot: bool,
-    /// The history record every form must wait for (0: none).
-    seq: u64,
+    /// The history record every form must wait for.
+    gate: Gate,
     forms: [Option<Bytes>; 16],
     /// A draft/multiline message: its lines, and each form built so far.
     multiline: Option<Box<Multiline>>,
@@ -54,7 +55,7 @@ impl Broadcast {
             account: None,
             client_tags: None,
             bot: false,
-            seq: 0,
+            gate: Gate::NONE,
             forms: Default::default(),
             multiline: None,
         }
@@ -120,14 +121,14 @@ impl Broadcast {
         self
     }
 
-    /// Ties the event to history record `seq`: no client gets it before the
-    /// record is committed.
-    pub fn set_seq(&mut self, seq: u64) {
-        self.seq = seq;
+    /// Ties the event to a history record: no client gets it before the
+    /// record is durable.
+    pub fn set_gate(&mut self, gate: Gate) {
+        self.gate = gate;
     }
 
-    pub fn seq(&self) -> u64 {
-        self.seq
+    pub fn gate(&self) -> Gate {
+        self.gate
     }
 
     /// The line as it is without tags or alternative.

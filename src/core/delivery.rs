@@ -4,41 +4,73 @@
 //! held for the labeled-response instead; an outbox that overflows gets its
 //! client dropped once the current event is handled.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 
 use super::broadcast::Broadcast;
 use super::caps::Caps;
 use super::labeled::Capture;
 use super::{Client, ClientId, IdSet, Membership, State};
+use crate::net::{Gate, Outbox, Overflow, Pushed};
 use crate::proto::Folded;
 
-/// Queues `line` for `client`, or holds it when its command is labeled.
-/// `seq` is the history record the line must wait for (0: none).
-fn deliver(
-    capture: &mut Option<Capture>,
-    overflowed: &mut Vec<ClientId>,
-    client: &Client,
-    line: Bytes,
-    seq: u64,
-) {
-    if let Some(capture) = capture.as_mut().filter(|capture| capture.id == client.id) {
-        capture.lines.push(line);
-        capture.seq = capture.seq.max(seq);
-    } else if client.outbox.push_durable(line, seq).is_err() {
-        overflowed.push(client.id);
+/// Where lines go besides the outboxes, kept apart from the client table
+/// so a fan-out can borrow both.
+#[derive(Debug, Default)]
+pub struct Sink {
+    /// Replies held back for a labeled-response while its command runs.
+    pub capture: Option<Capture>,
+    /// Clients whose outbox overflowed while handling the current event.
+    pub overflowed: Vec<ClientId>,
+    /// Outboxes holding lines that wait for the journal, to release after
+    /// the next flush; each once.
+    owed: Vec<Arc<Outbox>>,
+}
+
+impl Sink {
+    /// Queues `line` for `client`, or holds it when its command is
+    /// labeled. `gate` is the history record the line must wait for.
+    fn deliver(&mut self, client: &Client, line: Bytes, gate: Gate) {
+        if let Some(capture) = self
+            .capture
+            .as_mut()
+            .filter(|capture| capture.id == client.id)
+        {
+            capture.lines.push(line);
+            capture.gate = capture.gate.and(gate);
+            return;
+        }
+        match client.outbox.push_durable(line, gate) {
+            Ok(Pushed::Queued) => {}
+            Ok(Pushed::ReleaseOwed) => self.owed.push(Arc::clone(&client.outbox)),
+            Err(Overflow) => self.overflowed.push(client.id),
+        }
     }
 }
 
 impl State {
     /// Queues a line for one client; an overflow disconnects it afterwards.
     pub fn send(&mut self, id: ClientId, line: Bytes) {
-        self.send_after(id, line, 0);
+        self.send_after(id, line, Gate::NONE);
     }
 
-    /// Queues a line that must wait for history record `seq`.
-    pub fn send_after(&mut self, id: ClientId, line: Bytes, seq: u64) {
+    /// Queues a line that must wait for a history record.
+    pub fn send_after(&mut self, id: ClientId, line: Bytes, gate: Gate) {
         if let Some(client) = self.clients.get(&id) {
-            deliver(&mut self.capture, &mut self.overflowed, client, line, seq);
+            self.sink.deliver(client, line, gate);
+        }
+    }
+
+    /// Writes the records of the events handled since the last call to the
+    /// history journal, then wakes the connections whose lines waited for
+    /// them. Called after each batch of events.
+    pub fn flush_history(&mut self) {
+        if let Some(history) = &self.history {
+            history.flush();
+        }
+        for outbox in self.sink.owed.drain(..) {
+            outbox.release();
         }
     }
 
@@ -79,9 +111,9 @@ impl State {
         let mut reached = 0;
         for id in ids {
             if let Some(client) = self.clients.get(&id) {
-                let seq = event.seq();
+                let gate = event.gate();
                 event.each_line(client.caps, |line| {
-                    deliver(&mut self.capture, &mut self.overflowed, client, line, seq);
+                    self.sink.deliver(client, line, gate);
                 });
                 reached += 1;
             }
@@ -107,9 +139,9 @@ impl State {
                 continue;
             };
             if include(client, membership) {
-                let seq = event.seq();
+                let gate = event.gate();
                 event.each_line(client.caps, |line| {
-                    deliver(&mut self.capture, &mut self.overflowed, client, line, seq);
+                    self.sink.deliver(client, line, gate);
                 });
                 reached += 1;
             }
@@ -125,10 +157,12 @@ impl State {
         let Some(client) = self.clients.get(&id) else {
             return false;
         };
-        let seq = event.seq();
+        let gate = event.gate();
+        let capture = self.sink.capture.take();
         event.each_line(client.caps, |line| {
-            deliver(&mut None, &mut self.overflowed, client, line, seq);
+            self.sink.deliver(client, line, gate);
         });
+        self.sink.capture = capture;
         true
     }
 

@@ -182,7 +182,7 @@ pub fn dispatch(state: &mut State, id: ClientId, message: &Message) {
     };
     state.start_labeled(id, &label);
     run(state, id, message);
-    let (lines, seq) = state.end_capture();
+    let (lines, gate) = state.end_capture();
     if state.is_waiting(id) {
         // The answer comes later, under the label (`hold.rs`). A command
         // that waits sends nothing before it: lines sent here would go out
@@ -192,7 +192,7 @@ pub fn dispatch(state: &mut State, id: ClientId, message: &Message) {
             "a command that waits off the core sent lines first: {lines:?}"
         );
         for line in lines {
-            state.send_after(id, line, seq);
+            state.send_after(id, line, gate);
         }
         return;
     }
@@ -200,7 +200,7 @@ pub fn dispatch(state: &mut State, id: ClientId, message: &Message) {
         // A multiline batch is answered once, when it closes.
         return;
     }
-    labeled::send(state, id, &label, lines, seq);
+    labeled::send(state, id, &label, lines, gate);
 }
 
 /// Runs the generic checks, then the handler, and sends the refusal
@@ -366,7 +366,7 @@ mod tests {
         assert!(!h.state.clients.contains_key(&id), "the culprit is dropped");
         assert!(h.take("alice").is_empty(), "nothing labeled stale went out");
         assert_eq!(h.state.label(), None);
-        assert!(h.state.capture.is_none());
+        assert!(h.state.sink.capture.is_none());
         h.send("bob", "PING x");
         assert_eq!(h.take("bob"), [":irc.test PONG irc.test :x"]);
     }

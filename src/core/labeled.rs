@@ -3,6 +3,7 @@
 //! `labeled-response` batch around several. While the command runs, its
 //! replies are captured here instead of being queued.
 
+use crate::net::Gate;
 use bytes::Bytes;
 
 use super::{ClientId, State};
@@ -14,8 +15,8 @@ use crate::proto::tags::{prepend_tag, write_tag};
 pub struct Capture {
     pub id: ClientId,
     pub lines: Vec<Bytes>,
-    /// The latest history record any held line waits for.
-    pub seq: u64,
+    /// What the held lines wait for: the latest record of any.
+    pub gate: Gate,
 }
 
 impl State {
@@ -33,31 +34,34 @@ impl State {
 
     /// Holds every line to `id` until [`State::end_capture`].
     pub fn start_capture(&mut self, id: ClientId) {
-        self.capture = Some(Capture {
+        self.sink.capture = Some(Capture {
             id,
             lines: Vec::new(),
-            seq: 0,
+            gate: Gate::NONE,
         });
     }
 
     /// Forgets a labeled command cut short (its handler panicked).
     pub fn reset_labeled(&mut self) {
-        self.capture = None;
+        self.sink.capture = None;
         self.label = None;
     }
 
     /// Stops holding lines and returns them, with the history record they
     /// must wait for.
-    pub fn end_capture(&mut self) -> (Vec<Bytes>, u64) {
+    pub fn end_capture(&mut self) -> (Vec<Bytes>, Gate) {
         self.label = None;
-        self.capture
+        self.sink
+            .capture
             .take()
-            .map_or((Vec::new(), 0), |capture| (capture.lines, capture.seq))
+            .map_or((Vec::new(), Gate::NONE), |capture| {
+                (capture.lines, capture.gate)
+            })
     }
 }
 
-/// `seq` is the history record the replies wait for (an echoed message).
-pub fn send(state: &mut State, id: ClientId, label: &str, lines: Vec<Bytes>, seq: u64) {
+/// `gate` is the history record the replies wait for (an echoed message).
+pub fn send(state: &mut State, id: ClientId, label: &str, lines: Vec<Bytes>, gate: Gate) {
     let mut label_tag = String::new();
     write_tag(&mut label_tag, "label", Some(label));
     let server = state.server_name().to_owned();
@@ -66,17 +70,17 @@ pub fn send(state: &mut State, id: ClientId, label: &str, lines: Vec<Bytes>, seq
             let ack = Line::new(Some(&server), "ACK").finish();
             state.send(id, prepend_tag(&ack, &label_tag));
         }
-        1 => state.send_after(id, prepend_tag(&lines[0], &label_tag), seq),
+        1 => state.send_after(id, prepend_tag(&lines[0], &label_tag), gate),
         // A response that is one batch already (a CHATHISTORY answer) is
         // labeled on its start: "an existing type applicable to the entire
         // response".
         _ if is_one_batch(&lines) => {
             let mut lines = lines.into_iter();
             if let Some(start) = lines.next() {
-                state.send_after(id, prepend_tag(&start, &label_tag), seq);
+                state.send_after(id, prepend_tag(&start, &label_tag), gate);
             }
             for line in lines {
-                state.send_after(id, line, seq);
+                state.send_after(id, line, gate);
             }
         }
         _ => {
@@ -85,7 +89,7 @@ pub fn send(state: &mut State, id: ClientId, label: &str, lines: Vec<Bytes>, seq
                 .arg(&format!("+{reference}"))
                 .arg("labeled-response")
                 .finish();
-            state.send_after(id, prepend_tag(&start, &label_tag), seq);
+            state.send_after(id, prepend_tag(&start, &label_tag), gate);
             let batch_tag = format!("batch={reference}");
             for line in lines {
                 // A line of a nested batch (playback in a labeled JOIN)
@@ -95,12 +99,12 @@ pub fn send(state: &mut State, id: ClientId, label: &str, lines: Vec<Bytes>, seq
                 } else {
                     prepend_tag(&line, &batch_tag)
                 };
-                state.send_after(id, line, seq);
+                state.send_after(id, line, gate);
             }
             let end = Line::new(Some(&server), "BATCH")
                 .arg(&format!("-{reference}"))
                 .finish();
-            state.send_after(id, end, seq);
+            state.send_after(id, end, gate);
         }
     }
 }

@@ -25,7 +25,7 @@ mod client;
 pub mod cloak;
 mod clock;
 pub mod commands;
-mod delivery;
+pub(crate) mod delivery;
 mod disconnect;
 mod dispatch;
 mod event_history;
@@ -144,13 +144,31 @@ impl From<ConnectionEvent> for Event {
     }
 }
 
+/// The most events handled before the history journal is written: their
+/// lines wait for it, so a batch stays short; a busy inbox still gets one
+/// write per batch instead of one per message.
+const BATCH: usize = 64;
+
 /// Runs the core until every sender is gone or a shutdown was handled.
+/// Events are handled in batches of those already waiting; after each
+/// batch the records it made are written to the history journal and the
+/// lines that waited for them released (`State::flush_history`).
 pub async fn run(mut state: State, mut inbox: mpsc::Receiver<Event>) {
     // The standing and registered rooms exist before any event.
     state.metrics.set_rooms(state.channels.len());
-    while let Some(event) = inbox.recv().await {
-        let shutdown = matches!(event, Event::Shutdown);
-        handle_guarded(&mut state, event);
+    while let Some(first) = inbox.recv().await {
+        let mut next = Some(first);
+        let mut handled = 0;
+        let mut shutdown = false;
+        while let Some(event) = next.take() {
+            shutdown = matches!(event, Event::Shutdown);
+            handle_guarded(&mut state, event);
+            handled += 1;
+            if !shutdown && handled < BATCH {
+                next = inbox.try_recv().ok();
+            }
+        }
+        state.flush_history();
         if shutdown {
             break;
         }

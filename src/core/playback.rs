@@ -40,12 +40,12 @@ pub fn on_join(state: &mut State, id: ClientId, room: &Folded) {
     let Some(history) = &state.history else {
         return;
     };
-    // Only lines whose records are decided are played: the watermark is
-    // read first, so every loss up to it is among those taken next, and
-    // those lines leave the rings. A line still being committed is not
-    // played to this joiner (it reads it with CHATHISTORY once stored):
-    // if its batch then failed, it would have been shown unstored.
-    let committed = history.committed_now();
+    // Only lines whose records are durable are played: in the journal or
+    // the database. The mark is read first, so every loss the writer has
+    // reported up to it is among those taken next, and those lines leave
+    // the rings. (A line whose database commit fails after it was played
+    // was in the journal, as it was for the members who saw it live.)
+    let committed = history.durable_now();
     let lost = history.take_lost();
     state.playback.remove_lost(&lost);
     let seen = seen_before(state, id, room);

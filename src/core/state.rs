@@ -13,8 +13,8 @@ use tokio::sync::mpsc;
 use super::broadcast::Broadcast;
 use super::cloak::{self, Cloak};
 use super::commands::{chathistory, oper, redact, rehash};
+use super::delivery::Sink;
 use super::hold::Input;
-use super::labeled::Capture;
 use super::read_markers::AccountReadMarkers;
 use super::reservation::Reservations;
 use super::seen::AccountMarks;
@@ -27,6 +27,7 @@ use crate::config::Config;
 use crate::history::ring::PlaybackRings;
 use crate::history::{self, HistoryHandle, HistoryTarget, NewRecord, Preload};
 use crate::metrics::Metrics;
+use crate::net::Gate;
 use crate::net::{ConnectionEvent, EXCESS_FLOOD};
 use crate::proto::AddressKey;
 use crate::proto::Folded;
@@ -60,10 +61,9 @@ pub struct State {
     /// The core's own inbox, for answers that arrive later (history
     /// queries run on the history reader thread).
     pub inbox: Option<mpsc::Sender<Event>>,
-    /// Clients whose outbox overflowed while handling the current event.
-    pub(super) overflowed: Vec<ClientId>,
-    /// Replies held back for a labeled-response while its command runs.
-    pub(super) capture: Option<Capture>,
+    /// Where lines go besides the outboxes: the labeled capture, the
+    /// overflowed clients, the outboxes owed a release.
+    pub(super) sink: Sink,
     /// The label of the command running, while labeled.
     pub(super) label: Option<String>,
     /// What others see instead of clients' addresses, when cloaking is on.
@@ -124,8 +124,7 @@ impl State {
             playback: PlaybackRings::default(),
             account_seen: AccountMarks::default(),
             inbox: None,
-            overflowed: Vec::new(),
-            capture: None,
+            sink: Sink::default(),
             label: None,
             room_ended_ms: i64::MIN,
             nick_ended_ms: i64::MIN,
@@ -238,7 +237,7 @@ impl State {
             Event::Tick => self.expire_guest_deadlines(),
             Event::Shutdown => self.shutdown(),
         }
-        while let Some(id) = self.overflowed.pop() {
+        while let Some(id) = self.sink.overflowed.pop() {
             if self.clients.contains_key(&id) {
                 self.metrics.sendq_exceeded();
             }
@@ -291,15 +290,21 @@ impl State {
     }
 
     /// Records a room event or a private message in history, and returns
-    /// the sequence number its lines must carry (0 when history is off or
-    /// the record was dropped). The record carries the event's own msgid
+    /// the gate its lines must carry: the record reaching the journal, or
+    /// the database under `sync = "full"` (none when history is off or the
+    /// record was dropped). The record carries the event's own msgid
     /// and time, so what history plays back is what the members saw. A
     /// room line that was queued for the disk also joins the room's
     /// playback ring; one dropped from a stalled queue does not, so
     /// playback never shows what is not stored.
-    pub fn record_history(&mut self, new: NewRecord<'_>, event: &Broadcast) -> u64 {
+    pub fn record_history(&mut self, new: NewRecord<'_>, event: &Broadcast) -> Gate {
         let Some(history) = &self.history else {
-            return 0;
+            return Gate::NONE;
+        };
+        let gate = if history.has_journal() {
+            Gate::journal
+        } else {
+            Gate::store
         };
         let msgid = event
             .msgid()
@@ -308,13 +313,13 @@ impl State {
         record.tags = history::storable_tags(event.client_tags());
         record.prepare(event.is_multiline());
         if let HistoryTarget::Private(..) = record.target {
-            return history.record(record);
+            return gate(history.record(record));
         }
         let seq = history.record(record.clone());
         if seq != 0 {
             self.playback.push(record, seq);
         }
-        seq
+        gate(seq)
     }
 
     /// Puts `id` into an existing room on both sides: the room lists the

@@ -99,7 +99,7 @@ impl Harness {
         // The configured send queue, as the server gives a connection.
         let outbox = Arc::new(Outbox::new(self.state.config.limits.sendq_bytes));
         let peer: SocketAddr = ([127, 0, 0, 1], 40000).into();
-        self.state.handle(Event::from(ConnectionEvent::Connected {
+        self.handle(Event::from(ConnectionEvent::Connected {
             id,
             outbox: outbox.clone(),
             peer,
@@ -160,12 +160,18 @@ impl Harness {
         self.connections[name].id
     }
 
+    /// Handles one event as the core's loop does: then writes the history
+    /// journal and releases the lines that waited for it.
+    pub fn handle(&mut self, event: Event) {
+        self.state.handle(event);
+        self.state.flush_history();
+    }
+
     /// `name` sends `line`, which must parse.
     pub fn send(&mut self, name: &str, line: &str) {
         let message = parse(line).expect("test lines parse").to_owned();
         let id = self.id(name);
-        self.state
-            .handle(Event::from(ConnectionEvent::Message { id, message }));
+        self.handle(Event::from(ConnectionEvent::Message { id, message }));
     }
 
     /// `name` sends a line from a fuzzer. One that does not parse is
@@ -176,8 +182,7 @@ impl Harness {
         let id = self.live_connection(name);
         if let Ok(message) = parse(line) {
             let message = message.to_owned();
-            self.state
-                .handle(Event::from(ConnectionEvent::Message { id, message }));
+            self.handle(Event::from(ConnectionEvent::Message { id, message }));
         }
     }
 
@@ -185,7 +190,7 @@ impl Harness {
     /// a QUIT; a client that has left is connected afresh first.
     pub fn close(&mut self, name: &str) {
         let id = self.live_connection(name);
-        self.state.handle(Event::from(ConnectionEvent::Closed {
+        self.handle(Event::from(ConnectionEvent::Closed {
             id,
             reason: "Connection closed".to_owned(),
         }));
@@ -200,8 +205,8 @@ impl Harness {
 
     /// The history record each line queued for `name` waits for.
     #[cfg(test)]
-    pub fn queued_seqs(&self, name: &str) -> Vec<u64> {
-        self.connections[name].outbox.queued_seqs()
+    pub fn queued_gates(&self, name: &str) -> Vec<crate::net::Gate> {
+        self.connections[name].outbox.queued_gates()
     }
 
     /// Every line `name` was sent since the last call, without CR LF.
@@ -359,7 +364,7 @@ impl HistoryHarness {
     /// Hands the core the next answer from the history's reader.
     pub fn answer(&mut self) {
         let answer = self.answers.blocking_recv().expect("the query is answered");
-        self.h.state.handle(answer);
+        self.h.handle(answer);
     }
 }
 

@@ -14,17 +14,22 @@
 //! - `hooks`: what tests attach to hold or fail commits; compiled in only
 //!   for tests and with the `test-hooks` feature.
 //!
+//! - [`journal`]: where a record becomes durable before its lines go out.
+//!
 //! Durability: the core gives each record a sequence number
-//! ([`HistoryHandle::record`]) and tags the lines it fans out with it
-//! (`net::Outbox::push_durable`). A connection's write task sends no
-//! line before the watermark reaches its number, so a line a client has
-//! received is in a committed transaction. In WAL mode with `synchronous =
-//! NORMAL` a committed transaction is in the operating system's page cache
-//! and survives the server being killed (even `kill -9`); it may not survive
-//! a power cut or an OS crash unless `[history] sync = "full"`.
+//! ([`HistoryHandle::record`]), appends it to the journal's buffer, and
+//! tags the lines it fans out with it (`net::Outbox::push_durable`). After
+//! each batch of events it writes the buffer ([`HistoryHandle::flush`])
+//! and wakes the connections whose lines waited, so a line a client has
+//! received is in the journal, in the operating system's page cache: it
+//! survives the server being killed (even `kill -9`), and the next start
+//! stores what the database lacked. It may not survive a power cut or an
+//! OS crash; with `[history] sync = "full"` there is no journal, and lines
+//! wait for the database's own synced commit (the watermark).
 
 pub mod export;
 mod hooks;
+pub mod journal;
 mod reader;
 pub mod retention;
 pub mod ring;
@@ -35,8 +40,9 @@ pub(crate) mod testing;
 pub mod writer;
 
 use std::collections::HashMap;
+use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, SyncSender, TrySendError};
+use std::sync::mpsc::{self, Sender, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -289,7 +295,7 @@ pub struct HistoryStats {
 
 /// How many records may wait for the writer. Group commit drains tens of
 /// thousands of records a second, so a queue this deep means the disk has
-/// stalled; the slots (a pointer each) are allocated up front.
+/// stalled.
 pub const WRITE_QUEUE: usize = 65_536;
 
 /// A room renamed (RENAME): its stored lines move from `old` to `new`.
@@ -310,9 +316,11 @@ pub struct HistoryHandle {
 }
 
 struct Shared {
-    /// The next sequence number and the writer's queue, locked together so
-    /// records enter the queue in sequence order whoever sends them.
-    writes: Mutex<(u64, SyncSender<writer::Job>)>,
+    /// The last sequence number, the writer's queue and the journal, locked
+    /// together so records enter both in sequence order whoever sends them.
+    writes: Mutex<Writes>,
+    /// The journal's mark, when there is a journal.
+    journaled: Option<Arc<AtomicU64>>,
     reads: SyncSender<ReadJob>,
     committed: watch::Receiver<u64>,
     stats: Arc<HistoryStats>,
@@ -362,52 +370,123 @@ impl LostRecords {
     }
 }
 
+/// What records are sent into, under one lock.
+struct Writes {
+    /// The last sequence number given out.
+    last: u64,
+    /// Unbounded: the records it holds are bounded by `queued`, and a
+    /// chunk per batch of events is far fewer jobs than records.
+    jobs: Sender<writer::Job>,
+    /// The records since the last flush, encoded; written to the journal
+    /// file unless `sync = "full"`.
+    journal: journal::Journal,
+    /// Records made and not yet taken by the writer.
+    queued: Arc<AtomicUsize>,
+    /// Set once the writer is gone: records are refused.
+    stopped: bool,
+}
+
 impl HistoryHandle {
-    /// Queues a record for the writer and returns its sequence number, to tag
-    /// the lines that carry it. Never waits: if the queue is full (the disk
-    /// has stalled for [`WRITE_QUEUE`] records) the record is dropped,
-    /// counted and logged, and 0 is returned so its lines are not held.
+    /// Queues a record for the writer, appends it to the journal's buffer,
+    /// and returns its sequence number, to tag the lines that carry it.
+    /// Never waits: if the queue is full (the disk has stalled for
+    /// [`WRITE_QUEUE`] records) the record is dropped, counted and logged,
+    /// and 0 is returned so its lines are not held.
     pub fn record(&self, record: Record) -> u64 {
-        let record = Box::new(record);
-        match self.enqueue(|seq| writer::Job::Record(seq, record)) {
-            Ok(seq) => {
-                self.shared.metrics.history_queued();
-                seq
-            }
-            Err(TrySendError::Full(())) => {
-                let dropped = self.shared.stats.dropped.fetch_add(1, Ordering::Relaxed);
-                if dropped.is_power_of_two() {
-                    error!(
-                        dropped = dropped + 1,
-                        "the history writer is behind; records are being dropped"
-                    );
-                }
-                0
-            }
-            Err(TrySendError::Disconnected(())) => {
-                self.shared.stats.dropped.fetch_add(1, Ordering::Relaxed);
-                0
-            }
+        let mut writes = self.lock_writes();
+        if writes.stopped {
+            self.shared.stats.dropped.fetch_add(1, Ordering::Relaxed);
+            return 0;
         }
+        if writes.queued.load(Ordering::Relaxed) >= WRITE_QUEUE {
+            drop(writes);
+            let dropped = self.shared.stats.dropped.fetch_add(1, Ordering::Relaxed);
+            if dropped.is_power_of_two() {
+                error!(
+                    dropped = dropped + 1,
+                    "the history writer is behind; records are being dropped"
+                );
+            }
+            return 0;
+        }
+        let seq = writes.last + 1;
+        writes.last = seq;
+        writes.journal.append(seq, &record);
+        writes.queued.fetch_add(1, Ordering::Relaxed);
+        drop(writes);
+        self.shared.metrics.history_queued();
+        seq
     }
 
     /// Queues the job `make` builds with the next sequence number, and
     /// returns that number; never waits.
+    /// The records made before go first, so the writer keeps the order.
     fn enqueue(&self, make: impl FnOnce(u64) -> writer::Job) -> Result<u64, TrySendError<()>> {
-        let mut writes = self
-            .shared
-            .writes
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let seq = writes.0 + 1;
-        match writes.1.try_send(make(seq)) {
+        let stored = self.committed_now();
+        let mut writes = self.lock_writes();
+        Self::hand_over(&mut writes, stored);
+        if writes.stopped {
+            return Err(TrySendError::Disconnected(()));
+        }
+        if writes.queued.load(Ordering::Relaxed) >= WRITE_QUEUE {
+            return Err(TrySendError::Full(()));
+        }
+        let seq = writes.last + 1;
+        match writes.jobs.send(make(seq)) {
             Ok(()) => {
-                writes.0 = seq;
+                writes.last = seq;
+                // The job counts against the bound as a record does.
+                writes.queued.fetch_add(1, Ordering::Relaxed);
                 Ok(seq)
             }
-            Err(TrySendError::Full(_)) => Err(TrySendError::Full(())),
-            Err(TrySendError::Disconnected(_)) => Err(TrySendError::Disconnected(())),
+            Err(_) => {
+                writes.stopped = true;
+                Err(TrySendError::Disconnected(()))
+            }
         }
+    }
+
+    /// Writes the records made since the last hand-over to the journal and
+    /// sends them to the writer; true when there were any.
+    fn hand_over(writes: &mut Writes, stored: u64) -> bool {
+        let Some(chunk) = writes.journal.flush(stored) else {
+            return false;
+        };
+        let records = chunk.records;
+        if writes.jobs.send(writer::Job::Records(chunk)).is_err() {
+            // The writer is gone: these records will never be stored.
+            writes.stopped = true;
+            writes.queued.fetch_sub(records, Ordering::Relaxed);
+        }
+        true
+    }
+
+    fn lock_writes(&self) -> std::sync::MutexGuard<'_, Writes> {
+        self.shared
+            .writes
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Writes the records appended since the last flush to the journal,
+    /// with one system call, and moves its mark; true when it moved, and
+    /// the lines waiting for it may go. Called by the core after each batch
+    /// of events.
+    pub fn flush(&self) -> bool {
+        let stored = self.committed_now();
+        Self::hand_over(&mut self.lock_writes(), stored)
+    }
+
+    /// Whether records become durable in the journal (not under
+    /// `sync = "full"`, where lines wait for the database).
+    pub fn has_journal(&self) -> bool {
+        self.shared.journaled.is_some()
+    }
+
+    /// The journal's mark, when records become durable in the journal;
+    /// `None` under `sync = "full"`, where lines wait for the database.
+    pub fn journaled(&self) -> Option<Arc<AtomicU64>> {
+        self.shared.journaled.clone()
     }
 
     /// Queues the job `make` builds and returns the sequence number the
@@ -476,8 +555,7 @@ impl HistoryHandle {
     /// until it is committed.
     #[cfg(test)]
     pub(crate) fn last_queued(&self) -> u64 {
-        let writes = self.shared.writes.lock();
-        writes.map_or_else(|poisoned| poisoned.into_inner().0, |writes| writes.0)
+        self.lock_writes().last
     }
 
     /// The watermark: the highest sequence number whose record is committed.
@@ -490,6 +568,17 @@ impl HistoryHandle {
     /// returns every loss up to it).
     pub fn committed_now(&self) -> u64 {
         *self.shared.committed.borrow()
+    }
+
+    /// The durable mark now: every record up to it is in the journal or
+    /// decided by the database ([`HistoryHandle::committed_now`]).
+    pub fn durable_now(&self) -> u64 {
+        let journaled = self
+            .shared
+            .journaled
+            .as_ref()
+            .map_or(0, |mark| mark.load(Ordering::Acquire));
+        journaled.max(self.committed_now())
     }
 
     /// Whether commits are failing (a full disk): true from the first batch
@@ -547,7 +636,12 @@ impl HistoryHandle {
         reply: impl FnOnce(Result<T, StoreError>) + Send + 'static,
         work: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<(), StoreError> {
-        match self.shared.reads.try_send(ReadJob::task(work, reply)) {
+        let after = self.lock_writes().last;
+        match self
+            .shared
+            .reads
+            .try_send(ReadJob::task(after, work, reply))
+        {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(job)) => {
                 refuse(job);
@@ -585,11 +679,13 @@ pub(crate) fn start(
     hooks: Hooks,
     metrics: Arc<Metrics>,
 ) -> Result<(History, Preload), StoreError> {
-    let (store, standing_since, preload) = open_for_writing(config, rooms)?;
+    let (store, standing_since, preload, journal) = open_for_writing(config, rooms)?;
+    let queued = Arc::new(AtomicUsize::new(0));
     let reader_store = Store::open_existing(&config.path)?;
     let stats = Arc::new(HistoryStats::default());
     let (committed_tx, committed) = watch::channel(0);
-    let (writes, jobs) = mpsc::sync_channel(WRITE_QUEUE);
+    let reader_committed = committed.clone();
+    let (writes, jobs) = mpsc::channel();
     let lost = Arc::new(LostRecords::default());
     let (health, degraded) = watch::channel(false);
     let reader_hooks = hooks.clone();
@@ -603,6 +699,7 @@ pub(crate) fn start(
             Arc::clone(&stats),
             Arc::clone(&lost),
             health,
+            Arc::clone(&queued),
         ),
         hooks,
         Arc::clone(&metrics),
@@ -611,11 +708,18 @@ pub(crate) fn start(
     let (reads, read_jobs) = mpsc::sync_channel::<ReadJob>(READ_QUEUE);
     let reader = std::thread::Builder::new()
         .name("history-reader".into())
-        .spawn(move || read_loop(&reader_store, &read_jobs, &reader_hooks))
+        .spawn(move || read_loop(&reader_store, &read_jobs, reader_committed, &reader_hooks))
         .map_err(StoreError::Thread)?;
     let handle = HistoryHandle {
         shared: Arc::new(Shared {
-            writes: Mutex::new((0, writes)),
+            journaled: (config.sync == config::HistorySync::Normal).then(|| journal.mark()),
+            writes: Mutex::new(Writes {
+                last: 0,
+                jobs: writes,
+                journal,
+                queued,
+                stopped: false,
+            }),
             reads,
             committed,
             stats,
@@ -637,12 +741,25 @@ pub(crate) fn start(
 }
 
 /// The writer's connection, with what startup reads through it: when each
-/// standing room became one, and those rooms' recent lines.
+/// standing room became one, and those rooms' recent lines; and the
+/// journal, once the database has what the last one held (without files
+/// under `sync = "full"`).
 fn open_for_writing(
     config: &config::HistoryConfig,
     rooms: &[String],
-) -> Result<(Store, HashMap<String, i64>, Preload), StoreError> {
+) -> Result<(Store, HashMap<String, i64>, Preload, journal::Journal), StoreError> {
     let mut store = Store::open(&config.path, config.sync)?;
+    let epoch = recover_journal(&mut store, &config.path)?;
+    let journal = match config.sync {
+        config::HistorySync::Normal => journal::Journal::create(&config.path, epoch)
+            .map_err(|source| StoreError::Journal(config.path.clone(), source))?,
+        config::HistorySync::Full => {
+            for path in journal::paths(&config.path) {
+                let _ = std::fs::remove_file(path);
+            }
+            journal::Journal::without_files(epoch, config.path.clone())
+        }
+    };
     let standing_since = store
         .standing_since(rooms, millis(SystemTime::now()))
         .map_err(|error| error.at(&config.path))?;
@@ -650,7 +767,29 @@ fn open_for_writing(
     store
         .disable_auto_checkpoint()
         .map_err(|error| error.at(&config.path))?;
-    Ok((store, standing_since, preload))
+    Ok((store, standing_since, preload, journal))
+}
+
+/// Stores the records the last run's journal holds and the database
+/// lacks (the server was killed before its writer stored them), and
+/// starts the next epoch; returns it.
+fn recover_journal(store: &mut Store, db: &std::path::Path) -> Result<u64, StoreError> {
+    let (epoch, checkpoint) = store.journal_checkpoint().map_err(|e| e.at(db))?;
+    let entries = journal::replay(db, epoch, checkpoint)
+        .map_err(|source| StoreError::Journal(db.to_owned(), source))?;
+    let next = epoch + 1;
+    let stored = store
+        .begin_epoch(entries.iter().map(|(_, record)| record), next)
+        .map_err(|e| e.at(db))?;
+    if !entries.is_empty() {
+        tracing::info!(
+            file = %db.display(),
+            found = entries.len(),
+            stored,
+            "history lines recovered from the journal"
+        );
+    }
+    Ok(next)
 }
 
 /// The recent lines of `rooms` (casefolded), none older than a room's
@@ -700,14 +839,17 @@ impl History {
     /// from a blocking context at shutdown.
     pub fn shutdown(self) {
         {
-            let writes = self
+            let mut writes = self
                 .handle
                 .shared
                 .writes
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
-            // Waits for room in the queue: everything before it is committed.
-            let _ = writes.1.send(writer::Job::Stop);
+            // The records made so far go first; the writer commits them, then stops.
+            let stored = self.handle.committed_now();
+            HistoryHandle::hand_over(&mut writes, stored);
+            let _ = writes.jobs.send(writer::Job::Stop);
+            writes.stopped = true;
         }
         if self.writer.join().is_err() {
             error!("the history writer panicked");
@@ -757,6 +899,8 @@ mod tests {
     }
 
     async fn committed_reaches(handle: &HistoryHandle, seq: u64) {
+        // As the core does after each batch of events.
+        handle.flush();
         let mut committed = handle.committed();
         tokio::time::timeout(Duration::from_secs(5), committed.wait_for(|&c| c >= seq))
             .await
@@ -820,6 +964,46 @@ mod tests {
         assert_eq!(store.count(&target("#room")).unwrap(), 5000);
         // After shutdown a record is refused, not queued forever.
         assert_eq!(handle.record(record("late", 1, "#room")), 0);
+    }
+
+    #[test]
+    fn a_start_stores_what_the_journal_holds_and_the_database_lacks() {
+        let db = TempDb::new();
+        let (history, _) = start(&settings(&db), &[], Hooks::default(), Metrics::new()).unwrap();
+        history.shutdown();
+        // What a run killed mid-stream leaves: records 1–3 in its journal,
+        // only record 1 stored, and a stored record 2 that was since
+        // redacted, which a restart must not bring back.
+        let mut store = Store::open_existing(db.path()).unwrap();
+        let (epoch, _) = store.journal_checkpoint().unwrap();
+        let mut journal = journal::Journal::create(db.path(), epoch).unwrap();
+        for seq in 1..=4 {
+            journal.append(seq, &record(&format!("m{seq}"), seq as i64, "#room"));
+        }
+        journal.flush(0);
+        let first = record("m1", 1, "#room");
+        let second = record("m2", 2, "#room");
+        store.store_batch([&first, &second], 2).unwrap();
+        store.redact("m2").unwrap();
+        drop(store);
+
+        let (history, _) = start(&settings(&db), &[], Hooks::default(), Metrics::new()).unwrap();
+        history.shutdown();
+        let store = Store::open_existing(db.path()).unwrap();
+        let mut stored = Vec::new();
+        store
+            .for_each(&target("#room"), None, |record| {
+                stored.push(record.msgid);
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
+        assert_eq!(stored, ["m1", "m3", "m4"]);
+        assert_eq!(store.journal_checkpoint().unwrap().0, epoch + 1);
+        // The next start finds nothing more to store.
+        let (history, _) = start(&settings(&db), &[], Hooks::default(), Metrics::new()).unwrap();
+        history.shutdown();
+        let store = Store::open_existing(db.path()).unwrap();
+        assert_eq!(store.count(&target("#room")).unwrap(), 3);
     }
 
     #[tokio::test]

@@ -6,6 +6,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
+use tokio::sync::watch;
 use tracing::{error, warn};
 
 use super::hooks::Hooks;
@@ -16,7 +17,11 @@ pub(super) const READ_QUEUE: usize = 1024;
 
 /// A job for the reader thread.
 pub(super) enum ReadJob {
-    Run(Box<dyn ReadTask>),
+    /// A query, and the last record made before it was asked: it runs once
+    /// the database has that record, so it reads every line its asker may
+    /// have been sent (a line goes out once in the journal, which can be
+    /// before the database has it).
+    Run(u64, Box<dyn ReadTask>),
     Stop,
 }
 
@@ -37,13 +42,17 @@ impl ReadJob {
     /// A query for the reader: `work` runs on it, `reply` gets the answer,
     /// or a failure if the task is dropped unanswered.
     pub(super) fn task<T: Send + 'static>(
+        after: u64,
         work: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
         reply: impl FnOnce(Result<T, StoreError>) + Send + 'static,
     ) -> ReadJob {
-        ReadJob::Run(Box::new(Task {
-            work,
-            reply: Reply(Some(Box::new(reply))),
-        }))
+        ReadJob::Run(
+            after,
+            Box::new(Task {
+                work,
+                reply: Reply(Some(Box::new(reply))),
+            }),
+        )
     }
 }
 
@@ -87,23 +96,53 @@ impl<T> Drop for Reply<T> {
 
 /// Drops a job the reader never took, without answering it.
 pub(super) fn refuse(job: ReadJob) {
-    if let ReadJob::Run(task) = job {
+    if let ReadJob::Run(_, task) = job {
         task.refuse();
     }
 }
 
 /// How often the reader copies the WAL into the database file.
 const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
+/// The longest a query waits for the writer to store what came before it
+/// (a batch's linger and commit, a few milliseconds); past it (a stalled
+/// disk) it reads what is there rather than keep its asker waiting.
+const CATCH_UP: Duration = Duration::from_millis(500);
+
+/// Waits until the database has record `after`, at most [`CATCH_UP`].
+fn catch_up(runtime: &tokio::runtime::Runtime, committed: &mut watch::Receiver<u64>, after: u64) {
+    if *committed.borrow() >= after {
+        return;
+    }
+    let reached = committed.wait_for(|&seq| seq >= after);
+    // A stopped writer (an error) will store nothing more: read now.
+    let _ = runtime.block_on(async { tokio::time::timeout(CATCH_UP, reached).await });
+}
 
 /// Answers queries and, between them, checkpoints the WAL for the writer.
 /// A query that panics is answered as failed (its [`Reply`] is dropped)
 /// and the reader goes on with the next.
-pub(super) fn read_loop(store: &Store, jobs: &mpsc::Receiver<ReadJob>, hooks: &Hooks) {
+pub(super) fn read_loop(
+    store: &Store,
+    jobs: &mpsc::Receiver<ReadJob>,
+    mut committed: watch::Receiver<u64>,
+    hooks: &Hooks,
+) {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            error!(%error, "the history reader cannot wait for the writer; it stops");
+            return;
+        }
+    };
     let mut last_checkpoint = Instant::now();
     loop {
         let wait = CHECKPOINT_INTERVAL.saturating_sub(last_checkpoint.elapsed());
         match jobs.recv_timeout(wait) {
-            Ok(ReadJob::Run(task)) => {
+            Ok(ReadJob::Run(after, task)) => {
+                catch_up(&runtime, &mut committed, after);
                 let run = AssertUnwindSafe(|| {
                     assert!(!hooks.panic_queries(), "a query panicked on purpose");
                     task.run(store);

@@ -41,6 +41,9 @@ pub enum StoreError {
     Stopped,
     #[error("cannot start a history thread: {0}")]
     Thread(std::io::Error),
+    /// The journal beside the database could not be read or created.
+    #[error("history journal of {0}: {1}")]
+    Journal(PathBuf, std::io::Error),
 }
 
 impl StoreError {
@@ -49,6 +52,7 @@ impl StoreError {
         match self {
             StoreError::Open { .. } | StoreError::Missing(_) | StoreError::At { .. } => self,
             StoreError::Busy | StoreError::Stopped | StoreError::Thread(_) => self,
+            StoreError::Journal(..) => self,
             other => StoreError::At {
                 path: path.to_owned(),
                 source: Box::new(other),
@@ -101,7 +105,53 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE TABLE standing_rooms_adopt (pending INTEGER NOT NULL);
     INSERT INTO standing_rooms_adopt SELECT 1 WHERE EXISTS (SELECT 1 FROM events);",
+    // 4: how far the database has come in the journal (`history::journal`):
+    // the start's epoch and the highest sequence number stored, written in
+    // the same transaction as each batch.
+    "CREATE TABLE journal_checkpoint (
+        only INTEGER PRIMARY KEY CHECK (only = 0),
+        epoch INTEGER NOT NULL,
+        seq INTEGER NOT NULL
+    );
+    INSERT INTO journal_checkpoint (only, epoch, seq) VALUES (0, 0, 0);",
 ];
+
+/// Inserts records within `transaction`, skipping a msgid already stored;
+/// returns how many were inserted.
+fn insert_records<'a>(
+    transaction: &rusqlite::Transaction<'_>,
+    records: impl IntoIterator<Item = &'a Record>,
+) -> Result<usize, StoreError> {
+    let mut insert = transaction.prepare_cached(
+        "INSERT INTO events (msgid, time_ms, target, target_display, sender, account, command, text, tags)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+         ON CONFLICT (msgid) DO NOTHING",
+    )?;
+    let mut party = transaction.prepare_cached(
+        "INSERT OR IGNORE INTO conversation_parties (party, target) VALUES (?1, ?2)",
+    )?;
+    let mut inserted = 0;
+    for record in records {
+        let target = record.target.column();
+        if let HistoryTarget::Private(conversation) = &record.target {
+            let (a, b) = conversation.parties();
+            party.execute(params![a.column(), target])?;
+            party.execute(params![b.column(), target])?;
+        }
+        inserted += insert.execute(params![
+            record.msgid,
+            record.time_ms,
+            target,
+            record.target_display,
+            record.sender,
+            record.account,
+            record.command,
+            record.text,
+            record.tags,
+        ])?;
+    }
+    Ok(inserted)
+}
 
 /// How long a statement waits for another connection's lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -213,42 +263,60 @@ impl Store {
     }
 
     /// Inserts records in one transaction: one commit, one WAL sync, for the
-    /// whole batch. A repeated msgid is skipped rather than failing the rest.
+    /// whole batch. A record whose msgid is already stored is skipped.
+    /// Returns how many were inserted.
     pub fn insert_batch<'a>(
         &mut self,
         records: impl IntoIterator<Item = &'a Record>,
     ) -> Result<usize, StoreError> {
         let transaction = self.conn.transaction()?;
-        let mut inserted = 0;
-        {
-            let mut insert = transaction.prepare_cached(
-                "INSERT INTO events (msgid, time_ms, target, target_display, sender, account, command, text, tags)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-                 ON CONFLICT (msgid) DO NOTHING",
-            )?;
-            let mut party = transaction.prepare_cached(
-                "INSERT OR IGNORE INTO conversation_parties (party, target) VALUES (?1, ?2)",
-            )?;
-            for record in records {
-                let target = record.target.column();
-                if let HistoryTarget::Private(conversation) = &record.target {
-                    let (a, b) = conversation.parties();
-                    party.execute(params![a.column(), target])?;
-                    party.execute(params![b.column(), target])?;
-                }
-                inserted += insert.execute(params![
-                    record.msgid,
-                    record.time_ms,
-                    target,
-                    record.target_display,
-                    record.sender,
-                    record.account,
-                    record.command,
-                    record.text,
-                    record.tags,
-                ])?;
-            }
-        }
+        let inserted = insert_records(&transaction, records)?;
+        transaction.commit()?;
+        Ok(inserted)
+    }
+
+    /// Inserts a batch of the journal's records, the highest of which is
+    /// `seq`, and notes `seq` as the journal's checkpoint, in one
+    /// transaction: a start replays only what comes after it.
+    pub(crate) fn store_batch<'a>(
+        &mut self,
+        records: impl IntoIterator<Item = &'a Record>,
+        seq: u64,
+    ) -> Result<usize, StoreError> {
+        let transaction = self.conn.transaction()?;
+        let inserted = insert_records(&transaction, records)?;
+        transaction.execute(
+            "UPDATE journal_checkpoint SET seq = max(seq, ?1)",
+            params![i64::try_from(seq).unwrap_or(i64::MAX)],
+        )?;
+        transaction.commit()?;
+        Ok(inserted)
+    }
+
+    /// The journal's epoch and the highest sequence number of it stored.
+    pub(crate) fn journal_checkpoint(&self) -> Result<(u64, u64), StoreError> {
+        let (epoch, seq): (i64, i64) =
+            self.conn
+                .query_row("SELECT epoch, seq FROM journal_checkpoint", [], |row| {
+                    Ok((row.get(0)?, row.get(1)?))
+                })?;
+        Ok((epoch as u64, seq as u64))
+    }
+
+    /// Stores the journal's entries the database lacked and starts epoch
+    /// `epoch`, in one transaction: a start that dies after it replays
+    /// nothing twice, one that dies before it replays the same again.
+    pub(crate) fn begin_epoch<'a>(
+        &mut self,
+        replayed: impl IntoIterator<Item = &'a Record>,
+        epoch: u64,
+    ) -> Result<usize, StoreError> {
+        let transaction = self.conn.transaction()?;
+        let inserted = insert_records(&transaction, replayed)?;
+        transaction.execute(
+            "UPDATE journal_checkpoint SET epoch = ?1, seq = 0",
+            params![i64::try_from(epoch).unwrap_or(i64::MAX)],
+        )?;
         transaction.commit()?;
         Ok(inserted)
     }
@@ -1226,7 +1294,7 @@ mod tests {
             .conn
             .execute_batch(
                 "DROP TABLE conversation_parties; DROP TABLE standing_rooms;
-                 DROP TABLE standing_rooms_adopt;
+                 DROP TABLE standing_rooms_adopt; DROP TABLE journal_checkpoint;
                  PRAGMA user_version = 1;
                  INSERT INTO events (msgid, time_ms, target, target_display, sender, command, text)
                  VALUES ('old', 10, 'alice bob', 'bob', 'alice!a@h', 'PRIVMSG', 'hi');",
@@ -1281,6 +1349,7 @@ mod tests {
             .conn
             .execute_batch(
                 "DROP TABLE standing_rooms; DROP TABLE standing_rooms_adopt;
+                 DROP TABLE journal_checkpoint;
                  PRAGMA user_version = 2;
                  INSERT INTO events (msgid, time_ms, target, target_display, sender, command, text)
                  VALUES ('old', 10, '#x', '#x', 'alice!a@h', 'PRIVMSG', 'hi');",

@@ -27,7 +27,7 @@ impl TempDb {
     }
 
     fn remove(&self) {
-        for suffix in ["", "-wal", "-shm"] {
+        for suffix in ["", "-wal", "-shm", ".journal.0", ".journal.1"] {
             let mut name = self.path.clone().into_os_string();
             name.push(suffix);
             let _ = std::fs::remove_file(name);

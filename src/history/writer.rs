@@ -3,7 +3,7 @@
 //! the connections send the lines those records carry.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -12,15 +12,15 @@ use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 use super::hooks::Hooks;
+use super::journal::{self, Chunk};
 use super::retention::Pruner;
 use super::{HistoryStats, LostRecords, Party, Record, Store, StoreError};
 use crate::metrics::Metrics;
 
 /// What the writer is sent.
 pub(crate) enum Job {
-    /// A record and its sequence number. Boxed: the queue's slots are
-    /// allocated up front, and most of them stay empty.
-    Record(u64, Box<Record>),
+    /// Records with their sequence numbers, as the journal has them.
+    Records(Chunk),
     /// Delete every private conversation this party took part in, after
     /// committing what came before (and before anything queued after),
     /// then move the watermark to the sequence number.
@@ -37,6 +37,11 @@ pub(crate) enum Job {
 
 /// The most records in one transaction, so one commit never grows unbounded.
 const MAX_BATCH: usize = 10_000;
+/// How long a batch waits for more records once its first arrived. No
+/// line waits for the database (the journal made it durable), so a longer
+/// batch costs nothing but this much lag for CHATHISTORY, and spares the
+/// commits, each of which writes every page it touched.
+const LINGER: Duration = Duration::from_millis(10);
 /// Waits between attempts at a batch that failed to commit, while the
 /// writer is healthy: a passing lock or I/O hiccup. Its lines wait that
 /// long, so these stay short.
@@ -73,6 +78,9 @@ pub(crate) struct Writer {
     hooks: Hooks,
     /// Where commit times, failures and the queue's depth are counted.
     metrics: Arc<Metrics>,
+    /// Records handed over and not yet taken into a batch: the bound the
+    /// core checks before making another.
+    queued: Arc<AtomicUsize>,
 }
 
 impl Writer {
@@ -84,6 +92,7 @@ impl Writer {
         stats: Arc<HistoryStats>,
         lost: Arc<LostRecords>,
         health: watch::Sender<bool>,
+        queued: Arc<AtomicUsize>,
     ) -> Writer {
         Writer {
             store,
@@ -97,19 +106,22 @@ impl Writer {
             hooks: Hooks::default(),
             // The server's own set is given by `spawn`.
             metrics: Metrics::new(),
+            queued,
         }
     }
 
     fn run(mut self) {
-        let mut batch: Vec<(u64, Box<Record>)> = Vec::new();
+        let mut batch: Vec<(u64, Record)> = Vec::new();
         while let Some(first) = self.next_job() {
             // Group commit: take every record queued behind the first, up
             // to the first job of another kind.
             let mut next = Some(first);
-            while let Some(Job::Record(seq, record)) = next {
-                batch.push((seq, record));
+            let linger_until = Instant::now() + LINGER;
+            while let Some(Job::Records(chunk)) = next {
+                journal::decode_chunk(&chunk.bytes, &mut batch);
+                self.queued.fetch_sub(chunk.records, Ordering::Relaxed);
                 next = if batch.len() < MAX_BATCH {
-                    self.jobs.try_recv().ok()
+                    self.next_in_batch(linger_until)
                 } else {
                     None
                 };
@@ -117,6 +129,12 @@ impl Writer {
             if !batch.is_empty() {
                 self.commit(&batch);
                 batch.clear();
+            }
+            if matches!(
+                next,
+                Some(Job::Forget(..) | Job::Redact(..) | Job::Rename(..))
+            ) {
+                self.queued.fetch_sub(1, Ordering::Relaxed);
             }
             match next {
                 Some(Job::Forget(seq, party)) => {
@@ -132,8 +150,25 @@ impl Writer {
                     self.committed.send_replace(seq);
                 }
                 Some(Job::Stop) => return,
-                Some(Job::Record(..)) | None => {}
+                Some(Job::Records(..)) | None => {}
             }
+        }
+    }
+
+    /// The next job of a batch: one already queued, or one that comes
+    /// before `until`; `None` once the queue is empty past it.
+    fn next_in_batch(&mut self, until: Instant) -> Option<Job> {
+        match self.jobs.try_recv() {
+            Ok(job) => Some(job),
+            Err(TryRecvError::Empty) => {
+                let left = until.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    None
+                } else {
+                    self.jobs.recv_timeout(left).ok()
+                }
+            }
+            Err(TryRecvError::Disconnected) => None,
         }
     }
 
@@ -204,7 +239,7 @@ impl Writer {
     /// server. After such a failure the writer is degraded: each later
     /// batch gets one attempt, until one commits. Its time, retries
     /// included (its lines wait that long), goes to the metrics.
-    fn commit(&mut self, batch: &[(u64, Box<Record>)]) {
+    fn commit(&mut self, batch: &[(u64, Record)]) {
         self.hooks.before_commit();
         let started = Instant::now();
         let mut gave_up = false;
@@ -263,15 +298,16 @@ impl Writer {
         self.committed.send_replace(highest);
     }
 
-    fn insert(&mut self, batch: &[(u64, Box<Record>)]) -> Result<(), StoreError> {
+    fn insert(&mut self, batch: &[(u64, Record)]) -> Result<(), StoreError> {
         if self.hooks.disk_is_full() {
             return Err(StoreError::Sqlite(rusqlite::Error::SqliteFailure(
                 rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
                 Some("database or disk is full".into()),
             )));
         }
+        let highest = batch.iter().map(|(seq, _)| *seq).max().unwrap_or(0);
         self.store
-            .insert_batch(batch.iter().map(|(_, record)| &**record))
+            .store_batch(batch.iter().map(|(_, record)| record), highest)
             .map(|_| ())
     }
 }

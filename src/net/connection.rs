@@ -6,13 +6,12 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::watch;
 use tokio::time::{Duration, timeout};
 use tracing::debug;
 
 use super::event::{ClientId, ConnectionEvent, Inbox};
 use super::limits::Admission;
-use super::outbox::{Drained, Outbox};
+use super::outbox::{Drained, Outbox, Watermarks};
 use super::reader::{End, Reader};
 use super::stream::{StreamSink, StreamSource};
 use super::transport::{LineSink, LineSource};
@@ -70,8 +69,8 @@ pub(crate) struct Accepted<E> {
     pub settings: Arc<ConnectionSettings>,
     pub inbox: Inbox<E>,
     pub admission: Admission,
-    /// The history writer's committed sequence number, for the write gate.
-    pub committed: watch::Receiver<u64>,
+    /// How far history has come, for the write gate.
+    pub watermarks: Watermarks,
 }
 
 /// How a connection is carried: over TLS or not, the client's
@@ -108,7 +107,7 @@ where
         settings,
         inbox,
         admission,
-        committed,
+        watermarks,
     } = accepted;
     let outbox = Arc::new(Outbox::new(settings.sendq_bytes));
     let connected = ConnectionEvent::Connected {
@@ -122,7 +121,7 @@ where
     if inbox.send(connected).await.is_err() {
         return;
     }
-    let write_task = tokio::spawn(write_loop(sink, Arc::clone(&outbox), committed));
+    let write_task = tokio::spawn(write_loop(sink, Arc::clone(&outbox), watermarks));
     let end = Reader::new(id, &outbox, &settings, &inbox)
         .run(source)
         .await;
@@ -147,20 +146,21 @@ where
     drop(admission);
 }
 
-/// Writes queued lines, many per system call. `committed` is the history
-/// watermark: a line tagged with a higher sequence number, and every line
-/// behind it, waits until the history writer has committed it.
-async fn write_loop<W: LineSink>(
-    mut writer: W,
-    outbox: Arc<Outbox>,
-    mut committed: watch::Receiver<u64>,
-) {
+/// Writes queued lines, many per system call. A line waiting for history,
+/// and every line behind it, waits for its gate: for the journal (the core
+/// releases the outbox once it has the record) or for the database (the
+/// writer's watch says when).
+async fn write_loop<W: LineSink>(mut writer: W, outbox: Arc<Outbox>, watermarks: Watermarks) {
+    let Watermarks {
+        journaled,
+        stored: mut committed,
+    } = watermarks;
     let stop = outbox.stop_token().clone();
     let mut lines: Vec<Bytes> = Vec::new();
     let mut watermark = *committed.borrow();
     loop {
         let drained = tokio::select! {
-            drained = outbox.drain(&mut lines, watermark) => drained,
+            drained = outbox.drain(&mut lines, &journaled, watermark) => drained,
             _ = stop.cancelled() => break,
         };
         let (last, waiting) = match drained {

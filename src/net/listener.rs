@@ -17,6 +17,7 @@ use super::connection::Transport;
 use super::connection::{self, ConnectionSettings};
 use super::event::{ClientId, ConnectionEvent, Inbox};
 use super::limits::{Admission, ConnectionLimits, Rejection};
+use super::outbox::Watermarks;
 use super::tls::{ReloadableTls, client_fingerprint};
 use crate::metrics::{ConnectionGauge, Metrics, RefusedBecause};
 
@@ -91,8 +92,8 @@ pub struct Acceptor<E> {
     pub shutdown: CancellationToken,
     /// Every connection task, so shutdown can wait for goodbyes to flush.
     pub tasks: TaskTracker,
-    /// The highest committed history sequence number; see [`crate::history`].
-    pub committed: watch::Receiver<u64>,
+    /// How far history has come, for each connection's write gate.
+    pub watermarks: Watermarks,
     /// Where connections accepted, refused and open are counted.
     pub metrics: Arc<Metrics>,
 }
@@ -107,7 +108,7 @@ impl<E> Clone for Acceptor<E> {
             inbox: self.inbox.clone(),
             shutdown: self.shutdown.clone(),
             tasks: self.tasks.clone(),
-            committed: self.committed.clone(),
+            watermarks: self.watermarks.clone(),
             metrics: Arc::clone(&self.metrics),
         }
     }
@@ -263,7 +264,7 @@ pub(super) fn new_connection<E>(
         settings: Arc::clone(&acceptor.settings.borrow()),
         inbox: acceptor.inbox.clone(),
         admission,
-        committed: acceptor.committed.clone(),
+        watermarks: acceptor.watermarks.clone(),
     };
     (accepted, span)
 }

@@ -26,6 +26,6 @@ pub use flood::EXCESS_FLOOD;
 pub use http::{HttpSettings, HttpSite, Operators, Readiness, RenderMetrics, serve_http};
 pub use limits::{AdmissionRules, ConnectionLimits};
 pub use listener::{Acceptor, BindError, bind, bind_http, serve};
-pub use outbox::Outbox;
+pub use outbox::{Gate, Outbox, Overflow, Pushed, Watermarks};
 pub use tls::{ReloadableTls, TlsError, load as load_tls};
 pub use websocket::SERVER_SHUTTING_DOWN;

@@ -6,6 +6,7 @@
 
 use crate::core::{AccountAbout, AccountJob, AccountOutcome, AccountPurpose, Refusal};
 use crate::core::{ClientId, State};
+use crate::net::Gate;
 use crate::proto::{Line, Message};
 
 use super::nickserv_set;
@@ -284,7 +285,7 @@ pub fn say_after(state: &mut State, id: ClientId, text: &str, seq: u64) {
         .arg(client.target())
         .trailing(text)
         .finish();
-    state.send_after(id, line, seq);
+    state.send_after(id, line, Gate::store(seq));
 }
 
 fn nick_of(state: &State, id: ClientId) -> String {

@@ -18,6 +18,7 @@ use crate::core::caps::Caps;
 use crate::core::commands::chathistory::{Readable, readable};
 use crate::core::{ClientId, Event, Refusal, State};
 use crate::history::{self, HistoryTarget, Record, StoreError};
+use crate::net::Gate;
 use crate::proto::validate::is_channel_name;
 use crate::proto::{Line, Message};
 
@@ -219,7 +220,7 @@ fn tell(state: &mut State, request: &Request, record: &Record, seq: u64) {
     let mut event = state
         .event_from(request.id, line.finish())
         .with_msgid(msgid);
-    event.set_seq(seq);
+    event.set_gate(Gate::store(seq));
     let wants = |caps: Caps| caps.contains(Caps::MESSAGE_REDACTION);
     let mut audience = vec![request.id];
     if let HistoryTarget::Room(room) = &record.target {

@@ -10,6 +10,7 @@ use crate::accounts::ReadMarkerRecord;
 use crate::core::caps::Caps;
 use crate::core::{AdminRequest, ClientId, Refusal, State};
 use crate::history::RoomRename;
+use crate::net::Gate;
 use crate::proto::validate::is_valid_channel;
 use crate::proto::{Folded, Line, Message, numeric};
 
@@ -177,7 +178,7 @@ fn announce(
         .trailing(reason)
         .finish();
     let mut event = state.event_from(id, line);
-    event.set_seq(seq);
+    event.set_gate(Gate::store(seq));
     state.send_all(capable, &mut event);
     if fallback {
         others.sort_unstable();
@@ -214,10 +215,10 @@ fn part_and_join(
     }
     .finish();
     let mut part = state.event_from(id, part);
-    part.set_seq(seq);
+    part.set_gate(Gate::store(seq));
     state.send_all([id], &mut part);
     if let Some(mut join) = join_event(state, id, &new) {
-        join.set_seq(seq);
+        join.set_gate(Gate::store(seq));
         state.send_all([id], &mut join);
     }
     join_burst(state, id, folded, false);
@@ -387,8 +388,9 @@ mod tests {
         t.h.send("alice", "RENAME #old #new");
         let moved = t.h.state.history.as_ref().expect("a store").last_queued();
         assert!(moved > 0);
-        assert_eq!(t.h.queued_seqs("alice"), [moved]);
-        let bob = t.h.queued_seqs("bob");
+        let moved = crate::net::Gate::store(moved);
+        assert_eq!(t.h.queued_gates("alice"), [moved]);
+        let bob = t.h.queued_gates("bob");
         assert_eq!(bob[..2], [moved, moved], "the PART and the JOIN wait");
     }
 

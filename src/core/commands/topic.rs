@@ -62,8 +62,8 @@ pub fn topic(state: &mut State, id: ClientId, message: &Message) -> Result<(), R
         command: "TOPIC",
         text: &text,
     };
-    let seq = state.record_history(record, &event);
-    event.set_seq(seq);
+    let gate = state.record_history(record, &event);
+    event.set_gate(gate);
     state.send_to_members(&folded, &mut event, |_, _| true);
     state.save_room(&folded);
     Ok(())

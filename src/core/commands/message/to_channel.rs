@@ -57,8 +57,8 @@ pub(super) fn to_channel(
             command: outgoing.kind.command(),
             text: outgoing.text,
         };
-        let seq = state.record_history(record, &event);
-        event.set_seq(seq);
+        let gate = state.record_history(record, &event);
+        event.set_gate(gate);
     }
     let reached = state.send_to_members(&folded, &mut event, |member, membership| {
         let echo = member.id != id || member.caps.contains(Caps::ECHO_MESSAGE);

@@ -34,8 +34,8 @@ pub(super) fn to_nick(
                 command: outgoing.kind.command(),
                 text: outgoing.text,
             };
-            let seq = state.record_history(record, &event);
-            event.set_seq(seq);
+            let gate = state.record_history(record, &event);
+            event.set_gate(gate);
         }
     }
     let echo = state
