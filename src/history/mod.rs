@@ -699,8 +699,8 @@ pub(crate) fn start(
             Arc::clone(&stats),
             Arc::clone(&lost),
             health,
-            Arc::clone(&queued),
-        ),
+        )
+        .with_queue(Arc::clone(&queued)),
         hooks,
         Arc::clone(&metrics),
     )

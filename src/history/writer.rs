@@ -92,7 +92,6 @@ impl Writer {
         stats: Arc<HistoryStats>,
         lost: Arc<LostRecords>,
         health: watch::Sender<bool>,
-        queued: Arc<AtomicUsize>,
     ) -> Writer {
         Writer {
             store,
@@ -106,8 +105,14 @@ impl Writer {
             hooks: Hooks::default(),
             // The server's own set is given by `spawn`.
             metrics: Metrics::new(),
-            queued,
+            queued: Arc::default(),
         }
+    }
+
+    /// Counts the records it takes off `queued`, which the core adds to.
+    pub(crate) fn with_queue(mut self, queued: Arc<AtomicUsize>) -> Writer {
+        self.queued = queued;
+        self
     }
 
     fn run(mut self) {
