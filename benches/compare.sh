@@ -63,6 +63,9 @@ trap cleanup EXIT
 
 # Every client is a socket on both sides.
 ulimit -n "$(ulimit -Hn)"
+# No core files in the checkout: InspIRCd has been seen to crash while
+# stopping after the churn run, its figures already written.
+ulimit -c 0
 echo "== load average at the start: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 if [ "$MODE" != scaling ] && { [ ! -x /usr/sbin/ngircd ] || [ ! -x /usr/sbin/inspircd ]; }; then

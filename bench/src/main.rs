@@ -32,7 +32,7 @@ use report::Report;
 #[derive(Parser, Debug)]
 #[command(
     version,
-    about = "Load generator for IRC servers: connect, fanout, idle, churn"
+    about = "Load generator for IRC servers: connect, fanout, idle, churn, join, rounds"
 )]
 struct Cli {
     #[command(subcommand)]
