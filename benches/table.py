@@ -10,41 +10,55 @@ import re
 import statistics
 import sys
 
-SERVERS = ["rookery", "ngircd", "inspircd"]
-PEERS = ["ngircd", "inspircd"]
+SERVERS = ["rookery", "rookery_nohistory", "inspircd", "ngircd"]
+HEADINGS = {"rookery": "rookery", "rookery_nohistory": "rookery, history off",
+            "inspircd": "InspIRCd", "ngircd": "ngIRCd"}
 
-# (run name, metric, label, which way is better: "high", "low" or None)
+# Targets: (kind, number). "vs_min": rookery ÷ InspIRCd at least the number;
+# "vs_max": at most the number; "min"/"max": rookery's own figure at least /
+# at most the number; "zero": rookery's figure is 0; None: shown, no target.
+F1, F2 = "fanout-10x50x2", "fanout-1x1000x1"
+
+# (label, run, metric, target). A run of "history:<run>" divides rookery's
+# figure by rookery's with history off.
 ROWS = [
-    ("fanout-10x50x2", "deliveries_per_second", "fanout 10×50×2: deliveries/s", "high"),
-    ("fanout-10x50x2", "latency_p50_ms", "fanout 10×50×2: p50 latency ms", "low"),
-    ("fanout-10x50x2", "latency_p99_ms", "fanout 10×50×2: p99 latency ms", "low"),
-    ("fanout-10x50x2", "lost_deliveries", "fanout 10×50×2: lost", "low"),
-    ("fanout-10x50x2", "deliveries_per_cpu_second",
-     "fanout 10×50×2: deliveries per server CPU-second", "high"),
-    ("fanout-10x50x2", "server_writes_per_delivery",
-     "fanout 10×50×2: server write calls per delivery", "low"),
-    ("fanout-10x50x2", "server_cpu_percent", "fanout 10×50×2: server CPU %", None),
-    ("fanout-10x50x2", "bench_cpu_percent", "fanout 10×50×2: generator CPU %", None),
-    ("fanout-1x1000x1", "deliveries_per_second", "fanout 1×1000×1: deliveries/s", "high"),
-    ("fanout-1x1000x1", "latency_p50_ms", "fanout 1×1000×1: p50 latency ms", "low"),
-    ("fanout-1x1000x1", "latency_p99_ms", "fanout 1×1000×1: p99 latency ms", "low"),
-    ("fanout-1x1000x1", "latency_max_ms", "fanout 1×1000×1: max latency ms", "low"),
-    ("fanout-1x1000x1", "lost_deliveries", "fanout 1×1000×1: lost", "low"),
-    ("fanout-1x1000x1", "deliveries_per_cpu_second",
-     "fanout 1×1000×1: deliveries per server CPU-second", "high"),
-    ("fanout-1x1000x1", "server_writes_per_delivery",
-     "fanout 1×1000×1: server write calls per delivery", "low"),
-    ("fanout-1x1000x1", "server_cpu_percent", "fanout 1×1000×1: server CPU %", None),
-    ("fanout-1x1000x1", "bench_cpu_percent", "fanout 1×1000×1: generator CPU %", None),
-    ("connect", "connects_per_second", "connect: connects/s", "high"),
-    ("connect", "registered", "connect: registered", "high"),
-    ("connect", "failures", "connect: failures", "low"),
-    ("idle", "rss_per_client_kib", "idle: server RSS per client KiB", "low"),
-    ("churn", "deliveries_per_second", "churn: chat deliveries/s", "high"),
-    ("churn", "latency_p99_ms", "churn: chat p99 latency ms", "low"),
-    ("churn", "lost_deliveries", "churn: chat lost", "low"),
-    ("churn", "churn_ops_per_second", "churn: churn ops/s", "high"),
-    ("churn", "churn_failures", "churn: churn failures", "low"),
+    ("1. fanout 10×50×2: deliveries/s", F1, "deliveries_per_second", ("vs_min", 2.0)),
+    ("1. fanout 10×50×2: deliveries per server CPU-second", F1,
+     "deliveries_per_cpu_second", ("vs_min", 2.0)),
+    ("1. fanout 10×50×2: lost", F1, "lost_deliveries", ("zero", 0)),
+    ("2. fanout 1×1000×1: deliveries/s", F2, "deliveries_per_second", ("vs_min", 2.0)),
+    ("2. fanout 1×1000×1: deliveries per server CPU-second", F2,
+     "deliveries_per_cpu_second", ("vs_min", 2.0)),
+    ("2. fanout 1×1000×1: lost", F2, "lost_deliveries", ("zero", 0)),
+    ("3. round trip 1×2×1 at 100/s: p50 ms", "rtt", "latency_p50_ms", ("vs_max", 1.0)),
+    ("3. round trip 1×2×1 at 100/s: p99 ms", "rtt", "latency_p99_ms", ("vs_max", 1.0)),
+    ("3. round trip 1×2×1 at 100/s: server CPU %", "rtt", "server_cpu_percent",
+     ("vs_max", 1.0)),
+    ("4. history on ÷ off: fanout 10×50×2 deliveries per CPU-second", "history:" + F1,
+     "deliveries_per_cpu_second", ("min", 0.85)),
+    ("4. history on ÷ off: fanout 1×1000×1 deliveries per CPU-second", "history:" + F2,
+     "deliveries_per_cpu_second", ("min", 0.85)),
+    ("4. history on ÷ off: round trip p50", "history:rtt", "latency_p50_ms", None),
+    ("4. history on ÷ off: round trip p99", "history:rtt", "latency_p99_ms", None),
+    ("5. idle, 10 rooms: RSS per client KiB", "idle", "rss_per_client_kib", ("max", 2.0)),
+    ("5. idle, 10 rooms, TLS: RSS per client KiB", "idletls", "rss_per_client_kib",
+     ("vs_max", 1.0)),
+    ("5. idle: registered", "idle", "registered", None),
+    ("6. connect at once: registrations/s", "connect", "connects_per_second",
+     ("vs_min", 1.0)),
+    ("6. connect at once: failures", "connect", "failures", ("zero", 0)),
+    ("7. big room: join seconds", "join", "join_seconds", ("vs_max", 1.0)),
+    ("7. big room: server CPU %", "join", "server_cpu_percent", None),
+    ("7. big room +u: join seconds", "joinu", "join_seconds", ("max", 2.0)),
+    ("8. memory after load: RSS at start MiB", "memory", "rss_start_mib", None),
+    ("8. memory after load: RSS after the rounds MiB", "memory", "rss_after_rounds_mib",
+     None),
+    ("8. memory after load: RSS after 35 s MiB", "memory", "rss_after_rest_mib", None),
+    ("8. memory after load: after ÷ start", "memory", "rss_ratio", ("max", 1.10)),
+    ("8. memory after load: lost", "memory", "lost_deliveries", ("zero", 0)),
+    ("churn: chat p99 latency ms", "churn", "latency_p99_ms", ("vs_max", 1.0)),
+    ("churn: chat lost", "churn", "lost_deliveries", ("zero", 0)),
+    ("churn: churn failures", "churn", "churn_failures", ("zero", 0)),
 ]
 
 
@@ -94,29 +108,74 @@ def fmt(value):
     return f"{value:.2f}"
 
 
-def ratio(rookery, peers, better):
-    peers = [p for p in peers if p is not None]
-    if rookery is None or not peers or better is None:
-        return "", None
-    best = max(peers) if better == "high" else min(peers)
-    if best == 0:
-        return ("same" if rookery == 0 else "worse"), None
-    value = rookery / best
-    return f"{value:.2f}×", value
+def target_text(target):
+    if target is None:
+        return "none, shown"
+    kind, number = target
+    return {"vs_min": f"≥ {number:g}× InspIRCd", "vs_max": f"≤ {number:g}× InspIRCd",
+            "min": f"≥ {number:g}", "max": f"≤ {number:g}", "zero": "0"}[kind]
+
+
+def holds(target, rookery, vs):
+    """"yes", "no, by …" (how far from the target) or "—" (not measured)."""
+    if target is None:
+        return "—"
+    kind, number = target
+    value = vs if kind in ("vs_min", "vs_max") else rookery
+    if value is None:
+        return "— (not measured)"
+    unit = "×" if kind in ("vs_min", "vs_max") else ""
+    if kind in ("vs_min", "min"):
+        return "yes" if value >= number else f"no, by {number - value:.2f}{unit}"
+    if kind in ("vs_max", "max"):
+        return "yes" if value <= number else f"no, by {value - number:.2f}{unit}"
+    return "yes" if value == 0 else f"no, by {fmt(value)}"
 
 
 def compare(reports):
-    print("| figure | rookery | ngIRCd | InspIRCd | rookery ÷ best peer |")
-    print("| --- | ---: | ---: | ---: | ---: |")
+    shown = [s for s in SERVERS
+             if s != "ngircd" or any(server == s for server, _ in reports)]
+    print("| figure | target | " + " | ".join(HEADINGS[s] for s in shown)
+          + " | rookery ÷ InspIRCd | holds |")
+    print("| --- | --- | " + " | ".join("---:" for _ in shown) + " | ---: | --- |")
     summary = []
-    for run, metric, label, better in ROWS:
-        values = {s: reports.get((s, run), {}).get("metrics", {}).get(metric) for s in SERVERS}
-        text, value = ratio(values["rookery"], [values[p] for p in PEERS], better)
-        print(f"| {label} | " + " | ".join(fmt(values[s]) for s in SERVERS) + f" | {text} |")
-        summary.append({"run": run, "metric": metric, "better": better, "values": values,
-                        "ratio_to_best_peer": value})
+    for label, run, metric, target in ROWS:
+        if run.startswith("history:"):
+            run = run.partition(":")[2]
+            on = reports.get(("rookery", run), {}).get("metrics", {}).get(metric)
+            off = reports.get(("rookery_nohistory", run), {}).get("metrics", {}).get(metric)
+            value = on / off if on is not None and off else None
+            values = {s: None for s in shown}
+            values["rookery"] = value
+            cells = [f"{value:.2f}" if value is not None else "—"] + ["" for _ in shown[1:]]
+            verdict = holds(target, value, None)
+            print(f"| {label} | {target_text(target)} | " + " | ".join(cells)
+                  + f" |  | {verdict} |")
+            summary.append({"label": label, "run": run, "metric": metric, "values": values,
+                            "target": target_text(target), "holds": verdict})
+            continue
+        values = {}
+        cells = []
+        for server in shown:
+            report = reports.get((server, run))
+            metrics = report["metrics"] if report else {}
+            values[server] = metrics.get(metric)
+            if metrics.get("mode_refused") == 1:
+                cells.append("mode refused")
+            else:
+                cells.append(fmt(values[server]))
+        rookery, peer = values.get("rookery"), values.get("inspircd")
+        vs = rookery / peer if rookery is not None and peer else None
+        verdict = holds(target, rookery, vs)
+        vs_text = f"{vs:.2f}×" if vs is not None else ""
+        print(f"| {label} | {target_text(target)} | " + " | ".join(cells)
+              + f" | {vs_text} | {verdict} |")
+        summary.append({"label": label, "run": run, "metric": metric, "values": values,
+                        "rookery_to_inspircd": vs, "target": target_text(target),
+                        "holds": verdict})
     counts = sorted({rep["rounds"] for rep in reports.values()})
-    print(f"\nEach figure is the median of {', '.join(map(str, counts))} round(s).")
+    print(f"\nEach figure is the median of its rounds ({', '.join(map(str, counts))} here): "
+          "fan-outs and round trip in every round, the rest in one.")
     failures = [(s, r, f) for (s, r), rep in sorted(reports.items()) for f in rep["failures"]]
     for server, run, failure in failures:
         print(f"\n{server} {run}: {failure}")

@@ -1,26 +1,36 @@
 //! A minimal IRC client for load: registers (answering PING, retrying a taken
 //! nick), then hands its halves to the scenario. Lines are read from one
-//! growing buffer and split without copying.
+//! growing buffer and split without copying. Over plain TCP, or over TLS
+//! with `--tls` (loopback servers with throwaway certificates).
 
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::Mutex;
 use tokio::time::{Duration, timeout};
+use tokio_rustls::TlsConnector;
+use tokio_rustls::rustls::pki_types::ServerName;
+
+/// A connection's read side, TCP or TLS alike.
+pub type ReadHalf = Box<dyn AsyncRead + Send + Unpin>;
+
+/// A connection's write side, TCP or TLS alike.
+pub type WriteHalf = Box<dyn AsyncWrite + Send + Unpin>;
 
 /// The write half, shared by a reader answering PING and a sending task.
-pub type Writer = Arc<Mutex<OwnedWriteHalf>>;
+pub type Writer = Arc<Mutex<WriteHalf>>;
 
 /// Why a client did not get registered.
 #[derive(Debug, thiserror::Error)]
 pub enum Failure {
     #[error("connect: {0}")]
     Connect(io::Error),
+    #[error("TLS handshake: {0}")]
+    Handshake(io::Error),
     #[error("i/o: {0}")]
     Io(#[from] io::Error),
     #[error("server closed the connection: {0}")]
@@ -31,12 +41,12 @@ pub enum Failure {
 
 /// Splits a socket's input into lines.
 pub struct LineReader {
-    half: OwnedReadHalf,
+    half: ReadHalf,
     buf: BytesMut,
 }
 
 impl LineReader {
-    fn new(half: OwnedReadHalf) -> LineReader {
+    fn new(half: ReadHalf) -> LineReader {
         LineReader {
             half,
             buf: BytesMut::with_capacity(16 * 1024),
@@ -114,25 +124,51 @@ pub struct Registered {
 
 /// Connects and registers as `nick` (or a variant when it is taken), waiting
 /// for the end of the MOTD (376) or its absence (422).
+/// With `tls`, the connection is TLS first.
 pub async fn register(
     server: SocketAddr,
+    tls: Option<&TlsConnector>,
     nick: &str,
     limit: Duration,
 ) -> Result<Registered, Failure> {
-    match timeout(limit, register_inner(server, nick)).await {
+    match timeout(limit, register_inner(server, tls, nick)).await {
         Ok(result) => result,
         Err(_) => Err(Failure::Timeout(limit)),
     }
 }
 
-async fn register_inner(server: SocketAddr, nick: &str) -> Result<Registered, Failure> {
+/// Connects over TCP, then TLS when asked, and splits the stream.
+async fn dial(
+    server: SocketAddr,
+    tls: Option<&TlsConnector>,
+) -> Result<(ReadHalf, WriteHalf), Failure> {
     let stream = TcpStream::connect(server).await.map_err(Failure::Connect)?;
     let _ = stream.set_nodelay(true);
-    let (read, mut write) = stream.into_split();
+    let Some(connector) = tls else {
+        let (read, write) = stream.into_split();
+        return Ok((Box::new(read), Box::new(write)));
+    };
+    // The name is not checked (see `tls::any_certificate`); SNI wants one.
+    let name = ServerName::try_from("localhost").expect("a valid DNS name");
+    let secured = connector
+        .connect(name, stream)
+        .await
+        .map_err(Failure::Handshake)?;
+    let (read, write) = tokio::io::split(secured);
+    Ok((Box::new(read), Box::new(write)))
+}
+
+async fn register_inner(
+    server: SocketAddr,
+    tls: Option<&TlsConnector>,
+    nick: &str,
+) -> Result<Registered, Failure> {
+    let (read, mut write) = dial(server, tls).await?;
     let mut reader = LineReader::new(read);
     let mut nick = nick.to_owned();
     let hello = format!("NICK {nick}\r\nUSER {nick} 0 * :rookery-bench\r\n");
     write.write_all(hello.as_bytes()).await?;
+    write.flush().await?;
     let mut welcomed = false;
     let mut retries = 0;
     loop {
@@ -141,7 +177,10 @@ async fn register_inner(server: SocketAddr, nick: &str) -> Result<Registered, Fa
         };
         let (command, params) = command(&line);
         match command {
-            b"PING" => write.write_all(&pong(params)).await?,
+            b"PING" => {
+                write.write_all(&pong(params)).await?;
+                write.flush().await?;
+            }
             b"001" => welcomed = true,
             b"376" | b"422" if welcomed => break,
             b"432" | b"433" | b"436" if !welcomed && retries < 5 => {
@@ -150,6 +189,7 @@ async fn register_inner(server: SocketAddr, nick: &str) -> Result<Registered, Fa
                 write
                     .write_all(format!("NICK {nick}\r\n").as_bytes())
                     .await?;
+                write.flush().await?;
             }
             b"ERROR" => {
                 return Err(Failure::Closed(
@@ -163,6 +203,14 @@ async fn register_inner(server: SocketAddr, nick: &str) -> Result<Registered, Fa
         reader,
         writer: Arc::new(Mutex::new(write)),
     })
+}
+
+/// Writes `bytes` and flushes them: a TLS stream may hold them back
+/// otherwise.
+pub async fn send(writer: &Writer, bytes: &[u8]) -> io::Result<()> {
+    let mut half = writer.lock().await;
+    half.write_all(bytes).await?;
+    half.flush().await
 }
 
 /// A nick from a number, short enough for a 9-character NICKLEN.

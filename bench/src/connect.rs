@@ -4,15 +4,16 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::io::AsyncWriteExt;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::time::{Duration, Instant, sleep_until};
 
+use tokio_rustls::TlsConnector;
+
 use crate::client::{self, Registered};
 
 /// How a batch of clients connects.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone)]
 pub struct Pacing {
     /// Registrations in flight at once.
     pub concurrency: usize,
@@ -20,6 +21,8 @@ pub struct Pacing {
     pub rate: Option<f64>,
     /// How long one registration may take.
     pub limit: Duration,
+    /// TLS over each connection, with `--tls`.
+    pub tls: Option<TlsConnector>,
 }
 
 /// The clients that registered, by index, and why the others did not.
@@ -41,7 +44,7 @@ pub async fn connect_all(
     prefix: char,
     first: usize,
     count: usize,
-    pacing: Pacing,
+    pacing: &Pacing,
 ) -> Connected {
     let started = Instant::now();
     let permits = Arc::new(Semaphore::new(pacing.concurrency.max(1)));
@@ -55,8 +58,9 @@ pub async fn connect_all(
             .await
             .expect("the semaphore is never closed");
         let nick = client::nick_for(prefix, first + i);
+        let (tls, limit) = (pacing.tls.clone(), pacing.limit);
         tasks.spawn(async move {
-            let outcome = client::register(server, &nick, pacing.limit).await;
+            let outcome = client::register(server, tls.as_ref(), &nick, limit).await;
             drop(permit);
             (i, outcome)
         });
@@ -85,7 +89,7 @@ pub async fn idle_loop(client: Registered) {
     while let Ok(Some(line)) = reader.next_line().await {
         let (command, params) = client::command(&line);
         if command == b"PING" {
-            let _ = writer.lock().await.write_all(&client::pong(params)).await;
+            let _ = client::send(&writer, &client::pong(params)).await;
         }
     }
 }

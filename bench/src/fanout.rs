@@ -11,10 +11,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
 
-use tokio::io::AsyncWriteExt;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio::time::{Duration, Instant, sleep, sleep_until, timeout};
+use tokio_rustls::TlsConnector;
 use tokio_util::sync::CancellationToken;
 
 use crate::client::{self, LineReader, Registered, Writer};
@@ -127,7 +127,7 @@ async fn read_loop(mut reader: LineReader, writer: Writer, tally: Arc<Tally>, re
         match command {
             b"PRIVMSG" if record => tally.deliver(client::trailing(params)),
             b"PING" => {
-                let _ = writer.lock().await.write_all(&client::pong(params)).await;
+                let _ = client::send(&writer, &client::pong(params)).await;
             }
             b"366" => {
                 tally.joined.fetch_add(1, Relaxed);
@@ -198,7 +198,7 @@ async fn send_loop(
             batch.extend_from_slice(b"\r\n");
             seq += 1;
         }
-        if writer.lock().await.write_all(&batch).await.is_err() {
+        if client::send(&writer, &batch).await.is_err() {
             break;
         }
     }
@@ -209,7 +209,7 @@ async fn send_loop(
 pub async fn run(
     server: SocketAddr,
     pid: Option<u32>,
-    pacing: Pacing,
+    pacing: &Pacing,
     plan: Plan,
     report: &mut Report,
 ) {
@@ -253,7 +253,7 @@ pub async fn run(
             true,
         ));
         let join = format!("JOIN {}\r\n", room_name(room));
-        let _ = writer.lock().await.write_all(join.as_bytes()).await;
+        let _ = client::send(&writer, join.as_bytes()).await;
         if rank < plan.senders {
             speakers.push((room * plan.senders + rank, room_name(room), writer));
         }
@@ -289,6 +289,7 @@ pub async fn run(
                 interval,
                 phase: interval.mul_f64(i as f64 / churn.churners as f64),
                 limit: pacing.limit,
+                tls: pacing.tls.clone(),
                 tally: Arc::clone(&tally),
                 ops: Arc::clone(&churn_ops),
                 failures: Arc::clone(&churn_failures),
@@ -436,6 +437,7 @@ struct Churner {
     interval: Duration,
     phase: Duration,
     limit: Duration,
+    tls: Option<TlsConnector>,
     tally: Arc<Tally>,
     ops: Arc<AtomicU64>,
     failures: Arc<AtomicU64>,
@@ -466,7 +468,7 @@ impl Churner {
                 2 => format!("PART {room} :churn\r\n"),
                 _ => "QUIT :churn\r\n".to_owned(),
             };
-            let written = writer.lock().await.write_all(line.as_bytes()).await;
+            let written = client::send(&writer, line.as_bytes()).await;
             if written.is_err() {
                 self.failures.fetch_add(1, Relaxed);
             }
@@ -478,7 +480,7 @@ impl Churner {
             reader.abort();
             generation += 1;
             let nick = format!("c{:x}r{generation}", self.index);
-            match client::register(self.server, &nick, self.limit).await {
+            match client::register(self.server, self.tls.as_ref(), &nick, self.limit).await {
                 Ok(registered) => current = Some(self.attach(registered)),
                 Err(_) => {
                     self.failures.fetch_add(1, Relaxed);

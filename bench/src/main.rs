@@ -2,17 +2,21 @@
 //!
 //! Scenarios: `connect` (clients register: connects per second, failures),
 //! `fanout` (rooms × members × senders: deliveries per second, latency,
-//! loss), `idle` (registered clients: server memory per client) and `churn`
-//! (joins, parts, nick changes and reconnects while rooms chat). Every run is
-//! bounded in clients and time, and talks to loopback addresses only unless
-//! `--allow-remote` is given.
+//! loss), `idle` (registered clients, optionally in rooms: server memory per
+//! client), `churn` (joins, parts, nick changes and reconnects while rooms
+//! chat), `join` (clients joining one big room: seconds until all are in)
+//! and `rounds` (fan-out rounds on one server: its memory before and after).
+//! Every run is bounded in clients and time, and talks to loopback addresses
+//! only unless `--allow-remote` is given; `--tls` connects over TLS.
 
 mod client;
 mod connect;
 mod fanout;
 mod histogram;
+mod join;
 mod procfs;
 mod report;
+mod tls;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -28,7 +32,7 @@ use report::Report;
 #[derive(Parser, Debug)]
 #[command(
     version,
-    about = "Load generator for IRC servers: connect, fanout, idle, churn"
+    about = "Load generator for IRC servers: connect, fanout, idle, churn, join, rounds"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -61,6 +65,38 @@ enum Scenario {
         /// Seconds to wait after the last registration before reading memory.
         #[arg(long, default_value_t = 2.0)]
         settle: f64,
+        /// Rooms the clients are spread over (client i joins room i mod N);
+        /// 0 for none.
+        #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=1_000))]
+        rooms: u32,
+    },
+    /// N registered clients join one room at once: seconds until every one
+    /// has seen its JOIN and the end of NAMES.
+    Join {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=20_000))]
+        clients: u32,
+        /// A mode the first member (an operator) sets before the rest join,
+        /// such as `+u`; refused, the report says so instead of a time.
+        #[arg(long)]
+        mode: Option<String>,
+    },
+    /// Fan-out rounds on one server, each with fresh clients: its memory at
+    /// the start, after the rounds, and after a rest.
+    Rounds {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        rooms: RoomArgs,
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
+        rounds: u32,
+        /// Seconds to wait before the first reading (the server settles).
+        #[arg(long, default_value_t = 2.0)]
+        start_wait: f64,
+        /// Seconds to wait after the rounds before the last reading.
+        #[arg(long, default_value_t = 35.0)]
+        rest: f64,
     },
     /// Rooms chat at a fixed rate while churners join, part, change nick
     /// and reconnect.
@@ -111,6 +147,9 @@ struct Common {
     /// Worker threads for the generator.
     #[arg(long, default_value_t = 2)]
     threads: usize,
+    /// Connect over TLS, accepting any certificate (loopback test servers).
+    #[arg(long)]
+    tls: bool,
 }
 
 /// The shape of the rooms in `fanout` and `churn`.
@@ -183,7 +222,9 @@ fn main() -> ExitCode {
         Scenario::Connect { common, .. }
         | Scenario::Fanout { common, .. }
         | Scenario::Idle { common, .. }
-        | Scenario::Churn { common, .. } => common,
+        | Scenario::Churn { common, .. }
+        | Scenario::Join { common, .. }
+        | Scenario::Rounds { common, .. } => common,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(common.threads.max(1))
@@ -232,20 +273,67 @@ async fn run(scenario: &Scenario, common: &Common) -> Result<Report, String> {
         concurrency: common.concurrency,
         rate: common.connect_rate.filter(|rate| *rate > 0.0),
         limit: Duration::from_secs_f64(common.phase_timeout),
+        tls: common.tls.then(tls::any_certificate).transpose()?,
     };
     let limit = Duration::from_secs_f64(common.max_seconds);
     let work = async {
         match scenario {
             Scenario::Connect { clients, .. } => {
-                connect_scenario(server, common.pid, pacing, *clients as usize, files).await
+                connect_scenario(server, common.pid, &pacing, *clients as usize, files).await
             }
             Scenario::Idle {
-                clients, settle, ..
-            } => idle_scenario(server, common.pid, pacing, *clients as usize, *settle).await,
+                clients,
+                settle,
+                rooms,
+                ..
+            } => {
+                let shape = IdleShape {
+                    clients: *clients as usize,
+                    rooms: *rooms as usize,
+                    settle: *settle,
+                };
+                idle_scenario(server, common.pid, &pacing, shape).await
+            }
             Scenario::Fanout { rooms, .. } => {
                 let plan = rooms.plan()?;
                 let mut report = Report::new("fanout", server.to_string(), rooms.params(&plan));
-                fanout::run(server, common.pid, pacing, plan, &mut report).await;
+                fanout::run(server, common.pid, &pacing, plan, &mut report).await;
+                Ok(report)
+            }
+            Scenario::Join { clients, mode, .. } => {
+                let params = json!({ "clients": clients, "mode": mode,
+                                     "concurrency": pacing.concurrency });
+                let mut report = Report::new("join", server.to_string(), params);
+                let clients = *clients as usize;
+                join::run(
+                    server,
+                    common.pid,
+                    &pacing,
+                    clients,
+                    mode.as_deref(),
+                    &mut report,
+                )
+                .await;
+                Ok(report)
+            }
+            Scenario::Rounds {
+                rooms,
+                rounds,
+                start_wait,
+                rest,
+                ..
+            } => {
+                let plan = rooms.plan()?;
+                let mut params = rooms.params(&plan);
+                params["rounds"] = json!(rounds);
+                params["rest"] = json!(rest);
+                let mut report = Report::new("rounds", server.to_string(), params);
+                let shape = RoundsShape {
+                    rounds: *rounds,
+                    start_wait: *start_wait,
+                    rest: *rest,
+                };
+                rounds_scenario(server, common.pid, &pacing, plan, shape, &mut report).await?;
                 Ok(report)
             }
             Scenario::Churn {
@@ -266,7 +354,7 @@ async fn run(scenario: &Scenario, common: &Common) -> Result<Report, String> {
                 params["churners"] = json!(churners);
                 params["churn_rate"] = json!(churn_rate);
                 let mut report = Report::new("churn", server.to_string(), params);
-                fanout::run(server, common.pid, pacing, plan, &mut report).await;
+                fanout::run(server, common.pid, &pacing, plan, &mut report).await;
                 Ok(report)
             }
         }
@@ -284,7 +372,7 @@ async fn run(scenario: &Scenario, common: &Common) -> Result<Report, String> {
 async fn connect_scenario(
     server: SocketAddr,
     pid: Option<u32>,
-    pacing: Pacing,
+    pacing: &Pacing,
     clients: usize,
     files: u64,
 ) -> Result<Report, String> {
@@ -321,17 +409,29 @@ async fn connect_scenario(
     Ok(report)
 }
 
+/// How many clients `idle` holds, in how many rooms, and for how long.
+struct IdleShape {
+    clients: usize,
+    rooms: usize,
+    settle: f64,
+}
+
 async fn idle_scenario(
     server: SocketAddr,
     pid: Option<u32>,
-    pacing: Pacing,
-    clients: usize,
-    settle: f64,
+    pacing: &Pacing,
+    shape: IdleShape,
 ) -> Result<Report, String> {
     let Some(pid) = pid else {
         return Err("idle measures the server's memory: pass --pid".to_owned());
     };
-    let params = json!({ "clients": clients, "settle": settle });
+    let IdleShape {
+        clients,
+        rooms,
+        settle,
+    } = shape;
+    let params = json!({ "clients": clients, "settle": settle, "rooms": rooms,
+                         "tls": pacing.tls.is_some() });
     let mut report = Report::new("idle", server.to_string(), params);
     let before = procfs::sample(Some(pid)).ok_or("cannot read the server's /proc entry")?;
     let started = Instant::now();
@@ -340,9 +440,20 @@ async fn idle_scenario(
     for failure in connected.failures {
         report.fail(failure);
     }
+    let registered: Vec<_> = connected.clients.into_iter().flatten().collect();
     let mut idle = JoinSet::new();
-    for client in connected.clients.into_iter().flatten() {
-        idle.spawn(connect::idle_loop(client));
+    let mut join_failures = 0;
+    if rooms > 0 {
+        let joined = join::join_all(registered, |i| format!("#idle{}", i % rooms), pacing).await;
+        join_failures = joined.failures.len();
+        for failure in joined.failures {
+            report.fail(failure);
+        }
+        idle = joined.readers;
+    } else {
+        for client in registered {
+            idle.spawn(connect::idle_loop(client));
+        }
     }
     connect::settle(Duration::from_secs_f64(settle)).await;
     let after = procfs::sample(Some(pid)).ok_or("the server went away")?;
@@ -357,7 +468,65 @@ async fn idle_scenario(
     report.add("rss_after_mib", after.rss_bytes as f64 / 1048576.0, "MiB");
     report.add("registered", registered as f64, "clients");
     report.add("failures", failed as f64, "clients");
+    if rooms > 0 {
+        report.add("join_failures", join_failures as f64, "clients");
+    }
     report.add("elapsed_seconds", started.elapsed().as_secs_f64(), "s");
     idle.abort_all();
     Ok(report)
+}
+
+/// How many fan-out rounds `rounds` runs and the waits around them.
+struct RoundsShape {
+    rounds: u32,
+    start_wait: f64,
+    rest: f64,
+}
+
+/// Memory after load: RSS after `start_wait`, the fan-out `rounds` times
+/// (each with fresh clients, closed at its end), RSS, a rest, RSS again.
+async fn rounds_scenario(
+    server: SocketAddr,
+    pid: Option<u32>,
+    pacing: &Pacing,
+    plan: fanout::Plan,
+    shape: RoundsShape,
+    report: &mut Report,
+) -> Result<(), String> {
+    let Some(pid) = pid else {
+        return Err("rounds measures the server's memory: pass --pid".to_owned());
+    };
+    let rss_mib = || {
+        procfs::sample(Some(pid))
+            .map(|sample| sample.rss_bytes as f64 / 1048576.0)
+            .ok_or("cannot read the server's /proc entry")
+    };
+    connect::settle(Duration::from_secs_f64(shape.start_wait)).await;
+    let start = rss_mib()?;
+    let mut lost = 0.0;
+    let mut failures = 0.0;
+    for _ in 0..shape.rounds {
+        let mut round = Report::new("fanout", server.to_string(), json!({}));
+        fanout::run(server, Some(pid), pacing, plan.clone(), &mut round).await;
+        for metric in &round.metrics {
+            match metric.name {
+                "lost_deliveries" => lost += metric.value,
+                "connect_failures" => failures += metric.value,
+                _ => {}
+            }
+        }
+        for failure in round.failures {
+            report.fail(failure);
+        }
+    }
+    let loaded = rss_mib()?;
+    connect::settle(Duration::from_secs_f64(shape.rest)).await;
+    let rested = rss_mib()?;
+    report.add("rss_start_mib", start, "MiB");
+    report.add("rss_after_rounds_mib", loaded, "MiB");
+    report.add("rss_after_rest_mib", rested, "MiB");
+    report.add("rss_ratio", rested / start.max(f64::MIN_POSITIVE), "");
+    report.add("lost_deliveries", lost, "");
+    report.add("connect_failures", failures, "clients");
+    Ok(())
 }
