@@ -2,10 +2,10 @@
 
 use crate::core::Refusal;
 use crate::core::caps::Caps;
-use crate::core::{ClientId, State};
+use crate::core::{ClientId, Membership, State};
+use crate::proto::numeric;
 use crate::proto::serialize::MAX_LINE;
 use crate::proto::{Folded, Message};
-use crate::proto::{modes, numeric};
 
 /// `NAMES <channel>{,<channel>}`
 ///
@@ -64,7 +64,8 @@ pub fn send_names(state: &mut State, id: ClientId, channel: &Folded) {
 
 /// Sends 353 lines that each fit in 512 bytes and returns the room's name.
 /// A member sees everyone; an outsider does not see invisible (+i) users,
-/// as Modern IRC says.
+/// as Modern IRC says; in an auditorium (+u) only its operators see the
+/// members without a status.
 fn send_name_lines(state: &mut State, id: ClientId, channel: &Folded) -> Option<String> {
     let (Some(room), Some(client)) = (state.channels.get(channel), state.clients.get(&id)) else {
         return None;
@@ -79,38 +80,44 @@ fn send_name_lines(state: &mut State, id: ClientId, channel: &Folded) -> Option<
     } else {
         "="
     };
-    let mut entries: Vec<String> = room
+    // An auditorium (+u) lists its members without a status only to its
+    // operators; everyone else sees those with one, and itself.
+    let shows_everyone = room.shows_everyone_to(client);
+    // Names are borrowed, not formatted, and sorted as they are: a JOIN
+    // to a big room sends this list, so it is built once per join.
+    let mut entries: Vec<(&str, Membership)> = room
         .members
         .iter()
-        .filter_map(|(member, membership)| {
+        .filter_map(|(member, &membership)| {
+            let shown_to_all = shows_everyone || membership.has_prefix() || *member == id;
             let member = state.clients.get(member)?;
-            let shown = is_member || !member.modes.invisible;
-            let prefixes = membership.prefixes(all_prefixes);
-            shown.then(|| match userhost {
-                true => format!("{prefixes}{}", member.source),
-                false => format!("{prefixes}{}", member.nick),
-            })
+            let shown = (is_member || !member.modes.invisible) && shown_to_all;
+            let name = match userhost {
+                true => member.source.as_str(),
+                false => member.nick.as_str(),
+            };
+            shown.then_some((name, membership))
         })
         .collect();
     // A stable order makes replies reproducible; a hash map has none.
-    entries.sort_unstable_by(|a, b| {
-        a.trim_start_matches(modes::is_status_symbol)
-            .cmp(b.trim_start_matches(modes::is_status_symbol))
-    });
+    entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
     let name = room.name.clone();
     // `:server 353 nick = #room :` and the final CR LF.
     let overhead = state.server_name().len() + client.target().len() + name.len() + 14;
     let budget = MAX_LINE.saturating_sub(overhead);
     let mut chunks: Vec<String> = Vec::new();
     let mut chunk = String::new();
-    for entry in entries {
-        if !chunk.is_empty() && chunk.len() + 1 + entry.len() > budget {
+    for (entry, membership) in entries {
+        let prefixes = membership.prefixes(all_prefixes);
+        let length = prefixes.len() + entry.len();
+        if !chunk.is_empty() && chunk.len() + 1 + length > budget {
             chunks.push(std::mem::take(&mut chunk));
         }
         if !chunk.is_empty() {
             chunk.push(' ');
         }
-        chunk.push_str(&entry);
+        chunk.push_str(&prefixes);
+        chunk.push_str(entry);
     }
     if !chunk.is_empty() {
         chunks.push(chunk);
