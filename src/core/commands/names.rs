@@ -7,6 +7,9 @@ use crate::proto::numeric;
 use crate::proto::serialize::MAX_LINE;
 use crate::proto::{Folded, Message};
 
+/// The most names a reply sorts by name; a longer one is in id order.
+pub const MAX_SORTED_NAMES: usize = 1000;
+
 /// `NAMES <channel>{,<channel>}`
 ///
 /// `NAMES` without a parameter lists nothing: Modern IRC allows a lone 366.
@@ -85,29 +88,38 @@ fn send_name_lines(state: &mut State, id: ClientId, channel: &Folded) -> Option<
     let shows_everyone = room.shows_everyone_to(client);
     // Names are borrowed, not formatted, and sorted as they are: a JOIN
     // to a big room sends this list, so it is built once per join.
-    let mut entries: Vec<(&str, Membership)> = room
+    let mut entries: Vec<(&str, Membership, ClientId)> = room
         .members
         .iter()
         .filter_map(|(member, &membership)| {
-            let shown_to_all = shows_everyone || membership.has_prefix() || *member == id;
+            if !(shows_everyone || membership.has_prefix() || *member == id) {
+                return None;
+            }
             let member = state.clients.get(member)?;
-            let shown = (is_member || !member.modes.invisible) && shown_to_all;
+            let shown = is_member || !member.modes.invisible;
             let name = match userhost {
                 true => member.source.as_str(),
                 false => member.nick.as_str(),
             };
-            shown.then_some((name, membership))
+            shown.then_some((name, membership, member.id))
         })
         .collect();
     // A stable order makes replies reproducible; a hash map has none.
-    entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    // Past `MAX_SORTED_NAMES` the order is the clients' ids (when they
+    // connected): a JOIN to a big room sends the list, and comparing
+    // thousands of names on each join cost more than the rest of it.
+    if entries.len() <= MAX_SORTED_NAMES {
+        entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    } else {
+        entries.sort_unstable_by_key(|entry| entry.2);
+    }
     let name = room.name.clone();
     // `:server 353 nick = #room :` and the final CR LF.
     let overhead = state.server_name().len() + client.target().len() + name.len() + 14;
     let budget = MAX_LINE.saturating_sub(overhead);
     let mut chunks: Vec<String> = Vec::new();
     let mut chunk = String::new();
-    for (entry, membership) in entries {
+    for (entry, membership, _) in entries {
         let prefixes = membership.prefixes(all_prefixes);
         let length = prefixes.len() + entry.len();
         if !chunk.is_empty() && chunk.len() + 1 + length > budget {
