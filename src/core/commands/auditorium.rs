@@ -196,7 +196,7 @@ fn events(lines: &[String]) -> Vec<String> {
     lines
         .iter()
         .filter_map(|line| line.split_once(" :").map(|(_, rest)| rest))
-        .filter_map(|rest| rest.split_once(' ').map(|(source, rest)| (source, rest)))
+        .filter_map(|rest| rest.split_once(' '))
         .filter(|(_, rest)| !rest.starts_with("BATCH"))
         .map(|(source, rest)| format!("{} {rest}", source.split('!').next().unwrap_or("")))
         .collect()
