@@ -157,6 +157,29 @@ mod tests {
     use crate::proto::serialize::MAX_LINE;
 
     #[test]
+    fn a_list_past_the_sorted_limit_comes_in_the_order_clients_connected() {
+        let mut h = Harness::new();
+        let count = super::MAX_SORTED_NAMES + 1;
+        // Connected in reverse name order, so the two orders differ.
+        let nicks: Vec<String> = (0..count).rev().map(|n| format!("n{n:05}")).collect();
+        for nick in &nicks {
+            h.register(nick);
+        }
+        let members: Vec<(&str, bool)> = nicks.iter().map(|nick| (nick.as_str(), false)).collect();
+        h.room("#big", &members);
+        h.take(&nicks[0]);
+        h.send(&nicks[0], "NAMES #big");
+        let listed: Vec<String> = h
+            .take(&nicks[0])
+            .iter()
+            .filter(|line| line.contains(" 353 "))
+            .filter_map(|line| line.rsplit_once(" :"))
+            .flat_map(|(_, names)| names.split(' ').map(str::to_owned))
+            .collect();
+        assert_eq!(listed, nicks);
+    }
+
+    #[test]
     fn multi_prefix_shows_every_prefix() {
         let mut harness = Harness::new();
         harness.register("alice");
