@@ -53,6 +53,12 @@ impl Membership {
         false
     }
 
+    /// Whether the member holds any status: in an auditorium (+u) only
+    /// such members are seen by everyone.
+    pub fn has_prefix(self) -> bool {
+        self.held().next().is_some()
+    }
+
     /// Whether the member holds `status` itself.
     pub(crate) fn has(self, status: MemberStatus) -> bool {
         match status {
@@ -83,6 +89,9 @@ pub struct ChannelModes {
     pub registered_only_speak: bool,
     pub secret: bool,
     pub topic_ops_only: bool,
+    /// `+u`: members without a status are hidden from all but the room's
+    /// operators (see [`Channel::hides`]).
+    pub auditorium: bool,
     pub key: Option<String>,
     pub limit: Option<usize>,
 }
@@ -110,6 +119,7 @@ impl ChannelModes {
             ChannelFlag::RegisteredOnlySpeak => self.registered_only_speak,
             ChannelFlag::Secret => self.secret,
             ChannelFlag::TopicOpsOnly => self.topic_ops_only,
+            ChannelFlag::Auditorium => self.auditorium,
         }
     }
 
@@ -125,6 +135,7 @@ impl ChannelModes {
             ChannelFlag::RegisteredOnlySpeak => &mut self.registered_only_speak,
             ChannelFlag::Secret => &mut self.secret,
             ChannelFlag::TopicOpsOnly => &mut self.topic_ops_only,
+            ChannelFlag::Auditorium => &mut self.auditorium,
         }
     }
 }
@@ -250,6 +261,50 @@ impl Channel {
         self.members.is_empty() && !self.persistent && self.registration.is_none()
     }
 
+    /// Whether `id` is a hidden member here: one without a status in an
+    /// auditorium (+u). Its joins, parts, quits, nick changes and kicks
+    /// reach only those [`sees_hidden`] lets see it, and NAMES and WHO
+    /// list it only to them.
+    pub fn hides(&self, id: ClientId) -> bool {
+        self.modes.auditorium
+            && self
+                .members
+                .get(&id)
+                .is_some_and(|membership| !membership.has_prefix())
+    }
+
+    /// Whether `viewer` sees every member of this room, hidden ones
+    /// included: not an auditorium, or it is an operator here, or an IRC
+    /// operator allowed to see secret rooms.
+    pub fn shows_everyone_to(&self, viewer: &Client) -> bool {
+        let membership = self.members.get(&viewer.id).copied().unwrap_or_default();
+        !self.modes.auditorium || sees_hidden(viewer, membership, None)
+    }
+
+    /// Whether `viewer` sees the member `subject` here.
+    pub fn shows(&self, viewer: &Client, subject: ClientId) -> bool {
+        viewer.id == subject || !self.hides(subject) || self.shows_everyone_to(viewer)
+    }
+
+    /// The members who see `subject` here, e.g. its QUIT or NICK: all of
+    /// them, unless it is a hidden member.
+    pub fn seers_of<'a>(
+        &'a self,
+        subject: ClientId,
+        clients: &'a IdMap<Client>,
+    ) -> impl Iterator<Item = ClientId> + 'a {
+        let hidden = self.hides(subject);
+        self.members
+            .iter()
+            .filter(move |(member, membership)| {
+                !hidden
+                    || clients
+                        .get(member)
+                        .is_some_and(|viewer| sees_hidden(viewer, **membership, Some(subject)))
+            })
+            .map(|(member, _)| *member)
+    }
+
     /// Secret or private rooms are hidden from outsiders.
     pub fn is_hidden(&self) -> bool {
         self.modes.secret || self.modes.private
@@ -325,6 +380,24 @@ impl Channel {
             .iter()
             .any(|entry| entry.matches(client, Some(&real)))
     }
+}
+
+/// Whether `viewer`, a member with `membership`, sees a hidden member
+/// (`subject`, when one is meant) of an auditorium: the member itself,
+/// the room's operators (op or above) and IRC operators allowed to see
+/// secret rooms, as InspIRCd's auditorium lets ops and opers with
+/// `channels/auspex` see.
+pub fn sees_hidden(viewer: &Client, membership: Membership, subject: Option<ClientId>) -> bool {
+    subject == Some(viewer.id)
+        || membership.at_least(MemberStatus::Op)
+        || viewer.has_privilege(Privilege::SeeSecret)
+}
+
+/// The `send_to_members` filter for an event about `subject` in a room:
+/// everyone, unless `hidden` (see [`Channel::hides`]); then only those
+/// [`sees_hidden`] names.
+pub fn audience_of(hidden: bool, subject: ClientId) -> impl Fn(&Client, Membership) -> bool {
+    move |viewer, membership| !hidden || sees_hidden(viewer, membership, Some(subject))
 }
 
 fn invite_lapsed(at: SystemTime, now: SystemTime) -> bool {

@@ -166,13 +166,14 @@ impl State {
         true
     }
 
-    /// Everyone who shares a room with `id`, each once, without `id`.
+    /// Everyone who shares a room with `id` and sees it there (not all of
+    /// an auditorium, `Channel::seers_of`), each once, without `id`.
     pub fn peers(&self, id: ClientId) -> IdSet {
         let mut peers = IdSet::default();
         if let Some(client) = self.clients.get(&id) {
             for name in &client.channels {
                 if let Some(channel) = self.channels.get(name) {
-                    peers.extend(channel.members.keys().copied());
+                    peers.extend(channel.seers_of(id, &self.clients));
                 }
             }
         }

@@ -50,12 +50,18 @@ impl State {
     }
 
     /// Stores `event` (a QUIT or NICK) in the history of every room `id`
-    /// is in.
+    /// is in, but those it is a hidden member of (an auditorium's, see
+    /// `Channel::hides`): playback could not tell who may see it there.
     pub fn record_event_in_rooms(&mut self, id: ClientId, event: &Broadcast) {
+        let shown_in = |room: &&Folded| {
+            self.channels
+                .get(*room)
+                .is_some_and(|channel| !channel.hides(id))
+        };
         let rooms: Vec<Folded> = self
             .clients
             .get(&id)
-            .map(|client| client.channels.iter().cloned().collect())
+            .map(|client| client.channels.iter().filter(shown_in).cloned().collect())
             .unwrap_or_default();
         for room in &rooms {
             self.record_event(room, event);

@@ -50,6 +50,9 @@ pub enum ChannelFlag {
     RegisteredOnlySpeak,
     Secret,
     TopicOpsOnly,
+    /// `+u` (auditorium): members without a status are seen only by the
+    /// room's operators and themselves.
+    Auditorium,
 }
 
 /// A member's status in a room; `core::Membership` has a field for each.
@@ -76,6 +79,7 @@ pub const CHANNEL_MODES: &[ChannelMode] = &[
     ChannelMode::new('p', ChannelModeKind::Flag(ChannelFlag::Private)),
     ChannelMode::new('s', ChannelModeKind::Flag(ChannelFlag::Secret)),
     ChannelMode::new('t', ChannelModeKind::Flag(ChannelFlag::TopicOpsOnly)),
+    ChannelMode::new('u', ChannelModeKind::Flag(ChannelFlag::Auditorium)),
     ChannelMode::new(
         'o',
         ChannelModeKind::Prefix {
@@ -315,15 +319,15 @@ mod tests {
 
     #[test]
     fn the_advertised_strings_are_what_clients_know() {
-        assert_eq!(chanmodes(), "beI,k,l,CMRimnpst");
+        assert_eq!(chanmodes(), "beI,k,l,CMRimnpstu");
         assert_eq!(prefix(), "(ov)@+");
         assert_eq!(status_symbols(), "@+");
         assert_eq!(
             channel_modes_for_004(),
-            ("bCeIiklMmnopRstv".to_owned(), "beIklov".to_owned())
+            ("bCeIiklMmnopRstuv".to_owned(), "beIklov".to_owned())
         );
         assert_eq!(user_modes_for_004(), "Biorw");
-        assert_eq!(channel_flag_letters(), "CMRimnpst");
+        assert_eq!(channel_flag_letters(), "CMRimnpstu");
     }
 
     #[test]

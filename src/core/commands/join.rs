@@ -7,6 +7,7 @@ use crate::accounts::AccessLevel;
 use crate::core::Refusal;
 use crate::core::broadcast::Broadcast;
 use crate::core::caps::Caps;
+use crate::core::channel::audience_of;
 use crate::core::{Channel, ChannelModes, Client, ClientId, Membership, State};
 use crate::core::{history_access, playback};
 use crate::proto::numeric;
@@ -129,23 +130,30 @@ fn enter(state: &mut State, id: ClientId, name: &str, folded: &Folded) {
 }
 
 /// Tells the room, the newcomer included, that `id` joined; away-notify
-/// members also learn that it is away.
+/// members also learn that it is away. In an auditorium (+u) a newcomer
+/// without a status is announced to the room's operators and itself only.
 fn announce(state: &mut State, id: ClientId, folded: &Folded) {
     let (Some(client), Some(channel)) = (state.clients.get(&id), state.channels.get(folded)) else {
         return;
     };
     let source = client.source.clone();
     let away = client.away.clone();
+    let hidden = channel.hides(id);
     let Some(mut event) = join_event(state, id, &channel.name) else {
         return;
     };
-    state.record_event(folded, &event);
-    state.send_to_members(folded, &mut event, |_, _| true);
+    // A hidden member's events are not stored: playback could not tell
+    // who may see them.
+    if !hidden {
+        state.record_event(folded, &event);
+    }
+    state.send_to_members(folded, &mut event, audience_of(hidden, id));
     if let Some(away) = away {
         let line = Line::new(Some(&source), "AWAY").trailing(&away).finish();
         let mut event = state.event_from(id, line);
-        state.send_to_members(folded, &mut event, |member, _| {
-            member.id != id && member.caps.contains(Caps::AWAY_NOTIFY)
+        let sees = audience_of(hidden, id);
+        state.send_to_members(folded, &mut event, |member, membership| {
+            member.id != id && member.caps.contains(Caps::AWAY_NOTIFY) && sees(member, membership)
         });
     }
 }

@@ -2,6 +2,7 @@
 
 use super::registration::truncate;
 use crate::core::Refusal;
+use crate::core::channel::audience_of;
 use crate::core::{ClientId, State};
 use crate::proto::{Line, Message};
 
@@ -76,8 +77,15 @@ fn kick_one(state: &mut State, id: ClientId, name: &str, target: &str, reason: &
         .arg(kicked_nick)
         .trailing(reason)
         .finish();
+    // Kicking a hidden member of an auditorium is news to those who see it.
+    let hidden = state
+        .channels
+        .get(&folded)
+        .is_some_and(|channel| channel.hides(kicked));
     let mut event = state.broadcast(line);
-    state.record_event(&folded, &event);
-    state.send_to_members(&folded, &mut event, |_, _| true);
+    if !hidden {
+        state.record_event(&folded, &event);
+    }
+    state.send_to_members(&folded, &mut event, audience_of(hidden, kicked));
     state.remove_member(kicked, &folded);
 }

@@ -1,6 +1,8 @@
 //! Command handlers, one file per command family.
 
 pub mod account_admin;
+#[cfg(test)]
+mod auditorium;
 pub mod authenticate;
 pub mod away;
 pub mod batch;

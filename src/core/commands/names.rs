@@ -2,10 +2,13 @@
 
 use crate::core::Refusal;
 use crate::core::caps::Caps;
-use crate::core::{ClientId, State};
+use crate::core::{ClientId, Membership, State};
+use crate::proto::numeric;
 use crate::proto::serialize::MAX_LINE;
 use crate::proto::{Folded, Message};
-use crate::proto::{modes, numeric};
+
+/// The most names a reply sorts by name; a longer one is in id order.
+pub const MAX_SORTED_NAMES: usize = 1000;
 
 /// `NAMES <channel>{,<channel>}`
 ///
@@ -64,7 +67,8 @@ pub fn send_names(state: &mut State, id: ClientId, channel: &Folded) {
 
 /// Sends 353 lines that each fit in 512 bytes and returns the room's name.
 /// A member sees everyone; an outsider does not see invisible (+i) users,
-/// as Modern IRC says.
+/// as Modern IRC says; in an auditorium (+u) only its operators see the
+/// members without a status.
 fn send_name_lines(state: &mut State, id: ClientId, channel: &Folded) -> Option<String> {
     let (Some(room), Some(client)) = (state.channels.get(channel), state.clients.get(&id)) else {
         return None;
@@ -79,38 +83,53 @@ fn send_name_lines(state: &mut State, id: ClientId, channel: &Folded) -> Option<
     } else {
         "="
     };
-    let mut entries: Vec<String> = room
+    // An auditorium (+u) lists its members without a status only to its
+    // operators; everyone else sees those with one, and itself.
+    let shows_everyone = room.shows_everyone_to(client);
+    // Names are borrowed, not formatted, and sorted as they are: a JOIN
+    // to a big room sends this list, so it is built once per join.
+    let mut entries: Vec<(&str, Membership, ClientId)> = room
         .members
         .iter()
-        .filter_map(|(member, membership)| {
+        .filter_map(|(member, &membership)| {
+            if !(shows_everyone || membership.has_prefix() || *member == id) {
+                return None;
+            }
             let member = state.clients.get(member)?;
             let shown = is_member || !member.modes.invisible;
-            let prefixes = membership.prefixes(all_prefixes);
-            shown.then(|| match userhost {
-                true => format!("{prefixes}{}", member.source),
-                false => format!("{prefixes}{}", member.nick),
-            })
+            let name = match userhost {
+                true => member.source.as_str(),
+                false => member.nick.as_str(),
+            };
+            shown.then_some((name, membership, member.id))
         })
         .collect();
     // A stable order makes replies reproducible; a hash map has none.
-    entries.sort_unstable_by(|a, b| {
-        a.trim_start_matches(modes::is_status_symbol)
-            .cmp(b.trim_start_matches(modes::is_status_symbol))
-    });
+    // Past `MAX_SORTED_NAMES` the order is the clients' ids (when they
+    // connected): a JOIN to a big room sends the list, and comparing
+    // thousands of names on each join cost more than the rest of it.
+    if entries.len() <= MAX_SORTED_NAMES {
+        entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    } else {
+        entries.sort_unstable_by_key(|entry| entry.2);
+    }
     let name = room.name.clone();
     // `:server 353 nick = #room :` and the final CR LF.
     let overhead = state.server_name().len() + client.target().len() + name.len() + 14;
     let budget = MAX_LINE.saturating_sub(overhead);
     let mut chunks: Vec<String> = Vec::new();
     let mut chunk = String::new();
-    for entry in entries {
-        if !chunk.is_empty() && chunk.len() + 1 + entry.len() > budget {
+    for (entry, membership, _) in entries {
+        let prefixes = membership.prefixes(all_prefixes);
+        let length = prefixes.len() + entry.len();
+        if !chunk.is_empty() && chunk.len() + 1 + length > budget {
             chunks.push(std::mem::take(&mut chunk));
         }
         if !chunk.is_empty() {
             chunk.push(' ');
         }
-        chunk.push_str(&entry);
+        chunk.push_str(&prefixes);
+        chunk.push_str(entry);
     }
     if !chunk.is_empty() {
         chunks.push(chunk);
@@ -136,6 +155,29 @@ mod tests {
     use crate::core::Membership;
     use crate::core::testing::Harness;
     use crate::proto::serialize::MAX_LINE;
+
+    #[test]
+    fn a_list_past_the_sorted_limit_comes_in_the_order_clients_connected() {
+        let mut h = Harness::new();
+        let count = super::MAX_SORTED_NAMES + 1;
+        // Connected in reverse name order, so the two orders differ.
+        let nicks: Vec<String> = (0..count).rev().map(|n| format!("n{n:05}")).collect();
+        for nick in &nicks {
+            h.register(nick);
+        }
+        let members: Vec<(&str, bool)> = nicks.iter().map(|nick| (nick.as_str(), false)).collect();
+        h.room("#big", &members);
+        h.take(&nicks[0]);
+        h.send(&nicks[0], "NAMES #big");
+        let listed: Vec<String> = h
+            .take(&nicks[0])
+            .iter()
+            .filter(|line| line.contains(" 353 "))
+            .filter_map(|line| line.rsplit_once(" :"))
+            .flat_map(|(_, names)| names.split(' ').map(str::to_owned))
+            .collect();
+        assert_eq!(listed, nicks);
+    }
 
     #[test]
     fn multi_prefix_shows_every_prefix() {

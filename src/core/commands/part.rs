@@ -1,6 +1,7 @@
 //! PART: leave rooms, with an optional reason.
 
 use crate::core::Refusal;
+use crate::core::channel::audience_of;
 use crate::core::{ClientId, State};
 use crate::proto::{Line, Message};
 
@@ -22,8 +23,9 @@ pub fn part(state: &mut State, id: ClientId, message: &Message) -> Result<(), Re
     Ok(())
 }
 
-/// Leaves one room: every member, the leaver included, hears the PART; an
-/// empty reason is sent as none.
+/// Leaves one room: every member who sees the leaver (all, but in an
+/// auditorium), the leaver included, hears the PART; an empty reason is
+/// sent as none.
 pub fn part_one(state: &mut State, id: ClientId, name: &str, reason: Option<&str>) {
     let folded = state.fold(name);
     let Some(channel) = state.visible_channel(id, &folded) else {
@@ -43,8 +45,11 @@ pub fn part_one(state: &mut State, id: ClientId, name: &str, reason: Option<&str
         None => line,
     };
     let line = line.finish();
+    let hidden = channel.hides(id);
     let mut event = state.broadcast(line);
-    state.record_event(&folded, &event);
-    state.send_to_members(&folded, &mut event, |_, _| true);
+    if !hidden {
+        state.record_event(&folded, &event);
+    }
+    state.send_to_members(&folded, &mut event, audience_of(hidden, id));
     state.remove_member(id, &folded);
 }

@@ -105,18 +105,28 @@ pub fn flags(client: &Client, prefixes: &str) -> String {
 
 /// A room's members. A secret or private room shows them only to those who
 /// may see it (`State::visible_channel`); invisible members are hidden from
-/// outsiders.
+/// outsiders, and an auditorium's (+u) members without a status from all
+/// but its operators.
 fn channel_rows(state: &State, id: ClientId, name: &str, multi_prefix: bool) -> Vec<Row> {
     let Some(channel) = state.visible_channel(id, &state.fold(name)) else {
         return Vec::new();
     };
     let asker_is_member = channel.members.contains_key(&id);
+    let shows_everyone = state
+        .clients
+        .get(&id)
+        .is_some_and(|asker| channel.shows_everyone_to(asker));
     channel
         .members
         .iter()
         .filter_map(|(member, membership)| {
             let client = state.clients.get(member)?;
             if client.modes.invisible && !asker_is_member {
+                return None;
+            }
+            // An auditorium shows its members without a status only to
+            // its operators (and each to itself).
+            if !shows_everyone && !membership.has_prefix() && *member != id {
                 return None;
             }
             Some(Row {
@@ -170,14 +180,15 @@ fn user_rows(state: &State, id: ClientId, mask: &str) -> Vec<Row> {
         .collect()
 }
 
-/// Are `a` and `b` in a room together?
+/// Are `a` and `b` in a room together where `a` sees `b` (not a hidden
+/// member of an auditorium)?
 pub fn shares_channel(state: &State, a: ClientId, b: ClientId) -> bool {
     state.clients.get(&a).is_some_and(|client| {
         client.channels.iter().any(|name| {
             state
                 .channels
                 .get(name)
-                .is_some_and(|channel| channel.members.contains_key(&b))
+                .is_some_and(|channel| channel.members.contains_key(&b) && channel.shows(client, b))
         })
     })
 }
