@@ -13,9 +13,6 @@ use bytes::Bytes;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-/// Lines of room the queue keeps between bursts.
-const IDLE_LINES: usize = 16;
-
 /// Returned by [`Outbox::push`] when the queue passed its byte limit; the
 /// connection is then already closing.
 #[derive(Debug, PartialEq, Eq)]
@@ -167,8 +164,10 @@ impl Outbox {
                     queue.bytes -= line.len();
                     out.push(line);
                 }
-                // A burst's room is not kept by a client that goes idle.
-                if queue.lines.is_empty() && queue.lines.capacity() > IDLE_LINES {
+                // An idle client keeps no room for lines: most clients are
+                // idle most of the time, and a burst's room is a few
+                // hundred bytes each.
+                if queue.lines.is_empty() && queue.lines.capacity() > 0 {
                     queue.lines = VecDeque::new();
                 }
                 match (waiting, &queue.closing) {
@@ -195,6 +194,12 @@ impl Outbox {
     #[cfg(test)]
     pub(crate) fn queued_seqs(&self) -> Vec<u64> {
         self.lock().lines.iter().map(|(_, seq)| *seq).collect()
+    }
+
+    /// Lines the queue has room for, used or not.
+    #[cfg(test)]
+    pub(crate) fn room(&self) -> usize {
+        self.lock().lines.capacity()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
@@ -308,5 +313,17 @@ mod tests {
             Drained::Close(None)
         ));
         assert_eq!(lines.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_drained_queue_keeps_no_room() {
+        let outbox = Outbox::new(1000);
+        for _ in 0..20 {
+            outbox.push(Bytes::from_static(b"a\r\n")).unwrap();
+        }
+        assert!(outbox.room() >= 20);
+        let mut lines = Vec::new();
+        outbox.drain(&mut lines, 0).await;
+        assert_eq!(outbox.room(), 0);
     }
 }
