@@ -291,7 +291,7 @@ impl Channel {
     pub fn seers_of<'a>(
         &'a self,
         subject: ClientId,
-        clients: &'a IdMap<Client>,
+        clients: &'a IdMap<Box<Client>>,
     ) -> impl Iterator<Item = ClientId> + 'a {
         let hidden = self.hides(subject);
         self.members

@@ -15,7 +15,9 @@ use crate::net::Outbox;
 use crate::proto::Folded;
 use crate::proto::modes::{USER_MODES, UserFlag};
 
-/// A client, registered or not.
+/// A client, registered or not. What only some clients need for a
+/// moment (a SASL exchange, a multiline batch, a held command) is boxed,
+/// so an idle client does not carry its room.
 #[derive(Debug)]
 pub struct Client {
     pub id: ClientId,
@@ -54,19 +56,19 @@ pub struct Client {
     /// and [`super::State::log_out`].
     pub account: Option<String>,
     /// A ChanServ command waiting to learn whether an account exists.
-    pub chanserv: Option<super::commands::chanserv::Pending>,
+    pub chanserv: Option<Box<super::commands::chanserv::Pending>>,
     /// A SASL exchange in progress.
-    pub sasl: Option<super::commands::authenticate::SaslExchange>,
+    pub sasl: Option<Box<super::commands::authenticate::SaslExchange>>,
     /// A draft/multiline batch being sent; at most one, its text bounded
     /// by the configured limits, and gone with the connection.
-    pub multiline: Option<super::commands::batch::OpenBatch>,
+    pub multiline: Option<Box<super::commands::batch::OpenBatch>>,
     /// The account a REGISTER command is creating, while the worker does.
     pub registering: Option<String>,
     /// What OPER granted; meaningful only while `modes.oper` is set.
     pub privileges: Vec<Privilege>,
     /// A command of this client is decided off the core (an OPER password
     /// check); its later lines wait here, in order.
-    pub waiting: Option<Waiting>,
+    pub waiting: Option<Box<Waiting>>,
     pub away: Option<String>,
     pub channels: HashSet<Folded>,
     /// Rooms this client was invited to, so leaving clears the invites

@@ -42,6 +42,7 @@ impl State {
         let Some(client) = self.clients.remove(&id) else {
             return;
         };
+        super::state::shrink_if_sparse(&mut self.clients);
         // Counted once it is gone: a panic above, which disconnects the
         // client again, cannot count it twice.
         if client.registered {
@@ -62,6 +63,7 @@ impl State {
             let folded = self.fold(&client.nick);
             if self.nicks.get(&folded) == Some(&id) {
                 self.nicks.remove(&folded);
+                super::state::shrink_if_sparse(&mut self.nicks);
             }
         }
         let error = format!("Closing Link: {} ({reason})", client.host);

@@ -109,10 +109,10 @@ impl State {
         let Some(client) = self.clients.get_mut(&id) else {
             return;
         };
-        client.waiting = Some(Waiting {
+        client.waiting = Some(Box::new(Waiting {
             label,
             ..Waiting::default()
-        });
+        }));
     }
 
     /// Whether `id` waits for an answer from off the core.

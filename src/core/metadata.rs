@@ -88,7 +88,11 @@ impl State {
     /// room's name.
     pub fn metadata_name(&self, target: &Target) -> String {
         match target {
-            Target::User(id) => self.clients.get(id).map_or("*", Client::target).to_owned(),
+            Target::User(id) => self
+                .clients
+                .get(id)
+                .map_or("*", |client| client.target())
+                .to_owned(),
             Target::Room(folded) => self
                 .channels
                 .get(folded)
@@ -349,7 +353,7 @@ fn own_lines<'a>(
     id: ClientId,
     values: impl Iterator<Item = (&'a String, &'a String)>,
 ) -> Vec<Bytes> {
-    let nick = state.clients.get(&id).map_or("*", Client::target);
+    let nick = state.clients.get(&id).map_or("*", |client| client.target());
     values
         .map(|(key, value)| state.key_value_line(id, nick, key, value))
         .collect()

@@ -139,7 +139,7 @@ impl State {
     pub fn numeric_line(&self, id: ClientId, numeric: Numeric) -> Line {
         let code = numeric.as_str();
         let code = std::str::from_utf8(&code).unwrap_or("000");
-        let target = self.clients.get(&id).map_or("*", Client::target);
+        let target = self.clients.get(&id).map_or("*", |client| client.target());
         Line::new(Some(self.server_name()), code).arg(target)
     }
 

@@ -37,7 +37,9 @@ pub struct State {
     pub config: Arc<Config>,
     /// 005 lines, built once per configuration.
     pub isupport: Vec<String>,
-    pub clients: IdMap<Client>,
+    /// Boxed: a table sized for thousands of clients holds pointers in its
+    /// spare slots, not a whole `Client` (about 1 KiB) each.
+    pub clients: IdMap<Box<Client>>,
     pub nicks: HashMap<Folded, ClientId>,
     pub channels: HashMap<Folded, Channel>,
     pub created: SystemTime,
@@ -199,7 +201,7 @@ impl State {
                 if let Some(cloak) = &self.cloak {
                     client.host = cloak.host(peer.ip());
                 }
-                self.clients.insert(id, client);
+                self.clients.insert(id, Box::new(client));
                 bans::refuse_if_dlined(self, id);
             }
             Event::Connection(ConnectionEvent::Message { id, message }) => {
@@ -270,6 +272,7 @@ impl State {
         self.nicks
             .get(folded)
             .and_then(|id| self.clients.get(id))
+            .map(|client| &**client)
             .filter(|client| client.registered)
     }
 
@@ -374,6 +377,7 @@ impl State {
     /// created later under the name is another incarnation.
     pub fn destroy_room(&mut self, channel: &Folded) {
         self.channels.remove(channel);
+        shrink_if_sparse(&mut self.channels);
         self.playback.forget(channel);
         self.room_ended_ms = history::millis(self.clock.now());
     }
@@ -384,5 +388,21 @@ impl State {
             .values()
             .filter(|client| client.registered)
             .count()
+    }
+}
+
+/// Tables this small keep their room: shrinking them would save little.
+const SHRINK_ABOVE: usize = 64;
+
+/// Gives back most of a table's room once it holds under a quarter of what
+/// it has room for, so the capacity a load grew it to goes with the load.
+/// Halving at a quarter full keeps the cost of a remove constant on average.
+pub(super) fn shrink_if_sparse<K, V, S>(table: &mut HashMap<K, V, S>)
+where
+    K: Eq + std::hash::Hash,
+    S: std::hash::BuildHasher,
+{
+    if table.capacity() > SHRINK_ABOVE && table.len() < table.capacity() / 4 {
+        table.shrink_to(table.len() * 2);
     }
 }

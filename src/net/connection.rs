@@ -57,8 +57,6 @@ pub struct FloodLimits {
     pub max_backlog: u32,
 }
 
-/// Lines the write task's list may keep room for between bursts.
-const IDLE_LINES: usize = 16;
 /// How long a closing connection may take to flush its last lines.
 const FLUSH_GRACE: Duration = Duration::from_secs(10);
 
@@ -176,10 +174,8 @@ async fn write_loop<W: LineSink>(mut writer: W, outbox: Arc<Outbox>, watermarks:
             let _ = timeout(FLUSH_GRACE, writer.close()).await;
             break;
         }
-        // A burst may have grown the list; an idle client should not keep it.
-        if lines.capacity() > IDLE_LINES {
-            lines = Vec::new();
-        }
+        // An idle client keeps no room for lines between bursts.
+        lines = Vec::new();
         if let Some(seq) = waiting {
             tokio::select! {
                 reached = committed.wait_for(|&committed| committed >= seq) => {

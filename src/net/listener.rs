@@ -199,13 +199,19 @@ fn start_connection<E>(
         websocket: false,
     };
     let (accepted, span) = new_connection(acceptor, peer, admission, listener, kind);
-    let tls = tls.map(ReloadableTls::acceptor);
+    // Two tasks, not one future with both paths: a future is as large as
+    // its largest state, and the TLS path's (a rustls connection inline)
+    // would make every plain-text client's task kilobytes larger.
+    let Some(tls) = tls.map(ReloadableTls::acceptor) else {
+        let connection = async move {
+            let _counted = counted;
+            connection::run_stream(stream, accepted, Transport::default()).await;
+        };
+        acceptor.tasks.spawn(connection.instrument(span));
+        return;
+    };
     let connection = async move {
         let _counted = counted;
-        let Some(tls) = tls else {
-            connection::run_stream(stream, accepted, Transport::default()).await;
-            return;
-        };
         match timeout(TLS_HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
             Ok(Ok(stream)) => {
                 let transport = Transport {

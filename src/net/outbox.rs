@@ -14,9 +14,6 @@ use bytes::Bytes;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-/// Lines of room the queue keeps between bursts.
-const IDLE_LINES: usize = 16;
-
 /// What a line waits for before it may be written: nothing, a history
 /// record reaching the journal the core appends to (most stored lines), or
 /// work reaching the database itself (a redaction, a rename, a record
@@ -293,8 +290,10 @@ impl Outbox {
                     queue.bytes -= line.len();
                     out.push(line);
                 }
-                // A burst's room is not kept by a client that goes idle.
-                if queue.lines.is_empty() && queue.lines.capacity() > IDLE_LINES {
+                // An idle client keeps no room for lines: most clients are
+                // idle most of the time, and a burst's room is a few
+                // hundred bytes each.
+                if queue.lines.is_empty() && queue.lines.capacity() > 0 {
                     queue.lines = VecDeque::new();
                 }
                 match (waiting, &queue.closing) {
@@ -327,6 +326,12 @@ impl Outbox {
     #[cfg(test)]
     pub(crate) fn queued_gates(&self) -> Vec<Gate> {
         self.lock().lines.iter().map(|(_, gate)| *gate).collect()
+    }
+
+    /// Lines the queue has room for, used or not.
+    #[cfg(test)]
+    pub(crate) fn room(&self) -> usize {
+        self.lock().lines.capacity()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
@@ -508,5 +513,17 @@ mod tests {
         assert_eq!(Gate::journal(3).and(Gate::journal(7)), Gate::journal(7));
         assert_eq!(Gate::journal(9).and(Gate::store(2)), Gate::store(9));
         assert_eq!(Gate::NONE.and(Gate::journal(2)), Gate::journal(2));
+    }
+
+    #[tokio::test]
+    async fn a_drained_queue_keeps_no_room() {
+        let outbox = Outbox::new(1000);
+        for _ in 0..20 {
+            outbox.push(Bytes::from_static(b"a\r\n")).unwrap();
+        }
+        assert!(outbox.room() >= 20);
+        let mut lines = Vec::new();
+        outbox.drain(&mut lines, &open(), 0).await;
+        assert_eq!(outbox.room(), 0);
     }
 }

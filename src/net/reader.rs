@@ -186,7 +186,12 @@ impl<T> Pending<T> {
         if self.next_due()? > now {
             return None;
         }
-        self.0.pop_front().map(|(_, item)| item)
+        let item = self.0.pop_front().map(|(_, item)| item);
+        // An idle client keeps no room for lines it is not sending.
+        if self.0.is_empty() {
+            self.0 = VecDeque::new();
+        }
+        item
     }
 }
 
@@ -245,5 +250,17 @@ mod tests {
         assert_eq!(pending.pop_due(start), Some(1));
         assert_eq!(pending.pop_due(start), Some(2));
         assert_eq!(pending.pop_due(start), None);
+    }
+
+    #[test]
+    fn an_emptied_queue_keeps_no_room() {
+        let start = Instant::now();
+        let mut pending = Pending::default();
+        pending.push(start, 1);
+        pending.push(start, 2);
+        assert_eq!(pending.pop_due(start), Some(1));
+        assert!(pending.0.capacity() > 0);
+        assert_eq!(pending.pop_due(start), Some(2));
+        assert_eq!(pending.0.capacity(), 0);
     }
 }

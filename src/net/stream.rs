@@ -3,9 +3,11 @@
 //! buffers.
 
 use std::io::IoSlice;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio_util::sync::CancellationToken;
 
 use super::transport::{LineSink, LineSource};
@@ -43,7 +45,11 @@ impl<R: AsyncRead + Unpin + Send> LineSource for StreamSource<R> {
     }
 
     fn next_frame(&mut self) -> Option<Frame> {
-        self.framer.next_line(&mut self.buffer.bytes)
+        let frame = self.framer.next_line(&mut self.buffer.bytes);
+        if frame.is_none() {
+            self.buffer.release_if_empty();
+        }
+        frame
     }
 }
 
@@ -60,18 +66,25 @@ impl<W: AsyncWrite + Unpin + Send> LineSink for StreamSink<W> {
     }
 }
 
-/// The bytes read and not yet framed, in a buffer that grows while reads
-/// fill it and shrinks while they do not.
+/// The bytes read and not yet framed, and how much the next read may
+/// take: more while reads fill it, less while they do not.
 struct ReadBuffer {
     bytes: BytesMut,
     /// How much room the next read gets.
     read_size: usize,
 }
 
+thread_local! {
+    /// Where a read lands before its bytes are copied to the connection's
+    /// buffer: one per worker thread, as large as the largest read.
+    static SCRATCH: std::cell::RefCell<Box<[u8]>> =
+        std::cell::RefCell::new(vec![0; READ_MAX].into_boxed_slice());
+}
+
 impl Default for ReadBuffer {
     fn default() -> ReadBuffer {
         ReadBuffer {
-            bytes: BytesMut::with_capacity(READ_MIN),
+            bytes: BytesMut::new(),
             read_size: READ_MIN,
         }
     }
@@ -81,15 +94,38 @@ impl ReadBuffer {
     /// Reads once from `socket`; 0 is the end of the stream. Cancel-safe:
     /// a read that has not completed leaves the buffer as it was.
     async fn read_from<R: AsyncRead + Unpin>(&mut self, socket: &mut R) -> std::io::Result<usize> {
-        if self.bytes.is_empty() && self.bytes.capacity() > 4 * self.read_size {
-            // Nothing pending: an idle client keeps a small buffer, not a burst's.
+        let mut socket = Pin::new(socket);
+        let read = std::future::poll_fn(|cx| self.poll_read(socket.as_mut(), cx)).await?;
+        self.adapt(read, self.read_size);
+        Ok(read)
+    }
+
+    /// Reads into this thread's scratch buffer and keeps only what came,
+    /// so a connection waiting for input holds no buffer of its own.
+    fn poll_read<R: AsyncRead>(
+        &mut self,
+        socket: Pin<&mut R>,
+        cx: &mut Context<'_>,
+    ) -> Poll<std::io::Result<usize>> {
+        SCRATCH.with_borrow_mut(|scratch| {
+            let mut room = ReadBuf::new(&mut scratch[..self.read_size]);
+            match socket.poll_read(cx, &mut room) {
+                Poll::Ready(Ok(())) => {
+                    self.bytes.extend_from_slice(room.filled());
+                    Poll::Ready(Ok(room.filled().len()))
+                }
+                Poll::Ready(Err(error)) => Poll::Ready(Err(error)),
+                Poll::Pending => Poll::Pending,
+            }
+        })
+    }
+
+    /// Lets go of the buffer once every line in it was taken: an idle
+    /// client keeps none between its lines.
+    fn release_if_empty(&mut self) {
+        if self.bytes.is_empty() && self.bytes.capacity() > 0 {
             self.bytes = BytesMut::new();
         }
-        self.bytes.reserve(self.read_size);
-        let spare = self.bytes.capacity() - self.bytes.len();
-        let read = socket.read_buf(&mut self.bytes).await?;
-        self.adapt(read, spare);
-        Ok(read)
     }
 
     /// Doubles the read size after a read that filled the room it had,
@@ -103,6 +139,29 @@ impl ReadBuffer {
     }
 }
 
+/// One write of the lines from `lines[0][offset..]` on. The slice array
+/// lives on the stack of this call only: held across an await it would
+/// make every idle connection's write task 2 KiB larger.
+fn poll_write_lines<W: AsyncWrite>(
+    writer: Pin<&mut W>,
+    cx: &mut Context<'_>,
+    lines: &[Bytes],
+    offset: usize,
+) -> Poll<std::io::Result<usize>> {
+    // One line, the common case in a fan-out: no slice array to fill.
+    if let [line] = lines {
+        return writer.poll_write(cx, &line[offset..]);
+    }
+    let mut slices = [IoSlice::new(&[]); WRITE_SLICES];
+    let mut count = 0;
+    for (i, line) in lines.iter().take(WRITE_SLICES).enumerate() {
+        let skip = if i == 0 { offset } else { 0 };
+        slices[i] = IoSlice::new(&line[skip..]);
+        count += 1;
+    }
+    writer.poll_write_vectored(cx, &slices[..count])
+}
+
 /// Writes every line with vectored writes straight from the shared buffers:
 /// no copy into a per-connection buffer, which idle clients would keep.
 async fn write_lines<W: AsyncWrite + Unpin>(
@@ -113,20 +172,9 @@ async fn write_lines<W: AsyncWrite + Unpin>(
     // The first unwritten line, and how much of it is already written.
     let (mut next, mut offset) = (0, 0);
     while next < lines.len() {
-        let write = async {
-            // One line, the common case in a fan-out: no slice array to fill.
-            if lines.len() - next == 1 {
-                return writer.write(&lines[next][offset..]).await;
-            }
-            let mut slices = [IoSlice::new(&[]); WRITE_SLICES];
-            let mut count = 0;
-            for (i, line) in lines[next..].iter().take(WRITE_SLICES).enumerate() {
-                let skip = if i == 0 { offset } else { 0 };
-                slices[i] = IoSlice::new(&line[skip..]);
-                count += 1;
-            }
-            writer.write_vectored(&slices[..count]).await
-        };
+        let write = std::future::poll_fn(|cx| {
+            poll_write_lines(Pin::new(&mut *writer), cx, &lines[next..], offset)
+        });
         let mut written = tokio::select! {
             written = write => written.map_err(|_| ())?,
             _ = stop.cancelled() => return Err(()),
@@ -218,5 +266,29 @@ mod tests {
             buffer.adapt(1, READ_MAX);
         }
         assert_eq!(buffer.read_size, READ_MIN);
+    }
+
+    #[tokio::test]
+    async fn a_source_holds_no_buffer_between_lines() {
+        let (mut client, server) = tokio::io::duplex(1024);
+        let mut source = StreamSource::new(server);
+        assert_eq!(source.buffer.bytes.capacity(), 0);
+        client.write_all(b"PING a\r\nPING").await.unwrap();
+        assert!(source.fill().await.unwrap());
+        assert_eq!(
+            source.next_frame(),
+            Some(Frame::Line(BytesMut::from("PING a")))
+        );
+        assert_eq!(source.next_frame(), None);
+        // Half a line waits in the buffer for the rest.
+        assert!(source.buffer.bytes.capacity() > 0);
+        client.write_all(b" b\r\n").await.unwrap();
+        assert!(source.fill().await.unwrap());
+        assert_eq!(
+            source.next_frame(),
+            Some(Frame::Line(BytesMut::from("PING b")))
+        );
+        assert_eq!(source.next_frame(), None);
+        assert_eq!(source.buffer.bytes.capacity(), 0);
     }
 }

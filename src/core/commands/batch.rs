@@ -102,14 +102,14 @@ fn open(state: &mut State, id: ClientId, reference: &str, message: &Message) {
     let Some(client) = state.clients.get_mut(&id) else {
         return;
     };
-    client.multiline = Some(OpenBatch {
+    client.multiline = Some(Box::new(OpenBatch {
         reference: reference.to_owned(),
         target: message.param(2).to_owned(),
         label,
         tags: message.tags.clone(),
         collected,
         opened,
-    });
+    }));
     if let Some(text) = problem {
         fail(state, id, Invalid::Other(text));
     }

@@ -309,7 +309,7 @@ fn ask_account(state: &mut State, id: ClientId, account: &str, pending: Pending)
         return;
     }
     if let Some(client) = state.clients.get_mut(&id) {
-        client.chanserv = Some(pending);
+        client.chanserv = Some(Box::new(pending));
     }
 }
 

@@ -180,7 +180,7 @@ fn start(state: &mut State, id: ClientId, param: &str) -> Result<(), Refusal> {
             return Err(Refusal::new(numeric::ERR_SASLFAIL, &[]));
         }
     };
-    client.sasl = Some(SaslExchange::new(mechanism));
+    client.sasl = Some(Box::new(SaslExchange::new(mechanism)));
     state.send(id, Line::new(None, "AUTHENTICATE").arg("+").finish());
     Ok(())
 }

@@ -200,7 +200,7 @@ fn take(state: &mut State, id: ClientId) -> Option<Step> {
 
 fn set(state: &mut State, id: ClientId, step: Step) {
     if let Some(client) = state.clients.get_mut(&id) {
-        client.sasl = Some(SaslExchange::new(Mechanism::Scram(step)));
+        client.sasl = Some(Box::new(SaslExchange::new(Mechanism::Scram(step))));
     }
 }
 
