@@ -212,8 +212,17 @@ async fn history_commits_are_timed_and_the_queue_drains() {
     let mut bob = Client::register_in(addr, "bob", "#room").await;
     let commits = value(&server, "rookery_history_commit_seconds_count");
     alice.send("PRIVMSG #room :kept").await;
-    // A room line reaches bob only once its record is committed.
     bob.expect_containing("PRIVMSG #room :kept").await;
+    // A CHATHISTORY query is answered once the database holds what was
+    // said before it.
+    let mut carol = Client::connect(addr).await;
+    carol.send("CAP REQ :draft/chathistory batch").await;
+    carol.send("CAP END").await;
+    carol.register_as("carol").await;
+    carol.send("JOIN #room").await;
+    carol.expect_containing(" 366 ").await;
+    carol.send("CHATHISTORY LATEST #room * 10").await;
+    carol.expect_containing("] kept").await;
     let after = value(&server, "rookery_history_commit_seconds_count");
     assert!(after > commits, "{commits} commits before, {after} after");
     let inf = "rookery_history_commit_seconds_bucket{le=\"+Inf\"}";
