@@ -4,7 +4,7 @@
 //! after each batch of events writes the buffer to a file with one
 //! `write(2)` and moves the journal's mark; only then may the lines of
 //! those records go out. The same bytes then go to the writer thread as
-//! one [`Chunk`]: the core makes no per-record allocation for the writer,
+//! one `Chunk`: the core makes no per-record allocation for the writer,
 //! and wakes it once per batch, not once per record. A record whose write has returned is in the
 //! operating system's page cache and survives the server being killed
 //! (`kill -9`), as a committed SQLite transaction in WAL mode with
