@@ -294,6 +294,13 @@ impl Metrics {
         self.history_queue_depth.fetch_add(1, Relaxed);
     }
 
+    /// `records` queued for history will never reach the writer (it has
+    /// stopped): they leave the queue's depth.
+    pub fn history_abandoned(&self, records: usize) {
+        self.history_queue_depth
+            .fetch_sub(i64::try_from(records).unwrap_or(i64::MAX), Relaxed);
+    }
+
     /// The history writer finished with `records` (committed or lost),
     /// and the commit took `took`; `failed` when it could not commit.
     pub fn history_committed(&self, records: usize, took: Duration, failed: bool) {

@@ -44,7 +44,8 @@ pub fn on_join(state: &mut State, id: ClientId, room: &Folded) {
     // the database. The mark is read first, so every loss the writer has
     // reported up to it is among those taken next, and those lines leave
     // the rings. (A line whose database commit fails after it was played
-    // was in the journal, as it was for the members who saw it live.)
+    // was seen live by the room's members too: a failing disk loses it for
+    // all alike.)
     let committed = history.durable_now();
     let lost = history.take_lost();
     state.playback.remove_lost(&lost);

@@ -151,19 +151,23 @@ impl Journal {
             return None;
         }
         if let Some(files) = self.files.as_mut() {
-            match files[self.current].write_all(&self.buffer) {
+            let file = &mut files[self.current];
+            match file.write_all(&self.buffer) {
                 Ok(()) => {
+                    self.size += self.buffer.len() as u64;
                     if std::mem::take(&mut self.failing) {
                         info!(file = %self.path.display(), "history journal writes succeed again");
                     }
                 }
                 Err(error) => {
+                    // A partial entry would end every later replay of this
+                    // file: cut what was written of the buffer.
+                    let _ = file.set_len(self.size);
                     if !std::mem::replace(&mut self.failing, true) {
                         error!(%error, file = %self.path.display(), "writing the history journal failed; lines are delivered before they are stored");
                     }
                 }
             }
-            self.size += self.buffer.len() as u64;
             self.highest[self.current] = self.pending;
             self.mark.store(self.pending, Ordering::Release);
             self.rotate(stored);

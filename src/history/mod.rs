@@ -382,6 +382,8 @@ struct Writes {
     journal: journal::Journal,
     /// Records made and not yet taken by the writer.
     queued: Arc<AtomicUsize>,
+    /// Where the queue's depth is counted.
+    metrics: Arc<Metrics>,
     /// Set once the writer is gone: records are refused.
     stopped: bool,
 }
@@ -457,6 +459,7 @@ impl HistoryHandle {
             // The writer is gone: these records will never be stored.
             writes.stopped = true;
             writes.queued.fetch_sub(records, Ordering::Relaxed);
+            writes.metrics.history_abandoned(records);
         }
         true
     }
@@ -719,6 +722,7 @@ pub(crate) fn start(
                 journal,
                 queued,
                 stopped: false,
+                metrics: Arc::clone(&metrics),
             }),
             reads,
             committed,
@@ -1049,6 +1053,8 @@ mod tests {
         let store = Store::open_existing(db.path()).unwrap();
         assert!(!store.contains("before").unwrap());
         assert!(store.contains("after").unwrap());
+        // A start replays nothing from before the deletion.
+        assert!(store.journal_checkpoint().unwrap().1 >= forgotten);
         history.shutdown();
     }
 

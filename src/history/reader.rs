@@ -21,7 +21,7 @@ pub(super) enum ReadJob {
     /// the database has that record, so it reads every line its asker may
     /// have been sent (a line goes out once in the journal, which can be
     /// before the database has it).
-    Run(u64, Box<dyn ReadTask>),
+    Run(u64, Instant, Box<dyn ReadTask>),
     Stop,
 }
 
@@ -48,6 +48,7 @@ impl ReadJob {
     ) -> ReadJob {
         ReadJob::Run(
             after,
+            Instant::now(),
             Box::new(Task {
                 work,
                 reply: Reply(Some(Box::new(reply))),
@@ -96,7 +97,7 @@ impl<T> Drop for Reply<T> {
 
 /// Drops a job the reader never took, without answering it.
 pub(super) fn refuse(job: ReadJob) {
-    if let ReadJob::Run(_, task) = job {
+    if let ReadJob::Run(_, _, task) = job {
         task.refuse();
     }
 }
@@ -108,14 +109,22 @@ const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
 /// disk) it reads what is there rather than keep its asker waiting.
 const CATCH_UP: Duration = Duration::from_millis(500);
 
-/// Waits until the database has record `after`, at most [`CATCH_UP`].
-fn catch_up(runtime: &tokio::runtime::Runtime, committed: &mut watch::Receiver<u64>, after: u64) {
-    if *committed.borrow() >= after {
+/// Waits until the database has record `after`, at most until
+/// [`CATCH_UP`] after the query was asked: queries waiting behind a stalled
+/// writer time out together, not one after another.
+fn catch_up(
+    runtime: &tokio::runtime::Runtime,
+    committed: &mut watch::Receiver<u64>,
+    after: u64,
+    asked: Instant,
+) {
+    let left = CATCH_UP.saturating_sub(asked.elapsed());
+    if *committed.borrow() >= after || left.is_zero() {
         return;
     }
     let reached = committed.wait_for(|&seq| seq >= after);
     // A stopped writer (an error) will store nothing more: read now.
-    let _ = runtime.block_on(async { tokio::time::timeout(CATCH_UP, reached).await });
+    let _ = runtime.block_on(async { tokio::time::timeout(left, reached).await });
 }
 
 /// Answers queries and, between them, checkpoints the WAL for the writer.
@@ -141,8 +150,8 @@ pub(super) fn read_loop(
     loop {
         let wait = CHECKPOINT_INTERVAL.saturating_sub(last_checkpoint.elapsed());
         match jobs.recv_timeout(wait) {
-            Ok(ReadJob::Run(after, task)) => {
-                catch_up(&runtime, &mut committed, after);
+            Ok(ReadJob::Run(after, asked, task)) => {
+                catch_up(&runtime, &mut committed, after, asked);
                 let run = AssertUnwindSafe(|| {
                     assert!(!hooks.panic_queries(), "a query panicked on purpose");
                     task.run(store);

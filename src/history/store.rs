@@ -293,6 +293,15 @@ impl Store {
         Ok(inserted)
     }
 
+    /// Notes that everything up to `seq` is done with, outside a batch.
+    pub(crate) fn checkpoint_journal(&self, seq: u64) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE journal_checkpoint SET seq = max(seq, ?1)",
+            params![i64::try_from(seq).unwrap_or(i64::MAX)],
+        )?;
+        Ok(())
+    }
+
     /// The journal's epoch and the highest sequence number of it stored.
     pub(crate) fn journal_checkpoint(&self) -> Result<(u64, u64), StoreError> {
         let (epoch, seq): (i64, i64) =

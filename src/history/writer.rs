@@ -144,20 +144,32 @@ impl Writer {
             match next {
                 Some(Job::Forget(seq, party)) => {
                     self.forget(&party);
-                    self.committed.send_replace(seq);
+                    self.passed(seq);
                 }
                 Some(Job::Redact(seq, msgid)) => {
                     self.redact(&msgid);
-                    self.committed.send_replace(seq);
+                    self.passed(seq);
                 }
                 Some(Job::Rename(seq, rename)) => {
                     self.rename(&rename);
-                    self.committed.send_replace(seq);
+                    self.passed(seq);
                 }
                 Some(Job::Stop) => return,
                 Some(Job::Records(..)) | None => {}
             }
         }
+    }
+
+    /// Job `seq` (a deletion or a move) is done: the journal's checkpoint
+    /// passes it, so a start never replays records from before it over
+    /// what it changed (a batch lost before a dropped account's deletion
+    /// must not bring its conversations back), and the watermark moves.
+    fn passed(&mut self, seq: u64) {
+        if let Err(error) = self.store.checkpoint_journal(seq) {
+            let file = self.store.path().display();
+            warn!(%error, %file, "noting the history journal's checkpoint failed");
+        }
+        self.committed.send_replace(seq);
     }
 
     /// The next job of a batch: one already queued, or one that comes
