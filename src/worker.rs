@@ -585,13 +585,12 @@ fn certificate_login(
     let Some(found) = store.find(&owner)? else {
         return Ok(AccountOutcome::Invalid);
     };
-    if let Some(named) = named {
-        if store
+    if let Some(named) = named
+        && store
             .find(named)?
             .is_none_or(|other| other.name != found.name)
-        {
-            return Ok(AccountOutcome::Invalid);
-        }
+    {
+        return Ok(AccountOutcome::Invalid);
     }
     Ok(if found.suspended.is_some() {
         AccountOutcome::Suspended

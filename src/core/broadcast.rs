@@ -248,13 +248,13 @@ impl Broadcast {
         if form & TIME != 0 {
             add("time", Some(&server_time(self.time)));
         }
-        if form & TAGS != 0 {
-            if let Some(client_tags) = &self.client_tags {
-                if !tags.is_empty() {
-                    tags.push(';');
-                }
-                tags.push_str(client_tags);
+        if form & TAGS != 0
+            && let Some(client_tags) = &self.client_tags
+        {
+            if !tags.is_empty() {
+                tags.push(';');
             }
+            tags.push_str(client_tags);
         }
         tags
     }

@@ -195,11 +195,11 @@ impl State {
             .into_iter()
             .filter(|peer| has(peer, cap))
             .collect();
-        if let Some(client) = self.clients.get(&id) {
-            if let Some(watchers) = self.monitors.get(&self.fold(&client.nick)) {
-                let wanted = cap.union(Caps::EXTENDED_MONITOR);
-                audience.extend(watchers.iter().filter(|w| **w != id && has(w, wanted)));
-            }
+        if let Some(client) = self.clients.get(&id)
+            && let Some(watchers) = self.monitors.get(&self.fold(&client.nick))
+        {
+            let wanted = cap.union(Caps::EXTENDED_MONITOR);
+            audience.extend(watchers.iter().filter(|w| **w != id && has(w, wanted)));
         }
         audience
     }

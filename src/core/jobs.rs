@@ -273,12 +273,12 @@ impl Drop for AccountAnswer {
 
 /// Hands `event` to the core without waiting: a full inbox gets it from a task.
 fn send_from_drop(core: mpsc::Sender<Event>, event: Event) {
-    if let Err(mpsc::error::TrySendError::Full(event)) = core.try_send(event) {
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move {
-                let _ = core.send(event).await;
-            });
-        }
+    if let Err(mpsc::error::TrySendError::Full(event)) = core.try_send(event)
+        && let Ok(runtime) = tokio::runtime::Handle::try_current()
+    {
+        runtime.spawn(async move {
+            let _ = core.send(event).await;
+        });
     }
 }
 

@@ -43,10 +43,10 @@ impl SeenMarks {
             *mark = (*mark).max(seen);
             return;
         }
-        if self.rooms.len() >= SEEN_ROOMS {
-            if let Some(oldest) = oldest(&self.rooms, |mark| *mark) {
-                self.rooms.remove(&oldest);
-            }
+        if self.rooms.len() >= SEEN_ROOMS
+            && let Some(oldest) = oldest(&self.rooms, |mark| *mark)
+        {
+            self.rooms.remove(&oldest);
         }
         self.rooms.insert(room.clone(), seen);
     }
@@ -89,10 +89,11 @@ impl AccountMarks {
     /// `account` was shown everything up to `seen` in `room`. Past
     /// [`SEEN_ACCOUNTS`] the account whose marks are oldest is forgotten.
     pub fn remember(&mut self, account: &Folded, room: &Folded, seen: u64) {
-        if !self.accounts.contains_key(account) && self.accounts.len() >= SEEN_ACCOUNTS {
-            if let Some(oldest) = oldest(&self.accounts, SeenMarks::latest) {
-                self.accounts.remove(&oldest);
-            }
+        if !self.accounts.contains_key(account)
+            && self.accounts.len() >= SEEN_ACCOUNTS
+            && let Some(oldest) = oldest(&self.accounts, SeenMarks::latest)
+        {
+            self.accounts.remove(&oldest);
         }
         self.accounts
             .entry(account.clone())

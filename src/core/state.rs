@@ -349,10 +349,10 @@ impl State {
             client.channels.remove(channel);
             client.playback_seen.remember(channel, seen);
         }
-        if let Some(room) = self.channels.get_mut(channel) {
-            if room.remove_member(id) {
-                self.destroy_room(channel);
-            }
+        if let Some(room) = self.channels.get_mut(channel)
+            && room.remove_member(id)
+        {
+            self.destroy_room(channel);
         }
     }
 

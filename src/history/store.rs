@@ -374,10 +374,11 @@ impl Store {
                     Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
                 })
                 .optional()?;
-            if let Some((display, latest_ms)) = row {
-                if query.from_ms < latest_ms && latest_ms < query.to_ms {
-                    found.push((target, display, latest_ms));
-                }
+            if let Some((display, latest_ms)) = row
+                && query.from_ms < latest_ms
+                && latest_ms < query.to_ms
+            {
+                found.push((target, display, latest_ms));
             }
         }
         // Ties in time go by the stored name, as they always have.

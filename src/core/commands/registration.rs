@@ -20,13 +20,14 @@ use crate::proto::{modes, numeric};
 pub fn pass(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
     let expected = state.config.server.password.clone();
     let given = message.param(0);
-    if let (None, Some((account, password))) = (&expected, given.split_once(':')) {
-        if state.accounts_enabled() && !account.is_empty() {
-            if !state.check_login(id, AccountPurpose::Pass, account, password) {
-                pass_answered(state, id, AccountOutcome::Invalid);
-            }
-            return Ok(());
+    if let (None, Some((account, password))) = (&expected, given.split_once(':'))
+        && state.accounts_enabled()
+        && !account.is_empty()
+    {
+        if !state.check_login(id, AccountPurpose::Pass, account, password) {
+            pass_answered(state, id, AccountOutcome::Invalid);
         }
+        return Ok(());
     }
     let Some(client) = state.clients.get_mut(&id) else {
         return Ok(());

@@ -39,10 +39,10 @@ pub fn start(state: &mut State, requested_by: Option<ClientId>) {
         let file = file.display().to_string();
         state.reply(id, numeric::RPL_REHASHING, &[&file], "Rehashing");
     }
-    if !state.admin.request(AdminRequest::Reload { requested_by }) {
-        if let Some(id) = requested_by {
-            state.server_notice(id, "REHASH failed: the admin worker is not running");
-        }
+    if !state.admin.request(AdminRequest::Reload { requested_by })
+        && let Some(id) = requested_by
+    {
+        state.server_notice(id, "REHASH failed: the admin worker is not running");
     }
 }
 

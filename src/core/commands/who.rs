@@ -151,10 +151,10 @@ fn user_rows(state: &State, id: ClientId, mask: &str) -> Vec<Row> {
             prefixes: String::new(),
         })
     };
-    if !mask.contains(['*', '?']) {
-        if let Some(target) = state.registered_client(&state.fold(mask)) {
-            return row(target.id).into_iter().collect();
-        }
+    if !mask.contains(['*', '?'])
+        && let Some(target) = state.registered_client(&state.fold(mask))
+    {
+        return row(target.id).into_iter().collect();
     }
     let pattern = Mask::new(mask, state.config.server.casemapping);
     let server = state.server_name();

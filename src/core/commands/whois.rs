@@ -22,11 +22,11 @@ pub fn whois(state: &mut State, id: ClientId, message: &Message) -> Result<(), R
     if nicks.is_empty() {
         return Err(Refusal::no_nickname_given());
     }
-    if let Some(server) = server {
-        if !names_this_server_or_a_user(state, server) {
-            let shown = echo_param(server);
-            return Err(Refusal::new(numeric::ERR_NOSUCHSERVER, &[shown]));
-        }
+    if let Some(server) = server
+        && !names_this_server_or_a_user(state, server)
+    {
+        let shown = echo_param(server);
+        return Err(Refusal::new(numeric::ERR_NOSUCHSERVER, &[shown]));
     }
     // TARGMAX WHOIS:1: the first nick is answered, the rest dropped.
     let nick = nicks.split(',').next().unwrap_or_default();

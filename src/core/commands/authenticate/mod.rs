@@ -57,7 +57,7 @@ fn challenge(state: &mut State, id: ClientId, data: &[u8]) {
         .chunks(CHUNK)
         .map(|chunk| std::str::from_utf8(chunk).unwrap_or_default())
         .collect();
-    if encoded.len() % CHUNK == 0 {
+    if encoded.len().is_multiple_of(CHUNK) {
         chunks.push("+");
     }
     for chunk in chunks {
@@ -97,10 +97,10 @@ pub fn authenticate(state: &mut State, id: ClientId, message: &Message) -> Resul
     let outcome = step(state, id, message.param(0));
     // Every failure found here ends in one 904; those found off the core
     // go through `fail`.
-    if let Err(refusal) = &outcome {
-        if refusal.numeric() == numeric::ERR_SASLFAIL {
-            state.metrics.sasl_failed();
-        }
+    if let Err(refusal) = &outcome
+        && refusal.numeric() == numeric::ERR_SASLFAIL
+    {
+        state.metrics.sasl_failed();
     }
     outcome
 }
@@ -276,10 +276,10 @@ pub fn forget_proofs(state: &mut State, account: &str) {
 
 /// Registration completed during an exchange ends it (sasl 3.1: 906).
 pub fn abort_on_registration(state: &mut State, id: ClientId) {
-    if let Some(client) = state.clients.get_mut(&id) {
-        if client.sasl.take().is_some() {
-            state.refuse(id, Refusal::new(numeric::ERR_SASLABORTED, &[]));
-        }
+    if let Some(client) = state.clients.get_mut(&id)
+        && client.sasl.take().is_some()
+    {
+        state.refuse(id, Refusal::new(numeric::ERR_SASLABORTED, &[]));
     }
 }
 
