@@ -58,6 +58,7 @@ pub mod history;
 mod metadata_writer;
 pub mod metrics;
 pub(crate) mod net;
+pub mod network;
 pub mod proto;
 mod room_writer;
 pub mod server;

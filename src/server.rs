@@ -79,6 +79,9 @@ pub enum StartError {
     /// Reading the account tables panicked.
     #[error("the account store did not start: {0}")]
     AccountsTask(tokio::task::JoinError),
+    /// `[network]` is set and its NATS servers cannot be reached.
+    #[error(transparent)]
+    Network(#[from] crate::network::NetworkError),
 }
 
 /// Binds every configured listener and starts serving. Must run inside a
@@ -129,6 +132,8 @@ pub async fn start_with(config: Config, options: Options) -> Result<ServerHandle
     let config = Arc::new(config);
     let (inbox, events) = mpsc::channel(core::INBOX_CAPACITY);
     let (acceptor, settings) = acceptor(&config, &inbox, history.as_ref(), &metrics);
+    // The network before the first client: its users are announced to it.
+    let network = join_network(&config, &inbox, &acceptor.shutdown).await?;
     let (http_settings, http_published) =
         watch::channel(Arc::new(net::HttpSettings::from_config(&config)));
     for (listener, tls) in listeners.into_iter().zip(&certificates) {
@@ -154,6 +159,9 @@ pub async fn start_with(config: Config, options: Options) -> Result<ServerHandle
     state.admin.config_file = config_file;
     state.admin.bans = bans;
     state.inbox = Some(inbox.clone());
+    if let Some(network) = network {
+        state.join_network(network);
+    }
     if let Some(history) = &history {
         connect_history(&mut state, history, inbox.clone());
     }
@@ -198,6 +206,30 @@ pub async fn start_with(config: Config, options: Options) -> Result<ServerHandle
         metrics,
         _database_lock: database_lock,
     })
+}
+
+/// Connects to the network's NATS servers when `[network]` is set; what
+/// the other nodes say reaches the core as [`Event::Network`].
+async fn join_network(
+    config: &Config,
+    inbox: &mpsc::Sender<Event>,
+    stop: &CancellationToken,
+) -> Result<Option<core::network::Network>, StartError> {
+    let Some(settings) = &config.network else {
+        return Ok(None);
+    };
+    let boot = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis() as u64);
+    let to_core = inbox.clone();
+    let deliver = move |heard| {
+        let to_core = to_core.clone();
+        Box::pin(async move { to_core.send(Event::Network(heard)).await.is_ok() })
+            as futures_util::future::BoxFuture<'static, bool>
+    };
+    let (link, _task) = crate::network::start(settings, boot, deliver, stop.clone()).await?;
+    let timeout = std::time::Duration::from_millis(settings.node_timeout_ms);
+    Ok(Some(core::network::Network::new(link, timeout)))
 }
 
 /// Binds the `[[http]]` listeners, each with its place in the list and its

@@ -392,6 +392,7 @@ fn example_file_documents_every_key() {
         }),
     }];
     config.metrics.token = Some("token".into());
+    config.network = Some(rookery::config::NetworkConfig::default());
     config.http[0].tls = Some(Tls {
         cert: "cert.pem".into(),
         key: "key.pem".into(),

@@ -56,6 +56,9 @@ pub struct Config {
     pub http: Vec<HttpListen>,
     /// `[metrics]`: who may read `/metrics`, `/healthz` and `/readyz`.
     pub metrics: MetricsConfig,
+    /// `[network]`: this node's place in a network of several; absent, the
+    /// server runs alone.
+    pub network: Option<NetworkConfig>,
     /// `http` is the built-in default, not written in the file: a busy
     /// address then only warns, so an upgrade never stops a server that
     /// did not ask for a browser listener. [`parse`] sets it; whoever sets
@@ -183,6 +186,34 @@ pub struct MetricsConfig {
     /// given `Authorization: Bearer <token>`; unset, only a listener bound
     /// to a loopback address answers them.
     pub token: Option<String>,
+}
+
+/// `[network]`: several nodes as one IRC network, through NATS.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NetworkConfig {
+    /// This node's name, unique in the network: a word of letters, digits,
+    /// `-` and `_`.
+    pub node: String,
+    /// The NATS servers to connect to (any one will do; the client moves
+    /// to another when one goes).
+    pub nats: Vec<String>,
+    /// How often this node tells the others it is alive, in milliseconds.
+    pub heartbeat_ms: u64,
+    /// How long a node may stay silent before the others take it for gone
+    /// and announce its users' QUITs, in milliseconds.
+    pub node_timeout_ms: u64,
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        NetworkConfig {
+            node: String::new(),
+            nats: vec!["nats://127.0.0.1:4222".to_owned()],
+            heartbeat_ms: 1_000,
+            node_timeout_ms: 3_000,
+        }
+    }
 }
 
 /// `[limits]`: the caps advertised in 005 and enforced on every client.
@@ -470,6 +501,7 @@ impl Default for Config {
             // `cargo run`, then http://localhost:8080/ in a browser.
             http: vec![HttpListen::plain(SocketAddr::from(([127, 0, 0, 1], 8080)))],
             metrics: MetricsConfig::default(),
+            network: None,
             http_implicit: true,
             motd_loaded: Vec::new(),
         }

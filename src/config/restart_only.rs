@@ -16,6 +16,12 @@ struct RestartOnly {
 }
 
 const RESTART_ONLY: &[RestartOnly] = &[
+    // The node joins its network (or runs alone) at startup.
+    RestartOnly {
+        key: "network",
+        changed: |running, loaded| loaded.network != running.network,
+        keep: |running, loaded| loaded.network.clone_from(&running.network),
+    },
     RestartOnly {
         key: "listen",
         changed: |running, loaded| loaded.listen != running.listen,

@@ -7,7 +7,8 @@ use std::path::Path;
 
 use super::locate::{Segment, key_path};
 use super::{
-    Config, HttpListen, Limits, Listen, MetricsConfig, Oper, ServerConfig, parse_duration,
+    Config, HttpListen, Limits, Listen, MetricsConfig, NetworkConfig, Oper, ServerConfig,
+    parse_duration,
 };
 use crate::proto::modes::{channel_flag, channel_flag_letters};
 
@@ -72,6 +73,9 @@ pub(super) fn problems(config: &Config) -> Vec<Problem> {
     check_listen(&mut check, &config.listen);
     check_http(&mut check, &config.http, &config.listen);
     check_metrics(&mut check, &config.metrics);
+    if let Some(network) = &config.network {
+        check_network(&mut check, network);
+    }
     if config.server.sts_port.is_some() && config.listen.iter().all(|listen| listen.tls.is_none()) {
         check.report(
             "server.sts_port",
@@ -236,6 +240,34 @@ fn check_metrics(check: &mut Checker, metrics: &MetricsConfig) {
         check.report(
             "metrics.token",
             "must be a non-empty word without spaces: it is sent as `Authorization: Bearer <token>`",
+        );
+    }
+}
+
+fn check_network(check: &mut Checker, network: &NetworkConfig) {
+    let word = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+    if network.node.is_empty() || network.node.len() > 32 || !network.node.chars().all(word) {
+        check.report(
+            "network.node",
+            "must name this node with 1 to 32 letters, digits, `-` or `_`, unique in the network",
+        );
+    }
+    if network.nats.is_empty() {
+        check.report("network.nats", "must list at least one NATS server");
+    }
+    for url in &network.nats {
+        if !url.starts_with("nats://") && !url.starts_with("tls://") {
+            check.report(
+                "network.nats",
+                format!("`{url}` is not a NATS address such as nats://127.0.0.1:4222"),
+            );
+        }
+    }
+    check.between("network.heartbeat_ms", network.heartbeat_ms, 50..=60_000);
+    if network.node_timeout_ms < network.heartbeat_ms.saturating_mul(2) {
+        check.report(
+            "network.node_timeout_ms",
+            "must be at least twice network.heartbeat_ms, or one late heartbeat splits the network",
         );
     }
 }

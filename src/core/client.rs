@@ -100,6 +100,9 @@ pub struct Client {
     /// Read markers while not logged in (a logged-in client uses its
     /// account's).
     pub read_markers: TargetMarkers,
+    /// Set for a user of another node of the network: nothing is written
+    /// to its outbox here.
+    pub remote: Option<Box<super::network::Remote>>,
 }
 
 /// User modes.
@@ -191,6 +194,7 @@ impl Client {
             oper_by_account: false,
             metadata: Default::default(),
             read_markers: TargetMarkers::default(),
+            remote: None,
         }
     }
 

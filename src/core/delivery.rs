@@ -32,6 +32,10 @@ impl Sink {
     /// Queues `line` for `client`, or holds it when its command is
     /// labeled. `gate` is the history record the line must wait for.
     fn deliver(&mut self, client: &Client, line: Bytes, gate: Gate) {
+        // Its own node delivers to a user of another node.
+        if client.remote.is_some() {
+            return;
+        }
         if let Some(capture) = self
             .capture
             .as_mut()

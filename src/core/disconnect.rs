@@ -27,6 +27,7 @@ impl State {
             let peers = self.peers(id);
             self.send_all(peers, &mut quit);
             self.monitor_offline(&nick);
+            self.network_quit(id, reason);
         }
         self.unwatch_all(id);
         self.cancel_guest_deadline(id);
@@ -43,6 +44,7 @@ impl State {
             return;
         };
         super::state::shrink_if_sparse(&mut self.clients);
+        self.network_forget(&client);
         // Counted once it is gone: a panic above, which disconnects the
         // client again, cannot count it twice.
         if client.registered {

@@ -41,6 +41,7 @@ mod login;
 mod metadata;
 mod monitor;
 pub mod multiline;
+pub mod network;
 pub mod playback;
 pub mod read_markers;
 mod registered;
@@ -112,6 +113,8 @@ pub enum Event {
     RedactFound(Box<commands::redact::Found>),
     /// History commits started failing (a full disk), or succeed again.
     HistoryHealth { degraded: bool },
+    /// Another node of the network said something.
+    Network(crate::network::Heard),
     /// A second passed (the server's ticker): deadlines kept in the core
     /// are checked.
     Tick,

@@ -82,6 +82,8 @@ pub struct State {
     pub read_markers: AccountReadMarkers,
     /// The figures `/metrics` shows, shared with the tasks that serve it.
     pub metrics: Arc<Metrics>,
+    /// The other nodes, when this one is part of a network.
+    pub network: Option<Box<super::network::Network>>,
     /// Makes message ids unique across restarts: the start time.
     msgid_prefix: String,
     msgid_counter: u64,
@@ -133,6 +135,7 @@ impl State {
             reservations: Reservations::default(),
             read_markers: AccountReadMarkers::default(),
             metrics: Metrics::new(),
+            network: None,
         }
         .with_persistent_rooms()
     }
@@ -236,7 +239,11 @@ impl State {
             Event::HistoryAnswered(answer) => chathistory::answered(self, *answer),
             Event::RedactFound(found) => redact::found(self, *found),
             Event::HistoryHealth { degraded } => self.history_health(degraded),
-            Event::Tick => self.expire_guest_deadlines(),
+            Event::Network(heard) => self.network_heard(heard),
+            Event::Tick => {
+                self.expire_guest_deadlines();
+                self.network_expire();
+            }
             Event::Shutdown => self.shutdown(),
         }
         while let Some(id) = self.sink.overflowed.pop() {
@@ -281,6 +288,13 @@ impl State {
     }
 
     /// A message id unique across restarts.
+    /// Joins a network as `node`: message ids name the node, so no two
+    /// nodes make the same.
+    pub fn join_network(&mut self, network: super::network::Network) {
+        self.msgid_prefix = format!("{}-{}", network.link.node(), self.msgid_prefix);
+        self.network = Some(Box::new(network));
+    }
+
     pub fn next_msgid(&mut self) -> String {
         self.msgid_counter += 1;
         format!("{}-{}", self.msgid_prefix, self.msgid_counter)
@@ -353,6 +367,9 @@ impl State {
             && room.remove_member(id)
         {
             self.destroy_room(channel);
+        }
+        if self.network.is_some() {
+            self.network_left(channel);
         }
     }
 

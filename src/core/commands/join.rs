@@ -44,6 +44,7 @@ fn join_one(state: &mut State, id: ClientId, name: &str, key: &str) {
         Ok(None) => {}
         Ok(Some(folded)) => {
             enter(state, id, name, &folded);
+            state.network_join(id, &folded);
             announce(state, id, &folded);
             state.grant_owed_status(id, &folded);
             join_burst(state, id, &folded, true);
@@ -132,7 +133,7 @@ fn enter(state: &mut State, id: ClientId, name: &str, folded: &Folded) {
 /// Tells the room, the newcomer included, that `id` joined; away-notify
 /// members also learn that it is away. In an auditorium (+u) a newcomer
 /// without a status is announced to the room's operators and itself only.
-fn announce(state: &mut State, id: ClientId, folded: &Folded) {
+pub(crate) fn announce(state: &mut State, id: ClientId, folded: &Folded) {
     let (Some(client), Some(channel)) = (state.clients.get(&id), state.channels.get(folded)) else {
         return;
     };

@@ -39,7 +39,8 @@ pub fn part_one(state: &mut State, id: ClientId, name: &str, reason: Option<&str
     let Some(client) = state.clients.get(&id) else {
         return;
     };
-    let line = Line::new(Some(&client.source), "PART").arg(&channel.name);
+    let room = channel.name.clone();
+    let line = Line::new(Some(&client.source), "PART").arg(&room);
     let line = match reason.filter(|reason| !reason.is_empty()) {
         Some(reason) => line.trailing(reason),
         None => line,
@@ -51,5 +52,6 @@ pub fn part_one(state: &mut State, id: ClientId, name: &str, reason: Option<&str
         state.record_event(&folded, &event);
     }
     state.send_to_members(&folded, &mut event, audience_of(hidden, id));
+    state.network_part(id, &room, reason);
     state.remove_member(id, &folded);
 }

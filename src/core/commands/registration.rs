@@ -153,6 +153,7 @@ fn announce_nick(state: &mut State, id: ClientId, wanted: &str, old: &OldNick) {
     let mut audience = state.peers(id);
     audience.insert(id);
     state.send_all(audience, &mut event);
+    state.network_nick(id, wanted);
     // A change of case only is the same nick to MONITOR.
     if old.renamed {
         state.monitor_offline(&old.nick);
@@ -273,6 +274,7 @@ pub fn try_register(state: &mut State, id: ClientId) {
     state.monitor_online(id);
     state.check_reserved_nick(id);
     state.read_markers_on_login(id);
+    state.network_user_up(id);
 }
 
 /// 001 to 005, 396 for a cloaked host, the client's metadata, then LUSERS

@@ -58,6 +58,8 @@ struct About {
     user: String,
     host: String,
     realname: String,
+    /// The server the client is on: this one, or another node's.
+    server: String,
     channels: Vec<String>,
     oper: bool,
     /// 378's text, for those who may see the address behind a cloak.
@@ -103,6 +105,7 @@ fn about(state: &State, id: ClientId, target: ClientId) -> Option<About> {
         user: client.user.clone(),
         host: client.host.clone(),
         realname: client.realname.clone(),
+        server: state.server_of(client).to_owned(),
         channels: visible_channels(state, id, target),
         oper: client.modes.oper,
         real,
@@ -133,7 +136,7 @@ fn send_identity(state: &mut State, id: ClientId, about: &About) {
         .trailing(&about.realname)
         .finish();
     state.send(id, line);
-    let server = state.config.server.name.clone();
+    let server = about.server.clone();
     let description = state.config.server.description.clone();
     let asker = state.clients.get(&id).map_or("*", |c| c.target());
     // `:server 319 asker nick :` around the list, and CR LF.

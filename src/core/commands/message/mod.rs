@@ -118,6 +118,30 @@ impl Outgoing<'_> {
             .with_account(self.account.clone())
     }
 
+    /// The message as the other nodes of the network are told it; none
+    /// for a draft/multiline batch, which stays on its node.
+    pub fn wire(
+        &self,
+        id: ClientId,
+        to: wire::To,
+        event: &Broadcast,
+        history: bool,
+    ) -> Option<wire::Message> {
+        if self.lines.is_some() {
+            return None;
+        }
+        Some(wire::Message {
+            uid: id.0,
+            to,
+            command: self.kind.command().to_owned(),
+            text: self.text.to_owned(),
+            msgid: event.msgid()?.to_owned(),
+            time: crate::history::millis(event.time()),
+            tags: self.client_tags.clone(),
+            history,
+        })
+    }
+
     /// Whether history keeps it: a message or notice, and with `[history]
     /// events` a tag message with a tag worth keeping (not only typing).
     pub fn is_history(&self, state: &State) -> bool {
@@ -140,6 +164,8 @@ impl Outgoing<'_> {
         }
     }
 }
+
+use crate::network::wire;
 
 fn relay(state: &mut State, id: ClientId, message: &Message, kind: MessageKind) {
     let answers = kind.answers_errors();

@@ -6,6 +6,7 @@ use crate::core::Refusal;
 use crate::core::caps::Caps;
 use crate::core::{Channel, Client, ClientId, Membership, State};
 use crate::history::{HistoryTarget, NewRecord};
+use crate::network::wire::To;
 use crate::proto::{modes, numeric};
 
 pub(super) fn to_channel(
@@ -59,6 +60,15 @@ pub(super) fn to_channel(
         };
         let gate = state.record_history(record, &event);
         event.set_gate(gate);
+    }
+    if state.network.is_some() {
+        let to = To::Room {
+            target: target.clone(),
+        };
+        let history = prefixes.is_empty() && outgoing.is_history(state);
+        if let Some(message) = outgoing.wire(id, to, &event, history) {
+            state.network_room_message(&folded, message);
+        }
     }
     let reached = state.send_to_members(&folded, &mut event, |member, membership| {
         let echo = member.id != id || member.caps.contains(Caps::ECHO_MESSAGE);

@@ -8,6 +8,7 @@ use crate::core::caps::Caps;
 use crate::core::history_access::party;
 use crate::core::{ClientId, State};
 use crate::history::{HistoryTarget, NewRecord};
+use crate::network::wire::To;
 use crate::proto::numeric;
 
 pub(super) fn to_nick(
@@ -36,6 +37,12 @@ pub(super) fn to_nick(
             };
             let gate = state.record_history(record, &event);
             event.set_gate(gate);
+        }
+    }
+    if state.network.is_some() && wanted {
+        let to = To::User { uid: 0 };
+        if let Some(message) = outgoing.wire(id, to, &event, false) {
+            state.network_private_message(target_id, message);
         }
     }
     let echo = state

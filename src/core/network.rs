@@ -1,0 +1,512 @@
+//! This node as one of a network: what it tells the other nodes of its
+//! users, and how the users of the others appear here.
+//!
+//! A user of another node is a [`Client`] here too, marked
+//! [`Client::remote`]: NAMES, WHOIS, WHO and the nick table see it as
+//! they see a local one, and nothing is ever written to its outbox (the
+//! [`super::delivery`] sink skips it); its own node delivers to it. What
+//! a remote user does reaches this node as an event its node already
+//! allowed ([`crate::network::wire`]): this node applies it and tells its
+//! own clients, in the form each asked for.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tracing::{info, warn};
+
+use super::broadcast::Broadcast;
+use super::caps::Caps;
+use super::{Channel, ChannelModes, Client, ClientId, Membership, State};
+use crate::history::{HistoryTarget, NewRecord};
+use crate::net::Outbox;
+use crate::network::wire::{self, Body, Envelope, To, subject};
+use crate::network::{Heard, NetworkHandle};
+use crate::proto::modes;
+use crate::proto::{Folded, Line};
+
+/// The QUIT reason of the users of a node that went silent, as users
+/// know it from netsplits.
+pub const SPLIT_REASON: &str = "*.net *.split";
+
+/// Where a remote user lives.
+#[derive(Debug)]
+pub struct Remote {
+    pub node: Arc<str>,
+    /// The name of the server it is on (its node's `[server] name`).
+    pub server: Box<str>,
+    /// Its id on that node.
+    pub uid: u64,
+}
+
+/// Local ids of remote users start here, far above any connection's.
+const FIRST_REMOTE_ID: u64 = 1 << 62;
+
+/// The core's view of the network.
+pub struct Network {
+    pub link: NetworkHandle,
+    /// The other nodes heard from, by name.
+    nodes: HashMap<Arc<str>, Node>,
+    /// Each remote user's local id, by node and uid.
+    remote: HashMap<(Arc<str>, u64), ClientId>,
+    next_remote: u64,
+    /// Silence longer than this and a node is taken for gone.
+    timeout: Duration,
+    /// Rooms whose messages this node hears: those with a local member.
+    listening: std::collections::HashSet<Folded>,
+}
+
+/// Another node, as last heard.
+struct Node {
+    boot: u64,
+    heard: SystemTime,
+}
+
+impl Network {
+    pub fn new(link: NetworkHandle, timeout: Duration) -> Network {
+        Network {
+            link,
+            nodes: HashMap::new(),
+            remote: HashMap::new(),
+            next_remote: FIRST_REMOTE_ID,
+            timeout,
+            listening: Default::default(),
+        }
+    }
+}
+
+impl State {
+    /// The name of the server `client` is on.
+    pub fn server_of<'a>(&'a self, client: &'a Client) -> &'a str {
+        match &client.remote {
+            Some(remote) => &remote.server,
+            None => self.server_name(),
+        }
+    }
+
+    /// Whether `id` is a user of this node (or no user at all).
+    fn is_local(&self, id: ClientId) -> bool {
+        self.clients
+            .get(&id)
+            .is_some_and(|client| client.remote.is_none())
+    }
+
+    /// Tells every node something a local user did.
+    fn tell_network(&self, body: Body) {
+        if let Some(network) = &self.network {
+            network.link.publish(wire::subject::EVENTS, body);
+        }
+    }
+
+    /// A local user finished registering: the other nodes learn of it.
+    pub(crate) fn network_user_up(&self, id: ClientId) {
+        if self.network.is_some()
+            && self.is_local(id)
+            && let Some(user) = self.wire_user(id)
+        {
+            self.tell_network(Body::User(user));
+        }
+    }
+
+    /// A local user took `nick`.
+    pub(crate) fn network_nick(&self, id: ClientId, nick: &str) {
+        if self.network.is_some() && self.is_local(id) {
+            let nick = nick.to_owned();
+            self.tell_network(Body::Nick { uid: id.0, nick });
+        }
+    }
+
+    /// A registered local user is leaving.
+    pub(crate) fn network_quit(&self, id: ClientId, reason: &str) {
+        if self.network.is_some() && self.is_local(id) {
+            let reason = reason.to_owned();
+            self.tell_network(Body::Quit { uid: id.0, reason });
+        }
+    }
+
+    /// A local user joined `folded`: the room's messages are heard from now
+    /// on (before the other nodes learn of the join), then the nodes learn.
+    pub(crate) fn network_join(&mut self, id: ClientId, folded: &Folded) {
+        if !self.is_local(id) {
+            return;
+        }
+        let Some(network) = &mut self.network else {
+            return;
+        };
+        if network.listening.insert(folded.clone()) {
+            network.link.listen(subject::room(folded.as_str()));
+        }
+        let Some(channel) = self.channels.get(folded) else {
+            return;
+        };
+        let op = channel.members.get(&id).is_some_and(|m| m.op);
+        let room = channel.name.clone();
+        self.tell_network(Body::Join {
+            uid: id.0,
+            room,
+            op,
+        });
+    }
+
+    /// A local user left `folded` (PART, or the last of its rooms on QUIT).
+    pub(crate) fn network_part(&mut self, id: ClientId, room: &str, reason: Option<&str>) {
+        if self.network.is_none() || !self.is_local(id) {
+            return;
+        }
+        let reason = reason.map(str::to_owned);
+        let room = room.to_owned();
+        self.tell_network(Body::Part {
+            uid: id.0,
+            room,
+            reason,
+        });
+    }
+
+    /// Stops hearing a room's messages once no local user is left in it.
+    pub(crate) fn network_left(&mut self, folded: &Folded) {
+        let local_left = self.channels.get(folded).is_some_and(|channel| {
+            channel
+                .members
+                .keys()
+                .any(|member| self.clients.get(member).is_some_and(|c| c.remote.is_none()))
+        });
+        let Some(network) = &mut self.network else {
+            return;
+        };
+        if !local_left && network.listening.remove(folded) {
+            network.link.ignore(subject::room(folded.as_str()));
+        }
+    }
+
+    /// A local user's message to a room, for the nodes with members there.
+    pub(crate) fn network_room_message(&self, folded: &Folded, message: wire::Message) {
+        if let Some(network) = &self.network
+            && self.is_local(ClientId(message.uid))
+        {
+            network
+                .link
+                .publish(&subject::room(folded.as_str()), Body::Message(message));
+        }
+    }
+
+    /// A local user's message to a remote one, for that user's node.
+    /// Returns whether `to` is remote (and was sent to).
+    pub(crate) fn network_private_message(&self, to: ClientId, mut message: wire::Message) -> bool {
+        let Some(remote) = self.clients.get(&to).and_then(|c| c.remote.as_ref()) else {
+            return false;
+        };
+        if let Some(network) = &self.network {
+            message.to = To::User { uid: remote.uid };
+            network
+                .link
+                .publish(&subject::node(&remote.node), Body::Message(message));
+        }
+        true
+    }
+
+    /// What the others are told of a local user.
+    fn wire_user(&self, id: ClientId) -> Option<wire::User> {
+        let client = self.clients.get(&id)?;
+        let rooms = client
+            .channels
+            .iter()
+            .filter_map(|folded| {
+                let channel = self.channels.get(folded)?;
+                let membership = channel.members.get(&id)?;
+                Some(wire::Room {
+                    name: channel.name.clone(),
+                    op: membership.op,
+                    voice: membership.voice,
+                })
+            })
+            .collect();
+        Some(wire::User {
+            uid: id.0,
+            server: self.server_name().to_owned(),
+            nick: client.nick.clone(),
+            user: client.user.clone(),
+            host: client.host.clone(),
+            realname: client.realname.clone(),
+            account: client.account.clone(),
+            away: client.away.clone(),
+            bot: client.modes.bot,
+            rooms,
+        })
+    }
+
+    /// What the link heard from another node.
+    pub(super) fn network_heard(&mut self, heard: Heard) {
+        match heard {
+            Heard::Envelope(envelope) => self.network_envelope(*envelope),
+        }
+    }
+
+    fn network_envelope(&mut self, envelope: Envelope) {
+        let node: Arc<str> = Arc::from(envelope.node.as_str());
+        self.network_node_heard(&node, envelope.boot);
+        match envelope.body {
+            Body::Heartbeat => {}
+            Body::User(user) => self.remote_user(&node, user),
+            Body::Nick { uid, nick } => self.remote_nick(&node, uid, &nick),
+            Body::Quit { uid, reason } => {
+                if let Some(id) = self.remote_id(&node, uid) {
+                    self.disconnect(id, &reason);
+                }
+            }
+            Body::Join { uid, room, op } => {
+                if let Some(id) = self.remote_id(&node, uid) {
+                    self.remote_join(id, &room, Membership { op, voice: false });
+                }
+            }
+            Body::Part { uid, room, reason } => {
+                if let Some(id) = self.remote_id(&node, uid) {
+                    super::commands::part::part_one(self, id, &room, reason.as_deref());
+                }
+            }
+            Body::Message(message) => self.remote_message(&node, message),
+        }
+    }
+
+    fn remote_id(&self, node: &Arc<str>, uid: u64) -> Option<ClientId> {
+        let network = self.network.as_ref()?;
+        network.remote.get(&(Arc::clone(node), uid)).copied()
+    }
+
+    /// Notes that `node` (in its boot `boot`) is alive. A node first heard,
+    /// or heard in a new boot, is sent every local user: it joined late,
+    /// or it restarted and lost what it knew. A new boot also ends the
+    /// users of the old one.
+    fn network_node_heard(&mut self, node: &Arc<str>, boot: u64) {
+        let now = self.clock.now();
+        let Some(network) = &mut self.network else {
+            return;
+        };
+        let previous = network
+            .nodes
+            .insert(Arc::clone(node), Node { boot, heard: now });
+        match previous {
+            Some(known) if known.boot == boot => return,
+            Some(_) => {
+                info!(node = %node, "node restarted");
+                self.network_split(node, "Node restarted");
+            }
+            None => info!(node = %node, "node joined the network"),
+        }
+        let locals: Vec<ClientId> = self
+            .clients
+            .values()
+            .filter(|client| client.registered && client.remote.is_none())
+            .map(|client| client.id)
+            .collect();
+        for id in locals {
+            self.network_user_up(id);
+        }
+    }
+
+    /// Ends, as a netsplit, every node that was not heard from in time.
+    pub(super) fn network_expire(&mut self) {
+        let now = self.clock.now();
+        let Some(network) = &self.network else {
+            return;
+        };
+        let silent: Vec<Arc<str>> = network
+            .nodes
+            .iter()
+            .filter(|(_, node)| {
+                now.duration_since(node.heard)
+                    .is_ok_and(|quiet| quiet > network.timeout)
+            })
+            .map(|(name, _)| Arc::clone(name))
+            .collect();
+        for node in silent {
+            warn!(node = %node, "node went silent; its users split off");
+            if let Some(network) = &mut self.network {
+                network.nodes.remove(&node);
+            }
+            self.network_split(&node, SPLIT_REASON);
+        }
+    }
+
+    /// Every user of `node` leaves with `reason`.
+    fn network_split(&mut self, node: &Arc<str>, reason: &str) {
+        let Some(network) = &self.network else {
+            return;
+        };
+        let users: Vec<ClientId> = network
+            .remote
+            .iter()
+            .filter(|((from, _), _)| from == node)
+            .map(|(_, &id)| id)
+            .collect();
+        for id in users {
+            self.disconnect(id, reason);
+        }
+    }
+
+    /// A remote user left this node's view: its id is free again.
+    pub(super) fn network_forget(&mut self, client: &Client) {
+        if let (Some(remote), Some(network)) = (&client.remote, &mut self.network) {
+            network
+                .remote
+                .remove(&(Arc::clone(&remote.node), remote.uid));
+        }
+    }
+
+    /// A user of another node, introduced or (in a burst) repeated.
+    fn remote_user(&mut self, node: &Arc<str>, user: wire::User) {
+        if self.remote_id(node, user.uid).is_some() {
+            return;
+        }
+        let folded = self.fold(&user.nick);
+        if let Some(&holder) = self.nicks.get(&folded) {
+            warn!(node = %node, nick = ?user.nick, ?holder, "a remote user's nick is taken here; not shown");
+            return;
+        }
+        let Some(network) = &mut self.network else {
+            return;
+        };
+        let id = ClientId(network.next_remote);
+        network.next_remote += 1;
+        network.remote.insert((Arc::clone(node), user.uid), id);
+        let now = self.clock.now();
+        let ip = std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
+        // Its outbox is never written: the sink skips remote users.
+        let mut client = Client::new(id, Arc::new(Outbox::new(0)), ip, now);
+        client.remote = Some(Box::new(Remote {
+            node: Arc::clone(node),
+            server: user.server.into(),
+            uid: user.uid,
+        }));
+        client.nick = user.nick;
+        client.user = user.user;
+        client.host = user.host.clone();
+        client.real_host = user.host;
+        client.realname = user.realname;
+        client.account = user.account;
+        client.modes.registered = client.account.is_some();
+        client.modes.bot = user.bot;
+        client.away = user.away;
+        client.registered = true;
+        client.password_ok = true;
+        client.update_source();
+        self.clients.insert(id, Box::new(client));
+        self.nicks.insert(folded, id);
+        self.monitor_online(id);
+        for room in user.rooms {
+            let membership = Membership {
+                op: room.op,
+                voice: room.voice,
+            };
+            self.remote_join(id, &room.name, membership);
+        }
+    }
+
+    fn remote_nick(&mut self, node: &Arc<str>, uid: u64, nick: &str) {
+        let Some(id) = self.remote_id(node, uid) else {
+            return;
+        };
+        let folded = self.fold(nick);
+        if self.nicks.get(&folded).is_some_and(|&holder| holder != id) {
+            warn!(node = %node, nick = ?nick, "a remote user's new nick is taken here");
+            return;
+        }
+        super::commands::registration::force_nick(self, id, nick);
+    }
+
+    /// A remote user enters a room, which its node let it into: created
+    /// here when this node had no one in it.
+    fn remote_join(&mut self, id: ClientId, name: &str, membership: Membership) {
+        let folded = self.fold(name);
+        if self
+            .channels
+            .get(&folded)
+            .is_some_and(|channel| channel.members.contains_key(&id))
+        {
+            return;
+        }
+        let now = self.clock.now();
+        let default_modes = ChannelModes::from_flags(&self.config.channels.default_modes);
+        self.channels.entry(folded.clone()).or_insert_with(|| {
+            let mut channel = Channel::new(name, now);
+            channel.modes = default_modes;
+            channel
+        });
+        self.add_member(id, &folded, membership);
+        super::commands::join::announce(self, id, &folded);
+    }
+
+    /// A message from a user of another node, to a room here or to a
+    /// local user: shown as its node made it, same msgid and time.
+    fn remote_message(&mut self, node: &Arc<str>, message: wire::Message) {
+        let Some(sender) = self.remote_id(node, message.uid) else {
+            return;
+        };
+        let Some(client) = self.clients.get(&sender) else {
+            return;
+        };
+        let (source, account, bot) = (
+            client.source.clone(),
+            client.account.clone(),
+            client.modes.bot,
+        );
+        let has_text = message.command != "TAGMSG";
+        let (target, to_room) = match &message.to {
+            To::Room { target } => (target.clone(), true),
+            To::User { uid } => {
+                let Some(to) = self.clients.get(&ClientId(*uid)) else {
+                    return;
+                };
+                (to.nick.clone(), false)
+            }
+        };
+        let line = Line::new(Some(&source), &message.command).arg(&target);
+        let line = if has_text {
+            line.trailing(&message.text)
+        } else {
+            line
+        };
+        let time =
+            SystemTime::UNIX_EPOCH + Duration::from_millis(message.time.max(0).unsigned_abs());
+        let mut event = Broadcast::new(line.finish(), time)
+            .with_msgid(message.msgid.clone())
+            .with_client_tags(message.tags.clone())
+            .with_bot(bot)
+            .with_account(account.clone());
+        let wanted = move |caps: Caps| has_text || caps.contains(Caps::MESSAGE_TAGS);
+        if !to_room {
+            if let To::User { uid } = message.to {
+                let to = ClientId(uid);
+                if self.is_local(to) && self.clients.get(&to).is_some_and(|c| wanted(c.caps)) {
+                    let reached = self.send_all([to], &mut event);
+                    self.metrics.delivered(reached);
+                }
+            }
+            return;
+        }
+        let name = target.trim_start_matches(modes::is_status_symbol);
+        let prefixes = &target[..target.len() - name.len()];
+        let folded = self.fold(name);
+        let Some(display) = self.channels.get(&folded).map(|c| c.name.clone()) else {
+            return;
+        };
+        if prefixes.is_empty() && message.history {
+            let record = NewRecord {
+                target: HistoryTarget::Room(folded.clone()),
+                display: &display,
+                sender: &source,
+                account: account.as_deref(),
+                command: &message.command,
+                text: &message.text,
+            };
+            let gate = self.record_history(record, &event);
+            event.set_gate(gate);
+        }
+        let lowest = modes::status_modes()
+            .filter(|mode| prefixes.contains(mode.symbol))
+            .last();
+        let reached = self.send_to_members(&folded, &mut event, |member, membership| {
+            wanted(member.caps) && lowest.is_none_or(|mode| membership.at_least(mode.status))
+        });
+        self.metrics.delivered(reached);
+    }
+}

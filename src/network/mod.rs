@@ -1,0 +1,245 @@
+//! A node's link to the others of its network, through NATS: it publishes
+//! what the core tells it and hands the core what the other nodes said.
+//!
+//! Three kinds of subject ([`wire::subject`]): the events every node hears
+//! (users, nicks, memberships, heartbeats), one per room for its messages,
+//! heard only by the nodes with a member in it, and one per node for the
+//! private messages to its users. The core never awaits: it queues its
+//! requests here, and this task does the I/O.
+
+pub mod wire;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use crate::config::NetworkConfig;
+use wire::{Body, Envelope};
+
+/// What the link hands the core.
+#[derive(Debug)]
+pub enum Heard {
+    /// Another node said something.
+    Envelope(Box<Envelope>),
+}
+
+/// What the core asks of the link.
+#[derive(Debug)]
+enum Request {
+    Publish {
+        subject: String,
+        payload: Bytes,
+    },
+    /// Start hearing a subject (a room's).
+    Listen(String),
+    /// Stop hearing it.
+    Ignore(String),
+}
+
+/// The core's end of the link: queues requests without waiting.
+#[derive(Clone, Debug)]
+pub struct NetworkHandle {
+    node: Arc<str>,
+    boot: u64,
+    requests: mpsc::UnboundedSender<Request>,
+}
+
+impl NetworkHandle {
+    /// This node's name.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// Publishes `body` from this node on `subject`.
+    pub fn publish(&self, subject: &str, body: Body) {
+        let envelope = Envelope {
+            node: self.node.to_string(),
+            boot: self.boot,
+            body,
+        };
+        let payload = Bytes::from(envelope.encode());
+        let subject = subject.to_owned();
+        // Gone only while the server stops.
+        let _ = self.requests.send(Request::Publish { subject, payload });
+    }
+
+    /// Starts hearing `subject`.
+    pub fn listen(&self, subject: String) {
+        let _ = self.requests.send(Request::Listen(subject));
+    }
+
+    /// Stops hearing `subject`.
+    pub fn ignore(&self, subject: String) {
+        let _ = self.requests.send(Request::Ignore(subject));
+    }
+}
+
+/// Why a node could not join its network.
+#[derive(Debug, thiserror::Error)]
+pub enum NetworkError {
+    #[error("cannot reach NATS at {urls}: {source}")]
+    Connect {
+        urls: String,
+        source: async_nats::ConnectError,
+    },
+    #[error("cannot subscribe to {subject}: {source}")]
+    Subscribe {
+        subject: String,
+        source: async_nats::SubscribeError,
+    },
+}
+
+/// Connects to NATS, hears the network's events and this node's own
+/// subject, and starts the link task. What is heard goes to `deliver`.
+pub async fn start<F>(
+    config: &NetworkConfig,
+    boot: u64,
+    deliver: F,
+    stop: CancellationToken,
+) -> Result<(NetworkHandle, JoinHandle<()>), NetworkError>
+where
+    F: Fn(Heard) -> futures_util::future::BoxFuture<'static, bool> + Send + Sync + 'static,
+{
+    let urls = config.nats.join(",");
+    let client = async_nats::ConnectOptions::new()
+        .name(format!("rookery {}", config.node))
+        // A node hears the others, not itself.
+        .no_echo()
+        .connect(urls.as_str())
+        .await
+        .map_err(|source| NetworkError::Connect {
+            urls: urls.clone(),
+            source,
+        })?;
+    let node: Arc<str> = Arc::from(config.node.as_str());
+    let deliver = Arc::new(deliver);
+    let mut link = Link {
+        client,
+        deliver,
+        rooms: Default::default(),
+        stop: stop.clone(),
+    };
+    link.hear(wire::subject::EVENTS.to_owned()).await?;
+    link.hear(wire::subject::node(&node)).await?;
+    let (requests, queued) = mpsc::unbounded_channel();
+    let handle = NetworkHandle {
+        node: Arc::clone(&node),
+        boot,
+        requests,
+    };
+    let heartbeat = Duration::from_millis(config.heartbeat_ms);
+    let task = tokio::spawn(link.run(queued, handle.clone(), heartbeat));
+    Ok((handle, task))
+}
+
+type Deliver = Arc<dyn Fn(Heard) -> futures_util::future::BoxFuture<'static, bool> + Send + Sync>;
+
+/// The link task's state.
+struct Link {
+    client: async_nats::Client,
+    deliver: Deliver,
+    /// The task hearing each subject listened to on request.
+    rooms: std::collections::HashMap<String, JoinHandle<()>>,
+    stop: CancellationToken,
+}
+
+impl Link {
+    /// Subscribes to `subject` and hands what comes to the core, in order,
+    /// from a task of its own; returns that task.
+    async fn subscribe(&self, subject: String) -> Result<JoinHandle<()>, NetworkError> {
+        let mut subscriber = self
+            .client
+            .subscribe(subject.clone())
+            .await
+            .map_err(|source| NetworkError::Subscribe {
+                subject: subject.clone(),
+                source,
+            })?;
+        let deliver = Arc::clone(&self.deliver);
+        let stop = self.stop.clone();
+        Ok(tokio::spawn(async move {
+            loop {
+                let message = tokio::select! {
+                    message = subscriber.next() => message,
+                    _ = stop.cancelled() => break,
+                };
+                let Some(message) = message else { break };
+                let Some(envelope) = Envelope::decode(&message.payload) else {
+                    debug!(subject = %message.subject, "not an envelope; ignored");
+                    continue;
+                };
+                if !deliver(Heard::Envelope(Box::new(envelope))).await {
+                    break;
+                }
+            }
+        }))
+    }
+
+    /// Hears `subject` for the link's whole life.
+    async fn hear(&mut self, subject: String) -> Result<(), NetworkError> {
+        let task = self.subscribe(subject.clone()).await?;
+        self.rooms.insert(subject, task);
+        Ok(())
+    }
+
+    async fn run(
+        mut self,
+        mut queued: mpsc::UnboundedReceiver<Request>,
+        handle: NetworkHandle,
+        heartbeat: Duration,
+    ) {
+        let mut beat = tokio::time::interval(heartbeat);
+        beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                request = queued.recv() => match request {
+                    Some(request) => self.apply(request).await,
+                    None => break,
+                },
+                _ = beat.tick() => handle.publish(wire::subject::EVENTS, Body::Heartbeat),
+                _ = self.stop.cancelled() => break,
+            }
+        }
+        // What the core queued before it stopped (its users' QUITs) still
+        // goes out.
+        while let Ok(request) = queued.try_recv() {
+            self.apply(request).await;
+        }
+        let _ = self.client.flush().await;
+        for (_, task) in self.rooms.drain() {
+            task.abort();
+        }
+    }
+
+    async fn apply(&mut self, request: Request) {
+        match request {
+            Request::Publish { subject, payload } => {
+                if let Err(error) = self.client.publish(subject, payload).await {
+                    warn!(%error, "publishing to the network failed");
+                }
+            }
+            Request::Listen(subject) => {
+                if self.rooms.contains_key(&subject) {
+                    return;
+                }
+                match self.subscribe(subject.clone()).await {
+                    Ok(task) => {
+                        self.rooms.insert(subject, task);
+                    }
+                    Err(error) => warn!(%error, "cannot hear a room"),
+                }
+            }
+            Request::Ignore(subject) => {
+                if let Some(task) = self.rooms.remove(&subject) {
+                    task.abort();
+                }
+            }
+        }
+    }
+}

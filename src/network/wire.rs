@@ -1,0 +1,166 @@
+//! What nodes tell each other, as JSON on NATS subjects: every envelope
+//! names its node and that node's boot, so a restarted node is told from
+//! the one that was there before.
+
+use serde::{Deserialize, Serialize};
+
+/// One message between nodes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// The sending node's name (`[network] node`).
+    pub node: String,
+    /// When the sending node started (ms since the epoch): a new boot means
+    /// the users of the old one are gone.
+    pub boot: u64,
+    pub body: Body,
+}
+
+/// What happened on the sending node.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
+pub enum Body {
+    /// The node is alive.
+    Heartbeat,
+    /// A user registered on the node, or (sent to one node) a user the
+    /// node already had, with its rooms.
+    User(User),
+    /// A user took another nick.
+    Nick { uid: u64, nick: String },
+    /// A user left the network.
+    Quit { uid: u64, reason: String },
+    /// A user joined a room.
+    Join { uid: u64, room: String, op: bool },
+    /// A user left a room.
+    Part {
+        uid: u64,
+        room: String,
+        reason: Option<String>,
+    },
+    /// A PRIVMSG, NOTICE or TAGMSG to a room or a user.
+    Message(Message),
+}
+
+/// A user as the other nodes show it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct User {
+    /// The user's id on its node: unique there while the node runs.
+    pub uid: u64,
+    /// Its node's server name, for WHOIS.
+    pub server: String,
+    pub nick: String,
+    pub user: String,
+    /// The host others see (the cloak, when cloaking is on).
+    pub host: String,
+    pub realname: String,
+    pub account: Option<String>,
+    pub away: Option<String>,
+    pub bot: bool,
+    /// The rooms it is in, each with its status there.
+    pub rooms: Vec<Room>,
+}
+
+/// One room a user is in.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Room {
+    pub name: String,
+    pub op: bool,
+    pub voice: bool,
+}
+
+/// A message as its origin made it: the receivers show the same msgid and
+/// time.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    /// The sender's id on the origin node.
+    pub uid: u64,
+    pub to: To,
+    /// PRIVMSG, NOTICE or TAGMSG.
+    pub command: String,
+    pub text: String,
+    pub msgid: String,
+    /// Server time at the origin, in ms since the epoch.
+    pub time: i64,
+    /// Client-only tags, escaped and joined, as the origin relays them.
+    pub tags: Option<String>,
+    /// Whether the origin keeps it in history.
+    pub history: bool,
+}
+
+/// Where a message goes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
+pub enum To {
+    /// A room, as the sender wrote it: `#room`, or `@#room` for its ops.
+    Room { target: String },
+    /// A user of the node the message is sent to.
+    User { uid: u64 },
+}
+
+impl Envelope {
+    /// The JSON form.
+    pub fn encode(&self) -> Vec<u8> {
+        // Plain data: serializing it cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// Reads an envelope; `None` for anything else.
+    pub fn decode(bytes: &[u8]) -> Option<Envelope> {
+        serde_json::from_slice(bytes).ok()
+    }
+}
+
+/// The subjects of one network.
+pub mod subject {
+    /// Users, nicks and memberships, heard by every node.
+    pub const EVENTS: &str = "rookery.events";
+
+    /// A node's own subject: introductions and private messages for it.
+    pub fn node(node: &str) -> String {
+        format!("rookery.node.{node}")
+    }
+
+    /// A room's messages, heard by the nodes with a member in it. The name
+    /// (folded) is written in hex: a subject may not hold `.`, `*`, `>` or
+    /// spaces, which a room name may.
+    pub fn room(folded: &str) -> String {
+        let mut subject = String::with_capacity(13 + folded.len() * 2);
+        subject.push_str("rookery.room.");
+        for byte in folded.bytes() {
+            subject.push_str(&format!("{byte:02x}"));
+        }
+        subject
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_envelope_reads_back_as_written() {
+        let envelope = Envelope {
+            node: "a".into(),
+            boot: 7,
+            body: Body::Message(Message {
+                uid: 3,
+                to: To::Room {
+                    target: "@#room".into(),
+                },
+                command: "PRIVMSG".into(),
+                text: "hi \u{1}there".into(),
+                msgid: "x1".into(),
+                time: 1_700_000_000_000,
+                tags: Some("+draft/react=1".into()),
+                history: true,
+            }),
+        };
+        assert_eq!(Envelope::decode(&envelope.encode()), Some(envelope));
+        assert_eq!(Envelope::decode(b"{\"node\":"), None);
+    }
+
+    #[test]
+    fn a_room_subject_is_one_token_whatever_the_name() {
+        assert_eq!(subject::room("#a.b"), "rookery.room.23612e62");
+        assert!(!subject::room("#a *>").contains([' ', '*', '>']));
+    }
+}
