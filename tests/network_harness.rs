@@ -129,6 +129,47 @@ async fn read_when_present(store: &kv::Store, key: &str) -> Vec<u8> {
     }
 }
 
+/// The server name of the stream's leader behind `store`, once one is
+/// elected that is not `not`: asked until it answers, since a stream
+/// whose leader died answers nothing until the election.
+async fn stream_leader(store: &kv::Store, not: Option<&str>) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut last = None;
+    while Instant::now() < deadline {
+        match store.stream.get_info().await {
+            Ok(info) => {
+                let leader = info.cluster.and_then(|cluster| cluster.leader);
+                match leader {
+                    Some(leader) if Some(leader.as_str()) != not => return leader,
+                    other => last = Some(format!("leader {other:?}")),
+                }
+            }
+            Err(error) => last = Some(error.to_string()),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no stream leader other than {not:?} elected; last: {last:?}");
+}
+
+/// The index of the server named `name`.
+fn index_of(cluster: &NatsCluster, name: &str) -> usize {
+    match (0..3).find(|&i| cluster.server_name(i) == name) {
+        Some(i) => i,
+        None => panic!("no server named {name}"),
+    }
+}
+
+/// A server that holds a replica of `store`'s stream but does not lead it.
+async fn follower_of(cluster: &NatsCluster, store: &kv::Store) -> usize {
+    let leader = index_of(cluster, &stream_leader(store, None).await);
+    (leader + 1) % 3
+}
+
+/// The two servers of three other than `i`.
+fn others(i: usize) -> (usize, usize) {
+    ((i + 1) % 3, (i + 2) % 3)
+}
+
 /// Races `create(key)` through two stores: exactly one wins, the other is
 /// told the key exists. Returns the winner's value.
 async fn race_create(first: &kv::Store, second: &kv::Store, key: &str) -> Vec<u8> {
@@ -176,14 +217,18 @@ async fn of_two_racing_creates_on_different_servers_exactly_one_wins_and_a_third
 }
 
 #[tokio::test]
-async fn with_one_of_three_servers_down_the_other_two_still_route_and_create_keys() {
+async fn with_a_follower_down_the_other_two_servers_still_route_and_create_keys() {
     let mut cluster = NatsCluster::start(3);
     let first = create_bucket(&cluster.url(0), "quorum").await;
-    let second = open_bucket(&cluster.url(1), "quorum").await;
-    let subscriber = connect(&cluster.url(0)).await;
-    let publisher = connect(&cluster.url(1)).await;
+    // The stream's leader stays up: this is about quorum, not failover.
+    let down = follower_of(&cluster, &first).await;
+    let (a, b) = others(down);
+    let first = open_bucket(&cluster.url(a), "quorum").await;
+    let second = open_bucket(&cluster.url(b), "quorum").await;
+    let subscriber = connect(&cluster.url(a)).await;
+    let publisher = connect(&cluster.url(b)).await;
 
-    cluster.stop(2);
+    cluster.stop(down);
 
     let mut subscription = subscribe_across(&subscriber, &publisher, "harness.quorum").await;
     check_numbered_run(&publisher, &mut subscription, "harness.quorum", 100).await;
@@ -199,21 +244,48 @@ async fn with_one_of_three_servers_down_the_other_two_still_route_and_create_key
 }
 
 #[tokio::test]
+async fn when_the_streams_leader_is_killed_another_takes_over_and_creates_succeed() {
+    let mut cluster = NatsCluster::start(3);
+    let store = create_bucket(&cluster.url(0), "failover").await;
+    let leader = stream_leader(&store, None).await;
+    let down = index_of(&cluster, &leader);
+    let (a, _) = others(down);
+    // Short requests, so the wait for the new leader is not counted in
+    // whole default timeouts.
+    let mut jetstream = jetstream::new(connect(&cluster.url(a)).await);
+    jetstream.set_timeout(Duration::from_millis(500));
+    let store = jetstream.get_key_value("failover").await.expect("open");
+
+    cluster.stop(down);
+    let started = Instant::now();
+    let new_leader = stream_leader(&store, Some(&leader)).await;
+    eprintln!("{new_leader} took over from {leader} in {:?}", started.elapsed());
+
+    store
+        .create("dave", "after failover".into())
+        .await
+        .expect("a create once a new leader is elected");
+}
+
+#[tokio::test]
 async fn a_restarted_server_comes_back_on_its_port_and_reads_what_was_written_meanwhile() {
     let mut cluster = NatsCluster::start(3);
-    let first = create_bucket(&cluster.url(0), "restart").await;
-    let url = cluster.url(2);
+    let store = create_bucket(&cluster.url(0), "restart").await;
+    let down = follower_of(&cluster, &store).await;
+    let (a, _) = others(down);
+    let store = open_bucket(&cluster.url(a), "restart").await;
+    let url = cluster.url(down);
 
-    cluster.stop(2);
-    first
+    cluster.stop(down);
+    store
         .create("bob", "while down".into())
         .await
         .expect("a create with two of three replicas up");
-    cluster.restart(2);
+    cluster.restart(down);
 
-    assert_eq!(cluster.url(2), url, "the same client port");
-    let third = open_bucket(&url, "restart").await;
-    assert_eq!(read_when_present(&third, "bob").await, b"while down");
+    assert_eq!(cluster.url(down), url, "the same client port");
+    let rejoined = open_bucket(&url, "restart").await;
+    assert_eq!(read_when_present(&rejoined, "bob").await, b"while down");
 }
 
 #[test]
