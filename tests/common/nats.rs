@@ -274,13 +274,15 @@ impl NatsServer {
     }
 }
 
-/// `ROOKERY_NATS_SERVER`, else `nats-server` on `PATH`; panics saying how
-/// to install it.
+/// `ROOKERY_NATS_SERVER`, else `nats-server` on `PATH` or in `/usr/sbin`;
+/// panics saying how to install it.
 fn nats_server_binary() -> PathBuf {
     if let Some(path) = std::env::var_os("ROOKERY_NATS_SERVER") {
         return PathBuf::from(path);
     }
-    match find_on_path("nats-server") {
+    // Debian's package puts it in /usr/sbin, off a plain user's PATH.
+    let debian = PathBuf::from("/usr/sbin/nats-server");
+    match find_on_path("nats-server").or_else(|| debian.is_file().then_some(debian)) {
         Some(path) => path,
         None => panic!(
             "nats-server not found: install it (apt-get install nats-server) \
