@@ -259,7 +259,10 @@ async fn when_the_streams_leader_is_killed_another_takes_over_and_creates_succee
     cluster.stop(down);
     let started = Instant::now();
     let new_leader = stream_leader(&store, Some(&leader)).await;
-    eprintln!("{new_leader} took over from {leader} in {:?}", started.elapsed());
+    eprintln!(
+        "{new_leader} took over from {leader} in {:?}",
+        started.elapsed()
+    );
 
     store
         .create("dave", "after failover".into())
@@ -293,7 +296,9 @@ fn postgres_starts_answers_a_query_through_psql_and_stops() {
     let postgres = Postgres::start();
     let port = postgres.port();
     assert!(
-        postgres.url().ends_with(&format!("@127.0.0.1:{port}/postgres")),
+        postgres
+            .url()
+            .ends_with(&format!("@127.0.0.1:{port}/postgres")),
         "{}",
         postgres.url()
     );
@@ -321,4 +326,3 @@ async fn a_lone_nats_server_has_a_key_value_store() {
 
     assert_eq!(read_when_present(&store, "carol").await, b"here");
 }
-

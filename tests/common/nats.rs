@@ -378,7 +378,12 @@ fn spawn(binary: &Path, server: &NatsServer) -> Result<Child, String> {
         .stdout(log)
         .stderr(stderr)
         .spawn()
-        .map_err(|error| format!("start {}: {error}", binary.display()))
+        .map_err(|error| {
+            format!(
+                "start {}: {error} (install nats-server or set ROOKERY_NATS_SERVER)",
+                binary.display()
+            )
+        })
 }
 
 /// Polls the server's `/healthz` until it answers 200: it accepts

@@ -60,10 +60,18 @@ impl Postgres {
     /// install PostgreSQL when it is missing.
     pub fn start() -> Postgres {
         let bin = pg_bin_dir();
+        if !bin.join("initdb").is_file() {
+            panic!(
+                "PostgreSQL not found: no initdb in {} (install it with apt-get install \
+                 postgresql, or set ROOKERY_PG_BIN to the directory holding initdb and postgres)",
+                bin.display()
+            );
+        }
         let run_as = unprivileged_account();
         let dir = TempDir::new("postgres");
         if let Some(account) = run_as {
-            if let Err(error) = std::os::unix::fs::chown(&dir.0, Some(account.uid), Some(account.gid))
+            if let Err(error) =
+                std::os::unix::fs::chown(&dir.0, Some(account.uid), Some(account.gid))
             {
                 panic!("give {:?} to {UNPRIVILEGED}: {error}", dir.0);
             }
@@ -161,7 +169,10 @@ impl Postgres {
         match output {
             Ok(output) if output.status.success() => {}
             Ok(output) => panic!("initdb failed: {}", describe(&output)),
-            Err(error) => panic!("run initdb from {}: {error}", self.bin.display()),
+            Err(error) => panic!(
+                "run initdb from {}: {error} (install PostgreSQL or set ROOKERY_PG_BIN)",
+                self.bin.display()
+            ),
         }
     }
 
@@ -241,7 +252,17 @@ impl Postgres {
             return false;
         }
         Command::new(self.bin.join("pg_isready"))
-            .args(["-q", "-h", "127.0.0.1", "-U", USER, "-d", "postgres", "-t", "2"])
+            .args([
+                "-q",
+                "-h",
+                "127.0.0.1",
+                "-U",
+                USER,
+                "-d",
+                "postgres",
+                "-t",
+                "2",
+            ])
             .arg("-p")
             .arg(self.port.to_string())
             .stdin(Stdio::null())
@@ -334,7 +355,9 @@ fn debian_bin_dir() -> Option<PathBuf> {
 fn unprivileged_account() -> Option<Account> {
     use std::os::unix::fs::MetadataExt;
     // /proc/self belongs to the process's effective user.
-    let euid = std::fs::metadata("/proc/self").map(|meta| meta.uid()).ok()?;
+    let euid = std::fs::metadata("/proc/self")
+        .map(|meta| meta.uid())
+        .ok()?;
     if euid != 0 {
         return None;
     }
