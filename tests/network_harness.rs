@@ -22,6 +22,7 @@ const PROBE: &[u8] = b"probe";
 /// The payload that ends a numbered run.
 const END: &[u8] = b"end";
 
+/// A client of the one server at `url`.
 async fn connect(url: &str) -> async_nats::Client {
     match async_nats::connect(url).await {
         Ok(client) => client,
