@@ -3,6 +3,9 @@
 
 #![allow(dead_code)]
 
+pub mod nats;
+pub mod postgres;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
