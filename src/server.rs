@@ -229,7 +229,8 @@ async fn join_network(
     };
     let (link, _task) = crate::network::start(settings, boot, deliver, stop.clone()).await?;
     let timeout = std::time::Duration::from_millis(settings.node_timeout_ms);
-    Ok(Some(core::network::Network::new(link, timeout)))
+    let joined = std::time::SystemTime::now();
+    Ok(Some(core::network::Network::new(link, timeout, joined)))
 }
 
 /// Binds the `[[http]]` listeners, each with its place in the list and its

@@ -203,6 +203,9 @@ pub struct NetworkConfig {
     /// How long a node may stay silent before the others take it for gone
     /// and announce its users' QUITs, in milliseconds.
     pub node_timeout_ms: u64,
+    /// How many NATS servers keep a copy of the nick claims (one when the
+    /// NATS server is not clustered).
+    pub claim_replicas: usize,
 }
 
 impl Default for NetworkConfig {
@@ -212,6 +215,7 @@ impl Default for NetworkConfig {
             nats: vec!["nats://127.0.0.1:4222".to_owned()],
             heartbeat_ms: 1_000,
             node_timeout_ms: 3_000,
+            claim_replicas: 3,
         }
     }
 }

@@ -264,6 +264,7 @@ fn check_network(check: &mut Checker, network: &NetworkConfig) {
         }
     }
     check.between("network.heartbeat_ms", network.heartbeat_ms, 50..=60_000);
+    check.between("network.claim_replicas", network.claim_replicas, 1..=5);
     if network.node_timeout_ms < network.heartbeat_ms.saturating_mul(2) {
         check.report(
             "network.node_timeout_ms",

@@ -29,6 +29,7 @@ impl State {
             self.monitor_offline(&nick);
             self.network_quit(id, reason);
         }
+        self.network_release_on_leaving(id);
         self.unwatch_all(id);
         self.cancel_guest_deadline(id);
         self.remember_nick(id);

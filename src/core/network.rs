@@ -17,13 +17,13 @@ use tracing::{info, warn};
 
 use super::broadcast::Broadcast;
 use super::caps::Caps;
-use super::{Channel, ChannelModes, Client, ClientId, Membership, State};
+use super::{Channel, ChannelModes, Client, ClientId, Membership, Refusal, State};
 use crate::history::{HistoryTarget, NewRecord};
 use crate::net::Outbox;
 use crate::network::wire::{self, Body, Envelope, To, subject};
-use crate::network::{Heard, NetworkHandle};
-use crate::proto::modes;
+use crate::network::{Claimed, Heard, Holder, NetworkHandle};
 use crate::proto::{Folded, Line};
+use crate::proto::{modes, numeric};
 
 /// The QUIT reason of the users of a node that went silent, as users
 /// know it from netsplits.
@@ -33,6 +33,8 @@ pub const SPLIT_REASON: &str = "*.net *.split";
 #[derive(Debug)]
 pub struct Remote {
     pub node: Arc<str>,
+    /// That node's boot: its claims name it.
+    pub boot: u64,
     /// The name of the server it is on (its node's `[server] name`).
     pub server: Box<str>,
     /// Its id on that node.
@@ -54,6 +56,9 @@ pub struct Network {
     timeout: Duration,
     /// Rooms whose messages this node hears: those with a local member.
     listening: std::collections::HashSet<Folded>,
+    /// When this node joined: until a node timeout has passed, it may not
+    /// have heard every live node yet.
+    joined: SystemTime,
 }
 
 /// Another node, as last heard.
@@ -63,7 +68,7 @@ struct Node {
 }
 
 impl Network {
-    pub fn new(link: NetworkHandle, timeout: Duration) -> Network {
+    pub fn new(link: NetworkHandle, timeout: Duration, joined: SystemTime) -> Network {
         Network {
             link,
             nodes: HashMap::new(),
@@ -71,6 +76,7 @@ impl Network {
             next_remote: FIRST_REMOTE_ID,
             timeout,
             listening: Default::default(),
+            joined,
         }
     }
 }
@@ -113,6 +119,16 @@ impl State {
         if self.network.is_some() && self.is_local(id) {
             let nick = nick.to_owned();
             self.tell_network(Body::Nick { uid: id.0, nick });
+        }
+    }
+
+    /// A local client is leaving: the nick it claimed is free again.
+    pub(crate) fn network_release_on_leaving(&self, id: ClientId) {
+        if self.network.is_some()
+            && self.is_local(id)
+            && let Some(client) = self.clients.get(&id).filter(|c| !c.nick.is_empty())
+        {
+            self.release_nick(id, &self.fold(&client.nick));
         }
     }
 
@@ -238,7 +254,138 @@ impl State {
     pub(super) fn network_heard(&mut self, heard: Heard) {
         match heard {
             Heard::Envelope(envelope) => self.network_envelope(*envelope),
+            Heard::Claimed {
+                uid,
+                nick,
+                over,
+                outcome,
+            } => self.nick_claimed(ClientId(uid), &nick, over, outcome),
         }
+    }
+
+    /// Claims `wanted` network-wide for the local client `id`, which waits
+    /// for the answer ([`Heard::Claimed`]).
+    pub(crate) fn claim_nick(
+        &mut self,
+        id: ClientId,
+        wanted: &str,
+        folded: &Folded,
+        over: Option<u64>,
+    ) {
+        let Some(network) = &self.network else {
+            return;
+        };
+        network.link.claim(id.0, wanted, folded.as_str(), over);
+        self.wait_off_core(id);
+    }
+
+    /// Gives up the claim of `id` on the nick `folded`: a local user left
+    /// it, or a user of a node that is gone.
+    pub(crate) fn release_nick(&self, id: ClientId, folded: &Folded) {
+        let (Some(network), Some(client)) = (&self.network, self.clients.get(&id)) else {
+            return;
+        };
+        let holder = match &client.remote {
+            None => network.link.holder(id.0),
+            Some(remote) => crate::network::Holder {
+                node: remote.node.to_string(),
+                boot: remote.boot,
+                uid: remote.uid,
+            },
+        };
+        network.link.release(folded.as_str(), holder);
+    }
+
+    /// The answer to the claim of `id` on `nick`: taken, refused (433, or
+    /// 437 when the claims cannot be reached), or held by a node that is
+    /// gone, whose claim is then taken over once.
+    fn nick_claimed(&mut self, id: ClientId, nick: &str, over: Option<u64>, outcome: Claimed) {
+        let folded = self.fold(nick);
+        if !self.clients.contains_key(&id) {
+            // The client left while its claim was out.
+            if let (Claimed::Granted, Some(network)) = (&outcome, &self.network) {
+                network
+                    .link
+                    .release(folded.as_str(), network.link.holder(id.0));
+            }
+            return;
+        }
+        let refusal = match outcome {
+            Claimed::Granted => None,
+            Claimed::Held { holder, .. } if holder.as_ref().is_some_and(|h| self.holds(h, id)) => {
+                None
+            }
+            Claimed::Held { holder, revision }
+                if over.is_none() && !holder.as_ref().is_some_and(|h| self.holder_alive(h)) =>
+            {
+                let over = (revision > 0).then_some(revision);
+                if let Some(network) = &self.network {
+                    network.link.claim(id.0, nick, folded.as_str(), over);
+                }
+                return;
+            }
+            Claimed::Held { .. } => Some(Refusal::new(numeric::ERR_NICKNAMEINUSE, &[nick])),
+            Claimed::Failed(reason) => {
+                warn!(%reason, "a nick claim failed");
+                Some(Refusal::new(numeric::ERR_UNAVAILRESOURCE, &[nick]))
+            }
+        };
+        let nick = nick.to_owned();
+        self.resume(id, move |state| match refusal {
+            Some(refusal) => state.refuse(id, refusal),
+            None => state.nick_granted(id, &nick),
+        });
+    }
+
+    /// The network granted `nick` to `id`: it takes it, unless a user
+    /// shown here took it meanwhile.
+    fn nick_granted(&mut self, id: ClientId, nick: &str) {
+        let folded = self.fold(nick);
+        if self.nicks.get(&folded).is_some_and(|&holder| holder != id) {
+            self.release_nick_of(id, &folded);
+            self.refuse(id, Refusal::new(numeric::ERR_NICKNAMEINUSE, &[nick]));
+            return;
+        }
+        super::commands::registration::take_nick(self, id, nick);
+    }
+
+    /// Releases the claim `id` made on `folded` but did not take.
+    fn release_nick_of(&self, id: ClientId, folded: &Folded) {
+        if let Some(network) = &self.network {
+            network
+                .link
+                .release(folded.as_str(), network.link.holder(id.0));
+        }
+    }
+
+    /// Whether `holder` is the local client `id` itself.
+    fn holds(&self, holder: &Holder, id: ClientId) -> bool {
+        self.network.as_ref().is_some_and(|network| {
+            holder.node == network.link.node()
+                && holder.boot == network.link.boot()
+                && holder.uid == id.0
+        })
+    }
+
+    /// Whether the claim of `holder` still stands: a user of this node's
+    /// present boot who is still here, or any user of a node heard from in
+    /// its present boot (it gives up its users' claims itself). A node not
+    /// heard from is only taken for gone once this node has listened for a
+    /// node timeout.
+    fn holder_alive(&self, holder: &Holder) -> bool {
+        let Some(network) = &self.network else {
+            return true;
+        };
+        if holder.node == network.link.node() {
+            return holder.boot == network.link.boot()
+                && self.clients.contains_key(&ClientId(holder.uid));
+        }
+        if let Some(node) = network.nodes.get(holder.node.as_str()) {
+            return node.boot == holder.boot;
+        }
+        let now = self.clock.now();
+        now.duration_since(network.joined)
+            .is_ok_and(|listened| listened <= network.timeout)
     }
 
     fn network_envelope(&mut self, envelope: Envelope) {
@@ -339,6 +486,9 @@ impl State {
             .map(|(_, &id)| id)
             .collect();
         for id in users {
+            if let Some(nick) = self.clients.get(&id).map(|client| self.fold(&client.nick)) {
+                self.release_nick(id, &nick);
+            }
             self.disconnect(id, reason);
         }
     }
@@ -372,8 +522,10 @@ impl State {
         let ip = std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
         // Its outbox is never written: the sink skips remote users.
         let mut client = Client::new(id, Arc::new(Outbox::new(0)), ip, now);
+        let boot = network.nodes.get(node).map_or(0, |known| known.boot);
         client.remote = Some(Box::new(Remote {
             node: Arc::clone(node),
+            boot,
             server: user.server.into(),
             uid: user.uid,
         }));

@@ -7,6 +7,7 @@
 //! private messages to its users. The core never awaits: it queues its
 //! requests here, and this task does the I/O.
 
+pub mod claims;
 pub mod wire;
 
 use std::sync::Arc;
@@ -20,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use crate::config::NetworkConfig;
+pub use claims::{Claimed, Holder};
 use wire::{Body, Envelope};
 
 /// What the link hands the core.
@@ -27,6 +29,14 @@ use wire::{Body, Envelope};
 pub enum Heard {
     /// Another node said something.
     Envelope(Box<Envelope>),
+    /// The answer to a nick claim of the user `uid` of this node.
+    Claimed {
+        uid: u64,
+        nick: String,
+        /// The revision a gone holder's claim was taken over at, if any.
+        over: Option<u64>,
+        outcome: Claimed,
+    },
 }
 
 /// What the core asks of the link.
@@ -40,6 +50,18 @@ enum Request {
     Listen(String),
     /// Stop hearing it.
     Ignore(String),
+    /// Claim a nick for a user of this node.
+    Claim {
+        uid: u64,
+        nick: String,
+        key: String,
+        over: Option<u64>,
+    },
+    /// Give up a user's claim on a nick.
+    Release {
+        key: String,
+        holder: Holder,
+    },
 }
 
 /// The core's end of the link: queues requests without waiting.
@@ -78,6 +100,40 @@ impl NetworkHandle {
     pub fn ignore(&self, subject: String) {
         let _ = self.requests.send(Request::Ignore(subject));
     }
+
+    /// This node's boot, as its envelopes carry it.
+    pub fn boot(&self) -> u64 {
+        self.boot
+    }
+
+    /// Who holds a nick when the user `uid` of this node does.
+    pub fn holder(&self, uid: u64) -> Holder {
+        Holder {
+            node: self.node.to_string(),
+            boot: self.boot,
+            uid,
+        }
+    }
+
+    /// Claims the nick `folded` for the user `uid` of this node, taking it
+    /// over from a gone holder read at revision `over`; the answer comes
+    /// back as [`Heard::Claimed`].
+    pub fn claim(&self, uid: u64, nick: &str, folded: &str, over: Option<u64>) {
+        let key = claims::key(folded);
+        let nick = nick.to_owned();
+        let _ = self.requests.send(Request::Claim {
+            uid,
+            nick,
+            key,
+            over,
+        });
+    }
+
+    /// Gives up the claim on `folded` of `holder`, if it still holds it.
+    pub fn release(&self, folded: &str, holder: Holder) {
+        let key = claims::key(folded);
+        let _ = self.requests.send(Request::Release { key, holder });
+    }
 }
 
 /// Why a node could not join its network.
@@ -93,6 +149,10 @@ pub enum NetworkError {
         subject: String,
         source: async_nats::SubscribeError,
     },
+    #[error(
+        "cannot open the nick claims in JetStream (is JetStream enabled on the NATS servers?): {0}"
+    )]
+    Claims(async_nats::Error),
 }
 
 /// Connects to NATS, hears the network's events and this node's own
@@ -118,9 +178,16 @@ where
             source,
         })?;
     let node: Arc<str> = Arc::from(config.node.as_str());
+    let jetstream = async_nats::jetstream::new(client.clone());
+    let nicks = claims::open(&jetstream, config.claim_replicas)
+        .await
+        .map_err(NetworkError::Claims)?;
     let deliver = Arc::new(deliver);
     let mut link = Link {
+        node: Arc::clone(&node),
+        boot,
         client,
+        nicks,
         deliver,
         rooms: Default::default(),
         stop: stop.clone(),
@@ -142,7 +209,11 @@ type Deliver = Arc<dyn Fn(Heard) -> futures_util::future::BoxFuture<'static, boo
 
 /// The link task's state.
 struct Link {
+    node: Arc<str>,
+    boot: u64,
     client: async_nats::Client,
+    /// The bucket of nick claims.
+    nicks: async_nats::jetstream::kv::Store,
     deliver: Deliver,
     /// The task hearing each subject listened to on request.
     rooms: std::collections::HashMap<String, JoinHandle<()>>,
@@ -239,6 +310,36 @@ impl Link {
                 if let Some(task) = self.rooms.remove(&subject) {
                     task.abort();
                 }
+            }
+            // Claims wait on JetStream's quorum: each in a task of its own,
+            // so messages are not held behind them. A client waits for its
+            // claim's answer before it can ask again.
+            Request::Claim {
+                uid,
+                nick,
+                key,
+                over,
+            } => {
+                let (nicks, deliver) = (self.nicks.clone(), Arc::clone(&self.deliver));
+                let holder = Holder {
+                    node: self.node.to_string(),
+                    boot: self.boot,
+                    uid,
+                };
+                tokio::spawn(async move {
+                    let outcome = claims::claim(&nicks, &key, &holder, over).await;
+                    let claimed = Heard::Claimed {
+                        uid,
+                        nick,
+                        over,
+                        outcome,
+                    };
+                    deliver(claimed).await;
+                });
+            }
+            Request::Release { key, holder } => {
+                let nicks = self.nicks.clone();
+                tokio::spawn(async move { claims::release(&nicks, &key, &holder).await });
             }
         }
     }

@@ -44,6 +44,7 @@ impl Numeric {
             ERR_NONICKNAMEGIVEN => "No nickname given",
             ERR_ERRONEOUSNICKNAME => "Erroneous nickname",
             ERR_NICKNAMEINUSE => "Nickname is already in use",
+            ERR_UNAVAILRESOURCE => "Nick/channel is temporarily unavailable",
             ERR_BANNICKCHANGE => "Cannot change nickname while banned on channel",
             ERR_USERNOTINCHANNEL => "They aren't on that channel",
             ERR_NOTONCHANNEL => "You're not on that channel",
@@ -153,6 +154,7 @@ pub const ERR_NOMOTD: Numeric = from(Response::ERR_NOMOTD);
 pub const ERR_NONICKNAMEGIVEN: Numeric = from(Response::ERR_NONICKNAMEGIVEN);
 pub const ERR_ERRONEOUSNICKNAME: Numeric = from(Response::ERR_ERRONEOUSNICKNAME);
 pub const ERR_NICKNAMEINUSE: Numeric = from(Response::ERR_NICKNAMEINUSE);
+pub const ERR_UNAVAILRESOURCE: Numeric = from(Response::ERR_UNAVAILRESOURCE);
 pub const ERR_USERNOTINCHANNEL: Numeric = from(Response::ERR_USERNOTINCHANNEL);
 pub const ERR_NOTONCHANNEL: Numeric = from(Response::ERR_NOTONCHANNEL);
 pub const ERR_USERONCHANNEL: Numeric = from(Response::ERR_USERONCHANNEL);

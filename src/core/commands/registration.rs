@@ -84,9 +84,23 @@ pub fn nick(state: &mut State, id: ClientId, message: &Message) -> Result<(), Re
     if let Some(room) = room_silencing(state, id).filter(|_| !case_only) {
         return Err(Refusal::new(numeric::ERR_BANNICKCHANGE, &[wanted, &room]));
     }
+    // In a network the nick is first claimed network-wide; the client's
+    // next lines wait for the answer.
+    if state.network.is_some() && !case_only {
+        state.claim_nick(id, wanted, &folded, None);
+        return Ok(());
+    }
+    take_nick(state, id, wanted);
+    Ok(())
+}
+
+/// Gives `id` the nick `wanted`, which it may take: a registered client
+/// announces it, one registering may now finish.
+pub(crate) fn take_nick(state: &mut State, id: ClientId, wanted: &str) {
+    let folded = state.fold(wanted);
     state.remember_nick(id);
     let Some(old) = rename(state, id, wanted, folded) else {
-        return Ok(());
+        return;
     };
     if old.registered {
         announce_nick(state, id, wanted, &old);
@@ -96,7 +110,6 @@ pub fn nick(state: &mut State, id: ClientId, message: &Message) -> Result<(), Re
     } else {
         try_register(state, id);
     }
-    Ok(())
 }
 
 /// Renames a registered client the server's way (to a guest nick): no
@@ -133,6 +146,9 @@ fn rename(state: &mut State, id: ClientId, wanted: &str, folded: Folded) -> Opti
     client.update_source();
     if state.nicks.get(&old_folded) == Some(&id) {
         state.nicks.remove(&old_folded);
+    }
+    if old.renamed && !old.nick.is_empty() {
+        state.release_nick(id, &old_folded);
     }
     if old.renamed {
         // Private history read under the new nick starts now.
