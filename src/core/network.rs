@@ -194,6 +194,41 @@ impl State {
         }
     }
 
+    /// A change to a room's state a local user made (MODE, TOPIC, KICK),
+    /// for the other nodes to apply as the same command.
+    pub(crate) fn network_command(&self, id: ClientId, command: &str, params: Vec<String>) {
+        if self.network.is_some() && self.is_local(id) {
+            let command = command.to_owned();
+            self.tell_network(Body::Command {
+                uid: id.0,
+                command,
+                params,
+            });
+        }
+    }
+
+    /// A room change made on another node, applied here as its user's
+    /// command: its node checked it, and this node's view of the room
+    /// agrees (the same changes reached it in the same order). Refusals go
+    /// to the remote user, that is nowhere.
+    fn remote_command(&mut self, id: ClientId, command: String, params: Vec<String>) {
+        let message = crate::proto::Message {
+            command,
+            params,
+            ..Default::default()
+        };
+        use super::commands::{channel_mode, kick, topic};
+        let _ = match message.command.as_str() {
+            "MODE" => channel_mode::mode(self, id, &message),
+            "TOPIC" => topic::topic(self, id, &message),
+            "KICK" => kick::kick(self, id, &message),
+            other => {
+                warn!(command = ?other, "a node sent a command this node does not take from others");
+                Ok(())
+            }
+        };
+    }
+
     /// A local user's message to a room, for the nodes with members there.
     pub(crate) fn network_room_message(&self, folded: &Folded, message: wire::Message) {
         if let Some(network) = &self.network
@@ -411,6 +446,15 @@ impl State {
                 }
             }
             Body::Message(message) => self.remote_message(&node, message),
+            Body::Command {
+                uid,
+                command,
+                params,
+            } => {
+                if let Some(id) = self.remote_id(&node, uid) {
+                    self.remote_command(id, command, params);
+                }
+            }
         }
     }
 

@@ -38,6 +38,14 @@ pub enum Body {
     },
     /// A PRIVMSG, NOTICE or TAGMSG to a room or a user.
     Message(Message),
+    /// A change to a room's state its node allowed and applied: MODE (the
+    /// changes that took effect), TOPIC or KICK, with its parameters. The
+    /// other nodes apply it as the same user's command.
+    Command {
+        uid: u64,
+        command: String,
+        params: Vec<String>,
+    },
 }
 
 /// A user as the other nodes show it.

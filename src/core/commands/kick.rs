@@ -77,6 +77,7 @@ fn kick_one(state: &mut State, id: ClientId, name: &str, target: &str, reason: &
         .arg(kicked_nick)
         .trailing(reason)
         .finish();
+    let replay = vec![name.clone(), kicked_nick.to_owned(), reason.to_owned()];
     // Kicking a hidden member of an auditorium is news to those who see it.
     let hidden = state
         .channels
@@ -88,4 +89,5 @@ fn kick_one(state: &mut State, id: ClientId, name: &str, target: &str, reason: &
     }
     state.send_to_members(&folded, &mut event, audience_of(hidden, kicked));
     state.remove_member(kicked, &folded);
+    state.network_command(id, "KICK", replay);
 }

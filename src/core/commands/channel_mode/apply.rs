@@ -255,6 +255,15 @@ pub(super) fn broadcast(state: &mut State, id: ClientId, folded: &Folded, applie
 
 /// `:source MODE #room +lk-i 5 key`: signs only where they change.
 fn mode_line(source: &str, channel: &str, changes: &[Applied]) -> Bytes {
+    let mut line = Line::new(Some(source), "MODE").arg(channel);
+    for param in self::changes(changes) {
+        line = line.arg(&param);
+    }
+    line.finish()
+}
+
+/// The changes as MODE's parameters: `+lk-i`, then the arguments.
+pub(super) fn changes(changes: &[Applied]) -> Vec<String> {
     let mut letters = String::new();
     let mut sign = None;
     for change in changes {
@@ -264,11 +273,8 @@ fn mode_line(source: &str, channel: &str, changes: &[Applied]) -> Bytes {
         }
         letters.push(change.letter);
     }
-    let mut line = Line::new(Some(source), "MODE").arg(channel).arg(&letters);
-    for arg in changes.iter().filter_map(|change| change.arg.as_deref()) {
-        line = line.arg(arg);
-    }
-    line.finish()
+    let args = changes.iter().filter_map(|change| change.arg.clone());
+    std::iter::once(letters).chain(args).collect()
 }
 
 #[cfg(test)]

@@ -111,6 +111,11 @@ pub fn mode(state: &mut State, id: ClientId, message: &Message) -> Result<(), Re
         }
     }
     broadcast(state, id, &folded, &applied);
+    if !applied.is_empty() && state.network.is_some() {
+        let mut params = vec![channel_name.clone()];
+        params.extend(apply::changes(&applied));
+        state.network_command(id, "MODE", params);
+    }
     // Statuses belong to the members present, not to the stored room.
     let kept = applied.iter().any(|change| {
         !matches!(
