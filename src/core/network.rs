@@ -29,6 +29,10 @@ use crate::proto::{modes, numeric};
 /// know it from netsplits.
 pub const SPLIT_REASON: &str = "*.net *.split";
 
+/// The QUIT reason of a node's own users when it is cut off from the
+/// network.
+pub const FENCED_REASON: &str = "Lost the link to the network";
+
 /// Where a remote user lives.
 #[derive(Debug)]
 pub struct Remote {
@@ -56,9 +60,11 @@ pub struct Network {
     timeout: Duration,
     /// Rooms whose messages this node hears: those with a local member.
     listening: std::collections::HashSet<Folded>,
-    /// When this node joined: until a node timeout has passed, it may not
-    /// have heard every live node yet.
+    /// When this node joined, or came back after losing its link: until
+    /// a node timeout has passed, it may not have heard every live node.
     joined: SystemTime,
+    /// Since when the link to NATS is down.
+    down_since: Option<SystemTime>,
 }
 
 /// Another node, as last heard.
@@ -77,6 +83,7 @@ impl Network {
             timeout,
             listening: Default::default(),
             joined,
+            down_since: None,
         }
     }
 }
@@ -289,6 +296,7 @@ impl State {
     pub(super) fn network_heard(&mut self, heard: Heard) {
         match heard {
             Heard::Envelope(envelope) => self.network_envelope(*envelope),
+            Heard::Link(up) => self.network_link(up),
             Heard::Claimed {
                 uid,
                 nick,
@@ -494,8 +502,67 @@ impl State {
         }
     }
 
+    /// Whether the link to NATS is down: no nick can be claimed.
+    pub(crate) fn network_is_down(&self) -> bool {
+        self.network
+            .as_ref()
+            .is_some_and(|network| network.down_since.is_some())
+    }
+
+    /// The link to NATS went down or came back.
+    fn network_link(&mut self, up: bool) {
+        let now = self.clock.now();
+        let Some(network) = &mut self.network else {
+            return;
+        };
+        if up {
+            if network.down_since.take().is_some() {
+                info!("the link to the network is back");
+                network.joined = now;
+            }
+        } else if network.down_since.is_none() {
+            warn!("the link to the network is down");
+            network.down_since = Some(now);
+        }
+    }
+
+    /// A node cut off from the network longer than a node timeout has been
+    /// split off by the others, which may have given its users' nicks to
+    /// someone else: it disconnects its own users, so that no nick is held
+    /// twice (fencing). New ones cannot register until the link is back:
+    /// their nick claims fail.
+    fn network_fence(&mut self) {
+        let now = self.clock.now();
+        let Some(network) = &self.network else {
+            return;
+        };
+        let cut_off = network.down_since.is_some_and(|since| {
+            now.duration_since(since)
+                .is_ok_and(|down| down > network.timeout)
+        });
+        if !cut_off {
+            return;
+        }
+        let locals: Vec<ClientId> = self
+            .clients
+            .values()
+            .filter(|client| client.registered && client.remote.is_none())
+            .map(|client| client.id)
+            .collect();
+        if !locals.is_empty() {
+            warn!(
+                users = locals.len(),
+                "cut off from the network; disconnecting this node's users"
+            );
+        }
+        for id in locals {
+            self.disconnect(id, FENCED_REASON);
+        }
+    }
+
     /// Ends, as a netsplit, every node that was not heard from in time.
     pub(super) fn network_expire(&mut self) {
+        self.network_fence();
         let now = self.clock.now();
         let Some(network) = &self.network else {
             return;

@@ -29,6 +29,8 @@ use wire::{Body, Envelope};
 pub enum Heard {
     /// Another node said something.
     Envelope(Box<Envelope>),
+    /// The link to NATS was lost (`false`) or is back (`true`).
+    Link(bool),
     /// The answer to a nick claim of the user `uid` of this node.
     Claimed {
         uid: u64,
@@ -167,10 +169,28 @@ where
     F: Fn(Heard) -> futures_util::future::BoxFuture<'static, bool> + Send + Sync + 'static,
 {
     let urls = config.nats.join(",");
+    let (link_events, mut link_changes) = mpsc::unbounded_channel();
     let client = async_nats::ConnectOptions::new()
         .name(format!("rookery {}", config.node))
         // A node hears the others, not itself.
         .no_echo()
+        .event_callback(move |event| {
+            let link_events = link_events.clone();
+            async move {
+                match event {
+                    async_nats::Event::Connected => {
+                        let _ = link_events.send(true);
+                    }
+                    async_nats::Event::Disconnected => {
+                        let _ = link_events.send(false);
+                    }
+                    async_nats::Event::SlowConsumer(_) => {
+                        warn!("this node fell behind the network; messages from it were lost");
+                    }
+                    _ => {}
+                }
+            }
+        })
         .connect(urls.as_str())
         .await
         .map_err(|source| NetworkError::Connect {
@@ -182,7 +202,15 @@ where
     let nicks = claims::open(&jetstream, config.claim_replicas)
         .await
         .map_err(NetworkError::Claims)?;
-    let deliver = Arc::new(deliver);
+    let deliver: Deliver = Arc::new(deliver);
+    let to_core = Arc::clone(&deliver);
+    tokio::spawn(async move {
+        while let Some(up) = link_changes.recv().await {
+            if !to_core(Heard::Link(up)).await {
+                break;
+            }
+        }
+    });
     let mut link = Link {
         node: Arc::clone(&node),
         boot,

@@ -87,6 +87,10 @@ pub fn nick(state: &mut State, id: ClientId, message: &Message) -> Result<(), Re
     // In a network the nick is first claimed network-wide; the client's
     // next lines wait for the answer.
     if state.network.is_some() && !case_only {
+        if state.network_is_down() {
+            let refusal = Refusal::new(numeric::ERR_UNAVAILRESOURCE, &[wanted]);
+            return Err(refusal.with_text("The network cannot be reached; try again soon"));
+        }
         state.claim_nick(id, wanted, &folded, None);
         return Ok(());
     }
