@@ -227,7 +227,8 @@ async fn join_network(
         Box::pin(async move { to_core.send(Event::Network(heard)).await.is_ok() })
             as futures_util::future::BoxFuture<'static, bool>
     };
-    let (link, _task) = crate::network::start(settings, boot, deliver, stop.clone()).await?;
+    let (link, _task) =
+        crate::network::start(settings, &config.server.name, boot, deliver, stop.clone()).await?;
     let timeout = std::time::Duration::from_millis(settings.node_timeout_ms);
     let joined = std::time::SystemTime::now();
     Ok(Some(core::network::Network::new(link, timeout, joined)))

@@ -71,6 +71,8 @@ pub struct Network {
 struct Node {
     boot: u64,
     heard: SystemTime,
+    /// Its `[server] name`, once a heartbeat said it.
+    server: String,
 }
 
 impl Network {
@@ -95,6 +97,22 @@ impl State {
             Some(remote) => &remote.server,
             None => self.server_name(),
         }
+    }
+
+    /// The server names of the other nodes heard from, sorted: for LINKS
+    /// and LUSERS.
+    pub fn network_servers(&self) -> Vec<String> {
+        let Some(network) = &self.network else {
+            return Vec::new();
+        };
+        let mut servers: Vec<String> = network
+            .nodes
+            .values()
+            .filter(|node| !node.server.is_empty())
+            .map(|node| node.server.clone())
+            .collect();
+        servers.sort();
+        servers
     }
 
     /// Whether `id` is a user of this node (or no user at all).
@@ -435,7 +453,11 @@ impl State {
         let node: Arc<str> = Arc::from(envelope.node.as_str());
         self.network_node_heard(&node, envelope.boot);
         match envelope.body {
-            Body::Heartbeat => {}
+            Body::Heartbeat { server } => {
+                if let Some(known) = self.network.as_mut().and_then(|n| n.nodes.get_mut(&node)) {
+                    known.server = server;
+                }
+            }
             Body::User(user) => self.remote_user(&node, user),
             Body::Nick { uid, nick } => self.remote_nick(&node, uid, &nick),
             Body::Quit { uid, reason } => {
@@ -480,9 +502,18 @@ impl State {
         let Some(network) = &mut self.network else {
             return;
         };
-        let previous = network
-            .nodes
-            .insert(Arc::clone(node), Node { boot, heard: now });
+        let server = match network.nodes.get(node) {
+            Some(known) if known.boot == boot => known.server.clone(),
+            _ => String::new(),
+        };
+        let previous = network.nodes.insert(
+            Arc::clone(node),
+            Node {
+                boot,
+                heard: now,
+                server,
+            },
+        );
         match previous {
             Some(known) if known.boot == boot => return,
             Some(_) => {

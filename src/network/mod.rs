@@ -161,6 +161,7 @@ pub enum NetworkError {
 /// subject, and starts the link task. What is heard goes to `deliver`.
 pub async fn start<F>(
     config: &NetworkConfig,
+    server: &str,
     boot: u64,
     deliver: F,
     stop: CancellationToken,
@@ -213,6 +214,7 @@ where
     });
     let mut link = Link {
         node: Arc::clone(&node),
+        server: server.to_owned(),
         boot,
         client,
         nicks,
@@ -238,6 +240,8 @@ type Deliver = Arc<dyn Fn(Heard) -> futures_util::future::BoxFuture<'static, boo
 /// The link task's state.
 struct Link {
     node: Arc<str>,
+    /// This node's `[server] name`, which heartbeats carry.
+    server: String,
     boot: u64,
     client: async_nats::Client,
     /// The bucket of nick claims.
@@ -301,7 +305,10 @@ impl Link {
                     Some(request) => self.apply(request).await,
                     None => break,
                 },
-                _ = beat.tick() => handle.publish(wire::subject::EVENTS, Body::Heartbeat),
+                _ = beat.tick() => {
+                    let server = self.server.clone();
+                    handle.publish(wire::subject::EVENTS, Body::Heartbeat { server });
+                }
                 _ = self.stop.cancelled() => break,
             }
         }

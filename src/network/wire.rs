@@ -19,8 +19,8 @@ pub struct Envelope {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "t", rename_all = "snake_case")]
 pub enum Body {
-    /// The node is alive.
-    Heartbeat,
+    /// The node is alive; `server` is its `[server] name`.
+    Heartbeat { server: String },
     /// A user registered on the node, or (sent to one node) a user the
     /// node already had, with its rooms.
     User(User),

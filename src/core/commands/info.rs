@@ -96,7 +96,10 @@ pub fn send_lusers(state: &mut State, id: ClientId) {
         id,
         numeric::RPL_LUSERCLIENT,
         &[],
-        &format!("There are {visible} users and {invisible} invisible on 1 servers"),
+        &format!(
+            "There are {visible} users and {invisible} invisible on {} servers",
+            1 + state.network_servers().len()
+        ),
     );
     if opers > 0 {
         state.reply(
@@ -238,6 +241,17 @@ pub fn links(state: &mut State, id: ClientId, message: &Message) -> Result<(), R
             &[&server.name, &server.name],
             &format!("0 {}", server.description),
         );
+    }
+    // The other nodes of the network, one hop away through NATS.
+    for other in state.network_servers() {
+        let shown = mask.is_none_or(|mask| {
+            casemapping.eq(mask, &other)
+                || crate::proto::mask::Mask::new(mask, casemapping).matches(&other)
+        });
+        if shown {
+            let hop = format!("1 {}", server.description);
+            state.reply(id, numeric::RPL_LINKS, &[&other, &server.name], &hop);
+        }
     }
     let shown = mask.map_or("*", String::as_str).to_owned();
     state.reply(id, numeric::RPL_ENDOFLINKS, &[&shown], "End of /LINKS list");
