@@ -42,6 +42,9 @@ pub struct ServerHandle {
     worker: JoinHandle<()>,
     connections: TaskTracker,
     history: Option<History>,
+    /// The link to the other nodes: stopped once the core has said goodbye,
+    /// so its last words reach them.
+    network: Option<(CancellationToken, JoinHandle<()>)>,
     /// The figures `/metrics` shows, counted by every task.
     metrics: Arc<Metrics>,
     /// Released last, once history is closed.
@@ -133,7 +136,11 @@ pub async fn start_with(config: Config, options: Options) -> Result<ServerHandle
     let (inbox, events) = mpsc::channel(core::INBOX_CAPACITY);
     let (acceptor, settings) = acceptor(&config, &inbox, history.as_ref(), &metrics);
     // The network before the first client: its users are announced to it.
-    let network = join_network(&config, &inbox, &acceptor.shutdown).await?;
+    let stop_network = CancellationToken::new();
+    let (network, network_link) = match join_network(&config, &inbox, &stop_network).await? {
+        Some((network, link)) => (Some(network), Some((stop_network, link))),
+        None => (None, None),
+    };
     let (http_settings, http_published) =
         watch::channel(Arc::new(net::HttpSettings::from_config(&config)));
     for (listener, tls) in listeners.into_iter().zip(&certificates) {
@@ -203,6 +210,7 @@ pub async fn start_with(config: Config, options: Options) -> Result<ServerHandle
         worker,
         connections: acceptor.tasks,
         history,
+        network: network_link,
         metrics,
         _database_lock: database_lock,
     })
@@ -214,7 +222,7 @@ async fn join_network(
     config: &Config,
     inbox: &mpsc::Sender<Event>,
     stop: &CancellationToken,
-) -> Result<Option<core::network::Network>, StartError> {
+) -> Result<Option<(core::network::Network, JoinHandle<()>)>, StartError> {
     let Some(settings) = &config.network else {
         return Ok(None);
     };
@@ -227,11 +235,14 @@ async fn join_network(
         Box::pin(async move { to_core.send(Event::Network(heard)).await.is_ok() })
             as futures_util::future::BoxFuture<'static, bool>
     };
-    let (link, _task) =
+    let (link, task) =
         crate::network::start(settings, &config.server.name, boot, deliver, stop.clone()).await?;
     let timeout = std::time::Duration::from_millis(settings.node_timeout_ms);
     let joined = std::time::SystemTime::now();
-    Ok(Some(core::network::Network::new(link, timeout, joined)))
+    Ok(Some((
+        core::network::Network::new(link, timeout, joined),
+        task,
+    )))
 }
 
 /// Binds the `[[http]]` listeners, each with its place in the list and its
@@ -590,6 +601,10 @@ impl ServerHandle {
         self.stop_accepting.cancel();
         let _ = self.inbox.send(Event::Shutdown).await;
         let _ = self.core.await;
+        if let Some((stop, link)) = self.network {
+            stop.cancel();
+            let _ = tokio::time::timeout(SHUTDOWN_GRACE, link).await;
+        }
         // A K-line added just before the stop is still written to the file.
         let _ = tokio::time::timeout(SHUTDOWN_GRACE, self.worker).await;
         self.connections.close();

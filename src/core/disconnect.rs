@@ -48,7 +48,7 @@ impl State {
         self.network_forget(&client);
         // Counted once it is gone: a panic above, which disconnects the
         // client again, cannot count it twice.
-        if client.registered {
+        if client.registered && client.remote.is_none() {
             self.metrics.registered_client_left();
         }
         // The one way out of a room, as for PART and KICK: an emptied

@@ -219,6 +219,28 @@ impl State {
         }
     }
 
+    /// Asks the node of the remote user `victim` to kill it; false when
+    /// `victim` is local (or this node is alone).
+    pub(crate) fn network_kill(
+        &self,
+        victim: ClientId,
+        by: &str,
+        comment: &str,
+        reason: &str,
+    ) -> bool {
+        let Some(remote) = self.clients.get(&victim).and_then(|c| c.remote.as_ref()) else {
+            return false;
+        };
+        self.tell_network(Body::Kill {
+            node: remote.node.to_string(),
+            uid: remote.uid,
+            by: by.to_owned(),
+            comment: comment.to_owned(),
+            reason: reason.to_owned(),
+        });
+        true
+    }
+
     /// A change to a room's state a local user made (MODE, TOPIC, KICK),
     /// for the other nodes to apply as the same command.
     pub(crate) fn network_command(&self, id: ClientId, command: &str, params: Vec<String>) {
@@ -476,6 +498,21 @@ impl State {
                 }
             }
             Body::Message(message) => self.remote_message(&node, message),
+            Body::Kill {
+                node: target,
+                uid,
+                by,
+                comment,
+                reason,
+            } => {
+                let ours = self
+                    .network
+                    .as_ref()
+                    .is_some_and(|network| network.link.node() == target);
+                if ours && self.is_local(ClientId(uid)) {
+                    super::commands::kill::kill_local(self, ClientId(uid), &by, &comment, &reason);
+                }
+            }
             Body::Command {
                 uid,
                 command,

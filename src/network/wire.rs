@@ -38,6 +38,18 @@ pub enum Body {
     },
     /// A PRIVMSG, NOTICE or TAGMSG to a room or a user.
     Message(Message),
+    /// An operator of the sending node killed a user of `node`: that node
+    /// disconnects it (and its QUIT then reaches everyone).
+    Kill {
+        node: String,
+        uid: u64,
+        /// The operator's `nick!user@host`, the source of the KILL line.
+        by: String,
+        /// The KILL's comment.
+        comment: String,
+        /// The QUIT reason.
+        reason: String,
+    },
     /// A change to a room's state its node allowed and applied: MODE (the
     /// changes that took effect), TOPIC or KICK, with its parameters. The
     /// other nodes apply it as the same user's command.
