@@ -69,12 +69,11 @@ impl Postgres {
         }
         let run_as = unprivileged_account();
         let dir = TempDir::new("postgres");
-        if let Some(account) = run_as {
-            if let Err(error) =
+        if let Some(account) = run_as
+            && let Err(error) =
                 std::os::unix::fs::chown(&dir.0, Some(account.uid), Some(account.gid))
-            {
-                panic!("give {:?} to {UNPRIVILEGED}: {error}", dir.0);
-            }
+        {
+            panic!("give {:?} to {UNPRIVILEGED}: {error}", dir.0);
         }
         let mut postgres = Postgres {
             bin,
