@@ -287,6 +287,71 @@ async fn room_lines_reach_every_node_once_in_order_with_the_same_tags() {
     network.shutdown().await;
 }
 
+/// The tags of a line, from its leading `@…` to the first space.
+fn tags_of(line: &str) -> &str {
+    line.strip_prefix('@')
+        .and_then(|tagged| tagged.split_once(' '))
+        .map_or("", |(tags, _)| tags)
+}
+
+/// A TAGMSG with a client-only tag reaches the room's members on the
+/// other nodes with that tag and the same msgid.
+#[tokio::test]
+async fn a_tagmsg_reaches_every_node_with_its_client_tags() {
+    let network = Network::start([0, 1, 2]).await;
+    let [mut alice, mut bob, mut carol] =
+        three_in_a_room(&network, "message-tags server-time echo-message").await;
+    alice.send("@+draft/react=hug TAGMSG #room").await;
+    let echoed = alice.expect_containing(" TAGMSG #room").await;
+    let on_b = bob.expect_containing(" TAGMSG #room").await;
+    let on_c = carol.expect_containing(" TAGMSG #room").await;
+    for line in [&on_b, &on_c] {
+        assert!(line.contains(" :alice!"), "{line}");
+        assert!(
+            tags_of(line)
+                .split(';')
+                .any(|tag| tag == "+draft/react=hug"),
+            "{line}"
+        );
+        assert_eq!(
+            tags_of(line),
+            tags_of(&echoed),
+            "tags on b or c and at the origin"
+        );
+    }
+    network.shutdown().await;
+}
+
+/// A PART and a QUIT on one node reach the room's members on the others
+/// as a member of the same node would see them, and the user who quit is
+/// gone from WHOIS everywhere.
+#[tokio::test]
+async fn parts_and_quits_reach_the_other_nodes() {
+    let network = Network::start([0, 1, 2]).await;
+    let [mut alice, mut bob, mut carol] = three_in_a_room(&network, "multi-prefix").await;
+
+    bob.send("PART #room :later").await;
+    let own = bob.expect_containing(" PART #room").await;
+    assert_eq!(own, ":bob!~bob@127.0.0.1 PART #room :later");
+    for client in [&mut alice, &mut carol] {
+        let seen = client.expect_containing(" PART #room").await;
+        assert_eq!(seen, own);
+    }
+
+    carol.send("QUIT :bye").await;
+    let seen = alice.expect_containing(" QUIT ").await;
+    assert_eq!(seen, ":carol!~carol@127.0.0.1 QUIT :Quit: bye");
+    assert_eq!(whois_server(&mut alice, "carol").await, None);
+    assert_eq!(names(&mut alice, "#room").await, ["alice"]);
+    // Bob, out of the room, sees no QUIT: his node forgets carol in time.
+    let deadline = Instant::now() + CONVERGE;
+    while whois_server(&mut bob, "carol").await.is_some() {
+        assert!(Instant::now() < deadline, "b still knows carol");
+        tokio::time::sleep(POLL).await;
+    }
+    network.shutdown().await;
+}
+
 /// Private messages cross nodes both ways, WHOIS names a remote user's
 /// server, and a nick change on a is seen on c.
 #[tokio::test]
