@@ -45,6 +45,33 @@ pub struct Remote {
     pub uid: u64,
 }
 
+/// The most bytes of client-only tags a message from another node may
+/// carry: what one from a client may.
+const MAX_TAGS: usize = crate::proto::framing::MAX_TAGS;
+
+/// A peer's msgid, if it is one a client can be shown: a short word of
+/// printable ASCII without spaces or `;` (tag syntax); a fresh one
+/// otherwise.
+fn clean_msgid(msgid: &str) -> String {
+    let fits = !msgid.is_empty()
+        && msgid.len() <= 64
+        && msgid
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b';' && b != b'\\');
+    if fits {
+        msgid.to_owned()
+    } else {
+        format!("x-{:016x}", rand_u64())
+    }
+}
+
+/// A random number for an id that must not collide.
+fn rand_u64() -> u64 {
+    let mut bytes = [0u8; 8];
+    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes);
+    u64::from_le_bytes(bytes)
+}
+
 /// Local ids of remote users start here, far above any connection's.
 const FIRST_REMOTE_ID: u64 = 1 << 62;
 
@@ -395,17 +422,27 @@ impl State {
         }
         let refusal = match outcome {
             Claimed::Granted => None,
-            Claimed::Held { holder, .. } if holder.as_ref().is_some_and(|h| self.holds(h, id)) => {
-                None
-            }
+            // Held by this very client (a release of it may be on its way,
+            // or gone, or not) or by a holder that is gone: taken over at
+            // the revision read, so a release in flight cannot delete it.
             Claimed::Held { holder, revision }
-                if over.is_none() && !holder.as_ref().is_some_and(|h| self.holder_alive(h)) =>
+                if over.is_none()
+                    && !holder
+                        .as_ref()
+                        .is_some_and(|h| !self.holds(h, id) && self.holder_alive(h)) =>
             {
-                let over = (revision > 0).then_some(revision);
-                if let Some(network) = &self.network {
-                    network.link.claim(id.0, nick, folded.as_str(), over);
+                // Read as gone with no revision: the bucket's copies do not
+                // agree yet; the client may try again.
+                if revision == 0 {
+                    Some(Refusal::new(numeric::ERR_UNAVAILRESOURCE, &[nick]))
+                } else {
+                    if let Some(network) = &self.network {
+                        network
+                            .link
+                            .claim(id.0, nick, folded.as_str(), Some(revision));
+                    }
+                    return;
                 }
-                return;
             }
             Claimed::Held { .. } => Some(Refusal::new(numeric::ERR_NICKNAMEINUSE, &[nick])),
             Claimed::Failed(reason) => {
@@ -464,7 +501,8 @@ impl State {
                 && self.clients.contains_key(&ClientId(holder.uid));
         }
         if let Some(node) = network.nodes.get(holder.node.as_str()) {
-            return node.boot == holder.boot;
+            // A newer boot than the one heard is a restart not heard yet.
+            return holder.boot >= node.boot;
         }
         let now = self.clock.now();
         now.duration_since(network.joined)
@@ -472,6 +510,16 @@ impl State {
     }
 
     fn network_envelope(&mut self, envelope: Envelope) {
+        let ours = self
+            .network
+            .as_ref()
+            .is_some_and(|network| network.link.node() == envelope.node);
+        if ours {
+            // NATS does not echo this node's own messages: another process
+            // uses its name.
+            warn!(node = %envelope.node, "another process speaks as this node; check [network] node");
+            return;
+        }
         let node: Arc<str> = Arc::from(envelope.node.as_str());
         self.network_node_heard(&node, envelope.boot);
         match envelope.body {
@@ -614,7 +662,8 @@ impl State {
         let locals: Vec<ClientId> = self
             .clients
             .values()
-            .filter(|client| client.registered && client.remote.is_none())
+            // Every local user holding a nick, registered or not yet.
+            .filter(|client| client.remote.is_none() && !client.nick.is_empty())
             .map(|client| client.id)
             .collect();
         if !locals.is_empty() {
@@ -686,6 +735,10 @@ impl State {
         if self.remote_id(node, user.uid).is_some() {
             return;
         }
+        if !self.acceptable_user(&user) {
+            warn!(node = %node, nick = ?user.nick, "a node introduced a user this node would not accept; not shown");
+            return;
+        }
         let folded = self.fold(&user.nick);
         if let Some(&holder) = self.nicks.get(&folded) {
             warn!(node = %node, nick = ?user.nick, ?holder, "a remote user's nick is taken here; not shown");
@@ -736,6 +789,10 @@ impl State {
         let Some(id) = self.remote_id(node, uid) else {
             return;
         };
+        if !crate::proto::validate::is_valid_nick(nick, self.config.limits.nick_length) {
+            warn!(node = %node, nick = ?nick, "a node sent a nick this node would refuse");
+            return;
+        }
         let folded = self.fold(nick);
         if self.nicks.get(&folded).is_some_and(|&holder| holder != id) {
             warn!(node = %node, nick = ?nick, "a remote user's new nick is taken here");
@@ -744,9 +801,38 @@ impl State {
         super::commands::registration::force_nick(self, id, nick);
     }
 
+    /// Whether a user another node introduced passes the checks a local
+    /// one does: a valid nick that is not a service's, and names within
+    /// the limits, without spaces where IRC cannot carry them.
+    fn acceptable_user(&self, user: &wire::User) -> bool {
+        let limits = &self.config.limits;
+        let word = |text: &str, max: usize| {
+            !text.is_empty()
+                && text.len() <= max
+                && !text.contains([' ', '\0', '\r', '\n', '@', '!'])
+        };
+        crate::proto::validate::is_valid_nick(&user.nick, limits.nick_length)
+            && !super::commands::nickserv::is_service(self, &user.nick)
+            && !super::commands::chanserv::is_service(self, &user.nick)
+            && word(&user.user, limits.user_length + 1)
+            && word(&user.host, 255)
+            && user.realname.len() <= limits.realname_length
+            && !user.realname.contains(['\0', '\r', '\n'])
+            && user.server.len() <= 255
+            && !user.server.contains([' ', '\0', '\r', '\n'])
+            && user.rooms.len() <= limits.channels_per_client
+    }
+
     /// A remote user enters a room, which its node let it into: created
     /// here when this node had no one in it.
     fn remote_join(&mut self, id: ClientId, name: &str, membership: Membership) {
+        let valid = crate::proto::validate::is_channel_name(name)
+            && name.len() <= self.config.limits.channel_length
+            && !name.contains([' ', ',', '\x07', '\0', '\r', '\n']);
+        if !valid {
+            warn!(room = ?name, "a node sent a join to a room name this node would refuse");
+            return;
+        }
         let folded = self.fold(name);
         if self
             .channels
@@ -766,6 +852,36 @@ impl State {
         super::commands::join::announce(self, id, &folded);
     }
 
+    /// The origin's time of a message, if it is within a day of this
+    /// node's clock; this node's time otherwise (a clock that far off, or
+    /// a forged time, must not reach clients or history).
+    fn plausible_time(&self, millis: i64) -> SystemTime {
+        let now = self.clock.now();
+        let day = Duration::from_secs(24 * 60 * 60);
+        let time = SystemTime::UNIX_EPOCH
+            .checked_add(Duration::from_millis(millis.max(0).unsigned_abs()))
+            .unwrap_or(now);
+        let near = |a: SystemTime, b: SystemTime| a.duration_since(b).is_ok_and(|d| d <= day);
+        if near(time, now) || near(now, time) {
+            time
+        } else {
+            now
+        }
+    }
+
+    /// A message's client-only tags as a peer sent them, read as a client's
+    /// would be: parsed, only `+` tags this server relays, escaped again,
+    /// and within the size a client may send.
+    fn clean_tags(&self, tags: Option<&str>) -> Option<String> {
+        let tags = tags.filter(|tags| !tags.is_empty() && tags.len() <= MAX_TAGS)?;
+        let line = format!("@{tags} TAGMSG");
+        let parsed = crate::proto::message::parse(&line).ok()?.to_owned();
+        let deny = &self.config.server.client_tag_deny;
+        crate::proto::tags::client_only_tags(&parsed.tags, |name| {
+            super::isupport::client_tag_denied(deny, name)
+        })
+    }
+
     /// A message from a user of another node, to a room here or to a
     /// local user: shown as its node made it, same msgid and time.
     fn remote_message(&mut self, node: &Arc<str>, message: wire::Message) {
@@ -780,6 +896,12 @@ impl State {
             client.account.clone(),
             client.modes.bot,
         );
+        // Only messages travel this way; anything else would put a line
+        // of the peer's choosing in front of local clients.
+        if !matches!(message.command.as_str(), "PRIVMSG" | "NOTICE" | "TAGMSG") {
+            warn!(node = %node, command = ?message.command, "a node sent a message of an unknown kind");
+            return;
+        }
         let has_text = message.command != "TAGMSG";
         let (target, to_room) = match &message.to {
             To::Room { target } => (target.clone(), true),
@@ -796,11 +918,12 @@ impl State {
         } else {
             line
         };
-        let time =
-            SystemTime::UNIX_EPOCH + Duration::from_millis(message.time.max(0).unsigned_abs());
+        let time = self.plausible_time(message.time);
+        let tags = self.clean_tags(message.tags.as_deref());
+        let msgid = clean_msgid(&message.msgid);
         let mut event = Broadcast::new(line.finish(), time)
-            .with_msgid(message.msgid.clone())
-            .with_client_tags(message.tags.clone())
+            .with_msgid(msgid)
+            .with_client_tags(tags)
             .with_bot(bot)
             .with_account(account.clone());
         let wanted = move |caps: Caps| has_text || caps.contains(Caps::MESSAGE_TAGS);
@@ -839,5 +962,53 @@ impl State {
             wanted(member.caps) && lowest.is_none_or(|mode| membership.at_least(mode.status))
         });
         self.metrics.delivered(reached);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::testing::Harness;
+
+    #[test]
+    fn a_peers_tags_are_parsed_filtered_and_escaped_again() {
+        let h = Harness::new();
+        let forged = "+a=x\r\n:forged 001 alice :hi;server-tag=1";
+        let cleaned = h.state.clean_tags(Some(forged));
+        assert!(
+            cleaned
+                .as_deref()
+                .is_none_or(|tags| !tags.contains(['\r', '\n', ' '])),
+            "{cleaned:?}"
+        );
+        let cleaned = h.state.clean_tags(Some("+draft/react=a\\sb;time=x"));
+        assert_eq!(cleaned.as_deref(), Some("+draft/react=a\\sb"));
+        let huge = format!("+a={}", "x".repeat(MAX_TAGS));
+        assert_eq!(h.state.clean_tags(Some(&huge)), None);
+    }
+
+    #[test]
+    fn a_time_far_from_this_nodes_clock_is_replaced_by_it() {
+        let h = Harness::new();
+        let now = h.state.clock.now();
+        let now_ms = crate::history::millis(now);
+        assert_eq!(
+            h.state.plausible_time(now_ms - 1_000),
+            SystemTime::UNIX_EPOCH + Duration::from_millis((now_ms - 1_000) as u64)
+        );
+        assert_eq!(h.state.plausible_time(9_000_000_000_000_000_000), now);
+        assert_eq!(h.state.plausible_time(-5), now);
+    }
+
+    #[test]
+    fn a_msgid_that_is_no_word_is_replaced() {
+        assert_eq!(clean_msgid("a-1_x"), "a-1_x");
+        for bad in ["", "a b", "a;b", "a\\b", &"x".repeat(65)] {
+            let fresh = clean_msgid(bad);
+            assert!(
+                fresh.starts_with("x-") && fresh.len() == 18,
+                "{bad:?} → {fresh}"
+            );
+        }
     }
 }

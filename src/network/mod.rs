@@ -312,8 +312,8 @@ impl Link {
                 _ = self.stop.cancelled() => break,
             }
         }
-        // What the core queued before it stopped (its users' QUITs) still
-        // goes out.
+        // What the core queued before it stopped (its goodbye) still goes
+        // out.
         while let Ok(request) = queued.try_recv() {
             self.apply(request).await;
         }

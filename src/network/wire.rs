@@ -21,8 +21,8 @@ pub struct Envelope {
 pub enum Body {
     /// The node is alive; `server` is its `[server] name`.
     Heartbeat { server: String },
-    /// A user registered on the node, or (sent to one node) a user the
-    /// node already had, with its rooms.
+    /// A user registered on the node, or (in the burst a node sends when
+    /// it hears a new node) a user it already had, with its rooms.
     User(User),
     /// A user took another nick.
     Nick { uid: u64, nick: String },
@@ -134,7 +134,7 @@ pub mod subject {
     /// Users, nicks and memberships, heard by every node.
     pub const EVENTS: &str = "rookery.events";
 
-    /// A node's own subject: introductions and private messages for it.
+    /// A node's own subject: private messages to its users.
     pub fn node(node: &str) -> String {
         format!("rookery.node.{node}")
     }

@@ -127,15 +127,22 @@ pub fn send_lusers(state: &mut State, id: ClientId) {
             "channels formed",
         );
     }
+    let local_users = state
+        .clients
+        .values()
+        .filter(|c| c.registered && c.remote.is_none())
+        .count();
+    let servers = state.network_servers().len();
     state.reply(
         id,
         numeric::RPL_LUSERME,
         &[],
-        &format!("I have {users} clients and 0 servers"),
+        &format!("I have {local_users} clients and {servers} servers"),
     );
     let (users, max) = (users.to_string(), max.to_string());
-    let local = format!("Current local users {users}, max {max}");
-    state.reply(id, numeric::RPL_LOCALUSERS, &[&users, &max], &local);
+    let local_count = local_users.to_string();
+    let local = format!("Current local users {local_count}, max {max}");
+    state.reply(id, numeric::RPL_LOCALUSERS, &[&local_count, &max], &local);
     let global = format!("Current global users {users}, max {max}");
     state.reply(id, numeric::RPL_GLOBALUSERS, &[&users, &max], &global);
 }

@@ -86,6 +86,8 @@ fn add(state: &mut State, id: ClientId, message: &Message, kind: BanKind) -> Res
     let victims: Vec<ClientId> = state
         .clients
         .values()
+        // A ban is this node's: users of other nodes are theirs to judge.
+        .filter(|client| client.remote.is_none())
         .filter(|client| match kind {
             BanKind::K => client.registered,
             BanKind::D => true,

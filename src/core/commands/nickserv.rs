@@ -181,7 +181,12 @@ fn ghost(state: &mut State, id: ClientId, nick: &str) {
     };
     let by = nick_of(state, id);
     tracing::info!(?by, %account, ghost = ?nick, "GHOST");
-    state.disconnect(ghost, &format!("GHOSTed by {by}"));
+    let reason = format!("GHOSTed by {by}");
+    // A ghost on another node is disconnected by its node.
+    let server = state.server_name().to_owned();
+    if !state.network_kill(ghost, &server, &reason, &reason) {
+        state.disconnect(ghost, &reason);
+    }
     say(state, id, &format!("{nick} has been disconnected."));
 }
 

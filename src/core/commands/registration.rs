@@ -151,7 +151,9 @@ fn rename(state: &mut State, id: ClientId, wanted: &str, folded: Folded) -> Opti
     if state.nicks.get(&old_folded) == Some(&id) {
         state.nicks.remove(&old_folded);
     }
-    if old.renamed && !old.nick.is_empty() {
+    // Only a user's own node gives up its claims while it is connected.
+    let local = state.clients.get(&id).is_some_and(|c| c.remote.is_none());
+    if old.renamed && !old.nick.is_empty() && local {
         state.release_nick(id, &old_folded);
     }
     if old.renamed {

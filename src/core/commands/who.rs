@@ -52,11 +52,11 @@ pub fn who(state: &mut State, id: ClientId, message: &Message) -> Result<(), Ref
     rows.retain(|row| !opers_only || state.clients.get(&row.id).is_some_and(|c| c.modes.oper));
     rows.sort_by(|a, b| a.sort_key.cmp(&b.sort_key));
     rows.truncate(MAX_WHO_REPLIES);
-    let server = state.server_name().to_owned();
     for row in rows {
         let Some(client) = state.clients.get(&row.id) else {
             continue;
         };
+        let server = state.server_of(client).to_owned();
         let flags = flags(client, &row.prefixes);
         if let Some(fields) = &whox {
             let line = fields.reply(state, id, client, &row.channel, &flags);

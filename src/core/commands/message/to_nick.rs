@@ -22,7 +22,8 @@ pub(super) fn to_nick(
     };
     let (target_id, nick, away) = (target.id, target.nick.clone(), target.away.clone());
     let recipient = party(state, target);
-    let wanted = outgoing.wanted_by(target.caps);
+    // A user of another node: its node knows whether it takes TAGMSG.
+    let wanted = target.remote.is_some() || outgoing.wanted_by(target.caps);
     let mut event = outgoing.event(state, &nick);
     if state.config.history.private_messages && outgoing.is_history(state) {
         let sender = state.clients.get(&id).map(|client| party(state, client));
