@@ -12,44 +12,19 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use common::nats::NatsCluster;
+use common::network::{
+    self, CONVERGE, HEARTBEAT_MS, NODE_TIMEOUT_MS, POLL, await_members, await_user_on, names,
+    network_keys, whois_server,
+};
 use common::{Client, TempDir, test_config};
 use rookery::ServerHandle;
-
-/// How often a node says it is alive, in milliseconds: small, so a split
-/// is noticed quickly.
-const HEARTBEAT_MS: u64 = 300;
-
-/// How long a node may stay silent before the others split it off.
-const NODE_TIMEOUT_MS: u64 = 1500;
-
-/// How long the nodes may take to learn of each other's users and rooms.
-const CONVERGE: Duration = Duration::from_secs(10);
-
-/// The pause between two looks at a condition being waited for.
-const POLL: Duration = Duration::from_millis(100);
 
 /// The numbered lines each client sends to the room.
 const LINES: usize = 50;
 
-/// The `[network]` part of a node's configuration, as dotted keys.
-fn network_keys(node: &str, nats: &str) -> String {
-    format!(
-        "network.node = \"{node}\"\nnetwork.nats = [\"{nats}\"]\n\
-         network.heartbeat_ms = {HEARTBEAT_MS}\nnetwork.node_timeout_ms = {NODE_TIMEOUT_MS}\n"
-    )
-}
-
-/// Starts an in-process node named `node`, its server called
-/// `<node>.test`, connected to the NATS server at `nats`.
+/// Starts node `node` with the usual timeout and nothing else added.
 async fn start_node(node: &str, nats: &str) -> ServerHandle {
-    let config = test_config(&format!(
-        "server.name = \"{node}.test\"\n{}",
-        network_keys(node, nats)
-    ));
-    match rookery::start(config).await {
-        Ok(server) => server,
-        Err(error) => panic!("node {node} did not start: {error}"),
-    }
+    network::start_node(node, nats, NODE_TIMEOUT_MS, "").await
 }
 
 /// Registers `nick` with `caps` acknowledged before the welcome.
@@ -62,73 +37,6 @@ async fn register_with_caps(addr: SocketAddr, nick: &str, caps: &str) -> Client 
     client.send("CAP END").await;
     client.expect_containing(" 376 ").await;
     client
-}
-
-/// WHOIS `nick` as `client` sees it: its 312 line (the server it is on),
-/// or `None` when the node does not know the nick.
-async fn whois_server(client: &mut Client, nick: &str) -> Option<String> {
-    client.send(&format!("WHOIS {nick}")).await;
-    let mut server = None;
-    loop {
-        let line = client.expect_containing("").await;
-        if line.contains(" 312 ") {
-            server = Some(line);
-        } else if line.contains(" 318 ") {
-            return server;
-        }
-    }
-}
-
-/// Polls WHOIS until `client`'s node shows `nick` on `server`: the node
-/// has heard of that user from the other node.
-async fn await_user_on(client: &mut Client, nick: &str, server: &str) {
-    let deadline = Instant::now() + CONVERGE;
-    loop {
-        let seen = whois_server(client, nick).await;
-        if seen.as_deref().is_some_and(|line| line.contains(server)) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{nick} on {server} never appeared; last WHOIS said {seen:?}"
-        );
-        tokio::time::sleep(POLL).await;
-    }
-}
-
-/// The nicks NAMES lists for `room`, without their status prefixes.
-async fn names(client: &mut Client, room: &str) -> Vec<String> {
-    client.send(&format!("NAMES {room}")).await;
-    let mut nicks = Vec::new();
-    loop {
-        let line = client.expect_containing("").await;
-        if line.contains(" 353 ") {
-            let (_, listed) = line.split_once(" :").expect("a 353 line has a list");
-            nicks.extend(
-                listed
-                    .split(' ')
-                    .map(|nick| nick.trim_start_matches(['@', '+']).to_owned()),
-            );
-        } else if line.contains(" 366 ") {
-            return nicks;
-        }
-    }
-}
-
-/// Polls NAMES until `client`'s node lists every one of `nicks` in `room`.
-async fn await_members(client: &mut Client, room: &str, nicks: &[&str]) {
-    let deadline = Instant::now() + CONVERGE;
-    loop {
-        let listed = names(client, room).await;
-        if nicks.iter().all(|nick| listed.iter().any(|n| n == nick)) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "NAMES {room} never listed all of {nicks:?}; last {listed:?}"
-        );
-        tokio::time::sleep(POLL).await;
-    }
 }
 
 /// One room line as a client received it.
@@ -541,7 +449,7 @@ async fn a_node_that_cannot_reach_nats_does_not_start() {
     let address = free.local_addr().expect("its address");
     drop(free);
     let nats = format!("nats://{address}");
-    let config = test_config(&network_keys("lonely", &nats));
+    let config = test_config(&network_keys("lonely", &nats, NODE_TIMEOUT_MS));
     let started = tokio::time::timeout(CONVERGE, rookery::start(config))
         .await
         .expect("start gave up within the bound");

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod nats;
+pub mod network;
 pub mod postgres;
 
 use std::net::SocketAddr;
