@@ -492,8 +492,6 @@ async fn kill_of_a_user_of_another_node_disconnects_it_there() {
 /// Node c stops: the others see carol QUIT with `*.net *.split` well
 /// before a silent node would be split off.
 #[tokio::test]
-#[ignore = "ServerHandle::shutdown sends the network nothing (no Bye, no QUIT): \
-            the others split the node off only after node_timeout_ms"]
 async fn a_stopping_node_says_goodbye_and_its_users_split_off_at_once() {
     // A long node timeout, so the split of a silent node cannot pass.
     let timeout = Duration::from_secs(6);

@@ -18,7 +18,7 @@ use tokio_rustls::TlsConnector;
 use tokio_util::sync::CancellationToken;
 
 use crate::client::{self, LineReader, Registered, Writer};
-use crate::connect::{self, Pacing};
+use crate::connect::{self, Connected, Pacing};
 use crate::histogram::Histogram;
 use crate::procfs;
 use crate::report::Report;
@@ -205,18 +205,50 @@ async fn send_loop(
     stalls
 }
 
+/// Registers `total` members, member `i` on node `i % nodes.len()`, so
+/// every room has members on every node.
+async fn connect_spread(nodes: &[SocketAddr], total: usize, pacing: &Pacing) -> Connected {
+    let count = nodes.len();
+    let mut per_node = Vec::with_capacity(count);
+    for (k, &node) in nodes.iter().enumerate() {
+        let members = (total + count - 1 - k) / count;
+        // Distinct nicks across nodes: node k's j-th member is member j*count+k.
+        per_node.push(connect::connect_all(node, 'm', k * total, members, pacing).await);
+    }
+    let mut clients = Vec::with_capacity(total);
+    let mut failures = Vec::new();
+    let mut elapsed = Duration::ZERO;
+    let mut drained: Vec<_> = per_node
+        .into_iter()
+        .map(|connected| {
+            failures.extend(connected.failures);
+            elapsed += connected.elapsed;
+            connected.clients.into_iter()
+        })
+        .collect();
+    for i in 0..total {
+        clients.push(drained[i % count].next().flatten());
+    }
+    Connected {
+        clients,
+        failures,
+        elapsed,
+    }
+}
+
 /// Runs the plan and reports deliveries per second, latency and loss.
 pub async fn run(
-    server: SocketAddr,
-    pid: Option<u32>,
+    nodes: &[SocketAddr],
+    pids: &[u32],
     pacing: &Pacing,
     plan: Plan,
     report: &mut Report,
 ) {
+    let server = nodes[0];
     let total = plan.rooms * plan.members;
     let senders = plan.rooms * plan.senders;
     let setup = Instant::now();
-    let connected = connect::connect_all(server, 'm', 0, total, pacing).await;
+    let connected = connect_spread(nodes, total, pacing).await;
     for failure in &connected.failures {
         report.fail(failure.clone());
     }
@@ -299,7 +331,7 @@ pub async fn run(
         }
     }
     report.add("setup_seconds", setup.elapsed().as_secs_f64(), "s");
-    let server_before = pid.and_then(|pid| procfs::sample(Some(pid)));
+    let server_before = procfs::sample_all(pids);
     let self_before = procfs::sample(None);
     let measure_start = tally.now();
     let wall = Instant::now();
@@ -331,7 +363,7 @@ pub async fn run(
         }
     }
     let wall = wall.elapsed().as_secs_f64();
-    let server_after = pid.and_then(|pid| procfs::sample(Some(pid)));
+    let server_after = procfs::sample_all(pids);
     let self_after = procfs::sample(None);
     let ops = churn_ops.load(Relaxed);
     while churners.join_next().await.is_some() {}

@@ -150,6 +150,14 @@ struct Common {
     /// Connect over TLS, accepting any certificate (loopback test servers).
     #[arg(long)]
     tls: bool,
+    /// Other nodes of the server's network (host:port, comma-separated):
+    /// `fanout` and `churn` spread the members of each room over the
+    /// server and these, in turn.
+    #[arg(long, value_delimiter = ',')]
+    also: Vec<String>,
+    /// Those nodes' process ids, whose CPU time is added to the server's.
+    #[arg(long, value_delimiter = ',')]
+    also_pid: Vec<u32>,
 }
 
 /// The shape of the rooms in `fanout` and `churn`.
@@ -250,14 +258,33 @@ fn main() -> ExitCode {
     }
 }
 
+/// The server and the other nodes of its network (`--also`).
+async fn nodes(server: SocketAddr, common: &Common) -> Result<Vec<SocketAddr>, String> {
+    let mut nodes = vec![server];
+    for other in &common.also {
+        nodes.push(resolve_one(other, common.allow_remote).await?);
+    }
+    Ok(nodes)
+}
+
+/// The processes whose CPU time counts as the server's.
+fn pids(common: &Common) -> Vec<u32> {
+    common.pid.iter().chain(&common.also_pid).copied().collect()
+}
+
 /// Resolves the server address and refuses non-loopback ones unless allowed.
 async fn resolve(common: &Common) -> Result<SocketAddr, String> {
-    let address = tokio::net::lookup_host(&common.server)
+    resolve_one(&common.server, common.allow_remote).await
+}
+
+/// Resolves `server`, refusing a non-loopback address unless allowed.
+async fn resolve_one(server: &str, allow_remote: bool) -> Result<SocketAddr, String> {
+    let address = tokio::net::lookup_host(server)
         .await
-        .map_err(|error| format!("cannot resolve {}: {error}", common.server))?
+        .map_err(|error| format!("cannot resolve {server}: {error}"))?
         .next()
-        .ok_or_else(|| format!("{} resolves to no address", common.server))?;
-    if !address.ip().is_loopback() && !common.allow_remote {
+        .ok_or_else(|| format!("{server} resolves to no address"))?;
+    if !address.ip().is_loopback() && !allow_remote {
         return Err(format!(
             "{address} is not a loopback address; load only servers on this machine, \
              or pass --allow-remote for one you run yourself"
@@ -297,7 +324,8 @@ async fn run(scenario: &Scenario, common: &Common) -> Result<Report, String> {
             Scenario::Fanout { rooms, .. } => {
                 let plan = rooms.plan()?;
                 let mut report = Report::new("fanout", server.to_string(), rooms.params(&plan));
-                fanout::run(server, common.pid, &pacing, plan, &mut report).await;
+                let nodes = nodes(server, common).await?;
+                fanout::run(&nodes, &pids(common), &pacing, plan, &mut report).await;
                 Ok(report)
             }
             Scenario::Join { clients, mode, .. } => {
@@ -354,7 +382,8 @@ async fn run(scenario: &Scenario, common: &Common) -> Result<Report, String> {
                 params["churners"] = json!(churners);
                 params["churn_rate"] = json!(churn_rate);
                 let mut report = Report::new("churn", server.to_string(), params);
-                fanout::run(server, common.pid, &pacing, plan, &mut report).await;
+                let nodes = nodes(server, common).await?;
+                fanout::run(&nodes, &pids(common), &pacing, plan, &mut report).await;
                 Ok(report)
             }
         }
@@ -507,7 +536,7 @@ async fn rounds_scenario(
     let mut failures = 0.0;
     for _ in 0..shape.rounds {
         let mut round = Report::new("fanout", server.to_string(), json!({}));
-        fanout::run(server, Some(pid), pacing, plan.clone(), &mut round).await;
+        fanout::run(&[server], &[pid], pacing, plan.clone(), &mut round).await;
         for metric in &round.metrics {
             match metric.name {
                 "lost_deliveries" => lost += metric.value,

@@ -43,6 +43,24 @@ pub fn sample(pid: Option<u32>) -> Option<Sample> {
     })
 }
 
+/// The sum of the samples of `pids`: several processes serving as one
+/// (the nodes of a network). `None` when any cannot be read, or none given.
+pub fn sample_all(pids: &[u32]) -> Option<Sample> {
+    let mut total: Option<Sample> = None;
+    for &pid in pids {
+        let sample = sample(Some(pid))?;
+        total = Some(match total {
+            None => sample,
+            Some(sum) => Sample {
+                cpu_seconds: sum.cpu_seconds + sample.cpu_seconds,
+                rss_bytes: sum.rss_bytes + sample.rss_bytes,
+                write_calls: sum.write_calls.zip(sample.write_calls).map(|(a, b)| a + b),
+            },
+        });
+    }
+    total
+}
+
 /// Raises the open-file limit to its hard maximum: every client is a socket.
 pub fn raise_file_limit() -> u64 {
     let mut limit = libc::rlimit {

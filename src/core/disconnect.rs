@@ -78,6 +78,7 @@ impl State {
 
     /// Says goodbye to every client.
     pub(super) fn shutdown(&mut self) {
+        self.network_bye();
         let error = Line::new(None, "ERROR")
             .trailing(SERVER_SHUTTING_DOWN)
             .finish();

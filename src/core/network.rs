@@ -156,6 +156,12 @@ impl State {
         }
     }
 
+    /// This node is stopping: the others split its users off now rather
+    /// than after a node timeout.
+    pub(super) fn network_bye(&self) {
+        self.tell_network(Body::Bye);
+    }
+
     /// A local user finished registering: the other nodes learn of it.
     pub(crate) fn network_user_up(&self, id: ClientId) {
         if self.network.is_some()
@@ -546,6 +552,13 @@ impl State {
                 }
             }
             Body::Message(message) => self.remote_message(&node, message),
+            Body::Bye => {
+                info!(node = %node, "node stopped");
+                if let Some(network) = &mut self.network {
+                    network.nodes.remove(&node);
+                }
+                self.network_split(&node, SPLIT_REASON);
+            }
             Body::Kill {
                 node: target,
                 uid,

@@ -19,6 +19,8 @@ pub struct Envelope {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "t", rename_all = "snake_case")]
 pub enum Body {
+    /// The node is stopping: its users are gone.
+    Bye,
     /// The node is alive; `server` is its `[server] name`.
     Heartbeat { server: String },
     /// A user registered on the node, or (in the burst a node sends when
