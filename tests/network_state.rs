@@ -609,3 +609,59 @@ async fn a_node_cut_off_from_nats_refuses_nicks_and_fences_its_users() {
     assert!(newcomer_refused(addr).await, "a newcomer after the fencing");
     node.shutdown().await;
 }
+
+/// AWAY and SETNAME on one node reach away-notify and setname clients on
+/// the others, and WHOIS there shows them; a user who sets +i is invisible
+/// to WHO on the other nodes too.
+#[tokio::test]
+async fn away_setname_and_invisible_reach_the_other_nodes() {
+    let network = Network::start().await;
+    let mut carol = Client::connect(network.addr(2)).await;
+    carol.send("CAP REQ :away-notify setname").await;
+    carol.expect_containing(" ACK ").await;
+    carol.send("CAP END").await;
+    carol.register_as("carol").await;
+    let mut users = register_everywhere(&network, &[("alice", 0), ("bob", 1)]).await;
+    let (alice, bob) = users.split_at_mut(1);
+    let (alice, bob) = (&mut alice[0], &mut bob[0]);
+    bob.send("MODE bob +i").await;
+    bob.expect_containing(" MODE bob +i").await;
+    for client in [&mut *alice, &mut *bob, &mut carol] {
+        client.send("JOIN #room").await;
+        client.expect_containing(" 366 ").await;
+    }
+    await_members(&mut carol, "#room", &["alice", "bob", "carol"]).await;
+
+    alice.send("AWAY :lunch").await;
+    alice.expect_containing(" 306 ").await;
+    let away = carol.expect_containing(" AWAY ").await;
+    assert!(
+        away.starts_with(":alice!") && away.ends_with(" AWAY :lunch"),
+        "{away}"
+    );
+    carol.send("WHOIS alice").await;
+    let reply = carol.expect_containing(" 301 carol alice ").await;
+    assert!(reply.ends_with(":lunch"), "{reply}");
+
+    alice.send("SETNAME :Alice Liddell").await;
+    let setname = carol.expect_containing(" SETNAME ").await;
+    assert!(setname.ends_with(" SETNAME :Alice Liddell"), "{setname}");
+
+    // bob set +i on b: WHO of a mask on c lists alice (visible) and not
+    // bob, as for a local user who shares no room with the asker.
+    let mut dave = Client::register(network.addr(2), "dave").await;
+    dave.send("WHO *").await;
+    let mut listed = Vec::new();
+    loop {
+        let line = dave.next_line().await.expect("the WHO reply");
+        if line.contains(" 315 ") {
+            break;
+        }
+        if line.contains(" 352 ") {
+            listed.push(line.split(' ').nth(7).unwrap_or_default().to_owned());
+        }
+    }
+    assert!(listed.contains(&"alice".to_owned()), "{listed:?}");
+    assert!(!listed.contains(&"bob".to_owned()), "{listed:?}");
+    network.shutdown().await;
+}

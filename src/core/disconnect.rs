@@ -53,8 +53,9 @@ impl State {
         }
         // The one way out of a room, as for PART and KICK: an emptied
         // room goes with its playback ring.
+        let remote = client.remote.is_some();
         for name in &client.channels {
-            self.remove_member(id, name);
+            self.leave_room(id, name, remote);
         }
         // Invites live in rooms the client may never have joined.
         for name in &client.invited_to {

@@ -274,8 +274,9 @@ impl State {
         true
     }
 
-    /// A change to a room's state a local user made (MODE, TOPIC, KICK),
-    /// for the other nodes to apply as the same command.
+    /// A change a local user made to a room (MODE, TOPIC, KICK) or to
+    /// itself (its MODE, AWAY, SETNAME), for the other nodes to apply as
+    /// the same command.
     pub(crate) fn network_command(&self, id: ClientId, command: &str, params: Vec<String>) {
         if self.network.is_some() && self.is_local(id) {
             let command = command.to_owned();
@@ -297,11 +298,13 @@ impl State {
             params,
             ..Default::default()
         };
-        use super::commands::{channel_mode, kick, topic};
+        use super::commands::{away, kick, mode, setname, topic};
         let _ = match message.command.as_str() {
-            "MODE" => channel_mode::mode(self, id, &message),
+            "MODE" => mode::mode(self, id, &message),
             "TOPIC" => topic::topic(self, id, &message),
             "KICK" => kick::kick(self, id, &message),
+            "AWAY" => away::away(self, id, &message),
+            "SETNAME" => setname::setname(self, id, &message),
             other => {
                 warn!(command = ?other, "a node sent a command this node does not take from others");
                 Ok(())
@@ -361,6 +364,7 @@ impl State {
             account: client.account.clone(),
             away: client.away.clone(),
             bot: client.modes.bot,
+            invisible: client.modes.invisible,
             rooms,
         })
     }
@@ -437,10 +441,11 @@ impl State {
                         .as_ref()
                         .is_some_and(|h| !self.holds(h, id) && self.holder_alive(h)) =>
             {
-                // Read as gone with no revision: the bucket's copies do not
-                // agree yet; the client may try again.
+                // The create found a claim, which a copy read just after did
+                // not show yet (the bucket's copies agree a moment later):
+                // someone holds the nick.
                 if revision == 0 {
-                    Some(Refusal::new(numeric::ERR_UNAVAILRESOURCE, &[nick]))
+                    Some(Refusal::new(numeric::ERR_NICKNAMEINUSE, &[nick]))
                 } else {
                     if let Some(network) = &self.network {
                         network
@@ -782,6 +787,7 @@ impl State {
         client.account = user.account;
         client.modes.registered = client.account.is_some();
         client.modes.bot = user.bot;
+        client.modes.invisible = user.invisible;
         client.away = user.away;
         client.registered = true;
         client.password_ok = true;

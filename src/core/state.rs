@@ -357,6 +357,13 @@ impl State {
     /// persistent `[[room]]`. The client, and its account, has seen the
     /// room's lines up to now, so a rejoin plays back none of them again.
     pub fn remove_member(&mut self, id: ClientId, channel: &Folded) {
+        let remote = self.clients.get(&id).is_some_and(|c| c.remote.is_some());
+        self.leave_room(id, channel, remote);
+    }
+
+    /// [`State::remove_member`] for a member that may be gone from the
+    /// client table already; `remote` says whether it was another node's.
+    pub(super) fn leave_room(&mut self, id: ClientId, channel: &Folded, remote: bool) {
         let seen = self.playback.last();
         self.account_saw(id, std::slice::from_ref(channel));
         if let Some(client) = self.clients.get_mut(&id) {
@@ -368,7 +375,8 @@ impl State {
         {
             self.destroy_room(channel);
         }
-        if self.network.is_some() {
+        // A remote member leaving changes nothing of what this node hears.
+        if self.network.is_some() && !remote {
             self.network_left(channel);
         }
     }

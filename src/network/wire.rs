@@ -52,9 +52,9 @@ pub enum Body {
         /// The QUIT reason.
         reason: String,
     },
-    /// A change to a room's state its node allowed and applied: MODE (the
-    /// changes that took effect), TOPIC or KICK, with its parameters. The
-    /// other nodes apply it as the same user's command.
+    /// A change its node allowed and applied: to a room, MODE (the changes
+    /// that took effect), TOPIC or KICK; to the user, AWAY or SETNAME; with
+    /// its parameters. The other nodes apply it as the same user's command.
     Command {
         uid: u64,
         command: String,
@@ -77,6 +77,9 @@ pub struct User {
     pub account: Option<String>,
     pub away: Option<String>,
     pub bot: bool,
+    /// +i: hidden from WHO and counted as invisible.
+    #[serde(default)]
+    pub invisible: bool,
     /// The rooms it is in, each with its status there.
     pub rooms: Vec<Room>,
 }

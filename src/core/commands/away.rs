@@ -44,6 +44,7 @@ pub fn away(state: &mut State, id: ClientId, message: &Message) -> Result<(), Re
     // Not yet online, it has no peers to tell; a JOIN tells them later.
     if registered {
         notify(state, id);
+        state.network_command(id, "AWAY", vec![text.to_owned()]);
     }
     Ok(())
 }

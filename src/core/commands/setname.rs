@@ -37,6 +37,7 @@ pub fn setname(state: &mut State, id: ClientId, message: &Message) -> Result<(),
     }
     let mut event = state.event_from(id, line);
     state.send_all(audience, &mut event);
+    state.network_command(id, "SETNAME", vec![realname.to_owned()]);
     Ok(())
 }
 

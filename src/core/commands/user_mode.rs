@@ -51,6 +51,7 @@ pub fn mode(state: &mut State, id: ClientId, message: &Message) -> Result<(), Re
             .arg(&applied)
             .finish();
         state.send(id, line);
+        state.network_command(id, "MODE", vec![nick, applied]);
     }
     Ok(())
 }
