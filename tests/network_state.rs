@@ -78,20 +78,33 @@ impl Network {
     }
 }
 
-/// The rooms LIST shows `client`.
-async fn listed_rooms(client: &mut Client) -> Vec<String> {
-    client.send("LIST").await;
-    let mut rooms = Vec::new();
+/// Sends `command` and gathers word `field` (0 is the source) of each
+/// `item` numeric until the `end` numeric.
+async fn gather(
+    client: &mut Client,
+    command: &str,
+    item: &str,
+    end: &str,
+    field: usize,
+) -> Vec<String> {
+    client.send(command).await;
+    let (item, end) = (format!(" {item} "), format!(" {end} "));
+    let mut found = Vec::new();
     loop {
         let line = client.expect_containing("").await;
-        if line.contains(" 322 ") {
-            if let Some(room) = line.split(' ').nth(3) {
-                rooms.push(room.to_owned());
+        if line.contains(&item) {
+            if let Some(word) = line.split(' ').nth(field) {
+                found.push(word.to_owned());
             }
-        } else if line.contains(" 323 ") {
-            return rooms;
+        } else if line.contains(&end) {
+            return found;
         }
     }
+}
+
+/// The rooms LIST shows `client`.
+async fn listed_rooms(client: &mut Client) -> Vec<String> {
+    gather(client, "LIST", "322", "323", 3).await
 }
 
 /// Registers one client per entry of `users` (nick, node index) and waits
@@ -514,21 +527,11 @@ async fn a_stopping_node_says_goodbye_and_its_users_split_off_at_once() {
     network.shutdown().await;
 }
 
-/// The 364 lines of LINKS, as `(server, hops and description)`.
+/// The servers LINKS lists, sorted.
 async fn links(client: &mut Client) -> Vec<String> {
-    client.send("LINKS").await;
-    let mut servers = Vec::new();
-    loop {
-        let line = client.expect_containing("").await;
-        if line.contains(" 364 ") {
-            if let Some(server) = line.split(' ').nth(3) {
-                servers.push(server.to_owned());
-            }
-        } else if line.contains(" 365 ") {
-            servers.sort();
-            return servers;
-        }
-    }
+    let mut servers = gather(client, "LINKS", "364", "365", 3).await;
+    servers.sort();
+    servers
 }
 
 /// LINKS on a lists a, b and c once the others were heard; LUSERS says
@@ -650,17 +653,7 @@ async fn away_setname_and_invisible_reach_the_other_nodes() {
     // bob set +i on b: WHO of a mask on c lists alice (visible) and not
     // bob, as for a local user who shares no room with the asker.
     let mut dave = Client::register(network.addr(2), "dave").await;
-    dave.send("WHO *").await;
-    let mut listed = Vec::new();
-    loop {
-        let line = dave.next_line().await.expect("the WHO reply");
-        if line.contains(" 315 ") {
-            break;
-        }
-        if line.contains(" 352 ") {
-            listed.push(line.split(' ').nth(7).unwrap_or_default().to_owned());
-        }
-    }
+    let listed = gather(&mut dave, "WHO *", "352", "315", 7).await;
     assert!(listed.contains(&"alice".to_owned()), "{listed:?}");
     assert!(!listed.contains(&"bob".to_owned()), "{listed:?}");
     network.shutdown().await;

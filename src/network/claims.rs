@@ -56,10 +56,9 @@ pub enum Claimed {
     Failed(String),
 }
 
-/// Opens the bucket, creating it with `replicas` copies (or one, on a
-/// server that is not clustered) when it does not exist yet. Created as
-/// the stream async-nats's `create_key_value` makes: that call reads
-/// account details nats-server 2.9 does not send.
+/// Opens the bucket, creating it ([`bucket_stream`]) with `replicas`
+/// copies (or one, on a server that is not clustered) when it does not
+/// exist yet.
 pub async fn open(
     jetstream: &jetstream::Context,
     replicas: usize,
@@ -67,17 +66,7 @@ pub async fn open(
     if let Ok(store) = jetstream.get_key_value(BUCKET).await {
         return Ok(store);
     }
-    let config = |replicas| stream::Config {
-        name: format!("KV_{BUCKET}"),
-        subjects: vec![format!("$KV.{BUCKET}.>")],
-        max_messages_per_subject: 1,
-        discard: stream::DiscardPolicy::New,
-        num_replicas: replicas,
-        allow_rollup: true,
-        deny_delete: true,
-        allow_direct: true,
-        ..Default::default()
-    };
+    let config = |replicas| bucket_stream(BUCKET, replicas);
     if let Err(error) = jetstream.get_or_create_stream(config(replicas)).await {
         if replicas == 1 {
             return Err(error.into());
@@ -86,6 +75,24 @@ pub async fn open(
         jetstream.get_or_create_stream(config(1)).await?;
     }
     Ok(jetstream.get_key_value(BUCKET).await?)
+}
+
+/// The stream behind the key-value bucket `bucket` (one value per key,
+/// kept on `replicas` servers), as async-nats's `create_key_value` makes
+/// it; made directly, since that call reads account details nats-server
+/// 2.9 does not send.
+pub fn bucket_stream(bucket: &str, replicas: usize) -> stream::Config {
+    stream::Config {
+        name: format!("KV_{bucket}"),
+        subjects: vec![format!("$KV.{bucket}.>")],
+        max_messages_per_subject: 1,
+        discard: stream::DiscardPolicy::New,
+        num_replicas: replicas,
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
+        ..Default::default()
+    }
 }
 
 /// Claims `key` for `holder`: created when free, or taken over from the

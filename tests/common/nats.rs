@@ -506,30 +506,16 @@ async fn probe_once(url: &str, replicas: usize, attempt: u32) -> Result<(), Stri
     Ok(())
 }
 
-/// Creates the key-value bucket `bucket` with `replicas` replicas (one
-/// value per key, file storage): the stream async-nats's
-/// `create_key_value` makes. That call first reads the account's
-/// JetStream info and requires its `reserved_memory` and
-/// `reserved_storage`, which nats-server 2.9 (Debian bookworm's) does not
-/// send, so it fails there; this works with 2.9 and later.
+/// Creates the key-value bucket `bucket` with `replicas` replicas, the
+/// way the server makes its own (`rookery::network::claims::bucket_stream`):
+/// async-nats's `create_key_value` fails on nats-server 2.9.
 pub async fn create_kv_bucket(
     jetstream: &async_nats::jetstream::Context,
     bucket: &str,
     replicas: usize,
 ) -> Result<async_nats::jetstream::kv::Store, async_nats::Error> {
-    use async_nats::jetstream::stream;
     jetstream
-        .create_stream(stream::Config {
-            name: format!("KV_{bucket}"),
-            subjects: vec![format!("$KV.{bucket}.>")],
-            max_messages_per_subject: 1,
-            discard: stream::DiscardPolicy::New,
-            num_replicas: replicas,
-            allow_rollup: true,
-            deny_delete: true,
-            allow_direct: true,
-            ..Default::default()
-        })
+        .create_stream(rookery::network::claims::bucket_stream(bucket, replicas))
         .await?;
     Ok(jetstream.get_key_value(bucket).await?)
 }
