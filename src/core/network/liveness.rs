@@ -1,0 +1,155 @@
+//! Which nodes are alive: heartbeats, splits of silent or stopped nodes,
+//! and fencing this node's users when it is cut off.
+
+use std::sync::Arc;
+
+use tracing::{info, warn};
+
+use crate::core::{ClientId, State};
+
+use super::{FENCED_REASON, Node, SPLIT_REASON};
+
+impl State {
+    /// Notes that `node` (in its boot `boot`) is alive. A node first heard,
+    /// or heard in a new boot, is sent every local user: it joined late,
+    /// or it restarted and lost what it knew. A new boot also ends the
+    /// users of the old one.
+    pub(super) fn network_node_heard(&mut self, node: &Arc<str>, boot: u64) {
+        let now = self.clock.now();
+        let Some(network) = &mut self.network else {
+            return;
+        };
+        let server = match network.nodes.get(node) {
+            Some(known) if known.boot == boot => known.server.clone(),
+            _ => String::new(),
+        };
+        let previous = network.nodes.insert(
+            Arc::clone(node),
+            Node {
+                boot,
+                heard: now,
+                server,
+            },
+        );
+        match previous {
+            Some(known) if known.boot == boot => return,
+            Some(_) => {
+                info!(node = %node, "node restarted");
+                self.network_split(node, "Node restarted");
+            }
+            None => info!(node = %node, "node joined the network"),
+        }
+        let locals: Vec<ClientId> = self
+            .clients
+            .values()
+            .filter(|client| client.registered && client.remote.is_none())
+            .map(|client| client.id)
+            .collect();
+        for id in locals {
+            self.network_user_up(id);
+        }
+    }
+
+    /// Whether the link to NATS is down: no nick can be claimed.
+    pub(crate) fn network_is_down(&self) -> bool {
+        self.network
+            .as_ref()
+            .is_some_and(|network| network.down_since.is_some())
+    }
+
+    /// The link to NATS went down or came back.
+    pub(super) fn network_link(&mut self, up: bool) {
+        let now = self.clock.now();
+        let Some(network) = &mut self.network else {
+            return;
+        };
+        if up {
+            if network.down_since.take().is_some() {
+                info!("the link to the network is back");
+                network.joined = now;
+            }
+        } else if network.down_since.is_none() {
+            warn!("the link to the network is down");
+            network.down_since = Some(now);
+        }
+    }
+
+    /// A node cut off from the network longer than a node timeout has been
+    /// split off by the others, which may have given its users' nicks to
+    /// someone else: it disconnects its own users, so that no nick is held
+    /// twice (fencing). New ones cannot register until the link is back:
+    /// their nick claims fail.
+    pub(super) fn network_fence(&mut self) {
+        let now = self.clock.now();
+        let Some(network) = &self.network else {
+            return;
+        };
+        let cut_off = network.down_since.is_some_and(|since| {
+            now.duration_since(since)
+                .is_ok_and(|down| down > network.timeout)
+        });
+        if !cut_off {
+            return;
+        }
+        let locals: Vec<ClientId> = self
+            .clients
+            .values()
+            // Every local user holding a nick, registered or not yet.
+            .filter(|client| client.remote.is_none() && !client.nick.is_empty())
+            .map(|client| client.id)
+            .collect();
+        if !locals.is_empty() {
+            warn!(
+                users = locals.len(),
+                "cut off from the network; disconnecting this node's users"
+            );
+        }
+        for id in locals {
+            self.disconnect(id, FENCED_REASON);
+        }
+    }
+
+    /// Ends, as a netsplit, every node that was not heard from in time.
+    pub(in crate::core) fn network_expire(&mut self) {
+        self.network_fence();
+        let now = self.clock.now();
+        let Some(network) = &self.network else {
+            return;
+        };
+        let silent: Vec<Arc<str>> = network
+            .nodes
+            .iter()
+            .filter(|(_, node)| {
+                now.duration_since(node.heard)
+                    .is_ok_and(|quiet| quiet > network.timeout)
+            })
+            .map(|(name, _)| Arc::clone(name))
+            .collect();
+        for node in silent {
+            warn!(node = %node, "node went silent; its users split off");
+            if let Some(network) = &mut self.network {
+                network.nodes.remove(&node);
+            }
+            self.network_split(&node, SPLIT_REASON);
+        }
+    }
+
+    /// Every user of `node` leaves with `reason`.
+    pub(super) fn network_split(&mut self, node: &Arc<str>, reason: &str) {
+        let Some(network) = &self.network else {
+            return;
+        };
+        let users: Vec<ClientId> = network
+            .remote
+            .iter()
+            .filter(|((from, _), _)| from == node)
+            .map(|(_, &id)| id)
+            .collect();
+        for id in users {
+            if let Some(nick) = self.clients.get(&id).map(|client| self.fold(&client.nick)) {
+                self.release_nick(id, &nick);
+            }
+            self.disconnect(id, reason);
+        }
+    }
+}
