@@ -494,6 +494,37 @@ async fn rehash_keeps_advertising_the_history_that_runs() {
     server.shutdown().await;
 }
 
+/// Returns once the writer has stored everything said in #room so far:
+/// it commits in order, so once a line alice says now is in `db`, nothing
+/// said before can fail along with what a test says next.
+async fn writer_caught_up(alice: &mut Client, bob: &mut Client, db: &std::path::Path) {
+    alice.send("PRIVMSG #room :before").await;
+    bob.expect_containing(":before").await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !stored_privmsgs(db).contains(&"before".to_owned()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "`before` never stored"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+/// The texts of #room's PRIVMSGs in the database, oldest first.
+fn stored_privmsgs(db: &std::path::Path) -> Vec<String> {
+    let store = Store::open_existing(db).unwrap();
+    let mut stored = Vec::new();
+    store
+        .for_each(&room_target(), None, |record| {
+            if record.command == "PRIVMSG" {
+                stored.push(record.text);
+            }
+            Ok::<_, rookery::history::StoreError>(())
+        })
+        .unwrap();
+    stored
+}
+
 #[tokio::test]
 async fn a_full_disk_keeps_chat_flowing_and_playback_shows_only_what_is_stored() {
     let dir = TempDir::new("disk-full");
@@ -508,6 +539,8 @@ async fn a_full_disk_keeps_chat_flowing_and_playback_shows_only_what_is_stored()
     let (mut alice, mut bob) = room(addr).await;
     alice.send("OPER root hunter2").await;
     alice.expect_containing(" 381 ").await;
+    let db = dir.join("history.db");
+    writer_caught_up(&mut alice, &mut bob, &db).await;
     disk_full.set(true);
     for n in 0..3 {
         alice.send(&format!("PRIVMSG #room :not stored {n}")).await;
@@ -528,16 +561,7 @@ async fn a_full_disk_keeps_chat_flowing_and_playback_shows_only_what_is_stored()
     // Lines go out once in the journal, before the database tries them:
     // those still queued when the disk came back were stored after all.
     // Playback shows exactly what the database holds.
-    let store = Store::open_existing(&dir.join("history.db")).unwrap();
-    let mut stored = Vec::new();
-    store
-        .for_each(&room_target(), None, |record| {
-            if record.command == "PRIVMSG" {
-                stored.push(record.text);
-            }
-            Ok::<_, rookery::history::StoreError>(())
-        })
-        .unwrap();
+    let stored = stored_privmsgs(&db);
     assert_eq!(texts, stored, "{played:?}");
     assert!(!stored.contains(&"not stored 0".to_owned()), "{stored:?}");
     assert_eq!(stored.last().map(String::as_str), Some("stored"));
@@ -592,6 +616,8 @@ async fn operators_are_told_when_history_stops_and_resumes_being_written() {
     let (mut alice, mut bob) = room(server.local_addrs()[0]).await;
     alice.send("OPER root hunter2").await;
     alice.expect_containing(" 381 ").await;
+    let db = dir.join("history.db");
+    writer_caught_up(&mut alice, &mut bob, &db).await;
     disk_full.set(true);
     bob.send("PRIVMSG #room :not stored").await;
     let notice = alice
