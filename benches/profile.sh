@@ -6,7 +6,7 @@
 #   benches/profile.sh [MEMBERS [MESSAGES [ROOKERY_BINARY]]]
 #
 # Defaults: 200 members, 500 messages, target/release/rookery (built with
-# debug = 1, so functions have names). Output: benches/results/latest/.
+# line tables, so functions, inlined ones too, have names and lines).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MEMBERS=${1:-200}
