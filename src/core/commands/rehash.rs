@@ -118,3 +118,39 @@ pub fn finished(
         state.server_notice(id, &notice);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::core::testing::Harness;
+
+    /// Harness with alice, an operator with every privilege.
+    fn with_operator() -> Harness {
+        let mut h = Harness::new();
+        let id = h.register("alice");
+        if let Some(alice) = h.state.clients.get_mut(&id) {
+            alice.modes.oper = true;
+            alice.privileges = crate::config::Privilege::all();
+        }
+        h
+    }
+
+    #[test]
+    fn a_mask_that_names_no_server_gets_402() {
+        let mut h = with_operator();
+        h.send("alice", "REHASH elsewhere.*");
+        assert_eq!(
+            h.take("alice"),
+            [":irc.test 402 alice elsewhere.* :No such server"]
+        );
+    }
+
+    #[test]
+    fn a_mask_that_names_this_server_reloads_it() {
+        let mut h = with_operator();
+        h.send("alice", "REHASH irc.*");
+        assert_eq!(
+            h.take("alice"),
+            [":irc.test NOTICE alice :REHASH: the server was started without a configuration file"]
+        );
+    }
+}

@@ -198,7 +198,99 @@ impl State {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
+    use crate::core::network::Network;
+    use crate::core::testing::Harness;
+    use crate::network::wire::Envelope;
+    use crate::network::{Heard, NetworkHandle};
+
+    /// Puts the harness's node a in a network whose node timeout is 3 s
+    /// (after its clients registered: a claim would wait for NATS).
+    fn join_network(h: &mut Harness) {
+        let now = h.state.clock.now();
+        let link = NetworkHandle::detached("a");
+        let network = Network::new(link, Duration::from_secs(3), now);
+        h.state.network = Some(Box::new(network));
+    }
+
+    /// Node b says `body`.
+    fn from_b(h: &mut Harness, body: Body) {
+        let node = "b".to_owned();
+        let envelope = Envelope {
+            node,
+            boot: 1,
+            body,
+        };
+        h.state.network_heard(Heard::Envelope(Box::new(envelope)));
+    }
+
+    fn kline(mask: &str, reason: &str) -> wire::Kline {
+        wire::Kline {
+            mask: mask.into(),
+            reason: reason.into(),
+            by: "root".into(),
+            expires_in: Some(60),
+        }
+    }
+
+    fn masks(h: &Harness) -> Vec<String> {
+        let lines = h.state.admin.bans.lines(BanKind::K);
+        lines.iter().map(|line| line.mask.clone()).collect()
+    }
+
+    #[test]
+    fn a_peers_kline_bans_local_users_and_a_bad_mask_is_dropped() {
+        let mut h = Harness::new();
+        h.register("evil");
+        h.register("alice");
+        join_network(&mut h);
+        from_b(&mut h, Body::Kline(kline("*evil@*\r\nQUIT", "x")));
+        from_b(&mut h, Body::Kline(kline("evil", "x")));
+        assert!(masks(&h).is_empty());
+
+        from_b(&mut h, Body::Kline(kline("*evil@*", "spam\r\nming")));
+        assert_eq!(masks(&h), ["*evil@*"]);
+        let line = &h.state.admin.bans.lines(BanKind::K)[0];
+        let now = bans::now_secs(&h.state);
+        assert_eq!((line.set_at, line.expires), (now, Some(now + 60)));
+        let evil = h.take("evil");
+        assert_eq!(
+            evil.first().map(String::as_str),
+            Some(":irc.test 465 evil :You are banned from this server: spam  ming")
+        );
+        assert!(!h.state.clients.contains_key(&h.id("evil")));
+        assert!(h.state.clients.contains_key(&h.id("alice")));
+
+        from_b(
+            &mut h,
+            Body::Unkline {
+                mask: "*EVIL@*".into(),
+            },
+        );
+        assert!(masks(&h).is_empty());
+    }
+
+    #[test]
+    fn burst_klines_are_taken_only_while_this_node_is_new() {
+        let mut h = Harness::new();
+        join_network(&mut h);
+        let lines = vec![kline("*a@*", "x"), kline("bad", "x")];
+        from_b(&mut h, Body::Klines { lines });
+        assert_eq!(masks(&h), ["*a@*"]);
+        h.advance(30);
+        from_b(
+            &mut h,
+            Body::Klines {
+                lines: vec![kline("*b@*", "x")],
+            },
+        );
+        assert_eq!(masks(&h), ["*a@*"]);
+        // A K-line set on another node still holds.
+        from_b(&mut h, Body::Kline(kline("*c@*", "x")));
+        assert_eq!(masks(&h), ["*a@*", "*c@*"]);
+    }
 
     #[test]
     fn a_peers_mask_must_be_a_user_at_host_glob() {
