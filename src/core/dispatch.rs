@@ -4,9 +4,9 @@
 use super::caps::Caps;
 use super::commands::{
     authenticate, away, batch, cap, chanserv, chathistory, help, info, invite, ison, isupport,
-    join, kick, kill, kline, list, markread, message, metadata, mode, monitor, names, nickserv,
-    oper, part, ping, quit, redact, register, registration, rehash, rename, setname, stats, topic,
-    userhost, wallops, who, whois, whowas,
+    join, kick, kill, kline, list, map, markread, message, metadata, mode, monitor, names,
+    nickserv, oper, part, ping, quit, redact, register, registration, rehash, rename, setname,
+    stats, topic, userhost, wallops, who, whois, whowas,
 };
 use super::replies::check_privilege;
 use super::{Client, ClientId, Refusal, State, labeled};
@@ -112,6 +112,7 @@ static COMMANDS: &[Command] = &[
     command("LINKS", info::links, 0),
     command("LIST", list::list, 0),
     command("LUSERS", info::lusers, 0),
+    command("MAP", map::map, 0),
     // Missing parameters get the spec's FAIL, not 461.
     command("MARKREAD", markread::markread, 0),
     // Before registration only for the client's own keys (before-connect).

@@ -136,6 +136,18 @@ impl NetworkHandle {
         let key = claims::key(folded);
         let _ = self.requests.send(Request::Release { key, holder });
     }
+
+    /// A handle for the node `node` whose requests go nowhere: for the
+    /// core's tests of what it does with what it hears.
+    #[cfg(test)]
+    pub fn detached(node: &str) -> NetworkHandle {
+        let (requests, _) = mpsc::unbounded_channel();
+        NetworkHandle {
+            node: Arc::from(node),
+            boot: 1,
+            requests,
+        }
+    }
 }
 
 /// Why a node could not join its network.

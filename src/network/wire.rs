@@ -60,6 +60,45 @@ pub enum Body {
         command: String,
         params: Vec<String>,
     },
+    /// An operator of the sending node set a K-line: every node bans the
+    /// mask too, for its own users.
+    Kline(Kline),
+    /// An operator of the sending node lifted the K-line on `mask`.
+    Unkline { mask: String },
+    /// The K-lines the sending node holds, in the burst it sends a node it
+    /// hears for the first time (a few per envelope).
+    Klines { lines: Vec<Kline> },
+    /// An operator asks the nodes whose server name matches `mask` to
+    /// reload their configuration file; each answers with
+    /// [`Body::Rehashed`] on the asking node's subject.
+    Rehash {
+        mask: String,
+        /// The asking node's number for this request.
+        request: u64,
+        /// The operator's nick, for the answering node's log.
+        by: String,
+    },
+    /// How a reload asked for by [`Body::Rehash`] went on the sending node.
+    Rehashed {
+        request: u64,
+        /// The sending node's server name.
+        server: String,
+        /// What its own REHASH would have told the operator.
+        text: String,
+    },
+}
+
+/// A K-line as nodes pass it on: each node stores it with its own clock,
+/// so a peer's idea of the time is never trusted.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Kline {
+    /// `user@host` glob.
+    pub mask: String,
+    pub reason: String,
+    /// The operator who set it.
+    pub by: String,
+    /// Seconds left; none for a permanent line.
+    pub expires_in: Option<u64>,
 }
 
 /// A user as the other nodes show it.

@@ -187,6 +187,9 @@ pub const RPL_ADMINLOC2: Numeric = Numeric(258);
 pub const RPL_WHOISBOT: Numeric = Numeric(335);
 pub const RPL_WHOISACCOUNT: Numeric = Numeric(330);
 pub const RPL_WHOISREGNICK: Numeric = Numeric(307);
+/// MAP, as UnrealIRCd numbers it (InspIRCd 4 moved to ircu's 015 and 017).
+pub const RPL_MAP: Numeric = Numeric(6);
+pub const RPL_MAPEND: Numeric = Numeric(7);
 /// Accounts and SASL (Modern IRC, IRCv3 sasl).
 pub const RPL_LOGGEDIN: Numeric = Numeric(900);
 pub const RPL_LOGGEDOUT: Numeric = Numeric(901);

@@ -129,14 +129,14 @@ static TEXTS: &[(&str, &[&str])] = &[
         &[
             "KLINE [<minutes>] <user@host|nick> [:<reason>]",
             "Operators: bans a user@host mask, for <minutes> or for good.",
-            "Matching clients are disconnected.",
+            "Matching clients are disconnected, on every node of the network.",
         ],
     ),
     (
         "LINKS",
         &[
             "LINKS [[<server>] <mask>]",
-            "Lists the servers of the network: this one.",
+            "Lists the servers of the network.",
         ],
     ),
     (
@@ -152,6 +152,13 @@ static TEXTS: &[(&str, &[&str])] = &[
     (
         "LUSERS",
         &["LUSERS", "Counts users, operators, rooms and connections."],
+    ),
+    (
+        "MAP",
+        &[
+            "MAP",
+            "Lists the servers of the network with their user counts.",
+        ],
     ),
     (
         "MARKREAD",
@@ -266,7 +273,11 @@ static TEXTS: &[(&str, &[&str])] = &[
     ),
     (
         "REHASH",
-        &["REHASH", "Operators: reloads the configuration file."],
+        &[
+            "REHASH [<server mask>]",
+            "Operators: reloads the configuration file; with a mask, every",
+            "server of the network whose name matches reloads its own (* for all).",
+        ],
     ),
     (
         "RENAME",
@@ -309,7 +320,10 @@ static TEXTS: &[(&str, &[&str])] = &[
     ),
     (
         "UNKLINE",
-        &["UNKLINE <user@host>", "Operators: removes a KLINE."],
+        &[
+            "UNKLINE <user@host>",
+            "Operators: removes a KLINE, on every node of the network.",
+        ],
     ),
     (
         "USER",

@@ -2,7 +2,9 @@
 //! address range, with an optional duration in minutes:
 //! `KLINE [minutes] <user@host|nick> [:reason]`, `DLINE [minutes] <ip[/bits]> [:reason]`.
 //! Matching clients are disconnected at once; the lines are written to the
-//! bans file so they survive a restart.
+//! bans file so they survive a restart. On a network, K-lines (not
+//! D-lines) reach every node, which applies them to its own users
+//! (`core/network/klines.rs`).
 
 use tracing::info;
 
@@ -66,11 +68,10 @@ fn add(state: &mut State, id: ClientId, message: &Message, kind: BanKind) -> Res
         set_at: now,
         expires: (minutes > 0).then(|| now.saturating_add(minutes.saturating_mul(60))),
     };
-    let bans = &mut state.admin.bans;
-    bans.prune(now);
-    let lines = bans.lines_mut(kind);
-    lines.retain(|existing| !existing.mask.eq_ignore_ascii_case(&mask));
-    lines.push(line);
+    if kind == BanKind::K {
+        state.network_kline(&line);
+    }
+    store(state, kind, line);
     let duration = if minutes > 0 {
         format!("{minutes} min")
     } else {
@@ -83,7 +84,25 @@ fn add(state: &mut State, id: ClientId, message: &Message, kind: BanKind) -> Res
     );
     state.server_notice(id, &text);
     jobs::save_bans(state);
-    let victims: Vec<ClientId> = state
+    refuse_matching(state, kind);
+    Ok(())
+}
+
+/// Puts `line` in place of any line of `kind` on the same mask; the caller
+/// writes the bans file.
+pub fn store(state: &mut State, kind: BanKind, line: BanLine) {
+    let now = bans::now_secs(state);
+    let bans = &mut state.admin.bans;
+    bans.prune(now);
+    let lines = bans.lines_mut(kind);
+    lines.retain(|existing| !existing.mask.eq_ignore_ascii_case(&line.mask));
+    lines.push(line);
+}
+
+/// Disconnects this node's clients that a line of `kind` now bans, each
+/// with the reason of the line that matches it.
+pub fn refuse_matching(state: &mut State, kind: BanKind) {
+    let victims: Vec<(ClientId, String)> = state
         .clients
         .values()
         // A ban is this node's: users of other nodes are theirs to judge.
@@ -92,13 +111,14 @@ fn add(state: &mut State, id: ClientId, message: &Message, kind: BanKind) -> Res
             BanKind::K => client.registered,
             BanKind::D => true,
         })
-        .map(|client| client.id)
-        .filter(|victim| banned_by(state, *victim, kind))
+        .filter_map(|client| {
+            let line = bans::server_ban_for(state, client, kind)?;
+            Some((client.id, line.reason.clone()))
+        })
         .collect();
-    for victim in victims {
+    for (victim, reason) in victims {
         bans::refuse_banned(state, victim, kind, &reason);
     }
-    Ok(())
 }
 
 /// The mask as stored: a K-line target without `@` is a nick (its host is
@@ -118,21 +138,12 @@ fn ban_mask(state: &State, kind: BanKind, target: &str) -> Option<String> {
     }
 }
 
-fn banned_by(state: &State, id: ClientId, kind: BanKind) -> bool {
-    let Some(client) = state.clients.get(&id) else {
-        return false;
-    };
-    bans::server_ban_for(state, client, kind).is_some()
-}
-
 fn remove(state: &mut State, id: ClientId, mask: &str, kind: BanKind) -> Result<(), Refusal> {
-    let now = bans::now_secs(state);
-    let bans = &mut state.admin.bans;
-    bans.prune(now);
-    let lines = bans.lines_mut(kind);
-    let before = lines.len();
-    lines.retain(|existing| !existing.mask.eq_ignore_ascii_case(mask));
-    let removed = lines.len() < before;
+    // The other nodes may hold the line even when this one does not.
+    if kind == BanKind::K {
+        state.network_unkline(mask);
+    }
+    let removed = lift(state, kind, mask);
     let letter = kind.letter();
     let text = if removed {
         info!(?mask, "{letter}-line removed");
@@ -141,8 +152,21 @@ fn remove(state: &mut State, id: ClientId, mask: &str, kind: BanKind) -> Result<
         format!("No {letter}-line for {mask}")
     };
     state.server_notice(id, &text);
+    Ok(())
+}
+
+/// Drops the line of `kind` on `mask` and writes the bans file; false when
+/// there was none.
+pub fn lift(state: &mut State, kind: BanKind, mask: &str) -> bool {
+    let now = bans::now_secs(state);
+    let bans = &mut state.admin.bans;
+    bans.prune(now);
+    let lines = bans.lines_mut(kind);
+    let before = lines.len();
+    lines.retain(|existing| !existing.mask.eq_ignore_ascii_case(mask));
+    let removed = lines.len() < before;
     if removed {
         jobs::save_bans(state);
     }
-    Ok(())
+    removed
 }

@@ -21,6 +21,7 @@ pub mod kick;
 pub mod kill;
 pub mod kline;
 pub mod list;
+pub mod map;
 pub mod markread;
 pub mod message;
 pub mod metadata;

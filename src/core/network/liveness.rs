@@ -9,6 +9,11 @@ use crate::core::{ClientId, State};
 
 use super::{FENCED_REASON, Node, SPLIT_REASON};
 
+/// For how many node timeouts after joining a node counts as new: time
+/// for every live node to hear it and send it their burst, with room for
+/// a slow start.
+const NEW_FOR_TIMEOUTS: u32 = 3;
+
 impl State {
     /// Notes that `node` (in its boot `boot`) is alive. A node first heard,
     /// or heard in a new boot, is sent every local user: it joined late,
@@ -48,6 +53,18 @@ impl State {
         for id in locals {
             self.network_user_up(id);
         }
+        self.network_burst_klines();
+    }
+
+    /// Whether this node joined the network (or came back to it) so
+    /// recently that it is still hearing the others' bursts: within
+    /// [`NEW_FOR_TIMEOUTS`] node timeouts.
+    pub(super) fn network_is_new(&self) -> bool {
+        let now = self.clock.now();
+        self.network.as_ref().is_some_and(|network| {
+            now.duration_since(network.joined)
+                .map_or(true, |since| since < network.timeout * NEW_FOR_TIMEOUTS)
+        })
     }
 
     /// Whether the link to NATS is down: no nick can be claimed.
@@ -112,6 +129,7 @@ impl State {
     /// Ends, as a netsplit, every node that was not heard from in time.
     pub(in crate::core) fn network_expire(&mut self) {
         self.network_fence();
+        self.expire_rehashes();
         let now = self.clock.now();
         let Some(network) = &self.network else {
             return;

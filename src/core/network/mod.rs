@@ -11,8 +11,9 @@
 //!
 //! Here: the core's view of the network and what this node tells the
 //! others. Beside it: `remote.rs` (applying what the others say),
-//! `claims.rs` (nick claims) and `liveness.rs` (heartbeats, splits,
-//! fencing).
+//! `claims.rs` (nick claims), `liveness.rs` (heartbeats, splits,
+//! fencing), `klines.rs` (K-lines on every node) and `rehash.rs` (REHASH
+//! of other nodes).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -26,7 +27,9 @@ use crate::network::{Heard, NetworkHandle};
 use crate::proto::Folded;
 
 mod claims;
+mod klines;
 mod liveness;
+mod rehash;
 mod remote;
 
 /// The QUIT reason of the users of a node that went silent, as users
@@ -69,6 +72,8 @@ pub struct Network {
     joined: SystemTime,
     /// Since when the link to NATS is down.
     down_since: Option<SystemTime>,
+    /// REHASH requests sent to the others and reloads done for them.
+    rehashes: rehash::Rehashes,
 }
 
 /// Another node, as last heard.
@@ -90,6 +95,7 @@ impl Network {
             listening: Default::default(),
             joined,
             down_since: None,
+            rehashes: Default::default(),
         }
     }
 }
@@ -117,6 +123,35 @@ impl State {
             .collect();
         servers.sort();
         servers
+    }
+
+    /// The other nodes heard from, for MAP: each one's server name, node
+    /// name and number of users, sorted by server name. A node whose
+    /// server name is not known yet is left out, as LINKS leaves it out.
+    pub fn network_nodes(&self) -> Vec<(String, String, usize)> {
+        let Some(network) = &self.network else {
+            return Vec::new();
+        };
+        let mut users: HashMap<&str, usize> = HashMap::new();
+        for (node, _) in network.remote.keys() {
+            *users.entry(node).or_default() += 1;
+        }
+        let mut nodes: Vec<(String, String, usize)> = network
+            .nodes
+            .iter()
+            .filter(|(_, node)| !node.server.is_empty())
+            .map(|(name, node)| {
+                let count = users.get(name.as_ref()).copied().unwrap_or(0);
+                (node.server.clone(), name.to_string(), count)
+            })
+            .collect();
+        nodes.sort();
+        nodes
+    }
+
+    /// This node's name in its network, if it is in one.
+    pub fn network_node_name(&self) -> Option<&str> {
+        self.network.as_ref().map(|network| network.link.node())
     }
 
     /// Whether `id` is a user of this node (or no user at all).
@@ -410,6 +445,15 @@ impl State {
                     self.remote_command(id, command, params);
                 }
             }
+            Body::Kline(kline) => self.remote_kline(&node, kline),
+            Body::Unkline { mask } => self.remote_unkline(&node, &mask),
+            Body::Klines { lines } => self.remote_klines(&node, lines),
+            Body::Rehash { mask, request, by } => self.remote_rehash(&node, &mask, request, &by),
+            Body::Rehashed {
+                request,
+                server,
+                text,
+            } => self.remote_rehashed(&node, request, &server, &text),
         }
     }
 

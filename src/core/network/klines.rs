@@ -1,0 +1,311 @@
+//! K-lines across the network: one an operator sets or lifts on any node
+//! reaches every node, which stores it as its own (in its bans file) and
+//! disconnects its own users that it bans. A node heard for the first time
+//! is sent every K-line in the burst; it takes the lines of the bursts it
+//! hears while it is new, so a restarted node learns what was set while it
+//! was away, and a line lifted while it was away does not come back to the
+//! others from its old bans file.
+
+use std::sync::Arc;
+
+use tracing::{info, warn};
+
+use crate::core::State;
+use crate::core::bans::{self, BanKind, BanLine};
+use crate::core::commands::kline;
+use crate::core::jobs;
+use crate::network::wire::{self, Body};
+
+/// K-lines at most a node holds before it stops taking new ones from the
+/// others: a peer cannot grow the list without end.
+const MAX_KLINES: usize = 10_000;
+
+/// The longest mask taken from a peer: a user name and a host name.
+const MAX_MASK: usize = 320;
+
+/// The longest reason taken from a peer; a longer one is cut.
+const MAX_REASON: usize = 300;
+
+/// The longest operator name taken from a peer.
+const MAX_BY: usize = 64;
+
+/// K-lines per envelope in a burst, so one envelope stays far below
+/// NATS's payload limit.
+const BURST_CHUNK: usize = 200;
+
+/// Whether a peer's mask is one this node can store and match: a
+/// `user@host` glob of printable ASCII, without the separators of a list.
+pub(crate) fn acceptable_mask(mask: &str) -> bool {
+    !mask.is_empty()
+        && mask.len() <= MAX_MASK
+        && mask.contains('@')
+        && mask.bytes().all(|b| b.is_ascii_graphic() && b != b',')
+}
+
+/// `text` without control characters (they would end or garble a line) and
+/// cut to `max` bytes on a character boundary.
+fn clean_text(text: &str, max: usize) -> String {
+    let mut clean = String::with_capacity(text.len().min(max));
+    for c in text.chars().map(|c| if c.is_control() { ' ' } else { c }) {
+        if clean.len() + c.len_utf8() > max {
+            break;
+        }
+        clean.push(c);
+    }
+    clean
+}
+
+impl State {
+    /// A local operator set `line` (a K-line): the other nodes apply it
+    /// too.
+    pub(crate) fn network_kline(&self, line: &BanLine) {
+        if self.network.is_some() {
+            let kline = self.wire_kline(line);
+            self.tell_network(Body::Kline(kline));
+        }
+    }
+
+    /// A local operator lifted the K-line on `mask`.
+    pub(crate) fn network_unkline(&self, mask: &str) {
+        if self.network.is_some() {
+            let mask = mask.to_owned();
+            self.tell_network(Body::Unkline { mask });
+        }
+    }
+
+    /// A K-line as the others are told of it: with the seconds it has
+    /// left, which each node counts on its own clock.
+    fn wire_kline(&self, line: &BanLine) -> wire::Kline {
+        let now = bans::now_secs(self);
+        wire::Kline {
+            mask: line.mask.clone(),
+            reason: line.reason.clone(),
+            by: line.set_by.clone(),
+            expires_in: line.expires.map(|at| at.saturating_sub(now)),
+        }
+    }
+
+    /// Sends every active K-line of this node, for a node heard for the
+    /// first time.
+    pub(super) fn network_burst_klines(&self) {
+        let now = bans::now_secs(self);
+        let lines: Vec<wire::Kline> = self
+            .admin
+            .bans
+            .lines(BanKind::K)
+            .iter()
+            .filter(|line| line.active(now))
+            .map(|line| self.wire_kline(line))
+            .collect();
+        for chunk in lines.chunks(BURST_CHUNK) {
+            let lines = chunk.to_vec();
+            self.tell_network(Body::Klines { lines });
+        }
+    }
+
+    /// The line this node stores for a peer's K-line, checked as an
+    /// operator's input is; `None` when the mask is no `user@host` glob.
+    fn clean_kline(&self, node: &Arc<str>, kline: wire::Kline) -> Option<BanLine> {
+        if !acceptable_mask(&kline.mask) {
+            warn!(node = %node, mask = ?kline.mask, "a node sent a K-line mask this node would refuse");
+            return None;
+        }
+        let by_fits = !kline.by.is_empty()
+            && kline.by.len() <= MAX_BY
+            && kline.by.bytes().all(|b| b.is_ascii_graphic());
+        let by = if by_fits { kline.by } else { node.to_string() };
+        let reason = match clean_text(&kline.reason, MAX_REASON) {
+            reason if reason.trim().is_empty() => "No reason given".to_owned(),
+            reason => reason,
+        };
+        let now = bans::now_secs(self);
+        Some(BanLine {
+            mask: kline.mask,
+            reason,
+            set_by: by,
+            set_at: now,
+            expires: kline.expires_in.map(|left| now.saturating_add(left)),
+        })
+    }
+
+    /// Whether this node may take one more K-line from a peer, or holds
+    /// one on `mask` already (which a new one replaces).
+    fn room_for_kline(&self, mask: &str) -> bool {
+        let lines = self.admin.bans.lines(BanKind::K);
+        lines.len() < MAX_KLINES
+            || lines
+                .iter()
+                .any(|existing| existing.mask.eq_ignore_ascii_case(mask))
+    }
+
+    /// An operator of `node` set a K-line: stored here, and this node's
+    /// users it bans are disconnected.
+    pub(super) fn remote_kline(&mut self, node: &Arc<str>, kline: wire::Kline) {
+        let Some(line) = self.clean_kline(node, kline) else {
+            return;
+        };
+        if !self.room_for_kline(&line.mask) {
+            warn!(node = %node, mask = ?line.mask, "too many K-lines; one from another node was dropped");
+            return;
+        }
+        info!(node = %node, by = ?line.set_by, mask = ?line.mask, reason = ?line.reason, "K-line added by another node");
+        kline::store(self, BanKind::K, line);
+        jobs::save_bans(self);
+        kline::refuse_matching(self, BanKind::K);
+    }
+
+    /// An operator of `node` lifted the K-line on `mask`.
+    pub(super) fn remote_unkline(&mut self, node: &Arc<str>, mask: &str) {
+        if !acceptable_mask(mask) {
+            warn!(node = %node, mask = ?mask, "a node sent a K-line mask this node would refuse");
+            return;
+        }
+        if kline::lift(self, BanKind::K, mask) {
+            info!(node = %node, ?mask, "K-line removed by another node");
+        }
+    }
+
+    /// The K-lines of a node's burst: taken while this node is new to the
+    /// network (the lines it does not hold yet), ignored afterwards.
+    pub(super) fn remote_klines(&mut self, node: &Arc<str>, lines: Vec<wire::Kline>) {
+        if !self.network_is_new() {
+            return;
+        }
+        let mut taken = 0usize;
+        for kline in lines.into_iter().take(BURST_CHUNK) {
+            let Some(line) = self.clean_kline(node, kline) else {
+                continue;
+            };
+            let held = self
+                .admin
+                .bans
+                .lines(BanKind::K)
+                .iter()
+                .any(|existing| existing.mask.eq_ignore_ascii_case(&line.mask));
+            if held || !self.room_for_kline(&line.mask) {
+                continue;
+            }
+            kline::store(self, BanKind::K, line);
+            taken += 1;
+        }
+        if taken > 0 {
+            info!(node = %node, lines = taken, "K-lines taken from another node's burst");
+            jobs::save_bans(self);
+            kline::refuse_matching(self, BanKind::K);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::core::network::Network;
+    use crate::core::testing::Harness;
+    use crate::network::wire::Envelope;
+    use crate::network::{Heard, NetworkHandle};
+
+    /// Puts the harness's node a in a network whose node timeout is 3 s
+    /// (after its clients registered: a claim would wait for NATS).
+    fn join_network(h: &mut Harness) {
+        let now = h.state.clock.now();
+        let link = NetworkHandle::detached("a");
+        let network = Network::new(link, Duration::from_secs(3), now);
+        h.state.network = Some(Box::new(network));
+    }
+
+    /// Node b says `body`.
+    fn from_b(h: &mut Harness, body: Body) {
+        let node = "b".to_owned();
+        let envelope = Envelope {
+            node,
+            boot: 1,
+            body,
+        };
+        h.state.network_heard(Heard::Envelope(Box::new(envelope)));
+    }
+
+    fn kline(mask: &str, reason: &str) -> wire::Kline {
+        wire::Kline {
+            mask: mask.into(),
+            reason: reason.into(),
+            by: "root".into(),
+            expires_in: Some(60),
+        }
+    }
+
+    fn masks(h: &Harness) -> Vec<String> {
+        let lines = h.state.admin.bans.lines(BanKind::K);
+        lines.iter().map(|line| line.mask.clone()).collect()
+    }
+
+    #[test]
+    fn a_peers_kline_bans_local_users_and_a_bad_mask_is_dropped() {
+        let mut h = Harness::new();
+        h.register("evil");
+        h.register("alice");
+        join_network(&mut h);
+        from_b(&mut h, Body::Kline(kline("*evil@*\r\nQUIT", "x")));
+        from_b(&mut h, Body::Kline(kline("evil", "x")));
+        assert!(masks(&h).is_empty());
+
+        from_b(&mut h, Body::Kline(kline("*evil@*", "spam\r\nming")));
+        assert_eq!(masks(&h), ["*evil@*"]);
+        let line = &h.state.admin.bans.lines(BanKind::K)[0];
+        let now = bans::now_secs(&h.state);
+        assert_eq!((line.set_at, line.expires), (now, Some(now + 60)));
+        let evil = h.take("evil");
+        assert_eq!(
+            evil.first().map(String::as_str),
+            Some(":irc.test 465 evil :You are banned from this server: spam  ming")
+        );
+        assert!(!h.state.clients.contains_key(&h.id("evil")));
+        assert!(h.state.clients.contains_key(&h.id("alice")));
+
+        from_b(
+            &mut h,
+            Body::Unkline {
+                mask: "*EVIL@*".into(),
+            },
+        );
+        assert!(masks(&h).is_empty());
+    }
+
+    #[test]
+    fn burst_klines_are_taken_only_while_this_node_is_new() {
+        let mut h = Harness::new();
+        join_network(&mut h);
+        let lines = vec![kline("*a@*", "x"), kline("bad", "x")];
+        from_b(&mut h, Body::Klines { lines });
+        assert_eq!(masks(&h), ["*a@*"]);
+        h.advance(30);
+        from_b(
+            &mut h,
+            Body::Klines {
+                lines: vec![kline("*b@*", "x")],
+            },
+        );
+        assert_eq!(masks(&h), ["*a@*"]);
+        // A K-line set on another node still holds.
+        from_b(&mut h, Body::Kline(kline("*c@*", "x")));
+        assert_eq!(masks(&h), ["*a@*", "*c@*"]);
+    }
+
+    #[test]
+    fn a_peers_mask_must_be_a_user_at_host_glob() {
+        for good in ["*evil@*", "~bob@10.0.0.*", "*@2001:db8::1"] {
+            assert!(acceptable_mask(good), "{good}");
+        }
+        let long = format!("*@{}", "x".repeat(MAX_MASK));
+        for bad in ["", "evil", "a b@c", "a@b\r\n", "a@b,c@d", long.as_str()] {
+            assert!(!acceptable_mask(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_peers_text_loses_control_characters_and_is_cut_on_a_character() {
+        assert_eq!(clean_text("a\r\nb\0c", 10), "a  b c");
+        assert_eq!(clean_text("ééé", 5), "éé");
+    }
+}
