@@ -14,6 +14,10 @@
 #   latency: the same rooms, each sender at 100 messages/s for 10 s [3 s],
 #     on one node and spread over the three; p50 and p99 from send to
 #     delivery;
+#   room state: a change sent to a room's home node and its event seen
+#     by a third node, against compare-and-set on a key per room in
+#     JetStream (create, update, the update seen by a watch, a read);
+#     500 of each in a row, p50/p90/p99 (bench/src/bin/room-state.rs);
 #   a node's death: a user of node 3 in a room with a user of node 1;
 #     node 3 is killed with SIGKILL; the seconds until node 1 shows its
 #     QUIT (heartbeat 1,000 ms, node timeout 3,000 ms, the defaults).
@@ -81,6 +85,12 @@ EOF
   PIDS+=($!)
 done
 for n in 1 2 3; do wait_port "2422$n"; done
+
+# Room state across nodes: a home node per room against a key per room
+# (docs/DESIGN.md, "Room state"), on the cluster just started.
+echo "-- room state: home node or key per room"
+target/release/room-state nats://127.0.0.1:24221,nats://127.0.0.1:24222,nats://127.0.0.1:24223 \
+  | tee "$RESULTS/room-state.md"
 
 # A node's configuration: the bench's, on its own port and database, with
 # [network] when it is one of three.
