@@ -154,14 +154,19 @@ pub fn kline_for(state: &State, id: ClientId) -> Option<String> {
 /// address and its cloak alike.
 pub fn server_ban_for<'a>(state: &'a State, client: &Client, kind: BanKind) -> Option<&'a BanLine> {
     let now = now_secs(state);
-    let mut hosts = vec![&client.real_host];
+    userhosts(client)
+        .into_iter()
+        .find_map(|userhost| state.admin.bans.matching(kind, &userhost, client.ip, now))
+}
+
+/// The `user@host` forms a K-line is matched against: with the real host,
+/// and with the cloak when the client has one.
+pub fn userhosts(client: &Client) -> Vec<String> {
+    let mut forms = vec![format!("{}@{}", client.user, client.real_host)];
     if client.is_cloaked() {
-        hosts.push(&client.host);
+        forms.push(format!("{}@{}", client.user, client.host));
     }
-    hosts.into_iter().find_map(|host| {
-        let userhost = format!("{}@{host}", client.user);
-        state.admin.bans.matching(kind, &userhost, client.ip, now)
-    })
+    forms
 }
 
 #[cfg(test)]

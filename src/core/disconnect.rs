@@ -80,6 +80,7 @@ impl State {
     /// Says goodbye to every client.
     pub(super) fn shutdown(&mut self) {
         self.network_bye();
+        super::jobs::save_unsaved_bans(self);
         let error = Line::new(None, "ERROR")
             .trailing(SERVER_SHUTTING_DOWN)
             .finish();

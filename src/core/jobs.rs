@@ -364,6 +364,10 @@ pub struct AdminState {
     pub(crate) account_job_addresses: Vec<(super::ClientId, crate::proto::AddressKey)>,
     /// The account metadata task's queue (bounded); absent in core tests.
     pub metadata: Option<mpsc::Sender<MetadataRequest>>,
+    /// Ban lines changed by other nodes and not written yet: written at
+    /// the next tick ([`save_unsaved_bans`]), so a stream of peers'
+    /// K-lines costs one copy and one write a second, not one each.
+    pub(crate) bans_unsaved: bool,
 }
 
 /// Account jobs waiting for the worker at most; past it a client is told
@@ -417,10 +421,24 @@ impl AdminState {
 
 /// Writes the bans to the configured file, off the core.
 pub fn save_bans(state: &mut State) {
+    state.admin.bans_unsaved = false;
     let path = state.config.server.bans_file.clone();
     if path.as_os_str().is_empty() {
         return;
     }
     let bans = state.admin.bans.clone();
     state.admin.request(AdminRequest::SaveBans { path, bans });
+}
+
+/// Notes that the ban lines changed on another node's word; the next tick
+/// writes them.
+pub fn save_bans_later(state: &mut State) {
+    state.admin.bans_unsaved = true;
+}
+
+/// Writes the ban lines if other nodes changed them since the last write.
+pub fn save_unsaved_bans(state: &mut State) {
+    if state.admin.bans_unsaved {
+        save_bans(state);
+    }
 }

@@ -243,6 +243,7 @@ impl State {
             Event::Tick => {
                 self.expire_guest_deadlines();
                 self.network_expire();
+                super::jobs::save_unsaved_bans(self);
             }
             Event::Shutdown => self.shutdown(),
         }

@@ -11,9 +11,11 @@ use tracing::info;
 use crate::core::Refusal;
 use crate::core::bans::{self, BanKind, BanLine};
 use crate::core::jobs;
+use crate::core::network::klines;
 use crate::core::{ClientId, State};
-use crate::proto::Cidr;
 use crate::proto::Message;
+use crate::proto::mask::Mask;
+use crate::proto::{Casemapping, Cidr};
 
 /// `KLINE [<minutes>] <user@host|nick> [<reason>]`
 pub fn kline(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
@@ -51,6 +53,12 @@ fn add(state: &mut State, id: ClientId, message: &Message, kind: BanKind) -> Res
         state.server_notice(id, &text);
         return Ok(());
     };
+    if kind == BanKind::K
+        && let Err(problem) = klines::check_mask(&mask)
+    {
+        state.server_notice(id, &format!("KLINE: `{mask}` {problem}"));
+        return Ok(());
+    }
     let reason = match message.param(at + 1) {
         "" => "No reason given".to_owned(),
         reason => reason.to_owned(),
@@ -121,6 +129,26 @@ pub fn refuse_matching(state: &mut State, kind: BanKind) {
     }
 }
 
+/// Disconnects this node's registered clients that the K-line `line`
+/// bans: what one new line changes, checked against that line alone.
+pub fn refuse_matching_kline(state: &mut State, line: &BanLine) {
+    let mask = Mask::new(&line.mask, Casemapping::Ascii);
+    let victims: Vec<ClientId> = state
+        .clients
+        .values()
+        .filter(|client| client.remote.is_none() && client.registered)
+        .filter(|client| {
+            bans::userhosts(client)
+                .iter()
+                .any(|userhost| mask.matches(userhost))
+        })
+        .map(|client| client.id)
+        .collect();
+    for victim in victims {
+        bans::refuse_banned(state, victim, BanKind::K, &line.reason);
+    }
+}
+
 /// The mask as stored: a K-line target without `@` is a nick (its host is
 /// banned) or a host; a D-line target must be an address or range.
 fn ban_mask(state: &State, kind: BanKind, target: &str) -> Option<String> {
@@ -146,6 +174,7 @@ fn remove(state: &mut State, id: ClientId, mask: &str, kind: BanKind) -> Result<
     let removed = lift(state, kind, mask);
     let letter = kind.letter();
     let text = if removed {
+        jobs::save_bans(state);
         info!(?mask, "{letter}-line removed");
         format!("Removed {letter}-line for {mask}")
     } else {
@@ -155,8 +184,8 @@ fn remove(state: &mut State, id: ClientId, mask: &str, kind: BanKind) -> Result<
     Ok(())
 }
 
-/// Drops the line of `kind` on `mask` and writes the bans file; false when
-/// there was none.
+/// Drops the line of `kind` on `mask`; false when there was none. The
+/// caller writes the bans file.
 pub fn lift(state: &mut State, kind: BanKind, mask: &str) -> bool {
     let now = bans::now_secs(state);
     let bans = &mut state.admin.bans;
@@ -164,9 +193,5 @@ pub fn lift(state: &mut State, kind: BanKind, mask: &str) -> bool {
     let lines = bans.lines_mut(kind);
     let before = lines.len();
     lines.retain(|existing| !existing.mask.eq_ignore_ascii_case(mask));
-    let removed = lines.len() < before;
-    if removed {
-        jobs::save_bans(state);
-    }
-    removed
+    lines.len() < before
 }

@@ -22,10 +22,14 @@ use crate::proto::numeric;
 /// `REHASH *` reloads them all. The operator gets this node's answer as
 /// for a plain REHASH, a notice of how many other nodes were asked, then
 /// one notice per node that answered within ten seconds, and a last one
-/// counting those that did not. 402 when no server matches.
+/// counting those that did not. 402 when no server matches. A parameter
+/// other servers take as what to reload (`-motd`, `MOTD`, `SSL`: a leading
+/// `-`, or a word without `.`, `*` or `?`) reloads this node as a plain
+/// REHASH does, since it reloads everything.
 pub fn rehash(state: &mut State, id: ClientId, message: &Message) -> Result<(), Refusal> {
     let mask = message.param(0);
-    if mask.is_empty() {
+    let keyword = mask.starts_with('-') || !mask.contains(['.', '*', '?']);
+    if keyword {
         start(state, Some(id));
         return Ok(());
     }
@@ -95,6 +99,7 @@ pub fn finished(
     requested_by: Option<ClientId>,
     outcome: Result<Reloaded, ReloadError>,
 ) {
+    let failed = outcome.is_err();
     let notice = match outcome {
         Ok(Reloaded { config, kept }) => {
             if config.history.playback_lines != state.config.history.playback_lines {
@@ -113,7 +118,7 @@ pub fn finished(
         }
         Err(error) => format!("REHASH failed, the running configuration is unchanged: {error}"),
     };
-    state.network_reloaded(&notice);
+    state.network_reloaded(&notice, failed);
     if let Some(id) = requested_by {
         state.server_notice(id, &notice);
     }
@@ -142,6 +147,20 @@ mod tests {
             h.take("alice"),
             [":irc.test 402 alice elsewhere.* :No such server"]
         );
+    }
+
+    #[test]
+    fn what_other_servers_take_as_a_part_to_reload_reloads_this_node() {
+        let mut h = with_operator();
+        for parameter in ["-motd", "MOTD", "ssl"] {
+            h.send("alice", &format!("REHASH {parameter}"));
+            assert_eq!(
+                h.take("alice"),
+                [
+                    ":irc.test NOTICE alice :REHASH: the server was started without a configuration file"
+                ]
+            );
+        }
     }
 
     #[test]

@@ -33,13 +33,38 @@ const MAX_BY: usize = 64;
 /// NATS's payload limit.
 const BURST_CHUNK: usize = 200;
 
-/// Whether a peer's mask is one this node can store and match: a
-/// `user@host` glob of printable ASCII, without the separators of a list.
+/// Characters of a K-line mask that name nothing in particular.
+const VAGUE: &[char] = &['*', '?', '.', ':', '~'];
+
+/// Why a K-line mask is refused, from an operator or a peer alike; `Ok`
+/// for a `user@host` glob of printable ASCII, without the separators of a
+/// list, that names a user or a host: `*@*` or `*@*.*` would ban everyone
+/// on every node, operators included, with no way back in to lift it.
+pub(crate) fn check_mask(mask: &str) -> Result<(), &'static str> {
+    let (user, host) = well_formed(mask)?;
+    let specific = |part: &str| part.chars().filter(|c| !VAGUE.contains(c)).count() >= 2;
+    if !specific(user) && !specific(host) {
+        return Err("is too broad: name at least two characters of the user or the host");
+    }
+    Ok(())
+}
+
+/// The user and host parts of a `user@host` glob of printable ASCII
+/// without commas, broad or not: what an UNKLINE may name.
+fn well_formed(mask: &str) -> Result<(&str, &str), &'static str> {
+    let Some(parts) = mask.split_once('@') else {
+        return Err("is no user@host mask");
+    };
+    if mask.len() > MAX_MASK || !mask.bytes().all(|b| b.is_ascii_graphic() && b != b',') {
+        return Err("must be printable ASCII without commas, at most 320 bytes");
+    }
+    Ok(parts)
+}
+
+/// Whether a peer's mask is one this node can store and match
+/// ([`check_mask`]).
 pub(crate) fn acceptable_mask(mask: &str) -> bool {
-    !mask.is_empty()
-        && mask.len() <= MAX_MASK
-        && mask.contains('@')
-        && mask.bytes().all(|b| b.is_ascii_graphic() && b != b',')
+    check_mask(mask).is_ok()
 }
 
 /// `text` without control characters (they would end or garble a line) and
@@ -139,29 +164,50 @@ impl State {
     }
 
     /// An operator of `node` set a K-line: stored here, and this node's
-    /// users it bans are disconnected.
+    /// users it bans are disconnected. A line this node holds already, as
+    /// it was, changes nothing; the bans file is written at the next tick,
+    /// so a stream of lines costs one write a second.
     pub(super) fn remote_kline(&mut self, node: &Arc<str>, kline: wire::Kline) {
         let Some(line) = self.clean_kline(node, kline) else {
             return;
         };
+        if self.holds_kline(&line) {
+            return;
+        }
         if !self.room_for_kline(&line.mask) {
             warn!(node = %node, mask = ?line.mask, "too many K-lines; one from another node was dropped");
             return;
         }
         info!(node = %node, by = ?line.set_by, mask = ?line.mask, reason = ?line.reason, "K-line added by another node");
-        kline::store(self, BanKind::K, line);
-        jobs::save_bans(self);
-        kline::refuse_matching(self, BanKind::K);
+        kline::store(self, BanKind::K, line.clone());
+        jobs::save_bans_later(self);
+        kline::refuse_matching_kline(self, &line);
+    }
+
+    /// Whether this node holds `line` already: the same mask and reason,
+    /// ending within a minute of it (the seconds left were counted on
+    /// another clock).
+    fn holds_kline(&self, line: &BanLine) -> bool {
+        self.admin.bans.lines(BanKind::K).iter().any(|held| {
+            held.mask.eq_ignore_ascii_case(&line.mask)
+                && held.reason == line.reason
+                && match (held.expires, line.expires) {
+                    (None, None) => true,
+                    (Some(a), Some(b)) => a.abs_diff(b) <= 60,
+                    _ => false,
+                }
+        })
     }
 
     /// An operator of `node` lifted the K-line on `mask`.
     pub(super) fn remote_unkline(&mut self, node: &Arc<str>, mask: &str) {
-        if !acceptable_mask(mask) {
+        if well_formed(mask).is_err() {
             warn!(node = %node, mask = ?mask, "a node sent a K-line mask this node would refuse");
             return;
         }
         if kline::lift(self, BanKind::K, mask) {
             info!(node = %node, ?mask, "K-line removed by another node");
+            jobs::save_bans_later(self);
         }
     }
 
@@ -190,7 +236,7 @@ impl State {
         }
         if taken > 0 {
             info!(node = %node, lines = taken, "K-lines taken from another node's burst");
-            jobs::save_bans(self);
+            jobs::save_bans_later(self);
             kline::refuse_matching(self, BanKind::K);
         }
     }
@@ -273,23 +319,68 @@ mod tests {
     }
 
     #[test]
+    fn masks_that_would_ban_everyone_are_refused_from_peers_and_operators() {
+        let mut h = Harness::new();
+        h.register("alice");
+        h.make_oper("alice");
+        let id = h.id("alice");
+        if let Some(alice) = h.state.clients.get_mut(&id) {
+            alice.privileges = vec![crate::config::Privilege::Kline];
+        }
+        join_network(&mut h);
+        for mask in ["*@*", "*@*.*", "?@*:*", "*~@1*"] {
+            from_b(&mut h, Body::Kline(kline(mask, "everyone")));
+            h.send("alice", &format!("KLINE {mask} :everyone"));
+            let answer = h.take("alice");
+            assert!(answer[0].contains("is too broad"), "{mask}: {answer:?}");
+        }
+        assert!(masks(&h).is_empty());
+        assert!(h.state.clients.contains_key(&h.id("alice")));
+        // Two characters of a user or a host name are enough.
+        assert_eq!(check_mask("~bob@*"), Ok(()));
+        assert_eq!(check_mask("*@10.*"), Ok(()));
+        // Lifting needs no breadth: a broad line from elsewhere can go.
+        assert!(well_formed("*@*").is_ok());
+    }
+
+    #[test]
+    fn a_repeated_peer_kline_changes_nothing_and_files_are_written_once_a_tick() {
+        let mut h = Harness::new();
+        join_network(&mut h);
+        from_b(&mut h, Body::Kline(kline("*spam@*", "spam")));
+        assert!(h.state.admin.bans_unsaved);
+        h.state.handle(crate::core::Event::Tick);
+        assert!(!h.state.admin.bans_unsaved);
+        // The same line again, its seconds left counted a little later.
+        let mut again = kline("*spam@*", "spam");
+        again.expires_in = Some(58);
+        from_b(&mut h, Body::Kline(again));
+        assert!(!h.state.admin.bans_unsaved);
+        assert_eq!(masks(&h), ["*spam@*"]);
+        // A changed reason is a change.
+        from_b(&mut h, Body::Kline(kline("*spam@*", "more spam")));
+        assert!(h.state.admin.bans_unsaved);
+        assert_eq!(h.state.admin.bans.lines(BanKind::K)[0].reason, "more spam");
+    }
+
+    #[test]
     fn burst_klines_are_taken_only_while_this_node_is_new() {
         let mut h = Harness::new();
         join_network(&mut h);
-        let lines = vec![kline("*a@*", "x"), kline("bad", "x")];
+        let lines = vec![kline("*ab@*", "x"), kline("bad", "x")];
         from_b(&mut h, Body::Klines { lines });
-        assert_eq!(masks(&h), ["*a@*"]);
+        assert_eq!(masks(&h), ["*ab@*"]);
         h.advance(30);
         from_b(
             &mut h,
             Body::Klines {
-                lines: vec![kline("*b@*", "x")],
+                lines: vec![kline("*bc@*", "x")],
             },
         );
-        assert_eq!(masks(&h), ["*a@*"]);
+        assert_eq!(masks(&h), ["*ab@*"]);
         // A K-line set on another node still holds.
-        from_b(&mut h, Body::Kline(kline("*c@*", "x")));
-        assert_eq!(masks(&h), ["*a@*", "*c@*"]);
+        from_b(&mut h, Body::Kline(kline("*cd@*", "x")));
+        assert_eq!(masks(&h), ["*ab@*", "*cd@*"]);
     }
 
     #[test]

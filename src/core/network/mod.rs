@@ -27,7 +27,7 @@ use crate::network::{Heard, NetworkHandle};
 use crate::proto::Folded;
 
 mod claims;
-mod klines;
+pub(crate) mod klines;
 mod liveness;
 mod rehash;
 mod remote;
@@ -449,11 +449,13 @@ impl State {
             Body::Unkline { mask } => self.remote_unkline(&node, &mask),
             Body::Klines { lines } => self.remote_klines(&node, lines),
             Body::Rehash { mask, request, by } => self.remote_rehash(&node, &mask, request, &by),
+            // The answering node is named by its envelope, not by the
+            // server name it gives.
             Body::Rehashed {
                 request,
-                server,
+                server: _,
                 text,
-            } => self.remote_rehashed(&node, request, &server, &text),
+            } => self.remote_rehashed(&node, request, &text),
         }
     }
 

@@ -21,9 +21,13 @@ const ANSWER_WAIT: Duration = Duration::from_secs(10);
 /// newer one drops the oldest.
 const MAX_ASKED: usize = 16;
 
-/// Reloads asked for by other nodes and not done yet at most; past it a
-/// request is refused, so peers cannot queue work without end.
-const MAX_RELOADS_FOR_NODES: usize = 8;
+/// Other nodes' requests one reload answers at most: a request that comes
+/// while a reload for another node waits joins it, up to this many.
+const MAX_ASKERS: usize = 16;
+
+/// The shortest time between two reloads other nodes ask for: peers
+/// cannot keep this node reloading.
+const PEER_RELOAD_GAP: Duration = Duration::from_secs(5);
 
 /// The longest text of an answer shown to an operator.
 const MAX_ANSWER: usize = 400;
@@ -36,9 +40,10 @@ const MAX_MASK: usize = 255;
 pub(super) struct Asked {
     request: u64,
     client: ClientId,
-    /// Nodes asked, and of them those that answered.
+    /// How many nodes were asked.
     expected: usize,
-    answered: usize,
+    /// The nodes asked that have not answered: each answers once.
+    waiting: Vec<Arc<str>>,
     until: SystemTime,
 }
 
@@ -52,13 +57,17 @@ pub(super) struct Asker {
 /// The REHASH bookkeeping of a node in a network.
 #[derive(Debug, Default)]
 pub(super) struct Rehashes {
-    /// This node's numbers for its requests.
-    next_request: u64,
+    /// This node's last number for its requests; the first of a boot
+    /// starts from the boot's time, so an answer to an earlier boot's
+    /// request is never taken for one of this boot.
+    last_request: u64,
     asked: VecDeque<Asked>,
     /// One entry per reload handed to the admin worker, in order (it does
-    /// them one at a time, in order): the node that asked for it, if one
-    /// did.
-    reloads: VecDeque<Option<Asker>>,
+    /// them one at a time, in order): the nodes that asked for it (none
+    /// for this node's own).
+    reloads: VecDeque<Vec<Asker>>,
+    /// When the last reload for other nodes was handed to the worker.
+    last_for_nodes: Option<SystemTime>,
 }
 
 impl State {
@@ -85,26 +94,30 @@ impl State {
             return 0;
         };
         let pattern = crate::proto::mask::Mask::new(mask, casemapping);
-        let expected = network
+        let waiting: Vec<Arc<str>> = network
             .nodes
-            .values()
-            .filter(|node| !node.server.is_empty())
-            .filter(|node| casemapping.eq(mask, &node.server) || pattern.matches(&node.server))
-            .count();
+            .iter()
+            .filter(|(_, node)| !node.server.is_empty())
+            .filter(|(_, node)| casemapping.eq(mask, &node.server) || pattern.matches(&node.server))
+            .map(|(name, _)| Arc::clone(name))
+            .collect();
+        let expected = waiting.len();
         if expected == 0 {
             return 0;
         }
         let rehashes = &mut network.rehashes;
-        rehashes.next_request += 1;
-        let request = rehashes.next_request;
+        let first_of_boot = network.link.boot().saturating_mul(1_000_000);
+        rehashes.last_request = rehashes.last_request.max(first_of_boot) + 1;
+        let request = rehashes.last_request;
         if rehashes.asked.len() >= MAX_ASKED {
+            warn!("too many REHASH requests wait for answers; the oldest stops waiting");
             rehashes.asked.pop_front();
         }
         rehashes.asked.push_back(Asked {
             request,
             client: id,
             expected,
-            answered: 0,
+            waiting,
             until: now + ANSWER_WAIT,
         });
         let mask = mask.to_owned();
@@ -122,49 +135,69 @@ impl State {
         let by = by.chars().filter(|c| !c.is_control()).take(64);
         let by: String = by.collect();
         info!(node = %node, ?by, "another node asks this one to reload its configuration");
-        let waiting = self.network.as_ref().map_or(0, |network| {
-            network.rehashes.reloads.iter().flatten().count()
-        });
-        if waiting >= MAX_RELOADS_FOR_NODES {
-            warn!(node = %node, "too many reloads asked for by other nodes; one refused");
-            let text = "REHASH refused: too many reloads are waiting; try again";
-            self.answer_rehash(node, request, text);
-            return;
-        }
+        let now = self.clock.now();
         let asker = Asker {
             node: Arc::clone(node),
             request,
         };
+        let Some(network) = &mut self.network else {
+            return;
+        };
+        let rehashes = &mut network.rehashes;
+        // A reload for other nodes that waits answers this request too.
+        if let Some(askers) = rehashes.reloads.back_mut()
+            && !askers.is_empty()
+        {
+            if askers.len() < MAX_ASKERS {
+                askers.push(asker);
+            } else {
+                warn!(node = %node, "too many nodes wait for one reload; a request refused");
+            }
+            return;
+        }
+        let recent = rehashes
+            .last_for_nodes
+            .is_some_and(|last| now < last + PEER_RELOAD_GAP);
+        if recent {
+            let text = "REHASH refused: this node reloaded for another node moments ago";
+            self.answer_rehash(node, request, text);
+            return;
+        }
         if let Err(text) = rehash::start_for_node(self) {
             self.answer_rehash(node, request, text);
             return;
         }
-        self.network_reload_started(Some(asker));
-    }
-
-    /// A reload was handed to the admin worker, for `asker` or for this
-    /// node (an operator of it, or SIGHUP).
-    fn network_reload_started(&mut self, asker: Option<Asker>) {
         if let Some(network) = &mut self.network {
-            network.rehashes.reloads.push_back(asker);
+            network.rehashes.last_for_nodes = Some(now);
+            network.rehashes.reloads.push_back(vec![asker]);
         }
     }
 
-    /// A reload for this node itself was handed to the admin worker.
+    /// A reload for this node itself (an operator of it, or SIGHUP) was
+    /// handed to the admin worker.
     pub(crate) fn network_local_reload_started(&mut self) {
-        self.network_reload_started(None);
+        if let Some(network) = &mut self.network {
+            network.rehashes.reloads.push_back(Vec::new());
+        }
     }
 
-    /// The oldest reload finished, as `notice` says: the node that asked
-    /// for it, if one did, is told.
-    pub(crate) fn network_reloaded(&mut self, notice: &str) {
-        let asker = self
+    /// The oldest reload finished, as `notice` says (`failed` when the file
+    /// did not load): the nodes that asked for it, if any, are told; a
+    /// failure's reason stays in this node's log, since it may quote the
+    /// file.
+    pub(crate) fn network_reloaded(&mut self, notice: &str, failed: bool) {
+        let askers = self
             .network
             .as_mut()
             .and_then(|network| network.rehashes.reloads.pop_front())
-            .flatten();
-        if let Some(asker) = asker {
-            self.answer_rehash(&asker.node, asker.request, notice);
+            .unwrap_or_default();
+        let text = if failed {
+            "REHASH failed, the running configuration is unchanged; the reason is in the node's log"
+        } else {
+            notice
+        };
+        for asker in askers {
+            self.answer_rehash(&asker.node, asker.request, text);
         }
     }
 
@@ -181,14 +214,9 @@ impl State {
     }
 
     /// Another node answered a REHASH of a local operator: shown to the
-    /// operator while the request waits; dropped afterwards.
-    pub(super) fn remote_rehashed(
-        &mut self,
-        node: &Arc<str>,
-        request: u64,
-        server: &str,
-        text: &str,
-    ) {
+    /// operator while the request waits, once per node asked, under the
+    /// server name this node knows for it; dropped otherwise.
+    pub(super) fn remote_rehashed(&mut self, node: &Arc<str>, request: u64, text: &str) {
         let now = self.clock.now();
         let Some(network) = &mut self.network else {
             return;
@@ -201,12 +229,15 @@ impl State {
         else {
             return;
         };
-        asked.answered += 1;
+        let Some(at) = asked.waiting.iter().position(|waiting| waiting == node) else {
+            return;
+        };
+        asked.waiting.swap_remove(at);
         let client = asked.client;
-        let server_fits = !server.is_empty()
-            && server.len() <= 255
-            && server.bytes().all(|b| b.is_ascii_graphic());
-        let server = if server_fits { server } else { node.as_ref() };
+        let server = network
+            .nodes
+            .get(node)
+            .map_or_else(|| node.to_string(), |known| known.server.clone());
         let text: String = text
             .chars()
             .map(|c| if c.is_control() { ' ' } else { c })
@@ -233,7 +264,7 @@ impl State {
             ended.extend(asked.pop_front());
         }
         for asked in ended {
-            let missing = asked.expected.saturating_sub(asked.answered);
+            let missing = asked.waiting.len();
             if missing > 0 {
                 let text = format!(
                     "REHASH: {missing} of {} nodes did not answer within {} s",
@@ -243,5 +274,83 @@ impl State {
                 self.server_notice(asked.client, &text);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::core::network::Network;
+    use crate::core::testing::Harness;
+    use crate::network::wire::{Body, Envelope};
+    use crate::network::{Heard, NetworkHandle};
+
+    /// Harness with alice, an operator, on node a of a network where
+    /// nodes b and c have said who they are.
+    fn network_with_operator() -> Harness {
+        let mut h = Harness::new();
+        let id = h.register("alice");
+        if let Some(alice) = h.state.clients.get_mut(&id) {
+            alice.modes.oper = true;
+            alice.privileges = crate::config::Privilege::all();
+        }
+        let now = h.state.clock.now();
+        let link = NetworkHandle::detached("a");
+        let network = Network::new(link, Duration::from_secs(3), now);
+        h.state.network = Some(Box::new(network));
+        for node in ["b", "c"] {
+            let server = format!("{node}.test");
+            from(&mut h, node, Body::Heartbeat { server });
+        }
+        h
+    }
+
+    fn from(h: &mut Harness, node: &str, body: Body) {
+        let envelope = Envelope {
+            node: node.to_owned(),
+            boot: 1,
+            body,
+        };
+        h.state.network_heard(Heard::Envelope(Box::new(envelope)));
+    }
+
+    /// The number of the request alice's REHASH made.
+    fn last_request(h: &Harness) -> u64 {
+        let network = h.state.network.as_ref().expect("a network");
+        network.rehashes.last_request
+    }
+
+    #[test]
+    fn each_node_asked_answers_once_under_its_own_name_and_the_silent_are_counted() {
+        let mut h = network_with_operator();
+        h.send("alice", "REHASH *.test");
+        let asked = h.take("alice");
+        assert!(
+            asked
+                .iter()
+                .any(|line| line.contains("asked 2 other nodes")),
+            "{asked:?}"
+        );
+        let request = last_request(&h);
+        let answer = |text: &str| Body::Rehashed {
+            request,
+            server: "forged.example".into(),
+            text: text.into(),
+        };
+        from(&mut h, "b", answer("REHASH: configuration reloaded"));
+        // Again from b, and from a node never asked: not shown.
+        from(&mut h, "b", answer("REHASH: configuration reloaded"));
+        from(&mut h, "d", answer("REHASH: configuration reloaded"));
+        assert_eq!(
+            h.take("alice"),
+            [":irc.test NOTICE alice :REHASH on b.test: configuration reloaded"]
+        );
+        h.advance(11);
+        h.state.expire_rehashes();
+        assert_eq!(
+            h.take("alice"),
+            [":irc.test NOTICE alice :REHASH: 1 of 2 nodes did not answer within 10 s"]
+        );
     }
 }
