@@ -124,7 +124,8 @@ fn export_history(
     let Some(config) = command_config(config_path) else {
         return ExitCode::FAILURE;
     };
-    let store = match rookery::history::Store::open_existing(&config.history.path) {
+    let node = config.network.as_ref().map_or("", |network| network.node.as_str());
+    let mut store = match rookery::history::Backend::open_existing(&config.history, node) {
         Ok(store) => store,
         Err(error) => {
             eprintln!("rookery: {error}");
@@ -133,7 +134,7 @@ fn export_history(
     };
     let target = config.server.casemapping.fold(room);
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    match rookery::history::export::export(&store, &target, since, &mut out) {
+    match rookery::history::export::export(&mut store, &target, since, &mut out) {
         Ok(_) => ExitCode::SUCCESS,
         // A reader that stopped early (`| head`) is not a failure.
         Err(rookery::history::export::ExportError::Write(error))
