@@ -124,7 +124,10 @@ fn export_history(
     let Some(config) = command_config(config_path) else {
         return ExitCode::FAILURE;
     };
-    let node = config.network.as_ref().map_or("", |network| network.node.as_str());
+    let node = config
+        .network
+        .as_ref()
+        .map_or("", |network| network.node.as_str());
     let mut store = match rookery::history::Backend::open_existing(&config.history, node) {
         Ok(store) => store,
         Err(error) => {

@@ -90,7 +90,12 @@ const RESTART_ONLY: &[RestartOnly] = &[
     RestartOnly {
         key: "history.postgres",
         changed: |running, loaded| loaded.history.postgres != running.history.postgres,
-        keep: |running, loaded| loaded.history.postgres.clone_from(&running.history.postgres),
+        keep: |running, loaded| {
+            loaded
+                .history
+                .postgres
+                .clone_from(&running.history.postgres)
+        },
     },
     RestartOnly {
         key: "history.sync",

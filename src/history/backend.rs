@@ -20,8 +20,9 @@ use crate::config::{HistoryBackend, HistoryConfig};
 pub enum Backend {
     /// This node's own SQLite file.
     Sqlite(Store),
-    /// The PostgreSQL database the nodes of a network share.
-    Postgres(PgStore),
+    /// The PostgreSQL database the nodes of a network share (boxed: its
+    /// connection is several times a SQLite handle's size).
+    Postgres(Box<PgStore>),
 }
 
 impl Backend {
@@ -31,7 +32,8 @@ impl Backend {
     pub fn open(config: &HistoryConfig, node: &str) -> Result<Backend, StoreError> {
         match config.backend {
             HistoryBackend::Sqlite => Store::open(&config.path, config.sync).map(Backend::Sqlite),
-            HistoryBackend::Postgres => PgStore::open(&config.postgres, node).map(Backend::Postgres),
+            HistoryBackend::Postgres => PgStore::open(&config.postgres, node)
+                .map(|store| Backend::Postgres(Box::new(store))),
         }
     }
 
@@ -40,7 +42,8 @@ impl Backend {
     pub fn open_existing(config: &HistoryConfig, node: &str) -> Result<Backend, StoreError> {
         match config.backend {
             HistoryBackend::Sqlite => Store::open_existing(&config.path).map(Backend::Sqlite),
-            HistoryBackend::Postgres => PgStore::open(&config.postgres, node).map(Backend::Postgres),
+            HistoryBackend::Postgres => PgStore::open(&config.postgres, node)
+                .map(|store| Backend::Postgres(Box::new(store))),
         }
     }
 
@@ -199,6 +202,20 @@ impl Backend {
         match self {
             Backend::Sqlite(store) => store.for_each(target, since_ms, each),
             Backend::Postgres(store) => store.for_each(target, since_ms, each),
+        }
+    }
+
+    /// The last `limit` messages and notices of one room (casefolded) no
+    /// older than `since_ms`, oldest first: playback loaded from the store.
+    pub fn recent(
+        &mut self,
+        room: &str,
+        limit: usize,
+        since_ms: Option<i64>,
+    ) -> Result<Vec<Record>, StoreError> {
+        match self {
+            Backend::Sqlite(store) => store.recent(room, limit, since_ms),
+            Backend::Postgres(store) => store.recent(room, limit, since_ms),
         }
     }
 

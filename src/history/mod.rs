@@ -52,11 +52,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
 use tracing::{error, warn};
 
+pub use backend::Backend;
 #[cfg(not(any(test, feature = "test-hooks")))]
 pub(crate) use hooks::Hooks;
 #[cfg(any(test, feature = "test-hooks"))]
 pub use hooks::{CommitPause, DiskFull, Hooks};
-pub use backend::Backend;
 pub use store::{Store, StoreError};
 pub use target::{HistoryTarget, Party};
 
@@ -335,6 +335,9 @@ struct Shared {
     degraded: watch::Receiver<bool>,
     /// Where the records waiting for the writer are counted.
     metrics: Arc<Metrics>,
+    /// Whether the database is shared by every node of a network (the
+    /// postgres backend): it may hold lines this node never saw.
+    shared_store: bool,
 }
 
 /// Ranges of sequence numbers (inclusive) whose commit failed and that the
@@ -626,6 +629,32 @@ impl HistoryHandle {
         })
     }
 
+    /// Whether the database is shared by every node of a network: a room
+    /// this node has no playback ring for may still have lines stored,
+    /// said on other nodes.
+    pub fn is_shared(&self) -> bool {
+        self.shared.shared_store
+    }
+
+    /// Reads a room's last `limit` playable lines no older than
+    /// `since_ms` on the reader thread, answering as
+    /// [`HistoryHandle::query`] does: playback for a room this node has
+    /// no ring for.
+    pub fn recent(
+        &self,
+        room: Folded,
+        limit: usize,
+        since_ms: i64,
+        reply: impl FnOnce(Result<Vec<Record>, StoreError>) + Send + 'static,
+    ) -> Result<(), StoreError> {
+        self.read(reply, move |store| {
+            let records = store
+                .recent(room.as_str(), limit, Some(since_ms))
+                .map_err(|e| store.at(e))?;
+            Ok(records.into_iter().filter(ring::is_playable).collect())
+        })
+    }
+
     /// Like [`HistoryHandle::query`], for CHATHISTORY TARGETS.
     pub fn targets(
         &self,
@@ -715,7 +744,14 @@ pub(crate) fn start(
     let (reads, read_jobs) = mpsc::sync_channel::<ReadJob>(READ_QUEUE);
     let reader = std::thread::Builder::new()
         .name("history-reader".into())
-        .spawn(move || read_loop(&mut reader_store, &read_jobs, reader_committed, &reader_hooks))
+        .spawn(move || {
+            read_loop(
+                &mut reader_store,
+                &read_jobs,
+                reader_committed,
+                &reader_hooks,
+            )
+        })
         .map_err(StoreError::Thread)?;
     let handle = HistoryHandle {
         shared: Arc::new(Shared {
@@ -735,6 +771,7 @@ pub(crate) fn start(
             lost,
             degraded,
             metrics,
+            shared_store: config.backend == config::HistoryBackend::Postgres,
         }),
     };
     Ok((
@@ -757,6 +794,11 @@ fn open_for_writing(
     node: &str,
     rooms: &[String],
 ) -> Result<(Backend, HashMap<String, i64>, Preload, journal::Journal), StoreError> {
+    if config.backend == config::HistoryBackend::Postgres {
+        // The file stays: accounts and rooms are kept in it, and expect
+        // it to exist.
+        drop(Store::open(&config.path, config.sync)?);
+    }
     let mut store = Backend::open(config, node)?;
     let epoch = recover_journal(&mut store, &config.path)?;
     let journal = match config.sync {
@@ -964,7 +1006,8 @@ mod tests {
     #[test]
     fn shutdown_commits_everything_queued() {
         let db = TempDb::new();
-        let (history, _) = start(&settings(&db), "", &[], Hooks::default(), Metrics::new()).unwrap();
+        let (history, _) =
+            start(&settings(&db), "", &[], Hooks::default(), Metrics::new()).unwrap();
         let handle = history.handle();
         for i in 0..5000 {
             handle.record(record(&format!("m{i}"), i, "#room"));
@@ -980,7 +1023,8 @@ mod tests {
     #[test]
     fn a_start_stores_what_the_journal_holds_and_the_database_lacks() {
         let db = TempDb::new();
-        let (history, _) = start(&settings(&db), "", &[], Hooks::default(), Metrics::new()).unwrap();
+        let (history, _) =
+            start(&settings(&db), "", &[], Hooks::default(), Metrics::new()).unwrap();
         history.shutdown();
         // What a run killed mid-stream leaves: records 1–3 in its journal,
         // only record 1 stored, and a stored record 2 that was since
@@ -998,7 +1042,8 @@ mod tests {
         store.redact("m2").unwrap();
         drop(store);
 
-        let (history, _) = start(&settings(&db), "", &[], Hooks::default(), Metrics::new()).unwrap();
+        let (history, _) =
+            start(&settings(&db), "", &[], Hooks::default(), Metrics::new()).unwrap();
         history.shutdown();
         let store = Store::open_existing(db.path()).unwrap();
         let mut stored = Vec::new();
@@ -1011,7 +1056,8 @@ mod tests {
         assert_eq!(stored, ["m1", "m3", "m4"]);
         assert_eq!(store.journal_checkpoint().unwrap().0, epoch + 1);
         // The next start finds nothing more to store.
-        let (history, _) = start(&settings(&db), "", &[], Hooks::default(), Metrics::new()).unwrap();
+        let (history, _) =
+            start(&settings(&db), "", &[], Hooks::default(), Metrics::new()).unwrap();
         history.shutdown();
         let store = Store::open_existing(db.path()).unwrap();
         assert_eq!(store.count(&target("#room")).unwrap(), 3);
@@ -1020,7 +1066,8 @@ mod tests {
     #[tokio::test]
     async fn queries_answer_on_the_reader_thread() {
         let db = TempDb::new();
-        let (history, _) = start(&settings(&db), "", &[], Hooks::default(), Metrics::new()).unwrap();
+        let (history, _) =
+            start(&settings(&db), "", &[], Hooks::default(), Metrics::new()).unwrap();
         let handle = history.handle();
         for i in 0..5 {
             handle.record(record(&format!("m{i}"), i, "#room"));
@@ -1049,7 +1096,8 @@ mod tests {
     #[tokio::test]
     async fn forgetting_a_party_deletes_what_was_queued_before_not_after() {
         let db = TempDb::new();
-        let (history, _) = start(&settings(&db), "", &[], Hooks::default(), Metrics::new()).unwrap();
+        let (history, _) =
+            start(&settings(&db), "", &[], Hooks::default(), Metrics::new()).unwrap();
         let handle = history.handle();
         handle.record(record("before", 1, "@alice bob"));
         let alice = Party::Account(crate::proto::Casemapping::Ascii.fold("alice"));
@@ -1068,7 +1116,8 @@ mod tests {
     #[test]
     fn registered_rooms_preload_from_their_floor() {
         let db = TempDb::new();
-        let (history, _) = start(&settings(&db), "", &[], Hooks::default(), Metrics::new()).unwrap();
+        let (history, _) =
+            start(&settings(&db), "", &[], Hooks::default(), Metrics::new()).unwrap();
         let now = millis(SystemTime::now());
         let handle = history.handle();
         handle.record(record("earlier-room", now - 10, "#reg"));
@@ -1086,8 +1135,14 @@ mod tests {
     fn a_restart_preloads_the_standing_rooms_recent_lines_only() {
         let db = TempDb::new();
         let standing = ["#room".to_owned()];
-        let (history, _) =
-            start(&settings(&db), "", &standing, Hooks::default(), Metrics::new()).unwrap();
+        let (history, _) = start(
+            &settings(&db),
+            "",
+            &standing,
+            Hooks::default(),
+            Metrics::new(),
+        )
+        .unwrap();
         // Said since #room became standing, except one line too old.
         let now = millis(SystemTime::now());
         let handle = history.handle();
@@ -1097,8 +1152,14 @@ mod tests {
         }
         handle.record(record("gone", now, "#other"));
         history.shutdown();
-        let (history, preload) =
-            start(&settings(&db), "", &standing, Hooks::default(), Metrics::new()).unwrap();
+        let (history, preload) = start(
+            &settings(&db),
+            "",
+            &standing,
+            Hooks::default(),
+            Metrics::new(),
+        )
+        .unwrap();
         assert_eq!(preload.len(), 1, "#other is no standing room: {preload:?}");
         let lines = &preload["#room"];
         assert_eq!(lines.len(), 25, "playback_lines defaults to 25");

@@ -510,7 +510,10 @@ impl PgStore {
                     &[room, &now_ms],
                 )?;
                 let at: i64 = transaction
-                    .query_one("SELECT since_ms FROM standing_rooms WHERE name = $1", &[room])?
+                    .query_one(
+                        "SELECT since_ms FROM standing_rooms WHERE name = $1",
+                        &[room],
+                    )?
                     .get(0);
                 since.insert(room.clone(), at);
             }
@@ -559,9 +562,8 @@ impl PgStore {
         let floor = since_ms.unwrap_or(i64::MIN);
         let mut after = (i64::MIN, i64::MIN);
         loop {
-            let rows = self.with(|client| {
-                client.query(&sql, &[&target, &floor, &after.0, &after.1, &PAGE])
-            })?;
+            let rows = self
+                .with(|client| client.query(&sql, &[&target, &floor, &after.0, &after.1, &PAGE]))?;
             let full = rows.len() as i64 == PAGE;
             for row in &rows {
                 let record = record_from_row(row);
@@ -681,7 +683,12 @@ impl PgStore {
         let conversations: HashSet<String> = rows
             .iter()
             .map(|row| row.get::<_, String>(0))
-            .filter(|target| matches!(HistoryTarget::from_column(target), HistoryTarget::Private(..)))
+            .filter(|target| {
+                matches!(
+                    HistoryTarget::from_column(target),
+                    HistoryTarget::Private(..)
+                )
+            })
             .collect();
         for conversation in conversations {
             self.with(|client| {
@@ -802,7 +809,10 @@ impl Columns {
 
     /// Inserts the rows in their order (their ids follow it), skipping a
     /// msgid already stored; returns how many were inserted.
-    fn insert(&self, transaction: &mut postgres::Transaction<'_>) -> Result<usize, postgres::Error> {
+    fn insert(
+        &self,
+        transaction: &mut postgres::Transaction<'_>,
+    ) -> Result<usize, postgres::Error> {
         if self.msgid.is_empty() {
             return Ok(0);
         }

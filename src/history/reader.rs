@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tracing::{error, warn};
 
-use super::hooks::Hooks;
 use super::StoreError;
 use super::backend::Backend;
+use super::hooks::Hooks;
 
 /// How many queries may wait for the reader.
 pub(super) const READ_QUEUE: usize = 1024;

@@ -73,7 +73,7 @@ impl Prune for Backend {
     fn next_target(&mut self, after: &str) -> Result<Option<String>, StoreError> {
         match self {
             Backend::Sqlite(store) => Prune::next_target(store, after),
-            Backend::Postgres(store) => Prune::next_target(store, after),
+            Backend::Postgres(store) => Prune::next_target(&mut **store, after),
         }
     }
 
@@ -85,9 +85,11 @@ impl Prune for Backend {
         chunk: usize,
     ) -> Result<usize, StoreError> {
         match self {
-            Backend::Sqlite(store) => Prune::prune_target(store, target, max_lines, cutoff_ms, chunk),
-            Backend::Postgres(store) => {
+            Backend::Sqlite(store) => {
                 Prune::prune_target(store, target, max_lines, cutoff_ms, chunk)
+            }
+            Backend::Postgres(store) => {
+                Prune::prune_target(&mut **store, target, max_lines, cutoff_ms, chunk)
             }
         }
     }
@@ -95,7 +97,7 @@ impl Prune for Backend {
     fn prune_total(&mut self, max_total: u64, chunk: usize) -> Result<usize, StoreError> {
         match self {
             Backend::Sqlite(store) => Prune::prune_total(store, max_total, chunk),
-            Backend::Postgres(store) => Prune::prune_total(store, max_total, chunk),
+            Backend::Postgres(store) => Prune::prune_total(&mut **store, max_total, chunk),
         }
     }
 }

@@ -93,9 +93,7 @@ impl StoreError {
             StoreError::Connect { .. }
             | StoreError::Unreachable(_)
             | StoreError::AtUrl { .. }
-            | StoreError::Url(_) => {
-                self
-            }
+            | StoreError::Url(_) => self,
             other => StoreError::At {
                 path: path.to_owned(),
                 source: Box::new(other),
@@ -728,7 +726,7 @@ impl Lines for &Store {
         ascending: bool,
         limit: usize,
     ) -> Result<Vec<Record>, StoreError> {
-        Store::range(*self, targets, floor, events, low, high, ascending, limit)
+        Store::range(self, targets, floor, events, low, high, ascending, limit)
     }
 
     fn position(
@@ -737,7 +735,7 @@ impl Lines for &Store {
         bound: &Bound,
         edge: Edge,
     ) -> Result<Option<Position>, StoreError> {
-        Store::position(*self, targets, bound, edge)
+        Store::position(self, targets, bound, edge)
     }
 }
 
@@ -839,7 +837,12 @@ impl<S: Lines> Visible<'_, S> {
 
     /// The lines strictly between two references, counted from `start`
     /// (which may be the later one).
-    fn between(&mut self, start: &Bound, end: &Bound, limit: usize) -> Result<Vec<Record>, StoreError> {
+    fn between(
+        &mut self,
+        start: &Bound,
+        end: &Bound,
+        limit: usize,
+    ) -> Result<Vec<Record>, StoreError> {
         let (Some(start_low), Some(end_low)) = (
             self.position(start, Edge::Low)?,
             self.position(end, Edge::Low)?,

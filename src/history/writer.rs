@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
+use super::backend::Backend;
 use super::hooks::Hooks;
 use super::journal::{self, Chunk};
 use super::retention::Pruner;
-use super::backend::Backend;
 use super::{HistoryStats, LostRecords, Party, Record, StoreError};
 use crate::metrics::Metrics;
 
