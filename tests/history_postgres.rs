@@ -376,3 +376,171 @@ async fn a_node_that_never_saw_a_rooms_lines_plays_them_back_from_postgres() {
         node.shutdown().await;
     }
 }
+
+/// Every query kind over a room whose lines share milliseconds, asked of
+/// one backend: the msgids each answers, in order.
+fn store_answers(store: &mut Backend) -> Vec<Vec<String>> {
+    use rookery::history::{Bound, Query, QueryKind, RoomRename};
+    let room = Casemapping::Ascii.fold("#room");
+    let times = [1000, 1000, 1000, 2000, 2000, 3000, 4000, 4000, 4000, 5000];
+    let lines: Vec<Record> = times
+        .iter()
+        .enumerate()
+        .map(|(i, &time)| line(&format!("r{i}"), time))
+        .collect();
+    store.insert_batch(&lines).expect("insert");
+    // A repeated msgid is skipped, not a second row.
+    assert_eq!(store.insert_batch([&lines[3]]).expect("insert again"), 0);
+    let id = |n: usize| Bound::MsgId(format!("r{n}"));
+    let kinds = [
+        (QueryKind::Latest { after: None }, 4),
+        (QueryKind::Latest { after: Some(id(2)) }, 20),
+        (
+            QueryKind::Latest {
+                after: Some(Bound::Time(4000)),
+            },
+            20,
+        ),
+        (QueryKind::Before { bound: id(4) }, 3),
+        (
+            QueryKind::Before {
+                bound: Bound::Time(4000),
+            },
+            20,
+        ),
+        (QueryKind::After { bound: id(1) }, 3),
+        (
+            QueryKind::After {
+                bound: Bound::Time(1000),
+            },
+            2,
+        ),
+        (QueryKind::Around { bound: id(5) }, 4),
+        (
+            QueryKind::Around {
+                bound: Bound::Time(2000),
+            },
+            3,
+        ),
+        (
+            QueryKind::Between {
+                start: id(1),
+                end: id(8),
+            },
+            20,
+        ),
+        (
+            QueryKind::Between {
+                start: id(8),
+                end: id(1),
+            },
+            3,
+        ),
+        (
+            QueryKind::Between {
+                start: Bound::Time(1000),
+                end: Bound::Time(4000),
+            },
+            20,
+        ),
+        (QueryKind::After { bound: id(99) }, 5),
+    ];
+    let mut answers = Vec::new();
+    for (kind, limit) in kinds {
+        let query = Query {
+            target: HistoryTarget::Room(room.clone()),
+            also: None,
+            kind,
+            limit,
+            not_before_ms: None,
+            events: false,
+        };
+        let records = store.query(&query).expect("query");
+        answers.push(records.into_iter().map(|record| record.msgid).collect());
+    }
+    assert!(store.redact("r5").expect("redact"));
+    let found = store.find("r6").expect("find").map(|record| record.msgid);
+    answers.push(found.into_iter().collect());
+    let rename = RoomRename {
+        old: room.clone(),
+        new: Casemapping::Ascii.fold("#new"),
+        display: "#New".to_owned(),
+        floor_ms: 0,
+    };
+    store.rename_room(&rename).expect("rename");
+    let mut exported = Vec::new();
+    store
+        .for_each(
+            &HistoryTarget::Room(rename.new.clone()),
+            Some(2000),
+            |record| {
+                exported.push(format!("{} {}", record.msgid, record.target_display));
+                Ok::<_, rookery::history::StoreError>(())
+            },
+        )
+        .expect("for_each");
+    answers.push(exported);
+    let mut pruner = rookery::history::retention::Pruner::new(3, 0);
+    for _ in 0..4 {
+        pruner
+            .step(store, std::time::Instant::now())
+            .expect("prune");
+    }
+    let kept = store
+        .count(&HistoryTarget::Room(rename.new))
+        .expect("count");
+    answers.push(vec![kept.to_string()]);
+    answers
+}
+
+#[test]
+fn the_postgres_store_answers_what_the_sqlite_store_answers() {
+    let pg = Postgres::start();
+    let dir = TempDir::new("pg-store");
+    let sqlite = single(&dir, None).history;
+    let mut on_sqlite = Backend::open(&sqlite, "").expect("sqlite opens");
+    let postgres = single(&dir, Some(&pg)).history;
+    let mut on_postgres = Backend::open(&postgres, "").expect("postgres opens");
+    let expected = store_answers(&mut on_sqlite);
+    assert_eq!(store_answers(&mut on_postgres), expected);
+    // Lines of one millisecond keep the order they were stored in.
+    assert_eq!(expected[0], ["r6", "r7", "r8", "r9"]);
+    assert_eq!(expected[3], ["r1", "r2", "r3"]);
+    assert_eq!(expected[10], ["r5", "r6", "r7"]);
+    assert_eq!(expected[expected.len() - 1], ["3"]);
+}
+
+#[tokio::test]
+async fn lines_are_stored_again_once_the_database_ends_the_session() {
+    let pg = Postgres::start();
+    let dir = TempDir::new("pg-terminated");
+    let server = rookery::start(single(&dir, Some(&pg)))
+        .await
+        .expect("starts");
+    let addr = server.local_addrs()[0];
+    let mut alice = with_caps(addr, "alice", CAPS).await;
+    alice.send("JOIN #room").await;
+    alice.expect_containing(" 366 ").await;
+    alice.send("PRIVMSG #room :before").await;
+    alice.expect_containing(":before").await;
+    assert_eq!(
+        ask(&mut alice, "LATEST #room * 10").await,
+        strings(&["before"])
+    );
+    // Every session of the server ends, as in a database restart.
+    let ended = pg.psql(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'rookery'",
+    );
+    assert_eq!(ended, "2", "the writer's and the reader's sessions");
+    alice.send("PRIVMSG #room :after").await;
+    alice.expect_containing(":after").await;
+    assert_eq!(
+        ask(&mut alice, "LATEST #room * 10").await,
+        strings(&["before", "after"])
+    );
+    server.shutdown().await;
+    assert_eq!(
+        pg.psql("SELECT count(*) FROM events WHERE command = 'PRIVMSG'"),
+        "2"
+    );
+}

@@ -218,21 +218,33 @@ impl PgStore {
             .ok_or_else(|| StoreError::Unreachable(self.url.clone()))
     }
 
-    /// Runs `work` on the connection; an error that closed it drops it, so
-    /// the next call reconnects.
+    /// Runs `work` on the connection. When the connection turns out to be
+    /// closed (the server restarted, or ended the session), it is opened
+    /// again and `work` runs once more: every statement here is safe to
+    /// repeat (inserts skip stored msgids, deletions and moves find
+    /// nothing left to do). A second failure is returned, and the next
+    /// call reconnects with backoff.
     fn with<T>(
         &mut self,
-        work: impl FnOnce(&mut Client) -> Result<T, postgres::Error>,
+        mut work: impl FnMut(&mut Client) -> Result<T, postgres::Error>,
     ) -> Result<T, StoreError> {
-        let client = self.client()?;
-        match work(client) {
-            Ok(value) => Ok(value),
-            Err(error) => {
-                if error.is_closed() || client.is_closed() {
+        let mut attempts = 2;
+        loop {
+            attempts -= 1;
+            let client = self.client()?;
+            match work(client) {
+                Ok(value) => return Ok(value),
+                Err(error) => {
+                    let closed = error.is_closed() || client.is_closed() || is_shutdown(&error);
+                    if !closed {
+                        return Err(StoreError::Postgres(error));
+                    }
+                    warn!(database = %self.url, %error, "the connection to the history database was lost");
                     self.client = None;
-                    self.retry_at = Instant::now();
+                    if attempts == 0 {
+                        return Err(StoreError::Postgres(error));
+                    }
                 }
-                Err(StoreError::Postgres(error))
             }
         }
     }
@@ -846,6 +858,20 @@ impl Columns {
         )?;
         Ok(usize::try_from(inserted).unwrap_or(usize::MAX))
     }
+}
+
+/// Whether the server ended the session (an administrator's terminate,
+/// a restart): the connection is gone even if the client has not noticed.
+fn is_shutdown(error: &postgres::Error) -> bool {
+    use postgres::error::SqlState;
+    error.code().is_some_and(|code| {
+        [
+            SqlState::ADMIN_SHUTDOWN,
+            SqlState::CRASH_SHUTDOWN,
+            SqlState::CANNOT_CONNECT_NOW,
+        ]
+        .contains(code)
+    })
 }
 
 fn record_from_row(row: &Row) -> Record {
