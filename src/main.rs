@@ -84,6 +84,13 @@ enum HistoryCommand {
         #[arg(long, value_parser = parse_since)]
         since: Option<i64>,
     },
+    /// Copy this node's SQLite history ([history] path) into a PostgreSQL
+    /// database; running it again copies nothing twice.
+    Migrate {
+        /// The database, as postgres://user@host:port/db.
+        #[arg(long)]
+        to: String,
+    },
 }
 
 fn parse_since(text: &str) -> Result<i64, String> {
@@ -98,6 +105,9 @@ fn main() -> ExitCode {
         Some(Command::History {
             command: HistoryCommand::Export { room, since },
         }) => export_history(cli.config.as_deref(), &room, since),
+        Some(Command::History {
+            command: HistoryCommand::Migrate { to },
+        }) => migrate_history(cli.config.as_deref(), &to),
         Some(Command::Accounts { command }) => administer_accounts(cli.config.as_deref(), command),
         None => run(cli.config, cli.listen, cli.http),
     }
@@ -111,6 +121,36 @@ fn check_config(file: &std::path::Path) -> ExitCode {
         }
         Err(error) => {
             eprintln!("{error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn migrate_history(config_path: Option<&std::path::Path>, to: &str) -> ExitCode {
+    let Some(config) = command_config(config_path) else {
+        return ExitCode::FAILURE;
+    };
+    let copied = rookery::history::Store::open_existing(&config.history.path).and_then(|from| {
+        let node = config
+            .network
+            .as_ref()
+            .map_or("", |network| network.node.as_str());
+        let mut into = rookery::history::postgres::PgStore::open(to, node)?;
+        let copied = rookery::history::migrate::migrate(&from, &mut into)?;
+        Ok((copied, into.url().to_owned()))
+    });
+    match copied {
+        Ok((copied, url)) => {
+            println!(
+                "copied {} of {} lines to {url} ({} were there already)",
+                copied.inserted,
+                copied.read,
+                copied.read.saturating_sub(copied.inserted)
+            );
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("rookery: {error}");
             ExitCode::FAILURE
         }
     }

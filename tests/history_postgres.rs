@@ -544,3 +544,43 @@ async fn lines_are_stored_again_once_the_database_ends_the_session() {
         "2"
     );
 }
+
+#[test]
+fn history_migrate_copies_a_sqlite_history_into_postgres_once() {
+    use rookery::config::HistorySync;
+    use rookery::history::Store;
+    let pg = Postgres::start();
+    let dir = TempDir::new("pg-migrate");
+    let db = dir.join("history.db");
+    let mut store = Store::open(&db, HistorySync::Normal).expect("a SQLite history");
+    let lines = [line("m1", 1000), line("m2", 1000), line("m3", 2000)];
+    store.insert_batch(&lines).expect("insert");
+    drop(store);
+    let config = dir.join("rookery.toml");
+    std::fs::write(
+        &config,
+        format!("[history]\npath = {:?}\n", db.display().to_string()),
+    )
+    .expect("write the configuration");
+    let migrate = || {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_rookery"))
+            .args(["history", "migrate", "--to", &pg.url()])
+            .args(["--config", config.to_str().expect("a UTF-8 path")])
+            .output()
+            .expect("run rookery");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let first = migrate();
+    assert!(first.starts_with("copied 3 of 3 lines"), "{first}");
+    let again = migrate();
+    assert!(again.starts_with("copied 0 of 3 lines"), "{again}");
+    assert_eq!(
+        pg.psql("SELECT string_agg(msgid, ',' ORDER BY time_ms, id) FROM events"),
+        "m1,m2,m3"
+    );
+}

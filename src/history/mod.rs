@@ -11,6 +11,9 @@
 //! - [`retention`]: pruning by line count and age, in small steps between
 //!   batches.
 //! - [`export`]: JSON lines for `rookery history export`.
+//! - [`backend`]: the one seam over the two databases: this node's
+//!   SQLite file ([`store`]) or the PostgreSQL one a network shares
+//!   ([`postgres`]); [`migrate`] copies the first into the second.
 //! - `hooks`: what tests attach to hold or fail commits; compiled in only
 //!   for tests and with the `test-hooks` feature.
 //!
@@ -31,6 +34,7 @@ pub mod backend;
 pub mod export;
 mod hooks;
 pub mod journal;
+pub mod migrate;
 pub mod postgres;
 mod reader;
 pub mod retention;

@@ -534,6 +534,24 @@ impl PgStore {
         })
     }
 
+    /// Records standing rooms' floors (name, since) the database does not
+    /// know yet; a floor it has is kept.
+    pub fn adopt_standing(&mut self, floors: &[(String, i64)]) -> Result<(), StoreError> {
+        let (names, since): (Vec<&str>, Vec<i64>) = floors
+            .iter()
+            .map(|(name, since)| (name.as_str(), *since))
+            .unzip();
+        self.with(|client| {
+            client.execute(
+                "INSERT INTO standing_rooms (name, since_ms)
+                 SELECT * FROM UNNEST($1::text[], $2::bigint[])
+                 ON CONFLICT (name) DO NOTHING",
+                &[&names, &since],
+            )
+        })?;
+        Ok(())
+    }
+
     /// [`PgStore::recent`] for each of `rooms`, keyed by name, as
     /// [`super::Store::recent_rooms`] loads them.
     pub fn recent_rooms(

@@ -601,6 +601,31 @@ impl Store {
         Ok(())
     }
 
+    /// Up to `limit` records stored after row `after_id`, in the order
+    /// they were stored, each with its row id: a page of a migration.
+    pub fn page_after(
+        &self,
+        after_id: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, Record)>, StoreError> {
+        let sql = format!("SELECT {COLUMNS}, id FROM events WHERE id > ?1 ORDER BY id LIMIT ?2");
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut statement = self.conn.prepare(&sql)?;
+        let rows = statement.query_map(params![after_id, limit], |row| {
+            Ok((row.get(9)?, record_from_row(row)?))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Each standing room's floor, as recorded.
+    pub fn standing_floors(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let mut statement = self
+            .conn
+            .prepare("SELECT name, since_ms FROM standing_rooms ORDER BY name")?;
+        let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// How many records a target has; for tests and tools.
     pub fn count(&self, target: &HistoryTarget) -> Result<u64, StoreError> {
         let count: i64 = self.conn.query_row(
