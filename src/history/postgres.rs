@@ -260,7 +260,7 @@ impl PgStore {
             )?;
             let found: i64 = transaction
                 .query_one("SELECT version FROM schema_version", &[])?
-                .get(0);
+                .try_get(0)?;
             if found > known {
                 return Ok(Err(StoreError::TooNew { found, known }));
             }
@@ -277,9 +277,9 @@ impl PgStore {
     /// The schema version the database is at.
     pub fn schema_version(&mut self) -> Result<i64, StoreError> {
         self.with(|client| {
-            Ok(client
+            client
                 .query_one("SELECT version FROM schema_version", &[])?
-                .get(0))
+                .try_get(0)
         })
     }
 
@@ -349,7 +349,7 @@ impl PgStore {
                 "SELECT epoch, seq FROM journal_checkpoint WHERE node = $1",
                 &[&node],
             )?;
-            let (epoch, seq): (i64, i64) = (row.get(0), row.get(1));
+            let (epoch, seq): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
             Ok((epoch.unsigned_abs(), seq.unsigned_abs()))
         })
     }
@@ -409,7 +409,7 @@ impl PgStore {
                 )
             })?;
             if let Some(row) = row {
-                let (display, latest_ms): (String, i64) = (row.get(0), row.get(1));
+                let (display, latest_ms): (String, i64) = (row.try_get(0)?, row.try_get(1)?);
                 if query.from_ms < latest_ms && latest_ms < query.to_ms {
                     found.push((target, display, latest_ms));
                 }
@@ -443,7 +443,9 @@ impl PgStore {
                     &[&party],
                 )
             })?;
-            targets.extend(rows.iter().map(|row| (row.get::<_, String>(0), *floor)));
+            for row in &rows {
+                targets.push((row.try_get::<_, String>(0)?, *floor));
+            }
         }
         Ok(targets)
     }
@@ -473,7 +475,7 @@ impl PgStore {
     pub fn find(&mut self, msgid: &str) -> Result<Option<Record>, StoreError> {
         let sql = format!("SELECT {COLUMNS} FROM events WHERE msgid = $1");
         let row = self.with(|client| client.query_opt(&sql, &[&msgid]))?;
-        Ok(row.as_ref().map(record_from_row))
+        Ok(row.as_ref().map(record_from_row).transpose()?)
     }
 
     /// Deletes the line with this msgid (REDACT); returns whether there
@@ -526,7 +528,7 @@ impl PgStore {
                         "SELECT since_ms FROM standing_rooms WHERE name = $1",
                         &[room],
                     )?
-                    .get(0);
+                    .try_get(0)?;
                 since.insert(room.clone(), at);
             }
             transaction.commit()?;
@@ -552,7 +554,7 @@ impl PgStore {
         Ok(())
     }
 
-    /// [`PgStore::recent`] for each of `rooms`, keyed by name, as
+    /// A room's recent lines for each of `rooms`, keyed by name, as
     /// [`super::Store::recent_rooms`] loads them.
     pub fn recent_rooms(
         &mut self,
@@ -596,8 +598,8 @@ impl PgStore {
                 .with(|client| client.query(&sql, &[&target, &floor, &after.0, &after.1, &PAGE]))?;
             let full = rows.len() as i64 == PAGE;
             for row in &rows {
-                let record = record_from_row(row);
-                after = (record.time_ms, row.get(9));
+                let record = record_from_row(row).map_err(StoreError::from)?;
+                after = (record.time_ms, row.try_get(9).map_err(StoreError::from)?);
                 each(record)?;
             }
             if !full {
@@ -610,9 +612,9 @@ impl PgStore {
     pub fn count(&mut self, target: &HistoryTarget) -> Result<u64, StoreError> {
         let target = target.column().into_owned();
         let count: i64 = self.with(|client| {
-            Ok(client
+            client
                 .query_one("SELECT count(*) FROM events WHERE target = $1", &[&target])?
-                .get(0))
+                .try_get(0)
         })?;
         Ok(count.unsigned_abs())
     }
@@ -632,7 +634,7 @@ impl PgStore {
                 &[&after],
             )
         })?;
-        Ok(row.map(|row| row.get(0)))
+        Ok(row.map(|row| row.try_get(0)).transpose()?)
     }
 
     /// Deletes up to `chunk` of a target's oldest rows older than
@@ -666,7 +668,7 @@ impl PgStore {
                 )
             })?;
             if let Some(row) = newest_excess {
-                let (time, id): (i64, i64) = (row.get(0), row.get(1));
+                let (time, id): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
                 deleted += self.delete_events(
                     "DELETE FROM events WHERE id IN (
                         SELECT id FROM events WHERE target = $1 AND (time_ms, id) <= ($2, $3)
@@ -694,7 +696,7 @@ impl PgStore {
         let Some(row) = newest_excess else {
             return Ok(0);
         };
-        let id: i64 = row.get(0);
+        let id: i64 = row.try_get(0)?;
         self.delete_events(
             "DELETE FROM events WHERE id IN (
                 SELECT id FROM events WHERE id <= $1 ORDER BY id LIMIT $2) RETURNING target",
@@ -710,16 +712,13 @@ impl PgStore {
         params: &[&(dyn postgres::types::ToSql + Sync)],
     ) -> Result<usize, StoreError> {
         let rows = self.with(|client| client.query(sql, params))?;
-        let conversations: HashSet<String> = rows
-            .iter()
-            .map(|row| row.get::<_, String>(0))
-            .filter(|target| {
-                matches!(
-                    HistoryTarget::from_column(target),
-                    HistoryTarget::Private(..)
-                )
-            })
-            .collect();
+        let mut conversations = HashSet::new();
+        for row in &rows {
+            let target: String = row.try_get(0)?;
+            if let HistoryTarget::Private(..) = HistoryTarget::from_column(&target) {
+                conversations.insert(target);
+            }
+        }
         for conversation in conversations {
             self.with(|client| {
                 client.execute(
@@ -766,7 +765,7 @@ impl Lines for &mut PgStore {
                 ],
             )
         })?;
-        Ok(rows.iter().map(record_from_row).collect())
+        Ok(rows.iter().map(record_from_row).collect::<Result<_, _>>()?)
     }
 
     fn position(
@@ -785,9 +784,12 @@ impl Lines for &mut PgStore {
                         &[msgid, &first, &second],
                     )
                 })?;
-                Ok(row.map(|row| Position {
-                    time: row.get(0),
-                    id: row.get(1),
+                let Some(row) = row else {
+                    return Ok(None);
+                };
+                Ok(Some(Position {
+                    time: row.try_get(0)?,
+                    id: row.try_get(1)?,
                 }))
             }
         }
@@ -892,16 +894,18 @@ fn is_shutdown(error: &postgres::Error) -> bool {
     })
 }
 
-fn record_from_row(row: &Row) -> Record {
-    Record {
-        msgid: row.get(0),
-        time_ms: row.get(1),
-        target: HistoryTarget::from_column(row.get::<_, &str>(2)),
-        target_display: row.get(3),
-        sender: row.get(4),
-        account: row.get(5),
-        command: row.get(6),
-        text: row.get(7),
-        tags: row.get(8),
-    }
+/// A row of [`COLUMNS`] as a record; a column of an unexpected type (a
+/// schema changed by hand) is an error, not a panic.
+fn record_from_row(row: &Row) -> Result<Record, postgres::Error> {
+    Ok(Record {
+        msgid: row.try_get(0)?,
+        time_ms: row.try_get(1)?,
+        target: HistoryTarget::from_column(row.try_get::<_, &str>(2)?),
+        target_display: row.try_get(3)?,
+        sender: row.try_get(4)?,
+        account: row.try_get(5)?,
+        command: row.try_get(6)?,
+        text: row.try_get(7)?,
+        tags: row.try_get(8)?,
+    })
 }
