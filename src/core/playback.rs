@@ -149,7 +149,10 @@ fn load(state: &mut State, id: ClientId, room: &Folded) {
         return;
     }
     if let Some(waiting) = state.playback_loads.get_mut(room) {
-        waiting.push(id);
+        // A member that left and came back meanwhile is played once.
+        if !waiting.contains(&id) {
+            waiting.push(id);
+        }
         return;
     }
     let (Some(history), Some(inbox)) = (state.history.clone(), state.inbox.clone()) else {
