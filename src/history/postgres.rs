@@ -23,7 +23,7 @@ use postgres::config::{Host, SslMode};
 use postgres::{Client, NoTls, Row};
 use tracing::{info, warn};
 
-use super::store::{Edge, Lines, Position, answer, recent_of};
+use super::store::{Edge, Lines, Position, answer, listed_targets, recent_of, recent_of_rooms};
 use super::{Bound, HistoryTarget, Party, Query, Record, TargetActivity, TargetsQuery};
 use super::{RoomRename, StoreError};
 
@@ -415,16 +415,7 @@ impl PgStore {
                 }
             }
         }
-        found.sort_by(|a, b| (a.2, &a.0).cmp(&(b.2, &b.0)));
-        found.truncate(query.limit);
-        Ok(found
-            .into_iter()
-            .map(|(target, display, latest_ms)| TargetActivity {
-                target: HistoryTarget::from_column(&target),
-                display,
-                latest_ms,
-            })
-            .collect())
+        Ok(listed_targets(found, query.limit))
     }
 
     /// The rooms given and the conversations of the reader's party, each
@@ -563,18 +554,9 @@ impl PgStore {
         since_ms: Option<i64>,
         floors: &HashMap<String, i64>,
     ) -> Result<HashMap<String, Vec<Record>>, StoreError> {
-        let mut found = HashMap::new();
-        if limit == 0 {
-            return Ok(found);
-        }
-        for room in rooms {
-            let since = since_ms.max(floors.get(room).copied());
-            let records = self.recent(room, limit, since)?;
-            if !records.is_empty() {
-                found.insert(room.clone(), records);
-            }
-        }
-        Ok(found)
+        recent_of_rooms(rooms, limit, since_ms, floors, |room, since| {
+            self.recent(room, limit, since)
+        })
     }
 
     /// Calls `each` for every record of a target from `since_ms` on,

@@ -402,17 +402,7 @@ impl Store {
                 found.push((target, display, latest_ms));
             }
         }
-        // Ties in time go by the stored name, as they always have.
-        found.sort_by(|a, b| (a.2, &a.0).cmp(&(b.2, &b.0)));
-        found.truncate(query.limit);
-        Ok(found
-            .into_iter()
-            .map(|(target, display, latest_ms)| TargetActivity {
-                target: HistoryTarget::from_column(&target),
-                display,
-                latest_ms,
-            })
-            .collect())
+        Ok(listed_targets(found, query.limit))
     }
 
     /// Deletes every private conversation `party` took part in, both
@@ -565,19 +555,9 @@ impl Store {
         since_ms: Option<i64>,
         floors: &HashMap<String, i64>,
     ) -> Result<HashMap<String, Vec<Record>>, StoreError> {
-        let mut found = HashMap::new();
-        if limit == 0 {
-            return Ok(found);
-        }
-        for room in rooms {
-            let floor = floors.get(room).copied();
-            let since = since_ms.max(floor);
-            let records = self.recent(room, limit, since)?;
-            if !records.is_empty() {
-                found.insert(room.clone(), records);
-            }
-        }
-        Ok(found)
+        recent_of_rooms(rooms, limit, since_ms, floors, |room, since| {
+            self.recent(room, limit, since)
+        })
     }
 
     /// Calls `each` for every record of a target from `since_ms` on, oldest
@@ -708,6 +688,49 @@ impl Store {
                 .optional()?),
         }
     }
+}
+
+/// TARGETS' answer from each target's (stored name, display, latest
+/// time): the least recently active first, ties in time by the stored
+/// name (as they always have been), at most `limit`.
+pub(super) fn listed_targets(
+    mut found: Vec<(String, String, i64)>,
+    limit: usize,
+) -> Vec<TargetActivity> {
+    found.sort_by(|a, b| (a.2, &a.0).cmp(&(b.2, &b.0)));
+    found.truncate(limit);
+    found
+        .into_iter()
+        .map(|(target, display, latest_ms)| TargetActivity {
+            target: HistoryTarget::from_column(&target),
+            display,
+            latest_ms,
+        })
+        .collect()
+}
+
+/// The recent lines `recent` reads for each of `rooms`, from the later of
+/// `since_ms` and the room's floor, keyed by name; rooms without any are
+/// left out, and nothing is read when `limit` is 0.
+pub(super) fn recent_of_rooms(
+    rooms: &[String],
+    limit: usize,
+    since_ms: Option<i64>,
+    floors: &HashMap<String, i64>,
+    mut recent: impl FnMut(&str, Option<i64>) -> Result<Vec<Record>, StoreError>,
+) -> Result<HashMap<String, Vec<Record>>, StoreError> {
+    let mut found = HashMap::new();
+    if limit == 0 {
+        return Ok(found);
+    }
+    for room in rooms {
+        let since = since_ms.max(floors.get(room).copied());
+        let records = recent(room, since)?;
+        if !records.is_empty() {
+            found.insert(room.clone(), records);
+        }
+    }
+    Ok(found)
 }
 
 /// What a query's steps read: a range of one target's order, and where a
