@@ -84,6 +84,13 @@ enum HistoryCommand {
         #[arg(long, value_parser = parse_since)]
         since: Option<i64>,
     },
+    /// Copy this node's SQLite history ([history] path) into a PostgreSQL
+    /// database; running it again copies nothing twice.
+    Migrate {
+        /// The database, as postgres://user@host:port/db.
+        #[arg(long)]
+        to: String,
+    },
 }
 
 fn parse_since(text: &str) -> Result<i64, String> {
@@ -98,6 +105,9 @@ fn main() -> ExitCode {
         Some(Command::History {
             command: HistoryCommand::Export { room, since },
         }) => export_history(cli.config.as_deref(), &room, since),
+        Some(Command::History {
+            command: HistoryCommand::Migrate { to },
+        }) => migrate_history(cli.config.as_deref(), &to),
         Some(Command::Accounts { command }) => administer_accounts(cli.config.as_deref(), command),
         None => run(cli.config, cli.listen, cli.http),
     }
@@ -116,6 +126,36 @@ fn check_config(file: &std::path::Path) -> ExitCode {
     }
 }
 
+fn migrate_history(config_path: Option<&std::path::Path>, to: &str) -> ExitCode {
+    let Some(config) = command_config(config_path) else {
+        return ExitCode::FAILURE;
+    };
+    let copied = rookery::history::Store::open_existing(&config.history.path).and_then(|from| {
+        let node = config
+            .network
+            .as_ref()
+            .map_or("", |network| network.node.as_str());
+        let mut into = rookery::history::postgres::PgStore::open(to, node)?;
+        let copied = rookery::history::migrate::migrate(&from, &mut into)?;
+        Ok((copied, into.url().to_owned()))
+    });
+    match copied {
+        Ok((copied, url)) => {
+            println!(
+                "copied {} of {} lines to {url} ({} were there already)",
+                copied.inserted,
+                copied.read,
+                copied.read.saturating_sub(copied.inserted)
+            );
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("rookery: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn export_history(
     config_path: Option<&std::path::Path>,
     room: &str,
@@ -124,7 +164,11 @@ fn export_history(
     let Some(config) = command_config(config_path) else {
         return ExitCode::FAILURE;
     };
-    let store = match rookery::history::Store::open_existing(&config.history.path) {
+    let node = config
+        .network
+        .as_ref()
+        .map_or("", |network| network.node.as_str());
+    let mut store = match rookery::history::Backend::open_existing(&config.history, node) {
         Ok(store) => store,
         Err(error) => {
             eprintln!("rookery: {error}");
@@ -133,7 +177,7 @@ fn export_history(
     };
     let target = config.server.casemapping.fold(room);
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    match rookery::history::export::export(&store, &target, since, &mut out) {
+    match rookery::history::export::export(&mut store, &target, since, &mut out) {
         Ok(_) => ExitCode::SUCCESS,
         // A reader that stopped early (`| head`) is not a failure.
         Err(rookery::history::export::ExportError::Write(error))

@@ -396,7 +396,8 @@ async fn start_history(
         })
         .collect();
     let metrics = Arc::clone(metrics);
-    let start = move || history::start(&settings, &standing, hooks, metrics);
+    let node = history_node(config);
+    let start = move || history::start(&settings, &node, &standing, hooks, metrics);
     let (history, preload) = tokio::task::spawn_blocking(start).await??;
     Ok((Some(history), preload))
 }
@@ -418,10 +419,20 @@ async fn preload_registered_rooms(
         })
         .collect();
     let settings = config.history.clone();
+    let node = history_node(config);
     let preload =
-        tokio::task::spawn_blocking(move || history::preload_registered(&settings, &floors))
+        tokio::task::spawn_blocking(move || history::preload_registered(&settings, &node, &floors))
             .await??;
     Ok(preload)
+}
+
+/// This node's name in a shared history database (`[network] node`),
+/// "" when it runs alone.
+fn history_node(config: &Config) -> String {
+    config
+        .network
+        .as_ref()
+        .map_or_else(String::new, |network| network.node.clone())
 }
 
 /// How far history has come (the journal's mark and the database's),

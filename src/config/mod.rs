@@ -366,7 +366,14 @@ impl Privilege {
 #[serde(default, deny_unknown_fields)]
 pub struct HistoryConfig {
     pub enabled: bool,
-    /// The SQLite database file.
+    /// Where history lines are stored: this node's SQLite file, or one
+    /// PostgreSQL database every node of a network shares.
+    pub backend: HistoryBackend,
+    /// The PostgreSQL URL (`postgres://user@host:port/db`) when `backend`
+    /// is postgres; unused otherwise.
+    pub postgres: String,
+    /// The SQLite database file; under the postgres backend the journal
+    /// is still written beside it.
     pub path: PathBuf,
     /// How hard a commit presses the data to disk.
     pub sync: HistorySync,
@@ -397,6 +404,18 @@ pub struct HistoryConfig {
     pub max_age_days: u64,
     /// Lines kept in all, the oldest pruned first; 0 = no limit.
     pub max_lines_total: u64,
+}
+
+/// `[history] backend`: which database holds the history lines.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HistoryBackend {
+    /// This node's own SQLite file at `[history] path`.
+    #[default]
+    Sqlite,
+    /// One PostgreSQL database at `[history] postgres`, shared by every
+    /// node of a network, so the network has one history.
+    Postgres,
 }
 
 /// `[history] sync`: SQLite's `synchronous` setting in WAL mode.
@@ -597,6 +616,8 @@ impl Default for HistoryConfig {
     fn default() -> Self {
         HistoryConfig {
             enabled: true,
+            backend: HistoryBackend::Sqlite,
+            postgres: String::new(),
             path: PathBuf::from("rookery.db"),
             sync: HistorySync::Normal,
             playback_lines: 25,

@@ -81,6 +81,22 @@ const RESTART_ONLY: &[RestartOnly] = &[
         changed: |running, loaded| loaded.history.path != running.history.path,
         keep: |running, loaded| loaded.history.path.clone_from(&running.history.path),
     },
+    // The writer and reader hold their connections from the start.
+    RestartOnly {
+        key: "history.backend",
+        changed: |running, loaded| loaded.history.backend != running.history.backend,
+        keep: |running, loaded| loaded.history.backend = running.history.backend,
+    },
+    RestartOnly {
+        key: "history.postgres",
+        changed: |running, loaded| loaded.history.postgres != running.history.postgres,
+        keep: |running, loaded| {
+            loaded
+                .history
+                .postgres
+                .clone_from(&running.history.postgres)
+        },
+    },
     RestartOnly {
         key: "history.sync",
         changed: |running, loaded| loaded.history.sync != running.history.sync,

@@ -7,8 +7,8 @@ use std::path::Path;
 
 use super::locate::{Segment, key_path};
 use super::{
-    Config, HttpListen, Limits, Listen, MetricsConfig, NetworkConfig, Oper, ServerConfig,
-    parse_duration,
+    Config, HistoryBackend, HttpListen, Limits, Listen, MetricsConfig, NetworkConfig, Oper,
+    ServerConfig, parse_duration,
 };
 use crate::proto::modes::{channel_flag, channel_flag_letters};
 
@@ -558,6 +558,12 @@ fn check_channels_history_log(check: &mut Checker, config: &Config) {
     );
     if config.history.enabled && config.history.path.as_os_str().is_empty() {
         check.report("history.path", "must not be empty while history is enabled");
+    }
+    if config.history.enabled
+        && config.history.backend == HistoryBackend::Postgres
+        && let Err(reason) = crate::history::postgres::check_url(&config.history.postgres)
+    {
+        check.report("history.postgres", reason);
     }
     if let Err(reason) = parse_duration(&config.history.playback_max_age_text) {
         check.report("history.playback_max_age", reason);

@@ -109,6 +109,9 @@ pub enum Event {
     },
     /// The history reader answered a CHATHISTORY request.
     HistoryAnswered(Box<history_answer::Answer>),
+    /// The history reader read a room's last lines from the shared store,
+    /// for the members who joined it without a playback ring here.
+    PlaybackLoaded(Box<playback::Loaded>),
     /// The history reader found (or not) the line a REDACT names.
     RedactFound(Box<commands::redact::Found>),
     /// History commits started failing (a full disk), or succeed again.

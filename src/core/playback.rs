@@ -21,11 +21,12 @@ use std::net::IpAddr;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
+use super::Event;
 use super::caps::Caps;
 use super::cloak::Cloak;
 use super::multiline::{self, BatchLine, Bodies};
 use super::{ClientId, State, history_access};
-use crate::history::{self, Record, event_names_room};
+use crate::history::{self, Record, StoreError, event_names_room};
 use crate::proto::tags::{server_time, with_tags, write_tag};
 use crate::proto::{Folded, Line};
 
@@ -40,6 +41,12 @@ pub fn on_join(state: &mut State, id: ClientId, room: &Folded) {
     let Some(history) = &state.history else {
         return;
     };
+    // A shared store may hold lines this node never saw (said on other
+    // nodes while nobody here was in the room): read them first.
+    if history.is_shared() && !state.playback.has(room) {
+        load(state, id, room);
+        return;
+    }
     // Only lines whose records are durable are played: in the journal or
     // the database. The mark is read first, so every loss the writer has
     // reported up to it is among those taken next, and those lines leave
@@ -75,18 +82,38 @@ pub fn on_join(state: &mut State, id: ClientId, room: &Folded) {
     if records.is_empty() {
         return;
     }
+    play(
+        state,
+        id,
+        &name,
+        caps,
+        records.iter().map(|(_, record)| record),
+    );
+}
+
+/// Sends `id` the playback of `records` (committed, oldest first, each one
+/// it may read) in room `name`: a `chathistory` batch or two NOTICEs
+/// around the lines, the newest within the reply budget.
+fn play<'r>(
+    state: &mut State,
+    id: ClientId,
+    name: &str,
+    caps: Caps,
+    records: impl DoubleEndedIterator<Item = &'r Record>,
+) {
+    let now = state.clock.now();
     let today = utc(history::millis(now)).date_naive();
     let batch = caps.contains(Caps::BATCH).then(|| state.next_batch_id());
     let server = state.server_name().to_owned();
     let played = within_budget(
-        records.iter().map(|(_, record)| record),
+        records,
         state.config.limits.history_reply_budget(),
         Keep::Newest,
         |record| history_lines(record, caps, batch.as_deref(), today, state.cloak.as_ref()),
     );
     let start = match &batch {
-        Some(batch) => batch_start(&server, batch, "chathistory", &name),
-        None => marker(&server, &name, &start_text(played.len(), caps)),
+        Some(batch) => batch_start(&server, batch, "chathistory", name),
+        None => marker(&server, name, &start_text(played.len(), caps)),
     };
     state.send(id, start);
     // Every line is committed already: nothing here waits for the disk.
@@ -95,9 +122,115 @@ pub fn on_join(state: &mut State, id: ClientId, room: &Folded) {
     }
     let end = match &batch {
         Some(batch) => batch_end(&server, batch),
-        None => marker(&server, &name, "End of playback"),
+        None => marker(&server, name, "End of playback"),
     };
     state.send(id, end);
+}
+
+/// A room's last lines, read from the shared store for the members who
+/// joined it while this node had no ring for it.
+#[derive(Debug)]
+pub struct Loaded {
+    pub room: Folded,
+    pub records: Result<Vec<Record>, StoreError>,
+}
+
+/// The joiner waits for the room's lines from the store, read on the
+/// history reader (one read per room; later joiners wait for the same).
+/// Nothing is read for a client that fetches history itself, nor when it
+/// may read nothing of the room.
+fn load(state: &mut State, id: ClientId, room: &Folded) {
+    let wants = state
+        .clients
+        .get(&id)
+        .is_some_and(|client| !client.caps.contains(Caps::CHATHISTORY));
+    let lines = state.config.history.playback_lines;
+    if !wants || lines == 0 || history_access::room_floor(state, id, room).is_none() {
+        return;
+    }
+    if let Some(waiting) = state.playback_loads.get_mut(room) {
+        // A member that left and came back meanwhile is played once.
+        if !waiting.contains(&id) {
+            waiting.push(id);
+        }
+        return;
+    }
+    let (Some(history), Some(inbox)) = (state.history.clone(), state.inbox.clone()) else {
+        return;
+    };
+    let Some(incarnation) = state
+        .channels
+        .get(room)
+        .map(|channel| channel.history_floor)
+    else {
+        return;
+    };
+    let since = incarnation.max(max_age_floor(state));
+    let key = room.clone();
+    // The reader is not the core: it may wait for room in the inbox.
+    let reply = move |records| {
+        let loaded = Loaded { room: key, records };
+        let _ = inbox.blocking_send(Event::PlaybackLoaded(Box::new(loaded)));
+    };
+    if history.recent(room.clone(), lines, since, reply).is_ok() {
+        state.playback_loads.insert(room.clone(), vec![id]);
+    }
+}
+
+/// The oldest time `[history] playback_max_age` lets playback show.
+fn max_age_floor(state: &State) -> i64 {
+    let now = state.clock.now();
+    state
+        .config
+        .history
+        .playback_max_age()
+        .map_or(i64::MIN, |age| {
+            history::millis(now).saturating_sub(i64::try_from(age.as_millis()).unwrap_or(i64::MAX))
+        })
+}
+
+/// A room's lines came from the store: each member that waited is played
+/// those it may read and has not had live since it joined (every line in
+/// the ring now came live, after the read was asked), and the ring is
+/// seeded with them, so later joiners are played from memory.
+pub fn loaded(state: &mut State, loaded: Loaded) {
+    let Loaded { room, records } = loaded;
+    let waiting = state.playback_loads.remove(&room).unwrap_or_default();
+    let records = match records {
+        Ok(records) => records,
+        Err(error) => {
+            tracing::warn!(%error, room = %room.as_str(), "playback could not be read from the history database");
+            return;
+        }
+    };
+    let Some((name, incarnation)) = state
+        .channels
+        .get(&room)
+        .map(|channel| (channel.name.clone(), channel.history_floor))
+    else {
+        return;
+    };
+    let fresh: Vec<Record> = records
+        .into_iter()
+        .filter(|record| {
+            record.time_ms >= incarnation && !state.playback.holds(&room, &record.msgid)
+        })
+        .collect();
+    let max_age = max_age_floor(state);
+    for id in waiting {
+        let Some(floor) = history_access::room_floor(state, id, &room) else {
+            continue;
+        };
+        let Some(caps) = state.clients.get(&id).map(|client| client.caps) else {
+            continue;
+        };
+        let since = floor.max(max_age);
+        let readable: Vec<&Record> = fresh.iter().filter(|r| r.time_ms >= since).collect();
+        if !readable.is_empty() {
+            play(state, id, &name, caps, readable.into_iter());
+        }
+    }
+    state.playback.seed(&room, fresh);
 }
 
 /// Which records a reply over its budget keeps.

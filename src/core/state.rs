@@ -57,6 +57,10 @@ pub struct State {
     /// Each room's last lines, for playback on join: loaded at startup
     /// ([`State::seed_playback`]) and appended to as lines are recorded.
     pub playback: PlaybackRings,
+    /// Rooms whose playback is being read from a shared store (no ring
+    /// here yet), each with the members who joined meanwhile and wait for
+    /// it; at most one read per room at a time.
+    pub playback_loads: HashMap<Folded, Vec<ClientId>>,
     /// How far each account was shown each room's playback, on any of its
     /// connections.
     pub account_seen: AccountMarks,
@@ -126,6 +130,7 @@ impl State {
             admin,
             history: None,
             playback: PlaybackRings::default(),
+            playback_loads: HashMap::new(),
             account_seen: AccountMarks::default(),
             inbox: None,
             sink: Sink::default(),
@@ -237,6 +242,7 @@ impl State {
                 values,
             } => super::metadata::loaded(self, id, &account, values),
             Event::HistoryAnswered(answer) => chathistory::answered(self, *answer),
+            Event::PlaybackLoaded(loaded) => super::playback::loaded(self, *loaded),
             Event::RedactFound(found) => redact::found(self, *found),
             Event::HistoryHealth { degraded } => self.history_health(degraded),
             Event::Network(heard) => self.network_heard(heard),

@@ -306,7 +306,8 @@ impl HistoryHarness {
         let mut h = Harness::with_config(config);
         let metrics = std::sync::Arc::clone(&h.state.metrics);
         let (history, preload) =
-            crate::history::start(&h.state.config.history, &[], hooks, metrics).expect("starts");
+            crate::history::start(&h.state.config.history, "", &[], hooks, metrics)
+                .expect("starts");
         h.state.seed_playback(preload);
         let (inbox, answers) = tokio::sync::mpsc::channel(8);
         h.state.history = Some(history.handle());

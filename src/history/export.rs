@@ -6,7 +6,8 @@ use std::io::Write;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
-use super::{HistoryTarget, Record, Store, StoreError};
+use super::backend::Backend;
+use super::{HistoryTarget, Record, StoreError};
 use crate::proto::Folded;
 
 /// Why an export stopped.
@@ -38,7 +39,7 @@ struct Line<'a> {
 /// Writes every record of `room` from `since_ms` on to `out`; returns how
 /// many.
 pub fn export(
-    store: &Store,
+    store: &mut Backend,
     room: &Folded,
     since_ms: Option<i64>,
     out: &mut impl Write,
@@ -98,6 +99,7 @@ pub fn parse_time(text: &str) -> Result<i64, String> {
 mod tests {
     use super::*;
     use crate::config::HistorySync;
+    use crate::history::Store;
     use crate::history::testing::{TempDb, folded, record};
 
     #[test]
@@ -114,8 +116,12 @@ mod tests {
                 &record("x", 1_609_459_200_000, "#other"),
             ])
             .unwrap();
+        let mut store = Backend::Sqlite(store);
         let mut out = Vec::new();
-        assert_eq!(export(&store, &folded("#room"), None, &mut out).unwrap(), 2);
+        assert_eq!(
+            export(&mut store, &folded("#room"), None, &mut out).unwrap(),
+            2
+        );
         let text = String::from_utf8(out).unwrap();
         let lines: Vec<serde_json::Value> = text
             .lines()
@@ -133,7 +139,7 @@ mod tests {
         assert_eq!(lines[1]["account"], "alice");
         let mut since = Vec::new();
         export(
-            &store,
+            &mut store,
             &folded("#room"),
             Some(1_609_459_201_000),
             &mut since,

@@ -11,6 +11,9 @@
 //! - [`retention`]: pruning by line count and age, in small steps between
 //!   batches.
 //! - [`export`]: JSON lines for `rookery history export`.
+//! - [`backend`]: the one seam over the two databases: this node's
+//!   SQLite file ([`store`]) or the PostgreSQL one a network shares
+//!   ([`postgres`]); [`migrate`] copies the first into the second.
 //! - `hooks`: what tests attach to hold or fail commits; compiled in only
 //!   for tests and with the `test-hooks` feature.
 //!
@@ -27,9 +30,12 @@
 //! OS crash; with `[history] sync = "full"` there is no journal, and lines
 //! wait for the database's own synced commit (the watermark).
 
+pub mod backend;
 pub mod export;
 mod hooks;
 pub mod journal;
+pub mod migrate;
+pub mod postgres;
 mod reader;
 pub mod retention;
 pub mod ring;
@@ -50,6 +56,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
 use tracing::{error, warn};
 
+pub use backend::Backend;
 #[cfg(not(any(test, feature = "test-hooks")))]
 pub(crate) use hooks::Hooks;
 #[cfg(any(test, feature = "test-hooks"))]
@@ -332,6 +339,9 @@ struct Shared {
     degraded: watch::Receiver<bool>,
     /// Where the records waiting for the writer are counted.
     metrics: Arc<Metrics>,
+    /// Whether the database is shared by every node of a network (the
+    /// postgres backend): it may hold lines this node never saw.
+    shared_store: bool,
 }
 
 /// Ranges of sequence numbers (inclusive) whose commit failed and that the
@@ -550,7 +560,7 @@ impl HistoryHandle {
         reply: impl FnOnce(Result<Option<Record>, StoreError>) + Send + 'static,
     ) -> Result<(), StoreError> {
         self.read(reply, move |store| {
-            store.find(&msgid).map_err(|e| e.at(store.path()))
+            store.find(&msgid).map_err(|e| store.at(e))
         })
     }
 
@@ -619,7 +629,33 @@ impl HistoryHandle {
         reply: impl FnOnce(Result<Vec<Record>, StoreError>) + Send + 'static,
     ) -> Result<(), StoreError> {
         self.read(reply, move |store| {
-            store.query(&query).map_err(|e| e.at(store.path()))
+            store.query(&query).map_err(|e| store.at(e))
+        })
+    }
+
+    /// Whether the database is shared by every node of a network: a room
+    /// this node has no playback ring for may still have lines stored,
+    /// said on other nodes.
+    pub fn is_shared(&self) -> bool {
+        self.shared.shared_store
+    }
+
+    /// Reads a room's last `limit` playable lines no older than
+    /// `since_ms` on the reader thread, answering as
+    /// [`HistoryHandle::query`] does: playback for a room this node has
+    /// no ring for.
+    pub fn recent(
+        &self,
+        room: Folded,
+        limit: usize,
+        since_ms: i64,
+        reply: impl FnOnce(Result<Vec<Record>, StoreError>) + Send + 'static,
+    ) -> Result<(), StoreError> {
+        self.read(reply, move |store| {
+            let records = store
+                .recent(room.as_str(), limit, Some(since_ms))
+                .map_err(|e| store.at(e))?;
+            Ok(records.into_iter().filter(ring::is_playable).collect())
         })
     }
 
@@ -630,14 +666,14 @@ impl HistoryHandle {
         reply: impl FnOnce(Result<Vec<TargetActivity>, StoreError>) + Send + 'static,
     ) -> Result<(), StoreError> {
         self.read(reply, move |store| {
-            store.targets(&query).map_err(|e| e.at(store.path()))
+            store.targets(&query).map_err(|e| store.at(e))
         })
     }
 
     fn read<T: Send + 'static>(
         &self,
         reply: impl FnOnce(Result<T, StoreError>) + Send + 'static,
-        work: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+        work: impl FnOnce(&mut Backend) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<(), StoreError> {
         let after = self.lock_writes().last;
         match self
@@ -678,13 +714,14 @@ pub struct History {
 /// tests). Every error names the file.
 pub(crate) fn start(
     config: &config::HistoryConfig,
+    node: &str,
     rooms: &[String],
     hooks: Hooks,
     metrics: Arc<Metrics>,
 ) -> Result<(History, Preload), StoreError> {
-    let (store, standing_since, preload, journal) = open_for_writing(config, rooms)?;
+    let (store, standing_since, preload, journal) = open_for_writing(config, node, rooms)?;
     let queued = Arc::new(AtomicUsize::new(0));
-    let reader_store = Store::open_existing(&config.path)?;
+    let mut reader_store = Backend::open_existing(config, node)?;
     let stats = Arc::new(HistoryStats::default());
     let (committed_tx, committed) = watch::channel(0);
     let reader_committed = committed.clone();
@@ -711,7 +748,14 @@ pub(crate) fn start(
     let (reads, read_jobs) = mpsc::sync_channel::<ReadJob>(READ_QUEUE);
     let reader = std::thread::Builder::new()
         .name("history-reader".into())
-        .spawn(move || read_loop(&reader_store, &read_jobs, reader_committed, &reader_hooks))
+        .spawn(move || {
+            read_loop(
+                &mut reader_store,
+                &read_jobs,
+                reader_committed,
+                &reader_hooks,
+            )
+        })
         .map_err(StoreError::Thread)?;
     let handle = HistoryHandle {
         shared: Arc::new(Shared {
@@ -731,6 +775,7 @@ pub(crate) fn start(
             lost,
             degraded,
             metrics,
+            shared_store: config.backend == config::HistoryBackend::Postgres,
         }),
     };
     Ok((
@@ -750,9 +795,15 @@ pub(crate) fn start(
 /// under `sync = "full"`).
 fn open_for_writing(
     config: &config::HistoryConfig,
+    node: &str,
     rooms: &[String],
-) -> Result<(Store, HashMap<String, i64>, Preload, journal::Journal), StoreError> {
-    let mut store = Store::open(&config.path, config.sync)?;
+) -> Result<(Backend, HashMap<String, i64>, Preload, journal::Journal), StoreError> {
+    if config.backend == config::HistoryBackend::Postgres {
+        // The file stays: accounts and rooms are kept in it, and expect
+        // it to exist.
+        drop(Store::open(&config.path, config.sync)?);
+    }
+    let mut store = Backend::open(config, node)?;
     let epoch = recover_journal(&mut store, &config.path)?;
     let journal = match config.sync {
         config::HistorySync::Normal => journal::Journal::create(&config.path, epoch)
@@ -766,28 +817,29 @@ fn open_for_writing(
     };
     let standing_since = store
         .standing_since(rooms, millis(SystemTime::now()))
-        .map_err(|error| error.at(&config.path))?;
-    let preload = recent_lines(&store, config, rooms, &standing_since)?;
+        .map_err(|error| store.at(error))?;
+    let preload = recent_lines(&mut store, config, rooms, &standing_since)?;
     store
         .disable_auto_checkpoint()
-        .map_err(|error| error.at(&config.path))?;
+        .map_err(|error| store.at(error))?;
     Ok((store, standing_since, preload, journal))
 }
 
 /// Stores the records the last run's journal holds and the database
 /// lacks (the server was killed before its writer stored them), and
 /// starts the next epoch; returns it.
-fn recover_journal(store: &mut Store, db: &std::path::Path) -> Result<u64, StoreError> {
-    let (epoch, checkpoint) = store.journal_checkpoint().map_err(|e| e.at(db))?;
+fn recover_journal(store: &mut Backend, db: &std::path::Path) -> Result<u64, StoreError> {
+    let (epoch, checkpoint) = store.journal_checkpoint().map_err(|e| store.at(e))?;
     let entries = journal::replay(db, epoch, checkpoint)
         .map_err(|source| StoreError::Journal(db.to_owned(), source))?;
     let next = epoch + 1;
     let stored = store
         .begin_epoch(entries.iter().map(|(_, record)| record), next)
-        .map_err(|e| e.at(db))?;
+        .map_err(|e| store.at(e))?;
     if !entries.is_empty() {
         tracing::info!(
             file = %db.display(),
+            database = %store.place(),
             found = entries.len(),
             stored,
             "history lines recovered from the journal"
@@ -799,7 +851,7 @@ fn recover_journal(store: &mut Store, db: &std::path::Path) -> Result<u64, Store
 /// The recent lines of `rooms` (casefolded), none older than a room's
 /// floor in `floors` nor than `playback_max_age`: what playback serves.
 fn recent_lines(
-    store: &Store,
+    store: &mut Backend,
     config: &config::HistoryConfig,
     rooms: &[String],
     floors: &HashMap<String, i64>,
@@ -809,7 +861,7 @@ fn recent_lines(
         .map(|age| millis(SystemTime::now()) - i64::try_from(age.as_millis()).unwrap_or(i64::MAX));
     store
         .recent_rooms(rooms, config.playback_lines, since, floors)
-        .map_err(|error| error.at(&config.path))
+        .map_err(|error| store.at(error))
 }
 
 /// The recent lines of the rooms registered with ChanServ (casefolded
@@ -818,14 +870,15 @@ fn recent_lines(
 /// plays back what it said before. Blocks on the database.
 pub fn preload_registered(
     config: &config::HistoryConfig,
+    node: &str,
     floors: &HashMap<String, i64>,
 ) -> Result<Preload, StoreError> {
     let rooms: Vec<String> = floors.keys().cloned().collect();
     if rooms.is_empty() {
         return Ok(Preload::new());
     }
-    let store = Store::open_existing(&config.path)?;
-    recent_lines(&store, config, &rooms, floors)
+    let mut store = Backend::open_existing(config, node)?;
+    recent_lines(&mut store, config, &rooms, floors)
 }
 
 impl History {
@@ -916,7 +969,7 @@ mod tests {
     async fn records_get_sequence_numbers_and_the_watermark_follows_commits() {
         let db = TempDb::new();
         let (history, preload) =
-            start(&settings(&db), &[], Hooks::default(), Metrics::new()).unwrap();
+            start(&settings(&db), "", &[], Hooks::default(), Metrics::new()).unwrap();
         assert!(preload.is_empty());
         let handle = history.handle();
         let seqs: Vec<u64> = (0..3)
@@ -939,7 +992,7 @@ mod tests {
             commit_pause: Some(pause.clone()),
             ..Hooks::default()
         };
-        let (history, _) = start(&settings(&db), &[], hooks, Metrics::new()).unwrap();
+        let (history, _) = start(&settings(&db), "", &[], hooks, Metrics::new()).unwrap();
         let handle = history.handle();
         let seq = handle.record(record("held", 1, "#room"));
         let mut committed = handle.committed();
@@ -957,7 +1010,8 @@ mod tests {
     #[test]
     fn shutdown_commits_everything_queued() {
         let db = TempDb::new();
-        let (history, _) = start(&settings(&db), &[], Hooks::default(), Metrics::new()).unwrap();
+        let (history, _) =
+            start(&settings(&db), "", &[], Hooks::default(), Metrics::new()).unwrap();
         let handle = history.handle();
         for i in 0..5000 {
             handle.record(record(&format!("m{i}"), i, "#room"));
@@ -973,7 +1027,8 @@ mod tests {
     #[test]
     fn a_start_stores_what_the_journal_holds_and_the_database_lacks() {
         let db = TempDb::new();
-        let (history, _) = start(&settings(&db), &[], Hooks::default(), Metrics::new()).unwrap();
+        let (history, _) =
+            start(&settings(&db), "", &[], Hooks::default(), Metrics::new()).unwrap();
         history.shutdown();
         // What a run killed mid-stream leaves: records 1–3 in its journal,
         // only record 1 stored, and a stored record 2 that was since
@@ -991,7 +1046,8 @@ mod tests {
         store.redact("m2").unwrap();
         drop(store);
 
-        let (history, _) = start(&settings(&db), &[], Hooks::default(), Metrics::new()).unwrap();
+        let (history, _) =
+            start(&settings(&db), "", &[], Hooks::default(), Metrics::new()).unwrap();
         history.shutdown();
         let store = Store::open_existing(db.path()).unwrap();
         let mut stored = Vec::new();
@@ -1004,7 +1060,8 @@ mod tests {
         assert_eq!(stored, ["m1", "m3", "m4"]);
         assert_eq!(store.journal_checkpoint().unwrap().0, epoch + 1);
         // The next start finds nothing more to store.
-        let (history, _) = start(&settings(&db), &[], Hooks::default(), Metrics::new()).unwrap();
+        let (history, _) =
+            start(&settings(&db), "", &[], Hooks::default(), Metrics::new()).unwrap();
         history.shutdown();
         let store = Store::open_existing(db.path()).unwrap();
         assert_eq!(store.count(&target("#room")).unwrap(), 3);
@@ -1013,7 +1070,8 @@ mod tests {
     #[tokio::test]
     async fn queries_answer_on_the_reader_thread() {
         let db = TempDb::new();
-        let (history, _) = start(&settings(&db), &[], Hooks::default(), Metrics::new()).unwrap();
+        let (history, _) =
+            start(&settings(&db), "", &[], Hooks::default(), Metrics::new()).unwrap();
         let handle = history.handle();
         for i in 0..5 {
             handle.record(record(&format!("m{i}"), i, "#room"));
@@ -1042,7 +1100,8 @@ mod tests {
     #[tokio::test]
     async fn forgetting_a_party_deletes_what_was_queued_before_not_after() {
         let db = TempDb::new();
-        let (history, _) = start(&settings(&db), &[], Hooks::default(), Metrics::new()).unwrap();
+        let (history, _) =
+            start(&settings(&db), "", &[], Hooks::default(), Metrics::new()).unwrap();
         let handle = history.handle();
         handle.record(record("before", 1, "@alice bob"));
         let alice = Party::Account(crate::proto::Casemapping::Ascii.fold("alice"));
@@ -1061,7 +1120,8 @@ mod tests {
     #[test]
     fn registered_rooms_preload_from_their_floor() {
         let db = TempDb::new();
-        let (history, _) = start(&settings(&db), &[], Hooks::default(), Metrics::new()).unwrap();
+        let (history, _) =
+            start(&settings(&db), "", &[], Hooks::default(), Metrics::new()).unwrap();
         let now = millis(SystemTime::now());
         let handle = history.handle();
         handle.record(record("earlier-room", now - 10, "#reg"));
@@ -1069,7 +1129,7 @@ mod tests {
         handle.record(record("unregistered", now, "#other"));
         history.shutdown();
         let floors = HashMap::from([("#reg".to_owned(), now)]);
-        let preload = preload_registered(&settings(&db), &floors).unwrap();
+        let preload = preload_registered(&settings(&db), "", &floors).unwrap();
         assert_eq!(preload.len(), 1, "{preload:?}");
         let msgids: Vec<&str> = preload["#reg"].iter().map(|r| r.msgid.as_str()).collect();
         assert_eq!(msgids, ["kept"]);
@@ -1079,8 +1139,14 @@ mod tests {
     fn a_restart_preloads_the_standing_rooms_recent_lines_only() {
         let db = TempDb::new();
         let standing = ["#room".to_owned()];
-        let (history, _) =
-            start(&settings(&db), &standing, Hooks::default(), Metrics::new()).unwrap();
+        let (history, _) = start(
+            &settings(&db),
+            "",
+            &standing,
+            Hooks::default(),
+            Metrics::new(),
+        )
+        .unwrap();
         // Said since #room became standing, except one line too old.
         let now = millis(SystemTime::now());
         let handle = history.handle();
@@ -1090,8 +1156,14 @@ mod tests {
         }
         handle.record(record("gone", now, "#other"));
         history.shutdown();
-        let (history, preload) =
-            start(&settings(&db), &standing, Hooks::default(), Metrics::new()).unwrap();
+        let (history, preload) = start(
+            &settings(&db),
+            "",
+            &standing,
+            Hooks::default(),
+            Metrics::new(),
+        )
+        .unwrap();
         assert_eq!(preload.len(), 1, "#other is no standing room: {preload:?}");
         let lines = &preload["#room"];
         assert_eq!(lines.len(), 25, "playback_lines defaults to 25");
@@ -1108,7 +1180,7 @@ mod tests {
             disk_full: Some(disk_full.clone()),
             ..Hooks::default()
         };
-        let (history, _) = start(&settings(&db), &[], hooks, Metrics::new()).unwrap();
+        let (history, _) = start(&settings(&db), "", &[], hooks, Metrics::new()).unwrap();
         let handle = history.handle();
         disk_full.set(true);
         let first = handle.record(record("lost1", 1, "#room"));
@@ -1139,7 +1211,7 @@ mod tests {
     fn a_startup_error_names_the_file() {
         let db = TempDb::new();
         std::fs::write(db.path(), vec![b'x'; 4096]).unwrap();
-        let Err(error) = start(&settings(&db), &[], Hooks::default(), Metrics::new()) else {
+        let Err(error) = start(&settings(&db), "", &[], Hooks::default(), Metrics::new()) else {
             panic!("a file that is no database is refused");
         };
         let message = error.to_string();

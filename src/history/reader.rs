@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tracing::{error, warn};
 
+use super::StoreError;
+use super::backend::Backend;
 use super::hooks::Hooks;
-use super::{Store, StoreError};
 
 /// How many queries may wait for the reader.
 pub(super) const READ_QUEUE: usize = 1024;
@@ -28,7 +29,7 @@ pub(super) enum ReadJob {
 /// A query waiting for the reader: its work and the reply owed for it.
 pub(super) trait ReadTask: Send {
     /// Does the work and hands the answer to the reply.
-    fn run(self: Box<Self>, store: &Store);
+    fn run(self: Box<Self>, store: &mut Backend);
     /// Drops the task without answering: the caller was told at once.
     fn refuse(self: Box<Self>);
 }
@@ -43,7 +44,7 @@ impl ReadJob {
     /// or a failure if the task is dropped unanswered.
     pub(super) fn task<T: Send + 'static>(
         after: u64,
-        work: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+        work: impl FnOnce(&mut Backend) -> Result<T, StoreError> + Send + 'static,
         reply: impl FnOnce(Result<T, StoreError>) + Send + 'static,
     ) -> ReadJob {
         ReadJob::Run(
@@ -57,8 +58,8 @@ impl ReadJob {
     }
 }
 
-impl<T: Send, W: FnOnce(&Store) -> Result<T, StoreError> + Send> ReadTask for Task<T, W> {
-    fn run(self: Box<Self>, store: &Store) {
+impl<T: Send, W: FnOnce(&mut Backend) -> Result<T, StoreError> + Send> ReadTask for Task<T, W> {
+    fn run(self: Box<Self>, store: &mut Backend) {
         let Task { work, reply } = *self;
         reply.send(work(store));
     }
@@ -131,7 +132,7 @@ fn catch_up(
 /// A query that panics is answered as failed (its [`Reply`] is dropped)
 /// and the reader goes on with the next.
 pub(super) fn read_loop(
-    store: &Store,
+    store: &mut Backend,
     jobs: &mpsc::Receiver<ReadJob>,
     mut committed: watch::Receiver<u64>,
     hooks: &Hooks,
@@ -165,7 +166,7 @@ pub(super) fn read_loop(
         }
         if last_checkpoint.elapsed() >= CHECKPOINT_INTERVAL {
             if let Err(error) = store.checkpoint() {
-                warn!(%error, file = %store.path().display(), "history checkpoint failed; retrying later");
+                warn!(%error, file = %store.place(), "history checkpoint failed; retrying later");
             }
             last_checkpoint = Instant::now();
         }

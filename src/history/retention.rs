@@ -8,7 +8,99 @@ use std::time::{Duration, Instant, SystemTime};
 
 use rusqlite::{OptionalExtension, params};
 
+use super::backend::Backend;
+use super::postgres::PgStore;
 use super::{HistoryTarget, Store, StoreError, millis};
+
+/// What a sweep needs of a store: its targets in name order, and the two
+/// kinds of deletion. Answered by both backends.
+pub trait Prune {
+    /// The first target after `after` in name order.
+    fn next_target(&mut self, after: &str) -> Result<Option<String>, StoreError>;
+    /// As [`prune_target`].
+    fn prune_target(
+        &mut self,
+        target: &str,
+        max_lines: u64,
+        cutoff_ms: Option<i64>,
+        chunk: usize,
+    ) -> Result<usize, StoreError>;
+    /// As [`prune_total`].
+    fn prune_total(&mut self, max_total: u64, chunk: usize) -> Result<usize, StoreError>;
+}
+
+impl Prune for Store {
+    fn next_target(&mut self, after: &str) -> Result<Option<String>, StoreError> {
+        Store::next_target(self, after)
+    }
+
+    fn prune_target(
+        &mut self,
+        target: &str,
+        max_lines: u64,
+        cutoff_ms: Option<i64>,
+        chunk: usize,
+    ) -> Result<usize, StoreError> {
+        prune_target(self, target, max_lines, cutoff_ms, chunk)
+    }
+
+    fn prune_total(&mut self, max_total: u64, chunk: usize) -> Result<usize, StoreError> {
+        prune_total(self, max_total, chunk)
+    }
+}
+
+impl Prune for PgStore {
+    fn next_target(&mut self, after: &str) -> Result<Option<String>, StoreError> {
+        PgStore::next_target(self, after)
+    }
+
+    fn prune_target(
+        &mut self,
+        target: &str,
+        max_lines: u64,
+        cutoff_ms: Option<i64>,
+        chunk: usize,
+    ) -> Result<usize, StoreError> {
+        PgStore::prune_target(self, target, max_lines, cutoff_ms, chunk)
+    }
+
+    fn prune_total(&mut self, max_total: u64, chunk: usize) -> Result<usize, StoreError> {
+        PgStore::prune_total(self, max_total, chunk)
+    }
+}
+
+impl Prune for Backend {
+    fn next_target(&mut self, after: &str) -> Result<Option<String>, StoreError> {
+        match self {
+            Backend::Sqlite(store) => Prune::next_target(store, after),
+            Backend::Postgres(store) => Prune::next_target(&mut **store, after),
+        }
+    }
+
+    fn prune_target(
+        &mut self,
+        target: &str,
+        max_lines: u64,
+        cutoff_ms: Option<i64>,
+        chunk: usize,
+    ) -> Result<usize, StoreError> {
+        match self {
+            Backend::Sqlite(store) => {
+                Prune::prune_target(store, target, max_lines, cutoff_ms, chunk)
+            }
+            Backend::Postgres(store) => {
+                Prune::prune_target(&mut **store, target, max_lines, cutoff_ms, chunk)
+            }
+        }
+    }
+
+    fn prune_total(&mut self, max_total: u64, chunk: usize) -> Result<usize, StoreError> {
+        match self {
+            Backend::Sqlite(store) => Prune::prune_total(store, max_total, chunk),
+            Backend::Postgres(store) => Prune::prune_total(&mut **store, max_total, chunk),
+        }
+    }
+}
 
 /// Rows deleted per step: a few milliseconds of work.
 const CHUNK: usize = 1000;
@@ -69,10 +161,10 @@ impl Pruner {
 
     /// Deletes at most `CHUNK` rows from one target, moving to the next
     /// target when it is within its limits.
-    pub fn step(&mut self, store: &mut Store, now: Instant) -> Result<(), StoreError> {
+    pub fn step(&mut self, store: &mut impl Prune, now: Instant) -> Result<(), StoreError> {
         // Each sweep starts with the whole store's limit.
         if self.max_total > 0 && !self.total_done {
-            self.total_done = prune_total(store, self.max_total, CHUNK)? < CHUNK;
+            self.total_done = store.prune_total(self.max_total, CHUNK)? < CHUNK;
             return Ok(());
         }
         let target = match self.cursor.take() {
@@ -90,7 +182,7 @@ impl Pruner {
             let age_ms = i64::try_from(self.max_age_days * 86_400_000).unwrap_or(i64::MAX);
             millis(SystemTime::now()).saturating_sub(age_ms)
         });
-        let deleted = prune_target(store, &target, self.max_lines, cutoff, CHUNK)?;
+        let deleted = store.prune_target(&target, self.max_lines, cutoff, CHUNK)?;
         self.cursor = Some((target, deleted == CHUNK));
         Ok(())
     }

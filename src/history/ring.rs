@@ -122,6 +122,62 @@ impl PlaybackRings {
             .collect()
     }
 
+    /// Whether the room has a ring, even an empty one: with a shared
+    /// store, a room without one has its lines read from the database.
+    pub fn has(&self, room: &Folded) -> bool {
+        self.rings.contains_key(room)
+    }
+
+    /// Whether the room's ring holds the line `msgid`.
+    pub fn holds(&self, room: &Folded, msgid: &str) -> bool {
+        self.rings
+            .get(room)
+            .is_some_and(|ring| ring.records.iter().any(|entry| entry.record.msgid == msgid))
+    }
+
+    /// Puts lines read from the store (committed, oldest first) before
+    /// what the room's ring holds, creating it, empty if need be, so later
+    /// joiners are played from memory. A line the ring holds already is
+    /// not put twice; the oldest go past the ring's size. Nothing when
+    /// playback is off.
+    pub fn seed(&mut self, room: &Folded, records: Vec<Record>) {
+        if self.lines == 0 {
+            return;
+        }
+        self.clock += 1;
+        let used = self.clock;
+        if !self.rings.contains_key(room) && self.rings.len() >= self.max_rooms {
+            self.evict_least_recently_used();
+        }
+        let lines = self.lines;
+        let ring = self.rings.entry(room.clone()).or_insert(Ring {
+            records: VecDeque::with_capacity(lines.min(32)),
+            used,
+        });
+        ring.used = used;
+        let fresh: Vec<Record> = records
+            .into_iter()
+            .filter(|record| {
+                is_playable(record)
+                    && !ring
+                        .records
+                        .iter()
+                        .any(|entry| entry.record.msgid == record.msgid)
+            })
+            .collect();
+        for record in fresh.into_iter().rev() {
+            if ring.records.len() == lines {
+                break;
+            }
+            self.last += 1;
+            ring.records.push_front(Entry {
+                seq: 0,
+                number: self.last,
+                record,
+            });
+        }
+    }
+
     /// The number of the last line pushed to any ring: whoever has been in
     /// a room until now has seen its lines up to here.
     pub fn last(&self) -> u64 {
@@ -225,6 +281,30 @@ mod tests {
 
     fn msgids(records: &[(u64, Record)]) -> Vec<&str> {
         records.iter().map(|(_, r)| r.msgid.as_str()).collect()
+    }
+
+    #[test]
+    fn seeded_lines_go_before_the_live_ones_once_each() {
+        let mut rings = PlaybackRings::new(3, Preload::new());
+        let room = folded("#room");
+        assert!(!rings.has(&room));
+        rings.push(record("live", 50, "#room"), 7);
+        let stored = vec![
+            record("s1", 10, "#room"),
+            record("s2", 20, "#room"),
+            record("live", 50, "#room"),
+        ];
+        rings.seed(&room, stored);
+        let played = rings.recent(&room, i64::MIN, 0);
+        assert_eq!(msgids(&played), ["s1", "s2", "live"]);
+        assert!(rings.holds(&room, "s2"));
+        // Past the ring's size the oldest stored lines stay out.
+        rings.seed(&room, vec![record("s0", 5, "#room")]);
+        assert_eq!(msgids(&rings.recent(&room, i64::MIN, 0)).len(), 3);
+        // An empty answer still makes a ring: the store is not asked again.
+        let quiet = folded("#quiet");
+        rings.seed(&quiet, Vec::new());
+        assert!(rings.has(&quiet));
     }
 
     #[test]

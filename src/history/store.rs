@@ -44,15 +44,56 @@ pub enum StoreError {
     /// The journal beside the database could not be read or created.
     #[error("history journal of {0}: {1}")]
     Journal(PathBuf, std::io::Error),
+    /// `[history] postgres` cannot be used; the reason never repeats the
+    /// password.
+    #[error("[history] postgres {0}")]
+    Url(String),
+    /// PostgreSQL refused or failed a statement.
+    #[error("history database: {0}")]
+    Postgres(#[from] postgres::Error),
+    /// The PostgreSQL database could not be reached; `url` has no password.
+    #[error("cannot connect to the history database {url} ([history] postgres): {source}")]
+    Connect {
+        url: String,
+        source: postgres::Error,
+    },
+    /// The connection to PostgreSQL is lost and the next attempt to
+    /// reconnect is not due yet.
+    #[error("the history database {0} is unreachable; reconnecting")]
+    Unreachable(String),
+    /// An error on a named PostgreSQL database (no password in `url`).
+    #[error("history database {url}: {source}")]
+    AtUrl {
+        url: String,
+        source: Box<StoreError>,
+    },
 }
 
 impl StoreError {
+    /// The same error, naming the PostgreSQL database (its URL without
+    /// the password) it happened on, unless it does.
+    pub fn at_url(self, url: &str) -> StoreError {
+        match self {
+            StoreError::Postgres(_) | StoreError::TooNew { .. } | StoreError::Sqlite(_) => {
+                StoreError::AtUrl {
+                    url: url.to_owned(),
+                    source: Box::new(self),
+                }
+            }
+            other => other,
+        }
+    }
+
     /// The same error, naming the file it happened on (unless it does).
     pub fn at(self, path: &Path) -> StoreError {
         match self {
             StoreError::Open { .. } | StoreError::Missing(_) | StoreError::At { .. } => self,
             StoreError::Busy | StoreError::Stopped | StoreError::Thread(_) => self,
             StoreError::Journal(..) => self,
+            StoreError::Connect { .. }
+            | StoreError::Unreachable(_)
+            | StoreError::AtUrl { .. }
+            | StoreError::Url(_) => self,
             other => StoreError::At {
                 path: path.to_owned(),
                 source: Box::new(other),
@@ -332,27 +373,7 @@ impl Store {
 
     /// Answers one CHATHISTORY-style query, oldest first.
     pub fn query(&self, query: &Query) -> Result<Vec<Record>, StoreError> {
-        let target = query.target.column();
-        let also = query
-            .also
-            .as_ref()
-            .map_or(target.clone(), HistoryTarget::column);
-        let visible = Visible {
-            store: self,
-            targets: [target, also],
-            floor: query.not_before_ms.unwrap_or(i64::MIN),
-            events: query.events,
-        };
-        let limit = query.limit;
-        let mut records = match &query.kind {
-            QueryKind::Latest { after } => visible.latest(after.as_ref(), limit)?,
-            QueryKind::Before { bound } => visible.before(bound, limit)?,
-            QueryKind::After { bound } => visible.after(bound, limit)?,
-            QueryKind::Around { bound } => visible.around(bound, limit)?,
-            QueryKind::Between { start, end } => visible.between(start, end, limit)?,
-        };
-        records.truncate(limit);
-        Ok(records)
+        answer(self, query)
     }
 
     /// Rooms and conversations whose latest line (from the reader's floor
@@ -381,17 +402,7 @@ impl Store {
                 found.push((target, display, latest_ms));
             }
         }
-        // Ties in time go by the stored name, as they always have.
-        found.sort_by(|a, b| (a.2, &a.0).cmp(&(b.2, &b.0)));
-        found.truncate(query.limit);
-        Ok(found
-            .into_iter()
-            .map(|(target, display, latest_ms)| TargetActivity {
-                target: HistoryTarget::from_column(&target),
-                display,
-                latest_ms,
-            })
-            .collect())
+        Ok(listed_targets(found, query.limit))
     }
 
     /// Deletes every private conversation `party` took part in, both
@@ -484,13 +495,7 @@ impl Store {
         limit: usize,
         since_ms: Option<i64>,
     ) -> Result<Vec<Record>, StoreError> {
-        let visible = Visible {
-            store: self,
-            targets: [Cow::Borrowed(target), Cow::Borrowed(target)],
-            floor: since_ms.unwrap_or(i64::MIN),
-            events: false,
-        };
-        visible.counted_back(Position::FIRST, Position::LAST, limit)
+        recent_of(self, target, limit, since_ms)
     }
 
     /// When each of the standing `rooms` (casefolded) became one, keyed by
@@ -550,19 +555,9 @@ impl Store {
         since_ms: Option<i64>,
         floors: &HashMap<String, i64>,
     ) -> Result<HashMap<String, Vec<Record>>, StoreError> {
-        let mut found = HashMap::new();
-        if limit == 0 {
-            return Ok(found);
-        }
-        for room in rooms {
-            let floor = floors.get(room).copied();
-            let since = since_ms.max(floor);
-            let records = self.recent(room, limit, since)?;
-            if !records.is_empty() {
-                found.insert(room.clone(), records);
-            }
-        }
-        Ok(found)
+        recent_of_rooms(rooms, limit, since_ms, floors, |room, since| {
+            self.recent(room, limit, since)
+        })
     }
 
     /// Calls `each` for every record of a target from `since_ms` on, oldest
@@ -584,6 +579,31 @@ impl Store {
             each(record_from_row(row).map_err(StoreError::from)?)?;
         }
         Ok(())
+    }
+
+    /// Up to `limit` records stored after row `after_id`, in the order
+    /// they were stored, each with its row id: a page of a migration.
+    pub fn page_after(
+        &self,
+        after_id: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, Record)>, StoreError> {
+        let sql = format!("SELECT {COLUMNS}, id FROM events WHERE id > ?1 ORDER BY id LIMIT ?2");
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut statement = self.conn.prepare(&sql)?;
+        let rows = statement.query_map(params![after_id, limit], |row| {
+            Ok((row.get(9)?, record_from_row(row)?))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Each standing room's floor, as recorded.
+    pub fn standing_floors(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let mut statement = self
+            .conn
+            .prepare("SELECT name, since_ms FROM standing_rooms ORDER BY name")?;
+        let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// How many records a target has; for tests and tools.
@@ -653,16 +673,7 @@ impl Store {
         edge: Edge,
     ) -> Result<Option<Position>, StoreError> {
         match bound {
-            Bound::Time(time) => Ok(Some(match edge {
-                Edge::Low => Position {
-                    time: *time,
-                    id: i64::MIN,
-                },
-                Edge::High => Position {
-                    time: *time,
-                    id: i64::MAX,
-                },
-            })),
+            Bound::Time(time) => Ok(Some(Position::at_time(*time, edge))),
             Bound::MsgId(msgid) => Ok(self
                 .conn
                 .prepare_cached(
@@ -679,10 +690,149 @@ impl Store {
     }
 }
 
+/// TARGETS' answer from each target's (stored name, display, latest
+/// time): the least recently active first, ties in time by the stored
+/// name (as they always have been), at most `limit`.
+pub(super) fn listed_targets(
+    mut found: Vec<(String, String, i64)>,
+    limit: usize,
+) -> Vec<TargetActivity> {
+    found.sort_by(|a, b| (a.2, &a.0).cmp(&(b.2, &b.0)));
+    found.truncate(limit);
+    found
+        .into_iter()
+        .map(|(target, display, latest_ms)| TargetActivity {
+            target: HistoryTarget::from_column(&target),
+            display,
+            latest_ms,
+        })
+        .collect()
+}
+
+/// The recent lines `recent` reads for each of `rooms`, from the later of
+/// `since_ms` and the room's floor, keyed by name; rooms without any are
+/// left out, and nothing is read when `limit` is 0.
+pub(super) fn recent_of_rooms(
+    rooms: &[String],
+    limit: usize,
+    since_ms: Option<i64>,
+    floors: &HashMap<String, i64>,
+    mut recent: impl FnMut(&str, Option<i64>) -> Result<Vec<Record>, StoreError>,
+) -> Result<HashMap<String, Vec<Record>>, StoreError> {
+    let mut found = HashMap::new();
+    if limit == 0 {
+        return Ok(found);
+    }
+    for room in rooms {
+        let since = since_ms.max(floors.get(room).copied());
+        let records = recent(room, since)?;
+        if !records.is_empty() {
+            found.insert(room.clone(), records);
+        }
+    }
+    Ok(found)
+}
+
+/// What a query's steps read: a range of one target's order, and where a
+/// reference falls in it. The SQLite store and the PostgreSQL one each
+/// answer these two, and [`answer`] builds every CHATHISTORY query from
+/// them, so both backends page alike, by `(time_ms, id)`.
+pub(super) trait Lines {
+    /// Lines of `targets` with `low < position < high` and `time_ms >=
+    /// floor`, nearest `low` first when `ascending`, else nearest `high`;
+    /// only messages and notices unless `events`.
+    #[allow(clippy::too_many_arguments)]
+    fn range(
+        &mut self,
+        targets: &[Cow<'_, str>; 2],
+        floor: i64,
+        events: bool,
+        low: Position,
+        high: Position,
+        ascending: bool,
+        limit: usize,
+    ) -> Result<Vec<Record>, StoreError>;
+
+    /// Where a reference falls in the targets' order; `None` for a msgid
+    /// they do not hold.
+    fn position(
+        &mut self,
+        targets: &[Cow<'_, str>; 2],
+        bound: &Bound,
+        edge: Edge,
+    ) -> Result<Option<Position>, StoreError>;
+}
+
+impl Lines for &Store {
+    fn range(
+        &mut self,
+        targets: &[Cow<'_, str>; 2],
+        floor: i64,
+        events: bool,
+        low: Position,
+        high: Position,
+        ascending: bool,
+        limit: usize,
+    ) -> Result<Vec<Record>, StoreError> {
+        Store::range(self, targets, floor, events, low, high, ascending, limit)
+    }
+
+    fn position(
+        &mut self,
+        targets: &[Cow<'_, str>; 2],
+        bound: &Bound,
+        edge: Edge,
+    ) -> Result<Option<Position>, StoreError> {
+        Store::position(self, targets, bound, edge)
+    }
+}
+
+/// Answers one CHATHISTORY-style query from `store`, oldest first.
+pub(super) fn answer(store: impl Lines, query: &Query) -> Result<Vec<Record>, StoreError> {
+    let target = query.target.column();
+    let also = query
+        .also
+        .as_ref()
+        .map_or(target.clone(), HistoryTarget::column);
+    let mut visible = Visible {
+        store,
+        targets: [target, also],
+        floor: query.not_before_ms.unwrap_or(i64::MIN),
+        events: query.events,
+    };
+    let limit = query.limit;
+    let mut records = match &query.kind {
+        QueryKind::Latest { after } => visible.latest(after.as_ref(), limit)?,
+        QueryKind::Before { bound } => visible.before(bound, limit)?,
+        QueryKind::After { bound } => visible.after(bound, limit)?,
+        QueryKind::Around { bound } => visible.around(bound, limit)?,
+        QueryKind::Between { start, end } => visible.between(start, end, limit)?,
+    };
+    records.truncate(limit);
+    Ok(records)
+}
+
+/// The last `limit` messages and notices of one room (its stored name)
+/// no older than `since_ms`, oldest first: what a join replays.
+pub(super) fn recent_of(
+    store: impl Lines,
+    target: &str,
+    limit: usize,
+    since_ms: Option<i64>,
+) -> Result<Vec<Record>, StoreError> {
+    let mut visible = Visible {
+        store,
+        targets: [Cow::Borrowed(target), Cow::Borrowed(target)],
+        floor: since_ms.unwrap_or(i64::MIN),
+        events: false,
+    };
+    visible.counted_back(Position::FIRST, Position::LAST, limit)
+}
+
 /// One target's lines from a reader's floor on: the steps a query is
 /// made of. A reference the target does not hold matches nothing.
-struct Visible<'a> {
-    store: &'a Store,
+struct Visible<'a, S> {
+    store: S,
     /// The `target` column, under either of two keys (the same one twice
     /// for a target with one).
     targets: [Cow<'a, str>; 2],
@@ -692,9 +842,9 @@ struct Visible<'a> {
     events: bool,
 }
 
-impl Visible<'_> {
+impl<S: Lines> Visible<'_, S> {
     /// The newest lines, only those after `after` if given.
-    fn latest(&self, after: Option<&Bound>, limit: usize) -> Result<Vec<Record>, StoreError> {
+    fn latest(&mut self, after: Option<&Bound>, limit: usize) -> Result<Vec<Record>, StoreError> {
         let low = match after {
             Some(bound) => match self.position(bound, Edge::High)? {
                 Some(position) => position,
@@ -706,7 +856,7 @@ impl Visible<'_> {
     }
 
     /// The lines just before a reference.
-    fn before(&self, bound: &Bound, limit: usize) -> Result<Vec<Record>, StoreError> {
+    fn before(&mut self, bound: &Bound, limit: usize) -> Result<Vec<Record>, StoreError> {
         let Some(high) = self.position(bound, Edge::Low)? else {
             return Ok(Vec::new());
         };
@@ -714,7 +864,7 @@ impl Visible<'_> {
     }
 
     /// The lines just after a reference.
-    fn after(&self, bound: &Bound, limit: usize) -> Result<Vec<Record>, StoreError> {
+    fn after(&mut self, bound: &Bound, limit: usize) -> Result<Vec<Record>, StoreError> {
         let Some(low) = self.position(bound, Edge::High)? else {
             return Ok(Vec::new());
         };
@@ -722,7 +872,7 @@ impl Visible<'_> {
     }
 
     /// Up to half the limit before a reference, the rest from it on.
-    fn around(&self, bound: &Bound, limit: usize) -> Result<Vec<Record>, StoreError> {
+    fn around(&mut self, bound: &Bound, limit: usize) -> Result<Vec<Record>, StoreError> {
         let Some(centre) = self.position(bound, Edge::Low)? else {
             return Ok(Vec::new());
         };
@@ -735,13 +885,22 @@ impl Visible<'_> {
 
     /// The lines strictly between two references, counted from `start`
     /// (which may be the later one).
-    fn between(&self, start: &Bound, end: &Bound, limit: usize) -> Result<Vec<Record>, StoreError> {
-        let at = |bound, edge| self.position(bound, edge);
-        let (Some(start_low), Some(end_low)) = (at(start, Edge::Low)?, at(end, Edge::Low)?) else {
+    fn between(
+        &mut self,
+        start: &Bound,
+        end: &Bound,
+        limit: usize,
+    ) -> Result<Vec<Record>, StoreError> {
+        let (Some(start_low), Some(end_low)) = (
+            self.position(start, Edge::Low)?,
+            self.position(end, Edge::Low)?,
+        ) else {
             return Ok(Vec::new());
         };
-        let (Some(start_high), Some(end_high)) = (at(start, Edge::High)?, at(end, Edge::High)?)
-        else {
+        let (Some(start_high), Some(end_high)) = (
+            self.position(start, Edge::High)?,
+            self.position(end, Edge::High)?,
+        ) else {
             return Ok(Vec::new());
         };
         if start_low <= end_low {
@@ -755,7 +914,7 @@ impl Visible<'_> {
     /// Up to `limit` lines strictly between `low` and `high`, those nearest
     /// `high`, oldest first.
     fn counted_back(
-        &self,
+        &mut self,
         low: Position,
         high: Position,
         limit: usize,
@@ -776,7 +935,7 @@ impl Visible<'_> {
     /// Up to `limit` lines strictly between `low` and `high`, those nearest
     /// `low`, oldest first.
     fn counted_forward(
-        &self,
+        &mut self,
         low: Position,
         high: Position,
         limit: usize,
@@ -792,16 +951,16 @@ impl Visible<'_> {
         )
     }
 
-    fn position(&self, bound: &Bound, edge: Edge) -> Result<Option<Position>, StoreError> {
+    fn position(&mut self, bound: &Bound, edge: Edge) -> Result<Option<Position>, StoreError> {
         self.store.position(&self.targets, bound, edge)
     }
 }
 
 /// A place in a target's order: time, then insertion.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-struct Position {
-    time: i64,
-    id: i64,
+pub(super) struct Position {
+    pub(super) time: i64,
+    pub(super) id: i64,
 }
 
 impl Position {
@@ -813,6 +972,15 @@ impl Position {
         time: i64::MAX,
         id: i64::MAX,
     };
+
+    /// Where a time reference falls: before every event of its
+    /// millisecond (`Edge::Low`) or after them all.
+    pub(super) fn at_time(time: i64, edge: Edge) -> Position {
+        match edge {
+            Edge::Low => Position { time, id: i64::MIN },
+            Edge::High => Position { time, id: i64::MAX },
+        }
+    }
 
     /// The position just before this one, so a strict `>` includes it.
     fn just_before(self) -> Position {
@@ -829,7 +997,7 @@ impl Position {
 /// Which side of a time reference counts as past it: a time names every
 /// event in that millisecond, a msgid exactly one.
 #[derive(Clone, Copy)]
-enum Edge {
+pub(super) enum Edge {
     Low,
     High,
 }

@@ -11,10 +11,11 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
+use super::backend::Backend;
 use super::hooks::Hooks;
 use super::journal::{self, Chunk};
 use super::retention::Pruner;
-use super::{HistoryStats, LostRecords, Party, Record, Store, StoreError};
+use super::{HistoryStats, LostRecords, Party, Record, StoreError};
 use crate::metrics::Metrics;
 
 /// What the writer is sent.
@@ -62,7 +63,7 @@ pub(crate) fn spawn(
 }
 
 pub(crate) struct Writer {
-    store: Store,
+    store: Backend,
     jobs: Receiver<Job>,
     committed: watch::Sender<u64>,
     pruner: Pruner,
@@ -85,7 +86,7 @@ pub(crate) struct Writer {
 
 impl Writer {
     pub(crate) fn new(
-        store: Store,
+        store: Backend,
         jobs: Receiver<Job>,
         committed: watch::Sender<u64>,
         pruner: Pruner,
@@ -166,7 +167,7 @@ impl Writer {
     /// must not bring its conversations back), and the watermark moves.
     fn passed(&mut self, seq: u64) {
         if let Err(error) = self.store.checkpoint_journal(seq) {
-            let file = self.store.path().display();
+            let file = self.store.place();
             warn!(%error, %file, "noting the history journal's checkpoint failed");
         }
         self.committed.send_replace(seq);
@@ -195,7 +196,7 @@ impl Writer {
         match self.store.forget_party(party) {
             Ok(deleted) => info!(deleted, "history of a dropped account deleted"),
             Err(error) => {
-                let file = self.store.path().display();
+                let file = self.store.place();
                 error!(%error, %file, "deleting the history of a dropped account failed");
             }
         }
@@ -205,7 +206,7 @@ impl Writer {
     /// [`Writer::forget`]'s is.
     fn redact(&mut self, msgid: &str) {
         if let Err(error) = self.store.redact(msgid) {
-            let file = self.store.path().display();
+            let file = self.store.place();
             error!(%error, %file, msgid, "deleting a redacted line failed");
         }
     }
@@ -215,7 +216,7 @@ impl Writer {
         match self.store.rename_room(rename) {
             Ok(moved) => info!(moved, room = %rename.display, "history of a renamed room moved"),
             Err(error) => {
-                let file = self.store.path().display();
+                let file = self.store.place();
                 error!(%error, %file, "moving the history of a renamed room failed");
             }
         }
@@ -231,7 +232,7 @@ impl Writer {
                     Ok(job) => Ok(job),
                     Err(TryRecvError::Empty) => {
                         if let Err(error) = self.pruner.step(&mut self.store, Instant::now()) {
-                            let file = self.store.path().display();
+                            let file = self.store.place();
                             warn!(%error, %file, "history pruning failed; retrying later");
                         }
                         continue;
@@ -271,21 +272,21 @@ impl Writer {
                         .committed
                         .fetch_add(batch.len() as u64, Ordering::Relaxed);
                     if std::mem::take(&mut self.degraded) {
-                        let file = self.store.path().display();
+                        let file = self.store.place();
                         info!(%file, "history commits succeed again; lines are stored");
                         self.health.send_replace(false);
                     }
                     break;
                 }
                 Err(error) if attempt < retries => {
-                    let file = self.store.path().display();
+                    let file = self.store.place();
                     warn!(%error, %file, records = batch.len(), "history commit failed; retrying");
                     self.stats.retries.fetch_add(1, Ordering::Relaxed);
                     std::thread::sleep(RETRY_DELAYS[attempt]);
                     attempt += 1;
                 }
                 Err(error) => {
-                    let file = self.store.path().display();
+                    let file = self.store.place();
                     let failed = self
                         .stats
                         .failed
