@@ -75,7 +75,7 @@ impl State {
         let now = self.clock.now();
         self.network
             .as_ref()
-            .is_some_and(|network| network.down_since.is_some() || network.lease_expired(now))
+            .is_some_and(|network| network.down_since.is_some() || network.lease_lost(now))
     }
 
     /// How a renewal of this node's lease went. A renewal counts from when
@@ -88,7 +88,7 @@ impl State {
         };
         match renewal {
             Renewal::Renewed { took } => {
-                if network.lease_expired(now) {
+                if network.lease_lost(now) {
                     info!("this node's lease is renewed: it is back in the network");
                     network.joined = now;
                 }
@@ -137,7 +137,7 @@ impl State {
             now.duration_since(since)
                 .is_ok_and(|down| down > network.timeout)
         });
-        let cut_off = link_down || network.lease_expired(now);
+        let cut_off = link_down || network.lease_lost(now);
         if !cut_off {
             return;
         }
@@ -161,7 +161,6 @@ impl State {
 
     /// Ends, as a netsplit, every node that was not heard from in time.
     pub(in crate::core) fn network_expire(&mut self) {
-        self.network_fence();
         self.expire_rehashes();
         let now = self.clock.now();
         let Some(network) = &self.network else {
@@ -180,9 +179,12 @@ impl State {
             warn!(node = %node, "node went silent; its users split off");
             if let Some(network) = &mut self.network {
                 network.nodes.remove(&node);
+                network.silenced = Some(now);
             }
             self.network_split(&node, SPLIT_REASON);
         }
+        // After the splits: a peer silenced now is evidence for the fence.
+        self.network_fence();
     }
 
     /// Every user of `node` leaves with `reason`.
@@ -207,10 +209,17 @@ impl State {
 
 impl Network {
     /// Whether this node's lease was last renewed more than a node timeout
-    /// before `now`: the others may have split it off.
-    fn lease_expired(&self, now: SystemTime) -> bool {
-        now.duration_since(self.leased)
-            .is_ok_and(|age| age > self.timeout)
+    /// before `now` and the others may have split it off: no other node is
+    /// heard, or one went silent since the last renewal. A lease stale
+    /// while every peer is still heard is a JetStream leader election
+    /// (seconds, after a NATS server dies), not a split: the peers hear
+    /// this node's heartbeats as it hears theirs.
+    fn lease_lost(&self, now: SystemTime) -> bool {
+        let stale = now
+            .duration_since(self.leased)
+            .is_ok_and(|age| age > self.timeout);
+        let peer_lost = self.silenced.is_some_and(|at| at >= self.leased);
+        stale && (self.nodes.is_empty() || peer_lost)
     }
 }
 
@@ -221,7 +230,7 @@ mod tests {
     use super::*;
     use crate::core::Event;
     use crate::core::testing::Harness;
-    use crate::network::NetworkHandle;
+    use crate::network::{Heard, NetworkHandle};
 
     /// Puts the harness's node a in a network whose node timeout is 3 s
     /// (after its clients registered: a claim would wait for NATS).
@@ -245,6 +254,42 @@ mod tests {
         }
         assert!(h.state.clients.contains_key(&alice));
         assert!(!h.state.network_is_down());
+    }
+
+    /// Node b says it is alive.
+    fn heartbeat_from_b(h: &mut Harness) {
+        let envelope = crate::network::wire::Envelope {
+            node: "b".to_owned(),
+            boot: 1,
+            body: crate::network::wire::Body::Heartbeat {
+                server: "b.test".to_owned(),
+            },
+        };
+        h.state.network_heard(Heard::Envelope(Box::new(envelope)));
+    }
+
+    #[test]
+    fn a_stale_lease_while_every_peer_is_heard_fences_only_once_one_goes_silent() {
+        let mut h = Harness::new();
+        let alice = h.register("alice");
+        join_network(&mut h);
+        h.state
+            .network_lease(Renewal::Failed("no stream leader".into()));
+        for _ in 0..5 {
+            h.advance(1);
+            heartbeat_from_b(&mut h);
+            h.handle(Event::Tick);
+        }
+        assert!(
+            h.state.clients.contains_key(&alice),
+            "fenced by an election"
+        );
+        assert!(!h.state.network_is_down());
+
+        h.advance(4);
+        h.handle(Event::Tick);
+        assert!(!h.state.clients.contains_key(&alice), "b went silent");
+        assert!(h.state.network_is_down());
     }
 
     #[test]

@@ -78,6 +78,8 @@ pub struct Network {
     leased: SystemTime,
     /// Whether the last renewal failed, so the failure is logged once.
     lease_failing: bool,
+    /// When a node was last split off for its silence.
+    silenced: Option<SystemTime>,
     /// REHASH requests sent to the others and reloads done for them.
     rehashes: rehash::Rehashes,
 }
@@ -103,6 +105,7 @@ impl Network {
             down_since: None,
             leased: joined,
             lease_failing: false,
+            silenced: None,
             rehashes: Default::default(),
         }
     }
