@@ -5,7 +5,9 @@
 //! (users, nicks, memberships, heartbeats), one per room for its messages,
 //! heard only by the nodes with a member in it, and one per node for the
 //! private messages to its users. The core never awaits: it queues its
-//! requests here, and this task does the I/O.
+//! requests here, and this task does the I/O. Two JetStream buckets hold
+//! what needs a quorum: nick claims ([`claims`]) and each node's lease
+//! ([`lease`]), renewed with every heartbeat.
 
 pub mod claims;
 pub mod lease;
@@ -253,21 +255,23 @@ where
         boot,
         requests,
     };
-    let beat = Beat {
+    let timing = Timing {
         every: Duration::from_millis(config.heartbeat_ms),
         timeout: Duration::from_millis(config.node_timeout_ms),
     };
-    let task = tokio::spawn(link.run(queued, handle.clone(), beat));
+    let task = tokio::spawn(link.run(queued, handle.clone(), timing));
     Ok((handle, task))
 }
 
 type Deliver = Arc<dyn Fn(Heard) -> futures_util::future::BoxFuture<'static, bool> + Send + Sync>;
 
-/// The link's timing: how often it beats, and how long a lease renewal may
-/// take before it is no use (the node timeout).
+/// The link's timing, from `[network]`.
 #[derive(Clone, Copy, Debug)]
-struct Beat {
+struct Timing {
+    /// How often a heartbeat goes out and the lease is renewed.
     every: Duration,
+    /// How long a lease renewal may wait: one slower is no use, since the
+    /// lease has run out by then (the node timeout).
     timeout: Duration,
 }
 
@@ -334,7 +338,7 @@ impl Link {
         mut self,
         mut queued: mpsc::UnboundedReceiver<Request>,
         handle: NetworkHandle,
-        timing: Beat,
+        timing: Timing,
     ) {
         let mut beat = tokio::time::interval(timing.every);
         beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
