@@ -56,25 +56,34 @@ pub enum Claimed {
     Failed(String),
 }
 
-/// Opens the bucket, creating it ([`bucket_stream`]) with `replicas`
-/// copies (or one, on a server that is not clustered) when it does not
-/// exist yet.
+/// Opens the bucket of nick claims ([`open_bucket`]).
 pub async fn open(
     jetstream: &jetstream::Context,
     replicas: usize,
 ) -> Result<kv::Store, async_nats::Error> {
-    if let Ok(store) = jetstream.get_key_value(BUCKET).await {
+    open_bucket(jetstream, BUCKET, replicas).await
+}
+
+/// Opens the key-value bucket `bucket`, creating it ([`bucket_stream`])
+/// with `replicas` copies (or one, on a server that is not clustered)
+/// when it does not exist yet.
+pub async fn open_bucket(
+    jetstream: &jetstream::Context,
+    bucket: &str,
+    replicas: usize,
+) -> Result<kv::Store, async_nats::Error> {
+    if let Ok(store) = jetstream.get_key_value(bucket).await {
         return Ok(store);
     }
-    let config = |replicas| bucket_stream(BUCKET, replicas);
+    let config = |replicas| bucket_stream(bucket, replicas);
     if let Err(error) = jetstream.get_or_create_stream(config(replicas)).await {
         if replicas == 1 {
             return Err(error.into());
         }
-        warn!(%error, replicas, "cannot keep the nick claims in {replicas} copies; keeping one");
+        warn!(%error, replicas, "cannot keep {bucket} in {replicas} copies; keeping one");
         jetstream.get_or_create_stream(config(1)).await?;
     }
-    Ok(jetstream.get_key_value(BUCKET).await?)
+    Ok(jetstream.get_key_value(bucket).await?)
 }
 
 /// The stream behind the key-value bucket `bucket` (one value per key,

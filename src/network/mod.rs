@@ -5,9 +5,12 @@
 //! (users, nicks, memberships, heartbeats), one per room for its messages,
 //! heard only by the nodes with a member in it, and one per node for the
 //! private messages to its users. The core never awaits: it queues its
-//! requests here, and this task does the I/O.
+//! requests here, and this task does the I/O. Two JetStream buckets hold
+//! what needs a quorum: nick claims ([`claims`]) and each node's lease
+//! ([`lease`]), renewed with every heartbeat.
 
 pub mod claims;
+pub mod lease;
 pub mod wire;
 
 use std::sync::Arc;
@@ -22,6 +25,7 @@ use tracing::{debug, warn};
 
 use crate::config::NetworkConfig;
 pub use claims::{Claimed, Holder};
+pub use lease::Renewal;
 use wire::{Body, Envelope};
 
 /// What the link hands the core.
@@ -39,6 +43,8 @@ pub enum Heard {
         over: Option<u64>,
         outcome: Claimed,
     },
+    /// How a renewal of this node's lease went.
+    Lease(Renewal),
 }
 
 /// What the core asks of the link.
@@ -167,6 +173,8 @@ pub enum NetworkError {
         "cannot open the nick claims in JetStream (is JetStream enabled on the NATS servers?): {0}"
     )]
     Claims(async_nats::Error),
+    #[error("cannot open the node leases in JetStream: {0}")]
+    Leases(async_nats::Error),
 }
 
 /// Connects to NATS, hears the network's events and this node's own
@@ -215,6 +223,9 @@ where
     let nicks = claims::open(&jetstream, config.claim_replicas)
         .await
         .map_err(NetworkError::Claims)?;
+    let leases = lease::open(&jetstream, config.claim_replicas)
+        .await
+        .map_err(NetworkError::Leases)?;
     let deliver: Deliver = Arc::new(deliver);
     let to_core = Arc::clone(&deliver);
     tokio::spawn(async move {
@@ -230,6 +241,8 @@ where
         boot,
         client,
         nicks,
+        leases,
+        renewing: None,
         deliver,
         rooms: Default::default(),
         stop: stop.clone(),
@@ -242,12 +255,25 @@ where
         boot,
         requests,
     };
-    let heartbeat = Duration::from_millis(config.heartbeat_ms);
-    let task = tokio::spawn(link.run(queued, handle.clone(), heartbeat));
+    let timing = Timing {
+        every: Duration::from_millis(config.heartbeat_ms),
+        timeout: Duration::from_millis(config.node_timeout_ms),
+    };
+    let task = tokio::spawn(link.run(queued, handle.clone(), timing));
     Ok((handle, task))
 }
 
 type Deliver = Arc<dyn Fn(Heard) -> futures_util::future::BoxFuture<'static, bool> + Send + Sync>;
+
+/// The link's timing, from `[network]`.
+#[derive(Clone, Copy, Debug)]
+struct Timing {
+    /// How often a heartbeat goes out and the lease is renewed.
+    every: Duration,
+    /// How long a lease renewal may wait: one slower is no use, since the
+    /// lease has run out by then (the node timeout).
+    timeout: Duration,
+}
 
 /// The link task's state.
 struct Link {
@@ -258,6 +284,11 @@ struct Link {
     client: async_nats::Client,
     /// The bucket of nick claims.
     nicks: async_nats::jetstream::kv::Store,
+    /// The bucket of node leases.
+    leases: async_nats::jetstream::kv::Store,
+    /// The lease renewal under way, if any: at most one at a time, so a
+    /// JetStream without quorum never piles them up.
+    renewing: Option<JoinHandle<()>>,
     deliver: Deliver,
     /// The task hearing each subject listened to on request.
     rooms: std::collections::HashMap<String, JoinHandle<()>>,
@@ -307,9 +338,9 @@ impl Link {
         mut self,
         mut queued: mpsc::UnboundedReceiver<Request>,
         handle: NetworkHandle,
-        heartbeat: Duration,
+        timing: Timing,
     ) {
-        let mut beat = tokio::time::interval(heartbeat);
+        let mut beat = tokio::time::interval(timing.every);
         beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
@@ -320,6 +351,7 @@ impl Link {
                 _ = beat.tick() => {
                     let server = self.server.clone();
                     handle.publish(wire::subject::EVENTS, Body::Heartbeat { server });
+                    self.renew_lease(timing.timeout);
                 }
                 _ = self.stop.cancelled() => break,
             }
@@ -333,6 +365,28 @@ impl Link {
         for (_, task) in self.rooms.drain() {
             task.abort();
         }
+        if let Some(renewing) = self.renewing.take() {
+            renewing.abort();
+        }
+    }
+
+    /// Renews this node's lease off the loop, unless the last renewal is
+    /// still waiting; its outcome goes to the core as [`Heard::Lease`].
+    fn renew_lease(&mut self, timeout: Duration) {
+        if self
+            .renewing
+            .as_ref()
+            .is_some_and(|task| !task.is_finished())
+        {
+            return;
+        }
+        let (leases, deliver) = (self.leases.clone(), Arc::clone(&self.deliver));
+        let key = lease::key(&self.node);
+        let boot = self.boot;
+        self.renewing = Some(tokio::spawn(async move {
+            let renewal = lease::renew(&leases, &key, boot, timeout).await;
+            deliver(Heard::Lease(renewal)).await;
+        }));
     }
 
     async fn apply(&mut self, request: Request) {

@@ -72,6 +72,14 @@ pub struct Network {
     joined: SystemTime,
     /// Since when the link to NATS is down.
     down_since: Option<SystemTime>,
+    /// When the last renewal of this node's lease that was written was
+    /// sent (at first, when the node joined): older than a node timeout,
+    /// and the others may have split this node off.
+    leased: SystemTime,
+    /// Whether the last renewal failed, so the failure is logged once.
+    lease_failing: bool,
+    /// When a node was last split off for its silence.
+    silenced: Option<SystemTime>,
     /// REHASH requests sent to the others and reloads done for them.
     rehashes: rehash::Rehashes,
 }
@@ -95,6 +103,9 @@ impl Network {
             listening: Default::default(),
             joined,
             down_since: None,
+            leased: joined,
+            lease_failing: false,
+            silenced: None,
             rehashes: Default::default(),
         }
     }
@@ -368,6 +379,7 @@ impl State {
                 over,
                 outcome,
             } => self.nick_claimed(ClientId(uid), &nick, over, outcome),
+            Heard::Lease(renewal) => self.network_lease(renewal),
         }
     }
 
