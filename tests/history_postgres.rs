@@ -347,6 +347,16 @@ async fn a_node_that_never_saw_a_rooms_lines_plays_them_back_from_postgres() {
             .await;
     }
 
+    // Nodes a and b commit to the shared database a few milliseconds
+    // after they deliver; a joiner on c reads what is committed.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while pg.psql("SELECT count(DISTINCT msgid) FROM events WHERE command = 'PRIVMSG'") != "5" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the lines never reached PostgreSQL"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     let mut carol = Client::register(addr(2), "carol").await;
     carol.send("JOIN #room").await;
     let played: Vec<String> = lines_until(&mut carol, "End of playback")

@@ -94,7 +94,7 @@ impl State {
                 }
                 network.lease_failing = false;
                 let sent = now.checked_sub(took).unwrap_or(now);
-                network.leased = network.leased.max(sent);
+                network.leased = network.leased.max(Some(sent));
             }
             Renewal::Failed(reason) => {
                 if !network.lease_failing {
@@ -215,10 +215,13 @@ impl Network {
     /// (seconds, after a NATS server dies), not a split: the peers hear
     /// this node's heartbeats as it hears theirs.
     fn lease_lost(&self, now: SystemTime) -> bool {
+        let Some(leased) = self.leased else {
+            return false;
+        };
         let stale = now
-            .duration_since(self.leased)
+            .duration_since(leased)
             .is_ok_and(|age| age > self.timeout);
-        let peer_lost = self.silenced.is_some_and(|at| at >= self.leased);
+        let peer_lost = self.silenced.is_some_and(|at| at >= leased);
         stale && (self.nodes.is_empty() || peer_lost)
     }
 }
@@ -273,6 +276,9 @@ mod tests {
         let mut h = Harness::new();
         let alice = h.register("alice");
         join_network(&mut h);
+        h.state.network_lease(Renewal::Renewed {
+            took: Duration::ZERO,
+        });
         h.state
             .network_lease(Renewal::Failed("no stream leader".into()));
         for _ in 0..5 {
@@ -293,10 +299,26 @@ mod tests {
     }
 
     #[test]
+    fn a_node_whose_first_lease_is_slow_to_come_is_not_fenced() {
+        let mut h = Harness::new();
+        let alice = h.register("alice");
+        join_network(&mut h);
+        h.state
+            .network_lease(Renewal::Failed("stream not ready".into()));
+        h.advance(10);
+        h.handle(Event::Tick);
+        assert!(h.state.clients.contains_key(&alice));
+        assert!(!h.state.network_is_down());
+    }
+
+    #[test]
     fn a_lease_not_renewed_for_a_node_timeout_fences_until_it_is_renewed() {
         let mut h = Harness::new();
         let alice = h.register("alice");
         join_network(&mut h);
+        h.state.network_lease(Renewal::Renewed {
+            took: Duration::ZERO,
+        });
         h.state.network_lease(Renewal::Failed("no quorum".into()));
         h.advance(2);
         h.handle(Event::Tick);

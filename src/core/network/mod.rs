@@ -73,9 +73,11 @@ pub struct Network {
     /// Since when the link to NATS is down.
     down_since: Option<SystemTime>,
     /// When the last renewal of this node's lease that was written was
-    /// sent (at first, when the node joined): older than a node timeout,
-    /// and the others may have split this node off.
-    leased: SystemTime,
+    /// sent: older than a node timeout, and the others may have split this
+    /// node off. None until the first is written: a start under load may
+    /// take longer than a node timeout to write it, and a node that could
+    /// not has granted no nick either (claims need the same quorum).
+    leased: Option<SystemTime>,
     /// Whether the last renewal failed, so the failure is logged once.
     lease_failing: bool,
     /// When a node was last split off for its silence.
@@ -103,7 +105,7 @@ impl Network {
             listening: Default::default(),
             joined,
             down_since: None,
-            leased: joined,
+            leased: None,
             lease_failing: false,
             silenced: None,
             rehashes: Default::default(),
