@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs irctest, the IRC conformance suite, against the release build.
+# Runs irctest, the IRC conformance suite, against the release build (or
+# the binary ROOKERY_BIN names).
 #
 #   IRCTEST_DIR=/path/to/irctest bash tests/irctest/run.sh [pytest arguments]
 #
@@ -51,12 +52,16 @@ while IFS= read -r line || [[ -n "$line" ]]; do
     deselect_args+=(--deselect "$test_id")
 done <"$deselected"
 
-echo "irctest: building the release binary"
-(cd "$root" && cargo build --release --bin rookery)
-export ROOKERY_BIN="${CARGO_TARGET_DIR:-$root/target}/release/rookery"
-if [[ "$ROOKERY_BIN" != /* ]]; then
-    ROOKERY_BIN="$root/$ROOKERY_BIN"
+# ROOKERY_BIN names a binary to test; else the release build is made.
+if [[ -z "${ROOKERY_BIN:-}" ]]; then
+    echo "irctest: building the release binary"
+    (cd "$root" && cargo build --release --bin rookery)
+    ROOKERY_BIN="${CARGO_TARGET_DIR:-$root/target}/release/rookery"
+    if [[ "$ROOKERY_BIN" != /* ]]; then
+        ROOKERY_BIN="$root/$ROOKERY_BIN"
+    fi
 fi
+export ROOKERY_BIN
 [[ -x "$ROOKERY_BIN" ]] || { echo "irctest: no binary at $ROOKERY_BIN" >&2; exit 2; }
 
 work="$(mktemp -d -t rookery-irctest.XXXXXX)"
