@@ -31,7 +31,6 @@ fn postgres_keys(pg: &Postgres) -> String {
 /// given, else in SQLite.
 fn single(dir: &TempDir, pg: Option<&Postgres>) -> Config {
     let keys = pg.map(postgres_keys).unwrap_or_default();
-    let keys = format!("{keys}history.private_messages = true\n");
     test_config_with_history(&dir.join("history.db"), &keys)
 }
 
@@ -120,13 +119,11 @@ async fn scenario(config: Config) -> Vec<(String, Vec<String>)> {
         let answer = ask(&mut carol, query).await;
         steps.push((format!("{kind} [{i}]"), answer));
     }
-    // A private conversation, kept too: TARGETS lists it beside the room.
+    // Private conversations are not kept (private_messages is off, as a
+    // shared store requires until accounts span the network): TARGETS
+    // lists the room alone.
     alice.send("PRIVMSG carol :psst").await;
     carol.expect_containing("PRIVMSG carol :psst").await;
-    steps.push((
-        "private LATEST".to_owned(),
-        ask(&mut carol, "LATEST alice * 10").await,
-    ));
     carol
         .send(
             "CHATHISTORY TARGETS timestamp=2000-01-01T00:00:00Z timestamp=2100-01-01T00:00:00Z 10",
@@ -182,12 +179,11 @@ async fn postgres_answers_every_query_as_sqlite_does() {
     assert_eq!(answer(5), strings(&["m3", "m4", "m5", "m6", "m7", "m8"]));
     assert_eq!(answer(6), strings(&["m6", "m7", "m8"]));
     assert!(answer(7).is_empty());
-    assert_eq!(answer(8), strings(&["psst"]));
-    assert_eq!(answer(9), strings(&["#room", "alice"]));
-    let after_redact = answer(10);
+    assert_eq!(answer(8), strings(&["#room"]));
+    let after_redact = answer(9);
     assert_eq!(after_redact.len(), 11);
     assert!(!after_redact.contains(&"m4".to_owned()));
-    let played = answer(11);
+    let played = answer(10);
     assert!(!played.is_empty() && !played.contains(&"m4".to_owned()));
     assert_eq!(played.last().map(String::as_str), Some("m11"));
     // Every line is one row in PostgreSQL.

@@ -565,6 +565,22 @@ fn check_channels_history_log(check: &mut Checker, config: &Config) {
     {
         check.report("history.postgres", reason);
     }
+    let shared = config.history.enabled && config.history.backend == HistoryBackend::Postgres;
+    // Accounts are each node's own, so a conversation keyed by an account
+    // name in a shared store would be read by another node's namesake.
+    if shared && config.history.private_messages {
+        check.report(
+            "history.private_messages",
+            "must be false with backend = \"postgres\": accounts are not yet one across the network",
+        );
+    }
+    // Without the journal every line would wait for the database.
+    if shared && config.history.sync == super::HistorySync::Full {
+        check.report(
+            "history.sync",
+            "must be \"normal\" with backend = \"postgres\": each line would wait for the database",
+        );
+    }
     if let Err(reason) = parse_duration(&config.history.playback_max_age_text) {
         check.report("history.playback_max_age", reason);
     }

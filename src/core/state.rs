@@ -61,6 +61,10 @@ pub struct State {
     /// here yet), each with the members who joined meanwhile and wait for
     /// it; at most one read per room at a time.
     pub playback_loads: HashMap<Folded, Vec<ClientId>>,
+    /// Whether the core is applying what another node of the network said:
+    /// a room event it re-runs here (a join, a mode change) was stored by
+    /// that node already when the history is one for the network.
+    pub(crate) hearing_peer: bool,
     /// How far each account was shown each room's playback, on any of its
     /// connections.
     pub account_seen: AccountMarks,
@@ -131,6 +135,7 @@ impl State {
             history: None,
             playback: PlaybackRings::default(),
             playback_loads: HashMap::new(),
+            hearing_peer: false,
             account_seen: AccountMarks::default(),
             inbox: None,
             sink: Sink::default(),
@@ -325,6 +330,12 @@ impl State {
         let Some(history) = &self.history else {
             return Gate::NONE;
         };
+        // A message keeps its origin's msgid, so every node may store it
+        // (one row each line); a room event re-run here gets a new one.
+        let peers_event = !matches!(new.command, "PRIVMSG" | "NOTICE" | "TAGMSG");
+        if self.hearing_peer && peers_event && history.is_shared() {
+            return Gate::NONE;
+        }
         let gate = if history.has_journal() {
             Gate::journal
         } else {

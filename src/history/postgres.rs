@@ -66,6 +66,22 @@ const MIGRATIONS: &[&str] = &[
 /// migrate one after another.
 const MIGRATION_LOCK: i64 = 0x726f_6f6b_6572_7931;
 
+/// Taken by every batch insert for its transaction: nodes insert the same
+/// lines in their own delivery orders, and two transactions each waiting
+/// for a msgid the other inserted would deadlock.
+const INSERT_LOCK: i64 = 0x726f_6f6b_6572_7932;
+
+/// Set on each session, so no statement, lock wait or forgotten
+/// transaction outlives a node that vanished (the server reaps its
+/// session) and no thread waits on the database without end.
+const SESSION_OPTIONS: &str = "-c statement_timeout=30000 -c lock_timeout=10000 \
+     -c idle_in_transaction_session_timeout=60000 -c tcp_keepalives_idle=30 \
+     -c tcp_keepalives_interval=10 -c tcp_keepalives_count=3";
+
+/// The client's own keepalive: a server gone without a word is noticed in
+/// about a minute, not the system's two hours.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(30);
+
 const COLUMNS: &str =
     "msgid, time_ms, target, target_display, sender, account, command, text, tags";
 
@@ -155,6 +171,9 @@ impl PgStore {
         config
             .connect_timeout(CONNECT_TIMEOUT)
             .tcp_user_timeout(TCP_USER_TIMEOUT)
+            .keepalives(true)
+            .keepalives_idle(KEEPALIVE_IDLE)
+            .options(SESSION_OPTIONS)
             .application_name("rookery");
         let url = describe(&config);
         let client = config
@@ -815,8 +834,10 @@ impl Columns {
             columns.sender.push(record.sender.clone());
             columns.account.push(record.account.clone());
             columns.command.push(record.command.clone());
-            columns.text.push(record.text.clone());
-            columns.tags.push(record.tags.clone());
+            // PostgreSQL's text cannot hold NUL, and one would fail the
+            // whole batch; a multiline message may carry one.
+            columns.text.push(record.text.replace('\0', " "));
+            columns.tags.push(record.tags.replace('\0', " "));
         }
         columns
     }
@@ -830,6 +851,7 @@ impl Columns {
         if self.msgid.is_empty() {
             return Ok(0);
         }
+        transaction.execute("SELECT pg_advisory_xact_lock($1)", &[&INSERT_LOCK])?;
         if !self.party.is_empty() {
             transaction.execute(
                 "INSERT INTO conversation_parties (party, target)

@@ -36,6 +36,13 @@ pub fn rename(state: &mut State, id: ClientId, message: &Message) -> Result<(), 
         ))
     } else if old.chars().next() != new.chars().next() {
         Some(("CANNOT_RENAME", "You cannot change a channel prefix type"))
+    } else if state.history.as_ref().is_some_and(|h| h.is_shared()) {
+        // The other nodes would keep the old name while the shared
+        // history moved to the new one.
+        Some((
+            "CANNOT_RENAME",
+            "Rooms cannot be renamed on a network of several servers yet",
+        ))
     } else if new_folded != old_folded && state.channels.contains_key(&new_folded) {
         Some(("CHANNEL_NAME_IN_USE", "The channel name is already taken"))
     } else {

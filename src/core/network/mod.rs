@@ -274,6 +274,15 @@ impl State {
         };
         if !local_left && network.listening.remove(folded) {
             network.link.ignore(subject::room(folded.as_str()));
+            // The ring stops hearing the room's lines: with one history
+            // for the network, the next local joiner is played from it.
+            if self
+                .history
+                .as_ref()
+                .is_some_and(|history| history.is_shared())
+            {
+                self.playback.forget(folded);
+            }
         }
     }
 
@@ -386,6 +395,13 @@ impl State {
     }
 
     fn network_envelope(&mut self, envelope: Envelope) {
+        self.hearing_peer = true;
+        self.network_envelope_body(envelope);
+        self.hearing_peer = false;
+    }
+
+    /// What another node said, applied.
+    fn network_envelope_body(&mut self, envelope: Envelope) {
         let ours = self
             .network
             .as_ref()
