@@ -41,7 +41,7 @@ async fn start_with_hooks(dir: &TempDir, extra_toml: &str, hooks: Hooks) -> rook
 /// CHATHISTORY LATEST and TARGETS both answer an empty batch.
 async fn joins_and_reads_no_history(addr: std::net::SocketAddr, why: &str) -> Client {
     let caps = "draft/chathistory batch server-time";
-    let mut carol = with_caps(addr, "carol", caps).await;
+    let mut carol = Client::with_caps(addr, "carol", caps).await;
     carol.send("JOIN #room").await;
     carol.expect_containing(" 366 ").await;
     carol.send("CHATHISTORY LATEST #room * 100").await;
@@ -158,19 +158,6 @@ async fn statusmsg_is_delivered_but_not_stored() {
     assert_eq!(store.count(&room_target()).unwrap(), 0);
 }
 
-/// Registers `nick` with the given capabilities.
-async fn with_caps(addr: std::net::SocketAddr, nick: &str, caps: &str) -> Client {
-    let mut client = Client::connect(addr).await;
-    client.send("CAP LS 302").await;
-    client.send(&format!("NICK {nick}")).await;
-    client.send(&format!("USER {nick} 0 * :{nick}")).await;
-    client.send(&format!("CAP REQ :{caps}")).await;
-    client.expect_containing(" ACK ").await;
-    client.send("CAP END").await;
-    client.expect_containing(" 376 ").await;
-    client
-}
-
 /// `config` with a standing `[[room]]` called `name`.
 fn with_standing_room(mut config: rookery::config::Config, name: &str) -> rookery::config::Config {
     config.room.push(rookery::config::Room {
@@ -227,7 +214,7 @@ async fn a_joiner_after_a_restart_sees_a_standing_rooms_last_lines_with_senders_
 
     let server = rookery::start(config()).await.unwrap();
     let addr = server.local_addrs()[0];
-    let mut carol = with_caps(addr, "carol", "server-time message-tags").await;
+    let mut carol = Client::with_caps(addr, "carol", "server-time message-tags").await;
     carol.send("JOIN #room").await;
     carol.expect_containing(" 366 ").await;
     carol
@@ -299,7 +286,7 @@ async fn chathistory_pages_by_msgid() {
     bob.expect_containing(":m5").await;
     drop(alice);
     let caps = "draft/chathistory batch message-tags server-time";
-    let mut carol = with_caps(addr, "carol", caps).await;
+    let mut carol = Client::with_caps(addr, "carol", caps).await;
     let _ = &mut bob;
     carol.send("JOIN #room").await;
     carol.expect_containing(" 366 ").await;
@@ -315,7 +302,7 @@ async fn chathistory_pages_by_msgid() {
         .await
         .unwrap();
     let addr = server.local_addrs()[0];
-    let mut carol = with_caps(addr, "carol", caps).await;
+    let mut carol = Client::with_caps(addr, "carol", caps).await;
     carol.send("JOIN #room").await;
     carol.expect_containing(" 366 ").await;
     carol.send("CHATHISTORY LATEST #room * 10").await;
@@ -707,7 +694,7 @@ async fn with_cloaking_on_history_stored_with_addresses_shows_cloaks() {
             && !line.contains("127.0.0.1"),
         "{line}"
     );
-    let mut dave = with_caps(addr, "dave", "draft/chathistory batch").await;
+    let mut dave = Client::with_caps(addr, "dave", "draft/chathistory batch").await;
     dave.send("JOIN #room").await;
     dave.expect_containing(" 366 ").await;
     dave.send("CHATHISTORY LATEST #room * 10").await;
@@ -732,7 +719,7 @@ async fn asker_in_a_room_with_history(
     let config = test_config_with_history(&dir.join("history.db"), "");
     let server = rookery::start(config).await.unwrap();
     let addr = server.local_addrs()[0];
-    let mut alice = with_caps(addr, "alice", caps).await;
+    let mut alice = Client::with_caps(addr, "alice", caps).await;
     alice.send("JOIN #room").await;
     alice.expect_containing(" 366 ").await;
     alice.send("PRIVMSG #room :one").await;

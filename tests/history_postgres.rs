@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::net::SocketAddr;
-
 use common::nats::NatsCluster;
 use common::network::{NODE_TIMEOUT_MS, await_members, network_keys};
 use common::postgres::Postgres;
@@ -32,18 +30,6 @@ fn postgres_keys(pg: &Postgres) -> String {
 fn single(dir: &TempDir, pg: Option<&Postgres>) -> Config {
     let keys = pg.map(postgres_keys).unwrap_or_default();
     test_config_with_history(&dir.join("history.db"), &keys)
-}
-
-async fn with_caps(addr: SocketAddr, nick: &str, caps: &str) -> Client {
-    let mut client = Client::connect(addr).await;
-    client.send("CAP LS 302").await;
-    client.send(&format!("NICK {nick}")).await;
-    client.send(&format!("USER {nick} 0 * :{nick}")).await;
-    client.send(&format!("CAP REQ :{caps}")).await;
-    client.expect_containing(" ACK ").await;
-    client.send("CAP END").await;
-    client.expect_containing(" 376 ").await;
-    client
 }
 
 /// Lines up to and including the one containing `end`.
@@ -87,7 +73,7 @@ async fn ask(client: &mut Client, query: &str) -> Vec<String> {
 async fn scenario(config: Config) -> Vec<(String, Vec<String>)> {
     let server = rookery::start(config).await.expect("the server starts");
     let addr = server.local_addrs()[0];
-    let mut alice = with_caps(addr, "alice", CAPS).await;
+    let mut alice = Client::with_caps(addr, "alice", CAPS).await;
     alice.send("JOIN #room").await;
     alice.expect_containing(" 366 ").await;
     let mut ids = Vec::new();
@@ -100,7 +86,7 @@ async fn scenario(config: Config) -> Vec<(String, Vec<String>)> {
             .await;
         ids.push(msgid(&echo));
     }
-    let mut carol = with_caps(addr, "carol", CAPS).await;
+    let mut carol = Client::with_caps(addr, "carol", CAPS).await;
     carol.send("JOIN #room").await;
     carol.expect_containing(" 366 ").await;
     let mut steps = Vec::new();
@@ -374,7 +360,7 @@ async fn a_node_that_never_saw_a_rooms_lines_plays_them_back_from_postgres() {
         .collect();
     assert_eq!(played, strings(&said));
 
-    let mut erin = with_caps(addr(2), "erin", CAPS).await;
+    let mut erin = Client::with_caps(addr(2), "erin", CAPS).await;
     erin.send("JOIN #room").await;
     erin.expect_containing(" 366 ").await;
     assert_eq!(ask(&mut erin, "LATEST #room * 10").await, strings(&said));
@@ -536,7 +522,7 @@ async fn lines_are_stored_again_once_the_database_ends_the_session() {
         .await
         .expect("starts");
     let addr = server.local_addrs()[0];
-    let mut alice = with_caps(addr, "alice", CAPS).await;
+    let mut alice = Client::with_caps(addr, "alice", CAPS).await;
     alice.send("JOIN #room").await;
     alice.expect_containing(" 366 ").await;
     alice.send("PRIVMSG #room :before").await;

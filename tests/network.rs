@@ -27,18 +27,6 @@ async fn start_node(node: &str, nats: &str) -> ServerHandle {
     network::start_node(node, nats, NODE_TIMEOUT_MS, "").await
 }
 
-/// Registers `nick` with `caps` acknowledged before the welcome.
-async fn register_with_caps(addr: SocketAddr, nick: &str, caps: &str) -> Client {
-    let mut client = Client::connect(addr).await;
-    client.send(&format!("CAP REQ :{caps}")).await;
-    client.send(&format!("NICK {nick}")).await;
-    client.send(&format!("USER {nick} 0 * :{nick}")).await;
-    client.expect_containing(" ACK ").await;
-    client.send("CAP END").await;
-    client.expect_containing(" 376 ").await;
-    client
-}
-
 /// One room line as a client received it.
 #[derive(Clone, Debug, PartialEq)]
 struct Received {
@@ -123,7 +111,7 @@ async fn three_in_a_room(network: &Network, caps: &str) -> [Client; 3] {
     let nicks = ["alice", "bob", "carol"];
     let mut clients = Vec::new();
     for (i, nick) in nicks.iter().enumerate() {
-        clients.push(register_with_caps(network.addr(i), nick, caps).await);
+        clients.push(Client::with_caps(network.addr(i), nick, caps).await);
     }
     for (i, client) in clients.iter_mut().enumerate() {
         for (j, nick) in nicks.iter().enumerate() {

@@ -11,16 +11,13 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use common::nats::NatsCluster;
-use common::network::{CONVERGE, NODE_TIMEOUT_MS, POLL, await_user_on, network_keys};
+use common::network::{self, CONVERGE, NODE_TIMEOUT_MS, NODES, POLL, await_user_on, network_keys};
 use common::{Client, TempDir};
 use rookery::ServerHandle;
 use rookery::config;
 
 /// Every node's operator block: `root` with the password `hunter2`.
 const OPER: &str = "oper = [{ name = \"root\", password_hash = \"$argon2id$v=19$m=8,t=1,p=1$cm9va2VyeS10ZXN0LXNhbHQ$yiaiaoZnKPZM0CWZ8NzJYpMiTnaZSktRUpf408FhNKA\" }]";
-
-/// The node names, in the order [`Network`] starts them.
-const NODES: [&str; 3] = ["a", "b", "c"];
 
 /// The message of the day every node starts with.
 const FIRST_MOTD: &str = "Welcome to the first configuration";
@@ -100,18 +97,8 @@ impl Network {
 /// Registers one client per entry of `users` (nick, node index) and waits
 /// until every node knows every one of them.
 async fn register_everywhere(network: &Network, users: &[(&str, usize)]) -> Vec<Client> {
-    let mut clients = Vec::new();
-    for &(nick, node) in users {
-        clients.push(Client::register(network.addr(node), nick).await);
-    }
-    for (i, client) in clients.iter_mut().enumerate() {
-        for (j, &(nick, node)) in users.iter().enumerate() {
-            if i != j {
-                await_user_on(client, nick, &format!("{}.test", NODES[node])).await;
-            }
-        }
-    }
-    clients
+    let addrs: Vec<SocketAddr> = (0..NODES.len()).map(|i| network.addr(i)).collect();
+    network::register_everywhere(&addrs, users).await
 }
 
 async fn become_oper(client: &mut Client) {

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use common::Client;
 use common::nats::NatsCluster;
 use common::network::{
-    CONVERGE, NODE_TIMEOUT_MS, POLL, await_members, await_user_on, names, start_node, whois,
+    self, CONVERGE, NODE_TIMEOUT_MS, NODES, POLL, await_members, await_user_on, names, start_node,
+    whois,
 };
 use rookery::ServerHandle;
 
@@ -21,9 +22,6 @@ const RACE_ROUNDS: usize = 100;
 
 /// The operator block of node a: `root` with the password `hunter2`.
 const OPER: &str = "oper = [{ name = \"root\", password_hash = \"$argon2id$v=19$m=8,t=1,p=1$cm9va2VyeS10ZXN0LXNhbHQ$yiaiaoZnKPZM0CWZ8NzJYpMiTnaZSktRUpf408FhNKA\" }]";
-
-/// The node names, in the order [`Network`] starts them.
-const NODES: [&str; 3] = ["a", "b", "c"];
 
 /// Three in-process nodes a, b and c, each on its own server of a
 /// three-server NATS cluster; a has the operator `root`.
@@ -110,18 +108,8 @@ async fn listed_rooms(client: &mut Client) -> Vec<String> {
 /// Registers one client per entry of `users` (nick, node index) and waits
 /// until every node knows every one of them.
 async fn register_everywhere(network: &Network, users: &[(&str, usize)]) -> Vec<Client> {
-    let mut clients = Vec::new();
-    for &(nick, node) in users {
-        clients.push(Client::register(network.addr(node), nick).await);
-    }
-    for (i, client) in clients.iter_mut().enumerate() {
-        for (j, &(nick, node)) in users.iter().enumerate() {
-            if i != j {
-                await_user_on(client, nick, &format!("{}.test", NODES[node])).await;
-            }
-        }
-    }
-    clients
+    let addrs: Vec<SocketAddr> = (0..NODES.len()).map(|i| network.addr(i)).collect();
+    network::register_everywhere(&addrs, users).await
 }
 
 /// Everyone in `clients` joins `room`: the first creates it, and is its

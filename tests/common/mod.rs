@@ -131,6 +131,20 @@ impl Client<TcpStream> {
         client
     }
 
+    /// Registers as `nick` with `caps` acknowledged before the welcome
+    /// (CAP LS 302 first, as current clients do).
+    pub async fn with_caps(addr: SocketAddr, nick: &str, caps: &str) -> Client {
+        let mut client = Client::connect(addr).await;
+        client.send("CAP LS 302").await;
+        client.send(&format!("NICK {nick}")).await;
+        client.send(&format!("USER {nick} 0 * :{nick}")).await;
+        client.send(&format!("CAP REQ :{caps}")).await;
+        client.expect_containing(" ACK ").await;
+        client.send("CAP END").await;
+        client.expect_containing(" 376 ").await;
+        client
+    }
+
     /// Registers as `nick`, joins `room` and waits for its end of NAMES.
     pub async fn register_in(addr: SocketAddr, nick: &str, room: &str) -> Client {
         let mut client = Client::register(addr, nick).await;

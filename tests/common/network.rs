@@ -2,11 +2,33 @@
 //! configuration, and waiting until one node has heard of another's
 //! users and rooms (a bounded poll of WHOIS or NAMES).
 
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use rookery::ServerHandle;
 
 use super::{Client, test_config};
+
+/// The nodes of the three-node tests; node `a`'s server is `a.test`.
+pub const NODES: [&str; 3] = ["a", "b", "c"];
+
+/// Registers one client per entry of `users` (nick, index in [`NODES`])
+/// on the nodes listening at `addrs`, and waits until every node knows
+/// every one of them.
+pub async fn register_everywhere(addrs: &[SocketAddr], users: &[(&str, usize)]) -> Vec<Client> {
+    let mut clients = Vec::new();
+    for &(nick, node) in users {
+        clients.push(Client::register(addrs[node], nick).await);
+    }
+    for (i, client) in clients.iter_mut().enumerate() {
+        for (j, &(nick, node)) in users.iter().enumerate() {
+            if i != j {
+                await_user_on(client, nick, &format!("{}.test", NODES[node])).await;
+            }
+        }
+    }
+    clients
+}
 
 /// How often a node says it is alive, in milliseconds: small, so a split
 /// is noticed quickly.
