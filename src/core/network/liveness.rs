@@ -97,7 +97,11 @@ impl State {
                 network.leased = network.leased.max(Some(sent));
             }
             Renewal::Failed(reason) => {
-                if !network.lease_failing {
+                // A bucket a node just made may take a moment to be
+                // written to; only a lease held once is news when it fails.
+                if network.leased.is_none() {
+                    info!(%reason, "this node's lease is not written yet");
+                } else if !network.lease_failing {
                     warn!(%reason, "cannot renew this node's lease in JetStream");
                 }
                 network.lease_failing = true;
