@@ -135,10 +135,13 @@ pub struct Loaded {
     pub records: Result<Vec<Record>, StoreError>,
 }
 
+/// Rooms whose playback is being read from a shared store at most.
+const MAX_LOADS: usize = 256;
+
 /// The joiner waits for the room's lines from the store, read on the
 /// history reader (one read per room; later joiners wait for the same).
 /// Nothing is read for a client that fetches history itself, nor when it
-/// may read nothing of the room.
+/// may read nothing of the room, nor for a room this join created.
 fn load(state: &mut State, id: ClientId, room: &Folded) {
     let wants = state
         .clients
@@ -153,6 +156,20 @@ fn load(state: &mut State, id: ClientId, room: &Folded) {
         if !waiting.contains(&id) {
             waiting.push(id);
         }
+        return;
+    }
+    // A room this join created has said nothing yet: its history starts
+    // now. (A standing or registered room is one incarnation for ever.)
+    let just_created = state.channels.get(room).is_some_and(|channel| {
+        channel.members.len() <= 1 && !channel.persistent && channel.registration.is_none()
+    });
+    if just_created {
+        return;
+    }
+    // Rooms read at once at most: after a restart every user rejoins, and
+    // CHATHISTORY shares the reader's queue.
+    if state.playback_loads.len() >= MAX_LOADS {
+        tracing::debug!(room = %room.as_str(), "too many playback reads at once; this join is played nothing");
         return;
     }
     let (Some(history), Some(inbox)) = (state.history.clone(), state.inbox.clone()) else {
