@@ -10,22 +10,6 @@ use rookery::config;
 /// argon2id of "hunter2" with cheap parameters; any parameters verify.
 const HASH: &str = "$argon2id$v=19$m=8,t=1,p=1$cm9va2VyeS10ZXN0LXNhbHQ$yiaiaoZnKPZM0CWZ8NzJYpMiTnaZSktRUpf408FhNKA";
 
-/// Lines until one containing `needle`, that one included.
-async fn lines_until(client: &mut Client, needle: &str) -> Vec<String> {
-    let mut lines = Vec::new();
-    loop {
-        let line = client
-            .next_line()
-            .await
-            .unwrap_or_else(|| panic!("no line containing {needle:?}; got {lines:#?}"));
-        let done = line.contains(needle);
-        lines.push(line);
-        if done {
-            return lines;
-        }
-    }
-}
-
 #[tokio::test]
 async fn oper_is_answered_before_the_commands_sent_after_it() {
     let config = test_config(&format!(
@@ -37,7 +21,7 @@ async fn oper_is_answered_before_the_commands_sent_after_it() {
     alice
         .send_raw(b"OPER root hunter2\r\nPING first\r\nWHOIS alice\r\nPING last\r\n")
         .await;
-    let lines = lines_until(&mut alice, "PONG irc.test :last").await;
+    let lines = alice.lines_until("PONG irc.test :last").await;
     let position = |needle: &str| {
         lines
             .iter()
@@ -193,22 +177,22 @@ async fn others_see_a_cloak_where_the_address_was() {
 
     let mut seen = Vec::new();
     alice.send("NAMES #room").await;
-    seen.extend(lines_until(&mut alice, " 366 ").await);
+    seen.extend(alice.lines_until(" 366 ").await);
     alice.send("WHO #room").await;
-    seen.extend(lines_until(&mut alice, " 315 ").await);
+    seen.extend(alice.lines_until(" 315 ").await);
     alice.send("WHO #room %tnuhi,42").await;
-    seen.extend(lines_until(&mut alice, " 315 ").await);
+    seen.extend(alice.lines_until(" 315 ").await);
     alice.send("USERHOST bob").await;
-    seen.extend(lines_until(&mut alice, " 302 ").await);
+    seen.extend(alice.lines_until(" 302 ").await);
     alice.send("WHOIS bob").await;
-    seen.extend(lines_until(&mut alice, " 318 ").await);
+    seen.extend(alice.lines_until(" 318 ").await);
     alice.send("MODE #room +b *!*@203.0.113.9").await;
     alice.send("MODE #room b").await;
-    seen.extend(lines_until(&mut alice, " 368 ").await);
+    seen.extend(alice.lines_until(" 368 ").await);
     bob.send("QUIT :bye").await;
     alice.expect_containing("QUIT").await;
     alice.send("WHOWAS bob").await;
-    seen.extend(lines_until(&mut alice, " 369 ").await);
+    seen.extend(alice.lines_until(" 369 ").await);
     // WHOX tells alice her own address; nothing tells her bob's.
     let leaks: Vec<&String> = seen
         .iter()

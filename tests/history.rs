@@ -45,14 +45,14 @@ async fn joins_and_reads_no_history(addr: std::net::SocketAddr, why: &str) -> Cl
     carol.send("JOIN #room").await;
     carol.expect_containing(" 366 ").await;
     carol.send("CHATHISTORY LATEST #room * 100").await;
-    let lines = lines_until(&mut carol, "BATCH -").await;
+    let lines = carol.lines_until("BATCH -").await;
     assert_eq!(lines.len(), 2, "{why}: {lines:?}");
     carol
         .send(
             "CHATHISTORY TARGETS timestamp=2000-01-01T00:00:00Z timestamp=2100-01-01T00:00:00Z 10",
         )
         .await;
-    let lines = lines_until(&mut carol, "BATCH -").await;
+    let lines = carol.lines_until("BATCH -").await;
     assert_eq!(lines.len(), 2, "{why}: {lines:?}");
     carol
 }
@@ -169,31 +169,18 @@ fn with_standing_room(mut config: rookery::config::Config, name: &str) -> rooker
     config
 }
 
-/// Lines up to and including the one containing `end`.
 /// `nick` registers, joins #room and reads its playback: the texts played,
 /// oldest first, and every line up to the end of playback.
 async fn joins_and_is_played(addr: std::net::SocketAddr, nick: &str) -> (Vec<String>, Vec<String>) {
     let mut client = Client::register(addr, nick).await;
     client.send("JOIN #room").await;
-    let lines = lines_until(&mut client, "End of playback").await;
+    let lines = client.lines_until("End of playback").await;
     let texts = lines
         .iter()
         .filter(|line| line.contains("PRIVMSG"))
         .map(|line| line.rsplit("] ").next().unwrap().to_owned())
         .collect();
     (texts, lines)
-}
-
-async fn lines_until(client: &mut Client, end: &str) -> Vec<String> {
-    let mut lines = Vec::new();
-    loop {
-        let line = client.next_line().await.expect("a line");
-        let done = line.contains(end);
-        lines.push(line);
-        if done {
-            return lines;
-        }
-    }
 }
 
 #[tokio::test]
@@ -262,7 +249,7 @@ async fn a_room_created_after_a_restart_reads_nothing_of_an_earlier_one() {
     let _carol = joins_and_reads_no_history(addr, "nothing of the earlier room").await;
     // mallory, who created the room, was played nothing of it.
     mallory.send("PING :done").await;
-    let lines = lines_until(&mut mallory, "PONG").await;
+    let lines = mallory.lines_until("PONG").await;
     assert!(
         lines.iter().all(|line| !line.contains("PRIVMSG")),
         "{lines:?}"
@@ -292,7 +279,7 @@ async fn chathistory_pages_by_msgid() {
     carol.expect_containing(" 366 ").await;
     // Under since_join carol sees nothing from before; shared, she would.
     carol.send("CHATHISTORY LATEST #room * 10").await;
-    let lines = lines_until(&mut carol, "BATCH -").await;
+    let lines = carol.lines_until("BATCH -").await;
     assert_eq!(lines.len(), 2, "{lines:?}");
     drop(carol);
     server.shutdown().await;
@@ -306,7 +293,7 @@ async fn chathistory_pages_by_msgid() {
     carol.send("JOIN #room").await;
     carol.expect_containing(" 366 ").await;
     carol.send("CHATHISTORY LATEST #room * 10").await;
-    let lines = lines_until(&mut carol, "BATCH -").await;
+    let lines = carol.lines_until("BATCH -").await;
     let msgids: Vec<String> = lines[1..lines.len() - 1]
         .iter()
         .map(|line| {
@@ -326,22 +313,16 @@ async fn chathistory_pages_by_msgid() {
     carol
         .send(&ask(&format!("BEFORE #room msgid={} 2", msgids[3])))
         .await;
-    assert_eq!(
-        texts(&lines_until(&mut carol, "BATCH -").await),
-        ["m1", "m2"]
-    );
+    assert_eq!(texts(&carol.lines_until("BATCH -").await), ["m1", "m2"]);
     carol
         .send(&ask(&format!("AFTER #room msgid={} 2", msgids[3])))
         .await;
-    assert_eq!(
-        texts(&lines_until(&mut carol, "BATCH -").await),
-        ["m4", "m5"]
-    );
+    assert_eq!(texts(&carol.lines_until("BATCH -").await), ["m4", "m5"]);
     carol
         .send(&ask(&format!("AROUND #room msgid={} 3", msgids[3])))
         .await;
     assert_eq!(
-        texts(&lines_until(&mut carol, "BATCH -").await),
+        texts(&carol.lines_until("BATCH -").await),
         ["m2", "m3", "m4"]
     );
     carol
@@ -351,13 +332,13 @@ async fn chathistory_pages_by_msgid() {
         )))
         .await;
     assert_eq!(
-        texts(&lines_until(&mut carol, "BATCH -").await),
+        texts(&carol.lines_until("BATCH -").await),
         ["m1", "m2", "m3"]
     );
     carol
         .send(&ask(&format!("LATEST #room msgid={} 10", msgids[4])))
         .await;
-    assert_eq!(texts(&lines_until(&mut carol, "BATCH -").await), ["m5"]);
+    assert_eq!(texts(&carol.lines_until("BATCH -").await), ["m5"]);
     server.shutdown().await;
 }
 
@@ -470,7 +451,7 @@ async fn rehash_keeps_advertising_the_history_that_runs() {
     bob.send("NICK bob").await;
     bob.send("USER bob 0 * :bob").await;
     bob.send("CAP END").await;
-    let welcome = lines_until(&mut bob, " 376 ").await;
+    let welcome = bob.lines_until(" 376 ").await;
     assert!(welcome.iter().any(|line| line.contains(" 005 ")));
     assert!(
         welcome.iter().all(|line| !line.contains("CHATHISTORY=")),
@@ -574,7 +555,7 @@ async fn a_name_that_becomes_a_standing_room_reads_nothing_of_its_ad_hoc_past() 
     dave.send("JOIN #room").await;
     dave.expect_containing(" 366 ").await;
     dave.send("PING :joined").await;
-    let lines = lines_until(&mut dave, "PONG").await;
+    let lines = dave.lines_until("PONG").await;
     assert!(lines.iter().all(|l| !l.contains("secret")), "{lines:?}");
     let mut carol = joins_and_reads_no_history(addr, "nothing of the ad-hoc room").await;
     dave.send("PRIVMSG #room :standing talk").await;
@@ -618,7 +599,7 @@ async fn operators_are_told_when_history_stops_and_resumes_being_written() {
         .await;
     // bob, no operator, was told nothing.
     bob.send("PING :done").await;
-    let lines = lines_until(&mut bob, "PONG").await;
+    let lines = bob.lines_until("PONG").await;
     assert!(lines.iter().all(|l| !l.contains("History")), "{lines:?}");
     server.shutdown().await;
 }
@@ -683,7 +664,7 @@ async fn with_cloaking_on_history_stored_with_addresses_shows_cloaks() {
     let addr = server.local_addrs()[0];
     let mut carol = Client::register(addr, "carol").await;
     carol.send("JOIN #room").await;
-    let played = lines_until(&mut carol, "End of playback").await;
+    let played = carol.lines_until("End of playback").await;
     let line = played
         .iter()
         .find(|line| line.contains("said uncloaked"))
@@ -698,7 +679,7 @@ async fn with_cloaking_on_history_stored_with_addresses_shows_cloaks() {
     dave.send("JOIN #room").await;
     dave.expect_containing(" 366 ").await;
     dave.send("CHATHISTORY LATEST #room * 10").await;
-    let lines = lines_until(&mut dave, "BATCH -").await;
+    let lines = dave.lines_until("BATCH -").await;
     let line = lines
         .iter()
         .find(|line| line.contains("said uncloaked"))
@@ -738,7 +719,7 @@ async fn a_command_after_chathistory_is_answered_after_it() {
     alice
         .send_raw(b"CHATHISTORY LATEST #room * 10\r\nPING :after\r\n")
         .await;
-    let lines = lines_until(&mut alice, "PONG").await;
+    let lines = alice.lines_until("PONG").await;
     assert_eq!(lines.len(), 5, "{lines:?}");
     assert!(lines[0].contains(" BATCH +"), "{lines:?}");
     assert!(lines[1].ends_with("PRIVMSG #room :one"), "{lines:?}");
@@ -756,7 +737,7 @@ async fn a_labeled_chathistory_keeps_its_label_and_its_place() {
     alice
         .send_raw(b"@label=h1 CHATHISTORY LATEST #room * 10\r\n@label=p2 PING :after\r\n")
         .await;
-    let lines = lines_until(&mut alice, "PONG").await;
+    let lines = alice.lines_until("PONG").await;
     assert_eq!(lines.len(), 5, "{lines:?}");
     assert!(
         lines[0].starts_with("@label=h1 :irc.test BATCH +")

@@ -32,17 +32,15 @@ fn single(dir: &TempDir, pg: Option<&Postgres>) -> Config {
     test_config_with_history(&dir.join("history.db"), &keys)
 }
 
-/// Lines up to and including the one containing `end`.
-async fn lines_until(client: &mut Client, end: &str) -> Vec<String> {
-    let mut lines = Vec::new();
-    loop {
-        let line = client.next_line().await.expect("a line");
-        let done = line.contains(end);
-        lines.push(line);
-        if done {
-            return lines;
-        }
-    }
+/// The texts `client` is played on joining, oldest first.
+async fn played_on_join(client: &mut Client) -> Vec<String> {
+    client
+        .lines_until("End of playback")
+        .await
+        .iter()
+        .filter(|line| line.contains(" PRIVMSG "))
+        .map(|line| line.rsplit("] ").next().unwrap_or_default().to_owned())
+        .collect()
 }
 
 /// The msgid tag of `line`.
@@ -63,7 +61,7 @@ fn texts(lines: &[String]) -> Vec<String> {
 /// Asks `client` a CHATHISTORY query and returns the texts answered.
 async fn ask(client: &mut Client, query: &str) -> Vec<String> {
     client.send(&format!("CHATHISTORY {query}")).await;
-    texts(&lines_until(client, "BATCH -").await)
+    texts(&client.lines_until("BATCH -").await)
 }
 
 /// One scenario run against a server: twelve lines said in #room, read
@@ -115,7 +113,8 @@ async fn scenario(config: Config) -> Vec<(String, Vec<String>)> {
             "CHATHISTORY TARGETS timestamp=2000-01-01T00:00:00Z timestamp=2100-01-01T00:00:00Z 10",
         )
         .await;
-    let targets: Vec<String> = lines_until(&mut carol, "BATCH -")
+    let targets: Vec<String> = carol
+        .lines_until("BATCH -")
         .await
         .iter()
         .filter_map(|line| line.split_once("CHATHISTORY TARGETS "))
@@ -132,7 +131,7 @@ async fn scenario(config: Config) -> Vec<(String, Vec<String>)> {
 
     let mut dave = Client::register(addr, "dave").await;
     dave.send("JOIN #room").await;
-    let played = lines_until(&mut dave, "End of playback").await;
+    let played = dave.lines_until("End of playback").await;
     let played = played
         .iter()
         .filter(|line| line.contains(" PRIVMSG "))
@@ -341,23 +340,13 @@ async fn a_node_that_never_saw_a_rooms_lines_plays_them_back_from_postgres() {
     }
     let mut carol = Client::register(addr(2), "carol").await;
     carol.send("JOIN #room").await;
-    let played: Vec<String> = lines_until(&mut carol, "End of playback")
-        .await
-        .iter()
-        .filter(|line| line.contains(" PRIVMSG "))
-        .map(|line| line.rsplit("] ").next().unwrap_or_default().to_owned())
-        .collect();
+    let played = played_on_join(&mut carol).await;
     assert_eq!(played, strings(&said));
 
     // A later joiner on c is played the same, from c's ring now.
     let mut dave = Client::register(addr(2), "dave").await;
     dave.send("JOIN #room").await;
-    let played: Vec<String> = lines_until(&mut dave, "End of playback")
-        .await
-        .iter()
-        .filter(|line| line.contains(" PRIVMSG "))
-        .map(|line| line.rsplit("] ").next().unwrap_or_default().to_owned())
-        .collect();
+    let played = played_on_join(&mut dave).await;
     assert_eq!(played, strings(&said));
 
     let mut erin = Client::with_caps(addr(2), "erin", CAPS).await;

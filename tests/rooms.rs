@@ -13,19 +13,6 @@ async fn start(dir: &TempDir, extra_toml: &str) -> rookery::ServerHandle {
     rookery::start(config).await.unwrap()
 }
 
-/// The lines up to and including the first that contains `needle`.
-async fn lines_until(client: &mut Client, needle: &str) -> Vec<String> {
-    let mut lines = Vec::new();
-    loop {
-        let line = client.next_line().await.expect("the expected line comes");
-        let found = line.contains(needle);
-        lines.push(line);
-        if found {
-            return lines;
-        }
-    }
-}
-
 /// `nick` connects and logs in to its account with IDENTIFY.
 async fn identified(addr: SocketAddr, nick: &str) -> Client {
     let mut client = Client::register(addr, nick).await;
@@ -88,7 +75,7 @@ async fn a_registered_room_survives_a_restart_and_ops_its_founder() {
 
     let mut alice = identified(addr, "alice").await;
     alice.send("JOIN #room").await;
-    let joined = lines_until(&mut alice, " 366 ").await;
+    let joined = alice.lines_until(" 366 ").await;
     assert_eq!(joined[0], ":alice!~alice@127.0.0.1 JOIN #room");
     assert_eq!(
         joined[1],
@@ -124,7 +111,7 @@ async fn a_stolen_nick_gets_no_ops_in_the_founders_room() {
     let mut thief = Client::register(addr, "alice").await;
     thief.send("JOIN #room").await;
     thief.send("PING :joined").await;
-    let joined = lines_until(&mut thief, "PONG").await;
+    let joined = thief.lines_until("PONG").await;
     assert!(
         joined.iter().all(|line| !line.contains(" MODE ")),
         "{joined:?}"
@@ -243,7 +230,7 @@ async fn a_dropped_account_loses_its_rooms_and_its_access_at_once() {
     alice.expect_containing("created").await;
     alice.send("JOIN #theirs").await;
     alice.send("PING :joined").await;
-    let joined = lines_until(&mut alice, "PONG").await;
+    let joined = alice.lines_until("PONG").await;
     assert!(
         joined.iter().all(|line| !line.contains(" MODE ")),
         "{joined:?}"
@@ -272,7 +259,7 @@ async fn a_registered_room_plays_back_after_a_restart() {
     let addr = server.local_addrs()[0];
     let mut carol = Client::register(addr, "carol").await;
     carol.send("JOIN #room").await;
-    let played = lines_until(&mut carol, "End of playback").await;
+    let played = carol.lines_until("End of playback").await;
     assert!(
         played
             .iter()

@@ -131,6 +131,22 @@ impl Client<TcpStream> {
         client
     }
 
+    /// The lines up to and including the first that contains `needle`.
+    pub async fn lines_until(&mut self, needle: &str) -> Vec<String> {
+        let mut lines = Vec::new();
+        loop {
+            let line = self
+                .next_line()
+                .await
+                .unwrap_or_else(|| panic!("no line containing {needle:?}; got {lines:#?}"));
+            let done = line.contains(needle);
+            lines.push(line);
+            if done {
+                return lines;
+            }
+        }
+    }
+
     /// Registers as `nick` with `caps` acknowledged before the welcome
     /// (CAP LS 302 first, as current clients do).
     pub async fn with_caps(addr: SocketAddr, nick: &str, caps: &str) -> Client {
