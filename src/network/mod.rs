@@ -14,6 +14,7 @@ pub mod lease;
 pub mod wire;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -77,6 +78,10 @@ enum Request {
 pub struct NetworkHandle {
     node: Arc<str>,
     boot: u64,
+    /// Events this boot sent on the events subject, heartbeats aside
+    /// ([`Envelope::seq`]). Only the core sends them, so each number goes
+    /// out in the order it was taken.
+    events: Arc<AtomicU64>,
     requests: mpsc::UnboundedSender<Request>,
 }
 
@@ -87,10 +92,21 @@ impl NetworkHandle {
     }
 
     /// Publishes `body` from this node on `subject`.
+    /// An event on the events subject is numbered; anything else carries
+    /// the number of the last event before it.
     pub fn publish(&self, subject: &str, body: Body) {
+        let numbered = subject == wire::subject::EVENTS && !matches!(body, Body::Heartbeat { .. });
+        let (seq, after) = if numbered {
+            let seq = self.events.fetch_add(1, Ordering::Relaxed) + 1;
+            (Some(seq), 0)
+        } else {
+            (None, self.events.load(Ordering::Relaxed))
+        };
         let envelope = Envelope {
             node: self.node.to_string(),
             boot: self.boot,
+            seq,
+            after,
             body,
         };
         let payload = Bytes::from(envelope.encode());
@@ -151,6 +167,7 @@ impl NetworkHandle {
         NetworkHandle {
             node: Arc::from(node),
             boot: 1,
+            events: Arc::default(),
             requests,
         }
     }
@@ -253,6 +270,7 @@ where
     let handle = NetworkHandle {
         node: Arc::clone(&node),
         boot,
+        events: Arc::default(),
         requests,
     };
     let timing = Timing {

@@ -12,7 +12,20 @@ pub struct Envelope {
     /// When the sending node started (ms since the epoch): a new boot means
     /// the users of the old one are gone.
     pub boot: u64,
+    /// An event's number among those this boot of the node sent on the
+    /// events subject (heartbeats aside), from 1: a gap is an event lost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+    /// On anything else, the number of the last event sent before it: a
+    /// message waits until that event was applied (its sender's
+    /// introduction, its JOIN), which another subscription may bring later.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub after: u64,
     pub body: Body,
+}
+
+fn is_zero(number: &u64) -> bool {
+    *number == 0
 }
 
 /// What happened on the sending node.
@@ -205,6 +218,8 @@ mod tests {
         let envelope = Envelope {
             node: "a".into(),
             boot: 7,
+            seq: None,
+            after: 4,
             body: Body::Message(Message {
                 uid: 3,
                 to: To::Room {

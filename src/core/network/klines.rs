@@ -267,6 +267,8 @@ mod tests {
         let envelope = Envelope {
             node,
             boot: 1,
+            seq: None,
+            after: 0,
             body,
         };
         h.state.network_heard(Heard::Envelope(Box::new(envelope)));

@@ -166,6 +166,7 @@ impl State {
     /// Ends, as a netsplit, every node that was not heard from in time.
     pub(in crate::core) fn network_expire(&mut self) {
         self.expire_rehashes();
+        self.network_overdue();
         let now = self.clock.now();
         let Some(network) = &self.network else {
             return;
@@ -183,6 +184,7 @@ impl State {
             warn!(node = %node, "node went silent; its users split off");
             if let Some(network) = &mut self.network {
                 network.nodes.remove(&node);
+                network.order.forget(&node);
                 network.silenced = Some(now);
             }
             self.network_split(&node, SPLIT_REASON);
@@ -268,6 +270,8 @@ mod tests {
         let envelope = crate::network::wire::Envelope {
             node: "b".to_owned(),
             boot: 1,
+            seq: None,
+            after: 0,
             body: crate::network::wire::Body::Heartbeat {
                 server: "b.test".to_owned(),
             },

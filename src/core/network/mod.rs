@@ -12,8 +12,9 @@
 //! Here: the core's view of the network and what this node tells the
 //! others. Beside it: `remote.rs` (applying what the others say),
 //! `claims.rs` (nick claims), `liveness.rs` (heartbeats, splits,
-//! fencing), `klines.rs` (K-lines on every node) and `rehash.rs` (REHASH
-//! of other nodes).
+//! fencing), `klines.rs` (K-lines on every node), `rehash.rs` (REHASH
+//! of other nodes) and `order.rs` (messages held for the event before
+//! them).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -29,6 +30,7 @@ use crate::proto::Folded;
 mod claims;
 pub(crate) mod klines;
 mod liveness;
+mod order;
 mod rehash;
 mod remote;
 
@@ -84,6 +86,8 @@ pub struct Network {
     silenced: Option<SystemTime>,
     /// REHASH requests sent to the others and reloads done for them.
     rehashes: rehash::Rehashes,
+    /// Messages waiting for the event they follow.
+    order: order::Order,
 }
 
 /// Another node, as last heard.
@@ -109,6 +113,7 @@ impl Network {
             lease_failing: false,
             silenced: None,
             rehashes: Default::default(),
+            order: Default::default(),
         }
     }
 }
@@ -394,7 +399,43 @@ impl State {
         }
     }
 
+    /// Applies what another node said in the order it said it: a message
+    /// may wait for the event before it ([`order`]), and an event lets go
+    /// what waited for it.
     fn network_envelope(&mut self, envelope: Envelope) {
+        let now = self.clock.now();
+        let node: Arc<str> = Arc::from(envelope.node.as_str());
+        let Some(network) = &mut self.network else {
+            return;
+        };
+        let Some(envelope) = network.order.admit(&node, envelope, now) else {
+            return;
+        };
+        let event = envelope.seq.is_some();
+        self.network_apply(envelope);
+        while event
+            && let Some(released) = self
+                .network
+                .as_mut()
+                .and_then(|network| network.order.released(&node))
+        {
+            self.network_apply(released);
+        }
+    }
+
+    /// Messages that waited too long for an event that never came go
+    /// anyway.
+    pub(in crate::core) fn network_overdue(&mut self) {
+        let now = self.clock.now();
+        let Some(network) = &mut self.network else {
+            return;
+        };
+        for envelope in network.order.overdue(now) {
+            self.network_apply(envelope);
+        }
+    }
+
+    fn network_apply(&mut self, envelope: Envelope) {
         self.hearing_peer = true;
         self.network_envelope_body(envelope);
         self.hearing_peer = false;
@@ -442,6 +483,7 @@ impl State {
                 info!(node = %node, "node stopped");
                 if let Some(network) = &mut self.network {
                     network.nodes.remove(&node);
+                    network.order.forget(&node);
                 }
                 self.network_split(&node, SPLIT_REASON);
             }
