@@ -98,7 +98,7 @@ fn check_server(check: &mut Checker, server: &ServerConfig) {
     } else if let Some(bad) = server
         .name
         .chars()
-        .find(|c| c.is_whitespace() || c.is_control() || "!@*?".contains(*c))
+        .find(|&c| !crate::proto::validate::may_name_a_server(c))
     {
         check.report(
             "server.name",

@@ -14,7 +14,6 @@ pub mod lease;
 pub mod wire;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -53,7 +52,7 @@ pub enum Heard {
 enum Request {
     Publish {
         subject: String,
-        payload: Bytes,
+        body: Body,
     },
     /// Start hearing a subject (a room's).
     Listen(String),
@@ -78,10 +77,6 @@ enum Request {
 pub struct NetworkHandle {
     node: Arc<str>,
     boot: u64,
-    /// Events this boot sent on the events subject, heartbeats aside
-    /// ([`Envelope::seq`]). Only the core sends them, so each number goes
-    /// out in the order it was taken.
-    events: Arc<AtomicU64>,
     requests: mpsc::UnboundedSender<Request>,
 }
 
@@ -91,28 +86,12 @@ impl NetworkHandle {
         &self.node
     }
 
-    /// Publishes `body` from this node on `subject`.
-    /// An event on the events subject is numbered; anything else carries
-    /// the number of the last event before it.
+    /// Publishes `body` from this node on `subject`. The link numbers
+    /// and encodes it ([`Link::stamp`]), off the core.
     pub fn publish(&self, subject: &str, body: Body) {
-        let numbered = subject == wire::subject::EVENTS && !matches!(body, Body::Heartbeat { .. });
-        let (seq, after) = if numbered {
-            let seq = self.events.fetch_add(1, Ordering::Relaxed) + 1;
-            (Some(seq), 0)
-        } else {
-            (None, self.events.load(Ordering::Relaxed))
-        };
-        let envelope = Envelope {
-            node: self.node.to_string(),
-            boot: self.boot,
-            seq,
-            after,
-            body,
-        };
-        let payload = Bytes::from(envelope.encode());
         let subject = subject.to_owned();
         // Gone only while the server stops.
-        let _ = self.requests.send(Request::Publish { subject, payload });
+        let _ = self.requests.send(Request::Publish { subject, body });
     }
 
     /// Starts hearing `subject`.
@@ -167,7 +146,6 @@ impl NetworkHandle {
         NetworkHandle {
             node: Arc::from(node),
             boot: 1,
-            events: Arc::default(),
             requests,
         }
     }
@@ -260,6 +238,7 @@ where
         nicks,
         leases,
         renewing: None,
+        events: 0,
         deliver,
         rooms: Default::default(),
         stop: stop.clone(),
@@ -270,7 +249,6 @@ where
     let handle = NetworkHandle {
         node: Arc::clone(&node),
         boot,
-        events: Arc::default(),
         requests,
     };
     let timing = Timing {
@@ -307,6 +285,8 @@ struct Link {
     /// The lease renewal under way, if any: at most one at a time, so a
     /// JetStream without quorum never piles them up.
     renewing: Option<JoinHandle<()>>,
+    /// Events sent on the events subject in this boot ([`Link::stamp`]).
+    events: u64,
     deliver: Deliver,
     /// The task hearing each subject listened to on request.
     rooms: std::collections::HashMap<String, JoinHandle<()>>,
@@ -407,9 +387,31 @@ impl Link {
         }));
     }
 
+    /// The envelope of `body` going out on `subject` now: an event on the
+    /// events subject gets the next number, anything else (a heartbeat
+    /// too) the number of the last event before it. Numbered here, where
+    /// envelopes go out one at a time, each number is sent in its order.
+    fn stamp(&mut self, subject: &str, body: Body) -> Envelope {
+        let numbered = subject == wire::subject::EVENTS && !matches!(body, Body::Heartbeat { .. });
+        let (seq, after) = if numbered {
+            self.events += 1;
+            (Some(self.events), 0)
+        } else {
+            (None, self.events)
+        };
+        Envelope {
+            node: self.node.to_string(),
+            boot: self.boot,
+            seq,
+            after,
+            body,
+        }
+    }
+
     async fn apply(&mut self, request: Request) {
         match request {
-            Request::Publish { subject, payload } => {
+            Request::Publish { subject, body } => {
+                let payload = Bytes::from(self.stamp(&subject, body).encode());
                 if let Err(error) = self.client.publish(subject, payload).await {
                     warn!(%error, "publishing to the network failed");
                 }

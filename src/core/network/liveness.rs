@@ -280,6 +280,27 @@ mod tests {
     }
 
     #[test]
+    fn a_server_name_that_cannot_be_one_is_not_taken() {
+        let mut h = Harness::new();
+        join_network(&mut h);
+        for server in ["", "b test", "b@test", "b.test\u{1}", &"b".repeat(256)] {
+            let envelope = crate::network::wire::Envelope {
+                node: "b".to_owned(),
+                boot: 1,
+                seq: None,
+                after: 0,
+                body: crate::network::wire::Body::Heartbeat {
+                    server: server.to_owned(),
+                },
+            };
+            h.state.network_heard(Heard::Envelope(Box::new(envelope)));
+            assert!(h.state.network_servers().is_empty(), "{server:?} taken");
+        }
+        heartbeat_from_b(&mut h);
+        assert_eq!(h.state.network_servers(), ["b.test"]);
+    }
+
+    #[test]
     fn a_stale_lease_while_every_peer_is_heard_fences_only_once_one_goes_silent() {
         let mut h = Harness::new();
         let alice = h.register("alice");

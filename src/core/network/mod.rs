@@ -411,7 +411,7 @@ impl State {
         let Some(envelope) = network.order.admit(&node, envelope, now) else {
             return;
         };
-        let event = envelope.seq.is_some();
+        let event = !matches!(envelope.body, Body::Message(_));
         self.network_apply(envelope);
         while event
             && let Some(released) = self
@@ -457,7 +457,11 @@ impl State {
         self.network_node_heard(&node, envelope.boot);
         match envelope.body {
             Body::Heartbeat { server } => {
-                if let Some(known) = self.network.as_mut().and_then(|n| n.nodes.get_mut(&node)) {
+                if !crate::proto::validate::is_server_name(&server) {
+                    warn!(node = %node, "a node gave a server name that cannot be one");
+                } else if let Some(known) =
+                    self.network.as_mut().and_then(|n| n.nodes.get_mut(&node))
+                {
                     known.server = server;
                 }
             }

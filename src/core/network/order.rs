@@ -9,8 +9,10 @@
 //! So a node numbers the events it sends (`Envelope::seq`), every other
 //! envelope carries the number of the last event sent before it
 //! (`Envelope::after`), and here a message waits until its node's event
-//! of that number was applied. A gap in the numbers is an event lost on
-//! the way, and is logged. A message waits [`HOLD_FOR`] at most (then
+//! of that number was applied. A heartbeat, on the events subject behind
+//! the events sent before it, carries the last number too: a quiet node's
+//! heartbeat lets go what waited for an event lost on the way. A gap in
+//! the numbers is such a loss, and is logged. A message waits [`HOLD_FOR`] at most (then
 //! goes, as it would have without the wait), and [`MAX_HELD`] wait per
 //! node at most.
 
@@ -63,8 +65,8 @@ impl Stream {
 
 impl Order {
     /// The envelope to apply now, or none when it waits for an event of
-    /// its node. An event moves its node's count on: the caller then
-    /// applies what [`Order::released`] gives.
+    /// its node. An event or a heartbeat moves its node's count on: the
+    /// caller then applies what [`Order::released`] gives.
     pub fn admit(
         &mut self,
         node: &Arc<str>,
@@ -80,13 +82,20 @@ impl Order {
             // waited for them.
             *stream = Stream::new(envelope.boot);
         }
-        if let Some(seq) = envelope.seq {
+        // An event says its own number; a heartbeat, on the same subject
+        // and so behind the events before it, says the last one's.
+        let reached = match (&envelope.body, envelope.seq) {
+            (_, Some(seq)) => Some((seq, seq.saturating_sub(1))),
+            (Body::Heartbeat { .. }, None) => Some((envelope.after, envelope.after)),
+            _ => None,
+        };
+        if let Some((number, expected)) = reached {
             if let Some(applied) = stream.applied
-                && seq > applied + 1
+                && expected > applied
             {
-                warn!(node = %node, lost = seq - applied - 1, "events of a node were lost on the way");
+                warn!(node = %node, lost = expected - applied, "events of a node were lost on the way");
             }
-            stream.applied = Some(stream.applied.map_or(seq, |applied| applied.max(seq)));
+            stream.applied = Some(stream.applied.map_or(number, |applied| applied.max(number)));
             return Some(envelope);
         }
         let waits = matches!(envelope.body, Body::Message(_)) && !stream.caught_up(envelope.after);
@@ -197,6 +206,30 @@ mod tests {
         assert_eq!((text(&first), text(&second)), ("first", "second"));
         assert!(order.released("b").is_none());
         assert!(order.admit(&node, message(2, "third"), now).is_some());
+    }
+
+    #[test]
+    fn a_heartbeat_lets_go_what_waited_for_events_lost_before_it() {
+        let node: Arc<str> = Arc::from("b");
+        let now = SystemTime::UNIX_EPOCH;
+        let mut order = Order::default();
+        assert!(order.admit(&node, event(1), now).is_some());
+        assert!(
+            order
+                .admit(&node, message(3, "after a lost event"), now)
+                .is_none()
+        );
+        let heartbeat = Envelope {
+            seq: None,
+            after: 3,
+            body: Body::Heartbeat {
+                server: "b.test".into(),
+            },
+            ..event(0)
+        };
+        assert!(order.admit(&node, heartbeat, now).is_some());
+        let released = order.released("b").expect("released by the heartbeat");
+        assert_eq!(text(&released), "after a lost event");
     }
 
     #[test]

@@ -158,8 +158,7 @@ impl State {
             && word(&user.host, 255)
             && user.realname.len() <= limits.realname_length
             && !user.realname.contains(['\0', '\r', '\n'])
-            && user.server.len() <= 255
-            && !user.server.contains([' ', '\0', '\r', '\n'])
+            && crate::proto::validate::is_server_name(&user.server)
             && user.rooms.len() <= limits.channels_per_client
     }
 
