@@ -577,3 +577,51 @@ fn history_migrate_copies_a_sqlite_history_into_postgres_once() {
         "m1,m2,m3"
     );
 }
+
+/// An operator's password, "hunter2", hashed cheaply for tests.
+const OPER_HASH: &str = "$argon2id$v=19$m=8,t=1,p=1$cm9va2VyeS10ZXN0LXNhbHQ$yiaiaoZnKPZM0CWZ8NzJYpMiTnaZSktRUpf408FhNKA";
+
+#[tokio::test]
+async fn lines_said_while_the_database_fails_are_stored_once_it_works_again() {
+    let pg = Postgres::start();
+    let dir = TempDir::new("pg-outage");
+    let keys = format!(
+        "{}\n[[oper]]\nname = \"root\"\npassword_hash = \"{OPER_HASH}\"",
+        postgres_keys(&pg)
+    );
+    let config = test_config_with_history(&dir.join("history.db"), &keys);
+    let server = rookery::start(config).await.expect("starts");
+    let addr = server.local_addrs()[0];
+    let mut alice = Client::with_caps(addr, "alice", CAPS).await;
+    alice.send("OPER root hunter2").await;
+    alice.expect_containing(" 381 ").await;
+    alice.send("JOIN #room").await;
+    alice.expect_containing(" 366 ").await;
+    alice.send("PRIVMSG #room :before").await;
+    alice.expect_containing(":before").await;
+    assert_eq!(
+        ask(&mut alice, "LATEST #room * 10").await,
+        strings(&["before"])
+    );
+
+    // Every insert fails at once while the table is away.
+    pg.psql("ALTER TABLE events RENAME TO events_away");
+    for n in 1..=3 {
+        alice.send(&format!("PRIVMSG #room :during {n}")).await;
+        alice.expect_containing(&format!(":during {n}")).await;
+    }
+    alice
+        .expect_containing("NOTICE alice :History cannot")
+        .await;
+    pg.psql("ALTER TABLE events_away RENAME TO events");
+    alice.send("PRIVMSG #room :after").await;
+    alice.expect_containing(":after").await;
+    alice
+        .expect_containing("NOTICE alice :History is written to")
+        .await;
+    assert_eq!(
+        ask(&mut alice, "LATEST #room * 10").await,
+        strings(&["before", "during 1", "during 2", "during 3", "after"])
+    );
+    server.shutdown().await;
+}
