@@ -55,7 +55,7 @@ impl State {
         for id in locals {
             self.network_user_up(id);
         }
-        self.network_burst_klines();
+        self.network_burst_klines(node);
     }
 
     /// Whether this node joined the network (or came back to it) so
