@@ -55,11 +55,14 @@ impl State {
             params,
             ..Default::default()
         };
-        use crate::core::commands::{away, kick, mode, setname, topic};
+        use crate::core::commands::{away, invite, kick, mode, setname, topic};
         let _ = match message.command.as_str() {
             "MODE" => mode::mode(self, id, &message),
             "TOPIC" => topic::topic(self, id, &message),
             "KICK" => kick::kick(self, id, &message),
+            // Every node keeps the invite (the invitee's own node lets it
+            // in) and tells its own members who asked.
+            "INVITE" if message.params.len() == 2 => invite::invite(self, id, &message),
             "AWAY" => away::away(self, id, &message),
             "SETNAME" => setname::setname(self, id, &message),
             other => {
