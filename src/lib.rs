@@ -41,6 +41,8 @@
 //! - [`metrics`]: the counters and gauges operators scrape, counted by
 //!   the accept loops, the core and the history writer with one relaxed
 //!   atomic add each, and rendered in Prometheus' text format.
+//! - [`shared_database`]: the URL check and session options of the
+//!   PostgreSQL database a network shares, for history and accounts alike.
 //! - [`server`]: wires them together; tests start it on port 0.
 //!
 //! With the `fuzzing` feature (and in tests), a hidden `fuzzing` module
@@ -62,6 +64,7 @@ pub mod network;
 pub mod proto;
 mod room_writer;
 pub mod server;
+pub mod shared_database;
 mod worker;
 
 pub use server::{ServerHandle, start, start_with};
