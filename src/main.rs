@@ -149,12 +149,56 @@ fn migrate_history(config_path: Option<&std::path::Path>, to: &str) -> ExitCode 
                 copied.read,
                 copied.read.saturating_sub(copied.inserted)
             );
-            ExitCode::SUCCESS
         }
         Err(error) => {
             eprintln!("rookery: {error}");
+            return ExitCode::FAILURE;
+        }
+    }
+    match migrate_accounts(&config, to) {
+        Ok(copied) => {
+            report_accounts_copied(&copied);
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("rookery: accounts: {error}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The accounts of the node's SQLite file, copied beside its history so
+/// that they log in on every node of the network.
+fn migrate_accounts(
+    config: &Config,
+    to: &str,
+) -> Result<accounts::transfer::AccountsCopied, AccountError> {
+    let naming = Naming::from_config(config);
+    let from = accounts::Store::open_read_only(&config.history.path, naming)?;
+    let mut into = accounts::postgres::PgAccounts::open(to, naming)?;
+    accounts::transfer::copy_accounts(&from, &mut into)
+}
+
+/// What the account copy did, and what it left for the administrator.
+fn report_accounts_copied(copied: &accounts::transfer::AccountsCopied) {
+    println!(
+        "copied {} of {} accounts ({} were there already) and {} registered rooms ({} were there already)",
+        copied.copied, copied.read, copied.already, copied.rooms_copied, copied.rooms_already
+    );
+    for name in &copied.conflicts {
+        println!("not copied: the account {name} exists already as another account");
+    }
+    for (nick, account) in &copied.nicks_kept {
+        println!("not given to {account}: the nick {nick} belongs to another account");
+    }
+    if copied.certificates_kept > 0 {
+        println!(
+            "not copied: {} certificates another account holds",
+            copied.certificates_kept
+        );
+    }
+    for room in &copied.rooms_skipped {
+        println!("not copied: the registered room {room}, whose founder was not copied");
     }
 }
 

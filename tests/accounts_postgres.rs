@@ -8,15 +8,20 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use common::nats::NatsCluster;
-use common::network::{self, CONVERGE, NODE_TIMEOUT_MS, NODES, POLL, await_user_on};
+use common::network::{
+    self, CONVERGE, NODE_TIMEOUT_MS, NODES, POLL, await_members, await_user_on, whois_server,
+};
 use common::postgres::Postgres;
 use common::{Client, TempDir, test_config_with_history};
 use rookery::ServerHandle;
+use rookery::accounts::{AccountError, Credentials, Naming, PgAccounts};
+use rookery::proto::Casemapping;
 
 /// The keys that put a node's history, and so its accounts, in `pg`,
 /// with its journal in `dir`.
@@ -134,7 +139,10 @@ async fn an_account_registered_on_one_node_logs_in_on_another_and_shows_on_a_thi
     alice.send("QUIT").await;
 
     let (_, wrong) = sasl_plain(network.addr(2), "alice1", "alice", "wrong").await;
-    assert!(wrong.last().is_some_and(|line| line.contains(" 904 ")), "{wrong:?}");
+    assert!(
+        wrong.last().is_some_and(|line| line.contains(" 904 ")),
+        "{wrong:?}"
+    );
 
     let (mut on_c, exchange) = sasl_plain(network.addr(2), "alice2", "ALICE", "hunter2").await;
     assert!(
@@ -142,18 +150,240 @@ async fn an_account_registered_on_one_node_logs_in_on_another_and_shows_on_a_thi
             && line.ends_with(" alice :You are now logged in as alice")),
         "{exchange:?}"
     );
-    assert!(exchange.last().is_some_and(|line| line.contains(" 903 ")), "{exchange:?}");
+    assert!(
+        exchange.last().is_some_and(|line| line.contains(" 903 ")),
+        "{exchange:?}"
+    );
 
     await_user_on(&mut watcher, "alice2", "c.test").await;
     await_logged_in(&mut watcher, "alice2", "alice").await;
 
-    // A login after introduction travels too, with account-notify.
-    let mut late = Client::register(network.addr(2), "late").await;
-    await_user_on(&mut watcher, "late", "c.test").await;
-    watcher.send("MONITOR + late").await;
+    // A login after the user was introduced travels too: account-notify
+    // to those sharing a room, and WHOIS.
+    let mut late = Client::register_in(network.addr(2), "late", "#room").await;
+    watcher.send("JOIN #room").await;
+    await_members(&mut watcher, "#room", &["late", "watcher"]).await;
     late.send("NS IDENTIFY alice hunter2").await;
     late.expect_containing(" 900 ").await;
+    let notified = watcher.expect_containing(" ACCOUNT ").await;
+    assert!(notified.ends_with(" ACCOUNT alice"), "{notified}");
     await_logged_in(&mut watcher, "late", "alice").await;
+    late.send("NS LOGOUT").await;
+    let notified = watcher.expect_containing(" ACCOUNT ").await;
+    assert!(notified.ends_with(" ACCOUNT *"), "{notified}");
     on_c.send("QUIT").await;
     network.stop().await;
+}
+
+/// Polls WHOIS until `client`'s node no longer knows `nick`.
+async fn await_gone(client: &mut Client, nick: &str) {
+    let deadline = Instant::now() + CONVERGE;
+    while whois_server(client, nick).await.is_some() {
+        assert!(Instant::now() < deadline, "{nick} never left");
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+#[tokio::test]
+async fn a_nick_registered_on_one_node_is_reserved_on_another() {
+    let pg = Postgres::start();
+    let network = Network::start(&pg, "pgacct-reserved", "accounts.guest_after = \"1s\"\n").await;
+    let mut watcher = Client::register(network.addr(0), "watcher").await;
+    let mut carol = Client::with_account(network.addr(1), "carol", "hunter2").await;
+    await_user_on(&mut watcher, "carol", "b.test").await;
+    carol.send("QUIT").await;
+    assert!(carol.is_closed().await);
+    // Node b said so before carol's QUIT, and a node hears another in order.
+    await_gone(&mut watcher, "carol").await;
+
+    let mut mallory = Client::register(network.addr(0), "carol").await;
+    let told = mallory.expect_containing("NickServ").await;
+    assert!(
+        told.contains("This nick is owned by the account carol."),
+        "{told}"
+    );
+    let renamed = mallory.expect_containing(" NICK ").await;
+    assert!(renamed.contains(" NICK Guest"), "{renamed}");
+    network.stop().await;
+}
+
+/// How long a registration may take: argon2 on two busy cores.
+const HASHING_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Any account name, and as many registrations from loopback as the
+/// rounds need.
+const RACE_KEYS: &str = "accounts.custom_account_names = true\n\
+                         accounts.registrations_per_address_per_hour = 100\n";
+
+#[tokio::test]
+async fn one_name_registered_on_two_nodes_at_once_goes_to_one() {
+    let pg = Postgres::start();
+    let network = Network::start(
+        &pg,
+        "pgacct-race",
+        "accounts.custom_account_names = true\naccounts.registrations_per_address_per_hour = 100\n",
+    )
+    .await;
+    let mut on_a =
+        Client::with_caps(network.addr(0), "racer_a", "draft/account-registration").await;
+    let mut on_b =
+        Client::with_caps(network.addr(1), "racer_b", "draft/account-registration").await;
+    on_a.line_timeout = HASHING_TIMEOUT;
+    on_b.line_timeout = HASHING_TIMEOUT;
+    for round in 0..4 {
+        let name = format!("race{round}");
+        on_a.send(&format!("REGISTER {name} * hunter2")).await;
+        on_b.send(&format!("REGISTER {name} * hunter2")).await;
+        let answers = [
+            on_a.expect_containing(" REGISTER ").await,
+            on_b.expect_containing(" REGISTER ").await,
+        ];
+        let won = answers
+            .iter()
+            .filter(|a| a.contains("REGISTER SUCCESS"))
+            .count();
+        let lost = answers
+            .iter()
+            .filter(|a| a.contains("FAIL REGISTER ACCOUNT_EXISTS"))
+            .count();
+        assert_eq!((won, lost), (1, 1), "{answers:?}");
+        // The winner is logged in: log it out for the next round.
+        for (client, answer) in [(&mut on_a, &answers[0]), (&mut on_b, &answers[1])] {
+            if answer.contains("SUCCESS") {
+                client.send("NS LOGOUT").await;
+                client.expect_containing(" 901 ").await;
+            }
+        }
+    }
+    assert_eq!(
+        pg.psql("SELECT count(*) FROM accounts WHERE name LIKE 'race%'"),
+        "4"
+    );
+    network.stop().await;
+}
+
+fn naming() -> Naming {
+    Naming {
+        casemapping: Casemapping::Ascii,
+        max_len: 30,
+    }
+}
+
+#[test]
+fn two_stores_creating_one_name_at_the_same_instant_make_one_account() {
+    let pg = Postgres::start();
+    let credentials = Credentials::derive("hunter2").expect("a password hashes");
+    // Both connections made first, so the two creations meet in the
+    // database, not in the connecting.
+    PgAccounts::open(&pg.url(), naming()).expect("the tables are made");
+    for round in 0..8 {
+        let start = Arc::new(Barrier::new(2));
+        let racers: Vec<_> = (0..2)
+            .map(|_| {
+                let (url, start, credentials) = (pg.url(), Arc::clone(&start), credentials.clone());
+                std::thread::spawn(move || {
+                    let mut store = PgAccounts::open(&url, naming()).expect("connects");
+                    start.wait();
+                    store.create(&format!("Dave{round}"), &credentials, None, 1)
+                })
+            })
+            .collect();
+        let outcomes: Vec<_> = racers
+            .into_iter()
+            .map(|r| r.join().expect("no panic"))
+            .collect();
+        let won = outcomes.iter().filter(|o| o.is_ok()).count();
+        let taken = outcomes
+            .iter()
+            .filter(|o| matches!(o, Err(AccountError::NameTaken(_))))
+            .count();
+        assert_eq!((won, taken), (1, 1), "{outcomes:?}");
+    }
+}
+
+#[tokio::test]
+async fn history_migrate_brings_a_nodes_accounts_along() {
+    let dir = TempDir::new("pgacct-migrate");
+    let database = dir.join("node.db");
+    // An account on a node with its own SQLite file.
+    let alone = rookery::start(test_config_with_history(&database, ""))
+        .await
+        .unwrap();
+    let mut erin = Client::with_account(alone.local_addrs()[0], "erin", "hunter2").await;
+    erin.send("QUIT").await;
+    alone.shutdown().await;
+
+    let pg = Postgres::start();
+    // A namesake another node registered first is not overwritten. (The
+    // blocking client starts a runtime of its own: off this one.)
+    let (url, file) = (pg.url(), database.clone());
+    tokio::task::spawn_blocking(move || {
+        let mut other = PgAccounts::open(&url, naming()).expect("the tables are made");
+        let theirs = Credentials::derive("theirs").expect("a password hashes");
+        other
+            .create("Frank", &theirs, None, 5)
+            .expect("frank is made");
+        let mut store = rookery::accounts::Store::open(&file, naming()).expect("opens");
+        let ours = Credentials::derive("ours").expect("a password hashes");
+        store
+            .create("frank", &ours, None, 6)
+            .expect("frank is made here too");
+    })
+    .await
+    .expect("the accounts are made");
+
+    let config = dir.join("rookery.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nname = \"irc.test\"\n\n[history]\npath = {:?}\n",
+            database.display().to_string()
+        ),
+    )
+    .expect("the configuration is written");
+    let migrate = || {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_rookery"))
+            .arg("-c")
+            .arg(&config)
+            .args(["history", "migrate", "--to", &pg.url()])
+            .output()
+            .expect("rookery runs");
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(
+            output.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        stdout
+    };
+    let first = migrate();
+    assert!(
+        first.contains("copied 1 of 2 accounts (0 were there already)"),
+        "{first}"
+    );
+    assert!(
+        first.contains("not copied: the account frank exists already as another account"),
+        "{first}"
+    );
+    let second = migrate();
+    assert!(
+        second.contains("copied 0 of 2 accounts (1 were there already)"),
+        "{second}"
+    );
+    assert_eq!(pg.psql("SELECT count(*) FROM accounts"), "2");
+    assert_eq!(
+        pg.psql("SELECT name FROM accounts WHERE name_key = 'frank'"),
+        "Frank"
+    );
+
+    // erin logs in through a server on the shared database.
+    let shared = TempDir::new("pgacct-migrate-shared");
+    let keys = shared_keys(&pg, &shared, "a");
+    let server = rookery::start(common::test_config(&keys)).await.unwrap();
+    let (_, exchange) = sasl_plain(server.local_addrs()[0], "erin", "erin", "hunter2").await;
+    assert!(
+        exchange.last().is_some_and(|line| line.contains(" 903 ")),
+        "{exchange:?}"
+    );
+    server.shutdown().await;
 }

@@ -8,6 +8,8 @@
 //!   shares with `[history] backend = "postgres"`: one account on every node.
 //! - [`password`]: argon2id hashes (the one policy, operators' too) and the
 //!   SCRAM-SHA-256 verifiers derived from the same password.
+//! - [`transfer`]: a node's accounts copied from its SQLite file into the
+//!   shared database (`rookery history migrate`).
 //! - [`lock`]: the advisory lock a running server holds on the database,
 //!   so `rookery accounts` never writes under it.
 //! - [`mail`]: verification codes and the SMTP client that mails them.
@@ -32,11 +34,13 @@ pub mod rooms;
 pub mod store;
 #[cfg(test)]
 mod tests;
+pub mod transfer;
 
 pub use database::{Accounts, Place};
 pub use lock::{DatabaseLock, LockError};
 pub use metadata::MetadataChange;
 pub use password::{Credentials, PasswordError, ScramCredentials};
+pub use postgres::PgAccounts;
 pub use read_markers::ReadMarkerRecord;
 pub use rooms::{AccessLevel, ListRecord, RoomRecord, TopicRecord};
 pub use store::{

@@ -192,6 +192,16 @@ impl PgAccounts {
         &self.url
     }
 
+    /// How names are compared, for the copy's keys.
+    pub(super) fn naming(&self) -> Naming {
+        self.naming
+    }
+
+    /// The connection, for the copy from a SQLite file.
+    pub(super) fn client_mut(&mut self) -> &mut Client {
+        self.client.get_mut()
+    }
+
     fn too_new(&self, found: i64) -> AccountError {
         AccountError::SharedTooNew {
             url: self.url.clone(),
@@ -331,7 +341,14 @@ impl PgAccounts {
             transaction.commit()?;
             Ok(())
         })();
-        written.map_err(|error| taken(error, name))?;
+        match written.map_err(|error| taken(error, name)) {
+            // Another node's account of this name committed between the
+            // reads: its name is its nick.
+            Err(AccountError::NickTaken(_)) if self.find(name)?.is_some() => {
+                return Err(AccountError::NameTaken(name.to_owned()));
+            }
+            written => written?,
+        }
         Ok(Account {
             name: name.to_owned(),
             credentials: credentials.clone(),
@@ -921,7 +938,7 @@ impl PgAccounts {
 
 /// A unique key's violation as the error its name's owner means: another
 /// node wrote the same name between this transaction's read and its write.
-fn taken(error: AccountError, name: &str) -> AccountError {
+pub(super) fn taken(error: AccountError, name: &str) -> AccountError {
     let AccountError::Postgres(source) = &error else {
         return error;
     };
@@ -948,7 +965,10 @@ fn found(changed: u64, name: &str) -> Result<(), AccountError> {
 }
 
 /// The id of the account whose casefolded name is `key`.
-fn account_id(client: &mut impl GenericClient, key: &str) -> Result<Option<i64>, AccountError> {
+pub(super) fn account_id(
+    client: &mut impl GenericClient,
+    key: &str,
+) -> Result<Option<i64>, AccountError> {
     let row = client.query_opt("SELECT id FROM accounts WHERE name_key = $1", &[&key])?;
     Ok(row.map(|row| row.try_get(0)).transpose()?)
 }
@@ -1053,7 +1073,7 @@ fn account_from_row(row: &Row) -> Result<Account, postgres::Error> {
 }
 
 /// A 32-byte SCRAM key column (the schema checks its length).
-fn key_bytes(bytes: Vec<u8>) -> [u8; 32] {
+pub(super) fn key_bytes(bytes: Vec<u8>) -> [u8; 32] {
     let mut key = [0; 32];
     if bytes.len() == key.len() {
         key.copy_from_slice(&bytes);

@@ -203,7 +203,13 @@ mod tests {
         );
         assert_eq!(h.state.clients[&bob].account.as_deref(), Some("Bob"));
         assert!(h.state.clients[&bob].modes.registered);
-        from_b(&mut h, Body::Login { uid: 7, account: None });
+        from_b(
+            &mut h,
+            Body::Login {
+                uid: 7,
+                account: None,
+            },
+        );
         assert_eq!(h.state.clients[&bob].account, None);
     }
 
@@ -230,7 +236,13 @@ mod tests {
                 on: true,
             }),
         );
-        assert!(h.state.reservations.owner(&h.state.fold("carol")).unwrap().enforce);
+        assert!(
+            h.state
+                .reservations
+                .owner(&h.state.fold("carol"))
+                .unwrap()
+                .enforce
+        );
         from_b(
             &mut h,
             Body::Account(AccountChange::Dropped {
