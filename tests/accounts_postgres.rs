@@ -218,12 +218,7 @@ const RACE_KEYS: &str = "accounts.custom_account_names = true\n\
 #[tokio::test]
 async fn one_name_registered_on_two_nodes_at_once_goes_to_one() {
     let pg = Postgres::start();
-    let network = Network::start(
-        &pg,
-        "pgacct-race",
-        "accounts.custom_account_names = true\naccounts.registrations_per_address_per_hour = 100\n",
-    )
-    .await;
+    let network = Network::start(&pg, "pgacct-race", RACE_KEYS).await;
     let mut on_a =
         Client::with_caps(network.addr(0), "racer_a", "draft/account-registration").await;
     let mut on_b =
