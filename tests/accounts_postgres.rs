@@ -382,3 +382,56 @@ async fn history_migrate_brings_a_nodes_accounts_along() {
     );
     server.shutdown().await;
 }
+
+/// Sends `line`, then a PING, and returns every line up to its PONG:
+/// commands are answered in order, so that is the whole answer.
+async fn answer(client: &mut Client, line: &str) -> Vec<String> {
+    client.send(line).await;
+    client.send("PING :answered").await;
+    let mut lines = Vec::new();
+    loop {
+        let line = client.next_line().await.expect("the PONG comes");
+        if line.contains(" PONG ") && line.ends_with(":answered") {
+            return lines;
+        }
+        lines.push(line);
+    }
+}
+
+#[tokio::test]
+async fn a_private_conversation_is_the_accounts_on_every_node() {
+    let pg = Postgres::start();
+    let network = Network::start(&pg, "pgacct-private", "history.private_messages = true\n").await;
+    let mut alice = Client::with_account(network.addr(0), "alice", "alice-pw").await;
+    let mut bob = Client::with_account(network.addr(1), "bob", "bob-pw").await;
+    await_user_on(&mut alice, "bob", "b.test").await;
+    // Node a keys the conversation by bob's account once it heard of his
+    // login.
+    await_logged_in(&mut alice, "bob", "bob").await;
+    alice.send("PRIVMSG bob :for bob only").await;
+    bob.expect_containing("for bob only").await;
+    alice.send("QUIT").await;
+    assert!(alice.is_closed().await);
+
+    // Alice's account on a third node reads the conversation; a nick of
+    // hers without the account does not.
+    let mut phone = Client::register(network.addr(2), "alice-phone").await;
+    phone.send("NS IDENTIFY alice alice-pw").await;
+    phone.expect_containing(" 900 ").await;
+    let deadline = Instant::now() + CONVERGE;
+    loop {
+        let latest = answer(&mut phone, "CHATHISTORY LATEST bob * 10").await;
+        if latest.iter().any(|line| line.contains("for bob only")) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never stored: {latest:#?}");
+        tokio::time::sleep(POLL).await;
+    }
+    let mut mallory = Client::register(network.addr(2), "alice").await;
+    let latest = answer(&mut mallory, "CHATHISTORY LATEST bob * 10").await;
+    assert!(
+        !latest.iter().any(|line| line.contains("for bob only")),
+        "{latest:#?}"
+    );
+    network.stop().await;
+}
