@@ -20,7 +20,7 @@ use common::network::{
 use common::postgres::Postgres;
 use common::{Client, TempDir, test_config_with_history};
 use rookery::ServerHandle;
-use rookery::accounts::{AccountError, Credentials, Naming, PgAccounts};
+use rookery::accounts::{AccountError, Accounts, Credentials, Naming, PgAccounts, Place};
 use rookery::proto::Casemapping;
 
 /// The keys that put a node's history, and so its accounts, in `pg`,
@@ -434,4 +434,142 @@ async fn a_private_conversation_is_the_accounts_on_every_node() {
         "{latest:#?}"
     );
     network.stop().await;
+}
+
+/// Everything a store answers after the same changes, for comparing the
+/// two backends.
+fn exercise(store: &mut Accounts) -> Vec<String> {
+    use rookery::accounts::{
+        AccessLevel, ListRecord, MetadataChange, ReadMarkerRecord, RoomRecord, Suspension,
+        TopicRecord,
+    };
+    let credentials = Credentials::derive("pw").expect("a password hashes");
+    let mut seen = Vec::new();
+    let mut note = |what: String| seen.push(what);
+    note(format!(
+        "{:?}",
+        store
+            .create("Gina", &credentials, Some("g@x"), 10)
+            .map(|a| a.name)
+    ));
+    note(format!(
+        "{:?}",
+        store.create("gina", &credentials, None, 11).map(|a| a.name)
+    ));
+    note(format!(
+        "{:?}",
+        store.create("Hal", &credentials, None, 12).map(|a| a.name)
+    ));
+    note(format!("{:?}", store.add_nick("gina", "gigi", 13)));
+    note(format!("{:?}", store.add_nick("hal", "GIGI", 14)));
+    note(format!("{:?}", store.add_nick("hal", "gina", 14)));
+    let fingerprint = "ab".repeat(32);
+    note(format!("{:?}", store.add_certificate("gina", &fingerprint)));
+    note(format!(
+        "{:?}",
+        store.add_certificate("hal", &fingerprint.to_uppercase())
+    ));
+    note(format!("{:?}", store.certificate_owner(&fingerprint)));
+    note(format!("{:?}", store.set_enforce("GINA", true)));
+    let mut owners = store.nick_owners().expect("owners");
+    owners.sort_by(|a, b| a.nick_key.cmp(&b.nick_key));
+    note(format!("{owners:?}"));
+    let suspension = Suspension {
+        reason: "spam".into(),
+        by: "console".into(),
+        at_ms: 20,
+    };
+    note(format!("{:?}", store.suspend("hal", &suspension)));
+    note(format!(
+        "{:?}",
+        store.find("HAL").map(|a| a.map(|a| a.suspended))
+    ));
+    note(format!(
+        "{:?}",
+        store.list(Some("gina"), 10).map(|l| l.len())
+    ));
+    let changes = [
+        MetadataChange::Set {
+            key: "avatar".into(),
+            value: Some("https://x/a.png".into()),
+        },
+        MetadataChange::Set {
+            key: "display-name".into(),
+            value: Some("G".into()),
+        },
+        MetadataChange::Set {
+            key: "avatar".into(),
+            value: None,
+        },
+    ];
+    note(format!("{:?}", store.change_metadata("gina", &changes)));
+    note(format!("{:?}", store.metadata("Gina")));
+    let room = RoomRecord {
+        name: "#Garden".into(),
+        founder: "gina".into(),
+        access: vec![
+            ("hal".into(), AccessLevel::Voice),
+            ("nobody".into(), AccessLevel::Op),
+        ],
+        registered_ms: 30,
+        history_floor_ms: 31,
+        topic: Some(TopicRecord {
+            text: "flowers".into(),
+            set_by: "gina!g@x".into(),
+            set_ms: 32,
+        }),
+        modes: "ntR".into(),
+        key: Some("k".into()),
+        limit: Some(9),
+        lists: vec![ListRecord {
+            mode: 'b',
+            mask: "*!*@spam".into(),
+            set_by: "gina".into(),
+            set_ms: 33,
+        }],
+        metadata: vec![("url".into(), "https://garden".into())],
+    };
+    note(format!("{:?}", store.save_room(&room)));
+    let mut again = room.clone();
+    again.registered_ms = 40;
+    note(format!("{:?}", store.save_room(&again)));
+    note(format!("{:?}", store.rename_room("#garden", "#Park")));
+    note(format!("{:?}", store.rooms()));
+    for (target, read_ms) in [("#Park", 50), ("#park", 40), ("hal", 45)] {
+        let marker = ReadMarkerRecord {
+            account: "gina".into(),
+            target: target.into(),
+            read_ms,
+            renamed_from: None,
+        };
+        note(format!("{:?}", store.save_read_marker(&marker)));
+    }
+    note(format!("{:?}", store.read_markers()));
+    note(format!("{:?}", store.delete("gina")));
+    note(format!("{:?}", store.rooms().map(|r| r.len())));
+    note(format!("{:?}", store.nick_owner("gigi")));
+    note(format!("{:?}", store.schema_version().map(|v| v > 0)));
+    seen
+}
+
+#[test]
+fn the_shared_store_answers_as_the_sqlite_one_does() {
+    let dir = TempDir::new("pgacct-parity");
+    let mut sqlite =
+        Accounts::open(&Place::Sqlite(dir.join("accounts.db")), naming()).expect("the file opens");
+    let pg = Postgres::start();
+    let mut postgres = Accounts::open(&Place::Postgres(pg.url()), naming()).expect("connects");
+    let on_sqlite = exercise(&mut sqlite);
+    let on_postgres = exercise(&mut postgres);
+    for (sqlite, postgres) in on_sqlite.iter().zip(&on_postgres) {
+        assert_eq!(sqlite, postgres);
+    }
+    assert_eq!(on_sqlite.len(), on_postgres.len());
+    // The scenario did what it says: one refusal of each kind at least.
+    for refusal in ["NameTaken", "NickTaken", "CertificateTaken", "RoomTaken"] {
+        assert!(
+            on_sqlite.iter().any(|seen| seen.contains(refusal)),
+            "{on_sqlite:#?}"
+        );
+    }
 }

@@ -863,8 +863,8 @@ impl PgAccounts {
         for row in &rows {
             let id: i64 = row.try_get(0)?;
             let mut room = room_from_row(row)?;
-            room.access = room_access(&mut *client, id)?;
-            room.lists = room_lists(&mut *client, id)?;
+            room.access = room_access(&mut client, id)?;
+            room.lists = room_lists(&mut client, id)?;
             let metadata = client.query(
                 "SELECT key, value FROM account_room_metadata WHERE room = $1 ORDER BY key",
                 &[&id],
