@@ -112,14 +112,39 @@ impl State {
             }
             AccountChange::Dropped { .. } => {
                 self.reservations.remove_account(&account, casemapping);
-                self.log_out_account(&account);
+                self.log_out_local(&account);
+                // Its rooms and markers went with it from the database.
+                self.forget_rooms_of(&account);
+                let key = self.fold(&account);
+                self.read_markers.forget(&key);
             }
-            AccountChange::Suspended { .. } => {
-                self.log_out_account(&account);
-            }
+            AccountChange::Suspended { .. } => self.log_out_local(&account),
             AccountChange::Enforce { on, .. } => {
                 self.reservations.set_enforce(&account, on, casemapping);
             }
+        }
+    }
+
+    /// Logs this node's users of `account` out, and ends a SCRAM exchange
+    /// waiting to log in to it. Users of other nodes are logged out by
+    /// their own node, which says so with a Login.
+    fn log_out_local(&mut self, account: &str) {
+        crate::core::commands::authenticate::forget_proofs(self, account);
+        let casemapping = self.config.server.casemapping;
+        let local: Vec<ClientId> = self
+            .clients
+            .values()
+            .filter(|client| client.remote.is_none())
+            .filter(|client| {
+                client
+                    .account
+                    .as_deref()
+                    .is_some_and(|theirs| casemapping.eq(theirs, account))
+            })
+            .map(|client| client.id)
+            .collect();
+        for id in local {
+            self.log_out(id);
         }
     }
 
@@ -250,5 +275,28 @@ mod tests {
             }),
         );
         assert!(h.state.reservations.owner(&h.state.fold("carol")).is_none());
+    }
+
+    #[test]
+    fn a_peers_suspension_logs_out_this_nodes_users_of_the_account_only() {
+        let mut h = Harness::new();
+        h.register("carol");
+        join_network(&mut h);
+        shared(&mut h);
+        let carol = h.id("carol");
+        h.state.log_in(carol, "Carol");
+        let mut remote = bob_on_b();
+        remote.account = Some("Carol".into());
+        from_b(&mut h, Body::User(remote));
+        let bob = h.state.nicks[&h.state.fold("bob")];
+        from_b(
+            &mut h,
+            Body::Account(AccountChange::Suspended {
+                account: "carol".into(),
+            }),
+        );
+        assert_eq!(h.state.clients[&carol].account, None);
+        // Its own node logs it out, and says so.
+        assert_eq!(h.state.clients[&bob].account.as_deref(), Some("Carol"));
     }
 }
