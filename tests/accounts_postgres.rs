@@ -573,3 +573,44 @@ fn the_shared_store_answers_as_the_sqlite_one_does() {
         );
     }
 }
+
+/// Connects with draft/read-marker and logs in to `account` with
+/// NickServ IDENTIFY.
+async fn marking(addr: SocketAddr, nick: &str, account: &str, password: &str) -> Client {
+    let mut client = Client::with_caps(addr, nick, "draft/read-marker").await;
+    client
+        .send(&format!("NS IDENTIFY {account} {password}"))
+        .await;
+    client.expect_containing(" 900 ").await;
+    client
+}
+
+#[tokio::test]
+async fn a_read_marker_moved_on_one_node_reaches_the_accounts_clients_on_another() {
+    let pg = Postgres::start();
+    let network = Network::start(&pg, "pgacct-markers", "").await;
+    let mut laptop = Client::with_account(network.addr(0), "ivy", "ivy-pw").await;
+    laptop.send("QUIT").await;
+    assert!(laptop.is_closed().await);
+    let mut laptop = marking(network.addr(0), "ivy_laptop", "ivy", "ivy-pw").await;
+    let mut phone = marking(network.addr(2), "ivy_phone", "ivy", "ivy-pw").await;
+    // Node c heard of the laptop's login, so it heard of ivy's account.
+    await_logged_in(&mut phone, "ivy_laptop", "ivy").await;
+
+    laptop
+        .send("MARKREAD #garden timestamp=2021-05-20T08:30:00.000Z")
+        .await;
+    let read = ":a.test MARKREAD #garden timestamp=2021-05-20T08:30:00.000Z";
+    assert_eq!(laptop.expect_containing("MARKREAD").await, read);
+    let told = phone.expect_containing("MARKREAD #garden").await;
+    assert_eq!(
+        told,
+        ":c.test MARKREAD #garden timestamp=2021-05-20T08:30:00.000Z"
+    );
+    // An older marker from the phone does not move it back, anywhere.
+    phone
+        .send("MARKREAD #garden timestamp=2021-05-20T08:00:00.000Z")
+        .await;
+    assert_eq!(phone.expect_containing("MARKREAD").await, told);
+    network.stop().await;
+}

@@ -108,6 +108,13 @@ pub enum AccountChange {
     Suspended { account: String },
     /// Its nicks are enforced, or no longer (NickServ SET ENFORCE).
     Enforce { account: String, on: bool },
+    /// Its read marker in `target` moved forward to `read_ms` (stored by
+    /// the sending node).
+    ReadMarker {
+        account: String,
+        target: String,
+        read_ms: i64,
+    },
 }
 
 /// A K-line as nodes pass it on: each node stores it with its own clock,

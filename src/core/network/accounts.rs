@@ -12,6 +12,7 @@ use std::sync::Arc;
 use tracing::{info, warn};
 
 use super::super::{ClientId, State};
+use crate::accounts::read_markers::MAX_TARGET_LEN;
 use crate::accounts::store::MAX_NAME_LEN;
 use crate::config::HistoryBackend;
 use crate::network::wire::{AccountChange, Body};
@@ -97,13 +98,16 @@ impl State {
             AccountChange::Created { account }
             | AccountChange::Dropped { account }
             | AccountChange::Suspended { account }
-            | AccountChange::Enforce { account, .. } => account.clone(),
+            | AccountChange::Enforce { account, .. }
+            | AccountChange::ReadMarker { account, .. } => account.clone(),
         };
         if !self.acceptable_account(&account) {
             warn!(node = %node, account = ?account, "a node sent a change to an account name this node would refuse");
             return;
         }
-        info!(node = %node, ?change, "account changed on another node");
+        if !matches!(change, AccountChange::ReadMarker { .. }) {
+            info!(node = %node, ?change, "account changed on another node");
+        }
         let casemapping = self.config.server.casemapping;
         match change {
             AccountChange::Created { .. } => {
@@ -122,6 +126,30 @@ impl State {
             AccountChange::Enforce { on, .. } => {
                 self.reservations.set_enforce(&account, on, casemapping);
             }
+            AccountChange::ReadMarker {
+                target, read_ms, ..
+            } => self.remote_read_marker(&account, &target, read_ms),
+        }
+    }
+
+    /// Another node moved an account's marker: it holds here too, and this
+    /// node's connections of the account are told. The target is checked
+    /// as a stored one is; a marker never moves back.
+    fn remote_read_marker(&mut self, account: &str, target: &str, read_ms: i64) {
+        let valid = !target.is_empty()
+            && target.len() <= MAX_TARGET_LEN
+            && !target.contains([' ', '\0', '\r', '\n'])
+            && read_ms >= 0;
+        if !valid {
+            warn!(account, target = ?target, "a node sent a read marker this node would refuse");
+            return;
+        }
+        let (account_key, target_key) = (self.fold(account), self.fold(target));
+        let (_, moved) = self
+            .read_markers
+            .advance(account_key, target_key, target, read_ms);
+        if moved {
+            self.tell_read_marker(account, target, read_ms);
         }
     }
 
