@@ -28,7 +28,8 @@
 //!   batches and a watermark that holds each line until its record is on
 //!   disk; queries, retention and export.
 //! - [`accounts`]: who a person is across connections: the account store
-//!   (in the history database file, its tables versioned on their own),
+//!   (in the history database, the node's file or the network's shared
+//!   PostgreSQL, its tables versioned on their own),
 //!   argon2id and SCRAM-SHA-256 credentials, and the lock that keeps
 //!   `rookery accounts` from writing under a running server.
 //! - [`config`]: the TOML schema and defaults (`config/mod.rs`), the
