@@ -2,8 +2,10 @@
 //! NATS cluster and one database. An account registered on one node logs
 //! in on another; a login on one node shows on the others; a registered
 //! nick is reserved on every node; one name registered on two nodes at
-//! once goes to one of them; and `rookery history migrate` brings a
-//! SQLite node's accounts along.
+//! once goes to one of them; a private conversation and a read marker
+//! are the account's on every node; `rookery accounts` writes beside
+//! running nodes; `rookery history migrate` brings a SQLite node's
+//! accounts along; and the shared store answers as the SQLite one does.
 
 mod common;
 
@@ -613,4 +615,59 @@ async fn a_read_marker_moved_on_one_node_reaches_the_accounts_clients_on_another
         .await;
     assert_eq!(phone.expect_containing("MARKREAD").await, told);
     network.stop().await;
+}
+
+#[tokio::test]
+async fn the_accounts_command_writes_a_shared_database_while_a_node_runs() {
+    let pg = Postgres::start();
+    let dir = TempDir::new("pgacct-cli");
+    let server = rookery::start(common::test_config(&shared_keys(&pg, &dir, "a")))
+        .await
+        .unwrap();
+    let config = dir.join("rookery.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nname = \"irc.test\"\n\n[history]\n{}",
+            shared_keys(&pg, &dir, "a").replace("history.", "")
+        ),
+    )
+    .expect("the configuration is written");
+    let accounts = |args: &[&str], stdin: &str| {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rookery"))
+            .arg("-c")
+            .arg(&config)
+            .arg("accounts")
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("rookery runs");
+        use std::io::Write;
+        let _ = child
+            .stdin
+            .take()
+            .expect("a pipe")
+            .write_all(stdin.as_bytes());
+        child.wait_with_output().expect("rookery ends")
+    };
+    let created = accounts(&["create", "kim"], "kim-pw\n");
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let listed = accounts(&["list"], "");
+    assert!(
+        String::from_utf8_lossy(&listed.stdout).starts_with("kim\t"),
+        "{listed:?}"
+    );
+    // The running node logs kim in at once.
+    let (_, exchange) = sasl_plain(server.local_addrs()[0], "kim", "kim", "kim-pw").await;
+    assert!(
+        exchange.last().is_some_and(|line| line.contains(" 903 ")),
+        "{exchange:?}"
+    );
+    server.shutdown().await;
 }
