@@ -148,10 +148,14 @@ pub struct PgAccounts {
 }
 
 impl PgAccounts {
-    /// Connects and brings the account tables up to date.
+    /// Connects and brings the account tables up to date. Every account
+    /// job opens one, so a current schema is read without the migration
+    /// lock: the nodes' jobs do not queue behind one another for it.
     pub fn open(url: &str, naming: Naming) -> Result<PgAccounts, AccountError> {
         let mut store = PgAccounts::connect(url, naming)?;
-        store.migrate()?;
+        if store.schema_version()? != MIGRATIONS.len() as i64 {
+            store.migrate()?;
+        }
         Ok(store)
     }
 
