@@ -10,15 +10,16 @@
 //! error a read would have given (`NameTaken`, `NickTaken`,
 //! `CertificateTaken`, `RoomTaken`). Each account job opens its own
 //! connection, as each SQLite job opens the file.
+//!
+//! Here: accounts, nicks, certificates and verifications; beside it,
+//! `rooms.rs` (registered rooms) and `markers.rs` (metadata and read
+//! markers), as the SQLite store is split.
 
 use std::cell::RefCell;
 
 use postgres::error::SqlState;
 use postgres::{Client, GenericClient, NoTls, Row, Transaction};
 
-use super::metadata::{MAX_KEYS_PER_ACCOUNT, MetadataChange, check_room_metadata};
-use super::read_markers::{MAX_MARKERS_PER_ACCOUNT, MAX_TARGET_LEN, ReadMarkerRecord};
-use super::rooms::{AccessLevel, ListRecord, RoomRecord, TopicRecord, check_room};
 use super::store::{
     Account, AccountError, CodeCheck, EXPIRED_PER_SWEEP, MAX_CERTIFICATES_PER_ACCOUNT,
     MAX_CODE_ATTEMPTS, MAX_NICKS_PER_ACCOUNT, MAX_REASON_LEN, Naming, NickOwner, PendingCode,
@@ -26,6 +27,9 @@ use super::store::{
 };
 use super::{Credentials, ScramCredentials};
 use crate::shared_database::{describe, session_config};
+
+mod markers;
+mod rooms;
 
 /// The accounts schema on PostgreSQL, in order; `accounts_schema_version`
 /// counts how many ran. Append new steps; never edit a released one. The
@@ -695,249 +699,6 @@ impl PgAccounts {
             .map(|row| row.try_get(0))
             .collect::<Result<_, _>>()?)
     }
-
-    /// The account's metadata keys and values, by key.
-    pub fn metadata(&self, account: &str) -> Result<Vec<(String, String)>, AccountError> {
-        if !self.has_tables {
-            return Ok(Vec::new());
-        }
-        let rows = self.client.borrow_mut().query(
-            "SELECT m.key, m.value FROM account_metadata m JOIN accounts a ON a.id = m.account
-             WHERE a.name_key = $1 ORDER BY m.key",
-            &[&self.naming.key(account)],
-        )?;
-        Ok(rows.iter().map(pair).collect::<Result<_, _>>()?)
-    }
-
-    /// Applies `changes` in one transaction; see
-    /// [`super::Store::change_metadata`].
-    pub fn change_metadata(
-        &mut self,
-        account: &str,
-        changes: &[MetadataChange],
-    ) -> Result<(), AccountError> {
-        let key = self.naming.key(account);
-        let mut transaction = self.client.get_mut().transaction()?;
-        let Some(id) = account_id(&mut transaction, &key)? else {
-            return Ok(());
-        };
-        transaction.execute("SELECT 1 FROM accounts WHERE id = $1 FOR UPDATE", &[&id])?;
-        for change in changes {
-            match change {
-                MetadataChange::Clear => {
-                    transaction
-                        .execute("DELETE FROM account_metadata WHERE account = $1", &[&id])?;
-                }
-                MetadataChange::Set { key, value: None } => {
-                    transaction.execute(
-                        "DELETE FROM account_metadata WHERE account = $1 AND key = $2",
-                        &[&id, key],
-                    )?;
-                }
-                MetadataChange::Set {
-                    key,
-                    value: Some(value),
-                } => set_key(&mut transaction, id, key, value)?,
-            }
-        }
-        transaction.commit()?;
-        Ok(())
-    }
-
-    /// Writes a registered room whole; see [`super::Store::save_room`].
-    pub fn save_room(&mut self, room: &RoomRecord) -> Result<(), AccountError> {
-        check_room(room)?;
-        check_room_metadata(&room.metadata)?;
-        let key = self.naming.key(&room.name);
-        let founder_key = self.naming.key(&room.founder);
-        let access: Vec<(String, AccessLevel)> = room
-            .access
-            .iter()
-            .map(|(account, level)| (self.naming.key(account), *level))
-            .collect();
-        let written = (|| -> Result<(), AccountError> {
-            let mut transaction = self.client.get_mut().transaction()?;
-            let founder = account_id(&mut transaction, &founder_key)?
-                .ok_or_else(|| AccountError::NotFound(room.founder.clone()))?;
-            let stored = transaction.query_opt(
-                "SELECT registered_ms FROM account_rooms WHERE name_key = $1 FOR UPDATE",
-                &[&key],
-            )?;
-            let stored: Option<i64> = stored.map(|row| row.try_get(0)).transpose()?;
-            if stored.is_some_and(|stored| stored != room.registered_ms) {
-                return Err(AccountError::RoomTaken(room.name.clone()));
-            }
-            transaction.execute("DELETE FROM account_rooms WHERE name_key = $1", &[&key])?;
-            let topic = room.topic.as_ref();
-            let limit = room.limit.map(i64::from);
-            let id: i64 = transaction
-                .query_one(
-                    "INSERT INTO account_rooms (name, name_key, founder, registered_ms,
-                         history_floor_ms, topic, topic_by, topic_ms, modes, channel_key,
-                         member_limit)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
-                    &[
-                        &room.name,
-                        &key,
-                        &founder,
-                        &room.registered_ms,
-                        &room.history_floor_ms,
-                        &topic.map(|t| &t.text),
-                        &topic.map(|t| &t.set_by),
-                        &topic.map(|t| t.set_ms),
-                        &room.modes,
-                        &room.key,
-                        &limit,
-                    ],
-                )?
-                .try_get(0)?;
-            for (account_key, level) in &access {
-                let Some(account) = account_id(&mut transaction, account_key)? else {
-                    continue;
-                };
-                transaction.execute(
-                    "INSERT INTO account_room_access (room, account, level) VALUES ($1, $2, $3)
-                     ON CONFLICT (room, account) DO UPDATE SET level = excluded.level",
-                    &[&id, &account, &level.as_str()],
-                )?;
-            }
-            for (position, entry) in room.lists.iter().enumerate() {
-                transaction.execute(
-                    "INSERT INTO account_room_lists (room, mode, position, mask, set_by, set_ms)
-                     VALUES ($1, $2, $3, $4, $5, $6)",
-                    &[
-                        &id,
-                        &entry.mode.to_string(),
-                        &(position as i64),
-                        &entry.mask,
-                        &entry.set_by,
-                        &entry.set_ms,
-                    ],
-                )?;
-            }
-            for (key, value) in &room.metadata {
-                transaction.execute(
-                    "INSERT INTO account_room_metadata (room, key, value) VALUES ($1, $2, $3)
-                     ON CONFLICT (room, key) DO UPDATE SET value = excluded.value",
-                    &[&id, key, value],
-                )?;
-            }
-            transaction.commit()?;
-            Ok(())
-        })();
-        written.map_err(|error| taken(error, &room.name))
-    }
-
-    /// Moves a registered room to a new name; true when it was stored.
-    pub fn rename_room(&mut self, old: &str, new: &str) -> Result<bool, AccountError> {
-        let (old_key, new_key) = (self.naming.key(old), self.naming.key(new));
-        let moved = self
-            .client
-            .get_mut()
-            .execute(
-                "UPDATE account_rooms SET name = $1, name_key = $2 WHERE name_key = $3",
-                &[&new, &new_key, &old_key],
-            )
-            .map_err(|error| taken(error.into(), new))?;
-        Ok(moved > 0)
-    }
-
-    /// Forgets a registered room; true when it was registered.
-    pub fn drop_room(&mut self, name: &str) -> Result<bool, AccountError> {
-        let removed = self.client.get_mut().execute(
-            "DELETE FROM account_rooms WHERE name_key = $1",
-            &[&self.naming.key(name)],
-        )?;
-        Ok(removed > 0)
-    }
-
-    /// Every registered room, in name order.
-    pub fn rooms(&self) -> Result<Vec<RoomRecord>, AccountError> {
-        if !self.has_tables {
-            return Ok(Vec::new());
-        }
-        let mut client = self.client.borrow_mut();
-        let rows = client.query(
-            "SELECT r.id, r.name, a.name, r.registered_ms, r.history_floor_ms, r.topic,
-                    r.topic_by, r.topic_ms, r.modes, r.channel_key, r.member_limit
-             FROM account_rooms r JOIN accounts a ON a.id = r.founder ORDER BY r.name_key",
-            &[],
-        )?;
-        let mut rooms = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let id: i64 = row.try_get(0)?;
-            let mut room = room_from_row(row)?;
-            room.access = room_access(&mut client, id)?;
-            room.lists = room_lists(&mut client, id)?;
-            let metadata = client.query(
-                "SELECT key, value FROM account_room_metadata WHERE room = $1 ORDER BY key",
-                &[&id],
-            )?;
-            room.metadata = metadata.iter().map(pair).collect::<Result<_, _>>()?;
-            rooms.push(room);
-        }
-        Ok(rooms)
-    }
-
-    /// Moves the account's marker forward; see
-    /// [`super::Store::save_read_marker`].
-    pub fn save_read_marker(&mut self, marker: &ReadMarkerRecord) -> Result<(), AccountError> {
-        check_length("target", &marker.target, MAX_TARGET_LEN)?;
-        let account_key = self.naming.key(&marker.account);
-        let target_key = self.naming.key(&marker.target);
-        let renamed_key = marker
-            .renamed_from
-            .as_deref()
-            .map(|old| self.naming.key(old));
-        let mut transaction = self.client.get_mut().transaction()?;
-        let Some(account) = account_id(&mut transaction, &account_key)? else {
-            return Ok(());
-        };
-        transaction.execute(
-            "INSERT INTO account_read_markers (account, target_key, target, read_ms)
-             VALUES ($1, $2, $3, $4)
-             ON CONFLICT (account, target_key) DO UPDATE
-             SET target = excluded.target,
-                 read_ms = GREATEST(account_read_markers.read_ms, excluded.read_ms)",
-            &[&account, &target_key, &marker.target, &marker.read_ms],
-        )?;
-        if let Some(old) = &renamed_key {
-            transaction.execute(
-                "DELETE FROM account_read_markers
-                 WHERE account = $1 AND target_key = $2 AND read_ms <= $3",
-                &[&account, old, &marker.read_ms],
-            )?;
-        }
-        transaction.execute(
-            "DELETE FROM account_read_markers WHERE account = $1 AND target_key NOT IN
-                 (SELECT target_key FROM account_read_markers WHERE account = $1
-                  ORDER BY read_ms DESC, target_key LIMIT $2)",
-            &[&account, &(MAX_MARKERS_PER_ACCOUNT as i64)],
-        )?;
-        transaction.commit()?;
-        Ok(())
-    }
-
-    /// Every account's markers, by account then target.
-    pub fn read_markers(&self) -> Result<Vec<ReadMarkerRecord>, AccountError> {
-        if !self.has_tables {
-            return Ok(Vec::new());
-        }
-        let rows = self.client.borrow_mut().query(
-            "SELECT a.name, m.target, m.read_ms FROM account_read_markers m
-             JOIN accounts a ON a.id = m.account ORDER BY a.name_key, m.target_key",
-            &[],
-        )?;
-        let marker = |row: &Row| -> Result<ReadMarkerRecord, postgres::Error> {
-            Ok(ReadMarkerRecord {
-                account: row.try_get(0)?,
-                target: row.try_get(1)?,
-                read_ms: row.try_get(2)?,
-                renamed_from: None,
-            })
-        };
-        Ok(rows.iter().map(marker).collect::<Result<_, _>>()?)
-    }
 }
 
 /// A unique key's violation as the error its name's owner means: another
@@ -1015,32 +776,6 @@ fn count_below(
     Ok(())
 }
 
-fn set_key(
-    transaction: &mut Transaction<'_>,
-    id: i64,
-    key: &str,
-    value: &str,
-) -> Result<(), AccountError> {
-    let row = transaction.query_one(
-        "SELECT count(*), coalesce(bool_or(key = $2), false) FROM account_metadata
-         WHERE account = $1",
-        &[&id, &key],
-    )?;
-    let (count, has): (i64, bool) = (row.try_get(0)?, row.try_get(1)?);
-    if !has && usize::try_from(count).unwrap_or(usize::MAX) >= MAX_KEYS_PER_ACCOUNT {
-        return Err(AccountError::TooMany {
-            what: "metadata keys",
-            max: MAX_KEYS_PER_ACCOUNT,
-        });
-    }
-    transaction.execute(
-        "INSERT INTO account_metadata (account, key, value) VALUES ($1, $2, $3)
-         ON CONFLICT (account, key) DO UPDATE SET value = excluded.value",
-        &[&id, &key, &value],
-    )?;
-    Ok(())
-}
-
 fn pair(row: &Row) -> Result<(String, String), postgres::Error> {
     Ok((row.try_get(0)?, row.try_get(1)?))
 }
@@ -1083,64 +818,4 @@ pub(super) fn key_bytes(bytes: Vec<u8>) -> [u8; 32] {
         key.copy_from_slice(&bytes);
     }
     key
-}
-
-fn room_from_row(row: &Row) -> Result<RoomRecord, postgres::Error> {
-    let topic = match row.try_get::<_, Option<String>>(5)? {
-        Some(text) => Some(TopicRecord {
-            text,
-            set_by: row.try_get(6)?,
-            set_ms: row.try_get(7)?,
-        }),
-        None => None,
-    };
-    let limit: Option<i64> = row.try_get(10)?;
-    Ok(RoomRecord {
-        name: row.try_get(1)?,
-        founder: row.try_get(2)?,
-        access: Vec::new(),
-        registered_ms: row.try_get(3)?,
-        history_floor_ms: row.try_get(4)?,
-        topic,
-        modes: row.try_get(8)?,
-        key: row.try_get(9)?,
-        limit: limit.and_then(|limit| u32::try_from(limit).ok()),
-        lists: Vec::new(),
-        metadata: Vec::new(),
-    })
-}
-
-fn room_access(client: &mut Client, room: i64) -> Result<Vec<(String, AccessLevel)>, AccountError> {
-    let rows = client.query(
-        "SELECT a.name, x.level FROM account_room_access x JOIN accounts a ON a.id = x.account
-         WHERE x.room = $1 ORDER BY x.added",
-        &[&room],
-    )?;
-    let mut access = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let level: String = row.try_get(1)?;
-        // The schema admits only the two words.
-        if let Some(level) = AccessLevel::parse(&level) {
-            access.push((row.try_get(0)?, level));
-        }
-    }
-    Ok(access)
-}
-
-fn room_lists(client: &mut Client, room: i64) -> Result<Vec<ListRecord>, AccountError> {
-    let rows = client.query(
-        "SELECT mode, mask, set_by, set_ms FROM account_room_lists WHERE room = $1
-         ORDER BY position",
-        &[&room],
-    )?;
-    let entry = |row: &Row| -> Result<ListRecord, postgres::Error> {
-        let mode: String = row.try_get(0)?;
-        Ok(ListRecord {
-            mode: mode.chars().next().unwrap_or('b'),
-            mask: row.try_get(1)?,
-            set_by: row.try_get(2)?,
-            set_ms: row.try_get(3)?,
-        })
-    };
-    Ok(rows.iter().map(entry).collect::<Result<_, _>>()?)
 }
