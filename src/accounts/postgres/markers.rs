@@ -24,7 +24,7 @@ impl PgAccounts {
     }
 
     /// Applies `changes` in one transaction; see
-    /// [`super::Store::change_metadata`].
+    /// [`crate::accounts::Store::change_metadata`].
     pub fn change_metadata(
         &mut self,
         account: &str,
@@ -59,7 +59,7 @@ impl PgAccounts {
     }
 
     /// Moves the account's marker forward; see
-    /// [`super::Store::save_read_marker`].
+    /// [`crate::accounts::Store::save_read_marker`].
     pub fn save_read_marker(&mut self, marker: &ReadMarkerRecord) -> Result<(), AccountError> {
         check_length("target", &marker.target, MAX_TARGET_LEN)?;
         let account_key = self.naming.key(&marker.account);

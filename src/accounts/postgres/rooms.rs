@@ -9,7 +9,7 @@ use crate::accounts::rooms::{AccessLevel, ListRecord, RoomRecord, TopicRecord, c
 use crate::accounts::store::AccountError;
 
 impl PgAccounts {
-    /// Writes a registered room whole; see [`super::Store::save_room`].
+    /// Writes a registered room whole; see [`crate::accounts::Store::save_room`].
     pub fn save_room(&mut self, room: &RoomRecord) -> Result<(), AccountError> {
         check_room(room)?;
         check_room_metadata(&room.metadata)?;
