@@ -103,9 +103,8 @@ async fn scenario(config: Config) -> Vec<(String, Vec<String>)> {
         let answer = ask(&mut carol, query).await;
         steps.push((format!("{kind} [{i}]"), answer));
     }
-    // Private conversations are not kept (private_messages is off, as a
-    // shared store requires until accounts span the network): TARGETS
-    // lists the room alone.
+    // Private conversations are not kept (private_messages is off by
+    // default): TARGETS lists the room alone.
     alice.send("PRIVMSG carol :psst").await;
     carol.expect_containing("PRIVMSG carol :psst").await;
     carol

@@ -308,7 +308,10 @@ async fn await_modes(client: &mut Client, room: &str, mode: char) {
         if letters.contains(mode) {
             return;
         }
-        assert!(Instant::now() < deadline, "{room} never got +{mode}: {modes}");
+        assert!(
+            Instant::now() < deadline,
+            "{room} never got +{mode}: {modes}"
+        );
         tokio::time::sleep(POLL).await;
     }
 }

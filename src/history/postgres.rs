@@ -19,13 +19,13 @@ use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use postgres::config::{Host, SslMode};
 use postgres::{Client, NoTls, Row};
 use tracing::{info, warn};
 
 use super::store::{Edge, Lines, Position, answer, listed_targets, recent_of, recent_of_rooms};
 use super::{Bound, HistoryTarget, Party, Query, Record, TargetActivity, TargetsQuery};
 use super::{RoomRename, StoreError};
+use crate::shared_database::{is_shutdown, session_config};
 
 /// Schema versions, in order; `schema_version` holds how many ran.
 /// Append new steps; never edit a released one.
@@ -71,25 +71,9 @@ const MIGRATION_LOCK: i64 = 0x726f_6f6b_6572_7931;
 /// for a msgid the other inserted would deadlock.
 const INSERT_LOCK: i64 = 0x726f_6f6b_6572_7932;
 
-/// Set on each session, so no statement, lock wait or forgotten
-/// transaction outlives a node that vanished (the server reaps its
-/// session) and no thread waits on the database without end.
-const SESSION_OPTIONS: &str = "-c statement_timeout=30000 -c lock_timeout=10000 \
-     -c idle_in_transaction_session_timeout=60000 -c tcp_keepalives_idle=30 \
-     -c tcp_keepalives_interval=10 -c tcp_keepalives_count=3";
-
-/// The client's own keepalive: a server gone without a word is noticed in
-/// about a minute, not the system's two hours.
-const KEEPALIVE_IDLE: Duration = Duration::from_secs(30);
-
 const COLUMNS: &str =
     "msgid, time_ms, target, target_display, sender, account, command, text, tags";
 
-/// How long a connection attempt may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long sent data may stay unacknowledged before the connection is
-/// taken for dead, so a vanished server does not hang a thread.
-const TCP_USER_TIMEOUT: Duration = Duration::from_secs(15);
 /// The first wait before reconnecting, doubled after each failure.
 const RECONNECT_FIRST: Duration = Duration::from_millis(100);
 /// The longest wait between two attempts to reconnect.
@@ -97,56 +81,7 @@ const RECONNECT_MAX: Duration = Duration::from_secs(5);
 /// Rows read at a time by [`PgStore::for_each`].
 const PAGE: i64 = 1000;
 
-/// Checks `[history] postgres`: a URL this build can connect with (no TLS
-/// asked for). The reason, when it is not, never repeats the password.
-pub fn check_url(url: &str) -> Result<postgres::Config, String> {
-    if url.trim().is_empty() {
-        return Err(
-            "must be set to the database's URL (postgres://user@host:port/db) while backend = \"postgres\""
-                .to_owned(),
-        );
-    }
-    if let Some(mode) = tls_mode(url) {
-        return Err(format!(
-            "asks for TLS (sslmode={mode}), which rookery does not speak to PostgreSQL yet: leave sslmode out or set it to \"disable\""
-        ));
-    }
-    let config: postgres::Config = url
-        .parse()
-        .map_err(|error| format!("is not a PostgreSQL URL: {error}"))?;
-    if config.get_ssl_mode() == SslMode::Require {
-        return Err("asks for TLS, which rookery does not speak to PostgreSQL yet".to_owned());
-    }
-    if config.get_hosts().is_empty() {
-        return Err("names no host (postgres://user@host:port/db)".to_owned());
-    }
-    Ok(config)
-}
-
-/// The `sslmode` a URL asks for when it wants TLS.
-fn tls_mode(url: &str) -> Option<&str> {
-    let (_, query) = url.split_once('?')?;
-    query
-        .split('&')
-        .filter_map(|pair| pair.split_once('='))
-        .find(|(key, _)| *key == "sslmode")
-        .map(|(_, value)| value)
-        .filter(|value| matches!(*value, "require" | "verify-ca" | "verify-full"))
-}
-
-/// `postgres://user@host:port/db`: the URL as messages show it, without
-/// the password.
-pub fn describe(config: &postgres::Config) -> String {
-    let user = config.get_user().unwrap_or("");
-    let host = match config.get_hosts().first() {
-        Some(Host::Tcp(name)) => name.clone(),
-        Some(Host::Unix(path)) => path.display().to_string(),
-        None => String::new(),
-    };
-    let port = config.get_ports().first().copied().unwrap_or(5432);
-    let db = config.get_dbname().unwrap_or(user);
-    format!("postgres://{user}@{host}:{port}/{db}")
-}
+pub use crate::shared_database::{check_url, describe};
 
 /// One connection to the shared history database, reconnected when lost.
 pub struct PgStore {
@@ -167,14 +102,7 @@ impl PgStore {
     /// Connects, creates or migrates the schema, and returns the store;
     /// an error names the database (without the password).
     pub fn open(url: &str, node: &str) -> Result<PgStore, StoreError> {
-        let mut config = check_url(url).map_err(StoreError::Url)?;
-        config
-            .connect_timeout(CONNECT_TIMEOUT)
-            .tcp_user_timeout(TCP_USER_TIMEOUT)
-            .keepalives(true)
-            .keepalives_idle(KEEPALIVE_IDLE)
-            .options(SESSION_OPTIONS)
-            .application_name("rookery");
+        let config = session_config(url).map_err(StoreError::Url)?;
         let url = describe(&config);
         let client = config
             .connect(NoTls)
@@ -882,20 +810,6 @@ impl Columns {
         )?;
         Ok(usize::try_from(inserted).unwrap_or(usize::MAX))
     }
-}
-
-/// Whether the server ended the session (an administrator's terminate,
-/// a restart): the connection is gone even if the client has not noticed.
-fn is_shutdown(error: &postgres::Error) -> bool {
-    use postgres::error::SqlState;
-    error.code().is_some_and(|code| {
-        [
-            SqlState::ADMIN_SHUTDOWN,
-            SqlState::CRASH_SHUTDOWN,
-            SqlState::CANNOT_CONNECT_NOW,
-        ]
-        .contains(code)
-    })
 }
 
 /// A row of [`COLUMNS`] as a record; a column of an unexpected type (a

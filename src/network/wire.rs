@@ -99,6 +99,35 @@ pub enum Body {
         /// What its own REHASH would have told the operator.
         text: String,
     },
+    /// A user of the sending node logged in to `account`, or out (`None`),
+    /// after it was introduced (a [`User`] carries the account it had).
+    Login { uid: u64, account: Option<String> },
+    /// An account changed on the sending node in a way each node's caches
+    /// must follow; sent and heard only where the accounts are one across
+    /// the network (a shared database).
+    Account(AccountChange),
+}
+
+/// A change to an account that every node caches the effect of: who owns
+/// which nick, and who may stay logged in.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "k", rename_all = "snake_case")]
+pub enum AccountChange {
+    /// A new (or newly verified) account: it owns the nick of its name.
+    Created { account: String },
+    /// The account is gone: its nicks are free, its users logged out.
+    Dropped { account: String },
+    /// The account was suspended: its users are logged out.
+    Suspended { account: String },
+    /// Its nicks are enforced, or no longer (NickServ SET ENFORCE).
+    Enforce { account: String, on: bool },
+    /// Its read marker in `target` moved forward to `read_ms` (stored by
+    /// the sending node).
+    ReadMarker {
+        account: String,
+        target: String,
+        read_ms: i64,
+    },
 }
 
 /// A K-line as nodes pass it on: each node stores it with its own clock,
@@ -235,6 +264,36 @@ mod tests {
         };
         assert_eq!(Envelope::decode(&envelope.encode()), Some(envelope));
         assert_eq!(Envelope::decode(b"{\"node\":"), None);
+    }
+
+    #[test]
+    fn logins_and_account_changes_read_back_as_written() {
+        for body in [
+            Body::Login {
+                uid: 4,
+                account: Some("alice".into()),
+            },
+            Body::Login {
+                uid: 4,
+                account: None,
+            },
+            Body::Account(AccountChange::Enforce {
+                account: "alice".into(),
+                on: true,
+            }),
+            Body::Account(AccountChange::Dropped {
+                account: "bob".into(),
+            }),
+        ] {
+            let envelope = Envelope {
+                node: "a".into(),
+                boot: 1,
+                seq: None,
+                after: 0,
+                body,
+            };
+            assert_eq!(Envelope::decode(&envelope.encode()), Some(envelope));
+        }
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //!
 //! Here: the core's view of the network and what this node tells the
 //! others. Beside it: `remote.rs` (applying what the others say),
+//! `accounts.rs` (logins and account changes on every node),
 //! `claims.rs` (nick claims), `liveness.rs` (heartbeats, splits,
 //! fencing), `klines.rs` (K-lines on every node), `rehash.rs` (REHASH
 //! of other nodes) and `order.rs` (messages held for the event before
@@ -27,6 +28,7 @@ use crate::network::wire::{self, Body, Envelope, To, subject};
 use crate::network::{Heard, NetworkHandle};
 use crate::proto::Folded;
 
+mod accounts;
 mod claims;
 pub(crate) mod klines;
 mod liveness;
@@ -532,6 +534,8 @@ impl State {
                 server: _,
                 text,
             } => self.remote_rehashed(&node, request, &text),
+            Body::Login { uid, account } => self.remote_login(&node, uid, account),
+            Body::Account(change) => self.remote_account(&node, change),
         }
     }
 
