@@ -220,6 +220,45 @@ fn the_same_line_stored_by_two_nodes_is_one_row() {
     assert_eq!(pg.psql("SELECT count(*) FROM events"), "3");
 }
 
+/// A redaction, and a dropped account's conversations, stay gone when
+/// another node stores its late copy of the lines (a batch kept through
+/// an outage, a journal replayed at its start).
+#[test]
+fn a_late_insert_brings_back_no_redacted_line_nor_forgotten_conversation() {
+    use rookery::history::Party;
+    let pg = Postgres::start();
+    let dir = TempDir::new("pg-tombstones");
+    let mut config = single(&dir, Some(&pg)).history;
+    config.enabled = true;
+    let mut a = Backend::open(&config, "a").expect("node a opens the database");
+    let mut b = Backend::open(&config, "b").expect("node b opens the database");
+    let fold = |name: &str| Casemapping::Ascii.fold(name);
+
+    let said = line("said", 1000);
+    assert_eq!(a.insert_batch([&said]).unwrap(), 1);
+    assert!(a.redact("said").unwrap());
+    assert_eq!(b.insert_batch([&said]).unwrap(), 0, "b's late copy");
+    assert_eq!(pg.psql("SELECT count(*) FROM events"), "0");
+
+    let private = |msgid: &str, time_ms: i64| Record {
+        target: HistoryTarget::private(Party::Account(fold("alice")), Party::Nick(fold("bob"))),
+        ..line(msgid, time_ms)
+    };
+    let before = private("before", 2000);
+    assert_eq!(a.insert_batch([&before]).unwrap(), 1);
+    a.forget_party(&Party::Account(fold("alice"))).unwrap();
+    assert_eq!(b.insert_batch([&before]).unwrap(), 0, "b's late copy");
+    // A conversation the name has after it was forgotten is kept.
+    let later = rookery::history::millis(std::time::SystemTime::now()) + 60_000;
+    assert_eq!(b.insert_batch([&private("after", later)]).unwrap(), 1);
+    assert_eq!(
+        pg.psql("SELECT string_agg(msgid, ',') FROM events"),
+        "after"
+    );
+    // A room line of the same sender is no conversation of the party.
+    assert_eq!(b.insert_batch([&line("room", 1500)]).unwrap(), 1);
+}
+
 #[tokio::test]
 async fn an_unreachable_database_stops_the_start_naming_the_key() {
     // A port nothing listens on: taken, then let go.

@@ -60,7 +60,24 @@ const MIGRATIONS: &[&str] = &[
         epoch BIGINT NOT NULL,
         seq BIGINT NOT NULL
     );"#,
+    // 2: tombstones. Nodes insert the lines they delivered, some late (a
+    // batch kept through an outage, a journal replayed at start): a line
+    // redacted, or a conversation of a party forgotten, must not come back
+    // with another node's insert.
+    r#"CREATE TABLE redactions (
+        msgid TEXT COLLATE "C" PRIMARY KEY,
+        at_ms BIGINT NOT NULL
+    );
+    CREATE INDEX redactions_by_time ON redactions (at_ms);
+    CREATE TABLE forgotten_parties (
+        party TEXT COLLATE "C" PRIMARY KEY,
+        until_ms BIGINT NOT NULL
+    );"#,
 ];
+
+/// How long a tombstone keeps a late insert out: longer than any node
+/// stays down with its journal, or keeps lines through an outage.
+const TOMBSTONE_MS: i64 = 30 * 24 * 60 * 60 * 1000;
 
 /// Taken for the length of a migration, so nodes starting together
 /// migrate one after another.
@@ -392,8 +409,17 @@ impl PgStore {
     /// sides, in one transaction; returns how many lines went.
     pub fn forget_party(&mut self, party: &Party) -> Result<usize, StoreError> {
         let party = party.column().into_owned();
+        let now = now_ms();
         self.with(|client| {
             let mut transaction = client.transaction()?;
+            // What another node stores later of its conversations up to
+            // now stays out; a conversation the name starts after is kept.
+            transaction.execute(
+                "INSERT INTO forgotten_parties (party, until_ms) VALUES ($1, $2)
+                 ON CONFLICT (party) DO UPDATE
+                 SET until_ms = greatest(forgotten_parties.until_ms, EXCLUDED.until_ms)",
+                &[&party, &now],
+            )?;
             let deleted = transaction.execute(
                 "DELETE FROM events WHERE target IN
                     (SELECT target FROM conversation_parties WHERE party = $1)",
@@ -418,9 +444,22 @@ impl PgStore {
 
     /// Deletes the line with this msgid (REDACT); returns whether there
     /// was one.
+    /// A tombstone keeps the msgid out of later inserts (another node's
+    /// late copy) for [`TOMBSTONE_MS`]; older tombstones go meanwhile.
     pub fn redact(&mut self, msgid: &str) -> Result<bool, StoreError> {
-        let deleted =
-            self.with(|client| client.execute("DELETE FROM events WHERE msgid = $1", &[&msgid]))?;
+        let now = now_ms();
+        let expired = now.saturating_sub(TOMBSTONE_MS);
+        let deleted = self.with(|client| {
+            let mut transaction = client.transaction()?;
+            transaction.execute("DELETE FROM redactions WHERE at_ms < $1", &[&expired])?;
+            transaction.execute(
+                "INSERT INTO redactions (msgid, at_ms) VALUES ($1, $2) ON CONFLICT (msgid) DO NOTHING",
+                &[&msgid, &now],
+            )?;
+            let deleted = transaction.execute("DELETE FROM events WHERE msgid = $1", &[&msgid])?;
+            transaction.commit()?;
+            Ok(deleted)
+        })?;
         Ok(deleted > 0)
     }
 
@@ -794,6 +833,11 @@ impl Columns {
              FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[],
                          $6::text[], $7::text[], $8::text[], $9::text[])
                   WITH ORDINALITY AS batch (m, t, g, d, s, a, c, x, y, n)
+             WHERE NOT EXISTS (SELECT 1 FROM redactions WHERE redactions.msgid = m)
+               AND (position(' ' IN g) = 0 OR NOT EXISTS (
+                    SELECT 1 FROM forgotten_parties f
+                    WHERE f.party IN (split_part(g, ' ', 1), split_part(g, ' ', 2))
+                      AND t <= f.until_ms))
              ORDER BY n
              ON CONFLICT (msgid) DO NOTHING",
             &[
@@ -826,4 +870,9 @@ fn record_from_row(row: &Row) -> Result<Record, postgres::Error> {
         text: row.try_get(7)?,
         tags: row.try_get(8)?,
     })
+}
+
+/// Now, in ms since the epoch, as the tombstones count time.
+fn now_ms() -> i64 {
+    super::millis(std::time::SystemTime::now())
 }
