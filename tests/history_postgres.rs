@@ -259,6 +259,29 @@ fn a_late_insert_brings_back_no_redacted_line_nor_forgotten_conversation() {
     assert_eq!(b.insert_batch([&line("room", 1500)]).unwrap(), 1);
 }
 
+/// Once the schema is there, a node may run as a role that can read and
+/// write the tables but create none.
+#[test]
+fn a_role_that_cannot_create_tables_runs_a_node_on_a_current_schema() {
+    let pg = Postgres::start();
+    let dir = TempDir::new("pg-role");
+    let mut config = single(&dir, Some(&pg)).history;
+    config.enabled = true;
+    drop(Backend::open(&config, "a").expect("the owner makes the schema"));
+    pg.psql(
+        "CREATE ROLE writer LOGIN;
+         GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO writer;
+         GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO writer;",
+    );
+    assert_eq!(
+        pg.psql("SELECT has_schema_privilege('writer', 'public', 'CREATE')"),
+        "f"
+    );
+    config.postgres = pg.url().replacen("rookery@", "writer@", 1);
+    let mut node = Backend::open(&config, "b").expect("opens without creating anything");
+    assert_eq!(node.insert_batch([&line("by-writer", 1000)]).unwrap(), 1);
+}
+
 #[tokio::test]
 async fn an_unreachable_database_stops_the_start_naming_the_key() {
     // A port nothing listens on: taken, then let go.

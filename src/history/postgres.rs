@@ -213,8 +213,25 @@ impl PgStore {
         }
     }
 
+    /// Brings the tables up to date. A current schema is only read, so a
+    /// role without the right to create tables can run a node once the
+    /// schema is there, and nodes starting together do not queue for the
+    /// migration lock.
     fn migrate(&mut self) -> Result<(), StoreError> {
         let known = MIGRATIONS.len() as i64;
+        let current = self.with(|client| {
+            let exists: bool = client
+                .query_one("SELECT to_regclass('schema_version') IS NOT NULL", &[])?
+                .try_get(0)?;
+            if !exists {
+                return Ok(None);
+            }
+            let row = client.query_opt("SELECT version FROM schema_version", &[])?;
+            row.map(|row| row.try_get::<_, i64>(0)).transpose()
+        })?;
+        if current == Some(known) {
+            return Ok(());
+        }
         self.with(|client| {
             let mut transaction = client.transaction()?;
             transaction.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
