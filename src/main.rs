@@ -133,11 +133,7 @@ fn migrate_history(config_path: Option<&std::path::Path>, to: &str) -> ExitCode 
         return ExitCode::FAILURE;
     };
     let copied = rookery::history::Store::open_existing(&config.history.path).and_then(|from| {
-        let node = config
-            .network
-            .as_ref()
-            .map_or("", |network| network.node.as_str());
-        let mut into = rookery::history::postgres::PgStore::open(to, node)?;
+        let mut into = rookery::history::postgres::PgStore::open(to, config.history_node())?;
         let copied = rookery::history::migrate::migrate(&from, &mut into)?;
         Ok((copied, into.url().to_owned()))
     });
@@ -210,10 +206,7 @@ fn export_history(
     let Some(config) = command_config(config_path) else {
         return ExitCode::FAILURE;
     };
-    let node = config
-        .network
-        .as_ref()
-        .map_or("", |network| network.node.as_str());
+    let node = config.history_node();
     let mut store = match rookery::history::Backend::open_existing(&config.history, node) {
         Ok(store) => store,
         Err(error) => {

@@ -397,7 +397,7 @@ async fn start_history(
         })
         .collect();
     let metrics = Arc::clone(metrics);
-    let node = history_node(config);
+    let node = config.history_node().to_owned();
     let start = move || history::start(&settings, &node, &standing, hooks, metrics);
     let (history, preload) = tokio::task::spawn_blocking(start).await??;
     Ok((Some(history), preload))
@@ -420,20 +420,11 @@ async fn preload_registered_rooms(
         })
         .collect();
     let settings = config.history.clone();
-    let node = history_node(config);
+    let node = config.history_node().to_owned();
     let preload =
         tokio::task::spawn_blocking(move || history::preload_registered(&settings, &node, &floors))
             .await??;
     Ok(preload)
-}
-
-/// This node's name in a shared history database (`[network] node`),
-/// "" when it runs alone.
-fn history_node(config: &Config) -> String {
-    config
-        .network
-        .as_ref()
-        .map_or_else(String::new, |network| network.node.clone())
 }
 
 /// How far history has come (the journal's mark and the database's),

@@ -701,6 +701,17 @@ impl Default for Log {
 }
 
 impl Config {
+    /// This server's key among the writers of a shared history database
+    /// (its journal checkpoint's row): `[network] node`, or the server's
+    /// name when it runs alone, so two lone servers on one database keep
+    /// their own checkpoints.
+    pub fn history_node(&self) -> &str {
+        match &self.network {
+            Some(network) => &network.node,
+            None => &self.server.name,
+        }
+    }
+
     /// The message of the day, one entry per line: the inline `motd`, or the
     /// `motd_file` contents as read by the last load; empty when neither is set.
     pub fn motd_lines(&self) -> Vec<String> {

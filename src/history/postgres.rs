@@ -105,7 +105,7 @@ pub struct PgStore {
     config: postgres::Config,
     /// The URL without its password, for messages.
     url: String,
-    /// This node's name (`[network] node`, "" when alone): its journal
+    /// This node's name (`Config::history_node`: `[network] node`, or the server name when alone): its journal
     /// checkpoint's key.
     node: String,
     client: Option<Client>,
