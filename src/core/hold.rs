@@ -143,6 +143,17 @@ impl State {
             None => answer(self),
         }
         let mut held = waiting.held;
+        if let Some(again) = self
+            .clients
+            .get_mut(&id)
+            .and_then(|client| client.waiting.as_mut())
+        {
+            // The answer waits in turn (the rest of a JOIN, behind another
+            // room's creation): the held lines wait behind it.
+            again.held_bytes += held.iter().map(Input::size).sum::<usize>();
+            again.held.extend(held);
+            return;
+        }
         while let Some(input) = held.pop_front() {
             if !self.clients.contains_key(&id) {
                 return;

@@ -5,12 +5,14 @@
 //! (users, nicks, memberships, heartbeats), one per room for its messages,
 //! heard only by the nodes with a member in it, and one per node for the
 //! private messages to its users. The core never awaits: it queues its
-//! requests here, and this task does the I/O. Two JetStream buckets hold
-//! what needs a quorum: nick claims ([`claims`]) and each node's lease
-//! ([`lease`]), renewed with every heartbeat.
+//! requests here, and this task does the I/O. Three JetStream buckets
+//! hold what needs a quorum: nick claims ([`claims`]), each node's lease
+//! ([`lease`]), renewed with every heartbeat, and each room's state
+//! ([`rooms`]), which every node watches whole.
 
 pub mod claims;
 pub mod lease;
+pub mod rooms;
 pub mod wire;
 
 use std::sync::Arc;
@@ -45,6 +47,18 @@ pub enum Heard {
     },
     /// How a renewal of this node's lease went.
     Lease(Renewal),
+    /// The answer to the creation of a room the local user `uid` joins.
+    RoomCreated { uid: u64, outcome: rooms::Created },
+    /// A room's value as the bucket's watch saw it (the latest of each
+    /// room first, when the watch starts).
+    RoomSeen(rooms::Seen),
+    /// A change of this node's was written at `revision`, as `state`
+    /// (another node's changes included, when it wrote first).
+    RoomWritten {
+        key: String,
+        revision: u64,
+        state: Box<rooms::RoomState>,
+    },
 }
 
 /// What the core asks of the link.
@@ -70,7 +84,37 @@ enum Request {
         key: String,
         holder: Holder,
     },
+    /// Create, change or delete a room's state.
+    WriteRoom(RoomWrite),
 }
+
+/// A write to the room states, done one at a time in the order asked: a
+/// room's creation after its removal just before, a change after the one
+/// before it.
+#[derive(Debug)]
+enum RoomWrite {
+    /// Create a room's value for the joiner `uid`, or take over a value
+    /// left at revision `over`.
+    Create {
+        uid: u64,
+        key: String,
+        state: Box<rooms::RoomState>,
+        over: Option<u64>,
+    },
+    /// A change, with the room's new state and the revision it was made at.
+    Change {
+        key: String,
+        state: Box<rooms::RoomState>,
+        revision: Option<u64>,
+        change: rooms::Change,
+    },
+    /// The room's last member left: its value goes, if still at `revision`.
+    Remove { key: String, revision: Option<u64> },
+}
+
+/// The most room writes waiting: far above what ops change at once; past
+/// it a change stays local (and on the events subject) and is logged.
+const ROOM_WRITES: usize = 4096;
 
 /// The core's end of the link: queues requests without waiting.
 #[derive(Clone, Debug)]
@@ -143,6 +187,47 @@ impl NetworkHandle {
         let _ = self.requests.send(Request::Release { key, holder });
     }
 
+    /// Creates the room `folded` with `state` for the local joiner `uid`
+    /// (taking over a value left at `over`); the answer comes back as
+    /// [`Heard::RoomCreated`].
+    pub fn create_room(&self, uid: u64, folded: &str, state: rooms::RoomState, over: Option<u64>) {
+        let key = rooms::key(folded);
+        let state = Box::new(state);
+        let write = RoomWrite::Create {
+            uid,
+            key,
+            state,
+            over,
+        };
+        let _ = self.requests.send(Request::WriteRoom(write));
+    }
+
+    /// Writes the room `folded`'s new `state` after `change`, made at
+    /// `revision` (none when this node never saw a value of it).
+    pub fn change_room(
+        &self,
+        folded: &str,
+        state: rooms::RoomState,
+        revision: Option<u64>,
+        change: rooms::Change,
+    ) {
+        let write = RoomWrite::Change {
+            key: rooms::key(folded),
+            state: Box::new(state),
+            revision,
+            change,
+        };
+        let _ = self.requests.send(Request::WriteRoom(write));
+    }
+
+    /// Deletes the room `folded`'s value, if still at `revision`.
+    pub fn remove_room(&self, folded: &str, revision: Option<u64>) {
+        let key = rooms::key(folded);
+        let _ = self
+            .requests
+            .send(Request::WriteRoom(RoomWrite::Remove { key, revision }));
+    }
+
     /// A handle for the node `node` whose requests go nowhere: for the
     /// core's tests of what it does with what it hears.
     #[cfg(test)]
@@ -175,6 +260,8 @@ pub enum NetworkError {
     Claims(async_nats::Error),
     #[error("cannot open the node leases in JetStream: {0}")]
     Leases(async_nats::Error),
+    #[error("cannot open the room states in JetStream: {0}")]
+    Rooms(async_nats::Error),
 }
 
 /// Connects to NATS, hears the network's events and this node's own
@@ -226,6 +313,9 @@ where
     let leases = lease::open(&jetstream, config.claim_replicas)
         .await
         .map_err(NetworkError::Leases)?;
+    let room_states = rooms::open(&jetstream, config.claim_replicas)
+        .await
+        .map_err(NetworkError::Rooms)?;
     let deliver: Deliver = Arc::new(deliver);
     let to_core = Arc::clone(&deliver);
     tokio::spawn(async move {
@@ -235,6 +325,22 @@ where
             }
         }
     });
+    let timing = Timing {
+        every: Duration::from_millis(config.heartbeat_ms),
+        timeout: Duration::from_millis(config.node_timeout_ms),
+    };
+    let (room_writes, writes) = mpsc::channel(ROOM_WRITES);
+    let watcher = tokio::spawn(watch_rooms(
+        room_states.clone(),
+        Arc::clone(&deliver),
+        stop.clone(),
+    ));
+    let writer = tokio::spawn(write_rooms(
+        room_states.clone(),
+        writes,
+        Arc::clone(&deliver),
+        timing.timeout,
+    ));
     let mut link = Link {
         node: Arc::clone(&node),
         server: server.to_owned(),
@@ -242,6 +348,8 @@ where
         client,
         nicks,
         leases,
+        room_writes,
+        room_tasks: [watcher, writer],
         renewing: None,
         deliver,
         rooms: Default::default(),
@@ -254,10 +362,6 @@ where
         node: Arc::clone(&node),
         boot,
         requests,
-    };
-    let timing = Timing {
-        every: Duration::from_millis(config.heartbeat_ms),
-        timeout: Duration::from_millis(config.node_timeout_ms),
     };
     let task = tokio::spawn(link.run(queued, handle.clone(), timing));
     Ok((handle, task))
@@ -286,6 +390,10 @@ struct Link {
     nicks: async_nats::jetstream::kv::Store,
     /// The bucket of node leases.
     leases: async_nats::jetstream::kv::Store,
+    /// The queue of the task writing room states, in order.
+    room_writes: mpsc::Sender<RoomWrite>,
+    /// The tasks watching and writing room states.
+    room_tasks: [JoinHandle<()>; 2],
     /// The lease renewal under way, if any: at most one at a time, so a
     /// JetStream without quorum never piles them up.
     renewing: Option<JoinHandle<()>>,
@@ -365,6 +473,9 @@ impl Link {
         for (_, task) in self.rooms.drain() {
             task.abort();
         }
+        for task in &self.room_tasks {
+            task.abort();
+        }
         if let Some(renewing) = self.renewing.take() {
             renewing.abort();
         }
@@ -441,6 +552,120 @@ impl Link {
             Request::Release { key, holder } => {
                 let nicks = self.nicks.clone();
                 tokio::spawn(async move { claims::release(&nicks, &key, &holder).await });
+            }
+            Request::WriteRoom(write) => {
+                if self.room_writes.try_send(write).is_err() {
+                    warn!("too many room changes waiting for the bucket; one stays on this node");
+                }
+            }
+        }
+    }
+}
+
+/// Hands the core every room's value, then every later change of one,
+/// for the link's life; a watch that ends (the bucket was unreachable too
+/// long) starts again, and its first values (the latest of each room)
+/// bring back what changed meanwhile.
+async fn watch_rooms(
+    store: async_nats::jetstream::kv::Store,
+    deliver: Deliver,
+    stop: CancellationToken,
+) {
+    loop {
+        match store.watch_with_history(">").await {
+            Ok(mut watch) => loop {
+                let entry = tokio::select! {
+                    entry = watch.next() => entry,
+                    _ = stop.cancelled() => return,
+                };
+                match entry {
+                    Some(Ok(entry)) => {
+                        let seen = rooms::Seen::of(entry);
+                        if !deliver(Heard::RoomSeen(seen)).await {
+                            return;
+                        }
+                    }
+                    Some(Err(error)) => {
+                        warn!(%error, "the watch of the room states failed");
+                        break;
+                    }
+                    None => break,
+                }
+            },
+            Err(error) => warn!(%error, "cannot watch the room states"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(ROOM_WATCH_RETRY) => {}
+            _ = stop.cancelled() => return,
+        }
+    }
+}
+
+/// How long a failed watch of the room states waits before it starts again.
+const ROOM_WATCH_RETRY: Duration = Duration::from_secs(1);
+
+/// Writes room states one at a time, in the order the core asked: a
+/// node's later change of a room lands after its earlier one.
+async fn write_rooms(
+    store: async_nats::jetstream::kv::Store,
+    mut writes: mpsc::Receiver<RoomWrite>,
+    deliver: Deliver,
+    within: Duration,
+) {
+    // The revision of this node's own last write of each room, for a
+    // removal asked before the core saw it.
+    let mut written: std::collections::HashMap<String, u64> = Default::default();
+    while let Some(write) = writes.recv().await {
+        match write {
+            RoomWrite::Create {
+                uid,
+                key,
+                state,
+                over,
+            } => {
+                let outcome = rooms::create(&store, &key, &state, over, within).await;
+                if let rooms::Created::Won { revision } = &outcome {
+                    written.insert(key, *revision);
+                }
+                deliver(Heard::RoomCreated { uid, outcome }).await;
+            }
+            RoomWrite::Change {
+                key,
+                state,
+                revision,
+                change,
+            } => {
+                let revision = match (revision, written.get(&key)) {
+                    (Some(seen), Some(&own)) => Some(seen.max(own)),
+                    (seen, own) => seen.or(own.copied()),
+                };
+                let writing = rooms::change(&store, &key, &state, revision, &change);
+                match tokio::time::timeout(within, writing).await {
+                    Ok(Ok((revision, state))) => {
+                        if written.len() >= ROOM_WRITES {
+                            written.clear();
+                        }
+                        written.insert(key.clone(), revision);
+                        let state = Box::new(state);
+                        deliver(Heard::RoomWritten {
+                            key,
+                            revision,
+                            state,
+                        })
+                        .await;
+                    }
+                    Ok(Err(reason)) => {
+                        warn!(%reason, "a room change was not written; it stays on this node")
+                    }
+                    Err(_) => warn!("a room change was not written in time; it stays on this node"),
+                }
+            }
+            RoomWrite::Remove { key, revision } => {
+                let own = written.remove(&key);
+                if let Some(revision) = revision.max(own) {
+                    let _ =
+                        tokio::time::timeout(within, rooms::remove(&store, &key, revision)).await;
+                }
             }
         }
     }

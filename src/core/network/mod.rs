@@ -11,7 +11,8 @@
 //!
 //! Here: the core's view of the network and what this node tells the
 //! others. Beside it: `remote.rs` (applying what the others say),
-//! `claims.rs` (nick claims), `liveness.rs` (heartbeats, splits,
+//! `claims.rs` (nick claims), `rooms.rs` (each room's state in the
+//! bucket), `liveness.rs` (heartbeats, splits,
 //! fencing), `klines.rs` (K-lines on every node) and `rehash.rs` (REHASH
 //! of other nodes).
 
@@ -31,6 +32,7 @@ pub(crate) mod klines;
 mod liveness;
 mod rehash;
 mod remote;
+mod rooms;
 
 /// The QUIT reason of the users of a node that went silent, as users
 /// know it from netsplits.
@@ -84,6 +86,8 @@ pub struct Network {
     silenced: Option<SystemTime>,
     /// REHASH requests sent to the others and reloads done for them.
     rehashes: rehash::Rehashes,
+    /// Every room's value in the bucket, and joins waiting for a creation.
+    rooms: rooms::Rooms,
 }
 
 /// Another node, as last heard.
@@ -109,6 +113,7 @@ impl Network {
             lease_failing: false,
             silenced: None,
             rehashes: Default::default(),
+            rooms: Default::default(),
         }
     }
 }
@@ -391,6 +396,20 @@ impl State {
                 outcome,
             } => self.nick_claimed(ClientId(uid), &nick, over, outcome),
             Heard::Lease(renewal) => self.network_lease(renewal),
+            Heard::RoomCreated { uid, outcome } => {
+                self.network_room_created(ClientId(uid), outcome)
+            }
+            Heard::RoomSeen(seen) => self.network_room_seen(seen),
+            Heard::RoomWritten {
+                key,
+                revision,
+                state,
+            } => self.network_room_seen(crate::network::rooms::Seen {
+                key,
+                revision,
+                state: Some(state),
+                deleted: false,
+            }),
         }
     }
 
