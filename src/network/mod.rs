@@ -110,6 +110,72 @@ enum RoomWrite {
     },
     /// The room's last member left: its value goes, if still at `revision`.
     Remove { key: String, revision: Option<u64> },
+    /// This node's last change of a room was hidden by another node's
+    /// write made on the same revision (at `revision`, holding `state`):
+    /// the change is applied again on top of it.
+    Reapply {
+        key: String,
+        state: Box<rooms::RoomState>,
+        revision: u64,
+        change: rooms::Change,
+    },
+}
+
+/// What the writer and the watch of the room states share: this node's
+/// last write of each room, and the revision and base of the last value
+/// the watch saw of it, so that whichever learns second notices when
+/// another node's write hid this node's. (nats-server 2.9 can let two
+/// updates made at the same revision both land when they arrive together;
+/// the later one hides the earlier.)
+type Ledger = Arc<std::sync::Mutex<RoomLedger>>;
+
+/// See [`Ledger`]; each map is cleared when it reaches [`LEDGER_ROOMS`].
+#[derive(Debug, Default)]
+struct RoomLedger {
+    own: std::collections::HashMap<String, OwnWrite>,
+    /// Revision and base of the last value seen of each room.
+    seen: std::collections::HashMap<String, (u64, u64)>,
+}
+
+/// The most rooms a [`RoomLedger`] map holds before it starts afresh.
+const LEDGER_ROOMS: usize = 100_000;
+
+/// One room's last write by this node.
+#[derive(Debug)]
+struct OwnWrite {
+    revision: u64,
+    /// The change it made; none for a creation, or once applied again.
+    change: Option<rooms::Change>,
+}
+
+impl RoomLedger {
+    /// This node's change of `key`, taken when the last value seen of it
+    /// was written over a revision older than that change's, which it
+    /// therefore hid.
+    fn take_hidden(&mut self, key: &str) -> Option<(u64, rooms::Change)> {
+        let &(revision, base) = self.seen.get(key)?;
+        let own = self.own.get_mut(key)?;
+        if base < own.revision && own.revision < revision {
+            own.change.take().map(|change| (revision, change))
+        } else {
+            None
+        }
+    }
+
+    fn note_seen(&mut self, key: &str, revision: u64, base: u64) {
+        if self.seen.len() >= LEDGER_ROOMS && !self.seen.contains_key(key) {
+            self.seen.clear();
+        }
+        self.seen.insert(key.to_owned(), (revision, base));
+    }
+
+    fn note_own(&mut self, key: &str, revision: u64, change: Option<rooms::Change>) {
+        if self.own.len() >= LEDGER_ROOMS && !self.own.contains_key(key) {
+            self.own.clear();
+        }
+        self.own
+            .insert(key.to_owned(), OwnWrite { revision, change });
+    }
 }
 
 /// The most room writes waiting: far above what ops change at once; past
@@ -330,15 +396,18 @@ where
         timeout: Duration::from_millis(config.node_timeout_ms),
     };
     let (room_writes, writes) = mpsc::channel(ROOM_WRITES);
+    let own = Ledger::default();
     let watcher = tokio::spawn(watch_rooms(
         room_states.clone(),
         Arc::clone(&deliver),
+        (Arc::clone(&own), room_writes.clone()),
         stop.clone(),
     ));
     let writer = tokio::spawn(write_rooms(
         room_states.clone(),
         writes,
         Arc::clone(&deliver),
+        own,
         timing.timeout,
     ));
     let mut link = Link {
@@ -569,6 +638,7 @@ impl Link {
 async fn watch_rooms(
     store: async_nats::jetstream::kv::Store,
     deliver: Deliver,
+    (own, writes): (Ledger, mpsc::Sender<RoomWrite>),
     stop: CancellationToken,
 ) {
     loop {
@@ -581,6 +651,7 @@ async fn watch_rooms(
                 match entry {
                     Some(Ok(entry)) => {
                         let seen = rooms::Seen::of(entry);
+                        reapply_if_hidden(&seen, &own, &writes);
                         if !deliver(Heard::RoomSeen(seen)).await {
                             return;
                         }
@@ -601,6 +672,26 @@ async fn watch_rooms(
     }
 }
 
+/// Notes the value `seen`, and queues this node's last change of its room
+/// again when `seen` hid it.
+fn reapply_if_hidden(seen: &rooms::Seen, own: &Ledger, writes: &mpsc::Sender<RoomWrite>) {
+    let Some(state) = &seen.state else { return };
+    let Ok(mut ledger) = own.lock() else { return };
+    ledger.note_seen(&seen.key, seen.revision, state.base);
+    let Some((revision, change)) = ledger.take_hidden(&seen.key) else {
+        return;
+    };
+    let reapply = RoomWrite::Reapply {
+        key: seen.key.clone(),
+        state: state.clone(),
+        revision,
+        change,
+    };
+    if writes.try_send(reapply).is_err() {
+        warn!("too many room changes waiting for the bucket; a hidden one is lost");
+    }
+}
+
 /// How long a failed watch of the room states waits before it starts again.
 const ROOM_WATCH_RETRY: Duration = Duration::from_secs(1);
 
@@ -610,11 +701,9 @@ async fn write_rooms(
     store: async_nats::jetstream::kv::Store,
     mut writes: mpsc::Receiver<RoomWrite>,
     deliver: Deliver,
+    own: Ledger,
     within: Duration,
 ) {
-    // The revision of this node's own last write of each room, for a
-    // removal asked before the core saw it.
-    let mut written: std::collections::HashMap<String, u64> = Default::default();
     while let Some(write) = writes.recv().await {
         match write {
             RoomWrite::Create {
@@ -624,8 +713,8 @@ async fn write_rooms(
                 over,
             } => {
                 let outcome = rooms::create(&store, &key, &state, over, within).await;
-                if let rooms::Created::Won { revision } = &outcome {
-                    written.insert(key, *revision);
+                if let (rooms::Created::Won { revision }, Ok(mut ledger)) = (&outcome, own.lock()) {
+                    ledger.note_own(&key, *revision, None);
                 }
                 deliver(Heard::RoomCreated { uid, outcome }).await;
             }
@@ -635,38 +724,86 @@ async fn write_rooms(
                 revision,
                 change,
             } => {
-                let revision = match (revision, written.get(&key)) {
-                    (Some(seen), Some(&own)) => Some(seen.max(own)),
-                    (seen, own) => seen.or(own.copied()),
-                };
-                let writing = rooms::change(&store, &key, &state, revision, &change);
-                match tokio::time::timeout(within, writing).await {
-                    Ok(Ok((revision, state))) => {
-                        if written.len() >= ROOM_WRITES {
-                            written.clear();
-                        }
-                        written.insert(key.clone(), revision);
-                        let state = Box::new(state);
-                        deliver(Heard::RoomWritten {
-                            key,
-                            revision,
-                            state,
-                        })
-                        .await;
-                    }
-                    Ok(Err(reason)) => {
-                        warn!(%reason, "a room change was not written; it stays on this node")
-                    }
-                    Err(_) => warn!("a room change was not written in time; it stays on this node"),
-                }
+                // A removal or change asked before the core saw this node's
+                // own last write goes at that write's revision.
+                let last = own_revision(&own, &key);
+                let revision = revision.max(last);
+                write_change(
+                    &store,
+                    (key, state, revision, change),
+                    &deliver,
+                    &own,
+                    within,
+                )
+                .await;
+            }
+            RoomWrite::Reapply {
+                key,
+                mut state,
+                revision,
+                change,
+            } => {
+                state.apply(&change);
+                let write = (key, state, Some(revision), change);
+                write_change(&store, write, &deliver, &own, within).await;
             }
             RoomWrite::Remove { key, revision } => {
-                let own = written.remove(&key);
-                if let Some(revision) = revision.max(own) {
-                    let _ =
-                        tokio::time::timeout(within, rooms::remove(&store, &key, revision)).await;
+                let last = own
+                    .lock()
+                    .ok()
+                    .and_then(|mut ledger| ledger.own.remove(&key));
+                if let Some(revision) = revision.max(last.map(|write| write.revision)) {
+                    let removing = rooms::remove(&store, &key, revision);
+                    let _ = tokio::time::timeout(within, removing).await;
                 }
             }
         }
+    }
+}
+
+/// The revision of this node's last write of `key`, if it knows one.
+fn own_revision(own: &Ledger, key: &str) -> Option<u64> {
+    let ledger = own.lock().ok()?;
+    ledger.own.get(key).map(|write| write.revision)
+}
+
+/// Writes one change (key, new state, revision seen, change) and tells the
+/// core what was written.
+async fn write_change(
+    store: &async_nats::jetstream::kv::Store,
+    (key, state, revision, change): (String, Box<rooms::RoomState>, Option<u64>, rooms::Change),
+    deliver: &Deliver,
+    own: &Ledger,
+    within: Duration,
+) {
+    let (mut revision, mut change) = (revision, change);
+    for _ in 0..rooms::MAX_ATTEMPTS {
+        let writing = rooms::change(store, &key, &state, revision, &change);
+        let (written, value) = match tokio::time::timeout(within, writing).await {
+            Ok(Ok(written)) => written,
+            Ok(Err(reason)) => {
+                warn!(%reason, "a room change was not written; it stays on this node");
+                return;
+            }
+            Err(_) => {
+                warn!("a room change was not written in time; it stays on this node");
+                return;
+            }
+        };
+        let hidden = own.lock().ok().and_then(|mut ledger| {
+            ledger.note_own(&key, written, Some(change.clone()));
+            ledger.take_hidden(&key)
+        });
+        let value = Box::new(value);
+        let told = Heard::RoomWritten {
+            key: key.clone(),
+            revision: written,
+            state: value,
+        };
+        deliver(told).await;
+        // The watch saw a value that hid this one before it was known
+        // here: written again, over the latest.
+        let Some((_, again)) = hidden else { return };
+        (revision, change) = (Some(written), again);
     }
 }

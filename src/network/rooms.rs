@@ -40,6 +40,10 @@ pub const MAX_FIELD_BYTES: usize = 1024;
 /// given up: two ops changing one room at once conflict once or twice.
 pub const MAX_ATTEMPTS: usize = 8;
 
+/// The pause before reading again after the second conflict in a row,
+/// growing with each further one.
+const CONFLICT_PAUSE: Duration = Duration::from_millis(5);
+
 /// A room's key: its folded name in hex, as a nick claim's key is.
 pub fn key(folded: &str) -> String {
     claims::key(folded)
@@ -47,7 +51,7 @@ pub fn key(folded: &str) -> String {
 
 /// The folded name a key stands for, if it is one of [`key`]'s.
 pub fn folded_of(key: &str) -> Option<String> {
-    if key.len() % 2 != 0 || key.len() > 2 * MAX_FIELD_BYTES {
+    if !key.len().is_multiple_of(2) || key.len() > 2 * MAX_FIELD_BYTES {
         return None;
     }
     let bytes: Option<Vec<u8>> = (0..key.len())
@@ -77,6 +81,11 @@ pub struct RoomState {
     /// `nick!user@host` of whoever made the last change: the other nodes
     /// show the change as made by it.
     pub by: Option<String>,
+    /// The revision this value was written over (0 for a creation): a
+    /// write that landed over another made on the same revision is seen
+    /// by the node whose write it hid, which applies its change again.
+    #[serde(default)]
+    pub base: u64,
 }
 
 /// A topic with who set it and when (seconds).
@@ -258,7 +267,11 @@ pub async fn create(
     over: Option<u64>,
     within: Duration,
 ) -> Created {
-    let value = state.encode();
+    let value = RoomState {
+        base: over.unwrap_or(0),
+        ..state.clone()
+    }
+    .encode();
     let written = async {
         match over {
             None => store
@@ -347,11 +360,17 @@ pub async fn change(
     change: &Change,
 ) -> Result<(u64, RoomState), String> {
     let (mut writing, mut revision) = (state.clone(), revision);
-    for _ in 0..MAX_ATTEMPTS {
+    for attempt in 0..MAX_ATTEMPTS {
+        writing.base = revision.unwrap_or(0);
         match write_at(store, key, writing.encode(), revision).await {
             Ok(written) => return Ok((written, writing)),
             Err(Missed::Failed(reason)) => return Err(reason),
             Err(Missed::Conflict) => {}
+        }
+        // A read may come from a copy a moment behind the write that beat
+        // this one: after a second conflict, give the copies that moment.
+        if attempt > 0 {
+            tokio::time::sleep(CONFLICT_PAUSE * attempt as u32).await;
         }
         let entry = store.entry(key).await.map_err(|error| error.to_string())?;
         (writing, revision) = match entry {

@@ -113,6 +113,7 @@ pub fn value_of(channel: &Channel) -> RoomState {
         exceptions: entries(&channel.ban_exceptions),
         invite_exceptions: entries(&channel.invite_exceptions),
         by: None,
+        base: 0,
     }
 }
 
