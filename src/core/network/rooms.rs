@@ -624,3 +624,104 @@ impl State {
         self.send_to_members(folded, &mut event, |_, _| true);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::core::network::Network;
+    use crate::core::testing::Harness;
+    use crate::network::{Heard, NetworkHandle};
+
+    const OP: &str = "op!o@example.org";
+
+    /// alice in #room on node a, which then joins a network.
+    fn alice_in_a_room() -> Harness {
+        let mut h = Harness::new();
+        h.register("alice");
+        h.send("alice", "JOIN #room");
+        h.take("alice");
+        let now = h.state.clock.now();
+        let link = NetworkHandle::detached("a");
+        h.state.network = Some(Box::new(Network::new(link, Duration::from_secs(3), now)));
+        h
+    }
+
+    /// #room's value with the key `key` and a ban on `ban`.
+    fn value(key: &str, ban: &str) -> RoomState {
+        RoomState {
+            version: rooms::VERSION,
+            name: "#room".into(),
+            created: 1_700_000_000,
+            flags: "int".into(),
+            key: Some(key.into()),
+            limit: Some(5),
+            topic: Some(TopicState {
+                text: "hello".into(),
+                by: OP.into(),
+                at: 1_700_000_001,
+            }),
+            bans: vec![EntryState {
+                mask: ban.into(),
+                by: OP.into(),
+                at: 1_700_000_002,
+            }],
+            by: Some(OP.into()),
+            ..Default::default()
+        }
+    }
+
+    fn seen(h: &mut Harness, revision: u64, state: RoomState) {
+        let seen = Seen {
+            key: rooms::key("#room"),
+            revision,
+            state: Some(Box::new(state)),
+            deleted: false,
+        };
+        h.state.network_heard(Heard::RoomSeen(seen));
+    }
+
+    #[test]
+    fn a_newer_value_is_applied_and_only_what_changed_is_announced() {
+        let mut h = alice_in_a_room();
+        seen(&mut h, 5, value("sesame", "troll!*@*"));
+        assert_eq!(
+            h.take("alice"),
+            [
+                format!(":{OP} MODE #room +iklb sesame 5 troll!*@*"),
+                format!(":{OP} TOPIC #room :hello"),
+            ]
+        );
+        assert_eq!(h.channel("#room").modes.key.as_deref(), Some("sesame"));
+        seen(&mut h, 6, value("sesame", "troll!*@*"));
+        assert!(h.take("alice").is_empty(), "nothing changed");
+        seen(&mut h, 4, value("other", "troll!*@*"));
+        assert!(h.take("alice").is_empty(), "an older value is not applied");
+        assert_eq!(h.channel("#room").modes.key.as_deref(), Some("sesame"));
+    }
+
+    #[test]
+    fn parts_of_a_value_mode_would_refuse_are_left_unset() {
+        let mut h = alice_in_a_room();
+        seen(&mut h, 5, value("sesame", "troll!*@*"));
+        h.take("alice");
+        seen(&mut h, 6, value("two words", "a b\r\nQUIT"));
+        assert_eq!(
+            h.take("alice"),
+            [format!(":{OP} MODE #room -kb * troll!*@*")]
+        );
+        let channel = h.channel("#room");
+        assert!(channel.modes.key.is_none() && channel.bans.is_empty());
+    }
+
+    #[test]
+    fn a_value_under_a_key_that_is_not_its_rooms_is_ignored() {
+        let mut h = alice_in_a_room();
+        let mut other = value("sesame", "troll!*@*");
+        other.name = "#elsewhere".into();
+        seen(&mut h, 5, other);
+        assert!(h.take("alice").is_empty());
+        assert!(h.channel("#room").modes.key.is_none());
+    }
+}
