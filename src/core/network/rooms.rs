@@ -13,6 +13,7 @@ use crate::core::commands::channel_mode;
 use crate::core::commands::join::{self, new_room};
 use crate::core::commands::registration::truncate;
 use crate::core::{Channel, ChannelModes, ClientId, ListEntry, Refusal, State, Topic};
+use crate::history::{HistoryTarget, NewRecord};
 use crate::network::rooms::{
     self, Change, Created, EntryState, ModeChange, RoomState, Seen, TopicState,
 };
@@ -570,10 +571,18 @@ impl State {
             != target.topic.as_ref().map(|topic| &topic.text);
         channel.topic = target.topic;
         let name = channel.name.clone();
+        if changes.is_empty() && !topic_changed {
+            return;
+        }
+        // Stored as another node's events are: by this node only while
+        // it keeps its own history.
+        let hearing_peer = std::mem::replace(&mut self.hearing_peer, true);
         self.announce_modes(folded, &name, &source, &changes);
         if topic_changed {
             self.announce_topic(folded, &name, &source);
         }
+        self.hearing_peer = hearing_peer;
+        self.save_room(folded);
     }
 
     /// Tells `folded`'s members of `changes`, a few per MODE line.
@@ -602,6 +611,7 @@ impl State {
                 }
             }
             let mut event = self.broadcast(line.finish());
+            self.record_event(folded, &event);
             self.send_to_members(folded, &mut event, |_, _| true);
         }
     }
@@ -620,7 +630,18 @@ impl State {
             .arg(name)
             .trailing(&text)
             .finish();
-        let mut event = self.broadcast(line);
+        let msgid = self.next_msgid();
+        let mut event = self.broadcast(line).with_msgid(msgid);
+        let record = NewRecord {
+            target: HistoryTarget::Room(folded.clone()),
+            display: name,
+            sender: &setter,
+            account: None,
+            command: "TOPIC",
+            text: &text,
+        };
+        let gate = self.record_history(record, &event);
+        event.set_gate(gate);
         self.send_to_members(folded, &mut event, |_, _| true);
     }
 }
