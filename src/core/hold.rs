@@ -115,6 +115,19 @@ impl State {
         }));
     }
 
+    /// The command `id` waits on answers without a label: its label was
+    /// answered already (the rest of a JOIN waiting behind a second room's
+    /// creation, after the first room's answer went under the label).
+    pub(crate) fn unlabel_waiting(&mut self, id: ClientId) {
+        if let Some(waiting) = self
+            .clients
+            .get_mut(&id)
+            .and_then(|client| client.waiting.as_mut())
+        {
+            waiting.label = None;
+        }
+    }
+
     /// Whether `id` waits for an answer from off the core.
     pub fn is_waiting(&self, id: ClientId) -> bool {
         self.clients

@@ -248,10 +248,11 @@ impl State {
         self.resume(id, move |state| {
             join::join_created(state, id, &name, &key, won);
             state.network_room_unused(&folded);
-            if let Some(rest) = rest
-                && let Err(refusal) = join::join(state, id, &rest)
-            {
-                state.refuse(id, refusal);
+            if let Some(rest) = rest {
+                if let Err(refusal) = join::join(state, id, &rest) {
+                    state.refuse(id, refusal);
+                }
+                state.unlabel_waiting(id);
             }
         });
     }
@@ -734,6 +735,113 @@ mod tests {
         );
         let channel = h.channel("#room");
         assert!(channel.modes.key.is_none() && channel.bans.is_empty());
+    }
+
+    /// alice on node a, in a network, joining rooms that are new here.
+    fn alice_in_a_network() -> Harness {
+        let mut h = Harness::new();
+        h.register("alice");
+        let now = h.state.clock.now();
+        let link = NetworkHandle::detached("a");
+        h.state.network = Some(Box::new(Network::new(link, Duration::from_secs(3), now)));
+        h
+    }
+
+    fn created(h: &mut Harness, nick: &str, outcome: Created) {
+        let uid = h.id(nick).0;
+        h.state.network_heard(Heard::RoomCreated { uid, outcome });
+    }
+
+    #[test]
+    fn a_new_rooms_joiner_waits_for_its_creation_and_gets_ops_if_it_won() {
+        let mut h = alice_in_a_network();
+        h.send("alice", "JOIN #new,#other");
+        h.send("alice", "PING after");
+        assert!(h.take("alice").is_empty(), "waiting for #new's creation");
+        created(&mut h, "alice", Created::Won { revision: 1 });
+        let lines = h.take("alice");
+        assert!(lines[1].ends_with(" 353 alice = #new :@alice"), "{lines:?}");
+        assert_eq!(lines.len(), 3, "#other waits in turn: {lines:?}");
+        created(&mut h, "alice", Created::Won { revision: 2 });
+        let lines = h.take("alice");
+        assert!(
+            lines[1].ends_with(" 353 alice = #other :@alice"),
+            "{lines:?}"
+        );
+        assert_eq!(
+            lines.last().map(String::as_str),
+            Some(":irc.test PONG irc.test :after")
+        );
+    }
+
+    #[test]
+    fn a_joiner_whose_creation_lost_meets_the_rooms_state() {
+        let mut h = alice_in_a_network();
+        h.send("alice", "JOIN #room");
+        let exists = |key: &str| Created::Exists {
+            revision: 3,
+            state: Some(Box::new(RoomState {
+                flags: "nt".into(),
+                ..value(key, "troll!*@*")
+            })),
+            written: crate::history::millis(SystemTime::now()),
+        };
+        created(&mut h, "alice", exists("sesame"));
+        assert_eq!(
+            h.take("alice"),
+            [":irc.test 475 alice #room :Cannot join channel (+k)"]
+        );
+        assert!(!h.state.channels.contains_key(&h.state.fold("#room")));
+        h.send("alice", "JOIN #room sesame");
+        created(&mut h, "alice", exists("sesame"));
+        let lines = h.take("alice");
+        assert!(lines[1].ends_with(" 332 alice #room :hello"), "{lines:?}");
+        assert!(
+            lines[3].ends_with(" 353 alice = #room :alice"),
+            "no ops: {lines:?}"
+        );
+    }
+
+    #[test]
+    fn a_value_left_by_a_room_that_is_gone_is_taken_over_once_the_node_is_settled() {
+        for (settled, names) in [(true, ":@alice"), (false, ":alice")] {
+            let mut h = alice_in_a_network();
+            if settled && let Some(network) = h.state.network.as_mut() {
+                network.joined -= Duration::from_secs(60);
+            }
+            h.send("alice", "JOIN #room");
+            let left = Created::Exists {
+                revision: 3,
+                state: Some(Box::new(RoomState {
+                    flags: "nt".into(),
+                    key: None,
+                    ..value("", "troll!*@*")
+                })),
+                written: 0,
+            };
+            created(&mut h, "alice", left);
+            if settled {
+                assert!(h.take("alice").is_empty(), "taking it over");
+                created(&mut h, "alice", Created::Won { revision: 4 });
+            }
+            let lines = h.take("alice");
+            let joined = lines.iter().find(|line| line.contains(" 353 "));
+            assert!(
+                joined.is_some_and(|line| line.ends_with(names)),
+                "settled {settled}: {lines:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_new_room_is_refused_with_437_when_the_bucket_fails() {
+        let mut h = alice_in_a_network();
+        h.send("alice", "JOIN #new");
+        created(&mut h, "alice", Created::Failed("no quorum".into()));
+        assert_eq!(
+            h.take("alice"),
+            [":irc.test 437 alice #new :Nick/channel is temporarily unavailable"]
+        );
     }
 
     #[test]
