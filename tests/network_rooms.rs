@@ -2,8 +2,8 @@
 //! cluster: a node that starts late shows a room's key, limit, bans and
 //! topic to its first joiner; a room created on two nodes at once has
 //! exactly one op; two ops on two nodes changing one room at once leave
-//! both changes on every node; a room left by its last member is created
-//! anew by the next joiner; and a new room cannot be joined (437) while
+//! both changes on every node; a room left by its last member, or held by
+//! a node that stops, is created anew by the next joiner; and a new room cannot be joined (437) while
 //! the bucket cannot be reached.
 
 mod common;
@@ -15,7 +15,7 @@ use common::Client;
 use common::nats::NatsCluster;
 use common::network::{
     CONVERGE, NODE_TIMEOUT_MS, NODES, POLL, await_members, await_user_on, register_everywhere,
-    start_node,
+    start_node, whois_server,
 };
 use rookery::ServerHandle;
 
@@ -280,6 +280,39 @@ async fn a_room_left_by_its_last_member_is_created_anew_by_the_next_joiner() {
             "round {round}: the old key came back: {shown}"
         );
     }
+    network.shutdown().await;
+}
+
+/// alice creates #mine on a and locks it with a key; node a stops: its
+/// rooms go from the bucket with it, so bob on b creates #mine anew, with
+/// ops and no key, as soon as a's users are gone from b.
+#[tokio::test]
+async fn a_stopping_node_removes_the_rooms_only_its_users_were_in() {
+    let mut network = Network::start(2).await;
+    let mut users = register_everywhere(&network.addrs(), &[("alice", 0), ("bob", 1)]).await;
+    let [alice, bob] = &mut users[..] else {
+        unreachable!("two users were registered");
+    };
+    alice.send("JOIN #mine").await;
+    alice.expect_containing(" 366 alice #mine ").await;
+    alice.send("MODE #mine +k locked").await;
+    alice.expect_containing(" MODE #mine +k locked").await;
+    await_modes(bob, "#mine", "k").await;
+
+    let a = network.nodes.remove(0);
+    a.shutdown().await;
+    let deadline = Instant::now() + CONVERGE;
+    while whois_server(bob, "alice").await.is_some() {
+        assert!(Instant::now() < deadline, "alice never left b");
+        tokio::time::sleep(POLL).await;
+    }
+    bob.send("JOIN #mine").await;
+    let names = bob.expect_containing(" 353 bob = #mine ").await;
+    assert!(names.ends_with(":@bob"), "{names}");
+    bob.expect_containing(" 366 bob #mine ").await;
+    bob.send("MODE #mine").await;
+    let shown = bob.expect_containing(" 324 ").await;
+    assert!(!shown.contains('k'), "the key outlived its room: {shown}");
     network.shutdown().await;
 }
 

@@ -542,8 +542,14 @@ impl Link {
         for (_, task) in self.rooms.drain() {
             task.abort();
         }
-        for task in &self.room_tasks {
-            task.abort();
+        // The rooms this node held alone are removed before it goes (a
+        // node timeout at most): the watch stops, and with it the last
+        // other sender to the writer, which then ends with its queue.
+        let [watcher, writer] = self.room_tasks;
+        watcher.abort();
+        drop(self.room_writes);
+        if tokio::time::timeout(timing.timeout, writer).await.is_err() {
+            warn!("the room states were not all written before stopping");
         }
         if let Some(renewing) = self.renewing.take() {
             renewing.abort();

@@ -188,8 +188,9 @@ impl State {
 
     /// This node is stopping: the others split its users off now rather
     /// than after a node timeout.
-    pub(super) fn network_bye(&self) {
+    pub(super) fn network_bye(&mut self) {
         self.tell_network(Body::Bye);
+        self.network_rooms_bye();
     }
 
     /// A local user finished registering: the other nodes learn of it.

@@ -398,6 +398,26 @@ impl State {
         network.link.remove_room(folded.as_str(), revision);
     }
 
+    /// This node is stopping: the rooms only its users are in go from
+    /// the bucket, as if each had left, so that a restart does not find
+    /// them taken.
+    pub(super) fn network_rooms_bye(&mut self) {
+        let alone: Vec<Folded> = self
+            .channels
+            .iter()
+            .filter(|(_, channel)| {
+                !channel.persistent
+                    && channel.registration.is_none()
+                    && !channel.members.is_empty()
+                    && channel.members.keys().all(|member| self.is_local(*member))
+            })
+            .map(|(folded, _)| folded.clone())
+            .collect();
+        for folded in alone {
+            self.network_room_emptied(&folded);
+        }
+    }
+
     /// A value the watch saw, or this node wrote: applied here when newer
     /// than the one known. A room deleted while it has members here is
     /// created again from what this node holds, so no room lives on
