@@ -59,6 +59,8 @@ pub enum Heard {
         revision: u64,
         state: Box<rooms::RoomState>,
     },
+    /// A change of this node's to the room `key` could not be written.
+    RoomNotWritten { key: String },
 }
 
 /// What the core asks of the link.
@@ -789,10 +791,12 @@ async fn write_change(
             Ok(Ok(written)) => written,
             Ok(Err(reason)) => {
                 warn!(%reason, "a room change was not written; it stays on this node");
+                deliver(Heard::RoomNotWritten { key }).await;
                 return;
             }
             Err(_) => {
                 warn!("a room change was not written in time; it stays on this node");
+                deliver(Heard::RoomNotWritten { key }).await;
                 return;
             }
         };

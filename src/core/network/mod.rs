@@ -405,12 +405,13 @@ impl State {
                 key,
                 revision,
                 state,
-            } => self.network_room_seen(crate::network::rooms::Seen {
+            } => self.network_room_written(crate::network::rooms::Seen {
                 key,
                 revision,
                 state: Some(state),
                 deleted: false,
             }),
+            Heard::RoomNotWritten { key } => self.network_room_not_written(&key),
         }
     }
 

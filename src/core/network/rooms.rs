@@ -57,6 +57,11 @@ pub struct Rooms {
     pub known: HashMap<Folded, Known>,
     /// Local joins waiting for a creation, one per client.
     joining: HashMap<ClientId, PendingJoin>,
+    /// Rooms with changes of this node's on their way to the bucket: how
+    /// many, and since when. Meanwhile other nodes' values are kept, not
+    /// shown (the write lands on top of them, or is applied again on top
+    /// of them, and the members would see a change undone and redone).
+    writing: HashMap<Folded, (u32, SystemTime)>,
 }
 
 /// Seconds since the epoch, as values keep times.
@@ -336,7 +341,7 @@ impl State {
     /// A MODE of the local `id` changed `folded`'s own modes: the bucket
     /// gets the room's new state.
     pub(crate) fn network_room_modes(
-        &self,
+        &mut self,
         id: ClientId,
         folded: &Folded,
         changes: impl Iterator<Item = ModeChange>,
@@ -350,7 +355,7 @@ impl State {
     }
 
     /// A TOPIC of the local `id` changed `folded`'s topic.
-    pub(crate) fn network_room_topic(&self, id: ClientId, folded: &Folded) {
+    pub(crate) fn network_room_topic(&mut self, id: ClientId, folded: &Folded) {
         let Some(by) = self.network_changer(id) else {
             return;
         };
@@ -370,7 +375,11 @@ impl State {
     }
 
     /// Writes `folded`'s state after `change` at the revision last seen.
-    fn network_room_write(&self, folded: &Folded, change: Change) {
+    fn network_room_write(&mut self, folded: &Folded, change: Change) {
+        if self.network.is_none() || !self.channels.contains_key(folded) {
+            return;
+        }
+        self.network_room_writing(folded);
         let (Some(network), Some(channel)) = (&self.network, self.channels.get(folded)) else {
             return;
         };
@@ -382,6 +391,90 @@ impl State {
         network
             .link
             .change_room(folded.as_str(), state, revision, change);
+    }
+
+    /// Counts a write of this node's to `folded` on its way.
+    fn network_room_writing(&mut self, folded: &Folded) {
+        let now = self.clock.now();
+        let Some(network) = &mut self.network else {
+            return;
+        };
+        let timeout = network.timeout;
+        let writing = network
+            .rooms
+            .writing
+            .entry(folded.clone())
+            .or_insert((0, now));
+        let stale = now
+            .duration_since(writing.1)
+            .is_ok_and(|age| age >= timeout);
+        if writing.0 == 0 || stale {
+            *writing = (0, now);
+        }
+        writing.0 += 1;
+    }
+
+    /// Whether this node has a write to `folded` on its way, sent less
+    /// than a node timeout ago (a write lost on the way holds no longer).
+    fn network_room_is_writing(&self, folded: &Folded) -> bool {
+        let now = self.clock.now();
+        self.network.as_ref().is_some_and(|network| {
+            network
+                .rooms
+                .writing
+                .get(folded)
+                .is_some_and(|(count, since)| {
+                    *count > 0
+                        && now
+                            .duration_since(*since)
+                            .is_ok_and(|age| age < network.timeout)
+                })
+        })
+    }
+
+    /// One write of this node's to `folded` is done: once none is left,
+    /// the room shows the latest value known.
+    fn network_room_written_one(&mut self, folded: &Folded) {
+        let Some(network) = &mut self.network else {
+            return;
+        };
+        let Some(writing) = network.rooms.writing.get_mut(folded) else {
+            return;
+        };
+        writing.0 = writing.0.saturating_sub(1);
+        if writing.0 > 0 {
+            return;
+        }
+        network.rooms.writing.remove(folded);
+        let latest = network
+            .rooms
+            .known
+            .get(folded)
+            .and_then(|known| known.state.clone());
+        if let Some(latest) = latest
+            && self.channels.contains_key(folded)
+        {
+            self.apply_room_state(folded, &latest);
+        }
+    }
+
+    /// This node's write landed: noted as a value seen, then counted done.
+    pub(super) fn network_room_written(&mut self, seen: Seen) {
+        let Some(name) = rooms::folded_of(&seen.key) else {
+            return;
+        };
+        let folded = self.fold(&name);
+        self.network_room_seen(seen);
+        self.network_room_written_one(&folded);
+    }
+
+    /// This node's write did not land: the room shows the latest value
+    /// known once no other write is on its way.
+    pub(super) fn network_room_not_written(&mut self, key: &str) {
+        if let Some(name) = rooms::folded_of(key) {
+            let folded = self.fold(&name);
+            self.network_room_written_one(&folded);
+        }
     }
 
     /// A local user was the last member of `folded` on the network: its
@@ -453,6 +546,7 @@ impl State {
         self.network_known(&folded, seen.revision, state.clone());
         if let Some(state) = state
             && self.channels.contains_key(&folded)
+            && !self.network_room_is_writing(&folded)
         {
             self.apply_room_state(&folded, &state);
         }
@@ -862,6 +956,33 @@ mod tests {
             h.take("alice"),
             [":irc.test 437 alice #new :Nick/channel is temporarily unavailable"]
         );
+    }
+
+    #[test]
+    fn another_nodes_value_waits_while_this_nodes_own_change_is_written() {
+        let mut h = alice_in_a_room();
+        h.send("alice", "MODE #room +i");
+        assert_eq!(h.take("alice"), [":alice!~alice@127.0.0.1 MODE #room +i"]);
+        let theirs = RoomState {
+            flags: "mnt".into(),
+            key: None,
+            limit: None,
+            topic: None,
+            bans: Vec::new(),
+            ..value("", "")
+        };
+        seen(&mut h, 5, theirs.clone());
+        assert!(h.take("alice").is_empty(), "+i is not undone meanwhile");
+        let ours = RoomState {
+            flags: "imnt".into(),
+            ..theirs
+        };
+        h.state.network_heard(Heard::RoomWritten {
+            key: rooms::key("#room"),
+            revision: 6,
+            state: Box::new(ours),
+        });
+        assert_eq!(h.take("alice"), [format!(":{OP} MODE #room +m")]);
     }
 
     #[test]
