@@ -631,11 +631,29 @@ impl Link {
                 tokio::spawn(async move { claims::release(&nicks, &key, &holder).await });
             }
             Request::WriteRoom(write) => {
-                if self.room_writes.try_send(write).is_err() {
-                    warn!("too many room changes waiting for the bucket; one stays on this node");
+                if let Err(full) = self.room_writes.try_send(write) {
+                    warn!("too many room writes waiting for the bucket; one is given up");
+                    self.given_up(full.into_inner()).await;
                 }
             }
         }
+    }
+}
+
+impl Link {
+    /// Answers a room write the writer had no room for, as a failed one.
+    async fn given_up(&self, write: RoomWrite) {
+        let heard = match write {
+            RoomWrite::Create { uid, .. } => {
+                let outcome = rooms::Created::Failed("too many room writes waiting".to_owned());
+                Heard::RoomCreated { uid, outcome }
+            }
+            RoomWrite::Change { key, .. } | RoomWrite::Reapply { key, .. } => {
+                Heard::RoomNotWritten { key }
+            }
+            RoomWrite::Remove { .. } => return,
+        };
+        (self.deliver)(heard).await;
     }
 }
 
@@ -790,12 +808,12 @@ async fn write_change(
         let (written, value) = match tokio::time::timeout(within, writing).await {
             Ok(Ok(written)) => written,
             Ok(Err(reason)) => {
-                warn!(%reason, "a room change was not written; it stays on this node");
+                warn!(%reason, "a room change was not written; the room goes back to its value");
                 deliver(Heard::RoomNotWritten { key }).await;
                 return;
             }
             Err(_) => {
-                warn!("a room change was not written in time; it stays on this node");
+                warn!("a room change was not written in time; the room goes back to its value");
                 deliver(Heard::RoomNotWritten { key }).await;
                 return;
             }
