@@ -28,7 +28,8 @@
 //!   batches and a watermark that holds each line until its record is on
 //!   disk; queries, retention and export.
 //! - [`accounts`]: who a person is across connections: the account store
-//!   (in the history database file, its tables versioned on their own),
+//!   (in the history database, the node's file or the network's shared
+//!   PostgreSQL, its tables versioned on their own),
 //!   argon2id and SCRAM-SHA-256 credentials, and the lock that keeps
 //!   `rookery accounts` from writing under a running server.
 //! - [`config`]: the TOML schema and defaults (`config/mod.rs`), the
@@ -41,6 +42,8 @@
 //! - [`metrics`]: the counters and gauges operators scrape, counted by
 //!   the accept loops, the core and the history writer with one relaxed
 //!   atomic add each, and rendered in Prometheus' text format.
+//! - [`shared_database`]: the URL check and session options of the
+//!   PostgreSQL database a network shares, for history and accounts alike.
 //! - [`server`]: wires them together; tests start it on port 0.
 //!
 //! With the `fuzzing` feature (and in tests), a hidden `fuzzing` module
@@ -62,6 +65,7 @@ pub mod network;
 pub mod proto;
 mod room_writer;
 pub mod server;
+pub mod shared_database;
 mod worker;
 
 pub use server::{ServerHandle, start, start_with};

@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use rookery::accounts::{self, AccountError, Credentials, DatabaseLock, LockError, Naming, Store};
+use rookery::accounts::{
+    self, AccountError, Accounts, Credentials, DatabaseLock, LockError, Naming, Place,
+};
 use rookery::config::{self, Config, HttpListen, Listen};
 use tracing::{error, info};
 use tracing_subscriber::EnvFilter;
@@ -147,12 +149,56 @@ fn migrate_history(config_path: Option<&std::path::Path>, to: &str) -> ExitCode 
                 copied.read,
                 copied.read.saturating_sub(copied.inserted)
             );
-            ExitCode::SUCCESS
         }
         Err(error) => {
             eprintln!("rookery: {error}");
+            return ExitCode::FAILURE;
+        }
+    }
+    match migrate_accounts(&config, to) {
+        Ok(copied) => {
+            report_accounts_copied(&copied);
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("rookery: accounts: {error}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The accounts of the node's SQLite file, copied beside its history so
+/// that they log in on every node of the network.
+fn migrate_accounts(
+    config: &Config,
+    to: &str,
+) -> Result<accounts::transfer::AccountsCopied, AccountError> {
+    let naming = Naming::from_config(config);
+    let from = accounts::Store::open_read_only(&config.history.path, naming)?;
+    let mut into = accounts::postgres::PgAccounts::open(to, naming)?;
+    accounts::transfer::copy_accounts(&from, &mut into)
+}
+
+/// What the account copy did, and what it left for the administrator.
+fn report_accounts_copied(copied: &accounts::transfer::AccountsCopied) {
+    println!(
+        "copied {} of {} accounts ({} were there already) and {} registered rooms ({} were there already)",
+        copied.copied, copied.read, copied.already, copied.rooms_copied, copied.rooms_already
+    );
+    for name in &copied.conflicts {
+        println!("not copied: the account {name} exists already as another account");
+    }
+    for (nick, account) in &copied.nicks_kept {
+        println!("not given to {account}: the nick {nick} belongs to another account");
+    }
+    if copied.certificates_kept > 0 {
+        println!(
+            "not copied: {} certificates another account holds",
+            copied.certificates_kept
+        );
+    }
+    for room in &copied.rooms_skipped {
+        println!("not copied: the registered room {room}, whose founder was not copied");
     }
 }
 
@@ -248,21 +294,22 @@ fn run_accounts_command(
     config: &Config,
     command: AccountsCommand,
 ) -> Result<(), AccountsCommandError> {
-    let path = &config.history.path;
+    let place = Place::of(&config.history);
     let naming = Naming::from_config(config);
     let mut out = std::io::stdout().lock();
     let now_ms = rookery::history::millis(std::time::SystemTime::now());
-    // Reads need no lock: SQLite keeps them consistent beside the server.
-    let writing = || -> Result<(DatabaseLock, Store), AccountsCommandError> {
-        let lock = DatabaseLock::acquire(path)?;
-        Ok((lock, Store::open(path, naming)?))
+    // Reads need no lock: the database keeps them consistent beside the
+    // server.
+    let writing = || -> Result<(Option<DatabaseLock>, Accounts), AccountsCommandError> {
+        let lock = command_lock(&place)?;
+        Ok((lock, Accounts::open(&place, naming)?))
     };
     match command {
         AccountsCommand::List => {
-            accounts::admin::list(&Store::open_read_only(path, naming)?, &mut out)?;
+            accounts::admin::list(&Accounts::open_read_only(&place, naming)?, &mut out)?;
         }
         AccountsCommand::Show { name } => {
-            let store = Store::open_read_only(path, naming)?;
+            let store = Accounts::open_read_only(&place, naming)?;
             let account = store.find(&name)?.ok_or(AccountError::NotFound(name))?;
             accounts::admin::show(&store, &account, &mut out)?;
         }
@@ -299,6 +346,23 @@ fn run_accounts_command(
         }
     }
     Ok(())
+}
+
+/// The lock an account command writes under. A node's SQLite file is held
+/// by its running server, whose caches were read from it at start, so the
+/// command waits until the server is stopped. A shared PostgreSQL database
+/// takes none: running nodes write its accounts all the time, each change
+/// a transaction its `UNIQUE` keys keep names one in, so a command is one
+/// more writer; refusing while any node runs would leave a network that is
+/// never wholly stopped with no command line at all. What the nodes read
+/// per login (passwords, suspensions, certificates) counts at once; what
+/// they cached at start (the nicks an account created here owns) counts
+/// from each node's next start.
+fn command_lock(place: &Place) -> Result<Option<DatabaseLock>, LockError> {
+    match place {
+        Place::Sqlite(path) => DatabaseLock::acquire(path).map(Some),
+        Place::Postgres(_) => Ok(None),
+    }
 }
 
 /// Reads the password from standard input and derives what the account

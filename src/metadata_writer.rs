@@ -3,13 +3,11 @@
 //! never wait behind them. A login's read comes after every write queued
 //! before it, so it finds what the connection wrote meanwhile.
 
-use std::path::PathBuf;
-
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::error;
 
-use crate::accounts::{Naming, Store};
+use crate::accounts::{Accounts, Naming, Place};
 use crate::core::{ClientId, Event, MetadataRequest};
 
 /// Requests waiting at most: the core queues without waiting, and past it
@@ -25,19 +23,19 @@ pub fn queue() -> (
     mpsc::channel(MAX_PENDING)
 }
 
-/// Starts the task on the store at `path`; loaded metadata goes to
+/// Starts the task on the account tables at `place`; loaded metadata goes to
 /// `core`. It does what is queued and ends once the core's end is gone.
 pub fn start(
-    path: PathBuf,
+    place: Place,
     naming: Naming,
     requests: mpsc::Receiver<MetadataRequest>,
     core: mpsc::Sender<Event>,
 ) -> JoinHandle<()> {
-    tokio::spawn(run(path, naming, requests, core))
+    tokio::spawn(run(place, naming, requests, core))
 }
 
 async fn run(
-    path: PathBuf,
+    place: Place,
     naming: Naming,
     mut requests: mpsc::Receiver<MetadataRequest>,
     core: mpsc::Sender<Event>,
@@ -47,8 +45,8 @@ async fn run(
         while let Ok(next) = requests.try_recv() {
             batch.push(next);
         }
-        let path = path.clone();
-        let loaded = tokio::task::spawn_blocking(move || apply(&path, naming, batch)).await;
+        let place = place.clone();
+        let loaded = tokio::task::spawn_blocking(move || apply(&place, naming, batch)).await;
         match loaded {
             Ok(loaded) => {
                 for (id, account, values) in loaded {
@@ -69,8 +67,8 @@ async fn run(
 type Loaded = (ClientId, String, Vec<(String, String)>);
 
 /// Does `batch` in order; returns what the logins read.
-fn apply(path: &std::path::Path, naming: Naming, batch: Vec<MetadataRequest>) -> Vec<Loaded> {
-    let mut store = match Store::open(path, naming) {
+fn apply(place: &Place, naming: Naming, batch: Vec<MetadataRequest>) -> Vec<Loaded> {
+    let mut store = match Accounts::open(place, naming) {
         Ok(store) => store,
         Err(error) => {
             error!("account metadata: {error}");

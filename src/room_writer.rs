@@ -5,14 +5,13 @@
 //! each account's marker in each target: a flood of MARKREAD queues one.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tracing::error;
 
-use crate::accounts::{Naming, ReadMarkerRecord, RoomRecord, Store};
+use crate::accounts::{Accounts, Naming, Place, ReadMarkerRecord, RoomRecord};
 
 /// What is still to be written for one room: a drop of the registration
 /// stored before (when the room was dropped since), the move of its stored
@@ -132,11 +131,11 @@ pub struct RoomWriter {
 }
 
 impl RoomWriter {
-    /// Starts the writing task on the store at `path`.
-    pub fn start(path: PathBuf, naming: Naming) -> RoomWriter {
+    /// Starts the writing task on the account tables at `place`.
+    pub fn start(place: Place, naming: Naming) -> RoomWriter {
         let queue = Arc::new(Mutex::new(RoomQueue::default()));
         let wake = Arc::new(Notify::new());
-        let store = (path, naming);
+        let store = (place, naming);
         let task = tokio::spawn(write_rooms(Arc::clone(&queue), Arc::clone(&wake), store));
         RoomWriter {
             queue,
@@ -199,7 +198,7 @@ impl RoomWriter {
 async fn write_rooms(
     queue: Arc<Mutex<RoomQueue>>,
     wake: Arc<Notify>,
-    (path, naming): (PathBuf, Naming),
+    (place, naming): (Place, Naming),
 ) {
     loop {
         let next = {
@@ -210,16 +209,16 @@ async fn write_rooms(
             }
         };
         match next {
-            Some(write) => store(&path, naming, write).await,
+            Some(write) => store(&place, naming, write).await,
             None => wake.notified().await,
         }
     }
 }
 
-async fn store(path: &std::path::Path, naming: Naming, write: Write) {
-    let path = path.to_owned();
+async fn store(place: &Place, naming: Naming, write: Write) {
+    let place = place.clone();
     let written = tokio::task::spawn_blocking(move || {
-        let mut store = Store::open(&path, naming)?;
+        let mut store = Accounts::open(&place, naming)?;
         match write {
             Write::Room(write) => store_room(&mut store, &write),
             Write::ReadMarker(marker) => store.save_read_marker(&marker),
@@ -233,7 +232,10 @@ async fn store(path: &std::path::Path, naming: Naming, write: Write) {
     }
 }
 
-fn store_room(store: &mut Store, write: &RoomWrite) -> Result<(), crate::accounts::AccountError> {
+fn store_room(
+    store: &mut Accounts,
+    write: &RoomWrite,
+) -> Result<(), crate::accounts::AccountError> {
     if write.drop_first {
         store.drop_room(&write.name)?;
     }

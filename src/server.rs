@@ -15,7 +15,8 @@ use tokio_util::task::TaskTracker;
 use tracing::warn;
 
 use crate::accounts::{
-    AccountError, DatabaseLock, LockError, Naming, NickOwner, ReadMarkerRecord, RoomRecord, Store,
+    AccountError, Accounts, DatabaseLock, LockError, Naming, NickOwner, Place, ReadMarkerRecord,
+    RoomRecord,
 };
 use crate::config::Config;
 use crate::core::{self, Event, State, SystemClock};
@@ -501,13 +502,14 @@ async fn read_accounts(config: &Config) -> Result<AccountsAtStart, StartError> {
     if !config.history.enabled {
         return Ok(AccountsAtStart::default());
     }
-    let path = config.history.path.clone();
+    let place = Place::of(&config.history);
     let naming = Naming::from_config(config);
     let read = move || -> Result<AccountsAtStart, AccountError> {
-        let store = match Store::open_read_only(&path, naming) {
+        let store = match Accounts::open_read_only(&place, naming) {
             // An older account schema is brought up to date: the server
-            // holds the database lock.
-            Err(AccountError::TooOld(_)) => Store::open(&path, naming)?,
+            // holds the database lock (on a shared database, its
+            // migration lock orders the nodes).
+            Err(AccountError::TooOld(_)) => Accounts::open(&place, naming)?,
             store => store?,
         };
         Ok(AccountsAtStart {

@@ -15,7 +15,7 @@ use crate::accounts::mail::{self, Relay};
 use crate::accounts::password::{SCRAM_ITERATIONS, decoy_salt, verify, verify_decoy};
 use crate::accounts::store::check_email;
 use crate::accounts::{
-    Account, AccountError, CodeCheck, Credentials, Naming, PendingCode, Store, Suspension,
+    Account, AccountError, Accounts, CodeCheck, Credentials, Naming, PendingCode, Place, Suspension,
 };
 use crate::config::{self, Config};
 use crate::core::{
@@ -59,13 +59,13 @@ impl Worker {
         // The secret of SCRAM's decoy salts, for this run of the server.
         let decoy: Arc<[u8]> = Arc::from(crate::core::cloak::random_secret().into_bytes());
         let rooms = RoomWriter::start(
-            self.running.history.path.clone(),
+            Place::of(&self.running.history),
             Naming::from_config(&self.running),
         );
         let metadata = self.metadata.take().map(|requests| {
-            let path = self.running.history.path.clone();
+            let place = Place::of(&self.running.history);
             let naming = Naming::from_config(&self.running);
-            metadata_writer::start(path, naming, requests, self.core.clone())
+            metadata_writer::start(place, naming, requests, self.core.clone())
         });
         while let Some(request) = requests.recv().await {
             match request {
@@ -90,7 +90,7 @@ impl Worker {
                 }
                 AdminRequest::Account { job, answer } => {
                     let checks = Arc::clone(&checks);
-                    let path = self.running.history.path.clone();
+                    let place = Place::of(&self.running.history);
                     let naming = Naming::from_config(&self.running);
                     let decoy = Arc::clone(&decoy);
                     let relay = verification_relay(&self.running);
@@ -101,7 +101,7 @@ impl Worker {
                             return;
                         };
                         let outcome = tokio::task::spawn_blocking(move || {
-                            account_job(&path, naming, &decoy, relay.as_ref(), job)
+                            account_job(&place, naming, &decoy, relay.as_ref(), job)
                         })
                         .await
                         .unwrap_or(AccountOutcome::Unavailable);
@@ -261,16 +261,17 @@ fn verification_relay(config: &Config) -> Option<Relay> {
     })
 }
 
-/// Does an account job on the store in the database file. The server
-/// holds the database lock, so it may write the account tables.
+/// Does an account job on the account tables. On SQLite the server holds
+/// the database lock, so it may write them; on a shared database every
+/// node writes them, and its keys keep names one.
 fn account_job(
-    path: &Path,
+    place: &Place,
     naming: Naming,
     decoy: &[u8],
     relay: Option<&Relay>,
     job: AccountJob,
 ) -> AccountOutcome {
-    let outcome = Store::open(path, naming).and_then(|mut store| match job {
+    let outcome = Accounts::open(place, naming).and_then(|mut store| match job {
         AccountJob::Verify { account, password } => check_password(&store, &account, &password),
         AccountJob::Register {
             name,
@@ -330,7 +331,7 @@ fn account_job(
 /// PLAIN or IDENTIFY: the password against the stored hash; a suspended
 /// account is told apart only once the password is right.
 fn check_password(
-    store: &Store,
+    store: &Accounts,
     account: &str,
     password: &str,
 ) -> Result<AccountOutcome, AccountError> {
@@ -353,7 +354,7 @@ fn check_password(
 /// NickServ REGISTER or the REGISTER command: a new account with both
 /// kinds of credentials.
 fn register(
-    store: &mut Store,
+    store: &mut Accounts,
     name: &str,
     password: &str,
     email: Option<&str>,
@@ -372,7 +373,7 @@ fn register(
 /// REGISTER with an address to verify: the account is created pending
 /// and its code mailed; a mail the relay does not take undoes it.
 fn register_pending(
-    store: &mut Store,
+    store: &mut Accounts,
     relay: &Relay,
     name: &str,
     password: &str,
@@ -403,7 +404,7 @@ fn register_pending(
 /// The checks before a new account's costly hash (a taken name, a bad
 /// address), then the hash: `Err` holds the refusal.
 fn credentials_for(
-    store: &mut Store,
+    store: &mut Accounts,
     name: &str,
     password: &str,
     email: Option<&str>,
@@ -436,7 +437,7 @@ fn created_as(
 /// NickServ SET PASSWORD: new hash and SCRAM verifiers for a logged-in
 /// account.
 fn set_password(
-    store: &mut Store,
+    store: &mut Accounts,
     account: &str,
     password: &str,
 ) -> Result<AccountOutcome, AccountError> {
@@ -451,7 +452,7 @@ fn set_password(
 /// NickServ DROP: the password checked as for a login, then the account
 /// deleted with its nicks and certificates.
 fn drop_account(
-    store: &mut Store,
+    store: &mut Accounts,
     account: &str,
     password: &str,
 ) -> Result<AccountOutcome, AccountError> {
@@ -466,7 +467,7 @@ fn drop_account(
 
 /// VERIFY: the mailed code makes the pending account an ordinary one.
 fn verify_code(
-    store: &mut Store,
+    store: &mut Accounts,
     account: &str,
     code: &str,
 ) -> Result<AccountOutcome, AccountError> {
@@ -489,7 +490,7 @@ fn now_ms() -> i64 {
 /// An unknown account gets a decoy salt, and a suspended one its own: the
 /// exchange tells either only at the proof, once the password is right.
 fn scram_salt(
-    store: &Store,
+    store: &Accounts,
     naming: Naming,
     decoy: &[u8],
     account: &str,
@@ -509,7 +510,7 @@ fn scram_salt(
 /// SCRAM's last step: the client's proof, and the server's signature
 /// that proves the server knew the credentials too.
 fn scram_proof(
-    store: &Store,
+    store: &Accounts,
     account: &str,
     auth_message: &str,
     proof: &[u8],
@@ -534,7 +535,7 @@ fn scram_proof(
 
 /// NickServ SUSPEND: the account cannot log in until UNSUSPEND.
 fn suspend(
-    store: &mut Store,
+    store: &mut Accounts,
     account: &str,
     reason: String,
     by: String,
@@ -549,7 +550,7 @@ fn suspend(
 }
 
 /// NickServ UNSUSPEND.
-fn unsuspend(store: &mut Store, account: &str) -> Result<AccountOutcome, AccountError> {
+fn unsuspend(store: &mut Accounts, account: &str) -> Result<AccountOutcome, AccountError> {
     let Some(found) = store.find(account)? else {
         return Ok(AccountOutcome::NotFound);
     };
@@ -560,7 +561,7 @@ fn unsuspend(store: &mut Store, account: &str) -> Result<AccountOutcome, Account
 /// NickServ CERT ADD: the refusals a user can act on are outcomes, the
 /// rest errors.
 fn add_certificate(
-    store: &mut Store,
+    store: &mut Accounts,
     account: &str,
     fingerprint: &str,
 ) -> Result<AccountOutcome, AccountError> {
@@ -575,7 +576,7 @@ fn add_certificate(
 /// SASL EXTERNAL: the account owning the fingerprint, if it is the one
 /// the client named (any case) and is not suspended.
 fn certificate_login(
-    store: &Store,
+    store: &Accounts,
     fingerprint: &str,
     named: Option<&str>,
 ) -> Result<AccountOutcome, AccountError> {
@@ -600,7 +601,7 @@ fn certificate_login(
 }
 
 /// NickServ INFO: what may be shown of an account.
-fn about(store: &Store, account: &str) -> Result<AccountOutcome, AccountError> {
+fn about(store: &Accounts, account: &str) -> Result<AccountOutcome, AccountError> {
     let Some(found) = store.find(account)? else {
         return Ok(AccountOutcome::About(None));
     };
@@ -653,7 +654,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("rookery-decoy-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("rookery.db");
+        let path = Place::Sqlite(dir.join("rookery.db"));
         let naming = Naming {
             casemapping: crate::proto::Casemapping::Ascii,
             max_len: 30,

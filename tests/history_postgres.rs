@@ -103,9 +103,8 @@ async fn scenario(config: Config) -> Vec<(String, Vec<String>)> {
         let answer = ask(&mut carol, query).await;
         steps.push((format!("{kind} [{i}]"), answer));
     }
-    // Private conversations are not kept (private_messages is off, as a
-    // shared store requires until accounts span the network): TARGETS
-    // lists the room alone.
+    // Private conversations are not kept (private_messages is off by
+    // default): TARGETS lists the room alone.
     alice.send("PRIVMSG carol :psst").await;
     carol.expect_containing("PRIVMSG carol :psst").await;
     carol
@@ -219,6 +218,68 @@ fn the_same_line_stored_by_two_nodes_is_one_row() {
         "1"
     );
     assert_eq!(pg.psql("SELECT count(*) FROM events"), "3");
+}
+
+/// A redaction, and a dropped account's conversations, stay gone when
+/// another node stores its late copy of the lines (a batch kept through
+/// an outage, a journal replayed at its start).
+#[test]
+fn a_late_insert_brings_back_no_redacted_line_nor_forgotten_conversation() {
+    use rookery::history::Party;
+    let pg = Postgres::start();
+    let dir = TempDir::new("pg-tombstones");
+    let mut config = single(&dir, Some(&pg)).history;
+    config.enabled = true;
+    let mut a = Backend::open(&config, "a").expect("node a opens the database");
+    let mut b = Backend::open(&config, "b").expect("node b opens the database");
+    let fold = |name: &str| Casemapping::Ascii.fold(name);
+
+    let said = line("said", 1000);
+    assert_eq!(a.insert_batch([&said]).unwrap(), 1);
+    assert!(a.redact("said").unwrap());
+    assert_eq!(b.insert_batch([&said]).unwrap(), 0, "b's late copy");
+    assert_eq!(pg.psql("SELECT count(*) FROM events"), "0");
+
+    let private = |msgid: &str, time_ms: i64| Record {
+        target: HistoryTarget::private(Party::Account(fold("alice")), Party::Nick(fold("bob"))),
+        ..line(msgid, time_ms)
+    };
+    let before = private("before", 2000);
+    assert_eq!(a.insert_batch([&before]).unwrap(), 1);
+    a.forget_party(&Party::Account(fold("alice"))).unwrap();
+    assert_eq!(b.insert_batch([&before]).unwrap(), 0, "b's late copy");
+    // A conversation the name has after it was forgotten is kept.
+    let later = rookery::history::millis(std::time::SystemTime::now()) + 60_000;
+    assert_eq!(b.insert_batch([&private("after", later)]).unwrap(), 1);
+    assert_eq!(
+        pg.psql("SELECT string_agg(msgid, ',') FROM events"),
+        "after"
+    );
+    // A room line of the same sender is no conversation of the party.
+    assert_eq!(b.insert_batch([&line("room", 1500)]).unwrap(), 1);
+}
+
+/// Once the schema is there, a node may run as a role that can read and
+/// write the tables but create none.
+#[test]
+fn a_role_that_cannot_create_tables_runs_a_node_on_a_current_schema() {
+    let pg = Postgres::start();
+    let dir = TempDir::new("pg-role");
+    let mut config = single(&dir, Some(&pg)).history;
+    config.enabled = true;
+    drop(Backend::open(&config, "a").expect("the owner makes the schema"));
+    pg.psql(
+        "CREATE ROLE writer LOGIN;
+         GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO writer;
+         GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO writer;",
+    );
+    assert_eq!(
+        pg.psql("SELECT has_schema_privilege('writer', 'public', 'CREATE')"),
+        "f"
+    );
+    config.postgres = pg.url().replacen("rookery@", "writer@", 1);
+    let mut node = Backend::open(&config, "b").expect("opens without creating anything");
+    assert_eq!(node.insert_batch([&line("by-writer", 1000)]).unwrap(), 1);
 }
 
 #[tokio::test]
@@ -576,4 +637,52 @@ fn history_migrate_copies_a_sqlite_history_into_postgres_once() {
         pg.psql("SELECT string_agg(msgid, ',' ORDER BY time_ms, id) FROM events"),
         "m1,m2,m3"
     );
+}
+
+/// An operator's password, "hunter2", hashed cheaply for tests.
+const OPER_HASH: &str = "$argon2id$v=19$m=8,t=1,p=1$cm9va2VyeS10ZXN0LXNhbHQ$yiaiaoZnKPZM0CWZ8NzJYpMiTnaZSktRUpf408FhNKA";
+
+#[tokio::test]
+async fn lines_said_while_the_database_fails_are_stored_once_it_works_again() {
+    let pg = Postgres::start();
+    let dir = TempDir::new("pg-outage");
+    let keys = format!(
+        "{}\n[[oper]]\nname = \"root\"\npassword_hash = \"{OPER_HASH}\"",
+        postgres_keys(&pg)
+    );
+    let config = test_config_with_history(&dir.join("history.db"), &keys);
+    let server = rookery::start(config).await.expect("starts");
+    let addr = server.local_addrs()[0];
+    let mut alice = Client::with_caps(addr, "alice", CAPS).await;
+    alice.send("OPER root hunter2").await;
+    alice.expect_containing(" 381 ").await;
+    alice.send("JOIN #room").await;
+    alice.expect_containing(" 366 ").await;
+    alice.send("PRIVMSG #room :before").await;
+    alice.expect_containing(":before").await;
+    assert_eq!(
+        ask(&mut alice, "LATEST #room * 10").await,
+        strings(&["before"])
+    );
+
+    // Every insert fails at once while the table is away.
+    pg.psql("ALTER TABLE events RENAME TO events_away");
+    for n in 1..=3 {
+        alice.send(&format!("PRIVMSG #room :during {n}")).await;
+        alice.expect_containing(&format!(":during {n}")).await;
+    }
+    alice
+        .expect_containing("NOTICE alice :History cannot")
+        .await;
+    pg.psql("ALTER TABLE events_away RENAME TO events");
+    alice.send("PRIVMSG #room :after").await;
+    alice.expect_containing(":after").await;
+    alice
+        .expect_containing("NOTICE alice :History is written to")
+        .await;
+    assert_eq!(
+        ask(&mut alice, "LATEST #room * 10").await,
+        strings(&["before", "during 1", "during 2", "during 3", "after"])
+    );
+    server.shutdown().await;
 }

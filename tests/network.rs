@@ -297,6 +297,55 @@ async fn private_messages_whois_and_nick_changes_cross_nodes() {
     network.shutdown().await;
 }
 
+/// Asks for `room`'s modes until they include `mode`, as `client`'s node
+/// sees them.
+async fn await_modes(client: &mut Client, room: &str, mode: char) {
+    let deadline = Instant::now() + CONVERGE;
+    loop {
+        client.send(&format!("MODE {room}")).await;
+        let modes = client.expect_containing(" 324 ").await;
+        let letters = modes.split(' ').nth(4).unwrap_or_default();
+        if letters.contains(mode) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{room} never got +{mode}: {modes}"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// An op's INVITE to a +i room crosses nodes: the invitee is told on its
+/// own node and may join there, and an op of a third node who asked for
+/// invite-notify hears of it.
+#[tokio::test]
+async fn an_invite_lets_a_user_of_another_node_into_an_invite_only_room() {
+    let network = Network::start([0, 1, 2]).await;
+    let [mut alice, mut bob, mut carol] = three_in_a_room(&network, "invite-notify").await;
+    alice.send("MODE #room +o carol").await;
+    carol.expect_containing("MODE #room +o carol").await;
+    bob.send("PART #room").await;
+    carol.expect_containing(" PART #room").await;
+    alice.send("MODE #room +i").await;
+    carol.expect_containing("MODE #room +i").await;
+    await_modes(&mut bob, "#room", 'i').await;
+    bob.send("JOIN #room").await;
+    bob.expect_containing(" 473 bob #room ").await;
+
+    alice.send("INVITE bob #room").await;
+    alice.expect_containing(" 341 alice bob #room").await;
+    let invited = bob.expect_containing(" INVITE bob #room").await;
+    assert!(invited.starts_with(":alice!"), "{invited}");
+    let notified = carol.expect_containing(" INVITE bob #room").await;
+    assert!(notified.starts_with(":alice!"), "{notified}");
+    bob.send("JOIN #room").await;
+    bob.expect_containing(" 366 bob #room ").await;
+    let joined = alice.expect_containing(" JOIN").await;
+    assert!(joined.starts_with(":bob!"), "{joined}");
+    network.shutdown().await;
+}
+
 /// The real binary as node c, its configuration written to `dir`.
 fn spawn_binary_node(
     dir: &TempDir,

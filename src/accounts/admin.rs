@@ -5,7 +5,7 @@ use std::io::Write;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
-use super::{Account, AccountError, Store};
+use super::{Account, AccountError, Accounts};
 
 /// Accounts read from the database per query while listing.
 const LIST_PAGE: usize = 500;
@@ -21,7 +21,7 @@ pub enum AdminError {
 
 /// One line per account in name order (name, created, status), tab
 /// separated; returns how many.
-pub fn list(store: &Store, out: &mut impl Write) -> Result<usize, AdminError> {
+pub fn list(store: &Accounts, out: &mut impl Write) -> Result<usize, AdminError> {
     let mut listed = 0;
     let mut after: Option<String> = None;
     loop {
@@ -45,7 +45,7 @@ pub fn list(store: &Store, out: &mut impl Write) -> Result<usize, AdminError> {
 
 /// Everything about one account but its secrets, one `field: value` per
 /// line.
-pub fn show(store: &Store, account: &Account, out: &mut impl Write) -> Result<(), AdminError> {
+pub fn show(store: &Accounts, account: &Account, out: &mut impl Write) -> Result<(), AdminError> {
     writeln!(out, "account: {}", account.name)?;
     writeln!(out, "created: {}", format_time(account.created_ms))?;
     writeln!(

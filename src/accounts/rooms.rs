@@ -289,7 +289,7 @@ fn account_named(
 }
 
 /// Every bound of a room record, before anything is written.
-fn check_room(room: &RoomRecord) -> Result<(), AccountError> {
+pub(super) fn check_room(room: &RoomRecord) -> Result<(), AccountError> {
     let too_long = |field, value: &str, max| {
         if value.is_empty() || value.len() > max {
             Err(AccountError::TooLong { field, max })

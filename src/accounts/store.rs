@@ -145,7 +145,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
 /// Wrong codes a pending account survives; the next frees its name.
 pub const MAX_CODE_ATTEMPTS: i64 = 5;
 /// Expired pending accounts one registration frees at most.
-const EXPIRED_PER_SWEEP: i64 = 64;
+pub(super) const EXPIRED_PER_SWEEP: i64 = 64;
 
 /// Why an account operation failed. The texts are for an administrator.
 #[derive(Debug, thiserror::Error)]
@@ -171,6 +171,20 @@ pub enum AccountError {
     TooOld(PathBuf),
     #[error("database: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// `[history] postgres` is not a URL this build connects with.
+    #[error("the shared database's URL {0}")]
+    SharedUrl(String),
+    #[error("cannot connect to the shared database {url}: {source}")]
+    SharedConnect {
+        url: String,
+        source: postgres::Error,
+    },
+    #[error(
+        "the accounts in {url} have schema version {found}, newer than this rookery knows ({known}); upgrade rookery"
+    )]
+    SharedTooNew { url: String, found: i64, known: i64 },
+    #[error("shared database: {0}")]
+    Postgres(#[from] postgres::Error),
     #[error("{0:?} is not a valid account name (a nick of at most {1} bytes)")]
     InvalidName(String, usize),
     #[error("an account named {0:?} exists already")]
@@ -219,7 +233,7 @@ impl Naming {
         self.casemapping.fold(name).as_str().to_owned()
     }
 
-    fn check(&self, name: &str) -> Result<(), AccountError> {
+    pub(super) fn check(&self, name: &str) -> Result<(), AccountError> {
         if is_valid_nick(name, self.max_len.min(MAX_NAME_LEN)) {
             Ok(())
         } else {
@@ -347,6 +361,11 @@ impl Store {
             _ => return Err(AccountError::TooOld(store.path.clone())),
         }
         Ok(store)
+    }
+
+    /// The database file, for messages.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// How names are compared, for the room tables' keys.
@@ -898,7 +917,7 @@ fn nick_owner(transaction: &Transaction<'_>, key: &str) -> Result<Option<i64>, A
 }
 
 /// Whether two byte strings are equal, taking as long wherever they differ.
-fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+pub(super) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0, |differ, (x, y)| differ | (x ^ y)) == 0
 }
 
@@ -928,7 +947,7 @@ pub(super) fn check_length(
     Ok(())
 }
 
-fn check_credentials(credentials: &Credentials) -> Result<(), AccountError> {
+pub(super) fn check_credentials(credentials: &Credentials) -> Result<(), AccountError> {
     check_length("password hash", &credentials.hash, MAX_HASH_LEN)?;
     if credentials.scram.salt.len() > MAX_SALT_LEN {
         return Err(AccountError::TooLong {
@@ -956,7 +975,7 @@ pub fn check_email(email: &str) -> Result<(), AccountError> {
 
 /// A SHA-256 fingerprint as stored: 64 lowercase hex digits. Colons (as
 /// `openssl x509 -fingerprint` prints them) and uppercase are accepted.
-fn normalize_fingerprint(fingerprint: &str) -> Result<String, AccountError> {
+pub(super) fn normalize_fingerprint(fingerprint: &str) -> Result<String, AccountError> {
     let digits: String = fingerprint
         .chars()
         .filter(|&c| c != ':')

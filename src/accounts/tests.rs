@@ -645,6 +645,7 @@ fn the_command_line_shows_a_pending_account_as_pending() {
     store
         .create("Bob", &credentials("pencil"), None, 1_000)
         .unwrap();
+    let store = super::Accounts::Sqlite(store);
     let mut listed = Vec::new();
     admin::list(&store, &mut listed).unwrap();
     let listed = String::from_utf8(listed).unwrap();

@@ -98,7 +98,7 @@ fn check_server(check: &mut Checker, server: &ServerConfig) {
     } else if let Some(bad) = server
         .name
         .chars()
-        .find(|c| c.is_whitespace() || c.is_control() || "!@*?".contains(*c))
+        .find(|&c| !crate::proto::validate::may_name_a_server(c))
     {
         check.report(
             "server.name",
@@ -565,15 +565,10 @@ fn check_channels_history_log(check: &mut Checker, config: &Config) {
     {
         check.report("history.postgres", reason);
     }
+    // Private conversations may be kept in a shared store too: they are
+    // keyed by account name, and the accounts live in the same shared
+    // database, so a name is one account on every node.
     let shared = config.history.enabled && config.history.backend == HistoryBackend::Postgres;
-    // Accounts are each node's own, so a conversation keyed by an account
-    // name in a shared store would be read by another node's namesake.
-    if shared && config.history.private_messages {
-        check.report(
-            "history.private_messages",
-            "must be false with backend = \"postgres\": accounts are not yet one across the network",
-        );
-    }
     // Without the journal every line would wait for the database.
     if shared && config.history.sync == super::HistorySync::Full {
         check.report(

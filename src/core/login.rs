@@ -46,6 +46,7 @@ impl State {
         self.reply(id, numeric::RPL_LOGGEDIN, &[&mask, account], &text);
         if changed {
             self.notify_account(id);
+            self.network_login(id);
             self.recheck_reserved_nick(id);
             oper::revoke_for_account(self, id);
             // Before registration, the welcome grants it.
@@ -76,6 +77,7 @@ impl State {
             self.send_own_mode(id, "-r");
         }
         self.notify_account(id);
+        self.network_login(id);
         self.recheck_reserved_nick(id);
         oper::revoke_for_account(self, id);
     }
@@ -141,7 +143,7 @@ impl State {
 
     /// account-notify: `:nick!user@host ACCOUNT <account|*>` to peers (and
     /// extended-monitor watchers) that asked for it.
-    fn notify_account(&mut self, id: ClientId) {
+    pub(crate) fn notify_account(&mut self, id: ClientId) {
         let Some(client) = self.clients.get(&id).filter(|client| client.registered) else {
             return;
         };

@@ -13,6 +13,7 @@ use super::{AdminRequest, ClientId, State};
 use crate::accounts::ReadMarkerRecord;
 use crate::accounts::read_markers::MAX_MARKERS_PER_ACCOUNT;
 use crate::config::Config;
+use crate::network::wire::AccountChange;
 use crate::proto::tags::server_time;
 use crate::proto::{Folded, Line};
 
@@ -117,6 +118,21 @@ impl AccountReadMarkers {
             .collect()
     }
 
+    /// Moves `account`'s marker in `target` forward (another node's move,
+    /// stored there); returns the marker in force and whether it moved.
+    pub fn advance(
+        &mut self,
+        account: Folded,
+        target: Folded,
+        spelled: &str,
+        read_ms: i64,
+    ) -> (i64, bool) {
+        self.0
+            .entry(account)
+            .or_default()
+            .advance(target, spelled, read_ms)
+    }
+
     /// A dropped account's markers go with it, as its rows do.
     pub fn forget(&mut self, account: &Folded) {
         self.0.remove(account);
@@ -170,8 +186,26 @@ impl State {
         }
     }
 
-    /// Stores an account's marker and tells every connection of it.
+    /// Stores an account's marker and tells every connection of it, here
+    /// and (with shared accounts) on the other nodes.
     fn share_read_marker(&mut self, account: String, target: &str, read_ms: i64) {
+        self.tell_read_marker(&account, target, read_ms);
+        self.network_account(AccountChange::ReadMarker {
+            account: account.clone(),
+            target: target.to_owned(),
+            read_ms,
+        });
+        self.admin
+            .request(AdminRequest::SaveReadMarker(ReadMarkerRecord {
+                account,
+                target: target.to_owned(),
+                read_ms,
+                renamed_from: None,
+            }));
+    }
+
+    /// Tells every capable connection of `account` its marker in `target`.
+    pub(crate) fn tell_read_marker(&mut self, account: &str, target: &str, read_ms: i64) {
         let casemapping = self.config.server.casemapping;
         let told: Vec<ClientId> = self
             .clients
@@ -181,20 +215,13 @@ impl State {
                 client
                     .account
                     .as_deref()
-                    .is_some_and(|theirs| casemapping.eq(theirs, &account))
+                    .is_some_and(|theirs| casemapping.eq(theirs, account))
             })
             .map(|client| client.id)
             .collect();
         for id in told {
             self.send_read_marker(id, target, Some(read_ms));
         }
-        self.admin
-            .request(AdminRequest::SaveReadMarker(ReadMarkerRecord {
-                account,
-                target: target.to_owned(),
-                read_ms,
-                renamed_from: None,
-            }));
     }
 
     /// `:server MARKREAD <target> timestamp=<time>`, or `*` for none.

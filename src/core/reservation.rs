@@ -15,6 +15,7 @@ use std::time::SystemTime;
 use super::commands::{nickserv, registration};
 use super::{ClientId, State};
 use crate::config::NickReservation;
+use crate::network::wire::AccountChange;
 use crate::proto::{Casemapping, Folded};
 
 /// Guest nicks tried at random before counting up from one.
@@ -92,6 +93,8 @@ impl State {
     pub fn account_created(&mut self, account: &str) {
         let nick = self.fold(account);
         self.reservations.add(nick, account);
+        let account = account.to_owned();
+        self.network_account(AccountChange::Created { account });
     }
 
     /// Whether `id` is logged in to the account owning its nick (WHOIS 307).

@@ -5,6 +5,8 @@
 //! one transaction; a msgid already there is skipped, so running it again
 //! (after an interruption, or twice) copies nothing twice. The standing
 //! rooms' floors go too, unless the database has its own already.
+//! The node's accounts, kept in the same file, follow the lines
+//! (`accounts::transfer`, run by the same command).
 
 use super::postgres::PgStore;
 use super::{Store, StoreError};

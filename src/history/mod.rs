@@ -43,6 +43,7 @@ pub mod store;
 mod target;
 #[cfg(test)]
 pub(crate) mod testing;
+mod unstored;
 pub mod writer;
 
 use std::collections::HashMap;
@@ -1173,7 +1174,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_full_disk_releases_lines_at_once_and_reports_them_lost() {
+    async fn a_full_disk_releases_lines_at_once_and_stores_them_once_it_frees() {
         let db = TempDb::new();
         let disk_full = DiskFull::default();
         let hooks = Hooks {
@@ -1197,6 +1198,9 @@ mod tests {
         );
         assert_eq!(handle.take_lost(), [(first, second)]);
         assert!(handle.take_lost().is_empty());
+        // Redacted while it could not be stored: it is not stored later.
+        let redaction = handle.redact("lost2".to_owned()).unwrap();
+        committed_reaches(&handle, redaction).await;
         disk_full.set(false);
         let third = handle.record(record("kept", 3, "#room"));
         committed_reaches(&handle, third).await;
@@ -1204,7 +1208,11 @@ mod tests {
         history.shutdown();
         let store = Store::open_existing(db.path()).unwrap();
         assert!(store.contains("kept").unwrap());
-        assert!(!store.contains("lost1").unwrap());
+        assert!(
+            store.contains("lost1").unwrap(),
+            "stored once the disk freed"
+        );
+        assert!(!store.contains("lost2").unwrap(), "redacted meanwhile");
     }
 
     #[test]

@@ -19,13 +19,13 @@ use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use postgres::config::{Host, SslMode};
 use postgres::{Client, NoTls, Row};
 use tracing::{info, warn};
 
 use super::store::{Edge, Lines, Position, answer, listed_targets, recent_of, recent_of_rooms};
 use super::{Bound, HistoryTarget, Party, Query, Record, TargetActivity, TargetsQuery};
 use super::{RoomRename, StoreError};
+use crate::shared_database::{is_shutdown, session_config};
 
 /// Schema versions, in order; `schema_version` holds how many ran.
 /// Append new steps; never edit a released one.
@@ -60,7 +60,24 @@ const MIGRATIONS: &[&str] = &[
         epoch BIGINT NOT NULL,
         seq BIGINT NOT NULL
     );"#,
+    // 2: tombstones. Nodes insert the lines they delivered, some late (a
+    // batch kept through an outage, a journal replayed at start): a line
+    // redacted, or a conversation of a party forgotten, must not come back
+    // with another node's insert.
+    r#"CREATE TABLE redactions (
+        msgid TEXT COLLATE "C" PRIMARY KEY,
+        at_ms BIGINT NOT NULL
+    );
+    CREATE INDEX redactions_by_time ON redactions (at_ms);
+    CREATE TABLE forgotten_parties (
+        party TEXT COLLATE "C" PRIMARY KEY,
+        until_ms BIGINT NOT NULL
+    );"#,
 ];
+
+/// How long a tombstone keeps a late insert out: longer than any node
+/// stays down with its journal, or keeps lines through an outage.
+const TOMBSTONE_MS: i64 = 30 * 24 * 60 * 60 * 1000;
 
 /// Taken for the length of a migration, so nodes starting together
 /// migrate one after another.
@@ -71,25 +88,9 @@ const MIGRATION_LOCK: i64 = 0x726f_6f6b_6572_7931;
 /// for a msgid the other inserted would deadlock.
 const INSERT_LOCK: i64 = 0x726f_6f6b_6572_7932;
 
-/// Set on each session, so no statement, lock wait or forgotten
-/// transaction outlives a node that vanished (the server reaps its
-/// session) and no thread waits on the database without end.
-const SESSION_OPTIONS: &str = "-c statement_timeout=30000 -c lock_timeout=10000 \
-     -c idle_in_transaction_session_timeout=60000 -c tcp_keepalives_idle=30 \
-     -c tcp_keepalives_interval=10 -c tcp_keepalives_count=3";
-
-/// The client's own keepalive: a server gone without a word is noticed in
-/// about a minute, not the system's two hours.
-const KEEPALIVE_IDLE: Duration = Duration::from_secs(30);
-
 const COLUMNS: &str =
     "msgid, time_ms, target, target_display, sender, account, command, text, tags";
 
-/// How long a connection attempt may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long sent data may stay unacknowledged before the connection is
-/// taken for dead, so a vanished server does not hang a thread.
-const TCP_USER_TIMEOUT: Duration = Duration::from_secs(15);
 /// The first wait before reconnecting, doubled after each failure.
 const RECONNECT_FIRST: Duration = Duration::from_millis(100);
 /// The longest wait between two attempts to reconnect.
@@ -97,56 +98,7 @@ const RECONNECT_MAX: Duration = Duration::from_secs(5);
 /// Rows read at a time by [`PgStore::for_each`].
 const PAGE: i64 = 1000;
 
-/// Checks `[history] postgres`: a URL this build can connect with (no TLS
-/// asked for). The reason, when it is not, never repeats the password.
-pub fn check_url(url: &str) -> Result<postgres::Config, String> {
-    if url.trim().is_empty() {
-        return Err(
-            "must be set to the database's URL (postgres://user@host:port/db) while backend = \"postgres\""
-                .to_owned(),
-        );
-    }
-    if let Some(mode) = tls_mode(url) {
-        return Err(format!(
-            "asks for TLS (sslmode={mode}), which rookery does not speak to PostgreSQL yet: leave sslmode out or set it to \"disable\""
-        ));
-    }
-    let config: postgres::Config = url
-        .parse()
-        .map_err(|error| format!("is not a PostgreSQL URL: {error}"))?;
-    if config.get_ssl_mode() == SslMode::Require {
-        return Err("asks for TLS, which rookery does not speak to PostgreSQL yet".to_owned());
-    }
-    if config.get_hosts().is_empty() {
-        return Err("names no host (postgres://user@host:port/db)".to_owned());
-    }
-    Ok(config)
-}
-
-/// The `sslmode` a URL asks for when it wants TLS.
-fn tls_mode(url: &str) -> Option<&str> {
-    let (_, query) = url.split_once('?')?;
-    query
-        .split('&')
-        .filter_map(|pair| pair.split_once('='))
-        .find(|(key, _)| *key == "sslmode")
-        .map(|(_, value)| value)
-        .filter(|value| matches!(*value, "require" | "verify-ca" | "verify-full"))
-}
-
-/// `postgres://user@host:port/db`: the URL as messages show it, without
-/// the password.
-pub fn describe(config: &postgres::Config) -> String {
-    let user = config.get_user().unwrap_or("");
-    let host = match config.get_hosts().first() {
-        Some(Host::Tcp(name)) => name.clone(),
-        Some(Host::Unix(path)) => path.display().to_string(),
-        None => String::new(),
-    };
-    let port = config.get_ports().first().copied().unwrap_or(5432);
-    let db = config.get_dbname().unwrap_or(user);
-    format!("postgres://{user}@{host}:{port}/{db}")
-}
+pub use crate::shared_database::{check_url, describe};
 
 /// One connection to the shared history database, reconnected when lost.
 pub struct PgStore {
@@ -167,14 +119,7 @@ impl PgStore {
     /// Connects, creates or migrates the schema, and returns the store;
     /// an error names the database (without the password).
     pub fn open(url: &str, node: &str) -> Result<PgStore, StoreError> {
-        let mut config = check_url(url).map_err(StoreError::Url)?;
-        config
-            .connect_timeout(CONNECT_TIMEOUT)
-            .tcp_user_timeout(TCP_USER_TIMEOUT)
-            .keepalives(true)
-            .keepalives_idle(KEEPALIVE_IDLE)
-            .options(SESSION_OPTIONS)
-            .application_name("rookery");
+        let config = session_config(url).map_err(StoreError::Url)?;
         let url = describe(&config);
         let client = config
             .connect(NoTls)
@@ -268,8 +213,25 @@ impl PgStore {
         }
     }
 
+    /// Brings the tables up to date. A current schema is only read, so a
+    /// role without the right to create tables can run a node once the
+    /// schema is there, and nodes starting together do not queue for the
+    /// migration lock.
     fn migrate(&mut self) -> Result<(), StoreError> {
         let known = MIGRATIONS.len() as i64;
+        let current = self.with(|client| {
+            let exists: bool = client
+                .query_one("SELECT to_regclass('schema_version') IS NOT NULL", &[])?
+                .try_get(0)?;
+            if !exists {
+                return Ok(None);
+            }
+            let row = client.query_opt("SELECT version FROM schema_version", &[])?;
+            row.map(|row| row.try_get::<_, i64>(0)).transpose()
+        })?;
+        if current == Some(known) {
+            return Ok(());
+        }
         self.with(|client| {
             let mut transaction = client.transaction()?;
             transaction.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
@@ -464,8 +426,17 @@ impl PgStore {
     /// sides, in one transaction; returns how many lines went.
     pub fn forget_party(&mut self, party: &Party) -> Result<usize, StoreError> {
         let party = party.column().into_owned();
+        let now = now_ms();
         self.with(|client| {
             let mut transaction = client.transaction()?;
+            // What another node stores later of its conversations up to
+            // now stays out; a conversation the name starts after is kept.
+            transaction.execute(
+                "INSERT INTO forgotten_parties (party, until_ms) VALUES ($1, $2)
+                 ON CONFLICT (party) DO UPDATE
+                 SET until_ms = greatest(forgotten_parties.until_ms, EXCLUDED.until_ms)",
+                &[&party, &now],
+            )?;
             let deleted = transaction.execute(
                 "DELETE FROM events WHERE target IN
                     (SELECT target FROM conversation_parties WHERE party = $1)",
@@ -490,9 +461,22 @@ impl PgStore {
 
     /// Deletes the line with this msgid (REDACT); returns whether there
     /// was one.
+    /// A tombstone keeps the msgid out of later inserts (another node's
+    /// late copy) for [`TOMBSTONE_MS`]; older tombstones go meanwhile.
     pub fn redact(&mut self, msgid: &str) -> Result<bool, StoreError> {
-        let deleted =
-            self.with(|client| client.execute("DELETE FROM events WHERE msgid = $1", &[&msgid]))?;
+        let now = now_ms();
+        let expired = now.saturating_sub(TOMBSTONE_MS);
+        let deleted = self.with(|client| {
+            let mut transaction = client.transaction()?;
+            transaction.execute("DELETE FROM redactions WHERE at_ms < $1", &[&expired])?;
+            transaction.execute(
+                "INSERT INTO redactions (msgid, at_ms) VALUES ($1, $2) ON CONFLICT (msgid) DO NOTHING",
+                &[&msgid, &now],
+            )?;
+            let deleted = transaction.execute("DELETE FROM events WHERE msgid = $1", &[&msgid])?;
+            transaction.commit()?;
+            Ok(deleted)
+        })?;
         Ok(deleted > 0)
     }
 
@@ -866,6 +850,11 @@ impl Columns {
              FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[],
                          $6::text[], $7::text[], $8::text[], $9::text[])
                   WITH ORDINALITY AS batch (m, t, g, d, s, a, c, x, y, n)
+             WHERE NOT EXISTS (SELECT 1 FROM redactions WHERE redactions.msgid = m)
+               AND (position(' ' IN g) = 0 OR NOT EXISTS (
+                    SELECT 1 FROM forgotten_parties f
+                    WHERE f.party IN (split_part(g, ' ', 1), split_part(g, ' ', 2))
+                      AND t <= f.until_ms))
              ORDER BY n
              ON CONFLICT (msgid) DO NOTHING",
             &[
@@ -884,20 +873,6 @@ impl Columns {
     }
 }
 
-/// Whether the server ended the session (an administrator's terminate,
-/// a restart): the connection is gone even if the client has not noticed.
-fn is_shutdown(error: &postgres::Error) -> bool {
-    use postgres::error::SqlState;
-    error.code().is_some_and(|code| {
-        [
-            SqlState::ADMIN_SHUTDOWN,
-            SqlState::CRASH_SHUTDOWN,
-            SqlState::CANNOT_CONNECT_NOW,
-        ]
-        .contains(code)
-    })
-}
-
 /// A row of [`COLUMNS`] as a record; a column of an unexpected type (a
 /// schema changed by hand) is an error, not a panic.
 fn record_from_row(row: &Row) -> Result<Record, postgres::Error> {
@@ -912,4 +887,9 @@ fn record_from_row(row: &Row) -> Result<Record, postgres::Error> {
         text: row.try_get(7)?,
         tags: row.try_get(8)?,
     })
+}
+
+/// Now, in ms since the epoch, as the tombstones count time.
+fn now_ms() -> i64 {
+    super::millis(std::time::SystemTime::now())
 }

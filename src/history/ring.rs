@@ -83,24 +83,16 @@ impl PlaybackRings {
         if self.lines == 0 || !is_playable(&record) {
             return;
         }
-        self.clock += 1;
-        let used = self.clock;
-        if !self.rings.contains_key(room) && self.rings.len() >= self.max_rooms {
-            self.evict_least_recently_used();
-        }
+        self.last += 1;
+        let number = self.last;
         let lines = self.lines;
-        let ring = self.rings.entry(room.clone()).or_insert(Ring {
-            records: VecDeque::with_capacity(lines.min(32)),
-            used,
-        });
-        ring.used = used;
+        let ring = self.ring_for(room);
         if ring.records.len() == lines {
             ring.records.pop_front();
         }
-        self.last += 1;
         ring.records.push_back(Entry {
             seq,
-            number: self.last,
+            number,
             record,
         });
     }
@@ -144,17 +136,9 @@ impl PlaybackRings {
         if self.lines == 0 {
             return;
         }
-        self.clock += 1;
-        let used = self.clock;
-        if !self.rings.contains_key(room) && self.rings.len() >= self.max_rooms {
-            self.evict_least_recently_used();
-        }
         let lines = self.lines;
-        let ring = self.rings.entry(room.clone()).or_insert(Ring {
-            records: VecDeque::with_capacity(lines.min(32)),
-            used,
-        });
-        ring.used = used;
+        let mut last = self.last;
+        let ring = self.ring_for(room);
         let fresh: Vec<Record> = records
             .into_iter()
             .filter(|record| {
@@ -169,13 +153,14 @@ impl PlaybackRings {
             if ring.records.len() == lines {
                 break;
             }
-            self.last += 1;
+            last += 1;
             ring.records.push_front(Entry {
                 seq: 0,
-                number: self.last,
+                number: last,
                 record,
             });
         }
+        self.last = last;
     }
 
     /// The number of the last line pushed to any ring: whoever has been in
@@ -249,6 +234,24 @@ impl PlaybackRings {
     #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.rings.is_empty()
+    }
+
+    /// The room's ring, made (empty) if it has none, marked as just used;
+    /// making one when `max_rooms` rings exist drops the least recently
+    /// used first.
+    fn ring_for(&mut self, room: &Folded) -> &mut Ring {
+        self.clock += 1;
+        let used = self.clock;
+        if !self.rings.contains_key(room) && self.rings.len() >= self.max_rooms {
+            self.evict_least_recently_used();
+        }
+        let lines = self.lines;
+        let ring = self.rings.entry(room.clone()).or_insert(Ring {
+            records: VecDeque::with_capacity(lines.min(32)),
+            used,
+        });
+        ring.used = used;
+        ring
     }
 
     fn evict_least_recently_used(&mut self) {

@@ -74,7 +74,7 @@ impl Conversation {
 
 impl HistoryTarget {
     /// The conversation between two parties, whichever of them speaks.
-    pub(crate) fn private(a: Party, b: Party) -> HistoryTarget {
+    pub fn private(a: Party, b: Party) -> HistoryTarget {
         let (lesser, greater) = if a <= b { (a, b) } else { (b, a) };
         HistoryTarget::Private(Conversation { lesser, greater })
     }

@@ -15,6 +15,7 @@ use super::backend::Backend;
 use super::hooks::Hooks;
 use super::journal::{self, Chunk};
 use super::retention::Pruner;
+use super::unstored::Unstored;
 use super::{HistoryStats, LostRecords, Party, Record, StoreError};
 use crate::metrics::Metrics;
 
@@ -82,6 +83,8 @@ pub(crate) struct Writer {
     /// Records handed over and not yet taken into a batch: the bound the
     /// core checks before making another.
     queued: Arc<AtomicUsize>,
+    /// Lines whose commit failed, to store once one succeeds.
+    unstored: Unstored,
 }
 
 impl Writer {
@@ -107,6 +110,7 @@ impl Writer {
             // The server's own set is given by `spawn`.
             metrics: Metrics::new(),
             queued: Arc::default(),
+            unstored: Unstored::default(),
         }
     }
 
@@ -144,18 +148,27 @@ impl Writer {
             }
             match next {
                 Some(Job::Forget(seq, party)) => {
+                    self.unstored.forget(&party);
                     self.forget(&party);
                     self.passed(seq);
                 }
                 Some(Job::Redact(seq, msgid)) => {
+                    self.unstored.redact(&msgid);
                     self.redact(&msgid);
                     self.passed(seq);
                 }
                 Some(Job::Rename(seq, rename)) => {
+                    self.unstored.rename(&rename);
                     self.rename(&rename);
                     self.passed(seq);
                 }
-                Some(Job::Stop) => return,
+                Some(Job::Stop) => {
+                    if !self.unstored.is_empty() {
+                        let file = self.store.place();
+                        error!(%file, lines = self.unstored.len(), "stopping with history lines that could not be stored; they are lost");
+                    }
+                    return;
+                }
                 Some(Job::Records(..)) | None => {}
             }
         }
@@ -271,6 +284,7 @@ impl Writer {
                     self.stats
                         .committed
                         .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    self.store_unstored();
                     if std::mem::take(&mut self.degraded) {
                         let file = self.store.place();
                         info!(%file, "history commits succeed again; lines are stored");
@@ -306,6 +320,7 @@ impl Writer {
                     if lowest != 0 {
                         self.lost.add(lowest, highest);
                     }
+                    self.unstored.keep(batch.iter().map(|(_, record)| record));
                     gave_up = true;
                     break;
                 }
@@ -314,6 +329,34 @@ impl Writer {
         let took = started.elapsed();
         self.metrics.history_committed(batch.len(), took, gave_up);
         self.committed.send_replace(highest);
+    }
+
+    /// Stores the lines kept through failed commits, a batch at a time,
+    /// now that a commit succeeded; what fails again stays for the next.
+    /// The checkpoint is not moved: these lines are older than it.
+    fn store_unstored(&mut self) {
+        let dropped = self.unstored.take_dropped();
+        if dropped > 0 {
+            let file = self.store.place();
+            error!(%file, lines = dropped, "too many history lines failed to commit; the oldest are lost");
+        }
+        let mut stored = 0;
+        while !self.unstored.is_empty() {
+            let records = self.unstored.take(MAX_BATCH);
+            match self.store.store_batch(&records, 0) {
+                Ok(_) => stored += records.len(),
+                Err(error) => {
+                    let file = self.store.place();
+                    warn!(%error, %file, lines = self.unstored.len() + records.len(), "storing the lines of failed commits failed; trying again after the next commit");
+                    self.unstored.put_back(records);
+                    break;
+                }
+            }
+        }
+        if stored > 0 {
+            let file = self.store.place();
+            info!(%file, lines = stored, "history lines whose commit had failed are stored");
+        }
     }
 
     fn insert(&mut self, batch: &[(u64, Record)]) -> Result<(), StoreError> {

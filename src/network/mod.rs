@@ -68,7 +68,7 @@ pub enum Heard {
 enum Request {
     Publish {
         subject: String,
-        payload: Bytes,
+        body: Body,
     },
     /// Start hearing a subject (a room's).
     Listen(String),
@@ -198,17 +198,12 @@ impl NetworkHandle {
         &self.node
     }
 
-    /// Publishes `body` from this node on `subject`.
+    /// Publishes `body` from this node on `subject`. The link numbers
+    /// and encodes it ([`Link::stamp`]), off the core.
     pub fn publish(&self, subject: &str, body: Body) {
-        let envelope = Envelope {
-            node: self.node.to_string(),
-            boot: self.boot,
-            body,
-        };
-        let payload = Bytes::from(envelope.encode());
         let subject = subject.to_owned();
         // Gone only while the server stops.
-        let _ = self.requests.send(Request::Publish { subject, payload });
+        let _ = self.requests.send(Request::Publish { subject, body });
     }
 
     /// Starts hearing `subject`.
@@ -422,6 +417,7 @@ where
         room_writes,
         room_tasks: [watcher, writer],
         renewing: None,
+        events: 0,
         deliver,
         rooms: Default::default(),
         stop: stop.clone(),
@@ -468,6 +464,8 @@ struct Link {
     /// The lease renewal under way, if any: at most one at a time, so a
     /// JetStream without quorum never piles them up.
     renewing: Option<JoinHandle<()>>,
+    /// Events sent on the events subject in this boot ([`Link::stamp`]).
+    events: u64,
     deliver: Deliver,
     /// The task hearing each subject listened to on request.
     rooms: std::collections::HashMap<String, JoinHandle<()>>,
@@ -577,9 +575,31 @@ impl Link {
         }));
     }
 
+    /// The envelope of `body` going out on `subject` now: an event on the
+    /// events subject gets the next number, anything else (a heartbeat
+    /// too) the number of the last event before it. Numbered here, where
+    /// envelopes go out one at a time, each number is sent in its order.
+    fn stamp(&mut self, subject: &str, body: Body) -> Envelope {
+        let numbered = subject == wire::subject::EVENTS && !matches!(body, Body::Heartbeat { .. });
+        let (seq, after) = if numbered {
+            self.events += 1;
+            (Some(self.events), 0)
+        } else {
+            (None, self.events)
+        };
+        Envelope {
+            node: self.node.to_string(),
+            boot: self.boot,
+            seq,
+            after,
+            body,
+        }
+    }
+
     async fn apply(&mut self, request: Request) {
         match request {
-            Request::Publish { subject, payload } => {
+            Request::Publish { subject, body } => {
+                let payload = Bytes::from(self.stamp(&subject, body).encode());
                 if let Err(error) = self.client.publish(subject, payload).await {
                     warn!(%error, "publishing to the network failed");
                 }

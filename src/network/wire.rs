@@ -12,7 +12,20 @@ pub struct Envelope {
     /// When the sending node started (ms since the epoch): a new boot means
     /// the users of the old one are gone.
     pub boot: u64,
+    /// An event's number among those this boot of the node sent on the
+    /// events subject (heartbeats aside), from 1: a gap is an event lost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+    /// On anything else, the number of the last event sent before it: a
+    /// message waits until that event was applied (its sender's
+    /// introduction, its JOIN), which another subscription may bring later.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub after: u64,
     pub body: Body,
+}
+
+fn is_zero(number: &u64) -> bool {
+    *number == 0
 }
 
 /// What happened on the sending node.
@@ -53,7 +66,7 @@ pub enum Body {
         reason: String,
     },
     /// A change its node allowed and applied: to a room, MODE (the member
-    /// statuses that took effect) or KICK; to the user, its MODE, AWAY or
+    /// statuses that took effect), KICK or INVITE; to the user, its MODE, AWAY or
     /// SETNAME; with its parameters. The other nodes apply it as the same
     /// user's command. (A room's own modes and topic travel through its
     /// value in the room states' bucket, [`super::rooms`].)
@@ -87,6 +100,35 @@ pub enum Body {
         server: String,
         /// What its own REHASH would have told the operator.
         text: String,
+    },
+    /// A user of the sending node logged in to `account`, or out (`None`),
+    /// after it was introduced (a [`User`] carries the account it had).
+    Login { uid: u64, account: Option<String> },
+    /// An account changed on the sending node in a way each node's caches
+    /// must follow; sent and heard only where the accounts are one across
+    /// the network (a shared database).
+    Account(AccountChange),
+}
+
+/// A change to an account that every node caches the effect of: who owns
+/// which nick, and who may stay logged in.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "k", rename_all = "snake_case")]
+pub enum AccountChange {
+    /// A new (or newly verified) account: it owns the nick of its name.
+    Created { account: String },
+    /// The account is gone: its nicks are free, its users logged out.
+    Dropped { account: String },
+    /// The account was suspended: its users are logged out.
+    Suspended { account: String },
+    /// Its nicks are enforced, or no longer (NickServ SET ENFORCE).
+    Enforce { account: String, on: bool },
+    /// Its read marker in `target` moved forward to `read_ms` (stored by
+    /// the sending node).
+    ReadMarker {
+        account: String,
+        target: String,
+        read_ms: i64,
     },
 }
 
@@ -207,6 +249,8 @@ mod tests {
         let envelope = Envelope {
             node: "a".into(),
             boot: 7,
+            seq: None,
+            after: 4,
             body: Body::Message(Message {
                 uid: 3,
                 to: To::Room {
@@ -222,6 +266,36 @@ mod tests {
         };
         assert_eq!(Envelope::decode(&envelope.encode()), Some(envelope));
         assert_eq!(Envelope::decode(b"{\"node\":"), None);
+    }
+
+    #[test]
+    fn logins_and_account_changes_read_back_as_written() {
+        for body in [
+            Body::Login {
+                uid: 4,
+                account: Some("alice".into()),
+            },
+            Body::Login {
+                uid: 4,
+                account: None,
+            },
+            Body::Account(AccountChange::Enforce {
+                account: "alice".into(),
+                on: true,
+            }),
+            Body::Account(AccountChange::Dropped {
+                account: "bob".into(),
+            }),
+        ] {
+            let envelope = Envelope {
+                node: "a".into(),
+                boot: 1,
+                seq: None,
+                after: 0,
+                body,
+            };
+            assert_eq!(Envelope::decode(&envelope.encode()), Some(envelope));
+        }
     }
 
     #[test]

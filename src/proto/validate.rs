@@ -99,6 +99,19 @@ pub fn is_valid_tag_key(key: &str) -> bool {
         })
 }
 
+/// Whether a server name may hold `c`: the name is the source of every
+/// server message, so no spaces or control characters, and none of
+/// `!@*?`, which would make it read as a user's source or a mask.
+pub fn may_name_a_server(c: char) -> bool {
+    !(c.is_whitespace() || c.is_control() || "!@*?".contains(c))
+}
+
+/// A server name as another node may give it: what `[server] name`
+/// accepts, in at most 255 bytes.
+pub fn is_server_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 255 && name.chars().all(may_name_a_server)
+}
+
 /// A host name as the ircdocs validate-hostname vectors expect.
 ///
 /// DNS labels of letters, digits and inner hyphens, with at least one dot so

@@ -10,6 +10,7 @@ use super::register::MAX_ACCOUNT_LEN;
 use crate::config::Privilege;
 use crate::core::{AccountJob, AccountOutcome, AccountPurpose};
 use crate::core::{ClientId, State};
+use crate::network::wire::AccountChange;
 use crate::proto::validate::is_valid_nick;
 
 /// The longest suspension reason, in bytes (the store's limit).
@@ -123,6 +124,10 @@ pub fn answered(state: &mut State, id: ClientId, purpose: AccountPurpose, outcom
 /// Logs every connection of `account` out: a suspended account is not
 /// used any longer, not only refused at the next login.
 fn log_out_everywhere(state: &mut State, account: &str) {
+    let change = AccountChange::Suspended {
+        account: account.to_owned(),
+    };
+    state.network_account(change);
     for id in state.log_out_account(account) {
         say(state, id, "Your account has been suspended.");
     }

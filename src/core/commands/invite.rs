@@ -3,7 +3,8 @@
 //! opens a door: an operator's invite to a +i or +l room lets the target
 //! past those once, within `INVITE_LIFETIME` (`core::channel`). With
 //! no parameter, INVITE lists the caller's open invites. invite-notify
-//! members are told.
+//! members are told. In a network every node runs the same INVITE as the
+//! inviter's, so the invitee's own node keeps the invite that lets it in.
 
 use crate::core::Refusal;
 use crate::core::caps::Caps;
@@ -61,6 +62,7 @@ pub fn invite(state: &mut State, id: ClientId, message: &Message) -> Result<(), 
         state.reply(id, numeric::RPL_AWAY, &[&target_nick], &away);
     }
     tell_invited(state, id, (target, &target_nick), (&folded, &name));
+    state.network_command(id, "INVITE", vec![target_nick, name]);
     Ok(())
 }
 

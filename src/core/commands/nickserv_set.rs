@@ -7,6 +7,7 @@ use super::nickserv::{account_of, say, say_after, unavailable};
 use crate::core::{AccountJob, AccountOutcome, AccountPurpose};
 use crate::core::{ClientId, State};
 use crate::history::Party;
+use crate::network::wire::AccountChange;
 
 /// `SET PASSWORD <new>` or `SET ENFORCE ON|OFF`, for the account the
 /// client is logged in to.
@@ -85,6 +86,7 @@ pub fn answered(state: &mut State, id: ClientId, outcome: AccountOutcome) {
             if let Some(account) = account_of(state, id) {
                 let casemapping = state.config.server.casemapping;
                 state.reservations.set_enforce(&account, on, casemapping);
+                state.network_account(AccountChange::Enforce { account, on });
             }
             let text = if on {
                 "Your nicks are now enforced: others using them must log in or be renamed."
@@ -107,6 +109,10 @@ pub fn answered(state: &mut State, id: ClientId, outcome: AccountOutcome) {
 fn dropped(state: &mut State, id: ClientId, account: &str) {
     let casemapping = state.config.server.casemapping;
     state.reservations.remove_account(account, casemapping);
+    let change = AccountChange::Dropped {
+        account: account.to_owned(),
+    };
+    state.network_account(change);
     state.log_out_account(account);
     state.forget_rooms_of(account);
     let key = state.fold(account);

@@ -110,9 +110,9 @@ impl State {
         }
     }
 
-    /// Sends every active K-line of this node, for a node heard for the
-    /// first time.
-    pub(super) fn network_burst_klines(&self) {
+    /// Sends every active K-line of this node to `newcomer`, a node heard
+    /// for the first time, on its own subject: the others have them.
+    pub(super) fn network_burst_klines(&self, newcomer: &str) {
         let now = bans::now_secs(self);
         let lines: Vec<wire::Kline> = self
             .admin
@@ -122,9 +122,13 @@ impl State {
             .filter(|line| line.active(now))
             .map(|line| self.wire_kline(line))
             .collect();
+        let Some(network) = &self.network else {
+            return;
+        };
+        let subject = wire::subject::node(newcomer);
         for chunk in lines.chunks(BURST_CHUNK) {
             let lines = chunk.to_vec();
-            self.tell_network(Body::Klines { lines });
+            network.link.publish(&subject, Body::Klines { lines });
         }
     }
 
@@ -267,6 +271,8 @@ mod tests {
         let envelope = Envelope {
             node,
             boot: 1,
+            seq: None,
+            after: 0,
             body,
         };
         h.state.network_heard(Heard::Envelope(Box::new(envelope)));

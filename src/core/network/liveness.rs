@@ -55,7 +55,7 @@ impl State {
         for id in locals {
             self.network_user_up(id);
         }
-        self.network_burst_klines();
+        self.network_burst_klines(node);
     }
 
     /// Whether this node joined the network (or came back to it) so
@@ -166,6 +166,7 @@ impl State {
     /// Ends, as a netsplit, every node that was not heard from in time.
     pub(in crate::core) fn network_expire(&mut self) {
         self.expire_rehashes();
+        self.network_overdue();
         let now = self.clock.now();
         let Some(network) = &self.network else {
             return;
@@ -183,6 +184,7 @@ impl State {
             warn!(node = %node, "node went silent; its users split off");
             if let Some(network) = &mut self.network {
                 network.nodes.remove(&node);
+                network.order.forget(&node);
                 network.silenced = Some(now);
             }
             self.network_split(&node, SPLIT_REASON);
@@ -268,11 +270,34 @@ mod tests {
         let envelope = crate::network::wire::Envelope {
             node: "b".to_owned(),
             boot: 1,
+            seq: None,
+            after: 0,
             body: crate::network::wire::Body::Heartbeat {
                 server: "b.test".to_owned(),
             },
         };
         h.state.network_heard(Heard::Envelope(Box::new(envelope)));
+    }
+
+    #[test]
+    fn a_server_name_that_cannot_be_one_is_not_taken() {
+        let mut h = Harness::new();
+        join_network(&mut h);
+        for server in ["", "b test", "b@test", "b.test\u{1}", &"b".repeat(256)] {
+            let envelope = crate::network::wire::Envelope {
+                node: "b".to_owned(),
+                boot: 1,
+                seq: None,
+                after: 0,
+                body: crate::network::wire::Body::Heartbeat {
+                    server: server.to_owned(),
+                },
+            };
+            h.state.network_heard(Heard::Envelope(Box::new(envelope)));
+            assert!(h.state.network_servers().is_empty(), "{server:?} taken");
+        }
+        heartbeat_from_b(&mut h);
+        assert_eq!(h.state.network_servers(), ["b.test"]);
     }
 
     #[test]

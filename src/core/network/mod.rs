@@ -11,10 +11,12 @@
 //!
 //! Here: the core's view of the network and what this node tells the
 //! others. Beside it: `remote.rs` (applying what the others say),
+//! `accounts.rs` (logins and account changes on every node),
 //! `claims.rs` (nick claims), `rooms.rs` (each room's state in the
 //! bucket), `liveness.rs` (heartbeats, splits,
-//! fencing), `klines.rs` (K-lines on every node) and `rehash.rs` (REHASH
-//! of other nodes).
+//! fencing), `klines.rs` (K-lines on every node), `rehash.rs` (REHASH
+//! of other nodes) and `order.rs` (messages held for the event before
+//! them).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -27,9 +29,11 @@ use crate::network::wire::{self, Body, Envelope, To, subject};
 use crate::network::{Heard, NetworkHandle};
 use crate::proto::Folded;
 
+mod accounts;
 mod claims;
 pub(crate) mod klines;
 mod liveness;
+mod order;
 mod rehash;
 mod remote;
 mod rooms;
@@ -88,6 +92,8 @@ pub struct Network {
     rehashes: rehash::Rehashes,
     /// Every room's value in the bucket, and joins waiting for a creation.
     rooms: rooms::Rooms,
+    /// Messages waiting for the event they follow.
+    order: order::Order,
 }
 
 /// Another node, as last heard.
@@ -114,6 +120,7 @@ impl Network {
             silenced: None,
             rehashes: Default::default(),
             rooms: Default::default(),
+            order: Default::default(),
         }
     }
 }
@@ -415,7 +422,43 @@ impl State {
         }
     }
 
+    /// Applies what another node said in the order it said it: a message
+    /// may wait for the event before it ([`order`]), and an event lets go
+    /// what waited for it.
     fn network_envelope(&mut self, envelope: Envelope) {
+        let now = self.clock.now();
+        let node: Arc<str> = Arc::from(envelope.node.as_str());
+        let Some(network) = &mut self.network else {
+            return;
+        };
+        let Some(envelope) = network.order.admit(&node, envelope, now) else {
+            return;
+        };
+        let event = !matches!(envelope.body, Body::Message(_));
+        self.network_apply(envelope);
+        while event
+            && let Some(released) = self
+                .network
+                .as_mut()
+                .and_then(|network| network.order.released(&node))
+        {
+            self.network_apply(released);
+        }
+    }
+
+    /// Messages that waited too long for an event that never came go
+    /// anyway.
+    pub(in crate::core) fn network_overdue(&mut self) {
+        let now = self.clock.now();
+        let Some(network) = &mut self.network else {
+            return;
+        };
+        for envelope in network.order.overdue(now) {
+            self.network_apply(envelope);
+        }
+    }
+
+    fn network_apply(&mut self, envelope: Envelope) {
         self.hearing_peer = true;
         self.network_envelope_body(envelope);
         self.hearing_peer = false;
@@ -437,7 +480,11 @@ impl State {
         self.network_node_heard(&node, envelope.boot);
         match envelope.body {
             Body::Heartbeat { server } => {
-                if let Some(known) = self.network.as_mut().and_then(|n| n.nodes.get_mut(&node)) {
+                if !crate::proto::validate::is_server_name(&server) {
+                    warn!(node = %node, "a node gave a server name that cannot be one");
+                } else if let Some(known) =
+                    self.network.as_mut().and_then(|n| n.nodes.get_mut(&node))
+                {
                     known.server = server;
                 }
             }
@@ -463,6 +510,7 @@ impl State {
                 info!(node = %node, "node stopped");
                 if let Some(network) = &mut self.network {
                     network.nodes.remove(&node);
+                    network.order.forget(&node);
                 }
                 self.network_split(&node, SPLIT_REASON);
             }
@@ -507,6 +555,8 @@ impl State {
                 server: _,
                 text,
             } => self.remote_rehashed(&node, request, &text),
+            Body::Login { uid, account } => self.remote_login(&node, uid, account),
+            Body::Account(change) => self.remote_account(&node, change),
         }
     }
 

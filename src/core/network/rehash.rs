@@ -310,6 +310,8 @@ mod tests {
         let envelope = Envelope {
             node: node.to_owned(),
             boot: 1,
+            seq: None,
+            after: 0,
             body,
         };
         h.state.network_heard(Heard::Envelope(Box::new(envelope)));

@@ -72,7 +72,7 @@ impl State {
             params,
             ..Default::default()
         };
-        use crate::core::commands::{away, kick, mode, setname};
+        use crate::core::commands::{away, invite, kick, mode, setname};
         let _ = match message.command.as_str() {
             "MODE" if !only_statuses(&message) => {
                 warn!("a node sent a room's own modes as a command; they come from its state");
@@ -80,6 +80,9 @@ impl State {
             }
             "MODE" => mode::mode(self, id, &message),
             "KICK" => kick::kick(self, id, &message),
+            // Every node keeps the invite (the invitee's own node lets it
+            // in) and tells its own members who asked.
+            "INVITE" if message.params.len() == 2 => invite::invite(self, id, &message),
             "AWAY" => away::away(self, id, &message),
             "SETNAME" => setname::setname(self, id, &message),
             other => {
@@ -178,8 +181,7 @@ impl State {
             && word(&user.host, 255)
             && user.realname.len() <= limits.realname_length
             && !user.realname.contains(['\0', '\r', '\n'])
-            && user.server.len() <= 255
-            && !user.server.contains([' ', '\0', '\r', '\n'])
+            && crate::proto::validate::is_server_name(&user.server)
             && user.rooms.len() <= limits.channels_per_client
     }
 
