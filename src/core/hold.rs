@@ -115,6 +115,19 @@ impl State {
         }));
     }
 
+    /// The command `id` waits on answers without a label: its label was
+    /// answered already (the rest of a JOIN waiting behind a second room's
+    /// creation, after the first room's answer went under the label).
+    pub(crate) fn unlabel_waiting(&mut self, id: ClientId) {
+        if let Some(waiting) = self
+            .clients
+            .get_mut(&id)
+            .and_then(|client| client.waiting.as_mut())
+        {
+            waiting.label = None;
+        }
+    }
+
     /// Whether `id` waits for an answer from off the core.
     pub fn is_waiting(&self, id: ClientId) -> bool {
         self.clients
@@ -143,6 +156,17 @@ impl State {
             None => answer(self),
         }
         let mut held = waiting.held;
+        if let Some(again) = self
+            .clients
+            .get_mut(&id)
+            .and_then(|client| client.waiting.as_mut())
+        {
+            // The answer waits in turn (the rest of a JOIN, behind another
+            // room's creation): the held lines wait behind it.
+            again.held_bytes += held.iter().map(Input::size).sum::<usize>();
+            again.held.extend(held);
+            return;
+        }
         while let Some(input) = held.pop_front() {
             if !self.clients.contains_key(&id) {
                 return;

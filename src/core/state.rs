@@ -392,6 +392,9 @@ impl State {
             && room.remove_member(id)
         {
             self.destroy_room(channel);
+            if self.network.is_some() && !remote {
+                self.network_room_emptied(channel);
+            }
         }
         // A remote member leaving changes nothing of what this node hears.
         if self.network.is_some() && !remote {

@@ -5,12 +5,14 @@
 //! (users, nicks, memberships, heartbeats), one per room for its messages,
 //! heard only by the nodes with a member in it, and one per node for the
 //! private messages to its users. The core never awaits: it queues its
-//! requests here, and this task does the I/O. Two JetStream buckets hold
-//! what needs a quorum: nick claims ([`claims`]) and each node's lease
-//! ([`lease`]), renewed with every heartbeat.
+//! requests here, and this task does the I/O. Three JetStream buckets
+//! hold what needs a quorum: nick claims ([`claims`]), each node's lease
+//! ([`lease`]), renewed with every heartbeat, and each room's state
+//! ([`rooms`]), which every node watches whole.
 
 pub mod claims;
 pub mod lease;
+pub mod rooms;
 pub mod wire;
 
 use std::sync::Arc;
@@ -45,6 +47,20 @@ pub enum Heard {
     },
     /// How a renewal of this node's lease went.
     Lease(Renewal),
+    /// The answer to the creation of a room the local user `uid` joins.
+    RoomCreated { uid: u64, outcome: rooms::Created },
+    /// A room's value as the bucket's watch saw it (the latest of each
+    /// room first, when the watch starts).
+    RoomSeen(rooms::Seen),
+    /// A change of this node's was written at `revision`, as `state`
+    /// (another node's changes included, when it wrote first).
+    RoomWritten {
+        key: String,
+        revision: u64,
+        state: Box<rooms::RoomState>,
+    },
+    /// A change of this node's to the room `key` could not be written.
+    RoomNotWritten { key: String },
 }
 
 /// What the core asks of the link.
@@ -70,7 +86,103 @@ enum Request {
         key: String,
         holder: Holder,
     },
+    /// Create, change or delete a room's state.
+    WriteRoom(RoomWrite),
 }
+
+/// A write to the room states, done one at a time in the order asked: a
+/// room's creation after its removal just before, a change after the one
+/// before it.
+#[derive(Debug)]
+enum RoomWrite {
+    /// Create a room's value for the joiner `uid`, or take over a value
+    /// left at revision `over`.
+    Create {
+        uid: u64,
+        key: String,
+        state: Box<rooms::RoomState>,
+        over: Option<u64>,
+    },
+    /// A change, with the room's new state and the revision it was made at.
+    Change {
+        key: String,
+        state: Box<rooms::RoomState>,
+        revision: Option<u64>,
+        change: rooms::Change,
+    },
+    /// The room's last member left: its value goes, if still at `revision`.
+    Remove { key: String, revision: Option<u64> },
+    /// This node's last change of a room was hidden by another node's
+    /// write made on the same revision (at `revision`, holding `state`):
+    /// the change is applied again on top of it.
+    Reapply {
+        key: String,
+        state: Box<rooms::RoomState>,
+        revision: u64,
+        change: rooms::Change,
+    },
+}
+
+/// What the writer and the watch of the room states share: this node's
+/// last write of each room, and the revision and base of the last value
+/// the watch saw of it, so that whichever learns second notices when
+/// another node's write hid this node's. (nats-server 2.9 can let two
+/// updates made at the same revision both land when they arrive together;
+/// the later one hides the earlier.)
+type Ledger = Arc<std::sync::Mutex<RoomLedger>>;
+
+/// See [`Ledger`]; each map is cleared when it reaches [`LEDGER_ROOMS`].
+#[derive(Debug, Default)]
+struct RoomLedger {
+    own: std::collections::HashMap<String, OwnWrite>,
+    /// Revision and base of the last value seen of each room.
+    seen: std::collections::HashMap<String, (u64, u64)>,
+}
+
+/// The most rooms a [`RoomLedger`] map holds before it starts afresh.
+const LEDGER_ROOMS: usize = 100_000;
+
+/// One room's last write by this node.
+#[derive(Debug)]
+struct OwnWrite {
+    revision: u64,
+    /// The change it made; none for a creation, or once applied again.
+    change: Option<rooms::Change>,
+}
+
+impl RoomLedger {
+    /// This node's change of `key`, taken when the last value seen of it
+    /// was written over a revision older than that change's, which it
+    /// therefore hid.
+    fn take_hidden(&mut self, key: &str) -> Option<(u64, rooms::Change)> {
+        let &(revision, base) = self.seen.get(key)?;
+        let own = self.own.get_mut(key)?;
+        if base < own.revision && own.revision < revision {
+            own.change.take().map(|change| (revision, change))
+        } else {
+            None
+        }
+    }
+
+    fn note_seen(&mut self, key: &str, revision: u64, base: u64) {
+        if self.seen.len() >= LEDGER_ROOMS && !self.seen.contains_key(key) {
+            self.seen.clear();
+        }
+        self.seen.insert(key.to_owned(), (revision, base));
+    }
+
+    fn note_own(&mut self, key: &str, revision: u64, change: Option<rooms::Change>) {
+        if self.own.len() >= LEDGER_ROOMS && !self.own.contains_key(key) {
+            self.own.clear();
+        }
+        self.own
+            .insert(key.to_owned(), OwnWrite { revision, change });
+    }
+}
+
+/// The most room writes waiting: far above what ops change at once; past
+/// it a change stays local (and on the events subject) and is logged.
+const ROOM_WRITES: usize = 4096;
 
 /// The core's end of the link: queues requests without waiting.
 #[derive(Clone, Debug)]
@@ -87,7 +199,7 @@ impl NetworkHandle {
     }
 
     /// Publishes `body` from this node on `subject`. The link numbers
-    /// and encodes it ([`Link::stamp`]), off the core.
+    /// and encodes it (`Link::stamp`), off the core.
     pub fn publish(&self, subject: &str, body: Body) {
         let subject = subject.to_owned();
         // Gone only while the server stops.
@@ -138,6 +250,47 @@ impl NetworkHandle {
         let _ = self.requests.send(Request::Release { key, holder });
     }
 
+    /// Creates the room `folded` with `state` for the local joiner `uid`
+    /// (taking over a value left at `over`); the answer comes back as
+    /// [`Heard::RoomCreated`].
+    pub fn create_room(&self, uid: u64, folded: &str, state: rooms::RoomState, over: Option<u64>) {
+        let key = rooms::key(folded);
+        let state = Box::new(state);
+        let write = RoomWrite::Create {
+            uid,
+            key,
+            state,
+            over,
+        };
+        let _ = self.requests.send(Request::WriteRoom(write));
+    }
+
+    /// Writes the room `folded`'s new `state` after `change`, made at
+    /// `revision` (none when this node never saw a value of it).
+    pub fn change_room(
+        &self,
+        folded: &str,
+        state: rooms::RoomState,
+        revision: Option<u64>,
+        change: rooms::Change,
+    ) {
+        let write = RoomWrite::Change {
+            key: rooms::key(folded),
+            state: Box::new(state),
+            revision,
+            change,
+        };
+        let _ = self.requests.send(Request::WriteRoom(write));
+    }
+
+    /// Deletes the room `folded`'s value, if still at `revision`.
+    pub fn remove_room(&self, folded: &str, revision: Option<u64>) {
+        let key = rooms::key(folded);
+        let _ = self
+            .requests
+            .send(Request::WriteRoom(RoomWrite::Remove { key, revision }));
+    }
+
     /// A handle for the node `node` whose requests go nowhere: for the
     /// core's tests of what it does with what it hears.
     #[cfg(test)]
@@ -170,6 +323,8 @@ pub enum NetworkError {
     Claims(async_nats::Error),
     #[error("cannot open the node leases in JetStream: {0}")]
     Leases(async_nats::Error),
+    #[error("cannot open the room states in JetStream: {0}")]
+    Rooms(async_nats::Error),
 }
 
 /// Connects to NATS, hears the network's events and this node's own
@@ -221,6 +376,9 @@ where
     let leases = lease::open(&jetstream, config.claim_replicas)
         .await
         .map_err(NetworkError::Leases)?;
+    let room_states = rooms::open(&jetstream, config.claim_replicas)
+        .await
+        .map_err(NetworkError::Rooms)?;
     let deliver: Deliver = Arc::new(deliver);
     let to_core = Arc::clone(&deliver);
     tokio::spawn(async move {
@@ -230,6 +388,25 @@ where
             }
         }
     });
+    let timing = Timing {
+        every: Duration::from_millis(config.heartbeat_ms),
+        timeout: Duration::from_millis(config.node_timeout_ms),
+    };
+    let (room_writes, writes) = mpsc::channel(ROOM_WRITES);
+    let own = Ledger::default();
+    let watcher = tokio::spawn(watch_rooms(
+        room_states.clone(),
+        Arc::clone(&deliver),
+        (Arc::clone(&own), room_writes.clone()),
+        stop.clone(),
+    ));
+    let writer = tokio::spawn(write_rooms(
+        room_states.clone(),
+        writes,
+        Arc::clone(&deliver),
+        own,
+        timing.timeout,
+    ));
     let mut link = Link {
         node: Arc::clone(&node),
         server: server.to_owned(),
@@ -237,6 +414,8 @@ where
         client,
         nicks,
         leases,
+        room_writes,
+        room_tasks: [watcher, writer],
         renewing: None,
         events: 0,
         deliver,
@@ -250,10 +429,6 @@ where
         node: Arc::clone(&node),
         boot,
         requests,
-    };
-    let timing = Timing {
-        every: Duration::from_millis(config.heartbeat_ms),
-        timeout: Duration::from_millis(config.node_timeout_ms),
     };
     let task = tokio::spawn(link.run(queued, handle.clone(), timing));
     Ok((handle, task))
@@ -282,6 +457,10 @@ struct Link {
     nicks: async_nats::jetstream::kv::Store,
     /// The bucket of node leases.
     leases: async_nats::jetstream::kv::Store,
+    /// The queue of the task writing room states, in order.
+    room_writes: mpsc::Sender<RoomWrite>,
+    /// The tasks watching and writing room states.
+    room_tasks: [JoinHandle<()>; 2],
     /// The lease renewal under way, if any: at most one at a time, so a
     /// JetStream without quorum never piles them up.
     renewing: Option<JoinHandle<()>>,
@@ -362,6 +541,15 @@ impl Link {
         let _ = self.client.flush().await;
         for (_, task) in self.rooms.drain() {
             task.abort();
+        }
+        // The rooms this node held alone are removed before it goes (a
+        // node timeout at most): the watch stops, and with it the last
+        // other sender to the writer, which then ends with its queue.
+        let [watcher, writer] = self.room_tasks;
+        watcher.abort();
+        drop(self.room_writes);
+        if tokio::time::timeout(timing.timeout, writer).await.is_err() {
+            warn!("the room states were not all written before stopping");
         }
         if let Some(renewing) = self.renewing.take() {
             renewing.abort();
@@ -462,6 +650,208 @@ impl Link {
                 let nicks = self.nicks.clone();
                 tokio::spawn(async move { claims::release(&nicks, &key, &holder).await });
             }
+            Request::WriteRoom(write) => {
+                if let Err(full) = self.room_writes.try_send(write) {
+                    warn!("too many room writes waiting for the bucket; one is given up");
+                    self.given_up(full.into_inner()).await;
+                }
+            }
         }
+    }
+}
+
+impl Link {
+    /// Answers a room write the writer had no room for, as a failed one.
+    async fn given_up(&self, write: RoomWrite) {
+        let heard = match write {
+            RoomWrite::Create { uid, .. } => {
+                let outcome = rooms::Created::Failed("too many room writes waiting".to_owned());
+                Heard::RoomCreated { uid, outcome }
+            }
+            RoomWrite::Change { key, .. } | RoomWrite::Reapply { key, .. } => {
+                Heard::RoomNotWritten { key }
+            }
+            RoomWrite::Remove { .. } => return,
+        };
+        (self.deliver)(heard).await;
+    }
+}
+
+/// Hands the core every room's value, then every later change of one,
+/// for the link's life; a watch that ends (the bucket was unreachable too
+/// long) starts again, and its first values (the latest of each room)
+/// bring back what changed meanwhile.
+async fn watch_rooms(
+    store: async_nats::jetstream::kv::Store,
+    deliver: Deliver,
+    (own, writes): (Ledger, mpsc::Sender<RoomWrite>),
+    stop: CancellationToken,
+) {
+    loop {
+        match store.watch_with_history(">").await {
+            Ok(mut watch) => loop {
+                let entry = tokio::select! {
+                    entry = watch.next() => entry,
+                    _ = stop.cancelled() => return,
+                };
+                match entry {
+                    Some(Ok(entry)) => {
+                        let seen = rooms::Seen::of(entry);
+                        reapply_if_hidden(&seen, &own, &writes);
+                        if !deliver(Heard::RoomSeen(seen)).await {
+                            return;
+                        }
+                    }
+                    Some(Err(error)) => {
+                        warn!(%error, "the watch of the room states failed");
+                        break;
+                    }
+                    None => break,
+                }
+            },
+            Err(error) => warn!(%error, "cannot watch the room states"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(ROOM_WATCH_RETRY) => {}
+            _ = stop.cancelled() => return,
+        }
+    }
+}
+
+/// Notes the value `seen`, and queues this node's last change of its room
+/// again when `seen` hid it.
+fn reapply_if_hidden(seen: &rooms::Seen, own: &Ledger, writes: &mpsc::Sender<RoomWrite>) {
+    let Some(state) = &seen.state else { return };
+    let Ok(mut ledger) = own.lock() else { return };
+    ledger.note_seen(&seen.key, seen.revision, state.base);
+    let Some((revision, change)) = ledger.take_hidden(&seen.key) else {
+        return;
+    };
+    let reapply = RoomWrite::Reapply {
+        key: seen.key.clone(),
+        state: state.clone(),
+        revision,
+        change,
+    };
+    if writes.try_send(reapply).is_err() {
+        warn!("too many room changes waiting for the bucket; a hidden one is lost");
+    }
+}
+
+/// How long a failed watch of the room states waits before it starts again.
+const ROOM_WATCH_RETRY: Duration = Duration::from_secs(1);
+
+/// Writes room states one at a time, in the order the core asked: a
+/// node's later change of a room lands after its earlier one.
+async fn write_rooms(
+    store: async_nats::jetstream::kv::Store,
+    mut writes: mpsc::Receiver<RoomWrite>,
+    deliver: Deliver,
+    own: Ledger,
+    within: Duration,
+) {
+    while let Some(write) = writes.recv().await {
+        match write {
+            RoomWrite::Create {
+                uid,
+                key,
+                state,
+                over,
+            } => {
+                let outcome = rooms::create(&store, &key, &state, over, within).await;
+                if let (rooms::Created::Won { revision }, Ok(mut ledger)) = (&outcome, own.lock()) {
+                    ledger.note_own(&key, *revision, None);
+                }
+                deliver(Heard::RoomCreated { uid, outcome }).await;
+            }
+            RoomWrite::Change {
+                key,
+                state,
+                revision,
+                change,
+            } => {
+                // A removal or change asked before the core saw this node's
+                // own last write goes at that write's revision.
+                let last = own_revision(&own, &key);
+                let revision = revision.max(last);
+                write_change(
+                    &store,
+                    (key, state, revision, change),
+                    &deliver,
+                    &own,
+                    within,
+                )
+                .await;
+            }
+            RoomWrite::Reapply {
+                key,
+                mut state,
+                revision,
+                change,
+            } => {
+                state.apply(&change);
+                let write = (key, state, Some(revision), change);
+                write_change(&store, write, &deliver, &own, within).await;
+            }
+            RoomWrite::Remove { key, revision } => {
+                let last = own
+                    .lock()
+                    .ok()
+                    .and_then(|mut ledger| ledger.own.remove(&key));
+                if let Some(revision) = revision.max(last.map(|write| write.revision)) {
+                    let removing = rooms::remove(&store, &key, revision);
+                    let _ = tokio::time::timeout(within, removing).await;
+                }
+            }
+        }
+    }
+}
+
+/// The revision of this node's last write of `key`, if it knows one.
+fn own_revision(own: &Ledger, key: &str) -> Option<u64> {
+    let ledger = own.lock().ok()?;
+    ledger.own.get(key).map(|write| write.revision)
+}
+
+/// Writes one change (key, new state, revision seen, change) and tells the
+/// core what was written.
+async fn write_change(
+    store: &async_nats::jetstream::kv::Store,
+    (key, state, revision, change): (String, Box<rooms::RoomState>, Option<u64>, rooms::Change),
+    deliver: &Deliver,
+    own: &Ledger,
+    within: Duration,
+) {
+    let (mut revision, mut change) = (revision, change);
+    for _ in 0..rooms::MAX_ATTEMPTS {
+        let writing = rooms::change(store, &key, &state, revision, &change);
+        let (written, value) = match tokio::time::timeout(within, writing).await {
+            Ok(Ok(written)) => written,
+            Ok(Err(reason)) => {
+                warn!(%reason, "a room change was not written; the room goes back to its value");
+                deliver(Heard::RoomNotWritten { key }).await;
+                return;
+            }
+            Err(_) => {
+                warn!("a room change was not written in time; the room goes back to its value");
+                deliver(Heard::RoomNotWritten { key }).await;
+                return;
+            }
+        };
+        let hidden = own.lock().ok().and_then(|mut ledger| {
+            ledger.note_own(&key, written, Some(change.clone()));
+            ledger.take_hidden(&key)
+        });
+        let value = Box::new(value);
+        let told = Heard::RoomWritten {
+            key: key.clone(),
+            revision: written,
+            state: value,
+        };
+        deliver(told).await;
+        // The watch saw a value that hid this one before it was known
+        // here: written again, over the latest.
+        let Some((_, again)) = hidden else { return };
+        (revision, change) = (Some(written), again);
     }
 }

@@ -65,9 +65,11 @@ pub enum Body {
         /// The QUIT reason.
         reason: String,
     },
-    /// A change its node allowed and applied: to a room, MODE (the changes
-    /// that took effect), TOPIC or KICK; to the user, AWAY or SETNAME; with
-    /// its parameters. The other nodes apply it as the same user's command.
+    /// A change its node allowed and applied: to a room, MODE (the member
+    /// statuses that took effect), KICK or INVITE; to the user, its MODE, AWAY or
+    /// SETNAME; with its parameters. The other nodes apply it as the same
+    /// user's command. (A room's own modes and topic travel through its
+    /// value in the room states' bucket, [`super::rooms`].)
     Command {
         uid: u64,
         command: String,

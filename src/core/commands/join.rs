@@ -28,28 +28,68 @@ pub fn join(state: &mut State, id: ClientId, message: &Message) -> Result<(), Re
     }
     let mut keys = message.param(1).split(',');
     let max = state.config.limits.max_targets;
-    for (i, name) in names.split(',').enumerate() {
+    let mut names = names.split(',').enumerate();
+    while let Some((i, name)) = names.next() {
         if i == max {
             state.refuse(id, Refusal::too_many_targets(name));
             break;
         }
-        join_one(state, id, name, keys.next().unwrap_or(""));
+        if join_one(state, id, name, keys.next().unwrap_or("")) {
+            // The rest of the list waits behind the room being created.
+            let mut names: Vec<&str> = names.map(|(_, name)| name).collect();
+            let room_left = max.saturating_sub(i + 1);
+            if let Some(&over) = names.get(room_left) {
+                state.refuse(id, Refusal::too_many_targets(over));
+                names.truncate(room_left);
+            }
+            if !names.is_empty() {
+                let rest = Message {
+                    command: "JOIN".to_owned(),
+                    params: vec![names.join(","), keys.collect::<Vec<_>>().join(",")],
+                    ..Default::default()
+                };
+                state.network_join_rest(id, rest);
+            }
+            break;
+        }
     }
     Ok(())
 }
 
-fn join_one(state: &mut State, id: ClientId, name: &str, key: &str) {
+/// Joins one room; true when the join waits for the room's creation
+/// network-wide.
+fn join_one(state: &mut State, id: ClientId, name: &str, key: &str) -> bool {
     match admit(state, id, name, key) {
         Err(refusal) => state.refuse(id, refusal),
         Ok(None) => {}
-        Ok(Some(folded)) => {
-            enter(state, id, name, &folded);
-            state.network_join(id, &folded);
-            announce(state, id, &folded);
-            state.grant_owed_status(id, &folded);
-            join_burst(state, id, &folded, true);
-        }
+        Ok(Some(folded)) => match state.network_create_room(id, name, key, &folded) {
+            Err(refusal) => state.refuse(id, refusal),
+            Ok(true) => return true,
+            Ok(false) => join_admitted(state, id, name, &folded, None),
+        },
     }
+    false
+}
+
+/// Joins one room once the network answered its creation: with ops when
+/// `won`, else as anyone joins a room that exists (its modes and lists,
+/// read from the network, checked first).
+pub(crate) fn join_created(state: &mut State, id: ClientId, name: &str, key: &str, won: bool) {
+    match admit(state, id, name, key) {
+        Err(refusal) => state.refuse(id, refusal),
+        Ok(None) => {}
+        Ok(Some(folded)) => join_admitted(state, id, name, &folded, Some(won)),
+    }
+}
+
+/// Makes `id` a member and tells everyone; `op` overrides whether it gets
+/// ops as the room's creator.
+fn join_admitted(state: &mut State, id: ClientId, name: &str, folded: &Folded, op: Option<bool>) {
+    enter(state, id, name, folded, op);
+    state.network_join(id, folded);
+    announce(state, id, folded);
+    state.grant_owed_status(id, folded);
+    join_burst(state, id, folded, true);
 }
 
 /// What a client is sent after its own JOIN: the topic, its read marker,
@@ -105,9 +145,9 @@ fn admit(state: &State, id: ClientId, name: &str, key: &str) -> Result<Option<Fo
 }
 
 /// Makes `id` a member of `folded`, creating the room (with the default
-/// modes, its creator opped) on first use.
-fn enter(state: &mut State, id: ClientId, name: &str, folded: &Folded) {
-    let creating = !state.channels.contains_key(folded);
+/// modes, its creator opped, unless `op` says otherwise) on first use.
+fn enter(state: &mut State, id: ClientId, name: &str, folded: &Folded, op: Option<bool>) {
+    let creating = op.unwrap_or(!state.channels.contains_key(folded));
     let now = state.clock.now();
     let default_modes = ChannelModes::from_flags(&state.config.channels.default_modes);
     let history_floor = history_access::starting_floor(now, state.room_ended_ms);
@@ -115,12 +155,10 @@ fn enter(state: &mut State, id: ClientId, name: &str, folded: &Folded) {
         .clients
         .get(&id)
         .is_some_and(|client| client.modes.oper);
-    let channel = state.channels.entry(folded.clone()).or_insert_with(|| {
-        let mut channel = Channel::new(name, now);
-        channel.modes = default_modes;
-        channel.history_floor = history_floor;
-        channel
-    });
+    let channel = state
+        .channels
+        .entry(folded.clone())
+        .or_insert_with(|| new_room(name, now, default_modes, history_floor));
     channel.invited.remove(&id);
     // A standing [[room]] has no creator: operators get ops in it.
     let membership = Membership {
@@ -128,6 +166,19 @@ fn enter(state: &mut State, id: ClientId, name: &str, folded: &Folded) {
         voice: false,
     };
     state.add_member(id, folded, membership);
+}
+
+/// A room created here: with `modes`, its history starting at `floor`.
+pub(crate) fn new_room(
+    name: &str,
+    now: std::time::SystemTime,
+    modes: ChannelModes,
+    floor: i64,
+) -> Channel {
+    let mut channel = Channel::new(name, now);
+    channel.modes = modes;
+    channel.history_floor = floor;
+    channel
 }
 
 /// Tells the room, the newcomer included, that `id` joined; away-notify

@@ -66,7 +66,7 @@ pub fn topic(state: &mut State, id: ClientId, message: &Message) -> Result<(), R
     event.set_gate(gate);
     state.send_to_members(&folded, &mut event, |_, _| true);
     state.save_room(&folded);
-    state.network_command(id, "TOPIC", vec![display, text]);
+    state.network_room_topic(id, &folded);
     Ok(())
 }
 

@@ -12,7 +12,8 @@
 //! Here: the core's view of the network and what this node tells the
 //! others. Beside it: `remote.rs` (applying what the others say),
 //! `accounts.rs` (logins and account changes on every node),
-//! `claims.rs` (nick claims), `liveness.rs` (heartbeats, splits,
+//! `claims.rs` (nick claims), `rooms.rs` (each room's state in the
+//! bucket), `liveness.rs` (heartbeats, splits,
 //! fencing), `klines.rs` (K-lines on every node), `rehash.rs` (REHASH
 //! of other nodes) and `order.rs` (messages held for the event before
 //! them).
@@ -35,6 +36,7 @@ mod liveness;
 mod order;
 mod rehash;
 mod remote;
+mod rooms;
 
 /// The QUIT reason of the users of a node that went silent, as users
 /// know it from netsplits.
@@ -88,6 +90,8 @@ pub struct Network {
     silenced: Option<SystemTime>,
     /// REHASH requests sent to the others and reloads done for them.
     rehashes: rehash::Rehashes,
+    /// Every room's value in the bucket, and joins waiting for a creation.
+    rooms: rooms::Rooms,
     /// Messages waiting for the event they follow.
     order: order::Order,
 }
@@ -115,6 +119,7 @@ impl Network {
             lease_failing: false,
             silenced: None,
             rehashes: Default::default(),
+            rooms: Default::default(),
             order: Default::default(),
         }
     }
@@ -190,8 +195,9 @@ impl State {
 
     /// This node is stopping: the others split its users off now rather
     /// than after a node timeout.
-    pub(super) fn network_bye(&self) {
+    pub(super) fn network_bye(&mut self) {
         self.tell_network(Body::Bye);
+        self.network_rooms_bye();
     }
 
     /// A local user finished registering: the other nodes learn of it.
@@ -398,6 +404,21 @@ impl State {
                 outcome,
             } => self.nick_claimed(ClientId(uid), &nick, over, outcome),
             Heard::Lease(renewal) => self.network_lease(renewal),
+            Heard::RoomCreated { uid, outcome } => {
+                self.network_room_created(ClientId(uid), outcome)
+            }
+            Heard::RoomSeen(seen) => self.network_room_seen(seen),
+            Heard::RoomWritten {
+                key,
+                revision,
+                state,
+            } => self.network_room_written(crate::network::rooms::Seen {
+                key,
+                revision,
+                state: Some(state),
+                deleted: false,
+            }),
+            Heard::RoomNotWritten { key } => self.network_room_not_written(&key),
         }
     }
 

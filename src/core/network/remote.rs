@@ -44,6 +44,23 @@ fn rand_u64() -> u64 {
     u64::from_le_bytes(bytes)
 }
 
+/// Whether a peer's MODE changes only members' statuses (or is a user's
+/// own MODE): a room's own modes reach this node through its value in the
+/// bucket, and running them here too could undo a later value.
+fn only_statuses(message: &crate::proto::Message) -> bool {
+    let target = message.param(0);
+    if !crate::proto::validate::is_channel_name(target) {
+        return true;
+    }
+    message.param(1).chars().all(|letter| {
+        matches!(letter, '+' | '-')
+            || matches!(
+                modes::channel_mode(letter),
+                Some(modes::ChannelModeKind::Prefix { .. })
+            )
+    })
+}
+
 impl State {
     /// A room change made on another node, applied here as its user's
     /// command: its node checked it, and this node's view of the room
@@ -55,10 +72,13 @@ impl State {
             params,
             ..Default::default()
         };
-        use crate::core::commands::{away, invite, kick, mode, setname, topic};
+        use crate::core::commands::{away, invite, kick, mode, setname};
         let _ = match message.command.as_str() {
+            "MODE" if !only_statuses(&message) => {
+                warn!("a node sent a room's own modes as a command; they come from its state");
+                Ok(())
+            }
             "MODE" => mode::mode(self, id, &message),
-            "TOPIC" => topic::topic(self, id, &message),
             "KICK" => kick::kick(self, id, &message),
             // Every node keeps the invite (the invitee's own node lets it
             // in) and tells its own members who asked.
@@ -185,11 +205,15 @@ impl State {
         }
         let now = self.clock.now();
         let default_modes = ChannelModes::from_flags(&self.config.channels.default_modes);
+        let creating = !self.channels.contains_key(&folded);
         self.channels.entry(folded.clone()).or_insert_with(|| {
             let mut channel = Channel::new(name, now);
             channel.modes = default_modes;
             channel
         });
+        if creating {
+            self.network_room_restore(&folded);
+        }
         self.add_member(id, &folded, membership);
         crate::core::commands::join::announce(self, id, &folded);
     }

@@ -207,7 +207,7 @@ fn changed(flag: &mut bool, value: bool) -> bool {
 
 /// A key must be one word that JOIN can carry: no spaces or commas, no
 /// leading `:`, and not too long.
-fn is_valid_key(key: &str) -> bool {
+pub(super) fn is_valid_key(key: &str) -> bool {
     !key.is_empty()
         && key.len() <= KEYLEN
         && !key.starts_with(':')

@@ -119,7 +119,7 @@ pub(super) fn edit(
 
 /// The extban type and the mask an entry of `kind` is kept as; `Ok(None)`
 /// for a mask that cannot be kept. An account mask is kept as written.
-fn entry_of(
+pub(super) fn entry_of(
     channel_name: &str,
     (letter, kind): (char, ListKind),
     raw: &str,

@@ -20,6 +20,7 @@ use parse::parse;
 use crate::core::Refusal;
 use crate::core::clock::unix_time;
 use crate::core::{ClientId, State};
+use crate::network::rooms::ModeChange;
 use crate::proto::modes::{self, ChannelFlag, ChannelModeKind, ListKind, MemberStatus};
 use crate::proto::numeric;
 use crate::proto::{Folded, Message};
@@ -111,22 +112,51 @@ pub fn mode(state: &mut State, id: ClientId, message: &Message) -> Result<(), Re
         }
     }
     broadcast(state, id, &folded, &applied);
-    if !applied.is_empty() && state.network.is_some() {
-        let mut params = vec![channel_name.clone()];
-        params.extend(apply::changes(&applied));
-        state.network_command(id, "MODE", params);
-    }
-    // Statuses belong to the members present, not to the stored room.
-    let kept = applied.iter().any(|change| {
-        !matches!(
+    // Statuses belong to the members present, not to the stored room: they
+    // travel with the membership, the rest through the room's state.
+    let (statuses, kept): (Vec<Applied>, Vec<Applied>) = applied.into_iter().partition(|change| {
+        matches!(
             modes::channel_mode(change.letter),
             Some(ChannelModeKind::Prefix { .. })
         )
     });
-    if kept {
+    if !statuses.is_empty() && state.network.is_some() {
+        let mut params = vec![channel_name.clone()];
+        params.extend(apply::changes(&statuses));
+        state.network_command(id, "MODE", params);
+    }
+    if !kept.is_empty() {
         state.save_room(&folded);
+        state.network_room_modes(id, &folded, kept.into_iter().map(Applied::into_change));
     }
     Ok(())
+}
+
+impl Applied {
+    /// The change as the room states' bucket keeps it.
+    fn into_change(self) -> ModeChange {
+        ModeChange {
+            adding: self.adding,
+            letter: self.letter,
+            arg: self.arg,
+        }
+    }
+}
+
+/// A b/e/I entry read from another node's value of the room `name`:
+/// the extban and the mask it is kept as, checked as one set by MODE is;
+/// `None` for one MODE would not keep.
+pub(crate) fn list_entry(
+    name: &str,
+    (letter, kind): (char, ListKind),
+    raw: &str,
+) -> Option<(Option<&'static crate::core::extban::Extban>, String)> {
+    lists::entry_of(name, (letter, kind), raw).ok().flatten()
+}
+
+/// Whether a key read from another node's value is one MODE would set.
+pub(crate) fn is_valid_key(key: &str) -> bool {
+    apply::is_valid_key(key)
 }
 
 /// 324 and 329. Members see the key and the limit; others see only that
