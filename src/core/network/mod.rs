@@ -423,24 +423,46 @@ impl State {
     }
 
     /// Applies what another node said in the order it said it: a message
-    /// may wait for the event before it ([`order`]), and an event lets go
-    /// what waited for it.
+    /// may wait for the event before it ([`order`]); an event first lets go
+    /// what was sent before it, then what waited for it.
     fn network_envelope(&mut self, envelope: Envelope) {
+        self.network_overdue();
         let now = self.clock.now();
-        let node: Arc<str> = Arc::from(envelope.node.as_str());
         let Some(network) = &mut self.network else {
             return;
         };
+        if network.link.node() == envelope.node {
+            // NATS does not echo this node's own messages: another process
+            // uses its name.
+            warn!(node = %envelope.node, "another process speaks as this node; check [network] node");
+            return;
+        }
+        let node: Arc<str> = Arc::from(envelope.node.as_str());
         let Some(envelope) = network.order.admit(&node, envelope, now) else {
             return;
         };
-        let event = !matches!(envelope.body, Body::Message(_));
+        let seq = envelope.seq;
+        let heartbeat = matches!(envelope.body, Body::Heartbeat { .. });
+        if seq.is_some() {
+            self.network_release(&node);
+        }
         self.network_apply(envelope);
-        while event
-            && let Some(released) = self
-                .network
-                .as_mut()
-                .and_then(|network| network.order.released(&node))
+        if let Some(seq) = seq
+            && let Some(network) = &mut self.network
+        {
+            network.order.passed(&node, seq);
+        }
+        if seq.is_some() || heartbeat {
+            self.network_release(&node);
+        }
+    }
+
+    /// Applies the messages of `node` that no longer wait.
+    fn network_release(&mut self, node: &str) {
+        while let Some(released) = self
+            .network
+            .as_mut()
+            .and_then(|network| network.order.released(node))
         {
             self.network_apply(released);
         }
@@ -510,7 +532,7 @@ impl State {
                 info!(node = %node, "node stopped");
                 if let Some(network) = &mut self.network {
                     network.nodes.remove(&node);
-                    network.order.forget(&node);
+                    network.order.end(&node);
                 }
                 self.network_split(&node, SPLIT_REASON);
             }
