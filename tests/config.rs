@@ -126,6 +126,14 @@ fn server_name_with_a_wildcard_is_rejected() {
 }
 
 #[test]
+fn server_name_longer_than_other_nodes_accept_is_rejected() {
+    let long = format!("irc.{}.net", "a".repeat(250));
+    let (line, _, message) = invalid(&format!("[server]\nname = \"{long}\"\n"));
+    assert_eq!(line, 2);
+    assert!(message.contains("at most 255 bytes"), "{message}");
+}
+
+#[test]
 fn duplicate_listen_address_is_reported_at_the_second() {
     let text = "[[listen]]\naddress = \"[::1]:6667\"\n\n[[listen]]\naddress = \"[::1]:6667\"\n";
     let (line, column, message) = invalid(text);

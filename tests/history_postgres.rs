@@ -269,7 +269,8 @@ fn a_role_that_cannot_create_tables_runs_a_node_on_a_current_schema() {
     config.enabled = true;
     drop(Backend::open(&config, "a").expect("the owner makes the schema"));
     pg.psql(
-        "CREATE ROLE writer LOGIN;
+        "REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+         CREATE ROLE writer LOGIN;
          GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO writer;
          GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO writer;",
     );

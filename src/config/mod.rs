@@ -702,14 +702,14 @@ impl Default for Log {
 
 impl Config {
     /// This server's key among the writers of a shared history database
-    /// (its journal checkpoint's row): `[network] node`, or the server's
-    /// name when it runs alone, so two lone servers on one database keep
-    /// their own checkpoints.
+    /// (its journal checkpoint's row): `[network] node`, or "" when it runs
+    /// alone. (Not the server name: a lone server's row was always "", and
+    /// a new key would start its checkpoint over at a new epoch, replaying
+    /// nothing of a journal cut short.)
     pub fn history_node(&self) -> &str {
-        match &self.network {
-            Some(network) => &network.node,
-            None => &self.server.name,
-        }
+        self.network
+            .as_ref()
+            .map_or("", |network| network.node.as_str())
     }
 
     /// The message of the day, one entry per line: the inline `motd`, or the

@@ -95,6 +95,8 @@ pub(super) fn problems(config: &Config) -> Vec<Problem> {
 fn check_server(check: &mut Checker, server: &ServerConfig) {
     if server.name.is_empty() {
         check.report("server.name", "must not be empty");
+    } else if server.name.len() > 255 {
+        check.report("server.name", "must be at most 255 bytes");
     } else if let Some(bad) = server
         .name
         .chars()

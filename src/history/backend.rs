@@ -27,7 +27,7 @@ pub enum Backend {
 
 impl Backend {
     /// Opens the database for writing: created and migrated as needed.
-    /// `node` (`Config::history_node`: `[network] node`, or the server name when alone) keys this node's journal
+    /// `node` (`Config::history_node`: `[network] node`, "" when alone) keys this node's journal
     /// checkpoint in a shared database.
     pub fn open(config: &HistoryConfig, node: &str) -> Result<Backend, StoreError> {
         match config.backend {

@@ -105,7 +105,7 @@ pub struct PgStore {
     config: postgres::Config,
     /// The URL without its password, for messages.
     url: String,
-    /// This node's name (`Config::history_node`: `[network] node`, or the server name when alone): its journal
+    /// This node's name (`Config::history_node`: `[network] node`, "" when alone): its journal
     /// checkpoint's key.
     node: String,
     client: Option<Client>,
@@ -229,8 +229,10 @@ impl PgStore {
             let row = client.query_opt("SELECT version FROM schema_version", &[])?;
             row.map(|row| row.try_get::<_, i64>(0)).transpose()
         })?;
-        if current == Some(known) {
-            return Ok(());
+        match current {
+            Some(found) if found == known => return Ok(()),
+            Some(found) if found > known => return Err(StoreError::TooNew { found, known }),
+            _ => {}
         }
         self.with(|client| {
             let mut transaction = client.transaction()?;
@@ -429,6 +431,9 @@ impl PgStore {
         let now = now_ms();
         self.with(|client| {
             let mut transaction = client.transaction()?;
+            // Taken as a batch insert takes it, so no insert that began
+            // before this tombstone commits after the deletion.
+            transaction.execute("SELECT pg_advisory_xact_lock($1)", &[&INSERT_LOCK])?;
             // What another node stores later of its conversations up to
             // now stays out; a conversation the name starts after is kept.
             transaction.execute(
@@ -468,6 +473,9 @@ impl PgStore {
         let expired = now.saturating_sub(TOMBSTONE_MS);
         let deleted = self.with(|client| {
             let mut transaction = client.transaction()?;
+            // Taken as a batch insert takes it, so no insert that began
+            // before this tombstone commits after the deletion.
+            transaction.execute("SELECT pg_advisory_xact_lock($1)", &[&INSERT_LOCK])?;
             transaction.execute("DELETE FROM redactions WHERE at_ms < $1", &[&expired])?;
             transaction.execute(
                 "INSERT INTO redactions (msgid, at_ms) VALUES ($1, $2) ON CONFLICT (msgid) DO NOTHING",

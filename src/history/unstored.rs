@@ -83,8 +83,14 @@ impl Unstored {
         });
     }
 
-    /// A renamed room's lines are stored under its new name.
+    /// A renamed room's lines are stored under its new name; kept lines
+    /// of an earlier room of the new name from after the renamed room's
+    /// floor go first, as the store deletes them.
     pub fn rename(&mut self, rename: &RoomRename) {
+        self.records.retain(|record| {
+            !matches!(&record.target, HistoryTarget::Room(room) if *room == rename.new)
+                || record.time_ms < rename.floor_ms
+        });
         for record in &mut self.records {
             if matches!(&record.target, HistoryTarget::Room(room) if *room == rename.old) {
                 record.target = HistoryTarget::Room(rename.new.clone());
@@ -149,11 +155,17 @@ mod tests {
         let alice = Party::Account(fold("alice"));
         let private = HistoryTarget::private(alice.clone(), Party::Nick(fold("bob")));
         let mut unstored = Unstored::default();
+        let at = |msgid: &str, time_ms: i64| Record {
+            time_ms,
+            ..record(msgid, room("#new"))
+        };
         let records = [
             record("said", room("#old")),
             record("redacted", room("#old")),
             record("private", private),
             record("elsewhere", room("#other")),
+            at("earlier room", 500),
+            at("earlier room after the floor", 1500),
         ];
         unstored.keep(&records);
         unstored.redact("redacted");
@@ -162,7 +174,7 @@ mod tests {
             old: fold("#old"),
             new: fold("#new"),
             display: "#New".into(),
-            floor_ms: 0,
+            floor_ms: 1000,
         });
         let kept = unstored.take(usize::MAX);
         let view: Vec<(&str, &str)> = kept
@@ -172,6 +184,7 @@ mod tests {
         assert_eq!(view[0], ("said", "#New"));
         assert_eq!(kept[0].target, room("#new"));
         assert_eq!(view[1].0, "elsewhere");
-        assert_eq!(view.len(), 2);
+        assert_eq!(view[2].0, "earlier room");
+        assert_eq!(view.len(), 3);
     }
 }

@@ -39,6 +39,13 @@ pub(crate) enum Job {
 
 /// The most records in one transaction, so one commit never grows unbounded.
 const MAX_BATCH: usize = 10_000;
+/// Kept lines stored per transaction: small, so one that fails again fails
+/// fast and a statement timeout is out of reach.
+const UNSTORED_BATCH: usize = 1_000;
+/// How often kept lines are tried while no commit comes.
+const RETRY_UNSTORED_EVERY: Duration = Duration::from_secs(5);
+/// Failed tries in a row after which kept lines are given up.
+const MAX_UNSTORED_TRIES: u32 = 100;
 /// How long a batch waits for more records once its first arrived. No
 /// line waits for the database (the journal made it durable), so a longer
 /// batch costs nothing but this much lag for CHATHISTORY, and spares the
@@ -85,6 +92,8 @@ pub(crate) struct Writer {
     queued: Arc<AtomicUsize>,
     /// Lines whose commit failed, to store once one succeeds.
     unstored: Unstored,
+    /// Tries in a row at storing them that failed.
+    unstored_tries: u32,
 }
 
 impl Writer {
@@ -111,6 +120,7 @@ impl Writer {
             metrics: Metrics::new(),
             queued: Arc::default(),
             unstored: Unstored::default(),
+            unstored_tries: 0,
         }
     }
 
@@ -163,6 +173,7 @@ impl Writer {
                     self.passed(seq);
                 }
                 Some(Job::Stop) => {
+                    self.store_unstored();
                     if !self.unstored.is_empty() {
                         let file = self.store.place();
                         error!(%file, lines = self.unstored.len(), "stopping with history lines that could not be stored; they are lost");
@@ -252,11 +263,21 @@ impl Writer {
                     }
                     Err(TryRecvError::Disconnected) => Err(RecvTimeoutError::Disconnected),
                 },
+                Some(wait) if !self.unstored.is_empty() => {
+                    self.jobs.recv_timeout(wait.min(RETRY_UNSTORED_EVERY))
+                }
                 Some(wait) => self.jobs.recv_timeout(wait),
             };
             match job {
                 Ok(job) => return Some(job),
-                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Timeout) => {
+                    // A quiet server has no commit to follow: the kept
+                    // lines are tried on their own now and then.
+                    if !self.unstored.is_empty() {
+                        self.retry_unstored();
+                    }
+                    continue;
+                }
                 Err(RecvTimeoutError::Disconnected) => return None,
             }
         }
@@ -331,10 +352,14 @@ impl Writer {
         self.committed.send_replace(highest);
     }
 
-    /// Stores the lines kept through failed commits, a batch at a time,
-    /// now that a commit succeeded; what fails again stays for the next.
-    /// The checkpoint is not moved: these lines are older than it.
-    fn store_unstored(&mut self) {
+    /// Stores the lines kept through failed commits, a batch at a time;
+    /// what fails again stays for the next try, [`MAX_UNSTORED_TRIES`]
+    /// times in a row at most. The checkpoint is not moved: these lines
+    /// are older than it.
+    fn store_unstored(&mut self) -> bool {
+        if self.unstored.is_empty() || self.hooks.disk_is_full() {
+            return self.unstored.is_empty();
+        }
         let dropped = self.unstored.take_dropped();
         if dropped > 0 {
             let file = self.store.place();
@@ -342,20 +367,39 @@ impl Writer {
         }
         let mut stored = 0;
         while !self.unstored.is_empty() {
-            let records = self.unstored.take(MAX_BATCH);
+            let records = self.unstored.take(UNSTORED_BATCH);
             match self.store.store_batch(&records, 0) {
                 Ok(_) => stored += records.len(),
                 Err(error) => {
                     let file = self.store.place();
-                    warn!(%error, %file, lines = self.unstored.len() + records.len(), "storing the lines of failed commits failed; trying again after the next commit");
                     self.unstored.put_back(records);
-                    break;
+                    self.unstored_tries += 1;
+                    if self.unstored_tries >= MAX_UNSTORED_TRIES {
+                        let lines = self.unstored.take(usize::MAX).len();
+                        error!(%error, %file, lines, "the lines of failed commits still cannot be stored; they are lost");
+                        self.unstored_tries = 0;
+                    } else if self.unstored_tries == 1 {
+                        warn!(%error, %file, lines = self.unstored.len(), "storing the lines of failed commits failed; trying again later");
+                    }
+                    return false;
                 }
             }
         }
+        self.unstored_tries = 0;
         if stored > 0 {
             let file = self.store.place();
             info!(%file, lines = stored, "history lines whose commit had failed are stored");
+        }
+        true
+    }
+
+    /// Tries the kept lines while no commit comes: once they are stored,
+    /// the database works again and the writer is no longer degraded.
+    fn retry_unstored(&mut self) {
+        if self.store_unstored() && std::mem::take(&mut self.degraded) {
+            let file = self.store.place();
+            info!(%file, "history commits succeed again; lines are stored");
+            self.health.send_replace(false);
         }
     }
 
