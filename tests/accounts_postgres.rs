@@ -302,29 +302,50 @@ fn two_stores_creating_one_name_at_the_same_instant_make_one_account() {
 async fn history_migrate_brings_a_nodes_accounts_along() {
     let dir = TempDir::new("pgacct-migrate");
     let database = dir.join("node.db");
-    // An account on a node with its own SQLite file.
-    let alone = rookery::start(test_config_with_history(&database, ""))
-        .await
-        .unwrap();
-    let mut erin = Client::with_account(alone.local_addrs()[0], "erin", "hunter2").await;
-    erin.send("QUIT").await;
+    // Two accounts on a node with its own SQLite file, each with a
+    // private conversation.
+    let file = database.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut store = rookery::accounts::Store::open(&file, naming()).expect("opens");
+        let ours = Credentials::derive("ours").expect("a password hashes");
+        store
+            .create("frank", &ours, None, 6)
+            .expect("frank is made here");
+    })
+    .await
+    .expect("the account is made");
+    let alone = rookery::start(test_config_with_history(
+        &database,
+        "history.private_messages = true\n",
+    ))
+    .await
+    .unwrap();
+    let addr = alone.local_addrs()[0];
+    let mut erin = Client::with_account(addr, "erin", "hunter2").await;
+    let mut frank = Client::register(addr, "frank").await;
+    frank.send("NS IDENTIFY frank ours").await;
+    frank.expect_containing(" 900 ").await;
+    let mut gus = Client::register(addr, "gus").await;
+    frank.send("PRIVMSG erin :frank-secret").await;
+    erin.expect_containing("frank-secret").await;
+    erin.send("PRIVMSG gus :erin-line").await;
+    gus.expect_containing("erin-line").await;
+    for mut client in [erin, frank, gus] {
+        client.send("QUIT").await;
+        assert!(client.is_closed().await);
+    }
     alone.shutdown().await;
 
     let pg = Postgres::start();
     // A namesake another node registered first is not overwritten. (The
     // blocking client starts a runtime of its own: off this one.)
-    let (url, file) = (pg.url(), database.clone());
+    let url = pg.url();
     tokio::task::spawn_blocking(move || {
         let mut other = PgAccounts::open(&url, naming()).expect("the tables are made");
         let theirs = Credentials::derive("theirs").expect("a password hashes");
         other
             .create("Frank", &theirs, None, 5)
             .expect("frank is made");
-        let mut store = rookery::accounts::Store::open(&file, naming()).expect("opens");
-        let ours = Credentials::derive("ours").expect("a password hashes");
-        store
-            .create("frank", &ours, None, 6)
-            .expect("frank is made here too");
     })
     .await
     .expect("the accounts are made");
@@ -361,6 +382,20 @@ async fn history_migrate_brings_a_nodes_accounts_along() {
     assert!(
         first.contains("not copied: the account frank exists already as another account"),
         "{first}"
+    );
+    // The network's Frank does not read this node's frank's conversation;
+    // erin's is copied.
+    assert!(
+        first.contains("not copied: 1 private lines of the accounts not copied"),
+        "{first}"
+    );
+    assert_eq!(
+        pg.psql("SELECT count(*) FROM events WHERE text = 'frank-secret'"),
+        "0"
+    );
+    assert_eq!(
+        pg.psql("SELECT count(*) FROM events WHERE text = 'erin-line'"),
+        "1"
     );
     let second = migrate();
     assert!(
