@@ -197,7 +197,11 @@ fn report_accounts_copied(copied: &accounts::transfer::AccountsCopied) {
         copied.copied, copied.read, copied.already, copied.rooms_copied, copied.rooms_already
     );
     for name in &copied.conflicts {
-        println!("not copied: the account {name} exists already as another account");
+        if copied.name_nicks_taken.contains(name) {
+            println!("not copied: the account {name}, whose name is a nick of another account");
+        } else {
+            println!("not copied: the account {name} exists already as another account");
+        }
     }
     for (nick, account) in &copied.nicks_kept {
         println!("not given to {account}: the nick {nick} belongs to another account");

@@ -706,3 +706,41 @@ async fn the_accounts_command_writes_a_shared_database_while_a_node_runs() {
     );
     server.shutdown().await;
 }
+
+#[test]
+fn a_migration_skips_a_name_another_account_has_as_a_nick_and_knows_its_own_earlier_copy() {
+    let dir = TempDir::new("pgacct-transfer");
+    let pg = Postgres::start();
+    let credentials = Credentials::derive("pw").expect("a password hashes");
+    let mut shared = PgAccounts::open(&pg.url(), naming()).expect("the tables are made");
+    shared
+        .create("Olga", &credentials, None, 1)
+        .expect("olga is made");
+    shared
+        .add_nick("olga", "Paul", 2)
+        .expect("olga takes the nick paul");
+    let mut node = rookery::accounts::Store::open(&dir.join("node.db"), naming()).expect("opens");
+    node.create("paul", &credentials, None, 3)
+        .expect("paul is made here");
+    node.create("quinn", &credentials, None, 4)
+        .expect("quinn is made here");
+
+    let first = rookery::accounts::transfer::copy_accounts(&node, &mut shared).expect("copies");
+    assert_eq!(first.copied, 1, "{first:?}");
+    assert_eq!(first.conflicts, ["paul"], "{first:?}");
+    assert_eq!(first.name_nicks_taken, ["paul"], "{first:?}");
+    assert!(shared.find("paul").expect("reads").is_none());
+    assert_eq!(
+        shared.nick_owner("paul").expect("reads").as_deref(),
+        Some("Olga")
+    );
+
+    // quinn changed its password on the network: still the copy made.
+    let changed = Credentials::derive("new").expect("a password hashes");
+    shared
+        .set_password("quinn", &changed)
+        .expect("the password changes");
+    let second = rookery::accounts::transfer::copy_accounts(&node, &mut shared).expect("copies");
+    assert_eq!((second.copied, second.already), (0, 1), "{second:?}");
+    assert_eq!(second.conflicts, ["paul"], "{second:?}");
+}
