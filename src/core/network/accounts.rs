@@ -178,7 +178,7 @@ impl State {
 
     /// Whether `name` could be an account here: a valid nick within the
     /// accounts' length.
-    fn acceptable_account(&self, name: &str) -> bool {
+    pub(super) fn acceptable_account(&self, name: &str) -> bool {
         let max = self.config.limits.nick_length.min(MAX_NAME_LEN);
         is_valid_nick(name, max)
     }
@@ -266,6 +266,25 @@ mod tests {
             },
         );
         assert_eq!(h.state.clients[&bob].account, None);
+    }
+
+    #[test]
+    fn an_introduced_users_bad_account_name_is_dropped() {
+        let mut h = Harness::new();
+        join_network(&mut h);
+        let mut bob = bob_on_b();
+        bob.account = Some("bad name".into());
+        from_b(&mut h, Body::User(bob));
+        let id = h.state.nicks[&h.state.fold("bob")];
+        assert_eq!(h.state.clients[&id].account, None);
+        assert!(!h.state.clients[&id].modes.registered);
+        let mut carol = bob_on_b();
+        carol.uid = 8;
+        carol.nick = "carol".into();
+        carol.account = Some("Carol".into());
+        from_b(&mut h, Body::User(carol));
+        let id = h.state.nicks[&h.state.fold("carol")];
+        assert_eq!(h.state.clients[&id].account.as_deref(), Some("Carol"));
     }
 
     #[test]
