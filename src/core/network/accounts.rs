@@ -157,23 +157,7 @@ impl State {
     /// waiting to log in to it. Users of other nodes are logged out by
     /// their own node, which says so with a Login.
     fn log_out_local(&mut self, account: &str) {
-        crate::core::commands::authenticate::forget_proofs(self, account);
-        let casemapping = self.config.server.casemapping;
-        let local: Vec<ClientId> = self
-            .clients
-            .values()
-            .filter(|client| client.remote.is_none())
-            .filter(|client| {
-                client
-                    .account
-                    .as_deref()
-                    .is_some_and(|theirs| casemapping.eq(theirs, account))
-            })
-            .map(|client| client.id)
-            .collect();
-        for id in local {
-            self.log_out(id);
-        }
+        self.log_out_account(account);
     }
 
     /// Whether `name` could be an account here: a valid nick within the
@@ -285,6 +269,24 @@ mod tests {
         from_b(&mut h, Body::User(carol));
         let id = h.state.nicks[&h.state.fold("carol")];
         assert_eq!(h.state.clients[&id].account.as_deref(), Some("Carol"));
+    }
+
+    #[test]
+    fn an_account_suspended_or_dropped_here_is_logged_out_of_this_nodes_users_only() {
+        let mut h = Harness::new();
+        h.register("carol");
+        join_network(&mut h);
+        shared(&mut h);
+        let carol = h.id("carol");
+        h.state.log_in(carol, "Carol");
+        let mut remote = bob_on_b();
+        remote.account = Some("Carol".into());
+        from_b(&mut h, Body::User(remote));
+        let bob = h.state.nicks[&h.state.fold("bob")];
+        assert_eq!(h.state.log_out_account("carol"), vec![carol]);
+        assert_eq!(h.state.clients[&carol].account, None);
+        // Its own node hears the change, logs it out and says so.
+        assert_eq!(h.state.clients[&bob].account.as_deref(), Some("Carol"));
     }
 
     #[test]
