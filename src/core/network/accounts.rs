@@ -21,7 +21,7 @@ use crate::proto::validate::is_valid_nick;
 impl State {
     /// Whether this node's accounts are the network's (kept in the shared
     /// database), so that an account change on one node holds on all.
-    fn accounts_shared(&self) -> bool {
+    pub(crate) fn accounts_shared(&self) -> bool {
         let history = &self.config.history;
         history.enabled && history.backend == HistoryBackend::Postgres
     }
@@ -287,6 +287,23 @@ mod tests {
         assert_eq!(h.state.clients[&carol].account, None);
         // Its own node hears the change, logs it out and says so.
         assert_eq!(h.state.clients[&bob].account.as_deref(), Some("Carol"));
+    }
+
+    #[test]
+    fn a_peers_account_keys_its_users_conversations_only_when_accounts_are_shared() {
+        use crate::core::history_access::party;
+        use crate::history::Party;
+        let mut h = Harness::new();
+        join_network(&mut h);
+        let mut remote = bob_on_b();
+        remote.account = Some("Carol".into());
+        from_b(&mut h, Body::User(remote));
+        let bob = h.state.nicks[&h.state.fold("bob")];
+        let side = |h: &Harness| party(&h.state, &h.state.clients[&bob]);
+        // Node b's Carol is not this node's: keyed by the nick it holds.
+        assert_eq!(side(&h), Party::Nick(h.state.fold("bob")));
+        shared(&mut h);
+        assert_eq!(side(&h), Party::Account(h.state.fold("carol")));
     }
 
     #[test]
