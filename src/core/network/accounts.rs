@@ -18,6 +18,10 @@ use crate::config::HistoryBackend;
 use crate::network::wire::{AccountChange, Body};
 use crate::proto::validate::is_valid_nick;
 
+/// How far past this node's clock a peer's time may be: the day
+/// `plausible_time` allows a message's time.
+const PEER_CLOCK_SKEW_MS: i64 = 24 * 60 * 60 * 1000;
+
 impl State {
     /// Whether this node's accounts are the network's (kept in the shared
     /// database), so that an account change on one node holds on all.
@@ -134,7 +138,10 @@ impl State {
 
     /// Another node moved an account's marker: it holds here too, and this
     /// node's connections of the account are told. The target is checked
-    /// as a stored one is; a marker never moves back.
+    /// as a stored one is; a marker never moves back, nor past this node's
+    /// clock by more than the skew a peer's message time may have. Only an
+    /// account this node holds markers of or has a session of is kept: an
+    /// account name is a peer's input, and must not grow the map.
     fn remote_read_marker(&mut self, account: &str, target: &str, read_ms: i64) {
         let valid = !target.is_empty()
             && target.len() <= MAX_TARGET_LEN
@@ -145,12 +152,29 @@ impl State {
             return;
         }
         let (account_key, target_key) = (self.fold(account), self.fold(target));
+        if !self.read_markers.holds(&account_key) && !self.has_local_session(account) {
+            return;
+        }
+        let latest = crate::history::millis(self.clock.now()).saturating_add(PEER_CLOCK_SKEW_MS);
+        let read_ms = read_ms.min(latest);
         let (_, moved) = self
             .read_markers
             .advance(account_key, target_key, target, read_ms);
         if moved {
             self.tell_read_marker(account, target, read_ms);
         }
+    }
+
+    /// Whether a user of this node is logged in to `account`.
+    fn has_local_session(&self, account: &str) -> bool {
+        let casemapping = self.config.server.casemapping;
+        self.clients.values().any(|client| {
+            client.remote.is_none()
+                && client
+                    .account
+                    .as_deref()
+                    .is_some_and(|theirs| casemapping.eq(theirs, account))
+        })
     }
 
     /// Logs this node's users of `account` out, and ends a SCRAM exchange
@@ -304,6 +328,31 @@ mod tests {
         assert_eq!(side(&h), Party::Nick(h.state.fold("bob")));
         shared(&mut h);
         assert_eq!(side(&h), Party::Account(h.state.fold("carol")));
+    }
+
+    fn marker(account: &str, read_ms: i64) -> Body {
+        Body::Account(AccountChange::ReadMarker {
+            account: account.into(),
+            target: "#garden".into(),
+            read_ms,
+        })
+    }
+
+    #[test]
+    fn a_peers_read_marker_is_kept_only_for_an_account_with_a_session_here_and_not_in_the_future() {
+        let mut h = Harness::new();
+        h.register("carol");
+        join_network(&mut h);
+        shared(&mut h);
+        from_b(&mut h, marker("Ghost", 1_000));
+        assert!(!h.state.read_markers.holds(&h.state.fold("ghost")));
+
+        let carol = h.id("carol");
+        h.state.log_in(carol, "Carol");
+        from_b(&mut h, marker("carol", i64::MAX / 2));
+        let now = crate::history::millis(h.state.clock.now());
+        let read = h.state.read_marker(carol, "#Garden");
+        assert_eq!(read, Some(now + 24 * 60 * 60 * 1000));
     }
 
     #[test]
