@@ -744,3 +744,67 @@ fn a_migration_skips_a_name_another_account_has_as_a_nick_and_knows_its_own_earl
     assert_eq!((second.copied, second.already), (0, 1), "{second:?}");
     assert_eq!(second.conflicts, ["paul"], "{second:?}");
 }
+
+/// Runs `create(name)` while another session holds `hold` (an insert of a
+/// row of that name) uncommitted: the create passes its reads, waits on
+/// the unique index, and meets the other's row only when it commits.
+fn create_against_an_uncommitted_insert(
+    pg: &Postgres,
+    hold: &str,
+    name: &str,
+) -> Result<rookery::accounts::Account, AccountError> {
+    let mut other = postgres::Client::connect(&pg.url(), postgres::NoTls).expect("connects");
+    let mut holding = other.transaction().expect("a transaction starts");
+    holding.batch_execute(hold).expect("the row is inserted");
+    let (url, name) = (pg.url(), name.to_owned());
+    let creating = std::thread::spawn(move || {
+        let credentials = Credentials::derive("pw").expect("a password hashes");
+        let mut store = PgAccounts::open(&url, naming()).expect("connects");
+        store.create(&name, &credentials, None, 7)
+    });
+    // The create waits on the index once a session waits for a lock.
+    let deadline = Instant::now() + HASHING_TIMEOUT;
+    while pg.psql("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'") != "1" {
+        assert!(Instant::now() < deadline, "the create never waited");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    holding.commit().expect("the other row commits");
+    creating.join().expect("no panic")
+}
+
+/// The columns of an account row for an insert made by hand.
+const ROW: &str = "password_hash, scram_salt, scram_iterations, scram_stored_key, \
+                   scram_server_key, created_ms) VALUES";
+const ROW_VALUES: &str =
+    "'x', '\\x00', 1, decode(repeat('00', 32), 'hex'), decode(repeat('00', 32), 'hex'), 1";
+
+#[test]
+fn a_create_that_meets_an_uncommitted_account_of_its_name_is_name_taken() {
+    let pg = Postgres::start();
+    PgAccounts::open(&pg.url(), naming()).expect("the tables are made");
+    let hold =
+        format!("INSERT INTO accounts (name, name_key, {ROW} ('Nora', 'nora', {ROW_VALUES})");
+    let outcome = create_against_an_uncommitted_insert(&pg, &hold, "nora");
+    assert!(
+        matches!(outcome, Err(AccountError::NameTaken(ref name)) if name == "nora"),
+        "{outcome:?}"
+    );
+}
+
+#[test]
+fn a_create_that_meets_an_uncommitted_nick_of_its_name_is_nick_taken() {
+    let pg = Postgres::start();
+    let mut store = PgAccounts::open(&pg.url(), naming()).expect("the tables are made");
+    let credentials = Credentials::derive("pw").expect("a password hashes");
+    store
+        .create("Pat", &credentials, None, 1)
+        .expect("pat is made");
+    let hold = "INSERT INTO account_nicks (nick_key, nick, account, since_ms) \
+                SELECT 'olive', 'Olive', id, 2 FROM accounts WHERE name_key = 'pat'";
+    let outcome = create_against_an_uncommitted_insert(&pg, hold, "olive");
+    assert!(
+        matches!(outcome, Err(AccountError::NickTaken(ref name)) if name == "olive"),
+        "{outcome:?}"
+    );
+    assert!(store.find("olive").expect("reads").is_none());
+}
