@@ -462,7 +462,7 @@ impl PgStore {
     /// Deletes the line with this msgid (REDACT); returns whether there
     /// was one.
     /// A tombstone keeps the msgid out of later inserts (another node's
-    /// late copy) for [`TOMBSTONE_MS`]; older tombstones go meanwhile.
+    /// late copy) for `TOMBSTONE_MS`; older tombstones go meanwhile.
     pub fn redact(&mut self, msgid: &str) -> Result<bool, StoreError> {
         let now = now_ms();
         let expired = now.saturating_sub(TOMBSTONE_MS);

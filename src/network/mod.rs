@@ -87,7 +87,7 @@ impl NetworkHandle {
     }
 
     /// Publishes `body` from this node on `subject`. The link numbers
-    /// and encodes it ([`Link::stamp`]), off the core.
+    /// and encodes it (`Link::stamp`), off the core.
     pub fn publish(&self, subject: &str, body: Body) {
         let subject = subject.to_owned();
         // Gone only while the server stops.
