@@ -142,7 +142,6 @@ fn migrate_history(config_path: Option<&std::path::Path>, to: &str) -> ExitCode 
             return ExitCode::FAILURE;
         }
     };
-    report_accounts_copied(&accounts_copied);
     let casemapping = config.server.casemapping;
     let withheld: HashSet<_> = accounts_copied
         .conflicts
@@ -163,6 +162,8 @@ fn migrate_history(config_path: Option<&std::path::Path>, to: &str) -> ExitCode 
                 copied.read,
                 offered.saturating_sub(copied.inserted)
             );
+            // The lines' summary stays the report's first line, as before.
+            report_accounts_copied(&accounts_copied);
             if copied.withheld > 0 {
                 println!(
                     "not copied: {} private lines of the accounts not copied (the database's accounts of those names would read them)",
@@ -172,6 +173,7 @@ fn migrate_history(config_path: Option<&std::path::Path>, to: &str) -> ExitCode 
             ExitCode::SUCCESS
         }
         Err(error) => {
+            report_accounts_copied(&accounts_copied);
             eprintln!("rookery: {error}");
             ExitCode::FAILURE
         }
