@@ -1,6 +1,7 @@
 //! The `rookery` command: run the server, check a configuration, hash an
 //! operator password, export a room's history, administer accounts.
 
+use std::collections::HashSet;
 use std::io::BufRead;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -132,32 +133,48 @@ fn migrate_history(config_path: Option<&std::path::Path>, to: &str) -> ExitCode 
     let Some(config) = command_config(config_path) else {
         return ExitCode::FAILURE;
     };
+    // Accounts first: a conversation of an account the database holds for
+    // another account must not be copied where that account reads it.
+    let accounts_copied = match migrate_accounts(&config, to) {
+        Ok(copied) => copied,
+        Err(error) => {
+            eprintln!("rookery: accounts: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let casemapping = config.server.casemapping;
+    let withheld: HashSet<_> = accounts_copied
+        .conflicts
+        .iter()
+        .map(|name| casemapping.fold(name))
+        .collect();
     let copied = rookery::history::Store::open_existing(&config.history.path).and_then(|from| {
         let mut into = rookery::history::postgres::PgStore::open(to, config.history_node())?;
-        let copied = rookery::history::migrate::migrate(&from, &mut into)?;
+        let copied = rookery::history::migrate::migrate(&from, &mut into, &withheld)?;
         Ok((copied, into.url().to_owned()))
     });
     match copied {
         Ok((copied, url)) => {
+            let offered = copied.read.saturating_sub(copied.withheld);
             println!(
                 "copied {} of {} lines to {url} ({} were there already)",
                 copied.inserted,
                 copied.read,
-                copied.read.saturating_sub(copied.inserted)
+                offered.saturating_sub(copied.inserted)
             );
-        }
-        Err(error) => {
-            eprintln!("rookery: {error}");
-            return ExitCode::FAILURE;
-        }
-    }
-    match migrate_accounts(&config, to) {
-        Ok(copied) => {
-            report_accounts_copied(&copied);
+            // The lines' summary stays the report's first line, as before.
+            report_accounts_copied(&accounts_copied);
+            if copied.withheld > 0 {
+                println!(
+                    "not copied: {} private lines of the accounts not copied (the database's accounts of those names would read them)",
+                    copied.withheld
+                );
+            }
             ExitCode::SUCCESS
         }
         Err(error) => {
-            eprintln!("rookery: accounts: {error}");
+            report_accounts_copied(&accounts_copied);
+            eprintln!("rookery: {error}");
             ExitCode::FAILURE
         }
     }
@@ -182,7 +199,11 @@ fn report_accounts_copied(copied: &accounts::transfer::AccountsCopied) {
         copied.copied, copied.read, copied.already, copied.rooms_copied, copied.rooms_already
     );
     for name in &copied.conflicts {
-        println!("not copied: the account {name} exists already as another account");
+        if copied.name_nicks_taken.contains(name) {
+            println!("not copied: the account {name}, whose name is a nick of another account");
+        } else {
+            println!("not copied: the account {name} exists already as another account");
+        }
     }
     for (nick, account) in &copied.nicks_kept {
         println!("not given to {account}: the nick {nick} belongs to another account");

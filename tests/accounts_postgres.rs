@@ -302,29 +302,50 @@ fn two_stores_creating_one_name_at_the_same_instant_make_one_account() {
 async fn history_migrate_brings_a_nodes_accounts_along() {
     let dir = TempDir::new("pgacct-migrate");
     let database = dir.join("node.db");
-    // An account on a node with its own SQLite file.
-    let alone = rookery::start(test_config_with_history(&database, ""))
-        .await
-        .unwrap();
-    let mut erin = Client::with_account(alone.local_addrs()[0], "erin", "hunter2").await;
-    erin.send("QUIT").await;
+    // Two accounts on a node with its own SQLite file, each with a
+    // private conversation.
+    let file = database.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut store = rookery::accounts::Store::open(&file, naming()).expect("opens");
+        let ours = Credentials::derive("ours").expect("a password hashes");
+        store
+            .create("frank", &ours, None, 6)
+            .expect("frank is made here");
+    })
+    .await
+    .expect("the account is made");
+    let alone = rookery::start(test_config_with_history(
+        &database,
+        "history.private_messages = true\n",
+    ))
+    .await
+    .unwrap();
+    let addr = alone.local_addrs()[0];
+    let mut erin = Client::with_account(addr, "erin", "hunter2").await;
+    let mut frank = Client::register(addr, "frank").await;
+    frank.send("NS IDENTIFY frank ours").await;
+    frank.expect_containing(" 900 ").await;
+    let mut gus = Client::register(addr, "gus").await;
+    frank.send("PRIVMSG erin :frank-secret").await;
+    erin.expect_containing("frank-secret").await;
+    erin.send("PRIVMSG gus :erin-line").await;
+    gus.expect_containing("erin-line").await;
+    for mut client in [erin, frank, gus] {
+        client.send("QUIT").await;
+        assert!(client.is_closed().await);
+    }
     alone.shutdown().await;
 
     let pg = Postgres::start();
     // A namesake another node registered first is not overwritten. (The
     // blocking client starts a runtime of its own: off this one.)
-    let (url, file) = (pg.url(), database.clone());
+    let url = pg.url();
     tokio::task::spawn_blocking(move || {
         let mut other = PgAccounts::open(&url, naming()).expect("the tables are made");
         let theirs = Credentials::derive("theirs").expect("a password hashes");
         other
             .create("Frank", &theirs, None, 5)
             .expect("frank is made");
-        let mut store = rookery::accounts::Store::open(&file, naming()).expect("opens");
-        let ours = Credentials::derive("ours").expect("a password hashes");
-        store
-            .create("frank", &ours, None, 6)
-            .expect("frank is made here too");
     })
     .await
     .expect("the accounts are made");
@@ -361,6 +382,20 @@ async fn history_migrate_brings_a_nodes_accounts_along() {
     assert!(
         first.contains("not copied: the account frank exists already as another account"),
         "{first}"
+    );
+    // The network's Frank does not read this node's frank's conversation;
+    // erin's is copied.
+    assert!(
+        first.contains("not copied: 1 private lines of the accounts not copied"),
+        "{first}"
+    );
+    assert_eq!(
+        pg.psql("SELECT count(*) FROM events WHERE text = 'frank-secret'"),
+        "0"
+    );
+    assert_eq!(
+        pg.psql("SELECT count(*) FROM events WHERE text = 'erin-line'"),
+        "1"
     );
     let second = migrate();
     assert!(
@@ -670,4 +705,106 @@ async fn the_accounts_command_writes_a_shared_database_while_a_node_runs() {
         "{exchange:?}"
     );
     server.shutdown().await;
+}
+
+#[test]
+fn a_migration_skips_a_name_another_account_has_as_a_nick_and_knows_its_own_earlier_copy() {
+    let dir = TempDir::new("pgacct-transfer");
+    let pg = Postgres::start();
+    let credentials = Credentials::derive("pw").expect("a password hashes");
+    let mut shared = PgAccounts::open(&pg.url(), naming()).expect("the tables are made");
+    shared
+        .create("Olga", &credentials, None, 1)
+        .expect("olga is made");
+    shared
+        .add_nick("olga", "Paul", 2)
+        .expect("olga takes the nick paul");
+    let mut node = rookery::accounts::Store::open(&dir.join("node.db"), naming()).expect("opens");
+    node.create("paul", &credentials, None, 3)
+        .expect("paul is made here");
+    node.create("quinn", &credentials, None, 4)
+        .expect("quinn is made here");
+
+    let first = rookery::accounts::transfer::copy_accounts(&node, &mut shared).expect("copies");
+    assert_eq!(first.copied, 1, "{first:?}");
+    assert_eq!(first.conflicts, ["paul"], "{first:?}");
+    assert_eq!(first.name_nicks_taken, ["paul"], "{first:?}");
+    assert!(shared.find("paul").expect("reads").is_none());
+    assert_eq!(
+        shared.nick_owner("paul").expect("reads").as_deref(),
+        Some("Olga")
+    );
+
+    // quinn changed its password on the network: still the copy made.
+    let changed = Credentials::derive("new").expect("a password hashes");
+    shared
+        .set_password("quinn", &changed)
+        .expect("the password changes");
+    let second = rookery::accounts::transfer::copy_accounts(&node, &mut shared).expect("copies");
+    assert_eq!((second.copied, second.already), (0, 1), "{second:?}");
+    assert_eq!(second.conflicts, ["paul"], "{second:?}");
+}
+
+/// Runs `create(name)` while another session holds `hold` (an insert of a
+/// row of that name) uncommitted: the create passes its reads, waits on
+/// the unique index, and meets the other's row only when it commits.
+fn create_against_an_uncommitted_insert(
+    pg: &Postgres,
+    hold: &str,
+    name: &str,
+) -> Result<rookery::accounts::Account, AccountError> {
+    let mut other = postgres::Client::connect(&pg.url(), postgres::NoTls).expect("connects");
+    let mut holding = other.transaction().expect("a transaction starts");
+    holding.batch_execute(hold).expect("the row is inserted");
+    let (url, name) = (pg.url(), name.to_owned());
+    let creating = std::thread::spawn(move || {
+        let credentials = Credentials::derive("pw").expect("a password hashes");
+        let mut store = PgAccounts::open(&url, naming()).expect("connects");
+        store.create(&name, &credentials, None, 7)
+    });
+    // The create waits on the index once a session waits for a lock.
+    let deadline = Instant::now() + HASHING_TIMEOUT;
+    while pg.psql("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'") != "1" {
+        assert!(Instant::now() < deadline, "the create never waited");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    holding.commit().expect("the other row commits");
+    creating.join().expect("no panic")
+}
+
+/// The columns of an account row for an insert made by hand.
+const ROW: &str = "password_hash, scram_salt, scram_iterations, scram_stored_key, \
+                   scram_server_key, created_ms) VALUES";
+const ROW_VALUES: &str =
+    "'x', '\\x00', 1, decode(repeat('00', 32), 'hex'), decode(repeat('00', 32), 'hex'), 1";
+
+#[test]
+fn a_create_that_meets_an_uncommitted_account_of_its_name_is_name_taken() {
+    let pg = Postgres::start();
+    PgAccounts::open(&pg.url(), naming()).expect("the tables are made");
+    let hold =
+        format!("INSERT INTO accounts (name, name_key, {ROW} ('Nora', 'nora', {ROW_VALUES})");
+    let outcome = create_against_an_uncommitted_insert(&pg, &hold, "nora");
+    assert!(
+        matches!(outcome, Err(AccountError::NameTaken(ref name)) if name == "nora"),
+        "{outcome:?}"
+    );
+}
+
+#[test]
+fn a_create_that_meets_an_uncommitted_nick_of_its_name_is_nick_taken() {
+    let pg = Postgres::start();
+    let mut store = PgAccounts::open(&pg.url(), naming()).expect("the tables are made");
+    let credentials = Credentials::derive("pw").expect("a password hashes");
+    store
+        .create("Pat", &credentials, None, 1)
+        .expect("pat is made");
+    let hold = "INSERT INTO account_nicks (nick_key, nick, account, since_ms) \
+                SELECT 'olive', 'Olive', id, 2 FROM accounts WHERE name_key = 'pat'";
+    let outcome = create_against_an_uncommitted_insert(&pg, hold, "olive");
+    assert!(
+        matches!(outcome, Err(AccountError::NickTaken(ref name)) if name == "olive"),
+        "{outcome:?}"
+    );
+    assert!(store.find("olive").expect("reads").is_none());
 }

@@ -44,5 +44,6 @@ pub use postgres::PgAccounts;
 pub use read_markers::ReadMarkerRecord;
 pub use rooms::{AccessLevel, ListRecord, RoomRecord, TopicRecord};
 pub use store::{
-    Account, AccountError, CodeCheck, Naming, NickOwner, PendingCode, Store, Suspension,
+    Account, AccountError, CodeCheck, Naming, NickOwner, OlderSchema, PendingCode, Store,
+    Suspension,
 };

@@ -22,8 +22,9 @@ use postgres::{Client, GenericClient, NoTls, Row, Transaction};
 
 use super::store::{
     Account, AccountError, CodeCheck, EXPIRED_PER_SWEEP, MAX_CERTIFICATES_PER_ACCOUNT,
-    MAX_CODE_ATTEMPTS, MAX_NICKS_PER_ACCOUNT, MAX_REASON_LEN, Naming, NickOwner, PendingCode,
-    Suspension, check_credentials, check_email, check_length, normalize_fingerprint, same_bytes,
+    MAX_CODE_ATTEMPTS, MAX_NICKS_PER_ACCOUNT, MAX_REASON_LEN, Naming, NickOwner, OlderSchema,
+    PendingCode, Suspension, check_credentials, check_email, check_length, normalize_fingerprint,
+    same_bytes,
 };
 use super::{Credentials, ScramCredentials};
 use crate::shared_database::{describe, session_config};
@@ -172,7 +173,9 @@ impl PgAccounts {
         match store.schema_version()? {
             0 => store.has_tables = false,
             found if found > known => return Err(store.too_new(found)),
-            found if found < known => return Err(AccountError::TooOld(store.url.clone().into())),
+            found if found < known => {
+                return Err(AccountError::TooOld(OlderSchema::shared(&store.url)));
+            }
             _ => {}
         }
         Ok(store)

@@ -147,6 +147,50 @@ pub const MAX_CODE_ATTEMPTS: i64 = 5;
 /// Expired pending accounts one registration frees at most.
 pub(super) const EXPIRED_PER_SWEEP: i64 = 64;
 
+/// Where a reading command found accounts of an older schema, and what
+/// brings them up to date there: a SQLite file is the stopped server's,
+/// a shared database is written beside running nodes.
+#[derive(Debug)]
+pub struct OlderSchema {
+    place: String,
+    shared: bool,
+}
+
+impl OlderSchema {
+    /// A node's own SQLite file.
+    pub fn file(path: &Path) -> OlderSchema {
+        OlderSchema {
+            place: path.display().to_string(),
+            shared: false,
+        }
+    }
+
+    /// The database a network shares, named by its URL without password.
+    pub fn shared(url: &str) -> OlderSchema {
+        OlderSchema {
+            place: url.to_owned(),
+            shared: true,
+        }
+    }
+}
+
+impl std::fmt::Display for OlderSchema {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let place = &self.place;
+        if self.shared {
+            write!(
+                f,
+                "the accounts in {place} have an older schema; run a command that changes accounts (it may run beside the nodes) or start a node of this version to bring it up to date"
+            )
+        } else {
+            write!(
+                f,
+                "the accounts in {place} have an older schema; run a command that changes accounts (with the server stopped) to bring it up to date"
+            )
+        }
+    }
+}
+
 /// Why an account operation failed. The texts are for an administrator.
 #[derive(Debug, thiserror::Error)]
 pub enum AccountError {
@@ -165,10 +209,8 @@ pub enum AccountError {
         found: i64,
         known: i64,
     },
-    #[error(
-        "the accounts in {0} have an older schema; run a command that changes accounts (with the server stopped) to bring it up to date"
-    )]
-    TooOld(PathBuf),
+    #[error("{0}")]
+    TooOld(OlderSchema),
     #[error("database: {0}")]
     Sqlite(#[from] rusqlite::Error),
     /// `[history] postgres` is not a URL this build connects with.
@@ -358,7 +400,7 @@ impl Store {
             0 => {}
             found if found == known => store.has_tables = true,
             found if found > known => return Err(store.too_new(found)),
-            _ => return Err(AccountError::TooOld(store.path.clone())),
+            _ => return Err(AccountError::TooOld(OlderSchema::file(&store.path))),
         }
         Ok(store)
     }

@@ -889,3 +889,17 @@ fn a_renamed_room_keeps_its_registration_access_and_lists_under_the_new_name() {
     assert!(!store.drop_room("#old").unwrap());
     assert!(!store.rename_room("#old", "#other").unwrap());
 }
+
+#[test]
+fn an_older_shared_schema_is_not_told_to_wait_for_a_stopped_server() {
+    use super::OlderSchema;
+    let shared = AccountError::TooOld(OlderSchema::shared("postgres://rookery@db1/rookery"));
+    let text = shared.to_string();
+    assert!(text.contains("postgres://rookery@db1/rookery"), "{text}");
+    assert!(!text.contains("stopped"), "{text}");
+    let file = AccountError::TooOld(OlderSchema::file(std::path::Path::new("/srv/rookery.db")));
+    assert!(
+        file.to_string().contains("with the server stopped"),
+        "{file}"
+    );
+}

@@ -6,11 +6,13 @@
 //!
 //! Running it twice copies nothing twice: an account is one transaction,
 //! and one whose name the database holds already is not touched. When the
-//! stored one is the same account (same creation time and password hash)
-//! it counts as copied before; otherwise it is another node's namesake,
-//! reported, and neither it nor its rooms nor its room access is taken
-//! over by this node's account. A nick or certificate another account
-//! holds stays with it and is reported.
+//! stored one is the same account (same name as written and creation
+//! time: its password may have changed on the network since) it counts
+//! as copied before; otherwise it is another node's namesake, reported,
+//! and neither it nor its rooms nor its room access is taken over by this
+//! node's account. So is an account whose name is another account's nick:
+//! an account always owns the nick of its name. Any other nick or
+//! certificate another account holds stays with it and is reported.
 
 use std::collections::HashSet;
 
@@ -32,9 +34,11 @@ pub struct AccountsCopied {
     pub copied: u64,
     /// Accounts copied by an earlier run.
     pub already: u64,
-    /// Accounts whose name the database holds for another account: not
-    /// copied.
+    /// Accounts whose name the database holds for another account, as an
+    /// account or as a nick: not copied.
     pub conflicts: Vec<String>,
+    /// Those of `conflicts` whose name is another account's nick.
+    pub name_nicks_taken: Vec<String>,
     /// Nicks (with the account they were not given to) another account
     /// owns already.
     pub nicks_kept: Vec<(String, String)>,
@@ -69,7 +73,10 @@ enum Imported {
         certificates_kept: u64,
     },
     Already,
+    /// The name is another account's.
     Conflict,
+    /// The nick of the name is another account's.
+    NameNickTaken,
 }
 
 /// Copies every account and registered room of `from` into `to`.
@@ -97,6 +104,11 @@ pub fn copy_accounts(from: &Store, to: &mut PgAccounts) -> Result<AccountsCopied
                 Imported::Conflict => {
                     conflicted.insert(to.naming().key(&account.name));
                     copied.conflicts.push(account.name.clone());
+                }
+                Imported::NameNickTaken => {
+                    conflicted.insert(to.naming().key(&account.name));
+                    copied.conflicts.push(account.name.clone());
+                    copied.name_nicks_taken.push(account.name.clone());
                 }
             }
         }
@@ -200,13 +212,15 @@ fn import(to: &mut PgAccounts, exported: &Exported) -> Result<Imported, AccountE
     let name = exported.account.name.clone();
     let mut transaction = to.client_mut().transaction()?;
     let stored = transaction.query_opt(
-        "SELECT password_hash, created_ms FROM accounts WHERE name_key = $1",
+        "SELECT name, created_ms FROM accounts WHERE name_key = $1",
         &[&key],
     )?;
     if let Some(row) = stored {
-        let (hash, created_ms): (String, i64) = (row.try_get(0)?, row.try_get(1)?);
+        let (stored_name, created_ms): (String, i64) = (row.try_get(0)?, row.try_get(1)?);
+        // Not the hash: a password changed on the network since is still
+        // the copy an earlier run made.
         let same =
-            hash == exported.account.credentials.hash && created_ms == exported.account.created_ms;
+            stored_name == exported.account.name && created_ms == exported.account.created_ms;
         return Ok(if same {
             Imported::Already
         } else {
@@ -214,7 +228,10 @@ fn import(to: &mut PgAccounts, exported: &Exported) -> Result<Imported, AccountE
         });
     }
     let written = write_account(&mut transaction, &key, exported).and_then(|outcome| {
-        transaction.commit()?;
+        // Anything else drops the transaction: nothing of it is written.
+        if matches!(outcome, Imported::Copied { .. }) {
+            transaction.commit()?;
+        }
         Ok(outcome)
     });
     match written.map_err(|error| taken(error, &name)) {
@@ -224,6 +241,8 @@ fn import(to: &mut PgAccounts, exported: &Exported) -> Result<Imported, AccountE
     }
 }
 
+/// Writes one account's rows in `transaction`; an outcome other than
+/// `Copied` means the caller must not commit it.
 fn write_account(
     transaction: &mut Transaction<'_>,
     key: &str,
@@ -263,6 +282,9 @@ fn write_account(
              ON CONFLICT (nick_key) DO NOTHING",
             &[nick_key, nick, &id, since_ms],
         )?;
+        if added == 0 && nick_key == key {
+            return Ok(Imported::NameNickTaken);
+        }
         if added == 0 {
             nicks_kept.push(nick.clone());
         }

@@ -70,11 +70,15 @@ pub fn conversation_floor(state: &State, id: ClientId) -> Option<i64> {
 }
 
 /// The side `client` speaks and reads private conversations as: its
-/// account when logged in, else its nick.
+/// account when logged in, else its nick. A user of another node is keyed
+/// by its account only where the accounts are the network's: otherwise
+/// its account is its node's own, and this node's namesake would read it.
 pub fn party(state: &State, client: &Client) -> Party {
     match &client.account {
-        Some(account) => Party::Account(state.fold(account)),
-        None => Party::Nick(state.fold(&client.nick)),
+        Some(account) if client.remote.is_none() || state.accounts_shared() => {
+            Party::Account(state.fold(account))
+        }
+        _ => Party::Nick(state.fold(&client.nick)),
     }
 }
 

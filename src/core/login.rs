@@ -82,15 +82,19 @@ impl State {
         oper::revoke_for_account(self, id);
     }
 
-    /// Logs every connection of `account` out, and ends any SCRAM exchange
-    /// waiting to log in to it: the account was suspended or dropped, so
-    /// no one may go on using it. Returns the clients logged out.
+    /// Logs this node's connections of `account` out, and ends any SCRAM
+    /// exchange waiting to log in to it: the account was suspended or
+    /// dropped, so no one may go on using it. Returns the clients logged
+    /// out. Users of other nodes are left to their own node, which hears
+    /// of the change and says so with a Login: logging them out here would
+    /// give them guest deadlines and renames in this node's view only.
     pub fn log_out_account(&mut self, account: &str) -> Vec<ClientId> {
         authenticate::forget_proofs(self, account);
         let casemapping = self.config.server.casemapping;
         let logged_in: Vec<ClientId> = self
             .clients
             .values()
+            .filter(|client| client.remote.is_none())
             .filter(|client| {
                 client
                     .account

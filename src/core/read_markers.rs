@@ -133,6 +133,11 @@ impl AccountReadMarkers {
             .advance(target, spelled, read_ms)
     }
 
+    /// Whether `account` has markers here.
+    pub fn holds(&self, account: &Folded) -> bool {
+        self.0.contains_key(account)
+    }
+
     /// A dropped account's markers go with it, as its rows do.
     pub fn forget(&mut self, account: &Folded) {
         self.0.remove(account);

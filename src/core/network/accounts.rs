@@ -18,10 +18,14 @@ use crate::config::HistoryBackend;
 use crate::network::wire::{AccountChange, Body};
 use crate::proto::validate::is_valid_nick;
 
+/// How far past this node's clock a peer's time may be: the day
+/// `plausible_time` allows a message's time.
+const PEER_CLOCK_SKEW_MS: i64 = 24 * 60 * 60 * 1000;
+
 impl State {
     /// Whether this node's accounts are the network's (kept in the shared
     /// database), so that an account change on one node holds on all.
-    fn accounts_shared(&self) -> bool {
+    pub(crate) fn accounts_shared(&self) -> bool {
         let history = &self.config.history;
         history.enabled && history.backend == HistoryBackend::Postgres
     }
@@ -134,7 +138,10 @@ impl State {
 
     /// Another node moved an account's marker: it holds here too, and this
     /// node's connections of the account are told. The target is checked
-    /// as a stored one is; a marker never moves back.
+    /// as a stored one is; a marker never moves back, nor past this node's
+    /// clock by more than the skew a peer's message time may have. Only an
+    /// account this node holds markers of or has a session of is kept: an
+    /// account name is a peer's input, and must not grow the map.
     fn remote_read_marker(&mut self, account: &str, target: &str, read_ms: i64) {
         let valid = !target.is_empty()
             && target.len() <= MAX_TARGET_LEN
@@ -145,6 +152,11 @@ impl State {
             return;
         }
         let (account_key, target_key) = (self.fold(account), self.fold(target));
+        if !self.read_markers.holds(&account_key) && !self.has_local_session(account) {
+            return;
+        }
+        let latest = crate::history::millis(self.clock.now()).saturating_add(PEER_CLOCK_SKEW_MS);
+        let read_ms = read_ms.min(latest);
         let (_, moved) = self
             .read_markers
             .advance(account_key, target_key, target, read_ms);
@@ -153,32 +165,28 @@ impl State {
         }
     }
 
+    /// Whether a user of this node is logged in to `account`.
+    fn has_local_session(&self, account: &str) -> bool {
+        let casemapping = self.config.server.casemapping;
+        self.clients.values().any(|client| {
+            client.remote.is_none()
+                && client
+                    .account
+                    .as_deref()
+                    .is_some_and(|theirs| casemapping.eq(theirs, account))
+        })
+    }
+
     /// Logs this node's users of `account` out, and ends a SCRAM exchange
     /// waiting to log in to it. Users of other nodes are logged out by
     /// their own node, which says so with a Login.
     fn log_out_local(&mut self, account: &str) {
-        crate::core::commands::authenticate::forget_proofs(self, account);
-        let casemapping = self.config.server.casemapping;
-        let local: Vec<ClientId> = self
-            .clients
-            .values()
-            .filter(|client| client.remote.is_none())
-            .filter(|client| {
-                client
-                    .account
-                    .as_deref()
-                    .is_some_and(|theirs| casemapping.eq(theirs, account))
-            })
-            .map(|client| client.id)
-            .collect();
-        for id in local {
-            self.log_out(id);
-        }
+        self.log_out_account(account);
     }
 
     /// Whether `name` could be an account here: a valid nick within the
     /// accounts' length.
-    fn acceptable_account(&self, name: &str) -> bool {
+    pub(super) fn acceptable_account(&self, name: &str) -> bool {
         let max = self.config.limits.nick_length.min(MAX_NAME_LEN);
         is_valid_nick(name, max)
     }
@@ -266,6 +274,85 @@ mod tests {
             },
         );
         assert_eq!(h.state.clients[&bob].account, None);
+    }
+
+    #[test]
+    fn an_introduced_users_bad_account_name_is_dropped() {
+        let mut h = Harness::new();
+        join_network(&mut h);
+        let mut bob = bob_on_b();
+        bob.account = Some("bad name".into());
+        from_b(&mut h, Body::User(bob));
+        let id = h.state.nicks[&h.state.fold("bob")];
+        assert_eq!(h.state.clients[&id].account, None);
+        assert!(!h.state.clients[&id].modes.registered);
+        let mut carol = bob_on_b();
+        carol.uid = 8;
+        carol.nick = "carol".into();
+        carol.account = Some("Carol".into());
+        from_b(&mut h, Body::User(carol));
+        let id = h.state.nicks[&h.state.fold("carol")];
+        assert_eq!(h.state.clients[&id].account.as_deref(), Some("Carol"));
+    }
+
+    #[test]
+    fn an_account_suspended_or_dropped_here_is_logged_out_of_this_nodes_users_only() {
+        let mut h = Harness::new();
+        h.register("carol");
+        join_network(&mut h);
+        shared(&mut h);
+        let carol = h.id("carol");
+        h.state.log_in(carol, "Carol");
+        let mut remote = bob_on_b();
+        remote.account = Some("Carol".into());
+        from_b(&mut h, Body::User(remote));
+        let bob = h.state.nicks[&h.state.fold("bob")];
+        assert_eq!(h.state.log_out_account("carol"), vec![carol]);
+        assert_eq!(h.state.clients[&carol].account, None);
+        // Its own node hears the change, logs it out and says so.
+        assert_eq!(h.state.clients[&bob].account.as_deref(), Some("Carol"));
+    }
+
+    #[test]
+    fn a_peers_account_keys_its_users_conversations_only_when_accounts_are_shared() {
+        use crate::core::history_access::party;
+        use crate::history::Party;
+        let mut h = Harness::new();
+        join_network(&mut h);
+        let mut remote = bob_on_b();
+        remote.account = Some("Carol".into());
+        from_b(&mut h, Body::User(remote));
+        let bob = h.state.nicks[&h.state.fold("bob")];
+        let side = |h: &Harness| party(&h.state, &h.state.clients[&bob]);
+        // Node b's Carol is not this node's: keyed by the nick it holds.
+        assert_eq!(side(&h), Party::Nick(h.state.fold("bob")));
+        shared(&mut h);
+        assert_eq!(side(&h), Party::Account(h.state.fold("carol")));
+    }
+
+    fn marker(account: &str, read_ms: i64) -> Body {
+        Body::Account(AccountChange::ReadMarker {
+            account: account.into(),
+            target: "#garden".into(),
+            read_ms,
+        })
+    }
+
+    #[test]
+    fn a_peers_read_marker_is_kept_only_for_an_account_with_a_session_here_and_not_in_the_future() {
+        let mut h = Harness::new();
+        h.register("carol");
+        join_network(&mut h);
+        shared(&mut h);
+        from_b(&mut h, marker("Ghost", 1_000));
+        assert!(!h.state.read_markers.holds(&h.state.fold("ghost")));
+
+        let carol = h.id("carol");
+        h.state.log_in(carol, "Carol");
+        from_b(&mut h, marker("carol", i64::MAX / 2));
+        let now = crate::history::millis(h.state.clock.now());
+        let read = h.state.read_marker(carol, "#Garden");
+        assert_eq!(read, Some(now + 24 * 60 * 60 * 1000));
     }
 
     #[test]

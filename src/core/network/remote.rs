@@ -128,7 +128,7 @@ impl State {
         client.host = user.host.clone();
         client.real_host = user.host;
         client.realname = user.realname;
-        client.account = user.account;
+        client.account = self.acceptable_introduced_account(node, user.account);
         client.modes.registered = client.account.is_some();
         client.modes.bot = user.bot;
         client.modes.invisible = user.invisible;
@@ -183,6 +183,22 @@ impl State {
             && !user.realname.contains(['\0', '\r', '\n'])
             && crate::proto::validate::is_server_name(&user.server)
             && user.rooms.len() <= limits.channels_per_client
+    }
+
+    /// The account an introduced user is logged in to, if this node would
+    /// accept its name as one (as a Login's is checked); not logged in
+    /// otherwise.
+    fn acceptable_introduced_account(
+        &self,
+        node: &Arc<str>,
+        account: Option<String>,
+    ) -> Option<String> {
+        let name = account?;
+        if self.acceptable_account(&name) {
+            return Some(name);
+        }
+        warn!(node = %node, account = ?name, "a node introduced a user logged in to an account name this node would refuse; shown as not logged in");
+        None
     }
 
     /// A remote user enters a room, which its node let it into: created
