@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use common::nats::NatsCluster;
 use common::network::{
-    self, CONVERGE, HEARTBEAT_MS, NODE_TIMEOUT_MS, POLL, await_members, await_user_on, names,
-    network_keys, whois_server,
+    self, CONVERGE, HEARTBEAT_MS, NODE_TIMEOUT_MS, POLL, await_members, await_modes, await_user_on,
+    names, network_keys, whois_server,
 };
 use common::{Client, TempDir, test_config};
 use rookery::ServerHandle;
@@ -297,25 +297,6 @@ async fn private_messages_whois_and_nick_changes_cross_nodes() {
     network.shutdown().await;
 }
 
-/// Asks for `room`'s modes until they include `mode`, as `client`'s node
-/// sees them.
-async fn await_modes(client: &mut Client, room: &str, mode: char) {
-    let deadline = Instant::now() + CONVERGE;
-    loop {
-        client.send(&format!("MODE {room}")).await;
-        let modes = client.expect_containing(" 324 ").await;
-        let letters = modes.split(' ').nth(4).unwrap_or_default();
-        if letters.contains(mode) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{room} never got +{mode}: {modes}"
-        );
-        tokio::time::sleep(POLL).await;
-    }
-}
-
 /// An op's INVITE to a +i room crosses nodes: the invitee is told on its
 /// own node and may join there, and an op of a third node who asked for
 /// invite-notify hears of it.
@@ -329,7 +310,7 @@ async fn an_invite_lets_a_user_of_another_node_into_an_invite_only_room() {
     carol.expect_containing(" PART #room").await;
     alice.send("MODE #room +i").await;
     carol.expect_containing("MODE #room +i").await;
-    await_modes(&mut bob, "#room", 'i').await;
+    await_modes(&mut bob, "#room", "i").await;
     bob.send("JOIN #room").await;
     bob.expect_containing(" 473 bob #room ").await;
 

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use common::Client;
 use common::nats::NatsCluster;
 use common::network::{
-    CONVERGE, NODE_TIMEOUT_MS, NODES, POLL, await_members, await_user_on, register_everywhere,
-    start_node, whois_server,
+    CONVERGE, NODE_TIMEOUT_MS, NODES, POLL, await_members, await_modes, await_user_on,
+    register_everywhere, start_node, whois_server,
 };
 use rookery::ServerHandle;
 
@@ -83,26 +83,6 @@ async fn names_with_prefixes(client: &mut Client, room: &str) -> Vec<String> {
         } else if line.contains(" 366 ") {
             return nicks;
         }
-    }
-}
-
-/// Polls until `client`'s node shows `room`'s modes (the mode field of
-/// 324) containing every one of `letters`; returns the 324 line.
-async fn await_modes(client: &mut Client, room: &str, letters: &str) -> String {
-    let deadline = Instant::now() + CONVERGE;
-    loop {
-        client.send(&format!("MODE {room}")).await;
-        let shown = client.expect_containing(" 324 ").await;
-        client.expect_containing(" 329 ").await;
-        let field = shown.split(' ').nth(4).unwrap_or_default();
-        if letters.chars().all(|letter| field.contains(letter)) {
-            return shown;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{room} never showed +{letters}; last {shown}"
-        );
-        tokio::time::sleep(POLL).await;
     }
 }
 

@@ -141,3 +141,31 @@ pub async fn await_members(client: &mut Client, room: &str, nicks: &[&str]) {
         tokio::time::sleep(POLL).await;
     }
 }
+
+/// Asks for `room`'s modes until they include every one of `letters`, as
+/// `client`'s node sees them (a room that node has not heard of yet
+/// answers 403, and is asked again); the last 324.
+pub async fn await_modes(client: &mut Client, room: &str, letters: &str) -> String {
+    let deadline = Instant::now() + CONVERGE;
+    loop {
+        client.send(&format!("MODE {room}")).await;
+        let answer = loop {
+            let line = client.expect_containing(room).await;
+            if line.contains(" 324 ") || line.contains(" 403 ") {
+                break line;
+            }
+        };
+        if answer.contains(" 324 ") {
+            client.expect_containing(" 329 ").await;
+            let field = answer.split(' ').nth(4).unwrap_or_default();
+            if letters.chars().all(|letter| field.contains(letter)) {
+                return answer;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{room} never showed +{letters}; last {answer}"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+}
