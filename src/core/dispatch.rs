@@ -185,16 +185,15 @@ pub fn dispatch(state: &mut State, id: ClientId, message: &Message) {
     run(state, id, message);
     let (lines, gate) = state.end_capture();
     if state.is_waiting(id) {
-        // The answer comes later, under the label (`hold.rs`). A command
-        // that waits sends nothing before it: lines sent here would go out
-        // without the label, breaking the one-response promise.
-        debug_assert!(
-            lines.is_empty(),
-            "a command that waits off the core sent lines first: {lines:?}"
-        );
-        for line in lines {
-            state.send_after(id, line, gate);
+        if lines.is_empty() {
+            // The answer comes later, under the label (`hold.rs`).
+            return;
         }
+        // A JOIN list answered its first rooms before one that waits for
+        // its creation network-wide: what came is the labeled answer, and
+        // the rest is answered without the label, one response per label.
+        state.unlabel_waiting(id);
+        labeled::send(state, id, &label, lines, gate);
         return;
     }
     if lines.is_empty() && batch::answers_later(state, id, message) {

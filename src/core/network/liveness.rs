@@ -167,6 +167,7 @@ impl State {
     pub(in crate::core) fn network_expire(&mut self) {
         self.expire_rehashes();
         self.network_overdue();
+        self.network_expire_joins();
         let now = self.clock.now();
         let Some(network) = &self.network else {
             return;

@@ -48,6 +48,12 @@ pub struct PendingJoin {
     /// The rooms after it in the same JOIN.
     rest: Option<Message>,
     attempts: u8,
+    /// When the creation was first asked for: the joiner waits a node
+    /// timeout at most.
+    asked: SystemTime,
+    /// Answered 437 for taking too long; the bucket's late answer is
+    /// still awaited, to remove a value won for no one.
+    expired: bool,
 }
 
 /// The rooms' side of [`super::Network`].
@@ -152,7 +158,13 @@ impl State {
             .network
             .as_ref()
             .is_some_and(|network| network.rooms.known.len() >= MAX_KNOWN_ROOMS);
-        if self.network_is_down() || full {
+        // A creation of this client's that took too long is still out:
+        // its answer must not be taken for this one's.
+        let answer_out = self
+            .network
+            .as_ref()
+            .is_some_and(|network| network.rooms.joining.contains_key(&id));
+        if self.network_is_down() || full || answer_out {
             return Err(Refusal::new(numeric::ERR_UNAVAILRESOURCE, &[name]));
         }
         let now = self.clock.now();
@@ -170,6 +182,8 @@ impl State {
             state,
             rest: None,
             attempts: 1,
+            asked: now,
+            expired: false,
         };
         network.rooms.joining.insert(id, pending);
         self.wait_off_core(id);
@@ -196,8 +210,9 @@ impl State {
             return;
         };
         let folded = self.fold(&pending.name);
-        if !self.clients.contains_key(&id) {
-            // The joiner left while its room was being created.
+        if pending.expired || !self.clients.contains_key(&id) {
+            // The joiner left, or was answered 437, while its room was
+            // being created: a value won for it is removed.
             if let (Created::Won { revision }, Some(network)) = (&outcome, &self.network) {
                 network.link.remove_room(folded.as_str(), Some(*revision));
             }
@@ -215,8 +230,8 @@ impl State {
                 written,
             } => {
                 let left = self.network_left_behind(&folded, state.is_some(), written);
-                let gone = revision == 0 && pending.attempts < CREATE_ATTEMPTS;
-                if left || gone {
+                let retry = (left || revision == 0) && pending.attempts < CREATE_ATTEMPTS;
+                if retry {
                     let over = (revision != 0).then_some(revision);
                     pending.attempts += 1;
                     if let Some(network) = &mut self.network {
@@ -260,6 +275,30 @@ impl State {
                 state.unlabel_waiting(id);
             }
         });
+    }
+
+    /// Answers with 437 the joins whose creation took longer than a node
+    /// timeout (JetStream stalled while the link and lease looked well):
+    /// no client waits without end. Their late answers are still taken,
+    /// to remove a value won for no one.
+    pub(in crate::core) fn network_expire_joins(&mut self) {
+        let now = self.clock.now();
+        let Some(network) = &mut self.network else {
+            return;
+        };
+        let timeout = network.timeout;
+        let mut overdue = Vec::new();
+        for (id, pending) in &mut network.rooms.joining {
+            let waited = now.duration_since(pending.asked).unwrap_or_default();
+            if !pending.expired && waited > timeout {
+                pending.expired = true;
+                overdue.push((*id, pending.name.clone()));
+            }
+        }
+        for (id, name) in overdue {
+            warn!(room = %name, "a room's creation took longer than a node timeout; the join is refused");
+            self.resume_refused(id, &name);
+        }
     }
 
     /// Answers a waiting join with 437.
@@ -886,6 +925,70 @@ mod tests {
             lines.last().map(String::as_str),
             Some(":irc.test PONG irc.test :after")
         );
+    }
+
+    #[test]
+    fn a_creation_that_takes_longer_than_a_node_timeout_is_refused_with_437() {
+        let mut h = alice_in_a_network();
+        h.send("alice", "JOIN #slow");
+        h.send("alice", "PING after");
+        h.advance(2);
+        h.handle(crate::core::Event::Tick);
+        assert!(h.take("alice").is_empty(), "within a node timeout");
+        h.advance(2);
+        h.handle(crate::core::Event::Tick);
+        assert_eq!(
+            h.take("alice"),
+            [
+                ":irc.test 437 alice #slow :Nick/channel is temporarily unavailable",
+                ":irc.test PONG irc.test :after",
+            ]
+        );
+        // Its answer is still out: another new room waits for none.
+        h.send("alice", "JOIN #next");
+        let refused = h.take("alice");
+        assert!(refused[0].contains(" 437 alice #next "), "{refused:?}");
+        // The late answer, a win for no one, is taken; then #next may be
+        // created.
+        created(&mut h, "alice", Created::Won { revision: 1 });
+        assert!(h.take("alice").is_empty());
+        assert!(!h.state.channels.contains_key(&h.state.fold("#slow")));
+        h.send("alice", "JOIN #next");
+        assert!(h.take("alice").is_empty(), "waiting for #next's creation");
+        created(&mut h, "alice", Created::Won { revision: 2 });
+        let lines = h.take("alice");
+        assert!(
+            lines[1].ends_with(" 353 alice = #next :@alice"),
+            "{lines:?}"
+        );
+    }
+
+    #[test]
+    fn a_labeled_join_answers_what_came_before_a_waiting_room_under_its_label() {
+        let mut h = Harness::new();
+        h.register("alice");
+        h.register("bob");
+        h.send("bob", "JOIN #known");
+        let now = h.state.clock.now();
+        let link = NetworkHandle::detached("a");
+        h.state.network = Some(Box::new(Network::new(link, Duration::from_secs(3), now)));
+        h.send("alice", "CAP REQ :labeled-response batch");
+        h.take("alice");
+        h.send("alice", "@label=j1 JOIN #known,#new");
+        let lines = h.take("alice");
+        assert!(
+            lines[0].starts_with("@label=j1 :irc.test BATCH +"),
+            "{lines:?}"
+        );
+        assert!(
+            lines.iter().any(|l| l.contains(" JOIN #known")),
+            "{lines:?}"
+        );
+        assert!(lines.iter().all(|l| !l.contains("#new")), "{lines:?}");
+        created(&mut h, "alice", Created::Won { revision: 2 });
+        let lines = h.take("alice");
+        assert!(lines[0].ends_with(" JOIN #new"), "{lines:?}");
+        assert!(lines.iter().all(|l| !l.contains("label")), "{lines:?}");
     }
 
     #[test]
