@@ -355,7 +355,12 @@ fn spawn_binary_node(
 async fn await_split(client: &mut Client, nick: &str) -> String {
     loop {
         let line = client.expect_containing(" QUIT ").await;
-        if line.starts_with(&format!(":{nick}!")) {
+        // After its tags, if the client asked for any.
+        let untagged = match line.strip_prefix('@') {
+            Some(tagged) => tagged.split_once(' ').map_or("", |(_, rest)| rest),
+            None => &line,
+        };
+        if untagged.starts_with(&format!(":{nick}!")) {
             return line;
         }
     }
@@ -363,17 +368,25 @@ async fn await_split(client: &mut Client, nick: &str) -> String {
 
 /// Node c, the real binary, is killed with SIGKILL: the users of a and b
 /// see its user quit with `*.net *.split` within the node timeout and a
-/// tick, and its nick is free for a user of b.
+/// tick, its nick is free for a user of b, and what its user said before
+/// is in a's history.
 #[tokio::test]
 async fn a_node_killed_with_sigkill_splits_off_and_frees_its_nicks() {
     let cluster = NatsCluster::start(3);
-    let a = start_node("a", &cluster.url(0)).await;
-    let b = start_node("b", &cluster.url(1)).await;
     let dir = TempDir::new("network-kill");
+    let history = format!(
+        "history.enabled = true
+history.path = {:?}
+",
+        dir.join("a.db").display().to_string()
+    );
+    let a = network::start_node("a", &cluster.url(0), NODE_TIMEOUT_MS, &history).await;
+    let b = start_node("b", &cluster.url(1)).await;
     let (mut child, port, log) = spawn_binary_node(&dir, &cluster.url(2));
     let c_addr = SocketAddr::from(([127, 0, 0, 1], port));
 
-    let mut alice = Client::register(a.local_addrs()[0], "alice").await;
+    let caps = "draft/chathistory batch server-time message-tags";
+    let mut alice = Client::with_caps(a.local_addrs()[0], "alice", caps).await;
     let mut bob = Client::register(b.local_addrs()[0], "bob").await;
     let mut victim = Client::register(c_addr, "victim").await;
     await_user_on(&mut alice, "victim", "c.test").await;
@@ -386,6 +399,12 @@ async fn a_node_killed_with_sigkill_splits_off_and_frees_its_nicks() {
     let everyone = ["alice", "bob", "victim"];
     await_members(&mut alice, "#room", &everyone).await;
     await_members(&mut bob, "#room", &everyone).await;
+    for n in 1..=3 {
+        victim.send(&format!("PRIVMSG #room :last words {n}")).await;
+    }
+    for n in 1..=3 {
+        alice.expect_containing(&format!(":last words {n}")).await;
+    }
 
     child.kill().expect("SIGKILL the node");
     let killed = Instant::now();
@@ -404,6 +423,16 @@ async fn a_node_killed_with_sigkill_splits_off_and_frees_its_nicks() {
 
     let _again = Client::register(b.local_addrs()[0], "victim").await;
     await_user_on(&mut alice, "victim", "b.test").await;
+
+    alice.send("CHATHISTORY LATEST #room * 10").await;
+    let stored: Vec<String> = alice
+        .lines_until("BATCH -")
+        .await
+        .iter()
+        .filter(|line| line.contains(" PRIVMSG #room :"))
+        .filter_map(|line| line.rsplit(" :").next().map(str::to_owned))
+        .collect();
+    assert_eq!(stored, ["last words 1", "last words 2", "last words 3"]);
     a.shutdown().await;
     b.shutdown().await;
 }
