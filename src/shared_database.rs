@@ -104,3 +104,20 @@ pub fn is_shutdown(error: &postgres::Error) -> bool {
         .contains(code)
     })
 }
+
+/// What went wrong, for a message: the crate's own text is only "db
+/// error" for whatever the server said, so the server's message (and its
+/// detail) is added, or the cause of an I/O or protocol error. The
+/// server's texts never hold the connection's password.
+pub fn reason(error: &postgres::Error) -> String {
+    if let Some(db) = error.as_db_error() {
+        return match db.detail() {
+            Some(detail) => format!("{}: {} ({detail})", db.severity(), db.message()),
+            None => format!("{}: {}", db.severity(), db.message()),
+        };
+    }
+    match std::error::Error::source(error) {
+        Some(cause) => format!("{error}: {cause}"),
+        None => error.to_string(),
+    }
+}

@@ -307,6 +307,24 @@ async fn an_unreachable_database_stops_the_start_naming_the_key() {
     );
 }
 
+/// What the database server said is in the message, not just "db error".
+#[tokio::test]
+async fn a_database_that_refuses_the_session_says_why() {
+    let pg = Postgres::start();
+    let dir = TempDir::new("pg-refused");
+    let url = pg.url().replace("/postgres", "/nowhere");
+    let keys = format!("history.backend = \"postgres\"\nhistory.postgres = \"{url}\"\n");
+    let config = test_config_with_history(&dir.join("history.db"), &keys);
+    let Err(error) = rookery::start(config).await else {
+        panic!("a server whose database does not exist must not start");
+    };
+    let message = error.to_string();
+    assert!(
+        message.contains("database \"nowhere\" does not exist"),
+        "{message}"
+    );
+}
+
 #[test]
 fn a_url_asking_for_tls_is_refused_when_the_configuration_loads() {
     let text = "history.backend = \"postgres\"\n\

@@ -216,7 +216,10 @@ pub enum AccountError {
     /// `[history] postgres` is not a URL this build connects with.
     #[error("the shared database's URL {0}")]
     SharedUrl(String),
-    #[error("cannot connect to the shared database {url}: {source}")]
+    #[error(
+        "cannot connect to the shared database {url}: {}",
+        crate::shared_database::reason(.source)
+    )]
     SharedConnect {
         url: String,
         source: postgres::Error,
@@ -225,7 +228,7 @@ pub enum AccountError {
         "the accounts in {url} have schema version {found}, newer than this rookery knows ({known}); upgrade rookery"
     )]
     SharedTooNew { url: String, found: i64, known: i64 },
-    #[error("shared database: {0}")]
+    #[error("shared database: {}", crate::shared_database::reason(.0))]
     Postgres(#[from] postgres::Error),
     #[error("{0:?} is not a valid account name (a nick of at most {1} bytes)")]
     InvalidName(String, usize),

@@ -49,10 +49,13 @@ pub enum StoreError {
     #[error("[history] postgres {0}")]
     Url(String),
     /// PostgreSQL refused or failed a statement.
-    #[error("history database: {0}")]
+    #[error("history database: {}", crate::shared_database::reason(.0))]
     Postgres(#[from] postgres::Error),
     /// The PostgreSQL database could not be reached; `url` has no password.
-    #[error("cannot connect to the history database {url} ([history] postgres): {source}")]
+    #[error(
+        "cannot connect to the history database {url} ([history] postgres): {}",
+        crate::shared_database::reason(.source)
+    )]
     Connect {
         url: String,
         source: postgres::Error,
