@@ -146,22 +146,28 @@ const LEDGER_ROOMS: usize = 100_000;
 #[derive(Debug)]
 struct OwnWrite {
     revision: u64,
-    /// The change it made; none for a creation, or once applied again.
+    /// The revision it was written over (0 for a creation): a value
+    /// written over an older one cannot have hidden it.
+    base: u64,
+    /// The change it made; none for a creation, once applied again, or
+    /// once a value written over it was seen.
     change: Option<rooms::Change>,
 }
 
 impl RoomLedger {
     /// This node's change of `key`, taken when the last value seen of it
-    /// was written over a revision older than that change's, which it
-    /// therefore hid.
+    /// was written over the same revision as that change (or a later one
+    /// still older than it) and landed after it, which it therefore hid.
+    /// A value seen written over this node's write or later settles it.
     fn take_hidden(&mut self, key: &str) -> Option<(u64, rooms::Change)> {
         let &(revision, base) = self.seen.get(key)?;
         let own = self.own.get_mut(key)?;
-        if base < own.revision && own.revision < revision {
-            own.change.take().map(|change| (revision, change))
-        } else {
-            None
+        if base >= own.revision {
+            own.change = None;
+            return None;
         }
+        let hid = own.base <= base && own.revision < revision;
+        own.change.take_if(|_| hid).map(|change| (revision, change))
     }
 
     fn note_seen(&mut self, key: &str, revision: u64, base: u64) {
@@ -171,12 +177,24 @@ impl RoomLedger {
         self.seen.insert(key.to_owned(), (revision, base));
     }
 
-    fn note_own(&mut self, key: &str, revision: u64, change: Option<rooms::Change>) {
+    /// The room's value was deleted: a value written later belongs to a
+    /// new life of the room, which no earlier change of this node's is
+    /// part of.
+    fn note_deleted(&mut self, key: &str) {
+        self.own.remove(key);
+        self.seen.remove(key);
+    }
+
+    fn note_own(&mut self, key: &str, (revision, base): (u64, u64), change: Option<rooms::Change>) {
         if self.own.len() >= LEDGER_ROOMS && !self.own.contains_key(key) {
             self.own.clear();
         }
-        self.own
-            .insert(key.to_owned(), OwnWrite { revision, change });
+        let write = OwnWrite {
+            revision,
+            base,
+            change,
+        };
+        self.own.insert(key.to_owned(), write);
     }
 }
 
@@ -721,8 +739,12 @@ async fn watch_rooms(
 /// Notes the value `seen`, and queues this node's last change of its room
 /// again when `seen` hid it.
 fn reapply_if_hidden(seen: &rooms::Seen, own: &Ledger, writes: &mpsc::Sender<RoomWrite>) {
-    let Some(state) = &seen.state else { return };
     let Ok(mut ledger) = own.lock() else { return };
+    if seen.deleted {
+        ledger.note_deleted(&seen.key);
+        return;
+    }
+    let Some(state) = &seen.state else { return };
     ledger.note_seen(&seen.key, seen.revision, state.base);
     let Some((revision, change)) = ledger.take_hidden(&seen.key) else {
         return;
@@ -760,7 +782,7 @@ async fn write_rooms(
             } => {
                 let outcome = rooms::create(&store, &key, &state, over, within).await;
                 if let (rooms::Created::Won { revision }, Ok(mut ledger)) = (&outcome, own.lock()) {
-                    ledger.note_own(&key, *revision, None);
+                    ledger.note_own(&key, (*revision, over.unwrap_or(0)), None);
                 }
                 deliver(Heard::RoomCreated { uid, outcome }).await;
             }
@@ -839,7 +861,7 @@ async fn write_change(
             }
         };
         let hidden = own.lock().ok().and_then(|mut ledger| {
-            ledger.note_own(&key, written, Some(change.clone()));
+            ledger.note_own(&key, (written, value.base), Some(change.clone()));
             ledger.take_hidden(&key)
         });
         let value = Box::new(value);
@@ -853,5 +875,67 @@ async fn write_change(
         // here: written again, over the latest.
         let Some((_, again)) = hidden else { return };
         (revision, change) = (Some(written), again);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "23726f6f6d";
+
+    /// A change of the key, made by an op.
+    fn plus_k() -> rooms::Change {
+        rooms::Change::Modes {
+            changes: vec![rooms::ModeChange {
+                adding: true,
+                letter: 'k',
+                arg: Some("sesame".into()),
+            }],
+            by: "op!o@h".into(),
+            at: 5,
+        }
+    }
+
+    #[test]
+    fn a_write_landing_after_this_nodes_at_the_same_revision_hides_it() {
+        let mut ledger = RoomLedger::default();
+        ledger.note_own(KEY, (11, 10), Some(plus_k()));
+        ledger.note_seen(KEY, 12, 10);
+        assert_eq!(ledger.take_hidden(KEY), Some((12, plus_k())));
+        assert_eq!(ledger.take_hidden(KEY), None, "applied again once");
+    }
+
+    #[test]
+    fn a_value_written_over_this_nodes_write_settles_its_change() {
+        let mut ledger = RoomLedger::default();
+        ledger.note_own(KEY, (11, 10), Some(plus_k()));
+        ledger.note_seen(KEY, 12, 11);
+        assert_eq!(ledger.take_hidden(KEY), None);
+        // A stale view of an older value later cannot bring it back.
+        ledger.note_seen(KEY, 13, 10);
+        assert_eq!(ledger.take_hidden(KEY), None);
+    }
+
+    #[test]
+    fn a_new_life_of_a_room_does_not_get_an_old_change() {
+        let mut ledger = RoomLedger::default();
+        ledger.note_own(KEY, (11, 10), Some(plus_k()));
+        // Created anew, written over nothing, with no deletion seen.
+        ledger.note_seen(KEY, 30, 0);
+        assert_eq!(ledger.take_hidden(KEY), None);
+        // Revived at the deletion's revision, older than this node's base.
+        ledger.note_seen(KEY, 31, 5);
+        assert_eq!(ledger.take_hidden(KEY), None);
+    }
+
+    #[test]
+    fn a_deletion_forgets_this_nodes_last_write() {
+        let mut ledger = RoomLedger::default();
+        ledger.note_own(KEY, (11, 10), Some(plus_k()));
+        ledger.note_deleted(KEY);
+        ledger.note_seen(KEY, 30, 10);
+        assert_eq!(ledger.take_hidden(KEY), None);
+        assert!(ledger.own.is_empty());
     }
 }
