@@ -792,18 +792,11 @@ async fn write_rooms(
                 revision,
                 change,
             } => {
-                // A removal or change asked before the core saw this node's
-                // own last write goes at that write's revision.
-                let last = own_revision(&own, &key);
-                let revision = revision.max(last);
-                write_change(
-                    &store,
-                    (key, state, revision, change),
-                    &deliver,
-                    &own,
-                    within,
-                )
-                .await;
+                // Written at the revision its value was made from: a later
+                // one (this node's own last write too) is a conflict, on
+                // which the change is applied to the latest value.
+                let write = (key, state, revision, change);
+                write_change(&store, write, &deliver, &own, within).await;
             }
             RoomWrite::Reapply {
                 key,
@@ -827,12 +820,6 @@ async fn write_rooms(
             }
         }
     }
-}
-
-/// The revision of this node's last write of `key`, if it knows one.
-fn own_revision(own: &Ledger, key: &str) -> Option<u64> {
-    let ledger = own.lock().ok()?;
-    ledger.own.get(key).map(|write| write.revision)
 }
 
 /// Writes one change (key, new state, revision seen, change) and tells the

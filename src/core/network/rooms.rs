@@ -383,11 +383,15 @@ impl State {
         let (Some(network), Some(channel)) = (&self.network, self.channels.get(folded)) else {
             return;
         };
-        let mut state = value_of(channel);
-        state.by = match &change {
-            Change::Modes { by, .. } | Change::Topic { by, .. } => Some(by.clone()),
-        };
-        let revision = network.rooms.known.get(folded).map(|known| known.revision);
+        // The change on top of the value it was made at: this node's view
+        // may lack other nodes' values kept while its own writes are on
+        // their way, which the write must not undo.
+        let known = network.rooms.known.get(folded);
+        let revision = known.map(|known| known.revision);
+        let mut state = known
+            .and_then(|known| known.state.as_deref().cloned())
+            .unwrap_or_else(|| value_of(channel));
+        state.apply(&change);
         network
             .link
             .change_room(folded.as_str(), state, revision, change);
