@@ -53,13 +53,16 @@ pub enum Heard {
     /// room first, when the watch starts).
     RoomSeen(rooms::Seen),
     /// A change of this node's was written at `revision`, as `state`
-    /// (another node's changes included, when it wrote first).
+    /// (another node's changes included, when it wrote first). `asked`
+    /// when it answers a change the core asked for and counts as on its
+    /// way; a revive or a change applied again was not counted.
     RoomWritten {
         key: String,
         revision: u64,
         state: Box<rooms::RoomState>,
+        asked: bool,
     },
-    /// A change of this node's to the room `key` could not be written.
+    /// A change the core asked for to the room `key` could not be written.
     RoomNotWritten { key: String },
 }
 
@@ -103,12 +106,14 @@ enum RoomWrite {
         state: Box<rooms::RoomState>,
         over: Option<u64>,
     },
-    /// A change, with the room's new state and the revision it was made at.
+    /// A change, with the room's new state and the revision it was made
+    /// at; `asked` when the core counts it as on its way (not a revive).
     Change {
         key: String,
         state: Box<rooms::RoomState>,
         revision: Option<u64>,
         change: rooms::Change,
+        asked: bool,
     },
     /// The room's last member left: its value goes, if still at `revision`.
     Remove { key: String, revision: Option<u64> },
@@ -297,6 +302,21 @@ impl NetworkHandle {
             state: Box::new(state),
             revision,
             change,
+            asked: true,
+        };
+        let _ = self.requests.send(Request::WriteRoom(write));
+    }
+
+    /// Writes the room `folded`'s value again as `state`, after it was
+    /// deleted while this node still has members there; its answer is
+    /// not one the core counts.
+    pub fn revive_room(&self, folded: &str, state: rooms::RoomState, change: rooms::Change) {
+        let write = RoomWrite::Change {
+            key: rooms::key(folded),
+            state: Box::new(state),
+            revision: None,
+            change,
+            asked: false,
         };
         let _ = self.requests.send(Request::WriteRoom(write));
     }
@@ -686,10 +706,12 @@ impl Link {
                 let outcome = rooms::Created::Failed("too many room writes waiting".to_owned());
                 Heard::RoomCreated { uid, outcome }
             }
-            RoomWrite::Change { key, .. } | RoomWrite::Reapply { key, .. } => {
-                Heard::RoomNotWritten { key }
+            RoomWrite::Change {
+                key, asked: true, ..
+            } => Heard::RoomNotWritten { key },
+            RoomWrite::Change { .. } | RoomWrite::Reapply { .. } | RoomWrite::Remove { .. } => {
+                return;
             }
-            RoomWrite::Remove { .. } => return,
         };
         (self.deliver)(heard).await;
     }
@@ -791,12 +813,13 @@ async fn write_rooms(
                 state,
                 revision,
                 change,
+                asked,
             } => {
                 // Written at the revision its value was made from: a later
                 // one (this node's own last write too) is a conflict, on
                 // which the change is applied to the latest value.
                 let write = (key, state, revision, change);
-                write_change(&store, write, &deliver, &own, within).await;
+                write_change(&store, write, &deliver, &own, (within, asked)).await;
             }
             RoomWrite::Reapply {
                 key,
@@ -806,7 +829,7 @@ async fn write_rooms(
             } => {
                 state.apply(&change);
                 let write = (key, state, Some(revision), change);
-                write_change(&store, write, &deliver, &own, within).await;
+                write_change(&store, write, &deliver, &own, (within, false)).await;
             }
             RoomWrite::Remove { key, revision } => {
                 let last = own
@@ -823,27 +846,33 @@ async fn write_rooms(
 }
 
 /// Writes one change (key, new state, revision seen, change) and tells the
-/// core what was written.
+/// core what was written; only the first answer to a change the core
+/// asked for (`asked`) is one it counts, and a failure of another is not
+/// its news.
 async fn write_change(
     store: &async_nats::jetstream::kv::Store,
     (key, state, revision, change): (String, Box<rooms::RoomState>, Option<u64>, rooms::Change),
     deliver: &Deliver,
     own: &Ledger,
-    within: Duration,
+    (within, asked): (Duration, bool),
 ) {
-    let (mut revision, mut change) = (revision, change);
+    let (mut revision, mut change, mut asked) = (revision, change, asked);
     for _ in 0..rooms::MAX_ATTEMPTS {
         let writing = rooms::change(store, &key, &state, revision, &change);
         let (written, value) = match tokio::time::timeout(within, writing).await {
             Ok(Ok(written)) => written,
             Ok(Err(reason)) => {
                 warn!(%reason, "a room change was not written; the room goes back to its value");
-                deliver(Heard::RoomNotWritten { key }).await;
+                if asked {
+                    deliver(Heard::RoomNotWritten { key }).await;
+                }
                 return;
             }
             Err(_) => {
                 warn!("a room change was not written in time; the room goes back to its value");
-                deliver(Heard::RoomNotWritten { key }).await;
+                if asked {
+                    deliver(Heard::RoomNotWritten { key }).await;
+                }
                 return;
             }
         };
@@ -856,12 +885,13 @@ async fn write_change(
             key: key.clone(),
             revision: written,
             state: value,
+            asked,
         };
         deliver(told).await;
         // The watch saw a value that hid this one before it was known
         // here: written again, over the latest.
         let Some((_, again)) = hidden else { return };
-        (revision, change) = (Some(written), again);
+        (revision, change, asked) = (Some(written), again, false);
     }
 }
 

@@ -462,14 +462,17 @@ impl State {
         }
     }
 
-    /// This node's write landed: noted as a value seen, then counted done.
-    pub(super) fn network_room_written(&mut self, seen: Seen) {
+    /// This node's write landed: noted as a value seen, then counted done
+    /// when it answers a change counted on its way (`asked`).
+    pub(super) fn network_room_written(&mut self, seen: Seen, asked: bool) {
         let Some(name) = rooms::folded_of(&seen.key) else {
             return;
         };
         let folded = self.fold(&name);
         self.network_room_seen(seen);
-        self.network_room_written_one(&folded);
+        if asked {
+            self.network_room_written_one(&folded);
+        }
     }
 
     /// This node's write did not land: the room shows the latest value
@@ -581,7 +584,7 @@ impl State {
             };
             network
                 .link
-                .change_room(folded.as_str(), value_of(channel), None, change);
+                .revive_room(folded.as_str(), value_of(channel), change);
         }
     }
 
@@ -985,7 +988,38 @@ mod tests {
             key: rooms::key("#room"),
             revision: 6,
             state: Box::new(ours),
+            asked: true,
         });
+        assert_eq!(h.take("alice"), [format!(":{OP} MODE #room +m")]);
+    }
+
+    #[test]
+    fn a_write_the_core_did_not_count_does_not_end_the_wait_of_one_it_did() {
+        let mut h = alice_in_a_room();
+        h.send("alice", "MODE #room +i");
+        h.take("alice");
+        let theirs = RoomState {
+            flags: "mnt".into(),
+            key: None,
+            limit: None,
+            topic: None,
+            bans: Vec::new(),
+            ..value("", "")
+        };
+        seen(&mut h, 5, theirs.clone());
+        // A hidden change of this node's applied again: not alice's +i.
+        let written = |revision, flags: &str, asked| Heard::RoomWritten {
+            key: rooms::key("#room"),
+            revision,
+            state: Box::new(RoomState {
+                flags: flags.into(),
+                ..theirs.clone()
+            }),
+            asked,
+        };
+        h.state.network_heard(written(6, "mnt", false));
+        assert!(h.take("alice").is_empty(), "+i is not undone meanwhile");
+        h.state.network_heard(written(7, "imnt", true));
         assert_eq!(h.take("alice"), [format!(":{OP} MODE #room +m")]);
     }
 
