@@ -26,6 +26,11 @@ use crate::proto::{Folded, Line, Message, numeric};
 /// their creation is refused, as when the bucket cannot be reached).
 pub const MAX_KNOWN_ROOMS: usize = 100_000;
 
+/// The most deletions of rooms' values a node remembers; past it, it
+/// starts afresh (a creation's read of a value deleted just after is the
+/// race they guard against, a matter of milliseconds).
+const MAX_DELETIONS: usize = 10_000;
+
 /// How many times a join retries a creation the bucket answered with a
 /// value that was gone when read.
 const CREATE_ATTEMPTS: u8 = 3;
@@ -62,6 +67,29 @@ pub struct Rooms {
     /// shown (the write lands on top of them, or is applied again on top
     /// of them, and the members would see a change undone and redone).
     writing: HashMap<Folded, (u32, SystemTime)>,
+    /// The revision of each room's deletion the watch saw, until a later
+    /// value: a value read before it, but heard of after, is not taken
+    /// for the room's latest.
+    deleted: HashMap<Folded, u64>,
+}
+
+impl Rooms {
+    /// Whether `revision` of `folded` is newer than both its known value
+    /// and its last deletion seen.
+    fn is_newer(&self, folded: &Folded, revision: u64) -> bool {
+        let known = self.known.get(folded).map_or(0, |known| known.revision);
+        let deleted = self.deleted.get(folded).copied().unwrap_or(0);
+        known.max(deleted) < revision
+    }
+
+    /// Notes `folded`'s deletion at `revision`.
+    fn note_deleted(&mut self, folded: &Folded, revision: u64) {
+        self.known.remove(folded);
+        if self.deleted.len() >= MAX_DELETIONS && !self.deleted.contains_key(folded) {
+            self.deleted.clear();
+        }
+        self.deleted.insert(folded.clone(), revision);
+    }
 }
 
 /// Seconds since the epoch, as values keep times.
@@ -214,10 +242,13 @@ impl State {
                 state,
                 written,
             } => {
-                let left = self.network_left_behind(&folded, state.is_some(), written);
-                let gone = revision == 0 && pending.attempts < CREATE_ATTEMPTS;
+                // Read before a deletion this node has seen since: created
+                // again, as if it had read the deletion.
+                let stale = revision != 0 && self.network_room_deleted_since(&folded, revision);
+                let left = !stale && self.network_left_behind(&folded, state.is_some(), written);
+                let gone = (revision == 0 || stale) && pending.attempts < CREATE_ATTEMPTS;
                 if left || gone {
-                    let over = (revision != 0).then_some(revision);
+                    let over = (revision != 0 && !stale).then_some(revision);
                     pending.attempts += 1;
                     if let Some(network) = &mut self.network {
                         let value = pending.state.clone();
@@ -226,7 +257,7 @@ impl State {
                     }
                     return;
                 }
-                let Some(state) = state else {
+                let Some(state) = state.filter(|_| !stale) else {
                     self.resume_refused(id, &pending.name);
                     return;
                 };
@@ -325,6 +356,18 @@ impl State {
         }
     }
 
+    /// Whether `folded`'s value at `revision` was deleted since, as far
+    /// as the watch told.
+    fn network_room_deleted_since(&self, folded: &Folded, revision: u64) -> bool {
+        self.network.as_ref().is_some_and(|network| {
+            network
+                .rooms
+                .deleted
+                .get(folded)
+                .is_some_and(|&at| revision < at)
+        })
+    }
+
     /// Notes `folded`'s value at `revision`.
     fn network_known(&mut self, folded: &Folded, revision: u64, state: Option<Box<RoomState>>) {
         let Some(network) = &mut self.network else {
@@ -336,6 +379,10 @@ impl State {
             return;
         }
         known.insert(folded.clone(), Known { revision, state });
+        let rooms = &mut network.rooms;
+        if rooms.deleted.get(folded).is_some_and(|&at| at < revision) {
+            rooms.deleted.remove(folded);
+        }
     }
 
     /// A MODE of the local `id` changed `folded`'s own modes: the bucket
@@ -531,16 +578,11 @@ impl State {
         let Some(network) = &mut self.network else {
             return;
         };
-        let newer = network
-            .rooms
-            .known
-            .get(&folded)
-            .is_none_or(|known| known.revision < seen.revision);
-        if !newer {
+        if !network.rooms.is_newer(&folded, seen.revision) {
             return;
         }
         if seen.deleted {
-            network.rooms.known.remove(&folded);
+            network.rooms.note_deleted(&folded, seen.revision);
             self.network_room_revive(&folded);
             return;
         }
@@ -952,6 +994,38 @@ mod tests {
                 "settled {settled}: {lines:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_creation_that_read_a_value_deleted_since_creates_the_room_again() {
+        let mut h = alice_in_a_network();
+        let old = RoomState {
+            flags: "nt".into(),
+            key: None,
+            ..value("", "troll!*@*")
+        };
+        seen(&mut h, 3, old.clone());
+        h.send("alice", "JOIN #room");
+        h.state.network_heard(Heard::RoomSeen(Seen {
+            key: rooms::key("#room"),
+            revision: 4,
+            state: None,
+            deleted: true,
+        }));
+        let read_before = Created::Exists {
+            revision: 3,
+            state: Some(Box::new(old)),
+            written: crate::history::millis(SystemTime::now()),
+        };
+        created(&mut h, "alice", read_before);
+        assert!(h.take("alice").is_empty(), "created again");
+        created(&mut h, "alice", Created::Won { revision: 5 });
+        let lines = h.take("alice");
+        let names = lines.iter().find(|line| line.contains(" 353 "));
+        assert!(
+            names.is_some_and(|line| line.ends_with(":@alice")),
+            "{lines:?}"
+        );
     }
 
     #[test]
