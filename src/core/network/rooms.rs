@@ -39,6 +39,9 @@ const CREATE_ATTEMPTS: u8 = 3;
 #[derive(Debug)]
 pub struct Known {
     pub revision: u64,
+    /// When this node first heard of that revision, on its own clock: a
+    /// value's age, whatever the NATS servers' clocks say.
+    pub since: SystemTime,
     /// `None` when it was not one this node reads.
     pub state: Option<Box<RoomState>>,
 }
@@ -52,6 +55,10 @@ pub struct PendingJoin {
     state: RoomState,
     /// The rooms after it in the same JOIN.
     rest: Option<Message>,
+    /// Whether it takes over a value left by a room that is gone (which
+    /// `state` then is): the room opens from it, and the joiner is checked
+    /// against it, then gets ops.
+    taking_over: bool,
     attempts: u8,
 }
 
@@ -197,6 +204,7 @@ impl State {
             key: key.to_owned(),
             state,
             rest: None,
+            taking_over: false,
             attempts: 1,
         };
         network.rooms.joining.insert(id, pending);
@@ -237,19 +245,20 @@ impl State {
                 self.network_known(&folded, revision, state);
                 true
             }
-            Created::Exists {
-                revision,
-                state,
-                written,
-            } => {
+            Created::Exists { revision, state } => {
                 // Read before a deletion this node has seen since: created
                 // again, as if it had read the deletion.
                 let stale = revision != 0 && self.network_room_deleted_since(&folded, revision);
-                let left = !stale && self.network_left_behind(&folded, state.is_some(), written);
+                let left = !stale && self.network_left_behind(&folded, state.is_some(), revision);
                 let gone = (revision == 0 || stale) && pending.attempts < CREATE_ATTEMPTS;
                 if left || gone {
                     let over = (revision != 0 && !stale).then_some(revision);
                     pending.attempts += 1;
+                    // A left value keeps its modes, key, lists and topic.
+                    pending.taking_over = left && state.is_some();
+                    if let Some(left) = state.filter(|_| left) {
+                        pending.state = *left;
+                    }
                     if let Some(network) = &mut self.network {
                         let value = pending.state.clone();
                         network.link.create_room(id.0, folded.as_str(), value, over);
@@ -275,7 +284,7 @@ impl State {
                 return;
             }
         };
-        if !won {
+        if !won || pending.taking_over {
             self.network_room_open(&folded, &pending.name);
         }
         let PendingJoin {
@@ -302,9 +311,10 @@ impl State {
     /// Whether the value a creation found was left by a room that is gone:
     /// this node has listened long enough to know every member, knows none
     /// of this room, and nothing wrote the value for a node timeout (so it
-    /// is no creation made elsewhere an instant ago). A value this node
+    /// is no creation made elsewhere an instant ago: the revision read was
+    /// known here for that long, on this node's clock). A value this node
     /// cannot read is replaced too.
-    fn network_left_behind(&self, folded: &Folded, readable: bool, written_ms: i64) -> bool {
+    fn network_left_behind(&self, folded: &Folded, readable: bool, revision: u64) -> bool {
         let Some(network) = &self.network else {
             return false;
         };
@@ -314,9 +324,15 @@ impl State {
         if !readable {
             return true;
         }
-        let now_ms = crate::history::millis(self.clock.now());
-        let timeout_ms = i64::try_from(network.timeout.as_millis()).unwrap_or(i64::MAX);
-        !self.network_is_new() && now_ms.saturating_sub(written_ms) > timeout_ms
+        let now = self.clock.now();
+        let quiet = network
+            .rooms
+            .known
+            .get(folded)
+            .filter(|known| known.revision == revision)
+            .and_then(|known| now.duration_since(known.since).ok())
+            .is_some_and(|age| age > network.timeout);
+        !self.network_is_new() && quiet
     }
 
     /// Opens the room `folded` here from its known value, without members.
@@ -370,6 +386,7 @@ impl State {
 
     /// Notes `folded`'s value at `revision`.
     fn network_known(&mut self, folded: &Folded, revision: u64, state: Option<Box<RoomState>>) {
+        let since = self.clock.now();
         let Some(network) = &mut self.network else {
             return;
         };
@@ -378,7 +395,12 @@ impl State {
             warn!(room = %folded.as_str(), "too many rooms in the bucket; this one's value is not kept");
             return;
         }
-        known.insert(folded.clone(), Known { revision, state });
+        let value = Known {
+            revision,
+            since,
+            state,
+        };
+        known.insert(folded.clone(), value);
         let rooms = &mut network.rooms;
         if rooms.deleted.get(folded).is_some_and(|&at| at < revision) {
             rooms.deleted.remove(folded);
@@ -947,7 +969,6 @@ mod tests {
                 flags: "nt".into(),
                 ..value(key, "troll!*@*")
             })),
-            written: crate::history::millis(SystemTime::now()),
         };
         created(&mut h, "alice", exists("sesame"));
         assert_eq!(
@@ -965,65 +986,97 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_value_left_by_a_room_that_is_gone_is_taken_over_once_the_node_is_settled() {
-        for (settled, names) in [(true, ":@alice"), (false, ":alice")] {
-            let mut h = alice_in_a_network();
-            if settled && let Some(network) = h.state.network.as_mut() {
-                network.joined -= Duration::from_secs(60);
-            }
-            h.send("alice", "JOIN #room");
-            let left = Created::Exists {
-                revision: 3,
-                state: Some(Box::new(RoomState {
-                    flags: "nt".into(),
-                    key: None,
-                    ..value("", "troll!*@*")
-                })),
-                written: 0,
-            };
-            created(&mut h, "alice", left);
-            if settled {
-                assert!(h.take("alice").is_empty(), "taking it over");
-                created(&mut h, "alice", Created::Won { revision: 4 });
-            }
-            let lines = h.take("alice");
-            let joined = lines.iter().find(|line| line.contains(" 353 "));
-            assert!(
-                joined.is_some_and(|line| line.ends_with(names)),
-                "settled {settled}: {lines:?}"
-            );
+    /// alice on a node settled in its network, which saw #room's value
+    /// `left` at revision 3 some `secs` ago, joins #room with `key`; the
+    /// bucket answers with that value, and then with `Won` if taken over.
+    fn join_a_left_room(left: RoomState, secs: u64, key: &str) -> Harness {
+        let mut h = alice_in_a_network();
+        if let Some(network) = h.state.network.as_mut() {
+            network.joined -= Duration::from_secs(60);
         }
+        seen(&mut h, 3, left.clone());
+        h.advance(secs);
+        h.send("alice", &format!("JOIN #room {key}"));
+        let exists = Created::Exists {
+            revision: 3,
+            state: Some(Box::new(left)),
+        };
+        created(&mut h, "alice", exists);
+        h
     }
 
     #[test]
-    fn a_creation_that_read_a_value_deleted_since_creates_the_room_again() {
-        let mut h = alice_in_a_network();
-        let old = RoomState {
-            flags: "nt".into(),
+    fn a_value_left_by_a_room_that_is_gone_is_taken_over_with_its_state() {
+        let left = RoomState {
+            flags: "mnt".into(),
             key: None,
             ..value("", "troll!*@*")
         };
-        seen(&mut h, 3, old.clone());
-        h.send("alice", "JOIN #room");
-        h.state.network_heard(Heard::RoomSeen(Seen {
-            key: rooms::key("#room"),
-            revision: 4,
-            state: None,
-            deleted: true,
-        }));
-        let read_before = Created::Exists {
-            revision: 3,
-            state: Some(Box::new(old)),
-            written: crate::history::millis(SystemTime::now()),
-        };
-        created(&mut h, "alice", read_before);
-        assert!(h.take("alice").is_empty(), "created again");
-        created(&mut h, "alice", Created::Won { revision: 5 });
+        let mut h = join_a_left_room(left, 4, "");
+        assert!(h.take("alice").is_empty(), "taking it over");
+        created(&mut h, "alice", Created::Won { revision: 4 });
         let lines = h.take("alice");
         let names = lines.iter().find(|line| line.contains(" 353 "));
         assert!(
             names.is_some_and(|line| line.ends_with(":@alice")),
+            "{lines:?}"
+        );
+        let channel = h.channel("#room");
+        assert_eq!(channel.bans.len(), 1, "its bans are kept");
+        assert!(channel.modes.moderated && channel.topic.is_some());
+    }
+
+    #[test]
+    fn a_joiner_taking_over_a_left_value_is_checked_against_it() {
+        let left = RoomState {
+            flags: "nt".into(),
+            ..value("sesame", "troll!*@*")
+        };
+        let mut h = join_a_left_room(left, 4, "");
+        created(&mut h, "alice", Created::Won { revision: 4 });
+        assert_eq!(
+            h.take("alice"),
+            [":irc.test 475 alice #room :Cannot join channel (+k)"]
+        );
+        assert!(!h.state.channels.contains_key(&h.state.fold("#room")));
+    }
+
+    #[test]
+    fn a_value_this_node_heard_of_an_instant_ago_is_not_taken_over() {
+        let left = RoomState {
+            flags: "nt".into(),
+            key: None,
+            ..value("", "troll!*@*")
+        };
+        let mut h = join_a_left_room(left, 1, "");
+        let lines = h.take("alice");
+        let names = lines.iter().find(|line| line.contains(" 353 "));
+        assert!(
+            names.is_some_and(|line| line.ends_with(":alice")),
+            "{lines:?}"
+        );
+    }
+
+    #[test]
+    fn a_node_new_to_the_network_takes_over_no_value() {
+        let mut h = alice_in_a_network();
+        let left = RoomState {
+            flags: "nt".into(),
+            key: None,
+            ..value("", "troll!*@*")
+        };
+        seen(&mut h, 3, left.clone());
+        h.advance(4);
+        h.send("alice", "JOIN #room");
+        let exists = Created::Exists {
+            revision: 3,
+            state: Some(Box::new(left)),
+        };
+        created(&mut h, "alice", exists);
+        let lines = h.take("alice");
+        let names = lines.iter().find(|line| line.contains(" 353 "));
+        assert!(
+            names.is_some_and(|line| line.ends_with(":alice")),
             "{lines:?}"
         );
     }
