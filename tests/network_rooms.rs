@@ -2,7 +2,7 @@
 //! cluster: a node that starts late shows a room's key, limit, bans and
 //! topic to its first joiner; a room created on two nodes at once has
 //! exactly one op; two ops on two nodes changing one room at once leave
-//! both changes on every node; a room left by its last member, or held by
+//! both changes on every node (two quick ones from one of them too); a room left by its last member, or held by
 //! a node that stops, is created anew by the next joiner; and a new room cannot be joined (437) while
 //! the bucket cannot be reached.
 
@@ -209,6 +209,71 @@ async fn two_ops_changing_one_room_at_once_both_hold_everywhere() {
                 );
                 tokio::time::sleep(POLL).await;
             }
+        }
+    }
+    network.shutdown().await;
+}
+
+/// Until `room`'s modes shown to `client` have every one of `letters` (or,
+/// `adding` false, none of them), within [`CONVERGE`].
+async fn await_flags(client: &mut Client, room: &str, adding: bool, letters: &str, round: usize) {
+    let deadline = Instant::now() + CONVERGE;
+    loop {
+        client.send(&format!("MODE {room}")).await;
+        let shown = client.expect_containing(" 324 ").await;
+        client.expect_containing(" 329 ").await;
+        let field = shown.split(' ').nth(4).unwrap_or_default().to_owned();
+        if letters
+            .chars()
+            .all(|letter| field.contains(letter) == adding)
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "round {round}: {letters} never all {} on {room}; last {shown}",
+            if adding { "set" } else { "unset" }
+        );
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// alice on a sends two MODEs in a row while bob on b sends one, round
+/// after round: alice's second change is written on top of the value her
+/// first landed in, bob's change included, so all three hold everywhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_quick_changes_racing_another_nodes_keep_all_three() {
+    let network = Network::start(3).await;
+    let mut users =
+        register_everywhere(&network.addrs(), &[("alice", 0), ("bob", 1), ("carol", 2)]).await;
+    let [alice, bob, carol] = &mut users[..] else {
+        unreachable!("three users were registered");
+    };
+    alice.send("JOIN #quick").await;
+    alice.expect_containing(" 366 alice #quick ").await;
+    for (client, nick) in [(&mut *bob, "bob"), (&mut *carol, "carol")] {
+        await_members(client, "#quick", &["alice"]).await;
+        client.send("JOIN #quick").await;
+        client
+            .expect_containing(&format!(" 366 {nick} #quick "))
+            .await;
+    }
+    await_members(alice, "#quick", &["alice", "bob", "carol"]).await;
+    alice.send("MODE #quick +o bob").await;
+    bob.expect_containing(" MODE #quick +o bob").await;
+
+    for round in 0..CHANGE_RACES {
+        let (adding, sign) = if round % 2 == 0 {
+            (true, '+')
+        } else {
+            (false, '-')
+        };
+        alice
+            .send(&format!("MODE #quick {sign}i\r\nMODE #quick {sign}s"))
+            .await;
+        bob.send(&format!("MODE #quick {sign}m")).await;
+        for client in [&mut *alice, &mut *bob, &mut *carol] {
+            await_flags(client, "#quick", adding, "ism", round).await;
         }
     }
     network.shutdown().await;

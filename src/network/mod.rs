@@ -53,13 +53,16 @@ pub enum Heard {
     /// room first, when the watch starts).
     RoomSeen(rooms::Seen),
     /// A change of this node's was written at `revision`, as `state`
-    /// (another node's changes included, when it wrote first).
+    /// (another node's changes included, when it wrote first). `asked`
+    /// when it answers a change the core asked for and counts as on its
+    /// way; a revive or a change applied again was not counted.
     RoomWritten {
         key: String,
         revision: u64,
         state: Box<rooms::RoomState>,
+        asked: bool,
     },
-    /// A change of this node's to the room `key` could not be written.
+    /// A change the core asked for to the room `key` could not be written.
     RoomNotWritten { key: String },
 }
 
@@ -103,12 +106,14 @@ enum RoomWrite {
         state: Box<rooms::RoomState>,
         over: Option<u64>,
     },
-    /// A change, with the room's new state and the revision it was made at.
+    /// A change, with the room's new state and the revision it was made
+    /// at; `asked` when the core counts it as on its way (not a revive).
     Change {
         key: String,
         state: Box<rooms::RoomState>,
         revision: Option<u64>,
         change: rooms::Change,
+        asked: bool,
     },
     /// The room's last member left: its value goes, if still at `revision`.
     Remove { key: String, revision: Option<u64> },
@@ -146,22 +151,28 @@ const LEDGER_ROOMS: usize = 100_000;
 #[derive(Debug)]
 struct OwnWrite {
     revision: u64,
-    /// The change it made; none for a creation, or once applied again.
+    /// The revision it was written over (0 for a creation): a value
+    /// written over an older one cannot have hidden it.
+    base: u64,
+    /// The change it made; none for a creation, once applied again, or
+    /// once a value written over it was seen.
     change: Option<rooms::Change>,
 }
 
 impl RoomLedger {
     /// This node's change of `key`, taken when the last value seen of it
-    /// was written over a revision older than that change's, which it
-    /// therefore hid.
+    /// was written over the same revision as that change (or a later one
+    /// still older than it) and landed after it, which it therefore hid.
+    /// A value seen written over this node's write or later settles it.
     fn take_hidden(&mut self, key: &str) -> Option<(u64, rooms::Change)> {
         let &(revision, base) = self.seen.get(key)?;
         let own = self.own.get_mut(key)?;
-        if base < own.revision && own.revision < revision {
-            own.change.take().map(|change| (revision, change))
-        } else {
-            None
+        if base >= own.revision {
+            own.change = None;
+            return None;
         }
+        let hid = own.base <= base && own.revision < revision;
+        own.change.take_if(|_| hid).map(|change| (revision, change))
     }
 
     fn note_seen(&mut self, key: &str, revision: u64, base: u64) {
@@ -171,12 +182,24 @@ impl RoomLedger {
         self.seen.insert(key.to_owned(), (revision, base));
     }
 
-    fn note_own(&mut self, key: &str, revision: u64, change: Option<rooms::Change>) {
+    /// The room's value was deleted: a value written later belongs to a
+    /// new life of the room, which no earlier change of this node's is
+    /// part of.
+    fn note_deleted(&mut self, key: &str) {
+        self.own.remove(key);
+        self.seen.remove(key);
+    }
+
+    fn note_own(&mut self, key: &str, (revision, base): (u64, u64), change: Option<rooms::Change>) {
         if self.own.len() >= LEDGER_ROOMS && !self.own.contains_key(key) {
             self.own.clear();
         }
-        self.own
-            .insert(key.to_owned(), OwnWrite { revision, change });
+        let write = OwnWrite {
+            revision,
+            base,
+            change,
+        };
+        self.own.insert(key.to_owned(), write);
     }
 }
 
@@ -279,6 +302,21 @@ impl NetworkHandle {
             state: Box::new(state),
             revision,
             change,
+            asked: true,
+        };
+        let _ = self.requests.send(Request::WriteRoom(write));
+    }
+
+    /// Writes the room `folded`'s value again as `state`, after it was
+    /// deleted while this node still has members there; its answer is
+    /// not one the core counts.
+    pub fn revive_room(&self, folded: &str, state: rooms::RoomState, change: rooms::Change) {
+        let write = RoomWrite::Change {
+            key: rooms::key(folded),
+            state: Box::new(state),
+            revision: None,
+            change,
+            asked: false,
         };
         let _ = self.requests.send(Request::WriteRoom(write));
     }
@@ -668,10 +706,12 @@ impl Link {
                 let outcome = rooms::Created::Failed("too many room writes waiting".to_owned());
                 Heard::RoomCreated { uid, outcome }
             }
-            RoomWrite::Change { key, .. } | RoomWrite::Reapply { key, .. } => {
-                Heard::RoomNotWritten { key }
+            RoomWrite::Change {
+                key, asked: true, ..
+            } => Heard::RoomNotWritten { key },
+            RoomWrite::Change { .. } | RoomWrite::Reapply { .. } | RoomWrite::Remove { .. } => {
+                return;
             }
-            RoomWrite::Remove { .. } => return,
         };
         (self.deliver)(heard).await;
     }
@@ -721,8 +761,12 @@ async fn watch_rooms(
 /// Notes the value `seen`, and queues this node's last change of its room
 /// again when `seen` hid it.
 fn reapply_if_hidden(seen: &rooms::Seen, own: &Ledger, writes: &mpsc::Sender<RoomWrite>) {
-    let Some(state) = &seen.state else { return };
     let Ok(mut ledger) = own.lock() else { return };
+    if seen.deleted {
+        ledger.note_deleted(&seen.key);
+        return;
+    }
+    let Some(state) = &seen.state else { return };
     ledger.note_seen(&seen.key, seen.revision, state.base);
     let Some((revision, change)) = ledger.take_hidden(&seen.key) else {
         return;
@@ -760,7 +804,7 @@ async fn write_rooms(
             } => {
                 let outcome = rooms::create(&store, &key, &state, over, within).await;
                 if let (rooms::Created::Won { revision }, Ok(mut ledger)) = (&outcome, own.lock()) {
-                    ledger.note_own(&key, *revision, None);
+                    ledger.note_own(&key, (*revision, over.unwrap_or(0)), None);
                 }
                 deliver(Heard::RoomCreated { uid, outcome }).await;
             }
@@ -769,19 +813,13 @@ async fn write_rooms(
                 state,
                 revision,
                 change,
+                asked,
             } => {
-                // A removal or change asked before the core saw this node's
-                // own last write goes at that write's revision.
-                let last = own_revision(&own, &key);
-                let revision = revision.max(last);
-                write_change(
-                    &store,
-                    (key, state, revision, change),
-                    &deliver,
-                    &own,
-                    within,
-                )
-                .await;
+                // Written at the revision its value was made from: a later
+                // one (this node's own last write too) is a conflict, on
+                // which the change is applied to the latest value.
+                let write = (key, state, revision, change);
+                write_change(&store, write, &deliver, &own, (within, asked)).await;
             }
             RoomWrite::Reapply {
                 key,
@@ -791,7 +829,7 @@ async fn write_rooms(
             } => {
                 state.apply(&change);
                 let write = (key, state, Some(revision), change);
-                write_change(&store, write, &deliver, &own, within).await;
+                write_change(&store, write, &deliver, &own, (within, false)).await;
             }
             RoomWrite::Remove { key, revision } => {
                 let last = own
@@ -807,39 +845,39 @@ async fn write_rooms(
     }
 }
 
-/// The revision of this node's last write of `key`, if it knows one.
-fn own_revision(own: &Ledger, key: &str) -> Option<u64> {
-    let ledger = own.lock().ok()?;
-    ledger.own.get(key).map(|write| write.revision)
-}
-
 /// Writes one change (key, new state, revision seen, change) and tells the
-/// core what was written.
+/// core what was written; only the first answer to a change the core
+/// asked for (`asked`) is one it counts, and a failure of another is not
+/// its news.
 async fn write_change(
     store: &async_nats::jetstream::kv::Store,
     (key, state, revision, change): (String, Box<rooms::RoomState>, Option<u64>, rooms::Change),
     deliver: &Deliver,
     own: &Ledger,
-    within: Duration,
+    (within, asked): (Duration, bool),
 ) {
-    let (mut revision, mut change) = (revision, change);
+    let (mut revision, mut change, mut asked) = (revision, change, asked);
     for _ in 0..rooms::MAX_ATTEMPTS {
         let writing = rooms::change(store, &key, &state, revision, &change);
         let (written, value) = match tokio::time::timeout(within, writing).await {
             Ok(Ok(written)) => written,
             Ok(Err(reason)) => {
                 warn!(%reason, "a room change was not written; the room goes back to its value");
-                deliver(Heard::RoomNotWritten { key }).await;
+                if asked {
+                    deliver(Heard::RoomNotWritten { key }).await;
+                }
                 return;
             }
             Err(_) => {
                 warn!("a room change was not written in time; the room goes back to its value");
-                deliver(Heard::RoomNotWritten { key }).await;
+                if asked {
+                    deliver(Heard::RoomNotWritten { key }).await;
+                }
                 return;
             }
         };
         let hidden = own.lock().ok().and_then(|mut ledger| {
-            ledger.note_own(&key, written, Some(change.clone()));
+            ledger.note_own(&key, (written, value.base), Some(change.clone()));
             ledger.take_hidden(&key)
         });
         let value = Box::new(value);
@@ -847,11 +885,74 @@ async fn write_change(
             key: key.clone(),
             revision: written,
             state: value,
+            asked,
         };
         deliver(told).await;
         // The watch saw a value that hid this one before it was known
         // here: written again, over the latest.
         let Some((_, again)) = hidden else { return };
-        (revision, change) = (Some(written), again);
+        (revision, change, asked) = (Some(written), again, false);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "23726f6f6d";
+
+    /// A change of the key, made by an op.
+    fn plus_k() -> rooms::Change {
+        rooms::Change::Modes {
+            changes: vec![rooms::ModeChange {
+                adding: true,
+                letter: 'k',
+                arg: Some("sesame".into()),
+            }],
+            by: "op!o@h".into(),
+            at: 5,
+        }
+    }
+
+    #[test]
+    fn a_write_landing_after_this_nodes_at_the_same_revision_hides_it() {
+        let mut ledger = RoomLedger::default();
+        ledger.note_own(KEY, (11, 10), Some(plus_k()));
+        ledger.note_seen(KEY, 12, 10);
+        assert_eq!(ledger.take_hidden(KEY), Some((12, plus_k())));
+        assert_eq!(ledger.take_hidden(KEY), None, "applied again once");
+    }
+
+    #[test]
+    fn a_value_written_over_this_nodes_write_settles_its_change() {
+        let mut ledger = RoomLedger::default();
+        ledger.note_own(KEY, (11, 10), Some(plus_k()));
+        ledger.note_seen(KEY, 12, 11);
+        assert_eq!(ledger.take_hidden(KEY), None);
+        // A stale view of an older value later cannot bring it back.
+        ledger.note_seen(KEY, 13, 10);
+        assert_eq!(ledger.take_hidden(KEY), None);
+    }
+
+    #[test]
+    fn a_new_life_of_a_room_does_not_get_an_old_change() {
+        let mut ledger = RoomLedger::default();
+        ledger.note_own(KEY, (11, 10), Some(plus_k()));
+        // Created anew, written over nothing, with no deletion seen.
+        ledger.note_seen(KEY, 30, 0);
+        assert_eq!(ledger.take_hidden(KEY), None);
+        // Revived at the deletion's revision, older than this node's base.
+        ledger.note_seen(KEY, 31, 5);
+        assert_eq!(ledger.take_hidden(KEY), None);
+    }
+
+    #[test]
+    fn a_deletion_forgets_this_nodes_last_write() {
+        let mut ledger = RoomLedger::default();
+        ledger.note_own(KEY, (11, 10), Some(plus_k()));
+        ledger.note_deleted(KEY);
+        ledger.note_seen(KEY, 30, 10);
+        assert_eq!(ledger.take_hidden(KEY), None);
+        assert!(ledger.own.is_empty());
     }
 }

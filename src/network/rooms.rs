@@ -238,12 +238,10 @@ pub enum Created {
     /// This node created it, at `revision`: its joiner gets ops.
     Won { revision: u64 },
     /// It exists already, as of `revision`; `state` is `None` when the
-    /// value was deleted since, or is not one this node reads. `written`
-    /// is when that revision was written (ms since the epoch).
+    /// value was deleted since, or is not one this node reads.
     Exists {
         revision: u64,
         state: Option<Box<RoomState>>,
-        written: i64,
     },
     /// The bucket could not be reached or written.
     Failed(String),
@@ -301,13 +299,11 @@ async fn read(store: &kv::Store, key: &str, within: Duration) -> Created {
                 .then(|| RoomState::decode(&entry.value))
                 .flatten()
                 .map(Box::new),
-            written: entry.created.unix_timestamp_nanos().div_euclid(1_000_000) as i64,
         },
         // Deleted since: the next attempt creates it over the deletion.
         Ok(Ok(None)) => Created::Exists {
             revision: 0,
             state: None,
-            written: 0,
         },
         Ok(Err(error)) => Created::Failed(error.to_string()),
         Err(_) => Created::Failed(format!("no answer in {within:?}")),

@@ -412,12 +412,16 @@ impl State {
                 key,
                 revision,
                 state,
-            } => self.network_room_written(crate::network::rooms::Seen {
-                key,
-                revision,
-                state: Some(state),
-                deleted: false,
-            }),
+                asked,
+            } => {
+                let seen = crate::network::rooms::Seen {
+                    key,
+                    revision,
+                    state: Some(state),
+                    deleted: false,
+                };
+                self.network_room_written(seen, asked)
+            }
             Heard::RoomNotWritten { key } => self.network_room_not_written(&key),
         }
     }

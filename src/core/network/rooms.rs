@@ -26,6 +26,11 @@ use crate::proto::{Folded, Line, Message, numeric};
 /// their creation is refused, as when the bucket cannot be reached).
 pub const MAX_KNOWN_ROOMS: usize = 100_000;
 
+/// The most deletions of rooms' values a node remembers; past it, it
+/// starts afresh (a creation's read of a value deleted just after is the
+/// race they guard against, a matter of milliseconds).
+const MAX_DELETIONS: usize = 10_000;
+
 /// How many times a join retries a creation the bucket answered with a
 /// value that was gone when read.
 const CREATE_ATTEMPTS: u8 = 3;
@@ -34,6 +39,9 @@ const CREATE_ATTEMPTS: u8 = 3;
 #[derive(Debug)]
 pub struct Known {
     pub revision: u64,
+    /// When this node first heard of that revision, on its own clock: a
+    /// value's age, whatever the NATS servers' clocks say.
+    pub since: SystemTime,
     /// `None` when it was not one this node reads.
     pub state: Option<Box<RoomState>>,
 }
@@ -47,6 +55,10 @@ pub struct PendingJoin {
     state: RoomState,
     /// The rooms after it in the same JOIN.
     rest: Option<Message>,
+    /// Whether it takes over a value left by a room that is gone (which
+    /// `state` then is): the room opens from it, and the joiner is checked
+    /// against it, then gets ops.
+    taking_over: bool,
     attempts: u8,
     /// When the creation was first asked for: the joiner waits a node
     /// timeout at most.
@@ -68,6 +80,29 @@ pub struct Rooms {
     /// shown (the write lands on top of them, or is applied again on top
     /// of them, and the members would see a change undone and redone).
     writing: HashMap<Folded, (u32, SystemTime)>,
+    /// The revision of each room's deletion the watch saw, until a later
+    /// value: a value read before it, but heard of after, is not taken
+    /// for the room's latest.
+    deleted: HashMap<Folded, u64>,
+}
+
+impl Rooms {
+    /// Whether `revision` of `folded` is newer than both its known value
+    /// and its last deletion seen.
+    fn is_newer(&self, folded: &Folded, revision: u64) -> bool {
+        let known = self.known.get(folded).map_or(0, |known| known.revision);
+        let deleted = self.deleted.get(folded).copied().unwrap_or(0);
+        known.max(deleted) < revision
+    }
+
+    /// Notes `folded`'s deletion at `revision`.
+    fn note_deleted(&mut self, folded: &Folded, revision: u64) {
+        self.known.remove(folded);
+        if self.deleted.len() >= MAX_DELETIONS && !self.deleted.contains_key(folded) {
+            self.deleted.clear();
+        }
+        self.deleted.insert(folded.clone(), revision);
+    }
 }
 
 /// Seconds since the epoch, as values keep times.
@@ -181,6 +216,7 @@ impl State {
             key: key.to_owned(),
             state,
             rest: None,
+            taking_over: false,
             attempts: 1,
             asked: now,
             expired: false,
@@ -224,16 +260,22 @@ impl State {
                 self.network_known(&folded, revision, state);
                 true
             }
-            Created::Exists {
-                revision,
-                state,
-                written,
-            } => {
-                let left = self.network_left_behind(&folded, state.is_some(), written);
-                let retry = (left || revision == 0) && pending.attempts < CREATE_ATTEMPTS;
+            Created::Exists { revision, state } => {
+                // Read before a deletion this node has seen since: created
+                // again, as if it had read the deletion.
+                let stale = revision != 0 && self.network_room_deleted_since(&folded, revision);
+                let left = !stale && self.network_left_behind(&folded, state.is_some(), revision);
+                // Every retry, whatever its reason, counts against the
+                // creation's attempts.
+                let retry = (left || stale || revision == 0) && pending.attempts < CREATE_ATTEMPTS;
                 if retry {
-                    let over = (revision != 0).then_some(revision);
+                    let over = (revision != 0 && !stale).then_some(revision);
                     pending.attempts += 1;
+                    // A left value keeps its modes, key, lists and topic.
+                    pending.taking_over = left && state.is_some();
+                    if let Some(left) = state.filter(|_| left) {
+                        pending.state = *left;
+                    }
                     if let Some(network) = &mut self.network {
                         let value = pending.state.clone();
                         network.link.create_room(id.0, folded.as_str(), value, over);
@@ -241,7 +283,7 @@ impl State {
                     }
                     return;
                 }
-                let Some(state) = state else {
+                let Some(state) = state.filter(|_| !stale) else {
                     self.resume_refused(id, &pending.name);
                     return;
                 };
@@ -259,7 +301,7 @@ impl State {
                 return;
             }
         };
-        if !won {
+        if !won || pending.taking_over {
             self.network_room_open(&folded, &pending.name);
         }
         let PendingJoin {
@@ -310,9 +352,10 @@ impl State {
     /// Whether the value a creation found was left by a room that is gone:
     /// this node has listened long enough to know every member, knows none
     /// of this room, and nothing wrote the value for a node timeout (so it
-    /// is no creation made elsewhere an instant ago). A value this node
+    /// is no creation made elsewhere an instant ago: the revision read was
+    /// known here for that long, on this node's clock). A value this node
     /// cannot read is replaced too.
-    fn network_left_behind(&self, folded: &Folded, readable: bool, written_ms: i64) -> bool {
+    fn network_left_behind(&self, folded: &Folded, readable: bool, revision: u64) -> bool {
         let Some(network) = &self.network else {
             return false;
         };
@@ -322,9 +365,15 @@ impl State {
         if !readable {
             return true;
         }
-        let now_ms = crate::history::millis(self.clock.now());
-        let timeout_ms = i64::try_from(network.timeout.as_millis()).unwrap_or(i64::MAX);
-        !self.network_is_new() && now_ms.saturating_sub(written_ms) > timeout_ms
+        let now = self.clock.now();
+        let quiet = network
+            .rooms
+            .known
+            .get(folded)
+            .filter(|known| known.revision == revision)
+            .and_then(|known| now.duration_since(known.since).ok())
+            .is_some_and(|age| age > network.timeout);
+        !self.network_is_new() && quiet
     }
 
     /// Opens the room `folded` here from its known value, without members.
@@ -364,8 +413,21 @@ impl State {
         }
     }
 
+    /// Whether `folded`'s value at `revision` was deleted since, as far
+    /// as the watch told.
+    fn network_room_deleted_since(&self, folded: &Folded, revision: u64) -> bool {
+        self.network.as_ref().is_some_and(|network| {
+            network
+                .rooms
+                .deleted
+                .get(folded)
+                .is_some_and(|&at| revision < at)
+        })
+    }
+
     /// Notes `folded`'s value at `revision`.
     fn network_known(&mut self, folded: &Folded, revision: u64, state: Option<Box<RoomState>>) {
+        let since = self.clock.now();
         let Some(network) = &mut self.network else {
             return;
         };
@@ -374,7 +436,16 @@ impl State {
             warn!(room = %folded.as_str(), "too many rooms in the bucket; this one's value is not kept");
             return;
         }
-        known.insert(folded.clone(), Known { revision, state });
+        let value = Known {
+            revision,
+            since,
+            state,
+        };
+        known.insert(folded.clone(), value);
+        let rooms = &mut network.rooms;
+        if rooms.deleted.get(folded).is_some_and(|&at| at < revision) {
+            rooms.deleted.remove(folded);
+        }
     }
 
     /// A MODE of the local `id` changed `folded`'s own modes: the bucket
@@ -422,11 +493,15 @@ impl State {
         let (Some(network), Some(channel)) = (&self.network, self.channels.get(folded)) else {
             return;
         };
-        let mut state = value_of(channel);
-        state.by = match &change {
-            Change::Modes { by, .. } | Change::Topic { by, .. } => Some(by.clone()),
-        };
-        let revision = network.rooms.known.get(folded).map(|known| known.revision);
+        // The change on top of the value it was made at: this node's view
+        // may lack other nodes' values kept while its own writes are on
+        // their way, which the write must not undo.
+        let known = network.rooms.known.get(folded);
+        let revision = known.map(|known| known.revision);
+        let mut state = known
+            .and_then(|known| known.state.as_deref().cloned())
+            .unwrap_or_else(|| value_of(channel));
+        state.apply(&change);
         network
             .link
             .change_room(folded.as_str(), state, revision, change);
@@ -497,14 +572,17 @@ impl State {
         }
     }
 
-    /// This node's write landed: noted as a value seen, then counted done.
-    pub(super) fn network_room_written(&mut self, seen: Seen) {
+    /// This node's write landed: noted as a value seen, then counted done
+    /// when it answers a change counted on its way (`asked`).
+    pub(super) fn network_room_written(&mut self, seen: Seen, asked: bool) {
         let Some(name) = rooms::folded_of(&seen.key) else {
             return;
         };
         let folded = self.fold(&name);
         self.network_room_seen(seen);
-        self.network_room_written_one(&folded);
+        if asked {
+            self.network_room_written_one(&folded);
+        }
     }
 
     /// This node's write did not land: the room shows the latest value
@@ -563,16 +641,11 @@ impl State {
         let Some(network) = &mut self.network else {
             return;
         };
-        let newer = network
-            .rooms
-            .known
-            .get(&folded)
-            .is_none_or(|known| known.revision < seen.revision);
-        if !newer {
+        if !network.rooms.is_newer(&folded, seen.revision) {
             return;
         }
         if seen.deleted {
-            network.rooms.known.remove(&folded);
+            network.rooms.note_deleted(&folded, seen.revision);
             self.network_room_revive(&folded);
             return;
         }
@@ -616,7 +689,7 @@ impl State {
             };
             network
                 .link
-                .change_room(folded.as_str(), value_of(channel), None, change);
+                .revive_room(folded.as_str(), value_of(channel), change);
         }
     }
 
@@ -1001,7 +1074,6 @@ mod tests {
                 flags: "nt".into(),
                 ..value(key, "troll!*@*")
             })),
-            written: crate::history::millis(SystemTime::now()),
         };
         created(&mut h, "alice", exists("sesame"));
         assert_eq!(
@@ -1019,35 +1091,99 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_value_left_by_a_room_that_is_gone_is_taken_over_once_the_node_is_settled() {
-        for (settled, names) in [(true, ":@alice"), (false, ":alice")] {
-            let mut h = alice_in_a_network();
-            if settled && let Some(network) = h.state.network.as_mut() {
-                network.joined -= Duration::from_secs(60);
-            }
-            h.send("alice", "JOIN #room");
-            let left = Created::Exists {
-                revision: 3,
-                state: Some(Box::new(RoomState {
-                    flags: "nt".into(),
-                    key: None,
-                    ..value("", "troll!*@*")
-                })),
-                written: 0,
-            };
-            created(&mut h, "alice", left);
-            if settled {
-                assert!(h.take("alice").is_empty(), "taking it over");
-                created(&mut h, "alice", Created::Won { revision: 4 });
-            }
-            let lines = h.take("alice");
-            let joined = lines.iter().find(|line| line.contains(" 353 "));
-            assert!(
-                joined.is_some_and(|line| line.ends_with(names)),
-                "settled {settled}: {lines:?}"
-            );
+    /// alice on a node settled in its network, which saw #room's value
+    /// `left` at revision 3 some `secs` ago, joins #room with `key`; the
+    /// bucket answers with that value, and then with `Won` if taken over.
+    fn join_a_left_room(left: RoomState, secs: u64, key: &str) -> Harness {
+        let mut h = alice_in_a_network();
+        if let Some(network) = h.state.network.as_mut() {
+            network.joined -= Duration::from_secs(60);
         }
+        seen(&mut h, 3, left.clone());
+        h.advance(secs);
+        h.send("alice", &format!("JOIN #room {key}"));
+        let exists = Created::Exists {
+            revision: 3,
+            state: Some(Box::new(left)),
+        };
+        created(&mut h, "alice", exists);
+        h
+    }
+
+    #[test]
+    fn a_value_left_by_a_room_that_is_gone_is_taken_over_with_its_state() {
+        let left = RoomState {
+            flags: "mnt".into(),
+            key: None,
+            ..value("", "troll!*@*")
+        };
+        let mut h = join_a_left_room(left, 4, "");
+        assert!(h.take("alice").is_empty(), "taking it over");
+        created(&mut h, "alice", Created::Won { revision: 4 });
+        let lines = h.take("alice");
+        let names = lines.iter().find(|line| line.contains(" 353 "));
+        assert!(
+            names.is_some_and(|line| line.ends_with(":@alice")),
+            "{lines:?}"
+        );
+        let channel = h.channel("#room");
+        assert_eq!(channel.bans.len(), 1, "its bans are kept");
+        assert!(channel.modes.moderated && channel.topic.is_some());
+    }
+
+    #[test]
+    fn a_joiner_taking_over_a_left_value_is_checked_against_it() {
+        let left = RoomState {
+            flags: "nt".into(),
+            ..value("sesame", "troll!*@*")
+        };
+        let mut h = join_a_left_room(left, 4, "");
+        created(&mut h, "alice", Created::Won { revision: 4 });
+        assert_eq!(
+            h.take("alice"),
+            [":irc.test 475 alice #room :Cannot join channel (+k)"]
+        );
+        assert!(!h.state.channels.contains_key(&h.state.fold("#room")));
+    }
+
+    #[test]
+    fn a_value_this_node_heard_of_an_instant_ago_is_not_taken_over() {
+        let left = RoomState {
+            flags: "nt".into(),
+            key: None,
+            ..value("", "troll!*@*")
+        };
+        let mut h = join_a_left_room(left, 1, "");
+        let lines = h.take("alice");
+        let names = lines.iter().find(|line| line.contains(" 353 "));
+        assert!(
+            names.is_some_and(|line| line.ends_with(":alice")),
+            "{lines:?}"
+        );
+    }
+
+    #[test]
+    fn a_node_new_to_the_network_takes_over_no_value() {
+        let mut h = alice_in_a_network();
+        let left = RoomState {
+            flags: "nt".into(),
+            key: None,
+            ..value("", "troll!*@*")
+        };
+        seen(&mut h, 3, left.clone());
+        h.advance(4);
+        h.send("alice", "JOIN #room");
+        let exists = Created::Exists {
+            revision: 3,
+            state: Some(Box::new(left)),
+        };
+        created(&mut h, "alice", exists);
+        let lines = h.take("alice");
+        let names = lines.iter().find(|line| line.contains(" 353 "));
+        assert!(
+            names.is_some_and(|line| line.ends_with(":alice")),
+            "{lines:?}"
+        );
     }
 
     #[test]
@@ -1084,7 +1220,38 @@ mod tests {
             key: rooms::key("#room"),
             revision: 6,
             state: Box::new(ours),
+            asked: true,
         });
+        assert_eq!(h.take("alice"), [format!(":{OP} MODE #room +m")]);
+    }
+
+    #[test]
+    fn a_write_the_core_did_not_count_does_not_end_the_wait_of_one_it_did() {
+        let mut h = alice_in_a_room();
+        h.send("alice", "MODE #room +i");
+        h.take("alice");
+        let theirs = RoomState {
+            flags: "mnt".into(),
+            key: None,
+            limit: None,
+            topic: None,
+            bans: Vec::new(),
+            ..value("", "")
+        };
+        seen(&mut h, 5, theirs.clone());
+        // A hidden change of this node's applied again: not alice's +i.
+        let written = |revision, flags: &str, asked| Heard::RoomWritten {
+            key: rooms::key("#room"),
+            revision,
+            state: Box::new(RoomState {
+                flags: flags.into(),
+                ..theirs.clone()
+            }),
+            asked,
+        };
+        h.state.network_heard(written(6, "mnt", false));
+        assert!(h.take("alice").is_empty(), "+i is not undone meanwhile");
+        h.state.network_heard(written(7, "imnt", true));
         assert_eq!(h.take("alice"), [format!(":{OP} MODE #room +m")]);
     }
 
