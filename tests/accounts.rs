@@ -12,36 +12,6 @@ async fn start(dir: &TempDir) -> rookery::ServerHandle {
     rookery::start(config).await.unwrap()
 }
 
-/// Connects as `nick` and runs SASL PLAIN for `account`; returns the
-/// client and the line that ended the exchange (903 or 904).
-async fn sasl_plain(
-    addr: std::net::SocketAddr,
-    nick: &str,
-    account: &str,
-    password: &str,
-) -> (Client, String) {
-    let mut client = Client::connect(addr).await;
-    client.send("CAP LS 302").await;
-    client.expect_containing("sasl=PLAIN").await;
-    client.send("CAP REQ sasl").await;
-    client.expect_containing("ACK").await;
-    client.send(&format!("NICK {nick}")).await;
-    client.send(&format!("USER {nick} 0 * :{nick}")).await;
-    client.send("AUTHENTICATE PLAIN").await;
-    assert_eq!(client.next_line().await.as_deref(), Some("AUTHENTICATE +"));
-    let response = STANDARD.encode(format!("{account}\0{account}\0{password}"));
-    client.send(&format!("AUTHENTICATE {response}")).await;
-    let end = loop {
-        let line = client.next_line().await.expect("the exchange ends");
-        if line.contains(" 903 ") || line.contains(" 904 ") {
-            break line;
-        }
-    };
-    client.send("CAP END").await;
-    client.expect_containing(" 376 ").await;
-    (client, end)
-}
-
 #[tokio::test]
 async fn sasl_plain_logs_in_with_the_right_password_only() {
     let dir = TempDir::new("accounts-sasl");
@@ -49,8 +19,11 @@ async fn sasl_plain_logs_in_with_the_right_password_only() {
     let addr = server.local_addrs()[0];
     Client::with_account(addr, "alice", "hunter2").await;
 
-    let (_, end) = sasl_plain(addr, "alice2", "ALICE", "wrong").await;
-    assert_eq!(end, ":irc.test 904 alice2 :SASL authentication failed");
+    let (_, exchange) = Client::sasl_plain(addr, "alice2", "ALICE", "wrong").await;
+    assert_eq!(
+        exchange.last().map(String::as_str),
+        Some(":irc.test 904 alice2 :SASL authentication failed")
+    );
 
     let mut client = Client::connect(addr).await;
     client.send("CAP LS 302").await;
@@ -111,12 +84,13 @@ async fn a_peer_sees_the_account_on_join_and_on_messages() {
     bob.send("JOIN #room").await;
     bob.expect_containing(" 366 ").await;
 
-    let (mut alice, end) = {
+    let (mut alice, exchange) = {
         let mut alice = Client::with_account(addr, "alice", "hunter2").await;
         alice.send("QUIT").await;
         assert!(alice.is_closed().await);
-        sasl_plain(addr, "alice", "alice", "hunter2").await
+        Client::sasl_plain(addr, "alice", "alice", "hunter2").await
     };
+    let end = exchange.last().cloned().unwrap_or_default();
     assert!(end.contains(" 903 "), "{end}");
     alice.send("JOIN #room").await;
     assert_eq!(

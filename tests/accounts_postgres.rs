@@ -13,8 +13,6 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use common::nats::NatsCluster;
 use common::network::{
     self, CONVERGE, NODE_TIMEOUT_MS, NODES, POLL, await_members, await_user_on, whois_server,
@@ -70,40 +68,6 @@ impl Network {
     }
 }
 
-/// Connects as `nick` and runs SASL PLAIN for `account`, with `caps`
-/// asked for too; returns the client, registered, and the line that ended
-/// the exchange (903 or 904).
-async fn sasl_plain(
-    addr: SocketAddr,
-    nick: &str,
-    account: &str,
-    password: &str,
-) -> (Client, Vec<String>) {
-    let mut client = Client::connect(addr).await;
-    client.send("CAP LS 302").await;
-    client.expect_containing("sasl").await;
-    client.send("CAP REQ sasl").await;
-    client.expect_containing("ACK").await;
-    client.send(&format!("NICK {nick}")).await;
-    client.send(&format!("USER {nick} 0 * :{nick}")).await;
-    client.send("AUTHENTICATE PLAIN").await;
-    assert_eq!(client.next_line().await.as_deref(), Some("AUTHENTICATE +"));
-    let response = STANDARD.encode(format!("{account}\0{account}\0{password}"));
-    client.send(&format!("AUTHENTICATE {response}")).await;
-    let mut exchange = Vec::new();
-    loop {
-        let line = client.next_line().await.expect("the exchange ends");
-        let end = line.contains(" 903 ") || line.contains(" 904 ");
-        exchange.push(line);
-        if end {
-            break;
-        }
-    }
-    client.send("CAP END").await;
-    client.expect_containing(" 376 ").await;
-    (client, exchange)
-}
-
 /// Polls WHOIS on `client`'s node until it shows `nick` logged in as
 /// `account` (330).
 async fn await_logged_in(client: &mut Client, nick: &str, account: &str) {
@@ -140,13 +104,14 @@ async fn an_account_registered_on_one_node_logs_in_on_another_and_shows_on_a_thi
     let mut alice = Client::with_account(network.addr(1), "alice", "hunter2").await;
     alice.send("QUIT").await;
 
-    let (_, wrong) = sasl_plain(network.addr(2), "alice1", "alice", "wrong").await;
+    let (_, wrong) = Client::sasl_plain(network.addr(2), "alice1", "alice", "wrong").await;
     assert!(
         wrong.last().is_some_and(|line| line.contains(" 904 ")),
         "{wrong:?}"
     );
 
-    let (mut on_c, exchange) = sasl_plain(network.addr(2), "alice2", "ALICE", "hunter2").await;
+    let (mut on_c, exchange) =
+        Client::sasl_plain(network.addr(2), "alice2", "ALICE", "hunter2").await;
     assert!(
         exchange.iter().any(|line| line.contains(" 900 alice2 ")
             && line.ends_with(" alice :You are now logged in as alice")),
@@ -412,27 +377,13 @@ async fn history_migrate_brings_a_nodes_accounts_along() {
     let shared = TempDir::new("pgacct-migrate-shared");
     let keys = shared_keys(&pg, &shared, "a");
     let server = rookery::start(common::test_config(&keys)).await.unwrap();
-    let (_, exchange) = sasl_plain(server.local_addrs()[0], "erin", "erin", "hunter2").await;
+    let (_, exchange) =
+        Client::sasl_plain(server.local_addrs()[0], "erin", "erin", "hunter2").await;
     assert!(
         exchange.last().is_some_and(|line| line.contains(" 903 ")),
         "{exchange:?}"
     );
     server.shutdown().await;
-}
-
-/// Sends `line`, then a PING, and returns every line up to its PONG:
-/// commands are answered in order, so that is the whole answer.
-async fn answer(client: &mut Client, line: &str) -> Vec<String> {
-    client.send(line).await;
-    client.send("PING :answered").await;
-    let mut lines = Vec::new();
-    loop {
-        let line = client.next_line().await.expect("the PONG comes");
-        if line.contains(" PONG ") && line.ends_with(":answered") {
-            return lines;
-        }
-        lines.push(line);
-    }
 }
 
 #[tokio::test]
@@ -457,7 +408,7 @@ async fn a_private_conversation_is_the_accounts_on_every_node() {
     phone.expect_containing(" 900 ").await;
     let deadline = Instant::now() + CONVERGE;
     loop {
-        let latest = answer(&mut phone, "CHATHISTORY LATEST bob * 10").await;
+        let latest = phone.answer("CHATHISTORY LATEST bob * 10").await;
         if latest.iter().any(|line| line.contains("for bob only")) {
             break;
         }
@@ -465,7 +416,7 @@ async fn a_private_conversation_is_the_accounts_on_every_node() {
         tokio::time::sleep(POLL).await;
     }
     let mut mallory = Client::register(network.addr(2), "alice").await;
-    let latest = answer(&mut mallory, "CHATHISTORY LATEST bob * 10").await;
+    let latest = mallory.answer("CHATHISTORY LATEST bob * 10").await;
     assert!(
         !latest.iter().any(|line| line.contains("for bob only")),
         "{latest:#?}"
@@ -699,7 +650,7 @@ async fn the_accounts_command_writes_a_shared_database_while_a_node_runs() {
         "{listed:?}"
     );
     // The running node logs kim in at once.
-    let (_, exchange) = sasl_plain(server.local_addrs()[0], "kim", "kim", "kim-pw").await;
+    let (_, exchange) = Client::sasl_plain(server.local_addrs()[0], "kim", "kim", "kim-pw").await;
     assert!(
         exchange.last().is_some_and(|line| line.contains(" 903 ")),
         "{exchange:?}"

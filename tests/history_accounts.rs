@@ -20,21 +20,6 @@ async fn start(dir: &TempDir) -> rookery::ServerHandle {
     rookery::start(config).await.unwrap()
 }
 
-/// Sends `line`, then a PING, and returns every line up to its PONG:
-/// commands are answered in order, so that is the whole answer.
-async fn answer(client: &mut Client, line: &str) -> Vec<String> {
-    client.send(line).await;
-    client.send("PING :answered").await;
-    let mut lines = Vec::new();
-    loop {
-        let line = client.next_line().await.expect("the PONG comes");
-        if line.contains(" PONG ") && line.ends_with(":answered") {
-            return lines;
-        }
-        lines.push(line);
-    }
-}
-
 /// The private lines among `lines`.
 fn private(lines: &[String]) -> Vec<&String> {
     lines.iter().filter(|line| line.contains(" only")).collect()
@@ -55,9 +40,11 @@ async fn a_nick_taken_while_its_account_is_away_reads_none_of_its_private_histor
     assert!(alice.is_closed().await);
 
     let mut mallory = Client::register(addr, "alice").await;
-    let latest = answer(&mut mallory, "CHATHISTORY LATEST bob * 10").await;
+    let latest = mallory.answer("CHATHISTORY LATEST bob * 10").await;
     assert!(private(&latest).is_empty(), "{latest:#?}");
-    let targets = answer(&mut mallory, &format!("CHATHISTORY TARGETS {ALL_TIME} 10")).await;
+    let targets = mallory
+        .answer(&format!("CHATHISTORY TARGETS {ALL_TIME} 10"))
+        .await;
     assert!(
         !targets.iter().any(|line| line.contains("TARGETS bob")),
         "{targets:#?}"
@@ -72,7 +59,7 @@ async fn a_nick_taken_while_its_account_is_away_reads_none_of_its_private_histor
         .send("PRIVMSG NickServ :IDENTIFY alice alice-pw")
         .await;
     phone.expect_containing(" 900 ").await;
-    let latest = answer(&mut phone, "CHATHISTORY LATEST bob * 10").await;
+    let latest = phone.answer("CHATHISTORY LATEST bob * 10").await;
     let texts: Vec<&str> = private(&latest)
         .iter()
         .filter_map(|line| line.split_once(" :").map(|(_, text)| text))
@@ -81,7 +68,9 @@ async fn a_nick_taken_while_its_account_is_away_reads_none_of_its_private_histor
     assert!(texts[0].ends_with("for bob only"), "{latest:#?}");
     assert!(texts[1].ends_with("for alice only"), "{latest:#?}");
     assert!(!latest.iter().any(|line| line.contains("it is me")));
-    let targets = answer(&mut phone, &format!("CHATHISTORY TARGETS {ALL_TIME} 10")).await;
+    let targets = phone
+        .answer(&format!("CHATHISTORY TARGETS {ALL_TIME} 10"))
+        .await;
     assert!(
         targets
             .iter()
@@ -167,18 +156,22 @@ async fn a_new_account_under_a_dropped_ones_name_reads_none_of_its_conversations
     alice.expect_containing("has been dropped").await;
     alice.send("PRIVMSG NickServ :REGISTER another-pw").await;
     alice.expect_containing(" 900 ").await;
-    let latest = answer(&mut alice, "CHATHISTORY LATEST bob * 10").await;
+    let latest = alice.answer("CHATHISTORY LATEST bob * 10").await;
     assert!(private(&latest).is_empty(), "{latest:#?}");
-    let targets = answer(&mut alice, &format!("CHATHISTORY TARGETS {ALL_TIME} 10")).await;
+    let targets = alice
+        .answer(&format!("CHATHISTORY TARGETS {ALL_TIME} 10"))
+        .await;
     assert!(
         !targets.iter().any(|line| line.contains("TARGETS bob")),
         "{targets:#?}"
     );
 
     // The conversation is gone for bob too: it was one history of both.
-    let latest = answer(&mut bob, "CHATHISTORY LATEST alice * 10").await;
+    let latest = bob.answer("CHATHISTORY LATEST alice * 10").await;
     assert!(private(&latest).is_empty(), "{latest:#?}");
-    let targets = answer(&mut bob, &format!("CHATHISTORY TARGETS {ALL_TIME} 10")).await;
+    let targets = bob
+        .answer(&format!("CHATHISTORY TARGETS {ALL_TIME} 10"))
+        .await;
     assert!(
         !targets.iter().any(|line| line.contains("TARGETS alice")),
         "{targets:#?}"
@@ -187,7 +180,7 @@ async fn a_new_account_under_a_dropped_ones_name_reads_none_of_its_conversations
     // The new account's own conversation with bob is kept.
     alice.send("PRIVMSG bob :from the new alice only").await;
     bob.expect_containing("from the new alice only").await;
-    let latest = answer(&mut bob, "CHATHISTORY LATEST alice * 10").await;
+    let latest = bob.answer("CHATHISTORY LATEST alice * 10").await;
     assert_eq!(private(&latest).len(), 1, "{latest:#?}");
     server.shutdown().await;
 }

@@ -131,6 +131,57 @@ impl Client<TcpStream> {
         client
     }
 
+    /// Connects as `nick` and runs SASL PLAIN for `account`; returns the
+    /// client, registered, and the lines of the exchange, the last of
+    /// which ended it (903 or 904).
+    pub async fn sasl_plain(
+        addr: SocketAddr,
+        nick: &str,
+        account: &str,
+        password: &str,
+    ) -> (Client, Vec<String>) {
+        use base64::Engine;
+        let mut client = Client::connect(addr).await;
+        client.send("CAP LS 302").await;
+        client.expect_containing("sasl").await;
+        client.send("CAP REQ sasl").await;
+        client.expect_containing("ACK").await;
+        client.send(&format!("NICK {nick}")).await;
+        client.send(&format!("USER {nick} 0 * :{nick}")).await;
+        client.send("AUTHENTICATE PLAIN").await;
+        assert_eq!(client.next_line().await.as_deref(), Some("AUTHENTICATE +"));
+        let response = base64::engine::general_purpose::STANDARD
+            .encode(format!("{account}\0{account}\0{password}"));
+        client.send(&format!("AUTHENTICATE {response}")).await;
+        let mut exchange = Vec::new();
+        loop {
+            let line = client.next_line().await.expect("the exchange ends");
+            let end = line.contains(" 903 ") || line.contains(" 904 ");
+            exchange.push(line);
+            if end {
+                break;
+            }
+        }
+        client.send("CAP END").await;
+        client.expect_containing(" 376 ").await;
+        (client, exchange)
+    }
+
+    /// Sends `line`, then a PING, and returns every line up to its PONG:
+    /// commands are answered in order, so that is the whole answer.
+    pub async fn answer(&mut self, line: &str) -> Vec<String> {
+        self.send(line).await;
+        self.send("PING :answered").await;
+        let mut lines = Vec::new();
+        loop {
+            let line = self.next_line().await.expect("the PONG comes");
+            if line.contains(" PONG ") && line.ends_with(":answered") {
+                return lines;
+            }
+            lines.push(line);
+        }
+    }
+
     /// The lines up to and including the first that contains `needle`.
     pub async fn lines_until(&mut self, needle: &str) -> Vec<String> {
         let mut lines = Vec::new();
